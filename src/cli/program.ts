@@ -1,0 +1,19 @@
+/** The commander program: one file per command; the only place that decides exit codes. */
+import { Command } from 'commander';
+import type { CliIo } from './io.ts';
+import { registerServe } from './serve.ts';
+import { registerValidate } from './validate.ts';
+import { registerHealth } from './health.ts';
+import { VERSION } from '../version.ts';
+
+export function buildProgram(io: CliIo): Command {
+  const program = new Command('mcpgate')
+    .description('A lock for self-hosted MCP servers: keys, allowlists, rate limits and an audit line per request.')
+    .version(VERSION, '-V, --version')
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .showHelpAfterError();
+  registerServe(program, io);
+  registerValidate(program, io);
+  registerHealth(program, io);
+  return program;
+}

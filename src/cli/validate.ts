@@ -1,0 +1,28 @@
+/** `mcpgate validate`: every problem with its path (exit 1), or a one-line summary (exit 0). */
+import type { Command } from 'commander';
+import type { CliIo } from './io.ts';
+import { loadConfig, formatIssue } from '../config/load.ts';
+import { configPath } from './config-path.ts';
+
+export function registerValidate(program: Command, io: CliIo): void {
+  program
+    .command('validate')
+    .description('check a config file and report every problem at once')
+    .option('-c, --config <path>', 'config file (default: $MCPGATE_CONFIG or ./mcpgate.yaml)')
+    .action(async (options: { config?: string }) => {
+      const path = configPath(options.config, io.env);
+      const { config, issues } = await loadConfig(path, io.env, io.now());
+      for (const issue of issues) (issue.severity === 'error' ? io.stderr : io.stderr)(formatIssue(issue) + '\n');
+      if (!config) {
+        io.stderr(`${path}: ${issues.filter((i) => i.severity === 'error').length} problem(s)\n`);
+        io.exit(1);
+        return;
+      }
+      const warnings = issues.length;
+      io.stdout(
+        `${path}: ok (upstream ${new URL(config.upstream.url).origin}, ${config.keys.length} key(s), ` +
+          `rate limit ${config.rate_limit.backend}${warnings ? `, ${warnings} warning(s)` : ''})\n`,
+      );
+      io.exit(0);
+    });
+}

@@ -1,0 +1,201 @@
+/**
+ * The configuration schema: the one place that says which fields exist, their types, defaults and
+ * meaning. The README's config reference is generated from it (scripts/config-reference.ts).
+ */
+import { array, boolean, duration, number, object, oneOf, record, size, string } from './spec.ts';
+import type { Spec } from './spec.ts';
+
+export const DEFAULTS = Object.freeze({
+  listen: '127.0.0.1:8080',
+  upstreamTimeout: '30s',
+  upstreamConnections: 256,
+  maxBodyBytes: '4MiB',
+  keepalive: '15s',
+  shutdownGrace: '10s',
+  rateCapacity: 60,
+  rateRefill: 1,
+  maxStreams: 10,
+});
+
+const listen = string('Address the gateway listens on, `host:port`.', {
+  default: DEFAULTS.listen,
+  check: (v) => (parseListen(v) ? undefined : 'must be host:port with a port from 0 to 65535'),
+});
+
+const upstream = object(
+  {
+    url: string('The upstream MCP endpoint (http or https). The gateway serves MCP on the same path.', {
+      check: (v) => {
+        try {
+          const u = new URL(v);
+          if (u.protocol !== 'http:' && u.protocol !== 'https:') return 'must be an http or https URL';
+          if (u.username || u.password) return 'must not contain credentials (use upstream.headers)';
+          return undefined;
+        } catch {
+          return 'must be an absolute http or https URL';
+        }
+      },
+    }),
+    timeout: duration("Time allowed for the upstream's response headers.", { default: DEFAULTS.upstreamTimeout, min: 1 }),
+    headers: record(
+      string('Header value.', {
+        check: (v) => (/^[\t\x20-\x7e\x80-\xff]*$/.test(v) ? undefined : 'must not contain control characters'),
+      }),
+      "Static headers added to every upstream request (e.g. the upstream's own credential from `${ENV}`).",
+    ),
+    connections: number('Maximum keep-alive connections to the upstream.', {
+      default: DEFAULTS.upstreamConnections,
+      min: 1,
+      integer: true,
+    }),
+  },
+  'The one MCP server behind the gateway.',
+  { required: ['url'] },
+);
+
+const limits = object(
+  {
+    max_body_bytes: size('Largest request body accepted (413 beyond it).', { default: DEFAULTS.maxBodyBytes }),
+  },
+  'Request limits.',
+);
+
+const streams = object(
+  {
+    keepalive: duration('Idle time after which a `: keepalive` comment is sent on an SSE stream.', {
+      default: DEFAULTS.keepalive,
+      min: 100,
+    }),
+  },
+  'Long-lived SSE streams.',
+);
+
+const shutdown = object(
+  {
+    grace: duration('On SIGTERM/SIGINT, how long in-flight requests may finish before streams are closed.', {
+      default: DEFAULTS.shutdownGrace,
+    }),
+  },
+  'Graceful shutdown.',
+);
+
+export const bucket = {
+  capacity: number('Bucket size: the burst a key may make.', { min: 1 }),
+  refill_per_second: number('Tokens added per second (fractions allowed: 0.0167 is one a minute).', { min: 0 }),
+};
+
+const keyRateLimit = object(
+  {
+    ...bucket,
+    max_streams: number('Concurrently open GET streams for this key.', { min: 0, integer: true }),
+    tools: record(object(bucket, 'A bucket for one tool name or wildcard.', { required: ['capacity', 'refill_per_second'] }), 'Extra buckets for expensive tools, by name or wildcard.'),
+  },
+  "This key's own limits, overriding `rate_limit`.",
+  { optional: true },
+);
+
+const names = (what: string) => array(string(`A ${what} or a wildcard (\`*\`).`), `${what}s this key may use (deny by default).`, { default: [] });
+
+export const keySpec = object(
+  {
+    label: string('A unique name for the key, shown in the audit log.', {
+      check: (v) => (/^[A-Za-z0-9._@-]{1,64}$/.test(v) ? undefined : 'must be 1-64 characters of A-Z a-z 0-9 . _ @ -'),
+    }),
+    hash: string('The SHA-256 of the key: `sha256:<64 hex>` or bare hex (as printed by `mcpgate keygen`).'),
+    allow: names('tool name'),
+    prompts: names('prompt name'),
+    resources: names('resource URI'),
+    disabled: boolean('A disabled key is refused.', { default: false }),
+    expires: string('Expiry date or time (ISO 8601); refused after it.'),
+    rate_limit: keyRateLimit,
+  },
+  'An API key.',
+  { required: ['label', 'hash'] },
+);
+
+const rateLimit = object(
+  {
+    capacity: number('Default bucket size per key.', { default: DEFAULTS.rateCapacity, min: 1 }),
+    refill_per_second: number('Default tokens added per second per key.', { default: DEFAULTS.rateRefill, min: 0 }),
+    max_streams: number('Default cap on concurrently open GET streams per key.', {
+      default: DEFAULTS.maxStreams,
+      min: 0,
+      integer: true,
+    }),
+    backend: oneOf(['memory', 'redis'], 'Where buckets live: `redis` shares them across replicas.', {
+      default: 'memory',
+    }),
+    redis: object(
+      {
+        url: string('Redis URL, e.g. `redis://127.0.0.1:6379/0`.'),
+        prefix: string('Prefix of the Redis keys.', { default: 'mcpgate:' }),
+        timeout: duration('Time allowed for one Redis decision before `on_store_error` applies.', { default: '250ms' }),
+      },
+      'Redis settings for `backend: redis`.',
+      { optional: true, required: ['url'] },
+    ),
+    on_store_error: oneOf(['deny', 'allow'], 'What to do when the store cannot be reached.', { default: 'deny' }),
+  },
+  'Per-key token buckets.',
+);
+
+const auth = object(
+  {
+    session_secret: string(
+      'Secret (32+ characters) that binds MCP sessions to the key that opened them. Share it across replicas; ' +
+        'a random one is made at start when absent (sessions then do not survive a restart).',
+      { check: (v) => (v.length >= 32 ? undefined : 'must be at least 32 characters') },
+    ),
+    allow_unauthenticated: boolean(
+      'Run without authentication and without allowlists (for local trials only; every request is allowed).',
+      { default: false },
+    ),
+  },
+  'Authentication settings shared by API keys and OAuth.',
+);
+
+const policy = object(
+  {
+    unknown_methods: oneOf(['deny', 'allow'], 'Methods not in the method table.', { default: 'deny' }),
+  },
+  'How requests are judged.',
+);
+
+const audit = object(
+  {
+    output: string('`stdout`, `stderr`, or a file path (reopened on SIGHUP).', { default: 'stdout' }),
+    log_arguments: boolean('Add tool arguments to the audit line (redacted fields below).', { default: false }),
+    redact: array(string('A field name.'), 'Argument field names replaced by `[redacted]`.', {
+      default: ['password', 'token', 'secret', 'api_key', 'apiKey', 'authorization'],
+    }),
+  },
+  'The audit log: one JSON line per request.',
+);
+
+const metrics = object(
+  {
+    enabled: boolean('Serve Prometheus metrics at `/metrics`.', { default: true }),
+    listen: string('Serve metrics on this separate `host:port` instead of the main listener.', {
+      check: (v) => (parseListen(v) ? undefined : 'must be host:port'),
+    }),
+  },
+  'Prometheus metrics.',
+);
+
+export const configSpec = object(
+  { listen, upstream, limits, streams, shutdown, auth, keys: array(keySpec, 'API keys.', { default: [] }), rate_limit: rateLimit, policy, audit, metrics },
+  'mcpgate configuration',
+  { required: ['upstream'] },
+);
+
+type Out<S> = S extends Spec<infer T> ? T : never;
+export type Config = Out<typeof configSpec>;
+export type KeyConfig = Out<typeof keySpec>;
+
+export function parseListen(value: string): { host: string; port: number } | undefined {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]*)):(\d{1,5})$/.exec(value);
+  if (!match) return undefined;
+  const port = Number(match[3]);
+  if (port > 65535) return undefined;
+  return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
+}

@@ -1,0 +1,102 @@
+/**
+ * The closed set of errors the gateway answers with. Steps throw a GatewayError; one function
+ * (pipeline/respond.ts) turns it into an HTTP response with a JSON-RPC error body. Tests and callers
+ * match on `code`, never on the message text. Messages never carry a secret, a host name or a stack.
+ */
+
+/** JSON-RPC 2.0 and MCP error codes used on the wire. */
+export const RPC = {
+  PARSE_ERROR: -32700,
+  INVALID_REQUEST: -32600,
+  METHOD_NOT_FOUND: -32601,
+  INVALID_PARAMS: -32602,
+  INTERNAL_ERROR: -32603,
+  /** MCP 2026-07-28: Mcp-Method / Mcp-Name header disagrees with the body. */
+  HEADER_MISMATCH: -32020,
+  /** Implementation-defined server errors (-32000..-32099). */
+  UNAUTHORIZED: -32001,
+  RATE_LIMITED: -32029,
+  UPSTREAM: -32002,
+  SHUTTING_DOWN: -32003,
+  SESSION_NOT_FOUND: -32004,
+} as const;
+
+interface ErrorSpec {
+  readonly status: number;
+  readonly rpc: number;
+  readonly message: string;
+}
+
+const SPECS = {
+  ERR_AUTH_MISSING: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
+  ERR_AUTH_MALFORMED: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
+  ERR_AUTH_UNKNOWN_KEY: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
+  ERR_AUTH_KEY_DISABLED: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
+  ERR_AUTH_KEY_EXPIRED: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
+  ERR_AUTH_KEY_IN_QUERY: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
+  ERR_AUTH_TOKEN_INVALID: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
+  ERR_AUTH_NOT_CONFIGURED: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
+  ERR_SESSION_NOT_FOUND: { status: 404, rpc: RPC.SESSION_NOT_FOUND, message: 'session not found' },
+  ERR_TOOL_DENIED: { status: 200, rpc: RPC.INVALID_PARAMS, message: 'unknown tool' },
+  ERR_PROMPT_DENIED: { status: 200, rpc: RPC.INVALID_PARAMS, message: 'unknown prompt' },
+  ERR_RESOURCE_DENIED: { status: 200, rpc: RPC.INVALID_PARAMS, message: 'resource not found' },
+  ERR_METHOD_DENIED: { status: 200, rpc: RPC.METHOD_NOT_FOUND, message: 'method not found' },
+  ERR_BATCH_DENIED: { status: 403, rpc: RPC.INVALID_REQUEST, message: 'batch contains a request this key may not make' },
+  ERR_RATE_LIMITED: { status: 429, rpc: RPC.RATE_LIMITED, message: 'rate limit exceeded for this key' },
+  ERR_TOO_MANY_STREAMS: { status: 429, rpc: RPC.RATE_LIMITED, message: 'too many open streams for this key' },
+  ERR_RATE_LIMIT_STORE: { status: 503, rpc: RPC.INTERNAL_ERROR, message: 'rate limit store unavailable' },
+  ERR_PARSE: { status: 400, rpc: RPC.PARSE_ERROR, message: 'parse error' },
+  ERR_INVALID_REQUEST: { status: 400, rpc: RPC.INVALID_REQUEST, message: 'invalid request' },
+  ERR_HEADER_MISMATCH: { status: 400, rpc: RPC.HEADER_MISMATCH, message: 'header mismatch' },
+  ERR_BODY_TOO_LARGE: { status: 413, rpc: RPC.INVALID_REQUEST, message: 'request body too large' },
+  ERR_UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    rpc: RPC.INVALID_REQUEST,
+    message: 'unsupported media type: expected application/json',
+  },
+  ERR_NOT_FOUND: { status: 404, rpc: RPC.METHOD_NOT_FOUND, message: 'not found' },
+  ERR_METHOD_NOT_ALLOWED: { status: 405, rpc: RPC.INVALID_REQUEST, message: 'method not allowed' },
+  ERR_UPSTREAM_UNAVAILABLE: { status: 502, rpc: RPC.UPSTREAM, message: 'upstream unavailable' },
+  ERR_UPSTREAM_TIMEOUT: { status: 504, rpc: RPC.UPSTREAM, message: 'upstream timed out' },
+  ERR_UPSTREAM_PROTOCOL: { status: 502, rpc: RPC.UPSTREAM, message: 'upstream sent an invalid response' },
+  ERR_CLIENT_ABORTED: { status: 499, rpc: RPC.INTERNAL_ERROR, message: 'client closed the request' },
+  ERR_SHUTTING_DOWN: { status: 503, rpc: RPC.SHUTTING_DOWN, message: 'gateway is shutting down' },
+  ERR_INTERNAL: { status: 500, rpc: RPC.INTERNAL_ERROR, message: 'internal error' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof SPECS;
+export const ERROR_CODES = Object.freeze(Object.keys(SPECS)) as readonly ErrorCode[];
+
+export class GatewayError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly rpcCode: number;
+  /** Extra response headers (Retry-After, WWW-Authenticate ...). */
+  readonly headers: Readonly<Record<string, string>> | undefined;
+  /** The JSON-RPC id to answer with when the thrower knows it better than the pipeline. */
+  readonly rpcId: string | number | null | undefined;
+
+  constructor(
+    code: ErrorCode,
+    options: {
+      message?: string;
+      cause?: unknown;
+      headers?: Record<string, string>;
+      status?: number;
+      rpcId?: string | number | null;
+    } = {},
+  ) {
+    const spec: ErrorSpec = SPECS[code];
+    super(options.message ?? spec.message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'GatewayError';
+    this.code = code;
+    this.status = options.status ?? spec.status;
+    this.rpcCode = spec.rpc;
+    this.headers = options.headers;
+    this.rpcId = options.rpcId;
+  }
+}
+
+export function isGatewayError(value: unknown): value is GatewayError {
+  return value instanceof GatewayError;
+}

@@ -1,0 +1,80 @@
+/**
+ * Strict parsing of a client's POST body. What the gateway judges is exactly what the upstream
+ * receives: the body is decoded as strict UTF-8, parsed once, validated, and the forwarded bytes
+ * are re-serialised from the parsed value. That removes every parser-difference trick at once:
+ * duplicate keys (the upstream sees only the value judged), `\u` escapes, BOMs, trailing bytes,
+ * invalid UTF-8, non-object params and ids that would not survive a round trip.
+ */
+import { GatewayError } from './errors.ts';
+import type { JsonRpcId, JsonRpcMessage } from './message.ts';
+
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+export interface ParsedBody {
+  readonly messages: readonly JsonRpcMessage[];
+  readonly batch: boolean;
+  /** The bytes to forward: the canonical serialisation of `messages`. */
+  readonly bytes: Buffer;
+}
+
+/** The id of the first request in a body, for error responses; never throws. */
+export function peekId(value: unknown): JsonRpcId | null {
+  const first = Array.isArray(value) ? value[0] : value;
+  if (typeof first === 'object' && first !== null && 'id' in first) {
+    const id = (first as { id: unknown }).id;
+    if (typeof id === 'string' || (typeof id === 'number' && Number.isSafeInteger(id))) return id;
+  }
+  return null;
+}
+
+export function parseBody(body: Buffer, knownMethods: ReadonlyMap<string, string>): ParsedBody {
+  let text: string;
+  try {
+    text = decoder.decode(body);
+  } catch (cause) {
+    throw new GatewayError('ERR_PARSE', { message: 'parse error: body is not valid UTF-8', cause });
+  }
+  if (text.charCodeAt(0) === 0xfeff) throw new GatewayError('ERR_PARSE', { message: 'parse error: byte order mark' });
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw new GatewayError('ERR_PARSE', { message: 'parse error: body is not a JSON value', cause });
+  }
+  const batch = Array.isArray(value);
+  const items: unknown[] = batch ? (value as unknown[]) : [value];
+  if (items.length === 0) throw invalid(null, 'empty batch');
+  const messages = items.map((item) => validateMessage(item, knownMethods));
+  return { messages, batch, bytes: Buffer.from(JSON.stringify(batch ? messages : messages[0])) };
+}
+
+function invalid(id: JsonRpcId | null, why: string): GatewayError {
+  return new GatewayError('ERR_INVALID_REQUEST', { message: `invalid request: ${why}`, rpcId: id });
+}
+
+function validateMessage(item: unknown, knownMethods: ReadonlyMap<string, string>): JsonRpcMessage {
+  if (typeof item !== 'object' || item === null || Array.isArray(item)) throw invalid(null, 'not an object');
+  const m = item as Record<string, unknown>;
+  const hasId = Object.hasOwn(m, 'id');
+  const id = m.id;
+  if (hasId && !(typeof id === 'string' || (typeof id === 'number' && Number.isSafeInteger(id)))) {
+    throw invalid(null, 'id must be a string or a safe integer');
+  }
+  const rid = hasId ? (id as JsonRpcId) : null;
+  if (m.jsonrpc !== '2.0') throw invalid(rid, 'jsonrpc must be "2.0"');
+  if (Object.hasOwn(m, 'method')) {
+    if (typeof m.method !== 'string' || m.method.length === 0) throw invalid(rid, 'method must be a string');
+    // A method that differs from a known one only by case would be judged unknown here but could
+    // be matched case-insensitively by some upstream: refuse it outright.
+    const canonical = knownMethods.get(m.method.toLowerCase());
+    if (canonical !== undefined && canonical !== m.method) throw invalid(rid, 'method name has the wrong case');
+    if (Object.hasOwn(m, 'params') && (typeof m.params !== 'object' || m.params === null || Array.isArray(m.params))) {
+      throw invalid(rid, 'params must be an object');
+    }
+    if (Object.hasOwn(m, 'result') || Object.hasOwn(m, 'error')) throw invalid(rid, 'a request has no result or error');
+    return m as unknown as JsonRpcMessage;
+  }
+  if (!hasId) throw invalid(null, 'a response needs an id');
+  if (Object.hasOwn(m, 'result') === Object.hasOwn(m, 'error')) throw invalid(rid, 'a response has result or error');
+  return m as unknown as JsonRpcMessage;
+}

@@ -1,0 +1,197 @@
+/**
+ * The request pipeline for the MCP endpoint, as a table of contents:
+ *
+ *   method check -> authenticate -> session binding -> read body -> inspect (parse, judge)
+ *   -> rate limit -> answer a denial | proxy (stream, rewrite lists) -> audit (on close)
+ *
+ * One RequestContext per request; the observer (audit + metrics) reads it exactly once, when the
+ * response has closed, whatever happened.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RequestContext } from './context.ts';
+import { createContext } from './context.ts';
+import type { AuthenticateStep, Clock, InspectStep, Observer, RateLimitStep, SessionStep } from './ports.ts';
+import { sendError, sendJson, toGatewayError } from './respond.ts';
+import { GatewayError } from '../jsonrpc/errors.ts';
+import type { Upstream } from '../proxy/upstream.ts';
+import { upstreamRequestHeaders } from '../proxy/headers.ts';
+import { Relay } from '../proxy/relay.ts';
+import type { ResponseRewrite } from '../proxy/relay.ts';
+import { mapUpstreamError, upstreamErrorKind } from '../proxy/upstream-error.ts';
+import { requestIdFor } from './request-id.ts';
+
+export interface HandlerDeps {
+  readonly upstream: Upstream;
+  readonly staticHeaders: Readonly<Record<string, string>>;
+  readonly keepaliveMs: number;
+  readonly readBody: (req: IncomingMessage) => Promise<Buffer>;
+  readonly authenticate: AuthenticateStep;
+  readonly sessions: SessionStep | undefined;
+  readonly inspect: InspectStep;
+  readonly rateLimit: RateLimitStep;
+  readonly observer: Observer;
+  readonly clock: Clock;
+}
+
+export interface Handler {
+  (req: IncomingMessage, res: ServerResponse): void;
+  /** Requests not yet finished (for graceful shutdown). */
+  readonly inflight: ReadonlySet<RequestContext>;
+  /** Refuse new requests with 503 from now on. */
+  drain(): void;
+  /** Ends every open GET stream (they carry no pending result; clients reconnect elsewhere). */
+  endStreams(): void;
+}
+
+const ALLOW = 'GET, POST, DELETE';
+
+export function createHandler(deps: HandlerDeps): Handler {
+  const { upstream, clock, observer } = deps;
+  const inflight = new Set<RequestContext>();
+  const streams = new Set<RequestContext>();
+  let draining = false;
+
+  async function run(ctx: RequestContext, relayRef: { relay?: Relay; release?: () => void }): Promise<void> {
+    const { req, res } = ctx;
+    if (draining) throw new GatewayError('ERR_SHUTTING_DOWN', { headers: { connection: 'close' } });
+    const method = req.method;
+    if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
+      throw new GatewayError('ERR_METHOD_NOT_ALLOWED', { headers: { allow: ALLOW } });
+    }
+    deps.authenticate(ctx);
+
+    const clientSession = req.headers['mcp-session-id'];
+    let sessionId: string | undefined;
+    if (clientSession !== undefined) {
+      if (typeof clientSession !== 'string') throw new GatewayError('ERR_SESSION_NOT_FOUND');
+      sessionId = deps.sessions ? deps.sessions.inbound(ctx, clientSession) : clientSession;
+    }
+
+    let body: Buffer | undefined;
+    let rewrite: ResponseRewrite | undefined;
+    if (method === 'POST') {
+      if (!isJsonContentType(req.headers['content-type'])) throw new GatewayError('ERR_UNSUPPORTED_MEDIA_TYPE');
+      const raw = await deps.readBody(req);
+      ctx.bytesIn = raw.length;
+      const inspection = deps.inspect(ctx, raw);
+      await deps.rateLimit.consume(ctx);
+      if (inspection.answer) {
+        sendJson(ctx, inspection.answer.status, inspection.answer.body);
+        return;
+      }
+      body = inspection.bytes;
+      rewrite = inspection.rewrite;
+    } else if (method === 'GET') {
+      relayRef.release = deps.rateLimit.openStream(ctx);
+      streams.add(ctx);
+      observer.streamOpened();
+    }
+    if (res.destroyed) return;
+
+    const relay = new Relay(res, {
+      keepaliveMs: deps.keepaliveMs,
+      rewrite,
+      hooks: {
+        onStart(status, headers, upstreamHeaders) {
+          ctx.status = status;
+          ctx.upstreamMs = clock.mono() - (ctx.upstreamStartMono as number);
+          const issued = upstreamHeaders['mcp-session-id'];
+          if (typeof issued === 'string') {
+            headers['mcp-session-id'] = deps.sessions ? deps.sessions.outbound(ctx, issued) : issued;
+          }
+          if (status >= 500) {
+            ctx.decision = 'upstream_error';
+          }
+        },
+        onBytes(n) {
+          ctx.bytesOut += n;
+        },
+        onDone(error) {
+          if (error === undefined) return;
+          if (ctx.aborted) return;
+          const kind = upstreamErrorKind(error);
+          observer.upstreamError(kind);
+          ctx.decision = 'upstream_error';
+          sendError(ctx, mapUpstreamError(error));
+        },
+      },
+    });
+    relayRef.relay = relay;
+    ctx.upstreamStartMono = clock.mono();
+    const headers = upstreamRequestHeaders(
+      req.headers,
+      {
+        clientIp: ctx.clientIp,
+        proto: 'http',
+        host: req.headers.host,
+        sessionId,
+        contentLength: body?.length,
+      },
+      deps.staticHeaders,
+    );
+    upstream.pool.dispatch(
+      { origin: upstream.origin, path: upstream.path, method, headers, body: body ?? null },
+      relay,
+    );
+  }
+
+  function handle(req: IncomingMessage, res: ServerResponse): void {
+    const ctx = createContext(requestIdFor(req), req, res, clock.now(), clock.mono());
+    inflight.add(ctx);
+    res.setHeader('x-request-id', ctx.requestId);
+    const refs: { relay?: Relay; release?: () => void } = {};
+    res.once('close', () => {
+      if (!res.writableFinished) {
+        ctx.aborted = true;
+        refs.relay?.abort(new Error('client closed the request'));
+      }
+      if (refs.release) {
+        refs.release();
+        streams.delete(ctx);
+        observer.streamClosed();
+      }
+      if (ctx.status === 0) ctx.status = res.headersSent ? res.statusCode : 499;
+      inflight.delete(ctx);
+      ctx.finished = true;
+      observer.finish(ctx);
+    });
+    run(ctx, refs).catch((err: unknown) => {
+      const error = toGatewayError(err);
+      if (ctx.decision === 'allow') ctx.decision = decisionFor(error.code);
+      if (error.code === 'ERR_CLIENT_ABORTED') {
+        ctx.aborted = true;
+        ctx.reason ??= error.code;
+        res.destroy();
+        return;
+      }
+      sendError(ctx, error);
+    });
+  }
+
+  return Object.assign(handle, {
+    inflight: inflight as ReadonlySet<RequestContext>,
+    drain() {
+      draining = true;
+    },
+    endStreams() {
+      for (const ctx of streams) ctx.res.end();
+    },
+  });
+}
+
+function isJsonContentType(value: string | undefined): boolean {
+  if (value === undefined) return false;
+  const semi = value.indexOf(';');
+  const type = (semi === -1 ? value : value.slice(0, semi)).trim().toLowerCase();
+  return type === 'application/json';
+}
+
+function decisionFor(code: string): RequestContext['decision'] {
+  if (code.startsWith('ERR_AUTH_')) return 'unauthenticated';
+  if (code === 'ERR_RATE_LIMITED' || code === 'ERR_TOO_MANY_STREAMS') return 'rate_limited';
+  if (code.startsWith('ERR_UPSTREAM_')) return 'upstream_error';
+  if (code.endsWith('_DENIED') || code === 'ERR_SESSION_NOT_FOUND') return 'deny';
+  if (code === 'ERR_RATE_LIMIT_STORE') return 'rate_limited';
+  if (code === 'ERR_SHUTTING_DOWN') return 'deny';
+  return 'invalid';
+}

@@ -1,0 +1,59 @@
+/**
+ * The steps the handler runs, as small interfaces. serve.ts builds each from the config once;
+ * tests can swap any of them. Every step either fills the context or throws a GatewayError.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { RequestContext } from './context.ts';
+import type { GatewayError } from '../jsonrpc/errors.ts';
+import type { ResponseRewrite } from '../proxy/relay.ts';
+import type { UpstreamErrorKind } from '../proxy/upstream-error.ts';
+
+export interface AuthenticateStep {
+  /** Sets ctx.principal, or throws a 401 GatewayError (ctx.reason says why). */
+  (ctx: RequestContext): void;
+}
+
+export interface SessionStep {
+  /** The upstream's session id for the client's, or throws ERR_SESSION_NOT_FOUND. */
+  inbound(ctx: RequestContext, clientSessionId: string): string;
+  /** The id the client sees for one the upstream issued. */
+  outbound(ctx: RequestContext, upstreamSessionId: string): string;
+}
+
+export interface Inspection {
+  /** The bytes to forward (the canonical serialisation of what was judged). */
+  readonly bytes: Buffer;
+  /** Set when the gateway answers itself (a denied call): the status and the JSON body. */
+  readonly answer: { readonly status: number; readonly body: string } | undefined;
+  /** Set when the response must be rewritten (list filtering, task ownership). */
+  readonly rewrite: ResponseRewrite | undefined;
+}
+
+export interface InspectStep {
+  /** Parses and judges a POST body; fills ctx.messages and ctx.calls; throws on invalid input. */
+  (ctx: RequestContext, body: Buffer): Inspection;
+}
+
+export interface RateLimitStep {
+  /** Takes tokens for the requests in ctx.messages, or throws ERR_RATE_LIMITED. */
+  consume(ctx: RequestContext): void | Promise<void>;
+  /** Opens a GET stream slot, or throws ERR_TOO_MANY_STREAMS; returns its release. */
+  openStream(ctx: RequestContext): () => void;
+}
+
+export interface Observer {
+  /** Called exactly once per request, when the response has finished, whatever happened. */
+  finish(ctx: RequestContext): void;
+  upstreamError(kind: UpstreamErrorKind): void;
+  streamOpened(): void;
+  streamClosed(): void;
+}
+
+export interface Clock {
+  /** Wall clock, ms since the epoch. */
+  now(): number;
+  /** Monotonic ms, for durations. */
+  mono(): number;
+}
+
+export type HeaderCheck = (headers: IncomingHttpHeaders) => GatewayError | undefined;

@@ -1,0 +1,48 @@
+/** The one place an error becomes a response: status, headers and a JSON-RPC error body. */
+import type { RequestContext } from './context.ts';
+import { GatewayError, isGatewayError } from '../jsonrpc/errors.ts';
+import type { JsonRpcId } from '../jsonrpc/message.ts';
+import { errorBody } from '../jsonrpc/message.ts';
+
+export function toGatewayError(err: unknown): GatewayError {
+  return isGatewayError(err) ? err : new GatewayError('ERR_INTERNAL', { cause: err });
+}
+
+/** The id to answer with: the thrower's, else the first request's in the body, else null. */
+function responseId(ctx: RequestContext, err: GatewayError): JsonRpcId | null {
+  if (err.rpcId !== undefined) return err.rpcId;
+  const first = ctx.messages?.[0];
+  if (first && 'id' in first && first.id !== undefined) return first.id;
+  return null;
+}
+
+export function sendError(ctx: RequestContext, err: GatewayError, extraHeaders?: Record<string, string>): void {
+  const res = ctx.res;
+  ctx.reason ??= err.code;
+  ctx.status = err.status;
+  if (res.headersSent || res.destroyed) {
+    // Too late for an error body: cut the stream so the client sees it fail, never a silent end.
+    res.destroy();
+    return;
+  }
+  const body = errorBody(responseId(ctx, err), err.rpcCode, err.message);
+  res.statusCode = err.status;
+  res.setHeader('content-type', 'application/json');
+  res.setHeader('content-length', Buffer.byteLength(body));
+  res.setHeader('cache-control', 'no-store');
+  if (err.headers) for (const name in err.headers) res.setHeader(name, err.headers[name] as string);
+  if (extraHeaders) for (const name in extraHeaders) res.setHeader(name, extraHeaders[name] as string);
+  ctx.bytesOut += Buffer.byteLength(body);
+  res.end(body);
+}
+
+/** A JSON body sent by the gateway itself (a denied call answered like the upstream would). */
+export function sendJson(ctx: RequestContext, status: number, body: string): void {
+  const res = ctx.res;
+  ctx.status = status;
+  res.statusCode = status;
+  res.setHeader('content-type', 'application/json');
+  res.setHeader('content-length', Buffer.byteLength(body));
+  ctx.bytesOut += Buffer.byteLength(body);
+  res.end(body);
+}

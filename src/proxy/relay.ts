@@ -1,0 +1,176 @@
+/**
+ * Relays one upstream response to the client, chunk by chunk, with backpressure both ways:
+ * a slow client pauses the upstream socket; a client that leaves aborts the upstream request.
+ * Only list responses that a rule rewrites are held (a JSON body whole, an SSE stream one event
+ * at a time); everything else is written as it arrives.
+ */
+import type { ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Dispatcher } from 'undici';
+import { clientResponseHeaders, isEventStream, isJson } from './headers.ts';
+
+/** How a response is rewritten, when a rule must read it. */
+export interface ResponseRewrite {
+  /** A whole application/json body; returns the bytes to send. */
+  json(body: Buffer): Buffer;
+  /** An SSE stream: an incremental rewriter. */
+  sse(): { push(chunk: Buffer): Buffer[]; end(): Buffer[] };
+}
+
+export interface RelayHooks {
+  /** Response status and headers arrived (before anything is written to the client). */
+  onStart(status: number, headers: Record<string, string | string[]>, upstream: IncomingHttpHeaders): void;
+  /** The exchange is over: `error` is set when the upstream failed (before or after headers). */
+  onDone(error: Error | undefined): void;
+  /** Bytes written to the client. */
+  onBytes(n: number): void;
+}
+
+export interface RelayOptions {
+  readonly keepaliveMs: number;
+  readonly rewrite: ResponseRewrite | undefined;
+  readonly hooks: RelayHooks;
+}
+
+const KEEPALIVE = Buffer.from(': keepalive\n\n');
+/** Upper bound for a JSON list body the gateway holds to filter (a page of tools is far smaller). */
+const MAX_REWRITE_BYTES = 64 * 1024 * 1024;
+
+export class Relay implements Dispatcher.DispatchHandler {
+  private readonly res: ServerResponse;
+  private readonly options: RelayOptions;
+  private controller: Dispatcher.DispatchController | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private sse = false;
+  /** True while the last bytes written end an SSE event (a keepalive may be inserted then). */
+  private atBoundary = true;
+  private held: Buffer[] | undefined;
+  private heldBytes = 0;
+  private sseRewriter: { push(chunk: Buffer): Buffer[]; end(): Buffer[] } | undefined;
+  private done = false;
+  private readonly onDrain = () => this.controller?.resume();
+
+  constructor(res: ServerResponse, options: RelayOptions) {
+    this.res = res;
+    this.options = options;
+  }
+
+  /** The client went away: abort the upstream request at once. */
+  abort(reason: Error): void {
+    this.clearTimer();
+    if (this.controller && !this.controller.aborted) this.controller.abort(reason);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.res.destroyed) controller.abort(new Error('client closed the request'));
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    upstreamHeaders: IncomingHttpHeaders,
+  ): void {
+    if (statusCode < 200) return;
+    this.controller = controller;
+    const headers = clientResponseHeaders(upstreamHeaders);
+    const contentType = upstreamHeaders['content-type'];
+    this.sse = isEventStream(contentType);
+    const rewrite = this.options.rewrite;
+    if (rewrite !== undefined && statusCode === 200) {
+      if (this.sse) this.sseRewriter = rewrite.sse();
+      else if (isJson(contentType)) this.held = [];
+      if (this.sseRewriter || this.held) delete headers['content-length'];
+    }
+    if (this.sse) {
+      headers['x-accel-buffering'] = 'no';
+      headers['cache-control'] = 'no-cache, no-transform';
+    }
+    this.options.hooks.onStart(statusCode, headers, upstreamHeaders);
+    if (this.res.destroyed) return;
+    this.res.writeHead(statusCode, headers);
+    if (this.sse) {
+      // Send the headers now: an SSE client must see the stream open before the first event.
+      this.res.flushHeaders();
+      this.timer = setTimeout(this.keepalive, this.options.keepaliveMs);
+      this.timer.unref();
+    }
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.res.destroyed) return;
+    if (this.held) {
+      this.heldBytes += chunk.length;
+      if (this.heldBytes > MAX_REWRITE_BYTES) {
+        controller.abort(Object.assign(new Error('list response too large to filter'), { code: 'UND_ERR_INFO' }));
+        return;
+      }
+      this.held.push(chunk);
+      return;
+    }
+    if (this.sseRewriter) {
+      for (const out of this.sseRewriter.push(chunk)) this.write(controller, out);
+      return;
+    }
+    this.write(controller, chunk);
+  }
+
+  onResponseEnd(): void {
+    this.clearTimer();
+    if (!this.res.destroyed) {
+      if (this.held) {
+        const body = this.options.rewrite!.json(Buffer.concat(this.held, this.heldBytes));
+        this.res.setHeader('content-length', body.length);
+        this.options.hooks.onBytes(body.length);
+        this.res.end(body);
+      } else {
+        if (this.sseRewriter) for (const out of this.sseRewriter.end()) this.write(undefined, out);
+        this.res.end();
+      }
+    }
+    this.finish(undefined);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.clearTimer();
+    this.finish(error);
+  }
+
+  private write(controller: Dispatcher.DispatchController | undefined, chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.options.hooks.onBytes(chunk.length);
+    if (this.sse) {
+      this.timer?.refresh();
+      const last = chunk[chunk.length - 1];
+      const prev = chunk.length > 1 ? chunk[chunk.length - 2] : undefined;
+      this.atBoundary = (last === 0x0a && (prev === 0x0a || prev === 0x0d)) || (last === 0x0d && prev === 0x0d);
+    }
+    if (!this.res.write(chunk) && controller && !controller.paused) {
+      controller.pause();
+      this.res.once('drain', this.onDrain);
+    }
+  }
+
+  private readonly keepalive = (): void => {
+    if (this.done || this.res.destroyed) return;
+    if (this.atBoundary && this.res.writableLength === 0) {
+      this.options.hooks.onBytes(KEEPALIVE.length);
+      this.res.write(KEEPALIVE);
+    }
+    this.timer?.refresh();
+  };
+
+  private clearTimer(): void {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  private finish(error: Error | undefined): void {
+    if (this.done) return;
+    this.done = true;
+    this.res.off('drain', this.onDrain);
+    this.options.hooks.onDone(error);
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * Assembles a running gateway from a validated config: builds each step once, starts the
+ * listener(s), and offers a graceful close. Side effects (clock, logs, audit sink) come in from
+ * the command that starts it.
+ */
+import type { Server } from 'node:http';
+import type { Config } from '../config/schema.ts';
+import { parseListen } from '../config/schema.ts';
+import { createUpstream } from '../proxy/upstream.ts';
+import { createHandler } from '../pipeline/handler.ts';
+import type { Handler } from '../pipeline/handler.ts';
+import { createReadBody } from '../pipeline/read-body.ts';
+import type { Clock, Observer } from '../pipeline/ports.ts';
+import { createRouter } from './routes.ts';
+import type { Route } from './routes.ts';
+import { createReadiness, healthz } from './health.ts';
+import { listen } from './listen.ts';
+import { createSteps } from './steps.ts';
+import type { Logger } from '../log/types.ts';
+
+export interface GatewayDeps {
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly observer: Observer;
+  /** Extra reserved routes (metrics). */
+  readonly routes?: ReadonlyMap<string, Route>;
+}
+
+export interface Gateway {
+  readonly url: string;
+  readonly mcpUrl: string;
+  readonly server: Server;
+  readonly handler: Handler;
+  /** Stops accepting, lets in-flight requests finish up to graceMs, then closes what remains. */
+  close(graceMs: number): Promise<{ forced: number }>;
+}
+
+export async function startGateway(config: Config, deps: GatewayDeps, listenOverride?: string): Promise<Gateway> {
+  const upstream = createUpstream({
+    url: config.upstream.url,
+    headersTimeoutMs: config.upstream.timeout,
+    connections: config.upstream.connections,
+  });
+  const steps = await createSteps(config, deps);
+  const handler = createHandler({
+    upstream,
+    staticHeaders: config.upstream.headers,
+    keepaliveMs: config.streams.keepalive,
+    readBody: createReadBody(config.limits.max_body_bytes),
+    authenticate: steps.authenticate,
+    sessions: steps.sessions,
+    inspect: steps.inspect,
+    rateLimit: steps.rateLimit,
+    observer: deps.observer,
+    clock: deps.clock,
+  });
+  const readiness = createReadiness(upstream, deps.clock.mono);
+  const reserved = new Map<string, Route>([
+    ['/healthz', healthz],
+    ['/readyz', readiness.route],
+  ]);
+  for (const [path, route] of deps.routes ?? []) reserved.set(path, route);
+  const mcpPath = new URL(config.upstream.url).pathname;
+  const address = parseListen(listenOverride ?? config.listen);
+  if (!address) throw new TypeError('invalid listen address');
+  const { server, url } = await listen(createRouter({ mcpPath, mcp: handler, reserved }), address.host, address.port);
+
+  let closing: Promise<{ forced: number }> | undefined;
+  async function close(graceMs: number): Promise<{ forced: number }> {
+    handler.drain();
+    readiness.markDraining();
+    server.close();
+    server.closeIdleConnections();
+    handler.endStreams();
+    const deadline = deps.clock.mono() + graceMs;
+    while (handler.inflight.size > 0 && deps.clock.mono() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      server.closeIdleConnections();
+    }
+    const forced = handler.inflight.size;
+    for (const ctx of handler.inflight) ctx.res.destroy();
+    server.closeAllConnections();
+    // Let the 'close' events (and their audit lines) run before the pools go.
+    await new Promise((r) => setImmediate(r));
+    await Promise.allSettled([upstream.close(), steps.close()]);
+    return { forced };
+  }
+
+  return {
+    url,
+    mcpUrl: url + mcpPath,
+    server,
+    handler,
+    close: (graceMs) => (closing ??= close(graceMs)),
+  };
+}

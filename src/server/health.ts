@@ -1,0 +1,61 @@
+/**
+ * `/healthz`: the process is up. `/readyz`: the upstream answers (any HTTP response counts; an
+ * OPTIONS request has no side effects) and the gateway is not shutting down. The readiness probe
+ * result is cached briefly so a busy prober cannot load the upstream.
+ */
+import type { Route } from './routes.ts';
+import { sendPlainJson } from './routes.ts';
+import type { Upstream } from '../proxy/upstream.ts';
+
+export const healthz: Route = (_req, res) => sendPlainJson(res, 200, { status: 'ok' });
+
+export interface Readiness {
+  readonly route: Route;
+  /** Reports not-ready from now on (shutdown). */
+  markDraining(): void;
+}
+
+const CACHE_MS = 1000;
+const PROBE_TIMEOUT_MS = 2000;
+
+export function createReadiness(upstream: Upstream, mono: () => number): Readiness {
+  let draining = false;
+  let cached: { at: number; ok: boolean } | undefined;
+  let pending: Promise<boolean> | undefined;
+
+  async function probe(): Promise<boolean> {
+    try {
+      const { body } = await upstream.pool.request({
+        path: upstream.path,
+        method: 'OPTIONS',
+        headersTimeout: PROBE_TIMEOUT_MS,
+        bodyTimeout: PROBE_TIMEOUT_MS,
+      });
+      await body.dump();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  const route: Route = (_req, res) => {
+    if (draining) return sendPlainJson(res, 503, { status: 'draining' });
+    const now = mono();
+    if (cached && now - cached.at < CACHE_MS) {
+      return sendPlainJson(res, cached.ok ? 200 : 503, { status: cached.ok ? 'ready' : 'upstream unreachable' });
+    }
+    pending ??= probe().finally(() => {
+      pending = undefined;
+    });
+    void pending.then((ok) => {
+      cached = { at: mono(), ok };
+      sendPlainJson(res, ok ? 200 : 503, { status: ok ? 'ready' : 'upstream unreachable' });
+    });
+  };
+  return {
+    route,
+    markDraining() {
+      draining = true;
+    },
+  };
+}

@@ -1,0 +1,29 @@
+/** Starts an HTTP listener tuned for a proxy: long keep-alive, no request timeout on streams. */
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Route } from './routes.ts';
+
+export async function listen(route: Route, host: string, port: number): Promise<{ server: Server; url: string }> {
+  const server = createServer(
+    {
+      keepAliveTimeout: 65_000,
+      headersTimeout: 20_000,
+      // Time to receive a whole request (not the response: SSE streams are unaffected).
+      requestTimeout: 60_000,
+      maxHeaderSize: 16 * 1024,
+      noDelay: true,
+    },
+    route,
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return { server, url: `http://${shownHost}:${address.port}` };
+}
