@@ -83,7 +83,8 @@ export async function startGateway(config: Config, deps: GatewayDeps, listenOver
     server.closeAllConnections();
     // Let the 'close' events (and their audit lines) run before the pools go.
     await new Promise((r) => setImmediate(r));
-    await Promise.allSettled([upstream.close(), steps.close()]);
+    // Everything still open was given its grace period: destroy, don't wait.
+    await Promise.allSettled([upstream.destroy(), steps.close()]);
     return { forced };
   }
 

@@ -1,0 +1,63 @@
+/** Graceful shutdown of the real `mcpgate serve` process. */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startSdkUpstream } from '../helpers/sdk-upstream.ts';
+import type { SdkUpstream } from '../helpers/sdk-upstream.ts';
+import { startServe } from '../helpers/cli.ts';
+import { waitFor } from '../helpers/net.ts';
+
+const HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+
+describe('SIGTERM', () => {
+  let upstream: SdkUpstream;
+  let dir: string;
+  before(async () => {
+    upstream = await startSdkUpstream({ stateless: true, jsonResponse: true });
+    dir = await mkdtemp(join(tmpdir(), 'mcpgate-shutdown-'));
+  });
+  after(async () => upstream.close());
+
+  async function serve(grace: string) {
+    const path = join(dir, `${grace}.yaml`);
+    await writeFile(path, `listen: 127.0.0.1:0\nupstream:\n  url: ${upstream.url}\nauth:\n  allow_unauthenticated: true\nshutdown:\n  grace: ${grace}\n`);
+    return startServe(['--config', path, '--log-level', 'info']);
+  }
+
+  it('lets a request in flight complete, refuses new ones, and exits 0', async () => {
+    const gw = await serve('5s');
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'slow', arguments: { ms: 600 } } });
+    const inflight = fetch(gw.url, { method: 'POST', headers: HEADERS, body });
+    await waitFor(() => upstream.received.find((r) => r.body.includes('"id":7')), 3000, 'the call to reach the upstream');
+    gw.child.kill('SIGTERM');
+    await waitFor(() => /shutting down/.test(gw.stderr()) || undefined, 3000, 'shutdown to begin');
+    const late = await fetch(gw.url, { method: 'POST', headers: HEADERS, body: body.replace('"id":7', '"id":70') }).then(
+      (r) => r.status,
+      () => 'refused',
+    );
+    assert.ok(late === 503 || late === 'refused', `a new request during shutdown got ${late}`);
+    assert.ok(!upstream.received.some((r) => r.body.includes('"id":70')));
+    const res = await inflight;
+    assert.equal(res.status, 200);
+    assert.deepEqual((await res.json()).result.content, [{ type: 'text', text: 'slow done' }]);
+    assert.equal(await gw.exited(), 0);
+    assert.match(gw.stderr(), /shutting down/);
+  });
+
+  it('cuts what is still running when the grace period ends, and still exits 0', async () => {
+    const gw = await serve('200ms');
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'slow', arguments: { ms: 5000 } } });
+    const inflight = fetch(gw.url, { method: 'POST', headers: HEADERS, body }).then(
+      (r) => r.text().then(() => 'completed'),
+      () => 'cut',
+    );
+    await waitFor(() => upstream.received.find((r) => r.body.includes('"id":8')), 3000, 'the call to reach the upstream');
+    const started = Date.now();
+    gw.child.kill('SIGTERM');
+    assert.equal(await gw.exited(), 0);
+    assert.ok(Date.now() - started < 3000);
+    assert.equal(await inflight, 'cut');
+  });
+});

@@ -1,0 +1,211 @@
+/**
+ * A real MCP server built with @modelcontextprotocol/sdk, served over Streamable HTTP on a loopback
+ * port, that records what it received (so tests can assert what the upstream saw, e.g. that a
+ * client's key never arrived or a denied call never reached it).
+ */
+import { createServer } from 'node:http';
+import type { IncomingHttpHeaders, Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import {
+  CallToolRequestSchema,
+  CreateMessageResultSchema,
+  GetPromptRequestSchema,
+  ListPromptsRequestSchema,
+  ListResourcesRequestSchema,
+  ListToolsRequestSchema,
+  McpError,
+  ErrorCode,
+  ReadResourceRequestSchema,
+} from '@modelcontextprotocol/sdk/types.js';
+
+export interface Received {
+  readonly method: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+  /** Set when the request's connection closed before the response finished. */
+  closedEarly: boolean;
+}
+
+export interface UpstreamOptions {
+  /** Answer POSTs with application/json instead of SSE. */
+  readonly jsonResponse?: boolean;
+  /** Stateless: no sessions. */
+  readonly stateless?: boolean;
+  /** Number of extra generated tools `tool_0000`... (served in pages of `pageSize`). */
+  readonly extraTools?: number;
+  readonly pageSize?: number;
+}
+
+export interface SdkUpstream {
+  readonly url: string;
+  readonly port: number;
+  readonly received: Received[];
+  /** JSON-RPC methods of all POST bodies received. */
+  rpcMethods(): string[];
+  /** tools/call names received. */
+  toolCalls(): string[];
+  close(): Promise<void>;
+}
+
+const BASE_TOOLS = [
+  { name: 'echo', description: 'Echoes its input', inputSchema: { type: 'object', properties: { message: { type: 'string' } } } },
+  {
+    name: 'progress',
+    description: 'Sends progress notifications before its result',
+    inputSchema: { type: 'object', properties: { steps: { type: 'number' }, delayMs: { type: 'number' } } },
+  },
+  { name: 'slow', description: 'Answers after a delay', inputSchema: { type: 'object', properties: { ms: { type: 'number' } } } },
+  { name: 'ask_sampling', description: 'Asks the client to sample, on the standalone GET stream', inputSchema: { type: 'object' } },
+  { name: 'secret_admin', description: 'A tool most keys must never see', inputSchema: { type: 'object' } },
+];
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function buildServer(options: UpstreamOptions): Server {
+  const server = new Server(
+    { name: 'test-upstream', version: '1.0.0' },
+    { capabilities: { tools: { listChanged: true }, prompts: {}, resources: {}, logging: {} } },
+  );
+  const extra = Array.from({ length: options.extraTools ?? 0 }, (_, i) => ({
+    name: `tool_${String(i).padStart(4, '0')}`,
+    description: `generated tool ${i}`,
+    inputSchema: { type: 'object' as const },
+  }));
+  const all = [...BASE_TOOLS, ...extra];
+  const pageSize = options.pageSize ?? all.length;
+  server.setRequestHandler(ListToolsRequestSchema, async (request, ctx) => {
+    const start = request.params?.cursor ? Number(request.params.cursor) : 0;
+    if (!options.jsonResponse && request.params?._meta?.progressToken !== undefined) {
+      await ctx.sendNotification({
+        method: 'notifications/progress',
+        params: { progressToken: request.params._meta.progressToken, progress: 1, total: 2 },
+      });
+    }
+    const page = all.slice(start, start + pageSize);
+    const next = start + pageSize < all.length ? String(start + pageSize) : undefined;
+    return next === undefined ? { tools: page } : { tools: page, nextCursor: next };
+  });
+  server.setRequestHandler(CallToolRequestSchema, async (request, ctx) => {
+    const args = (request.params.arguments ?? {}) as Record<string, unknown>;
+    switch (request.params.name) {
+      case 'echo':
+        return { content: [{ type: 'text', text: `Echo: ${String(args.message ?? '')}` }] };
+      case 'progress': {
+        const steps = Number(args.steps ?? 3);
+        const delay = Number(args.delayMs ?? 100);
+        const token = request.params._meta?.progressToken;
+        for (let i = 1; i <= steps; i++) {
+          if (token !== undefined) {
+            await ctx.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: i, total: steps } });
+          }
+          await sleep(delay);
+        }
+        return { content: [{ type: 'text', text: `done after ${steps} steps` }] };
+      }
+      case 'slow':
+        await sleep(Number(args.ms ?? 1000));
+        return { content: [{ type: 'text', text: 'slow done' }] };
+      case 'ask_sampling': {
+        // Not related to the request: the SDK sends it on the standalone GET stream.
+        const result = await server.request(
+          { method: 'sampling/createMessage', params: { messages: [{ role: 'user', content: { type: 'text', text: 'hello?' } }], maxTokens: 10 } },
+          CreateMessageResultSchema,
+        );
+        const content = result.content as { type: string; text?: string };
+        return { content: [{ type: 'text', text: `sampled: ${content.text ?? ''}` }] };
+      }
+      case 'secret_admin':
+        return { content: [{ type: 'text', text: 'admin secrets' }] };
+      default:
+        if (all.some((t) => t.name === request.params.name)) return { content: [{ type: 'text', text: request.params.name }] };
+        throw new McpError(ErrorCode.InvalidParams, `Tool ${request.params.name} not found`);
+    }
+  });
+  server.setRequestHandler(ListPromptsRequestSchema, async () => ({
+    prompts: [{ name: 'greeting' }, { name: 'internal_prompt' }],
+  }));
+  server.setRequestHandler(GetPromptRequestSchema, async (request) => ({
+    messages: [{ role: 'user', content: { type: 'text', text: `prompt ${request.params.name}` } }],
+  }));
+  server.setRequestHandler(ListResourcesRequestSchema, async () => ({
+    resources: [
+      { uri: 'file:///public/readme.md', name: 'readme' },
+      { uri: 'file:///private/keys.txt', name: 'keys' },
+    ],
+  }));
+  server.setRequestHandler(ReadResourceRequestSchema, async (request) => ({
+    contents: [{ uri: request.params.uri, text: `contents of ${request.params.uri}` }],
+  }));
+  return server;
+}
+
+export async function startSdkUpstream(options: UpstreamOptions = {}): Promise<SdkUpstream> {
+  const received: Received[] = [];
+  const sessions = new Map<string, StreamableHTTPServerTransport>();
+  const http: HttpServer = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks).toString('utf8');
+    const record: Received = { method: req.method ?? '', headers: req.headers, body, closedEarly: false };
+    received.push(record);
+    res.on('close', () => {
+      if (!res.writableFinished) record.closedEarly = true;
+    });
+    const parsed = body ? (JSON.parse(body) as unknown) : undefined;
+    try {
+      if (options.stateless) {
+        const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: options.jsonResponse ?? false });
+        const server = buildServer(options);
+        await server.connect(transport);
+        res.on('close', () => void transport.close());
+        await transport.handleRequest(req, res, parsed);
+        return;
+      }
+      const sid = req.headers['mcp-session-id'];
+      let transport = typeof sid === 'string' ? sessions.get(sid) : undefined;
+      if (!transport) {
+        if (typeof sid === 'string') {
+          res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } }));
+          return;
+        }
+        const created = new StreamableHTTPServerTransport({
+          sessionIdGenerator: () => randomUUID(),
+          enableJsonResponse: options.jsonResponse ?? false,
+          onsessioninitialized: (id) => void sessions.set(id, created),
+        });
+        created.onclose = () => {
+          if (created.sessionId) sessions.delete(created.sessionId);
+        };
+        await buildServer(options).connect(created);
+        transport = created;
+      }
+      await transport.handleRequest(req, res, parsed);
+    } catch (err) {
+      if (!res.headersSent) res.writeHead(500).end(String(err));
+    }
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const { port } = http.address() as AddressInfo;
+  const bodies = () =>
+    received
+      .filter((r) => r.method === 'POST' && r.body)
+      .flatMap((r) => {
+        const v = JSON.parse(r.body) as unknown;
+        return (Array.isArray(v) ? v : [v]) as { method?: string; params?: { name?: string } }[];
+      });
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    port,
+    received,
+    rpcMethods: () => bodies().flatMap((m) => (m.method ? [m.method] : [])),
+    toolCalls: () => bodies().flatMap((m) => (m.method === 'tools/call' && m.params?.name ? [m.params.name] : [])),
+    async close() {
+      for (const t of sessions.values()) await t.close().catch(() => {});
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    },
+  };
+}
