@@ -1,5 +1,6 @@
 /** Who made a request, once authenticated: an API key or an OAuth subject. */
 import type { Grants } from '../policy/grants.ts';
+import type { Limits } from '../ratelimit/policy.ts';
 
 export interface Principal {
   readonly kind: 'key' | 'oauth' | 'anonymous';
@@ -11,6 +12,6 @@ export interface Principal {
   readonly bindingId: string;
   /** What this principal may use. */
   readonly grants: Grants;
-  /** Rate-limit identity and buckets (resolved once per key at start). */
-  readonly limits: unknown;
+  /** Rate-limit identity and buckets (compiled once per key at start); none when unauthenticated. */
+  readonly limits: Limits | undefined;
 }

@@ -4,6 +4,8 @@ import type { CliIo } from './io.ts';
 import { registerServe } from './serve.ts';
 import { registerValidate } from './validate.ts';
 import { registerHealth } from './health.ts';
+import { registerKeygen } from './keygen.ts';
+import { registerHash } from './hash.ts';
 import { VERSION } from '../version.ts';
 
 export function buildProgram(io: CliIo): Command {
@@ -14,6 +16,8 @@ export function buildProgram(io: CliIo): Command {
     .showHelpAfterError();
   registerServe(program, io);
   registerValidate(program, io);
+  registerKeygen(program, io);
+  registerHash(program, io);
   registerHealth(program, io);
   return program;
 }

@@ -31,14 +31,18 @@ export function parseConfigText(
   now: number,
 ): LoadResult {
   const issues: Issue[] = [];
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   for (const err of doc.errors) {
     const line = err.linePos?.[0];
-    issues.push({ path: line ? `line ${line.line}:${line.col}` : '(yaml)', message: err.message.split('\n')[0] ?? 'invalid YAML', severity: 'error' });
+    issues.push({ path: line ? `line ${line.line}:${line.col}` : '(yaml)', message: (err.message.split('\n')[0] ?? 'invalid YAML').replace(/ at line \d+, column \d+:?$/, ''), severity: 'error' });
   }
   if (issues.length > 0) return { config: undefined, issues };
   const raw = interpolate(doc.toJS({ maxAliasCount: 100 }) ?? {}, env, issues);
-  const config = configSpec.parse(raw, '', issues);
+  const unresolved = new Set(issues.map((i) => i.path));
+  const schemaIssues: Issue[] = [];
+  const config = configSpec.parse(raw, '', schemaIssues);
+  // A value whose variable is unset is reported once, not again as an invalid value.
+  for (const issue of schemaIssues) if (!unresolved.has(issue.path)) issues.push(issue);
   if (config) crossChecks(config, now, issues);
   const failed = issues.some((i) => i.severity === 'error');
   return { config: failed ? undefined : config, issues };

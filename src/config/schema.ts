@@ -94,7 +94,7 @@ const keyRateLimit = object(
   { optional: true },
 );
 
-const names = (what: string) => array(string(`A ${what} or a wildcard (\`*\`).`), `${what}s this key may use (deny by default).`, { default: [] });
+const names = (what: string) => array(string(`A ${what} or a wildcard (\`*\`).`), `${what[0]!.toUpperCase()}${what.slice(1)}s this key may use (deny by default).`, { default: [] });
 
 export const keySpec = object(
   {

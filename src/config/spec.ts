@@ -113,7 +113,7 @@ export const oneOf = <const T extends string>(values: readonly T[], description:
 
 export function array<T>(items: Spec<T>, description: string, options: { default?: T[] } = {}): Spec<readonly T[]> {
   return {
-    doc: { type: `list of ${items.doc.type}`, description, items, ...(options.default ? { default: '[]' } : {}) },
+    doc: { type: `list of ${items.doc.type}`, description, items, ...(options.default ? { default: options.default.length ? options.default.join(', ') : '[]' } : {}) },
     ...(options.default ? { fallback: Object.freeze(options.default) } : {}),
     parse(value, path, issues) {
       if (!Array.isArray(value)) return fail(issues, path, 'must be a list');

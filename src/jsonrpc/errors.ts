@@ -30,6 +30,10 @@ interface ErrorSpec {
 const SPECS = {
   ERR_AUTH_MISSING: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
   ERR_AUTH_MALFORMED: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
+  /** A credential header that is present but empty, or `Bearer` with no token (often an unset env var). */
+  ERR_AUTH_EMPTY: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
+  /** Two credential headers, or Authorization and X-API-Key that disagree. */
+  ERR_AUTH_DUPLICATE: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
   ERR_AUTH_UNKNOWN_KEY: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
   ERR_AUTH_KEY_DISABLED: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
   ERR_AUTH_KEY_EXPIRED: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
@@ -41,7 +45,11 @@ const SPECS = {
   ERR_PROMPT_DENIED: { status: 200, rpc: RPC.INVALID_PARAMS, message: 'unknown prompt' },
   ERR_RESOURCE_DENIED: { status: 200, rpc: RPC.INVALID_PARAMS, message: 'resource not found' },
   ERR_METHOD_DENIED: { status: 200, rpc: RPC.METHOD_NOT_FOUND, message: 'method not found' },
-  ERR_BATCH_DENIED: { status: 403, rpc: RPC.INVALID_REQUEST, message: 'batch contains a request this key may not make' },
+  /** A task id this principal does not own (answered like a server that does not know it). */
+  ERR_TASK_DENIED: { status: 200, rpc: RPC.INVALID_PARAMS, message: 'task not found' },
+  /** A request whose params the policy cannot judge (e.g. tools/call without a string name). */
+  ERR_INVALID_PARAMS: { status: 200, rpc: RPC.INVALID_PARAMS, message: 'invalid params' },
+  ERR_BATCH_DENIED: { status: 200, rpc: RPC.INVALID_REQUEST, message: 'batch refused: it contains a request that was denied' },
   ERR_RATE_LIMITED: { status: 429, rpc: RPC.RATE_LIMITED, message: 'rate limit exceeded for this key' },
   ERR_TOO_MANY_STREAMS: { status: 429, rpc: RPC.RATE_LIMITED, message: 'too many open streams for this key' },
   ERR_RATE_LIMIT_STORE: { status: 503, rpc: RPC.INTERNAL_ERROR, message: 'rate limit store unavailable' },

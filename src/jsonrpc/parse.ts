@@ -41,11 +41,44 @@ export function parseBody(body: Buffer, knownMethods: ReadonlyMap<string, string
   } catch (cause) {
     throw new GatewayError('ERR_PARSE', { message: 'parse error: body is not a JSON value', cause });
   }
+  // JSON.parse makes `"__proto__"` an ordinary own key, but an upstream that copies objects with
+  // assignment (Object.assign, a naive deep merge) turns it into a prototype, and then reads
+  // properties the gateway never saw. A key can only be `__proto__` if the text spells it or uses
+  // a \u escape, so the walk runs only then.
+  if ((text.includes('__proto__') || text.includes('\\u')) && hasProtoKey(value)) {
+    throw invalid(peekId(value), 'a "__proto__" key is not allowed');
+  }
   const batch = Array.isArray(value);
   const items: unknown[] = batch ? (value as unknown[]) : [value];
   if (items.length === 0) throw invalid(null, 'empty batch');
   const messages = items.map((item) => validateMessage(item, knownMethods));
-  return { messages, batch, bytes: Buffer.from(JSON.stringify(batch ? messages : messages[0])) };
+  let bytes: string;
+  try {
+    bytes = JSON.stringify(batch ? messages : messages[0]);
+  } catch (cause) {
+    // Nesting deeper than the stack allows: JSON.parse coped, JSON.stringify does not.
+    throw new GatewayError('ERR_PARSE', { message: 'parse error: body is nested too deeply', cause });
+  }
+  return { messages, batch, bytes: Buffer.from(bytes) };
+}
+
+/** Whether any object in a parsed JSON value has an own `__proto__` key (iterative: any depth). */
+function hasProtoKey(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v !== 'object' || v === null) continue;
+    if (Array.isArray(v)) {
+      for (const item of v) if (typeof item === 'object' && item !== null) stack.push(item);
+      continue;
+    }
+    if (Object.hasOwn(v, '__proto__')) return true;
+    for (const key in v) {
+      const item = (v as Record<string, unknown>)[key];
+      if (typeof item === 'object' && item !== null) stack.push(item);
+    }
+  }
+  return false;
 }
 
 function invalid(id: JsonRpcId | null, why: string): GatewayError {
@@ -65,9 +98,13 @@ function validateMessage(item: unknown, knownMethods: ReadonlyMap<string, string
   if (Object.hasOwn(m, 'method')) {
     if (typeof m.method !== 'string' || m.method.length === 0) throw invalid(rid, 'method must be a string');
     // A method that differs from a known one only by case would be judged unknown here but could
-    // be matched case-insensitively by some upstream: refuse it outright.
-    const canonical = knownMethods.get(m.method.toLowerCase());
-    if (canonical !== undefined && canonical !== m.method) throw invalid(rid, 'method name has the wrong case');
+    // be matched case-insensitively by some upstream: refuse it outright. Folding through upper case
+    // as well catches the Unicode characters such matchers equate with ASCII letters (`toolſ/call`:
+    // U+017F upper-cases to S; `tas\u212As/get`: the Kelvin sign lower-cases to k).
+    if (knownMethods.get(m.method) !== m.method) {
+      const canonical = knownMethods.get(m.method.toLowerCase()) ?? knownMethods.get(m.method.toUpperCase().toLowerCase());
+      if (canonical !== undefined && canonical !== m.method) throw invalid(rid, 'method name has the wrong case');
+    }
     if (Object.hasOwn(m, 'params') && (typeof m.params !== 'object' || m.params === null || Array.isArray(m.params))) {
       throw invalid(rid, 'params must be an object');
     }

@@ -45,6 +45,8 @@ export interface RequestContext {
   session: string | undefined;
   protocolVersion: string | undefined;
   aborted: boolean;
+  /** Set when the rate-limit store failed and `on_store_error` decided (its reason). */
+  rateLimitFallback: string | undefined;
   /** Set once the response has been handed to the audit writer. */
   finished: boolean;
 }
@@ -78,6 +80,7 @@ export function createContext(
     session: undefined,
     protocolVersion: typeof version === 'string' ? version : undefined,
     aborted: false,
+    rateLimitFallback: undefined,
     finished: false,
   };
 }

@@ -1,4 +1,6 @@
 /** What one principal may use: compiled once at start from a key's lists (or an OAuth scope map). */
+import { compileMatcher } from './glob.ts';
+
 export interface Grants {
   readonly tool: (name: string) => boolean;
   readonly prompt: (name: string) => boolean;
@@ -7,3 +9,19 @@ export interface Grants {
 
 /** Everything allowed: only for `auth.allow_unauthenticated`. */
 export const ALLOW_ALL: Grants = Object.freeze({ tool: () => true, prompt: () => true, resource: () => true });
+
+/** A key's lists as the config holds them (each defaults to `[]`: deny by default). */
+export interface GrantLists {
+  readonly allow: readonly string[];
+  readonly prompts: readonly string[];
+  readonly resources: readonly string[];
+}
+
+/** Compiles a key's `allow` (tool names), `prompts` and `resources` lists; see glob.ts for patterns. */
+export function compileGrants(key: GrantLists): Grants {
+  return Object.freeze({
+    tool: compileMatcher(key.allow),
+    prompt: compileMatcher(key.prompts),
+    resource: compileMatcher(key.resources),
+  });
+}

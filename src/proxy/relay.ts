@@ -86,7 +86,16 @@ export class Relay implements Dispatcher.DispatchHandler {
       headers['x-accel-buffering'] = 'no';
       headers['cache-control'] = 'no-cache, no-transform';
     }
-    this.options.hooks.onStart(statusCode, headers, upstreamHeaders);
+    try {
+      this.options.hooks.onStart(statusCode, headers, upstreamHeaders);
+    } catch (err) {
+      // The upstream sent something the gateway cannot pass on (e.g. an invalid session id).
+      this.clearTimer();
+      this.sseRewriter = undefined;
+      this.held = undefined;
+      controller.abort(err as Error);
+      return;
+    }
     if (this.res.destroyed) return;
     this.res.writeHead(statusCode, headers);
     if (this.sse) {

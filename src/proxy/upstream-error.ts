@@ -1,5 +1,5 @@
 /** Maps the ways an upstream can fail to the gateway's closed error set, in one place. */
-import { GatewayError } from '../jsonrpc/errors.ts';
+import { GatewayError, isGatewayError } from '../jsonrpc/errors.ts';
 
 export type UpstreamErrorKind = 'refused' | 'reset' | 'timeout' | 'protocol' | 'other';
 
@@ -24,6 +24,7 @@ const KIND_BY_CODE: Readonly<Record<string, UpstreamErrorKind>> = {
 };
 
 export function upstreamErrorKind(err: unknown): UpstreamErrorKind {
+  if (isGatewayError(err) && err.code === 'ERR_UPSTREAM_PROTOCOL') return 'protocol';
   let current: unknown = err;
   for (let depth = 0; depth < 4 && current instanceof Error; depth++) {
     const code = (current as NodeJS.ErrnoException).code;
@@ -38,6 +39,7 @@ export function upstreamErrorKind(err: unknown): UpstreamErrorKind {
 }
 
 export function mapUpstreamError(err: unknown): GatewayError {
+  if (isGatewayError(err)) return err;
   const kind = upstreamErrorKind(err);
   if (kind === 'timeout') return new GatewayError('ERR_UPSTREAM_TIMEOUT', { cause: err });
   if (kind === 'protocol') return new GatewayError('ERR_UPSTREAM_PROTOCOL', { cause: err });

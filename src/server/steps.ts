@@ -1,10 +1,21 @@
-/** Builds the pipeline's steps from the config, once. */
+/** Builds the pipeline's steps from the config, once: nothing is re-validated per request. */
+import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/schema.ts';
 import type { AuthenticateStep, InspectStep, RateLimitStep, SessionStep } from '../pipeline/ports.ts';
 import type { GatewayDeps } from './gateway.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
-import { parseBody } from '../jsonrpc/parse.ts';
-import { ALLOW_ALL } from '../policy/grants.ts';
+import { ALLOW_ALL, compileGrants } from '../policy/grants.ts';
+import { createKeyring } from '../auth/keyring.ts';
+import { createSessionBinder, MIN_SESSION_SECRET_BYTES, sessionSecret } from '../auth/session-binding.ts';
+import { createAnonymous, createAuthenticate, WWW_AUTHENTICATE } from '../pipeline/authenticate.ts';
+import { createSessionStep } from '../pipeline/session.ts';
+import { compileLimits } from '../ratelimit/policy.ts';
+import { createRateLimitStore } from '../ratelimit/create.ts';
+import { createStreamCounter } from '../ratelimit/streams.ts';
+import { createRateLimit } from '../pipeline/rate-limit.ts';
+import { createInspect } from '../pipeline/inspect.ts';
+import type { Principal } from '../auth/principal.ts';
+import { TaskOwnership } from '../policy/tasks.ts';
 
 export interface Steps {
   readonly authenticate: AuthenticateStep;
@@ -14,7 +25,7 @@ export interface Steps {
   close(): Promise<void>;
 }
 
-const ANONYMOUS = Object.freeze({
+const ANONYMOUS: Principal = Object.freeze({
   kind: 'anonymous' as const,
   name: 'anonymous',
   keyId: undefined,
@@ -23,22 +34,43 @@ const ANONYMOUS = Object.freeze({
   limits: undefined,
 });
 
-export async function createSteps(config: Config, _deps: GatewayDeps): Promise<Steps> {
-  const authenticate: AuthenticateStep = config.auth.allow_unauthenticated
-    ? (ctx) => {
-        ctx.principal = ANONYMOUS;
-      }
-    : (ctx) => {
-        ctx.reason = 'ERR_AUTH_NOT_CONFIGURED';
-        throw new GatewayError('ERR_AUTH_NOT_CONFIGURED', { headers: { 'www-authenticate': 'Bearer realm="mcpgate"' } });
-      };
-  const known = new Map<string, string>();
-  const inspect: InspectStep = (ctx, body) => {
-    const parsed = parseBody(body, known);
-    ctx.messages = parsed.messages;
-    ctx.batch = parsed.batch;
-    return { bytes: parsed.bytes, answer: undefined, rewrite: undefined };
-  };
-  const rateLimit: RateLimitStep = { consume() {}, openStream: () => () => {} };
-  return { authenticate, sessions: undefined, inspect, rateLimit, close: async () => {} };
+export async function createSteps(config: Config, deps: GatewayDeps): Promise<Steps> {
+  const { log, env } = deps;
+  const authenticate = createAuthentication(config, deps);
+  const sessions = config.auth.allow_unauthenticated ? undefined : createSessionStep(createSessionBinder(secretFor(config, env, log)));
+  const store = createRateLimitStore(config.rate_limit, { now: deps.clock.mono, logger: log });
+  const rateLimit = createRateLimit(store, createStreamCounter(), {
+    onFallback: (ctx, decision) => log.warn({ key: ctx.principal?.name, reason: decision.reason, fallback: decision.fallback }, 'rate-limit store unavailable'),
+  });
+  const tasks = new TaskOwnership({ now: deps.clock.mono });
+  const inspect: InspectStep = createInspect({ unknownMethods: config.policy.unknown_methods, tasks });
+  return { authenticate, sessions, inspect, rateLimit, close: () => store.close() };
+}
+
+function createAuthentication(config: Config, deps: GatewayDeps): AuthenticateStep {
+  if (config.auth.allow_unauthenticated) {
+    deps.log.warn({}, 'auth.allow_unauthenticated is set: every request is allowed, without keys or allowlists');
+    return createAnonymous(ANONYMOUS);
+  }
+  if (config.keys.length === 0) {
+    deps.log.warn({}, 'no keys configured: every request is refused (run `mcpgate keygen`)');
+    return (ctx) => {
+      ctx.reason = 'ERR_AUTH_NOT_CONFIGURED';
+      throw new GatewayError('ERR_AUTH_NOT_CONFIGURED', { headers: { 'www-authenticate': WWW_AUTHENTICATE } });
+    };
+  }
+  const keyring = createKeyring(config.keys, compileGrants, {
+    now: deps.clock.now,
+    resolveLimits: (key) => compileLimits(`key:${key.label}`, config.rate_limit, key.rate_limit),
+  });
+  return createAuthenticate(keyring);
+}
+
+function secretFor(config: Config, env: GatewayDeps['env'], log: GatewayDeps['log']): Buffer {
+  const fromEnv = env.MCPGATE_SESSION_SECRET;
+  const configured = config.auth.session_secret ?? (fromEnv && fromEnv.length >= MIN_SESSION_SECRET_BYTES ? fromEnv : undefined);
+  if (configured === undefined) {
+    log.warn({}, 'no auth.session_secret: sessions are bound with a random secret and will not survive a restart or span replicas');
+  }
+  return sessionSecret(configured, randomBytes);
 }

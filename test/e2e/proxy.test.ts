@@ -166,7 +166,7 @@ describe('proxy with an SDK-built upstream', () => {
       const res = await fetch(gateway.mcpUrl, { method, headers: HEADERS, body: INIT });
       assert.equal(res.status, 405);
       assert.equal(res.headers.get('allow'), 'GET, POST, DELETE');
-      assert.equal((await res.json()).error.code, -32600);
+      assert.equal(((await res.json()) as { error: { code: number } }).error.code, -32600);
     }
     assert.equal(upstream.received.length, before);
   });
@@ -179,7 +179,7 @@ describe('proxy with an SDK-built upstream', () => {
       const res = await fetch(small.mcpUrl, { method: 'POST', headers: HEADERS, body: big });
       assert.equal(res.status, 413);
       assert.equal(res.headers.get('content-type'), 'application/json');
-      const body = await res.json();
+      const body = (await res.json()) as { error: { code: number } };
       assert.equal(body.error.code, -32600);
       assert.equal(upstream.received.length, before);
     } finally {

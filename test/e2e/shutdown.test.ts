@@ -41,7 +41,7 @@ describe('SIGTERM', () => {
     assert.ok(!upstream.received.some((r) => r.body.includes('"id":70')));
     const res = await inflight;
     assert.equal(res.status, 200);
-    assert.deepEqual((await res.json()).result.content, [{ type: 'text', text: 'slow done' }]);
+    assert.deepEqual(((await res.json()) as { result: { content: unknown } }).result.content, [{ type: 'text', text: 'slow done' }]);
     assert.equal(await gw.exited(), 0);
     assert.match(gw.stderr(), /shutting down/);
   });

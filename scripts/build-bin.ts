@@ -1,0 +1,51 @@
+// Builds dist/mcpgate: one executable for this machine's OS and CPU (linux x64 or arm64), made with
+// Node's single-executable applications (SEA) through @yao-pkg/pkg's SEA mode.
+//
+// 1. esbuild inlines the CLI and every dependency into dist/mcpgate.cjs (see build.ts).
+// 2. pkg writes the sea-config, has Node compile the blob (with a V8 code cache, for startup time)
+//    and injects it into a copy of the Node binary with postject.
+//
+// The Node binary is the one running this script: under `npm run` that is node_modules/.bin/node,
+// the official build that the `node` devDependency installs. It both generates the blob and becomes
+// the executable, so the two can never disagree on the SEA blob format, and nothing is downloaded.
+// (pkg's command line cannot be told to use a local Node in SEA mode: it fetches nodejs.org's
+// release index and tarball, which fails offline; its sea() function takes `nodePath`, so we call it.)
+import pkgSea from '@yao-pkg/pkg/lib-es5/sea.js';
+import { rm, stat } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { relative, resolve } from 'node:path';
+import { BINARY, ROOT, bundleForSea } from './build.ts';
+
+/** Builds the executable at `output`; its main script is written beside it as `<output>.cjs`. */
+export async function buildBinary(output: string = BINARY): Promise<string> {
+  output = resolve(output);
+  if (process.platform !== 'linux') throw new Error(`build:bin targets linux, this is ${process.platform}`);
+  if (process.arch !== 'x64' && process.arch !== 'arm64') throw new Error(`unsupported CPU ${process.arch}`);
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major < 22)
+    throw new Error(`build:bin needs Node >= 22 (running ${process.version}); use "npm run build:bin"`);
+
+  const main = await bundleForSea(`${output}.cjs`);
+  await rm(output, { force: true });
+  await pkgSea.default(main, {
+    targets: [{ nodeRange: `node${major}`, platform: 'linux', arch: process.arch, output }],
+    nodePath: process.execPath,
+    signature: false,
+    seaConfig: { disableExperimentalSEAWarning: true, useCodeCache: true, useSnapshot: false },
+  });
+  // Smoke check: the executable starts on its own and reports the package version.
+  const version = execFileSync(output, ['--version'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin' } });
+  const { size } = await stat(output);
+  console.log(
+    `built ${relative(ROOT, output)} (${(size / 2 ** 20).toFixed(1)} MiB, Node ${process.version} linux-${process.arch}, --version: ${version.trim()})`,
+  );
+  return output;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  // --out <path>: where to write the executable (default dist/mcpgate); used by test/package.
+  const { values } = parseArgs({ options: { out: { type: 'string' } } });
+  await buildBinary(values.out);
+}

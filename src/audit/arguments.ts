@@ -1,0 +1,118 @@
+/**
+ * Tool arguments for the audit line (`audit.log_arguments: true`): a copy with configured field
+ * names redacted at any depth (case-insensitive) and bounded in size, so one request cannot blow up
+ * the log. The input is parsed JSON (no cycles, no getters); the output is plain JSON values.
+ */
+
+export const REDACTED = '[redacted]';
+export const TRUNCATED = '[truncated]';
+
+export interface ArgumentLimits {
+  /** Nesting below this depth becomes `[truncated]`. */
+  readonly maxDepth: number;
+  /** Longer strings are cut and end with `…`. */
+  readonly maxString: number;
+  /** Object keys / array items kept per level; the rest are summarised. */
+  readonly maxEntries: number;
+  /** Characters (roughly) one audit line may spend on arguments, across all its calls. */
+  readonly budget: number;
+}
+
+export const DEFAULT_ARGUMENT_LIMITS: ArgumentLimits = Object.freeze({
+  maxDepth: 6,
+  maxString: 1024,
+  maxEntries: 64,
+  budget: 16 * 1024,
+});
+
+/** Shared by the calls of one record, so a batch gets one budget, not one per call. */
+export interface Budget {
+  left: number;
+}
+
+export type SanitizeArguments = (value: unknown, budget: Budget) => unknown;
+
+/** Compiles the redaction list once; the returned function copies, redacts and bounds. */
+export function createArgumentSanitizer(
+  redact: Iterable<string>,
+  limits: ArgumentLimits = DEFAULT_ARGUMENT_LIMITS,
+): SanitizeArguments {
+  const names = new Set<string>();
+  for (const name of redact) {
+    if (typeof name !== 'string') throw new TypeError('redact entries must be strings');
+    names.add(name.toLowerCase());
+  }
+  const { maxDepth, maxString, maxEntries } = limits;
+
+  function clipString(s: string, budget: Budget): string {
+    const room = Math.min(maxString, Math.max(budget.left, 0));
+    if (s.length <= room) {
+      budget.left -= s.length + 2;
+      return s;
+    }
+    budget.left -= room + 3;
+    return s.slice(0, room) + '…';
+  }
+
+  function copy(value: unknown, depth: number, budget: Budget): unknown {
+    if (budget.left <= 0) return TRUNCATED;
+    switch (typeof value) {
+      case 'string':
+        return clipString(value, budget);
+      case 'number':
+      case 'boolean':
+        budget.left -= 8;
+        return value;
+      case 'object':
+        break;
+      default:
+        // undefined, bigint, function, symbol: not JSON; never in parsed input.
+        return null;
+    }
+    if (value === null) {
+      budget.left -= 4;
+      return null;
+    }
+    if (depth >= maxDepth) return TRUNCATED;
+    budget.left -= 2;
+    if (Array.isArray(value)) {
+      const n = Math.min(value.length, maxEntries);
+      const out: unknown[] = [];
+      for (let i = 0; i < n; i++) {
+        if (budget.left <= 0) {
+          out.push(TRUNCATED);
+          return out;
+        }
+        out.push(copy(value[i], depth + 1, budget));
+      }
+      if (value.length > n) out.push(`[+${value.length - n} items]`);
+      return out;
+    }
+    const out: Record<string, unknown> = {};
+    let kept = 0;
+    let total = 0;
+    for (const key in value) {
+      if (!Object.prototype.hasOwnProperty.call(value, key)) continue;
+      total++;
+      if (kept >= maxEntries || budget.left <= 0) continue;
+      kept++;
+      const name = key.length > 128 ? key.slice(0, 128) + '…' : key;
+      budget.left -= name.length + 3;
+      let item: unknown;
+      if (names.has(key.toLowerCase())) {
+        item = REDACTED;
+        budget.left -= REDACTED.length + 2;
+      } else {
+        item = copy((value as Record<string, unknown>)[key], depth + 1, budget);
+      }
+      // JSON.parse makes "__proto__" an own key; a plain assignment would set the prototype instead.
+      if (name === '__proto__')
+        Object.defineProperty(out, name, { value: item, enumerable: true, writable: true });
+      else out[name] = item;
+    }
+    if (total > kept) out[TRUNCATED] = `+${total - kept} keys`;
+    return out;
+  }
+
+  return (value, budget) => copy(value, 0, budget);
+}

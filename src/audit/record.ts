@@ -1,0 +1,212 @@
+/**
+ * The audit record: one flat object per HTTP request to the MCP endpoint, built once from the
+ * RequestContext when the response has closed. Field names are a stable contract (README "Audit
+ * log"). A field with no value for a request is left out of the line, never written as null.
+ *
+ * What is never read here: request or response bodies (only the parsed tools/call arguments, and
+ * only with `audit.log_arguments`), and request headers other than User-Agent. Keys, tokens,
+ * Authorization / Cookie / X-API-Key values therefore cannot reach the audit line.
+ *
+ * Client-supplied strings (method, tool, prompt, resource, ids, user agent, protocol version) are
+ * clipped so a 4 MiB method name cannot become a 4 MiB log line; JSON encoding escapes control
+ * characters, so no value can start a second line.
+ */
+import type { CallRecord, Decision, RequestContext } from '../pipeline/context.ts';
+import type { ErrorCode } from '../jsonrpc/errors.ts';
+import type { JsonRpcId, JsonRpcMessage } from '../jsonrpc/message.ts';
+import { createArgumentSanitizer, DEFAULT_ARGUMENT_LIMITS } from './arguments.ts';
+import type { ArgumentLimits, Budget, SanitizeArguments } from './arguments.ts';
+import { requestDecision, requestReason } from './outcome.ts';
+
+/** Longest kept value of a client-supplied name (method, tool, prompt, id, user agent). */
+export const MAX_NAME = 256;
+/** Resource URIs get a little more room. */
+export const MAX_URI = 1024;
+
+export interface AuditCall {
+  rpc_method?: string | undefined;
+  rpc_id?: JsonRpcId | undefined;
+  tool?: string | undefined;
+  prompt?: string | undefined;
+  resource?: string | undefined;
+  arguments?: unknown;
+  decision: Decision;
+  reason?: ErrorCode | undefined;
+}
+
+export interface AuditRecord {
+  time: string;
+  request_id: string;
+  key?: string | undefined;
+  key_id?: string | undefined;
+  sub?: string | undefined;
+  client_ip?: string | undefined;
+  http_method?: string | undefined;
+  rpc_method?: string | undefined;
+  rpc_id?: JsonRpcId | undefined;
+  tool?: string | undefined;
+  prompt?: string | undefined;
+  resource?: string | undefined;
+  arguments?: unknown;
+  calls?: AuditCall[] | undefined;
+  decision: Decision;
+  reason?: ErrorCode | undefined;
+  status: number;
+  latency_ms: number;
+  upstream_ms?: number | undefined;
+  bytes_in: number;
+  bytes_out: number;
+  session?: string | undefined;
+  protocol_version?: string | undefined;
+  aborted: boolean;
+  user_agent?: string | undefined;
+}
+
+export interface AuditRecordOptions {
+  /** Set when `audit.log_arguments` is on: copies, redacts and bounds tools/call arguments. */
+  readonly sanitizeArguments: SanitizeArguments | undefined;
+  /** Characters one line may spend on arguments (all calls of a batch together). */
+  readonly argumentBudget: number;
+}
+
+/** Compiles the `audit` config section once. */
+export function auditRecordOptions(
+  config: { readonly log_arguments: boolean; readonly redact: readonly string[] },
+  limits: ArgumentLimits = DEFAULT_ARGUMENT_LIMITS,
+): AuditRecordOptions {
+  return Object.freeze({
+    sanitizeArguments: config.log_arguments ? createArgumentSanitizer(config.redact, limits) : undefined,
+    argumentBudget: limits.budget,
+  });
+}
+
+export const NO_ARGUMENTS: AuditRecordOptions = Object.freeze({
+  sanitizeArguments: undefined,
+  argumentBudget: 0,
+});
+
+/**
+ * Builds the record. `now` is the wall-clock time the response finished (the line's `time`: lines
+ * are written in time order, as log shippers expect); `mono` the monotonic clock at that moment.
+ */
+export function buildAuditRecord(
+  ctx: RequestContext,
+  now: number,
+  mono: number,
+  options: AuditRecordOptions = NO_ARGUMENTS,
+): AuditRecord {
+  const principal = ctx.principal;
+  const isKey = principal !== undefined && principal.kind === 'key';
+  const isOauth = principal !== undefined && principal.kind === 'oauth';
+  const messages = ctx.messages;
+  const ua = ctx.req.headers['user-agent'];
+
+  let single: CallRecord | undefined;
+  let calls: AuditCall[] | undefined;
+  let args: unknown;
+  if (ctx.batch) {
+    calls = batchCalls(ctx, options);
+  } else {
+    single = ctx.calls.length > 0 ? ctx.calls[0] : messageCall(messages?.[0]);
+    if (options.sanitizeArguments !== undefined && single !== undefined) {
+      args = toolArguments(single, messages?.[0], options.sanitizeArguments, {
+        left: options.argumentBudget,
+      });
+    }
+  }
+
+  return {
+    time: new Date(now).toISOString(),
+    request_id: ctx.requestId,
+    key: isKey ? principal.name : undefined,
+    key_id: isKey ? principal.keyId : undefined,
+    sub: isOauth ? principal.name : undefined,
+    client_ip: ctx.clientIp === '' ? undefined : ctx.clientIp,
+    http_method: ctx.req.method,
+    rpc_method: clip(single?.rpc_method, MAX_NAME),
+    rpc_id: id(single?.rpc_id),
+    tool: clip(single?.tool, MAX_NAME),
+    prompt: clip(single?.prompt, MAX_NAME),
+    resource: clip(single?.resource, MAX_URI),
+    arguments: args,
+    calls,
+    decision: requestDecision(ctx),
+    reason: requestReason(ctx),
+    status: ctx.status,
+    latency_ms: round3(mono - ctx.startedMono),
+    upstream_ms: ctx.upstreamMs === undefined ? undefined : round3(ctx.upstreamMs),
+    bytes_in: ctx.bytesIn,
+    bytes_out: ctx.bytesOut,
+    session: ctx.session,
+    protocol_version: clip(ctx.protocolVersion, 64),
+    aborted: ctx.aborted,
+    user_agent: typeof ua === 'string' ? clip(ua, MAX_NAME) : undefined,
+  };
+}
+
+function batchCalls(ctx: RequestContext, options: AuditRecordOptions): AuditCall[] {
+  const messages = ctx.messages ?? [];
+  const sanitize = options.sanitizeArguments;
+  const budget: Budget = { left: options.argumentBudget };
+  // Calls are recorded in body order; fall back to the parsed messages if the pipeline stopped first.
+  const source: readonly CallRecord[] =
+    ctx.calls.length > 0 ? ctx.calls : (messages.map(messageCall).filter(Boolean) as CallRecord[]);
+  const aligned = source.length === messages.length;
+  const out: AuditCall[] = new Array(source.length);
+  for (let i = 0; i < source.length; i++) {
+    const call = source[i] as CallRecord;
+    out[i] = {
+      rpc_method: clip(call.rpc_method, MAX_NAME),
+      rpc_id: id(call.rpc_id),
+      tool: clip(call.tool, MAX_NAME),
+      prompt: clip(call.prompt, MAX_NAME),
+      resource: clip(call.resource, MAX_URI),
+      arguments:
+        sanitize !== undefined && aligned ? toolArguments(call, messages[i], sanitize, budget) : undefined,
+      decision: call.decision,
+      reason: call.reason,
+    };
+  }
+  return out;
+}
+
+/** A call for a message the pipeline parsed but did not judge (it stopped before, e.g. rate limited). */
+function messageCall(message: JsonRpcMessage | undefined): CallRecord | undefined {
+  if (message === undefined || !('method' in message)) return undefined;
+  return {
+    rpc_method: typeof message.method === 'string' ? message.method : undefined,
+    rpc_id: 'id' in message ? message.id : null,
+    decision: 'allow',
+  };
+}
+
+function toolArguments(
+  call: CallRecord,
+  message: JsonRpcMessage | undefined,
+  sanitize: SanitizeArguments,
+  budget: Budget,
+): unknown {
+  if (message === undefined || !('method' in message) || message.method !== call.rpc_method) return undefined;
+  const isToolCall = call.tool !== undefined || message.method.toLowerCase() === 'tools/call';
+  if (!isToolCall) return undefined;
+  const params = message.params;
+  if (params === null || typeof params !== 'object') return undefined;
+  const value = (params as Record<string, unknown>).arguments;
+  return value === undefined ? undefined : sanitize(value, budget);
+}
+
+function clip(value: string | undefined, max: number): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  if (value.length <= max) return value;
+  return value.slice(0, max) + '…';
+}
+
+function id(value: JsonRpcId | null | undefined): JsonRpcId | undefined {
+  if (value === null || value === undefined) return undefined;
+  return typeof value === 'string' ? clip(value, MAX_NAME) : value;
+}
+
+/** Milliseconds to 0.001 ms. */
+export function round3(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}

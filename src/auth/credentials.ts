@@ -1,0 +1,127 @@
+/**
+ * Finds the API key in a request: `Authorization: Bearer <key>` or `X-API-Key: <key>`. Anything
+ * ambiguous is refused, each with its own audit reason (all answer the same 401 'unauthorized'):
+ *
+ *   ERR_AUTH_KEY_IN_QUERY  a key-like query parameter (?key=, ?token= ...), even beside a good header
+ *   ERR_AUTH_MISSING       no credential header
+ *   ERR_AUTH_EMPTY         a credential header that is empty, or `Bearer` with no token
+ *   ERR_AUTH_DUPLICATE     two Authorization (or X-API-Key) headers, or both with different values
+ *   ERR_AUTH_MALFORMED     another scheme, a token with spaces, control or non-ASCII bytes, or too long
+ *
+ * Node keeps only the first Authorization header and joins repeated X-API-Key headers, so the
+ * counting is done on rawHeaders.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { ErrorCode } from '../jsonrpc/errors.ts';
+import { MAX_KEY_LENGTH, isVisibleAscii } from './key-format.ts';
+
+export type CredentialResult =
+  | { readonly ok: true; readonly secret: string; readonly scheme: 'bearer' | 'x-api-key' }
+  | { readonly ok: false; readonly code: ErrorCode };
+
+export interface ExtractOptions {
+  /** Longest accepted credential, checked before anything else (default 512; raise it for JWTs). */
+  readonly maxLength?: number;
+}
+
+/** Query parameter names that carry credentials elsewhere; compared lower-cased and percent-decoded. */
+export const QUERY_CREDENTIAL_NAMES: ReadonlySet<string> = new Set([
+  'key',
+  'api_key',
+  'apikey',
+  'api-key',
+  'x-api-key',
+  'access_token',
+  'token',
+]);
+
+const refuse = (code: ErrorCode): CredentialResult => Object.freeze({ ok: false as const, code });
+const IN_QUERY = refuse('ERR_AUTH_KEY_IN_QUERY');
+const MISSING = refuse('ERR_AUTH_MISSING');
+const EMPTY = refuse('ERR_AUTH_EMPTY');
+const DUPLICATE = refuse('ERR_AUTH_DUPLICATE');
+const MALFORMED = refuse('ERR_AUTH_MALFORMED');
+
+export function extractCredential(
+  headers: IncomingHttpHeaders,
+  rawHeaders: readonly string[],
+  url: string,
+  options: ExtractOptions = {},
+): CredentialResult {
+  const maxLength = options.maxLength ?? MAX_KEY_LENGTH;
+  const q = url.indexOf('?');
+  if (q !== -1 && hasCredentialInQuery(url.slice(q + 1))) return IN_QUERY;
+  if (headers.authorization === undefined && headers['x-api-key'] === undefined) return MISSING;
+
+  let authorization: string | undefined;
+  let apiKey: string | undefined;
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    if (name.length === 13 && name.toLowerCase() === 'authorization') {
+      if (authorization !== undefined) return DUPLICATE;
+      authorization = rawHeaders[i + 1] as string;
+    } else if (name.length === 9 && name.toLowerCase() === 'x-api-key') {
+      if (apiKey !== undefined) return DUPLICATE;
+      apiKey = rawHeaders[i + 1] as string;
+    }
+  }
+  // Only reachable when headers and rawHeaders disagree (a caller building them by hand).
+  if (authorization === undefined && apiKey === undefined) return MISSING;
+
+  let bearer: string | undefined;
+  if (authorization !== undefined) {
+    const token = bearerToken(authorization, maxLength);
+    if (typeof token !== 'string') return token;
+    bearer = token;
+  }
+  if (apiKey !== undefined) {
+    const key = checkToken(trimOws(apiKey), maxLength);
+    if (typeof key !== 'string') return key;
+    if (bearer !== undefined && bearer !== key) return DUPLICATE;
+    if (bearer === undefined) return { ok: true, secret: key, scheme: 'x-api-key' };
+  }
+  return { ok: true, secret: bearer as string, scheme: 'bearer' };
+}
+
+/** The token of `Bearer <token>` (scheme case-insensitive), or why it is refused. */
+function bearerToken(value: string, maxLength: number): string | CredentialResult {
+  // Fail fast on huge headers before trimming or scanning them.
+  if (value.length > maxLength + 64) return MALFORMED;
+  const v = trimOws(value);
+  if (v.length === 0) return EMPTY;
+  if (v.length < 6 || v.slice(0, 6).toLowerCase() !== 'bearer') return MALFORMED;
+  if (v.length === 6) return EMPTY;
+  const sep = v.charCodeAt(6);
+  if (sep !== 0x20 && sep !== 0x09) return MALFORMED; // "Bearerxyz"
+  let start = 7;
+  while (v.charCodeAt(start) === 0x20 || v.charCodeAt(start) === 0x09) start++;
+  return checkToken(v.slice(start), maxLength);
+}
+
+function checkToken(token: string, maxLength: number): string | CredentialResult {
+  if (token.length === 0) return EMPTY;
+  if (token.length > maxLength) return MALFORMED;
+  if (!isVisibleAscii(token)) return MALFORMED;
+  return token;
+}
+
+/** Trims spaces and tabs only: String#trim would also eat U+00A0, hiding a non-ASCII byte. */
+function trimOws(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && isOws(value.charCodeAt(start))) start++;
+  while (end > start && isOws(value.charCodeAt(end - 1))) end--;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
+}
+
+function isOws(c: number): boolean {
+  return c === 0x20 || c === 0x09;
+}
+
+export function hasCredentialInQuery(query: string): boolean {
+  if (query.length === 0) return false;
+  for (const name of new URLSearchParams(query).keys()) {
+    if (QUERY_CREDENTIAL_NAMES.has(name.trim().toLowerCase())) return true;
+  }
+  return false;
+}

@@ -1,0 +1,206 @@
+/**
+ * Prometheus metrics, in the gateway's own registry (never prom-client's global one). `observe` runs
+ * once per request when its response has closed, from the same RequestContext as the audit line.
+ *
+ * Every label value is bounded: decisions are a closed set; rpc_method is a known MCP method,
+ * `batch`, `none` (no JSON-RPC message: GET stream, DELETE, unparsable body) or `other`; tool is a
+ * name from the allowlists or learned from the upstream's tools/list (capped), else `other`; the
+ * rate-limit key is a configured key label, `oauth` for every OAuth subject, `anonymous`, or `other`.
+ *
+ * prom-client's `labels(...)` allocates and validates on each call, so the children are cached in
+ * Maps keyed by the (bounded) label values.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Decision, RequestContext } from '../pipeline/context.ts';
+import type { UpstreamErrorKind } from '../proxy/upstream-error.ts';
+import { callDecision, requestDecision } from '../audit/outcome.ts';
+import { LabelSet, OTHER } from './labels.ts';
+
+export const DURATION_BUCKETS: readonly number[] = Object.freeze([
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+]);
+/** Tool names learned from the upstream beyond the configured ones. */
+export const DEFAULT_LEARNED_TOOLS_CAP = 1000;
+export const UPSTREAM_ERROR_KINDS: readonly UpstreamErrorKind[] = Object.freeze([
+  'refused',
+  'reset',
+  'timeout',
+  'protocol',
+  'other',
+]);
+
+export interface MetricsOptions {
+  /** Exact tool names from the allowlists (wildcards are ignored). */
+  readonly knownTools?: Iterable<string>;
+  /** Known MCP method names, or policy's KNOWN_METHODS map (lowercase -> canonical; its values are used). */
+  readonly knownMethods: Iterable<string> | ReadonlyMap<string, string>;
+  /** The configured key labels. */
+  readonly keyLabels?: Iterable<string>;
+  /** Also export Node process metrics (CPU, memory, event loop, GC) with the `mcpgate_` prefix. */
+  readonly processMetrics?: boolean;
+  readonly learnedToolsCap?: number;
+}
+
+export interface Metrics {
+  readonly registry: Registry;
+  /** Counts one finished request; `mono` is the monotonic clock (ms) when it closed. */
+  observe(ctx: RequestContext, mono: number): void;
+  upstreamError(kind: UpstreamErrorKind): void;
+  streamOpened(): void;
+  streamClosed(): void;
+  /** Tool names seen in the upstream's tools/list responses (kept up to the cap). */
+  learnTools(names: Iterable<string>): void;
+  /** After a config reload: new allowlist names and key labels. */
+  reconfigure(options: { knownTools?: Iterable<string>; keyLabels?: Iterable<string> }): void;
+  render(): Promise<{ contentType: string; body: string }>;
+}
+
+type Inc = { inc(value?: number): void };
+type Obs = { observe(value: number): void };
+
+export function createMetrics(options: MetricsOptions): Metrics {
+  const registry = new Registry();
+  const methods = new Set<string>(
+    options.knownMethods instanceof Map
+      ? options.knownMethods.values()
+      : (options.knownMethods as Iterable<string>),
+  );
+  const tools = new LabelSet(options.knownTools ?? [], options.learnedToolsCap ?? DEFAULT_LEARNED_TOOLS_CAP);
+  const keys = new LabelSet(options.keyLabels ?? [], 0);
+  if (options.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'mcpgate_' });
+
+  const requests = new Counter({
+    name: 'mcpgate_requests_total',
+    help: 'Requests to the MCP endpoint, by decision and JSON-RPC method.',
+    labelNames: ['decision', 'rpc_method'] as const,
+    registers: [registry],
+  });
+  const toolCalls = new Counter({
+    name: 'mcpgate_tool_calls_total',
+    help: 'tools/call messages, by tool and decision.',
+    labelNames: ['tool', 'decision'] as const,
+    registers: [registry],
+  });
+  const rateLimited = new Counter({
+    name: 'mcpgate_rate_limited_total',
+    help: 'Requests refused by a rate limit, by key label (`oauth` for every OAuth subject).',
+    labelNames: ['key'] as const,
+    registers: [registry],
+  });
+  const upstreamErrors = new Counter({
+    name: 'mcpgate_upstream_errors_total',
+    help: 'Upstream failures, by kind: refused, reset, timeout, protocol, other.',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
+  const requestDuration = new Histogram({
+    name: 'mcpgate_request_duration_seconds',
+    help: 'Time from request arrival to response close, by decision (POST and DELETE; GET streams are not timed).',
+    labelNames: ['decision'] as const,
+    buckets: [...DURATION_BUCKETS],
+    registers: [registry],
+  });
+  const upstreamDuration = new Histogram({
+    name: 'mcpgate_upstream_duration_seconds',
+    help: "Time from sending a request upstream to the upstream's response headers.",
+    buckets: [...DURATION_BUCKETS],
+    registers: [registry],
+  });
+  const openStreams = new Gauge({
+    name: 'mcpgate_open_streams',
+    help: 'Open GET (SSE) streams.',
+    registers: [registry],
+  });
+
+  // Children cached by label values; every key space is bounded (see the file comment).
+  const requestChildren = new Map<string, Map<string, Inc>>();
+  const toolChildren = new Map<string, Map<string, Inc>>();
+  const rateChildren = new Map<string, Inc>();
+  const durationChildren = new Map<string, Obs>();
+  const upstreamChildren = new Map<string, Inc>();
+  for (const kind of UPSTREAM_ERROR_KINDS) {
+    const child = upstreamErrors.labels(kind);
+    child.inc(0); // export zeros so rate() works before the first failure
+    upstreamChildren.set(kind, child);
+  }
+
+  function requestChild(decision: Decision, method: string): Inc {
+    let byMethod = requestChildren.get(decision);
+    if (byMethod === undefined) requestChildren.set(decision, (byMethod = new Map()));
+    let child = byMethod.get(method);
+    if (child === undefined) byMethod.set(method, (child = requests.labels(decision, method)));
+    return child;
+  }
+
+  function toolChild(tool: string, decision: Decision): Inc {
+    let byTool = toolChildren.get(decision);
+    if (byTool === undefined) toolChildren.set(decision, (byTool = new Map()));
+    let child = byTool.get(tool);
+    if (child === undefined) byTool.set(tool, (child = toolCalls.labels(tool, decision)));
+    return child;
+  }
+
+  function methodLabel(ctx: RequestContext): string {
+    if (ctx.batch) return 'batch';
+    let method = ctx.calls[0]?.rpc_method;
+    if (method === undefined) {
+      const message = ctx.messages?.[0];
+      if (message !== undefined && 'method' in message) method = message.method;
+    }
+    if (method === undefined) return 'none';
+    return methods.has(method) ? method : OTHER;
+  }
+
+  function keyLabel(ctx: RequestContext): string {
+    const principal = ctx.principal;
+    if (principal === undefined) return 'none';
+    if (principal.kind === 'oauth') return 'oauth';
+    if (principal.kind === 'anonymous') return 'anonymous';
+    return keys.label(principal.name);
+  }
+
+  return {
+    registry,
+    observe(ctx, mono) {
+      const decision = requestDecision(ctx);
+      requestChild(decision, methodLabel(ctx)).inc();
+      if (ctx.req.method !== 'GET') {
+        let child = durationChildren.get(decision);
+        if (child === undefined) durationChildren.set(decision, (child = requestDuration.labels(decision)));
+        child.observe(Math.max(0, mono - ctx.startedMono) / 1000);
+      }
+      if (ctx.upstreamMs !== undefined) upstreamDuration.observe(Math.max(0, ctx.upstreamMs) / 1000);
+      const calls = ctx.calls;
+      for (let i = 0; i < calls.length; i++) {
+        const call = calls[i]!;
+        if (call.tool === undefined) continue;
+        toolChild(tools.label(call.tool), ctx.batch ? callDecision(ctx, call) : decision).inc();
+      }
+      if (decision === 'rate_limited' && ctx.reason !== 'ERR_RATE_LIMIT_STORE') {
+        const key = keyLabel(ctx);
+        let child = rateChildren.get(key);
+        if (child === undefined) rateChildren.set(key, (child = rateLimited.labels(key)));
+        child.inc();
+      }
+    },
+    upstreamError(kind) {
+      (upstreamChildren.get(kind) ?? upstreamChildren.get('other')!).inc();
+    },
+    streamOpened() {
+      openStreams.inc();
+    },
+    streamClosed() {
+      openStreams.dec();
+    },
+    learnTools(names) {
+      tools.learn(names);
+    },
+    reconfigure(next) {
+      if (next.knownTools !== undefined) tools.reset(next.knownTools);
+      if (next.keyLabels !== undefined) keys.reset(next.keyLabels);
+    },
+    async render() {
+      return { contentType: registry.contentType, body: await registry.metrics() };
+    },
+  };
+}

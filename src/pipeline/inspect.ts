@@ -1,0 +1,92 @@
+/**
+ * Step: inspect and judge a POST body. Parse once (strictly), check the 2026-07-28 request headers
+ * against the body, judge every message against the principal's grants, and forward exactly the
+ * bytes that were judged. A denied call is answered by the gateway as if the tool did not exist;
+ * a batch with any denied element is refused whole (no element is forwarded).
+ */
+import type { InspectStep } from './ports.ts';
+import { parseBody } from '../jsonrpc/parse.ts';
+import { errorBody, isRequest } from '../jsonrpc/message.ts';
+import type { JsonRpcId } from '../jsonrpc/message.ts';
+import { GatewayError } from '../jsonrpc/errors.ts';
+import type { ErrorCode } from '../jsonrpc/errors.ts';
+import { KNOWN_METHODS } from '../policy/methods.ts';
+import { checkMcpHeaders } from '../policy/headers.ts';
+import { judge } from '../policy/judge.ts';
+import type { JudgeOptions } from '../policy/judge.ts';
+import type { TaskOwnership } from '../policy/tasks.ts';
+import { createResponseRewrite } from '../policy/filter-list.ts';
+import type { ResponseAction } from '../policy/filter-list.ts';
+
+export interface InspectOptions extends JudgeOptions {
+  readonly tasks: TaskOwnership;
+}
+
+const BATCH_REFUSED = new GatewayError('ERR_BATCH_DENIED');
+
+export function createInspect(options: InspectOptions): InspectStep {
+  const { tasks } = options;
+  return function inspect(ctx, body) {
+    const parsed = parseBody(body, KNOWN_METHODS);
+    const { messages, batch } = parsed;
+    ctx.messages = messages;
+    ctx.batch = batch;
+    const headerError = checkMcpHeaders(ctx.req.headers, batch ? messages : (messages[0] as (typeof messages)[0]));
+    if (headerError !== undefined) {
+      ctx.reason = headerError.code;
+      throw headerError;
+    }
+    const principal = ctx.principal;
+    if (principal === undefined) throw new TypeError('inspect before authenticate');
+    const scope = tasks.scope(principal.bindingId);
+    let plan: Map<JsonRpcId, ResponseAction> | undefined;
+    let denied: Map<JsonRpcId | null, GatewayError> | undefined;
+    let firstDenial: ErrorCode | undefined;
+    for (const message of messages) {
+      const verdict = judge(message, principal.grants, options, scope);
+      ctx.calls.push(verdict.record);
+      const id = isRequest(message) ? message.id : null;
+      if (!verdict.allowed) {
+        firstDenial ??= verdict.error?.code ?? 'ERR_METHOD_DENIED';
+        (denied ??= new Map()).set(id, verdict.error ?? new GatewayError('ERR_METHOD_DENIED'));
+        continue;
+      }
+      if (id !== null && (verdict.filter !== undefined || verdict.recordTask)) {
+        (plan ??= new Map()).set(id, verdict.filter ?? 'task');
+      }
+    }
+    if (denied !== undefined) {
+      ctx.decision = 'deny';
+      ctx.reason = batch ? 'ERR_BATCH_DENIED' : firstDenial;
+      return { bytes: parsed.bytes, answer: { status: 200, body: denialBody(messages, batch, denied) }, rewrite: undefined };
+    }
+    return {
+      bytes: parsed.bytes,
+      answer: undefined,
+      rewrite: plan === undefined ? undefined : createResponseRewrite(plan, principal.grants, scope),
+    };
+  };
+}
+
+/**
+ * A single denied request gets the error an upstream gives for something that does not exist. In
+ * a batch, each denied request gets that error and every other request a "batch refused" error,
+ * so the client can match each id; nothing of the batch reaches the upstream.
+ */
+function denialBody(
+  messages: ReturnType<typeof parseBody>['messages'],
+  batch: boolean,
+  denied: Map<JsonRpcId | null, GatewayError>,
+): string {
+  if (!batch) {
+    const [id, error] = denied.entries().next().value as [JsonRpcId | null, GatewayError];
+    return errorBody(id, error.rpcCode, error.message);
+  }
+  const parts: string[] = [];
+  for (const message of messages) {
+    if (!isRequest(message)) continue;
+    const error = denied.get(message.id) ?? BATCH_REFUSED;
+    parts.push(errorBody(message.id, error.rpcCode, error.message));
+  }
+  return `[${parts.join(',')}]`;
+}

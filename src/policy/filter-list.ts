@@ -1,0 +1,138 @@
+/**
+ * Rewrites the upstream's answers to the requests a verdict marked: list results keep only the
+ * entries the key may use (tools, prompts, resources, resource templates, its own tasks), and the
+ * task a task-creating request produced is recorded for the principal. Everything else in a result
+ * is left as it is, including `nextCursor` (kept when a page ends up empty: the client then asks for
+ * the next page, as it would after any page). Fail closed: an entry that is not an object with a
+ * string name/uri/taskId is dropped, and a list field that is not an array becomes empty.
+ */
+import { GatewayError } from '../jsonrpc/errors.ts';
+import type { JsonRpcId } from '../jsonrpc/message.ts';
+import type { ResponseRewrite } from '../proxy/relay.ts';
+import { createSseRewriter } from '../proxy/sse-rewrite.ts';
+import type { Grants } from './grants.ts';
+import { resourceAllowed } from './judge.ts';
+import type { ListKind } from './methods.ts';
+import { createdTaskId } from './tasks.ts';
+import type { TaskScope } from './tasks.ts';
+
+/** What to do with the response to one request id: filter a list, or record the task it creates. */
+export type ResponseAction = ListKind | 'task';
+/** Request id → action, built by the pipeline from the verdicts (`filter`, `recordTask`). */
+export type ResponsePlan = ReadonlyMap<JsonRpcId, ResponseAction>;
+
+/** Returns `result` itself when nothing had to go, else a shallow copy with the array filtered. */
+export function filterListResult(kind: ListKind, result: unknown, grants: Grants, tasks?: TaskScope): unknown {
+  if (typeof result !== 'object' || result === null || Array.isArray(result)) return result;
+  const record = result as Record<string, unknown>;
+  if (!Object.hasOwn(record, kind)) return result;
+  const list = record[kind];
+  if (!Array.isArray(list)) return { ...record, [kind]: [] };
+  const keep = keeper(kind, grants, tasks);
+  let kept: unknown[] | undefined;
+  for (let i = 0; i < list.length; i++) {
+    const entry: unknown = list[i];
+    const ok = keep(entry);
+    if (ok && kept !== undefined) kept.push(entry);
+    else if (!ok && kept === undefined) kept = list.slice(0, i);
+  }
+  return kept === undefined ? result : { ...record, [kind]: kept };
+}
+
+function keeper(kind: ListKind, grants: Grants, tasks: TaskScope | undefined): (entry: unknown) => boolean {
+  switch (kind) {
+    case 'tools':
+      return (e) => isObject(e) && typeof e.name === 'string' && grants.tool(e.name);
+    case 'prompts':
+      return (e) => isObject(e) && typeof e.name === 'string' && grants.prompt(e.name);
+    case 'resources':
+      return (e) => isObject(e) && typeof e.uri === 'string' && resourceAllowed(grants, e.uri);
+    case 'resourceTemplates':
+      return (e) => isObject(e) && typeof e.uriTemplate === 'string' && grants.resource(e.uriTemplate);
+    case 'tasks':
+      return (e) => tasks !== undefined && isObject(e) && typeof e.taskId === 'string' && tasks.owns(e.taskId);
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Applies the plan to one parsed JSON-RPC response (or anything else, which is left alone);
+ * returns the replacement message, or undefined when it is unchanged.
+ */
+function applyPlan(message: unknown, plan: ResponsePlan, grants: Grants, tasks: TaskScope | undefined): unknown {
+  if (!isObject(message) || !Object.hasOwn(message, 'result') || Object.hasOwn(message, 'method')) return undefined;
+  const id = message.id;
+  if (typeof id !== 'string' && typeof id !== 'number') return undefined;
+  const action = plan.get(id);
+  if (action === undefined) return undefined;
+  if (action === 'task') {
+    const taskId = createdTaskId(message.result);
+    if (taskId !== undefined && tasks !== undefined) tasks.record(taskId);
+    return undefined;
+  }
+  const filtered = filterListResult(action, message.result, grants, tasks);
+  return filtered === message.result ? undefined : { ...message, result: filtered };
+}
+
+/**
+ * An application/json response body: one response or a batch of them. Returns `body` itself when
+ * nothing changed. Throws ERR_UPSTREAM_PROTOCOL when the body is not JSON (it cannot be filtered,
+ * so it must not be passed on).
+ */
+export function filterJsonResponseBody(body: Buffer, plan: ResponsePlan, grants: Grants, tasks?: TaskScope): Buffer {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch (cause) {
+    throw new GatewayError('ERR_UPSTREAM_PROTOCOL', { cause });
+  }
+  if (!Array.isArray(value)) {
+    const replaced = applyPlan(value, plan, grants, tasks);
+    return replaced === undefined ? body : Buffer.from(JSON.stringify(replaced));
+  }
+  let changed = false;
+  const out = value.map((item: unknown) => {
+    const replaced = applyPlan(item, plan, grants, tasks);
+    if (replaced === undefined) return item;
+    changed = true;
+    return replaced;
+  });
+  return changed ? Buffer.from(JSON.stringify(out)) : body;
+}
+
+/**
+ * The data of one SSE event: the rewritten JSON text when the event is a planned response that had
+ * to change, else undefined (the event passes untouched). Data that is not JSON is not a JSON-RPC
+ * message and passes too.
+ */
+export function rewriteEventData(data: string, plan: ResponsePlan, grants: Grants, tasks?: TaskScope): string | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(data);
+  } catch {
+    return undefined;
+  }
+  if (Array.isArray(value)) {
+    let changed = false;
+    const out = value.map((item: unknown) => {
+      const replaced = applyPlan(item, plan, grants, tasks);
+      if (replaced === undefined) return item;
+      changed = true;
+      return replaced;
+    });
+    return changed ? JSON.stringify(out) : undefined;
+  }
+  const replaced = applyPlan(value, plan, grants, tasks);
+  return replaced === undefined ? undefined : JSON.stringify(replaced);
+}
+
+/** The relay's rewrite for a response to requests with a plan (see proxy/relay.ts). */
+export function createResponseRewrite(plan: ResponsePlan, grants: Grants, tasks?: TaskScope): ResponseRewrite {
+  return {
+    json: (body) => filterJsonResponseBody(body, plan, grants, tasks),
+    sse: () => createSseRewriter((data) => rewriteEventData(data, plan, grants, tasks)),
+  };
+}

@@ -1,0 +1,121 @@
+/**
+ * MCP 2026-07-28 mirrors body fields into request headers so intermediaries can route without
+ * parsing: `Mcp-Method` (the method), `Mcp-Name` (`params.name` of tools/call and prompts/get,
+ * `params.uri` of resources/read, `params.taskId` of the tasks extension's tasks/get, tasks/update,
+ * tasks/cancel; non-ASCII values as `=?base64?...?=`) and `MCP-Protocol-Version` (the body's
+ * `_meta["io.modelcontextprotocol/protocolVersion"]`).
+ *
+ * The gateway always decides on the body. But a component behind it that trusts a header would act
+ * on something the gateway never judged, so any of these headers that is present must agree with the
+ * body exactly, or the request is refused with 400 and JSON-RPC error -32020 (HeaderMismatch), as the
+ * spec requires of servers. Also refused: a duplicated header, a malformed value, `Mcp-Method` or
+ * `Mcp-Name` on a batch (they can describe only one message), `Mcp-Name` on a method that has no
+ * name. A header that is absent is left to the upstream (which requires them on modern requests).
+ * `Mcp-Param-*` headers need the tool's schema to check and are forwarded for the upstream to check.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import { GatewayError } from '../jsonrpc/errors.ts';
+import type { JsonRpcId, JsonRpcMessage } from '../jsonrpc/message.ts';
+
+/** `req.headers`, or better `req.headersDistinct` (which shows duplicated headers as arrays). */
+export type HeaderSource = IncomingHttpHeaders | Readonly<Record<string, string | readonly string[] | undefined>>;
+
+/** The body field `Mcp-Name` mirrors, per method. */
+export const MCP_NAME_SOURCE: ReadonlyMap<string, 'name' | 'uri' | 'taskId'> = new Map([
+  ['tools/call', 'name'],
+  ['prompts/get', 'name'],
+  ['resources/read', 'uri'],
+  ['tasks/get', 'taskId'],
+  ['tasks/update', 'taskId'],
+  ['tasks/cancel', 'taskId'],
+]);
+
+const PROTOCOL_VERSION_META = 'io.modelcontextprotocol/protocolVersion';
+const DUPLICATE = Symbol('duplicate');
+const SENTINEL_PREFIX = '=?base64?';
+const SENTINEL_SUFFIX = '?=';
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const PLAIN = /^[\t\x20-\x7e]*$/;
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+export function checkMcpHeaders(
+  headers: HeaderSource,
+  message: JsonRpcMessage | readonly JsonRpcMessage[],
+): GatewayError | undefined {
+  const method = single(headers['mcp-method']);
+  const name = single(headers['mcp-name']);
+  const version = single(headers['mcp-protocol-version']);
+  if (method === undefined && name === undefined && version === undefined) return undefined;
+  if (method === DUPLICATE || name === DUPLICATE || version === DUPLICATE) {
+    return mismatch(null, 'a request metadata header is repeated');
+  }
+  if (isBatch(message)) {
+    if (method !== undefined || name !== undefined) {
+      return mismatch(null, 'Mcp-Method and Mcp-Name cannot describe a batch');
+    }
+    for (const m of message) {
+      const failure = checkVersion(version, m);
+      if (failure !== undefined) return failure;
+    }
+    return undefined;
+  }
+  const m = message as { id?: JsonRpcId; method?: string; params?: Record<string, unknown> };
+  const id = m.id ?? null;
+  const versionFailure = checkVersion(version, message);
+  if (versionFailure !== undefined) return versionFailure;
+  if (method !== undefined && (m.method === undefined || trimOws(method) !== m.method)) {
+    return mismatch(id, "the Mcp-Method header does not match the body's method");
+  }
+  if (name !== undefined) {
+    const field = m.method === undefined ? undefined : MCP_NAME_SOURCE.get(m.method);
+    if (field === undefined) return mismatch(id, 'the Mcp-Name header is not defined for this method');
+    const decoded = decodeValue(trimOws(name));
+    if (decoded === undefined) return mismatch(id, 'the Mcp-Name header is malformed');
+    if (m.params?.[field] !== decoded) return mismatch(id, `the Mcp-Name header does not match params.${field}`);
+  }
+  return undefined;
+}
+
+function checkVersion(version: string | undefined, message: JsonRpcMessage): GatewayError | undefined {
+  if (version === undefined) return undefined;
+  const params = (message as { params?: Record<string, unknown> }).params;
+  const meta = params?._meta;
+  if (typeof meta !== 'object' || meta === null) return undefined;
+  const claimed = (meta as Record<string, unknown>)[PROTOCOL_VERSION_META];
+  if (claimed === undefined || claimed === trimOws(version)) return undefined;
+  const id = (message as { id?: JsonRpcId }).id ?? null;
+  return mismatch(id, "the MCP-Protocol-Version header does not match the body's protocol version");
+}
+
+/** Decodes a header value that may use the Base64 sentinel; undefined when malformed. */
+export function decodeValue(value: string): string | undefined {
+  if (!(value.startsWith(SENTINEL_PREFIX) && value.endsWith(SENTINEL_SUFFIX) && value.length >= 11)) {
+    return PLAIN.test(value) ? value : undefined;
+  }
+  const b64 = value.slice(SENTINEL_PREFIX.length, value.length - SENTINEL_SUFFIX.length);
+  if (!BASE64.test(b64)) return undefined;
+  try {
+    return utf8.decode(Buffer.from(b64, 'base64'));
+  } catch {
+    return undefined;
+  }
+}
+
+function single(value: string | readonly string[] | undefined): string | typeof DUPLICATE | undefined {
+  if (value === undefined || typeof value === 'string') return value;
+  if (value.length === 0) return undefined;
+  return value.length === 1 ? value[0] : DUPLICATE;
+}
+
+function isBatch(message: JsonRpcMessage | readonly JsonRpcMessage[]): message is readonly JsonRpcMessage[] {
+  return Array.isArray(message);
+}
+
+/** RFC 9110 optional whitespace around a field value. */
+function trimOws(value: string): string {
+  return value.replace(/^[ \t]+|[ \t]+$/g, '');
+}
+
+function mismatch(id: JsonRpcId | null, why: string): GatewayError {
+  return new GatewayError('ERR_HEADER_MISMATCH', { message: `Header mismatch: ${why}`, rpcId: id });
+}

@@ -1,0 +1,243 @@
+/**
+ * Judges one parsed JSON-RPC message against a principal's grants, by the rules of methods.ts.
+ * Pure and cheap: one table lookup, one or two matcher calls, and the verdict object.
+ *
+ * A denied call is answered like a server that does not have the tool, prompt, resource, task or
+ * method (the texts of @modelcontextprotocol/sdk's McpServer, without its "MCP error -32602: "
+ * prefix), and every name outside the key's lists gets that same answer whether or not it exists
+ * upstream, so a key cannot probe for what it may not use.
+ */
+import type { CallRecord } from '../pipeline/context.ts';
+import type { JsonRpcId, JsonRpcMessage } from '../jsonrpc/message.ts';
+import { GatewayError } from '../jsonrpc/errors.ts';
+import type { ErrorCode } from '../jsonrpc/errors.ts';
+import { ALLOW_ALL } from './grants.ts';
+import type { Grants } from './grants.ts';
+import { METHODS } from './methods.ts';
+import type { ListKind } from './methods.ts';
+import type { TaskScope } from './tasks.ts';
+
+export interface JudgeOptions {
+  /** `policy.unknown_methods`: what to do with a method that is not in the table. */
+  readonly unknownMethods: 'allow' | 'deny';
+}
+
+export interface Verdict {
+  readonly allowed: boolean;
+  /** What the audit line records for this message. */
+  readonly record: CallRecord;
+  /** The error to answer with when denied (its rpcId is the message's id). */
+  readonly error: GatewayError | undefined;
+  /** For an allowed list request (unless the grants allow everything): the array to filter. */
+  readonly filter: ListKind | undefined;
+  /**
+   * The response may create a task (2025-11-25 `params.task`; 2026-07-28 a request declaring the
+   * tasks extension): the pipeline records its task id for this principal (filter-list.ts does it).
+   */
+  readonly recordTask: boolean;
+}
+
+const TASKS_EXTENSION = 'io.modelcontextprotocol/tasks';
+const CLIENT_CAPABILITIES = 'io.modelcontextprotocol/clientCapabilities';
+const PROTOCOL_VERSION = 'io.modelcontextprotocol/protocolVersion';
+
+/**
+ * @param tasks the principal's view of the task registry; without it every task method is denied
+ *   (fail closed), except under ALLOW_ALL.
+ */
+export function judge(message: JsonRpcMessage, grants: Grants, options: JudgeOptions, tasks?: TaskScope): Verdict {
+  const m = message as { id?: JsonRpcId; method?: string; params?: Record<string, unknown> };
+  const id = m.id ?? null;
+  const method = m.method;
+  if (method === undefined) return allow(undefined, id, undefined, undefined, undefined);
+  const spec = METHODS.get(method);
+  const params = m.params;
+  if (spec === undefined) {
+    if (options.unknownMethods === 'allow') return allow(method, id, undefined, undefined, undefined);
+    return deny(method, id, 'ERR_METHOD_DENIED', 'Method not found', undefined, undefined, params);
+  }
+  const all = grants === ALLOW_ALL;
+  switch (spec.rule) {
+    case 'allow':
+      return allow(method, id, undefined, undefined, undefined);
+    case 'list':
+      return allow(method, id, undefined, undefined, all ? undefined : spec.list);
+    case 'server-only':
+      return deny(method, id, 'ERR_METHOD_DENIED', 'Method not found', undefined, undefined, params);
+    case 'tool': {
+      const name = params?.name;
+      if (!isName(name)) return invalid(method, id, 'params.name must be a well-formed string');
+      const task = tasks !== undefined && createsTask(params);
+      if (all || grants.tool(name)) return allow(method, id, 'tool', name, undefined, task);
+      return deny(method, id, 'ERR_TOOL_DENIED', `Tool ${name} not found`, 'tool', name);
+    }
+    case 'prompt': {
+      const name = params?.name;
+      if (!isName(name)) return invalid(method, id, 'params.name must be a well-formed string');
+      if (all || grants.prompt(name)) return allow(method, id, 'prompt', name, undefined);
+      return deny(method, id, 'ERR_PROMPT_DENIED', `Prompt ${name} not found`, 'prompt', name);
+    }
+    case 'resource': {
+      const uri = params?.uri;
+      if (!isName(uri)) return invalid(method, id, 'params.uri must be a well-formed string');
+      if (all || resourceAllowed(grants, uri)) return allow(method, id, 'resource', uri, undefined);
+      return deny(method, id, 'ERR_RESOURCE_DENIED', `Resource ${uri} not found`, 'resource', uri);
+    }
+    case 'completion':
+      return judgeCompletion(method, id, params, grants, all);
+    case 'listen':
+      return judgeListen(method, id, params, grants, all, tasks);
+    case 'task': {
+      const taskId = params?.taskId;
+      if (!isName(taskId)) return invalid(method, id, 'params.taskId must be a well-formed string');
+      if (all || (tasks !== undefined && tasks.owns(taskId))) return allow(method, id, undefined, undefined, undefined);
+      return deny(method, id, 'ERR_TASK_DENIED', 'Failed to retrieve task: Task not found', undefined, undefined);
+    }
+  }
+}
+
+function judgeCompletion(
+  method: string,
+  id: JsonRpcId | null,
+  params: Record<string, unknown> | undefined,
+  grants: Grants,
+  all: boolean,
+): Verdict {
+  const ref = params?.ref;
+  if (typeof ref !== 'object' || ref === null) return invalid(method, id, 'params.ref must be an object');
+  const { type, name, uri } = ref as { type?: unknown; name?: unknown; uri?: unknown };
+  if (type === 'ref/prompt') {
+    if (!isName(name)) return invalid(method, id, 'params.ref.name must be a well-formed string');
+    if (all || grants.prompt(name)) return allow(method, id, 'prompt', name, undefined);
+    return deny(method, id, 'ERR_PROMPT_DENIED', `Prompt ${name} not found`, 'prompt', name);
+  }
+  if (type === 'ref/resource') {
+    if (!isName(uri)) return invalid(method, id, 'params.ref.uri must be a well-formed string');
+    if (all || resourceAllowed(grants, uri)) return allow(method, id, 'resource', uri, undefined);
+    return deny(method, id, 'ERR_RESOURCE_DENIED', `Resource template ${uri} not found`, 'resource', uri);
+  }
+  return invalid(method, id, 'params.ref.type must be ref/prompt or ref/resource');
+}
+
+/** subscriptions/listen (2026-07-28): the resource URIs and task ids it subscribes to. */
+function judgeListen(
+  method: string,
+  id: JsonRpcId | null,
+  params: Record<string, unknown> | undefined,
+  grants: Grants,
+  all: boolean,
+  tasks: TaskScope | undefined,
+): Verdict {
+  const filter = params?.notifications;
+  if (filter === undefined) return allow(method, id, undefined, undefined, undefined);
+  if (typeof filter !== 'object' || filter === null || Array.isArray(filter)) {
+    return invalid(method, id, 'params.notifications must be an object');
+  }
+  const { resourceSubscriptions: uris, taskIds } = filter as { resourceSubscriptions?: unknown; taskIds?: unknown };
+  if (uris !== undefined) {
+    if (!Array.isArray(uris)) return invalid(method, id, 'resourceSubscriptions must be an array');
+    for (const uri of uris) {
+      if (!isName(uri)) return invalid(method, id, 'resourceSubscriptions must hold well-formed strings');
+      if (!all && !resourceAllowed(grants, uri)) {
+        return deny(method, id, 'ERR_RESOURCE_DENIED', `Resource ${uri} not found`, 'resource', uri);
+      }
+    }
+  }
+  if (taskIds !== undefined) {
+    if (!Array.isArray(taskIds)) return invalid(method, id, 'taskIds must be an array');
+    for (const taskId of taskIds) {
+      if (!isName(taskId)) return invalid(method, id, 'taskIds must hold well-formed strings');
+      if (!all && (tasks === undefined || !tasks.owns(taskId))) {
+        return deny(method, id, 'ERR_TASK_DENIED', 'Failed to retrieve task: Task not found', undefined, undefined);
+      }
+    }
+  }
+  return allow(method, id, undefined, undefined, undefined);
+}
+
+/**
+ * A resource URI is allowed when it matches the key's patterns, contains no `.` or `..` path
+ * segment (plain or percent-encoded, with `/` or `\`), and, when it parses as a URL, its WHATWG
+ * normal form matches too. An upstream that resolves `file:///public/../private/key` (as
+ * `new URL()` and file servers do) therefore cannot be walked out of `file:///public/*`.
+ */
+export function resourceAllowed(grants: Grants, uri: string): boolean {
+  if (!grants.resource(uri)) return false;
+  if (DOT_SEGMENT.test(uri)) return false;
+  if (!URL.canParse(uri)) return true;
+  const normal = new URL(uri).href;
+  return normal === uri || grants.resource(normal);
+}
+
+const DOT_SEGMENT = /(?:^|[/\\]|%2f|%5c)(?:\.|%2e){1,2}(?:[/\\?#]|%2f|%5c|$)/i;
+
+/**
+ * A name the policy can judge: a string without a lone surrogate (which UTF-8 encoders replace or
+ * drop) and without control characters (which C-string upstreams truncate at), so that the name the
+ * upstream acts on is the one judged.
+ */
+function isName(value: unknown): value is string {
+  return typeof value === 'string' && (value as WellFormed).isWellFormed() && !CONTROL.test(value);
+}
+
+const CONTROL = /[\x00-\x1f\x7f]/;
+
+/** ES2024 `String.prototype.isWellFormed` (Node 20+; the project's lib is es2023). */
+type WellFormed = string & { isWellFormed(): boolean };
+
+/** Whether a request asks for (2025-11-25) or accepts (2026-07-28 extension) a task as its result. */
+function createsTask(params: Record<string, unknown> | undefined): boolean {
+  if (params === undefined) return false;
+  const task = params.task;
+  if (typeof task === 'object' && task !== null) return true;
+  const meta = params._meta;
+  if (typeof meta !== 'object' || meta === null) return false;
+  const caps = (meta as Record<string, unknown>)[CLIENT_CAPABILITIES];
+  if (typeof caps !== 'object' || caps === null) return false;
+  const extensions = (caps as { extensions?: unknown }).extensions;
+  return typeof extensions === 'object' && extensions !== null && Object.hasOwn(extensions, TASKS_EXTENSION);
+}
+
+type Target = 'tool' | 'prompt' | 'resource';
+
+function allow(
+  method: string | undefined,
+  id: JsonRpcId | null,
+  target: Target | undefined,
+  name: string | undefined,
+  filter: ListKind | undefined,
+  recordTask = false,
+): Verdict {
+  const record: CallRecord = { rpc_method: method, rpc_id: id, decision: 'allow' };
+  if (target !== undefined) record[target] = name;
+  return { allowed: true, record, error: undefined, filter, recordTask };
+}
+
+function deny(
+  method: string,
+  id: JsonRpcId | null,
+  code: ErrorCode,
+  message: string,
+  target: Target | undefined,
+  name: string | undefined,
+  params?: Record<string, unknown>,
+): Verdict {
+  const record: CallRecord = { rpc_method: method, rpc_id: id, decision: 'deny', reason: code };
+  if (target !== undefined) record[target] = name;
+  // 2026-07-28: a server answers a method it does not implement with HTTP 404.
+  const status = code === 'ERR_METHOD_DENIED' && isModern(params) ? 404 : undefined;
+  const error = new GatewayError(code, { message, rpcId: id, ...(status === undefined ? {} : { status }) });
+  return { allowed: false, record, error, filter: undefined, recordTask: false };
+}
+
+function invalid(method: string, id: JsonRpcId | null, why: string): Verdict {
+  const record: CallRecord = { rpc_method: method, rpc_id: id, decision: 'invalid', reason: 'ERR_INVALID_PARAMS' };
+  const error = new GatewayError('ERR_INVALID_PARAMS', { message: `Invalid params: ${why}`, rpcId: id });
+  return { allowed: false, record, error, filter: undefined, recordTask: false };
+}
+
+/** A request carrying the 2026-07-28 per-request protocol version claim. */
+function isModern(params: Record<string, unknown> | undefined): boolean {
+  const meta = params?._meta;
+  return typeof meta === 'object' && meta !== null && typeof (meta as Record<string, unknown>)[PROTOCOL_VERSION] === 'string';
+}

@@ -1,0 +1,85 @@
+/**
+ * A streaming SSE rewriter for responses the gateway must read (list filtering, task ownership).
+ * Pure: chunks in, chunks out, so the relay keeps its backpressure. Every block (see sse.ts) is
+ * passed on untouched, in order, as soon as it is complete; only the current unfinished block is
+ * held. A block with data is offered to `rewrite`; when it returns a string, the block is replaced by
+ * an event with that data and the block's `event:`, `id:` and `retry:` fields (comments in it go).
+ *
+ * Cost when nothing is rewritten: a memchr-style scan for line ends, plus decoding the data of each
+ * event for `rewrite`; untouched blocks leave as slices of the input chunk, not copies.
+ */
+import { GatewayError } from '../jsonrpc/errors.ts';
+import { BlockScanner, parseBlock, serializeEvent } from './sse.ts';
+
+/** Largest single event the rewriter holds (a list of thousands of tools is far smaller). */
+export const MAX_EVENT_BYTES = 64 * 1024 * 1024;
+
+export interface SseRewriter {
+  /** The bytes to send now for this chunk (possibly none). */
+  push(chunk: Buffer): Buffer[];
+  /** The stream ended: what is left (an unfinished last block, rewritten if it has to be). */
+  end(): Buffer[];
+}
+
+export function createSseRewriter(
+  rewrite: (data: string) => string | undefined,
+  options: { readonly maxEventBytes?: number } = {},
+): SseRewriter {
+  const maxEventBytes = options.maxEventBytes ?? MAX_EVENT_BYTES;
+  const scanner = new BlockScanner();
+  let held: Buffer[] = [];
+  let heldBytes = 0;
+  let first = true;
+
+  /** The replacement for a block, or undefined to pass it on as is. */
+  function replacement(raw: Buffer): Buffer | undefined {
+    const fields = parseBlock(raw, first);
+    first = false;
+    if (fields.data === undefined) return undefined;
+    const data = rewrite(fields.data);
+    if (data === undefined) return undefined;
+    return Buffer.from(serializeEvent({ ...fields, data }));
+  }
+
+  return {
+    push(chunk) {
+      const out: Buffer[] = [];
+      let runStart = 0;
+      let start = 0;
+      for (const end of scanner.scan(chunk)) {
+        if (held.length > 0) {
+          const raw = Buffer.concat([...held, chunk.subarray(0, end)]);
+          held = [];
+          heldBytes = 0;
+          out.push(replacement(raw) ?? raw);
+          runStart = end;
+        } else {
+          const replaced = replacement(chunk.subarray(start, end));
+          if (replaced !== undefined) {
+            if (start > runStart) out.push(chunk.subarray(runStart, start));
+            out.push(replaced);
+            runStart = end;
+          }
+        }
+        start = end;
+      }
+      if (start > runStart) out.push(chunk.subarray(runStart, start));
+      if (start < chunk.length) {
+        heldBytes += chunk.length - start;
+        if (heldBytes > maxEventBytes) {
+          throw new GatewayError('ERR_UPSTREAM_PROTOCOL', { message: 'upstream sent an event larger than allowed' });
+        }
+        held.push(chunk.subarray(start));
+      }
+      return out;
+    },
+    end() {
+      if (held.length === 0) return [];
+      const raw = Buffer.concat(held);
+      held = [];
+      heldBytes = 0;
+      // An unfinished event is dropped by a conforming client, but is filtered all the same.
+      return [replacement(raw) ?? raw];
+    },
+  };
+}

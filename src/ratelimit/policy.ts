@@ -1,0 +1,176 @@
+/**
+ * Which buckets a request draws on, compiled once per key (or OAuth subject) from the config: the
+ * key's own bucket, plus for a tools/call the bucket of the first matching `tools` entry. Exact
+ * tool names win over wildcards; among wildcards the one with the most literal characters wins,
+ * then the first listed. Plans for single requests are built here once, so the hot path allocates
+ * nothing; only a batch that mixes tools builds a plan of its own.
+ */
+import type { JsonRpcMessage } from '../jsonrpc/message.ts';
+import type { BucketSpec, Costs } from './store.ts';
+
+/** The global `rate_limit` fields this module reads (Config['rate_limit'] fits). */
+export interface LimitDefaults {
+  readonly capacity: number;
+  readonly refill_per_second: number;
+  readonly max_streams: number;
+}
+
+export interface ToolLimit {
+  readonly capacity: number;
+  readonly refill_per_second: number;
+}
+
+/** A key's `rate_limit` overrides (KeyConfig['rate_limit'] fits; absent fields take the defaults). */
+export interface KeyLimits {
+  readonly capacity?: number | undefined;
+  readonly refill_per_second?: number | undefined;
+  readonly max_streams?: number | undefined;
+  readonly tools?: Readonly<Record<string, ToolLimit>> | undefined;
+}
+
+/** The buckets to take from and what each costs. */
+export interface Plan {
+  readonly buckets: readonly BucketSpec[];
+  readonly costs: Costs;
+}
+
+export interface Limits {
+  /** The identity the buckets belong to. */
+  readonly id: string;
+  /** Cap on concurrently open GET streams. */
+  readonly maxStreams: number;
+  /** The key's own bucket. */
+  readonly bucket: BucketSpec;
+  /** The plan for one request (pass the tool name for a tools/call). Never allocates. */
+  plan(tool?: string): Plan;
+  /** The plan for a POST body's messages, or undefined when none costs a token (notifications, responses). */
+  planMessages(messages: readonly JsonRpcMessage[]): Plan | undefined;
+  /** The tool bucket a tools/call of `tool` also draws on, if any. */
+  toolBucket(tool: string): BucketSpec | undefined;
+}
+
+/** The policy name of the key's own bucket in the RateLimit headers. */
+export const KEY_POLICY_NAME = 'default';
+
+/**
+ * `id` must be unique across principals (e.g. `key:<label>` and `oauth:<issuer> <subject>`); it is
+ * part of the store keys (Redis: `<prefix>{<id>}` and `<prefix>{<id>}:tool:<pattern>`, the braces
+ * keeping one key's buckets in one Redis Cluster slot).
+ */
+export function compileLimits(id: string, defaults: LimitDefaults, key?: KeyLimits): Limits {
+  if (typeof id !== 'string' || id === '') throw new TypeError('compileLimits: id is required');
+  const base = `{${escapeId(id)}}`;
+  const bucket: BucketSpec = Object.freeze({
+    key: base,
+    name: KEY_POLICY_NAME,
+    tool: undefined,
+    capacity: key?.capacity ?? defaults.capacity,
+    refillPerSecond: key?.refill_per_second ?? defaults.refill_per_second,
+  });
+  const basePlan: Plan = Object.freeze({ buckets: Object.freeze([bucket]), costs: 1 });
+
+  const exact = new Map<string, Plan>();
+  const wildcards: {
+    readonly match: (name: string) => boolean;
+    readonly literal: number;
+    readonly plan: Plan;
+  }[] = [];
+  for (const [pattern, limit] of Object.entries(key?.tools ?? {})) {
+    const tool: BucketSpec = Object.freeze({
+      key: `${base}:tool:${pattern}`,
+      name: `tool:${pattern}`,
+      tool: pattern,
+      capacity: limit.capacity,
+      refillPerSecond: limit.refill_per_second,
+    });
+    const plan: Plan = Object.freeze({ buckets: Object.freeze([bucket, tool]), costs: 1 });
+    if (pattern.includes('*'))
+      wildcards.push({ match: compileWildcard(pattern), literal: pattern.replaceAll('*', '').length, plan });
+    else exact.set(pattern, plan);
+  }
+  wildcards.sort((a, b) => b.literal - a.literal); // stable: ties keep config order
+
+  const planFor = (tool: string | undefined): Plan => {
+    if (tool === undefined) return basePlan;
+    const found = exact.get(tool);
+    if (found !== undefined) return found;
+    for (const w of wildcards) if (w.match(tool)) return w.plan;
+    return basePlan;
+  };
+
+  return Object.freeze({
+    id,
+    maxStreams: key?.max_streams ?? defaults.max_streams,
+    bucket,
+    plan: planFor,
+    toolBucket(tool: string) {
+      const plan = planFor(tool);
+      return plan === basePlan ? undefined : plan.buckets[1];
+    },
+    planMessages(messages: readonly JsonRpcMessage[]) {
+      if (messages.length === 1) {
+        const m = messages[0] as JsonRpcMessage;
+        return isCharged(m) ? planFor(toolOf(m)) : undefined;
+      }
+      // A batch: one token per request from the key bucket, one per call from each tool bucket.
+      let requests = 0;
+      let tools: Map<BucketSpec, number> | undefined;
+      for (const m of messages) {
+        if (!isCharged(m)) continue;
+        requests++;
+        const plan = planFor(toolOf(m));
+        if (plan === basePlan) continue;
+        const tool = plan.buckets[1] as BucketSpec;
+        tools ??= new Map();
+        tools.set(tool, (tools.get(tool) ?? 0) + 1);
+      }
+      if (requests === 0) return undefined;
+      if (tools === undefined)
+        return requests === 1 ? basePlan : { buckets: basePlan.buckets, costs: requests };
+      const buckets: BucketSpec[] = [bucket];
+      const costs: number[] = [requests];
+      for (const [tool, count] of tools) {
+        buckets.push(tool);
+        costs.push(count);
+      }
+      return { buckets, costs };
+    },
+  });
+}
+
+/** `*` matches any run of characters (none included); every other character is literal. */
+export function compileWildcard(pattern: string): (name: string) => boolean {
+  if (!pattern.includes('*')) return (name) => name === pattern;
+  const parts = pattern.split('*');
+  const head = parts[0] as string;
+  const tail = parts[parts.length - 1] as string;
+  const middle = parts.slice(1, -1).filter((p) => p !== '');
+  const minLength = head.length + tail.length;
+  return (name) => {
+    if (name.length < minLength || !name.startsWith(head) || !name.endsWith(tail)) return false;
+    let at = head.length;
+    const end = name.length - tail.length;
+    for (const part of middle) {
+      const found = name.indexOf(part, at);
+      if (found < 0 || found + part.length > end) return false;
+      at = found + part.length;
+    }
+    return true;
+  };
+}
+
+/** A request (method and id) costs a token; notifications and responses do not. */
+function isCharged(m: JsonRpcMessage): boolean {
+  return 'method' in m && 'id' in m;
+}
+
+function toolOf(m: JsonRpcMessage): string | undefined {
+  if (!('method' in m) || m.method !== 'tools/call') return undefined;
+  const name = m.params?.name;
+  return typeof name === 'string' ? name : undefined;
+}
+
+/** Braces and `%` escaped, so the Redis hash tag `{id}` ends where the id does. */
+function escapeId(id: string): string {
+  return /[{}%]/.test(id) ? id.replace(/[{}%]/g, (c) => `%${c.charCodeAt(0).toString(16)}`) : id;
+}

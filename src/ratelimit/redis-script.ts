@@ -1,0 +1,62 @@
+/**
+ * The one Lua script behind every Redis decision: refill, check and take on up to N buckets
+ * atomically, on the Redis server's clock (so replicas with skewed clocks agree). It repeats
+ * bucket.ts's arithmetic line for line; keep the two in step.
+ *
+ * KEYS[i]   one hash per bucket: tk = tokens held, ts = when (ms, server clock)
+ * ARGV      for bucket i: capacity, refill per second, cost at 3i-2, 3i-1, 3i
+ * returns   { allowed (1 or 0), level of bucket 1, ..., level of bucket N }: each level is the
+ *           bucket refilled to now, before this cost, as a %.17g string (exact double round trip)
+ *
+ * A taken bucket expires (PEXPIRE) when it would be full again, since a full bucket and no bucket
+ * are the same; a bucket that never refills (rate 0) is kept (PERSIST). A refusal writes nothing.
+ */
+export const TAKE_SCRIPT = `
+local EPSILON = 1e-9
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local n = #KEYS
+local levels = {}
+local stamps = {}
+local allowed = 1
+for i = 1, n do
+  local capacity = tonumber(ARGV[3 * i - 2])
+  local rate = tonumber(ARGV[3 * i - 1])
+  local cost = tonumber(ARGV[3 * i])
+  local held = redis.call('HMGET', KEYS[i], 'tk', 'ts')
+  local tokens = capacity
+  local stamp = now
+  if held[1] and held[2] then
+    tokens = tonumber(held[1])
+    stamp = tonumber(held[2])
+    local elapsed = now - stamp
+    if elapsed > 0 then
+      tokens = tokens + (elapsed * rate) / 1000
+      stamp = now
+    end
+    if tokens > capacity then tokens = capacity end
+  end
+  levels[i] = tokens
+  stamps[i] = stamp
+  if tokens + EPSILON < cost then allowed = 0 end
+end
+if allowed == 1 then
+  for i = 1, n do
+    local capacity = tonumber(ARGV[3 * i - 2])
+    local rate = tonumber(ARGV[3 * i - 1])
+    local left = levels[i] - tonumber(ARGV[3 * i])
+    if left < 0 then left = 0 end
+    redis.call('HSET', KEYS[i], 'tk', string.format('%.17g', left), 'ts', string.format('%.17g', stamps[i]))
+    if rate > 0 then
+      local ttl = math.ceil(stamps[i] - now + ((capacity - left) * 1000) / rate)
+      if ttl < 1 then ttl = 1 end
+      redis.call('PEXPIRE', KEYS[i], string.format('%d', ttl))
+    else
+      redis.call('PERSIST', KEYS[i])
+    end
+  end
+end
+local out = { allowed }
+for i = 1, n do out[i + 1] = string.format('%.17g', levels[i]) end
+return out
+`;

@@ -1,0 +1,188 @@
+/**
+ * The Redis store: buckets shared by every replica. One decision is one round trip: a Lua script
+ * (EVALSHA, falling back to EVAL after a Redis restart empties its script cache; ioredis's
+ * defineCommand does this) that refills, checks and takes on all the request's buckets at once.
+ *
+ * A decision never hangs and never throws: when Redis cannot be reached, errs, or does not answer
+ * within `timeoutMs`, `onStoreError` decides and the decision carries `fallback` and `reason`.
+ * Commands are never queued while offline; the client reconnects by itself in the background.
+ */
+import { Redis } from 'ioredis';
+import type { Logger } from '../log/types.ts';
+import { TAKE_SCRIPT } from './redis-script.ts';
+import type {
+  BucketSpec,
+  Costs,
+  Decision,
+  RateLimitStore,
+  StoreErrorMode,
+  StoreErrorReason,
+} from './store.ts';
+import { costAt, fallbackDecision, summarize } from './store.ts';
+
+export const REDIS_DEFAULTS = Object.freeze({ reconnectMaxDelayMs: 2000, logEveryMs: 10_000 });
+
+export interface RedisStoreOptions {
+  /** `redis://[user:password@]host:port/db` or `rediss://` (never logged). */
+  readonly url: string;
+  /** Prefix of every key this store writes. */
+  readonly prefix: string;
+  /** Time allowed for one decision before `onStoreError` applies. */
+  readonly timeoutMs: number;
+  readonly onStoreError: StoreErrorMode;
+  readonly logger?: Pick<Logger, 'info' | 'warn'>;
+  /** Longest pause between reconnection attempts. */
+  readonly reconnectMaxDelayMs?: number;
+}
+
+export interface RedisStore extends RateLimitStore {
+  consume(buckets: readonly BucketSpec[], costs: Costs): Promise<Decision>;
+  /** Whether the connection is up (decisions come from Redis, not the fallback). */
+  readonly connected: boolean;
+  /** Resolves true once connected, or false after `waitMs`. */
+  ready(waitMs: number): Promise<boolean>;
+}
+
+interface Scripted {
+  mcpgateTake(...args: (string | number)[]): Promise<unknown>;
+}
+
+const TIMEOUT = Symbol('timeout');
+
+export function createRedisStore(options: RedisStoreOptions): RedisStore {
+  const { url, prefix, timeoutMs, onStoreError, logger } = options;
+  if (typeof url !== 'string' || url === '') throw new TypeError('createRedisStore: url is required');
+  if (!(timeoutMs > 0)) throw new TypeError('createRedisStore: timeoutMs must be positive');
+  if (onStoreError !== 'deny' && onStoreError !== 'allow')
+    throw new TypeError('createRedisStore: onStoreError');
+  const maxDelay = options.reconnectMaxDelayMs ?? REDIS_DEFAULTS.reconnectMaxDelayMs;
+
+  const client = new Redis(url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    commandTimeout: timeoutMs,
+    connectTimeout: Math.max(1000, timeoutMs * 4),
+    disconnectTimeout: Math.max(100, timeoutMs),
+    retryStrategy: (times) => Math.min(times * 100, maxDelay),
+    protocol: 2,
+    scripts: { mcpgateTake: { lua: TAKE_SCRIPT } },
+  });
+  const scripted = client as unknown as Scripted;
+
+  // Log changes of state, not every failed decision (a down Redis would flood the log).
+  let up = false;
+  let closed = false;
+  let lastFailureLog = -Infinity;
+  client.on('ready', () => {
+    if (!up) logger?.info({ store: 'redis' }, 'rate limit store connected');
+    up = true;
+  });
+  client.on('close', () => {
+    if (up && !closed)
+      logger?.warn({ store: 'redis', on_store_error: onStoreError }, 'rate limit store unreachable');
+    up = false;
+  });
+  client.on('error', (err: Error) => {
+    if (performance.now() - lastFailureLog > REDIS_DEFAULTS.logEveryMs) {
+      lastFailureLog = performance.now();
+      logger?.warn(
+        { store: 'redis', err: describe(err), on_store_error: onStoreError },
+        'rate limit store error',
+      );
+    }
+  });
+
+  const fail = (buckets: readonly BucketSpec[], reason: StoreErrorReason, err?: unknown): Decision => {
+    if (err !== undefined && performance.now() - lastFailureLog > REDIS_DEFAULTS.logEveryMs) {
+      lastFailureLog = performance.now();
+      logger?.warn(
+        { store: 'redis', reason, err: describe(err), on_store_error: onStoreError },
+        'rate limit store failed',
+      );
+    }
+    return fallbackDecision(buckets, onStoreError, reason);
+  };
+
+  return {
+    async consume(buckets, costs) {
+      const n = buckets.length;
+      if (n === 0) throw new TypeError('consume: at least one bucket is required');
+      if (closed || client.status !== 'ready') return fail(buckets, 'store_unavailable');
+      const args: (string | number)[] = new Array(1 + 4 * n);
+      args[0] = n;
+      for (let i = 0; i < n; i++) {
+        const spec = buckets[i] as BucketSpec;
+        args[1 + i] = prefix + spec.key;
+        args[1 + n + 3 * i] = spec.capacity;
+        args[2 + n + 3 * i] = spec.refillPerSecond;
+        args[3 + n + 3 * i] = costAt(costs, i);
+      }
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const reply = await Promise.race([
+          scripted.mcpgateTake(...args),
+          new Promise<typeof TIMEOUT>((resolve) => {
+            timer = setTimeout(resolve, timeoutMs, TIMEOUT);
+          }),
+        ]);
+        if (reply === TIMEOUT) return fail(buckets, 'store_timeout', new Error('no answer in time'));
+        const levels = parseReply(reply, n);
+        if (levels === undefined) return fail(buckets, 'store_error', new Error('unexpected script reply'));
+        return summarize(buckets, costs, levels, (reply as unknown[])[0] === 1);
+      } catch (err) {
+        return fail(buckets, classify(err), err);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    get connected() {
+      return client.status === 'ready';
+    },
+    ready(waitMs) {
+      if (client.status === 'ready') return Promise.resolve(true);
+      return new Promise((resolve) => {
+        const done = (value: boolean) => {
+          clearTimeout(timer);
+          client.off('ready', onReady);
+          resolve(value);
+        };
+        const onReady = () => done(true);
+        const timer = setTimeout(done, waitMs, false);
+        client.on('ready', onReady);
+      });
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      client.disconnect();
+    },
+  };
+}
+
+function parseReply(reply: unknown, n: number): number[] | undefined {
+  if (!Array.isArray(reply) || reply.length !== n + 1) return undefined;
+  const levels = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const value = Number(reply[i + 1]);
+    if (!Number.isFinite(value)) return undefined;
+    levels[i] = value;
+  }
+  return levels;
+}
+
+function classify(err: unknown): StoreErrorReason {
+  const message = err instanceof Error ? err.message : '';
+  if (/timed out/i.test(message)) return 'store_timeout';
+  if (err instanceof Error && err.name === 'ReplyError') return 'store_error';
+  return 'store_unavailable';
+}
+
+/** What the operator log gets about a Redis error: its name, code and message (no URL, no password). */
+function describe(err: unknown): { name: string; code?: string; message: string } {
+  if (!(err instanceof Error)) return { name: 'Error', message: String(err) };
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === undefined
+    ? { name: err.name, message: err.message }
+    : { name: err.name, code, message: err.message };
+}

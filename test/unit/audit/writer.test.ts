@@ -1,0 +1,147 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rename, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { createAuditWriter } from '../../../src/audit/writer.ts';
+import { createAuditLog } from '../../../src/audit/audit.ts';
+import { fakeContext, SECRETS } from './fake-context.ts';
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'mcpgate-audit-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function lines(path: string): Promise<Record<string, unknown>[]> {
+  const text = await readFile(path, 'utf8');
+  assert.ok(text === '' || text.endsWith('\n'), 'complete lines only');
+  return text
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+describe('audit writer', () => {
+  it('writes exactly N lines for N records, in order, and close() flushes them all', async () => {
+    const file = join(dir, 'n.log');
+    const writer = createAuditWriter({ output: file });
+    await writer.ready();
+    const n = 5000;
+    for (let i = 0; i < n; i++) writer.write({ i, pad: 'x'.repeat(i % 300) });
+    await writer.close();
+    const got = await lines(file);
+    assert.equal(got.length, n);
+    assert.deepEqual(
+      got.map((l) => l.i),
+      Array.from({ length: n }, (_, i) => i),
+    );
+  });
+
+  it('flush() resolves once written lines are in the file, without closing', async () => {
+    const file = join(dir, 'flush.log');
+    const writer = createAuditWriter({ output: file });
+    for (let i = 0; i < 100; i++) writer.write({ i });
+    await writer.flush();
+    assert.equal((await lines(file)).length, 100);
+    writer.write({ i: 100 });
+    await writer.flush();
+    assert.equal((await lines(file)).length, 101);
+    await writer.flush(); // idle: resolves at once
+    await writer.close();
+  });
+
+  it('reopen() after a rename (logrotate) continues in a new file at the same path', async () => {
+    const file = join(dir, 'rotate.log');
+    const rotated = join(dir, 'rotate.log.1');
+    const writer = createAuditWriter({ output: file });
+    await writer.ready();
+    for (let i = 0; i < 10; i++) writer.write({ phase: 'before', i });
+    await writer.flush();
+    await rename(file, rotated);
+    // Lines written after the rename but before the reopen still go to the old file (same fd).
+    writer.write({ phase: 'between' });
+    writer.reopen();
+    for (let i = 0; i < 7; i++) writer.write({ phase: 'after', i });
+    await writer.close();
+    const old = await lines(rotated);
+    const fresh = await lines(file);
+    assert.equal(old.length + fresh.length, 18, 'no line lost or duplicated');
+    assert.equal(old.filter((l) => l.phase === 'before').length, 10);
+    assert.equal(fresh.filter((l) => l.phase === 'after').length, 7);
+    assert.ok(fresh.every((l) => l.phase !== 'before'));
+  });
+
+  it('creates the file with restrictive permissions', async () => {
+    const file = join(dir, 'mode.log');
+    const writer = createAuditWriter({ output: file });
+    await writer.ready();
+    await writer.close();
+    assert.equal((await stat(file)).mode & 0o777, 0o640);
+  });
+
+  it('ready() rejects when the file cannot be opened; close() still settles', async () => {
+    const errors: Error[] = [];
+    const writer = createAuditWriter({ output: join(dir, 'missing-dir', 'a.log'), onError: (e) => errors.push(e) });
+    await assert.rejects(writer.ready(), { code: 'ENOENT' });
+    await writer.close();
+    assert.equal(errors.length, 1);
+  });
+
+  it('a write after close() is dropped and reported once, never thrown', async () => {
+    const file = join(dir, 'closed.log');
+    const errors: Error[] = [];
+    const writer = createAuditWriter({ output: file, onError: (e) => errors.push(e) });
+    writer.write({ i: 1 });
+    await writer.close();
+    writer.write({ i: 2 });
+    writer.write({ i: 3 });
+    assert.equal(errors.length, 1);
+    assert.equal((await lines(file)).length, 1);
+    await writer.close(); // idempotent
+  });
+
+  it('stdout: every line reaches the pipe before close() resolves', async () => {
+    // A child process writes through the writer to its stdout and exits right after close().
+    const n = 2000;
+    const script = `
+      import { createAuditWriter } from ${JSON.stringify(new URL('../../../src/audit/writer.ts', import.meta.url).href)};
+      const w = createAuditWriter({ output: 'stdout' });
+      for (let i = 0; i < ${n}; i++) w.write({ i, pad: 'y'.repeat(200) });
+      await w.close();
+      process.exit(0);
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => (out += d));
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    assert.equal(code, 0);
+    const got = out.split('\n').filter((l) => l !== '');
+    assert.equal(got.length, n);
+    assert.equal((JSON.parse(got[n - 1]!) as { i: number }).i, n - 1);
+  });
+});
+
+describe('audit log (record + writer)', () => {
+  it('one line per record, no secret from the request headers in the file', async () => {
+    const file = join(dir, 'audit.log');
+    const audit = createAuditLog({ output: file, log_arguments: true, redact: ['password'] });
+    await audit.ready();
+    const ctx = fakeContext({
+      messages: [{ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'x', arguments: { password: 'pw-1' } } }],
+      calls: [{ rpc_method: 'tools/call', rpc_id: 1, tool: 'x', decision: 'allow' }],
+    });
+    for (let i = 0; i < 3; i++) audit.record(ctx, Date.now(), performance.now());
+    await audit.close();
+    const text = await readFile(file, 'utf8');
+    assert.equal(text.split('\n').length, 4);
+    for (const secret of [...Object.values(SECRETS), 'pw-1']) assert.ok(!text.includes(secret), secret);
+    const first = JSON.parse(text.split('\n')[0]!) as Record<string, unknown>;
+    assert.deepEqual(first.arguments, { password: '[redacted]' });
+    assert.equal('level' in first || 'pid' in first || 'hostname' in first || 'msg' in first, false);
+  });
+});

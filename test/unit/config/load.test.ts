@@ -1,0 +1,129 @@
+/** Config: YAML, interpolation, schema, and every problem reported at once with its path. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfigText, formatIssue } from '../../../src/config/load.ts';
+
+const NOW = Date.parse('2026-06-01T00:00:00Z');
+const HASH = 'a'.repeat(64);
+const parse = (text: string, env: Record<string, string> = {}) => parseConfigText(text, env, NOW);
+const errors = (text: string, env: Record<string, string> = {}) =>
+  parse(text, env)
+    .issues.filter((i) => i.severity === 'error')
+    .map(formatIssue);
+
+describe('config loading', () => {
+  it('fills defaults and freezes the result', () => {
+    const { config, issues } = parse('upstream:\n  url: http://127.0.0.1:3000/mcp\nauth:\n  allow_unauthenticated: true\n');
+    assert.deepEqual(issues, []);
+    assert.ok(config);
+    assert.equal(config.listen, '127.0.0.1:8080');
+    assert.equal(config.upstream.timeout, 30_000);
+    assert.equal(config.limits.max_body_bytes, 4 * 1024 * 1024);
+    assert.equal(config.streams.keepalive, 15_000);
+    assert.equal(config.shutdown.grace, 10_000);
+    assert.deepEqual(config.upstream.headers, {});
+    assert.ok(Object.isFrozen(config) && Object.isFrozen(config.upstream) && Object.isFrozen(config.keys));
+  });
+
+  it('interpolates ${VAR} and ${VAR:-default} in values, never in structure', () => {
+    const { config } = parse(
+      [
+        'listen: ${HOST:-127.0.0.1}:${PORT}',
+        'upstream:',
+        '  url: http://upstream/mcp',
+        '  headers:',
+        '    Authorization: Bearer ${UPSTREAM_TOKEN}',
+        '    X-Literal: $${NOT_A_VAR}',
+        'auth:',
+        '  allow_unauthenticated: true',
+      ].join('\n'),
+      { PORT: '9000', UPSTREAM_TOKEN: 'tok}en: {injected: 1}' },
+    );
+    assert.ok(config);
+    assert.equal(config.listen, '127.0.0.1:9000');
+    assert.equal(config.upstream.headers.Authorization, 'Bearer tok}en: {injected: 1}');
+    assert.equal(config.upstream.headers['X-Literal'], '${NOT_A_VAR}');
+  });
+
+  it('refuses a header value that a variable filled with a line break', () => {
+    assert.deepEqual(errors('upstream:\n  url: http://x/mcp\n  headers:\n    X-Token: ${T}\nauth:\n  allow_unauthenticated: true\n', { T: 'a\r\nX-Evil: 1' }), [
+      'upstream.headers.X-Token: must not contain control characters',
+    ]);
+  });
+
+  it('reports an unset variable with its path', () => {
+    assert.deepEqual(errors('upstream:\n  url: ${UPSTREAM_URL}\n'), ['upstream.url: environment variable UPSTREAM_URL is not set']);
+  });
+
+  it('parses durations and sizes', () => {
+    const { config } = parse(
+      'upstream:\n  url: http://u/mcp\n  timeout: 1.5s\nlimits:\n  max_body_bytes: 512KiB\nstreams:\n  keepalive: 2m\nauth:\n  allow_unauthenticated: true\n',
+    );
+    assert.equal(config?.upstream.timeout, 1500);
+    assert.equal(config?.limits.max_body_bytes, 512 * 1024);
+    assert.equal(config?.streams.keepalive, 120_000);
+  });
+
+  const BAD: [string, string, string[]][] = [
+    ['missing upstream', 'listen: 127.0.0.1:1\n', ['upstream: is required']],
+    ['upstream not http', 'upstream:\n  url: ftp://x/mcp\n', ['upstream.url: must be an http or https URL']],
+    ['upstream relative', 'upstream:\n  url: /mcp\n', ['upstream.url: must be an absolute http or https URL']],
+    [
+      'credentials in the upstream URL',
+      'upstream:\n  url: http://user:pw@x/mcp\n',
+      ['upstream.url: must not contain credentials (use upstream.headers)'],
+    ],
+    ['unknown top-level key', 'upstream:\n  url: http://x/mcp\nlisten_on: 1\n', ['listen_on: unknown field (expected one of: listen, upstream, limits, streams, shutdown, auth, keys, rate_limit, policy, audit, metrics)']],
+    ['unknown nested key', 'upstream:\n  url: http://x/mcp\n  timout: 5s\n', ['upstream.timout: unknown field (expected one of: url, timeout, headers, connections)']],
+    ['bad duration', 'upstream:\n  url: http://x/mcp\n  timeout: soon\n', ['upstream.timeout: must be a duration such as 250ms, 30s, 5m or 1h']],
+    ['bad size', 'upstream:\n  url: http://x/mcp\nlimits:\n  max_body_bytes: lots\n', ['limits.max_body_bytes: must be a size such as 4MiB, 512KiB or a number of bytes']],
+    ['bad listen', 'listen: nowhere\nupstream:\n  url: http://x/mcp\n', ['listen: must be host:port with a port from 0 to 65535']],
+    ['port out of range', 'listen: 127.0.0.1:70000\nupstream:\n  url: http://x/mcp\n', ['listen: must be host:port with a port from 0 to 65535']],
+    [
+      'malformed key hash',
+      `upstream:\n  url: http://x/mcp\nkeys:\n  - label: a\n    hash: sha256:xyz\n`,
+      ['keys[0].hash: not a sha256 hash (expected sha256:<64 hex> or 64 hex digits)'],
+    ],
+    [
+      'duplicate labels and hashes',
+      `upstream:\n  url: http://x/mcp\nkeys:\n  - label: a\n    hash: "${HASH}"\n  - label: a\n    hash: "sha256:${HASH.toUpperCase()}"\n`,
+      ['keys[1].label: duplicate label (also keys[0])', 'keys[1].hash: duplicate hash (also keys[0])'],
+    ],
+    ['key without label', `upstream:\n  url: http://x/mcp\nkeys:\n  - hash: "${HASH}"\n`, ['keys[0].label: is required']],
+    ['unknown key field', `upstream:\n  url: http://x/mcp\nkeys:\n  - label: a\n    hash: "${HASH}"\n    allowed: [x]\n`, ['keys[0].allowed: unknown field (expected one of: label, hash, allow, prompts, resources, disabled, expires, rate_limit)']],
+    ['allow not a list', `upstream:\n  url: http://x/mcp\nkeys:\n  - label: a\n    hash: "${HASH}"\n    allow: echo\n`, ['keys[0].allow: must be a list']],
+    ['bad expiry', `upstream:\n  url: http://x/mcp\nkeys:\n  - label: a\n    hash: "${HASH}"\n    expires: tomorrow\n`, ['keys[0].expires: not an ISO 8601 date or time']],
+    ['redis without url', 'upstream:\n  url: http://x/mcp\nrate_limit:\n  backend: redis\n', ['rate_limit.redis.url: is required when backend is redis']],
+    ['bad backend', 'upstream:\n  url: http://x/mcp\nrate_limit:\n  backend: memcached\n', ['rate_limit.backend: must be one of: memory, redis']],
+    ['negative capacity', 'upstream:\n  url: http://x/mcp\nrate_limit:\n  capacity: -1\n', ['rate_limit.capacity: must be at least 1']],
+    ['short session secret', 'upstream:\n  url: http://x/mcp\nauth:\n  session_secret: short\n', ['auth.session_secret: must be at least 32 characters']],
+    ['duplicate YAML key', 'upstream:\n  url: http://x/mcp\n  url: http://y/mcp\n', ['line 3:3: Map keys must be unique']],
+    ['not a mapping', '- a\n- b\n', ['(root): must be a mapping']],
+  ];
+  for (const [name, text, expected] of BAD) {
+    it(`rejects ${name} with a path-qualified message`, () => {
+      assert.deepEqual(errors(text), expected);
+      assert.equal(parse(text).config, undefined);
+    });
+  }
+
+  it('reports every problem at once', () => {
+    const all = errors('listen: x\nupstream:\n  url: ftp://x\n  timeout: never\nlimits:\n  max_body_bytes: -3\nbogus: 1\n');
+    assert.deepEqual(all, [
+      'bogus: unknown field (expected one of: listen, upstream, limits, streams, shutdown, auth, keys, rate_limit, policy, audit, metrics)',
+      'listen: must be host:port with a port from 0 to 65535',
+      'upstream.url: must be an http or https URL',
+      'upstream.timeout: must be a duration such as 250ms, 30s, 5m or 1h',
+      'limits.max_body_bytes: must be a size such as 4MiB, 512KiB or a number of bytes',
+    ]);
+  });
+
+  it('warns, without failing, about an expiry date in the past and about having no keys', () => {
+    const { config, issues } = parse(`upstream:\n  url: http://x/mcp\nkeys:\n  - label: a\n    hash: "${HASH}"\n    expires: 2026-01-01\n`);
+    assert.ok(config);
+    assert.deepEqual(issues.map(formatIssue), ['warning: keys[0].expires: is in the past: this key is refused']);
+    assert.deepEqual(parse('upstream:\n  url: http://x/mcp\n').issues.map(formatIssue), [
+      'warning: keys: no keys configured: every request will be refused (run `mcpgate keygen`)',
+    ]);
+  });
+});

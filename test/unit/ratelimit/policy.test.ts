@@ -1,0 +1,146 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { compileLimits, compileWildcard } from '../../../src/ratelimit/policy.ts';
+import type { JsonRpcMessage } from '../../../src/jsonrpc/message.ts';
+
+const defaults = { capacity: 60, refill_per_second: 1, max_streams: 10 };
+const call = (id: number, name: string): JsonRpcMessage => ({
+  jsonrpc: '2.0',
+  id,
+  method: 'tools/call',
+  params: { name },
+});
+const ping = (id: number): JsonRpcMessage => ({ jsonrpc: '2.0', id, method: 'ping' });
+const note: JsonRpcMessage = { jsonrpc: '2.0', method: 'notifications/initialized' };
+const reply: JsonRpcMessage = { jsonrpc: '2.0', id: 7, result: {} };
+
+describe('rate limit policy', () => {
+  it('takes the defaults, and the key overrides them field by field', () => {
+    const plain = compileLimits('key:a', defaults);
+    assert.deepEqual(
+      { ...plain.bucket },
+      { key: '{key:a}', name: 'default', tool: undefined, capacity: 60, refillPerSecond: 1 },
+    );
+    assert.equal(plain.maxStreams, 10);
+    const own = compileLimits('key:b', defaults, { capacity: 5, max_streams: 2 });
+    assert.equal(own.bucket.capacity, 5);
+    assert.equal(own.bucket.refillPerSecond, 1);
+    assert.equal(own.maxStreams, 2);
+  });
+
+  it('adds the tool bucket: exact names before wildcards, the most literal wildcard first', () => {
+    const limits = compileLimits('key:a', defaults, {
+      tools: {
+        '*': { capacity: 100, refill_per_second: 1 },
+        'search_*': { capacity: 10, refill_per_second: 0.5 },
+        search_web: { capacity: 2, refill_per_second: 0.0167 },
+      },
+    });
+    assert.equal(limits.toolBucket('search_web')?.tool, 'search_web');
+    assert.equal(limits.toolBucket('search_docs')?.tool, 'search_*');
+    assert.equal(limits.toolBucket('echo')?.tool, '*');
+    const plan = limits.plan('search_web');
+    assert.deepEqual(
+      plan.buckets.map((b) => [b.key, b.name, b.capacity, b.refillPerSecond]),
+      [
+        ['{key:a}', 'default', 60, 1],
+        ['{key:a}:tool:search_web', 'tool:search_web', 2, 0.0167],
+      ],
+    );
+    assert.equal(plan.costs, 1);
+    assert.equal(limits.plan('search_web'), plan, 'plans are built once');
+    assert.equal(limits.plan(), limits.plan(undefined));
+    assert.equal(limits.plan().buckets.length, 1);
+  });
+
+  it('plans a body: one token per request, none for notifications and responses', () => {
+    const limits = compileLimits('key:a', defaults, {
+      tools: { 'search_*': { capacity: 10, refill_per_second: 1 } },
+    });
+    assert.equal(limits.planMessages([note]), undefined);
+    assert.equal(limits.planMessages([reply]), undefined);
+    assert.equal(limits.planMessages([note, reply]), undefined);
+    assert.equal(limits.planMessages([ping(1)]), limits.plan());
+    assert.equal(limits.planMessages([call(1, 'search_a')]), limits.plan('search_a'));
+    assert.equal(limits.planMessages([call(1, 'echo')]), limits.plan());
+    const batch = limits.planMessages([ping(1), note, ping(2), reply]);
+    assert.deepEqual(batch?.costs, 2);
+    assert.equal(batch?.buckets, limits.plan().buckets);
+    assert.equal(limits.planMessages([ping(1), note]), limits.plan());
+  });
+
+  it('plans a batch hiding several calls to a limited tool: each call costs the tool bucket', () => {
+    const limits = compileLimits('key:a', defaults, {
+      tools: {
+        'search_*': { capacity: 10, refill_per_second: 1 },
+        fetch: { capacity: 3, refill_per_second: 1 },
+      },
+    });
+    const plan = limits.planMessages([
+      call(1, 'search_a'),
+      call(2, 'search_b'),
+      call(3, 'fetch'),
+      ping(4),
+      note,
+    ]);
+    assert.deepEqual(
+      plan?.buckets.map((b) => b.name),
+      ['default', 'tool:search_*', 'tool:fetch'],
+    );
+    assert.deepEqual(plan?.costs, [4, 2, 1]);
+  });
+
+  it('keeps ids with braces from escaping their Redis hash tag', () => {
+    const limits = compileLimits('oauth:x}:tool:y{', defaults, {
+      tools: { t: { capacity: 1, refill_per_second: 1 } },
+    });
+    assert.equal(limits.bucket.key, '{oauth:x%7d:tool:y%7b}');
+    assert.equal(limits.toolBucket('t')?.key, '{oauth:x%7d:tool:y%7b}:tool:t');
+    assert.notEqual(compileLimits('a%7d', defaults).bucket.key, compileLimits('a}', defaults).bucket.key);
+  });
+});
+
+describe('wildcard matching', () => {
+  it('matches by example', () => {
+    const cases: [string, string, boolean][] = [
+      ['*', '', true],
+      ['*', 'anything', true],
+      ['search_*', 'search_', true],
+      ['search_*', 'search_web', true],
+      ['search_*', 'research_web', false],
+      ['*_admin', 'db_admin', true],
+      ['*_admin', 'db_admin2', false],
+      ['a*b*c', 'abc', true],
+      ['a*b*c', 'aXbYc', true],
+      ['a*b*c', 'acb', false],
+      ['ab*ba', 'aba', false],
+      ['a**b', 'ab', true],
+      ['exact', 'exact', true],
+      ['exact', 'exactly', false],
+      ['f?o', 'foo', false],
+      ['f.o', 'fxo', false],
+    ];
+    for (const [pattern, name, expected] of cases) {
+      assert.equal(compileWildcard(pattern)(name), expected, `${pattern} ~ ${name}`);
+    }
+  });
+
+  it('agrees with a regular expression built from the pattern', () => {
+    const alphabet = fc.constantFrom('a', 'b', '_', '.', '*');
+    fc.assert(
+      fc.property(
+        fc.string({ unit: alphabet, maxLength: 8 }),
+        fc.string({ unit: fc.constantFrom('a', 'b', '_', '.'), maxLength: 10 }),
+        (pattern, name) => {
+          const source = pattern
+            .split('*')
+            .map((p) => p.replace(/[.]/g, '\\.'))
+            .join('.*');
+          assert.equal(compileWildcard(pattern)(name), new RegExp(`^${source}$`, 's').test(name));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+});
