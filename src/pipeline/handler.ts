@@ -12,7 +12,8 @@ import type { RequestContext } from './context.ts';
 import { createContext } from './context.ts';
 import type { AuthenticateStep, Clock, InspectStep, Observer, RateLimitStep, SessionStep } from './ports.ts';
 import { sendError, sendJson, toGatewayError } from './respond.ts';
-import { GatewayError } from '../jsonrpc/errors.ts';
+import { GatewayError, isGatewayError } from '../jsonrpc/errors.ts';
+import { peekRequestId } from './peek-id.ts';
 import type { Upstream } from '../proxy/upstream.ts';
 import { upstreamRequestHeaders } from '../proxy/headers.ts';
 import { Relay } from '../proxy/relay.ts';
@@ -44,6 +45,8 @@ export interface Handler {
 }
 
 const ALLOW = 'GET, POST, DELETE';
+/** How much of an unauthenticated body is read to answer with its id. */
+const AUTH_PEEK_BYTES = 16 * 1024;
 
 export function createHandler(deps: HandlerDeps): Handler {
   const { upstream, clock, observer } = deps;
@@ -58,7 +61,17 @@ export function createHandler(deps: HandlerDeps): Handler {
     if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
       throw new GatewayError('ERR_METHOD_NOT_ALLOWED', { headers: { allow: ALLOW } });
     }
-    deps.authenticate(ctx);
+    try {
+      deps.authenticate(ctx);
+    } catch (err) {
+      // A refusal still answers with the request's id: read a small body (bounded, so an
+      // unauthenticated client cannot make the gateway hold much) just to find it.
+      if (method === 'POST' && isGatewayError(err) && err.rpcId === undefined) {
+        const id = await peekRequestId(req, AUTH_PEEK_BYTES);
+        throw new GatewayError(err.code, { headers: { ...err.headers }, rpcId: id });
+      }
+      throw err;
+    }
 
     const clientSession = req.headers['mcp-session-id'];
     let sessionId: string | undefined;

@@ -22,7 +22,12 @@ export type ResponseAction = ListKind | 'task';
 export type ResponsePlan = ReadonlyMap<JsonRpcId, ResponseAction>;
 
 /** Returns `result` itself when nothing had to go, else a shallow copy with the array filtered. */
-export function filterListResult(kind: ListKind, result: unknown, grants: Grants, tasks?: TaskScope): unknown {
+export function filterListResult(
+  kind: ListKind,
+  result: unknown,
+  grants: Grants,
+  tasks?: TaskScope,
+): unknown {
   if (typeof result !== 'object' || result === null || Array.isArray(result)) return result;
   const record = result as Record<string, unknown>;
   if (!Object.hasOwn(record, kind)) return result;
@@ -50,7 +55,8 @@ function keeper(kind: ListKind, grants: Grants, tasks: TaskScope | undefined): (
     case 'resourceTemplates':
       return (e) => isObject(e) && typeof e.uriTemplate === 'string' && grants.resource(e.uriTemplate);
     case 'tasks':
-      return (e) => tasks !== undefined && isObject(e) && typeof e.taskId === 'string' && tasks.owns(e.taskId);
+      return (e) =>
+        tasks !== undefined && isObject(e) && typeof e.taskId === 'string' && tasks.owns(e.taskId);
   }
 }
 
@@ -62,8 +68,14 @@ function isObject(value: unknown): value is Record<string, unknown> {
  * Applies the plan to one parsed JSON-RPC response (or anything else, which is left alone);
  * returns the replacement message, or undefined when it is unchanged.
  */
-function applyPlan(message: unknown, plan: ResponsePlan, grants: Grants, tasks: TaskScope | undefined): unknown {
-  if (!isObject(message) || !Object.hasOwn(message, 'result') || Object.hasOwn(message, 'method')) return undefined;
+function applyPlan(
+  message: unknown,
+  plan: ResponsePlan,
+  grants: Grants,
+  tasks: TaskScope | undefined,
+): unknown {
+  if (!isObject(message) || !Object.hasOwn(message, 'result') || Object.hasOwn(message, 'method'))
+    return undefined;
   const id = message.id;
   if (typeof id !== 'string' && typeof id !== 'number') return undefined;
   const action = plan.get(id);
@@ -82,7 +94,12 @@ function applyPlan(message: unknown, plan: ResponsePlan, grants: Grants, tasks: 
  * nothing changed. Throws ERR_UPSTREAM_PROTOCOL when the body is not JSON (it cannot be filtered,
  * so it must not be passed on).
  */
-export function filterJsonResponseBody(body: Buffer, plan: ResponsePlan, grants: Grants, tasks?: TaskScope): Buffer {
+export function filterJsonResponseBody(
+  body: Buffer,
+  plan: ResponsePlan,
+  grants: Grants,
+  tasks?: TaskScope,
+): Buffer {
   let value: unknown;
   try {
     value = JSON.parse(body.toString('utf8'));
@@ -108,7 +125,12 @@ export function filterJsonResponseBody(body: Buffer, plan: ResponsePlan, grants:
  * to change, else undefined (the event passes untouched). Data that is not JSON is not a JSON-RPC
  * message and passes too.
  */
-export function rewriteEventData(data: string, plan: ResponsePlan, grants: Grants, tasks?: TaskScope): string | undefined {
+export function rewriteEventData(
+  data: string,
+  plan: ResponsePlan,
+  grants: Grants,
+  tasks?: TaskScope,
+): string | undefined {
   let value: unknown;
   try {
     value = JSON.parse(data);
@@ -130,9 +152,20 @@ export function rewriteEventData(data: string, plan: ResponsePlan, grants: Grant
 }
 
 /** The relay's rewrite for a response to requests with a plan (see proxy/relay.ts). */
-export function createResponseRewrite(plan: ResponsePlan, grants: Grants, tasks?: TaskScope): ResponseRewrite {
+export function createResponseRewrite(
+  plan: ResponsePlan,
+  grants: Grants,
+  tasks?: TaskScope,
+): ResponseRewrite {
+  // Only recording tasks: an event that does not spell `taskId` cannot create one, so most events
+  // of a long tool call skip JSON.parse. (Missing an escaped key only loses the task: fail closed.)
+  let recordOnly = true;
+  for (const action of plan.values()) if (action !== 'task') recordOnly = false;
+  const rewrite = recordOnly
+    ? (data: string) => (data.includes('taskId') ? rewriteEventData(data, plan, grants, tasks) : undefined)
+    : (data: string) => rewriteEventData(data, plan, grants, tasks);
   return {
     json: (body) => filterJsonResponseBody(body, plan, grants, tasks),
-    sse: () => createSseRewriter((data) => rewriteEventData(data, plan, grants, tasks)),
+    sse: () => createSseRewriter(rewrite),
   };
 }

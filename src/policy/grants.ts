@@ -8,7 +8,11 @@ export interface Grants {
 }
 
 /** Everything allowed: only for `auth.allow_unauthenticated`. */
-export const ALLOW_ALL: Grants = Object.freeze({ tool: () => true, prompt: () => true, resource: () => true });
+export const ALLOW_ALL: Grants = Object.freeze({
+  tool: () => true,
+  prompt: () => true,
+  resource: () => true,
+});
 
 /** A key's lists as the config holds them (each defaults to `[]`: deny by default). */
 export interface GrantLists {

@@ -18,7 +18,8 @@ import { GatewayError } from '../jsonrpc/errors.ts';
 import type { JsonRpcId, JsonRpcMessage } from '../jsonrpc/message.ts';
 
 /** `req.headers`, or better `req.headersDistinct` (which shows duplicated headers as arrays). */
-export type HeaderSource = IncomingHttpHeaders | Readonly<Record<string, string | readonly string[] | undefined>>;
+export type HeaderSource =
+  IncomingHttpHeaders | Readonly<Record<string, string | readonly string[] | undefined>>;
 
 /** The body field `Mcp-Name` mirrors, per method. */
 export const MCP_NAME_SOURCE: ReadonlyMap<string, 'name' | 'uri' | 'taskId'> = new Map([
@@ -71,7 +72,8 @@ export function checkMcpHeaders(
     if (field === undefined) return mismatch(id, 'the Mcp-Name header is not defined for this method');
     const decoded = decodeValue(trimOws(name));
     if (decoded === undefined) return mismatch(id, 'the Mcp-Name header is malformed');
-    if (m.params?.[field] !== decoded) return mismatch(id, `the Mcp-Name header does not match params.${field}`);
+    if (m.params?.[field] !== decoded)
+      return mismatch(id, `the Mcp-Name header does not match params.${field}`);
   }
   return undefined;
 }

@@ -45,7 +45,12 @@ const PROTOCOL_VERSION = 'io.modelcontextprotocol/protocolVersion';
  * @param tasks the principal's view of the task registry; without it every task method is denied
  *   (fail closed), except under ALLOW_ALL.
  */
-export function judge(message: JsonRpcMessage, grants: Grants, options: JudgeOptions, tasks?: TaskScope): Verdict {
+export function judge(
+  message: JsonRpcMessage,
+  grants: Grants,
+  options: JudgeOptions,
+  tasks?: TaskScope,
+): Verdict {
   const m = message as { id?: JsonRpcId; method?: string; params?: Record<string, unknown> };
   const id = m.id ?? null;
   const method = m.method;
@@ -90,8 +95,16 @@ export function judge(message: JsonRpcMessage, grants: Grants, options: JudgeOpt
     case 'task': {
       const taskId = params?.taskId;
       if (!isName(taskId)) return invalid(method, id, 'params.taskId must be a well-formed string');
-      if (all || (tasks !== undefined && tasks.owns(taskId))) return allow(method, id, undefined, undefined, undefined);
-      return deny(method, id, 'ERR_TASK_DENIED', 'Failed to retrieve task: Task not found', undefined, undefined);
+      if (all || (tasks !== undefined && tasks.owns(taskId)))
+        return allow(method, id, undefined, undefined, undefined);
+      return deny(
+        method,
+        id,
+        'ERR_TASK_DENIED',
+        'Failed to retrieve task: Task not found',
+        undefined,
+        undefined,
+      );
     }
   }
 }
@@ -133,7 +146,10 @@ function judgeListen(
   if (typeof filter !== 'object' || filter === null || Array.isArray(filter)) {
     return invalid(method, id, 'params.notifications must be an object');
   }
-  const { resourceSubscriptions: uris, taskIds } = filter as { resourceSubscriptions?: unknown; taskIds?: unknown };
+  const { resourceSubscriptions: uris, taskIds } = filter as {
+    resourceSubscriptions?: unknown;
+    taskIds?: unknown;
+  };
   if (uris !== undefined) {
     if (!Array.isArray(uris)) return invalid(method, id, 'resourceSubscriptions must be an array');
     for (const uri of uris) {
@@ -148,7 +164,14 @@ function judgeListen(
     for (const taskId of taskIds) {
       if (!isName(taskId)) return invalid(method, id, 'taskIds must hold well-formed strings');
       if (!all && (tasks === undefined || !tasks.owns(taskId))) {
-        return deny(method, id, 'ERR_TASK_DENIED', 'Failed to retrieve task: Task not found', undefined, undefined);
+        return deny(
+          method,
+          id,
+          'ERR_TASK_DENIED',
+          'Failed to retrieve task: Task not found',
+          undefined,
+          undefined,
+        );
       }
     }
   }
@@ -156,17 +179,13 @@ function judgeListen(
 }
 
 /**
- * A resource URI is allowed when it matches the key's patterns, contains no `.` or `..` path
- * segment (plain or percent-encoded, with `/` or `\`), and, when it parses as a URL, its WHATWG
- * normal form matches too. An upstream that resolves `file:///public/../private/key` (as
- * `new URL()` and file servers do) therefore cannot be walked out of `file:///public/*`.
+ * A resource URI is allowed when it matches the key's patterns as a string and has no `.` or `..`
+ * path segment (plain or percent-encoded, between `/`, `\`, `%2f` or `%5c`). `*` matches `/`, and
+ * upstreams resolve dot segments (`new URL()` does, and so do file servers), so without this
+ * `file:///public/../private/key` would match `file:///public/*` and read outside it.
  */
 export function resourceAllowed(grants: Grants, uri: string): boolean {
-  if (!grants.resource(uri)) return false;
-  if (DOT_SEGMENT.test(uri)) return false;
-  if (!URL.canParse(uri)) return true;
-  const normal = new URL(uri).href;
-  return normal === uri || grants.resource(normal);
+  return grants.resource(uri) && !DOT_SEGMENT.test(uri);
 }
 
 const DOT_SEGMENT = /(?:^|[/\\]|%2f|%5c)(?:\.|%2e){1,2}(?:[/\\?#]|%2f|%5c|$)/i;
@@ -180,6 +199,7 @@ function isName(value: unknown): value is string {
   return typeof value === 'string' && (value as WellFormed).isWellFormed() && !CONTROL.test(value);
 }
 
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\x00-\x1f\x7f]/;
 
 /** ES2024 `String.prototype.isWellFormed` (Node 20+; the project's lib is es2023). */
@@ -231,7 +251,12 @@ function deny(
 }
 
 function invalid(method: string, id: JsonRpcId | null, why: string): Verdict {
-  const record: CallRecord = { rpc_method: method, rpc_id: id, decision: 'invalid', reason: 'ERR_INVALID_PARAMS' };
+  const record: CallRecord = {
+    rpc_method: method,
+    rpc_id: id,
+    decision: 'invalid',
+    reason: 'ERR_INVALID_PARAMS',
+  };
   const error = new GatewayError('ERR_INVALID_PARAMS', { message: `Invalid params: ${why}`, rpcId: id });
   return { allowed: false, record, error, filter: undefined, recordTask: false };
 }
@@ -239,5 +264,9 @@ function invalid(method: string, id: JsonRpcId | null, why: string): Verdict {
 /** A request carrying the 2026-07-28 per-request protocol version claim. */
 function isModern(params: Record<string, unknown> | undefined): boolean {
   const meta = params?._meta;
-  return typeof meta === 'object' && meta !== null && typeof (meta as Record<string, unknown>)[PROTOCOL_VERSION] === 'string';
+  return (
+    typeof meta === 'object' &&
+    meta !== null &&
+    typeof (meta as Record<string, unknown>)[PROTOCOL_VERSION] === 'string'
+  );
 }

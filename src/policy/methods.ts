@@ -63,7 +63,13 @@ export const METHOD_TABLE: readonly MethodSpec[] = Object.freeze([
   { method: 'tools/list', from: 'client', revisions: ALL, rule: 'list', list: 'tools' },
   { method: 'prompts/list', from: 'client', revisions: ALL, rule: 'list', list: 'prompts' },
   { method: 'resources/list', from: 'client', revisions: ALL, rule: 'list', list: 'resources' },
-  { method: 'resources/templates/list', from: 'client', revisions: ALL, rule: 'list', list: 'resourceTemplates' },
+  {
+    method: 'resources/templates/list',
+    from: 'client',
+    revisions: ALL,
+    rule: 'list',
+    list: 'resourceTemplates',
+  },
   // Calls.
   { method: 'tools/call', from: 'client', revisions: ALL, rule: 'tool' },
   { method: 'prompts/get', from: 'client', revisions: ALL, rule: 'prompt' },
@@ -82,14 +88,24 @@ export const METHOD_TABLE: readonly MethodSpec[] = Object.freeze([
   // Sent by servers only.
   { method: 'sampling/createMessage', from: 'server', revisions: LEGACY, rule: 'server-only' },
   { method: 'roots/list', from: 'server', revisions: LEGACY, rule: 'server-only' },
-  { method: 'elicitation/create', from: 'server', revisions: ['2025-06-18', '2025-11-25'], rule: 'server-only' },
+  {
+    method: 'elicitation/create',
+    from: 'server',
+    revisions: ['2025-06-18', '2025-11-25'],
+    rule: 'server-only',
+  },
   { method: 'notifications/message', from: 'server', revisions: ALL, rule: 'server-only' },
   { method: 'notifications/resources/updated', from: 'server', revisions: ALL, rule: 'server-only' },
   { method: 'notifications/resources/list_changed', from: 'server', revisions: ALL, rule: 'server-only' },
   { method: 'notifications/tools/list_changed', from: 'server', revisions: ALL, rule: 'server-only' },
   { method: 'notifications/prompts/list_changed', from: 'server', revisions: ALL, rule: 'server-only' },
   { method: 'notifications/elicitation/complete', from: 'server', revisions: R11, rule: 'server-only' },
-  { method: 'notifications/subscriptions/acknowledged', from: 'server', revisions: MODERN, rule: 'server-only' },
+  {
+    method: 'notifications/subscriptions/acknowledged',
+    from: 'server',
+    revisions: MODERN,
+    rule: 'server-only',
+  },
   { method: 'notifications/tasks', from: 'server', revisions: [], tasksExtension: true, rule: 'server-only' },
 ] satisfies MethodSpec[]);
 
@@ -106,15 +122,18 @@ const RULE_TEXT: Record<Rule, string> = {
   list: 'allowed; the response lists only what the key may use',
   tool: '`params.name` must match the key\u2019s `allow`',
   prompt: '`params.name` must match the key\u2019s `prompts`',
-  resource: '`params.uri` must match the key\u2019s `resources`',
-  completion: '`params.ref`: a `ref/prompt` name must match `prompts`, a `ref/resource` URI must match `resources`',
-  listen: 'every `resourceSubscriptions` URI must match `resources`; every `taskIds` entry must be the key\u2019s own task',
+  resource: '`params.uri` must match the key\u2019s `resources` and have no `.` or `..` path segment',
+  completion:
+    '`params.ref`: a `ref/prompt` name must match `prompts`, a `ref/resource` URI must match `resources`',
+  listen:
+    'every `resourceSubscriptions` URI must match `resources`; every `taskIds` entry must be the key\u2019s own task',
   task: '`params.taskId` must be a task created by the same key (else: unknown task)',
   'server-only': 'denied (only servers send it)',
 };
 
 function ruleText(m: MethodSpec): string {
-  if (m.rule === 'list' && m.list === 'tasks') return 'allowed; the response lists only the key\u2019s own tasks';
+  if (m.rule === 'list' && m.list === 'tasks')
+    return 'allowed; the response lists only the key\u2019s own tasks';
   return RULE_TEXT[m.rule];
 }
 
@@ -134,7 +153,10 @@ function revisionText(m: MethodSpec): string {
  * contains exactly this text.
  */
 export function renderMethodTable(): string {
-  const lines = ['| Method | Sent by | Revisions | Rule when a client sends it |', '| --- | --- | --- | --- |'];
+  const lines = [
+    '| Method | Sent by | Revisions | Rule when a client sends it |',
+    '| --- | --- | --- | --- |',
+  ];
   for (const m of METHOD_TABLE) {
     lines.push(`| \`${m.method}\` | ${m.from} | ${revisionText(m)} | ${ruleText(m)} |`);
   }

@@ -138,6 +138,7 @@ export function createdTaskId(result: unknown): string | undefined {
 }
 
 function positive(value: number, name: string): number {
-  if (!Number.isFinite(value) || value <= 0) throw new TypeError(`TaskOwnership: ${name} must be a positive number`);
+  if (!Number.isFinite(value) || value <= 0)
+    throw new TypeError(`TaskOwnership: ${name} must be a positive number`);
   return value;
 }

@@ -67,7 +67,9 @@ export function createSseRewriter(
       if (start < chunk.length) {
         heldBytes += chunk.length - start;
         if (heldBytes > maxEventBytes) {
-          throw new GatewayError('ERR_UPSTREAM_PROTOCOL', { message: 'upstream sent an event larger than allowed' });
+          throw new GatewayError('ERR_UPSTREAM_PROTOCOL', {
+            message: 'upstream sent an event larger than allowed',
+          });
         }
         held.push(chunk.subarray(start));
       }

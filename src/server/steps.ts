@@ -69,6 +69,9 @@ function createAuthentication(config: Config, deps: GatewayDeps): AuthenticateSt
 function secretFor(config: Config, env: GatewayDeps['env'], log: GatewayDeps['log']): Buffer {
   const fromEnv = env.MCPGATE_SESSION_SECRET;
   const configured = config.auth.session_secret ?? (fromEnv && fromEnv.length >= MIN_SESSION_SECRET_BYTES ? fromEnv : undefined);
+  if (config.auth.session_secret === undefined && fromEnv && fromEnv.length < MIN_SESSION_SECRET_BYTES) {
+    log.warn({}, `MCPGATE_SESSION_SECRET is ignored: it must be at least ${MIN_SESSION_SECRET_BYTES} characters`);
+  }
   if (configured === undefined) {
     log.warn({}, 'no auth.session_secret: sessions are bound with a random secret and will not survive a restart or span replicas');
   }

@@ -29,8 +29,48 @@ function reference(pattern: string, name: string): boolean {
 const referenceAny = (patterns: readonly string[], name: string) => patterns.some((p) => reference(p, name));
 
 /** Small alphabets make matches likely; regex metacharacters must be literal. */
-const char = fc.constantFrom('a', 'b', '/', '.', '*', '+', '?', '(', ')', '[', ']', '\\', '^', '$', '|', '{', '}', '-', 'é');
-const nameChar = fc.constantFrom('a', 'b', '/', '.', '+', '?', '(', ')', '[', ']', '\\', '^', '$', '|', '{', '}', '-', 'é', '\n');
+const char = fc.constantFrom(
+  'a',
+  'b',
+  '/',
+  '.',
+  '*',
+  '+',
+  '?',
+  '(',
+  ')',
+  '[',
+  ']',
+  '\\',
+  '^',
+  '$',
+  '|',
+  '{',
+  '}',
+  '-',
+  'é',
+);
+const nameChar = fc.constantFrom(
+  'a',
+  'b',
+  '/',
+  '.',
+  '+',
+  '?',
+  '(',
+  ')',
+  '[',
+  ']',
+  '\\',
+  '^',
+  '$',
+  '|',
+  '{',
+  '}',
+  '-',
+  'é',
+  '\n',
+);
 const pattern = fc.array(char, { maxLength: 8 }).map((cs) => cs.join(''));
 const name = fc.array(nameChar, { maxLength: 12 }).map((cs) => cs.join(''));
 

@@ -120,7 +120,9 @@ describe('method table', () => {
     assert.equal(rows.length, 2 + METHOD_TABLE.length + 2);
     assert.match(rows[0] as string, /^\| Method \| Sent by \| Revisions \| Rule/);
     for (const m of METHOD_TABLE) assert.ok(md.includes(`| \`${m.method}\` |`), m.method);
-    assert.ok(md.includes('| `tools/call` | client | 2025-03-26 \u2013 2026-07-28 | `params.name` must match'));
+    assert.ok(
+      md.includes('| `tools/call` | client | 2025-03-26 \u2013 2026-07-28 | `params.name` must match'),
+    );
     assert.ok(md.includes('| `tasks/update` | client | 2026-07-28 tasks extension |'));
     assert.ok(md.includes('| `initialize` | client | 2025-03-26 \u2013 2025-11-25 | allowed |'));
     assert.match(md, /any other method .*policy\.unknown_methods: allow/);
@@ -129,7 +131,11 @@ describe('method table', () => {
 
 describe('compileGrants', () => {
   it('compiles the three lists; each denies by default', () => {
-    const g = compileGrants({ allow: ['echo', 'search_*'], prompts: ['greeting'], resources: ['file:///public/*'] });
+    const g = compileGrants({
+      allow: ['echo', 'search_*'],
+      prompts: ['greeting'],
+      resources: ['file:///public/*'],
+    });
     assert.equal(g.tool('echo'), true);
     assert.equal(g.tool('search_web'), true);
     assert.equal(g.tool('greeting'), false);

@@ -1,0 +1,178 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { createSseRewriter } from '../../../src/proxy/sse-rewrite.ts';
+import { SseParser } from '../../../src/proxy/sse.ts';
+import { isGatewayError } from '../../../src/jsonrpc/errors.ts';
+
+function run(
+  rewriter: ReturnType<typeof createSseRewriter>,
+  chunks: readonly Buffer[],
+): { out: Buffer[][]; tail: Buffer[] } {
+  const out = chunks.map((c) => rewriter.push(c));
+  return { out, tail: rewriter.end() };
+}
+
+const all = (r: { out: Buffer[][]; tail: Buffer[] }) =>
+  Buffer.concat([...r.out.flat(), ...r.tail]).toString();
+
+function cut(input: Buffer, cuts: readonly number[]): Buffer[] {
+  const chunks: Buffer[] = [];
+  let start = 0;
+  for (const c of [...new Set(cuts)].sort((a, b) => a - b)) {
+    if (c <= start || c >= input.length) continue;
+    chunks.push(input.subarray(start, c));
+    start = c;
+  }
+  chunks.push(input.subarray(start));
+  return chunks;
+}
+
+const upper = (data: string) => (data.includes('"result"') ? data.toUpperCase() : undefined);
+
+describe('createSseRewriter', () => {
+  it('passes events through untouched when nothing is rewritten', () => {
+    const input = ': hi\r\nevent: message\r\ndata: {"a":1}\r\n\r\nid: 9\ndata: x\n\n';
+    assert.equal(
+      all(
+        run(
+          createSseRewriter(() => undefined),
+          [Buffer.from(input)],
+        ),
+      ),
+      input,
+    );
+  });
+
+  it('rewrites the matching event, keeping its event and id fields and its place', () => {
+    const input =
+      'event: message\ndata: {"method":"notifications/progress"}\n\n' +
+      ': comment\n\n' +
+      'event: message\nid: 7\ndata: {"id":1,\ndata: "result":{}}\n\n' +
+      'data: after\n\n';
+    const result = all(run(createSseRewriter(upper), [Buffer.from(input)]));
+    assert.equal(
+      result,
+      'event: message\ndata: {"method":"notifications/progress"}\n\n' +
+        ': comment\n\n' +
+        'event: message\nid: 7\ndata: {"ID":1,\ndata: "RESULT":{}}\n\n' +
+        'data: after\n\n',
+    );
+  });
+
+  it('sends each event as soon as it is complete, holding only the unfinished one', () => {
+    const rewriter = createSseRewriter(() => undefined);
+    const first = rewriter.push(Buffer.from('data: one\n\ndata: tw'));
+    assert.equal(Buffer.concat(first).toString(), 'data: one\n\n');
+    assert.deepEqual(rewriter.push(Buffer.from('o\n')), []);
+    const second = rewriter.push(Buffer.from('\ndata: three\n\n'));
+    assert.equal(Buffer.concat(second).toString(), 'data: two\n\ndata: three\n\n');
+    assert.deepEqual(rewriter.end(), []);
+  });
+
+  it('passes untouched events as slices of the input, not copies', () => {
+    const chunk = Buffer.from('data: a\n\ndata: b\n\n');
+    const out = createSseRewriter(() => undefined).push(chunk);
+    assert.equal(out.length, 1);
+    assert.equal(out[0]?.buffer, chunk.buffer);
+  });
+
+  it('rewrites an event split over many chunks and line endings', () => {
+    const input = Buffer.from(
+      'event: message\r\nid: 1\r\ndata: {"id":1,"result":\r\ndata: {"tools":[]}}\r\n\r\n',
+    );
+    for (let i = 1; i < input.length; i++) {
+      const text = all(run(createSseRewriter(upper), cut(input, [i])));
+      const expected = 'event: message\nid: 1\ndata: {"ID":1,"RESULT":\ndata: {"TOOLS":[]}}\n\n';
+      // Cut between the final CR and LF, the event goes out at the CR; the LF follows as an empty line.
+      assert.equal(text, i === input.length - 1 ? `${expected}\n` : expected, `cut at ${i}`);
+    }
+  });
+
+  it('filters an unfinished last event too (a client may not drop it)', () => {
+    const text = all(run(createSseRewriter(upper), [Buffer.from('data: x\n\ndata: {"result":1}')]));
+    assert.equal(text, 'data: x\n\ndata: {"RESULT":1}\n\n');
+    const untouched = all(
+      run(
+        createSseRewriter(() => undefined),
+        [Buffer.from('data: x\n\ndata: partial')],
+      ),
+    );
+    assert.equal(untouched, 'data: x\n\ndata: partial');
+  });
+
+  it('refuses an event larger than the limit', () => {
+    const rewriter = createSseRewriter(() => undefined, { maxEventBytes: 16 });
+    rewriter.push(Buffer.from('data: 0123456'));
+    assert.throws(
+      () => rewriter.push(Buffer.from('789abcdef')),
+      (err: unknown) => isGatewayError(err) && err.code === 'ERR_UPSTREAM_PROTOCOL',
+    );
+  });
+});
+
+const line = fc.string({
+  unit: fc.constantFrom('a', '"', ':', ' ', '{', '}', '\u00e9', '\ud83d\ude00'),
+  maxLength: 10,
+});
+const block = fc
+  .tuple(
+    fc.constantFrom('data', 'event', 'id', ':', 'retry'),
+    fc.array(line, { minLength: 1, maxLength: 3 }),
+    fc.constantFrom('\n', '\r\n', '\r'),
+  )
+  .map(
+    ([field, lines, eol]) =>
+      lines.map((l) => `${field === ':' ? ':' : `${field}: `}${l}${eol}`).join('') + eol,
+  );
+const stream = fc.array(block, { maxLength: 10 }).map((blocks) => Buffer.from(blocks.join('')));
+
+describe('createSseRewriter (properties)', () => {
+  it('with nothing to rewrite, the output is the input, byte for byte, however it is cut', () => {
+    fc.assert(
+      fc.property(stream, fc.array(fc.nat({ max: 300 }), { maxLength: 10 }), (input, cuts) => {
+        // Where each block ends in the whole stream.
+        const ends: number[] = [];
+        let offset = 0;
+        const parser = new SseParser();
+        for (const e of parser.push(input)) ends.push((offset += e.raw.length));
+        const rewriter = createSseRewriter(() => undefined);
+        const out: Buffer[] = [];
+        let pushed = 0;
+        for (const chunk of cut(input, cuts)) {
+          out.push(...rewriter.push(chunk));
+          pushed += chunk.length;
+          // Exactly the complete blocks have gone out (a block whose blank line ends with a CR
+          // is complete at the CR, before its LF arrives).
+          let expected = 0;
+          for (const end of ends) {
+            if (end <= pushed) expected = end;
+            else if (end === pushed + 1 && input[pushed - 1] === 0x0d && input[pushed] === 0x0a)
+              expected = pushed;
+          }
+          assert.equal(Buffer.concat(out).length, expected);
+        }
+        out.push(...rewriter.end());
+        assert.deepEqual(Buffer.concat(out), input);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('rewriting every event yields the same events as rewriting the parsed stream', () => {
+    fc.assert(
+      fc.property(stream, fc.array(fc.nat({ max: 300 }), { maxLength: 10 }), (input, cuts) => {
+        const rewriter = createSseRewriter((d) => `<${d}>`);
+        const out = Buffer.concat([...cut(input, cuts).flatMap((c) => rewriter.push(c)), ...rewriter.end()]);
+        const parse = (b: Buffer) => {
+          const p = new SseParser();
+          return [...p.push(b), ...p.end()].filter((e) => e.data !== undefined);
+        };
+        const expected = parse(input).map((e) => ({ data: `<${e.data}>`, event: e.event, id: e.id }));
+        const actual = parse(out).map((e) => ({ data: e.data, event: e.event, id: e.id }));
+        assert.deepEqual(actual, expected);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});
