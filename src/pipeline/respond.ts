@@ -25,7 +25,7 @@ export function sendError(ctx: RequestContext, err: GatewayError, extraHeaders?:
     res.destroy();
     return;
   }
-  const body = errorBody(responseId(ctx, err), err.rpcCode, err.message);
+  const body = ctx.batch && ctx.messages ? batchErrorBody(ctx, err) : errorBody(responseId(ctx, err), err.rpcCode, err.message);
   res.statusCode = err.status;
   res.setHeader('content-type', 'application/json');
   res.setHeader('content-length', Buffer.byteLength(body));
@@ -34,6 +34,15 @@ export function sendError(ctx: RequestContext, err: GatewayError, extraHeaders?:
   if (extraHeaders) for (const name in extraHeaders) res.setHeader(name, extraHeaders[name] as string);
   ctx.bytesOut += Buffer.byteLength(body);
   res.end(body);
+}
+
+/** A refused batch gets one error per request, so the client can match every id. */
+function batchErrorBody(ctx: RequestContext, err: GatewayError): string {
+  const parts: string[] = [];
+  for (const m of ctx.messages ?? []) {
+    if ('method' in m && 'id' in m && m.id !== undefined) parts.push(errorBody(m.id, err.rpcCode, err.message));
+  }
+  return parts.length === 0 ? errorBody(null, err.rpcCode, err.message) : `[${parts.join(',')}]`;
 }
 
 /** A JSON body sent by the gateway itself (a denied call answered like the upstream would). */

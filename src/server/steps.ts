@@ -17,6 +17,9 @@ import { createInspect } from '../pipeline/inspect.ts';
 import type { Principal } from '../auth/principal.ts';
 import { TaskOwnership } from '../policy/tasks.ts';
 
+/** How long start-up waits for the Redis store before serving. */
+const STORE_READY_WAIT_MS = 2000;
+
 export interface Steps {
   readonly authenticate: AuthenticateStep;
   readonly sessions: SessionStep | undefined;
@@ -39,9 +42,13 @@ export async function createSteps(config: Config, deps: GatewayDeps): Promise<St
   const authenticate = createAuthentication(config, deps);
   const sessions = config.auth.allow_unauthenticated ? undefined : createSessionStep(createSessionBinder(secretFor(config, env, log)));
   const store = createRateLimitStore(config.rate_limit, { now: deps.clock.mono, logger: log });
-  const rateLimit = createRateLimit(store, createStreamCounter(), {
-    onFallback: (ctx, decision) => log.warn({ key: ctx.principal?.name, reason: decision.reason, fallback: decision.fallback }, 'rate-limit store unavailable'),
-  });
+  if ('ready' in store && typeof store.ready === 'function') {
+    // Give Redis a moment at start so the first requests are not decided by on_store_error.
+    const up = await (store as { ready(ms: number): Promise<boolean> }).ready(STORE_READY_WAIT_MS);
+    if (!up) log.warn({ store: 'redis' }, `rate limit store not reachable yet: on_store_error=${config.rate_limit.on_store_error} decides until it is`);
+  }
+  // Store failures are logged by the store itself (rate-limited); each decision goes to the audit line.
+  const rateLimit = createRateLimit(store, createStreamCounter());
   const tasks = new TaskOwnership({ now: deps.clock.mono });
   const inspect: InspectStep = createInspect({ unknownMethods: config.policy.unknown_methods, tasks });
   return { authenticate, sessions, inspect, rateLimit, close: () => store.close() };

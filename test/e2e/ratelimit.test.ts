@@ -37,7 +37,12 @@ function makeKey(spec: KeySpec): TestKey {
   return {
     label: spec.label,
     secret,
-    config: { label: spec.label, hash: `sha256:${sha256Hex(secret)}`, allow: ['*'], rate_limit: spec.rate_limit },
+    config: {
+      label: spec.label,
+      hash: `sha256:${sha256Hex(secret)}`,
+      allow: ['*'],
+      rate_limit: spec.rate_limit,
+    },
   };
 }
 
@@ -57,7 +62,12 @@ const call = (id: number | string, name: string, args: Record<string, unknown> =
   params: { name, arguments: args },
 });
 
-function post(gateway: TestGateway, key: TestKey, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+function post(
+  gateway: TestGateway,
+  key: TestKey,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<Response> {
   return fetch(gateway.mcpUrl, {
     method: 'POST',
     headers: { ...HEADERS, authorization: `Bearer ${key.secret}`, ...headers },
@@ -141,7 +151,9 @@ describe('rate limits (memory store) with a stateless upstream', () => {
     // Counted on the upstream's side: the five went through, the sixth never arrived.
     assert.equal(receivedWith(upstream, '"five-'), 5);
     assert.equal(receivedWith(upstream, 'five-6'), 0);
-    const ctx = await waitFor(() => gateway.finished.find((c) => c.messages?.[0] && 'id' in c.messages[0] && c.messages[0].id === 'sixth'));
+    const ctx = await waitFor(() =>
+      gateway.finished.find((c) => c.messages?.[0] && 'id' in c.messages[0] && c.messages[0].id === 'sixth'),
+    );
     assert.equal(ctx.decision, 'rate_limited');
     assert.equal(ctx.reason, 'ERR_RATE_LIMITED');
     assert.equal(ctx.status, 429);
@@ -156,8 +168,16 @@ describe('rate limits (memory store) with a stateless upstream', () => {
     for (let round = 0; round < 20 && refused === undefined; round++) {
       const burst = await Promise.all(
         Array.from({ length: 5 }, async (_, i) => {
-          const res = await post(gateway, key, call(`${round}-${i}`, 'echo', { message: `fast-${round}-${i}` }));
-          return { status: res.status, retryAfter: res.headers.get('retry-after'), message: await res.text() };
+          const res = await post(
+            gateway,
+            key,
+            call(`${round}-${i}`, 'echo', { message: `fast-${round}-${i}` }),
+          );
+          return {
+            status: res.status,
+            retryAfter: res.headers.get('retry-after'),
+            message: await res.text(),
+          };
         }),
       );
       refused = burst.find((r) => r.status === 429);
@@ -220,20 +240,28 @@ describe('rate limits (memory store) with a stateless upstream', () => {
 
   it('charges each request of a batch: a batch of 3 with capacity 2 is refused whole', async () => {
     const key = keys.two;
-    const batch = [call('b1', 'echo', { message: 'batch3-a' }), call('b2', 'echo', { message: 'batch3-b' }), call('b3', 'echo', { message: 'batch3-c' })];
+    const batch = [
+      call('b1', 'echo', { message: 'batch3-a' }),
+      call('b2', 'echo', { message: 'batch3-b' }),
+      call('b3', 'echo', { message: 'batch3-c' }),
+    ];
     const res = await post(gateway, key, batch);
     assert.equal(res.status, 429);
     // Three never fit in a bucket of two: waiting would not help, so there is no Retry-After.
     assert.equal(res.headers.get('retry-after'), null);
     assert.equal(res.headers.get('ratelimit'), '"default";r=2');
-    assert.deepEqual((await res.json()) as RpcError, {
-      jsonrpc: '2.0',
-      id: 'b1',
-      error: { code: -32029, message: 'rate limit exceeded for this key; a batch may hold at most 2 such requests, send fewer at once' },
-    });
+    // One error per request of the batch, so the client can match every id.
+    const tooBig = 'rate limit exceeded for this key; a batch may hold at most 2 such requests, send fewer at once';
+    assert.deepEqual(
+      (await res.json()) as RpcError[],
+      ['b1', 'b2', 'b3'].map((id) => ({ jsonrpc: '2.0', id, error: { code: -32029, message: tooBig } })),
+    );
     assert.equal(receivedWith(upstream, 'batch3-'), 0);
     // The refusal took nothing: both tokens are left for a batch of two, and then none.
-    const two = await post(gateway, key, [call('c1', 'echo', { message: 'batch2-a' }), call('c2', 'echo', { message: 'batch2-b' })]);
+    const two = await post(gateway, key, [
+      call('c1', 'echo', { message: 'batch2-a' }),
+      call('c2', 'echo', { message: 'batch2-b' }),
+    ]);
     assert.equal(two.status, 200);
     assert.match(await two.text(), /Echo: batch2-a[\s\S]*Echo: batch2-b|Echo: batch2-b[\s\S]*Echo: batch2-a/);
     assert.equal(receivedWith(upstream, 'batch2-'), 2);
@@ -245,18 +273,26 @@ describe('rate limits (memory store) with a stateless upstream', () => {
 
   it('refuses a batch that needs more tokens than are left, and forwards none of it', async () => {
     const key = keys.four;
-    for (let i = 1; i <= 2; i++) assert.equal((await post(gateway, key, call(i, 'echo', { message: `four-${i}` }))).status, 200);
+    for (let i = 1; i <= 2; i++)
+      assert.equal((await post(gateway, key, call(i, 'echo', { message: `four-${i}` }))).status, 200);
     // Two tokens left, the batch needs three: the third comes back in 1000 s.
-    const batch = [call('d1', 'echo', { message: 'four-batch-a' }), call('d2', 'echo', { message: 'four-batch-b' }), call('d3', 'echo', { message: 'four-batch-c' })];
+    const batch = [
+      call('d1', 'echo', { message: 'four-batch-a' }),
+      call('d2', 'echo', { message: 'four-batch-b' }),
+      call('d3', 'echo', { message: 'four-batch-c' }),
+    ];
     const res = await post(gateway, key, batch);
     assert.equal(res.status, 429);
     assert.equal(res.headers.get('retry-after'), '1000');
     assert.equal(res.headers.get('ratelimit'), '"default";r=2;t=1000');
-    assert.deepEqual((await res.json()) as RpcError, {
-      jsonrpc: '2.0',
-      id: 'd1',
-      error: { code: -32029, message: 'rate limit exceeded for this key; retry after 1000 s' },
-    });
+    assert.deepEqual(
+      (await res.json()) as RpcError[],
+      ['d1', 'd2', 'd3'].map((id) => ({
+        jsonrpc: '2.0',
+        id,
+        error: { code: -32029, message: 'rate limit exceeded for this key; retry after 1000 s' },
+      })),
+    );
     assert.equal(receivedWith(upstream, 'four-batch-'), 0);
   });
 
@@ -274,7 +310,10 @@ describe('rate limits (memory store) with a stateless upstream', () => {
     assert.deepEqual((await second.json()) as RpcError, {
       jsonrpc: '2.0',
       id: 2,
-      error: { code: -32029, message: 'rate limit exceeded for this key\'s calls to tools matching "slow*"; retry after 1000 s' },
+      error: {
+        code: -32029,
+        message: 'rate limit exceeded for this key\'s calls to tools matching "slow*"; retry after 1000 s',
+      },
     });
     const echo = await post(gateway, key, call(3, 'echo', { message: 'tools-echo' }));
     assert.equal(echo.status, 200);
@@ -287,7 +326,10 @@ describe('rate limits (memory store) with a stateless upstream', () => {
 });
 
 describe('open GET streams per key', () => {
-  const key = makeKey({ label: 'streams', rate_limit: { capacity: 100, refill_per_second: 1, max_streams: 2 } });
+  const key = makeKey({
+    label: 'streams',
+    rate_limit: { capacity: 100, refill_per_second: 1, max_streams: 2 },
+  });
   let upstream: SdkUpstream;
   let gateway: TestGateway;
   const controllers: AbortController[] = [];
@@ -313,7 +355,12 @@ describe('open GET streams per key', () => {
     const id = res.headers.get('mcp-session-id');
     assert.ok(id);
     await res.text();
-    const initialized = await post(gateway, key, { jsonrpc: '2.0', method: 'notifications/initialized' }, { 'mcp-session-id': id });
+    const initialized = await post(
+      gateway,
+      key,
+      { jsonrpc: '2.0', method: 'notifications/initialized' },
+      { 'mcp-session-id': id },
+    );
     assert.equal(initialized.status, 202);
     await initialized.body?.cancel();
     return id;
@@ -362,7 +409,11 @@ describe('open GET streams per key', () => {
 
     // Closing a stream gives its slot back: poll until the gateway has seen the close.
     first.controller.abort();
-    await waitFor(() => gateway.finished.filter((ctx) => ctx.req.method === 'GET').length === 2 || undefined, 3000, 'the aborted stream to be released');
+    await waitFor(
+      () => gateway.finished.filter((ctx) => ctx.req.method === 'GET').length === 2 || undefined,
+      3000,
+      'the aborted stream to be released',
+    );
     const fourth = await openStream(c);
     assert.equal(fourth.res.status, 200);
     assert.equal(fourth.res.headers.get('content-type'), 'text/event-stream');
