@@ -4,27 +4,32 @@
  * product ships as one executable.
  *
  * The line is `JSON.stringify(record)`, handed straight to the destination rather than through a
- * pino logger: a logger would add `level` (pino cannot drop it without producing invalid JSON when
+ * pino logger: a logger adds `level` (pino cannot drop it without producing invalid JSON when
  * `timestamp` is off) and serialises key by key, which measured about 1.5x slower. The record owns
  * its `time` field.
  *
- * Nothing is lost at shutdown: `close()` waits for every buffered line to reach the fd; `flush()`
- * waits without closing; `flushSync()` is the last resort from a process 'exit' handler. With a
- * file output, `reopen()` (SIGHUP after logrotate) continues in a fresh file at the same path;
- * lines buffered before the call go to the old file, lines written after it to the new one.
+ * Nothing is lost at shutdown: `close()` waits until every buffered line has reached the fd;
+ * `flush()` waits without closing. `pino.destination` also registers an exit hook that writes what
+ * is still buffered synchronously if the process exits without close() (an uncaught crash);
+ * `flushSync()` does the same on demand. With a file output, `reopen()` (SIGHUP after logrotate)
+ * continues in a fresh file at the same path: lines written before the call may still land in the
+ * old file, lines written after it go to the new one.
  */
+import { closeSync, openSync } from 'node:fs';
 import { pino } from 'pino';
 
-/** SonicBoom, with the public `destroyed` flag its type definitions leave out. */
-type Destination = ReturnType<typeof pino.destination> & { readonly destroyed: boolean };
+/** SonicBoom, with the public `destroyed` and `fd` fields its type definitions leave out. */
+type Destination = ReturnType<typeof pino.destination> & { destroyed: boolean; readonly fd: number };
 
 export interface AuditWriterOptions {
   /** `stdout`, `stderr`, or a file path (appended to, created with `fileMode`). */
   readonly output: string;
-  /** Write failures (disk full, EPIPE, unopenable file). Repeats are reported once until a write succeeds. */
+  /** Write failures (disk full, unopenable file). Repeats are reported once until a write succeeds. */
   readonly onError?: (err: Error) => void;
   /** Permissions of a created audit file. */
   readonly fileMode?: number;
+  /** close() gives up waiting after this long (a wedged disk must not hang shutdown). */
+  readonly closeTimeoutMs?: number;
 }
 
 export interface AuditWriter {
@@ -32,11 +37,11 @@ export interface AuditWriter {
   readonly file: string | undefined;
   /** Appends one line (JSON of `record`). After close() it is dropped and reported once. */
   write(record: object): void;
-  /** Resolves once the destination is open; rejects if a file cannot be opened (check at start). */
+  /** Resolves once the destination is open; rejects if the file could not be opened. */
   ready(): Promise<void>;
   /** Resolves when every line written so far has reached the fd (or the destination failed). */
   flush(): Promise<void>;
-  /** Writes what is buffered synchronously; best effort, never throws (for process 'exit'). */
+  /** Writes what is buffered synchronously; best effort, never throws (for a process 'exit' hook). */
   flushSync(): void;
   /** Reopens the file at the same path (logrotate); a no-op for stdout/stderr. */
   reopen(): void;
@@ -45,23 +50,25 @@ export interface AuditWriter {
 }
 
 export const DEFAULT_FILE_MODE = 0o640;
+export const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
 
+/**
+ * Creates the writer. For a file output the file is opened once synchronously first, so a wrong
+ * path or permission fails here, at start-up, with the fs error (ENOENT, EACCES...).
+ */
 export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   const { output } = options;
   if (typeof output !== 'string' || output === '')
     throw new TypeError('audit output must be a non-empty string');
   const onError = options.onError ?? (() => {});
+  const closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
   const file = output === 'stdout' || output === 'stderr' ? undefined : output;
+  const mode = options.fileMode ?? DEFAULT_FILE_MODE;
+  if (file !== undefined) closeSync(openSync(file, 'a', mode));
   const dest = (
     file === undefined
       ? pino.destination({ dest: output === 'stdout' ? 1 : 2, sync: false })
-      : pino.destination({
-          dest: file,
-          sync: false,
-          append: true,
-          mkdir: false,
-          mode: options.fileMode ?? DEFAULT_FILE_MODE,
-        })
+      : pino.destination({ dest: file, sync: false, append: true, mkdir: false, mode })
   ) as Destination;
 
   let opened = false;
@@ -69,9 +76,17 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   let idle = true;
   let closed = false;
   let closing: Promise<void> | undefined;
+  let reopening = false;
+  /** The reader of stdout/stderr went away (EPIPE): pino has turned the destination into a no-op. */
+  let broken = false;
   let lastErrorCode: string | undefined;
   let waiters: (() => void)[] = [];
 
+  const report = (err: Error, code: string) => {
+    if (code === lastErrorCode) return;
+    lastErrorCode = code;
+    onError(err);
+  };
   const settle = () => {
     const list = waiters;
     waiters = [];
@@ -79,6 +94,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   };
   dest.on('ready', () => {
     opened = true;
+    reopening = false;
   });
   dest.on('write', () => {
     lastErrorCode = undefined;
@@ -88,28 +104,57 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     settle();
   });
   dest.on('error', (err: NodeJS.ErrnoException) => {
-    if (!opened) openError ??= err;
-    // A failed write leaves the data buffered and no 'drain' follows: do not let flush() hang.
+    if (!opened && openError === undefined) {
+      openError = err;
+      // Never opened: nothing can be written. Marking it destroyed keeps pino's exit hook from
+      // throwing "not ready" at process exit.
+      dest.destroyed = true;
+    }
+    // On EPIPE pino's own listener turns write/end/flushSync into no-ops: end() would never finish.
+    if (err.code === 'EPIPE') broken = true;
+    // A failed write leaves its data buffered and no 'drain' follows: do not let flush() hang.
     idle = true;
     settle();
-    const code = err.code ?? err.message;
-    if (code === lastErrorCode) return;
-    lastErrorCode = code;
-    onError(err);
+    report(err, err.code ?? err.message);
   });
   dest.on('close', () => {
     idle = true;
     settle();
   });
 
+  function end(resolve: () => void): void {
+    const timer = setTimeout(() => {
+      report(
+        new Error('audit log did not finish writing in time; writing the rest synchronously'),
+        'ETIMEDOUT',
+      );
+      flushSync();
+      resolve();
+    }, closeTimeoutMs);
+    timer.unref();
+    dest.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    // SonicBoom drops a reopen that is still waiting for an in-flight write when end() comes in
+    // between, and then never finishes: let the reopen complete first.
+    if (reopening) dest.once('ready', () => dest.end());
+    else dest.end();
+  }
+
+  function flushSync(): void {
+    try {
+      if (!dest.destroyed && dest.fd >= 0) dest.flushSync();
+    } catch (err) {
+      report(err as Error, 'EFLUSHSYNC');
+    }
+  }
+
   return {
     file,
     write(record) {
-      if (closed) {
-        if (lastErrorCode !== 'ERR_AUDIT_CLOSED') {
-          lastErrorCode = 'ERR_AUDIT_CLOSED';
-          onError(new Error('audit line written after the audit log was closed'));
-        }
+      if (closed || dest.destroyed || broken) {
+        if (!broken) report(new Error('audit line dropped: the audit log is closed'), 'ERR_AUDIT_CLOSED');
         return;
       }
       idle = false;
@@ -132,33 +177,27 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       });
     },
     flush() {
-      if (idle || closing) return closing ?? Promise.resolve();
+      if (closing) return closing;
+      if (idle) return Promise.resolve();
       return new Promise((resolve) => waiters.push(resolve));
     },
-    flushSync() {
-      try {
-        if (!dest.destroyed) dest.flushSync();
-      } catch (err) {
-        onError(err as Error);
-      }
-    },
+    flushSync,
     reopen() {
-      if (file === undefined || closed) return;
+      if (file === undefined || closed || dest.destroyed) return;
       try {
+        reopening = true;
         dest.reopen();
       } catch (err) {
-        onError(err as Error);
+        reopening = false;
+        report(err as Error, 'EREOPEN');
       }
     },
     close() {
       if (closing) return closing;
       closed = true;
       closing = new Promise<void>((resolve) => {
-        // A file that never opened has nothing to flush (SonicBoom would wait for 'ready' forever).
-        if (dest.destroyed || openError !== undefined) return resolve();
-        dest.once('close', () => resolve());
-        dest.once('error', () => resolve());
-        dest.end();
+        if (dest.destroyed || broken) return resolve();
+        end(resolve);
       });
       return closing;
     },

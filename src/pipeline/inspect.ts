@@ -58,7 +58,7 @@ export function createInspect(options: InspectOptions): InspectStep {
     if (denied !== undefined) {
       ctx.decision = 'deny';
       ctx.reason = batch ? 'ERR_BATCH_DENIED' : firstDenial;
-      return { bytes: parsed.bytes, answer: { status: 200, body: denialBody(messages, batch, denied) }, rewrite: undefined };
+      return { bytes: parsed.bytes, answer: denialAnswer(messages, batch, denied), rewrite: undefined };
     }
     return {
       bytes: parsed.bytes,
@@ -73,20 +73,20 @@ export function createInspect(options: InspectOptions): InspectStep {
  * a batch, each denied request gets that error and every other request a "batch refused" error,
  * so the client can match each id; nothing of the batch reaches the upstream.
  */
-function denialBody(
+function denialAnswer(
   messages: ReturnType<typeof parseBody>['messages'],
   batch: boolean,
   denied: Map<JsonRpcId | null, GatewayError>,
-): string {
-  if (!batch) {
-    const [id, error] = denied.entries().next().value as [JsonRpcId | null, GatewayError];
-    return errorBody(id, error.rpcCode, error.message);
-  }
+): { status: number; body: string } {
   const parts: string[] = [];
   for (const message of messages) {
     if (!isRequest(message)) continue;
     const error = denied.get(message.id) ?? BATCH_REFUSED;
+    if (!batch) return { status: error.status, body: errorBody(message.id, error.rpcCode, error.message) };
     parts.push(errorBody(message.id, error.rpcCode, error.message));
   }
-  return `[${parts.join(',')}]`;
+  // Only notifications were denied: accepted and dropped, as a server ignores notifications it
+  // does not know (the audit line still says deny).
+  if (parts.length === 0) return { status: 202, body: '' };
+  return { status: 200, body: `[${parts.join(',')}]` };
 }

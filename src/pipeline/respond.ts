@@ -50,6 +50,10 @@ export function sendJson(ctx: RequestContext, status: number, body: string): voi
   const res = ctx.res;
   ctx.status = status;
   res.statusCode = status;
+  if (body === '') {
+    res.end();
+    return;
+  }
   res.setHeader('content-type', 'application/json');
   res.setHeader('content-length', Buffer.byteLength(body));
   ctx.bytesOut += Buffer.byteLength(body);

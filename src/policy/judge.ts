@@ -3,9 +3,10 @@
  * Pure and cheap: one table lookup, one or two matcher calls, and the verdict object.
  *
  * A denied call is answered like a server that does not have the tool, prompt, resource, task or
- * method (the texts of @modelcontextprotocol/sdk's McpServer, without its "MCP error -32602: "
- * prefix), and every name outside the key's lists gets that same answer whether or not it exists
- * upstream, so a key cannot probe for what it may not use.
+ * method: JSON-RPC -32602 (-32601 for methods) with the SDKs' texts (`Tool X not found`, as the
+ * TypeScript SDK v2 sends it; v1 adds an "MCP error -32602: " prefix). Above all, every name outside
+ * the key's lists gets the gateway's answer whether or not it exists upstream, so a key cannot tell
+ * a hidden tool from a missing one.
  */
 import type { CallRecord } from '../pipeline/context.ts';
 import type { JsonRpcId, JsonRpcMessage } from '../jsonrpc/message.ts';

@@ -1,12 +1,13 @@
-// Builds the single executable (scripts/build-bin.ts, ~10 s) into a temp dir, copies it alone into
-// another temp dir, and runs it there with PATH=/usr/bin:/bin and nothing else: no node, no
-// node_modules, no sources. Then it puts the executable in front of a real MCP server and drives it
-// with the real MCP SDK client.
+// Builds the single executable the way the Dockerfile's build stage does (`npm run build:bin`, ~10 s,
+// in a copy of only what the Dockerfile copies, with node_modules standing in for `npm ci`), copies
+// it alone into another temp dir, and runs it there with PATH=/usr/bin:/bin and nothing else: no
+// node, no node_modules, no sources. Then it puts the executable in front of a real MCP server and
+// drives it with the real MCP SDK client.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +19,8 @@ import { startEverything } from '../helpers/everything.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLEAN_ENV = { PATH: '/usr/bin:/bin' };
+/** What the Dockerfile's build stage copies (test/package/dockerfile.test.ts checks the same list). */
+const DOCKER_CONTEXT = ['package.json', 'package-lock.json', 'scripts', 'src'];
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 let dir = '';
@@ -65,24 +68,26 @@ async function keygen(label: string): Promise<{ label: string; key: string; hash
 }
 
 before(async () => {
-  const buildDir = await mkdtemp(join(tmpdir(), 'mcpgate-build-'));
+  const context = await mkdtemp(join(tmpdir(), 'mcpgate-context-'));
   try {
-    const built = join(buildDir, 'mcpgate');
+    for (const path of DOCKER_CONTEXT) await cp(join(ROOT, path), join(context, path), { recursive: true });
+    await symlink(join(ROOT, 'node_modules'), join(context, 'node_modules'));
     const result = await new Promise<Result>((resolve) => {
       execFile(
         process.execPath,
-        [join(ROOT, 'scripts/build-bin.ts'), '--out', built],
-        { cwd: ROOT, timeout: 240_000, encoding: 'utf8', maxBuffer: 16 * 2 ** 20 },
+        ['scripts/build-bin.ts'],
+        { cwd: context, timeout: 240_000, encoding: 'utf8', maxBuffer: 16 * 2 ** 20 },
         (err, stdout, stderr) => resolve({ code: err ? 1 : 0, stdout, stderr: stderr || String(err ?? '') }),
       );
     });
-    if (result.code !== 0)
+    if (result.code !== 0) {
       throw new Error(`building the executable failed:\n${result.stdout}\n${result.stderr}`);
+    }
     dir = await mkdtemp(join(tmpdir(), 'mcpgate-bin-'));
     bin = join(dir, 'mcpgate');
-    await copyFile(built, bin);
+    await copyFile(join(context, 'dist/mcpgate'), bin);
   } finally {
-    await rm(buildDir, { recursive: true, force: true });
+    await rm(context, { recursive: true, force: true });
   }
 });
 

@@ -10,10 +10,20 @@ describe('argument sanitizer', () => {
     const sanitize = createArgumentSanitizer(['Password', 'api_key']);
     assert.deepEqual(
       sanitize(
-        { password: 'p', a: [{ API_KEY: { deep: 'x' } }], b: { c: { d: { pAsSwOrD: 1 } } }, passwords: 'kept' },
+        {
+          password: 'p',
+          a: [{ API_KEY: { deep: 'x' } }],
+          b: { c: { d: { pAsSwOrD: 1 } } },
+          passwords: 'kept',
+        },
         { left: 10_000 },
       ),
-      { password: REDACTED, a: [{ API_KEY: REDACTED }], b: { c: { d: { pAsSwOrD: REDACTED } } }, passwords: 'kept' },
+      {
+        password: REDACTED,
+        a: [{ API_KEY: REDACTED }],
+        b: { c: { d: { pAsSwOrD: REDACTED } } },
+        passwords: 'kept',
+      },
     );
   });
 

@@ -15,7 +15,14 @@ export function keyPrincipal(name = 'alice', keyId = 'k1a2b3c4'): Principal {
 }
 
 export function oauthPrincipal(sub = 'user-42@example.com'): Principal {
-  return { kind: 'oauth', name: sub, keyId: undefined, bindingId: 'iss|' + sub, grants: ALLOW_ALL, limits: undefined };
+  return {
+    kind: 'oauth',
+    name: sub,
+    keyId: undefined,
+    bindingId: 'iss|' + sub,
+    grants: ALLOW_ALL,
+    limits: undefined,
+  };
 }
 
 export function fakeContext(overrides: Partial<RequestContext> = {}, method = 'POST'): RequestContext {

@@ -9,7 +9,11 @@ import { fakeContext, keyPrincipal, oauthPrincipal, SECRETS } from './fake-conte
 const NOW = Date.UTC(2026, 0, 2, 3, 4, 6, 0);
 
 /** The record as it appears in the log: one JSON line, parsed back. */
-function line(ctx: RequestContext, mono = 1012.3456, options: AuditRecordOptions = NO_ARGUMENTS): Record<string, unknown> {
+function line(
+  ctx: RequestContext,
+  mono = 1012.3456,
+  options: AuditRecordOptions = NO_ARGUMENTS,
+): Record<string, unknown> {
   const text = JSON.stringify(buildAuditRecord(ctx, NOW, mono, options));
   assert.ok(!text.includes('\n'), 'one line');
   return JSON.parse(text) as Record<string, unknown>;
@@ -59,7 +63,9 @@ describe('buildAuditRecord', () => {
 
   it('keeps the documented field order', () => {
     const ctx = fakeContext({
-      calls: [{ rpc_method: 'tools/call', rpc_id: 1, tool: 't', decision: 'deny', reason: 'ERR_TOOL_DENIED' }],
+      calls: [
+        { rpc_method: 'tools/call', rpc_id: 1, tool: 't', decision: 'deny', reason: 'ERR_TOOL_DENIED' },
+      ],
       upstreamMs: 1,
       session: 's',
       protocolVersion: 'v',
@@ -91,7 +97,9 @@ describe('buildAuditRecord', () => {
   it('deny: the call denial shows at the top level with its reason', () => {
     const ctx = fakeContext({
       messages: [toolCall(8, 'rm_rf')],
-      calls: [{ rpc_method: 'tools/call', rpc_id: 8, tool: 'rm_rf', decision: 'deny', reason: 'ERR_TOOL_DENIED' }],
+      calls: [
+        { rpc_method: 'tools/call', rpc_id: 8, tool: 'rm_rf', decision: 'deny', reason: 'ERR_TOOL_DENIED' },
+      ],
     });
     const l = line(ctx);
     assert.equal(l.decision, 'deny');
@@ -102,12 +110,16 @@ describe('buildAuditRecord', () => {
 
   it('prompt and resource calls use their own field', () => {
     const p = line(
-      fakeContext({ calls: [{ rpc_method: 'prompts/get', rpc_id: 1, prompt: 'summarise', decision: 'allow' }] }),
+      fakeContext({
+        calls: [{ rpc_method: 'prompts/get', rpc_id: 1, prompt: 'summarise', decision: 'allow' }],
+      }),
     );
     assert.equal(p.prompt, 'summarise');
     assert.equal('tool' in p, false);
     const r = line(
-      fakeContext({ calls: [{ rpc_method: 'resources/read', rpc_id: 2, resource: 'file:///etc/motd', decision: 'allow' }] }),
+      fakeContext({
+        calls: [{ rpc_method: 'resources/read', rpc_id: 2, resource: 'file:///etc/motd', decision: 'allow' }],
+      }),
     );
     assert.equal(r.resource, 'file:///etc/motd');
     assert.equal('tool' in r, false);
@@ -201,7 +213,11 @@ describe('buildAuditRecord', () => {
   it('batch: one line with a calls array, no single-call fields', () => {
     const ctx = fakeContext({
       batch: true,
-      messages: [toolCall(1, 'echo'), toolCall(2, 'rm_rf'), { jsonrpc: '2.0', method: 'notifications/initialized' }],
+      messages: [
+        toolCall(1, 'echo'),
+        toolCall(2, 'rm_rf'),
+        { jsonrpc: '2.0', method: 'notifications/initialized' },
+      ],
       calls: [
         { rpc_method: 'tools/call', rpc_id: 1, tool: 'echo', decision: 'allow' },
         { rpc_method: 'tools/call', rpc_id: 2, tool: 'rm_rf', decision: 'deny', reason: 'ERR_TOOL_DENIED' },
@@ -285,7 +301,8 @@ describe('buildAuditRecord', () => {
       token: '[redacted]',
     });
     const text = JSON.stringify(l);
-    for (const secret of ['hunter2', 'ak-123', 'tk-9', 'obj-secret']) assert.ok(!text.includes(secret), secret);
+    for (const secret of ['hunter2', 'ak-123', 'tk-9', 'obj-secret'])
+      assert.ok(!text.includes(secret), secret);
   });
 
   it('log_arguments in a batch: per call, only for tool calls', () => {
@@ -294,7 +311,12 @@ describe('buildAuditRecord', () => {
       batch: true,
       messages: [
         toolCall(1, 'a', { q: 1, secret: 's' }),
-        { jsonrpc: '2.0', id: 2, method: 'prompts/get', params: { name: 'p', arguments: { x: 'not a tool' } } },
+        {
+          jsonrpc: '2.0',
+          id: 2,
+          method: 'prompts/get',
+          params: { name: 'p', arguments: { x: 'not a tool' } },
+        },
       ],
       calls: [
         { rpc_method: 'tools/call', rpc_id: 1, tool: 'a', decision: 'allow' },

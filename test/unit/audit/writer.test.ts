@@ -83,12 +83,8 @@ describe('audit writer', () => {
     assert.equal((await stat(file)).mode & 0o777, 0o640);
   });
 
-  it('ready() rejects when the file cannot be opened; close() still settles', async () => {
-    const errors: Error[] = [];
-    const writer = createAuditWriter({ output: join(dir, 'missing-dir', 'a.log'), onError: (e) => errors.push(e) });
-    await assert.rejects(writer.ready(), { code: 'ENOENT' });
-    await writer.close();
-    assert.equal(errors.length, 1);
+  it('a file that cannot be opened fails at creation with the fs error', () => {
+    assert.throws(() => createAuditWriter({ output: join(dir, 'missing-dir', 'a.log') }), { code: 'ENOENT' });
   });
 
   it('a write after close() is dropped and reported once, never thrown', async () => {
@@ -104,25 +100,65 @@ describe('audit writer', () => {
     await writer.close(); // idempotent
   });
 
-  it('stdout: every line reaches the pipe before close() resolves', async () => {
-    // A child process writes through the writer to its stdout and exits right after close().
-    const n = 2000;
+  /** Runs `ending` in a child after it wrote n lines through the writer to its stdout. */
+  async function childLines(n: number, ending: string): Promise<{ code: number | null; lines: string[] }> {
     const script = `
       import { createAuditWriter } from ${JSON.stringify(new URL('../../../src/audit/writer.ts', import.meta.url).href)};
       const w = createAuditWriter({ output: 'stdout' });
       for (let i = 0; i < ${n}; i++) w.write({ i, pad: 'y'.repeat(200) });
-      await w.close();
-      process.exit(0);
+      ${ending}
     `;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     let out = '';
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (d: string) => (out += d));
-    const code = await new Promise((resolve) => child.on('close', resolve));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    return { code, lines: out.split('\n').filter((l) => l !== '') };
+  }
+
+  it('stdout: every line reaches the pipe before close() resolves', async () => {
+    const { code, lines: got } = await childLines(2000, 'await w.close(); process.exit(0);');
     assert.equal(code, 0);
-    const got = out.split('\n').filter((l) => l !== '');
-    assert.equal(got.length, n);
-    assert.equal((JSON.parse(got[n - 1]!) as { i: number }).i, n - 1);
+    assert.equal(got.length, 2000);
+    assert.equal((JSON.parse(got[1999]!) as { i: number }).i, 1999);
+  });
+
+  it('a closed stdout pipe (EPIPE) is reported, and close() still returns promptly', async () => {
+    const script = `
+      import { createAuditWriter } from ${JSON.stringify(new URL('../../../src/audit/writer.ts', import.meta.url).href)};
+      let failed = false;
+      const w = createAuditWriter({ output: 'stdout', closeTimeoutMs: 60000, onError: (e) => {
+        failed = true;
+        process.stderr.write('audit error ' + e.code + '\\n');
+      } });
+      const deadline = Date.now() + 5000;
+      while (!failed && Date.now() < deadline) {
+        w.write({ pad: 'z'.repeat(1000) });
+        await new Promise((r) => setImmediate(r));
+      }
+      const t = Date.now();
+      await w.close();
+      process.stderr.write('closed in ' + (Date.now() - t < 2000 ? 'time' : 'too long') + '\\n');
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.destroy();
+    let err = '';
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d: string) => (err += d));
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    assert.equal(code, 0, err);
+    assert.match(err, /^audit error EPIPE\nclosed in time\n$/);
+  });
+
+  it('a crash (uncaught exception) right after writing loses no line', async () => {
+    const { code, lines: got } = await childLines(2000, "throw new Error('boom');");
+    assert.notEqual(code, 0);
+    assert.equal(got.length, 2000);
+    assert.equal((JSON.parse(got[1999]!) as { i: number }).i, 1999);
   });
 });
 
@@ -132,7 +168,14 @@ describe('audit log (record + writer)', () => {
     const audit = createAuditLog({ output: file, log_arguments: true, redact: ['password'] });
     await audit.ready();
     const ctx = fakeContext({
-      messages: [{ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'x', arguments: { password: 'pw-1' } } }],
+      messages: [
+        {
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'tools/call',
+          params: { name: 'x', arguments: { password: 'pw-1' } },
+        },
+      ],
       calls: [{ rpc_method: 'tools/call', rpc_id: 1, tool: 'x', decision: 'allow' }],
     });
     for (let i = 0; i < 3; i++) audit.record(ctx, Date.now(), performance.now());
