@@ -1,11 +1,10 @@
 /** `mcpgate serve`: loads the config, starts the gateway, and shuts down gracefully on signals. */
 import type { Command } from 'commander';
-import { pino } from 'pino';
 import type { CliIo } from './io.ts';
 import { configPath } from './config-path.ts';
 import { loadConfig, formatIssue } from '../config/load.ts';
-import { startGateway } from '../server/gateway.ts';
-import type { Observer } from '../pipeline/ports.ts';
+import { startRuntime } from '../server/runtime.ts';
+import { createLogger, isLogLevel, LOG_LEVELS } from '../log/logger.ts';
 import { VERSION } from '../version.ts';
 
 interface ServeOptions {
@@ -20,32 +19,69 @@ export function registerServe(program: Command, io: CliIo): void {
     .description('run the gateway in front of the configured upstream')
     .option('-c, --config <path>', 'config file (default: $MCPGATE_CONFIG or ./mcpgate.yaml)')
     .option('-l, --listen <host:port>', 'override the listen address (also $MCPGATE_LISTEN)')
-    .option('--log-level <level>', 'operational log level: trace, debug, info, warn, error, fatal, silent', 'info')
+    .option('--log-level <level>', `operational log level: ${LOG_LEVELS.join(', ')}`, 'info')
     .action(async (options: ServeOptions) => {
+      if (!isLogLevel(options.logLevel)) {
+        io.stderr(`--log-level must be one of: ${LOG_LEVELS.join(', ')}\n`);
+        io.exit(2);
+        return;
+      }
+      const log = createLogger({ level: options.logLevel, pretty: process.stderr.isTTY === true });
       const path = configPath(options.config, io.env);
       const { config, issues } = await loadConfig(path, io.env, io.now());
-      for (const issue of issues) io.stderr(formatIssue(issue) + '\n');
+      for (const issue of issues) {
+        if (issue.severity === 'warning') log.warn({ path: issue.path }, issue.message);
+        else io.stderr(formatIssue(issue) + '\n');
+      }
       if (!config) {
+        io.stderr(`${path}: not started, fix the problems above (mcpgate validate --config ${path})\n`);
         io.exit(1);
         return;
       }
-      const log = pino({ level: options.logLevel, base: null }, pino.destination({ fd: 2, sync: true }));
-      const observer: Observer = { finish() {}, upstreamError() {}, streamOpened() {}, streamClosed() {} };
       const clock = { now: Date.now, mono: () => performance.now() };
-      const gateway = await startGateway(config, { clock, log, env: io.env, observer }, options.listen ?? (io.env.MCPGATE_LISTEN || undefined));
-      log.info({ version: VERSION, listen: gateway.url, upstream: new URL(config.upstream.url).origin, keys: config.keys.length }, `mcpgate listening on ${gateway.mcpUrl}`);
+      let runtime;
+      try {
+        runtime = await startRuntime(config, { clock, log, env: io.env, listen: options.listen ?? (io.env.MCPGATE_LISTEN || undefined) });
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        io.stderr(`mcpgate: cannot start: ${e.code === 'EADDRINUSE' ? 'address already in use' : e.message}\n`);
+        io.exit(1);
+        return;
+      }
+      const { gateway } = runtime;
+      log.info(
+        {
+          version: VERSION,
+          listen: gateway.url,
+          upstream: new URL(config.upstream.url).origin,
+          keys: config.keys.length,
+          rate_limit: config.rate_limit.backend,
+          audit: config.audit.output === 'stdout' || config.audit.output === 'stderr' ? config.audit.output : 'file',
+          metrics: runtime.metricsUrl,
+        },
+        `mcpgate listening on ${gateway.mcpUrl}`,
+      );
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;
         stopping = true;
-        log.info({ signal, inflight: gateway.handler.inflight.size }, 'shutting down');
-        void gateway.close(config.shutdown.grace).then(({ forced }) => {
-          log.info({ forced }, 'stopped');
-          io.exit(0);
-          process.exit(0);
-        });
+        log.info({ signal, inflight: gateway.handler.inflight.size, grace_ms: config.shutdown.grace }, 'shutting down');
+        void runtime.close(config.shutdown.grace).then(
+          ({ forced }) => {
+            log.info({ forced }, 'stopped');
+            process.exit(0);
+          },
+          (err: Error) => {
+            log.error({ err: { message: err.message } }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
+      process.on('SIGHUP', () => {
+        runtime.audit.reopen();
+        log.info({}, 'audit file reopened');
+      });
     });
 }

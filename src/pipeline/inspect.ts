@@ -20,12 +20,14 @@ import type { ResponseAction } from '../policy/filter-list.ts';
 
 export interface InspectOptions extends JudgeOptions {
   readonly tasks: TaskOwnership;
+  /** Told each tool name an upstream tools/list carries (bounded metric labels). */
+  readonly learnTool?: (name: string) => void;
 }
 
 const BATCH_REFUSED = new GatewayError('ERR_BATCH_DENIED');
 
 export function createInspect(options: InspectOptions): InspectStep {
-  const { tasks } = options;
+  const { tasks, learnTool } = options;
   return function inspect(ctx, body) {
     const parsed = parseBody(body, KNOWN_METHODS);
     const { messages, batch } = parsed;
@@ -63,7 +65,7 @@ export function createInspect(options: InspectOptions): InspectStep {
     return {
       bytes: parsed.bytes,
       answer: undefined,
-      rewrite: plan === undefined ? undefined : createResponseRewrite(plan, principal.grants, scope),
+      rewrite: plan === undefined ? undefined : createResponseRewrite(plan, principal.grants, scope, learnTool),
     };
   };
 }

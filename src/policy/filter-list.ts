@@ -27,6 +27,7 @@ export function filterListResult(
   result: unknown,
   grants: Grants,
   tasks?: TaskScope,
+  learn?: (toolName: string) => void,
 ): unknown {
   if (typeof result !== 'object' || result === null || Array.isArray(result)) return result;
   const record = result as Record<string, unknown>;
@@ -37,6 +38,7 @@ export function filterListResult(
   let kept: unknown[] | undefined;
   for (let i = 0; i < list.length; i++) {
     const entry: unknown = list[i];
+    if (learn !== undefined && kind === 'tools' && isObject(entry) && typeof entry.name === 'string') learn(entry.name);
     const ok = keep(entry);
     if (ok && kept !== undefined) kept.push(entry);
     else if (!ok && kept === undefined) kept = list.slice(0, i);
@@ -73,6 +75,7 @@ function applyPlan(
   plan: ResponsePlan,
   grants: Grants,
   tasks: TaskScope | undefined,
+  learn?: (toolName: string) => void,
 ): unknown {
   if (!isObject(message) || !Object.hasOwn(message, 'result') || Object.hasOwn(message, 'method'))
     return undefined;
@@ -85,7 +88,7 @@ function applyPlan(
     if (taskId !== undefined && tasks !== undefined) tasks.record(taskId);
     return undefined;
   }
-  const filtered = filterListResult(action, message.result, grants, tasks);
+  const filtered = filterListResult(action, message.result, grants, tasks, learn);
   return filtered === message.result ? undefined : { ...message, result: filtered };
 }
 
@@ -99,6 +102,7 @@ export function filterJsonResponseBody(
   plan: ResponsePlan,
   grants: Grants,
   tasks?: TaskScope,
+  learn?: (toolName: string) => void,
 ): Buffer {
   let value: unknown;
   try {
@@ -107,12 +111,12 @@ export function filterJsonResponseBody(
     throw new GatewayError('ERR_UPSTREAM_PROTOCOL', { cause });
   }
   if (!Array.isArray(value)) {
-    const replaced = applyPlan(value, plan, grants, tasks);
+    const replaced = applyPlan(value, plan, grants, tasks, learn);
     return replaced === undefined ? body : Buffer.from(JSON.stringify(replaced));
   }
   let changed = false;
   const out = value.map((item: unknown) => {
-    const replaced = applyPlan(item, plan, grants, tasks);
+    const replaced = applyPlan(item, plan, grants, tasks, learn);
     if (replaced === undefined) return item;
     changed = true;
     return replaced;
@@ -130,6 +134,7 @@ export function rewriteEventData(
   plan: ResponsePlan,
   grants: Grants,
   tasks?: TaskScope,
+  learn?: (toolName: string) => void,
 ): string | undefined {
   let value: unknown;
   try {
@@ -140,14 +145,14 @@ export function rewriteEventData(
   if (Array.isArray(value)) {
     let changed = false;
     const out = value.map((item: unknown) => {
-      const replaced = applyPlan(item, plan, grants, tasks);
+      const replaced = applyPlan(item, plan, grants, tasks, learn);
       if (replaced === undefined) return item;
       changed = true;
       return replaced;
     });
     return changed ? JSON.stringify(out) : undefined;
   }
-  const replaced = applyPlan(value, plan, grants, tasks);
+  const replaced = applyPlan(value, plan, grants, tasks, learn);
   return replaced === undefined ? undefined : JSON.stringify(replaced);
 }
 
@@ -156,16 +161,17 @@ export function createResponseRewrite(
   plan: ResponsePlan,
   grants: Grants,
   tasks?: TaskScope,
+  learn?: (toolName: string) => void,
 ): ResponseRewrite {
   // Only recording tasks: an event that does not spell `taskId` cannot create one, so most events
   // of a long tool call skip JSON.parse. (Missing an escaped key only loses the task: fail closed.)
   let recordOnly = true;
   for (const action of plan.values()) if (action !== 'task') recordOnly = false;
   const rewrite = recordOnly
-    ? (data: string) => (data.includes('taskId') ? rewriteEventData(data, plan, grants, tasks) : undefined)
-    : (data: string) => rewriteEventData(data, plan, grants, tasks);
+    ? (data: string) => (data.includes('taskId') ? rewriteEventData(data, plan, grants, tasks, learn) : undefined)
+    : (data: string) => rewriteEventData(data, plan, grants, tasks, learn);
   return {
-    json: (body) => filterJsonResponseBody(body, plan, grants, tasks),
+    json: (body) => filterJsonResponseBody(body, plan, grants, tasks, learn),
     sse: () => createSseRewriter(rewrite),
   };
 }

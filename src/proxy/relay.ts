@@ -48,6 +48,8 @@ export class Relay implements Dispatcher.DispatchHandler {
   private heldBytes = 0;
   private sseRewriter: { push(chunk: Buffer): Buffer[]; end(): Buffer[] } | undefined;
   private done = false;
+  /** A held (rewritten JSON) response is written only once it is complete and filtered. */
+  private heldHead: { status: number; headers: Record<string, string | string[]> } | undefined;
   private readonly onDrain = () => this.controller?.resume();
 
   constructor(res: ServerResponse, options: RelayOptions) {
@@ -97,6 +99,10 @@ export class Relay implements Dispatcher.DispatchHandler {
       return;
     }
     if (this.res.destroyed) return;
+    if (this.held) {
+      this.heldHead = { status: statusCode, headers };
+      return;
+    }
     this.res.writeHead(statusCode, headers);
     if (this.sse) {
       // Send the headers now: an SSE client must see the stream open before the first event.
@@ -127,9 +133,17 @@ export class Relay implements Dispatcher.DispatchHandler {
   onResponseEnd(): void {
     this.clearTimer();
     if (!this.res.destroyed) {
-      if (this.held) {
-        const body = this.options.rewrite!.json(Buffer.concat(this.held, this.heldBytes));
-        this.res.setHeader('content-length', body.length);
+      if (this.held && this.heldHead) {
+        let body: Buffer;
+        try {
+          body = this.options.rewrite!.json(Buffer.concat(this.held, this.heldBytes));
+        } catch (err) {
+          // Nothing was written yet: the client gets a clean 502 instead of an unfiltered list.
+          this.finish(err as Error);
+          return;
+        }
+        this.heldHead.headers['content-length'] = String(body.length);
+        this.res.writeHead(this.heldHead.status, this.heldHead.headers);
         this.options.hooks.onBytes(body.length);
         this.res.end(body);
       } else {

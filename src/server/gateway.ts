@@ -25,6 +25,8 @@ export interface GatewayDeps {
   readonly observer: Observer;
   /** Extra reserved routes (metrics). */
   readonly routes?: ReadonlyMap<string, Route>;
+  /** Told each tool name an upstream lists (for bounded metric labels). */
+  readonly learnTool?: (name: string) => void;
 }
 
 export interface Gateway {

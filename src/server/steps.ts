@@ -50,7 +50,12 @@ export async function createSteps(config: Config, deps: GatewayDeps): Promise<St
   // Store failures are logged by the store itself (rate-limited); each decision goes to the audit line.
   const rateLimit = createRateLimit(store, createStreamCounter());
   const tasks = new TaskOwnership({ now: deps.clock.mono });
-  const inspect: InspectStep = createInspect({ unknownMethods: config.policy.unknown_methods, tasks });
+  const learnTool = deps.learnTool;
+  const inspect: InspectStep = createInspect({
+    unknownMethods: config.policy.unknown_methods,
+    tasks,
+    ...(learnTool ? { learnTool } : {}),
+  });
   return { authenticate, sessions, inspect, rateLimit, close: () => store.close() };
 }
 

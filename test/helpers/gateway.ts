@@ -1,34 +1,54 @@
 /**
- * Starts a real gateway in this process on a free loopback port, from a YAML config, and captures
- * what it records about each request.
+ * Starts a real gateway (the same runtime `mcpgate serve` runs) in this process on a free loopback
+ * port, from a YAML config. The audit log's lines are kept in memory (`auditLines`), already
+ * serialised and parsed back, so tests assert on exactly what would be written.
  */
 import { parseConfigText } from '../../src/config/load.ts';
-import { startGateway } from '../../src/server/gateway.ts';
+import { startRuntime } from '../../src/server/runtime.ts';
+import type { Runtime } from '../../src/server/runtime.ts';
 import type { Gateway } from '../../src/server/gateway.ts';
 import type { RequestContext } from '../../src/pipeline/context.ts';
-import type { Observer } from '../../src/pipeline/ports.ts';
-import { pino } from 'pino';
+import type { AuditWriter } from '../../src/audit/writer.ts';
+import { createLogger } from '../../src/log/logger.ts';
 
 export interface TestGateway extends Gateway {
+  readonly runtime: Runtime;
+  /** Every finished request's context, in the order they finished. */
   readonly finished: RequestContext[];
+  /** Every audit line, parsed from the JSON text the writer received. */
+  readonly auditLines: Record<string, unknown>[];
   readonly upstreamErrors: string[];
 }
 
 export async function startTestGateway(yaml: string, env: Record<string, string> = {}): Promise<TestGateway> {
   const { config, issues } = parseConfigText(yaml, env, Date.now());
   if (!config) throw new Error(`bad test config:\n${issues.map((i) => `${i.path}: ${i.message}`).join('\n')}`);
+  const auditLines: Record<string, unknown>[] = [];
+  const writer: AuditWriter = {
+    file: undefined,
+    write: (record) => void auditLines.push(JSON.parse(JSON.stringify(record)) as Record<string, unknown>),
+    ready: async () => {},
+    flush: async () => {},
+    flushSync() {},
+    reopen() {},
+    close: async () => {},
+  } as AuditWriter;
   const finished: RequestContext[] = [];
   const upstreamErrors: string[] = [];
-  const observer: Observer = {
-    finish: (ctx) => void finished.push(ctx),
-    upstreamError: (kind) => void upstreamErrors.push(kind),
-    streamOpened() {},
-    streamClosed() {},
-  };
-  const gateway = await startGateway(
-    config,
-    { clock: { now: Date.now, mono: () => performance.now() }, log: pino({ level: 'silent' }), env, observer },
-    '127.0.0.1:0',
-  );
-  return Object.assign(Object.create(gateway) as Gateway, gateway, { finished, upstreamErrors });
+  const runtime = await startRuntime(config, {
+    clock: { now: Date.now, mono: () => performance.now() },
+    log: createLogger({ level: 'silent' }),
+    env,
+    listen: '127.0.0.1:0',
+    auditWriter: writer,
+    tap: { finish: (ctx) => void finished.push(ctx), upstreamError: (kind) => void upstreamErrors.push(kind) },
+  });
+  const gateway = runtime.gateway;
+  return Object.assign(Object.create(gateway) as Gateway, gateway, {
+    runtime,
+    finished,
+    auditLines,
+    upstreamErrors,
+    close: (graceMs: number) => runtime.close(graceMs),
+  });
 }

@@ -1,0 +1,123 @@
+/**
+ * Everything `mcpgate serve` runs, assembled from a config: operational logger, audit log,
+ * metrics, the gateway, and their orderly shutdown. The CLI adds signals; tests call it directly.
+ */
+import type { Config } from '../config/schema.ts';
+import { startGateway } from './gateway.ts';
+import type { Gateway } from './gateway.ts';
+import { listen } from './listen.ts';
+import { createRouter } from './routes.ts';
+import type { Route } from './routes.ts';
+import type { Clock, Observer } from '../pipeline/ports.ts';
+import type { Logger } from '../log/types.ts';
+import { createAuditLog } from '../audit/audit.ts';
+import type { AuditLog } from '../audit/audit.ts';
+import type { AuditWriter } from '../audit/writer.ts';
+import { createObserver } from '../audit/observer.ts';
+import { createMetrics } from '../metrics/metrics.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import { metricsRoute } from '../metrics/route.ts';
+import { KNOWN_METHODS } from '../policy/methods.ts';
+import { parseListen } from '../config/schema.ts';
+import type { Server } from 'node:http';
+
+export interface RuntimeDeps {
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Overrides `listen` (the --listen flag, $MCPGATE_LISTEN, or 127.0.0.1:0 in tests). */
+  readonly listen?: string | undefined;
+  /** Replaces the audit destination (tests). */
+  readonly auditWriter?: AuditWriter;
+  /** Also told about every finished request and upstream failure (tests, embedding). */
+  readonly tap?: Pick<Observer, 'finish' | 'upstreamError'>;
+}
+
+export interface Runtime {
+  readonly gateway: Gateway;
+  readonly audit: AuditLog;
+  readonly metrics: Metrics | undefined;
+  readonly metricsUrl: string | undefined;
+  /** Graceful stop: drain requests (up to the grace period), then flush the audit log. */
+  close(graceMs?: number): Promise<{ forced: number }>;
+}
+
+export async function startRuntime(config: Config, deps: RuntimeDeps): Promise<Runtime> {
+  const { log, clock } = deps;
+  const audit = createAuditLog(config.audit, {
+    onError: (err) => log.error({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'audit write failed'),
+    ...(deps.auditWriter ? { writer: deps.auditWriter } : {}),
+  });
+  const metrics = config.metrics.enabled
+    ? createMetrics({
+        knownMethods: KNOWN_METHODS,
+        knownTools: config.keys.flatMap((k) => k.allow.filter((name) => !name.includes('*'))),
+        keyLabels: config.keys.map((k) => k.label),
+      })
+    : undefined;
+  const recorded = createObserver({
+    clock,
+    audit,
+    metrics,
+    onError: (err, where) => log.error({ where, err: { message: (err as Error).message } }, 'observer failed'),
+  });
+  const tap = deps.tap;
+  const observer: Observer = tap
+    ? {
+        ...recorded,
+        finish(ctx) {
+          recorded.finish(ctx);
+          tap.finish(ctx);
+        },
+        upstreamError(kind) {
+          recorded.upstreamError(kind);
+          tap.upstreamError(kind);
+        },
+      }
+    : recorded;
+  const routes = new Map<string, Route>();
+  let metricsServer: Server | undefined;
+  let metricsUrl: string | undefined;
+  if (metrics) {
+    const route = metricsRoute(metrics, (err) => log.error({ err: { message: (err as Error).message } }, 'metrics render failed'));
+    if (config.metrics.listen === undefined) routes.set('/metrics', route);
+    else {
+      const address = parseListen(config.metrics.listen);
+      if (!address) throw new TypeError('invalid metrics.listen');
+      const started = await listen(createRouter({ mcpPath: '\0', mcp: route, reserved: new Map([['/metrics', route]]) }), address.host, address.port);
+      metricsServer = started.server;
+      metricsUrl = `${started.url}/metrics`;
+    }
+  }
+  let gateway: Gateway;
+  try {
+    gateway = await startGateway(
+      config,
+      { clock, log, env: deps.env, observer, routes, ...(metrics ? { learnTool: (name: string) => metrics.learnTools([name]) } : {}) },
+      deps.listen,
+    );
+  } catch (err) {
+    metricsServer?.close();
+    await audit.close();
+    throw err;
+  }
+  metricsUrl ??= metrics ? `${gateway.url}/metrics` : undefined;
+
+  let closing: Promise<{ forced: number }> | undefined;
+  return {
+    gateway,
+    audit,
+    metrics,
+    metricsUrl,
+    close(graceMs = config.shutdown.grace) {
+      closing ??= (async () => {
+        const result = await gateway.close(graceMs);
+        metricsServer?.closeAllConnections();
+        metricsServer?.close();
+        await audit.close();
+        return result;
+      })();
+      return closing;
+    },
+  };
+}
