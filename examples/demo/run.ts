@@ -10,7 +10,11 @@ import { startDemoServer } from './server.ts';
 const bin = fileURLToPath(new URL('../../bin/mcpgate.js', import.meta.url));
 const port = Number(process.env.PORT ?? 8080);
 const upstream = await startDemoServer();
-const minted = JSON.parse(execFileSync(process.execPath, [bin, 'keygen', '--label', 'demo', '--allow', 'echo,count', '--json'], { encoding: 'utf8' })) as {
+const minted = JSON.parse(
+  execFileSync(process.execPath, [bin, 'keygen', '--label', 'demo', '--allow', 'echo,count', '--json'], {
+    encoding: 'utf8',
+  }),
+) as {
   key: string;
   hash: string;
 };
@@ -32,7 +36,9 @@ keys:
       refill_per_second: 2
 `,
 );
-const gateway = spawn(process.execPath, [bin, 'serve', '--config', config], { stdio: ['ignore', 'inherit', 'inherit'] });
+const gateway = spawn(process.execPath, [bin, 'serve', '--config', config], {
+  stdio: ['ignore', 'inherit', 'inherit'],
+});
 const url = `http://127.0.0.1:${port}/mcp`;
 console.error(`
 mcpgate demo

@@ -11,24 +11,39 @@ import { z } from 'zod';
 
 function build(): McpServer {
   const server = new McpServer({ name: 'mcpgate-demo-upstream', version: '1.0.0' });
-  server.registerTool('echo', { description: 'Echoes a message', inputSchema: { message: z.string() } }, async ({ message }) => ({
-    content: [{ type: 'text', text: message }],
-  }));
+  server.registerTool(
+    'echo',
+    { description: 'Echoes a message', inputSchema: { message: z.string() } },
+    async ({ message }) => ({
+      content: [{ type: 'text', text: message }],
+    }),
+  );
   server.registerTool(
     'count',
-    { description: 'Counts to n, one progress notification a step', inputSchema: { n: z.number().int().min(1).max(20) } },
+    {
+      description: 'Counts to n, one progress notification a step',
+      inputSchema: { n: z.number().int().min(1).max(20) },
+    },
     async ({ n }, extra) => {
       const token = extra._meta?.progressToken;
       for (let i = 1; i <= n; i++) {
-        if (token !== undefined) await extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: i, total: n } });
+        if (token !== undefined)
+          await extra.sendNotification({
+            method: 'notifications/progress',
+            params: { progressToken: token, progress: i, total: n },
+          });
         await new Promise((r) => setTimeout(r, 200));
       }
       return { content: [{ type: 'text', text: `counted to ${n}` }] };
     },
   );
-  server.registerTool('delete_everything', { description: 'A tool no key should be allowed to call' }, async () => ({
-    content: [{ type: 'text', text: 'you should never see this through mcpgate' }],
-  }));
+  server.registerTool(
+    'delete_everything',
+    { description: 'A tool no key should be allowed to call' },
+    async () => ({
+      content: [{ type: 'text', text: 'you should never see this through mcpgate' }],
+    }),
+  );
   server.registerPrompt('greeting', { description: 'Says hello' }, () => ({
     messages: [{ role: 'user', content: { type: 'text', text: 'Hello from the demo server' } }],
   }));
@@ -48,7 +63,10 @@ export async function startDemoServer(port = 0): Promise<{ url: string; close():
         res.writeHead(404).end();
         return;
       }
-      const created = new StreamableHTTPServerTransport({ sessionIdGenerator: randomUUID, onsessioninitialized: (id) => void sessions.set(id, created) });
+      const created = new StreamableHTTPServerTransport({
+        sessionIdGenerator: randomUUID,
+        onsessioninitialized: (id) => void sessions.set(id, created),
+      });
       created.onclose = () => void (created.sessionId && sessions.delete(created.sessionId));
       await build().connect(created);
       transport = created;

@@ -10,7 +10,9 @@ import { VERSION } from '../version.ts';
 
 export function buildProgram(io: CliIo): Command {
   const program = new Command('mcpgate')
-    .description('A lock for self-hosted MCP servers: keys, allowlists, rate limits and an audit line per request.')
+    .description(
+      'A lock for self-hosted MCP servers: keys, allowlists, rate limits and an audit line per request.',
+    )
     .version(VERSION, '-V, --version')
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .showHelpAfterError();

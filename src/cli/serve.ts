@@ -41,10 +41,17 @@ export function registerServe(program: Command, io: CliIo): void {
       const clock = { now: Date.now, mono: () => performance.now() };
       let runtime;
       try {
-        runtime = await startRuntime(config, { clock, log, env: io.env, listen: options.listen ?? (io.env.MCPGATE_LISTEN || undefined) });
+        runtime = await startRuntime(config, {
+          clock,
+          log,
+          env: io.env,
+          listen: options.listen ?? (io.env.MCPGATE_LISTEN || undefined),
+        });
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
-        io.stderr(`mcpgate: cannot start: ${e.code === 'EADDRINUSE' ? 'address already in use' : e.message}\n`);
+        io.stderr(
+          `mcpgate: cannot start: ${e.code === 'EADDRINUSE' ? 'address already in use' : e.message}\n`,
+        );
         io.exit(1);
         return;
       }
@@ -56,7 +63,10 @@ export function registerServe(program: Command, io: CliIo): void {
           upstream: new URL(config.upstream.url).origin,
           keys: config.keys.length,
           rate_limit: config.rate_limit.backend,
-          audit: config.audit.output === 'stdout' || config.audit.output === 'stderr' ? config.audit.output : 'file',
+          audit:
+            config.audit.output === 'stdout' || config.audit.output === 'stderr'
+              ? config.audit.output
+              : 'file',
           metrics: runtime.metricsUrl,
         },
         `mcpgate listening on ${gateway.mcpUrl}`,
@@ -65,7 +75,10 @@ export function registerServe(program: Command, io: CliIo): void {
       const stop = (signal: string) => {
         if (stopping) return;
         stopping = true;
-        log.info({ signal, inflight: gateway.handler.inflight.size, grace_ms: config.shutdown.grace }, 'shutting down');
+        log.info(
+          { signal, inflight: gateway.handler.inflight.size, grace_ms: config.shutdown.grace },
+          'shutting down',
+        );
         void runtime.close(config.shutdown.grace).then(
           ({ forced }) => {
             log.info({ forced }, 'stopped');

@@ -12,7 +12,8 @@ export function registerValidate(program: Command, io: CliIo): void {
     .action(async (options: { config?: string }) => {
       const path = configPath(options.config, io.env);
       const { config, issues } = await loadConfig(path, io.env, io.now());
-      for (const issue of issues) (issue.severity === 'error' ? io.stderr : io.stderr)(formatIssue(issue) + '\n');
+      for (const issue of issues)
+        (issue.severity === 'error' ? io.stderr : io.stderr)(formatIssue(issue) + '\n');
       if (!config) {
         io.stderr(`${path}: ${issues.filter((i) => i.severity === 'error').length} problem(s)\n`);
         io.exit(1);

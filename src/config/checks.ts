@@ -9,30 +9,62 @@ export function crossChecks(config: Config, now: number, issues: Issue[]): void 
   config.keys.forEach((key, i) => {
     const at = `keys[${i}]`;
     const firstLabel = labels.get(key.label);
-    if (firstLabel !== undefined) issues.push({ path: `${at}.label`, message: `duplicate label (also keys[${firstLabel}])`, severity: 'error' });
+    if (firstLabel !== undefined)
+      issues.push({
+        path: `${at}.label`,
+        message: `duplicate label (also keys[${firstLabel}])`,
+        severity: 'error',
+      });
     else labels.set(key.label, i);
     const digest = parseKeyHash(key.hash);
     if (digest === undefined) {
-      issues.push({ path: `${at}.hash`, message: 'not a sha256 hash (expected sha256:<64 hex> or 64 hex digits)', severity: 'error' });
+      issues.push({
+        path: `${at}.hash`,
+        message: 'not a sha256 hash (expected sha256:<64 hex> or 64 hex digits)',
+        severity: 'error',
+      });
     } else {
       const firstHash = hashes.get(digest);
-      if (firstHash !== undefined) issues.push({ path: `${at}.hash`, message: `duplicate hash (also keys[${firstHash}])`, severity: 'error' });
+      if (firstHash !== undefined)
+        issues.push({
+          path: `${at}.hash`,
+          message: `duplicate hash (also keys[${firstHash}])`,
+          severity: 'error',
+        });
       else hashes.set(digest, i);
     }
     if (key.expires !== undefined) {
       const when = parseExpiry(key.expires);
-      if (when === undefined) issues.push({ path: `${at}.expires`, message: 'not an ISO 8601 date or time', severity: 'error' });
-      else if (when <= now) issues.push({ path: `${at}.expires`, message: 'is in the past: this key is refused', severity: 'warning' });
+      if (when === undefined)
+        issues.push({ path: `${at}.expires`, message: 'not an ISO 8601 date or time', severity: 'error' });
+      else if (when <= now)
+        issues.push({
+          path: `${at}.expires`,
+          message: 'is in the past: this key is refused',
+          severity: 'warning',
+        });
     }
   });
   if (config.rate_limit.backend === 'redis' && config.rate_limit.redis === undefined) {
-    issues.push({ path: 'rate_limit.redis.url', message: 'is required when backend is redis', severity: 'error' });
+    issues.push({
+      path: 'rate_limit.redis.url',
+      message: 'is required when backend is redis',
+      severity: 'error',
+    });
   }
   if (config.keys.length === 0 && !config.auth.allow_unauthenticated) {
-    issues.push({ path: 'keys', message: 'no keys configured: every request will be refused (run `mcpgate keygen`)', severity: 'warning' });
+    issues.push({
+      path: 'keys',
+      message: 'no keys configured: every request will be refused (run `mcpgate keygen`)',
+      severity: 'warning',
+    });
   }
   if (config.auth.allow_unauthenticated && config.keys.length > 0) {
-    issues.push({ path: 'auth.allow_unauthenticated', message: 'cannot be combined with keys', severity: 'error' });
+    issues.push({
+      path: 'auth.allow_unauthenticated',
+      message: 'cannot be combined with keys',
+      severity: 'error',
+    });
   }
 }
 

@@ -16,7 +16,8 @@ export function interpolate(
   if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, issues, `${path}[${i}]`));
   if (typeof value === 'object' && value !== null) {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = interpolate(v, env, issues, path ? `${path}.${k}` : k);
+    for (const [k, v] of Object.entries(value))
+      out[k] = interpolate(v, env, issues, path ? `${path}.${k}` : k);
     return out;
   }
   return value;
@@ -29,16 +30,19 @@ function interpolateString(
   path: string,
 ): string {
   if (!text.includes('$')) return text;
-  return text.replace(PATTERN, (whole, name: string | undefined, fallback: string | undefined, bad: string | undefined) => {
-    if (whole === '$${') return '${';
-    if (name === undefined) {
-      issues.push({ path, message: `invalid interpolation \${${bad ?? ''}}`, severity: 'error' });
+  return text.replace(
+    PATTERN,
+    (whole, name: string | undefined, fallback: string | undefined, bad: string | undefined) => {
+      if (whole === '$${') return '${';
+      if (name === undefined) {
+        issues.push({ path, message: `invalid interpolation \${${bad ?? ''}}`, severity: 'error' });
+        return '';
+      }
+      const found = env[name];
+      if (found !== undefined && found !== '') return found;
+      if (fallback !== undefined) return fallback.replace(/\\(.)/g, '$1');
+      issues.push({ path, message: `environment variable ${name} is not set`, severity: 'error' });
       return '';
-    }
-    const found = env[name];
-    if (found !== undefined && found !== '') return found;
-    if (fallback !== undefined) return fallback.replace(/\\(.)/g, '$1');
-    issues.push({ path, message: `environment variable ${name} is not set`, severity: 'error' });
-    return '';
-  });
+    },
+  );
 }

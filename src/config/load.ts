@@ -15,7 +15,12 @@ export interface LoadResult {
 export class ConfigError extends Error {
   readonly issues: readonly Issue[];
   constructor(issues: readonly Issue[]) {
-    super(issues.filter((i) => i.severity === 'error').map(formatIssue).join('\n'));
+    super(
+      issues
+        .filter((i) => i.severity === 'error')
+        .map(formatIssue)
+        .join('\n'),
+    );
     this.name = 'ConfigError';
     this.issues = issues;
   }
@@ -34,7 +39,11 @@ export function parseConfigText(
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   for (const err of doc.errors) {
     const line = err.linePos?.[0];
-    issues.push({ path: line ? `line ${line.line}:${line.col}` : '(yaml)', message: (err.message.split('\n')[0] ?? 'invalid YAML').replace(/ at line \d+, column \d+:?$/, ''), severity: 'error' });
+    issues.push({
+      path: line ? `line ${line.line}:${line.col}` : '(yaml)',
+      message: (err.message.split('\n')[0] ?? 'invalid YAML').replace(/ at line \d+, column \d+:?$/, ''),
+      severity: 'error',
+    });
   }
   if (issues.length > 0) return { config: undefined, issues };
   const raw = interpolate(doc.toJS({ maxAliasCount: 100 }) ?? {}, env, issues);

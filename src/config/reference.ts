@@ -12,7 +12,8 @@ function walk(spec: Spec<unknown>, path: string, rows: string[]): void {
   const doc = spec.doc;
   if (doc.fields) {
     if (path) rows.push(row(path, doc.type, doc.default, doc.description));
-    for (const [name, field] of Object.entries(doc.fields)) walk(field, path ? `${path}.${name}` : name, rows);
+    for (const [name, field] of Object.entries(doc.fields))
+      walk(field, path ? `${path}.${name}` : name, rows);
     return;
   }
   rows.push(row(path, doc.type, doc.default, doc.description));

@@ -36,10 +36,14 @@ const upstream = object(
         }
       },
     }),
-    timeout: duration("Time allowed for the upstream's response headers.", { default: DEFAULTS.upstreamTimeout, min: 1 }),
+    timeout: duration("Time allowed for the upstream's response headers.", {
+      default: DEFAULTS.upstreamTimeout,
+      min: 1,
+    }),
     headers: record(
       string('Header value.', {
-        check: (v) => (/^[\t\x20-\x7e\x80-\xff]*$/.test(v) ? undefined : 'must not contain control characters'),
+        check: (v) =>
+          /^[\t\x20-\x7e\x80-\xff]*$/.test(v) ? undefined : 'must not contain control characters',
       }),
       "Static headers added to every upstream request (e.g. the upstream's own credential from `${ENV}`).",
     ),
@@ -55,7 +59,9 @@ const upstream = object(
 
 const limits = object(
   {
-    max_body_bytes: size('Largest request body accepted (413 beyond it).', { default: DEFAULTS.maxBodyBytes }),
+    max_body_bytes: size('Largest request body accepted (413 beyond it).', {
+      default: DEFAULTS.maxBodyBytes,
+    }),
   },
   'Request limits.',
 );
@@ -81,25 +87,38 @@ const shutdown = object(
 
 export const bucket = {
   capacity: number('Bucket size: the burst a key may make.', { min: 1 }),
-  refill_per_second: number('Tokens added per second (fractions allowed: 0.0167 is one a minute).', { min: 0 }),
+  refill_per_second: number('Tokens added per second (fractions allowed: 0.0167 is one a minute).', {
+    min: 0,
+  }),
 };
 
 const keyRateLimit = object(
   {
     ...bucket,
     max_streams: number('Concurrently open GET streams for this key.', { min: 0, integer: true }),
-    tools: record(object(bucket, 'A bucket for one tool name or wildcard.', { required: ['capacity', 'refill_per_second'] }), 'Extra buckets for expensive tools, by name or wildcard.'),
+    tools: record(
+      object(bucket, 'A bucket for one tool name or wildcard.', {
+        required: ['capacity', 'refill_per_second'],
+      }),
+      'Extra buckets for expensive tools, by name or wildcard.',
+    ),
   },
   "This key's own limits, overriding `rate_limit`.",
   { optional: true },
 );
 
-const names = (what: string) => array(string(`A ${what} or a wildcard (\`*\`).`), `${what[0]!.toUpperCase()}${what.slice(1)}s this key may use (deny by default).`, { default: [] });
+const names = (what: string) =>
+  array(
+    string(`A ${what} or a wildcard (\`*\`).`),
+    `${what[0]!.toUpperCase()}${what.slice(1)}s this key may use (deny by default).`,
+    { default: [] },
+  );
 
 export const keySpec = object(
   {
     label: string('A unique name for the key, shown in the audit log.', {
-      check: (v) => (/^[A-Za-z0-9._@-]{1,64}$/.test(v) ? undefined : 'must be 1-64 characters of A-Z a-z 0-9 . _ @ -'),
+      check: (v) =>
+        /^[A-Za-z0-9._@-]{1,64}$/.test(v) ? undefined : 'must be 1-64 characters of A-Z a-z 0-9 . _ @ -',
     }),
     hash: string('The SHA-256 of the key: `sha256:<64 hex>` or bare hex (as printed by `mcpgate keygen`).'),
     allow: names('tool name'),
@@ -116,7 +135,10 @@ export const keySpec = object(
 const rateLimit = object(
   {
     capacity: number('Default bucket size per key.', { default: DEFAULTS.rateCapacity, min: 1 }),
-    refill_per_second: number('Default tokens added per second per key.', { default: DEFAULTS.rateRefill, min: 0 }),
+    refill_per_second: number('Default tokens added per second per key.', {
+      default: DEFAULTS.rateRefill,
+      min: 0,
+    }),
     max_streams: number('Default cap on concurrently open GET streams per key.', {
       default: DEFAULTS.maxStreams,
       min: 0,
@@ -129,12 +151,16 @@ const rateLimit = object(
       {
         url: string('Redis URL, e.g. `redis://127.0.0.1:6379/0`.'),
         prefix: string('Prefix of the Redis keys.', { default: 'mcpgate:' }),
-        timeout: duration('Time allowed for one Redis decision before `on_store_error` applies.', { default: '250ms' }),
+        timeout: duration('Time allowed for one Redis decision before `on_store_error` applies.', {
+          default: '250ms',
+        }),
       },
       'Redis settings for `backend: redis`.',
       { optional: true, required: ['url'] },
     ),
-    on_store_error: oneOf(['deny', 'allow'], 'What to do when the store cannot be reached.', { default: 'deny' }),
+    on_store_error: oneOf(['deny', 'allow'], 'What to do when the store cannot be reached.', {
+      default: 'deny',
+    }),
   },
   'Per-key token buckets.',
 );
@@ -164,7 +190,9 @@ const policy = object(
 const audit = object(
   {
     output: string('`stdout`, `stderr`, or a file path (reopened on SIGHUP).', { default: 'stdout' }),
-    log_arguments: boolean('Add tool arguments to the audit line (redacted fields below).', { default: false }),
+    log_arguments: boolean('Add tool arguments to the audit line (redacted fields below).', {
+      default: false,
+    }),
     redact: array(string('A field name.'), 'Argument field names replaced by `[redacted]`.', {
       default: ['password', 'token', 'secret', 'api_key', 'apiKey', 'authorization'],
     }),
@@ -183,7 +211,19 @@ const metrics = object(
 );
 
 export const configSpec = object(
-  { listen, upstream, limits, streams, shutdown, auth, keys: array(keySpec, 'API keys.', { default: [] }), rate_limit: rateLimit, policy, audit, metrics },
+  {
+    listen,
+    upstream,
+    limits,
+    streams,
+    shutdown,
+    auth,
+    keys: array(keySpec, 'API keys.', { default: [] }),
+    rate_limit: rateLimit,
+    policy,
+    audit,
+    metrics,
+  },
   'mcpgate configuration',
   { required: ['upstream'] },
 );

@@ -61,10 +61,22 @@ function leaf<T>(
 }
 
 export const string = (description: string, options: { default?: string; check?: Check<string> } = {}) =>
-  leaf<string>('string', description, (v) => (typeof v === 'string' ? v : undefined), 'must be a string', options);
+  leaf<string>(
+    'string',
+    description,
+    (v) => (typeof v === 'string' ? v : undefined),
+    'must be a string',
+    options,
+  );
 
 export const boolean = (description: string, options: { default?: boolean } = {}) =>
-  leaf<boolean>('boolean', description, (v) => (typeof v === 'boolean' ? v : undefined), 'must be true or false', options);
+  leaf<boolean>(
+    'boolean',
+    description,
+    (v) => (typeof v === 'boolean' ? v : undefined),
+    'must be true or false',
+    options,
+  );
 
 export const number = (
   description: string,
@@ -93,16 +105,25 @@ export const number = (
 
 export const duration = (description: string, options: { default?: string; min?: number } = {}) =>
   leaf<number>('duration', description, parseDuration, 'must be a duration such as 250ms, 30s, 5m or 1h', {
-    ...(options.default !== undefined ? { default: parseDuration(options.default) as number, shown: options.default } : {}),
-    check: (ms) => (options.min !== undefined && ms < options.min ? `must be at least ${options.min}ms` : undefined),
+    ...(options.default !== undefined
+      ? { default: parseDuration(options.default) as number, shown: options.default }
+      : {}),
+    check: (ms) =>
+      options.min !== undefined && ms < options.min ? `must be at least ${options.min}ms` : undefined,
   });
 
 export const size = (description: string, options: { default?: string } = {}) =>
   leaf<number>('size', description, parseSize, 'must be a size such as 4MiB, 512KiB or a number of bytes', {
-    ...(options.default !== undefined ? { default: parseSize(options.default) as number, shown: options.default } : {}),
+    ...(options.default !== undefined
+      ? { default: parseSize(options.default) as number, shown: options.default }
+      : {}),
   });
 
-export const oneOf = <const T extends string>(values: readonly T[], description: string, options: { default?: T } = {}) =>
+export const oneOf = <const T extends string>(
+  values: readonly T[],
+  description: string,
+  options: { default?: T } = {},
+) =>
   leaf<T>(
     values.map((v) => `\`${v}\``).join(' \\| '),
     description,
@@ -111,9 +132,18 @@ export const oneOf = <const T extends string>(values: readonly T[], description:
     options,
   );
 
-export function array<T>(items: Spec<T>, description: string, options: { default?: T[] } = {}): Spec<readonly T[]> {
+export function array<T>(
+  items: Spec<T>,
+  description: string,
+  options: { default?: T[] } = {},
+): Spec<readonly T[]> {
   return {
-    doc: { type: `list of ${items.doc.type}`, description, items, ...(options.default ? { default: options.default.length ? options.default.join(', ') : '[]' } : {}) },
+    doc: {
+      type: `list of ${items.doc.type}`,
+      description,
+      items,
+      ...(options.default ? { default: options.default.length ? options.default.join(', ') : '[]' } : {}),
+    },
     ...(options.default ? { fallback: Object.freeze(options.default) } : {}),
     parse(value, path, issues) {
       if (!Array.isArray(value)) return fail(issues, path, 'must be a list');
@@ -178,7 +208,8 @@ export function object<F extends Fields>(
             ok = false;
             fail(issues, at(key), 'is required');
           } else if (field.fallback !== undefined) out[key] = field.fallback;
-          else if (field.doc.type === 'mapping' && !field.optional) out[key] = field.parse({}, at(key), issues);
+          else if (field.doc.type === 'mapping' && !field.optional)
+            out[key] = field.parse({}, at(key), issues);
           continue;
         }
         const parsed = field.parse(raw, at(key), issues);

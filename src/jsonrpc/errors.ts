@@ -38,7 +38,6 @@ const SPECS = {
   ERR_AUTH_KEY_DISABLED: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
   ERR_AUTH_KEY_EXPIRED: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
   ERR_AUTH_KEY_IN_QUERY: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
-  ERR_AUTH_TOKEN_INVALID: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
   ERR_AUTH_NOT_CONFIGURED: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
   ERR_SESSION_NOT_FOUND: { status: 404, rpc: RPC.SESSION_NOT_FOUND, message: 'session not found' },
   ERR_TOOL_DENIED: { status: 200, rpc: RPC.INVALID_PARAMS, message: 'unknown tool' },
@@ -49,7 +48,11 @@ const SPECS = {
   ERR_TASK_DENIED: { status: 200, rpc: RPC.INVALID_PARAMS, message: 'task not found' },
   /** A request whose params the policy cannot judge (e.g. tools/call without a string name). */
   ERR_INVALID_PARAMS: { status: 200, rpc: RPC.INVALID_PARAMS, message: 'invalid params' },
-  ERR_BATCH_DENIED: { status: 200, rpc: RPC.INVALID_REQUEST, message: 'batch refused: it contains a request that was denied' },
+  ERR_BATCH_DENIED: {
+    status: 200,
+    rpc: RPC.INVALID_REQUEST,
+    message: 'batch refused: it contains a request that was denied',
+  },
   ERR_RATE_LIMITED: { status: 429, rpc: RPC.RATE_LIMITED, message: 'rate limit exceeded for this key' },
   ERR_TOO_MANY_STREAMS: { status: 429, rpc: RPC.RATE_LIMITED, message: 'too many open streams for this key' },
   ERR_RATE_LIMIT_STORE: { status: 503, rpc: RPC.INTERNAL_ERROR, message: 'rate limit store unavailable' },
@@ -95,7 +98,10 @@ export class GatewayError extends Error {
     } = {},
   ) {
     const spec: ErrorSpec = SPECS[code];
-    super(options.message ?? spec.message, options.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      options.message ?? spec.message,
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.name = 'GatewayError';
     this.code = code;
     this.status = options.status ?? spec.status;

@@ -34,7 +34,8 @@ export function parseBody(body: Buffer, knownMethods: ReadonlyMap<string, string
   } catch (cause) {
     throw new GatewayError('ERR_PARSE', { message: 'parse error: body is not valid UTF-8', cause });
   }
-  if (text.charCodeAt(0) === 0xfeff) throw new GatewayError('ERR_PARSE', { message: 'parse error: byte order mark' });
+  if (text.charCodeAt(0) === 0xfeff)
+    throw new GatewayError('ERR_PARSE', { message: 'parse error: byte order mark' });
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -102,16 +103,23 @@ function validateMessage(item: unknown, knownMethods: ReadonlyMap<string, string
     // as well catches the Unicode characters such matchers equate with ASCII letters (`toolſ/call`:
     // U+017F upper-cases to S; `tas\u212As/get`: the Kelvin sign lower-cases to k).
     if (knownMethods.get(m.method) !== m.method) {
-      const canonical = knownMethods.get(m.method.toLowerCase()) ?? knownMethods.get(m.method.toUpperCase().toLowerCase());
-      if (canonical !== undefined && canonical !== m.method) throw invalid(rid, 'method name has the wrong case');
+      const canonical =
+        knownMethods.get(m.method.toLowerCase()) ?? knownMethods.get(m.method.toUpperCase().toLowerCase());
+      if (canonical !== undefined && canonical !== m.method)
+        throw invalid(rid, 'method name has the wrong case');
     }
-    if (Object.hasOwn(m, 'params') && (typeof m.params !== 'object' || m.params === null || Array.isArray(m.params))) {
+    if (
+      Object.hasOwn(m, 'params') &&
+      (typeof m.params !== 'object' || m.params === null || Array.isArray(m.params))
+    ) {
       throw invalid(rid, 'params must be an object');
     }
-    if (Object.hasOwn(m, 'result') || Object.hasOwn(m, 'error')) throw invalid(rid, 'a request has no result or error');
+    if (Object.hasOwn(m, 'result') || Object.hasOwn(m, 'error'))
+      throw invalid(rid, 'a request has no result or error');
     return m as unknown as JsonRpcMessage;
   }
   if (!hasId) throw invalid(null, 'a response needs an id');
-  if (Object.hasOwn(m, 'result') === Object.hasOwn(m, 'error')) throw invalid(rid, 'a response has result or error');
+  if (Object.hasOwn(m, 'result') === Object.hasOwn(m, 'error'))
+    throw invalid(rid, 'a response has result or error');
   return m as unknown as JsonRpcMessage;
 }

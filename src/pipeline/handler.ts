@@ -83,7 +83,8 @@ export function createHandler(deps: HandlerDeps): Handler {
     let body: Buffer | undefined;
     let rewrite: ResponseRewrite | undefined;
     if (method === 'POST') {
-      if (!isJsonContentType(req.headers['content-type'])) throw new GatewayError('ERR_UNSUPPORTED_MEDIA_TYPE');
+      if (!isJsonContentType(req.headers['content-type']))
+        throw new GatewayError('ERR_UNSUPPORTED_MEDIA_TYPE');
       const raw = await deps.readBody(req);
       ctx.bytesIn = raw.length;
       const inspection = deps.inspect(ctx, raw);

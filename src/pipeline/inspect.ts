@@ -33,7 +33,10 @@ export function createInspect(options: InspectOptions): InspectStep {
     const { messages, batch } = parsed;
     ctx.messages = messages;
     ctx.batch = batch;
-    const headerError = checkMcpHeaders(ctx.req.headers, batch ? messages : (messages[0] as (typeof messages)[0]));
+    const headerError = checkMcpHeaders(
+      ctx.req.headers,
+      batch ? messages : (messages[0] as (typeof messages)[0]),
+    );
     if (headerError !== undefined) {
       ctx.reason = headerError.code;
       throw headerError;
@@ -65,7 +68,8 @@ export function createInspect(options: InspectOptions): InspectStep {
     return {
       bytes: parsed.bytes,
       answer: undefined,
-      rewrite: plan === undefined ? undefined : createResponseRewrite(plan, principal.grants, scope, learnTool),
+      rewrite:
+        plan === undefined ? undefined : createResponseRewrite(plan, principal.grants, scope, learnTool),
     };
   };
 }

@@ -16,7 +16,11 @@ export interface RateLimitHooks {
   onRefused?(ctx: RequestContext): void;
 }
 
-export function createRateLimit(store: RateLimitStore, streams: StreamCounter, hooks: RateLimitHooks = {}): RateLimitStep {
+export function createRateLimit(
+  store: RateLimitStore,
+  streams: StreamCounter,
+  hooks: RateLimitHooks = {},
+): RateLimitStep {
   function settle(ctx: RequestContext, decision: Decision): void {
     if (decision.fallback !== undefined) {
       ctx.rateLimitFallback = decision.reason;

@@ -7,7 +7,8 @@ import type { IncomingMessage } from 'node:http';
 import { GatewayError } from '../jsonrpc/errors.ts';
 
 export function createReadBody(maxBytes: number): (req: IncomingMessage) => Promise<Buffer> {
-  if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) throw new TypeError('maxBytes must be a positive integer');
+  if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0)
+    throw new TypeError('maxBytes must be a positive integer');
   return function readBody(req) {
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > maxBytes) {

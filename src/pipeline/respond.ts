@@ -16,7 +16,11 @@ function responseId(ctx: RequestContext, err: GatewayError): JsonRpcId | null {
   return null;
 }
 
-export function sendError(ctx: RequestContext, err: GatewayError, extraHeaders?: Record<string, string>): void {
+export function sendError(
+  ctx: RequestContext,
+  err: GatewayError,
+  extraHeaders?: Record<string, string>,
+): void {
   const res = ctx.res;
   ctx.reason ??= err.code;
   ctx.status = err.status;
@@ -25,7 +29,10 @@ export function sendError(ctx: RequestContext, err: GatewayError, extraHeaders?:
     res.destroy();
     return;
   }
-  const body = ctx.batch && ctx.messages ? batchErrorBody(ctx, err) : errorBody(responseId(ctx, err), err.rpcCode, err.message);
+  const body =
+    ctx.batch && ctx.messages
+      ? batchErrorBody(ctx, err)
+      : errorBody(responseId(ctx, err), err.rpcCode, err.message);
   res.statusCode = err.status;
   res.setHeader('content-type', 'application/json');
   res.setHeader('content-length', Buffer.byteLength(body));
@@ -40,7 +47,8 @@ export function sendError(ctx: RequestContext, err: GatewayError, extraHeaders?:
 function batchErrorBody(ctx: RequestContext, err: GatewayError): string {
   const parts: string[] = [];
   for (const m of ctx.messages ?? []) {
-    if ('method' in m && 'id' in m && m.id !== undefined) parts.push(errorBody(m.id, err.rpcCode, err.message));
+    if ('method' in m && 'id' in m && m.id !== undefined)
+      parts.push(errorBody(m.id, err.rpcCode, err.message));
   }
   return parts.length === 0 ? errorBody(null, err.rpcCode, err.message) : `[${parts.join(',')}]`;
 }

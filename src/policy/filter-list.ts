@@ -38,7 +38,8 @@ export function filterListResult(
   let kept: unknown[] | undefined;
   for (let i = 0; i < list.length; i++) {
     const entry: unknown = list[i];
-    if (learn !== undefined && kind === 'tools' && isObject(entry) && typeof entry.name === 'string') learn(entry.name);
+    if (learn !== undefined && kind === 'tools' && isObject(entry) && typeof entry.name === 'string')
+      learn(entry.name);
     const ok = keep(entry);
     if (ok && kept !== undefined) kept.push(entry);
     else if (!ok && kept === undefined) kept = list.slice(0, i);
@@ -168,7 +169,8 @@ export function createResponseRewrite(
   let recordOnly = true;
   for (const action of plan.values()) if (action !== 'task') recordOnly = false;
   const rewrite = recordOnly
-    ? (data: string) => (data.includes('taskId') ? rewriteEventData(data, plan, grants, tasks, learn) : undefined)
+    ? (data: string) =>
+        data.includes('taskId') ? rewriteEventData(data, plan, grants, tasks, learn) : undefined
     : (data: string) => rewriteEventData(data, plan, grants, tasks, learn);
   return {
     json: (body) => filterJsonResponseBody(body, plan, grants, tasks, learn),

@@ -117,7 +117,9 @@ export class Relay implements Dispatcher.DispatchHandler {
     if (this.held) {
       this.heldBytes += chunk.length;
       if (this.heldBytes > MAX_REWRITE_BYTES) {
-        controller.abort(Object.assign(new Error('list response too large to filter'), { code: 'UND_ERR_INFO' }));
+        controller.abort(
+          Object.assign(new Error('list response too large to filter'), { code: 'UND_ERR_INFO' }),
+        );
         return;
       }
       this.held.push(chunk);
@@ -166,7 +168,8 @@ export class Relay implements Dispatcher.DispatchHandler {
       this.timer?.refresh();
       const last = chunk[chunk.length - 1];
       const prev = chunk.length > 1 ? chunk[chunk.length - 2] : undefined;
-      this.atBoundary = (last === 0x0a && (prev === 0x0a || prev === 0x0d)) || (last === 0x0d && prev === 0x0d);
+      this.atBoundary =
+        (last === 0x0a && (prev === 0x0a || prev === 0x0d)) || (last === 0x0d && prev === 0x0d);
     }
     if (!this.res.write(chunk) && controller && !controller.paused) {
       controller.pause();

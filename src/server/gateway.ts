@@ -38,7 +38,11 @@ export interface Gateway {
   close(graceMs: number): Promise<{ forced: number }>;
 }
 
-export async function startGateway(config: Config, deps: GatewayDeps, listenOverride?: string): Promise<Gateway> {
+export async function startGateway(
+  config: Config,
+  deps: GatewayDeps,
+  listenOverride?: string,
+): Promise<Gateway> {
   const upstream = createUpstream({
     url: config.upstream.url,
     headersTimeoutMs: config.upstream.timeout,
@@ -66,7 +70,11 @@ export async function startGateway(config: Config, deps: GatewayDeps, listenOver
   const mcpPath = new URL(config.upstream.url).pathname;
   const address = parseListen(listenOverride ?? config.listen);
   if (!address) throw new TypeError('invalid listen address');
-  const { server, url } = await listen(createRouter({ mcpPath, mcp: handler, reserved }), address.host, address.port);
+  const { server, url } = await listen(
+    createRouter({ mcpPath, mcp: handler, reserved }),
+    address.host,
+    address.port,
+  );
 
   let closing: Promise<{ forced: number }> | undefined;
   async function close(graceMs: number): Promise<{ forced: number }> {

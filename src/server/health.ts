@@ -42,7 +42,9 @@ export function createReadiness(upstream: Upstream, mono: () => number): Readine
     if (draining) return sendPlainJson(res, 503, { status: 'draining' });
     const now = mono();
     if (cached && now - cached.at < CACHE_MS) {
-      return sendPlainJson(res, cached.ok ? 200 : 503, { status: cached.ok ? 'ready' : 'upstream unreachable' });
+      return sendPlainJson(res, cached.ok ? 200 : 503, {
+        status: cached.ok ? 'ready' : 'upstream unreachable',
+      });
     }
     pending ??= probe().finally(() => {
       pending = undefined;

@@ -4,7 +4,11 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Route } from './routes.ts';
 
-export async function listen(route: Route, host: string, port: number): Promise<{ server: Server; url: string }> {
+export async function listen(
+  route: Route,
+  host: string,
+  port: number,
+): Promise<{ server: Server; url: string }> {
   const server = createServer(
     {
       keepAliveTimeout: 65_000,

@@ -24,7 +24,11 @@ export function createRouter(routes: Routes): Route {
     if (path === mcpPath) return mcp(req, res);
     const special = reserved.get(path);
     if (special !== undefined) {
-      if (req.method !== 'GET' && req.method !== 'HEAD') return plainError(res, new GatewayError('ERR_METHOD_NOT_ALLOWED', { headers: { allow: 'GET, HEAD' } }));
+      if (req.method !== 'GET' && req.method !== 'HEAD')
+        return plainError(
+          res,
+          new GatewayError('ERR_METHOD_NOT_ALLOWED', { headers: { allow: 'GET, HEAD' } }),
+        );
       return special(req, res);
     }
     plainError(res, new GatewayError('ERR_NOT_FOUND'));

@@ -45,7 +45,11 @@ export interface Runtime {
 export async function startRuntime(config: Config, deps: RuntimeDeps): Promise<Runtime> {
   const { log, clock } = deps;
   const audit = createAuditLog(config.audit, {
-    onError: (err) => log.error({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'audit write failed'),
+    onError: (err) =>
+      log.error(
+        { err: { message: err.message, code: (err as NodeJS.ErrnoException).code } },
+        'audit write failed',
+      ),
     ...(deps.auditWriter ? { writer: deps.auditWriter } : {}),
   });
   const metrics = config.metrics.enabled
@@ -59,7 +63,8 @@ export async function startRuntime(config: Config, deps: RuntimeDeps): Promise<R
     clock,
     audit,
     metrics,
-    onError: (err, where) => log.error({ where, err: { message: (err as Error).message } }, 'observer failed'),
+    onError: (err, where) =>
+      log.error({ where, err: { message: (err as Error).message } }, 'observer failed'),
   });
   const tap = deps.tap;
   const observer: Observer = tap
@@ -79,12 +84,18 @@ export async function startRuntime(config: Config, deps: RuntimeDeps): Promise<R
   let metricsServer: Server | undefined;
   let metricsUrl: string | undefined;
   if (metrics) {
-    const route = metricsRoute(metrics, (err) => log.error({ err: { message: (err as Error).message } }, 'metrics render failed'));
+    const route = metricsRoute(metrics, (err) =>
+      log.error({ err: { message: (err as Error).message } }, 'metrics render failed'),
+    );
     if (config.metrics.listen === undefined) routes.set('/metrics', route);
     else {
       const address = parseListen(config.metrics.listen);
       if (!address) throw new TypeError('invalid metrics.listen');
-      const started = await listen(createRouter({ mcpPath: '\0', mcp: route, reserved: new Map([['/metrics', route]]) }), address.host, address.port);
+      const started = await listen(
+        createRouter({ mcpPath: '\0', mcp: route, reserved: new Map([['/metrics', route]]) }),
+        address.host,
+        address.port,
+      );
       metricsServer = started.server;
       metricsUrl = `${started.url}/metrics`;
     }
@@ -93,7 +104,14 @@ export async function startRuntime(config: Config, deps: RuntimeDeps): Promise<R
   try {
     gateway = await startGateway(
       config,
-      { clock, log, env: deps.env, observer, routes, ...(metrics ? { learnTool: (name: string) => metrics.learnTools([name]) } : {}) },
+      {
+        clock,
+        log,
+        env: deps.env,
+        observer,
+        routes,
+        ...(metrics ? { learnTool: (name: string) => metrics.learnTools([name]) } : {}),
+      },
       deps.listen,
     );
   } catch (err) {

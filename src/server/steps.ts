@@ -40,12 +40,18 @@ const ANONYMOUS: Principal = Object.freeze({
 export async function createSteps(config: Config, deps: GatewayDeps): Promise<Steps> {
   const { log, env } = deps;
   const authenticate = createAuthentication(config, deps);
-  const sessions = config.auth.allow_unauthenticated ? undefined : createSessionStep(createSessionBinder(secretFor(config, env, log)));
+  const sessions = config.auth.allow_unauthenticated
+    ? undefined
+    : createSessionStep(createSessionBinder(secretFor(config, env, log)));
   const store = createRateLimitStore(config.rate_limit, { now: deps.clock.mono, logger: log });
   if ('ready' in store && typeof store.ready === 'function') {
     // Give Redis a moment at start so the first requests are not decided by on_store_error.
     const up = await (store as { ready(ms: number): Promise<boolean> }).ready(STORE_READY_WAIT_MS);
-    if (!up) log.warn({ store: 'redis' }, `rate limit store not reachable yet: on_store_error=${config.rate_limit.on_store_error} decides until it is`);
+    if (!up)
+      log.warn(
+        { store: 'redis' },
+        `rate limit store not reachable yet: on_store_error=${config.rate_limit.on_store_error} decides until it is`,
+      );
   }
   // Store failures are logged by the store itself (rate-limited); each decision goes to the audit line.
   const rateLimit = createRateLimit(store, createStreamCounter());
@@ -61,14 +67,19 @@ export async function createSteps(config: Config, deps: GatewayDeps): Promise<St
 
 function createAuthentication(config: Config, deps: GatewayDeps): AuthenticateStep {
   if (config.auth.allow_unauthenticated) {
-    deps.log.warn({}, 'auth.allow_unauthenticated is set: every request is allowed, without keys or allowlists');
+    deps.log.warn(
+      {},
+      'auth.allow_unauthenticated is set: every request is allowed, without keys or allowlists',
+    );
     return createAnonymous(ANONYMOUS);
   }
   if (config.keys.length === 0) {
     deps.log.warn({}, 'no keys configured: every request is refused (run `mcpgate keygen`)');
     return (ctx) => {
       ctx.reason = 'ERR_AUTH_NOT_CONFIGURED';
-      throw new GatewayError('ERR_AUTH_NOT_CONFIGURED', { headers: { 'www-authenticate': WWW_AUTHENTICATE } });
+      throw new GatewayError('ERR_AUTH_NOT_CONFIGURED', {
+        headers: { 'www-authenticate': WWW_AUTHENTICATE },
+      });
     };
   }
   const keyring = createKeyring(config.keys, compileGrants, {
@@ -80,12 +91,20 @@ function createAuthentication(config: Config, deps: GatewayDeps): AuthenticateSt
 
 function secretFor(config: Config, env: GatewayDeps['env'], log: GatewayDeps['log']): Buffer {
   const fromEnv = env.MCPGATE_SESSION_SECRET;
-  const configured = config.auth.session_secret ?? (fromEnv && fromEnv.length >= MIN_SESSION_SECRET_BYTES ? fromEnv : undefined);
+  const configured =
+    config.auth.session_secret ??
+    (fromEnv && fromEnv.length >= MIN_SESSION_SECRET_BYTES ? fromEnv : undefined);
   if (config.auth.session_secret === undefined && fromEnv && fromEnv.length < MIN_SESSION_SECRET_BYTES) {
-    log.warn({}, `MCPGATE_SESSION_SECRET is ignored: it must be at least ${MIN_SESSION_SECRET_BYTES} characters`);
+    log.warn(
+      {},
+      `MCPGATE_SESSION_SECRET is ignored: it must be at least ${MIN_SESSION_SECRET_BYTES} characters`,
+    );
   }
   if (configured === undefined) {
-    log.warn({}, 'no auth.session_secret: sessions are bound with a random secret and will not survive a restart or span replicas');
+    log.warn(
+      {},
+      'no auth.session_secret: sessions are bound with a random secret and will not survive a restart or span replicas',
+    );
   }
   return sessionSecret(configured, randomBytes);
 }

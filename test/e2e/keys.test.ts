@@ -265,11 +265,7 @@ describe('API keys end to end', () => {
       );
       // Node keeps only the first Authorization header: a valid first one must not win.
       const good = `Bearer ${KEYS.alice}`;
-      await assertRefused(
-        rawPost(['Authorization', good, 'Authorization', good]),
-        'ERR_AUTH_DUPLICATE',
-        20,
-      );
+      await assertRefused(rawPost(['Authorization', good, 'Authorization', good]), 'ERR_AUTH_DUPLICATE', 20);
       await assertRefused(
         rawPost(['Authorization', good, 'Authorization', 'Bearer x']),
         'ERR_AUTH_DUPLICATE',
@@ -281,11 +277,7 @@ describe('API keys end to end', () => {
         20,
       );
       // Authorization and X-API-Key that disagree.
-      await assertRefused(
-        rawPost(['Authorization', good, 'X-API-Key', KEYS.bob]),
-        'ERR_AUTH_DUPLICATE',
-        20,
-      );
+      await assertRefused(rawPost(['Authorization', good, 'X-API-Key', KEYS.bob]), 'ERR_AUTH_DUPLICATE', 20);
     });
 
     it('a key with one character changed fails its checksum', async () => {
@@ -357,11 +349,7 @@ describe('API keys end to end', () => {
         'ERR_AUTH_KEY_IN_QUERY',
         27,
       );
-      await assertRefused(
-        post({}, 28, withQuery(`access_token=${KEYS.alice}`)),
-        'ERR_AUTH_KEY_IN_QUERY',
-        28,
-      );
+      await assertRefused(post({}, 28, withQuery(`access_token=${KEYS.alice}`)), 'ERR_AUTH_KEY_IN_QUERY', 28);
     });
   });
 

@@ -70,9 +70,13 @@ describe('proxy with an SDK-built upstream', () => {
     const { client } = await connect(gateway.mcpUrl);
     const started = performance.now();
     const progressAt: number[] = [];
-    const result = await client.callTool({ name: 'progress', arguments: { steps: 3, delayMs: 400 } }, undefined, {
-      onprogress: () => void progressAt.push(performance.now() - started),
-    });
+    const result = await client.callTool(
+      { name: 'progress', arguments: { steps: 3, delayMs: 400 } },
+      undefined,
+      {
+        onprogress: () => void progressAt.push(performance.now() - started),
+      },
+    );
     const doneAt = performance.now() - started;
     await client.close();
     assert.deepEqual(result.content, [{ type: 'text', text: 'done after 3 steps' }]);
@@ -91,14 +95,20 @@ describe('proxy with an SDK-built upstream', () => {
     }));
     const before = upstream.received.length;
     // Give the client's GET stream time to open before the upstream sends on it.
-    await waitFor(() => upstream.received.slice(before - 5).some((r) => r.method === 'GET') || undefined, 3000, 'GET stream');
+    await waitFor(
+      () => upstream.received.slice(before - 5).some((r) => r.method === 'GET') || undefined,
+      3000,
+      'GET stream',
+    );
     const result = await client.callTool({ name: 'ask_sampling', arguments: {} });
     assert.deepEqual(result.content, [{ type: 'text', text: 'sampled: sampled-by-client' }]);
     const sessionId = transport.sessionId;
     assert.ok(sessionId);
     await transport.terminateSession();
     await client.close();
-    assert.ok(upstream.received.some((r) => r.method === 'DELETE' && r.headers['mcp-session-id'] === sessionId));
+    assert.ok(
+      upstream.received.some((r) => r.method === 'DELETE' && r.headers['mcp-session-id'] === sessionId),
+    );
   });
 
   it('drops hop-by-hop headers, sets X-Forwarded-*, and passes MCP headers through', async () => {
@@ -106,7 +116,15 @@ describe('proxy with an SDK-built upstream', () => {
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = httpRequest(gateway.mcpUrl, {
         method: 'POST',
-        headers: { ...HEADERS, connection: 'keep-alive, x-drop-me', 'x-drop-me': '1', 'x-keep-me': '2', 'mcp-protocol-version': '2025-06-18', te: 'trailers', 'proxy-authorization': 'Basic eDp5' },
+        headers: {
+          ...HEADERS,
+          connection: 'keep-alive, x-drop-me',
+          'x-drop-me': '1',
+          'x-keep-me': '2',
+          'mcp-protocol-version': '2025-06-18',
+          te: 'trailers',
+          'proxy-authorization': 'Basic eDp5',
+        },
       });
       req.on('response', resolve).on('error', reject);
       req.end(INIT);
@@ -135,7 +153,12 @@ describe('proxy with an SDK-built upstream', () => {
     const res = await fetch(gateway.mcpUrl, {
       method: 'POST',
       headers: { ...HEADERS, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'slow', arguments: { ms: 450 } } }),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'tools/call',
+        params: { name: 'slow', arguments: { ms: 450 } },
+      }),
     });
     assert.equal(res.headers.get('content-type'), 'text/event-stream');
     assert.equal(res.headers.get('x-accel-buffering'), 'no');
@@ -143,7 +166,8 @@ describe('proxy with an SDK-built upstream', () => {
     assert.match(text, /^: keepalive$/m);
     assert.match(text, /slow done/);
     // Keepalives are only ever inserted between events.
-    for (const block of text.split(/\n\n/)) assert.ok(!/: keepalive/.test(block) || block.trim() === ': keepalive', block);
+    for (const block of text.split(/\n\n/))
+      assert.ok(!/: keepalive/.test(block) || block.trim() === ': keepalive', block);
   });
 
   it('passes upstream statuses and bodies through unchanged', async () => {
@@ -153,9 +177,21 @@ describe('proxy with an SDK-built upstream', () => {
       body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'ping' }),
     });
     assert.equal(unknown.status, 404);
-    assert.deepEqual(await unknown.json(), { jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } });
-    const notAcceptable = await fetch(gateway.mcpUrl, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'text/plain' }, body: INIT });
-    const directNotAcceptable = await fetch(upstream.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'text/plain' }, body: INIT });
+    assert.deepEqual(await unknown.json(), {
+      jsonrpc: '2.0',
+      id: null,
+      error: { code: -32001, message: 'Session not found' },
+    });
+    const notAcceptable = await fetch(gateway.mcpUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/plain' },
+      body: INIT,
+    });
+    const directNotAcceptable = await fetch(upstream.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/plain' },
+      body: INIT,
+    });
     assert.equal(notAcceptable.status, directNotAcceptable.status);
     assert.equal(await notAcceptable.text(), await directNotAcceptable.text());
   });
@@ -175,7 +211,12 @@ describe('proxy with an SDK-built upstream', () => {
     const small = await startTestGateway(open(upstream.url, 'limits:\n  max_body_bytes: 1KiB'));
     try {
       const before = upstream.received.length;
-      const big = JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x'.repeat(4096) } } });
+      const big = JSON.stringify({
+        jsonrpc: '2.0',
+        id: 9,
+        method: 'tools/call',
+        params: { name: 'echo', arguments: { message: 'x'.repeat(4096) } },
+      });
       const res = await fetch(small.mcpUrl, { method: 'POST', headers: HEADERS, body: big });
       assert.equal(res.status, 413);
       assert.equal(res.headers.get('content-type'), 'application/json');
@@ -195,15 +236,35 @@ describe('proxy with an SDK-built upstream', () => {
     const pending = fetch(gateway.mcpUrl, {
       method: 'POST',
       headers: { ...HEADERS, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'slow', arguments: { ms: 5000 } } }).replace('"id":4', '"id":"abort-me"'),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 4,
+        method: 'tools/call',
+        params: { name: 'slow', arguments: { ms: 5000 } },
+      }).replace('"id":4', '"id":"abort-me"'),
       signal: controller.signal,
     }).then((r) => r.text());
-    const record = await waitFor(() => upstream.received.find((r) => r.body.includes('"id":"abort-me"')), 3000, 'upstream to receive the call');
+    const record = await waitFor(
+      () => upstream.received.find((r) => r.body.includes('"id":"abort-me"')),
+      3000,
+      'upstream to receive the call',
+    );
     controller.abort();
     await assert.rejects(pending);
     await waitFor(() => record.closedEarly || undefined, 2000, 'upstream request to be closed');
-    const ctx = await waitFor(() => gateway.finished.find((c) => c.messages?.[0] && 'id' in c.messages[0] && c.messages[0].id === 'abort-me'), 2000, 'request to finish');
-    assert.equal(ctx.aborted, true, JSON.stringify({ status: ctx.status, out: ctx.bytesOut, d: ctx.decision, r: ctx.reason }));
+    const ctx = await waitFor(
+      () =>
+        gateway.finished.find(
+          (c) => c.messages?.[0] && 'id' in c.messages[0] && c.messages[0].id === 'abort-me',
+        ),
+      2000,
+      'request to finish',
+    );
+    assert.equal(
+      ctx.aborted,
+      true,
+      JSON.stringify({ status: ctx.status, out: ctx.bytesOut, d: ctx.decision, r: ctx.reason }),
+    );
   });
 });
 
@@ -230,7 +291,10 @@ describe('proxy with server-everything (streamableHttp)', () => {
       const resources = await via.client.listResources();
       assert.deepEqual(resources, await direct.client.listResources());
       const first = resources.resources[0]!;
-      assert.deepEqual(await via.client.readResource({ uri: first.uri }), await direct.client.readResource({ uri: first.uri }));
+      assert.deepEqual(
+        await via.client.readResource({ uri: first.uri }),
+        await direct.client.readResource({ uri: first.uri }),
+      );
     } finally {
       await direct.client.close();
       await via.client.close();
@@ -241,9 +305,13 @@ describe('proxy with server-everything (streamableHttp)', () => {
     const { client } = await connect(gateway.mcpUrl);
     const started = performance.now();
     const at: number[] = [];
-    await client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 2, steps: 4 } }, undefined, {
-      onprogress: () => void at.push(performance.now() - started),
-    });
+    await client.callTool(
+      { name: 'trigger-long-running-operation', arguments: { duration: 2, steps: 4 } },
+      undefined,
+      {
+        onprogress: () => void at.push(performance.now() - started),
+      },
+    );
     const done = performance.now() - started;
     await client.close();
     assert.equal(at.length, 4);
@@ -260,7 +328,11 @@ describe('upstream failures', () => {
       assert.equal(res.status, 502);
       assert.equal(res.headers.get('content-type'), 'application/json');
       const text = await res.text();
-      assert.deepEqual(JSON.parse(text), { jsonrpc: '2.0', id: 1, error: { code: -32002, message: 'upstream unavailable' } });
+      assert.deepEqual(JSON.parse(text), {
+        jsonrpc: '2.0',
+        id: 1,
+        error: { code: -32002, message: 'upstream unavailable' },
+      });
       assert.doesNotMatch(text, /127\.0\.0\.1|ECONNREFUSED|at /);
       await waitFor(() => gateway.finished.length > 0 || undefined);
       assert.equal(gateway.finished[0]!.decision, 'upstream_error');
@@ -274,11 +346,17 @@ describe('upstream failures', () => {
     const hung = createServer(() => {});
     await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
     const { port } = hung.address() as AddressInfo;
-    const gateway = await startTestGateway(open(`http://127.0.0.1:${port}/mcp`, '').replace('url:', 'timeout: 300ms\n  url:'));
+    const gateway = await startTestGateway(
+      open(`http://127.0.0.1:${port}/mcp`, '').replace('url:', 'timeout: 300ms\n  url:'),
+    );
     try {
       const res = await fetch(gateway.mcpUrl, { method: 'POST', headers: HEADERS, body: INIT });
       assert.equal(res.status, 504);
-      assert.deepEqual(await res.json(), { jsonrpc: '2.0', id: 1, error: { code: -32002, message: 'upstream timed out' } });
+      assert.deepEqual(await res.json(), {
+        jsonrpc: '2.0',
+        id: 1,
+        error: { code: -32002, message: 'upstream timed out' },
+      });
     } finally {
       await gateway.close(100);
       hung.closeAllConnections();

@@ -251,7 +251,8 @@ describe('rate limits (memory store) with a stateless upstream', () => {
     assert.equal(res.headers.get('retry-after'), null);
     assert.equal(res.headers.get('ratelimit'), '"default";r=2');
     // One error per request of the batch, so the client can match every id.
-    const tooBig = 'rate limit exceeded for this key; a batch may hold at most 2 such requests, send fewer at once';
+    const tooBig =
+      'rate limit exceeded for this key; a batch may hold at most 2 such requests, send fewer at once';
     assert.deepEqual(
       (await res.json()) as RpcError[],
       ['b1', 'b2', 'b3'].map((id) => ({ jsonrpc: '2.0', id, error: { code: -32029, message: tooBig } })),

@@ -22,18 +22,34 @@ describe('SIGTERM', () => {
 
   async function serve(grace: string) {
     const path = join(dir, `${grace}.yaml`);
-    await writeFile(path, `listen: 127.0.0.1:0\nupstream:\n  url: ${upstream.url}\nauth:\n  allow_unauthenticated: true\nshutdown:\n  grace: ${grace}\n`);
+    await writeFile(
+      path,
+      `listen: 127.0.0.1:0\nupstream:\n  url: ${upstream.url}\nauth:\n  allow_unauthenticated: true\nshutdown:\n  grace: ${grace}\n`,
+    );
     return startServe(['--config', path, '--log-level', 'info']);
   }
 
   it('lets a request in flight complete, refuses new ones, and exits 0', async () => {
     const gw = await serve('5s');
-    const body = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'slow', arguments: { ms: 600 } } });
+    const body = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 7,
+      method: 'tools/call',
+      params: { name: 'slow', arguments: { ms: 600 } },
+    });
     const inflight = fetch(gw.url, { method: 'POST', headers: HEADERS, body });
-    await waitFor(() => upstream.received.find((r) => r.body.includes('"id":7')), 3000, 'the call to reach the upstream');
+    await waitFor(
+      () => upstream.received.find((r) => r.body.includes('"id":7')),
+      3000,
+      'the call to reach the upstream',
+    );
     gw.child.kill('SIGTERM');
     await waitFor(() => /shutting down/.test(gw.stderr()) || undefined, 3000, 'shutdown to begin');
-    const late = await fetch(gw.url, { method: 'POST', headers: HEADERS, body: body.replace('"id":7', '"id":70') }).then(
+    const late = await fetch(gw.url, {
+      method: 'POST',
+      headers: HEADERS,
+      body: body.replace('"id":7', '"id":70'),
+    }).then(
       (r) => r.status,
       () => 'refused',
     );
@@ -41,19 +57,30 @@ describe('SIGTERM', () => {
     assert.ok(!upstream.received.some((r) => r.body.includes('"id":70')));
     const res = await inflight;
     assert.equal(res.status, 200);
-    assert.deepEqual(((await res.json()) as { result: { content: unknown } }).result.content, [{ type: 'text', text: 'slow done' }]);
+    assert.deepEqual(((await res.json()) as { result: { content: unknown } }).result.content, [
+      { type: 'text', text: 'slow done' },
+    ]);
     assert.equal(await gw.exited(), 0);
     assert.match(gw.stderr(), /shutting down/);
   });
 
   it('cuts what is still running when the grace period ends, and still exits 0', async () => {
     const gw = await serve('200ms');
-    const body = JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'slow', arguments: { ms: 5000 } } });
+    const body = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 8,
+      method: 'tools/call',
+      params: { name: 'slow', arguments: { ms: 5000 } },
+    });
     const inflight = fetch(gw.url, { method: 'POST', headers: HEADERS, body }).then(
       (r) => r.text().then(() => 'completed'),
       () => 'cut',
     );
-    await waitFor(() => upstream.received.find((r) => r.body.includes('"id":8')), 3000, 'the call to reach the upstream');
+    await waitFor(
+      () => upstream.received.find((r) => r.body.includes('"id":8')),
+      3000,
+      'the call to reach the upstream',
+    );
     const started = Date.now();
     gw.child.kill('SIGTERM');
     assert.equal(await gw.exited(), 0);

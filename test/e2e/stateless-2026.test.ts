@@ -305,54 +305,48 @@ describe('2.x client (2026-07-28) through the gateway to a 2.x stateless upstrea
     assert.ok(upstream.received.some((r) => r.body.includes(`"${id}"`)));
   });
 
-  it(
-    'refuses a request whose Mcp-Method disagrees with the body method, before the upstream',
-    async () => {
-      const id = 'mismatch-method-1';
-      const res = await fetch(gateway.mcpUrl, {
-        method: 'POST',
-        headers: { ...MODERN_HEADERS, 'mcp-method': 'tools/call' },
-        body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/list', params: { _meta: ENVELOPE } }),
-      });
-      assert.equal(res.status, 400);
-      const body = (await res.json()) as { jsonrpc: string; id: unknown; error?: { code: number } };
-      assert.equal(body.jsonrpc, '2.0');
-      assert.equal(body.id, id);
-      assert.equal(body.error?.code, -32020);
-      // A 2.x upstream would answer the same itself: what shows the gateway judged it is that the
-      // request never got there.
-      assert.ok(
-        !upstream.received.some((r) => r.body.includes(`"${id}"`)),
-        'the upstream received the mismatched request',
-      );
-    },
-  );
+  it('refuses a request whose Mcp-Method disagrees with the body method, before the upstream', async () => {
+    const id = 'mismatch-method-1';
+    const res = await fetch(gateway.mcpUrl, {
+      method: 'POST',
+      headers: { ...MODERN_HEADERS, 'mcp-method': 'tools/call' },
+      body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/list', params: { _meta: ENVELOPE } }),
+    });
+    assert.equal(res.status, 400);
+    const body = (await res.json()) as { jsonrpc: string; id: unknown; error?: { code: number } };
+    assert.equal(body.jsonrpc, '2.0');
+    assert.equal(body.id, id);
+    assert.equal(body.error?.code, -32020);
+    // A 2.x upstream would answer the same itself: what shows the gateway judged it is that the
+    // request never got there.
+    assert.ok(
+      !upstream.received.some((r) => r.body.includes(`"${id}"`)),
+      'the upstream received the mismatched request',
+    );
+  });
 
-  it(
-    'refuses a tools/call whose Mcp-Name disagrees with params.name, before the upstream',
-    async () => {
-      const id = 'mismatch-name-1';
-      const res = await fetch(gateway.mcpUrl, {
-        method: 'POST',
-        headers: { ...MODERN_HEADERS, 'mcp-method': 'tools/call', 'mcp-name': 'echo' },
-        body: JSON.stringify({
-          jsonrpc: '2.0',
-          id,
-          method: 'tools/call',
-          params: { name: 'add', arguments: { a: 1, b: 2 }, _meta: ENVELOPE },
-        }),
-      });
-      assert.equal(res.status, 400);
-      const body = (await res.json()) as { jsonrpc: string; id: unknown; error?: { code: number } };
-      assert.equal(body.jsonrpc, '2.0');
-      assert.equal(body.id, id);
-      assert.equal(body.error?.code, -32020);
-      assert.ok(
-        !upstream.received.some((r) => r.body.includes(`"${id}"`)),
-        'the upstream received the mismatched request',
-      );
-    },
-  );
+  it('refuses a tools/call whose Mcp-Name disagrees with params.name, before the upstream', async () => {
+    const id = 'mismatch-name-1';
+    const res = await fetch(gateway.mcpUrl, {
+      method: 'POST',
+      headers: { ...MODERN_HEADERS, 'mcp-method': 'tools/call', 'mcp-name': 'echo' },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id,
+        method: 'tools/call',
+        params: { name: 'add', arguments: { a: 1, b: 2 }, _meta: ENVELOPE },
+      }),
+    });
+    assert.equal(res.status, 400);
+    const body = (await res.json()) as { jsonrpc: string; id: unknown; error?: { code: number } };
+    assert.equal(body.jsonrpc, '2.0');
+    assert.equal(body.id, id);
+    assert.equal(body.error?.code, -32020);
+    assert.ok(
+      !upstream.received.some((r) => r.body.includes(`"${id}"`)),
+      'the upstream received the mismatched request',
+    );
+  });
 });
 
 describe('2.x client through the gateway to a v1 SDK upstream', () => {

@@ -13,7 +13,9 @@ export interface Everything {
   close(): Promise<void>;
 }
 
-export async function startEverything(mode: 'streamableHttp' | 'sse' = 'streamableHttp'): Promise<Everything> {
+export async function startEverything(
+  mode: 'streamableHttp' | 'sse' = 'streamableHttp',
+): Promise<Everything> {
   const entry = require.resolve('@modelcontextprotocol/server-everything/dist/index.js');
   const port = await freePort();
   const child = spawn(process.execPath, [entry, mode], {
@@ -23,7 +25,16 @@ export async function startEverything(mode: 'streamableHttp' | 'sse' = 'streamab
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-  await waitFor(() => (/listening|running/i.test(output) ? true : child.exitCode !== null ? Promise.reject(new Error(output)) : undefined), 15_000, 'server-everything to listen');
+  await waitFor(
+    () =>
+      /listening|running/i.test(output)
+        ? true
+        : child.exitCode !== null
+          ? Promise.reject(new Error(output))
+          : undefined,
+    15_000,
+    'server-everything to listen',
+  );
   return {
     url: `http://127.0.0.1:${port}${mode === 'sse' ? '/sse' : '/mcp'}`,
     port,

@@ -22,7 +22,8 @@ export interface TestGateway extends Gateway {
 
 export async function startTestGateway(yaml: string, env: Record<string, string> = {}): Promise<TestGateway> {
   const { config, issues } = parseConfigText(yaml, env, Date.now());
-  if (!config) throw new Error(`bad test config:\n${issues.map((i) => `${i.path}: ${i.message}`).join('\n')}`);
+  if (!config)
+    throw new Error(`bad test config:\n${issues.map((i) => `${i.path}: ${i.message}`).join('\n')}`);
   const auditLines: Record<string, unknown>[] = [];
   const writer: AuditWriter = {
     file: undefined,
@@ -41,7 +42,10 @@ export async function startTestGateway(yaml: string, env: Record<string, string>
     env,
     listen: '127.0.0.1:0',
     auditWriter: writer,
-    tap: { finish: (ctx) => void finished.push(ctx), upstreamError: (kind) => void upstreamErrors.push(kind) },
+    tap: {
+      finish: (ctx) => void finished.push(ctx),
+      upstreamError: (kind) => void upstreamErrors.push(kind),
+    },
   });
   const gateway = runtime.gateway;
   return Object.assign(Object.create(gateway) as Gateway, gateway, {

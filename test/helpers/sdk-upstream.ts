@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { EventStore } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import {
   CallToolRequestSchema,
   CreateMessageResultSchema,
@@ -37,6 +38,17 @@ export interface UpstreamOptions {
   /** Number of extra generated tools `tool_0000`... (served in pages of `pageSize`). */
   readonly extraTools?: number;
   readonly pageSize?: number;
+  /**
+   * SSE events carry `id:` lines (an in-memory event store), and a request from a 2025-11-25
+   * client first gets the SDK's priming event (`id:`, `retry:`, empty `data:`).
+   */
+  readonly eventIds?: boolean;
+  /**
+   * Adds a tool `announce`: it appends the tools named in `arguments.add` (strings) to this
+   * server's list and sends `notifications/tools/list_changed`, on the call's own stream when
+   * `arguments.related` is true, else on the standalone GET stream.
+   */
+  readonly announce?: boolean;
 }
 
 export interface SdkUpstream {
@@ -51,18 +63,45 @@ export interface SdkUpstream {
 }
 
 const BASE_TOOLS = [
-  { name: 'echo', description: 'Echoes its input', inputSchema: { type: 'object', properties: { message: { type: 'string' } } } },
+  {
+    name: 'echo',
+    description: 'Echoes its input',
+    inputSchema: { type: 'object', properties: { message: { type: 'string' } } },
+  },
   {
     name: 'progress',
     description: 'Sends progress notifications before its result',
     inputSchema: { type: 'object', properties: { steps: { type: 'number' }, delayMs: { type: 'number' } } },
   },
-  { name: 'slow', description: 'Answers after a delay', inputSchema: { type: 'object', properties: { ms: { type: 'number' } } } },
-  { name: 'ask_sampling', description: 'Asks the client to sample, on the standalone GET stream', inputSchema: { type: 'object' } },
+  {
+    name: 'slow',
+    description: 'Answers after a delay',
+    inputSchema: { type: 'object', properties: { ms: { type: 'number' } } },
+  },
+  {
+    name: 'ask_sampling',
+    description: 'Asks the client to sample, on the standalone GET stream',
+    inputSchema: { type: 'object' },
+  },
   { name: 'secret_admin', description: 'A tool most keys must never see', inputSchema: { type: 'object' } },
 ];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const ANNOUNCE_TOOL = {
+  name: 'announce',
+  description: 'Adds tools and sends notifications/tools/list_changed',
+  inputSchema: { type: 'object', properties: { add: { type: 'array' }, related: { type: 'boolean' } } },
+};
+
+/** Just enough of an event store for events to carry ids (no replay). */
+function idOnlyEventStore(): EventStore {
+  let next = 0;
+  return {
+    storeEvent: async (streamId) => `${streamId}_${++next}`,
+    replayEventsAfter: async (lastEventId) => lastEventId.slice(0, lastEventId.lastIndexOf('_')),
+  };
+}
 
 function buildServer(options: UpstreamOptions): Server {
   const server = new Server(
@@ -74,7 +113,11 @@ function buildServer(options: UpstreamOptions): Server {
     description: `generated tool ${i}`,
     inputSchema: { type: 'object' as const },
   }));
-  const all = [...BASE_TOOLS, ...extra];
+  const all: {
+    name: string;
+    description: string;
+    inputSchema: Record<string, unknown> & { type: 'object' };
+  }[] = [...BASE_TOOLS, ...(options.announce ? [ANNOUNCE_TOOL] : []), ...extra] as typeof all;
   const pageSize = options.pageSize ?? all.length;
   server.setRequestHandler(ListToolsRequestSchema, async (request, ctx) => {
     const start = request.params?.cursor ? Number(request.params.cursor) : 0;
@@ -90,6 +133,14 @@ function buildServer(options: UpstreamOptions): Server {
   });
   server.setRequestHandler(CallToolRequestSchema, async (request, ctx) => {
     const args = (request.params.arguments ?? {}) as Record<string, unknown>;
+    if (options.announce && request.params.name === 'announce') {
+      const add = Array.isArray(args.add) ? args.add.filter((n): n is string => typeof n === 'string') : [];
+      for (const name of add)
+        all.push({ name, description: `announced ${name}`, inputSchema: { type: 'object' } });
+      if (args.related === true) await ctx.sendNotification({ method: 'notifications/tools/list_changed' });
+      else await server.sendToolListChanged();
+      return { content: [{ type: 'text', text: `announced ${add.length}` }] };
+    }
     switch (request.params.name) {
       case 'echo':
         return { content: [{ type: 'text', text: `Echo: ${String(args.message ?? '')}` }] };
@@ -99,7 +150,10 @@ function buildServer(options: UpstreamOptions): Server {
         const token = request.params._meta?.progressToken;
         for (let i = 1; i <= steps; i++) {
           if (token !== undefined) {
-            await ctx.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: i, total: steps } });
+            await ctx.sendNotification({
+              method: 'notifications/progress',
+              params: { progressToken: token, progress: i, total: steps },
+            });
           }
           await sleep(delay);
         }
@@ -111,7 +165,13 @@ function buildServer(options: UpstreamOptions): Server {
       case 'ask_sampling': {
         // Not related to the request: the SDK sends it on the standalone GET stream.
         const result = await server.request(
-          { method: 'sampling/createMessage', params: { messages: [{ role: 'user', content: { type: 'text', text: 'hello?' } }], maxTokens: 10 } },
+          {
+            method: 'sampling/createMessage',
+            params: {
+              messages: [{ role: 'user', content: { type: 'text', text: 'hello?' } }],
+              maxTokens: 10,
+            },
+          },
           CreateMessageResultSchema,
         );
         const content = result.content as { type: string; text?: string };
@@ -120,7 +180,8 @@ function buildServer(options: UpstreamOptions): Server {
       case 'secret_admin':
         return { content: [{ type: 'text', text: 'admin secrets' }] };
       default:
-        if (all.some((t) => t.name === request.params.name)) return { content: [{ type: 'text', text: request.params.name }] };
+        if (all.some((t) => t.name === request.params.name))
+          return { content: [{ type: 'text', text: request.params.name }] };
         throw new McpError(ErrorCode.InvalidParams, `Tool ${request.params.name} not found`);
     }
   });
@@ -157,7 +218,11 @@ export async function startSdkUpstream(options: UpstreamOptions = {}): Promise<S
     const parsed = body ? (JSON.parse(body) as unknown) : undefined;
     try {
       if (options.stateless) {
-        const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: options.jsonResponse ?? false });
+        const transport = new StreamableHTTPServerTransport({
+          sessionIdGenerator: undefined,
+          enableJsonResponse: options.jsonResponse ?? false,
+          ...(options.eventIds ? { eventStore: idOnlyEventStore(), retryInterval: 1000 } : {}),
+        });
         const server = buildServer(options);
         await server.connect(transport);
         res.on('close', () => void transport.close());
@@ -168,12 +233,21 @@ export async function startSdkUpstream(options: UpstreamOptions = {}): Promise<S
       let transport = typeof sid === 'string' ? sessions.get(sid) : undefined;
       if (!transport) {
         if (typeof sid === 'string') {
-          res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } }));
+          res
+            .writeHead(404, { 'content-type': 'application/json' })
+            .end(
+              JSON.stringify({
+                jsonrpc: '2.0',
+                id: null,
+                error: { code: -32001, message: 'Session not found' },
+              }),
+            );
           return;
         }
         const created = new StreamableHTTPServerTransport({
           sessionIdGenerator: () => randomUUID(),
           enableJsonResponse: options.jsonResponse ?? false,
+          ...(options.eventIds ? { eventStore: idOnlyEventStore(), retryInterval: 1000 } : {}),
           onsessioninitialized: (id) => void sessions.set(id, created),
         });
         created.onclose = () => {
@@ -201,7 +275,8 @@ export async function startSdkUpstream(options: UpstreamOptions = {}): Promise<S
     port,
     received,
     rpcMethods: () => bodies().flatMap((m) => (m.method ? [m.method] : [])),
-    toolCalls: () => bodies().flatMap((m) => (m.method === 'tools/call' && m.params?.name ? [m.params.name] : [])),
+    toolCalls: () =>
+      bodies().flatMap((m) => (m.method === 'tools/call' && m.params?.name ? [m.params.name] : [])),
     async close() {
       for (const t of sessions.values()) await t.close().catch(() => {});
       http.closeAllConnections();

@@ -332,7 +332,7 @@ describe('buildAuditRecord', () => {
     const options = auditRecordOptions({ log_arguments: true, redact: [] });
     const outcomes: Partial<RequestContext>[] = [
       {},
-      { decision: 'unauthenticated', reason: 'ERR_AUTH_TOKEN_INVALID', status: 401, principal: undefined },
+      { decision: 'unauthenticated', reason: 'ERR_AUTH_UNKNOWN_KEY', status: 401, principal: undefined },
       { decision: 'deny', reason: 'ERR_TOOL_DENIED' },
       { decision: 'rate_limited', reason: 'ERR_RATE_LIMITED', status: 429 },
       { decision: 'invalid', reason: 'ERR_PARSE', status: 400 },

@@ -44,7 +44,11 @@ function ring(now = () => T0) {
       `  - {label: legacy, hash: "sha256:${sha256Hex(legacy)}", expires: "2027-01-31"}`,
     ].join('\n'),
   );
-  return createKeyring(keys, grantsFor, { now, resolveLimits: (key) => compileLimits(`key:${key.label}`, { capacity: 5, refill_per_second: 1, max_streams: 2 }) });
+  return createKeyring(keys, grantsFor, {
+    now,
+    resolveLimits: (key) =>
+      compileLimits(`key:${key.label}`, { capacity: 5, refill_per_second: 1, max_streams: 2 }),
+  });
 }
 
 afterEach(() => mock.restoreAll());

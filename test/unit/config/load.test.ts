@@ -13,7 +13,9 @@ const errors = (text: string, env: Record<string, string> = {}) =>
 
 describe('config loading', () => {
   it('fills defaults and freezes the result', () => {
-    const { config, issues } = parse('upstream:\n  url: http://127.0.0.1:3000/mcp\nauth:\n  allow_unauthenticated: true\n');
+    const { config, issues } = parse(
+      'upstream:\n  url: http://127.0.0.1:3000/mcp\nauth:\n  allow_unauthenticated: true\n',
+    );
     assert.deepEqual(issues, []);
     assert.ok(config);
     assert.equal(config.listen, '127.0.0.1:8080');
@@ -46,13 +48,19 @@ describe('config loading', () => {
   });
 
   it('refuses a header value that a variable filled with a line break', () => {
-    assert.deepEqual(errors('upstream:\n  url: http://x/mcp\n  headers:\n    X-Token: ${T}\nauth:\n  allow_unauthenticated: true\n', { T: 'a\r\nX-Evil: 1' }), [
-      'upstream.headers.X-Token: must not contain control characters',
-    ]);
+    assert.deepEqual(
+      errors(
+        'upstream:\n  url: http://x/mcp\n  headers:\n    X-Token: ${T}\nauth:\n  allow_unauthenticated: true\n',
+        { T: 'a\r\nX-Evil: 1' },
+      ),
+      ['upstream.headers.X-Token: must not contain control characters'],
+    );
   });
 
   it('reports an unset variable with its path', () => {
-    assert.deepEqual(errors('upstream:\n  url: ${UPSTREAM_URL}\n'), ['upstream.url: environment variable UPSTREAM_URL is not set']);
+    assert.deepEqual(errors('upstream:\n  url: ${UPSTREAM_URL}\n'), [
+      'upstream.url: environment variable UPSTREAM_URL is not set',
+    ]);
   });
 
   it('parses durations and sizes', () => {
@@ -67,18 +75,48 @@ describe('config loading', () => {
   const BAD: [string, string, string[]][] = [
     ['missing upstream', 'listen: 127.0.0.1:1\n', ['upstream: is required']],
     ['upstream not http', 'upstream:\n  url: ftp://x/mcp\n', ['upstream.url: must be an http or https URL']],
-    ['upstream relative', 'upstream:\n  url: /mcp\n', ['upstream.url: must be an absolute http or https URL']],
+    [
+      'upstream relative',
+      'upstream:\n  url: /mcp\n',
+      ['upstream.url: must be an absolute http or https URL'],
+    ],
     [
       'credentials in the upstream URL',
       'upstream:\n  url: http://user:pw@x/mcp\n',
       ['upstream.url: must not contain credentials (use upstream.headers)'],
     ],
-    ['unknown top-level key', 'upstream:\n  url: http://x/mcp\nlisten_on: 1\n', ['listen_on: unknown field (expected one of: listen, upstream, limits, streams, shutdown, auth, keys, rate_limit, policy, audit, metrics)']],
-    ['unknown nested key', 'upstream:\n  url: http://x/mcp\n  timout: 5s\n', ['upstream.timout: unknown field (expected one of: url, timeout, headers, connections)']],
-    ['bad duration', 'upstream:\n  url: http://x/mcp\n  timeout: soon\n', ['upstream.timeout: must be a duration such as 250ms, 30s, 5m or 1h']],
-    ['bad size', 'upstream:\n  url: http://x/mcp\nlimits:\n  max_body_bytes: lots\n', ['limits.max_body_bytes: must be a size such as 4MiB, 512KiB or a number of bytes']],
-    ['bad listen', 'listen: nowhere\nupstream:\n  url: http://x/mcp\n', ['listen: must be host:port with a port from 0 to 65535']],
-    ['port out of range', 'listen: 127.0.0.1:70000\nupstream:\n  url: http://x/mcp\n', ['listen: must be host:port with a port from 0 to 65535']],
+    [
+      'unknown top-level key',
+      'upstream:\n  url: http://x/mcp\nlisten_on: 1\n',
+      [
+        'listen_on: unknown field (expected one of: listen, upstream, limits, streams, shutdown, auth, keys, rate_limit, policy, audit, metrics)',
+      ],
+    ],
+    [
+      'unknown nested key',
+      'upstream:\n  url: http://x/mcp\n  timout: 5s\n',
+      ['upstream.timout: unknown field (expected one of: url, timeout, headers, connections)'],
+    ],
+    [
+      'bad duration',
+      'upstream:\n  url: http://x/mcp\n  timeout: soon\n',
+      ['upstream.timeout: must be a duration such as 250ms, 30s, 5m or 1h'],
+    ],
+    [
+      'bad size',
+      'upstream:\n  url: http://x/mcp\nlimits:\n  max_body_bytes: lots\n',
+      ['limits.max_body_bytes: must be a size such as 4MiB, 512KiB or a number of bytes'],
+    ],
+    [
+      'bad listen',
+      'listen: nowhere\nupstream:\n  url: http://x/mcp\n',
+      ['listen: must be host:port with a port from 0 to 65535'],
+    ],
+    [
+      'port out of range',
+      'listen: 127.0.0.1:70000\nupstream:\n  url: http://x/mcp\n',
+      ['listen: must be host:port with a port from 0 to 65535'],
+    ],
     [
       'malformed key hash',
       `upstream:\n  url: http://x/mcp\nkeys:\n  - label: a\n    hash: sha256:xyz\n`,
@@ -89,15 +127,53 @@ describe('config loading', () => {
       `upstream:\n  url: http://x/mcp\nkeys:\n  - label: a\n    hash: "${HASH}"\n  - label: a\n    hash: "sha256:${HASH.toUpperCase()}"\n`,
       ['keys[1].label: duplicate label (also keys[0])', 'keys[1].hash: duplicate hash (also keys[0])'],
     ],
-    ['key without label', `upstream:\n  url: http://x/mcp\nkeys:\n  - hash: "${HASH}"\n`, ['keys[0].label: is required']],
-    ['unknown key field', `upstream:\n  url: http://x/mcp\nkeys:\n  - label: a\n    hash: "${HASH}"\n    allowed: [x]\n`, ['keys[0].allowed: unknown field (expected one of: label, hash, allow, prompts, resources, disabled, expires, rate_limit)']],
-    ['allow not a list', `upstream:\n  url: http://x/mcp\nkeys:\n  - label: a\n    hash: "${HASH}"\n    allow: echo\n`, ['keys[0].allow: must be a list']],
-    ['bad expiry', `upstream:\n  url: http://x/mcp\nkeys:\n  - label: a\n    hash: "${HASH}"\n    expires: tomorrow\n`, ['keys[0].expires: not an ISO 8601 date or time']],
-    ['redis without url', 'upstream:\n  url: http://x/mcp\nrate_limit:\n  backend: redis\n', ['rate_limit.redis.url: is required when backend is redis']],
-    ['bad backend', 'upstream:\n  url: http://x/mcp\nrate_limit:\n  backend: memcached\n', ['rate_limit.backend: must be one of: memory, redis']],
-    ['negative capacity', 'upstream:\n  url: http://x/mcp\nrate_limit:\n  capacity: -1\n', ['rate_limit.capacity: must be at least 1']],
-    ['short session secret', 'upstream:\n  url: http://x/mcp\nauth:\n  session_secret: short\n', ['auth.session_secret: must be at least 32 characters']],
-    ['duplicate YAML key', 'upstream:\n  url: http://x/mcp\n  url: http://y/mcp\n', ['line 3:3: Map keys must be unique']],
+    [
+      'key without label',
+      `upstream:\n  url: http://x/mcp\nkeys:\n  - hash: "${HASH}"\n`,
+      ['keys[0].label: is required'],
+    ],
+    [
+      'unknown key field',
+      `upstream:\n  url: http://x/mcp\nkeys:\n  - label: a\n    hash: "${HASH}"\n    allowed: [x]\n`,
+      [
+        'keys[0].allowed: unknown field (expected one of: label, hash, allow, prompts, resources, disabled, expires, rate_limit)',
+      ],
+    ],
+    [
+      'allow not a list',
+      `upstream:\n  url: http://x/mcp\nkeys:\n  - label: a\n    hash: "${HASH}"\n    allow: echo\n`,
+      ['keys[0].allow: must be a list'],
+    ],
+    [
+      'bad expiry',
+      `upstream:\n  url: http://x/mcp\nkeys:\n  - label: a\n    hash: "${HASH}"\n    expires: tomorrow\n`,
+      ['keys[0].expires: not an ISO 8601 date or time'],
+    ],
+    [
+      'redis without url',
+      'upstream:\n  url: http://x/mcp\nrate_limit:\n  backend: redis\n',
+      ['rate_limit.redis.url: is required when backend is redis'],
+    ],
+    [
+      'bad backend',
+      'upstream:\n  url: http://x/mcp\nrate_limit:\n  backend: memcached\n',
+      ['rate_limit.backend: must be one of: memory, redis'],
+    ],
+    [
+      'negative capacity',
+      'upstream:\n  url: http://x/mcp\nrate_limit:\n  capacity: -1\n',
+      ['rate_limit.capacity: must be at least 1'],
+    ],
+    [
+      'short session secret',
+      'upstream:\n  url: http://x/mcp\nauth:\n  session_secret: short\n',
+      ['auth.session_secret: must be at least 32 characters'],
+    ],
+    [
+      'duplicate YAML key',
+      'upstream:\n  url: http://x/mcp\n  url: http://y/mcp\n',
+      ['line 3:3: Map keys must be unique'],
+    ],
     ['not a mapping', '- a\n- b\n', ['(root): must be a mapping']],
   ];
   for (const [name, text, expected] of BAD) {
@@ -108,7 +184,9 @@ describe('config loading', () => {
   }
 
   it('reports every problem at once', () => {
-    const all = errors('listen: x\nupstream:\n  url: ftp://x\n  timeout: never\nlimits:\n  max_body_bytes: -3\nbogus: 1\n');
+    const all = errors(
+      'listen: x\nupstream:\n  url: ftp://x\n  timeout: never\nlimits:\n  max_body_bytes: -3\nbogus: 1\n',
+    );
     assert.deepEqual(all, [
       'bogus: unknown field (expected one of: listen, upstream, limits, streams, shutdown, auth, keys, rate_limit, policy, audit, metrics)',
       'listen: must be host:port with a port from 0 to 65535',
@@ -119,9 +197,13 @@ describe('config loading', () => {
   });
 
   it('warns, without failing, about an expiry date in the past and about having no keys', () => {
-    const { config, issues } = parse(`upstream:\n  url: http://x/mcp\nkeys:\n  - label: a\n    hash: "${HASH}"\n    expires: 2026-01-01\n`);
+    const { config, issues } = parse(
+      `upstream:\n  url: http://x/mcp\nkeys:\n  - label: a\n    hash: "${HASH}"\n    expires: 2026-01-01\n`,
+    );
     assert.ok(config);
-    assert.deepEqual(issues.map(formatIssue), ['warning: keys[0].expires: is in the past: this key is refused']);
+    assert.deepEqual(issues.map(formatIssue), [
+      'warning: keys[0].expires: is in the past: this key is refused',
+    ]);
     assert.deepEqual(parse('upstream:\n  url: http://x/mcp\n').issues.map(formatIssue), [
       'warning: keys: no keys configured: every request will be refused (run `mcpgate keygen`)',
     ]);
