@@ -2,6 +2,7 @@
 // Everything runs on 127.0.0.1; Ctrl-C stops it all.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +26,8 @@ writeFileSync(
   `listen: 127.0.0.1:${port}
 upstream:
   url: ${upstream.url}
+auth:
+  session_secret: "${randomBytes(32).toString('hex')}"
 keys:
   - label: demo
     hash: "${minted.hash}"

@@ -1,0 +1,49 @@
+/** Every example a user can copy parses and validates. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { parseAllDocuments } from 'yaml';
+import { parseConfigText } from '../../../src/config/load.ts';
+
+const read = (path: string) => readFileSync(new URL(`../../../examples/${path}`, import.meta.url), 'utf8');
+const HASH = `sha256:${'ab'.repeat(32)}`;
+const ENV = {
+  MCPGATE_SESSION_SECRET: 'x'.repeat(40),
+  ALICE_KEY_HASH: HASH,
+  CI_BOT_KEY_HASH: `sha256:${'cd'.repeat(32)}`,
+  REDIS_PASSWORD: 'pw',
+};
+const errorsOf = (text: string, env: Record<string, string> = ENV) =>
+  parseConfigText(text, env, Date.now()).issues.filter((i) => i.severity === 'error');
+
+describe('examples', () => {
+  for (const path of ['quickstart/mcpgate.yaml', 'compose/mcpgate.yaml', 'replicas/mcpgate.yaml']) {
+    it(`${path} validates`, () => assert.deepEqual(errorsOf(read(path)), []));
+  }
+
+  it('a config needing secrets names each missing variable', () => {
+    const paths = errorsOf(read('compose/mcpgate.yaml'), {}).map((i) => i.message);
+    assert.ok(paths.includes('environment variable ALICE_KEY_HASH is not set'));
+    assert.ok(paths.includes('environment variable MCPGATE_SESSION_SECRET is not set'));
+  });
+
+  it('the Kubernetes sidecar probes /healthz and /readyz and embeds a valid config', () => {
+    const docs = parseAllDocuments(read('kubernetes/sidecar.yaml')).map((d) => d.toJS() as Record<string, any>);
+    const deployment = docs.find((d) => d.kind === 'Deployment')!;
+    const gateway = deployment.spec.template.spec.containers.find((c: { name: string }) => c.name === 'mcpgate');
+    assert.equal(gateway.livenessProbe.httpGet.path, '/healthz');
+    assert.equal(gateway.readinessProbe.httpGet.path, '/readyz');
+    assert.equal(deployment.spec.template.spec.volumes[0].secret.secretName, 'mcpgate-config');
+    const config = docs.find((d) => d.kind === 'ConfigMap')!.data['mcpgate.yaml'] as string;
+    assert.deepEqual(errorsOf(config), []);
+  });
+
+  it('compose files publish only the gateway', () => {
+    for (const path of ['compose/compose.yaml', 'replicas/compose.yaml']) {
+      const services = (parseAllDocuments(read(path))[0]!.toJS() as { services: Record<string, { ports?: string[]; image?: string }> }).services;
+      for (const [name, service] of Object.entries(services)) {
+        if (service.ports) assert.ok(name.startsWith('mcpgate') || name === 'nginx' || name === 'lb', `${path}: ${name} is published`);
+      }
+    }
+  });
+});
