@@ -28,6 +28,8 @@ export interface Context {
   /** Starts mcpgate with `config` (listen is added); stopped when the scenario ends. */
   gateway(name: string, config: Record<string, unknown>): Promise<Proc>;
   redis(): Promise<Proc>;
+  /** A new origin of its own (same tool count), stopped when the scenario ends. */
+  freshOrigin(): Promise<Proc>;
   log(message: string): void;
 }
 

@@ -91,14 +91,14 @@ async function waitReady(proc: Proc, probe: () => Promise<boolean>, timeoutMs = 
   throw new Error(`${proc.name} not ready after ${timeoutMs} ms:\n${tail(proc.log)}`);
 }
 
-export async function startOrigin(dir: string, tools: number): Promise<Proc> {
+export async function startOrigin(dir: string, tools: number, name = 'origin'): Promise<Proc> {
   const port = await freePort();
   const script = new URL('./origin.ts', import.meta.url).pathname;
   const proc = start(
-    'origin',
+    name,
     process.execPath,
     [script, '--port', String(port), '--tools', String(tools)],
-    join(dir, 'origin.log'),
+    join(dir, `${name}.log`),
     port,
   );
   await waitReady(proc, async () => {

@@ -139,6 +139,11 @@ try {
         started.push(proc);
         return proc;
       },
+      async freshOrigin() {
+        const proc = await startOrigin(dir, tools, `origin-${scenario.name}`);
+        started.push(proc);
+        return proc;
+      },
       async redis() {
         const proc = await startRedis(dir, redisBinary);
         started.push(proc);

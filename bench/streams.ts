@@ -62,70 +62,76 @@ export const idleStreams: Scenario = {
   name: 'idle-streams',
   title: 'Many idle GET SSE streams',
   notes:
+    'A fresh origin and gateway, so memory is not hidden in heap that earlier load already grew. ' +
     'Each stream is its own session (initialize, then GET /mcp) on its own socket. RSS is read from ' +
-    '/proc before and after opening them; the origin holds the same streams upstream and is the ' +
-    'baseline for memory. tools/call is measured on the same gateway without and with the streams. ' +
-    'upstream.connections is raised to streams + 64 because every open GET stream holds one upstream connection.',
+    '/proc before opening the streams and one second after; the origin holds the same streams ' +
+    'upstream and is the memory baseline. tools/call is then measured with the streams open, and ' +
+    'again after they are closed. `upstream.connections` is raised to streams + 64: every open GET ' +
+    'stream holds one upstream connection of the pool.',
   async run(ctx) {
     const n = ctx.streams;
     const key = await ctx.key('bench');
+    const origin = await ctx.freshOrigin();
+    const originUrl = `http://127.0.0.1:${origin.port}/mcp`;
     const config = pipelineConfig(ctx, [keyEntry(key, ['*'], n * 2)], '/dev/null');
     const gw = await ctx.gateway('idle-streams', {
       ...config,
-      upstream: { url: ctx.originUrl, connections: n + 64 },
+      upstream: { url: originUrl, connections: n + 64 },
     });
     const g = await via(gw, 'mcpgate', key);
     await checkCall(g);
-    const [before1] = (await compare(ctx, [g], CALL, 1)) as [Measured];
-    const [before32] = (await compare(ctx, [g], CALL, 32)) as [Measured];
     await sleep(500);
     const gwRss0 = rssBytes(gw.pid);
-    const originRss0 = rssBytes(ctx.origin.pid);
-    const originStreams0 = (await originStats(ctx.origin)).streams;
+    const originRss0 = rssBytes(origin.pid);
     const started = performance.now();
     const streams = await openIdleStreams(g.url, { ...BASE_HEADERS, authorization: `Bearer ${key.key}` }, n);
+    let with1: Measured, with32: Measured, gwRss1: number, originRss1: number, upstreamStreams: number;
     try {
       const openMs = performance.now() - started;
       await sleep(1000);
-      const gwRss1 = rssBytes(gw.pid);
-      const originRss1 = rssBytes(ctx.origin.pid);
-      const upstreamStreams = (await originStats(ctx.origin)).streams - originStreams0;
+      gwRss1 = rssBytes(gw.pid);
+      originRss1 = rssBytes(origin.pid);
+      upstreamStreams = (await originStats(origin)).streams;
       ctx.log(
-        `  opened ${n} streams in ${Math.round(openMs)} ms; origin holds ${upstreamStreams}; mcpgate RSS ${mib(gwRss0)} -> ${mib(gwRss1)}`,
+        `  opened ${n} streams in ${Math.round(openMs)} ms; origin holds ${upstreamStreams}; ` +
+          `mcpgate RSS ${mib(gwRss0)} -> ${mib(gwRss1)}, origin ${mib(originRss0)} -> ${mib(originRss1)}`,
       );
-      const [after1] = (await compare(ctx, [g], CALL, 1)) as [Measured];
-      const [after32] = (await compare(ctx, [g], CALL, 32)) as [Measured];
-      const perGw = (gwRss1 - gwRss0) / n;
-      const perOrigin = (originRss1 - originRss0) / n;
-      return [
-        checkRow(
-          'GET streams open through mcpgate',
-          `${n} opened, ${upstreamStreams} at the origin`,
-          `${n}`,
-          upstreamStreams >= n,
-        ),
-        infoRow(
-          'RSS per idle stream',
-          `origin ${kib(perOrigin)}`,
-          `mcpgate ${kib(perGw)}`,
-          `${(perGw / perOrigin).toFixed(2)}×`,
-        ),
-        infoRow(
-          'mcpgate RSS',
-          `no streams ${mib(gwRss0)}`,
-          `${n} streams ${mib(gwRss1)}`,
-          `+${mib(gwRss1 - gwRss0)}`,
-        ),
-        latencyRow('tools/call median, 1 conn', ['no streams', before1.p50], [`${n} streams`, after1.p50]),
-        latencyRow('tools/call p99, 1 conn', ['no streams', before1.p99], [`${n} streams`, after1.p99]),
-        throughputRow(
-          'tools/call throughput, 32 conns',
-          ['no streams', before32.rps],
-          [`${n} streams`, after32.rps],
-        ),
-      ];
+      [with1] = (await compare(ctx, [{ ...g, label: `mcpgate, ${n} streams` }], CALL, 1)) as [Measured];
+      [with32] = (await compare(ctx, [{ ...g, label: `mcpgate, ${n} streams` }], CALL, 32)) as [Measured];
     } finally {
       streams.close();
     }
+    await sleep(1000);
+    const [without1] = (await compare(ctx, [g], CALL, 1)) as [Measured];
+    const [without32] = (await compare(ctx, [g], CALL, 32)) as [Measured];
+    const perGw = (gwRss1 - gwRss0) / n;
+    const perOrigin = (originRss1 - originRss0) / n;
+    return [
+      checkRow(
+        'GET streams open through mcpgate',
+        `${n} opened, ${upstreamStreams} at the origin`,
+        `${n}`,
+        upstreamStreams >= n,
+      ),
+      infoRow(
+        'RSS per idle stream',
+        `origin ${kib(perOrigin)}`,
+        `mcpgate ${kib(perGw)}`,
+        `${(perGw / perOrigin).toFixed(2)}×`,
+      ),
+      infoRow(
+        'mcpgate RSS',
+        `no streams ${mib(gwRss0)}`,
+        `${n} streams ${mib(gwRss1)}`,
+        `+${mib(gwRss1 - gwRss0)}`,
+      ),
+      latencyRow('tools/call median, 1 conn', ['no streams', without1.p50], [`${n} streams`, with1.p50]),
+      latencyRow('tools/call p99, 1 conn', ['no streams', without1.p99], [`${n} streams`, with1.p99]),
+      throughputRow(
+        'tools/call throughput, 32 conns',
+        ['no streams', without32.rps],
+        [`${n} streams`, with32.rps],
+      ),
+    ];
   },
 };

@@ -16,10 +16,10 @@ import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { relative, resolve } from 'node:path';
-import { BINARY, ROOT, bundleForSea } from './build.ts';
+import { BINARY, ENTRY, ROOT, bundleForSea } from './build.ts';
 
 /** Builds the executable at `output`; its main script is written beside it as `<output>.cjs`. */
-export async function buildBinary(output: string = BINARY): Promise<string> {
+export async function buildBinary(output: string = BINARY, entry: string = ENTRY): Promise<string> {
   output = resolve(output);
   if (process.platform !== 'linux') throw new Error(`build:bin targets linux, this is ${process.platform}`);
   if (process.arch !== 'x64' && process.arch !== 'arm64') throw new Error(`unsupported CPU ${process.arch}`);
@@ -27,7 +27,7 @@ export async function buildBinary(output: string = BINARY): Promise<string> {
   if (major < 22)
     throw new Error(`build:bin needs Node >= 22 (running ${process.version}); use "npm run build:bin"`);
 
-  const main = await bundleForSea(`${output}.cjs`);
+  const main = await bundleForSea(`${output}.cjs`, entry);
   await rm(output, { force: true });
   await pkgSea.default(main, {
     targets: [{ nodeRange: `node${major}`, platform: 'linux', arch: process.arch, output }],
@@ -45,7 +45,7 @@ export async function buildBinary(output: string = BINARY): Promise<string> {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  // --out <path>: where to write the executable (default dist/mcpgate); used by test/package.
+  // --out <path>: where to write the executable (default dist/mcpgate).
   const { values } = parseArgs({ options: { out: { type: 'string' } } });
   await buildBinary(values.out);
 }

@@ -7,8 +7,7 @@
 //                                       require() only reaches Node's builtin modules)
 //
 // Both bundles come from the same entry (src/cli/main.ts) and the same options, so `npx mcpgate`
-// and the executable run the same code. MCPGATE_ENTRY overrides the entry (used only to develop
-// the pipeline before the CLI existed).
+// and the executable run the same code.
 import { build, type BuildOptions, type Metafile } from 'esbuild';
 import { isBuiltin } from 'node:module';
 import { mkdir } from 'node:fs/promises';
@@ -22,9 +21,7 @@ export const SEA_BUNDLE = join(DIST, 'mcpgate.cjs');
 /** The executable built by `npm run build:bin` (and copied into the container image). */
 export const BINARY = join(DIST, 'mcpgate');
 
-function entry(): string {
-  return resolve(ROOT, process.env.MCPGATE_ENTRY ?? 'src/cli/main.ts');
-}
+export const ENTRY = join(ROOT, 'src/cli/main.ts');
 
 const common: BuildOptions = {
   bundle: true,
@@ -38,11 +35,11 @@ const common: BuildOptions = {
 };
 
 /** dist/mcpgate.mjs: the npm package's entry (loaded by bin/mcpgate.js when src/ is absent). */
-export async function bundleForNpm(outfile: string = ESM_BUNDLE): Promise<string> {
+export async function bundleForNpm(outfile: string = ESM_BUNDLE, entry: string = ENTRY): Promise<string> {
   await mkdir(dirname(outfile), { recursive: true });
   await build({
     ...common,
-    entryPoints: [entry()],
+    entryPoints: [entry],
     outfile,
     format: 'esm',
     target: 'node22.18',
@@ -53,14 +50,24 @@ export async function bundleForNpm(outfile: string = ESM_BUNDLE): Promise<string
 }
 
 /** dist/mcpgate.cjs: one self-contained CommonJS file, the main script of the executable. */
-export async function bundleForSea(outfile: string = SEA_BUNDLE): Promise<string> {
+export async function bundleForSea(outfile: string = SEA_BUNDLE, entry: string = ENTRY): Promise<string> {
   await mkdir(dirname(outfile), { recursive: true });
   const result = await build({
     ...common,
-    entryPoints: [entry()],
+    entryPoints: [entry],
     outfile,
     format: 'cjs',
     target: `node${process.versions.node}`,
+  }).catch((err: unknown) => {
+    const errors = (err as { errors?: { text: string }[] }).errors ?? [];
+    if (errors.some((e) => e.text.includes('Top-level await'))) {
+      throw new Error(
+        "the executable's main script is CommonJS (Node 24 SEA), so the CLI must not use top-level await: " +
+          'end src/cli/main.ts with `buildProgram(io).parseAsync(process.argv).catch(...)` instead of `await`',
+        { cause: err },
+      );
+    }
+    throw err;
   });
   assertSelfContained(result.metafile);
   return outfile;

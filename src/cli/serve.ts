@@ -93,6 +93,7 @@ export function registerServe(program: Command, io: CliIo): void {
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
       process.on('SIGHUP', () => {
+        if (runtime.audit.file === undefined) return;
         runtime.audit.reopen();
         log.info({}, 'audit file reopened');
       });

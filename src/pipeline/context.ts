@@ -45,6 +45,8 @@ export interface RequestContext {
   session: string | undefined;
   protocolVersion: string | undefined;
   aborted: boolean;
+  /** The gateway cut this response when the shutdown grace period ended. */
+  cutByShutdown: boolean;
   /** Set when the rate-limit store failed and `on_store_error` decided (its reason). */
   rateLimitFallback: string | undefined;
   /** Set once the response has been handed to the audit writer. */
@@ -80,6 +82,7 @@ export function createContext(
     session: undefined,
     protocolVersion: typeof version === 'string' ? version : undefined,
     aborted: false,
+    cutByShutdown: false,
     rateLimitFallback: undefined,
     finished: false,
   };

@@ -67,8 +67,9 @@ export function createHandler(deps: HandlerDeps): Handler {
       // A refusal still answers with the request's id: read a small body (bounded, so an
       // unauthenticated client cannot make the gateway hold much) just to find it.
       if (method === 'POST' && isGatewayError(err) && err.rpcId === undefined) {
-        const id = await peekRequestId(req, AUTH_PEEK_BYTES);
-        throw new GatewayError(err.code, { headers: { ...err.headers }, rpcId: id });
+        const peeked = await peekRequestId(req, AUTH_PEEK_BYTES);
+        ctx.bytesIn = peeked.bytes;
+        throw new GatewayError(err.code, { headers: { ...err.headers }, rpcId: peeked.id });
       }
       throw err;
     }
@@ -122,7 +123,8 @@ export function createHandler(deps: HandlerDeps): Handler {
         },
         onDone(error) {
           if (error === undefined) return;
-          if (ctx.aborted) return;
+          // The client left, or the shutdown cut the response: not the upstream's failure.
+          if (ctx.aborted || ctx.cutByShutdown || res.destroyed) return;
           const kind = upstreamErrorKind(error);
           observer.upstreamError(kind);
           ctx.decision = 'upstream_error';

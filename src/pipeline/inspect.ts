@@ -33,14 +33,17 @@ export function createInspect(options: InspectOptions): InspectStep {
     const { messages, batch } = parsed;
     ctx.messages = messages;
     ctx.batch = batch;
+    if (ctx.protocolVersion === undefined) ctx.protocolVersion = offeredVersion(messages[0]);
+    // headersDistinct: Node joins a repeated Mcp-Name with ", ", which could then equal the body.
     const headerError = checkMcpHeaders(
-      ctx.req.headers,
+      ctx.req.headersDistinct,
       batch ? messages : (messages[0] as (typeof messages)[0]),
     );
     if (headerError !== undefined) {
       ctx.reason = headerError.code;
       throw headerError;
     }
+    if (batch) refuseRepeatedIds(messages);
     const principal = ctx.principal;
     if (principal === undefined) throw new TypeError('inspect before authenticate');
     const scope = tasks.scope(principal.bindingId);
@@ -75,6 +78,26 @@ export function createInspect(options: InspectOptions): InspectStep {
 }
 
 /**
+ * A batch whose requests share an id is refused: their responses cannot be told apart, so the
+ * upstream's answer to one (say prompts/list) would be filtered by the plan of the other (tools/list)
+ * and pass unfiltered. `1` and `"1"` count as the same id, in case an upstream does not tell them apart.
+ */
+function refuseRepeatedIds(messages: ReturnType<typeof parseBody>['messages']): void {
+  const seen = new Set<string>();
+  for (const message of messages) {
+    if (!isRequest(message)) continue;
+    const key = String(message.id);
+    if (seen.has(key)) {
+      throw new GatewayError('ERR_INVALID_REQUEST', {
+        message: 'invalid request: a batch repeats a request id',
+        rpcId: message.id,
+      });
+    }
+    seen.add(key);
+  }
+}
+
+/**
  * A single denied request gets the error an upstream gives for something that does not exist. In
  * a batch, each denied request gets that error and every other request a "batch refused" error,
  * so the client can match each id; nothing of the batch reaches the upstream.
@@ -95,4 +118,13 @@ function denialAnswer(
   // does not know (the audit line still says deny).
   if (parts.length === 0) return { status: 202, body: '' };
   return { status: 200, body: `[${parts.join(',')}]` };
+}
+
+/** `initialize` carries the client's protocol version in its params, not in a header. */
+function offeredVersion(
+  message: ReturnType<typeof parseBody>['messages'][number] | undefined,
+): string | undefined {
+  if (message === undefined || !('method' in message) || message.method !== 'initialize') return undefined;
+  const version = message.params?.protocolVersion;
+  return typeof version === 'string' ? version : undefined;
 }

@@ -9,18 +9,25 @@ import { peekId } from '../jsonrpc/parse.ts';
 
 const PEEK_TIMEOUT_MS = 1000;
 
-export function peekRequestId(req: IncomingMessage, limit: number): Promise<JsonRpcId | null> {
+export interface Peeked {
+  readonly id: JsonRpcId | null;
+  /** Body bytes read (for the audit line's bytes_in). */
+  readonly bytes: number;
+}
+
+export function peekRequestId(req: IncomingMessage, limit: number): Promise<Peeked> {
   const declared = req.headers['content-length'];
-  if (declared !== undefined && !(Number(declared) <= limit)) return Promise.resolve(null);
+  if (declared !== undefined && !(Number(declared) <= limit)) return Promise.resolve({ id: null, bytes: 0 });
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let total = 0;
     const finish = (id: JsonRpcId | null) => {
+      const result = { id, bytes: total };
       clearTimeout(timer);
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onEnd);
-      resolve(id);
+      resolve(result);
     };
     const onData = (chunk: Buffer) => {
       total += chunk.length;

@@ -23,12 +23,13 @@ export function sendError(
 ): void {
   const res = ctx.res;
   ctx.reason ??= err.code;
-  ctx.status = err.status;
   if (res.headersSent || res.destroyed) {
     // Too late for an error body: cut the stream so the client sees it fail, never a silent end.
+    // The status in the audit line stays the one the client received.
     res.destroy();
     return;
   }
+  ctx.status = err.status;
   const body =
     ctx.batch && ctx.messages
       ? batchErrorBody(ctx, err)

@@ -8,6 +8,7 @@ import type { ServerResponse } from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { clientResponseHeaders, isEventStream, isJson } from './headers.ts';
+import { GatewayError } from '../jsonrpc/errors.ts';
 
 /** How a response is rewritten, when a rule must read it. */
 export interface ResponseRewrite {
@@ -79,9 +80,17 @@ export class Relay implements Dispatcher.DispatchHandler {
     const contentType = upstreamHeaders['content-type'];
     this.sse = isEventStream(contentType);
     const rewrite = this.options.rewrite;
-    if (rewrite !== undefined && statusCode === 200) {
+    if (rewrite !== undefined) {
+      // A response a rule must read is filtered whatever its status; one that cannot be read
+      // (a 2xx body that is neither JSON nor SSE) is refused, never passed on unfiltered.
       if (this.sse) this.sseRewriter = rewrite.sse();
       else if (isJson(contentType)) this.held = [];
+      else if (statusCode < 300 && statusCode !== 202 && statusCode !== 204) {
+        controller.abort(
+          new GatewayError('ERR_UPSTREAM_PROTOCOL', { message: 'upstream sent an invalid response' }),
+        );
+        return;
+      }
       if (this.sseRewriter || this.held) delete headers['content-length'];
     }
     if (this.sse) {

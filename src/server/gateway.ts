@@ -89,7 +89,11 @@ export async function startGateway(
       server.closeIdleConnections();
     }
     const forced = handler.inflight.size;
-    for (const ctx of handler.inflight) ctx.res.destroy();
+    for (const ctx of handler.inflight) {
+      ctx.reason ??= 'ERR_SHUTTING_DOWN';
+      ctx.cutByShutdown = true;
+      ctx.res.destroy();
+    }
     server.closeAllConnections();
     // Let the 'close' events (and their audit lines) run before the pools go.
     await new Promise((r) => setImmediate(r));

@@ -42,6 +42,9 @@ export interface Runtime {
   close(graceMs?: number): Promise<{ forced: number }>;
 }
 
+/** How long close() waits for cut requests to finish after the grace period (then gives up). */
+export const FINISH_WAIT_MS = 2000;
+
 export async function startRuntime(config: Config, deps: RuntimeDeps): Promise<Runtime> {
   const { log, clock } = deps;
   const audit = createAuditLog(config.audit, {
@@ -130,6 +133,9 @@ export async function startRuntime(config: Config, deps: RuntimeDeps): Promise<R
     close(graceMs = config.shutdown.grace) {
       closing ??= (async () => {
         const result = await gateway.close(graceMs);
+        // A request cut at the end of the grace period finishes (and writes its audit line) only
+        // when its socket has closed, a loop turn or more later: wait for it before closing the log.
+        await finished(gateway.handler.inflight, clock, FINISH_WAIT_MS);
         metricsServer?.closeAllConnections();
         metricsServer?.close();
         await audit.close();
@@ -138,4 +144,10 @@ export async function startRuntime(config: Config, deps: RuntimeDeps): Promise<R
       return closing;
     },
   };
+}
+
+/** Resolves when nothing is in flight any more, or after `limitMs`. */
+async function finished(inflight: ReadonlySet<unknown>, clock: Clock, limitMs: number): Promise<void> {
+  const deadline = clock.mono() + limitMs;
+  while (inflight.size > 0 && clock.mono() < deadline) await new Promise((r) => setTimeout(r, 5));
 }

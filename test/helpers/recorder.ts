@@ -1,9 +1,9 @@
 /**
  * A recording HTTP forwarder for upstreams the test cannot look inside (server-everything runs as a
  * child process): put it between the gateway and the server, point `upstream.url` at `recorder.url`,
- * and read `received` to assert what the server was sent. Requests and responses stream through
- * untouched (status, headers, SSE events as they arrive, aborts both ways); each request body is
- * copied as it passes.
+ * and read `received` to assert what the server was sent (and answered). Requests and responses
+ * stream through untouched (status, headers, SSE events as they arrive, aborts both ways); each
+ * body is copied as it passes.
  */
 import { Agent, createServer, request as httpRequest } from 'node:http';
 import type { ClientRequest, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
@@ -16,6 +16,9 @@ export interface Recorded {
   /** The request body as received; complete once `complete` is true. */
   body: string;
   complete: boolean;
+  /** The server's status, and its response body as it has arrived so far (latin1: one char a byte). */
+  status: number;
+  response: string;
 }
 
 /** A JSON-RPC message the server was sent (one element of a batch counts as one). */
@@ -36,7 +39,14 @@ export interface Recorder {
 }
 
 /** Headers that belong to one connection, not to the message. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+]);
 
 function forwardable(headers: IncomingHttpHeaders, host?: string): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
@@ -58,6 +68,8 @@ export async function startRecorder(targetUrl: string): Promise<Recorder> {
       headers: req.headers,
       body: '',
       complete: false,
+      status: 0,
+      response: '',
     };
     received.push(record);
     const chunks: Buffer[] = [];
@@ -79,9 +91,11 @@ export async function startRecorder(targetUrl: string): Promise<Recorder> {
     outgoing.add(upstream);
     upstream.on('close', () => outgoing.delete(upstream));
     upstream.on('response', (answer) => {
-      res.writeHead(answer.statusCode ?? 502, forwardable(answer.headers));
+      record.status = answer.statusCode ?? 502;
+      res.writeHead(record.status, forwardable(answer.headers));
       // An SSE client must see the stream open before the first event.
       res.flushHeaders();
+      answer.on('data', (chunk: Buffer) => (record.response += chunk.toString('latin1')));
       answer.pipe(res);
       answer.on('aborted', () => res.destroy());
       answer.on('error', () => res.destroy());

@@ -118,8 +118,9 @@ function buildServer(options: UpstreamOptions): Server {
     description: string;
     inputSchema: Record<string, unknown> & { type: 'object' };
   }[] = [...BASE_TOOLS, ...(options.announce ? [ANNOUNCE_TOOL] : []), ...extra] as typeof all;
-  const pageSize = options.pageSize ?? all.length;
   server.setRequestHandler(ListToolsRequestSchema, async (request, ctx) => {
+    // Per request: `announce` may have added tools.
+    const pageSize = options.pageSize ?? all.length;
     const start = request.params?.cursor ? Number(request.params.cursor) : 0;
     if (!options.jsonResponse && request.params?._meta?.progressToken !== undefined) {
       await ctx.sendNotification({
@@ -233,15 +234,13 @@ export async function startSdkUpstream(options: UpstreamOptions = {}): Promise<S
       let transport = typeof sid === 'string' ? sessions.get(sid) : undefined;
       if (!transport) {
         if (typeof sid === 'string') {
-          res
-            .writeHead(404, { 'content-type': 'application/json' })
-            .end(
-              JSON.stringify({
-                jsonrpc: '2.0',
-                id: null,
-                error: { code: -32001, message: 'Session not found' },
-              }),
-            );
+          res.writeHead(404, { 'content-type': 'application/json' }).end(
+            JSON.stringify({
+              jsonrpc: '2.0',
+              id: null,
+              error: { code: -32001, message: 'Session not found' },
+            }),
+          );
           return;
         }
         const created = new StreamableHTTPServerTransport({

@@ -59,6 +59,7 @@ export function fakeContext(overrides: Partial<RequestContext> = {}, method = 'P
     session: undefined,
     protocolVersion: undefined,
     aborted: false,
+    cutByShutdown: false,
     rateLimitFallback: undefined,
     finished: true,
     ...overrides,

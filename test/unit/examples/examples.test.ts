@@ -28,9 +28,13 @@ describe('examples', () => {
   });
 
   it('the Kubernetes sidecar probes /healthz and /readyz and embeds a valid config', () => {
-    const docs = parseAllDocuments(read('kubernetes/sidecar.yaml')).map((d) => d.toJS() as Record<string, any>);
+    const docs = parseAllDocuments(read('kubernetes/sidecar.yaml')).map(
+      (d) => d.toJS() as Record<string, any>,
+    );
     const deployment = docs.find((d) => d.kind === 'Deployment')!;
-    const gateway = deployment.spec.template.spec.containers.find((c: { name: string }) => c.name === 'mcpgate');
+    const gateway = deployment.spec.template.spec.containers.find(
+      (c: { name: string }) => c.name === 'mcpgate',
+    );
     assert.equal(gateway.livenessProbe.httpGet.path, '/healthz');
     assert.equal(gateway.readinessProbe.httpGet.path, '/readyz');
     assert.equal(deployment.spec.template.spec.volumes[0].secret.secretName, 'mcpgate-config');
@@ -40,9 +44,17 @@ describe('examples', () => {
 
   it('compose files publish only the gateway', () => {
     for (const path of ['compose/compose.yaml', 'replicas/compose.yaml']) {
-      const services = (parseAllDocuments(read(path))[0]!.toJS() as { services: Record<string, { ports?: string[]; image?: string }> }).services;
+      const services = (
+        parseAllDocuments(read(path))[0]!.toJS() as {
+          services: Record<string, { ports?: string[]; image?: string }>;
+        }
+      ).services;
       for (const [name, service] of Object.entries(services)) {
-        if (service.ports) assert.ok(name.startsWith('mcpgate') || name === 'nginx' || name === 'lb', `${path}: ${name} is published`);
+        if (service.ports)
+          assert.ok(
+            name.startsWith('mcpgate') || name === 'nginx' || name === 'lb',
+            `${path}: ${name} is published`,
+          );
       }
     }
   });
