@@ -266,6 +266,40 @@ describe('proxy with an SDK-built upstream', () => {
       JSON.stringify({ status: ctx.status, out: ctx.bytesOut, d: ctx.decision, r: ctx.reason }),
     );
   });
+  it('closes the upstream GET stream at once when the client leaves, and ends the client stream when the upstream does', async () => {
+    const init = await fetch(gateway.mcpUrl, { method: 'POST', headers: HEADERS, body: INIT });
+    const sid = init.headers.get('mcp-session-id')!;
+    await init.text();
+    const controller = new AbortController();
+    const before = upstream.received.length;
+    const res = await fetch(gateway.mcpUrl, {
+      headers: { accept: 'text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' },
+      signal: controller.signal,
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'text/event-stream');
+    const record = await waitFor(
+      () => upstream.received.slice(before).find((r) => r.method === 'GET'),
+      3000,
+      'the GET to reach the upstream',
+    );
+    assert.equal(record.closedEarly, false);
+    controller.abort();
+    await waitFor(() => record.closedEarly || undefined, 2000, 'the upstream GET stream to be closed');
+
+    // The other way round: the upstream ends the session's stream (DELETE), the client's stream ends.
+    const again = await fetch(gateway.mcpUrl, {
+      headers: { accept: 'text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' },
+    });
+    assert.equal(again.status, 200);
+    const ended = again.text();
+    const del = await fetch(gateway.mcpUrl, {
+      method: 'DELETE',
+      headers: { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' },
+    });
+    assert.equal(del.status, 200);
+    await ended;
+  });
 });
 
 describe('proxy with server-everything (streamableHttp)', () => {
