@@ -136,9 +136,14 @@ export async function compare(
   });
 }
 
-export const cpuRow = (base: [string, Measured], got: [string, Measured]) =>
+/** CPU time per request of the two targets' processes: steadier than throughput on a shared machine. */
+export const cpuRow = (
+  base: [string, Measured],
+  got: [string, Measured],
+  metric = 'CPU time per request, 32 conns',
+) =>
   infoRow(
-    'CPU time per request, 32 conns',
+    metric,
     `${base[0]} ${us(base[1].cpu)}`,
     `${got[0]} ${us(got[1].cpu)}`,
     `${(got[1].cpu / base[1].cpu).toFixed(2)}×`,

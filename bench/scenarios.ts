@@ -98,11 +98,14 @@ const pipeline: Scenario = {
         auditLines > 0,
       ),
       throughputRow('audit: file vs /dev/null, 32 conns', ['/dev/null', n32.rps], ['file', f32.rps], 0.95),
+      cpuRow(['/dev/null', n32], ['file', f32], 'audit: CPU per request, file vs /dev/null'),
       throughputRow('auth: key vs unauthenticated, 32 conns', ['unauth', o32.rps], ['key', n32.rps]),
+      cpuRow(['unauth', o32], ['key', n32], 'auth: CPU per request, key vs unauthenticated'),
     ];
     if (r1 && r32) {
       rows.push(
         throughputRow('rate limit: redis vs memory, 32 conns', ['memory', n32.rps], ['redis', r32.rps]),
+        cpuRow(['memory', n32], ['redis', r32], 'rate limit: CPU per request (mcpgate), redis vs memory'),
         latencyRow('rate limit: redis vs memory, median 1 conn', ['memory', n1.p50], ['redis', r1.p50]),
       );
     } else {

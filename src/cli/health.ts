@@ -1,18 +1,20 @@
 /** `mcpgate health`: exits 0 when the gateway's /healthz answers 200 (a container HEALTHCHECK). */
 import type { Command } from 'commander';
-import { request } from 'undici';
 import type { CliIo } from './io.ts';
+import { parseListen } from '../config/schema.ts';
 
 export function registerHealth(program: Command, io: CliIo): void {
   program
     .command('health')
     .description('probe a running gateway (for container health checks)')
-    .option('--url <url>', 'URL to probe', 'http://127.0.0.1:8080/healthz')
+    .option('--url <url>', 'URL to probe (default: /healthz on $MCPGATE_LISTEN, else 127.0.0.1:8080)')
     .option('--timeout <ms>', 'time allowed', '2000')
-    .action(async (options: { url: string; timeout: string }) => {
+    .action(async (options: { url?: string; timeout: string }) => {
+      const url = options.url ?? defaultUrl(io.env.MCPGATE_LISTEN);
       try {
+        const { request } = await import('undici');
         const ms = Number(options.timeout);
-        const { statusCode, body } = await request(options.url, { headersTimeout: ms, bodyTimeout: ms });
+        const { statusCode, body } = await request(url, { headersTimeout: ms, bodyTimeout: ms });
         await body.dump();
         if (statusCode === 200) {
           io.stdout('ok\n');
@@ -25,4 +27,13 @@ export function registerHealth(program: Command, io: CliIo): void {
       }
       io.exit(1);
     });
+}
+
+/** The probe address for a listen address: a wildcard host is probed on loopback. */
+function defaultUrl(listen: string | undefined): string {
+  const address = listen ? parseListen(listen) : undefined;
+  if (!address) return 'http://127.0.0.1:8080/healthz';
+  const host =
+    address.host === '0.0.0.0' || address.host === '::' || address.host === '' ? '127.0.0.1' : address.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${address.port}/healthz`;
 }

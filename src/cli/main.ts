@@ -2,10 +2,11 @@
 import { buildProgram } from './program.ts';
 import { processIo } from './io.ts';
 
+// No top-level await: the single executable runs this as CommonJS.
 const io = processIo();
-try {
-  await buildProgram(io).parseAsync(process.argv);
-} catch (err) {
-  io.stderr(`mcpgate: ${(err as Error).message}\n`);
-  process.exitCode = 1;
-}
+buildProgram(io)
+  .parseAsync(process.argv)
+  .catch((err: unknown) => {
+    io.stderr(`mcpgate: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  });

@@ -2,9 +2,7 @@
 import type { Command } from 'commander';
 import type { CliIo } from './io.ts';
 import { configPath } from './config-path.ts';
-import { loadConfig, formatIssue } from '../config/load.ts';
-import { startRuntime } from '../server/runtime.ts';
-import { createLogger, isLogLevel, LOG_LEVELS } from '../log/logger.ts';
+import { isLogLevel, LOG_LEVELS } from '../log/levels.ts';
 import { VERSION } from '../version.ts';
 
 interface ServeOptions {
@@ -26,8 +24,14 @@ export function registerServe(program: Command, io: CliIo): void {
         io.exit(2);
         return;
       }
+      // Loaded here, not at start, so `mcpgate --version` and `keygen` start fast.
+      const [{ startRuntime }, { createLogger }] = await Promise.all([
+        import('../server/runtime.ts'),
+        import('../log/logger.ts'),
+      ]);
       const log = createLogger({ level: options.logLevel, pretty: process.stderr.isTTY === true });
       const path = configPath(options.config, io.env);
+      const { loadConfig, formatIssue } = await import('../config/load.ts');
       const { config, issues } = await loadConfig(path, io.env, io.now());
       for (const issue of issues) {
         if (issue.severity === 'warning') log.warn({ path: issue.path }, issue.message);

@@ -1,7 +1,6 @@
 /** `mcpgate validate`: every problem with its path (exit 1), or a one-line summary (exit 0). */
 import type { Command } from 'commander';
 import type { CliIo } from './io.ts';
-import { loadConfig, formatIssue } from '../config/load.ts';
 import { configPath } from './config-path.ts';
 
 export function registerValidate(program: Command, io: CliIo): void {
@@ -11,6 +10,7 @@ export function registerValidate(program: Command, io: CliIo): void {
     .option('-c, --config <path>', 'config file (default: $MCPGATE_CONFIG or ./mcpgate.yaml)')
     .action(async (options: { config?: string }) => {
       const path = configPath(options.config, io.env);
+      const { loadConfig, formatIssue } = await import('../config/load.ts');
       const { config, issues } = await loadConfig(path, io.env, io.now());
       for (const issue of issues)
         (issue.severity === 'error' ? io.stderr : io.stderr)(formatIssue(issue) + '\n');

@@ -11,20 +11,11 @@ import { pino } from 'pino';
 import type { Logger as PinoLogger } from 'pino';
 import { formatPretty } from './pretty.ts';
 
-export const LOG_LEVELS = Object.freeze([
-  'trace',
-  'debug',
-  'info',
-  'warn',
-  'error',
-  'fatal',
-  'silent',
-] as const);
-export type LogLevel = (typeof LOG_LEVELS)[number];
+import { isLogLevel } from './levels.ts';
+import type { LogLevel } from './levels.ts';
 
-export function isLogLevel(value: unknown): value is LogLevel {
-  return typeof value === 'string' && (LOG_LEVELS as readonly string[]).includes(value);
-}
+export { isLogLevel, LOG_LEVELS } from './levels.ts';
+export type { LogLevel } from './levels.ts';
 
 const SECRET_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key'];
 
