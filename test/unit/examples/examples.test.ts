@@ -28,17 +28,26 @@ describe('examples', () => {
   });
 
   it('the Kubernetes sidecar probes /healthz and /readyz and embeds a valid config', () => {
-    const docs = parseAllDocuments(read('kubernetes/sidecar.yaml')).map(
-      (d) => d.toJS() as Record<string, any>,
-    );
-    const deployment = docs.find((d) => d.kind === 'Deployment')!;
-    const gateway = deployment.spec.template.spec.containers.find(
-      (c: { name: string }) => c.name === 'mcpgate',
-    );
+    type Probe = { httpGet: { path: string } };
+    type Doc = {
+      kind: string;
+      spec: {
+        template: {
+          spec: {
+            containers: { name: string; livenessProbe: Probe; readinessProbe: Probe }[];
+            volumes: { secret: { secretName: string } }[];
+          };
+        };
+      };
+      data: Record<string, string>;
+    };
+    const docs = parseAllDocuments(read('kubernetes/sidecar.yaml')).map((d) => d.toJS() as Doc);
+    const pod = docs.find((d) => d.kind === 'Deployment')!.spec.template.spec;
+    const gateway = pod.containers.find((c) => c.name === 'mcpgate')!;
     assert.equal(gateway.livenessProbe.httpGet.path, '/healthz');
     assert.equal(gateway.readinessProbe.httpGet.path, '/readyz');
-    assert.equal(deployment.spec.template.spec.volumes[0].secret.secretName, 'mcpgate-config');
-    const config = docs.find((d) => d.kind === 'ConfigMap')!.data['mcpgate.yaml'] as string;
+    assert.equal(pod.volumes[0]!.secret.secretName, 'mcpgate-config');
+    const config = docs.find((d) => d.kind === 'ConfigMap')!.data['mcpgate.yaml']!;
     assert.deepEqual(errorsOf(config), []);
   });
 
