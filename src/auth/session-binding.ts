@@ -10,7 +10,7 @@
  * bindings without one MAC being replayable as another. Upstream ids are visible ASCII (no "\n"),
  * so the MAC input splits one way only.
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, timingSafeEqual } from 'node:crypto';
 import { GatewayError } from '../jsonrpc/errors.ts';
 import { isVisibleAscii } from './key-format.ts';
 
@@ -32,7 +32,8 @@ export function createSessionBinder(secret: Buffer): SessionBinder {
   if (!Buffer.isBuffer(secret) || secret.length < MIN_SESSION_SECRET_BYTES) {
     throw new TypeError(`the session secret must be at least ${MIN_SESSION_SECRET_BYTES} bytes`);
   }
-  const key = createHmac('sha256', secret).update(LABEL).digest();
+  // A KeyObject made once: createHmac with a raw Buffer would re-import the key on every call.
+  const key = createSecretKey(createHmac('sha256', secret).update(LABEL).digest());
 
   function mac(bindingId: string, upstreamId: string): string {
     const full = createHmac('sha256', key).update(bindingId).update('\n').update(upstreamId).digest();

@@ -145,7 +145,7 @@ export function createHandler(deps: HandlerDeps): Handler {
       },
       deps.staticHeaders,
     );
-    upstream.pool.dispatch(
+    (method === 'GET' ? upstream.streams : upstream.pool).dispatch(
       { origin: upstream.origin, path: upstream.path, method, headers, body: body ?? null },
       relay,
     );

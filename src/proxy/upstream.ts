@@ -8,7 +8,14 @@ export interface UpstreamOptions {
 }
 
 export interface Upstream {
+  /** Requests (POST, DELETE): at most `connections` keep-alive connections. */
   readonly pool: Pool;
+  /**
+   * GET streams get their own pool, without a cap: an idle stream holds its connection for as long
+   * as it is open, and streams must never use up the connections requests need. (Each key's open
+   * streams are capped by `max_streams`.)
+   */
+  readonly streams: Pool;
   readonly origin: string;
   /** Path (with query) of the upstream MCP endpoint; also the gateway's MCP path. */
   readonly path: string;
@@ -27,12 +34,23 @@ export function createUpstream(options: UpstreamOptions): Upstream {
     keepAliveTimeout: 10_000,
     connect: { timeout: Math.min(options.headersTimeoutMs, 10_000) },
   });
+  const streams = new Pool(url.origin, {
+    headersTimeout: options.headersTimeoutMs,
+    bodyTimeout: 0,
+    keepAliveTimeout: 10_000,
+    connect: { timeout: Math.min(options.headersTimeoutMs, 10_000) },
+  });
   return {
     pool,
+    streams,
     origin: url.origin,
     path: url.pathname + url.search,
     proto: url.protocol === 'https:' ? 'https' : 'http',
-    close: () => pool.close(),
-    destroy: () => pool.destroy(),
+    close: async () => {
+      await Promise.all([pool.close(), streams.close()]);
+    },
+    destroy: async () => {
+      await Promise.all([pool.destroy(), streams.destroy()]);
+    },
   };
 }

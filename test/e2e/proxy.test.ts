@@ -302,6 +302,45 @@ describe('proxy with an SDK-built upstream', () => {
   });
 });
 
+describe('idle GET streams', () => {
+  it('never use up the connections that requests need (a named regression: stream exhaustion)', async () => {
+    const upstream = await startSdkUpstream();
+    const gateway = await startTestGateway(open(upstream.url).replace('url:', 'connections: 2\n  url:'));
+    const controllers: AbortController[] = [];
+    try {
+      // More open streams than the request pool has connections.
+      for (let i = 0; i < 4; i++) {
+        const init = await fetch(gateway.mcpUrl, { method: 'POST', headers: HEADERS, body: INIT });
+        const sid = init.headers.get('mcp-session-id')!;
+        await init.text();
+        const controller = new AbortController();
+        controllers.push(controller);
+        const res = await fetch(gateway.mcpUrl, {
+          headers: {
+            accept: 'text/event-stream',
+            'mcp-session-id': sid,
+            'mcp-protocol-version': '2025-06-18',
+          },
+          signal: controller.signal,
+        });
+        assert.equal(res.status, 200);
+      }
+      const call = await fetch(gateway.mcpUrl, {
+        method: 'POST',
+        headers: HEADERS,
+        body: INIT,
+        signal: AbortSignal.timeout(3000),
+      });
+      assert.equal(call.status, 200);
+      await call.text();
+    } finally {
+      for (const c of controllers) c.abort();
+      await gateway.close(100);
+      await upstream.close();
+    }
+  });
+});
+
 describe('proxy with server-everything (streamableHttp)', () => {
   let everything: Everything;
   let gateway: TestGateway;
