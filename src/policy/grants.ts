@@ -5,6 +5,10 @@ export interface Grants {
   readonly tool: (name: string) => boolean;
   readonly prompt: (name: string) => boolean;
   readonly resource: (uri: string) => boolean;
+  /** Every tool (`allow` holds `*`): tools/list needs no filtering, so it streams untouched. */
+  readonly everyTool?: boolean;
+  /** Every prompt (`prompts` holds `*`). */
+  readonly everyPrompt?: boolean;
 }
 
 /** Everything allowed: only for `auth.allow_unauthenticated`. */
@@ -12,6 +16,8 @@ export const ALLOW_ALL: Grants = Object.freeze({
   tool: () => true,
   prompt: () => true,
   resource: () => true,
+  everyTool: true,
+  everyPrompt: true,
 });
 
 /** A key's lists as the config holds them (each defaults to `[]`: deny by default). */
@@ -27,5 +33,7 @@ export function compileGrants(key: GrantLists): Grants {
     tool: compileMatcher(key.allow),
     prompt: compileMatcher(key.prompts),
     resource: compileMatcher(key.resources),
+    everyTool: key.allow.includes('*'),
+    everyPrompt: key.prompts.includes('*'),
   });
 }

@@ -66,8 +66,15 @@ export function judge(
   switch (spec.rule) {
     case 'allow':
       return allow(method, id, undefined, undefined, undefined);
-    case 'list':
-      return allow(method, id, undefined, undefined, all ? undefined : spec.list);
+    case 'list': {
+      // Nothing to hide: the list streams through untouched (resources are still filtered, for
+      // their dot-segment rule).
+      const everything =
+        all ||
+        (spec.list === 'tools' && grants.everyTool === true) ||
+        (spec.list === 'prompts' && grants.everyPrompt === true);
+      return allow(method, id, undefined, undefined, everything ? undefined : spec.list);
+    }
     case 'server-only':
       return deny(method, id, 'ERR_METHOD_DENIED', 'Method not found', undefined, undefined, params);
     case 'tool': {
