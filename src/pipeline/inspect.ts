@@ -22,12 +22,21 @@ export interface InspectOptions extends JudgeOptions {
   readonly tasks: TaskOwnership;
   /** Told each tool name an upstream tools/list carries (bounded metric labels). */
   readonly learnTool?: (name: string) => void;
+  /** Monotonic ms: an unfiltered tools/list is read for names at most once per LEARN_EVERY_MS. */
+  readonly now?: () => number;
 }
+
+/**
+ * A tools/list a key may see whole streams untouched; to still learn the upstream's tool names for
+ * metric labels, one such list is read (not changed) at most this often.
+ */
+export const LEARN_EVERY_MS = 60_000;
 
 const BATCH_REFUSED = new GatewayError('ERR_BATCH_DENIED');
 
 export function createInspect(options: InspectOptions): InspectStep {
-  const { tasks, learnTool } = options;
+  const { tasks, learnTool, now } = options;
+  let learnedAt = -Infinity;
   return function inspect(ctx, body) {
     const parsed = parseBody(body, KNOWN_METHODS);
     const { messages, batch } = parsed;
@@ -61,6 +70,16 @@ export function createInspect(options: InspectOptions): InspectStep {
       }
       if (id !== null && (verdict.filter !== undefined || verdict.recordTask)) {
         (plan ??= new Map()).set(id, verdict.filter ?? 'task');
+      } else if (
+        id !== null &&
+        learnTool &&
+        now &&
+        verdict.record.rpc_method === 'tools/list' &&
+        now() - learnedAt >= LEARN_EVERY_MS
+      ) {
+        // Read (a filter that keeps everything) only to learn the names; the bytes pass as they are.
+        learnedAt = now();
+        (plan ??= new Map()).set(id, 'tools');
       }
     }
     if (denied !== undefined) {

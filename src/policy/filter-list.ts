@@ -6,6 +6,8 @@
  * the next page, as it would after any page). Fail closed: an entry that is not an object with a
  * string name/uri/taskId is dropped, and a list field that is not an array becomes empty.
  */
+import { filterListFast } from './fast-list.ts';
+import type { FastListOptions } from './fast-list.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
 import type { JsonRpcId } from '../jsonrpc/message.ts';
 import type { ResponseRewrite } from '../proxy/relay.ts';
@@ -89,8 +91,10 @@ function applyPlan(
     if (taskId !== undefined && tasks !== undefined) tasks.record(taskId);
     return undefined;
   }
-  const filtered = filterListResult(action, message.result, grants, tasks, learn);
-  return filtered === message.result ? undefined : { ...message, result: filtered };
+  // Always re-serialised, even when nothing was removed: the raw bytes may hold what JSON.parse
+  // did not keep (a duplicate key, first-wins parsers read differently), and the client must get
+  // exactly the list that was judged.
+  return { ...message, result: filterListResult(action, message.result, grants, tasks, learn) };
 }
 
 /**
@@ -105,6 +109,8 @@ export function filterJsonResponseBody(
   tasks?: TaskScope,
   learn?: (toolName: string) => void,
 ): Buffer {
+  const fast = filterListFast(body, fastOptions(plan, grants, learn));
+  if (fast !== undefined) return fast;
   let value: unknown;
   try {
     value = JSON.parse(body.toString('utf8'));
@@ -137,6 +143,11 @@ export function rewriteEventData(
   tasks?: TaskScope,
   learn?: (toolName: string) => void,
 ): string | undefined {
+  if (data.length > FAST_PATH_MIN_CHARS) {
+    const bytes = Buffer.from(data);
+    const fast = filterListFast(bytes, fastOptions(plan, grants, learn));
+    if (fast !== undefined) return fast === bytes ? undefined : fast.toString('utf8');
+  }
   let value: unknown;
   try {
     value = JSON.parse(data);
@@ -155,6 +166,21 @@ export function rewriteEventData(
   }
   const replaced = applyPlan(value, plan, grants, tasks, learn);
   return replaced === undefined ? undefined : JSON.stringify(replaced);
+}
+
+/** Below this, parsing is as cheap as scanning (and progress events stay on the simple path). */
+const FAST_PATH_MIN_CHARS = 4096;
+
+function fastOptions(
+  plan: ResponsePlan,
+  grants: Grants,
+  learn: ((toolName: string) => void) | undefined,
+): FastListOptions {
+  return {
+    kindFor: (id) => plan.get(id),
+    keep: (kind, name) => (kind === 'tools' ? grants.tool(name) : grants.prompt(name)),
+    learn,
+  };
 }
 
 /** The relay's rewrite for a response to requests with a plan (see proxy/relay.ts). */

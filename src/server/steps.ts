@@ -60,7 +60,7 @@ export async function createSteps(config: Config, deps: GatewayDeps): Promise<St
   const inspect: InspectStep = createInspect({
     unknownMethods: config.policy.unknown_methods,
     tasks,
-    ...(learnTool ? { learnTool } : {}),
+    ...(learnTool ? { learnTool, now: deps.clock.mono } : {}),
   });
   return { authenticate, sessions, inspect, rateLimit, close: () => store.close() };
 }

@@ -1,0 +1,129 @@
+/** The list fast path filters exactly as the parsed path does, or steps aside. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { filterListFast } from '../../../src/policy/fast-list.ts';
+import type { FastListOptions } from '../../../src/policy/fast-list.ts';
+import { filterJsonResponseBody, filterListResult } from '../../../src/policy/filter-list.ts';
+import { compileGrants } from '../../../src/policy/grants.ts';
+
+const grants = compileGrants({ allow: ['echo', 'search_*'], prompts: ['greet'], resources: [] });
+const options = (kinds: Record<string, string> = { '1': 'tools' }): FastListOptions => ({
+  kindFor: (id) => kinds[String(id)],
+  keep: (kind, name) => (kind === 'tools' ? grants.tool(name) : grants.prompt(name)),
+});
+const fast = (text: string, kinds?: Record<string, string>) =>
+  filterListFast(Buffer.from(text), options(kinds));
+
+describe('list fast path', () => {
+  it('keeps the allowed entries byte for byte and everything else in the result', () => {
+    const body = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      result: {
+        tools: [
+          {
+            name: 'echo',
+            inputSchema: { type: 'object', properties: { s: { type: 'string', default: '}]"\\' } } },
+          },
+          { name: 'rm_rf', description: '{"name":"echo"}' },
+          { name: 'search_web' },
+        ],
+        nextCursor: 'abc',
+      },
+    });
+    const out = fast(body);
+    assert.ok(out);
+    const parsed = JSON.parse(out.toString()) as {
+      result: { tools: { name: string }[]; nextCursor: string };
+    };
+    assert.deepEqual(
+      parsed.result.tools.map((t) => t.name),
+      ['echo', 'search_web'],
+    );
+    assert.equal(parsed.result.nextCursor, 'abc');
+  });
+
+  it('returns the very same bytes when nothing has to go, or when the id is not planned', () => {
+    const all = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools: [{ name: 'echo' }] } }));
+    assert.equal(filterListFast(all, options()), all);
+    const other = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 2, result: { tools: [{ name: 'x' }] } }));
+    assert.equal(filterListFast(other, options()), other);
+  });
+
+  for (const [name, text] of [
+    [
+      'a key written with escapes (\\u0074ools)',
+      '{"jsonrpc":"2.0","id":1,"result":{"\\u0074ools":[{"name":"rm_rf"}],"tools":[]}}',
+    ],
+    ['a duplicated tools key', '{"jsonrpc":"2.0","id":1,"result":{"tools":[],"tools":[{"name":"rm_rf"}]}}'],
+    [
+      'a duplicated result key',
+      '{"jsonrpc":"2.0","id":1,"result":{"tools":[]},"result":{"tools":[{"name":"rm_rf"}]}}',
+    ],
+    ['a duplicated name key', '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo","name":"rm_rf"}]}}'],
+    [
+      'an escaped name key',
+      '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo","na\\u006de":"rm_rf"}]}}',
+    ],
+    ['a batch', '[{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"rm_rf"}]}}]'],
+    ['mismatched brackets', '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"rm_rf"]}]}}'],
+    ['trailing bytes', '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"rm_rf"}]}} x'],
+    ['tools that is not an array', '{"jsonrpc":"2.0","id":1,"result":{"tools":{"name":"rm_rf"}}}'],
+    [
+      'a control character in a string',
+      '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"rm\u0001rf"}]}}',
+    ],
+  ] as const) {
+    it(`steps aside for ${name}, and the parsed path hides what must be hidden`, () => {
+      assert.equal(fast(text), undefined);
+      let out: string;
+      try {
+        out = filterJsonResponseBody(Buffer.from(text), new Map([[1, 'tools']]), grants).toString();
+      } catch {
+        return; // not JSON: refused (502), never passed on
+      }
+      assert.doesNotMatch(out, /rm_rf/);
+    });
+  }
+
+  it('decodes escaped names the way JSON.parse does', () => {
+    const out = fast(
+      '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"\\u0065cho"},{"name":"ech\\u006f2"}]}}',
+    );
+    assert.ok(out);
+    assert.deepEqual(JSON.parse(out.toString()).result.tools, [{ name: 'echo' }]);
+  });
+
+  it('agrees with the parsed path on random lists (property)', () => {
+    const name = fc.oneof(
+      fc.constantFrom('echo', 'search_web', 'search_', 'rm_rf', 'greet', 'ECHO', 'echo ', 'é', '\u2028'),
+      fc.string({ maxLength: 12 }),
+    );
+    const junk = fc.jsonValue({ maxDepth: 3 });
+    const entry = fc.oneof(
+      fc.record({ name, extra: junk }, { requiredKeys: ['name'] }),
+      fc.record({ title: fc.string() }),
+      fc.integer(),
+      fc.constant(null),
+      fc.record({ name: fc.integer() }),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(entry, { maxLength: 30 }),
+        fc.constantFrom('tools', 'prompts'),
+        fc.constantFrom(undefined, 0, 2),
+        junk,
+        (list, kind, indent, cursor) => {
+          const message = { jsonrpc: '2.0', id: 1, result: { [kind]: list, nextCursor: cursor } };
+          const text = JSON.stringify(message, null, indent);
+          const out = fast(text, { '1': kind });
+          if (out === undefined) return;
+          const expected = filterListResult(kind, JSON.parse(text).result, grants);
+          assert.deepEqual(JSON.parse(out.toString()).result, JSON.parse(JSON.stringify(expected)));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
