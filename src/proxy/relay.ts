@@ -43,6 +43,10 @@ export class Relay implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | undefined;
   private timer: NodeJS.Timeout | undefined;
   private sse = false;
+  /** Content-Length of a plain response, while its body may still arrive as one chunk. */
+  private wholeLength = -1;
+  /** That one chunk, written with the end of the response (headers and body in one write). */
+  private whole: Buffer | undefined;
   /** True while the last bytes written end an SSE event (a keepalive may be inserted then). */
   private atBoundary = true;
   private held: Buffer[] | undefined;
@@ -79,6 +83,10 @@ export class Relay implements Dispatcher.DispatchHandler {
     const headers = clientResponseHeaders(upstreamHeaders);
     const contentType = upstreamHeaders['content-type'];
     this.sse = isEventStream(contentType);
+    if (!this.sse) {
+      const length = upstreamHeaders['content-length'];
+      if (typeof length === 'string' && length.length < 8) this.wholeLength = Number(length);
+    }
     const rewrite = this.options.rewrite;
     if (rewrite !== undefined) {
       // A response a rule must read is filtered whatever its status; one that cannot be read
@@ -138,6 +146,16 @@ export class Relay implements Dispatcher.DispatchHandler {
       for (const out of this.sseRewriter.push(chunk)) this.write(controller, out);
       return;
     }
+    if (this.whole === undefined && chunk.length === this.wholeLength) {
+      // The whole body in one chunk (small JSON answers): end() sends it with the headers.
+      this.whole = chunk;
+      return;
+    }
+    if (this.whole !== undefined) {
+      this.write(controller, this.whole);
+      this.whole = undefined;
+    }
+    this.wholeLength = -1;
     this.write(controller, chunk);
   }
 
@@ -159,7 +177,10 @@ export class Relay implements Dispatcher.DispatchHandler {
         this.res.end(body);
       } else {
         if (this.sseRewriter) for (const out of this.sseRewriter.end()) this.write(undefined, out);
-        this.res.end();
+        if (this.whole !== undefined) {
+          this.options.hooks.onBytes(this.whole.length);
+          this.res.end(this.whole);
+        } else this.res.end();
       }
     }
     this.finish(undefined);
