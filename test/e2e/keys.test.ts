@@ -8,8 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +26,7 @@ import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { runCli } from '../helpers/cli.ts';
 import { waitFor } from '../helpers/net.ts';
+import { rawHttp } from '../helpers/net.ts';
 
 const newKey = () => mintKey(randomBytes(32));
 const KEYS = { alice: newKey(), bob: newKey(), off: newKey(), old: newKey() };
@@ -99,21 +99,7 @@ async function viaFetch(url: string, init: RequestInit): Promise<Answer> {
   return { status: res.status, headers, body: await res.text() };
 }
 
-/** node:http with headers as a flat array, so a header can be sent twice (Host is then ours to send). */
-function viaHttp(url: string, method: string, headers: string[], body?: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method, headers: ['Host', new URL(url).host, ...headers], agent: false });
-    req.on('error', reject);
-    req.on('response', (res: IncomingMessage) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
-      res.on('error', reject);
-    });
-    req.end(body);
-  });
-}
+const viaHttp = rawHttp;
 
 /** Raw bytes on a socket: for headers no HTTP client will send. Reads until the server closes. */
 function viaSocket(url: string, bytes: Buffer): Promise<Answer> {

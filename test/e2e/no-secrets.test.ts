@@ -30,6 +30,7 @@ import type { SdkUpstream } from '../helpers/sdk-upstream.ts';
 import { runCli, startServe } from '../helpers/cli.ts';
 import type { ServeProcess } from '../helpers/cli.ts';
 import { waitFor } from '../helpers/net.ts';
+import { rawHttp } from '../helpers/net.ts';
 
 const PROTOCOL = '2025-06-18';
 const hex = (n: number) => randomBytes(n).toString('hex');
@@ -81,25 +82,8 @@ interface Answer {
   readonly body: string;
 }
 
-/** node:http with headers as a flat array: odd spellings and repeated headers go out as written. */
-function raw(url: string, method: string, headers: string[], body?: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, {
-      method,
-      headers: ['Host', new URL(url).host, 'User-Agent', 'no-secrets-e2e', ...headers],
-      agent: false,
-    });
-    req.on('error', reject);
-    req.on('response', (res: IncomingMessage) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
-      res.on('error', reject);
-    });
-    req.end(body);
-  });
-}
+const raw = (url: string, method: string, headers: string[], body?: string) =>
+  rawHttp(url, method, ['User-Agent', 'no-secrets-e2e', ...headers], body);
 
 const rpc = (id: number | string, method: string, params?: unknown) =>
   JSON.stringify(

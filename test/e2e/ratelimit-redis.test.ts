@@ -15,7 +15,7 @@ import { sha256Hex } from '../../src/auth/key-hash.ts';
 import type { RequestContext } from '../../src/pipeline/context.ts';
 import { startRedisServer } from '../helpers/redis-server.ts';
 import type { RedisServer } from '../helpers/redis-server.ts';
-import { startSdkUpstream } from '../helpers/sdk-upstream.ts';
+import { startSdkUpstream, receivedWith } from '../helpers/sdk-upstream.ts';
 import type { SdkUpstream } from '../helpers/sdk-upstream.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
@@ -96,17 +96,6 @@ async function untilPasses(url: string, key: TestKey, what: string, timeoutMs = 
     timeoutMs,
     what,
   );
-}
-
-/** Number of JSON-RPC messages the upstream received whose serialisation contains `marker`. */
-function receivedWith(upstream: SdkUpstream, marker: string): number {
-  let n = 0;
-  for (const r of upstream.received) {
-    if (r.method !== 'POST' || !r.body) continue;
-    const parsed = JSON.parse(r.body) as unknown;
-    for (const m of Array.isArray(parsed) ? parsed : [parsed]) if (JSON.stringify(m).includes(marker)) n++;
-  }
-  return n;
 }
 
 function recordOf(gateway: TestGateway, id: string): Promise<RequestContext> {

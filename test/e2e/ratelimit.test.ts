@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { sha256Hex } from '../../src/auth/key-hash.ts';
-import { startSdkUpstream } from '../helpers/sdk-upstream.ts';
+import { startSdkUpstream, receivedWith } from '../helpers/sdk-upstream.ts';
 import type { SdkUpstream } from '../helpers/sdk-upstream.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
@@ -73,17 +73,6 @@ function post(
     headers: { ...HEADERS, authorization: `Bearer ${key.secret}`, ...headers },
     body: JSON.stringify(body),
   });
-}
-
-/** Number of JSON-RPC messages the upstream received whose serialisation contains `marker`. */
-function receivedWith(upstream: SdkUpstream, marker: string): number {
-  let n = 0;
-  for (const r of upstream.received) {
-    if (r.method !== 'POST' || !r.body) continue;
-    const parsed = JSON.parse(r.body) as unknown;
-    for (const m of Array.isArray(parsed) ? parsed : [parsed]) if (JSON.stringify(m).includes(marker)) n++;
-  }
-  return n;
 }
 
 interface RpcError {

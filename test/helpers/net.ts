@@ -1,6 +1,8 @@
 /** Loopback helpers for tests: a free port, and waiting for a condition. */
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { request as httpRequest } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 
 export async function freePort(): Promise<number> {
   const server = createServer();
@@ -22,4 +24,29 @@ export async function waitFor<T>(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+export interface RawAnswer {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+}
+
+/**
+ * node:http with headers as a flat array, so odd spellings and repeated headers go out exactly as
+ * written (Host is added first, since Node then sends none of its own).
+ */
+export function rawHttp(url: string, method: string, headers: string[], body?: string): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method, headers: ['Host', new URL(url).host, ...headers], agent: false });
+    req.on('error', reject);
+    req.on('response', (res: IncomingMessage) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+      res.on('error', reject);
+    });
+    req.end(body);
+  });
 }

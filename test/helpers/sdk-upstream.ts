@@ -283,3 +283,14 @@ export async function startSdkUpstream(options: UpstreamOptions = {}): Promise<S
     },
   };
 }
+
+/** How many JSON-RPC messages the upstream received whose JSON contains `marker`. */
+export function receivedWith(upstream: SdkUpstream, marker: string): number {
+  let n = 0;
+  for (const r of upstream.received) {
+    if (r.method !== 'POST' || !r.body) continue;
+    const parsed = JSON.parse(r.body) as unknown;
+    for (const m of Array.isArray(parsed) ? parsed : [parsed]) if (JSON.stringify(m).includes(marker)) n++;
+  }
+  return n;
+}
