@@ -8,12 +8,28 @@ import type { SessionBinder } from '../auth/session-binding.ts';
 import { sessionTag } from '../auth/session-binding.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
 
+/** Verified (principal, session id) pairs remembered, so a session's requests skip the HMAC. */
+export const VERIFIED_CACHE_SIZE = 10_000;
+
 export function createSessionStep(binder: SessionBinder): SessionStep {
+  // Only successes are cached (a forged id is recomputed every time, never remembered), keyed by
+  // the principal and the exact id, and the map is cleared when full: bounded, no eviction order.
+  const verified = new Map<string, { upstreamId: string; tag: string }>();
   return {
     inbound(ctx, clientSessionId) {
-      ctx.session = sessionTag(clientSessionId);
       const bindingId = ctx.principal?.bindingId;
+      const cacheKey = bindingId === undefined ? undefined : `${bindingId}\n${clientSessionId}`;
+      const hit = cacheKey === undefined ? undefined : verified.get(cacheKey);
+      if (hit !== undefined) {
+        ctx.session = hit.tag;
+        return hit.upstreamId;
+      }
+      ctx.session = sessionTag(clientSessionId);
       const upstreamId = bindingId === undefined ? undefined : binder.unwrap(clientSessionId, bindingId);
+      if (upstreamId !== undefined && cacheKey !== undefined) {
+        if (verified.size >= VERIFIED_CACHE_SIZE) verified.clear();
+        verified.set(cacheKey, { upstreamId, tag: ctx.session });
+      }
       if (upstreamId === undefined) {
         ctx.reason = 'ERR_SESSION_NOT_FOUND';
         throw new GatewayError('ERR_SESSION_NOT_FOUND');

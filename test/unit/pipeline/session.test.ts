@@ -1,0 +1,42 @@
+/** The session step: bound ids verified once and remembered, never for another principal. */
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSessionBinder } from '../../../src/auth/session-binding.ts';
+import { createSessionStep } from '../../../src/pipeline/session.ts';
+import type { RequestContext } from '../../../src/pipeline/context.ts';
+import { isGatewayError } from '../../../src/jsonrpc/errors.ts';
+
+const ctxFor = (bindingId: string) =>
+  ({ principal: { bindingId }, session: undefined, reason: undefined }) as unknown as RequestContext;
+
+it('answers a remembered id like a verified one, and never lets another principal or a forgery through', () => {
+  let macs = 0;
+  const binder = createSessionBinder(Buffer.alloc(32, 7));
+  const counting = {
+    wrap: binder.wrap,
+    unwrap: (id: string, who: string) => {
+      macs++;
+      return binder.unwrap(id, who);
+    },
+  };
+  const step = createSessionStep(counting);
+  const alice = ctxFor('k:alice');
+  const clientId = step.outbound(alice, 'upstream-1');
+  assert.equal(step.inbound(ctxFor('k:alice'), clientId), 'upstream-1');
+  const again = ctxFor('k:alice');
+  assert.equal(step.inbound(again, clientId), 'upstream-1');
+  assert.equal(macs, 1, 'the second request was answered from the cache');
+  assert.equal(again.session, alice.session, 'the same audit tag');
+  for (const [who, id] of [
+    ['k:bob', clientId],
+    ['k:alice', clientId.slice(0, -1) + (clientId.endsWith('A') ? 'B' : 'A')],
+    ['k:alice', 'upstream-1'],
+  ] as const) {
+    const ctx = ctxFor(who);
+    assert.throws(
+      () => step.inbound(ctx, id),
+      (err) => isGatewayError(err) && err.code === 'ERR_SESSION_NOT_FOUND',
+    );
+    assert.equal(ctx.reason, 'ERR_SESSION_NOT_FOUND');
+  }
+});
