@@ -66,8 +66,8 @@ export const idleStreams: Scenario = {
     'Each stream is its own session (initialize, then GET /mcp) on its own socket. RSS is read from ' +
     '/proc before opening the streams and one second after; the origin holds the same streams ' +
     'upstream and is the memory baseline. tools/call is then measured with the streams open, and ' +
-    'again after they are closed. `upstream.connections` is raised to streams + 64: every open GET ' +
-    'stream holds one upstream connection of the pool.',
+    'again after they are closed, with the default `upstream.connections`: GET streams have their own ' +
+    'upstream pool, so open streams never take the connections requests need.',
   async run(ctx) {
     const n = ctx.streams;
     const key = await ctx.key('bench');
@@ -76,7 +76,7 @@ export const idleStreams: Scenario = {
     const config = pipelineConfig(ctx, [keyEntry(key, ['*'], n * 2)], '/dev/null');
     const gw = await ctx.gateway('idle-streams', {
       ...config,
-      upstream: { url: originUrl, connections: n + 64 },
+      upstream: { url: originUrl },
     });
     const g = await via(gw, 'mcpgate', key);
     await checkCall(g);
