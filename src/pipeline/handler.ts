@@ -29,6 +29,8 @@ export interface HandlerDeps {
   readonly authenticate: AuthenticateStep;
   readonly sessions: SessionStep | undefined;
   readonly inspect: InspectStep;
+  /** The rewrite for a GET stream (a resuming GET replays responses, lists included). */
+  readonly guardStream: (ctx: RequestContext) => ResponseRewrite | undefined;
   readonly rateLimit: RateLimitStep;
   readonly observer: Observer;
   readonly clock: Clock;
@@ -97,6 +99,7 @@ export function createHandler(deps: HandlerDeps): Handler {
       body = inspection.bytes;
       rewrite = inspection.rewrite;
     } else if (method === 'GET') {
+      rewrite = deps.guardStream(ctx);
       relayRef.release = deps.rateLimit.openStream(ctx);
       streams.add(ctx);
       observer.streamOpened();

@@ -7,6 +7,7 @@
  * string name/uri/taskId is dropped, and a list field that is not an array becomes empty.
  */
 import { filterListFast } from './fast-list.ts';
+import { UNREADABLE } from './unreadable.ts';
 import type { FastListOptions } from './fast-list.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
 import type { JsonRpcId } from '../jsonrpc/message.ts';
@@ -152,7 +153,9 @@ export function rewriteEventData(
   try {
     value = JSON.parse(data);
   } catch {
-    return undefined;
+    // Data that is not JSON is not a JSON-RPC message and passes; but something that looks like a
+    // response and cannot be read is not passed on (a looser client parser might read a list).
+    return data.includes('"result"') ? UNREADABLE : undefined;
   }
   if (Array.isArray(value)) {
     let changed = false;

@@ -57,6 +57,7 @@ export async function startGateway(
     authenticate: steps.authenticate,
     sessions: steps.sessions,
     inspect: steps.inspect,
+    guardStream: steps.guardStream,
     rateLimit: steps.rateLimit,
     observer: deps.observer,
     clock: deps.clock,

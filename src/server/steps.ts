@@ -16,6 +16,9 @@ import { createRateLimit } from '../pipeline/rate-limit.ts';
 import { createInspect } from '../pipeline/inspect.ts';
 import type { Principal } from '../auth/principal.ts';
 import { TaskOwnership } from '../policy/tasks.ts';
+import { createReplayGuard } from '../policy/replay-guard.ts';
+import type { ResponseRewrite } from '../proxy/relay.ts';
+import type { RequestContext } from '../pipeline/context.ts';
 
 /** How long start-up waits for the Redis store before serving. */
 const STORE_READY_WAIT_MS = 2000;
@@ -24,6 +27,7 @@ export interface Steps {
   readonly authenticate: AuthenticateStep;
   readonly sessions: SessionStep | undefined;
   readonly inspect: InspectStep;
+  readonly guardStream: (ctx: RequestContext) => ResponseRewrite | undefined;
   readonly rateLimit: RateLimitStep;
   close(): Promise<void>;
 }
@@ -62,7 +66,12 @@ export async function createSteps(config: Config, deps: GatewayDeps): Promise<St
     tasks,
     ...(learnTool ? { learnTool, now: deps.clock.mono } : {}),
   });
-  return { authenticate, sessions, inspect, rateLimit, close: () => store.close() };
+  const guardStream = (ctx: RequestContext): ResponseRewrite | undefined => {
+    const principal = ctx.principal;
+    if (principal === undefined || principal.grants === ALLOW_ALL) return undefined;
+    return createReplayGuard(principal.grants, tasks.scope(principal.bindingId));
+  };
+  return { authenticate, sessions, inspect, guardStream, rateLimit, close: () => store.close() };
 }
 
 function createAuthentication(config: Config, deps: GatewayDeps): AuthenticateStep {

@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { EventStore } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { InMemoryEventStore } from '@modelcontextprotocol/sdk/examples/shared/inMemoryEventStore.js';
 import {
   CallToolRequestSchema,
   CreateMessageResultSchema,
@@ -43,6 +44,8 @@ export interface UpstreamOptions {
    * client first gets the SDK's priming event (`id:`, `retry:`, empty `data:`).
    */
   readonly eventIds?: boolean;
+  /** A real event store: a GET with `Last-Event-ID` replays the events of a cut stream. */
+  readonly replay?: boolean;
   /**
    * Adds a tool `announce`: it appends the tools named in `arguments.add` (strings) to this
    * server's list and sends `notifications/tools/list_changed`, on the call's own stream when
@@ -223,6 +226,7 @@ export async function startSdkUpstream(options: UpstreamOptions = {}): Promise<S
           sessionIdGenerator: undefined,
           enableJsonResponse: options.jsonResponse ?? false,
           ...(options.eventIds ? { eventStore: idOnlyEventStore(), retryInterval: 1000 } : {}),
+          ...(options.replay ? { eventStore: new InMemoryEventStore() } : {}),
         });
         const server = buildServer(options);
         await server.connect(transport);
@@ -247,6 +251,7 @@ export async function startSdkUpstream(options: UpstreamOptions = {}): Promise<S
           sessionIdGenerator: () => randomUUID(),
           enableJsonResponse: options.jsonResponse ?? false,
           ...(options.eventIds ? { eventStore: idOnlyEventStore(), retryInterval: 1000 } : {}),
+          ...(options.replay ? { eventStore: new InMemoryEventStore() } : {}),
           onsessioninitialized: (id) => void sessions.set(id, created),
         });
         created.onclose = () => {
