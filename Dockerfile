@@ -22,7 +22,8 @@ LABEL org.opencontainers.image.title="mcpgate" \
 COPY --from=build /src/dist/mcpgate /usr/local/bin/mcpgate
 ENV MCPGATE_CONFIG=/etc/mcpgate/config.yaml \
     MCPGATE_LISTEN=0.0.0.0:8080
-USER nonroot:nonroot
+# Numeric, so Kubernetes' runAsNonRoot can verify it (distroless's nonroot user is 65532).
+USER 65532:65532
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD ["/usr/local/bin/mcpgate", "health"]

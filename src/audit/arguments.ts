@@ -37,11 +37,20 @@ export function createArgumentSanitizer(
   redact: Iterable<string>,
   limits: ArgumentLimits = DEFAULT_ARGUMENT_LIMITS,
 ): SanitizeArguments {
-  const names = new Set<string>();
+  // A field is redacted when its name contains a configured name, case-insensitively and ignoring
+  // `-` and `_`: `token` covers access_token and refreshToken, `apikey` covers api_key and X-API-Key.
+  // Redacting too much is the safe side.
+  const needles: string[] = [];
   for (const name of redact) {
     if (typeof name !== 'string') throw new TypeError('redact entries must be strings');
-    names.add(name.toLowerCase());
+    const needle = normalizeName(name);
+    if (needle !== '') needles.push(needle);
   }
+  const isSecret = (key: string): boolean => {
+    const normal = normalizeName(key);
+    for (const needle of needles) if (normal.includes(needle)) return true;
+    return false;
+  };
   const { maxDepth, maxString, maxEntries } = limits;
 
   function clipString(s: string, budget: Budget): string {
@@ -99,7 +108,7 @@ export function createArgumentSanitizer(
       const name = key.length > 128 ? key.slice(0, 128) + '…' : key;
       budget.left -= name.length + 3;
       let item: unknown;
-      if (names.has(key.toLowerCase())) {
+      if (isSecret(key)) {
         item = REDACTED;
         budget.left -= REDACTED.length + 2;
       } else {
@@ -115,4 +124,8 @@ export function createArgumentSanitizer(
   }
 
   return (value, budget) => copy(value, 0, budget);
+}
+
+function normalizeName(name: string): string {
+  return name.toLowerCase().replace(/[-_\s]/g, '');
 }

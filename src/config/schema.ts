@@ -177,7 +177,7 @@ const auth = object(
       { default: false },
     ),
   },
-  'Authentication settings shared by API keys and OAuth.',
+  'Authentication settings.',
 );
 
 const policy = object(
@@ -193,9 +193,23 @@ const audit = object(
     log_arguments: boolean('Add tool arguments to the audit line (redacted fields below).', {
       default: false,
     }),
-    redact: array(string('A field name.'), 'Argument field names replaced by `[redacted]`.', {
-      default: ['password', 'token', 'secret', 'api_key', 'apiKey', 'authorization'],
-    }),
+    redact: array(
+      string('A field name.'),
+      'Argument fields whose name contains one of these (any case, ignoring `-` and `_`) are replaced by `[redacted]`, at any depth.',
+      {
+        default: [
+          'password',
+          'passwd',
+          'token',
+          'secret',
+          'apikey',
+          'authorization',
+          'credential',
+          'privatekey',
+          'cookie',
+        ],
+      },
+    ),
   },
   'The audit log: one JSON line per request.',
 );

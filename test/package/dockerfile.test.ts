@@ -156,7 +156,8 @@ test('runs as non-root, listens on 0.0.0.0:8080, reads /etc/mcpgate/config.yaml,
   assert.ok(runtime);
   const user = one(runtime, 'USER').args;
   assert.doesNotMatch(user, /^(root|0)(:|$)/);
-  assert.equal(user, 'nonroot:nonroot');
+  // Numeric, so Kubernetes' runAsNonRoot can verify it (distroless nonroot is 65532).
+  assert.equal(user, '65532:65532');
   assert.equal(one(runtime, 'EXPOSE').args, '8080');
   const env = pairs(
     all(runtime, 'ENV')

@@ -91,6 +91,10 @@ test('release.yml: builds the executable natively on linux x64 and arm64, with p
   const runs = j.steps.map((s) => s.run ?? '');
   const ci = runs.indexOf('npm ci');
   const build = runs.indexOf('npm run build:bin');
+  assert.ok(
+    runs.some((r) => r.includes('install -y redis-server')),
+    'redis-server for the tests',
+  );
   assert.ok(ci >= 0 && build > ci, 'npm ci then npm run build:bin');
   assert.ok(
     runs.some((r) => r.includes('--version') && r.includes('GITHUB_REF_NAME')),
@@ -139,7 +143,8 @@ test('ci.yml: runs the whole test suite on both architectures', () => {
   assert.deepEqual(j.strategy?.matrix.runner, ['ubuntu-24.04', 'ubuntu-24.04-arm']);
   assert.deepEqual(
     j.steps.filter((s) => s.run).map((s) => s.run),
-    ['npm ci', 'npm test'],
+    // The rate-limit tests start a real redis-server, which GitHub's runners do not have.
+    ['sudo apt-get update && sudo apt-get install -y redis-server', 'npm ci', 'npm test'],
   );
 });
 

@@ -6,7 +6,7 @@ import { createArgumentSanitizer, REDACTED, TRUNCATED } from '../../../src/audit
 const limits = { maxDepth: 3, maxString: 10, maxEntries: 3, budget: 1000 };
 
 describe('argument sanitizer', () => {
-  it('redacts configured names at any depth, case-insensitively, whatever the value', () => {
+  it('redacts names containing a configured name at any depth, in any case, ignoring - and _', () => {
     const sanitize = createArgumentSanitizer(['Password', 'api_key']);
     assert.deepEqual(
       sanitize(
@@ -14,7 +14,10 @@ describe('argument sanitizer', () => {
           password: 'p',
           a: [{ API_KEY: { deep: 'x' } }],
           b: { c: { d: { pAsSwOrD: 1 } } },
-          passwords: 'kept',
+          passwords: 'p2',
+          'x-api-key': 'k',
+          apiKeyId: 'k2',
+          note: 'kept',
         },
         { left: 10_000 },
       ),
@@ -22,7 +25,10 @@ describe('argument sanitizer', () => {
         password: REDACTED,
         a: [{ API_KEY: REDACTED }],
         b: { c: { d: { pAsSwOrD: REDACTED } } },
-        passwords: 'kept',
+        passwords: REDACTED,
+        'x-api-key': REDACTED,
+        apiKeyId: REDACTED,
+        note: 'kept',
       },
     );
   });
