@@ -21,13 +21,16 @@ async function readUntil(res: Response, until: string): Promise<string> {
   const reader = res.body!.getReader();
   const decoder = new TextDecoder();
   let text = '';
-  const deadline = Date.now() + 5000;
-  while (!text.includes(until) && Date.now() < deadline) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += decoder.decode(value, { stream: true });
+  try {
+    while (!text.includes(until)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+  } catch {
+    // timed out (the request's signal): return what arrived
   }
-  await reader.cancel();
+  await reader.cancel().catch(() => {});
   return text;
 }
 

@@ -10,7 +10,6 @@ import { randomUUID } from 'node:crypto';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { EventStore } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { InMemoryEventStore } from '@modelcontextprotocol/sdk/examples/shared/inMemoryEventStore.js';
 import {
   CallToolRequestSchema,
   CreateMessageResultSchema,
@@ -103,6 +102,31 @@ function idOnlyEventStore(): EventStore {
   return {
     storeEvent: async (streamId) => `${streamId}_${++next}`,
     replayEventsAfter: async (lastEventId) => lastEventId.slice(0, lastEventId.lastIndexOf('_')),
+  };
+}
+
+/**
+ * A real event store that replays in the order events were stored. (The SDK's example store sorts
+ * ids that embed the time and a random suffix, so two events of one millisecond can replay out of
+ * order.)
+ */
+function replayEventStore(): EventStore {
+  let next = 0;
+  const events: { id: string; streamId: string; message: Parameters<EventStore['storeEvent']>[1] }[] = [];
+  return {
+    storeEvent: async (streamId, message) => {
+      const id = `${streamId}_${String(++next).padStart(10, '0')}`;
+      events.push({ id, streamId, message });
+      return id;
+    },
+    getStreamIdForEventId: async (eventId) => events.find((e) => e.id === eventId)?.streamId,
+    replayEventsAfter: async (lastEventId, { send }) => {
+      const at = events.findIndex((e) => e.id === lastEventId);
+      if (at === -1) return '';
+      const streamId = events[at]!.streamId;
+      for (const e of events.slice(at + 1)) if (e.streamId === streamId) await send(e.id, e.message);
+      return streamId;
+    },
   };
 }
 
@@ -226,7 +250,7 @@ export async function startSdkUpstream(options: UpstreamOptions = {}): Promise<S
           sessionIdGenerator: undefined,
           enableJsonResponse: options.jsonResponse ?? false,
           ...(options.eventIds ? { eventStore: idOnlyEventStore(), retryInterval: 1000 } : {}),
-          ...(options.replay ? { eventStore: new InMemoryEventStore() } : {}),
+          ...(options.replay ? { eventStore: replayEventStore() } : {}),
         });
         const server = buildServer(options);
         await server.connect(transport);
@@ -251,7 +275,7 @@ export async function startSdkUpstream(options: UpstreamOptions = {}): Promise<S
           sessionIdGenerator: () => randomUUID(),
           enableJsonResponse: options.jsonResponse ?? false,
           ...(options.eventIds ? { eventStore: idOnlyEventStore(), retryInterval: 1000 } : {}),
-          ...(options.replay ? { eventStore: new InMemoryEventStore() } : {}),
+          ...(options.replay ? { eventStore: replayEventStore() } : {}),
           onsessioninitialized: (id) => void sessions.set(id, created),
         });
         created.onclose = () => {
