@@ -7,6 +7,7 @@
  */
 import type { JsonRpcMessage } from '../jsonrpc/message.ts';
 import type { BucketSpec, Costs } from './store.ts';
+import { compileMatcher } from '../policy/glob.ts';
 
 /** The global `rate_limit` fields this module reads (Config['rate_limit'] fits). */
 export interface LimitDefaults {
@@ -85,7 +86,7 @@ export function compileLimits(id: string, defaults: LimitDefaults, key?: KeyLimi
     });
     const plan: Plan = Object.freeze({ buckets: Object.freeze([bucket, tool]), costs: 1 });
     if (pattern.includes('*'))
-      wildcards.push({ match: compileWildcard(pattern), literal: pattern.replaceAll('*', '').length, plan });
+      wildcards.push({ match: compileMatcher([pattern]), literal: pattern.replaceAll('*', '').length, plan });
     else exact.set(pattern, plan);
   }
   wildcards.sort((a, b) => b.literal - a.literal); // stable: ties keep config order
@@ -136,27 +137,6 @@ export function compileLimits(id: string, defaults: LimitDefaults, key?: KeyLimi
       return { buckets, costs };
     },
   });
-}
-
-/** `*` matches any run of characters (none included); every other character is literal. */
-export function compileWildcard(pattern: string): (name: string) => boolean {
-  if (!pattern.includes('*')) return (name) => name === pattern;
-  const parts = pattern.split('*');
-  const head = parts[0] as string;
-  const tail = parts[parts.length - 1] as string;
-  const middle = parts.slice(1, -1).filter((p) => p !== '');
-  const minLength = head.length + tail.length;
-  return (name) => {
-    if (name.length < minLength || !name.startsWith(head) || !name.endsWith(tail)) return false;
-    let at = head.length;
-    const end = name.length - tail.length;
-    for (const part of middle) {
-      const found = name.indexOf(part, at);
-      if (found < 0 || found + part.length > end) return false;
-      at = found + part.length;
-    }
-    return true;
-  };
 }
 
 /** A request (method and id) costs a token; notifications and responses do not. */

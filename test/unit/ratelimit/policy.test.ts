@@ -1,7 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { compileLimits, compileWildcard } from '../../../src/ratelimit/policy.ts';
+import { compileLimits } from '../../../src/ratelimit/policy.ts';
+import { compileMatcher } from '../../../src/policy/glob.ts';
+
+/** Tool buckets match their pattern with the allowlists' matcher. */
+const compileWildcard = (pattern: string) => compileMatcher([pattern]);
 import type { JsonRpcMessage } from '../../../src/jsonrpc/message.ts';
 
 const defaults = { capacity: 60, refill_per_second: 1, max_streams: 10 };
