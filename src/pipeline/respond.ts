@@ -1,4 +1,5 @@
 /** The one place an error becomes a response: status, headers and a JSON-RPC error body. */
+import type { ServerResponse } from 'node:http';
 import type { RequestContext } from './context.ts';
 import { GatewayError, isGatewayError } from '../jsonrpc/errors.ts';
 import type { JsonRpcId } from '../jsonrpc/message.ts';
@@ -16,11 +17,7 @@ function responseId(ctx: RequestContext, err: GatewayError): JsonRpcId | null {
   return null;
 }
 
-export function sendError(
-  ctx: RequestContext,
-  err: GatewayError,
-  extraHeaders?: Record<string, string>,
-): void {
+export function sendError(ctx: RequestContext, err: GatewayError): void {
   const res = ctx.res;
   ctx.reason ??= err.code;
   if (res.headersSent || res.destroyed) {
@@ -34,14 +31,7 @@ export function sendError(
     ctx.batch && ctx.messages
       ? batchErrorBody(ctx, err)
       : errorBody(responseId(ctx, err), err.rpcCode, err.message);
-  res.statusCode = err.status;
-  res.setHeader('content-type', 'application/json');
-  res.setHeader('content-length', Buffer.byteLength(body));
-  res.setHeader('cache-control', 'no-store');
-  if (err.headers) for (const name in err.headers) res.setHeader(name, err.headers[name] as string);
-  if (extraHeaders) for (const name in extraHeaders) res.setHeader(name, extraHeaders[name] as string);
-  ctx.bytesOut += Buffer.byteLength(body);
-  res.end(body);
+  ctx.bytesOut += writeJson(res, err.status, body, NO_STORE, err.headers);
 }
 
 /** A refused batch gets one error per request, so the client can match every id. */
@@ -56,15 +46,36 @@ function batchErrorBody(ctx: RequestContext, err: GatewayError): string {
 
 /** A JSON body sent by the gateway itself (a denied call answered like the upstream would). */
 export function sendJson(ctx: RequestContext, status: number, body: string): void {
-  const res = ctx.res;
   ctx.status = status;
-  res.statusCode = status;
   if (body === '') {
-    res.end();
+    ctx.res.statusCode = status;
+    ctx.res.end();
     return;
   }
+  ctx.bytesOut += writeJson(ctx.res, status, body);
+}
+
+type Headers = Readonly<Record<string, string>>;
+
+export const NO_STORE: Headers = Object.freeze({ 'cache-control': 'no-store' });
+
+/**
+ * Writes a whole JSON response (every gateway-made answer goes through here): status,
+ * Content-Type, Content-Length, then the given headers in order. Returns the body's byte length.
+ */
+export function writeJson(
+  res: ServerResponse,
+  status: number,
+  body: string,
+  headers?: Headers,
+  more?: Headers,
+): number {
+  const length = Buffer.byteLength(body);
+  res.statusCode = status;
   res.setHeader('content-type', 'application/json');
-  res.setHeader('content-length', Buffer.byteLength(body));
-  ctx.bytesOut += Buffer.byteLength(body);
+  res.setHeader('content-length', length);
+  if (headers) for (const name in headers) res.setHeader(name, headers[name] as string);
+  if (more) for (const name in more) res.setHeader(name, more[name] as string);
   res.end(body);
+  return length;
 }

@@ -72,7 +72,7 @@ export async function startGateway(
   const address = parseListen(listenOverride ?? config.listen);
   if (!address) throw new TypeError('invalid listen address');
   const { server, url } = await listen(
-    createRouter({ mcpPath, mcp: handler, reserved }),
+    createRouter({ mcp: { path: mcpPath, route: handler }, reserved }),
     address.host,
     address.port,
   );

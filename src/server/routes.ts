@@ -5,23 +5,26 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorBody } from '../jsonrpc/message.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
+import { NO_STORE, writeJson } from '../pipeline/respond.ts';
 
 export type Route = (req: IncomingMessage, res: ServerResponse) => void;
 
 export interface Routes {
-  readonly mcpPath: string;
-  readonly mcp: Route;
+  /** The MCP endpoint and its handler (absent on a listener that serves only reserved paths). */
+  readonly mcp?: { readonly path: string; readonly route: Route };
   /** Exact-path reserved routes, GET/HEAD only. */
   readonly reserved: ReadonlyMap<string, Route>;
 }
 
 export function createRouter(routes: Routes): Route {
-  const { mcpPath, mcp, reserved } = routes;
+  const { reserved } = routes;
+  const mcpPath = routes.mcp?.path;
+  const mcp = routes.mcp?.route;
   return function route(req, res) {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
-    if (path === mcpPath) return mcp(req, res);
+    if (mcp !== undefined && path === mcpPath) return mcp(req, res);
     const special = reserved.get(path);
     if (special !== undefined) {
       if (req.method !== 'GET' && req.method !== 'HEAD')
@@ -36,19 +39,9 @@ export function createRouter(routes: Routes): Route {
 }
 
 export function plainError(res: ServerResponse, err: GatewayError): void {
-  const body = errorBody(null, err.rpcCode, err.message);
-  res.statusCode = err.status;
-  res.setHeader('content-type', 'application/json');
-  res.setHeader('content-length', Buffer.byteLength(body));
-  if (err.headers) for (const name in err.headers) res.setHeader(name, err.headers[name] as string);
-  res.end(body);
+  writeJson(res, err.status, errorBody(null, err.rpcCode, err.message), err.headers);
 }
 
 export function sendPlainJson(res: ServerResponse, status: number, value: unknown): void {
-  const body = JSON.stringify(value);
-  res.statusCode = status;
-  res.setHeader('content-type', 'application/json');
-  res.setHeader('cache-control', 'no-store');
-  res.setHeader('content-length', Buffer.byteLength(body));
-  res.end(body);
+  writeJson(res, status, JSON.stringify(value), NO_STORE);
 }

@@ -95,7 +95,7 @@ export async function startRuntime(config: Config, deps: RuntimeDeps): Promise<R
       const address = parseListen(config.metrics.listen);
       if (!address) throw new TypeError('invalid metrics.listen');
       const started = await listen(
-        createRouter({ mcpPath: '\0', mcp: route, reserved: new Map([['/metrics', route]]) }),
+        createRouter({ reserved: new Map([['/metrics', route]]) }),
         address.host,
         address.port,
       );
