@@ -4,8 +4,8 @@
  * once, reads only each entry's `name`, and copies the kept entries' bytes as they are.
  *
  * It is a fast path, never the authority: whenever the body is not the plain shape it expects
- * (a batch, a key written with escapes, a duplicated `result`, `tools` or `name` key, mismatched
- * brackets, anything after the value) it returns undefined and the caller filters with JSON.parse,
+ * (a batch, a key written with escapes, a duplicated `result`, `tools` or `name` key, a misplaced
+ * bracket or comma in the levels it walks, anything after the value) it returns undefined and the caller filters with JSON.parse,
  * which also refuses what is not JSON. So a body this scanner accepts is filtered exactly as the
  * parsed path would filter it (a property test holds the two together).
  */
@@ -183,18 +183,10 @@ function members(b: Uint8Array, start: number, visit: Visit): number {
   }
 }
 
-/** The index after the value starting at `i` (brackets matched by type, strings skipped). */
+/** The index after the value starting at `i` (brackets counted, strings skipped). */
 function skipValue(b: Uint8Array, i: number): number {
   const c = b[i];
-  if (c === QUOTE) {
-    const n = b.length;
-    for (let j = i + 1; j < n; j++) {
-      const e = b[j] as number;
-      if (e === QUOTE) return j + 1;
-      if (e === BACKSLASH) j++;
-    }
-    throw GIVE_UP;
-  }
+  if (c === QUOTE) return stringEnd(b, i);
   if (c !== OPEN_OBJECT && c !== OPEN_ARRAY) {
     let j = i;
     while (j < b.length && isLiteralByte(b[j] as number)) j++;

@@ -103,16 +103,8 @@ export function judge(
     case 'task': {
       const taskId = params?.taskId;
       if (!isName(taskId)) return invalid(method, id, 'params.taskId must be a well-formed string');
-      if (all || (tasks !== undefined && tasks.owns(taskId)))
-        return allow(method, id, undefined, undefined, undefined);
-      return deny(
-        method,
-        id,
-        'ERR_TASK_DENIED',
-        'Failed to retrieve task: Task not found',
-        undefined,
-        undefined,
-      );
+      if (all || ownsTask(tasks, taskId)) return allow(method, id, undefined, undefined, undefined);
+      return taskDenied(method, id);
     }
   }
 }
@@ -171,19 +163,19 @@ function judgeListen(
     if (!Array.isArray(taskIds)) return invalid(method, id, 'taskIds must be an array');
     for (const taskId of taskIds) {
       if (!isName(taskId)) return invalid(method, id, 'taskIds must hold well-formed strings');
-      if (!all && (tasks === undefined || !tasks.owns(taskId))) {
-        return deny(
-          method,
-          id,
-          'ERR_TASK_DENIED',
-          'Failed to retrieve task: Task not found',
-          undefined,
-          undefined,
-        );
-      }
+      if (!all && !ownsTask(tasks, taskId)) return taskDenied(method, id);
     }
   }
   return allow(method, id, undefined, undefined, undefined);
+}
+
+function ownsTask(tasks: TaskScope | undefined, taskId: string): boolean {
+  return tasks !== undefined && tasks.owns(taskId);
+}
+
+/** A task the key did not create is answered as one that does not exist (the tasks spec's text). */
+function taskDenied(method: string, id: JsonRpcId | null): Verdict {
+  return deny(method, id, 'ERR_TASK_DENIED', 'Failed to retrieve task: Task not found', undefined, undefined);
 }
 
 /**
