@@ -118,18 +118,8 @@ export function filterJsonResponseBody(
   } catch (cause) {
     throw new GatewayError('ERR_UPSTREAM_PROTOCOL', { cause });
   }
-  if (!Array.isArray(value)) {
-    const replaced = applyPlan(value, plan, grants, tasks, learn);
-    return replaced === undefined ? body : Buffer.from(JSON.stringify(replaced));
-  }
-  let changed = false;
-  const out = value.map((item: unknown) => {
-    const replaced = applyPlan(item, plan, grants, tasks, learn);
-    if (replaced === undefined) return item;
-    changed = true;
-    return replaced;
-  });
-  return changed ? Buffer.from(JSON.stringify(out)) : body;
+  const out = mapMessages(value, (m) => applyPlan(m, plan, grants, tasks, learn));
+  return out === undefined ? body : Buffer.from(JSON.stringify(out));
 }
 
 /**
@@ -157,18 +147,24 @@ export function rewriteEventData(
     // response and cannot be read is not passed on (a looser client parser might read a list).
     return data.includes('"result"') ? UNREADABLE : undefined;
   }
-  if (Array.isArray(value)) {
-    let changed = false;
-    const out = value.map((item: unknown) => {
-      const replaced = applyPlan(item, plan, grants, tasks, learn);
-      if (replaced === undefined) return item;
-      changed = true;
-      return replaced;
-    });
-    return changed ? JSON.stringify(out) : undefined;
-  }
-  const replaced = applyPlan(value, plan, grants, tasks, learn);
-  return replaced === undefined ? undefined : JSON.stringify(replaced);
+  const out = mapMessages(value, (m) => applyPlan(m, plan, grants, tasks, learn));
+  return out === undefined ? undefined : JSON.stringify(out);
+}
+
+/**
+ * Applies `replace` to one message or to each message of a batch. Returns the new value, or
+ * undefined when `replace` changed nothing (it returns undefined for a message it leaves alone).
+ */
+export function mapMessages(value: unknown, replace: (message: unknown) => unknown): unknown {
+  if (!Array.isArray(value)) return replace(value);
+  let changed = false;
+  const out = value.map((item: unknown) => {
+    const replaced = replace(item);
+    if (replaced === undefined) return item;
+    changed = true;
+    return replaced;
+  });
+  return changed ? out : undefined;
 }
 
 /** Below this, parsing is as cheap as scanning (and progress events stay on the simple path). */

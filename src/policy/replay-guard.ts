@@ -8,7 +8,7 @@
  */
 import type { ResponseRewrite } from '../proxy/relay.ts';
 import { createSseRewriter } from '../proxy/sse-rewrite.ts';
-import { filterListResult } from './filter-list.ts';
+import { filterListResult, mapMessages } from './filter-list.ts';
 import type { Grants } from './grants.ts';
 import type { ListKind } from './methods.ts';
 import type { TaskScope } from './tasks.ts';
@@ -16,10 +16,11 @@ import { UNREADABLE } from './unreadable.ts';
 
 const LIST_FIELDS: readonly ListKind[] = ['tools', 'prompts', 'resources', 'resourceTemplates', 'tasks'];
 
+/** A response with each list it carries filtered; undefined for anything that is not a response. */
 function guardMessage(message: unknown, grants: Grants, tasks: TaskScope | undefined): unknown {
-  if (typeof message !== 'object' || message === null || Array.isArray(message)) return message;
+  if (typeof message !== 'object' || message === null || Array.isArray(message)) return undefined;
   const m = message as Record<string, unknown>;
-  if (!Object.hasOwn(m, 'result') || Object.hasOwn(m, 'method')) return message;
+  if (!Object.hasOwn(m, 'result') || Object.hasOwn(m, 'method')) return undefined;
   let result = m.result;
   for (const kind of LIST_FIELDS) result = filterListResult(kind, result, grants, tasks);
   return { ...m, result };
@@ -38,10 +39,8 @@ export function guardEventData(
   } catch {
     return UNREADABLE;
   }
-  const guarded = Array.isArray(value)
-    ? value.map((m: unknown) => guardMessage(m, grants, tasks))
-    : guardMessage(value, grants, tasks);
-  return guarded === value ? undefined : JSON.stringify(guarded);
+  const guarded = mapMessages(value, (m) => guardMessage(m, grants, tasks));
+  return guarded === undefined ? undefined : JSON.stringify(guarded);
 }
 
 export function createReplayGuard(grants: Grants, tasks: TaskScope | undefined): ResponseRewrite {
