@@ -30,6 +30,8 @@ const HELP = `Usage: node bench/run.ts [options]
   --redis PATH        redis-server binary (default /usr/bin/redis-server; "none" to skip)
   --profile           run each mcpgate with --cpu-prof; prints the hottest functions
                       (implies --keep and --no-readme; profiles stay in the temporary directory)
+  --node-arg ARG      pass ARG to each mcpgate's node (repeatable), e.g. --node-arg=--trace-gc
+                      (its output goes to the gateway's log; use with --keep)
   --no-readme         print only; do not update bench/README.md
   --keep              keep the temporary directory (configs, logs, audit file)`;
 
@@ -51,6 +53,7 @@ const { values } = parseArgs({
     redis: { type: 'string', default: '/usr/bin/redis-server' },
     'no-readme': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
+    'node-arg': { type: 'string', multiple: true },
     keep: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -132,9 +135,10 @@ try {
         return key;
       },
       async gateway(name, config) {
-        const nodeArgs = values.profile
-          ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, 'profiles', name)}`]
-          : [];
+        const nodeArgs = [
+          ...(values['node-arg'] ?? []),
+          ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, 'profiles', name)}`] : []),
+        ];
         const proc = await startGateway(bin, dir, name, config, nodeArgs);
         started.push(proc);
         return proc;

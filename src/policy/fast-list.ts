@@ -1,13 +1,15 @@
 /**
  * Filters a `tools/list` or `prompts/list` response without parsing it whole. A page of 1,000 tools
  * is ~660 KiB: JSON.parse and JSON.stringify of it cost ~4 ms, while this scanner walks the bytes
- * once, reads only each entry's `name`, and copies the kept entries' bytes as they are.
+ * once (~0.8 ms), reads only each entry's `name`, and copies the kept entries' bytes as they are.
  *
- * It is a fast path, never the authority: whenever the body is not the plain shape it expects
- * (a batch, a key written with escapes, a duplicated `result`, `tools` or `name` key, a misplaced
- * bracket or comma in the levels it walks, anything after the value) it returns undefined and the caller filters with JSON.parse,
- * which also refuses what is not JSON. So a body this scanner accepts is filtered exactly as the
- * parsed path would filter it (a property test holds the two together).
+ * It is a fast path, never the authority: whenever the body is not the plain shape it expects (a
+ * batch, a key written with escapes, a duplicated `result`, `tools`, `prompts` or `name` key, a
+ * misplaced bracket, colon or comma in the levels it walks, anything after the value) it returns
+ * undefined and the caller filters with JSON.parse, which also refuses what is not JSON. A JSON body
+ * it accepts is filtered exactly as the parsed path filters it; values it skips are only
+ * bracket-counted, so a body that is not JSON inside them keeps only allowed entries and is still
+ * refused by every client (property tests hold both).
  */
 import type { JsonRpcId } from '../jsonrpc/message.ts';
 
@@ -69,23 +71,60 @@ function keyIs(b: Uint8Array, start: number, end: number, key: Buffer): boolean 
   return true;
 }
 
-type Visit = (keyStart: number, keyEnd: number, valueStart: number, valueEnd: number) => void;
+/**
+ * Called for each member of an object with the key's text b[keyStart, keyEnd) and where the value
+ * starts; returns the index after the value (a visitor that does not descend calls skipValue).
+ */
+type Visit = (keyStart: number, keyEnd: number, valueStart: number) => number;
 
+/**
+ * A list array as entries() found it: the index of its `[`, then for each element its start, its
+ * end, and its `name` value's start and end (-1 when it has none). Just [-1] when not an array.
+ */
+type Entries = number[];
+
+/**
+ * One pass over the body: the top-level members are walked, `result` is descended into, and its
+ * `tools` and `prompts` arrays are walked element by element, recording each element's extent and
+ * where its `name` is. Which array matters is known only from the id, which may come after
+ * `result`, so names are read afterwards, for that array only.
+ */
 function scan(b: Uint8Array, options: FastListOptions): Uint8Array | undefined {
-  let i = ws(b, 0);
+  const i = ws(b, 0);
   if (b[i] !== OPEN_OBJECT) return undefined;
   let idStart = -1;
   let idEnd = -1;
   let resultStart = -1;
-  const end = members(b, i, (ks, ke, vs, ve) => {
+  let tools: Entries | undefined;
+  let prompts: Entries | undefined;
+  let toolsEnd = -1;
+  let promptsEnd = -1;
+  const visitResult: Visit = (ks, ke, vs) => {
+    if (keyIs(b, ks, ke, KEY_KIND.tools)) {
+      if (tools !== undefined) throw GIVE_UP;
+      tools = [];
+      return (toolsEnd = entries(b, vs, tools));
+    }
+    if (keyIs(b, ks, ke, KEY_KIND.prompts)) {
+      if (prompts !== undefined) throw GIVE_UP;
+      prompts = [];
+      return (promptsEnd = entries(b, vs, prompts));
+    }
+    return skipValue(b, vs);
+  };
+  const end = members(b, i, (ks, ke, vs) => {
     if (keyIs(b, ks, ke, KEY_ID)) {
       if (idStart !== -1) throw GIVE_UP;
       idStart = vs;
-      idEnd = ve;
-    } else if (keyIs(b, ks, ke, KEY_RESULT)) {
+      return (idEnd = skipValue(b, vs));
+    }
+    if (keyIs(b, ks, ke, KEY_RESULT)) {
       if (resultStart !== -1) throw GIVE_UP;
       resultStart = vs;
-    } else if (keyIs(b, ks, ke, KEY_METHOD)) throw GIVE_UP;
+      return b[vs] === OPEN_OBJECT ? members(b, vs, visitResult) : skipValue(b, vs);
+    }
+    if (keyIs(b, ks, ke, KEY_METHOD)) throw GIVE_UP;
+    return skipValue(b, vs);
   });
   if (ws(b, end) !== b.length) return undefined;
   // Not a response with a result and an id: nothing the plan filters.
@@ -96,66 +135,78 @@ function scan(b: Uint8Array, options: FastListOptions): Uint8Array | undefined {
   if (kind === undefined) return b;
   if (kind !== 'tools' && kind !== 'prompts') return undefined;
   if (b[resultStart] !== OPEN_OBJECT) return undefined;
-  const kindKey = KEY_KIND[kind];
-  let arrayStart = -1;
-  let arrayEnd = -1;
-  members(b, resultStart, (ks, ke, vs, ve) => {
-    if (!keyIs(b, ks, ke, kindKey)) return;
-    if (arrayStart !== -1) throw GIVE_UP;
-    arrayStart = vs;
-    arrayEnd = ve;
-  });
-  if (arrayStart === -1) return b;
-  if (b[arrayStart] !== OPEN_ARRAY) return undefined;
+  const list = kind === 'tools' ? tools : prompts;
+  // The result has no such list: nothing to filter (the parsed path returns it as it is too).
+  if (list === undefined) return b;
+  // A list that is not an array: the parsed path empties it.
+  if (list[0] === -1) return undefined;
+  const arrayEnd = kind === 'tools' ? toolsEnd : promptsEnd;
   const learn = kind === 'tools' ? options.learn : undefined;
   const kept: number[] = [];
   let removed = false;
-  let nameStart = -1;
-  let nameEnd = -1;
-  const findName: Visit = (ks, ke, vs, ve) => {
-    if (!keyIs(b, ks, ke, KEY_NAME)) return;
-    if (nameStart !== -1) throw GIVE_UP;
-    nameStart = vs;
-    nameEnd = ve;
-  };
-  i = ws(b, arrayStart + 1);
-  if (b[i] !== CLOSE_ARRAY) {
-    for (;;) {
-      let elementEnd: number;
-      let name: string | undefined;
-      if (b[i] === OPEN_OBJECT) {
-        nameStart = -1;
-        elementEnd = members(b, i, findName);
-        if (nameStart !== -1 && b[nameStart] === QUOTE) name = readString(b, nameStart, nameEnd);
-      } else elementEnd = skipValue(b, i);
-      if (name !== undefined) learn?.(name);
-      if (name !== undefined && options.keep(kind, name)) kept.push(i, elementEnd);
-      else removed = true;
-      i = ws(b, elementEnd);
-      if (b[i] === COMMA) {
-        i = ws(b, i + 1);
-        continue;
-      }
-      if (b[i] === CLOSE_ARRAY) break;
-      throw GIVE_UP;
-    }
+  for (let k = 1; k < list.length; k += 4) {
+    const nameStart = list[k + 2] as number;
+    const name =
+      nameStart !== -1 && b[nameStart] === QUOTE
+        ? readString(b, nameStart, list[k + 3] as number)
+        : undefined;
+    if (name !== undefined) learn?.(name);
+    if (name !== undefined && options.keep(kind, name)) kept.push(list[k] as number, list[k + 1] as number);
+    else removed = true;
   }
-  if (i !== arrayEnd - 1) throw GIVE_UP;
   if (!removed) return b;
   // The kept entries' bytes, as they are, between the untouched head and tail of the body.
-  let size = arrayStart + 1 + (b.length - (arrayEnd - 1)) + Math.max(0, kept.length / 2 - 1);
+  const head = b.subarray(0, (list[0] as number) + 1);
+  const tail = b.subarray(arrayEnd - 1);
+  let size = head.length + tail.length + Math.max(0, kept.length / 2 - 1);
   for (let k = 0; k < kept.length; k += 2) size += (kept[k + 1] as number) - (kept[k] as number);
   const out = Buffer.allocUnsafe(size);
-  out.set(b.subarray(0, arrayStart + 1), 0);
-  let at = arrayStart + 1;
+  out.set(head, 0);
+  let at = head.length;
   for (let k = 0; k < kept.length; k += 2) {
     if (k > 0) out[at++] = COMMA;
     const part = b.subarray(kept[k] as number, kept[k + 1] as number);
     out.set(part, at);
     at += part.length;
   }
-  out.set(b.subarray(arrayEnd - 1), at);
+  out.set(tail, at);
   return out;
+}
+
+/** Walks a list value starting at `i` into `out` (see Entries); returns the index after it. */
+function entries(b: Uint8Array, i: number, out: Entries): number {
+  if (b[i] !== OPEN_ARRAY) {
+    out.push(-1);
+    return skipValue(b, i);
+  }
+  let nameStart = -1;
+  let nameEnd = -1;
+  const findName: Visit = (ks, ke, vs) => {
+    const ve = skipValue(b, vs);
+    if (keyIs(b, ks, ke, KEY_NAME)) {
+      if (nameStart !== -1) throw GIVE_UP;
+      nameStart = vs;
+      nameEnd = ve;
+    }
+    return ve;
+  };
+  out.push(i);
+  i = ws(b, i + 1);
+  if (b[i] === CLOSE_ARRAY) return i + 1;
+  for (;;) {
+    let elementEnd: number;
+    nameStart = -1;
+    if (b[i] === OPEN_OBJECT) elementEnd = members(b, i, findName);
+    else elementEnd = skipValue(b, i);
+    out.push(i, elementEnd, nameStart, nameEnd);
+    i = ws(b, elementEnd);
+    if (b[i] === COMMA) {
+      i = ws(b, i + 1);
+      continue;
+    }
+    if (b[i] === CLOSE_ARRAY) return i + 1;
+    throw GIVE_UP;
+  }
 }
 
 /** Walks an object's members, calling `visit` for each; returns the index after the closing brace. */
@@ -170,9 +221,7 @@ function members(b: Uint8Array, start: number, visit: Visit): number {
     const keyStart = i + 1;
     i = ws(b, keyEnd);
     if (b[i] !== COLON) throw GIVE_UP;
-    const valueStart = ws(b, i + 1);
-    const valueEnd = skipValue(b, valueStart);
-    visit(keyStart, keyEnd - 1, valueStart, valueEnd);
+    const valueEnd = visit(keyStart, keyEnd - 1, ws(b, i + 1));
     i = ws(b, valueEnd);
     if (b[i] === COMMA) {
       i = ws(b, i + 1);

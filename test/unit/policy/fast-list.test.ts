@@ -126,4 +126,88 @@ describe('list fast path', () => {
       { numRuns: 500 },
     );
   });
+
+  it('agrees with the parsed path whatever the member order and the other list beside it (property)', () => {
+    const entry = fc.oneof(
+      fc.record({ name: fc.constantFrom('echo', 'search_x', 'rm_rf', 'greet', 'secret') }),
+      fc.record({ name: fc.string({ maxLength: 6 }), inputSchema: fc.jsonValue({ maxDepth: 2 }) }),
+      fc.constant(null),
+    );
+    const member = fc.constantFrom('id', 'result', 'jsonrpc', 'x');
+    fc.assert(
+      fc.property(
+        fc.array(entry, { maxLength: 12 }),
+        fc.array(entry, { maxLength: 12 }),
+        fc.constantFrom('tools', 'prompts'),
+        fc.shuffledSubarray(['tools', 'prompts', 'nextCursor'], { minLength: 1 }),
+        fc.uniqueArray(member, { minLength: 2 }).filter((m) => m.includes('id') && m.includes('result')),
+        (tools, prompts, kind, resultKeys, topKeys) => {
+          const lists: Record<string, unknown> = { tools, prompts, nextCursor: 'c' };
+          const result = Object.fromEntries(resultKeys.map((k) => [k, lists[k]]));
+          const top: Record<string, unknown> = { id: 1, result, jsonrpc: '2.0', x: { tools: [] } };
+          const text = JSON.stringify(Object.fromEntries(topKeys.map((k) => [k, top[k]])));
+          const out = fast(text, { '1': kind });
+          assert.ok(out, 'a plain response takes the fast path');
+          const expected = filterListResult(kind, result, grants);
+          assert.deepEqual(JSON.parse(out.toString()).result, JSON.parse(JSON.stringify(expected)));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('never accepts a damaged body differently from the parsed path (property)', () => {
+    const text = JSON.stringify({
+      result: {
+        tools: [{ name: 'echo', d: '{[' }, { name: 'rm_rf' }, { name: 'search_a', s: { a: [1] } }],
+        prompts: [{ name: 'greet' }, { name: 'secret' }],
+      },
+      jsonrpc: '2.0',
+      id: 1,
+    });
+    // Edits land anywhere, and often just after a bracket, comma or colon, where a duplicated key
+    // or a stray token changes what a parser sees.
+    const boundaries = [...text].flatMap((c, i) => ('{[,:'.includes(c) ? [i + 1] : []));
+    const damage = fc.record({
+      at: fc.oneof(fc.nat({ max: text.length - 1 }), fc.constantFrom(...boundaries)),
+      cut: fc.constantFrom(0, 0, 1, 2, 3),
+      insert: fc.oneof(
+        fc.constantFrom('', '"', '\\', '{', '}', '[', ']', ',', ':', ' ', 'x'),
+        fc.constantFrom('"name":"rm_rf",', '"name":"secret",', '{"name":"rm_rf"},', '"tools":[],', '"id":2,'),
+      ),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(damage, { minLength: 1, maxLength: 3 }),
+        fc.constantFrom('tools', 'prompts'),
+        (edits, kind) => {
+          let damaged = text;
+          for (const { at, cut, insert } of edits)
+            damaged = damaged.slice(0, at) + insert + damaged.slice(at + cut);
+          const out = fast(damaged, { '1': kind });
+          if (out === undefined || out.toString() === damaged) return;
+          // The scanner removed entries: then the body was JSON and the result is the parsed path's.
+          let parsed: { result?: unknown };
+          try {
+            parsed = JSON.parse(damaged);
+          } catch {
+            // Not JSON. If what is left parses (the damage was in a removed entry), it lists only
+            // allowed entries; if it does not, every client refuses the whole body.
+            let left: { result?: Record<string, { name?: unknown }[]> };
+            try {
+              left = JSON.parse(out.toString());
+            } catch {
+              return;
+            }
+            const keep = kind === 'tools' ? grants.tool : grants.prompt;
+            for (const e of left.result?.[kind] ?? []) assert.ok(keep(String(e.name)), String(e.name));
+            return;
+          }
+          const expected = filterListResult(kind, parsed.result, grants);
+          assert.deepEqual(JSON.parse(out.toString()).result, JSON.parse(JSON.stringify(expected)));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
 });
