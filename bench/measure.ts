@@ -28,6 +28,8 @@ export interface Context {
   /** Starts mcpgate with `config` (listen is added); stopped when the scenario ends. */
   gateway(name: string, config: Record<string, unknown>): Promise<Proc>;
   redis(): Promise<Proc>;
+  /** The floor proxy (floor-proxy.ts) in front of the origin, stopped when the scenario ends. */
+  floorProxy(): Promise<Proc>;
   /** A new origin of its own (same tool count), stopped when the scenario ends. */
   freshOrigin(): Promise<Proc>;
   log(message: string): void;

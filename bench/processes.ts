@@ -109,6 +109,24 @@ export async function startOrigin(dir: string, tools: number, name = 'origin'): 
   return proc;
 }
 
+/** The floor proxy (floor-proxy.ts) in front of `upstreamUrl`; ready once it relays a ping. */
+export async function startFloorProxy(dir: string, upstreamUrl: string): Promise<Proc> {
+  const port = await freePort();
+  const script = new URL('./floor-proxy.ts', import.meta.url).pathname;
+  const args = [script, '--port', String(port), '--upstream', upstreamUrl];
+  const proc = start('floor proxy', process.execPath, args, join(dir, 'floor-proxy.log'), port);
+  await waitReady(proc, async () => {
+    const res = await request(`http://127.0.0.1:${port}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: '{"jsonrpc":"2.0","id":0,"method":"ping"}',
+    });
+    await res.body.text();
+    return res.statusCode === 200;
+  });
+  return proc;
+}
+
 export async function originStats(origin: Proc): Promise<{ streams: number; requests: number }> {
   const res = await request(`http://127.0.0.1:${origin.port}/stats`);
   return (await res.body.json()) as { streams: number; requests: number };

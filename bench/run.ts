@@ -9,7 +9,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadGenerator } from './load.ts';
-import { keygen, killAll, startGateway, startOrigin, startRedis } from './processes.ts';
+import { keygen, killAll, startFloorProxy, startGateway, startOrigin, startRedis } from './processes.ts';
 import type { KeyMaterial, Proc } from './processes.ts';
 import { machine, table, updateReadme } from './report.ts';
 import { SCENARIOS } from './scenarios.ts';
@@ -145,6 +145,11 @@ try {
       },
       async freshOrigin() {
         const proc = await startOrigin(dir, tools, `origin-${scenario.name}`);
+        started.push(proc);
+        return proc;
+      },
+      async floorProxy() {
+        const proc = await startFloorProxy(dir, `http://127.0.0.1:${origin!.port}/mcp`);
         started.push(proc);
         return proc;
       },

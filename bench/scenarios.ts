@@ -27,15 +27,21 @@ const passthrough: Scenario = {
   name: 'passthrough',
   title: 'Pass-through tools/call (allow_unauthenticated, audit to /dev/null)',
   notes:
-    'Small tools/call answered with application/json; the same request body and session headers both ways.',
+    'Small tools/call answered with application/json; the same request body and session headers both ways. ' +
+    'The floor is `bench/floor-proxy.ts`: node:http in front of an undici Pool and nothing else (no ' +
+    'parsing, auth, policy, audit or metrics), measured in the same alternating rounds: what any ' +
+    'gateway on this stack pays for the two HTTP hops before doing any work of its own.',
   async run(ctx) {
     const gw = await ctx.gateway('passthrough', passthroughConfig(ctx));
     const d = await direct(ctx);
     const g = await via(gw, 'mcpgate');
+    const fp = await ctx.floorProxy();
+    const f = await via(fp, 'floor');
     await checkCall(d);
     await checkCall(g);
-    const [d1, g1] = (await compare(ctx, [d, g], CALL, 1)) as [Measured, Measured];
-    const [d32, g32] = (await compare(ctx, [d, g], CALL, 32)) as [Measured, Measured];
+    await checkCall(f);
+    const [d1, g1, f1] = (await compare(ctx, [d, g, f], CALL, 1)) as [Measured, Measured, Measured];
+    const [d32, g32, f32] = (await compare(ctx, [d, g, f], CALL, 32)) as [Measured, Measured, Measured];
     return [
       latencyRow('median latency, 1 conn', ['direct', d1.p50], ['mcpgate', g1.p50], 200),
       latencyRow('p99 latency, 1 conn', ['direct', d1.p99], ['mcpgate', g1.p99]),
@@ -43,6 +49,11 @@ const passthrough: Scenario = {
       latencyRow('median latency, 32 conns', ['direct', d32.p50], ['mcpgate', g32.p50]),
       latencyRow('p99 latency, 32 conns', ['direct', d32.p99], ['mcpgate', g32.p99]),
       cpuRow(['origin', d32], ['mcpgate', g32]),
+      throughputRow('floor: throughput, 32 conns', ['direct', d32.rps], ['floor', f32.rps]),
+      latencyRow('floor: median latency, 1 conn', ['direct', d1.p50], ['floor', f1.p50]),
+      cpuRow(['origin', d32], ['floor', f32], 'floor: CPU time per request, 32 conns'),
+      throughputRow('mcpgate vs floor, 32 conns', ['floor', f32.rps], ['mcpgate', g32.rps]),
+      cpuRow(['floor', f32], ['mcpgate', g32], 'mcpgate vs floor: CPU per request'),
     ];
   },
 };
