@@ -115,16 +115,19 @@ export async function startFloorProxy(dir: string, upstreamUrl: string): Promise
   const script = new URL('./floor-proxy.ts', import.meta.url).pathname;
   const args = [script, '--port', String(port), '--upstream', upstreamUrl];
   const proc = start('floor proxy', process.execPath, args, join(dir, 'floor-proxy.log'), port);
-  await waitReady(proc, async () => {
-    const res = await request(`http://127.0.0.1:${port}/mcp`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-      body: '{"jsonrpc":"2.0","id":0,"method":"ping"}',
-    });
-    await res.body.text();
-    return res.statusCode === 200;
-  });
+  await waitReady(proc, async () => (await postPing(port)) === 200);
   return proc;
+}
+
+/** POSTs a JSON-RPC ping to /mcp on `port`; resolves with the HTTP status. */
+async function postPing(port: number): Promise<number> {
+  const res = await request(`http://127.0.0.1:${port}/mcp`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: '{"jsonrpc":"2.0","id":0,"method":"ping"}',
+  });
+  await res.body.text();
+  return res.statusCode;
 }
 
 export async function originStats(origin: Proc): Promise<{ streams: number; requests: number }> {
@@ -148,15 +151,7 @@ export async function startGateway(
   writeFileSync(file, JSON.stringify({ listen: `127.0.0.1:${port}`, ...config }, null, 2));
   const args = [...nodeArgs, bin, 'serve', '--config', file];
   const proc = start(`mcpgate (${name})`, process.execPath, args, join(dir, `${name}.log`), port);
-  await waitReady(proc, async () => {
-    const res = await request(`http://127.0.0.1:${port}/mcp`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-      body: '{"jsonrpc":"2.0","id":0,"method":"ping"}',
-    });
-    await res.body.text();
-    return true;
-  });
+  await waitReady(proc, async () => (await postPing(port)) > 0);
   return proc;
 }
 
