@@ -24,7 +24,12 @@ const CLOSE_ARRAY = 0x5d;
 
 /** Thrown inside the scanner when the body is not the expected plain shape; caught below. */
 const GIVE_UP = Symbol('give up');
-const decoder = new TextDecoder();
+/**
+ * Fatal: a name that is not valid UTF-8 is not judged here. The scanner copies kept entries' bytes
+ * as they are, so a name it judged after replacing bad bytes with U+FFFD could reach a lenient
+ * client as something else; the parsed path re-encodes what it judged instead.
+ */
+const decoder = new TextDecoder('utf-8', { fatal: true });
 
 export type FastKind = 'tools' | 'prompts';
 
@@ -294,7 +299,11 @@ function readString(b: Uint8Array, start: number, end: number): string {
       }
     }
   }
-  return decoder.decode(b.subarray(start + 1, end - 1));
+  try {
+    return decoder.decode(b.subarray(start + 1, end - 1));
+  } catch {
+    throw GIVE_UP;
+  }
 }
 
 /** The id, or null for one the plan cannot hold (not a string or number). */

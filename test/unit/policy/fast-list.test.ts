@@ -87,6 +87,21 @@ describe('list fast path', () => {
     });
   }
 
+  it('steps aside for a name that is not valid UTF-8, and the parsed path re-encodes it', () => {
+    const text = Buffer.concat([
+      Buffer.from('{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo"},{"name":"ec'),
+      Buffer.from([0xc0, 0xe8]), // an overlong encoding of "h"
+      Buffer.from('o"},{"name":"rm_rf"}]}}'),
+    ]);
+    assert.equal(filterListFast(text, options()), undefined);
+    const out = filterJsonResponseBody(text, new Map([[1, 'tools']]), grants);
+    assert.ok(!out.includes(Buffer.from([0xc0, 0xe8])), 'the bad bytes are not passed on');
+    assert.deepEqual(
+      JSON.parse(out.toString()).result.tools.map((t: { name: string }) => t.name),
+      ['echo'],
+    );
+  });
+
   it('decodes escaped names the way JSON.parse does', () => {
     const out = fast(
       '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"\\u0065cho"},{"name":"ech\\u006f2"}]}}',
