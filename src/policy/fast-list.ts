@@ -15,6 +15,7 @@ import type { JsonRpcId } from '../jsonrpc/message.ts';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
+const SLASH = 0x2f;
 const COLON = 0x3a;
 const COMMA = 0x2c;
 const OPEN_OBJECT = 0x7b;
@@ -264,6 +265,9 @@ function skipValue(b: Uint8Array, i: number): number {
     } else if (d === OPEN_OBJECT || d === OPEN_ARRAY) depth++;
     else if (d === CLOSE_OBJECT || d === CLOSE_ARRAY) {
       if (--depth === 0) return j + 1;
+    } else if (d === SLASH) {
+      // Not JSON, but a comment to a JSONC/JSON5 client, which could hide a quote from this count.
+      throw GIVE_UP;
     }
   }
   throw GIVE_UP;

@@ -66,6 +66,10 @@ describe('list fast path', () => {
       'an escaped name key',
       '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo","na\\u006de":"rm_rf"}]}}',
     ],
+    [
+      'a comment hiding a second tools key from a JSONC client',
+      '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo"}],"x":[/*"*/],"tools":[{"name":"rm_rf"}],"y":[/*"*/]}}',
+    ],
     ['a batch', '[{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"rm_rf"}]}}]'],
     ['mismatched brackets', '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"rm_rf"]}]}}'],
     ['trailing bytes', '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"rm_rf"}]}} x'],
