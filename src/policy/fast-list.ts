@@ -83,11 +83,15 @@ function keyIs(b: Uint8Array, start: number, end: number, key: Buffer): boolean 
  */
 type Visit = (keyStart: number, keyEnd: number, valueStart: number) => number;
 
-/**
- * A list array as entries() found it: the index of its `[`, then for each element its start, its
- * end, and its `name` value's start and end (-1 when it has none). Just [-1] when not an array.
- */
-type Entries = number[];
+/** A list value as entries() found it. */
+interface ListScan {
+  /** The index of its `[`; -1 when the value is not an array. */
+  open: number;
+  /** The index after the value. */
+  end: number;
+  /** Per element: its start, its end, and its `name` value's start and end (-1 when it has none). */
+  readonly items: number[];
+}
 
 /**
  * One pass over the body: the top-level members are walked, `result` is descended into, and its
@@ -101,20 +105,18 @@ function scan(b: Uint8Array, options: FastListOptions): Uint8Array | undefined {
   let idStart = -1;
   let idEnd = -1;
   let resultStart = -1;
-  let tools: Entries | undefined;
-  let prompts: Entries | undefined;
-  let toolsEnd = -1;
-  let promptsEnd = -1;
+  let tools: ListScan | undefined;
+  let prompts: ListScan | undefined;
   const visitResult: Visit = (ks, ke, vs) => {
     if (keyIs(b, ks, ke, KEY_KIND.tools)) {
       if (tools !== undefined) throw GIVE_UP;
-      tools = [];
-      return (toolsEnd = entries(b, vs, tools));
+      tools = entries(b, vs);
+      return tools.end;
     }
     if (keyIs(b, ks, ke, KEY_KIND.prompts)) {
       if (prompts !== undefined) throw GIVE_UP;
-      prompts = [];
-      return (promptsEnd = entries(b, vs, prompts));
+      prompts = entries(b, vs);
+      return prompts.end;
     }
     return skipValue(b, vs);
   };
@@ -145,25 +147,25 @@ function scan(b: Uint8Array, options: FastListOptions): Uint8Array | undefined {
   // The result has no such list: nothing to filter (the parsed path returns it as it is too).
   if (list === undefined) return b;
   // A list that is not an array: the parsed path empties it.
-  if (list[0] === -1) return undefined;
-  const arrayEnd = kind === 'tools' ? toolsEnd : promptsEnd;
+  if (list.open === -1) return undefined;
+  const items = list.items;
   const learn = kind === 'tools' ? options.learn : undefined;
   const kept: number[] = [];
   let removed = false;
-  for (let k = 1; k < list.length; k += 4) {
-    const nameStart = list[k + 2] as number;
+  for (let k = 0; k < items.length; k += 4) {
+    const nameStart = items[k + 2] as number;
     const name =
       nameStart !== -1 && b[nameStart] === QUOTE
-        ? readString(b, nameStart, list[k + 3] as number)
+        ? readString(b, nameStart, items[k + 3] as number)
         : undefined;
     if (name !== undefined) learn?.(name);
-    if (name !== undefined && options.keep(kind, name)) kept.push(list[k] as number, list[k + 1] as number);
+    if (name !== undefined && options.keep(kind, name)) kept.push(items[k] as number, items[k + 1] as number);
     else removed = true;
   }
   if (!removed) return b;
   // The kept entries' bytes, as they are, between the untouched head and tail of the body.
-  const head = b.subarray(0, (list[0] as number) + 1);
-  const tail = b.subarray(arrayEnd - 1);
+  const head = b.subarray(0, list.open + 1);
+  const tail = b.subarray(list.end - 1);
   let size = head.length + tail.length + Math.max(0, kept.length / 2 - 1);
   for (let k = 0; k < kept.length; k += 2) size += (kept[k + 1] as number) - (kept[k] as number);
   const out = Buffer.allocUnsafe(size);
@@ -179,12 +181,10 @@ function scan(b: Uint8Array, options: FastListOptions): Uint8Array | undefined {
   return out;
 }
 
-/** Walks a list value starting at `i` into `out` (see Entries); returns the index after it. */
-function entries(b: Uint8Array, i: number, out: Entries): number {
-  if (b[i] !== OPEN_ARRAY) {
-    out.push(-1);
-    return skipValue(b, i);
-  }
+/** Walks the list value starting at `start`. */
+function entries(b: Uint8Array, start: number): ListScan {
+  const items: number[] = [];
+  if (b[start] !== OPEN_ARRAY) return { open: -1, end: skipValue(b, start), items };
   let nameStart = -1;
   let nameEnd = -1;
   const findName: Visit = (ks, ke, vs) => {
@@ -196,21 +196,20 @@ function entries(b: Uint8Array, i: number, out: Entries): number {
     }
     return ve;
   };
-  out.push(i);
-  i = ws(b, i + 1);
-  if (b[i] === CLOSE_ARRAY) return i + 1;
+  let i = ws(b, start + 1);
+  if (b[i] === CLOSE_ARRAY) return { open: start, end: i + 1, items };
   for (;;) {
     let elementEnd: number;
     nameStart = -1;
     if (b[i] === OPEN_OBJECT) elementEnd = members(b, i, findName);
     else elementEnd = skipValue(b, i);
-    out.push(i, elementEnd, nameStart, nameEnd);
+    items.push(i, elementEnd, nameStart, nameEnd);
     i = ws(b, elementEnd);
     if (b[i] === COMMA) {
       i = ws(b, i + 1);
       continue;
     }
-    if (b[i] === CLOSE_ARRAY) return i + 1;
+    if (b[i] === CLOSE_ARRAY) return { open: start, end: i + 1, items };
     throw GIVE_UP;
   }
 }
