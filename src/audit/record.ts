@@ -34,7 +34,11 @@ export interface AuditCall {
   reason?: ErrorCode | undefined;
 }
 
-export interface AuditRecord {
+/**
+ * The line: the call fields (of the request's only call; a batch lists its calls in `calls`) plus
+ * the request's own. The JSON field order is buildAuditRecord's, not this interface's.
+ */
+export interface AuditRecord extends AuditCall {
   time: string;
   request_id: string;
   key?: string | undefined;
@@ -42,15 +46,7 @@ export interface AuditRecord {
   sub?: string | undefined;
   client_ip?: string | undefined;
   http_method?: string | undefined;
-  rpc_method?: string | undefined;
-  rpc_id?: JsonRpcId | undefined;
-  tool?: string | undefined;
-  prompt?: string | undefined;
-  resource?: string | undefined;
-  arguments?: unknown;
   calls?: AuditCall[] | undefined;
-  decision: Decision;
-  reason?: ErrorCode | undefined;
   status: number;
   latency_ms: number;
   upstream_ms?: number | undefined;
