@@ -22,19 +22,35 @@ const listen = string('Address the gateway listens on, `host:port`.', {
   check: (v) => (parseListen(v) ? undefined : 'must be host:port with a port from 0 to 65535'),
 });
 
+/** An absolute http(s) URL without credentials; `credentials` is the message when it has some. */
+function checkHttpUrl(value: string, credentials: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    return 'must be an absolute http or https URL';
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return 'must be an http or https URL';
+  if (u.username || u.password) return credentials;
+  return undefined;
+}
+
+const publicUrl = string(
+  'The URL clients use for the MCP endpoint (absolute http or https), when it differs from the listen address ' +
+    '(a reverse proxy, a DNS name); used for X-Forwarded-Host, allowed hosts, and the OAuth resource identifier.',
+  {
+    check: (v) => {
+      const problem = checkHttpUrl(v, 'must not contain credentials');
+      if (problem) return problem;
+      return v.includes('#') ? 'must not contain a fragment' : undefined;
+    },
+  },
+);
+
 const upstream = object(
   {
     url: string('The upstream MCP endpoint (http or https). The gateway serves MCP on the same path.', {
-      check: (v) => {
-        try {
-          const u = new URL(v);
-          if (u.protocol !== 'http:' && u.protocol !== 'https:') return 'must be an http or https URL';
-          if (u.username || u.password) return 'must not contain credentials (use upstream.headers)';
-          return undefined;
-        } catch {
-          return 'must be an absolute http or https URL';
-        }
-      },
+      check: (v) => checkHttpUrl(v, 'must not contain credentials (use upstream.headers)'),
     }),
     timeout: duration("Time allowed for the upstream's response headers.", {
       default: DEFAULTS.upstreamTimeout,
@@ -227,6 +243,7 @@ const metrics = object(
 export const configSpec = object(
   {
     listen,
+    public_url: publicUrl,
     upstream,
     limits,
     streams,

@@ -63,6 +63,15 @@ describe('config loading', () => {
     ]);
   });
 
+  it('keeps public_url as written, and leaves it unset by default', () => {
+    const base = 'upstream:\n  url: http://u/mcp\nauth:\n  allow_unauthenticated: true\n';
+    assert.equal(parse(base).config?.public_url, undefined);
+    assert.equal(
+      parse(`public_url: https://mcp.example.com/mcp\n${base}`).config?.public_url,
+      'https://mcp.example.com/mcp',
+    );
+  });
+
   it('parses durations and sizes', () => {
     const { config } = parse(
       'upstream:\n  url: http://u/mcp\n  timeout: 1.5s\nlimits:\n  max_body_bytes: 512KiB\nstreams:\n  keepalive: 2m\nauth:\n  allow_unauthenticated: true\n',
@@ -86,10 +95,30 @@ describe('config loading', () => {
       ['upstream.url: must not contain credentials (use upstream.headers)'],
     ],
     [
+      'public_url relative',
+      'public_url: /mcp\nupstream:\n  url: http://x/mcp\n',
+      ['public_url: must be an absolute http or https URL'],
+    ],
+    [
+      'public_url not http',
+      'public_url: ws://gw/mcp\nupstream:\n  url: http://x/mcp\n',
+      ['public_url: must be an http or https URL'],
+    ],
+    [
+      'credentials in public_url',
+      'public_url: https://u:p@gw/mcp\nupstream:\n  url: http://x/mcp\n',
+      ['public_url: must not contain credentials'],
+    ],
+    [
+      'fragment in public_url',
+      'public_url: https://gw/mcp#x\nupstream:\n  url: http://x/mcp\n',
+      ['public_url: must not contain a fragment'],
+    ],
+    [
       'unknown top-level key',
       'upstream:\n  url: http://x/mcp\nlisten_on: 1\n',
       [
-        'listen_on: unknown field (expected one of: listen, upstream, limits, streams, shutdown, auth, keys, rate_limit, policy, audit, metrics)',
+        'listen_on: unknown field (expected one of: listen, public_url, upstream, limits, streams, shutdown, auth, keys, rate_limit, policy, audit, metrics)',
       ],
     ],
     [
@@ -188,7 +217,7 @@ describe('config loading', () => {
       'listen: x\nupstream:\n  url: ftp://x\n  timeout: never\nlimits:\n  max_body_bytes: -3\nbogus: 1\n',
     );
     assert.deepEqual(all, [
-      'bogus: unknown field (expected one of: listen, upstream, limits, streams, shutdown, auth, keys, rate_limit, policy, audit, metrics)',
+      'bogus: unknown field (expected one of: listen, public_url, upstream, limits, streams, shutdown, auth, keys, rate_limit, policy, audit, metrics)',
       'listen: must be host:port with a port from 0 to 65535',
       'upstream.url: must be an http or https URL',
       'upstream.timeout: must be a duration such as 250ms, 30s, 5m or 1h',
