@@ -4,6 +4,7 @@ import type { CliIo } from './io.ts';
 import { configPath } from './config-path.ts';
 import { isLogLevel, LOG_LEVELS } from '../log/levels.ts';
 import { VERSION } from '../version.ts';
+import { parseListen } from '../config/schema.ts';
 
 interface ServeOptions {
   config?: string;
@@ -21,7 +22,16 @@ export function registerServe(program: Command, io: CliIo): void {
     .action(async (options: ServeOptions) => {
       if (!isLogLevel(options.logLevel)) {
         io.stderr(`--log-level must be one of: ${LOG_LEVELS.join(', ')}\n`);
-        io.exit(2);
+        io.exit(1);
+        return;
+      }
+      const listenOverride = options.listen ?? (io.env.MCPGATE_LISTEN || undefined);
+      if (listenOverride !== undefined && !parseListen(listenOverride)) {
+        const source = options.listen !== undefined ? '--listen' : 'MCPGATE_LISTEN';
+        io.stderr(
+          `${source} expects HOST:PORT (e.g. 127.0.0.1:8080 or 0.0.0.0:8080), got ${JSON.stringify(listenOverride)}\n`,
+        );
+        io.exit(1);
         return;
       }
       // Loaded here, not at start, so `mcpgate --version` and `keygen` start fast.
@@ -49,13 +59,10 @@ export function registerServe(program: Command, io: CliIo): void {
           clock,
           log,
           env: io.env,
-          listen: options.listen ?? (io.env.MCPGATE_LISTEN || undefined),
+          listen: listenOverride,
         });
       } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        io.stderr(
-          `mcpgate: cannot start: ${e.code === 'EADDRINUSE' ? 'address already in use' : e.message}\n`,
-        );
+        io.stderr(`mcpgate: cannot start: ${startError(err)}\n`);
         io.exit(1);
         return;
       }
@@ -102,4 +109,22 @@ export function registerServe(program: Command, io: CliIo): void {
         log.info({}, 'audit file reopened');
       });
     });
+}
+
+/** A listen failure in words an operator can act on. */
+function startError(err: unknown): string {
+  const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+  const where = e.address !== undefined && e.port !== undefined ? hostPort(e.address, e.port) : undefined;
+  const change = 'choose another with --listen, MCPGATE_LISTEN or `listen:` (`metrics.listen` for metrics)';
+  if (e.code === 'EADDRINUSE')
+    return `${where ?? 'the address'} is already in use (stop what holds it, or ${change})`;
+  if (e.code === 'EACCES')
+    return `permission denied to listen on ${where ?? 'the address'} (ports below 1024 need privileges: ${change})`;
+  if (e.code === 'EADDRNOTAVAIL')
+    return `${where ?? 'the address'} is not an address of this machine (${change})`;
+  return e.message;
+}
+
+function hostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
 }

@@ -1,42 +1,45 @@
-/** Checks that span several fields: duplicate keys, hash formats, dates. Run after the schema. */
-import type { Config } from './schema.ts';
+/**
+ * Checks that span several fields: duplicate keys, hash formats, dates, `backend: redis` without
+ * Redis. They read the raw (interpolated) tree, not the parsed config, so they run in the same pass
+ * as the schema and `validate` reports every problem at once, even when the schema found others.
+ * Values of the wrong type are left to the schema (it reports them); these checks skip them.
+ */
 import type { Issue } from './spec.ts';
+import { isPlainObject } from './spec.ts';
 import { parseKeyHash } from '../auth/key-hash.ts';
 
-export function crossChecks(config: Config, now: number, issues: Issue[]): void {
+export function crossChecks(raw: unknown, now: number, issues: Issue[]): void {
+  const root = isPlainObject(raw) ? raw : {};
+  const keys = Array.isArray(root.keys) ? (root.keys as unknown[]) : [];
+  const auth = isPlainObject(root.auth) ? root.auth : {};
+  const rateLimit = isPlainObject(root.rate_limit) ? root.rate_limit : {};
   const labels = new Map<string, number>();
   const hashes = new Map<string, number>();
-  config.keys.forEach((key, i) => {
+  keys.forEach((key, i) => {
+    if (!isPlainObject(key)) return;
     const at = `keys[${i}]`;
-    const firstLabel = labels.get(key.label);
-    if (firstLabel !== undefined)
-      issues.push({
-        path: `${at}.label`,
-        message: `duplicate label (also keys[${firstLabel}])`,
-        severity: 'error',
-      });
-    else labels.set(key.label, i);
-    const digest = parseKeyHash(key.hash);
-    if (digest === undefined) {
-      issues.push({
-        path: `${at}.hash`,
-        message: 'not a sha256 hash (expected sha256:<64 hex> or 64 hex digits)',
-        severity: 'error',
-      });
-    } else {
-      const firstHash = hashes.get(digest);
-      if (firstHash !== undefined)
-        issues.push({
-          path: `${at}.hash`,
-          message: `duplicate hash (also keys[${firstHash}])`,
-          severity: 'error',
-        });
-      else hashes.set(digest, i);
+    if (typeof key.label === 'string') {
+      const first = labels.get(key.label);
+      if (first !== undefined) error(issues, `${at}.label`, `duplicate label (also keys[${first}])`);
+      else labels.set(key.label, i);
     }
-    if (key.expires !== undefined) {
+    if (typeof key.hash === 'string') {
+      const digest = parseKeyHash(key.hash);
+      if (digest === undefined) error(issues, `${at}.hash`, hashProblem(key.hash));
+      else {
+        const first = hashes.get(digest);
+        if (first !== undefined) error(issues, `${at}.hash`, `duplicate hash (also keys[${first}])`);
+        else hashes.set(digest, i);
+      }
+    }
+    if (typeof key.expires === 'string') {
       const when = parseExpiry(key.expires);
       if (when === undefined)
-        issues.push({ path: `${at}.expires`, message: 'not an ISO 8601 date or time', severity: 'error' });
+        error(
+          issues,
+          `${at}.expires`,
+          'not an ISO 8601 date or time (e.g. 2027-01-31 or 2027-01-31T12:00:00Z)',
+        );
       else if (when <= now)
         issues.push({
           path: `${at}.expires`,
@@ -45,27 +48,35 @@ export function crossChecks(config: Config, now: number, issues: Issue[]): void 
         });
     }
   });
-  if (config.rate_limit.backend === 'redis' && config.rate_limit.redis === undefined) {
-    issues.push({
-      path: 'rate_limit.redis.url',
-      message: 'is required when backend is redis',
-      severity: 'error',
-    });
+  if (rateLimit.backend === 'redis' && (rateLimit.redis === undefined || rateLimit.redis === null)) {
+    error(issues, 'rate_limit.redis.url', 'is required when backend is redis');
   }
-  if (config.keys.length === 0 && !config.auth.allow_unauthenticated) {
-    issues.push({
-      path: 'keys',
-      message: 'no keys configured: every request will be refused (run `mcpgate keygen`)',
-      severity: 'warning',
-    });
+  const unauthenticated = auth.allow_unauthenticated === true;
+  if (Array.isArray(root.keys) || root.keys === undefined || root.keys === null) {
+    if (keys.length === 0 && !unauthenticated)
+      issues.push({
+        path: 'keys',
+        message: 'no keys configured: every request will be refused (run `mcpgate keygen`)',
+        severity: 'warning',
+      });
   }
-  if (config.auth.allow_unauthenticated && config.keys.length > 0) {
-    issues.push({
-      path: 'auth.allow_unauthenticated',
-      message: 'cannot be combined with keys',
-      severity: 'error',
-    });
-  }
+  if (unauthenticated && keys.length > 0)
+    error(issues, 'auth.allow_unauthenticated', 'cannot be combined with keys');
+}
+
+/** What is wrong with a configured hash, with a hint at what to do. */
+export function hashProblem(value: string): string {
+  const text = value.trim();
+  if (text.startsWith('mcpg_'))
+    return 'this is a key, not its hash: run `mcpgate hash` and paste what it prints (never put the key itself in the config)';
+  const hex = text.startsWith('sha256:') ? text.slice(7) : text;
+  if (/^[0-9a-fA-F]*$/.test(hex))
+    return `not a sha256 hash: ${hex.length} hex digits, expected 64 (sha256:<64 lower-case hex>, as printed by \`mcpgate keygen\` or \`mcpgate hash\`)`;
+  return 'not a sha256 hash (expected sha256:<64 lower-case hex> or 64 hex digits, as printed by `mcpgate keygen` or `mcpgate hash`)';
+}
+
+function error(issues: Issue[], path: string, message: string): void {
+  issues.push({ path, message, severity: 'error' });
 }
 
 /** Dates without a time (2027-01-31) expire at the end of that day, UTC. */

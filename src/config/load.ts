@@ -48,11 +48,12 @@ export function parseConfigText(
   if (issues.length > 0) return { config: undefined, issues };
   const raw = interpolate(doc.toJS({ maxAliasCount: 100 }) ?? {}, env, issues);
   const unresolved = new Set(issues.map((i) => i.path));
-  const schemaIssues: Issue[] = [];
-  const config = configSpec.parse(raw, '', schemaIssues);
+  const later: Issue[] = [];
+  const config = configSpec.parse(raw, '', later);
+  // Cross-field checks run on the raw tree in the same pass, so every problem is reported at once.
+  crossChecks(raw, now, later);
   // A value whose variable is unset is reported once, not again as an invalid value.
-  for (const issue of schemaIssues) if (!unresolved.has(issue.path)) issues.push(issue);
-  if (config) crossChecks(config, now, issues);
+  for (const issue of later) if (!unresolved.has(issue.path)) issues.push(issue);
   const failed = issues.some((i) => i.severity === 'error');
   return { config: failed ? undefined : config, issues };
 }

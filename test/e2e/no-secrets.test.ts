@@ -425,7 +425,7 @@ describe('no secret reaches stdout, stderr or the audit file (real mcpgate serve
     const env = { MISPLACED_KEY: SECRETS.writerKey };
     const EXPECTED_ERROR: Record<string, RegExp> = {
       schema: /upstream\.url: must not contain credentials[^]*control characters[^]*at least 32 characters/,
-      pasted: /keys\[0\]\.hash: not a sha256 hash/,
+      pasted: /keys\[0\]\.hash: this is a key, not its hash: run `mcpgate hash`/,
       typo: /auth\.sesion_secret: unknown field/,
       yaml: /Missing closing "quote/,
     };

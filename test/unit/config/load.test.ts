@@ -149,7 +149,9 @@ describe('config loading', () => {
     [
       'malformed key hash',
       `upstream:\n  url: http://x/mcp\nkeys:\n  - label: a\n    hash: sha256:xyz\n`,
-      ['keys[0].hash: not a sha256 hash (expected sha256:<64 hex> or 64 hex digits)'],
+      [
+        'keys[0].hash: not a sha256 hash (expected sha256:<64 lower-case hex> or 64 hex digits, as printed by `mcpgate keygen` or `mcpgate hash`)',
+      ],
     ],
     [
       'duplicate labels and hashes',
@@ -176,7 +178,7 @@ describe('config loading', () => {
     [
       'bad expiry',
       `upstream:\n  url: http://x/mcp\nkeys:\n  - label: a\n    hash: "${HASH}"\n    expires: tomorrow\n`,
-      ['keys[0].expires: not an ISO 8601 date or time'],
+      ['keys[0].expires: not an ISO 8601 date or time (e.g. 2027-01-31 or 2027-01-31T12:00:00Z)'],
     ],
     [
       'redis without url',
@@ -236,5 +238,53 @@ describe('config loading', () => {
     assert.deepEqual(parse('upstream:\n  url: http://x/mcp\n').issues.map(formatIssue), [
       'warning: keys: no keys configured: every request will be refused (run `mcpgate keygen`)',
     ]);
+  });
+
+  it('reports cross-field problems in the same run as schema errors', () => {
+    // Schema errors (unknown field, bad duration, bad label) beside cross-field ones (duplicate
+    // label and hash, expiry format, redis without url): all in one run, none hidden by another.
+    assert.deepEqual(
+      errors(
+        [
+          'upstream:',
+          '  url: http://x/mcp',
+          '  timeout: soon',
+          'colour: blue',
+          'rate_limit:',
+          '  backend: redis',
+          'keys:',
+          `  - label: a`,
+          `    hash: "${HASH}"`,
+          `  - label: a`,
+          `    hash: "sha256:${HASH}"`,
+          '    expires: next week',
+          '  - label: "bad label"',
+          `    hash: "${'b'.repeat(64)}"`,
+        ].join('\n'),
+      )
+        .map((line) => line.replace(/ \(expected one of: [^)]*\)$/, ''))
+        .sort(),
+      [
+        'colour: unknown field',
+        'keys[1].expires: not an ISO 8601 date or time (e.g. 2027-01-31 or 2027-01-31T12:00:00Z)',
+        'keys[1].hash: duplicate hash (also keys[0])',
+        'keys[1].label: duplicate label (also keys[0])',
+        'keys[2].label: must be 1-64 characters of A-Z a-z 0-9 . _ @ -',
+        'rate_limit.redis.url: is required when backend is redis',
+        'upstream.timeout: must be a duration such as 250ms, 30s, 5m or 1h',
+      ],
+    );
+  });
+
+  it('tells a key pasted as a hash, and a hash of the wrong length, what to do', () => {
+    const key = 'mcpg_yMMo0UxL2HCkP9r45FBGGiJLwPqVeJCivl9h9cJdQC52TAodc';
+    const out = errors(
+      `upstream:\n  url: http://x/mcp\nkeys:\n  - label: a\n    hash: "${key}"\n  - label: b\n    hash: "sha256:${HASH.slice(1)}"\n`,
+    );
+    assert.deepEqual(out, [
+      'keys[0].hash: this is a key, not its hash: run `mcpgate hash` and paste what it prints (never put the key itself in the config)',
+      'keys[1].hash: not a sha256 hash: 63 hex digits, expected 64 (sha256:<64 lower-case hex>, as printed by `mcpgate keygen` or `mcpgate hash`)',
+    ]);
+    assert.ok(!out.join('\n').includes(key), 'the key is never echoed');
   });
 });
