@@ -7,6 +7,12 @@
 import type { Issue } from './spec.ts';
 import { isPlainObject } from './spec.ts';
 import { parseKeyHash } from '../auth/key-hash.ts';
+import {
+  FORWARDED_CLIENT_HEADERS,
+  forwardHeaderProblem,
+  PARAM_PREFIX,
+  staticHeaderProblem,
+} from '../proxy/request-headers.ts';
 
 export function crossChecks(raw: unknown, now: number, issues: Issue[]): void {
   const root = isPlainObject(raw) ? raw : {};
@@ -48,6 +54,7 @@ export function crossChecks(raw: unknown, now: number, issues: Issue[]): void {
         });
     }
   });
+  headerChecks(isPlainObject(root.upstream) ? root.upstream : {}, issues);
   if (rateLimit.backend === 'redis' && (rateLimit.redis === undefined || rateLimit.redis === null)) {
     error(issues, 'rate_limit.redis.url', 'is required when backend is redis');
   }
@@ -77,6 +84,30 @@ export function hashProblem(value: string): string {
 
 function error(issues: Issue[], path: string, message: string): void {
   issues.push({ path, message, severity: 'error' });
+}
+
+/** upstream.forward_headers and upstream.headers never carry what the gateway must write or drop. */
+function headerChecks(upstream: Record<string, unknown>, issues: Issue[]): void {
+  const forward = Array.isArray(upstream.forward_headers) ? (upstream.forward_headers as unknown[]) : [];
+  forward.forEach((name, i) => {
+    if (typeof name !== 'string') return;
+    const problem = forwardHeaderProblem(name);
+    if (problem !== undefined) error(issues, `upstream.forward_headers[${i}]`, `${name} ${problem}`);
+    else if (
+      FORWARDED_CLIENT_HEADERS.includes(name.toLowerCase()) ||
+      name.toLowerCase().startsWith(PARAM_PREFIX)
+    )
+      issues.push({
+        path: `upstream.forward_headers[${i}]`,
+        message: `${name} is forwarded anyway`,
+        severity: 'warning',
+      });
+  });
+  const fixed = isPlainObject(upstream.headers) ? upstream.headers : {};
+  for (const name of Object.keys(fixed)) {
+    const problem = staticHeaderProblem(name);
+    if (problem !== undefined) error(issues, `upstream.headers.${name}`, problem);
+  }
 }
 
 /** Dates without a time (2027-01-31) expire at the end of that day, UTC. */

@@ -61,7 +61,16 @@ const upstream = object(
         check: (v) =>
           /^[\t\x20-\x7e\x80-\xff]*$/.test(v) ? undefined : 'must not contain control characters',
       }),
-      "Static headers added to every upstream request (e.g. the upstream's own credential from `${ENV}`).",
+      "Static headers added to every upstream request, last (e.g. the upstream's own credential from `${ENV}`). " +
+        'They may not set what describes the body or the connection (Host, Content-Type, Content-Length, ' +
+        'Content-Encoding, Accept-Encoding, Mcp-Session-Id, hop-by-hop headers).',
+    ),
+    forward_headers: array(
+      string('A header name.'),
+      'Client headers forwarded to the upstream besides the MCP ones (Accept, MCP-Protocol-Version, ' +
+        'Mcp-Session-Id, Last-Event-ID, Mcp-Method, Mcp-Name, Mcp-Param-*) and User-Agent; every other client header is dropped. ' +
+        'Credentials, hop-by-hop headers, headers the gateway writes and method or URL overrides are refused.',
+      { default: [] },
     ),
     connections: number('Maximum keep-alive connections to the upstream.', {
       default: DEFAULTS.upstreamConnections,

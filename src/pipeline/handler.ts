@@ -15,7 +15,8 @@ import { sendError, sendJson, toGatewayError } from './respond.ts';
 import { GatewayError, isGatewayError } from '../jsonrpc/errors.ts';
 import { peekRequestId } from './peek-id.ts';
 import type { Upstream } from '../proxy/upstream.ts';
-import { upstreamRequestHeaders } from '../proxy/headers.ts';
+import type { RequestHeaders } from '../proxy/request-headers.ts';
+import { checkBodyEnvelope } from './envelope.ts';
 import { Relay } from '../proxy/relay.ts';
 import type { ResponseRewrite } from '../proxy/relay.ts';
 import { mapUpstreamError, upstreamErrorKind } from '../proxy/upstream-error.ts';
@@ -23,7 +24,8 @@ import { requestIdFor } from './request-id.ts';
 
 export interface HandlerDeps {
   readonly upstream: Upstream;
-  readonly staticHeaders: Readonly<Record<string, string>>;
+  /** The allowlisted request headers toward the upstream. */
+  readonly requestHeaders: RequestHeaders;
   readonly keepaliveMs: number;
   readonly readBody: (req: IncomingMessage) => Promise<Buffer>;
   readonly authenticate: AuthenticateStep;
@@ -86,8 +88,7 @@ export function createHandler(deps: HandlerDeps): Handler {
     let body: Buffer | undefined;
     let rewrite: ResponseRewrite | undefined;
     if (method === 'POST') {
-      if (!isJsonContentType(req.headers['content-type']))
-        throw new GatewayError('ERR_UNSUPPORTED_MEDIA_TYPE');
+      checkBodyEnvelope(req.headers);
       const raw = await deps.readBody(req);
       ctx.bytesIn = raw.length;
       const inspection = deps.inspect(ctx, raw);
@@ -137,17 +138,12 @@ export function createHandler(deps: HandlerDeps): Handler {
     });
     relayRef.relay = relay;
     ctx.upstreamStartMono = clock.mono();
-    const headers = upstreamRequestHeaders(
-      req.headers,
-      {
-        clientIp: ctx.clientIp,
-        proto: 'http',
-        host: req.headers.host,
-        sessionId,
-        contentLength: body?.length,
-      },
-      deps.staticHeaders,
-    );
+    const headers = deps.requestHeaders(req.headers, {
+      clientIp: ctx.clientIp,
+      requestId: ctx.requestId,
+      sessionId,
+      contentLength: body?.length,
+    });
     (method === 'GET' ? upstream.streams : upstream.pool).dispatch(
       { origin: upstream.origin, path: upstream.path, method, headers, body: body ?? null },
       relay,
@@ -196,13 +192,6 @@ export function createHandler(deps: HandlerDeps): Handler {
       for (const ctx of streams) ctx.res.end();
     },
   });
-}
-
-function isJsonContentType(value: string | undefined): boolean {
-  if (value === undefined) return false;
-  const semi = value.indexOf(';');
-  const type = (semi === -1 ? value : value.slice(0, semi)).trim().toLowerCase();
-  return type === 'application/json';
 }
 
 function decisionFor(code: string): RequestContext['decision'] {

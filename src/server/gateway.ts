@@ -10,6 +10,7 @@ import { createUpstream } from '../proxy/upstream.ts';
 import { createHandler } from '../pipeline/handler.ts';
 import type { Handler } from '../pipeline/handler.ts';
 import { createReadBody } from '../pipeline/read-body.ts';
+import { createRequestHeaders } from '../proxy/request-headers.ts';
 import type { Clock, Observer } from '../pipeline/ports.ts';
 import { createRouter } from './routes.ts';
 import type { Route } from './routes.ts';
@@ -49,9 +50,17 @@ export async function startGateway(
     connections: config.upstream.connections,
   });
   const steps = await createSteps(config, deps);
+  const publicUrl = config.public_url === undefined ? undefined : new URL(config.public_url);
+  // X-Forwarded-Host: the host clients use (public_url), else the address the gateway listens on.
+  let forwardedHost = publicUrl?.host ?? '';
   const handler = createHandler({
     upstream,
-    staticHeaders: config.upstream.headers,
+    requestHeaders: createRequestHeaders({
+      forward: config.upstream.forward_headers,
+      staticHeaders: config.upstream.headers,
+      forwardedHost: () => forwardedHost,
+      forwardedProto: publicUrl?.protocol === 'https:' ? 'https' : 'http',
+    }),
     keepaliveMs: config.streams.keepalive,
     readBody: createReadBody(config.limits.max_body_bytes),
     authenticate: steps.authenticate,
@@ -76,6 +85,7 @@ export async function startGateway(
     address.host,
     address.port,
   );
+  if (publicUrl === undefined) forwardedHost = new URL(url).host;
 
   let closing: Promise<{ forced: number }> | undefined;
   async function close(graceMs: number): Promise<{ forced: number }> {

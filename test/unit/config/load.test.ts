@@ -72,6 +72,16 @@ describe('config loading', () => {
     );
   });
 
+  it('warns about a forward_headers entry that is forwarded anyway', () => {
+    const { config, issues } = parse(
+      'upstream:\n  url: http://u/mcp\n  forward_headers: [Accept, X-Trace-Id]\nauth:\n  allow_unauthenticated: true\n',
+    );
+    assert.deepEqual(config?.upstream.forward_headers, ['Accept', 'X-Trace-Id']);
+    assert.deepEqual(issues.map(formatIssue), [
+      'warning: upstream.forward_headers[0]: Accept is forwarded anyway',
+    ]);
+  });
+
   it('parses durations and sizes', () => {
     const { config } = parse(
       'upstream:\n  url: http://u/mcp\n  timeout: 1.5s\nlimits:\n  max_body_bytes: 512KiB\nstreams:\n  keepalive: 2m\nauth:\n  allow_unauthenticated: true\n',
@@ -115,6 +125,28 @@ describe('config loading', () => {
       ['public_url: must not contain a fragment'],
     ],
     [
+      'forward_headers naming what must not cross',
+      'upstream:\n  url: http://x/mcp\n  forward_headers: [Authorization, X-API-Key, Connection, X-Forwarded-For, Content-Type, X-HTTP-Method-Override, X-Original-URL, "bad name"]\n',
+      [
+        'upstream.forward_headers[0]: Authorization is a credential for the gateway: it never reaches the upstream',
+        'upstream.forward_headers[1]: X-API-Key is a credential for the gateway: it never reaches the upstream',
+        'upstream.forward_headers[2]: Connection is a hop-by-hop header: it never crosses the gateway',
+        'upstream.forward_headers[3]: X-Forwarded-For is written by the gateway itself',
+        'upstream.forward_headers[4]: Content-Type is written by the gateway itself',
+        'upstream.forward_headers[5]: X-HTTP-Method-Override would let a client change the method or URL the gateway judged',
+        'upstream.forward_headers[6]: X-Original-URL would let a client change the method or URL the gateway judged',
+        'upstream.forward_headers[7]: bad name is not a valid header name',
+      ],
+    ],
+    [
+      'upstream.headers overriding the body or connection headers',
+      'upstream:\n  url: http://x/mcp\n  headers:\n    Content-Length: "5"\n    Transfer-Encoding: chunked\n    Authorization: Bearer up\n',
+      [
+        'upstream.headers.Content-Length: is written by the gateway itself (it describes the forwarded body, session or upstream URL)',
+        'upstream.headers.Transfer-Encoding: is a hop-by-hop header: it never crosses the gateway',
+      ],
+    ],
+    [
       'unknown top-level key',
       'upstream:\n  url: http://x/mcp\nlisten_on: 1\n',
       [
@@ -124,7 +156,9 @@ describe('config loading', () => {
     [
       'unknown nested key',
       'upstream:\n  url: http://x/mcp\n  timout: 5s\n',
-      ['upstream.timout: unknown field (expected one of: url, timeout, headers, connections)'],
+      [
+        'upstream.timout: unknown field (expected one of: url, timeout, headers, forward_headers, connections)',
+      ],
     ],
     [
       'bad duration',

@@ -1,0 +1,160 @@
+/**
+ * The headers of a request toward the upstream: an allowlist. The client's headers reach the
+ * upstream only when named here (the MCP ones, `Mcp-Param-*`, User-Agent) or in `upstream.forward_headers`; the
+ * gateway writes the rest from its own knowledge: X-Forwarded-*, X-Request-Id, the session id it
+ * unwrapped, the body's Content-Type and Content-Length, `Accept-Encoding: identity`, and the
+ * configured `upstream.headers` last. Nothing else the client sent (credentials, identity headers
+ * such as True-Client-IP, method overrides, X-Original-URL, hop-by-hop headers) crosses.
+ *
+ * The forwarded names are end-to-end by definition: they are forwarded as the gateway read them
+ * (and judged them, e.g. MCP-Protocol-Version), whatever a Connection header lists.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+
+/** Client headers forwarded as they are (lower case). */
+export const FORWARDED_CLIENT_HEADERS: readonly string[] = Object.freeze([
+  'accept',
+  'mcp-protocol-version',
+  'last-event-id',
+  'mcp-method',
+  'mcp-name',
+  'user-agent',
+]);
+
+/** And every header whose name starts with this (2026-07-28 `Mcp-Param-*`). */
+export const PARAM_PREFIX = 'mcp-param-';
+
+/** The gateway writes these itself (toward the upstream): never the client's. */
+const GATEWAY_WRITTEN = new Set([
+  'host',
+  'content-type',
+  'content-length',
+  'content-encoding',
+  'accept-encoding',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'forwarded',
+  'x-request-id',
+  'mcp-session-id',
+]);
+
+/** The client's credentials for the gateway: the upstream never sees them. */
+const CREDENTIALS = new Set(['authorization', 'proxy-authorization', 'x-api-key', 'cookie']);
+
+/** RFC 9110 §7.6.1 hop-by-hop headers (and `proxy-*`, `http2-settings`): one connection only. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-connection',
+  'http2-settings',
+  'expect',
+]);
+
+/** Headers that make an upstream act on another method or URL than the one the gateway judged. */
+const REWRITES = new Set([
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+  'x-original-url',
+  'x-original-uri',
+  'x-rewrite-url',
+  'x-original-method',
+]);
+
+/** What `upstream.headers` may not override: it describes the forwarded body, session or URL. */
+const STATIC_FORBIDDEN = new Set([
+  'host',
+  'content-type',
+  'content-length',
+  'content-encoding',
+  'accept-encoding',
+  'mcp-session-id',
+]);
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * Why `name` may not be in `upstream.forward_headers` (undefined when it may). The same rule keeps
+ * `upstream.headers` from overriding what describes the body or the connection.
+ */
+export function forwardHeaderProblem(name: string): string | undefined {
+  const lower = name.toLowerCase();
+  if (!TOKEN.test(name)) return 'is not a valid header name';
+  if (CREDENTIALS.has(lower)) return 'is a credential for the gateway: it never reaches the upstream';
+  if (HOP_BY_HOP.has(lower) || lower.startsWith('proxy-'))
+    return 'is a hop-by-hop header: it never crosses the gateway';
+  if (GATEWAY_WRITTEN.has(lower)) return 'is written by the gateway itself';
+  if (REWRITES.has(lower)) return 'would let a client change the method or URL the gateway judged';
+  return undefined;
+}
+
+/** Why `name` may not be set by `upstream.headers` (they may set credentials, unlike forward_headers). */
+export function staticHeaderProblem(name: string): string | undefined {
+  const lower = name.toLowerCase();
+  if (!TOKEN.test(name)) return 'is not a valid header name';
+  if (HOP_BY_HOP.has(lower)) return 'is a hop-by-hop header: it never crosses the gateway';
+  if (STATIC_FORBIDDEN.has(lower))
+    return 'is written by the gateway itself (it describes the forwarded body, session or upstream URL)';
+  return undefined;
+}
+
+export interface RequestHeaderOptions {
+  /** `upstream.forward_headers`, checked by the config. */
+  readonly forward: readonly string[];
+  /** `upstream.headers`, set last. */
+  readonly staticHeaders: Readonly<Record<string, string>>;
+  /** Host of `public_url`, else the gateway's listen address (known once it listens). */
+  readonly forwardedHost: () => string;
+  /** Scheme of `public_url`, else `http` (the gateway's own listener). */
+  readonly forwardedProto: 'http' | 'https';
+}
+
+export interface ForwardInfo {
+  readonly clientIp: string;
+  readonly requestId: string;
+  /** The upstream's session id (unwrapped by the gateway), when the client sent one. */
+  readonly sessionId: string | undefined;
+  /** Length of the forwarded body (POST only). */
+  readonly contentLength: number | undefined;
+}
+
+export type RequestHeaders = (
+  incoming: IncomingHttpHeaders,
+  info: ForwardInfo,
+) => Record<string, string | string[]>;
+
+export function createRequestHeaders(options: RequestHeaderOptions): RequestHeaders {
+  const names = [...new Set([...FORWARDED_CLIENT_HEADERS, ...options.forward.map((n) => n.toLowerCase())])];
+  for (const name of names)
+    if (forwardHeaderProblem(name) !== undefined) throw new TypeError(`header ${name} cannot be forwarded`);
+  const fixed = Object.entries(options.staticHeaders).map(([n, v]) => [n.toLowerCase(), v] as const);
+  const { forwardedHost, forwardedProto } = options;
+  return function requestHeaders(incoming, info) {
+    const out: Record<string, string | string[]> = {};
+    for (const name of names) {
+      const value = incoming[name];
+      if (value !== undefined) out[name] = value;
+    }
+    // 2026-07-28 `Mcp-Param-<name>` headers mirror tool arguments (checked by the upstream).
+    for (const name in incoming) {
+      if (name.startsWith(PARAM_PREFIX)) out[name] = incoming[name] as string | string[];
+    }
+    out['x-forwarded-for'] = info.clientIp;
+    out['x-forwarded-proto'] = forwardedProto;
+    out['x-forwarded-host'] = forwardedHost();
+    out['x-request-id'] = info.requestId;
+    out['accept-encoding'] = 'identity';
+    if (info.sessionId !== undefined) out['mcp-session-id'] = info.sessionId;
+    if (info.contentLength !== undefined) {
+      out['content-type'] = 'application/json';
+      out['content-length'] = String(info.contentLength);
+    }
+    for (const [name, value] of fixed) out[name] = value;
+    return out;
+  };
+}
