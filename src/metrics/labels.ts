@@ -1,51 +1,36 @@
 /**
  * Bounded label values. A label value that comes from a request (a tool name, a method) is only
- * used when it is in a known set; anything else is `other`, so a client cannot create series at
- * will. The known sets come from the config (bounded) and from the upstream (capped).
+ * used when it is in a known set taken from the config; anything else is `other`, so a client cannot
+ * create series at will, and a scraper learns no name the config does not already spell.
  */
 
 export const OTHER = 'other';
 
-/** Longest name accepted into a learned set (longer ones are `other`). */
+/** Longest name used as a label (longer ones are `other`). */
 export const MAX_LABEL_LENGTH = 128;
 
-/** A set of allowed label values: fixed names plus up to `cap` learned ones. */
+/** A fixed set of allowed label values. */
 export class LabelSet {
   readonly #fixed = new Set<string>();
-  readonly #learned = new Set<string>();
-  readonly #cap: number;
 
-  constructor(fixed: Iterable<string>, cap: number) {
-    this.#cap = cap;
+  constructor(fixed: Iterable<string>) {
     this.reset(fixed);
   }
 
-  /** Replaces the fixed names (config reload); learned names are kept. */
+  /** Replaces the names (config reload). */
   reset(fixed: Iterable<string>): void {
     this.#fixed.clear();
     for (const name of fixed) if (usable(name)) this.#fixed.add(name);
   }
 
-  /** Adds names until the cap is reached; returns how many were new. */
-  learn(names: Iterable<string>): number {
-    let added = 0;
-    for (const name of names) {
-      if (this.#learned.size >= this.#cap) break;
-      if (!usable(name) || this.#fixed.has(name) || this.#learned.has(name)) continue;
-      this.#learned.add(name);
-      added++;
-    }
-    return added;
-  }
-
   /** The label for a value: itself when known, else `other`. */
   label(value: string | undefined): string {
     if (value === undefined) return OTHER;
-    return this.#fixed.has(value) || this.#learned.has(value) ? value : OTHER;
+    return this.#fixed.has(value) ? value : OTHER;
   }
 
   get size(): number {
-    return this.#fixed.size + this.#learned.size;
+    return this.#fixed.size;
   }
 }
 

@@ -3,8 +3,9 @@
  * once per request when its response has closed, from the same RequestContext as the audit line.
  *
  * Every label value is bounded: decisions are a closed set; rpc_method is a known MCP method,
- * `batch`, `none` (no JSON-RPC message: GET stream, DELETE, unparsable body) or `other`; tool is a
- * name from the allowlists or learned from the upstream's tools/list (capped), else `other`; the
+ * `batch`, `none` (no JSON-RPC message: GET stream, DELETE, unparsable body) or `other`; tool is an
+ * exact name from the allowlists, else `other` (never a name learned from the upstream, which could
+ * show a scraper a tool some key may not see); the
  * rate-limit key is a configured key label, `oauth` for every OAuth subject, `anonymous`, or `other`.
  *
  * prom-client's `labels(...)` allocates and validates on each call, so the children are cached in
@@ -19,8 +20,6 @@ import { LabelSet, OTHER } from './labels.ts';
 export const DURATION_BUCKETS: readonly number[] = Object.freeze([
   0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 ]);
-/** Tool names learned from the upstream beyond the configured ones. */
-export const DEFAULT_LEARNED_TOOLS_CAP = 1000;
 export const UPSTREAM_ERROR_KINDS: readonly UpstreamErrorKind[] = Object.freeze([
   'refused',
   'reset',
@@ -38,7 +37,6 @@ export interface MetricsOptions {
   readonly keyLabels?: Iterable<string>;
   /** Also export Node process metrics (CPU, memory, event loop, GC) with the `mcpgate_` prefix. */
   readonly processMetrics?: boolean;
-  readonly learnedToolsCap?: number;
 }
 
 export interface Metrics {
@@ -48,8 +46,6 @@ export interface Metrics {
   upstreamError(kind: UpstreamErrorKind): void;
   streamOpened(): void;
   streamClosed(): void;
-  /** Tool names seen in the upstream's tools/list responses (kept up to the cap). */
-  learnTools(names: Iterable<string>): void;
   /** After a config reload: new allowlist names and key labels. */
   reconfigure(options: { knownTools?: Iterable<string>; keyLabels?: Iterable<string> }): void;
   render(): Promise<{ contentType: string; body: string }>;
@@ -65,8 +61,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
       ? options.knownMethods.values()
       : (options.knownMethods as Iterable<string>),
   );
-  const tools = new LabelSet(options.knownTools ?? [], options.learnedToolsCap ?? DEFAULT_LEARNED_TOOLS_CAP);
-  const keys = new LabelSet(options.keyLabels ?? [], 0);
+  const tools = new LabelSet(options.knownTools ?? []);
+  const keys = new LabelSet(options.keyLabels ?? []);
   if (options.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'mcpgate_' });
 
   const requests = new Counter({
@@ -191,9 +187,6 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
     streamClosed() {
       openStreams.dec();
-    },
-    learnTools(names) {
-      tools.learn(names);
     },
     reconfigure(next) {
       if (next.knownTools !== undefined) tools.reset(next.knownTools);

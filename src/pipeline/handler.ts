@@ -21,6 +21,7 @@ import { Relay } from '../proxy/relay.ts';
 import type { ResponseRewrite } from '../proxy/relay.ts';
 import { mapUpstreamError, upstreamErrorKind } from '../proxy/upstream-error.ts';
 import { requestIdFor } from './request-id.ts';
+import type { IntegrityStep } from '../integrity/step.ts';
 
 export interface HandlerDeps {
   readonly upstream: Upstream;
@@ -31,8 +32,8 @@ export interface HandlerDeps {
   readonly authenticate: AuthenticateStep;
   readonly sessions: SessionStep | undefined;
   readonly inspect: InspectStep;
-  /** The rewrite for a GET stream (a resuming GET replays responses, lists included). */
-  readonly guardStream: (ctx: RequestContext) => ResponseRewrite | undefined;
+  /** Request tagging and response matching (the rewrite of every POST's and GET's response). */
+  readonly integrity: IntegrityStep;
   readonly rateLimit: RateLimitStep;
   readonly observer: Observer;
   readonly clock: Clock;
@@ -97,10 +98,9 @@ export function createHandler(deps: HandlerDeps): Handler {
         sendJson(ctx, inspection.answer.status, inspection.answer.body);
         return;
       }
-      body = inspection.bytes;
-      rewrite = inspection.rewrite;
+      ({ bytes: body, rewrite } = deps.integrity.forward(ctx, inspection.bytes, inspection.plans, sessionId));
     } else if (method === 'GET') {
-      rewrite = deps.guardStream(ctx);
+      rewrite = deps.integrity.stream(ctx);
       relayRef.release = deps.rateLimit.openStream(ctx);
       streams.add(ctx);
       observer.streamOpened();

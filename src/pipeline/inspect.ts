@@ -15,28 +15,16 @@ import { checkMcpHeaders } from '../policy/headers.ts';
 import { judge } from '../policy/judge.ts';
 import type { JudgeOptions } from '../policy/judge.ts';
 import type { TaskOwnership } from '../policy/tasks.ts';
-import { createResponseRewrite } from '../policy/filter-list.ts';
 import type { ResponseAction } from '../policy/filter-list.ts';
 
 export interface InspectOptions extends JudgeOptions {
   readonly tasks: TaskOwnership;
-  /** Told each tool name an upstream tools/list carries (bounded metric labels). */
-  readonly learnTool?: (name: string) => void;
-  /** Monotonic ms: an unfiltered tools/list is read for names at most once per LEARN_EVERY_MS. */
-  readonly now?: () => number;
 }
-
-/**
- * A tools/list a key may see whole streams untouched; to still learn the upstream's tool names for
- * metric labels, one such list is read (not changed) at most this often.
- */
-export const LEARN_EVERY_MS = 60_000;
 
 const BATCH_REFUSED = new GatewayError('ERR_BATCH_DENIED');
 
 export function createInspect(options: InspectOptions): InspectStep {
-  const { tasks, learnTool, now } = options;
-  let learnedAt = -Infinity;
+  const { tasks } = options;
   return function inspect(ctx, body) {
     const parsed = parseBody(body, KNOWN_METHODS);
     const { messages, batch } = parsed;
@@ -70,29 +58,14 @@ export function createInspect(options: InspectOptions): InspectStep {
       }
       if (id !== null && (verdict.filter !== undefined || verdict.recordTask)) {
         (plan ??= new Map()).set(id, verdict.filter ?? 'task');
-      } else if (
-        id !== null &&
-        learnTool &&
-        now &&
-        verdict.record.rpc_method === 'tools/list' &&
-        now() - learnedAt >= LEARN_EVERY_MS
-      ) {
-        // Read (a filter that keeps everything) only to learn the names; the bytes pass as they are.
-        learnedAt = now();
-        (plan ??= new Map()).set(id, 'tools');
       }
     }
     if (denied !== undefined) {
       ctx.decision = 'deny';
       ctx.reason = batch ? 'ERR_BATCH_DENIED' : firstDenial;
-      return { bytes: parsed.bytes, answer: denialAnswer(messages, batch, denied), rewrite: undefined };
+      return { bytes: parsed.bytes, answer: denialAnswer(messages, batch, denied), plans: undefined };
     }
-    return {
-      bytes: parsed.bytes,
-      answer: undefined,
-      rewrite:
-        plan === undefined ? undefined : createResponseRewrite(plan, principal.grants, scope, learnTool),
-    };
+    return { bytes: parsed.bytes, answer: undefined, plans: plan };
   };
 }
 

@@ -5,7 +5,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RequestContext } from './context.ts';
 import type { GatewayError } from '../jsonrpc/errors.ts';
-import type { ResponseRewrite } from '../proxy/relay.ts';
+import type { JsonRpcId } from '../jsonrpc/message.ts';
+import type { Plan } from '../integrity/request-tag.ts';
 import type { UpstreamErrorKind } from '../proxy/upstream-error.ts';
 
 export interface AuthenticateStep {
@@ -25,8 +26,8 @@ export interface Inspection {
   readonly bytes: Buffer;
   /** Set when the gateway answers itself (a denied call): the status and the JSON body. */
   readonly answer: { readonly status: number; readonly body: string } | undefined;
-  /** Set when the response must be rewritten (list filtering, task ownership). */
-  readonly rewrite: ResponseRewrite | undefined;
+  /** What each request's response needs (list filtering, task ownership), by client id. */
+  readonly plans: ReadonlyMap<JsonRpcId, Plan> | undefined;
 }
 
 export interface InspectStep {

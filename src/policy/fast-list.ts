@@ -38,7 +38,6 @@ export interface FastListOptions {
   /** The list kind planned for a response id, if any. */
   readonly kindFor: (id: JsonRpcId) => string | undefined;
   readonly keep: (kind: FastKind, name: string) => boolean;
-  readonly learn?: ((toolName: string) => void) | undefined;
 }
 
 /**
@@ -149,7 +148,6 @@ function scan(b: Uint8Array, options: FastListOptions): Uint8Array | undefined {
   // A list that is not an array: the parsed path empties it.
   if (list.open === -1) return undefined;
   const items = list.items;
-  const learn = kind === 'tools' ? options.learn : undefined;
   const kept: number[] = [];
   let removed = false;
   for (let k = 0; k < items.length; k += 4) {
@@ -158,7 +156,6 @@ function scan(b: Uint8Array, options: FastListOptions): Uint8Array | undefined {
       nameStart !== -1 && b[nameStart] === QUOTE
         ? readString(b, nameStart, items[k + 3] as number)
         : undefined;
-    if (name !== undefined) learn?.(name);
     if (name !== undefined && options.keep(kind, name)) kept.push(items[k] as number, items[k + 1] as number);
     else removed = true;
   }

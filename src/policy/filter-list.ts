@@ -30,7 +30,6 @@ export function filterListResult(
   result: unknown,
   grants: Grants,
   tasks?: TaskScope,
-  learn?: (toolName: string) => void,
 ): unknown {
   if (typeof result !== 'object' || result === null || Array.isArray(result)) return result;
   const record = result as Record<string, unknown>;
@@ -41,8 +40,6 @@ export function filterListResult(
   let kept: unknown[] | undefined;
   for (let i = 0; i < list.length; i++) {
     const entry: unknown = list[i];
-    if (learn !== undefined && kind === 'tools' && isObject(entry) && typeof entry.name === 'string')
-      learn(entry.name);
     const ok = keep(entry);
     if (ok && kept !== undefined) kept.push(entry);
     else if (!ok && kept === undefined) kept = list.slice(0, i);
@@ -79,7 +76,6 @@ function applyPlan(
   plan: ResponsePlan,
   grants: Grants,
   tasks: TaskScope | undefined,
-  learn?: (toolName: string) => void,
 ): unknown {
   if (!isObject(message) || !Object.hasOwn(message, 'result') || Object.hasOwn(message, 'method'))
     return undefined;
@@ -95,7 +91,7 @@ function applyPlan(
   // Always re-serialised, even when nothing was removed: the raw bytes may hold what JSON.parse
   // did not keep (a duplicate key, first-wins parsers read differently), and the client must get
   // exactly the list that was judged.
-  return { ...message, result: filterListResult(action, message.result, grants, tasks, learn) };
+  return { ...message, result: filterListResult(action, message.result, grants, tasks) };
 }
 
 /**
@@ -108,9 +104,8 @@ export function filterJsonResponseBody(
   plan: ResponsePlan,
   grants: Grants,
   tasks?: TaskScope,
-  learn?: (toolName: string) => void,
 ): Buffer {
-  const fast = filterListFast(body, fastOptions(plan, grants, learn));
+  const fast = filterListFast(body, fastOptions(plan, grants));
   if (fast !== undefined) return fast;
   let value: unknown;
   try {
@@ -118,7 +113,7 @@ export function filterJsonResponseBody(
   } catch (cause) {
     throw new GatewayError('ERR_UPSTREAM_PROTOCOL', { cause });
   }
-  const out = mapMessages(value, (m) => applyPlan(m, plan, grants, tasks, learn));
+  const out = mapMessages(value, (m) => applyPlan(m, plan, grants, tasks));
   return out === undefined ? body : Buffer.from(JSON.stringify(out));
 }
 
@@ -132,11 +127,10 @@ export function rewriteEventData(
   plan: ResponsePlan,
   grants: Grants,
   tasks?: TaskScope,
-  learn?: (toolName: string) => void,
 ): string | undefined {
   if (data.length > FAST_PATH_MIN_CHARS) {
     const bytes = Buffer.from(data);
-    const fast = filterListFast(bytes, fastOptions(plan, grants, learn));
+    const fast = filterListFast(bytes, fastOptions(plan, grants));
     if (fast !== undefined) return fast === bytes ? undefined : fast.toString('utf8');
   }
   let value: unknown;
@@ -147,7 +141,7 @@ export function rewriteEventData(
     // response and cannot be read is not passed on (a looser client parser might read a list).
     return data.includes('"result"') ? UNREADABLE : undefined;
   }
-  const out = mapMessages(value, (m) => applyPlan(m, plan, grants, tasks, learn));
+  const out = mapMessages(value, (m) => applyPlan(m, plan, grants, tasks));
   return out === undefined ? undefined : JSON.stringify(out);
 }
 
@@ -170,15 +164,10 @@ export function mapMessages(value: unknown, replace: (message: unknown) => unkno
 /** Below this, parsing is as cheap as scanning (and progress events stay on the simple path). */
 const FAST_PATH_MIN_CHARS = 4096;
 
-function fastOptions(
-  plan: ResponsePlan,
-  grants: Grants,
-  learn: ((toolName: string) => void) | undefined,
-): FastListOptions {
+function fastOptions(plan: ResponsePlan, grants: Grants): FastListOptions {
   return {
     kindFor: (id) => plan.get(id),
     keep: (kind, name) => (kind === 'tools' ? grants.tool(name) : grants.prompt(name)),
-    learn,
   };
 }
 
@@ -187,18 +176,16 @@ export function createResponseRewrite(
   plan: ResponsePlan,
   grants: Grants,
   tasks?: TaskScope,
-  learn?: (toolName: string) => void,
 ): ResponseRewrite {
   // Only recording tasks: an event that does not spell `taskId` cannot create one, so most events
   // of a long tool call skip JSON.parse. (Missing an escaped key only loses the task: fail closed.)
   let recordOnly = true;
   for (const action of plan.values()) if (action !== 'task') recordOnly = false;
   const rewrite = recordOnly
-    ? (data: string) =>
-        data.includes('taskId') ? rewriteEventData(data, plan, grants, tasks, learn) : undefined
-    : (data: string) => rewriteEventData(data, plan, grants, tasks, learn);
+    ? (data: string) => (data.includes('taskId') ? rewriteEventData(data, plan, grants, tasks) : undefined)
+    : (data: string) => rewriteEventData(data, plan, grants, tasks);
   return {
-    json: (body) => filterJsonResponseBody(body, plan, grants, tasks, learn),
+    json: (body) => filterJsonResponseBody(body, plan, grants, tasks),
     sse: () => createSseRewriter(rewrite),
   };
 }

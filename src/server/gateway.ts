@@ -26,8 +26,6 @@ export interface GatewayDeps {
   readonly observer: Observer;
   /** Extra reserved routes (metrics). */
   readonly routes?: ReadonlyMap<string, Route>;
-  /** Told each tool name an upstream lists (for bounded metric labels). */
-  readonly learnTool?: (name: string) => void;
 }
 
 export interface Gateway {
@@ -66,7 +64,7 @@ export async function startGateway(
     authenticate: steps.authenticate,
     sessions: steps.sessions,
     inspect: steps.inspect,
-    guardStream: steps.guardStream,
+    integrity: steps.integrity,
     rateLimit: steps.rateLimit,
     observer: deps.observer,
     clock: deps.clock,

@@ -113,7 +113,6 @@ export async function startRuntime(config: Config, deps: RuntimeDeps): Promise<R
         env: deps.env,
         observer,
         routes,
-        ...(metrics ? { learnTool: (name: string) => metrics.learnTools([name]) } : {}),
       },
       deps.listen,
     );

@@ -16,9 +16,10 @@ import { createRateLimit } from '../pipeline/rate-limit.ts';
 import { createInspect } from '../pipeline/inspect.ts';
 import type { Principal } from '../auth/principal.ts';
 import { TaskOwnership } from '../policy/tasks.ts';
-import { createReplayGuard } from '../policy/replay-guard.ts';
-import type { ResponseRewrite } from '../proxy/relay.ts';
-import type { RequestContext } from '../pipeline/context.ts';
+import { createRequestTagger } from '../integrity/request-tag.ts';
+import { PendingTags } from '../integrity/cancels.ts';
+import { createIntegrityStep } from '../integrity/step.ts';
+import type { IntegrityStep } from '../integrity/step.ts';
 
 /** How long start-up waits for the Redis store before serving. */
 const STORE_READY_WAIT_MS = 2000;
@@ -27,7 +28,7 @@ export interface Steps {
   readonly authenticate: AuthenticateStep;
   readonly sessions: SessionStep | undefined;
   readonly inspect: InspectStep;
-  readonly guardStream: (ctx: RequestContext) => ResponseRewrite | undefined;
+  readonly integrity: IntegrityStep;
   readonly rateLimit: RateLimitStep;
   close(): Promise<void>;
 }
@@ -44,9 +45,13 @@ const ANONYMOUS: Principal = Object.freeze({
 export async function createSteps(config: Config, deps: GatewayDeps): Promise<Steps> {
   const { log, env } = deps;
   const authenticate = createAuthentication(config, deps);
+  // The session secret keys session binding and request tags (each with its own derived key).
+  const secret = config.auth.allow_unauthenticated
+    ? sessionSecret(config.auth.session_secret, randomBytes)
+    : secretFor(config, env, log);
   const sessions = config.auth.allow_unauthenticated
     ? undefined
-    : createSessionStep(createSessionBinder(secretFor(config, env, log)));
+    : createSessionStep(createSessionBinder(secret));
   const store = createRateLimitStore(config.rate_limit, { now: deps.clock.mono, logger: log });
   if ('ready' in store && typeof store.ready === 'function') {
     // Give Redis a moment at start so the first requests are not decided by on_store_error.
@@ -60,18 +65,13 @@ export async function createSteps(config: Config, deps: GatewayDeps): Promise<St
   // Store failures are logged by the store itself (rate-limited); each decision goes to the audit line.
   const rateLimit = createRateLimit(store, createStreamCounter());
   const tasks = new TaskOwnership({ now: deps.clock.mono });
-  const learnTool = deps.learnTool;
-  const inspect: InspectStep = createInspect({
-    unknownMethods: config.policy.unknown_methods,
+  const inspect: InspectStep = createInspect({ unknownMethods: config.policy.unknown_methods, tasks });
+  const integrity = createIntegrityStep({
+    tagger: createRequestTagger(secret),
     tasks,
-    ...(learnTool ? { learnTool, now: deps.clock.mono } : {}),
+    pending: new PendingTags(),
   });
-  const guardStream = (ctx: RequestContext): ResponseRewrite | undefined => {
-    const principal = ctx.principal;
-    if (principal === undefined || principal.grants === ALLOW_ALL) return undefined;
-    return createReplayGuard(principal.grants, tasks.scope(principal.bindingId));
-  };
-  return { authenticate, sessions, inspect, guardStream, rateLimit, close: () => store.close() };
+  return { authenticate, sessions, inspect, integrity, rateLimit, close: () => store.close() };
 }
 
 function createAuthentication(config: Config, deps: GatewayDeps): AuthenticateStep {

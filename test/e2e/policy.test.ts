@@ -21,6 +21,7 @@ import { mintKey } from '../../src/auth/key-format.ts';
 import { sha256Hex } from '../../src/auth/key-hash.ts';
 import type { JsonRpcId } from '../../src/jsonrpc/message.ts';
 import type { RequestContext } from '../../src/pipeline/context.ts';
+import { UNREADABLE } from '../../src/policy/unreadable.ts';
 import { startEverything } from '../helpers/everything.ts';
 import type { Everything } from '../helpers/everything.ts';
 import { startRecorder } from '../helpers/recorder.ts';
@@ -358,8 +359,11 @@ describe('list responses are filtered on the wire, everything else passes as sen
       };
       const clientList = JSON.parse(dataOf(ours[2] as string)) as { id: string; result: { tools: Tool[] } };
       assert.ok(toolNames(upstreamList.result.tools).includes('secret_admin'));
+      // The upstream saw the gateway's tag; the client gets its own id back.
+      assert.notEqual(upstreamList.id, 'list-1');
       assert.deepEqual(clientList, {
         ...upstreamList,
+        id: 'list-1',
         result: {
           ...upstreamList.result,
           tools: upstreamList.result.tools.filter((t) => KEY.allow.includes(t.name)),
@@ -391,6 +395,7 @@ describe('list responses are filtered on the wire, everything else passes as sen
       assert.ok(toolNames(upstreamList.result.tools).includes('secret_admin'));
       assert.deepEqual(JSON.parse(answer.body), {
         ...upstreamList,
+        id: 'list-1',
         result: {
           ...upstreamList.result,
           tools: upstreamList.result.tools.filter((t) => KEY.allow.includes(t.name)),
@@ -410,15 +415,18 @@ describe('list responses are filtered on the wire, everything else passes as sen
     /** Set when the client had not seen the progress event 5 s after it was sent. */
     let heldBack = false;
     const tools = [{ name: 'secret_admin' }, { name: 'echo' }, { name: 'progress' }, { name: 'other' }];
-    const listData = JSON.stringify({ jsonrpc: '2.0', id: 'list-1', result: { tools, nextCursor: 'c2' } });
     const COMMENT = ': opened\r\n\r\n';
     const PROGRESS =
       'retry: 2500\r\nid: e1\r\nevent: message\r\n' +
       'data: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"p1","progress":1}}\r\n\r\n';
-    const TAIL = 'id: e3\ndata: not json, passed as it is\n\n';
+    const TAIL = 'id: e3\ndata: not json\n\n';
     const http: HttpServer = createServer((req, res) => {
-      req.resume();
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
       req.on('end', async () => {
+        // Answers with the id it received (the gateway's tag), as a real server does.
+        const id = (JSON.parse(body) as { id: string }).id;
+        const listData = JSON.stringify({ jsonrpc: '2.0', id, result: { tools, nextCursor: 'c2' } });
         res.writeHead(200, { 'content-type': 'text/event-stream' });
         res.write(COMMENT);
         res.write(PROGRESS);
@@ -469,7 +477,9 @@ describe('list responses are filtered on the wire, everything else passes as sen
         result: { tools: [{ name: 'echo' }, { name: 'progress' }], nextCursor: 'c2' },
       });
       assert.equal(heldBack, false, 'the progress event reached the client before the list was sent');
-      assert.equal(text, `${COMMENT}${PROGRESS}event: message\nid: e2\ndata: ${filtered}\n\n${TAIL}`);
+      // Data that is not JSON is not passed on unread: it becomes an error event (id kept).
+      const unreadable = `id: e3\ndata: ${UNREADABLE}\n\n`;
+      assert.equal(text, `${COMMENT}${PROGRESS}event: message\nid: e2\ndata: ${filtered}\n\n${unreadable}`);
     } finally {
       release();
       await gateway.close(500);
@@ -708,7 +718,13 @@ describe('requests the gateway refuses, at the HTTP level', () => {
     const answer = await send(body);
     assert.equal(answer.status, 200, answer.body);
     assert.equal(upstream.received.length, before + 1);
-    assert.equal(upstream.received.at(-1)?.body, JSON.stringify(judged));
+    // Byte for byte what was judged, except the id: the upstream gets the gateway's tag for it.
+    const sent = upstream.received.at(-1)?.body ?? '';
+    const tag = (JSON.parse(sent) as { id: unknown }).id;
+    assert.ok(typeof tag === 'string' && tag !== (judged as { id: unknown }).id, sent);
+    const judgedId = JSON.stringify((judged as { id: unknown }).id);
+    assert.equal(sent.replace(`"id":${JSON.stringify(tag)}`, `"id":${judgedId}`), JSON.stringify(judged));
+    assert.equal((JSON.parse(answer.body) as { id: unknown }).id, (judged as { id: unknown }).id);
     return answer;
   }
 

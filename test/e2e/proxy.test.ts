@@ -245,8 +245,9 @@ describe('proxy with an SDK-built upstream', () => {
       }).replace('"id":4', '"id":"abort-me"'),
       signal: controller.signal,
     }).then((r) => r.text());
+    // The upstream sees the gateway's tag for the id, not "abort-me".
     const record = await waitFor(
-      () => upstream.received.find((r) => r.body.includes('"id":"abort-me"')),
+      () => upstream.received.find((r) => r.body.includes('"arguments":{"ms":5000}')),
       3000,
       'upstream to receive the call',
     );

@@ -8,6 +8,7 @@ import { startSdkUpstream } from '../helpers/sdk-upstream.ts';
 import type { SdkUpstream } from '../helpers/sdk-upstream.ts';
 import { startServe } from '../helpers/cli.ts';
 import { waitFor } from '../helpers/net.ts';
+import { forwards } from '../helpers/tags.ts';
 
 const HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 
@@ -39,7 +40,7 @@ describe('SIGTERM', () => {
     });
     const inflight = fetch(gw.url, { method: 'POST', headers: HEADERS, body });
     await waitFor(
-      () => upstream.received.find((r) => r.body.includes('"id":7')),
+      () => upstream.received.find((r) => forwards(r.body, 7)),
       3000,
       'the call to reach the upstream',
     );
@@ -54,7 +55,7 @@ describe('SIGTERM', () => {
       () => 'refused',
     );
     assert.ok(late === 503 || late === 'refused', `a new request during shutdown got ${late}`);
-    assert.ok(!upstream.received.some((r) => r.body.includes('"id":70')));
+    assert.ok(!upstream.received.some((r) => forwards(r.body, 70)));
     const res = await inflight;
     assert.equal(res.status, 200);
     assert.deepEqual(((await res.json()) as { result: { content: unknown } }).result.content, [
@@ -77,7 +78,7 @@ describe('SIGTERM', () => {
       () => 'cut',
     );
     await waitFor(
-      () => upstream.received.find((r) => r.body.includes('"id":8')),
+      () => upstream.received.find((r) => forwards(r.body, 8)),
       3000,
       'the call to reach the upstream',
     );

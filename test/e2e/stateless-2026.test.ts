@@ -15,6 +15,7 @@ import { startSdkUpstream } from '../helpers/sdk-upstream.ts';
 import type { SdkUpstream } from '../helpers/sdk-upstream.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
+import { forwards, forwardedIds } from '../helpers/tags.ts';
 
 const MODERN = '2026-07-28';
 /** What the 2.x client negotiates on the 2025-era path (its `initialize` handshake). */
@@ -187,10 +188,11 @@ describe('2.x client (2026-07-28) through the gateway to a 2.x stateless upstrea
     for (const request of sent) {
       const at = arrived.find((r) => {
         const body = JSON.parse(r.body) as Sent['body'];
-        return body.id === request.body.id && body.method === request.body.method;
+        return forwardedIds(r.body)[0] === request.body.id && body.method === request.body.method;
       });
       assert.ok(at, `upstream never received ${request.body.method} ${String(request.body.id)}`);
-      assert.deepEqual(JSON.parse(at.body), request.body);
+      // The same message, under the gateway's tag for its id.
+      assert.deepEqual({ ...(JSON.parse(at.body) as object), id: request.body.id }, request.body);
       assert.deepEqual(
         mcpHeaders(Object.entries(at.headers)),
         mcpHeaders(request.headers.entries()),
@@ -302,7 +304,7 @@ describe('2.x client (2026-07-28) through the gateway to a 2.x stateless upstrea
     const body = (await res.json()) as { id: unknown; result?: { content: unknown } };
     assert.equal(body.id, id);
     assert.deepEqual(body.result?.content, [{ type: 'text', text: 'Echo: ok' }]);
-    assert.ok(upstream.received.some((r) => r.body.includes(`"${id}"`)));
+    assert.ok(upstream.received.some((r) => forwards(r.body, id)));
   });
 
   it('refuses a request whose Mcp-Method disagrees with the body method, before the upstream', async () => {
@@ -320,7 +322,7 @@ describe('2.x client (2026-07-28) through the gateway to a 2.x stateless upstrea
     // A 2.x upstream would answer the same itself: what shows the gateway judged it is that the
     // request never got there.
     assert.ok(
-      !upstream.received.some((r) => r.body.includes(`"${id}"`)),
+      !upstream.received.some((r) => forwards(r.body, id)),
       'the upstream received the mismatched request',
     );
   });
@@ -343,7 +345,7 @@ describe('2.x client (2026-07-28) through the gateway to a 2.x stateless upstrea
     assert.equal(body.id, id);
     assert.equal(body.error?.code, -32020);
     assert.ok(
-      !upstream.received.some((r) => r.body.includes(`"${id}"`)),
+      !upstream.received.some((r) => forwards(r.body, id)),
       'the upstream received the mismatched request',
     );
   });

@@ -131,27 +131,15 @@ describe('metrics', () => {
     assert.ok(Math.abs(delta('mcpgate_upstream_duration_seconds_sum') - 0.014) < 1e-9);
   });
 
-  it('an unknown tool is `other`; allowlist names and learned names are themselves; wildcards are not labels', async () => {
+  it('an unknown tool is `other`; only exact allowlist names are labels; wildcards are not', async () => {
     const metrics = createMetrics(options);
     metrics.observe(toolCtx('not_in_any_list'), 1001);
     metrics.observe(toolCtx('db_*'), 1001);
-    metrics.observe(toolCtx('learned_one'), 1001);
-    metrics.learnTools(['learned_one', 'x'.repeat(500)]);
-    metrics.observe(toolCtx('learned_one'), 1001);
+    metrics.observe(toolCtx('x'.repeat(500)), 1001);
     const s = await scrape(metrics);
     assert.equal(value(s, 'mcpgate_tool_calls_total', { tool: 'other', decision: 'allow' }), 3);
-    assert.equal(value(s, 'mcpgate_tool_calls_total', { tool: 'learned_one', decision: 'allow' }), 1);
     assert.ok(!s.some((x) => x.labels.tool === 'not_in_any_list' || x.labels.tool === 'db_*'));
-  });
-
-  it('learned tool names are capped', async () => {
-    const metrics = createMetrics({ ...options, learnedToolsCap: 2 });
-    metrics.learnTools(['t1', 't2', 't3']);
-    for (const t of ['t1', 't2', 't3']) metrics.observe(toolCtx(t), 1001);
-    const s = await scrape(metrics);
-    assert.equal(value(s, 'mcpgate_tool_calls_total', { tool: 't1', decision: 'allow' }), 1);
-    assert.equal(value(s, 'mcpgate_tool_calls_total', { tool: 't2', decision: 'allow' }), 1);
-    assert.equal(value(s, 'mcpgate_tool_calls_total', { tool: 'other', decision: 'allow' }), 1);
+    assert.equal('learnTools' in metrics, false, 'no way to add a label from upstream data');
   });
 
   it('rpc_method is bounded: known, batch, none or other', async () => {

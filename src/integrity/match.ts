@@ -1,0 +1,115 @@
+/**
+ * Response matching: the relay's rewrite (proxy/relay.ts) for every response to tagged requests and
+ * for every GET stream. A JSON body or an SSE event passes only when each response in it answers a
+ * request this exchange may answer (restore.ts); it then carries the client's ids, and each response
+ * whose tag names a plan is filtered by it (policy/filter-list.ts: lists, task recording). Everything
+ * is judged with a real parse: an event whose data is not JSON, or a response that is refused, is
+ * replaced by an error event (UNREADABLE, id null), and a JSON body by a 502.
+ *
+ * Which ids are answerable:
+ * - exchangeIds: a POST's own requests, each once (exact tags forwarded in this exchange; no MAC).
+ * - signedIds: a GET stream, which replays responses of earlier POSTs (`Last-Event-ID`) on any
+ *   replica: any tag signed for the principal, with the plan it carries.
+ *
+ * Stable API for other transports (the HTTP+SSE transport matches its GET stream with this):
+ *   const forwarded = tagRequests(bytes, messages, plans, { tagger, bindingId, sessionId, pending });
+ *   // forward forwarded.bytes; read responses with:
+ *   createMatchRewrite(exchangeIds(forwarded.tags), filters)   // or signedIds(tagger, bindingId)
+ */
+import { GatewayError } from '../jsonrpc/errors.ts';
+import type { ResponseRewrite } from '../proxy/relay.ts';
+import { createSseRewriter } from '../proxy/sse-rewrite.ts';
+import { filterJsonResponseBody, rewriteEventData } from '../policy/filter-list.ts';
+import type { Grants } from '../policy/grants.ts';
+import type { TaskScope } from '../policy/tasks.ts';
+import { UNREADABLE } from '../policy/unreadable.ts';
+import type { RequestTagger, Untagged } from './request-tag.ts';
+import { restoreIds } from './restore.ts';
+import type { ResponseIds } from './restore.ts';
+
+export { tagRequests } from './restore.ts';
+export type { ForwardedRequests, ResponseIds, TagContext } from './restore.ts';
+
+/** What the plans are applied with: the principal's grants and task scope. */
+export interface Filters {
+  readonly grants: Grants;
+  readonly tasks: TaskScope | undefined;
+}
+
+/**
+ * The ids of one exchange's requests, each answerable once. `onAnswer` is told each one answered
+ * (the pipeline forgets its pending cancellation then).
+ */
+export function exchangeIds(
+  tags: ReadonlyMap<string, Untagged>,
+  onAnswer?: (tag: string, untagged: Untagged) => void,
+): ResponseIds {
+  const open = new Map(tags);
+  return {
+    answer(id) {
+      const untagged = open.get(id);
+      if (untagged === undefined) return undefined;
+      open.delete(id);
+      onAnswer?.(id, untagged);
+      return untagged;
+    },
+    name: (id) => tags.get(id),
+  };
+}
+
+/** Any tag signed for this principal (GET streams: replays of earlier exchanges). */
+export function signedIds(tagger: RequestTagger, bindingId: string): ResponseIds {
+  return {
+    answer: (id) => tagger.untag(bindingId, id),
+    name: (id) => tagger.untag(bindingId, id),
+  };
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+export function createMatchRewrite(ids: ResponseIds, filters: Filters): ResponseRewrite {
+  return {
+    json(body) {
+      if (body.length === 0) return body;
+      let text: string;
+      let value: unknown;
+      try {
+        text = decoder.decode(body);
+        value = JSON.parse(text);
+      } catch (cause) {
+        throw new GatewayError('ERR_UPSTREAM_PROTOCOL', { cause });
+      }
+      const restored = restoreIds(text, value, ids);
+      if (restored === undefined) {
+        throw new GatewayError('ERR_UPSTREAM_PROTOCOL', {
+          message: 'upstream sent a response to no request the gateway forwarded',
+        });
+      }
+      const out = Buffer.from(restored.text);
+      if (restored.plans === undefined) return out;
+      return filterJsonResponseBody(out, restored.plans, filters.grants, filters.tasks);
+    },
+    sse: () => createSseRewriter((data) => matchEventData(data, ids, filters)),
+  };
+}
+
+/**
+ * One SSE event's data: its replacement (the client's ids back, lists filtered), undefined when it
+ * passes as it is (no data, or a message naming no request), or UNREADABLE.
+ */
+export function matchEventData(data: string, ids: ResponseIds, filters: Filters): string | undefined {
+  if (data.trim() === '') return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(data);
+  } catch {
+    return UNREADABLE;
+  }
+  const restored = restoreIds(data, value, ids);
+  if (restored === undefined) return UNREADABLE;
+  if (restored.plans !== undefined) {
+    const filtered = rewriteEventData(restored.text, restored.plans, filters.grants, filters.tasks);
+    if (filtered !== undefined) return filtered;
+  }
+  return restored.text === data ? undefined : restored.text;
+}

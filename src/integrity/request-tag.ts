@@ -1,0 +1,139 @@
+/**
+ * Request tags: the JSON-RPC id the gateway gives each request it forwards, in place of the
+ * client's. A tag carries, signed for the principal, the client's id (its exact type and value) and
+ * what the response needs (its plan: the list to filter, a task to record, or nothing), so a
+ * response can be matched to a request the gateway forwarded and filtered as that request's verdict
+ * said, statelessly: on any replica that shares the secret, on a live POST stream and on a GET
+ * stream replayed with `Last-Event-ID`. An id the gateway did not sign for this principal, or one
+ * that was changed, does not untag.
+ *
+ *   tag = "g1" + plan + nonce + "." + client id + "." + base64url(HMAC-SHA256(k, bindingId "\n" body)[0..12])
+ *
+ * where body is everything before the last ".", the plan is one letter (PLAN_LETTERS), the nonce is
+ * a per-process random prefix plus a counter (two requests with the same client id never share a
+ * tag, so their responses cannot cross), and the client id is `n` + its decimal digits for a number,
+ * `s` + base64url(UTF-8) for a well-formed string, `u` + base64url(UTF-16LE) for a string with a
+ * lone surrogate (kept exactly). k = HMAC-SHA256(secret, LABEL): the session secret keys this and the
+ * session binding without one MAC being replayable as the other. Cost: one HMAC per tag or untag.
+ *
+ * This module and match.ts are the stable API other transports use (see the example in match.ts).
+ */
+import { createHmac, createSecretKey, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import type { JsonRpcId } from '../jsonrpc/message.ts';
+import type { ListKind } from '../policy/methods.ts';
+
+/** What a response needs: a list to filter, a task id to record for the principal, or nothing. */
+export type Plan = 'none' | 'task' | ListKind;
+
+/** What a valid tag carries. */
+export interface Untagged {
+  /** The id the client sent (and gets back), with its type. */
+  readonly clientId: JsonRpcId;
+  readonly plan: Plan;
+}
+
+export interface RequestTagger {
+  /** A fresh tag for a request the gateway forwards for `bindingId`. */
+  tag(bindingId: string, clientId: JsonRpcId, plan: Plan): string;
+  /** What `id` carries, or undefined unless it is a tag this gateway signed for `bindingId`. */
+  untag(bindingId: string, id: unknown): Untagged | undefined;
+}
+
+export const TAG_PREFIX = 'g1';
+const LABEL = 'mcpgate request tag v1';
+const MAC_BYTES = 12;
+const MAC_CHARS = 16; // base64url of 12 bytes
+/** Longest tag untag() looks at (a client id is bounded by the body limit; tags of huge ids fail). */
+export const MAX_TAG_CHARS = 16 * 1024;
+
+const PLAN_LETTERS: Readonly<Record<Plan, string>> = {
+  none: 'n',
+  task: 'c',
+  tools: 't',
+  prompts: 'p',
+  resources: 'r',
+  resourceTemplates: 'm',
+  tasks: 'k',
+};
+const PLANS = new Map<string, Plan>(
+  Object.entries(PLAN_LETTERS).map(([plan, letter]) => [letter, plan as Plan]),
+);
+
+export interface TaggerOptions {
+  /** Randomness for the per-process nonce prefix (tests pass a fixed one). */
+  readonly random?: (n: number) => Buffer;
+}
+
+/** @param secret at least 32 bytes; replicas that share it untag each other's tags. */
+export function createRequestTagger(secret: Buffer, options: TaggerOptions = {}): RequestTagger {
+  if (!Buffer.isBuffer(secret) || secret.length < 32)
+    throw new TypeError('the request tag secret must be at least 32 bytes');
+  const key = createSecretKey(createHmac('sha256', secret).update(LABEL).digest());
+  const prefix = (options.random ?? randomBytes)(6).toString('base64url');
+  let counter = 0;
+
+  return {
+    tag(bindingId, clientId, plan) {
+      const letter = PLAN_LETTERS[plan];
+      if (letter === undefined) throw new TypeError(`unknown plan ${String(plan)}`);
+      counter = counter >= Number.MAX_SAFE_INTEGER ? 0 : counter + 1;
+      const body = `${TAG_PREFIX}${letter}${prefix}${counter.toString(36)}.${encodeId(clientId)}`;
+      return `${body}.${mac(key, bindingId, body)}`;
+    },
+    untag(bindingId, id) {
+      if (typeof id !== 'string' || id.length > MAX_TAG_CHARS || !id.startsWith(TAG_PREFIX)) return undefined;
+      const last = id.length - MAC_CHARS - 1;
+      if (last < 0 || id.charCodeAt(last) !== 0x2e) return undefined;
+      const body = id.slice(0, last);
+      const expected = Buffer.from(mac(key, bindingId, body), 'latin1');
+      const given = Buffer.from(id.slice(last + 1), 'latin1');
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+      return decodeBody(body);
+    },
+  };
+}
+
+/**
+ * What a tag says it carries, WITHOUT checking its MAC: for logs and tests only, never to decide
+ * anything (use untag()).
+ */
+export function readTagUnverified(id: string): Untagged | undefined {
+  if (!id.startsWith(TAG_PREFIX) || id.length > MAX_TAG_CHARS) return undefined;
+  const last = id.lastIndexOf('.');
+  return last === -1 ? undefined : decodeBody(id.slice(0, last));
+}
+
+function mac(key: KeyObject, bindingId: string, body: string): string {
+  const full = createHmac('sha256', key).update(bindingId).update('\n').update(body).digest();
+  return full.subarray(0, MAC_BYTES).toString('base64url');
+}
+
+function encodeId(id: JsonRpcId): string {
+  if (typeof id === 'number') {
+    if (!Number.isSafeInteger(id)) throw new TypeError('a request id number must be a safe integer');
+    return `n${id}`;
+  }
+  if (typeof id !== 'string') throw new TypeError('a request id must be a string or a number');
+  return (id as WellFormed).isWellFormed()
+    ? `s${Buffer.from(id, 'utf8').toString('base64url')}`
+    : `u${Buffer.from(id, 'utf16le').toString('base64url')}`;
+}
+
+/** Decodes a body the MAC vouched for (so it is one tag() wrote). */
+function decodeBody(body: string): Untagged | undefined {
+  const plan = PLANS.get(body.charAt(TAG_PREFIX.length));
+  const dot = body.indexOf('.');
+  if (plan === undefined || dot === -1) return undefined;
+  const kind = body.charAt(dot + 1);
+  const text = body.slice(dot + 2);
+  let clientId: JsonRpcId;
+  if (kind === 'n') clientId = Number(text);
+  else if (kind === 's') clientId = Buffer.from(text, 'base64url').toString('utf8');
+  else if (kind === 'u') clientId = Buffer.from(text, 'base64url').toString('utf16le');
+  else return undefined;
+  return { clientId, plan };
+}
+
+/** ES2024 `String.prototype.isWellFormed` (Node 20+; the project's lib is es2023). */
+type WellFormed = string & { isWellFormed(): boolean };

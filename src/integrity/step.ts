@@ -1,0 +1,59 @@
+/**
+ * The pipeline's hook for request tagging and response matching (one step, used by handler.ts):
+ * `forward` tags a judged POST body and returns the rewrite that matches and filters its response;
+ * `stream` returns the rewrite for a GET stream. Every POST and every GET gets one, so no response
+ * reaches the client with an id the gateway did not restore, whatever the principal's grants.
+ */
+import type { RequestContext } from '../pipeline/context.ts';
+import type { JsonRpcId } from '../jsonrpc/message.ts';
+import type { ResponseRewrite } from '../proxy/relay.ts';
+import type { TaskOwnership } from '../policy/tasks.ts';
+import type { PendingTags } from './cancels.ts';
+import { createMatchRewrite, exchangeIds, signedIds, tagRequests } from './match.ts';
+import type { Filters } from './match.ts';
+import type { Plan, RequestTagger } from './request-tag.ts';
+
+export interface IntegrityStep {
+  /** The bytes to forward for a judged POST body, and the rewrite for its response. */
+  forward(
+    ctx: RequestContext,
+    bytes: Buffer,
+    plans: ReadonlyMap<JsonRpcId, Plan> | undefined,
+    sessionId: string | undefined,
+  ): { readonly bytes: Buffer; readonly rewrite: ResponseRewrite };
+  /** The rewrite for a GET stream (it may replay responses of earlier POSTs). */
+  stream(ctx: RequestContext): ResponseRewrite;
+}
+
+export interface IntegrityOptions {
+  readonly tagger: RequestTagger;
+  readonly tasks: TaskOwnership;
+  readonly pending: PendingTags;
+}
+
+export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
+  const { tagger, tasks, pending } = options;
+  function principalOf(ctx: RequestContext) {
+    const principal = ctx.principal;
+    if (principal === undefined) throw new TypeError('integrity step before authenticate');
+    return principal;
+  }
+  function filtersFor(ctx: RequestContext): Filters {
+    const principal = principalOf(ctx);
+    return { grants: principal.grants, tasks: tasks.scope(principal.bindingId) };
+  }
+  return {
+    forward(ctx, bytes, plans, sessionId) {
+      const bindingId = principalOf(ctx).bindingId;
+      const messages = ctx.messages ?? [];
+      const forwarded = tagRequests(bytes, messages, plans, { tagger, bindingId, sessionId, pending });
+      const ids = exchangeIds(forwarded.tags, (tag, untagged) =>
+        pending.forget({ bindingId, sessionId, clientId: untagged.clientId }, tag),
+      );
+      return { bytes: forwarded.bytes, rewrite: createMatchRewrite(ids, filtersFor(ctx)) };
+    },
+    stream(ctx) {
+      return createMatchRewrite(signedIds(tagger, principalOf(ctx).bindingId), filtersFor(ctx));
+    },
+  };
+}
