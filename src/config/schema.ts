@@ -4,6 +4,7 @@
  */
 import { array, boolean, duration, number, object, oneOf, record, size, string } from './spec.ts';
 import type { Spec } from './spec.ts';
+import { normalizeOrigin } from '../server/cors.ts';
 
 export const DEFAULTS = Object.freeze({
   listen: '127.0.0.1:8080',
@@ -45,6 +46,43 @@ const publicUrl = string(
       return v.includes('#') ? 'must not contain a fragment' : undefined;
     },
   },
+);
+
+const server = object(
+  {
+    allowed_hosts: array(
+      string('A host name or IP address (any port), or `*`.', {
+        check: (v) =>
+          v === '*' ||
+          /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(
+            v,
+          ) ||
+          /^\[?[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\]?$/.test(v)
+            ? undefined
+            : 'must be a host name or IP address without a port (e.g. mcp.example.com), or *',
+      }),
+      'Host names served besides `localhost`, `127.0.0.1`, `[::1]` and the host of `public_url` (DNS rebinding ' +
+        'protection; other hosts get 403). On a loopback listener the check is always on; on any other (0.0.0.0) ' +
+        'it is off unless this list is set. `*` turns it off.',
+      { default: [] },
+    ),
+  },
+  'The listener.',
+);
+
+const cors = object(
+  {
+    allowed_origins: array(
+      string('An origin, `https://app.example.com`.', {
+        check: (v) =>
+          normalizeOrigin(v) ? undefined : 'must be an http or https origin (scheme://host[:port], no path)',
+      }),
+      'Browser origins allowed to call the gateway (CORS): the gateway answers their preflight and adds ' +
+        'Access-Control-* headers to every response. A request with any other `Origin` gets 403.',
+      { default: [] },
+    ),
+  },
+  'Cross-origin (browser) clients.',
 );
 
 const upstream = object(
@@ -253,6 +291,8 @@ export const configSpec = object(
   {
     listen,
     public_url: publicUrl,
+    server,
+    cors,
     upstream,
     limits,
     streams,

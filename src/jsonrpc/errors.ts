@@ -65,6 +65,10 @@ const SPECS = {
     rpc: RPC.INVALID_REQUEST,
     message: 'unsupported media type: expected application/json',
   },
+  /** A Host header this gateway does not serve (DNS rebinding protection). */
+  ERR_HOST_DENIED: { status: 403, rpc: RPC.INVALID_REQUEST, message: 'host not allowed' },
+  /** A browser request from an origin not in cors.allowed_origins. */
+  ERR_ORIGIN_DENIED: { status: 403, rpc: RPC.INVALID_REQUEST, message: 'origin not allowed' },
   ERR_NOT_FOUND: { status: 404, rpc: RPC.METHOD_NOT_FOUND, message: 'not found' },
   ERR_METHOD_NOT_ALLOWED: { status: 405, rpc: RPC.INVALID_REQUEST, message: 'method not allowed' },
   ERR_UPSTREAM_UNAVAILABLE: { status: 502, rpc: RPC.UPSTREAM, message: 'upstream unavailable' },

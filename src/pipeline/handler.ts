@@ -1,7 +1,8 @@
 /**
  * The request pipeline for the MCP endpoint, as a table of contents:
  *
- *   method check -> authenticate -> session binding -> read body -> inspect (parse, judge)
+ *   site (Host, Origin; CORS preflight) -> method check -> authenticate -> session binding
+ *   -> read body (envelope first) -> inspect (parse, judge)
  *   -> rate limit -> answer a denial | proxy (stream, rewrite lists) -> audit (on close)
  *
  * One RequestContext per request; the observer (audit + metrics) reads it exactly once, when the
@@ -17,6 +18,8 @@ import { peekRequestId } from './peek-id.ts';
 import type { Upstream } from '../proxy/upstream.ts';
 import type { RequestHeaders } from '../proxy/request-headers.ts';
 import { checkBodyEnvelope } from './envelope.ts';
+import type { SiteCheck } from './site.ts';
+import type { Cors } from '../server/cors.ts';
 import { Relay } from '../proxy/relay.ts';
 import type { ResponseRewrite } from '../proxy/relay.ts';
 import { mapUpstreamError, upstreamErrorKind } from '../proxy/upstream-error.ts';
@@ -27,6 +30,9 @@ export interface HandlerDeps {
   readonly upstream: Upstream;
   /** The allowlisted request headers toward the upstream. */
   readonly requestHeaders: RequestHeaders;
+  /** Host and Origin checks (DNS rebinding), before authentication. */
+  readonly checkSite: SiteCheck;
+  readonly cors: Cors;
   readonly keepaliveMs: number;
   readonly readBody: (req: IncomingMessage) => Promise<Buffer>;
   readonly authenticate: AuthenticateStep;
@@ -63,10 +69,15 @@ export function createHandler(deps: HandlerDeps): Handler {
     const { req, res } = ctx;
     if (draining) throw new GatewayError('ERR_SHUTTING_DOWN', { headers: { connection: 'close' } });
     const method = req.method;
-    if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
-      throw new GatewayError('ERR_METHOD_NOT_ALLOWED', { headers: { allow: ALLOW } });
-    }
     try {
+      deps.checkSite(ctx);
+      if (deps.cors.preflight(req, res)) {
+        ctx.status = 204;
+        return;
+      }
+      if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
+        throw new GatewayError('ERR_METHOD_NOT_ALLOWED', { headers: { allow: ALLOW } });
+      }
       deps.authenticate(ctx);
     } catch (err) {
       // A refusal still answers with the request's id: read a small body (bounded, so an
@@ -114,6 +125,7 @@ export function createHandler(deps: HandlerDeps): Handler {
         onStart(status, headers, upstreamHeaders) {
           ctx.status = status;
           ctx.upstreamMs = clock.mono() - (ctx.upstreamStartMono as number);
+          deps.cors.decorate(headers, req.headers.origin);
           const issued = upstreamHeaders['mcp-session-id'];
           if (typeof issued === 'string') {
             headers['mcp-session-id'] = deps.sessions ? deps.sessions.outbound(ctx, issued) : issued;
@@ -154,6 +166,9 @@ export function createHandler(deps: HandlerDeps): Handler {
     const ctx = createContext(requestIdFor(req), req, res, clock.now(), clock.mono());
     inflight.add(ctx);
     res.setHeader('x-request-id', ctx.requestId);
+    // Every answer to an allowed browser origin carries CORS headers, errors included.
+    const corsHeaders = deps.cors.headersFor(req.headers.origin);
+    if (corsHeaders !== undefined) for (const name in corsHeaders) res.setHeader(name, corsHeaders[name]!);
     const refs: { relay?: Relay; release?: () => void } = {};
     res.once('close', () => {
       if (!res.writableFinished) {

@@ -11,6 +11,8 @@ import { createHandler } from '../pipeline/handler.ts';
 import type { Handler } from '../pipeline/handler.ts';
 import { createReadBody } from '../pipeline/read-body.ts';
 import { createRequestHeaders } from '../proxy/request-headers.ts';
+import { createSiteCheck } from '../pipeline/site.ts';
+import { createCors } from './cors.ts';
 import type { Clock, Observer } from '../pipeline/ports.ts';
 import { createRouter } from './routes.ts';
 import type { Route } from './routes.ts';
@@ -51,6 +53,9 @@ export async function startGateway(
   const publicUrl = config.public_url === undefined ? undefined : new URL(config.public_url);
   // X-Forwarded-Host: the host clients use (public_url), else the address the gateway listens on.
   let forwardedHost = publicUrl?.host ?? '';
+  const address = parseListen(listenOverride ?? config.listen);
+  if (!address) throw new TypeError('invalid listen address');
+  const cors = createCors(config.cors.allowed_origins, config.upstream.forward_headers);
   const handler = createHandler({
     upstream,
     requestHeaders: createRequestHeaders({
@@ -59,6 +64,13 @@ export async function startGateway(
       forwardedHost: () => forwardedHost,
       forwardedProto: publicUrl?.protocol === 'https:' ? 'https' : 'http',
     }),
+    checkSite: createSiteCheck({
+      listenHost: address.host,
+      publicUrl,
+      allowedHosts: config.server.allowed_hosts,
+      cors,
+    }),
+    cors,
     keepaliveMs: config.streams.keepalive,
     readBody: createReadBody(config.limits.max_body_bytes),
     authenticate: steps.authenticate,
@@ -76,8 +88,6 @@ export async function startGateway(
   ]);
   for (const [path, route] of deps.routes ?? []) reserved.set(path, route);
   const mcpPath = new URL(config.upstream.url).pathname;
-  const address = parseListen(listenOverride ?? config.listen);
-  if (!address) throw new TypeError('invalid listen address');
   const { server, url } = await listen(
     createRouter({ mcp: { path: mcpPath, route: handler }, reserved }),
     address.host,

@@ -147,10 +147,21 @@ describe('config loading', () => {
       ],
     ],
     [
+      'bad allowed_hosts and allowed_origins',
+      'upstream:\n  url: http://x/mcp\nserver:\n  allowed_hosts: ["mcp.example.com:443", "a b"]\ncors:\n  allowed_origins: ["https://app.example.com/path", "app.example.com", "*"]\n',
+      [
+        'server.allowed_hosts[0]: must be a host name or IP address without a port (e.g. mcp.example.com), or *',
+        'server.allowed_hosts[1]: must be a host name or IP address without a port (e.g. mcp.example.com), or *',
+        'cors.allowed_origins[0]: must be an http or https origin (scheme://host[:port], no path)',
+        'cors.allowed_origins[1]: must be an http or https origin (scheme://host[:port], no path)',
+        'cors.allowed_origins[2]: must be an http or https origin (scheme://host[:port], no path)',
+      ],
+    ],
+    [
       'unknown top-level key',
       'upstream:\n  url: http://x/mcp\nlisten_on: 1\n',
       [
-        'listen_on: unknown field (expected one of: listen, public_url, upstream, limits, streams, shutdown, auth, keys, rate_limit, policy, audit, metrics)',
+        'listen_on: unknown field (expected one of: listen, public_url, server, cors, upstream, limits, streams, shutdown, auth, keys, rate_limit, policy, audit, metrics)',
       ],
     ],
     [
@@ -253,7 +264,7 @@ describe('config loading', () => {
       'listen: x\nupstream:\n  url: ftp://x\n  timeout: never\nlimits:\n  max_body_bytes: -3\nbogus: 1\n',
     );
     assert.deepEqual(all, [
-      'bogus: unknown field (expected one of: listen, public_url, upstream, limits, streams, shutdown, auth, keys, rate_limit, policy, audit, metrics)',
+      'bogus: unknown field (expected one of: listen, public_url, server, cors, upstream, limits, streams, shutdown, auth, keys, rate_limit, policy, audit, metrics)',
       'listen: must be host:port with a port from 0 to 65535',
       'upstream.url: must be an http or https URL',
       'upstream.timeout: must be a duration such as 250ms, 30s, 5m or 1h',
