@@ -44,6 +44,8 @@ export interface AuditRecord extends AuditCall {
   key?: string | undefined;
   key_id?: string | undefined;
   sub?: string | undefined;
+  client_id?: string | undefined;
+  grant?: string | undefined;
   client_ip?: string | undefined;
   http_method?: string | undefined;
   calls?: AuditCall[] | undefined;
@@ -116,7 +118,9 @@ export function buildAuditRecord(
     request_id: ctx.requestId,
     key: isKey ? principal.name : undefined,
     key_id: isKey ? principal.keyId : undefined,
-    sub: isOauth ? principal.name : undefined,
+    sub: isOauth ? clip(principal.name, MAX_NAME) : undefined,
+    client_id: isOauth ? clip(principal.clientId, MAX_NAME) : undefined,
+    grant: isOauth ? principal.grant : undefined,
     client_ip: ctx.clientIp === '' ? undefined : ctx.clientIp,
     http_method: ctx.req.method,
     rpc_method: clip(single?.rpc_method, MAX_NAME),

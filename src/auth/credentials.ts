@@ -125,3 +125,17 @@ export function hasCredentialInQuery(query: string): boolean {
   }
   return false;
 }
+
+/**
+ * A JWT (JWS compact form: three base64url parts joined by dots, the first a JSON header) and an
+ * mcpgate key are told apart by form: keys never contain a dot. Nothing is decoded here.
+ */
+export function isJwtShaped(secret: string): boolean {
+  const first = secret.indexOf('.');
+  if (first < 3 || !secret.startsWith('eyJ')) return false;
+  const second = secret.indexOf('.', first + 1);
+  if (second === -1 || secret.indexOf('.', second + 1) !== -1) return false;
+  return BASE64URL_DOTS.test(secret);
+}
+
+const BASE64URL_DOTS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;

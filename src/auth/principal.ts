@@ -14,4 +14,8 @@ export interface Principal {
   readonly grants: Grants;
   /** Rate-limit identity and buckets (compiled once per key at start); none when unauthenticated. */
   readonly limits: Limits | undefined;
+  /** OAuth: the token's `client_id` (or `azp`), for the audit line. */
+  readonly clientId?: string | undefined;
+  /** OAuth: the name of the grant that matched (none when no grant matched). */
+  readonly grant?: string | undefined;
 }

@@ -13,6 +13,7 @@ import {
   PARAM_PREFIX,
   staticHeaderProblem,
 } from '../proxy/request-headers.ts';
+import { oauthChecks } from './oauth-checks.ts';
 
 export function crossChecks(raw: unknown, now: number, issues: Issue[]): void {
   const root = isPlainObject(raw) ? raw : {};
@@ -60,7 +61,7 @@ export function crossChecks(raw: unknown, now: number, issues: Issue[]): void {
   }
   const unauthenticated = auth.allow_unauthenticated === true;
   if (Array.isArray(root.keys) || root.keys === undefined || root.keys === null) {
-    if (keys.length === 0 && !unauthenticated)
+    if (keys.length === 0 && !unauthenticated && !isPlainObject(auth.oauth))
       issues.push({
         path: 'keys',
         message: 'no keys configured: every request will be refused (run `mcpgate keygen`)',
@@ -69,6 +70,7 @@ export function crossChecks(raw: unknown, now: number, issues: Issue[]): void {
   }
   if (unauthenticated && keys.length > 0)
     error(issues, 'auth.allow_unauthenticated', 'cannot be combined with keys');
+  oauthChecks(root, issues);
 }
 
 /** What is wrong with a configured hash, with a hint at what to do. */

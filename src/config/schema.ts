@@ -5,6 +5,7 @@
 import { array, boolean, duration, number, object, oneOf, record, size, string } from './spec.ts';
 import type { Spec } from './spec.ts';
 import { normalizeOrigin } from '../server/cors.ts';
+import { oauthSpec } from './oauth-schema.ts';
 
 export const DEFAULTS = Object.freeze({
   listen: '127.0.0.1:8080',
@@ -155,20 +156,22 @@ export const bucket = {
   }),
 };
 
-const keyRateLimit = object(
-  {
-    ...bucket,
-    max_streams: number('Concurrently open GET streams for this key.', { min: 0, integer: true }),
-    tools: record(
-      object(bucket, 'A bucket for one tool name or wildcard.', {
-        required: ['capacity', 'refill_per_second'],
-      }),
-      'Extra buckets for expensive tools, by name or wildcard.',
-    ),
-  },
-  "This key's own limits, overriding `rate_limit`.",
-  { optional: true },
-);
+const ownRateLimit = (who: string, description: string) =>
+  object(
+    {
+      ...bucket,
+      max_streams: number(`Concurrently open GET streams for ${who}.`, { min: 0, integer: true }),
+      tools: record(
+        object(bucket, 'A bucket for one tool name or wildcard.', {
+          required: ['capacity', 'refill_per_second'],
+        }),
+        'Extra buckets for expensive tools, by name or wildcard.',
+      ),
+    },
+    description,
+    { optional: true },
+  );
+const keyRateLimit = ownRateLimit('this key', "This key's own limits, overriding `rate_limit`.");
 
 const names = (what: string) =>
   array(
@@ -238,6 +241,12 @@ const auth = object(
     allow_unauthenticated: boolean(
       'Run without authentication and without allowlists (for local trials only; every request is allowed).',
       { default: false },
+    ),
+    oauth: oauthSpec(
+      ownRateLimit(
+        'each subject',
+        'Limits for the tokens matching this grant, overriding `rate_limit` (each `iss` + `sub` has its own buckets).',
+      ),
     ),
   },
   'Authentication settings.',
@@ -311,6 +320,8 @@ export const configSpec = object(
 type Out<S> = S extends Spec<infer T> ? T : never;
 export type Config = Out<typeof configSpec>;
 export type KeyConfig = Out<typeof keySpec>;
+export type OAuthConfig = NonNullable<Config['auth']['oauth']>;
+export type GrantConfig = OAuthConfig['grants'][number];
 
 export function parseListen(value: string): { host: string; port: number } | undefined {
   const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]*)):(\d{1,5})$/.exec(value);

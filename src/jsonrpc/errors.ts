@@ -39,6 +39,23 @@ const SPECS = {
   ERR_AUTH_KEY_EXPIRED: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
   ERR_AUTH_KEY_IN_QUERY: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
   ERR_AUTH_NOT_CONFIGURED: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
+  /** OAuth bearer tokens (JWTs): every refusal is a 401 invalid_token; the code says why (audit, metrics). */
+  ERR_AUTH_TOKEN_MALFORMED: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
+  ERR_AUTH_TOKEN_ALGORITHM: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
+  ERR_AUTH_TOKEN_SIGNATURE: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
+  ERR_AUTH_TOKEN_UNKNOWN_KEY: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
+  /** The JWK set (or the issuer's discovery document) could not be fetched, and no cached key fits. */
+  ERR_AUTH_TOKEN_KEYS_UNAVAILABLE: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
+  ERR_AUTH_TOKEN_EXPIRED: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
+  /** `nbf` or `iat` in the future beyond `clock_tolerance`. */
+  ERR_AUTH_TOKEN_NOT_YET_VALID: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
+  ERR_AUTH_TOKEN_ISSUER: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
+  /** A token minted for another resource (RFC 8707). */
+  ERR_AUTH_TOKEN_AUDIENCE: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
+  /** A required claim is missing or of the wrong type, or an unexpected `typ`. */
+  ERR_AUTH_TOKEN_CLAIMS: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
+  /** A valid token without one of `auth.oauth.required_scopes`. */
+  ERR_INSUFFICIENT_SCOPE: { status: 403, rpc: RPC.UNAUTHORIZED, message: 'insufficient scope' },
   ERR_SESSION_NOT_FOUND: { status: 404, rpc: RPC.SESSION_NOT_FOUND, message: 'session not found' },
   ERR_TOOL_DENIED: { status: 200, rpc: RPC.INVALID_PARAMS, message: 'unknown tool' },
   ERR_PROMPT_DENIED: { status: 200, rpc: RPC.INVALID_PARAMS, message: 'unknown prompt' },

@@ -102,6 +102,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
     buckets: [...DURATION_BUCKETS],
     registers: [registry],
   });
+  const tokenFailures = new Counter({
+    name: 'mcpgate_token_failures_total',
+    help: 'Bearer tokens refused, by reason (expired, audience, unknown_key, keys_unavailable, ...).',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
   const openStreams = new Gauge({
     name: 'mcpgate_open_streams',
     help: 'Open GET (SSE) streams.',
@@ -114,6 +120,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const rateChildren = new Map<string, Inc>();
   const durationChildren = new Map<string, Obs>();
   const upstreamChildren = new Map<string, Inc>();
+  const tokenChildren = new Map<string, Inc>();
   for (const kind of UPSTREAM_ERROR_KINDS) {
     const child = upstreamErrors.labels(kind);
     child.inc(0); // export zeros so rate() works before the first failure
@@ -172,6 +179,13 @@ export function createMetrics(options: MetricsOptions): Metrics {
         if (call.tool === undefined) continue;
         toolChild(tools.label(call.tool), ctx.batch ? callDecision(ctx, call) : decision).inc();
       }
+      const reason = ctx.reason;
+      if (reason !== undefined && isTokenFailure(reason)) {
+        let child = tokenChildren.get(reason);
+        if (child === undefined)
+          tokenChildren.set(reason, (child = tokenFailures.labels(tokenReason(reason))));
+        child.inc();
+      }
       if (decision === 'rate_limited' && ctx.reason !== 'ERR_RATE_LIMIT_STORE') {
         const key = keyLabel(ctx);
         let child = rateChildren.get(key);
@@ -196,4 +210,14 @@ export function createMetrics(options: MetricsOptions): Metrics {
       return { contentType: registry.contentType, body: await registry.metrics() };
     },
   };
+}
+
+/** The token refusals: ERR_AUTH_TOKEN_* and ERR_INSUFFICIENT_SCOPE (a closed set, so a bounded label). */
+function isTokenFailure(code: string): boolean {
+  return code.startsWith('ERR_AUTH_TOKEN_') || code === 'ERR_INSUFFICIENT_SCOPE';
+}
+
+/** `ERR_AUTH_TOKEN_UNKNOWN_KEY` -> `unknown_key`, `ERR_INSUFFICIENT_SCOPE` -> `insufficient_scope`. */
+export function tokenReason(code: string): string {
+  return code.replace(/^ERR_(AUTH_TOKEN_)?/, '').toLowerCase();
 }

@@ -78,7 +78,8 @@ export function createHandler(deps: HandlerDeps): Handler {
       if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
         throw new GatewayError('ERR_METHOD_NOT_ALLOWED', { headers: { allow: ALLOW } });
       }
-      deps.authenticate(ctx);
+      const pending = deps.authenticate(ctx);
+      if (pending !== undefined) await pending;
     } catch (err) {
       // A refusal still answers with the request's id: read a small body (bounded, so an
       // unauthenticated client cannot make the gateway hold much) just to find it.

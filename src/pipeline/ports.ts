@@ -10,8 +10,11 @@ import type { Plan } from '../integrity/request-tag.ts';
 import type { UpstreamErrorKind } from '../proxy/upstream-error.ts';
 
 export interface AuthenticateStep {
-  /** Sets ctx.principal, or throws a 401 GatewayError (ctx.reason says why). */
-  (ctx: RequestContext): void;
+  /**
+   * Sets ctx.principal, or throws a 401 (403) GatewayError (ctx.reason says why). A bearer JWT not
+   * yet verified returns a promise that settles the same way.
+   */
+  (ctx: RequestContext): void | Promise<void>;
 }
 
 export interface SessionStep {

@@ -20,6 +20,7 @@ import { createReadiness, healthz } from './health.ts';
 import { listen } from './listen.ts';
 import { createSteps } from './steps.ts';
 import type { Logger } from '../log/types.ts';
+import type { OAuthTuning } from '../auth/oauth/authenticator.ts';
 
 export interface GatewayDeps {
   readonly clock: Clock;
@@ -28,6 +29,8 @@ export interface GatewayDeps {
   readonly observer: Observer;
   /** Extra reserved routes (metrics). */
   readonly routes?: ReadonlyMap<string, Route>;
+  /** Shorter OAuth key-fetch timings (tests). */
+  readonly oauthTuning?: OAuthTuning;
 }
 
 export interface Gateway {
@@ -81,10 +84,16 @@ export async function startGateway(
     observer: deps.observer,
     clock: deps.clock,
   });
-  const readiness = createReadiness(upstream, deps.clock.mono);
+  const oauth = steps.oauth;
+  const readiness = createReadiness(
+    upstream,
+    deps.clock.mono,
+    oauth ? () => ({ oauth: oauth.status() }) : undefined,
+  );
   const reserved = new Map<string, Route>([
     ['/healthz', healthz],
     ['/readyz', readiness.route],
+    ...(oauth?.routes ?? []),
   ]);
   for (const [path, route] of deps.routes ?? []) reserved.set(path, route);
   const mcpPath = new URL(config.upstream.url).pathname;

@@ -18,7 +18,16 @@ export interface Readiness {
 const CACHE_MS = 1000;
 const PROBE_TIMEOUT_MS = 2000;
 
-export function createReadiness(upstream: Upstream, mono: () => number): Readiness {
+/**
+ * `details` adds fields to the body (the OAuth signing keys' state). They never make the gateway
+ * unready: tokens whose keys are cached keep validating while the authorization server is down, and
+ * an outage there must not take every replica out of the load balancer.
+ */
+export function createReadiness(
+  upstream: Upstream,
+  mono: () => number,
+  details?: () => Record<string, unknown>,
+): Readiness {
   let draining = false;
   let cached: { at: number; ok: boolean } | undefined;
   let pending: Promise<boolean> | undefined;
@@ -44,6 +53,7 @@ export function createReadiness(upstream: Upstream, mono: () => number): Readine
     if (cached && now - cached.at < CACHE_MS) {
       return sendPlainJson(res, cached.ok ? 200 : 503, {
         status: cached.ok ? 'ready' : 'upstream unreachable',
+        ...details?.(),
       });
     }
     pending ??= probe().finally(() => {
@@ -51,7 +61,7 @@ export function createReadiness(upstream: Upstream, mono: () => number): Readine
     });
     void pending.then((ok) => {
       cached = { at: mono(), ok };
-      sendPlainJson(res, ok ? 200 : 503, { status: ok ? 'ready' : 'upstream unreachable' });
+      sendPlainJson(res, ok ? 200 : 503, { status: ok ? 'ready' : 'upstream unreachable', ...details?.() });
     });
   };
   return {

@@ -12,7 +12,7 @@ export type Route = (req: IncomingMessage, res: ServerResponse) => void;
 export interface Routes {
   /** The MCP endpoint and its handler (absent on a listener that serves only reserved paths). */
   readonly mcp?: { readonly path: string; readonly route: Route };
-  /** Exact-path reserved routes, GET/HEAD only. */
+  /** Exact-path reserved routes, GET/HEAD only (and OPTIONS for a route marked `preflight: true`). */
   readonly reserved: ReadonlyMap<string, Route>;
 }
 
@@ -27,7 +27,8 @@ export function createRouter(routes: Routes): Route {
     if (mcp !== undefined && path === mcpPath) return mcp(req, res);
     const special = reserved.get(path);
     if (special !== undefined) {
-      if (req.method !== 'GET' && req.method !== 'HEAD')
+      const preflight = req.method === 'OPTIONS' && (special as { preflight?: boolean }).preflight === true;
+      if (req.method !== 'GET' && req.method !== 'HEAD' && !preflight)
         return plainError(
           res,
           new GatewayError('ERR_METHOD_NOT_ALLOWED', { headers: { allow: 'GET, HEAD' } }),

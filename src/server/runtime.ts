@@ -20,6 +20,7 @@ import { metricsRoute } from '../metrics/route.ts';
 import { KNOWN_METHODS } from '../policy/methods.ts';
 import { parseListen } from '../config/schema.ts';
 import type { Server } from 'node:http';
+import type { OAuthTuning } from '../auth/oauth/authenticator.ts';
 
 export interface RuntimeDeps {
   readonly clock: Clock;
@@ -31,6 +32,8 @@ export interface RuntimeDeps {
   readonly auditWriter?: AuditWriter;
   /** Also told about every finished request and upstream failure (tests, embedding). */
   readonly tap?: Pick<Observer, 'finish' | 'upstreamError'>;
+  /** Shorter OAuth key-fetch timings (tests). */
+  readonly oauthTuning?: OAuthTuning;
 }
 
 export interface Runtime {
@@ -113,6 +116,7 @@ export async function startRuntime(config: Config, deps: RuntimeDeps): Promise<R
         env: deps.env,
         observer,
         routes,
+        ...(deps.oauthTuning ? { oauthTuning: deps.oauthTuning } : {}),
       },
       deps.listen,
     );

@@ -20,9 +20,13 @@ import { createRequestTagger } from '../integrity/request-tag.ts';
 import { PendingTags } from '../integrity/cancels.ts';
 import { createIntegrityStep } from '../integrity/step.ts';
 import type { IntegrityStep } from '../integrity/step.ts';
+import { createOAuth } from '../auth/oauth/authenticator.ts';
+import type { OAuth } from '../auth/oauth/authenticator.ts';
 
 /** How long start-up waits for the Redis store before serving. */
 const STORE_READY_WAIT_MS = 2000;
+/** How long start-up waits for the authorization server's signing keys before serving. */
+const KEYS_READY_WAIT_MS = 2000;
 
 export interface Steps {
   readonly authenticate: AuthenticateStep;
@@ -30,6 +34,8 @@ export interface Steps {
   readonly inspect: InspectStep;
   readonly integrity: IntegrityStep;
   readonly rateLimit: RateLimitStep;
+  /** The OAuth resource server (metadata routes, readiness), when `auth.oauth` is set. */
+  readonly oauth: OAuth | undefined;
   close(): Promise<void>;
 }
 
@@ -44,7 +50,12 @@ const ANONYMOUS: Principal = Object.freeze({
 
 export async function createSteps(config: Config, deps: GatewayDeps): Promise<Steps> {
   const { log, env } = deps;
-  const authenticate = createAuthentication(config, deps);
+  const oauth = createOAuth(config, {
+    now: deps.clock.now,
+    log,
+    ...(deps.oauthTuning ? { tuning: deps.oauthTuning } : {}),
+  });
+  const authenticate = createAuthentication(config, deps, oauth);
   // The session secret keys session binding and request tags (each with its own derived key).
   const secret = config.auth.allow_unauthenticated
     ? sessionSecret(config.auth.session_secret, randomBytes)
@@ -71,10 +82,26 @@ export async function createSteps(config: Config, deps: GatewayDeps): Promise<St
     tasks,
     pending: new PendingTags(),
   });
-  return { authenticate, sessions, inspect, integrity, rateLimit, close: () => store.close() };
+  if (oauth !== undefined && !(await oauth.ready(KEYS_READY_WAIT_MS)))
+    log.warn(
+      { issuer: config.auth.oauth?.issuer },
+      'signing keys not loaded yet: tokens are refused until they are (retrying in the background)',
+    );
+  return {
+    authenticate,
+    sessions,
+    inspect,
+    integrity,
+    rateLimit,
+    oauth,
+    close: async () => {
+      oauth?.close();
+      await store.close();
+    },
+  };
 }
 
-function createAuthentication(config: Config, deps: GatewayDeps): AuthenticateStep {
+function createAuthentication(config: Config, deps: GatewayDeps, oauth: OAuth | undefined): AuthenticateStep {
   if (config.auth.allow_unauthenticated) {
     deps.log.warn(
       {},
@@ -82,6 +109,7 @@ function createAuthentication(config: Config, deps: GatewayDeps): AuthenticateSt
     );
     return createAnonymous(ANONYMOUS);
   }
+  if (config.keys.length === 0 && oauth !== undefined) return createAuthenticate(undefined, oauth);
   if (config.keys.length === 0) {
     deps.log.warn({}, 'no keys configured: every request is refused (run `mcpgate keygen`)');
     return (ctx) => {
@@ -95,7 +123,7 @@ function createAuthentication(config: Config, deps: GatewayDeps): AuthenticateSt
     now: deps.clock.now,
     resolveLimits: (key) => compileLimits(`key:${key.label}`, config.rate_limit, key.rate_limit),
   });
-  return createAuthenticate(keyring);
+  return createAuthenticate(keyring, oauth);
 }
 
 function secretFor(config: Config, env: GatewayDeps['env'], log: GatewayDeps['log']): Buffer {

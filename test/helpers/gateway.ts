@@ -10,6 +10,8 @@ import type { Gateway } from '../../src/server/gateway.ts';
 import type { RequestContext } from '../../src/pipeline/context.ts';
 import type { AuditWriter } from '../../src/audit/writer.ts';
 import { createLogger } from '../../src/log/logger.ts';
+import type { Logger } from '../../src/log/types.ts';
+import type { OAuthTuning } from '../../src/auth/oauth/authenticator.ts';
 
 export interface TestGateway extends Gateway {
   readonly runtime: Runtime;
@@ -20,7 +22,19 @@ export interface TestGateway extends Gateway {
   readonly upstreamErrors: string[];
 }
 
-export async function startTestGateway(yaml: string, env: Record<string, string> = {}): Promise<TestGateway> {
+export interface TestGatewayOptions {
+  /** Listen address (default 127.0.0.1:0). */
+  readonly listen?: string;
+  /** The operational logger (default silent). */
+  readonly log?: Logger;
+  readonly oauthTuning?: OAuthTuning;
+}
+
+export async function startTestGateway(
+  yaml: string,
+  env: Record<string, string> = {},
+  options: TestGatewayOptions = {},
+): Promise<TestGateway> {
   const { config, issues } = parseConfigText(yaml, env, Date.now());
   if (!config)
     throw new Error(`bad test config:\n${issues.map((i) => `${i.path}: ${i.message}`).join('\n')}`);
@@ -38,9 +52,10 @@ export async function startTestGateway(yaml: string, env: Record<string, string>
   const upstreamErrors: string[] = [];
   const runtime = await startRuntime(config, {
     clock: { now: Date.now, mono: () => performance.now() },
-    log: createLogger({ level: 'silent' }),
+    log: options.log ?? createLogger({ level: 'silent' }),
     env,
-    listen: '127.0.0.1:0',
+    listen: options.listen ?? '127.0.0.1:0',
+    ...(options.oauthTuning ? { oauthTuning: options.oauthTuning } : {}),
     auditWriter: writer,
     tap: {
       finish: (ctx) => void finished.push(ctx),

@@ -1,0 +1,137 @@
+/**
+ * OAuth 2.1 resource server, built from the config in one factory (a config reload rebuilds it):
+ * a bearer JWT is verified (verify.ts, keys.ts), checked for `required_scopes`, and matched to the
+ * first claim grant; the result is a Principal identified by `iss` + `sub`.
+ *
+ * Verified tokens are remembered by their SHA-256 (never the token itself) until the earlier of
+ * their `exp` and TOKEN_CACHE_MS, so a client's requests after its first skip the signature check.
+ * A JWT cannot be revoked at a resource server that does not ask the authorization server anyway
+ * (no introspection); the cache only means that a key removed from the JWK set stops validating the
+ * tokens it signed up to TOKEN_CACHE_MS later. Refusals are never cached.
+ */
+import { createHash } from 'node:crypto';
+import type { Config } from '../../config/schema.ts';
+import type { Logger } from '../../log/types.ts';
+import type { AuthResult } from '../keyring.ts';
+import type { Principal } from '../principal.ts';
+import type { ErrorCode } from '../../jsonrpc/errors.ts';
+import { compileLimits } from '../../ratelimit/policy.ts';
+import { createKeySource } from './keys.ts';
+import type { JwksStatus, KeySourceOptions } from './keys.ts';
+import { createVerifier } from './verify.ts';
+import { compileClaimGrants, matchGrant, NO_GRANTS, scopesOf } from './claim-grants.ts';
+import { createChallenges, createResourceMetadata } from './metadata.ts';
+import type { Challenges, PreflightRoute } from './metadata.ts';
+
+export const TOKEN_CACHE_MS = 30_000;
+export const TOKEN_CACHE_ENTRIES = 10_000;
+/** Longest bearer token read when OAuth is on (JWTs with many claims run to a few KiB). */
+export const MAX_TOKEN_LENGTH = 8192;
+
+export interface OAuth {
+  authenticate(token: string): AuthResult | Promise<AuthResult>;
+  readonly challenges: Challenges;
+  /** The protected-resource metadata routes (reserved paths). */
+  readonly routes: ReadonlyMap<string, PreflightRoute>;
+  readonly metadataUrl: string;
+  status(): { readonly jwks: JwksStatus };
+  /** Resolves true once signing keys are loaded, or false after `ms`. */
+  ready(ms: number): Promise<boolean>;
+  close(): void;
+}
+
+export interface OAuthDeps {
+  readonly now: () => number;
+  readonly log: Logger;
+  /** Shorter key-fetch timings (tests); the defaults are in keys.ts. */
+  readonly tuning?: OAuthTuning;
+}
+
+export type OAuthTuning = Partial<
+  Pick<KeySourceOptions, 'timeoutMs' | 'refreshMs' | 'cooldownMs' | 'failureCooldownMs'>
+>;
+
+const refuse = (code: ErrorCode): AuthResult => Object.freeze({ ok: false as const, code });
+const INSUFFICIENT_SCOPE = refuse('ERR_INSUFFICIENT_SCOPE');
+
+/** Returns undefined when `auth.oauth` is not configured. */
+export function createOAuth(config: Config, deps: OAuthDeps): OAuth | undefined {
+  const oauth = config.auth.oauth;
+  if (oauth === undefined) return undefined;
+  const publicUrl = config.public_url;
+  if (publicUrl === undefined) throw new TypeError('auth.oauth needs public_url');
+  const { now } = deps;
+  const keys = createKeySource({
+    issuer: oauth.issuer,
+    jwksUri: oauth.jwks_uri,
+    log: deps.log,
+    now,
+    ...deps.tuning,
+  });
+  const verify = createVerifier({
+    getKey: keys.getKey,
+    issuer: oauth.issuer,
+    audience: oauth.audience ?? publicUrl,
+    algorithms: oauth.algorithms,
+    clockToleranceMs: oauth.clock_tolerance,
+    now,
+  });
+  const grants = compileClaimGrants(oauth.grants);
+  const required = oauth.required_scopes;
+  const metadata = createResourceMetadata(publicUrl, new URL(config.upstream.url).pathname, oauth);
+  const cache = new Map<string, { readonly result: AuthResult; readonly until: number }>();
+
+  function accept(payload: Awaited<ReturnType<typeof verify>> & { ok: true }): AuthResult {
+    const claims = payload.payload;
+    if (required.length > 0) {
+      const scopes = scopesOf(claims);
+      for (const scope of required) if (!scopes.includes(scope)) return INSUFFICIENT_SCOPE;
+    }
+    const grant = matchGrant(grants, claims);
+    const identity = `${claims.iss} ${claims.sub}`;
+    const principal: Principal = Object.freeze({
+      kind: 'oauth' as const,
+      name: claims.sub,
+      keyId: undefined,
+      bindingId: `o:${identity}`,
+      grants: grant?.grants ?? NO_GRANTS,
+      limits: compileLimits(`oauth:${identity}`, config.rate_limit, grant?.config.rate_limit),
+      clientId: text(claims.client_id) ?? text(claims.azp),
+      grant: grant?.name,
+    });
+    return Object.freeze({ ok: true as const, principal });
+  }
+
+  function authenticate(token: string): AuthResult | Promise<AuthResult> {
+    const digest = createHash('sha256').update(token).digest('base64');
+    const hit = cache.get(digest);
+    if (hit !== undefined) {
+      if (now() < hit.until) return hit.result;
+      cache.delete(digest);
+    }
+    return verify(token).then((verified) => {
+      if (!verified.ok) return verified;
+      const result = accept(verified);
+      if (result.ok) {
+        const exp = (verified.payload.exp as number) * 1000;
+        if (cache.size >= TOKEN_CACHE_ENTRIES) cache.delete(cache.keys().next().value as string);
+        cache.set(digest, { result, until: Math.min(exp, now() + TOKEN_CACHE_MS) });
+      }
+      return result;
+    });
+  }
+
+  return {
+    authenticate,
+    challenges: createChallenges(metadata.url, required),
+    routes: metadata.routes,
+    metadataUrl: metadata.url,
+    status: () => ({ jwks: keys.status() }),
+    ready: (ms) => keys.ready(ms),
+    close: () => keys.close(),
+  };
+}
+
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
