@@ -3,6 +3,7 @@
  * names redacted at any depth (case-insensitive) and bounded in size, so one request cannot blow up
  * the log. The input is parsed JSON (no cycles, no getters); the output is plain JSON values.
  */
+import { isRawNumber, rawNumberText } from '../jsonrpc/lossless.ts';
 
 export const REDACTED = '[redacted]';
 export const TRUNCATED = '[truncated]';
@@ -81,6 +82,10 @@ export function createArgumentSanitizer(
     if (value === null) {
       budget.left -= 4;
       return null;
+    }
+    if (isRawNumber(value)) {
+      // A number kept as the client spelled it: logged as that spelling (a string, clipped).
+      return clipString(rawNumberText(value), budget);
     }
     if (depth >= maxDepth) return TRUNCATED;
     budget.left -= 2;

@@ -3,10 +3,28 @@
  * receives: the body is decoded as strict UTF-8, parsed once, validated, and the forwarded bytes
  * are re-serialised from the parsed value. That removes every parser-difference trick at once:
  * duplicate keys (the upstream sees only the value judged), `\u` escapes, BOMs, trailing bytes,
- * invalid UTF-8, non-object params and ids that would not survive a round trip.
+ * invalid UTF-8, non-object params and ids that would not survive a round trip. Numbers keep their
+ * spelling (lossless.ts), so the re-serialisation means what the client sent.
+ *
+ * Before anything is built, a linear pre-scan (scan.ts) refuses bodies nested deeper than
+ * MAX_DEPTH or holding more than MAX_VALUES values, at the byte that crosses the limit: the cost of
+ * any body is one pass over its bytes plus a JSON.parse of a bounded number of values.
  */
 import { GatewayError } from './errors.ts';
 import type { JsonRpcId, JsonRpcMessage } from './message.ts';
+import { scanJson } from './scan.ts';
+import type { ScanLimits } from './scan.ts';
+import { isRawNumber, parseKeepingNumbers } from './lossless.ts';
+
+/** Deepest nesting of a body (an MCP message with a JSON Schema argument is far shallower). */
+export const MAX_DEPTH = 64;
+/**
+ * Most values in one body (scalars, containers and object keys). A parse of this many costs a few
+ * ms (bench/parse-fuzz.ts); an MCP request is typically a few dozen.
+ */
+export const MAX_VALUES = 100_000;
+
+export const BODY_LIMITS: ScanLimits = Object.freeze({ maxDepth: MAX_DEPTH, maxValues: MAX_VALUES });
 
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
@@ -27,7 +45,19 @@ export function peekId(value: unknown): JsonRpcId | null {
   return null;
 }
 
-export function parseBody(body: Buffer, knownMethods: ReadonlyMap<string, string>): ParsedBody {
+export function parseBody(
+  body: Buffer,
+  knownMethods: ReadonlyMap<string, string>,
+  limits: ScanLimits = BODY_LIMITS,
+): ParsedBody {
+  const scan = scanJson(body, limits);
+  if (!scan.ok) {
+    const message =
+      scan.limit === 'depth'
+        ? `parse error: body is nested deeper than ${limits.maxDepth}`
+        : `parse error: body holds more than ${limits.maxValues} values`;
+    throw new GatewayError('ERR_PARSE', { message });
+  }
   let text: string;
   try {
     text = decoder.decode(body);
@@ -38,7 +68,7 @@ export function parseBody(body: Buffer, knownMethods: ReadonlyMap<string, string
     throw new GatewayError('ERR_PARSE', { message: 'parse error: byte order mark' });
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = scan.lossyNumbers ? parseKeepingNumbers(text) : JSON.parse(text);
   } catch (cause) {
     throw new GatewayError('ERR_PARSE', { message: 'parse error: body is not a JSON value', cause });
   }
@@ -53,13 +83,8 @@ export function parseBody(body: Buffer, knownMethods: ReadonlyMap<string, string
   const items: unknown[] = batch ? (value as unknown[]) : [value];
   if (items.length === 0) throw invalid(null, 'empty batch');
   const messages = items.map((item) => validateMessage(item, knownMethods));
-  let bytes: string;
-  try {
-    bytes = JSON.stringify(batch ? messages : messages[0]);
-  } catch (cause) {
-    // Nesting deeper than the stack allows: JSON.parse coped, JSON.stringify does not.
-    throw new GatewayError('ERR_PARSE', { message: 'parse error: body is nested too deeply', cause });
-  }
+  // The depth limit keeps this recursion far from the stack's end.
+  const bytes = JSON.stringify(batch ? messages : messages[0]);
   return { messages, batch, bytes: Buffer.from(bytes) };
 }
 
@@ -92,6 +117,8 @@ function validateMessage(item: unknown, knownMethods: ReadonlyMap<string, string
   const hasId = Object.hasOwn(m, 'id');
   const id = m.id;
   if (hasId && !(typeof id === 'string' || (typeof id === 'number' && Number.isSafeInteger(id)))) {
+    // A number id spelled other than a double prints it (`1.0`, `1e0`, `-0`) is refused too: the
+    // client could not tell its response's id from another.
     throw invalid(null, 'id must be a string or a safe integer');
   }
   const rid = hasId ? (id as JsonRpcId) : null;
@@ -110,7 +137,7 @@ function validateMessage(item: unknown, knownMethods: ReadonlyMap<string, string
     }
     if (
       Object.hasOwn(m, 'params') &&
-      (typeof m.params !== 'object' || m.params === null || Array.isArray(m.params))
+      (typeof m.params !== 'object' || m.params === null || Array.isArray(m.params) || isRawNumber(m.params))
     ) {
       throw invalid(rid, 'params must be an object');
     }

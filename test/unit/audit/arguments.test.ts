@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { createArgumentSanitizer, REDACTED, TRUNCATED } from '../../../src/audit/arguments.ts';
+import { parseKeepingNumbers } from '../../../src/jsonrpc/lossless.ts';
 
 const limits = { maxDepth: 3, maxString: 10, maxEntries: 3, budget: 1000 };
 
@@ -54,6 +55,12 @@ describe('argument sanitizer', () => {
     const second = sanitize({ text: 'y'.repeat(40) }, budget);
     assert.notDeepEqual(second, { text: 'y'.repeat(40) });
     assert.equal(sanitize({ more: 1 }, budget), TRUNCATED);
+  });
+
+  it('logs a number kept as its lexeme by that spelling, clipped like a string', () => {
+    const sanitize = createArgumentSanitizer([], { maxDepth: 5, maxString: 8, maxEntries: 10, budget: 1000 });
+    const input = parseKeepingNumbers('{"id":12345678901234567890,"x":1e400,"n":2}');
+    assert.equal(JSON.stringify(sanitize(input, { left: 1000 })), '{"id":"12345678…","x":"1e400","n":2}');
   });
 
   it('keeps a "__proto__" key as data, not as a prototype', () => {

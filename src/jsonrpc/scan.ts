@@ -1,0 +1,125 @@
+/**
+ * A linear pre-scan of a JSON body, before JSON.parse builds anything. It enforces the structural
+ * limits the moment they are crossed (nesting depth, number of values), so a hostile body costs at
+ * most one pass over the bytes up to that point, and reports whether any number is spelled in a way
+ * a double cannot reproduce (`1e400`, `-0`, `1.0`, 20-digit integers), which tells the parser to keep
+ * those lexemes as written.
+ *
+ * It does not validate: JSON.parse does that next. On malformed input it may count oddly, but it
+ * still visits each byte at most a constant number of times (strings are skipped with indexOf).
+ */
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+export interface ScanLimits {
+  /** Deepest nesting of arrays and objects allowed (the top-level value is at depth 1). */
+  readonly maxDepth: number;
+  /** Most values (scalars, containers and object keys) allowed in one body. */
+  readonly maxValues: number;
+}
+
+export type ScanResult =
+  | { readonly ok: true; readonly values: number; readonly lossyNumbers: boolean }
+  | {
+      readonly ok: false;
+      readonly limit: 'depth' | 'values';
+      /** Bytes examined before the limit was crossed (the offending byte included). */
+      readonly examined: number;
+    };
+
+export function scanJson(b: Uint8Array, limits: ScanLimits): ScanResult {
+  const { maxDepth, maxValues } = limits;
+  const n = b.length;
+  let depth = 0;
+  let values = 0;
+  let lossy = false;
+  let i = 0;
+  // The next backslash at or after some offset, searched lazily and only forward, so the searches
+  // together read the body once (-1: none left).
+  let backslash = -2;
+  while (i < n) {
+    const c = b[i] as number;
+    if (c === QUOTE) {
+      if (++values > maxValues) return { ok: false, limit: 'values', examined: i + 1 };
+      // The string ends at the next quote, unless an escape comes first; then walk its bytes.
+      const from = i + 1;
+      const quote = b.indexOf(QUOTE, from);
+      if (quote === -1) break;
+      if (backslash !== -1 && backslash < from) backslash = b.indexOf(BACKSLASH, from);
+      if (backslash === -1 || backslash > quote) {
+        i = quote + 1;
+        continue;
+      }
+      i = backslash;
+      while (i < n) {
+        const d = b[i] as number;
+        if (d === QUOTE) break;
+        i += d === BACKSLASH ? 2 : 1;
+      }
+      i++;
+      continue;
+    }
+    if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      if (++depth > maxDepth) return { ok: false, limit: 'depth', examined: i + 1 };
+      if (++values > maxValues) return { ok: false, limit: 'values', examined: i + 1 };
+      i++;
+      continue;
+    }
+    if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      depth--;
+      i++;
+      continue;
+    }
+    if (c === 0x2d /* - */ || (c >= 0x30 && c <= 0x39)) {
+      if (++values > maxValues) return { ok: false, limit: 'values', examined: i + 1 };
+      let j = i + 1;
+      while (j < n && isNumberByte(b[j] as number)) j++;
+      if (!lossy && !isCanonicalNumber(b, i, j)) lossy = true;
+      i = j;
+      continue;
+    }
+    if (c === 0x74 /* t */ || c === 0x66 /* f */ || c === 0x6e /* n */) {
+      if (++values > maxValues) return { ok: false, limit: 'values', examined: i + 1 };
+      // Skip the rest of the literal so its letters are not counted again.
+      i++;
+      while (i < n && (b[i] as number) >= 0x61 && (b[i] as number) <= 0x7a) i++;
+      continue;
+    }
+    i++;
+  }
+  return { ok: true, values, lossyNumbers: lossy };
+}
+
+function isNumberByte(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x65 || c === 0x45 || c === 0x2b || c === 0x2d;
+}
+
+/**
+ * Whether JSON.stringify of the double this lexeme parses to spells it the same way. Plain integers
+ * of up to 15 digits always do (except `-0`); anything else is checked by converting.
+ */
+function isCanonicalNumber(b: Uint8Array, start: number, end: number): boolean {
+  const negative = b[start] === 0x2d;
+  const digits = end - start - (negative ? 1 : 0);
+  if (digits >= 1 && digits <= 15) {
+    let plain = true;
+    for (let k = negative ? start + 1 : start; k < end; k++) {
+      const c = b[k] as number;
+      if (c < 0x30 || c > 0x39) {
+        plain = false;
+        break;
+      }
+    }
+    if (plain) {
+      const first = b[negative ? start + 1 : start];
+      if (first !== 0x30) return true;
+      return digits === 1 && !negative; // `0` is canonical; `-0` and `01` are not
+    }
+  }
+  // No double prints longer than 24 characters (`-1.2345678901234567e-308`).
+  if (end - start > 24) return false;
+  let lexeme = '';
+  for (let k = start; k < end; k++) lexeme += String.fromCharCode(b[k] as number);
+  return String(Number(lexeme)) === lexeme;
+}

@@ -1,0 +1,83 @@
+/**
+ * The pre-scan stops at the byte that crosses a limit: a 4 MiB body of opening brackets costs the
+ * gateway the first few dozen bytes, not a parse of the whole body.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { scanJson } from '../../../src/jsonrpc/scan.ts';
+import { parseBody, MAX_DEPTH } from '../../../src/jsonrpc/parse.ts';
+import { isGatewayError } from '../../../src/jsonrpc/errors.ts';
+import { KNOWN_METHODS } from '../../../src/policy/methods.ts';
+
+const limits = { maxDepth: 8, maxValues: 50 };
+const FOUR_MIB = 4 * 1024 * 1024;
+
+describe('scanJson', () => {
+  it('stops the moment the depth limit is crossed: bytes examined, not bytes sent', () => {
+    const body = Buffer.alloc(FOUR_MIB, '[');
+    const result = scanJson(body, limits);
+    assert.deepEqual(result, { ok: false, limit: 'depth', examined: 9 });
+  });
+
+  it('counts depth only outside strings, escaped quotes included', () => {
+    const inString = Buffer.from(`["${'[{'.repeat(100)}\\"${'['.repeat(100)}"]`);
+    assert.equal(scanJson(inString, limits).ok, true);
+    const after = Buffer.from(`["\\\\"${'['.repeat(20)}`);
+    assert.deepEqual(scanJson(after, limits), { ok: false, limit: 'depth', examined: 13 });
+  });
+
+  it('stops the moment the value count is crossed', () => {
+    const body = Buffer.from(`[${'0,'.repeat(FOUR_MIB / 2 - 2)}0]`);
+    const result = scanJson(body, limits);
+    // The array is value 1; value 51 is the 50th zero, at offset 1 + 49 * 2.
+    assert.deepEqual(result, { ok: false, limit: 'values', examined: 100 });
+  });
+
+  it('counts keys, strings, literals and containers as values', () => {
+    const result = scanJson(Buffer.from('{"a":[true,false,null,"x",-1.5,{}]}'), limits);
+    assert.deepEqual(result, { ok: true, values: 9, lossyNumbers: false });
+  });
+
+  it('flags numbers a double does not spell back the same way, and only those', () => {
+    for (const lossy of ['12345678901234567890', '1e400', '-0', '1.0', '1E2', '0.10', '-0.0', '1e-400']) {
+      assert.deepEqual(
+        scanJson(Buffer.from(`[${lossy}]`), limits),
+        { ok: true, values: 2, lossyNumbers: true },
+        lossy,
+      );
+    }
+    for (const exact of [
+      '0',
+      '-1',
+      '123456789012345',
+      '9007199254740991',
+      '1.5',
+      '-0.25',
+      '1e+21',
+      '5e-324',
+    ]) {
+      assert.deepEqual(
+        scanJson(Buffer.from(`[${exact}]`), limits),
+        { ok: true, values: 2, lossyNumbers: false },
+        exact,
+      );
+    }
+  });
+});
+
+describe('parseBody limits', () => {
+  it(`refuses a body nested deeper than ${MAX_DEPTH} with -32700`, () => {
+    const deep = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"a":${'['.repeat(FOUR_MIB - 200)}}}}`;
+    assert.throws(
+      () => parseBody(Buffer.from(deep), KNOWN_METHODS),
+      (err: unknown) =>
+        isGatewayError(err) && err.code === 'ERR_PARSE' && /nested deeper than 64/.test(err.message),
+    );
+  });
+
+  it(`accepts nesting of exactly ${MAX_DEPTH}`, () => {
+    const inner = MAX_DEPTH - 4; // message, params, arguments, "a" array
+    const body = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"a":${'['.repeat(inner)}${']'.repeat(inner)}}}}`;
+    assert.equal(parseBody(Buffer.from(body), KNOWN_METHODS).messages.length, 1);
+  });
+});
