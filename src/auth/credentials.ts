@@ -2,7 +2,8 @@
  * Finds the API key in a request: `Authorization: Bearer <key>` or `X-API-Key: <key>`. Anything
  * ambiguous is refused, each with its own audit reason (all answer the same 401 'unauthorized'):
  *
- *   ERR_AUTH_KEY_IN_QUERY  a key-like query parameter (?key=, ?token= ...), even beside a good header
+ *   ERR_AUTH_KEY_IN_QUERY  a key-like query parameter (?key=, ?token= ..., or a key or JWT under any
+ *                          name or bare), even beside a good header
  *   ERR_AUTH_MISSING       no credential header
  *   ERR_AUTH_EMPTY         a credential header that is empty, or `Bearer` with no token
  *   ERR_AUTH_DUPLICATE     two Authorization (or X-API-Key) headers, or both with different values
@@ -14,6 +15,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ErrorCode } from '../jsonrpc/errors.ts';
 import { MAX_KEY_LENGTH, isVisibleAscii } from './key-format.ts';
+import { hasCredentialInQueryString } from './query-credential.ts';
 
 export type CredentialResult =
   | { readonly ok: true; readonly secret: string; readonly scheme: 'bearer' | 'x-api-key' }
@@ -118,12 +120,9 @@ function isOws(c: number): boolean {
   return c === 0x20 || c === 0x09;
 }
 
+/** A known credential name, or a key or JWT under any name or bare (see query-credential.ts). */
 export function hasCredentialInQuery(query: string): boolean {
-  if (query.length === 0) return false;
-  for (const name of new URLSearchParams(query).keys()) {
-    if (QUERY_CREDENTIAL_NAMES.has(name.trim().toLowerCase())) return true;
-  }
-  return false;
+  return hasCredentialInQueryString(query, QUERY_CREDENTIAL_NAMES);
 }
 
 /**

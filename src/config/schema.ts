@@ -126,6 +126,9 @@ const limits = object(
     max_body_bytes: size('Largest request body accepted (413 beyond it).', {
       default: DEFAULTS.maxBodyBytes,
     }),
+    max_buffered_bytes: size(
+      'Ceiling on the bytes held at once for all bodies the gateway must read whole (request bodies, list responses being filtered, the SSE event being read). Over it a request gets 503 and a response 502. Default: a quarter of the V8 heap limit (`--max-old-space-size`), e.g. 1 GiB of a 4 GiB heap.',
+    ),
   },
   'Request limits.',
 );

@@ -89,7 +89,7 @@ export function createMatchRewrite(ids: ResponseIds, filters: Filters): Response
       if (restored.plans === undefined) return out;
       return filterJsonResponseBody(out, restored.plans, filters.grants, filters.tasks);
     },
-    sse: () => createSseRewriter((data) => matchEventData(data, ids, filters)),
+    sse: (budget) => createSseRewriter((data) => matchEventData(data, ids, filters), { budget }),
   };
 }
 

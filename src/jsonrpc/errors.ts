@@ -93,6 +93,11 @@ const SPECS = {
   ERR_UPSTREAM_PROTOCOL: { status: 502, rpc: RPC.UPSTREAM, message: 'upstream sent an invalid response' },
   ERR_CLIENT_ABORTED: { status: 499, rpc: RPC.INTERNAL_ERROR, message: 'client closed the request' },
   ERR_SHUTTING_DOWN: { status: 503, rpc: RPC.SHUTTING_DOWN, message: 'gateway is shutting down' },
+  /**
+   * `limits.max_buffered_bytes` is spent: a request body is refused with 503 (retry shortly); a
+   * response the gateway must hold to filter is refused with 502.
+   */
+  ERR_OVERLOADED: { status: 503, rpc: RPC.INTERNAL_ERROR, message: 'gateway busy: retry shortly' },
   ERR_INTERNAL: { status: 500, rpc: RPC.INTERNAL_ERROR, message: 'internal error' },
 } as const satisfies Record<string, ErrorSpec>;
 

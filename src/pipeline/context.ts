@@ -8,7 +8,9 @@ import type { ErrorCode } from '../jsonrpc/errors.ts';
 import type { JsonRpcId, JsonRpcMessage } from '../jsonrpc/message.ts';
 import type { Principal } from '../auth/principal.ts';
 
-export type Decision = 'allow' | 'deny' | 'rate_limited' | 'unauthenticated' | 'invalid' | 'upstream_error';
+/** `aborted`: the client left before its request was judged or forwarded (never `allow`). */
+export type Decision =
+  'allow' | 'deny' | 'rate_limited' | 'unauthenticated' | 'invalid' | 'upstream_error' | 'aborted';
 
 /** What the gateway decided about one JSON-RPC message of the body. */
 export interface CallRecord {

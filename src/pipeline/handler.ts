@@ -25,6 +25,8 @@ import type { ResponseRewrite } from '../proxy/relay.ts';
 import { mapUpstreamError, upstreamErrorKind } from '../proxy/upstream-error.ts';
 import { requestIdFor } from './request-id.ts';
 import type { IntegrityStep } from '../integrity/step.ts';
+import type { ReadBody } from './read-body.ts';
+import type { BufferBudget } from '../proxy/body-buffer.ts';
 
 export interface HandlerDeps {
   readonly upstream: Upstream;
@@ -34,7 +36,9 @@ export interface HandlerDeps {
   readonly checkSite: SiteCheck;
   readonly cors: Cors;
   readonly keepaliveMs: number;
-  readonly readBody: (req: IncomingMessage) => Promise<Buffer>;
+  readonly readBody: ReadBody;
+  /** The process-wide budget for held bodies (limits.max_buffered_bytes). */
+  readonly budget: BufferBudget;
   readonly authenticate: AuthenticateStep;
   readonly sessions: SessionStep | undefined;
   readonly inspect: InspectStep;
@@ -65,7 +69,7 @@ export function createHandler(deps: HandlerDeps): Handler {
   const streams = new Set<RequestContext>();
   let draining = false;
 
-  async function run(ctx: RequestContext, relayRef: { relay?: Relay; release?: () => void }): Promise<void> {
+  async function run(ctx: RequestContext, relayRef: Refs): Promise<void> {
     const { req, res } = ctx;
     if (draining) throw new GatewayError('ERR_SHUTTING_DOWN', { headers: { connection: 'close' } });
     const method = req.method;
@@ -81,14 +85,7 @@ export function createHandler(deps: HandlerDeps): Handler {
       const pending = deps.authenticate(ctx);
       if (pending !== undefined) await pending;
     } catch (err) {
-      // A refusal still answers with the request's id: read a small body (bounded, so an
-      // unauthenticated client cannot make the gateway hold much) just to find it.
-      if (method === 'POST' && isGatewayError(err) && err.rpcId === undefined) {
-        const peeked = await peekRequestId(req, AUTH_PEEK_BYTES);
-        ctx.bytesIn = peeked.bytes;
-        throw new GatewayError(err.code, { headers: { ...err.headers }, rpcId: peeked.id });
-      }
-      throw err;
+      throw await withPeekedId(ctx, err);
     }
 
     const clientSession = req.headers['mcp-session-id'];
@@ -102,9 +99,22 @@ export function createHandler(deps: HandlerDeps): Handler {
     let rewrite: ResponseRewrite | undefined;
     if (method === 'POST') {
       checkBodyEnvelope(req.headers);
-      const raw = await deps.readBody(req);
+      // A key whose bucket is known to be empty is refused before its body is read.
+      try {
+        deps.rateLimit.admit(ctx);
+      } catch (err) {
+        throw await withPeekedId(ctx, err);
+      }
+      const raw = await deps.readBody(req, res);
       ctx.bytesIn = raw.length;
-      const inspection = deps.inspect(ctx, raw);
+      let inspection;
+      try {
+        inspection = deps.inspect(ctx, raw);
+      } catch (err) {
+        // An unparsable or invalid body takes a token like any request (429 once the bucket is empty).
+        await deps.rateLimit.chargeRefused(ctx);
+        throw err;
+      }
       await deps.rateLimit.consume(ctx);
       if (inspection.answer) {
         sendJson(ctx, inspection.answer.status, inspection.answer.body);
@@ -122,6 +132,7 @@ export function createHandler(deps: HandlerDeps): Handler {
     const relay = new Relay(res, {
       keepaliveMs: deps.keepaliveMs,
       rewrite,
+      budget: deps.budget,
       hooks: {
         onStart(status, headers, upstreamHeaders) {
           ctx.status = status;
@@ -150,6 +161,7 @@ export function createHandler(deps: HandlerDeps): Handler {
       },
     });
     relayRef.relay = relay;
+    relayRef.forwarded = true;
     ctx.upstreamStartMono = clock.mono();
     const headers = deps.requestHeaders(req.headers, {
       clientIp: ctx.clientIp,
@@ -163,6 +175,22 @@ export function createHandler(deps: HandlerDeps): Handler {
     );
   }
 
+  /**
+   * A refusal before the body is read still answers with the request's id: read a small body
+   * (bounded, so a refused client cannot make the gateway hold much) just to find it.
+   */
+  async function withPeekedId(ctx: RequestContext, err: unknown): Promise<unknown> {
+    if (ctx.req.method !== 'POST' || !isGatewayError(err) || err.rpcId !== undefined) return err;
+    const peeked = await peekRequestId(ctx.req, AUTH_PEEK_BYTES, deps.budget);
+    ctx.bytesIn = peeked.bytes;
+    return new GatewayError(err.code, {
+      message: err.message,
+      status: err.status,
+      headers: { ...err.headers },
+      rpcId: peeked.id,
+    });
+  }
+
   function handle(req: IncomingMessage, res: ServerResponse): void {
     const ctx = createContext(requestIdFor(req), req, res, clock.now(), clock.mono());
     inflight.add(ctx);
@@ -170,11 +198,16 @@ export function createHandler(deps: HandlerDeps): Handler {
     // Every answer to an allowed browser origin carries CORS headers, errors included.
     const corsHeaders = deps.cors.headersFor(req.headers.origin);
     if (corsHeaders !== undefined) for (const name in corsHeaders) res.setHeader(name, corsHeaders[name]!);
-    const refs: { relay?: Relay; release?: () => void } = {};
+    const refs: Refs = {};
     res.once('close', () => {
       if (!res.writableFinished) {
         ctx.aborted = true;
         refs.relay?.abort(new Error('client closed the request'));
+        // Gone before the request was judged or forwarded: never recorded as allowed.
+        if (!refs.forwarded && ctx.decision === 'allow') {
+          ctx.decision = ctx.cutByShutdown ? 'deny' : 'aborted';
+          ctx.reason ??= 'ERR_CLIENT_ABORTED';
+        }
       }
       if (refs.release) {
         refs.release();
@@ -210,7 +243,16 @@ export function createHandler(deps: HandlerDeps): Handler {
   });
 }
 
+interface Refs {
+  relay?: Relay;
+  release?: () => void;
+  /** The request was handed to the upstream client. */
+  forwarded?: boolean;
+}
+
 function decisionFor(code: string): RequestContext['decision'] {
+  if (code === 'ERR_CLIENT_ABORTED') return 'aborted';
+  if (code === 'ERR_OVERLOADED') return 'rate_limited';
   if (code.startsWith('ERR_AUTH_')) return 'unauthenticated';
   if (code === 'ERR_RATE_LIMITED' || code === 'ERR_TOO_MANY_STREAMS') return 'rate_limited';
   if (code.startsWith('ERR_UPSTREAM_')) return 'upstream_error';

@@ -39,8 +39,12 @@ export interface InspectStep {
 }
 
 export interface RateLimitStep {
+  /** Throws ERR_RATE_LIMITED before a body is read when the key's bucket is known to be empty. */
+  admit(ctx: RequestContext): void;
   /** Takes tokens for the requests in ctx.messages, or throws ERR_RATE_LIMITED. */
   consume(ctx: RequestContext): void | Promise<void>;
+  /** Takes one token from the key's bucket for a body refused as unparsable or invalid. */
+  chargeRefused(ctx: RequestContext): void | Promise<void>;
   /** Opens a GET stream slot, or throws ERR_TOO_MANY_STREAMS; returns its release. */
   openStream(ctx: RequestContext): () => void;
 }

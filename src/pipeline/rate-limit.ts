@@ -1,14 +1,20 @@
 /**
  * Step: rate limit. Each JSON-RPC request in the body takes a token from its key's bucket (and a
- * tools/call from its tool's bucket too); notifications and responses take none. GET streams take
- * none but count against the key's cap on open streams. A refusal never reaches the upstream.
+ * tools/call from its tool's bucket too); notifications and responses take none. A body that fails
+ * to parse or is invalid takes one token from the key's bucket, like any request: the gateway did
+ * the work of reading it. While a key's bucket is known to be empty, its POSTs are refused before
+ * their body is read (admission.ts). GET streams take no token but count against the key's cap on
+ * open streams. A refusal never reaches the upstream.
  */
 import type { RateLimitStep } from './ports.ts';
 import type { RateLimitStore, Decision } from '../ratelimit/store.ts';
+import { costAt } from '../ratelimit/store.ts';
 import type { StreamCounter } from '../ratelimit/streams.ts';
+import type { Plan } from '../ratelimit/policy.ts';
 import { rateLimitError } from '../ratelimit/headers.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
 import type { RequestContext } from './context.ts';
+import { createAdmission } from './admission.ts';
 
 export interface RateLimitHooks {
   /** A store failure was decided by `on_store_error` (for logs and metrics). */
@@ -20,29 +26,64 @@ export function createRateLimit(
   store: RateLimitStore,
   streams: StreamCounter,
   hooks: RateLimitHooks = {},
+  now: () => number = () => performance.now(),
 ): RateLimitStep {
-  function settle(ctx: RequestContext, decision: Decision): void {
+  const admission = createAdmission(now);
+
+  function refuse(ctx: RequestContext, decision: Decision): never {
+    const error = rateLimitError(decision);
+    ctx.reason = error.code;
+    ctx.decision = 'rate_limited';
+    hooks.onRefused?.(ctx);
+    throw error;
+  }
+
+  function settle(ctx: RequestContext, plan: Plan, decision: Decision): void {
     if (decision.fallback !== undefined) {
       ctx.rateLimitFallback = decision.reason;
       hooks.onFallback?.(ctx, decision);
     }
     if (!decision.allowed) {
-      const error = rateLimitError(decision);
-      ctx.reason = error.code;
-      ctx.decision = 'rate_limited';
-      hooks.onRefused?.(ctx);
-      throw error;
+      const limits = ctx.principal?.limits;
+      if (limits !== undefined) admission.learn(limits, decision, costAt(plan.costs, 0));
+      refuse(ctx, decision);
     }
   }
+
+  function take(ctx: RequestContext, plan: Plan): void | Promise<void> {
+    const decision = store.consume(plan.buckets, plan.costs);
+    if (decision instanceof Promise) return decision.then((d) => settle(ctx, plan, d));
+    settle(ctx, plan, decision);
+  }
+
   return {
+    admit(ctx) {
+      const limits = ctx.principal?.limits;
+      if (limits === undefined) return;
+      const known = admission.refused(limits);
+      if (known === undefined) return;
+      try {
+        refuse(ctx, known);
+      } catch (err) {
+        // The body is never read: close the connection after the answer rather than drain it.
+        const error = err as GatewayError;
+        throw new GatewayError(error.code, {
+          message: error.message,
+          headers: { ...error.headers, connection: 'close' },
+        });
+      }
+    },
     consume(ctx) {
       const limits = ctx.principal?.limits;
       if (limits === undefined || ctx.messages === undefined) return;
       const plan = limits.planMessages(ctx.messages);
       if (plan === undefined) return;
-      const decision = store.consume(plan.buckets, plan.costs);
-      if (decision instanceof Promise) return decision.then((d) => settle(ctx, d));
-      settle(ctx, decision);
+      return take(ctx, plan);
+    },
+    chargeRefused(ctx) {
+      const limits = ctx.principal?.limits;
+      if (limits === undefined) return;
+      return take(ctx, limits.plan());
     },
     openStream(ctx) {
       const limits = ctx.principal?.limits;

@@ -1,38 +1,46 @@
 /**
  * Reads a request body up to a cap (policy must read it; nothing else is buffered). Past the cap
  * the client gets 413 at once and the connection is closed after the answer, so a huge upload is
- * never read.
+ * never read. The body is copied into one buffer (sized from Content-Length when given) reserved
+ * against the process-wide budget until the response has finished; when the budget is spent the
+ * request gets 503 (ERR_OVERLOADED) and is not read further.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../jsonrpc/errors.ts';
+import { BodyBuffer } from '../proxy/body-buffer.ts';
+import type { BufferBudget } from '../proxy/body-buffer.ts';
 
-export function createReadBody(maxBytes: number): (req: IncomingMessage) => Promise<Buffer> {
+export type ReadBody = (req: IncomingMessage, res: ServerResponse) => Promise<Buffer>;
+
+export function createReadBody(maxBytes: number, budget: BufferBudget): ReadBody {
   if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0)
     throw new TypeError('maxBytes must be a positive integer');
-  return function readBody(req) {
+  return function readBody(req, res) {
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > maxBytes) {
       return Promise.reject(tooLarge());
     }
+    const held = new BodyBuffer(budget, maxBytes, declared === undefined ? undefined : Number(declared));
+    // The bytes (and what is parsed from them) live until the response has finished.
+    if (res.destroyed) held.release();
+    else res.once('close', () => held.release());
     return new Promise<Buffer>((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let total = 0;
       const onData = (chunk: Buffer) => {
-        total += chunk.length;
-        if (total > maxBytes) {
+        const refusal = held.push(chunk);
+        if (refusal !== undefined) {
           cleanup();
           req.pause();
-          reject(tooLarge());
-          return;
+          held.release();
+          reject(refusal === 'too-large' ? tooLarge() : overloaded());
         }
-        chunks.push(chunk);
       };
       const onEnd = () => {
         cleanup();
-        resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, total));
+        resolve(held.bytes());
       };
       const onError = (err: Error) => {
         cleanup();
+        held.release();
         reject(new GatewayError('ERR_CLIENT_ABORTED', { cause: err }));
       };
       const onClose = () => {
@@ -54,4 +62,8 @@ export function createReadBody(maxBytes: number): (req: IncomingMessage) => Prom
 
 function tooLarge(): GatewayError {
   return new GatewayError('ERR_BODY_TOO_LARGE', { headers: { connection: 'close' } });
+}
+
+function overloaded(): GatewayError {
+  return new GatewayError('ERR_OVERLOADED', { headers: { connection: 'close', 'retry-after': '1' } });
 }

@@ -186,6 +186,6 @@ export function createResponseRewrite(
     : (data: string) => rewriteEventData(data, plan, grants, tasks);
   return {
     json: (body) => filterJsonResponseBody(body, plan, grants, tasks),
-    sse: () => createSseRewriter(rewrite),
+    sse: (budget) => createSseRewriter(rewrite, { budget }),
   };
 }

@@ -9,13 +9,21 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { clientResponseHeaders, isEventStream, isJson } from './headers.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
+import { BodyBuffer, BufferBudget } from './body-buffer.ts';
 
 /** How a response is rewritten, when a rule must read it. */
 export interface ResponseRewrite {
   /** A whole application/json body; returns the bytes to send. */
   json(body: Buffer): Buffer;
-  /** An SSE stream: an incremental rewriter. */
-  sse(): { push(chunk: Buffer): Buffer[]; end(): Buffer[] };
+  /** An SSE stream: an incremental rewriter, holding its unfinished event within `budget`. */
+  sse(budget?: BufferBudget): SseRewriterLike;
+}
+
+interface SseRewriterLike {
+  push(chunk: Buffer): Buffer[];
+  end(): Buffer[];
+  /** Gives back what an unfinished event holds (the exchange ended early). */
+  release?(): void;
 }
 
 export interface RelayHooks {
@@ -31,9 +39,17 @@ export interface RelayOptions {
   readonly keepaliveMs: number;
   readonly rewrite: ResponseRewrite | undefined;
   readonly hooks: RelayHooks;
+  /** Held list bodies are reserved against this budget (limits.max_buffered_bytes). */
+  readonly budget?: BufferBudget;
 }
 
 const KEEPALIVE = Buffer.from(': keepalive\n\n');
+/** For relays built without a budget (tests): only the per-body cap applies. */
+const UNBOUNDED = new BufferBudget(Number.MAX_SAFE_INTEGER);
+
+function overloaded(message: string): GatewayError {
+  return new GatewayError('ERR_OVERLOADED', { message, status: 502 });
+}
 /** Upper bound for a JSON list body the gateway holds to filter (a page of tools is far smaller). */
 const MAX_REWRITE_BYTES = 64 * 1024 * 1024;
 
@@ -49,9 +65,8 @@ export class Relay implements Dispatcher.DispatchHandler {
   private whole: Buffer | undefined;
   /** True while the last bytes written end an SSE event (a keepalive may be inserted then). */
   private atBoundary = true;
-  private held: Buffer[] | undefined;
-  private heldBytes = 0;
-  private sseRewriter: { push(chunk: Buffer): Buffer[]; end(): Buffer[] } | undefined;
+  private held: BodyBuffer | undefined;
+  private sseRewriter: SseRewriterLike | undefined;
   private done = false;
   /** A held (rewritten JSON) response is written only once it is complete and filtered. */
   private heldHead: { status: number; headers: Record<string, string | string[]> } | undefined;
@@ -91,8 +106,8 @@ export class Relay implements Dispatcher.DispatchHandler {
     if (rewrite !== undefined) {
       // A response a rule must read is filtered whatever its status; one that cannot be read
       // (a 2xx body that is neither JSON nor SSE) is refused, never passed on unfiltered.
-      if (this.sse) this.sseRewriter = rewrite.sse();
-      else if (isJson(contentType)) this.held = [];
+      if (this.sse) this.sseRewriter = rewrite.sse(this.options.budget);
+      else if (isJson(contentType)) this.held = this.holdBody(upstreamHeaders['content-length']);
       else if (statusCode < 300 && statusCode !== 202 && statusCode !== 204) {
         controller.abort(
           new GatewayError('ERR_UPSTREAM_PROTOCOL', { message: 'upstream sent an invalid response' }),
@@ -110,6 +125,7 @@ export class Relay implements Dispatcher.DispatchHandler {
     } catch (err) {
       // The upstream sent something the gateway cannot pass on (e.g. an invalid session id).
       this.clearTimer();
+      this.releaseHeld();
       this.sseRewriter = undefined;
       this.held = undefined;
       controller.abort(err as Error);
@@ -132,18 +148,26 @@ export class Relay implements Dispatcher.DispatchHandler {
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.res.destroyed) return;
     if (this.held) {
-      this.heldBytes += chunk.length;
-      if (this.heldBytes > MAX_REWRITE_BYTES) {
+      const refusal = this.held.push(chunk);
+      if (refusal !== undefined) {
+        this.held.release();
         controller.abort(
-          Object.assign(new Error('list response too large to filter'), { code: 'UND_ERR_INFO' }),
+          refusal === 'too-large'
+            ? Object.assign(new Error('list response too large to filter'), { code: 'UND_ERR_INFO' })
+            : overloaded('a list response cannot be held: the gateway holds too many bodies'),
         );
-        return;
       }
-      this.held.push(chunk);
       return;
     }
     if (this.sseRewriter) {
-      for (const out of this.sseRewriter.push(chunk)) this.write(controller, out);
+      let out: Buffer[];
+      try {
+        out = this.sseRewriter.push(chunk);
+      } catch (err) {
+        controller.abort(err as Error);
+        return;
+      }
+      for (const piece of out) this.write(controller, piece);
       return;
     }
     if (this.whole === undefined && chunk.length === this.wholeLength) {
@@ -165,7 +189,7 @@ export class Relay implements Dispatcher.DispatchHandler {
       if (this.held && this.heldHead) {
         let body: Buffer;
         try {
-          body = this.options.rewrite!.json(Buffer.concat(this.held, this.heldBytes));
+          body = this.options.rewrite!.json(this.held.bytes());
         } catch (err) {
           // Nothing was written yet: the client gets a clean 502 instead of an unfiltered list.
           this.finish(err as Error);
@@ -223,9 +247,22 @@ export class Relay implements Dispatcher.DispatchHandler {
     }
   }
 
+  /** A held JSON body, sized once from Content-Length when the upstream sent one. */
+  private holdBody(length: string | string[] | undefined): BodyBuffer {
+    const budget = this.options.budget ?? UNBOUNDED;
+    const expected = typeof length === 'string' && /^[0-9]{1,9}$/.test(length) ? Number(length) : undefined;
+    return new BodyBuffer(budget, MAX_REWRITE_BYTES, expected);
+  }
+
+  private releaseHeld(): void {
+    this.held?.release();
+    this.sseRewriter?.release?.();
+  }
+
   private finish(error: Error | undefined): void {
     if (this.done) return;
     this.done = true;
+    this.releaseHeld();
     this.res.off('drain', this.onDrain);
     this.options.hooks.onDone(error);
   }

@@ -10,6 +10,7 @@
  */
 import { GatewayError } from '../jsonrpc/errors.ts';
 import { BlockScanner, parseBlock, serializeEvent } from './sse.ts';
+import { BodyBuffer, BufferBudget } from './body-buffer.ts';
 
 /** Largest single event the rewriter holds (a list of thousands of tools is far smaller). */
 export const MAX_EVENT_BYTES = 64 * 1024 * 1024;
@@ -19,17 +20,30 @@ export interface SseRewriter {
   push(chunk: Buffer): Buffer[];
   /** The stream ended: what is left (an unfinished last block, rewritten if it has to be). */
   end(): Buffer[];
+  /** Gives back the budget an unfinished block holds (the exchange ended early). */
+  release(): void;
 }
+
+/** For rewriters built without a budget (tests): only maxEventBytes applies. */
+const UNBOUNDED = new BufferBudget(Number.MAX_SAFE_INTEGER);
 
 export function createSseRewriter(
   rewrite: (data: string) => string | undefined,
-  options: { readonly maxEventBytes?: number } = {},
+  options: { readonly maxEventBytes?: number; readonly budget?: BufferBudget | undefined } = {},
 ): SseRewriter {
   const maxEventBytes = options.maxEventBytes ?? MAX_EVENT_BYTES;
+  const budget = options.budget ?? UNBOUNDED;
   const scanner = new BlockScanner();
-  let held: Buffer[] = [];
-  let heldBytes = 0;
+  // The unfinished block, copied into one buffer (a block in tiny chunks costs its bytes, no more).
+  let held: BodyBuffer | undefined;
   let first = true;
+
+  function take(): Buffer {
+    const raw = (held as BodyBuffer).bytes();
+    held?.release();
+    held = undefined;
+    return raw;
+  }
 
   /** The replacement for a block, or undefined to pass it on as is. */
   function replacement(raw: Buffer): Buffer | undefined {
@@ -41,16 +55,29 @@ export function createSseRewriter(
     return Buffer.from(serializeEvent({ ...fields, data }));
   }
 
+  function hold(piece: Buffer): void {
+    held ??= new BodyBuffer(budget, maxEventBytes);
+    const refusal = held.push(piece);
+    if (refusal === undefined) return;
+    held.release();
+    held = undefined;
+    throw refusal === 'too-large'
+      ? new GatewayError('ERR_UPSTREAM_PROTOCOL', { message: 'upstream sent an event larger than allowed' })
+      : new GatewayError('ERR_OVERLOADED', {
+          message: 'an event cannot be held: the gateway holds too many bodies',
+          status: 502,
+        });
+  }
+
   return {
     push(chunk) {
       const out: Buffer[] = [];
       let runStart = 0;
       let start = 0;
       for (const end of scanner.scan(chunk)) {
-        if (held.length > 0) {
-          const raw = Buffer.concat([...held, chunk.subarray(0, end)]);
-          held = [];
-          heldBytes = 0;
+        if (held !== undefined) {
+          hold(chunk.subarray(0, end));
+          const raw = take();
           out.push(replacement(raw) ?? raw);
           runStart = end;
         } else {
@@ -64,24 +91,18 @@ export function createSseRewriter(
         start = end;
       }
       if (start > runStart) out.push(chunk.subarray(runStart, start));
-      if (start < chunk.length) {
-        heldBytes += chunk.length - start;
-        if (heldBytes > maxEventBytes) {
-          throw new GatewayError('ERR_UPSTREAM_PROTOCOL', {
-            message: 'upstream sent an event larger than allowed',
-          });
-        }
-        held.push(chunk.subarray(start));
-      }
+      if (start < chunk.length) hold(chunk.subarray(start));
       return out;
     },
     end() {
-      if (held.length === 0) return [];
-      const raw = Buffer.concat(held);
-      held = [];
-      heldBytes = 0;
+      if (held === undefined) return [];
+      const raw = take();
       // An unfinished event is dropped by a conforming client, but is filtered all the same.
       return [replacement(raw) ?? raw];
+    },
+    release() {
+      held?.release();
+      held = undefined;
     },
   };
 }

@@ -13,6 +13,8 @@ import { createReadBody } from '../pipeline/read-body.ts';
 import { createRequestHeaders } from '../proxy/request-headers.ts';
 import { createSiteCheck } from '../pipeline/site.ts';
 import { createCors } from './cors.ts';
+import { BufferBudget } from '../proxy/body-buffer.ts';
+import { defaultBufferedBytes } from './buffer-default.ts';
 import type { Clock, Observer } from '../pipeline/ports.ts';
 import { createRouter } from './routes.ts';
 import type { Route } from './routes.ts';
@@ -38,6 +40,8 @@ export interface Gateway {
   readonly mcpUrl: string;
   readonly server: Server;
   readonly handler: Handler;
+  /** Bytes held for bodies now, and the ceiling (limits.max_buffered_bytes). */
+  readonly budget: BufferBudget;
   /** Stops accepting, lets in-flight requests finish up to graceMs, then closes what remains. */
   close(graceMs: number): Promise<{ forced: number }>;
 }
@@ -59,6 +63,7 @@ export async function startGateway(
   const address = parseListen(listenOverride ?? config.listen);
   if (!address) throw new TypeError('invalid listen address');
   const cors = createCors(config.cors.allowed_origins, config.upstream.forward_headers);
+  const budget = new BufferBudget(config.limits.max_buffered_bytes ?? defaultBufferedBytes());
   const handler = createHandler({
     upstream,
     requestHeaders: createRequestHeaders({
@@ -75,7 +80,8 @@ export async function startGateway(
     }),
     cors,
     keepaliveMs: config.streams.keepalive,
-    readBody: createReadBody(config.limits.max_body_bytes),
+    readBody: createReadBody(config.limits.max_body_bytes, budget),
+    budget,
     authenticate: steps.authenticate,
     sessions: steps.sessions,
     inspect: steps.inspect,
@@ -135,6 +141,7 @@ export async function startGateway(
     mcpUrl: url + mcpPath,
     server,
     handler,
+    budget,
     close: (graceMs) => (closing ??= close(graceMs)),
   };
 }

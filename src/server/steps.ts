@@ -74,7 +74,7 @@ export async function createSteps(config: Config, deps: GatewayDeps): Promise<St
       );
   }
   // Store failures are logged by the store itself (rate-limited); each decision goes to the audit line.
-  const rateLimit = createRateLimit(store, createStreamCounter());
+  const rateLimit = createRateLimit(store, createStreamCounter(), {}, deps.clock.mono);
   const tasks = new TaskOwnership({ now: deps.clock.mono });
   const inspect: InspectStep = createInspect({ unknownMethods: config.policy.unknown_methods, tasks });
   const integrity = createIntegrityStep({

@@ -1,0 +1,49 @@
+/**
+ * Per-replica memory of keys whose own bucket is known to be empty, so their next POST is refused
+ * before its body is read or parsed: a key with an empty bucket costs the gateway a header parse,
+ * not a 4 MiB parse. A bucket only refills with time, so "empty until T" (learned from a refusal of
+ * a one-token request on the key's own bucket) is exact until T, with either store. Bounded: at
+ * most MAX_ENTRIES keys are remembered (the oldest are forgotten first, which only costs a parse).
+ */
+import type { Decision } from '../ratelimit/store.ts';
+import type { Limits } from '../ratelimit/policy.ts';
+
+const MAX_ENTRIES = 10_000;
+
+interface Empty {
+  readonly untilMs: number;
+  readonly decision: Decision;
+}
+
+export interface Admission {
+  /** The refusal to answer with when the key's bucket is known to be empty now, else undefined. */
+  refused(limits: Limits): Decision | undefined;
+  /** Learns from a store decision about a request that cost `keyCost` tokens of the key's bucket. */
+  learn(limits: Limits, decision: Decision, keyCost: number): void;
+}
+
+export function createAdmission(now: () => number): Admission {
+  const empty = new Map<string, Empty>();
+  return {
+    refused(limits) {
+      const entry = empty.get(limits.id);
+      if (entry === undefined) return undefined;
+      const left = entry.untilMs - now();
+      if (left <= 0) {
+        empty.delete(limits.id);
+        return undefined;
+      }
+      return { ...entry.decision, retryAfterMs: left, remaining: 0 };
+    },
+    learn(limits, decision, keyCost) {
+      if (decision.allowed || decision.fallback !== undefined || keyCost !== 1) return;
+      if (decision.buckets[decision.index] !== limits.bucket) return;
+      if (empty.size >= MAX_ENTRIES) {
+        const oldest = empty.keys().next().value;
+        if (oldest !== undefined) empty.delete(oldest);
+      }
+      empty.delete(limits.id);
+      empty.set(limits.id, { untilMs: now() + decision.retryAfterMs, decision });
+    },
+  };
+}

@@ -1,0 +1,110 @@
+/**
+ * Bodies the gateway must hold whole (a request body the policy reads, a list response being
+ * filtered, the one SSE event being read) cost about their byte size however they arrive: chunks
+ * are copied into one buffer that grows geometrically (or is sized once from Content-Length), never
+ * kept as one Buffer per chunk (a 10-byte chunk can pin a 64 KiB socket read). Every such buffer is
+ * reserved against one process-wide budget (`limits.max_buffered_bytes`); a body that would go over
+ * it is refused, so the gateway degrades by refusing, never by running out of memory.
+ */
+
+/** The process-wide ceiling on bytes held for bodies. */
+export class BufferBudget {
+  readonly limit: number;
+  private usedBytes = 0;
+  private peakBytes = 0;
+
+  constructor(limit: number) {
+    if (!Number.isSafeInteger(limit) || limit <= 0)
+      throw new TypeError('BufferBudget: limit must be a positive integer');
+    this.limit = limit;
+  }
+
+  /** Takes `n` bytes from the budget, or nothing (false) when that would go over it. */
+  tryReserve(n: number): boolean {
+    if (this.usedBytes + n > this.limit) return false;
+    this.usedBytes += n;
+    if (this.usedBytes > this.peakBytes) this.peakBytes = this.usedBytes;
+    return true;
+  }
+
+  release(n: number): void {
+    this.usedBytes -= n;
+    if (this.usedBytes < 0) throw new TypeError('BufferBudget: released more than was reserved');
+  }
+
+  /** Bytes reserved now. */
+  get used(): number {
+    return this.usedBytes;
+  }
+
+  /** The most bytes ever reserved at once. */
+  get peak(): number {
+    return this.peakBytes;
+  }
+}
+
+/** Why a chunk could not be held. */
+export type HoldRefusal = 'too-large' | 'over-budget';
+
+const MIN_CAPACITY = 4096;
+
+/** One body being held: append chunks, read the bytes, release once. */
+export class BodyBuffer {
+  private readonly budget: BufferBudget;
+  private readonly max: number;
+  private buffer: Buffer | undefined;
+  private size = 0;
+  private reserved = 0;
+
+  /**
+   * `max`: largest body accepted; `expected`: its announced length (Content-Length), used to size
+   * the buffer once when it is within `max`.
+   */
+  constructor(budget: BufferBudget, max: number, expected?: number) {
+    this.budget = budget;
+    this.max = max;
+    if (expected !== undefined && Number.isSafeInteger(expected) && expected > 0 && expected <= max) {
+      this.grow(expected);
+    }
+  }
+
+  /** Copies a chunk in; returns why it was refused (and holds nothing more), or undefined. */
+  push(chunk: Uint8Array): HoldRefusal | undefined {
+    const needed = this.size + chunk.length;
+    if (needed > this.max) return 'too-large';
+    if (needed > this.reserved) {
+      const target = Math.min(this.max, Math.max(needed, MIN_CAPACITY, this.reserved * 2));
+      if (!this.grow(target) && !this.grow(needed)) return 'over-budget';
+    }
+    (this.buffer as Buffer).set(chunk, this.size);
+    this.size = needed;
+    return undefined;
+  }
+
+  /** Bytes held so far. */
+  get length(): number {
+    return this.size;
+  }
+
+  /** The bytes held (a view: valid until release). */
+  bytes(): Buffer {
+    return this.buffer === undefined ? Buffer.alloc(0) : this.buffer.subarray(0, this.size);
+  }
+
+  /** Gives the reservation back and drops the bytes; safe to call more than once. */
+  release(): void {
+    if (this.reserved > 0) this.budget.release(this.reserved);
+    this.reserved = 0;
+    this.buffer = undefined;
+    this.size = 0;
+  }
+
+  private grow(capacity: number): boolean {
+    if (!this.budget.tryReserve(capacity - this.reserved)) return false;
+    const next = Buffer.allocUnsafeSlow(capacity);
+    if (this.buffer !== undefined && this.size > 0) this.buffer.copy(next, 0, 0, this.size);
+    this.buffer = next;
+    this.reserved = capacity;
+    return true;
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * Issue 12 (and the lossless-numbers item of issue 11), end to end through the real gateway to a
+ * real SDK upstream behind a recording forwarder:
+ *
+ * - a key that sends only garbage empties its own bucket (429), and another key is unaffected;
+ * - a client that leaves before its request was judged or forwarded is recorded as `aborted`;
+ * - a key in the query string under any name, bare, or as a JWT is refused;
+ * - numbers a double cannot hold reach the upstream as the client wrote them.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { mintKey } from '../../src/auth/key-format.ts';
+import { sha256Hex } from '../../src/auth/key-hash.ts';
+import { startSdkUpstream } from '../helpers/sdk-upstream.ts';
+import type { SdkUpstream } from '../helpers/sdk-upstream.ts';
+import { startRecorder } from '../helpers/recorder.ts';
+import type { Recorder } from '../helpers/recorder.ts';
+import { startTestGateway } from '../helpers/gateway.ts';
+import type { TestGateway } from '../helpers/gateway.ts';
+import { waitFor } from '../helpers/net.ts';
+
+const HEADERS = {
+  'content-type': 'application/json',
+  accept: 'application/json, text/event-stream',
+  'mcp-protocol-version': '2025-06-18',
+};
+
+function makeKey(label: string, rateLimit: Record<string, unknown>) {
+  const secret = mintKey(randomBytes(32));
+  return {
+    label,
+    secret,
+    config: { label, hash: `sha256:${sha256Hex(secret)}`, allow: ['*'], rate_limit: rateLimit },
+  };
+}
+type TestKey = ReturnType<typeof makeKey>;
+
+function post(gateway: TestGateway, key: TestKey, body: string, path = ''): Promise<Response> {
+  return fetch(gateway.mcpUrl + path, {
+    method: 'POST',
+    headers: { ...HEADERS, authorization: `Bearer ${key.secret}` },
+    body,
+  });
+}
+
+const echo = (id: number, message: string) =>
+  JSON.stringify({
+    jsonrpc: '2.0',
+    id,
+    method: 'tools/call',
+    params: { name: 'echo', arguments: { message } },
+  });
+
+describe('bounds under hostile clients (memory store, SDK upstream)', () => {
+  const keys = {
+    garbage: makeKey('garbage', { capacity: 3, refill_per_second: 0.001 }),
+    other: makeKey('other', { capacity: 100, refill_per_second: 100 }),
+    deep: makeKey('deep', { capacity: 2, refill_per_second: 0.001 }),
+  };
+  let upstream: SdkUpstream;
+  let recorder: Recorder;
+  let gateway: TestGateway;
+  before(async () => {
+    upstream = await startSdkUpstream({ stateless: true, jsonResponse: true });
+    recorder = await startRecorder(upstream.url);
+    gateway = await startTestGateway(
+      JSON.stringify({
+        listen: '127.0.0.1:0',
+        upstream: { url: recorder.url },
+        keys: Object.values(keys).map((k) => k.config),
+      }),
+    );
+  });
+  after(async () => {
+    await gateway.close(100);
+    await recorder.close();
+    await upstream.close();
+  });
+
+  const linesOf = (key: TestKey) => gateway.auditLines.filter((l) => l.key === key.label);
+
+  it('charges garbage bodies to their key: 400 while tokens last, then 429; another key is unaffected', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const res = await post(gateway, keys.garbage, i % 2 === 0 ? '{"jsonrpc":' : '[]');
+      statuses.push(res.status);
+      await res.body?.cancel();
+    }
+    assert.deepEqual(statuses, [400, 400, 400, 429, 429, 429]);
+    // The bucket is empty: even a good call is refused now.
+    const good = await post(gateway, keys.garbage, echo(1, 'garbage-key-good'));
+    assert.equal(good.status, 429);
+    assert.match(good.headers.get('retry-after') ?? '', /^\d+$/);
+    await good.body?.cancel();
+    // The other key's calls pass.
+    for (let i = 0; i < 5; i++) {
+      const res = await post(gateway, keys.other, echo(i, `other-${i}`));
+      assert.equal(res.status, 200);
+      assert.match(await res.text(), new RegExp(`Echo: other-${i}`));
+    }
+    await waitFor(() => linesOf(keys.garbage).length === 7 || undefined, 2000, 'audit lines');
+    assert.deepEqual(
+      linesOf(keys.garbage).map((l) => [l.decision, l.reason]),
+      [
+        ['invalid', 'ERR_PARSE'],
+        ['invalid', 'ERR_INVALID_REQUEST'],
+        ['invalid', 'ERR_PARSE'],
+        ['rate_limited', 'ERR_RATE_LIMITED'],
+        ['rate_limited', 'ERR_RATE_LIMITED'],
+        ['rate_limited', 'ERR_RATE_LIMITED'],
+        ['rate_limited', 'ERR_RATE_LIMITED'],
+      ],
+    );
+    assert.equal(recorder.messages().filter((m) => JSON.stringify(m).includes('garbage-key')).length, 0);
+  });
+
+  it('refuses a key with an empty bucket before reading its body (a 4 MiB body is not parsed)', async () => {
+    const deep = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"a":${'['.repeat(60)}${']'.repeat(60)}}}}`;
+    // Two tokens, then a refusal: from now on the gateway knows the bucket is empty.
+    for (const expected of [200, 200, 429]) {
+      const res = await post(gateway, keys.deep, deep);
+      assert.equal(res.status, expected);
+      await res.body?.cancel();
+    }
+    const big = `{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"echo","arguments":{"a":"${'x'.repeat(4 * 1024 * 1024 - 200)}"}}}`;
+    const res = await post(gateway, keys.deep, big);
+    assert.equal(res.status, 429);
+    await res.body?.cancel();
+    const line = await waitFor(() => linesOf(keys.deep)[3], 2000, 'audit line');
+    assert.equal(line.decision, 'rate_limited');
+    assert.ok((line.bytes_in as number) < 1024 * 1024, `body not read: bytes_in ${String(line.bytes_in)}`);
+  });
+
+  it('records a client that leaves in the middle of its body as aborted, never allow', async () => {
+    const before = gateway.auditLines.length;
+    await new Promise<void>((resolve, reject) => {
+      const req = httpRequest(gateway.mcpUrl, {
+        method: 'POST',
+        headers: { ...HEADERS, authorization: `Bearer ${keys.other.secret}`, 'content-length': '1000' },
+      });
+      req.on('error', () => resolve());
+      req.write('{"jsonrpc":"2.0","id":77,"method":"tools/call",');
+      setTimeout(() => {
+        req.destroy();
+        resolve();
+      }, 100);
+      req.on('response', () => reject(new Error('no response was expected')));
+    });
+    const line = await waitFor(() => gateway.auditLines[before], 2000, 'audit line of the aborted request');
+    assert.equal(line.decision, 'aborted');
+    assert.equal(line.reason, 'ERR_CLIENT_ABORTED');
+    assert.equal(line.status, 499);
+    assert.equal(line.aborted, true);
+  });
+
+  it('refuses a key in the query string under any name, bare, or as a JWT, even beside a valid header', async () => {
+    const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+    const jwt = `${b64({ alg: 'ES256', typ: 'JWT' })}.${b64({ sub: 'x' })}.c2ln`;
+    for (const query of [`?k=${keys.other.secret}`, `?${keys.other.secret}`, `?session=${jwt}`]) {
+      const before = gateway.auditLines.length;
+      const res = await post(gateway, keys.other, echo(5, 'query-key'), query);
+      assert.equal(res.status, 401, query.slice(0, 12));
+      await res.body?.cancel();
+      const line = await waitFor(() => gateway.auditLines[before], 2000, 'audit line');
+      assert.equal(line.reason, 'ERR_AUTH_KEY_IN_QUERY');
+    }
+    assert.equal(recorder.messages().filter((m) => JSON.stringify(m).includes('query-key')).length, 0);
+  });
+
+  it('forwards numbers a double cannot hold exactly as the client wrote them', async () => {
+    const body =
+      '{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"echo","arguments":{"message":"numbers","record":12345678901234567890,"huge":1e400,"neg":-0,"f":1.0}}}';
+    const res = await post(gateway, keys.other, body);
+    assert.equal(res.status, 200);
+    await res.text();
+    const sent = recorder.received.find((r) => r.body.includes('"numbers"'));
+    assert.ok(sent, 'the upstream received the call');
+    assert.match(sent.body, /"record":12345678901234567890,"huge":1e400,"neg":-0,"f":1\.0\}/);
+  });
+});

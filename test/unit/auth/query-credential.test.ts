@@ -1,0 +1,62 @@
+/**
+ * A key in the query string is refused under any name, bare, or as a JWT, not only under the
+ * parameter names other gateways use. Each case shows a way the key or token could be sent.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mintKey } from '../../../src/auth/key-format.ts';
+import { extractCredential } from '../../../src/auth/credentials.ts';
+import { hasCredentialInQueryString, looksLikeCredential } from '../../../src/auth/query-credential.ts';
+
+const KEY = mintKey(randomBytes(32));
+const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+const JWT = `${b64({ alg: 'RS256', typ: 'JWT', kid: 'k1' })}.${b64({ sub: 'u', exp: 2e9 })}.c2lnbmF0dXJlLWJ5dGVz`;
+const JWE = `${b64({ alg: 'RSA-OAEP', enc: 'A256GCM' })}.a2V5.aXY.Y2lwaGVy.dGFn`;
+const NAMES = new Set(['key', 'token']);
+
+/** What the gateway decides for a request to `url` with a valid header beside it. */
+function decide(url: string) {
+  return extractCredential({ authorization: `Bearer ${KEY}` }, ['Authorization', `Bearer ${KEY}`], url);
+}
+
+describe('a credential in the query string, under any name', () => {
+  const refused: [string, string][] = [
+    ['under an unusual name', `/mcp?auth=${KEY}`],
+    ['under an empty name', `/mcp?=${KEY}`],
+    ['bare, as the whole query', `/mcp?${KEY}`],
+    ['bare, among other parameters', `/mcp?x=1&${KEY}&y=2`],
+    ['percent-encoded', `/mcp?q=${encodeURIComponent(KEY).replace('m', '%6D')}`],
+    ['upper-cased prefix', `/mcp?q=${KEY.replace('mcpg_', 'MCPG_')}`],
+    ['with spaces around it', `/mcp?q=%20${KEY}%20`],
+    ['a JWT under any name', `/mcp?session=${JWT}`],
+    ['a bare JWT', `/mcp?${JWT}`],
+    ['a JWE', `/mcp?x=${JWE}`],
+    ['a known name still', '/mcp?access_token=anything'],
+  ];
+  for (const [name, url] of refused) {
+    it(`refuses a key ${name} (ERR_AUTH_KEY_IN_QUERY, even beside a valid header)`, () => {
+      assert.deepEqual(decide(url), { ok: false, code: 'ERR_AUTH_KEY_IN_QUERY' });
+    });
+  }
+
+  const passed: [string, string][] = [
+    ['no query', '/mcp'],
+    ['an ordinary parameter', '/mcp?page=2&q=hello'],
+    ['a dotted version number', '/mcp?v=1.2.3'],
+    ['three dotted words', '/mcp?host=api.example.com'],
+    ['three base64url-looking segments whose first is not a JOSE header', '/mcp?x=abcdefghij.klmnop.qrstuv'],
+  ];
+  for (const [name, url] of passed) {
+    it(`lets ${name} through`, () => {
+      assert.equal(decide(url).ok, true);
+    });
+  }
+
+  it('looks inside names and values alike', () => {
+    assert.equal(hasCredentialInQueryString(`${JWT}=1`, NAMES), true);
+    assert.equal(hasCredentialInQueryString('a=1&b=2', NAMES), false);
+    assert.equal(looksLikeCredential('eyJhbGciOiJub25lIn0.e30.'), true, 'an unsigned JWT');
+    assert.equal(looksLikeCredential('1.2.3'), false);
+  });
+});
