@@ -1,0 +1,151 @@
+/**
+ * A fuzzed search for slow request bodies: how long can one body of at most `limits.max_body_bytes`
+ * (4 MiB) hold the event loop in the gateway's parse (pre-scan, strict UTF-8 decode, JSON.parse,
+ * validation, re-serialisation)? Bodies are a tools/call whose argument repeats a random unit of
+ * JSON tokens until the size is reached; the slowest units found are mutated (hill climbing), next
+ * to hand-written shapes known to be expensive (deep nesting, many empty containers, distinct
+ * keys, escapes, lossy numbers). Prints the worst shapes and their times (median of 3 runs each).
+ *
+ *   node bench/parse-fuzz.ts [--seconds 30] [--seed 1]
+ */
+import { parseArgs } from 'node:util';
+import { parseBody } from '../src/jsonrpc/parse.ts';
+import { KNOWN_METHODS } from '../src/policy/methods.ts';
+
+const { values } = parseArgs({
+  options: { seconds: { type: 'string', default: '30' }, seed: { type: 'string', default: '1' } },
+});
+const BUDGET_MS = Number(values.seconds) * 1000;
+const MAX = 4 * 1024 * 1024;
+let seed = Number(values.seed) >>> 0 || 1;
+const rand = (n: number): number => {
+  seed ^= seed << 13;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5;
+  return (seed >>> 0) % n;
+};
+
+const PRE = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"a":[';
+const POST = '0]}}}';
+const TOKENS = [
+  '{}',
+  '[]',
+  '0',
+  '-0',
+  '1.0',
+  '1e400',
+  '12345678901234567890',
+  'true',
+  'null',
+  '""',
+  '"a"',
+  '"\\""',
+  '"\\\\"',
+  '"\\u00e9"',
+  '"\\ud83d\\ude00"',
+  '"é"',
+  '"😀"',
+  '{"a":0}',
+  '{"a":{}}',
+  '[[]]',
+  '[{}]',
+  '"\\n"',
+  '{"__proto_":1}',
+  '{"k":"v","k":"w"}',
+  '"' + 'x'.repeat(64) + '"',
+];
+
+interface Shape {
+  readonly name: string;
+  readonly body: Buffer;
+}
+
+function fromUnit(unit: string, name: string): Shape {
+  const count = Math.max(1, Math.floor((MAX - PRE.length - POST.length) / (unit.length + 1)));
+  return { name, body: Buffer.from(PRE + `${unit},`.repeat(count) + POST) };
+}
+
+function handWritten(): Shape[] {
+  const inner = (s: string) => Buffer.from(PRE + s + POST);
+  const keys: string[] = [];
+  for (let i = 0, size = 0; size < MAX - 200; i++) {
+    keys.push(`"k${i}":0`);
+    size += (keys[i] as string).length + 1;
+  }
+  return [
+    { name: 'open brackets to 4 MiB', body: inner('['.repeat(MAX - 200)) },
+    { name: 'one 4 MiB string', body: inner(`"${'a'.repeat(MAX - 200)}"`) },
+    { name: 'one string of escaped quotes', body: inner(`"${'\\"'.repeat((MAX - 200) / 2)}"`) },
+    { name: 'one string of \\u escapes', body: inner(`"${'\\u00e9'.repeat((MAX - 200) / 6)}"`) },
+    { name: 'one string of 2-byte UTF-8', body: inner(`"${'é'.repeat((MAX - 200) / 2)}"`) },
+    { name: 'one number of 4 MiB digits', body: inner('1'.repeat(MAX - 200)) },
+    { name: 'distinct keys in one object', body: inner(`{${keys.join(',')}}`) },
+    fromUnit('{}', 'empty objects'),
+    fromUnit('"' + 'x'.repeat(4000) + '"', '4 KB strings'),
+    fromUnit('{"' + 'k'.repeat(1000) + '":0}', 'objects with a 1 KB key'),
+  ];
+}
+
+function time(body: Buffer): { ms: number; outcome: string } {
+  const runs: number[] = [];
+  let outcome = '';
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    try {
+      parseBody(body, KNOWN_METHODS);
+      outcome = 'parsed';
+    } catch (err) {
+      outcome = `refused: ${(err as Error).message}`;
+    }
+    runs.push(performance.now() - t0);
+  }
+  runs.sort((a, b) => a - b);
+  return { ms: runs[1] as number, outcome };
+}
+
+function randomUnit(): string {
+  const n = 1 + rand(6);
+  const parts: string[] = [];
+  for (let i = 0; i < n; i++) parts.push(TOKENS[rand(TOKENS.length)] as string);
+  return rand(2) === 0 ? parts.join(',') : `{${parts.map((p, i) => `"${i}":${p}`).join(',')}}`;
+}
+
+function mutate(unit: string): string {
+  const choice = rand(4);
+  if (choice === 0) return `[${unit}]`;
+  if (choice === 1) return `${unit},${TOKENS[rand(TOKENS.length)]}`;
+  if (choice === 2) return `{"${rand(1000)}":${unit}}`;
+  return randomUnit();
+}
+
+const results: { name: string; ms: number; outcome: string; bytes: number }[] = [];
+const shapes = handWritten();
+for (const shape of shapes) results.push({ ...time(shape.body), name: shape.name, bytes: shape.body.length });
+
+const start = performance.now();
+let pool = Array.from({ length: 8 }, randomUnit);
+let tried = 0;
+while (performance.now() - start < BUDGET_MS) {
+  const scored = pool.map((unit) => {
+    const shape = fromUnit(unit, `fuzzed unit ${unit.length > 60 ? unit.slice(0, 60) + '…' : unit}`);
+    tried++;
+    const r = time(shape.body);
+    results.push({ ...r, name: shape.name, bytes: shape.body.length });
+    return { unit, ms: r.ms };
+  });
+  scored.sort((a, b) => b.ms - a.ms);
+  const best = scored.slice(0, 3).map((s) => s.unit);
+  pool = [...best, ...best.map(mutate), mutate(best[0] as string), randomUnit()];
+}
+
+results.sort((a, b) => b.ms - a.ms);
+const seen = new Set<string>();
+console.log(`parse-fuzz: ${tried} fuzzed bodies + ${shapes.length} hand-written, each ≤ ${MAX} bytes`);
+for (const r of results) {
+  if (seen.has(r.name)) continue;
+  seen.add(r.name);
+  console.log(
+    `${r.ms.toFixed(1).padStart(7)} ms  ${(r.bytes / 1048576).toFixed(2)} MiB  ${r.name}  (${r.outcome.slice(0, 60)})`,
+  );
+  if (seen.size >= 12) break;
+}
