@@ -57,6 +57,7 @@ export interface AuditRecord extends AuditCall {
   session?: string | undefined;
   protocol_version?: string | undefined;
   aborted: boolean;
+  events_filtered?: number | undefined;
   user_agent?: string | undefined;
 }
 
@@ -140,6 +141,7 @@ export function buildAuditRecord(
     session: ctx.session,
     protocol_version: clip(ctx.protocolVersion, 64),
     aborted: ctx.aborted,
+    events_filtered: ctx.eventsFiltered,
     user_agent: typeof ua === 'string' ? clip(ua, MAX_NAME) : undefined,
   };
 }

@@ -28,12 +28,16 @@ export interface SessionBinder {
   unwrap(clientSessionId: string, bindingId: string): string | undefined;
 }
 
-export function createSessionBinder(secret: Buffer): SessionBinder {
+/**
+ * @param label separates bindings keyed by one secret (the HTTP+SSE transport's endpoint sessions use
+ *   their own), so an id signed for one is never accepted as the other.
+ */
+export function createSessionBinder(secret: Buffer, label: string = LABEL): SessionBinder {
   if (!Buffer.isBuffer(secret) || secret.length < MIN_SESSION_SECRET_BYTES) {
     throw new TypeError(`the session secret must be at least ${MIN_SESSION_SECRET_BYTES} bytes`);
   }
   // A KeyObject made once: createHmac with a raw Buffer would re-import the key on every call.
-  const key = createSecretKey(createHmac('sha256', secret).update(LABEL).digest());
+  const key = createSecretKey(createHmac('sha256', secret).update(label).digest());
 
   function mac(bindingId: string, upstreamId: string): string {
     const full = createHmac('sha256', key).update(bindingId).update('\n').update(upstreamId).digest();

@@ -21,7 +21,8 @@ export function registerValidate(program: Command, io: CliIo): void {
       }
       const warnings = issues.length;
       io.stdout(
-        `${path}: ok (upstream ${new URL(config.upstream.url).origin}, ${config.keys.length} key(s), ` +
+        `${path}: ok (upstream ${new URL(config.upstream.url).origin} over ${config.upstream.transport}, ` +
+          `${config.keys.length} key(s), ` +
           `rate limit ${config.rate_limit.backend}${warnings ? `, ${warnings} warning(s)` : ''})\n`,
       );
       io.exit(0);

@@ -59,6 +59,7 @@ export function crossChecks(raw: unknown, now: number, issues: Issue[]): void {
   if (rateLimit.backend === 'redis' && (rateLimit.redis === undefined || rateLimit.redis === null)) {
     error(issues, 'rate_limit.redis.url', 'is required when backend is redis');
   }
+  transportCheck(isPlainObject(root.upstream) ? root.upstream : {}, issues);
   const unauthenticated = auth.allow_unauthenticated === true;
   if (Array.isArray(root.keys) || root.keys === undefined || root.keys === null) {
     if (keys.length === 0 && !unauthenticated && !isPlainObject(auth.oauth))
@@ -71,6 +72,22 @@ export function crossChecks(raw: unknown, now: number, issues: Issue[]): void {
   if (unauthenticated && keys.length > 0)
     error(issues, 'auth.allow_unauthenticated', 'cannot be combined with keys');
   oauthChecks(root, issues);
+}
+
+/** Says which transport `upstream.url` looks like when `upstream.transport` probably does not match. */
+function transportCheck(upstream: Record<string, unknown>, issues: Issue[]): void {
+  const transport = upstream.transport ?? 'streamable-http';
+  if (typeof upstream.url !== 'string' || (transport !== 'sse' && transport !== 'streamable-http')) return;
+  const looksLike = transportOfPath(upstream.url);
+  if (looksLike === undefined || looksLike === transport) return;
+  issues.push({
+    path: 'upstream.url',
+    message:
+      looksLike === 'sse'
+        ? 'looks like an HTTP+SSE (2024-11-05) stream URL: set upstream.transport: sse if the server speaks that transport'
+        : 'looks like a Streamable HTTP endpoint, but upstream.transport is sse (its SSE stream is usually /sse)',
+    severity: 'warning',
+  });
 }
 
 /** What is wrong with a configured hash, with a hint at what to do. */
@@ -110,6 +127,16 @@ function headerChecks(upstream: Record<string, unknown>, issues: Issue[]): void 
     const problem = staticHeaderProblem(name);
     if (problem !== undefined) error(issues, `upstream.headers.${name}`, problem);
   }
+}
+
+/** The transport a URL's last path segment suggests (`/sse`, `/mcp`), if any. */
+function transportOfPath(url: string): 'sse' | 'streamable-http' | undefined {
+  if (!URL.canParse(url)) return undefined;
+  const path = new URL(url).pathname.replace(/\/+$/, '');
+  const last = path.slice(path.lastIndexOf('/') + 1).toLowerCase();
+  if (last === 'sse') return 'sse';
+  if (last === 'mcp') return 'streamable-http';
+  return undefined;
 }
 
 /** Dates without a time (2027-01-31) expire at the end of that day, UTC. */

@@ -91,6 +91,12 @@ const upstream = object(
     url: string('The upstream MCP endpoint (http or https). The gateway serves MCP on the same path.', {
       check: (v) => checkHttpUrl(v, 'must not contain credentials (use upstream.headers)'),
     }),
+    transport: oneOf(
+      ['streamable-http', 'sse'],
+      'How the upstream speaks MCP: `streamable-http` (2025-03-26 and later) or `sse`, the older ' +
+        'HTTP+SSE transport (2024-11-05), where `url` is its SSE stream. Clients use the same transport.',
+      { default: 'streamable-http' },
+    ),
     timeout: duration("Time allowed for the upstream's response headers.", {
       default: DEFAULTS.upstreamTimeout,
       min: 1,

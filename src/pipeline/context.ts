@@ -51,6 +51,8 @@ export interface RequestContext {
   cutByShutdown: boolean;
   /** Set when the rate-limit store failed and `on_store_error` decided (its reason). */
   rateLimitFallback: string | undefined;
+  /** Events of a GET stream the gateway did not pass on (HTTP+SSE transport streams). */
+  eventsFiltered: number | undefined;
   /** Set once the response has been handed to the audit writer. */
   finished: boolean;
 }
@@ -86,6 +88,7 @@ export function createContext(
     aborted: false,
     cutByShutdown: false,
     rateLimitFallback: undefined,
+    eventsFiltered: undefined,
     finished: false,
   };
 }

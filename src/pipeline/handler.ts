@@ -5,13 +5,24 @@
  *   -> read body (envelope first) -> inspect (parse, judge)
  *   -> rate limit -> answer a denial | proxy (stream, rewrite lists) -> audit (on close)
  *
+ * With `upstream.transport: sse` one hook (`transport`, src/transport/sse/) says where a POST goes
+ * and what its judgement leads to, and reads the GET stream its answers come back on.
+ *
  * One RequestContext per request; the observer (audit + metrics) reads it exactly once, when the
  * response has closed, whatever happened.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestContext } from './context.ts';
 import { createContext } from './context.ts';
-import type { AuthenticateStep, Clock, InspectStep, Observer, RateLimitStep, SessionStep } from './ports.ts';
+import type {
+  AuthenticateStep,
+  Clock,
+  InspectStep,
+  Observer,
+  RateLimitStep,
+  SessionStep,
+  TransportStep,
+} from './ports.ts';
 import { sendError, sendJson, toGatewayError } from './respond.ts';
 import { GatewayError, isGatewayError } from '../jsonrpc/errors.ts';
 import { peekRequestId } from './peek-id.ts';
@@ -45,6 +56,8 @@ export interface HandlerDeps {
   /** Request tagging and response matching (the rewrite of every POST's and GET's response). */
   readonly integrity: IntegrityStep;
   readonly rateLimit: RateLimitStep;
+  /** The older HTTP+SSE transport, when the upstream speaks it; undefined for Streamable HTTP. */
+  readonly transport: TransportStep | undefined;
   readonly observer: Observer;
   readonly clock: Clock;
 }
@@ -64,7 +77,9 @@ const ALLOW = 'GET, POST, DELETE';
 const AUTH_PEEK_BYTES = 16 * 1024;
 
 export function createHandler(deps: HandlerDeps): Handler {
-  const { upstream, clock, observer } = deps;
+  const { upstream, clock, observer, transport } = deps;
+  const allow = transport?.allow ?? ALLOW;
+  const methods = new Set(allow.split(', '));
   const inflight = new Set<RequestContext>();
   const streams = new Set<RequestContext>();
   let draining = false;
@@ -79,8 +94,8 @@ export function createHandler(deps: HandlerDeps): Handler {
         ctx.status = 204;
         return;
       }
-      if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
-        throw new GatewayError('ERR_METHOD_NOT_ALLOWED', { headers: { allow: ALLOW } });
+      if (method === undefined || !methods.has(method)) {
+        throw new GatewayError('ERR_METHOD_NOT_ALLOWED', { headers: { allow } });
       }
       const pending = deps.authenticate(ctx);
       if (pending !== undefined) await pending;
@@ -95,6 +110,7 @@ export function createHandler(deps: HandlerDeps): Handler {
       sessionId = deps.sessions ? deps.sessions.inbound(ctx, clientSession) : clientSession;
     }
 
+    const route = method === 'POST' ? transport?.post(ctx) : undefined;
     let body: Buffer | undefined;
     let rewrite: ResponseRewrite | undefined;
     if (method === 'POST') {
@@ -116,13 +132,14 @@ export function createHandler(deps: HandlerDeps): Handler {
         throw err;
       }
       await deps.rateLimit.consume(ctx);
+      if (route) inspection = route.judged(inspection);
       if (inspection.answer) {
         sendJson(ctx, inspection.answer.status, inspection.answer.body);
         return;
       }
       ({ bytes: body, rewrite } = deps.integrity.forward(ctx, inspection.bytes, inspection.plans, sessionId));
     } else if (method === 'GET') {
-      rewrite = deps.integrity.stream(ctx);
+      rewrite = transport ? transport.stream(ctx) : deps.integrity.stream(ctx);
       relayRef.release = deps.rateLimit.openStream(ctx);
       streams.add(ctx);
       observer.streamOpened();
@@ -170,7 +187,7 @@ export function createHandler(deps: HandlerDeps): Handler {
       contentLength: body?.length,
     });
     (method === 'GET' ? upstream.streams : upstream.pool).dispatch(
-      { origin: upstream.origin, path: upstream.path, method, headers, body: body ?? null },
+      { origin: upstream.origin, path: route?.path ?? upstream.path, method, headers, body: body ?? null },
       relay,
     );
   }

@@ -7,6 +7,7 @@ import type { RequestContext } from './context.ts';
 import type { GatewayError } from '../jsonrpc/errors.ts';
 import type { JsonRpcId } from '../jsonrpc/message.ts';
 import type { Plan } from '../integrity/request-tag.ts';
+import type { ResponseRewrite } from '../proxy/relay.ts';
 import type { UpstreamErrorKind } from '../proxy/upstream-error.ts';
 
 export interface AuthenticateStep {
@@ -36,6 +37,29 @@ export interface Inspection {
 export interface InspectStep {
   /** Parses and judges a POST body; fills ctx.messages and ctx.calls; throws on invalid input. */
   (ctx: RequestContext, body: Buffer): Inspection;
+}
+
+/**
+ * A transport other than Streamable HTTP (the older HTTP+SSE one, src/transport/sse/): where a
+ * request goes upstream, and how its GET stream is read. Absent for Streamable HTTP.
+ */
+export interface TransportStep {
+  /** The HTTP methods the endpoint takes (the Allow header). */
+  readonly allow: string;
+  /** A GET stream's rewrite (instead of the stream guard). */
+  stream(ctx: RequestContext): ResponseRewrite;
+  /**
+   * An authenticated POST, before its body is read: where it goes. Throws ERR_SESSION_NOT_FOUND for
+   * a session the gateway did not hand out to this principal (it never reaches the upstream).
+   */
+  post(ctx: RequestContext): PostRoute;
+}
+
+export interface PostRoute {
+  /** Path (with query) of the upstream request. */
+  readonly path: string;
+  /** The judged, rate-limited POST: what to do with it (an answer may be sent elsewhere). */
+  judged(inspection: Inspection): Inspection;
 }
 
 export interface RateLimitStep {

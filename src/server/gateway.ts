@@ -87,6 +87,7 @@ export async function startGateway(
     inspect: steps.inspect,
     integrity: steps.integrity,
     rateLimit: steps.rateLimit,
+    transport: steps.transport,
     observer: deps.observer,
     clock: deps.clock,
   });

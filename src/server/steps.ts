@@ -1,7 +1,13 @@
 /** Builds the pipeline's steps from the config, once: nothing is re-validated per request. */
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/schema.ts';
-import type { AuthenticateStep, InspectStep, RateLimitStep, SessionStep } from '../pipeline/ports.ts';
+import type {
+  AuthenticateStep,
+  InspectStep,
+  RateLimitStep,
+  SessionStep,
+  TransportStep,
+} from '../pipeline/ports.ts';
 import type { GatewayDeps } from './gateway.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
 import { ALLOW_ALL, compileGrants } from '../policy/grants.ts';
@@ -22,6 +28,9 @@ import { createIntegrityStep } from '../integrity/step.ts';
 import type { IntegrityStep } from '../integrity/step.ts';
 import { createOAuth } from '../auth/oauth/authenticator.ts';
 import type { OAuth } from '../auth/oauth/authenticator.ts';
+import { createEndpointSessions } from '../transport/sse/endpoint.ts';
+import { createStreamMatcher } from '../transport/sse/responses.ts';
+import { createSseTransport } from '../transport/sse/transport.ts';
 
 /** How long start-up waits for the Redis store before serving. */
 const STORE_READY_WAIT_MS = 2000;
@@ -36,6 +45,7 @@ export interface Steps {
   readonly rateLimit: RateLimitStep;
   /** The OAuth resource server (metadata routes, readiness), when `auth.oauth` is set. */
   readonly oauth: OAuth | undefined;
+  readonly transport: TransportStep | undefined;
   close(): Promise<void>;
 }
 
@@ -77,11 +87,25 @@ export async function createSteps(config: Config, deps: GatewayDeps): Promise<St
   const rateLimit = createRateLimit(store, createStreamCounter(), {}, deps.clock.mono);
   const tasks = new TaskOwnership({ now: deps.clock.mono });
   const inspect: InspectStep = createInspect({ unknownMethods: config.policy.unknown_methods, tasks });
+  const tagger = createRequestTagger(secret);
   const integrity = createIntegrityStep({
-    tagger: createRequestTagger(secret),
+    tagger,
     tasks,
     pending: new PendingTags(),
   });
+  // The older HTTP+SSE transport: its own endpoint sessions; its GET stream matched by request tags.
+  const transport =
+    config.upstream.transport === 'sse'
+      ? createSseTransport({
+          // Clients are sent to public_url's path (a reverse proxy's prefix), else the gateway's.
+          sessions: createEndpointSessions(
+            secret,
+            config.upstream.url,
+            new URL(config.public_url ?? config.upstream.url).pathname,
+          ),
+          responses: createStreamMatcher(tagger, tasks),
+        })
+      : undefined;
   if (oauth !== undefined && !(await oauth.ready(KEYS_READY_WAIT_MS)))
     log.warn(
       { issuer: config.auth.oauth?.issuer },
@@ -94,6 +118,7 @@ export async function createSteps(config: Config, deps: GatewayDeps): Promise<St
     integrity,
     rateLimit,
     oauth,
+    transport,
     close: async () => {
       oauth?.close();
       await store.close();

@@ -61,6 +61,7 @@ export function fakeContext(overrides: Partial<RequestContext> = {}, method = 'P
     aborted: false,
     cutByShutdown: false,
     rateLimitFallback: undefined,
+    eventsFiltered: undefined,
     finished: true,
     ...overrides,
   };

@@ -168,7 +168,7 @@ describe('config loading', () => {
       'unknown nested key',
       'upstream:\n  url: http://x/mcp\n  timout: 5s\n',
       [
-        'upstream.timout: unknown field (expected one of: url, timeout, headers, forward_headers, connections)',
+        'upstream.timout: unknown field (expected one of: url, transport, timeout, headers, forward_headers, connections)',
       ],
     ],
     [
@@ -270,6 +270,28 @@ describe('config loading', () => {
       'upstream.timeout: must be a duration such as 250ms, 30s, 5m or 1h',
       'limits.max_body_bytes: must be a size such as 4MiB, 512KiB or a number of bytes',
     ]);
+  });
+
+  it('says which transport an upstream URL looks like when upstream.transport probably does not match', () => {
+    const base = 'auth:\n  allow_unauthenticated: true\n';
+    const warnings = (upstream: string) => parse(`upstream:\n${upstream}${base}`).issues.map(formatIssue);
+    assert.deepEqual(warnings('  url: http://x/sse\n'), [
+      'warning: upstream.url: looks like an HTTP+SSE (2024-11-05) stream URL: set upstream.transport: sse if the server speaks that transport',
+    ]);
+    assert.deepEqual(warnings('  url: http://x/mcp/\n  transport: sse\n'), [
+      'warning: upstream.url: looks like a Streamable HTTP endpoint, but upstream.transport is sse (its SSE stream is usually /sse)',
+    ]);
+    assert.deepEqual(warnings('  url: http://x/sse\n  transport: sse\n'), []);
+    assert.deepEqual(warnings('  url: http://x/mcp\n'), []);
+    assert.deepEqual(warnings('  url: http://x/api/events\n  transport: sse\n'), []);
+    assert.equal(
+      parse(`upstream:\n  url: http://x/mcp\n${base}`).config?.upstream.transport,
+      'streamable-http',
+    );
+    assert.deepEqual(
+      parse(`upstream:\n  url: http://x/mcp\n  transport: websocket\n${base}`).issues.map(formatIssue),
+      ['upstream.transport: must be one of: streamable-http, sse'],
+    );
   });
 
   it('warns, without failing, about an expiry date in the past and about having no keys', () => {

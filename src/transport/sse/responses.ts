@@ -1,0 +1,53 @@
+/**
+ * Responses on an HTTP+SSE transport GET stream, judged by the request they answer. On this
+ * transport every response comes back on the GET stream, none on the POST that asked. Each request
+ * the gateway forwarded carries a tag signed for the principal (src/integrity/request-tag.ts: the
+ * client's id and what its response needs), so a response is matched statelessly, on whichever
+ * replica holds the stream: it passes only with a tag signed for this stream's principal, gets the
+ * client's id back, and has its list filtered by the plan the tag carries. Anything else (a response
+ * to a request the gateway never forwarded, a denied one, another key's, data that is not JSON) is
+ * dropped: on this transport there is no POST whose answer could carry an error instead.
+ */
+import type { Principal } from '../../auth/principal.ts';
+import { signedIds } from '../../integrity/match.ts';
+import type { RequestTagger } from '../../integrity/request-tag.ts';
+import { restoreIds } from '../../integrity/restore.ts';
+import { rewriteEventData } from '../../policy/filter-list.ts';
+import type { TaskOwnership } from '../../policy/tasks.ts';
+import { UNREADABLE } from '../../policy/unreadable.ts';
+
+export interface Matched {
+  /** The data to send on. */
+  readonly data: string;
+  /** A list in it was filtered (the audit line counts such events). */
+  readonly filtered: boolean;
+}
+
+/** One message event's data: what to send, or undefined to drop the event. */
+export type EventMatcher = (data: string) => Matched | undefined;
+
+/** Makes the matcher of each stream, for the principal that opened it. */
+export type StreamMatcher = (principal: Principal) => EventMatcher;
+
+export function createStreamMatcher(tagger: RequestTagger, tasks: TaskOwnership): StreamMatcher {
+  return (principal) => {
+    const ids = signedIds(tagger, principal.bindingId);
+    const scope = tasks.scope(principal.bindingId);
+    return (data) => {
+      let value: unknown;
+      try {
+        value = JSON.parse(data);
+      } catch {
+        return undefined;
+      }
+      const restored = restoreIds(data, value, ids);
+      if (restored === undefined) return undefined;
+      if (restored.plans === undefined) return { data: restored.text, filtered: false };
+      const out = rewriteEventData(restored.text, restored.plans, principal.grants, scope);
+      if (out === UNREADABLE) return undefined;
+      return out === undefined
+        ? { data: restored.text, filtered: false }
+        : { data: out, filtered: out !== restored.text };
+    };
+  };
+}

@@ -1,0 +1,113 @@
+/**
+ * The older HTTP+SSE transport (MCP 2024-11-05), as one hook into the pipeline (`upstream.transport:
+ * sse`). The client GETs the gateway's path and receives the upstream's stream, with its `endpoint`
+ * event rewritten to the gateway's own path and a signed session (endpoint.ts). It POSTs there; each
+ * POST runs the same steps as a Streamable HTTP POST (authenticate, read, judge, rate limit, tag its
+ * requests) and is forwarded to the upstream's endpoint, whose 202 passes through. Responses come
+ * back on the GET stream, where each is judged by the request it answers (responses.ts).
+ *
+ * The gateway's own answers (denied calls) must reach the client on its GET stream too, since a
+ * client of this transport ignores a POST's body. They are written there when the POST reaches the
+ * process holding that stream; on another replica the answer goes in the POST's body, as on
+ * Streamable HTTP (route a session's POSTs on its `session` parameter to avoid that).
+ */
+import type { RequestContext } from '../../pipeline/context.ts';
+import type { Inspection, PostRoute, TransportStep } from '../../pipeline/ports.ts';
+import type { ResponseRewrite } from '../../proxy/relay.ts';
+import { serializeEvent } from '../../proxy/sse.ts';
+import { GatewayError } from '../../jsonrpc/errors.ts';
+import type { Principal } from '../../auth/principal.ts';
+import { sessionTag } from '../../auth/session-binding.ts';
+import type { EndpointSessions } from './endpoint.ts';
+import { sessionParam } from './endpoint.ts';
+import type { StreamMatcher } from './responses.ts';
+import { createStreamRewriter } from './stream.ts';
+
+export interface SseTransportOptions {
+  readonly sessions: EndpointSessions;
+  readonly responses: StreamMatcher;
+}
+
+const ACCEPTED = Object.freeze({ status: 202, body: '' });
+
+export function createSseTransport(options: SseTransportOptions): TransportStep {
+  const { sessions, responses } = options;
+  /** The GET streams this process holds, by the session it handed out on each. */
+  const open = new Map<string, RequestContext>();
+
+  function principalOf(ctx: RequestContext): Principal {
+    const principal = ctx.principal;
+    if (principal === undefined) throw new TypeError('the sse transport runs after authentication');
+    return principal;
+  }
+
+  return {
+    allow: 'GET, POST',
+
+    stream(ctx): ResponseRewrite {
+      const principal = principalOf(ctx);
+      const issued: string[] = [];
+      ctx.eventsFiltered = 0;
+      const filtered = () => void (ctx.eventsFiltered = (ctx.eventsFiltered ?? 0) + 1);
+      ctx.res.once('close', () => {
+        for (const session of issued) if (open.get(session) === ctx) open.delete(session);
+      });
+      return {
+        // A JSON body is no stream of this transport: refused (a 502), never passed on unread.
+        json() {
+          throw new GatewayError('ERR_UPSTREAM_PROTOCOL');
+        },
+        sse() {
+          const match = responses(principal);
+          return createStreamRewriter({
+            onEndpoint(data) {
+              const endpoint = sessions.issue(data, principal.bindingId);
+              if (endpoint === undefined) return undefined;
+              issued.push(endpoint.session);
+              open.set(endpoint.session, ctx);
+              ctx.session = sessionTag(endpoint.session);
+              return endpoint.endpoint;
+            },
+            onMessage(data) {
+              const matched = match(data);
+              if (matched?.filtered) filtered();
+              return matched?.data;
+            },
+            onFiltered: filtered,
+          });
+        },
+      };
+    },
+
+    post(ctx): PostRoute {
+      const session = sessionParam(ctx.req.url);
+      ctx.session = session === undefined ? undefined : sessionTag(session);
+      const path = session === undefined ? undefined : sessions.resolve(session, principalOf(ctx).bindingId);
+      if (path === undefined) {
+        ctx.reason = 'ERR_SESSION_NOT_FOUND';
+        throw new GatewayError('ERR_SESSION_NOT_FOUND');
+      }
+      return {
+        path,
+        judged(inspection: Inspection): Inspection {
+          const stream = open.get(session as string);
+          if (inspection.answer === undefined || stream === undefined) return inspection;
+          if (inspection.answer.body !== '') inject(stream, inspection.answer.body);
+          return { ...inspection, answer: ACCEPTED };
+        },
+      };
+    },
+  };
+}
+
+/**
+ * Writes the gateway's answer on a GET stream as a message event. Safe between any two writes: the
+ * stream's rewriter only ever writes whole events (and the relay whole keepalive comments).
+ */
+function inject(stream: RequestContext, body: string): void {
+  const res = stream.res;
+  if (res.destroyed || res.writableEnded || !res.headersSent) return;
+  const event = serializeEvent({ event: 'message', data: body });
+  stream.bytesOut += Buffer.byteLength(event);
+  res.write(event);
+}
