@@ -269,3 +269,36 @@ describe('HTTP+SSE transport: an endpoint the gateway cannot take over', () => {
     assert.equal(line.reason, 'ERR_UPSTREAM_PROTOCOL');
   });
 });
+
+describe('HTTP+SSE transport: shutdown and public_url', () => {
+  let upstream: RawSseUpstream;
+  let gateway: TestGateway;
+  before(async () => {
+    upstream = await startRawSseUpstream(() => '/legacy/messages?sid=S2');
+    gateway = await startTestGateway(
+      `public_url: https://mcp.example.com/tenant-a/legacy/sse\n${config(upstream.url)}`,
+    );
+  });
+  after(async () => {
+    await gateway.close(200);
+    await upstream.close();
+  });
+
+  it("sends clients to public_url's path, and ends open streams on shutdown with their audit line", async () => {
+    const stream = await openStream(gateway.mcpUrl, KEY);
+    try {
+      const endpoint = await stream.next();
+      assert.match(endpoint.data, /^\/tenant-a\/legacy\/sse\?session=[A-Za-z0-9_.-]+$/);
+      const closing = gateway.close(2000);
+      await assert.rejects(stream.next(2000), /the stream ended/);
+      await closing;
+    } finally {
+      stream.close();
+    }
+    const line = gateway.auditLines.find((l) => l.http_method === 'GET');
+    assert.ok(line, 'the ended stream has its audit line');
+    assert.equal(line.status, 200);
+    assert.equal(line.events_filtered, 0);
+    await waitFor(() => upstream.streams.at(-1)!.closed, 2000, 'the upstream stream to close');
+  });
+});
