@@ -7,6 +7,7 @@
 import type { Issue } from './spec.ts';
 import { isPlainObject } from './spec.ts';
 import { parseKeyHash } from '../auth/key-hash.ts';
+import { passHeaderProblem, PASSED_RESPONSE_HEADERS } from '../proxy/response-headers.ts';
 import {
   FORWARDED_CLIENT_HEADERS,
   forwardHeaderProblem,
@@ -105,7 +106,7 @@ function error(issues: Issue[], path: string, message: string): void {
   issues.push({ path, message, severity: 'error' });
 }
 
-/** upstream.forward_headers and upstream.headers never carry what the gateway must write or drop. */
+/** upstream.forward_headers, pass_headers and headers never carry what the gateway must write or drop. */
 function headerChecks(upstream: Record<string, unknown>, issues: Issue[]): void {
   const forward = Array.isArray(upstream.forward_headers) ? (upstream.forward_headers as unknown[]) : [];
   forward.forEach((name, i) => {
@@ -119,6 +120,18 @@ function headerChecks(upstream: Record<string, unknown>, issues: Issue[]): void 
       issues.push({
         path: `upstream.forward_headers[${i}]`,
         message: `${name} is forwarded anyway`,
+        severity: 'warning',
+      });
+  });
+  const pass = Array.isArray(upstream.pass_headers) ? (upstream.pass_headers as unknown[]) : [];
+  pass.forEach((name, i) => {
+    if (typeof name !== 'string') return;
+    const problem = passHeaderProblem(name);
+    if (problem !== undefined) error(issues, `upstream.pass_headers[${i}]`, `${name} ${problem}`);
+    else if (PASSED_RESPONSE_HEADERS.includes(name.toLowerCase()))
+      issues.push({
+        path: `upstream.pass_headers[${i}]`,
+        message: `${name} is passed anyway`,
         severity: 'warning',
       });
   });

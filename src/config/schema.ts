@@ -117,6 +117,14 @@ const upstream = object(
         'Credentials, hop-by-hop headers, headers the gateway writes and method or URL overrides are refused.',
       { default: [] },
     ),
+    pass_headers: array(
+      string('A header name.'),
+      'Upstream response headers passed to the client besides Content-Type, Cache-Control, ' +
+        'Retry-After (on 429 and 503) and Mcp-Session-Id (translated); every other upstream header is dropped. ' +
+        'Headers that describe the upstream (Location, WWW-Authenticate, Set-Cookie, Server, X-Powered-By, ' +
+        'Access-Control-*), hop-by-hop headers and headers the gateway writes are refused.',
+      { default: [] },
+    ),
     connections: number('Maximum keep-alive connections to the upstream.', {
       default: DEFAULTS.upstreamConnections,
       min: 1,

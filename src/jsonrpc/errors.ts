@@ -91,6 +91,12 @@ const SPECS = {
   ERR_UPSTREAM_UNAVAILABLE: { status: 502, rpc: RPC.UPSTREAM, message: 'upstream unavailable' },
   ERR_UPSTREAM_TIMEOUT: { status: 504, rpc: RPC.UPSTREAM, message: 'upstream timed out' },
   ERR_UPSTREAM_PROTOCOL: { status: 502, rpc: RPC.UPSTREAM, message: 'upstream sent an invalid response' },
+  /** The upstream answered 401/403: it refused the gateway's own credentials (`upstream.headers`). */
+  ERR_UPSTREAM_AUTH: {
+    status: 502,
+    rpc: RPC.UPSTREAM,
+    message: "upstream refused the gateway's credentials",
+  },
   ERR_CLIENT_ABORTED: { status: 499, rpc: RPC.INTERNAL_ERROR, message: 'client closed the request' },
   ERR_SHUTTING_DOWN: { status: 503, rpc: RPC.SHUTTING_DOWN, message: 'gateway is shutting down' },
   /**

@@ -25,6 +25,7 @@ export const UPSTREAM_ERROR_KINDS: readonly UpstreamErrorKind[] = Object.freeze(
   'reset',
   'timeout',
   'protocol',
+  'auth',
   'other',
 ]);
 

@@ -38,6 +38,7 @@ import { requestIdFor } from './request-id.ts';
 import type { IntegrityStep } from '../integrity/step.ts';
 import type { ReadBody } from './read-body.ts';
 import type { BufferBudget } from '../proxy/body-buffer.ts';
+import type { ResponseHead } from '../proxy/response-headers.ts';
 
 export interface HandlerDeps {
   readonly upstream: Upstream;
@@ -46,6 +47,8 @@ export interface HandlerDeps {
   /** Host and Origin checks (DNS rebinding), before authentication. */
   readonly checkSite: SiteCheck;
   readonly cors: Cors;
+  /** Which upstream responses are refused, and which of their headers the client sees. */
+  readonly responseHead: ResponseHead;
   readonly keepaliveMs: number;
   readonly readBody: ReadBody;
   /** The process-wide budget for held bodies (limits.max_buffered_bytes). */
@@ -150,6 +153,7 @@ export function createHandler(deps: HandlerDeps): Handler {
       keepaliveMs: deps.keepaliveMs,
       rewrite,
       budget: deps.budget,
+      head: deps.responseHead,
       hooks: {
         onStart(status, headers, upstreamHeaders) {
           ctx.status = status;

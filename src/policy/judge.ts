@@ -15,7 +15,7 @@ import type { ErrorCode } from '../jsonrpc/errors.ts';
 import { ALLOW_ALL } from './grants.ts';
 import type { Grants } from './grants.ts';
 import { METHODS } from './methods.ts';
-import type { ListKind } from './methods.ts';
+import type { ListKind, MethodSpec, Revision } from './methods.ts';
 import type { TaskScope } from './tasks.ts';
 
 export interface JudgeOptions {
@@ -60,6 +60,10 @@ export function judge(
   const params = m.params;
   if (spec === undefined) {
     if (options.unknownMethods === 'allow') return allow(method, id, undefined, undefined, undefined);
+    return deny(method, id, 'ERR_METHOD_DENIED', 'Method not found', undefined, undefined, params);
+  }
+  if (removedIn(spec, params)) {
+    // What that revision's server answers (HTTP 404, -32601), whoever asks: the upstream would too.
     return deny(method, id, 'ERR_METHOD_DENIED', 'Method not found', undefined, undefined, params);
   }
   const all = grants === ALLOW_ALL;
@@ -260,6 +264,21 @@ function invalid(method: string, id: JsonRpcId | null, why: string): Verdict {
   const error = new GatewayError('ERR_INVALID_PARAMS', { message: `Invalid params: ${why}`, rpcId: id });
   return { allowed: false, record, error, filter: undefined, recordTask: false };
 }
+
+/**
+ * A 2026-07-28 request (its per-request protocol version claim) for a method that revision does not
+ * have (`initialize`, `ping`, `logging/setLevel`, `resources/subscribe`, `tasks/result`, ...; the tasks
+ * extension's methods are kept). Judged as that revision does, before any allowlist, so the answer
+ * is the one a 2026-07-28 upstream gives and does not depend on the key's grants.
+ */
+function removedIn(spec: MethodSpec, params: Record<string, unknown> | undefined): boolean {
+  const meta = params?._meta;
+  if (typeof meta !== 'object' || meta === null) return false;
+  if ((meta as Record<string, unknown>)[PROTOCOL_VERSION] !== MODERN) return false;
+  return !spec.revisions.includes(MODERN) && spec.tasksExtension !== true;
+}
+
+const MODERN: Revision = '2026-07-28';
 
 /** A request carrying the 2026-07-28 per-request protocol version claim. */
 function isModern(params: Record<string, unknown> | undefined): boolean {

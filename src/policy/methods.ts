@@ -162,6 +162,9 @@ export function renderMethodTable(): string {
   }
   lines.push('| a response (to a server request) | client | all | allowed |');
   lines.push(
+    '| a method above that the request\u2019s revision does not have (a 2026-07-28 request, by its `_meta` protocol version) | client | \u2013 | `Method not found` (-32601, HTTP 404), as a server of that revision answers |',
+  );
+  lines.push(
     '| any other method | \u2013 | \u2013 | denied as `Method not found` (-32601), unless `policy.unknown_methods: allow` |',
   );
   return lines.join('\n') + '\n';

@@ -7,7 +7,8 @@
 import type { ServerResponse } from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
-import { clientResponseHeaders, isEventStream, isJson } from './headers.ts';
+import { isEventStream, isJson } from './headers.ts';
+import type { ResponseHead } from './response-headers.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
 import { BodyBuffer, BufferBudget } from './body-buffer.ts';
 
@@ -38,6 +39,8 @@ export interface RelayHooks {
 export interface RelayOptions {
   readonly keepaliveMs: number;
   readonly rewrite: ResponseRewrite | undefined;
+  /** Which upstream responses are refused, and which of their headers the client sees. */
+  readonly head: ResponseHead;
   readonly hooks: RelayHooks;
   /** Held list bodies are reserved against this budget (limits.max_buffered_bytes). */
   readonly budget?: BufferBudget;
@@ -95,7 +98,12 @@ export class Relay implements Dispatcher.DispatchHandler {
   ): void {
     if (statusCode < 200) return;
     this.controller = controller;
-    const headers = clientResponseHeaders(upstreamHeaders);
+    const refusal = this.options.head.refusal(statusCode, upstreamHeaders);
+    if (refusal !== undefined) {
+      controller.abort(refusal);
+      return;
+    }
+    const headers = this.options.head.headers(statusCode, upstreamHeaders);
     const contentType = upstreamHeaders['content-type'];
     this.sse = isEventStream(contentType);
     if (!this.sse) {

@@ -1,7 +1,7 @@
 /** Maps the ways an upstream can fail to the gateway's closed error set, in one place. */
 import { GatewayError, isGatewayError } from '../jsonrpc/errors.ts';
 
-export type UpstreamErrorKind = 'refused' | 'reset' | 'timeout' | 'protocol' | 'other';
+export type UpstreamErrorKind = 'refused' | 'reset' | 'timeout' | 'protocol' | 'auth' | 'other';
 
 const KIND_BY_CODE: Readonly<Record<string, UpstreamErrorKind>> = {
   ECONNREFUSED: 'refused',
@@ -25,6 +25,7 @@ const KIND_BY_CODE: Readonly<Record<string, UpstreamErrorKind>> = {
 
 export function upstreamErrorKind(err: unknown): UpstreamErrorKind {
   if (isGatewayError(err) && err.code === 'ERR_UPSTREAM_PROTOCOL') return 'protocol';
+  if (isGatewayError(err) && err.code === 'ERR_UPSTREAM_AUTH') return 'auth';
   let current: unknown = err;
   for (let depth = 0; depth < 4 && current instanceof Error; depth++) {
     const code = (current as NodeJS.ErrnoException).code;

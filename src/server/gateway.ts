@@ -10,6 +10,7 @@ import { createUpstream } from '../proxy/upstream.ts';
 import { createHandler } from '../pipeline/handler.ts';
 import type { Handler } from '../pipeline/handler.ts';
 import { createReadBody } from '../pipeline/read-body.ts';
+import { createResponseHead } from '../proxy/response-headers.ts';
 import { createRequestHeaders } from '../proxy/request-headers.ts';
 import { createSiteCheck } from '../pipeline/site.ts';
 import { createCors } from './cors.ts';
@@ -79,6 +80,11 @@ export async function startGateway(
       cors,
     }),
     cors,
+    responseHead: createResponseHead({
+      pass: config.upstream.pass_headers,
+      warn: (fields, message) => deps.log.warn(fields, message),
+      now: deps.clock.mono,
+    }),
     keepaliveMs: config.streams.keepalive,
     readBody: createReadBody(config.limits.max_body_bytes, budget),
     budget,

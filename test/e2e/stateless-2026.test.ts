@@ -7,6 +7,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import type { FetchLike } from '@modelcontextprotocol/client';
 import { startV2Upstream, V2_RESOURCE_URI, V2_SERVER_INFO } from '../helpers/v2-upstream.ts';
@@ -16,6 +17,8 @@ import type { SdkUpstream } from '../helpers/sdk-upstream.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { forwards, forwardedIds } from '../helpers/tags.ts';
+import { mintKey } from '../../src/auth/key-format.ts';
+import { sha256Hex } from '../../src/auth/key-hash.ts';
 
 const MODERN = '2026-07-28';
 /** What the 2.x client negotiates on the 2025-era path (its `initialize` handshake). */
@@ -408,5 +411,59 @@ describe('2.x client through the gateway to a v1 SDK upstream', () => {
     const direct = await attempt(upstream.url);
     assert.equal(direct, 'ERA_NEGOTIATION_FAILED');
     assert.equal(await attempt(gateway.mcpUrl), direct);
+  });
+});
+
+describe('methods 2026-07-28 removed, through the gateway with a key that may use little', () => {
+  let upstream: V2Upstream;
+  let gateway: TestGateway;
+  const key = mintKey(randomBytes(32));
+  before(async () => {
+    upstream = await startV2Upstream();
+    gateway = await startTestGateway(`listen: 127.0.0.1:0
+upstream:
+  url: ${upstream.url}
+auth:
+  session_secret: "${'m'.repeat(40)}"
+keys:
+  - label: echo-only
+    hash: "sha256:${sha256Hex(key)}"
+    allow: [echo]
+`);
+  });
+  after(async () => {
+    await gateway.close(1000);
+    await upstream.close();
+  });
+
+  it('are answered as a 2026-07-28 upstream answers them (404, -32601), never by the key\u2019s allowlist', async () => {
+    const removed: [string, Record<string, unknown>][] = [
+      [
+        'initialize',
+        { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+      ],
+      ['ping', {}],
+      ['logging/setLevel', { level: 'info' }],
+      ['resources/subscribe', { uri: V2_RESOURCE_URI }],
+      ['resources/unsubscribe', { uri: V2_RESOURCE_URI }],
+      ['tasks/result', { taskId: 'task-1' }],
+    ];
+    const mark = upstream.received.length;
+    for (const [method, params] of removed) {
+      const send = async (url: string, headers: Record<string, string>) => {
+        const res = await fetch(url, {
+          method: 'POST',
+          headers: { ...MODERN_HEADERS, 'mcp-method': method, ...headers },
+          body: JSON.stringify({ jsonrpc: '2.0', id: 41, method, params: { ...params, _meta: ENVELOPE } }),
+        });
+        return { status: res.status, body: (await res.json()) as unknown };
+      };
+      const direct = await send(upstream.url, {});
+      assert.equal(direct.status, 404, method);
+      const via = await send(gateway.mcpUrl, { authorization: `Bearer ${key}` });
+      assert.deepEqual(via, direct, method);
+    }
+    // The gateway answered them itself.
+    assert.equal(upstream.received.length - mark, removed.length);
   });
 });

@@ -57,6 +57,8 @@ export interface SdkUpstream {
   readonly url: string;
   readonly port: number;
   readonly received: Received[];
+  /** `arguments.label` of each `slow` call that a notifications/cancelled aborted. */
+  readonly cancelled: string[];
   /** JSON-RPC methods of all POST bodies received. */
   rpcMethods(): string[];
   /** tools/call names received. */
@@ -130,7 +132,7 @@ function replayEventStore(): EventStore {
   };
 }
 
-function buildServer(options: UpstreamOptions): Server {
+function buildServer(options: UpstreamOptions, cancelled: string[] = []): Server {
   const server = new Server(
     { name: 'test-upstream', version: '1.0.0' },
     { capabilities: { tools: { listChanged: true }, prompts: {}, resources: {}, logging: {} } },
@@ -187,9 +189,19 @@ function buildServer(options: UpstreamOptions): Server {
         }
         return { content: [{ type: 'text', text: `done after ${steps} steps` }] };
       }
-      case 'slow':
-        await sleep(Number(args.ms ?? 1000));
+      case 'slow': {
+        // A notifications/cancelled naming this request's id (as the upstream received it) aborts it.
+        const ms = Number(args.ms ?? 1000);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, ms);
+          ctx.signal.addEventListener('abort', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+        if (ctx.signal.aborted) cancelled.push(String(args.label ?? ''));
         return { content: [{ type: 'text', text: 'slow done' }] };
+      }
       case 'ask_sampling': {
         // Not related to the request: the SDK sends it on the standalone GET stream.
         const result = await server.request(
@@ -233,6 +245,7 @@ function buildServer(options: UpstreamOptions): Server {
 
 export async function startSdkUpstream(options: UpstreamOptions = {}): Promise<SdkUpstream> {
   const received: Received[] = [];
+  const cancelled: string[] = [];
   const sessions = new Map<string, StreamableHTTPServerTransport>();
   const http: HttpServer = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
@@ -252,7 +265,7 @@ export async function startSdkUpstream(options: UpstreamOptions = {}): Promise<S
           ...(options.eventIds ? { eventStore: idOnlyEventStore(), retryInterval: 1000 } : {}),
           ...(options.replay ? { eventStore: replayEventStore() } : {}),
         });
-        const server = buildServer(options);
+        const server = buildServer(options, cancelled);
         await server.connect(transport);
         res.on('close', () => void transport.close());
         await transport.handleRequest(req, res, parsed);
@@ -281,7 +294,7 @@ export async function startSdkUpstream(options: UpstreamOptions = {}): Promise<S
         created.onclose = () => {
           if (created.sessionId) sessions.delete(created.sessionId);
         };
-        await buildServer(options).connect(created);
+        await buildServer(options, cancelled).connect(created);
         transport = created;
       }
       await transport.handleRequest(req, res, parsed);
@@ -302,6 +315,7 @@ export async function startSdkUpstream(options: UpstreamOptions = {}): Promise<S
     url: `http://127.0.0.1:${port}/mcp`,
     port,
     received,
+    cancelled,
     rpcMethods: () => bodies().flatMap((m) => (m.method ? [m.method] : [])),
     toolCalls: () =>
       bodies().flatMap((m) => (m.method === 'tools/call' && m.params?.name ? [m.params.name] : [])),

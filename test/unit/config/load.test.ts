@@ -139,6 +139,21 @@ describe('config loading', () => {
       ],
     ],
     [
+      'pass_headers naming what describes the upstream',
+      'upstream:\n  url: http://x/mcp\n  pass_headers: [Location, WWW-Authenticate, Set-Cookie, Server, X-Powered-By, Access-Control-Allow-Origin, Transfer-Encoding, Content-Length, Mcp-Session-Id]\n',
+      [
+        'upstream.pass_headers[0]: Location describes the upstream (its URL, credentials, cookies, software or CORS policy): it never reaches the client',
+        'upstream.pass_headers[1]: WWW-Authenticate describes the upstream (its URL, credentials, cookies, software or CORS policy): it never reaches the client',
+        'upstream.pass_headers[2]: Set-Cookie describes the upstream (its URL, credentials, cookies, software or CORS policy): it never reaches the client',
+        'upstream.pass_headers[3]: Server describes the upstream (its URL, credentials, cookies, software or CORS policy): it never reaches the client',
+        'upstream.pass_headers[4]: X-Powered-By describes the upstream (its URL, credentials, cookies, software or CORS policy): it never reaches the client',
+        'upstream.pass_headers[5]: Access-Control-Allow-Origin describes the upstream (its URL, credentials, cookies, software or CORS policy): it never reaches the client',
+        'upstream.pass_headers[6]: Transfer-Encoding is a hop-by-hop header: it never crosses the gateway',
+        'upstream.pass_headers[7]: Content-Length is written by the gateway itself',
+        'upstream.pass_headers[8]: Mcp-Session-Id is written by the gateway itself',
+      ],
+    ],
+    [
       'upstream.headers overriding the body or connection headers',
       'upstream:\n  url: http://x/mcp\n  headers:\n    Content-Length: "5"\n    Transfer-Encoding: chunked\n    Authorization: Bearer up\n',
       [
@@ -168,7 +183,7 @@ describe('config loading', () => {
       'unknown nested key',
       'upstream:\n  url: http://x/mcp\n  timout: 5s\n',
       [
-        'upstream.timout: unknown field (expected one of: url, transport, timeout, headers, forward_headers, connections)',
+        'upstream.timout: unknown field (expected one of: url, transport, timeout, headers, forward_headers, pass_headers, connections)',
       ],
     ],
     [

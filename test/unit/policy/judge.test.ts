@@ -97,6 +97,38 @@ describe('judge: unknown and server-only methods', () => {
     );
   });
 
+  it('judges a method 2026-07-28 removed as that revision does: 404, -32601, whatever the grants', () => {
+    const modern = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' };
+    const removed: [string, Record<string, unknown>][] = [
+      [
+        'initialize',
+        { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+      ],
+      ['ping', {}],
+      ['logging/setLevel', { level: 'info' }],
+      ['resources/subscribe', { uri: 'file:///secret' }],
+      ['tasks/result', { taskId: 't1' }],
+      ['tasks/list', {}],
+    ];
+    for (const [method, params] of removed) {
+      for (const g of [grants, ALLOW_ALL]) {
+        assertDenied(
+          judge(req(method, { ...params, _meta: modern }), g, deny),
+          'ERR_METHOD_DENIED',
+          -32601,
+          'Method not found',
+          404,
+        );
+      }
+      // The same request of an earlier revision is judged by its rule, as before.
+      assert.notEqual(judge(req(method, params), ALLOW_ALL, deny).error?.status, 404);
+    }
+    // What 2026-07-28 has (and its tasks extension) is judged by the rules.
+    assert.equal(judge(req('tools/list', { _meta: modern }), ALLOW_ALL, deny).allowed, true);
+    assert.equal(judge(req('server/discover', { _meta: modern }), ALLOW_ALL, deny).allowed, true);
+    assert.equal(judge(req('tasks/update', { taskId: 't', _meta: modern }), ALLOW_ALL, deny).allowed, true);
+  });
+
   it('denies an unknown notification too', () => {
     const v = judge({ jsonrpc: '2.0', method: 'notifications/custom' }, grants, deny);
     assertDenied(v, 'ERR_METHOD_DENIED', RPC.METHOD_NOT_FOUND, 'Method not found');
