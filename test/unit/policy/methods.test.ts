@@ -117,7 +117,7 @@ describe('method table', () => {
     const md = renderMethodTable();
     assert.equal(md, renderMethodTable());
     const rows = md.trimEnd().split('\n');
-    assert.equal(rows.length, 2 + METHOD_TABLE.length + 2);
+    assert.equal(rows.length, 2 + METHOD_TABLE.length + 3);
     assert.match(rows[0] as string, /^\| Method \| Sent by \| Revisions \| Rule/);
     for (const m of METHOD_TABLE) assert.ok(md.includes(`| \`${m.method}\` |`), m.method);
     assert.ok(
@@ -126,6 +126,7 @@ describe('method table', () => {
     assert.ok(md.includes('| `tasks/update` | client | 2026-07-28 tasks extension |'));
     assert.ok(md.includes('| `initialize` | client | 2025-03-26 \u2013 2025-11-25 | allowed |'));
     assert.match(md, /any other method .*policy\.unknown_methods: allow/);
+    assert.match(md, /revision does not have .*2026-07-28.*Method not found.*404/);
   });
 });
 
