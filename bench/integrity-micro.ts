@@ -10,7 +10,7 @@ import { parseBody } from '../src/jsonrpc/parse.ts';
 import { KNOWN_METHODS } from '../src/policy/methods.ts';
 import { compileGrants } from '../src/policy/grants.ts';
 import { createRequestTagger } from '../src/integrity/request-tag.ts';
-import { createMatchRewrite, exchangeIds, signedIds, tagRequests } from '../src/integrity/match.ts';
+import { createMatchRewrite, exchangeIds, tagRequests } from '../src/integrity/match.ts';
 import { PendingTags } from '../src/integrity/cancels.ts';
 
 const { values } = parseArgs({ options: { ops: { type: 'string', default: '100000' } } });
