@@ -8,7 +8,8 @@
  *   served, with any port (rebinding changes the name, not the port; tunnels and port mappings
  *   change the port). On any other listener (0.0.0.0 in a container) the check is off unless
  *   `server.allowed_hosts` is set, which turns it on with the same names. `*` in the list turns it
- *   off everywhere. A foreign or missing Host gets 403 ERR_HOST_DENIED.
+ *   off everywhere. A foreign or missing Host gets 403 ERR_HOST_DENIED. The same rule guards the
+ *   listener's reserved routes (metrics, well-known documents) except the health probes.
  * - `Origin`: a request that carries one (a browser) is served only when it is in
  *   `cors.allowed_origins` or is the origin of `public_url`; else 403 ERR_ORIGIN_DENIED.
  */
@@ -46,22 +47,33 @@ export function hostCheckEnabled(listenHost: string, allowedHosts: readonly stri
   return isLoopbackListener(listenHost) || allowedHosts.length > 0;
 }
 
+export type HostRule = (host: string | undefined) => boolean;
+
+/** Whether a Host header value is served on this listener; undefined when every Host is. */
+export function createHostRule(
+  listenHost: string,
+  allowedHosts: readonly string[],
+  publicUrl: URL | undefined,
+): HostRule | undefined {
+  if (!hostCheckEnabled(listenHost, allowedHosts)) return undefined;
+  const hosts = new Set([
+    ...LOOPBACK_NAMES,
+    ...(publicUrl ? [publicUrl.hostname.toLowerCase()] : []),
+    ...allowedHosts.map(normalizeHostName),
+  ]);
+  return (host) => {
+    const name = hostName(host);
+    return name !== undefined && hosts.has(name);
+  };
+}
+
 export function createSiteCheck(options: SiteOptions): SiteCheck {
   const { cors, publicUrl } = options;
-  const hosts = hostCheckEnabled(options.listenHost, options.allowedHosts)
-    ? new Set([
-        ...LOOPBACK_NAMES,
-        ...(publicUrl ? [publicUrl.hostname.toLowerCase()] : []),
-        ...options.allowedHosts.map(normalizeHostName),
-      ])
-    : undefined;
+  const hostAllowed = createHostRule(options.listenHost, options.allowedHosts, publicUrl);
   const publicOrigin = publicUrl?.origin;
   return function checkSite(ctx) {
     const { headers } = ctx.req;
-    if (hosts !== undefined) {
-      const name = hostName(headers.host);
-      if (name === undefined || !hosts.has(name)) throw new GatewayError('ERR_HOST_DENIED');
-    }
+    if (hostAllowed !== undefined && !hostAllowed(headers.host)) throw new GatewayError('ERR_HOST_DENIED');
     const origin = headers.origin;
     if (origin !== undefined && origin !== publicOrigin && !cors.allows(origin))
       throw new GatewayError('ERR_ORIGIN_DENIED');

@@ -12,7 +12,7 @@ import type { Handler } from '../pipeline/handler.ts';
 import { createReadBody } from '../pipeline/read-body.ts';
 import { createResponseHead } from '../proxy/response-headers.ts';
 import { createRequestHeaders } from '../proxy/request-headers.ts';
-import { createSiteCheck } from '../pipeline/site.ts';
+import { createHostRule, createSiteCheck } from '../pipeline/site.ts';
 import { createCors } from './cors.ts';
 import { BufferBudget } from '../proxy/body-buffer.ts';
 import { defaultBufferedBytes } from './buffer-default.ts';
@@ -24,6 +24,9 @@ import { listen } from './listen.ts';
 import { createSteps } from './steps.ts';
 import type { Logger } from '../log/types.ts';
 import type { OAuthTuning } from '../auth/oauth/authenticator.ts';
+
+/** Reserved paths answered whatever the Host (load balancers probe by IP address). */
+const PROBES: ReadonlySet<string> = new Set(['/healthz', '/readyz']);
 
 export interface GatewayDeps {
   readonly clock: Clock;
@@ -111,7 +114,12 @@ export async function startGateway(
   for (const [path, route] of deps.routes ?? []) reserved.set(path, route);
   const mcpPath = new URL(config.upstream.url).pathname;
   const { server, url } = await listen(
-    createRouter({ mcp: { path: mcpPath, route: handler }, reserved }),
+    createRouter({
+      mcp: { path: mcpPath, route: handler },
+      reserved,
+      hostAllowed: createHostRule(address.host, config.server.allowed_hosts, publicUrl),
+      probes: PROBES,
+    }),
     address.host,
     address.port,
   );

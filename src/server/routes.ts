@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorBody } from '../jsonrpc/message.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
 import { NO_STORE, writeJson } from '../pipeline/respond.ts';
+import type { HostRule } from '../pipeline/site.ts';
 
 export type Route = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -14,10 +15,14 @@ export interface Routes {
   readonly mcp?: { readonly path: string; readonly route: Route };
   /** Exact-path reserved routes, GET/HEAD only (and OPTIONS for a route marked `preflight: true`). */
   readonly reserved: ReadonlyMap<string, Route>;
+  /** The Host rule (DNS rebinding) for reserved routes; absent when every Host is served. */
+  readonly hostAllowed?: HostRule | undefined;
+  /** Reserved paths served to any Host (health probes arrive with an IP address as Host). */
+  readonly probes?: ReadonlySet<string>;
 }
 
 export function createRouter(routes: Routes): Route {
-  const { reserved } = routes;
+  const { reserved, hostAllowed, probes } = routes;
   const mcpPath = routes.mcp?.path;
   const mcp = routes.mcp?.route;
   return function route(req, res) {
@@ -27,6 +32,8 @@ export function createRouter(routes: Routes): Route {
     if (mcp !== undefined && path === mcpPath) return mcp(req, res);
     const special = reserved.get(path);
     if (special !== undefined) {
+      if (hostAllowed !== undefined && !probes?.has(path) && !hostAllowed(req.headers.host))
+        return plainError(res, new GatewayError('ERR_HOST_DENIED'));
       const preflight = req.method === 'OPTIONS' && (special as { preflight?: boolean }).preflight === true;
       if (req.method !== 'GET' && req.method !== 'HEAD' && !preflight)
         return plainError(

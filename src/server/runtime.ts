@@ -6,6 +6,7 @@ import type { Config } from '../config/schema.ts';
 import { startGateway } from './gateway.ts';
 import type { Gateway } from './gateway.ts';
 import { listen } from './listen.ts';
+import { createHostRule } from '../pipeline/site.ts';
 import { createRouter } from './routes.ts';
 import type { Route } from './routes.ts';
 import type { Clock, Observer } from '../pipeline/ports.ts';
@@ -98,7 +99,14 @@ export async function startRuntime(config: Config, deps: RuntimeDeps): Promise<R
       const address = parseListen(config.metrics.listen);
       if (!address) throw new TypeError('invalid metrics.listen');
       const started = await listen(
-        createRouter({ reserved: new Map([['/metrics', route]]) }),
+        createRouter({
+          reserved: new Map([['/metrics', route]]),
+          hostAllowed: createHostRule(
+            address.host,
+            config.server.allowed_hosts,
+            config.public_url === undefined ? undefined : new URL(config.public_url),
+          ),
+        }),
         address.host,
         address.port,
       );

@@ -170,6 +170,24 @@ describe('DNS rebinding: Host and Origin are checked before authentication', () 
     }
   });
 
+  it('foreign Host on /metrics: a rebound page cannot read metrics; health probes answer any Host', async () => {
+    for (const [what, gateway] of cases()) {
+      const metricsUrl = `${gateway.url}/metrics`;
+      const refused = await send(metricsUrl, 'GET', { Host: 'rebind.attacker.example' });
+      assert.equal(refused.status, 403, what);
+      assert.equal(
+        (JSON.parse(refused.body) as { error: { message: string } }).error.message,
+        'host not allowed',
+      );
+      assert.doesNotMatch(refused.body, /mcpgate_/);
+      const local = await send(metricsUrl, 'GET', { Host: `localhost:${new URL(gateway.url).port}` });
+      assert.equal(local.status, 200, what);
+      assert.match(local.body, /mcpgate_/);
+      const probe = await send(`${gateway.url}/healthz`, 'GET', { Host: '10.0.0.7:8080' });
+      assert.equal(probe.status, 200, what);
+    }
+  });
+
   it('serves the host of public_url', async () => {
     const res = await post(withKeys, { Host: 'mcp.example.com', Authorization: `Bearer ${KEY}` });
     assert.equal(res.status, 200, res.body);
