@@ -21,6 +21,7 @@ import {
 import type { Measured, Scenario, Target } from './measure.ts';
 import { checkRow, infoRow, kib, latencyRow, throughputRow } from './report.ts';
 import { idleStreams, sse } from './streams.ts';
+import { toolsListPinned } from './pinning.ts';
 import { countAllowed, halfAllowlist, makeTools } from './tools.ts';
 
 const passthrough: Scenario = {
@@ -174,4 +175,11 @@ const toolsList: Scenario = {
   },
 };
 
-export const SCENARIOS: readonly Scenario[] = [passthrough, pipeline, toolsList, sse, idleStreams];
+export const SCENARIOS: readonly Scenario[] = [
+  passthrough,
+  pipeline,
+  toolsList,
+  toolsListPinned,
+  sse,
+  idleStreams,
+];

@@ -49,6 +49,7 @@ export interface AuditRecord extends AuditCall {
   client_ip?: string | undefined;
   http_method?: string | undefined;
   calls?: AuditCall[] | undefined;
+  pin_violations?: PinViolation[] | undefined;
   status: number;
   latency_ms: number;
   upstream_ms?: number | undefined;
@@ -60,6 +61,18 @@ export interface AuditRecord extends AuditCall {
   events_filtered?: number | undefined;
   user_agent?: string | undefined;
 }
+
+/** A tool or prompt definition first seen not as pinned, in a response to this request. */
+export interface PinViolation {
+  tool?: string | undefined;
+  prompt?: string | undefined;
+  change: 'new' | 'changed' | 'unreadable';
+  /** For `changed`: the top-level fields that differ. */
+  fields?: readonly string[] | undefined;
+}
+
+/** Most pin violations one line lists (a new upstream of thousands of tools must not make a huge line). */
+export const MAX_PIN_VIOLATIONS = 50;
 
 export interface AuditRecordOptions {
   /** Set when `audit.log_arguments` is on: copies, redacts and bounds tools/call arguments. */
@@ -131,6 +144,7 @@ export function buildAuditRecord(
     resource: clip(single?.resource, MAX_URI),
     arguments: args,
     calls,
+    pin_violations: pinViolations(ctx),
     decision: requestDecision(ctx),
     reason: requestReason(ctx),
     status: ctx.status,
@@ -195,6 +209,16 @@ function toolArguments(
   if (params === null || typeof params !== 'object') return undefined;
   const value = (params as Record<string, unknown>).arguments;
   return value === undefined ? undefined : sanitize(value, budget);
+}
+
+function pinViolations(ctx: RequestContext): PinViolation[] | undefined {
+  const reports = ctx.pinReports;
+  if (reports === undefined || reports.length === 0) return undefined;
+  return reports.slice(0, MAX_PIN_VIOLATIONS).map((r) => ({
+    [r.kind === 'tools' ? 'tool' : 'prompt']: clip(r.name, MAX_NAME),
+    change: r.change,
+    fields: r.fields.length > 0 ? r.fields.slice(0, 20).map((f) => clip(f, 64) as string) : undefined,
+  })) as PinViolation[];
 }
 
 function clip(value: string | undefined, max: number): string | undefined {

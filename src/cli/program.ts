@@ -6,6 +6,7 @@ import { registerValidate } from './validate.ts';
 import { registerHealth } from './health.ts';
 import { registerKeygen } from './keygen.ts';
 import { registerHash } from './hash.ts';
+import { registerPin } from './pin.ts';
 import { VERSION } from '../version.ts';
 
 export function buildProgram(io: CliIo): Command {
@@ -20,6 +21,7 @@ export function buildProgram(io: CliIo): Command {
   registerValidate(program, io);
   registerKeygen(program, io);
   registerHash(program, io);
+  registerPin(program, io);
   registerHealth(program, io);
   return program;
 }

@@ -19,6 +19,22 @@ export function registerValidate(program: Command, io: CliIo): void {
         io.exit(1);
         return;
       }
+      if (config.pinning !== undefined) {
+        const [{ createPinning }, { LockfileError }] = await Promise.all([
+          import('../pinning/pins.ts'),
+          import('../pinning/lockfile.ts'),
+        ]);
+        try {
+          createPinning(config.pinning, { report: () => {} });
+        } catch (err) {
+          if (!(err instanceof LockfileError)) throw err;
+          for (const problem of err.problems)
+            io.stderr(`pinning.lockfile ${config.pinning.lockfile}: ${problem}\n`);
+          io.stderr(`${path}: ${err.problems.length} problem(s) in the lockfile\n`);
+          io.exit(1);
+          return;
+        }
+      }
       const warnings = issues.length;
       io.stdout(
         `${path}: ok (upstream ${new URL(config.upstream.url).origin} over ${config.upstream.transport}, ` +

@@ -276,6 +276,21 @@ const policy = object(
   'How requests are judged.',
 );
 
+const pinning = object(
+  {
+    lockfile: string(
+      'The lockfile written by `mcpgate pin` (a path, relative to the working directory). Setting it turns pinning on.',
+    ),
+    on_change: oneOf(
+      ['hide', 'warn'],
+      'A tool or prompt whose definition differs from its pin, or is not in the lockfile: `hide` removes it from every list and refuses calls to it; `warn` passes it (report only, for a first rollout).',
+      { default: 'hide' },
+    ),
+  },
+  'Tool-definition pinning: tools and prompts are listed only as the operator approved them.',
+  { optional: true, required: ['lockfile'] },
+);
+
 const audit = object(
   {
     output: string('`stdout`, `stderr`, or a file path (reopened on SIGHUP).', { default: 'stdout' }),
@@ -327,6 +342,7 @@ export const configSpec = object(
     keys: array(keySpec, 'API keys.', { default: [] }),
     rate_limit: rateLimit,
     policy,
+    pinning,
     audit,
     metrics,
   },

@@ -22,6 +22,7 @@ import { createSseRewriter } from '../proxy/sse-rewrite.ts';
 import { filterJsonResponseBody, rewriteEventData } from '../policy/filter-list.ts';
 import type { Grants } from '../policy/grants.ts';
 import type { TaskScope } from '../policy/tasks.ts';
+import type { ListPins } from '../pinning/pins.ts';
 import { UNREADABLE } from '../policy/unreadable.ts';
 import type { RequestTagger, Untagged } from './request-tag.ts';
 import { restoreIds } from './restore.ts';
@@ -30,10 +31,11 @@ import type { ResponseIds } from './restore.ts';
 export { tagRequests } from './restore.ts';
 export type { ForwardedRequests, ResponseIds, TagContext } from './restore.ts';
 
-/** What the plans are applied with: the principal's grants and task scope. */
+/** What the plans are applied with: the principal's grants and task scope, and pinning when on. */
 export interface Filters {
   readonly grants: Grants;
   readonly tasks: TaskScope | undefined;
+  readonly pins?: ListPins | undefined;
 }
 
 /**
@@ -87,7 +89,7 @@ export function createMatchRewrite(ids: ResponseIds, filters: Filters): Response
       }
       const out = Buffer.from(restored.text);
       if (restored.plans === undefined) return out;
-      return filterJsonResponseBody(out, restored.plans, filters.grants, filters.tasks);
+      return filterJsonResponseBody(out, restored.plans, filters.grants, filters.tasks, filters.pins);
     },
     sse: (budget) => createSseRewriter((data) => matchEventData(data, ids, filters), { budget }),
   };
@@ -108,7 +110,13 @@ export function matchEventData(data: string, ids: ResponseIds, filters: Filters)
   const restored = restoreIds(data, value, ids);
   if (restored === undefined) return UNREADABLE;
   if (restored.plans !== undefined) {
-    const filtered = rewriteEventData(restored.text, restored.plans, filters.grants, filters.tasks);
+    const filtered = rewriteEventData(
+      restored.text,
+      restored.plans,
+      filters.grants,
+      filters.tasks,
+      filters.pins,
+    );
     if (filtered !== undefined) return filtered;
   }
   return restored.text === data ? undefined : restored.text;

@@ -12,6 +12,7 @@ import type { PendingTags } from './cancels.ts';
 import { createMatchRewrite, exchangeIds, signedIds, tagRequests } from './match.ts';
 import type { Filters } from './match.ts';
 import type { Plan, RequestTagger } from './request-tag.ts';
+import type { Pinning } from '../pinning/pins.ts';
 
 export interface IntegrityStep {
   /** The bytes to forward for a judged POST body, and the rewrite for its response. */
@@ -29,10 +30,12 @@ export interface IntegrityOptions {
   readonly tagger: RequestTagger;
   readonly tasks: TaskOwnership;
   readonly pending: PendingTags;
+  /** Tool-definition pinning, when on: every list a plan filters is judged against the lockfile. */
+  readonly pinning?: Pinning | undefined;
 }
 
 export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
-  const { tagger, tasks, pending } = options;
+  const { tagger, tasks, pending, pinning } = options;
   function principalOf(ctx: RequestContext) {
     const principal = ctx.principal;
     if (principal === undefined) throw new TypeError('integrity step before authenticate');
@@ -40,7 +43,11 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
   }
   function filtersFor(ctx: RequestContext): Filters {
     const principal = principalOf(ctx);
-    return { grants: principal.grants, tasks: tasks.scope(principal.bindingId) };
+    return {
+      grants: principal.grants,
+      tasks: tasks.scope(principal.bindingId),
+      pins: pinning?.forList((report) => (ctx.pinReports ??= []).push(report)),
+    };
   }
   return {
     forward(ctx, bytes, plans, sessionId) {

@@ -59,6 +59,10 @@ const SPECS = {
   ERR_SESSION_NOT_FOUND: { status: 404, rpc: RPC.SESSION_NOT_FOUND, message: 'session not found' },
   ERR_TOOL_DENIED: { status: 200, rpc: RPC.INVALID_PARAMS, message: 'unknown tool' },
   ERR_PROMPT_DENIED: { status: 200, rpc: RPC.INVALID_PARAMS, message: 'unknown prompt' },
+  /** A tool whose definition is not as pinned (answered exactly like ERR_TOOL_DENIED). */
+  ERR_TOOL_UNPINNED: { status: 200, rpc: RPC.INVALID_PARAMS, message: 'unknown tool' },
+  /** A prompt whose definition is not as pinned (answered exactly like ERR_PROMPT_DENIED). */
+  ERR_PROMPT_UNPINNED: { status: 200, rpc: RPC.INVALID_PARAMS, message: 'unknown prompt' },
   ERR_RESOURCE_DENIED: { status: 200, rpc: RPC.INVALID_PARAMS, message: 'resource not found' },
   ERR_METHOD_DENIED: { status: 200, rpc: RPC.METHOD_NOT_FOUND, message: 'method not found' },
   /** A task id this principal does not own (answered like a server that does not know it). */

@@ -34,6 +34,8 @@ export interface MetricsOptions {
   readonly knownTools?: Iterable<string>;
   /** Known MCP method names, or policy's KNOWN_METHODS map (lowercase -> canonical; its values are used). */
   readonly knownMethods: Iterable<string> | ReadonlyMap<string, string>;
+  /** Exact prompt names from the keys' `prompts` lists (wildcards are ignored). */
+  readonly knownPrompts?: Iterable<string>;
   /** The configured key labels. */
   readonly keyLabels?: Iterable<string>;
   /** Also export Node process metrics (CPU, memory, event loop, GC) with the `mcpgate_` prefix. */
@@ -48,7 +50,14 @@ export interface Metrics {
   streamOpened(): void;
   streamClosed(): void;
   /** After a config reload: new allowlist names and key labels. */
-  reconfigure(options: { knownTools?: Iterable<string>; keyLabels?: Iterable<string> }): void;
+  /** Counts a tool or prompt definition first seen not as pinned (labels: allowlist names only). */
+  pinViolation(kind: 'tools' | 'prompts', name: string): void;
+  /** After a config reload: new allowlist names and key labels. */
+  reconfigure(options: {
+    knownTools?: Iterable<string>;
+    knownPrompts?: Iterable<string>;
+    keyLabels?: Iterable<string>;
+  }): void;
   render(): Promise<{ contentType: string; body: string }>;
 }
 
@@ -64,6 +73,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   );
   const tools = new LabelSet(options.knownTools ?? []);
   const keys = new LabelSet(options.keyLabels ?? []);
+  const prompts = new LabelSet(options.knownPrompts ?? []);
   if (options.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'mcpgate_' });
 
   const requests = new Counter({
@@ -107,6 +117,18 @@ export function createMetrics(options: MetricsOptions): Metrics {
     name: 'mcpgate_token_failures_total',
     help: 'Bearer tokens refused, by reason (expired, audience, unknown_key, keys_unavailable, ...).',
     labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const toolPinViolations = new Counter({
+    name: 'mcpgate_tool_pin_violations_total',
+    help: 'Tool definitions seen not as pinned (changed or not in the lockfile), once per new definition.',
+    labelNames: ['tool'] as const,
+    registers: [registry],
+  });
+  const promptPinViolations = new Counter({
+    name: 'mcpgate_prompt_pin_violations_total',
+    help: 'Prompt definitions seen not as pinned (changed or not in the lockfile), once per new definition.',
+    labelNames: ['prompt'] as const,
     registers: [registry],
   });
   const openStreams = new Gauge({
@@ -203,8 +225,13 @@ export function createMetrics(options: MetricsOptions): Metrics {
     streamClosed() {
       openStreams.dec();
     },
+    pinViolation(kind, name) {
+      if (kind === 'tools') toolPinViolations.labels(tools.label(name)).inc();
+      else promptPinViolations.labels(prompts.label(name)).inc();
+    },
     reconfigure(next) {
       if (next.knownTools !== undefined) tools.reset(next.knownTools);
+      if (next.knownPrompts !== undefined) prompts.reset(next.knownPrompts);
       if (next.keyLabels !== undefined) keys.reset(next.keyLabels);
     },
     async render() {

@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorCode } from '../jsonrpc/errors.ts';
 import type { JsonRpcId, JsonRpcMessage } from '../jsonrpc/message.ts';
 import type { Principal } from '../auth/principal.ts';
+import type { PinReport } from '../pinning/pins.ts';
 
 /** `aborted`: the client left before its request was judged or forwarded (never `allow`). */
 export type Decision =
@@ -55,6 +56,8 @@ export interface RequestContext {
   eventsFiltered: number | undefined;
   /** Set once the response has been handed to the audit writer. */
   finished: boolean;
+  /** Tool and prompt definitions first seen not as pinned in this request's responses. */
+  pinReports: PinReport[] | undefined;
 }
 
 export function createContext(
@@ -90,5 +93,6 @@ export function createContext(
     rateLimitFallback: undefined,
     eventsFiltered: undefined,
     finished: false,
+    pinReports: undefined,
   };
 }

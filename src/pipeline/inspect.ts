@@ -16,15 +16,19 @@ import { judge } from '../policy/judge.ts';
 import type { JudgeOptions } from '../policy/judge.ts';
 import type { TaskOwnership } from '../policy/tasks.ts';
 import type { ResponseAction } from '../policy/filter-list.ts';
+import type { Pinning } from '../pinning/pins.ts';
 
 export interface InspectOptions extends JudgeOptions {
   readonly tasks: TaskOwnership;
+  /** Tool-definition pinning, when on (judge reads it as `pins`). */
+  readonly pinning?: Pinning | undefined;
 }
 
 const BATCH_REFUSED = new GatewayError('ERR_BATCH_DENIED');
 
 export function createInspect(options: InspectOptions): InspectStep {
-  const { tasks } = options;
+  const { tasks, pinning } = options;
+  const judgeOptions: JudgeOptions = { ...options, pins: pinning };
   return function inspect(ctx, body) {
     const parsed = parseBody(body, KNOWN_METHODS);
     const { messages, batch } = parsed;
@@ -48,7 +52,7 @@ export function createInspect(options: InspectOptions): InspectStep {
     let denied: Map<JsonRpcId | null, GatewayError> | undefined;
     let firstDenial: ErrorCode | undefined;
     for (const message of messages) {
-      const verdict = judge(message, principal.grants, options, scope);
+      const verdict = judge(message, principal.grants, judgeOptions, scope);
       ctx.calls.push(verdict.record);
       const id = isRequest(message) ? message.id : null;
       if (!verdict.allowed) {

@@ -37,7 +37,11 @@ export type FastKind = 'tools' | 'prompts';
 export interface FastListOptions {
   /** The list kind planned for a response id, if any. */
   readonly kindFor: (id: JsonRpcId) => string | undefined;
-  readonly keep: (kind: FastKind, name: string) => boolean;
+  /** Whether an entry stays; its raw bytes (as the client would receive them) are body[start, end). */
+  readonly keep: (kind: FastKind, name: string, body: Uint8Array, start: number, end: number) => boolean;
+  /** Told the extent of the list, body[open, end), before its entries are offered to `keep`. */
+  readonly startList?:
+    ((kind: FastKind, body: Uint8Array, open: number, end: number, count: number) => void) | undefined;
 }
 
 /**
@@ -148,6 +152,7 @@ function scan(b: Uint8Array, options: FastListOptions): Uint8Array | undefined {
   // A list that is not an array: the parsed path empties it.
   if (list.open === -1) return undefined;
   const items = list.items;
+  options.startList?.(kind, b, list.open, list.end, items.length / 4);
   const kept: number[] = [];
   let removed = false;
   for (let k = 0; k < items.length; k += 4) {
@@ -156,7 +161,9 @@ function scan(b: Uint8Array, options: FastListOptions): Uint8Array | undefined {
       nameStart !== -1 && b[nameStart] === QUOTE
         ? readString(b, nameStart, items[k + 3] as number)
         : undefined;
-    if (name !== undefined && options.keep(kind, name)) kept.push(items[k] as number, items[k + 1] as number);
+    const start = items[k] as number;
+    const end = items[k + 1] as number;
+    if (name !== undefined && options.keep(kind, name, b, start, end)) kept.push(start, end);
     else removed = true;
   }
   if (!removed) return b;

@@ -18,6 +18,7 @@ import { resourceAllowed } from './judge.ts';
 import type { ListKind } from './methods.ts';
 import { createdTaskId } from './tasks.ts';
 import type { TaskScope } from './tasks.ts';
+import type { ListPins } from '../pinning/pins.ts';
 
 /** What to do with the response to one request id: filter a list, or record the task it creates. */
 export type ResponseAction = ListKind | 'task';
@@ -30,13 +31,14 @@ export function filterListResult(
   result: unknown,
   grants: Grants,
   tasks?: TaskScope,
+  pins?: ListPins,
 ): unknown {
   if (typeof result !== 'object' || result === null || Array.isArray(result)) return result;
   const record = result as Record<string, unknown>;
   if (!Object.hasOwn(record, kind)) return result;
   const list = record[kind];
   if (!Array.isArray(list)) return { ...record, [kind]: [] };
-  const keep = keeper(kind, grants, tasks);
+  const keep = keeper(kind, grants, tasks, pins);
   let kept: unknown[] | undefined;
   for (let i = 0; i < list.length; i++) {
     const entry: unknown = list[i];
@@ -47,12 +49,19 @@ export function filterListResult(
   return kept === undefined ? result : { ...record, [kind]: kept };
 }
 
-function keeper(kind: ListKind, grants: Grants, tasks: TaskScope | undefined): (entry: unknown) => boolean {
+function keeper(
+  kind: ListKind,
+  grants: Grants,
+  tasks: TaskScope | undefined,
+  pins: ListPins | undefined,
+): (entry: unknown) => boolean {
   switch (kind) {
     case 'tools':
-      return (e) => isObject(e) && typeof e.name === 'string' && grants.tool(e.name);
+      return (e) =>
+        isObject(e) && typeof e.name === 'string' && grants.tool(e.name) && pinned(pins, kind, e.name, e);
     case 'prompts':
-      return (e) => isObject(e) && typeof e.name === 'string' && grants.prompt(e.name);
+      return (e) =>
+        isObject(e) && typeof e.name === 'string' && grants.prompt(e.name) && pinned(pins, kind, e.name, e);
     case 'resources':
       return (e) => isObject(e) && typeof e.uri === 'string' && resourceAllowed(grants, e.uri);
     case 'resourceTemplates':
@@ -61,6 +70,18 @@ function keeper(kind: ListKind, grants: Grants, tasks: TaskScope | undefined): (
       return (e) =>
         tasks !== undefined && isObject(e) && typeof e.taskId === 'string' && tasks.owns(e.taskId);
   }
+}
+
+/** A parsed entry is judged by the bytes the client will receive: its re-serialisation. */
+function pinned(
+  pins: ListPins | undefined,
+  kind: 'tools' | 'prompts',
+  name: string,
+  entry: unknown,
+): boolean {
+  if (pins === undefined) return true;
+  const bytes = Buffer.from(JSON.stringify(entry));
+  return pins.pass(kind, name, bytes, 0, bytes.length);
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -76,6 +97,7 @@ function applyPlan(
   plan: ResponsePlan,
   grants: Grants,
   tasks: TaskScope | undefined,
+  pins: ListPins | undefined,
 ): unknown {
   if (!isObject(message) || !Object.hasOwn(message, 'result') || Object.hasOwn(message, 'method'))
     return undefined;
@@ -91,7 +113,7 @@ function applyPlan(
   // Always re-serialised, even when nothing was removed: the raw bytes may hold what JSON.parse
   // did not keep (a duplicate key, first-wins parsers read differently), and the client must get
   // exactly the list that was judged.
-  return { ...message, result: filterListResult(action, message.result, grants, tasks) };
+  return { ...message, result: filterListResult(action, message.result, grants, tasks, pins) };
 }
 
 /**
@@ -104,8 +126,9 @@ export function filterJsonResponseBody(
   plan: ResponsePlan,
   grants: Grants,
   tasks?: TaskScope,
+  pins?: ListPins,
 ): Buffer {
-  const fast = filterListFast(body, fastOptions(plan, grants));
+  const fast = filterListFast(body, fastOptions(plan, grants, pins));
   if (fast !== undefined) return fast;
   let value: unknown;
   try {
@@ -113,7 +136,7 @@ export function filterJsonResponseBody(
   } catch (cause) {
     throw new GatewayError('ERR_UPSTREAM_PROTOCOL', { cause });
   }
-  const out = mapMessages(value, (m) => applyPlan(m, plan, grants, tasks));
+  const out = mapMessages(value, (m) => applyPlan(m, plan, grants, tasks, pins));
   return out === undefined ? body : Buffer.from(JSON.stringify(out));
 }
 
@@ -127,10 +150,11 @@ export function rewriteEventData(
   plan: ResponsePlan,
   grants: Grants,
   tasks?: TaskScope,
+  pins?: ListPins,
 ): string | undefined {
   if (data.length > FAST_PATH_MIN_CHARS) {
     const bytes = Buffer.from(data);
-    const fast = filterListFast(bytes, fastOptions(plan, grants));
+    const fast = filterListFast(bytes, fastOptions(plan, grants, pins));
     if (fast !== undefined) return fast === bytes ? undefined : fast.toString('utf8');
   }
   let value: unknown;
@@ -141,7 +165,7 @@ export function rewriteEventData(
     // response and cannot be read is not passed on (a looser client parser might read a list).
     return data.includes('"result"') ? UNREADABLE : undefined;
   }
-  const out = mapMessages(value, (m) => applyPlan(m, plan, grants, tasks));
+  const out = mapMessages(value, (m) => applyPlan(m, plan, grants, tasks, pins));
   return out === undefined ? undefined : JSON.stringify(out);
 }
 
@@ -164,10 +188,18 @@ export function mapMessages(value: unknown, replace: (message: unknown) => unkno
 /** Below this, parsing is as cheap as scanning (and progress events stay on the simple path). */
 const FAST_PATH_MIN_CHARS = 4096;
 
-function fastOptions(plan: ResponsePlan, grants: Grants): FastListOptions {
+function fastOptions(plan: ResponsePlan, grants: Grants, pins: ListPins | undefined): FastListOptions {
+  if (pins === undefined) {
+    return {
+      kindFor: (id) => plan.get(id),
+      keep: (kind, name) => (kind === 'tools' ? grants.tool(name) : grants.prompt(name)),
+    };
+  }
   return {
     kindFor: (id) => plan.get(id),
-    keep: (kind, name) => (kind === 'tools' ? grants.tool(name) : grants.prompt(name)),
+    keep: (kind, name, body, start, end) =>
+      (kind === 'tools' ? grants.tool(name) : grants.prompt(name)) && pins.pass(kind, name, body, start, end),
+    startList: (kind, body, open, end, count) => pins.startList(kind, body, open, end, count),
   };
 }
 

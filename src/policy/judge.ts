@@ -21,6 +21,11 @@ import type { TaskScope } from './tasks.ts';
 export interface JudgeOptions {
   /** `policy.unknown_methods`: what to do with a method that is not in the table. */
   readonly unknownMethods: 'allow' | 'deny';
+  /**
+   * Pinning (src/pinning/), when on: every tools and prompts list is filtered (whatever the grants),
+   * and a call to a tool or prompt whose definition is not as pinned is refused like a hidden one.
+   */
+  readonly pins?: { callable(kind: 'tools' | 'prompts', name: string): boolean } | undefined;
 }
 
 export interface Verdict {
@@ -73,10 +78,12 @@ export function judge(
     case 'list': {
       // Nothing to hide: the list streams through untouched (resources are still filtered, for
       // their dot-segment rule).
+      const pinned = options.pins !== undefined && (spec.list === 'tools' || spec.list === 'prompts');
       const everything =
-        all ||
-        (spec.list === 'tools' && grants.everyTool === true) ||
-        (spec.list === 'prompts' && grants.everyPrompt === true);
+        !pinned &&
+        (all ||
+          (spec.list === 'tools' && grants.everyTool === true) ||
+          (spec.list === 'prompts' && grants.everyPrompt === true));
       return allow(method, id, undefined, undefined, everything ? undefined : spec.list);
     }
     case 'server-only':
@@ -85,14 +92,16 @@ export function judge(
       const name = params?.name;
       if (!isName(name)) return invalid(method, id, 'params.name must be a well-formed string');
       const task = tasks !== undefined && createsTask(params);
-      if (all || grants.tool(name)) return allow(method, id, 'tool', name, undefined, task);
-      return deny(method, id, 'ERR_TOOL_DENIED', `Tool ${name} not found`, 'tool', name);
+      if (!(all || grants.tool(name)))
+        return deny(method, id, 'ERR_TOOL_DENIED', `Tool ${name} not found`, 'tool', name);
+      if (options.pins !== undefined && !options.pins.callable('tools', name))
+        return deny(method, id, 'ERR_TOOL_UNPINNED', `Tool ${name} not found`, 'tool', name);
+      return allow(method, id, 'tool', name, undefined, task);
     }
     case 'prompt': {
       const name = params?.name;
       if (!isName(name)) return invalid(method, id, 'params.name must be a well-formed string');
-      if (all || grants.prompt(name)) return allow(method, id, 'prompt', name, undefined);
-      return deny(method, id, 'ERR_PROMPT_DENIED', `Prompt ${name} not found`, 'prompt', name);
+      return judgePrompt(method, id, name, grants, all, options);
     }
     case 'resource': {
       const uri = params?.uri;
@@ -101,7 +110,7 @@ export function judge(
       return deny(method, id, 'ERR_RESOURCE_DENIED', `Resource ${uri} not found`, 'resource', uri);
     }
     case 'completion':
-      return judgeCompletion(method, id, params, grants, all);
+      return judgeCompletion(method, id, params, grants, all, options);
     case 'listen':
       return judgeListen(method, id, params, grants, all, tasks);
     case 'task': {
@@ -119,14 +128,14 @@ function judgeCompletion(
   params: Record<string, unknown> | undefined,
   grants: Grants,
   all: boolean,
+  options: JudgeOptions,
 ): Verdict {
   const ref = params?.ref;
   if (typeof ref !== 'object' || ref === null) return invalid(method, id, 'params.ref must be an object');
   const { type, name, uri } = ref as { type?: unknown; name?: unknown; uri?: unknown };
   if (type === 'ref/prompt') {
     if (!isName(name)) return invalid(method, id, 'params.ref.name must be a well-formed string');
-    if (all || grants.prompt(name)) return allow(method, id, 'prompt', name, undefined);
-    return deny(method, id, 'ERR_PROMPT_DENIED', `Prompt ${name} not found`, 'prompt', name);
+    return judgePrompt(method, id, name, grants, all, options);
   }
   if (type === 'ref/resource') {
     if (!isName(uri)) return invalid(method, id, 'params.ref.uri must be a well-formed string');
@@ -134,6 +143,22 @@ function judgeCompletion(
     return deny(method, id, 'ERR_RESOURCE_DENIED', `Resource template ${uri} not found`, 'resource', uri);
   }
   return invalid(method, id, 'params.ref.type must be ref/prompt or ref/resource');
+}
+
+/** A prompt name (prompts/get, a prompt completion): the key's list, then its pin. */
+function judgePrompt(
+  method: string,
+  id: JsonRpcId | null,
+  name: string,
+  grants: Grants,
+  all: boolean,
+  options: JudgeOptions,
+): Verdict {
+  if (!(all || grants.prompt(name)))
+    return deny(method, id, 'ERR_PROMPT_DENIED', `Prompt ${name} not found`, 'prompt', name);
+  if (options.pins !== undefined && !options.pins.callable('prompts', name))
+    return deny(method, id, 'ERR_PROMPT_UNPINNED', `Prompt ${name} not found`, 'prompt', name);
+  return allow(method, id, 'prompt', name, undefined);
 }
 
 /** subscriptions/listen (2026-07-28): the resource URIs and task ids it subscribes to. */

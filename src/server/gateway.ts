@@ -37,6 +37,8 @@ export interface GatewayDeps {
   readonly routes?: ReadonlyMap<string, Route>;
   /** Shorter OAuth key-fetch timings (tests). */
   readonly oauthTuning?: OAuthTuning;
+  /** Counts a definition first seen not as pinned (the metric). */
+  readonly pinViolation?: (kind: 'tools' | 'prompts', name: string) => void;
 }
 
 export interface Gateway {

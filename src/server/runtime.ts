@@ -63,6 +63,7 @@ export async function startRuntime(config: Config, deps: RuntimeDeps): Promise<R
     ? createMetrics({
         knownMethods: KNOWN_METHODS,
         knownTools: config.keys.flatMap((k) => k.allow.filter((name) => !name.includes('*'))),
+        knownPrompts: config.keys.flatMap((k) => k.prompts.filter((name) => !name.includes('*'))),
         keyLabels: config.keys.map((k) => k.label),
       })
     : undefined;
@@ -125,6 +126,11 @@ export async function startRuntime(config: Config, deps: RuntimeDeps): Promise<R
         observer,
         routes,
         ...(deps.oauthTuning ? { oauthTuning: deps.oauthTuning } : {}),
+        ...(metrics
+          ? {
+              pinViolation: (kind: 'tools' | 'prompts', name: string) => metrics.pinViolation(kind, name),
+            }
+          : {}),
       },
       deps.listen,
     );

@@ -31,6 +31,9 @@ import type { OAuth } from '../auth/oauth/authenticator.ts';
 import { createEndpointSessions } from '../transport/sse/endpoint.ts';
 import { createStreamMatcher } from '../transport/sse/responses.ts';
 import { createSseTransport } from '../transport/sse/transport.ts';
+import { createPinning } from '../pinning/pins.ts';
+import type { Pinning } from '../pinning/pins.ts';
+import { logPinReport } from '../pinning/report.ts';
 
 /** How long start-up waits for the Redis store before serving. */
 const STORE_READY_WAIT_MS = 2000;
@@ -60,6 +63,8 @@ const ANONYMOUS: Principal = Object.freeze({
 
 export async function createSteps(config: Config, deps: GatewayDeps): Promise<Steps> {
   const { log, env } = deps;
+  // First: a lockfile that cannot be used stops the start before anything is opened.
+  const pinning = createPinningStep(config, deps);
   const oauth = createOAuth(config, {
     now: deps.clock.now,
     log,
@@ -86,12 +91,17 @@ export async function createSteps(config: Config, deps: GatewayDeps): Promise<St
   // Store failures are logged by the store itself (rate-limited); each decision goes to the audit line.
   const rateLimit = createRateLimit(store, createStreamCounter(), {}, deps.clock.mono);
   const tasks = new TaskOwnership({ now: deps.clock.mono });
-  const inspect: InspectStep = createInspect({ unknownMethods: config.policy.unknown_methods, tasks });
+  const inspect: InspectStep = createInspect({
+    unknownMethods: config.policy.unknown_methods,
+    tasks,
+    pinning,
+  });
   const tagger = createRequestTagger(secret);
   const integrity = createIntegrityStep({
     tagger,
     tasks,
     pending: new PendingTags(),
+    pinning,
   });
   // The older HTTP+SSE transport: its own endpoint sessions; its GET stream matched by request tags.
   const transport =
@@ -103,7 +113,7 @@ export async function createSteps(config: Config, deps: GatewayDeps): Promise<St
             config.upstream.url,
             new URL(config.public_url ?? config.upstream.url).pathname,
           ),
-          responses: createStreamMatcher(tagger, tasks),
+          responses: createStreamMatcher(tagger, tasks, pinning),
         })
       : undefined;
   if (oauth !== undefined && !(await oauth.ready(KEYS_READY_WAIT_MS)))
@@ -124,6 +134,22 @@ export async function createSteps(config: Config, deps: GatewayDeps): Promise<St
       await store.close();
     },
   };
+}
+
+/**
+ * Pinning from the config, or undefined when off. Built here with the other steps, so a reload
+ * that rebuilds the steps from a fresh config reads the lockfile again (and starts a fresh memory
+ * of what was seen). Throws when the lockfile is missing or invalid: the gateway does not start.
+ */
+function createPinningStep(config: Config, deps: GatewayDeps): Pinning | undefined {
+  const options = config.pinning;
+  if (options === undefined) return undefined;
+  return createPinning(options, {
+    report(report) {
+      logPinReport(deps.log, report, options.on_change);
+      deps.pinViolation?.(report.kind, report.name);
+    },
+  });
 }
 
 function createAuthentication(config: Config, deps: GatewayDeps, oauth: OAuth | undefined): AuthenticateStep {

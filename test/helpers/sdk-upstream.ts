@@ -51,6 +51,13 @@ export interface UpstreamOptions {
    * `arguments.related` is true, else on the standalone GET stream.
    */
   readonly announce?: boolean;
+  /**
+   * The tools to list instead of the built-in ones, read on every tools/list (a test changes their
+   * definitions between calls by mutating this array). A call to one answers with its name.
+   */
+  readonly tools?: Record<string, unknown>[];
+  /** Likewise for prompts/list (prompts/get answers any name). */
+  readonly prompts?: Record<string, unknown>[];
 }
 
 export interface SdkUpstream {
@@ -146,7 +153,8 @@ function buildServer(options: UpstreamOptions, cancelled: string[] = []): Server
     name: string;
     description: string;
     inputSchema: Record<string, unknown> & { type: 'object' };
-  }[] = [...BASE_TOOLS, ...(options.announce ? [ANNOUNCE_TOOL] : []), ...extra] as typeof all;
+  }[] = (options.tools ??
+    ([...BASE_TOOLS, ...(options.announce ? [ANNOUNCE_TOOL] : []), ...extra] as unknown[])) as typeof all;
   server.setRequestHandler(ListToolsRequestSchema, async (request, ctx) => {
     // Per request: `announce` may have added tools.
     const pageSize = options.pageSize ?? all.length;
@@ -226,7 +234,7 @@ function buildServer(options: UpstreamOptions, cancelled: string[] = []): Server
     }
   });
   server.setRequestHandler(ListPromptsRequestSchema, async () => ({
-    prompts: [{ name: 'greeting' }, { name: 'internal_prompt' }],
+    prompts: (options.prompts ?? [{ name: 'greeting' }, { name: 'internal_prompt' }]) as { name: string }[],
   }));
   server.setRequestHandler(GetPromptRequestSchema, async (request) => ({
     messages: [{ role: 'user', content: { type: 'text', text: `prompt ${request.params.name}` } }],

@@ -15,6 +15,7 @@ import { restoreIds } from '../../integrity/restore.ts';
 import { rewriteEventData } from '../../policy/filter-list.ts';
 import type { TaskOwnership } from '../../policy/tasks.ts';
 import { UNREADABLE } from '../../policy/unreadable.ts';
+import type { Pinning } from '../../pinning/pins.ts';
 
 export interface Matched {
   /** The data to send on. */
@@ -29,10 +30,19 @@ export type EventMatcher = (data: string) => Matched | undefined;
 /** Makes the matcher of each stream, for the principal that opened it. */
 export type StreamMatcher = (principal: Principal) => EventMatcher;
 
-export function createStreamMatcher(tagger: RequestTagger, tasks: TaskOwnership): StreamMatcher {
+/**
+ * `pinning`, when on: tools and prompts lists are judged against the lockfile too (changes are
+ * reported in the operational log and the metric; this stream's audit line does not list them).
+ */
+export function createStreamMatcher(
+  tagger: RequestTagger,
+  tasks: TaskOwnership,
+  pinning?: Pinning,
+): StreamMatcher {
   return (principal) => {
     const ids = signedIds(tagger, principal.bindingId);
     const scope = tasks.scope(principal.bindingId);
+    const pins = pinning?.forList();
     return (data) => {
       let value: unknown;
       try {
@@ -43,7 +53,7 @@ export function createStreamMatcher(tagger: RequestTagger, tasks: TaskOwnership)
       const restored = restoreIds(data, value, ids);
       if (restored === undefined) return undefined;
       if (restored.plans === undefined) return { data: restored.text, filtered: false };
-      const out = rewriteEventData(restored.text, restored.plans, principal.grants, scope);
+      const out = rewriteEventData(restored.text, restored.plans, principal.grants, scope, pins);
       if (out === UNREADABLE) return undefined;
       return out === undefined
         ? { data: restored.text, filtered: false }

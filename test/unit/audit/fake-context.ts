@@ -63,6 +63,7 @@ export function fakeContext(overrides: Partial<RequestContext> = {}, method = 'P
     rateLimitFallback: undefined,
     eventsFiltered: undefined,
     finished: true,
+    pinReports: undefined,
     ...overrides,
   };
 }

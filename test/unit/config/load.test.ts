@@ -176,7 +176,7 @@ describe('config loading', () => {
       'unknown top-level key',
       'upstream:\n  url: http://x/mcp\nlisten_on: 1\n',
       [
-        'listen_on: unknown field (expected one of: listen, public_url, server, cors, upstream, limits, streams, shutdown, auth, keys, rate_limit, policy, audit, metrics)',
+        'listen_on: unknown field (expected one of: listen, public_url, server, cors, upstream, limits, streams, shutdown, auth, keys, rate_limit, policy, pinning, audit, metrics)',
       ],
     ],
     [
@@ -279,7 +279,7 @@ describe('config loading', () => {
       'listen: x\nupstream:\n  url: ftp://x\n  timeout: never\nlimits:\n  max_body_bytes: -3\nbogus: 1\n',
     );
     assert.deepEqual(all, [
-      'bogus: unknown field (expected one of: listen, public_url, server, cors, upstream, limits, streams, shutdown, auth, keys, rate_limit, policy, audit, metrics)',
+      'bogus: unknown field (expected one of: listen, public_url, server, cors, upstream, limits, streams, shutdown, auth, keys, rate_limit, policy, pinning, audit, metrics)',
       'listen: must be host:port with a port from 0 to 65535',
       'upstream.url: must be an http or https URL',
       'upstream.timeout: must be a duration such as 250ms, 30s, 5m or 1h',

@@ -1,0 +1,198 @@
+/**
+ * Pinning at serve time: judges each tool and prompt a list response carries against the
+ * lockfile, and keeps what calls are judged by.
+ *
+ * A list entry passes when its definition's hash is its pin's. One that differs, is not in the
+ * lockfile, or cannot be read as a client reads it (see canonical.ts readEntry) is hidden
+ * (`on_change: hide`) or passed (`warn`); either way it is reported once per new definition.
+ *
+ * Calls. The gateway knows a tool's current definition only from the lists it read, so it keeps,
+ * per process, the pinned names whose latest definition seen in any list violates its pin. A call
+ * (tools/call, prompts/get, a prompt completion) is refused, as if the name did not exist, when the
+ * name is not in the lockfile (fail closed, seen or not) or is in that set. A pinned name not seen
+ * since start is callable: no list the gateway passed can have shown a client another definition
+ * of it (every list is judged entry by entry, on every replica). The set follows the latest list:
+ * a definition restored to its pin is listed and callable again. An upstream that changes a
+ * definition only for some requests gets each of those lists judged on its own (what is listed is
+ * always right); only the call check follows whichever list came last. Replicas each keep their
+ * own set and may disagree for a moment about a name they have not all seen listed.
+ *
+ * Cost: verdicts are remembered by the bytes they were taken on (memory.ts), so only a new or
+ * changed entry is parsed and hashed.
+ */
+import { readFileSync } from 'node:fs';
+import { changedFields, definitionHash, definitionOf, readEntry } from './canonical.ts';
+import { LockfileError, parseLockfile } from './lockfile.ts';
+import { PinMemory } from './memory.ts';
+import type { ListVerdicts, Verdict } from './memory.ts';
+import type { Lockfile, PinKind } from './lockfile.ts';
+
+export type PinMode = 'hide' | 'warn';
+
+/** One change, as the warning, the audit line and the metric report it. */
+export interface PinReport {
+  readonly kind: PinKind;
+  readonly name: string;
+  /** `new`: not in the lockfile; `changed`: differs from its pin; `unreadable`: cannot be judged. */
+  readonly change: 'new' | 'changed' | 'unreadable';
+  /** For `changed`: the top-level fields that differ (description, inputSchema, …). */
+  readonly fields: readonly string[];
+  /** The SHA-256 of the definition seen (absent when unreadable). */
+  readonly sha256: string | undefined;
+}
+
+/** The per-response judge the list filters call for each entry the key may otherwise see. */
+export interface ListPins {
+  /**
+   * Optional, before the entries of one list: the list is body[open, end) (its `[` to after its
+   * `]`) and holds `count` entries. Entries then passed with this same body are judged with the verdicts of an identical
+   * list seen before, if any (one comparison for the whole list instead of one per entry).
+   */
+  startList(kind: PinKind, body: Uint8Array, open: number, end: number, count: number): void;
+  /** Whether an entry, whose bytes as the client receives them are body[start, end), may pass. */
+  pass(kind: PinKind, name: string, body: Uint8Array, start: number, end: number): boolean;
+}
+
+export interface Pinning {
+  readonly mode: PinMode;
+  /** A judge for one list response; `onReport` hears each change reported while reading it. */
+  forList(onReport?: (report: PinReport) => void): ListPins;
+  /** Whether a call to this tool or prompt may go upstream. */
+  callable(kind: PinKind, name: string): boolean;
+}
+
+export interface PinningOptions {
+  readonly lockfile: string;
+  readonly on_change: PinMode;
+}
+
+export interface PinningDeps {
+  /** Told each change once per new definition (operational warning and metric). */
+  readonly report: (report: PinReport) => void;
+  readonly readFile?: (path: string) => string;
+}
+
+/** Reported definitions remembered (so each is reported once); beyond, the memory starts over. */
+const MAX_REPORTED = 10_000;
+
+/** Builds pinning from the `pinning` config section; throws when the lockfile cannot be used. */
+export function createPinning(options: PinningOptions, deps: PinningDeps): Pinning {
+  const read = deps.readFile ?? ((path: string) => readFileSync(path, 'utf8'));
+  let text: string;
+  try {
+    text = read(options.lockfile);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'file not found (write it with `mcpgate pin`)' : 'cannot be read';
+    throw new LockfileError([why], options.lockfile);
+  }
+  let lock: Lockfile;
+  try {
+    lock = parseLockfile(text);
+  } catch (err) {
+    if (err instanceof LockfileError) throw new LockfileError(err.problems, options.lockfile);
+    throw err;
+  }
+  return pinningFor(lock, options.on_change, deps.report);
+}
+
+export function pinningFor(lock: Lockfile, mode: PinMode, report: (r: PinReport) => void): Pinning {
+  const memory = new PinMemory<PinReport>();
+  const refused: Record<PinKind, Set<string>> = { tools: new Set(), prompts: new Set() };
+  const reported = new Set<string>();
+
+  function judge(kind: PinKind, name: string, bytes: Uint8Array): Verdict<PinReport> {
+    const known = memory.entry(kind, name, bytes);
+    if (known !== undefined) return known;
+    const raw = Buffer.from(bytes);
+    const entry = readEntry(raw);
+    let verdict: Verdict<PinReport>;
+    if (entry === undefined || entry.name !== name) {
+      verdict = { name, raw, ok: false, report: violation(kind, name, 'unreadable') };
+    } else {
+      const definition = definitionOf(entry);
+      const sha256 = definitionHash(definition);
+      const pin = lock[kind].get(name);
+      if (pin === undefined) verdict = { name, raw, ok: false, report: violation(kind, name, 'new', sha256) };
+      else if (pin.sha256 === sha256) verdict = { name, raw, ok: true, report: undefined };
+      else {
+        const fields = changedFields(pin.definition, definition);
+        verdict = { name, raw, ok: false, report: violation(kind, name, 'changed', sha256, fields) };
+      }
+    }
+    memory.remember(kind, verdict);
+    return verdict;
+  }
+
+  function record(
+    kind: PinKind,
+    name: string,
+    verdict: Verdict<PinReport>,
+    onReport?: (r: PinReport) => void,
+  ) {
+    const names = refused[kind];
+    if (verdict.ok) {
+      if (names.size > 0) names.delete(name);
+    } else if (lock[kind].has(name)) names.add(name);
+    const change = verdict.report;
+    if (change === undefined) return;
+    const key = `${kind}\n${name}\n${change.sha256 ?? ''}`;
+    if (reported.has(key)) return;
+    if (reported.size >= MAX_REPORTED) reported.clear();
+    reported.add(key);
+    report(change);
+    onReport?.(change);
+  }
+
+  return {
+    mode,
+    forList(onReport) {
+      // The whole list being judged, when the caller said which (see ListPins.startList).
+      let list:
+        { kind: PinKind; body: Uint8Array; open: number; verdicts: ListVerdicts<PinReport> } | undefined;
+      // That list was seen before, every entry of it judged and found as pinned, and nothing is
+      // refused that it could make callable again: each entry passes without a lookup.
+      let allPinned = false;
+      return {
+        startList(kind, body, open, end, count) {
+          const verdicts = memory.list(kind, body, open, end);
+          list = verdicts === undefined ? undefined : { kind, body, open, verdicts };
+          allPinned =
+            verdicts !== undefined &&
+            verdicts.bad === 0 &&
+            verdicts.byOffset.size === count &&
+            refused[kind].size === 0;
+        },
+        pass(kind, name, body, start, end) {
+          let verdict: Verdict<PinReport> | undefined;
+          if (list !== undefined && list.body === body && list.kind === kind) {
+            if (allPinned) return true;
+            const offset = start - list.open;
+            verdict = list.verdicts.byOffset.get(offset);
+            if (verdict === undefined || verdict.name !== name) {
+              if (verdict !== undefined && !verdict.ok) list.verdicts.bad--;
+              verdict = judge(kind, name, body.subarray(start, end));
+              list.verdicts.byOffset.set(offset, verdict);
+              if (!verdict.ok) list.verdicts.bad++;
+            }
+          } else verdict = judge(kind, name, body.subarray(start, end));
+          record(kind, name, verdict, onReport);
+          return verdict.ok || mode === 'warn';
+        },
+      };
+    },
+    callable(kind, name) {
+      return mode === 'warn' || (lock[kind].has(name) && !refused[kind].has(name));
+    },
+  };
+}
+
+function violation(
+  kind: PinKind,
+  name: string,
+  change: PinReport['change'],
+  sha256?: string,
+  fields: readonly string[] = [],
+): PinReport {
+  return Object.freeze({ kind, name, change, fields, sha256 });
+}
