@@ -18,7 +18,7 @@ export const toolsListPinned: Scenario = {
   notes:
     'One connection. Two gateways, identical but for `pinning.lockfile` (all 1,000 tools pinned, unchanged). ' +
     '"half" is the key with five prefix patterns (500 tools kept); "allow *" a key allowed everything, whose ' +
-    'list streams untouched without pinning and is read entry by entry with it. The ratio is the time ' +
+    'list is not filtered without pinning and is judged entry by entry with it. The ratio is the time ' +
     'through the pinned gateway over the time through the unpinned one (origin time included).',
   async run(ctx) {
     const all = await ctx.key('bench-all');
