@@ -38,6 +38,13 @@ export function registerPin(program: Command, io: CliIo): void {
         io.exit(1);
         return;
       }
+      if (config.upstream.transport === 'sse') {
+        io.stderr(
+          'mcpgate pin speaks Streamable HTTP only: for an HTTP+SSE upstream, write the lockfile from a list the upstream serves over Streamable HTTP\n',
+        );
+        io.exit(1);
+        return;
+      }
       const code = await runPin(
         {
           upstream: {

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import {
   Client as V2Client,
@@ -20,6 +21,8 @@ import {
 import { mintKey } from '../../src/auth/key-format.ts';
 import { sha256Hex } from '../../src/auth/key-hash.ts';
 import { lockfileOf, serializeLockfile } from '../../src/pinning/lockfile.ts';
+import { startEverything } from '../helpers/everything.ts';
+import type { Everything } from '../helpers/everything.ts';
 import { startSdkUpstream } from '../helpers/sdk-upstream.ts';
 import type { SdkUpstream } from '../helpers/sdk-upstream.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
@@ -447,3 +450,74 @@ function sseToolNames(sse: string): string[] {
   assert.ok(data, 'a tools/list result event');
   return (JSON.parse(data) as { result: { tools: { name: string }[] } }).result.tools.map((t) => t.name);
 }
+
+describe('tool-definition pinning on the HTTP+SSE transport (server-everything in sse mode)', () => {
+  let everything: Everything;
+  let gateway: TestGateway;
+  let dir: string;
+
+  before(async () => {
+    everything = await startEverything('sse');
+    // Pin echo as the upstream lists it, and get-sum as if its description had been different.
+    const direct = new Client({ name: 'pin-sse', version: '1' });
+    await direct.connect(new SSEClientTransport(new URL(everything.url)));
+    const listed = (await direct.listTools()).tools as unknown as Record<string, unknown>[];
+    await direct.close();
+    const definition = (name: string) => {
+      const { _meta: _ignored, ...rest } = listed.find((t) => t.name === name)!;
+      return rest;
+    };
+    dir = await mkdtemp(join(tmpdir(), 'mcpgate-pin-sse-'));
+    const lockfile = join(dir, 'lock.json');
+    await writeFile(
+      lockfile,
+      serializeLockfile(
+        lockfileOf({
+          tools: [
+            definition('echo'),
+            { ...definition('get-sum'), description: 'Adds two numbers (as approved)' },
+          ],
+          prompts: [],
+        }),
+      ),
+    );
+    gateway = await startTestGateway(`listen: 127.0.0.1:0
+upstream:
+  url: ${everything.url}
+  transport: sse
+auth:
+  session_secret: "${'s'.repeat(40)}"
+pinning:
+  lockfile: ${lockfile}
+keys:
+  - label: everything
+    hash: "sha256:${sha256Hex(EVERYTHING)}"
+    allow: ["*"]
+`);
+  });
+  after(async () => {
+    await gateway.close(200);
+    await everything.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('lists only tools as pinned, and refuses the changed one', async () => {
+    const client = new Client({ name: 'pin-sse', version: '1' });
+    await client.connect(
+      new SSEClientTransport(new URL(gateway.mcpUrl), {
+        requestInit: { headers: { Authorization: `Bearer ${EVERYTHING}` } },
+      }),
+    );
+    try {
+      assert.deepEqual(names((await client.listTools()).tools), ['echo']);
+      const echoed = await client.callTool({ name: 'echo', arguments: { message: 'pinned' } });
+      assert.deepEqual(echoed.content, [{ type: 'text', text: 'Echo: pinned' }]);
+      await refused(
+        client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } }),
+        'Tool get-sum not found',
+      );
+    } finally {
+      await client.close();
+    }
+  });
+});
