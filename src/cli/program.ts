@@ -7,6 +7,7 @@ import { registerHealth } from './health.ts';
 import { registerKeygen } from './keygen.ts';
 import { registerHash } from './hash.ts';
 import { registerPin } from './pin.ts';
+import { registerReload } from './reload.ts';
 import { VERSION } from '../version.ts';
 
 export function buildProgram(io: CliIo): Command {
@@ -23,5 +24,6 @@ export function buildProgram(io: CliIo): Command {
   registerHash(program, io);
   registerPin(program, io);
   registerHealth(program, io);
+  registerReload(program, io);
   return program;
 }

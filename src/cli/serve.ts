@@ -1,4 +1,5 @@
 /** `mcpgate serve`: loads the config, starts the gateway, and shuts down gracefully on signals. */
+import { rmSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { CliIo } from './io.ts';
 import { configPath } from './config-path.ts';
@@ -10,6 +11,7 @@ interface ServeOptions {
   config?: string;
   listen?: string;
   logLevel: string;
+  pidFile?: string;
 }
 
 export function registerServe(program: Command, io: CliIo): void {
@@ -18,6 +20,7 @@ export function registerServe(program: Command, io: CliIo): void {
     .description('run the gateway in front of the configured upstream')
     .option('-c, --config <path>', 'config file (default: $MCPGATE_CONFIG or ./mcpgate.yaml)')
     .option('-l, --listen <host:port>', 'override the listen address (also $MCPGATE_LISTEN)')
+    .option('--pid-file <path>', 'write the process id here (for `mcpgate reload --pid-file`)')
     .option('--log-level <level>', `operational log level: ${LOG_LEVELS.join(', ')}`, 'info')
     .action(async (options: ServeOptions) => {
       if (!isLogLevel(options.logLevel)) {
@@ -67,6 +70,16 @@ export function registerServe(program: Command, io: CliIo): void {
         return;
       }
       const { gateway } = runtime;
+      if (options.pidFile !== undefined) {
+        try {
+          writeFileSync(options.pidFile, `${process.pid}\n`);
+        } catch (err) {
+          log.warn(
+            { file: options.pidFile, err: { message: (err as Error).message } },
+            'cannot write the pid file',
+          );
+        }
+      }
       log.info(
         {
           version: VERSION,
@@ -92,6 +105,7 @@ export function registerServe(program: Command, io: CliIo): void {
         );
         void runtime.close(config.shutdown.grace).then(
           ({ forced }) => {
+            if (options.pidFile !== undefined) rmSync(options.pidFile, { force: true });
             log.info({ forced }, 'stopped');
             process.exit(0);
           },
@@ -103,11 +117,9 @@ export function registerServe(program: Command, io: CliIo): void {
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
-      process.on('SIGHUP', () => {
-        if (runtime.audit.file === undefined) return;
-        runtime.audit.reopen();
-        log.info({}, 'audit file reopened');
-      });
+      const { onHangup } = await import('./reload-on-hup.ts');
+      const hangup = onHangup(runtime, { path, log, load: () => loadConfig(path, io.env, io.now()) });
+      process.on('SIGHUP', () => void hangup());
     });
 }
 

@@ -53,16 +53,21 @@ export interface HandlerDeps {
   readonly readBody: ReadBody;
   /** The process-wide budget for held bodies (limits.max_buffered_bytes). */
   readonly budget: BufferBudget;
+  /** The steps built from the config; read once per request, swapped whole by a reload. */
+  readonly steps: { readonly current: PipelineSteps };
+  /** The older HTTP+SSE transport, when the upstream speaks it; undefined for Streamable HTTP. */
+  readonly transport: TransportStep | undefined;
+  readonly observer: Observer;
+  readonly clock: Clock;
+}
+
+export interface PipelineSteps {
   readonly authenticate: AuthenticateStep;
   readonly sessions: SessionStep | undefined;
   readonly inspect: InspectStep;
   /** Request tagging and response matching (the rewrite of every POST's and GET's response). */
   readonly integrity: IntegrityStep;
   readonly rateLimit: RateLimitStep;
-  /** The older HTTP+SSE transport, when the upstream speaks it; undefined for Streamable HTTP. */
-  readonly transport: TransportStep | undefined;
-  readonly observer: Observer;
-  readonly clock: Clock;
 }
 
 export interface Handler {
@@ -71,6 +76,10 @@ export interface Handler {
   readonly inflight: ReadonlySet<RequestContext>;
   /** Refuse new requests with 503 from now on. */
   drain(): void;
+  /** Open GET streams (a reload ends those whose principal it refuses). */
+  readonly streams: ReadonlyMap<RequestContext, unknown>;
+  /** Ends one open GET stream and cancels its upstream request. */
+  endStream(ctx: RequestContext): void;
   /** Ends every open GET stream (they carry no pending result; clients reconnect elsewhere). */
   endStreams(): void;
 }
@@ -84,11 +93,14 @@ export function createHandler(deps: HandlerDeps): Handler {
   const allow = transport?.allow ?? ALLOW;
   const methods = new Set(allow.split(', '));
   const inflight = new Set<RequestContext>();
-  const streams = new Set<RequestContext>();
+  /** Open GET streams, with their relay (to end the upstream side too). */
+  const streams = new Map<RequestContext, Refs>();
   let draining = false;
 
   async function run(ctx: RequestContext, relayRef: Refs): Promise<void> {
     const { req, res } = ctx;
+    // One set of steps for the whole request, even if a reload swaps them meanwhile.
+    const steps = deps.steps.current;
     if (draining) throw new GatewayError('ERR_SHUTTING_DOWN', { headers: { connection: 'close' } });
     const method = req.method;
     try {
@@ -100,7 +112,7 @@ export function createHandler(deps: HandlerDeps): Handler {
       if (method === undefined || !methods.has(method)) {
         throw new GatewayError('ERR_METHOD_NOT_ALLOWED', { headers: { allow } });
       }
-      const pending = deps.authenticate(ctx);
+      const pending = steps.authenticate(ctx);
       if (pending !== undefined) await pending;
     } catch (err) {
       throw await withPeekedId(ctx, err);
@@ -110,7 +122,7 @@ export function createHandler(deps: HandlerDeps): Handler {
     let sessionId: string | undefined;
     if (clientSession !== undefined) {
       if (typeof clientSession !== 'string') throw new GatewayError('ERR_SESSION_NOT_FOUND');
-      sessionId = deps.sessions ? deps.sessions.inbound(ctx, clientSession) : clientSession;
+      sessionId = steps.sessions ? steps.sessions.inbound(ctx, clientSession) : clientSession;
     }
 
     const route = method === 'POST' ? transport?.post(ctx) : undefined;
@@ -120,7 +132,7 @@ export function createHandler(deps: HandlerDeps): Handler {
       checkBodyEnvelope(req.headers);
       // A key whose bucket is known to be empty is refused before its body is read.
       try {
-        deps.rateLimit.admit(ctx);
+        steps.rateLimit.admit(ctx);
       } catch (err) {
         throw await withPeekedId(ctx, err);
       }
@@ -128,23 +140,28 @@ export function createHandler(deps: HandlerDeps): Handler {
       ctx.bytesIn = raw.length;
       let inspection;
       try {
-        inspection = deps.inspect(ctx, raw);
+        inspection = steps.inspect(ctx, raw);
       } catch (err) {
         // An unparsable or invalid body takes a token like any request (429 once the bucket is empty).
-        await deps.rateLimit.chargeRefused(ctx);
+        await steps.rateLimit.chargeRefused(ctx);
         throw err;
       }
-      await deps.rateLimit.consume(ctx);
+      await steps.rateLimit.consume(ctx);
       if (route) inspection = route.judged(inspection);
       if (inspection.answer) {
         sendJson(ctx, inspection.answer.status, inspection.answer.body);
         return;
       }
-      ({ bytes: body, rewrite } = deps.integrity.forward(ctx, inspection.bytes, inspection.plans, sessionId));
+      ({ bytes: body, rewrite } = steps.integrity.forward(
+        ctx,
+        inspection.bytes,
+        inspection.plans,
+        sessionId,
+      ));
     } else if (method === 'GET') {
-      rewrite = transport ? transport.stream(ctx) : deps.integrity.stream(ctx);
-      relayRef.release = deps.rateLimit.openStream(ctx);
-      streams.add(ctx);
+      rewrite = transport ? transport.stream(ctx) : steps.integrity.stream(ctx);
+      relayRef.release = steps.rateLimit.openStream(ctx);
+      streams.set(ctx, relayRef);
       observer.streamOpened();
     }
     if (res.destroyed) return;
@@ -161,7 +178,7 @@ export function createHandler(deps: HandlerDeps): Handler {
           deps.cors.decorate(headers, req.headers.origin);
           const issued = upstreamHeaders['mcp-session-id'];
           if (typeof issued === 'string') {
-            headers['mcp-session-id'] = deps.sessions ? deps.sessions.outbound(ctx, issued) : issued;
+            headers['mcp-session-id'] = steps.sessions ? steps.sessions.outbound(ctx, issued) : issued;
           }
           if (status >= 500) {
             ctx.decision = 'upstream_error';
@@ -173,7 +190,8 @@ export function createHandler(deps: HandlerDeps): Handler {
         onDone(error) {
           if (error === undefined) return;
           // The client left, or the shutdown cut the response: not the upstream's failure.
-          if (ctx.aborted || ctx.cutByShutdown || res.destroyed) return;
+          // The gateway itself ended the response (shutdown, reload): nothing more to send.
+          if (ctx.aborted || ctx.cutByShutdown || res.destroyed || res.writableEnded) return;
           const kind = upstreamErrorKind(error);
           observer.upstreamError(kind);
           ctx.decision = 'upstream_error';
@@ -253,13 +271,23 @@ export function createHandler(deps: HandlerDeps): Handler {
     });
   }
 
+  /** Ends an open GET stream cleanly and cancels its upstream side. */
+  function endStream(ctx: RequestContext): void {
+    const refs = streams.get(ctx);
+    if (refs === undefined) return;
+    ctx.res.end();
+    refs.relay?.abort(new Error('stream ended by the gateway'));
+  }
+
   return Object.assign(handle, {
     inflight: inflight as ReadonlySet<RequestContext>,
+    streams: streams as ReadonlyMap<RequestContext, unknown>,
+    endStream,
     drain() {
       draining = true;
     },
     endStreams() {
-      for (const ctx of streams) ctx.res.end();
+      for (const ctx of [...streams.keys()]) endStream(ctx);
     },
   });
 }

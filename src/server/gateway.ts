@@ -21,7 +21,9 @@ import { createRouter } from './routes.ts';
 import type { Route } from './routes.ts';
 import { createReadiness, healthz } from './health.ts';
 import { listen } from './listen.ts';
-import { createSteps } from './steps.ts';
+import { createDurable, createSteps } from './steps.ts';
+import { createStepsHolder, reloadSteps } from './reload.ts';
+import type { ReloadOutcome } from './reload.ts';
 import type { Logger } from '../log/types.ts';
 import type { OAuthTuning } from '../auth/oauth/authenticator.ts';
 
@@ -48,6 +50,13 @@ export interface Gateway {
   readonly handler: Handler;
   /** Bytes held for bodies now, and the ceiling (limits.max_buffered_bytes). */
   readonly budget: BufferBudget;
+  /** The config the gateway runs with (settings that need a restart keep their value from start). */
+  currentConfig(): Config;
+  /**
+   * Applies a validated config: rebuilds the steps and swaps them in one step, ends the GET streams
+   * of principals it refuses, and says which changed settings need a restart (those keep running).
+   */
+  reload(next: Config): Promise<ReloadOutcome>;
   /** Stops accepting, lets in-flight requests finish up to graceMs, then closes what remains. */
   close(graceMs: number): Promise<{ forced: number }>;
 }
@@ -62,7 +71,8 @@ export async function startGateway(
     headersTimeoutMs: config.upstream.timeout,
     connections: config.upstream.connections,
   });
-  const steps = await createSteps(config, deps);
+  const durable = await createDurable(config, deps);
+  const holder = createStepsHolder(await createSteps(config, deps, durable));
   const publicUrl = config.public_url === undefined ? undefined : new URL(config.public_url);
   // X-Forwarded-Host: the host clients use (public_url), else the address the gateway listens on.
   let forwardedHost = publicUrl?.host ?? '';
@@ -93,16 +103,12 @@ export async function startGateway(
     keepaliveMs: config.streams.keepalive,
     readBody: createReadBody(config.limits.max_body_bytes, budget),
     budget,
-    authenticate: steps.authenticate,
-    sessions: steps.sessions,
-    inspect: steps.inspect,
-    integrity: steps.integrity,
-    rateLimit: steps.rateLimit,
-    transport: steps.transport,
+    steps: holder,
+    transport: durable.transport,
     observer: deps.observer,
     clock: deps.clock,
   });
-  const oauth = steps.oauth;
+  const oauth = durable.oauth;
   const readiness = createReadiness(
     upstream,
     deps.clock.mono,
@@ -149,15 +155,27 @@ export async function startGateway(
     // Let the 'close' events (and their audit lines) run before the pools go.
     await new Promise((r) => setImmediate(r));
     // Everything still open was given its grace period: destroy, don't wait.
-    await Promise.allSettled([upstream.destroy(), steps.close()]);
+    await Promise.allSettled([upstream.destroy(), durable.close()]);
     return { forced };
   }
 
+  let running = config;
   return {
     url,
     mcpUrl: url + mcpPath,
     server,
     handler,
+    currentConfig: () => running,
+    async reload(next) {
+      const outcome = await reloadSteps(running, next, {
+        holder,
+        handler,
+        build: (effective) => createSteps(effective, deps, durable),
+        now: deps.clock.now,
+      });
+      if (outcome.applied) running = outcome.config;
+      return outcome;
+    },
     budget,
     close: (graceMs) => (closing ??= close(graceMs)),
   };

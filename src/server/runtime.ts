@@ -5,6 +5,7 @@
 import type { Config } from '../config/schema.ts';
 import { startGateway } from './gateway.ts';
 import type { Gateway } from './gateway.ts';
+import type { ReloadOutcome } from './reload.ts';
 import { listen } from './listen.ts';
 import { createHostRule } from '../pipeline/site.ts';
 import { createRouter } from './routes.ts';
@@ -42,6 +43,8 @@ export interface Runtime {
   readonly audit: AuditLog;
   readonly metrics: Metrics | undefined;
   readonly metricsUrl: string | undefined;
+  /** Applies a validated config live (see reload.ts); metric labels follow the new keys. */
+  reload(next: Config): Promise<ReloadOutcome>;
   /** Graceful stop: drain requests (up to the grace period), then flush the audit log. */
   close(graceMs?: number): Promise<{ forced: number }>;
 }
@@ -62,9 +65,7 @@ export async function startRuntime(config: Config, deps: RuntimeDeps): Promise<R
   const metrics = config.metrics.enabled
     ? createMetrics({
         knownMethods: KNOWN_METHODS,
-        knownTools: config.keys.flatMap((k) => k.allow.filter((name) => !name.includes('*'))),
-        knownPrompts: config.keys.flatMap((k) => k.prompts.filter((name) => !name.includes('*'))),
-        keyLabels: config.keys.map((k) => k.label),
+        ...metricLabels(config),
       })
     : undefined;
   const recorded = createObserver({
@@ -147,6 +148,11 @@ export async function startRuntime(config: Config, deps: RuntimeDeps): Promise<R
     audit,
     metrics,
     metricsUrl,
+    async reload(next) {
+      const outcome = await gateway.reload(next);
+      if (outcome.applied) metrics?.reconfigure(metricLabels(outcome.config));
+      return outcome;
+    },
     close(graceMs = config.shutdown.grace) {
       closing ??= (async () => {
         const result = await gateway.close(graceMs);
@@ -160,6 +166,15 @@ export async function startRuntime(config: Config, deps: RuntimeDeps): Promise<R
       })();
       return closing;
     },
+  };
+}
+
+/** Bounded label sets: the configured key labels and exact tool names. */
+function metricLabels(config: Config): { knownTools: string[]; knownPrompts: string[]; keyLabels: string[] } {
+  return {
+    knownTools: config.keys.flatMap((k) => k.allow.filter((name) => !name.includes('*'))),
+    knownPrompts: config.keys.flatMap((k) => k.prompts.filter((name) => !name.includes('*'))),
+    keyLabels: config.keys.map((k) => k.label),
   };
 }
 

@@ -23,6 +23,7 @@ import { createInspect } from '../pipeline/inspect.ts';
 import type { Principal } from '../auth/principal.ts';
 import { TaskOwnership } from '../policy/tasks.ts';
 import { createRequestTagger } from '../integrity/request-tag.ts';
+import type { RequestTagger } from '../integrity/request-tag.ts';
 import { PendingTags } from '../integrity/cancels.ts';
 import { createIntegrityStep } from '../integrity/step.ts';
 import type { IntegrityStep } from '../integrity/step.ts';
@@ -40,12 +41,30 @@ const STORE_READY_WAIT_MS = 2000;
 /** How long start-up waits for the authorization server's signing keys before serving. */
 const KEYS_READY_WAIT_MS = 2000;
 
+/** The per-request steps, rebuilt from the config at start and on every reload (see reload.ts). */
 export interface Steps {
   readonly authenticate: AuthenticateStep;
   readonly sessions: SessionStep | undefined;
   readonly inspect: InspectStep;
   readonly integrity: IntegrityStep;
   readonly rateLimit: RateLimitStep;
+}
+
+/**
+ * What outlives a reload, built once at start: the rate-limit store and its buckets, open-stream
+ * counts, task owners, pending request tags, the session secret (it may be random) and what is keyed
+ * by it, the OAuth resource server (its metadata routes and key refresh) and the transport. The
+ * settings these are built from need a restart (reload.ts lists the live ones).
+ */
+export interface Durable {
+  readonly sessions: SessionStep | undefined;
+  /** Request tags (keyed by the session secret) and the tags of requests still pending. */
+  readonly tagger: RequestTagger;
+  readonly pending: PendingTags;
+  /** Pinning shared with the HTTP+SSE transport (built once); undefined: each reload builds its own. */
+  readonly pinning: Pinning | undefined;
+  readonly rateLimit: RateLimitStep;
+  readonly tasks: TaskOwnership;
   /** The OAuth resource server (metadata routes, readiness), when `auth.oauth` is set. */
   readonly oauth: OAuth | undefined;
   readonly transport: TransportStep | undefined;
@@ -61,16 +80,13 @@ const ANONYMOUS: Principal = Object.freeze({
   limits: undefined,
 });
 
-export async function createSteps(config: Config, deps: GatewayDeps): Promise<Steps> {
+export async function createDurable(config: Config, deps: GatewayDeps): Promise<Durable> {
   const { log, env } = deps;
-  // First: a lockfile that cannot be used stops the start before anything is opened.
-  const pinning = createPinningStep(config, deps);
   const oauth = createOAuth(config, {
     now: deps.clock.now,
     log,
     ...(deps.oauthTuning ? { tuning: deps.oauthTuning } : {}),
   });
-  const authenticate = createAuthentication(config, deps, oauth);
   // The session secret keys session binding and request tags (each with its own derived key).
   const secret = config.auth.allow_unauthenticated
     ? sessionSecret(config.auth.session_secret, randomBytes)
@@ -89,20 +105,14 @@ export async function createSteps(config: Config, deps: GatewayDeps): Promise<St
       );
   }
   // Store failures are logged by the store itself (rate-limited); each decision goes to the audit line.
+  // Each key's buckets come with its principal (rebuilt on reload), so the step itself stays.
   const rateLimit = createRateLimit(store, createStreamCounter(), {}, deps.clock.mono);
   const tasks = new TaskOwnership({ now: deps.clock.mono });
-  const inspect: InspectStep = createInspect({
-    unknownMethods: config.policy.unknown_methods,
-    tasks,
-    pinning,
-  });
   const tagger = createRequestTagger(secret);
-  const integrity = createIntegrityStep({
-    tagger,
-    tasks,
-    pending: new PendingTags(),
-    pinning,
-  });
+  const pending = new PendingTags();
+  // The HTTP+SSE transport's stream matcher is built once, so it and the steps share one pinning,
+  // read at start (with this transport, pinning changes need a restart).
+  const pinning = config.upstream.transport === 'sse' ? createPinningStep(config, deps) : undefined;
   // The older HTTP+SSE transport: its own endpoint sessions; its GET stream matched by request tags.
   const transport =
     config.upstream.transport === 'sse'
@@ -122,11 +132,12 @@ export async function createSteps(config: Config, deps: GatewayDeps): Promise<St
       'signing keys not loaded yet: tokens are refused until they are (retrying in the background)',
     );
   return {
-    authenticate,
     sessions,
-    inspect,
-    integrity,
+    tagger,
+    pending,
+    pinning,
     rateLimit,
+    tasks,
     oauth,
     transport,
     close: async () => {
@@ -134,6 +145,31 @@ export async function createSteps(config: Config, deps: GatewayDeps): Promise<St
       await store.close();
     },
   };
+}
+
+/** Builds the steps from a validated config; called at start and on each reload. */
+export async function createSteps(config: Config, deps: GatewayDeps, durable: Durable): Promise<Steps> {
+  // First: a lockfile that cannot be used stops the start (or the reload) before anything changes.
+  const pinning = durable.transport !== undefined ? durable.pinning : createPinningStep(config, deps);
+  const authenticate = createAuthentication(config, deps, durable.oauth);
+  const inspect: InspectStep = createInspect({
+    unknownMethods: config.policy.unknown_methods,
+    tasks: durable.tasks,
+    pinning,
+  });
+  const integrity = createIntegrityStep({
+    tagger: durable.tagger,
+    tasks: durable.tasks,
+    pending: durable.pending,
+    pinning,
+  });
+  return Object.freeze({
+    authenticate,
+    sessions: durable.sessions,
+    inspect,
+    integrity,
+    rateLimit: durable.rateLimit,
+  });
 }
 
 /**

@@ -67,4 +67,52 @@ describe('examples', () => {
       }
     }
   });
+
+  it('the Kubernetes sidecar admits only the gateway port: the MCP server, bound to every interface, is not reachable past it', () => {
+    type Container = {
+      name: string;
+      command?: string[];
+      args?: string[];
+      env?: { name: string; value: string }[];
+      ports?: { containerPort: number }[];
+    };
+    type Doc = {
+      kind: string;
+      metadata: { name: string };
+      spec: {
+        template?: { metadata: { labels: Record<string, string> }; spec: { containers: Container[] } };
+        podSelector?: { matchLabels: Record<string, string> };
+        policyTypes?: string[];
+        ingress?: { from?: unknown[]; ports?: { port: number; protocol?: string }[] }[];
+      };
+    };
+    const text = read('kubernetes/sidecar.yaml');
+    const docs = parseAllDocuments(text).map((d) => d.toJS() as Doc);
+    const deployment = docs.find((d) => d.kind === 'Deployment')!;
+    const pod = deployment.spec.template!;
+    const server = pod.spec.containers.find((c) => c.name === 'mcp-server')!;
+    const gateway = pod.spec.containers.find((c) => c.name === 'mcpgate')!;
+    const gatewayPort = gateway.ports![0]!.containerPort;
+    const serverPort = Number(server.env!.find((e) => e.name === 'PORT')!.value);
+    // server-everything has no bind-address setting: it listens on 0.0.0.0:PORT. So a policy must
+    // stand between it and the other pods, and the example must not claim it listens on localhost.
+    assert.match(server.command!.join(' '), /server-everything streamableHttp/);
+    assert.doesNotMatch(text, /MCP server listens on localhost/i);
+    const policies = docs.filter(
+      (d) =>
+        d.kind === 'NetworkPolicy' &&
+        Object.entries(d.spec.podSelector!.matchLabels).every(([k, v]) => pod.metadata.labels[k] === v),
+    );
+    assert.equal(policies.length, 1, 'one NetworkPolicy selects the pod');
+    const policy = policies[0]!.spec;
+    assert.deepEqual(policy.policyTypes, ['Ingress']);
+    const admitted = policy.ingress!.flatMap((rule) => {
+      assert.ok(rule.ports && rule.ports.length > 0, 'every ingress rule names its ports');
+      return rule.ports.map((p) => p.port);
+    });
+    assert.deepEqual(admitted, [gatewayPort]);
+    assert.ok(!admitted.includes(serverPort));
+    // The README says how to check it in the pod.
+    assert.match(text, /ss -ltnp/);
+  });
 });

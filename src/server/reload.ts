@@ -1,0 +1,165 @@
+/**
+ * Config reload without a restart. The handler reads `holder.current` once per request; a reload
+ * builds a whole new set of steps from the new config (authentication with every authenticator it
+ * configures, grants, rate-limit policies, and whatever else createSteps builds) and swaps them in
+ * one assignment, so a request sees either the old steps or the new ones, never a mix.
+ *
+ * Which settings apply live is one list (LIVE, minus RESTART below it). Every other changed setting
+ * (listen, upstream.*, audit.*, ...) keeps its running value and is reported as needing a restart.
+ * After the swap, every open GET stream is authenticated again: a stream whose key was removed,
+ * disabled or changed (its grants may have shrunk) is ended; the client reconnects and is judged by
+ * the new config. In-flight POSTs finish with the steps they started with.
+ */
+import type { Config } from '../config/schema.ts';
+import { isPlainObject } from '../config/spec.ts';
+import type { Issue } from '../config/spec.ts';
+import { crossChecks } from '../config/checks.ts';
+import { parseKeyHash } from '../auth/key-hash.ts';
+import type { RequestContext } from '../pipeline/context.ts';
+import type { PipelineSteps } from '../pipeline/handler.ts';
+
+/** Settings applied live (with everything below them). A new capability adds its path here. */
+export const LIVE: readonly string[] = Object.freeze([
+  'keys',
+  'policy',
+  'auth',
+  'rate_limit.capacity',
+  'rate_limit.refill_per_second',
+  'rate_limit.max_streams',
+  // The lockfile is read again (a reload after `mcpgate pin` applies the new pins).
+  'pinning',
+]);
+/** Settings below a LIVE path that still need a restart (durable state is built from them). */
+export const RESTART: readonly string[] = Object.freeze([
+  'auth.session_secret',
+  'auth.allow_unauthenticated',
+  // The resource server serves metadata routes and refreshes signing keys: built once at start.
+  'auth.oauth',
+]);
+
+export interface StepsHolder<S extends PipelineSteps = PipelineSteps> {
+  current: S;
+}
+
+export function createStepsHolder<S extends PipelineSteps>(initial: S): StepsHolder<S> {
+  return { current: initial };
+}
+
+export type ReloadOutcome =
+  | {
+      readonly applied: true;
+      /** The config now running: live settings from the new file, the rest as before. */
+      readonly config: Config;
+      /** Changed settings that keep their running value until a restart. */
+      readonly restart: readonly string[];
+      /** Open GET streams ended because the new config refuses or changed their principal. */
+      readonly endedStreams: number;
+    }
+  | { readonly applied: false; readonly problems: readonly Issue[]; readonly restart: readonly string[] };
+
+export interface ReloadParts<S extends PipelineSteps> {
+  readonly holder: StepsHolder<S>;
+  readonly handler: {
+    readonly streams: ReadonlyMap<RequestContext, unknown>;
+    endStream(ctx: RequestContext): void;
+  };
+  readonly build: (config: Config) => Promise<S>;
+  /** Wall clock (for key expiry checks). */
+  readonly now: () => number;
+}
+
+export async function reloadSteps<S extends PipelineSteps>(
+  running: Config,
+  next: Config,
+  parts: ReloadParts<S>,
+): Promise<ReloadOutcome> {
+  const { config, restart } = effectiveConfig(running, next);
+  // Live settings joined with the running ones must still agree (e.g. keys with allow_unauthenticated).
+  const issues: Issue[] = [];
+  crossChecks(config, parts.now(), issues);
+  const problems = issues.filter((i) => i.severity === 'error');
+  if (problems.length > 0) return { applied: false, problems, restart };
+  let steps: S;
+  try {
+    steps = await parts.build(config);
+  } catch (err) {
+    return {
+      applied: false,
+      problems: [{ path: '(config)', message: (err as Error).message, severity: 'error' }],
+      restart,
+    };
+  }
+  parts.holder.current = steps;
+  const endedStreams = await endRefusedStreams(parts.handler, steps, changedKeys(running, config));
+  return { applied: true, config, restart, endedStreams };
+}
+
+/** The new file's live settings over the running config; the paths of other settings that differ. */
+export function effectiveConfig(running: Config, next: Config): { config: Config; restart: string[] } {
+  const restart: string[] = [];
+  const config = merge(running, next, '', restart) as Config;
+  return { config, restart };
+}
+
+function merge(current: unknown, next: unknown, path: string, restart: string[]): unknown {
+  if (path !== '' && isLive(path)) return next;
+  if (isPlainObject(current) && isPlainObject(next)) {
+    const out: Record<string, unknown> = {};
+    for (const key of new Set([...Object.keys(current), ...Object.keys(next)])) {
+      const value = merge(current[key], next[key], path ? `${path}.${key}` : key, restart);
+      if (value !== undefined) out[key] = value;
+    }
+    return Object.freeze(out);
+  }
+  if (JSON.stringify(current) !== JSON.stringify(next)) restart.push(path);
+  return current;
+}
+
+function isLive(path: string): boolean {
+  const under = (p: string) => path === p || path.startsWith(`${p}.`);
+  if (!LIVE.some(under)) return false;
+  // A live mapping with a restart-only setting inside is walked field by field.
+  return !RESTART.some((r) => under(r) || r.startsWith(`${path}.`));
+}
+
+/** Binding ids of keys removed or changed (their grants or limits may differ now). */
+function changedKeys(before: Config, after: Config): Set<string> {
+  const entries = (config: Config) =>
+    new Map(config.keys.map((key) => [`k:${parseKeyHash(key.hash) ?? ''}`, JSON.stringify(key)]));
+  const now = entries(after);
+  const changed = new Set<string>();
+  for (const [binding, entry] of entries(before)) if (now.get(binding) !== entry) changed.add(binding);
+  return changed;
+}
+
+/**
+ * Authenticates each open GET stream again with the new steps and ends those refused, those that
+ * now authenticate as someone else, and those of a changed key. Returns how many were ended.
+ */
+async function endRefusedStreams(
+  handler: ReloadParts<PipelineSteps>['handler'],
+  steps: PipelineSteps,
+  changed: ReadonlySet<string>,
+): Promise<number> {
+  let ended = 0;
+  for (const ctx of [...handler.streams.keys()]) {
+    const before = ctx.principal;
+    const probe: RequestContext = { ...ctx, principal: undefined, reason: undefined };
+    let refused = false;
+    try {
+      await steps.authenticate(probe);
+    } catch {
+      refused = true;
+    }
+    const keep =
+      !refused &&
+      before !== undefined &&
+      probe.principal?.bindingId === before.bindingId &&
+      !changed.has(before.bindingId);
+    if (keep || ctx.res.writableEnded) continue;
+    if (probe.reason !== undefined) ctx.reason ??= probe.reason;
+    handler.endStream(ctx);
+    ended++;
+  }
+  return ended;
+}
