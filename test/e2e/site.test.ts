@@ -11,6 +11,12 @@ import { randomBytes } from 'node:crypto';
 import { createServer, request as httpRequest } from 'node:http';
 import type { IncomingHttpHeaders, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport as TransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import {
+  Client as ClientV2,
+  StreamableHTTPClientTransport as TransportV2,
+} from '@modelcontextprotocol/client';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { sha256Hex } from '../../src/auth/key-hash.ts';
 import { startSdkUpstream } from '../helpers/sdk-upstream.ts';
@@ -335,6 +341,33 @@ describe('CORS: the gateway’s own headers, on every answer to an allowed origi
     // Without an Origin (not a browser): no CORS headers at all.
     const plain = await post(gateway, { Authorization: `Bearer ${KEY}` });
     assert.equal(plain.headers['access-control-allow-origin'], undefined);
+  });
+
+  it('serves both SDK clients sending an allowed Origin (as a browser page would), with CORS on every answer', async () => {
+    const seen: (string | null)[] = [];
+    const watch = async (input: string | URL | Request, init?: RequestInit) => {
+      const res = await fetch(input, init);
+      seen.push(res.headers.get('access-control-allow-origin'));
+      return res;
+    };
+    const headers = { Origin: APP, Authorization: `Bearer ${KEY}` };
+    const v1 = new ClientV1({ name: 'site-v1', version: '1.0.0' });
+    await v1.connect(new TransportV1(new URL(gateway.mcpUrl), { requestInit: { headers }, fetch: watch }));
+    const v2 = new ClientV2({ name: 'site-v2', version: '1.0.0' });
+    await v2.connect(new TransportV2(new URL(gateway.mcpUrl), { requestInit: { headers }, fetch: watch }));
+    try {
+      for (const client of [v1, v2]) {
+        const { tools } = await client.listTools();
+        assert.ok(tools.some((t) => t.name === 'echo'));
+        const result = await client.callTool({ name: 'echo', arguments: { message: 'from a page' } });
+        assert.deepEqual(result.content, [{ type: 'text', text: 'Echo: from a page' }]);
+      }
+    } finally {
+      await v1.close();
+      await v2.close();
+    }
+    assert.ok(seen.length >= 6);
+    assert.deepEqual(new Set(seen), new Set([APP]));
   });
 
   it('never passes the upstream’s own Access-Control-* headers', async () => {
