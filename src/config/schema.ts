@@ -10,6 +10,7 @@ import { oauthSpec } from './oauth-schema.ts';
 export const DEFAULTS = Object.freeze({
   listen: '127.0.0.1:8080',
   upstreamTimeout: '30s',
+  upstreamCallTimeout: '10m',
   upstreamConnections: 256,
   maxBodyBytes: '4MiB',
   keepalive: '15s',
@@ -97,10 +98,18 @@ const upstream = object(
         'HTTP+SSE transport (2024-11-05), where `url` is its SSE stream. Clients use the same transport.',
       { default: 'streamable-http' },
     ),
-    timeout: duration("Time allowed for the upstream's response headers.", {
-      default: DEFAULTS.upstreamTimeout,
-      min: 1,
-    }),
+    timeout: duration(
+      'Time allowed to connect and for the response headers of quick methods (initialize, lists, pings, GET streams).',
+      { default: DEFAULTS.upstreamTimeout, min: 1 },
+    ),
+    call_timeout: duration(
+      'Time allowed for the response headers of a `tools/call` or `tasks/result`: a tool answered as plain JSON sends them only when it is done.',
+      { default: DEFAULTS.upstreamCallTimeout, min: 1 },
+    ),
+    tool_timeouts: record(
+      duration('Time allowed for this tool.', { min: 1 }),
+      'Per tool name or wildcard, overrides `call_timeout` (exact names win over wildcards).',
+    ),
     headers: record(
       string('Header value.', {
         check: (v) =>

@@ -36,6 +36,7 @@ import type { ResponseRewrite } from '../proxy/relay.ts';
 import { mapUpstreamError, upstreamErrorKind } from '../proxy/upstream-error.ts';
 import { requestIdFor } from './request-id.ts';
 import type { IntegrityStep } from '../integrity/step.ts';
+import type { HeadersTimeout } from '../proxy/timeouts.ts';
 import type { ReadBody } from './read-body.ts';
 import type { BufferBudget } from '../proxy/body-buffer.ts';
 import type { ResponseHead } from '../proxy/response-headers.ts';
@@ -50,6 +51,8 @@ export interface HandlerDeps {
   /** Which upstream responses are refused, and which of their headers the client sees. */
   readonly responseHead: ResponseHead;
   readonly keepaliveMs: number;
+  /** Headers timeout for a request's messages (quick methods vs tool calls; see proxy/timeouts.ts). */
+  readonly headersTimeout?: HeadersTimeout;
   readonly readBody: ReadBody;
   /** The process-wide budget for held bodies (limits.max_buffered_bytes). */
   readonly budget: BufferBudget;
@@ -193,7 +196,7 @@ export function createHandler(deps: HandlerDeps): Handler {
           // The gateway itself ended the response (shutdown, reload): nothing more to send.
           if (ctx.aborted || ctx.cutByShutdown || res.destroyed || res.writableEnded) return;
           const kind = upstreamErrorKind(error);
-          observer.upstreamError(kind);
+          observer.upstreamError(kind, error);
           ctx.decision = 'upstream_error';
           sendError(ctx, mapUpstreamError(error));
         },
@@ -209,7 +212,17 @@ export function createHandler(deps: HandlerDeps): Handler {
       contentLength: body?.length,
     });
     (method === 'GET' ? upstream.streams : upstream.pool).dispatch(
-      { origin: upstream.origin, path: route?.path ?? upstream.path, method, headers, body: body ?? null },
+      {
+        origin: upstream.origin,
+        path: route?.path ?? upstream.path,
+        method,
+        headers,
+        body: body ?? null,
+        // A tool call may take minutes before its headers; quick methods keep the pool's timeout.
+        ...(method === 'POST' && deps.headersTimeout
+          ? { headersTimeout: deps.headersTimeout(ctx.messages) }
+          : {}),
+      },
       relay,
     );
   }

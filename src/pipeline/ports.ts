@@ -76,7 +76,8 @@ export interface RateLimitStep {
 export interface Observer {
   /** Called exactly once per request, when the response has finished, whatever happened. */
   finish(ctx: RequestContext): void;
-  upstreamError(kind: UpstreamErrorKind): void;
+  /** An upstream failure (the error itself for the operational log; never sent to a client). */
+  upstreamError(kind: UpstreamErrorKind, error?: unknown): void;
   streamOpened(): void;
   streamClosed(): void;
 }

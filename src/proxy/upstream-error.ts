@@ -28,6 +28,8 @@ export function upstreamErrorKind(err: unknown): UpstreamErrorKind {
   if (isGatewayError(err) && err.code === 'ERR_UPSTREAM_AUTH') return 'auth';
   let current: unknown = err;
   for (let depth = 0; depth < 4 && current instanceof Error; depth++) {
+    // undici's HTTPParserError may carry no code (bytes that are not HTTP at all).
+    if (current.name === 'HTTPParserError') return 'protocol';
     const code = (current as NodeJS.ErrnoException).code;
     if (code !== undefined) {
       const kind = KIND_BY_CODE[code];

@@ -19,7 +19,8 @@ import { defaultBufferedBytes } from './buffer-default.ts';
 import type { Clock, Observer } from '../pipeline/ports.ts';
 import { createRouter } from './routes.ts';
 import type { Route } from './routes.ts';
-import { createReadiness, healthz } from './health.ts';
+import { createReadiness, healthz, probeConnect } from './health.ts';
+import { compileTimeouts } from '../proxy/timeouts.ts';
 import { listen } from './listen.ts';
 import { createDurable, createSteps } from './steps.ts';
 import { createStepsHolder, reloadSteps } from './reload.ts';
@@ -104,6 +105,7 @@ export async function startGateway(
     readBody: createReadBody(config.limits.max_body_bytes, budget),
     budget,
     steps: holder,
+    headersTimeout: compileTimeouts(config.upstream),
     transport: durable.transport,
     observer: deps.observer,
     clock: deps.clock,
@@ -132,6 +134,15 @@ export async function startGateway(
     address.port,
   );
   if (publicUrl === undefined) forwardedHost = new URL(url).host;
+
+  // Say so at start when the upstream does not answer (requests would get 502 until it does).
+  void probeConnect(config.upstream.url).then((err) => {
+    if (err === undefined) return;
+    deps.log.warn(
+      { upstream: upstream.origin, code: (err as NodeJS.ErrnoException).code },
+      'upstream does not answer at start (no connection): requests get 502 until it does (check upstream.url and that the MCP server runs)',
+    );
+  });
 
   let closing: Promise<{ forced: number }> | undefined;
   async function close(graceMs: number): Promise<{ forced: number }> {

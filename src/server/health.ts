@@ -3,6 +3,7 @@
  * OPTIONS request has no side effects) and the gateway is not shutting down. The readiness probe
  * result is cached briefly so a busy prober cannot load the upstream.
  */
+import { connect } from 'node:net';
 import type { Route } from './routes.ts';
 import { sendPlainJson } from './routes.ts';
 import type { Upstream } from '../proxy/upstream.ts';
@@ -23,6 +24,44 @@ const PROBE_TIMEOUT_MS = 2000;
  * unready: tokens whose keys are cached keep validating while the authorization server is down, and
  * an outage there must not take every replica out of the load balancer.
  */
+/** Sends the upstream an OPTIONS request; resolves to the error when it does not answer. */
+export async function probeUpstream(upstream: Upstream): Promise<Error | undefined> {
+  try {
+    const { body } = await upstream.pool.request({
+      path: upstream.path,
+      method: 'OPTIONS',
+      headersTimeout: PROBE_TIMEOUT_MS,
+      bodyTimeout: PROBE_TIMEOUT_MS,
+    });
+    await body.dump();
+    return undefined;
+  } catch (err) {
+    return err as Error;
+  }
+}
+
+/**
+ * Opens (and closes) one TCP connection to the upstream, sending nothing: the start-up check that
+ * the upstream is there, without a request it would see. Resolves to the error when it fails.
+ */
+export function probeConnect(url: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<Error | undefined> {
+  const u = new URL(url);
+  const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
+  const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+  return new Promise((resolve) => {
+    const socket = connect({ host, port, timeout: timeoutMs });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(undefined);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' }));
+    });
+    socket.once('error', (err) => resolve(err));
+  });
+}
+
 export function createReadiness(
   upstream: Upstream,
   mono: () => number,
@@ -32,20 +71,7 @@ export function createReadiness(
   let cached: { at: number; ok: boolean } | undefined;
   let pending: Promise<boolean> | undefined;
 
-  async function probe(): Promise<boolean> {
-    try {
-      const { body } = await upstream.pool.request({
-        path: upstream.path,
-        method: 'OPTIONS',
-        headersTimeout: PROBE_TIMEOUT_MS,
-        bodyTimeout: PROBE_TIMEOUT_MS,
-      });
-      await body.dump();
-      return true;
-    } catch {
-      return false;
-    }
-  }
+  const probe = async () => (await probeUpstream(upstream)) === undefined;
 
   const route: Route = (_req, res) => {
     if (draining) return sendPlainJson(res, 503, { status: 'draining' });

@@ -21,6 +21,8 @@ import type { Metrics } from '../metrics/metrics.ts';
 import { metricsRoute } from '../metrics/route.ts';
 import { KNOWN_METHODS } from '../policy/methods.ts';
 import { parseListen } from '../config/schema.ts';
+import { createRateLimitedLog } from '../log/rate-limited.ts';
+import { createUpstreamLog } from '../proxy/upstream-log.ts';
 import type { Server } from 'node:http';
 import type { OAuthTuning } from '../auth/oauth/authenticator.ts';
 
@@ -76,19 +78,22 @@ export async function startRuntime(config: Config, deps: RuntimeDeps): Promise<R
       log.error({ where, err: { message: (err as Error).message } }, 'observer failed'),
   });
   const tap = deps.tap;
-  const observer: Observer = tap
-    ? {
-        ...recorded,
-        finish(ctx) {
-          recorded.finish(ctx);
-          tap.finish(ctx);
-        },
-        upstreamError(kind) {
-          recorded.upstreamError(kind);
-          tap.upstreamError(kind);
-        },
-      }
-    : recorded;
+  const upstreamFailed = createUpstreamLog(createRateLimitedLog(log, { now: clock.mono }), {
+    origin: new URL(config.upstream.url).origin,
+    headersTimeoutMs: config.upstream.timeout,
+  });
+  const observer: Observer = {
+    ...recorded,
+    finish(ctx) {
+      recorded.finish(ctx);
+      tap?.finish(ctx);
+    },
+    upstreamError(kind, error) {
+      recorded.upstreamError(kind);
+      upstreamFailed(kind, error);
+      tap?.upstreamError(kind);
+    },
+  };
   const routes = new Map<string, Route>();
   let metricsServer: Server | undefined;
   let metricsUrl: string | undefined;

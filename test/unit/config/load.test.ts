@@ -183,7 +183,7 @@ describe('config loading', () => {
       'unknown nested key',
       'upstream:\n  url: http://x/mcp\n  timout: 5s\n',
       [
-        'upstream.timout: unknown field (expected one of: url, transport, timeout, headers, forward_headers, pass_headers, connections)',
+        'upstream.timout: unknown field (expected one of: url, transport, timeout, call_timeout, tool_timeouts, headers, forward_headers, pass_headers, connections)',
       ],
     ],
     [
