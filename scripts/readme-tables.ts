@@ -3,10 +3,12 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { renderConfigReference } from '../src/config/reference.ts';
 import { renderMethodTable } from '../src/policy/methods.ts';
+import { renderEnvReference } from '../src/config/env.ts';
 
 export const GENERATED: Record<string, () => string> = {
   'config-reference': renderConfigReference,
   'method-table': renderMethodTable,
+  'env-reference': renderEnvReference,
 };
 
 export function fill(text: string): string {

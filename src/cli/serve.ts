@@ -2,7 +2,7 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { CliIo } from './io.ts';
-import { configPath } from './config-path.ts';
+import { configSource, DEFAULT_CONFIG_PATH, ENVIRONMENT_SOURCE } from './config-path.ts';
 import { isLogLevel, LOG_LEVELS } from '../log/levels.ts';
 import { VERSION } from '../version.ts';
 import { parseListen } from '../config/schema.ts';
@@ -18,7 +18,10 @@ export function registerServe(program: Command, io: CliIo): void {
   program
     .command('serve')
     .description('run the gateway in front of the configured upstream')
-    .option('-c, --config <path>', 'config file (default: $MCPGATE_CONFIG or ./mcpgate.yaml)')
+    .option(
+      '-c, --config <path>',
+      'config file (default: $MCPGATE_CONFIG, else ./mcpgate.yaml, else the MCPGATE_* environment alone)',
+    )
     .option('-l, --listen <host:port>', 'override the listen address (also $MCPGATE_LISTEN)')
     .option('--pid-file <path>', 'write the process id here (for `mcpgate reload --pid-file`)')
     .option('--log-level <level>', `operational log level: ${LOG_LEVELS.join(', ')}`, 'info')
@@ -43,15 +46,22 @@ export function registerServe(program: Command, io: CliIo): void {
         import('../log/logger.ts'),
       ]);
       const log = createLogger({ level: options.logLevel, pretty: process.stderr.isTTY === true });
-      const path = configPath(options.config, io.env);
-      const { loadConfig, formatIssue } = await import('../config/load.ts');
-      const { config, issues } = await loadConfig(path, io.env, io.now());
+      const file = configSource(options.config, io.env);
+      const path = file ?? ENVIRONMENT_SOURCE;
+      const { loadConfigFrom, formatIssue, hasConfigVariables } = await import('../config/load.ts');
+      if (file === undefined && !hasConfigVariables(io.env))
+        io.stderr(
+          `no config file (${DEFAULT_CONFIG_PATH} not found, no --config or MCPGATE_CONFIG) and no MCPGATE_* config variables\n`,
+        );
+      const { config, issues } = await loadConfigFrom(file, io.env, io.now());
       for (const issue of issues) {
         if (issue.severity === 'warning') log.warn({ path: issue.path }, issue.message);
         else io.stderr(formatIssue(issue) + '\n');
       }
       if (!config) {
-        io.stderr(`${path}: not started, fix the problems above (mcpgate validate --config ${path})\n`);
+        io.stderr(
+          `${path}: not started, fix the problems above (mcpgate validate${file === undefined ? '' : ` --config ${file}`})\n`,
+        );
         io.exit(1);
         return;
       }

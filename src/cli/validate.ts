@@ -1,17 +1,25 @@
 /** `mcpgate validate`: every problem with its path (exit 1), or a one-line summary (exit 0). */
 import type { Command } from 'commander';
 import type { CliIo } from './io.ts';
-import { configPath } from './config-path.ts';
+import { configSource, DEFAULT_CONFIG_PATH, ENVIRONMENT_SOURCE } from './config-path.ts';
 
 export function registerValidate(program: Command, io: CliIo): void {
   program
     .command('validate')
     .description('check a config file and report every problem at once')
-    .option('-c, --config <path>', 'config file (default: $MCPGATE_CONFIG or ./mcpgate.yaml)')
+    .option(
+      '-c, --config <path>',
+      'config file (default: $MCPGATE_CONFIG, else ./mcpgate.yaml, else the MCPGATE_* environment alone)',
+    )
     .action(async (options: { config?: string }) => {
-      const path = configPath(options.config, io.env);
-      const { loadConfig, formatIssue } = await import('../config/load.ts');
-      const { config, issues } = await loadConfig(path, io.env, io.now());
+      const file = configSource(options.config, io.env);
+      const path = file ?? ENVIRONMENT_SOURCE;
+      const { loadConfigFrom, formatIssue, hasConfigVariables } = await import('../config/load.ts');
+      if (file === undefined && !hasConfigVariables(io.env))
+        io.stderr(
+          `no config file (${DEFAULT_CONFIG_PATH} not found, no --config or MCPGATE_CONFIG) and no MCPGATE_* config variables\n`,
+        );
+      const { config, issues } = await loadConfigFrom(file, io.env, io.now());
       for (const issue of issues)
         (issue.severity === 'error' ? io.stderr : io.stderr)(formatIssue(issue) + '\n');
       if (!config) {
@@ -39,7 +47,9 @@ export function registerValidate(program: Command, io: CliIo): void {
       io.stdout(
         `${path}: ok (upstream ${new URL(config.upstream.url).origin} over ${config.upstream.transport}, ` +
           `${config.keys.length} key(s), ` +
-          `rate limit ${config.rate_limit.backend}${warnings ? `, ${warnings} warning(s)` : ''})\n`,
+          `rate limit ${config.rate_limit.backend}${config.auth.oauth ? `, OAuth issuer ${config.auth.oauth.issuer}` : ''}` +
+          `${warnings ? `, ${warnings} warning(s)` : ''})
+`,
       );
       io.exit(0);
     });

@@ -1,4 +1,7 @@
-/** Reads, interpolates and validates a config file; returns a frozen Config or every problem at once. */
+/**
+ * Reads, interpolates and validates a config file (or the environment alone); returns a frozen
+ * Config or every problem at once. `MCPGATE_<PATH>` variables are laid over the file's values.
+ */
 import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import { interpolate } from './interpolate.ts';
@@ -6,6 +9,9 @@ import { configSpec } from './schema.ts';
 import type { Config } from './schema.ts';
 import { crossChecks } from './checks.ts';
 import type { Issue } from './spec.ts';
+import { attributeIssues, overlayEnv } from './env.ts';
+
+export { hasConfigVariables } from './env.ts';
 
 export interface LoadResult {
   readonly config: Config | undefined;
@@ -47,13 +53,32 @@ export function parseConfigText(
   }
   if (issues.length > 0) return { config: undefined, issues };
   const raw = interpolate(doc.toJS({ maxAliasCount: 100 }) ?? {}, env, issues);
+  return parseConfigTree(raw, env, now, issues);
+}
+
+/**
+ * With no config file: the `MCPGATE_<PATH>` variables alone (see env.ts), so a sidecar can be
+ * configured entirely from its manifest.
+ */
+export function parseConfigEnv(env: Readonly<Record<string, string | undefined>>, now: number): LoadResult {
+  return parseConfigTree({}, env, now, []);
+}
+
+/** Lays the environment over an (interpolated) tree, then validates it: schema and cross checks in one pass. */
+function parseConfigTree(
+  tree: unknown,
+  env: Readonly<Record<string, string | undefined>>,
+  now: number,
+  issues: Issue[],
+): LoadResult {
   const unresolved = new Set(issues.map((i) => i.path));
   const later: Issue[] = [];
+  const { raw, sources } = overlayEnv(tree, env, later);
   const config = configSpec.parse(raw, '', later);
   // Cross-field checks run on the raw tree in the same pass, so every problem is reported at once.
   crossChecks(raw, now, later);
   // A value whose variable is unset is reported once, not again as an invalid value.
-  for (const issue of later) if (!unresolved.has(issue.path)) issues.push(issue);
+  for (const issue of attributeIssues(later, sources)) if (!unresolved.has(issue.path)) issues.push(issue);
   const failed = issues.some((i) => i.severity === 'error');
   return { config: failed ? undefined : config, issues };
 }
@@ -71,4 +96,13 @@ export async function loadConfig(
     return { config: undefined, issues: [{ path, message: reason, severity: 'error' }] };
   }
   return parseConfigText(text, env, now);
+}
+
+/** A config file when `path` is given, else the environment alone. */
+export function loadConfigFrom(
+  path: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+  now: number,
+): Promise<LoadResult> {
+  return path === undefined ? Promise.resolve(parseConfigEnv(env, now)) : loadConfig(path, env, now);
 }

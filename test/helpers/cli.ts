@@ -14,11 +14,12 @@ export interface CliResult {
 
 export function runCli(
   args: string[],
-  options: { input?: string; env?: Record<string, string> } = {},
+  options: { input?: string; env?: Record<string, string>; cwd?: string } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       env: { ...process.env, ...options.env },
+      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -41,9 +42,14 @@ export interface ServeProcess {
 }
 
 /** Starts `mcpgate serve` and waits until it logs the address it listens on. */
-export async function startServe(args: string[], env: Record<string, string> = {}): Promise<ServeProcess> {
+export async function startServe(
+  args: string[],
+  env: Record<string, string> = {},
+  options: { cwd?: string } = {},
+): Promise<ServeProcess> {
   const child = spawn(process.execPath, [BIN, 'serve', ...args], {
     env: { ...process.env, ...env },
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
