@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
-import { parseConfigText } from '../../../src/config/load.ts';
+import { parseConfigEnv, parseConfigText } from '../../../src/config/load.ts';
 
 const read = (path: string) => readFileSync(new URL(`../../../examples/${path}`, import.meta.url), 'utf8');
 const HASH = `sha256:${'ab'.repeat(32)}`;
@@ -114,5 +114,53 @@ describe('examples', () => {
     assert.ok(!admitted.includes(serverPort));
     // The README says how to check it in the pod.
     assert.match(text, /ss -ltnp/);
+  });
+
+  it('the OAuth walk-through: an environment-only mcpgate that validates, and a realm that fits it', () => {
+    type Service = { environment: Record<string, string>; ports?: string[] };
+    const services = (
+      parseAllDocuments(read('oauth/compose.yaml'))[0]!.toJS() as { services: Record<string, Service> }
+    ).services;
+    // Compose substitutes ${VAR:-default}; the defaults are what a first `docker compose up` runs.
+    const env = Object.fromEntries(
+      Object.entries(services.mcpgate!.environment).map(([k, v]) => [
+        k,
+        String(v).replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1'),
+      ]),
+    );
+    assert.equal(env.MCPGATE_CONFIG, '', 'the example runs without a config file');
+    const { config, issues } = parseConfigEnv(env, Date.now());
+    assert.deepEqual(
+      issues.filter((i) => i.severity === 'error'),
+      [],
+    );
+    const oauth = config!.auth.oauth!;
+    type Realm = {
+      realm: string;
+      clientScopes: {
+        name: string;
+        protocolMappers: { protocolMapper: string; config: Record<string, string> }[];
+      }[];
+      clients: { clientId: string; defaultClientScopes?: string[]; redirectUris?: string[] }[];
+      groups: { name: string }[];
+    };
+    const realm = JSON.parse(read('oauth/realm.json')) as Realm;
+    assert.equal(oauth.issuer, `http://localhost:8081/realms/${realm.realm}`);
+    const scope = realm.clientScopes.find((s) => s.name === oauth.required_scopes[0])!;
+    const audience = scope.protocolMappers.find((m) => m.protocolMapper === 'oidc-audience-mapper')!;
+    assert.equal(
+      audience.config['included.custom.audience'],
+      config!.public_url,
+      'tokens carry the gateway as aud',
+    );
+    const adminGroup = oauth.grants[0]!.when.includes!;
+    assert.ok(realm.groups.some((g) => g.name === adminGroup));
+    for (const id of ['mcp-cli', 'mcp-admin', 'claude'])
+      assert.ok(realm.clients.find((c) => c.clientId === id)?.defaultClientScopes?.includes(scope.name), id);
+    assert.deepEqual(realm.clients.find((c) => c.clientId === 'claude')!.redirectUris, [
+      'https://claude.ai/api/mcp/auth_callback',
+      'https://claude.com/api/mcp/auth_callback',
+    ]);
+    assert.deepEqual(services.upstream!.ports, undefined, 'the MCP server is not published');
   });
 });
