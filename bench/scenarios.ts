@@ -22,6 +22,7 @@ import type { Measured, Scenario, Target } from './measure.ts';
 import { checkRow, infoRow, kib, latencyRow, throughputRow } from './report.ts';
 import { idleStreams, sse } from './streams.ts';
 import { toolsListPinned } from './pinning.ts';
+import { oauth } from './oauth.ts';
 import { countAllowed, halfAllowlist, makeTools } from './tools.ts';
 
 const passthrough: Scenario = {
@@ -178,6 +179,7 @@ const toolsList: Scenario = {
 export const SCENARIOS: readonly Scenario[] = [
   passthrough,
   pipeline,
+  oauth,
   toolsList,
   toolsListPinned,
   sse,
