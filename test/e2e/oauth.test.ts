@@ -312,6 +312,29 @@ describe('OAuth resource server', () => {
     assert.ok(lines.every((l) => l.client_id === 'reader' && l.grant === 'readers'));
   });
 
+  it('binds a session to iss + sub: a new token of the same subject keeps it, another subject gets 404', async () => {
+    const claims = { aud: aud(), scope: 'mcp:tools', groups: ['admins'] };
+    const opened = await post(mcpUrl, await as.sign({ ...claims, sub: 'erin', jti: 'a' }), 1);
+    assert.equal(opened.status, 200);
+    const session = opened.headers.get('mcp-session-id')!;
+    assert.ok(session);
+    const ping = async (sub: string, jti: string) =>
+      fetch(mcpUrl, {
+        method: 'POST',
+        headers: {
+          ...JSON_HEADERS,
+          'mcp-session-id': session,
+          'mcp-protocol-version': '2025-06-18',
+          authorization: `Bearer ${await as.sign({ ...claims, sub, jti })}`,
+        },
+        body: '{"jsonrpc":"2.0","id":2,"method":"ping"}',
+      });
+    assert.equal((await ping('erin', 'b')).status, 200);
+    const stolen = await ping('mallory', 'c');
+    assert.equal(stolen.status, 404);
+    assert.equal((await auditFor(stolen.headers.get('x-request-id'))).reason, 'ERR_SESSION_NOT_FOUND');
+  });
+
   it('/readyz reports the signing keys', async () => {
     const res = await fetch(`${gateway.url}/readyz`);
     assert.equal(res.status, 200);
@@ -404,3 +427,46 @@ function forgeSignature(token: string): string {
   sig[0] = sig[0]! ^ 1;
   return `${h}.${p}.${sig.toString('base64url')}`;
 }
+
+describe('OAuth with the authorization server down at start', () => {
+  let as: TestAuthServer;
+  let upstream: SdkUpstream;
+  let gateway: TestGateway;
+
+  before(async () => {
+    as = await startAuthServer();
+    as.setDown(true);
+    upstream = await startSdkUpstream();
+    const port = await freePort();
+    gateway = await startTestGateway(
+      configFor(port, upstream.url, as.issuer),
+      {},
+      { listen: `127.0.0.1:${port}` },
+    );
+  });
+  after(async () => {
+    await gateway.close(500);
+    await upstream.close();
+    await as.close();
+  });
+
+  it('starts anyway, refuses tokens while it cannot get keys, and retries discovery in the background', async () => {
+    const ready = (await (await fetch(`${gateway.url}/readyz`)).json()) as { oauth: { jwks: string } };
+    assert.equal(ready.oauth.jwks, 'unavailable');
+    const token = await as.sign({ aud: gateway.mcpUrl, scope: 'mcp:tools', groups: ['admins'] });
+    const refused = await post(gateway.mcpUrl, token);
+    assert.equal(refused.status, 401);
+    const line = await waitFor(() =>
+      gateway.auditLines.find((l) => l.request_id === refused.headers.get('x-request-id')),
+    );
+    assert.equal(line.reason, 'ERR_AUTH_TOKEN_KEYS_UNAVAILABLE');
+    // An API key does not depend on the authorization server.
+    assert.equal((await post(gateway.mcpUrl, KEY)).status, 200);
+    as.setDown(false);
+    await waitFor(
+      async () => ((await post(gateway.mcpUrl, token)).status === 200 ? true : undefined),
+      10_000,
+      'discovery retry',
+    );
+  });
+});
