@@ -128,7 +128,7 @@ export function registerServe(program: Command, io: CliIo): void {
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
       const { onHangup } = await import('./reload-on-hup.ts');
-      const hangup = onHangup(runtime, { path, log, load: () => loadConfig(path, io.env, io.now()) });
+      const hangup = onHangup(runtime, { path, log, load: () => loadConfigFrom(file, io.env, io.now()) });
       process.on('SIGHUP', () => void hangup());
     });
 }
