@@ -138,7 +138,8 @@ export function attributeIssues(issues: Issue[], sources: ReadonlyMap<string, st
 }
 
 function cell(f: EnvField): string {
-  const type = f.spec.doc.type.replace(/\|/g, '\\|');
+  // Types of one-of fields come with their pipes already escaped for Markdown.
+  const type = f.spec.doc.type;
   return f.json ? `JSON (${type})` : type;
 }
 
