@@ -10,13 +10,16 @@
  * error with a null id (an upstream's answer to a request it could not read names none, and carries
  * no result). A notification that names a request (`params.requestId` of a cancellation, the
  * 2026-07-28 `_meta["io.modelcontextprotocol/subscriptionId"]` of a subscription's notifications and
- * of the listen result) gets the client's id; a subscription id the gateway did not issue refuses
- * the notification. Requests from the upstream (sampling, elicitation, roots, ping) pass untouched.
+ * of the listen result) gets the client's id; a subscription id the gateway did not issue, or a
+ * cancelled request id that looks like a tag but is not one this exchange may name, refuses the
+ * notification (the client never sees a gateway id; the upstream's own ids, numbers for the SDKs,
+ * pass). Requests from the upstream (sampling, elicitation, roots, ping) pass untouched.
  */
 import type { JsonRpcId, JsonRpcMessage } from '../jsonrpc/message.ts';
 import { applyEdits, DUPLICATE, messageStarts, pathSpan } from './json-spans.ts';
 import type { Edit } from './json-spans.ts';
 import type { PendingTags } from './cancels.ts';
+import { TAG_PREFIX } from './request-tag.ts';
 import type { Plan, RequestTagger, Untagged } from './request-tag.ts';
 
 export const SUBSCRIPTION_ID = 'io.modelcontextprotocol/subscriptionId';
@@ -137,7 +140,12 @@ export function restoreIds(text: string, value: unknown, ids: ResponseIds): Rest
       const requestId = p.requestId;
       if (typeof requestId === 'string') {
         const named = ids.name(requestId);
-        if (named !== undefined && !edit(['params', 'requestId'], named.clientId)) return undefined;
+        if (named !== undefined) {
+          if (!edit(['params', 'requestId'], named.clientId)) return undefined;
+        } else if (requestId.startsWith(TAG_PREFIX)) {
+          // A tag this exchange cannot translate: the client never sees a gateway id.
+          return undefined;
+        }
       }
       const subscription = subscriptionOf(p._meta);
       if (subscription !== undefined) {

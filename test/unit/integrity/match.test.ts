@@ -165,6 +165,19 @@ describe('GET streams: the signed plan of each response', () => {
     assert.deepEqual(dataOf(replay(listOf(tag))), { jsonrpc: '2.0', id: 4, result: { tools: TOOLS } });
   });
 
+  it('translates a cancelled request id; never lets a gateway id it cannot translate through', () => {
+    const cancelled = (requestId: unknown) =>
+      JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId } });
+    const tag = tagger.tag('key-a', 'c-1', 'none');
+    assert.deepEqual(dataOf(replay(cancelled(tag))), JSON.parse(cancelled('c-1')));
+    // The upstream cancelling its own request (its id) passes; another key's tag does not.
+    assert.equal(replay(cancelled(3)), `id: 9\ndata: ${cancelled(3)}\n\n`);
+    assert.equal(replay(cancelled(tagger.tag('key-b', 'c-1', 'none'))), `id: 9\ndata: ${UNREADABLE}\n\n`);
+    // On a POST stream, a tag of another exchange is not translated, so it is refused too.
+    const { rewrite } = exchange([[1, 'tools/call', 'none']]);
+    assert.equal(sseOnce(rewrite, cancelled(tag)), `id: 1\ndata: ${UNREADABLE}\n\n`);
+  });
+
   it('translates a subscription id; refuses one the gateway did not issue', () => {
     const tag = tagger.tag('key-a', 'sub-1', 'none');
     const note = (id: unknown) =>
