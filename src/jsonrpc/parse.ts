@@ -19,8 +19,8 @@ import { isRawNumber, parseKeepingNumbers } from './lossless.ts';
 /** Deepest nesting of a body (an MCP message with a JSON Schema argument is far shallower). */
 export const MAX_DEPTH = 64;
 /**
- * Most values in one body (scalars, containers and object keys). A parse of this many costs a few
- * ms (bench/parse-fuzz.ts); an MCP request is typically a few dozen.
+ * Most values in one body (scalars, containers and object keys): bounds what building one body can
+ * cost (bench/parse-fuzz.ts reports the slowest shapes); an MCP request is typically a few dozen.
  */
 export const MAX_VALUES = 100_000;
 
@@ -68,7 +68,10 @@ export function parseBody(
     throw new GatewayError('ERR_PARSE', { message: 'parse error: byte order mark' });
   let value: unknown;
   try {
-    value = scan.lossyNumbers ? parseKeepingNumbers(text) : JSON.parse(text);
+    value = JSON.parse(text);
+    // Parsed plainly first, so only a valid body is re-read with its numbers kept (marking a
+    // lexeme the scan took for a number must never make an invalid body valid).
+    if (scan.lossy.length > 0) value = parseKeepingNumbers(body, scan.lossy);
   } catch (cause) {
     throw new GatewayError('ERR_PARSE', { message: 'parse error: body is not a JSON value', cause });
   }

@@ -2,8 +2,8 @@
  * A linear pre-scan of a JSON body, before JSON.parse builds anything. It enforces the structural
  * limits the moment they are crossed (nesting depth, number of values), so a hostile body costs at
  * most one pass over the bytes up to that point, and reports whether any number is spelled in a way
- * a double cannot reproduce (`1e400`, `-0`, `1.0`, 20-digit integers), which tells the parser to keep
- * those lexemes as written.
+ * a double cannot reproduce (`1e400`, `-0`, `1.0`, 20-digit integers), where they are, so the
+ * parser keeps those lexemes as written.
  *
  * It does not validate: JSON.parse does that next. On malformed input it may count oddly, but it
  * still visits each byte at most a constant number of times (strings are skipped with indexOf).
@@ -20,7 +20,12 @@ export interface ScanLimits {
 }
 
 export type ScanResult =
-  | { readonly ok: true; readonly values: number; readonly lossyNumbers: boolean }
+  | {
+      readonly ok: true;
+      readonly values: number;
+      /** Start and end offsets of each number a double does not spell back the same way. */
+      readonly lossy: readonly number[];
+    }
   | {
       readonly ok: false;
       readonly limit: 'depth' | 'values';
@@ -28,12 +33,14 @@ export type ScanResult =
       readonly examined: number;
     };
 
-export function scanJson(b: Uint8Array, limits: ScanLimits): ScanResult {
+export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
   const { maxDepth, maxValues } = limits;
   const n = b.length;
   let depth = 0;
   let values = 0;
-  let lossy = false;
+  // Numbers that need a closer look, checked once the body is known to be within the limits (so
+  // a refused body costs the scan only).
+  const candidates: number[] = [];
   let i = 0;
   // The next backslash at or after some offset, searched lazily and only forward, so the searches
   // together read the body once (-1: none left).
@@ -75,7 +82,7 @@ export function scanJson(b: Uint8Array, limits: ScanLimits): ScanResult {
       if (++values > maxValues) return { ok: false, limit: 'values', examined: i + 1 };
       let j = i + 1;
       while (j < n && isNumberByte(b[j] as number)) j++;
-      if (!lossy && !isCanonicalNumber(b, i, j)) lossy = true;
+      if (!isPlainInteger(b, i, j)) candidates.push(i, j);
       i = j;
       continue;
     }
@@ -88,18 +95,37 @@ export function scanJson(b: Uint8Array, limits: ScanLimits): ScanResult {
     }
     i++;
   }
-  return { ok: true, values, lossyNumbers: lossy };
+  const lossy: number[] = [];
+  for (let k = 0; k + 1 < candidates.length; k += 2) {
+    const start = candidates[k] as number;
+    const end = candidates[k + 1] as number;
+    if (!isCanonicalNumber(b, start, end)) lossy.push(start, end);
+  }
+  return { ok: true, values, lossy };
 }
 
 function isNumberByte(c: number): boolean {
   return (c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x65 || c === 0x45 || c === 0x2b || c === 0x2d;
 }
 
+/** A plain integer of 1 to 15 digits without a leading zero (or `0`): always spelled back alike. */
+function isPlainInteger(b: Buffer, start: number, end: number): boolean {
+  const from = b[start] === 0x2d ? start + 1 : start;
+  const digits = end - from;
+  if (digits < 1 || digits > 15) return false;
+  if (b[from] === 0x30) return digits === 1 && from === start;
+  for (let k = from; k < end; k++) {
+    const c = b[k] as number;
+    if (c < 0x30 || c > 0x39) return false;
+  }
+  return true;
+}
+
 /**
  * Whether JSON.stringify of the double this lexeme parses to spells it the same way. Plain integers
  * of up to 15 digits always do (except `-0`); anything else is checked by converting.
  */
-function isCanonicalNumber(b: Uint8Array, start: number, end: number): boolean {
+function isCanonicalNumber(b: Buffer, start: number, end: number): boolean {
   const negative = b[start] === 0x2d;
   const digits = end - start - (negative ? 1 : 0);
   if (digits >= 1 && digits <= 15) {
@@ -116,10 +142,18 @@ function isCanonicalNumber(b: Uint8Array, start: number, end: number): boolean {
       if (first !== 0x30) return true;
       return digits === 1 && !negative; // `0` is canonical; `-0` and `01` are not
     }
+  } else if (digits > 16) {
+    // Seventeen digits or more: no safe integer, and kept as written even when a double happens to
+    // print it the same way (harmless: a kept number is written back byte for byte).
+    let plain = true;
+    for (let k = negative ? start + 1 : start; k < end && plain; k++) {
+      const c = b[k] as number;
+      plain = c >= 0x30 && c <= 0x39;
+    }
+    if (plain) return false;
   }
   // No double prints longer than 24 characters (`-1.2345678901234567e-308`).
   if (end - start > 24) return false;
-  let lexeme = '';
-  for (let k = start; k < end; k++) lexeme += String.fromCharCode(b[k] as number);
+  const lexeme = b.toString('latin1', start, end);
   return String(Number(lexeme)) === lexeme;
 }

@@ -38,6 +38,7 @@ import { requestIdFor } from './request-id.ts';
 import type { IntegrityStep } from '../integrity/step.ts';
 import type { HeadersTimeout } from '../proxy/timeouts.ts';
 import type { ReadBody } from './read-body.ts';
+import { createHeavyGate } from './heavy-gate.ts';
 import type { BufferBudget } from '../proxy/body-buffer.ts';
 import type { ResponseHead } from '../proxy/response-headers.ts';
 
@@ -99,6 +100,7 @@ export function createHandler(deps: HandlerDeps): Handler {
   /** Open GET streams, with their relay (to end the upstream side too). */
   const streams = new Map<RequestContext, Refs>();
   let draining = false;
+  const heavyTurn = createHeavyGate();
 
   async function run(ctx: RequestContext, relayRef: Refs): Promise<void> {
     const { req, res } = ctx;
@@ -141,6 +143,10 @@ export function createHandler(deps: HandlerDeps): Handler {
       }
       const raw = await deps.readBody(req, res);
       ctx.bytesIn = raw.length;
+      // A large body waits its turn, so other keys' requests are served between large parses.
+      const turn = heavyTurn(raw.length);
+      if (turn !== undefined) await turn;
+      if (res.destroyed) return;
       let inspection;
       try {
         inspection = steps.inspect(ctx, raw);

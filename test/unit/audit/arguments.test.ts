@@ -59,7 +59,8 @@ describe('argument sanitizer', () => {
 
   it('logs a number kept as its lexeme by that spelling, clipped like a string', () => {
     const sanitize = createArgumentSanitizer([], { maxDepth: 5, maxString: 8, maxEntries: 10, budget: 1000 });
-    const input = parseKeepingNumbers('{"id":12345678901234567890,"x":1e400,"n":2}');
+    const text = Buffer.from('{"id":12345678901234567890,"x":1e400,"n":2}');
+    const input = parseKeepingNumbers(text, [6, 26, 31, 36]);
     assert.equal(JSON.stringify(sanitize(input, { left: 1000 })), '{"id":"12345678…","x":"1e400","n":2}');
   });
 

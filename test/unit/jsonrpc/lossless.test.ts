@@ -140,6 +140,24 @@ describe('lossless forwarding (property)', () => {
     }
   });
 
+  it('a client string shaped like the internal marker stays a string; invalid bodies stay invalid', () => {
+    const sent =
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"s":"\\u0001000000000000000000000000:1e400","n":1e400}}}';
+    const forwarded = parseBody(Buffer.from(sent), KNOWN_METHODS).bytes.toString('utf8');
+    assert.deepEqual(readExactly(forwarded), readExactly(sent));
+    for (const bad of [
+      '{"jsonrpc":"2.0","id":1,"method":"ping","params":{1e400:1}}',
+      '[01]',
+      '{"a":1e400 1}',
+    ]) {
+      assert.throws(
+        () => parseBody(Buffer.from(bad), KNOWN_METHODS),
+        (err: unknown) => isGatewayError(err) && err.code === 'ERR_PARSE',
+        bad,
+      );
+    }
+  });
+
   it('refuses params that is a number kept as its lexeme', () => {
     assert.throws(
       () => parseBody(Buffer.from('{"jsonrpc":"2.0","id":1,"method":"ping","params":1e400}'), KNOWN_METHODS),
