@@ -7,7 +7,10 @@
  *   tools/list         -> the pre-serialized catalogue of N tools
  *   tools/call         -> {"content":[{"type":"text","text":"ok"}]} as application/json, or, for the
  *                         tool named `stream`, a text/event-stream: a notifications/progress event,
- *                         `arguments.delay_ms` (default 50) of silence, then the result event
+ *                         `arguments.delay_ms` (default 50) of silence, then the result event; for
+ *                         the tool named `reset`, response headers and then a reset connection
+ *   tools/list         -> with params.cursor "tiny-chunks": the same catalogue, chunked, 64 bytes
+ *                         a chunk (the soak's hostile upstream)
  *   ping               -> {}
  *   notifications      -> 202
  * GET /mcp             -> an SSE stream that stays open (headers flushed, no events)
@@ -99,6 +102,20 @@ function onPost(req: IncomingMessage, res: ServerResponse, text: string): void {
     streamCall(parsed, res);
     return;
   }
+  if (!Array.isArray(parsed) && parsed?.method === 'tools/call' && parsed.params?.name === 'reset') {
+    res.writeHead(200, JSON_HEADERS);
+    res.flushHeaders();
+    setTimeout(() => res.socket?.resetAndDestroy(), 5);
+    return;
+  }
+  if (
+    !Array.isArray(parsed) &&
+    parsed?.method === 'tools/list' &&
+    (parsed.params as { cursor?: unknown } | undefined)?.cursor === 'tiny-chunks'
+  ) {
+    tinyChunks(res, Buffer.from(reply(parsed.id, toolsJson)));
+    return;
+  }
   let body: string | undefined;
   if (Array.isArray(parsed)) {
     const parts = parsed.map((m) => answer(m, res)).filter((p) => p !== undefined);
@@ -111,6 +128,21 @@ function onPost(req: IncomingMessage, res: ServerResponse, text: string): void {
     res
       .writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
       .end(body);
+}
+
+/** Writes a body 64 bytes a chunk (chunked encoding), yielding between batches of 256 chunks. */
+function tinyChunks(res: ServerResponse, body: Buffer): void {
+  res.writeHead(200, JSON_HEADERS);
+  let at = 0;
+  const batch = () => {
+    if (res.destroyed) return;
+    res.cork();
+    for (let k = 0; k < 256 && at < body.length; k++, at += 64) res.write(body.subarray(at, at + 64));
+    res.uncork();
+    if (at >= body.length) res.end();
+    else setImmediate(batch);
+  };
+  batch();
 }
 
 function onGetStream(req: IncomingMessage, res: ServerResponse): void {

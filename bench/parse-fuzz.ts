@@ -61,12 +61,12 @@ interface Shape {
 }
 
 function fromUnit(unit: string, name: string): Shape {
-  const count = Math.max(1, Math.floor((MAX - PRE.length - POST.length) / (unit.length + 1)));
+  const count = Math.max(1, Math.floor((MAX - PRE.length - POST.length) / (Buffer.byteLength(unit) + 1)));
   return { name, body: Buffer.from(PRE + `${unit},`.repeat(count) + POST) };
 }
 
 function handWritten(): Shape[] {
-  const inner = (s: string) => Buffer.from(PRE + s + POST);
+  const inner = (s: string) => Buffer.from(`${PRE}${s},${POST}`);
   const keys: string[] = [];
   for (let i = 0, size = 0; size < MAX - 200; i++) {
     keys.push(`"k${i}":0`);
@@ -118,7 +118,7 @@ function mutate(unit: string): string {
   return randomUnit();
 }
 
-const results: { name: string; ms: number; outcome: string; bytes: number }[] = [];
+const results: { name: string; ms: number; outcome: string; bytes: number; unit?: string }[] = [];
 const shapes = handWritten();
 for (const shape of shapes) results.push({ ...time(shape.body), name: shape.name, bytes: shape.body.length });
 
@@ -127,10 +127,13 @@ let pool = Array.from({ length: 8 }, randomUnit);
 let tried = 0;
 while (performance.now() - start < BUDGET_MS) {
   const scored = pool.map((unit) => {
-    const shape = fromUnit(unit, `fuzzed unit ${unit.length > 60 ? unit.slice(0, 60) + '…' : unit}`);
+    const shape = fromUnit(
+      unit,
+      `fuzzed unit ${unit.length > 100 ? unit.slice(0, 50) + '…' + unit.slice(-50) : unit}`,
+    );
     tried++;
     const r = time(shape.body);
-    results.push({ ...r, name: shape.name, bytes: shape.body.length });
+    results.push({ ...r, name: shape.name, bytes: shape.body.length, unit });
     return { unit, ms: r.ms };
   });
   scored.sort((a, b) => b.ms - a.ms);
@@ -149,3 +152,5 @@ for (const r of results) {
   );
   if (seen.size >= 12) break;
 }
+const worst = results.find((r) => r.unit !== undefined);
+if (worst) console.log(`slowest fuzzed unit in full (repeated, comma-separated, to the size): ${worst.unit}`);
