@@ -9,7 +9,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { isEventStream, isJson } from './headers.ts';
 import type { ResponseHead } from './response-headers.ts';
-import { GatewayError } from '../jsonrpc/errors.ts';
+import { GatewayError, RPC } from '../jsonrpc/errors.ts';
+import { errorBody } from '../jsonrpc/message.ts';
 import { BodyBuffer, BufferBudget } from './body-buffer.ts';
 
 /** How a response is rewritten, when a rule must read it. */
@@ -53,6 +54,23 @@ const UNBOUNDED = new BufferBudget(Number.MAX_SAFE_INTEGER);
 function overloaded(message: string): GatewayError {
   return new GatewayError('ERR_OVERLOADED', { message, status: 502 });
 }
+const ACCEPTED = { body: Buffer.from('Accepted'), type: 'text/plain' };
+const NO_CONTENT = { body: Buffer.alloc(0), type: undefined };
+
+/**
+ * What the client gets instead of a body the gateway could not read: for an error status, an error
+ * that names no request (what an upstream's error without a readable body means); for 202 the
+ * gateway's own `Accepted` (what an HTTP+SSE server says); for 204 nothing.
+ */
+function unreadBody(status: number): { readonly body: Buffer; readonly type: string | undefined } {
+  if (status === 202) return ACCEPTED;
+  if (status < 300) return NO_CONTENT;
+  return {
+    body: Buffer.from(errorBody(null, RPC.UPSTREAM, `upstream answered ${status}`)),
+    type: 'application/json',
+  };
+}
+
 /** Upper bound for a JSON list body the gateway holds to filter (a page of tools is far smaller). */
 const MAX_REWRITE_BYTES = 64 * 1024 * 1024;
 
@@ -69,6 +87,8 @@ export class Relay implements Dispatcher.DispatchHandler {
   /** True while the last bytes written end an SSE event (a keepalive may be inserted then). */
   private atBoundary = true;
   private held: BodyBuffer | undefined;
+  /** The body sent instead of an unreadable non-2xx one (the upstream's is read and dropped). */
+  private replacement: Buffer | undefined;
   private sseRewriter: SseRewriterLike | undefined;
   private done = false;
   /** A held (rewritten JSON) response is written only once it is complete and filtered. */
@@ -112,15 +132,28 @@ export class Relay implements Dispatcher.DispatchHandler {
     }
     const rewrite = this.options.rewrite;
     if (rewrite !== undefined) {
-      // A response a rule must read is filtered whatever its status; one that cannot be read
-      // (a 2xx body that is neither JSON nor SSE) is refused, never passed on unfiltered.
-      if (this.sse) this.sseRewriter = rewrite.sse(this.options.budget);
-      else if (isJson(contentType)) this.held = this.holdBody(upstreamHeaders['content-length']);
-      else if (statusCode < 300 && statusCode !== 202 && statusCode !== 204) {
+      // A response a rule must read is filtered whatever its status; one that cannot be read (a
+      // body that is neither JSON nor SSE) is never passed on: a 2xx is refused, any other status
+      // keeps its status with a body of the gateway's own. The content type is the one the body
+      // was read as (a repeated or odd one could make a client read it as the other).
+      if (this.sse) {
+        this.sseRewriter = rewrite.sse(this.options.budget);
+        headers['content-type'] = 'text/event-stream';
+      } else if (isJson(contentType)) {
+        this.held = this.holdBody(upstreamHeaders['content-length']);
+        headers['content-type'] = 'application/json';
+      } else if (statusCode < 300 && statusCode !== 202 && statusCode !== 204) {
         controller.abort(
           new GatewayError('ERR_UPSTREAM_PROTOCOL', { message: 'upstream sent an invalid response' }),
         );
         return;
+      } else {
+        this.sse = false;
+        const own = unreadBody(statusCode);
+        this.replacement = own.body;
+        delete headers['content-type'];
+        if (own.type !== undefined) headers['content-type'] = own.type;
+        headers['content-length'] = String(own.body.length);
       }
       if (this.sseRewriter || this.held) delete headers['content-length'];
     }
@@ -154,7 +187,7 @@ export class Relay implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.res.destroyed) return;
+    if (this.res.destroyed || this.replacement !== undefined) return;
     if (this.held) {
       const refusal = this.held.push(chunk);
       if (refusal !== undefined) {
@@ -209,7 +242,10 @@ export class Relay implements Dispatcher.DispatchHandler {
         this.res.end(body);
       } else {
         if (this.sseRewriter) for (const out of this.sseRewriter.end()) this.write(undefined, out);
-        if (this.whole !== undefined) {
+        if (this.replacement !== undefined) {
+          this.options.hooks.onBytes(this.replacement.length);
+          this.res.end(this.replacement);
+        } else if (this.whole !== undefined) {
           this.options.hooks.onBytes(this.whole.length);
           this.res.end(this.whole);
         } else this.res.end();
