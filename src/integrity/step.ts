@@ -24,6 +24,8 @@ export interface IntegrityStep {
   ): { readonly bytes: Buffer; readonly rewrite: ResponseRewrite };
   /** The rewrite for a GET stream (it may replay responses of earlier POSTs). */
   stream(ctx: RequestContext): ResponseRewrite;
+  /** The rewrite for a DELETE: it forwards no request, so no response in its body may pass. */
+  closing(ctx: RequestContext): ResponseRewrite;
 }
 
 export interface IntegrityOptions {
@@ -61,6 +63,9 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
     },
     stream(ctx) {
       return createMatchRewrite(signedIds(tagger, principalOf(ctx).bindingId), filtersFor(ctx));
+    },
+    closing(ctx) {
+      return { ...createMatchRewrite(exchangeIds(new Map()), filtersFor(ctx)), bodyless: true };
     },
   };
 }

@@ -172,6 +172,8 @@ export function createHandler(deps: HandlerDeps): Handler {
       relayRef.release = steps.rateLimit.openStream(ctx);
       streams.set(ctx, relayRef);
       observer.streamOpened();
+    } else if (method === 'DELETE') {
+      rewrite = steps.integrity.closing(ctx);
     }
     if (res.destroyed) return;
 

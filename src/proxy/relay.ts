@@ -19,6 +19,8 @@ export interface ResponseRewrite {
   json(body: Buffer): Buffer;
   /** An SSE stream: an incremental rewriter, holding its unfinished event within `budget`. */
   sse(budget?: BufferBudget): SseRewriterLike;
+  /** The exchange answers no request (DELETE): a 2xx body of no readable type is dropped, not refused. */
+  readonly bodyless?: boolean;
 }
 
 interface SseRewriterLike {
@@ -142,7 +144,7 @@ export class Relay implements Dispatcher.DispatchHandler {
       } else if (isJson(contentType)) {
         this.held = this.holdBody(upstreamHeaders['content-length']);
         headers['content-type'] = 'application/json';
-      } else if (statusCode < 300 && statusCode !== 202 && statusCode !== 204) {
+      } else if (statusCode < 300 && statusCode !== 202 && statusCode !== 204 && rewrite.bodyless !== true) {
         controller.abort(
           new GatewayError('ERR_UPSTREAM_PROTOCOL', { message: 'upstream sent an invalid response' }),
         );

@@ -28,11 +28,14 @@ describe('the response envelope', () => {
   let upstream: Server;
   let gateway: TestGateway;
   let answer: Answer = () => {};
+  let onDelete: (res: ServerResponse) => void = (res) => void res.writeHead(200).end();
   before(async () => {
     upstream = createServer((req, res) => {
       let body = '';
       req.on('data', (c: Buffer) => (body += c.toString()));
-      req.on('end', () => answer((JSON.parse(body) as { id: unknown }).id, res));
+      req.on('end', () =>
+        req.method === 'DELETE' ? onDelete(res) : answer((JSON.parse(body) as { id: unknown }).id, res),
+      );
     });
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
     const { port } = upstream.address() as AddressInfo;
@@ -160,5 +163,30 @@ keys:
     const got = await listTools(15);
     assert.equal(got.headers.get('content-type'), 'text/event-stream');
     assert.doesNotMatch(got.body, /secret/);
+  });
+
+  it('a DELETE (which forwards no request) cannot carry a response to the client', async () => {
+    const del = () =>
+      fetch(gateway.mcpUrl, { method: 'DELETE', headers: { authorization: `Bearer ${KEY}` } });
+    // The control: what an SDK server answers to DELETE passes.
+    onDelete = (res) => void res.writeHead(200).end();
+    const plain = await del();
+    assert.equal(plain.status, 200);
+    assert.equal(await plain.text(), '');
+    onDelete = (res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(`data: ${listWithHidden(1)}\n\n`);
+    };
+    const res = await del();
+    const text = await res.text();
+    assert.doesNotMatch(text, /secret/);
+    assert.match(text, /"id":null/);
+    onDelete = (r) => {
+      r.writeHead(200, { 'content-type': 'application/json' });
+      r.end(listWithHidden(1));
+    };
+    const json = await del();
+    assert.equal(json.status, 502);
+    assert.doesNotMatch(await json.text(), /secret/);
   });
 });
