@@ -11,11 +11,16 @@
  * spec requires of servers. Also refused: a duplicated header, a malformed value, `Mcp-Method` or
  * `Mcp-Name` on a batch (they can describe only one message), `Mcp-Name` on a method that has no
  * name. A header that is absent is left to the upstream (which requires them on modern requests).
- * `Mcp-Param-*` headers need the tool's schema to check and are forwarded for the upstream to check.
+ * `Mcp-Param-*` headers mirror tool arguments named by the tool's schema (`x-mcp-header`), which the
+ * gateway does not hold, so the upstream checks which argument each mirrors. The gateway refuses what
+ * no conforming client sends: one on anything but a single `tools/call`, a repeated one, a malformed
+ * value, or a value that no string, number or boolean in `params.arguments` has (a header a
+ * component behind the gateway routes on then always names something the body carries).
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from '../jsonrpc/errors.ts';
 import type { JsonRpcId, JsonRpcMessage } from '../jsonrpc/message.ts';
+import { isRawNumber, rawNumberText } from '../jsonrpc/lossless.ts';
 
 /** `req.headers`, or better `req.headersDistinct` (which shows duplicated headers as arrays). */
 export type HeaderSource =
@@ -46,6 +51,11 @@ export function checkMcpHeaders(
   const method = single(headers['mcp-method']);
   const name = single(headers['mcp-name']);
   const version = single(headers['mcp-protocol-version']);
+  const params = paramHeaders(headers);
+  if (params !== undefined) {
+    const failure = checkParams(params, message);
+    if (failure !== undefined) return failure;
+  }
   if (method === undefined && name === undefined && version === undefined) return undefined;
   if (method === DUPLICATE || name === DUPLICATE || version === DUPLICATE) {
     return mismatch(null, 'a request metadata header is repeated');
@@ -76,6 +86,58 @@ export function checkMcpHeaders(
       return mismatch(id, `the Mcp-Name header does not match params.${field}`);
   }
   return undefined;
+}
+
+const PARAM_PREFIX = 'mcp-param-';
+
+function paramHeaders(headers: HeaderSource): [string, string | typeof DUPLICATE | undefined][] | undefined {
+  let out: [string, string | typeof DUPLICATE | undefined][] | undefined;
+  for (const name in headers) {
+    if (name.startsWith(PARAM_PREFIX)) (out ??= []).push([name, single(headers[name])]);
+  }
+  return out;
+}
+
+function checkParams(
+  params: readonly [string, string | typeof DUPLICATE | undefined][],
+  message: JsonRpcMessage | readonly JsonRpcMessage[],
+): GatewayError | undefined {
+  if (isBatch(message)) return mismatch(null, 'Mcp-Param headers cannot describe a batch');
+  const m = message as { id?: JsonRpcId; method?: string; params?: Record<string, unknown> };
+  const id = m.id ?? null;
+  if (m.method !== 'tools/call') return mismatch(id, 'Mcp-Param headers are defined only for tools/call');
+  const values = argumentValues(m.params?.arguments);
+  for (const [name, raw] of params) {
+    if (raw === DUPLICATE) return mismatch(id, `the ${name} header is repeated`);
+    const decoded = raw === undefined ? undefined : decodeValue(trimOws(raw));
+    if (decoded === undefined) return mismatch(id, `the ${name} header is malformed`);
+    if (!values.has(decoded)) return mismatch(id, `the ${name} header matches no argument`);
+  }
+  return undefined;
+}
+
+/**
+ * The header spellings of every string, number and boolean reachable through object members of the
+ * arguments (what `x-mcp-header` may annotate). A number counts in every spelling that denotes it.
+ */
+function argumentValues(args: unknown): Set<string> {
+  const out = new Set<string>();
+  const stack: unknown[] = [args];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === 'string') out.add(v);
+    else if (typeof v === 'boolean') out.add(String(v));
+    else if (typeof v === 'number') out.add(String(v));
+    else if (isRawNumber(v)) {
+      const text = rawNumberText(v);
+      out.add(text);
+      const n = Number(text);
+      if (Number.isSafeInteger(n)) out.add(String(n));
+    } else if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+      for (const key in v) stack.push((v as Record<string, unknown>)[key]);
+    }
+  }
+  return out;
 }
 
 function checkVersion(version: string | undefined, message: JsonRpcMessage): GatewayError | undefined {

@@ -140,7 +140,7 @@ export function createRequestHeaders(options: RequestHeaderOptions): RequestHead
       const value = incoming[name];
       if (value !== undefined) out[name] = value;
     }
-    // 2026-07-28 `Mcp-Param-<name>` headers mirror tool arguments (checked by the upstream).
+    // 2026-07-28 `Mcp-Param-<name>` headers mirror tool arguments (policy/headers.ts checks them).
     for (const name in incoming) {
       if (name.startsWith(PARAM_PREFIX)) out[name] = incoming[name] as string | string[];
     }

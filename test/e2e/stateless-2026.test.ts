@@ -19,6 +19,7 @@ import type { TestGateway } from '../helpers/gateway.ts';
 import { forwards, forwardedIds } from '../helpers/tags.ts';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { sha256Hex } from '../../src/auth/key-hash.ts';
+import { rawHttp } from '../helpers/net.ts';
 
 const MODERN = '2026-07-28';
 /** What the 2.x client negotiates on the 2025-era path (its `initialize` handshake). */
@@ -351,6 +352,58 @@ describe('2.x client (2026-07-28) through the gateway to a 2.x stateless upstrea
       !upstream.received.some((r) => forwards(r.body, id)),
       'the upstream received the mismatched request',
     );
+  });
+
+  it('refuses an Mcp-Param header whose value no argument has, on a batch, or repeated, before the upstream', async () => {
+    // The attack: a component behind the gateway that routes on Mcp-Param-Message would read
+    // "admin" while the tool runs with the body's argument.
+    const post = async (headers: string[], body: unknown) => {
+      const res = await rawHttp(gateway.mcpUrl, 'POST', [...rawModern, ...headers], JSON.stringify(body));
+      return { status: res.status, body: JSON.parse(res.body) as { id: unknown; error?: { code: number } } };
+    };
+    const rawModern = Object.entries(MODERN_HEADERS).flat();
+    const named = ['mcp-method', 'tools/call', 'mcp-name', 'echo'];
+    const call = (id: string, message: string) => ({
+      jsonrpc: '2.0',
+      id,
+      method: 'tools/call',
+      params: { name: 'echo', arguments: { message }, _meta: ENVELOPE },
+    });
+    const cases: [string, string[], unknown][] = [
+      ['param-mismatch-1', [...named, 'mcp-param-message', 'admin'], call('param-mismatch-1', 'ok')],
+      [
+        'param-repeated-1',
+        ['mcp-param-message', 'ok', 'mcp-param-message', 'admin'],
+        call('param-repeated-1', 'ok'),
+      ],
+      ['param-malformed-1', ['mcp-param-message', '=?base64?%%%?='], call('param-malformed-1', 'ok')],
+      [
+        'param-list-1',
+        ['mcp-param-message', 'ok'],
+        { jsonrpc: '2.0', id: 'param-list-1', method: 'tools/list', params: { _meta: ENVELOPE } },
+      ],
+    ];
+    for (const [id, headers, body] of cases) {
+      const res = await post(headers, body);
+      assert.equal(res.status, 400, id);
+      assert.equal(res.body.id, id);
+      assert.equal(res.body.error?.code, -32020, id);
+      assert.ok(!upstream.received.some((r) => forwards(r.body, id)), `the upstream received ${id}`);
+    }
+    const batch = await post(['mcp-param-message', 'ok'], [call('param-batch-1', 'ok')]);
+    assert.equal(batch.status, 400);
+    assert.deepEqual(
+      (batch.body as unknown as { id: unknown; error?: { code: number } }[]).map((e) => [
+        e.id,
+        e.error?.code,
+      ]),
+      [['param-batch-1', -32020]],
+    );
+    assert.ok(!upstream.received.some((r) => forwards(r.body, 'param-batch-1')));
+    // The control: the argument mirrored as the client must mirror it is forwarded.
+    const agreed = await post([...named, 'mcp-param-message', 'ok'], call('param-agree-1', 'ok'));
+    assert.equal(agreed.status, 200);
+    assert.ok(upstream.received.some((r) => forwards(r.body, 'param-agree-1')));
   });
 });
 

@@ -138,3 +138,37 @@ describe('checkMcpHeaders', () => {
     assertMismatch(checkMcpHeaders({ 'mcp-method': 'notifications/progress' }, n), null);
   });
 });
+
+describe('checkMcpHeaders: Mcp-Param-*', () => {
+  const call = (args: Record<string, unknown>): JsonRpcMessage => ({
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'tools/call',
+    params: { name: 'get_weather', arguments: args, _meta: meta },
+  });
+
+  it('passes a value some argument has (nested members, numbers, booleans, base64)', () => {
+    const args = { region: 'eu', opts: { units: 'C', days: 3, live: true }, city: 'Zürich' };
+    assert.equal(checkMcpHeaders({ 'mcp-param-region': 'eu' }, call(args)), undefined);
+    assert.equal(checkMcpHeaders({ 'mcp-param-units': ' C ' }, call(args)), undefined);
+    assert.equal(checkMcpHeaders({ 'mcp-param-days': '3', 'mcp-param-live': 'true' }, call(args)), undefined);
+    assert.equal(checkMcpHeaders({ 'mcp-param-city': b64('Zürich') }, call(args)), undefined);
+  });
+
+  it('refuses a value no argument has: a component routing on the header would read another one', () => {
+    assertMismatch(checkMcpHeaders({ 'mcp-param-region': 'us' }, call({ region: 'eu' })));
+    assertMismatch(checkMcpHeaders({ 'mcp-param-region': 'eu' }, call({})));
+    // Array items cannot be annotated: a value only inside an array does not count.
+    assertMismatch(checkMcpHeaders({ 'mcp-param-region': 'us' }, call({ regions: ['us'] })));
+  });
+
+  it('refuses a repeated or malformed one, and one on a batch or on another method', () => {
+    assertMismatch(checkMcpHeaders({ 'mcp-param-region': ['eu', 'us'] }, call({ region: 'eu' })));
+    assertMismatch(checkMcpHeaders({ 'mcp-param-region': '=?base64?***?=' }, call({ region: 'eu' })));
+    assertMismatch(checkMcpHeaders({ 'mcp-param-region': 'e\u00fc' }, call({ region: 'e\u00fc' })));
+    assertMismatch(checkMcpHeaders({ 'mcp-param-region': 'eu' }, [call({ region: 'eu' })]), null);
+    assertMismatch(
+      checkMcpHeaders({ 'mcp-param-region': 'eu' }, { jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+    );
+  });
+});
