@@ -16,6 +16,7 @@
 import { GatewayError } from '../../jsonrpc/errors.ts';
 import { BlockScanner, parseBlock, serializeEvent } from '../../proxy/sse.ts';
 import { MAX_EVENT_BYTES } from '../../proxy/sse-rewrite.ts';
+import { BodyBuffer, BufferBudget } from '../../proxy/body-buffer.ts';
 
 export interface StreamHandlers {
   /** The client's endpoint for the upstream's, or undefined when the gateway cannot take it over. */
@@ -29,16 +30,43 @@ export interface StreamHandlers {
 export interface StreamRewriter {
   push(chunk: Buffer): Buffer[];
   end(): Buffer[];
+  /** Gives back what an unfinished event holds (the stream ended early). */
+  release(): void;
 }
 
+/** For rewriters built without a budget (tests): only maxEventBytes applies. */
+const UNBOUNDED = new BufferBudget(Number.MAX_SAFE_INTEGER);
+
+/**
+ * `budget`: the unfinished event is held against it (limits.max_buffered_bytes), as every other
+ * held body is, so many streams each with a large event cannot exhaust memory.
+ */
 export function createStreamRewriter(
   handlers: StreamHandlers,
   maxEventBytes: number = MAX_EVENT_BYTES,
+  budget: BufferBudget = UNBOUNDED,
 ): StreamRewriter {
   const scanner = new BlockScanner();
-  let held: Buffer[] = [];
-  let heldBytes = 0;
+  let held: BodyBuffer | undefined;
   let first = true;
+
+  function release(): void {
+    held?.release();
+    held = undefined;
+  }
+
+  function hold(piece: Buffer): void {
+    held ??= new BodyBuffer(budget, maxEventBytes);
+    const refusal = held.push(piece);
+    if (refusal === undefined) return;
+    release();
+    throw refusal === 'too-large'
+      ? new GatewayError('ERR_UPSTREAM_PROTOCOL', { message: 'upstream sent an event larger than allowed' })
+      : new GatewayError('ERR_OVERLOADED', {
+          message: 'an event cannot be held: the gateway holds too many bodies',
+          status: 502,
+        });
+  }
 
   function block(raw: Buffer): Buffer | undefined {
     const fields = parseBlock(raw, first);
@@ -75,30 +103,25 @@ export function createStreamRewriter(
       let start = 0;
       for (const end of scanner.scan(chunk)) {
         const piece = chunk.subarray(start, end);
-        const raw = held.length === 0 ? piece : Buffer.concat([...held, piece]);
-        held = [];
-        heldBytes = 0;
+        let raw = piece;
+        if (held !== undefined) {
+          hold(piece);
+          raw = Buffer.from((held as BodyBuffer).bytes());
+          release();
+        }
         const replaced = block(raw);
         if (replaced !== undefined) out.push(replaced);
         start = end;
       }
-      if (start < chunk.length) {
-        heldBytes += chunk.length - start;
-        if (heldBytes > maxEventBytes) {
-          throw new GatewayError('ERR_UPSTREAM_PROTOCOL', {
-            message: 'upstream sent an event larger than allowed',
-          });
-        }
-        held.push(chunk.subarray(start));
-      }
+      if (start < chunk.length) hold(chunk.subarray(start));
       return out;
     },
     end() {
       // An unfinished event is not an event (a conforming client drops it): never passed on.
-      if (held.length > 0) handlers.onFiltered();
-      held = [];
-      heldBytes = 0;
+      if (held !== undefined) handlers.onFiltered();
+      release();
       return [];
     },
+    release,
   };
 }

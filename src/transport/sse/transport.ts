@@ -57,24 +57,28 @@ export function createSseTransport(options: SseTransportOptions): TransportStep 
         json() {
           throw new GatewayError('ERR_UPSTREAM_PROTOCOL');
         },
-        sse() {
+        sse(budget) {
           const match = responses(principal);
-          return createStreamRewriter({
-            onEndpoint(data) {
-              const endpoint = sessions.issue(data, principal.bindingId);
-              if (endpoint === undefined) return undefined;
-              issued.push(endpoint.session);
-              open.set(endpoint.session, ctx);
-              ctx.session = sessionTag(endpoint.session);
-              return endpoint.endpoint;
+          return createStreamRewriter(
+            {
+              onEndpoint(data) {
+                const endpoint = sessions.issue(data, principal.bindingId);
+                if (endpoint === undefined) return undefined;
+                issued.push(endpoint.session);
+                open.set(endpoint.session, ctx);
+                ctx.session = sessionTag(endpoint.session);
+                return endpoint.endpoint;
+              },
+              onMessage(data) {
+                const matched = match(data);
+                if (matched?.filtered) filtered();
+                return matched?.data;
+              },
+              onFiltered: filtered,
             },
-            onMessage(data) {
-              const matched = match(data);
-              if (matched?.filtered) filtered();
-              return matched?.data;
-            },
-            onFiltered: filtered,
-          });
+            undefined,
+            budget,
+          );
         },
       };
     },

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { createStreamRewriter } from '../../../../src/transport/sse/stream.ts';
 import type { StreamHandlers } from '../../../../src/transport/sse/stream.ts';
 import { GatewayError } from '../../../../src/jsonrpc/errors.ts';
+import { BufferBudget } from '../../../../src/proxy/body-buffer.ts';
 
 function harness(overrides: Partial<StreamHandlers> = {}) {
   const seen: string[] = [];
@@ -107,5 +108,30 @@ describe('HTTP+SSE stream rewriter', () => {
       whole,
       'event: endpoint\ndata: /gw?session=for(/m?s=1)\n\nevent: message\ndata: {"x":\ndata: 1}\n\nevent: message\ndata: {"y":2}\n\n',
     );
+  });
+});
+
+describe('HTTP+SSE stream rewriter: memory', () => {
+  it('holds unfinished events against the process-wide budget, and gives it back', () => {
+    // The attack: many HTTP+SSE streams, each with a large event arriving slowly, held outside
+    // limits.max_buffered_bytes until the process runs out of memory.
+    const budget = new BufferBudget(1000);
+    const handlers = { onEndpoint: () => '', onMessage: (d: string) => d, onFiltered: () => {} };
+    const a = createStreamRewriter(handlers, 64 * 1024, budget);
+    const b = createStreamRewriter(handlers, 64 * 1024, budget);
+    assert.deepEqual(a.push(Buffer.from(`data: ${'x'.repeat(600)}`)), []);
+    assert.ok(budget.used >= 600);
+    assert.throws(
+      () => b.push(Buffer.from(`data: ${'y'.repeat(600)}`)),
+      (err: unknown) => err instanceof GatewayError && err.code === 'ERR_OVERLOADED',
+    );
+    // The event completes: it is passed on whole, and nothing stays reserved.
+    const out = a.push(Buffer.from('\n\n'));
+    assert.equal(Buffer.concat(out).toString(), `event: message\ndata: ${'x'.repeat(600)}\n\n`);
+    assert.equal(budget.used, 0);
+    a.push(Buffer.from('data: partial'));
+    assert.ok(budget.used > 0);
+    a.release();
+    assert.equal(budget.used, 0);
   });
 });
