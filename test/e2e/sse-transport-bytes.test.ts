@@ -302,3 +302,58 @@ describe('HTTP+SSE transport: shutdown and public_url', () => {
     await waitFor(() => upstream.streams.at(-1)!.closed, 2000, 'the upstream stream to close');
   });
 });
+
+describe('HTTP+SSE transport across two replicas sharing auth.session_secret', () => {
+  let upstream: RawSseUpstream;
+  let holder: TestGateway;
+  let other: TestGateway;
+  before(async () => {
+    upstream = await startRawSseUpstream(() => '/legacy/messages?sid=R1');
+    holder = await startTestGateway(config(upstream.url));
+    other = await startTestGateway(config(upstream.url));
+  });
+  after(async () => {
+    await holder.close(200);
+    await other.close(200);
+    await upstream.close();
+  });
+
+  it('matches on the stream a request POSTed through the other replica (stateless tags)', async () => {
+    const stream = await openStream(holder.mcpUrl, KEY);
+    try {
+      const { data } = await stream.next();
+      // The same session, POSTed to the replica that does not hold the stream.
+      const endpoint = new URL(data, other.url).href;
+      const arrived = upstream.nextPost();
+      assert.equal((await post(endpoint, { jsonrpc: '2.0', id: 4, method: 'tools/list' })).status, 202);
+      const sent = (await arrived) as { id: string };
+      upstream.write(
+        `data: ${JSON.stringify({ jsonrpc: '2.0', id: sent.id, result: { tools: TOOLS } })}\n\n`,
+      );
+      const answer = JSON.parse((await stream.next()).data) as {
+        id: number;
+        result: { tools: { name: string }[] };
+      };
+      assert.equal(answer.id, 4);
+      assert.deepEqual(
+        answer.result.tools.map((t) => t.name),
+        ['echo'],
+      );
+      // A denial there cannot reach this stream: it is answered in the POST's body instead.
+      const posts = upstream.posts.length;
+      const denied = await post(endpoint, {
+        jsonrpc: '2.0',
+        id: 6,
+        method: 'tools/call',
+        params: { name: 'secret', arguments: {} },
+      });
+      assert.equal(denied.status, 200);
+      const body = (await denied.json()) as { id: number; error: { code: number } };
+      assert.equal(body.id, 6);
+      assert.equal(body.error.code, -32602);
+      assert.equal(upstream.posts.length, posts, 'the denied call never reached the upstream');
+    } finally {
+      stream.close();
+    }
+  });
+});
