@@ -17,7 +17,7 @@ import { startSdkUpstream } from '../helpers/sdk-upstream.ts';
 import type { SdkUpstream } from '../helpers/sdk-upstream.ts';
 import { runCli, startServe } from '../helpers/cli.ts';
 import type { ServeProcess } from '../helpers/cli.ts';
-import { freePort } from '../helpers/net.ts';
+import { freePort, waitFor } from '../helpers/net.ts';
 
 const CLIENTS = {
   admin: { secret: 'admin-secret', scopes: ['mcp:tools'], claims: { groups: ['admins'] } },
@@ -109,12 +109,19 @@ describe('an environment-only gateway (no config file)', () => {
     assert.ok(admin.includes('secret_admin') && admin.includes('echo'));
     assert.deepEqual(await listFor('reader'), ['echo']);
 
-    const lines = gateway
-      .stdout()
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-    assert.ok(lines.some((l) => l.sub === 'service-admin' && l.grant === 'admins'));
-    assert.ok(lines.some((l) => l.sub === 'service-reader' && l.grant === 'tools'));
+    // The audit line of the last request is written when its response has closed, which may be
+    // after the client saw the answer: wait for whole lines (the last one may still be arriving).
+    const auditLines = () =>
+      gateway
+        .stdout()
+        .split('\n')
+        .slice(0, -1)
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const seen = (sub: string, grant: string) => auditLines().some((l) => l.sub === sub && l.grant === grant);
+    await waitFor(
+      () => seen('service-admin', 'admins') && seen('service-reader', 'tools'),
+      5000,
+      'the audit lines of both OAuth clients',
+    );
   });
 });
