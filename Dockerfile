@@ -18,7 +18,7 @@ FROM gcr.io/distroless/cc-debian12:nonroot
 LABEL org.opencontainers.image.title="mcpgate" \
       org.opencontainers.image.description="A lock for self-hosted MCP servers: API keys, OAuth, per-key allowlists, rate limits and an audit line per request." \
       org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.source="https://github.com/mcpgate/mcpgate"
+      org.opencontainers.image.source="https://github.com/OWNER/mcpgate"
 COPY --from=build /src/dist/mcpgate /usr/local/bin/mcpgate
 ENV MCPGATE_CONFIG=/etc/mcpgate/config.yaml \
     MCPGATE_LISTEN=0.0.0.0:8080
