@@ -2,7 +2,8 @@
 // in a copy of only what the Dockerfile copies, with node_modules standing in for `npm ci`), copies
 // it alone into another temp dir, and runs it there with PATH=/usr/bin:/bin and nothing else: no
 // node, no node_modules, no sources. Then it puts the executable in front of a real MCP server and
-// drives it with the real MCP SDK client.
+// drives it with the real MCP SDK client. With MCPGATE_TEST_BINARY set it tests that file instead of
+// building one (the release workflow tests the very executable it ships).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -68,6 +69,14 @@ async function keygen(label: string): Promise<{ label: string; key: string; hash
 }
 
 before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'mcpgate-bin-'));
+  bin = join(dir, 'mcpgate');
+  // The release workflow builds first and tests the very file it ships (MCPGATE_TEST_BINARY).
+  const given = process.env.MCPGATE_TEST_BINARY;
+  if (given !== undefined && given !== '') {
+    await copyFile(given, bin);
+    return;
+  }
   const context = await mkdtemp(join(tmpdir(), 'mcpgate-context-'));
   try {
     for (const path of DOCKER_CONTEXT) await cp(join(ROOT, path), join(context, path), { recursive: true });
@@ -83,8 +92,6 @@ before(async () => {
     if (result.code !== 0) {
       throw new Error(`building the executable failed:\n${result.stdout}\n${result.stderr}`);
     }
-    dir = await mkdtemp(join(tmpdir(), 'mcpgate-bin-'));
-    bin = join(dir, 'mcpgate');
     await copyFile(join(context, 'dist/mcpgate'), bin);
   } finally {
     await rm(context, { recursive: true, force: true });

@@ -182,3 +182,22 @@ test('carries the OCI labels', () => {
   assert.match(labels['org.opencontainers.image.source'] ?? '', /^https:\/\/github\.com\/[\w.-]+\/[\w.-]+$/);
   assert.ok((labels['org.opencontainers.image.description'] ?? '').length > 20);
 });
+
+test('release.Dockerfile is the runtime stage around the released executable of each platform', () => {
+  assert.ok(runtime);
+  const release = read('release.Dockerfile');
+  assert.deepEqual(
+    validate(release).map((d) => `${d.range.start.line + 1}: ${d.message}`),
+    [],
+  );
+  const [only, ...more] = stages(instructions(release));
+  assert.ok(only);
+  assert.equal(more.length, 0, 'one stage: nothing is built, so nothing needs QEMU');
+  assert.equal(only.from, runtime.from);
+  assert.equal(all(only, 'RUN').length, 0);
+  assert.equal(one(only, 'ARG').args, 'TARGETARCH');
+  assert.equal(one(only, 'COPY').args, `\${TARGETARCH}/mcpgate ${BIN}`);
+  // Everything else is the same as ./Dockerfile's runtime stage, so the two images cannot drift.
+  const rest = (s: Stage) => s.body.filter((i) => i.keyword !== 'COPY' && i.keyword !== 'ARG');
+  assert.deepEqual(rest(only), rest(runtime));
+});

@@ -22,7 +22,7 @@ function examples(dir = 'examples/'): string[] {
 }
 
 test(`README, package.json, Dockerfile and examples name the owner as ${PLACEHOLDER}, and only so`, () => {
-  const files = ['README.md', 'package.json', 'Dockerfile', ...examples()];
+  const files = ['README.md', 'package.json', 'Dockerfile', 'release.Dockerfile', ...examples()];
   for (const file of files) {
     for (const owner of owners(read(file)))
       assert.equal(owner, PLACEHOLDER, `${file} names owner "${owner}"`);

@@ -132,8 +132,45 @@ test('release.yml: pushes a multi-arch image to ghcr with provenance', () => {
   assert.match(String(step(j, 'docker/metadata-action').with?.images), /ghcr\.io|env\.IMAGE/);
   const order = j.steps.map((s) => s.uses?.split('@')[0]);
   assert.ok(order.indexOf('docker/setup-buildx-action') < order.indexOf('docker/build-push-action'));
-  assert.ok(order.indexOf('docker/setup-qemu-action') < order.indexOf('docker/build-push-action'));
   assert.ok(order.indexOf('docker/login-action') < order.indexOf('docker/build-push-action'));
+});
+
+test('release.yml: each executable is tested where it is built, then released and imaged as that same file', () => {
+  const wf = load('release.yml');
+  const bins = job(wf, 'binaries');
+  const runs = bins.steps.map((s) => s.run ?? '');
+  const build = runs.indexOf('npm run build:bin');
+  const testStep = bins.steps.find((s) => s.run === 'npm test');
+  assert.ok(testStep, 'npm test');
+  assert.ok(build >= 0 && build < bins.steps.indexOf(testStep), 'build:bin before npm test');
+  // test/package/binary.test.ts then runs this dist/mcpgate instead of building its own.
+  assert.deepEqual(testStep.env, { MCPGATE_TEST_BINARY: '${{ github.workspace }}/dist/mcpgate' });
+  const upload = step(bins, 'actions/upload-artifact');
+  assert.equal(upload.with?.name, 'mcpgate-linux-${{ matrix.arch }}');
+  assert.ok(bins.steps.indexOf(upload) > bins.steps.indexOf(testStep));
+
+  const image = job(wf, 'image');
+  const uses = image.steps.map((s) => s.uses?.split('@')[0]);
+  assert.ok(!uses.includes('docker/setup-qemu-action'), 'no QEMU: the image build runs nothing foreign');
+  const download = uses.indexOf('actions/download-artifact');
+  const push = uses.indexOf('docker/build-push-action');
+  assert.ok(download >= 0 && download < push, 'the image job downloads the tested executables first');
+  const place = image.steps.map((s) => s.run ?? '').join('\n');
+  for (const [arch, platform] of [
+    ['x64', 'amd64'],
+    ['arm64', 'arm64'],
+  ])
+    assert.match(
+      place,
+      new RegExp(`install -D -m 0755 dist/mcpgate-linux-${arch} image/${platform}/mcpgate`),
+    );
+  const pushWith = image.steps[push]!.with ?? {};
+  assert.equal(pushWith.context, 'image');
+  assert.equal(pushWith.file, 'release.Dockerfile');
+  // release.Dockerfile copies ${TARGETARCH}/mcpgate (test/package/dockerfile.test.ts), and builds nothing.
+  const dockerfile = readFileSync(new URL('release.Dockerfile', root), 'utf8');
+  assert.match(dockerfile, /^COPY \$\{TARGETARCH\}\/mcpgate \/usr\/local\/bin\/mcpgate$/m);
+  assert.doesNotMatch(dockerfile, /^RUN /m);
 });
 
 test('ci.yml: runs the whole test suite on both architectures', () => {
