@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFile, cp, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdtemp, open, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -242,4 +242,43 @@ test('serve: the executable guards a real MCP server for a real MCP client, and 
     assert.notEqual(denied.decision, 'allow');
     assert.ok(!gate.stdout.includes(key) && !gate.stderr.includes(key), 'the key never appears in the logs');
   });
+});
+
+/** The section names of a 64-bit little-endian ELF file (what `readelf -S` lists). */
+async function elfSections(path: string): Promise<string[]> {
+  const file = await open(path, 'r');
+  try {
+    const read = async (offset: number, length: number) => {
+      const buf = Buffer.alloc(length);
+      await file.read(buf, 0, length, offset);
+      return buf;
+    };
+    const header = await read(0, 64);
+    assert.equal(header.toString('latin1', 0, 4), '\x7fELF');
+    assert.equal(header[4], 2, '64-bit ELF');
+    const shoff = Number(header.readBigUInt64LE(0x28));
+    const shentsize = header.readUInt16LE(0x3a);
+    const shnum = header.readUInt16LE(0x3c);
+    const table = await read(shoff, shentsize * shnum);
+    const at = (i: number) => table.subarray(i * shentsize, (i + 1) * shentsize);
+    const strtab = at(header.readUInt16LE(0x3e));
+    const names = await read(Number(strtab.readBigUInt64LE(0x18)), Number(strtab.readBigUInt64LE(0x20)));
+    return Array.from({ length: shnum }, (_, i) => {
+      const start = at(i).readUInt32LE(0);
+      return names.toString('latin1', start, names.indexOf(0, start));
+    });
+  } finally {
+    await file.close();
+  }
+}
+
+test('the executable carries no symbol table or debug info (build:bin strips the Node binary)', async () => {
+  const sections = await elfSections(bin);
+  assert.ok(sections.includes('.text') && sections.includes('.dynsym'), sections.join(' '));
+  assert.deepEqual(
+    sections.filter((s) => s === '.symtab' || s.startsWith('.debug_')),
+    [],
+  );
+  const { size } = await stat(bin);
+  assert.ok(size < 115 * 2 ** 20, `${(size / 2 ** 20).toFixed(1)} MiB (unstripped it was about 123.5 MiB)`);
 });
