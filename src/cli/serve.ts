@@ -2,7 +2,7 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { CliIo } from './io.ts';
-import { configSource, DEFAULT_CONFIG_PATH, ENVIRONMENT_SOURCE } from './config-path.ts';
+import { loadFromSource } from './config-path.ts';
 import { isLogLevel, LOG_LEVELS } from '../log/levels.ts';
 import { VERSION } from '../version.ts';
 import { parseListen } from '../config/schema.ts';
@@ -46,14 +46,7 @@ export function registerServe(program: Command, io: CliIo): void {
         import('../log/logger.ts'),
       ]);
       const log = createLogger({ level: options.logLevel, pretty: process.stderr.isTTY === true });
-      const file = configSource(options.config, io.env);
-      const path = file ?? ENVIRONMENT_SOURCE;
-      const { loadConfigFrom, formatIssue, hasConfigVariables } = await import('../config/load.ts');
-      if (file === undefined && !hasConfigVariables(io.env))
-        io.stderr(
-          `no config file (${DEFAULT_CONFIG_PATH} not found, no --config or MCPGATE_CONFIG) and no MCPGATE_* config variables\n`,
-        );
-      const { config, issues } = await loadConfigFrom(file, io.env, io.now());
+      const { file, path, config, issues, formatIssue, load } = await loadFromSource(options.config, io);
       for (const issue of issues) {
         if (issue.severity === 'warning') log.warn({ path: issue.path }, issue.message);
         else io.stderr(formatIssue(issue) + '\n');
@@ -128,7 +121,7 @@ export function registerServe(program: Command, io: CliIo): void {
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
       const { onHangup } = await import('./reload-on-hup.ts');
-      const hangup = onHangup(runtime, { path, log, load: () => loadConfigFrom(file, io.env, io.now()) });
+      const hangup = onHangup(runtime, { path, log, load });
       process.on('SIGHUP', () => void hangup());
     });
 }

@@ -1,7 +1,7 @@
 /** `mcpgate validate`: every problem with its path (exit 1), or a one-line summary (exit 0). */
 import type { Command } from 'commander';
 import type { CliIo } from './io.ts';
-import { configSource, DEFAULT_CONFIG_PATH, ENVIRONMENT_SOURCE } from './config-path.ts';
+import { loadFromSource } from './config-path.ts';
 
 export function registerValidate(program: Command, io: CliIo): void {
   program
@@ -12,16 +12,8 @@ export function registerValidate(program: Command, io: CliIo): void {
       'config file (default: $MCPGATE_CONFIG, else ./mcpgate.yaml, else the MCPGATE_* environment alone)',
     )
     .action(async (options: { config?: string }) => {
-      const file = configSource(options.config, io.env);
-      const path = file ?? ENVIRONMENT_SOURCE;
-      const { loadConfigFrom, formatIssue, hasConfigVariables } = await import('../config/load.ts');
-      if (file === undefined && !hasConfigVariables(io.env))
-        io.stderr(
-          `no config file (${DEFAULT_CONFIG_PATH} not found, no --config or MCPGATE_CONFIG) and no MCPGATE_* config variables\n`,
-        );
-      const { config, issues } = await loadConfigFrom(file, io.env, io.now());
-      for (const issue of issues)
-        (issue.severity === 'error' ? io.stderr : io.stderr)(formatIssue(issue) + '\n');
+      const { path, config, issues, formatIssue } = await loadFromSource(options.config, io);
+      for (const issue of issues) io.stderr(formatIssue(issue) + '\n');
       if (!config) {
         io.stderr(`${path}: ${issues.filter((i) => i.severity === 'error').length} problem(s)\n`);
         io.exit(1);

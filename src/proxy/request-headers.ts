@@ -10,6 +10,7 @@
  * (and judged them, e.g. MCP-Protocol-Version), whatever a Connection header lists.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { HEADER_NAME, HOP_BY_HOP } from './header-names.ts';
 
 /** Client headers forwarded as they are (lower case). */
 export const FORWARDED_CLIENT_HEADERS: readonly string[] = Object.freeze([
@@ -42,19 +43,6 @@ const GATEWAY_WRITTEN = new Set([
 /** The client's credentials for the gateway: the upstream never sees them. */
 const CREDENTIALS = new Set(['authorization', 'proxy-authorization', 'x-api-key', 'cookie']);
 
-/** RFC 9110 §7.6.1 hop-by-hop headers (and `proxy-*`, `http2-settings`): one connection only. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'proxy-connection',
-  'http2-settings',
-  'expect',
-]);
-
 /** Headers that make an upstream act on another method or URL than the one the gateway judged. */
 const REWRITES = new Set([
   'x-http-method-override',
@@ -76,15 +64,13 @@ const STATIC_FORBIDDEN = new Set([
   'mcp-session-id',
 ]);
 
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-
 /**
  * Why `name` may not be in `upstream.forward_headers` (undefined when it may). The same rule keeps
  * `upstream.headers` from overriding what describes the body or the connection.
  */
 export function forwardHeaderProblem(name: string): string | undefined {
   const lower = name.toLowerCase();
-  if (!TOKEN.test(name)) return 'is not a valid header name';
+  if (!HEADER_NAME.test(name)) return 'is not a valid header name';
   if (CREDENTIALS.has(lower)) return 'is a credential for the gateway: it never reaches the upstream';
   if (HOP_BY_HOP.has(lower) || lower.startsWith('proxy-'))
     return 'is a hop-by-hop header: it never crosses the gateway';
@@ -96,7 +82,7 @@ export function forwardHeaderProblem(name: string): string | undefined {
 /** Why `name` may not be set by `upstream.headers` (they may set credentials, unlike forward_headers). */
 export function staticHeaderProblem(name: string): string | undefined {
   const lower = name.toLowerCase();
-  if (!TOKEN.test(name)) return 'is not a valid header name';
+  if (!HEADER_NAME.test(name)) return 'is not a valid header name';
   if (HOP_BY_HOP.has(lower)) return 'is a hop-by-hop header: it never crosses the gateway';
   if (STATIC_FORBIDDEN.has(lower))
     return 'is written by the gateway itself (it describes the forwarded body, session or upstream URL)';

@@ -17,24 +17,12 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from '../jsonrpc/errors.ts';
+import { HEADER_NAME, HOP_BY_HOP } from './header-names.ts';
 
 /** Upstream headers always passed (lower case). */
 export const PASSED_RESPONSE_HEADERS: readonly string[] = Object.freeze(['content-type', 'cache-control']);
 /** Passed only with these statuses. */
 const RETRY_AFTER_STATUSES = new Set([429, 503]);
-
-/** RFC 9110 §7.6.1 hop-by-hop headers (and `proxy-*`): one connection only. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'proxy-connection',
-  'proxy-authenticate',
-  'http2-settings',
-]);
 
 /** They describe the upstream, not the gateway: never passed, not even when configured. */
 const UPSTREAM_ONLY = new Set([
@@ -59,12 +47,10 @@ const GATEWAY_WRITTEN = new Set([
   'x-accel-buffering',
 ]);
 
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-
 /** Why `name` may not be in `upstream.pass_headers` (undefined when it may). */
 export function passHeaderProblem(name: string): string | undefined {
   const lower = name.toLowerCase();
-  if (!TOKEN.test(name)) return 'is not a valid header name';
+  if (!HEADER_NAME.test(name)) return 'is not a valid header name';
   if (HOP_BY_HOP.has(lower) || lower.startsWith('proxy-'))
     return 'is a hop-by-hop header: it never crosses the gateway';
   if (UPSTREAM_ONLY.has(lower) || lower.startsWith('access-control-'))
