@@ -11,8 +11,6 @@ import { UNREADABLE } from './unreadable.ts';
 import type { FastListOptions } from './fast-list.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
 import type { JsonRpcId } from '../jsonrpc/message.ts';
-import type { ResponseRewrite } from '../proxy/relay.ts';
-import { createSseRewriter } from '../proxy/sse-rewrite.ts';
 import type { Grants } from './grants.ts';
 import { resourceAllowed } from './judge.ts';
 import type { ListKind } from './methods.ts';
@@ -200,24 +198,5 @@ function fastOptions(plan: ResponsePlan, grants: Grants, pins: ListPins | undefi
     keep: (kind, name, body, start, end) =>
       (kind === 'tools' ? grants.tool(name) : grants.prompt(name)) && pins.pass(kind, name, body, start, end),
     startList: (kind, body, open, end, count) => pins.startList(kind, body, open, end, count),
-  };
-}
-
-/** The relay's rewrite for a response to requests with a plan (see proxy/relay.ts). */
-export function createResponseRewrite(
-  plan: ResponsePlan,
-  grants: Grants,
-  tasks?: TaskScope,
-): ResponseRewrite {
-  // Only recording tasks: an event that does not spell `taskId` cannot create one, so most events
-  // of a long tool call skip JSON.parse. (Missing an escaped key only loses the task: fail closed.)
-  let recordOnly = true;
-  for (const action of plan.values()) if (action !== 'task') recordOnly = false;
-  const rewrite = recordOnly
-    ? (data: string) => (data.includes('taskId') ? rewriteEventData(data, plan, grants, tasks) : undefined)
-    : (data: string) => rewriteEventData(data, plan, grants, tasks);
-  return {
-    json: (body) => filterJsonResponseBody(body, plan, grants, tasks),
-    sse: (budget) => createSseRewriter(rewrite, { budget }),
   };
 }

@@ -4,7 +4,6 @@ import { isGatewayError } from '../../../src/jsonrpc/errors.ts';
 import type { JsonRpcId } from '../../../src/jsonrpc/message.ts';
 import { compileGrants } from '../../../src/policy/grants.ts';
 import {
-  createResponseRewrite,
   filterJsonResponseBody,
   filterListResult,
   rewriteEventData,
@@ -13,12 +12,19 @@ import type { ResponseAction } from '../../../src/policy/filter-list.ts';
 import { judge } from '../../../src/policy/judge.ts';
 import { TaskOwnership } from '../../../src/policy/tasks.ts';
 import { SseParser } from '../../../src/proxy/sse.ts';
+import { createSseRewriter } from '../../../src/proxy/sse-rewrite.ts';
+import type { TaskScope } from '../../../src/policy/tasks.ts';
 
 const grants = compileGrants({
   allow: ['echo', 'search_*'],
   prompts: ['greeting'],
   resources: ['file:///public/*', 'test://template/{id}'],
 });
+
+/** An SSE stream rewritten by a plan, the way the response matcher applies one to each event. */
+function sseFilter(p: ReadonlyMap<JsonRpcId, ResponseAction>, g: typeof grants, tasks?: TaskScope) {
+  return createSseRewriter((data) => rewriteEventData(data, p, g, tasks));
+}
 
 const tools = {
   tools: [
@@ -233,7 +239,7 @@ describe('list filtering over SSE', () => {
     const json = JSON.stringify(response, null, 1).split('\n');
     const result = `event: message\nid: stream-1_9\n${json.map((l) => `data: ${l}\n`).join('')}\n`;
     const input = streamOf([progress, log, result]);
-    const rewrite = createResponseRewrite(plan([[5, 'tools']]), grants).sse();
+    const rewrite = sseFilter(plan([[5, 'tools']]), grants);
     const out: Buffer[] = [];
     // Byte by byte: the worst chunking there is.
     for (let i = 0; i < input.length; i++) out.push(...rewrite.push(input.subarray(i, i + 1)));
@@ -282,9 +288,7 @@ describe('list filtering over SSE', () => {
   });
 
   it('the JSON side of the same rewrite filters a whole body', () => {
-    const out = createResponseRewrite(plan([[5, 'tools']]), grants).json(
-      Buffer.from(JSON.stringify(response)),
-    );
+    const out = filterJsonResponseBody(Buffer.from(JSON.stringify(response)), plan([[5, 'tools']]), grants);
     assert.deepEqual(JSON.parse(out.toString()).result.tools, [{ name: 'echo' }]);
   });
 });
@@ -293,7 +297,7 @@ describe('task recording over SSE', () => {
   it('records the task from the result event of a long tool call stream', () => {
     const registry = new TaskOwnership({ now: () => 0 });
     const scope = registry.scope('key-a');
-    const rewrite = createResponseRewrite(plan([[9, 'task']]), grants, scope).sse();
+    const rewrite = sseFilter(plan([[9, 'task']]), grants, scope);
     const progress =
       'data: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}\n\n';
     const created =
