@@ -1,0 +1,159 @@
+/**
+ * A/B of gateway builds in one run: the floor and one or more mcpgate checkouts (or one checkout
+ * with different node flags) under the same wrk load, in alternating rounds, with user and system
+ * CPU per request reported apart (the runner's CPU row sums them). For work on the hot path:
+ *
+ *   node bench/ab.ts --gw main=/work/main/bin/mcpgate.js --gw mine=bin/mcpgate.js \
+ *     [--config passthrough|pipeline] [--connections 32] [--rounds 5] [--duration 3]
+ *     [--node-arg mine:--max-semi-space-size=16]
+ *
+ * Prints one line per target: median req/s, p50, p99, user µs/req, system µs/req, total vs floor.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { BASE_HEADERS, openSession } from './client.ts';
+import { loadGenerator } from './load.ts';
+import type { LoadResult } from './load.ts';
+import { CALL, HUGE, keyEntry } from './measure.ts';
+import { keygen, killAll, startFloorProxy, startGateway, startOrigin } from './processes.ts';
+import type { Proc } from './processes.ts';
+import { percentile, us } from './report.ts';
+
+const { values } = parseArgs({
+  options: {
+    gw: { type: 'string', multiple: true, default: [] },
+    config: { type: 'string', default: 'passthrough' },
+    connections: { type: 'string', default: '32' },
+    rounds: { type: 'string', default: '5' },
+    duration: { type: 'string', default: '3' },
+    warmup: { type: 'string', default: '2' },
+    'node-arg': { type: 'string', multiple: true, default: [] },
+  },
+});
+if (values.gw.length === 0)
+  values.gw.push(`mcpgate=${new URL('../bin/mcpgate.js', import.meta.url).pathname}`);
+
+process.on('exit', killAll);
+const dir = mkdtempSync(join(tmpdir(), 'mcpgate-ab-'));
+const ticks = 100;
+
+function cpu(pid: number): { user: number; sys: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { user: (Number(f[11]) * 1e6) / ticks, sys: (Number(f[12]) * 1e6) / ticks };
+}
+
+const origin = await startOrigin(dir, 1000);
+const originUrl = `http://127.0.0.1:${origin.port}/mcp`;
+const load = await loadGenerator(dir, 'wrk');
+interface Target {
+  label: string;
+  proc: Proc;
+  url: string;
+  headers: Record<string, string>;
+}
+const targets: Target[] = [];
+const floor = await startFloorProxy(dir, originUrl);
+const floorUrl = `http://127.0.0.1:${floor.port}/mcp`;
+targets.push({
+  label: 'floor',
+  proc: floor,
+  url: floorUrl,
+  headers: await openSession(floorUrl, BASE_HEADERS),
+});
+
+for (const spec of values.gw) {
+  const eq = spec.indexOf('=');
+  const label = spec.slice(0, eq);
+  const bin = spec.slice(eq + 1);
+  const nodeArgs = values['node-arg']
+    .filter((a) => a.startsWith(`${label}:`))
+    .map((a) => a.slice(label.length + 1));
+  let config: Record<string, unknown>;
+  let base: Record<string, string> = { ...BASE_HEADERS };
+  if (values.config === 'pipeline') {
+    const key = await keygen(bin, 'bench');
+    config = {
+      upstream: { url: originUrl },
+      keys: [keyEntry(key, ['*'])],
+      rate_limit: { backend: 'memory' },
+      audit: { output: join(dir, `${label}-audit.log`) },
+    };
+    base = { ...base, authorization: `Bearer ${key.key}` };
+  } else {
+    config = {
+      upstream: { url: originUrl },
+      auth: { allow_unauthenticated: true },
+      rate_limit: { ...HUGE, max_streams: 100_000 },
+      audit: { output: '/dev/null' },
+    };
+  }
+  const proc = await startGateway(bin, dir, label, config, nodeArgs);
+  const url = `http://127.0.0.1:${proc.port}/mcp`;
+  targets.push({ label, proc, url, headers: await openSession(url, base) });
+}
+
+const connections = Number(values.connections);
+const seconds = Number(values.duration);
+const spec = (t: Target, s: number) => ({
+  url: t.url,
+  body: CALL,
+  headers: t.headers,
+  connections,
+  seconds: s,
+});
+for (const t of targets) await load.run(spec(t, Number(values.warmup)));
+const runs = targets.map(() => [] as LoadResult[]);
+const used = targets.map(() => ({ user: 0, sys: 0, requests: 0 }));
+for (let round = 0; round < Number(values.rounds); round++) {
+  for (const [i, t] of targets.entries()) {
+    const before = cpu(t.proc.pid);
+    const r = await load.run(spec(t, seconds));
+    const after = cpu(t.proc.pid);
+    runs[i]!.push(r);
+    used[i]!.user += after.user - before.user;
+    used[i]!.sys += after.sys - before.sys;
+    used[i]!.requests += r.requests;
+  }
+}
+const floorTotal = (used[0]!.user + used[0]!.sys) / used[0]!.requests;
+const floorP99 = percentile(
+  runs[0]!.map((r) => r.p99),
+  50,
+);
+console.log(
+  `${values.config}, ${connections} conns, ${values.rounds}×${seconds}s, load before ${readFileSync('/proc/loadavg', 'utf8').split(' ')[0]}`,
+);
+for (const [i, t] of targets.entries()) {
+  const rs = runs[i]!;
+  const u = used[i]!;
+  const user = u.user / u.requests;
+  const sys = u.sys / u.requests;
+  const p99 = percentile(
+    rs.map((r) => r.p99),
+    50,
+  );
+  console.log(
+    `${t.label.padEnd(10)} ${Math.round(
+      percentile(
+        rs.map((r) => r.rps),
+        50,
+      ),
+    )
+      .toString()
+      .padStart(6)} req/s  ` +
+      `p50 ${us(
+        percentile(
+          rs.map((r) => r.p50),
+          50,
+        ),
+      ).padStart(8)}  p99 ${us(p99).padStart(8)} (${(p99 / floorP99).toFixed(2)}×)  ` +
+      `user ${us(user).padStart(6)}  sys ${us(sys).padStart(6)}  total ${((user + sys) / floorTotal).toFixed(2)}× floor`,
+  );
+}
+for (const t of targets.slice(1)) await t.proc.stop();
+await floor.stop();
+await origin.stop();
+rmSync(dir, { recursive: true, force: true });
