@@ -5,7 +5,7 @@
  */
 import { BASE_HEADERS, expectReply, openSession, rpc } from './client.ts';
 import type { LoadGenerator, LoadResult } from './load.ts';
-import { cpuMicros } from './processes.ts';
+import { cpuTimes } from './processes.ts';
 import type { KeyMaterial, Proc } from './processes.ts';
 import { infoRow, percentile, us } from './report.ts';
 import type { Row } from './report.ts';
@@ -52,7 +52,10 @@ export interface Target {
 
 export interface Measured extends LoadResult {
   /** CPU time the target's process spent per request, in µs. */
+  /** User + system CPU time per request, and the two apart (µs). */
   readonly cpu: number;
+  readonly cpuUser: number;
+  readonly cpuSystem: number;
 }
 
 export const CALL = rpc(7, 'tools/call', { name: 'tool_000_search_issues', arguments: { query: 'bench' } });
@@ -105,12 +108,14 @@ export async function compare(
   });
   if (ctx.warmup > 0) for (const t of targets) await ctx.load.run(spec(t, ctx.warmup));
   const runs = targets.map(() => [] as LoadResult[]);
-  const cpu = targets.map(() => 0);
+  const cpu = targets.map(() => ({ user: 0, system: 0 }));
   for (let round = 0; round < ctx.rounds; round++) {
     for (const [i, t] of targets.entries()) {
-      const cpu0 = await cpuMicros(t.proc.pid);
+      const cpu0 = await cpuTimes(t.proc.pid);
       runs[i]!.push(await ctx.load.run(spec(t, ctx.seconds)));
-      cpu[i]! += (await cpuMicros(t.proc.pid)) - cpu0;
+      const cpu1 = await cpuTimes(t.proc.pid);
+      cpu[i]!.user += cpu1.user - cpu0.user;
+      cpu[i]!.system += cpu1.system - cpu0.system;
     }
   }
   return targets.map((t, i) => {
@@ -128,15 +133,19 @@ export async function compare(
       requests,
       errors,
       seconds: rs.reduce((sum, r) => sum + r.seconds, 0),
-      cpu: cpu[i]! / Math.max(1, requests),
+      cpu: (cpu[i]!.user + cpu[i]!.system) / Math.max(1, requests),
+      cpuUser: cpu[i]!.user / Math.max(1, requests),
+      cpuSystem: cpu[i]!.system / Math.max(1, requests),
     };
     ctx.log(
       `  ${what.padEnd(34)} ${Math.round(m.rps).toString().padStart(6)} req/s  p50 ${us(m.p50)}  p99 ${us(m.p99)}  ` +
-        `cpu/req ${us(m.cpu)}  (rounds: ${rs.map((r) => Math.round(r.rps)).join(', ')} req/s)`,
+        `cpu/req ${us(m.cpu)} (user ${us(m.cpuUser)}, sys ${us(m.cpuSystem)})  (rounds: ${rs.map((r) => Math.round(r.rps)).join(', ')} req/s)`,
     );
     return m;
   });
 }
+
+const split = (m: Measured) => `${Math.round(m.cpuUser)} user + ${Math.round(m.cpuSystem)} sys`;
 
 /** CPU time per request of the two targets' processes: steadier than throughput on a shared machine. */
 export const cpuRow = (
@@ -146,8 +155,8 @@ export const cpuRow = (
 ) =>
   infoRow(
     metric,
-    `${base[0]} ${us(base[1].cpu)}`,
-    `${got[0]} ${us(got[1].cpu)}`,
+    `${base[0]} ${us(base[1].cpu)} (${split(base[1])})`,
+    `${got[0]} ${us(got[1].cpu)} (${split(got[1])})`,
     `${(got[1].cpu / base[1].cpu).toFixed(2)}×`,
   );
 

@@ -211,12 +211,18 @@ async function clockTicks(): Promise<number> {
   return ticks;
 }
 
-/** User + system CPU time of a process (all its threads), in microseconds. */
-export async function cpuMicros(pid: number): Promise<number> {
+/** User and system CPU time of a process (all its threads), in microseconds. */
+export async function cpuTimes(pid: number): Promise<{ user: number; system: number }> {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const jiffies = Number(fields[11]) + Number(fields[12]);
-  return (jiffies * 1e6) / (await clockTicks());
+  const scale = 1e6 / (await clockTicks());
+  return { user: Number(fields[11]) * scale, system: Number(fields[12]) * scale };
+}
+
+/** User + system CPU time of a process (all its threads), in microseconds. */
+export async function cpuMicros(pid: number): Promise<number> {
+  const { user, system } = await cpuTimes(pid);
+  return user + system;
 }
 
 /** Resident set size of a process, in bytes. */

@@ -32,6 +32,8 @@ const HELP = `Usage: node bench/run.ts [options]
                       (implies --keep and --no-readme; profiles stay in the temporary directory)
   --node-arg ARG      pass ARG to each mcpgate's node (repeatable), e.g. --node-arg=--trace-gc
                       (its output goes to the gateway's log; use with --keep)
+  --smoke             a short run that only proves every scenario still measures (CI): 1 round of
+                      1 s, no warm-up, 50 tools, 20 streams, 3 SSE samples; implies --no-readme
   --no-readme         print only; do not update bench/README.md
   --keep              keep the temporary directory (configs, logs, audit file)`;
 
@@ -52,6 +54,7 @@ const { values } = parseArgs({
     load: { type: 'string' },
     redis: { type: 'string', default: '/usr/bin/redis-server' },
     'no-readme': { type: 'boolean', default: false },
+    smoke: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     'node-arg': { type: 'string', multiple: true },
     keep: { type: 'boolean', default: false },
@@ -68,6 +71,18 @@ function positive(name: string, value: string | undefined): number {
   return n;
 }
 
+if (values.smoke) {
+  // Figures from a run this short are noise; it checks that the harness and every scenario work.
+  Object.assign(values, {
+    duration: '1',
+    rounds: '1',
+    warmup: '0',
+    tools: '50',
+    streams: '20',
+    'sse-samples': '3',
+    'no-readme': true,
+  });
+}
 if (values.help) {
   console.log(HELP);
   process.exit(0);

@@ -1,0 +1,28 @@
+/**
+ * The benchmark in CI, as a smoke run only: every scenario starts its processes, checks each target
+ * answers like the origin, and measures, in a run far too short for its figures to mean anything.
+ * It fails when the harness cannot measure (a process does not start, a target answers wrongly, or
+ * requests fail under load), never on a missed target, so it cannot flake on a slow machine.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { SCENARIOS } from '../../bench/scenarios.ts';
+
+const RUNNER = fileURLToPath(new URL('../../bench/run.ts', import.meta.url));
+
+test('every bench scenario still measures (smoke run)', { timeout: 300_000 }, async () => {
+  const child = spawn(process.execPath, [RUNNER, '--smoke'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  assert.equal(code, 0, out.slice(-4000));
+  for (const scenario of SCENARIOS) {
+    // Each scenario prints its result table (the header row of report.table) under its own title.
+    const block = out.slice(out.indexOf(`### ${scenario.title}`));
+    assert.ok(out.includes(`### ${scenario.title}`), `no result block for ${scenario.name}`);
+    assert.match(block, /\| Metric\s+\| Baseline/, `no result table for ${scenario.name}`);
+  }
+});
