@@ -18,7 +18,8 @@ test('every bench scenario still measures (smoke run)', { timeout: 300_000 }, as
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  assert.equal(code, 0, out.slice(-4000));
+  const problems = out.split('\n').filter((line) => line.startsWith('!!'));
+  assert.equal(code, 0, [...problems, out.slice(-2000)].join('\n'));
   for (const scenario of SCENARIOS) {
     // Each scenario prints its result table (the header row of report.table) under its own title.
     const block = out.slice(out.indexOf(`### ${scenario.title}`));

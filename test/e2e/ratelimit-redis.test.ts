@@ -155,9 +155,10 @@ describe('two gateway processes sharing one Redis', () => {
     assert.equal(refused.length, 90);
     assert.equal(receivedWith(upstream, '"shared-'), 30);
     for (const r of refused) {
-      // A token comes back every 1000 s, less the time since the bucket was emptied (rounded up).
+      // A token comes back every 1000 s, less the time since the bucket was emptied (rounded up):
+      // seconds on a loaded machine, where 120 concurrent requests through two gateways take a while.
       const seconds = r.headers.get('retry-after');
-      assert.ok(seconds === '1000' || seconds === '999', `Retry-After ${seconds}`);
+      assert.ok(Number(seconds) >= 980 && Number(seconds) <= 1000, `Retry-After ${seconds}`);
       assert.equal(r.headers.get('ratelimit'), `"default";r=0;t=${seconds}`);
       assert.deepEqual(JSON.parse(r.body), {
         jsonrpc: '2.0',
