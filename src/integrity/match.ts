@@ -26,6 +26,7 @@ import type { ListPins } from '../pinning/pins.ts';
 import { UNREADABLE } from '../policy/unreadable.ts';
 import type { RequestTagger, Untagged } from './request-tag.ts';
 import { restoreIds } from './restore.ts';
+import { LIST_MIN_BYTES, matchListResponse, NOT_JSON, REFUSED } from './list-match.ts';
 import type { ResponseIds } from './restore.ts';
 
 export { tagRequests } from './restore.ts';
@@ -56,6 +57,11 @@ export function exchangeIds(
       return untagged;
     },
     name: (id) => tags.get(id),
+    lists() {
+      for (const untagged of tags.values())
+        if (untagged.plan === 'tools' || untagged.plan === 'prompts') return true;
+      return false;
+    },
   };
 }
 
@@ -73,6 +79,11 @@ export function createMatchRewrite(ids: ResponseIds, filters: Filters): Response
   return {
     json(body) {
       if (body.length === 0) return body;
+      const listed = listPath(body, ids, filters);
+      if (listed === NOT_JSON)
+        throw new GatewayError('ERR_UPSTREAM_PROTOCOL', { message: 'upstream sent invalid JSON' });
+      if (listed === REFUSED) throw unanswerable();
+      if (listed !== undefined) return listed;
       let text: string;
       let value: unknown;
       try {
@@ -82,11 +93,7 @@ export function createMatchRewrite(ids: ResponseIds, filters: Filters): Response
         throw new GatewayError('ERR_UPSTREAM_PROTOCOL', { cause });
       }
       const restored = restoreIds(text, value, ids);
-      if (restored === undefined) {
-        throw new GatewayError('ERR_UPSTREAM_PROTOCOL', {
-          message: 'upstream sent a response to no request the gateway forwarded',
-        });
-      }
+      if (restored === undefined) throw unanswerable();
       const out = Buffer.from(restored.text);
       if (restored.plans === undefined) return out;
       return filterJsonResponseBody(out, restored.plans, filters.grants, filters.tasks, filters.pins);
@@ -95,12 +102,29 @@ export function createMatchRewrite(ids: ResponseIds, filters: Filters): Response
   };
 }
 
+function unanswerable(): GatewayError {
+  return new GatewayError('ERR_UPSTREAM_PROTOCOL', {
+    message: 'upstream sent a response to no request the gateway forwarded',
+  });
+}
+
+/** Large bodies of an exchange that may hold a list take the one-pass list path (list-match.ts). */
+function listPath(body: Buffer, ids: ResponseIds, filters: Filters) {
+  if (body.length < LIST_MIN_BYTES || ids.lists?.() === false) return undefined;
+  return matchListResponse(body, ids, filters);
+}
+
 /**
  * One SSE event's data: its replacement (the client's ids back, lists filtered), undefined when it
  * passes as it is (no data, or a message naming no request), or UNREADABLE.
  */
 export function matchEventData(data: string, ids: ResponseIds, filters: Filters): string | undefined {
   if (data.trim() === '') return undefined;
+  if (data.length >= LIST_MIN_BYTES) {
+    const listed = listPath(Buffer.from(data), ids, filters);
+    if (listed === NOT_JSON || listed === REFUSED) return UNREADABLE;
+    if (listed !== undefined) return listed.toString();
+  }
   let value: unknown;
   try {
     value = JSON.parse(data);
