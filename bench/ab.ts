@@ -4,8 +4,12 @@
  * CPU per request reported apart (the runner's CPU row sums them). For work on the hot path:
  *
  *   node bench/ab.ts --gw main=/work/main/bin/mcpgate.js --gw mine=bin/mcpgate.js \
- *     [--config passthrough|pipeline] [--connections 32] [--rounds 5] [--duration 3]
+ *     [--config passthrough|pipeline|tools-list] [--connections 32] [--rounds 5] [--duration 3]
  *     [--node-arg mine:--max-semi-space-size=16]
+ *
+ * `tools-list`: `tools/list` of the origin's 1,000 tools for a key allowed half of them (use
+ * `--connections 1`); the direct origin is measured in the same rounds, and p50/p99 are also given
+ * as added over direct.
  *
  * Prints one line per target: median req/s, p50, p99, user µs/req, system µs/req, total vs floor.
  */
@@ -16,7 +20,8 @@ import { parseArgs } from 'node:util';
 import { BASE_HEADERS, openSession } from './client.ts';
 import { loadGenerator } from './load.ts';
 import type { LoadResult } from './load.ts';
-import { CALL, HUGE, keyEntry } from './measure.ts';
+import { CALL, HUGE, LIST, keyEntry } from './measure.ts';
+import { halfAllowlist } from './tools.ts';
 import { keygen, killAll, startFloorProxy, startGateway, startOrigin } from './processes.ts';
 import type { Proc } from './processes.ts';
 import { percentile, us } from './report.ts';
@@ -73,11 +78,11 @@ for (const spec of values.gw) {
     .map((a) => a.slice(label.length + 1));
   let config: Record<string, unknown>;
   let base: Record<string, string> = { ...BASE_HEADERS };
-  if (values.config === 'pipeline') {
+  if (values.config === 'pipeline' || values.config === 'tools-list') {
     const key = await keygen(bin, 'bench');
     config = {
       upstream: { url: originUrl },
-      keys: [keyEntry(key, ['*'])],
+      keys: [keyEntry(key, values.config === 'tools-list' ? halfAllowlist(1000) : ['*'])],
       rate_limit: { backend: 'memory' },
       audit: { output: join(dir, `${label}-audit.log`) },
     };
@@ -95,11 +100,20 @@ for (const spec of values.gw) {
   targets.push({ label, proc, url, headers: await openSession(url, base) });
 }
 
+const list = values.config === 'tools-list';
+if (list) {
+  targets.push({
+    label: 'direct',
+    proc: origin,
+    url: originUrl,
+    headers: await openSession(originUrl, BASE_HEADERS),
+  });
+}
 const connections = Number(values.connections);
 const seconds = Number(values.duration);
 const spec = (t: Target, s: number) => ({
   url: t.url,
-  body: CALL,
+  body: list ? LIST : CALL,
   headers: t.headers,
   connections,
   seconds: s,
@@ -153,7 +167,17 @@ for (const [i, t] of targets.entries()) {
       `user ${us(user).padStart(6)}  sys ${us(sys).padStart(6)}  total ${((user + sys) / floorTotal).toFixed(2)}× floor`,
   );
 }
-for (const t of targets.slice(1)) await t.proc.stop();
+if (list) {
+  const median = (i: number, f: (r: LoadResult) => number) => percentile(runs[i]!.map(f), 50);
+  const d = targets.findIndex((t) => t.label === 'direct');
+  for (const [i, t] of targets.entries()) {
+    if (i === 0 || i === d) continue;
+    const p50 = median(i, (r) => r.p50) - median(d, (r) => r.p50);
+    const p99 = median(i, (r) => r.p99) - median(d, (r) => r.p99);
+    console.log(`${t.label.padEnd(10)} added over direct: p50 +${us(p50)}  p99 +${us(p99)}`);
+  }
+}
+for (const t of targets.slice(1)) if (t.label !== 'direct') await t.proc.stop();
 await floor.stop();
 await origin.stop();
 rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,77 @@
+/**
+ * Micro-benchmark of matching one tools/list response of 1,000 tools (bench/tools.ts, ~660 KiB) in
+ * process, as the relay does with a held JSON body: the one-pass list path (src/integrity/
+ * list-match.ts) against the parsed path (decode, JSON.parse, id splice, filter), interleaved in
+ * one run, for a key allowed half of the tools and a key allowed `*`, id first and id last (the
+ * TypeScript SDK writes `result` before `id`). Not part of the tests.
+ *
+ *   node bench/list-micro.ts [--rounds 200]
+ */
+import { parseArgs } from 'node:util';
+import { createMatchRewrite, exchangeIds } from '../src/integrity/match.ts';
+import type { ResponseIds } from '../src/integrity/match.ts';
+import { createRequestTagger } from '../src/integrity/request-tag.ts';
+import type { Untagged } from '../src/integrity/request-tag.ts';
+import { compileGrants } from '../src/policy/grants.ts';
+import { halfAllowlist, makeTools } from './tools.ts';
+
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '200' } } });
+const ROUNDS = Number(values.rounds);
+const tools = makeTools(1000);
+const tagger = createRequestTagger(Buffer.alloc(32, 7));
+const half = compileGrants({ allow: halfAllowlist(1000), prompts: [], resources: [] });
+const every = compileGrants({ allow: ['*'], prompts: [], resources: [] });
+
+/** A fresh exchange per response (each id is answered once); `parsed` hides the list path. */
+function match(idFirst: boolean, grants: typeof half, parsed: boolean): Buffer {
+  const tag = tagger.tag('k', 1, 'tools');
+  const body = Buffer.from(
+    idFirst
+      ? `{"jsonrpc":"2.0","id":"${tag}","result":${JSON.stringify({ tools })}}`
+      : `{"result":${JSON.stringify({ tools })},"jsonrpc":"2.0","id":"${tag}"}`,
+  );
+  const base = exchangeIds(new Map<string, Untagged>([[tag, { clientId: 1, plan: 'tools' }]]));
+  const ids: ResponseIds = parsed ? { ...base, lists: () => false } : base;
+  const rewrite = createMatchRewrite(ids, { grants, tasks: undefined });
+  const start = process.hrtime.bigint();
+  const out = rewrite.json(body);
+  const took = Number(process.hrtime.bigint() - start) / 1e6;
+  times.push(took);
+  return out;
+}
+let times: number[] = [];
+
+const variants = [
+  { label: 'half, id first', idFirst: true, grants: half, want: 500 },
+  { label: 'half, id last', idFirst: false, grants: half, want: 500 },
+  { label: 'allow *, id first', idFirst: true, grants: every, want: 1000 },
+];
+for (const v of variants) {
+  for (const parsed of [true, false]) {
+    const out = JSON.parse(match(v.idFirst, v.grants, parsed).toString()) as {
+      id: number;
+      result: { tools: unknown[] };
+    };
+    if (out.id !== 1 || out.result.tools.length !== v.want) throw new Error(`${v.label}: wrong output`);
+  }
+}
+const results = new Map<string, number[]>();
+for (let round = 0; round < ROUNDS; round++) {
+  for (const v of variants) {
+    for (const parsed of [true, false]) {
+      times = [];
+      match(v.idFirst, v.grants, parsed);
+      const key = `${v.label}, ${parsed ? 'parsed path' : 'list path'}`;
+      const list = results.get(key) ?? [];
+      list.push(times[0]!);
+      results.set(key, list);
+    }
+  }
+}
+const load = (await import('node:fs')).readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
+console.log(`${ROUNDS} rounds, load average ${load}`);
+for (const [key, list] of results) {
+  list.sort((a, b) => a - b);
+  const p = (q: number) => list[Math.min(list.length - 1, Math.floor(q * list.length))]!.toFixed(2);
+  console.log(`${key.padEnd(34)} p50 ${p(0.5)} ms  p90 ${p(0.9)} ms  p99 ${p(0.99)} ms`);
+}
