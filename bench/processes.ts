@@ -110,11 +110,16 @@ export async function startOrigin(dir: string, tools: number, name = 'origin'): 
 }
 
 /** The floor proxy (floor-proxy.ts) in front of `upstreamUrl`; ready once it relays a ping. */
-export async function startFloorProxy(dir: string, upstreamUrl: string): Promise<Proc> {
+export async function startFloorProxy(
+  dir: string,
+  upstreamUrl: string,
+  nodeArgs: readonly string[] = [],
+  name = 'floor-proxy',
+): Promise<Proc> {
   const port = await freePort();
   const script = new URL('./floor-proxy.ts', import.meta.url).pathname;
-  const args = [script, '--port', String(port), '--upstream', upstreamUrl];
-  const proc = start('floor proxy', process.execPath, args, join(dir, 'floor-proxy.log'), port);
+  const args = [...nodeArgs, script, '--port', String(port), '--upstream', upstreamUrl];
+  const proc = start('floor proxy', process.execPath, args, join(dir, `${name}.log`), port);
   await waitReady(proc, async () => (await postPing(port)) === 200);
   return proc;
 }

@@ -1,0 +1,280 @@
+/**
+ * What each pipeline step costs per request, in microseconds of CPU: the table issue 14 asks for.
+ *
+ *   node bench/attribute.ts [--config pipeline|passthrough] [--gw NAME=PATH ...] [--seconds 8]
+ *
+ * For each gateway build (default: this checkout) two processes run the same configuration behind
+ * the same origin: one under `--cpu-prof` (for shares) and one plain (for CPU per request from
+ * /proc, since sampling itself costs CPU). Both take the same wrk load at 32 connections, in
+ * alternating rounds. Every profile sample is charged to one step:
+ *
+ * - socket syscalls (write, read), garbage collection, and V8/native time, whoever caused them;
+ * - otherwise the innermost mcpgate source file on the stack (so `crypto` called by the request
+ *   tagger is tagging, Node's header code called by the relay is the relay), mapped to its step by
+ *   STEPS below;
+ * - otherwise the HTTP hops: Node's HTTP server and undici with no mcpgate code on the stack.
+ *
+ * The floor proxy is profiled the same way (all of it is hops, syscalls, GC and V8), so each row
+ * can be read against it. Each step's µs per request is its share of the profiled process's busy
+ * samples times the plain process's CPU per request. Startup (module loading, config) is left out of the shares. Several
+ * builds side by side (`--gw before=/path/to/old/bin/mcpgate.js --gw after=bin/mcpgate.js`) give a
+ * before/after table from one run.
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { BASE_HEADERS, openSession } from './client.ts';
+import { loadGenerator } from './load.ts';
+import { CALL, HUGE, keyEntry } from './measure.ts';
+import { cpuTimes, keygen, killAll, startFloorProxy, startGateway, startOrigin } from './processes.ts';
+import type { Proc } from './processes.ts';
+
+const { values } = parseArgs({
+  options: {
+    gw: { type: 'string', multiple: true, default: [] },
+    config: { type: 'string', default: 'pipeline' },
+    seconds: { type: 'string', default: '8' },
+    rounds: { type: 'string', default: '3' },
+    interval: { type: 'string', default: '100' },
+  },
+});
+if (values.gw.length === 0)
+  values.gw.push(`mcpgate=${new URL('../bin/mcpgate.js', import.meta.url).pathname}`);
+
+/** Source file (under src/) → step. The first prefix that matches wins. */
+const STEPS: readonly (readonly [string, string])[] = [
+  ['pipeline/request-id', 'request id'],
+  ['pipeline/session', 'session verify'],
+  ['auth/session-binding', 'session verify'],
+  ['pipeline/authenticate', 'auth lookup'],
+  ['auth/', 'auth lookup'],
+  ['jsonrpc/', 'parse (strict, lossless)'],
+  ['pipeline/inspect', 'judge'],
+  ['policy/', 'judge'],
+  ['integrity/', 'tag request, match response'],
+  ['pipeline/rate-limit', 'rate limit'],
+  ['pipeline/admission', 'rate limit'],
+  ['ratelimit/', 'rate limit'],
+  ['proxy/request-headers', 'request headers'],
+  ['proxy/header-names', 'request headers'],
+  ['proxy/response-headers', 'response headers'],
+  ['server/cors', 'response headers'],
+  ['proxy/', 'relay'],
+  ['audit/record', 'audit record'],
+  ['audit/arguments', 'audit record'],
+  ['audit/outcome', 'audit record'],
+  ['audit/', 'audit write'],
+  ['metrics/', 'metrics'],
+  ['pipeline/', 'handler (site, envelope, body read, context)'],
+  ['server/', 'handler (site, envelope, body read, context)'],
+  ['pinning/', 'pinning'],
+  ['cli/', 'startup'],
+  ['config/', 'startup'],
+  ['log/', 'operational log'],
+];
+const HOPS = 'HTTP hops (no mcpgate code on the stack)';
+const ORDER = [
+  HOPS,
+  'socket syscalls (write, read)',
+  'garbage collection',
+  'V8 and native (program)',
+  ...new Set(STEPS.map(([, step]) => step)),
+  'other',
+];
+
+const SYSCALLS = new Set([
+  'writev',
+  'writeString',
+  'writeBuffer',
+  'writeUtf8String',
+  'writeLatin1String',
+  'read',
+]);
+/** Module loading and compilation (startup, not per request). */
+const isStartup = (url: string, name: string) =>
+  url.startsWith('node:internal/modules') ||
+  url.includes('amaro') ||
+  url.startsWith('node:internal/bootstrap') ||
+  name === 'internalModuleStat' ||
+  name === 'compileFunction';
+
+interface Node {
+  id: number;
+  callFrame: { functionName: string; url: string };
+  children?: number[];
+}
+interface Profile {
+  nodes: Node[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+function stepOf(url: string): string | undefined {
+  const at = url.indexOf('/src/');
+  if (at === -1) return undefined;
+  const file = url.slice(at + 5);
+  return STEPS.find(([prefix]) => file.startsWith(prefix))?.[1] ?? 'other';
+}
+
+/** Busy time per step (µs), startup excluded. */
+function attribute(profile: Profile): Map<string, number> {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const memo = new Map<number, string>();
+  const classify = (id: number): string => {
+    const cached = memo.get(id);
+    if (cached !== undefined) return cached;
+    const leaf = byId.get(id)!;
+    const { url, functionName } = leaf.callFrame;
+    let step: string;
+    if (functionName === '(idle)') step = 'idle';
+    else if (functionName === '(garbage collector)') step = 'garbage collection';
+    else if (functionName === '(program)' || functionName === '(root)') step = 'V8 and native (program)';
+    else if (url === '' && SYSCALLS.has(functionName)) step = 'socket syscalls (write, read)';
+    else {
+      step = HOPS;
+      for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+        const frame = byId.get(at)!.callFrame;
+        if (isStartup(frame.url, frame.functionName)) {
+          step = 'startup';
+          break;
+        }
+        const s = stepOf(frame.url);
+        if (s !== undefined) {
+          step = s;
+          break;
+        }
+      }
+    }
+    memo.set(id, step);
+    return step;
+  };
+  const time = new Map<string, number>();
+  profile.samples.forEach((id, i) => {
+    const step = classify(id);
+    if (step === 'idle' || step === 'startup') return;
+    time.set(step, (time.get(step) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
+  return time;
+}
+
+process.on('exit', killAll);
+const dir = mkdtempSync(join(tmpdir(), 'mcpgate-attr-'));
+const origin = await startOrigin(dir, 1000);
+const originUrl = `http://127.0.0.1:${origin.port}/mcp`;
+const load = await loadGenerator(dir, 'wrk');
+
+interface Target {
+  label: string;
+  proc: Proc;
+  url: string;
+  headers: Record<string, string>;
+}
+async function target(label: string, proc: Proc, base: Record<string, string>): Promise<Target> {
+  const url = `http://127.0.0.1:${proc.port}/mcp`;
+  return { label, proc, url, headers: await openSession(url, base) };
+}
+
+const profileArgs = (profileDir: string) => [
+  '--cpu-prof',
+  `--cpu-prof-dir=${profileDir}`,
+  `--cpu-prof-interval=${values.interval}`,
+];
+const builds: { label: string; plain: Target; profiled: Target; profileDir: string }[] = [];
+{
+  const profileDir = join(dir, 'profile-floor');
+  builds.push({
+    label: 'floor',
+    plain: await target('floor', await startFloorProxy(dir, originUrl), BASE_HEADERS),
+    profiled: await target(
+      'floor',
+      await startFloorProxy(dir, originUrl, profileArgs(profileDir), 'floor-profiled'),
+      BASE_HEADERS,
+    ),
+    profileDir,
+  });
+}
+for (const spec of values.gw) {
+  const eq = spec.indexOf('=');
+  const label = spec.slice(0, eq);
+  const bin = spec.slice(eq + 1);
+  let config: Record<string, unknown>;
+  let base: Record<string, string> = { ...BASE_HEADERS };
+  if (values.config === 'passthrough') {
+    config = {
+      upstream: { url: originUrl },
+      auth: { allow_unauthenticated: true },
+      rate_limit: { ...HUGE, max_streams: 100_000 },
+      audit: { output: '/dev/null' },
+    };
+  } else {
+    const key = await keygen(bin, 'bench');
+    config = {
+      upstream: { url: originUrl },
+      keys: [keyEntry(key, ['*'])],
+      rate_limit: { backend: 'memory' },
+      audit: { output: join(dir, `${label}-audit.log`) },
+    };
+    base = { ...base, authorization: `Bearer ${key.key}` };
+  }
+  const profileDir = join(dir, `profile-${label}`);
+  const plain = await target(label, await startGateway(bin, dir, `${label}-plain`, config), base);
+  const profiled = await target(
+    label,
+    await startGateway(bin, dir, `${label}-profiled`, config, profileArgs(profileDir)),
+    base,
+  );
+  builds.push({ label, plain, profiled, profileDir });
+}
+
+const seconds = Number(values.seconds);
+const run = (t: Target, s: number) =>
+  load.run({ url: t.url, body: CALL, headers: t.headers, connections: 32, seconds: s });
+const all = builds.flatMap((b) => [b.plain, b.profiled]);
+for (const t of all) await run(t, 2);
+const cpu = new Map<Target, { us: number; requests: number }>(all.map((t) => [t, { us: 0, requests: 0 }]));
+for (let round = 0; round < Number(values.rounds); round++) {
+  for (const t of all) {
+    const before = await cpuTimes(t.proc.pid);
+    const r = await run(t, seconds);
+    const after = await cpuTimes(t.proc.pid);
+    const c = cpu.get(t)!;
+    c.us += after.user + after.system - before.user - before.system;
+    c.requests += r.requests;
+  }
+}
+const perRequest = (t: Target) => cpu.get(t)!.us / cpu.get(t)!.requests;
+for (const b of builds) await b.profiled.proc.stop();
+
+const columns = builds.map((b) => {
+  const file = readdirSync(b.profileDir).find((f) => f.endsWith('.cpuprofile'));
+  if (file === undefined) throw new Error(`${b.label}: no profile written`);
+  const time = attribute(JSON.parse(readFileSync(join(b.profileDir, file), 'utf8')) as Profile);
+  const busy = [...time.values()].reduce((a, v) => a + v, 0);
+  const total = perRequest(b.plain);
+  return { label: b.label, total, step: (s: string) => ((time.get(s) ?? 0) / busy) * total };
+});
+const f = perRequest(builds[0]!.plain);
+const lines = [
+  `${values.config}, 32 connections, ${values.rounds} × ${seconds} s per process, load average before ${loadavg()[0]?.toFixed(2)}; µs of CPU (user + system) per request`,
+  '',
+  `| Step | ${columns.map((c) => c.label).join(' | ')} |`,
+  `| --- | ${columns.map(() => '---:').join(' | ')} |`,
+];
+for (const step of ORDER) {
+  if (step === 'startup') continue;
+  const cells = columns.map((c) => c.step(step));
+  if (cells.every((v) => v < 0.05)) continue;
+  lines.push(`| ${step} | ${cells.map((v) => v.toFixed(1)).join(' | ')} |`);
+}
+lines.push(
+  `| **total** (measured without the profiler) | ${columns.map((c) => c.total.toFixed(1)).join(' | ')} |`,
+);
+lines.push(`| total / floor | ${columns.map((c) => `${(c.total / f).toFixed(2)}×`).join(' | ')} |`);
+console.log(lines.join('\n'));
+
+for (const b of builds) await b.plain.proc.stop();
+await origin.stop();
+rmSync(dir, { recursive: true, force: true });
