@@ -16,9 +16,9 @@
  *
  * The floor proxy is profiled the same way (all of it is hops, syscalls, GC and V8), so each row
  * can be read against it. Each step's µs per request is its share of the profiled process's busy
- * samples times the plain process's CPU per request. Startup (module loading, config) is left out of the shares. Several
- * builds side by side (`--gw before=/path/to/old/bin/mcpgate.js --gw after=bin/mcpgate.js`) give a
- * before/after table from one run.
+ * samples times the plain process's CPU per request. Startup (module loading, config) is left out
+ * of the shares. Several builds side by side (`--gw before=/old/bin/mcpgate.js --gw after=...`)
+ * give a before/after table from one run.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
