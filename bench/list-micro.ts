@@ -13,6 +13,8 @@ import type { ResponseIds } from '../src/integrity/match.ts';
 import { createRequestTagger } from '../src/integrity/request-tag.ts';
 import type { Untagged } from '../src/integrity/request-tag.ts';
 import { compileGrants } from '../src/policy/grants.ts';
+import { filterJsonResponseBody } from '../src/policy/filter-list.ts';
+import { restoreIds } from '../src/integrity/restore.ts';
 import { halfAllowlist, makeTools } from './tools.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '200' } } });
@@ -24,22 +26,31 @@ const every = compileGrants({ allow: ['*'], prompts: [], resources: [] });
 
 /** A fresh exchange per response (each id is answered once); `parsed` hides the list path. */
 function match(idFirst: boolean, grants: typeof half, parsed: boolean): Buffer {
-  const tag = tagger.tag('k', 1, 'tools');
+  // A key allowed every tool plans nothing for its list (policy/judge.ts): it is matched, not filtered.
+  const plan = grants === every ? 'none' : 'tools';
+  const tag = tagger.tag('k', 1, plan);
   const body = Buffer.from(
     idFirst
       ? `{"jsonrpc":"2.0","id":"${tag}","result":${JSON.stringify({ tools })}}`
       : `{"result":${JSON.stringify({ tools })},"jsonrpc":"2.0","id":"${tag}"}`,
   );
-  const base = exchangeIds(new Map<string, Untagged>([[tag, { clientId: 1, plan: 'tools' }]]));
-  const ids: ResponseIds = parsed ? { ...base, lists: () => false } : base;
+  const ids = exchangeIds(new Map<string, Untagged>([[tag, { clientId: 1, plan }]]));
   const rewrite = createMatchRewrite(ids, { grants, tasks: undefined });
   const start = process.hrtime.bigint();
-  const out = rewrite.json(body);
+  const out = parsed ? parsedPath(body, ids, grants) : rewrite.json(body);
   const took = Number(process.hrtime.bigint() - start) / 1e6;
   times.push(took);
   return out;
 }
 let times: number[] = [];
+
+/** What match.ts does for a body the one-pass path does not take. */
+function parsedPath(body: Buffer, ids: ResponseIds, grants: typeof half): Buffer {
+  const text = new TextDecoder('utf-8', { fatal: true }).decode(body);
+  const restored = restoreIds(text, JSON.parse(text), ids)!;
+  const out = Buffer.from(restored.text);
+  return restored.plans === undefined ? out : filterJsonResponseBody(out, restored.plans, grants);
+}
 
 const variants = [
   { label: 'half, id first', idFirst: true, grants: half, want: 500 },

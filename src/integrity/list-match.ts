@@ -7,7 +7,10 @@
  * bytes), and the output is written once: the body's own bytes with the client's id spliced in and
  * the kept entries copied as they are (numbers, escapes and key order unchanged).
  *
- * Any other shape is left to the parsed path (match.ts), before anything is answered.
+ * A large response whose request planned nothing (a `tools/list` for a key allowed every tool, a big
+ * tool result) takes the same pass and gets only its id spliced in.
+ *
+ * Any other shape or plan is left to the parsed path (match.ts), before anything is answered.
  */
 import type { ResponseIds } from './restore.ts';
 import type { Filters } from './match.ts';
@@ -43,12 +46,12 @@ export function matchListResponse(
   // What ids.answer() would refuse too: no request of this exchange has this id.
   if (named === undefined) return REFUSED;
   const kind = named.plan;
-  if (kind !== 'tools' && kind !== 'prompts') return undefined;
+  if (kind !== 'tools' && kind !== 'prompts' && kind !== 'none') return undefined;
   const untagged = ids.answer(id);
   if (untagged === undefined) return REFUSED;
   const clientId = Buffer.from(JSON.stringify(untagged.clientId));
-  const list = scanned[kind];
-  const kept = list === undefined ? undefined : keptEntries(body, kind, list, filters);
+  const list = kind === 'none' ? undefined : scanned[kind];
+  const kept = list === undefined || kind === 'none' ? undefined : keptEntries(body, kind, list, filters);
   return splice(body, scanned.idStart, scanned.idEnd, clientId, list, kept);
 }
 

@@ -57,11 +57,6 @@ export function exchangeIds(
       return untagged;
     },
     name: (id) => tags.get(id),
-    lists() {
-      for (const untagged of tags.values())
-        if (untagged.plan === 'tools' || untagged.plan === 'prompts') return true;
-      return false;
-    },
   };
 }
 
@@ -108,9 +103,9 @@ function unanswerable(): GatewayError {
   });
 }
 
-/** Large bodies of an exchange that may hold a list take the one-pass list path (list-match.ts). */
+/** Large bodies take the one-pass path (list-match.ts): lists, and responses that plan nothing. */
 function listPath(body: Buffer, ids: ResponseIds, filters: Filters) {
-  if (body.length < LIST_MIN_BYTES || ids.lists?.() === false) return undefined;
+  if (body.length < LIST_MIN_BYTES) return undefined;
   return matchListResponse(body, ids, filters);
 }
 

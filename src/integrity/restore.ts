@@ -99,8 +99,6 @@ export interface ResponseIds {
   answer(id: string): Untagged | undefined;
   /** An id a notification names (a subscription, a cancelled request): what it stands for. */
   name(id: string): Untagged | undefined;
-  /** False when no response may carry a tools or prompts list (absent: any may). */
-  lists?(): boolean;
 }
 
 /** The text with the client's ids back, and the plan of each response it holds. */

@@ -49,25 +49,56 @@ export function ws(b: Uint8Array, i: number): number {
 /** Set by string(): whether the last string walked held an escape. */
 export let escaped = false;
 
+/**
+ * The body being walked as 32-bit words, when its bytes are 4-aligned in memory (set by
+ * useWords): a string's plain stretches are then checked four bytes at a time.
+ */
+let wordBytes: Uint8Array | undefined;
+let words: Uint32Array | undefined;
+
+/** Lets string() read `b` a word at a time while it walks it; `undefined` lets go of it. */
+export function useWords(b: Uint8Array | undefined): void {
+  if (b !== undefined && b.byteOffset % 4 === 0 && b.length >= 4) {
+    wordBytes = b;
+    words = new Uint32Array(b.buffer, b.byteOffset, b.length >> 2);
+  } else wordBytes = words = undefined;
+}
+
+/** Whether no byte of the word is a quote, a backslash or below 0x20 (for bytes below 0x80). */
+function plainWord(x: number): boolean {
+  const q = x ^ 0x22222222;
+  const s = x ^ 0x5c5c5c5c;
+  // A byte is zero (or, for the last term, below 0x20) iff its high bit is set here; bytes of
+  // 0x80 and above never set it (~x clears it).
+  return ((((q - 0x01010101) & ~q) | ((s - 0x01010101) & ~s) | ((x - 0x20202020) & ~x)) & 0x80808080) === 0;
+}
+
 /** The index after the string whose opening quote is at `i`. */
 export function string(b: Uint8Array, i: number): number {
   escaped = false;
   const n = b.length;
-  for (let j = i + 1; j < n; j++) {
+  const w = b === wordBytes ? words : undefined;
+  let j = i + 1;
+  while (j < n) {
+    if (w !== undefined && (j & 3) === 0 && j + 4 <= n && plainWord(w[j >> 2] as number)) {
+      j += 4;
+      continue;
+    }
     const c = b[j] as number;
-    if (STOP[c] === 0) continue;
+    if (STOP[c] === 0) {
+      j++;
+      continue;
+    }
     if (c === QUOTE) return j + 1;
     if (c < 0x20) throw NOT_JSON;
-    {
-      escaped = true;
-      const e = b[j + 1] as number;
-      if (ESCAPES[e] !== 1) throw NOT_JSON;
-      if (e === 0x75) {
-        if (HEX[b[j + 2] as number] !== 1 || HEX[b[j + 3] as number] !== 1) throw NOT_JSON;
-        if (HEX[b[j + 4] as number] !== 1 || HEX[b[j + 5] as number] !== 1) throw NOT_JSON;
-        j += 5;
-      } else j++;
-    }
+    escaped = true;
+    const e = b[j + 1] as number;
+    if (ESCAPES[e] !== 1) throw NOT_JSON;
+    if (e === 0x75) {
+      if (HEX[b[j + 2] as number] !== 1 || HEX[b[j + 3] as number] !== 1) throw NOT_JSON;
+      if (HEX[b[j + 4] as number] !== 1 || HEX[b[j + 5] as number] !== 1) throw NOT_JSON;
+      j += 6;
+    } else j += 2;
   }
   throw NOT_JSON;
 }

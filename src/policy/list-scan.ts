@@ -23,6 +23,7 @@ import {
   QUOTE,
   string,
   TOO_DEEP,
+  useWords,
   value,
   ws,
 } from '../jsonrpc/strict-skip.ts';
@@ -58,12 +59,15 @@ const GIVE_UP = new Other('other shape');
 /** Scans `b`; returns where a rule reads, OTHER or NOT_JSON (never throws for any input). */
 export function scanListResponse(b: Uint8Array): ListResponse | typeof OTHER | typeof NOT_JSON {
   if (!isUtf8(b)) return NOT_JSON;
+  useWords(b);
   try {
     return scan(b);
   } catch (err) {
     if (err === NOT_JSON) return NOT_JSON;
     if (err === GIVE_UP || err === TOO_DEEP) return OTHER;
     throw err;
+  } finally {
+    useWords(undefined);
   }
 }
 

@@ -15,6 +15,8 @@ import type { Plan, Untagged } from '../../../src/integrity/request-tag.ts';
 import { createMatchRewrite, exchangeIds, signedIds } from '../../../src/integrity/match.ts';
 import type { Filters, ResponseIds } from '../../../src/integrity/match.ts';
 import { matchListResponse, NOT_JSON } from '../../../src/integrity/list-match.ts';
+import { restoreIds } from '../../../src/integrity/restore.ts';
+import { filterJsonResponseBody } from '../../../src/policy/filter-list.ts';
 import { lockfileOf } from '../../../src/pinning/lockfile.ts';
 import { pinningFor } from '../../../src/pinning/pins.ts';
 
@@ -37,12 +39,19 @@ function toolsOf(count: number): string[] {
 const TOOLS = toolsOf(40);
 const listText = (entries: readonly string[]) => `[${entries.join(',')}]`;
 
-/** One exchange with one request of `plan`; `parsed` hides the list path (the reference). */
-function exchange(plan: Plan = 'tools', grants: Grants = half, parsed = false, pins?: Filters['pins']) {
+/** One exchange with one request of `plan`. */
+function exchange(plan: Plan = 'tools', grants: Grants = half, pins?: Filters['pins']) {
   const tag = tagger.tag('key-a', 'list-1', plan);
-  const base = exchangeIds(new Map<string, Untagged>([[tag, { clientId: 'list-1', plan }]]));
-  const ids: ResponseIds = parsed ? { ...base, lists: () => false } : base;
+  const ids = exchangeIds(new Map<string, Untagged>([[tag, { clientId: 'list-1', plan }]]));
   return { tag, ids, rewrite: createMatchRewrite(ids, { grants, tasks: undefined, pins }) };
+}
+
+/** The parsed path of match.ts (the reference): parse, restore the id, filter by the plan. */
+function parsedPath(text: string, ids: ResponseIds, grants: Grants): Buffer {
+  const restored = restoreIds(text, JSON.parse(text), ids);
+  assert.ok(restored !== undefined);
+  const out = Buffer.from(restored.text);
+  return restored.plans === undefined ? out : filterJsonResponseBody(out, restored.plans, grants);
 }
 const idFirst = (id: string, list = listText(TOOLS), kind = 'tools') =>
   `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"${kind}":${list},"nextCursor":"c2"}}`;
@@ -56,8 +65,8 @@ function viaList(text: (tag: string) => string, grants: Grants = half, plan: Pla
   assert.ok(body.length >= 4096, 'the body is large enough for the list path');
   const direct = matchListResponse(body, a.ids, { grants, tasks: undefined });
   assert.ok(Buffer.isBuffer(direct), 'the list path answered');
-  const b = exchange(plan, grants, true);
-  const reference = b.rewrite.json(Buffer.from(text(b.tag)));
+  const b = exchange(plan, grants);
+  const reference = parsedPath(text(b.tag), b.ids, grants);
   assert.deepEqual(JSON.parse(direct.toString()), JSON.parse(reference.toString()));
   return direct.toString();
 }
@@ -134,7 +143,7 @@ describe('list path: filtering and the client id', () => {
     const pinning = pinningFor(lock, 'hide', () => {});
     // echo_0 changed since it was pinned: hidden; the other echo tools pass.
     const changed = TOOLS.map((t) => (t.includes('"echo_0"') ? t.replace('the thing', 'another thing') : t));
-    const { tag, rewrite } = exchange('tools', every, false, pinning.forList());
+    const { tag, rewrite } = exchange('tools', every, pinning.forList());
     const out = rewrite.json(Buffer.from(idFirst(tag, listText(changed))));
     assert.deepEqual(
       names(out),
