@@ -72,6 +72,8 @@ export function scanListResponse(b: Uint8Array): ListResponse | typeof OTHER | t
 }
 
 function scan(b: Uint8Array): ListResponse | typeof OTHER {
+  // A byte order mark: the parsed path's decoder drops it.
+  if (b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) return OTHER;
   const start = ws(b, 0);
   if (b[start] !== OPEN_OBJECT) {
     // A batch or a scalar: valid or not, the parsed path decides.

@@ -244,6 +244,14 @@ describe('list path: attacks on what it reads', () => {
     assert.equal(out.result._meta['io.modelcontextprotocol/subscriptionId'], 'list-1');
   });
 
+  it('a body with a byte order mark is left to the parsed path, as before', () => {
+    const { tag, rewrite, ids } = exchange();
+    const body = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(idFirst(tag))]);
+    const none = { ...ids, answer: () => assert.fail('answered') };
+    assert.equal(matchListResponse(body, none, { grants: half, tasks: undefined }), undefined);
+    assert.equal(names(rewrite.json(body)).length, 20);
+  });
+
   it('nesting past the depth limit is left to the parsed path (filtered all the same)', () => {
     const deep = tool('echo_deep', `,"x":${'['.repeat(70)}${']'.repeat(70)}`);
     const { tag, rewrite, ids } = exchange();
