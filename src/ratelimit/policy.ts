@@ -44,8 +44,11 @@ export interface Limits {
   readonly bucket: BucketSpec;
   /** The plan for one request (pass the tool name for a tools/call). Never allocates. */
   plan(tool?: string): Plan;
-  /** The plan for a POST body's messages, or undefined when none costs a token (notifications, responses). */
-  planMessages(messages: readonly JsonRpcMessage[]): Plan | undefined;
+  /**
+   * The plan for a POST body's messages: one token from the key's bucket per message (requests,
+   * notifications and responses alike), and one from a tool's bucket per call to it.
+   */
+  planMessages(messages: readonly JsonRpcMessage[]): Plan;
   /** The tool bucket a tools/call of `tool` also draws on, if any. */
   toolBucket(tool: string): BucketSpec | undefined;
 }
@@ -109,27 +112,20 @@ export function compileLimits(id: string, defaults: LimitDefaults, key?: KeyLimi
       return plan === basePlan ? undefined : plan.buckets[1];
     },
     planMessages(messages: readonly JsonRpcMessage[]) {
-      if (messages.length === 1) {
-        const m = messages[0] as JsonRpcMessage;
-        return isCharged(m) ? planFor(toolOf(m)) : undefined;
-      }
-      // A batch: one token per request from the key bucket, one per call from each tool bucket.
-      let requests = 0;
+      if (messages.length === 1) return planFor(toolOf(messages[0] as JsonRpcMessage));
+      // A batch: one token per message from the key bucket, one per call from each tool bucket.
       let tools: Map<BucketSpec, number> | undefined;
       for (const m of messages) {
-        if (!isCharged(m)) continue;
-        requests++;
         const plan = planFor(toolOf(m));
         if (plan === basePlan) continue;
         const tool = plan.buckets[1] as BucketSpec;
         tools ??= new Map();
         tools.set(tool, (tools.get(tool) ?? 0) + 1);
       }
-      if (requests === 0) return undefined;
-      if (tools === undefined)
-        return requests === 1 ? basePlan : { buckets: basePlan.buckets, costs: requests };
+      const count = messages.length;
+      if (tools === undefined) return count === 1 ? basePlan : { buckets: basePlan.buckets, costs: count };
       const buckets: BucketSpec[] = [bucket];
-      const costs: number[] = [requests];
+      const costs: number[] = [count];
       for (const [tool, count] of tools) {
         buckets.push(tool);
         costs.push(count);
@@ -139,11 +135,10 @@ export function compileLimits(id: string, defaults: LimitDefaults, key?: KeyLimi
   });
 }
 
-/** A request (method and id) costs a token; notifications and responses do not. */
-function isCharged(m: JsonRpcMessage): boolean {
-  return 'method' in m && 'id' in m;
-}
-
+/**
+ * The tool a tools/call names, with or without an id: a tools/call sent as a notification is judged
+ * and forwarded like a call, so it draws on the tool's bucket too.
+ */
 function toolOf(m: JsonRpcMessage): string | undefined {
   if (!('method' in m) || m.method !== 'tools/call') return undefined;
   const name = m.params?.name;

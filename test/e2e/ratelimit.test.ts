@@ -207,24 +207,37 @@ describe('rate limits (memory store) with a stateless upstream', () => {
     assert.equal(receivedWith(upstream, '"burst-'), 20);
   });
 
-  it('takes no token for notifications or responses', async () => {
+  it('takes a token for every message: notifications and responses cannot flood for free', async () => {
     const key = keys.one;
-    for (let i = 0; i < 10; i++) {
-      const res = await post(gateway, key, { jsonrpc: '2.0', method: 'notifications/initialized' });
-      assert.equal(res.status, 202, `notification ${i}`);
+    const note = (marker: string) => ({
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: 'none', reason: marker },
+    });
+    const first = await post(gateway, key, note('free-note-1'));
+    assert.equal(first.status, 202);
+    await first.body?.cancel();
+    // The bucket of one is empty now: the next notification, a JSON-RPC response (e.g. to a
+    // server's ping) and a call are each refused, and none reaches the upstream.
+    for (const body of [
+      note('free-note-2'),
+      { jsonrpc: '2.0', id: 'srv-1', result: { marker: 'free-reply' } },
+      call(1, 'echo', { message: 'one-after-notes' }),
+    ]) {
+      const res = await post(gateway, key, body);
+      assert.equal(res.status, 429, JSON.stringify(body));
       await res.body?.cancel();
     }
-    // A JSON-RPC response (e.g. to a server's ping) costs nothing either.
-    const response = await post(gateway, key, { jsonrpc: '2.0', id: 'srv-1', result: {} });
-    assert.equal(response.status, 202);
-    await response.body?.cancel();
-    // The single token is still there: one call passes, the next is refused.
-    assert.equal((await post(gateway, key, call(1, 'echo', { message: 'one-first' }))).status, 200);
-    const second = await post(gateway, key, call(2, 'echo', { message: 'one-second' }));
-    assert.equal(second.status, 429);
-    await second.body?.cancel();
-    assert.equal(receivedWith(upstream, 'one-first'), 1);
-    assert.equal(receivedWith(upstream, 'one-second'), 0);
+    assert.equal(receivedWith(upstream, 'free-note-1'), 1);
+    assert.equal(receivedWith(upstream, 'free-note-2'), 0);
+    assert.equal(receivedWith(upstream, 'free-reply'), 0);
+    assert.equal(receivedWith(upstream, 'one-after-notes'), 0);
+    const refused = await waitFor(() =>
+      gateway.finished.find(
+        (c) => c.messages?.[0] !== undefined && !('id' in c.messages[0]) && c.decision === 'rate_limited',
+      ),
+    );
+    assert.equal(refused.reason, 'ERR_RATE_LIMITED');
   });
 
   it('charges each request of a batch: a batch of 3 with capacity 2 is refused whole', async () => {

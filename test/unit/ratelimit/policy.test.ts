@@ -58,20 +58,34 @@ describe('rate limit policy', () => {
     assert.equal(limits.plan().buckets.length, 1);
   });
 
-  it('plans a body: one token per request, none for notifications and responses', () => {
+  it('plans a body: one token per message, notifications and responses included', () => {
     const limits = compileLimits('key:a', defaults, {
       tools: { 'search_*': { capacity: 10, refill_per_second: 1 } },
     });
-    assert.equal(limits.planMessages([note]), undefined);
-    assert.equal(limits.planMessages([reply]), undefined);
-    assert.equal(limits.planMessages([note, reply]), undefined);
+    // No free work: a key cannot flood the gateway and the upstream with notifications or responses.
+    assert.equal(limits.planMessages([note]), limits.plan());
+    assert.equal(limits.planMessages([reply]), limits.plan());
+    assert.deepEqual(limits.planMessages([note, reply]).costs, 2);
     assert.equal(limits.planMessages([ping(1)]), limits.plan());
     assert.equal(limits.planMessages([call(1, 'search_a')]), limits.plan('search_a'));
     assert.equal(limits.planMessages([call(1, 'echo')]), limits.plan());
     const batch = limits.planMessages([ping(1), note, ping(2), reply]);
-    assert.deepEqual(batch?.costs, 2);
-    assert.equal(batch?.buckets, limits.plan().buckets);
-    assert.equal(limits.planMessages([ping(1), note]), limits.plan());
+    assert.deepEqual(batch.costs, 4);
+    assert.equal(batch.buckets, limits.plan().buckets);
+    assert.deepEqual(limits.planMessages([ping(1), note]).costs, 2);
+  });
+
+  it('charges a tools/call sent as a notification to its tool bucket too', () => {
+    const limits = compileLimits('key:a', defaults, {
+      tools: { slow: { capacity: 1, refill_per_second: 0.001 } },
+    });
+    const noId: JsonRpcMessage = { jsonrpc: '2.0', method: 'tools/call', params: { name: 'slow' } };
+    assert.equal(limits.planMessages([noId]), limits.plan('slow'));
+    assert.deepEqual(
+      limits.planMessages([noId, noId]).buckets.map((b) => b.name),
+      ['default', 'tool:slow'],
+    );
+    assert.deepEqual(limits.planMessages([noId, noId]).costs, [2, 2]);
   });
 
   it('plans a batch hiding several calls to a limited tool: each call costs the tool bucket', () => {
@@ -89,10 +103,10 @@ describe('rate limit policy', () => {
       note,
     ]);
     assert.deepEqual(
-      plan?.buckets.map((b) => b.name),
+      plan.buckets.map((b) => b.name),
       ['default', 'tool:search_*', 'tool:fetch'],
     );
-    assert.deepEqual(plan?.costs, [4, 2, 1]);
+    assert.deepEqual(plan.costs, [5, 2, 1]);
   });
 
   it('keeps ids with braces from escaping their Redis hash tag', () => {
