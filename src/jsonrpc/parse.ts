@@ -1,20 +1,26 @@
 /**
  * Strict parsing of a client's POST body. What the gateway judges is exactly what the upstream
- * receives: the body is decoded as strict UTF-8, parsed once, validated, and the forwarded bytes
- * are re-serialised from the parsed value. That removes every parser-difference trick at once:
- * duplicate keys (the upstream sees only the value judged), `\u` escapes, BOMs, trailing bytes,
- * invalid UTF-8, non-object params and ids that would not survive a round trip. Numbers keep their
- * spelling (lossless.ts), so the re-serialisation means what the client sent.
+ * receives: the body is decoded as strict UTF-8, parsed once and validated, and the bytes forwarded
+ * are the client's own only when every JSON parser reads them as the value judged; otherwise they
+ * are re-serialised from it. That removes every parser-difference trick at once: duplicate keys
+ * (the upstream sees only the value judged), `\u` escapes (forwarded spelled plainly), BOMs,
+ * trailing bytes, invalid UTF-8, non-object params and ids that would not survive a round trip.
+ * Numbers keep their spelling (lossless.ts), so a re-serialisation means what the client sent.
  *
  * Before anything is built, a linear pre-scan (scan.ts) refuses bodies nested deeper than
- * MAX_DEPTH or holding more than MAX_VALUES values, at the byte that crosses the limit: the cost of
- * any body is one pass over its bytes plus a JSON.parse of a bounded number of values.
+ * MAX_DEPTH or holding more than MAX_VALUES values, at the byte that crosses the limit, and counts
+ * the values. One walk over the parsed value (tree.ts) counts them again: equal counts mean no key
+ * was repeated, so the client's bytes (without surrounding whitespace) are forwarded as they are,
+ * unless they hold a `\u` escape. The cost of any body is one pass over its bytes, JSON.parse, and
+ * a walk of a bounded number of values; only a body with a repeated key or a `\u` escape also pays
+ * for a JSON.stringify (bench/parse-fuzz.ts reports the slowest shapes).
  */
 import { GatewayError } from './errors.ts';
 import type { JsonRpcId, JsonRpcMessage } from './message.ts';
 import { scanJson } from './scan.ts';
 import type { ScanLimits } from './scan.ts';
 import { isRawNumber, parseKeepingNumbers } from './lossless.ts';
+import { walkTree } from './tree.ts';
 
 /** Deepest nesting of a body (an MCP message with a JSON Schema argument is far shallower). */
 export const MAX_DEPTH = 64;
@@ -27,11 +33,15 @@ export const MAX_VALUES = 100_000;
 export const BODY_LIMITS: ScanLimits = Object.freeze({ maxDepth: MAX_DEPTH, maxValues: MAX_VALUES });
 
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const PROTO = Buffer.from('__proto__');
 
 export interface ParsedBody {
   readonly messages: readonly JsonRpcMessage[];
   readonly batch: boolean;
-  /** The bytes to forward: the canonical serialisation of `messages`. */
+  /**
+   * The bytes to forward: the client's own (a view of the body, without surrounding whitespace)
+   * when they mean `messages` to any parser, else the serialisation of `messages`.
+   */
   readonly bytes: Buffer;
 }
 
@@ -77,37 +87,34 @@ export function parseBody(
   }
   // JSON.parse makes `"__proto__"` an ordinary own key, but an upstream that copies objects with
   // assignment (Object.assign, a naive deep merge) turns it into a prototype, and then reads
-  // properties the gateway never saw. A key can only be `__proto__` if the text spells it or uses
-  // a \u escape, so the walk runs only then.
-  if ((text.includes('__proto__') || text.includes('\\u')) && hasProtoKey(value)) {
-    throw invalid(peekId(value), 'a "__proto__" key is not allowed');
-  }
+  // properties the gateway never saw. A key can only be `__proto__` if the bytes spell it or use
+  // a \u escape, so the walk looks for it only then.
+  const findProto = scan.unicodeEscape || body.indexOf(PROTO) !== -1;
+  const shape = walkTree(value, findProto, scan.lossy.length > 0);
+  if (shape.protoKey) throw invalid(peekId(value), 'a "__proto__" key is not allowed');
   const batch = Array.isArray(value);
   const items: unknown[] = batch ? (value as unknown[]) : [value];
   if (items.length === 0) throw invalid(null, 'empty batch');
   const messages = items.map((item) => validateMessage(item, knownMethods));
+  // Every value the scan counted is in the parsed value (no key repeated) and nothing is escaped as
+  // \u: any parser reads the client's bytes as the value judged, so they are forwarded as they are.
+  if (shape.values === scan.values && !scan.unicodeEscape) return { messages, batch, bytes: trimmed(body) };
   // The depth limit keeps this recursion far from the stack's end.
   const bytes = JSON.stringify(batch ? messages : messages[0]);
   return { messages, batch, bytes: Buffer.from(bytes) };
 }
 
-/** Whether any object in a parsed JSON value has an own `__proto__` key (iterative: any depth). */
-function hasProtoKey(value: unknown): boolean {
-  const stack: unknown[] = [value];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (typeof v !== 'object' || v === null) continue;
-    if (Array.isArray(v)) {
-      for (const item of v) if (typeof item === 'object' && item !== null) stack.push(item);
-      continue;
-    }
-    if (Object.hasOwn(v, '__proto__')) return true;
-    for (const key in v) {
-      const item = (v as Record<string, unknown>)[key];
-      if (typeof item === 'object' && item !== null) stack.push(item);
-    }
-  }
-  return false;
+/** The body without the JSON whitespace around its value (a view, no copy). */
+function trimmed(body: Buffer): Buffer {
+  let start = 0;
+  let end = body.length;
+  while (start < end && isSpace(body[start] as number)) start++;
+  while (end > start && isSpace(body[end - 1] as number)) end--;
+  return start === 0 && end === body.length ? body : body.subarray(start, end);
+}
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 }
 
 function invalid(id: JsonRpcId | null, why: string): GatewayError {

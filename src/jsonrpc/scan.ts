@@ -3,14 +3,18 @@
  * limits the moment they are crossed (nesting depth, number of values), so a hostile body costs at
  * most one pass over the bytes up to that point, and reports whether any number is spelled in a way
  * a double cannot reproduce (`1e400`, `-0`, `1.0`, 20-digit integers), where they are, so the
- * parser keeps those lexemes as written.
+ * parser keeps those lexemes as written. It also counts the values and tells whether any string
+ * holds a `\u` escape: on a valid body, the parsed value holds as many values exactly when no key
+ * was repeated in an object, which is how parse.ts knows the bytes mean what it judged.
  *
  * It does not validate: JSON.parse does that next. On malformed input it may count oddly, but it
- * still visits each byte at most a constant number of times (strings are skipped with indexOf).
+ * still visits each byte at most a constant number of times (long strings are skipped with indexOf).
  */
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
+/** Bytes of a string read one by one before the rest is searched with indexOf. */
+const SHORT_STRING = 64;
 
 export interface ScanLimits {
   /** Deepest nesting of arrays and objects allowed (the top-level value is at depth 1). */
@@ -25,6 +29,8 @@ export type ScanResult =
       readonly values: number;
       /** Start and end offsets of each number a double does not spell back the same way. */
       readonly lossy: readonly number[];
+      /** Whether a string (or key) holds a `\u` escape. */
+      readonly unicodeEscape: boolean;
     }
   | {
       readonly ok: false;
@@ -45,24 +51,42 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
   // The next backslash at or after some offset, searched lazily and only forward, so the searches
   // together read the body once (-1: none left).
   let backslash = -2;
+  let unicodeEscape = false;
   while (i < n) {
     const c = b[i] as number;
     if (c === QUOTE) {
       if (++values > maxValues) return { ok: false, limit: 'values', examined: i + 1 };
-      // The string ends at the next quote, unless an escape comes first; then walk its bytes.
-      const from = i + 1;
-      const quote = b.indexOf(QUOTE, from);
-      if (quote === -1) break;
-      if (backslash !== -1 && backslash < from) backslash = b.indexOf(BACKSLASH, from);
-      if (backslash === -1 || backslash > quote) {
-        i = quote + 1;
+      // The string ends at the next quote, unless an escape comes first; then walk its bytes. Its
+      // first bytes are read one by one (most strings are short: a call to indexOf costs more than
+      // reading them), the rest of a long one is searched with indexOf.
+      let j = i + 1;
+      const stop = j + SHORT_STRING < n ? j + SHORT_STRING : n;
+      while (j < stop) {
+        const d = b[j] as number;
+        if (d === QUOTE || d === BACKSLASH) break;
+        j++;
+      }
+      if (j === stop) {
+        const quote = b.indexOf(QUOTE, j);
+        if (quote === -1) break;
+        if (backslash !== -1 && backslash < j) backslash = b.indexOf(BACKSLASH, j);
+        if (backslash === -1 || backslash > quote) {
+          i = quote + 1;
+          continue;
+        }
+        j = backslash;
+      } else if (b[j] === QUOTE) {
+        i = j + 1;
         continue;
       }
-      i = backslash;
+      i = j;
       while (i < n) {
         const d = b[i] as number;
         if (d === QUOTE) break;
-        i += d === BACKSLASH ? 2 : 1;
+        if (d === BACKSLASH) {
+          if (b[i + 1] === 0x75 /* u */) unicodeEscape = true;
+          i += 2;
+        } else i++;
       }
       i++;
       continue;
@@ -101,7 +125,7 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
     const end = candidates[k + 1] as number;
     if (!isCanonicalNumber(b, start, end)) lossy.push(start, end);
   }
-  return { ok: true, values, lossy };
+  return { ok: true, values, lossy, unicodeEscape };
 }
 
 function isNumberByte(c: number): boolean {

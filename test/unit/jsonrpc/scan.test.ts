@@ -35,14 +35,14 @@ describe('scanJson', () => {
 
   it('counts keys, strings, literals and containers as values', () => {
     const result = scanJson(Buffer.from('{"a":[true,false,null,"x",-1.5,{}]}'), limits);
-    assert.deepEqual(result, { ok: true, values: 9, lossy: [] });
+    assert.deepEqual(result, { ok: true, values: 9, lossy: [], unicodeEscape: false });
   });
 
   it('flags numbers a double does not spell back the same way, and only those', () => {
     for (const lossy of ['12345678901234567890', '1e400', '-0', '1.0', '1E2', '0.10', '-0.0', '1e-400']) {
       assert.deepEqual(
         scanJson(Buffer.from(`[${lossy}]`), limits),
-        { ok: true, values: 2, lossy: [1, 1 + lossy.length] },
+        { ok: true, values: 2, lossy: [1, 1 + lossy.length], unicodeEscape: false },
         lossy,
       );
     }
@@ -58,10 +58,35 @@ describe('scanJson', () => {
     ]) {
       assert.deepEqual(
         scanJson(Buffer.from(`[${exact}]`), limits),
-        { ok: true, values: 2, lossy: [] },
+        { ok: true, values: 2, lossy: [], unicodeEscape: false },
         exact,
       );
     }
+  });
+});
+
+describe("scanJson: what parse.ts needs to forward the client's bytes", () => {
+  it('tells a \\u escape in a string or key from other escapes and from text that only looks like one', () => {
+    const escaped = (text: string) => {
+      const r = scanJson(Buffer.from(text), limits);
+      assert.ok(r.ok, text);
+      return r.unicodeEscape;
+    };
+    assert.equal(escaped('["\\u0065cho"]'), true);
+    assert.equal(escaped('{"n\\u0061me":1}'), true);
+    assert.equal(escaped('["a\\"b", "\\\\u0065"]'), false, 'an escaped backslash before u');
+    assert.equal(escaped('["\\n\\t\\/\\""]'), false);
+    assert.equal(escaped('["u0065"]'), false);
+  });
+
+  it('counts what JSON.parse keeps when no key repeats, and more when one does', () => {
+    const count = (text: string) => {
+      const r = scanJson(Buffer.from(text), limits);
+      assert.ok(r.ok, text);
+      return r.values;
+    };
+    assert.equal(count('{"a":1,"b":{"c":[true,"x"]}}'), 9);
+    assert.equal(count('{"a":1,"a":{"c":[true,"x"]}}'), 9, 'the scan counts both "a" members');
   });
 });
 
