@@ -8,6 +8,7 @@
  *
  *   node bench/parse-fuzz.ts [--seconds 30] [--seed 1]
  */
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseBody } from '../src/jsonrpc/parse.ts';
 import { KNOWN_METHODS } from '../src/policy/methods.ts';
@@ -86,8 +87,13 @@ function handWritten(): Shape[] {
   ];
 }
 
-function time(body: Buffer): { ms: number; outcome: string } {
+/**
+ * Median of 3 runs of parseBody, and of JSON.parse of the same bytes (decoded as UTF-8) interleaved
+ * with them: the floor any parse pays, measured under the same load.
+ */
+function time(body: Buffer): { ms: number; plainMs: number; outcome: string } {
   const runs: number[] = [];
+  const plain: number[] = [];
   let outcome = '';
   for (let i = 0; i < 3; i++) {
     const t0 = performance.now();
@@ -97,10 +103,18 @@ function time(body: Buffer): { ms: number; outcome: string } {
     } catch (err) {
       outcome = `refused: ${(err as Error).message}`;
     }
-    runs.push(performance.now() - t0);
+    const t1 = performance.now();
+    try {
+      JSON.parse(body.toString('utf8'));
+    } catch {
+      // the floor of a body JSON.parse refuses is the time it took to refuse it
+    }
+    plain.push(performance.now() - t1);
+    runs.push(t1 - t0);
   }
   runs.sort((a, b) => a - b);
-  return { ms: runs[1] as number, outcome };
+  plain.sort((a, b) => a - b);
+  return { ms: runs[1] as number, plainMs: plain[1] as number, outcome };
 }
 
 function randomUnit(): string {
@@ -118,7 +132,15 @@ function mutate(unit: string): string {
   return randomUnit();
 }
 
-const results: { name: string; ms: number; outcome: string; bytes: number; unit?: string }[] = [];
+const results: {
+  name: string;
+  ms: number;
+  plainMs: number;
+  outcome: string;
+  bytes: number;
+  unit?: string;
+}[] = [];
+const load0 = loadavg()[0] as number;
 const shapes = handWritten();
 for (const shape of shapes) results.push({ ...time(shape.body), name: shape.name, bytes: shape.body.length });
 
@@ -143,12 +165,15 @@ while (performance.now() - start < BUDGET_MS) {
 
 results.sort((a, b) => b.ms - a.ms);
 const seen = new Set<string>();
-console.log(`parse-fuzz: ${tried} fuzzed bodies + ${shapes.length} hand-written, each ≤ ${MAX} bytes`);
+console.log(
+  `parse-fuzz: ${tried} fuzzed bodies + ${shapes.length} hand-written, each ≤ ${MAX} bytes; load average ${load0.toFixed(2)} at start, ${(loadavg()[0] as number).toFixed(2)} at end`,
+);
+console.log('parseBody, and that time over JSON.parse of the same bytes in the same run (median of 3 each):');
 for (const r of results) {
   if (seen.has(r.name)) continue;
   seen.add(r.name);
   console.log(
-    `${r.ms.toFixed(1).padStart(7)} ms  ${(r.bytes / 1048576).toFixed(2)} MiB  ${r.name}  (${r.outcome.slice(0, 60)})`,
+    `${r.ms.toFixed(1).padStart(7)} ms  ×${(r.ms / r.plainMs).toFixed(2).padEnd(5)} (JSON.parse ${r.plainMs.toFixed(1)} ms)  ${(r.bytes / 1048576).toFixed(2)} MiB  ${r.name}  (${r.outcome.slice(0, 60)})`,
   );
   if (seen.size >= 12) break;
 }
