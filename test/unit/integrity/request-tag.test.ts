@@ -1,5 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { createRequestTagger, readTagUnverified } from '../../../src/integrity/request-tag.ts';
 import type { Plan } from '../../../src/integrity/request-tag.ts';
 import type { JsonRpcId } from '../../../src/jsonrpc/message.ts';
@@ -52,6 +53,34 @@ describe('request tags', () => {
     }
     // Asking for no filtering instead of tools: the plan letter is signed too.
     assert.equal(tagger.untag('key-a', tag.replace(/^g1t/, 'g1n')), undefined);
+  });
+
+  it('are signed with HMAC-SHA256 as the format says, so tags from earlier builds still verify', () => {
+    // tag = body + "." + base64url(HMAC-SHA256(k, bindingId "\n" body)[0..12]), k = HMAC(secret, label)
+    const k = createHmac('sha256', SECRET).update('mcpgate request tag v1').digest();
+    for (const id of IDS) {
+      const tag = tagger.tag('key-a', id, 'tools');
+      const dot = tag.lastIndexOf('.');
+      const body = tag.slice(0, dot);
+      const mac = createHmac('sha256', k).update('key-a').update('\n').update(body).digest();
+      assert.equal(tag.slice(dot + 1), mac.subarray(0, 12).toString('base64url'), JSON.stringify(id));
+      // A tag written by the reference computation untags.
+      const reference = `${body}.${createHmac('sha256', k)
+        .update('key-b\n' + body)
+        .digest()
+        .subarray(0, 12)
+        .toString('base64url')}`;
+      assert.deepEqual(tagger.untag('key-b', reference), { clientId: id, plan: 'tools' });
+    }
+  });
+
+  it('do not untag another spelling of a valid MAC', () => {
+    const tag = tagger.tag('key-a', 7, 'none');
+    const dot = tag.lastIndexOf('.');
+    // Each MAC character moved up by 256: the same low bytes, so a latin1 compare would see no change.
+    const mac = [...tag.slice(dot + 1)].map((c) => String.fromCharCode(c.charCodeAt(0) + 0x100)).join('');
+    assert.equal(tagger.untag('key-a', `${tag.slice(0, dot)}.${mac}`), undefined);
+    assert.deepEqual(tagger.untag('key-a', tag), { clientId: 7, plan: 'none' });
   });
 
   it('untag nothing that is not a tag', () => {
