@@ -16,13 +16,6 @@ import type { JsonRpcId } from '../jsonrpc/message.ts';
 /** Requests remembered at most (about 200 bytes each). */
 export const MAX_PENDING = 10_000;
 
-export interface PendingKey {
-  readonly bindingId: string;
-  /** The upstream's session id, when the request belongs to a session. */
-  readonly sessionId: string | undefined;
-  readonly clientId: JsonRpcId;
-}
-
 export class PendingTags {
   readonly #tags = new Map<string, string>();
   readonly #max: number;
@@ -37,26 +30,34 @@ export class PendingTags {
     return this.#tags.size;
   }
 
-  remember(key: PendingKey, tag: string): void {
-    const k = keyOf(key);
+  /**
+   * The request with this client id, of this principal (`bindingId`) in this upstream session (when
+   * it belongs to one), was forwarded under `tag`.
+   */
+  remember(bindingId: string, sessionId: string | undefined, clientId: JsonRpcId, tag: string): void {
+    const k = keyOf(bindingId, sessionId, clientId);
     this.#tags.delete(k);
     this.#tags.set(k, tag);
     if (this.#tags.size > this.#max) this.#tags.delete(this.#tags.keys().next().value as string);
   }
 
   /** The tag the request with this key was forwarded under, if it is still pending here. */
-  tagFor(key: PendingKey): string | undefined {
-    return this.#tags.get(keyOf(key));
+  tagFor(bindingId: string, sessionId: string | undefined, clientId: JsonRpcId): string | undefined {
+    return this.#tags.get(keyOf(bindingId, sessionId, clientId));
   }
 
   /** The request was answered (only when `tag` is still the one remembered for its key). */
-  forget(key: PendingKey, tag: string): void {
-    const k = keyOf(key);
+  forget(bindingId: string, sessionId: string | undefined, clientId: JsonRpcId, tag: string): void {
+    const k = keyOf(bindingId, sessionId, clientId);
     if (this.#tags.get(k) === tag) this.#tags.delete(k);
   }
 }
 
-function keyOf(key: PendingKey): string {
-  const id = typeof key.clientId === 'number' ? `n${key.clientId}` : `s${key.clientId}`;
-  return `${key.bindingId}\n${key.sessionId ?? ''}\n${id}`;
+/**
+ * One string per (principal, session, client id), unambiguous: the binding id (which may hold any
+ * character: an OAuth subject) is prefixed with its length, and a session id has no line break.
+ */
+function keyOf(bindingId: string, sessionId: string | undefined, clientId: JsonRpcId): string {
+  const kind = typeof clientId === 'number' ? '\nn' : '\ns';
+  return `${bindingId.length}:${bindingId}${sessionId ?? ''}${kind}${clientId}`;
 }

@@ -78,10 +78,19 @@ export function skipValue(text: string, i: number): number {
   return j;
 }
 
-/** A key's value as JSON.parse reads it (quotes at `start` and `end - 1`). */
-function keyText(text: string, start: number, end: number): string {
-  const raw = text.slice(start + 1, end - 1);
-  return raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
+/**
+ * Whether the key whose quotes are at `start` and `end - 1` reads as `key` for JSON.parse. `key`
+ * holds no backslash (the members looked up here are plain names), so a raw key spelled exactly as
+ * `key` reads as it without a copy; only a raw key with an escape in it is unescaped to compare.
+ */
+function keyIs(text: string, start: number, end: number, key: string): boolean {
+  const length = end - start - 2;
+  // An escape spells one character with two or more: a raw key as long as `key` has none.
+  if (length <= key.length) return length === key.length && text.startsWith(key, start + 1);
+  for (let k = start + 1; k < end - 1; k++) {
+    if (text.charCodeAt(k) === BACKSLASH) return JSON.parse(text.slice(start, end)) === key;
+  }
+  return false;
 }
 
 /**
@@ -103,8 +112,7 @@ export function memberSpan(
     if (text.charCodeAt(colon) !== COLON) return found;
     const valueStart = skipSpace(text, colon + 1);
     const valueEnd = skipValue(text, valueStart);
-    // A key can only equal `key` if its raw text is at least as long as `key`.
-    if (keyEnd - i - 2 >= key.length && keyText(text, i, keyEnd) === key) {
+    if (keyIs(text, i, keyEnd, key)) {
       if (found !== undefined) return DUPLICATE;
       found = { start: valueStart, end: valueEnd };
     }
@@ -152,6 +160,28 @@ export function messageStarts(text: string): number[] {
 /** One replacement of a span by new text. */
 export interface Edit extends Span {
   readonly text: string;
+}
+
+/**
+ * The bytes of `text` with each edit applied, from `bytes`, its UTF-8 encoding, when the text is
+ * ASCII (`bytes.length === text.length`: then text offsets are byte offsets): unchanged stretches are
+ * copied, not encoded again. Edits must not overlap; any order. No edits: `bytes` itself.
+ */
+export function applyEditsToAscii(bytes: Buffer, edits: Edit[]): Buffer {
+  if (edits.length === 0) return bytes;
+  if (edits.length > 1) edits.sort((a, b) => a.start - b.start);
+  let length = bytes.length;
+  for (const edit of edits) length += Buffer.byteLength(edit.text) - (edit.end - edit.start);
+  const out = Buffer.allocUnsafe(length);
+  let from = 0;
+  let to = 0;
+  for (const edit of edits) {
+    to += bytes.copy(out, to, from, edit.start);
+    to += out.write(edit.text, to, 'utf8');
+    from = edit.end;
+  }
+  bytes.copy(out, to, from);
+  return out;
 }
 
 /** `text` with each edit applied (edits must not overlap; any order). */

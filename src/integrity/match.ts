@@ -25,7 +25,8 @@ import type { TaskScope } from '../policy/tasks.ts';
 import type { ListPins } from '../pinning/pins.ts';
 import { UNREADABLE } from '../policy/unreadable.ts';
 import type { RequestTagger, Untagged } from './request-tag.ts';
-import { restoreIds } from './restore.ts';
+import { restoreEdits, restoreIds } from './restore.ts';
+import { applyEdits, applyEditsToAscii } from './json-spans.ts';
 import { LIST_MIN_BYTES, matchListResponse, NOT_JSON, REFUSED } from './list-match.ts';
 import type { ResponseIds } from './restore.ts';
 
@@ -87,9 +88,13 @@ export function createMatchRewrite(ids: ResponseIds, filters: Filters): Response
       } catch (cause) {
         throw new GatewayError('ERR_UPSTREAM_PROTOCOL', { cause });
       }
-      const restored = restoreIds(text, value, ids);
+      const restored = restoreEdits(text, value, ids);
       if (restored === undefined) throw unanswerable();
-      const out = Buffer.from(restored.text);
+      // ASCII text (as long as its bytes): the ids are spliced into the bytes, nothing re-encoded.
+      const out =
+        text.length === body.length
+          ? applyEditsToAscii(body, restored.edits)
+          : Buffer.from(applyEdits(text, restored.edits));
       if (restored.plans === undefined) return out;
       return filterJsonResponseBody(out, restored.plans, filters.grants, filters.tasks, filters.pins);
     },

@@ -16,7 +16,7 @@
  * pass). Requests from the upstream (sampling, elicitation, roots, ping) pass untouched.
  */
 import type { JsonRpcId, JsonRpcMessage } from '../jsonrpc/message.ts';
-import { applyEdits, DUPLICATE, messageStarts, pathSpan } from './json-spans.ts';
+import { applyEdits, DUPLICATE, messageStarts, pathSpan, skipSpace } from './json-spans.ts';
 import type { Edit } from './json-spans.ts';
 import type { PendingTags } from './cancels.ts';
 import { TAG_PREFIX } from './request-tag.ts';
@@ -52,26 +52,26 @@ export function tagRequests(
   plans: ReadonlyMap<JsonRpcId, Plan> | undefined,
   context: TagContext,
 ): ForwardedRequests {
+  if (messages.length === 1 && bytes[0] === OPEN_OBJECT) {
+    const single = tagOne(bytes, messages[0] as Message, plans, context);
+    if (single !== undefined) return single;
+  }
   const tags = new Map<string, Untagged>();
   let text: string | undefined;
   let starts: number[] | undefined;
   const edits: Edit[] = [];
   for (let i = 0; i < messages.length; i++) {
-    const m = messages[i] as { id?: JsonRpcId; method?: string; params?: Record<string, unknown> };
+    const m = messages[i] as Message;
     let path: readonly string[];
     let replacement: string;
     if (m.method !== undefined && m.id !== undefined) {
-      const plan = plans?.get(m.id) ?? 'none';
-      const tag = context.tagger.tag(context.bindingId, m.id, plan);
-      tags.set(tag, { clientId: m.id, plan });
-      context.pending?.remember(pendingKey(context, m.id), tag);
+      replacement = tagRequest(m.id, plans, context, tags);
       path = ['id'];
-      replacement = tag;
     } else if (m.method === CANCELLED && isId(m.params?.requestId)) {
       const clientId = m.params.requestId;
       path = ['params', 'requestId'];
       replacement =
-        context.pending?.tagFor(pendingKey(context, clientId)) ??
+        context.pending?.tagFor(context.bindingId, context.sessionId, clientId) ??
         context.tagger.tag(context.bindingId, clientId, 'none');
     } else continue;
     text ??= bytes.toString('utf8');
@@ -85,8 +85,99 @@ export function tagRequests(
   return { bytes: Buffer.from(applyEdits(text, edits)), tags };
 }
 
-function pendingKey(context: TagContext, clientId: JsonRpcId) {
-  return { bindingId: context.bindingId, sessionId: context.sessionId, clientId };
+type Message = { id?: JsonRpcId; method?: string; params?: Record<string, unknown> };
+
+const OPEN_OBJECT = 0x7b;
+const NO_TAGS: ReadonlyMap<string, Untagged> = new Map();
+
+/** A fresh tag for one request, remembered for its cancellation and added to `tags`. */
+function tagRequest(
+  clientId: JsonRpcId,
+  plans: ReadonlyMap<JsonRpcId, Plan> | undefined,
+  context: TagContext,
+  tags: Map<string, Untagged>,
+): string {
+  const plan = plans?.get(clientId) ?? 'none';
+  const tag = context.tagger.tag(context.bindingId, clientId, plan);
+  tags.set(tag, { clientId, plan });
+  context.pending?.remember(context.bindingId, context.sessionId, clientId, tag);
+  return tag;
+}
+
+/**
+ * The common body, one message that is not a batch, without a string round trip: a request's id is
+ * found from where JSON.stringify put it and the tag is spliced into the bytes; a message with no id
+ * to replace is forwarded as it is. Undefined: the general path decides (a cancellation, or an id
+ * member neither first, second after "jsonrpc", nor last).
+ */
+function tagOne(
+  bytes: Buffer,
+  m: Message,
+  plans: ReadonlyMap<JsonRpcId, Plan> | undefined,
+  context: TagContext,
+): ForwardedRequests | undefined {
+  if (m.method === undefined || m.id === undefined) {
+    return m.method === CANCELLED ? undefined : { bytes, tags: NO_TAGS };
+  }
+  const id = m.id;
+  const value = typeof id === 'number' ? String(id) : JSON.stringify(id);
+  const start = serialisedIdStart(bytes, m, value);
+  if (start === -1) return undefined;
+  const end = start + value.length;
+  const tags = new Map<string, Untagged>();
+  const tag = tagRequest(id, plans, context, tags);
+  // A tag is ASCII that JSON writes as it is (request-tag.ts), so its JSON is the tag in quotes.
+  const out = Buffer.allocUnsafe(bytes.length - value.length + tag.length + 2);
+  let at = bytes.copy(out, 0, 0, start);
+  out[at++] = QUOTE;
+  at += out.write(tag, at, 'latin1');
+  out[at++] = QUOTE;
+  bytes.copy(out, at, end);
+  return { bytes: out, tags };
+}
+
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+const CLOSE_OBJECT = 0x7d;
+const ID_FIRST = '{"id":';
+const ID_SECOND = '{"jsonrpc":"2.0","id":';
+const ID_KEY = '"id":';
+
+/**
+ * Where the id's value starts in `bytes`, which are JSON.stringify(m), or -1. `value` is the id's
+ * JSON; only an ASCII one is looked for (a string id with other characters takes the general path).
+ * JSON.stringify writes members in Object.keys order with nothing between them, so an id member that
+ * is the first key, the second after "jsonrpc" (always "2.0" in a valid message), or the last has a
+ * known place. The bytes there are checked against that (the member name, the value's own
+ * serialisation, what delimits it), so bytes that are not the serialisation take the general path
+ * rather than a wrong splice.
+ */
+function serialisedIdStart(bytes: Buffer, m: Message, value: string): number {
+  const keys = Object.keys(m);
+  let start: number;
+  if (keys[0] === 'id') start = bytesAre(bytes, 0, ID_FIRST) ? ID_FIRST.length : -1;
+  else if (keys[0] === 'jsonrpc' && keys[1] === 'id')
+    start = bytesAre(bytes, 0, ID_SECOND) ? ID_SECOND.length : -1;
+  else if (keys[keys.length - 1] === 'id') start = bytes.length - 1 - value.length;
+  else return -1;
+  const end = start + value.length;
+  const before = start - ID_KEY.length;
+  if (start === -1 || before < 1 || end >= bytes.length) return -1;
+  const opener = bytes[before - 1];
+  const closer = bytes[end];
+  if ((opener !== OPEN_OBJECT && opener !== COMMA) || (closer !== COMMA && closer !== CLOSE_OBJECT))
+    return -1;
+  return bytesAre(bytes, before, ID_KEY) && bytesAre(bytes, start, value) ? start : -1;
+}
+
+/** Whether `bytes` hold the ASCII `text` at `at` (false for text that is not ASCII). */
+function bytesAre(bytes: Buffer, at: number, text: string): boolean {
+  if (at < 0 || at + text.length > bytes.length) return false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 0x7f || bytes[at + i] !== c) return false;
+  }
+  return true;
 }
 
 function isId(value: unknown): value is JsonRpcId {
@@ -108,29 +199,39 @@ export interface Restored {
   readonly plans: Map<JsonRpcId, Exclude<Plan, 'none'>> | undefined;
 }
 
+/** Where the client's ids go back into the text (restoreEdits), and the plan of each response. */
+export interface Restoration {
+  /** Replacements of ids in the text (none: the text passes as it is). */
+  readonly edits: Edit[];
+  readonly plans: Map<JsonRpcId, Exclude<Plan, 'none'>> | undefined;
+}
+
 /**
  * Restores the client's ids in `text`, whose JSON.parse is `value` (one message or a batch).
  * Returns undefined when any message in it must not reach the client.
  */
 export function restoreIds(text: string, value: unknown, ids: ResponseIds): Restored | undefined {
-  const items: unknown[] = Array.isArray(value) ? value : [value];
-  if (items.length === 0) return undefined;
+  const restoration = restoreEdits(text, value, ids);
+  if (restoration === undefined) return undefined;
+  return { text: applyEdits(text, restoration.edits), plans: restoration.plans };
+}
+
+/** What restoreIds does, as edits of `text` (to apply to the text, or to its bytes when ASCII). */
+export function restoreEdits(text: string, value: unknown, ids: ResponseIds): Restoration | undefined {
+  const batch = Array.isArray(value);
+  const count = batch ? (value as unknown[]).length : 1;
+  if (count === 0) return undefined;
   let starts: number[] | undefined;
   const edits: Edit[] = [];
   let plans: Map<JsonRpcId, Exclude<Plan, 'none'>> | undefined;
-  const answered = new Set<JsonRpcId>();
-  for (let i = 0; i < items.length; i++) {
-    const item = items[i];
+  // Client ids answered so far (a batch only: one response cannot repeat itself).
+  let answered: Set<JsonRpcId> | undefined;
+  for (let i = 0; i < count; i++) {
+    const item: unknown = batch ? (value as unknown[])[i] : value;
     if (typeof item !== 'object' || item === null || Array.isArray(item)) return undefined;
     const m = item as Record<string, unknown>;
+    const start = batch ? ((starts ??= messageStarts(text))[i] as number) : skipSpace(text, 0);
     const hasResult = Object.hasOwn(m, 'result');
-    const edit = (path: readonly string[], clientId: JsonRpcId): boolean => {
-      starts ??= messageStarts(text);
-      const span = pathSpan(text, starts[i] as number, path);
-      if (span === undefined || span === DUPLICATE) return false;
-      edits.push({ start: span.start, end: span.end, text: JSON.stringify(clientId) });
-      return true;
-    };
     if (Object.hasOwn(m, 'method')) {
       if (hasResult || Object.hasOwn(m, 'error')) return undefined;
       if (Object.hasOwn(m, 'id')) continue; // a request from the upstream: its id is its own
@@ -141,7 +242,7 @@ export function restoreIds(text: string, value: unknown, ids: ResponseIds): Rest
       if (typeof requestId === 'string') {
         const named = ids.name(requestId);
         if (named !== undefined) {
-          if (!edit(['params', 'requestId'], named.clientId)) return undefined;
+          if (!edit(edits, text, start, REQUEST_ID_PATH, named.clientId)) return undefined;
         } else if (requestId.startsWith(TAG_PREFIX)) {
           // A tag this exchange cannot translate: the client never sees a gateway id.
           return undefined;
@@ -150,7 +251,7 @@ export function restoreIds(text: string, value: unknown, ids: ResponseIds): Rest
       const subscription = subscriptionOf(p._meta);
       if (subscription !== undefined) {
         const named = typeof subscription === 'string' ? ids.name(subscription) : undefined;
-        if (named === undefined || !edit(['params', '_meta', SUBSCRIPTION_ID], named.clientId))
+        if (named === undefined || !edit(edits, text, start, PARAMS_SUBSCRIPTION_PATH, named.clientId))
           return undefined;
       }
       continue;
@@ -162,19 +263,35 @@ export function restoreIds(text: string, value: unknown, ids: ResponseIds): Rest
       continue;
     }
     const untagged = typeof id === 'string' ? ids.answer(id) : undefined;
-    if (untagged === undefined || answered.has(untagged.clientId)) return undefined;
-    answered.add(untagged.clientId);
-    if (!edit(['id'], untagged.clientId)) return undefined;
+    if (untagged === undefined) return undefined;
+    if (batch) {
+      if ((answered ??= new Set()).has(untagged.clientId)) return undefined;
+      answered.add(untagged.clientId);
+    }
+    if (!edit(edits, text, start, ID_PATH, untagged.clientId)) return undefined;
     if (hasResult && typeof m.result === 'object' && m.result !== null) {
       const subscription = subscriptionOf((m.result as Record<string, unknown>)._meta);
       if (subscription !== undefined) {
-        if (subscription !== id || !edit(['result', '_meta', SUBSCRIPTION_ID], untagged.clientId))
+        if (subscription !== id || !edit(edits, text, start, RESULT_SUBSCRIPTION_PATH, untagged.clientId))
           return undefined;
       }
     }
     if (untagged.plan !== 'none') (plans ??= new Map()).set(untagged.clientId, untagged.plan);
   }
-  return { text: applyEdits(text, edits), plans };
+  return { edits, plans };
+}
+
+const ID_PATH = ['id'];
+const REQUEST_ID_PATH = ['params', 'requestId'];
+const PARAMS_SUBSCRIPTION_PATH = ['params', '_meta', SUBSCRIPTION_ID];
+const RESULT_SUBSCRIPTION_PATH = ['result', '_meta', SUBSCRIPTION_ID];
+
+/** Adds the replacement of the value at `path` of the message at `start`; false if ambiguous or absent. */
+function edit(edits: Edit[], text: string, start: number, path: readonly string[], clientId: JsonRpcId) {
+  const span = pathSpan(text, start, path);
+  if (span === undefined || span === DUPLICATE) return false;
+  edits.push({ start: span.start, end: span.end, text: JSON.stringify(clientId) });
+  return true;
 }
 
 function subscriptionOf(meta: unknown): unknown {

@@ -57,7 +57,7 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
       const messages = ctx.messages ?? [];
       const forwarded = tagRequests(bytes, messages, plans, { tagger, bindingId, sessionId, pending });
       const ids = exchangeIds(forwarded.tags, (tag, untagged) =>
-        pending.forget({ bindingId, sessionId, clientId: untagged.clientId }, tag),
+        pending.forget(bindingId, sessionId, untagged.clientId, tag),
       );
       return { bytes: forwarded.bytes, rewrite: createMatchRewrite(ids, filtersFor(ctx)) };
     },

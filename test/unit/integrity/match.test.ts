@@ -115,6 +115,43 @@ describe('response matching', () => {
     assert.throws(() => again.rewrite.json(Buffer.from(dup)), refused);
   });
 
+  it('restores ids exactly in ASCII bodies (spliced as bytes) and in any other (re-encoded text)', () => {
+    const cases: [JsonRpcId, string][] = [
+      ['héllo ✓ 𝄞', 'ascii'],
+      [12, 'ascii'],
+      ['a"b', 'ascii'],
+      [12, 'non-ascii ✓ 𝄞'],
+      ['héllo', 'non-ascii é'],
+    ];
+    for (const [clientId, text] of cases) {
+      const { rewrite, tags } = exchange([[clientId, 'tools/call', 'none']]);
+      const body = (id: unknown) =>
+        `{"result":{"content":[{"type":"text","text":"${text}"}]},"jsonrpc":"2.0","id":${JSON.stringify(id)}}`;
+      assert.equal(
+        rewrite.json(Buffer.from(body(tags[0]))).toString(),
+        body(clientId),
+        `${clientId} ${text}`,
+      );
+    }
+    // A byte order mark is dropped with the decoding, as before.
+    const { rewrite, tags } = exchange([[1, 'ping', 'none']]);
+    const bom = Buffer.concat([
+      Buffer.from([0xef, 0xbb, 0xbf]),
+      Buffer.from(`{"jsonrpc":"2.0","id":"${tags[0]}","result":{}}`),
+    ]);
+    assert.equal(rewrite.json(bom).toString(), '{"jsonrpc":"2.0","id":1,"result":{}}');
+    // Several ids in one batch, in any order of the responses, each restored in place.
+    const batch = exchange([
+      [1, 'ping', 'none'],
+      ['two', 'ping', 'none'],
+    ]);
+    const answer = `[ {"id":"${batch.tags[1]}","jsonrpc":"2.0","result":{}} , {"jsonrpc":"2.0","result":{"x":1},"id":"${batch.tags[0]}"} ]`;
+    assert.equal(
+      batch.rewrite.json(Buffer.from(answer)).toString(),
+      `[ {"id":"two","jsonrpc":"2.0","result":{}} , {"jsonrpc":"2.0","result":{"x":1},"id":1} ]`,
+    );
+  });
+
   it('passes requests from the upstream and errors that name no request; refuses a result without id', () => {
     const { rewrite } = exchange([[5, 'tools/call', 'none']]);
     const sampling = '{"jsonrpc":"2.0","id":0,"method":"sampling/createMessage","params":{}}';

@@ -1,0 +1,44 @@
+/**
+ * The pending-cancellation map (src/integrity/cancels.ts): which tag a client's request id was
+ * forwarded under, per principal and upstream session.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { PendingTags } from '../../../src/integrity/cancels.ts';
+
+describe('pending cancellations', () => {
+  it('find the tag for the same principal, session and client id only', () => {
+    const pending = new PendingTags();
+    pending.remember('k:a', 's1', 5, 'T5');
+    pending.remember('k:a', 's1', '5', 'T5s');
+    assert.equal(pending.tagFor('k:a', 's1', 5), 'T5');
+    assert.equal(pending.tagFor('k:a', 's1', '5'), 'T5s');
+    assert.equal(pending.tagFor('k:a', 's2', 5), undefined);
+    assert.equal(pending.tagFor('k:a', undefined, 5), undefined);
+    assert.equal(pending.tagFor('k:b', 's1', 5), undefined);
+  });
+
+  it('keep principals apart whatever their binding ids hold (an OAuth subject with a line break)', () => {
+    const pending = new PendingTags();
+    // Principal "x\n" in session "s", request 5, against principal "x" with no session cancelling
+    // the string id "\nn5": once spelled as the same key, one could name the other's request.
+    pending.remember('o:x\n', 's', 5, 'theirs');
+    assert.equal(pending.tagFor('o:x', undefined, '\nn5'), undefined);
+    assert.equal(pending.tagFor('o:x\n', 's', 5), 'theirs');
+  });
+
+  it('forget an answered request only under the tag it was remembered with; drop the oldest past the bound', () => {
+    const pending = new PendingTags(2);
+    pending.remember('k:a', undefined, 1, 'T1');
+    pending.forget('k:a', undefined, 1, 'other');
+    assert.equal(pending.tagFor('k:a', undefined, 1), 'T1');
+    pending.forget('k:a', undefined, 1, 'T1');
+    assert.equal(pending.size, 0);
+    pending.remember('k:a', undefined, 1, 'T1');
+    pending.remember('k:a', undefined, 2, 'T2');
+    pending.remember('k:a', undefined, 3, 'T3');
+    assert.equal(pending.size, 2);
+    assert.equal(pending.tagFor('k:a', undefined, 1), undefined);
+    assert.equal(pending.tagFor('k:a', undefined, 3), 'T3');
+  });
+});
