@@ -32,13 +32,14 @@ export class PendingTags {
 
   /**
    * The request with this client id, of this principal (`bindingId`) in this upstream session (when
-   * it belongs to one), was forwarded under `tag`.
+   * it belongs to one), was forwarded under `tag`. Returns the entry's key, for forget().
    */
-  remember(bindingId: string, sessionId: string | undefined, clientId: JsonRpcId, tag: string): void {
+  remember(bindingId: string, sessionId: string | undefined, clientId: JsonRpcId, tag: string): string {
     const k = keyOf(bindingId, sessionId, clientId);
     this.#tags.delete(k);
     this.#tags.set(k, tag);
     if (this.#tags.size > this.#max) this.#tags.delete(this.#tags.keys().next().value as string);
+    return k;
   }
 
   /** The tag the request with this key was forwarded under, if it is still pending here. */
@@ -46,10 +47,12 @@ export class PendingTags {
     return this.#tags.get(keyOf(bindingId, sessionId, clientId));
   }
 
-  /** The request was answered (only when `tag` is still the one remembered for its key). */
-  forget(bindingId: string, sessionId: string | undefined, clientId: JsonRpcId, tag: string): void {
-    const k = keyOf(bindingId, sessionId, clientId);
-    if (this.#tags.get(k) === tag) this.#tags.delete(k);
+  /**
+   * The request remembered under `key` (what remember() returned: the same string, so the map does
+   * not hash a new one) was answered; forgotten only when `tag` is still the one remembered there.
+   */
+  forget(key: string, tag: string): void {
+    if (this.#tags.get(key) === tag) this.#tags.delete(key);
   }
 }
 

@@ -31,7 +31,7 @@ import { LIST_MIN_BYTES, matchListResponse, NOT_JSON, REFUSED } from './list-mat
 import type { ResponseIds } from './restore.ts';
 
 export { tagRequests } from './restore.ts';
-export type { ForwardedRequests, ResponseIds, TagContext } from './restore.ts';
+export type { ForwardedRequests, ForwardedTag, ResponseIds, TagContext } from './restore.ts';
 
 /** What the plans are applied with: the principal's grants and task scope, and pinning when on. */
 export interface Filters {
@@ -44,21 +44,44 @@ export interface Filters {
  * The ids of one exchange's requests, each answerable once. `onAnswer` is told each one answered
  * (the pipeline forgets its pending cancellation then).
  */
-export function exchangeIds(
-  tags: ReadonlyMap<string, Untagged>,
-  onAnswer?: (tag: string, untagged: Untagged) => void,
+export function exchangeIds<T extends Untagged>(
+  tags: ReadonlyMap<string, T>,
+  onAnswer?: (tag: string, untagged: T) => void,
 ): ResponseIds {
-  const open = new Map(tags);
-  return {
-    answer(id) {
-      const untagged = open.get(id);
-      if (untagged === undefined) return undefined;
-      open.delete(id);
-      onAnswer?.(id, untagged);
-      return untagged;
-    },
-    name: (id) => tags.get(id),
-  };
+  return new ExchangeIds(tags, onAnswer);
+}
+
+/** One object per exchange, nothing copied: the tags answered so far are kept beside the map. */
+class ExchangeIds<T extends Untagged> implements ResponseIds {
+  readonly #tags: ReadonlyMap<string, T>;
+  readonly #onAnswer: ((tag: string, untagged: T) => void) | undefined;
+  /** The first tag answered (most exchanges have one request), then every one in a set. */
+  #answered: string | Set<string> | undefined;
+
+  constructor(tags: ReadonlyMap<string, T>, onAnswer?: (tag: string, untagged: T) => void) {
+    this.#tags = tags;
+    this.#onAnswer = onAnswer;
+  }
+
+  answer(id: string): T | undefined {
+    const untagged = this.#tags.get(id);
+    if (untagged === undefined) return undefined;
+    const answered = this.#answered;
+    if (answered === undefined) this.#answered = id;
+    else if (typeof answered === 'string') {
+      if (answered === id) return undefined;
+      this.#answered = new Set([answered, id]);
+    } else {
+      if (answered.has(id)) return undefined;
+      answered.add(id);
+    }
+    this.#onAnswer?.(id, untagged);
+    return untagged;
+  }
+
+  name(id: string): T | undefined {
+    return this.#tags.get(id);
+  }
 }
 
 /** Any tag signed for this principal (GET streams: replays of earlier exchanges). */

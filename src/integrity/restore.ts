@@ -30,7 +30,13 @@ export interface ForwardedRequests {
   /** The bytes to forward: the judged bytes with each request id replaced by its tag. */
   readonly bytes: Buffer;
   /** Tag → the client's id and the plan, for each request forwarded. */
-  readonly tags: ReadonlyMap<string, Untagged>;
+  readonly tags: ReadonlyMap<string, ForwardedTag>;
+}
+
+/** What a tag forwarded in this exchange carries, and where its cancellation waits. */
+export interface ForwardedTag extends Untagged {
+  /** The pending-cancellation key (PendingTags.remember), when the context has a PendingTags. */
+  readonly pending: string | undefined;
 }
 
 export interface TagContext {
@@ -56,7 +62,7 @@ export function tagRequests(
     const single = tagOne(bytes, messages[0] as Message, plans, context);
     if (single !== undefined) return single;
   }
-  const tags = new Map<string, Untagged>();
+  const tags = new Map<string, ForwardedTag>();
   let text: string | undefined;
   let starts: number[] | undefined;
   const edits: Edit[] = [];
@@ -88,19 +94,19 @@ export function tagRequests(
 type Message = { id?: JsonRpcId; method?: string; params?: Record<string, unknown> };
 
 const OPEN_OBJECT = 0x7b;
-const NO_TAGS: ReadonlyMap<string, Untagged> = new Map();
+const NO_TAGS: ReadonlyMap<string, ForwardedTag> = new Map();
 
 /** A fresh tag for one request, remembered for its cancellation and added to `tags`. */
 function tagRequest(
   clientId: JsonRpcId,
   plans: ReadonlyMap<JsonRpcId, Plan> | undefined,
   context: TagContext,
-  tags: Map<string, Untagged>,
+  tags: Map<string, ForwardedTag>,
 ): string {
   const plan = plans?.get(clientId) ?? 'none';
   const tag = context.tagger.tag(context.bindingId, clientId, plan);
-  tags.set(tag, { clientId, plan });
-  context.pending?.remember(context.bindingId, context.sessionId, clientId, tag);
+  const pending = context.pending?.remember(context.bindingId, context.sessionId, clientId, tag);
+  tags.set(tag, { clientId, plan, pending });
   return tag;
 }
 
@@ -124,7 +130,7 @@ function tagOne(
   const start = serialisedIdStart(bytes, m, value);
   if (start === -1) return undefined;
   const end = start + value.length;
-  const tags = new Map<string, Untagged>();
+  const tags = new Map<string, ForwardedTag>();
   const tag = tagRequest(id, plans, context, tags);
   // A tag is ASCII that JSON writes as it is (request-tag.ts), so its JSON is the tag in quotes.
   const out = Buffer.allocUnsafe(bytes.length - value.length + tag.length + 2);
@@ -144,13 +150,15 @@ const ID_SECOND = '{"jsonrpc":"2.0","id":';
 const ID_KEY = '"id":';
 
 /**
- * Where the id's value starts in `bytes`, which are JSON.stringify(m), or -1. `value` is the id's
- * JSON; only an ASCII one is looked for (a string id with other characters takes the general path).
- * JSON.stringify writes members in Object.keys order with nothing between them, so an id member that
- * is the first key, the second after "jsonrpc" (always "2.0" in a valid message), or the last has a
- * known place. The bytes there are checked against that (the member name, the value's own
- * serialisation, what delimits it), so bytes that are not the serialisation take the general path
- * rather than a wrong splice.
+ * Where the id's value starts in `bytes`, the judged bytes of `m`, or -1. `value` is the id's JSON;
+ * only an ASCII one is looked for (a string id with other characters takes the general path).
+ * Judged bytes are JSON.stringify(m), or the client's own when they hold no repeated key and no \u
+ * escape (jsonrpc/parse.ts): either way a key "id" is spelled only as `"id"`, once per object, and
+ * members come in Object.keys order. Compact, an id member that is the first key, the second after
+ * "jsonrpc" (always "2.0" in a valid message), or the last has a known place; the bytes there are
+ * checked (the member name, the value's own serialisation, a `{` or `,` before the name, a `,` or
+ * `}` after the value, so the name is a key of the top-level object), and any other spelling
+ * (whitespace, another spelling of the value) takes the general path rather than a wrong splice.
  */
 function serialisedIdStart(bytes: Buffer, m: Message, value: string): number {
   const keys = Object.keys(m);

@@ -10,7 +10,7 @@ import type { ResponseRewrite } from '../proxy/relay.ts';
 import type { TaskOwnership } from '../policy/tasks.ts';
 import type { PendingTags } from './cancels.ts';
 import { createMatchRewrite, exchangeIds, signedIds, tagRequests } from './match.ts';
-import type { Filters } from './match.ts';
+import type { Filters, ForwardedTag } from './match.ts';
 import type { Plan, RequestTagger } from './request-tag.ts';
 import type { Pinning } from '../pinning/pins.ts';
 
@@ -38,6 +38,10 @@ export interface IntegrityOptions {
 
 export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
   const { tagger, tasks, pending, pinning } = options;
+  // One function for every exchange: the key its cancellation waits under travels with the tag.
+  const forgetAnswered = (tag: string, forwarded: ForwardedTag) => {
+    if (forwarded.pending !== undefined) pending.forget(forwarded.pending, tag);
+  };
   function principalOf(ctx: RequestContext) {
     const principal = ctx.principal;
     if (principal === undefined) throw new TypeError('integrity step before authenticate');
@@ -56,9 +60,7 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
       const bindingId = principalOf(ctx).bindingId;
       const messages = ctx.messages ?? [];
       const forwarded = tagRequests(bytes, messages, plans, { tagger, bindingId, sessionId, pending });
-      const ids = exchangeIds(forwarded.tags, (tag, untagged) =>
-        pending.forget(bindingId, sessionId, untagged.clientId, tag),
-      );
+      const ids = exchangeIds(forwarded.tags, forgetAnswered);
       return { bytes: forwarded.bytes, rewrite: createMatchRewrite(ids, filtersFor(ctx)) };
     },
     stream(ctx) {

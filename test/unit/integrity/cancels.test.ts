@@ -29,11 +29,15 @@ describe('pending cancellations', () => {
 
   it('forget an answered request only under the tag it was remembered with; drop the oldest past the bound', () => {
     const pending = new PendingTags(2);
-    pending.remember('k:a', undefined, 1, 'T1');
-    pending.forget('k:a', undefined, 1, 'other');
+    const key = pending.remember('k:a', undefined, 1, 'T1');
+    pending.forget(key, 'other');
     assert.equal(pending.tagFor('k:a', undefined, 1), 'T1');
-    pending.forget('k:a', undefined, 1, 'T1');
+    pending.forget(key, 'T1');
     assert.equal(pending.size, 0);
+    // Remembered again under a newer tag (the client reused its id): the old answer forgets nothing.
+    pending.remember('k:a', undefined, 1, 'T1');
+    pending.forget(pending.remember('k:a', undefined, 1, 'T1b'), 'T1');
+    assert.equal(pending.tagFor('k:a', undefined, 1), 'T1b');
     pending.remember('k:a', undefined, 1, 'T1');
     pending.remember('k:a', undefined, 2, 'T2');
     pending.remember('k:a', undefined, 3, 'T3');

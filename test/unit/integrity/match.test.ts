@@ -86,6 +86,32 @@ describe('response matching', () => {
     assert.throws(() => once.rewrite.json(body), refused);
   });
 
+  it('answers each tag of an exchange once, across JSON bodies and SSE events alike', () => {
+    const tags = new Map(
+      [1, 2, 3].map((n) => [tagger.tag('key-a', n, 'none'), { clientId: n, plan: 'none' as const }]),
+    );
+    const told: JsonRpcId[] = [];
+    const ids = exchangeIds(tags, (_tag, untagged) => told.push(untagged.clientId));
+    const [t1, t2, t3] = [...tags.keys()] as [string, string, string];
+    assert.equal(ids.answer('g1nforeign.n1.AAAAAAAAAAAAAAAA'), undefined);
+    assert.equal(ids.answer(t2)?.clientId, 2);
+    assert.equal(ids.answer(t2), undefined);
+    assert.equal(ids.answer(t1)?.clientId, 1);
+    assert.equal(ids.answer(t2), undefined);
+    assert.equal(ids.answer(t1), undefined);
+    assert.equal(ids.answer(t3)?.clientId, 3);
+    assert.equal(ids.answer(t3), undefined);
+    assert.deepEqual(told, [2, 1, 3]);
+    // A notification may still name an answered request (a late cancellation).
+    assert.equal(ids.name(t1)?.clientId, 1);
+    // Through the rewrite: the second response to one request is refused, JSON or SSE.
+    const { rewrite, tags: sent } = exchange([[9, 'tools/call', 'none']]);
+    const answer = `{"jsonrpc":"2.0","id":"${sent[0]}","result":{}}`;
+    assert.equal(rewrite.json(Buffer.from(answer)).toString(), '{"jsonrpc":"2.0","id":9,"result":{}}');
+    assert.throws(() => rewrite.json(Buffer.from(answer)), refused);
+    assert.equal(sseOnce(rewrite, answer), `id: 1\ndata: ${UNREADABLE}\n\n`);
+  });
+
   it('two concurrent requests with the same client id cannot receive each other\u2019s response', () => {
     const a = exchange([[1, 'tools/list', 'tools']]);
     const b = exchange([[1, 'prompts/list', 'prompts']]);
@@ -235,7 +261,12 @@ describe('tagging requests', () => {
     const call = { jsonrpc: '2.0' as const, id: 'c1', method: 'tools/call', params: { name: 'slow' } };
     const first = tagRequests(Buffer.from(JSON.stringify(call)), [call], undefined, context);
     const tag = (JSON.parse(first.bytes.toString()) as { id: string }).id;
-    assert.deepEqual(first.tags.get(tag), { clientId: 'c1', plan: 'none' });
+    assert.deepEqual(first.tags.get(tag), {
+      clientId: 'c1',
+      plan: 'none',
+      pending: first.tags.get(tag)?.pending,
+    });
+    assert.equal(pending.size, 1);
     const messages = [
       {
         jsonrpc: '2.0' as const,

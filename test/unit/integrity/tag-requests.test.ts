@@ -57,9 +57,30 @@ describe('tagging requests', () => {
         const sent = JSON.parse(forwarded.bytes.toString()) as { id: string } | { id: string }[];
         const tag = (Array.isArray(sent) ? sent[0]! : sent).id;
         assert.equal(forwarded.bytes.toString(), expected(parsed.messages, parsed.batch, [tag]), body);
-        assert.deepEqual([...forwarded.tags], [[tag, { clientId: id, plan: id === 7 ? 'tools' : 'none' }]]);
+        const plan = id === 7 ? 'tools' : 'none';
+        assert.deepEqual([...forwarded.tags.keys()], [tag]);
+        assert.deepEqual(forwarded.tags.get(tag), {
+          clientId: id,
+          plan,
+          pending: forwarded.tags.get(tag)?.pending,
+        });
         assert.deepEqual(tagger.untag('key-a', tag), { clientId: id, plan: id === 7 ? 'tools' : 'none' });
       }
+    }
+  });
+
+  it('keeps the client\u2019s own spacing when its bytes are forwarded, replacing only the id', () => {
+    for (const body of [
+      '{ "jsonrpc": "2.0", "id": 12, "method": "ping" }',
+      '{"jsonrpc":"2.0","method":"ping","id" : "a b"}',
+      '{"id":12 ,"jsonrpc":"2.0","method":"ping"}',
+      '{"method":"ping","jsonrpc":"2.0","id":12\n}',
+    ]) {
+      const { parsed, forwarded } = tagBody(body);
+      const tag = (JSON.parse(forwarded.bytes.toString()) as { id: string }).id;
+      const id = JSON.stringify((parsed.messages[0] as { id: JsonRpcId }).id);
+      const judged = parsed.bytes.toString();
+      assert.equal(forwarded.bytes.toString(), judged.replace(id, JSON.stringify(tag)), body);
     }
   });
 
