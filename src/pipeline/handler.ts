@@ -32,6 +32,7 @@ import { checkBodyEnvelope } from './envelope.ts';
 import type { SiteCheck } from './site.ts';
 import type { Cors } from '../server/cors.ts';
 import { Relay } from '../proxy/relay.ts';
+import { KeepaliveWheel } from '../proxy/keepalive.ts';
 import type { ResponseRewrite } from '../proxy/relay.ts';
 import { mapUpstreamError, upstreamErrorKind } from '../proxy/upstream-error.ts';
 import { requestIdFor } from './request-id.ts';
@@ -101,6 +102,7 @@ export function createHandler(deps: HandlerDeps): Handler {
   const streams = new Map<RequestContext, Refs>();
   let draining = false;
   const heavyTurn = createHeavyGate();
+  const keepalive = new KeepaliveWheel(deps.keepaliveMs);
 
   async function run(ctx: RequestContext, relayRef: Refs): Promise<void> {
     const { req, res } = ctx;
@@ -178,7 +180,7 @@ export function createHandler(deps: HandlerDeps): Handler {
     if (res.destroyed) return;
 
     const relay = new Relay(res, {
-      keepaliveMs: deps.keepaliveMs,
+      keepalive,
       rewrite,
       budget: deps.budget,
       head: deps.responseHead,

@@ -12,6 +12,7 @@ import type { ResponseHead } from './response-headers.ts';
 import { GatewayError, RPC } from '../jsonrpc/errors.ts';
 import { errorBody } from '../jsonrpc/message.ts';
 import { BodyBuffer, BufferBudget } from './body-buffer.ts';
+import type { KeepaliveStream, KeepaliveWheel } from './keepalive.ts';
 
 /** How a response is rewritten, when a rule must read it. */
 export interface ResponseRewrite {
@@ -40,7 +41,8 @@ export interface RelayHooks {
 }
 
 export interface RelayOptions {
-  readonly keepaliveMs: number;
+  /** Sends the keepalive comments of idle SSE responses (one timer for every stream). */
+  readonly keepalive: KeepaliveWheel;
   readonly rewrite: ResponseRewrite | undefined;
   /** Which upstream responses are refused, and which of their headers the client sees. */
   readonly head: ResponseHead;
@@ -76,11 +78,12 @@ function unreadBody(status: number): { readonly body: Buffer; readonly type: str
 /** Upper bound for a JSON list body the gateway holds to filter (a page of tools is far smaller). */
 const MAX_REWRITE_BYTES = 64 * 1024 * 1024;
 
-export class Relay implements Dispatcher.DispatchHandler {
+export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
   private readonly res: ServerResponse;
   private readonly options: RelayOptions;
   private controller: Dispatcher.DispatchController | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  keepaliveSlot = -1;
+  keepaliveTick = 0;
   private sse = false;
   /** Content-Length of a plain response, while its body may still arrive as one chunk. */
   private wholeLength = -1;
@@ -92,6 +95,8 @@ export class Relay implements Dispatcher.DispatchHandler {
   /** The body sent instead of an unreadable non-2xx one (the upstream's is read and dropped). */
   private replacement: Buffer | undefined;
   private sseRewriter: SseRewriterLike | undefined;
+  /** The SSE rewriter is made on the first bytes (an idle stream never needs one). */
+  private sseRewrite = false;
   private done = false;
   /** A held (rewritten JSON) response is written only once it is complete and filtered. */
   private heldHead: { status: number; headers: Record<string, string | string[]> } | undefined;
@@ -104,7 +109,7 @@ export class Relay implements Dispatcher.DispatchHandler {
 
   /** The client went away: abort the upstream request at once. */
   abort(reason: Error): void {
-    this.clearTimer();
+    this.stopKeepalive();
     if (this.controller && !this.controller.aborted) this.controller.abort(reason);
   }
 
@@ -119,6 +124,9 @@ export class Relay implements Dispatcher.DispatchHandler {
     upstreamHeaders: IncomingHttpHeaders,
   ): void {
     if (statusCode < 200) return;
+    // The raw header buffers are views into the socket's read chunk: kept on the controller, they
+    // would hold that chunk for as long as the response lasts (a GET stream's whole life).
+    controller.rawHeaders = null;
     this.controller = controller;
     const refusal = this.options.head.refusal(statusCode, upstreamHeaders);
     if (refusal !== undefined) {
@@ -139,7 +147,7 @@ export class Relay implements Dispatcher.DispatchHandler {
       // keeps its status with a body of the gateway's own. The content type is the one the body
       // was read as (a repeated or odd one could make a client read it as the other).
       if (this.sse) {
-        this.sseRewriter = rewrite.sse(this.options.budget);
+        this.sseRewrite = true;
         headers['content-type'] = 'text/event-stream';
       } else if (isJson(contentType)) {
         this.held = this.holdBody(upstreamHeaders['content-length']);
@@ -157,7 +165,7 @@ export class Relay implements Dispatcher.DispatchHandler {
         if (own.type !== undefined) headers['content-type'] = own.type;
         headers['content-length'] = String(own.body.length);
       }
-      if (this.sseRewriter || this.held) delete headers['content-length'];
+      if (this.sseRewrite || this.held) delete headers['content-length'];
     }
     if (this.sse) {
       headers['x-accel-buffering'] = 'no';
@@ -167,8 +175,9 @@ export class Relay implements Dispatcher.DispatchHandler {
       this.options.hooks.onStart(statusCode, headers, upstreamHeaders);
     } catch (err) {
       // The upstream sent something the gateway cannot pass on (e.g. an invalid session id).
-      this.clearTimer();
+      this.stopKeepalive();
       this.releaseHeld();
+      this.sseRewrite = false;
       this.sseRewriter = undefined;
       this.held = undefined;
       controller.abort(err as Error);
@@ -183,8 +192,7 @@ export class Relay implements Dispatcher.DispatchHandler {
     if (this.sse) {
       // Send the headers now: an SSE client must see the stream open before the first event.
       this.res.flushHeaders();
-      this.timer = setTimeout(this.keepalive, this.options.keepaliveMs);
-      this.timer.unref();
+      this.options.keepalive.add(this);
     }
   }
 
@@ -202,9 +210,10 @@ export class Relay implements Dispatcher.DispatchHandler {
       }
       return;
     }
-    if (this.sseRewriter) {
+    if (this.sseRewrite) {
       let out: Buffer[];
       try {
+        this.sseRewriter ??= this.options.rewrite!.sse(this.options.budget);
         out = this.sseRewriter.push(chunk);
       } catch (err) {
         controller.abort(err as Error);
@@ -227,7 +236,7 @@ export class Relay implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    this.clearTimer();
+    this.stopKeepalive();
     if (!this.res.destroyed) {
       if (this.held && this.heldHead) {
         let body: Buffer;
@@ -257,7 +266,7 @@ export class Relay implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
-    this.clearTimer();
+    this.stopKeepalive();
     this.finish(error);
   }
 
@@ -265,7 +274,7 @@ export class Relay implements Dispatcher.DispatchHandler {
     if (chunk.length === 0) return;
     this.options.hooks.onBytes(chunk.length);
     if (this.sse) {
-      this.timer?.refresh();
+      this.options.keepalive.touch(this);
       const last = chunk[chunk.length - 1];
       const prev = chunk.length > 1 ? chunk[chunk.length - 2] : undefined;
       this.atBoundary =
@@ -277,20 +286,20 @@ export class Relay implements Dispatcher.DispatchHandler {
     }
   }
 
-  private readonly keepalive = (): void => {
-    if (this.done || this.res.destroyed) return;
+  /** Idle for the keepalive period (KeepaliveWheel): a comment, if it falls between events. */
+  keepalive(): void {
+    if (this.done || this.res.destroyed) {
+      this.stopKeepalive();
+      return;
+    }
     if (this.atBoundary && this.res.writableLength === 0) {
       this.options.hooks.onBytes(KEEPALIVE.length);
       this.res.write(KEEPALIVE);
     }
-    this.timer?.refresh();
-  };
+  }
 
-  private clearTimer(): void {
-    if (this.timer !== undefined) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
+  private stopKeepalive(): void {
+    this.options.keepalive.remove(this);
   }
 
   /** A held JSON body, sized once from Content-Length when the upstream sent one. */
