@@ -20,7 +20,8 @@ export interface Context {
   readonly rounds: number;
   readonly warmup: number;
   readonly tools: number;
-  readonly streams: number;
+  /** Idle GET stream counts, each measured with fresh processes. */
+  readonly streams: readonly number[];
   readonly sseSamples: number;
   readonly sseDelayMs: number;
   readonly redisBinary: string | undefined;

@@ -22,7 +22,8 @@ const HELP = `Usage: node bench/run.ts [options]
   --rounds N          rounds per target, alternating direct and gateway (default 3)
   --warmup S          seconds of warm-up per target before its rounds (default 2)
   --tools N           tools in the origin's tools/list (default 1000)
-  --streams N         idle GET streams to open (default 1000)
+  --streams N[,N...]  idle GET stream counts, each with fresh processes (default 1000,5000;
+                      the open-file limit is raised with prlimit when too low)
   --sse-samples N     SSE requests timed per target (default 100)
   --sse-delay MS      origin's pause between the progress and the result event (default 50)
   --gateway PATH      the mcpgate entry point (default bin/mcpgate.js; env MCPGATE_BENCH_BIN)
@@ -44,7 +45,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '2' },
     tools: { type: 'string', default: '1000' },
-    streams: { type: 'string', default: '1000' },
+    streams: { type: 'string', default: '1000,5000' },
     'sse-samples': { type: 'string', default: '100' },
     'sse-delay': { type: 'string', default: '50' },
     gateway: {
@@ -137,7 +138,7 @@ try {
       rounds: Math.max(1, Math.round(positive('rounds', values.rounds))),
       warmup: positive('warmup', values.warmup),
       tools,
-      streams: positive('streams', values.streams),
+      streams: values.streams.split(',').map((n) => positive('streams', n)),
       sseSamples: positive('sse-samples', values['sse-samples']),
       sseDelayMs: positive('sse-delay', values['sse-delay']),
       redisBinary,
