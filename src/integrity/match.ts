@@ -86,10 +86,26 @@ class ExchangeIds<T extends Untagged> implements ResponseIds {
 
 /** Any tag signed for this principal (GET streams: replays of earlier exchanges). */
 export function signedIds(tagger: RequestTagger, bindingId: string): ResponseIds {
-  return {
-    answer: (id) => tagger.untag(bindingId, id),
-    name: (id) => tagger.untag(bindingId, id),
-  };
+  return new SignedIds(tagger, bindingId);
+}
+
+/** One object, no closures: a GET stream holds it for as long as it is open. */
+class SignedIds implements ResponseIds {
+  private readonly tagger: RequestTagger;
+  private readonly bindingId: string;
+
+  constructor(tagger: RequestTagger, bindingId: string) {
+    this.tagger = tagger;
+    this.bindingId = bindingId;
+  }
+
+  answer(id: string): Untagged | undefined {
+    return this.tagger.untag(this.bindingId, id);
+  }
+
+  name(id: string): Untagged | undefined {
+    return this.tagger.untag(this.bindingId, id);
+  }
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
