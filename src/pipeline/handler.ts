@@ -11,7 +11,7 @@
  * One RequestContext per request; the observer (audit + metrics) reads it exactly once, when the
  * response has closed, whatever happened.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestContext } from './context.ts';
 import { createContext } from './context.ts';
 import type {
@@ -33,7 +33,7 @@ import type { SiteCheck } from './site.ts';
 import type { Cors } from '../server/cors.ts';
 import { Relay } from '../proxy/relay.ts';
 import { KeepaliveWheel } from '../proxy/keepalive.ts';
-import type { ResponseRewrite } from '../proxy/relay.ts';
+import type { RelayConfig, RelayHooks, ResponseRewrite } from '../proxy/relay.ts';
 import { mapUpstreamError, upstreamErrorKind } from '../proxy/upstream-error.ts';
 import { requestIdFor } from './request-id.ts';
 import type { IntegrityStep } from '../integrity/step.ts';
@@ -98,16 +98,32 @@ export function createHandler(deps: HandlerDeps): Handler {
   const allow = transport?.allow ?? ALLOW;
   const methods = new Set(allow.split(', '));
   const inflight = new Set<RequestContext>();
-  /** Open GET streams, with their relay (to end the upstream side too). */
-  const streams = new Map<RequestContext, Refs>();
+  /** Open GET streams, with their exchange (to end the upstream side too). */
+  const streams = new Map<RequestContext, Exchange>();
   let draining = false;
   const heavyTurn = createHeavyGate();
-  const keepalive = new KeepaliveWheel(deps.keepaliveMs);
+  const shared: Shared = { deps, streams, inflight };
+  const relayConfig: RelayConfig = {
+    keepalive: new KeepaliveWheel(deps.keepaliveMs),
+    budget: deps.budget,
+    head: deps.responseHead,
+  };
 
-  async function run(ctx: RequestContext, relayRef: Refs): Promise<void> {
+  /** The whole request; never rejects (a failure becomes the error response). */
+  async function run(ex: Exchange): Promise<void> {
+    const ctx = ex.ctx;
+    try {
+      await steps(ex, ctx);
+    } catch (err) {
+      fail(ctx, err);
+    }
+  }
+
+  async function steps(ex: Exchange, ctx: RequestContext): Promise<void> {
     const { req, res } = ctx;
     // One set of steps for the whole request, even if a reload swaps them meanwhile.
     const steps = deps.steps.current;
+    ex.steps = steps;
     if (draining) throw new GatewayError('ERR_SHUTTING_DOWN', { headers: { connection: 'close' } });
     const method = req.method;
     try {
@@ -135,6 +151,7 @@ export function createHandler(deps: HandlerDeps): Handler {
     const route = method === 'POST' ? transport?.post(ctx) : undefined;
     let body: Buffer | undefined;
     let rewrite: ResponseRewrite | undefined;
+    let headersTimeout: number | undefined;
     if (method === 'POST') {
       checkBodyEnvelope(req.headers);
       // A key whose bucket is known to be empty is refused before its body is read.
@@ -157,7 +174,8 @@ export function createHandler(deps: HandlerDeps): Handler {
         await steps.rateLimit.chargeRefused(ctx);
         throw err;
       }
-      await steps.rateLimit.consume(ctx);
+      const taken = steps.rateLimit.consume(ctx);
+      if (taken !== undefined) await taken;
       if (route) inspection = route.judged(inspection);
       if (inspection.answer) {
         sendJson(ctx, inspection.answer.status, inspection.answer.body);
@@ -169,58 +187,23 @@ export function createHandler(deps: HandlerDeps): Handler {
         inspection.plans,
         sessionId,
       ));
+      // A tool call may take minutes before its headers; quick methods keep the pool's timeout.
+      if (deps.headersTimeout !== undefined) headersTimeout = deps.headersTimeout(ctx.messages);
     } else if (method === 'GET') {
       rewrite = transport ? transport.stream(ctx) : steps.integrity.stream(ctx);
-      relayRef.release = steps.rateLimit.openStream(ctx);
-      streams.set(ctx, relayRef);
+      ex.release = steps.rateLimit.openStream(ctx);
+      streams.set(ctx, ex);
       observer.streamOpened();
     } else if (method === 'DELETE') {
       rewrite = steps.integrity.closing(ctx);
     }
     if (res.destroyed) return;
 
-    const relay = new Relay(res, {
-      keepalive,
-      rewrite,
-      budget: deps.budget,
-      head: deps.responseHead,
-      hooks: {
-        onStart(status, headers, upstreamHeaders) {
-          ctx.status = status;
-          ctx.upstreamMs = clock.mono() - (ctx.upstreamStartMono as number);
-          deps.cors.decorate(headers, req.headers.origin);
-          const issued = upstreamHeaders['mcp-session-id'];
-          if (typeof issued === 'string') {
-            headers['mcp-session-id'] = steps.sessions ? steps.sessions.outbound(ctx, issued) : issued;
-          }
-          if (status >= 500) {
-            ctx.decision = 'upstream_error';
-          }
-        },
-        onBytes(n) {
-          ctx.bytesOut += n;
-        },
-        onDone(error) {
-          if (error === undefined) return;
-          // The client left, or the shutdown cut the response: not the upstream's failure.
-          // The gateway itself ended the response (shutdown, reload): nothing more to send.
-          if (ctx.aborted || ctx.cutByShutdown || res.destroyed || res.writableEnded) return;
-          const kind = upstreamErrorKind(error);
-          observer.upstreamError(kind, error);
-          ctx.decision = 'upstream_error';
-          sendError(ctx, mapUpstreamError(error));
-        },
-      },
-    });
-    relayRef.relay = relay;
-    relayRef.forwarded = true;
+    const relay = new Relay(res, relayConfig, rewrite, ex);
+    ex.relay = relay;
+    ex.forwarded = true;
     ctx.upstreamStartMono = clock.mono();
-    const headers = deps.requestHeaders(req.headers, {
-      clientIp: ctx.clientIp,
-      requestId: ctx.requestId,
-      sessionId,
-      contentLength: body?.length,
-    });
+    const headers = deps.requestHeaders(req.headers, ctx.clientIp, ctx.requestId, sessionId, body?.length);
     (method === 'GET' ? upstream.streams : upstream.pool).dispatch(
       {
         origin: upstream.origin,
@@ -228,13 +211,24 @@ export function createHandler(deps: HandlerDeps): Handler {
         method,
         headers,
         body: body ?? null,
-        // A tool call may take minutes before its headers; quick methods keep the pool's timeout.
-        ...(method === 'POST' && deps.headersTimeout
-          ? { headersTimeout: deps.headersTimeout(ctx.messages) }
-          : {}),
+        // undefined keeps the pool's own headers timeout.
+        headersTimeout,
       },
       relay,
     );
+  }
+
+  /** Turns a failure of the request's steps into its answer (or a cut connection). */
+  function fail(ctx: RequestContext, err: unknown): void {
+    const error = toGatewayError(err);
+    if (ctx.decision === 'allow') ctx.decision = decisionFor(error.code);
+    if (error.code === 'ERR_CLIENT_ABORTED') {
+      ctx.aborted = true;
+      ctx.reason ??= error.code;
+      ctx.res.destroy();
+      return;
+    }
+    sendError(ctx, error);
   }
 
   /**
@@ -260,46 +254,18 @@ export function createHandler(deps: HandlerDeps): Handler {
     // Every answer to an allowed browser origin carries CORS headers, errors included.
     const corsHeaders = deps.cors.headersFor(req.headers.origin);
     if (corsHeaders !== undefined) for (const name in corsHeaders) res.setHeader(name, corsHeaders[name]!);
-    const refs: Refs = {};
-    res.once('close', () => {
-      if (!res.writableFinished) {
-        ctx.aborted = true;
-        refs.relay?.abort(new Error('client closed the request'));
-        // Gone before the request was judged or forwarded: never recorded as allowed.
-        if (!refs.forwarded && ctx.decision === 'allow') {
-          ctx.decision = ctx.cutByShutdown ? 'deny' : 'aborted';
-          ctx.reason ??= 'ERR_CLIENT_ABORTED';
-        }
-      }
-      if (refs.release) {
-        refs.release();
-        streams.delete(ctx);
-        observer.streamClosed();
-      }
-      if (ctx.status === 0) ctx.status = res.headersSent ? res.statusCode : 499;
-      inflight.delete(ctx);
-      ctx.finished = true;
-      observer.finish(ctx);
-    });
-    run(ctx, refs).catch((err: unknown) => {
-      const error = toGatewayError(err);
-      if (ctx.decision === 'allow') ctx.decision = decisionFor(error.code);
-      if (error.code === 'ERR_CLIENT_ABORTED') {
-        ctx.aborted = true;
-        ctx.reason ??= error.code;
-        res.destroy();
-        return;
-      }
-      sendError(ctx, error);
-    });
+    const ex = new Exchange(ctx, shared);
+    (res as Carrier)[EXCHANGE] = ex;
+    res.on('close', onResponseClose);
+    void run(ex);
   }
 
   /** Ends an open GET stream cleanly and cancels its upstream side. */
   function endStream(ctx: RequestContext): void {
-    const refs = streams.get(ctx);
-    if (refs === undefined) return;
+    const ex = streams.get(ctx);
+    if (ex === undefined) return;
     ctx.res.end();
-    refs.relay?.abort(new Error('stream ended by the gateway'));
+    ex.relay?.abort(new Error('stream ended by the gateway'));
   }
 
   return Object.assign(handle, {
@@ -315,11 +281,99 @@ export function createHandler(deps: HandlerDeps): Handler {
   });
 }
 
-interface Refs {
-  relay?: Relay;
-  release?: () => void;
+/** What every request of one handler shares. */
+interface Shared {
+  readonly deps: HandlerDeps;
+  readonly streams: Map<RequestContext, Exchange>;
+  readonly inflight: Set<RequestContext>;
+}
+
+/** The response carries its exchange, so one shared listener serves every request's 'close'. */
+const EXCHANGE = Symbol('mcpgate.exchange');
+type Carrier = ServerResponse & { [EXCHANGE]?: Exchange };
+
+function onResponseClose(this: ServerResponse): void {
+  (this as Carrier)[EXCHANGE]?.closed();
+}
+
+/**
+ * One request's state beside its context: the relay, the stream slot, whether it was forwarded.
+ * It is the relay's hooks too (methods, not per-request closures).
+ */
+class Exchange implements RelayHooks {
+  readonly ctx: RequestContext;
+  private readonly shared: Shared;
+  /** The steps this request runs with (set when it starts). */
+  steps: PipelineSteps | undefined = undefined;
+  relay: Relay | undefined = undefined;
+  /** A GET stream's slot. */
+  release: (() => void) | undefined = undefined;
   /** The request was handed to the upstream client. */
-  forwarded?: boolean;
+  forwarded = false;
+
+  constructor(ctx: RequestContext, shared: Shared) {
+    this.ctx = ctx;
+    this.shared = shared;
+  }
+
+  onStart(status: number, headers: Record<string, string | string[]>, upstream: IncomingHttpHeaders): void {
+    const ctx = this.ctx;
+    const { deps } = this.shared;
+    ctx.status = status;
+    ctx.upstreamMs = deps.clock.mono() - (ctx.upstreamStartMono as number);
+    deps.cors.decorate(headers, ctx.req.headers.origin);
+    const issued = upstream['mcp-session-id'];
+    if (typeof issued === 'string') {
+      const sessions = this.steps?.sessions;
+      headers['mcp-session-id'] = sessions ? sessions.outbound(ctx, issued) : issued;
+    }
+    if (status >= 500) {
+      ctx.decision = 'upstream_error';
+    }
+  }
+
+  onBytes(n: number): void {
+    this.ctx.bytesOut += n;
+  }
+
+  onDone(error: Error | undefined): void {
+    if (error === undefined) return;
+    const ctx = this.ctx;
+    const res = ctx.res;
+    // The client left, or the shutdown cut the response: not the upstream's failure.
+    // The gateway itself ended the response (shutdown, reload): nothing more to send.
+    if (ctx.aborted || ctx.cutByShutdown || res.destroyed || res.writableEnded) return;
+    const kind = upstreamErrorKind(error);
+    this.shared.deps.observer.upstreamError(kind, error);
+    ctx.decision = 'upstream_error';
+    sendError(ctx, mapUpstreamError(error));
+  }
+
+  /** The response closed (finished or cut): settle the context and hand it to the observer, once. */
+  closed(): void {
+    const ctx = this.ctx;
+    if (ctx.finished) return;
+    const res = ctx.res;
+    const { streams, inflight, deps } = this.shared;
+    if (!res.writableFinished) {
+      ctx.aborted = true;
+      this.relay?.abort(new Error('client closed the request'));
+      // Gone before the request was judged or forwarded: never recorded as allowed.
+      if (!this.forwarded && ctx.decision === 'allow') {
+        ctx.decision = ctx.cutByShutdown ? 'deny' : 'aborted';
+        ctx.reason ??= 'ERR_CLIENT_ABORTED';
+      }
+    }
+    if (this.release) {
+      this.release();
+      streams.delete(ctx);
+      deps.observer.streamClosed();
+    }
+    if (ctx.status === 0) ctx.status = res.headersSent ? res.statusCode : 499;
+    inflight.delete(ctx);
+    ctx.finished = true;
+    deps.observer.finish(ctx);
+  }
 }
 
 function decisionFor(code: string): RequestContext['decision'] {

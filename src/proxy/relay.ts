@@ -40,13 +40,12 @@ export interface RelayHooks {
   onBytes(n: number): void;
 }
 
-export interface RelayOptions {
+/** What every relay of a handler shares (built once). */
+export interface RelayConfig {
   /** Sends the keepalive comments of idle SSE responses (one timer for every stream). */
   readonly keepalive: KeepaliveWheel;
-  readonly rewrite: ResponseRewrite | undefined;
   /** Which upstream responses are refused, and which of their headers the client sees. */
   readonly head: ResponseHead;
-  readonly hooks: RelayHooks;
   /** Held list bodies are reserved against this budget (limits.max_buffered_bytes). */
   readonly budget?: BufferBudget;
 }
@@ -80,7 +79,10 @@ const MAX_REWRITE_BYTES = 64 * 1024 * 1024;
 
 export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
   private readonly res: ServerResponse;
-  private readonly options: RelayOptions;
+  private readonly options: RelayConfig;
+  /** How the response is rewritten, when a rule must read it. */
+  private readonly rewrite: ResponseRewrite | undefined;
+  private readonly hooks: RelayHooks;
   private controller: Dispatcher.DispatchController | undefined;
   keepaliveSlot = -1;
   keepaliveTick = 0;
@@ -100,11 +102,19 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
   private done = false;
   /** A held (rewritten JSON) response is written only once it is complete and filtered. */
   private heldHead: { status: number; headers: Record<string, string | string[]> } | undefined;
-  private readonly onDrain = () => this.controller?.resume();
+  /** Resumes the upstream once the client drained (made on the first pause only). */
+  private onDrain: (() => void) | undefined = undefined;
 
-  constructor(res: ServerResponse, options: RelayOptions) {
+  constructor(
+    res: ServerResponse,
+    options: RelayConfig,
+    rewrite: ResponseRewrite | undefined,
+    hooks: RelayHooks,
+  ) {
     this.res = res;
     this.options = options;
+    this.rewrite = rewrite;
+    this.hooks = hooks;
   }
 
   /** The client went away: abort the upstream request at once. */
@@ -140,7 +150,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
       const length = upstreamHeaders['content-length'];
       if (typeof length === 'string' && length.length < 8) this.wholeLength = Number(length);
     }
-    const rewrite = this.options.rewrite;
+    const rewrite = this.rewrite;
     if (rewrite !== undefined) {
       // A response a rule must read is filtered whatever its status; one that cannot be read (a
       // body that is neither JSON nor SSE) is never passed on: a 2xx is refused, any other status
@@ -172,7 +182,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
       headers['cache-control'] = 'no-cache, no-transform';
     }
     try {
-      this.options.hooks.onStart(statusCode, headers, upstreamHeaders);
+      this.hooks.onStart(statusCode, headers, upstreamHeaders);
     } catch (err) {
       // The upstream sent something the gateway cannot pass on (e.g. an invalid session id).
       this.stopKeepalive();
@@ -213,7 +223,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     if (this.sseRewrite) {
       let out: Buffer[];
       try {
-        this.sseRewriter ??= this.options.rewrite!.sse(this.options.budget);
+        this.sseRewriter ??= this.rewrite!.sse(this.options.budget);
         out = this.sseRewriter.push(chunk);
       } catch (err) {
         controller.abort(err as Error);
@@ -241,7 +251,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
       if (this.held && this.heldHead) {
         let body: Buffer;
         try {
-          body = this.options.rewrite!.json(this.held.bytes());
+          body = this.rewrite!.json(this.held.bytes());
         } catch (err) {
           // Nothing was written yet: the client gets a clean 502 instead of an unfiltered list.
           this.finish(err as Error);
@@ -249,15 +259,15 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
         }
         this.heldHead.headers['content-length'] = String(body.length);
         this.res.writeHead(this.heldHead.status, this.heldHead.headers);
-        this.options.hooks.onBytes(body.length);
+        this.hooks.onBytes(body.length);
         this.res.end(body);
       } else {
         if (this.sseRewriter) for (const out of this.sseRewriter.end()) this.write(undefined, out);
         if (this.replacement !== undefined) {
-          this.options.hooks.onBytes(this.replacement.length);
+          this.hooks.onBytes(this.replacement.length);
           this.res.end(this.replacement);
         } else if (this.whole !== undefined) {
-          this.options.hooks.onBytes(this.whole.length);
+          this.hooks.onBytes(this.whole.length);
           this.res.end(this.whole);
         } else this.res.end();
       }
@@ -272,7 +282,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
 
   private write(controller: Dispatcher.DispatchController | undefined, chunk: Buffer): void {
     if (chunk.length === 0) return;
-    this.options.hooks.onBytes(chunk.length);
+    this.hooks.onBytes(chunk.length);
     if (this.sse) {
       this.options.keepalive.touch(this);
       const last = chunk[chunk.length - 1];
@@ -282,6 +292,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     }
     if (!this.res.write(chunk) && controller && !controller.paused) {
       controller.pause();
+      this.onDrain ??= () => this.controller?.resume();
       this.res.once('drain', this.onDrain);
     }
   }
@@ -293,7 +304,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
       return;
     }
     if (this.atBoundary && this.res.writableLength === 0) {
-      this.options.hooks.onBytes(KEEPALIVE.length);
+      this.hooks.onBytes(KEEPALIVE.length);
       this.res.write(KEEPALIVE);
     }
   }
@@ -318,7 +329,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     if (this.done) return;
     this.done = true;
     this.releaseHeld();
-    this.res.off('drain', this.onDrain);
-    this.options.hooks.onDone(error);
+    if (this.onDrain !== undefined) this.res.off('drain', this.onDrain);
+    this.hooks.onDone(error);
   }
 }

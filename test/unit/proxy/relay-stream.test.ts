@@ -47,11 +47,10 @@ describe('Relay, idle SSE streams', () => {
     await once(upstream, 'listening');
     pool = new Pool(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, { bodyTimeout: 0 });
     front = createServer((req, res) => {
-      const relay = new Relay(res, {
-        keepalive: wheel,
-        rewrite: undefined,
-        head,
-        hooks: { onStart() {}, onBytes() {}, onDone() {} },
+      const relay = new Relay(res, { keepalive: wheel, head }, undefined, {
+        onStart() {},
+        onBytes() {},
+        onDone() {},
       });
       const index = controllers.push(undefined) - 1;
       res.on('close', () => relay.abort(new Error('client closed the request')));
