@@ -100,47 +100,63 @@ export interface RequestHeaderOptions {
   readonly forwardedProto: 'http' | 'https';
 }
 
-export interface ForwardInfo {
-  readonly clientIp: string;
-  readonly requestId: string;
-  /** The upstream's session id (unwrapped by the gateway), when the client sent one. */
-  readonly sessionId: string | undefined;
-  /** Length of the forwarded body (POST only). */
-  readonly contentLength: number | undefined;
-}
-
+/**
+ * The upstream request's headers as undici takes them: a flat `[name, value, name, value, ...]`
+ * list (no object with per-request keys to build and walk). Each name appears once.
+ */
 export type RequestHeaders = (
   incoming: IncomingHttpHeaders,
-  info: ForwardInfo,
-) => Record<string, string | string[]>;
+  clientIp: string,
+  requestId: string,
+  /** The upstream's session id (unwrapped by the gateway), when the client sent one. */
+  sessionId: string | undefined,
+  /** Length of the forwarded body (POST only). */
+  contentLength: number | undefined,
+) => string[];
 
 export function createRequestHeaders(options: RequestHeaderOptions): RequestHeaders {
-  const names = [...new Set([...FORWARDED_CLIENT_HEADERS, ...options.forward.map((n) => n.toLowerCase())])];
-  for (const name of names)
+  const fixedMap = new Map<string, string>();
+  for (const [n, v] of Object.entries(options.staticHeaders)) fixedMap.set(n.toLowerCase(), v);
+  // `upstream.headers` are set last and win: a name they set is not also taken from elsewhere.
+  const fixed = [...fixedMap].flat();
+  const overridden = (name: string) => fixedMap.has(name);
+  const listed = [...new Set([...FORWARDED_CLIENT_HEADERS, ...options.forward.map((n) => n.toLowerCase())])];
+  for (const name of listed)
     if (forwardHeaderProblem(name) !== undefined) throw new TypeError(`header ${name} cannot be forwarded`);
-  const fixed = Object.entries(options.staticHeaders).map(([n, v]) => [n.toLowerCase(), v] as const);
+  // Mcp-Param-* names are all taken by the prefix loop below.
+  const names = listed.filter((n) => !n.startsWith(PARAM_PREFIX) && !overridden(n));
+  const fixedNames = fixedMap.size === 0 ? undefined : fixedMap;
   const { forwardedHost, forwardedProto } = options;
-  return function requestHeaders(incoming, info) {
-    const out: Record<string, string | string[]> = {};
+  const ownFor = !overridden('x-forwarded-for');
+  const ownProto = !overridden('x-forwarded-proto');
+  const ownHost = !overridden('x-forwarded-host');
+  const ownId = !overridden('x-request-id');
+  return function requestHeaders(incoming, clientIp, requestId, sessionId, contentLength) {
+    const out: string[] = [];
     for (const name of names) {
       const value = incoming[name];
-      if (value !== undefined) out[name] = value;
+      if (value !== undefined) pushValue(out, name, value);
     }
     // 2026-07-28 `Mcp-Param-<name>` headers mirror tool arguments (policy/headers.ts checks them).
     for (const name in incoming) {
-      if (name.startsWith(PARAM_PREFIX)) out[name] = incoming[name] as string | string[];
+      if (name.startsWith(PARAM_PREFIX) && (fixedNames === undefined || !fixedNames.has(name)))
+        pushValue(out, name, incoming[name] as string | string[]);
     }
-    out['x-forwarded-for'] = info.clientIp;
-    out['x-forwarded-proto'] = forwardedProto;
-    out['x-forwarded-host'] = forwardedHost();
-    out['x-request-id'] = info.requestId;
-    out['accept-encoding'] = 'identity';
-    if (info.sessionId !== undefined) out['mcp-session-id'] = info.sessionId;
-    if (info.contentLength !== undefined) {
-      out['content-type'] = 'application/json';
-      out['content-length'] = String(info.contentLength);
-    }
-    for (const [name, value] of fixed) out[name] = value;
+    if (ownFor) out.push('x-forwarded-for', clientIp);
+    if (ownProto) out.push('x-forwarded-proto', forwardedProto);
+    if (ownHost) out.push('x-forwarded-host', forwardedHost());
+    if (ownId) out.push('x-request-id', requestId);
+    out.push('accept-encoding', 'identity');
+    if (sessionId !== undefined) out.push('mcp-session-id', sessionId);
+    if (contentLength !== undefined)
+      out.push('content-type', 'application/json', 'content-length', String(contentLength));
+    for (let i = 0; i < fixed.length; i++) out.push(fixed[i] as string);
     return out;
   };
+}
+
+/** A header Node gives as a list (repeated) goes as one line per value, as undici would send it. */
+function pushValue(out: string[], name: string, value: string | string[]): void {
+  if (typeof value === 'string') out.push(name, value);
+  else for (const v of value) out.push(name, v);
 }
