@@ -83,7 +83,7 @@ export function createResponseHead(options: ResponseHeadOptions): ResponseHead {
     const problem = passHeaderProblem(name);
     if (problem !== undefined) throw new TypeError(`upstream.pass_headers: ${name} ${problem}`);
   }
-  const passed = new Set([...PASSED_RESPONSE_HEADERS, ...options.pass.map((n) => n.toLowerCase())]);
+  const passed = [...new Set([...PASSED_RESPONSE_HEADERS, ...options.pass.map((n) => n.toLowerCase())])];
   let warnedAt = -Infinity;
   let suppressed = 0;
 
@@ -117,11 +117,12 @@ export function createResponseHead(options: ResponseHeadOptions): ResponseHead {
       return undefined;
     },
     headers(status, upstream) {
-      const listed = connectionTokens(upstream.connection);
+      const connection = upstream.connection;
       const out: Record<string, string | string[]> = {};
-      for (const name of passed) {
+      for (let i = 0; i < passed.length; i++) {
+        const name = passed[i] as string;
         const value = upstream[name];
-        if (value === undefined || listed?.has(name)) continue;
+        if (value === undefined || (connection !== undefined && listsToken(connection, name))) continue;
         out[name] = value;
       }
       const retryAfter = upstream['retry-after'];
@@ -139,12 +140,41 @@ function isIdentity(value: string | string[]): boolean {
   });
 }
 
-function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
-  if (value === undefined) return undefined;
-  const text = Array.isArray(value) ? value.join(',') : value;
-  const tokens = text
-    .split(',')
-    .map((t) => t.trim().toLowerCase())
-    .filter(Boolean);
-  return tokens.length > 0 ? new Set(tokens) : undefined;
+/**
+ * Whether a Connection header lists `name` (lower case, a token): the comma-separated elements,
+ * trimmed as String#trim would and compared case-insensitively, scanned in place.
+ */
+export function listsToken(value: string | string[], name: string): boolean {
+  if (typeof value !== 'string') {
+    for (const v of value) if (listsToken(v, name)) return true;
+    return false;
+  }
+  const n = value.length;
+  let at = 0;
+  while (at <= n) {
+    let end = value.indexOf(',', at);
+    if (end === -1) end = n;
+    let start = at;
+    let stop = end;
+    while (start < stop && isSpace(value.charCodeAt(start))) start++;
+    while (stop > start && isSpace(value.charCodeAt(stop - 1))) stop--;
+    if (stop - start === name.length && sameToken(value, start, name)) return true;
+    at = end + 1;
+  }
+  return false;
+}
+
+/** The characters String#trim removes that a header value can hold (Latin-1). */
+function isSpace(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d) || c === 0xa0;
+}
+
+/** `value` at `start` equals the lower-case ASCII `name`, ignoring ASCII case. */
+function sameToken(value: string, start: number, name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    let c = value.charCodeAt(start + i);
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    if (c !== name.charCodeAt(i)) return false;
+  }
+  return true;
 }

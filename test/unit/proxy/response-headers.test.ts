@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createResponseHead, passHeaderProblem } from '../../../src/proxy/response-headers.ts';
+import { createResponseHead, listsToken, passHeaderProblem } from '../../../src/proxy/response-headers.ts';
 
 function head(pass: string[] = []) {
   const warnings: string[] = [];
@@ -72,5 +72,48 @@ describe('upstream response head', () => {
       assert.throws(() => createResponseHead({ pass: [name], warn: () => {}, now: () => 0 }), TypeError);
     }
     assert.equal(passHeaderProblem('X-Trace-Id'), undefined);
+  });
+});
+
+describe('a name the Connection header lists', () => {
+  /** What the allowlist did before the in-place scan: split, trim, lower-case. */
+  function reference(value: string | string[], name: string): boolean {
+    const text = Array.isArray(value) ? value.join(',') : value;
+    return text
+      .split(',')
+      .map((t) => t.trim().toLowerCase())
+      .includes(name);
+  }
+
+  it('is found in any case, among others, with spaces, tabs or NBSP around it, in a repeated header', () => {
+    const values: (string | string[])[] = [
+      'keep-alive',
+      'close',
+      'X-Trace-Id',
+      'keep-alive, x-trace-id',
+      'keep-alive,X-TRACE-ID ',
+      ' \tx-trace-id\t',
+      '\u00a0x-trace-id\u00a0',
+      'x-trace-ids',
+      'x-trace-i',
+      'x-trace-id-x, keep-alive',
+      ',,x-trace-id,,',
+      '',
+      ',',
+      'x-trace\u00a0id',
+      ['keep-alive', 'x-trace-id'],
+      ['keep-alive', 'close'],
+    ];
+    for (const value of values) {
+      for (const name of ['x-trace-id', 'content-type', 'keep-alive']) {
+        assert.equal(listsToken(value, name), reference(value, name), `${JSON.stringify(value)} ${name}`);
+      }
+    }
+    const { h } = head(['X-Trace-Id']);
+    const upstream = { 'content-type': 'application/json', 'x-trace-id': 't' };
+    assert.deepEqual(h.headers(200, { ...upstream, connection: 'keep-alive, X-Trace-Id' }), {
+      'content-type': 'application/json',
+    });
+    assert.deepEqual(h.headers(200, { ...upstream, connection: 'keep-alive' }), upstream);
   });
 });
