@@ -20,44 +20,88 @@ export function createReadBody(maxBytes: number, budget: BufferBudget): ReadBody
     if (declared !== undefined && Number(declared) > maxBytes) {
       return Promise.reject(tooLarge());
     }
-    const held = new BodyBuffer(budget, maxBytes, declared === undefined ? undefined : Number(declared));
+    const read = new BodyRead(
+      new BodyBuffer(budget, maxBytes, declared === undefined ? undefined : Number(declared)),
+    );
     // The bytes (and what is parsed from them) live until the response has finished.
-    if (res.destroyed) held.release();
-    else res.once('close', () => held.release());
-    return new Promise<Buffer>((resolve, reject) => {
-      const onData = (chunk: Buffer) => {
-        const refusal = held.push(chunk);
-        if (refusal !== undefined) {
-          cleanup();
-          req.pause();
-          held.release();
-          reject(refusal === 'too-large' ? tooLarge() : overloaded());
-        }
-      };
-      const onEnd = () => {
-        cleanup();
-        resolve(held.bytes());
-      };
-      const onError = (err: Error) => {
-        cleanup();
-        held.release();
-        reject(new GatewayError('ERR_CLIENT_ABORTED', { cause: err }));
-      };
-      const onClose = () => {
-        if (!req.complete) onError(new Error('client closed the request'));
-      };
-      const cleanup = () => {
-        req.off('data', onData);
-        req.off('end', onEnd);
-        req.off('error', onError);
-        req.off('close', onClose);
-      };
-      req.on('data', onData);
-      req.on('end', onEnd);
-      req.on('error', onError);
-      req.on('close', onClose);
-    });
+    if (res.destroyed) read.held.release();
+    else {
+      (res as Carrier<ServerResponse>)[READ] = read;
+      res.on('close', releaseOnClose);
+    }
+    (req as Carrier<IncomingMessage>)[READ] = read;
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+    return read.promise;
   };
+}
+
+/**
+ * One body being read. The request and the response carry it, so the listeners are shared
+ * functions rather than closures per request; they stay attached once it settles and do nothing.
+ */
+class BodyRead {
+  readonly held: BodyBuffer;
+  readonly promise: Promise<Buffer>;
+  private resolve!: (bytes: Buffer) => void;
+  private reject!: (err: GatewayError) => void;
+  private settled = false;
+
+  constructor(held: BodyBuffer) {
+    this.held = held;
+    this.promise = new Promise<Buffer>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+
+  data(req: IncomingMessage, chunk: Buffer): void {
+    if (this.settled) return;
+    const refusal = this.held.push(chunk);
+    if (refusal === undefined) return;
+    this.settled = true;
+    req.pause();
+    this.held.release();
+    this.reject(refusal === 'too-large' ? tooLarge() : overloaded());
+  }
+
+  end(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.resolve(this.held.bytes());
+  }
+
+  fail(err: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.held.release();
+    this.reject(new GatewayError('ERR_CLIENT_ABORTED', { cause: err }));
+  }
+}
+
+const READ = Symbol('mcpgate.body');
+type Carrier<T> = T & { [READ]?: BodyRead };
+
+function onData(this: IncomingMessage, chunk: Buffer): void {
+  (this as Carrier<IncomingMessage>)[READ]?.data(this, chunk);
+}
+
+function onEnd(this: IncomingMessage): void {
+  (this as Carrier<IncomingMessage>)[READ]?.end();
+}
+
+function onError(this: IncomingMessage, err: Error): void {
+  (this as Carrier<IncomingMessage>)[READ]?.fail(err);
+}
+
+function onClose(this: IncomingMessage): void {
+  if (!this.complete) (this as Carrier<IncomingMessage>)[READ]?.fail(new Error('client closed the request'));
+}
+
+function releaseOnClose(this: ServerResponse): void {
+  (this as Carrier<ServerResponse>)[READ]?.held.release();
 }
 
 function tooLarge(): GatewayError {
