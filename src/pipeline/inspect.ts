@@ -11,7 +11,7 @@ import type { JsonRpcId } from '../jsonrpc/message.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
 import type { ErrorCode } from '../jsonrpc/errors.ts';
 import { KNOWN_METHODS } from '../policy/methods.ts';
-import { checkMcpHeaders } from '../policy/headers.ts';
+import { checkMcpHeaders, mcpHeaders } from '../policy/headers.ts';
 import { judge } from '../policy/judge.ts';
 import type { JudgeOptions } from '../policy/judge.ts';
 import type { TaskOwnership } from '../policy/tasks.ts';
@@ -35,9 +35,10 @@ export function createInspect(options: InspectOptions): InspectStep {
     ctx.messages = messages;
     ctx.batch = batch;
     if (ctx.protocolVersion === undefined) ctx.protocolVersion = offeredVersion(messages[0]);
-    // headersDistinct: Node joins a repeated Mcp-Name with ", ", which could then equal the body.
+    // Every value of each Mcp-* header (as req.headersDistinct has them): Node joins a repeated
+    // Mcp-Name with ", ", which could then equal the body.
     const headerError = checkMcpHeaders(
-      ctx.req.headersDistinct,
+      mcpHeaders(ctx.req.rawHeaders),
       batch ? messages : (messages[0] as (typeof messages)[0]),
     );
     if (headerError !== undefined) {

@@ -44,6 +44,34 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
 const PLAIN = /^[\t\x20-\x7e]*$/;
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+/**
+ * The request's `Mcp-*` headers (any case) as `req.headersDistinct` shows them: lower-case names,
+ * every value of a repeated header in order. Only these are read by checkMcpHeaders, so the other
+ * headers are not copied.
+ */
+export function mcpHeaders(rawHeaders: readonly string[]): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    if (name.length < 4 || !isMcpPrefix(name)) continue;
+    const lower = name.toLowerCase();
+    const values = out[lower];
+    if (values === undefined) out[lower] = [rawHeaders[i + 1] as string];
+    else values.push(rawHeaders[i + 1] as string);
+  }
+  return out;
+}
+
+/** The name starts with `mcp-`, ignoring ASCII case. */
+function isMcpPrefix(name: string): boolean {
+  return (
+    (name.charCodeAt(0) | 0x20) === 0x6d &&
+    (name.charCodeAt(1) | 0x20) === 0x63 &&
+    (name.charCodeAt(2) | 0x20) === 0x70 &&
+    name.charCodeAt(3) === 0x2d
+  );
+}
+
 export function checkMcpHeaders(
   headers: HeaderSource,
   message: JsonRpcMessage | readonly JsonRpcMessage[],

@@ -1,8 +1,11 @@
 import { describe, it } from 'node:test';
+import { once } from 'node:events';
+import { createServer, request } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import assert from 'node:assert/strict';
 import type { JsonRpcMessage } from '../../../src/jsonrpc/message.ts';
 import { RPC } from '../../../src/jsonrpc/errors.ts';
-import { checkMcpHeaders, decodeValue } from '../../../src/policy/headers.ts';
+import { checkMcpHeaders, decodeValue, mcpHeaders } from '../../../src/policy/headers.ts';
 
 const V = '2026-07-28';
 const meta = { 'io.modelcontextprotocol/protocolVersion': V };
@@ -170,5 +173,58 @@ describe('checkMcpHeaders: Mcp-Param-*', () => {
     assertMismatch(
       checkMcpHeaders({ 'mcp-param-region': 'eu' }, { jsonrpc: '2.0', id: 1, method: 'tools/list' }),
     );
+  });
+});
+
+describe('mcpHeaders', () => {
+  it('gives every Mcp-* header exactly as req.headersDistinct does, and no other header', async () => {
+    const seen: { distinct: Record<string, string[]>; mine: Record<string, string[]> }[] = [];
+    const server = createServer((req, res) => {
+      seen.push({
+        distinct: req.headersDistinct as Record<string, string[]>,
+        mine: mcpHeaders(req.rawHeaders),
+      });
+      res.end();
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as { port: number };
+    // An array of headers is sent as given (repeated, any case); Node adds no Host to it.
+    const raw = [
+      'Host',
+      '127.0.0.1',
+      'MCP-Protocol-Version',
+      V,
+      'Mcp-Name',
+      'a',
+      'mcp-name',
+      'b',
+      'Mcp-Param-Region',
+      'eu',
+      'mcP-METHOD',
+      'tools/call',
+      'Accept',
+      'application/json',
+      'X-Mcp-Name',
+      'not mine',
+      'mcp',
+      'too short',
+    ];
+    const req = request({ port, method: 'POST', headers: raw });
+    req.end('{}');
+    const [res] = (await once(req, 'response')) as [IncomingMessage];
+    res.resume();
+    await once(res, 'end');
+    server.close();
+    const { distinct, mine } = seen[0]!;
+    const expected = Object.fromEntries(Object.entries(distinct).filter(([n]) => n.startsWith('mcp-')));
+    assert.deepEqual(mine, expected);
+    assert.deepEqual(mine['mcp-name'], ['a', 'b'], 'a repeated header keeps each value');
+    assert.deepEqual(Object.keys(mine).sort(), [
+      'mcp-method',
+      'mcp-name',
+      'mcp-param-region',
+      'mcp-protocol-version',
+    ]);
   });
 });
