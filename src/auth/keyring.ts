@@ -85,7 +85,8 @@ export function createKeyring(
     if (secret.length > MAX_KEY_LENGTH) return MALFORMED;
     // A mistyped or truncated mcpgate key is told apart from a wrong one without a lookup.
     if (looksLikeMintedKey(secret) && !hasValidChecksum(secret)) return MALFORMED;
-    const digest = crypto.createHash('sha256').update(secret, 'utf8').digest();
+    // One-shot hash: no Hash object per request.
+    const digest = crypto.hash('sha256', secret, 'buffer');
     const entry = byHash.get(digest.toString('hex'));
     // The map finds the candidate; the answer rests on a constant-time compare of the digests.
     if (entry === undefined || !crypto.timingSafeEqual(digest, entry.digest)) return UNKNOWN;

@@ -9,7 +9,7 @@
  * (no introspection); the cache only means that a key removed from the JWK set stops validating the
  * tokens it signed up to TOKEN_CACHE_MS later. Refusals are never cached.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Config } from '../../config/schema.ts';
 import type { Logger } from '../../log/types.ts';
 import type { AuthResult } from '../keyring.ts';
@@ -103,7 +103,7 @@ export function createOAuth(config: Config, deps: OAuthDeps): OAuth | undefined 
   }
 
   function authenticate(token: string): AuthResult | Promise<AuthResult> {
-    const digest = createHash('sha256').update(token).digest('base64');
+    const digest = hash('sha256', token, 'base64');
     const hit = cache.get(digest);
     if (hit !== undefined) {
       if (now() < hit.until) return hit.result;
