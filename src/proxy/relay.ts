@@ -12,6 +12,7 @@ import type { ResponseHead } from './response-headers.ts';
 import { GatewayError, RPC } from '../jsonrpc/errors.ts';
 import { errorBody } from '../jsonrpc/message.ts';
 import { BodyBuffer, BufferBudget } from './body-buffer.ts';
+import type { HoldRefusal } from './body-buffer.ts';
 import type { KeepaliveStream, KeepaliveWheel } from './keepalive.ts';
 
 /** How a response is rewritten, when a rule must read it. */
@@ -58,7 +59,8 @@ function overloaded(message: string): GatewayError {
   return new GatewayError('ERR_OVERLOADED', { message, status: 502 });
 }
 const ACCEPTED = { body: Buffer.from('Accepted'), type: 'text/plain' };
-const NO_CONTENT = { body: Buffer.alloc(0), type: undefined };
+const EMPTY = Buffer.alloc(0);
+const NO_CONTENT = { body: EMPTY, type: undefined };
 
 /**
  * What the client gets instead of a body the gateway could not read: for an error status, an error
@@ -93,7 +95,13 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
   private whole: Buffer | undefined;
   /** True while the last bytes written end an SSE event (a keepalive may be inserted then). */
   private atBoundary = true;
+  /** The JSON body is held whole for the rewrite (in `whole` when it came as one chunk, else in `held`). */
+  private holding = false;
+  /** Content-Length of a held body, when the upstream sent a usable one. */
+  private heldLength: number | undefined;
   private held: BodyBuffer | undefined;
+  /** Bytes of the budget reserved for a held body kept as its one chunk. */
+  private wholeReserved = 0;
   /** The body sent instead of an unreadable non-2xx one (the upstream's is read and dropped). */
   private replacement: Buffer | undefined;
   private sseRewriter: SseRewriterLike | undefined;
@@ -160,7 +168,10 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
         this.sseRewrite = true;
         headers['content-type'] = 'text/event-stream';
       } else if (isJson(contentType)) {
-        this.held = this.holdBody(upstreamHeaders['content-length']);
+        this.holding = true;
+        const length = upstreamHeaders['content-length'];
+        this.heldLength =
+          typeof length === 'string' && /^[0-9]{1,9}$/.test(length) ? Number(length) : undefined;
         headers['content-type'] = 'application/json';
       } else if (statusCode < 300 && statusCode !== 202 && statusCode !== 204 && rewrite.bodyless !== true) {
         controller.abort(
@@ -175,7 +186,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
         if (own.type !== undefined) headers['content-type'] = own.type;
         headers['content-length'] = String(own.body.length);
       }
-      if (this.sseRewrite || this.held) delete headers['content-length'];
+      if (this.sseRewrite || this.holding) delete headers['content-length'];
     }
     if (this.sse) {
       headers['x-accel-buffering'] = 'no';
@@ -189,12 +200,12 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
       this.releaseHeld();
       this.sseRewrite = false;
       this.sseRewriter = undefined;
-      this.held = undefined;
+      this.holding = false;
       controller.abort(err as Error);
       return;
     }
     if (this.res.destroyed) return;
-    if (this.held) {
+    if (this.holding) {
       this.heldHead = { status: statusCode, headers };
       return;
     }
@@ -208,16 +219,8 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.res.destroyed || this.replacement !== undefined) return;
-    if (this.held) {
-      const refusal = this.held.push(chunk);
-      if (refusal !== undefined) {
-        this.held.release();
-        controller.abort(
-          refusal === 'too-large'
-            ? Object.assign(new Error('list response too large to filter'), { code: 'UND_ERR_INFO' })
-            : overloaded('a list response cannot be held: the gateway holds too many bodies'),
-        );
-      }
+    if (this.holding) {
+      this.hold(controller, chunk);
       return;
     }
     if (this.sseRewrite) {
@@ -248,10 +251,10 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
   onResponseEnd(): void {
     this.stopKeepalive();
     if (!this.res.destroyed) {
-      if (this.held && this.heldHead) {
+      if (this.holding && this.heldHead) {
         let body: Buffer;
         try {
-          body = this.rewrite!.json(this.held.bytes());
+          body = this.rewrite!.json(this.held ? this.held.bytes() : (this.whole ?? EMPTY));
         } catch (err) {
           // Nothing was written yet: the client gets a clean 502 instead of an unfiltered list.
           this.finish(err as Error);
@@ -266,7 +269,8 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
         if (this.replacement !== undefined) {
           this.hooks.onBytes(this.replacement.length);
           this.res.end(this.replacement);
-        } else if (this.whole !== undefined) {
+        } else if (this.whole !== undefined && !this.holding) {
+          // (A held body is never written unrewritten.)
           this.hooks.onBytes(this.whole.length);
           this.res.end(this.whole);
         } else this.res.end();
@@ -313,15 +317,51 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     this.options.keepalive.remove(this);
   }
 
-  /** A held JSON body, sized once from Content-Length when the upstream sent one. */
-  private holdBody(length: string | string[] | undefined): BodyBuffer {
+  /**
+   * Holds a chunk of a JSON body being rewritten, against the budget. A body that arrives as one
+   * chunk of its Content-Length (small answers) is read from that chunk at the end, without a copy;
+   * otherwise the chunks are copied into one buffer sized from Content-Length.
+   */
+  private hold(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     const budget = this.options.budget ?? UNBOUNDED;
-    const expected = typeof length === 'string' && /^[0-9]{1,9}$/.test(length) ? Number(length) : undefined;
-    return new BodyBuffer(budget, MAX_REWRITE_BYTES, expected);
+    if (this.held === undefined && this.whole === undefined && chunk.length === this.heldLength) {
+      if (!budget.tryReserve(chunk.length)) {
+        controller.abort(overloaded('a list response cannot be held: the gateway holds too many bodies'));
+        return;
+      }
+      this.wholeReserved = chunk.length;
+      this.whole = chunk;
+      return;
+    }
+    let refusal: HoldRefusal | undefined;
+    if (this.held === undefined) {
+      this.held = new BodyBuffer(budget, MAX_REWRITE_BYTES, this.heldLength);
+      if (this.whole !== undefined) {
+        refusal = this.held.push(this.whole);
+        this.whole = undefined;
+        this.releaseWhole();
+      }
+    }
+    refusal ??= this.held.push(chunk);
+    if (refusal !== undefined) {
+      this.held.release();
+      controller.abort(
+        refusal === 'too-large'
+          ? Object.assign(new Error('list response too large to filter'), { code: 'UND_ERR_INFO' })
+          : overloaded('a list response cannot be held: the gateway holds too many bodies'),
+      );
+    }
+  }
+
+  private releaseWhole(): void {
+    if (this.wholeReserved === 0) return;
+    (this.options.budget ?? UNBOUNDED).release(this.wholeReserved);
+    this.wholeReserved = 0;
   }
 
   private releaseHeld(): void {
     this.held?.release();
+    this.releaseWhole();
     this.sseRewriter?.release?.();
   }
 
