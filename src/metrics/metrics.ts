@@ -8,14 +8,17 @@
  * show a scraper a tool some key may not see); the
  * rate-limit key is a configured key label, `oauth` for every OAuth subject, `anonymous`, or `other`.
  *
- * prom-client's `labels(...)` allocates and validates on each call, so the children are cached in
- * Maps keyed by the (bounded) label values.
+ * The per-request series are plain numbers (table.ts), counted without allocating and turned into
+ * prom-client samples only when /metrics is scraped; the rare ones (pin violations, open streams)
+ * stay prom-client metrics.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Decision, RequestContext } from '../pipeline/context.ts';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { RequestContext } from '../pipeline/context.ts';
 import type { UpstreamErrorKind } from '../proxy/upstream-error.ts';
 import { callDecision, requestDecision } from '../audit/outcome.ts';
 import { LabelSet, OTHER } from './labels.ts';
+import { CounterFamily, HistogramFamily } from './table.ts';
+import type { CounterCell } from './table.ts';
 
 export const DURATION_BUCKETS: readonly number[] = Object.freeze([
   0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
@@ -61,9 +64,6 @@ export interface Metrics {
   render(): Promise<{ contentType: string; body: string }>;
 }
 
-type Inc = { inc(value?: number): void };
-type Obs = { observe(value: number): void };
-
 export function createMetrics(options: MetricsOptions): Metrics {
   const registry = new Registry();
   const methods = new Set<string>(
@@ -76,49 +76,45 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const prompts = new LabelSet(options.knownPrompts ?? []);
   if (options.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'mcpgate_' });
 
-  const requests = new Counter({
-    name: 'mcpgate_requests_total',
-    help: 'Requests to the MCP endpoint, by decision and JSON-RPC method.',
-    labelNames: ['decision', 'rpc_method'] as const,
-    registers: [registry],
-  });
-  const toolCalls = new Counter({
-    name: 'mcpgate_tool_calls_total',
-    help: 'tools/call messages, by tool and decision.',
-    labelNames: ['tool', 'decision'] as const,
-    registers: [registry],
-  });
-  const rateLimited = new Counter({
-    name: 'mcpgate_rate_limited_total',
-    help: 'Requests refused by a rate limit, by key label (`oauth` for every OAuth subject).',
-    labelNames: ['key'] as const,
-    registers: [registry],
-  });
-  const upstreamErrors = new Counter({
-    name: 'mcpgate_upstream_errors_total',
-    help: 'Upstream failures, by kind: refused, reset, timeout, protocol, other.',
-    labelNames: ['kind'] as const,
-    registers: [registry],
-  });
-  const requestDuration = new Histogram({
-    name: 'mcpgate_request_duration_seconds',
-    help: 'Time from request arrival to response close, by decision (POST and DELETE; GET streams are not timed).',
-    labelNames: ['decision'] as const,
-    buckets: [...DURATION_BUCKETS],
-    registers: [registry],
-  });
-  const upstreamDuration = new Histogram({
-    name: 'mcpgate_upstream_duration_seconds',
-    help: "Time from sending a request upstream to the upstream's response headers.",
-    buckets: [...DURATION_BUCKETS],
-    registers: [registry],
-  });
-  const tokenFailures = new Counter({
-    name: 'mcpgate_token_failures_total',
-    help: 'Bearer tokens refused, by reason (expired, audience, unknown_key, keys_unavailable, ...).',
-    labelNames: ['reason'] as const,
-    registers: [registry],
-  });
+  // Per-request families: plain numbers, turned into samples at scrape time (table.ts).
+  const requests = new CounterFamily(
+    'mcpgate_requests_total',
+    'Requests to the MCP endpoint, by decision and JSON-RPC method.',
+    ['decision', 'rpc_method'],
+  ).register(registry);
+  const toolCalls = new CounterFamily(
+    'mcpgate_tool_calls_total',
+    'tools/call messages, by tool and decision.',
+    ['tool', 'decision'],
+  ).register(registry);
+  const rateLimited = new CounterFamily(
+    'mcpgate_rate_limited_total',
+    'Requests refused by a rate limit, by key label (`oauth` for every OAuth subject).',
+    ['key'],
+  ).register(registry);
+  const upstreamErrors = new CounterFamily(
+    'mcpgate_upstream_errors_total',
+    'Upstream failures, by kind: refused, reset, timeout, protocol, other.',
+    ['kind'],
+  ).register(registry);
+  const requestDuration = new HistogramFamily(
+    'mcpgate_request_duration_seconds',
+    'Time from request arrival to response close, by decision (POST and DELETE; GET streams are not timed).',
+    ['decision'],
+    DURATION_BUCKETS,
+  ).register(registry);
+  const upstreamDuration = new HistogramFamily(
+    'mcpgate_upstream_duration_seconds',
+    "Time from sending a request upstream to the upstream's response headers.",
+    [],
+    DURATION_BUCKETS,
+  ).register(registry);
+  const upstreamAll = upstreamDuration.cell();
+  const tokenFailures = new CounterFamily(
+    'mcpgate_token_failures_total',
+    'Bearer tokens refused, by reason (expired, audience, unknown_key, keys_unavailable, ...).',
+    ['reason'],
+  ).register(registry);
   const toolPinViolations = new Counter({
     name: 'mcpgate_tool_pin_violations_total',
     help: 'Tool definitions seen not as pinned (changed or not in the lockfile), once per new definition.',
@@ -136,35 +132,10 @@ export function createMetrics(options: MetricsOptions): Metrics {
     help: 'Open GET (SSE) streams.',
     registers: [registry],
   });
-
-  // Children cached by label values; every key space is bounded (see the file comment).
-  const requestChildren = new Map<string, Map<string, Inc>>();
-  const toolChildren = new Map<string, Map<string, Inc>>();
-  const rateChildren = new Map<string, Inc>();
-  const durationChildren = new Map<string, Obs>();
-  const upstreamChildren = new Map<string, Inc>();
-  const tokenChildren = new Map<string, Inc>();
-  for (const kind of UPSTREAM_ERROR_KINDS) {
-    const child = upstreamErrors.labels(kind);
-    child.inc(0); // export zeros so rate() works before the first failure
-    upstreamChildren.set(kind, child);
-  }
-
-  function requestChild(decision: Decision, method: string): Inc {
-    let byMethod = requestChildren.get(decision);
-    if (byMethod === undefined) requestChildren.set(decision, (byMethod = new Map()));
-    let child = byMethod.get(method);
-    if (child === undefined) byMethod.set(method, (child = requests.labels(decision, method)));
-    return child;
-  }
-
-  function toolChild(tool: string, decision: Decision): Inc {
-    let byTool = toolChildren.get(decision);
-    if (byTool === undefined) toolChildren.set(decision, (byTool = new Map()));
-    let child = byTool.get(tool);
-    if (child === undefined) byTool.set(tool, (child = toolCalls.labels(tool, decision)));
-    return child;
-  }
+  /** By error code (a closed set), so the label is not rebuilt per refusal. */
+  const tokenCells = new Map<string, CounterCell>();
+  // Export zeros so rate() works before the first failure.
+  for (const kind of UPSTREAM_ERROR_KINDS) upstreamErrors.cell(kind);
 
   function methodLabel(ctx: RequestContext): string {
     if (ctx.batch) return 'batch';
@@ -189,35 +160,29 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registry,
     observe(ctx, mono) {
       const decision = requestDecision(ctx);
-      requestChild(decision, methodLabel(ctx)).inc();
+      requests.cell(decision, methodLabel(ctx)).value++;
       if (ctx.req.method !== 'GET') {
-        let child = durationChildren.get(decision);
-        if (child === undefined) durationChildren.set(decision, (child = requestDuration.labels(decision)));
-        child.observe(Math.max(0, mono - ctx.startedMono) / 1000);
+        requestDuration.observe(requestDuration.cell(decision), Math.max(0, mono - ctx.startedMono) / 1000);
       }
-      if (ctx.upstreamMs !== undefined) upstreamDuration.observe(Math.max(0, ctx.upstreamMs) / 1000);
+      if (ctx.upstreamMs !== undefined)
+        upstreamDuration.observe(upstreamAll, Math.max(0, ctx.upstreamMs) / 1000);
       const calls = ctx.calls;
       for (let i = 0; i < calls.length; i++) {
         const call = calls[i]!;
         if (call.tool === undefined) continue;
-        toolChild(tools.label(call.tool), ctx.batch ? callDecision(ctx, call) : decision).inc();
+        toolCalls.cell(tools.label(call.tool), ctx.batch ? callDecision(ctx, call) : decision).value++;
       }
       const reason = ctx.reason;
       if (reason !== undefined && isTokenFailure(reason)) {
-        let child = tokenChildren.get(reason);
-        if (child === undefined)
-          tokenChildren.set(reason, (child = tokenFailures.labels(tokenReason(reason))));
-        child.inc();
+        let cell = tokenCells.get(reason);
+        if (cell === undefined) tokenCells.set(reason, (cell = tokenFailures.cell(tokenReason(reason))));
+        cell.value++;
       }
-      if (decision === 'rate_limited' && ctx.reason !== 'ERR_RATE_LIMIT_STORE') {
-        const key = keyLabel(ctx);
-        let child = rateChildren.get(key);
-        if (child === undefined) rateChildren.set(key, (child = rateLimited.labels(key)));
-        child.inc();
-      }
+      if (decision === 'rate_limited' && reason !== 'ERR_RATE_LIMIT_STORE')
+        rateLimited.cell(keyLabel(ctx)).value++;
     },
     upstreamError(kind) {
-      (upstreamChildren.get(kind) ?? upstreamChildren.get('other')!).inc();
+      upstreamErrors.cell(UPSTREAM_ERROR_KINDS.includes(kind) ? kind : 'other').value++;
     },
     streamOpened() {
       openStreams.inc();
