@@ -3,7 +3,13 @@
  * (SonicBoom, `sync: false`) to stdout, stderr or a file. No transports, no worker threads: the
  * product ships as one executable.
  *
- * The line is `JSON.stringify(record)`, handed straight to the destination rather than through a
+ * Lines are gathered per event-loop turn and handed to the destination as one string (setImmediate):
+ * SonicBoom appends each write to its pending string and measures it again (flattening it), so a
+ * write per line while a write is in flight cost several KB of young garbage per request under load.
+ * A line waiting for its turn is still never lost: flush(), flushSync(), reopen(), close() and the
+ * process 'exit' hook hand it over first.
+ *
+ * The line is `JSON.stringify(record)`, handed to the destination rather than through a
  * pino logger: a logger adds `level` (pino cannot drop it without producing invalid JSON when
  * `timestamp` is off) and serialises key by key, which measured about 1.5x slower. The record owns
  * its `time` field.
@@ -50,6 +56,12 @@ export interface AuditWriter {
 }
 
 export const DEFAULT_FILE_MODE = 0o640;
+
+/** One process 'exit' listener for every open writer: hands over the turn's lines, writes them. */
+const exitHooks = new Set<() => void>();
+process.once('exit', () => {
+  for (const hook of exitHooks) hook();
+});
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
 
 /**
@@ -81,6 +93,29 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   let broken = false;
   let lastErrorCode: string | undefined;
   let waiters: (() => void)[] = [];
+  /** Lines of this event-loop turn, not yet handed to the destination. */
+  const pending: string[] = [];
+  let scheduled = false;
+
+  /** Hands this turn's lines to the destination, as one string. */
+  function handOver(): void {
+    scheduled = false;
+    if (pending.length === 0) return;
+    const text = pending.length === 1 ? pending[0]! : pending.join('');
+    pending.length = 0;
+    if (dest.destroyed || broken) {
+      idle = true;
+      settle();
+      return;
+    }
+    idle = false;
+    dest.write(text);
+  }
+  const onExit = () => {
+    handOver();
+    flushSync();
+  };
+  exitHooks.add(onExit);
 
   const report = (err: Error, code: string) => {
     if (code === lastErrorCode) return;
@@ -143,6 +178,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   }
 
   function flushSync(): void {
+    handOver();
     try {
       if (!dest.destroyed && dest.fd >= 0) dest.flushSync();
     } catch (err) {
@@ -158,7 +194,11 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
         return;
       }
       idle = false;
-      dest.write(JSON.stringify(record) + '\n');
+      pending.push(JSON.stringify(record) + '\n');
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(handOver);
+      }
     },
     ready() {
       if (opened) return Promise.resolve();
@@ -178,12 +218,14 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     },
     flush() {
       if (closing) return closing;
+      handOver();
       if (idle) return Promise.resolve();
       return new Promise((resolve) => waiters.push(resolve));
     },
     flushSync,
     reopen() {
       if (file === undefined || closed || dest.destroyed) return;
+      handOver();
       try {
         reopening = true;
         dest.reopen();
@@ -195,6 +237,8 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     close() {
       if (closing) return closing;
       closed = true;
+      handOver();
+      exitHooks.delete(onExit);
       closing = new Promise<void>((resolve) => {
         if (dest.destroyed || broken) return resolve();
         end(resolve);
