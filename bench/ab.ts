@@ -5,7 +5,7 @@
  *
  *   node bench/ab.ts --gw main=/work/main/bin/mcpgate.js --gw mine=bin/mcpgate.js \
  *     [--config passthrough|pipeline|tools-list] [--connections 32] [--rounds 5] [--duration 3]
- *     [--node-arg mine:--max-semi-space-size=16]
+ *     [--node-arg mine:--max-semi-space-size=16] [--node-arg floor:--trace-gc-nvp] [--keep]
  *
  * `tools-list`: `tools/list` of the origin's 1,000 tools for a key allowed half of them (use
  * `--connections 1`); the direct origin is measured in the same rounds, and p50/p99 are also given
@@ -35,6 +35,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '2' },
     'node-arg': { type: 'string', multiple: true, default: [] },
+    keep: { type: 'boolean', default: false },
   },
 });
 if (values.gw.length === 0)
@@ -60,7 +61,9 @@ interface Target {
   headers: Record<string, string>;
 }
 const targets: Target[] = [];
-const floor = await startFloorProxy(dir, originUrl);
+const argsFor = (label: string) =>
+  values['node-arg'].filter((a) => a.startsWith(`${label}:`)).map((a) => a.slice(label.length + 1));
+const floor = await startFloorProxy(dir, originUrl, argsFor('floor'));
 const floorUrl = `http://127.0.0.1:${floor.port}/mcp`;
 targets.push({
   label: 'floor',
@@ -73,9 +76,7 @@ for (const spec of values.gw) {
   const eq = spec.indexOf('=');
   const label = spec.slice(0, eq);
   const bin = spec.slice(eq + 1);
-  const nodeArgs = values['node-arg']
-    .filter((a) => a.startsWith(`${label}:`))
-    .map((a) => a.slice(label.length + 1));
+  const nodeArgs = argsFor(label);
   let config: Record<string, unknown>;
   let base: Record<string, string> = { ...BASE_HEADERS };
   if (values.config === 'pipeline' || values.config === 'tools-list') {
@@ -180,4 +181,5 @@ if (list) {
 for (const t of targets.slice(1)) if (t.label !== 'direct') await t.proc.stop();
 await floor.stop();
 await origin.stop();
-rmSync(dir, { recursive: true, force: true });
+if (values.keep) console.log(`logs kept in ${dir}`);
+else rmSync(dir, { recursive: true, force: true });
