@@ -92,6 +92,7 @@ export function parseBody(
   const findProto = scan.unicodeEscape || body.indexOf(PROTO) !== -1;
   const shape = walkTree(value, findProto, scan.lossy.length > 0);
   if (shape.protoKey) throw invalid(peekId(value), 'a "__proto__" key is not allowed');
+  if (shape.caseTwins) throw invalid(peekId(value), 'an object has keys that differ only by case');
   const batch = Array.isArray(value);
   const items: unknown[] = batch ? (value as unknown[]) : [value];
   if (items.length === 0) throw invalid(null, 'empty batch');

@@ -1,7 +1,15 @@
 /**
  * One walk over a parsed body: how many values it holds, counted as scan.ts counts them in the
- * bytes (scalars, arrays, objects and object keys), and whether any object has an own `__proto__`
- * key. Iterative, so any depth; it visits each value once and allocates only its stack.
+ * bytes (scalars, arrays, objects and object keys), whether any object has an own `__proto__` key,
+ * and whether any object has two keys that differ only by case. Iterative, so any depth; it visits
+ * each value once and allocates only its stack (and a Set for an object with two or more keys of
+ * which one has an upper-case or non-ASCII character).
+ *
+ * Keys that differ only by case: JSON.parse keeps `"name"` and `"NAME"` apart, and so does the
+ * judge, but Go's encoding/json matches a key to a field case-insensitively (with Unicode simple
+ * folding: `ſ` is `s`, the Kelvin sign is `k`), the last key winning. An upstream decoding
+ * `{"name":"echo","NAME":"rm_rf"}` that way runs rm_rf where the gateway judged echo. Such a body
+ * has no one meaning, so it is refused.
  */
 import { isRawNumber } from './lossless.ts';
 
@@ -9,6 +17,8 @@ export interface TreeShape {
   readonly values: number;
   /** An object with an own `__proto__` key was found (the walk stops there). */
   readonly protoKey: boolean;
+  /** An object with two keys that differ only by case was found (the walk stops there). */
+  readonly caseTwins: boolean;
 }
 
 /**
@@ -18,7 +28,7 @@ export interface TreeShape {
  */
 export function walkTree(value: unknown, findProto: boolean, rawNumbers: boolean): TreeShape {
   let values = 1;
-  if (typeof value !== 'object' || value === null) return { values, protoKey: false };
+  if (typeof value !== 'object' || value === null) return { values, protoKey: false, caseTwins: false };
   const stack: object[] = [value];
   while (stack.length > 0) {
     const v = stack.pop() as object;
@@ -31,13 +41,46 @@ export function walkTree(value: unknown, findProto: boolean, rawNumbers: boolean
       continue;
     }
     if (rawNumbers && isRawNumber(v)) continue;
-    if (findProto && Object.hasOwn(v, '__proto__')) return { values, protoKey: true };
+    if (findProto && Object.hasOwn(v, '__proto__')) return { values, protoKey: true, caseTwins: false };
     const o = v as Record<string, unknown>;
+    let keys = 0;
+    let foldable = false;
     for (const key in o) {
       const item = o[key];
       values += 2;
+      keys++;
+      if (!foldable && mayFold(key)) foldable = true;
       if (typeof item === 'object' && item !== null) stack.push(item);
     }
+    if (foldable && keys > 1 && hasCaseTwins(o)) return { values, protoKey: false, caseTwins: true };
   }
-  return { values, protoKey: false };
+  return { values, protoKey: false, caseTwins: false };
+}
+
+/**
+ * Whether a key can equal another one under case folding: it has an upper-case ASCII letter or a
+ * non-ASCII character. Keys of lower-case ASCII only fold to themselves, so two of them never
+ * collide (the common case: an MCP body's keys are camelCase at most).
+ */
+function mayFold(key: string): boolean {
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    if ((c >= 0x41 && c <= 0x5a) || c >= 0x80) return true;
+  }
+  return false;
+}
+
+/**
+ * Two keys equal under case folding. Upper-casing first folds the characters that lower-casing
+ * alone leaves apart (`ſ` upper-cases to S); it also equates a few that simple folding does not
+ * (`ß` and `ss`), which only refuses more.
+ */
+function hasCaseTwins(o: Record<string, unknown>): boolean {
+  const folded = new Set<string>();
+  let keys = 0;
+  for (const key in o) {
+    keys++;
+    folded.add(key.toUpperCase().toLowerCase());
+  }
+  return folded.size < keys;
 }

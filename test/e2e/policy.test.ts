@@ -884,6 +884,14 @@ describe('requests the gateway refuses, at the HTTP level', () => {
       });
     });
 
+    it('keys that differ only by case (a case-insensitive upstream would read the other one)', async () => {
+      const body =
+        '{"jsonrpc":"2.0","id":33,"method":"tools/call","params":{"name":"echo","NAME":"secret_admin"}}';
+      const ctx = await assertRefused(body, INVALID(33));
+      assert.equal(ctx.decision, 'invalid');
+      assert.equal(ctx.reason, 'ERR_INVALID_REQUEST');
+    });
+
     it('a batch hiding a denied call among allowed ones is refused whole', async () => {
       const batch = `[${call(30, 'echo')},${call(31, 'secret_admin')},${rpc(32, 'tools/list')},${JSON.stringify(
         {

@@ -184,6 +184,34 @@ describe('smuggling: shapes', () => {
     );
   });
 
+  it('keys that differ only by case are refused anywhere (a Go upstream reads them as one field)', () => {
+    // encoding/json matches "NAME" to the field Name, last key winning: the upstream would run
+    // rm_rf where the gateway judged echo.
+    rejects(call('{"name":"echo","NAME":"rm_rf"}'), 'ERR_INVALID_REQUEST');
+    rejects(call('{"name":"echo","naMe":"rm_rf"}'), 'ERR_INVALID_REQUEST');
+    // Unicode simple folding: U+017F (long s) is s, U+212A (Kelvin sign) is k.
+    rejects(call('{"name":"echo","arguments":{"\\u017fcope":"a","scope":"b"}}'), 'ERR_INVALID_REQUEST');
+    rejects(call('{"name":"echo","arguments":{"\\u212aey":1,"key":2}}'), 'ERR_INVALID_REQUEST');
+    rejects(
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"},"Params":{"name":"rm_rf"}}',
+      'ERR_INVALID_REQUEST',
+    );
+    rejects(call('{"name":"echo","arguments":{"a":[{"path":"/tmp","PATH":"/etc"}]}}'), 'ERR_INVALID_REQUEST');
+  });
+
+  it('camelCase keys and keys that differ by more than case pass', () => {
+    const { verdicts } = inspect(
+      call(
+        '{"name":"echo","arguments":{"userId":1,"userID2":2,"Path":"a","paths":"b"},"_meta":{"progressToken":"t"}}',
+      ),
+    );
+    assert.equal(verdicts[0]?.allowed, true);
+    const init = inspect(
+      '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}',
+    );
+    assert.equal(init.verdicts[0]?.allowed, true);
+  });
+
   it('a value merely containing the text __proto__ is fine', () => {
     const { verdicts } = inspect(call('{"name":"echo","arguments":{"text":"__proto__"}}'));
     assert.equal(verdicts[0]?.allowed, true);
