@@ -25,6 +25,8 @@ export interface Context {
   readonly sseSamples: number;
   readonly sseDelayMs: number;
   readonly redisBinary: string | undefined;
+  /** Share of failed requests that makes a measurement invalid (MAX_ERROR_RATE; larger for --smoke). */
+  readonly maxErrorRate: number;
   key(label: string): Promise<KeyMaterial>;
   /** Starts mcpgate with `config` (listen is added); stopped when the scenario ends. */
   gateway(name: string, config: Record<string, unknown>): Promise<Proc>;
@@ -63,7 +65,7 @@ export const CALL = rpc(7, 'tools/call', { name: 'tool_000_search_issues', argum
 export const LIST = rpc(8, 'tools/list');
 export const HUGE = { capacity: 1e9, refill_per_second: 1e9 };
 /** Errors tolerated in a measurement (sockets closed as wrk stops); more makes it invalid. */
-const MAX_ERROR_RATE = 0.001;
+export const MAX_ERROR_RATE = 0.001;
 
 export async function direct(ctx: Context): Promise<Target> {
   return {
@@ -124,7 +126,7 @@ export async function compare(
     const requests = rs.reduce((sum, r) => sum + r.requests, 0);
     const errors = rs.reduce((sum, r) => sum + r.errors, 0);
     const what = `${t.label}, ${connections} conn`;
-    if (errors > requests * MAX_ERROR_RATE) {
+    if (errors > requests * ctx.maxErrorRate) {
       throw new Error(`${what}: ${errors} errors or non-2xx answers in ${requests} requests`);
     }
     const m: Measured = {

@@ -15,6 +15,7 @@ import { machine, table, updateReadme } from './report.ts';
 import { SCENARIOS } from './scenarios.ts';
 import { printProfiles } from './profile.ts';
 import type { Context } from './measure.ts';
+import { MAX_ERROR_RATE } from './measure.ts';
 
 const HELP = `Usage: node bench/run.ts [options]
   --scenario LIST     comma-separated: ${SCENARIOS.map((s) => s.name).join(', ')} (default: all)
@@ -142,6 +143,9 @@ try {
       sseSamples: positive('sse-samples', values['sse-samples']),
       sseDelayMs: positive('sse-delay', values['sse-delay']),
       redisBinary,
+      // A smoke run on a loaded CI machine may see a few requests time out (a Redis command under
+      // load); it proves the harness works, so only a failure rate that means breakage fails it.
+      maxErrorRate: values.smoke ? 0.05 : MAX_ERROR_RATE,
       key(label) {
         let key = keys.get(label);
         if (key === undefined) {
