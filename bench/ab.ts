@@ -20,9 +20,9 @@ import { parseArgs } from 'node:util';
 import { BASE_HEADERS, openSession } from './client.ts';
 import { loadGenerator } from './load.ts';
 import type { LoadResult } from './load.ts';
-import { CALL, HUGE, LIST, keyEntry } from './measure.ts';
-import { halfAllowlist } from './tools.ts';
-import { keygen, killAll, startFloorProxy, startGateway, startOrigin } from './processes.ts';
+import { CALL, LIST } from './measure.ts';
+import { auditFileFor, buildConfig } from './build-config.ts';
+import { cpuTimes, killAll, startFloorProxy, startGateway, startOrigin } from './processes.ts';
 import type { Proc } from './processes.ts';
 import { percentile, us } from './report.ts';
 
@@ -43,14 +43,6 @@ if (values.gw.length === 0)
 
 process.on('exit', killAll);
 const dir = mkdtempSync(join(tmpdir(), 'mcpgate-ab-'));
-const ticks = 100;
-
-function cpu(pid: number): { user: number; sys: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: (Number(f[11]) * 1e6) / ticks, sys: (Number(f[12]) * 1e6) / ticks };
-}
-
 const origin = await startOrigin(dir, 1000);
 const originUrl = `http://127.0.0.1:${origin.port}/mcp`;
 const load = await loadGenerator(dir, 'wrk');
@@ -77,25 +69,12 @@ for (const spec of values.gw) {
   const label = spec.slice(0, eq);
   const bin = spec.slice(eq + 1);
   const nodeArgs = argsFor(label);
-  let config: Record<string, unknown>;
-  let base: Record<string, string> = { ...BASE_HEADERS };
-  if (values.config === 'pipeline' || values.config === 'tools-list') {
-    const key = await keygen(bin, 'bench');
-    config = {
-      upstream: { url: originUrl },
-      keys: [keyEntry(key, values.config === 'tools-list' ? halfAllowlist(1000) : ['*'])],
-      rate_limit: { backend: 'memory' },
-      audit: { output: join(dir, `${label}-audit.log`) },
-    };
-    base = { ...base, authorization: `Bearer ${key.key}` };
-  } else {
-    config = {
-      upstream: { url: originUrl },
-      auth: { allow_unauthenticated: true },
-      rate_limit: { ...HUGE, max_streams: 100_000 },
-      audit: { output: '/dev/null' },
-    };
-  }
+  const { config, headers: base } = await buildConfig(
+    values.config,
+    bin,
+    originUrl,
+    auditFileFor(dir, label),
+  );
   const proc = await startGateway(bin, dir, label, config, nodeArgs);
   const url = `http://127.0.0.1:${proc.port}/mcp`;
   targets.push({ label, proc, url, headers: await openSession(url, base) });
@@ -128,12 +107,12 @@ for (let round = 0; round < Number(values.rounds); round++) {
   const order = [...targets.entries()];
   if (round % 2 === 1) order.reverse();
   for (const [i, t] of order) {
-    const before = cpu(t.proc.pid);
+    const before = await cpuTimes(t.proc.pid);
     const r = await load.run(spec(t, seconds));
-    const after = cpu(t.proc.pid);
+    const after = await cpuTimes(t.proc.pid);
     runs[i]!.push(r);
     used[i]!.user += after.user - before.user;
-    used[i]!.sys += after.sys - before.sys;
+    used[i]!.sys += after.system - before.system;
     used[i]!.requests += r.requests;
   }
 }

@@ -26,8 +26,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BASE_HEADERS, openSession } from './client.ts';
 import { loadGenerator } from './load.ts';
-import { CALL, HUGE, keyEntry } from './measure.ts';
-import { cpuTimes, keygen, killAll, startFloorProxy, startGateway, startOrigin } from './processes.ts';
+import { CALL } from './measure.ts';
+import { auditFileFor, buildConfig } from './build-config.ts';
+import { cpuTimes, killAll, startFloorProxy, startGateway, startOrigin } from './processes.ts';
 import type { Proc } from './processes.ts';
 
 const { values } = parseArgs({
@@ -200,25 +201,12 @@ for (const spec of values.gw) {
   const eq = spec.indexOf('=');
   const label = spec.slice(0, eq);
   const bin = spec.slice(eq + 1);
-  let config: Record<string, unknown>;
-  let base: Record<string, string> = { ...BASE_HEADERS };
-  if (values.config === 'passthrough') {
-    config = {
-      upstream: { url: originUrl },
-      auth: { allow_unauthenticated: true },
-      rate_limit: { ...HUGE, max_streams: 100_000 },
-      audit: { output: '/dev/null' },
-    };
-  } else {
-    const key = await keygen(bin, 'bench');
-    config = {
-      upstream: { url: originUrl },
-      keys: [keyEntry(key, ['*'])],
-      rate_limit: { backend: 'memory' },
-      audit: { output: join(dir, `${label}-audit.log`) },
-    };
-    base = { ...base, authorization: `Bearer ${key.key}` };
-  }
+  const { config, headers: base } = await buildConfig(
+    values.config,
+    bin,
+    originUrl,
+    auditFileFor(dir, label),
+  );
   const profileDir = join(dir, `profile-${label}`);
   const plain = await target(label, await startGateway(bin, dir, `${label}-plain`, config), base);
   const profiled = await target(

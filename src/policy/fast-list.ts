@@ -12,6 +12,7 @@
  * refused by every client (property tests hold both).
  */
 import type { JsonRpcId } from '../jsonrpc/message.ts';
+import { ws } from '../jsonrpc/strict-skip.ts';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -334,14 +335,4 @@ function isLiteralByte(c: number): boolean {
     c === 0x2e ||
     c === 0x45
   );
-}
-
-function ws(b: Uint8Array, i: number): number {
-  const n = b.length;
-  while (i < n) {
-    const c = b[i];
-    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break;
-    i++;
-  }
-  return i;
 }
