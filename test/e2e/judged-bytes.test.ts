@@ -10,13 +10,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mintKey } from '../../src/auth/key-format.ts';
-import { sha256Hex } from '../../src/auth/key-hash.ts';
 import { readTagUnverified } from '../../src/integrity/request-tag.ts';
-import { startTestGateway } from '../helpers/gateway.ts';
+import { startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
+import type { RawUpstreamGateway } from '../helpers/raw-upstream.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 
 const KEY = mintKey(randomBytes(32));
@@ -166,45 +163,33 @@ const CASES: Record<string, string> = {
 
 describe('the upstream reads exactly the judged message, with only the ids changed', () => {
   let gateway: TestGateway;
-  let http: HttpServer;
+  let upstream: RawUpstreamGateway;
   const received: Buffer[] = [];
   before(async () => {
-    http = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const raw = Buffer.concat(chunks);
-        received.push(raw);
-        const value = JSON.parse(raw.toString()) as unknown;
-        const items = (Array.isArray(value) ? value : [value]) as Record<string, unknown>[];
-        const answers = items
-          .filter((m) => Object.hasOwn(m, 'method') && Object.hasOwn(m, 'id'))
-          .map((m) => ({ jsonrpc: '2.0', id: m.id, result: { content: [] } }));
-        if (answers.length === 0) return void res.writeHead(202).end();
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(Array.isArray(value) ? answers : answers[0]));
-      });
-    });
-    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`;
-    gateway = await startTestGateway(`listen: 127.0.0.1:0
-upstream:
-  url: ${url}
-auth:
-  session_secret: "${'s'.repeat(40)}"
-rate_limit:
-  capacity: 100000
-  refill_per_second: 100000
-keys:
-  - label: echo-only
-    hash: "sha256:${sha256Hex(KEY)}"
-    allow: ["echo"]
-`);
+    upstream = await startRawUpstreamGateway(
+      (req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => {
+          const raw = Buffer.concat(chunks);
+          received.push(raw);
+          const value = JSON.parse(raw.toString()) as unknown;
+          const items = (Array.isArray(value) ? value : [value]) as Record<string, unknown>[];
+          const answers = items
+            .filter((m) => Object.hasOwn(m, 'method') && Object.hasOwn(m, 'id'))
+            .map((m) => ({ jsonrpc: '2.0', id: m.id, result: { content: [] } }));
+          if (answers.length === 0) return void res.writeHead(202).end();
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(Array.isArray(value) ? answers : answers[0]));
+        });
+      },
+      KEY,
+      ['echo'],
+    );
+    gateway = upstream.gateway;
   });
   after(async () => {
-    await gateway.close(200);
-    http.closeAllConnections();
-    await new Promise<void>((resolve) => http.close(() => resolve()));
+    await upstream.close();
   });
 
   for (const [name, body] of Object.entries(CASES)) {

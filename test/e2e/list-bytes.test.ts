@@ -8,14 +8,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { Server as HttpServer, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mintKey } from '../../src/auth/key-format.ts';
-import { sha256Hex } from '../../src/auth/key-hash.ts';
 import { readTagUnverified } from '../../src/integrity/request-tag.ts';
-import { startTestGateway } from '../helpers/gateway.ts';
+import { startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
+import type { RawUpstreamGateway } from '../helpers/raw-upstream.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 
 const KEY = mintKey(randomBytes(32));
@@ -71,55 +69,43 @@ async function writeSlowly(res: ServerResponse, pieces: Buffer[]) {
 
 describe('a large tools/list arriving in pieces reaches the client filtered', () => {
   let gateway: TestGateway;
-  let http: HttpServer;
+  let upstream: RawUpstreamGateway;
   before(async () => {
-    http = createServer((req, res) => {
-      let raw = '';
-      req.on('data', (c: Buffer) => (raw += c.toString()));
-      req.on('end', () => {
-        const m = JSON.parse(raw) as { id?: string; method: string };
-        if (m.id === undefined) return void res.writeHead(202).end();
-        const mode = readTagUnverified(m.id)?.clientId;
-        const body = Buffer.from(
-          `{"jsonrpc":"2.0","id":${JSON.stringify(m.id)},"result":{"tools":[${TOOLS.join(',')}]}}`,
-        );
-        if (mode === 'json-length') {
-          res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
-          void writeSlowly(res, cutInsideCharacters(body, 5));
-        } else if (mode === 'json-chunked') {
-          res.writeHead(200, { 'content-type': 'application/json' });
-          void writeSlowly(res, cutInsideCharacters(body, 7));
-        } else {
-          res.writeHead(200, { 'content-type': 'text/event-stream' });
-          const event = Buffer.concat([
-            Buffer.from('event: message\nid: e1\ndata: '),
-            body,
-            Buffer.from('\n\n'),
-          ]);
-          void writeSlowly(res, [Buffer.from(': primed\n\n'), ...cutInsideCharacters(event, 6)]);
-        }
-      });
-    });
-    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`;
-    gateway = await startTestGateway(`listen: 127.0.0.1:0
-upstream:
-  url: ${url}
-auth:
-  session_secret: "${'s'.repeat(40)}"
-rate_limit:
-  capacity: 100000
-  refill_per_second: 100000
-keys:
-  - label: echo-only
-    hash: "sha256:${sha256Hex(KEY)}"
-    allow: ["echo_*"]
-`);
+    upstream = await startRawUpstreamGateway(
+      (req, res) => {
+        let raw = '';
+        req.on('data', (c: Buffer) => (raw += c.toString()));
+        req.on('end', () => {
+          const m = JSON.parse(raw) as { id?: string; method: string };
+          if (m.id === undefined) return void res.writeHead(202).end();
+          const mode = readTagUnverified(m.id)?.clientId;
+          const body = Buffer.from(
+            `{"jsonrpc":"2.0","id":${JSON.stringify(m.id)},"result":{"tools":[${TOOLS.join(',')}]}}`,
+          );
+          if (mode === 'json-length') {
+            res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+            void writeSlowly(res, cutInsideCharacters(body, 5));
+          } else if (mode === 'json-chunked') {
+            res.writeHead(200, { 'content-type': 'application/json' });
+            void writeSlowly(res, cutInsideCharacters(body, 7));
+          } else {
+            res.writeHead(200, { 'content-type': 'text/event-stream' });
+            const event = Buffer.concat([
+              Buffer.from('event: message\nid: e1\ndata: '),
+              body,
+              Buffer.from('\n\n'),
+            ]);
+            void writeSlowly(res, [Buffer.from(': primed\n\n'), ...cutInsideCharacters(event, 6)]);
+          }
+        });
+      },
+      KEY,
+      ['echo_*'],
+    );
+    gateway = upstream.gateway;
   });
   after(async () => {
-    await gateway.close(200);
-    http.closeAllConnections();
-    await new Promise<void>((resolve) => http.close(() => resolve()));
+    await upstream.close();
   });
 
   for (const mode of ['json-length', 'json-chunked', 'sse']) {

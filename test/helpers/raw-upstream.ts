@@ -1,0 +1,47 @@
+/**
+ * A raw node:http upstream (the test writes the exact bytes it answers with) behind a gateway with
+ * one API key, allowed `allow`. For tests that need bytes no SDK server would send.
+ */
+import { createServer } from 'node:http';
+import type { RequestListener } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { sha256Hex } from '../../src/auth/key-hash.ts';
+import { startTestGateway } from './gateway.ts';
+import type { TestGateway } from './gateway.ts';
+
+export interface RawUpstreamGateway {
+  readonly gateway: TestGateway;
+  /** Stops the gateway, then the upstream. */
+  close(): Promise<void>;
+}
+
+export async function startRawUpstreamGateway(
+  answer: RequestListener,
+  key: string,
+  allow: readonly string[],
+): Promise<RawUpstreamGateway> {
+  const http = createServer(answer);
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`;
+  const gateway = await startTestGateway(`listen: 127.0.0.1:0
+upstream:
+  url: ${url}
+auth:
+  session_secret: "${'s'.repeat(40)}"
+rate_limit:
+  capacity: 100000
+  refill_per_second: 100000
+keys:
+  - label: echo-only
+    hash: "sha256:${sha256Hex(key)}"
+    allow: ${JSON.stringify(allow)}
+`);
+  return {
+    gateway,
+    async close() {
+      await gateway.close(200);
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    },
+  };
+}
