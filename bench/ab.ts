@@ -17,13 +17,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BASE_HEADERS, openSession } from './client.ts';
 import { loadGenerator } from './load.ts';
 import type { LoadResult } from './load.ts';
-import { CALL, LIST } from './measure.ts';
+import { CALL, LIST, sessionAt } from './measure.ts';
+import type { Target } from './measure.ts';
 import { auditFileFor, buildConfig } from './build-config.ts';
 import { cpuTimes, killAll, startFloorProxy, startGateway, startOrigin } from './processes.ts';
-import type { Proc } from './processes.ts';
 import { percentile, us } from './report.ts';
 
 const { values } = parseArgs({
@@ -46,23 +45,11 @@ const dir = mkdtempSync(join(tmpdir(), 'mcpgate-ab-'));
 const origin = await startOrigin(dir, 1000);
 const originUrl = `http://127.0.0.1:${origin.port}/mcp`;
 const load = await loadGenerator(dir, 'wrk');
-interface Target {
-  label: string;
-  proc: Proc;
-  url: string;
-  headers: Record<string, string>;
-}
 const targets: Target[] = [];
 const argsFor = (label: string) =>
   values['node-arg'].filter((a) => a.startsWith(`${label}:`)).map((a) => a.slice(label.length + 1));
 const floor = await startFloorProxy(dir, originUrl, argsFor('floor'));
-const floorUrl = `http://127.0.0.1:${floor.port}/mcp`;
-targets.push({
-  label: 'floor',
-  proc: floor,
-  url: floorUrl,
-  headers: await openSession(floorUrl, BASE_HEADERS),
-});
+targets.push(await sessionAt(floor, 'floor'));
 
 for (const spec of values.gw) {
   const eq = spec.indexOf('=');
@@ -75,19 +62,12 @@ for (const spec of values.gw) {
     originUrl,
     auditFileFor(dir, label),
   );
-  const proc = await startGateway(bin, dir, label, config, nodeArgs);
-  const url = `http://127.0.0.1:${proc.port}/mcp`;
-  targets.push({ label, proc, url, headers: await openSession(url, base) });
+  targets.push(await sessionAt(await startGateway(bin, dir, label, config, nodeArgs), label, base));
 }
 
 const list = values.config === 'tools-list';
 if (list) {
-  targets.push({
-    label: 'direct',
-    proc: origin,
-    url: originUrl,
-    headers: await openSession(originUrl, BASE_HEADERS),
-  });
+  targets.push(await sessionAt(origin, 'direct'));
 }
 const connections = Number(values.connections);
 const seconds = Number(values.duration);

@@ -24,12 +24,11 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BASE_HEADERS, openSession } from './client.ts';
 import { loadGenerator } from './load.ts';
-import { CALL } from './measure.ts';
+import { CALL, sessionAt } from './measure.ts';
+import type { Target } from './measure.ts';
 import { auditFileFor, buildConfig } from './build-config.ts';
 import { cpuTimes, killAll, startFloorProxy, startGateway, startOrigin } from './processes.ts';
-import type { Proc } from './processes.ts';
 
 const { values } = parseArgs({
   options: {
@@ -167,17 +166,6 @@ const origin = await startOrigin(dir, 1000);
 const originUrl = `http://127.0.0.1:${origin.port}/mcp`;
 const load = await loadGenerator(dir, 'wrk');
 
-interface Target {
-  label: string;
-  proc: Proc;
-  url: string;
-  headers: Record<string, string>;
-}
-async function target(label: string, proc: Proc, base: Record<string, string>): Promise<Target> {
-  const url = `http://127.0.0.1:${proc.port}/mcp`;
-  return { label, proc, url, headers: await openSession(url, base) };
-}
-
 const profileArgs = (profileDir: string) => [
   '--cpu-prof',
   `--cpu-prof-dir=${profileDir}`,
@@ -188,11 +176,10 @@ const builds: { label: string; plain: Target; profiled: Target; profileDir: stri
   const profileDir = join(dir, 'profile-floor');
   builds.push({
     label: 'floor',
-    plain: await target('floor', await startFloorProxy(dir, originUrl), BASE_HEADERS),
-    profiled: await target(
-      'floor',
+    plain: await sessionAt(await startFloorProxy(dir, originUrl), 'floor'),
+    profiled: await sessionAt(
       await startFloorProxy(dir, originUrl, profileArgs(profileDir), 'floor-profiled'),
-      BASE_HEADERS,
+      'floor',
     ),
     profileDir,
   });
@@ -208,10 +195,10 @@ for (const spec of values.gw) {
     auditFileFor(dir, label),
   );
   const profileDir = join(dir, `profile-${label}`);
-  const plain = await target(label, await startGateway(bin, dir, `${label}-plain`, config), base);
-  const profiled = await target(
-    label,
+  const plain = await sessionAt(await startGateway(bin, dir, `${label}-plain`, config), label, base);
+  const profiled = await sessionAt(
     await startGateway(bin, dir, `${label}-profiled`, config, profileArgs(profileDir)),
+    label,
     base,
   );
   builds.push({ label, plain, profiled, profileDir });

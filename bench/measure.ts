@@ -54,8 +54,7 @@ export interface Target {
 }
 
 export interface Measured extends LoadResult {
-  /** CPU time the target's process spent per request, in µs. */
-  /** User + system CPU time per request, and the two apart (µs). */
+  /** User + system CPU time the target's process spent per request, and the two apart (µs). */
   readonly cpu: number;
   readonly cpuUser: number;
   readonly cpuSystem: number;
@@ -77,9 +76,18 @@ export async function direct(ctx: Context): Promise<Target> {
 }
 
 export async function via(gw: Proc, label: string, key?: KeyMaterial): Promise<Target> {
-  const url = `http://127.0.0.1:${gw.port}/mcp`;
   const base = key ? { ...BASE_HEADERS, authorization: `Bearer ${key.key}` } : BASE_HEADERS;
-  return { label, url, headers: await openSession(url, base), proc: gw };
+  return sessionAt(gw, label, base);
+}
+
+/** A target on `proc`'s /mcp, its session opened with `base` headers. */
+export async function sessionAt(
+  proc: Proc,
+  label: string,
+  base: Readonly<Record<string, string>> = BASE_HEADERS,
+): Promise<Target> {
+  const url = `http://127.0.0.1:${proc.port}/mcp`;
+  return { label, url, headers: await openSession(url, base), proc };
 }
 
 export async function checkCall(t: Target): Promise<void> {
