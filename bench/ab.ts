@@ -80,7 +80,7 @@ const spec = (t: Target, s: number) => ({
 });
 for (const t of targets) await load.run(spec(t, Number(values.warmup)));
 const runs = targets.map(() => [] as LoadResult[]);
-const used = targets.map(() => ({ user: 0, sys: 0, requests: 0 }));
+const used = targets.map(() => ({ user: 0, sys: 0, faults: 0, switches: 0, requests: 0 }));
 for (let round = 0; round < Number(values.rounds); round++) {
   // The order flips every round: the target measured last in a round was seen to pay 10-15 µs more
   // system time per request, so a fixed order would favour the builds listed first.
@@ -93,6 +93,8 @@ for (let round = 0; round < Number(values.rounds); round++) {
     runs[i]!.push(r);
     used[i]!.user += after.user - before.user;
     used[i]!.sys += after.system - before.system;
+    used[i]!.faults += after.faults - before.faults;
+    used[i]!.switches += after.switches - before.switches;
     used[i]!.requests += r.requests;
   }
 }
@@ -128,7 +130,8 @@ for (const [i, t] of targets.entries()) {
           50,
         ),
       ).padStart(8)}  p99 ${us(p99).padStart(8)} (${(p99 / floorP99).toFixed(2)}×)  ` +
-      `user ${us(user).padStart(6)}  sys ${us(sys).padStart(6)}  total ${((user + sys) / floorTotal).toFixed(2)}× floor`,
+      `user ${us(user).padStart(6)}  sys ${us(sys).padStart(6)}  total ${((user + sys) / floorTotal).toFixed(2)}× floor  ` +
+      `faults ${(u.faults / u.requests).toFixed(2)}/req  switches ${(u.switches / u.requests).toFixed(2)}/req`,
   );
 }
 if (list) {

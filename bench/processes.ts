@@ -7,7 +7,7 @@ import { spawn, execFile } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createServer, connect } from 'node:net';
 import { once } from 'node:events';
-import { openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { openSync, closeSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -217,11 +217,28 @@ async function clockTicks(): Promise<number> {
 }
 
 /** User and system CPU time of a process (all its threads), in microseconds. */
-export async function cpuTimes(pid: number): Promise<{ user: number; system: number }> {
+export async function cpuTimes(
+  pid: number,
+): Promise<{ user: number; system: number; faults: number; switches: number }> {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const scale = 1e6 / (await clockTicks());
-  return { user: Number(fields[11]) * scale, system: Number(fields[12]) * scale };
+  return {
+    user: Number(fields[11]) * scale,
+    system: Number(fields[12]) * scale,
+    faults: Number(fields[7]),
+    switches: contextSwitches(pid),
+  };
+}
+
+/** Voluntary and involuntary context switches of a process's threads so far. */
+function contextSwitches(pid: number): number {
+  let total = 0;
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    const status = readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8');
+    for (const m of status.matchAll(/ctxt_switches:\s+(\d+)/g)) total += Number(m[1]);
+  }
+  return total;
 }
 
 /** User + system CPU time of a process (all its threads), in microseconds. */
