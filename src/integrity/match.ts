@@ -6,6 +6,10 @@
  * is judged with a real parse: an event whose data is not JSON, or a response that is refused, is
  * replaced by an error event (UNREADABLE, id null), and a JSON body by a 502.
  *
+ * Two byte paths come first and hand anything they do not fully understand to the parse: a small
+ * body answering an exchange's one request that plans nothing (small-match.ts: a strict scan, its id
+ * compared with the tag the exchange sent), and a large body (list-match.ts).
+ *
  * Which ids are answerable:
  * - exchangeIds: a POST's own requests, each once (exact tags forwarded in this exchange; no MAC).
  * - signedIds: a GET stream, which replays responses of earlier POSTs (`Last-Event-ID`) on any
@@ -29,6 +33,7 @@ import { restoreEdits, restoreIds } from './restore.ts';
 import { applyEdits, applyEditsToAscii } from './json-spans.ts';
 import { LIST_MIN_BYTES, matchListResponse, NOT_JSON, REFUSED } from './list-match.ts';
 import type { ResponseIds } from './restore.ts';
+import { matchSmallResponse } from './small-match.ts';
 
 export { tagRequests } from './restore.ts';
 export type { ForwardedRequests, ForwardedTag, ResponseIds, TagContext } from './restore.ts';
@@ -82,6 +87,12 @@ class ExchangeIds<T extends Untagged> implements ResponseIds {
   name(id: string): T | undefined {
     return this.#tags.get(id);
   }
+
+  sole(): string | undefined {
+    if (this.#answered !== undefined || this.#tags.size !== 1) return undefined;
+    for (const [tag, untagged] of this.#tags) return untagged.plan === 'none' ? tag : undefined;
+    return undefined;
+  }
 }
 
 /** Any tag signed for this principal (GET streams: replays of earlier exchanges). */
@@ -114,6 +125,8 @@ export function createMatchRewrite(ids: ResponseIds, filters: Filters): Response
   return {
     json(body) {
       if (body.length === 0) return body;
+      const small = matchSmallResponse(body, ids);
+      if (small !== undefined) return small;
       const listed = listPath(body, ids, filters);
       if (listed === NOT_JSON)
         throw new GatewayError('ERR_UPSTREAM_PROTOCOL', { message: 'upstream sent invalid JSON' });

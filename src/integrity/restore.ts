@@ -198,6 +198,11 @@ export interface ResponseIds {
   answer(id: string): Untagged | undefined;
   /** An id a notification names (a subscription, a cancelled request): what it stands for. */
   name(id: string): Untagged | undefined;
+  /**
+   * The tag of the one request an exchange forwarded, while it is unanswered and its plan is
+   * 'none' (small-match.ts compares a response's id bytes with it); undefined otherwise.
+   */
+  sole?(): string | undefined;
 }
 
 /** The text with the client's ids back, and the plan of each response it holds. */

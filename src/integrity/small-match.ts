@@ -1,0 +1,150 @@
+/**
+ * The common response matched without a parse: a small JSON body (under LIST_MIN_BYTES) answering
+ * the one request its exchange forwarded, when that request planned nothing (a `tools/call`). One
+ * strict pass over the bytes (jsonrpc/strict-skip.ts) validates the body and finds its top-level
+ * id, whose bytes must be exactly the tag this exchange sent (kept by the exchange: no HMAC, no
+ * decoding, no JSON.parse, no string of the body); the client's id is then spliced into the bytes.
+ *
+ * It answers only for the plainest shape, where the parsed path (match.ts) provably does the same:
+ * one top-level object (whitespace before it, nothing else: no BOM, no batch) whose keys hold no
+ * escape; one `"id"`, an unescaped string equal to the tag; one `"result"`, an object whose own keys
+ * hold no escape and include no `"_meta"` (where a subscription id would be); no `"method"` or
+ * `"error"`; valid JSON to the last byte, valid UTF-8, nested less than MAX_DEPTH deep. For anything
+ * else, valid or not, it returns undefined before anything is answered, and the parsed path decides
+ * (so a refusal, and its error, is always the parsed path's). test/unit/integrity/
+ * small-match-differential.test.ts compares the two on generated and hostile bodies.
+ */
+import { isUtf8 } from 'node:buffer';
+import {
+  CLOSE_OBJECT,
+  COLON,
+  COMMA,
+  escaped,
+  OPEN_OBJECT,
+  QUOTE,
+  string,
+  value,
+  ws,
+} from '../jsonrpc/strict-skip.ts';
+import type { ResponseIds } from './restore.ts';
+import { LIST_MIN_BYTES } from './list-match.ts';
+
+/** The bytes for the client, or undefined: the parsed path decides (nothing was answered). */
+export function matchSmallResponse(body: Buffer, ids: ResponseIds): Buffer | undefined {
+  if (body.length >= LIST_MIN_BYTES) return undefined;
+  const tag = ids.sole?.();
+  if (tag === undefined) return undefined;
+  const start = soleIdStart(body, tag);
+  if (start === -1 || !isUtf8(body)) return undefined;
+  const untagged = ids.answer(tag);
+  if (untagged === undefined) return undefined;
+  const id = JSON.stringify(untagged.clientId);
+  const end = start + tag.length + 2;
+  const idBytes = Buffer.byteLength(id);
+  const out = Buffer.allocUnsafe(body.length - (end - start) + idBytes);
+  body.copy(out, 0, 0, start);
+  out.write(id, start, 'utf8');
+  body.copy(out, start + idBytes, end);
+  return out;
+}
+
+/**
+ * Where the top-level id's value (its opening quote) starts in `b`, when `b` is the plain shape
+ * above and the id is `tag` (ASCII) spelled without escapes; else -1. Never throws.
+ */
+export function soleIdStart(b: Uint8Array, tag: string): number {
+  try {
+    return scan(b, tag);
+  } catch {
+    // Not JSON, or too deep: the parsed path decides (and says why).
+    return -1;
+  }
+}
+
+const ID = 1;
+const RESULT = 2;
+const REFUSED = 3;
+const META = 4;
+
+function scan(b: Uint8Array, tag: string): number {
+  let i = ws(b, 0);
+  if (b[i] !== OPEN_OBJECT) return -1;
+  let idStart = -1;
+  let result = false;
+  i = ws(b, i + 1);
+  for (;;) {
+    if (b[i] !== QUOTE) return -1;
+    const keyEnd = string(b, i);
+    if (escaped) return -1;
+    const kind = topKey(b, i + 1, keyEnd - 1);
+    const vs = valueStart(b, keyEnd);
+    let ve: number;
+    if (kind === ID) {
+      if (idStart !== -1 || b[vs] !== QUOTE) return -1;
+      ve = string(b, vs);
+      // A tag holds no backslash: bytes equal to it are the tag unescaped.
+      if (!bytesAre(b, vs + 1, ve - 1, tag)) return -1;
+      idStart = vs;
+    } else if (kind === RESULT) {
+      if (result || b[vs] !== OPEN_OBJECT) return -1;
+      result = true;
+      ve = resultEnd(b, vs);
+      if (ve === -1) return -1;
+    } else if (kind === REFUSED) return -1;
+    else ve = value(b, vs, 1);
+    i = ws(b, ve);
+    if (b[i] === COMMA) {
+      i = ws(b, i + 1);
+      continue;
+    }
+    if (b[i] !== CLOSE_OBJECT) return -1;
+    break;
+  }
+  if (ws(b, i + 1) !== b.length || !result) return -1;
+  return idStart;
+}
+
+/** The index after the result object at `open`, or -1 when a key of its own is escaped or `_meta`. */
+function resultEnd(b: Uint8Array, open: number): number {
+  let i = ws(b, open + 1);
+  if (b[i] === CLOSE_OBJECT) return i + 1;
+  for (;;) {
+    if (b[i] !== QUOTE) return -1;
+    const keyEnd = string(b, i);
+    if (escaped || topKey(b, i + 1, keyEnd - 1) === META) return -1;
+    i = ws(b, value(b, valueStart(b, keyEnd), 2));
+    if (b[i] === COMMA) {
+      i = ws(b, i + 1);
+      continue;
+    }
+    return b[i] === CLOSE_OBJECT ? i + 1 : -1;
+  }
+}
+
+/** After a key ending at `keyEnd`: the index of its value, or past the end (the walk then fails). */
+function valueStart(b: Uint8Array, keyEnd: number): number {
+  const colon = ws(b, keyEnd);
+  return b[colon] === COLON ? ws(b, colon + 1) : b.length;
+}
+
+/** Which of the keys this scan cares about the unescaped key in b[from, to) is (0: another). */
+function topKey(b: Uint8Array, from: number, to: number): number {
+  const n = to - from;
+  if (n === 2) return b[from] === 0x69 && b[from + 1] === 0x64 ? ID : 0;
+  if (n === 6) {
+    if (bytesAre(b, from, to, 'result')) return RESULT;
+    return bytesAre(b, from, to, 'method') ? REFUSED : 0;
+  }
+  if (n === 5) {
+    if (bytesAre(b, from, to, 'error')) return REFUSED;
+    return bytesAre(b, from, to, '_meta') ? META : 0;
+  }
+  return 0;
+}
+
+/** Whether b[from, to) is exactly the ASCII `text`. */
+function bytesAre(b: Uint8Array, from: number, to: number, text: string): boolean {
+  if (to - from !== text.length) return false;
+  for (let k = 0; k < text.length; k++) if (b[from + k] !== text.charCodeAt(k)) return false;
+  return true;
+}
