@@ -23,6 +23,7 @@ import {
   OPEN_OBJECT,
   QUOTE,
   string,
+  useWords,
   value,
   ws,
 } from '../jsonrpc/strict-skip.ts';
@@ -53,13 +54,20 @@ export function matchSmallResponse(body: Buffer, ids: ResponseIds): Buffer | und
  * above and the id is `tag` (ASCII) spelled without escapes; else -1. Never throws.
  */
 export function soleIdStart(b: Uint8Array, tag: string): number {
+  // Longer bodies are read a word at a time in their strings (worth its view past a few lines).
+  const words = b.length >= WORDS_FROM;
+  if (words) useWords(b);
   try {
     return scan(b, tag);
   } catch {
     // Not JSON, or too deep: the parsed path decides (and says why).
     return -1;
+  } finally {
+    if (words) useWords(undefined);
   }
 }
+
+const WORDS_FROM = 256;
 
 const ID = 1;
 const RESULT = 2;
