@@ -3,7 +3,9 @@
  * process, as the relay does with a held JSON body: the one-pass list path (src/integrity/
  * list-match.ts) against the parsed path (decode, JSON.parse, id splice, filter), interleaved in
  * one run, for a key allowed half of the tools and a key allowed `*`, id first and id last (the
- * TypeScript SDK writes `result` before `id`). Not part of the tests.
+ * TypeScript SDK writes `result` before `id`). The list path is measured twice: as a repeated
+ * catalogue is (the scan memo remembers the body, policy/list-scan-memo.ts) and cold (the memo
+ * emptied first, so the body is scanned). Not part of the tests.
  *
  *   node bench/list-micro.ts [--rounds 200]
  */
@@ -15,6 +17,7 @@ import type { Untagged } from '../src/integrity/request-tag.ts';
 import { compileGrants } from '../src/policy/grants.ts';
 import { filterJsonResponseBody } from '../src/policy/filter-list.ts';
 import { restoreIds } from '../src/integrity/restore.ts';
+import { clearListScanMemo } from '../src/policy/list-scan-memo.ts';
 import { halfAllowlist, makeTools } from './tools.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '200' } } });
@@ -24,8 +27,12 @@ const tagger = createRequestTagger(Buffer.alloc(32, 7));
 const half = compileGrants({ allow: halfAllowlist(1000), prompts: [], resources: [] });
 const every = compileGrants({ allow: ['*'], prompts: [], resources: [] });
 
-/** A fresh exchange per response (each id is answered once); `parsed` hides the list path. */
-function match(idFirst: boolean, grants: typeof half, parsed: boolean): Buffer {
+type Path = 'parsed path' | 'list path' | 'list path, cold';
+
+/** A fresh exchange per response (each id is answered once); `parsed path` hides the list path. */
+function match(idFirst: boolean, grants: typeof half, path: Path): Buffer {
+  const parsed = path === 'parsed path';
+  if (path === 'list path, cold') clearListScanMemo();
   // A key allowed every tool plans nothing for its list (policy/judge.ts): it is matched, not filtered.
   const plan = grants === every ? 'none' : 'tools';
   const tag = tagger.tag('k', 1, plan);
@@ -52,14 +59,15 @@ function parsedPath(body: Buffer, ids: ResponseIds, grants: typeof half): Buffer
   return restored.plans === undefined ? out : filterJsonResponseBody(out, restored.plans, grants);
 }
 
+const PATHS: Path[] = ['parsed path', 'list path, cold', 'list path'];
 const variants = [
   { label: 'half, id first', idFirst: true, grants: half, want: 500 },
   { label: 'half, id last', idFirst: false, grants: half, want: 500 },
   { label: 'allow *, id first', idFirst: true, grants: every, want: 1000 },
 ];
 for (const v of variants) {
-  for (const parsed of [true, false]) {
-    const out = JSON.parse(match(v.idFirst, v.grants, parsed).toString()) as {
+  for (const path of PATHS) {
+    const out = JSON.parse(match(v.idFirst, v.grants, path).toString()) as {
       id: number;
       result: { tools: unknown[] };
     };
@@ -69,10 +77,10 @@ for (const v of variants) {
 const results = new Map<string, number[]>();
 for (let round = 0; round < ROUNDS; round++) {
   for (const v of variants) {
-    for (const parsed of [true, false]) {
+    for (const path of PATHS) {
       times = [];
-      match(v.idFirst, v.grants, parsed);
-      const key = `${v.label}, ${parsed ? 'parsed path' : 'list path'}`;
+      match(v.idFirst, v.grants, path);
+      const key = `${v.label}, ${path}`;
       const list = results.get(key) ?? [];
       list.push(times[0]!);
       results.set(key, list);
@@ -84,5 +92,5 @@ console.log(`${ROUNDS} rounds, load average ${load}`);
 for (const [key, list] of results) {
   list.sort((a, b) => a - b);
   const p = (q: number) => list[Math.min(list.length - 1, Math.floor(q * list.length))]!.toFixed(2);
-  console.log(`${key.padEnd(34)} p50 ${p(0.5)} ms  p90 ${p(0.9)} ms  p99 ${p(0.99)} ms`);
+  console.log(`${key.padEnd(36)} p50 ${p(0.5)} ms  p90 ${p(0.9)} ms  p99 ${p(0.99)} ms`);
 }

@@ -14,7 +14,8 @@
  */
 import type { ResponseIds } from './restore.ts';
 import type { Filters } from './match.ts';
-import { NOT_JSON, OTHER, scanListResponse } from '../policy/list-scan.ts';
+import { NOT_JSON, OTHER } from '../policy/list-scan.ts';
+import { scanListResponseMemo } from '../policy/list-scan-memo.ts';
 import type { ScannedKind, ScannedList } from '../policy/list-scan.ts';
 
 /** The response must not reach the client: it answers no request this exchange may answer. */
@@ -38,7 +39,7 @@ export function matchListResponse(
   ids: ResponseIds,
   filters: Filters,
 ): Buffer | typeof REFUSED | typeof NOT_JSON | undefined {
-  const scanned = scanListResponse(body);
+  const scanned = scanListResponseMemo(body);
   if (scanned === NOT_JSON) return NOT_JSON;
   if (scanned === OTHER) return undefined;
   const id = readString(body, scanned.idStart, scanned.idEnd);
@@ -66,6 +67,7 @@ function keptEntries(
   const every = kind === 'tools' ? grants.everyTool === true : grants.everyPrompt === true;
   if (every && pins === undefined) return undefined;
   const items = list.items;
+  const names = list.names;
   pins?.startList(kind, body, list.open, list.end, items.length / 4);
   const allowed = kind === 'tools' ? grants.tool : grants.prompt;
   const kept: number[] = [];
@@ -76,10 +78,13 @@ function keptEntries(
     const nameStart = items[k + 2] as number;
     const nameEnd = items[k + 3] as number;
     // An entry that is not an object with a string name is dropped (fail closed).
-    const name =
-      nameStart !== -1 && body[nameStart] === QUOTE ? readString(body, nameStart, nameEnd) : undefined;
+    let name = names[k / 4];
+    if (name === undefined) {
+      name = nameStart !== -1 && body[nameStart] === QUOTE ? readString(body, nameStart, nameEnd) : null;
+      names[k / 4] = name;
+    }
     if (
-      name !== undefined &&
+      name !== null &&
       (every || allowed(name)) &&
       (pins === undefined || pins.pass(kind, name, body, start, end))
     ) {

@@ -40,6 +40,11 @@ export interface ScannedList {
   readonly end: number;
   /** nameStart is -1 when the entry is not an object or has no `name`. */
   readonly items: readonly number[];
+  /**
+   * Each entry's name as a string once a reader decoded it (null: not a string), by entry index;
+   * filled by the reader, and shared by the remembered scans of the same bytes (list-scan-memo.ts).
+   */
+  readonly names: (string | null | undefined)[];
 }
 
 export interface ListResponse {
@@ -137,7 +142,7 @@ function entries(b: Uint8Array, open: number): ScannedList {
     return ve;
   };
   let i = ws(b, open + 1);
-  if (b[i] === CLOSE_ARRAY) return { open, end: i + 1, items };
+  if (b[i] === CLOSE_ARRAY) return { open, end: i + 1, items, names: [] };
   for (;;) {
     nameStart = -1;
     const end = b[i] === OPEN_OBJECT ? members(b, i, visit) : value(b, i, 3);
@@ -147,7 +152,7 @@ function entries(b: Uint8Array, open: number): ScannedList {
       i = ws(b, i + 1);
       continue;
     }
-    if (b[i] === CLOSE_ARRAY) return { open, end: i + 1, items };
+    if (b[i] === CLOSE_ARRAY) return { open, end: i + 1, items, names: [] };
     throw NOT_JSON;
   }
 }

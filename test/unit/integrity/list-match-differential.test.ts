@@ -11,7 +11,10 @@
  *
  * For every body: the list path and the parsed path accept or refuse it alike; when accepted, the
  * client reads the same id and the same names in the planned list, and never a name the key may not
- * see. The seed is fixed, so a failure is reproducible.
+ * see. Before each body, its sibling (the same text for another exchange: other tags, of other
+ * lengths, and undamaged) goes through the list path, so the body is often one the scan memo
+ * (policy/list-scan-memo.ts) remembers with another id, and when damaged, one that is not. The seed
+ * is fixed, so a failure is reproducible.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,6 +32,7 @@ import { filterJsonResponseBody, rewriteEventData } from '../../../src/policy/fi
 import type { ResponseIds } from '../../../src/integrity/match.ts';
 import { LIST_MIN_BYTES } from '../../../src/integrity/list-match.ts';
 import { NOT_JSON, OTHER, scanListResponse } from '../../../src/policy/list-scan.ts';
+import { memoHits } from '../../../src/policy/list-scan-memo.ts';
 
 const SEED = 0x5eed14;
 const RUNS = 1500;
@@ -208,7 +212,7 @@ const body = fc
 type Damage = readonly [kind: number, at: number];
 const damage = fc.oneof(
   { weight: 12, arbitrary: fc.constant<Damage>([0, 0]) },
-  { weight: 3, arbitrary: fc.tuple(fc.integer({ min: 1, max: 9 }), fc.nat()) },
+  { weight: 3, arbitrary: fc.tuple(fc.integer({ min: 1, max: 10 }), fc.nat()) },
 );
 const INVALID = [
   [0xff],
@@ -249,6 +253,12 @@ function damaged(text: string, [kind, at]: Damage): Buffer {
       return Buffer.concat([b, Buffer.from('\u00a0')]);
     case 8:
       return Buffer.concat([Buffer.from('\u2028'), b]);
+    case 9: {
+      // One byte of a string changed, the length kept (a name, a key, a tag: what a memo compares).
+      const k = quoteAt(at);
+      if (k < b.length && b[k] !== 0x22 && b[k] !== 0x5c) b[k] = 0x61 + (at % 26);
+      return b;
+    }
     default:
       return Buffer.concat([b, Buffer.from([0])]);
   }
@@ -408,6 +418,7 @@ describe('list path: differential fuzz against the parsed path and JSON.parse', 
     let listed = 0;
     let accepted = 0;
     let scannedPlain = 0;
+    let remembered = 0;
     fc.assert(
       fc.property(
         body,
@@ -415,14 +426,19 @@ describe('list path: differential fuzz against the parsed path and JSON.parse', 
         fc.constantFrom('half', 'half', 'every', 'none'),
         fc.constantFrom(...CLIENT_IDS),
         fc.constantFrom(0, 0, 1, 2, 3, 4),
-        (text, hurt, grantsName, clientId, offset) => {
+        fc.constantFrom(...CLIENT_IDS),
+        (text, hurt, grantsName, clientId, offset, siblingId) => {
           const grants = GRANTS[grantsName]!;
           const x = exchange(clientId);
+          const sibling = exchange(siblingId);
+          runJson(gateway, Buffer.from(fill(text, sibling)), exchangeIds(sibling.tags), grants);
           const bytes = damaged(fill(text, x), hurt);
           const shown = bytes.toString('latin1');
           const scanned = scanListResponse(bytes);
           if (scanned !== OTHER && scanned !== NOT_JSON) scannedPlain++;
+          const hits = memoHits();
           const fast = runJson(gateway, at(bytes, offset), exchangeIds(x.tags), grants);
+          if (memoHits() > hits) remembered++;
           const reference = runJson(parsedPath, bytes, exchangeIds(x.tags), grants);
           same(fast, reference, shown);
           checkSafe(fast, grants, clientId);
@@ -447,5 +463,6 @@ describe('list path: differential fuzz against the parsed path and JSON.parse', 
     assert.ok(scannedPlain > RUNS / 5, `enough bodies take the list path (${scannedPlain})`);
     assert.ok(accepted > RUNS / 5, `enough bodies are accepted (${accepted})`);
     assert.ok(listed > RUNS / 10, `enough accepted bodies answer a list request (${listed})`);
+    assert.ok(remembered > RUNS / 10, `enough bodies are answered by the scan memo (${remembered})`);
   });
 });

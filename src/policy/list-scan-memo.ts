@@ -1,0 +1,105 @@
+/**
+ * The last few list responses that passed the strict scan (list-scan.ts), kept so that the next one
+ * with the same bytes is not walked again. An upstream answers `tools/list` with the same catalogue
+ * until it changes, and each answer differs only in its id (the gateway's tag for that request):
+ * walking 660 KiB byte by byte costs ~1 ms, comparing it with a remembered copy ~30 µs (native).
+ *
+ * A body is taken as a remembered one only when it is that body with another JSON string as its id:
+ * the bytes before the id value are equal, the new id is a whole JSON string by the strict grammar
+ * and valid UTF-8, and every byte after it is equal. Swapping one string value for another leaves
+ * the body valid JSON with the same members, lists, entries and names, which is all the scan reads
+ * (the id only has to be a string); every other body is scanned. The copies are the memo's own, so
+ * nothing that reuses a read buffer can change what they say.
+ *
+ * Memory: at most MEMO_ENTRIES bodies of at most MEMO_MAX_BYTES each, outside the held-body budget.
+ */
+import { isUtf8 } from 'node:buffer';
+import { NOT_JSON, QUOTE, string } from '../jsonrpc/strict-skip.ts';
+import { OTHER, scanListResponse } from './list-scan.ts';
+import type { ListResponse, ScannedList } from './list-scan.ts';
+
+/** How many distinct list bodies are remembered (pages of a paginated list, tools and prompts). */
+export const MEMO_ENTRIES = 4;
+/** Larger bodies are scanned every time (a catalogue of 1,000 tools is ~660 KiB). */
+export const MEMO_MAX_BYTES = 4 * 1024 * 1024;
+
+interface Remembered {
+  readonly bytes: Buffer;
+  readonly scan: ListResponse;
+}
+
+/** Most recently used first. */
+const memo: Remembered[] = [];
+let hits = 0;
+
+/** Like scanListResponse, answering from the memo when `b` is a remembered body with another id. */
+export function scanListResponseMemo(b: Buffer): ListResponse | typeof OTHER | typeof NOT_JSON {
+  for (let k = 0; k < memo.length; k++) {
+    const entry = memo[k] as Remembered;
+    const scan = recall(entry, b);
+    if (scan === undefined) continue;
+    hits++;
+    if (k > 0) {
+      memo.splice(k, 1);
+      memo.unshift(entry);
+    }
+    return scan;
+  }
+  const scan = scanListResponse(b);
+  if (scan !== OTHER && scan !== NOT_JSON && b.length <= MEMO_MAX_BYTES) {
+    if (scan.tools !== undefined || scan.prompts !== undefined) remember(b, scan);
+  }
+  return scan;
+}
+
+/** How many scans the memo answered (for tests and benchmarks). */
+export function memoHits(): number {
+  return hits;
+}
+
+/** Forgets every remembered body. */
+export function clearListScanMemo(): void {
+  memo.length = 0;
+}
+
+function remember(b: Buffer, scan: ListResponse): void {
+  const bytes = Buffer.allocUnsafeSlow(b.length);
+  b.copy(bytes);
+  if (memo.length >= MEMO_ENTRIES) memo.pop();
+  memo.unshift({ bytes, scan });
+}
+
+/** The scan of `b` when it is `entry`'s body with another string id, else undefined. */
+function recall(entry: Remembered, b: Buffer): ListResponse | undefined {
+  const { bytes, scan } = entry;
+  const { idStart, idEnd } = scan;
+  const tail = bytes.length - idEnd;
+  // The new id must leave room for at least an empty string and the same tail.
+  if (b.length < idStart + 2 + tail || b[idStart] !== QUOTE) return undefined;
+  if (b.compare(bytes, 0, idStart, 0, idStart) !== 0) return undefined;
+  let end: number;
+  try {
+    end = string(b, idStart);
+  } catch (err) {
+    if (err === NOT_JSON) return undefined;
+    throw err;
+  }
+  if (b.length - end !== tail) return undefined;
+  if (b.compare(bytes, idEnd, bytes.length, end, b.length) !== 0) return undefined;
+  if (!isUtf8(b.subarray(idStart, end))) return undefined;
+  const shift = end - idEnd;
+  if (shift === 0) return scan;
+  return {
+    idStart,
+    idEnd: end,
+    tools: moved(scan.tools, idEnd, shift),
+    prompts: moved(scan.prompts, idEnd, shift),
+  };
+}
+
+/** The list with every position at or after `from` moved by `shift` (the names stay shared). */
+function moved(list: ScannedList | undefined, from: number, shift: number): ScannedList | undefined {
+  if (list === undefined || list.open < from) return list;
+  const items = list.items.map((p) => (p === -1 ? -1 : p + shift));
+  return { open: list.open + shift, end: list.end + shift, items, names: list.names };
+}
