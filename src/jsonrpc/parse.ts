@@ -15,6 +15,7 @@
  * a walk of a bounded number of values; only a body with a repeated key or a `\u` escape also pays
  * for a JSON.stringify (bench/parse-fuzz.ts reports the slowest shapes).
  */
+import { isUtf8 } from 'node:buffer';
 import { GatewayError } from './errors.ts';
 import type { JsonRpcId, JsonRpcMessage } from './message.ts';
 import { scanJson } from './scan.ts';
@@ -32,7 +33,6 @@ export const MAX_VALUES = 100_000;
 
 export const BODY_LIMITS: ScanLimits = Object.freeze({ maxDepth: MAX_DEPTH, maxValues: MAX_VALUES });
 
-const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const PROTO = Buffer.from('__proto__');
 
 export interface ParsedBody {
@@ -68,12 +68,9 @@ export function parseBody(
         : `parse error: body holds more than ${limits.maxValues} values`;
     throw new GatewayError('ERR_PARSE', { message });
   }
-  let text: string;
-  try {
-    text = decoder.decode(body);
-  } catch (cause) {
-    throw new GatewayError('ERR_PARSE', { message: 'parse error: body is not valid UTF-8', cause });
-  }
+  // Strict UTF-8 (no replacement characters): validated, then decoded; a BOM stays in the text.
+  if (!isUtf8(body)) throw new GatewayError('ERR_PARSE', { message: 'parse error: body is not valid UTF-8' });
+  const text = body.toString('utf8');
   if (text.charCodeAt(0) === 0xfeff)
     throw new GatewayError('ERR_PARSE', { message: 'parse error: byte order mark' });
   let value: unknown;
