@@ -4,41 +4,74 @@
  * `12345678901234567000`, `1e400` becomes `null`, `-0` becomes `0`, `1.0` becomes `1`. Parsers on
  * the other side differ in what a spelling means (Python reads `1.0` as a float and `1` as an int;
  * Go, Java and Python keep every digit of a big integer), so the gateway keeps such a number as its
- * lexeme: a `JSON.rawJSON` value, which JSON.stringify writes back byte for byte.
+ * lexeme.
  *
  * Only numbers whose spelling a double does not reproduce are kept this way (the pre-scan finds
- * them); every other number stays a plain `number`. A kept number is an opaque frozen object to the
- * rest of the gateway (so a rule that wants a number, such as a request id, refuses it rather than
- * misreading it).
+ * them); every other number stays a plain `number`. A kept number is an opaque frozen object without
+ * a usable prototype to the rest of the gateway (so a rule that wants a number, such as a request
+ * id, refuses it rather than misreading it); JSON.stringify writes it back byte for byte, through a
+ * `JSON.rawJSON` value made only then (rawJSON parses its text again, as long as the lexeme, so the
+ * common body, forwarded as the client's own bytes, never pays for it).
  *
- * How: JSON.parse with a reviver and `context.source` is 15-20 times slower than a plain parse (a
- * 4 MiB body took ~300 ms), so instead each such lexeme is turned into a string carrying a prefix
- * with 96 random bits drawn for this parse (no client can spell it), the text is parsed plainly,
- * and one walk over the result turns those strings into raw numbers.
+ * Where the kept numbers go: place-numbers.ts puts them into the value JSON.parse built, in one pass
+ * over the bytes up to the last of them. It cannot when a key repeats (the value holds only the last
+ * of its members, which the bytes alone do not tell apart); then `parseKeepingNumbers` turns each
+ * lexeme into a string carrying a prefix with 96 random bits drawn for this parse (no client can
+ * spell it), parses the text plainly, and one walk over the result turns those strings back.
  */
 import { randomBytes } from 'node:crypto';
 
 interface RawJsonApi {
   rawJSON(text: string): object;
-  isRawJSON(value: unknown): boolean;
 }
 
 const api = JSON as unknown as RawJsonApi;
-const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** A number kept as its lexeme (the constructor is not exported: only a parse makes one). */
+class RawNumber {
+  readonly #text: string;
+  constructor(text: string) {
+    this.#text = text;
+    Object.freeze(this);
+  }
+
+  /** JSON.stringify writes the lexeme as it is. */
+  toJSON(): object {
+    return api.rawJSON(this.#text);
+  }
+
+  static is(value: unknown): value is RawNumber {
+    return typeof value === 'object' && value !== null && #text in value;
+  }
+
+  static text(value: RawNumber): string {
+    return value.#text;
+  }
+}
+// Nothing inherited but toJSON: a rule reading a member of a kept number finds nothing.
+Object.setPrototypeOf(RawNumber.prototype, null);
+Reflect.deleteProperty(RawNumber.prototype, 'constructor');
+Object.freeze(RawNumber.prototype);
+
+/** A kept number for a valid JSON number lexeme (the caller has parsed it). */
+export function rawNumber(lexeme: string): object {
+  return new RawNumber(lexeme);
+}
 
 /** Whether a parsed value is a number kept as its lexeme. */
 export function isRawNumber(value: unknown): boolean {
-  return typeof value === 'object' && value !== null && api.isRawJSON(value);
+  return RawNumber.is(value);
 }
 
 /** The lexeme of a kept number. */
 export function rawNumberText(value: unknown): string {
-  return (value as { rawJSON: string }).rawJSON;
+  if (!RawNumber.is(value)) throw new TypeError('not a kept number');
+  return RawNumber.text(value);
 }
 
 /**
- * Parses a body (strict UTF-8), keeping the numbers at `lossy` (start and end byte offsets, in
- * order) as their lexemes. Throws what TextDecoder or JSON.parse throw.
+ * Parses a body that JSON.parse has already accepted (valid UTF-8, valid JSON), keeping the numbers
+ * at `lossy` (start and end byte offsets, in order) as their lexemes. Any body, repeated keys too.
  */
 export function parseKeepingNumbers(body: Buffer, lossy: readonly number[]): unknown {
   const prefix = `\u0001${randomBytes(12).toString('hex')}:`;
@@ -58,14 +91,15 @@ export function parseKeepingNumbers(body: Buffer, lossy: readonly number[]): unk
     at = end;
   }
   body.copy(out, to, at);
-  const value: unknown = JSON.parse(decoder.decode(out));
+  // Valid UTF-8: the body was, and only ASCII was inserted between its tokens.
+  const value: unknown = JSON.parse(out.toString('utf8'));
   return restore(value, prefix);
 }
 
-/** Turns the marked strings back into raw numbers (iterative: any depth). */
+/** Turns the marked strings back into kept numbers (iterative: any depth). */
 function restore(value: unknown, prefix: string): unknown {
   if (typeof value === 'string')
-    return value.startsWith(prefix) ? api.rawJSON(value.slice(prefix.length)) : value;
+    return value.startsWith(prefix) ? new RawNumber(value.slice(prefix.length)) : value;
   const stack: unknown[] = [value];
   while (stack.length > 0) {
     const v = stack.pop();
@@ -74,7 +108,7 @@ function restore(value: unknown, prefix: string): unknown {
       for (let i = 0; i < v.length; i++) {
         const item: unknown = v[i];
         if (typeof item === 'string') {
-          if (item.startsWith(prefix)) v[i] = api.rawJSON(item.slice(prefix.length));
+          if (item.startsWith(prefix)) v[i] = new RawNumber(item.slice(prefix.length));
         } else if (typeof item === 'object' && item !== null) stack.push(item);
       }
       continue;
@@ -84,7 +118,7 @@ function restore(value: unknown, prefix: string): unknown {
       const item = o[key];
       if (typeof item === 'string') {
         // An own "__proto__" data property is assigned as data (it shadows the accessor).
-        if (item.startsWith(prefix)) o[key] = api.rawJSON(item.slice(prefix.length));
+        if (item.startsWith(prefix)) o[key] = new RawNumber(item.slice(prefix.length));
       } else if (typeof item === 'object' && item !== null) stack.push(item);
     }
   }

@@ -12,15 +12,18 @@
  * the values. One walk over the parsed value (tree.ts) counts them again: equal counts mean no key
  * was repeated, so the client's bytes (without surrounding whitespace) are forwarded as they are,
  * unless they hold a `\u` escape. The cost of any body is one pass over its bytes, JSON.parse, and
- * a walk of a bounded number of values; only a body with a repeated key or a `\u` escape also pays
- * for a JSON.stringify (bench/parse-fuzz.ts reports the slowest shapes).
+ * a walk of a bounded number of values; a number a double cannot spell back adds a pass over the
+ * bytes up to the last such number (place-numbers.ts); only a body with a repeated key or a `\u`
+ * escape also pays for a JSON.stringify, and, if it also holds such a number, for a second parse
+ * (bench/parse-fuzz.ts reports the slowest shapes).
  */
-import { isUtf8 } from 'node:buffer';
+import { isAscii, isUtf8 } from 'node:buffer';
 import { GatewayError } from './errors.ts';
 import type { JsonRpcId, JsonRpcMessage } from './message.ts';
 import { scanJson } from './scan.ts';
 import type { ScanLimits } from './scan.ts';
 import { isRawNumber, parseKeepingNumbers } from './lossless.ts';
+import { placeNumbers } from './place-numbers.ts';
 import { walkTree } from './tree.ts';
 
 /** Deepest nesting of a body (an MCP message with a JSON Schema argument is far shallower). */
@@ -76,9 +79,6 @@ export function parseBody(
   let value: unknown;
   try {
     value = JSON.parse(text);
-    // Parsed plainly first, so only a valid body is re-read with its numbers kept (marking a
-    // lexeme the scan took for a number must never make an invalid body valid).
-    if (scan.lossy.length > 0) value = parseKeepingNumbers(body, scan.lossy);
   } catch (cause) {
     throw new GatewayError('ERR_PARSE', { message: 'parse error: body is not a JSON value', cause });
   }
@@ -87,7 +87,10 @@ export function parseBody(
   // properties the gateway never saw. A key can only be `__proto__` if the bytes spell it or use
   // a \u escape, so the walk looks for it only then.
   const findProto = scan.unicodeEscape || body.indexOf(PROTO) !== -1;
-  const shape = walkTree(value, findProto, scan.lossy.length > 0);
+  const shape = walkTree(value, findProto);
+  // Numbers a double cannot spell back are kept as written, put where the bytes have them (only a
+  // valid body gets here, so marking a lexeme the scan took for a number never makes one valid).
+  if (scan.lossy.length > 0) value = keepNumbers(body, text, value, scan.lossy, shape.values === scan.values);
   if (shape.protoKey) throw invalid(peekId(value), 'a "__proto__" key is not allowed');
   if (shape.caseTwins) throw invalid(peekId(value), 'an object has keys that differ only by case');
   const batch = Array.isArray(value);
@@ -100,6 +103,25 @@ export function parseBody(
   // The depth limit keeps this recursion far from the stack's end.
   const bytes = JSON.stringify(batch ? messages : messages[0]);
   return { messages, batch, bytes: Buffer.from(bytes) };
+}
+
+/**
+ * The parsed value with the numbers at `lossy` kept as their lexemes. Without a repeated key, every
+ * member in the bytes is the one in the value, so they are put in place in one pass over the bytes;
+ * with one, the bytes alone do not tell which member the value kept, so the body is parsed again
+ * with those numbers marked (parse + walk, linear, the path a repeated key already pays more for).
+ */
+function keepNumbers(
+  body: Buffer,
+  text: string,
+  value: unknown,
+  lossy: readonly number[],
+  noRepeatedKey: boolean,
+): unknown {
+  const placed = noRepeatedKey
+    ? placeNumbers(body, value, lossy, isAscii(body) ? text : undefined)
+    : undefined;
+  return placed ?? parseKeepingNumbers(body, lossy);
 }
 
 /** The body without the JSON whitespace around its value (a view, no copy). */

@@ -15,6 +15,10 @@ const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 /** Bytes of a string read one by one before the rest is searched with indexOf. */
 const SHORT_STRING = 64;
+/** A candidate number that is an integer of 17 digits or more: kept as written, no check needed. */
+const LOSSY = 1;
+/** A candidate number that is converted to a double and compared with its spelling. */
+const CHECK = 0;
 
 export interface ScanLimits {
   /** Deepest nesting of arrays and objects allowed (the top-level value is at depth 1). */
@@ -44,8 +48,8 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
   const n = b.length;
   let depth = 0;
   let values = 0;
-  // Numbers that need a closer look, checked once the body is known to be within the limits (so
-  // a refused body costs the scan only).
+  // Numbers that need a closer look (start, end, LOSSY or CHECK), checked once the body is known to
+  // be within the limits (so a refused body costs the scan only).
   const candidates: number[] = [];
   let i = 0;
   // The next backslash at or after some offset, searched lazily and only forward, so the searches
@@ -104,9 +108,25 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
     }
     if (c === 0x2d /* - */ || (c >= 0x30 && c <= 0x39)) {
       if (++values > maxValues) return { ok: false, limit: 'values', examined: i + 1 };
+      // The digits first: most numbers are integers, and a long one is read in this loop only.
       let j = i + 1;
-      while (j < n && isNumberByte(b[j] as number)) j++;
-      if (!isPlainInteger(b, i, j)) candidates.push(i, j);
+      while (j < n) {
+        const d = b[j] as number;
+        if (d < 0x30 || d > 0x39) break;
+        j++;
+      }
+      if (j < n && isNumberByte(b[j] as number)) {
+        // A fraction or an exponent (or a stray sign): converted and compared once within limits.
+        j++;
+        while (j < n && isNumberByte(b[j] as number)) j++;
+        candidates.push(i, j, CHECK);
+      } else {
+        const digits = c === 0x2d ? j - i - 1 : j - i;
+        const first = c === 0x2d ? b[i + 1] : c;
+        // 1 to 15 digits without a leading zero, or `0`: a double always spells it back alike.
+        if (digits > 15 || digits < 1 || (first === 0x30 && (digits > 1 || c === 0x2d)))
+          candidates.push(i, j, digits > 16 ? LOSSY : CHECK);
+      }
       i = j;
       continue;
     }
@@ -120,10 +140,10 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
     i++;
   }
   const lossy: number[] = [];
-  for (let k = 0; k + 1 < candidates.length; k += 2) {
+  for (let k = 0; k + 2 < candidates.length; k += 3) {
     const start = candidates[k] as number;
     const end = candidates[k + 1] as number;
-    if (!isCanonicalNumber(b, start, end)) lossy.push(start, end);
+    if (candidates[k + 2] === LOSSY || !isCanonicalNumber(b, start, end)) lossy.push(start, end);
   }
   return { ok: true, values, lossy, unicodeEscape };
 }
@@ -132,50 +152,11 @@ function isNumberByte(c: number): boolean {
   return (c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x65 || c === 0x45 || c === 0x2b || c === 0x2d;
 }
 
-/** A plain integer of 1 to 15 digits without a leading zero (or `0`): always spelled back alike. */
-function isPlainInteger(b: Buffer, start: number, end: number): boolean {
-  const from = b[start] === 0x2d ? start + 1 : start;
-  const digits = end - from;
-  if (digits < 1 || digits > 15) return false;
-  if (b[from] === 0x30) return digits === 1 && from === start;
-  for (let k = from; k < end; k++) {
-    const c = b[k] as number;
-    if (c < 0x30 || c > 0x39) return false;
-  }
-  return true;
-}
-
 /**
- * Whether JSON.stringify of the double this lexeme parses to spells it the same way. Plain integers
- * of up to 15 digits always do (except `-0`); anything else is checked by converting.
+ * Whether JSON.stringify of the double this lexeme parses to spells it the same way, for a number
+ * its digits alone do not settle (16 digits, a leading zero, `-0`, a fraction, an exponent).
  */
 function isCanonicalNumber(b: Buffer, start: number, end: number): boolean {
-  const negative = b[start] === 0x2d;
-  const digits = end - start - (negative ? 1 : 0);
-  if (digits >= 1 && digits <= 15) {
-    let plain = true;
-    for (let k = negative ? start + 1 : start; k < end; k++) {
-      const c = b[k] as number;
-      if (c < 0x30 || c > 0x39) {
-        plain = false;
-        break;
-      }
-    }
-    if (plain) {
-      const first = b[negative ? start + 1 : start];
-      if (first !== 0x30) return true;
-      return digits === 1 && !negative; // `0` is canonical; `-0` and `01` are not
-    }
-  } else if (digits > 16) {
-    // Seventeen digits or more: no safe integer, and kept as written even when a double happens to
-    // print it the same way (harmless: a kept number is written back byte for byte).
-    let plain = true;
-    for (let k = negative ? start + 1 : start; k < end && plain; k++) {
-      const c = b[k] as number;
-      plain = c >= 0x30 && c <= 0x39;
-    }
-    if (plain) return false;
-  }
   // No double prints longer than 24 characters (`-1.2345678901234567e-308`).
   if (end - start > 24) return false;
   const lexeme = b.toString('latin1', start, end);

@@ -11,8 +11,6 @@
  * `{"name":"echo","NAME":"rm_rf"}` that way runs rm_rf where the gateway judged echo. Such a body
  * has no one meaning, so it is refused.
  */
-import { isRawNumber } from './lossless.ts';
-
 export interface TreeShape {
   readonly values: number;
   /** An object with an own `__proto__` key was found (the walk stops there). */
@@ -22,11 +20,11 @@ export interface TreeShape {
 }
 
 /**
+ * @param value what JSON.parse returned (before any number is kept as its lexeme)
  * @param findProto look for own `__proto__` keys (only a body that spells `__proto__` or holds a
  *   `\u` escape can have one)
- * @param rawNumbers the value may hold numbers kept as their lexemes (lossless.ts), each one value
  */
-export function walkTree(value: unknown, findProto: boolean, rawNumbers: boolean): TreeShape {
+export function walkTree(value: unknown, findProto: boolean): TreeShape {
   let values = 1;
   if (typeof value !== 'object' || value === null) return { values, protoKey: false, caseTwins: false };
   const stack: object[] = [value];
@@ -40,7 +38,6 @@ export function walkTree(value: unknown, findProto: boolean, rawNumbers: boolean
       }
       continue;
     }
-    if (rawNumbers && isRawNumber(v)) continue;
     if (findProto && Object.hasOwn(v, '__proto__')) return { values, protoKey: true, caseTwins: false };
     const o = v as Record<string, unknown>;
     let keys = 0;
