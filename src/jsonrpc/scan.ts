@@ -15,10 +15,6 @@ const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 /** Bytes of a string read one by one before the rest is searched with indexOf. */
 const SHORT_STRING = 64;
-/** A candidate number that is an integer of 17 digits or more: kept as written, no check needed. */
-const LOSSY = 1;
-/** A candidate number that is converted to a double and compared with its spelling. */
-const CHECK = 0;
 
 export interface ScanLimits {
   /** Deepest nesting of arrays and objects allowed (the top-level value is at depth 1). */
@@ -48,9 +44,11 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
   const n = b.length;
   let depth = 0;
   let values = 0;
-  // Numbers that need a closer look (start, end, LOSSY or CHECK), checked once the body is known to
-  // be within the limits (so a refused body costs the scan only).
-  const candidates: number[] = [];
+  // Start and end of each number kept as written, and of each that needs a closer look (its end
+  // stored as ~end), checked once the body is known to be within the limits (so a refused body
+  // costs the scan only), then compacted in place: one array of two entries a number, since a body
+  // may hold 100,000 numbers and growing arrays is most of what the scan allocates.
+  const lossy: number[] = [];
   let i = 0;
   // The next backslash at or after some offset, searched lazily and only forward, so the searches
   // together read the body once (-1: none left).
@@ -119,13 +117,15 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
         // A fraction or an exponent (or a stray sign): converted and compared once within limits.
         j++;
         while (j < n && isNumberByte(b[j] as number)) j++;
-        candidates.push(i, j, CHECK);
+        lossy.push(i, ~j);
       } else {
         const digits = c === 0x2d ? j - i - 1 : j - i;
         const first = c === 0x2d ? b[i + 1] : c;
         // 1 to 15 digits without a leading zero, or `0`: a double always spells it back alike.
+        // Seventeen or more: no safe integer, kept as written even when a double happens to print
+        // it alike (harmless: a kept number is written back byte for byte).
         if (digits > 15 || digits < 1 || (first === 0x30 && (digits > 1 || c === 0x2d)))
-          candidates.push(i, j, digits > 16 ? LOSSY : CHECK);
+          lossy.push(i, digits > 16 ? j : ~j);
       }
       i = j;
       continue;
@@ -139,12 +139,18 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
     }
     i++;
   }
-  const lossy: number[] = [];
-  for (let k = 0; k + 2 < candidates.length; k += 3) {
-    const start = candidates[k] as number;
-    const end = candidates[k + 1] as number;
-    if (candidates[k + 2] === LOSSY || !isCanonicalNumber(b, start, end)) lossy.push(start, end);
+  let kept = 0;
+  for (let k = 0; k + 1 < lossy.length; k += 2) {
+    const start = lossy[k] as number;
+    let end = lossy[k + 1] as number;
+    if (end < 0) {
+      end = ~end;
+      if (isCanonicalNumber(b, start, end)) continue;
+    }
+    lossy[kept++] = start;
+    lossy[kept++] = end;
   }
+  lossy.length = kept;
   return { ok: true, values, lossy, unicodeEscape };
 }
 
