@@ -6,16 +6,34 @@
  * to hand-written shapes known to be expensive (deep nesting, many empty containers, distinct
  * keys, escapes, lossy numbers). Prints the worst shapes and their times (median of 3 runs each).
  *
- *   node bench/parse-fuzz.ts [--seconds 30] [--seed 1]
+ *   node bench/parse-fuzz.ts [--seconds 30] [--seed 1] [--against /path/to/other/checkout]
+ *
+ * With `--against`, every body is also parsed by that checkout's parseBody, interleaved with this
+ * one's and with JSON.parse (an A/B in one process, under one load), and each line shows both.
  */
 import { loadavg } from 'node:os';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseBody } from '../src/jsonrpc/parse.ts';
 import { KNOWN_METHODS } from '../src/policy/methods.ts';
 
 const { values } = parseArgs({
-  options: { seconds: { type: 'string', default: '30' }, seed: { type: 'string', default: '1' } },
+  options: {
+    seconds: { type: 'string', default: '30' },
+    seed: { type: 'string', default: '1' },
+    against: { type: 'string' },
+  },
 });
+type Parse = typeof parseBody;
+const other: Parse | undefined =
+  values.against === undefined
+    ? undefined
+    : (
+        (await import(pathToFileURL(resolve(values.against, 'src/jsonrpc/parse.ts')).href)) as {
+          parseBody: Parse;
+        }
+      ).parseBody;
 const BUDGET_MS = Number(values.seconds) * 1000;
 const MAX = 4 * 1024 * 1024;
 let seed = Number(values.seed) >>> 0 || 1;
@@ -80,6 +98,13 @@ function handWritten(): Shape[] {
     { name: 'one string of \\u escapes', body: inner(`"${'\\u00e9'.repeat((MAX - 200) / 6)}"`) },
     { name: 'one string of 2-byte UTF-8', body: inner(`"${'é'.repeat((MAX - 200) / 2)}"`) },
     { name: 'one number of 4 MiB digits', body: inner('1'.repeat(MAX - 200)) },
+    {
+      name: 'one number of 4 MiB digits, a key repeated',
+      body: inner(`{"k":0,"k":${'1'.repeat(MAX - 220)}}`),
+    },
+    fromUnit('1'.repeat(4000), '1,000 numbers of 4,000 digits'),
+    fromUnit('1'.repeat(400), '10,000 numbers of 400 digits'),
+    fromUnit(`1.0,"${'a'.repeat(80)}"`, '1.0 between 80-byte strings'),
     { name: 'distinct keys in one object', body: inner(`{${keys.join(',')}}`) },
     fromUnit('{}', 'empty objects'),
     fromUnit('"' + 'x'.repeat(4000) + '"', '4 KB strings'),
@@ -91,11 +116,21 @@ function handWritten(): Shape[] {
  * Median of 3 runs of parseBody, and of JSON.parse of the same bytes (decoded as UTF-8) interleaved
  * with them: the floor any parse pays, measured under the same load.
  */
-function time(body: Buffer): { ms: number; plainMs: number; outcome: string } {
+function time(body: Buffer): { ms: number; plainMs: number; otherMs: number; outcome: string } {
   const runs: number[] = [];
   const plain: number[] = [];
+  const others: number[] = [];
   let outcome = '';
   for (let i = 0; i < 3; i++) {
+    if (other !== undefined) {
+      const t = performance.now();
+      try {
+        other(body, KNOWN_METHODS);
+      } catch {
+        // timed all the same
+      }
+      others.push(performance.now() - t);
+    }
     const t0 = performance.now();
     try {
       parseBody(body, KNOWN_METHODS);
@@ -114,7 +149,8 @@ function time(body: Buffer): { ms: number; plainMs: number; outcome: string } {
   }
   runs.sort((a, b) => a - b);
   plain.sort((a, b) => a - b);
-  return { ms: runs[1] as number, plainMs: plain[1] as number, outcome };
+  others.sort((a, b) => a - b);
+  return { ms: runs[1] as number, plainMs: plain[1] as number, otherMs: others[1] ?? NaN, outcome };
 }
 
 function randomUnit(): string {
@@ -136,6 +172,7 @@ const results: {
   name: string;
   ms: number;
   plainMs: number;
+  otherMs: number;
   outcome: string;
   bytes: number;
   unit?: string;
@@ -163,19 +200,37 @@ while (performance.now() - start < BUDGET_MS) {
   pool = [...best, ...best.map(mutate), mutate(best[0] as string), randomUnit()];
 }
 
+const line = (r: (typeof results)[number]): string => {
+  const against =
+    other === undefined ? '' : `  against: ${r.otherMs.toFixed(1)} ms ×${(r.otherMs / r.plainMs).toFixed(2)}`;
+  return `${r.ms.toFixed(1).padStart(7)} ms  ×${(r.ms / r.plainMs).toFixed(2).padEnd(5)} (JSON.parse ${r.plainMs.toFixed(1)} ms)${against}  ${(r.bytes / 1048576).toFixed(2)} MiB  ${r.name}  (${r.outcome.slice(0, 60)})`;
+};
+/** The first `count` results in this order, one per name. */
+const top = (sorted: typeof results, count: number): void => {
+  const seen = new Set<string>();
+  for (const r of sorted) {
+    if (seen.has(r.name)) continue;
+    seen.add(r.name);
+    console.log(line(r));
+    if (seen.size >= count) break;
+  }
+};
+const handWrittenResults = results.slice(0, shapes.length);
 results.sort((a, b) => b.ms - a.ms);
-const seen = new Set<string>();
 console.log(
   `parse-fuzz: ${tried} fuzzed bodies + ${shapes.length} hand-written, each ≤ ${MAX} bytes; load average ${load0.toFixed(2)} at start, ${(loadavg()[0] as number).toFixed(2)} at end`,
 );
-console.log('parseBody, and that time over JSON.parse of the same bytes in the same run (median of 3 each):');
-for (const r of results) {
-  if (seen.has(r.name)) continue;
-  seen.add(r.name);
-  console.log(
-    `${r.ms.toFixed(1).padStart(7)} ms  ×${(r.ms / r.plainMs).toFixed(2).padEnd(5)} (JSON.parse ${r.plainMs.toFixed(1)} ms)  ${(r.bytes / 1048576).toFixed(2)} MiB  ${r.name}  (${r.outcome.slice(0, 60)})`,
-  );
-  if (seen.size >= 12) break;
+console.log('parseBody, and that time over JSON.parse of the same bytes in the same run (median of 3 each).');
+console.log('Slowest:');
+top(results, 12);
+console.log('Highest ratio to JSON.parse, bodies parsed:');
+top(
+  results.filter((r) => r.outcome === 'parsed').sort((a, b) => b.ms / b.plainMs - a.ms / a.plainMs),
+  6,
+);
+if (other !== undefined) {
+  console.log('Hand-written shapes:');
+  for (const r of handWrittenResults) console.log(line(r));
 }
 const worst = results.find((r) => r.unit !== undefined);
 if (worst) console.log(`slowest fuzzed unit in full (repeated, comma-separated, to the size): ${worst.unit}`);
