@@ -5,7 +5,11 @@
  *
  *   node bench/ab.ts --gw main=/work/main/bin/mcpgate.js --gw mine=bin/mcpgate.js \
  *     [--config passthrough|pipeline|tools-list] [--connections 32] [--rounds 5] [--duration 3]
- *     [--node-arg mine:--max-semi-space-size=16] [--node-arg floor:--trace-gc-nvp] [--keep]
+ *     [--node-arg mine:--max-semi-space-size=16] [--node-arg floor:--trace-gc-nvp] [--gc] [--keep]
+ *
+ * With `--gc` (every target runs with `--trace-gc-nvp`), each target's collections during the
+ * measured rounds are summarised too (gc-trace.ts): scavenges and mark-compacts per 1,000 requests,
+ * pauses, and the bytes per request allocated, surviving a scavenge and promoted.
  *
  * `tools-list`: `tools/list` of the origin's 1,000 tools for a key allowed half of them (use
  * `--connections 1`); the direct origin is measured in the same rounds, and p50/p99 are also given
@@ -22,6 +26,7 @@ import type { LoadResult } from './load.ts';
 import { CALL, LIST, sessionAt } from './measure.ts';
 import type { Target } from './measure.ts';
 import { auditFileFor, buildConfig } from './build-config.ts';
+import { addGcLines, describeGc, emptyGc, logBytes } from './gc-trace.ts';
 import { cpuTimes, killAll, startFloorProxy, startGateway, startOrigin } from './processes.ts';
 import { percentile, us } from './report.ts';
 
@@ -35,6 +40,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '2' },
     'node-arg': { type: 'string', multiple: true, default: [] },
     keep: { type: 'boolean', default: false },
+    gc: { type: 'boolean', default: false },
   },
 });
 if (values.gw.length === 0)
@@ -46,8 +52,10 @@ const origin = await startOrigin(dir, 1000);
 const originUrl = `http://127.0.0.1:${origin.port}/mcp`;
 const load = await loadGenerator(dir, 'wrk');
 const targets: Target[] = [];
-const argsFor = (label: string) =>
-  values['node-arg'].filter((a) => a.startsWith(`${label}:`)).map((a) => a.slice(label.length + 1));
+const argsFor = (label: string) => [
+  ...values['node-arg'].filter((a) => a.startsWith(`${label}:`)).map((a) => a.slice(label.length + 1)),
+  ...(values.gc ? ['--trace-gc-nvp'] : []),
+];
 const floor = await startFloorProxy(dir, originUrl, argsFor('floor'));
 targets.push(await sessionAt(floor, 'floor'));
 
@@ -81,6 +89,7 @@ const spec = (t: Target, s: number) => ({
 for (const t of targets) await load.run(spec(t, Number(values.warmup)));
 const runs = targets.map(() => [] as LoadResult[]);
 const used = targets.map(() => ({ user: 0, sys: 0, faults: 0, switches: 0, requests: 0 }));
+const gcs = targets.map(() => emptyGc());
 for (let round = 0; round < Number(values.rounds); round++) {
   // The order flips every round: the target measured last in a round was seen to pay 10-15 µs more
   // system time per request, so a fixed order would favour the builds listed first.
@@ -88,8 +97,10 @@ for (let round = 0; round < Number(values.rounds); round++) {
   if (round % 2 === 1) order.reverse();
   for (const [i, t] of order) {
     const before = await cpuTimes(t.proc.pid);
+    const logFrom = logBytes(t.proc.log);
     const r = await load.run(spec(t, seconds));
     const after = await cpuTimes(t.proc.pid);
+    addGcLines(gcs[i]!, t.proc.log, logFrom, logBytes(t.proc.log));
     runs[i]!.push(r);
     used[i]!.user += after.user - before.user;
     used[i]!.sys += after.system - before.system;
@@ -133,6 +144,12 @@ for (const [i, t] of targets.entries()) {
       `user ${us(user).padStart(6)}  sys ${us(sys).padStart(6)}  total ${((user + sys) / floorTotal).toFixed(2)}× floor  ` +
       `faults ${(u.faults / u.requests).toFixed(2)}/req  switches ${(u.switches / u.requests).toFixed(2)}/req`,
   );
+}
+// With --node-arg LABEL:--trace-gc-nvp: each target's collections during the measured rounds.
+for (const [i, t] of targets.entries()) {
+  const gc = gcs[i]!;
+  if (gc.scavenges + gc.markCompacts > 0)
+    console.log(`${t.label.padEnd(10)} gc: ${describeGc(gc, used[i]!.requests)}`);
 }
 if (list) {
   const median = (i: number, f: (r: LoadResult) => number) => percentile(runs[i]!.map(f), 50);
