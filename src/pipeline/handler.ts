@@ -42,6 +42,7 @@ import type { ReadBody } from './read-body.ts';
 import { createHeavyGate } from './heavy-gate.ts';
 import type { BufferBudget } from '../proxy/body-buffer.ts';
 import type { ResponseHead } from '../proxy/response-headers.ts';
+import { InflightList } from './inflight.ts';
 
 export interface HandlerDeps {
   readonly upstream: Upstream;
@@ -75,10 +76,15 @@ export interface PipelineSteps {
   readonly rateLimit: RateLimitStep;
 }
 
+/** Requests not yet finished: how many, and (a copy of) their contexts. */
+export interface Inflight extends Iterable<RequestContext> {
+  readonly size: number;
+}
+
 export interface Handler {
   (req: IncomingMessage, res: ServerResponse): void;
   /** Requests not yet finished (for graceful shutdown). */
-  readonly inflight: ReadonlySet<RequestContext>;
+  readonly inflight: Inflight;
   /** Refuse new requests with 503 from now on. */
   drain(): void;
   /** Open GET streams (a reload ends those whose principal it refuses). */
@@ -97,7 +103,7 @@ export function createHandler(deps: HandlerDeps): Handler {
   const { upstream, clock, observer, transport } = deps;
   const allow = transport?.allow ?? ALLOW;
   const methods = new Set(allow.split(', '));
-  const inflight = new Set<RequestContext>();
+  const inflight = new InflightList<Exchange>();
   /** Open GET streams, with their exchange (to end the upstream side too). */
   const streams = new Map<RequestContext, Exchange>();
   let draining = false;
@@ -249,12 +255,12 @@ export function createHandler(deps: HandlerDeps): Handler {
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
     const ctx = createContext(requestIdFor(req), req, res, clock.now(), clock.mono());
-    inflight.add(ctx);
     res.setHeader('x-request-id', ctx.requestId);
     // Every answer to an allowed browser origin carries CORS headers, errors included.
     const corsHeaders = deps.cors.headersFor(req.headers.origin);
     if (corsHeaders !== undefined) for (const name in corsHeaders) res.setHeader(name, corsHeaders[name]!);
     const ex = new Exchange(ctx, shared);
+    inflight.add(ex);
     (res as Carrier)[EXCHANGE] = ex;
     res.on('close', onResponseClose);
     void run(ex);
@@ -269,7 +275,12 @@ export function createHandler(deps: HandlerDeps): Handler {
   }
 
   return Object.assign(handle, {
-    inflight: inflight as ReadonlySet<RequestContext>,
+    inflight: {
+      get size() {
+        return inflight.size;
+      },
+      [Symbol.iterator]: () => contextsOf(inflight.entries()),
+    },
     streams: streams as ReadonlyMap<RequestContext, unknown>,
     endStream,
     drain() {
@@ -281,11 +292,15 @@ export function createHandler(deps: HandlerDeps): Handler {
   });
 }
 
+function contextsOf(exchanges: readonly Exchange[]): Iterator<RequestContext> {
+  return exchanges.map((ex) => ex.ctx).values();
+}
+
 /** What every request of one handler shares. */
 interface Shared {
   readonly deps: HandlerDeps;
   readonly streams: Map<RequestContext, Exchange>;
-  readonly inflight: Set<RequestContext>;
+  readonly inflight: InflightList<Exchange>;
 }
 
 /** The response carries its exchange, so one shared listener serves every request's 'close'. */
@@ -310,6 +325,9 @@ class Exchange implements RelayHooks {
   release: (() => void) | undefined = undefined;
   /** The request was handed to the upstream client. */
   forwarded = false;
+  /** Links of the handler's list of requests not yet finished (inflight.ts). */
+  prevInflight: Exchange | undefined = undefined;
+  nextInflight: Exchange | undefined = undefined;
 
   constructor(ctx: RequestContext, shared: Shared) {
     this.ctx = ctx;
@@ -370,7 +388,7 @@ class Exchange implements RelayHooks {
       deps.observer.streamClosed();
     }
     if (ctx.status === 0) ctx.status = res.headersSent ? res.statusCode : 499;
-    inflight.delete(ctx);
+    inflight.delete(this);
     ctx.finished = true;
     deps.observer.finish(ctx);
   }

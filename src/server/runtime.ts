@@ -184,7 +184,7 @@ function metricLabels(config: Config): { knownTools: string[]; knownPrompts: str
 }
 
 /** Resolves when nothing is in flight any more, or after `limitMs`. */
-async function finished(inflight: ReadonlySet<unknown>, clock: Clock, limitMs: number): Promise<void> {
+async function finished(inflight: { readonly size: number }, clock: Clock, limitMs: number): Promise<void> {
   const deadline = clock.mono() + limitMs;
   while (inflight.size > 0 && clock.mono() < deadline) await new Promise((r) => setTimeout(r, 5));
 }
