@@ -52,8 +52,9 @@ export interface Filters {
 export function exchangeIds<T extends Untagged>(
   tags: ReadonlyMap<string, T>,
   onAnswer?: (tag: string, untagged: T) => void,
+  sole?: string,
 ): ResponseIds {
-  return new ExchangeIds(tags, onAnswer);
+  return new ExchangeIds(tags, onAnswer, sole);
 }
 
 /** One object per exchange, nothing copied: the tags answered so far are kept beside the map. */
@@ -62,10 +63,13 @@ class ExchangeIds<T extends Untagged> implements ResponseIds {
   readonly #onAnswer: ((tag: string, untagged: T) => void) | undefined;
   /** The first tag answered (most exchanges have one request), then every one in a set. */
   #answered: string | Set<string> | undefined;
+  /** The one tag, when the caller knows it (ForwardedRequests.sole). */
+  readonly #sole: string | undefined;
 
-  constructor(tags: ReadonlyMap<string, T>, onAnswer?: (tag: string, untagged: T) => void) {
+  constructor(tags: ReadonlyMap<string, T>, onAnswer?: (tag: string, untagged: T) => void, sole?: string) {
     this.#tags = tags;
     this.#onAnswer = onAnswer;
+    this.#sole = sole;
   }
 
   answer(id: string): T | undefined {
@@ -90,8 +94,8 @@ class ExchangeIds<T extends Untagged> implements ResponseIds {
 
   sole(): string | undefined {
     if (this.#answered !== undefined || this.#tags.size !== 1) return undefined;
-    for (const [tag, untagged] of this.#tags) return untagged.plan === 'none' ? tag : undefined;
-    return undefined;
+    const tag = this.#sole ?? (this.#tags.keys().next().value as string);
+    return this.#tags.get(tag)?.plan === 'none' ? tag : undefined;
   }
 }
 

@@ -31,6 +31,8 @@ export interface ForwardedRequests {
   readonly bytes: Buffer;
   /** Tag → the client's id and the plan, for each request forwarded. */
   readonly tags: ReadonlyMap<string, ForwardedTag>;
+  /** The tag, when the body is one request (what exchangeIds() is told, to find it without a walk). */
+  readonly sole?: string | undefined;
 }
 
 /** What a tag forwarded in this exchange carries, and where its cancellation waits. */
@@ -139,7 +141,7 @@ function tagOne(
   at += out.write(tag, at, 'latin1');
   out[at++] = QUOTE;
   bytes.copy(out, at, end);
-  return { bytes: out, tags };
+  return { bytes: out, tags, sole: tag };
 }
 
 const QUOTE = 0x22;

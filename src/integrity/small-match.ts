@@ -44,7 +44,9 @@ export function matchSmallResponse(body: Buffer, ids: ResponseIds): Buffer | und
   const idBytes = Buffer.byteLength(id);
   const out = Buffer.allocUnsafe(body.length - (end - start) + idBytes);
   body.copy(out, 0, 0, start);
-  out.write(id, start, 'utf8');
+  // An ASCII id (as many bytes as characters: a number, mostly) is written without an encoder call.
+  if (idBytes === id.length) for (let k = 0; k < idBytes; k++) out[start + k] = id.charCodeAt(k);
+  else out.write(id, start, 'utf8');
   body.copy(out, start + idBytes, end);
   return out;
 }

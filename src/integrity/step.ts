@@ -60,7 +60,7 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
       const bindingId = principalOf(ctx).bindingId;
       const messages = ctx.messages ?? [];
       const forwarded = tagRequests(bytes, messages, plans, { tagger, bindingId, sessionId, pending });
-      const ids = exchangeIds(forwarded.tags, forgetAnswered);
+      const ids = exchangeIds(forwarded.tags, forgetAnswered, forwarded.sole);
       return { bytes: forwarded.bytes, rewrite: createMatchRewrite(ids, filtersFor(ctx)) };
     },
     stream(ctx) {
