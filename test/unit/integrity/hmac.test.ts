@@ -18,6 +18,8 @@ const INPUTS: [string, string][] = [
   ['key-a', 'héllo ✓ 𝄞'],
   ['\ud800 lone', 'trail \udc00'],
   ['a\nb', '\n'],
+  // ASCII, then a character of several bytes (written from there by the encoder).
+  ['k:ab😀', 'g1nA.n1\u00e9'],
   // Around the kept views (511 message bytes) and the scratch buffer (682 UTF-16 units take it; more
   // take createHmac).
   ['x', 'y'.repeat(509)],
