@@ -48,6 +48,30 @@ export type HoldRefusal = 'too-large' | 'over-budget';
 
 const MIN_CAPACITY = 4096;
 
+/**
+ * Large buffers given back by release(true) for the next body they fit (a list response of the
+ * same catalogue, held again and again). Each one is a Buffer of 256 KiB to 8 MiB that nothing
+ * references any more; while idle it is outside the budget. Without this, every held list body is
+ * a fresh off-heap allocation that only a garbage collection gives back: at a few hundred KiB per
+ * response those collections are full mark-compacts.
+ */
+const spares: Buffer[] = [];
+const SPARES = 2;
+const SPARE_MIN_BYTES = 256 * 1024;
+const SPARE_MAX_BYTES = 8 * 1024 * 1024;
+
+/** A spare of at least `capacity` bytes (removed from the spares), or undefined. */
+function takeSpare(capacity: number): Buffer | undefined {
+  for (let k = 0; k < spares.length; k++) {
+    const spare = spares[k] as Buffer;
+    if (spare.length >= capacity && spare.length <= capacity * 2) {
+      spares.splice(k, 1);
+      return spare;
+    }
+  }
+  return undefined;
+}
+
 /** One body being held: append chunks, read the bytes, release once. */
 export class BodyBuffer {
   private readonly budget: BufferBudget;
@@ -91,17 +115,37 @@ export class BodyBuffer {
     return this.buffer === undefined ? Buffer.alloc(0) : this.buffer.subarray(0, this.size);
   }
 
-  /** Gives the reservation back and drops the bytes; safe to call more than once. */
-  release(): void {
+  /**
+   * Gives the reservation back and drops the bytes; safe to call more than once. `reuse`: no view of
+   * the bytes is kept anywhere (the caller checked), so the buffer may hold the next body.
+   */
+  release(reuse = false): void {
     if (this.reserved > 0) this.budget.release(this.reserved);
+    const buffer = this.buffer;
+    if (
+      reuse &&
+      buffer !== undefined &&
+      buffer.length >= SPARE_MIN_BYTES &&
+      buffer.length <= SPARE_MAX_BYTES &&
+      spares.length < SPARES
+    ) {
+      spares.push(buffer);
+    }
     this.reserved = 0;
     this.buffer = undefined;
     this.size = 0;
   }
 
+  /** Whether `view` shares memory with the bytes held. */
+  holds(view: Uint8Array): boolean {
+    return this.buffer !== undefined && view.buffer === this.buffer.buffer;
+  }
+
   private grow(capacity: number): boolean {
     if (!this.budget.tryReserve(capacity - this.reserved)) return false;
-    const next = Buffer.allocUnsafeSlow(capacity);
+    const next =
+      (capacity >= SPARE_MIN_BYTES ? takeSpare(capacity)?.subarray(0, capacity) : undefined) ??
+      Buffer.allocUnsafeSlow(capacity);
     if (this.buffer !== undefined && this.size > 0) this.buffer.copy(next, 0, 0, this.size);
     this.buffer = next;
     this.reserved = capacity;

@@ -17,7 +17,10 @@ import type { KeepaliveStream, KeepaliveWheel } from './keepalive.ts';
 
 /** How a response is rewritten, when a rule must read it. */
 export interface ResponseRewrite {
-  /** A whole application/json body; returns the bytes to send. */
+  /**
+   * A whole application/json body; returns the bytes to send. It keeps no view of `body` once it
+   * returns, except in the bytes it returns: the relay reuses a held body's buffer otherwise.
+   */
   json(body: Buffer): Buffer;
   /** An SSE stream: an incremental rewriter, holding its unfinished event within `budget`. */
   sse(budget?: BufferBudget): SseRewriterLike;
@@ -100,6 +103,8 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
   /** Content-Length of a held body, when the upstream sent a usable one. */
   private heldLength: number | undefined;
   private held: BodyBuffer | undefined;
+  /** The held body was rewritten into bytes of their own: its buffer may be reused. */
+  private reuseHeld = false;
   /** Bytes of the budget reserved for a held body kept as its one chunk. */
   private wholeReserved = 0;
   /** The body sent instead of an unreadable non-2xx one (the upstream's is read and dropped). */
@@ -260,6 +265,9 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
           this.finish(err as Error);
           return;
         }
+        // The rewrite kept no view of the held bytes (it copies what it keeps, and the body it
+        // returns is checked here): the buffer may hold the next list body.
+        this.reuseHeld = this.held !== undefined && !this.held.holds(body);
         this.heldHead.headers['content-length'] = String(body.length);
         this.res.writeHead(this.heldHead.status, this.heldHead.headers);
         this.hooks.onBytes(body.length);
@@ -360,7 +368,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
   }
 
   private releaseHeld(): void {
-    this.held?.release();
+    this.held?.release(this.reuseHeld);
     this.releaseWhole();
     this.sseRewriter?.release?.();
   }

@@ -1,0 +1,127 @@
+/**
+ * A held list body's buffer is given back for the next one (proxy/body-buffer.ts spares) only when
+ * nothing keeps a view of it: the relay reuses it when the rewrite returned bytes of their own, never
+ * when the body it writes is the held buffer itself. A reused buffer shows only the new body.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Pool } from 'undici';
+import { Relay } from '../../../src/proxy/relay.ts';
+import type { ResponseRewrite } from '../../../src/proxy/relay.ts';
+import { BodyBuffer, BufferBudget } from '../../../src/proxy/body-buffer.ts';
+import { createResponseHead } from '../../../src/proxy/response-headers.ts';
+import { KeepaliveWheel } from '../../../src/proxy/keepalive.ts';
+
+const SIZE = 300 * 1024;
+const budget = new BufferBudget(64 << 20);
+
+/** Takes every spare that fits SIZE (kept held, never given back), so a test starts with none. */
+function drainSpares(): void {
+  for (let k = 0; k < 4; k++) new BodyBuffer(budget, SIZE * 2, SIZE).release();
+}
+
+describe('body buffer spares', () => {
+  it('hands a buffer given back with reuse to the next body of its size, holding only that body', () => {
+    drainSpares();
+    const first = new BodyBuffer(budget, SIZE * 2, SIZE);
+    first.push(Buffer.alloc(SIZE, 0x61));
+    const memory = first.bytes().buffer;
+    first.release(true);
+    const next = new BodyBuffer(budget, SIZE * 2, SIZE - 10);
+    next.push(Buffer.from('{"b":1}'));
+    assert.equal(next.bytes().buffer, memory, 'the spare was taken');
+    assert.equal(next.bytes().toString(), '{"b":1}');
+    next.release();
+    assert.equal(budget.used, 0);
+  });
+
+  it('never hands out a buffer released without reuse', () => {
+    drainSpares();
+    const first = new BodyBuffer(budget, SIZE * 2, SIZE);
+    first.push(Buffer.alloc(SIZE, 0x61));
+    const memory = first.bytes().buffer;
+    first.release();
+    const next = new BodyBuffer(budget, SIZE * 2, SIZE);
+    next.push(Buffer.from('x'));
+    assert.notEqual(next.bytes().buffer, memory);
+    next.release();
+  });
+});
+
+describe('relay: reuse of a held list body', () => {
+  const BODY = `{"jsonrpc":"2.0","id":1,"result":{"text":"${'x'.repeat(SIZE)}"}}`;
+  let origin: Server;
+  let pool: Pool;
+  const keepalive = new KeepaliveWheel(1000);
+
+  before(async () => {
+    origin = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(BODY) });
+      // In two parts: the body is copied into a held buffer, not read in place.
+      res.write(BODY.slice(0, 1000));
+      setTimeout(() => res.end(BODY.slice(1000)), 10);
+    });
+    origin.listen(0, '127.0.0.1');
+    await once(origin, 'listening');
+    pool = new Pool(`http://127.0.0.1:${(origin.address() as AddressInfo).port}`);
+  });
+  after(async () => {
+    await pool.close();
+    origin.close();
+  });
+
+  /** Relays one response with `json`; returns what the client read and the held body's memory. */
+  async function relayed(json: (body: Buffer) => Buffer) {
+    let memory: ArrayBufferLike | undefined;
+    const rewrite: ResponseRewrite = {
+      json: (body) => {
+        memory = body.buffer;
+        return json(body);
+      },
+      sse: () => {
+        throw new Error('not an SSE test');
+      },
+    };
+    const head = createResponseHead({ pass: [], warn: () => {}, now: () => 0 });
+    const gateway = createServer((_req, res) => {
+      const relay = new Relay(res, { keepalive, head, budget }, rewrite, {
+        onStart: () => {},
+        onBytes: () => {},
+        onDone: () => {},
+      });
+      pool.dispatch({ path: '/', method: 'GET', headers: [] }, relay);
+    });
+    gateway.listen(0, '127.0.0.1');
+    await once(gateway, 'listening');
+    const text = await (await fetch(`http://127.0.0.1:${(gateway.address() as AddressInfo).port}/`)).text();
+    gateway.close();
+    return { text, memory };
+  }
+
+  it('reuses the buffer when the rewrite returned a copy', async () => {
+    drainSpares();
+    const a = await relayed((body) => Buffer.from(body));
+    const b = await relayed((body) => Buffer.from(body));
+    assert.equal(a.text, BODY);
+    assert.equal(b.text, BODY);
+    assert.ok(
+      a.memory !== undefined && b.memory === a.memory,
+      'the second body was held in the first one’s buffer',
+    );
+    assert.equal(budget.used, 0);
+  });
+
+  it('does not reuse the buffer the client is sent (the rewrite returned a view of it)', async () => {
+    drainSpares();
+    const a = await relayed((body) => body.subarray(0));
+    const b = await relayed((body) => body);
+    assert.equal(a.text, BODY);
+    assert.equal(b.text, BODY);
+    assert.ok(a.memory !== undefined && b.memory !== a.memory, 'a buffer being written was not handed out');
+    assert.equal(budget.used, 0);
+  });
+});
