@@ -14,8 +14,8 @@
  * unless they hold a `\u` escape. The cost of any body is one pass over its bytes, JSON.parse, and
  * a walk of a bounded number of values; a number a double cannot spell back adds a pass over the
  * bytes up to the last such number (place-numbers.ts); only a body with a repeated key or a `\u`
- * escape also pays for a JSON.stringify, and, if it also holds such a number, for a second parse
- * (bench/parse-fuzz.ts reports the slowest shapes).
+ * escape also pays for a JSON.stringify, and, if it also holds such a number and a repeated key,
+ * for that pass to the end of the body (bench/parse-fuzz.ts reports the slowest shapes).
  */
 import { isAscii, isUtf8 } from 'node:buffer';
 import { GatewayError } from './errors.ts';
@@ -90,7 +90,7 @@ export function parseBody(
   const shape = walkTree(value, findProto);
   // Numbers a double cannot spell back are kept as written, put where the bytes have them (only a
   // valid body gets here, so marking a lexeme the scan took for a number never makes one valid).
-  if (scan.lossy.length > 0) value = keepNumbers(body, text, value, scan.lossy, shape.values === scan.values);
+  if (scan.lossy.length > 0) value = keepNumbers(body, text, value, scan.lossy, shape.values !== scan.values);
   if (shape.protoKey) throw invalid(peekId(value), 'a "__proto__" key is not allowed');
   if (shape.caseTwins) throw invalid(peekId(value), 'an object has keys that differ only by case');
   const batch = Array.isArray(value);
@@ -106,21 +106,20 @@ export function parseBody(
 }
 
 /**
- * The parsed value with the numbers at `lossy` kept as their lexemes. Without a repeated key, every
- * member in the bytes is the one in the value, so they are put in place in one pass over the bytes;
- * with one, the bytes alone do not tell which member the value kept, so the body is parsed again
- * with those numbers marked (parse + walk, linear, the path a repeated key already pays more for).
+ * The parsed value with the numbers at `lossy` kept as their lexemes, put in place in one pass over
+ * the bytes (place-numbers.ts). When a key may repeat, that pass reads every key and undoes what it
+ * placed under a member a later one with the same key replaced (the value holds only the last).
+ * Should the pass find a slot that does not match the bytes, the body is parsed again with those
+ * numbers marked instead (lossless.ts): slower, never wrong.
  */
 function keepNumbers(
   body: Buffer,
   text: string,
   value: unknown,
   lossy: readonly number[],
-  noRepeatedKey: boolean,
+  repeatedKeys: boolean,
 ): unknown {
-  const placed = noRepeatedKey
-    ? placeNumbers(body, value, lossy, isAscii(body) ? text : undefined)
-    : undefined;
+  const placed = placeNumbers(body, value, lossy, isAscii(body) ? text : undefined, repeatedKeys);
   return placed ?? parseKeepingNumbers(body, lossy);
 }
 

@@ -1,17 +1,22 @@
 /**
  * Puts the numbers a double cannot spell back (lossless.ts) into the value JSON.parse built from
- * the same bytes, without a second parse: one pass over the bytes, from the start to the last such
- * number, follows the nesting (which member of which object, which element of which array) and, at
- * each kept number's offset, replaces the double in the value by the number kept as its lexeme.
+ * the same bytes, without a second parse: one pass over the bytes follows the nesting (which member
+ * of which object, which element of which array) and, at each kept number's offset, replaces the
+ * double in the value by the number kept as its lexeme.
  *
  * The pass costs what the pre-scan costs over the same bytes, or less: strings are skipped with
- * indexOf, a kept number is jumped over (its end is known), and a key is decoded only on the way to
- * a kept number. Containers are looked up in the value only then too.
+ * indexOf, a kept number is jumped over (its end is known), and when no key repeats it stops at the
+ * last kept number, decoding a key and looking a container up only on the way to a kept number.
  *
- * Preconditions (parse.ts checks them first): JSON.parse accepted exactly these bytes, and no object
- * repeats a key, so every member in the bytes is the member in the value. A slot that does not hold
- * what the bytes say (which those preconditions rule out) makes the pass give up and return false,
- * leaving the value partly placed; the caller then builds it again another way.
+ * A repeated key: JSON.parse keeps only the last member of each key, and the bytes alone do not
+ * say, at an earlier member, that a later one will replace it. In that mode (`repeatedKeys`) the
+ * pass reads every key to the end of the body, logs what it replaces, and when a key comes again in
+ * the same object, undoes what it placed under the earlier member (which may have gone into the
+ * later member's containers, or found no matching slot there).
+ *
+ * Precondition: JSON.parse accepted exactly these bytes. A slot that does not hold what the bytes
+ * say (outside a replaced member) makes the pass give up and return undefined, leaving the value
+ * partly placed; the caller then builds it again another way.
  */
 import { rawNumber } from './lossless.ts';
 
@@ -33,6 +38,19 @@ interface Frame {
   keyEscaped: boolean;
   /** Objects: the next string is a key. */
   expectKey: boolean;
+  /** Objects, when keys may repeat: each key's latest member, as its range in the undo log. */
+  members: Map<string, { start: number; end: number }> | undefined;
+  /** Objects, when keys may repeat: the current member's key. */
+  memberKey: string | undefined;
+}
+
+/** A kept number put in a slot (or not, the slot not matching), undone if its member is not the last. */
+interface Placed {
+  readonly container: unknown[] | Record<string, unknown> | undefined;
+  readonly slot: number | string;
+  readonly prev: unknown;
+  /** 0: placed; 1: skipped, the slot not matching (fine only in a member a later one replaces); 2: undone. */
+  state: number;
 }
 
 /**
@@ -48,8 +66,18 @@ export function placeNumbers(
   value: unknown,
   lossy: readonly number[],
   asciiText: string | undefined,
+  repeatedKeys = false,
 ): unknown {
   const frames: Frame[] = [];
+  const log: Placed[] = [];
+  /** Puts back what the members placed from `start` to `end` in the log had replaced. */
+  const undo = (start: number, end: number): void => {
+    for (let k = end - 1; k >= start; k--) {
+      const entry = log[k] as Placed;
+      if (entry.state === 0) (entry.container as Record<string | number, unknown>)[entry.slot] = entry.prev;
+      entry.state = 2;
+    }
+  };
   let depth = 0;
   let next = 0;
   let target = lossy[0] as number;
@@ -117,6 +145,15 @@ export function placeNumbers(
         top.keyEnd = end;
         top.keyEscaped = escaped;
         top.expectKey = false;
+        if (repeatedKeys) {
+          // A member whose key comes again is not in the value: undo what was placed under it.
+          const key = keyOf(top);
+          const members = (top.members ??= new Map());
+          const earlier = members.get(key);
+          if (earlier !== undefined) undo(earlier.start, earlier.end);
+          members.set(key, { start: log.length, end: log.length });
+          top.memberKey = key;
+        }
       }
       continue;
     }
@@ -132,6 +169,8 @@ export function placeNumbers(
           keyEnd: 0,
           keyEscaped: false,
           expectKey: !array,
+          members: undefined,
+          memberKey: undefined,
         };
         frames.push(frame);
       } else {
@@ -139,12 +178,15 @@ export function placeNumbers(
         frame.container = undefined;
         frame.index = 0;
         frame.expectKey = !array;
+        frame.members = undefined;
+        frame.memberKey = undefined;
       }
       depth++;
       i++;
       continue;
     }
     if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      if (repeatedKeys) endMember(frames[depth - 1] as Frame, log.length);
       depth--;
       i++;
       continue;
@@ -152,7 +194,10 @@ export function placeNumbers(
     if (c === 0x2c /* , */) {
       const top = frames[depth - 1] as Frame;
       if (top.array) top.index++;
-      else top.expectKey = true;
+      else {
+        top.expectKey = true;
+        if (repeatedKeys) endMember(top, log.length);
+      }
       i++;
       continue;
     }
@@ -169,27 +214,38 @@ export function placeNumbers(
       if (depth === 0) return kept;
       const frame = frames[depth - 1] as Frame;
       const parent = resolve(depth - 1);
-      if (parent === undefined) return undefined;
-      if (frame.array) {
-        const items = parent as unknown[];
-        if (typeof items[frame.index] !== 'number') return undefined;
-        items[frame.index] = kept;
-      } else {
-        const key = keyOf(frame);
-        const o = parent as Record<string, unknown>;
-        // An own "__proto__" member is assigned as data (the own property shadows the accessor).
-        if (!Object.hasOwn(o, key) || typeof o[key] !== 'number') return undefined;
-        o[key] = kept;
-      }
+      const slot = frame.array ? frame.index : (frame.memberKey ?? keyOf(frame));
+      // An own "__proto__" member is assigned as data (the own property shadows the accessor).
+      const holds =
+        parent !== undefined &&
+        (frame.array || Object.hasOwn(parent, slot)) &&
+        typeof (parent as Record<string | number, unknown>)[slot] === 'number';
+      if (holds) {
+        const o = parent as Record<string | number, unknown>;
+        if (repeatedKeys) log.push({ container: parent, slot, prev: o[slot], state: 0 });
+        o[slot] = kept;
+      } else if (repeatedKeys) log.push({ container: undefined, slot, prev: undefined, state: 1 });
+      else return undefined;
       next++;
-      if (next * 2 >= lossy.length) return value;
-      target = lossy[next * 2] as number;
       i = end;
+      if (next * 2 < lossy.length) target = lossy[next * 2] as number;
+      else if (!repeatedKeys) return value;
+      else target = -1;
       continue;
     }
     i++;
   }
-  return undefined;
+  // Every kept number was placed, except under members a later one with the same key replaced.
+  if (!repeatedKeys || next * 2 < lossy.length) return undefined;
+  for (const entry of log) if (entry.state === 1) return undefined;
+  return value;
+}
+
+/** Where the current member of an object ends in the undo log (arrays have none). */
+function endMember(frame: Frame, at: number): void {
+  if (frame.memberKey === undefined || frame.members === undefined) return;
+  const range = frame.members.get(frame.memberKey);
+  if (range !== undefined) range.end = at;
 }
 
 function isNumberByte(c: number): boolean {

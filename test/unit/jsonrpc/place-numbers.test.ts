@@ -1,10 +1,9 @@
 /**
  * Putting kept numbers into JSON.parse's value in one pass over the bytes (place-numbers.ts) gives
- * exactly what parsing the body again with those numbers marked gives (lossless.ts), for any body
- * whose objects repeat no key: keys escaped or not, integer-like keys (which V8 orders first), a
- * `__proto__` key, any nesting, whitespace anywhere, a number at the top. A body that repeats a key
- * does not take this path: there the value holds only the last member, which the bytes alone do not
- * tell apart, and parse.ts parses again instead.
+ * exactly what parsing the body again with those numbers marked gives (lossless.ts): keys escaped or
+ * not, integer-like keys (which V8 orders first), a `__proto__` key, any nesting, whitespace
+ * anywhere, a number at the top; and, in the mode for bodies that repeat a key, where the value
+ * holds only the last member of each key, whatever the earlier members held.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -28,12 +27,18 @@ function plain(value: unknown): unknown {
   return value;
 }
 
-function place(text: string): { placed: unknown; marked: unknown } {
+function place(text: string, repeatedKeys = false): { placed: unknown; marked: unknown } {
   const body = Buffer.from(text);
   const scan = scanJson(body, BODY_LIMITS);
   assert.ok(scan.ok);
   if (scan.lossy.length === 0) return { placed: JSON.parse(text), marked: JSON.parse(text) };
-  const placed = placeNumbers(body, JSON.parse(text), scan.lossy, isAscii(body) ? text : undefined);
+  const placed = placeNumbers(
+    body,
+    JSON.parse(text),
+    scan.lossy,
+    isAscii(body) ? text : undefined,
+    repeatedKeys,
+  );
   return { placed, marked: parseKeepingNumbers(body, scan.lossy) };
 }
 
@@ -46,6 +51,19 @@ const key = fc.oneof(
   fc.constantFrom('a', 'b', '0', '1', '10', '2', '__proto__', 'k\\"q', 'n\\u0061me', 'é', '😀', '-1', '01'),
   fc.string({ maxLength: 6 }).map((s) => JSON.stringify(s).slice(1, -1)),
 );
+
+/** JSON text whose objects repeat keys often (as `a`, `\u0061` or `b`). */
+const repeating: fc.Arbitrary<string> = fc.letrec<{ value: string }>((tie) => ({
+  value: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    numberLexeme,
+    fc.constantFrom('true', 'null', '"s"'),
+    fc.array(tie('value'), { maxLength: 4 }).map((items) => `[${items.join(',')}]`),
+    fc
+      .array(fc.tuple(fc.constantFrom('a', 'a', '\\u0061', 'b'), ws, tie('value')), { maxLength: 5 })
+      .map((members) => `{${members.map(([k, w, v]) => `"${k}"${w}:${v}`).join(',')}}`),
+  ),
+})).value;
 
 /** JSON text with unique keys per object (as written: escapes kept as spelled). */
 const text: fc.Arbitrary<string> = fc.letrec<{ value: string }>((tie) => ({
@@ -77,6 +95,17 @@ describe('placeNumbers', () => {
     );
   });
 
+  it('when keys repeat, gives what a parse with the numbers marked gives: only the last member counts', () => {
+    fc.assert(
+      fc.property(repeating, (t) => {
+        const { placed, marked } = place(t, true);
+        assert.notEqual(placed, undefined, 'the pass never gives up on such a body');
+        assert.deepStrictEqual(plain(placed), plain(marked));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
   it('puts a number in an integer-like member V8 orders first, and under an escaped key', () => {
     const { placed } = place('{"z":1,"b":{"k\\"q":1.0},"10":[0,-0],"2":1e400}');
     assert.deepStrictEqual(plain(placed), [
@@ -88,8 +117,8 @@ describe('placeNumbers', () => {
   });
 
   it('a repeated key keeps the last member: the number written first is not put in its place', () => {
-    // The pass alone would put 1.0 where the value holds the later 1 (the bytes do not say which
-    // member JSON.parse kept), so parse.ts does not use it when a key repeats.
+    // Read in order, the bytes put 1.0 where the value holds the later 1, and 1e400 into the object
+    // of the later "b": the pass undoes what it placed under a member a later one replaced.
     const parsed = parseBody(
       Buffer.from(
         '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"a":1.0,"a":1,"b":{"c":1e400},"b":{"c":2}}}}',
