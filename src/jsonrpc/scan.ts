@@ -46,9 +46,11 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
   let values = 0;
   // Start and end of each number kept as written, and of each that needs a closer look (its end
   // stored as ~end), checked once the body is known to be within the limits (so a refused body
-  // costs the scan only), then compacted in place: one array of two entries a number, since a body
-  // may hold 100,000 numbers and growing arrays is most of what the scan allocates.
-  const lossy: number[] = [];
+  // costs the scan only). Made at the first such number, sized for as many numbers as the body can
+  // hold: a typed array outside the JavaScript heap, never grown nor copied by a collection (a body
+  // may hold 100,000 numbers).
+  let found: Int32Array | undefined;
+  let count = 0;
   let i = 0;
   // The next backslash at or after some offset, searched lazily and only forward, so the searches
   // together read the body once (-1: none left).
@@ -117,15 +119,20 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
         // A fraction or an exponent (or a stray sign): converted and compared once within limits.
         j++;
         while (j < n && isNumberByte(b[j] as number)) j++;
-        lossy.push(i, ~j);
+        found ??= new Int32Array(room(n - i, maxValues - values + 1));
+        found[count++] = i;
+        found[count++] = ~j;
       } else {
         const digits = c === 0x2d ? j - i - 1 : j - i;
         const first = c === 0x2d ? b[i + 1] : c;
         // 1 to 15 digits without a leading zero, or `0`: a double always spells it back alike.
         // Seventeen or more: no safe integer, kept as written even when a double happens to print
         // it alike (harmless: a kept number is written back byte for byte).
-        if (digits > 15 || digits < 1 || (first === 0x30 && (digits > 1 || c === 0x2d)))
-          lossy.push(i, digits > 16 ? j : ~j);
+        if (digits > 15 || digits < 1 || (first === 0x30 && (digits > 1 || c === 0x2d))) {
+          found ??= new Int32Array(room(n - i, maxValues - values + 1));
+          found[count++] = i;
+          found[count++] = digits > 16 ? j : ~j;
+        }
       }
       i = j;
       continue;
@@ -139,19 +146,30 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
     }
     i++;
   }
+  if (found === undefined) return { ok: true, values, lossy: [], unicodeEscape };
   let kept = 0;
-  for (let k = 0; k + 1 < lossy.length; k += 2) {
-    const start = lossy[k] as number;
-    let end = lossy[k + 1] as number;
+  for (let k = 0; k + 1 < count; k += 2) {
+    const start = found[k] as number;
+    let end = found[k + 1] as number;
     if (end < 0) {
       end = ~end;
       if (isCanonicalNumber(b, start, end)) continue;
     }
-    lossy[kept++] = start;
-    lossy[kept++] = end;
+    found[kept++] = start;
+    found[kept++] = end;
   }
-  lossy.length = kept;
+  // Copied by index: Array.from would walk the typed array through its iterator.
+  const lossy = new Array<number>(kept);
+  for (let k = 0; k < kept; k++) lossy[k] = found[k] as number;
   return { ok: true, values, lossy, unicodeEscape };
+}
+
+/**
+ * Entries for the numbers from here on: two each, and no more numbers than values left, nor than
+ * one every two bytes (a number and the comma after it).
+ */
+function room(bytesLeft: number, valuesLeft: number): number {
+  return 2 * Math.min((bytesLeft >> 1) + 1, valuesLeft);
 }
 
 function isNumberByte(c: number): boolean {
@@ -163,8 +181,23 @@ function isNumberByte(c: number): boolean {
  * its digits alone do not settle (16 digits, a leading zero, `-0`, a fraction, an exponent).
  */
 function isCanonicalNumber(b: Buffer, start: number, end: number): boolean {
-  // No double prints longer than 24 characters (`-1.2345678901234567e-308`).
-  if (end - start > 24) return false;
+  // No double prints longer than 25 characters (`-0.0000012345678901234567`).
+  if (end - start > 25) return false;
+  // Spellings a double never prints, told without converting: a fraction ending in 0 (`1.0`),
+  // `E`, or an exponent without its sign (`1e5`; a double prints `1e+21`).
+  let fraction = false;
+  for (let k = start; k < end; k++) {
+    const c = b[k] as number;
+    if (c === 0x2e) fraction = true;
+    else if (c === 0x45) return false;
+    else if (c === 0x65) {
+      if (fraction && b[k - 1] === 0x30) return false;
+      const sign = b[k + 1];
+      if (sign !== 0x2b && sign !== 0x2d) return false;
+      fraction = false;
+    }
+  }
+  if (fraction && b[end - 1] === 0x30) return false;
   const lexeme = b.toString('latin1', start, end);
   return String(Number(lexeme)) === lexeme;
 }

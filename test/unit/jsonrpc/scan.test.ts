@@ -4,6 +4,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { scanJson } from '../../../src/jsonrpc/scan.ts';
 import { parseBody, MAX_DEPTH } from '../../../src/jsonrpc/parse.ts';
 import { isGatewayError } from '../../../src/jsonrpc/errors.ts';
@@ -62,6 +63,27 @@ describe('scanJson', () => {
         exact,
       );
     }
+  });
+});
+
+describe('scanJson: which numbers are kept as written', () => {
+  it('exactly those a double prints otherwise, and integers of 17 digits or more (differential)', () => {
+    // The scan settles most spellings by their characters alone; this is the plain rule.
+    const kept = (x: string) =>
+      (/^-?[0-9]+$/.test(x) && x.replace('-', '').length >= 17) || String(Number(x)) !== x;
+    const lexeme = fc.oneof(
+      fc.double({ noNaN: true, noDefaultInfinity: true }).map(String),
+      fc.stringMatching(/^-?(0|[1-9][0-9]{0,20})(\.[0-9]{1,6})?([eE][+-]?[0-9]{1,3})?$/),
+      fc.constantFrom('-0.0000010001381721984723', '1e+21', '1e21', '1.5e-7', '1.0e5', '0.0', '-0'),
+    );
+    fc.assert(
+      fc.property(lexeme, (x) => {
+        const r = scanJson(Buffer.from(`[${x}]`), limits);
+        assert.ok(r.ok);
+        assert.equal(r.lossy.length > 0, kept(x), x);
+      }),
+      { numRuns: 20000 },
+    );
   });
 });
 
