@@ -6,7 +6,7 @@
  * to hand-written shapes known to be expensive (deep nesting, many empty containers, distinct
  * keys, escapes, lossy numbers). Prints the worst shapes and their times (median of 3 runs each).
  *
- *   node bench/parse-fuzz.ts [--seconds 30] [--seed 1] [--against /path/to/other/checkout]
+ *   node bench/parse-fuzz.ts [--seconds 30] [--seed 1] [--runs 3] [--against /path/to/other/checkout]
  *
  * With `--against`, every body is also parsed by that checkout's parseBody, interleaved with this
  * one's and with JSON.parse (an A/B in one process, under one load), and each line shows both.
@@ -23,8 +23,10 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '30' },
     seed: { type: 'string', default: '1' },
     against: { type: 'string' },
+    runs: { type: 'string', default: '3' },
   },
 });
+const RUNS = Math.max(1, Number(values.runs) | 0);
 type Parse = typeof parseBody;
 const other: Parse | undefined =
   values.against === undefined
@@ -113,7 +115,7 @@ function handWritten(): Shape[] {
 }
 
 /**
- * Median of 3 runs of parseBody, and of JSON.parse of the same bytes (decoded as UTF-8) interleaved
+ * Median of RUNS runs of parseBody, and of JSON.parse of the same bytes (decoded as UTF-8) interleaved
  * with them: the floor any parse pays, measured under the same load.
  */
 function time(body: Buffer): { ms: number; plainMs: number; otherMs: number; outcome: string } {
@@ -121,7 +123,7 @@ function time(body: Buffer): { ms: number; plainMs: number; otherMs: number; out
   const plain: number[] = [];
   const others: number[] = [];
   let outcome = '';
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < RUNS; i++) {
     if (other !== undefined) {
       const t = performance.now();
       try {
@@ -150,7 +152,8 @@ function time(body: Buffer): { ms: number; plainMs: number; otherMs: number; out
   runs.sort((a, b) => a - b);
   plain.sort((a, b) => a - b);
   others.sort((a, b) => a - b);
-  return { ms: runs[1] as number, plainMs: plain[1] as number, otherMs: others[1] ?? NaN, outcome };
+  const mid = RUNS >> 1;
+  return { ms: runs[mid] as number, plainMs: plain[mid] as number, otherMs: others[mid] ?? NaN, outcome };
 }
 
 function randomUnit(): string {
@@ -220,7 +223,9 @@ results.sort((a, b) => b.ms - a.ms);
 console.log(
   `parse-fuzz: ${tried} fuzzed bodies + ${shapes.length} hand-written, each ≤ ${MAX} bytes; load average ${load0.toFixed(2)} at start, ${(loadavg()[0] as number).toFixed(2)} at end`,
 );
-console.log('parseBody, and that time over JSON.parse of the same bytes in the same run (median of 3 each).');
+console.log(
+  `parseBody, and that time over JSON.parse of the same bytes in the same run (median of ${RUNS} each).`,
+);
 console.log('Slowest:');
 top(results, 12);
 console.log('Highest ratio to JSON.parse, bodies parsed:');
