@@ -375,6 +375,18 @@ describe('small-response path: named hostile responses', () => {
     assert.equal(gateway(Buffer.from(ok), ids).refused, true);
   });
 
+  it('leaves a long body read byte by byte (memory not 4-aligned) to the parsed path, same bytes out', () => {
+    const long = Buffer.from(`{"jsonrpc":"2.0","id":"${x.tag}","result":{"text":"${'plain '.repeat(300)}"}}`);
+    for (const offset of [0, 1]) {
+      const bytes = at(long, offset);
+      const small = matchSmallResponse(bytes, exchangeIds(x.tags));
+      assert.equal(small === undefined, offset === 1);
+      const whole = gateway(bytes, exchangeIds(x.tags));
+      assert.deepEqual(whole, parsedPath(bytes, exchangeIds(x.tags)));
+      assert.equal(whole.refused, false);
+    }
+  });
+
   it('refuses a response to a cancelled request on the cancellation exchange', () => {
     const c = exchange(7, 'cancel');
     const bytes = Buffer.from(`{"jsonrpc":"2.0","id":"${c.tag}","result":{}}`);
