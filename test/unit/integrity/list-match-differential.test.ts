@@ -19,7 +19,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { GatewayError, isGatewayError } from '../../../src/jsonrpc/errors.ts';
+import { isGatewayError } from '../../../src/jsonrpc/errors.ts';
 import type { JsonRpcId } from '../../../src/jsonrpc/message.ts';
 import { compileGrants } from '../../../src/policy/grants.ts';
 import type { Grants } from '../../../src/policy/grants.ts';
@@ -28,7 +28,8 @@ import { createRequestTagger } from '../../../src/integrity/request-tag.ts';
 import type { Untagged } from '../../../src/integrity/request-tag.ts';
 import { createMatchRewrite, exchangeIds, matchEventData } from '../../../src/integrity/match.ts';
 import { restoreIds } from '../../../src/integrity/restore.ts';
-import { filterJsonResponseBody, rewriteEventData } from '../../../src/policy/filter-list.ts';
+import { rewriteEventData } from '../../../src/policy/filter-list.ts';
+import { parsedJsonPath } from '../../helpers/parsed-path.ts';
 import type { ResponseIds } from '../../../src/integrity/match.ts';
 import { LIST_MIN_BYTES } from '../../../src/integrity/list-match.ts';
 import { NOT_JSON, OTHER, scanListResponse } from '../../../src/policy/list-scan.ts';
@@ -332,21 +333,8 @@ const gateway: Rewrite = (bytes, ids, grants) =>
 const gatewayEvent: EventRewrite = (data, ids, grants) =>
   matchEventData(data, ids, { grants, tasks: undefined });
 
-/** The reference: the parsed path of match.ts (strict decode, JSON.parse, restoreIds, the plan's filter). */
-const parsedPath: Rewrite = (bytes, ids, grants) => {
-  let text: string;
-  let value: unknown;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-    value = JSON.parse(text);
-  } catch (cause) {
-    throw new GatewayError('ERR_UPSTREAM_PROTOCOL', { cause });
-  }
-  const restored = restoreIds(text, value, ids);
-  if (restored === undefined) throw new GatewayError('ERR_UPSTREAM_PROTOCOL', { message: 'unanswerable' });
-  const out = Buffer.from(restored.text);
-  return restored.plans === undefined ? out : filterJsonResponseBody(out, restored.plans, grants);
-};
+/** The reference: the parsed path of match.ts (test/helpers/parsed-path.ts). */
+const parsedPath: Rewrite = parsedJsonPath;
 const parsedEvent: EventRewrite = (data, ids, grants) => {
   let value: unknown;
   try {

@@ -25,8 +25,7 @@ import { compileGrants } from '../../../src/policy/grants.ts';
 import { createRequestTagger } from '../../../src/integrity/request-tag.ts';
 import { createMatchRewrite, exchangeIds, tagRequests } from '../../../src/integrity/match.ts';
 import type { ResponseIds } from '../../../src/integrity/match.ts';
-import { restoreIds } from '../../../src/integrity/restore.ts';
-import { filterJsonResponseBody } from '../../../src/policy/filter-list.ts';
+import { parsedJsonPath } from '../../helpers/parsed-path.ts';
 import { PendingTags } from '../../../src/integrity/cancels.ts';
 import { matchSmallResponse } from '../../../src/integrity/small-match.ts';
 
@@ -245,33 +244,26 @@ function at(bytes: Buffer, offset: number): Buffer {
 
 type Outcome = { refused: true } | { refused: false; bytes: Buffer };
 
-/** The gateway's rewrite of a JSON body (small bodies take the small path when it applies). */
-function gateway(bytes: Buffer, ids: ResponseIds): Outcome {
+/** A rewrite's bytes, or refused when it throws ERR_UPSTREAM_PROTOCOL (a 502 for the client). */
+function outcome(rewrite: () => Buffer): Outcome {
   try {
-    return { refused: false, bytes: createMatchRewrite(ids, filters).json(bytes) };
+    return { refused: false, bytes: rewrite() };
   } catch (err) {
     if (isGatewayError(err) && err.code === 'ERR_UPSTREAM_PROTOCOL') return { refused: true };
     throw err;
   }
 }
 
-/** The reference: the parsed path (strict decode, JSON.parse, restoreIds, encode, the plan's filter). */
+/** The gateway's rewrite of a JSON body (small bodies take the small path when it applies). */
+function gateway(bytes: Buffer, ids: ResponseIds): Outcome {
+  return outcome(() => createMatchRewrite(ids, filters).json(bytes));
+}
+
+/** The reference: the parsed path of match.ts (test/helpers/parsed-path.ts). */
 function parsedPath(bytes: Buffer, ids: ResponseIds): Outcome {
   // An empty body carries no response (match.ts passes it as it is).
   if (bytes.length === 0) return { refused: false, bytes };
-  let text: string;
-  let value: unknown;
-  try {
-    text = strict.decode(bytes);
-    value = JSON.parse(text);
-  } catch {
-    return { refused: true };
-  }
-  const restored = restoreIds(text, value, ids);
-  if (restored === undefined) return { refused: true };
-  const out = Buffer.from(restored.text);
-  if (restored.plans === undefined) return { refused: false, bytes: out };
-  return { refused: false, bytes: filterJsonResponseBody(out, restored.plans, filters.grants) };
+  return outcome(() => parsedJsonPath(bytes, ids, filters.grants));
 }
 
 describe('small-response path: differential fuzz against the parsed path', () => {
