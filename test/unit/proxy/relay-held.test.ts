@@ -5,38 +5,24 @@
  */
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { Pool } from 'undici';
-import { Relay } from '../../../src/proxy/relay.ts';
 import type { ResponseRewrite } from '../../../src/proxy/relay.ts';
 import { BufferBudget } from '../../../src/proxy/body-buffer.ts';
-import { createResponseHead } from '../../../src/proxy/response-headers.ts';
-import { KeepaliveWheel } from '../../../src/proxy/keepalive.ts';
+import { relayOnce, startOrigin } from '../../helpers/relay-harness.ts';
+import type { Origin } from '../../helpers/relay-harness.ts';
 
 const BODY = '{"jsonrpc":"2.0","id":1,"result":{"text":"' + 'x'.repeat(200) + '"}}';
-let origin: Server;
-let pool: Pool;
-const keepalive = new KeepaliveWheel(1000);
+let origin: Origin;
 
 before(async () => {
-  origin = createServer((req, res) => {
+  origin = await startOrigin((req, res) => {
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(BODY) });
     if (req.url === '/split') {
       res.write(BODY.slice(0, 50));
       setTimeout(() => res.end(BODY.slice(50)), 20);
     } else res.end(BODY);
   });
-  origin.listen(0, '127.0.0.1');
-  await once(origin, 'listening');
-  pool = new Pool(`http://127.0.0.1:${(origin.address() as AddressInfo).port}`);
 });
-after(async () => {
-  await pool.close();
-  origin.close();
-});
+after(() => origin.close());
 
 const upper: ResponseRewrite = {
   json: (body) => Buffer.from(body.toString('utf8').toUpperCase()),
@@ -46,32 +32,10 @@ const upper: ResponseRewrite = {
 };
 
 async function relayed(path: string, budget: BufferBudget) {
-  const head = createResponseHead({ pass: [], warn: () => {}, now: () => 0 });
-  const errors: (Error | undefined)[] = [];
   let peak = 0;
-  const gateway = createServer((_req, res) => {
-    const relay = new Relay(res, { keepalive, head, budget }, upper, {
-      onStart: () => {},
-      onBytes: () => {
-        peak = Math.max(peak, budget.used);
-      },
-      onDone: (error) => {
-        errors.push(error);
-        if (error !== undefined) res.destroy();
-      },
-    });
-    pool.dispatch({ path, method: 'GET', headers: [] }, relay);
+  const { text, errors } = await relayOnce(origin, path, upper, budget, () => {
+    peak = Math.max(peak, budget.used);
   });
-  gateway.listen(0, '127.0.0.1');
-  await once(gateway, 'listening');
-  const url = `http://127.0.0.1:${(gateway.address() as AddressInfo).port}/`;
-  let text: string | undefined;
-  try {
-    text = await (await fetch(url)).text();
-  } catch {
-    text = undefined;
-  }
-  gateway.close();
   return { text, errors, peak };
 }
 

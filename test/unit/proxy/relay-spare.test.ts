@@ -5,16 +5,10 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { Pool } from 'undici';
-import { Relay } from '../../../src/proxy/relay.ts';
 import type { ResponseRewrite } from '../../../src/proxy/relay.ts';
 import { BodyBuffer, BufferBudget } from '../../../src/proxy/body-buffer.ts';
-import { createResponseHead } from '../../../src/proxy/response-headers.ts';
-import { KeepaliveWheel } from '../../../src/proxy/keepalive.ts';
+import { relayOnce, startOrigin } from '../../helpers/relay-harness.ts';
+import type { Origin } from '../../helpers/relay-harness.ts';
 
 const SIZE = 300 * 1024;
 const budget = new BufferBudget(64 << 20);
@@ -54,25 +48,17 @@ describe('body buffer spares', () => {
 
 describe('relay: reuse of a held list body', () => {
   const BODY = `{"jsonrpc":"2.0","id":1,"result":{"text":"${'x'.repeat(SIZE)}"}}`;
-  let origin: Server;
-  let pool: Pool;
-  const keepalive = new KeepaliveWheel(1000);
+  let origin: Origin;
 
   before(async () => {
-    origin = createServer((_req, res) => {
+    origin = await startOrigin((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(BODY) });
       // In two parts: the body is copied into a held buffer, not read in place.
       res.write(BODY.slice(0, 1000));
       setTimeout(() => res.end(BODY.slice(1000)), 10);
     });
-    origin.listen(0, '127.0.0.1');
-    await once(origin, 'listening');
-    pool = new Pool(`http://127.0.0.1:${(origin.address() as AddressInfo).port}`);
   });
-  after(async () => {
-    await pool.close();
-    origin.close();
-  });
+  after(() => origin.close());
 
   /** Relays one response with `json`; returns what the client read and the held body's memory. */
   async function relayed(json: (body: Buffer) => Buffer) {
@@ -86,19 +72,7 @@ describe('relay: reuse of a held list body', () => {
         throw new Error('not an SSE test');
       },
     };
-    const head = createResponseHead({ pass: [], warn: () => {}, now: () => 0 });
-    const gateway = createServer((_req, res) => {
-      const relay = new Relay(res, { keepalive, head, budget }, rewrite, {
-        onStart: () => {},
-        onBytes: () => {},
-        onDone: () => {},
-      });
-      pool.dispatch({ path: '/', method: 'GET', headers: [] }, relay);
-    });
-    gateway.listen(0, '127.0.0.1');
-    await once(gateway, 'listening');
-    const text = await (await fetch(`http://127.0.0.1:${(gateway.address() as AddressInfo).port}/`)).text();
-    gateway.close();
+    const { text } = await relayOnce(origin, '/', rewrite, budget);
     return { text, memory };
   }
 
