@@ -57,9 +57,12 @@ export function memoHits(): number {
   return hits;
 }
 
-/** Forgets every remembered body. */
-export function clearListScanMemo(): void {
+/** Forgets every remembered body; returns the bytes the copies held. */
+export function clearListScanMemo(): number {
+  let bytes = 0;
+  for (const entry of memo) bytes += entry.bytes.length;
   memo.length = 0;
+  return bytes;
 }
 
 function remember(b: Buffer, scan: ListResponse): void {

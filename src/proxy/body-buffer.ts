@@ -72,6 +72,14 @@ function takeSpare(capacity: number): Buffer | undefined {
   return undefined;
 }
 
+/** Drops the spare buffers (an idle gateway gives their memory back); returns the bytes dropped. */
+export function dropSpares(): number {
+  let bytes = 0;
+  for (const spare of spares) bytes += spare.length;
+  spares.length = 0;
+  return bytes;
+}
+
 /** One body being held: append chunks, read the bytes, release once. */
 export class BodyBuffer {
   private readonly budget: BufferBudget;

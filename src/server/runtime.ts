@@ -25,6 +25,7 @@ import { createRateLimitedLog } from '../log/rate-limited.ts';
 import { createUpstreamLog } from '../proxy/upstream-log.ts';
 import type { Server } from 'node:http';
 import type { OAuthTuning } from '../auth/oauth/authenticator.ts';
+import { startIdleReclaim } from './idle-reclaim.ts';
 
 export interface RuntimeDeps {
   readonly clock: Clock;
@@ -146,6 +147,10 @@ export async function startRuntime(config: Config, deps: RuntimeDeps): Promise<R
     throw err;
   }
   metricsUrl ??= metrics ? `${gateway.url}/metrics` : undefined;
+  const idle =
+    config.limits.idle_reclaim > 0
+      ? startIdleReclaim({ afterMs: config.limits.idle_reclaim, log })
+      : undefined;
 
   let closing: Promise<{ forced: number }> | undefined;
   return {
@@ -160,6 +165,7 @@ export async function startRuntime(config: Config, deps: RuntimeDeps): Promise<R
     },
     close(graceMs = config.shutdown.grace) {
       closing ??= (async () => {
+        idle?.stop();
         const result = await gateway.close(graceMs);
         // A request cut at the end of the grace period finishes (and writes its audit line) only
         // when its socket has closed, a loop turn or more later: wait for it before closing the log.
