@@ -77,6 +77,12 @@ async function load(name: string, root: string): Promise<Subject> {
   const sentId = (JSON.parse(forwarded.bytes.toString()) as { id: string }).id;
   const jsonBody = responseTo(sentId);
   const event = Buffer.from(`event: message\nid: 1\ndata: ${jsonBody.toString()}\n\n`);
+  const progress = Buffer.from(
+    `event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 42, progress: 0, total: 1 } })}\n\n`,
+  );
+  const errorBody = Buffer.from(
+    `{"jsonrpc":"2.0","id":"${sentId}","error":{"code":-32602,"message":"Unknown tool: echo2"}}`,
+  );
   // The pipeline's own calls: the step tags the judged bytes, the response comes back to the rewrite.
   const exchange = () => {
     const { bytes, rewrite } = step.forward(ctx, parsed.bytes, undefined, 'session-1');
@@ -99,6 +105,18 @@ async function load(name: string, root: string): Promise<Subject> {
         rewriter.push(event);
         rewriter.end();
       },
+    ],
+    [
+      'match an SSE progress notification (passes as it is)',
+      () => {
+        const rewriter = matchMod.createMatchRewrite(matchMod.exchangeIds(forwarded.tags), filters).sse();
+        rewriter.push(progress);
+        rewriter.end();
+      },
+    ],
+    [
+      'match a JSON error response (restore id)',
+      () => matchMod.createMatchRewrite(matchMod.exchangeIds(forwarded.tags), filters).json(errorBody),
     ],
     ['untag on a GET stream (HMAC verify)', () => tagger.untag('k:0123456789abcdef', sentId)],
     [

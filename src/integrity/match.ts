@@ -6,9 +6,10 @@
  * is judged with a real parse: an event whose data is not JSON, or a response that is refused, is
  * replaced by an error event (UNREADABLE, id null), and a JSON body by a 502.
  *
- * Two byte paths come first and hand anything they do not fully understand to the parse: a small
+ * Byte paths come first and hand anything they do not fully understand to the parse: a small
  * body answering an exchange's one request that plans nothing (small-match.ts: a strict scan, its id
- * compared with the tag the exchange sent), and a large body (list-match.ts).
+ * compared with the tag the exchange sent), a large body (list-match.ts), and an SSE event that is
+ * such a small response or a notification naming no request (event-match.ts).
  *
  * Which ids are answerable:
  * - exchangeIds: a POST's own requests, each once (exact tags forwarded in this exchange; no MAC).
@@ -34,6 +35,7 @@ import { applyEdits, applyEditsToAscii } from './json-spans.ts';
 import { LIST_MIN_BYTES, matchListResponse, NOT_JSON, REFUSED } from './list-match.ts';
 import type { ResponseIds } from './restore.ts';
 import { matchSmallResponse } from './small-match.ts';
+import { matchEventBytes } from './event-match.ts';
 
 export { tagRequests } from './restore.ts';
 export type { ForwardedRequests, ForwardedTag, ResponseIds, TagContext } from './restore.ts';
@@ -154,7 +156,11 @@ export function createMatchRewrite(ids: ResponseIds, filters: Filters): Response
       if (restored.plans === undefined) return out;
       return filterJsonResponseBody(out, restored.plans, filters.grants, filters.tasks, filters.pins);
     },
-    sse: (budget) => createSseRewriter((data) => matchEventData(data, ids, filters), { budget }),
+    sse: (budget) =>
+      createSseRewriter((data) => matchEventData(data, ids, filters), {
+        budget,
+        bytes: (raw) => matchEventBytes(raw, ids),
+      }),
   };
 }
 

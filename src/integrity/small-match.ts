@@ -7,9 +7,10 @@
  *
  * It answers only for the plainest shape, where the parsed path (match.ts) provably does the same:
  * one top-level object (whitespace before it, nothing else: no BOM, no batch) whose keys hold no
- * escape; one `"id"`, an unescaped string equal to the tag; one `"result"`, an object whose own keys
- * hold no escape and include no `"_meta"` (where a subscription id would be); no `"method"` or
- * `"error"`; valid JSON to the last byte, valid UTF-8, nested less than MAX_DEPTH deep. For anything
+ * escape; one `"id"`, an unescaped string equal to the tag; either one `"result"`, an object whose
+ * own keys hold no escape and include no `"_meta"` (where a subscription id would be), or one
+ * `"error"`, an object (the parsed path reads nothing in it); no `"method"`; valid JSON to the last
+ * byte, valid UTF-8, nested less than MAX_DEPTH deep. For anything
  * else, valid or not, it returns undefined before anything is answered, and the parsed path decides
  * (so a refusal, and its error, is always the parsed path's). test/unit/integrity/
  * small-match-differential.test.ts compares the two on generated and hostile bodies.
@@ -35,24 +36,40 @@ const BYTEWISE_MAX_BYTES = 1536;
 
 /** The bytes for the client, or undefined: the parsed path decides (nothing was answered). */
 export function matchSmallResponse(body: Buffer, ids: ResponseIds): Buffer | undefined {
-  if (body.length >= LIST_MIN_BYTES) return undefined;
+  return matchSmallSpan(body, 0, body.length, ids);
+}
+
+/**
+ * The same for the JSON at frame[from, to) (an SSE event's data): the bytes for the client are the
+ * frame's with the id replaced. The whole frame must be valid UTF-8.
+ */
+export function matchSmallSpan(
+  frame: Buffer,
+  from: number,
+  to: number,
+  ids: ResponseIds,
+): Buffer | undefined {
+  const length = to - from;
+  if (length >= LIST_MIN_BYTES) return undefined;
   // Memory that is not 4-aligned is read byte by byte: past this size JSON.parse is cheaper.
-  if (body.length > BYTEWISE_MAX_BYTES && body.byteOffset % 4 !== 0) return undefined;
+  if (length > BYTEWISE_MAX_BYTES && (frame.byteOffset + from) % 4 !== 0) return undefined;
   const tag = ids.sole?.();
   if (tag === undefined) return undefined;
-  const start = soleIdStart(body, tag);
-  if (start === -1 || !isUtf8(body)) return undefined;
+  const body = from === 0 && to === frame.length ? frame : frame.subarray(from, to);
+  const idStart = soleIdStart(body, tag);
+  if (idStart === -1 || !isUtf8(frame)) return undefined;
   const untagged = ids.answer(tag);
   if (untagged === undefined) return undefined;
   const id = JSON.stringify(untagged.clientId);
+  const start = from + idStart;
   const end = start + tag.length + 2;
   const idBytes = Buffer.byteLength(id);
-  const out = Buffer.allocUnsafe(body.length - (end - start) + idBytes);
-  body.copy(out, 0, 0, start);
+  const out = Buffer.allocUnsafe(frame.length - (end - start) + idBytes);
+  frame.copy(out, 0, 0, start);
   // An ASCII id (as many bytes as characters: a number, mostly) is written without an encoder call.
   if (idBytes === id.length) for (let k = 0; k < idBytes; k++) out[start + k] = id.charCodeAt(k);
   else out.write(id, start, 'utf8');
-  body.copy(out, start + idBytes, end);
+  frame.copy(out, start + idBytes, end);
   return out;
 }
 
@@ -80,12 +97,14 @@ const ID = 1;
 const RESULT = 2;
 const REFUSED = 3;
 const META = 4;
+const ERROR = 5;
 
 function scan(b: Uint8Array, tag: string): number {
   let i = ws(b, 0);
   if (b[i] !== OPEN_OBJECT) return -1;
   let idStart = -1;
-  let result = false;
+  /** A result or an error was read. */
+  let answer = false;
   i = ws(b, i + 1);
   for (;;) {
     if (b[i] !== QUOTE) return -1;
@@ -100,10 +119,10 @@ function scan(b: Uint8Array, tag: string): number {
       // A tag holds no backslash: bytes equal to it are the tag unescaped.
       if (!bytesAre(b, vs + 1, ve - 1, tag)) return -1;
       idStart = vs;
-    } else if (kind === RESULT) {
-      if (result || b[vs] !== OPEN_OBJECT) return -1;
-      result = true;
-      ve = resultEnd(b, vs);
+    } else if (kind === RESULT || kind === ERROR) {
+      if (answer || b[vs] !== OPEN_OBJECT) return -1;
+      answer = true;
+      ve = kind === RESULT ? resultEnd(b, vs) : value(b, vs, 1);
       if (ve === -1) return -1;
     } else if (kind === REFUSED) return -1;
     else ve = value(b, vs, 1);
@@ -115,7 +134,7 @@ function scan(b: Uint8Array, tag: string): number {
     if (b[i] !== CLOSE_OBJECT) return -1;
     break;
   }
-  if (ws(b, i + 1) !== b.length || !result) return -1;
+  if (ws(b, i + 1) !== b.length || !answer) return -1;
   return idStart;
 }
 
@@ -151,7 +170,7 @@ function topKey(b: Uint8Array, from: number, to: number): number {
     return bytesAre(b, from, to, 'method') ? REFUSED : 0;
   }
   if (n === 5) {
-    if (bytesAre(b, from, to, 'error')) return REFUSED;
+    if (bytesAre(b, from, to, 'error')) return ERROR;
     return bytesAre(b, from, to, '_meta') ? META : 0;
   }
   return 0;

@@ -6,7 +6,9 @@
  * an event with that data and the block's `event:`, `id:` and `retry:` fields (comments in it go).
  *
  * Cost when nothing is rewritten: a memchr-style scan for line ends, plus decoding the data of each
- * event for `rewrite`; untouched blocks leave as slices of the input chunk, not copies.
+ * event for `rewrite`; untouched blocks leave as slices of the input chunk, not copies. A `bytes`
+ * option is offered each block's raw bytes first, and may settle it without a parse: its
+ * replacement, PASS (null: as it is), or undefined (`rewrite` decides, as without it).
  */
 import { GatewayError } from '../jsonrpc/errors.ts';
 import { BlockScanner, parseBlock, serializeEvent } from './sse.ts';
@@ -27,12 +29,20 @@ export interface SseRewriter {
 /** For rewriters built without a budget (tests): only maxEventBytes applies. */
 const UNBOUNDED = new BufferBudget(Number.MAX_SAFE_INTEGER);
 
+export interface SseRewriterOptions {
+  readonly maxEventBytes?: number;
+  readonly budget?: BufferBudget | undefined;
+  /** Settles a block from its bytes when it can (see above); never for a block with a BOM. */
+  readonly bytes?: ((raw: Buffer) => Buffer | null | undefined) | undefined;
+}
+
 export function createSseRewriter(
   rewrite: (data: string) => string | undefined,
-  options: { readonly maxEventBytes?: number; readonly budget?: BufferBudget | undefined } = {},
+  options: SseRewriterOptions = {},
 ): SseRewriter {
   const maxEventBytes = options.maxEventBytes ?? MAX_EVENT_BYTES;
   const budget = options.budget ?? UNBOUNDED;
+  const bytes = options.bytes;
   const scanner = new BlockScanner();
   // The unfinished block, copied into one buffer (a block in tiny chunks costs its bytes, no more).
   let held: BodyBuffer | undefined;
@@ -47,6 +57,14 @@ export function createSseRewriter(
 
   /** The replacement for a block, or undefined to pass it on as is. */
   function replacement(raw: Buffer): Buffer | undefined {
+    // A block that starts with a byte order mark is the parse's (it drops it from the first block).
+    if (bytes !== undefined && raw[0] !== 0xef) {
+      const settled = bytes(raw);
+      if (settled !== undefined) {
+        first = false;
+        return settled ?? undefined;
+      }
+    }
     const fields = parseBlock(raw, first);
     first = false;
     if (fields.data === undefined) return undefined;

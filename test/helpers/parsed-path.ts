@@ -2,10 +2,13 @@
  * The reference the byte paths of response matching are fuzzed against: the parsed path of
  * src/integrity/match.ts written out plainly (strict UTF-8 decode, JSON.parse, restoreIds, then the
  * plan's list filter). A body it cannot read or answer throws ERR_UPSTREAM_PROTOCOL, as match.ts does.
+ * And an SSE response's: each event framed, parsed and matched, without event-match.ts's byte path.
  */
 import { GatewayError } from '../../src/jsonrpc/errors.ts';
 import { restoreIds } from '../../src/integrity/restore.ts';
-import type { ResponseIds } from '../../src/integrity/match.ts';
+import { matchEventData } from '../../src/integrity/match.ts';
+import type { Filters, ResponseIds } from '../../src/integrity/match.ts';
+import { createSseRewriter } from '../../src/proxy/sse-rewrite.ts';
 import { filterJsonResponseBody } from '../../src/policy/filter-list.ts';
 import type { Grants } from '../../src/policy/grants.ts';
 
@@ -24,4 +27,16 @@ export function parsedJsonPath(bytes: Buffer, ids: ResponseIds, grants: Grants):
   if (restored === undefined) throw new GatewayError('ERR_UPSTREAM_PROTOCOL', { message: 'unanswerable' });
   const out = Buffer.from(restored.text);
   return restored.plans === undefined ? out : filterJsonResponseBody(out, restored.plans, grants);
+}
+
+/**
+ * The parsed path of an SSE response (match.ts without its byte path): every block framed and
+ * parsed (proxy/sse.ts), its data given to matchEventData, the block written again when it changed.
+ */
+export function parsedSsePath(chunks: readonly Buffer[], ids: ResponseIds, filters: Filters): Buffer {
+  const rewriter = createSseRewriter((data) => matchEventData(data, ids, filters));
+  const out: Buffer[] = [];
+  for (const chunk of chunks) out.push(...rewriter.push(chunk));
+  out.push(...rewriter.end());
+  return Buffer.concat(out);
 }

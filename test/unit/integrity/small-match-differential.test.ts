@@ -169,12 +169,21 @@ const plain = fc
   )
   .chain(([a, b, c, extra]) => fc.shuffledSubarray([a, b, c, ...extra], { minLength: 2 }))
   .map((ms) => `{${ms.join(',')}}`);
-/** The SDK's shape: all three, in any order, with the usual content. */
+/** An error's value: what servers write, and other values (the parsed path reads nothing in it). */
+const errorValue = fc.oneof(
+  { weight: 6, arbitrary: fc.constant('{"code":-32602,"message":"Unknown tool: é"}') },
+  { weight: 2, arbitrary: object(fc.array(resultMember, { maxLength: 3 })) },
+  { weight: 1, arbitrary: junk },
+);
+/** The SDK's shape: all three, in any order, with the usual content (a result or an error). */
 const sdk = fc
   .tuple(
     member(fc.constant('jsonrpc'), fc.constant('"2.0"')),
     member(fc.constant('id'), idValue),
-    member(fc.constant('result'), resultValue),
+    fc.oneof(
+      { weight: 3, arbitrary: member(fc.constant('result'), resultValue) },
+      { weight: 1, arbitrary: member(fc.constant('error'), errorValue) },
+    ),
   )
   .chain((ms) => fc.shuffledSubarray(ms, { minLength: 3 }))
   .map((ms) => `{${ms.join(',')}}`);
@@ -348,6 +357,8 @@ describe('small-response path: named hostile responses', () => {
     ['trailing garbage', `${ok}x`, false],
     ['a second value', `${ok}{}`, false],
     ['a byte order mark', `\ufeff${ok}`, true],
+    ['an error with a method', `{"jsonrpc":"2.0","id":"${x.tag}","method":"x","error":{}}`, false],
+    ['an error that is a string', `{"jsonrpc":"2.0","id":"${x.tag}","error":"bad"}`, true],
   ];
   for (const [name, text, parsedAccepts] of cases) {
     it(`leaves ${name} to the parsed path`, () => {
@@ -358,6 +369,16 @@ describe('small-response path: named hostile responses', () => {
       assert.deepEqual(gateway(bytes, exchangeIds(x.tags)), reference);
     });
   }
+
+  it('answers an error response by its bytes too, once', () => {
+    const ids = exchangeIds(x.tags);
+    const error = Buffer.from(`{"jsonrpc":"2.0","id":"${x.tag}","error":{"code":-32602,"message":"no"}}`);
+    assert.equal(
+      matchSmallResponse(error, ids)?.toString(),
+      '{"jsonrpc":"2.0","id":7,"error":{"code":-32602,"message":"no"}}',
+    );
+    assert.equal(matchSmallResponse(error, ids), undefined);
+  });
 
   it('answers the plain response once, with the client id spliced into the same bytes', () => {
     const ids = exchangeIds(x.tags);

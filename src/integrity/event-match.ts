@@ -1,0 +1,137 @@
+/**
+ * An SSE event matched by its bytes, before the parse of match.ts (matchEventData): the two events
+ * a tool call's stream is made of, in the plain block servers write (proxy/sse-plain.ts).
+ *
+ * - The response to the exchange's one request, small and planning nothing: small-match.ts on the
+ *   event's data, spliced in place (the same bytes the parse would write for the event).
+ * - A notification that names no request: it passes as it is, as the parse would pass it. Named
+ *   here strictly: one object whose keys hold no escape, with `"method"`, no `"id"`, `"result"` or
+ *   `"error"`, and `"params"` (every one of them) absent, not an object, or an object whose own keys
+ *   hold no escape and include neither `"requestId"` (a cancellation names its request there) nor
+ *   `"_meta"` (where a subscription id would be); valid JSON to the last byte, valid UTF-8.
+ *
+ * Anything else, valid or not, is left to the parse before anything is answered (undefined).
+ * test/unit/integrity/event-match-differential.test.ts compares the two on generated streams.
+ */
+import { isUtf8 } from 'node:buffer';
+import {
+  CLOSE_OBJECT,
+  COLON,
+  COMMA,
+  escaped,
+  OPEN_OBJECT,
+  QUOTE,
+  string,
+  value,
+  ws,
+} from '../jsonrpc/strict-skip.ts';
+import { plainDataStart } from '../proxy/sse-plain.ts';
+import type { ResponseIds } from './restore.ts';
+import { LIST_MIN_BYTES } from './list-match.ts';
+import { matchSmallSpan } from './small-match.ts';
+
+/** The block passes as it is. */
+export const PASS = null;
+
+/** The replacement block, PASS, or undefined: the parse decides (nothing was answered). */
+export function matchEventBytes(raw: Buffer, ids: ResponseIds): Buffer | typeof PASS | undefined {
+  const start = plainDataStart(raw);
+  if (start === -1) return undefined;
+  const end = raw.length - 2;
+  if (end - start >= LIST_MIN_BYTES) return undefined;
+  const answered = matchSmallSpan(raw, start, end, ids);
+  if (answered !== undefined) return answered;
+  return namesNoRequest(raw, start, end) && isUtf8(raw.subarray(start, end)) ? PASS : undefined;
+}
+
+const METHOD = 1;
+const REFUSED = 2;
+const PARAMS = 3;
+
+/** Whether b[from, to) is a notification naming no request, in the shape above. Never throws. */
+function namesNoRequest(raw: Buffer, from: number, to: number): boolean {
+  try {
+    return scan(raw.subarray(from, to));
+  } catch {
+    return false;
+  }
+}
+
+function scan(b: Uint8Array): boolean {
+  let i = ws(b, 0);
+  if (b[i] !== OPEN_OBJECT) return false;
+  let method = false;
+  i = ws(b, i + 1);
+  for (;;) {
+    if (b[i] !== QUOTE) return false;
+    const keyEnd = string(b, i);
+    if (escaped) return false;
+    const kind = topKey(b, i + 1, keyEnd - 1);
+    if (kind === REFUSED) return false;
+    const vs = valueStart(b, keyEnd);
+    let ve: number;
+    if (kind === PARAMS && b[vs] === OPEN_OBJECT) {
+      ve = paramsEnd(b, vs);
+      if (ve === -1) return false;
+    } else ve = value(b, vs, 1);
+    if (kind === METHOD) method = true;
+    i = ws(b, ve);
+    if (b[i] === COMMA) {
+      i = ws(b, i + 1);
+      continue;
+    }
+    if (b[i] !== CLOSE_OBJECT) return false;
+    break;
+  }
+  return method && ws(b, i + 1) === b.length;
+}
+
+/** The index after the params object at `open`, or -1 when a key of its own is escaped or names. */
+function paramsEnd(b: Uint8Array, open: number): number {
+  let i = ws(b, open + 1);
+  if (b[i] === CLOSE_OBJECT) return i + 1;
+  for (;;) {
+    if (b[i] !== QUOTE) return -1;
+    const keyEnd = string(b, i);
+    if (escaped || isNamingKey(b, i + 1, keyEnd - 1)) return -1;
+    i = ws(b, value(b, valueStart(b, keyEnd), 2));
+    if (b[i] === COMMA) {
+      i = ws(b, i + 1);
+      continue;
+    }
+    return b[i] === CLOSE_OBJECT ? i + 1 : -1;
+  }
+}
+
+/** After a key ending at `keyEnd`: the index of its value, or past the end (the walk then fails). */
+function valueStart(b: Uint8Array, keyEnd: number): number {
+  const colon = ws(b, keyEnd);
+  return b[colon] === COLON ? ws(b, colon + 1) : b.length;
+}
+
+/** Which top-level key the unescaped key in b[from, to) is (0: another). */
+function topKey(b: Uint8Array, from: number, to: number): number {
+  switch (to - from) {
+    case 2:
+      return bytesAre(b, from, to, 'id') ? REFUSED : 0;
+    case 5:
+      return bytesAre(b, from, to, 'error') ? REFUSED : 0;
+    case 6:
+      if (bytesAre(b, from, to, 'method')) return METHOD;
+      if (bytesAre(b, from, to, 'result')) return REFUSED;
+      return bytesAre(b, from, to, 'params') ? PARAMS : 0;
+    default:
+      return 0;
+  }
+}
+
+/** Whether the unescaped key in b[from, to) is one a notification names a request or subscription by. */
+function isNamingKey(b: Uint8Array, from: number, to: number): boolean {
+  return bytesAre(b, from, to, 'requestId') || bytesAre(b, from, to, '_meta');
+}
+
+function bytesAre(b: Uint8Array, from: number, to: number, text: string): boolean {
+  if (to - from !== text.length) return false;
+  for (let k = 0; k < text.length; k++) if (b[from + k] !== text.charCodeAt(k)) return false;
+  return true;
+}
