@@ -15,6 +15,12 @@
  * `--connections 1`); the direct origin is measured in the same rounds, and p50/p99 are also given
  * as added over direct.
  *
+ * `sse`: the pipeline configuration, loaded with the origin's SSE `tools/call` (a progress event,
+ * then the result event at once: `delay_ms` 0), so CPU per request is that of a streamed call; then,
+ * per target and in alternating rounds, `--sse-samples` sequential calls on one connection with a
+ * 5 ms pause upstream between the two events, timed to the first event and to the end (the direct
+ * origin beside them; the floor buffers a response whole, so its first-event time is its total).
+ *
  * Prints one line per target: median req/s, p50, p99, user µs/req, system µs/req, total vs floor.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -24,6 +30,7 @@ import { parseArgs } from 'node:util';
 import { loadGenerator } from './load.ts';
 import type { LoadResult } from './load.ts';
 import { CALL, LIST, sessionAt } from './measure.ts';
+import { rpc, sseTimings } from './client.ts';
 import type { Target } from './measure.ts';
 import { auditFileFor, buildConfig } from './build-config.ts';
 import { addGcLines, describeGc, emptyGc, logBytes } from './gc-trace.ts';
@@ -41,10 +48,20 @@ const { values } = parseArgs({
     'node-arg': { type: 'string', multiple: true, default: [] },
     keep: { type: 'boolean', default: false },
     gc: { type: 'boolean', default: false },
+    'sse-samples': { type: 'string', default: '200' },
   },
 });
+const sse = values.config === 'sse';
 if (values.gw.length === 0)
   values.gw.push(`mcpgate=${new URL('../bin/mcpgate.js', import.meta.url).pathname}`);
+
+/** The origin's SSE tool call, its result sent right after the progress event (under load). */
+const SSE_CALL = rpc(9, 'tools/call', {
+  name: 'stream',
+  arguments: { delay_ms: 0 },
+  _meta: { progressToken: 'ab' },
+});
+const SSE_DELAY_MS = 5;
 
 process.on('exit', killAll);
 const dir = mkdtempSync(join(tmpdir(), 'mcpgate-ab-'));
@@ -65,7 +82,7 @@ for (const spec of values.gw) {
   const bin = spec.slice(eq + 1);
   const nodeArgs = argsFor(label);
   const { config, headers: base } = await buildConfig(
-    values.config,
+    sse ? 'pipeline' : values.config,
     bin,
     originUrl,
     auditFileFor(dir, label),
@@ -74,14 +91,14 @@ for (const spec of values.gw) {
 }
 
 const list = values.config === 'tools-list';
-if (list) {
+if (list || sse) {
   targets.push(await sessionAt(origin, 'direct'));
 }
 const connections = Number(values.connections);
 const seconds = Number(values.duration);
 const spec = (t: Target, s: number) => ({
   url: t.url,
-  body: list ? LIST : CALL,
+  body: list ? LIST : sse ? SSE_CALL : CALL,
   headers: t.headers,
   connections,
   seconds: s,
@@ -150,6 +167,29 @@ for (const [i, t] of targets.entries()) {
   const gc = gcs[i]!;
   if (gc.scavenges + gc.markCompacts > 0)
     console.log(`${t.label.padEnd(10)} gc: ${describeGc(gc, used[i]!.requests)}`);
+}
+if (sse) {
+  // Time to the first event, one connection, sequential calls: the rounds alternate the targets.
+  const rounds = Number(values.rounds);
+  const per = Math.max(1, Math.ceil(Number(values['sse-samples']) / rounds));
+  const timings = targets.map(() => ({ first: [] as number[], total: [] as number[] }));
+  for (const t of targets) await sseTimings(t.url, t.headers, 20, SSE_DELAY_MS);
+  for (let round = 0; round < rounds; round++) {
+    const order = [...targets.entries()];
+    if (round % 2 === 1) order.reverse();
+    for (const [i, t] of order) {
+      const got = await sseTimings(t.url, t.headers, per, SSE_DELAY_MS);
+      timings[i]!.first.push(...got.first);
+      timings[i]!.total.push(...got.total);
+    }
+  }
+  for (const [i, t] of targets.entries()) {
+    const { first, total } = timings[i]!;
+    console.log(
+      `${t.label.padEnd(10)} SSE first event p50 ${us(percentile(first, 50)).padStart(8)}  p99 ${us(percentile(first, 99)).padStart(8)}  ` +
+        `whole p50 ${us(percentile(total, 50)).padStart(8)} (${first.length} calls, ${SSE_DELAY_MS} ms between the events)`,
+    );
+  }
 }
 if (list) {
   const median = (i: number, f: (r: LoadResult) => number) => percentile(runs[i]!.map(f), 50);
