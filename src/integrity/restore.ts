@@ -154,9 +154,10 @@ const ID_KEY = '"id":';
 /**
  * Where the id's value starts in `bytes`, the judged bytes of `m`, or -1. `value` is the id's JSON;
  * only an ASCII one is looked for (a string id with other characters takes the general path).
- * Judged bytes are JSON.stringify(m), or the client's own when they hold no repeated key and no \u
- * escape (jsonrpc/parse.ts): either way a key "id" is spelled only as `"id"`, once per object, and
- * members come in Object.keys order. Compact, an id member that is the first key, the second after
+ * Judged bytes are the client's own when they hold no repeated key and no \u escape, else those
+ * bytes without the members a repeated key replaced and with escaped strings re-spelled, or
+ * JSON.stringify(m) (jsonrpc/parse.ts, splice.ts): every way a key "id" is spelled only as `"id"`,
+ * once per object. Compact, an id member that is the first key, the second after
  * "jsonrpc" (always "2.0" in a valid message), or the last has a known place; the bytes there are
  * checked (the member name, the value's own serialisation, a `{` or `,` before the name, a `,` or
  * `}` after the value, so the name is a key of the top-level object), and any other spelling

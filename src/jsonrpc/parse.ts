@@ -1,11 +1,14 @@
 /**
  * Strict parsing of a client's POST body. What the gateway judges is exactly what the upstream
  * receives: the body is decoded as strict UTF-8, parsed once and validated, and the bytes forwarded
- * are the client's own only when every JSON parser reads them as the value judged; otherwise they
- * are re-serialised from it. That removes every parser-difference trick at once: duplicate keys
- * (the upstream sees only the value judged), `\u` escapes (forwarded spelled plainly), BOMs,
- * trailing bytes, invalid UTF-8, non-object params and ids that would not survive a round trip.
- * Numbers keep their spelling (lossless.ts), so a re-serialisation means what the client sent.
+ * are the client's own when every JSON parser reads them as the value judged; otherwise they are
+ * the client's own with the members a repeated key replaced left out and the strings holding a `\u`
+ * escape spelled as JSON.stringify spells them (splice.ts), or, should that pass not account for
+ * every value, the value judged re-serialised. That removes every parser-difference trick at once:
+ * duplicate keys (the upstream sees only the value judged), `\u` escapes (forwarded spelled
+ * plainly), BOMs, trailing bytes, invalid UTF-8, non-object params and ids that would not survive a
+ * round trip. Numbers keep their spelling (lossless.ts), so the forwarded bytes mean what the client
+ * sent.
  *
  * Before anything is built, a linear pre-scan (scan.ts) refuses bodies nested deeper than
  * MAX_DEPTH or holding more than MAX_VALUES values, at the byte that crosses the limit, and counts
@@ -14,8 +17,9 @@
  * unless they hold a `\u` escape. The cost of any body is one pass over its bytes, JSON.parse, and
  * a walk of a bounded number of values; a number a double cannot spell back adds a pass over the
  * bytes up to the last such number (place-numbers.ts); only a body with a repeated key or a `\u`
- * escape also pays for a JSON.stringify, and, if it also holds such a number and a repeated key,
- * for that pass to the end of the body (bench/parse-fuzz.ts reports the slowest shapes).
+ * escape also pays for a pass over its bytes and a copy of them (splice.ts), and, if it also holds
+ * such a number and a repeated key, for the placing pass to the end of the body
+ * (bench/parse-fuzz.ts reports the slowest shapes).
  */
 import { isAscii, isUtf8 } from 'node:buffer';
 import { GatewayError } from './errors.ts';
@@ -24,6 +28,7 @@ import { scanJson } from './scan.ts';
 import type { ScanLimits } from './scan.ts';
 import { isRawNumber, parseKeepingNumbers } from './lossless.ts';
 import { placeNumbers } from './place-numbers.ts';
+import { spliceBody } from './splice.ts';
 import { walkTree } from './tree.ts';
 
 /** Deepest nesting of a body (an MCP message with a JSON Schema argument is far shallower). */
@@ -43,7 +48,8 @@ export interface ParsedBody {
   readonly batch: boolean;
   /**
    * The bytes to forward: the client's own (a view of the body, without surrounding whitespace)
-   * when they mean `messages` to any parser, else the serialisation of `messages`.
+   * when they mean `messages` to any parser, else a copy of them that does (splice.ts), or, should
+   * the splice give up, the serialisation of `messages`.
    */
   readonly bytes: Buffer;
 }
@@ -99,8 +105,14 @@ export function parseBody(
   const messages = items.map((item) => validateMessage(item, knownMethods));
   // Every value the scan counted is in the parsed value (no key repeated) and nothing is escaped as
   // \u: any parser reads the client's bytes as the value judged, so they are forwarded as they are.
-  if (shape.values === scan.values && !scan.unicodeEscape) return { messages, batch, bytes: trimmed(body) };
-  // The depth limit keeps this recursion far from the stack's end.
+  const repeatedKeys = shape.values !== scan.values;
+  if (!repeatedKeys && !scan.unicodeEscape) return { messages, batch, bytes: trimmed(body) };
+  // Otherwise the client's bytes without the members a repeated key replaced, and with the strings
+  // that hold a \u escape spelled as JSON.stringify spells them (splice.ts).
+  const spliced = spliceBody(body, value, scan.lossy, repeatedKeys, shape.values);
+  if (spliced !== undefined) return { messages, batch, bytes: spliced };
+  // Should the splice not account for every value, the judged value is serialised (the depth limit
+  // keeps this recursion far from the stack's end).
   const bytes = JSON.stringify(batch ? messages : messages[0]);
   return { messages, batch, bytes: Buffer.from(bytes) };
 }

@@ -712,8 +712,15 @@ describe('requests the gateway refuses, at the HTTP level', () => {
     return ctx;
   }
 
-  /** Allowed: the upstream receives exactly `judged` (the canonical bytes of the parsed body). */
-  async function assertForwarded(body: string | Uint8Array, judged: unknown): Promise<Answer> {
+  /**
+   * Allowed: the upstream receives exactly `judged`: the bytes `forwarded` (by default the canonical
+   * bytes of the parsed body), which parse as `judged`.
+   */
+  async function assertForwarded(
+    body: string | Uint8Array,
+    judged: unknown,
+    forwarded = JSON.stringify(judged),
+  ): Promise<Answer> {
     const before = upstream.received.length;
     const answer = await send(body);
     assert.equal(answer.status, 200, answer.body);
@@ -723,7 +730,9 @@ describe('requests the gateway refuses, at the HTTP level', () => {
     const tag = (JSON.parse(sent) as { id: unknown }).id;
     assert.ok(typeof tag === 'string' && tag !== (judged as { id: unknown }).id, sent);
     const judgedId = JSON.stringify((judged as { id: unknown }).id);
-    assert.equal(sent.replace(`"id":${JSON.stringify(tag)}`, `"id":${judgedId}`), JSON.stringify(judged));
+    const untagged = sent.replace(`"id":${JSON.stringify(tag)}`, `"id":${judgedId}`);
+    assert.equal(untagged, forwarded);
+    assert.deepStrictEqual(JSON.parse(untagged), judged);
     assert.equal((JSON.parse(answer.body) as { id: unknown }).id, (judged as { id: unknown }).id);
     return answer;
   }
@@ -772,9 +781,11 @@ describe('requests the gateway refuses, at the HTTP level', () => {
         '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo"},"params":{"name":"secret_admin"}}',
         TOOL_DENIED(4, 'secret_admin'),
       );
+      // The member a later one replaced is left out; the one kept stays where the client put it.
       const listed = await assertForwarded(
         '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"secret_admin"},"method":"tools/list"}',
         { jsonrpc: '2.0', id: 5, method: 'tools/list', params: { name: 'secret_admin' } },
+        '{"jsonrpc":"2.0","id":5,"params":{"name":"secret_admin"},"method":"tools/list"}',
       );
       assert.deepEqual(toolNames((JSON.parse(listed.body) as { result: { tools: Tool[] } }).result.tools), [
         'echo',

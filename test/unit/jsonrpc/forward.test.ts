@@ -1,8 +1,9 @@
 /**
  * Which bytes a parsed body forwards: the client's own when every parser reads them as the value
  * judged (no key repeated at any depth, nothing spelled as a `\u` escape), without the whitespace
- * around the value and without a copy; otherwise a re-serialisation of the judged value. Forwarding
- * the client's bytes spares a JSON.stringify of up to 4 MiB on every body (bench/parse-fuzz.ts).
+ * around the value and without a copy; otherwise those bytes with the replaced members left out and
+ * `\u` escapes spelled plainly (splice.ts; splice.test.ts has the property test). Forwarding the
+ * client's bytes spares a JSON.stringify of up to 4 MiB on every body (bench/parse-fuzz.ts).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -37,14 +38,14 @@ describe("forwarding the client's bytes", () => {
     assert.equal(forward(sent).text, sent);
   });
 
-  it('re-serialises a key repeated deep inside the arguments: the upstream sees only the value judged', () => {
+  it('leaves out a member a key repeated deep inside the arguments replaced: the upstream sees only the value judged', () => {
     // A first-key-wins upstream would read "rm -rf /" if the client's bytes were forwarded.
     const { text, parsed } = forward(call('{"cmd":{"argv":[{"x":1}],"run":"rm -rf /","run":"ls"}}'));
     assert.equal(text, JSON.stringify(parsed.messages[0]));
     assert.ok(!text.includes('rm -rf'), text);
   });
 
-  it('re-serialises a key repeated in the second message of a batch', () => {
+  it('leaves out a replaced member in the second message of a batch', () => {
     const sent = `[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping","params":{"_meta":{"a":1,"a":2}}}]`;
     const { text } = forward(sent);
     assert.equal(
@@ -53,11 +54,11 @@ describe("forwarding the client's bytes", () => {
     );
   });
 
-  it('re-serialises a key repeated with the same value too (still ambiguous to count on)', () => {
+  it('leaves out a replaced member with the same value too (still ambiguous to count on)', () => {
     assert.equal(forward(call('{"a":1,"a":1}')).text, call('{"a":1}'));
   });
 
-  it('re-serialises a \\u escape anywhere, spelled plainly', () => {
+  it('re-spells a string with a \\u escape anywhere, plainly', () => {
     assert.equal(forward(call('{"s":"\\u0065cho"}')).text, call('{"s":"echo"}'));
     assert.equal(forward(call('{"\\u0073":1}')).text, call('{"s":1}'));
   });
