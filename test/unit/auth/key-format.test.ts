@@ -109,6 +109,55 @@ describe('key format', () => {
     );
   });
 
+  it('differential: the checksum test answers as the shape regex plus zlib crc32 of the body', () => {
+    // The definition the one-pass check must keep (it refuses exactly what this refuses).
+    const reference = (key: string) =>
+      /^mcpg_[0-9A-Za-z]{49}$/.test(key) && decode(key.slice(48)) === BigInt(crc32(key.slice(5, 48)));
+    /** A 54-char candidate whose last 6 chars are the base62 CRC32 of whatever body it has. */
+    const withChecksum = (body: string) => {
+      let n = BigInt(crc32(body));
+      let check = '';
+      for (let i = 0; i < 6; i++, n /= 62n) check = ALPHABET[Number(n % 62n)] + check;
+      return `mcpg_${body}${check}`;
+    };
+    // Mostly base62, so that about one body in ten passes the shape and reaches the CRC.
+    const bodyChar = fc.oneof(
+      { arbitrary: fc.constantFrom(...ALPHABET), weight: 40 },
+      // The neighbours of each digit range, and characters whose low byte is a base62 digit.
+      {
+        arbitrary: fc.constantFrom('/', ':', '@', '[', '`', '{', '\u0130', '\u0141', '\u0161', '\uff10'),
+        weight: 1,
+      },
+      { arbitrary: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)), weight: 1 },
+    );
+    fc.assert(
+      fc.property(
+        fc.array(bodyChar, { minLength: 43, maxLength: 43 }),
+        fc.boolean(),
+        fc.nat({ max: KEY_LENGTH - 1 }),
+        fc.integer({ min: 0, max: 0xffff }),
+        (chars, mutate, position, code) => {
+          let key = withChecksum(chars.join(''));
+          if (mutate) key = key.slice(0, position) + String.fromCharCode(code) + key.slice(position + 1);
+          assert.equal(hasValidChecksum(key), reference(key), JSON.stringify(key));
+        },
+      ),
+      { numRuns: 5000 },
+    );
+    // Both answers on keys that pass and on lengths and prefixes around the shape.
+    for (let i = 0; i < 200; i++) {
+      const key = mintKey(randomBytes(32));
+      for (const candidate of [
+        key,
+        key.slice(0, 53),
+        `${key}0`,
+        `Mcpg_${key.slice(5)}`,
+        `mcpg${key.slice(4)}`,
+      ])
+        assert.equal(hasValidChecksum(candidate), reference(candidate), candidate);
+    }
+  });
+
   it('isVisibleAscii accepts 0x21-0x7e only', () => {
     assert.ok(isVisibleAscii('!~azAZ09'));
     for (const bad of ['a b', 'a\tb', 'a\x00', 'a\x7f', 'caf\u00e9', 'a\u00a0', 'a\u2028', '\u{1F511}']) {
