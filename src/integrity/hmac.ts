@@ -47,6 +47,9 @@ export function createBindingMac(key: Buffer, bytes: number): BindingMac {
   const slow = createSecretKey(key);
   // base64url of whole groups of 3 bytes is a prefix of the digest's base64url.
   const prefixChars = bytes % 3 === 0 ? (bytes / 3) * 4 : 0;
+  /** The `a` whose bytes and newline are in `inner` now, and the index after them. */
+  let written: string | undefined;
+  let afterA = BLOCK;
 
   return function mac(a, b) {
     // UTF-8 takes at most 3 bytes per UTF-16 unit.
@@ -54,9 +57,13 @@ export function createBindingMac(key: Buffer, bytes: number): BindingMac {
       const full = createHmac('sha256', slow).update(a).update('\n').update(b).digest();
       return full.subarray(0, bytes).toString('base64url');
     }
-    let n = writeUtf8(inner, a, BLOCK);
-    inner[n++] = NEWLINE;
-    n = writeUtf8(inner, b, n);
+    // `a` is a principal's binding id, the same string for each of its requests: written once.
+    if (a !== written) {
+      afterA = writeUtf8(inner, a, BLOCK);
+      inner[afterA++] = NEWLINE;
+      written = a;
+    }
+    const n = writeUtf8(inner, b, afterA);
     const view = n <= VIEWS ? (views[n] ??= inner.subarray(0, n)) : inner.subarray(0, n);
     // 'binary' is latin1: one character per byte, written back as the same bytes.
     outer.write(hash('sha256', view, 'binary'), BLOCK, 'latin1');

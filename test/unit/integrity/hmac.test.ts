@@ -48,6 +48,30 @@ describe('binding MAC', () => {
     }
   });
 
+  it('keeps the first part written across calls only while it is the same string', () => {
+    const key = Buffer.alloc(32, 5);
+    const mac = createBindingMac(key, 12);
+    const a = `k:${'0123456789abcdef'.repeat(4)}`;
+    // Same content, another string object; then a shorter and a longer first part, and a call that
+    // takes createHmac in between (it must leave the kept part alone).
+    const sameContent = [...a].join('');
+    const sequence: [string, string][] = [
+      [a, 'g1nAAAA1.n1'],
+      [a, 'g1nAAAA2.n2'],
+      [sameContent, 'g1nAAAA3.n3'],
+      ['k:short', 'g1nAAAA4.n4'],
+      [a, 'g1nAAAA5.n5'],
+      [a, 'z'.repeat(5_000)],
+      [a, 'g1nAAAA6.s' + 'é'.repeat(40)],
+      [`${a}x`, 'g1nAAAA7.n7'],
+      [a, ''],
+      ['', 'g1nAAAA8.n8'],
+      [a, 'g1nAAAA9.n9'],
+    ];
+    for (const [x, y] of sequence)
+      assert.equal(mac(x, y), reference(key, 12, x, y), `${x.length}+${y.length}`);
+  });
+
   it('changes with every part of the message and with the key', () => {
     const key = Buffer.alloc(32, 9);
     const mac = createBindingMac(key, 12);
