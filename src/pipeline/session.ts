@@ -13,27 +13,27 @@ export const VERIFIED_CACHE_SIZE = 10_000;
 
 export function createSessionStep(binder: SessionBinder): SessionStep {
   // Only successes are cached (a forged id is recomputed every time, never remembered), keyed by
-  // the principal and the exact id, and the map is cleared when full: bounded, no eviction order.
-  const verified = new Map<string, { upstreamId: string; tag: string }>();
+  // the exact id the client sent and answered only for the principal it was verified for, and the
+  // map is cleared when full: bounded, no eviction order. A bound id verifies for one binding id
+  // only, so keying by the id alone loses nothing, and spares building and hashing a key of the
+  // binding id and the id on every request.
+  const verified = new Map<string, Verified>();
   return {
     inbound(ctx, clientSessionId) {
       const bindingId = ctx.principal?.bindingId;
-      const cacheKey = bindingId === undefined ? undefined : `${bindingId}\n${clientSessionId}`;
-      const hit = cacheKey === undefined ? undefined : verified.get(cacheKey);
-      if (hit !== undefined) {
+      const hit = verified.get(clientSessionId);
+      if (hit !== undefined && bindingId !== undefined && hit.bindingId === bindingId) {
         ctx.session = hit.tag;
         return hit.upstreamId;
       }
       ctx.session = sessionTag(clientSessionId);
       const upstreamId = bindingId === undefined ? undefined : binder.unwrap(clientSessionId, bindingId);
-      if (upstreamId !== undefined && cacheKey !== undefined) {
-        if (verified.size >= VERIFIED_CACHE_SIZE) verified.clear();
-        verified.set(cacheKey, { upstreamId, tag: ctx.session });
-      }
       if (upstreamId === undefined) {
         ctx.reason = 'ERR_SESSION_NOT_FOUND';
         throw new GatewayError('ERR_SESSION_NOT_FOUND');
       }
+      if (verified.size >= VERIFIED_CACHE_SIZE) verified.clear();
+      verified.set(clientSessionId, { bindingId: bindingId as string, upstreamId, tag: ctx.session });
       return upstreamId;
     },
     outbound(ctx, upstreamSessionId) {
@@ -44,4 +44,11 @@ export function createSessionStep(binder: SessionBinder): SessionStep {
       return clientId;
     },
   };
+}
+
+/** A client session id verified for one principal. */
+interface Verified {
+  readonly bindingId: string;
+  readonly upstreamId: string;
+  readonly tag: string;
 }

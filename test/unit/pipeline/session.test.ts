@@ -39,4 +39,12 @@ it('answers a remembered id like a verified one, and never lets another principa
     );
     assert.equal(ctx.reason, 'ERR_SESSION_NOT_FOUND');
   }
+  // Another principal's refused attempt with the id neither took nor spoilt the remembered one;
+  // and asking again as that principal is verified again (and refused), never answered from it.
+  const before = macs;
+  assert.equal(step.inbound(ctxFor('k:alice'), clientId), 'upstream-1');
+  assert.equal(macs, before, 'still answered from the cache');
+  assert.throws(() => step.inbound(ctxFor('k:bob'), clientId));
+  assert.equal(macs, before + 1, 'the other principal is verified, not answered from the cache');
+  assert.throws(() => step.inbound({ ...ctxFor('k:bob'), principal: undefined } as RequestContext, clientId));
 });
