@@ -11,7 +11,7 @@
  * One RequestContext per request; the observer (audit + metrics) reads it exactly once, when the
  * response has closed, whatever happened.
  */
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestContext } from './context.ts';
 import { createContext } from './context.ts';
 import type {
@@ -23,9 +23,8 @@ import type {
   SessionStep,
   TransportStep,
 } from './ports.ts';
-import { sendError, sendJson, toGatewayError } from './respond.ts';
-import { GatewayError, isGatewayError } from '../jsonrpc/errors.ts';
-import { peekRequestId } from './peek-id.ts';
+import { sendJson } from './respond.ts';
+import { GatewayError } from '../jsonrpc/errors.ts';
 import type { Upstream } from '../proxy/upstream.ts';
 import type { RequestHeaders } from '../proxy/request-headers.ts';
 import { checkBodyEnvelope } from './envelope.ts';
@@ -33,8 +32,7 @@ import type { SiteCheck } from './site.ts';
 import type { Cors } from '../server/cors.ts';
 import { Relay } from '../proxy/relay.ts';
 import { KeepaliveWheel } from '../proxy/keepalive.ts';
-import type { RelayConfig, RelayHooks, ResponseRewrite } from '../proxy/relay.ts';
-import { mapUpstreamError, upstreamErrorKind } from '../proxy/upstream-error.ts';
+import type { RelayConfig, ResponseRewrite } from '../proxy/relay.ts';
 import { requestIdFor } from './request-id.ts';
 import type { IntegrityStep } from '../integrity/step.ts';
 import type { HeadersTimeout } from '../proxy/timeouts.ts';
@@ -43,6 +41,9 @@ import { createHeavyGate } from './heavy-gate.ts';
 import type { BufferBudget } from '../proxy/body-buffer.ts';
 import type { ResponseHead } from '../proxy/response-headers.ts';
 import { InflightList } from './inflight.ts';
+import { Exchange } from './exchange.ts';
+import type { Shared } from './exchange.ts';
+import { fail, withPeekedId } from './failure.ts';
 
 export interface HandlerDeps {
   readonly upstream: Upstream;
@@ -96,8 +97,6 @@ export interface Handler {
 }
 
 const ALLOW = 'GET, POST, DELETE';
-/** How much of an unauthenticated body is read to answer with its id. */
-const AUTH_PEEK_BYTES = 16 * 1024;
 
 export function createHandler(deps: HandlerDeps): Handler {
   const { upstream, clock, observer, transport } = deps;
@@ -144,7 +143,7 @@ export function createHandler(deps: HandlerDeps): Handler {
       const pending = steps.authenticate(ctx);
       if (pending !== undefined) await pending;
     } catch (err) {
-      throw await withPeekedId(ctx, err);
+      throw await withPeekedId(ctx, err, deps.budget);
     }
 
     const clientSession = req.headers['mcp-session-id'];
@@ -164,7 +163,7 @@ export function createHandler(deps: HandlerDeps): Handler {
       try {
         steps.rateLimit.admit(ctx);
       } catch (err) {
-        throw await withPeekedId(ctx, err);
+        throw await withPeekedId(ctx, err, deps.budget);
       }
       const raw = await deps.readBody(req, res);
       ctx.bytesIn = raw.length;
@@ -224,35 +223,6 @@ export function createHandler(deps: HandlerDeps): Handler {
     );
   }
 
-  /** Turns a failure of the request's steps into its answer (or a cut connection). */
-  function fail(ctx: RequestContext, err: unknown): void {
-    const error = toGatewayError(err);
-    if (ctx.decision === 'allow') ctx.decision = decisionFor(error.code);
-    if (error.code === 'ERR_CLIENT_ABORTED') {
-      ctx.aborted = true;
-      ctx.reason ??= error.code;
-      ctx.res.destroy();
-      return;
-    }
-    sendError(ctx, error);
-  }
-
-  /**
-   * A refusal before the body is read still answers with the request's id: read a small body
-   * (bounded, so a refused client cannot make the gateway hold much) just to find it.
-   */
-  async function withPeekedId(ctx: RequestContext, err: unknown): Promise<unknown> {
-    if (ctx.req.method !== 'POST' || !isGatewayError(err) || err.rpcId !== undefined) return err;
-    const peeked = await peekRequestId(ctx.req, AUTH_PEEK_BYTES, deps.budget);
-    ctx.bytesIn = peeked.bytes;
-    return new GatewayError(err.code, {
-      message: err.message,
-      status: err.status,
-      headers: { ...err.headers },
-      rpcId: peeked.id,
-    });
-  }
-
   function handle(req: IncomingMessage, res: ServerResponse): void {
     const ctx = createContext(requestIdFor(req), req, res, clock.now(), clock.mono());
     res.setHeader('x-request-id', ctx.requestId);
@@ -260,9 +230,7 @@ export function createHandler(deps: HandlerDeps): Handler {
     const corsHeaders = deps.cors.headersFor(req.headers.origin);
     if (corsHeaders !== undefined) for (const name in corsHeaders) res.setHeader(name, corsHeaders[name]!);
     const ex = new Exchange(ctx, shared);
-    inflight.add(ex);
-    (res as Carrier)[EXCHANGE] = ex;
-    res.on('close', onResponseClose);
+    ex.open();
     void run(ex);
   }
 
@@ -294,115 +262,4 @@ export function createHandler(deps: HandlerDeps): Handler {
 
 function contextsOf(exchanges: readonly Exchange[]): Iterator<RequestContext> {
   return exchanges.map((ex) => ex.ctx).values();
-}
-
-/** What every request of one handler shares. */
-interface Shared {
-  readonly deps: HandlerDeps;
-  readonly streams: Map<RequestContext, Exchange>;
-  readonly inflight: InflightList<Exchange>;
-}
-
-/** The response carries its exchange, so one shared listener serves every request's 'close'. */
-const EXCHANGE = Symbol('mcpgate.exchange');
-type Carrier = ServerResponse & { [EXCHANGE]?: Exchange };
-
-function onResponseClose(this: ServerResponse): void {
-  (this as Carrier)[EXCHANGE]?.closed();
-}
-
-/**
- * One request's state beside its context: the relay, the stream slot, whether it was forwarded.
- * It is the relay's hooks too (methods, not per-request closures).
- */
-class Exchange implements RelayHooks {
-  readonly ctx: RequestContext;
-  private readonly shared: Shared;
-  /** The steps this request runs with (set when it starts). */
-  steps: PipelineSteps | undefined = undefined;
-  relay: Relay | undefined = undefined;
-  /** A GET stream's slot. */
-  release: (() => void) | undefined = undefined;
-  /** The request was handed to the upstream client. */
-  forwarded = false;
-  /** Links of the handler's list of requests not yet finished (inflight.ts). */
-  prevInflight: Exchange | undefined = undefined;
-  nextInflight: Exchange | undefined = undefined;
-
-  constructor(ctx: RequestContext, shared: Shared) {
-    this.ctx = ctx;
-    this.shared = shared;
-  }
-
-  onStart(status: number, headers: Record<string, string | string[]>, upstream: IncomingHttpHeaders): void {
-    const ctx = this.ctx;
-    const { deps } = this.shared;
-    ctx.status = status;
-    ctx.upstreamMs = deps.clock.mono() - (ctx.upstreamStartMono as number);
-    deps.cors.decorate(headers, ctx.req.headers.origin);
-    const issued = upstream['mcp-session-id'];
-    if (typeof issued === 'string') {
-      const sessions = this.steps?.sessions;
-      headers['mcp-session-id'] = sessions ? sessions.outbound(ctx, issued) : issued;
-    }
-    if (status >= 500) {
-      ctx.decision = 'upstream_error';
-    }
-  }
-
-  onBytes(n: number): void {
-    this.ctx.bytesOut += n;
-  }
-
-  onDone(error: Error | undefined): void {
-    if (error === undefined) return;
-    const ctx = this.ctx;
-    const res = ctx.res;
-    // The client left, or the shutdown cut the response: not the upstream's failure.
-    // The gateway itself ended the response (shutdown, reload): nothing more to send.
-    if (ctx.aborted || ctx.cutByShutdown || res.destroyed || res.writableEnded) return;
-    const kind = upstreamErrorKind(error);
-    this.shared.deps.observer.upstreamError(kind, error);
-    ctx.decision = 'upstream_error';
-    sendError(ctx, mapUpstreamError(error));
-  }
-
-  /** The response closed (finished or cut): settle the context and hand it to the observer, once. */
-  closed(): void {
-    const ctx = this.ctx;
-    if (ctx.finished) return;
-    const res = ctx.res;
-    const { streams, inflight, deps } = this.shared;
-    if (!res.writableFinished) {
-      ctx.aborted = true;
-      this.relay?.abort(new Error('client closed the request'));
-      // Gone before the request was judged or forwarded: never recorded as allowed.
-      if (!this.forwarded && ctx.decision === 'allow') {
-        ctx.decision = ctx.cutByShutdown ? 'deny' : 'aborted';
-        ctx.reason ??= 'ERR_CLIENT_ABORTED';
-      }
-    }
-    if (this.release) {
-      this.release();
-      streams.delete(ctx);
-      deps.observer.streamClosed();
-    }
-    if (ctx.status === 0) ctx.status = res.headersSent ? res.statusCode : 499;
-    inflight.delete(this);
-    ctx.finished = true;
-    deps.observer.finish(ctx);
-  }
-}
-
-function decisionFor(code: string): RequestContext['decision'] {
-  if (code === 'ERR_CLIENT_ABORTED') return 'aborted';
-  if (code === 'ERR_OVERLOADED') return 'rate_limited';
-  if (code.startsWith('ERR_AUTH_')) return 'unauthenticated';
-  if (code === 'ERR_RATE_LIMITED' || code === 'ERR_TOO_MANY_STREAMS') return 'rate_limited';
-  if (code.startsWith('ERR_UPSTREAM_')) return 'upstream_error';
-  if (code.endsWith('_DENIED') || code.endsWith('_UNPINNED') || code === 'ERR_SESSION_NOT_FOUND')
-    return 'deny';
-  if (code === 'ERR_RATE_LIMIT_STORE') return 'rate_limited';
-  if (code === 'ERR_SHUTTING_DOWN') return 'deny';
-  return 'invalid';
 }

@@ -1,0 +1,59 @@
+/**
+ * What a failed request gets: the error's answer (or a cut connection when the client left) and
+ * its audit decision; and, for a POST refused before its body was read, the request's id, read
+ * from a small bounded peek of the body so the error still carries it.
+ */
+import type { RequestContext } from './context.ts';
+import { sendError, toGatewayError } from './respond.ts';
+import { peekRequestId } from './peek-id.ts';
+import { GatewayError, isGatewayError } from '../jsonrpc/errors.ts';
+import type { BufferBudget } from '../proxy/body-buffer.ts';
+
+/** How much of an unauthenticated body is read to answer with its id. */
+const AUTH_PEEK_BYTES = 16 * 1024;
+
+/** Turns a failure of the request's steps into its answer (or a cut connection). */
+export function fail(ctx: RequestContext, err: unknown): void {
+  const error = toGatewayError(err);
+  if (ctx.decision === 'allow') ctx.decision = decisionFor(error.code);
+  if (error.code === 'ERR_CLIENT_ABORTED') {
+    ctx.aborted = true;
+    ctx.reason ??= error.code;
+    ctx.res.destroy();
+    return;
+  }
+  sendError(ctx, error);
+}
+
+/**
+ * A refusal before the body is read still answers with the request's id: read a small body
+ * (bounded, so a refused client cannot make the gateway hold much) just to find it.
+ */
+export async function withPeekedId(
+  ctx: RequestContext,
+  err: unknown,
+  budget: BufferBudget,
+): Promise<unknown> {
+  if (ctx.req.method !== 'POST' || !isGatewayError(err) || err.rpcId !== undefined) return err;
+  const peeked = await peekRequestId(ctx.req, AUTH_PEEK_BYTES, budget);
+  ctx.bytesIn = peeked.bytes;
+  return new GatewayError(err.code, {
+    message: err.message,
+    status: err.status,
+    headers: { ...err.headers },
+    rpcId: peeked.id,
+  });
+}
+
+function decisionFor(code: string): RequestContext['decision'] {
+  if (code === 'ERR_CLIENT_ABORTED') return 'aborted';
+  if (code === 'ERR_OVERLOADED') return 'rate_limited';
+  if (code.startsWith('ERR_AUTH_')) return 'unauthenticated';
+  if (code === 'ERR_RATE_LIMITED' || code === 'ERR_TOO_MANY_STREAMS') return 'rate_limited';
+  if (code.startsWith('ERR_UPSTREAM_')) return 'upstream_error';
+  if (code.endsWith('_DENIED') || code.endsWith('_UNPINNED') || code === 'ERR_SESSION_NOT_FOUND')
+    return 'deny';
+  if (code === 'ERR_RATE_LIMIT_STORE') return 'rate_limited';
+  if (code === 'ERR_SHUTTING_DOWN') return 'deny';
+  return 'invalid';
+}
