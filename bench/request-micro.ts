@@ -1,8 +1,8 @@
 /**
  * Micro-benchmark of the request side's own steps (issue 14), per request, in one process:
  * finding and checking the API key (credential extraction, checksum, SHA-256, lookup), a session
- * id answered from the verified cache, tagging the forwarded request's id, and the request id with
- * the context. Not part of the tests.
+ * id answered from the verified cache, tagging the forwarded request's id, the audit record of a
+ * finished call, and the request id with the context. Not part of the tests.
  *
  *   node bench/request-micro.ts [--ops 100000] [--rounds 5] [--against /path/to/other/checkout]
  *
@@ -25,6 +25,7 @@ import type * as ContextModule from '../src/pipeline/context.ts';
 import type * as RequestIdModule from '../src/pipeline/request-id.ts';
 import type * as SessionModule from '../src/pipeline/session.ts';
 import type * as BindingModule from '../src/auth/session-binding.ts';
+import type * as RecordModule from '../src/audit/record.ts';
 
 const { values } = parseArgs({
   options: {
@@ -95,6 +96,7 @@ async function load(name: string, root: string): Promise<Subject> {
   const idMod = (await import(at('pipeline/request-id.ts'))) as typeof RequestIdModule;
   const sessionMod = (await import(at('pipeline/session.ts'))) as typeof SessionModule;
   const bindingMod = (await import(at('auth/session-binding.ts'))) as typeof BindingModule;
+  const recordMod = (await import(at('audit/record.ts'))) as typeof RecordModule;
   const keyring = keyringMod.createKeyring(config!.keys, () => grants, { now: Date.now });
   const tagger = tagMod.createRequestTagger(Buffer.alloc(32, 3));
   const bindingId = `k:${'0123456789abcdef'.repeat(4)}`;
@@ -104,6 +106,12 @@ async function load(name: string, root: string): Promise<Subject> {
   const sessionId = sessions.outbound(sessionCtx(), 'b9a8e4f0-3c1d-4e2a-9f6b-7d5c3a1e0f42');
   // A fresh string per request (its hash not yet computed), as the HTTP parser makes it from bytes.
   const sessionBytes = Buffer.from(sessionId, 'latin1');
+  // A finished allowed tools/call, as the observer gets it.
+  const finished = ctxMod.createContext('b9a8e4f0-3c1d-4e2a-9f6b-7d5c3a1e0f42', req, res, 0, 0);
+  const keyResult = keyring.authenticate(key);
+  if (keyResult.ok) finished.principal = keyResult.principal;
+  finished.calls.push({ rpc_method: 'tools/call', rpc_id: 7, tool: 'search_issues', decision: 'allow' });
+  Object.assign(finished, { status: 200, bytesIn: 120, bytesOut: 300, upstreamMs: 0.5 });
   let sink: unknown;
   const ops = new Map<string, () => void>([
     [
@@ -121,6 +129,7 @@ async function load(name: string, root: string): Promise<Subject> {
       () => (sink = sessions.inbound(sessionCtx(), sessionBytes.toString('latin1'))),
     ],
     ['tag the forwarded request id (HMAC)', () => (sink = tagger.tag(bindingId, 7, 'none'))],
+    ['audit record of a finished call', () => (sink = recordMod.buildAuditRecord(finished, Date.now(), 1))],
     ['request id + context', () => (sink = ctxMod.createContext(idMod.requestIdFor(req), req, res, 0, 0))],
   ]);
   void sink;

@@ -17,6 +17,7 @@ import type { JsonRpcId, JsonRpcMessage } from '../jsonrpc/message.ts';
 import { createArgumentSanitizer, DEFAULT_ARGUMENT_LIMITS } from './arguments.ts';
 import type { ArgumentLimits, Budget, SanitizeArguments } from './arguments.ts';
 import { requestDecision, requestReason } from './outcome.ts';
+import { isoTime } from './iso-time.ts';
 
 /** Longest kept value of a client-supplied name (method, tool, prompt, id, user agent). */
 export const MAX_NAME = 256;
@@ -128,7 +129,7 @@ export function buildAuditRecord(
   }
 
   return {
-    time: new Date(now).toISOString(),
+    time: isoTime(now),
     request_id: ctx.requestId,
     key: isKey ? principal.name : undefined,
     key_id: isKey ? principal.keyId : undefined,
