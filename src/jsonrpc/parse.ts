@@ -29,6 +29,7 @@ import type { ScanLimits } from './scan.ts';
 import { isRawNumber, parseKeepingNumbers } from './lossless.ts';
 import { placeNumbers } from './place-numbers.ts';
 import { spliceBody } from './splice.ts';
+import { numbersRead } from './read-depth.ts';
 import { walkTree } from './tree.ts';
 
 /** Deepest nesting of a body (an MCP message with a JSON Schema argument is far shallower). */
@@ -64,10 +65,15 @@ export function peekId(value: unknown): JsonRpcId | null {
   return null;
 }
 
+/**
+ * @param deepNumbers put every kept number into the parsed value; false: only those a message's
+ *   readers other than the audit of arguments and `Mcp-Param-*` checks read (read-depth.ts)
+ */
 export function parseBody(
   body: Buffer,
   knownMethods: ReadonlyMap<string, string>,
   limits: ScanLimits = BODY_LIMITS,
+  deepNumbers = true,
 ): ParsedBody {
   const scan = scanJson(body, limits);
   if (!scan.ok) {
@@ -95,8 +101,13 @@ export function parseBody(
   const findProto = scan.unicodeEscape || body.indexOf(PROTO) !== -1;
   const shape = walkTree(value, findProto);
   // Numbers a double cannot spell back are kept as written, put where the bytes have them (only a
-  // valid body gets here, so marking a lexeme the scan took for a number never makes one valid).
-  if (scan.lossy.length > 0) value = keepNumbers(body, text, value, scan.lossy, shape.values !== scan.values);
+  // valid body gets here, so marking a lexeme the scan took for a number never makes one valid):
+  // all of them, or those the gateway reads.
+  const kept =
+    deepNumbers || scan.lossy.length === 0
+      ? scan.lossy
+      : numbersRead(scan.lossy, scan.depths, Array.isArray(value));
+  if (kept.length > 0) value = keepNumbers(body, text, value, kept, shape.values !== scan.values);
   if (shape.protoKey) throw invalid(peekId(value), 'a "__proto__" key is not allowed');
   if (shape.caseTwins) throw invalid(peekId(value), 'an object has keys that differ only by case');
   const batch = Array.isArray(value);
@@ -111,10 +122,10 @@ export function parseBody(
   // that hold a \u escape spelled as JSON.stringify spells them (splice.ts).
   const spliced = spliceBody(body, value, scan.lossy, repeatedKeys, shape.values);
   if (spliced !== undefined) return { messages, batch, bytes: spliced };
-  // Should the splice not account for every value, the judged value is serialised (the depth limit
-  // keeps this recursion far from the stack's end).
-  const bytes = JSON.stringify(batch ? messages : messages[0]);
-  return { messages, batch, bytes: Buffer.from(bytes) };
+  // Should the splice not account for every value, the judged value is serialised, with every
+  // number kept (the depth limit keeps this recursion far from the stack's end).
+  const whole = kept.length === scan.lossy.length ? value : parseKeepingNumbers(body, scan.lossy);
+  return { messages, batch, bytes: Buffer.from(JSON.stringify(whole)) };
 }
 
 /**

@@ -2,8 +2,8 @@
  * A linear pre-scan of a JSON body, before JSON.parse builds anything. It enforces the structural
  * limits the moment they are crossed (nesting depth, number of values), so a hostile body costs at
  * most one pass over the bytes up to that point, and reports whether any number is spelled in a way
- * a double cannot reproduce (`1e400`, `-0`, `1.0`, 20-digit integers), where they are, so the
- * parser keeps those lexemes as written. It also counts the values and tells whether any string
+ * a double cannot reproduce (`1e400`, `-0`, `1.0`, 20-digit integers), where they are and how deep,
+ * so the parser keeps those lexemes as written (where they are read). It also counts the values and tells whether any string
  * holds a `\u` escape: on a valid body, the parsed value holds as many values exactly when no key
  * was repeated in an object, which is how parse.ts knows the bytes mean what it judged.
  *
@@ -15,6 +15,8 @@ const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 /** Bytes of a string read one by one before the rest is searched with indexOf. */
 const SHORT_STRING = 64;
+/** No kept numbers (most bodies): one frozen array, not two new ones per body. */
+const NONE: readonly number[] = Object.freeze([]);
 
 export interface ScanLimits {
   /** Deepest nesting of arrays and objects allowed (the top-level value is at depth 1). */
@@ -29,6 +31,8 @@ export type ScanResult =
       readonly values: number;
       /** Start and end offsets of each number a double does not spell back the same way. */
       readonly lossy: readonly number[];
+      /** For each of those numbers, how many containers it is in (1: a member of the top value). */
+      readonly depths: readonly number[];
       /** Whether a string (or key) holds a `\u` escape. */
       readonly unicodeEscape: boolean;
     }
@@ -44,8 +48,8 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
   const n = b.length;
   let depth = 0;
   let values = 0;
-  // Start and end of each number kept as written, and of each that needs a closer look (its end
-  // stored as ~end), checked once the body is known to be within the limits (so a refused body
+  // Start, end and depth of each number kept as written, and of each that needs a closer look (its
+  // end stored as ~end), checked once the body is known to be within the limits (so a refused body
   // costs the scan only). Made at the first such number, sized for as many numbers as the body can
   // hold: a typed array outside the JavaScript heap, never grown nor copied by a collection (a body
   // may hold 100,000 numbers).
@@ -122,6 +126,7 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
         found ??= new Int32Array(room(n - i, maxValues - values + 1));
         found[count++] = i;
         found[count++] = ~j;
+        found[count++] = depth;
       } else {
         const digits = c === 0x2d ? j - i - 1 : j - i;
         const first = c === 0x2d ? b[i + 1] : c;
@@ -132,6 +137,7 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
           found ??= new Int32Array(room(n - i, maxValues - values + 1));
           found[count++] = i;
           found[count++] = digits > 16 ? j : ~j;
+          found[count++] = depth;
         }
       }
       i = j;
@@ -146,9 +152,9 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
     }
     i++;
   }
-  if (found === undefined) return { ok: true, values, lossy: [], unicodeEscape };
+  if (found === undefined) return { ok: true, values, lossy: NONE, depths: NONE, unicodeEscape };
   let kept = 0;
-  for (let k = 0; k + 1 < count; k += 2) {
+  for (let k = 0; k + 2 < count; k += 3) {
     const start = found[k] as number;
     let end = found[k + 1] as number;
     if (end < 0) {
@@ -157,19 +163,25 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
     }
     found[kept++] = start;
     found[kept++] = end;
+    found[kept++] = found[k + 2] as number;
   }
   // Copied by index: Array.from would walk the typed array through its iterator.
-  const lossy = new Array<number>(kept);
-  for (let k = 0; k < kept; k++) lossy[k] = found[k] as number;
-  return { ok: true, values, lossy, unicodeEscape };
+  const lossy = new Array<number>((kept / 3) * 2);
+  const depths = new Array<number>(kept / 3);
+  for (let k = 0, m = 0; k < kept; k += 3, m++) {
+    lossy[2 * m] = found[k] as number;
+    lossy[2 * m + 1] = found[k + 1] as number;
+    depths[m] = found[k + 2] as number;
+  }
+  return { ok: true, values, lossy, depths, unicodeEscape };
 }
 
 /**
- * Entries for the numbers from here on: two each, and no more numbers than values left, nor than
- * one every two bytes (a number and the comma after it).
+ * Entries for the numbers from here on: three each (start, end, depth), and no more numbers than
+ * values left, nor than one every two bytes (a number and the comma after it).
  */
 function room(bytesLeft: number, valuesLeft: number): number {
-  return 2 * Math.min((bytesLeft >> 1) + 1, valuesLeft);
+  return 3 * Math.min((bytesLeft >> 1) + 1, valuesLeft);
 }
 
 function isNumberByte(c: number): boolean {

@@ -5,13 +5,13 @@
  * a batch with any denied element is refused whole (no element is forwarded).
  */
 import type { InspectStep } from './ports.ts';
-import { parseBody } from '../jsonrpc/parse.ts';
+import { BODY_LIMITS, parseBody } from '../jsonrpc/parse.ts';
 import { errorBody, isRequest } from '../jsonrpc/message.ts';
 import type { JsonRpcId } from '../jsonrpc/message.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
 import type { ErrorCode } from '../jsonrpc/errors.ts';
 import { KNOWN_METHODS } from '../policy/methods.ts';
-import { checkMcpHeaders, mcpHeaders } from '../policy/headers.ts';
+import { checkMcpHeaders, hasParamHeaders, mcpHeaders } from '../policy/headers.ts';
 import { judge } from '../policy/judge.ts';
 import type { JudgeOptions } from '../policy/judge.ts';
 import type { TaskOwnership } from '../policy/tasks.ts';
@@ -20,6 +20,8 @@ import type { Pinning } from '../pinning/pins.ts';
 
 export interface InspectOptions extends JudgeOptions {
   readonly tasks: TaskOwnership;
+  /** `audit.log_arguments`: the audit reads tool arguments, kept numbers included, at any depth. */
+  readonly auditArguments?: boolean | undefined;
   /** Tool-definition pinning, when on (judge reads it as `pins`). */
   readonly pinning?: Pinning | undefined;
 }
@@ -28,19 +30,20 @@ const BATCH_REFUSED = new GatewayError('ERR_BATCH_DENIED');
 
 export function createInspect(options: InspectOptions): InspectStep {
   const { tasks, pinning } = options;
+  const auditArguments = options.auditArguments ?? true;
   const judgeOptions: JudgeOptions = { ...options, pins: pinning };
   return function inspect(ctx, body) {
-    const parsed = parseBody(body, KNOWN_METHODS);
+    const headers = mcpHeaders(ctx.req.rawHeaders);
+    // Kept numbers below a message's members' members are read only by the audit of arguments and
+    // by Mcp-Param-* checks (jsonrpc/read-depth.ts): put in the parsed value only for them.
+    const parsed = parseBody(body, KNOWN_METHODS, BODY_LIMITS, auditArguments || hasParamHeaders(headers));
     const { messages, batch } = parsed;
     ctx.messages = messages;
     ctx.batch = batch;
     if (ctx.protocolVersion === undefined) ctx.protocolVersion = offeredVersion(messages[0]);
     // Every value of each Mcp-* header (as req.headersDistinct has them): Node joins a repeated
     // Mcp-Name with ", ", which could then equal the body.
-    const headerError = checkMcpHeaders(
-      mcpHeaders(ctx.req.rawHeaders),
-      batch ? messages : (messages[0] as (typeof messages)[0]),
-    );
+    const headerError = checkMcpHeaders(headers, batch ? messages : (messages[0] as (typeof messages)[0]));
     if (headerError !== undefined) {
       ctx.reason = headerError.code;
       throw headerError;

@@ -118,6 +118,12 @@ export function checkMcpHeaders(
 
 const PARAM_PREFIX = 'mcp-param-';
 
+/** Whether the request has an `Mcp-Param-*` header (checked against every number in the arguments). */
+export function hasParamHeaders(headers: HeaderSource): boolean {
+  for (const name in headers) if (name.startsWith(PARAM_PREFIX)) return true;
+  return false;
+}
+
 function paramHeaders(headers: HeaderSource): [string, string | typeof DUPLICATE | undefined][] | undefined {
   let out: [string, string | typeof DUPLICATE | undefined][] | undefined;
   for (const name in headers) {

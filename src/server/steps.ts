@@ -156,6 +156,8 @@ export async function createSteps(config: Config, deps: GatewayDeps, durable: Du
     unknownMethods: config.policy.unknown_methods,
     tasks: durable.tasks,
     pinning,
+    // audit.* is not reloaded: this is the running audit's setting.
+    auditArguments: config.audit.log_arguments,
   });
   const integrity = createIntegrityStep({
     tagger: durable.tagger,

@@ -214,12 +214,13 @@ describe('no secret reaches stdout, stderr or the audit file (real mcpgate serve
         'Cookie',
         `sid=${SECRETS.cookie}; mcpgate_key=${writer}`,
       ],
+      // Numbers a double cannot spell back, deep in the arguments: logged as the client wrote them.
       toolCall(2, 'echo', {
         message: 'hello',
         password: SECRETS.password,
         note: NOTES.note,
         nested: { apiKey: SECRETS.nestedApiKey, items: [{ token: SECRETS.nestedToken }] },
-      }),
+      }).replace('"message":"hello"', '"message":"hello","sizes":[1.0,{"n":1e400}]'),
       200,
     );
     assert.match(echoed.body, /Echo: hello/);
@@ -382,6 +383,7 @@ describe('no secret reaches stdout, stderr or the audit file (real mcpgate serve
       password: '[redacted]',
       note: NOTES.note,
       nested: { apiKey: '[redacted]', items: [{ token: '[redacted]' }] },
+      sizes: ['1.0', { n: '1e400' }],
     });
     for (const note of Object.values(NOTES))
       assert.ok(audit.includes(note), 'logged arguments reach the audit file');

@@ -36,14 +36,24 @@ describe('scanJson', () => {
 
   it('counts keys, strings, literals and containers as values', () => {
     const result = scanJson(Buffer.from('{"a":[true,false,null,"x",-1.5,{}]}'), limits);
-    assert.deepEqual(result, { ok: true, values: 9, lossy: [], unicodeEscape: false });
+    assert.deepEqual(result, { ok: true, values: 9, lossy: [], depths: [], unicodeEscape: false });
+  });
+
+  it('tells how many containers each kept number is in', () => {
+    const result = scanJson(
+      Buffer.from('[1.0,{"a":[-0,"x",{"b":1e400}],"c":12345678901234567890},2.0] '),
+      limits,
+    );
+    assert.ok(result.ok);
+    assert.deepEqual(result.depths, [1, 3, 4, 2, 1]);
+    assert.equal(result.lossy.length, 2 * result.depths.length);
   });
 
   it('flags numbers a double does not spell back the same way, and only those', () => {
     for (const lossy of ['12345678901234567890', '1e400', '-0', '1.0', '1E2', '0.10', '-0.0', '1e-400']) {
       assert.deepEqual(
         scanJson(Buffer.from(`[${lossy}]`), limits),
-        { ok: true, values: 2, lossy: [1, 1 + lossy.length], unicodeEscape: false },
+        { ok: true, values: 2, lossy: [1, 1 + lossy.length], depths: [1], unicodeEscape: false },
         lossy,
       );
     }
@@ -59,7 +69,7 @@ describe('scanJson', () => {
     ]) {
       assert.deepEqual(
         scanJson(Buffer.from(`[${exact}]`), limits),
-        { ok: true, values: 2, lossy: [], unicodeEscape: false },
+        { ok: true, values: 2, lossy: [], depths: [], unicodeEscape: false },
         exact,
       );
     }

@@ -1,0 +1,236 @@
+/**
+ * Kept numbers (lossless.ts) deeper than a message's members' members are put into the parsed value
+ * only when something reads them: the audit of arguments or an `Mcp-Param-*` header
+ * (jsonrpc/read-depth.ts). Differential: for generated bodies full of kept numbers in every member
+ * the gateway reads (ids, params.name, requestId, task, notifications, ref, _meta, arguments), at
+ * every depth, in batches and beside repeated keys, the inspect step that places only those gives
+ * exactly what the one that places every number gives: the same refusal (code, message, id), the
+ * same decisions and call records, the same answer, plans and forwarded bytes, and the same tagged
+ * bytes and tags.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { createInspect } from '../../../src/pipeline/inspect.ts';
+import type { RequestContext } from '../../../src/pipeline/context.ts';
+import { compileGrants } from '../../../src/policy/grants.ts';
+import { TaskOwnership } from '../../../src/policy/tasks.ts';
+import { createRequestTagger } from '../../../src/integrity/request-tag.ts';
+import { tagRequests } from '../../../src/integrity/restore.ts';
+import { isGatewayError } from '../../../src/jsonrpc/errors.ts';
+import { isRawNumber } from '../../../src/jsonrpc/lossless.ts';
+
+const grants = compileGrants({ allow: ['echo'], prompts: ['greeting'], resources: ['file:///public/*'] });
+const principal = { kind: 'key', name: 'k', keyId: 'k1', bindingId: 'b1', grants, limits: undefined };
+const tasks = new TaskOwnership({ now: () => 0 });
+const base = { unknownMethods: 'deny', tasks } as const;
+const placingAll = createInspect({ ...base, auditArguments: true });
+const placingRead = createInspect({ ...base, auditArguments: false });
+
+function context(rawHeaders: string[]): RequestContext {
+  return {
+    req: { rawHeaders },
+    principal,
+    calls: [],
+    messages: undefined,
+    batch: false,
+    protocolVersion: undefined,
+  } as unknown as RequestContext;
+}
+
+/** Everything inspect decides for a body, and the bytes the upstream would get after tagging. */
+function outcome(inspect: typeof placingAll, body: string, rawHeaders: string[]): unknown {
+  const ctx = context(rawHeaders);
+  try {
+    const result = inspect(ctx, Buffer.from(body));
+    const tagger = createRequestTagger(Buffer.alloc(32, 7), { random: (n) => Buffer.alloc(n, 1) });
+    const tagged = tagRequests(result.bytes, ctx.messages ?? [], result.plans, {
+      tagger,
+      bindingId: 'b1',
+      sessionId: undefined,
+      pending: undefined,
+    });
+    return {
+      bytes: result.bytes.toString('utf8'),
+      answer: result.answer,
+      plans: result.plans === undefined ? undefined : [...result.plans],
+      calls: JSON.stringify(ctx.calls),
+      decision: ctx.decision,
+      reason: ctx.reason,
+      protocolVersion: ctx.protocolVersion,
+      tagged: tagged.bytes.toString('utf8'),
+      tags: [...tagged.tags],
+    };
+  } catch (err) {
+    if (!isGatewayError(err)) throw err;
+    return { code: err.code, message: err.message, rpcId: err.rpcId, status: err.status, reason: ctx.reason };
+  }
+}
+
+const kept = fc.constantFrom('1.0', '-0', '1e400', '12345678901234567890', '0.10', '1E2', '-0.0');
+const number = fc.oneof(kept, fc.constantFrom('1', '7', '2.5'));
+const ws = fc.constantFrom('', ' ', '\n');
+const str = fc.constantFrom(
+  '"echo"',
+  '"secret"',
+  '"greeting"',
+  '"file:///public/a"',
+  '"ref/prompt"',
+  '"2026-07-28"',
+);
+
+/** Any JSON value, dense in kept numbers. */
+const deep: fc.Arbitrary<string> = fc.letrec<{ value: string }>((tie) => ({
+  value: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    number,
+    number,
+    str,
+    fc.constantFrom('true', 'null', '{}', '[]'),
+    fc.array(tie('value'), { maxLength: 4 }).map((items) => `[${items.join(',')}]`),
+    fc
+      .array(fc.tuple(fc.constantFrom('a', 'b', 'type', 'name', 'uri', 'extensions'), tie('value')), {
+        maxLength: 4,
+      })
+      .map((members) => `{${members.map(([k, v]) => `"${k}":${v}`).join(',')}}`),
+  ),
+})).value;
+
+const meta = fc.oneof(
+  number,
+  fc
+    .array(
+      fc.tuple(
+        fc.constantFrom(
+          'progressToken',
+          'io.modelcontextprotocol/protocolVersion',
+          'io.modelcontextprotocol/clientCapabilities',
+        ),
+        fc.oneof(deep, fc.constant('{"extensions":{"io.modelcontextprotocol/tasks":1.0}}')),
+      ),
+      { maxLength: 3 },
+    )
+    .map((members) => `{${members.map(([k, v]) => `"${k}":${v}`).join(',')}}`),
+);
+
+/** A value for a member of params: often a kept number, else a string, a shape the judge reads, or anything. */
+const member = fc.oneof(
+  { arbitrary: kept, weight: 4 },
+  { arbitrary: str, weight: 2 },
+  { arbitrary: deep, weight: 2 },
+  {
+    arbitrary: fc
+      .tuple(fc.array(fc.oneof(kept, str), { maxLength: 3 }), fc.array(fc.oneof(kept, str), { maxLength: 2 }))
+      .map(([uris, ids]) => `{"resourceSubscriptions":[${uris.join(',')}],"taskIds":[${ids.join(',')}]}`),
+    weight: 1,
+  },
+  {
+    arbitrary: fc
+      .tuple(fc.oneof(str, kept), fc.oneof(str, kept))
+      .map(([t, n]) => `{"type":${t},"name":${n}}`),
+    weight: 1,
+  },
+  { arbitrary: meta, weight: 2 },
+);
+
+const params = fc
+  .tuple(
+    fc.oneof(fc.constant('"echo"'), str, kept),
+    fc.array(
+      fc.tuple(
+        fc.constantFrom(
+          'task',
+          'requestId',
+          'notifications',
+          'ref',
+          '_meta',
+          'arguments',
+          'uri',
+          'taskId',
+          'protocolVersion',
+          'name',
+        ),
+        member,
+      ),
+      { maxLength: 4 },
+    ),
+  )
+  .map(([name, members]) => `{${[['name', name], ...members].map(([k, v]) => `"${k}":${v}`).join(',')}}`);
+
+const message = fc
+  .tuple(
+    fc.oneof(number, fc.constantFrom('"a"', '"b"'), fc.constant(undefined)),
+    fc.constantFrom(
+      'tools/call',
+      'tools/call',
+      'prompts/get',
+      'resources/read',
+      'completion/complete',
+      'subscriptions/listen',
+      'notifications/cancelled',
+      'notifications/cancelled',
+      'tasks/get',
+      'tools/list',
+    ),
+    fc.oneof(
+      { arbitrary: params, weight: 6 },
+      { arbitrary: kept, weight: 1 },
+      { arbitrary: fc.constant(undefined), weight: 1 },
+    ),
+    ws,
+  )
+  .map(([id, method, p, w]) => {
+    const members = ['"jsonrpc":"2.0"', `"method":"${method}"`];
+    if (id !== undefined && method !== 'notifications/cancelled') members.push(`"id":${id}`);
+    if (p !== undefined) members.push(`"params":${p}`);
+    return `{${members.join(`,${w}`)}}`;
+  });
+
+const body = fc.oneof(
+  message,
+  message,
+  fc.array(message, { minLength: 1, maxLength: 3 }).map((ms) => `[${ms.join(',')}]`),
+);
+
+const headers = fc
+  .array(
+    fc.oneof(
+      fc.tuple(fc.constant('Mcp-Method'), fc.constantFrom('tools/call', 'prompts/get')),
+      fc.tuple(fc.constant('Mcp-Name'), fc.constantFrom('echo', '1', '1.0')),
+      fc.tuple(fc.constant('MCP-Protocol-Version'), fc.constantFrom('2026-07-28', '1.0')),
+    ),
+    { maxLength: 2 },
+  )
+  .map((pairs) => pairs.flat());
+
+describe('placing only the kept numbers the gateway reads (differential)', () => {
+  it('decides, answers and forwards exactly as placing every number', () => {
+    let allowed = 0;
+    fc.assert(
+      fc.property(body, headers, (text, raw) => {
+        const all = outcome(placingAll, text, raw);
+        assert.deepStrictEqual(outcome(placingRead, text, raw), all);
+        const result = all as { bytes?: string; answer?: unknown };
+        if (result.bytes !== undefined && result.answer === undefined) allowed++;
+      }),
+      { numRuns: 4000 },
+    );
+    assert.ok(allowed > 200, `${allowed} bodies allowed`);
+  });
+
+  it('places a deep number only when read: the audit logs arguments, or an Mcp-Param header is sent', () => {
+    const text =
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","task":1.0,"arguments":{"x":1.0}}}';
+    const placed = (inspect: typeof placingAll, raw: string[]) => {
+      const ctx = context(raw);
+      inspect(ctx, Buffer.from(text));
+      const params = (
+        ctx.messages?.[0] as unknown as { params: { task: unknown; arguments: { x: unknown } } }
+      ).params;
+      return { task: isRawNumber(params.task), x: isRawNumber(params.arguments.x) };
+    };
+    assert.deepEqual(placed(placingRead, []), { task: true, x: false });
+    assert.deepEqual(placed(placingAll, []), { task: true, x: true });
+    assert.deepEqual(placed(placingRead, ['Mcp-Param-X', '1.0']), { task: true, x: true });
+  });
+});
