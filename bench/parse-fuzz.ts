@@ -7,6 +7,11 @@
  * keys, escapes, lossy numbers). Prints the worst shapes and their times (median of 3 runs each).
  *
  *   node bench/parse-fuzz.ts [--seconds 30] [--seed 1] [--runs 3] [--against /path/to/other/checkout]
+ *                            [--deep-numbers]
+ *
+ * Bodies are parsed as the gateway parses them by default (`audit.log_arguments` off, no
+ * `Mcp-Param-*` header: kept numbers below a message's params members are not placed); with
+ * `--deep-numbers`, as with `audit.log_arguments` on (every kept number placed).
  *
  * With `--against`, every body is also parsed by that checkout's parseBody, interleaved with this
  * one's and with JSON.parse (an A/B in one process, under one load), and each line shows both.
@@ -15,8 +20,9 @@ import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { parseBody } from '../src/jsonrpc/parse.ts';
+import { BODY_LIMITS, parseBody } from '../src/jsonrpc/parse.ts';
 import { KNOWN_METHODS } from '../src/policy/methods.ts';
+import { CALL } from './measure.ts';
 
 const { values } = parseArgs({
   options: {
@@ -24,9 +30,11 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '1' },
     against: { type: 'string' },
     runs: { type: 'string', default: '3' },
+    'deep-numbers': { type: 'boolean', default: false },
   },
 });
 const RUNS = Math.max(1, Number(values.runs) | 0);
+const DEEP = values['deep-numbers'];
 type Parse = typeof parseBody;
 const other: Parse | undefined =
   values.against === undefined
@@ -127,7 +135,7 @@ function time(body: Buffer): { ms: number; plainMs: number; otherMs: number; out
     if (other !== undefined) {
       const t = performance.now();
       try {
-        other(body, KNOWN_METHODS);
+        other(body, KNOWN_METHODS, BODY_LIMITS, DEEP);
       } catch {
         // timed all the same
       }
@@ -135,7 +143,7 @@ function time(body: Buffer): { ms: number; plainMs: number; otherMs: number; out
     }
     const t0 = performance.now();
     try {
-      parseBody(body, KNOWN_METHODS);
+      parseBody(body, KNOWN_METHODS, BODY_LIMITS, DEEP);
       outcome = 'parsed';
     } catch (err) {
       outcome = `refused: ${(err as Error).message}`;
@@ -224,7 +232,7 @@ console.log(
   `parse-fuzz: ${tried} fuzzed bodies + ${shapes.length} hand-written, each ≤ ${MAX} bytes; load average ${load0.toFixed(2)} at start, ${(loadavg()[0] as number).toFixed(2)} at end`,
 );
 console.log(
-  `parseBody, and that time over JSON.parse of the same bytes in the same run (median of ${RUNS} each).`,
+  `parseBody${DEEP ? ' (every kept number placed)' : ''}, and that time over JSON.parse of the same bytes in the same run (median of ${RUNS} each).`,
 );
 console.log('Slowest:');
 top(results, 12);
@@ -239,3 +247,26 @@ if (other !== undefined) {
 }
 const worst = results.find((r) => r.unit !== undefined);
 if (worst) console.log(`slowest fuzzed unit in full (repeated, comma-separated, to the size): ${worst.unit}`);
+
+if (other !== undefined) {
+  // The hot path: the throughput scenarios' tools/call, 21 interleaved rounds of 20,000 parses each.
+  const call = Buffer.from(CALL);
+  const round = (parse: Parse): number => {
+    const t = performance.now();
+    for (let i = 0; i < 20_000; i++) parse(call, KNOWN_METHODS, BODY_LIMITS, DEEP);
+    return ((performance.now() - t) * 1e6) / 20_000;
+  };
+  const mine: number[] = [];
+  const theirs: number[] = [];
+  for (let r = 0; r < 21; r++) {
+    theirs.push(round(other));
+    mine.push(round(parseBody));
+  }
+  mine.sort((a, b) => a - b);
+  theirs.sort((a, b) => a - b);
+  const a = mine[10] as number;
+  const b = theirs[10] as number;
+  console.log(
+    `${call.length}-byte tools/call, median of 21 interleaved rounds of 20,000: this ${a.toFixed(0)} ns, against ${b.toFixed(0)} ns (×${(a / b).toFixed(2)}); load average ${(loadavg()[0] as number).toFixed(2)}`,
+  );
+}
