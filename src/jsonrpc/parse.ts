@@ -120,7 +120,14 @@ export function parseBody(
   if (!repeatedKeys && !scan.unicodeEscape) return { messages, batch, bytes: trimmed(body) };
   // Otherwise the client's bytes without the members a repeated key replaced, and with the strings
   // that hold a \u escape spelled as JSON.stringify spells them (splice.ts).
-  const spliced = spliceBody(body, value, scan.lossy, repeatedKeys, shape.values);
+  const spliced = spliceBody(
+    body,
+    value,
+    scan.lossy,
+    repeatedKeys,
+    shape.values,
+    isAscii(body) ? text : undefined,
+  );
   if (spliced !== undefined) return { messages, batch, bytes: spliced };
   // Should the splice not account for every value, the judged value is serialised, with every
   // number kept (the depth limit keeps this recursion far from the stack's end).

@@ -48,9 +48,12 @@ export function assemble(
       text = JSON.stringify(known ?? (JSON.parse(body.toString('utf8', start, end)) as string));
     }
     if (start < from) continue;
-    ranges.push(from, start);
-    texts.push(text);
-    length += start - from + (text.length === 0 ? 0 : Buffer.byteLength(text));
+    // A member left out right after another (a key repeated many times) adds no piece.
+    if (start > from || text.length > 0) {
+      ranges.push(from, start);
+      texts.push(text);
+      length += start - from + (text.length === 0 ? 0 : Buffer.byteLength(text));
+    }
     from = end;
   }
   length += last - from;
@@ -68,8 +71,13 @@ export function assemble(
 /** Indexes into `drops` (of each start) by start, outer members first. */
 function dropOrder(drops: number[]): number[] {
   const order: number[] = [];
-  for (let k = 0; k < drops.length; k += 2) order.push(k);
-  if (order.length > 1)
+  let sorted = true;
+  for (let k = 0; k < drops.length; k += 2) {
+    order.push(k);
+    if (k > 0 && (drops[k] as number) <= (drops[k - 2] as number)) sorted = false;
+  }
+  // Found in order, as they mostly are (a member is left out when the next one with its key comes).
+  if (!sorted)
     order.sort(
       (a, b) =>
         (drops[a] as number) - (drops[b] as number) || (drops[b + 1] as number) - (drops[a + 1] as number),

@@ -62,6 +62,7 @@ interface Frame {
  * @param lossy start and end offsets of the numbers the pre-scan kept (jumped over, not read)
  * @param repeatedKeys whether some key repeats (else only `\u` escapes are re-spelled)
  * @param values how many values the parsed value holds (tree.ts)
+ * @param asciiText the body's text when it is all ASCII (its offsets are the bytes')
  */
 export function spliceBody(
   body: Buffer,
@@ -69,6 +70,7 @@ export function spliceBody(
   lossy: readonly number[],
   repeatedKeys: boolean,
   values: number,
+  asciiText?: string,
 ): Buffer | undefined {
   const frames: Frame[] = [];
   /** Strings to re-spell: start and end (after the closing quote), in order. */
@@ -145,6 +147,8 @@ export function spliceBody(
             current.end = start;
             current.valuesAfter = counted;
           }
+          // A plain key of an ASCII body is a slice of its text (no call into the Buffer).
+          if (asciiText !== undefined && !escaped) top.key = asciiText.slice(start + 1, i - 1);
           const key = keyOf(body, top);
           const earlier = latest(top, key);
           if (earlier !== undefined) {

@@ -10,7 +10,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { isUtf8 } from 'node:buffer';
+import { isAscii, isUtf8 } from 'node:buffer';
 import fc from 'fast-check';
 import { parseBody } from '../../../src/jsonrpc/parse.ts';
 import type { ParsedBody } from '../../../src/jsonrpc/parse.ts';
@@ -59,7 +59,11 @@ function splice(text: string): { bytes: Buffer | undefined; parsed: ParsedBody }
   const scan = scanJson(body, BODY_LIMITS);
   assert.ok(scan.ok);
   const values = walkTree(JSON.parse(text), true).values;
-  return { bytes: spliceBody(body, JSON.parse(text), scan.lossy, values !== scan.values, values), parsed };
+  const ascii = isAscii(body) ? text : undefined;
+  return {
+    bytes: spliceBody(body, JSON.parse(text), scan.lossy, values !== scan.values, values, ascii),
+    parsed,
+  };
 }
 
 /** (i) to (iv), and that parse.ts forwards these very bytes. */
