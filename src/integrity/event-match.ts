@@ -6,7 +6,7 @@
  *   event's data, spliced in place (the same bytes the parse would write for the event).
  * - A notification that names no request: it passes as it is, as the parse would pass it. Named
  *   here strictly: one object whose keys hold no escape, with `"method"`, no `"id"`, `"result"` or
- *   `"error"`, and `"params"` (every one of them) absent, not an object, or an object whose own keys
+ *   `"error"`, and `"params"` (at most once) absent, not an object, or an object whose own keys
  *   hold no escape and include neither `"requestId"` (a cancellation names its request there) nor
  *   `"_meta"` (where a subscription id would be); valid JSON to the last byte, valid UTF-8.
  *
@@ -61,6 +61,7 @@ function scan(b: Uint8Array): boolean {
   let i = ws(b, 0);
   if (b[i] !== OPEN_OBJECT) return false;
   let method = false;
+  let params = false;
   i = ws(b, i + 1);
   for (;;) {
     if (b[i] !== QUOTE) return false;
@@ -70,6 +71,11 @@ function scan(b: Uint8Array): boolean {
     if (kind === REFUSED) return false;
     const vs = valueStart(b, keyEnd);
     let ve: number;
+    if (kind === PARAMS) {
+      // A repeated params is the parse's to judge (restore.ts, read-once.ts).
+      if (params) return false;
+      params = true;
+    }
     if (kind === PARAMS && b[vs] === OPEN_OBJECT) {
       ve = paramsEnd(b, vs);
       if (ve === -1) return false;

@@ -13,13 +13,16 @@
  * of the listen result) gets the client's id; a subscription id the gateway did not issue, or a
  * cancelled request id that looks like a tag but is not one this exchange may name, refuses the
  * notification (the client never sees a gateway id; the upstream's own ids, numbers for the SDKs,
- * pass). Requests from the upstream (sampling, elicitation, roots, ping) pass untouched.
+ * pass). Requests from the upstream (sampling, elicitation, roots, ping) pass untouched. A message
+ * that repeats a member read here is refused (read-once.ts): a first-wins client would read another.
  */
 import type { JsonRpcId, JsonRpcMessage } from '../jsonrpc/message.ts';
 import { applyEdits, DUPLICATE, messageStarts, pathSpan, skipSpace } from './json-spans.ts';
 import type { Edit } from './json-spans.ts';
 import type { PendingTags } from './cancels.ts';
 import { TAG_PREFIX } from './request-tag.ts';
+import { mayNameBelow, readOnce } from './read-once.ts';
+import type { ReadKeys } from './read-once.ts';
 import type { Plan, RequestTagger, Untagged } from './request-tag.ts';
 
 export const SUBSCRIPTION_ID = 'io.modelcontextprotocol/subscriptionId';
@@ -242,6 +245,8 @@ export function restoreEdits(text: string, value: unknown, ids: ResponseIds): Re
   let plans: Map<JsonRpcId, Exclude<Plan, 'none'>> | undefined;
   // Client ids answered so far (a batch only: one response cannot repeat itself).
   let answered: Set<JsonRpcId> | undefined;
+  /** Whether the text may name something below a message's top level (read-once.ts). */
+  let naming: boolean | undefined;
   for (let i = 0; i < count; i++) {
     const item: unknown = batch ? (value as unknown[])[i] : value;
     if (typeof item !== 'object' || item === null || Array.isArray(item)) return undefined;
@@ -251,6 +256,8 @@ export function restoreEdits(text: string, value: unknown, ids: ResponseIds): Re
     if (Object.hasOwn(m, 'method')) {
       if (hasResult || Object.hasOwn(m, 'error')) return undefined;
       if (Object.hasOwn(m, 'id')) continue; // a request from the upstream: its id is its own
+      // A repeated params, requestId, _meta or subscription id: a first-wins client reads another.
+      if ((naming ??= mayNameBelow(text)) && !readOnce(text, start, NOTIFICATION_READS)) return undefined;
       const params = m.params;
       if (typeof params !== 'object' || params === null) continue;
       const p = params as Record<string, unknown>;
@@ -274,8 +281,10 @@ export function restoreEdits(text: string, value: unknown, ids: ResponseIds): Re
     }
     const id = m.id;
     if (id === null || id === undefined) {
-      // An error that names no request (the upstream could not read one) passes; a result does not.
+      // An error that names no request (the upstream could not read one) passes; a result does not,
+      // nor an id written twice (a first-wins client would read the other).
       if (hasResult || !Object.hasOwn(m, 'error')) return undefined;
+      if (!readOnce(text, start, ID_READS)) return undefined;
       continue;
     }
     const untagged = typeof id === 'string' ? ids.answer(id) : undefined;
@@ -285,6 +294,9 @@ export function restoreEdits(text: string, value: unknown, ids: ResponseIds): Re
       answered.add(untagged.clientId);
     }
     if (!edit(edits, text, start, ID_PATH, untagged.clientId)) return undefined;
+    // A repeated result, result._meta or subscription id: a first-wins client reads another.
+    if (hasResult && (naming ??= mayNameBelow(text)) && !readOnce(text, start, RESULT_READS))
+      return undefined;
     if (hasResult && typeof m.result === 'object' && m.result !== null) {
       const subscription = subscriptionOf((m.result as Record<string, unknown>)._meta);
       if (subscription !== undefined) {
@@ -298,6 +310,18 @@ export function restoreEdits(text: string, value: unknown, ids: ResponseIds): Re
 }
 
 const ID_PATH = ['id'];
+const META_READS: ReadKeys = new Map([[SUBSCRIPTION_ID, undefined]]);
+const NOTIFICATION_READS: ReadKeys = new Map([
+  [
+    'params',
+    new Map<string, ReadKeys | undefined>([
+      ['requestId', undefined],
+      ['_meta', META_READS],
+    ]),
+  ],
+]);
+const RESULT_READS: ReadKeys = new Map([['result', new Map([['_meta', META_READS]])]]);
+const ID_READS: ReadKeys = new Map([['id', undefined]]);
 const REQUEST_ID_PATH = ['params', 'requestId'];
 const PARAMS_SUBSCRIPTION_PATH = ['params', '_meta', SUBSCRIPTION_ID];
 const RESULT_SUBSCRIPTION_PATH = ['result', '_meta', SUBSCRIPTION_ID];
