@@ -4,9 +4,12 @@
  * id answered from the verified cache, tagging the forwarded request's id, the audit record of a
  * finished call, and the request id with the context. Not part of the tests.
  *
- *   node bench/request-micro.ts [--ops 100000] [--rounds 5] [--against /path/to/other/checkout]
+ *   node --max-semi-space-size=64 --min-semi-space-size=64 bench/request-micro.ts [--ops 100000]
+ *     [--rounds 5] [--against /path/to/other/checkout]
  *
- * Each line is the median over alternating rounds of the CPU time (user + system) per operation.
+ * Each line is the median over alternating rounds of the CPU time (user + system) per operation,
+ * and the bytes it allocates (heap and Buffers; run with --max-semi-space-size=64
+ * --min-semi-space-size=64 so a batch runs without a scavenge).
  * With `--against`, the same operations run on that checkout's modules too, round by round
  * interleaved with this one's: an A/B in one process, under one load.
  */
@@ -136,6 +139,23 @@ async function load(name: string, root: string): Promise<Subject> {
   return { name, ops };
 }
 
+/**
+ * Bytes one op allocates, on the heap and outside it (Buffers' backing stores): growth over a batch
+ * short enough to run without a scavenge (run with --max-semi-space-size=64 --min-semi-space-size=64;
+ * a batch a collection cut into is retried).
+ */
+function allocated(op: () => void): number {
+  const BATCH = 2_000;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const before = process.memoryUsage();
+    for (let i = 0; i < BATCH; i++) op();
+    const after = process.memoryUsage();
+    const bytes = after.heapUsed - before.heapUsed + (after.external - before.external);
+    if (bytes >= 0) return bytes / BATCH;
+  }
+  return NaN;
+}
+
 function time(op: () => void): number {
   for (let i = 0; i < 5_000; i++) op();
   const cpu = process.cpuUsage();
@@ -166,8 +186,16 @@ for (let round = 0; round < ROUNDS; round++) {
   }
 }
 const cpuOf = (name: string, label: string) => median(results.get(`${name}\0${label}`) ?? [NaN]);
+const bytesOf = new Map(
+  subjects.flatMap((s) =>
+    labels.map((label) => [`${s.name}\0${label}`, allocated(s.ops.get(label)!)] as const),
+  ),
+);
 for (const label of labels) {
-  const parts = subjects.map((s) => `${s.name} ${fmt(cpuOf(s.name, label)).padStart(9)}`);
+  const parts = subjects.map(
+    (s) =>
+      `${s.name} ${fmt(cpuOf(s.name, label)).padStart(9)} ${bytesOf.get(`${s.name}\0${label}`)!.toFixed(0).padStart(5)} B`,
+  );
   const ratio =
     subjects.length === 2
       ? `  this/against ${(cpuOf('this', label) / cpuOf('against', label)).toFixed(2)}`
