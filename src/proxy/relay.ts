@@ -8,51 +8,14 @@ import type { ServerResponse } from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { isEventStream, isJson } from './headers.ts';
-import type { ResponseHead } from './response-headers.ts';
-import { GatewayError, RPC } from '../jsonrpc/errors.ts';
-import { errorBody } from '../jsonrpc/message.ts';
+import { GatewayError } from '../jsonrpc/errors.ts';
 import { BodyBuffer, BufferBudget } from './body-buffer.ts';
 import type { HoldRefusal } from './body-buffer.ts';
-import type { KeepaliveStream, KeepaliveWheel } from './keepalive.ts';
+import type { KeepaliveStream } from './keepalive.ts';
+import type { RelayConfig, RelayHooks, ResponseRewrite, SseRewriterLike } from './relay-api.ts';
+import { unreadBody } from './unread-body.ts';
 
-/** How a response is rewritten, when a rule must read it. */
-export interface ResponseRewrite {
-  /**
-   * A whole application/json body; returns the bytes to send. It keeps no view of `body` once it
-   * returns, except in the bytes it returns: the relay reuses a held body's buffer otherwise.
-   */
-  json(body: Buffer): Buffer;
-  /** An SSE stream: an incremental rewriter, holding its unfinished event within `budget`. */
-  sse(budget?: BufferBudget): SseRewriterLike;
-  /** The exchange answers no request (DELETE): a 2xx body of no readable type is dropped, not refused. */
-  readonly bodyless?: boolean;
-}
-
-interface SseRewriterLike {
-  push(chunk: Buffer): Buffer[];
-  end(): Buffer[];
-  /** Gives back what an unfinished event holds (the exchange ended early). */
-  release?(): void;
-}
-
-export interface RelayHooks {
-  /** Response status and headers arrived (before anything is written to the client). */
-  onStart(status: number, headers: Record<string, string | string[]>, upstream: IncomingHttpHeaders): void;
-  /** The exchange is over: `error` is set when the upstream failed (before or after headers). */
-  onDone(error: Error | undefined): void;
-  /** Bytes written to the client. */
-  onBytes(n: number): void;
-}
-
-/** What every relay of a handler shares (built once). */
-export interface RelayConfig {
-  /** Sends the keepalive comments of idle SSE responses (one timer for every stream). */
-  readonly keepalive: KeepaliveWheel;
-  /** Which upstream responses are refused, and which of their headers the client sees. */
-  readonly head: ResponseHead;
-  /** Held list bodies are reserved against this budget (limits.max_buffered_bytes). */
-  readonly budget?: BufferBudget;
-}
+export type { RelayConfig, RelayHooks, ResponseRewrite } from './relay-api.ts';
 
 const KEEPALIVE = Buffer.from(': keepalive\n\n');
 /** For relays built without a budget (tests): only the per-body cap applies. */
@@ -61,22 +24,10 @@ const UNBOUNDED = new BufferBudget(Number.MAX_SAFE_INTEGER);
 function overloaded(message: string): GatewayError {
   return new GatewayError('ERR_OVERLOADED', { message, status: 502 });
 }
-const ACCEPTED = { body: Buffer.from('Accepted'), type: 'text/plain' };
 const EMPTY = Buffer.alloc(0);
-const NO_CONTENT = { body: EMPTY, type: undefined };
 
-/**
- * What the client gets instead of a body the gateway could not read: for an error status, an error
- * that names no request (what an upstream's error without a readable body means); for 202 the
- * gateway's own `Accepted` (what an HTTP+SSE server says); for 204 nothing.
- */
-function unreadBody(status: number): { readonly body: Buffer; readonly type: string | undefined } {
-  if (status === 202) return ACCEPTED;
-  if (status < 300) return NO_CONTENT;
-  return {
-    body: Buffer.from(errorBody(null, RPC.UPSTREAM, `upstream answered ${status}`)),
-    type: 'application/json',
-  };
+function flushHead(relay: Relay): void {
+  relay.flushHead();
 }
 
 /** Upper bound for a JSON list body the gateway holds to filter (a page of tools is far smaller). */
@@ -115,6 +66,8 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
   private done = false;
   /** A held (rewritten JSON) response is written only once it is complete and filtered. */
   private heldHead: { status: number; headers: Record<string, string | string[]> } | undefined;
+  /** The SSE headers are written but not sent: the first bytes (or the next tick) take them. */
+  private headPending = false;
   /** Resumes the upstream once the client drained (made on the first pause only). */
   private onDrain: (() => void) | undefined = undefined;
 
@@ -216,8 +169,10 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     }
     this.res.writeHead(statusCode, headers);
     if (this.sse) {
-      // Send the headers now: an SSE client must see the stream open before the first event.
-      this.res.flushHeaders();
+      // An SSE client must see the stream open before the first event: the headers go out with the
+      // first bytes that came with them (one write, not two), else on their own at the next tick.
+      this.headPending = true;
+      process.nextTick(flushHead, this);
       this.options.keepalive.add(this);
     }
   }
@@ -292,8 +247,17 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     this.finish(error);
   }
 
+  /** The SSE headers, unless bytes written since carried them (or the response is over). */
+  flushHead(): void {
+    if (!this.headPending) return;
+    this.headPending = false;
+    if (!this.res.destroyed && !this.res.writableEnded) this.res.flushHeaders();
+  }
+
   private write(controller: Dispatcher.DispatchController | undefined, chunk: Buffer): void {
     if (chunk.length === 0) return;
+    // Node sends the pending head with these bytes.
+    this.headPending = false;
     this.hooks.onBytes(chunk.length);
     if (this.sse) {
       this.options.keepalive.touch(this);
@@ -375,6 +339,8 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
 
   private finish(error: Error | undefined): void {
     if (this.done) return;
+    // A stream that fails before its first event still opened (the client sees it cut, as later).
+    if (error !== undefined) this.flushHead();
     this.done = true;
     this.releaseHeld();
     if (this.onDrain !== undefined) this.res.off('drain', this.onDrain);

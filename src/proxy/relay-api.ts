@@ -1,0 +1,48 @@
+/**
+ * What the relay (relay.ts) is given and tells: how a response a rule must read is rewritten, and
+ * the hooks the pipeline follows an exchange by. Shared by the relay, the integrity step and the
+ * transports, none of which needs the relay itself.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { BufferBudget } from './body-buffer.ts';
+import type { ResponseHead } from './response-headers.ts';
+import type { KeepaliveWheel } from './keepalive.ts';
+
+/** How a response is rewritten, when a rule must read it. */
+export interface ResponseRewrite {
+  /**
+   * A whole application/json body; returns the bytes to send. It keeps no view of `body` once it
+   * returns, except in the bytes it returns: the relay reuses a held body's buffer otherwise.
+   */
+  json(body: Buffer): Buffer;
+  /** An SSE stream: an incremental rewriter, holding its unfinished event within `budget`. */
+  sse(budget?: BufferBudget): SseRewriterLike;
+  /** The exchange answers no request (DELETE): a 2xx body of no readable type is dropped, not refused. */
+  readonly bodyless?: boolean;
+}
+
+export interface SseRewriterLike {
+  push(chunk: Buffer): Buffer[];
+  end(): Buffer[];
+  /** Gives back what an unfinished event holds (the exchange ended early). */
+  release?(): void;
+}
+
+export interface RelayHooks {
+  /** Response status and headers arrived (before anything is written to the client). */
+  onStart(status: number, headers: Record<string, string | string[]>, upstream: IncomingHttpHeaders): void;
+  /** The exchange is over: `error` is set when the upstream failed (before or after headers). */
+  onDone(error: Error | undefined): void;
+  /** Bytes written to the client. */
+  onBytes(n: number): void;
+}
+
+/** What every relay of a handler shares (built once). */
+export interface RelayConfig {
+  /** Sends the keepalive comments of idle SSE responses (one timer for every stream). */
+  readonly keepalive: KeepaliveWheel;
+  /** Which upstream responses are refused, and which of their headers the client sees. */
+  readonly head: ResponseHead;
+  /** Held list bodies are reserved against this budget (limits.max_buffered_bytes). */
+  readonly budget?: BufferBudget;
+}
