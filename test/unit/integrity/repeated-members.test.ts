@@ -155,4 +155,18 @@ describe('a member the matching reads, repeated: refused, as written once', () =
     assert.equal(matchEventBytes(raw, signedIds(tagger, 'key-a')), undefined);
     assert.equal(streamed(data), refusedEvent);
   });
+
+  it('a large response (past the one-pass scan, list-match.ts) whose result._meta repeats', () => {
+    const text = 'x'.repeat(5000);
+    const a = exchange();
+    const body = `{"jsonrpc":"2.0","id":"${a.tag}","result":{"_meta":{"${SUB}":"${foreign}"},"_meta":{},"content":[{"type":"text","text":"${text}"}]}}`;
+    assert.equal(answered(a.rewrite, body), 'refused');
+    const b = exchange();
+    const rewriter = b.rewrite.sse();
+    const out = Buffer.concat([
+      ...rewriter.push(Buffer.from(`data: ${body.replace(a.tag, b.tag)}\n\n`)),
+      ...rewriter.end(),
+    ]);
+    assert.equal(out.toString(), `data: ${UNREADABLE}\n\n`);
+  });
 });
