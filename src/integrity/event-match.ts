@@ -8,7 +8,7 @@
  *   here strictly: one object whose keys hold no escape, with `"method"`, no `"id"`, `"result"` or
  *   `"error"`, and `"params"` (at most once) absent, not an object, or an object whose own keys
  *   hold no escape and include neither `"requestId"` (a cancellation names its request there) nor
- *   `"_meta"` (where a subscription id would be); valid JSON to the last byte, valid UTF-8.
+ *   `"_meta"` (where a subscription id would be); valid JSON to the last byte; the block valid UTF-8.
  *
  * Anything else, valid or not, is left to the parse before anything is answered (undefined).
  * test/unit/integrity/event-match-differential.test.ts compares the two on generated streams.
@@ -41,7 +41,8 @@ export function matchEventBytes(raw: Buffer, ids: ResponseIds): Buffer | typeof 
   if (end - start >= LIST_MIN_BYTES) return undefined;
   const answered = matchSmallSpan(raw, start, end, ids);
   if (answered !== undefined) return answered;
-  return namesNoRequest(raw, start, end) && isUtf8(raw.subarray(start, end)) ? PASS : undefined;
+  // Every field UTF-8: the parse writes a block that is not again (sse-rewrite.ts).
+  return namesNoRequest(raw, start, end) && isUtf8(raw) ? PASS : undefined;
 }
 
 const METHOD = 1;

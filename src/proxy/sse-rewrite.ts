@@ -4,12 +4,15 @@
  * passed on untouched, in order, as soon as it is complete; only the current unfinished block is
  * held. A block with data is offered to `rewrite`; when it returns a string, the block is replaced by
  * an event with that data and the block's `event:`, `id:` and `retry:` fields (comments in it go).
+ * A block with data whose bytes are not UTF-8 is always written again so: it was read with U+FFFD
+ * in place of each bad sequence, and the client gets what was read.
  *
  * Cost when nothing is rewritten: a memchr-style scan for line ends, plus decoding the data of each
  * event for `rewrite`; untouched blocks leave as slices of the input chunk, not copies. A `bytes`
  * option is offered each block's raw bytes first, and may settle it without a parse: its
  * replacement, PASS (null: as it is), or undefined (`rewrite` decides, as without it).
  */
+import { isUtf8 } from 'node:buffer';
 import { GatewayError } from '../jsonrpc/errors.ts';
 import { BlockScanner, parseBlock, serializeEvent } from './sse.ts';
 import { BodyBuffer, BufferBudget } from './body-buffer.ts';
@@ -69,7 +72,9 @@ export function createSseRewriter(
     first = false;
     if (fields.data === undefined) return undefined;
     const data = rewrite(fields.data);
-    if (data === undefined) return undefined;
+    // Bytes that are not UTF-8 were read as U+FFFD: the client gets what was read, not bytes a
+    // lenient decoder could read as something else.
+    if (data === undefined) return isUtf8(raw) ? undefined : Buffer.from(serializeEvent(fields));
     return Buffer.from(serializeEvent({ ...fields, data }));
   }
 
