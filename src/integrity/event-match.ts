@@ -16,7 +16,6 @@
 import { isUtf8 } from 'node:buffer';
 import {
   CLOSE_OBJECT,
-  COLON,
   COMMA,
   escaped,
   OPEN_OBJECT,
@@ -29,6 +28,7 @@ import { plainDataStart } from '../proxy/sse-plain.ts';
 import type { ResponseIds } from './restore.ts';
 import { LIST_MIN_BYTES } from './list-match.ts';
 import { matchSmallSpan } from './small-match.ts';
+import { bytesAre, plainObjectEnd, valueStart } from './plain-members.ts';
 
 /** The block passes as it is. */
 export const PASS = null;
@@ -78,7 +78,7 @@ function scan(b: Uint8Array): boolean {
       params = true;
     }
     if (kind === PARAMS && b[vs] === OPEN_OBJECT) {
-      ve = paramsEnd(b, vs);
+      ve = plainObjectEnd(b, vs, isNamingKey);
       if (ve === -1) return false;
     } else ve = value(b, vs, 1);
     if (kind === METHOD) method = true;
@@ -91,29 +91,6 @@ function scan(b: Uint8Array): boolean {
     break;
   }
   return method && ws(b, i + 1) === b.length;
-}
-
-/** The index after the params object at `open`, or -1 when a key of its own is escaped or names. */
-function paramsEnd(b: Uint8Array, open: number): number {
-  let i = ws(b, open + 1);
-  if (b[i] === CLOSE_OBJECT) return i + 1;
-  for (;;) {
-    if (b[i] !== QUOTE) return -1;
-    const keyEnd = string(b, i);
-    if (escaped || isNamingKey(b, i + 1, keyEnd - 1)) return -1;
-    i = ws(b, value(b, valueStart(b, keyEnd), 2));
-    if (b[i] === COMMA) {
-      i = ws(b, i + 1);
-      continue;
-    }
-    return b[i] === CLOSE_OBJECT ? i + 1 : -1;
-  }
-}
-
-/** After a key ending at `keyEnd`: the index of its value, or past the end (the walk then fails). */
-function valueStart(b: Uint8Array, keyEnd: number): number {
-  const colon = ws(b, keyEnd);
-  return b[colon] === COLON ? ws(b, colon + 1) : b.length;
 }
 
 /** Which top-level key the unescaped key in b[from, to) is (0: another). */
@@ -135,10 +112,4 @@ function topKey(b: Uint8Array, from: number, to: number): number {
 /** Whether the unescaped key in b[from, to) is one a notification names a request or subscription by. */
 function isNamingKey(b: Uint8Array, from: number, to: number): boolean {
   return bytesAre(b, from, to, 'requestId') || bytesAre(b, from, to, '_meta');
-}
-
-function bytesAre(b: Uint8Array, from: number, to: number, text: string): boolean {
-  if (to - from !== text.length) return false;
-  for (let k = 0; k < text.length; k++) if (b[from + k] !== text.charCodeAt(k)) return false;
-  return true;
 }

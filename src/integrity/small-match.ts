@@ -18,7 +18,6 @@
 import { isUtf8 } from 'node:buffer';
 import {
   CLOSE_OBJECT,
-  COLON,
   COMMA,
   escaped,
   OPEN_OBJECT,
@@ -29,6 +28,7 @@ import {
   ws,
 } from '../jsonrpc/strict-skip.ts';
 import type { ResponseIds } from './restore.ts';
+import { bytesAre, plainObjectEnd, valueStart } from './plain-members.ts';
 import { LIST_MIN_BYTES } from './list-match.ts';
 
 /** Measured on plain ASCII text without escapes (the parse's best case): even at 1.1 KiB, ahead at 2.3. */
@@ -122,7 +122,7 @@ function scan(b: Uint8Array, tag: string): number {
     } else if (kind === RESULT || kind === ERROR) {
       if (answer || b[vs] !== OPEN_OBJECT) return -1;
       answer = true;
-      ve = kind === RESULT ? resultEnd(b, vs) : value(b, vs, 1);
+      ve = kind === RESULT ? plainObjectEnd(b, vs, isMeta) : value(b, vs, 1);
       if (ve === -1) return -1;
     } else if (kind === REFUSED) return -1;
     else ve = value(b, vs, 1);
@@ -136,29 +136,6 @@ function scan(b: Uint8Array, tag: string): number {
   }
   if (ws(b, i + 1) !== b.length || !answer) return -1;
   return idStart;
-}
-
-/** The index after the result object at `open`, or -1 when a key of its own is escaped or `_meta`. */
-function resultEnd(b: Uint8Array, open: number): number {
-  let i = ws(b, open + 1);
-  if (b[i] === CLOSE_OBJECT) return i + 1;
-  for (;;) {
-    if (b[i] !== QUOTE) return -1;
-    const keyEnd = string(b, i);
-    if (escaped || topKey(b, i + 1, keyEnd - 1) === META) return -1;
-    i = ws(b, value(b, valueStart(b, keyEnd), 2));
-    if (b[i] === COMMA) {
-      i = ws(b, i + 1);
-      continue;
-    }
-    return b[i] === CLOSE_OBJECT ? i + 1 : -1;
-  }
-}
-
-/** After a key ending at `keyEnd`: the index of its value, or past the end (the walk then fails). */
-function valueStart(b: Uint8Array, keyEnd: number): number {
-  const colon = ws(b, keyEnd);
-  return b[colon] === COLON ? ws(b, colon + 1) : b.length;
 }
 
 /** Which of the keys this scan cares about the unescaped key in b[from, to) is (0: another). */
@@ -176,9 +153,7 @@ function topKey(b: Uint8Array, from: number, to: number): number {
   return 0;
 }
 
-/** Whether b[from, to) is exactly the ASCII `text`. */
-function bytesAre(b: Uint8Array, from: number, to: number, text: string): boolean {
-  if (to - from !== text.length) return false;
-  for (let k = 0; k < text.length; k++) if (b[from + k] !== text.charCodeAt(k)) return false;
-  return true;
+/** A result's own `_meta` (where a subscription id would be). */
+function isMeta(b: Uint8Array, from: number, to: number): boolean {
+  return bytesAre(b, from, to, '_meta');
 }
