@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { mintKey } from '../../src/auth/key-format.ts';
-import { startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
+import { callTool, startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
 import type { RawUpstreamGateway } from '../helpers/raw-upstream.ts';
 
 const KEY = mintKey(randomBytes(32));
@@ -55,20 +55,7 @@ describe('a tools/call answer is matched by its bytes', () => {
   after(() => raw.close());
 
   async function call(id: unknown) {
-    const res = await fetch(raw.gateway.mcpUrl, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        authorization: `Bearer ${KEY}`,
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id,
-        method: 'tools/call',
-        params: { name: 'echo', arguments: {} },
-      }),
-    });
+    const res = await callTool(raw, KEY, id);
     return { status: res.status, bytes: Buffer.from(await res.arrayBuffer()) };
   }
 

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { UNREADABLE } from '../../src/policy/unreadable.ts';
-import { startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
+import { callTool, startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
 import type { RawUpstreamGateway } from '../helpers/raw-upstream.ts';
 
 const KEY = mintKey(randomBytes(32));
@@ -66,20 +66,7 @@ describe('a tools/call answered as an SSE stream is matched event by event', () 
 
   async function call(id: unknown, waitForProgress = false) {
     if (waitForProgress) release = () => {};
-    const res = await fetch(raw.gateway.mcpUrl, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        authorization: `Bearer ${KEY}`,
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id,
-        method: 'tools/call',
-        params: { name: 'echo', arguments: {} },
-      }),
-    });
+    const res = await callTool(raw, KEY, id);
     const reader = res.body!.getReader();
     const chunks: Buffer[] = [];
     if (waitForProgress) {

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { UNREADABLE } from '../../src/policy/unreadable.ts';
-import { startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
+import { callTool, startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
 import type { RawUpstreamGateway } from '../helpers/raw-upstream.ts';
 
 const KEY = mintKey(randomBytes(32));
@@ -62,20 +62,7 @@ describe('a repeated member hiding a gateway tag, through the gateway', () => {
   after(() => raw.close());
 
   async function call(): Promise<string> {
-    const res = await fetch(raw.gateway.mcpUrl, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        authorization: `Bearer ${KEY}`,
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 9,
-        method: 'tools/call',
-        params: { name: 'echo', arguments: {} },
-      }),
-    });
+    const res = await callTool(raw, KEY, 9);
     assert.equal(res.status, 200);
     return res.text();
   }

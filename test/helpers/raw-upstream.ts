@@ -45,3 +45,21 @@ keys:
     },
   };
 }
+
+/** POSTs a `tools/call` of `name` (no arguments) with request id `id` through the gateway, as `key`. */
+export function callTool(
+  raw: RawUpstreamGateway,
+  key: string,
+  id: unknown,
+  name = 'echo',
+): Promise<Response> {
+  return fetch(raw.gateway.mcpUrl, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${key}`,
+    },
+    body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } }),
+  });
+}
