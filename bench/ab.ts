@@ -34,9 +34,17 @@ import { rpc, sseTimings } from './client.ts';
 import type { Target } from './measure.ts';
 import { auditFileFor, buildConfig } from './build-config.ts';
 import { addGcLines, describeGc, emptyGc, logBytes } from './gc-trace.ts';
-import { cpuTimes, killAll, startFloorProxy, startGateway, startOrigin } from './processes.ts';
+import {
+  cpuTimes,
+  killAll,
+  startFloorProxy,
+  startGateway,
+  startOrigin,
+  steadyLoadOnly,
+} from './processes.ts';
 import { percentile, us } from './report.ts';
 
+steadyLoadOnly();
 const { values } = parseArgs({
   options: {
     gw: { type: 'string', multiple: true, default: [] },

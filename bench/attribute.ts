@@ -28,8 +28,16 @@ import { loadGenerator } from './load.ts';
 import { CALL, sessionAt } from './measure.ts';
 import type { Target } from './measure.ts';
 import { auditFileFor, buildConfig } from './build-config.ts';
-import { cpuTimes, killAll, startFloorProxy, startGateway, startOrigin } from './processes.ts';
+import {
+  cpuTimes,
+  killAll,
+  startFloorProxy,
+  startGateway,
+  startOrigin,
+  steadyLoadOnly,
+} from './processes.ts';
 
+steadyLoadOnly();
 const { values } = parseArgs({
   options: {
     gw: { type: 'string', multiple: true, default: [] },

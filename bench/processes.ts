@@ -252,3 +252,14 @@ export function rssBytes(pid: number): number {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return match ? Number(match[1]) * 1024 : NaN;
 }
+
+/**
+ * For benchmarks that alternate targets under steady load: no idle memory reclaim in the gateways
+ * they start (`limits.idle_reclaim`, through the environment, which builds without the setting
+ * ignore). A gateway waiting out the other targets' rounds would otherwise give back its young
+ * generation and start its next round smaller, a cost no steady load pays and builds without the
+ * reclaim would not share. bench/soak.ts keeps the default: giving memory back is what it measures.
+ */
+export function steadyLoadOnly(): void {
+  process.env.MCPGATE_LIMITS_IDLE_RECLAIM ??= '0s';
+}

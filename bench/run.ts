@@ -9,7 +9,15 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadGenerator } from './load.ts';
-import { keygen, killAll, startFloorProxy, startGateway, startOrigin, startRedis } from './processes.ts';
+import {
+  keygen,
+  killAll,
+  startFloorProxy,
+  startGateway,
+  startOrigin,
+  startRedis,
+  steadyLoadOnly,
+} from './processes.ts';
 import type { KeyMaterial, Proc } from './processes.ts';
 import { machine, table, updateReadme } from './report.ts';
 import { SCENARIOS } from './scenarios.ts';
@@ -39,6 +47,7 @@ const HELP = `Usage: node bench/run.ts [options]
   --no-readme         print only; do not update bench/README.md
   --keep              keep the temporary directory (configs, logs, audit file)`;
 
+steadyLoadOnly();
 const { values } = parseArgs({
   options: {
     scenario: { type: 'string', multiple: true },
