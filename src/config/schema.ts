@@ -154,7 +154,7 @@ const limits = object(
       'Ceiling on the bytes held at once for all bodies the gateway must read whole (request bodies, list responses being filtered, the SSE event being read). Over it a request gets 503 and a response 502. Default: a quarter of the V8 heap limit (`--max-old-space-size`), e.g. 1 GiB of a 4 GiB heap.',
     ),
     idle_reclaim: duration(
-      'Memory given back after a burst: once the gateway has been all but idle for this long (its event loop busy under 1% of the time), it drops its list caches and, when V8 holds 32 MiB more than it uses, runs one memory-reducing collection (a single pause of tens of milliseconds per quiet period). `0s` turns it off: the process then keeps the heap its busiest moment grew.',
+      'Memory given back after a burst: once the gateway has been all but idle for this long (its event loop busy under 1% of the time), it drops its list caches and, when V8 holds 32 MiB more than it uses, runs one memory-reducing collection (one pause per quiet period: about 0.1 s for a small heap, longer with many open streams). `0s` turns it off: the process then keeps the heap its busiest moment grew.',
       { default: DEFAULTS.idleReclaim },
     ),
   },

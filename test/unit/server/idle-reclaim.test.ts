@@ -4,6 +4,7 @@
  * Timings are only waits with generous limits, never asserted.
  */
 import { describe, it } from 'node:test';
+import { execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -91,6 +92,20 @@ describe('idle memory reclaim', () => {
   it('V8 offers the memory-reducing collection, and no gc function is left on the global', () => {
     assert.equal(typeof memoryReducingCollection(), 'function');
     assert.equal((globalThis as { gc?: unknown }).gc, undefined);
+  });
+
+  it('a process started with --expose-gc keeps the flag, and its gc is used', () => {
+    const module = new URL('../../../src/server/idle-reclaim.ts', import.meta.url).href;
+    const script = `
+      import { runInNewContext } from 'node:vm';
+      const { memoryReducingCollection } = await import(${JSON.stringify(module)});
+      const collect = memoryReducingCollection();
+      collect();
+      console.log(typeof collect, typeof globalThis.gc, runInNewContext('typeof gc'));`;
+    const out = execFileSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+    });
+    assert.equal(out.trim(), 'function function function');
   });
 
   it('a quiet period after a busy one drops the caches and gives the young generation back', async () => {
