@@ -19,11 +19,9 @@
  * partly placed; the caller then builds it again another way.
  */
 import { rawNumber } from './lossless.ts';
+import { StringEnds } from './string-end.ts';
 
 const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-/** Bytes of a string read one by one before the rest is searched with indexOf (as scan.ts). */
-const SHORT_STRING = 64;
 
 /** One open container on the way: its slot in its parent is resolved only when needed. */
 interface Frame {
@@ -83,8 +81,7 @@ export function placeNumbers(
   let target = lossy[0] as number;
   const n = body.length;
   let i = 0;
-  // The next backslash at or after some offset, searched lazily and only forward (-1: none left).
-  let backslash = -2;
+  const strings = new StringEnds(body);
 
   /** The container of frame `d`, looked up from its parent's current slot on first use. */
   const resolve = (d: number): unknown[] | Record<string, unknown> | undefined => {
@@ -111,33 +108,10 @@ export function placeNumbers(
   while (i < n) {
     const c = body[i] as number;
     if (c === QUOTE) {
-      // Where the string ends, and whether it holds an escape (as scan.ts skips it).
       const start = i + 1;
-      let j = start;
-      let escaped = false;
-      const stop = j + SHORT_STRING < n ? j + SHORT_STRING : n;
-      while (j < stop) {
-        const d = body[j] as number;
-        if (d === QUOTE || d === BACKSLASH) break;
-        j++;
-      }
-      let end = -1;
-      if (j === stop) {
-        const quote = body.indexOf(QUOTE, j);
-        if (quote === -1) return undefined;
-        if (backslash !== -1 && backslash < j) backslash = body.indexOf(BACKSLASH, j);
-        if (backslash === -1 || backslash > quote) end = quote;
-        else j = backslash;
-      } else if (body[j] === QUOTE) end = j;
-      if (end === -1) {
-        escaped = true;
-        while (j < n) {
-          const d = body[j] as number;
-          if (d === QUOTE) break;
-          j += d === BACKSLASH ? 2 : 1;
-        }
-        end = j;
-      }
+      const end = strings.close(i);
+      if (end === -1) return undefined;
+      const escaped = strings.escaped;
       i = end + 1;
       const top = depth > 0 ? (frames[depth - 1] as Frame) : undefined;
       if (top !== undefined && top.expectKey) {

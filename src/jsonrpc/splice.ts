@@ -21,11 +21,9 @@
  */
 
 import { assemble } from './splice-assemble.ts';
+import { StringEnds } from './string-end.ts';
 
 const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-/** Bytes of a string read one by one before the rest is searched with indexOf (as scan.ts). */
-const SHORT_STRING = 64;
 
 /** A member of an object, from its key to the next member's key. */
 interface Member {
@@ -82,7 +80,7 @@ export function spliceBody(
   const n = body.length;
   let counted = 0;
   let nextLossy = 0;
-  let backslash = -2;
+  const strings = new StringEnds(body);
   let i = 0;
   let first = -1;
   let last = -1;
@@ -91,38 +89,10 @@ export function spliceBody(
     if (c === QUOTE) {
       if (first === -1) first = i;
       const start = i;
-      let j = i + 1;
-      const stop = j + SHORT_STRING < n ? j + SHORT_STRING : n;
-      while (j < stop) {
-        const d = body[j] as number;
-        if (d === QUOTE || d === BACKSLASH) break;
-        j++;
-      }
-      let end = -1;
-      if (j === stop) {
-        const quote = body.indexOf(QUOTE, j);
-        if (quote === -1) return undefined;
-        if (backslash !== -1 && backslash < j) backslash = body.indexOf(BACKSLASH, j);
-        if (backslash === -1 || backslash > quote) end = quote;
-        else j = backslash;
-      } else if (body[j] === QUOTE) end = j;
-      let unicode = false;
-      const escaped = end === -1;
-      if (escaped) {
-        while (j < n) {
-          const d = body[j] as number;
-          if (d === QUOTE) break;
-          if (d === BACKSLASH) {
-            // A \u escape is six bytes, hex digits after the u (JSON.parse accepted them).
-            if (body[j + 1] === 0x75 /* u */) {
-              unicode = true;
-              j += 6;
-            } else j += 2;
-          } else j++;
-        }
-        if (j >= n) return undefined;
-        end = j;
-      }
+      const end = strings.close(i);
+      if (end === -1) return undefined;
+      const unicode = strings.unicode;
+      const escaped = strings.escaped;
       i = end + 1;
       last = i;
       const top = frames.length > 0 ? (frames[frames.length - 1] as Frame) : undefined;
