@@ -8,9 +8,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import type { ServerResponse } from 'node:http';
 import { mintKey } from '../../src/auth/key-format.ts';
-import { callTool, startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
+import { answerTagged, callTool, startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
 import type { RawUpstreamGateway } from '../helpers/raw-upstream.ts';
 
 const KEY = mintKey(randomBytes(32));
@@ -29,25 +28,20 @@ describe('a tools/call answer is matched by its bytes', () => {
 
   before(async () => {
     raw = await startRawUpstreamGateway(
-      (req, res: ServerResponse) => {
-        let body = '';
-        req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-        req.on('end', () => {
-          const tag = (JSON.parse(body) as { id: string }).id;
-          const bytes = Buffer.from(answer(tag, previous));
-          previous = tag;
-          res.writeHead(200, { 'content-type': 'application/json' });
-          // Cut just after the lead byte of the next characters of several bytes, when asked to.
-          let from = 0;
-          for (let k = 1; k < pieces; k++) {
-            let at = from;
-            while (at < bytes.length && bytes[at]! < 0xc0) at++;
-            res.write(bytes.subarray(from, Math.min(at + 1, bytes.length)));
-            from = Math.min(at + 1, bytes.length);
-          }
-          res.end(bytes.subarray(from));
-        });
-      },
+      answerTagged((tag, res) => {
+        const bytes = Buffer.from(answer(tag, previous));
+        previous = tag;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        // Cut just after the lead byte of the next characters of several bytes, when asked to.
+        let from = 0;
+        for (let k = 1; k < pieces; k++) {
+          let at = from;
+          while (at < bytes.length && bytes[at]! < 0xc0) at++;
+          res.write(bytes.subarray(from, Math.min(at + 1, bytes.length)));
+          from = Math.min(at + 1, bytes.length);
+        }
+        res.end(bytes.subarray(from));
+      }),
       KEY,
       ['echo'],
     );

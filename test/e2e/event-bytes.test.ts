@@ -9,10 +9,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import type { ServerResponse } from 'node:http';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { UNREADABLE } from '../../src/policy/unreadable.ts';
-import { callTool, startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
+import { answerTagged, callTool, startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
 import type { RawUpstreamGateway } from '../helpers/raw-upstream.ts';
 
 const KEY = mintKey(randomBytes(32));
@@ -37,27 +36,22 @@ describe('a tools/call answered as an SSE stream is matched event by event', () 
 
   before(async () => {
     raw = await startRawUpstreamGateway(
-      (req, res: ServerResponse) => {
-        let body = '';
-        req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-        req.on('end', () => {
-          const tag = (JSON.parse(body) as { id: string }).id;
-          const rest = Buffer.from(events(tag, previous));
-          previous = tag;
-          res.writeHead(200, { 'content-type': 'text/event-stream' });
-          res.write(PROGRESS);
-          const send = () => {
-            let from = 0;
-            for (const at of cuts.filter((c) => c > 0 && c < rest.length)) {
-              res.write(rest.subarray(from, at));
-              from = at;
-            }
-            res.end(rest.subarray(from));
-          };
-          if (release === undefined) send();
-          else release = send;
-        });
-      },
+      answerTagged((tag, res) => {
+        const rest = Buffer.from(events(tag, previous));
+        previous = tag;
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(PROGRESS);
+        const send = () => {
+          let from = 0;
+          for (const at of cuts.filter((c) => c > 0 && c < rest.length)) {
+            res.write(rest.subarray(from, at));
+            from = at;
+          }
+          res.end(rest.subarray(from));
+        };
+        if (release === undefined) send();
+        else release = send;
+      }),
       KEY,
       ['echo'],
     );

@@ -8,10 +8,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import type { ServerResponse } from 'node:http';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { UNREADABLE } from '../../src/policy/unreadable.ts';
-import { callTool, startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
+import { answerTagged, callTool, startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
 import type { RawUpstreamGateway } from '../helpers/raw-upstream.ts';
 
 const KEY = mintKey(randomBytes(32));
@@ -44,17 +43,12 @@ describe('a repeated member hiding a gateway tag, through the gateway', () => {
 
   before(async () => {
     raw = await startRawUpstreamGateway(
-      (req, res: ServerResponse) => {
-        let body = '';
-        req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-        req.on('end', () => {
-          const tag = (JSON.parse(body) as { id: string }).id;
-          received.push(tag);
-          res.writeHead(200, { 'content-type': 'text/event-stream' });
-          res.end(`event: message\ndata: ${event(tag, previous || tag)}\n\n`);
-          previous = tag;
-        });
-      },
+      answerTagged((tag, res) => {
+        received.push(tag);
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.end(`event: message\ndata: ${event(tag, previous || tag)}\n\n`);
+        previous = tag;
+      }),
       KEY,
       ['echo'],
     );

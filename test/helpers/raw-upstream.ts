@@ -3,7 +3,7 @@
  * one API key, allowed `allow`. For tests that need bytes no SDK server would send.
  */
 import { createServer } from 'node:http';
-import type { RequestListener } from 'node:http';
+import type { RequestListener, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { sha256Hex } from '../../src/auth/key-hash.ts';
 import { startTestGateway } from './gateway.ts';
@@ -62,4 +62,13 @@ export function callTool(
     },
     body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } }),
   });
+}
+
+/** An upstream listener that reads each request's body and answers it knowing its id (the gateway's tag). */
+export function answerTagged(answer: (tag: string, res: ServerResponse) => void): RequestListener {
+  return (req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    req.on('end', () => answer((JSON.parse(body) as { id: string }).id, res));
+  };
 }
