@@ -18,47 +18,19 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import type { JsonRpcId, JsonRpcMessage } from '../../../src/jsonrpc/message.ts';
+import type { JsonRpcId } from '../../../src/jsonrpc/message.ts';
 import { compileGrants } from '../../../src/policy/grants.ts';
-import { createRequestTagger } from '../../../src/integrity/request-tag.ts';
-import { createMatchRewrite, exchangeIds, tagRequests } from '../../../src/integrity/match.ts';
-import { PendingTags } from '../../../src/integrity/cancels.ts';
+import { createMatchRewrite, exchangeIds } from '../../../src/integrity/match.ts';
 import { matchEventBytes, PASS } from '../../../src/integrity/event-match.ts';
 import { parsedSsePath } from '../../helpers/parsed-path.ts';
+import { exchange } from '../../helpers/exchange.ts';
 
 const SEED = 0x55e1;
 const RUNS = 2000;
 
-const tagger = createRequestTagger(Buffer.alloc(32, 9), { random: () => Buffer.alloc(6, 2) });
-const otherTagger = createRequestTagger(Buffer.alloc(32, 8), { random: () => Buffer.alloc(6, 2) });
 const filters = { grants: compileGrants({ allow: ['*'], prompts: ['*'], resources: [] }), tasks: undefined };
 
 const CLIENT_IDS: JsonRpcId[] = [7, 0, 'call-1', '"id"', 'é😀', 'é\ud800'];
-
-/** One POST exchange as the pipeline makes it, and ids of other exchanges. */
-function exchange(clientId: JsonRpcId, kind: 'call' | 'list') {
-  const context = { tagger, bindingId: 'key-a', sessionId: 's-1', pending: new PendingTags() };
-  const message = { jsonrpc: '2.0', id: clientId, method: kind === 'call' ? 'tools/call' : 'tools/list' };
-  const earlier = tagRequests(
-    Buffer.from(JSON.stringify(message)),
-    [message as JsonRpcMessage],
-    undefined,
-    context,
-  );
-  const plans = kind === 'list' ? new Map([[clientId, 'tools' as const]]) : undefined;
-  const forwarded = tagRequests(
-    Buffer.from(JSON.stringify(message)),
-    [message as JsonRpcMessage],
-    plans,
-    context,
-  );
-  return {
-    tags: forwarded.tags,
-    tag: [...forwarded.tags.keys()][0]!,
-    other: [...earlier.tags.keys()][0]!,
-    forged: otherTagger.tag('key-a', clientId, 'none'),
-  };
-}
 
 // ---- data ---------------------------------------------------------------------------------------
 

@@ -20,58 +20,21 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { isGatewayError } from '../../../src/jsonrpc/errors.ts';
-import type { JsonRpcId, JsonRpcMessage } from '../../../src/jsonrpc/message.ts';
+import type { JsonRpcId } from '../../../src/jsonrpc/message.ts';
 import { compileGrants } from '../../../src/policy/grants.ts';
-import { createRequestTagger } from '../../../src/integrity/request-tag.ts';
-import { createMatchRewrite, exchangeIds, tagRequests } from '../../../src/integrity/match.ts';
+import { createMatchRewrite, exchangeIds } from '../../../src/integrity/match.ts';
 import type { ResponseIds } from '../../../src/integrity/match.ts';
 import { parsedJsonPath } from '../../helpers/parsed-path.ts';
-import { PendingTags } from '../../../src/integrity/cancels.ts';
 import { matchSmallResponse } from '../../../src/integrity/small-match.ts';
+import { exchange } from '../../helpers/exchange.ts';
 
 const SEED = 0x11c0de;
 const RUNS = 3000;
 
-const tagger = createRequestTagger(Buffer.alloc(32, 9), { random: () => Buffer.alloc(6, 2) });
-const otherTagger = createRequestTagger(Buffer.alloc(32, 8), { random: () => Buffer.alloc(6, 2) });
 const filters = { grants: compileGrants({ allow: ['*'], prompts: ['*'], resources: [] }), tasks: undefined };
 const strict = new TextDecoder('utf-8', { fatal: true });
 
 const CLIENT_IDS: JsonRpcId[] = [7, 0, -3, 9007199254740991, 'call-1', '"id"', 'é😀', 'é\ud800', ''];
-
-/** One exchange as the pipeline makes it: a judged request tagged by tagRequests. */
-function exchange(clientId: JsonRpcId, kind: 'call' | 'list' | 'cancel') {
-  const pending = new PendingTags();
-  const context = { tagger, bindingId: 'key-a', sessionId: 's-1', pending };
-  const message =
-    kind === 'cancel'
-      ? { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: clientId } }
-      : { jsonrpc: '2.0', id: clientId, method: kind === 'call' ? 'tools/call' : 'tools/list' };
-  // A cancellation names a request forwarded earlier under its own tag.
-  const earlier = tagRequests(
-    Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: clientId, method: 'tools/call' })),
-    [{ jsonrpc: '2.0', id: clientId, method: 'tools/call' } as JsonRpcMessage],
-    undefined,
-    context,
-  );
-  const plans = kind === 'list' ? new Map([[clientId, 'tools' as const]]) : undefined;
-  const forwarded = tagRequests(
-    Buffer.from(JSON.stringify(message)),
-    [message as JsonRpcMessage],
-    plans,
-    context,
-  );
-  const [tag] = forwarded.tags.keys();
-  const cancelled = [...earlier.tags.keys()][0]!;
-  return {
-    tags: forwarded.tags,
-    // The id a well-behaved upstream answers with (the cancelled one, for a cancellation).
-    tag: tag ?? cancelled,
-    other: cancelled,
-    forged: otherTagger.tag('key-a', clientId, 'none'),
-    foreign: tagger.tag('key-b', clientId, 'none'),
-  };
-}
 
 // ---- the pieces a body is written with ----------------------------------------------------------
 
