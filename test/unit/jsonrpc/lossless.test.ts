@@ -58,6 +58,23 @@ const anyString = fc.oneof(
   fc.constantFrom('😀', '\ud83d', '\ude00', '\u2028', '\u0000', '"\\/', '__proto_'),
 );
 
+/**
+ * Keys the gateway accepts in one object: no `__proto__`, and no two different keys equal under its
+ * case folding (parse.ts refuses both by design; this property is about what it forwards). A key
+ * repeated exactly is kept: JSON.parse keeps the last, and the forwarded bytes must say the same.
+ */
+function acceptedKeys(members: readonly (readonly [string, unknown])[]): boolean {
+  const byFold = new Map<string, string>();
+  for (const [key] of members) {
+    if (key === '__proto__') return false;
+    const fold = key.toUpperCase().toLowerCase();
+    const seen = byFold.get(fold);
+    if (seen !== undefined && seen !== key) return false;
+    byFold.set(fold, key);
+  }
+  return true;
+}
+
 const json: fc.Arbitrary<Json> = fc.letrec<{ value: Json }>((tie) => ({
   value: fc.oneof(
     { depthSize: 'small', withCrossShrink: true },
@@ -68,6 +85,7 @@ const json: fc.Arbitrary<Json> = fc.letrec<{ value: Json }>((tie) => ({
     fc.array(tie('value'), { maxLength: 4 }),
     fc
       .array(fc.tuple(fc.oneof(anyString, fc.constantFrom('a', 'b')), tie('value')), { maxLength: 4 })
+      .filter(acceptedKeys)
       .map((obj) => ({ obj })),
   ),
 })).value;
