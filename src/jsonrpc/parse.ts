@@ -31,6 +31,7 @@ import { placeNumbers } from './place-numbers.ts';
 import { spliceBody } from './splice.ts';
 import { numbersRead } from './read-depth.ts';
 import { walkTree } from './tree.ts';
+import { restoreStrings, skeletonOf, validStrings } from './skeleton.ts';
 
 /** Deepest nesting of a body (an MCP message with a JSON Schema argument is far shallower). */
 export const MAX_DEPTH = 64;
@@ -43,6 +44,13 @@ export const MAX_VALUES = 100_000;
 export const BODY_LIMITS: ScanLimits = Object.freeze({ maxDepth: MAX_DEPTH, maxValues: MAX_VALUES });
 
 const PROTO = Buffer.from('__proto__');
+/**
+ * Long strings covering this many bytes or more are left out of JSON.parse (skeleton.ts). Below it,
+ * building them costs less than the skeleton's copy and walk (a tools/call with a 1 KiB string
+ * argument parses ~20% slower through the skeleton, one with 20 KB ~20% faster), and no string
+ * is large enough for the page faults of V8's large-object space (~128 KiB).
+ */
+export const SKELETON_FROM = 16 * 1024;
 
 export interface ParsedBody {
   readonly messages: readonly JsonRpcMessage[];
@@ -66,14 +74,20 @@ export function peekId(value: unknown): JsonRpcId | null {
 }
 
 /**
- * @param deepNumbers put every kept number into the parsed value; false: only those a message's
- *   readers other than the audit of arguments and `Mcp-Param-*` checks read (read-depth.ts)
+ * @param argumentsRead whether messages' `params.arguments` are read (the audit of arguments,
+ *   `Mcp-Param-*` checks): true puts every kept number into the parsed value and every string;
+ *   false only those a message's other readers read (read-depth.ts): the kept numbers deeper than
+ *   a message's members' members stay doubles, and the long strings of `params.arguments` stay
+ *   placeholders (skeleton.ts)
+ * @param skeletonFrom leave long strings out of JSON.parse when they cover this many bytes together
+ *   (tests pass 0 to take that path whenever there is one, or Infinity never to)
  */
 export function parseBody(
   body: Buffer,
   knownMethods: ReadonlyMap<string, string>,
   limits: ScanLimits = BODY_LIMITS,
-  deepNumbers = true,
+  argumentsRead = true,
+  skeletonFrom = SKELETON_FROM,
 ): ParsedBody {
   const scan = scanJson(body, limits);
   if (!scan.ok) {
@@ -85,7 +99,13 @@ export function parseBody(
   }
   // Strict UTF-8 (no replacement characters): validated, then decoded; a BOM stays in the text.
   if (!isUtf8(body)) throw new GatewayError('ERR_PARSE', { message: 'parse error: body is not valid UTF-8' });
-  const text = body.toString('utf8');
+  // Long strings are left out of what JSON.parse reads, and given back where a reader reads them
+  // (skeleton.ts); a `\u` escape anywhere keeps the whole body (a placeholder is spelled with one).
+  const skeleton =
+    scan.long.length > 0 && !scan.unicodeEscape && spanBytes(scan.long) >= skeletonFrom
+      ? skeletonOf(body, scan.long)
+      : undefined;
+  const text = (skeleton ?? body).toString('utf8');
   if (text.charCodeAt(0) === 0xfeff)
     throw new GatewayError('ERR_PARSE', { message: 'parse error: byte order mark' });
   let value: unknown;
@@ -93,6 +113,11 @@ export function parseBody(
     value = JSON.parse(text);
   } catch (cause) {
     throw new GatewayError('ERR_PARSE', { message: 'parse error: body is not a JSON value', cause });
+  }
+  if (skeleton !== undefined) {
+    if (!validStrings(body, scan.long))
+      throw new GatewayError('ERR_PARSE', { message: 'parse error: body is not a JSON value' });
+    value = restoreStrings(value, body, scan.long, argumentsRead);
   }
   // JSON.parse makes `"__proto__"` an ordinary own key, but an upstream that copies objects with
   // assignment (Object.assign, a naive deep merge) turns it into a prototype, and then reads
@@ -104,10 +129,11 @@ export function parseBody(
   // valid body gets here, so marking a lexeme the scan took for a number never makes one valid):
   // all of them, or those the gateway reads.
   const kept =
-    deepNumbers || scan.lossy.length === 0
+    argumentsRead || scan.lossy.length === 0
       ? scan.lossy
       : numbersRead(scan.lossy, scan.depths, Array.isArray(value));
-  if (kept.length > 0) value = keepNumbers(body, text, value, kept, shape.values !== scan.values);
+  if (kept.length > 0)
+    value = keepNumbers(body, bodyText(body, text, skeleton), value, kept, shape.values !== scan.values);
   if (shape.protoKey) throw invalid(peekId(value), 'a "__proto__" key is not allowed');
   if (shape.caseTwins) throw invalid(peekId(value), 'an object has keys that differ only by case');
   const batch = Array.isArray(value);
@@ -126,12 +152,16 @@ export function parseBody(
     scan.lossy,
     repeatedKeys,
     shape.values,
-    isAscii(body) ? text : undefined,
+    bodyText(body, text, skeleton),
   );
   if (spliced !== undefined) return { messages, batch, bytes: spliced };
   // Should the splice not account for every value, the judged value is serialised, with every
-  // number kept (the depth limit keeps this recursion far from the stack's end).
-  const whole = kept.length === scan.lossy.length ? value : parseKeepingNumbers(body, scan.lossy);
+  // number kept and every string built (the depth limit keeps this recursion far from the stack's
+  // end).
+  const whole =
+    kept.length === scan.lossy.length && skeleton === undefined
+      ? value
+      : parseKeepingNumbers(body, scan.lossy);
   return { messages, batch, bytes: Buffer.from(JSON.stringify(whole)) };
 }
 
@@ -144,13 +174,25 @@ export function parseBody(
  */
 function keepNumbers(
   body: Buffer,
-  text: string,
+  asciiText: string | undefined,
   value: unknown,
   lossy: readonly number[],
   repeatedKeys: boolean,
 ): unknown {
-  const placed = placeNumbers(body, value, lossy, isAscii(body) ? text : undefined, repeatedKeys);
+  const placed = placeNumbers(body, value, lossy, asciiText, repeatedKeys);
   return placed ?? parseKeepingNumbers(body, lossy);
+}
+
+/** The text, when its offsets are the body's bytes (the passes that read keys take them from it). */
+function bodyText(body: Buffer, text: string, skeleton: Buffer | undefined): string | undefined {
+  return skeleton === undefined && isAscii(body) ? text : undefined;
+}
+
+/** How many bytes the spans (start and end offsets) cover together. */
+function spanBytes(spans: readonly number[]): number {
+  let total = 0;
+  for (let k = 0; k < spans.length; k += 2) total += (spans[k + 1] as number) - (spans[k] as number);
+  return total;
 }
 
 /** The body without the JSON whitespace around its value (a view, no copy). */

@@ -15,6 +15,12 @@ const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 /** Bytes of a string read one by one before the rest is searched with indexOf. */
 const SHORT_STRING = 64;
+/**
+ * Value strings at least this long (in bytes, quotes included) are reported (`long`), so that a
+ * parse can leave the ones nobody reads unbuilt (skeleton.ts). Shorter strings are what any body
+ * of many small values is made of, and cost what JSON.parse costs.
+ */
+export const LONG_STRING = 1024;
 /** No kept numbers (most bodies): one frozen array, not two new ones per body. */
 const NONE: readonly number[] = Object.freeze([]);
 
@@ -35,6 +41,11 @@ export type ScanResult =
       readonly depths: readonly number[];
       /** Whether a string (or key) holds a `\u` escape. */
       readonly unicodeEscape: boolean;
+      /**
+       * Start (the opening quote) and end (after the closing quote) of each string of at least
+       * LONG_STRING bytes that is not a key, in order.
+       */
+      readonly long: readonly number[];
     }
   | {
       readonly ok: false;
@@ -60,10 +71,12 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
   // together read the body once (-1: none left).
   let backslash = -2;
   let unicodeEscape = false;
+  let long: number[] | undefined;
   while (i < n) {
     const c = b[i] as number;
     if (c === QUOTE) {
       if (++values > maxValues) return { ok: false, limit: 'values', examined: i + 1 };
+      const open = i;
       // The string ends at the next quote, unless an escape comes first; then walk its bytes. Its
       // first bytes are read one by one (most strings are short: a call to indexOf costs more than
       // reading them), the rest of a long one is searched with indexOf.
@@ -80,6 +93,7 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
         if (backslash !== -1 && backslash < j) backslash = b.indexOf(BACKSLASH, j);
         if (backslash === -1 || backslash > quote) {
           i = quote + 1;
+          if (i - open >= LONG_STRING && !isKey(b, i)) (long ??= []).push(open, i);
           continue;
         }
         j = backslash;
@@ -97,6 +111,7 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
         } else i++;
       }
       i++;
+      if (i - open >= LONG_STRING && i <= n && !isKey(b, i)) (long ??= []).push(open, i);
       continue;
     }
     if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
@@ -152,7 +167,8 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
     }
     i++;
   }
-  if (found === undefined) return { ok: true, values, lossy: NONE, depths: NONE, unicodeEscape };
+  if (found === undefined)
+    return { ok: true, values, lossy: NONE, depths: NONE, unicodeEscape, long: long ?? NONE };
   let kept = 0;
   for (let k = 0; k + 2 < count; k += 3) {
     const start = found[k] as number;
@@ -173,7 +189,18 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
     lossy[2 * m + 1] = found[k + 1] as number;
     depths[m] = found[k + 2] as number;
   }
-  return { ok: true, values, lossy, depths, unicodeEscape };
+  return { ok: true, values, lossy, depths, unicodeEscape, long: long ?? NONE };
+}
+
+/** Whether the string that ends before `i` is a key: a colon follows it (after any whitespace). */
+function isKey(b: Buffer, i: number): boolean {
+  const n = b.length;
+  while (i < n) {
+    const c = b[i] as number;
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return c === 0x3a;
+    i++;
+  }
+  return false;
 }
 
 /**

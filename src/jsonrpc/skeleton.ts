@@ -1,0 +1,182 @@
+/**
+ * A parse that never builds a long string nobody reads. On this kind of machine a fresh string of
+ * more than ~128 KiB costs a page fault per 4 KiB of it (V8 maps such objects afresh each time): a
+ * 4 MiB argument built by JSON.parse costs ~1,000 faults, ~11 ms, where reading its bytes costs
+ * well under one. So JSON.parse is given a skeleton of the body: the body with each long value
+ * string (scan.ts reports them) replaced by a placeholder, `"\u0000k"` for the k-th one. No string
+ * of a body that gets here holds U+0000 (it could only be written `\u0000`, and a body with a `\u`
+ * escape does not get here), so a placeholder is never a string the client sent.
+ *
+ * Validity is unchanged: a string's extent does not depend on where it stands (outside a string a
+ * quote always opens one, and inside one only the escapes decide where it closes, which is how the
+ * pre-scan found it), so the body is JSON exactly when the skeleton is and each long string's bytes
+ * are a valid string's (checked here by strict-skip.ts's rules for a string). Everything the
+ * walk over the parsed value checks is in the skeleton: every key (long strings that are keys are
+ * kept), every value counted alike (a placeholder is a string), repeated keys, `__proto__`.
+ *
+ * Then each placeholder is given its string back, except inside a message's `params.arguments`
+ * when nothing reads the arguments (only the audit of arguments and `Mcp-Param-*` checks do:
+ * read-depth.ts): there it stays, and the forwarded bytes, the client's own or spliced from them,
+ * still hold the string. A string given back is the body's own bytes as a one-byte string when they
+ * are ASCII without an escape (Node copies one of 1 MiB or more into memory of its own, outside V8's
+ * heap), else decoded by JSON.parse.
+ */
+import { isAscii } from 'node:buffer';
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+/** `"\u0000` and `"`: a placeholder without its number. */
+const OPEN = Buffer.from('"\\u0000');
+
+/**
+ * The body with each string at `long` (start and end offsets, in order) replaced by its
+ * placeholder.
+ */
+export function skeletonOf(body: Buffer, long: readonly number[]): Buffer {
+  let size = body.length;
+  for (let k = 0; k < long.length; k += 2) {
+    size -= (long[k + 1] as number) - (long[k] as number);
+    size += OPEN.length + String(k >> 1).length + 1;
+  }
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  let from = 0;
+  for (let k = 0; k < long.length; k += 2) {
+    const start = long[k] as number;
+    at += body.copy(out, at, from, start);
+    at += OPEN.copy(out, at);
+    at += out.write(String(k >> 1), at, 'latin1');
+    out[at++] = QUOTE;
+    from = long[k + 1] as number;
+  }
+  body.copy(out, at, from);
+  return out;
+}
+
+/** Whether each string at `long` is one JSON.parse accepts (standard escapes, no raw control bytes). */
+export function validStrings(body: Buffer, long: readonly number[]): boolean {
+  for (let k = 0; k < long.length; k += 2) {
+    const start = long[k] as number;
+    const end = long[k + 1] as number;
+    // The pre-scan found the closing quote at end - 1, the first not escaped: without a backslash,
+    // only a raw control byte can make the string invalid.
+    const plain = body.subarray(start + 1, end - 1).indexOf(BACKSLASH) === -1;
+    if (plain ? !noControlBytes(body, start + 1, end - 1) : !escapedString(body, start, end)) return false;
+  }
+  return true;
+}
+
+/** Whether no byte in [from, to) is below 0x20, read four at a time. */
+function noControlBytes(b: Buffer, from: number, to: number): boolean {
+  let j = from;
+  while (j < to && ((b.byteOffset + j) & 3) !== 0) if ((b[j++] as number) < 0x20) return false;
+  const words = new Uint32Array(b.buffer, b.byteOffset + j, (to - j) >> 2);
+  for (let w = 0; w < words.length; w++) {
+    const x = words[w] as number;
+    // A byte below 0x20 sets its high bit here; no other byte does (bytes from 0x80 are cleared by
+    // ~x, and a borrow only ever starts at a byte below 0x20).
+    if (((x - 0x20202020) & ~x & 0x80808080) !== 0) return false;
+  }
+  for (j += words.length * 4; j < to; j++) if ((b[j] as number) < 0x20) return false;
+  return true;
+}
+
+/** What a byte in a string is: plain, a backslash, or one that cannot be there unescaped. */
+const PLAIN = 0;
+const ESCAPE = 1;
+const KIND = new Uint8Array(256);
+for (let c = 0; c < 0x20; c++) KIND[c] = 2;
+KIND[QUOTE] = 2;
+KIND[BACKSLASH] = ESCAPE;
+/** Bytes that may follow a backslash, but `u` (then four hex digits). */
+const SHORT = new Uint8Array(256);
+for (const c of '"\\/bfnrt') SHORT[c.charCodeAt(0)] = 1;
+const HEX = new Uint8Array(256);
+for (const c of '0123456789abcdefABCDEF') HEX[c.charCodeAt(0)] = 1;
+
+/**
+ * Whether the string at [start, end), which holds a backslash, is valid as JSON.parse reads it
+ * (strict-skip.ts's string(), without its word reads, which escapes close together only slow
+ * down): standard escapes, no raw control byte, and its closing quote where the pre-scan found it.
+ */
+function escapedString(b: Buffer, start: number, end: number): boolean {
+  const last = end - 1;
+  let j = start + 1;
+  while (j < last) {
+    const kind = KIND[b[j] as number];
+    if (kind === PLAIN) j++;
+    else if (kind !== ESCAPE) return false;
+    else if (SHORT[b[j + 1] as number] === 1) j += 2;
+    else if (b[j + 1] === 0x75 && hex4(b, j + 2)) j += 6;
+    else return false;
+  }
+  return j === last;
+}
+
+function hex4(b: Buffer, i: number): boolean {
+  return (
+    HEX[b[i] as number] === 1 &&
+    HEX[b[i + 1] as number] === 1 &&
+    HEX[b[i + 2] as number] === 1 &&
+    HEX[b[i + 3] as number] === 1
+  );
+}
+
+/** Whether a parsed string is a placeholder. */
+function isPlaceholder(v: unknown): v is string {
+  return typeof v === 'string' && v.charCodeAt(0) === 0;
+}
+
+/** A container to visit, and what it is to a reader: a message, its params, or anything else. */
+const OTHER = 0;
+const MESSAGE = 1;
+const PARAMS = 2;
+
+/**
+ * Puts back each placeholder's string in the value parsed from the skeleton (the value itself
+ * when it is one), except inside messages' `params.arguments` when `argumentsRead` is false.
+ */
+export function restoreStrings(
+  value: unknown,
+  body: Buffer,
+  long: readonly number[],
+  argumentsRead: boolean,
+): unknown {
+  if (isPlaceholder(value)) return stringAt(body, long, value);
+  if (typeof value !== 'object' || value === null) return value;
+  const stack: (object | number)[] = [value, Array.isArray(value) ? OTHER : MESSAGE];
+  const batch = Array.isArray(value);
+  while (stack.length > 0) {
+    const role = stack.pop() as number;
+    const v = stack.pop() as object;
+    if (Array.isArray(v)) {
+      const items = v as unknown[];
+      const itemRole = batch && v === value ? MESSAGE : OTHER;
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i];
+        if (isPlaceholder(item)) items[i] = stringAt(body, long, item);
+        else if (typeof item === 'object' && item !== null) stack.push(item, itemRole);
+      }
+      continue;
+    }
+    const o = v as Record<string, unknown>;
+    for (const key in o) {
+      const item = o[key];
+      if (role === PARAMS && key === 'arguments' && !argumentsRead) continue;
+      if (isPlaceholder(item)) o[key] = stringAt(body, long, item);
+      else if (typeof item === 'object' && item !== null)
+        stack.push(item, role === MESSAGE && key === 'params' && !Array.isArray(item) ? PARAMS : OTHER);
+    }
+  }
+  return value;
+}
+
+/** The string a placeholder stands for. */
+function stringAt(body: Buffer, long: readonly number[], placeholder: string): string {
+  const k = 2 * Number(placeholder.slice(1));
+  const start = long[k] as number;
+  const end = long[k + 1] as number;
+  const inner = body.subarray(start + 1, end - 1);
+  if (inner.indexOf(BACKSLASH) === -1 && isAscii(inner)) return inner.toString('latin1');
+  return JSON.parse(body.toString('utf8', start, end)) as string;
+}

@@ -1,0 +1,208 @@
+/**
+ * The skeleton parse (skeleton.ts): long value strings are left out of JSON.parse and given back
+ * where a reader reads them. Differential against parsing the whole body (parse.ts with the
+ * skeleton off): for generated bodies with long strings everywhere a reader looks (ids, method,
+ * params.name, _meta, arguments, keys, batches, repeated keys, a top-level string) and long strings
+ * that are not valid JSON (raw control bytes, unknown escapes, a `\u` escape), both refuse alike
+ * (code, message, id) or both accept with the same forwarded bytes and the same messages, except
+ * that `params.arguments` may hold placeholders when nothing reads the arguments.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { BODY_LIMITS, parseBody } from '../../../src/jsonrpc/parse.ts';
+import { LONG_STRING } from '../../../src/jsonrpc/scan.ts';
+import { isGatewayError } from '../../../src/jsonrpc/errors.ts';
+import { KNOWN_METHODS } from '../../../src/policy/methods.ts';
+
+/** A parse's whole outcome: the refusal, or the forwarded bytes and messages. */
+function outcome(
+  body: Buffer,
+  argumentsRead: boolean,
+  skeletonFrom: number,
+  withArguments: boolean,
+): unknown {
+  try {
+    const parsed = parseBody(body, KNOWN_METHODS, BODY_LIMITS, argumentsRead, skeletonFrom);
+    const messages = withArguments ? parsed.messages : parsed.messages.map(withoutArguments);
+    return { bytes: parsed.bytes.toString('latin1'), batch: parsed.batch, messages };
+  } catch (err) {
+    if (!isGatewayError(err)) throw err;
+    return { code: err.code, message: err.message, id: err.rpcId };
+  }
+}
+
+/** A message without `params.arguments` (a copy). */
+function withoutArguments(m: object): object {
+  const params = (m as { params?: unknown }).params;
+  if (typeof params !== 'object' || params === null) return m;
+  const rest: Record<string, unknown> = { ...(params as Record<string, unknown>) };
+  delete rest.arguments;
+  return { ...m, params: rest };
+}
+
+/** String contents repeated to a long string: plain, two- and four-byte UTF-8, short escapes. */
+const unit = fc.constantFrom('a', 'ab c', 'é', '😀', '\\"', '\\n', '\\\\', '\\/', 'x\\ty');
+/** What may break a long string: a raw control byte, an unknown escape, a `\u` escape. */
+const flaw = fc.constantFrom('\u0001', '\t', '\u001f', '\\x', '\\u00e9', '\\u0000', '\\u00', '');
+const longString = fc
+  .tuple(
+    unit,
+    fc.integer({ min: LONG_STRING - 8, max: 3 * LONG_STRING }),
+    fc.option(flaw, { freq: 4 }),
+    fc.nat(),
+  )
+  .map(([u, size, bad, at]) => {
+    const body = u.repeat(Math.ceil(size / u.length));
+    if (bad === null) return `"${body}"`;
+    const cut = at % (body.length + 1);
+    return `"${body.slice(0, cut)}${bad}${body.slice(cut)}"`;
+  });
+const shortString = fc.constantFrom('"a"', '"A"', '"echo"', '"\\u0000"', '"\\u00001"', '""');
+const str = fc.oneof({ arbitrary: longString, weight: 2 }, { arbitrary: shortString, weight: 1 });
+const key = fc.oneof(
+  fc.constantFrom('"a"', '"A"', '"b"', '"arguments"', '"params"', '"name"', '"__proto__"', '"_meta"'),
+  fc.constantFrom(
+    `"${'k'.repeat(LONG_STRING)}"`,
+    `"${'K'.repeat(LONG_STRING)}"`,
+    `"${'k'.repeat(LONG_STRING + 1)}"`,
+  ),
+);
+const value: fc.Arbitrary<string> = fc.letrec<{ v: string }>((tie) => ({
+  v: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    fc.constantFrom('null', 'true', '1', '1.0', '1e400', '-0'),
+    str,
+    fc.array(tie('v'), { maxLength: 3 }).map((a) => `[${a.join(',')}]`),
+    fc
+      .array(fc.tuple(key, tie('v')), { maxLength: 3 })
+      .map((ms) => `{${ms.map(([k, v]) => `${k}:${v}`).join(',')}}`),
+  ),
+})).v;
+
+const params = fc
+  .tuple(
+    fc.oneof(str, fc.constant('"echo"')),
+    value,
+    fc.array(fc.tuple(key, value), { maxLength: 2 }),
+    fc.boolean(),
+  )
+  .map(([name, args, extra, repeatArguments]) => {
+    const members = [`"name":${name}`, `"arguments":${args}`, ...extra.map(([k, v]) => `${k}:${v}`)];
+    if (repeatArguments) members.push(`"arguments":{"a":${name}}`);
+    return `{${members.join(',')}}`;
+  });
+
+const message = fc
+  .tuple(
+    fc.oneof(fc.constant('1'), str),
+    fc.constantFrom('"tools/call"', '"prompts/get"', '"ping"', `"${'m'.repeat(LONG_STRING)}"`),
+    fc.oneof(
+      { arbitrary: params, weight: 4 },
+      { arbitrary: str, weight: 1 },
+      { arbitrary: value, weight: 1 },
+    ),
+    fc.boolean(),
+  )
+  .map(([id, method, p, repeatParams]) => {
+    const members = ['"jsonrpc":"2.0"', `"id":${id}`, `"method":${method}`, `"params":${p}`];
+    if (repeatParams) members.unshift(`"params":{"arguments":${p}}`);
+    return `{${members.join(',')}}`;
+  });
+
+const body = fc.oneof(
+  { arbitrary: message, weight: 4 },
+  {
+    arbitrary: fc.array(message, { minLength: 1, maxLength: 3 }).map((ms) => `[${ms.join(',')}]`),
+    weight: 2,
+  },
+  { arbitrary: str, weight: 1 },
+  { arbitrary: value, weight: 1 },
+);
+
+function bytes(text: string): Buffer {
+  return Buffer.from(text, 'utf8');
+}
+
+describe('the skeleton parse (differential, against parsing the whole body)', () => {
+  it('refuses and accepts alike; with the arguments read, the same messages; otherwise the same but for them', () => {
+    let accepted = 0;
+    let refusedInString = 0;
+    fc.assert(
+      fc.property(body, (text) => {
+        const b = bytes(text);
+        const whole = outcome(b, true, Infinity, true);
+        assert.deepStrictEqual(outcome(b, true, 0, true), whole);
+        assert.deepStrictEqual(outcome(b, false, 0, false), outcome(b, false, Infinity, false));
+        if ((whole as { bytes?: string }).bytes !== undefined) accepted++;
+        else if ((whole as { code: string }).code === 'ERR_PARSE') refusedInString++;
+      }),
+      { numRuns: 1500 },
+    );
+    assert.ok(accepted > 100, `${accepted} bodies accepted`);
+    assert.ok(refusedInString > 100, `${refusedInString} bodies refused as not JSON`);
+  });
+});
+
+describe('the skeleton parse: by name', () => {
+  const call = (args: string, name = '"echo"', id = '1') =>
+    `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":${name},"arguments":${args}}}`;
+  const long = 'a'.repeat(64 * 1024);
+
+  it('leaves a long argument unbuilt when nothing reads the arguments, and forwards the client bytes', () => {
+    const text = call(`{"data":"${long}"}`);
+    const parsed = parseBody(bytes(text), KNOWN_METHODS, BODY_LIMITS, false);
+    const args = (parsed.messages[0] as unknown as { params: { arguments: { data: string } } }).params
+      .arguments;
+    assert.ok(args.data.length < 16, 'a placeholder, not the 64 KiB string');
+    assert.equal(parsed.bytes.toString('utf8'), text);
+  });
+
+  it('gives a long argument back when the arguments are read', () => {
+    const text = call(`{"data":"${long}","q":"é${long}"}`);
+    const parsed = parseBody(bytes(text), KNOWN_METHODS, BODY_LIMITS, true);
+    assert.deepEqual(parsed.messages[0], JSON.parse(text));
+  });
+
+  it('gives back every long string a reader reads: id, tool name, _meta, in a batch too', () => {
+    const text = `[${call('{}', `"${long}"`, `"${long}"`)},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","_meta":{"k":"${long}\\n"},"arguments":{}}}]`;
+    const parsed = parseBody(bytes(text), KNOWN_METHODS, BODY_LIMITS, false);
+    assert.deepEqual(parsed.messages, JSON.parse(text));
+  });
+
+  it('refuses a raw control byte or an unknown escape inside a long string nobody reads', () => {
+    for (const flaw of ['\u0001', '\t', '\\x', '\\']) {
+      const text = call(`{"data":"${long}${flaw}${long}"}`);
+      assert.throws(
+        () => parseBody(bytes(text), KNOWN_METHODS, BODY_LIMITS, false),
+        (err: unknown) => isGatewayError(err) && err.code === 'ERR_PARSE',
+        JSON.stringify(flaw),
+      );
+    }
+  });
+
+  it('a client string spelled like a placeholder is never taken for one', () => {
+    const text = call(`{"data":"${long}"}`, '"\\u00000"');
+    const parsed = parseBody(bytes(text), KNOWN_METHODS, BODY_LIMITS, false);
+    assert.equal((parsed.messages[0] as unknown as { params: { name: string } }).params.name, '\u00000');
+  });
+
+  it('a repeated key whose earlier value is long: the forwarded bytes hold only the later one', () => {
+    const text = call(`{"cmd":"${long}","cmd":"ls"}`);
+    const parsed = parseBody(bytes(text), KNOWN_METHODS, BODY_LIMITS, false);
+    assert.equal(parsed.bytes.toString('utf8'), call('{"cmd":"ls"}'));
+  });
+
+  it('long keys stay in the skeleton: keys that differ only by case and __proto__ are still refused', () => {
+    const k = 'k'.repeat(LONG_STRING);
+    for (const args of [
+      `{"${k}":"${long}","${k.toUpperCase()}":1}`,
+      `{"x":"${long}","__proto__":{"y":"${long}"}}`,
+    ]) {
+      assert.throws(
+        () => parseBody(bytes(call(args)), KNOWN_METHODS, BODY_LIMITS, false),
+        (err: unknown) => isGatewayError(err) && err.code === 'ERR_INVALID_REQUEST',
+      );
+    }
+  });
+});
