@@ -6,7 +6,8 @@
  * every depth, in batches and beside repeated keys, the inspect step that places only those gives
  * exactly what the one that places every number gives: the same refusal (code, message, id), the
  * same decisions and call records, the same answer, plans and forwarded bytes, and the same tagged
- * bytes and tags.
+ * bytes and tags. The same holds for long strings (jsonrpc/skeleton.ts): those in `params.arguments`
+ * are built only when the arguments are read.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -70,6 +71,8 @@ function outcome(inspect: typeof placingAll, body: string, rawHeaders: string[])
 const kept = fc.constantFrom('1.0', '-0', '1e400', '12345678901234567890', '0.10', '1E2', '-0.0');
 const number = fc.oneof(kept, fc.constantFrom('1', '7', '2.5'));
 const ws = fc.constantFrom('', ' ', '\n');
+/** Long strings too: built only when read (jsonrpc/skeleton.ts), so they are judged alike. */
+const long = (unit: string) => `"${unit.repeat(Math.ceil((17 * 1024) / unit.length))}"`;
 const str = fc.constantFrom(
   '"echo"',
   '"secret"',
@@ -77,6 +80,10 @@ const str = fc.constantFrom(
   '"file:///public/a"',
   '"ref/prompt"',
   '"2026-07-28"',
+  long('echo'),
+  long('a\\"'),
+  long('é\\n'),
+  '"\\u00000"',
 );
 
 /** Any JSON value, dense in kept numbers. */
