@@ -10,8 +10,13 @@
  *                            [--deep-numbers]
  *
  * Bodies are parsed as the gateway parses them by default (`audit.log_arguments` off, no
- * `Mcp-Param-*` header: kept numbers below a message's params members are not placed); with
- * `--deep-numbers`, as with `audit.log_arguments` on (every kept number placed).
+ * `Mcp-Param-*` header: kept numbers below a message's params members are not placed, and long
+ * strings in `params.arguments` are not built); with `--deep-numbers`, as with
+ * `audit.log_arguments` on (every kept number placed, every string built).
+ *
+ * Each line also gives the page faults of one parse (process.resourceUsage().minorPageFault, the
+ * median over the runs): on a VM where a fault costs ~11 µs, a body's fresh large strings (V8
+ * maps every object above ~128 KiB afresh) can cost more than the parse.
  *
  * With `--against`, every body is also parsed by that checkout's parseBody, interleaved with this
  * one's and with JSON.parse (an A/B in one process, under one load), and each line shows both.
@@ -104,6 +109,16 @@ function handWritten(): Shape[] {
   return [
     { name: 'open brackets to 4 MiB', body: inner('['.repeat(MAX - 200)) },
     { name: 'one 4 MiB string', body: inner(`"${'a'.repeat(MAX - 200)}"`) },
+    {
+      name: 'one 4 MiB string as the tool name (read)',
+      body: Buffer.from(`${PRE.replace('"name":"x"', `"name":"${'a'.repeat(MAX - 200)}"`)}${POST}`),
+    },
+    {
+      name: 'one 4 MiB string in params._meta (read)',
+      body: Buffer.from(
+        `${PRE.replace('"name":"x"', `"name":"x","_meta":{"k":"${'a'.repeat(MAX - 200)}"}`)}${POST}`,
+      ),
+    },
     { name: 'one string of escaped quotes', body: inner(`"${'\\"'.repeat((MAX - 200) / 2)}"`) },
     { name: 'one string of \\u escapes', body: inner(`"${'\\u00e9'.repeat((MAX - 200) / 6)}"`) },
     { name: 'one string of 2-byte UTF-8', body: inner(`"${'é'.repeat((MAX - 200) / 2)}"`) },
@@ -126,13 +141,23 @@ function handWritten(): Shape[] {
  * Median of RUNS runs of parseBody, and of JSON.parse of the same bytes (decoded as UTF-8) interleaved
  * with them: the floor any parse pays, measured under the same load.
  */
-function time(body: Buffer): { ms: number; plainMs: number; otherMs: number; outcome: string } {
+function time(body: Buffer): {
+  ms: number;
+  plainMs: number;
+  otherMs: number;
+  outcome: string;
+  faults: number;
+  otherFaults: number;
+} {
   const runs: number[] = [];
+  const faults: number[] = [];
+  const otherFaults: number[] = [];
   const plain: number[] = [];
   const others: number[] = [];
   let outcome = '';
   for (let i = 0; i < RUNS; i++) {
     if (other !== undefined) {
+      const f = process.resourceUsage().minorPageFault;
       const t = performance.now();
       try {
         other(body, KNOWN_METHODS, BODY_LIMITS, DEEP);
@@ -140,7 +165,9 @@ function time(body: Buffer): { ms: number; plainMs: number; otherMs: number; out
         // timed all the same
       }
       others.push(performance.now() - t);
+      otherFaults.push(process.resourceUsage().minorPageFault - f);
     }
+    const f0 = process.resourceUsage().minorPageFault;
     const t0 = performance.now();
     try {
       parseBody(body, KNOWN_METHODS, BODY_LIMITS, DEEP);
@@ -149,6 +176,7 @@ function time(body: Buffer): { ms: number; plainMs: number; otherMs: number; out
       outcome = `refused: ${(err as Error).message}`;
     }
     const t1 = performance.now();
+    faults.push(process.resourceUsage().minorPageFault - f0);
     try {
       JSON.parse(body.toString('utf8'));
     } catch {
@@ -160,8 +188,17 @@ function time(body: Buffer): { ms: number; plainMs: number; otherMs: number; out
   runs.sort((a, b) => a - b);
   plain.sort((a, b) => a - b);
   others.sort((a, b) => a - b);
+  faults.sort((a, b) => a - b);
+  otherFaults.sort((a, b) => a - b);
   const mid = RUNS >> 1;
-  return { ms: runs[mid] as number, plainMs: plain[mid] as number, otherMs: others[mid] ?? NaN, outcome };
+  return {
+    ms: runs[mid] as number,
+    plainMs: plain[mid] as number,
+    otherMs: others[mid] ?? NaN,
+    outcome,
+    faults: faults[mid] as number,
+    otherFaults: otherFaults[mid] ?? NaN,
+  };
 }
 
 function randomUnit(): string {
@@ -185,6 +222,8 @@ const results: {
   plainMs: number;
   otherMs: number;
   outcome: string;
+  faults: number;
+  otherFaults: number;
   bytes: number;
   unit?: string;
 }[] = [];
@@ -213,8 +252,10 @@ while (performance.now() - start < BUDGET_MS) {
 
 const line = (r: (typeof results)[number]): string => {
   const against =
-    other === undefined ? '' : `  against: ${r.otherMs.toFixed(1)} ms ×${(r.otherMs / r.plainMs).toFixed(2)}`;
-  return `${r.ms.toFixed(1).padStart(7)} ms  ×${(r.ms / r.plainMs).toFixed(2).padEnd(5)} (JSON.parse ${r.plainMs.toFixed(1)} ms)${against}  ${(r.bytes / 1048576).toFixed(2)} MiB  ${r.name}  (${r.outcome.slice(0, 60)})`;
+    other === undefined
+      ? ''
+      : `  against: ${r.otherMs.toFixed(1)} ms ×${(r.otherMs / r.plainMs).toFixed(2)} ${r.otherFaults} faults`;
+  return `${r.ms.toFixed(1).padStart(7)} ms  ×${(r.ms / r.plainMs).toFixed(2).padEnd(5)} ${String(r.faults).padStart(5)} faults (JSON.parse ${r.plainMs.toFixed(1)} ms)${against}  ${(r.bytes / 1048576).toFixed(2)} MiB  ${r.name}  (${r.outcome.slice(0, 60)})`;
 };
 /** The first `count` results in this order, one per name. */
 const top = (sorted: typeof results, count: number): void => {
