@@ -4,13 +4,21 @@
  * product ships as one executable.
  *
  * Lines are encoded into a buffer outside the JavaScript heap as they come (line-buffer.ts) and
- * handed to the destination once per event-loop turn (setImmediate), as one Buffer (SonicBoom's
- * `buffer` content mode). In its string mode SonicBoom appended each line to its pending string and
+ * handed to the destination as one Buffer (SonicBoom's `buffer` content mode) at most BATCH_MS after
+ * the first of them, or at the end of the event-loop turn once BATCH_BYTES wait. Each hand-over is
+ * a write on libuv's threadpool and a wake-up of the main thread when it completes: handed over once
+ * per turn, that was about 0.14 writes per request under load, and the threadpool thread alone was
+ * 3% of the gateway's CPU; once per BATCH_MS it is a hundred writes a second at most (bench/README.md,
+ * "After the fifth wave"). In its string mode SonicBoom appended each line to its pending string and
  * measured it again (flattening it), and under load the backlog waiting for the disk lived in the
  * young generation: copied at each scavenge it survived, then promoted. `maxWrite` is raised so one
  * write takes the whole backlog (at 16 KiB a write per event-loop round trip could fall behind).
- * A line waiting for its turn is still never lost: flush(), flushSync(), reopen(), close() and the
+ * A line waiting for its batch is still never lost: flush(), flushSync(), reopen(), close() and the
  * process 'exit' hook hand it over first.
+ *
+ * The writes stay asynchronous. Writing each batch on the main thread (write(2) into the page cache
+ * of a regular file) measured no cheaper per request than these batches, and a regular file's
+ * write(2) cannot be made non-blocking: a stuck disk would hold the event loop.
  *
  * The line is `JSON.stringify(record)`, handed to the destination rather than through a
  * pino logger: a logger adds `level` (pino cannot drop it without producing invalid JSON when
@@ -64,8 +72,12 @@ export const DEFAULT_FILE_MODE = 0o640;
 export const MAX_WRITE_BYTES = 1024 * 1024;
 
 const DESTINATION = { sync: false, contentMode: 'buffer', maxWrite: MAX_WRITE_BYTES } as const;
+/** Lines wait at most this long (ms) before they are written... */
+export const BATCH_MS = 10;
+/** ...or until this many bytes wait (written at the end of the event-loop turn). */
+export const BATCH_BYTES = 64 * 1024;
 
-/** One process 'exit' listener for every open writer: hands over the turn's lines, writes them. */
+/** One process 'exit' listener for every open writer: hands over the pending lines, writes them. */
 const exitHooks = new Set<() => void>();
 process.once('exit', () => {
   for (const hook of exitHooks) hook();
@@ -101,13 +113,16 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   let broken = false;
   let lastErrorCode: string | undefined;
   let waiters: (() => void)[] = [];
-  /** Lines of this event-loop turn, not yet handed to the destination. */
+  /** Lines not yet written nor handed to the destination. */
   const pending = new LineBuffer();
+  /** A timer (BATCH_MS) or the end of the turn (BATCH_BYTES) will hand the pending lines over. */
   let scheduled = false;
+  let turnScheduled = false;
 
-  /** Hands this turn's lines to the destination, as one Buffer. */
+  /** Hands the pending lines to the destination, as one Buffer. */
   function handOver(): void {
     scheduled = false;
+    turnScheduled = false;
     const text = pending.take();
     if (text === undefined) return;
     if (dest.destroyed || broken) {
@@ -119,6 +134,9 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     // In `buffer` content mode SonicBoom's write takes a Buffer (its types only say string).
     (dest as unknown as { write(data: Buffer): boolean }).write(text);
   }
+  const handOverTurn = () => {
+    if (turnScheduled) handOver();
+  };
   const onExit = () => {
     handOver();
     flushSync();
@@ -203,9 +221,14 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       }
       idle = false;
       pending.push(JSON.stringify(record));
-      if (!scheduled) {
+      if (pending.length >= BATCH_BYTES) {
+        if (!turnScheduled) {
+          turnScheduled = true;
+          setImmediate(handOverTurn);
+        }
+      } else if (!scheduled) {
         scheduled = true;
-        setImmediate(handOver);
+        setTimeout(handOver, BATCH_MS).unref();
       }
     },
     ready() {

@@ -4,7 +4,8 @@ import { mkdtemp, readFile, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { createAuditWriter } from '../../../src/audit/writer.ts';
+import fs from 'node:fs';
+import { BATCH_BYTES, BATCH_MS, createAuditWriter } from '../../../src/audit/writer.ts';
 import { createAuditLog } from '../../../src/audit/audit.ts';
 import { fakeContext, SECRETS } from './fake-context.ts';
 
@@ -73,6 +74,41 @@ describe('audit writer', () => {
     assert.equal(old.filter((l) => l.phase === 'before').length, 10);
     assert.equal(fresh.filter((l) => l.phase === 'after').length, 7);
     assert.ok(fresh.every((l) => l.phase !== 'before'));
+  });
+
+  it('hands lines written over many event-loop turns to one write per batch window', async (t) => {
+    const file = join(dir, 'batch.log');
+    const writer = createAuditWriter({ output: file });
+    await writer.ready();
+    const writes = t.mock.method(fs, 'write');
+    t.mock.timers.enable({ apis: ['setTimeout', 'setImmediate'] });
+    for (let i = 0; i < 20; i++) {
+      writer.write({ i });
+      t.mock.timers.tick(0); // the end of an event-loop turn
+    }
+    assert.equal(writes.mock.callCount(), 0, 'no write per turn');
+    t.mock.timers.tick(BATCH_MS);
+    assert.equal(writes.mock.callCount(), 1, 'one write for the window');
+    t.mock.timers.reset();
+    await writer.close();
+    assert.equal((await lines(file)).length, 20);
+  });
+
+  it('hands lines over at the end of the turn once BATCH_BYTES wait', async (t) => {
+    const file = join(dir, 'batch-bytes.log');
+    const writer = createAuditWriter({ output: file });
+    await writer.ready();
+    const writes = t.mock.method(fs, 'write');
+    t.mock.timers.enable({ apis: ['setTimeout', 'setImmediate'] });
+    const pad = 'p'.repeat(1000);
+    const n = Math.ceil(BATCH_BYTES / 1000) + 1;
+    for (let i = 0; i < n; i++) writer.write({ i, pad });
+    assert.equal(writes.mock.callCount(), 0, 'not within the turn');
+    t.mock.timers.tick(0);
+    assert.equal(writes.mock.callCount(), 1, 'at the end of the turn, before the window ends');
+    t.mock.timers.reset();
+    await writer.close();
+    assert.equal((await lines(file)).length, n);
   });
 
   it('creates the file with restrictive permissions', async () => {
@@ -152,6 +188,12 @@ describe('audit writer', () => {
     const code = await new Promise((resolve) => child.on('close', resolve));
     assert.equal(code, 0, err);
     assert.match(err, /^audit error EPIPE\nclosed in time\n$/);
+  });
+
+  it('a process that ends without close() (nothing left to run) loses no line', async () => {
+    const { code, lines: got } = await childLines(3, '');
+    assert.equal(code, 0);
+    assert.equal(got.length, 3);
   });
 
   it('a crash (uncaught exception) right after writing loses no line', async () => {
