@@ -59,6 +59,7 @@ export class Exchange implements RelayHooks {
     const { deps } = this.shared;
     ctx.status = status;
     ctx.upstreamMs = deps.clock.mono() - (ctx.upstreamStartMono as number);
+    headers['x-request-id'] = ctx.requestId;
     deps.cors.decorate(headers, ctx.req.headers.origin);
     const issued = upstream['mcp-session-id'];
     if (typeof issued === 'string') {

@@ -23,7 +23,7 @@ import type {
   SessionStep,
   TransportStep,
 } from './ports.ts';
-import { sendJson } from './respond.ts';
+import { sendJson, setOwnHeaders } from './respond.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
 import type { Upstream } from '../proxy/upstream.ts';
 import type { RequestHeaders } from '../proxy/request-headers.ts';
@@ -133,6 +133,7 @@ export function createHandler(deps: HandlerDeps): Handler {
     const method = req.method;
     try {
       deps.checkSite(ctx);
+      if (method === 'OPTIONS') setOwnHeaders(ctx);
       if (deps.cors.preflight(req, res)) {
         ctx.status = 204;
         return;
@@ -225,7 +226,8 @@ export function createHandler(deps: HandlerDeps): Handler {
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
     const ctx = createContext(requestIdFor(req), req, res, clock.now(), clock.mono());
-    res.setHeader('x-request-id', ctx.requestId);
+    // X-Request-Id goes out with each answer's head (setOwnHeaders, and the relay with the
+    // upstream's): nothing is set on the response ahead, so a relayed head takes Node's fast path.
     // Every answer to an allowed browser origin carries CORS headers, errors included.
     const corsHeaders = deps.cors.headersFor(req.headers.origin);
     if (corsHeaders !== undefined) for (const name in corsHeaders) res.setHeader(name, corsHeaders[name]!);
@@ -238,6 +240,7 @@ export function createHandler(deps: HandlerDeps): Handler {
   function endStream(ctx: RequestContext): void {
     const ex = streams.get(ctx);
     if (ex === undefined) return;
+    if (!ctx.res.headersSent) setOwnHeaders(ctx);
     ctx.res.end();
     ex.relay?.abort(new Error('stream ended by the gateway'));
   }

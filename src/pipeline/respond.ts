@@ -17,6 +17,14 @@ function responseId(ctx: RequestContext, err: GatewayError): JsonRpcId | null {
   return null;
 }
 
+/**
+ * The gateway's own headers on an answer it writes itself: X-Request-Id. (A relayed answer gets it
+ * in the head the relay writes; CORS headers are set when the request comes in.)
+ */
+export function setOwnHeaders(ctx: RequestContext): void {
+  ctx.res.setHeader('x-request-id', ctx.requestId);
+}
+
 export function sendError(ctx: RequestContext, err: GatewayError): void {
   const res = ctx.res;
   ctx.reason ??= err.code;
@@ -26,6 +34,7 @@ export function sendError(ctx: RequestContext, err: GatewayError): void {
     res.destroy();
     return;
   }
+  setOwnHeaders(ctx);
   ctx.status = err.status;
   const body =
     ctx.batch && ctx.messages
@@ -46,6 +55,7 @@ function batchErrorBody(ctx: RequestContext, err: GatewayError): string {
 
 /** A JSON body sent by the gateway itself (a denied call answered like the upstream would). */
 export function sendJson(ctx: RequestContext, status: number, body: string): void {
+  setOwnHeaders(ctx);
   ctx.status = status;
   if (body === '') {
     ctx.res.statusCode = status;

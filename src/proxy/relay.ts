@@ -30,6 +30,16 @@ function flushHead(relay: Relay): void {
   relay.flushHead();
 }
 
+/**
+ * The head as Node's writeHead takes it fastest: a flat `[name, value, ...]` list, on a response
+ * with nothing set on it before (no setHeader: Node then merges no header map).
+ */
+function flatHead(headers: Record<string, string | string[]>): (string | string[])[] {
+  const flat: (string | string[])[] = [];
+  for (const name in headers) flat.push(name, headers[name] as string | string[]);
+  return flat;
+}
+
 /** Upper bound for a JSON list body the gateway holds to filter (a page of tools is far smaller). */
 const MAX_REWRITE_BYTES = 64 * 1024 * 1024;
 
@@ -167,7 +177,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
       this.heldHead = { status: statusCode, headers };
       return;
     }
-    this.res.writeHead(statusCode, headers);
+    this.res.writeHead(statusCode, flatHead(headers));
     if (this.sse) {
       // An SSE client must see the stream open before the first event: the headers go out with the
       // first bytes that came with them (one write, not two), else on their own at the next tick.
@@ -224,7 +234,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
         // returns is checked here): the buffer may hold the next list body.
         this.reuseHeld = this.held !== undefined && !this.held.holds(body);
         this.heldHead.headers['content-length'] = String(body.length);
-        this.res.writeHead(this.heldHead.status, this.heldHead.headers);
+        this.res.writeHead(this.heldHead.status, flatHead(this.heldHead.headers));
         this.hooks.onBytes(body.length);
         this.res.end(body);
       } else {
