@@ -137,10 +137,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   const handOverTurn = () => {
     if (turnScheduled) handOver();
   };
-  const onExit = () => {
-    handOver();
-    flushSync();
-  };
+  const onExit = () => flushSync();
   exitHooks.add(onExit);
 
   const report = (err: Error, code: string) => {
@@ -203,10 +200,30 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     else dest.end();
   }
 
+  /**
+   * Writes the pending lines and SonicBoom's backlog before returning. The pending lines go through
+   * SonicBoom's synchronous path: handed over as usual, they would start an async write that the
+   * process exit this often serves could cut off (a write already in flight is SonicBoom's to finish).
+   */
   function flushSync(): void {
-    handOver();
     try {
-      if (!dest.destroyed && dest.fd >= 0) dest.flushSync();
+      if (dest.destroyed || broken || dest.fd < 0) {
+        handOver();
+        return;
+      }
+      const text = pending.take();
+      scheduled = false;
+      turnScheduled = false;
+      if (text !== undefined) {
+        const sync = dest as unknown as { sync: boolean; write(data: Buffer): boolean };
+        sync.sync = true;
+        try {
+          sync.write(text);
+        } finally {
+          sync.sync = false;
+        }
+      }
+      dest.flushSync();
     } catch (err) {
       report(err as Error, 'EFLUSHSYNC');
     }

@@ -111,6 +111,25 @@ describe('audit writer', () => {
     assert.equal((await lines(file)).length, n);
   });
 
+  it('flushSync() has written the pending lines when it returns, whatever the threadpool does', async (t) => {
+    const file = join(dir, 'sync.log');
+    const writer = createAuditWriter({ output: file, closeTimeoutMs: 100 });
+    await writer.ready();
+    // A threadpool that never gets to the write (as when the process exits right after).
+    t.mock.method(fs, 'write', () => {});
+    for (let i = 0; i < 5; i++) writer.write({ i });
+    writer.flushSync();
+    assert.equal(
+      fs
+        .readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((l) => l !== '').length,
+      5,
+    );
+    t.mock.restoreAll();
+    await writer.close();
+  });
+
   it('creates the file with restrictive permissions', async () => {
     const file = join(dir, 'mode.log');
     const writer = createAuditWriter({ output: file });
