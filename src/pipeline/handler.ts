@@ -60,6 +60,8 @@ export interface HandlerDeps {
   readonly readBody: ReadBody;
   /** The process-wide budget for held bodies (limits.max_buffered_bytes). */
   readonly budget: BufferBudget;
+  /** Told the size of every upstream body chunk (server/young-sweep.ts), when there is one. */
+  readonly sweep?: { add(bytes: number): void } | undefined;
   /** The steps built from the config; read once per request, swapped whole by a reload. */
   readonly steps: { readonly current: PipelineSteps };
   /** The older HTTP+SSE transport, when the upstream speaks it; undefined for Streamable HTTP. */
@@ -112,6 +114,7 @@ export function createHandler(deps: HandlerDeps): Handler {
     keepalive: new KeepaliveWheel(deps.keepaliveMs),
     budget: deps.budget,
     head: deps.responseHead,
+    ...(deps.sweep ? { sweep: deps.sweep } : {}),
   };
 
   /** The whole request; never rejects (a failure becomes the error response). */

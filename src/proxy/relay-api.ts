@@ -45,4 +45,6 @@ export interface RelayConfig {
   readonly head: ResponseHead;
   /** Held list bodies are reserved against this budget (limits.max_buffered_bytes). */
   readonly budget?: BufferBudget;
+  /** Told the size of every upstream body chunk (server/young-sweep.ts frees their buffers). */
+  readonly sweep?: { add(bytes: number): void };
 }

@@ -188,6 +188,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.options.sweep?.add(chunk.length);
     if (this.res.destroyed || this.replacement !== undefined) return;
     if (this.holding) {
       this.hold(controller, chunk);

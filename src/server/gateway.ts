@@ -27,6 +27,7 @@ import { createStepsHolder, reloadSteps } from './reload.ts';
 import type { ReloadOutcome } from './reload.ts';
 import type { Logger } from '../log/types.ts';
 import type { OAuthTuning } from '../auth/oauth/authenticator.ts';
+import { createYoungSweep } from './young-sweep.ts';
 
 /** Reserved paths answered whatever the Host (load balancers probe by IP address). */
 const PROBES: ReadonlySet<string> = new Set(['/healthz', '/readyz']);
@@ -104,6 +105,7 @@ export async function startGateway(
     keepaliveMs: config.streams.keepalive,
     readBody: createReadBody(config.limits.max_body_bytes, budget),
     budget,
+    sweep: createYoungSweep(),
     steps: holder,
     headersTimeout: compileTimeouts(config.upstream),
     transport: durable.transport,

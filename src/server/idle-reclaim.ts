@@ -14,16 +14,15 @@
  * pressure, which shrinks the young generation and returns pooled pages. It pauses the event loop
  * once, at most once per quiet period and only after a busy one: about 0.1 s for a small heap on
  * the 2-core bench machine, longer for a large live heap (0.4–0.7 s with 2,000 GET streams open,
- * measured under load). V8 offers that collection to JavaScript only through `--expose-gc`; the
- * flag is set for the one context created here and unset at once, so no other code sees a `gc`
- * function (a process started with `--expose-gc` is left as it is, and its `gc` used).
+ * measured under load). V8 offers that collection to JavaScript only through `--expose-gc`
+ * (gc-access.ts).
  */
 import { performance } from 'node:perf_hooks';
-import { getHeapStatistics, setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { getHeapStatistics } from 'node:v8';
 import { dropSpares } from '../proxy/body-buffer.ts';
 import { clearListScanMemo } from '../policy/list-scan-memo.ts';
 import type { Logger } from '../log/types.ts';
+import { exposedGc } from './gc-access.ts';
 
 /** Below this share of the last period spent running, the gateway counts as idle. */
 export const IDLE_UTILIZATION = 0.01;
@@ -52,25 +51,9 @@ type Collect = () => void;
 
 /** The memory-reducing collection, or undefined when this runtime does not offer it. */
 export function memoryReducingCollection(): Collect | undefined {
-  try {
-    // Started with --expose-gc (by its operator): the flag is theirs, left as it is.
-    const own: unknown = (globalThis as { gc?: unknown }).gc;
-    const gc: unknown = typeof own === 'function' ? own : exposedOnce();
-    if (typeof gc !== 'function') return undefined;
-    return () => (gc as (options: object) => void)({ type: 'major', flavor: 'last-resort' });
-  } catch {
-    return undefined;
-  }
-}
-
-/** `gc` from one new context made while --expose-gc is set, which is unset at once. */
-function exposedOnce(): unknown {
-  setFlagsFromString('--expose-gc');
-  try {
-    return runInNewContext('gc');
-  } finally {
-    setFlagsFromString('--no-expose-gc');
-  }
+  const gc = exposedGc();
+  if (gc === undefined) return undefined;
+  return () => gc({ type: 'major', flavor: 'last-resort' });
 }
 
 export function startIdleReclaim(options: {

@@ -37,7 +37,8 @@ const keepalive = new KeepaliveWheel(1000);
 
 /**
  * GETs `path` from the origin through a Relay with `rewrite` and `budget`; returns what the client
- * read (undefined when the connection failed) and each onDone error. `onBytes` sees each write.
+ * read (undefined when the connection failed) and each onDone error. `onBytes` sees each write;
+ * `sweep`, when given, is the relay's (told the size of each upstream chunk).
  */
 export async function relayOnce(
   origin: Origin,
@@ -45,11 +46,12 @@ export async function relayOnce(
   rewrite: ResponseRewrite,
   budget: BufferBudget,
   onBytes: () => void = () => {},
+  sweep?: { add(bytes: number): void },
 ): Promise<{ text: string | undefined; errors: (Error | undefined)[] }> {
   const head = createResponseHead({ pass: [], warn: () => {}, now: () => 0 });
   const errors: (Error | undefined)[] = [];
   const front = createServer((_req, res) => {
-    const relay = new Relay(res, { keepalive, head, budget }, rewrite, {
+    const relay = new Relay(res, { keepalive, head, budget, ...(sweep ? { sweep } : {}) }, rewrite, {
       onStart: () => {},
       onBytes,
       onDone: (error) => {
