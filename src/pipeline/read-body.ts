@@ -12,7 +12,15 @@ import type { BufferBudget } from '../proxy/body-buffer.ts';
 
 export type ReadBody = (req: IncomingMessage, res: ServerResponse) => Promise<Buffer>;
 
-export function createReadBody(maxBytes: number, budget: BufferBudget): ReadBody {
+/**
+ * `sweep`, when given, is told the size of every chunk read (server/young-sweep.ts: their buffers
+ * are freed by a scavenge, not a mark-compact).
+ */
+export function createReadBody(
+  maxBytes: number,
+  budget: BufferBudget,
+  sweep?: { add(bytes: number): void },
+): ReadBody {
   if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0)
     throw new TypeError('maxBytes must be a positive integer');
   return function readBody(req, res) {
@@ -22,6 +30,7 @@ export function createReadBody(maxBytes: number, budget: BufferBudget): ReadBody
     }
     const read = new BodyRead(
       new BodyBuffer(budget, maxBytes, declared === undefined ? undefined : Number(declared)),
+      sweep,
     );
     // The bytes (and what is parsed from them) live until the response has finished.
     if (res.destroyed) read.held.release();
@@ -45,12 +54,14 @@ export function createReadBody(maxBytes: number, budget: BufferBudget): ReadBody
 class BodyRead {
   readonly held: BodyBuffer;
   readonly promise: Promise<Buffer>;
+  private readonly sweep: { add(bytes: number): void } | undefined;
   private resolve!: (bytes: Buffer) => void;
   private reject!: (err: GatewayError) => void;
   private settled = false;
 
-  constructor(held: BodyBuffer) {
+  constructor(held: BodyBuffer, sweep: { add(bytes: number): void } | undefined) {
     this.held = held;
+    this.sweep = sweep;
     this.promise = new Promise<Buffer>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -58,6 +69,7 @@ class BodyRead {
   }
 
   data(req: IncomingMessage, chunk: Buffer): void {
+    this.sweep?.add(chunk.length);
     if (this.settled) return;
     const refusal = this.held.push(chunk);
     if (refusal === undefined) return;

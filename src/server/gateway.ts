@@ -82,6 +82,7 @@ export async function startGateway(
   if (!address) throw new TypeError('invalid listen address');
   const cors = createCors(config.cors.allowed_origins, config.upstream.forward_headers);
   const budget = new BufferBudget(config.limits.max_buffered_bytes ?? defaultBufferedBytes());
+  const sweep = createYoungSweep();
   const handler = createHandler({
     upstream,
     requestHeaders: createRequestHeaders({
@@ -103,9 +104,9 @@ export async function startGateway(
       now: deps.clock.mono,
     }),
     keepaliveMs: config.streams.keepalive,
-    readBody: createReadBody(config.limits.max_body_bytes, budget),
+    readBody: createReadBody(config.limits.max_body_bytes, budget, sweep),
     budget,
-    sweep: createYoungSweep(),
+    sweep,
     steps: holder,
     headersTimeout: compileTimeouts(config.upstream),
     transport: durable.transport,

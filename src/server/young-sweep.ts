@@ -11,14 +11,14 @@
  * the event loop for 5–20 ms in marking steps and its final pause (`--trace-gc`, "finalize
  * incremental marking via task"), which is the p99 of a list; a do-nothing proxy relaying the same
  * bytes pays the same. A scavenge frees the dead buffers too, for a fraction of a millisecond when
- * few objects are alive, and the count starts again. So once EVERY_BYTES of upstream body have been
- * relayed, one scavenge runs at the next turn of the event loop (after the response that crossed
- * the mark is written). Small answers reach the mark only after thousands of requests, by which
+ * few objects are alive, and the count starts again. So once EVERY_BYTES of body have been read
+ * (upstream responses by the relay, request bodies by read-body.ts), one scavenge runs at the next
+ * turn of the event loop (after the response that crossed the mark is written). Small answers reach the mark only after thousands of requests, by which
  * time V8 has scavenged several times on its own: the cost is one check per chunk.
  */
 import { exposedGc } from './gc-access.ts';
 
-/** Bytes of upstream body between two scavenges: well under V8's ~8 MiB before a mark-compact. */
+/** Bytes of body read between two scavenges: well under V8's ~8 MiB before a mark-compact. */
 export const EVERY_BYTES = 2 * 1024 * 1024;
 
 export interface YoungSweepOptions {
@@ -45,7 +45,7 @@ export class YoungSweep {
     this.#every = options.everyBytes;
   }
 
-  /** `n` bytes of upstream body were read (their buffer dies once relayed). */
+  /** `n` bytes of body were read from a socket (their buffer dies once relayed or parsed). */
   add(n: number): void {
     this.#bytes += n;
     if (this.#bytes < this.#every || this.#pending) return;

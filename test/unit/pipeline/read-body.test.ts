@@ -10,9 +10,9 @@ import { createReadBody } from '../../../src/pipeline/read-body.ts';
 import { BufferBudget } from '../../../src/proxy/body-buffer.ts';
 import { isGatewayError } from '../../../src/jsonrpc/errors.ts';
 
-async function serve(max: number) {
+async function serve(max: number, sweep?: { add(bytes: number): void }) {
   const budget = new BufferBudget(1 << 20);
-  const readBody = createReadBody(max, budget);
+  const readBody = createReadBody(max, budget, sweep);
   const outcomes: { bytes?: string; code?: string; usedWhileOpen: number }[] = [];
   const closed: Promise<void>[] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -75,4 +75,27 @@ it('refuses a body that grows past the cap (413), and one whose client leaves ha
   assert.deepEqual(s.outcomes.map((o) => o.code).sort(), ['ERR_BODY_TOO_LARGE', 'ERR_CLIENT_ABORTED']);
   assert.equal(s.budget.used, 0);
   s.close();
+});
+
+it('tells the young sweep the size of every chunk it reads', async () => {
+  const told: number[] = [];
+  const s = await serve(1024, { add: (n) => void told.push(n) });
+  try {
+    const req = request({ port: s.port, method: 'POST', headers: { 'transfer-encoding': 'chunked' } });
+    req.write('{"a":');
+    await new Promise((r) => setTimeout(r, 20));
+    req.end('1}');
+    const [res] = (await once(req, 'response')) as [IncomingMessage];
+    res.resume();
+    await once(res, 'end');
+    await Promise.all(s.closed);
+    assert.equal(s.outcomes[0]?.bytes, '{"a":1}');
+    assert.ok(told.length >= 2, `chunks told: ${told.join(',')}`);
+    assert.equal(
+      told.reduce((a, b) => a + b, 0),
+      7,
+    );
+  } finally {
+    s.close();
+  }
 });
