@@ -31,17 +31,11 @@ import { placeNumbers } from './place-numbers.ts';
 import { spliceBody } from './splice.ts';
 import { numbersRead } from './read-depth.ts';
 import { walkTree } from './tree.ts';
-import { restoreStrings, skeletonOf, validStrings } from './skeleton.ts';
+import { BODY_LIMITS } from './limits.ts';
+import { argumentsLeftOut, cutOf, restoreStrings, skeletonOf, validStrings } from './skeleton.ts';
+import type { Cut } from './skeleton.ts';
 
-/** Deepest nesting of a body (an MCP message with a JSON Schema argument is far shallower). */
-export const MAX_DEPTH = 64;
-/**
- * Most values in one body (scalars, containers and object keys): bounds what building one body can
- * cost (bench/parse-fuzz.ts reports the slowest shapes); an MCP request is typically a few dozen.
- */
-export const MAX_VALUES = 100_000;
-
-export const BODY_LIMITS: ScanLimits = Object.freeze({ maxDepth: MAX_DEPTH, maxValues: MAX_VALUES });
+export { BODY_LIMITS, MAX_DEPTH, MAX_VALUES } from './limits.ts';
 
 const PROTO = Buffer.from('__proto__');
 /**
@@ -99,13 +93,18 @@ export function parseBody(
   }
   // Strict UTF-8 (no replacement characters): validated, then decoded; a BOM stays in the text.
   if (!isUtf8(body)) throw new GatewayError('ERR_PARSE', { message: 'parse error: body is not valid UTF-8' });
-  // Long strings are left out of what JSON.parse reads, and given back where a reader reads them
-  // (skeleton.ts); a `\u` escape anywhere keeps the whole body (a placeholder is spelled with one).
-  const skeleton =
-    scan.long.length > 0 && !scan.unicodeEscape && spanBytes(scan.long) >= skeletonFrom
-      ? skeletonOf(body, scan.long)
-      : undefined;
-  const text = (skeleton ?? body).toString('utf8');
+  // JSON.parse makes `"__proto__"` an ordinary own key, but an upstream that copies objects with
+  // assignment (Object.assign, a naive deep merge) turns it into a prototype, and then reads
+  // properties the gateway never saw. A key can only be `__proto__` if the bytes spell it or use
+  // a \u escape, so the walk looks for it only then.
+  const findProto = scan.unicodeEscape || body.indexOf(PROTO) !== -1;
+  // Long strings, and arguments nothing reads, are left out of what JSON.parse reads and given
+  // back where a reader reads them (skeleton.ts); a `\u` escape anywhere keeps the whole body (a
+  // placeholder is spelled with one), and `__proto__` keeps the arguments (the walk must see it).
+  const cut = scan.unicodeEscape
+    ? undefined
+    : cutOf(body, scan.long, !argumentsRead && !findProto, skeletonFrom);
+  const text = (cut === undefined ? body : skeletonOf(body, cut.spans)).toString('utf8');
   if (text.charCodeAt(0) === 0xfeff)
     throw new GatewayError('ERR_PARSE', { message: 'parse error: byte order mark' });
   let value: unknown;
@@ -114,17 +113,15 @@ export function parseBody(
   } catch (cause) {
     throw new GatewayError('ERR_PARSE', { message: 'parse error: body is not a JSON value', cause });
   }
-  if (skeleton !== undefined) {
-    if (!validStrings(body, scan.long))
+  if (cut !== undefined) {
+    if (!validStrings(body, cut.strings))
       throw new GatewayError('ERR_PARSE', { message: 'parse error: body is not a JSON value' });
-    value = restoreStrings(value, body, scan.long, argumentsRead);
+    value = restoreStrings(value, body, cut.spans, argumentsRead);
   }
-  // JSON.parse makes `"__proto__"` an ordinary own key, but an upstream that copies objects with
-  // assignment (Object.assign, a naive deep merge) turns it into a prototype, and then reads
-  // properties the gateway never saw. A key can only be `__proto__` if the bytes spell it or use
-  // a \u escape, so the walk looks for it only then.
-  const findProto = scan.unicodeEscape || body.indexOf(PROTO) !== -1;
   const shape = walkTree(value, findProto);
+  // Every value the scan counted is in the parsed value (or left out with the arguments) exactly
+  // when no key was repeated.
+  const repeatedKeys = shape.values + (cut?.missing ?? 0) !== scan.values;
   // Numbers a double cannot spell back are kept as written, put where the bytes have them (only a
   // valid body gets here, so marking a lexeme the scan took for a number never makes one valid):
   // all of them, or those the gateway reads.
@@ -132,17 +129,15 @@ export function parseBody(
     argumentsRead || scan.lossy.length === 0
       ? scan.lossy
       : numbersRead(scan.lossy, scan.depths, Array.isArray(value));
-  if (kept.length > 0)
-    value = keepNumbers(body, bodyText(body, text, skeleton), value, kept, shape.values !== scan.values);
+  if (kept.length > 0) value = keepNumbers(body, bodyText(body, text, cut), value, kept, repeatedKeys);
   if (shape.protoKey) throw invalid(peekId(value), 'a "__proto__" key is not allowed');
   if (shape.caseTwins) throw invalid(peekId(value), 'an object has keys that differ only by case');
   const batch = Array.isArray(value);
   const items: unknown[] = batch ? (value as unknown[]) : [value];
   if (items.length === 0) throw invalid(null, 'empty batch');
   const messages = items.map((item) => validateMessage(item, knownMethods));
-  // Every value the scan counted is in the parsed value (no key repeated) and nothing is escaped as
-  // \u: any parser reads the client's bytes as the value judged, so they are forwarded as they are.
-  const repeatedKeys = shape.values !== scan.values;
+  // No key repeated and nothing escaped as \u: any parser reads the client's bytes as the value
+  // judged, so they are forwarded as they are.
   if (!repeatedKeys && !scan.unicodeEscape) return { messages, batch, bytes: trimmed(body) };
   // Otherwise the client's bytes without the members a repeated key replaced, and with the strings
   // that hold a \u escape spelled as JSON.stringify spells them (splice.ts).
@@ -151,17 +146,15 @@ export function parseBody(
     value,
     scan.lossy,
     repeatedKeys,
-    shape.values,
-    bodyText(body, text, skeleton),
+    shape.values + (cut === undefined ? 0 : argumentsLeftOut(value, cut)),
+    bodyText(body, text, cut),
   );
   if (spliced !== undefined) return { messages, batch, bytes: spliced };
   // Should the splice not account for every value, the judged value is serialised, with every
   // number kept and every string built (the depth limit keeps this recursion far from the stack's
   // end).
   const whole =
-    kept.length === scan.lossy.length && skeleton === undefined
-      ? value
-      : parseKeepingNumbers(body, scan.lossy);
+    kept.length === scan.lossy.length && cut === undefined ? value : parseKeepingNumbers(body, scan.lossy);
   return { messages, batch, bytes: Buffer.from(JSON.stringify(whole)) };
 }
 
@@ -184,15 +177,8 @@ function keepNumbers(
 }
 
 /** The text, when its offsets are the body's bytes (the passes that read keys take them from it). */
-function bodyText(body: Buffer, text: string, skeleton: Buffer | undefined): string | undefined {
-  return skeleton === undefined && isAscii(body) ? text : undefined;
-}
-
-/** How many bytes the spans (start and end offsets) cover together. */
-function spanBytes(spans: readonly number[]): number {
-  let total = 0;
-  for (let k = 0; k < spans.length; k += 2) total += (spans[k + 1] as number) - (spans[k] as number);
-  return total;
+function bodyText(body: Buffer, text: string, cut: Cut | undefined): string | undefined {
+  return cut === undefined && isAscii(body) ? text : undefined;
 }
 
 /** The body without the JSON whitespace around its value (a view, no copy). */

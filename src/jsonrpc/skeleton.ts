@@ -22,14 +22,96 @@
  * heap), else decoded by JSON.parse.
  */
 import { isAscii } from 'node:buffer';
+import { argumentsSpans } from './arguments-span.ts';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 /** `"\u0000` and `"`: a placeholder without its number. */
 const OPEN = Buffer.from('"\\u0000');
 
+/** What a parse leaves out of JSON.parse. */
+export interface Cut {
+  /** Start and end offsets of each part left out, in order (the k-th gets placeholder k). */
+  readonly spans: readonly number[];
+  /** The long strings, left out alone or with the arguments they are in (validated here). */
+  readonly strings: readonly number[];
+  /** For each part, the values the pre-scan counted in it; undefined: one each (strings only). */
+  readonly counts: readonly number[] | undefined;
+  /** How many values the skeleton holds fewer than the body (a placeholder is one value). */
+  readonly missing: number;
+}
+
 /**
- * The body with each string at `long` (start and end offsets, in order) replaced by its
+ * What to leave out of JSON.parse: the long strings (`long`, from the pre-scan), and, when
+ * `withArguments`, each message's `params.arguments` (arguments-span.ts) with the long strings in
+ * them; nothing (undefined) when that would cover fewer than `from` bytes, or when the arguments
+ * are not looked for in a body shorter than 8 times `from` (they cost a walk over the bytes).
+ */
+export function cutOf(
+  body: Buffer,
+  long: readonly number[],
+  withArguments: boolean,
+  from: number,
+): Cut | undefined {
+  const args = withArguments && body.length >= 8 * from ? argumentsSpans(body, long) : undefined;
+  if (args === undefined || args.length === 0) {
+    if (long.length === 0 || spanBytes(long) < from) return undefined;
+    return { spans: long, strings: long, counts: undefined, missing: 0 };
+  }
+  const spans: number[] = [];
+  const strings: number[] = [];
+  const counts: number[] = [];
+  let missing = 0;
+  let a = 0;
+  const flush = (before: number) => {
+    while (a < args.length && (args[a] as number) < before) {
+      spans.push(args[a] as number, args[a + 1] as number);
+      counts.push(args[a + 2] as number);
+      missing += (args[a + 2] as number) - 1;
+      a += 3;
+    }
+  };
+  for (let k = 0; k < long.length; k += 2) {
+    const start = long[k] as number;
+    flush(start);
+    // A long string inside the arguments just passed goes with them (validated all the same).
+    strings.push(start, long[k + 1] as number);
+    if (a > 0 && start < (args[a - 2] as number)) continue;
+    spans.push(start, long[k + 1] as number);
+    counts.push(1);
+  }
+  flush(Infinity);
+  if (spanBytes(spans) < from) return undefined;
+  return { spans, strings, counts, missing };
+}
+
+/** How many bytes the spans (start and end offsets) cover together. */
+function spanBytes(spans: readonly number[]): number {
+  let total = 0;
+  for (let k = 0; k < spans.length; k += 2) total += (spans[k + 1] as number) - (spans[k] as number);
+  return total;
+}
+
+/**
+ * How many values the arguments left out in `value` (parsed from the skeleton) hold beyond their
+ * placeholders: with it, the value counts what the whole body's parse would hold.
+ */
+export function argumentsLeftOut(value: unknown, cut: Cut): number {
+  const counts = cut.counts;
+  if (counts === undefined) return 0;
+  let n = 0;
+  for (const m of Array.isArray(value) ? (value as unknown[]) : [value]) {
+    if (typeof m !== 'object' || m === null || Array.isArray(m)) continue;
+    const params = (m as { params?: unknown }).params;
+    if (typeof params !== 'object' || params === null || Array.isArray(params)) continue;
+    const args = (params as { arguments?: unknown }).arguments;
+    if (isPlaceholder(args)) n += (counts[Number(args.slice(1))] as number) - 1;
+  }
+  return n;
+}
+
+/**
+ * The body with each part at `spans` (start and end offsets, in order) replaced by its
  * placeholder.
  */
 export function skeletonOf(body: Buffer, long: readonly number[]): Buffer {

@@ -7,7 +7,7 @@
  * nothing but its bytes. UTF-8 validity is not checked here: callers check the whole body once
  * (node:buffer isUtf8), which is faster than doing it byte by byte.
  */
-import { MAX_DEPTH } from './parse.ts';
+import { MAX_DEPTH } from './limits.ts';
 
 /** The bytes are not JSON. */
 export const NOT_JSON = Symbol('not JSON');

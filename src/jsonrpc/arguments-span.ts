@@ -1,0 +1,254 @@
+/**
+ * Where each message's `params.arguments` lies in a body, for a parse that leaves them out of
+ * JSON.parse when nothing reads them (skeleton.ts; only the audit of arguments and `Mcp-Param-*`
+ * checks read them: read-depth.ts). A body of many small arguments (numbers, short strings, keys)
+ * is otherwise one 4 MiB text for JSON.parse and a tree of 100,000 values, fresh memory the size of
+ * the body each time.
+ *
+ * Each arguments object or array is read here as JSON.parse would read it (strict-skip.ts: the
+ * grammar, string escapes, numbers, the depth limit; its long strings are jumped over and validated
+ * by the caller with the others), and it is left out only if the walk over the
+ * parsed value would find nothing in it: no key repeated in an object (the forwarded bytes would
+ * need a splice), no two keys that differ only by case, no key with an escape. The caller leaves
+ * out nothing when the body holds `__proto__` or a `\u` escape. Its values are counted as the
+ * pre-scan counts them, so the caller still knows whether a key repeats elsewhere.
+ *
+ * The messages are the top-level object, or each object of a top-level array; their members are
+ * found byte by byte (keys compared as bytes: without `\u` escapes, `"params"` and `"arguments"`
+ * have one spelling). Anything else, or bytes that are not JSON, leave out nothing: undefined.
+ */
+import {
+  afterKey,
+  CLOSE_ARRAY,
+  CLOSE_OBJECT,
+  COMMA,
+  escaped,
+  NOT_JSON,
+  number,
+  OPEN_ARRAY,
+  OPEN_OBJECT,
+  QUOTE,
+  string,
+  TOO_DEEP,
+  useWords,
+  value as skipValue,
+  ws,
+} from './strict-skip.ts';
+import { MAX_DEPTH } from './limits.ts';
+
+/** Something in the arguments the walk over the parsed value must see: leave nothing out. */
+const KEEP = Symbol('keep');
+/** A lone message's arguments are found: what follows is JSON.parse's to read. */
+const DONE = Symbol('done');
+
+const PARAMS = Buffer.from('"params"');
+const ARGUMENTS = Buffer.from('"arguments"');
+
+/**
+ * Start, end and value count of each message's `params.arguments` object or array that can be left
+ * out, in order; undefined when the body is not made of messages that can be read here.
+ */
+export function argumentsSpans(b: Buffer, long: readonly number[]): number[] | undefined {
+  longSpans = long;
+  nextLong = 0;
+  useWords(b);
+  try {
+    const out: number[] = [];
+    let i = ws(b, 0);
+    if (b[i] !== OPEN_ARRAY) {
+      try {
+        message(b, i, 0, out);
+      } catch (err) {
+        if (err !== DONE) throw err;
+      }
+      return out;
+    }
+    i = ws(b, i + 1);
+    if (b[i] === CLOSE_ARRAY) return out;
+    for (;;) {
+      i = ws(b, message(b, i, 1, out));
+      if (b[i] === CLOSE_ARRAY) return out;
+      if (b[i] !== COMMA) return undefined;
+      i = ws(b, i + 1);
+    }
+  } catch (err) {
+    if (err === NOT_JSON || err === TOO_DEEP || err === KEEP) return undefined;
+    throw err;
+  } finally {
+    useWords(undefined);
+    longSpans = NONE;
+  }
+}
+
+const NONE: readonly number[] = [];
+/** The long value strings the pre-scan found (start and end offsets), and the next one ahead. */
+let longSpans = NONE;
+let nextLong = 0;
+
+/**
+ * The index after the string value at `i`: a long one is jumped over (the caller validates it with
+ * the other long strings: skeleton.ts), a short one read by strict-skip.ts.
+ */
+function stringValue(b: Buffer, i: number): number {
+  while (nextLong < longSpans.length && (longSpans[nextLong] as number) < i) nextLong += 2;
+  if (longSpans[nextLong] === i) return longSpans[nextLong + 1] as number;
+  return string(b, i);
+}
+
+/** The index after the message at `i`, which `enclosing` containers enclose; spans go to `out`. */
+function message(b: Buffer, i: number, enclosing: number, out: number[]): number {
+  if (b[i] !== OPEN_OBJECT) return skipValue(b, i, enclosing);
+  i = ws(b, i + 1);
+  if (b[i] === CLOSE_OBJECT) return i + 1;
+  for (;;) {
+    const key = i;
+    const at = afterKey(b, i);
+    if (isKey(b, key, PARAMS) && b[at] === OPEN_OBJECT) i = params(b, at, enclosing + 1, out);
+    else i = skipValue(b, at, enclosing + 1);
+    i = ws(b, i);
+    if (b[i] === CLOSE_OBJECT) return i + 1;
+    if (b[i] !== COMMA) throw NOT_JSON;
+    i = ws(b, i + 1);
+  }
+}
+
+/** The index after the params object at `i`; its arguments' span goes to `out`. */
+function params(b: Buffer, i: number, enclosing: number, out: number[]): number {
+  i = ws(b, i + 1);
+  if (b[i] === CLOSE_OBJECT) return i + 1;
+  for (;;) {
+    const key = i;
+    const at = afterKey(b, i);
+    if (isKey(b, key, ARGUMENTS) && (b[at] === OPEN_OBJECT || b[at] === OPEN_ARRAY)) {
+      counted = 0;
+      i = cleanValue(b, at, enclosing + 1);
+      out.push(at, i, counted);
+      if (enclosing === 1) throw DONE;
+    } else i = skipValue(b, at, enclosing + 1);
+    i = ws(b, i);
+    if (b[i] === CLOSE_OBJECT) return i + 1;
+    if (b[i] !== COMMA) throw NOT_JSON;
+    i = ws(b, i + 1);
+  }
+}
+
+/** Whether the key whose opening quote is at `i` is spelled `name` (quotes included). */
+function isKey(b: Buffer, i: number, name: Buffer): boolean {
+  return bytesAre(b, i, name);
+}
+
+/** Whether the bytes at `i` are `word`. */
+function bytesAre(b: Buffer, i: number, word: Buffer): boolean {
+  return i + word.length <= b.length && b.compare(word, 0, word.length, i, i + word.length) === 0;
+}
+
+/** Values counted by the last cleanValue, as the pre-scan counts them (keys included). */
+let counted = 0;
+
+/**
+ * An open object's keys so far: the first one's bytes (an object with one key repeats nothing and
+ * folds with nothing, so it is never decoded), then every key decoded in a Set.
+ */
+interface Keys {
+  firstStart: number;
+  firstEnd: number;
+  all: Set<string> | undefined;
+  foldable: boolean;
+}
+
+/**
+ * The index after the container at `i` (which `enclosing` containers enclose), read as JSON.parse
+ * reads it; throws KEEP where the walk over the parsed value would find something.
+ */
+function cleanValue(b: Buffer, i: number, enclosing: number): number {
+  const open: (Keys | undefined)[] = [];
+  for (;;) {
+    // b[i] starts a value.
+    let c = b[i] as number;
+    counted++;
+    if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
+      if (enclosing + open.length >= MAX_DEPTH) throw TOO_DEEP;
+      const keys =
+        c === OPEN_OBJECT ? { firstStart: -1, firstEnd: -1, all: undefined, foldable: false } : undefined;
+      open.push(keys);
+      i = ws(b, i + 1);
+      if (b[i] !== (c === OPEN_OBJECT ? CLOSE_OBJECT : CLOSE_ARRAY)) {
+        if (keys !== undefined) i = key(b, i, keys);
+        continue;
+      }
+      open.pop();
+      i++;
+    } else if (c === QUOTE) i = stringValue(b, i);
+    else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) i = number(b, i);
+    else i = literal(b, i);
+    // After a value: close what ends here, or go on to the next member or element.
+    for (;;) {
+      if (open.length === 0) return i;
+      i = ws(b, i);
+      c = b[i] as number;
+      const keys = open[open.length - 1];
+      if (c === COMMA) {
+        i = ws(b, i + 1);
+        if (keys !== undefined) i = key(b, i, keys);
+        break;
+      }
+      if (c !== (keys !== undefined ? CLOSE_OBJECT : CLOSE_ARRAY)) throw NOT_JSON;
+      if (keys?.foldable === true && keys.all !== undefined) checkFolds(keys.all);
+      open.pop();
+      i++;
+    }
+  }
+}
+
+/** Reads the key at `i` into `keys` (counted; throws KEEP on an escape or a repeat): its value's index. */
+function key(b: Buffer, i: number, keys: Keys): number {
+  if (b[i] !== QUOTE) throw NOT_JSON;
+  const at = afterKey(b, i);
+  if (escaped) throw KEEP;
+  counted++;
+  const end = b.lastIndexOf(QUOTE, at - 1);
+  if (keys.firstStart === -1) {
+    keys.firstStart = i + 1;
+    keys.firstEnd = end;
+    return at;
+  }
+  if (keys.all === undefined) keys.all = new Set([decodeKey(b, keys.firstStart, keys.firstEnd, keys)]);
+  const k = decodeKey(b, i + 1, end, keys);
+  if (keys.all.has(k)) throw KEEP;
+  keys.all.add(k);
+  return at;
+}
+
+/** A key without escapes, decoded; notes whether it may fold. */
+function decodeKey(b: Buffer, start: number, end: number, keys: Keys): string {
+  const k = b.toString('utf8', start, end);
+  if (!keys.foldable && mayFold(k)) keys.foldable = true;
+  return k;
+}
+
+/** Throws KEEP when two keys are equal under case folding (as tree.ts compares them). */
+function checkFolds(all: Set<string>): void {
+  const folded = new Set<string>();
+  for (const k of all) folded.add(k.toUpperCase().toLowerCase());
+  if (folded.size < all.size) throw KEEP;
+}
+
+/** Whether a key has an upper-case ASCII letter or a non-ASCII character (tree.ts). */
+function mayFold(k: string): boolean {
+  for (let j = 0; j < k.length; j++) {
+    const c = k.charCodeAt(j);
+    if ((c >= 0x41 && c <= 0x5a) || c >= 0x80) return true;
+  }
+  return false;
+}
+
+const TRUE = Buffer.from('true');
+const FALSE = Buffer.from('false');
+const NULL = Buffer.from('null');
+
+/** The index after the literal at `i`. */
+function literal(b: Buffer, i: number): number {
+  const word = b[i] === 0x74 ? TRUE : b[i] === 0x66 ? FALSE : b[i] === 0x6e ? NULL : undefined;
+  if (word === undefined || !bytesAre(b, i, word)) throw NOT_JSON;
+  return i + word.length;
+}
