@@ -31,7 +31,6 @@ import {
   string,
   TOO_DEEP,
   useWords,
-  value as skipValue,
   ws,
 } from './strict-skip.ts';
 import { MAX_DEPTH } from './limits.ts';
@@ -97,14 +96,14 @@ function stringValue(b: Buffer, i: number): number {
 
 /** The index after the message at `i`, which `enclosing` containers enclose; spans go to `out`. */
 function message(b: Buffer, i: number, enclosing: number, out: number[]): number {
-  if (b[i] !== OPEN_OBJECT) return skipValue(b, i, enclosing);
+  if (b[i] !== OPEN_OBJECT) return walk(b, i, enclosing, false);
   i = ws(b, i + 1);
   if (b[i] === CLOSE_OBJECT) return i + 1;
   for (;;) {
     const key = i;
     const at = afterKey(b, i);
     if (isKey(b, key, PARAMS) && b[at] === OPEN_OBJECT) i = params(b, at, enclosing + 1, out);
-    else i = skipValue(b, at, enclosing + 1);
+    else i = walk(b, at, enclosing + 1, false);
     i = ws(b, i);
     if (b[i] === CLOSE_OBJECT) return i + 1;
     if (b[i] !== COMMA) throw NOT_JSON;
@@ -121,10 +120,10 @@ function params(b: Buffer, i: number, enclosing: number, out: number[]): number 
     const at = afterKey(b, i);
     if (isKey(b, key, ARGUMENTS) && (b[at] === OPEN_OBJECT || b[at] === OPEN_ARRAY)) {
       counted = 0;
-      i = cleanValue(b, at, enclosing + 1);
+      i = walk(b, at, enclosing + 1, true);
       out.push(at, i, counted);
       if (enclosing === 1) throw DONE;
-    } else i = skipValue(b, at, enclosing + 1);
+    } else i = walk(b, at, enclosing + 1, false);
     i = ws(b, i);
     if (b[i] === CLOSE_OBJECT) return i + 1;
     if (b[i] !== COMMA) throw NOT_JSON;
@@ -142,7 +141,7 @@ function bytesAre(b: Buffer, i: number, word: Buffer): boolean {
   return i + word.length <= b.length && b.compare(word, 0, word.length, i, i + word.length) === 0;
 }
 
-/** Values counted by the last cleanValue, as the pre-scan counts them (keys included). */
+/** Values counted by walk, as the pre-scan counts them (keys included). */
 let counted = 0;
 
 /**
@@ -157,10 +156,11 @@ interface Keys {
 }
 
 /**
- * The index after the container at `i` (which `enclosing` containers enclose), read as JSON.parse
- * reads it; throws KEEP where the walk over the parsed value would find something.
+ * The index after the value at `i` (which `enclosing` containers enclose), read as JSON.parse
+ * reads it; with `checkKeys`, throws KEEP where the walk over the parsed value would find
+ * something in it.
  */
-function cleanValue(b: Buffer, i: number, enclosing: number): number {
+function walk(b: Buffer, i: number, enclosing: number, checkKeys: boolean): number {
   const open: (Keys | undefined)[] = [];
   for (;;) {
     // b[i] starts a value.
@@ -169,7 +169,9 @@ function cleanValue(b: Buffer, i: number, enclosing: number): number {
     if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
       if (enclosing + open.length >= MAX_DEPTH) throw TOO_DEEP;
       const keys =
-        c === OPEN_OBJECT ? { firstStart: -1, firstEnd: -1, all: undefined, foldable: false } : undefined;
+        c === OPEN_OBJECT
+          ? { firstStart: checkKeys ? -1 : -2, firstEnd: -1, all: undefined, foldable: false }
+          : undefined;
       open.push(keys);
       i = ws(b, i + 1);
       if (b[i] !== (c === OPEN_OBJECT ? CLOSE_OBJECT : CLOSE_ARRAY)) {
@@ -200,10 +202,14 @@ function cleanValue(b: Buffer, i: number, enclosing: number): number {
   }
 }
 
-/** Reads the key at `i` into `keys` (counted; throws KEEP on an escape or a repeat): its value's index. */
+/**
+ * Reads the key at `i` into `keys` (counted; throws KEEP on an escape or a repeat, unless the
+ * object's keys are not checked: firstStart -2): its value's index.
+ */
 function key(b: Buffer, i: number, keys: Keys): number {
   if (b[i] !== QUOTE) throw NOT_JSON;
   const at = afterKey(b, i);
+  if (keys.firstStart === -2) return at;
   if (escaped) throw KEEP;
   counted++;
   const end = b.lastIndexOf(QUOTE, at - 1);
