@@ -19,7 +19,9 @@
  * bytes up to the last such number (place-numbers.ts); only a body with a repeated key or a `\u`
  * escape also pays for a pass over its bytes and a copy of them (splice.ts), and, if it also holds
  * such a number and a repeated key, for the placing pass to the end of the body
- * (bench/parse-fuzz.ts reports the slowest shapes).
+ * (bench/parse-fuzz.ts reports the slowest shapes). What JSON.parse reads leaves out long strings
+ * and, when nothing reads them, large arguments (skeleton.ts): building a large string or tree costs
+ * a page fault per 4 KiB of it, more than parsing it.
  */
 import { isAscii, isUtf8 } from 'node:buffer';
 import { GatewayError } from './errors.ts';

@@ -23,8 +23,8 @@
  *
  * So numbers at depth 1 and 2 of each message are always placed, and deeper ones only when the
  * arguments are read (an `Mcp-Param-*` header, or the audit logs arguments): the caller says so.
- * The same reading decides which long strings are built (skeleton.ts): all but those inside a
- * message's `params.arguments`, which are built only when the arguments are read.
+ * The same reading decides what JSON.parse builds (skeleton.ts): a message's `params.arguments`,
+ * and the long strings in them, only when the arguments are read.
  * A differential test (test/unit/pipeline/inspect-numbers.test.ts) holds every decision and
  * forwarded byte equal to placing every number.
  */

@@ -14,10 +14,14 @@
  * walk over the parsed value checks is in the skeleton: every key (long strings that are keys are
  * kept), every value counted alike (a placeholder is a string), repeated keys, `__proto__`.
  *
+ * When nothing reads the arguments (only the audit of arguments and `Mcp-Param-*` checks do:
+ * read-depth.ts), a large body's `params.arguments` can be left out whole, once arguments-span.ts
+ * has read them as JSON.parse and the walk over the parsed value would; their values are counted,
+ * so a key repeated elsewhere is still found.
+ *
  * Then each placeholder is given its string back, except inside a message's `params.arguments`
- * when nothing reads the arguments (only the audit of arguments and `Mcp-Param-*` checks do:
- * read-depth.ts): there it stays, and the forwarded bytes, the client's own or spliced from them,
- * still hold the string. A string given back is the body's own bytes as a one-byte string when they
+ * when nothing reads the arguments: there it stays (or the arguments are one), and the forwarded
+ * bytes, the client's own or spliced from them, still hold what it stands for. A string given back is the body's own bytes as a one-byte string when they
  * are ASCII without an escape (Node copies one of 1 MiB or more into memory of its own, outside V8's
  * heap), else decoded by JSON.parse.
  */

@@ -193,6 +193,20 @@ describe('the skeleton parse: by name', () => {
     assert.equal(parsed.bytes.toString('utf8'), text);
   });
 
+  it('leaves a large body of small arguments unbuilt when nothing reads them, and forwards the client bytes', () => {
+    const text = call(`{"xs":[${'1.0,"abc",{"k":true},'.repeat(12_000)}0]}`);
+    const unread = parseBody(bytes(text), KNOWN_METHODS, BODY_LIMITS, false);
+    const args = (unread.messages[0] as unknown as { params: { arguments: unknown } }).params.arguments;
+    assert.equal(typeof args, 'string', 'a placeholder, not the 300 KB of values');
+    assert.equal(unread.bytes.toString('utf8'), text);
+    const read = parseBody(bytes(text), KNOWN_METHODS, BODY_LIMITS, true);
+    assert.equal(
+      (read.messages[0] as unknown as { params: { arguments: { xs: unknown[] } } }).params.arguments.xs
+        .length,
+      36_001,
+    );
+  });
+
   it('gives a long argument back when the arguments are read', () => {
     const text = call(`{"data":"${long}","q":"é${long}"}`);
     const parsed = parseBody(bytes(text), KNOWN_METHODS, BODY_LIMITS, true);
