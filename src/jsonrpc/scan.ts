@@ -11,6 +11,8 @@
  * still visits each byte at most a constant number of times (long strings are skipped with indexOf).
  */
 
+import { digitsEnd, wordsOf } from './digit-run.ts';
+
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 /** Bytes of a string read one by one before the rest is searched with indexOf. */
@@ -72,6 +74,8 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
   let backslash = -2;
   let unicodeEscape = false;
   let long: number[] | undefined;
+  // Long runs of digits are read a word at a time (only a large body can hold one).
+  const words = n >= 4096 ? wordsOf(b) : undefined;
   while (i < n) {
     const c = b[i] as number;
     if (c === QUOTE) {
@@ -127,17 +131,16 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
     }
     if (c === 0x2d /* - */ || (c >= 0x30 && c <= 0x39)) {
       if (++values > maxValues) return { ok: false, limit: 'values', examined: i + 1 };
-      // The digits first: most numbers are integers, and a long one is read in this loop only.
-      let j = i + 1;
-      while (j < n) {
-        const d = b[j] as number;
-        if (d < 0x30 || d > 0x39) break;
-        j++;
-      }
+      // The digits first: most numbers are integers, and a long one is read here only.
+      let j = digitsEnd(b, i + 1, words);
       if (j < n && isNumberByte(b[j] as number)) {
         // A fraction or an exponent (or a stray sign): converted and compared once within limits.
         j++;
-        while (j < n && isNumberByte(b[j] as number)) j++;
+        for (;;) {
+          j = digitsEnd(b, j, words);
+          if (j < n && isNumberByte(b[j] as number)) j++;
+          else break;
+        }
         found ??= new Int32Array(room(n - i, maxValues - values + 1));
         found[count++] = i;
         found[count++] = ~j;

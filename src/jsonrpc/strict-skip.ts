@@ -8,6 +8,7 @@
  * (node:buffer isUtf8), which is faster than doing it byte by byte.
  */
 import { MAX_DEPTH } from './limits.ts';
+import { digitsEnd } from './digit-run.ts';
 
 /** The bytes are not JSON. */
 export const NOT_JSON = Symbol('not JSON');
@@ -105,7 +106,7 @@ export function string(b: Uint8Array, i: number): number {
 
 function digits(b: Uint8Array, i: number): number {
   const start = i;
-  while (i < b.length && (b[i] as number) >= 0x30 && (b[i] as number) <= 0x39) i++;
+  i = digitsEnd(b, i, b === wordBytes ? words : undefined);
   if (i === start) throw NOT_JSON;
   return i;
 }
