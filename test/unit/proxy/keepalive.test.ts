@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
-import { KeepaliveWheel, TICKS } from '../../../src/proxy/keepalive.ts';
+import { setImmediate as turn } from 'node:timers/promises';
+import { KeepaliveWheel, SLICE, TICKS } from '../../../src/proxy/keepalive.ts';
 import type { KeepaliveStream } from '../../../src/proxy/keepalive.ts';
 
 /** A stream that records the times (mocked clock) it was asked for a keepalive. */
@@ -106,6 +107,29 @@ describe('KeepaliveWheel', () => {
       [[1000], [1000, 2000], [1000, 2000], [1000], [1000, 2000]],
     );
     assert.equal(wheel.size, 3);
+  });
+
+  it('writes at most SLICE keepalives per turn of the event loop, the rest at the next turns', async () => {
+    const wheel = new KeepaliveWheel(1000);
+    const streams = Array.from({ length: SLICE * 2 + 10 }, () => stream());
+    for (const s of streams) wheel.add(s);
+    advance(1000);
+    const asked = () => streams.filter((s) => s.at.length > 0).length;
+    assert.equal(asked(), SLICE, 'one slice in the tick itself');
+    // One that leaves while it waits for its slice gets none.
+    const leaving = streams.find((s) => s.at.length === 0)!;
+    wheel.remove(leaving);
+    await turn();
+    assert.equal(asked(), SLICE * 2, 'the next slice at the next turn');
+    await turn();
+    await turn();
+    assert.equal(asked(), streams.length - 1, 'every other due stream asked once');
+    assert.deepEqual(leaving.at, []);
+    assert.ok(streams.every((s) => s.at.length <= 1));
+    // The next period starts over with the streams still there.
+    advance(1000);
+    for (let k = 0; k < 4; k++) await turn();
+    assert.equal(streams.filter((s) => s.at.length === 2).length, streams.length - 1);
   });
 
   it('refuses a period that is not positive', () => {
