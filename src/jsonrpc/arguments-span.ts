@@ -7,11 +7,13 @@
  *
  * Each arguments object or array is read here as JSON.parse would read it (strict-skip.ts: the
  * grammar, string escapes, numbers, the depth limit; its long strings are jumped over and validated
- * by the caller with the others), and it is left out only if the walk over the
- * parsed value would find nothing in it: no key repeated in an object (the forwarded bytes would
- * need a splice), no two keys that differ only by case, no key with an escape. The caller leaves
- * out nothing when the body holds `__proto__` or a `\u` escape. Its values are counted as the
- * pre-scan counts them, so the caller still knows whether a key repeats elsewhere.
+ * by the caller with the others), and it is left out only if the walk over the parsed value would
+ * find nothing in it: no two keys that differ only by case, no key with an escape. The caller
+ * leaves out nothing when the body holds `__proto__` or a `\u` escape. A key repeated in an object
+ * is noted (the forwarded bytes then need a splice: splice.ts reads the keys from the bytes), and
+ * the values are counted twice: as the pre-scan counts them (so the caller still knows whether a key
+ * repeats elsewhere), and as the parsed value would hold them, without the members a repeated key
+ * replaced (so the splice can check its count).
  *
  * The messages are the top-level object, or each object of a top-level array; their members are
  * found byte by byte (keys compared as bytes: without `\u` escapes, `"params"` and `"arguments"`
@@ -44,12 +46,14 @@ const PARAMS = Buffer.from('"params"');
 const ARGUMENTS = Buffer.from('"arguments"');
 
 /**
- * Start, end and value count of each message's `params.arguments` object or array that can be left
- * out, in order; undefined when the body is not made of messages that can be read here.
+ * Start, end and the two value counts (the pre-scan's, the parsed value's) of each message's
+ * `params.arguments` object or array that can be left out, in order (`repeated` tells whether a
+ * key repeats in them); undefined when the body is not made of messages that can be read here.
  */
 export function argumentsSpans(b: Buffer, long: readonly number[]): number[] | undefined {
   longSpans = long;
   nextLong = 0;
+  repeated = false;
   useWords(b);
   try {
     const out: number[] = [];
@@ -120,8 +124,9 @@ function params(b: Buffer, i: number, enclosing: number, out: number[]): number 
     const at = afterKey(b, i);
     if (isKey(b, key, ARGUMENTS) && (b[at] === OPEN_OBJECT || b[at] === OPEN_ARRAY)) {
       counted = 0;
+      dropped = 0;
       i = walk(b, at, enclosing + 1, true);
-      out.push(at, i, counted);
+      out.push(at, i, counted, counted - dropped);
       if (enclosing === 1) throw DONE;
     } else i = walk(b, at, enclosing + 1, false);
     i = ws(b, i);
@@ -143,16 +148,24 @@ function bytesAre(b: Buffer, i: number, word: Buffer): boolean {
 
 /** Values counted by walk, as the pre-scan counts them (keys included). */
 let counted = 0;
+/** Of those, the values in members a later member with the same key replaced. */
+let dropped = 0;
+/** Whether walk found a key repeated in an object. */
+export let repeated = false;
 
 /**
  * An open object's keys so far: the first one's bytes (an object with one key repeats nothing and
- * folds with nothing, so it is never decoded), then every key decoded in a Set.
+ * folds with nothing, so it is never decoded), then each key decoded, with the values its latest
+ * member held (net of what was dropped inside it), and the member being read.
  */
 interface Keys {
   firstStart: number;
   firstEnd: number;
-  all: Set<string> | undefined;
+  all: Map<string, number> | undefined;
   foldable: boolean;
+  current: string | undefined;
+  countedAt: number;
+  droppedAt: number;
 }
 
 /**
@@ -170,7 +183,15 @@ function walk(b: Buffer, i: number, enclosing: number, checkKeys: boolean): numb
       if (enclosing + open.length >= MAX_DEPTH) throw TOO_DEEP;
       const keys =
         c === OPEN_OBJECT
-          ? { firstStart: checkKeys ? -1 : -2, firstEnd: -1, all: undefined, foldable: false }
+          ? {
+              firstStart: checkKeys ? -1 : -2,
+              firstEnd: -1,
+              all: undefined,
+              foldable: false,
+              current: undefined,
+              countedAt: 0,
+              droppedAt: 0,
+            }
           : undefined;
       open.push(keys);
       i = ws(b, i + 1);
@@ -203,25 +224,44 @@ function walk(b: Buffer, i: number, enclosing: number, checkKeys: boolean): numb
 }
 
 /**
- * Reads the key at `i` into `keys` (counted; throws KEEP on an escape or a repeat, unless the
- * object's keys are not checked: firstStart -2): its value's index.
+ * Reads the key at `i` into `keys` (counted; throws KEEP on an escape; a repeat drops the members
+ * the same key had: `dropped`), unless the object's keys are not checked (firstStart -2): its
+ * value's index.
  */
 function key(b: Buffer, i: number, keys: Keys): number {
   if (b[i] !== QUOTE) throw NOT_JSON;
   const at = afterKey(b, i);
   if (keys.firstStart === -2) return at;
   if (escaped) throw KEEP;
-  counted++;
   const end = b.lastIndexOf(QUOTE, at - 1);
   if (keys.firstStart === -1) {
     keys.firstStart = i + 1;
     keys.firstEnd = end;
+    keys.countedAt = counted;
+    keys.droppedAt = dropped;
+    counted++;
     return at;
   }
-  if (keys.all === undefined) keys.all = new Set([decodeKey(b, keys.firstStart, keys.firstEnd, keys)]);
+  // The member before this key ends here: what it holds, net of what was dropped inside it.
+  const held = counted - keys.countedAt - (dropped - keys.droppedAt);
+  let all = keys.all;
+  if (all === undefined) {
+    all = keys.all = new Map();
+    keys.current = decodeKey(b, keys.firstStart, keys.firstEnd, keys);
+  }
+  all.set(keys.current as string, held);
   const k = decodeKey(b, i + 1, end, keys);
-  if (keys.all.has(k)) throw KEEP;
-  keys.all.add(k);
+  const earlier = all.get(k);
+  if (earlier !== undefined) {
+    repeated = true;
+    dropped += earlier;
+  }
+  // Listed now (for the fold check at the object's end), with what it holds once the next key comes.
+  all.set(k, -1);
+  keys.current = k;
+  keys.countedAt = counted;
+  keys.droppedAt = dropped;
+  counted++;
   return at;
 }
 
@@ -233,9 +273,9 @@ function decodeKey(b: Buffer, start: number, end: number, keys: Keys): string {
 }
 
 /** Throws KEEP when two keys are equal under case folding (as tree.ts compares them). */
-function checkFolds(all: Set<string>): void {
+function checkFolds(all: Map<string, number>): void {
   const folded = new Set<string>();
-  for (const k of all) folded.add(k.toUpperCase().toLowerCase());
+  for (const k of all.keys()) folded.add(k.toUpperCase().toLowerCase());
   if (folded.size < all.size) throw KEEP;
 }
 

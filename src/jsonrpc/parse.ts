@@ -122,8 +122,8 @@ export function parseBody(
   }
   const shape = walkTree(value, findProto);
   // Every value the scan counted is in the parsed value (or left out with the arguments) exactly
-  // when no key was repeated.
-  const repeatedKeys = shape.values + (cut?.missing ?? 0) !== scan.values;
+  // when no key was repeated outside the arguments left out; inside them, their walk tells.
+  const repeatedKeys = cut?.repeats === true || shape.values + (cut?.missing ?? 0) !== scan.values;
   // Numbers a double cannot spell back are kept as written, put where the bytes have them (only a
   // valid body gets here, so marking a lexeme the scan took for a number never makes one valid):
   // all of them, or those the gateway reads.

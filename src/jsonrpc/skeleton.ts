@@ -26,7 +26,7 @@
  * heap), else decoded by JSON.parse.
  */
 import { isAscii } from 'node:buffer';
-import { argumentsSpans } from './arguments-span.ts';
+import { argumentsSpans, repeated } from './arguments-span.ts';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -39,10 +39,15 @@ export interface Cut {
   readonly spans: readonly number[];
   /** The long strings, left out alone or with the arguments they are in (validated here). */
   readonly strings: readonly number[];
-  /** For each part, the values the pre-scan counted in it; undefined: one each (strings only). */
+  /**
+   * For each part, the values the parsed value would hold there (net of members a repeated key
+   * replaced); undefined: one each (strings only).
+   */
   readonly counts: readonly number[] | undefined;
-  /** How many values the skeleton holds fewer than the body (a placeholder is one value). */
+  /** How many values the skeleton holds fewer than the body, as the pre-scan counts them. */
   readonly missing: number;
+  /** Whether a key repeats inside arguments left out (the bytes forwarded then need a splice). */
+  readonly repeats: boolean;
 }
 
 /**
@@ -60,7 +65,7 @@ export function cutOf(
   const args = withArguments && body.length >= 8 * from ? argumentsSpans(body, long) : undefined;
   if (args === undefined || args.length === 0) {
     if (long.length === 0 || spanBytes(long) < from) return undefined;
-    return { spans: long, strings: long, counts: undefined, missing: 0 };
+    return { spans: long, strings: long, counts: undefined, missing: 0, repeats: false };
   }
   const spans: number[] = [];
   const strings: number[] = [];
@@ -70,9 +75,9 @@ export function cutOf(
   const flush = (before: number) => {
     while (a < args.length && (args[a] as number) < before) {
       spans.push(args[a] as number, args[a + 1] as number);
-      counts.push(args[a + 2] as number);
       missing += (args[a + 2] as number) - 1;
-      a += 3;
+      counts.push(args[a + 3] as number);
+      a += 4;
     }
   };
   for (let k = 0; k < long.length; k += 2) {
@@ -80,13 +85,13 @@ export function cutOf(
     flush(start);
     // A long string inside the arguments just passed goes with them (validated all the same).
     strings.push(start, long[k + 1] as number);
-    if (a > 0 && start < (args[a - 2] as number)) continue;
+    if (a > 0 && start < (args[a - 3] as number)) continue;
     spans.push(start, long[k + 1] as number);
     counts.push(1);
   }
   flush(Infinity);
   if (spanBytes(spans) < from) return undefined;
-  return { spans, strings, counts, missing };
+  return { spans, strings, counts, missing, repeats: repeated };
 }
 
 /** How many bytes the spans (start and end offsets) cover together. */
