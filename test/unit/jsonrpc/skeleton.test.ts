@@ -207,6 +207,15 @@ describe('the skeleton parse: by name', () => {
     );
   });
 
+  it('leaves out large arguments whose key repeats, and forwards only the member judged', () => {
+    const big = `[${'1,'.repeat(80_000)}1]`;
+    const text = call(`{"cmd":"rm -rf /","n":${big},"cmd":"ls"}`);
+    const parsed = parseBody(bytes(text), KNOWN_METHODS, BODY_LIMITS, false);
+    const args = (parsed.messages[0] as unknown as { params: { arguments: unknown } }).params.arguments;
+    assert.equal(typeof args, 'string', 'a placeholder, not the 160 KB of values');
+    assert.equal(parsed.bytes.toString('utf8'), call(`{"n":${big},"cmd":"ls"}`));
+  });
+
   it('gives a long argument back when the arguments are read', () => {
     const text = call(`{"data":"${long}","q":"é${long}"}`);
     const parsed = parseBody(bytes(text), KNOWN_METHODS, BODY_LIMITS, true);
