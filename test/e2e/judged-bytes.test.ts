@@ -2,9 +2,9 @@
  * What the gateway judged is exactly what the upstream receives: for request bodies written with
  * the tricks parsers read differently (escaped and duplicate keys, big and odd numbers, escapes and
  * lone surrogates in strings, a client id that looks like a tag, an "id" inside params, batches,
- * cancellations), the upstream reads the message the gateway judged (JSON.parse semantics, numbers
- * as spelled) with only each request id replaced by a tag that carries the client's id, and no key
- * twice. The client gets its own ids back. Runs against the real gateway and a raw upstream that
+ * cancellations, large arguments left out of the parse with keys repeated in and around them), the
+ * upstream reads the message the gateway judged (JSON.parse semantics, numbers as spelled) with
+ * only each request id replaced by a tag that carries the client's id, and no key twice. The client gets its own ids back. Runs against the real gateway and a raw upstream that
  * records the bytes it got.
  */
 import { after, before, describe, it } from 'node:test';
@@ -137,6 +137,8 @@ function requestIds(judged: unknown): unknown[] {
 
 const call = (id: string, args: string, name = '"echo"') =>
   `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":${name},"arguments":${args}}}`;
+/** Arguments large enough to be left out of JSON.parse when nothing reads them (jsonrpc/skeleton.ts). */
+const PAD = `[${'1.0,"ab",{"k":true,"n":-0},'.repeat(2500)}1e400]`;
 const LOOKS_LIKE_TAG = '"g1tAQEBAQEB1.sbGlzdC0x.ECq8epnYfyCftLls"';
 
 const CASES: Record<string, string> = {
@@ -159,6 +161,13 @@ const CASES: Record<string, string> = {
   'the id written twice with one value': `{"jsonrpc":"2.0","id":"t","method":"tools/call","params":{"name":"echo"},"id":"t"}`,
   'a batch with whitespace between and inside its messages': `[ ${call('"w-1"', '{ "id" : "w-1" }')} ,\n\t{ "jsonrpc" : "2.0" , "id" : "w-2" , "method" : "tools/call" , "params" : { "name" : "echo" } } ]`,
   'a batch of calls, a notification and a cancellation': `[${call('"b-1"', '{"k":1.50}')},{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"t","progress":1.0}},${call('2', '{"big":18446744073709551617}')},{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"b-1","reason":"x"}}]`,
+  'large arguments left out of the parse, with keys repeated inside them': call(
+    '"L-1"',
+    `{"cmd":"rm -rf /","pad":${PAD},"cmd":"ls","more":${PAD},"o":{"x":1,"x":{"y":2,"y":"${'y'.repeat(2000)}"}}}`,
+  ),
+  'large arguments left out of the parse in a params a later params replaces': `{"jsonrpc":"2.0","params":{"name":"secret","arguments":{"pad":${PAD}}},"method":"tools/call","params":{"name":"echo","arguments":{"a":1,"pad":${PAD},"a":2}},"id":"L-2"}`,
+  'large arguments left out of the parse in a params that replaces another': `{"jsonrpc":"2.0","params":{"name":"secret"},"method":"tools/call","params":{"name":"echo","arguments":{"a":1,"pad":${PAD},"a":2,"more":${PAD}}},"id":"L-5"}`,
+  'a batch whose large arguments repeat, and repeat their keys': `[{"jsonrpc":"2.0","method":"tools/call","params":{"name":"echo","arguments":{"pad":${PAD},"q":1},"arguments":{"q":1,"pad":${PAD},"q":2}},"id":"L-3"},${call('"L-4"', `{"pad":${PAD},"pad":1}`)}]`,
 };
 
 describe('the upstream reads exactly the judged message, with only the ids changed', () => {
