@@ -120,6 +120,12 @@ export function parseBody(
       throw new GatewayError('ERR_PARSE', { message: 'parse error: body is not a JSON value' });
     value = restoreStrings(value, body, cut.spans, argumentsRead);
   }
+  // V8's JSON.parse (Node 24 and 26; not Node 22) can read a key spelled with an escaped quote as a
+  // key it met before that ends in a backslash: after `{"\\":1}`, the key of `{"\"":2}` comes out
+  // as `\`, so the gateway would judge a key the upstream does not read. No MCP key holds a quote, so
+  // such a body is refused.
+  if (scan.keyQuote)
+    throw invalid(peekId(value), 'an object key holding an escaped quote (\\") is not accepted');
   const shape = walkTree(value, findProto);
   // Every value the scan counted is in the parsed value (or left out with the arguments) exactly
   // when no key was repeated outside the arguments left out; inside them, their walk tells.

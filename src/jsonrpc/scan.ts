@@ -43,6 +43,8 @@ export type ScanResult =
       readonly depths: readonly number[];
       /** Whether a string (or key) holds a `\u` escape. */
       readonly unicodeEscape: boolean;
+      /** Whether a key holds an escaped quote (`\"`), which JSON.parse can misread (parse.ts). */
+      readonly keyQuote: boolean;
       /**
        * Start (the opening quote) and end (after the closing quote) of each string of at least
        * LONG_STRING bytes that is not a key, in order.
@@ -73,6 +75,7 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
   // together read the body once (-1: none left).
   let backslash = -2;
   let unicodeEscape = false;
+  let keyQuote = false;
   let long: number[] | undefined;
   // Long runs of digits are read a word at a time (only a large body can hold one).
   const words = n >= 4096 ? wordsOf(b) : undefined;
@@ -106,15 +109,19 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
         continue;
       }
       i = j;
+      let quoteEscape = false;
       while (i < n) {
         const d = b[i] as number;
         if (d === QUOTE) break;
         if (d === BACKSLASH) {
-          if (b[i + 1] === 0x75 /* u */) unicodeEscape = true;
+          const e = b[i + 1] as number;
+          if (e === 0x75 /* u */) unicodeEscape = true;
+          else if (e === QUOTE) quoteEscape = true;
           i += 2;
         } else i++;
       }
       i++;
+      if (quoteEscape && i <= n && isKey(b, i)) keyQuote = true;
       if (i - open >= LONG_STRING && i <= n && !isKey(b, i)) (long ??= []).push(open, i);
       continue;
     }
@@ -171,7 +178,7 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
     i++;
   }
   if (found === undefined)
-    return { ok: true, values, lossy: NONE, depths: NONE, unicodeEscape, long: long ?? NONE };
+    return { ok: true, values, lossy: NONE, depths: NONE, unicodeEscape, keyQuote, long: long ?? NONE };
   let kept = 0;
   for (let k = 0; k + 2 < count; k += 3) {
     const start = found[k] as number;
@@ -192,7 +199,7 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
     lossy[2 * m + 1] = found[k + 1] as number;
     depths[m] = found[k + 2] as number;
   }
-  return { ok: true, values, lossy, depths, unicodeEscape, long: long ?? NONE };
+  return { ok: true, values, lossy, depths, unicodeEscape, keyQuote, long: long ?? NONE };
 }
 
 /** Whether the string that ends before `i` is a key: a colon follows it (after any whitespace). */

@@ -36,7 +36,15 @@ describe('scanJson', () => {
 
   it('counts keys, strings, literals and containers as values', () => {
     const result = scanJson(Buffer.from('{"a":[true,false,null,"x",-1.5,{}]}'), limits);
-    assert.deepEqual(result, { ok: true, values: 9, lossy: [], depths: [], unicodeEscape: false, long: [] });
+    assert.deepEqual(result, {
+      ok: true,
+      values: 9,
+      lossy: [],
+      depths: [],
+      unicodeEscape: false,
+      keyQuote: false,
+      long: [],
+    });
   });
 
   it('tells how many containers each kept number is in', () => {
@@ -53,7 +61,15 @@ describe('scanJson', () => {
     for (const lossy of ['12345678901234567890', '1e400', '-0', '1.0', '1E2', '0.10', '-0.0', '1e-400']) {
       assert.deepEqual(
         scanJson(Buffer.from(`[${lossy}]`), limits),
-        { ok: true, values: 2, lossy: [1, 1 + lossy.length], depths: [1], unicodeEscape: false, long: [] },
+        {
+          ok: true,
+          values: 2,
+          lossy: [1, 1 + lossy.length],
+          depths: [1],
+          unicodeEscape: false,
+          keyQuote: false,
+          long: [],
+        },
         lossy,
       );
     }
@@ -69,7 +85,7 @@ describe('scanJson', () => {
     ]) {
       assert.deepEqual(
         scanJson(Buffer.from(`[${exact}]`), limits),
-        { ok: true, values: 2, lossy: [], depths: [], unicodeEscape: false, long: [] },
+        { ok: true, values: 2, lossy: [], depths: [], unicodeEscape: false, keyQuote: false, long: [] },
         exact,
       );
     }
@@ -136,5 +152,20 @@ describe('parseBody limits', () => {
     const inner = MAX_DEPTH - 4; // message, params, arguments, "a" array
     const body = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"a":${'['.repeat(inner)}${']'.repeat(inner)}}}}`;
     assert.equal(parseBody(Buffer.from(body), KNOWN_METHODS).messages.length, 1);
+  });
+});
+
+describe('scanJson: keys holding an escaped quote', () => {
+  const flag = (text: string) => {
+    const r = scanJson(Buffer.from(text), { maxDepth: 64, maxValues: 1000 });
+    assert.equal(r.ok, true);
+    return r.ok && r.keyQuote;
+  };
+  it('flags a key spelled with \\" (short, long, with whitespace before the colon), and nothing else', () => {
+    assert.equal(flag(String.raw`{"\"":1}`), true);
+    assert.equal(flag(String.raw`{"a":{"b\"c" :1}}`), true);
+    assert.equal(flag(`{"${'x'.repeat(100)}\\"":1}`), true);
+    assert.equal(flag(String.raw`{"a":"say \"hi\"","b":["\""]}`), false);
+    assert.equal(flag(String.raw`{"C:\\dir\\":1,"\u0022":2}`), false);
   });
 });
