@@ -275,7 +275,8 @@ describe('smuggling: a key V8 misreads', () => {
     const { verdicts, forwarded, parsed } = inspect(body);
     assert.equal(verdicts[0]?.allowed, true);
     assert.equal(forwarded, body);
-    const args = (parsed.messages[0] as { params: { arguments: Record<string, unknown> } }).params.arguments;
+    const args = (parsed.messages[0] as unknown as { params: { arguments: Record<string, unknown> } }).params
+      .arguments;
     assert.deepEqual(Object.keys(args), ['C:\\dir\\', 'q']);
   });
 });
