@@ -26,16 +26,17 @@ import {
   COMMA,
   escaped,
   NOT_JSON,
-  number,
   OPEN_ARRAY,
   OPEN_OBJECT,
   QUOTE,
+  scalar,
   string,
   TOO_DEEP,
   useWords,
   ws,
 } from './strict-skip.ts';
 import { MAX_DEPTH } from './limits.ts';
+import { foldKey, mayFold } from './tree.ts';
 
 /** Something in the arguments the walk over the parsed value must see: leave nothing out. */
 const KEEP = Symbol('keep');
@@ -138,12 +139,7 @@ function params(b: Buffer, i: number, enclosing: number, out: number[]): number 
 
 /** Whether the key whose opening quote is at `i` is spelled `name` (quotes included). */
 function isKey(b: Buffer, i: number, name: Buffer): boolean {
-  return bytesAre(b, i, name);
-}
-
-/** Whether the bytes at `i` are `word`. */
-function bytesAre(b: Buffer, i: number, word: Buffer): boolean {
-  return i + word.length <= b.length && b.compare(word, 0, word.length, i, i + word.length) === 0;
+  return i + name.length <= b.length && b.compare(name, 0, name.length, i, i + name.length) === 0;
 }
 
 /** Values counted by walk, as the pre-scan counts them (keys included). */
@@ -202,8 +198,7 @@ function walk(b: Buffer, i: number, enclosing: number, checkKeys: boolean): numb
       open.pop();
       i++;
     } else if (c === QUOTE) i = stringValue(b, i);
-    else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) i = number(b, i);
-    else i = literal(b, i);
+    else i = scalar(b, i);
     // After a value: close what ends here, or go on to the next member or element.
     for (;;) {
       if (open.length === 0) return i;
@@ -275,26 +270,6 @@ function decodeKey(b: Buffer, start: number, end: number, keys: Keys): string {
 /** Throws KEEP when two keys are equal under case folding (as tree.ts compares them). */
 function checkFolds(all: Map<string, number>): void {
   const folded = new Set<string>();
-  for (const k of all.keys()) folded.add(k.toUpperCase().toLowerCase());
+  for (const k of all.keys()) folded.add(foldKey(k));
   if (folded.size < all.size) throw KEEP;
-}
-
-/** Whether a key has an upper-case ASCII letter or a non-ASCII character (tree.ts). */
-function mayFold(k: string): boolean {
-  for (let j = 0; j < k.length; j++) {
-    const c = k.charCodeAt(j);
-    if ((c >= 0x41 && c <= 0x5a) || c >= 0x80) return true;
-  }
-  return false;
-}
-
-const TRUE = Buffer.from('true');
-const FALSE = Buffer.from('false');
-const NULL = Buffer.from('null');
-
-/** The index after the literal at `i`. */
-function literal(b: Buffer, i: number): number {
-  const word = b[i] === 0x74 ? TRUE : b[i] === 0x66 ? FALSE : b[i] === 0x6e ? NULL : undefined;
-  if (word === undefined || !bytesAre(b, i, word)) throw NOT_JSON;
-  return i + word.length;
 }

@@ -12,6 +12,7 @@
  */
 
 import { digitsEnd, wordsOf } from './digit-run.ts';
+import { COLON, ws } from './strict-skip.ts';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -204,13 +205,7 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
 
 /** Whether the string that ends before `i` is a key: a colon follows it (after any whitespace). */
 function isKey(b: Buffer, i: number): boolean {
-  const n = b.length;
-  while (i < n) {
-    const c = b[i] as number;
-    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return c === 0x3a;
-    i++;
-  }
-  return false;
+  return b[ws(b, i)] === COLON;
 }
 
 /**

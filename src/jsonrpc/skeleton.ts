@@ -27,6 +27,7 @@
  */
 import { isAscii } from 'node:buffer';
 import { argumentsSpans, repeated } from './arguments-span.ts';
+import { NOT_JSON, string } from './strict-skip.ts';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -172,45 +173,18 @@ function noControlBytes(b: Buffer, from: number, to: number): boolean {
   return true;
 }
 
-/** What a byte in a string is: plain, a backslash, or one that cannot be there unescaped. */
-const PLAIN = 0;
-const ESCAPE = 1;
-const KIND = new Uint8Array(256);
-for (let c = 0; c < 0x20; c++) KIND[c] = 2;
-KIND[QUOTE] = 2;
-KIND[BACKSLASH] = ESCAPE;
-/** Bytes that may follow a backslash, but `u` (then four hex digits). */
-const SHORT = new Uint8Array(256);
-for (const c of '"\\/bfnrt') SHORT[c.charCodeAt(0)] = 1;
-const HEX = new Uint8Array(256);
-for (const c of '0123456789abcdefABCDEF') HEX[c.charCodeAt(0)] = 1;
-
 /**
  * Whether the string at [start, end), which holds a backslash, is valid as JSON.parse reads it
- * (strict-skip.ts's string(), without its word reads, which escapes close together only slow
- * down): standard escapes, no raw control byte, and its closing quote where the pre-scan found it.
+ * (strict-skip.ts's string(): standard escapes, no raw control byte) and closes where the pre-scan
+ * found its closing quote.
  */
 function escapedString(b: Buffer, start: number, end: number): boolean {
-  const last = end - 1;
-  let j = start + 1;
-  while (j < last) {
-    const kind = KIND[b[j] as number];
-    if (kind === PLAIN) j++;
-    else if (kind !== ESCAPE) return false;
-    else if (SHORT[b[j + 1] as number] === 1) j += 2;
-    else if (b[j + 1] === 0x75 && hex4(b, j + 2)) j += 6;
-    else return false;
+  try {
+    return string(b, start) === end;
+  } catch (err) {
+    if (err === NOT_JSON) return false;
+    throw err;
   }
-  return j === last;
-}
-
-function hex4(b: Buffer, i: number): boolean {
-  return (
-    HEX[b[i] as number] === 1 &&
-    HEX[b[i + 1] as number] === 1 &&
-    HEX[b[i + 2] as number] === 1 &&
-    HEX[b[i + 3] as number] === 1
-  );
 }
 
 /** Whether a parsed string is a placeholder. */

@@ -135,7 +135,7 @@ function literal(b: Uint8Array, i: number, word: readonly number[]): number {
 }
 
 /** The index after the scalar (string, number, true, false, null) at `i`. */
-function scalar(b: Uint8Array, i: number): number {
+export function scalar(b: Uint8Array, i: number): number {
   const c = b[i] as number;
   if (c === QUOTE) return string(b, i);
   if (c === 0x2d || (c >= 0x30 && c <= 0x39)) return number(b, i);

@@ -59,7 +59,7 @@ export function walkTree(value: unknown, findProto: boolean): TreeShape {
  * non-ASCII character. Keys of lower-case ASCII only fold to themselves, so two of them never
  * collide (the common case: an MCP body's keys are camelCase at most).
  */
-function mayFold(key: string): boolean {
+export function mayFold(key: string): boolean {
   for (let i = 0; i < key.length; i++) {
     const c = key.charCodeAt(i);
     if ((c >= 0x41 && c <= 0x5a) || c >= 0x80) return true;
@@ -68,16 +68,21 @@ function mayFold(key: string): boolean {
 }
 
 /**
- * Two keys equal under case folding. Upper-casing first folds the characters that lower-casing
+ * A key as case folding compares it. Upper-casing first folds the characters that lower-casing
  * alone leaves apart (`ſ` upper-cases to S); it also equates a few that simple folding does not
  * (`ß` and `ss`), which only refuses more.
  */
+export function foldKey(key: string): string {
+  return key.toUpperCase().toLowerCase();
+}
+
+/** Two keys equal under case folding (foldKey). */
 function hasCaseTwins(o: Record<string, unknown>): boolean {
   const folded = new Set<string>();
   let keys = 0;
   for (const key in o) {
     keys++;
-    folded.add(key.toUpperCase().toLowerCase());
+    folded.add(foldKey(key));
   }
   return folded.size < keys;
 }
