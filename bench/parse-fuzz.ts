@@ -137,18 +137,21 @@ function handWritten(): Shape[] {
   ];
 }
 
-/**
- * Median of RUNS runs of parseBody, and of JSON.parse of the same bytes (decoded as UTF-8) interleaved
- * with them: the floor any parse pays, measured under the same load.
- */
-function time(body: Buffer): {
+/** One body's parse times (ms), page faults and outcome, this build's and the other's. */
+interface Timing {
   ms: number;
   plainMs: number;
   otherMs: number;
   outcome: string;
   faults: number;
   otherFaults: number;
-} {
+}
+
+/**
+ * Median of RUNS runs of parseBody, and of JSON.parse of the same bytes (decoded as UTF-8) interleaved
+ * with them: the floor any parse pays, measured under the same load.
+ */
+function time(body: Buffer): Timing {
   const runs: number[] = [];
   const faults: number[] = [];
   const otherFaults: number[] = [];
@@ -216,17 +219,7 @@ function mutate(unit: string): string {
   return randomUnit();
 }
 
-const results: {
-  name: string;
-  ms: number;
-  plainMs: number;
-  otherMs: number;
-  outcome: string;
-  faults: number;
-  otherFaults: number;
-  bytes: number;
-  unit?: string;
-}[] = [];
+const results: (Timing & { name: string; bytes: number; unit?: string })[] = [];
 const load0 = loadavg()[0] as number;
 const shapes = handWritten();
 for (const shape of shapes) results.push({ ...time(shape.body), name: shape.name, bytes: shape.body.length });

@@ -43,15 +43,20 @@ async function serve(max: number, sweep?: { add(bytes: number): void }) {
   };
 }
 
-it('reads a body in chunks, holds it while the response is open, and gives the budget back on close', async () => {
-  const s = await serve(1024);
-  const req = request({ port: s.port, method: 'POST', headers: { 'transfer-encoding': 'chunked' } });
+/** POSTs `{"a":1}` in two chunks 20 ms apart and waits for the whole answer. */
+async function postInTwoChunks(port: number): Promise<void> {
+  const req = request({ port, method: 'POST', headers: { 'transfer-encoding': 'chunked' } });
   req.write('{"a":');
   await new Promise((r) => setTimeout(r, 20));
   req.end('1}');
   const [res] = (await once(req, 'response')) as [IncomingMessage];
   res.resume();
   await once(res, 'end');
+}
+
+it('reads a body in chunks, holds it while the response is open, and gives the budget back on close', async () => {
+  const s = await serve(1024);
+  await postInTwoChunks(s.port);
   await Promise.all(s.closed);
   assert.equal(s.outcomes[0]?.bytes, '{"a":1}');
   assert.ok(s.outcomes[0]!.usedWhileOpen > 0, 'reserved while the response is open');
@@ -81,13 +86,7 @@ it('tells the young sweep the size of every chunk it reads', async () => {
   const told: number[] = [];
   const s = await serve(1024, { add: (n) => void told.push(n) });
   try {
-    const req = request({ port: s.port, method: 'POST', headers: { 'transfer-encoding': 'chunked' } });
-    req.write('{"a":');
-    await new Promise((r) => setTimeout(r, 20));
-    req.end('1}');
-    const [res] = (await once(req, 'response')) as [IncomingMessage];
-    res.resume();
-    await once(res, 'end');
+    await postInTwoChunks(s.port);
     await Promise.all(s.closed);
     assert.equal(s.outcomes[0]?.bytes, '{"a":1}');
     assert.ok(told.length >= 2, `chunks told: ${told.join(',')}`);
