@@ -13,8 +13,9 @@
  * bytes pays the same. A scavenge frees the dead buffers too, for a fraction of a millisecond when
  * few objects are alive, and the count starts again. So once EVERY_BYTES of body have been read
  * (upstream responses by the relay, request bodies by read-body.ts), one scavenge runs at the next
- * turn of the event loop (after the response that crossed the mark is written). Small answers reach the mark only after thousands of requests, by which
- * time V8 has scavenged several times on its own: the cost is one check per chunk.
+ * turn of the event loop (after the response that crossed the mark is written). Small answers
+ * reach the mark only after thousands of requests, by which time V8 has scavenged several times on
+ * its own: the cost is one check per chunk.
  */
 import { exposedGc } from './gc-access.ts';
 
