@@ -230,8 +230,9 @@ keys:
     const ids = gateway.auditLines.map((l) => l.request_id);
     assert.equal(new Set(ids).size, ids.length, 'one line per request id');
     assert.equal(gateway.auditLines.length, gateway.finished.length);
-    // initialize, notifications/initialized and tools/list: each POST has its own line.
-    const posts = gateway.auditLines.slice(before).filter((l) => l.http_method === 'POST');
+    // initialize, notifications/initialized and tools/list: each POST has its own line. Only bob's:
+    // a request of the test before (alice's) can finish, and be written, after `before` was read.
+    const posts = gateway.auditLines.slice(before).filter((l) => l.http_method === 'POST' && l.key === 'bob');
     assert.deepEqual(
       posts.map((l) => l.rpc_method),
       ['initialize', 'notifications/initialized', 'tools/list'],
