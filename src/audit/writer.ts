@@ -26,18 +26,22 @@
  * its `time` field.
  *
  * Nothing is lost at shutdown: `close()` waits until every buffered line has reached the fd;
- * `flush()` waits without closing. `pino.destination` also registers an exit hook that writes what
- * is still buffered synchronously if the process exits without close() (an uncaught crash);
- * `flushSync()` does the same on demand. With a file output, `reopen()` (SIGHUP after logrotate)
+ * `flush()` waits without closing. A process 'exit' hook writes what is still buffered
+ * synchronously if the process exits without close() (an uncaught crash); `flushSync()` does the
+ * same on demand. The file is opened synchronously at creation, so there is an fd to write to from
+ * the first line on. With a file output, `reopen()` (SIGHUP after logrotate)
  * continues in a fresh file at the same path: lines written before the call may still land in the
  * old file, lines written after it go to the new one.
  */
-import { closeSync, openSync } from 'node:fs';
 import { pino } from 'pino';
 import { LineBuffer } from './line-buffer.ts';
 
 /** SonicBoom, with the public `destroyed` and `fd` fields its type definitions leave out. */
-type Destination = ReturnType<typeof pino.destination> & { destroyed: boolean; readonly fd: number };
+type Destination = ReturnType<typeof pino.destination> & {
+  destroyed: boolean;
+  sync: boolean;
+  readonly fd: number;
+};
 
 export interface AuditWriterOptions {
   /** `stdout`, `stderr`, or a file path (appended to, created with `fileMode`). */
@@ -55,7 +59,7 @@ export interface AuditWriter {
   readonly file: string | undefined;
   /** Appends one line (JSON of `record`). After close() it is dropped and reported once. */
   write(record: object): void;
-  /** Resolves once the destination is open; rejects if the file could not be opened. */
+  /** Resolves once the destination is open (it is from creation on; kept for callers). */
   ready(): Promise<void>;
   /** Resolves when every line written so far has reached the fd (or the destination failed). */
   flush(): Promise<void>;
@@ -71,7 +75,7 @@ export const DEFAULT_FILE_MODE = 0o640;
 /** Most bytes one write(2) takes from the backlog. */
 export const MAX_WRITE_BYTES = 1024 * 1024;
 
-const DESTINATION = { sync: false, contentMode: 'buffer', maxWrite: MAX_WRITE_BYTES } as const;
+const DESTINATION = { sync: true, contentMode: 'buffer', maxWrite: MAX_WRITE_BYTES } as const;
 /** Lines wait at most this long (ms) before they are written... */
 export const BATCH_MS = 10;
 /** ...or until this many bytes wait (written at the end of the event-loop turn). */
@@ -85,8 +89,8 @@ process.once('exit', () => {
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
 
 /**
- * Creates the writer. For a file output the file is opened once synchronously first, so a wrong
- * path or permission fails here, at start-up, with the fs error (ENOENT, EACCES...).
+ * Creates the writer. For a file output the file is opened synchronously, so a wrong path or
+ * permission fails here, at start-up, with the fs error (ENOENT, EACCES...).
  */
 export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   const { output } = options;
@@ -96,15 +100,18 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   const closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
   const file = output === 'stdout' || output === 'stderr' ? undefined : output;
   const mode = options.fileMode ?? DEFAULT_FILE_MODE;
-  if (file !== undefined) closeSync(openSync(file, 'a', mode));
+  // Built with `sync: true` so the file is opened here, synchronously (a wrong path or permission
+  // throws the fs error now), and its fd is set before the first line can wait for it: opened
+  // asynchronously, lines written before the open completed were lost if the process exited first
+  // (flushSync had no fd to write to). The writes then go asynchronous. `sync: true` also keeps pino
+  // from registering its own exit hook: the one below is the only exit path.
   const dest = (
     file === undefined
       ? pino.destination({ dest: output === 'stdout' ? 1 : 2, ...DESTINATION })
       : pino.destination({ dest: file, append: true, mkdir: false, mode, ...DESTINATION })
   ) as Destination;
+  dest.sync = false;
 
-  let opened = false;
-  let openError: Error | undefined;
   let idle = true;
   let closed = false;
   let closing: Promise<void> | undefined;
@@ -151,7 +158,6 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     for (const resolve of list) resolve();
   };
   dest.on('ready', () => {
-    opened = true;
     reopening = false;
   });
   dest.on('write', () => {
@@ -162,12 +168,6 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     settle();
   });
   dest.on('error', (err: NodeJS.ErrnoException) => {
-    if (!opened && openError === undefined) {
-      openError = err;
-      // Never opened: nothing can be written. Marking it destroyed keeps pino's exit hook from
-      // throwing "not ready" at process exit.
-      dest.destroyed = true;
-    }
     // On EPIPE pino's own listener turns write/end/flushSync into no-ops: end() would never finish.
     if (err.code === 'EPIPE') broken = true;
     // A failed write leaves its data buffered and no 'drain' follows: do not let flush() hang.
@@ -248,22 +248,8 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
         setTimeout(handOver, BATCH_MS).unref();
       }
     },
-    ready() {
-      if (opened) return Promise.resolve();
-      if (openError) return Promise.reject(openError);
-      return new Promise((resolve, reject) => {
-        const onReady = () => {
-          dest.off('error', onFail);
-          resolve();
-        };
-        const onFail = (err: Error) => {
-          dest.off('ready', onReady);
-          reject(err);
-        };
-        dest.once('ready', onReady);
-        dest.once('error', onFail);
-      });
-    },
+    // Opened at creation (a failure threw there).
+    ready: () => Promise.resolve(),
     flush() {
       if (closing) return closing;
       handOver();

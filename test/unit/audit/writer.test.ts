@@ -155,11 +155,18 @@ describe('audit writer', () => {
     await writer.close(); // idempotent
   });
 
-  /** Runs `ending` in a child after it wrote n lines through the writer to its stdout. */
-  async function childLines(n: number, ending: string): Promise<{ code: number | null; lines: string[] }> {
+  /**
+   * Runs `ending` in a child after it wrote n lines through the writer to `output` (its stdout by
+   * default); the lines are read from the pipe, or from the file once the child has exited.
+   */
+  async function childLines(
+    n: number,
+    ending: string,
+    output = 'stdout',
+  ): Promise<{ code: number | null; lines: string[] }> {
     const script = `
       import { createAuditWriter } from ${JSON.stringify(new URL('../../../src/audit/writer.ts', import.meta.url).href)};
-      const w = createAuditWriter({ output: 'stdout' });
+      const w = createAuditWriter({ output: ${JSON.stringify(output)} });
       for (let i = 0; i < ${n}; i++) w.write({ i, pad: 'y'.repeat(200) });
       ${ending}
     `;
@@ -170,8 +177,24 @@ describe('audit writer', () => {
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (d: string) => (out += d));
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    if (output !== 'stdout') out = fs.readFileSync(output, 'utf8');
     return { code, lines: out.split('\n').filter((l) => l !== '') };
   }
+
+  it('a file: lines written before the open could complete survive an exit in the same turn', async () => {
+    // The exit comes before any event-loop turn: with the file opened asynchronously there was no fd
+    // yet, the lines were lost (and pino's exit hook threw "sonic boom is not ready yet").
+    for (const ending of ['process.exit(0);', 'w.flushSync(); process.exit(0);']) {
+      const file = join(dir, `early-${ending.length}.log`);
+      const { code, lines: got } = await childLines(3, ending, file);
+      assert.equal(code, 0, ending);
+      assert.deepEqual(
+        got.map((l) => (JSON.parse(l) as { i: number }).i),
+        [0, 1, 2],
+        ending,
+      );
+    }
+  });
 
   it('stdout: every line reaches the pipe before close() resolves', async () => {
     const { code, lines: got } = await childLines(2000, 'await w.close(); process.exit(0);');
