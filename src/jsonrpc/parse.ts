@@ -3,7 +3,8 @@
  * receives: the body is decoded as strict UTF-8, parsed once and validated, and the bytes forwarded
  * are the client's own when every JSON parser reads them as the value judged; otherwise they are
  * the client's own with the members a repeated key replaced left out and the strings holding a `\u`
- * escape spelled as JSON.stringify spells them (splice.ts), or, should that pass not account for
+ * escape spelled as JSON.stringify spells them (splice.ts; but for long strings in arguments nothing
+ * reads, which keep the client's spelling: skeleton.ts), or, should that pass not account for
  * every value, the value judged re-serialised. That removes every parser-difference trick at once:
  * duplicate keys (the upstream sees only the value judged), `\u` escapes (forwarded spelled
  * plainly), BOMs, trailing bytes, invalid UTF-8, non-object params and ids that would not survive a
@@ -34,7 +35,14 @@ import { spliceBody } from './splice.ts';
 import { numbersRead } from './read-depth.ts';
 import { walkTree } from './tree.ts';
 import { BODY_LIMITS } from './limits.ts';
-import { argumentsLeftOut, cutOf, restoreStrings, skeletonOf, validStrings } from './skeleton.ts';
+import {
+  argumentsLeftOut,
+  cutOf,
+  restoreStrings,
+  skeletonOf,
+  unicodeSkeleton,
+  validStrings,
+} from './skeleton.ts';
 import type { Cut } from './skeleton.ts';
 
 export { BODY_LIMITS, MAX_DEPTH, MAX_VALUES } from './limits.ts';
@@ -101,12 +109,18 @@ export function parseBody(
   // a \u escape, so the walk looks for it only then.
   const findProto = scan.unicodeEscape || body.indexOf(PROTO) !== -1;
   // Long strings, and arguments nothing reads, are left out of what JSON.parse reads and given
-  // back where a reader reads them (skeleton.ts); a `\u` escape anywhere keeps the whole body (a
-  // placeholder is spelled with one), and `__proto__` keeps the arguments (the walk must see it).
-  const cut = scan.unicodeEscape
-    ? undefined
-    : cutOf(body, scan.long, !argumentsRead && !findProto, skeletonFrom);
-  const text = (cut === undefined ? body : skeletonOf(body, cut.spans)).toString('utf8');
+  // back where a reader reads them (skeleton.ts). `__proto__` or any `\u` escape keeps the
+  // arguments (the walk must see their keys, and arguments-span.ts reads keys as bytes); a `\u`
+  // escape keeps everything unless no string JSON.parse builds can be taken for a placeholder
+  // (skeleton.ts: unicodeSkeleton).
+  let cut = cutOf(body, scan.long, !argumentsRead && !findProto, skeletonFrom);
+  let skeleton =
+    cut === undefined ? body : scan.unicodeEscape ? unicodeSkeleton(body, cut) : skeletonOf(body, cut.spans);
+  if (skeleton === undefined) {
+    cut = undefined;
+    skeleton = body;
+  }
+  const text = skeleton.toString('utf8');
   if (text.charCodeAt(0) === 0xfeff)
     throw new GatewayError('ERR_PARSE', { message: 'parse error: byte order mark' });
   let value: unknown;
@@ -156,6 +170,7 @@ export function parseBody(
     repeatedKeys,
     shape.values + (cut === undefined ? 0 : argumentsLeftOut(value, cut)),
     bodyText(body, text, cut),
+    cut?.spans,
   );
   if (spliced !== undefined) return { messages, batch, bytes: spliced };
   // Should the splice not account for every value, the judged value is serialised, with every

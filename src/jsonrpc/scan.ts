@@ -24,6 +24,9 @@ const SHORT_STRING = 64;
  * of many small values is made of, and cost what JSON.parse costs.
  */
 export const LONG_STRING = 1024;
+/** Hex digits, as a `\u` escape spells them. */
+const HEX = new Uint8Array(256);
+for (const c of '0123456789abcdefABCDEF') HEX[c.charCodeAt(0)] = 1;
 /** No kept numbers (most bodies): one frozen array, not two new ones per body. */
 const NONE: readonly number[] = Object.freeze([]);
 
@@ -116,8 +119,19 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
         if (d === QUOTE) break;
         if (d === BACKSLASH) {
           const e = b[i + 1] as number;
-          if (e === 0x75 /* u */) unicodeEscape = true;
-          else if (e === QUOTE) quoteEscape = true;
+          if (e === 0x75 /* u */) {
+            unicodeEscape = true;
+            // Four hex digits, never a quote nor a backslash, are stepped over at once.
+            if (
+              HEX[b[i + 2] as number] === 1 &&
+              HEX[b[i + 3] as number] === 1 &&
+              HEX[b[i + 4] as number] === 1 &&
+              HEX[b[i + 5] as number] === 1
+            ) {
+              i += 6;
+              continue;
+            }
+          } else if (e === QUOTE) quoteEscape = true;
           i += 2;
         } else i++;
       }

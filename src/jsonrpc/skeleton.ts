@@ -4,8 +4,10 @@
  * 4 MiB argument built by JSON.parse costs ~1,000 faults, ~11 ms, where reading its bytes costs
  * well under one. So JSON.parse is given a skeleton of the body: the body with each long value
  * string (scan.ts reports them) replaced by a placeholder, `"\u0000k"` for the k-th one. No string
- * of a body that gets here holds U+0000 (it could only be written `\u0000`, and a body with a `\u`
- * escape does not get here), so a placeholder is never a string the client sent.
+ * JSON.parse builds from a skeleton holds U+0000 but the placeholders (it could only be written
+ * `\u0000`: a body without a `\u` escape has none, and one with is parsed whole unless the
+ * skeleton holds no `\u0000` but the placeholders': unicodeSkeleton), so a placeholder is never a
+ * string the client sent.
  *
  * Validity is unchanged: a string's extent does not depend on where it stands (outside a string a
  * quote always opens one, and inside one only the escapes decide where it closes, which is how the
@@ -21,13 +23,14 @@
  *
  * Then each placeholder is given its string back, except inside a message's `params.arguments`
  * when nothing reads the arguments: there it stays (or the arguments are one), and the forwarded
- * bytes, the client's own or spliced from them, still hold what it stands for. A string given back is the body's own bytes as a one-byte string when they
+ * bytes, the client's own or spliced from them, still hold what it stands for, as the client spelled
+ * it (splice.ts re-spells `\u` escapes only in strings that were built). A string given back is the body's own bytes as a one-byte string when they
  * are ASCII without an escape (Node copies one of 1 MiB or more into memory of its own, outside V8's
  * heap), else decoded by JSON.parse.
  */
 import { isAscii } from 'node:buffer';
 import { argumentsSpans, repeated } from './arguments-span.ts';
-import { NOT_JSON, string } from './strict-skip.ts';
+import { NOT_JSON, string, useWords } from './strict-skip.ts';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -145,17 +148,44 @@ export function skeletonOf(body: Buffer, long: readonly number[]): Buffer {
   return out;
 }
 
+/** `\u0000`: the only spelling of U+0000, which a placeholder starts with. */
+const NUL_ESCAPE = Buffer.from('\\u0000');
+
+/**
+ * The skeleton of a body holding `\u` escapes, when it is worth parsing and sound; else undefined
+ * (the body is then parsed whole). Worth it: it leaves out at least half the body (the search
+ * below costs up to ~1 ns a byte on text dense with `\u` escapes, and the skeleton is a copy: both
+ * are paid back only when much is left unbuilt). Sound: each `\u0000` in it is a placeholder's (a
+ * client string that JSON.parse builds could otherwise start with U+0000 and be taken for one;
+ * the text `\\u0000` is counted too, which only parses more bodies whole).
+ */
+export function unicodeSkeleton(body: Buffer, cut: Cut): Buffer | undefined {
+  if (2 * spanBytes(cut.spans) < body.length) return undefined;
+  const skeleton = skeletonOf(body, cut.spans);
+  let found = 0;
+  for (let at = skeleton.indexOf(NUL_ESCAPE); at !== -1; at = skeleton.indexOf(NUL_ESCAPE, at + 1)) {
+    if (++found > cut.spans.length >> 1) return undefined;
+  }
+  return skeleton;
+}
+
 /** Whether each string at `long` is one JSON.parse accepts (standard escapes, no raw control bytes). */
 export function validStrings(body: Buffer, long: readonly number[]): boolean {
-  for (let k = 0; k < long.length; k += 2) {
-    const start = long[k] as number;
-    const end = long[k + 1] as number;
-    // The pre-scan found the closing quote at end - 1, the first not escaped: without a backslash,
-    // only a raw control byte can make the string invalid.
-    const plain = body.subarray(start + 1, end - 1).indexOf(BACKSLASH) === -1;
-    if (plain ? !noControlBytes(body, start + 1, end - 1) : !escapedString(body, start, end)) return false;
+  // An escaped string is read four bytes at a time where it can be (strict-skip.ts).
+  useWords(body);
+  try {
+    for (let k = 0; k < long.length; k += 2) {
+      const start = long[k] as number;
+      const end = long[k + 1] as number;
+      // The pre-scan found the closing quote at end - 1, the first not escaped: without a
+      // backslash, only a raw control byte can make the string invalid.
+      const plain = body.subarray(start + 1, end - 1).indexOf(BACKSLASH) === -1;
+      if (plain ? !noControlBytes(body, start + 1, end - 1) : !escapedString(body, start, end)) return false;
+    }
+    return true;
+  } finally {
+    useWords(undefined);
   }
-  return true;
 }
 
 /** Whether no byte in [from, to) is below 0x20, read four at a time. */

@@ -8,7 +8,10 @@
  *   out, from its key to the next member's key (its comma and the whitespace after it go with it;
  *   the last member of an object is never replaced, so the commas left stay well placed);
  * - each string, key or value, that holds a `\u` escape is written as JSON.stringify writes it
- *   (which spells only control characters and lone surrogates as `\u` escapes);
+ *   (which spells only control characters and lone surrogates as `\u` escapes), except a long
+ *   value string in arguments nothing reads, left out of JSON.parse (skeleton.ts): no rule reads
+ *   it, and what it means to the upstream is what the client wrote (re-spelling changes no
+ *   character: a lone surrogate is spelled `\uXXXX` either way);
  * - everything else stays as the client wrote it: whitespace, number spellings, short escapes.
  *
  * The upstream then reads exactly the value judged, with no repeated key anywhere, at the cost of a
@@ -61,6 +64,11 @@ interface Frame {
  * @param repeatedKeys whether some key repeats (else only `\u` escapes are re-spelled)
  * @param values how many values the parsed value holds (tree.ts)
  * @param asciiText the body's text when it is all ASCII (its offsets are the bytes')
+ * @param unbuilt start and end offsets of the parts left out of JSON.parse (skeleton.ts), the k-th
+ *   standing as placeholder k in `value`: a string whose place in `value` still holds its own
+ *   placeholder is one nothing reads (skeleton.ts gives back every other), so it is kept as the
+ *   client wrote it, `\u` escapes and all, and jumped over (its extent is the pre-scan's, which
+ *   validated it)
  */
 export function spliceBody(
   body: Buffer,
@@ -69,6 +77,7 @@ export function spliceBody(
   repeatedKeys: boolean,
   values: number,
   asciiText?: string,
+  unbuilt: readonly number[] = NONE,
 ): Buffer | undefined {
   const frames: Frame[] = [];
   /** Strings to re-spell: start and end (after the closing quote), in order. */
@@ -80,6 +89,7 @@ export function spliceBody(
   const n = body.length;
   let counted = 0;
   let nextLossy = 0;
+  let nextUnbuilt = 0;
   const strings = new StringEnds(body);
   let i = 0;
   let first = -1;
@@ -89,14 +99,24 @@ export function spliceBody(
     if (c === QUOTE) {
       if (first === -1) first = i;
       const start = i;
+      const top = frames.length > 0 ? (frames[frames.length - 1] as Frame) : undefined;
+      const isKey = top !== undefined && top.expectKey;
+      while (nextUnbuilt < unbuilt.length && (unbuilt[nextUnbuilt] as number) < i) nextUnbuilt += 2;
+      if (unbuilt[nextUnbuilt] === i && !isKey && top !== undefined) {
+        const here = slotValue(body, frames, frames.length - 1, value);
+        if (isPlaceholderOf(here, nextUnbuilt >> 1)) {
+          i = unbuilt[nextUnbuilt + 1] as number;
+          last = i;
+          counted++;
+          continue;
+        }
+      }
       const end = strings.close(i);
       if (end === -1) return undefined;
       const unicode = strings.unicode;
       const escaped = strings.escaped;
       i = end + 1;
       last = i;
-      const top = frames.length > 0 ? (frames[frames.length - 1] as Frame) : undefined;
-      const isKey = top !== undefined && top.expectKey;
       if (unicode) {
         respell.push(start, i);
         // A string inside a member a later one replaces may find another value here; it is left
@@ -193,7 +213,16 @@ export function spliceBody(
     i++;
   }
   if (frames.length !== 0 || counted !== values || first === -1) return undefined;
+  // Nothing to change (every `\u` escape in strings nothing reads): the client's bytes, no copy.
+  if (respell.length === 0 && drops.length === 0) return body.subarray(first, last);
   return assemble(body, first, last, respell, decoded, drops);
+}
+
+const NONE: readonly number[] = [];
+
+/** Whether `v` is placeholder `k` of skeleton.ts: `"\u0000k"`. */
+function isPlaceholderOf(v: unknown, k: number): boolean {
+  return typeof v === 'string' && v.charCodeAt(0) === 0 && v.slice(1) === String(k);
 }
 
 /** The latest member of `key` in the object of `frame`, if any. */

@@ -27,6 +27,9 @@ export const CLOSE_ARRAY = 0x5d;
 /** Bytes that may follow a backslash (`u` is checked for its four hex digits). */
 const ESCAPES = new Uint8Array(256);
 for (const c of '"\\/bfnrtu') ESCAPES[c.charCodeAt(0)] = 1;
+/** Bytes that may follow a backslash, but `u`. */
+const SHORT_ESCAPES = new Uint8Array(256);
+for (const c of '"\\/bfnrt') SHORT_ESCAPES[c.charCodeAt(0)] = 1;
 const HEX = new Uint8Array(256);
 for (const c of '0123456789abcdefABCDEF') HEX[c.charCodeAt(0)] = 1;
 
@@ -81,9 +84,20 @@ export function string(b: Uint8Array, i: number): number {
   const w = b === wordBytes ? words : undefined;
   let j = i + 1;
   while (j < n) {
-    if (w !== undefined && (j & 3) === 0 && j + 4 <= n && plainWord(w[j >> 2] as number)) {
-      j += 4;
-      continue;
+    if (w !== undefined && (j & 3) === 0 && j + 4 <= n) {
+      const x = w[j >> 2] as number;
+      if (plainWord(x)) {
+        j += 4;
+        continue;
+      }
+      // Two escapes other than `\u` (a run of `\"` is the densest string there is).
+      const e1 = (x >>> 8) & 0xff;
+      const e3 = x >>> 24;
+      if ((x & 0x00ff00ff) === 0x005c005c && SHORT_ESCAPES[e1] === 1 && SHORT_ESCAPES[e3] === 1) {
+        escaped = true;
+        j += 4;
+        continue;
+      }
     }
     const c = b[j] as number;
     if (STOP[c] === 0) {

@@ -41,6 +41,46 @@ function withoutArguments(m: object): object {
   return { ...m, params: rest };
 }
 
+/**
+ * The keys of a valid JSON text, as spelled (quotes included): each string followed by a colon.
+ */
+function keysOf(text: string): string[] {
+  const keys: string[] = [];
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] !== '"') continue;
+    let j = i + 1;
+    while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+    let k = j + 1;
+    while (text[k] === ' ' || text[k] === '\n' || text[k] === '\r' || text[k] === '\t') k++;
+    if (text[k] === ':') keys.push(text.slice(i, j + 1));
+    i = j;
+  }
+  return keys;
+}
+
+/**
+ * With the arguments not read: the fast path refuses alike, or forwards bytes that differ from the
+ * whole parse's only in strings nothing reads being spelled as the client spelled them (a long
+ * string with a `\u` escape in `params.arguments`): the same messages but for the arguments, the
+ * same meaning, every key spelled as the whole parse spells it, and the whole parse of the fast
+ * bytes forwards the whole parse's own bytes.
+ */
+function unreadAlike(b: Buffer): void {
+  const fast = outcome(b, false, 0, false) as { bytes?: string };
+  const whole = outcome(b, false, Infinity, false) as { bytes?: string };
+  if (fast.bytes === undefined || whole.bytes === undefined || fast.bytes === whole.bytes) {
+    assert.deepStrictEqual(fast, whole);
+    return;
+  }
+  assert.deepStrictEqual({ ...fast, bytes: '' }, { ...whole, bytes: '' });
+  const fastText = Buffer.from(fast.bytes, 'latin1').toString('utf8');
+  const wholeText = Buffer.from(whole.bytes, 'latin1').toString('utf8');
+  assert.deepStrictEqual(JSON.parse(fastText), JSON.parse(wholeText));
+  assert.deepStrictEqual(keysOf(fastText), keysOf(wholeText));
+  const again = outcome(Buffer.from(fastText), true, Infinity, true) as { bytes?: string };
+  assert.equal(again.bytes, whole.bytes);
+}
+
 /** String contents repeated to a long string: plain, two- and four-byte UTF-8, short escapes. */
 const unit = fc.constantFrom('a', 'ab c', 'é', '😀', '\\"', '\\n', '\\\\', '\\/', 'x\\ty');
 /** What may break a long string: a raw control byte, an unknown escape, a `\u` escape. */
@@ -141,7 +181,7 @@ describe('the skeleton parse (differential, against parsing the whole body)', ()
         const b = bytes(text);
         const whole = outcome(b, true, Infinity, true);
         assert.deepStrictEqual(outcome(b, true, 0, true), whole);
-        assert.deepStrictEqual(outcome(b, false, 0, false), outcome(b, false, Infinity, false));
+        unreadAlike(b);
         if ((whole as { bytes?: string }).bytes !== undefined) accepted++;
         else if ((whole as { code: string }).code === 'ERR_PARSE') refusedInString++;
       }),
@@ -171,7 +211,7 @@ describe('the skeleton parse: arguments left out (differential)', () => {
       fc.property(crowded, fc.boolean(), (args, batch) => {
         const one = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"k":${args}}}}`;
         const b = bytes(batch ? `[${one},${one.replace('"id":1', '"id":2')}]` : one);
-        assert.deepStrictEqual(outcome(b, false, 0, false), outcome(b, false, Infinity, false));
+        unreadAlike(b);
         assert.deepStrictEqual(outcome(b, true, 0, true), outcome(b, true, Infinity, true));
       }),
       { numRuns: 1500 },

@@ -1,0 +1,156 @@
+/**
+ * Long strings with `\u` escapes left out of JSON.parse (skeleton.ts: unicodeSkeleton), and kept
+ * as the client spelled them when nothing reads them (splice.ts). Each attack is parsed with the
+ * fast path forced (skeletonFrom 0) and with the whole body given to JSON.parse: both refuse alike,
+ * or both accept with the same messages where a reader reads them, forwarded bytes that mean the
+ * same value, and keys spelled alike; named cases then check what the fast path did.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { BODY_LIMITS, parseBody } from '../../../src/jsonrpc/parse.ts';
+import { isGatewayError } from '../../../src/jsonrpc/errors.ts';
+import { KNOWN_METHODS } from '../../../src/policy/methods.ts';
+
+type Outcome =
+  { readonly code: string; readonly id: unknown } | { readonly bytes: string; readonly read: unknown };
+
+/** A message as a reader sees it when the arguments are not read. */
+function read(m: unknown): unknown {
+  const params = (m as { params?: unknown }).params;
+  if (typeof params !== 'object' || params === null) return m;
+  const rest: Record<string, unknown> = { ...(params as Record<string, unknown>) };
+  delete rest.arguments;
+  return { ...(m as object), params: rest };
+}
+
+function outcome(text: string, skeletonFrom: number, argumentsRead = false): Outcome {
+  try {
+    const parsed = parseBody(Buffer.from(text), KNOWN_METHODS, BODY_LIMITS, argumentsRead, skeletonFrom);
+    return {
+      bytes: parsed.bytes.toString('utf8'),
+      read: argumentsRead ? parsed.messages : parsed.messages.map(read),
+    };
+  } catch (err) {
+    if (!isGatewayError(err)) throw err;
+    return { code: err.code, id: err.rpcId };
+  }
+}
+
+/** The fast path against the whole parse (arguments unread, then read); returns the fast outcome. */
+function alike(text: string): Outcome {
+  const fast = outcome(text, 0);
+  const whole = outcome(text, Infinity);
+  if ('code' in whole) assert.deepStrictEqual(fast, whole);
+  else {
+    assert.ok('bytes' in fast, JSON.stringify(fast));
+    assert.deepStrictEqual(fast.read, whole.read);
+    assert.deepStrictEqual(JSON.parse(fast.bytes), JSON.parse(whole.bytes));
+    // The whole parse of the fast bytes forwards what the whole parse forwards: they differ only in
+    // how strings are spelled, and only where the whole parse re-spells them.
+    const again = outcome(fast.bytes, Infinity);
+    assert.ok('bytes' in again);
+    assert.equal(again.bytes, whole.bytes);
+  }
+  assert.deepStrictEqual(outcome(text, 0, true), outcome(text, Infinity, true));
+  return fast;
+}
+
+const U = '\\u00e9'.repeat(400);
+const call = (params: string, id = '1') =>
+  `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":${params}}`;
+
+/** Whether the first message's `params.arguments.k` was left unbuilt (a placeholder). */
+function unbuilt(text: string): boolean {
+  const parsed = parseBody(Buffer.from(text), KNOWN_METHODS, BODY_LIMITS, false, 0);
+  const k = (parsed.messages[0] as unknown as { params: { arguments: { k: unknown } } }).params.arguments.k;
+  return typeof k === 'string' && k.charCodeAt(0) === 0;
+}
+
+describe('long strings with \\u escapes left out of JSON.parse', () => {
+  it('a long string of \\u escapes nobody reads is left unbuilt and forwarded as the client spelled it', () => {
+    const text = call(`{"name":"echo","arguments":{"k":"${U}"}}`);
+    const fast = alike(text);
+    assert.ok('bytes' in fast);
+    assert.equal(fast.bytes, text);
+    assert.ok(unbuilt(text));
+    // Read by the audit: built, and re-spelled as before.
+    const parsed = parseBody(Buffer.from(text), KNOWN_METHODS, BODY_LIMITS, true, 0);
+    assert.equal(
+      parsed.bytes.toString('utf8'),
+      call(`{"name":"echo","arguments":{"k":"${'é'.repeat(400)}"}}`),
+    );
+  });
+
+  it('a string spelled \\u0000 anywhere JSON.parse builds keeps the whole body, in any case of hex digits', () => {
+    for (const name of ['"\\u00000"', '"\\u0000"', '"x\\u0000"', '"\\u00001"']) {
+      const text = call(`{"name":${name},"arguments":{"k":"${U}","j":"${U}"}}`);
+      const fast = alike(text);
+      assert.ok('bytes' in fast);
+      assert.equal(unbuilt(text), false, name);
+      assert.equal(
+        (
+          parseBody(Buffer.from(text), KNOWN_METHODS, BODY_LIMITS, false, 0).messages[0] as unknown as {
+            params: { name: string };
+          }
+        ).params.name,
+        JSON.parse(name) as string,
+      );
+    }
+    // A key holding it, and the text `\u0000` behind an escaped backslash (kept whole too).
+    for (const extra of ['"\\u0000":1', '"q":"\\\\u0000"', '"_meta":{"\\u0000k":"\\u00E9"}']) {
+      const text = call(`{"name":"echo","${'k'}x":1,${extra},"arguments":{"k":"${U}"}}`);
+      alike(text);
+      assert.equal(unbuilt(text), false, extra);
+    }
+    // Inside the long strings themselves it is harmless: they are never parsed from the skeleton.
+    const inside = call(`{"name":"echo","arguments":{"k":"${U}\\u0000${U}"}}`);
+    alike(inside);
+    assert.ok(unbuilt(inside));
+  });
+
+  it('escaped keys are re-spelled, and fold, repeat or spell __proto__ as in the whole parse', () => {
+    const respelled = alike(call(`{"n\\u0061me":"echo","arguments":{"\\u006b":"${U}"}}`));
+    assert.ok('bytes' in respelled);
+    assert.ok(respelled.bytes.includes('"name":"echo"') && respelled.bytes.includes(`"k":"${U}"`));
+    for (const args of [
+      `{"k":"${U}","\\u004b":1}`,
+      `{"k":"${U}","\\u017f":1,"S":2}`,
+      `{"k":"${U}","__pr\\u006fto__":{"x":1}}`,
+      `{"k":"${U}","__proto__":{"x":"${U}"}}`,
+      `{"k":"${U}","k":"ls"}`,
+      `{"k":"ls","\\u006b":"${U}"}`,
+      `{"\\u006b":"${U}","k":"${U}é"}`,
+      `{"k":{"k":"${U}","k":"${U}"},"o":[["${U}"]]}`,
+    ]) {
+      alike(call(`{"name":"echo","arguments":${args}}`));
+    }
+    // A repeated params or arguments, one spelled with an escape.
+    alike(call(`{"name":"rm","arguments":{"k":"${U}"},"p\\u0061rams":1}`));
+    alike(call(`{"name":"rm","arguments":{"k":"${U}"},"\\u0061rguments":{"k":"x"}}`));
+    alike(
+      `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"rm","arguments":{"k":"${U}"}},"p\\u0061rams":{"name":"echo","arguments":{"k":"${U}"}}}`,
+    );
+  });
+
+  it('lone surrogates, invalid escapes and raw control bytes in a long string nobody reads', () => {
+    const lone = alike(call(`{"name":"echo","arguments":{"k":"${U}\\ud800${U}\\uDC00x"}}`));
+    assert.ok('bytes' in lone);
+    for (const flaw of ['\\u12', '\\u12G4', '\\x', '\u0001', '\\U00e9']) {
+      const refused = alike(call(`{"name":"echo","arguments":{"k":"${U}${flaw}${U}"}}`));
+      assert.ok('code' in refused && refused.code === 'ERR_PARSE', JSON.stringify(flaw));
+    }
+  });
+
+  it('read places, nested arguments and batches', () => {
+    for (const text of [
+      call(`{"name":"${U}","_meta":{"k":"${U}"},"arguments":{"k":"${U}"}}`),
+      call(`{"name":"echo","arguments":{"k":[{"k":"${U}"},"${U}",{"a":{"b":"${U}"}}]}}`),
+      `[${call(`{"name":"echo","arguments":{"k":"${U}"}}`)},${call(`{"name":"x\\u0041","arguments":{"k":"${U}"}}`, '2')}]`,
+      `[${call(`{"name":"echo","arguments":{"k":"${U}"}}`)},{"jsonrpc":"2.0","id":"${U}","result":{"k":"${U}"}}]`,
+      call(`{"name":"echo","arguments":["${U}","${U}"]}`),
+      `"${U}"`,
+    ]) {
+      alike(text);
+    }
+  });
+});
