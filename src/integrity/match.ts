@@ -23,6 +23,8 @@
  */
 import { GatewayError } from '../jsonrpc/errors.ts';
 import type { ResponseRewrite } from '../proxy/relay.ts';
+import type { SseRewriterLike } from '../proxy/relay-api.ts';
+import type { BufferBudget } from '../proxy/body-buffer.ts';
 import { createSseRewriter } from '../proxy/sse-rewrite.ts';
 import { filterJsonResponseBody, rewriteEventData } from '../policy/filter-list.ts';
 import type { Grants } from '../policy/grants.ts';
@@ -128,40 +130,74 @@ class SignedIds implements ResponseIds {
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
 export function createMatchRewrite(ids: ResponseIds, filters: Filters): ResponseRewrite {
-  return {
-    json(body) {
-      if (body.length === 0) return body;
-      const small = matchSmallResponse(body, ids);
-      if (small !== undefined) return small;
-      const listed = listPath(body, ids, filters);
-      if (listed === NOT_JSON)
-        throw new GatewayError('ERR_UPSTREAM_PROTOCOL', { message: 'upstream sent invalid JSON' });
-      if (listed === REFUSED) throw unanswerable();
-      if (listed !== undefined) return listed;
-      let text: string;
-      let value: unknown;
-      try {
-        text = decoder.decode(body);
-        value = JSON.parse(text);
-      } catch (cause) {
-        throw new GatewayError('ERR_UPSTREAM_PROTOCOL', { cause });
-      }
-      const restored = restoreEdits(text, value, ids);
-      if (restored === undefined) throw unanswerable();
-      // ASCII text (as long as its bytes): the ids are spliced into the bytes, nothing re-encoded.
-      const out =
-        text.length === body.length
-          ? applyEditsToAscii(body, restored.edits)
-          : Buffer.from(applyEdits(text, restored.edits));
-      if (restored.plans === undefined) return out;
-      return filterJsonResponseBody(out, restored.plans, filters.grants, filters.tasks, filters.pins);
-    },
-    sse: (budget) =>
-      createSseRewriter((data) => matchEventData(data, ids, filters), {
-        budget,
-        bytes: (raw) => matchEventBytes(raw, ids),
-      }),
-  };
+  return new MatchRewrite(ids, filters);
+}
+
+/**
+ * The rewrite of one exchange's responses, as one object with methods (no closures per request).
+ * Its filters may be given as a function of a value, called the first time a response needs them:
+ * the common answer (small-match.ts) reads none, so an exchange that gets it never builds them.
+ */
+export class MatchRewrite<A = undefined> implements ResponseRewrite {
+  readonly #ids: ResponseIds;
+  #filters: Filters | undefined;
+  readonly #make: ((arg: A) => Filters) | undefined;
+  readonly #arg: A | undefined;
+  readonly bodyless: boolean;
+
+  constructor(ids: ResponseIds, filters: Filters);
+  constructor(ids: ResponseIds, make: (arg: A) => Filters, arg: A, bodyless?: boolean);
+  constructor(ids: ResponseIds, filters: Filters | ((arg: A) => Filters), arg?: A, bodyless = false) {
+    this.#ids = ids;
+    if (typeof filters === 'function') {
+      this.#make = filters;
+      this.#arg = arg;
+    } else this.#filters = filters;
+    this.bodyless = bodyless;
+  }
+
+  /** The filters, built on first use when they were given as a function. */
+  filters(): Filters {
+    return (this.#filters ??= (this.#make as (arg: A) => Filters)(this.#arg as A));
+  }
+
+  json(body: Buffer): Buffer {
+    if (body.length === 0) return body;
+    const ids = this.#ids;
+    const small = matchSmallResponse(body, ids);
+    if (small !== undefined) return small;
+    const listed = body.length < LIST_MIN_BYTES ? undefined : matchListResponse(body, ids, this.filters());
+    if (listed === NOT_JSON)
+      throw new GatewayError('ERR_UPSTREAM_PROTOCOL', { message: 'upstream sent invalid JSON' });
+    if (listed === REFUSED) throw unanswerable();
+    if (listed !== undefined) return listed;
+    let text: string;
+    let value: unknown;
+    try {
+      text = decoder.decode(body);
+      value = JSON.parse(text);
+    } catch (cause) {
+      throw new GatewayError('ERR_UPSTREAM_PROTOCOL', { cause });
+    }
+    const restored = restoreEdits(text, value, ids);
+    if (restored === undefined) throw unanswerable();
+    // ASCII text (as long as its bytes): the ids are spliced into the bytes, nothing re-encoded.
+    const out =
+      text.length === body.length
+        ? applyEditsToAscii(body, restored.edits)
+        : Buffer.from(applyEdits(text, restored.edits));
+    if (restored.plans === undefined) return out;
+    const filters = this.filters();
+    return filterJsonResponseBody(out, restored.plans, filters.grants, filters.tasks, filters.pins);
+  }
+
+  sse(budget?: BufferBudget): SseRewriterLike {
+    const ids = this.#ids;
+    return createSseRewriter((data) => matchEventData(data, ids, this.filters()), {
+      budget,
+      bytes: (raw) => matchEventBytes(raw, ids),
+    });
+  }
 }
 
 function unanswerable(): GatewayError {

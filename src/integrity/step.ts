@@ -9,7 +9,7 @@ import type { JsonRpcId } from '../jsonrpc/message.ts';
 import type { ResponseRewrite } from '../proxy/relay.ts';
 import type { TaskOwnership } from '../policy/tasks.ts';
 import type { PendingTags } from './cancels.ts';
-import { createMatchRewrite, exchangeIds, signedIds, tagRequests } from './match.ts';
+import { exchangeIds, MatchRewrite, signedIds, tagRequests } from './match.ts';
 import type { Filters, ForwardedTag } from './match.ts';
 import type { Plan, RequestTagger } from './request-tag.ts';
 import type { Pinning } from '../pinning/pins.ts';
@@ -61,13 +61,15 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
       const messages = ctx.messages ?? [];
       const forwarded = tagRequests(bytes, messages, plans, { tagger, bindingId, sessionId, pending });
       const ids = exchangeIds(forwarded.tags, forgetAnswered, forwarded.sole);
-      return { bytes: forwarded.bytes, rewrite: createMatchRewrite(ids, filtersFor(ctx)) };
+      // The filters are built when a response first needs them (never for the common small answer).
+      return { bytes: forwarded.bytes, rewrite: new MatchRewrite(ids, filtersFor, ctx) };
     },
     stream(ctx) {
-      return createMatchRewrite(signedIds(tagger, principalOf(ctx).bindingId), filtersFor(ctx));
+      return new MatchRewrite(signedIds(tagger, principalOf(ctx).bindingId), filtersFor, ctx);
     },
     closing(ctx) {
-      return { ...createMatchRewrite(exchangeIds(new Map()), filtersFor(ctx)), bodyless: true };
+      principalOf(ctx);
+      return new MatchRewrite(exchangeIds(new Map()), filtersFor, ctx, true);
     },
   };
 }

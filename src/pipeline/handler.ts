@@ -117,114 +117,113 @@ export function createHandler(deps: HandlerDeps): Handler {
     ...(deps.sweep ? { sweep: deps.sweep } : {}),
   };
 
-  /** The whole request; never rejects (a failure becomes the error response). */
+  /**
+   * The whole request; never rejects (a failure becomes the error response). One async function
+   * (not a wrapper awaiting the steps): one promise and one suspended frame per request.
+   */
   async function run(ex: Exchange): Promise<void> {
     const ctx = ex.ctx;
     try {
-      await steps(ex, ctx);
-    } catch (err) {
-      fail(ctx, err);
-    }
-  }
-
-  async function steps(ex: Exchange, ctx: RequestContext): Promise<void> {
-    const { req, res } = ctx;
-    // One set of steps for the whole request, even if a reload swaps them meanwhile.
-    const steps = deps.steps.current;
-    ex.steps = steps;
-    if (draining) throw new GatewayError('ERR_SHUTTING_DOWN', { headers: { connection: 'close' } });
-    const method = req.method;
-    try {
-      deps.checkSite(ctx);
-      if (method === 'OPTIONS') setOwnHeaders(ctx);
-      if (deps.cors.preflight(req, res)) {
-        ctx.status = 204;
-        return;
-      }
-      if (method === undefined || !methods.has(method)) {
-        throw new GatewayError('ERR_METHOD_NOT_ALLOWED', { headers: { allow } });
-      }
-      const pending = steps.authenticate(ctx);
-      if (pending !== undefined) await pending;
-    } catch (err) {
-      throw await withPeekedId(ctx, err, deps.budget);
-    }
-
-    const clientSession = req.headers['mcp-session-id'];
-    let sessionId: string | undefined;
-    if (clientSession !== undefined) {
-      if (typeof clientSession !== 'string') throw new GatewayError('ERR_SESSION_NOT_FOUND');
-      sessionId = steps.sessions ? steps.sessions.inbound(ctx, clientSession) : clientSession;
-    }
-
-    const route = method === 'POST' ? transport?.post(ctx) : undefined;
-    let body: Buffer | undefined;
-    let rewrite: ResponseRewrite | undefined;
-    let headersTimeout: number | undefined;
-    if (method === 'POST') {
-      checkBodyEnvelope(req.headers);
-      // A key whose bucket is known to be empty is refused before its body is read.
+      const { req, res } = ctx;
+      // One set of steps for the whole request, even if a reload swaps them meanwhile.
+      const steps = deps.steps.current;
+      ex.steps = steps;
+      if (draining) throw new GatewayError('ERR_SHUTTING_DOWN', { headers: { connection: 'close' } });
+      const method = req.method;
       try {
-        steps.rateLimit.admit(ctx);
+        deps.checkSite(ctx);
+        if (method === 'OPTIONS') setOwnHeaders(ctx);
+        if (deps.cors.preflight(req, res)) {
+          ctx.status = 204;
+          return;
+        }
+        if (method === undefined || !methods.has(method)) {
+          throw new GatewayError('ERR_METHOD_NOT_ALLOWED', { headers: { allow } });
+        }
+        const pending = steps.authenticate(ctx);
+        if (pending !== undefined) await pending;
       } catch (err) {
         throw await withPeekedId(ctx, err, deps.budget);
       }
-      const raw = await deps.readBody(req, res);
-      ctx.bytesIn = raw.length;
-      // A large body waits its turn, so other keys' requests are served between large parses.
-      const turn = heavyTurn(raw.length);
-      if (turn !== undefined) await turn;
-      if (res.destroyed) return;
-      let inspection;
-      try {
-        inspection = steps.inspect(ctx, raw);
-      } catch (err) {
-        // An unparsable or invalid body takes a token like any request (429 once the bucket is empty).
-        await steps.rateLimit.chargeRefused(ctx);
-        throw err;
-      }
-      const taken = steps.rateLimit.consume(ctx);
-      if (taken !== undefined) await taken;
-      if (route) inspection = route.judged(inspection);
-      if (inspection.answer) {
-        sendJson(ctx, inspection.answer.status, inspection.answer.body);
-        return;
-      }
-      ({ bytes: body, rewrite } = steps.integrity.forward(
-        ctx,
-        inspection.bytes,
-        inspection.plans,
-        sessionId,
-      ));
-      // A tool call may take minutes before its headers; quick methods keep the pool's timeout.
-      if (deps.headersTimeout !== undefined) headersTimeout = deps.headersTimeout(ctx.messages);
-    } else if (method === 'GET') {
-      rewrite = transport ? transport.stream(ctx) : steps.integrity.stream(ctx);
-      ex.release = steps.rateLimit.openStream(ctx);
-      streams.set(ctx, ex);
-      observer.streamOpened();
-    } else if (method === 'DELETE') {
-      rewrite = steps.integrity.closing(ctx);
-    }
-    if (res.destroyed) return;
 
-    const relay = new Relay(res, relayConfig, rewrite, ex);
-    ex.relay = relay;
-    ex.forwarded = true;
-    ctx.upstreamStartMono = clock.mono();
-    const headers = deps.requestHeaders(req.headers, ctx.clientIp, ctx.requestId, sessionId, body?.length);
-    (method === 'GET' ? upstream.streams : upstream.pool).dispatch(
-      {
-        origin: upstream.origin,
-        path: route?.path ?? upstream.path,
-        method,
-        headers,
-        body: body ?? null,
-        // undefined keeps the pool's own headers timeout.
-        headersTimeout,
-      },
-      relay,
-    );
+      const clientSession = req.headers['mcp-session-id'];
+      let sessionId: string | undefined;
+      if (clientSession !== undefined) {
+        if (typeof clientSession !== 'string') throw new GatewayError('ERR_SESSION_NOT_FOUND');
+        sessionId = steps.sessions ? steps.sessions.inbound(ctx, clientSession) : clientSession;
+      }
+
+      const route = method === 'POST' ? transport?.post(ctx) : undefined;
+      let body: Buffer | undefined;
+      let rewrite: ResponseRewrite | undefined;
+      let headersTimeout: number | undefined;
+      if (method === 'POST') {
+        checkBodyEnvelope(req.headers);
+        // A key whose bucket is known to be empty is refused before its body is read.
+        try {
+          steps.rateLimit.admit(ctx);
+        } catch (err) {
+          throw await withPeekedId(ctx, err, deps.budget);
+        }
+        const raw = await deps.readBody(req, res);
+        ctx.bytesIn = raw.length;
+        // A large body waits its turn, so other keys' requests are served between large parses.
+        const turn = heavyTurn(raw.length);
+        if (turn !== undefined) await turn;
+        if (res.destroyed) return;
+        let inspection;
+        try {
+          inspection = steps.inspect(ctx, raw);
+        } catch (err) {
+          // An unparsable or invalid body takes a token like any request (429 once the bucket is empty).
+          await steps.rateLimit.chargeRefused(ctx);
+          throw err;
+        }
+        const taken = steps.rateLimit.consume(ctx);
+        if (taken !== undefined) await taken;
+        if (route) inspection = route.judged(inspection);
+        if (inspection.answer) {
+          sendJson(ctx, inspection.answer.status, inspection.answer.body);
+          return;
+        }
+        ({ bytes: body, rewrite } = steps.integrity.forward(
+          ctx,
+          inspection.bytes,
+          inspection.plans,
+          sessionId,
+        ));
+        // A tool call may take minutes before its headers; quick methods keep the pool's timeout.
+        if (deps.headersTimeout !== undefined) headersTimeout = deps.headersTimeout(ctx.messages);
+      } else if (method === 'GET') {
+        rewrite = transport ? transport.stream(ctx) : steps.integrity.stream(ctx);
+        ex.release = steps.rateLimit.openStream(ctx);
+        streams.set(ctx, ex);
+        observer.streamOpened();
+      } else if (method === 'DELETE') {
+        rewrite = steps.integrity.closing(ctx);
+      }
+      if (res.destroyed) return;
+
+      const relay = new Relay(res, relayConfig, rewrite, ex);
+      ex.relay = relay;
+      ex.forwarded = true;
+      ctx.upstreamStartMono = clock.mono();
+      const headers = deps.requestHeaders(req.headers, ctx.clientIp, ctx.requestId, sessionId, body?.length);
+      (method === 'GET' ? upstream.streams : upstream.pool).dispatch(
+        {
+          origin: upstream.origin,
+          path: route?.path ?? upstream.path,
+          method,
+          headers,
+          body: body ?? null,
+          // undefined keeps the pool's own headers timeout.
+          headersTimeout,
+        },
+        relay,
+      );
+    } catch (err) {
+      fail(ctx, err);
+    }
   }
 
   function handle(req: IncomingMessage, res: ServerResponse): void {

@@ -61,9 +61,18 @@ export function createHostRule(
     ...(publicUrl ? [publicUrl.hostname.toLowerCase()] : []),
     ...allowedHosts.map(normalizeHostName),
   ]);
+  // A client sends the same Host on every request: the last value's answer is kept (the rule is a
+  // pure function of the value), so most requests compare one string instead of slicing and
+  // lower-casing it.
+  let lastHost: string | undefined;
+  let lastAllowed = false;
   return (host) => {
+    if (host !== undefined && host === lastHost) return lastAllowed;
     const name = hostName(host);
-    return name !== undefined && hosts.has(name);
+    const allowed = name !== undefined && hosts.has(name);
+    lastHost = host;
+    lastAllowed = allowed;
+    return allowed;
   };
 }
 

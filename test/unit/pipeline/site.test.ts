@@ -68,6 +68,25 @@ describe('site check', () => {
       assert.equal(verdict(check, { host }), 'ERR_HOST_DENIED', String(host));
   });
 
+  it('answers each Host value, repeated or alternating (the last answer is kept for the same value)', () => {
+    const check = site('127.0.0.1');
+    const sequence: [string | undefined, string][] = [
+      ['localhost:8080', 'ok'],
+      ['localhost:8080', 'ok'],
+      ['evil.example', 'ERR_HOST_DENIED'],
+      ['evil.example', 'ERR_HOST_DENIED'],
+      ['localhost:8080', 'ok'],
+      [undefined, 'ERR_HOST_DENIED'],
+      ['localhost:8080', 'ok'],
+      ['', 'ERR_HOST_DENIED'],
+      ['', 'ERR_HOST_DENIED'],
+      ['127.0.0.1:9', 'ok'],
+      ['127.0.0.1:9x', 'ERR_HOST_DENIED'],
+      ['127.0.0.1:9', 'ok'],
+    ];
+    for (const [host, expected] of sequence) assert.equal(verdict(check, { host }), expected, String(host));
+  });
+
   it('on 0.0.0.0 serves any Host by default (a container is not locked out), and only the listed ones once allowed_hosts is set', () => {
     assert.equal(verdict(site('0.0.0.0'), { host: 'mcpgate.default.svc:8080' }), 'ok');
     const strict = site('0.0.0.0', ['mcpgate.default.svc']);
