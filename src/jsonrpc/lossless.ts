@@ -73,7 +73,7 @@ export function rawNumberText(value: unknown): string {
  * Parses a body that JSON.parse has already accepted (valid UTF-8, valid JSON), keeping the numbers
  * at `lossy` (start and end byte offsets, in order) as their lexemes. Any body, repeated keys too.
  */
-export function parseKeepingNumbers(body: Buffer, lossy: readonly number[]): unknown {
+export function parseKeepingNumbers(body: Buffer, lossy: ArrayLike<number>): unknown {
   const prefix = `\u0001${randomBytes(12).toString('hex')}:`;
   const open = Buffer.from(`"\\u0001${prefix.slice(1)}`);
   const marks = lossy.length / 2;

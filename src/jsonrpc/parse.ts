@@ -192,7 +192,7 @@ function keepNumbers(
   body: Buffer,
   asciiText: string | undefined,
   value: unknown,
-  lossy: readonly number[],
+  lossy: ArrayLike<number>,
   repeatedKeys: boolean,
 ): unknown {
   const placed = placeNumbers(body, value, lossy, asciiText, repeatedKeys);

@@ -62,7 +62,7 @@ interface Placed {
 export function placeNumbers(
   body: Buffer,
   value: unknown,
-  lossy: readonly number[],
+  lossy: ArrayLike<number>,
   asciiText: string | undefined,
   repeatedKeys = false,
 ): unknown {

@@ -36,7 +36,7 @@ export const READ_DEPTH = 2;
  * The kept numbers at `lossy` (start and end offsets) that lie at most READ_DEPTH deep in their
  * message; `depths` counts containers from the body's top (a batch's array adds one).
  */
-export function numbersRead(lossy: readonly number[], depths: readonly number[], batch: boolean): number[] {
+export function numbersRead(lossy: ArrayLike<number>, depths: ArrayLike<number>, batch: boolean): number[] {
   const limit = READ_DEPTH + (batch ? 1 : 0);
   const out: number[] = [];
   for (let k = 0; k < depths.length; k++) {

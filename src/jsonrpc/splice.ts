@@ -73,7 +73,7 @@ interface Frame {
 export function spliceBody(
   body: Buffer,
   value: unknown,
-  lossy: readonly number[],
+  lossy: ArrayLike<number>,
   repeatedKeys: boolean,
   values: number,
   asciiText?: string,

@@ -13,6 +13,12 @@ import { KNOWN_METHODS } from '../../../src/policy/methods.ts';
 const limits = { maxDepth: 8, maxValues: 50 };
 const FOUR_MIB = 4 * 1024 * 1024;
 
+/** A scan's result with its kept numbers and depths as arrays (the scan gives typed-array views). */
+function arrays(result: ReturnType<typeof scanJson>): unknown {
+  if (!result.ok) return result;
+  return { ...result, lossy: Array.from(result.lossy), depths: Array.from(result.depths) };
+}
+
 describe('scanJson', () => {
   it('stops the moment the depth limit is crossed: bytes examined, not bytes sent', () => {
     const body = Buffer.alloc(FOUR_MIB, '[');
@@ -53,14 +59,24 @@ describe('scanJson', () => {
       limits,
     );
     assert.ok(result.ok);
-    assert.deepEqual(result.depths, [1, 3, 4, 2, 1]);
+    assert.deepEqual(Array.from(result.depths), [1, 3, 4, 2, 1]);
     assert.equal(result.lossy.length, 2 * result.depths.length);
+  });
+
+  it('gives the kept numbers as views of typed arrays, not as JavaScript arrays', () => {
+    // Two arrays of 48,000 kept numbers cost ~290 page faults a body, fresh each time.
+    const result = scanJson(Buffer.from(`[${'1.0,'.repeat(1000)}0]`), { maxDepth: 64, maxValues: 10_000 });
+    assert.ok(result.ok);
+    assert.ok(ArrayBuffer.isView(result.lossy) && ArrayBuffer.isView(result.depths));
+    assert.equal(result.lossy.length, 2000);
+    assert.equal(result.depths.length, 1000);
+    assert.deepEqual([result.lossy[1998], result.lossy[1999], result.depths[999]], [3997, 4000, 1]);
   });
 
   it('flags numbers a double does not spell back the same way, and only those', () => {
     for (const lossy of ['12345678901234567890', '1e400', '-0', '1.0', '1E2', '0.10', '-0.0', '1e-400']) {
       assert.deepEqual(
-        scanJson(Buffer.from(`[${lossy}]`), limits),
+        arrays(scanJson(Buffer.from(`[${lossy}]`), limits)),
         {
           ok: true,
           values: 2,
