@@ -1,6 +1,6 @@
 /**
  * The audit stream: one JSON line per record, written through pino's in-process destination
- * (SonicBoom, `sync: false`) to stdout, stderr or a file. No transports, no worker threads: the
+ * (SonicBoom) to stdout, stderr or a file. No transports, no worker threads: the
  * product ships as one executable.
  *
  * Lines are encoded into a buffer outside the JavaScript heap as they come (line-buffer.ts) and
@@ -16,9 +16,13 @@
  * A line waiting for its batch is still never lost: flush(), flushSync(), reopen(), close() and the
  * process 'exit' hook hand it over first.
  *
- * The writes stay asynchronous. Writing each batch on the main thread (write(2) into the page cache
- * of a regular file) measured no cheaper per request than these batches, and a regular file's
- * write(2) cannot be made non-blocking: a stuck disk would hold the event loop.
+ * To a regular file the writes stay asynchronous. Writing each batch on the main thread (write(2)
+ * into the page cache of a regular file) measured no cheaper per request than these batches, and a
+ * regular file's write(2) cannot be made non-blocking: a stuck disk would hold the event loop. To
+ * anything else (a pipe, a terminal, /dev/null) each batch is written synchronously, as pino writes
+ * stdout by default: there the exit path could not wait for a write in flight (see flushSync). A
+ * reader that stops reading then holds the gateway once the pipe is full, as it would any program
+ * writing to stdout, instead of the backlog growing without bound.
  *
  * The line is `JSON.stringify(record)`, handed to the destination rather than through a
  * pino logger: a logger adds `level` (pino cannot drop it without producing invalid JSON when
@@ -28,19 +32,25 @@
  * Nothing is lost at shutdown: `close()` waits until every buffered line has reached the fd;
  * `flush()` waits without closing. A process 'exit' hook writes what is still buffered
  * synchronously if the process exits without close() (an uncaught crash); `flushSync()` does the
- * same on demand. The file is opened synchronously at creation, so there is an fd to write to from
- * the first line on. With a file output, `reopen()` (SIGHUP after logrotate)
+ * same on demand, after the batch whose asynchronous write is still in flight (in-flight.ts), so a
+ * line never lands before an older one. The file is opened synchronously at creation, so there is
+ * an fd to write to from the first line on. With a file output, `reopen()` (SIGHUP after logrotate)
  * continues in a fresh file at the same path: lines written before the call may still land in the
  * old file, lines written after it go to the new one.
  */
+import { fstatSync } from 'node:fs';
 import { pino } from 'pino';
 import { LineBuffer } from './line-buffer.ts';
+import { waitForWriteInFlight } from './in-flight.ts';
 
 /** SonicBoom, with the public `destroyed` and `fd` fields its type definitions leave out. */
 type Destination = ReturnType<typeof pino.destination> & {
   destroyed: boolean;
   sync: boolean;
   readonly fd: number;
+  /** SonicBoom internals: a write is under way, and the bytes it was given. */
+  readonly _writing: boolean;
+  readonly _writingBuf: Buffer;
 };
 
 export interface AuditWriterOptions {
@@ -63,8 +73,12 @@ export interface AuditWriter {
   ready(): Promise<void>;
   /** Resolves when every line written so far has reached the fd (or the destination failed). */
   flush(): Promise<void>;
-  /** Writes what is buffered synchronously; best effort, never throws (for a process 'exit' hook). */
-  flushSync(): void;
+  /**
+   * Writes what is buffered synchronously, after the batch being written asynchronously if there is
+   * one (waiting for it up to `waitMs`, closeTimeoutMs by default); best effort, never throws (for a
+   * process 'exit' hook).
+   */
+  flushSync(waitMs?: number): void;
   /** Reopens the file at the same path (logrotate); a no-op for stdout/stderr. */
   reopen(): void;
   /** Flushes, then closes (stdout/stderr stay open). Idempotent. */
@@ -110,7 +124,14 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       ? pino.destination({ dest: output === 'stdout' ? 1 : 2, ...DESTINATION })
       : pino.destination({ dest: file, append: true, mkdir: false, mode, ...DESTINATION })
   ) as Destination;
-  dest.sync = false;
+  // A regular file is written asynchronously (a stuck disk must not hold the event loop). Anything
+  // else (a pipe, a terminal, /dev/null) is written synchronously, batch by batch, as pino writes
+  // stdout by default and Node writes process.stdout to a pipe: an asynchronous write to a pipe
+  // could still be queued on the threadpool, or waiting for the reader half-written, when the exit
+  // path writes newer lines, and they landed before it or in the middle of it. The file case is
+  // handled by the exit path (waitForWriteInFlight).
+  const regular = fstatSync(dest.fd).isFile();
+  dest.sync = !regular;
 
   let idle = true;
   let closed = false;
@@ -186,7 +207,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
         new Error('audit log did not finish writing in time; writing the rest synchronously'),
         'ETIMEDOUT',
       );
-      flushSync();
+      flushSync(0);
       resolve();
     }, closeTimeoutMs);
     timer.unref();
@@ -203,9 +224,11 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   /**
    * Writes the pending lines and SonicBoom's backlog before returning. The pending lines go through
    * SonicBoom's synchronous path: handed over as usual, they would start an async write that the
-   * process exit this often serves could cut off (a write already in flight is SonicBoom's to finish).
+   * process exit this often serves could cut off. A write already in flight is SonicBoom's to
+   * finish (libuv still runs it at exit, even one still queued): the newer lines wait until it has
+   * landed (up to `waitMs`; only a regular file is written asynchronously, and it can be read back).
    */
-  function flushSync(): void {
+  function flushSync(waitMs = closeTimeoutMs): void {
     try {
       if (dest.destroyed || broken || dest.fd < 0) {
         handOver();
@@ -214,13 +237,15 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       const text = pending.take();
       scheduled = false;
       turnScheduled = false;
+      // Newer lines must not land before the batch still being written.
+      if (dest._writing && dest._writingBuf.length > 0)
+        waitForWriteInFlight(dest.fd, dest._writingBuf, waitMs);
       if (text !== undefined) {
-        const sync = dest as unknown as { sync: boolean; write(data: Buffer): boolean };
-        sync.sync = true;
+        dest.sync = true;
         try {
-          sync.write(text);
+          (dest as unknown as { write(data: Buffer): boolean }).write(text);
         } finally {
-          sync.sync = false;
+          dest.sync = !regular;
         }
       }
       dest.flushSync();

@@ -172,6 +172,7 @@ describe('audit writer', () => {
     `;
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
       stdio: ['ignore', 'pipe', 'ignore'],
+      env: { ...process.env, UV_THREADPOOL_SIZE: '4' },
     });
     let out = '';
     child.stdout.setEncoding('utf8');
@@ -192,6 +193,28 @@ describe('audit writer', () => {
         got.map((l) => (JSON.parse(l) as { i: number }).i),
         [0, 1, 2],
         ending,
+      );
+    }
+  });
+
+  it('an exit while a batch waits for a busy threadpool: the newer lines land after it (file, pipe)', async () => {
+    // The threadpool is busy (as with OAuth's WebCrypto verifications) when the first batch is
+    // handed over, so its write is still queued when the exit hook writes the newer lines. They
+    // landed first (100..199 before 0..99): libuv still runs the queued write at exit, after them.
+    const ending = `
+      const { pbkdf2 } = await import('node:crypto');
+      for (let t = 0; t < 4; t++) pbkdf2('x', 'y', 300000, 32, 'sha256', () => {});
+      await new Promise((r) => setTimeout(r, 30));
+      for (let i = 100; i < 200; i++) w.write({ i });
+      process.exit(0);
+    `;
+    for (const output of ['stdout', join(dir, 'busy.log')]) {
+      const { code, lines: got } = await childLines(100, ending, output);
+      assert.equal(code, 0, output);
+      assert.deepEqual(
+        got.map((l) => (JSON.parse(l) as { i: number }).i),
+        Array.from({ length: 200 }, (_, i) => i),
+        output,
       );
     }
   });
