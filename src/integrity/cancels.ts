@@ -16,9 +16,56 @@ import type { JsonRpcId } from '../jsonrpc/message.ts';
 /** Requests remembered at most (about 200 bytes each). */
 export const MAX_PENDING = 10_000;
 
+/** The client ids of one (principal, session) pair. */
+type Ids = Map<JsonRpcId, Pending>;
+/** A principal's sessions ('' for requests outside one). */
+type Sessions = Map<string, Ids>;
+
+/**
+ * One remembered request (what remember() returns, for forget()): where it waits, and its links in
+ * the list of entries, oldest first.
+ */
+export class Pending {
+  readonly tag: string;
+  readonly clientId: JsonRpcId;
+  readonly session: string;
+  readonly bindingId: string;
+  /** The maps holding it (live for as long as it is linked: a map is dropped only once empty). */
+  readonly ids: Ids;
+  readonly sessions: Sessions;
+  prev: Pending | undefined = undefined;
+  next: Pending | undefined = undefined;
+  linked = true;
+
+  constructor(
+    bindingId: string,
+    session: string,
+    clientId: JsonRpcId,
+    tag: string,
+    ids: Ids,
+    sessions: Sessions,
+  ) {
+    this.bindingId = bindingId;
+    this.session = session;
+    this.clientId = clientId;
+    this.tag = tag;
+    this.ids = ids;
+    this.sessions = sessions;
+  }
+}
+
+/**
+ * Maps by principal, then session, then client id, rather than one map keyed by a string of the
+ * three: no key string is built, flattened and hashed per request (the binding id is the principal's
+ * own string, its hash computed once; a number id is its own key). A Map tells 5 from "5", and a
+ * binding id or a session id is a key of its own, so no spelling of one can be read as another.
+ */
 export class PendingTags {
-  readonly #tags = new Map<string, string>();
+  readonly #scopes = new Map<string, Sessions>();
   readonly #max: number;
+  #size = 0;
+  #oldest: Pending | undefined = undefined;
+  #newest: Pending | undefined = undefined;
 
   constructor(max: number = MAX_PENDING) {
     if (!Number.isInteger(max) || max <= 0)
@@ -27,40 +74,72 @@ export class PendingTags {
   }
 
   get size(): number {
-    return this.#tags.size;
+    return this.#size;
   }
 
   /**
    * The request with this client id, of this principal (`bindingId`) in this upstream session (when
-   * it belongs to one), was forwarded under `tag`. Returns the entry's key, for forget().
+   * it belongs to one), was forwarded under `tag`. Returns the entry, for forget().
    */
-  remember(bindingId: string, sessionId: string | undefined, clientId: JsonRpcId, tag: string): string {
-    const k = keyOf(bindingId, sessionId, clientId);
-    this.#tags.delete(k);
-    this.#tags.set(k, tag);
-    if (this.#tags.size > this.#max) this.#tags.delete(this.#tags.keys().next().value as string);
-    return k;
+  remember(bindingId: string, sessionId: string | undefined, clientId: JsonRpcId, tag: string): Pending {
+    const session = sessionId ?? '';
+    let sessions = this.#scopes.get(bindingId);
+    if (sessions === undefined) this.#scopes.set(bindingId, (sessions = new Map()));
+    let ids = sessions.get(session);
+    if (ids === undefined) sessions.set(session, (ids = new Map()));
+    const replaced = ids.get(clientId);
+    if (replaced !== undefined) this.#unlink(replaced);
+    const entry = new Pending(bindingId, session, clientId, tag, ids, sessions);
+    ids.set(clientId, entry);
+    if (this.#newest === undefined) this.#oldest = entry;
+    else {
+      this.#newest.next = entry;
+      entry.prev = this.#newest;
+    }
+    this.#newest = entry;
+    this.#size++;
+    if (this.#size > this.#max) this.#drop(this.#oldest as Pending);
+    return entry;
   }
 
   /** The tag the request with this key was forwarded under, if it is still pending here. */
   tagFor(bindingId: string, sessionId: string | undefined, clientId: JsonRpcId): string | undefined {
-    return this.#tags.get(keyOf(bindingId, sessionId, clientId));
+    return this.#scopes
+      .get(bindingId)
+      ?.get(sessionId ?? '')
+      ?.get(clientId)?.tag;
   }
 
   /**
-   * The request remembered under `key` (what remember() returned: the same string, so the map does
-   * not hash a new one) was answered; forgotten only when `tag` is still the one remembered there.
+   * The request remembered as `entry` (what remember() returned) was answered; forgotten only when
+   * `tag` is still the one remembered there (a newer request with the same id replaced it otherwise).
    */
-  forget(key: string, tag: string): void {
-    if (this.#tags.get(key) === tag) this.#tags.delete(key);
+  forget(entry: Pending, tag: string): void {
+    if (entry.linked && entry.tag === tag) this.#drop(entry);
   }
-}
 
-/**
- * One string per (principal, session, client id), unambiguous: the binding id (which may hold any
- * character: an OAuth subject) is prefixed with its length, and a session id has no line break.
- */
-function keyOf(bindingId: string, sessionId: string | undefined, clientId: JsonRpcId): string {
-  const kind = typeof clientId === 'number' ? '\nn' : '\ns';
-  return `${bindingId.length}:${bindingId}${sessionId ?? ''}${kind}${clientId}`;
+  /** Takes `entry` out of its maps (dropping maps left empty) and out of the list. */
+  #drop(entry: Pending): void {
+    const { ids, sessions } = entry;
+    ids.delete(entry.clientId);
+    if (ids.size === 0) {
+      sessions.delete(entry.session);
+      if (sessions.size === 0) this.#scopes.delete(entry.bindingId);
+    }
+    this.#unlink(entry);
+  }
+
+  /** Takes `entry` out of the list only (its map slot is being replaced, or was just deleted). */
+  #unlink(entry: Pending): void {
+    if (!entry.linked) return;
+    entry.linked = false;
+    const { prev, next } = entry;
+    if (prev === undefined) this.#oldest = next;
+    else prev.next = next;
+    if (next === undefined) this.#newest = prev;
+    else next.prev = prev;
+    entry.prev = undefined;
+    entry.next = undefined;
+    this.#size--;
+  }
 }

@@ -19,7 +19,7 @@
 import type { JsonRpcId, JsonRpcMessage } from '../jsonrpc/message.ts';
 import { applyEdits, DUPLICATE, messageStarts, pathSpan, skipSpace } from './json-spans.ts';
 import type { Edit } from './json-spans.ts';
-import type { PendingTags } from './cancels.ts';
+import type { Pending, PendingTags } from './cancels.ts';
 import { TAG_PREFIX } from './request-tag.ts';
 import { mayNameBelow, readOnce } from './read-once.ts';
 import type { ReadKeys } from './read-once.ts';
@@ -40,8 +40,8 @@ export interface ForwardedRequests {
 
 /** What a tag forwarded in this exchange carries, and where its cancellation waits. */
 export interface ForwardedTag extends Untagged {
-  /** The pending-cancellation key (PendingTags.remember), when the context has a PendingTags. */
-  readonly pending: string | undefined;
+  /** The pending-cancellation entry (PendingTags.remember), when the context has a PendingTags. */
+  readonly pending: Pending | undefined;
 }
 
 export interface TagContext {

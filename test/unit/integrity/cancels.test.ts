@@ -45,4 +45,28 @@ describe('pending cancellations', () => {
     assert.equal(pending.tagFor('k:a', undefined, 1), undefined);
     assert.equal(pending.tagFor('k:a', undefined, 3), 'T3');
   });
+
+  it('an answered entry forgets nothing once a newer request took its place, across emptied scopes', () => {
+    const pending = new PendingTags();
+    const a = pending.remember('k:a', 's1', 1, 'TA');
+    const b = pending.remember('k:a', 's1', 2, 'TB');
+    pending.forget(a, 'TA');
+    pending.forget(b, 'TB');
+    assert.equal(pending.size, 0);
+    // The principal's maps were dropped with their last entry; these are new ones.
+    const c = pending.remember('k:a', 's1', 1, 'TA');
+    pending.forget(a, 'TA');
+    assert.equal(pending.tagFor('k:a', 's1', 1), 'TA');
+    assert.equal(pending.size, 1);
+    pending.forget(c, 'TA');
+    assert.equal(pending.tagFor('k:a', 's1', 1), undefined);
+    // Dropping the oldest past the bound takes it out of its maps too.
+    const bounded = new PendingTags(1);
+    bounded.remember('k:a', 's1', 1, 'T1');
+    const second = bounded.remember('k:b', undefined, 1, 'T2');
+    assert.equal(bounded.tagFor('k:a', 's1', 1), undefined);
+    assert.equal(bounded.tagFor('k:b', undefined, 1), 'T2');
+    bounded.forget(second, 'T2');
+    assert.equal(bounded.size, 0);
+  });
 });
