@@ -185,3 +185,30 @@ describe('scanJson: keys holding an escaped quote', () => {
     assert.equal(flag(String.raw`{"C:\\dir\\":1,"\u0022":2}`), false);
   });
 });
+
+describe('scanJson: a large body read a word at a time', () => {
+  it('finds what a byte-by-byte read finds: the same body aligned and not aligned in memory', () => {
+    const piece = fc.constantFrom('a', 'abc', 'x'.repeat(70), '\\"', '\\\\', '\\u00e9', '\\u0', 'é', '\\n');
+    const str = fc.array(piece, { maxLength: 30 }).map((ps) => `"${ps.join('')}"`);
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(str, fc.boolean()), { minLength: 1, maxLength: 12 }),
+        fc.nat(3),
+        (items, pad) => {
+          const members = items.map(([s, key], k) => (key ? `${s}:${k}` : `"k${k}":${s}`));
+          const text = `{"p":"${'P'.repeat(4100 + pad)}",${members.join(',')}}`;
+          const at = (offset: number) => {
+            const memory = Buffer.alloc(Buffer.byteLength(text) + 8);
+            const length = memory.write(text, offset, 'utf8');
+            return memory.subarray(offset, offset + length);
+          };
+          const aligned = at(4);
+          const unaligned = at(5);
+          const limits = { maxDepth: 64, maxValues: 100_000 };
+          assert.deepEqual(arrays(scanJson(aligned, limits)), arrays(scanJson(unaligned, limits)));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
