@@ -18,6 +18,14 @@ export function createSessionStep(binder: SessionBinder): SessionStep {
   // only, so keying by the id alone loses nothing, and spares building and hashing a key of the
   // binding id and the id on every request.
   const verified = new Map<string, Verified>();
+  // The client id issued for an upstream session id, by principal: the upstream names its session
+  // on every response (the SDK's servers do), and wrapping it again would cost an HMAC and a hash
+  // per response for the same answer (wrap is a pure function of the two ids). Bounded the same way.
+  const issued = new Map<string, Issued>();
+  function remember(upstreamId: string, entry: Issued): void {
+    if (issued.size >= VERIFIED_CACHE_SIZE) issued.clear();
+    issued.set(upstreamId, entry);
+  }
   return {
     inbound(ctx, clientSessionId) {
       const bindingId = ctx.principal?.bindingId;
@@ -34,13 +42,20 @@ export function createSessionStep(binder: SessionBinder): SessionStep {
       }
       if (verified.size >= VERIFIED_CACHE_SIZE) verified.clear();
       verified.set(clientSessionId, { bindingId: bindingId as string, upstreamId, tag: ctx.session });
+      remember(upstreamId, { bindingId: bindingId as string, clientId: clientSessionId, tag: ctx.session });
       return upstreamId;
     },
     outbound(ctx, upstreamSessionId) {
       const bindingId = ctx.principal?.bindingId;
       if (bindingId === undefined) throw new TypeError('outbound session without a principal');
+      const hit = issued.get(upstreamSessionId);
+      if (hit !== undefined && hit.bindingId === bindingId) {
+        ctx.session = hit.tag;
+        return hit.clientId;
+      }
       const clientId = binder.wrap(upstreamSessionId, bindingId);
       ctx.session = sessionTag(clientId);
+      remember(upstreamSessionId, { bindingId, clientId, tag: ctx.session });
       return clientId;
     },
   };
@@ -50,5 +65,12 @@ export function createSessionStep(binder: SessionBinder): SessionStep {
 interface Verified {
   readonly bindingId: string;
   readonly upstreamId: string;
+  readonly tag: string;
+}
+
+/** The client session id wrapped for one principal. */
+interface Issued {
+  readonly bindingId: string;
+  readonly clientId: string;
   readonly tag: string;
 }

@@ -48,3 +48,43 @@ it('answers a remembered id like a verified one, and never lets another principa
   assert.equal(macs, before + 1, 'the other principal is verified, not answered from the cache');
   assert.throws(() => step.inbound({ ...ctxFor('k:bob'), principal: undefined } as RequestContext, clientId));
 });
+
+it('answers an upstream that names its session on every response without an HMAC per response', () => {
+  let wraps = 0;
+  const binder = createSessionBinder(Buffer.alloc(32, 9));
+  const step = createSessionStep({
+    wrap: (id: string, who: string) => {
+      wraps++;
+      return binder.wrap(id, who);
+    },
+    unwrap: binder.unwrap,
+  });
+  const first = ctxFor('k:alice');
+  const clientId = step.outbound(first, 'upstream-1');
+  assert.equal(wraps, 1);
+  // Later responses of the session name it again: the same id and audit tag, no new HMAC.
+  const later = ctxFor('k:alice');
+  assert.equal(step.outbound(later, 'upstream-1'), clientId);
+  assert.equal(later.session, first.session);
+  assert.equal(wraps, 1);
+  // Another principal, or another upstream id, gets its own wrap (never the cached one).
+  const bob = ctxFor('k:bob');
+  const bobs = step.outbound(bob, 'upstream-1');
+  assert.equal(bobs, binder.wrap('upstream-1', 'k:bob'));
+  assert.notEqual(bobs, clientId);
+  assert.equal(step.outbound(ctxFor('k:alice'), 'upstream-2'), binder.wrap('upstream-2', 'k:alice'));
+  assert.equal(wraps, 3);
+  // A session id the client presented and the step verified is known too (a gateway restarted
+  // since it issued it): its echo costs no HMAC either.
+  const other = createSessionStep({
+    wrap: (id: string, who: string) => {
+      wraps++;
+      return binder.wrap(id, who);
+    },
+    unwrap: binder.unwrap,
+  });
+  const presented = binder.wrap('upstream-3', 'k:alice');
+  assert.equal(other.inbound(ctxFor('k:alice'), presented), 'upstream-3');
+  assert.equal(other.outbound(ctxFor('k:alice'), 'upstream-3'), presented);
+  assert.equal(wraps, 3);
+});
