@@ -100,7 +100,14 @@ export function registerServe(program: Command, io: CliIo): void {
       );
       let stopping = false;
       const stop = (signal: string) => {
-        if (stopping) return;
+        if (stopping) {
+          // Still listening after the first signal: with no listener left, a repeated SIGTERM or
+          // SIGINT (Ctrl-C twice) killed the process on the spot, and the requests in flight and
+          // the audit lines not yet written were lost. The shutdown is bounded by shutdown.grace;
+          // SIGKILL remains for whoever cannot wait.
+          log.warn({ signal, inflight: gateway.handler.inflight.size }, 'already shutting down');
+          return;
+        }
         stopping = true;
         log.info(
           { signal, inflight: gateway.handler.inflight.size, grace_ms: config.shutdown.grace },
@@ -118,8 +125,8 @@ export function registerServe(program: Command, io: CliIo): void {
           },
         );
       };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
       const { onHangup } = await import('./reload-on-hup.ts');
       const hangup = onHangup(runtime, { path, log, load });
       process.on('SIGHUP', () => void hangup());

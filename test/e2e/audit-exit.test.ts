@@ -16,6 +16,7 @@ import { startSdkUpstream } from '../helpers/sdk-upstream.ts';
 import type { SdkUpstream } from '../helpers/sdk-upstream.ts';
 import { startServe } from '../helpers/cli.ts';
 import { waitFor } from '../helpers/net.ts';
+import { forwards } from '../helpers/tags.ts';
 import type { ServeProcess } from '../helpers/cli.ts';
 
 const HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
@@ -190,4 +191,33 @@ describe('a reload that changes the audit output (real mcpgate serve)', () => {
     );
     assert.equal(existsSync(second), false);
   });
+});
+
+describe('a second signal during the shutdown (real mcpgate serve)', () => {
+  let rpcId = 100;
+  for (const signals of [
+    ['SIGTERM', 'SIGTERM'],
+    ['SIGINT', 'SIGINT'],
+    ['SIGTERM', 'SIGINT'],
+  ] as const) {
+    it(`${signals.join(' then ')}: the shutdown goes on, the request in flight gets its line`, async () => {
+      const file = join(dir, `twice-${signals.join('-')}.log`);
+      const gw = await serve(`twice-${signals.join('-')}`, file);
+      const quick = randomUUID();
+      assert.equal(await call(gw.url, quick, 1, 0), 200);
+      const slow = randomUUID();
+      const n = ++rpcId;
+      const answer = call(gw.url, slow, n, 600);
+      await waitFor(() => upstream.received.find((r) => forwards(r.body, n)), 5000, 'the slow call');
+      gw.child.kill(signals[0]);
+      await waitFor(() => /shutting down/.test(gw.stderr()) || undefined, 5000, 'the shutdown to begin');
+      gw.child.kill(signals[1]);
+      assert.equal(await answer, 200);
+      assert.equal(await gw.exited(), 0, gw.stderr());
+      assert.deepEqual(
+        parse(await readFile(file, 'utf8')).map((l) => l.request_id),
+        [quick, slow],
+      );
+    });
+  }
 });
