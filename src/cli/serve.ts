@@ -41,9 +41,10 @@ export function registerServe(program: Command, io: CliIo): void {
         return;
       }
       // Loaded here, not at start, so `mcpgate --version` and `keygen` start fast.
-      const [{ startRuntime }, { createLogger }] = await Promise.all([
+      const [{ startRuntime }, { createLogger }, { onHangup }] = await Promise.all([
         import('../server/runtime.ts'),
         import('../log/logger.ts'),
+        import('./reload-on-hup.ts'),
       ]);
       const log = createLogger({ level: options.logLevel, pretty: process.stderr.isTTY === true });
       const { file, path, config, issues, formatIssue, load } = await loadFromSource(options.config, io);
@@ -83,21 +84,6 @@ export function registerServe(program: Command, io: CliIo): void {
           );
         }
       }
-      log.info(
-        {
-          version: VERSION,
-          listen: gateway.url,
-          upstream: new URL(config.upstream.url).origin,
-          keys: config.keys.length,
-          rate_limit: config.rate_limit.backend,
-          audit:
-            config.audit.output === 'stdout' || config.audit.output === 'stderr'
-              ? config.audit.output
-              : 'file',
-          metrics: runtime.metricsUrl,
-        },
-        `mcpgate listening on ${gateway.mcpUrl}`,
-      );
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) {
@@ -125,11 +111,28 @@ export function registerServe(program: Command, io: CliIo): void {
           },
         );
       };
+      // Every handler is in place before the gateway says it listens: a SIGHUP (logrotate, `mcpgate
+      // reload`) that came right after that line, while reload-on-hup.ts was still being imported,
+      // met SIGHUP's default action and killed the gateway.
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
-      const { onHangup } = await import('./reload-on-hup.ts');
       const hangup = onHangup(runtime, { path, log, load });
       process.on('SIGHUP', () => void hangup());
+      log.info(
+        {
+          version: VERSION,
+          listen: gateway.url,
+          upstream: new URL(config.upstream.url).origin,
+          keys: config.keys.length,
+          rate_limit: config.rate_limit.backend,
+          audit:
+            config.audit.output === 'stdout' || config.audit.output === 'stderr'
+              ? config.audit.output
+              : 'file',
+          metrics: runtime.metricsUrl,
+        },
+        `mcpgate listening on ${gateway.mcpUrl}`,
+      );
     });
 }
 

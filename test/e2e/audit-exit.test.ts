@@ -8,13 +8,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSdkUpstream } from '../helpers/sdk-upstream.ts';
 import type { SdkUpstream } from '../helpers/sdk-upstream.ts';
-import { startServe } from '../helpers/cli.ts';
+import { BIN, startServe } from '../helpers/cli.ts';
 import { waitFor } from '../helpers/net.ts';
 import { forwards } from '../helpers/tags.ts';
 import type { ServeProcess } from '../helpers/cli.ts';
@@ -221,4 +222,41 @@ describe('a second signal during the shutdown (real mcpgate serve)', () => {
       );
     });
   }
+});
+
+describe('a SIGHUP right after start (real mcpgate serve)', () => {
+  it('the gateway has its handlers before it says it listens: the signal reloads, never kills', async () => {
+    // SIGHUP's default action ends the process. The handler used to be installed after the
+    // "listening" line, behind an import: 5 of 10 gateways signalled at that line died.
+    const path = join(dir, 'hup-early.yaml');
+    await writeFile(path, configText(join(dir, 'hup-early.log'), '5s'));
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const child = spawn(process.execPath, [BIN, 'serve', '--config', path], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      const exited = new Promise<string>((r) => child.once('exit', (code, signal) => r(`${code}/${signal}`)));
+      let err = '';
+      let sent = false;
+      await new Promise<void>((resolve) =>
+        child.stderr.on('data', (d: Buffer) => {
+          err += d.toString();
+          if (!sent && /listening on/.test(err)) {
+            sent = true;
+            child.kill('SIGHUP');
+            resolve();
+          }
+        }),
+      );
+      await waitFor(
+        () =>
+          /config reloaded/.test(err) || child.exitCode !== null || child.signalCode !== null || undefined,
+        10_000,
+        'the reload',
+      );
+      assert.equal(child.signalCode, null, `attempt ${attempt}: killed by ${child.signalCode}`);
+      assert.match(err, /config reloaded/);
+      child.kill('SIGTERM');
+      assert.equal(await exited, '0/null');
+    }
+  });
 });
