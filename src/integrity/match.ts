@@ -41,6 +41,7 @@ import { matchEventBytes } from './event-match.ts';
 
 export { tagRequests } from './restore.ts';
 export type { ForwardedRequests, ForwardedTag, ResponseIds, TagContext } from './restore.ts';
+import type { ForwardedRequests, ForwardedTag } from './restore.ts';
 
 /** What the plans are applied with: the principal's grants and task scope, and pinning when on. */
 export interface Filters {
@@ -59,6 +60,48 @@ export function exchangeIds<T extends Untagged>(
   sole?: string,
 ): ResponseIds {
   return new ExchangeIds(tags, onAnswer, sole);
+}
+
+/**
+ * The ids of the requests `forwarded` (tagRequests) names, each answerable once: a body of one
+ * request is answered from its entry, without a map.
+ */
+export function exchangeIdsOf(
+  forwarded: ForwardedRequests,
+  onAnswer?: (tag: string, untagged: ForwardedTag) => void,
+): ResponseIds {
+  const { sole, soleEntry } = forwarded;
+  if (sole !== undefined && soleEntry !== undefined) return new SoleIds(sole, soleEntry, onAnswer);
+  return new ExchangeIds(forwarded.tags, onAnswer, sole);
+}
+
+/** An exchange of one request: ExchangeIds with its one tag, without the map. */
+class SoleIds<T extends Untagged> implements ResponseIds {
+  readonly #tag: string;
+  readonly #entry: T;
+  readonly #onAnswer: ((tag: string, untagged: T) => void) | undefined;
+  #answered = false;
+
+  constructor(tag: string, entry: T, onAnswer?: (tag: string, untagged: T) => void) {
+    this.#tag = tag;
+    this.#entry = entry;
+    this.#onAnswer = onAnswer;
+  }
+
+  answer(id: string): T | undefined {
+    if (this.#answered || id !== this.#tag) return undefined;
+    this.#answered = true;
+    this.#onAnswer?.(id, this.#entry);
+    return this.#entry;
+  }
+
+  name(id: string): T | undefined {
+    return id === this.#tag ? this.#entry : undefined;
+  }
+
+  sole(): string | undefined {
+    return !this.#answered && this.#entry.plan === 'none' ? this.#tag : undefined;
+  }
 }
 
 /** One object per exchange, nothing copied: the tags answered so far are kept beside the map. */

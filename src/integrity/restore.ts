@@ -36,6 +36,29 @@ export interface ForwardedRequests {
   readonly tags: ReadonlyMap<string, ForwardedTag>;
   /** The tag, when the body is one request (what exchangeIds() is told, to find it without a walk). */
   readonly sole?: string | undefined;
+  /** What that one tag carries (exchangeIdsOf() then answers it without a map). */
+  readonly soleEntry?: ForwardedTag | undefined;
+}
+
+/**
+ * A body of one request: its tag and entry, with `tags` made only when asked for (the pipeline
+ * answers the exchange from the entry: see exchangeIdsOf in match.ts).
+ */
+class OneForwarded implements ForwardedRequests {
+  readonly bytes: Buffer;
+  readonly sole: string;
+  readonly soleEntry: ForwardedTag;
+  #tags: ReadonlyMap<string, ForwardedTag> | undefined = undefined;
+
+  constructor(bytes: Buffer, sole: string, soleEntry: ForwardedTag) {
+    this.bytes = bytes;
+    this.sole = sole;
+    this.soleEntry = soleEntry;
+  }
+
+  get tags(): ReadonlyMap<string, ForwardedTag> {
+    return (this.#tags ??= new Map([[this.sole, this.soleEntry]]));
+  }
 }
 
 /** What a tag forwarded in this exchange carries, and where its cancellation waits. */
@@ -135,8 +158,9 @@ function tagOne(
   const start = serialisedIdStart(bytes, m, value);
   if (start === -1) return undefined;
   const end = start + value.length;
-  const tags = new Map<string, ForwardedTag>();
-  const tag = tagRequest(id, plans, context, tags);
+  const plan = plans?.get(id) ?? 'none';
+  const tag = context.tagger.tag(context.bindingId, id, plan);
+  const pending = context.pending?.remember(context.bindingId, context.sessionId, id, tag);
   // A tag is ASCII that JSON writes as it is (request-tag.ts), so its JSON is the tag in quotes.
   const out = Buffer.allocUnsafe(bytes.length - value.length + tag.length + 2);
   let at = bytes.copy(out, 0, 0, start);
@@ -144,7 +168,7 @@ function tagOne(
   at += out.write(tag, at, 'latin1');
   out[at++] = QUOTE;
   bytes.copy(out, at, end);
-  return { bytes: out, tags, sole: tag };
+  return new OneForwarded(out, tag, { clientId: id, plan, pending });
 }
 
 const QUOTE = 0x22;

@@ -9,7 +9,7 @@ import type { JsonRpcId } from '../jsonrpc/message.ts';
 import type { ResponseRewrite } from '../proxy/relay.ts';
 import type { TaskOwnership } from '../policy/tasks.ts';
 import type { PendingTags } from './cancels.ts';
-import { exchangeIds, MatchRewrite, signedIds, tagRequests } from './match.ts';
+import { exchangeIds, exchangeIdsOf, MatchRewrite, signedIds, tagRequests } from './match.ts';
 import type { Filters, ForwardedTag } from './match.ts';
 import type { Plan, RequestTagger } from './request-tag.ts';
 import type { Pinning } from '../pinning/pins.ts';
@@ -60,7 +60,7 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
       const bindingId = principalOf(ctx).bindingId;
       const messages = ctx.messages ?? [];
       const forwarded = tagRequests(bytes, messages, plans, { tagger, bindingId, sessionId, pending });
-      const ids = exchangeIds(forwarded.tags, forgetAnswered, forwarded.sole);
+      const ids = exchangeIdsOf(forwarded, forgetAnswered);
       // The filters are built when a response first needs them (never for the common small answer).
       return { bytes: forwarded.bytes, rewrite: new MatchRewrite(ids, filtersFor, ctx) };
     },

@@ -14,6 +14,7 @@ import type { Plan } from '../../../src/integrity/request-tag.ts';
 import {
   createMatchRewrite,
   exchangeIds,
+  exchangeIdsOf,
   matchEventData,
   signedIds,
   tagRequests,
@@ -288,5 +289,37 @@ describe('tagging requests', () => {
     const named = (JSON.parse(other.bytes.toString()) as { params: { requestId: string } }).params.requestId;
     assert.notEqual(named, tag);
     assert.equal(tagger.untag('key-a', named)?.clientId, 'c1');
+  });
+});
+
+describe('the ids of a one-request exchange', () => {
+  it('answer as the map of its one tag does: once, by that tag only, sole while unanswered and planning nothing', () => {
+    for (const plan of ['none', 'tools'] as const) {
+      const message = {
+        jsonrpc: '2.0' as const,
+        id: 3,
+        method: plan === 'none' ? 'tools/call' : 'tools/list',
+      };
+      const forwarded = tagRequests(Buffer.from(JSON.stringify(message)), [message], new Map([[3, plan]]), {
+        tagger,
+        bindingId: 'key-a',
+        sessionId: undefined,
+        pending: undefined,
+      });
+      assert.ok(forwarded.sole !== undefined && forwarded.soleEntry !== undefined, 'the one-request path');
+      const tag = forwarded.sole;
+      const toldA: unknown[] = [];
+      const toldB: unknown[] = [];
+      const a = exchangeIdsOf(forwarded, (t, u) => toldA.push([t, u.clientId]));
+      const b = exchangeIds(forwarded.tags, (t, u) => toldB.push([t, u.clientId]), tag);
+      for (const ids of [a, b]) assert.equal(ids.sole?.(), plan === 'none' ? tag : undefined);
+      for (const id of [tag + 'x', 'other', tag, tag, '']) {
+        assert.deepEqual(a.name(id), b.name(id), `name ${id}`);
+        assert.deepEqual(a.answer(id), b.answer(id), `answer ${id}`);
+        assert.equal(a.sole?.(), b.sole?.(), `sole after ${id}`);
+      }
+      assert.deepEqual(toldA, toldB);
+      assert.deepEqual(toldA, [[tag, 3]]);
+    }
   });
 });
