@@ -16,6 +16,7 @@ import { scanJson } from '../../../src/jsonrpc/scan.ts';
 import { walkTree } from '../../../src/jsonrpc/tree.ts';
 import { isGatewayError } from '../../../src/jsonrpc/errors.ts';
 import { KNOWN_METHODS } from '../../../src/policy/methods.ts';
+import { applyEdits } from '../../helpers/break-body.ts';
 
 type Outcome =
   | { readonly code: string; readonly id: unknown }
@@ -219,13 +220,7 @@ describe('arguments left out of JSON.parse: bodies broken anywhere (differential
         fc.nat(BASES.length - 1),
         fc.array(fc.tuple(fc.nat(), fc.nat(2), PIECE), { minLength: 1, maxLength: 3 }),
         (base, edits) => {
-          let text = BASES[base] as string;
-          for (const [at, op, piece] of edits) {
-            const k = at % (text.length + 1);
-            if (op === 0) text = text.slice(0, k) + piece + text.slice(k);
-            else if (op === 1) text = text.slice(0, k) + text.slice(k + 1 + (at % 3));
-            else text = text.slice(0, k) + piece + text.slice(k + 1);
-          }
+          const text = applyEdits(BASES[base] as string, edits);
           alike(text);
         },
       ),

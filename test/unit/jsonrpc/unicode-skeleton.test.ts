@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { BODY_LIMITS, parseBody } from '../../../src/jsonrpc/parse.ts';
 import { isGatewayError } from '../../../src/jsonrpc/errors.ts';
 import { KNOWN_METHODS } from '../../../src/policy/methods.ts';
+import { applyEdits } from '../../helpers/break-body.ts';
 
 type Outcome =
   { readonly code: string; readonly id: unknown } | { readonly bytes: string; readonly read: unknown };
@@ -193,13 +194,7 @@ describe('long strings with \\u escapes left out: bodies broken anywhere (differ
         fc.nat(BASES.length - 1),
         fc.array(fc.tuple(fc.nat(), fc.nat(2), PIECE), { minLength: 1, maxLength: 3 }),
         (base, edits) => {
-          let text = BASES[base] as string;
-          for (const [at, op, piece] of edits) {
-            const k = at % (text.length + 1);
-            if (op === 0) text = text.slice(0, k) + piece + text.slice(k);
-            else if (op === 1) text = text.slice(0, k) + text.slice(k + 1 + (at % 3));
-            else text = text.slice(0, k) + piece + text.slice(k + 1);
-          }
+          const text = applyEdits(BASES[base] as string, edits);
           const fast = alike(text);
           // Accepted with an unread string forwarded as the client spelled it.
           const whole = outcome(text, Infinity, true);
