@@ -2,7 +2,8 @@
  * What the gateway judged is exactly what the upstream receives: for request bodies written with
  * the tricks parsers read differently (escaped and duplicate keys, big and odd numbers, escapes and
  * lone surrogates in strings, a client id that looks like a tag, an "id" inside params, batches,
- * cancellations, large arguments left out of the parse with keys repeated in and around them), the
+ * cancellations, large arguments left out of the parse with keys repeated in and around them, long
+ * strings of `\u` escapes left out and forwarded as the client spelled them), the
  * upstream reads the message the gateway judged (JSON.parse semantics, numbers as spelled) with
  * only each request id replaced by a tag that carries the client's id, and no key twice. The client gets its own ids back. Runs against the real gateway and a raw upstream that
  * records the bytes it got.
@@ -139,6 +140,8 @@ const call = (id: string, args: string, name = '"echo"') =>
   `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":${name},"arguments":${args}}}`;
 /** Arguments large enough to be left out of JSON.parse when nothing reads them (jsonrpc/skeleton.ts). */
 const PAD = `[${'1.0,"ab",{"k":true,"n":-0},'.repeat(2500)}1e400]`;
+/** A long string of `\u` escapes, lone surrogates, escaped quotes and the text `\\u0000`: left out of JSON.parse when unread. */
+const U = '\\u00e9\\ud800\\"\\\\u0000x\\u0000'.repeat(1200);
 const LOOKS_LIKE_TAG = '"g1tAQEBAQEB1.sbGlzdC0x.ECq8epnYfyCftLls"';
 
 const CASES: Record<string, string> = {
@@ -167,6 +170,12 @@ const CASES: Record<string, string> = {
   ),
   'large arguments left out of the parse in a params a later params replaces': `{"jsonrpc":"2.0","params":{"name":"secret","arguments":{"pad":${PAD}}},"method":"tools/call","params":{"name":"echo","arguments":{"a":1,"pad":${PAD},"a":2}},"id":"L-2"}`,
   'large arguments left out of the parse in a params that replaces another': `{"jsonrpc":"2.0","params":{"name":"secret"},"method":"tools/call","params":{"name":"echo","arguments":{"a":1,"pad":${PAD},"a":2,"more":${PAD}}},"id":"L-5"}`,
+  'long strings with \\u escapes, left out of the parse and forwarded as spelled, the id after them': `{"jsonrpc":"2.0","method":"tools/call","params":{"name":"e\\u0063ho","arguments":{"a":"${U}","b":["${U}",{"c":"${U}"}]}},"id":"U-1"}`,
+  'long \\u strings beside a placeholder spelled by the client': call(
+    '"U-2"',
+    `{"a":"${U}","p":"\\u0000k","q":"\\u00000"}`,
+  ),
+  'a batch repeating arguments that hold long \\u strings': `[{"jsonrpc":"2.0","method":"tools/call","params":{"name":"echo","arguments":{"a":"${U}"},"\\u0061rguments":{"b":"${U}","b":1}},"id":"U-3"},${call('"U-4"', `{"a":"${U}","a":"${U}x"}`)}]`,
   'a batch whose large arguments repeat, and repeat their keys': `[{"jsonrpc":"2.0","method":"tools/call","params":{"name":"echo","arguments":{"pad":${PAD},"q":1},"arguments":{"q":1,"pad":${PAD},"q":2}},"id":"L-3"},${call('"L-4"', `{"pad":${PAD},"pad":1}`)}]`,
 };
 
@@ -221,6 +230,9 @@ describe('the upstream reads exactly the judged message, with only the ids chang
       // Every parser on the upstream reads one meaning: no key twice, strict JSON.
       const got = readJson(raw, 'error');
       assert.deepEqual(untagged(got), judged, raw);
+      // The unread long strings went through unbuilt: the client's own spelling, not a re-spelling.
+      if (name.includes('forwarded as spelled'))
+        assert.ok(raw.includes(`"a":"${U}"`), 'unread string kept as spelled');
       // The client gets its own ids back, in order.
       const answer = JSON.parse(text) as unknown;
       const answered = (Array.isArray(answer) ? answer : [answer]).map((m) => (m as { id: unknown }).id);
