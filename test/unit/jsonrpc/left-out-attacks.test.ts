@@ -17,6 +17,7 @@ import { walkTree } from '../../../src/jsonrpc/tree.ts';
 import { isGatewayError } from '../../../src/jsonrpc/errors.ts';
 import { KNOWN_METHODS } from '../../../src/policy/methods.ts';
 import { applyEdits } from '../../helpers/break-body.ts';
+import { withoutArguments } from '../../helpers/reader-view.ts';
 
 type Outcome =
   | { readonly code: string; readonly id: unknown }
@@ -29,15 +30,6 @@ function repeatsAKey(bytes: Buffer): boolean {
   return scan.values !== walkTree(JSON.parse(bytes.toString('utf8')), true).values;
 }
 
-/** A message as a reader sees it: without `params.arguments`. */
-function read(m: unknown): unknown {
-  const params = (m as { params?: unknown }).params;
-  if (typeof params !== 'object' || params === null) return m;
-  const rest: Record<string, unknown> = { ...(params as Record<string, unknown>) };
-  delete rest.arguments;
-  return { ...(m as object), params: rest };
-}
-
 /**
  * The outcome of one parse (arguments not read, the fast path on or off): the refusal, or what the
  * forwarded bytes mean, the messages, and whether the bytes repeat a key.
@@ -47,7 +39,7 @@ function outcome(body: Buffer, skeletonFrom: number, argumentsRead = false): Out
     const parsed = parseBody(body, KNOWN_METHODS, BODY_LIMITS, argumentsRead, skeletonFrom);
     return {
       meaning: JSON.parse(parsed.bytes.toString('utf8')),
-      messages: parsed.messages.map(read),
+      messages: parsed.messages.map(withoutArguments),
       repeats: repeatsAKey(parsed.bytes),
     };
   } catch (err) {

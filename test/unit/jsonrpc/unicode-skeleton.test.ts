@@ -12,25 +12,17 @@ import { BODY_LIMITS, parseBody } from '../../../src/jsonrpc/parse.ts';
 import { isGatewayError } from '../../../src/jsonrpc/errors.ts';
 import { KNOWN_METHODS } from '../../../src/policy/methods.ts';
 import { applyEdits } from '../../helpers/break-body.ts';
+import { withoutArguments } from '../../helpers/reader-view.ts';
 
 type Outcome =
   { readonly code: string; readonly id: unknown } | { readonly bytes: string; readonly read: unknown };
-
-/** A message as a reader sees it when the arguments are not read. */
-function read(m: unknown): unknown {
-  const params = (m as { params?: unknown }).params;
-  if (typeof params !== 'object' || params === null) return m;
-  const rest: Record<string, unknown> = { ...(params as Record<string, unknown>) };
-  delete rest.arguments;
-  return { ...(m as object), params: rest };
-}
 
 function outcome(text: string, skeletonFrom: number, argumentsRead = false): Outcome {
   try {
     const parsed = parseBody(Buffer.from(text), KNOWN_METHODS, BODY_LIMITS, argumentsRead, skeletonFrom);
     return {
       bytes: parsed.bytes.toString('utf8'),
-      read: argumentsRead ? parsed.messages : parsed.messages.map(read),
+      read: argumentsRead ? parsed.messages : parsed.messages.map(withoutArguments),
     };
   } catch (err) {
     if (!isGatewayError(err)) throw err;
