@@ -209,6 +209,7 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
     const ids = this.#ids;
     const small = matchSmallResponse(body, ids);
     if (small !== undefined) return small;
+    // Large bodies take the one-pass path (list-match.ts): lists, and responses that plan nothing.
     const listed = body.length < LIST_MIN_BYTES ? undefined : matchListResponse(body, ids, this.filters());
     if (listed === NOT_JSON)
       throw new GatewayError('ERR_UPSTREAM_PROTOCOL', { message: 'upstream sent invalid JSON' });
@@ -249,12 +250,6 @@ function unanswerable(): GatewayError {
   });
 }
 
-/** Large bodies take the one-pass path (list-match.ts): lists, and responses that plan nothing. */
-function listPath(body: Buffer, ids: ResponseIds, filters: Filters) {
-  if (body.length < LIST_MIN_BYTES) return undefined;
-  return matchListResponse(body, ids, filters);
-}
-
 /**
  * One SSE event's data: its replacement (the client's ids back, lists filtered), undefined when it
  * passes as it is (no data, or a message naming no request), or UNREADABLE.
@@ -262,7 +257,7 @@ function listPath(body: Buffer, ids: ResponseIds, filters: Filters) {
 export function matchEventData(data: string, ids: ResponseIds, filters: Filters): string | undefined {
   if (data.trim() === '') return undefined;
   if (data.length >= LIST_MIN_BYTES) {
-    const listed = listPath(Buffer.from(data), ids, filters);
+    const listed = matchListResponse(Buffer.from(data), ids, filters);
     if (listed === NOT_JSON || listed === REFUSED) return UNREADABLE;
     if (listed !== undefined) return listed.toString();
   }

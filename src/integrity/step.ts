@@ -68,7 +68,7 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
       return new MatchRewrite(signedIds(tagger, principalOf(ctx).bindingId), filtersFor, ctx);
     },
     closing(ctx) {
-      principalOf(ctx);
+      principalOf(ctx); // the filters are built later: fail here, as the other paths do, without a principal
       return new MatchRewrite(exchangeIds(new Map()), filtersFor, ctx, true);
     },
   };
