@@ -130,7 +130,7 @@ export function parseBody(
     throw new GatewayError('ERR_PARSE', { message: 'parse error: body is not a JSON value', cause });
   }
   if (cut !== undefined) {
-    if (!validStrings(body, cut.strings))
+    if (!validStrings(body, cut.strings, scan.checked))
       throw new GatewayError('ERR_PARSE', { message: 'parse error: body is not a JSON value' });
     value = restoreStrings(value, body, cut.spans, argumentsRead);
   }

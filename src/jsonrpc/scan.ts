@@ -12,21 +12,26 @@
  */
 
 import { digitsEnd, wordsOf } from './digit-run.ts';
-import { COLON, ws } from './strict-skip.ts';
+import { COLON, HEX, SHORT_ESCAPES, ws } from './strict-skip.ts';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 /** Bytes of a string read one by one before the rest is searched with indexOf. */
 const SHORT_STRING = 64;
 /**
+ * The same, read four at a time (a large body): a string just longer than the bytes read costs a
+ * call to indexOf besides, so a body of strings of that length is the slowest of its size. The
+ * scan of 4 MiB of 64-byte strings took 4.3 ms when only 64 bytes were read before the call; with
+ * 128 read by words, the slowest length (128) takes 2.6 ms, and 256 would make 256 the slowest, at
+ * 3.2 ms (CPU time, one run, bench/parse-fuzz.ts shapes).
+ */
+const WORD_STRING = 128;
+/**
  * Value strings at least this long (in bytes, quotes included) are reported (`long`), so that a
  * parse can leave the ones nobody reads unbuilt (skeleton.ts). Shorter strings are what any body
  * of many small values is made of, and cost what JSON.parse costs.
  */
 export const LONG_STRING = 1024;
-/** Hex digits, as a `\u` escape spells them. */
-const HEX = new Uint8Array(256);
-for (const c of '0123456789abcdefABCDEF') HEX[c.charCodeAt(0)] = 1;
 /** No kept numbers (most bodies): one frozen array, not two new ones per body. */
 const NONE: readonly number[] = Object.freeze([]);
 
@@ -54,6 +59,13 @@ export type ScanResult =
        * LONG_STRING bytes that is not a key, in order.
        */
       readonly long: readonly number[];
+      /**
+       * For each of those strings, where the part the scan did not check begins: the bytes from
+       * its opening quote to there hold no backslash, those from there on were read as JSON.parse
+       * reads a string and are valid; -1 when they are not (the whole string is then checked
+       * again, and found invalid).
+       */
+      readonly checked: readonly number[];
     }
   | {
       readonly ok: false;
@@ -81,6 +93,7 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
   let unicodeEscape = false;
   let keyQuote = false;
   let long: number[] | undefined;
+  let checked: number[] | undefined;
   // Long runs of digits are read a word at a time (only a large body can hold one).
   const words = n >= 4096 ? wordsOf(b) : undefined;
   while (i < n) {
@@ -89,10 +102,12 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
       if (++values > maxValues) return { ok: false, limit: 'values', examined: i + 1 };
       const open = i;
       // The string ends at the next quote, unless an escape comes first; then walk its bytes. Its
-      // first bytes are read one by one (most strings are short: a call to indexOf costs more than
-      // reading them), the rest of a long one is searched with indexOf.
+      // first bytes are read here (most strings are short: a call to indexOf costs more than
+      // reading them; in a large body four at a time, so up to 128 of them), the rest of a long
+      // one is searched with indexOf.
       let j = i + 1;
-      const stop = j + SHORT_STRING < n ? j + SHORT_STRING : n;
+      const short = words === undefined ? SHORT_STRING : WORD_STRING;
+      const stop = j + short < n ? j + short : n;
       while (j < stop) {
         // Four bytes at a time where they are aligned (a large body only: words).
         if (words !== undefined && (j & 3) === 0 && j + 4 <= stop) {
@@ -114,7 +129,11 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
         if (backslash !== -1 && backslash < j) backslash = b.indexOf(BACKSLASH, j);
         if (backslash === -1 || backslash > quote) {
           i = quote + 1;
-          if (i - open >= LONG_STRING && !isKey(b, i)) (long ??= []).push(open, i);
+          // No backslash before its closing quote: only a raw control byte can make it invalid.
+          if (i - open >= LONG_STRING && !isKey(b, i)) {
+            (long ??= []).push(open, i);
+            (checked ??= []).push(quote);
+          }
           continue;
         }
         j = backslash;
@@ -122,8 +141,12 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
         i = j + 1;
         continue;
       }
+      // From the first backslash on, each byte is read: as JSON.parse reads a string (strict-skip.ts
+      // string()), so a long string's check need not read this part again (skeleton.ts
+      // validStrings).
       i = j;
       let quoteEscape = false;
+      let valid = true;
       while (i < n) {
         const d = b[i] as number;
         if (d === QUOTE) break;
@@ -141,13 +164,21 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
               i += 6;
               continue;
             }
+            valid = false;
           } else if (e === QUOTE) quoteEscape = true;
+          else if (SHORT_ESCAPES[e] !== 1) valid = false;
           i += 2;
-        } else i++;
+        } else {
+          if (d < 0x20) valid = false;
+          i++;
+        }
       }
       i++;
       if (quoteEscape && i <= n && isKey(b, i)) keyQuote = true;
-      if (i - open >= LONG_STRING && i <= n && !isKey(b, i)) (long ??= []).push(open, i);
+      if (i - open >= LONG_STRING && i <= n && !isKey(b, i)) {
+        (long ??= []).push(open, i);
+        (checked ??= []).push(valid ? j : -1);
+      }
       continue;
     }
     if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
@@ -203,7 +234,16 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
     i++;
   }
   if (found === undefined)
-    return { ok: true, values, lossy: NONE, depths: NONE, unicodeEscape, keyQuote, long: long ?? NONE };
+    return {
+      ok: true,
+      values,
+      lossy: NONE,
+      depths: NONE,
+      unicodeEscape,
+      keyQuote,
+      long: long ?? NONE,
+      checked: checked ?? NONE,
+    };
   // The kept ones, compacted in place into start and end pairs (a pair is written no later than
   // its triple is read), and their depths apart: views of typed arrays, not JavaScript arrays (two
   // arrays of 48,000 numbers cost ~290 page faults a body, fresh each time, more than the scan).
@@ -229,6 +269,7 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
     unicodeEscape,
     keyQuote,
     long: long ?? NONE,
+    checked: checked ?? NONE,
   };
 }
 

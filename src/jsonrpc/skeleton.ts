@@ -41,7 +41,10 @@ const OPEN = Buffer.from('"\\u0000');
 export interface Cut {
   /** Start and end offsets of each part left out, in order (the k-th gets placeholder k). */
   readonly spans: readonly number[];
-  /** The long strings, left out alone or with the arguments they are in (validated here). */
+  /**
+   * The long strings, left out alone or with the arguments they are in (validated here): all the
+   * pre-scan's, in its order (its `checked` is indexed alike).
+   */
   readonly strings: readonly number[];
   /**
    * For each part, the values the parsed value would hold there (net of members a repeated key
@@ -169,18 +172,20 @@ export function unicodeSkeleton(body: Buffer, cut: Cut): Buffer | undefined {
   return skeleton;
 }
 
-/** Whether each string at `long` is one JSON.parse accepts (standard escapes, no raw control bytes). */
-export function validStrings(body: Buffer, long: readonly number[]): boolean {
+/**
+ * Whether each string at `long` is one JSON.parse accepts (standard escapes, no raw control bytes).
+ * `checked` is the pre-scan's (scan.ts): for each string, where the part it read as JSON.parse
+ * would begins (before it, no backslash), or -1 (checked again here, whole).
+ */
+export function validStrings(body: Buffer, long: readonly number[], checked: readonly number[]): boolean {
   // An escaped string is read four bytes at a time where it can be (strict-skip.ts).
   useWords(body);
   try {
     for (let k = 0; k < long.length; k += 2) {
       const start = long[k] as number;
       const end = long[k + 1] as number;
-      // The pre-scan found the closing quote at end - 1, the first not escaped: without a
-      // backslash, only a raw control byte can make the string invalid.
-      const plain = body.subarray(start + 1, end - 1).indexOf(BACKSLASH) === -1;
-      if (plain ? !noControlBytes(body, start + 1, end - 1) : !escapedString(body, start, end)) return false;
+      const from = checked[k >> 1] as number;
+      if (from >= 0 ? !noControlBytes(body, start + 1, from) : !escapedString(body, start, end)) return false;
     }
     return true;
   } finally {
@@ -192,6 +197,7 @@ export function validStrings(body: Buffer, long: readonly number[]): boolean {
 function noControlBytes(b: Buffer, from: number, to: number): boolean {
   let j = from;
   while (j < to && ((b.byteOffset + j) & 3) !== 0) if ((b[j++] as number) < 0x20) return false;
+  if (j >= to) return true;
   const words = new Uint32Array(b.buffer, b.byteOffset + j, (to - j) >> 2);
   for (let w = 0; w < words.length; w++) {
     const x = words[w] as number;

@@ -28,9 +28,10 @@ export const CLOSE_ARRAY = 0x5d;
 const ESCAPES = new Uint8Array(256);
 for (const c of '"\\/bfnrtu') ESCAPES[c.charCodeAt(0)] = 1;
 /** Bytes that may follow a backslash, but `u`. */
-const SHORT_ESCAPES = new Uint8Array(256);
+export const SHORT_ESCAPES = new Uint8Array(256);
 for (const c of '"\\/bfnrt') SHORT_ESCAPES[c.charCodeAt(0)] = 1;
-const HEX = new Uint8Array(256);
+/** Hex digits, as a `\u` escape spells them. */
+export const HEX = new Uint8Array(256);
 for (const c of '0123456789abcdefABCDEF') HEX[c.charCodeAt(0)] = 1;
 
 /** Bytes a string's walk stops at: the closing quote, a backslash, or a raw control character. */

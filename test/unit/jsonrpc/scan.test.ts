@@ -50,6 +50,7 @@ describe('scanJson', () => {
       unicodeEscape: false,
       keyQuote: false,
       long: [],
+      checked: [],
     });
   });
 
@@ -85,6 +86,7 @@ describe('scanJson', () => {
           unicodeEscape: false,
           keyQuote: false,
           long: [],
+          checked: [],
         },
         lossy,
       );
@@ -101,7 +103,16 @@ describe('scanJson', () => {
     ]) {
       assert.deepEqual(
         scanJson(Buffer.from(`[${exact}]`), limits),
-        { ok: true, values: 2, lossy: [], depths: [], unicodeEscape: false, keyQuote: false, long: [] },
+        {
+          ok: true,
+          values: 2,
+          lossy: [],
+          depths: [],
+          unicodeEscape: false,
+          keyQuote: false,
+          long: [],
+          checked: [],
+        },
         exact,
       );
     }
