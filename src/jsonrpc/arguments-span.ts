@@ -94,8 +94,10 @@ let nextLong = 0;
  * the other long strings: skeleton.ts), a short one read by strict-skip.ts.
  */
 function stringValue(b: Buffer, i: number): number {
-  while (nextLong < longSpans.length && (longSpans[nextLong] as number) < i) nextLong += 2;
-  if (longSpans[nextLong] === i) return longSpans[nextLong + 1] as number;
+  const spans = longSpans;
+  while (nextLong < spans.length && (spans[nextLong] as number) < i) nextLong += 2;
+  // (Never read past the end: V8 looks an index it does not hold up on the prototype chain.)
+  if (nextLong < spans.length && spans[nextLong] === i) return spans[nextLong + 1] as number;
   return string(b, i);
 }
 
