@@ -2,6 +2,7 @@
  * What each pipeline step costs per request, in microseconds of CPU: the table issue 14 asks for.
  *
  *   node bench/attribute.ts [--config pipeline|passthrough] [--gw NAME=PATH ...] [--seconds 8]
+ *     [--functions N]
  *
  * For each gateway build (default: this checkout) two processes run the same configuration behind
  * the same origin: one under `--cpu-prof` (for shares) and one plain (for CPU per request from
@@ -18,7 +19,9 @@
  * can be read against it. Each step's µs per request is its share of the profiled process's busy
  * samples times the plain process's CPU per request. Startup (module loading, config) is left out
  * of the shares. Several builds side by side (`--gw before=/old/bin/mcpgate.js --gw after=...`)
- * give a before/after table from one run.
+ * give a before/after table from one run. `--functions N` lists after the table each build's N
+ * costliest mcpgate functions (the innermost mcpgate frame, with what it calls into Node), which is
+ * what to read when one step's row is large.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -45,6 +48,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '8' },
     rounds: { type: 'string', default: '3' },
     interval: { type: 'string', default: '100' },
+    functions: { type: 'string', default: '0' },
   },
 });
 if (values.gw.length === 0)
@@ -109,7 +113,7 @@ const isStartup = (url: string, name: string) =>
 
 interface Node {
   id: number;
-  callFrame: { functionName: string; url: string };
+  callFrame: { functionName: string; url: string; lineNumber?: number };
   children?: number[];
 }
 interface Profile {
@@ -125,12 +129,16 @@ function stepOf(url: string): string | undefined {
   return STEPS.find(([prefix]) => file.startsWith(prefix))?.[1] ?? 'other';
 }
 
-/** Busy time per step (µs), startup excluded. */
-function attribute(profile: Profile): Map<string, number> {
+/**
+ * Busy time per step (µs), startup excluded. `functions`, when given, gets the same time per
+ * innermost mcpgate function (`step: name file:line`).
+ */
+function attribute(profile: Profile, functions?: Map<string, number>): Map<string, number> {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const memo = new Map<number, string>();
+  const where = new Map<number, string>();
   const classify = (id: number): string => {
     const cached = memo.get(id);
     if (cached !== undefined) return cached;
@@ -152,6 +160,11 @@ function attribute(profile: Profile): Map<string, number> {
         const s = stepOf(frame.url);
         if (s !== undefined) {
           step = s;
+          const file = frame.url.slice(frame.url.indexOf('/src/') + 5);
+          where.set(
+            id,
+            `${s}: ${frame.functionName || '(anonymous)'} ${file}:${(frame.lineNumber ?? 0) + 1}`,
+          );
           break;
         }
       }
@@ -164,6 +177,9 @@ function attribute(profile: Profile): Map<string, number> {
     const step = classify(id);
     if (step === 'idle' || step === 'startup') return;
     time.set(step, (time.get(step) ?? 0) + (profile.timeDeltas[i] ?? 0));
+    const fn = where.get(id);
+    if (functions !== undefined && fn !== undefined)
+      functions.set(fn, (functions.get(fn) ?? 0) + (profile.timeDeltas[i] ?? 0));
   });
   return time;
 }
@@ -234,10 +250,12 @@ for (const b of builds) await b.profiled.proc.stop();
 const columns = builds.map((b) => {
   const file = readdirSync(b.profileDir).find((f) => f.endsWith('.cpuprofile'));
   if (file === undefined) throw new Error(`${b.label}: no profile written`);
-  const time = attribute(JSON.parse(readFileSync(join(b.profileDir, file), 'utf8')) as Profile);
+  const functions = new Map<string, number>();
+  const time = attribute(JSON.parse(readFileSync(join(b.profileDir, file), 'utf8')) as Profile, functions);
   const busy = [...time.values()].reduce((a, v) => a + v, 0);
   const total = perRequest(b.plain);
-  return { label: b.label, total, step: (s: string) => ((time.get(s) ?? 0) / busy) * total };
+  const share = (t: number) => (t / busy) * total;
+  return { label: b.label, total, functions, share, step: (s: string) => share(time.get(s) ?? 0) };
 });
 const f = perRequest(builds[0]!.plain);
 const lines = [
@@ -257,6 +275,15 @@ lines.push(
 );
 lines.push(`| total / floor | ${columns.map((c) => `${(c.total / f).toFixed(2)}×`).join(' | ')} |`);
 console.log(lines.join('\n'));
+// `--functions N`: each build's N costliest mcpgate functions (innermost mcpgate frame), µs per request.
+const topN = Number(values.functions);
+if (topN > 0) {
+  for (const c of columns.slice(1)) {
+    console.log(`\n${c.label}: the ${topN} costliest mcpgate functions, µs per request`);
+    for (const [fn, t] of [...c.functions].sort((a, b) => b[1] - a[1]).slice(0, topN))
+      console.log(`${c.share(t).toFixed(2).padStart(7)}  ${fn}`);
+  }
+}
 
 for (const b of builds) await b.plain.proc.stop();
 await origin.stop();
