@@ -49,6 +49,17 @@ export type HoldRefusal = 'too-large' | 'over-budget';
 const MIN_CAPACITY = 4096;
 
 /**
+ * Capacities below this are cut from Node's shared 8 KiB pool (`Buffer.allocUnsafe`; Node pools
+ * nothing of 4 KiB or more), as a request body sized from its Content-Length mostly is: a buffer
+ * of its own is an ArrayBuffer and a backing store per body, several times the cost of copying a
+ * tools/call of a few hundred bytes (bench/body-micro.ts). A held slice pins at most its 8 KiB
+ * slab, shared with whatever else was cut from it, which is less than the request's own socket and
+ * objects; the budget counts the bytes asked for, as before. A body growing without a
+ * Content-Length starts at MIN_CAPACITY and gets buffers of its own.
+ */
+const POOLED_BYTES = 4096;
+
+/**
  * Large buffers given back by release(true) for the next body they fit (a list response of the
  * same catalogue, held again and again). Each one is a Buffer of 256 KiB to 8 MiB that nothing
  * references any more; while idle it is outside the budget. Without this, every held list body is
@@ -152,8 +163,10 @@ export class BodyBuffer {
   private grow(capacity: number): boolean {
     if (!this.budget.tryReserve(capacity - this.reserved)) return false;
     const next =
-      (capacity >= SPARE_MIN_BYTES ? takeSpare(capacity)?.subarray(0, capacity) : undefined) ??
-      Buffer.allocUnsafeSlow(capacity);
+      capacity < POOLED_BYTES
+        ? Buffer.allocUnsafe(capacity)
+        : ((capacity >= SPARE_MIN_BYTES ? takeSpare(capacity)?.subarray(0, capacity) : undefined) ??
+          Buffer.allocUnsafeSlow(capacity));
     if (this.buffer !== undefined && this.size > 0) this.buffer.copy(next, 0, 0, this.size);
     this.buffer = next;
     this.reserved = capacity;

@@ -1,0 +1,38 @@
+/** Holding bodies: small ones share Node's pool without sharing bytes; the budget counts what each asked for. */
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import { BodyBuffer, BufferBudget } from '../../../src/proxy/body-buffer.ts';
+
+it('small bodies held at once keep their own bytes, and each reserves exactly its size', () => {
+  const budget = new BufferBudget(1 << 20);
+  const bodies: { held: BodyBuffer; text: string }[] = [];
+  for (let i = 0; i < 200; i++) {
+    const text = `{"jsonrpc":"2.0","id":${i},"method":"tools/call"}`.padEnd(100 + (i % 50), ' ');
+    const held = new BodyBuffer(budget, 4096, text.length);
+    // Two pushes, as a body split across two reads arrives.
+    assert.equal(held.push(Buffer.from(text.slice(0, 10))), undefined);
+    assert.equal(held.push(Buffer.from(text.slice(10))), undefined);
+    bodies.push({ held, text });
+  }
+  assert.equal(
+    budget.used,
+    bodies.reduce((n, b) => n + b.text.length, 0),
+  );
+  // Releasing every other body leaves the rest as they were.
+  for (let i = 0; i < bodies.length; i += 2) bodies[i]!.held.release();
+  for (let i = 1; i < bodies.length; i += 2)
+    assert.equal(bodies[i]!.held.bytes().toString(), bodies[i]!.text);
+  for (let i = 1; i < bodies.length; i += 2) bodies[i]!.held.release();
+  assert.equal(budget.used, 0);
+});
+
+it('a body without a Content-Length grows from 4 KiB in buffers of its own and is refused past the budget', () => {
+  const budget = new BufferBudget(5000);
+  const held = new BodyBuffer(budget, 1 << 20);
+  assert.equal(held.push(Buffer.alloc(100, 0x61)), undefined);
+  assert.equal(budget.used, 4096);
+  assert.equal(held.push(Buffer.alloc(5000, 0x62)), 'over-budget');
+  assert.equal(held.bytes().toString(), 'a'.repeat(100));
+  held.release();
+  assert.equal(budget.used, 0);
+});
