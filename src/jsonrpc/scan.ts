@@ -46,7 +46,10 @@ export type ScanResult =
   | {
       readonly ok: true;
       readonly values: number;
-      /** Start and end offsets of each number a double does not spell back the same way. */
+      /**
+       * Start and end offsets of each number a double does not spell back the same way. This and
+       * `depths` are views of memory the next scan reuses: read them before scanning again.
+       */
       readonly lossy: ArrayLike<number>;
       /** For each of those numbers, how many containers it is in (1: a member of the top value). */
       readonly depths: ArrayLike<number>;
@@ -81,9 +84,9 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
   let values = 0;
   // Start, end and depth of each number kept as written, and of each that needs a closer look (its
   // end stored as ~end), checked once the body is known to be within the limits (so a refused body
-  // costs the scan only). Made at the first such number, sized for as many numbers as the body can
+  // costs the scan only). Taken at the first such number, room for as many numbers as the body can
   // hold: a typed array outside the JavaScript heap, never grown nor copied by a collection (a body
-  // may hold 100,000 numbers).
+  // may hold 100,000 numbers), and kept for the next scan (memory).
   let found: Int32Array | undefined;
   let count = 0;
   let i = 0;
@@ -204,7 +207,7 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
           if (j < n && isNumberByte(b[j] as number)) j++;
           else break;
         }
-        found ??= new Int32Array(room(n - i, maxValues - values + 1));
+        found ??= memory(room(n - i, maxValues - values + 1));
         found[count++] = i;
         found[count++] = ~j;
         found[count++] = depth;
@@ -215,7 +218,7 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
         // Seventeen or more: no safe integer, kept as written even when a double happens to print
         // it alike (harmless: a kept number is written back byte for byte).
         if (digits > 15 || digits < 1 || (first === 0x30 && (digits > 1 || c === 0x2d))) {
-          found ??= new Int32Array(room(n - i, maxValues - values + 1));
+          found ??= memory(room(n - i, maxValues - values + 1));
           found[count++] = i;
           found[count++] = digits > 16 ? j : ~j;
           found[count++] = depth;
@@ -247,7 +250,8 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
   // The kept ones, compacted in place into start and end pairs (a pair is written no later than
   // its triple is read), and their depths apart: views of typed arrays, not JavaScript arrays (two
   // arrays of 48,000 numbers cost ~290 page faults a body, fresh each time, more than the scan).
-  const depths = new Int32Array(count / 3);
+  if (depthMemory.length < count / 3) depthMemory = new Int32Array(count / 3);
+  const depths = depthMemory;
   let kept = 0;
   for (let k = 0; k + 2 < count; k += 3) {
     const start = found[k] as number;
@@ -284,6 +288,21 @@ function isKey(b: Buffer, i: number): boolean {
  */
 function room(bytesLeft: number, valuesLeft: number): number {
   return 3 * Math.min((bytesLeft >> 1) + 1, valuesLeft);
+}
+
+/**
+ * The numbers' entries and their depths, kept from one scan to the next (at most 16 bytes per value
+ * the limits allow: 1.6 MB at 100,000). Fresh memory costs a page fault per 4 KiB the first time
+ * it is written, ~190 for 48,000 kept numbers: on this kind of VM more than the scan of them. A
+ * scan's `lossy` and `depths` are views of it, so they are read before the next scan (parse.ts
+ * reads them within one parseBody, which nothing interrupts).
+ */
+let entryMemory = new Int32Array(0);
+let depthMemory = new Int32Array(0);
+
+function memory(size: number): Int32Array {
+  if (entryMemory.length < size) entryMemory = new Int32Array(size);
+  return entryMemory;
 }
 
 function isNumberByte(c: number): boolean {
