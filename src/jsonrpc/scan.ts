@@ -114,11 +114,16 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
       while (j < stop) {
         // Four bytes at a time where they are aligned (a large body only: words).
         if (words !== undefined && (j & 3) === 0 && j + 4 <= stop) {
-          const x = words[j >> 2] as number;
-          const q = x ^ 0x22222222;
-          const s = x ^ 0x5c5c5c5c;
-          if (((((q - 0x01010101) & ~q) | ((s - 0x01010101) & ~s)) & 0x80808080) === 0) {
-            j += 4;
+          let k = j >> 2;
+          const last = stop >> 2;
+          for (; k < last; k++) {
+            const x = words[k] as number;
+            const q = x ^ 0x22222222;
+            const s = x ^ 0x5c5c5c5c;
+            if (((((q - 0x01010101) & ~q) | ((s - 0x01010101) & ~s)) & 0x80808080) !== 0) break;
+          }
+          if (k !== j >> 2) {
+            j = k << 2;
             continue;
           }
         }

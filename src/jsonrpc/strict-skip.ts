@@ -86,11 +86,13 @@ export function string(b: Uint8Array, i: number): number {
   let j = i + 1;
   while (j < n) {
     if (w !== undefined && (j & 3) === 0 && j + 4 <= n) {
-      const x = w[j >> 2] as number;
-      if (plainWord(x)) {
-        j += 4;
-        continue;
-      }
+      // Plain words in a row, in a loop of their own.
+      let k = j >> 2;
+      const last = n >> 2;
+      while (k < last && plainWord(w[k] as number)) k++;
+      j = k << 2;
+      if (k === last) continue;
+      const x = w[k] as number;
       // Two escapes other than `\u` (a run of `\"` is the densest string there is).
       const e1 = (x >>> 8) & 0xff;
       const e3 = x >>> 24;
