@@ -59,10 +59,10 @@ export function extractCredential(
   let apiKey: string | undefined;
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as string;
-    if (name.length === 13 && name.toLowerCase() === 'authorization') {
+    if (name.length === 13 && equalsAsciiLower(name, 'authorization')) {
       if (authorization !== undefined) return DUPLICATE;
       authorization = rawHeaders[i + 1] as string;
-    } else if (name.length === 9 && name.toLowerCase() === 'x-api-key') {
+    } else if (name.length === 9 && equalsAsciiLower(name, 'x-api-key')) {
       if (apiKey !== undefined) return DUPLICATE;
       apiKey = rawHeaders[i + 1] as string;
     }
@@ -91,7 +91,7 @@ function bearerToken(value: string, maxLength: number): string | CredentialResul
   if (value.length > maxLength + 64) return MALFORMED;
   const v = trimOws(value);
   if (v.length === 0) return EMPTY;
-  if (v.length < 6 || v.slice(0, 6).toLowerCase() !== 'bearer') return MALFORMED;
+  if (v.length < 6 || !startsWithAsciiLower(v, 'bearer')) return MALFORMED;
   if (v.length === 6) return EMPTY;
   const sep = v.charCodeAt(6);
   if (sep !== 0x20 && sep !== 0x09) return MALFORMED; // "Bearerxyz"
@@ -105,6 +105,24 @@ function checkToken(token: string, maxLength: number): string | CredentialResult
   if (token.length > maxLength) return MALFORMED;
   if (!isVisibleAscii(token)) return MALFORMED;
   return token;
+}
+
+/**
+ * Whether `value` is `lower` (lower-case ASCII) in any ASCII case, compared in place: the header
+ * name and the scheme are read on every request, and `toLowerCase` made a string of each.
+ */
+function equalsAsciiLower(value: string, lower: string): boolean {
+  return value.length === lower.length && startsWithAsciiLower(value, lower);
+}
+
+function startsWithAsciiLower(value: string, lower: string): boolean {
+  for (let i = 0; i < lower.length; i++) {
+    const c = value.charCodeAt(i);
+    const l = lower.charCodeAt(i);
+    // Only a letter has an upper case: 0x0d | 0x20 is '-', so no blanket `| 0x20`.
+    if (c !== l && !(l >= 0x61 && l <= 0x7a && c === l - 0x20)) return false;
+  }
+  return true;
 }
 
 /** Trims spaces and tabs only: String#trim would also eat U+00A0, hiding a non-ASCII byte. */

@@ -38,6 +38,38 @@ describe('extractCredential: accepted forms', () => {
     }
   });
 
+  it('finds the header names in any ASCII case, and counts each spelling of them as the same header', () => {
+    for (const name of ['AUTHORIZATION', 'authoriZation', 'Authorization']) {
+      assert.deepEqual(request([[name, `Bearer ${KEY}`]]), { ok: true, secret: KEY, scheme: 'bearer' });
+      assert.equal(
+        code(
+          request([
+            [name, `Bearer ${KEY}`],
+            ['authorization', `Bearer ${KEY}`],
+          ]),
+        ),
+        'ERR_AUTH_DUPLICATE',
+      );
+    }
+    for (const name of ['X-API-KEY', 'x-Api-kEy']) {
+      assert.deepEqual(request([[name, KEY]]), { ok: true, secret: KEY, scheme: 'x-api-key' });
+      assert.equal(
+        code(
+          request([
+            [name, KEY],
+            ['X-API-Key', KEY],
+          ]),
+        ),
+        'ERR_AUTH_DUPLICATE',
+      );
+    }
+    // Only ASCII letters have a case: `\r` is not `-` (0x0d | 0x20 is 0x2d), nor the Kelvin sign a `k`.
+    const raw = (name: string) => extractCredential({ 'x-api-key': KEY }, [name, KEY], '/mcp');
+    for (const near of ['x\rapi-key', 'x-api\rkey', 'x-api-\u212aey', 'x-api-kex'])
+      assert.equal(code(raw(near)), 'ERR_AUTH_MISSING');
+    assert.equal(code(request([['Authorization', `Bearer\u212a ${KEY}`]])), 'ERR_AUTH_MALFORMED');
+  });
+
   it('takes X-API-Key: <key>', () => {
     assert.deepEqual(request([['X-API-Key', KEY]]), { ok: true, secret: KEY, scheme: 'x-api-key' });
   });
