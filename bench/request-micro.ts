@@ -2,7 +2,8 @@
  * Micro-benchmark of the request side's own steps (issue 14), per request, in one process:
  * finding and checking the API key (credential extraction, checksum, SHA-256, lookup), a session
  * id answered from the verified cache, tagging the forwarded request's id, the audit record of a
- * finished call, and the request id with the context. Not part of the tests.
+ * finished call, the request id with the context, and the upstream request's header list with the
+ * undici request object built from it. Not part of the tests.
  *
  *   node --max-semi-space-size=64 --min-semi-space-size=64 bench/request-micro.ts [--ops 100000]
  *     [--rounds 5] [--against /path/to/other/checkout]
@@ -29,6 +30,16 @@ import type * as RequestIdModule from '../src/pipeline/request-id.ts';
 import type * as SessionModule from '../src/pipeline/session.ts';
 import type * as BindingModule from '../src/auth/session-binding.ts';
 import type * as RecordModule from '../src/audit/record.ts';
+import type * as RequestHeadersModule from '../src/proxy/request-headers.ts';
+import { createRequire } from 'node:module';
+
+/** undici's request object, as `Pool.dispatch` builds it from the options and the header list. */
+const UndiciRequest = createRequire(import.meta.url)('undici/lib/core/request.js') as new (
+  origin: string,
+  options: object,
+  handler: object,
+) => unknown;
+const noHandler = { onRequestStart() {}, onResponseStart() {}, onResponseData() {}, onResponseEnd() {} };
 
 const { values } = parseArgs({
   options: {
@@ -100,6 +111,14 @@ async function load(name: string, root: string): Promise<Subject> {
   const sessionMod = (await import(at('pipeline/session.ts'))) as typeof SessionModule;
   const bindingMod = (await import(at('auth/session-binding.ts'))) as typeof BindingModule;
   const recordMod = (await import(at('audit/record.ts'))) as typeof RecordModule;
+  const headersMod = (await import(at('proxy/request-headers.ts'))) as typeof RequestHeadersModule;
+  const requestHeaders = headersMod.createRequestHeaders({
+    forward: [],
+    staticHeaders: {},
+    forwardedHost: () => '127.0.0.1:8080',
+    forwardedProto: 'http',
+  });
+  const body = Buffer.alloc(150, 0x20);
   const keyring = keyringMod.createKeyring(config!.keys, () => grants, { now: Date.now });
   const tagger = tagMod.createRequestTagger(Buffer.alloc(32, 3));
   const bindingId = `k:${'0123456789abcdef'.repeat(4)}`;
@@ -134,6 +153,18 @@ async function load(name: string, root: string): Promise<Subject> {
     ['tag the forwarded request id (HMAC)', () => (sink = tagger.tag(bindingId, 7, 'none'))],
     ['audit record of a finished call', () => (sink = recordMod.buildAuditRecord(finished, Date.now(), 1))],
     ['request id + context', () => (sink = ctxMod.createContext(idMod.requestIdFor(req), req, res, 0, 0))],
+    [
+      'upstream headers and undici request of a POST',
+      () => {
+        // The last argument was the body's length, now whether there is one: 150 is both.
+        const list = requestHeaders(req.headers, '127.0.0.1', 'rid', 'a-session', 150 as never);
+        sink = new UndiciRequest(
+          'http://127.0.0.1:9000',
+          { path: '/mcp', method: 'POST', headers: list, body },
+          noHandler,
+        );
+      },
+    ],
   ]);
   void sink;
   return { name, ops };

@@ -208,7 +208,13 @@ export function createHandler(deps: HandlerDeps): Handler {
       ex.relay = relay;
       ex.forwarded = true;
       ctx.upstreamStartMono = clock.mono();
-      const headers = deps.requestHeaders(req.headers, ctx.clientIp, ctx.requestId, sessionId, body?.length);
+      const headers = deps.requestHeaders(
+        req.headers,
+        ctx.clientIp,
+        ctx.requestId,
+        sessionId,
+        body !== undefined,
+      );
       (method === 'GET' ? upstream.streams : upstream.pool).dispatch(
         {
           origin: upstream.origin,

@@ -3,7 +3,9 @@
  * upstream only when named here (the MCP ones, `Mcp-Param-*`, User-Agent) or in `upstream.forward_headers`; the
  * gateway writes the rest from its own knowledge: X-Forwarded-*, X-Request-Id, the session id it
  * unwrapped, the body's Content-Type and Content-Length, `Accept-Encoding: identity`, and the
- * configured `upstream.headers` last. Nothing else the client sent (credentials, identity headers
+ * configured `upstream.headers` last. Content-Length is not in the list: undici writes it from the
+ * length of the Buffer it sends, the judged bytes, so it cannot disagree with them (and a value in
+ * the list would only be parsed back and checked against that length). Nothing else the client sent (credentials, identity headers
  * such as True-Client-IP, method overrides, X-Original-URL, hop-by-hop headers) crosses.
  *
  * The forwarded names are end-to-end by definition: they are forwarded as the gateway read them
@@ -110,8 +112,8 @@ export type RequestHeaders = (
   requestId: string,
   /** The upstream's session id (unwrapped by the gateway), when the client sent one. */
   sessionId: string | undefined,
-  /** Length of the forwarded body (POST only). */
-  contentLength: number | undefined,
+  /** A body is forwarded (POST only): it is JSON, and undici writes its Content-Length. */
+  hasBody: boolean,
 ) => string[];
 
 export function createRequestHeaders(options: RequestHeaderOptions): RequestHeaders {
@@ -131,7 +133,7 @@ export function createRequestHeaders(options: RequestHeaderOptions): RequestHead
   const ownProto = !overridden('x-forwarded-proto');
   const ownHost = !overridden('x-forwarded-host');
   const ownId = !overridden('x-request-id');
-  return function requestHeaders(incoming, clientIp, requestId, sessionId, contentLength) {
+  return function requestHeaders(incoming, clientIp, requestId, sessionId, hasBody) {
     const out: string[] = [];
     for (const name of names) {
       const value = incoming[name];
@@ -148,8 +150,7 @@ export function createRequestHeaders(options: RequestHeaderOptions): RequestHead
     if (ownId) out.push('x-request-id', requestId);
     out.push('accept-encoding', 'identity');
     if (sessionId !== undefined) out.push('mcp-session-id', sessionId);
-    if (contentLength !== undefined)
-      out.push('content-type', 'application/json', 'content-length', String(contentLength));
+    if (hasBody) out.push('content-type', 'application/json');
     for (let i = 0; i < fixed.length; i++) out.push(fixed[i] as string);
     return out;
   };
