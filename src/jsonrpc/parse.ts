@@ -34,6 +34,7 @@ import { placeNumbers } from './place-numbers.ts';
 import { spliceBody } from './splice.ts';
 import { numbersRead } from './read-depth.ts';
 import { walkTree } from './tree.ts';
+import { keysAsSpelled } from './key-check.ts';
 import { BODY_LIMITS } from './limits.ts';
 import {
   argumentsLeftOut,
@@ -140,7 +141,13 @@ export function parseBody(
   // such a body is refused.
   if (scan.keyQuote)
     throw invalid(peekId(value), 'an object key holding an escaped quote (\\") is not accepted');
-  const shape = walkTree(value, findProto);
+  const shape = walkTree(value, findProto, scan.keyEscape);
+  // The same JSON.parse can read a key spelled with any escape as an earlier key that holds a
+  // backslash where the escape begins (`n\u0061me` as `n\u0`): the gateway would judge a key the
+  // upstream does not read, and the splice spells the real one (key-check.ts). Such a body is
+  // refused; a key that does hold a backslash, read as spelled, passes.
+  if (shape.backslashKey && !keysAsSpelled(skeleton, value))
+    throw invalid(peekId(value), 'an object key was not read as it is spelled');
   // Every value the scan counted is in the parsed value (or left out with the arguments) exactly
   // when no key was repeated outside the arguments left out; inside them, their walk tells.
   const repeatedKeys = cut?.repeats === true || shape.values + (cut?.missing ?? 0) !== scan.values;

@@ -57,6 +57,8 @@ export type ScanResult =
       readonly unicodeEscape: boolean;
       /** Whether a key holds an escaped quote (`\"`), which JSON.parse can misread (parse.ts). */
       readonly keyQuote: boolean;
+      /** Whether a key holds any escape: only such a key can be misread so (key-check.ts). */
+      readonly keyEscape: boolean;
       /**
        * Start (the opening quote) and end (after the closing quote) of each string of at least
        * LONG_STRING bytes that is not a key, in order.
@@ -95,6 +97,7 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
   let backslash = -2;
   let unicodeEscape = false;
   let keyQuote = false;
+  let keyEscape = false;
   let long: number[] | undefined;
   let checked: number[] | undefined;
   // Long runs of digits are read a word at a time (only a large body can hold one).
@@ -182,8 +185,11 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
         }
       }
       i++;
-      if (quoteEscape && i <= n && isKey(b, i)) keyQuote = true;
-      if (i - open >= LONG_STRING && i <= n && !isKey(b, i)) {
+      if (i > n) continue;
+      if (isKey(b, i)) {
+        keyEscape = true;
+        if (quoteEscape) keyQuote = true;
+      } else if (i - open >= LONG_STRING) {
         (long ??= []).push(open, i);
         (checked ??= []).push(valid ? j : -1);
       }
@@ -249,6 +255,7 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
       depths: NONE,
       unicodeEscape,
       keyQuote,
+      keyEscape,
       long: long ?? NONE,
       checked: checked ?? NONE,
     };
@@ -277,6 +284,7 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
     depths: kept === 0 ? NONE : depths.subarray(0, kept),
     unicodeEscape,
     keyQuote,
+    keyEscape,
     long: long ?? NONE,
     checked: checked ?? NONE,
   };

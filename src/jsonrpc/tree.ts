@@ -17,16 +17,22 @@ export interface TreeShape {
   readonly protoKey: boolean;
   /** An object with two keys that differ only by case was found (the walk stops there). */
   readonly caseTwins: boolean;
+  /** A key holding a backslash was found (looked for only when asked: findBackslash). */
+  readonly backslashKey: boolean;
 }
 
 /**
  * @param value what JSON.parse returned (before any number is kept as its lexeme)
  * @param findProto look for own `__proto__` keys (only a body that spells `__proto__` or holds a
  *   `\u` escape can have one)
+ * @param findBackslash look for keys holding a backslash (only a body with a key spelled with an
+ *   escape can have one, and only such a key can be one V8 misread: key-check.ts)
  */
-export function walkTree(value: unknown, findProto: boolean): TreeShape {
+export function walkTree(value: unknown, findProto: boolean, findBackslash = false): TreeShape {
   let values = 1;
-  if (typeof value !== 'object' || value === null) return { values, protoKey: false, caseTwins: false };
+  let backslashKey = false;
+  if (typeof value !== 'object' || value === null)
+    return { values, protoKey: false, caseTwins: false, backslashKey };
   const stack: object[] = [value];
   while (stack.length > 0) {
     const v = stack.pop() as object;
@@ -38,7 +44,8 @@ export function walkTree(value: unknown, findProto: boolean): TreeShape {
       }
       continue;
     }
-    if (findProto && Object.hasOwn(v, '__proto__')) return { values, protoKey: true, caseTwins: false };
+    if (findProto && Object.hasOwn(v, '__proto__'))
+      return { values, protoKey: true, caseTwins: false, backslashKey };
     const o = v as Record<string, unknown>;
     let keys = 0;
     let foldable = false;
@@ -47,11 +54,13 @@ export function walkTree(value: unknown, findProto: boolean): TreeShape {
       values += 2;
       keys++;
       if (!foldable && mayFold(key)) foldable = true;
+      if (findBackslash && !backslashKey && key.includes('\\')) backslashKey = true;
       if (typeof item === 'object' && item !== null) stack.push(item);
     }
-    if (foldable && keys > 1 && hasCaseTwins(o)) return { values, protoKey: false, caseTwins: true };
+    if (foldable && keys > 1 && hasCaseTwins(o))
+      return { values, protoKey: false, caseTwins: true, backslashKey };
   }
-  return { values, protoKey: false, caseTwins: false };
+  return { values, protoKey: false, caseTwins: false, backslashKey };
 }
 
 /**

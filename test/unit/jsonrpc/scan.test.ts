@@ -49,6 +49,7 @@ describe('scanJson', () => {
       depths: [],
       unicodeEscape: false,
       keyQuote: false,
+      keyEscape: false,
       long: [],
       checked: [],
     });
@@ -85,6 +86,7 @@ describe('scanJson', () => {
           depths: [1],
           unicodeEscape: false,
           keyQuote: false,
+          keyEscape: false,
           long: [],
           checked: [],
         },
@@ -110,6 +112,7 @@ describe('scanJson', () => {
           depths: [],
           unicodeEscape: false,
           keyQuote: false,
+          keyEscape: false,
           long: [],
           checked: [],
         },
@@ -194,6 +197,20 @@ describe('scanJson: keys holding an escaped quote', () => {
     assert.equal(flag(`{"${'x'.repeat(100)}\\"":1}`), true);
     assert.equal(flag(String.raw`{"a":"say \"hi\"","b":["\""]}`), false);
     assert.equal(flag(String.raw`{"C:\\dir\\":1,"\u0022":2}`), false);
+  });
+});
+
+describe('scanJson: keys holding any escape', () => {
+  const flag = (text: string) => {
+    const r = scanJson(Buffer.from(text), { maxDepth: 64, maxValues: 1000 });
+    assert.equal(r.ok, true);
+    return r.ok && r.keyEscape;
+  };
+  it('flags a key spelled with any escape (short, long, with whitespace before the colon), and nothing else', () => {
+    for (const key of ['\\n', '\\/', 'n\\u0061me', '\\\\', '\\"', `${'x'.repeat(200)}\\t`])
+      assert.equal(flag(`{"a":{"${key}" :1}}`), true, key);
+    assert.equal(flag(String.raw`{"a":"say \"hi\"","b":["\n", "\u0041"], "c":"\\" }`), false);
+    assert.equal(flag(`{"${'x'.repeat(2000)}":"${'y'.repeat(2000)}\\n"}`), false);
   });
 });
 

@@ -279,4 +279,35 @@ describe('smuggling: a key V8 misreads', () => {
       .arguments;
     assert.deepEqual(Object.keys(args), ['C:\\dir\\', 'q']);
   });
+
+  // Not only `\"`: after a key holding a backslash (`n\u0`, spelled `"n\\u0"`), a key spelled with
+  // any escape in the same place of a later object (after the same keys: `q1` here, which nothing
+  // else in this process spells) comes out as that key when its bytes start with the earlier key's
+  // characters and it decodes to as many. The second body was judged as calling echo, and forwarded
+  // with the escape spelled plainly: `"name":"echo","name":"rm_rf"`, rm_rf to an upstream that keeps
+  // the last.
+  it('a tool name spelled with a \\u escape, read as an earlier key, is refused, with the request id', () => {
+    const prime = call(String.raw`{"q1":1,"name":"echo","n\\u0":"x","arguments":{}}`, 1);
+    assert.equal(inspect(prime).verdicts[0]?.allowed, true);
+    assert.throws(
+      () => inspect(call(String.raw`{"q1":1,"name":"echo","n\u0061me":"rm_rf","arguments":{}}`, 8)),
+      (err: unknown) =>
+        isGatewayError(err) &&
+        err.code === 'ERR_INVALID_REQUEST' &&
+        err.rpcId === 8 &&
+        /not read as it is spelled/.test(err.message),
+    );
+  });
+
+  it('a key spelled with a short escape, read as an earlier key, is refused (its bytes went as sent)', () => {
+    const args = (key: string) => call(`{"name":"echo","arguments":{"q2":1,${key}:"a"}}`, 9);
+    // The upstream reads `path/`, the gateway read `path\`.
+    assert.equal(inspect(args(String.raw`"path\\"`)).verdicts[0]?.allowed, true);
+    rejects(args(String.raw`"path\/"`), 'ERR_INVALID_REQUEST');
+    rejects(args(String.raw`"path\n"`), 'ERR_INVALID_REQUEST');
+    // Read as spelled, the earlier key still passes, and so does the escaped one in another place.
+    assert.equal(inspect(args(String.raw`"path\\"`)).forwarded, args(String.raw`"path\\"`));
+    const elsewhere = call(String.raw`{"name":"echo","arguments":{"q3":1,"path\/":"a"}}`);
+    assert.equal(inspect(elsewhere).forwarded, elsewhere);
+  });
 });

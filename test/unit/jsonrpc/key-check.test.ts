@@ -1,0 +1,67 @@
+/**
+ * key-check.ts: whether each object of a parsed value holds exactly the keys its bytes spell, each
+ * decoded on its own. Checked here against values built by hand (as V8's misread would build them)
+ * and against JSON.stringify of any value, with one key changed anywhere.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { keysAsSpelled } from '../../../src/jsonrpc/key-check.ts';
+
+const check = (text: string, value: unknown) => keysAsSpelled(Buffer.from(text), value);
+
+describe('keysAsSpelled', () => {
+  it('tells a key read as another from one read as spelled, at any depth', () => {
+    const text = String.raw`{"q":1,"n\u0061me":"rm_rf"}`;
+    assert.equal(check(text, { q: 1, name: 'rm_rf' }), true);
+    assert.equal(check(text, { q: 1, 'n\\u0': 'rm_rf' }), false);
+    const nested = String.raw` [ {"a" : [1, {"path\/" : {}}]}, "x" ] `;
+    assert.equal(check(nested, [{ a: [1, { 'path/': {} }] }, 'x']), true);
+    assert.equal(check(nested, [{ a: [1, { 'path\\': {} }] }, 'x']), false);
+    // A key the bytes spell twice, or one the value holds beyond them, fails too.
+    assert.equal(check('{"a":1,"a":2}', { a: 2 }), false);
+    assert.equal(check('{"a":1}', { a: 1, b: 2 }), false);
+    assert.equal(check('[{}]', [{}, {}]), false);
+    assert.equal(check('{"a":{}}', { a: [] }), false);
+    // A placeholder or a kept number is a string or a number in the bytes: not looked into.
+    assert.equal(check(String.raw`{"s":"\u00000","n":1.0}`, { s: 'long text', n: Object.freeze({}) }), true);
+  });
+
+  it('accepts what JSON.stringify spells, and refuses it with any one key changed', () => {
+    const key = fc.oneof(fc.string({ maxLength: 4 }), fc.constantFrom('\\', 'a\\', '"', '\u0000', '\ud800'));
+    const json = fc.letrec((tie) => ({
+      value: fc.oneof(
+        { depthSize: 'small' },
+        fc.oneof(fc.integer(), fc.string({ maxLength: 3 }), fc.constant(null)),
+        fc.array(tie('value'), { maxLength: 3 }),
+        fc.dictionary(key, tie('value'), { maxKeys: 3 }),
+      ),
+    })).value;
+    fc.assert(
+      fc.property(json, fc.nat(), fc.string({ maxLength: 2 }), (value, which, extra) => {
+        const text = JSON.stringify(value, null, which % 3);
+        assert.equal(check(text, value), true);
+        // Rename the which-th key of the parsed value (in a fresh copy).
+        const copy = JSON.parse(text) as unknown;
+        const objects: Record<string, unknown>[] = [];
+        const stack = [copy];
+        while (stack.length > 0) {
+          const v = stack.pop();
+          if (typeof v !== 'object' || v === null) continue;
+          if (!Array.isArray(v) && Object.keys(v).length > 0) objects.push(v as Record<string, unknown>);
+          stack.push(...Object.values(v as object));
+        }
+        if (objects.length === 0) return;
+        const o = objects[which % objects.length] as Record<string, unknown>;
+        const keys = Object.keys(o);
+        const from = keys[which % keys.length] as string;
+        const to = `${from}\\${extra}`;
+        if (Object.hasOwn(o, to)) return;
+        o[to] = o[from];
+        delete o[from];
+        assert.equal(check(text, copy), false);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
