@@ -51,9 +51,15 @@ const ARGUMENTS = Buffer.from('"arguments"');
  * `params.arguments` object or array that can be left out, in order (`repeated` tells whether a
  * key repeats in them); undefined when the body is not made of messages that can be read here.
  */
-export function argumentsSpans(b: Buffer, long: readonly number[]): number[] | undefined {
+export function argumentsSpans(
+  b: Buffer,
+  long: readonly number[],
+  plain: ArrayLike<number> = NONE,
+): number[] | undefined {
   longSpans = long;
   nextLong = 0;
+  plainSpans = plain;
+  nextPlain = 0;
   repeated = false;
   useWords(b);
   try {
@@ -81,6 +87,7 @@ export function argumentsSpans(b: Buffer, long: readonly number[]): number[] | u
   } finally {
     useWords(undefined);
     longSpans = NONE;
+    plainSpans = NONE;
   }
 }
 
@@ -88,16 +95,27 @@ const NONE: readonly number[] = [];
 /** The long value strings the pre-scan found (start and end offsets), and the next one ahead. */
 let longSpans = NONE;
 let nextLong = 0;
+/**
+ * The short strings the pre-scan read whole and found valid (scan.ts `plain`), and the next one
+ * ahead: a string's extent and validity depend only on the bytes from its opening quote, so one
+ * that opens where the pre-scan's did ends where it found, and needs no second read.
+ */
+let plainSpans: ArrayLike<number> = NONE;
+let nextPlain = 0;
 
 /**
  * The index after the string value at `i`: a long one is jumped over (the caller validates it with
- * the other long strings: skeleton.ts), a short one read by strict-skip.ts.
+ * the other long strings: skeleton.ts), a short one the pre-scan found valid too, any other read by
+ * strict-skip.ts.
  */
 function stringValue(b: Buffer, i: number): number {
   const spans = longSpans;
   while (nextLong < spans.length && (spans[nextLong] as number) < i) nextLong += 2;
   // (Never read past the end: V8 looks an index it does not hold up on the prototype chain.)
   if (nextLong < spans.length && spans[nextLong] === i) return spans[nextLong + 1] as number;
+  const plain = plainSpans;
+  while (nextPlain < plain.length && (plain[nextPlain] as number) < i) nextPlain += 2;
+  if (nextPlain < plain.length && plain[nextPlain] === i) return plain[nextPlain + 1] as number;
   return string(b, i);
 }
 

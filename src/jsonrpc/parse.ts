@@ -43,6 +43,7 @@ import {
   skeletonOf,
   unicodeSkeleton,
   validStrings,
+  walksArguments,
 } from './skeleton.ts';
 import type { Cut } from './skeleton.ts';
 
@@ -94,7 +95,9 @@ export function parseBody(
   argumentsRead = true,
   skeletonFrom = SKELETON_FROM,
 ): ParsedBody {
-  const scan = scanJson(body, limits);
+  // A body whose arguments may be walked (cutOf) has the pre-scan note its short valid strings, so
+  // the walk need not read them again.
+  const scan = scanJson(body, limits, !argumentsRead && walksArguments(body, skeletonFrom));
   if (!scan.ok) {
     const message =
       scan.limit === 'depth'
@@ -114,7 +117,7 @@ export function parseBody(
   // arguments (the walk must see their keys, and arguments-span.ts reads keys as bytes); a `\u`
   // escape keeps everything unless no string JSON.parse builds can be taken for a placeholder
   // (skeleton.ts: unicodeSkeleton).
-  let cut = cutOf(body, scan.long, !argumentsRead && !findProto, skeletonFrom);
+  let cut = cutOf(body, scan.long, !argumentsRead && !findProto, skeletonFrom, scan.plain);
   let skeleton =
     cut === undefined ? body : scan.unicodeEscape ? unicodeSkeleton(body, cut) : skeletonOf(body, cut.spans);
   if (skeleton === undefined) {

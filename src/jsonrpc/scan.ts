@@ -71,6 +71,12 @@ export type ScanResult =
        * again, and found invalid).
        */
       readonly checked: readonly number[];
+      /**
+       * When asked for: start and end of each string (key or value) of at most 128 bytes that the
+       * scan read whole and found valid (no backslash, no raw control byte), in order; a view of
+       * memory the next scan reuses, like `lossy`.
+       */
+      readonly plain: ArrayLike<number>;
     }
   | {
       readonly ok: false;
@@ -79,7 +85,11 @@ export type ScanResult =
       readonly examined: number;
     };
 
-export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
+/**
+ * @param plainStrings whether to report the plain strings (`plain`), for a walk of the arguments
+ *   (arguments-span.ts) that follows
+ */
+export function scanJson(b: Buffer, limits: ScanLimits, plainStrings = false): ScanResult {
   const { maxDepth, maxValues } = limits;
   const n = b.length;
   let depth = 0;
@@ -100,6 +110,8 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
   let keyEscape = false;
   let long: number[] | undefined;
   let checked: number[] | undefined;
+  let plain: Int32Array | undefined;
+  let plainCount = 0;
   // Long runs of digits are read a word at a time (only a large body can hold one).
   const words = n >= 4096 ? wordsOf(b) : undefined;
   while (i < n) {
@@ -114,6 +126,8 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
       let j = i + 1;
       const short = words === undefined ? SHORT_STRING : WORD_STRING;
       const stop = j + short < n ? j + short : n;
+      // No raw control byte read so far.
+      let clean = true;
       while (j < stop) {
         // Four bytes at a time where they are aligned (a large body only: words).
         if (words !== undefined && (j & 3) === 0 && j + 4 <= stop) {
@@ -123,7 +137,12 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
             const x = words[k] as number;
             const q = x ^ 0x22222222;
             const s = x ^ 0x5c5c5c5c;
-            if (((((q - 0x01010101) & ~q) | ((s - 0x01010101) & ~s)) & 0x80808080) !== 0) break;
+            // A quote, a backslash, or a byte below 0x20 (read one by one below).
+            if (
+              ((((q - 0x01010101) & ~q) | ((s - 0x01010101) & ~s) | ((x - 0x20202020) & ~x)) & 0x80808080) !==
+              0
+            )
+              break;
           }
           if (k !== j >> 2) {
             j = k << 2;
@@ -132,6 +151,7 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
         }
         const d = b[j] as number;
         if (d === QUOTE || d === BACKSLASH) break;
+        if (d < 0x20) clean = false;
         j++;
       }
       if (j === stop) {
@@ -150,6 +170,11 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
         j = backslash;
       } else if (b[j] === QUOTE) {
         i = j + 1;
+        if (plainStrings && clean) {
+          plain ??= plainMemory(2 * maxValues);
+          plain[plainCount++] = open;
+          plain[plainCount++] = i;
+        }
         continue;
       }
       // From the first backslash on, each byte is read: as JSON.parse reads a string (strict-skip.ts
@@ -258,6 +283,7 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
       keyEscape,
       long: long ?? NONE,
       checked: checked ?? NONE,
+      plain: plain === undefined ? NONE : plain.subarray(0, plainCount),
     };
   // The kept ones, compacted in place into start and end pairs (a pair is written no later than
   // its triple is read), and their depths apart: views of typed arrays, not JavaScript arrays (two
@@ -287,6 +313,7 @@ export function scanJson(b: Buffer, limits: ScanLimits): ScanResult {
     keyEscape,
     long: long ?? NONE,
     checked: checked ?? NONE,
+    plain: plain === undefined ? NONE : plain.subarray(0, plainCount),
   };
 }
 
@@ -312,6 +339,13 @@ function room(bytesLeft: number, valuesLeft: number): number {
  */
 let entryMemory = new Int32Array(0);
 let depthMemory = new Int32Array(0);
+/** The plain strings' offsets, kept alike (8 bytes per value the limits allow). */
+let plainStore = new Int32Array(0);
+
+function plainMemory(size: number): Int32Array {
+  if (plainStore.length < size) plainStore = new Int32Array(size);
+  return plainStore;
+}
 
 function memory(size: number): Int32Array {
   if (entryMemory.length < size) entryMemory = new Int32Array(size);

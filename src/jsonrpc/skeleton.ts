@@ -68,8 +68,9 @@ export function cutOf(
   long: readonly number[],
   withArguments: boolean,
   from: number,
+  plain?: ArrayLike<number>,
 ): Cut | undefined {
-  const args = withArguments && body.length >= 8 * from ? argumentsSpans(body, long) : undefined;
+  const args = withArguments && walksArguments(body, from) ? argumentsSpans(body, long, plain) : undefined;
   if (args === undefined || args.length === 0) {
     if (long.length === 0 || spanBytes(long) < from) return undefined;
     return { spans: long, strings: long, counts: undefined, missing: 0, repeats: false };
@@ -99,6 +100,11 @@ export function cutOf(
   flush(Infinity);
   if (spanBytes(spans) < from) return undefined;
   return { spans, strings, counts, missing, repeats: repeated };
+}
+
+/** Whether the arguments are looked for in a body of this size (they cost a walk over the bytes). */
+export function walksArguments(body: Buffer, from: number): boolean {
+  return body.length >= 8 * from;
 }
 
 /** How many bytes the spans (start and end offsets) cover together. */

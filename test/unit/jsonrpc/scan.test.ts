@@ -52,6 +52,7 @@ describe('scanJson', () => {
       keyEscape: false,
       long: [],
       checked: [],
+      plain: [],
     });
   });
 
@@ -89,6 +90,7 @@ describe('scanJson', () => {
           keyEscape: false,
           long: [],
           checked: [],
+          plain: [],
         },
         lossy,
       );
@@ -115,6 +117,7 @@ describe('scanJson', () => {
           keyEscape: false,
           long: [],
           checked: [],
+          plain: [],
         },
         exact,
       );

@@ -1,0 +1,86 @@
+/**
+ * The arguments walk (arguments-span.ts) does not read again a short string the pre-scan read whole
+ * and found valid (scan.ts `plain`): it takes the end the pre-scan found. A body of many short
+ * strings in unread arguments, one of them flawed anywhere (a raw control byte in a word read four
+ * bytes at a time or in the bytes read one by one, an escape), must be refused exactly when
+ * JSON.parse refuses it, at any alignment of the body in memory.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { BODY_LIMITS, parseBody } from '../../../src/jsonrpc/parse.ts';
+import { scanJson } from '../../../src/jsonrpc/scan.ts';
+import { isGatewayError } from '../../../src/jsonrpc/errors.ts';
+import { KNOWN_METHODS } from '../../../src/policy/methods.ts';
+
+const PRE = '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"x","arguments":{"s":[';
+const POST = ']}}}';
+
+/** The body's bytes at `offset` (0 to 3) past a 4-aligned address. */
+function at(text: string, offset: number): Buffer {
+  const bytes = Buffer.from(text);
+  const memory = Buffer.alloc(bytes.length + 4);
+  bytes.copy(memory, offset);
+  return memory.subarray(offset, offset + bytes.length);
+}
+
+/** 'ok' or the error code, arguments unread, walked (skeletonFrom 0). */
+function outcome(body: Buffer): string {
+  try {
+    parseBody(body, KNOWN_METHODS, BODY_LIMITS, false, 0);
+    return 'ok';
+  } catch (err) {
+    if (!isGatewayError(err)) throw err;
+    return err.code;
+  }
+}
+
+function byJsonParse(text: string): string {
+  try {
+    JSON.parse(text);
+    return 'ok';
+  } catch {
+    return 'ERR_PARSE';
+  }
+}
+
+describe('short strings the pre-scan found valid, not read again', () => {
+  it('a flaw in any of them is refused where JSON.parse refuses it', () => {
+    fc.assert(
+      fc.property(
+        fc.nat(3),
+        fc.array(fc.nat(140), { minLength: 1, maxLength: 60 }),
+        fc.nat(),
+        fc.nat(200),
+        fc.constantFrom('\u0000', '\u0001', '\u001f', '\n', '\t', '\\n', '\\x', '"', 'é', '\u007f'),
+        (offset, lengths, which, position, flaw) => {
+          const strings = lengths.map((n, k) => 'abcdefgh'.repeat(18).slice(k % 8, (k % 8) + n));
+          const k = which % strings.length;
+          const s = strings[k] as string;
+          const p = position % (s.length + 1);
+          strings[k] = s.slice(0, p) + flaw + s.slice(p);
+          // Padded past 4 KiB, so the pre-scan reads words.
+          const pad = `"${'p'.repeat(4096)}"`;
+          const text = `${PRE}${pad},${strings.map((x) => `"${x}"`).join(',')}${POST}`;
+          assert.equal(outcome(at(text, offset)), byJsonParse(text), JSON.stringify(strings[k]));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('are exactly the short strings without a backslash or a raw control byte', () => {
+    const text = `{"a":["plain","with\\"escape","x\u0001y","${'w'.repeat(200)}",""],"k${'q'.repeat(5000)}":0}`;
+    const result = scanJson(Buffer.from(text), BODY_LIMITS, true);
+    assert.ok(result.ok);
+    const found: string[] = [];
+    for (let k = 0; k < result.plain.length; k += 2)
+      found.push(text.slice(result.plain[k] as number, result.plain[k + 1] as number));
+    // `"k…"` is long (5,001 bytes): read with indexOf, not noted; nor the 200-byte string.
+    assert.deepEqual(found, ['"a"', '"plain"', '""']);
+    // Not asked for: none.
+    const plain = scanJson(Buffer.from(text), BODY_LIMITS);
+    assert.ok(plain.ok);
+    assert.equal(plain.plain.length, 0);
+  });
+});
