@@ -2,7 +2,7 @@
  * What each pipeline step costs per request, in microseconds of CPU: the table issue 14 asks for.
  *
  *   node bench/attribute.ts [--config pipeline|passthrough] [--gw NAME=PATH ...] [--seconds 8]
- *     [--functions N]
+ *     [--functions N] [--keep]
  *
  * For each gateway build (default: this checkout) two processes run the same configuration behind
  * the same origin: one under `--cpu-prof` (for shares) and one plain (for CPU per request from
@@ -21,7 +21,8 @@
  * of the shares. Several builds side by side (`--gw before=/old/bin/mcpgate.js --gw after=...`)
  * give a before/after table from one run. `--functions N` lists after the table each build's N
  * costliest mcpgate functions (the innermost mcpgate frame, with what it calls into Node), which is
- * what to read when one step's row is large.
+ * what to read when one step's row is large. `--keep` leaves the profiles (and their directory,
+ * printed at the end) for a look of one's own.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -49,6 +50,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     interval: { type: 'string', default: '100' },
     functions: { type: 'string', default: '0' },
+    keep: { type: 'boolean', default: false },
   },
 });
 if (values.gw.length === 0)
@@ -287,4 +289,5 @@ if (topN > 0) {
 
 for (const b of builds) await b.plain.proc.stop();
 await origin.stop();
-rmSync(dir, { recursive: true, force: true });
+if (values.keep) console.log(`profiles kept in ${dir}`);
+else rmSync(dir, { recursive: true, force: true });

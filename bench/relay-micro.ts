@@ -6,8 +6,12 @@
  *
  *   node bench/relay-micro.ts [--ops 50000] [--rounds 7] [--against /path/to/other/checkout]
  *
- * Each line is the median over alternating rounds of CPU time (user + system) per response; with
- * `--against`, that checkout's relay and rewrite run in the same rounds, interleaved.
+ * Each line is the median over alternating rounds of CPU time (user + system) per response, the
+ * median wall time per response over batches taking turns (steadier on a shared machine), and the
+ * bytes one response allocates (heap and Buffers); with `--against`, that checkout's relay and
+ * rewrite run in the same rounds, interleaved. The "floor" line is bench/floor-proxy.ts's way of
+ * answering (setHeader, then end with the body) on the same socket, in the same rounds: what is
+ * above it is the gateway's own work on the response.
  */
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -60,8 +64,12 @@ const controller = {
   resume() {},
 } as unknown as Dispatcher.DispatchController;
 
+const REQUEST_ID = '3078f0a3-be11-4e91-ae8b-1817fa3e091f';
+/** What the pipeline's hooks do per response (pipeline/exchange.ts): the request id, no CORS. */
 const hooks = {
-  onStart() {},
+  onStart(_status: number, headers: Record<string, string | string[]>) {
+    headers['x-request-id'] = REQUEST_ID;
+  },
   onDone() {},
   onBytes() {},
 };
@@ -79,7 +87,8 @@ async function load(root: string) {
     head: headMod.createResponseHead({ pass: [], warn() {}, now: () => 0 }),
   };
   const tag = tagger.tag('k', 42, 'none');
-  const tags = new Map([[tag, { clientId: 42, plan: 'none' as const, pending: undefined }]]);
+  const entry = { clientId: 42, plan: 'none' as const, pending: undefined };
+  const tags = new Map([[tag, entry]]);
   const body = Buffer.from(`{"result":${RESULT},"jsonrpc":"2.0","id":"${tag}"}`);
   const upstream: IncomingHttpHeaders = {
     'content-type': 'application/json',
@@ -96,8 +105,9 @@ async function load(root: string) {
     const res = new ServerResponse(req);
     res.shouldKeepAlive = true;
     res.assignSocket(socket);
-    res.setHeader('x-request-id', '3078f0a3-be11-4e91-ae8b-1817fa3e091f');
-    const rewrite = matchMod.createMatchRewrite(matchMod.exchangeIds(tags, undefined, tag), filters);
+    // As the pipeline answers a body of one request (integrity/step.ts).
+    const ids = matchMod.exchangeIdsOf({ bytes: body, tags, sole: tag, soleEntry: entry });
+    const rewrite = matchMod.createMatchRewrite(ids, filters);
     const relay = new relayMod.Relay(res, config, rewrite, hooks);
     relay.onRequestStart(controller);
     relay.onResponseStart(controller, 200, upstream);
@@ -105,6 +115,42 @@ async function load(root: string) {
     relay.onResponseEnd();
     res.detachSocket(socket);
   };
+}
+
+function median(xs: number[]): number {
+  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+}
+
+/** The floor proxy's answer: the upstream's content type set, the body given to end(). */
+function floorOp(): () => void {
+  const body = Buffer.from(`{"result":${RESULT},"jsonrpc":"2.0","id":42}`);
+  const socket = sinkSocket();
+  const req = new IncomingMessage(socket);
+  req.method = 'POST';
+  req.httpVersionMajor = 1;
+  req.httpVersionMinor = 1;
+  return () => {
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = true;
+    res.assignSocket(socket);
+    res.statusCode = 200;
+    res.setHeader('content-type', 'application/json');
+    res.end(body);
+    res.detachSocket(socket);
+  };
+}
+
+/** Bytes one response allocates, heap and Buffers (median of batches; run with a large young space). */
+function allocated(op: () => void): number {
+  const out: number[] = [];
+  for (let k = 0; k < 15; k++) {
+    const before = process.memoryUsage();
+    for (let i = 0; i < 200; i++) op();
+    const after = process.memoryUsage();
+    const bytes = after.heapUsed - before.heapUsed + (after.external - before.external);
+    if (bytes >= 0) out.push(bytes / 200);
+  }
+  return out.length === 0 ? NaN : median(out);
 }
 
 /** CPU ns per response; batches of 100 with an event-loop turn between (Node defers work to ticks). */
@@ -120,17 +166,47 @@ async function time(op: () => void): Promise<number> {
   return ((used.user + used.system) * 1000) / OPS;
 }
 
+/**
+ * Wall ns per response, the median over batches of 100 (each with the event-loop turn that runs its
+ * deferred work), the subjects' batches taking turns in a rotating order: a loaded machine's
+ * preemptions land in a few batches, which the median leaves out. Steadier than the CPU rounds when
+ * other processes share the cores.
+ */
+async function interleaved(ops: (() => void)[]): Promise<number[]> {
+  const samples = ops.map(() => [] as number[]);
+  const batches = Math.max(50, Math.round((OPS * ROUNDS) / 100 / ops.length));
+  for (let b = 0; b < batches; b++) {
+    for (let k = 0; k < ops.length; k++) {
+      const i = (b + k) % ops.length;
+      const op = ops[i]!;
+      const start = process.hrtime.bigint();
+      for (let j = 0; j < 100; j++) op();
+      await turn();
+      samples[i]!.push(Number(process.hrtime.bigint() - start) / 100);
+    }
+  }
+  return samples.map(median);
+}
+
 const subjects: [string, () => void][] = [['this', await load(resolve(import.meta.dirname, '..'))]];
 if (values.against !== undefined) subjects.push(['against', await load(values.against)]);
+subjects.push(['floor', floorOp()]);
 console.log(`relay, ${OPS} responses x ${ROUNDS} rounds, load average ${loadavg()[0]!.toFixed(2)}`);
 const results = subjects.map(() => [] as number[]);
 for (let round = 0; round < ROUNDS; round++) {
   const order = round % 2 === 0 ? [...subjects.keys()] : [...subjects.keys()].reverse();
   for (const i of order) results[i]!.push(await time(subjects[i]![1]));
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const walls = await interleaved(subjects.map(([, op]) => op));
+const bytes = subjects.map(([, op]) => allocated(op));
 for (const [i, [name]] of subjects.entries())
-  console.log(`${name.padEnd(8)} ${(median(results[i]!) / 1000).toFixed(2)} µs per response`);
-if (subjects.length === 2)
-  console.log(`this/against ${(median(results[0]!) / median(results[1]!)).toFixed(3)}`);
+  console.log(
+    `${name.padEnd(8)} ${(median(results[i]!) / 1000).toFixed(2)} µs CPU per response, ` +
+      `${(walls[i]! / 1000).toFixed(2)} µs wall (batch median)  ${bytes[i]!.toFixed(0)} B`,
+  );
+if (values.against !== undefined)
+  console.log(
+    `this/against CPU ${(median(results[0]!) / median(results[1]!)).toFixed(3)}, ` +
+      `wall ${(walls[0]! / walls[1]!).toFixed(3)}`,
+  );
 console.log(`load average after: ${loadavg()[0]!.toFixed(2)}`);
