@@ -32,12 +32,30 @@ function flushHead(relay: Relay): void {
 
 /**
  * The head as Node's writeHead takes it fastest: a flat `[name, value, ...]` list, on a response
- * with nothing set on it before (no setHeader: Node then merges no header map).
+ * with nothing set on it before (no setHeader: Node then merges no header map). A held body's
+ * Content-Length is appended here rather than added to the header object (one property fewer to
+ * add, and no new shape for the object per response).
  */
-function flatHead(headers: Record<string, string | string[]>): (string | string[])[] {
+function flatHead(headers: Record<string, string | string[]>, length?: number): (string | string[])[] {
   const flat: (string | string[])[] = [];
   for (const name in headers) flat.push(name, headers[name] as string | string[]);
+  if (length !== undefined) flat.push('content-length', String(length));
   return flat;
+}
+
+/**
+ * A Content-Length of 1 to 9 ASCII digits as a number, else -1 (absent, repeated, or larger than a
+ * body the gateway would hold).
+ */
+function usableLength(value: string | string[] | undefined): number {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 9) return -1;
+  let n = 0;
+  for (let i = 0; i < value.length; i++) {
+    const d = value.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
 }
 
 /** Upper bound for a JSON list body the gateway holds to filter (a page of tools is far smaller). */
@@ -61,8 +79,8 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
   private atBoundary = true;
   /** The JSON body is held whole for the rewrite (in `whole` when it came as one chunk, else in `held`). */
   private holding = false;
-  /** Content-Length of a held body, when the upstream sent a usable one. */
-  private heldLength: number | undefined;
+  /** Content-Length of a held body, when the upstream sent a usable one (else -1). */
+  private heldLength = -1;
   private held: BodyBuffer | undefined;
   /** The held body was rewritten into bytes of their own: its buffer may be reused. */
   private reuseHeld = false;
@@ -74,8 +92,9 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
   /** The SSE rewriter is made on the first bytes (an idle stream never needs one). */
   private sseRewrite = false;
   private done = false;
-  /** A held (rewritten JSON) response is written only once it is complete and filtered. */
-  private heldHead: { status: number; headers: Record<string, string | string[]> } | undefined;
+  /** A held (rewritten JSON) response is written only once it is complete and filtered: its head. */
+  private heldHeaders: Record<string, string | string[]> | undefined = undefined;
+  private heldStatus = 0;
   /** The SSE headers are written but not sent: the first bytes (or the next tick) take them. */
   private headPending = false;
   /** Resumes the upstream once the client drained (made on the first pause only). */
@@ -122,10 +141,10 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     const headers = this.options.head.headers(statusCode, upstreamHeaders);
     const contentType = upstreamHeaders['content-type'];
     this.sse = isEventStream(contentType);
-    if (!this.sse) {
-      const length = upstreamHeaders['content-length'];
-      if (typeof length === 'string' && length.length < 8) this.wholeLength = Number(length);
-    }
+    // The body is known to be whole when one chunk of this length arrives (not for SSE: its events
+    // are written as they come).
+    const length = this.sse ? -1 : usableLength(upstreamHeaders['content-length']);
+    this.wholeLength = length;
     const rewrite = this.rewrite;
     if (rewrite !== undefined) {
       // A response a rule must read is filtered whatever its status; one that cannot be read (a
@@ -137,9 +156,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
         headers['content-type'] = 'text/event-stream';
       } else if (isJson(contentType)) {
         this.holding = true;
-        const length = upstreamHeaders['content-length'];
-        this.heldLength =
-          typeof length === 'string' && /^[0-9]{1,9}$/.test(length) ? Number(length) : undefined;
+        this.heldLength = length;
         headers['content-type'] = 'application/json';
       } else if (statusCode < 300 && statusCode !== 202 && statusCode !== 204 && rewrite.bodyless !== true) {
         controller.abort(
@@ -154,7 +171,9 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
         if (own.type !== undefined) headers['content-type'] = own.type;
         headers['content-length'] = String(own.body.length);
       }
-      if (this.sseRewrite || this.holding) delete headers['content-length'];
+      // (The allowlist passes no Content-Length: this only keeps it so.)
+      if ((this.sseRewrite || this.holding) && headers['content-length'] !== undefined)
+        delete headers['content-length'];
     }
     if (this.sse) {
       headers['x-accel-buffering'] = 'no';
@@ -174,7 +193,8 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     }
     if (this.res.destroyed) return;
     if (this.holding) {
-      this.heldHead = { status: statusCode, headers };
+      this.heldStatus = statusCode;
+      this.heldHeaders = headers;
       return;
     }
     this.res.writeHead(statusCode, flatHead(headers));
@@ -222,7 +242,8 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
   onResponseEnd(): void {
     this.stopKeepalive();
     if (!this.res.destroyed) {
-      if (this.holding && this.heldHead) {
+      const heldHeaders = this.heldHeaders;
+      if (this.holding && heldHeaders !== undefined) {
         let body: Buffer;
         try {
           body = this.rewrite!.json(this.held ? this.held.bytes() : (this.whole ?? EMPTY));
@@ -234,8 +255,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
         // The rewrite kept no view of the held bytes (it copies what it keeps, and the body it
         // returns is checked here): the buffer may hold the next list body.
         this.reuseHeld = this.held !== undefined && !this.held.holds(body);
-        this.heldHead.headers['content-length'] = String(body.length);
-        this.res.writeHead(this.heldHead.status, flatHead(this.heldHead.headers));
+        this.res.writeHead(this.heldStatus, flatHead(heldHeaders, body.length));
         this.hooks.onBytes(body.length);
         this.res.end(body);
       } else {
