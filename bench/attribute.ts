@@ -2,7 +2,7 @@
  * What each pipeline step costs per request, in microseconds of CPU: the table issue 14 asks for.
  *
  *   node bench/attribute.ts [--config pipeline|passthrough] [--gw NAME=PATH ...] [--seconds 8]
- *     [--functions N] [--keep]
+ *     [--functions N] [--keep] [--scale split|total]
  *
  * For each gateway build (default: this checkout) two processes run the same configuration behind
  * the same origin: one under `--cpu-prof` (for shares) and one plain (for CPU per request from
@@ -16,13 +16,23 @@
  * - otherwise the HTTP hops: Node's HTTP server and undici with no mcpgate code on the stack.
  *
  * The floor proxy is profiled the same way (all of it is hops, syscalls, GC and V8), so each row
- * can be read against it. Each step's µs per request is its share of the profiled process's busy
- * samples times the plain process's CPU per request. Startup (module loading, config) is left out
- * of the shares. Several builds side by side (`--gw before=/old/bin/mcpgate.js --gw after=...`)
- * give a before/after table from one run. `--functions N` lists after the table each build's N
- * costliest mcpgate functions (the innermost mcpgate frame, with what it calls into Node), which is
- * what to read when one step's row is large. `--keep` leaves the profiles (and their directory,
- * printed at the end) for a look of one's own.
+ * can be read against it. Startup (module loading, config) is left out of the shares. Several
+ * builds side by side (`--gw before=/old/bin/mcpgate.js --gw after=...`) give a before/after table
+ * from one run. `--functions N` lists after the table each build's N costliest mcpgate functions
+ * (the innermost mcpgate frame, with what it calls into Node), which is what to read when one
+ * step's row is large. `--keep` leaves the profiles (and their directory, printed at the end) for a
+ * look of one's own.
+ *
+ * How the shares become µs (`--scale`). `--cpu-prof` samples the main thread by wall clock: a
+ * sample taken while the thread waits to run again is charged to the call it was in, and on this
+ * 2-core machine the thread is mostly preempted inside a socket write, which wakes the client or
+ * the origin (2026-12-03: the syscall row came to twice the process's whole system time). So by
+ * default (`split`) the syscall row is the plain process's system time per request, and every
+ * other row (and function) is its share of the samples outside syscalls times the user time per
+ * request (the threads other than the main one, GC helpers and libuv's pool, are spread over the
+ * rows in proportion). `total` is the method of the tables before 2026-12-03: each row's share of
+ * all busy samples times user + system, which understates the JavaScript rows by the preempted
+ * time.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -51,6 +61,7 @@ const { values } = parseArgs({
     interval: { type: 'string', default: '100' },
     functions: { type: 'string', default: '0' },
     keep: { type: 'boolean', default: false },
+    scale: { type: 'string', default: 'split' },
   },
 });
 if (values.gw.length === 0)
@@ -235,18 +246,22 @@ const run = (t: Target, s: number) =>
   load.run({ url: t.url, body: CALL, headers: t.headers, connections: 32, seconds: s });
 const all = builds.flatMap((b) => [b.plain, b.profiled]);
 for (const t of all) await run(t, 2);
-const cpu = new Map<Target, { us: number; requests: number }>(all.map((t) => [t, { us: 0, requests: 0 }]));
+const cpu = new Map<Target, { user: number; system: number; requests: number }>(
+  all.map((t) => [t, { user: 0, system: 0, requests: 0 }]),
+);
 for (let round = 0; round < Number(values.rounds); round++) {
   for (const t of all) {
     const before = await cpuTimes(t.proc.pid);
     const r = await run(t, seconds);
     const after = await cpuTimes(t.proc.pid);
     const c = cpu.get(t)!;
-    c.us += after.user + after.system - before.user - before.system;
+    c.user += after.user - before.user;
+    c.system += after.system - before.system;
     c.requests += r.requests;
   }
 }
-const perRequest = (t: Target) => cpu.get(t)!.us / cpu.get(t)!.requests;
+const perRequest = (t: Target) => (cpu.get(t)!.user + cpu.get(t)!.system) / cpu.get(t)!.requests;
+const SYSCALL_ROW = 'socket syscalls (write, read)';
 for (const b of builds) await b.profiled.proc.stop();
 
 const columns = builds.map((b) => {
@@ -256,12 +271,24 @@ const columns = builds.map((b) => {
   const time = attribute(JSON.parse(readFileSync(join(b.profileDir, file), 'utf8')) as Profile, functions);
   const busy = [...time.values()].reduce((a, v) => a + v, 0);
   const total = perRequest(b.plain);
-  const share = (t: number) => (t / busy) * total;
-  return { label: b.label, total, functions, share, step: (s: string) => share(time.get(s) ?? 0) };
+  if (values.scale === 'total') {
+    const share = (t: number) => (t / busy) * total;
+    return { label: b.label, total, functions, share, step: (s: string) => share(time.get(s) ?? 0) };
+  }
+  const { user, system, requests } = cpu.get(b.plain)!;
+  // (`functions` holds no syscall samples.)
+  const share = (t: number) => (t / (busy - (time.get(SYSCALL_ROW) ?? 0))) * (user / requests);
+  return {
+    label: b.label,
+    total,
+    functions,
+    share,
+    step: (s: string) => (s === SYSCALL_ROW ? system / requests : share(time.get(s) ?? 0)),
+  };
 });
 const f = perRequest(builds[0]!.plain);
 const lines = [
-  `${values.config}, 32 connections, ${values.rounds} × ${seconds} s per process, load average before ${loadavg()[0]?.toFixed(2)}; µs of CPU (user + system) per request`,
+  `${values.config}, 32 connections, ${values.rounds} × ${seconds} s per process, load average before ${loadavg()[0]?.toFixed(2)}; µs of CPU (user + system) per request, scaled by ${values.scale === 'total' ? 'user + system (all samples)' : 'user time (samples outside syscalls) and system time (the syscall row)'}`,
   '',
   `| Step | ${columns.map((c) => c.label).join(' | ')} |`,
   `| --- | ${columns.map(() => '---:').join(' | ')} |`,
@@ -270,7 +297,11 @@ for (const step of ORDER) {
   if (step === 'startup') continue;
   const cells = columns.map((c) => c.step(step));
   if (cells.every((v) => v < 0.05)) continue;
-  lines.push(`| ${step} | ${cells.map((v) => v.toFixed(1)).join(' | ')} |`);
+  const shown =
+    step === SYSCALL_ROW && values.scale !== 'total'
+      ? 'system time (socket syscalls and all other kernel work)'
+      : step;
+  lines.push(`| ${shown} | ${cells.map((v) => v.toFixed(1)).join(' | ')} |`);
 }
 lines.push(
   `| **total** (measured without the profiler) | ${columns.map((c) => c.total.toFixed(1)).join(' | ')} |`,
