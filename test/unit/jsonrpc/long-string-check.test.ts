@@ -125,3 +125,102 @@ describe('a long string checked in two parts', () => {
     assert.deepEqual(scanOf(`\\u00e9${plain}`).checked, [open + 1]);
   });
 });
+
+/** Pieces of a string as bytes: the text ones, and invalid UTF-8 (a lone byte, overlong, a surrogate, cut short). */
+const BYTE_PIECES = [
+  ...PIECES.map((p) => Buffer.from(p)),
+  Buffer.from([0xff]),
+  Buffer.from([0xc0, 0x80]),
+  Buffer.from([0xed, 0xa0, 0x80]),
+  Buffer.from([0xe2, 0x82]),
+  Buffer.from('\\'),
+];
+/** Plain runs around the lengths where the pre-scan changes how it reads (32-bit words up to 128 bytes, LONG_STRING). */
+const RUNS = [
+  0, 1, 3, 4, 5, 62, 63, 64, 65, 124, 126, 127, 128, 129, 131, 1017, 1020, 1022, 1023, 1024, 1025,
+];
+
+const aString = fc.array(
+  fc.oneof(
+    { weight: 6, arbitrary: fc.constantFrom(...RUNS).map((n) => Buffer.alloc(n, 0x61)) },
+    { weight: 1, arbitrary: fc.constantFrom(...BYTE_PIECES) },
+  ),
+  { maxLength: 4 },
+);
+
+/** The outcome of a parse: the error code, or what a reader reads and what the forwarded bytes mean. */
+function full(body: Buffer, argumentsRead: boolean, skeletonFrom: number): unknown {
+  try {
+    const parsed = parseBody(body, KNOWN_METHODS, BODY_LIMITS, argumentsRead, skeletonFrom);
+    const read = parsed.messages.map((m) => {
+      const params = (m as { params?: Record<string, unknown> }).params;
+      // Unread arguments stay placeholders on the fast path: compare the rest.
+      return argumentsRead || params === undefined ? m : { ...m, params: { ...params, arguments: 0 } };
+    });
+    return { read: JSON.stringify(read), bytes: JSON.parse(parsed.bytes.toString('utf8')) as unknown };
+  } catch (err) {
+    if (!isGatewayError(err)) throw err;
+    return err.code;
+  }
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+describe('several long strings in a large body', () => {
+  it('are refused where JSON.parse refuses the body, and read as the whole parse reads them', () => {
+    let refused = 0;
+    fc.assert(
+      fc.property(
+        fc.nat(3),
+        fc.array(fc.tuple(fc.array(aString, { minLength: 1, maxLength: 3 }), aString, fc.boolean()), {
+          minLength: 1,
+          maxLength: 3,
+        }),
+        fc.constantFrom(0, 1000, 4100),
+        (offset, messages, pad) => {
+          const parts: Buffer[] = [Buffer.from(messages.length > 1 ? '[' : '')];
+          messages.forEach(([args, meta, inArray], m) => {
+            parts.push(Buffer.from(`${m > 0 ? ',' : ''}{"jsonrpc":"2.0","id":${m},"method":"tools/call"`));
+            parts.push(Buffer.from(`,"params":{"name":"x","arguments":{"pad":"${'p'.repeat(pad)}"`));
+            args.forEach((s, k) => {
+              // Long enough for the pre-scan to report it, or as it came.
+              const text = k === 0 ? Buffer.concat([...s, Buffer.alloc(1100, 0x7a)]) : Buffer.concat(s);
+              parts.push(
+                Buffer.from(inArray ? `,"s${k}":["` : `,"s${k}":"`),
+                text,
+                Buffer.from(inArray ? '"]' : '"'),
+              );
+            });
+            parts.push(
+              Buffer.from('},"_meta":{"m":"'),
+              ...meta,
+              Buffer.alloc(1030, 0x6d),
+              Buffer.from('"}}}'),
+            );
+          });
+          parts.push(Buffer.from(messages.length > 1 ? ']' : ''));
+          // At `offset` past a 4-aligned address, as a socket read may give it.
+          const body = Buffer.concat(parts);
+          const memory = Buffer.alloc(body.length + 4);
+          body.copy(memory, offset);
+          const aligned = memory.subarray(offset, offset + body.length);
+          let valid = true;
+          try {
+            JSON.parse(strictUtf8.decode(aligned));
+          } catch {
+            valid = false;
+            refused++;
+          }
+          for (const argumentsRead of [false, true]) {
+            const whole = full(aligned, argumentsRead, Infinity);
+            if (!valid) assert.equal(whole, 'ERR_PARSE');
+            assert.deepStrictEqual(full(aligned, argumentsRead, 0), whole);
+          }
+        },
+      ),
+      { numRuns: 400 },
+    );
+    // Many bodies hold a flaw somewhere, and many do not.
+    assert.ok(refused > 40 && refused < 360, String(refused));
+  });
+});
