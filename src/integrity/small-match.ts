@@ -60,10 +60,14 @@ export function matchSmallSpan(
   if (idStart === -1 || !isUtf8(frame)) return undefined;
   const untagged = ids.answer(tag);
   if (untagged === undefined) return undefined;
-  const id = JSON.stringify(untagged.clientId);
+  const clientId = untagged.clientId;
+  // A number id (a safe integer: request-tag.ts tags no other) is written as JSON writes it, its
+  // decimal digits, without JSON.stringify's serializer or an encoder call to count its bytes.
+  const number = typeof clientId === 'number' && Number.isSafeInteger(clientId);
+  const id = number ? String(clientId) : JSON.stringify(clientId);
   const start = from + idStart;
   const end = start + tag.length + 2;
-  const idBytes = Buffer.byteLength(id);
+  const idBytes = number ? id.length : Buffer.byteLength(id);
   const out = Buffer.allocUnsafe(frame.length - (end - start) + idBytes);
   frame.copy(out, 0, 0, start);
   // An ASCII id (as many bytes as characters: a number, mostly) is written without an encoder call.
