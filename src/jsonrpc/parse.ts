@@ -109,14 +109,16 @@ export function parseBody(
   if (!isUtf8(body)) throw new GatewayError('ERR_PARSE', { message: 'parse error: body is not valid UTF-8' });
   // JSON.parse makes `"__proto__"` an ordinary own key, but an upstream that copies objects with
   // assignment (Object.assign, a naive deep merge) turns it into a prototype, and then reads
-  // properties the gateway never saw. A key can only be `__proto__` if the bytes spell it or use
-  // a \u escape, so the walk looks for it only then.
-  const findProto = scan.unicodeEscape || body.indexOf(PROTO) !== -1;
+  // properties the gateway never saw. A key can only be `__proto__` if the bytes spell it or it is
+  // spelled with an escape (scan.ts keyEscape), so the walk looks for it only then.
+  const findProto = scan.keyEscape || body.indexOf(PROTO) !== -1;
   // Long strings, and arguments nothing reads, are left out of what JSON.parse reads and given
-  // back where a reader reads them (skeleton.ts). `__proto__` or any `\u` escape keeps the
-  // arguments (the walk must see their keys, and arguments-span.ts reads keys as bytes); a `\u`
-  // escape keeps everything unless no string JSON.parse builds can be taken for a placeholder
-  // (skeleton.ts: unicodeSkeleton).
+  // back where a reader reads them (skeleton.ts). `__proto__` or a key spelled with an escape keeps
+  // the arguments (the walk must see their keys, and arguments-span.ts reads keys as bytes); `\u`
+  // escapes in strings do not (the arguments' strings are validated by their walk and forwarded as
+  // the client spelled them, as the long strings nothing reads are: splice.ts), but a `\u` escape
+  // keeps everything unless no string JSON.parse builds can be taken for a placeholder (skeleton.ts:
+  // unicodeSkeleton).
   let cut = cutOf(body, scan.long, !argumentsRead && !findProto, skeletonFrom, scan.plain);
   let skeleton =
     cut === undefined ? body : scan.unicodeEscape ? unicodeSkeleton(body, cut) : skeletonOf(body, cut.spans);
@@ -181,6 +183,7 @@ export function parseBody(
     shape.values + (cut === undefined ? 0 : argumentsLeftOut(value, cut)),
     bodyText(body, text, cut),
     cut?.spans,
+    cut?.repeats === false ? cut.counts : undefined,
   );
   if (spliced !== undefined) return { messages, batch, bytes: spliced };
   // Should the splice not account for every value, the judged value is serialised, with every

@@ -69,6 +69,11 @@ interface Frame {
  *   placeholder is one nothing reads (skeleton.ts gives back every other), so it is kept as the
  *   client wrote it, `\u` escapes and all, and jumped over (its extent is the pre-scan's, which
  *   validated it)
+ * @param unbuiltValues for each part left out, the values the parsed value would hold there, when
+ *   no key repeats inside any of them: an object or array left out (a message's arguments nothing
+ *   reads, arguments-span.ts) whose place still holds its placeholder is then kept as the client
+ *   wrote it too, and jumped over; undefined: such parts are walked (their members may need
+ *   leaving out)
  */
 export function spliceBody(
   body: Buffer,
@@ -78,6 +83,7 @@ export function spliceBody(
   values: number,
   asciiText?: string,
   unbuilt: readonly number[] = NONE,
+  unbuiltValues?: readonly number[],
 ): Buffer | undefined {
   const frames: Frame[] = [];
   /** Strings to re-spell: start and end (after the closing quote), in order. */
@@ -156,6 +162,18 @@ export function spliceBody(
     }
     if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
       if (first === -1) first = i;
+      if (unbuiltValues !== undefined) {
+        while (nextUnbuilt < unbuilt.length && (unbuilt[nextUnbuilt] as number) < i) nextUnbuilt += 2;
+        if (unbuilt[nextUnbuilt] === i && frames.length > 0) {
+          const k = nextUnbuilt >> 1;
+          if (isPlaceholderOf(slotValue(body, frames, frames.length - 1, value), k)) {
+            i = unbuilt[nextUnbuilt + 1] as number;
+            last = i;
+            counted += unbuiltValues[k] as number;
+            continue;
+          }
+        }
+      }
       const array = c === 0x5b;
       frames.push({
         array,

@@ -53,11 +53,15 @@ const U = '\\u00e9'.repeat(400);
 const call = (params: string, id = '1') =>
   `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":${params}}`;
 
-/** Whether the first message's `params.arguments.k` was left unbuilt (a placeholder). */
+/**
+ * Whether the first message's `params.arguments.k` was left unbuilt: a placeholder, or in arguments
+ * left out whole (one placeholder).
+ */
 function unbuilt(text: string): boolean {
   const parsed = parseBody(Buffer.from(text), KNOWN_METHODS, BODY_LIMITS, false, 0);
-  const k = (parsed.messages[0] as unknown as { params: { arguments: { k: unknown } } }).params.arguments.k;
-  return typeof k === 'string' && k.charCodeAt(0) === 0;
+  const args = (parsed.messages[0] as unknown as { params: { arguments: unknown } }).params.arguments;
+  const placeholder = (v: unknown) => typeof v === 'string' && v.charCodeAt(0) === 0;
+  return placeholder(args) || placeholder((args as { k?: unknown }).k);
 }
 
 describe('long strings with \\u escapes left out of JSON.parse', () => {
@@ -196,5 +200,41 @@ describe('long strings with \\u escapes left out: bodies broken anywhere (differ
       { numRuns: 1500 },
     );
     assert.ok(kept > 30, `${kept} bodies kept a \\u string as spelled`);
+  });
+});
+
+describe('arguments nobody reads, holding short strings with \\u escapes', () => {
+  // Large enough to be left out at the default threshold (8 x 16 KiB).
+  const many = (unit: string) => `[${unit.repeat(15_000)}"z"]`;
+
+  it('are left out whole and forwarded as the client spelled them, a view of the body', () => {
+    const text = call(`{"name":"echo","arguments":{"a":${many('"x\\u00e9y",')}}}`);
+    alike(text);
+    const body = Buffer.from(text);
+    const parsed = parseBody(body, KNOWN_METHODS, BODY_LIMITS, false);
+    const args = (parsed.messages[0] as unknown as { params: { arguments: unknown } }).params.arguments;
+    assert.ok(typeof args === 'string' && args.charCodeAt(0) === 0, 'a placeholder');
+    assert.equal(parsed.bytes.toString('utf8'), text);
+    assert.equal(parsed.bytes.buffer, body.buffer);
+    // Read by the audit: built, and every string re-spelled as before.
+    const read = parseBody(Buffer.from(text), KNOWN_METHODS, BODY_LIMITS, true);
+    assert.equal(read.bytes.toString('utf8'), call(`{"name":"echo","arguments":{"a":${many('"xéy",')}}}`));
+  });
+
+  it('are kept as spelled while a key repeated outside them is still left out', () => {
+    const args = `{"a":${many('"\\u0041",')}}`;
+    const text = call(`{"_meta":{"p":1},"name":"echo","_meta":{"p":2},"arguments":${args}}`);
+    alike(text);
+    const parsed = parseBody(Buffer.from(text), KNOWN_METHODS, BODY_LIMITS, false);
+    assert.equal(parsed.bytes.toString('utf8'), call(`{"name":"echo","_meta":{"p":2},"arguments":${args}}`));
+  });
+
+  it('with a key repeated inside them, are walked: the member replaced is left out', () => {
+    const text = call(`{"name":"echo","arguments":{"k":1,"a":${many('"\\u0041",')},"k":2}}`);
+    alike(text);
+    const parsed = parseBody(Buffer.from(text), KNOWN_METHODS, BODY_LIMITS, false);
+    const forwarded = parsed.bytes.toString('utf8');
+    assert.equal(forwarded.split('"k":').length - 1, 1, 'one "k" member left');
+    assert.equal((JSON.parse(forwarded) as { params: { arguments: { k: number } } }).params.arguments.k, 2);
   });
 });
