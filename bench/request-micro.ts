@@ -2,8 +2,9 @@
  * Micro-benchmark of the request side's own steps (issue 14), per request, in one process:
  * finding and checking the API key (credential extraction, checksum, SHA-256, lookup), a session
  * id answered from the verified cache, tagging the forwarded request's id, the audit record of a
- * finished call, the request id with the context, and the upstream request's header list with the
- * undici request object built from it. Not part of the tests.
+ * finished call, the request id with the context, the copy of the Mcp-* headers that inspect checks
+ * against the body, and the upstream request's header list with the undici request object built
+ * from it. Not part of the tests.
  *
  *   node --max-semi-space-size=64 --min-semi-space-size=64 bench/request-micro.ts [--ops 100000]
  *     [--rounds 5] [--against /path/to/other/checkout]
@@ -31,6 +32,7 @@ import type * as SessionModule from '../src/pipeline/session.ts';
 import type * as BindingModule from '../src/auth/session-binding.ts';
 import type * as RecordModule from '../src/audit/record.ts';
 import type * as RequestHeadersModule from '../src/proxy/request-headers.ts';
+import type * as PolicyHeadersModule from '../src/policy/headers.ts';
 import { createRequire } from 'node:module';
 
 /** undici's request object, as `Pool.dispatch` builds it from the options and the header list. */
@@ -82,6 +84,8 @@ const rawHeaders = [
   `Bearer ${key}`,
   'Mcp-Session-Id',
   'a-session',
+  'MCP-Protocol-Version',
+  '2025-06-18',
   'Content-Length',
   '120',
 ];
@@ -112,6 +116,7 @@ async function load(name: string, root: string): Promise<Subject> {
   const bindingMod = (await import(at('auth/session-binding.ts'))) as typeof BindingModule;
   const recordMod = (await import(at('audit/record.ts'))) as typeof RecordModule;
   const headersMod = (await import(at('proxy/request-headers.ts'))) as typeof RequestHeadersModule;
+  const policyHeadersMod = (await import(at('policy/headers.ts'))) as typeof PolicyHeadersModule;
   const requestHeaders = headersMod.createRequestHeaders({
     forward: [],
     staticHeaders: {},
@@ -153,6 +158,7 @@ async function load(name: string, root: string): Promise<Subject> {
     ['tag the forwarded request id (HMAC)', () => (sink = tagger.tag(bindingId, 7, 'none'))],
     ['audit record of a finished call', () => (sink = recordMod.buildAuditRecord(finished, Date.now(), 1))],
     ['request id + context', () => (sink = ctxMod.createContext(idMod.requestIdFor(req), req, res, 0, 0))],
+    ['the Mcp-* headers the body is checked against', () => (sink = policyHeadersMod.mcpHeaders(rawHeaders))],
     [
       'upstream headers and undici request of a POST',
       () => {

@@ -47,19 +47,34 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 /**
  * The request's `Mcp-*` headers (any case) as `req.headersDistinct` shows them: lower-case names,
  * every value of a repeated header in order. Only these are read by checkMcpHeaders, so the other
- * headers are not copied.
+ * headers are not copied, nor `Mcp-Session-Id`, which it never reads (the session step takes it
+ * from `req.headers`) and which nearly every request of a session carries.
  */
 export function mcpHeaders(rawHeaders: readonly string[]): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as string;
-    if (name.length < 4 || !isMcpPrefix(name)) continue;
+    if (name.length < 4 || !isMcpPrefix(name) || isSessionId(name)) continue;
     const lower = name.toLowerCase();
     const values = out[lower];
     if (values === undefined) out[lower] = [rawHeaders[i + 1] as string];
     else values.push(rawHeaders[i + 1] as string);
   }
   return out;
+}
+
+const SESSION_ID = 'mcp-session-id';
+
+/** A name that starts with `mcp-` is `mcp-session-id`, ignoring ASCII case (compared in place). */
+function isSessionId(name: string): boolean {
+  if (name.length !== SESSION_ID.length) return false;
+  for (let i = 4; i < SESSION_ID.length; i++) {
+    const c = name.charCodeAt(i);
+    const l = SESSION_ID.charCodeAt(i);
+    // Only letters fold: '-' stays '-'.
+    if (c !== l && !(l >= 0x61 && l <= 0x7a && c === l - 0x20)) return false;
+  }
+  return true;
 }
 
 /** The name starts with `mcp-`, ignoring ASCII case. */

@@ -177,7 +177,7 @@ describe('checkMcpHeaders: Mcp-Param-*', () => {
 });
 
 describe('mcpHeaders', () => {
-  it('gives every Mcp-* header exactly as req.headersDistinct does, and no other header', async () => {
+  it('gives every Mcp-* header but Mcp-Session-Id exactly as req.headersDistinct does, and no other header', async () => {
     const seen: { distinct: Record<string, string[]>; mine: Record<string, string[]> }[] = [];
     const server = createServer((req, res) => {
       seen.push({
@@ -205,6 +205,8 @@ describe('mcpHeaders', () => {
       'tools/call',
       'Accept',
       'application/json',
+      'MCP-Session-ID',
+      'the-session',
       'X-Mcp-Name',
       'not mine',
       'mcp',
@@ -217,8 +219,11 @@ describe('mcpHeaders', () => {
     await once(res, 'end');
     server.close();
     const { distinct, mine } = seen[0]!;
-    const expected = Object.fromEntries(Object.entries(distinct).filter(([n]) => n.startsWith('mcp-')));
+    const expected = Object.fromEntries(
+      Object.entries(distinct).filter(([n]) => n.startsWith('mcp-') && n !== 'mcp-session-id'),
+    );
     assert.deepEqual(mine, expected);
+    assert.deepEqual(distinct['mcp-session-id'], ['the-session'], 'sent, and left out of the copy');
     assert.deepEqual(mine['mcp-name'], ['a', 'b'], 'a repeated header keeps each value');
     assert.deepEqual(Object.keys(mine).sort(), [
       'mcp-method',
