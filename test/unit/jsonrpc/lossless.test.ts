@@ -59,15 +59,16 @@ const anyString = fc.oneof(
 );
 
 /**
- * Keys the gateway accepts in one object: no `__proto__`, no quote (spelled `\"`, which V8 can
- * misread), and no two different keys equal under its case folding (parse.ts refuses all three by
+ * Keys the gateway accepts in one object: no `__proto__`, no quote and no backslash (V8's JSON.parse
+ * can read a key spelled with an escape as an earlier key holding one: key-check.ts), and no two
+ * different keys equal under its case folding (parse.ts refuses all three by
  * design; this property is about what it forwards). A key
  * repeated exactly is kept: JSON.parse keeps the last, and the forwarded bytes must say the same.
  */
 function acceptedKeys(members: readonly (readonly [string, unknown])[]): boolean {
   const byFold = new Map<string, string>();
   for (const [key] of members) {
-    if (key === '__proto__' || key.includes('"')) return false;
+    if (key === '__proto__' || key.includes('"') || key.includes('\\')) return false;
     const fold = key.toUpperCase().toLowerCase();
     const seen = byFold.get(fold);
     if (seen !== undefined && seen !== key) return false;

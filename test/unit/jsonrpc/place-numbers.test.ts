@@ -47,29 +47,15 @@ const numberLexeme = fc.oneof(
   fc.constantFrom('-0', '0', '1.0', '1e400', '-1E+2', '12345678901234567890', '0.10', '5e-324', '7', '-3.5'),
   fc.stringMatching(/^-?(0|[1-9][0-9]{0,25})(\.[0-9]{1,5})?([eE][+-]?[0-9]{1,3})?$/),
 );
-// No key spells an escaped quote: V8's JSON.parse can misread one (both sides of the comparison
-// would be wrong), and parseBody refuses such a body before placing anything (parse.ts).
+// No key holds a quote or a backslash: V8's JSON.parse can read a key spelled with an escape as an
+// earlier key holding a backslash (both sides of the comparison would be wrong; parseBody refuses
+// such a body before placing anything: parse.ts, key-check.ts).
 const key = fc.oneof(
-  fc.constantFrom(
-    'a',
-    'b',
-    '0',
-    '1',
-    '10',
-    '2',
-    '__proto__',
-    'k\\/q',
-    'k\\\\',
-    'n\\u0061me',
-    'é',
-    '😀',
-    '-1',
-    '01',
-  ),
+  fc.constantFrom('a', 'b', '0', '1', '10', '2', '__proto__', 'k\\/q', 'n\\u0061me', 'é', '😀', '-1', '01'),
   fc
     .string({ maxLength: 6 })
     .map((s) => JSON.stringify(s).slice(1, -1))
-    .filter((k) => !k.includes('\\"')),
+    .filter((k) => !k.includes('\\"') && !k.includes('\\\\')),
 );
 
 /** JSON text whose objects repeat keys often (as `a`, `\u0061` or `b`). */
