@@ -134,6 +134,17 @@ function handWritten(): Shape[] {
     fromUnit('{}', 'empty objects'),
     fromUnit('"' + 'x'.repeat(4000) + '"', '4 KB strings'),
     fromUnit('{"' + 'k'.repeat(1000) + '":0}', 'objects with a 1 KB key'),
+    // Shapes the fuzzed units cannot reach (a unit of mixed tokens hits the value limit first):
+    // many short strings holding a \u escape, and many keys spelled with one.
+    fromUnit(`"${'a'.repeat(34)}\\u00e9"`, '40-byte strings holding a \\u escape'),
+    fromUnit(
+      `{"${'a'.repeat(104)}\\u0061":1,"${'b'.repeat(104)}":2}`,
+      'objects with a 110-byte key spelled with \\u',
+    ),
+    fromUnit(
+      `{"${'a'.repeat(104)}\\u0061":1,"${'b'.repeat(104)}\\\\":2}`,
+      'the same with a second key holding a backslash',
+    ),
   ];
 }
 
