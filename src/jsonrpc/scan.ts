@@ -272,42 +272,30 @@ export function scanJson(b: Buffer, limits: ScanLimits, plainStrings = false): S
     }
     i++;
   }
-  if (found === undefined)
-    return {
-      ok: true,
-      values,
-      lossy: NONE,
-      depths: NONE,
-      unicodeEscape,
-      keyQuote,
-      keyEscape,
-      long: long ?? NONE,
-      checked: checked ?? NONE,
-      plain: plain === undefined ? NONE : plain.subarray(0, plainCount),
-    };
   // The kept ones, compacted in place into start and end pairs (a pair is written no later than
   // its triple is read), and their depths apart: views of typed arrays, not JavaScript arrays (two
   // arrays of 48,000 numbers cost ~290 page faults a body, fresh each time, more than the scan).
-  if (depthMemory.length < count / 3) depthMemory = new Int32Array(count / 3);
-  const depths = depthMemory;
   let kept = 0;
-  for (let k = 0; k + 2 < count; k += 3) {
-    const start = found[k] as number;
-    let end = found[k + 1] as number;
-    if (end < 0) {
-      end = ~end;
-      if (isCanonicalNumber(b, start, end)) continue;
+  if (found !== undefined) {
+    if (depthMemory.length < count / 3) depthMemory = new Int32Array(count / 3);
+    for (let k = 0; k + 2 < count; k += 3) {
+      const start = found[k] as number;
+      let end = found[k + 1] as number;
+      if (end < 0) {
+        end = ~end;
+        if (isCanonicalNumber(b, start, end)) continue;
+      }
+      depthMemory[kept] = found[k + 2] as number;
+      found[2 * kept] = start;
+      found[2 * kept + 1] = end;
+      kept++;
     }
-    depths[kept] = found[k + 2] as number;
-    found[2 * kept] = start;
-    found[2 * kept + 1] = end;
-    kept++;
   }
   return {
     ok: true,
     values,
-    lossy: kept === 0 ? NONE : found.subarray(0, 2 * kept),
-    depths: kept === 0 ? NONE : depths.subarray(0, kept),
+    lossy: found === undefined || kept === 0 ? NONE : found.subarray(0, 2 * kept),
+    depths: kept === 0 ? NONE : depthMemory.subarray(0, kept),
     unicodeEscape,
     keyQuote,
     keyEscape,

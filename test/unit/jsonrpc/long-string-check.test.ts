@@ -13,6 +13,7 @@ import { BODY_LIMITS, parseBody } from '../../../src/jsonrpc/parse.ts';
 import { scanJson } from '../../../src/jsonrpc/scan.ts';
 import { isGatewayError } from '../../../src/jsonrpc/errors.ts';
 import { KNOWN_METHODS } from '../../../src/policy/methods.ts';
+import { at, byJsonParse, fastOutcome } from '../../helpers/aligned-body.ts';
 
 const PRE = '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"x","arguments":{"s":"';
 const POST = '"}}}';
@@ -37,34 +38,6 @@ const PIECES = [
   'é',
 ];
 
-/** The body's bytes at `offset` (0 to 3) past a 4-aligned address, as a socket read may give them. */
-function at(text: string, offset: number): Buffer {
-  const bytes = Buffer.from(text);
-  const memory = Buffer.alloc(bytes.length + 4);
-  bytes.copy(memory, offset);
-  return memory.subarray(offset, offset + bytes.length);
-}
-
-/** 'ok' or the error code, for the fast path (skeletonFrom 0) with arguments unread or read. */
-function outcome(body: Buffer, argumentsRead: boolean): string {
-  try {
-    parseBody(body, KNOWN_METHODS, BODY_LIMITS, argumentsRead, 0);
-    return 'ok';
-  } catch (err) {
-    if (!isGatewayError(err)) throw err;
-    return err.code;
-  }
-}
-
-function byJsonParse(text: string): string {
-  try {
-    JSON.parse(text);
-    return 'ok';
-  } catch {
-    return 'ERR_PARSE';
-  }
-}
-
 describe('a long string checked in two parts', () => {
   it('is refused where JSON.parse refuses it, wherever the flaw stands', () => {
     fc.assert(
@@ -86,8 +59,8 @@ describe('a long string checked in two parts', () => {
           const text = PRE + inner + POST;
           const expected = byJsonParse(text);
           const body = at(text, offset);
-          assert.equal(outcome(body, false), expected, JSON.stringify(inner));
-          assert.equal(outcome(body, true), expected, JSON.stringify(inner));
+          assert.equal(fastOutcome(body, false), expected, JSON.stringify(inner));
+          assert.equal(fastOutcome(body, true), expected, JSON.stringify(inner));
         },
       ),
       { numRuns: 3000 },
@@ -100,7 +73,7 @@ describe('a long string checked in two parts', () => {
       for (const escape of ['\\n', '\\u00e9', '\\"']) {
         const text = `${PRE}${plain}${escape}${'b'.repeat(100)}${flaw}c${POST}`;
         for (let offset = 0; offset < 4; offset++)
-          assert.equal(outcome(at(text, offset), false), 'ERR_PARSE', JSON.stringify(flaw + escape));
+          assert.equal(fastOutcome(at(text, offset), false), 'ERR_PARSE', JSON.stringify(flaw + escape));
       }
     }
   });

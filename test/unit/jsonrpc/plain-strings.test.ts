@@ -8,41 +8,12 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { BODY_LIMITS, parseBody } from '../../../src/jsonrpc/parse.ts';
+import { BODY_LIMITS } from '../../../src/jsonrpc/parse.ts';
 import { scanJson } from '../../../src/jsonrpc/scan.ts';
-import { isGatewayError } from '../../../src/jsonrpc/errors.ts';
-import { KNOWN_METHODS } from '../../../src/policy/methods.ts';
+import { at, byJsonParse, fastOutcome } from '../../helpers/aligned-body.ts';
 
 const PRE = '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"x","arguments":{"s":[';
 const POST = ']}}}';
-
-/** The body's bytes at `offset` (0 to 3) past a 4-aligned address. */
-function at(text: string, offset: number): Buffer {
-  const bytes = Buffer.from(text);
-  const memory = Buffer.alloc(bytes.length + 4);
-  bytes.copy(memory, offset);
-  return memory.subarray(offset, offset + bytes.length);
-}
-
-/** 'ok' or the error code, arguments unread, walked (skeletonFrom 0). */
-function outcome(body: Buffer): string {
-  try {
-    parseBody(body, KNOWN_METHODS, BODY_LIMITS, false, 0);
-    return 'ok';
-  } catch (err) {
-    if (!isGatewayError(err)) throw err;
-    return err.code;
-  }
-}
-
-function byJsonParse(text: string): string {
-  try {
-    JSON.parse(text);
-    return 'ok';
-  } catch {
-    return 'ERR_PARSE';
-  }
-}
 
 describe('short strings the pre-scan found valid, not read again', () => {
   it('a flaw in any of them is refused where JSON.parse refuses it', () => {
@@ -62,7 +33,7 @@ describe('short strings the pre-scan found valid, not read again', () => {
           // Padded past 4 KiB, so the pre-scan reads words.
           const pad = `"${'p'.repeat(4096)}"`;
           const text = `${PRE}${pad},${strings.map((x) => `"${x}"`).join(',')}${POST}`;
-          assert.equal(outcome(at(text, offset)), byJsonParse(text), JSON.stringify(strings[k]));
+          assert.equal(fastOutcome(at(text, offset), false), byJsonParse(text), JSON.stringify(strings[k]));
         },
       ),
       { numRuns: 2000 },
