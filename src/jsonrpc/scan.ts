@@ -137,7 +137,9 @@ export function scanJson(b: Buffer, limits: ScanLimits, plainStrings = false): S
             const x = words[k] as number;
             const q = x ^ 0x22222222;
             const s = x ^ 0x5c5c5c5c;
-            // A quote, a backslash, or a byte below 0x20 (read one by one below).
+            // A quote, a backslash, or a byte below 0x20 (read one by one below). The test of
+            // strict-skip.ts plainWord, written out: a call to it made this scan of 4 MiB of `1.0`
+            // between 80-byte strings 1.1 to 1.5 times slower (V8 does not inline it here).
             if (
               ((((q - 0x01010101) & ~q) | ((s - 0x01010101) & ~s) | ((x - 0x20202020) & ~x)) & 0x80808080) !==
               0
