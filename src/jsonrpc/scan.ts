@@ -67,8 +67,8 @@ export type ScanResult =
       /**
        * For each of those strings, where the part the scan did not check begins: the bytes from
        * its opening quote to there hold no backslash, those from there on were read as JSON.parse
-       * reads a string and are valid; -1 when they are not (the whole string is then checked
-       * again, and found invalid).
+       * reads a string and are valid; -1 when they are not (the body is refused: skeleton.ts
+       * validStrings).
        */
       readonly checked: readonly number[];
       /**

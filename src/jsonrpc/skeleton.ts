@@ -12,7 +12,8 @@
  * Validity is unchanged: a string's extent does not depend on where it stands (outside a string a
  * quote always opens one, and inside one only the escapes decide where it closes, which is how the
  * pre-scan found it), so the body is JSON exactly when the skeleton is and each long string's bytes
- * are a valid string's (checked here by strict-skip.ts's rules for a string). Everything the
+ * are a valid string's (by strict-skip.ts's rules for a string, which the pre-scan applies from a
+ * string's first backslash on; the bytes before it are checked here: validStrings). Everything the
  * walk over the parsed value checks is in the skeleton: every key (long strings that are keys are
  * kept), every value counted alike (a placeholder is a string), repeated keys, `__proto__`.
  *
@@ -30,7 +31,6 @@
  */
 import { isAscii } from 'node:buffer';
 import { argumentsSpans, repeated } from './arguments-span.ts';
-import { NOT_JSON, string, useWords } from './strict-skip.ts';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -181,22 +181,15 @@ export function unicodeSkeleton(body: Buffer, cut: Cut): Buffer | undefined {
 /**
  * Whether each string at `long` is one JSON.parse accepts (standard escapes, no raw control bytes).
  * `checked` is the pre-scan's (scan.ts): for each string, where the part it read as JSON.parse
- * would begins (before it, no backslash), or -1 (checked again here, whole).
+ * would begins (before it, no backslash), or -1 when it met a flaw there (a bad escape or a raw
+ * control byte), so only the plain bytes before that part are read here.
  */
 export function validStrings(body: Buffer, long: readonly number[], checked: readonly number[]): boolean {
-  // An escaped string is read four bytes at a time where it can be (strict-skip.ts).
-  useWords(body);
-  try {
-    for (let k = 0; k < long.length; k += 2) {
-      const start = long[k] as number;
-      const end = long[k + 1] as number;
-      const from = checked[k >> 1] as number;
-      if (from >= 0 ? !noControlBytes(body, start + 1, from) : !escapedString(body, start, end)) return false;
-    }
-    return true;
-  } finally {
-    useWords(undefined);
+  for (let k = 0; k < long.length; k += 2) {
+    const from = checked[k >> 1] as number;
+    if (from < 0 || !noControlBytes(body, (long[k] as number) + 1, from)) return false;
   }
+  return true;
 }
 
 /** Whether no byte in [from, to) is below 0x20, read four at a time. */
@@ -213,20 +206,6 @@ function noControlBytes(b: Buffer, from: number, to: number): boolean {
   }
   for (j += words.length * 4; j < to; j++) if ((b[j] as number) < 0x20) return false;
   return true;
-}
-
-/**
- * Whether the string at [start, end), which holds a backslash, is valid as JSON.parse reads it
- * (strict-skip.ts's string(): standard escapes, no raw control byte) and closes where the pre-scan
- * found its closing quote.
- */
-function escapedString(b: Buffer, start: number, end: number): boolean {
-  try {
-    return string(b, start) === end;
-  } catch (err) {
-    if (err === NOT_JSON) return false;
-    throw err;
-  }
 }
 
 /** Whether a parsed string is a placeholder. */
