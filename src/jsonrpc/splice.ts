@@ -97,6 +97,16 @@ export function spliceBody(
   let nextLossy = 0;
   let nextUnbuilt = 0;
   const strings = new StringEnds(body);
+  /**
+   * The part left out that starts at `i`, a value, when its place in the parsed value still holds
+   * its own placeholder (nothing reads it): its index; else -1.
+   */
+  const unbuiltAt = (i: number): number => {
+    while (nextUnbuilt < unbuilt.length && (unbuilt[nextUnbuilt] as number) < i) nextUnbuilt += 2;
+    if (nextUnbuilt >= unbuilt.length || unbuilt[nextUnbuilt] !== i || frames.length === 0) return -1;
+    const k = nextUnbuilt >> 1;
+    return isPlaceholderOf(slotValue(body, frames, frames.length - 1, value), k) ? k : -1;
+  };
   let i = 0;
   let first = -1;
   let last = -1;
@@ -107,15 +117,12 @@ export function spliceBody(
       const start = i;
       const top = frames.length > 0 ? (frames[frames.length - 1] as Frame) : undefined;
       const isKey = top !== undefined && top.expectKey;
-      while (nextUnbuilt < unbuilt.length && (unbuilt[nextUnbuilt] as number) < i) nextUnbuilt += 2;
-      if (unbuilt[nextUnbuilt] === i && !isKey && top !== undefined) {
-        const here = slotValue(body, frames, frames.length - 1, value);
-        if (isPlaceholderOf(here, nextUnbuilt >> 1)) {
-          i = unbuilt[nextUnbuilt + 1] as number;
-          last = i;
-          counted++;
-          continue;
-        }
+      const k = isKey ? -1 : unbuiltAt(i);
+      if (k !== -1) {
+        i = unbuilt[2 * k + 1] as number;
+        last = i;
+        counted++;
+        continue;
       }
       const end = strings.close(i);
       if (end === -1) return undefined;
@@ -162,17 +169,12 @@ export function spliceBody(
     }
     if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
       if (first === -1) first = i;
-      if (unbuiltValues !== undefined) {
-        while (nextUnbuilt < unbuilt.length && (unbuilt[nextUnbuilt] as number) < i) nextUnbuilt += 2;
-        if (unbuilt[nextUnbuilt] === i && frames.length > 0) {
-          const k = nextUnbuilt >> 1;
-          if (isPlaceholderOf(slotValue(body, frames, frames.length - 1, value), k)) {
-            i = unbuilt[nextUnbuilt + 1] as number;
-            last = i;
-            counted += unbuiltValues[k] as number;
-            continue;
-          }
-        }
+      const k = unbuiltValues === undefined ? -1 : unbuiltAt(i);
+      if (k !== -1) {
+        i = unbuilt[2 * k + 1] as number;
+        last = i;
+        counted += (unbuiltValues as readonly number[])[k] as number;
+        continue;
       }
       const array = c === 0x5b;
       frames.push({
