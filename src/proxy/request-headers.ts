@@ -1,12 +1,13 @@
 /**
  * The headers of a request toward the upstream: an allowlist. The client's headers reach the
- * upstream only when named here (the MCP ones, `Mcp-Param-*`, User-Agent) or in `upstream.forward_headers`; the
- * gateway writes the rest from its own knowledge: X-Forwarded-*, X-Request-Id, the session id it
- * unwrapped, the body's Content-Type and Content-Length, `Accept-Encoding: identity`, and the
- * configured `upstream.headers` last. Content-Length is not in the list: undici writes it from the
- * length of the Buffer it sends, the judged bytes, so it cannot disagree with them (and a value in
- * the list would only be parsed back and checked against that length). Nothing else the client sent (credentials, identity headers
- * such as True-Client-IP, method overrides, X-Original-URL, hop-by-hop headers) crosses.
+ * upstream only when named here (the MCP ones, `Mcp-Param-*`, User-Agent) or in
+ * `upstream.forward_headers`; the gateway writes the rest from its own knowledge: X-Forwarded-*,
+ * X-Request-Id, the session id it unwrapped, the body's Content-Type, `Accept-Encoding: identity`,
+ * and the configured `upstream.headers` last. The body's Content-Length is not in the list: undici
+ * writes it from the length of the Buffer it sends, the judged bytes, so it cannot disagree with
+ * them (a value in the list would only be parsed back and checked against that length). Nothing
+ * else the client sent (credentials, identity headers such as True-Client-IP, method overrides,
+ * X-Original-URL, hop-by-hop headers) crosses.
  *
  * The forwarded names are end-to-end by definition: they are forwarded as the gateway read them
  * (and judged them, e.g. MCP-Protocol-Version), whatever a Connection header lists.
