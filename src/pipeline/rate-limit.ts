@@ -63,16 +63,8 @@ export function createRateLimit(
       if (limits === undefined) return;
       const known = admission.refused(limits);
       if (known === undefined) return;
-      try {
-        refuse(ctx, known);
-      } catch (err) {
-        // The body is never read: close the connection after the answer rather than drain it.
-        const error = err as GatewayError;
-        throw new GatewayError(error.code, {
-          message: error.message,
-          headers: { ...error.headers, connection: 'close' },
-        });
-      }
+      // The body is never read: the answer closes the connection rather than drain it (respond.ts).
+      refuse(ctx, known);
     },
     consume(ctx) {
       const limits = ctx.principal?.limits;

@@ -1,9 +1,9 @@
 /**
  * Reads a request body up to a cap (policy must read it; nothing else is buffered). Past the cap
- * the client gets 413 at once and the connection is closed after the answer, so a huge upload is
- * never read. The body is copied into one buffer (sized from Content-Length when given) reserved
- * against the process-wide budget until the response has finished; when the budget is spent the
- * request gets 503 (ERR_OVERLOADED) and is not read further.
+ * the client gets 413 at once and the connection is closed after the answer (respond.ts), so a
+ * huge upload is never read. The body is copied into one buffer (sized from Content-Length when
+ * given) reserved against the process-wide budget until the response has finished; when the budget
+ * is spent the request gets 503 (ERR_OVERLOADED) and is not read further.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../jsonrpc/errors.ts';
@@ -117,9 +117,9 @@ function releaseOnClose(this: ServerResponse): void {
 }
 
 function tooLarge(): GatewayError {
-  return new GatewayError('ERR_BODY_TOO_LARGE', { headers: { connection: 'close' } });
+  return new GatewayError('ERR_BODY_TOO_LARGE');
 }
 
 function overloaded(): GatewayError {
-  return new GatewayError('ERR_OVERLOADED', { headers: { connection: 'close', 'retry-after': '1' } });
+  return new GatewayError('ERR_OVERLOADED', { headers: { 'retry-after': '1' } });
 }

@@ -1,5 +1,5 @@
 /** The one place an error becomes a response: status, headers and a JSON-RPC error body. */
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestContext } from './context.ts';
 import { GatewayError, isGatewayError } from '../jsonrpc/errors.ts';
 import type { JsonRpcId } from '../jsonrpc/message.ts';
@@ -72,6 +72,7 @@ export const NO_STORE: Headers = Object.freeze({ 'cache-control': 'no-store' });
 /**
  * Writes a whole JSON response (every gateway-made answer goes through here): status,
  * Content-Type, Content-Length, then the given headers in order. Returns the body's byte length.
+ * An answer sent before the request's body was read whole closes the connection (see bodyUnread).
  */
 export function writeJson(
   res: ServerResponse,
@@ -82,10 +83,26 @@ export function writeJson(
 ): number {
   const length = Buffer.byteLength(body);
   res.statusCode = status;
+  if (bodyUnread(res.req)) res.shouldKeepAlive = false;
   res.setHeader('content-type', 'application/json');
   res.setHeader('content-length', length);
   if (headers) for (const name in headers) res.setHeader(name, headers[name] as string);
   if (more) for (const name in more) res.setHeader(name, more[name] as string);
   res.end(body);
   return length;
+}
+
+/**
+ * Whether part of the request's body may still be unread. To keep such a connection alive, Node
+ * reads the rest of the body and throws it away, however long it is (a chunked body need never
+ * end): a refused client would make the gateway read gigabytes. `Connection: close` instead (Node
+ * writes it for `shouldKeepAlive = false`) ends the socket once the answer is sent. While the
+ * request handler runs synchronously Node has not yet marked even a bodiless request `complete`,
+ * so the headers decide when it is not: no Content-Length (or `0`) and no Transfer-Encoding is no
+ * body, and its connection stays alive.
+ */
+function bodyUnread(req: IncomingMessage): boolean {
+  if (req.complete) return false;
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }

@@ -3,6 +3,7 @@
  * real SDK upstream behind a recording forwarder:
  *
  * - a key that sends only garbage empties its own bucket (429), and another key is unaffected;
+ * - a request refused before its body was read has its connection closed, the rest never read;
  * - a client that leaves before its request was judged or forwarded is recorded as `aborted`;
  * - a key in the query string under any name, bare, or as a JWT is refused;
  * - numbers a double cannot hold reach the upstream as the client wrote them.
@@ -11,6 +12,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
+import type { Socket } from 'node:net';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { sha256Hex } from '../../src/auth/key-hash.ts';
 import { startSdkUpstream } from '../helpers/sdk-upstream.ts';
@@ -43,6 +46,53 @@ function post(gateway: TestGateway, key: TestKey, body: string, path = ''): Prom
     headers: { ...HEADERS, authorization: `Bearer ${key.secret}` },
     body,
   });
+}
+
+/**
+ * A POST whose chunked body never ends: 64 KiB chunks written as fast as the gateway takes them,
+ * until it closes the connection or `ms` have passed. Returns the answer's head, whether the
+ * connection was closed, and how many bytes the gateway's side of the socket read.
+ */
+async function endlessBody(
+  gateway: TestGateway,
+  path: string,
+  headers: string,
+  ms = 2000,
+): Promise<{ head: string; closed: boolean; read: number }> {
+  const url = new URL(gateway.mcpUrl);
+  const accepted = new Promise<Socket>((resolve) => gateway.server.once('connection', resolve));
+  const client = connect(Number(url.port), url.hostname);
+  let closed = false;
+  let answer = '';
+  client.on('close', () => (closed = true));
+  client.on('error', () => {});
+  client.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+  client.write(`POST ${path} HTTP/1.1\r\nHost: ${url.host}\r\n${headers}Transfer-Encoding: chunked\r\n\r\n`);
+  const chunk = Buffer.concat([Buffer.from('10000\r\n'), Buffer.alloc(0x10000, 0x20), Buffer.from('\r\n')]);
+  const deadline = Date.now() + ms;
+  while (!closed && Date.now() < deadline) {
+    if (client.write(chunk)) continue;
+    await new Promise((resolve) => {
+      const timer = setTimeout(resolve, 20);
+      client.once('drain', () => resolve(clearTimeout(timer)));
+    });
+  }
+  const server = await accepted;
+  const read = server.bytesRead;
+  client.destroy();
+  return { head: answer.slice(0, answer.indexOf('\r\n\r\n')), closed, read };
+}
+
+/** The head of the answer to one request written as is (the connection is left to the gateway). */
+async function headOf(gateway: TestGateway, request: string): Promise<string> {
+  const url = new URL(gateway.mcpUrl);
+  const client = connect(Number(url.port), url.hostname);
+  let answer = '';
+  client.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+  client.write(request.replaceAll('HOST', url.host));
+  await waitFor(() => answer.includes('\r\n\r\n') || undefined, 2000, 'answer head');
+  client.destroy();
+  return answer.slice(0, answer.indexOf('\r\n\r\n'));
 }
 
 const echo = (id: number, message: string) =>
@@ -114,6 +164,50 @@ describe('bounds under hostile clients (memory store, SDK upstream)', () => {
       ],
     );
     assert.equal(recorder.messages().filter((m) => JSON.stringify(m).includes('garbage-key')).length, 0);
+  });
+
+  it('closes the connection of a request refused before its body was read: the rest is never read', async () => {
+    const json = 'Content-Type: application/json\r\n';
+    const cases = [
+      { path: '/mcp', headers: json, status: 401, reason: 'ERR_AUTH_MISSING' },
+      {
+        path: '/mcp',
+        headers: `Authorization: Bearer ${keys.other.secret}\r\nContent-Type: text/plain\r\n`,
+        status: 415,
+        reason: 'ERR_UNSUPPORTED_MEDIA_TYPE',
+      },
+      { path: '/elsewhere', headers: json, status: 404, reason: undefined },
+    ];
+    for (const { path, headers, status, reason } of cases) {
+      const before = gateway.auditLines.length;
+      const { head, closed, read } = await endlessBody(gateway, path, headers);
+      assert.match(head, new RegExp(`^HTTP/1.1 ${status} `), path);
+      assert.match(head, /\r\nconnection: close(\r\n|$)/i, `${status}: Connection: close`);
+      assert.ok(closed, `${status}: the gateway closed the connection`);
+      // Node would otherwise read and discard the body to reuse the connection (gigabytes in 2 s).
+      assert.ok(read < 1024 * 1024, `${status}: the gateway read ${read} bytes`);
+      if (reason === undefined) continue;
+      const line = await waitFor(() => gateway.auditLines[before], 2000, 'audit line');
+      assert.equal(line.reason, reason);
+      // What the audit line says was read: at most the socket reads the 16 KiB peek took.
+      assert.ok((line.bytes_in as number) <= read, `bytes_in ${String(line.bytes_in)} of ${read}`);
+    }
+    // A refusal with nothing left unread keeps the connection for the next request.
+    const whole = await headOf(
+      gateway,
+      `POST /mcp HTTP/1.1\r\nHost: HOST\r\n${json}Content-Length: 2\r\n\r\n{}`,
+    );
+    const bodiless = await headOf(gateway, 'GET /mcp HTTP/1.1\r\nHost: HOST\r\n\r\n');
+    // Answered at once, while Node has not yet marked even a bodiless request complete.
+    const route = await headOf(gateway, 'POST /elsewhere HTTP/1.1\r\nHost: HOST\r\n\r\n');
+    for (const [head, status] of [
+      [whole, 401],
+      [bodiless, 401],
+      [route, 404],
+    ] as const) {
+      assert.match(head, new RegExp(`^HTTP/1.1 ${status} `));
+      assert.match(head, /\r\nconnection: keep-alive(\r\n|$)/i, `${status}: ${head}`);
+    }
   });
 
   it('refuses a key with an empty bucket before reading its body (a 4 MiB body is not parsed)', async () => {
