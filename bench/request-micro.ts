@@ -3,8 +3,8 @@
  * finding and checking the API key (credential extraction, checksum, SHA-256, lookup), a session
  * id answered from the verified cache, tagging the forwarded request's id, the audit record of a
  * finished call, the request id with the context, the copy of the Mcp-* headers that inspect checks
- * against the body, and the upstream request's header list with the undici request object built
- * from it. Not part of the tests.
+ * against the body, the strict parse of the bench's tools/call body, and the upstream request's
+ * header list with the undici request object built from it. Not part of the tests.
  *
  *   node --max-semi-space-size=64 --min-semi-space-size=64 bench/request-micro.ts [--ops 100000]
  *     [--rounds 5] [--against /path/to/other/checkout]
@@ -33,6 +33,9 @@ import type * as BindingModule from '../src/auth/session-binding.ts';
 import type * as RecordModule from '../src/audit/record.ts';
 import type * as RequestHeadersModule from '../src/proxy/request-headers.ts';
 import type * as PolicyHeadersModule from '../src/policy/headers.ts';
+import type * as ParseModule from '../src/jsonrpc/parse.ts';
+import type * as MethodsModule from '../src/policy/methods.ts';
+import { CALL } from './measure.ts';
 import { createRequire } from 'node:module';
 
 /** undici's request object, as `Pool.dispatch` builds it from the options and the header list. */
@@ -117,6 +120,10 @@ async function load(name: string, root: string): Promise<Subject> {
   const recordMod = (await import(at('audit/record.ts'))) as typeof RecordModule;
   const headersMod = (await import(at('proxy/request-headers.ts'))) as typeof RequestHeadersModule;
   const policyHeadersMod = (await import(at('policy/headers.ts'))) as typeof PolicyHeadersModule;
+  const parseMod = (await import(at('jsonrpc/parse.ts'))) as typeof ParseModule;
+  const methodsMod = (await import(at('policy/methods.ts'))) as typeof MethodsModule;
+  // The pipeline bench's tools/call, as the body reader hands it over (the audit reads no arguments).
+  const callBody = Buffer.from(CALL);
   const requestHeaders = headersMod.createRequestHeaders({
     forward: [],
     staticHeaders: {},
@@ -159,6 +166,10 @@ async function load(name: string, root: string): Promise<Subject> {
     ['audit record of a finished call', () => (sink = recordMod.buildAuditRecord(finished, Date.now(), 1))],
     ['request id + context', () => (sink = ctxMod.createContext(idMod.requestIdFor(req), req, res, 0, 0))],
     ['the Mcp-* headers the body is checked against', () => (sink = policyHeadersMod.mcpHeaders(rawHeaders))],
+    [
+      "parse the bench's tools/call (strict, lossless)",
+      () => (sink = parseMod.parseBody(callBody, methodsMod.KNOWN_METHODS, parseMod.BODY_LIMITS, false)),
+    ],
     [
       'upstream headers and undici request of a POST',
       () => {

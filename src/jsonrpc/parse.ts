@@ -110,8 +110,12 @@ export function parseBody(
   // JSON.parse makes `"__proto__"` an ordinary own key, but an upstream that copies objects with
   // assignment (Object.assign, a naive deep merge) turns it into a prototype, and then reads
   // properties the gateway never saw. A key can only be `__proto__` if the bytes spell it or it is
-  // spelled with an escape (scan.ts keyEscape), so the walk looks for it only then.
-  const findProto = scan.keyEscape || body.indexOf(PROTO) !== -1;
+  // spelled with an escape (scan.ts keyEscape), so the walk looks for it only then. A body shorter
+  // than `skeletonFrom` has nothing left out (cutOf), so only the walk needs the answer: it is looked
+  // for in the body's text, V8's own string search, since Buffer#indexOf's call into C++ costs a
+  // small body more than the search itself (UTF-8 puts ASCII bytes only where the text has them).
+  const small = body.length < skeletonFrom;
+  let findProto = scan.keyEscape || (!small && body.indexOf(PROTO) !== -1);
   // Long strings, and arguments nothing reads, are left out of what JSON.parse reads and given
   // back where a reader reads them (skeleton.ts). `__proto__` or a key spelled with an escape keeps
   // the arguments (the walk must see their keys, and arguments-span.ts reads keys as bytes); `\u`
@@ -119,7 +123,9 @@ export function parseBody(
   // the client spelled them, as the long strings nothing reads are: splice.ts), but a `\u` escape
   // keeps everything unless no string JSON.parse builds can be taken for a placeholder (skeleton.ts:
   // unicodeSkeleton).
-  let cut = cutOf(body, scan.long, !argumentsRead && !findProto, skeletonFrom, scan.plain);
+  let cut = small
+    ? undefined
+    : cutOf(body, scan.long, !argumentsRead && !findProto, skeletonFrom, scan.plain);
   let skeleton =
     cut === undefined ? body : scan.unicodeEscape ? unicodeSkeleton(body, cut) : skeletonOf(body, cut.spans);
   if (skeleton === undefined) {
@@ -127,6 +133,7 @@ export function parseBody(
     skeleton = body;
   }
   const text = skeleton.toString('utf8');
+  if (small && !findProto) findProto = text.includes('__proto__');
   if (text.charCodeAt(0) === 0xfeff)
     throw new GatewayError('ERR_PARSE', { message: 'parse error: byte order mark' });
   let value: unknown;
@@ -167,9 +174,13 @@ export function parseBody(
   if (shape.protoKey) throw invalid(peekId(value), 'a "__proto__" key is not allowed');
   if (shape.caseTwins) throw invalid(peekId(value), 'an object has keys that differ only by case');
   const batch = Array.isArray(value);
-  const items: unknown[] = batch ? (value as unknown[]) : [value];
-  if (items.length === 0) throw invalid(null, 'empty batch');
-  const messages = items.map((item) => validateMessage(item, knownMethods));
+  // Only kept numbers are RawNumbers: with none, no params can be one.
+  const rawNumbers = kept.length > 0;
+  let messages: JsonRpcMessage[];
+  if (batch) {
+    if ((value as unknown[]).length === 0) throw invalid(null, 'empty batch');
+    messages = (value as unknown[]).map((item) => validateMessage(item, knownMethods, rawNumbers));
+  } else messages = [validateMessage(value, knownMethods, rawNumbers)];
   // No key repeated and nothing escaped as \u: any parser reads the client's bytes as the value
   // judged, so they are forwarded as they are.
   if (!repeatedKeys && !scan.unicodeEscape) return { messages, batch, bytes: trimmed(body) };
@@ -234,7 +245,11 @@ function invalid(id: JsonRpcId | null, why: string): GatewayError {
   return new GatewayError('ERR_INVALID_REQUEST', { message: `invalid request: ${why}`, rpcId: id });
 }
 
-function validateMessage(item: unknown, knownMethods: ReadonlyMap<string, string>): JsonRpcMessage {
+function validateMessage(
+  item: unknown,
+  knownMethods: ReadonlyMap<string, string>,
+  rawNumbers: boolean,
+): JsonRpcMessage {
   if (typeof item !== 'object' || item === null || Array.isArray(item)) throw invalid(null, 'not an object');
   const m = item as Record<string, unknown>;
   const hasId = Object.hasOwn(m, 'id');
@@ -260,7 +275,10 @@ function validateMessage(item: unknown, knownMethods: ReadonlyMap<string, string
     }
     if (
       Object.hasOwn(m, 'params') &&
-      (typeof m.params !== 'object' || m.params === null || Array.isArray(m.params) || isRawNumber(m.params))
+      (typeof m.params !== 'object' ||
+        m.params === null ||
+        Array.isArray(m.params) ||
+        (rawNumbers && isRawNumber(m.params)))
     ) {
       throw invalid(rid, 'params must be an object');
     }
