@@ -6,7 +6,8 @@
 import type { RequestContext } from '../pipeline/context.ts';
 import type { ArgumentLimits } from './arguments.ts';
 import { DEFAULT_ARGUMENT_LIMITS } from './arguments.ts';
-import { auditRecordOptions, buildAuditRecord } from './record.ts';
+import { auditRecordOptions } from './record.ts';
+import { AuditLineSource } from './line.ts';
 import { createAuditWriter } from './writer.ts';
 import type { AuditWriter } from './writer.ts';
 
@@ -16,7 +17,7 @@ export interface AuditConfig {
   readonly redact: readonly string[];
 }
 
-export interface AuditLog extends Omit<AuditWriter, 'write'> {
+export interface AuditLog extends Omit<AuditWriter, 'write' | 'append'> {
   /** Builds the request's record and writes it as one line. */
   record(ctx: RequestContext, now: number, mono: number): void;
 }
@@ -31,10 +32,19 @@ export interface AuditLogOptions {
 export function createAuditLog(config: AuditConfig, options: AuditLogOptions = {}): AuditLog {
   const recordOptions = auditRecordOptions(config, options.limits ?? DEFAULT_ARGUMENT_LIMITS);
   const writer = options.writer ?? createAuditWriter({ output: config.output, onError: options.onError });
+  // One source for every line: the line is written in place (line.ts), no record object per request.
+  const line = new AuditLineSource(recordOptions);
   return {
     file: writer.file,
     record(ctx, now, mono) {
-      writer.write(buildAuditRecord(ctx, now, mono, recordOptions));
+      line.ctx = ctx;
+      line.now = now;
+      line.mono = mono;
+      try {
+        writer.append(line);
+      } finally {
+        line.ctx = undefined;
+      }
     },
     ready: () => writer.ready(),
     flush: () => writer.flush(),

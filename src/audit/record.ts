@@ -2,6 +2,8 @@
  * The audit record: one flat object per HTTP request to the MCP endpoint, built once from the
  * RequestContext when the response has closed. Field names are a stable contract (README "Audit
  * log"). A field with no value for a request is left out of the line, never written as null.
+ * This is the record's definition; the gateway writes its line in place (line.ts), the same bytes
+ * as JSON.stringify of this object, which test/unit/audit/line.test.ts holds it to.
  *
  * What is never read here: request or response bodies (only the parsed tools/call arguments, and
  * only with `audit.log_arguments`), and request headers other than User-Agent. Keys, tokens,
@@ -161,7 +163,7 @@ export function buildAuditRecord(
   };
 }
 
-function batchCalls(ctx: RequestContext, options: AuditRecordOptions): AuditCall[] {
+export function batchCalls(ctx: RequestContext, options: AuditRecordOptions): AuditCall[] {
   const messages = ctx.messages ?? [];
   const sanitize = options.sanitizeArguments;
   const budget: Budget = { left: options.argumentBudget };
@@ -188,7 +190,7 @@ function batchCalls(ctx: RequestContext, options: AuditRecordOptions): AuditCall
 }
 
 /** A call for a message the pipeline parsed but did not judge (it stopped before, e.g. rate limited). */
-function messageCall(message: JsonRpcMessage | undefined): CallRecord | undefined {
+export function messageCall(message: JsonRpcMessage | undefined): CallRecord | undefined {
   if (message === undefined || !('method' in message)) return undefined;
   return {
     rpc_method: typeof message.method === 'string' ? message.method : undefined,
@@ -197,7 +199,7 @@ function messageCall(message: JsonRpcMessage | undefined): CallRecord | undefine
   };
 }
 
-function toolArguments(
+export function toolArguments(
   call: CallRecord,
   message: JsonRpcMessage | undefined,
   sanitize: SanitizeArguments,
@@ -212,7 +214,7 @@ function toolArguments(
   return value === undefined ? undefined : sanitize(value, budget);
 }
 
-function pinViolations(ctx: RequestContext): PinViolation[] | undefined {
+export function pinViolations(ctx: RequestContext): PinViolation[] | undefined {
   const reports = ctx.pinReports;
   if (reports === undefined || reports.length === 0) return undefined;
   return reports.slice(0, MAX_PIN_VIOLATIONS).map((r) => ({
@@ -222,7 +224,7 @@ function pinViolations(ctx: RequestContext): PinViolation[] | undefined {
   })) as PinViolation[];
 }
 
-function clip(value: string | undefined, max: number): string | undefined {
+export function clip(value: string | undefined, max: number): string | undefined {
   if (typeof value !== 'string') return undefined;
   if (value.length <= max) return value;
   return value.slice(0, max) + '…';

@@ -24,10 +24,11 @@
  * reader that stops reading then holds the gateway once the pipe is full, as it would any program
  * writing to stdout, instead of the backlog growing without bound.
  *
- * The line is `JSON.stringify(record)`, handed to the destination rather than through a
- * pino logger: a logger adds `level` (pino cannot drop it without producing invalid JSON when
- * `timestamp` is off) and serialises key by key, which measured about 1.5x slower. The record owns
- * its `time` field.
+ * A line is `JSON.stringify(record)` (write), or written in place by a LineSource (append: the
+ * request's audit line, line.ts, the same bytes without the record object or a string of the line),
+ * handed to the destination rather than through a pino logger: a logger adds `level` (pino cannot
+ * drop it without producing invalid JSON when `timestamp` is off) and serialises key by key, which
+ * measured about 1.5x slower. The record owns its `time` field.
  *
  * Nothing is lost at shutdown: `close()` waits until every buffered line has reached the fd;
  * `flush()` waits without closing. A process 'exit' hook writes what is still buffered
@@ -41,6 +42,7 @@
 import { fstatSync } from 'node:fs';
 import { pino } from 'pino';
 import { LineBuffer } from './line-buffer.ts';
+import type { LineSource } from './line-buffer.ts';
 import { waitForWriteInFlight } from './in-flight.ts';
 
 /** SonicBoom, with the public `destroyed` and `fd` fields its type definitions leave out. */
@@ -69,6 +71,8 @@ export interface AuditWriter {
   readonly file: string | undefined;
   /** Appends one line (JSON of `record`). After close() it is dropped and reported once. */
   write(record: object): void;
+  /** Appends the line `source` writes (its bytes, newline included), as write() does. */
+  append(source: LineSource): void;
   /** Resolves once the destination is open (it is from creation on; kept for callers). */
   ready(): Promise<void>;
   /** Resolves when every line written so far has reached the fd (or the destination failed). */
@@ -254,24 +258,39 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     }
   }
 
+  /** Whether a line may still be written (after close() it is dropped and reported once). */
+  function open(): boolean {
+    if (!(closed || dest.destroyed || broken)) return true;
+    if (!broken) report(new Error('audit line dropped: the audit log is closed'), 'ERR_AUDIT_CLOSED');
+    return false;
+  }
+
+  /** Hands the new line over with its batch: after BATCH_MS, or at the end of the turn once BATCH_BYTES wait. */
+  function schedule(): void {
+    if (pending.length >= BATCH_BYTES) {
+      if (!turnScheduled) {
+        turnScheduled = true;
+        setImmediate(handOverTurn);
+      }
+    } else if (!scheduled) {
+      scheduled = true;
+      setTimeout(handOver, BATCH_MS).unref();
+    }
+  }
+
   return {
     file,
     write(record) {
-      if (closed || dest.destroyed || broken) {
-        if (!broken) report(new Error('audit line dropped: the audit log is closed'), 'ERR_AUDIT_CLOSED');
-        return;
-      }
+      if (!open()) return;
       idle = false;
       pending.push(JSON.stringify(record));
-      if (pending.length >= BATCH_BYTES) {
-        if (!turnScheduled) {
-          turnScheduled = true;
-          setImmediate(handOverTurn);
-        }
-      } else if (!scheduled) {
-        scheduled = true;
-        setTimeout(handOver, BATCH_MS).unref();
-      }
+      schedule();
+    },
+    append(source) {
+      if (!open()) return;
+      idle = false;
+      pending.append(source);
+      schedule();
     },
     // Opened at creation (a failure threw there).
     ready: () => Promise.resolve(),

@@ -9,6 +9,7 @@ import type { Runtime } from '../../src/server/runtime.ts';
 import type { Gateway } from '../../src/server/gateway.ts';
 import type { RequestContext } from '../../src/pipeline/context.ts';
 import type { AuditWriter } from '../../src/audit/writer.ts';
+import { LineBuffer } from '../../src/audit/line-buffer.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import type { Logger } from '../../src/log/types.ts';
 import type { OAuthTuning } from '../../src/auth/oauth/authenticator.ts';
@@ -39,9 +40,17 @@ export async function startTestGateway(
   if (!config)
     throw new Error(`bad test config:\n${issues.map((i) => `${i.path}: ${i.message}`).join('\n')}`);
   const auditLines: Record<string, unknown>[] = [];
+  // The lines as the real writer encodes them (line.ts writes them in place): one line each, parsed.
+  const encoded = new LineBuffer();
   const writer: AuditWriter = {
     file: undefined,
     write: (record) => void auditLines.push(JSON.parse(JSON.stringify(record)) as Record<string, unknown>),
+    append(source) {
+      encoded.append(source);
+      const text = encoded.take()?.toString('utf8') ?? '';
+      if (text.indexOf('\n') !== text.length - 1) throw new Error(`not one audit line: ${text}`);
+      auditLines.push(JSON.parse(text) as Record<string, unknown>);
+    },
     ready: async () => {},
     flush: async () => {},
     flushSync() {},
