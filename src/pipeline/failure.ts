@@ -1,13 +1,16 @@
 /**
  * What a failed request gets: the error's answer (or a cut connection when the client left) and
- * its audit decision; and, for a POST refused before its body was read, the request's id, read
- * from a small bounded peek of the body so the error still carries it.
+ * its audit decision; for a POST refused before its body was read, the request's id, read from a
+ * small bounded peek of the body so the error still carries it; and for a POST refused for its
+ * envelope or its body, a token taken all the same.
  */
 import type { RequestContext } from './context.ts';
 import { sendError, toGatewayError } from './respond.ts';
 import { peekRequestId } from './peek-id.ts';
 import { GatewayError, isGatewayError } from '../jsonrpc/errors.ts';
 import type { BufferBudget } from '../proxy/body-buffer.ts';
+import type { RateLimitStep } from './ports.ts';
+import { bodyBytesRead } from './read-body.ts';
 
 /** How much of an unauthenticated body is read to answer with its id. */
 const AUTH_PEEK_BYTES = 16 * 1024;
@@ -43,6 +46,18 @@ export async function withPeekedId(
     headers: { ...err.headers },
     rpcId: peeked.id,
   });
+}
+
+/**
+ * A POST refused for its envelope or its body (415, 413, 503 over the buffer budget) takes a token
+ * like any request (429 once the bucket is empty, rate-limit.ts's chargeRefused), so a key that
+ * sends only these empties its own bucket; its audit line says how many body bytes were read. A
+ * client that left mid-body is not charged: its decision stays `aborted`, as the audit promises.
+ */
+export async function charged(ctx: RequestContext, err: unknown, rateLimit: RateLimitStep): Promise<unknown> {
+  ctx.bytesIn = bodyBytesRead(ctx.req);
+  if (!isGatewayError(err) || err.code !== 'ERR_CLIENT_ABORTED') await rateLimit.chargeRefused(ctx);
+  return err;
 }
 
 function decisionFor(code: string): RequestContext['decision'] {

@@ -43,7 +43,7 @@ import type { ResponseHead } from '../proxy/response-headers.ts';
 import { InflightList } from './inflight.ts';
 import { Exchange } from './exchange.ts';
 import type { Shared } from './exchange.ts';
-import { fail, withPeekedId } from './failure.ts';
+import { charged, fail, withPeekedId } from './failure.ts';
 
 export interface HandlerDeps {
   readonly upstream: Upstream;
@@ -158,14 +158,20 @@ export function createHandler(deps: HandlerDeps): Handler {
       let rewrite: ResponseRewrite | undefined;
       let headersTimeout: number | undefined;
       if (method === 'POST') {
-        checkBodyEnvelope(req.headers);
         // A key whose bucket is known to be empty is refused before its body is read.
         try {
           steps.rateLimit.admit(ctx);
         } catch (err) {
           throw await withPeekedId(ctx, err, deps.budget);
         }
-        const raw = await deps.readBody(req, res);
+        let raw: Buffer;
+        try {
+          checkBodyEnvelope(req.headers);
+          raw = await deps.readBody(req, res);
+        } catch (err) {
+          // Refused for its envelope or its body: a token is taken all the same.
+          throw await charged(ctx, err, steps.rateLimit);
+        }
         ctx.bytesIn = raw.length;
         // A large body waits its turn, so other keys' requests are served between large parses.
         const turn = heavyTurn(raw.length);

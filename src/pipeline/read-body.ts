@@ -58,6 +58,8 @@ class BodyRead {
   private resolve!: (bytes: Buffer) => void;
   private reject!: (err: GatewayError) => void;
   private settled = false;
+  /** Bytes read, then given back by a refusal or an abort (for the audit line). */
+  private dropped = 0;
 
   constructor(held: BodyBuffer, sweep: { add(bytes: number): void } | undefined) {
     this.held = held;
@@ -75,6 +77,7 @@ class BodyRead {
     if (refusal === undefined) return;
     this.settled = true;
     req.pause();
+    this.dropped = this.held.length + chunk.length;
     this.held.release();
     this.reject(refusal === 'too-large' ? tooLarge() : overloaded());
   }
@@ -88,13 +91,24 @@ class BodyRead {
   fail(err: Error): void {
     if (this.settled) return;
     this.settled = true;
+    this.dropped = this.held.length;
     this.held.release();
     this.reject(new GatewayError('ERR_CLIENT_ABORTED', { cause: err }));
+  }
+
+  /** Body bytes read so far, also after a refusal gave them back. */
+  get bytesRead(): number {
+    return this.held.length + this.dropped;
   }
 }
 
 const READ = Symbol('mcpgate.body');
 type Carrier<T> = T & { [READ]?: BodyRead };
+
+/** How many body bytes readBody read for this request (0 when it read none), refused or not. */
+export function bodyBytesRead(req: IncomingMessage): number {
+  return (req as Carrier<IncomingMessage>)[READ]?.bytesRead ?? 0;
+}
 
 function onData(this: IncomingMessage, chunk: Buffer): void {
   (this as Carrier<IncomingMessage>)[READ]?.data(this, chunk);

@@ -3,6 +3,7 @@
  * real SDK upstream behind a recording forwarder:
  *
  * - a key that sends only garbage empties its own bucket (429), and another key is unaffected;
+ * - so does a key whose bodies are refused for their envelope (415) or their size (413);
  * - a request refused before its body was read has its connection closed, the rest never read;
  * - a client that leaves before its request was judged or forwarded is recorded as `aborted`;
  * - a key in the query string under any name, bare, or as a JWT is refused;
@@ -108,6 +109,7 @@ describe('bounds under hostile clients (memory store, SDK upstream)', () => {
     garbage: makeKey('garbage', { capacity: 3, refill_per_second: 0.001 }),
     other: makeKey('other', { capacity: 100, refill_per_second: 100 }),
     deep: makeKey('deep', { capacity: 2, refill_per_second: 0.001 }),
+    envelope: makeKey('envelope', { capacity: 3, refill_per_second: 0.001 }),
   };
   let upstream: SdkUpstream;
   let recorder: Recorder;
@@ -164,6 +166,46 @@ describe('bounds under hostile clients (memory store, SDK upstream)', () => {
       ],
     );
     assert.equal(recorder.messages().filter((m) => JSON.stringify(m).includes('garbage-key')).length, 0);
+  });
+
+  it('charges bodies refused for their envelope (415) or their size (413) to their key, then 429', async () => {
+    const key = keys.envelope;
+    const send = async (headers: Record<string, string>) => {
+      const res = await fetch(gateway.mcpUrl, {
+        method: 'POST',
+        headers: { ...HEADERS, authorization: `Bearer ${key.secret}`, ...headers },
+        body: echo(7, 'envelope-key'),
+      });
+      await res.body?.cancel();
+      return res.status;
+    };
+    const statuses = [await send({ 'content-type': 'text/plain' })];
+    // A chunked body growing past limits.max_body_bytes (4 MiB): read up to it, then refused.
+    const big = await endlessBody(
+      gateway,
+      '/mcp',
+      `Authorization: Bearer ${key.secret}\r\nContent-Type: application/json\r\n`,
+      5000,
+    );
+    statuses.push(Number(big.head.split(' ')[1]));
+    statuses.push(await send({ 'content-encoding': 'gzip' }));
+    // Three tokens taken: the bucket is empty, even for a good call.
+    statuses.push(await send({}));
+    assert.deepEqual(statuses, [415, 413, 415, 429]);
+    const lines = await waitFor(() => (linesOf(key).length === 4 ? linesOf(key) : undefined), 2000, 'audit');
+    assert.deepEqual(
+      lines.map((l) => [l.status, l.decision, l.reason]),
+      [
+        [415, 'invalid', 'ERR_UNSUPPORTED_MEDIA_TYPE'],
+        [413, 'invalid', 'ERR_BODY_TOO_LARGE'],
+        [415, 'invalid', 'ERR_UNSUPPORTED_MEDIA_TYPE'],
+        [429, 'rate_limited', 'ERR_RATE_LIMITED'],
+      ],
+    );
+    // The 413's line says what was read: the 4 MiB held, and the chunk that crossed the limit.
+    const bytesIn = lines[1]?.bytes_in as number;
+    assert.ok(bytesIn > 4 * 1024 * 1024 && bytesIn <= big.read, `bytes_in ${bytesIn} of ${big.read}`);
+    assert.equal(recorder.messages().filter((m) => JSON.stringify(m).includes('envelope-key')).length, 0);
   });
 
   it('closes the connection of a request refused before its body was read: the rest is never read', async () => {
