@@ -7,7 +7,8 @@
  * - a request refused before its body was read has its connection closed, the rest never read;
  * - a client that leaves before its request was judged or forwarded is recorded as `aborted`;
  * - a key in the query string under any name, bare, or as a JWT is refused;
- * - numbers a double cannot hold reach the upstream as the client wrote them.
+ * - numbers a double cannot hold reach the upstream as the client wrote them;
+ * - a request body that would take the buffers over `limits.max_buffered_bytes` gets 503.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -314,5 +315,70 @@ describe('bounds under hostile clients (memory store, SDK upstream)', () => {
     const sent = recorder.received.find((r) => r.body.includes('"numbers"'));
     assert.ok(sent, 'the upstream received the call');
     assert.match(sent.body, /"record":12345678901234567890,"huge":1e400,"neg":-0,"f":1\.0\}/);
+  });
+});
+
+describe('request bodies count in the buffer budget (limits.max_buffered_bytes: 64KiB)', () => {
+  const key = makeKey('budget', { capacity: 100, refill_per_second: 100 });
+  let upstream: SdkUpstream;
+  let gateway: TestGateway;
+  before(async () => {
+    upstream = await startSdkUpstream({ stateless: true, jsonResponse: true });
+    gateway = await startTestGateway(
+      JSON.stringify({
+        listen: '127.0.0.1:0',
+        upstream: { url: upstream.url },
+        limits: { max_buffered_bytes: '64KiB' },
+        keys: [key.config],
+      }),
+    );
+  });
+  after(async () => {
+    await gateway.close(100);
+    await upstream.close();
+  });
+
+  it('refuses a body that would go over the budget with 503 and one audit line, and serves on', async () => {
+    // A slow client holds most of the budget: 60 KiB announced, 40 KiB sent, the rest never.
+    const url = new URL(gateway.mcpUrl);
+    const holder = connect(Number(url.port), url.hostname);
+    holder.on('error', () => {});
+    holder.write(
+      `POST /mcp HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${key.secret}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${60 * 1024}\r\n\r\n${' '.repeat(40 * 1024)}`,
+    );
+    await waitFor(
+      () => gateway.budget.used >= 60 * 1024 || undefined,
+      2000,
+      'the slow body counted in the budget',
+    );
+    const before = gateway.auditLines.length;
+    // An ordinary call whose 8 KiB body no longer fits.
+    const call = echo(5, `over-budget ${'x'.repeat(8 * 1024)}`);
+    const res = await post(gateway, key, call);
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get('retry-after'), '1');
+    assert.equal(res.headers.get('content-type'), 'application/json');
+    // Refused before any of it could be held, the body was never read whole: its id is not known.
+    assert.deepEqual(await res.json(), {
+      jsonrpc: '2.0',
+      id: null,
+      error: { code: -32603, message: 'gateway busy: retry shortly' },
+    });
+    const line = await waitFor(() => gateway.auditLines[before], 2000, 'audit line');
+    assert.equal(line.status, 503);
+    assert.equal(line.decision, 'rate_limited');
+    assert.equal(line.reason, 'ERR_OVERLOADED');
+    assert.equal(line.key, 'budget');
+    // The slow client leaves: its line is the only other one, and the budget is whole again.
+    holder.destroy();
+    await waitFor(() => gateway.auditLines.length === before + 2 || undefined, 2000, 'holder line');
+    assert.equal(gateway.auditLines.length, before + 2, 'exactly one line for the refused request');
+    assert.equal(gateway.auditLines[before + 1]?.decision, 'aborted');
+    await waitFor(() => gateway.budget.used === 0 || undefined, 2000, 'budget given back');
+    // The gateway serves on: the same call now fits.
+    const again = await post(gateway, key, call);
+    assert.equal(again.status, 200);
+    assert.match(await again.text(), /Echo: over-budget/);
   });
 });
