@@ -54,8 +54,8 @@ export function mcpHeaders(rawHeaders: readonly string[]): Record<string, string
   const out: Record<string, string[]> = {};
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as string;
-    if (name.length < 4 || !isMcpPrefix(name) || isSessionId(name)) continue;
-    const lower = name.toLowerCase();
+    if (name.length < 4 || !isMcpPrefix(name) || isNamed(name, SESSION_ID)) continue;
+    const lower = lowerMcpName(name);
     const values = out[lower];
     if (values === undefined) out[lower] = [rawHeaders[i + 1] as string];
     else values.push(rawHeaders[i + 1] as string);
@@ -64,13 +64,31 @@ export function mcpHeaders(rawHeaders: readonly string[]): Record<string, string
 }
 
 const SESSION_ID = 'mcp-session-id';
+const PROTOCOL_VERSION = 'mcp-protocol-version';
+const METHOD = 'mcp-method';
+const NAME = 'mcp-name';
 
-/** A name that starts with `mcp-` is `mcp-session-id`, ignoring ASCII case (compared in place). */
-function isSessionId(name: string): boolean {
-  if (name.length !== SESSION_ID.length) return false;
-  for (let i = 4; i < SESSION_ID.length; i++) {
+/**
+ * The lower-case name of an `Mcp-*` header. The three checkMcpHeaders reads by name, which most
+ * requests carry (MCP-Protocol-Version on every one, in mixed case as the SDKs send it), are
+ * compared in place and given as constants: `toLowerCase` made a string of each per request. The
+ * key is always what `toLowerCase` gives: a name equal to one of them but for ASCII case lower-cases
+ * to it, and no other character lower-cases to a single letter of theirs (the Kelvin sign's k is in
+ * none of them); any other name is lower-cased as before.
+ */
+function lowerMcpName(name: string): string {
+  if (isNamed(name, PROTOCOL_VERSION)) return PROTOCOL_VERSION;
+  if (isNamed(name, METHOD)) return METHOD;
+  if (isNamed(name, NAME)) return NAME;
+  return name.toLowerCase();
+}
+
+/** A name that starts with `mcp-` is `lower` (lower-case ASCII), ignoring ASCII case (compared in place). */
+function isNamed(name: string, lower: string): boolean {
+  if (name.length !== lower.length) return false;
+  for (let i = 4; i < lower.length; i++) {
     const c = name.charCodeAt(i);
-    const l = SESSION_ID.charCodeAt(i);
+    const l = lower.charCodeAt(i);
     // Only letters fold: '-' stays '-'.
     if (c !== l && !(l >= 0x61 && l <= 0x7a && c === l - 0x20)) return false;
   }

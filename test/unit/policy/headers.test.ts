@@ -211,6 +211,15 @@ describe('mcpHeaders', () => {
       'not mine',
       'mcp',
       'too short',
+      // One character away from a name compared in place (first and last character after `mcp-`).
+      'Mcp-Xame',
+      'near 1',
+      'Mcp-Metho_',
+      'near 2',
+      'MCP-Protocol-Versio-',
+      'near 3',
+      'Mcp-Session-Ix',
+      'near 4',
     ];
     const req = request({ port, method: 'POST', headers: raw });
     req.end('{}');
@@ -226,10 +235,14 @@ describe('mcpHeaders', () => {
     assert.deepEqual(distinct['mcp-session-id'], ['the-session'], 'sent, and left out of the copy');
     assert.deepEqual(mine['mcp-name'], ['a', 'b'], 'a repeated header keeps each value');
     assert.deepEqual(Object.keys(mine).sort(), [
+      'mcp-metho_',
       'mcp-method',
       'mcp-name',
       'mcp-param-region',
+      'mcp-protocol-versio-',
       'mcp-protocol-version',
+      'mcp-session-ix',
+      'mcp-xame',
     ]);
   });
 });
