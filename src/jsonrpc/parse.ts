@@ -115,17 +115,19 @@ export function parseBody(
   // for in the body's text, V8's own string search, since Buffer#indexOf's call into C++ costs a
   // small body more than the search itself (UTF-8 puts ASCII bytes only where the text has them).
   const small = body.length < skeletonFrom;
-  let findProto = scan.keyEscape || (!small && body.indexOf(PROTO) !== -1);
+  const protoSpelled = !small && body.indexOf(PROTO) !== -1;
+  let findProto = scan.keyEscape || protoSpelled;
   // Long strings, and arguments nothing reads, are left out of what JSON.parse reads and given
-  // back where a reader reads them (skeleton.ts). `__proto__` or a key spelled with an escape keeps
-  // the arguments (the walk must see their keys, and arguments-span.ts reads keys as bytes); `\u`
-  // escapes in strings do not (the arguments' strings are validated by their walk and forwarded as
-  // the client spelled them, as the long strings nothing reads are: splice.ts), but a `\u` escape
-  // keeps everything unless no string JSON.parse builds can be taken for a placeholder (skeleton.ts:
+  // back where a reader reads them (skeleton.ts). `__proto__` spelled plainly keeps the arguments
+  // (the walk must see it); escapes do not: arguments-span.ts reads the arguments as the walk over
+  // the parsed value would (it decodes a key spelled with an escape on its own, and keeps the
+  // arguments when one is `__proto__`), and their strings and keys are forwarded as the client
+  // spelled them, as the long strings nothing reads are (splice.ts). A `\u` escape keeps
+  // everything unless no string JSON.parse builds can be taken for a placeholder (skeleton.ts:
   // unicodeSkeleton).
   let cut = small
     ? undefined
-    : cutOf(body, scan.long, !argumentsRead && !findProto, skeletonFrom, scan.plain);
+    : cutOf(body, scan.long, !argumentsRead && !protoSpelled, skeletonFrom, scan.plain);
   let skeleton =
     cut === undefined ? body : scan.unicodeEscape ? unicodeSkeleton(body, cut) : skeletonOf(body, cut.spans);
   if (skeleton === undefined) {

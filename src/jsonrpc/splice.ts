@@ -9,9 +9,10 @@
  *   the last member of an object is never replaced, so the commas left stay well placed);
  * - each string, key or value, that holds a `\u` escape is written as JSON.stringify writes it
  *   (which spells only control characters and lone surrogates as `\u` escapes), except a long
- *   value string in arguments nothing reads, left out of JSON.parse (skeleton.ts): no rule reads
- *   it, and what it means to the upstream is what the client wrote (re-spelling changes no
- *   character: a lone surrogate is spelled `\uXXXX` either way);
+ *   value string in arguments nothing reads, and the strings and keys of such arguments left out
+ *   of JSON.parse whole (skeleton.ts): no rule reads them, and what they mean to the upstream is
+ *   what the client wrote (re-spelling changes no character: a lone surrogate is spelled `\uXXXX`
+ *   either way);
  * - everything else stays as the client wrote it: whitespace, number spellings, short escapes.
  *
  * The upstream then reads exactly the value judged, with no repeated key anywhere, at the cost of a

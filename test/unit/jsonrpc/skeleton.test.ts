@@ -60,10 +60,10 @@ function keysOf(text: string): string[] {
 
 /**
  * With the arguments not read: the fast path refuses alike, or forwards bytes that differ from the
- * whole parse's only in strings nothing reads being spelled as the client spelled them (a long
- * string with a `\u` escape in `params.arguments`): the same messages but for the arguments, the
- * same meaning, every key spelled as the whole parse spells it, and the whole parse of the fast
- * bytes forwards the whole parse's own bytes.
+ * whole parse's only in strings and keys nothing reads being spelled as the client spelled them
+ * (escapes in `params.arguments`): the same messages but for the arguments, the same meaning, the
+ * same keys in the same order, each spelled as the whole parse spells it unless the client spelled
+ * it with an escape, and the whole parse of the fast bytes forwards the whole parse's own bytes.
  */
 function unreadAlike(b: Buffer): void {
   const fast = outcome(b, false, 0, false) as { bytes?: string };
@@ -76,7 +76,15 @@ function unreadAlike(b: Buffer): void {
   const fastText = Buffer.from(fast.bytes, 'latin1').toString('utf8');
   const wholeText = Buffer.from(whole.bytes, 'latin1').toString('utf8');
   assert.deepStrictEqual(JSON.parse(fastText), JSON.parse(wholeText));
-  assert.deepStrictEqual(keysOf(fastText), keysOf(wholeText));
+  const fastKeys = keysOf(fastText);
+  const wholeKeys = keysOf(wholeText);
+  assert.deepStrictEqual(
+    fastKeys.map((k) => JSON.parse(k) as string),
+    wholeKeys.map((k) => JSON.parse(k) as string),
+  );
+  fastKeys.forEach((k, i) =>
+    assert.ok(k === wholeKeys[i] || k.includes('\\'), `${k} spelled as the client did`),
+  );
   const again = outcome(Buffer.from(fastText), true, Infinity, true) as { bytes?: string };
   assert.equal(again.bytes, whole.bytes);
 }
@@ -216,6 +224,69 @@ describe('the skeleton parse: arguments left out (differential)', () => {
       }),
       { numRuns: 1500 },
     );
+  });
+});
+
+/**
+ * Wide argument objects: past the few keys compared as bytes (arguments-span.ts), keys are looked up
+ * decoded; a repeat or a fold far from its twin, either spelled with an escape, must be found alike.
+ */
+const wideKey = fc.oneof(
+  smallKey,
+  fc.integer({ min: 0, max: 11 }).map((n) => `"k${n}"`),
+  fc.integer({ min: 0, max: 11 }).map((n) => `"k\\u00${(0x30 + n).toString(16)}"`),
+  fc.integer({ min: 0, max: 11 }).map((n) => `"K${n}"`),
+);
+const wide = fc
+  .array(fc.tuple(wideKey, fc.oneof(crowded, fc.constant('1'))), { minLength: 6, maxLength: 24 })
+  .map((ms) => `{${ms.map(([k, v]) => `${k}:${v}`).join(',')}}`);
+
+describe('the skeleton parse: wide arguments left out (differential)', () => {
+  it('an argument object of many keys, repeated or folding alike far apart, is judged as the whole parse judges it', () => {
+    fc.assert(
+      fc.property(wide, fc.boolean(), (args, batch) => {
+        const one = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":${args}}}`;
+        const b = bytes(batch ? `[${one},${one.replace('"id":1', '"id":2')}]` : one);
+        unreadAlike(b);
+      }),
+      { numRuns: 600 },
+    );
+  });
+
+  it('keys that fold alike by one character, read four bytes at a time, at every alignment', () => {
+    for (const [upper, lower] of [
+      ['ſ', 's'],
+      ['A', 'a'],
+      ['Z', 'z'],
+    ]) {
+      for (let pad = 0; pad < 8; pad++) {
+        const x = 'x'.repeat(pad);
+        const args = `{"${x}xxxxxxxx${upper}xxxxxxxx":1,"${x}xxxxxxxx${lower}xxxxxxxx":2}`;
+        const b = bytes(
+          `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":${args}}}`,
+        );
+        unreadAlike(b);
+        const fast = outcome(b, false, 0, false) as { code?: string };
+        assert.equal(fast.code, 'ERR_INVALID_REQUEST', `${upper}, padding ${pad}`);
+      }
+    }
+  });
+
+  it('an object of 300 keys nested in others, its first key repeated last, spelled with an escape', () => {
+    const keys = Array.from({ length: 300 }, (_, n) => `"k${n}":{"a":${n},"b":[${n}]}`);
+    const args = `{"o":{"p":{${keys.join(',')},"\\u006b0":"last"}},"q":{"a":1,"\\u0061":2}}`;
+    const b = bytes(
+      `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":${args}}}`,
+    );
+    unreadAlike(b);
+    const fast = outcome(b, false, 0, false) as { bytes: string };
+    const forwarded = JSON.parse(fast.bytes) as {
+      params: { arguments: { o: { p: Record<string, unknown> } } };
+    };
+    assert.equal(forwarded.params.arguments.o.p.k0, 'last');
+    assert.equal(Object.keys(forwarded.params.arguments.o.p).length, 300);
+    // Each repeated key appears once in the forwarded bytes.
+    assert.ok(!fast.bytes.includes('"k0":{'), 'the member the repeat replaced is left out');
   });
 });
 

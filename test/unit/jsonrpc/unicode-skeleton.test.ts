@@ -106,10 +106,13 @@ describe('long strings with \\u escapes left out of JSON.parse', () => {
     assert.ok(unbuilt(inside));
   });
 
-  it('escaped keys are re-spelled, and fold, repeat or spell __proto__ as in the whole parse', () => {
-    const respelled = alike(call(`{"n\\u0061me":"echo","arguments":{"\\u006b":"${U}"}}`));
+  it('escaped keys are re-spelled where read, kept in arguments nothing reads, and fold, repeat or spell __proto__ as in the whole parse', () => {
+    const text = call(`{"n\\u0061me":"echo","arguments":{"\\u006b":"${U}"}}`);
+    const respelled = alike(text);
     assert.ok('bytes' in respelled);
-    assert.ok(respelled.bytes.includes('"name":"echo"') && respelled.bytes.includes(`"k":"${U}"`));
+    assert.ok(respelled.bytes.includes('"name":"echo"'), 'a key JSON.parse read is re-spelled');
+    assert.ok(respelled.bytes.includes(`{"\\u006b":"${U}"}`), 'the arguments go as the client spelled them');
+    assert.ok(unbuilt(text), 'left out of JSON.parse');
     for (const args of [
       `{"k":"${U}","\\u004b":1}`,
       `{"k":"${U}","\\u017f":1,"S":2}`,
