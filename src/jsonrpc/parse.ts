@@ -50,6 +50,8 @@ import type { Cut } from './skeleton.ts';
 export { BODY_LIMITS, MAX_DEPTH, MAX_VALUES } from './limits.ts';
 
 const PROTO = Buffer.from('__proto__');
+/** The arguments walk takes no other spelling for them (arguments-span.ts). */
+const ARGUMENTS = Buffer.from('"arguments"');
 /**
  * Long strings covering this many bytes or more are left out of JSON.parse (skeleton.ts). Below it,
  * building them costs less than the skeleton's copy and walk (a tools/call with a 1 KiB string
@@ -125,9 +127,9 @@ export function parseBody(
   // spelled them, as the long strings nothing reads are (splice.ts). A `\u` escape keeps
   // everything unless no string JSON.parse builds can be taken for a placeholder (skeleton.ts:
   // unicodeSkeleton).
-  let cut = small
-    ? undefined
-    : cutOf(body, scan.long, !argumentsRead && !protoSpelled, skeletonFrom, scan.plain);
+  const withArguments =
+    !argumentsRead && !protoSpelled && walksArguments(body, skeletonFrom) && body.indexOf(ARGUMENTS) !== -1;
+  let cut = small ? undefined : cutOf(body, scan.long, withArguments, skeletonFrom, scan.plain);
   let skeleton =
     cut === undefined ? body : scan.unicodeEscape ? unicodeSkeleton(body, cut) : skeletonOf(body, cut.spans);
   if (skeleton === undefined) {

@@ -59,9 +59,9 @@ export interface Cut {
 
 /**
  * What to leave out of JSON.parse: the long strings (`long`, from the pre-scan), and, when
- * `withArguments`, each message's `params.arguments` (arguments-span.ts) with the long strings in
- * them; nothing (undefined) when that would cover fewer than `from` bytes, or when the arguments
- * are not looked for in a body shorter than 8 times `from` (they cost a walk over the bytes).
+ * `withArguments` (the caller looks for them: walksArguments, and only in a body that spells them),
+ * each message's `params.arguments` (arguments-span.ts) with the long strings in them; nothing
+ * (undefined) when that would cover fewer than `from` bytes.
  */
 export function cutOf(
   body: Buffer,
@@ -70,7 +70,7 @@ export function cutOf(
   from: number,
   plain?: ArrayLike<number>,
 ): Cut | undefined {
-  const args = withArguments && walksArguments(body, from) ? argumentsSpans(body, long, plain) : undefined;
+  const args = withArguments ? argumentsSpans(body, long, plain) : undefined;
   if (args === undefined || args.length === 0) {
     if (long.length === 0 || spanBytes(long) < from) return undefined;
     return { spans: long, strings: long, counts: undefined, missing: 0, repeats: false };
