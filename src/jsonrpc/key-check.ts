@@ -11,10 +11,10 @@
  * Such a misread key always holds a backslash (the earlier key matched the bytes up to the
  * escape's backslash), so only a body with a key spelled with an escape whose parsed value holds a
  * key with a backslash is checked here (scan.ts keyEscape, tree.ts backslashKey): the text
- * JSON.parse read is walked along the parsed value, each key decoded on its own (a string value
- * is never read as an earlier one), and each object must hold exactly the keys its bytes spell. A
- * key repeated in an object fails the check too (the members it replaced cannot be paired with the
- * value), which only refuses a body that also has a key holding a backslash.
+ * JSON.parse read is walked along the parsed value, each key decoded on its own (unescape.ts, not
+ * JSON.parse), and each object must hold exactly the keys its bytes spell. A key repeated in an
+ * object fails the check too (the members it replaced cannot be paired with the value), which only
+ * refuses a body that also has a key holding a backslash.
  */
 import {
   CLOSE_ARRAY,
@@ -29,6 +29,7 @@ import {
   string,
   ws,
 } from './strict-skip.ts';
+import { unescapeString } from './unescape.ts';
 
 interface Frame {
   /** The parsed object or array these bytes stand for. */
@@ -108,9 +109,7 @@ function member(text: Buffer, i: number, frame: Frame): [number, unknown] | unde
   const keys = frame.keys;
   if (keys === undefined) return [i, (frame.node as unknown[])[frame.elements++]];
   const end = string(text, i);
-  const key = escaped
-    ? (JSON.parse(text.toString('utf8', i, end)) as string)
-    : text.toString('utf8', i + 1, end - 1);
+  const key = escaped ? unescapeString(text, i + 1, end - 1) : text.toString('utf8', i + 1, end - 1);
   const node = frame.node as Record<string, unknown>;
   if (keys.has(key) || !Object.hasOwn(node, key)) return undefined;
   keys.add(key);
