@@ -36,7 +36,13 @@ function expensiveBodies(): Buffer[] {
   const room = MAX - pre.length - post.length - 16;
   const keys: string[] = [];
   for (let i = 0; i < 49_000; i++) keys.push(`"${'k'.repeat(70)}${i}":0`);
+  // Objects whose keys are spelled with a \u escape and hold a backslash, where a reader reads them
+  // (params._meta): JSON.parse builds them, the key check walks them and the splice re-spells them.
+  const meta = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","_meta":{"a":[';
+  const unit = `{"${'a'.repeat(104)}\\u0061":1,"${'b'.repeat(104)}\\\\":2},`;
+  const units = unit.repeat(Math.floor((MAX - meta.length - 64) / unit.length));
   return [
+    Buffer.from(`${meta}${units}0]},"arguments":{}}}`),
     Buffer.from(`${pre}"${'\\"'.repeat(Math.floor(room / 2) - 2)}"${post}`),
     Buffer.from(`${pre}"${'\\u00e9'.repeat(Math.floor(room / 6) - 2)}"${post}`),
     Buffer.from(`${pre}{${keys.join(',')}}${post}`.slice(0, MAX)),

@@ -94,10 +94,13 @@ interface Shape {
   readonly body: Buffer;
 }
 
-function fromUnit(unit: string, name: string): Shape {
-  const count = Math.max(1, Math.floor((MAX - PRE.length - POST.length) / (Buffer.byteLength(unit) + 1)));
-  return { name, body: Buffer.from(PRE + `${unit},`.repeat(count) + POST) };
+function fromUnit(unit: string, name: string, pre = PRE): Shape {
+  const count = Math.max(1, Math.floor((MAX - pre.length - POST.length) / (Buffer.byteLength(unit) + 1)));
+  return { name, body: Buffer.from(pre + `${unit},`.repeat(count) + POST) };
 }
+
+/** The units in `params._meta`, which a reader reads, so JSON.parse builds them (never left out). */
+const META = PRE.replace('"arguments"', '"_meta"');
 
 function handWritten(): Shape[] {
   const inner = (s: string) => Buffer.from(`${PRE}${s},${POST}`);
@@ -144,6 +147,24 @@ function handWritten(): Shape[] {
     fromUnit(
       `{"${'a'.repeat(104)}\\u0061":1,"${'b'.repeat(104)}\\\\":2}`,
       'the same with a second key holding a backslash',
+    ),
+    fromUnit(`{"${'a'.repeat(104)}":1,"${'b'.repeat(104)}":2}`, 'objects with two 104-byte keys'),
+    // The same where a reader reads them: JSON.parse builds them, the walk over the parsed value
+    // reads them, and keys spelled with escapes are checked and re-spelled.
+    fromUnit(
+      `{"${'a'.repeat(104)}":1,"${'b'.repeat(104)}":2}`,
+      'objects with two 104-byte keys (read)',
+      META,
+    ),
+    fromUnit(
+      `{"${'a'.repeat(104)}\\u0061":1,"${'b'.repeat(104)}":2}`,
+      'objects with a 110-byte key spelled with \\u (read)',
+      META,
+    ),
+    fromUnit(
+      `{"${'a'.repeat(104)}\\u0061":1,"${'b'.repeat(104)}\\\\":2}`,
+      'the same with a second key holding a backslash (read)',
+      META,
     ),
   ];
 }
