@@ -38,6 +38,7 @@ import { LIST_MIN_BYTES, matchListResponse, NOT_JSON, REFUSED } from './list-mat
 import type { ResponseIds } from './restore.ts';
 import { matchSmallResponse } from './small-match.ts';
 import { matchEventBytes } from './event-match.ts';
+import { parsedAsSpelled } from '../jsonrpc/key-check.ts';
 
 export { tagRequests } from './restore.ts';
 export type { ForwardedRequests, ForwardedTag, ResponseIds, TagContext } from './restore.ts';
@@ -223,6 +224,9 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
     } catch (cause) {
       throw new GatewayError('ERR_UPSTREAM_PROTOCOL', { cause });
     }
+    // The ids go back into these bytes, judged by what JSON.parse read: it must be what they spell
+    // (V8 can read a key as another the same bytes primed, `result` as `r\u006`: key-check.ts).
+    if (!parsedAsSpelled(text, value)) throw misread();
     const restored = restoreEdits(text, value, ids);
     if (restored === undefined) throw unanswerable();
     // ASCII text (as long as its bytes): the ids are spliced into the bytes, nothing re-encoded.
@@ -242,6 +246,12 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
       bytes: (raw) => matchEventBytes(raw, ids),
     });
   }
+}
+
+function misread(): GatewayError {
+  return new GatewayError('ERR_UPSTREAM_PROTOCOL', {
+    message: 'upstream sent an object key the gateway did not read as spelled',
+  });
 }
 
 function unanswerable(): GatewayError {
@@ -267,6 +277,7 @@ export function matchEventData(data: string, ids: ResponseIds, filters: Filters)
   } catch {
     return UNREADABLE;
   }
+  if (!parsedAsSpelled(data, value)) return UNREADABLE;
   const restored = restoreIds(data, value, ids);
   if (restored === undefined) return UNREADABLE;
   if (restored.plans !== undefined) {

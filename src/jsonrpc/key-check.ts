@@ -23,6 +23,7 @@ import {
   COMMA,
   OPEN_ARRAY,
   OPEN_OBJECT,
+  QUOTE,
   escaped,
   NOT_JSON,
   scalar,
@@ -36,8 +37,10 @@ interface Frame {
   readonly node: Record<string, unknown> | unknown[];
   /** Objects: the keys read so far, decoded. */
   readonly keys: Set<string> | undefined;
-  /** Arrays: the elements read so far. */
+  /** Arrays: the elements read so far; objects: the members. */
   elements: number;
+  /** Objects, when a repeated key keeps its last member: the members a later one replaced. */
+  readonly replaced: Set<number> | undefined;
 }
 
 /**
@@ -45,9 +48,9 @@ interface Frame {
  *   placeholder is a string in both)
  * @param value what it returned (placeholders given back or not: keys are unchanged)
  */
-export function keysAsSpelled(text: Buffer, value: unknown): boolean {
+export function keysAsSpelled(text: Buffer, value: unknown, lastWins = false): boolean {
   try {
-    return walk(text, value);
+    return walk(text, value, lastWins);
   } catch (err) {
     // Not JSON as strict-skip.ts reads it: never the case for bytes JSON.parse accepted.
     if (err === NOT_JSON) return false;
@@ -55,7 +58,11 @@ export function keysAsSpelled(text: Buffer, value: unknown): boolean {
   }
 }
 
-function walk(text: Buffer, value: unknown): boolean {
+/**
+ * @param lastWins a repeated key stands for its last member, as JSON.parse keeps it (the others
+ *   are not paired with the value); else a repeated key fails the check
+ */
+function walk(text: Buffer, value: unknown, lastWins: boolean): boolean {
   const frames: Frame[] = [];
   let node: unknown = value;
   let i = ws(text, 0);
@@ -65,13 +72,14 @@ function walk(text: Buffer, value: unknown): boolean {
     if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
       const object = c === OPEN_OBJECT;
       if (typeof node !== 'object' || node === null || Array.isArray(node) === object) return false;
+      i = ws(text, i + 1);
       const frame: Frame = {
         node: node as Record<string, unknown> | unknown[],
         keys: object ? new Set() : undefined,
         elements: 0,
+        replaced: object && lastWins ? replacedMembers(text, i) : undefined,
       };
       frames.push(frame);
-      i = ws(text, i + 1);
       if (text[i] !== (object ? CLOSE_OBJECT : CLOSE_ARRAY)) {
         const next = member(text, i, frame);
         if (next === undefined) return false;
@@ -108,18 +116,113 @@ function walk(text: Buffer, value: unknown): boolean {
 function member(text: Buffer, i: number, frame: Frame): [number, unknown] | undefined {
   const keys = frame.keys;
   if (keys === undefined) return [i, (frame.node as unknown[])[frame.elements++]];
-  const end = string(text, i);
-  const key = escaped ? unescapeString(text, i + 1, end - 1) : text.toString('utf8', i + 1, end - 1);
   const node = frame.node as Record<string, unknown>;
-  if (keys.has(key) || !Object.hasOwn(node, key)) return undefined;
-  keys.add(key);
-  i = ws(text, end);
-  if (text[i] !== COLON) return undefined;
-  return [ws(text, i + 1), node[key]];
+  for (;;) {
+    const end = string(text, i);
+    const key = keyAt(text, i, end);
+    i = ws(text, end);
+    if (text[i] !== COLON) return undefined;
+    i = ws(text, i + 1);
+    if (frame.replaced?.has(frame.elements++) !== true) {
+      if (keys.has(key) || !Object.hasOwn(node, key)) return undefined;
+      keys.add(key);
+      return [i, node[key]];
+    }
+    // A later member with this key replaced this one: JSON.parse built nothing of it.
+    i = ws(text, skip(text, i));
+    if (text[i] !== COMMA) return undefined;
+    i = ws(text, i + 1);
+  }
+}
+
+/**
+ * The key whose quotes are at `i` and `end - 1`, decoded on its own; called right after string()
+ * read it (`escaped` is about the string read last).
+ */
+function keyAt(text: Buffer, i: number, end: number): string {
+  return escaped ? unescapeString(text, i + 1, end - 1) : text.toString('utf8', i + 1, end - 1);
+}
+
+/**
+ * The members of the object whose first member (or `}`) is at `i` that a later member with the
+ * same key replaces, by index; undefined when no key repeats (the common case).
+ */
+function replacedMembers(text: Buffer, i: number): Set<number> | undefined {
+  if (text[i] === CLOSE_OBJECT) return undefined;
+  const seen = new Map<string, number>();
+  let replaced: Set<number> | undefined;
+  for (let k = 0; ; k++) {
+    const end = string(text, i);
+    const key = keyAt(text, i, end);
+    const earlier = seen.get(key);
+    if (earlier !== undefined) (replaced ??= new Set()).add(earlier);
+    seen.set(key, k);
+    i = ws(text, end);
+    if (text[i] !== COLON) throw NOT_JSON;
+    i = ws(text, skip(text, ws(text, i + 1)));
+    if (text[i] !== COMMA) return replaced;
+    i = ws(text, i + 1);
+  }
+}
+
+/** The index after the value at `i`, however deep (bytes JSON.parse accepted: brackets balance). */
+function skip(text: Buffer, i: number): number {
+  let c = text[i];
+  if (c !== OPEN_OBJECT && c !== OPEN_ARRAY) return scalar(text, i);
+  let depth = 0;
+  for (;;) {
+    c = text[i];
+    if (c === QUOTE) i = string(text, i);
+    else {
+      if (c === OPEN_OBJECT || c === OPEN_ARRAY) depth++;
+      else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) depth--;
+      else if (c === undefined) throw NOT_JSON;
+      i++;
+      if (depth === 0) return i;
+    }
+  }
 }
 
 /** Whether the parsed container holds no more than its bytes spelled. */
 function closes(frame: Frame): boolean {
   if (frame.keys === undefined) return (frame.node as unknown[]).length === frame.elements;
   return Object.keys(frame.node).length === frame.keys.size;
+}
+
+const BACKSLASH = 0x5c;
+
+/**
+ * The same check for a parse whose bytes no pre-scan read (the upstream's answers, a list entry
+ * being pinned): whether JSON.parse read every key of `text` as spelled. A misread takes two
+ * backslashes, one in the bytes (where the real key's escape begins) and one in a key of the value
+ * (the earlier key it was read as), so text without a backslash, or a value without such a key,
+ * is not walked. Unlike a request body, an answer can prime the misread on its own: an object
+ * with the same first keys built earlier in the same parse (an inner one, an earlier member's
+ * value) is enough. And a parse that read some bytes as spelled says nothing of the next parse of
+ * them: it may build, after the key, the object that makes the next one misread it. So each parse
+ * whose reading decides what passes is checked, not only the first.
+ */
+export function parsedAsSpelled(text: Buffer | string, value: unknown): boolean {
+  if (typeof text === 'string' ? !text.includes('\\') : text.indexOf(BACKSLASH) === -1) return true;
+  if (!holdsBackslashKey(value)) return true;
+  return keysAsSpelled(typeof text === 'string' ? Buffer.from(text) : text, value, true);
+}
+
+/** Whether some object in `value` has a key holding a backslash (iterative: any depth). */
+function holdsBackslashKey(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const stack: object[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop() as object;
+    if (Array.isArray(v)) {
+      for (const item of v as unknown[]) if (typeof item === 'object' && item !== null) stack.push(item);
+      continue;
+    }
+    for (const key in v) {
+      if (key.includes('\\')) return true;
+      const item = (v as Record<string, unknown>)[key];
+      if (typeof item === 'object' && item !== null) stack.push(item);
+    }
+  }
+  return false;
 }

@@ -13,6 +13,7 @@
  * units at every depth: the same text as RFC 8785 (JCS) gives for JSON numbers and strings.
  */
 import { createHash } from 'node:crypto';
+import { parsedAsSpelled } from '../jsonrpc/key-check.ts';
 
 export type Definition = Readonly<Record<string, unknown>>;
 
@@ -90,6 +91,9 @@ export function readEntry(bytes: Uint8Array): Readonly<Record<string, unknown>> 
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
   if (typeof (value as { name?: unknown }).name !== 'string') return undefined;
+  // The entry's bytes pass on and the hash is of the value: a key V8 read as another (a pinned
+  // definition's key holding a backslash, from the lockfile's own parse, can prime it) is unreadable.
+  if (!parsedAsSpelled(text, value)) return undefined;
   return repeatsKey(text) ? undefined : (value as Record<string, unknown>);
 }
 

@@ -47,6 +47,8 @@ export async function fetchDefinitions(
     const res = await send({ jsonrpc: '2.0', id, method, params });
     const text = await readAnswer(res, id);
     if (repeatsKey(text)) throw new PinFetchError(`${method}: the response repeats a key; not pinned`);
+    // A key V8's JSON.parse misread here (jsonrpc/key-check.ts) would pin a definition no client
+    // reads; serving never matches it (canonical.ts readEntry reads entries as spelled): fail closed.
     const message = JSON.parse(text) as { result?: unknown; error?: { code?: unknown; message?: unknown } };
     if (message.error !== undefined)
       throw new PinFetchError(

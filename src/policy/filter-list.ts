@@ -17,6 +17,7 @@ import type { ListKind } from './methods.ts';
 import { createdTaskId } from './tasks.ts';
 import type { TaskScope } from './tasks.ts';
 import type { ListPins } from '../pinning/pins.ts';
+import { parsedAsSpelled } from '../jsonrpc/key-check.ts';
 
 /** What to do with the response to one request id: filter a list, or record the task it creates. */
 export type ResponseAction = ListKind | 'task';
@@ -135,7 +136,15 @@ export function filterJsonResponseBody(
     throw new GatewayError('ERR_UPSTREAM_PROTOCOL', { cause });
   }
   const out = mapMessages(value, (m) => applyPlan(m, plan, grants, tasks, pins));
-  return out === undefined ? body : Buffer.from(JSON.stringify(out));
+  if (out !== undefined) return Buffer.from(JSON.stringify(out));
+  // The body passes as it is only when it holds nothing to filter as the client reads it. This
+  // parse is checked on its own: the caller's parse of the same bytes may have read them as spelled
+  // and still built what makes this one misread (key-check.ts parsedAsSpelled).
+  if (!parsedAsSpelled(body, value))
+    throw new GatewayError('ERR_UPSTREAM_PROTOCOL', {
+      message: 'upstream sent an object key the gateway did not read as spelled',
+    });
+  return body;
 }
 
 /**
@@ -164,7 +173,9 @@ export function rewriteEventData(
     return data.includes('"result"') ? UNREADABLE : undefined;
   }
   const out = mapMessages(value, (m) => applyPlan(m, plan, grants, tasks, pins));
-  return out === undefined ? undefined : JSON.stringify(out);
+  if (out !== undefined) return JSON.stringify(out);
+  // Passed as it is: checked as filterJsonResponseBody checks it.
+  return parsedAsSpelled(data, value) ? undefined : UNREADABLE;
 }
 
 /**

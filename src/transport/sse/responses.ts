@@ -16,6 +16,7 @@ import { rewriteEventData } from '../../policy/filter-list.ts';
 import type { TaskOwnership } from '../../policy/tasks.ts';
 import { UNREADABLE } from '../../policy/unreadable.ts';
 import type { Pinning } from '../../pinning/pins.ts';
+import { parsedAsSpelled } from '../../jsonrpc/key-check.ts';
 
 export interface Matched {
   /** The data to send on. */
@@ -50,6 +51,8 @@ export function createStreamMatcher(
       } catch {
         return undefined;
       }
+      // What passes is these bytes with ids restored: they must spell what was read (key-check.ts).
+      if (!parsedAsSpelled(data, value)) return undefined;
       const restored = restoreIds(data, value, ids);
       if (restored === undefined) return undefined;
       if (restored.plans === undefined) return { data: restored.text, filtered: false };
