@@ -20,6 +20,7 @@
  * spell it), parses the text plainly, and one walk over the result turns those strings back.
  */
 import { randomBytes } from 'node:crypto';
+import { parsedAsSpelled } from './key-check.ts';
 
 interface RawJsonApi {
   rawJSON(text: string): object;
@@ -72,6 +73,9 @@ export function rawNumberText(value: unknown): string {
 /**
  * Parses a body that JSON.parse has already accepted (valid UTF-8, valid JSON), keeping the numbers
  * at `lossy` (start and end byte offsets, in order) as their lexemes. Any body, repeated keys too.
+ * Undefined when this parse misread a key (key-check.ts): the caller's check of the first parse
+ * does not cover it, since that parse may have built what makes this one misread (an object holding
+ * `n\u0` after one spelling `n\u0061me` with the same first keys, later in the same body).
  */
 export function parseKeepingNumbers(body: Buffer, lossy: ArrayLike<number>): unknown {
   const prefix = `\u0001${randomBytes(12).toString('hex')}:`;
@@ -93,6 +97,7 @@ export function parseKeepingNumbers(body: Buffer, lossy: ArrayLike<number>): unk
   body.copy(out, to, at);
   // Valid UTF-8: the body was, and only ASCII was inserted between its tokens.
   const value: unknown = JSON.parse(out.toString('utf8'));
+  if (!parsedAsSpelled(out, value)) return undefined;
   return restore(value, prefix);
 }
 

@@ -7,6 +7,10 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { keysAsSpelled, parsedAsSpelled } from '../../../src/jsonrpc/key-check.ts';
+import { parseKeepingNumbers } from '../../../src/jsonrpc/lossless.ts';
+import { BODY_LIMITS, parseBody } from '../../../src/jsonrpc/parse.ts';
+import { scanJson } from '../../../src/jsonrpc/scan.ts';
+import { KNOWN_METHODS } from '../../../src/policy/methods.ts';
 
 const check = (text: string, value: unknown) => keysAsSpelled(Buffer.from(text), value);
 
@@ -66,6 +70,9 @@ describe('keysAsSpelled', () => {
   });
 });
 
+/** Keys no other test sends (V8's memory of keys is the process's). */
+const unique = (tag: string) => `q${process.pid}${tag}`;
+
 describe('parsedAsSpelled (parses no pre-scan read)', () => {
   it('walks nothing without a backslash in the text or in a key, and catches the misread', () => {
     assert.equal(parsedAsSpelled('{"a":1}', { b: 1 }), true, 'no backslash: not walked');
@@ -86,5 +93,36 @@ describe('parsedAsSpelled (parses no pre-scan read)', () => {
     assert.equal(parsedAsSpelled(text, { p: [{ '\\': 0 }], q: { a: { '\\': 2 } }, r: 1 }), false);
     // keysAsSpelled, for request bodies, still refuses a repeated key.
     assert.equal(keysAsSpelled(Buffer.from(text), { p: [{ '\\': 0 }], q: { a: { '\\': 2 } } }), false);
+  });
+});
+
+describe('the parse again that keeps numbers (lossless.ts), after the checked parse', () => {
+  it('is refused when it misreads a key the checked parse read as spelled', () => {
+    // The second message's params, built after the first's, hold `n\\u0` after the same keys: the
+    // first parse reads `n\u0061me` as name, the next parse of the same bytes as `n\\u0` (the name
+    // gone from what would be judged, not from the bytes forwarded). A big integer makes
+    // parseKeepingNumbers a way this body could take. (A repeated key, `name` and `n\u0061me`, is
+    // refused by the check of the first parse: keysAsSpelled pairs no repeated key.)
+    const q = unique('keep');
+    const body = Buffer.from(
+      String.raw`[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"${q}":1,"n\u0061me":"echo","arguments":{"n":12345678901234567890}}},` +
+        String.raw`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"${q}":1,"n\\u0":"x","arguments":{"n":12345678901234567890}}}]`,
+    );
+    const judged = parseBody(body, KNOWN_METHODS);
+    assert.equal((judged.messages[0] as unknown as { params: { name: string } }).params.name, 'echo');
+    const scan = scanJson(body, BODY_LIMITS);
+    assert.ok(scan.ok && scan.lossy.length === 4);
+    // What V8 does on the next parse of these bytes (the misread this test needs).
+    const next = JSON.parse(body.toString()) as { params: Record<string, unknown> }[];
+    assert.equal(next[0]?.params.name, undefined, 'the test must reproduce the misread');
+    assert.equal(parseKeepingNumbers(body, scan.lossy), undefined);
+  });
+
+  it('keeps the numbers of a body read as spelled', () => {
+    const q = unique('kept');
+    const body = Buffer.from(String.raw`{"${q}":1,"n\\u0":12345678901234567890,"x":1.0}`);
+    const scan = scanJson(body, BODY_LIMITS);
+    assert.ok(scan.ok);
+    assert.equal(JSON.stringify(parseKeepingNumbers(body, scan.lossy)), body.toString());
   });
 });
