@@ -70,9 +70,10 @@ type Headers = Readonly<Record<string, string>>;
 export const NO_STORE: Headers = Object.freeze({ 'cache-control': 'no-store' });
 
 /**
- * Writes a whole JSON response (every gateway-made answer goes through here): status,
- * Content-Type, Content-Length, then the given headers in order. Returns the body's byte length.
- * An answer sent before the request's body was read whole closes the connection (see bodyUnread).
+ * Writes a whole JSON response (the pipeline's refusals and the reserved routes' errors go through
+ * here): status, Content-Type, Content-Length, then the given headers in order. Returns the body's
+ * byte length. An answer sent before the request's body was read whole closes the connection
+ * (closeIfBodyUnread; the router does the same for the routes that never read a body).
  */
 export function writeJson(
   res: ServerResponse,
@@ -83,7 +84,7 @@ export function writeJson(
 ): number {
   const length = Buffer.byteLength(body);
   res.statusCode = status;
-  if (bodyUnread(res.req)) res.shouldKeepAlive = false;
+  closeIfBodyUnread(res);
   res.setHeader('content-type', 'application/json');
   res.setHeader('content-length', length);
   if (headers) for (const name in headers) res.setHeader(name, headers[name] as string);
@@ -101,6 +102,11 @@ export function writeJson(
  * so the headers decide when it is not: no Content-Length (or `0`) and no Transfer-Encoding is no
  * body, and its connection stays alive.
  */
+/** Closes the connection after the answer when part of the request's body may be unread. */
+export function closeIfBodyUnread(res: ServerResponse): void {
+  if (bodyUnread(res.req)) res.shouldKeepAlive = false;
+}
+
 function bodyUnread(req: IncomingMessage): boolean {
   if (req.complete) return false;
   const length = req.headers['content-length'];

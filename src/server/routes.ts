@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorBody } from '../jsonrpc/message.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
-import { NO_STORE, writeJson } from '../pipeline/respond.ts';
+import { closeIfBodyUnread, NO_STORE, writeJson } from '../pipeline/respond.ts';
 import type { HostRule } from '../pipeline/site.ts';
 
 export type Route = (req: IncomingMessage, res: ServerResponse) => void;
@@ -29,9 +29,15 @@ export function createRouter(routes: Routes): Route {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
-    if (mcp !== undefined && path === mcpPath) return mcp(req, res);
+    // Only a POST to the MCP path reads a body; any other answer would leave one unread, and
+    // Node would read it to its end to keep the connection (closeIfBodyUnread).
+    if (mcp !== undefined && path === mcpPath) {
+      if (req.method !== 'POST') closeIfBodyUnread(res);
+      return mcp(req, res);
+    }
     const special = reserved.get(path);
     if (special !== undefined) {
+      closeIfBodyUnread(res);
       if (hostAllowed !== undefined && !probes?.has(path) && !hostAllowed(req.headers.host))
         return plainError(res, new GatewayError('ERR_HOST_DENIED'));
       const preflight = req.method === 'OPTIONS' && (special as { preflight?: boolean }).preflight === true;

@@ -51,15 +51,16 @@ function post(gateway: TestGateway, key: TestKey, body: string, path = ''): Prom
 }
 
 /**
- * A POST whose chunked body never ends: 64 KiB chunks written as fast as the gateway takes them,
- * until it closes the connection or `ms` have passed. Returns the answer's head, whether the
- * connection was closed, and how many bytes the gateway's side of the socket read.
+ * A request (POST unless said) whose chunked body never ends: 64 KiB chunks written as fast as the
+ * gateway takes them, until it closes the connection or `ms` have passed. Returns the answer's head,
+ * whether the connection was closed, and how many bytes the gateway's side of the socket read.
  */
 async function endlessBody(
   gateway: TestGateway,
   path: string,
   headers: string,
   ms = 2000,
+  method = 'POST',
 ): Promise<{ head: string; closed: boolean; read: number }> {
   const url = new URL(gateway.mcpUrl);
   const accepted = new Promise<Socket>((resolve) => gateway.server.once('connection', resolve));
@@ -69,7 +70,9 @@ async function endlessBody(
   client.on('close', () => (closed = true));
   client.on('error', () => {});
   client.on('data', (d: Buffer) => (answer += d.toString('latin1')));
-  client.write(`POST ${path} HTTP/1.1\r\nHost: ${url.host}\r\n${headers}Transfer-Encoding: chunked\r\n\r\n`);
+  client.write(
+    `${method} ${path} HTTP/1.1\r\nHost: ${url.host}\r\n${headers}Transfer-Encoding: chunked\r\n\r\n`,
+  );
   const chunk = Buffer.concat([Buffer.from('10000\r\n'), Buffer.alloc(0x10000, 0x20), Buffer.from('\r\n')]);
   const deadline = Date.now() + ms;
   while (!closed && Date.now() < deadline) {
@@ -251,6 +254,31 @@ describe('bounds under hostile clients (memory store, SDK upstream)', () => {
       assert.match(head, new RegExp(`^HTTP/1.1 ${status} `));
       assert.match(head, /\r\nconnection: keep-alive(\r\n|$)/i, `${status}: ${head}`);
     }
+  });
+
+  it('closes the connection of an answer to a route that never reads a body: /metrics, /healthz, a DELETE relayed', async () => {
+    const cases = [
+      { path: '/metrics', headers: '', status: 200 },
+      { path: '/healthz', headers: '', status: 200 },
+      // Relayed to the upstream (a stateless one answers DELETE at once): never a writeJson answer.
+      {
+        path: '/mcp',
+        method: 'DELETE',
+        headers: `Authorization: Bearer ${keys.other.secret}\r\n`,
+        status: 200,
+      },
+    ];
+    for (const { path, headers, status, method } of cases) {
+      const { head, closed, read } = await endlessBody(gateway, path, headers, 2000, method ?? 'GET');
+      assert.match(head, new RegExp(`^HTTP/1.1 ${status} `), `${path}: ${head}`);
+      assert.match(head, /\r\nconnection: close(\r\n|$)/i, `${path}: Connection: close`);
+      assert.ok(closed, `${path}: the gateway closed the connection`);
+      assert.ok(read < 1024 * 1024, `${path}: the gateway read ${read} bytes`);
+    }
+    // Without a body, such a connection stays alive.
+    const bodiless = await headOf(gateway, 'GET /metrics HTTP/1.1\r\nHost: HOST\r\n\r\n');
+    assert.match(bodiless, /^HTTP\/1.1 200 /);
+    assert.match(bodiless, /\r\nconnection: keep-alive(\r\n|$)/i, bodiless);
   });
 
   it('refuses a key with an empty bucket before reading its body (a 4 MiB body is not parsed)', async () => {
