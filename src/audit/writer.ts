@@ -288,8 +288,10 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     },
     append(source) {
       if (!open()) return;
-      idle = false;
+      // A source that throws queues nothing (LineBuffer.append): the writer stays idle, so flush()
+      // does not wait for a hand-over that never comes.
       pending.append(source);
+      idle = false;
       schedule();
     },
     // Opened at creation (a failure threw there).

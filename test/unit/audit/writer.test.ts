@@ -55,6 +55,27 @@ describe('audit writer', () => {
     await writer.close();
   });
 
+  it('flush() still resolves after a line whose writing threw (nothing of it was queued)', async () => {
+    const file = join(dir, 'threw.log');
+    const writer = createAuditWriter({ output: file });
+    writer.write({ i: 0 });
+    await writer.flush();
+    assert.throws(() =>
+      writer.append({
+        writeTo() {
+          throw new RangeError('Invalid time value');
+        },
+      }),
+    );
+    const flushed = await Promise.race([
+      writer.flush().then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 1000)),
+    ]);
+    assert.ok(flushed, 'flush() resolved');
+    assert.equal((await lines(file)).length, 1);
+    await writer.close();
+  });
+
   it('reopen() after a rename (logrotate) continues in a new file at the same path', async () => {
     const file = join(dir, 'rotate.log');
     const rotated = join(dir, 'rotate.log.1');
