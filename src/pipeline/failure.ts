@@ -49,14 +49,16 @@ export async function withPeekedId(
 }
 
 /**
- * A POST refused for its envelope or its body (415, 413, 503 over the buffer budget) takes a token
- * like any request (429 once the bucket is empty, rate-limit.ts's chargeRefused), so a key that
- * sends only these empties its own bucket; its audit line says how many body bytes were read. A
- * client that left mid-body is not charged: its decision stays `aborted`, as the audit promises.
+ * A POST refused for its envelope or its body (415, 413) takes a token like any request (429 once
+ * the bucket is empty, rate-limit.ts's chargeRefused), so a key that sends only these empties its
+ * own bucket; its audit line says how many body bytes were read. Not charged: a client that left
+ * mid-body (its decision stays `aborted`, as the audit promises), and a body refused because the
+ * gateway holds too many (503 over the buffer budget): that is other clients' load, not this key's.
  */
 export async function charged(ctx: RequestContext, err: unknown, rateLimit: RateLimitStep): Promise<unknown> {
   ctx.bytesIn = bodyBytesRead(ctx.req);
-  if (!isGatewayError(err) || err.code !== 'ERR_CLIENT_ABORTED') await rateLimit.chargeRefused(ctx);
+  const code = isGatewayError(err) ? err.code : undefined;
+  if (code !== 'ERR_CLIENT_ABORTED' && code !== 'ERR_OVERLOADED') await rateLimit.chargeRefused(ctx);
   return err;
 }
 

@@ -347,7 +347,9 @@ describe('bounds under hostile clients (memory store, SDK upstream)', () => {
 });
 
 describe('request bodies count in the buffer budget (limits.max_buffered_bytes: 64KiB)', () => {
-  const key = makeKey('budget', { capacity: 100, refill_per_second: 100 });
+  // One token, never refilled in the test's time: a refusal that charged it would make the call
+  // after the budget is free a 429.
+  const key = makeKey('budget', { capacity: 1, refill_per_second: 0.0001 });
   let upstream: SdkUpstream;
   let gateway: TestGateway;
   before(async () => {
@@ -404,7 +406,8 @@ describe('request bodies count in the buffer budget (limits.max_buffered_bytes: 
     assert.equal(gateway.auditLines.length, before + 2, 'exactly one line for the refused request');
     assert.equal(gateway.auditLines[before + 1]?.decision, 'aborted');
     await waitFor(() => gateway.budget.used === 0 || undefined, 2000, 'budget given back');
-    // The gateway serves on: the same call now fits.
+    // The gateway serves on: the same call now fits, with the key's one token (the 503 was the
+    // other client's load, not charged to this key).
     const again = await post(gateway, key, call);
     assert.equal(again.status, 200);
     assert.match(await again.text(), /Echo: over-budget/);
