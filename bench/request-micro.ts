@@ -1,10 +1,11 @@
 /**
  * Micro-benchmark of the request side's own steps (issue 14), per request, in one process:
  * finding and checking the API key (credential extraction, checksum, SHA-256, lookup), a session
- * id answered from the verified cache, tagging the forwarded request's id, the audit record of a
- * finished call, the request id with the context, the copy of the Mcp-* headers that inspect checks
- * against the body, the strict parse of the bench's tools/call body, and the upstream request's
- * header list with the undici request object built from it. Not part of the tests.
+ * id answered from the verified cache, tagging the forwarded request's id, the audit record object
+ * (no longer on the request path), the request id with the context, the copy of the Mcp-* headers
+ * that inspect checks against the body, the strict parse of the bench's tools/call body, and the
+ * upstream request's header list with the undici request object built from it. Not part of the
+ * tests.
  *
  *   node --max-semi-space-size=64 --min-semi-space-size=64 bench/request-micro.ts [--ops 100000]
  *     [--rounds 5] [--against /path/to/other/checkout]
@@ -163,7 +164,12 @@ async function load(name: string, root: string): Promise<Subject> {
       () => (sink = sessions.inbound(sessionCtx(), sessionBytes.toString('latin1'))),
     ],
     ['tag the forwarded request id (HMAC)', () => (sink = tagger.tag(bindingId, 7, 'none'))],
-    ['audit record of a finished call', () => (sink = recordMod.buildAuditRecord(finished, Date.now(), 1))],
+    // The record object: since c969d7a the gateway writes the line in place without it
+    // (bench/observer-micro.ts times that); kept so builds before it compare alike.
+    [
+      'audit record object (not on the request path)',
+      () => (sink = recordMod.buildAuditRecord(finished, Date.now(), 1)),
+    ],
     ['request id + context', () => (sink = ctxMod.createContext(idMod.requestIdFor(req), req, res, 0, 0))],
     ['the Mcp-* headers the body is checked against', () => (sink = policyHeadersMod.mcpHeaders(rawHeaders))],
     [
