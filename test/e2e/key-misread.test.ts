@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mintKey } from '../../src/auth/key-format.ts';
-import { startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
+import { postBody, startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
 import type { RawUpstreamGateway } from '../helpers/raw-upstream.ts';
 
 const KEY = mintKey(randomBytes(32));
@@ -43,16 +43,7 @@ describe('a key V8 misreads, through the gateway', () => {
     await upstream.close();
   });
 
-  const post = (body: string) =>
-    fetch(upstream.gateway.mcpUrl, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        authorization: `Bearer ${KEY}`,
-      },
-      body,
-    });
+  const post = (body: string) => postBody(upstream, KEY, body);
 
   it('a tool name spelled with a \\u escape after a primed key is refused, and never forwarded', async () => {
     const primed = await post(call(1, String.raw`{"k7e2":1,"name":"echo","n\\u0":"x","arguments":{}}`));

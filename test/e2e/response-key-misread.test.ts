@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { UNREADABLE } from '../../src/policy/unreadable.ts';
-import { startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
+import { callTool, postBody, startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
 import type { RawUpstreamGateway } from '../helpers/raw-upstream.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
@@ -89,15 +89,7 @@ describe('a key V8 misreads in an answer, through the gateway', () => {
   });
 
   const list = (id: number) =>
-    fetch(upstream.gateway.mcpUrl, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        authorization: `Bearer ${KEY}`,
-      },
-      body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/list' }),
-    });
+    postBody(upstream, KEY, JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/list' }));
 
   const cases = [
     {
@@ -152,20 +144,7 @@ describe('a key V8 misreads in an answer, through the gateway', () => {
         const body = String.raw`{"${q}":${first},"jsonrpc":"2.0","i\u0064":${JSON.stringify(tag)},"error":{"code":-1,"message":"x"}}`;
         return { type, body: type === 'application/json' ? body : sse(body) };
       };
-      const res = await fetch(upstream.gateway.mcpUrl, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream',
-          authorization: `Bearer ${KEY}`,
-        },
-        body: JSON.stringify({
-          jsonrpc: '2.0',
-          id: ++id,
-          method: 'tools/call',
-          params: { name: 'echo', arguments: {} },
-        }),
-      });
+      const res = await callTool(upstream, KEY, ++id);
       const text = await res.text();
       assert.ok(sent !== '' && !text.includes(sent), text);
       assert.equal(res.status, type === 'application/json' ? 502 : 200, text);

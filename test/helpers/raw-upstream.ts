@@ -46,13 +46,8 @@ keys:
   };
 }
 
-/** POSTs a `tools/call` of `name` (no arguments) with request id `id` through the gateway, as `key`. */
-export function callTool(
-  raw: RawUpstreamGateway,
-  key: string,
-  id: unknown,
-  name = 'echo',
-): Promise<Response> {
+/** POSTs `body`, as written, through the gateway, as `key`. */
+export function postBody(raw: RawUpstreamGateway, key: string, body: string): Promise<Response> {
   return fetch(raw.gateway.mcpUrl, {
     method: 'POST',
     headers: {
@@ -60,8 +55,22 @@ export function callTool(
       accept: 'application/json, text/event-stream',
       authorization: `Bearer ${key}`,
     },
-    body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } }),
+    body,
   });
+}
+
+/** POSTs a `tools/call` of `name` (no arguments) with request id `id` through the gateway, as `key`. */
+export function callTool(
+  raw: RawUpstreamGateway,
+  key: string,
+  id: unknown,
+  name = 'echo',
+): Promise<Response> {
+  return postBody(
+    raw,
+    key,
+    JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } }),
+  );
 }
 
 /** An upstream listener that reads each request's body and answers it knowing its id (the gateway's tag). */
