@@ -30,12 +30,17 @@ import {
   string,
   ws,
 } from './strict-skip.ts';
-import { unescapeString } from './unescape.ts';
+import { spellsAt, unescapeString } from './unescape.ts';
 
 interface Frame {
   /** The parsed object or array these bytes stand for. */
   readonly node: Record<string, unknown> | unknown[];
-  /** Objects: the keys read so far, decoded. */
+  /**
+   * Objects whose keys are paired by position: the parsed object's own keys, in order, which the
+   * members' keys must spell one by one (see `ordered`).
+   */
+  readonly names: string[] | undefined;
+  /** Other objects: the keys read so far, decoded. */
   readonly keys: Set<string> | undefined;
   /** Arrays: the elements read so far; objects: the members. */
   elements: number;
@@ -73,11 +78,14 @@ function walk(text: Buffer, value: unknown, lastWins: boolean): boolean {
       const object = c === OPEN_OBJECT;
       if (typeof node !== 'object' || node === null || Array.isArray(node) === object) return false;
       i = ws(text, i + 1);
+      const replaced = object && lastWins ? replacedMembers(text, i) : undefined;
+      const names = object && replaced === undefined ? ordered(node as object) : undefined;
       const frame: Frame = {
         node: node as Record<string, unknown> | unknown[],
-        keys: object ? new Set() : undefined,
+        names,
+        keys: object && names === undefined ? new Set() : undefined,
         elements: 0,
-        replaced: object && lastWins ? replacedMembers(text, i) : undefined,
+        replaced,
       };
       frames.push(frame);
       if (text[i] !== (object ? CLOSE_OBJECT : CLOSE_ARRAY)) {
@@ -114,6 +122,16 @@ function walk(text: Buffer, value: unknown, lastWins: boolean): boolean {
  * undefined when the parsed object lacks the key as spelled, or the key repeats.
  */
 function member(text: Buffer, i: number, frame: Frame): [number, unknown] | undefined {
+  const names = frame.names;
+  if (names !== undefined) {
+    const name = names[frame.elements++];
+    if (name === undefined) return undefined;
+    const end = spellsAt(text, i, name);
+    if (end === -1) return undefined;
+    i = ws(text, end);
+    if (text[i] !== COLON) return undefined;
+    return [ws(text, i + 1), (frame.node as Record<string, unknown>)[name]];
+  }
   const keys = frame.keys;
   if (keys === undefined) return [i, (frame.node as unknown[])[frame.elements++]];
   const node = frame.node as Record<string, unknown>;
@@ -141,6 +159,23 @@ function member(text: Buffer, i: number, frame: Frame): [number, unknown] | unde
  */
 function keyAt(text: Buffer, i: number, end: number): string {
   return escaped ? unescapeString(text, i + 1, end - 1) : text.toString('utf8', i + 1, end - 1);
+}
+
+/**
+ * The object's own keys in order, when that order is its members' order: JSON.parse adds each key
+ * where the bytes first spell it, and an object lists its keys in the order they were added, but
+ * for those that are array indices (listed first, in numeric order). So an object with a key that
+ * starts with a digit is paired by name instead (undefined). Pairing by position needs no set of
+ * keys and no lookup by a decoded key: a repeated key, or one read as another, makes some member's
+ * key differ from the name at its place, or the count differ.
+ */
+function ordered(node: object): string[] | undefined {
+  const names = Object.keys(node);
+  for (let k = 0; k < names.length; k++) {
+    const c = (names[k] as string).charCodeAt(0);
+    if (c >= 0x30 && c <= 0x39) return undefined;
+  }
+  return names;
 }
 
 /**
@@ -185,6 +220,7 @@ function skip(text: Buffer, i: number): number {
 
 /** Whether the parsed container holds no more than its bytes spelled. */
 function closes(frame: Frame): boolean {
+  if (frame.names !== undefined) return frame.names.length === frame.elements;
   if (frame.keys === undefined) return (frame.node as unknown[]).length === frame.elements;
   return Object.keys(frame.node).length === frame.keys.size;
 }

@@ -25,6 +25,7 @@
  */
 
 import { assemble } from './splice-assemble.ts';
+import { Offsets } from './offsets.ts';
 import { StringEnds } from './string-end.ts';
 
 const QUOTE = 0x22;
@@ -59,8 +60,7 @@ interface Frame {
 
 /**
  * @param body the body JSON.parse accepted
- * @param value what JSON.parse built from it: a string value to re-spell is taken from there when
- *   its place holds a string (else it is unescaped again), rather than decoded a second time
+ * @param value what JSON.parse built from it (to tell which parts left out nothing reads)
  * @param lossy start and end offsets of the numbers the pre-scan kept (jumped over, not read)
  * @param repeatedKeys whether some key repeats (else only `\u` escapes are re-spelled)
  * @param values how many values the parsed value holds (tree.ts)
@@ -88,9 +88,7 @@ export function spliceBody(
 ): Buffer | undefined {
   const frames: Frame[] = [];
   /** Strings to re-spell: start and end (after the closing quote), in order. */
-  const respell: number[] = [];
-  /** For each, the string unescaped when the parsed value had it at that place. */
-  const decoded: (string | undefined)[] = [];
+  const respell = RESPELL.reset();
   /** Members to leave out: start and end, in the order found. */
   const drops: number[] = [];
   const n = body.length;
@@ -131,14 +129,7 @@ export function spliceBody(
       const escaped = strings.escaped;
       i = end + 1;
       last = i;
-      if (unicode) {
-        respell.push(start, i);
-        // A string inside a member a later one replaces may find another value here; it is left
-        // out with its member, and every string outside such members finds itself.
-        const here =
-          isKey || top === undefined ? undefined : slotValue(body, frames, frames.length - 1, value);
-        decoded.push(typeof here === 'string' ? here : undefined);
-      }
+      if (unicode) respell.push(start, i);
       if (isKey) {
         top.expectKey = false;
         top.keyStart = start;
@@ -236,10 +227,12 @@ export function spliceBody(
   if (frames.length !== 0 || counted !== values || first === -1) return undefined;
   // Nothing to change (every `\u` escape in strings nothing reads): the client's bytes, no copy.
   if (respell.length === 0 && drops.length === 0) return body.subarray(first, last);
-  return assemble(body, first, last, respell, decoded, drops);
+  return assemble(body, first, last, respell, drops);
 }
 
 const NONE: readonly number[] = [];
+/** The strings to re-spell, kept from body to body (offsets.ts). */
+const RESPELL = new Offsets();
 
 /** Whether `v` is placeholder `k` of skeleton.ts: `"\u0000k"`. */
 function isPlaceholderOf(v: unknown, k: number): boolean {

@@ -38,6 +38,53 @@ export function unescapeString(b: Buffer, start: number, end: number): string {
   return from < end ? text + b.toString('utf8', from, end) : text;
 }
 
+/** The code unit each short escape stands for, by the byte after the backslash. */
+const SHORT_UNIT = new Int32Array(256).fill(-1);
+for (let e = 0; e < 256; e++) if (SHORT[e] !== undefined) SHORT_UNIT[e] = (SHORT[e] as string).charCodeAt(0);
+
+/**
+ * Whether the valid JSON string whose opening quote is at `i` spells `text`: the index after its
+ * closing quote if so, else -1. Compared unit by unit as it is read, escapes decoded on the way,
+ * so nothing is built; a string with a byte of 0x80 or above is decoded whole and compared.
+ */
+export function spellsAt(b: Buffer, i: number, text: string): number {
+  const n = text.length;
+  let j = i + 1;
+  for (let k = 0; ; k++) {
+    const c = b[j] as number;
+    if (c === 0x22) return k === n ? j + 1 : -1;
+    let unit: number;
+    if (c === BACKSLASH) {
+      const e = b[j + 1] as number;
+      if (e === 0x75) {
+        unit = hex(b, j + 2);
+        j += 6;
+      } else {
+        unit = SHORT_UNIT[e] as number;
+        j += 2;
+      }
+    } else if (c >= 0x80) {
+      return whole(b, i, text);
+    } else {
+      unit = c;
+      j++;
+    }
+    if (k >= n || text.charCodeAt(k) !== unit) return -1;
+  }
+}
+
+/** spellsAt for a string that holds a byte of 0x80 or above. */
+function whole(b: Buffer, i: number, text: string): number {
+  let end = i + 1;
+  for (;;) {
+    const c = b[end];
+    if (c === 0x22) break;
+    if (c === undefined) return -1;
+    end += c === BACKSLASH ? 2 : 1;
+  }
+  return unescapeString(b, i + 1, end) === text ? end + 1 : -1;
+}
+
 /** The four hex digits at `i` as a number. */
 function hex(b: Buffer, i: number): number {
   return (

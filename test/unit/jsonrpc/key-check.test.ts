@@ -14,6 +14,17 @@ import { KNOWN_METHODS } from '../../../src/policy/methods.ts';
 
 const check = (text: string, value: unknown) => keysAsSpelled(Buffer.from(text), value);
 
+/** Each character of `key` spelled plainly or as a `\u` escape, as `how` picks (JSON's escapes kept). */
+function spellKey(key: string, how: number[]): string {
+  let out = '';
+  for (let k = 0; k < key.length; k++) {
+    const unit = key.charCodeAt(k);
+    if ((how[k % how.length] as number) % 3 === 0) out += `\\u${unit.toString(16).padStart(4, '0')}`;
+    else out += JSON.stringify(key[k]).slice(1, -1);
+  }
+  return `"${out}"`;
+}
+
 describe('keysAsSpelled', () => {
   it('tells a key read as another from one read as spelled, at any depth', () => {
     const text = String.raw`{"q":1,"n\u0061me":"rm_rf"}`;
@@ -27,6 +38,16 @@ describe('keysAsSpelled', () => {
     assert.equal(check('{"a":1}', { a: 1, b: 2 }), false);
     assert.equal(check('[{}]', [{}, {}]), false);
     assert.equal(check('{"a":{}}', { a: [] }), false);
+    // An object lists its array-index keys first: they are paired by name, not by position.
+    assert.equal(check(String.raw`{"b\\":1,"1":2,"a\u0062":3,"0":4}`, { 0: 4, 1: 2, 'b\\': 1, ab: 3 }), true);
+    assert.equal(check(String.raw`{"b\\":1,"1":2,"a\u0062":3}`, { 1: 2, 'b\\': 1, 'a\\u0': 3 }), false);
+    // Keys with raw UTF-8, and a surrogate pair spelled as two escapes.
+    assert.equal(
+      check(String.raw`{"é\u0061":1,"\ud83d\ude00":2,"😀x":3}`, { éa: 1, '😀': 2, '😀x': 3 }),
+      true,
+    );
+    assert.equal(check(String.raw`{"é\u0061":1}`, { éb: 1 }), false);
+    assert.equal(check(String.raw`{"é\u0061":1}`, { 'é\\u0': 1 }), false);
     // A placeholder or a kept number is a string or a number in the bytes: not looked into.
     assert.equal(check(String.raw`{"s":"\u00000","n":1.0}`, { s: 'long text', n: Object.freeze({}) }), true);
   });
@@ -72,6 +93,36 @@ describe('keysAsSpelled', () => {
 
 /** Keys no other test sends (V8's memory of keys is the process's). */
 const unique = (tag: string) => `q${process.pid}${tag}`;
+
+describe('keysAsSpelled, keys spelled with escapes anywhere', () => {
+  it('accepts an object whose keys are spelled with any escapes, and refuses it with one key changed', () => {
+    const key = fc.oneof(
+      fc.string({ maxLength: 6 }),
+      fc.string({ unit: 'binary', maxLength: 4 }),
+      fc.constantFrom('\\', 'a\\', 'name', '0', '12', 'é', '\ud800', '😀'),
+    );
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(key, { maxLength: 6 }),
+        fc.array(fc.nat(5), { minLength: 1, maxLength: 8 }),
+        fc.nat(),
+        (keys, how, which) => {
+          const members = keys.map((k, n) => `${spellKey(k, how)}:[${n}]`);
+          const text = `{${members.join(',')}}`;
+          const value = Object.fromEntries(keys.map((k, n) => [k, [n]]));
+          assert.equal(check(text, value), true, text);
+          if (keys.length === 0) return;
+          const from = keys[which % keys.length] as string;
+          const to = `${from}\\`;
+          if (Object.hasOwn(value, to)) return;
+          const changed = Object.fromEntries(keys.map((k, n) => [k === from ? to : k, [n]]));
+          assert.equal(check(text, changed), false, text);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+});
 
 describe('parsedAsSpelled (parses no pre-scan read)', () => {
   it('walks nothing without a backslash in the text or in a key, and catches the misread', () => {
