@@ -95,27 +95,41 @@ describe('keysAsSpelled', () => {
 const unique = (tag: string) => `q${process.pid}${tag}`;
 
 describe('keysAsSpelled, keys spelled with escapes anywhere', () => {
-  it('accepts an object whose keys are spelled with any escapes, and refuses it with one key changed', () => {
+  it('accepts objects whose keys are spelled with any escapes, and refuses them with one key changed', () => {
+    // Long keys too: a long name's checked spelling is remembered, and a later key with the same
+    // bytes is compared with them at once (the same name spelled otherwise is read again).
     const key = fc.oneof(
       fc.string({ maxLength: 6 }),
       fc.string({ unit: 'binary', maxLength: 4 }),
       fc.constantFrom('\\', 'a\\', 'name', '0', '12', 'é', '\ud800', '😀'),
+      fc
+        .tuple(fc.string({ minLength: 14, maxLength: 20 }), fc.constantFrom('', '\\', 'é', 'x'))
+        .map(([a, b]) => a + b),
     );
+    const spelling = fc.array(fc.nat(5), { minLength: 1, maxLength: 8 });
     fc.assert(
       fc.property(
         fc.uniqueArray(key, { maxLength: 6 }),
-        fc.array(fc.nat(5), { minLength: 1, maxLength: 8 }),
+        fc.array(spelling, { minLength: 1, maxLength: 3 }),
         fc.nat(),
-        (keys, how, which) => {
-          const members = keys.map((k, n) => `${spellKey(k, how)}:[${n}]`);
-          const text = `{${members.join(',')}}`;
-          const value = Object.fromEntries(keys.map((k, n) => [k, [n]]));
+        (keys, hows, which) => {
+          // The same keys in each object of an array, each object spelling them its own way (or
+          // the same way as another).
+          const objects = hows.map(
+            (how) => `{${keys.map((k, n) => `${spellKey(k, how)}:[${n}]`).join(',')}}`,
+          );
+          const text = `[${objects.join(',')}]`;
+          const value = hows.map(() => Object.fromEntries(keys.map((k, n) => [k, [n]])));
           assert.equal(check(text, value), true, text);
           if (keys.length === 0) return;
           const from = keys[which % keys.length] as string;
           const to = `${from}\\`;
-          if (Object.hasOwn(value, to)) return;
-          const changed = Object.fromEntries(keys.map((k, n) => [k === from ? to : k, [n]]));
+          if (keys.includes(to)) return;
+          const changed = value.map((o, m) =>
+            m === which % hows.length
+              ? Object.fromEntries(keys.map((k, n) => [k === from ? to : k, [n]]))
+              : o,
+          );
           assert.equal(check(text, changed), false, text);
         },
       ),
