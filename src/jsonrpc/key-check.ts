@@ -61,7 +61,7 @@ export function keysAsSpelled(text: Buffer, value: unknown, lastWins = false): b
     if (err === NOT_JSON) return false;
     throw err;
   } finally {
-    SPELLED.clear();
+    if (SPELLED.size !== 0) SPELLED.clear();
   }
 }
 

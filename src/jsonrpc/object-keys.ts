@@ -55,12 +55,14 @@ let words: Uint32Array | undefined;
 export function startKeys(b: Buffer): void {
   words = b.byteOffset % 4 === 0 ? new Uint32Array(b.buffer, b.byteOffset, b.length >> 2) : undefined;
   keyTop = 0;
+  memoStart.fill(-1);
 }
 
 /** After it, however it ended: lets go of the body and of the keys' texts. */
 export function endKeys(): void {
   words = undefined;
   keyText.length = 0;
+  memoText.fill(undefined);
   for (const keys of records) keys.lookup = undefined;
 }
 
@@ -105,9 +107,9 @@ export function heldBy(entry: number): number {
  * object, or -1 for a new key. Throws KEEP on a key `__proto__`.
  */
 export function addKey(b: Buffer, keys: Keys, start: number, end: number, escaped: boolean): number {
-  let text = escaped ? unescapeString(b, start, end) : undefined;
+  let text = escaped ? decode(b, start, end) : undefined;
   if (text !== undefined ? text === '__proto__' : isBytes(b, start, end, PROTO)) throw KEEP;
-  if (!keys.foldable && (text !== undefined ? mayFold(text) : mayFoldBytes(b, start, end)))
+  if (!keys.foldable && (text !== undefined ? decodedFolds : mayFoldBytes(b, start, end)))
     keys.foldable = true;
   // Compared decoded from the first escaped key on, and looked up past a few keys.
   if (text !== undefined && !keys.texts) decodeAll(b, keys);
@@ -135,6 +137,50 @@ export function addKey(b: Buffer, keys: Keys, start: number, end: number, escape
   if (name !== undefined) (keys.lookup as Map<string, number>).set(name, e);
   keys.current = e;
   return -1;
+}
+
+/** Escaped keys at least this long are remembered by their bytes for the walk (the memo below). */
+const LONG_KEY = 16;
+/** Entries of the memo (a power of two). */
+const MEMO = 64;
+/**
+ * Escaped keys decoded in this walk, direct-mapped by their length and end bytes: where their
+ * bytes are, their text, and mayFold's answer. Arguments holding many records with the same
+ * long keys decode each spelling once; a key with other bytes takes the slot over. Reset for
+ * each walk.
+ */
+const memoStart = new Int32Array(MEMO).fill(-1);
+const memoEnd = new Int32Array(MEMO);
+const memoText: (string | undefined)[] = new Array<string | undefined>(MEMO).fill(undefined);
+const memoFolds = new Uint8Array(MEMO);
+/** mayFold's answer for the key decode() returned last. */
+let decodedFolds = false;
+
+/** The text of the escaped key whose bytes between its quotes are [start, end); sets decodedFolds. */
+function decode(b: Buffer, start: number, end: number): string {
+  const length = end - start;
+  if (length < LONG_KEY) {
+    const text = unescapeString(b, start, end);
+    decodedFolds = mayFold(text);
+    return text;
+  }
+  const slot = (length * 31 + (b[start] as number) * 7 + (b[end - 1] as number)) & (MEMO - 1);
+  const at = memoStart[slot] as number;
+  if (
+    at !== -1 &&
+    (memoEnd[slot] as number) - at === length &&
+    b.compare(b, start, end, at, at + length) === 0
+  ) {
+    decodedFolds = memoFolds[slot] === 1;
+    return memoText[slot] as string;
+  }
+  const text = unescapeString(b, start, end);
+  decodedFolds = mayFold(text);
+  memoStart[slot] = start;
+  memoEnd[slot] = end;
+  memoText[slot] = text;
+  memoFolds[slot] = decodedFolds ? 1 : 0;
+  return text;
 }
 
 /** The entry of the object's key spelled with the same bytes, or -1. */

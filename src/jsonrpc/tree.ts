@@ -32,7 +32,7 @@ export function walkTree(value: unknown, findProto: boolean, findBackslash = fal
   try {
     return walk(value, findProto, findBackslash);
   } finally {
-    FOLDS.clear();
+    if (FOLDS.size !== 0) FOLDS.clear();
   }
 }
 

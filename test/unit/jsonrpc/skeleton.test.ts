@@ -253,6 +253,43 @@ describe('the skeleton parse: wide arguments left out (differential)', () => {
     );
   });
 
+  it('records with the same long keys, spelled with escapes, twins among them, are judged as the whole parse judges them', () => {
+    // Long escaped keys are decoded once per spelling and remembered by their bytes for the walk
+    // (object-keys.ts): keys of one length that share their first and last bytes share a slot,
+    // so a twin spelled otherwise must still be told apart.
+    const p = 'p'.repeat(16);
+    const longKey = fc.oneof(
+      fc.integer({ min: 0, max: 3 }).map((n) => `"${p}k${n}"`),
+      fc.integer({ min: 0, max: 3 }).map((n) => `"${p}\\u006b${n}"`),
+      fc.integer({ min: 0, max: 3 }).map((n) => `"${p}\\u004b${n}"`),
+      fc.integer({ min: 0, max: 3 }).map((n) => `"${p}K${n}"`),
+      fc.integer({ min: 0, max: 3 }).map((n) => `"${p}\\\\${n}"`),
+    );
+    const record = fc
+      .uniqueArray(longKey, { minLength: 1, maxLength: 4 })
+      .map((ks) => `{${ks.map((k, n) => `${k}:${n}`).join(',')}}`);
+    const twin = fc.tuple(longKey, longKey).map(([a, b]) => `{${a}:1,${b}:2}`);
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof({ weight: 6, arbitrary: record }, { weight: 1, arbitrary: twin }), {
+          minLength: 2,
+          maxLength: 12,
+        }),
+        (records) => {
+          // (A key holding a backslash with a repeated key anywhere is the one known difference:
+          // the whole parse's key check refuses any repeat then, the walk of arguments does not.)
+          const repeats = records.some(
+            (r) => Object.keys(JSON.parse(r) as object).length !== r.split('":').length - 1,
+          );
+          fc.pre(!(repeats && records.some((r) => r.includes('\\\\'))));
+          const one = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"r":[${records.join(',')}]}}}`;
+          unreadAlike(bytes(one));
+        },
+      ),
+      { numRuns: 1500 },
+    );
+  });
+
   it('keys that fold alike by one character, read four bytes at a time, at every alignment', () => {
     for (const [upper, lower] of [
       ['ſ', 's'],
