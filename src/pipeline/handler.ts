@@ -148,12 +148,17 @@ export function createHandler(deps: HandlerDeps): Handler {
 
       const clientSession = req.headers['mcp-session-id'];
       let sessionId: string | undefined;
-      if (clientSession !== undefined) {
-        if (typeof clientSession !== 'string') throw new GatewayError('ERR_SESSION_NOT_FOUND');
-        sessionId = steps.sessions ? steps.sessions.inbound(ctx, clientSession) : clientSession;
+      let route;
+      try {
+        if (clientSession !== undefined) {
+          if (typeof clientSession !== 'string') throw new GatewayError('ERR_SESSION_NOT_FOUND');
+          sessionId = steps.sessions ? steps.sessions.inbound(ctx, clientSession) : clientSession;
+        }
+        route = method === 'POST' ? transport?.post(ctx) : undefined;
+      } catch (err) {
+        // A session id the gateway did not issue (or one gone) takes a token like any refusal.
+        throw await charged(ctx, err, steps.rateLimit);
       }
-
-      const route = method === 'POST' ? transport?.post(ctx) : undefined;
       let body: Buffer | undefined;
       let rewrite: ResponseRewrite | undefined;
       let headersTimeout: number | undefined;

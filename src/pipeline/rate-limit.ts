@@ -2,9 +2,10 @@
  * Step: rate limit. Each JSON-RPC message in the body takes a token from its key's bucket (and a
  * tools/call from its tool's bucket too): requests, notifications and responses alike, so every POST
  * takes at least one and a key cannot flood the gateway or the upstream with free messages. A body
- * that fails to parse or is invalid, or is refused for its envelope or its size, takes one token
- * from the key's bucket too: the gateway did the work of reading it (failure.ts's charged). While a key's bucket is known to be empty, its POSTs are refused before
- * their body is read (admission.ts). GET streams take no token but count against the key's cap on
+ * that fails to parse or is invalid, or is refused for its envelope or its size, and any request
+ * refused for a session id the gateway did not issue, takes one token from the key's bucket too:
+ * the gateway did the work of reading it (failure.ts's charged). While a key's bucket is known to
+ * be empty, its POSTs are refused before their body is read (admission.ts). GET streams take no token but count against the key's cap on
  * open streams. A refusal never reaches the upstream.
  */
 import type { RateLimitStep } from './ports.ts';

@@ -114,6 +114,7 @@ describe('bounds under hostile clients (memory store, SDK upstream)', () => {
     other: makeKey('other', { capacity: 100, refill_per_second: 100 }),
     deep: makeKey('deep', { capacity: 2, refill_per_second: 0.001 }),
     envelope: makeKey('envelope', { capacity: 3, refill_per_second: 0.001 }),
+    session: makeKey('session', { capacity: 3, refill_per_second: 0.001 }),
   };
   let upstream: SdkUpstream;
   let recorder: Recorder;
@@ -210,6 +211,35 @@ describe('bounds under hostile clients (memory store, SDK upstream)', () => {
     const bytesIn = lines[1]?.bytes_in as number;
     assert.ok(bytesIn > 4 * 1024 * 1024 && bytesIn <= big.read, `bytes_in ${bytesIn} of ${big.read}`);
     assert.equal(recorder.messages().filter((m) => JSON.stringify(m).includes('envelope-key')).length, 0);
+  });
+
+  it('charges requests refused for a session id the gateway did not issue (404) to their key, then 429', async () => {
+    const key = keys.session;
+    const send = async (method: string, headers: Record<string, string>) => {
+      const res = await fetch(gateway.mcpUrl, {
+        method,
+        headers: { ...HEADERS, authorization: `Bearer ${key.secret}`, ...headers },
+        body: method === 'POST' ? echo(8, 'session-key') : undefined,
+      });
+      await res.body?.cancel();
+      return res.status;
+    };
+    const forged = { 'mcp-session-id': 'not-one-the-gateway-issued' };
+    const statuses = [await send('POST', forged), await send('GET', forged), await send('DELETE', forged)];
+    // Three tokens taken: the bucket is empty, even for a good call.
+    statuses.push(await send('POST', {}));
+    assert.deepEqual(statuses, [404, 404, 404, 429]);
+    const lines = await waitFor(() => (linesOf(key).length === 4 ? linesOf(key) : undefined), 2000, 'audit');
+    assert.deepEqual(
+      lines.map((l) => [l.status, l.decision, l.reason]),
+      [
+        [404, 'deny', 'ERR_SESSION_NOT_FOUND'],
+        [404, 'deny', 'ERR_SESSION_NOT_FOUND'],
+        [404, 'deny', 'ERR_SESSION_NOT_FOUND'],
+        [429, 'rate_limited', 'ERR_RATE_LIMITED'],
+      ],
+    );
+    assert.equal(recorder.messages().filter((m) => JSON.stringify(m).includes('session-key')).length, 0);
   });
 
   it('closes the connection of a request refused before its body was read: the rest is never read', async () => {
