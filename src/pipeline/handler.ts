@@ -169,12 +169,24 @@ export function createHandler(deps: HandlerDeps): Handler {
         } catch (err) {
           throw await withPeekedId(ctx, err, deps.budget);
         }
-        let raw: Buffer;
         try {
           checkBodyEnvelope(req.headers);
+        } catch (err) {
+          // Refused for its envelope (415) before its body was read: a token is taken all the same,
+          // and the answer carries the id a small body holds (or the 429 that took its place).
+          let refusal: unknown;
+          try {
+            refusal = await charged(ctx, err, steps.rateLimit);
+          } catch (limited) {
+            refusal = limited;
+          }
+          throw await withPeekedId(ctx, refusal, deps.budget);
+        }
+        let raw: Buffer;
+        try {
           raw = await deps.readBody(req, res);
         } catch (err) {
-          // Refused for its envelope or its body: a token is taken all the same.
+          // Refused for its body (413, 503 over the buffer budget): a token is taken all the same.
           throw await charged(ctx, err, steps.rateLimit);
         }
         ctx.bytesIn = raw.length;

@@ -1027,7 +1027,7 @@ describe('requests the gateway refuses, at the HTTP level', () => {
     await assertUpstreamUntouched(before);
   });
 
-  it('a POST that is not application/json gets 415', async () => {
+  it('a POST that is not application/json gets 415, with the id a small body holds', async () => {
     for (const type of [
       'text/plain',
       'application/x-www-form-urlencoded',
@@ -1039,7 +1039,7 @@ describe('requests the gateway refuses, at the HTTP level', () => {
       if (type !== undefined) headers['content-type'] = type;
       const ctx = await assertRefused(
         new TextEncoder().encode(call(41, 'echo')),
-        { status: 415, id: null, code: -32600 },
+        { status: 415, id: 41, code: -32600 },
         headers,
       );
       assert.equal(ctx.status, 415, `content-type ${type}`);
