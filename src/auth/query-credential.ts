@@ -11,6 +11,8 @@
  * Names and values are compared percent-decoded (URLSearchParams), so `%6Dcpg_` is caught too.
  */
 
+import { parsedAsSpelled } from '../jsonrpc/key-check.ts';
+
 const KEY_PREFIX = 'mcpg_';
 const SEGMENT = /^[A-Za-z0-9_-]+$/;
 
@@ -41,12 +43,14 @@ function looksLikeJwt(text: string): boolean {
     if (part.length > 0 && !SEGMENT.test(part)) return false;
   }
   try {
-    const decoded: unknown = JSON.parse(Buffer.from(header, 'base64url').toString('utf8'));
-    return (
-      typeof decoded === 'object' &&
-      decoded !== null &&
-      typeof (decoded as { alg?: unknown }).alg === 'string'
-    );
+    const json = Buffer.from(header, 'base64url').toString('utf8');
+    const decoded: unknown = JSON.parse(json);
+    if (typeof decoded !== 'object' || decoded === null) return false;
+    // V8's JSON.parse can read a key spelled with an escape as an earlier one holding a backslash
+    // (key-check.ts): `"al\u0067"` after an inner object's `"al\\"` comes out as `al\`, hiding an
+    // `alg` any other parser reads. A header not read as spelled is taken for a JOSE header.
+    if (!parsedAsSpelled(json, decoded)) return true;
+    return typeof (decoded as { alg?: unknown }).alg === 'string';
   } catch {
     return false;
   }

@@ -59,4 +59,15 @@ describe('a credential in the query string, under any name', () => {
     assert.equal(looksLikeCredential('eyJhbGciOiJub25lIn0.e30.'), true, 'an unsigned JWT');
     assert.equal(looksLikeCredential('1.2.3'), false);
   });
+
+  it("catches a JWT whose header hides its alg from V8's JSON.parse (a key read as another)", () => {
+    // The inner object, built first, gives the outer's second key a way to be misread: Node 24
+    // reads the outer `al\u0067` as `al\` after the inner `al\\`; any other parser reads alg.
+    const header = String.raw`{"qk${process.pid}":{"qk${process.pid}":1,"al\\":1},"al\u0067":"RS256"}`;
+    const misread = JSON.parse(header) as Record<string, unknown>;
+    assert.equal(misread.alg, undefined, 'the test must reproduce the misread');
+    const jwt = `${Buffer.from(header).toString('base64url')}.${Buffer.from('{"sub":"x"}').toString('base64url')}.c2ln`;
+    assert.equal(looksLikeCredential(jwt), true);
+    assert.equal(hasCredentialInQueryString(`x=${jwt}`, NAMES), true);
+  });
 });
