@@ -645,7 +645,8 @@ describe('audit file, metrics listener, SIGHUP and SIGTERM (real mcpgate serve, 
         reason: 'ERR_UNSUPPORTED_MEDIA_TYPE',
         status: 415,
         upstream: false,
-        bytesIn: 0, // refused before the body is read
+        // Refused before the body is read, which is then peeked at for its id (up to 16 KiB), as an
+        // unauthenticated one's: the bytes read are counted.
         metricMethod: 'none',
       },
     );
