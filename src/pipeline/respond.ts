@@ -1,4 +1,5 @@
 /** The one place an error becomes a response: status, headers and a JSON-RPC error body. */
+import { lingerOnClose } from './linger.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestContext } from './context.ts';
 import { GatewayError, isGatewayError } from '../jsonrpc/errors.ts';
@@ -102,9 +103,12 @@ export function writeJson(
  * so the headers decide when it is not: no Content-Length (or `0`) and no Transfer-Encoding is no
  * body, and its connection stays alive.
  */
-/** Closes the connection after the answer when part of the request's body may be unread. */
+/** Closes the connection after the answer (lingering) when part of the request's body may be unread. */
 export function closeIfBodyUnread(res: ServerResponse): void {
-  if (bodyUnread(res.req)) res.shouldKeepAlive = false;
+  if (!bodyUnread(res.req)) return;
+  res.shouldKeepAlive = false;
+  // Without reading the rest, and without a reset that could drop the answer (linger.ts).
+  if (res.socket !== null) lingerOnClose(res.socket);
 }
 
 function bodyUnread(req: IncomingMessage): boolean {
