@@ -13,6 +13,8 @@
  * spelling. No spelling is longer than what it replaces, so the output fits in the input's length.
  */
 
+import { hex } from './unescape.ts';
+
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const HEX_DIGITS = Buffer.from('0123456789abcdef');
@@ -105,18 +107,4 @@ function escapeUnit(out: Uint8Array, at: number, unit: number): number {
   out[at++] = HEX_DIGITS[(unit >> 4) & 0xf] as number;
   out[at++] = HEX_DIGITS[unit & 0xf] as number;
   return at;
-}
-
-/** The four hex digits at `i` as a number (valid: the caller's bytes are JSON). */
-function hex(b: Uint8Array, i: number): number {
-  return (
-    (digit(b[i] as number) << 12) |
-    (digit(b[i + 1] as number) << 8) |
-    (digit(b[i + 2] as number) << 4) |
-    digit(b[i + 3] as number)
-  );
-}
-
-function digit(c: number): number {
-  return c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x57;
 }

@@ -85,8 +85,8 @@ function whole(b: Buffer, i: number, text: string): number {
   return unescapeString(b, i + 1, end) === text ? end + 1 : -1;
 }
 
-/** The four hex digits at `i` as a number. */
-function hex(b: Buffer, i: number): number {
+/** The four hex digits at `i` as a number (valid: the caller's bytes are JSON). */
+export function hex(b: Uint8Array, i: number): number {
   return (
     (digit(b[i] as number) << 12) |
     (digit(b[i + 1] as number) << 8) |
