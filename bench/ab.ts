@@ -6,6 +6,11 @@
  *   node bench/ab.ts --gw main=/work/main/bin/mcpgate.js --gw mine=bin/mcpgate.js \
  *     [--config passthrough|pipeline|tools-list] [--connections 32] [--rounds 5] [--duration 3]
  *     [--node-arg mine:--max-semi-space-size=16] [--node-arg floor:--trace-gc-nvp] [--gc] [--keep]
+ *     [--env mine:NAME=VALUE]
+ *
+ * `--env LABEL:NAME=VALUE` adds a variable to one gateway's environment: one checkout can then run
+ * as several targets that differ by a setting read from the environment (a switch-off variant of
+ * one step, bench/README.md "The switch-off attribution").
  *
  * With `--gc` (every target runs with `--trace-gc-nvp`), each target's collections during the
  * measured rounds are summarised too (gc-trace.ts): scavenges and mark-compacts per 1,000 requests,
@@ -54,6 +59,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '2' },
     'node-arg': { type: 'string', multiple: true, default: [] },
+    env: { type: 'string', multiple: true, default: [] },
     keep: { type: 'boolean', default: false },
     gc: { type: 'boolean', default: false },
     'sse-samples': { type: 'string', default: '200' },
@@ -81,6 +87,18 @@ const argsFor = (label: string) => [
   ...values['node-arg'].filter((a) => a.startsWith(`${label}:`)).map((a) => a.slice(label.length + 1)),
   ...(values.gc ? ['--trace-gc-nvp'] : []),
 ];
+/** `--env LABEL:NAME=VALUE`: added to that target's environment only. */
+const envFor = (label: string): Record<string, string> => {
+  const env: Record<string, string> = {};
+  for (const a of values.env) {
+    if (!a.startsWith(`${label}:`)) continue;
+    const kv = a.slice(label.length + 1);
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new Error(`--env ${a}: expected LABEL:NAME=VALUE`);
+    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return env;
+};
 const floor = await startFloorProxy(dir, originUrl, argsFor('floor'));
 targets.push(await sessionAt(floor, 'floor'));
 
@@ -95,7 +113,8 @@ for (const spec of values.gw) {
     originUrl,
     auditFileFor(dir, label),
   );
-  targets.push(await sessionAt(await startGateway(bin, dir, label, config, nodeArgs), label, base));
+  const proc = await startGateway(bin, dir, label, config, nodeArgs, envFor(label));
+  targets.push(await sessionAt(proc, label, base));
 }
 
 const list = values.config === 'tools-list';

@@ -50,10 +50,20 @@ function tail(path: string): string {
   }
 }
 
-/** Spawns `cmd args` with stdout and stderr going to `log` (no pipe for this process to drain). */
-function start(name: string, cmd: string, args: string[], log: string, port: number): Proc {
+/**
+ * Spawns `cmd args` with stdout and stderr going to `log` (no pipe for this process to drain), in
+ * this process's environment plus `env`.
+ */
+function start(
+  name: string,
+  cmd: string,
+  args: string[],
+  log: string,
+  port: number,
+  env: Readonly<Record<string, string>> = {},
+): Proc {
   const fd = openSync(log, 'a');
-  const child = spawn(cmd, args, { stdio: ['ignore', fd, fd] });
+  const child = spawn(cmd, args, { stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
   closeSync(fd);
   live.add(child);
   child.on('exit', () => live.delete(child));
@@ -141,8 +151,8 @@ export async function originStats(origin: Proc): Promise<{ streams: number; requ
 }
 
 /**
- * Writes `config` (JSON, which is YAML) with `listen` filled in and starts `bin serve --config`.
- * Ready once POST /mcp gets any HTTP answer.
+ * Writes `config` (JSON, which is YAML) with `listen` filled in and starts `bin serve --config`,
+ * with `env` added to its environment. Ready once POST /mcp gets any HTTP answer.
  */
 export async function startGateway(
   bin: string,
@@ -150,12 +160,13 @@ export async function startGateway(
   name: string,
   config: Record<string, unknown>,
   nodeArgs: readonly string[] = [],
+  env: Readonly<Record<string, string>> = {},
 ): Promise<Proc> {
   const port = await freePort();
   const file = join(dir, `${name}.yaml`);
   writeFileSync(file, JSON.stringify({ listen: `127.0.0.1:${port}`, ...config }, null, 2));
   const args = [...nodeArgs, bin, 'serve', '--config', file];
-  const proc = start(`mcpgate (${name})`, process.execPath, args, join(dir, `${name}.log`), port);
+  const proc = start(`mcpgate (${name})`, process.execPath, args, join(dir, `${name}.log`), port, env);
   await waitReady(proc, async () => (await postPing(port)) > 0);
   return proc;
 }
