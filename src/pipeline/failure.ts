@@ -62,6 +62,26 @@ export async function charged(ctx: RequestContext, err: unknown, rateLimit: Rate
   return err;
 }
 
+/**
+ * A POST refused before its body was read (a forged session id, its envelope) takes its token
+ * (charged), then answers with the id a small body holds, as a 401 does (withPeekedId); a 429 in
+ * its place when the bucket was empty carries it too.
+ */
+export async function chargedWithPeekedId(
+  ctx: RequestContext,
+  err: unknown,
+  rateLimit: RateLimitStep,
+  budget: BufferBudget,
+): Promise<unknown> {
+  let refusal: unknown;
+  try {
+    refusal = await charged(ctx, err, rateLimit);
+  } catch (limited) {
+    refusal = limited;
+  }
+  return withPeekedId(ctx, refusal, budget);
+}
+
 function decisionFor(code: string): RequestContext['decision'] {
   if (code === 'ERR_CLIENT_ABORTED') return 'aborted';
   if (code === 'ERR_OVERLOADED') return 'rate_limited';

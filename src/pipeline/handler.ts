@@ -43,7 +43,7 @@ import type { ResponseHead } from '../proxy/response-headers.ts';
 import { InflightList } from './inflight.ts';
 import { Exchange } from './exchange.ts';
 import type { Shared } from './exchange.ts';
-import { charged, fail, withPeekedId } from './failure.ts';
+import { charged, chargedWithPeekedId, fail, withPeekedId } from './failure.ts';
 
 export interface HandlerDeps {
   readonly upstream: Upstream;
@@ -157,7 +157,7 @@ export function createHandler(deps: HandlerDeps): Handler {
         route = method === 'POST' ? transport?.post(ctx) : undefined;
       } catch (err) {
         // A session id the gateway did not issue (or one gone) takes a token like any refusal.
-        throw await charged(ctx, err, steps.rateLimit);
+        throw await chargedWithPeekedId(ctx, err, steps.rateLimit, deps.budget);
       }
       let body: Buffer | undefined;
       let rewrite: ResponseRewrite | undefined;
@@ -172,15 +172,8 @@ export function createHandler(deps: HandlerDeps): Handler {
         try {
           checkBodyEnvelope(req.headers);
         } catch (err) {
-          // Refused for its envelope (415) before its body was read: a token is taken all the same,
-          // and the answer carries the id a small body holds (or the 429 that took its place).
-          let refusal: unknown;
-          try {
-            refusal = await charged(ctx, err, steps.rateLimit);
-          } catch (limited) {
-            refusal = limited;
-          }
-          throw await withPeekedId(ctx, refusal, deps.budget);
+          // Refused for its envelope (415) before its body was read: a token is taken all the same.
+          throw await chargedWithPeekedId(ctx, err, steps.rateLimit, deps.budget);
         }
         let raw: Buffer;
         try {

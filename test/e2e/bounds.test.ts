@@ -225,7 +225,14 @@ describe('bounds under hostile clients (memory store, SDK upstream)', () => {
       return res.status;
     };
     const forged = { 'mcp-session-id': 'not-one-the-gateway-issued' };
-    const statuses = [await send('POST', forged), await send('GET', forged), await send('DELETE', forged)];
+    // The POST's refusal carries its id, read from the small body as a 401's is.
+    const refused = await fetch(gateway.mcpUrl, {
+      method: 'POST',
+      headers: { ...HEADERS, authorization: `Bearer ${key.secret}`, ...forged },
+      body: echo(8, 'session-key'),
+    });
+    assert.equal((JSON.parse(await refused.text()) as { id: unknown }).id, 8);
+    const statuses = [refused.status, await send('GET', forged), await send('DELETE', forged)];
     // Three tokens taken: the bucket is empty, even for a good call.
     statuses.push(await send('POST', {}));
     assert.deepEqual(statuses, [404, 404, 404, 429]);
