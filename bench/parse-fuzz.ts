@@ -166,6 +166,9 @@ function handWritten(): Shape[] {
       'the same with a second key holding a backslash (read)',
       META,
     ),
+    // Strings that must be re-spelled (a \u escape) where a reader reads them: the splice writes
+    // each one again, 100,000 of them at the value limit.
+    fromUnit(`"${'a'.repeat(34)}\\u00e9"`, '40-byte strings holding a \\u escape (read)', META),
   ];
 }
 
