@@ -4,9 +4,10 @@
  * holds bytes makes the kernel send a reset: a client still writing its body then fails its next
  * write and drops the connection, often before it read the answer, so a 401, 413 or 415 reaches
  * it as a network error. Instead the answer goes out with the write side's end (FIN), the gateway
- * reads nothing more (a refused client must not make it read gigabytes), and the socket is
- * destroyed when the client closes its side or after LINGER_MS: time enough to read the answer.
- * The unread bytes wait in the kernel's receive buffer meanwhile, not in the process.
+ * reads nothing more (a refused client must not make it read gigabytes, and so it does not see the
+ * client's own close either), and the socket is destroyed after LINGER_MS, or at once should the
+ * connection fail: time enough to read the answer. The unread bytes wait in the kernel's receive
+ * buffer meanwhile, not in the process.
  */
 import type { Socket } from 'node:net';
 

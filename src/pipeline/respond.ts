@@ -1,7 +1,7 @@
 /** The one place an error becomes a response: status, headers and a JSON-RPC error body. */
-import { lingerOnClose } from './linger.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestContext } from './context.ts';
+import { lingerOnClose } from './linger.ts';
 import { GatewayError, isGatewayError } from '../jsonrpc/errors.ts';
 import type { JsonRpcId } from '../jsonrpc/message.ts';
 import { errorBody } from '../jsonrpc/message.ts';
