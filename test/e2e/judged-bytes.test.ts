@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { readTagUnverified } from '../../src/integrity/request-tag.ts';
-import { startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
+import { startRawUpstreamGateway, withBody } from '../helpers/raw-upstream.ts';
 import type { RawUpstreamGateway } from '../helpers/raw-upstream.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 
@@ -185,22 +185,17 @@ describe('the upstream reads exactly the judged message, with only the ids chang
   const received: Buffer[] = [];
   before(async () => {
     upstream = await startRawUpstreamGateway(
-      (req, res) => {
-        const chunks: Buffer[] = [];
-        req.on('data', (c: Buffer) => chunks.push(c));
-        req.on('end', () => {
-          const raw = Buffer.concat(chunks);
-          received.push(raw);
-          const value = JSON.parse(raw.toString()) as unknown;
-          const items = (Array.isArray(value) ? value : [value]) as Record<string, unknown>[];
-          const answers = items
-            .filter((m) => Object.hasOwn(m, 'method') && Object.hasOwn(m, 'id'))
-            .map((m) => ({ jsonrpc: '2.0', id: m.id, result: { content: [] } }));
-          if (answers.length === 0) return void res.writeHead(202).end();
-          res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(JSON.stringify(Array.isArray(value) ? answers : answers[0]));
-        });
-      },
+      withBody((raw, res) => {
+        received.push(raw);
+        const value = JSON.parse(raw.toString()) as unknown;
+        const items = (Array.isArray(value) ? value : [value]) as Record<string, unknown>[];
+        const answers = items
+          .filter((m) => Object.hasOwn(m, 'method') && Object.hasOwn(m, 'id'))
+          .map((m) => ({ jsonrpc: '2.0', id: m.id, result: { content: [] } }));
+        if (answers.length === 0) return void res.writeHead(202).end();
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(Array.isArray(value) ? answers : answers[0]));
+      }),
       KEY,
       ['echo'],
     );

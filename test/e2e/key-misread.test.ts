@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mintKey } from '../../src/auth/key-format.ts';
-import { postBody, startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
+import { postBody, startRawUpstreamGateway, withBody } from '../helpers/raw-upstream.ts';
 import type { RawUpstreamGateway } from '../helpers/raw-upstream.ts';
 
 const KEY = mintKey(randomBytes(32));
@@ -23,18 +23,14 @@ describe('a key V8 misreads, through the gateway', () => {
   const received: string[] = [];
   before(async () => {
     upstream = await startRawUpstreamGateway(
-      (req, res) => {
-        const chunks: Buffer[] = [];
-        req.on('data', (c: Buffer) => chunks.push(c));
-        req.on('end', () => {
-          const raw = Buffer.concat(chunks).toString('utf8');
-          received.push(raw);
-          // The tag, read without JSON.parse of the whole (which shares the gateway's V8).
-          const id = /"id":("[^"]*")/.exec(raw)?.[1] ?? 'null';
-          res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(`{"jsonrpc":"2.0","id":${id},"result":{"content":[]}}`);
-        });
-      },
+      withBody((bytes, res) => {
+        const raw = bytes.toString('utf8');
+        received.push(raw);
+        // The tag, read without JSON.parse of the whole (which shares the gateway's V8).
+        const id = /"id":("[^"]*")/.exec(raw)?.[1] ?? 'null';
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(`{"jsonrpc":"2.0","id":${id},"result":{"content":[]}}`);
+      }),
       KEY,
       ['echo'],
     );

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { UNREADABLE } from '../../src/policy/unreadable.ts';
-import { callTool, postBody, startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
+import { callTool, postBody, startRawUpstreamGateway, withBody } from '../helpers/raw-upstream.ts';
 import type { RawUpstreamGateway } from '../helpers/raw-upstream.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
@@ -68,18 +68,13 @@ describe('a key V8 misreads in an answer, through the gateway', () => {
   let answer: (tag: string) => { type: string; body: string };
   before(async () => {
     upstream = await startRawUpstreamGateway(
-      (req, res) => {
-        const chunks: Buffer[] = [];
-        req.on('data', (c: Buffer) => chunks.push(c));
-        req.on('end', () => {
-          const raw = Buffer.concat(chunks).toString('utf8');
-          const tag = /"id":"([^"]*)"/.exec(raw)?.[1];
-          if (tag === undefined) return void res.writeHead(202).end();
-          const { type, body } = answer(tag);
-          res.writeHead(200, { 'content-type': type });
-          res.end(body);
-        });
-      },
+      withBody((raw, res) => {
+        const tag = /"id":"([^"]*)"/.exec(raw.toString('utf8'))?.[1];
+        if (tag === undefined) return void res.writeHead(202).end();
+        const { type, body } = answer(tag);
+        res.writeHead(200, { 'content-type': type });
+        res.end(body);
+      }),
       KEY,
       ['echo'],
     );

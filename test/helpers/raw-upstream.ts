@@ -73,11 +73,16 @@ export function callTool(
   );
 }
 
+/** An upstream listener that reads each request's whole body, then answers it. */
+export function withBody(answer: (raw: Buffer, res: ServerResponse) => void): RequestListener {
+  return (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => answer(Buffer.concat(chunks), res));
+  };
+}
+
 /** An upstream listener that reads each request's body and answers it knowing its id (the gateway's tag). */
 export function answerTagged(answer: (tag: string, res: ServerResponse) => void): RequestListener {
-  return (req, res) => {
-    let body = '';
-    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-    req.on('end', () => answer((JSON.parse(body) as { id: string }).id, res));
-  };
+  return withBody((raw, res) => answer((JSON.parse(raw.toString()) as { id: string }).id, res));
 }
