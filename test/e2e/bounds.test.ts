@@ -43,11 +43,35 @@ function makeKey(label: string, rateLimit: Record<string, unknown>) {
 type TestKey = ReturnType<typeof makeKey>;
 
 function post(gateway: TestGateway, key: TestKey, body: string, path = ''): Promise<Response> {
-  return fetch(gateway.mcpUrl + path, {
-    method: 'POST',
-    headers: { ...HEADERS, authorization: `Bearer ${key.secret}` },
+  return send(gateway.mcpUrl + path, key, 'POST', {}, body);
+}
+
+/** A request as `key`: HEADERS, its Authorization, then `headers`. */
+function send(
+  url: string,
+  key: TestKey,
+  method: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<Response> {
+  return fetch(url, {
+    method,
+    headers: { ...HEADERS, authorization: `Bearer ${key.secret}`, ...headers },
     body,
   });
+}
+
+/** The status of such a request, its answer read and dropped. */
+async function statusOf(
+  url: string,
+  key: TestKey,
+  method: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<number> {
+  const res = await send(url, key, method, headers, body);
+  await res.body?.cancel();
+  return res.status;
 }
 
 /**
@@ -175,16 +199,9 @@ describe('bounds under hostile clients (memory store, SDK upstream)', () => {
 
   it('charges bodies refused for their envelope (415) or their size (413) to their key, then 429', async () => {
     const key = keys.envelope;
-    const send = async (headers: Record<string, string>) => {
-      const res = await fetch(gateway.mcpUrl, {
-        method: 'POST',
-        headers: { ...HEADERS, authorization: `Bearer ${key.secret}`, ...headers },
-        body: echo(7, 'envelope-key'),
-      });
-      await res.body?.cancel();
-      return res.status;
-    };
-    const statuses = [await send({ 'content-type': 'text/plain' })];
+    const status = (headers: Record<string, string>) =>
+      statusOf(gateway.mcpUrl, key, 'POST', headers, echo(7, 'envelope-key'));
+    const statuses = [await status({ 'content-type': 'text/plain' })];
     // A chunked body growing past limits.max_body_bytes (4 MiB): read up to it, then refused.
     const big = await endlessBody(
       gateway,
@@ -193,9 +210,9 @@ describe('bounds under hostile clients (memory store, SDK upstream)', () => {
       5000,
     );
     statuses.push(Number(big.head.split(' ')[1]));
-    statuses.push(await send({ 'content-encoding': 'gzip' }));
+    statuses.push(await status({ 'content-encoding': 'gzip' }));
     // Three tokens taken: the bucket is empty, even for a good call.
-    statuses.push(await send({}));
+    statuses.push(await status({}));
     assert.deepEqual(statuses, [415, 413, 415, 429]);
     const lines = await waitFor(() => (linesOf(key).length === 4 ? linesOf(key) : undefined), 2000, 'audit');
     assert.deepEqual(
@@ -215,26 +232,17 @@ describe('bounds under hostile clients (memory store, SDK upstream)', () => {
 
   it('charges requests refused for a session id the gateway did not issue (404) to their key, then 429', async () => {
     const key = keys.session;
-    const send = async (method: string, headers: Record<string, string>) => {
-      const res = await fetch(gateway.mcpUrl, {
-        method,
-        headers: { ...HEADERS, authorization: `Bearer ${key.secret}`, ...headers },
-        body: method === 'POST' ? echo(8, 'session-key') : undefined,
-      });
-      await res.body?.cancel();
-      return res.status;
-    };
     const forged = { 'mcp-session-id': 'not-one-the-gateway-issued' };
     // The POST's refusal carries its id, read from the small body as a 401's is.
-    const refused = await fetch(gateway.mcpUrl, {
-      method: 'POST',
-      headers: { ...HEADERS, authorization: `Bearer ${key.secret}`, ...forged },
-      body: echo(8, 'session-key'),
-    });
+    const refused = await send(gateway.mcpUrl, key, 'POST', forged, echo(8, 'session-key'));
     assert.equal((JSON.parse(await refused.text()) as { id: unknown }).id, 8);
-    const statuses = [refused.status, await send('GET', forged), await send('DELETE', forged)];
+    const statuses = [
+      refused.status,
+      await statusOf(gateway.mcpUrl, key, 'GET', forged),
+      await statusOf(gateway.mcpUrl, key, 'DELETE', forged),
+    ];
     // Three tokens taken: the bucket is empty, even for a good call.
-    statuses.push(await send('POST', {}));
+    statuses.push(await statusOf(gateway.mcpUrl, key, 'POST', {}, echo(8, 'session-key')));
     assert.deepEqual(statuses, [404, 404, 404, 429]);
     const lines = await waitFor(() => (linesOf(key).length === 4 ? linesOf(key) : undefined), 2000, 'audit');
     assert.deepEqual(
