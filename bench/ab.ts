@@ -48,6 +48,7 @@ import {
   steadyLoadOnly,
 } from './processes.ts';
 import { percentile, us } from './report.ts';
+import { envFor, forLabel } from './target-args.ts';
 
 steadyLoadOnly();
 const { values } = parseArgs({
@@ -84,21 +85,9 @@ const originUrl = `http://127.0.0.1:${origin.port}/mcp`;
 const load = await loadGenerator(dir, 'wrk');
 const targets: Target[] = [];
 const argsFor = (label: string) => [
-  ...values['node-arg'].filter((a) => a.startsWith(`${label}:`)).map((a) => a.slice(label.length + 1)),
+  ...forLabel(values['node-arg'], label),
   ...(values.gc ? ['--trace-gc-nvp'] : []),
 ];
-/** `--env LABEL:NAME=VALUE`: added to that target's environment only. */
-const envFor = (label: string): Record<string, string> => {
-  const env: Record<string, string> = {};
-  for (const a of values.env) {
-    if (!a.startsWith(`${label}:`)) continue;
-    const kv = a.slice(label.length + 1);
-    const eq = kv.indexOf('=');
-    if (eq <= 0) throw new Error(`--env ${a}: expected LABEL:NAME=VALUE`);
-    env[kv.slice(0, eq)] = kv.slice(eq + 1);
-  }
-  return env;
-};
 const floor = await startFloorProxy(dir, originUrl, argsFor('floor'));
 targets.push(await sessionAt(floor, 'floor'));
 
@@ -113,7 +102,7 @@ for (const spec of values.gw) {
     originUrl,
     auditFileFor(dir, label),
   );
-  const proc = await startGateway(bin, dir, label, config, nodeArgs, envFor(label));
+  const proc = await startGateway(bin, dir, label, config, nodeArgs, envFor(values.env, label));
   targets.push(await sessionAt(proc, label, base));
 }
 

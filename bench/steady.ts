@@ -28,6 +28,7 @@ import {
   startOrigin,
   steadyLoadOnly,
 } from './processes.ts';
+import { envFor, forLabel } from './target-args.ts';
 
 steadyLoadOnly();
 const { values } = parseArgs({
@@ -43,8 +44,6 @@ const { values } = parseArgs({
   },
 });
 if (values.gw.length === 0) throw new Error('at least one --gw NAME=BIN');
-const forLabel = (list: string[], label: string) =>
-  list.filter((a) => a.startsWith(`${label}:`)).map((a) => a.slice(label.length + 1));
 
 process.on('exit', killAll);
 const dir = mkdtempSync(join(tmpdir(), 'mcpgate-steady-'));
@@ -56,9 +55,7 @@ for (const spec of values.gw) {
   const eq = spec.indexOf('=');
   const label = spec.slice(0, eq);
   const bin = spec.slice(eq + 1);
-  const env: Record<string, string> = {};
-  for (const kv of forLabel(values.env, label))
-    env[kv.slice(0, kv.indexOf('='))] = kv.slice(kv.indexOf('=') + 1);
+  const env = envFor(values.env, label);
   const { config, headers } = await buildConfig(values.config, bin, originUrl, auditFileFor(dir, label));
   const proc = await startGateway(bin, dir, label, config, forLabel(values['node-arg'], label), env);
   targets.push(await sessionAt(proc, label, headers));
