@@ -158,18 +158,27 @@ export async function compare(
 
 const split = (m: Measured) => `${Math.round(m.cpuUser)} user + ${Math.round(m.cpuSystem)} sys`;
 
-/** CPU time per request of the two targets' processes: steadier than throughput on a shared machine. */
-export const cpuRow = (
+/**
+ * CPU time per request of the two targets' processes: steadier than throughput on a shared machine.
+ * With `max`, PASS when `got` spends at most `max` times `base`'s (issue 14's targets are written
+ * against the floor's CPU per request).
+ */
+export function cpuRow(
   base: [string, Measured],
   got: [string, Measured],
   metric = 'CPU time per request, 32 conns',
-) =>
-  infoRow(
+  max?: number,
+): Row {
+  const ratio = got[1].cpu / base[1].cpu;
+  const row = infoRow(
     metric,
     `${base[0]} ${us(base[1].cpu)} (${split(base[1])})`,
     `${got[0]} ${us(got[1].cpu)} (${split(got[1])})`,
-    `${(got[1].cpu / base[1].cpu).toFixed(2)}×`,
+    `${ratio.toFixed(2)}×`,
   );
+  if (max === undefined) return row;
+  return { ...row, target: `≤ ${max.toFixed(2)}×`, status: ratio <= max ? 'PASS' : 'MISS' };
+}
 
 export const passthroughConfig = (ctx: Context) => ({
   upstream: { url: ctx.originUrl },

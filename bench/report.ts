@@ -67,6 +67,13 @@ export function latencyRow(
   };
 }
 
+/** A latency of `measured` as a multiple of `baseline`'s; PASS when the ratio is at most `max`. */
+export function ratioRow(metric: string, base: [string, number], got: [string, number], max: number): Row {
+  const row = latencyRow(metric, base, got);
+  const ratio = got[1] / base[1];
+  return { ...row, target: `≤ ${max.toFixed(2)}×`, status: ratio <= max ? 'PASS' : 'MISS' };
+}
+
 export function infoRow(metric: string, baseline: string, measured: string, compare: string): Row {
   return { metric, baseline, measured, compare, target: '', status: '' };
 }

@@ -10,7 +10,17 @@ import { CALL, checkCall, compare, direct, keyEntry, pipelineConfig, via } from 
 import type { Context, Measured, Scenario } from './measure.ts';
 import { originStats, rssBytes } from './processes.ts';
 import type { KeyMaterial } from './processes.ts';
-import { checkRow, infoRow, kib, latencyRow, mib, percentile, throughputRow, us } from './report.ts';
+import {
+  checkRow,
+  infoRow,
+  kib,
+  latencyRow,
+  mib,
+  percentile,
+  ratioRow,
+  throughputRow,
+  us,
+} from './report.ts';
 import type { Row } from './report.ts';
 
 export const sse: Scenario = {
@@ -181,10 +191,3 @@ const WARM_STREAMS = 200;
 /** Issue 14: RSS per idle stream, and tools/call p99 with the streams open over without. */
 const MAX_RSS_PER_STREAM = 40 * 1024;
 const MAX_P99_RATIO = 1.5;
-
-/** A latency with the streams open over without; PASS when the ratio is at most `max`. */
-function ratioRow(metric: string, base: [string, number], got: [string, number], max: number): Row {
-  const row = latencyRow(metric, base, got);
-  const ratio = got[1] / base[1];
-  return { ...row, target: `≤ ${max.toFixed(2)}×`, status: ratio <= max ? 'PASS' : 'MISS' };
-}

@@ -26,4 +26,21 @@ test('every bench scenario still measures (smoke run)', { timeout: 300_000 }, as
     assert.ok(out.includes(`### ${scenario.title}`), `no result block for ${scenario.name}`);
     assert.match(block, /\| Metric\s+\| Baseline/, `no result table for ${scenario.name}`);
   }
+  // Issue 14's targets are judged against the floor measured in the same rounds.
+  const blockOf = (name: string) => {
+    const title = `### ${SCENARIOS.find((s) => s.name === name)!.title}`;
+    const from = out.indexOf(title) + title.length;
+    const end = out.indexOf('\n### ', from);
+    return out.slice(from, end === -1 ? undefined : end);
+  };
+  const targets: [string, RegExp][] = [
+    ['passthrough', /\| mcpgate vs floor: CPU per request .*\| ≤ 1\.15× +\| (PASS|MISS) \|/],
+    ['passthrough', /\| mcpgate vs floor: p99, 32 conns .*\| ≤ 1\.50× +\| (PASS|MISS) \|/],
+    ['passthrough', /\| median latency, 1 conn .*\| ≤ \+150 µs +\| (PASS|MISS) \|/],
+    ['pipeline', /\| mcpgate vs floor: CPU per request .*\| ≤ 1\.30× +\| (PASS|MISS) \|/],
+    ['pipeline', /\| mcpgate vs floor, 32 conns .*\| ≥ 75\.0% +\| (PASS|MISS) \|/],
+    ['pipeline', /\| mcpgate vs floor: p99, 32 conns .*\| ≤ 1\.50× +\| (PASS|MISS) \|/],
+    ['pipeline', /\| median latency, 1 conn .*\| ≤ \+150 µs +\| (PASS|MISS) \|/],
+  ];
+  for (const [name, row] of targets) assert.match(blockOf(name), row, `${name}: no row ${row}`);
 });
