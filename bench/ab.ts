@@ -6,7 +6,7 @@
  *   node bench/ab.ts --gw main=/work/main/bin/mcpgate.js --gw mine=bin/mcpgate.js \
  *     [--config passthrough|pipeline|tools-list] [--connections 32] [--rounds 5] [--duration 3]
  *     [--node-arg mine:--max-semi-space-size=16] [--node-arg floor:--trace-gc-nvp] [--gc] [--keep]
- *     [--env mine:NAME=VALUE]
+ *     [--env mine:NAME=VALUE] [--minimal]
  *
  * `--env LABEL:NAME=VALUE` adds a variable to one gateway's environment: one checkout can then run
  * as several targets that differ by a setting read from the environment (a switch-off variant of
@@ -26,6 +26,11 @@
  * 5 ms pause upstream between the two events, timed to the first event and to the end (the direct
  * origin beside them; the floor buffers a response whole, so its first-event time is its total).
  *
+ * `--minimal` (pipeline only) adds bench/minimal-gateway.ts as the target `minimal`: the floor with
+ * the pipeline's promised work done the shortest way a hand-written proxy would (no strict parse,
+ * envelope rules or error paths), with the first gateway's key. It tells how much of the gap to the
+ * floor the promises themselves take on this stack, and how much is mcpgate's way of keeping them.
+ *
  * Prints one line per target: median req/s, p50, p99, user µs/req, system µs/req, total vs floor.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -44,6 +49,7 @@ import {
   killAll,
   startFloorProxy,
   startGateway,
+  startMinimalGateway,
   startOrigin,
   steadyLoadOnly,
 } from './processes.ts';
@@ -64,8 +70,10 @@ const { values } = parseArgs({
     keep: { type: 'boolean', default: false },
     gc: { type: 'boolean', default: false },
     'sse-samples': { type: 'string', default: '200' },
+    minimal: { type: 'boolean', default: false },
   },
 });
+if (values.minimal && values.config !== 'pipeline') throw new Error('--minimal needs --config pipeline');
 const sse = values.config === 'sse';
 if (values.gw.length === 0)
   values.gw.push(`mcpgate=${new URL('../bin/mcpgate.js', import.meta.url).pathname}`);
@@ -104,6 +112,17 @@ for (const spec of values.gw) {
   );
   const proc = await startGateway(bin, dir, label, config, nodeArgs, envFor(values.env, label));
   targets.push(await sessionAt(proc, label, base));
+  if (values.minimal && targets.length === 2) {
+    const keyHash = ((config.keys as { hash: string }[])[0] as { hash: string }).hash;
+    const minimal = await startMinimalGateway(
+      dir,
+      originUrl,
+      keyHash.replace(/^sha256:/, ''),
+      auditFileFor(dir, 'minimal'),
+      argsFor('minimal'),
+    );
+    targets.push(await sessionAt(minimal, 'minimal', base));
+  }
 }
 
 const list = values.config === 'tools-list';

@@ -126,11 +126,39 @@ export async function startFloorProxy(
   nodeArgs: readonly string[] = [],
   name = 'floor-proxy',
 ): Promise<Proc> {
+  return startScriptProxy('floor-proxy.ts', [], 200, dir, upstreamUrl, nodeArgs, name);
+}
+
+/**
+ * bench/minimal-gateway.ts: the floor with the pipeline's promised work done the shortest way, for
+ * the key whose SHA-256 is `keyHash` (a ping without it is refused, which is how it shows ready).
+ */
+export async function startMinimalGateway(
+  dir: string,
+  upstreamUrl: string,
+  keyHash: string,
+  auditFile: string,
+  nodeArgs: readonly string[] = [],
+  name = 'minimal-gateway',
+): Promise<Proc> {
+  const extra = ['--key-hash', keyHash, '--audit', auditFile];
+  return startScriptProxy('minimal-gateway.ts', extra, 401, dir, upstreamUrl, nodeArgs, name);
+}
+
+async function startScriptProxy(
+  file: string,
+  extra: readonly string[],
+  readyStatus: number,
+  dir: string,
+  upstreamUrl: string,
+  nodeArgs: readonly string[],
+  name: string,
+): Promise<Proc> {
   const port = await freePort();
-  const script = new URL('./floor-proxy.ts', import.meta.url).pathname;
-  const args = [...nodeArgs, script, '--port', String(port), '--upstream', upstreamUrl];
-  const proc = start('floor proxy', process.execPath, args, join(dir, `${name}.log`), port);
-  await waitReady(proc, async () => (await postPing(port)) === 200);
+  const script = new URL(`./${file}`, import.meta.url).pathname;
+  const args = [...nodeArgs, script, '--port', String(port), '--upstream', upstreamUrl, ...extra];
+  const proc = start(name, process.execPath, args, join(dir, `${name}.log`), port);
+  await waitReady(proc, async () => (await postPing(port)) === readyStatus);
   return proc;
 }
 
