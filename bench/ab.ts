@@ -6,7 +6,7 @@
  *   node bench/ab.ts --gw main=/work/main/bin/mcpgate.js --gw mine=bin/mcpgate.js \
  *     [--config passthrough|pipeline|tools-list] [--connections 32] [--rounds 5] [--duration 3]
  *     [--node-arg mine:--max-semi-space-size=16] [--node-arg floor:--trace-gc-nvp] [--gc] [--keep]
- *     [--env mine:NAME=VALUE] [--minimal]
+ *     [--env mine:NAME=VALUE] [--minimal] [--minimal-skip STEP,STEP]
  *
  * `--env LABEL:NAME=VALUE` adds a variable to one gateway's environment: one checkout can then run
  * as several targets that differ by a setting read from the environment (a switch-off variant of
@@ -30,6 +30,7 @@
  * the pipeline's promised work done the shortest way a hand-written proxy would (no strict parse,
  * envelope rules or error paths), with the first gateway's key. It tells how much of the gap to the
  * floor the promises themselves take on this stack, and how much is mcpgate's way of keeping them.
+ * `--minimal-skip audit,tag` (repeatable) adds one with those steps left out, as `minimal-audit-tag`.
  *
  * Prints one line per target: median req/s, p50, p99, user µs/req, system µs/req, total vs floor.
  */
@@ -71,9 +72,12 @@ const { values } = parseArgs({
     gc: { type: 'boolean', default: false },
     'sse-samples': { type: 'string', default: '200' },
     minimal: { type: 'boolean', default: false },
+    'minimal-skip': { type: 'string', multiple: true, default: [] },
   },
 });
-if (values.minimal && values.config !== 'pipeline') throw new Error('--minimal needs --config pipeline');
+const minimals = [...(values.minimal ? [''] : []), ...values['minimal-skip']];
+if (minimals.length > 0 && values.config !== 'pipeline')
+  throw new Error('--minimal and --minimal-skip need --config pipeline');
 const sse = values.config === 'sse';
 if (values.gw.length === 0)
   values.gw.push(`mcpgate=${new URL('../bin/mcpgate.js', import.meta.url).pathname}`);
@@ -112,16 +116,22 @@ for (const spec of values.gw) {
   );
   const proc = await startGateway(bin, dir, label, config, nodeArgs, envFor(values.env, label));
   targets.push(await sessionAt(proc, label, base));
-  if (values.minimal && targets.length === 2) {
+  // The minimal gateways take the first gateway's key.
+  if (targets.length === 2) {
     const keyHash = ((config.keys as { hash: string }[])[0] as { hash: string }).hash;
-    const minimal = await startMinimalGateway(
-      dir,
-      originUrl,
-      keyHash.replace(/^sha256:/, ''),
-      auditFileFor(dir, 'minimal'),
-      argsFor('minimal'),
-    );
-    targets.push(await sessionAt(minimal, 'minimal', base));
+    for (const skip of minimals) {
+      const name = skip === '' ? 'minimal' : `minimal-${skip.replaceAll(',', '-')}`;
+      const minimal = await startMinimalGateway(
+        dir,
+        originUrl,
+        keyHash.replace(/^sha256:/, ''),
+        auditFileFor(dir, name),
+        argsFor(name),
+        name,
+        skip,
+      );
+      targets.push(await sessionAt(minimal, name, base));
+    }
   }
 }
 

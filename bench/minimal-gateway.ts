@@ -21,9 +21,14 @@
  * numbers and UTF-8 for every parser), the HTTP envelope rules (content type, charset, Host,
  * header allowlists both ways), the session binding, matching responses on streams,
  * every error path and its audit line, fairness, budgets and timeouts. It is a yardstick, not a
- * gateway: `node bench/ab.ts --config pipeline --minimal` runs it beside the floor and mcpgate.
+ * gateway: `node bench/ab.ts --config pipeline --minimal` runs it beside the floor and mcpgate. Its
+ * relay is the floor's, written out again (with the id put back), so the floor stays as it is measured.
  *
- *   node bench/minimal-gateway.ts --upstream URL --key-hash HEX --audit FILE [--port 0]
+ * `--skip auth,ratelimit,parse,tag,audit,metrics` leaves steps out (`parse` takes the tag with it:
+ * the body is forwarded as read), to tell what each costs on this stack when done plainly
+ * (`ab.ts --minimal-skip LIST`).
+ *
+ *   node bench/minimal-gateway.ts --upstream URL --key-hash HEX --audit FILE [--port 0] [--skip LIST]
  */
 import { createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { openSync, write } from 'node:fs';
@@ -40,8 +45,16 @@ const { values } = parseArgs({
     upstream: { type: 'string' },
     'key-hash': { type: 'string' },
     audit: { type: 'string' },
+    skip: { type: 'string', default: '' },
   },
 });
+const STEPS = ['auth', 'ratelimit', 'parse', 'tag', 'audit', 'metrics'];
+const skip = new Set(values.skip.split(',').filter((step) => step !== ''));
+for (const step of skip) if (!STEPS.includes(step)) throw new Error(`--skip: unknown step ${step}`);
+const [AUTH, RATELIMIT, PARSE, AUDIT, METRICS] = ['auth', 'ratelimit', 'parse', 'audit', 'metrics'].map(
+  (step) => !skip.has(step),
+);
+const TAG = PARSE && !skip.has('tag');
 if (values.upstream === undefined || values['key-hash'] === undefined || values.audit === undefined)
   throw new Error('--upstream URL, --key-hash HEX and --audit FILE are required');
 const upstream = new URL(values.upstream);
@@ -78,19 +91,21 @@ const server = createServer((req, res) => {
   const started = performance.now();
   const requestId = `${idPrefix}${(counter++).toString(36)}`;
   const auth = req.headers.authorization;
-  let entry: { label: string; allow: Set<string> } | undefined;
-  if (typeof auth === 'string' && auth.startsWith('Bearer ')) {
+  let entry = AUTH ? undefined : keys.values().next().value;
+  if (AUTH && typeof auth === 'string' && auth.startsWith('Bearer ')) {
     const digest = hash('sha256', auth.slice(7), 'buffer');
     const found = keys.get(digest.toString('latin1'));
     if (found !== undefined && timingSafeEqual(digest, keyDigest)) entry = found;
   }
   if (entry === undefined) return refuse(res, 401, null, 'unauthorized');
   const key = entry;
-  const now = performance.now();
-  bucket.tokens = Math.min(bucket.capacity, bucket.tokens + (now - bucket.at) * bucket.perMs);
-  bucket.at = now;
-  if (bucket.tokens < 1) return refuse(res, 429, null, 'rate limited');
-  bucket.tokens -= 1;
+  if (RATELIMIT) {
+    const now = performance.now();
+    bucket.tokens = Math.min(bucket.capacity, bucket.tokens + (now - bucket.at) * bucket.perMs);
+    bucket.at = now;
+    if (bucket.tokens < 1) return refuse(res, 429, null, 'rate limited');
+    bucket.tokens -= 1;
+  }
 
   const chunks: Buffer[] = [];
   req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -98,7 +113,7 @@ const server = createServer((req, res) => {
     const raw = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
     let message: { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: { name?: unknown } };
     try {
-      message = JSON.parse(raw.toString('utf8'));
+      message = PARSE ? JSON.parse(raw.toString('utf8')) : { jsonrpc: '2.0', method: 'unread' };
     } catch {
       return refuse(res, 400, null, 'parse error');
     }
@@ -109,14 +124,14 @@ const server = createServer((req, res) => {
     if (tool !== undefined && (typeof tool !== 'string' || !(key.allow.has('*') || key.allow.has(tool))))
       return refuse(res, 403, clientId, 'denied');
     let tag: string | undefined;
-    if (clientId !== undefined) {
+    if (TAG && clientId !== undefined) {
       const mac = createHmac('sha256', tagKey)
         .update(`${requestId}.${JSON.stringify(clientId)}`)
         .digest();
       tag = `g1${requestId}.${mac.toString('base64url', 0, 12)}`;
       message.id = tag;
     }
-    const body = JSON.stringify(message);
+    const body = TAG ? JSON.stringify(message) : raw;
 
     const headers: string[] = ['x-request-id', requestId];
     for (const name of FORWARDED) {
@@ -152,12 +167,15 @@ const server = createServer((req, res) => {
         }
         res.end(answer);
         const ms = performance.now() - started;
-        const label = `${key.label} ${status}`;
-        requests.set(label, (requests.get(label) ?? 0) + 1);
-        let b = 0;
-        while (b < BUCKETS.length && ms > BUCKETS[b]!) b++;
-        histogram[b]!++;
-        histogram[BUCKETS.length + 1]! += ms;
+        if (METRICS) {
+          const label = `${key.label} ${status}`;
+          requests.set(label, (requests.get(label) ?? 0) + 1);
+          let b = 0;
+          while (b < BUCKETS.length && ms > BUCKETS[b]!) b++;
+          histogram[b]!++;
+          histogram[BUCKETS.length + 1]! += ms;
+        }
+        if (!AUDIT) return;
         pending += `${JSON.stringify({
           time: new Date().toISOString(),
           request_id: requestId,

@@ -126,7 +126,7 @@ export async function startFloorProxy(
   nodeArgs: readonly string[] = [],
   name = 'floor-proxy',
 ): Promise<Proc> {
-  return startScriptProxy('floor-proxy.ts', [], 200, dir, upstreamUrl, nodeArgs, name);
+  return startScriptProxy('floor-proxy.ts', [], [200], dir, upstreamUrl, nodeArgs, name);
 }
 
 /**
@@ -140,15 +140,17 @@ export async function startMinimalGateway(
   auditFile: string,
   nodeArgs: readonly string[] = [],
   name = 'minimal-gateway',
+  skip = '',
 ): Promise<Proc> {
-  const extra = ['--key-hash', keyHash, '--audit', auditFile];
-  return startScriptProxy('minimal-gateway.ts', extra, 401, dir, upstreamUrl, nodeArgs, name);
+  const extra = ['--key-hash', keyHash, '--audit', auditFile, '--skip', skip];
+  // 401 to a ping without the key; 200 with `--skip auth`.
+  return startScriptProxy('minimal-gateway.ts', extra, [401, 200], dir, upstreamUrl, nodeArgs, name);
 }
 
 async function startScriptProxy(
   file: string,
   extra: readonly string[],
-  readyStatus: number,
+  readyStatuses: readonly number[],
   dir: string,
   upstreamUrl: string,
   nodeArgs: readonly string[],
@@ -158,7 +160,7 @@ async function startScriptProxy(
   const script = new URL(`./${file}`, import.meta.url).pathname;
   const args = [...nodeArgs, script, '--port', String(port), '--upstream', upstreamUrl, ...extra];
   const proc = start(name, process.execPath, args, join(dir, `${name}.log`), port);
-  await waitReady(proc, async () => (await postPing(port)) === readyStatus);
+  await waitReady(proc, async () => readyStatuses.includes(await postPing(port)));
   return proc;
 }
 
