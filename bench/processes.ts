@@ -131,7 +131,7 @@ export async function startFloorProxy(
 
 /**
  * bench/minimal-gateway.ts: the floor with the pipeline's promised work done the shortest way, for
- * the key whose SHA-256 is `keyHash` (a ping without it is refused, which is how it shows ready).
+ * the key whose SHA-256 is `keyHash`.
  */
 export async function startMinimalGateway(
   dir: string,
