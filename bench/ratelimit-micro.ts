@@ -7,7 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { createMemoryStore } from '../src/ratelimit/memory.ts';
-import { createRedisStore } from '../src/ratelimit/redis.ts';
+import { openRedisStore } from '../src/ratelimit/redis.ts';
 import { compileLimits } from '../src/ratelimit/policy.ts';
 import type { Limits } from '../src/ratelimit/policy.ts';
 import type { RateLimitStore } from '../src/ratelimit/store.ts';
@@ -92,7 +92,7 @@ if (!url) {
   server = await startRedisServer();
   url = server.url;
 }
-const store = createRedisStore({ url, prefix: 'bench:', timeoutMs: 1000, onStoreError: 'deny' });
+const store = await openRedisStore({ url, prefix: 'bench:', timeoutMs: 1000, onStoreError: 'deny' });
 try {
   if (!(await store.ready(5000))) throw new Error('Redis did not connect');
   await benchRedis(store, 'key bucket', undefined);

@@ -1,7 +1,7 @@
 /** Builds the configured store from `rate_limit` (Config['rate_limit'] fits). */
 import type { Logger } from '../log/types.ts';
 import { createMemoryStore } from './memory.ts';
-import { createRedisStore } from './redis.ts';
+import { openRedisStore } from './redis.ts';
 import type { RateLimitStore, StoreErrorMode } from './store.ts';
 
 export interface StoreSettings {
@@ -16,10 +16,14 @@ export interface StoreDeps {
   readonly logger?: Pick<Logger, 'info' | 'warn'>;
 }
 
-export function createRateLimitStore(settings: StoreSettings, deps: StoreDeps): RateLimitStore {
+/** Async for Redis only: ioredis is loaded when that store is configured (see ioredis.ts). */
+export async function createRateLimitStore(
+  settings: StoreSettings,
+  deps: StoreDeps,
+): Promise<RateLimitStore> {
   if (settings.backend === 'memory') return createMemoryStore({ now: deps.now });
   if (settings.redis === undefined) throw new TypeError('rate_limit.redis is required when backend is redis');
-  return createRedisStore({
+  return openRedisStore({
     url: settings.redis.url,
     prefix: settings.redis.prefix,
     timeoutMs: settings.redis.timeout,

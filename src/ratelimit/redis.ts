@@ -7,8 +7,8 @@
  * within `timeoutMs`, `onStoreError` decides and the decision carries `fallback` and `reason`.
  * Commands are never queued while offline; the client reconnects by itself in the background.
  */
-import { Redis } from 'ioredis';
 import type { Logger } from '../log/types.ts';
+import { loadIoredis } from './ioredis.ts';
 import { TAKE_SCRIPT } from './redis-script.ts';
 import type {
   BucketSpec,
@@ -49,13 +49,15 @@ interface Scripted {
 
 const TIMEOUT = Symbol('timeout');
 
-export function createRedisStore(options: RedisStoreOptions): RedisStore {
+/** The store, its client connecting in the background (ioredis is loaded on the first call). */
+export async function openRedisStore(options: RedisStoreOptions): Promise<RedisStore> {
   const { url, prefix, timeoutMs, onStoreError, logger } = options;
-  if (typeof url !== 'string' || url === '') throw new TypeError('createRedisStore: url is required');
-  if (!(timeoutMs > 0)) throw new TypeError('createRedisStore: timeoutMs must be positive');
+  if (typeof url !== 'string' || url === '') throw new TypeError('openRedisStore: url is required');
+  if (!(timeoutMs > 0)) throw new TypeError('openRedisStore: timeoutMs must be positive');
   if (onStoreError !== 'deny' && onStoreError !== 'allow')
-    throw new TypeError('createRedisStore: onStoreError');
+    throw new TypeError('openRedisStore: onStoreError');
   const maxDelay = options.reconnectMaxDelayMs ?? REDIS_DEFAULTS.reconnectMaxDelayMs;
+  const Redis = await loadIoredis();
 
   const client = new Redis(url, {
     enableOfflineQueue: false,

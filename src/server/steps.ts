@@ -94,7 +94,7 @@ export async function createDurable(config: Config, deps: GatewayDeps): Promise<
   const sessions = config.auth.allow_unauthenticated
     ? undefined
     : createSessionStep(createSessionBinder(secret));
-  const store = createRateLimitStore(config.rate_limit, { now: deps.clock.mono, logger: log });
+  const store = await createRateLimitStore(config.rate_limit, { now: deps.clock.mono, logger: log });
   if ('ready' in store && typeof store.ready === 'function') {
     // Give Redis a moment at start so the first requests are not decided by on_store_error.
     const up = await (store as { ready(ms: number): Promise<boolean> }).ready(STORE_READY_WAIT_MS);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { startRedisServer } from '../../helpers/redis-server.ts';
 import type { RedisServer } from '../../helpers/redis-server.ts';
-import { createRedisStore } from '../../../src/ratelimit/redis.ts';
+import { openRedisStore } from '../../../src/ratelimit/redis.ts';
 import type { RedisStore } from '../../../src/ratelimit/redis.ts';
 import { compileLimits } from '../../../src/ratelimit/policy.ts';
 import { rateLimitError } from '../../../src/ratelimit/headers.ts';
@@ -32,8 +32,8 @@ const buckets = compileLimits('key:alice', {
 before(async () => {
   server = await startRedisServer();
   const options = { url: server.url, prefix: 'outage:', timeoutMs: 300, reconnectMaxDelayMs: 100, logger };
-  deny = createRedisStore({ ...options, onStoreError: 'deny' });
-  allow = createRedisStore({ ...options, onStoreError: 'allow' });
+  deny = await openRedisStore({ ...options, onStoreError: 'deny' });
+  allow = await openRedisStore({ ...options, onStoreError: 'allow' });
   assert.equal(await deny.ready(10_000), true);
   assert.equal(await allow.ready(10_000), true);
 });
@@ -111,7 +111,7 @@ describe('redis store outage', () => {
   it('never logs the Redis URL or its password', async () => {
     const closed = await closedPort();
     const before = logged.length;
-    const unreachable = createRedisStore({
+    const unreachable = await openRedisStore({
       url: `redis://:s3cret-pw@127.0.0.1:${closed}`,
       prefix: 'pw:',
       timeoutMs: 300,

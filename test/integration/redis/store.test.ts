@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { startRedisServer } from '../../helpers/redis-server.ts';
 import type { RedisServer } from '../../helpers/redis-server.ts';
-import { createRedisStore } from '../../../src/ratelimit/redis.ts';
+import { openRedisStore } from '../../../src/ratelimit/redis.ts';
 import type { RedisStore, RedisStoreOptions } from '../../../src/ratelimit/redis.ts';
 import { createMemoryStore } from '../../../src/ratelimit/memory.ts';
 import { compileLimits } from '../../../src/ratelimit/policy.ts';
@@ -20,7 +20,7 @@ const stores: RedisStore[] = [];
 let prefixes = 0;
 
 async function open(options: Partial<RedisStoreOptions> = {}): Promise<RedisStore> {
-  const store = createRedisStore({
+  const store = await openRedisStore({
     url: server.url,
     prefix: `test${++prefixes}:`,
     timeoutMs: 1000,
