@@ -195,7 +195,10 @@ export async function startGateway(
   const port = await freePort();
   const file = join(dir, `${name}.yaml`);
   writeFileSync(file, JSON.stringify({ listen: `127.0.0.1:${port}`, ...config }, null, 2));
-  const args = [...nodeArgs, bin, 'serve', '--config', file];
+  // As the executable and the container image run it (scripts/build-bin.ts): the gateway's gc is the
+  // process's own, not a second V8 context's. `--node-arg NAME:--no-expose-gc` measures an npm
+  // install started without NODE_OPTIONS=--expose-gc (V8 takes the last of the two).
+  const args = ['--expose-gc', ...nodeArgs, bin, 'serve', '--config', file];
   const proc = start(`mcpgate (${name})`, process.execPath, args, join(dir, `${name}.log`), port, env);
   await waitReady(proc, async () => (await postPing(port)) > 0);
   return proc;

@@ -35,12 +35,21 @@ export async function buildBinary(output: string = BINARY, entry: string = ENTRY
   const main = await bundleForSea(`${output}.cjs`, entry);
   await rm(output, { force: true });
   const node = strippedNode(`${output}.node`);
+  // Passed to Node's sea-config.json as it is (pkg's type does not list execArgv, Node 24 reads it).
+  const seaConfig = {
+    disableExperimentalSEAWarning: true,
+    useCodeCache: true,
+    useSnapshot: false,
+    // The gateway's own collections (idle reclaim, young sweep) use this process's gc, not a second
+    // V8 context that costs CPU on every request (src/server/gc-access.ts).
+    execArgv: ['--expose-gc'],
+  };
   try {
     await pkgSea.default(main, {
       targets: [{ nodeRange: `node${major}`, platform: 'linux', arch: process.arch, output }],
       nodePath: node,
       signature: false,
-      seaConfig: { disableExperimentalSEAWarning: true, useCodeCache: true, useSnapshot: false },
+      seaConfig,
     });
   } finally {
     await rm(node, { force: true });

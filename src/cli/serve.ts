@@ -41,10 +41,11 @@ export function registerServe(program: Command, io: CliIo): void {
         return;
       }
       // Loaded here, not at start, so `mcpgate --version` and `keygen` start fast.
-      const [{ startRuntime }, { createLogger }, { onHangup }] = await Promise.all([
+      const [{ startRuntime }, { createLogger }, { onHangup }, { gcSource }] = await Promise.all([
         import('../server/runtime.ts'),
         import('../log/logger.ts'),
         import('./reload-on-hup.ts'),
+        import('../server/gc-access.ts'),
       ]);
       const log = createLogger({ level: options.logLevel, pretty: process.stderr.isTTY === true });
       const { file, path, config, issues, formatIssue, load } = await loadFromSource(options.config, io);
@@ -130,6 +131,8 @@ export function registerServe(program: Command, io: CliIo): void {
               ? config.audit.output
               : 'file',
           metrics: runtime.metricsUrl,
+          // "context" costs CPU per request; NODE_OPTIONS=--expose-gc makes it "flag" (gc-access.ts).
+          gc: gcSource(),
         },
         `mcpgate listening on ${gateway.mcpUrl}`,
       );

@@ -197,6 +197,12 @@ test('serve: the executable guards a real MCP server for a real MCP client, and 
     'the gateway to answer /healthz',
   );
 
+  await t.test("its own gc comes from the executable's --expose-gc, not from a second V8 context", () => {
+    const line = gate.stderr.split('\n').find((l) => l.includes('mcpgate listening on'));
+    assert.ok(line, `the start-up line:\n${gate.stderr}`);
+    assert.equal((JSON.parse(line) as { gc?: unknown }).gc, 'flag');
+  });
+
   await t.test('without a key: 401', async () => {
     const res = await fetch(`${base}/mcp`, {
       method: 'POST',
