@@ -117,7 +117,7 @@ for (const spec of values.gw) {
   const proc = await startGateway(bin, dir, label, config, nodeArgs, envFor(values.env, label));
   targets.push(await sessionAt(proc, label, base));
   // The minimal gateways take the first gateway's key.
-  if (targets.length === 2) {
+  if (targets.length === 2 && minimals.length > 0) {
     const keyHash = ((config.keys as { hash: string }[])[0] as { hash: string }).hash;
     for (const skip of minimals) {
       const name = skip === '' ? 'minimal' : `minimal-${skip.replaceAll(',', '-')}`;
