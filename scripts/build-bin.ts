@@ -17,7 +17,7 @@
 // against it), JavaScript stack traces are unchanged; only a native crash's backtrace loses names.
 import pkgSea from '@yao-pkg/pkg/lib-es5/sea.js';
 import { rm, stat } from 'node:fs/promises';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { relative, resolve } from 'node:path';
@@ -44,6 +44,11 @@ export async function buildBinary(output: string = BINARY, entry: string = ENTRY
     // V8 context that costs CPU on every request (src/server/gc-access.ts).
     execArgv: ['--expose-gc'],
   };
+  // V8 accepts a code cache only under the flags it was made with (else it warns "Code cache data
+  // rejected" at every start and compiles from source): the blob generator pkg runs (a child of
+  // this process) gets the executable's execArgv through NODE_OPTIONS.
+  const nodeOptions = process.env.NODE_OPTIONS;
+  process.env.NODE_OPTIONS = [nodeOptions, ...seaConfig.execArgv].filter(Boolean).join(' ');
   try {
     await pkgSea.default(main, {
       targets: [{ nodeRange: `node${major}`, platform: 'linux', arch: process.arch, output }],
@@ -52,10 +57,16 @@ export async function buildBinary(output: string = BINARY, entry: string = ENTRY
       seaConfig,
     });
   } finally {
+    if (nodeOptions === undefined) delete process.env.NODE_OPTIONS;
+    else process.env.NODE_OPTIONS = nodeOptions;
     await rm(node, { force: true });
   }
-  // Smoke check: the executable starts on its own and reports the package version.
-  const version = execFileSync(output, ['--version'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin' } });
+  // Smoke check: the executable starts on its own, reports the package version, and warns of nothing
+  // (a rejected code cache would say so on stderr).
+  const smoke = spawnSync(output, ['--version'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin' } });
+  if (smoke.status !== 0 || smoke.stderr !== '')
+    throw new Error(`the executable's --version failed or warned (exit ${smoke.status}):\n${smoke.stderr}`);
+  const version = smoke.stdout;
   const { size } = await stat(output);
   console.log(
     `built ${relative(ROOT, output)} (${(size / 2 ** 20).toFixed(1)} MiB, Node ${process.version} linux-${process.arch}, --version: ${version.trim()})`,

@@ -110,11 +110,14 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-test('--version prints the package version', async () => {
+test('--version prints the package version, and nothing else', async () => {
   const { version } = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
   const r = await run(['--version']);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, `${version}\n`);
+  // Nothing on stderr: a code cache made under other V8 flags than the executable's execArgv would
+  // be rejected with a warning at every start (scripts/build-bin.ts).
+  assert.equal(r.stderr, '');
 });
 
 test('an unknown command fails with exit 1', async () => {
