@@ -9,8 +9,9 @@
  *   an npm install gets it with `NODE_OPTIONS=--expose-gc`.
  * - `context`: otherwise the flag is set for one new V8 context, which hands its `gc` over, and is
  *   unset at once, so no other code sees a `gc` function. It works, but it costs: with that second
- *   context made (its `gc` called or not), the pipeline spent 0.2-0.5x the floor's CPU per request
- *   more in alternating bench rounds than the same build started with `--expose-gc`, and perf saw
+ *   context made (its `gc` called or not), the pipeline spent 0.1-0.6x the floor's CPU per request
+ *   more in alternating bench rounds (each process idle between its rounds, as a gateway is between
+ *   bursts; under steady load, no difference) than the same build started with `--expose-gc`; perf saw
  *   Node's own `nextTick` go to the runtime for its object literal on every call (bench/README.md,
  *   "A second V8 context"). The startup line says which of the two a gateway runs with.
  * - `none`: this runtime offers neither; the sweep and the reclaim are off.

@@ -38,6 +38,7 @@ describe('String.prototype stays fast', () => {
   it('loading the gateway with the memory store does not load ioredis', () => {
     assert.equal(
       stringPrototypeFastAfter(`
+        await import('${ROOT}src/cli/program.ts');
         await import('${ROOT}src/server/gateway.ts');
         await import('${ROOT}src/ratelimit/create.ts').then((m) =>
           m.createRateLimitStore({ backend: 'memory', on_store_error: 'deny' }, { now: () => 0 }));
