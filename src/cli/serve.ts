@@ -131,7 +131,7 @@ export function registerServe(program: Command, io: CliIo): void {
               ? config.audit.output
               : 'file',
           metrics: runtime.metricsUrl,
-          // "context" costs CPU per request; NODE_OPTIONS=--expose-gc makes it "flag" (gc-access.ts).
+          // "context" costs CPU after pauses in traffic; NODE_OPTIONS=--expose-gc makes it "flag".
           gc: gcSource(),
         },
         `mcpgate listening on ${gateway.mcpUrl}`,

@@ -8,7 +8,7 @@
  * run for object receivers, and every string method call has a primitive receiver. Optimized code
  * then loads each `s.charCodeAt`, `s.slice`, `s.indexOf` through the generic LoadIC builtin instead
  * of a constant, in mcpgate's code and in Node's HTTP code alike. With ioredis imported at start-up
- * (as it was, for every configuration), that cost a gateway with the memory store about 0.2x the
+ * (as it was, for every configuration), that cost a gateway with the memory store 0.1-0.3x the
  * floor's CPU per request (bench/README.md, "String.prototype in dictionary mode").
  *
  * So ioredis is imported only by the Redis store, and after it is, one object whose prototype is
