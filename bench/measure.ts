@@ -7,7 +7,7 @@ import { BASE_HEADERS, expectReply, openSession, rpc } from './client.ts';
 import type { LoadGenerator, LoadResult } from './load.ts';
 import { cpuTimes } from './processes.ts';
 import type { KeyMaterial, Proc } from './processes.ts';
-import { infoRow, percentile, us } from './report.ts';
+import { capped, infoRow, percentile, us } from './report.ts';
 import type { Row } from './report.ts';
 
 export interface Context {
@@ -176,8 +176,7 @@ export function cpuRow(
     `${got[0]} ${us(got[1].cpu)} (${split(got[1])})`,
     `${ratio.toFixed(2)}×`,
   );
-  if (max === undefined) return row;
-  return { ...row, target: `≤ ${max.toFixed(2)}×`, status: ratio <= max ? 'PASS' : 'MISS' };
+  return max === undefined ? row : capped(row, ratio, max);
 }
 
 export const passthroughConfig = (ctx: Context) => ({

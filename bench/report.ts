@@ -69,8 +69,11 @@ export function latencyRow(
 
 /** A latency of `measured` as a multiple of `baseline`'s; PASS when the ratio is at most `max`. */
 export function ratioRow(metric: string, base: [string, number], got: [string, number], max: number): Row {
-  const row = latencyRow(metric, base, got);
-  const ratio = got[1] / base[1];
+  return capped(latencyRow(metric, base, got), got[1] / base[1], max);
+}
+
+/** `row` with the target "at most `max` times" and whether `ratio` meets it. */
+export function capped(row: Row, ratio: number, max: number): Row {
   return { ...row, target: `≤ ${max.toFixed(2)}×`, status: ratio <= max ? 'PASS' : 'MISS' };
 }
 
