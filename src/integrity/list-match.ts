@@ -14,6 +14,7 @@
  */
 import type { ResponseIds } from './restore.ts';
 import type { Filters } from './match.ts';
+import type { Grants } from '../policy/grants.ts';
 import { NOT_JSON, OTHER } from '../policy/list-scan.ts';
 import { scanListResponseMemo } from '../policy/list-scan-memo.ts';
 import type { ScannedKind, ScannedList } from '../policy/list-scan.ts';
@@ -29,19 +30,29 @@ const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const COMMA = 0x2c;
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
+const COMMA_PIECE = Buffer.from(',');
+/**
+ * More pieces than this (an allowlist that keeps every other entry) are joined into one Buffer: each
+ * piece is one write call on the response, which costs more than copying a few hundred bytes.
+ */
+export const MAX_PIECES = 64;
 
 /**
- * The bytes to send for a list response, REFUSED, NOT_JSON (the body is not JSON or not UTF-8), or
- * undefined when the parsed path must decide (nothing has been answered then).
+ * The bytes to send for a list response, in order, REFUSED, NOT_JSON (the body is not JSON or not
+ * UTF-8), or undefined when the parsed path must decide (nothing has been answered then). The pieces
+ * never view `body`: a body the memo remembered (list-scan-memo.ts) is answered with views of the
+ * memo's immutable copy, which holds the same bytes except the id (which the client's replaces), and
+ * any other body's pieces are copied into one Buffer, so the caller may reuse `body`'s buffer at once.
  */
 export function matchListResponse(
   body: Buffer,
   ids: ResponseIds,
   filters: Filters,
-): Buffer | typeof REFUSED | typeof NOT_JSON | undefined {
+): readonly Buffer[] | typeof REFUSED | typeof NOT_JSON | undefined {
   const scanned = scanListResponseMemo(body);
   if (scanned === NOT_JSON) return NOT_JSON;
   if (scanned === OTHER) return undefined;
+  const { scan, source } = scanned;
   const id = readString(body, scanned.idStart, scanned.idEnd);
   const named = ids.name(id);
   // What ids.answer() would refuse too: no request of this exchange has this id.
@@ -51,10 +62,22 @@ export function matchListResponse(
   const untagged = ids.answer(id);
   if (untagged === undefined) return REFUSED;
   const clientId = Buffer.from(JSON.stringify(untagged.clientId));
-  const list = kind === 'none' ? undefined : scanned[kind];
-  const kept = list === undefined || kind === 'none' ? undefined : keptEntries(body, kind, list, filters);
-  return splice(body, scanned.idStart, scanned.idEnd, clientId, list, kept);
+  const list = kind === 'none' ? undefined : scan[kind];
+  const kept = list === undefined || kind === 'none' ? undefined : keptEntries(source, kind, list, filters);
+  const pieces = splice(source, scan.idStart, scan.idEnd, clientId, list, kept);
+  return source === body || pieces.length > MAX_PIECES ? [Buffer.concat(pieces)] : pieces;
 }
+
+/**
+ * What each key's grants kept of a list, by the scanned list: a remembered catalogue (its scan is the
+ * memo's, list-scan-memo.ts) asked again by the same key is judged once. Grants are compiled once per
+ * key or token grant and never change (a reload compiles new ones), and a list's positions and names
+ * are those of bytes that never change, so the answer holds for as long as both live. Not with pins:
+ * pinning judges each entry's bytes against a lockfile that a reload may change under the same grants.
+ */
+const keptByList = new WeakMap<ScannedList, WeakMap<Grants, readonly number[] | typeof EVERY>>();
+/** Every entry stays. */
+const EVERY = Symbol('every entry');
 
 /** The [start, end) pairs of the entries that stay, or undefined when every entry stays. */
 function keptEntries(
@@ -62,10 +85,29 @@ function keptEntries(
   kind: ScannedKind,
   list: ScannedList,
   filters: Filters,
-): number[] | undefined {
+): readonly number[] | undefined {
   const { grants, pins } = filters;
   const every = kind === 'tools' ? grants.everyTool === true : grants.everyPrompt === true;
   if (every && pins === undefined) return undefined;
+  if (pins !== undefined) return judgeEntries(body, kind, list, grants, every, pins);
+  let byGrants = keptByList.get(list);
+  if (byGrants === undefined) keptByList.set(list, (byGrants = new WeakMap()));
+  let kept = byGrants.get(grants);
+  if (kept === undefined) {
+    kept = judgeEntries(body, kind, list, grants, every, undefined) ?? EVERY;
+    byGrants.set(grants, kept);
+  }
+  return kept === EVERY ? undefined : kept;
+}
+
+function judgeEntries(
+  body: Buffer,
+  kind: ScannedKind,
+  list: ScannedList,
+  grants: Grants,
+  every: boolean,
+  pins: Filters['pins'],
+): number[] | undefined {
   const items = list.items;
   const names = list.names;
   pins?.startList(kind, body, list.open, list.end, items.length / 4);
@@ -102,42 +144,60 @@ function readString(body: Buffer, start: number, end: number): string {
   return decoder.decode(body.subarray(start + 1, end - 1));
 }
 
-/** The body with the id replaced and, when `kept` is set, the list holding only those entries. */
+/**
+ * The body with the id replaced and, when `kept` is set, the list holding only those entries: views
+ * of `body` and the client's id, with runs of entries that were next to each other (one comma
+ * between them) kept as one view.
+ */
 function splice(
   body: Buffer,
   idStart: number,
   idEnd: number,
   clientId: Buffer,
   list: ScannedList | undefined,
-  kept: number[] | undefined,
-): Buffer {
-  let size = body.length - (idEnd - idStart) + clientId.length;
+  kept: readonly number[] | undefined,
+): Buffer[] {
+  const pieces: Buffer[] = [];
+  /** The run of `body` not yet pushed: [runStart, runEnd). */
+  let runStart = 0;
+  let runEnd = 0;
+  const flush = () => {
+    if (runEnd > runStart) pieces.push(body.subarray(runStart, runEnd));
+  };
+  /** Appends body[start, end), after a comma when `comma` is set. */
+  const add = (start: number, end: number, comma: boolean) => {
+    if (comma && runEnd + 1 === start && body[runEnd] === COMMA) runEnd = end;
+    else if (!comma && runEnd === start) runEnd = end;
+    else {
+      flush();
+      if (comma) pieces.push(COMMA_PIECE);
+      runStart = start;
+      runEnd = end;
+    }
+  };
+  const writeId = (from: number) => {
+    add(from, idStart, false);
+    flush();
+    pieces.push(clientId);
+    runStart = runEnd = idEnd;
+  };
   // The inside of the list's brackets is replaced by the kept entries, joined by commas.
   const inner = list !== undefined && kept !== undefined ? list : undefined;
-  if (inner !== undefined && kept !== undefined) {
-    size -= inner.end - inner.open - 2;
-    for (let k = 0; k < kept.length; k += 2) size += (kept[k + 1] as number) - (kept[k] as number);
-    size += Math.max(0, kept.length / 2 - 1);
-  }
-  const out = Buffer.allocUnsafe(size);
   let from = 0;
-  let at = 0;
-  const writeId = () => {
-    at += body.copy(out, at, from, idStart);
-    at += clientId.copy(out, at);
+  if (inner === undefined || kept === undefined || idStart < inner.open) {
+    writeId(0);
     from = idEnd;
-  };
-  if (inner === undefined || kept === undefined || idStart < inner.open) writeId();
-  if (inner !== undefined && kept !== undefined) {
-    at += body.copy(out, at, from, inner.open + 1);
-    for (let k = 0; k < kept.length; k += 2) {
-      if (k > 0) out[at++] = COMMA;
-      at += body.copy(out, at, kept[k] as number, kept[k + 1] as number);
-    }
-    from = inner.end - 1;
-    if (idStart > inner.open) writeId();
   }
-  at += body.copy(out, at, from);
-  if (at !== size) throw new TypeError('list splice size mismatch');
-  return out;
+  if (inner !== undefined && kept !== undefined) {
+    add(from, inner.open + 1, false);
+    for (let k = 0; k < kept.length; k += 2) add(kept[k] as number, kept[k + 1] as number, k > 0);
+    from = inner.end - 1;
+    if (idStart > inner.open) {
+      writeId(from);
+      from = idEnd;
+    }
+  }
+  add(from, body.length, false);
+  flush();
+  return pieces;
 }

@@ -206,10 +206,15 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
   }
 
   json(body: Buffer): Buffer {
-    if (body.length === 0) return body;
+    const out = this.pieces(body);
+    return out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
+  }
+
+  pieces(body: Buffer): readonly Buffer[] {
+    if (body.length === 0) return [body];
     const ids = this.#ids;
     const small = matchSmallResponse(body, ids);
-    if (small !== undefined) return small;
+    if (small !== undefined) return [small];
     // Large bodies take the one-pass path (list-match.ts): lists, and responses that plan nothing.
     const listed = body.length < LIST_MIN_BYTES ? undefined : matchListResponse(body, ids, this.filters());
     if (listed === NOT_JSON)
@@ -234,9 +239,9 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
       text.length === body.length
         ? applyEditsToAscii(body, restored.edits)
         : Buffer.from(applyEdits(text, restored.edits));
-    if (restored.plans === undefined) return out;
+    if (restored.plans === undefined) return [out];
     const filters = this.filters();
-    return filterJsonResponseBody(out, restored.plans, filters.grants, filters.tasks, filters.pins);
+    return [filterJsonResponseBody(out, restored.plans, filters.grants, filters.tasks, filters.pins)];
   }
 
   sse(budget?: BufferBudget): SseRewriterLike {
@@ -269,7 +274,7 @@ export function matchEventData(data: string, ids: ResponseIds, filters: Filters)
   if (data.length >= LIST_MIN_BYTES) {
     const listed = matchListResponse(Buffer.from(data), ids, filters);
     if (listed === NOT_JSON || listed === REFUSED) return UNREADABLE;
-    if (listed !== undefined) return listed.toString();
+    if (listed !== undefined) return Buffer.concat(listed).toString();
   }
   let value: unknown;
   try {

@@ -16,7 +16,7 @@
 import { isUtf8 } from 'node:buffer';
 import { NOT_JSON, QUOTE, string } from '../jsonrpc/strict-skip.ts';
 import { OTHER, scanListResponse } from './list-scan.ts';
-import type { ListResponse, ScannedList } from './list-scan.ts';
+import type { ListResponse } from './list-scan.ts';
 
 /** How many distinct list bodies are remembered (pages of a paginated list, tools and prompts). */
 export const MEMO_ENTRIES = 4;
@@ -32,24 +32,37 @@ interface Remembered {
 const memo: Remembered[] = [];
 let hits = 0;
 
+/**
+ * A body's scan and the bytes its positions index. On a hit, `source` is the remembered copy: the
+ * same bytes as the body except the id, immutable (the memo's own), so what is kept of it can be sent
+ * as views of it while the body's buffer holds the next response; `scan` indexes that copy. On a
+ * miss, `source` is the body itself. `idStart`/`idEnd` are the id's extent in the body either way.
+ */
+export interface MemoScan {
+  readonly scan: ListResponse;
+  readonly source: Buffer;
+  readonly idStart: number;
+  readonly idEnd: number;
+}
+
 /** Like scanListResponse, answering from the memo when `b` is a remembered body with another id. */
-export function scanListResponseMemo(b: Buffer): ListResponse | typeof OTHER | typeof NOT_JSON {
+export function scanListResponseMemo(b: Buffer): MemoScan | typeof OTHER | typeof NOT_JSON {
   for (let k = 0; k < memo.length; k++) {
     const entry = memo[k] as Remembered;
-    const scan = recall(entry, b);
-    if (scan === undefined) continue;
+    const idEnd = recall(entry, b);
+    if (idEnd === -1) continue;
     hits++;
     if (k > 0) {
       memo.splice(k, 1);
       memo.unshift(entry);
     }
-    return scan;
+    return { scan: entry.scan, source: entry.bytes, idStart: entry.scan.idStart, idEnd };
   }
   const scan = scanListResponse(b);
-  if (scan !== OTHER && scan !== NOT_JSON && b.length <= MEMO_MAX_BYTES) {
-    if (scan.tools !== undefined || scan.prompts !== undefined) remember(b, scan);
-  }
-  return scan;
+  if (scan === OTHER || scan === NOT_JSON) return scan;
+  if (b.length <= MEMO_MAX_BYTES && (scan.tools !== undefined || scan.prompts !== undefined))
+    remember(b, scan);
+  return { scan, source: b, idStart: scan.idStart, idEnd: scan.idEnd };
 }
 
 /** How many scans the memo answered (for tests and benchmarks). */
@@ -72,37 +85,23 @@ function remember(b: Buffer, scan: ListResponse): void {
   memo.unshift({ bytes, scan });
 }
 
-/** The scan of `b` when it is `entry`'s body with another string id, else undefined. */
-function recall(entry: Remembered, b: Buffer): ListResponse | undefined {
+/** The end of `b`'s id when `b` is `entry`'s body with another string id, else -1. */
+function recall(entry: Remembered, b: Buffer): number {
   const { bytes, scan } = entry;
   const { idStart, idEnd } = scan;
   const tail = bytes.length - idEnd;
   // The new id must leave room for at least an empty string and the same tail.
-  if (b.length < idStart + 2 + tail || b[idStart] !== QUOTE) return undefined;
-  if (b.compare(bytes, 0, idStart, 0, idStart) !== 0) return undefined;
+  if (b.length < idStart + 2 + tail || b[idStart] !== QUOTE) return -1;
+  if (b.compare(bytes, 0, idStart, 0, idStart) !== 0) return -1;
   let end: number;
   try {
     end = string(b, idStart);
   } catch (err) {
-    if (err === NOT_JSON) return undefined;
+    if (err === NOT_JSON) return -1;
     throw err;
   }
-  if (b.length - end !== tail) return undefined;
-  if (b.compare(bytes, idEnd, bytes.length, end, b.length) !== 0) return undefined;
-  if (!isUtf8(b.subarray(idStart, end))) return undefined;
-  const shift = end - idEnd;
-  if (shift === 0) return scan;
-  return {
-    idStart,
-    idEnd: end,
-    tools: moved(scan.tools, idEnd, shift),
-    prompts: moved(scan.prompts, idEnd, shift),
-  };
-}
-
-/** The list with every position at or after `from` moved by `shift` (the names stay shared). */
-function moved(list: ScannedList | undefined, from: number, shift: number): ScannedList | undefined {
-  if (list === undefined || list.open < from) return list;
-  const items = list.items.map((p) => (p === -1 ? -1 : p + shift));
-  return { open: list.open + shift, end: list.end + shift, items, names: list.names };
+  if (b.length - end !== tail) return -1;
+  if (b.compare(bytes, idEnd, bytes.length, end, b.length) !== 0) return -1;
+  if (!isUtf8(b.subarray(idStart, end))) return -1;
+  return end;
 }

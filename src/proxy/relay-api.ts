@@ -15,6 +15,12 @@ export interface ResponseRewrite {
    * returns, except in the bytes it returns: the relay reuses a held body's buffer otherwise.
    */
   json(body: Buffer): Buffer;
+  /**
+   * The same bytes as json(), in pieces sent in order (one write each, corked): a rewrite that would
+   * otherwise copy large parts of an unchanging source into one Buffer (a remembered list) gives
+   * views of it. None views `body`.
+   */
+  pieces?(body: Buffer): readonly Buffer[];
   /** An SSE stream: an incremental rewriter, holding its unfinished event within `budget`. */
   sse(budget?: BufferBudget): SseRewriterLike;
   /** The exchange answers no request (DELETE): a 2xx body of no readable type is dropped, not refused. */

@@ -244,20 +244,34 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     if (!this.res.destroyed) {
       const heldHeaders = this.heldHeaders;
       if (this.holding && heldHeaders !== undefined) {
-        let body: Buffer;
+        const rewrite = this.rewrite!;
+        const held = this.held ? this.held.bytes() : (this.whole ?? EMPTY);
+        let pieces: readonly Buffer[];
         try {
-          body = this.rewrite!.json(this.held ? this.held.bytes() : (this.whole ?? EMPTY));
+          pieces = rewrite.pieces ? rewrite.pieces(held) : [rewrite.json(held)];
         } catch (err) {
           // Nothing was written yet: the client gets a clean 502 instead of an unfiltered list.
           this.finish(err as Error);
           return;
         }
-        // The rewrite kept no view of the held bytes (it copies what it keeps, and the body it
-        // returns is checked here): the buffer may hold the next list body.
-        this.reuseHeld = this.held !== undefined && !this.held.holds(body);
-        this.res.writeHead(this.heldStatus, flatHead(heldHeaders, body.length));
-        this.hooks.onBytes(body.length);
-        this.res.end(body);
+        let size = 0;
+        let viewsHeld = false;
+        for (const piece of pieces) {
+          size += piece.length;
+          if (this.held?.holds(piece)) viewsHeld = true;
+        }
+        // The rewrite kept no view of the held bytes (it copies what it keeps, and what it returns is
+        // checked here): the buffer may hold the next list body.
+        this.reuseHeld = this.held !== undefined && !viewsHeld;
+        this.res.writeHead(this.heldStatus, flatHead(heldHeaders, size));
+        this.hooks.onBytes(size);
+        if (pieces.length === 1) this.res.end(pieces[0]);
+        else {
+          // One writev with the head: the pieces of a remembered list are views, never copied.
+          this.res.cork();
+          for (const piece of pieces) this.res.write(piece);
+          this.res.end();
+        }
       } else {
         if (this.sseRewriter) for (const out of this.sseRewriter.end()) this.write(undefined, out);
         if (this.replacement !== undefined) {

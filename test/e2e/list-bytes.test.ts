@@ -41,6 +41,8 @@ function tools(): string[] {
   return out;
 }
 const TOOLS = tools();
+/** The catalogue in another version: the first allowed tool's description says `vN`. */
+const variant = (n: number) => [TOOLS[0]!.replace('Lit la chose', `Lit la chose v${n}`), ...TOOLS.slice(1)];
 const ALLOWED = TOOLS.map((t) => (JSON.parse(t) as { name: string }).name).filter((n) =>
   n.startsWith('echo_'),
 );
@@ -78,9 +80,12 @@ describe('a large tools/list arriving in pieces reaches the client filtered', ()
         req.on('end', () => {
           const m = JSON.parse(raw) as { id?: string; method: string };
           if (m.id === undefined) return void res.writeHead(202).end();
-          const mode = readTagUnverified(m.id)?.clientId;
+          const asked = String(readTagUnverified(m.id)?.clientId);
+          // `MODE:vN`: the catalogue in its Nth version (one allowed tool's description changed).
+          const [mode, version] = asked.split(':');
+          const list = version === undefined ? TOOLS : variant(Number(version.slice(1)));
           const body = Buffer.from(
-            `{"jsonrpc":"2.0","id":${JSON.stringify(m.id)},"result":{"tools":[${TOOLS.join(',')}]}}`,
+            `{"jsonrpc":"2.0","id":${JSON.stringify(m.id)},"result":{"tools":[${list.join(',')}]}}`,
           );
           if (mode === 'json-length') {
             res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
@@ -108,17 +113,20 @@ describe('a large tools/list arriving in pieces reaches the client filtered', ()
     await upstream.close();
   });
 
+  const list = (id: string) =>
+    fetch(gateway.mcpUrl, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${KEY}`,
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/list' }),
+    });
+
   for (const mode of ['json-length', 'json-chunked', 'sse']) {
     it(mode, async () => {
-      const res = await fetch(gateway.mcpUrl, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream',
-          authorization: `Bearer ${KEY}`,
-        },
-        body: JSON.stringify({ jsonrpc: '2.0', id: mode, method: 'tools/list' }),
-      });
+      const res = await list(mode);
       const text = await res.text();
       assert.equal(res.status, 200, text.slice(0, 200));
       let json = text;
@@ -136,4 +144,32 @@ describe('a large tools/list arriving in pieces reaches the client filtered', ()
       assert.ok(!json.includes('secret_😀'), 'no denied tool in the bytes');
     });
   }
+
+  it('a catalogue asked again, and versions of it asked at once, each reach the client as their own', async () => {
+    // The second answer of a catalogue comes from the scan memo, sent as views of its copy while the
+    // held buffer takes the next body; versions that differ in one allowed tool interleave with it.
+    const first = await (await list('json-length:v1')).text();
+    const answers = await Promise.all(
+      ['v1', 'v2', 'v1', 'v3', 'v2', 'v1'].map(async (v) => [
+        v,
+        await (await list(`json-length:${v}`)).text(),
+      ]),
+    );
+    for (const [v, text] of answers) {
+      const answer = JSON.parse(text!) as {
+        id: unknown;
+        result: { tools: { name: string; description: string }[] };
+      };
+      assert.equal(answer.id, `json-length:${v}`);
+      assert.deepEqual(
+        answer.result.tools.map((t) => t.name),
+        ALLOWED,
+      );
+      assert.ok(
+        answer.result.tools[0]!.description.startsWith(`Lit la chose ${v} `),
+        `${v}: its own version`,
+      );
+      if (v === 'v1') assert.equal(text, first, 'the same bytes as the first answer');
+    }
+  });
 });

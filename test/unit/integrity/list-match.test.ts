@@ -58,13 +58,19 @@ const idFirst = (id: string, list = listText(TOOLS), kind = 'tools') =>
 const idLast = (id: string, list = listText(TOOLS)) =>
   `{"result":{"tools":${list}},"jsonrpc":"2.0","id":${JSON.stringify(id)}}`;
 
+/** Whether two views share any byte of memory. */
+const overlaps = (a: Uint8Array, b: Uint8Array) =>
+  a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.length && b.byteOffset < a.byteOffset + a.length;
+
 /** The output through the list path, checked to take that path (the parsed path gives the same). */
 function viaList(text: (tag: string) => string, grants: Grants = half, plan: Plan = 'tools'): string {
   const a = exchange(plan, grants);
   const body = Buffer.from(text(a.tag));
   assert.ok(body.length >= 4096, 'the body is large enough for the list path');
-  const direct = matchListResponse(body, a.ids, { grants, tasks: undefined });
-  assert.ok(Buffer.isBuffer(direct), 'the list path answered');
+  const pieces = matchListResponse(body, a.ids, { grants, tasks: undefined });
+  assert.ok(Array.isArray(pieces), 'the list path answered');
+  for (const piece of pieces) assert.ok(!overlaps(piece, body), 'no piece views the body');
+  const direct = Buffer.concat(pieces);
   const b = exchange(plan, grants);
   const reference = parsedPath(text(b.tag), b.ids, grants);
   assert.deepEqual(JSON.parse(direct.toString()), JSON.parse(reference.toString()));
@@ -92,6 +98,51 @@ describe('list path: filtering and the client id', () => {
       viaList((tag) => idFirst(tag), every),
       idFirst('list-1'),
     );
+  });
+
+  it("answers a remembered catalogue with views of the memo's copy, never copying the body", () => {
+    // Allowed entries in runs (four echo_, then four secret_): each run of the body is one view.
+    const runs = toolsOf(40).map((_, i) => tool(Math.floor(i / 4) % 2 === 0 ? `echo_${i}` : `secret_${i}`));
+    const text = (tag: string) => idFirst(tag, listText(runs));
+    for (let round = 0; round < 3; round++) {
+      const a = exchange('tools', half);
+      const body = Buffer.from(text(a.tag));
+      const pieces = matchListResponse(body, a.ids, { grants: half, tasks: undefined });
+      assert.ok(Array.isArray(pieces));
+      const out = Buffer.concat(pieces).toString();
+      assert.equal(names(out).length, 20);
+      assert.ok(!out.includes('secret_'));
+      assert.equal(JSON.parse(out).id, 'list-1');
+      if (round === 0) assert.equal(pieces.length, 1, 'a body scanned afresh is copied out whole');
+      else {
+        // Before the id, the id, from there to the end of the first of five runs, a comma and a view
+        // for each later run, and from the list's `]` on.
+        assert.equal(pieces.length, 12, 'views of the remembered copy');
+        for (const piece of pieces) assert.ok(!overlaps(piece, body));
+      }
+    }
+  });
+
+  it("judges a remembered catalogue once per key's grants, and each grants apart", () => {
+    const counting = () => {
+      const seen = { calls: 0 };
+      const grants: Grants = { ...half, tool: (name) => (seen.calls++, half.tool(name)) };
+      return { seen, grants };
+    };
+    const catalogue = toolsOf(40).map((t) => t.replace('"description":', '"description":"once",\n"d":'));
+    const text = (tag: string) => idLast(tag, listText(catalogue));
+    const a = counting();
+    const b = counting();
+    for (const { grants } of [a, a, b, a, b]) {
+      const x = exchange('tools', grants);
+      const out = matchListResponse(Buffer.from(text(x.tag)), x.ids, { grants, tasks: undefined });
+      assert.ok(Array.isArray(out));
+      const shown = names(Buffer.concat(out));
+      assert.equal(shown.length, 20);
+      assert.ok(shown.every((n) => n.startsWith('echo_')));
+    }
+    assert.equal(a.seen.calls, 40, 'each entry judged once for the first grants');
+    assert.equal(b.seen.calls, 40, 'and once for the second');
   });
 
   it('filters prompts/list by the prompt grants', () => {
