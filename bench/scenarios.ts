@@ -162,7 +162,8 @@ const toolsList: Scenario = {
   notes:
     'One connection. The filtered key has five prefix patterns (`tool_0*` … `tool_4*`) matching 500 of the ' +
     '1,000 tools; the target applies to everything the gateway adds over direct. "Filtering alone" ' +
-    'compares it with a key allowed `*` on the same gateway.',
+    'compares it with a key allowed `*` on the same gateway. The floor (`bench/floor-proxy.ts`, which ' +
+    'holds a body whole before it answers, as mcpgate holds a list it filters) runs in the same rounds.',
   async run(ctx) {
     const all = await ctx.key('bench-all');
     const half = await ctx.key('bench-half');
@@ -174,6 +175,7 @@ const toolsList: Scenario = {
     const d = await direct(ctx);
     const a = await via(gw, 'mcpgate, allow *', all);
     const h = await via(gw, 'mcpgate, half', half);
+    const f = await via(await ctx.floorProxy(), 'floor');
     const expected = countAllowed(
       makeTools(ctx.tools).map((t) => t.name),
       patterns,
@@ -187,8 +189,14 @@ const toolsList: Scenario = {
     };
     const fullBytes = await count(d, ctx.tools);
     await count(a, ctx.tools);
+    await count(f, ctx.tools);
     const halfBytes = await count(h, expected);
-    const [d1, a1, h1] = (await compare(ctx, [d, a, h], LIST, 1)) as [Measured, Measured, Measured];
+    const [d1, a1, h1, f1] = (await compare(ctx, [d, a, h, f], LIST, 1)) as [
+      Measured,
+      Measured,
+      Measured,
+      Measured,
+    ];
     return [
       infoRow(
         'response size',
@@ -200,6 +208,8 @@ const toolsList: Scenario = {
       latencyRow('p99 latency', ['direct', d1.p99], ['mcpgate', h1.p99], 5000),
       latencyRow('filtering alone, median', ['allow *', a1.p50], ['half', h1.p50]),
       latencyRow('unfiltered list, median', ['direct', d1.p50], ['allow *', a1.p50]),
+      latencyRow('floor: median latency', ['direct', d1.p50], ['floor', f1.p50]),
+      cpuRow(['floor', f1], ['mcpgate', h1], 'mcpgate vs floor: CPU per list'),
     ];
   },
 };
