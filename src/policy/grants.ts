@@ -1,4 +1,9 @@
-/** What one principal may use: compiled once at start from a key's lists (or an OAuth scope map). */
+/**
+ * What one principal may use: compiled once at start from a key's lists (or an OAuth scope map).
+ * A Grants object never changes, and each of its functions answers by its argument alone: the list
+ * path remembers what a Grants object kept of a catalogue (integrity/list-match.ts), and a reload
+ * compiles new objects.
+ */
 import { compileMatcher } from './glob.ts';
 
 export interface Grants {

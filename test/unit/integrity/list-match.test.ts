@@ -202,6 +202,34 @@ describe('list path: filtering and the client id', () => {
     );
     assert.equal(pinning.callable('tools', 'echo_0'), false);
   });
+
+  it('judges a remembered catalogue against the pins every time, never by a verdict kept without them', () => {
+    const entries = TOOLS.map((t) => JSON.parse(t) as Record<string, unknown>);
+    const changed = TOOLS.map((t) => (t.includes('"echo_2"') ? t.replace('the thing', 'another thing') : t));
+    const pinnedAsServed = lockfileOf({ tools: changed.map((t) => JSON.parse(t)), prompts: [] });
+    const pinnedBefore = lockfileOf({ tools: entries, prompts: [] });
+    const ask = (pins?: Filters['pins']) => {
+      const { tag, rewrite } = exchange('tools', half, pins);
+      return names(rewrite.json(Buffer.from(idLast(tag, listText(changed)))));
+    };
+    const echo = entries.map((e) => e.name as string).filter((n) => n.startsWith('echo_'));
+    // Without pins the list path remembers what these grants keep of the catalogue ...
+    assert.deepEqual(ask(), echo);
+    assert.deepEqual(ask(), echo);
+    // ... which never stands in for pins: under the same grants, a lockfile pinned before echo_2
+    // changed hides it, one pinned as served does not.
+    const before = () => pinningFor(pinnedBefore, 'hide', () => {}).forList();
+    assert.deepEqual(
+      ask(before()),
+      echo.filter((n) => n !== 'echo_2'),
+    );
+    assert.deepEqual(ask(pinningFor(pinnedAsServed, 'hide', () => {}).forList()), echo);
+    assert.deepEqual(
+      ask(before()),
+      echo.filter((n) => n !== 'echo_2'),
+    );
+    assert.deepEqual(ask(), echo);
+  });
 });
 
 describe('list path: attacks on what it reads', () => {
