@@ -12,9 +12,8 @@ import type { ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { readTagUnverified } from '../../src/integrity/request-tag.ts';
-import { startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
+import { postBody, startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
 import type { RawUpstreamGateway } from '../helpers/raw-upstream.ts';
-import type { TestGateway } from '../helpers/gateway.ts';
 
 const KEY = mintKey(randomBytes(32));
 
@@ -70,7 +69,6 @@ async function writeSlowly(res: ServerResponse, pieces: Buffer[]) {
 }
 
 describe('a large tools/list arriving in pieces reaches the client filtered', () => {
-  let gateway: TestGateway;
   let upstream: RawUpstreamGateway;
   before(async () => {
     upstream = await startRawUpstreamGateway(
@@ -107,22 +105,13 @@ describe('a large tools/list arriving in pieces reaches the client filtered', ()
       KEY,
       ['echo_*'],
     );
-    gateway = upstream.gateway;
   });
   after(async () => {
     await upstream.close();
   });
 
   const list = (id: string) =>
-    fetch(gateway.mcpUrl, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        authorization: `Bearer ${KEY}`,
-      },
-      body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/list' }),
-    });
+    postBody(upstream, KEY, JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/list' }));
 
   for (const mode of ['json-length', 'json-chunked', 'sse']) {
     it(mode, async () => {

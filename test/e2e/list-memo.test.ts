@@ -7,74 +7,55 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mintKey } from '../../src/auth/key-format.ts';
-import { sha256Hex } from '../../src/auth/key-hash.ts';
 import { parseConfigText } from '../../src/config/load.ts';
 import { memoHits } from '../../src/policy/list-scan-memo.ts';
-import { startTestGateway } from '../helpers/gateway.ts';
+import { postBody, rawUpstreamConfig, startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
+import type { RawUpstreamGateway } from '../helpers/raw-upstream.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 
 const KEY = mintKey(randomBytes(32));
+/** 200 tools in runs of 20: `echo_*` and `secr_*` in turn. */
 const TOOLS = Array.from(
   { length: 200 },
   (_, i) => `{"name":"${Math.floor(i / 20) % 2 ? 'secr' : 'echo'}_${i}","description":"${'d'.repeat(200)}"}`,
 );
-const yaml = (url: string, allow: string[]) => `listen: 127.0.0.1:0
-upstream:
-  url: ${url}
-auth:
-  session_secret: "${'s'.repeat(40)}"
-rate_limit:
-  capacity: 100000
-  refill_per_second: 100000
-keys:
-  - label: k
-    hash: "sha256:${sha256Hex(KEY)}"
-    allow: ${JSON.stringify(allow)}
-`;
 
 describe('a remembered tools/list catalogue', () => {
+  let raw: RawUpstreamGateway;
   let gateway: TestGateway;
-  let url: string;
   let firstTag: string | undefined;
+  /** Answer with the first request's tag instead of this one's. */
   let replay = false;
-  const http = createServer((req, res) => {
-    let raw = '';
-    req.on('data', (c: Buffer) => (raw += c.toString()));
-    req.on('end', () => {
-      const m = JSON.parse(raw) as { id?: string };
-      if (m.id === undefined) return void res.writeHead(202).end();
-      firstTag ??= m.id;
-      const id = replay ? firstTag : m.id;
-      const body = Buffer.from(
-        `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"tools":[${TOOLS.join(',')}]}}`,
-      );
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
-      res.end(body);
-    });
-  });
   before(async () => {
-    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
-    url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`;
-    gateway = await startTestGateway(yaml(url, ['echo_*']));
+    raw = await startRawUpstreamGateway(
+      (req, res) => {
+        let text = '';
+        req.on('data', (c: Buffer) => (text += c.toString()));
+        req.on('end', () => {
+          const m = JSON.parse(text) as { id?: string };
+          if (m.id === undefined) return void res.writeHead(202).end();
+          firstTag ??= m.id;
+          const id = replay ? firstTag : m.id;
+          const body = Buffer.from(
+            `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"tools":[${TOOLS.join(',')}]}}`,
+          );
+          res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+          res.end(body);
+        });
+      },
+      KEY,
+      ['echo_*'],
+    );
+    gateway = raw.gateway;
   });
   after(async () => {
-    await gateway.close(200);
-    http.closeAllConnections();
-    await new Promise<void>((r) => http.close(() => r()));
+    await raw.close();
   });
+  const ask = (id: string, signal?: AbortSignal) =>
+    postBody(raw, KEY, JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/list' }), signal);
   const list = async (id: string) => {
-    const res = await fetch(gateway.mcpUrl, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        authorization: `Bearer ${KEY}`,
-      },
-      body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/list' }),
-    });
+    const res = await ask(id);
     return { status: res.status, text: await res.text() };
   };
   const names = (t: string) =>
@@ -87,7 +68,7 @@ describe('a remembered tools/list catalogue', () => {
       assert.equal(r.status, 200);
       assert.ok(names(r.text).every((n) => n.startsWith('echo_')) && names(r.text).length === 100);
     }
-    const { config } = parseConfigText(yaml(url, ['secr_*']), {}, Date.now());
+    const { config } = parseConfigText(rawUpstreamConfig(raw.upstreamUrl, KEY, ['secr_*']), {}, Date.now());
     await gateway.runtime.reload(config!);
     for (let k = 0; k < 3; k++) {
       const r = await list(`b${k}`);
@@ -119,16 +100,7 @@ describe('a remembered tools/list catalogue', () => {
     const before = gateway.auditLines.length;
     const aborts = Array.from({ length: 10 }, async (_, k) => {
       const ac = new AbortController();
-      const res = await fetch(gateway.mcpUrl, {
-        method: 'POST',
-        signal: ac.signal,
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream',
-          authorization: `Bearer ${KEY}`,
-        },
-        body: JSON.stringify({ jsonrpc: '2.0', id: `ab${k}`, method: 'tools/list' }),
-      }).catch(() => undefined);
+      const res = await ask(`ab${k}`, ac.signal).catch(() => undefined);
       ac.abort();
       await res?.text().catch(() => undefined);
     });

@@ -11,6 +11,8 @@ import type { TestGateway } from './gateway.ts';
 
 export interface RawUpstreamGateway {
   readonly gateway: TestGateway;
+  /** The upstream's MCP URL (for a config to reload with, rawUpstreamConfig). */
+  readonly upstreamUrl: string;
   /** Stops the gateway, then the upstream. */
   close(): Promise<void>;
 }
@@ -23,7 +25,21 @@ export async function startRawUpstreamGateway(
   const http = createServer(answer);
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`;
-  const gateway = await startTestGateway(`listen: 127.0.0.1:0
+  const gateway = await startTestGateway(rawUpstreamConfig(url, key, allow));
+  return {
+    gateway,
+    upstreamUrl: url,
+    async close() {
+      await gateway.close(200);
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    },
+  };
+}
+
+/** The gateway's config: the upstream at `url`, one API key allowed `allow`. */
+export function rawUpstreamConfig(url: string, key: string, allow: readonly string[]): string {
+  return `listen: 127.0.0.1:0
 upstream:
   url: ${url}
 auth:
@@ -35,21 +51,19 @@ keys:
   - label: echo-only
     hash: "sha256:${sha256Hex(key)}"
     allow: ${JSON.stringify(allow)}
-`);
-  return {
-    gateway,
-    async close() {
-      await gateway.close(200);
-      http.closeAllConnections();
-      await new Promise<void>((resolve) => http.close(() => resolve()));
-    },
-  };
+`;
 }
 
-/** POSTs `body`, as written, through the gateway, as `key`. */
-export function postBody(raw: RawUpstreamGateway, key: string, body: string): Promise<Response> {
+/** POSTs `body`, as written, through the gateway, as `key` (`signal` aborts it). */
+export function postBody(
+  raw: RawUpstreamGateway,
+  key: string,
+  body: string,
+  signal?: AbortSignal,
+): Promise<Response> {
   return fetch(raw.gateway.mcpUrl, {
     method: 'POST',
+    signal,
     headers: {
       'content-type': 'application/json',
       accept: 'application/json, text/event-stream',
