@@ -12,7 +12,7 @@ import type { ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { readTagUnverified } from '../../src/integrity/request-tag.ts';
-import { postBody, startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
+import { answerRequests, postBody, startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
 import type { RawUpstreamGateway } from '../helpers/raw-upstream.ts';
 
 const KEY = mintKey(randomBytes(32));
@@ -72,36 +72,30 @@ describe('a large tools/list arriving in pieces reaches the client filtered', ()
   let upstream: RawUpstreamGateway;
   before(async () => {
     upstream = await startRawUpstreamGateway(
-      (req, res) => {
-        let raw = '';
-        req.on('data', (c: Buffer) => (raw += c.toString()));
-        req.on('end', () => {
-          const m = JSON.parse(raw) as { id?: string; method: string };
-          if (m.id === undefined) return void res.writeHead(202).end();
-          const asked = String(readTagUnverified(m.id)?.clientId);
-          // `MODE:vN`: the catalogue in its Nth version (one allowed tool's description changed).
-          const [mode, version] = asked.split(':');
-          const list = version === undefined ? TOOLS : variant(Number(version.slice(1)));
-          const body = Buffer.from(
-            `{"jsonrpc":"2.0","id":${JSON.stringify(m.id)},"result":{"tools":[${list.join(',')}]}}`,
-          );
-          if (mode === 'json-length') {
-            res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
-            void writeSlowly(res, cutInsideCharacters(body, 5));
-          } else if (mode === 'json-chunked') {
-            res.writeHead(200, { 'content-type': 'application/json' });
-            void writeSlowly(res, cutInsideCharacters(body, 7));
-          } else {
-            res.writeHead(200, { 'content-type': 'text/event-stream' });
-            const event = Buffer.concat([
-              Buffer.from('event: message\nid: e1\ndata: '),
-              body,
-              Buffer.from('\n\n'),
-            ]);
-            void writeSlowly(res, [Buffer.from(': primed\n\n'), ...cutInsideCharacters(event, 6)]);
-          }
-        });
-      },
+      answerRequests((m, res) => {
+        const asked = String(readTagUnverified(m.id)?.clientId);
+        // `MODE:vN`: the catalogue in its Nth version (one allowed tool's description changed).
+        const [mode, version] = asked.split(':');
+        const list = version === undefined ? TOOLS : variant(Number(version.slice(1)));
+        const body = Buffer.from(
+          `{"jsonrpc":"2.0","id":${JSON.stringify(m.id)},"result":{"tools":[${list.join(',')}]}}`,
+        );
+        if (mode === 'json-length') {
+          res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+          void writeSlowly(res, cutInsideCharacters(body, 5));
+        } else if (mode === 'json-chunked') {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          void writeSlowly(res, cutInsideCharacters(body, 7));
+        } else {
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          const event = Buffer.concat([
+            Buffer.from('event: message\nid: e1\ndata: '),
+            body,
+            Buffer.from('\n\n'),
+          ]);
+          void writeSlowly(res, [Buffer.from(': primed\n\n'), ...cutInsideCharacters(event, 6)]);
+        }
+      }),
       KEY,
       ['echo_*'],
     );

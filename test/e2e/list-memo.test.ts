@@ -10,7 +10,12 @@ import { randomBytes } from 'node:crypto';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { parseConfigText } from '../../src/config/load.ts';
 import { memoHits } from '../../src/policy/list-scan-memo.ts';
-import { postBody, rawUpstreamConfig, startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
+import {
+  answerRequests,
+  postBody,
+  rawUpstreamConfig,
+  startRawUpstreamGateway,
+} from '../helpers/raw-upstream.ts';
 import type { RawUpstreamGateway } from '../helpers/raw-upstream.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 
@@ -29,21 +34,15 @@ describe('a remembered tools/list catalogue', () => {
   let replay = false;
   before(async () => {
     raw = await startRawUpstreamGateway(
-      (req, res) => {
-        let text = '';
-        req.on('data', (c: Buffer) => (text += c.toString()));
-        req.on('end', () => {
-          const m = JSON.parse(text) as { id?: string };
-          if (m.id === undefined) return void res.writeHead(202).end();
-          firstTag ??= m.id;
-          const id = replay ? firstTag : m.id;
-          const body = Buffer.from(
-            `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"tools":[${TOOLS.join(',')}]}}`,
-          );
-          res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
-          res.end(body);
-        });
-      },
+      answerRequests((m, res) => {
+        firstTag ??= m.id;
+        const id = replay ? firstTag : m.id;
+        const body = Buffer.from(
+          `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"tools":[${TOOLS.join(',')}]}}`,
+        );
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+        res.end(body);
+      }),
       KEY,
       ['echo_*'],
     );

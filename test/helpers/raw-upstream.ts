@@ -37,6 +37,24 @@ export async function startRawUpstreamGateway(
   };
 }
 
+/**
+ * An upstream listener that reads each POST body as one JSON-RPC message: a notification (no id) is
+ * answered 202, a request is handed to `answer` with its id.
+ */
+export function answerRequests(
+  answer: (message: { id: string; method: string }, res: ServerResponse) => void,
+): RequestListener {
+  return (req, res) => {
+    let text = '';
+    req.on('data', (c: Buffer) => (text += c.toString()));
+    req.on('end', () => {
+      const message = JSON.parse(text) as { id?: string; method: string };
+      if (message.id === undefined) return void res.writeHead(202).end();
+      answer({ id: message.id, method: message.method }, res);
+    });
+  };
+}
+
 /** The gateway's config: the upstream at `url`, one API key allowed `allow`. */
 export function rawUpstreamConfig(url: string, key: string, allow: readonly string[]): string {
   return `listen: 127.0.0.1:0
