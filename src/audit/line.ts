@@ -13,6 +13,7 @@ import type { JsonRpcId } from '../jsonrpc/message.ts';
 import type { LineSink, LineSource } from './line-buffer.ts';
 import { requestDecision, requestReason } from './outcome.ts';
 import { isoTime } from './iso-time.ts';
+import { loggedUserAgent } from '../auth/user-agent.ts';
 import {
   batchCalls,
   clip,
@@ -210,8 +211,7 @@ export function writeAuditLine(
     writeRaw(out, K.events_filtered);
     writeNumber(out, ctx.eventsFiltered);
   }
-  const ua = ctx.req.headers['user-agent'];
-  clipped(out, K.user_agent, typeof ua === 'string' ? ua : undefined, MAX_NAME);
+  clipped(out, K.user_agent, loggedUserAgent(ctx.req.headers), MAX_NAME);
   writeRaw(out, K.end);
 }
 

@@ -20,6 +20,7 @@ import { createArgumentSanitizer, DEFAULT_ARGUMENT_LIMITS } from './arguments.ts
 import type { ArgumentLimits, Budget, SanitizeArguments } from './arguments.ts';
 import { requestDecision, requestReason } from './outcome.ts';
 import { isoTime } from './iso-time.ts';
+import { loggedUserAgent } from '../auth/user-agent.ts';
 
 /** Longest kept value of a client-supplied name (method, tool, prompt, id, user agent). */
 export const MAX_NAME = 256;
@@ -114,7 +115,7 @@ export function buildAuditRecord(
   const isKey = principal !== undefined && principal.kind === 'key';
   const isOauth = principal !== undefined && principal.kind === 'oauth';
   const messages = ctx.messages;
-  const ua = ctx.req.headers['user-agent'];
+  const ua = loggedUserAgent(ctx.req.headers);
 
   let single: CallRecord | undefined;
   let calls: AuditCall[] | undefined;
@@ -159,7 +160,7 @@ export function buildAuditRecord(
     protocol_version: clip(ctx.protocolVersion, 64),
     aborted: ctx.aborted,
     events_filtered: ctx.eventsFiltered,
-    user_agent: typeof ua === 'string' ? clip(ua, MAX_NAME) : undefined,
+    user_agent: ua === undefined ? undefined : clip(ua, MAX_NAME),
   };
 }
 

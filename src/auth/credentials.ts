@@ -34,7 +34,14 @@ export const QUERY_CREDENTIAL_NAMES: ReadonlySet<string> = new Set([
   'api-key',
   'x-api-key',
   'access_token',
+  'access-token',
+  'accesstoken',
+  'id_token',
   'token',
+  'jwt',
+  'auth',
+  'authorization',
+  'bearer',
 ]);
 
 const refuse = (code: ErrorCode): CredentialResult => Object.freeze({ ok: false as const, code });

@@ -5,8 +5,10 @@
  *
  * - a parameter whose name is one of QUERY_CREDENTIAL_NAMES (`key`, `token`, `access_token` ...);
  * - an mcpgate key anywhere in a name or a value (`?mcpg_...`, `?k=mcpg_...`), any case;
- * - a JWT (three base64url segments whose first decodes to a JSON object with `alg`; five for a
- *   JWE) as a name or a value.
+ * - a JWT anywhere in a name or a value (`?t=<jwt>`, `?authorization=Bearer+<jwt>`, `?s="<jwt>"`,
+ *   `?x=a;<jwt>`): a segment of base64url that decodes to a JSON object with `alg`, followed by
+ *   at least two more (a JWS: payload and signature, either may be empty; a JWE has four), in
+ *   any run of base64url characters and dots.
  *
  * Names and values are compared percent-decoded (URLSearchParams), so `%6Dcpg_` is caught too.
  */
@@ -14,7 +16,6 @@
 import { parsedAsSpelled } from '../jsonrpc/key-check.ts';
 
 const KEY_PREFIX = 'mcpg_';
-const SEGMENT = /^[A-Za-z0-9_-]+$/;
 
 export function hasCredentialInQueryString(query: string, names: ReadonlySet<string>): boolean {
   if (query.length === 0) return false;
@@ -25,23 +26,41 @@ export function hasCredentialInQueryString(query: string, names: ReadonlySet<str
   return false;
 }
 
-/** An mcpgate key or a JWT/JWE, possibly with spaces around it. */
+/**
+ * An mcpgate key, or a JWT/JWE anywhere in the text. Also used on the headers the gateway logs,
+ * echoes or forwards (X-Request-Id, User-Agent), so the common text (no key prefix, no base64url
+ * segment of 8 characters before two dots) is answered by two regular expressions, without
+ * allocating.
+ */
 export function looksLikeCredential(text: string): boolean {
   if (text.length < KEY_PREFIX.length) return false;
-  if (text.toLowerCase().includes(KEY_PREFIX)) return true;
-  return looksLikeJwt(text.trim());
+  if (KEY_ANYWHERE.test(text)) return true;
+  if (text.indexOf('.') === -1 || !JWT_CANDIDATE.test(text)) return false;
+  for (const run of text.split(NOT_TOKEN)) if (holdsJwt(run)) return true;
+  return false;
 }
 
-function looksLikeJwt(text: string): boolean {
-  const parts = text.split('.');
-  if (parts.length !== 3 && parts.length !== 5) return false;
-  const header = parts[0] as string;
-  if (header.length < 8 || !SEGMENT.test(header)) return false;
-  // The payload may be empty only in a JWS with a detached payload; other segments must be base64url.
-  for (let i = 1; i < parts.length; i++) {
-    const part = parts[i] as string;
-    if (part.length > 0 && !SEGMENT.test(part)) return false;
-  }
+/** The key prefix in any case (ASCII letters only: no other character lower-cases to them). */
+const KEY_ANYWHERE = /mcpg_/i;
+/** Where a JWT may be: the last 8 characters of a header segment, and two dots after them. */
+const JWT_CANDIDATE = /[A-Za-z0-9_-]{8}\.[A-Za-z0-9_-]*\./;
+
+/**
+ * Whether a run of base64url characters and dots holds a JWT: a JOSE header segment with at least
+ * two segments after it. Each segment is decoded at most once, so the cost is linear in the run.
+ */
+function holdsJwt(run: string): boolean {
+  if (run.indexOf('.') === -1) return false;
+  const parts = run.split('.');
+  for (let i = 0; i + 2 < parts.length; i++) if (isJoseHeader(parts[i] as string)) return true;
+  return false;
+}
+
+/** Characters that cannot be part of a JWT: they split the text into runs to search. */
+const NOT_TOKEN = /[^A-Za-z0-9_.-]+/;
+
+function isJoseHeader(header: string): boolean {
+  if (header.length < 8) return false;
   try {
     const json = Buffer.from(header, 'base64url').toString('utf8');
     const decoded: unknown = JSON.parse(json);

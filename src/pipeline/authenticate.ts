@@ -9,7 +9,7 @@ import type { AuthResult, Keyring } from '../auth/keyring.ts';
 import { extractCredential, isJwtShaped } from '../auth/credentials.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
 import type { Principal } from '../auth/principal.ts';
-import type { OAuth } from '../auth/oauth/authenticator.ts';
+import type { TokenAuthentication } from '../auth/oauth/authenticator.ts';
 import { MAX_TOKEN_LENGTH } from '../auth/oauth/authenticator.ts';
 
 export const WWW_AUTHENTICATE = 'Bearer realm="mcpgate"';
@@ -17,7 +17,10 @@ export const WWW_AUTHENTICATE = 'Bearer realm="mcpgate"';
 const KEY_CHALLENGE = Object.freeze({ 'www-authenticate': WWW_AUTHENTICATE });
 
 /** Either may be absent (not both): keys only, OAuth only, or both on one gateway. */
-export function createAuthenticate(keyring: Keyring | undefined, oauth?: OAuth): AuthenticateStep {
+export function createAuthenticate(
+  keyring: Keyring | undefined,
+  oauth?: TokenAuthentication,
+): AuthenticateStep {
   if (keyring === undefined && oauth === undefined)
     throw new TypeError('createAuthenticate: nothing to check');
   const challenges = oauth?.challenges;

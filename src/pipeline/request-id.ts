@@ -1,12 +1,17 @@
-/** The request id: the client's X-Request-Id when it is sane, otherwise a fresh UUID (version 4). */
+/**
+ * The request id: the client's X-Request-Id when it is sane, otherwise a fresh UUID (version 4).
+ * An id that looks like a credential (a key or a JWT: a client that put its key in the wrong
+ * header) is replaced too, since the id is logged, echoed and sent upstream.
+ */
 import type { IncomingMessage } from 'node:http';
 import { randomFillSync } from 'node:crypto';
+import { looksLikeCredential } from '../auth/query-credential.ts';
 
 const SANE = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export function requestIdFor(req: IncomingMessage): string {
   const given = req.headers['x-request-id'];
-  return typeof given === 'string' && SANE.test(given) ? given : randomId();
+  return typeof given === 'string' && SANE.test(given) && !looksLikeCredential(given) ? given : randomId();
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * The headers of a request toward the upstream: an allowlist. The client's headers reach the
- * upstream only when named here (the MCP ones, `Mcp-Param-*`, User-Agent) or in
+ * upstream only when named here (the MCP ones, `Mcp-Param-*`, User-Agent unless it looks like a
+ * credential: auth/user-agent.ts) or in
  * `upstream.forward_headers`; the gateway writes the rest from its own knowledge: X-Forwarded-*,
  * X-Request-Id, the session id it unwrapped, the body's Content-Type, `Accept-Encoding: identity`,
  * and the configured `upstream.headers` last. The body's Content-Length is not in the list: undici
@@ -14,6 +15,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { HEADER_NAME, HOP_BY_HOP } from './header-names.ts';
+import { forwardedUserAgent } from '../auth/user-agent.ts';
 
 /** Client headers forwarded as they are (lower case). */
 export const FORWARDED_CLIENT_HEADERS: readonly string[] = Object.freeze([
@@ -137,7 +139,7 @@ export function createRequestHeaders(options: RequestHeaderOptions): RequestHead
   return function requestHeaders(incoming, clientIp, requestId, sessionId, hasBody) {
     const out: string[] = [];
     for (const name of names) {
-      const value = incoming[name];
+      const value = name === 'user-agent' ? forwardedUserAgent(incoming) : incoming[name];
       if (value !== undefined) pushValue(out, name, value);
     }
     // 2026-07-28 `Mcp-Param-<name>` headers mirror tool arguments (policy/headers.ts checks them).

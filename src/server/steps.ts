@@ -198,7 +198,9 @@ function createAuthentication(config: Config, deps: GatewayDeps, oauth: OAuth | 
     );
     return createAnonymous(ANONYMOUS);
   }
-  if (config.keys.length === 0 && oauth !== undefined) return createAuthenticate(undefined, oauth);
+  // Tokens take this generation's default rate limits (a reload makes a new authenticator).
+  const tokens = oauth?.tokens(config.rate_limit);
+  if (config.keys.length === 0 && tokens !== undefined) return createAuthenticate(undefined, tokens);
   if (config.keys.length === 0) {
     deps.log.warn({}, 'no keys configured: every request is refused (run `mcpgate keygen`)');
     return (ctx) => {
@@ -212,7 +214,7 @@ function createAuthentication(config: Config, deps: GatewayDeps, oauth: OAuth | 
     now: deps.clock.now,
     resolveLimits: (key) => compileLimits(`key:${key.label}`, config.rate_limit, key.rate_limit),
   });
-  return createAuthenticate(keyring, oauth);
+  return createAuthenticate(keyring, tokens);
 }
 
 function secretFor(config: Config, env: GatewayDeps['env'], log: GatewayDeps['log']): Buffer {

@@ -1,13 +1,20 @@
 /**
- * OAuth 2.1 resource server, built from the config in one factory (a config reload rebuilds it):
- * a bearer JWT is verified (verify.ts, keys.ts), checked for `required_scopes`, and matched to the
- * first claim grant; the result is a Principal identified by `iss` + `sub`.
+ * OAuth 2.1 resource server: a bearer JWT is verified (verify.ts, keys.ts), checked for
+ * `required_scopes`, and matched to the first claim grant; the result is a Principal identified by
+ * `iss` + `sub`.
+ *
+ * The resource server is built once at start (`auth.oauth` needs a restart: its key source, metadata
+ * routes and claim grants live across reloads). What a reload may change for tokens, the default
+ * rate limits (`rate_limit.capacity`, `refill_per_second`, `max_streams`), is given to `tokens()`,
+ * which each config generation calls for an authenticator of its own: a token's principal takes
+ * the running generation's limits, never the ones the gateway started with.
  *
  * Verified tokens are remembered by their SHA-256 (never the token itself) until the earlier of
  * their `exp` and TOKEN_CACHE_MS, so a client's requests after its first skip the signature check.
- * A JWT cannot be revoked at a resource server that does not ask the authorization server anyway
- * (no introspection); the cache only means that a key removed from the JWK set stops validating the
- * tokens it signed up to TOKEN_CACHE_MS later. Refusals are never cached.
+ * Each authenticator has its own memory, so a reload starts afresh. A JWT cannot be revoked at a
+ * resource server that does not ask the authorization server anyway (no introspection); the cache
+ * only means that a key removed from the JWK set stops validating the tokens it signed up to
+ * TOKEN_CACHE_MS later. Refusals are never cached.
  */
 import { hash } from 'node:crypto';
 import type { Config } from '../../config/schema.ts';
@@ -16,6 +23,7 @@ import type { AuthResult } from '../keyring.ts';
 import type { Principal } from '../principal.ts';
 import type { ErrorCode } from '../../jsonrpc/errors.ts';
 import { compileLimits } from '../../ratelimit/policy.ts';
+import type { LimitDefaults } from '../../ratelimit/policy.ts';
 import { createKeySource } from './keys.ts';
 import type { JwksStatus, KeySourceOptions } from './keys.ts';
 import { createVerifier } from './verify.ts';
@@ -28,8 +36,18 @@ export const TOKEN_CACHE_ENTRIES = 10_000;
 /** Longest bearer token read when OAuth is on (JWTs with many claims run to a few KiB). */
 export const MAX_TOKEN_LENGTH = 8192;
 
-export interface OAuth {
+/** Token authentication for one config generation (see `OAuth.tokens`). */
+export interface TokenAuthentication {
   authenticate(token: string): AuthResult | Promise<AuthResult>;
+  readonly challenges: Challenges;
+}
+
+export interface OAuth {
+  /**
+   * An authenticator whose principals take their default rate limits from `rateLimit`: the
+   * running config's, so each generation (start, every reload) asks for its own.
+   */
+  tokens(rateLimit: LimitDefaults): TokenAuthentication;
   readonly challenges: Challenges;
   /** The protected-resource metadata routes (reserved paths). */
   readonly routes: ReadonlyMap<string, PreflightRoute>;
@@ -79,51 +97,57 @@ export function createOAuth(config: Config, deps: OAuthDeps): OAuth | undefined 
   const grants = compileClaimGrants(oauth.grants);
   const required = oauth.required_scopes;
   const metadata = createResourceMetadata(publicUrl, new URL(config.upstream.url).pathname, oauth);
-  const cache = new Map<string, { readonly result: AuthResult; readonly until: number }>();
+  const challenges = createChallenges(metadata.url, required);
 
-  function accept(payload: Awaited<ReturnType<typeof verify>> & { ok: true }): AuthResult {
-    const claims = payload.payload;
-    if (required.length > 0) {
-      const scopes = scopesOf(claims);
-      for (const scope of required) if (!scopes.includes(scope)) return INSUFFICIENT_SCOPE;
-    }
-    const grant = matchGrant(grants, claims);
-    const identity = `${claims.iss} ${claims.sub}`;
-    const principal: Principal = Object.freeze({
-      kind: 'oauth' as const,
-      name: claims.sub,
-      keyId: undefined,
-      bindingId: `o:${identity}`,
-      grants: grant?.grants ?? NO_GRANTS,
-      limits: compileLimits(`oauth:${identity}`, config.rate_limit, grant?.config.rate_limit),
-      clientId: text(claims.client_id) ?? text(claims.azp),
-      grant: grant?.name,
-    });
-    return Object.freeze({ ok: true as const, principal });
-  }
+  function tokens(rateLimit: LimitDefaults): TokenAuthentication {
+    const cache = new Map<string, { readonly result: AuthResult; readonly until: number }>();
 
-  function authenticate(token: string): AuthResult | Promise<AuthResult> {
-    const digest = hash('sha256', token, 'base64');
-    const hit = cache.get(digest);
-    if (hit !== undefined) {
-      if (now() < hit.until) return hit.result;
-      cache.delete(digest);
-    }
-    return verify(token).then((verified) => {
-      if (!verified.ok) return verified;
-      const result = accept(verified);
-      if (result.ok) {
-        const exp = (verified.payload.exp as number) * 1000;
-        if (cache.size >= TOKEN_CACHE_ENTRIES) cache.delete(cache.keys().next().value as string);
-        cache.set(digest, { result, until: Math.min(exp, now() + TOKEN_CACHE_MS) });
+    function accept(payload: Awaited<ReturnType<typeof verify>> & { ok: true }): AuthResult {
+      const claims = payload.payload;
+      if (required.length > 0) {
+        const scopes = scopesOf(claims);
+        for (const scope of required) if (!scopes.includes(scope)) return INSUFFICIENT_SCOPE;
       }
-      return result;
-    });
+      const grant = matchGrant(grants, claims);
+      const identity = `${claims.iss} ${claims.sub}`;
+      const principal: Principal = Object.freeze({
+        kind: 'oauth' as const,
+        name: claims.sub,
+        keyId: undefined,
+        bindingId: `o:${identity}`,
+        grants: grant?.grants ?? NO_GRANTS,
+        limits: compileLimits(`oauth:${identity}`, rateLimit, grant?.config.rate_limit),
+        clientId: text(claims.client_id) ?? text(claims.azp),
+        grant: grant?.name,
+      });
+      return Object.freeze({ ok: true as const, principal });
+    }
+
+    function authenticate(token: string): AuthResult | Promise<AuthResult> {
+      const digest = hash('sha256', token, 'base64');
+      const hit = cache.get(digest);
+      if (hit !== undefined) {
+        if (now() < hit.until) return hit.result;
+        cache.delete(digest);
+      }
+      return verify(token).then((verified) => {
+        if (!verified.ok) return verified;
+        const result = accept(verified);
+        if (result.ok) {
+          const exp = (verified.payload.exp as number) * 1000;
+          if (cache.size >= TOKEN_CACHE_ENTRIES) cache.delete(cache.keys().next().value as string);
+          cache.set(digest, { result, until: Math.min(exp, now() + TOKEN_CACHE_MS) });
+        }
+        return result;
+      });
+    }
+
+    return { authenticate, challenges };
   }
 
   return {
-    authenticate,
-    challenges: createChallenges(metadata.url, required),
+    tokens,
+    challenges,
     routes: metadata.routes,
     metadataUrl: metadata.url,
     status: () => ({ jwks: keys.status() }),

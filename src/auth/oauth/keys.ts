@@ -23,6 +23,8 @@ export const UNKNOWN_KID_COOLDOWN_MS = 30_000;
 export const FAILURE_COOLDOWN_MS = 5000;
 export const RETRY_MIN_MS = 1000;
 export const RETRY_MAX_MS = 60_000;
+/** Largest JWK set read (a set of a few dozen RSA keys is tens of KiB). */
+export const MAX_JWKS_BYTES = 1024 * 1024;
 
 /** Thrown by getKey when no JWK set can be used (discovery pending, fetch failed). */
 export class KeysUnavailable extends Error {
@@ -79,18 +81,35 @@ export function createKeySource(options: KeySourceOptions): KeySource {
     timers.add(timer);
   };
 
-  /** Every JWK set fetch goes through here: its outcome is the status, failures are logged. */
+  /**
+   * Every JWK set fetch goes through here: its outcome is the status, failures are logged. A fetch
+   * succeeds only once its whole body has arrived (under the same timeout, which jose's signal
+   * carries) and is a JWK set: a 200 with a maintenance page, or a body that stalls, is a failed
+   * fetch like a refused connection, so it starts the failure cooldown. Otherwise jose, whose own
+   * cooldown moves only when a set loads, would fetch again for every token with an unknown `kid`.
+   */
   const tracked = async (url: string, init: RequestInit): Promise<Response> => {
     if (now() - failedAt < failureCooldown) throw new KeysUnavailable('JWK set fetch failed recently');
+    let text: string;
+    let response: Response;
     try {
-      const response = await doFetch(url, init);
-      if (response.status === 200) lastOk = true;
-      else fail(`status ${response.status}`);
-      return response;
+      response = await doFetch(url, init);
+      if (response.status !== 200) {
+        fail(`status ${response.status}`);
+        void response.body?.cancel().catch(() => {});
+        return response;
+      }
+      text = await readCapped(response, MAX_JWKS_BYTES);
     } catch (err) {
       fail((err as Error).name === 'TimeoutError' ? 'timed out' : (err as Error).message);
       throw err;
     }
+    if (!isJwkSet(text)) {
+      fail('the answer is not a JWK set');
+      throw new KeysUnavailable('the JWK set answer is not a JWK set');
+    }
+    lastOk = true;
+    return new Response(text, { status: 200, headers: response.headers });
   };
 
   function fail(why: string): void {
@@ -170,4 +189,37 @@ export function createKeySource(options: KeySourceOptions): KeySource {
       timers.clear();
     },
   };
+}
+
+/** The body as text, or a throw once it passes `max` bytes (the rest is not read). */
+async function readCapped(response: Response, max: number): Promise<string> {
+  const declared = Number(response.headers.get('content-length'));
+  if (declared > max) {
+    void response.body?.cancel().catch(() => {});
+    throw new Error(`the JWK set is larger than ${max} bytes`);
+  }
+  if (response.body === null) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > max) throw new Error(`the JWK set is larger than ${max} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** What jose will take as a JWK set: a JSON object whose `keys` is an array of objects. */
+function isJwkSet(text: string): boolean {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return false;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const keys = (value as { keys?: unknown }).keys;
+  return (
+    Array.isArray(keys) && keys.every((key) => typeof key === 'object' && key !== null && !Array.isArray(key))
+  );
 }

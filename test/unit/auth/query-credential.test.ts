@@ -33,6 +33,15 @@ describe('a credential in the query string, under any name', () => {
     ['a bare JWT', `/mcp?${JWT}`],
     ['a JWE', `/mcp?x=${JWE}`],
     ['a known name still', '/mcp?access_token=anything'],
+    ['a JWT behind a Bearer prefix', `/mcp?authorization=Bearer+${JWT}`],
+    ['a JWT behind a Bearer prefix under another name', `/mcp?h=Bearer%20${JWT}`],
+    ['a quoted JWT', `/mcp?s=%22${JWT}%22`],
+    ['a JWT after a comma or semicolon', `/mcp?x=a;${JWT},b`],
+    ['a JWT inside a JSON value', `/mcp?state=${encodeURIComponent(JSON.stringify({ t: JWT }))}`],
+    ['a JWT after a dotted prefix', `/mcp?x=v1.${JWT}`],
+    ['a JWE inside text', `/mcp?x=(${JWE})`],
+    ['a name other gateways use for tokens', '/mcp?jwt=anything'],
+    ['the authorization name', '/mcp?Authorization=anything'],
   ];
   for (const [name, url] of refused) {
     it(`refuses a key ${name} (ERR_AUTH_KEY_IN_QUERY, even beside a valid header)`, () => {
@@ -46,6 +55,8 @@ describe('a credential in the query string, under any name', () => {
     ['a dotted version number', '/mcp?v=1.2.3'],
     ['three dotted words', '/mcp?host=api.example.com'],
     ['three base64url-looking segments whose first is not a JOSE header', '/mcp?x=abcdefghij.klmnop.qrstuv'],
+    ['a JOSE header with only one segment after it', `/mcp?x=${JWT.split('.').slice(0, 2).join('.')}`],
+    ['a long run of letters and dots', `/mcp?x=${'abcdefgh.'.repeat(500)}`],
   ];
   for (const [name, url] of passed) {
     it(`lets ${name} through`, () => {
