@@ -94,17 +94,20 @@ export function parseBlock(raw: Buffer | string, stripBom = false): SseFields {
   let pos = 0;
   const n = text.length;
   while (pos < n) {
+    // The line's end and its first colon, in one pass over the line (a search for the colon past
+    // the line's end would read the rest of the block once per line: quadratic in colon-less lines).
     let eol = pos;
+    let colon = -1;
     while (eol < n) {
       const c = text.charCodeAt(eol);
       if (c === LF || c === CR) break;
+      if (c === 0x3a /* : */ && colon === -1) colon = eol;
       eol++;
     }
-    if (eol > pos && text.charCodeAt(pos) !== 0x3a /* : */) {
-      const colon = text.indexOf(':', pos);
+    if (eol > pos && colon !== pos) {
       let field: string;
       let value: string;
-      if (colon === -1 || colon > eol) {
+      if (colon === -1) {
         field = text.slice(pos, eol);
         value = '';
       } else {

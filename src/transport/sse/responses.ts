@@ -15,7 +15,7 @@ import { restoreIds } from '../../integrity/restore.ts';
 import { rewriteEventData } from '../../policy/filter-list.ts';
 import type { TaskOwnership } from '../../policy/tasks.ts';
 import { UNREADABLE } from '../../policy/unreadable.ts';
-import type { Pinning } from '../../pinning/pins.ts';
+import type { Pinning, PinReport } from '../../pinning/pins.ts';
 import { parsedAsSpelled } from '../../jsonrpc/key-check.ts';
 
 export interface Matched {
@@ -28,22 +28,27 @@ export interface Matched {
 /** One message event's data: what to send, or undefined to drop the event. */
 export type EventMatcher = (data: string) => Matched | undefined;
 
-/** Makes the matcher of each stream, for the principal that opened it. */
-export type StreamMatcher = (principal: Principal) => EventMatcher;
+/**
+ * Makes the matcher of each stream, for the principal that opened it; `onPinReport` hears each
+ * definition a list on it showed not as pinned (for the stream's audit line).
+ */
+export type StreamMatcher = (principal: Principal, onPinReport?: (report: PinReport) => void) => EventMatcher;
 
 /**
  * `pinning`, when on: tools and prompts lists are judged against the lockfile too (changes are
- * reported in the operational log and the metric; this stream's audit line does not list them).
+ * reported in the operational log, the metric and, through `onPinReport`, on the audit line of
+ * the GET stream that carried the list: on this transport no POST's line can, it is written
+ * before the response exists).
  */
 export function createStreamMatcher(
   tagger: RequestTagger,
   tasks: TaskOwnership,
   pinning?: Pinning,
 ): StreamMatcher {
-  return (principal) => {
+  return (principal, onPinReport) => {
     const ids = signedIds(tagger, principal.bindingId);
     const scope = tasks.scope(principal.bindingId);
-    const pins = pinning?.forList();
+    const pins = pinning?.forList(onPinReport);
     return (data) => {
       let value: unknown;
       try {

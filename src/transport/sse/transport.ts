@@ -9,7 +9,8 @@
  * The gateway's own answers (denied calls) must reach the client on its GET stream too, since a
  * client of this transport ignores a POST's body. They are written there when the POST reaches the
  * process holding that stream; on another replica the answer goes in the POST's body, as on
- * Streamable HTTP (route a session's POSTs on its `session` parameter to avoid that).
+ * Streamable HTTP (route a session's POSTs on its `session` parameter to avoid that), and so it
+ * does when the stream is gone or its client has left MAX_INJECTED_BACKLOG unread.
  */
 import type { RequestContext } from '../../pipeline/context.ts';
 import type { Inspection, PostRoute, TransportStep } from '../../pipeline/ports.ts';
@@ -22,6 +23,7 @@ import type { EndpointSessions } from './endpoint.ts';
 import { sessionParam } from './endpoint.ts';
 import type { StreamMatcher } from './responses.ts';
 import { createStreamRewriter } from './stream.ts';
+import { MAX_PIN_VIOLATIONS } from '../../audit/record.ts';
 
 export interface SseTransportOptions {
   readonly sessions: EndpointSessions;
@@ -58,7 +60,12 @@ export function createSseTransport(options: SseTransportOptions): TransportStep 
           throw new GatewayError('ERR_UPSTREAM_PROTOCOL');
         },
         sse(budget) {
-          const match = responses(principal);
+          // Definitions not as pinned go on this stream's audit line (the first MAX_PIN_VIOLATIONS:
+          // a stream may live for days).
+          const match = responses(principal, (report) => {
+            const reports = (ctx.pinReports ??= []);
+            if (reports.length < MAX_PIN_VIOLATIONS) reports.push(report);
+          });
           return createStreamRewriter(
             {
               onEndpoint(data) {
@@ -96,7 +103,7 @@ export function createSseTransport(options: SseTransportOptions): TransportStep 
         judged(inspection: Inspection): Inspection {
           const stream = open.get(session as string);
           if (inspection.answer === undefined || stream === undefined) return inspection;
-          if (inspection.answer.body !== '') inject(stream, inspection.answer.body);
+          if (inspection.answer.body !== '' && !inject(stream, inspection.answer.body)) return inspection;
           return { ...inspection, answer: ACCEPTED };
         },
       };
@@ -105,13 +112,25 @@ export function createSseTransport(options: SseTransportOptions): TransportStep 
 }
 
 /**
- * Writes the gateway's answer on a GET stream as a message event. Safe between any two writes: the
- * stream's rewriter only ever writes whole events (and the relay whole keepalive comments).
+ * Most of the gateway's own answers a GET stream may hold unsent (its `writableLength`): a client
+ * that stops reading its stream while it POSTs calls the gateway denies would otherwise make the
+ * gateway hold every denial (each echoes the client's id and tool name, up to the body limit).
  */
-function inject(stream: RequestContext, body: string): void {
+export const MAX_INJECTED_BACKLOG = 1024 * 1024;
+
+/**
+ * Writes the gateway's answer on a GET stream as a message event. Safe between any two writes: the
+ * stream's rewriter only ever writes whole events (and the relay whole keepalive comments). False
+ * when it was not written: the stream is gone, or it would hold more than MAX_INJECTED_BACKLOG
+ * unsent (the answer then goes in the POST's body, as it does on another replica).
+ */
+function inject(stream: RequestContext, body: string): boolean {
   const res = stream.res;
-  if (res.destroyed || res.writableEnded || !res.headersSent) return;
+  if (res.destroyed || res.writableEnded || !res.headersSent) return false;
   const event = serializeEvent({ event: 'message', data: body });
-  stream.bytesOut += Buffer.byteLength(event);
+  const size = Buffer.byteLength(event);
+  if (res.writableLength + size > MAX_INJECTED_BACKLOG) return false;
+  stream.bytesOut += size;
   res.write(event);
+  return true;
 }
