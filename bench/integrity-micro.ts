@@ -66,7 +66,17 @@ async function load(name: string, root: string): Promise<Subject> {
   const pending = new cancelsMod.PendingTags();
   const filters = { grants, tasks: undefined };
   const context = { tagger, bindingId: 'k:0123456789abcdef', sessionId: 'session-1', pending };
-  const step = stepMod.createIntegrityStep({ tagger, tasks: new TaskOwnership({ now: () => 0 }), pending });
+  // Checkouts from before sealed event ids have no event-ids.ts (their step takes no eventIds).
+  const eventIds = await import(at('event-ids.ts')).then(
+    (mod: { createEventIds(secret: Buffer): unknown }) => mod.createEventIds(Buffer.alloc(32, 3)),
+    () => undefined,
+  );
+  const step = stepMod.createIntegrityStep({
+    tagger,
+    tasks: new TaskOwnership({ now: () => 0 }),
+    pending,
+    eventIds,
+  } as Parameters<typeof stepMod.createIntegrityStep>[0]);
   const ctx = {
     principal: { kind: 'anonymous', name: 'anonymous', bindingId: 'k:0123456789abcdef', grants },
     messages: parsed.messages,

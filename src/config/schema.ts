@@ -123,7 +123,7 @@ const upstream = object(
     forward_headers: array(
       string('A header name.'),
       'Client headers forwarded to the upstream besides the MCP ones (Accept, MCP-Protocol-Version, ' +
-        'Mcp-Session-Id, Last-Event-ID, Mcp-Method, Mcp-Name, Mcp-Param-*) and User-Agent; every other client header is dropped. ' +
+        'Mcp-Session-Id and Last-Event-ID (translated), Mcp-Method, Mcp-Name, Mcp-Param-*) and User-Agent; every other client header is dropped. ' +
         'Credentials, hop-by-hop headers, headers the gateway writes and method or URL overrides are refused.',
       { default: [] },
     ),

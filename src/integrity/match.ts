@@ -103,6 +103,10 @@ class SoleIds<T extends Untagged> implements ResponseIds {
   sole(): string | undefined {
     return !this.#answered && this.#entry.plan === 'none' ? this.#tag : undefined;
   }
+
+  awaited(): boolean {
+    return !this.#answered;
+  }
 }
 
 /** One object per exchange, nothing copied: the tags answered so far are kept beside the map. */
@@ -138,6 +142,12 @@ class ExchangeIds<T extends Untagged> implements ResponseIds {
 
   name(id: string): T | undefined {
     return this.#tags.get(id);
+  }
+
+  awaited(): boolean {
+    const answered = this.#answered;
+    const count = answered === undefined ? 0 : typeof answered === 'string' ? 1 : answered.size;
+    return count < this.#tags.size;
   }
 
   sole(): string | undefined {
@@ -177,6 +187,19 @@ export function createMatchRewrite(ids: ResponseIds, filters: Filters): Response
   return new MatchRewrite(ids, filters);
 }
 
+/** What an exchange's rewrite does besides matching (each a function of its argument, no closures). */
+export interface MatchOptions<A> {
+  /** The exchange answers no request (DELETE). */
+  readonly bodyless?: boolean;
+  /**
+   * An SSE event was refused (replaced by the UNREADABLE error event), so the caller can record it;
+   * a refused JSON body throws instead.
+   */
+  readonly onRefused?: (arg: A) => void;
+  /** How the stream's event ids are sealed for the client (event-ids.ts), asked when one starts. */
+  readonly eventIds?: (arg: A) => ((id: string) => string) | undefined;
+}
+
 /**
  * The rewrite of one exchange's responses, as one object with methods (no closures per request).
  * Its filters may be given as a function of a value, called the first time a response needs them:
@@ -187,17 +210,24 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
   #filters: Filters | undefined;
   readonly #make: ((arg: A) => Filters) | undefined;
   readonly #arg: A | undefined;
+  readonly #options: MatchOptions<A> | undefined;
   readonly bodyless: boolean;
 
   constructor(ids: ResponseIds, filters: Filters);
-  constructor(ids: ResponseIds, make: (arg: A) => Filters, arg: A, bodyless?: boolean);
-  constructor(ids: ResponseIds, filters: Filters | ((arg: A) => Filters), arg?: A, bodyless = false) {
+  constructor(ids: ResponseIds, make: (arg: A) => Filters, arg: A, options?: MatchOptions<A>);
+  constructor(
+    ids: ResponseIds,
+    filters: Filters | ((arg: A) => Filters),
+    arg?: A,
+    options?: MatchOptions<A>,
+  ) {
     this.#ids = ids;
     if (typeof filters === 'function') {
       this.#make = filters;
       this.#arg = arg;
     } else this.#filters = filters;
-    this.bodyless = bodyless;
+    this.#options = options;
+    this.bodyless = options?.bodyless === true;
   }
 
   /** The filters, built on first use when they were given as a function. */
@@ -208,6 +238,16 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
   json(body: Buffer): Buffer {
     const out = this.pieces(body);
     return out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
+  }
+
+  /**
+   * An empty JSON body answers nothing: with a 2xx (but 202 and 204, which carry none by
+   * definition, as the HTTP+SSE transport's POSTs are answered) it is refused while a request of
+   * the exchange awaits its answer, so the client gets a 502 rather than a request never answered.
+   */
+  empty(status: number): void {
+    if (this.bodyless || status < 200 || status >= 300 || status === 202 || status === 204) return;
+    if (this.#ids.awaited?.() === true) throw unanswerable();
   }
 
   pieces(body: Buffer): readonly Buffer[] {
@@ -244,11 +284,19 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
     return [filterJsonResponseBody(out, restored.plans, filters.grants, filters.tasks, filters.pins)];
   }
 
+  /** An event's outcome, told to onRefused when it was refused. */
+  #judged(out: string | undefined): string | undefined {
+    const onRefused = this.#options?.onRefused;
+    if (out === UNREADABLE && onRefused !== undefined) onRefused(this.#arg as A);
+    return out;
+  }
+
   sse(budget?: BufferBudget): SseRewriterLike {
     const ids = this.#ids;
-    return createSseRewriter((data) => matchEventData(data, ids, this.filters()), {
+    return createSseRewriter((data) => this.#judged(matchEventData(data, ids, this.filters())), {
       budget,
       bytes: (raw) => matchEventBytes(raw, ids),
+      eventId: this.#options?.eventIds?.(this.#arg as A),
     });
   }
 }

@@ -233,6 +233,8 @@ export interface ResponseIds {
    * 'none' (small-match.ts compares a response's id bytes with it); undefined otherwise.
    */
   sole?(): string | undefined;
+  /** Whether a request this exchange forwarded is still unanswered (GET streams: never said). */
+  awaited?(): boolean;
 }
 
 /** The text with the client's ids back, and the plan of each response it holds. */

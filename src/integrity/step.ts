@@ -3,6 +3,8 @@
  * `forward` tags a judged POST body and returns the rewrite that matches and filters its response;
  * `stream` returns the rewrite for a GET stream. Every POST and every GET gets one, so no response
  * reaches the client with an id the gateway did not restore, whatever the principal's grants.
+ * Event ids on every stream are sealed for the principal (event-ids.ts), and `resume` opens the
+ * `Last-Event-ID` a GET presents, so no client resumes at a point of another key's stream.
  */
 import type { RequestContext } from '../pipeline/context.ts';
 import type { JsonRpcId } from '../jsonrpc/message.ts';
@@ -10,7 +12,9 @@ import type { ResponseRewrite } from '../proxy/relay.ts';
 import type { TaskOwnership } from '../policy/tasks.ts';
 import type { PendingTags } from './cancels.ts';
 import { exchangeIds, exchangeIdsOf, MatchRewrite, signedIds, tagRequests } from './match.ts';
-import type { Filters, ForwardedTag } from './match.ts';
+import type { Filters, ForwardedTag, MatchOptions } from './match.ts';
+import type { EventIds } from './event-ids.ts';
+import { GatewayError } from '../jsonrpc/errors.ts';
 import type { Plan, RequestTagger } from './request-tag.ts';
 import type { Pinning } from '../pinning/pins.ts';
 
@@ -26,6 +30,11 @@ export interface IntegrityStep {
   stream(ctx: RequestContext): ResponseRewrite;
   /** The rewrite for a DELETE: it forwards no request, so no response in its body may pass. */
   closing(ctx: RequestContext): ResponseRewrite;
+  /**
+   * The upstream event id to resume a GET stream after: the one in the `Last-Event-ID` the
+   * gateway sealed for this principal, undefined without one; a GatewayError for any other.
+   */
+  resume(ctx: RequestContext): string | undefined;
 }
 
 export interface IntegrityOptions {
@@ -34,10 +43,12 @@ export interface IntegrityOptions {
   readonly pending: PendingTags;
   /** Tool-definition pinning, when on: every list a plan filters is judged against the lockfile. */
   readonly pinning?: Pinning | undefined;
+  /** Seals event ids for the client and opens them again (keyed by the session secret). */
+  readonly eventIds: EventIds;
 }
 
 export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
-  const { tagger, tasks, pending, pinning } = options;
+  const { tagger, tasks, pending, pinning, eventIds } = options;
   // One function for every exchange: the key its cancellation waits under travels with the tag.
   const forgetAnswered = (tag: string, forwarded: ForwardedTag) => {
     if (forwarded.pending !== undefined) pending.forget(forwarded.pending, tag);
@@ -55,6 +66,12 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
       pins: pinning?.forList((report) => (ctx.pinReports ??= []).push(report)),
     };
   }
+  /** Each stream's event ids are sealed for its principal (a function made when an SSE stream starts). */
+  function sealFor(ctx: RequestContext): (id: string) => string {
+    const bindingId = principalOf(ctx).bindingId;
+    return (id) => eventIds.seal(bindingId, id);
+  }
+  const streaming: MatchOptions<RequestContext> = { onRefused: refusedEvent, eventIds: sealFor };
   return {
     forward(ctx, bytes, plans, sessionId) {
       const bindingId = principalOf(ctx).bindingId;
@@ -62,14 +79,39 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
       const forwarded = tagRequests(bytes, messages, plans, { tagger, bindingId, sessionId, pending });
       const ids = exchangeIdsOf(forwarded, forgetAnswered);
       // The filters are built when a response first needs them (never for the common small answer).
-      return { bytes: forwarded.bytes, rewrite: new MatchRewrite(ids, filtersFor, ctx) };
+      return { bytes: forwarded.bytes, rewrite: new MatchRewrite(ids, filtersFor, ctx, streaming) };
     },
     stream(ctx) {
-      return new MatchRewrite(signedIds(tagger, principalOf(ctx).bindingId), filtersFor, ctx);
+      return new MatchRewrite(signedIds(tagger, principalOf(ctx).bindingId), filtersFor, ctx, streaming);
     },
     closing(ctx) {
       principalOf(ctx); // the filters are built later: fail here, as the other paths do, without a principal
-      return new MatchRewrite(exchangeIds(new Map()), filtersFor, ctx, true);
+      return new MatchRewrite(exchangeIds(new Map()), filtersFor, ctx, CLOSING);
+    },
+    resume(ctx) {
+      const presented = ctx.req.headers['last-event-id'];
+      if (presented === undefined || presented === '') return undefined;
+      const id =
+        typeof presented === 'string' ? eventIds.open(principalOf(ctx).bindingId, presented) : undefined;
+      if (id === undefined) {
+        ctx.reason = 'ERR_INVALID_REQUEST';
+        throw new GatewayError('ERR_INVALID_REQUEST', {
+          message: 'invalid request: Last-Event-ID names no event this gateway sent to this key',
+        });
+      }
+      return id;
     },
   };
 }
+
+/**
+ * An event the upstream sent on this request's stream was refused (a response to no request it
+ * may answer, data that is not JSON): the client got an error event in its place, and the audit
+ * line says so, as it does for a refused JSON body (a 502).
+ */
+function refusedEvent(ctx: RequestContext): void {
+  if (ctx.decision === 'allow') ctx.decision = 'upstream_error';
+  ctx.reason ??= 'ERR_UPSTREAM_PROTOCOL';
+}
+
+const CLOSING: MatchOptions<RequestContext> = { bodyless: true };

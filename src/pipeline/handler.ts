@@ -148,6 +148,7 @@ export function createHandler(deps: HandlerDeps): Handler {
 
       const clientSession = req.headers['mcp-session-id'];
       let sessionId: string | undefined;
+      let lastEventId: string | undefined;
       let route;
       try {
         if (clientSession !== undefined) {
@@ -155,8 +156,11 @@ export function createHandler(deps: HandlerDeps): Handler {
           sessionId = steps.sessions ? steps.sessions.inbound(ctx, clientSession) : clientSession;
         }
         route = method === 'POST' ? transport?.post(ctx) : undefined;
+        // A stream resumed after an event: only at a point of this key's own streams.
+        if (method === 'GET' && transport === undefined) lastEventId = steps.integrity.resume(ctx);
       } catch (err) {
-        // A session id the gateway did not issue (or one gone) takes a token like any refusal.
+        // A session id the gateway did not issue (or one gone), or an event id it did not seal for
+        // this key, takes a token like any refusal.
         throw await chargedWithPeekedId(ctx, err, steps.rateLimit, deps.budget);
       }
       let body: Buffer | undefined;
@@ -230,6 +234,7 @@ export function createHandler(deps: HandlerDeps): Handler {
         ctx.requestId,
         sessionId,
         body !== undefined,
+        lastEventId,
       );
       (method === 'GET' ? upstream.streams : upstream.pool).dispatch(
         {

@@ -64,7 +64,11 @@ function keeper(
     case 'resources':
       return (e) => isObject(e) && typeof e.uri === 'string' && resourceAllowed(grants, e.uri);
     case 'resourceTemplates':
-      return (e) => isObject(e) && typeof e.uriTemplate === 'string' && grants.resource(e.uriTemplate);
+      // Judged as resources/list and completion judge a URI: a template spelled with a dot segment
+      // (`file:///public/../private/{name}`) matches a glob its every read is refused by, so it is
+      // not shown.
+      return (e) =>
+        isObject(e) && typeof e.uriTemplate === 'string' && resourceAllowed(grants, e.uriTemplate);
     case 'tasks':
       return (e) =>
         tasks !== undefined && isObject(e) && typeof e.taskId === 'string' && tasks.owns(e.taskId);

@@ -21,6 +21,11 @@ export interface ResponseRewrite {
    * views of it. None views `body`.
    */
   pieces?(body: Buffer): readonly Buffer[];
+  /**
+   * Called before an empty application/json body is passed on with `status`: throws when that
+   * cannot be (a 2xx other than 202 and 204 that leaves a forwarded request unanswered).
+   */
+  empty?(status: number): void;
   /** An SSE stream: an incremental rewriter, holding its unfinished event within `budget`. */
   sse(budget?: BufferBudget): SseRewriterLike;
   /** The exchange answers no request (DELETE): a 2xx body of no readable type is dropped, not refused. */

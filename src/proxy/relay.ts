@@ -248,6 +248,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
         const held = this.held ? this.held.bytes() : (this.whole ?? EMPTY);
         let pieces: readonly Buffer[];
         try {
+          if (held.length === 0) rewrite.empty?.(this.heldStatus);
           pieces = rewrite.pieces ? rewrite.pieces(held) : [rewrite.json(held)];
         } catch (err) {
           // Nothing was written yet: the client gets a clean 502 instead of an unfiltered list.

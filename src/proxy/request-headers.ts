@@ -3,7 +3,8 @@
  * upstream only when named here (the MCP ones, `Mcp-Param-*`, User-Agent unless it looks like a
  * credential: auth/user-agent.ts) or in
  * `upstream.forward_headers`; the gateway writes the rest from its own knowledge: X-Forwarded-*,
- * X-Request-Id, the session id it unwrapped, the body's Content-Type, `Accept-Encoding: identity`,
+ * X-Request-Id, the session id it unwrapped, the event id a GET resumes after (opened from the
+ * client's sealed Last-Event-ID: integrity/event-ids.ts), the body's Content-Type, `Accept-Encoding: identity`,
  * and the configured `upstream.headers` last. The body's Content-Length is not in the list: undici
  * writes it from the length of the Buffer it sends, the judged bytes, so it cannot disagree with
  * them (a value in the list would only be parsed back and checked against that length). Nothing
@@ -21,7 +22,6 @@ import { forwardedUserAgent } from '../auth/user-agent.ts';
 export const FORWARDED_CLIENT_HEADERS: readonly string[] = Object.freeze([
   'accept',
   'mcp-protocol-version',
-  'last-event-id',
   'mcp-method',
   'mcp-name',
   'user-agent',
@@ -43,6 +43,7 @@ const GATEWAY_WRITTEN = new Set([
   'forwarded',
   'x-request-id',
   'mcp-session-id',
+  'last-event-id',
 ]);
 
 /** The client's credentials for the gateway: the upstream never sees them. */
@@ -117,6 +118,8 @@ export type RequestHeaders = (
   sessionId: string | undefined,
   /** A body is forwarded (POST only): it is JSON, and undici writes its Content-Length. */
   hasBody: boolean,
+  /** The upstream's event id a GET resumes after (opened from the client's sealed Last-Event-ID). */
+  lastEventId?: string,
 ) => string[];
 
 export function createRequestHeaders(options: RequestHeaderOptions): RequestHeaders {
@@ -136,7 +139,7 @@ export function createRequestHeaders(options: RequestHeaderOptions): RequestHead
   const ownProto = !overridden('x-forwarded-proto');
   const ownHost = !overridden('x-forwarded-host');
   const ownId = !overridden('x-request-id');
-  return function requestHeaders(incoming, clientIp, requestId, sessionId, hasBody) {
+  return function requestHeaders(incoming, clientIp, requestId, sessionId, hasBody, lastEventId) {
     const out: string[] = [];
     for (const name of names) {
       const value = name === 'user-agent' ? forwardedUserAgent(incoming) : incoming[name];
@@ -153,6 +156,7 @@ export function createRequestHeaders(options: RequestHeaderOptions): RequestHead
     if (ownId) out.push('x-request-id', requestId);
     out.push('accept-encoding', 'identity');
     if (sessionId !== undefined) out.push('mcp-session-id', sessionId);
+    if (lastEventId !== undefined) out.push('last-event-id', lastEventId);
     if (hasBody) out.push('content-type', 'application/json');
     for (let i = 0; i < fixed.length; i++) out.push(fixed[i] as string);
     return out;

@@ -37,6 +37,11 @@ export interface SseRewriterOptions {
   readonly budget?: BufferBudget | undefined;
   /** Settles a block from its bytes when it can (see above); never for a block with a BOM. */
   readonly bytes?: ((raw: Buffer) => Buffer | null | undefined) | undefined;
+  /**
+   * The id the client gets for a block's non-empty `id:` (integrity/event-ids.ts): such a block is
+   * always written again, with its data rewritten as any block's and this id.
+   */
+  readonly eventId?: ((id: string) => string) | undefined;
 }
 
 export function createSseRewriter(
@@ -46,6 +51,7 @@ export function createSseRewriter(
   const maxEventBytes = options.maxEventBytes ?? MAX_EVENT_BYTES;
   const budget = options.budget ?? UNBOUNDED;
   const bytes = options.bytes;
+  const eventId = options.eventId;
   const scanner = new BlockScanner();
   // The unfinished block, copied into one buffer (a block in tiny chunks costs its bytes, no more).
   let held: BodyBuffer | undefined;
@@ -60,6 +66,14 @@ export function createSseRewriter(
 
   /** The replacement for a block, or undefined to pass it on as is. */
   function replacement(raw: Buffer): Buffer | undefined {
+    if (eventId !== undefined && mayHoldId(raw)) {
+      const fields = parseBlock(raw, first);
+      if (fields.id !== undefined && fields.id !== '') {
+        first = false;
+        const data = fields.data === undefined ? undefined : (rewrite(fields.data) ?? fields.data);
+        return Buffer.from(serializeEvent({ ...fields, id: eventId(fields.id), data }));
+      }
+    }
     // A block that starts with a byte order mark is the parse's (it drops it from the first block).
     if (bytes !== undefined && raw[0] !== 0xef) {
       const settled = bytes(raw);
@@ -129,3 +143,14 @@ export function createSseRewriter(
     },
   };
 }
+
+/** Whether a line of the block may start with `id` (the parse then says whether it is the field). */
+function mayHoldId(raw: Buffer): boolean {
+  if (raw[0] === 0x69 && raw[1] === 0x64) return true;
+  // After a byte order mark (the first block), or after a line end.
+  if (raw[0] === 0xef && raw[3] === 0x69 && raw[4] === 0x64) return true;
+  return raw.indexOf(NL_ID) !== -1 || raw.indexOf(CR_ID) !== -1;
+}
+
+const NL_ID = Buffer.from('\nid');
+const CR_ID = Buffer.from('\rid');

@@ -25,6 +25,8 @@ import { TaskOwnership } from '../policy/tasks.ts';
 import { createRequestTagger } from '../integrity/request-tag.ts';
 import type { RequestTagger } from '../integrity/request-tag.ts';
 import { PendingTags } from '../integrity/cancels.ts';
+import { createEventIds } from '../integrity/event-ids.ts';
+import type { EventIds } from '../integrity/event-ids.ts';
 import { createIntegrityStep } from '../integrity/step.ts';
 import type { IntegrityStep } from '../integrity/step.ts';
 import { createOAuth } from '../auth/oauth/authenticator.ts';
@@ -60,6 +62,8 @@ export interface Durable {
   readonly sessions: SessionStep | undefined;
   /** Request tags (keyed by the session secret) and the tags of requests still pending. */
   readonly tagger: RequestTagger;
+  /** Event ids sealed for each principal (keyed by the session secret). */
+  readonly eventIds: EventIds;
   readonly pending: PendingTags;
   /** Pinning shared with the HTTP+SSE transport (built once); undefined: each reload builds its own. */
   readonly pinning: Pinning | undefined;
@@ -109,6 +113,7 @@ export async function createDurable(config: Config, deps: GatewayDeps): Promise<
   const rateLimit = createRateLimit(store, createStreamCounter(), {}, deps.clock.mono);
   const tasks = new TaskOwnership({ now: deps.clock.mono });
   const tagger = createRequestTagger(secret);
+  const eventIds = createEventIds(secret);
   const pending = new PendingTags();
   // The HTTP+SSE transport's stream matcher is built once, so it and the steps share one pinning,
   // read at start (with this transport, pinning changes need a restart).
@@ -134,6 +139,7 @@ export async function createDurable(config: Config, deps: GatewayDeps): Promise<
   return {
     sessions,
     tagger,
+    eventIds,
     pending,
     pinning,
     rateLimit,
@@ -164,6 +170,7 @@ export async function createSteps(config: Config, deps: GatewayDeps, durable: Du
     tasks: durable.tasks,
     pending: durable.pending,
     pinning,
+    eventIds: durable.eventIds,
   });
   return Object.freeze({
     authenticate,

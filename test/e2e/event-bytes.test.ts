@@ -11,7 +11,13 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { UNREADABLE } from '../../src/policy/unreadable.ts';
-import { answerTagged, callTool, startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
+import {
+  answerTagged,
+  callTool,
+  RAW_SESSION_SECRET,
+  startRawUpstreamGateway,
+} from '../helpers/raw-upstream.ts';
+import { sealerFor } from '../helpers/event-ids.ts';
 import type { RawUpstreamGateway } from '../helpers/raw-upstream.ts';
 
 const KEY = mintKey(randomBytes(32));
@@ -23,8 +29,11 @@ const PROGRESS =
 type Events = (tag: string, previous: string | undefined) => string;
 
 const changed = (tag: string) => `${tag.slice(0, -1)}${tag.endsWith('A') ? 'B' : 'A'}`;
-const resultEvent = (id: string) =>
-  `event: message\nid: 4\ndata: {"jsonrpc":"2.0","id":${id},"result":${RESULT}}\n\n`;
+const resultEvent = (id: string, eventId = '4') =>
+  `event: message\nid: ${eventId}\ndata: {"jsonrpc":"2.0","id":${id},"result":${RESULT}}\n\n`;
+/** The result event as the client gets it: the upstream's event id sealed for the key. */
+const SEALED = sealerFor(RAW_SESSION_SECRET, KEY)('4');
+const clientResult = (id: string) => resultEvent(id, SEALED);
 
 describe('a tools/call answered as an SSE stream is matched event by event', () => {
   let raw: RawUpstreamGateway;
@@ -86,7 +95,7 @@ describe('a tools/call answered as an SSE stream is matched event by event', () 
     events = (tag) => resultEvent(`"${tag}"`);
     const got = await call(5, true);
     assert.equal(got.status, 200);
-    assert.equal(got.text, PROGRESS + resultEvent('5'));
+    assert.equal(got.text, PROGRESS + clientResult('5'));
   });
 
   for (const at of [[1], [20, 21, 60], [40, 200]]) {
@@ -95,7 +104,7 @@ describe('a tools/call answered as an SSE stream is matched event by event', () 
       events = (tag) => resultEvent(`"${tag}"`);
       for (const id of [5, 'c-é', 'c\u2028']) {
         const got = await call(id);
-        assert.equal(got.text, PROGRESS + resultEvent(JSON.stringify(id)));
+        assert.equal(got.text, PROGRESS + clientResult(JSON.stringify(id)));
       }
       cuts = [];
     });

@@ -17,6 +17,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { sealerFor } from '../helpers/event-ids.ts';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { sha256Hex } from '../../src/auth/key-hash.ts';
 import type { JsonRpcId } from '../../src/jsonrpc/message.ts';
@@ -41,6 +42,7 @@ interface KeySpec {
 }
 
 const newKey = () => mintKey(randomBytes(32));
+const SESSION_SECRET = 'policy-e2e-0123456789abcdef0123456789';
 
 function configFor(upstreamUrl: string, keys: readonly KeySpec[]): string {
   const lines = [
@@ -48,7 +50,7 @@ function configFor(upstreamUrl: string, keys: readonly KeySpec[]): string {
     'upstream:',
     `  url: ${upstreamUrl}`,
     'auth:',
-    '  session_secret: "policy-e2e-0123456789abcdef0123456789"',
+    `  session_secret: "${SESSION_SECRET}"`,
     // Generous buckets: this file is about allowlists, not rate limits.
     'rate_limit:',
     '  capacity: 100000',
@@ -324,9 +326,12 @@ describe('list responses are filtered on the wire, everything else passes as sen
   const key = newKey();
   const KEY = { label: 'two-tools', key, allow: ['echo', 'progress'] };
   const LIST_WITH_PROGRESS = rpc('list-1', 'tools/list', { _meta: { progressToken: 'p1' } });
+  /** The event ids this key's client sees (the config's session secret). */
+  const seal = sealerFor(SESSION_SECRET, key);
+  const sealIds = (block: string) => block.replace(/^id: (.*)$/gm, (_line, id: string) => `id: ${seal(id)}`);
   const MODERN_HEADERS = { ...JSON_HEADERS, 'mcp-protocol-version': '2025-11-25' };
 
-  it('SSE: the progress event and the priming event pass byte for byte, the list is filtered, ids kept', async () => {
+  it('SSE: the progress event and the priming event pass byte for byte (ids sealed), the list is filtered', async () => {
     const upstream = await startSdkUpstream({ stateless: true, eventIds: true });
     const recorder = await startRecorder(upstream.url);
     const gateway = await startTestGateway(configFor(recorder.url, [KEY]));
@@ -343,15 +348,16 @@ describe('list responses are filtered on the wire, everything else passes as sen
       assert.equal(theirs.length, 3, sent.response);
       assert.equal(ours.length, 3, answer.raw);
       assert.match(theirs[0] as string, /^id: \S+\nretry: 1000\ndata: $/);
-      assert.equal(ours[0], theirs[0]);
-      assert.equal(ours[1], theirs[1]);
+      // The same bytes but for the event ids, which the client gets sealed for its key.
+      assert.equal(ours[0], sealIds(theirs[0] as string));
+      assert.equal(ours[1], sealIds(theirs[1] as string));
       assert.deepEqual(JSON.parse(dataOf(ours[1] as string)), {
         jsonrpc: '2.0',
         method: 'notifications/progress',
         params: { progressToken: 'p1', progress: 1, total: 2 },
       });
       // The list event keeps its event and id lines; only its data changed.
-      assert.deepEqual(notData(ours[2] as string), notData(theirs[2] as string));
+      assert.deepEqual(notData(ours[2] as string), notData(sealIds(theirs[2] as string)));
       assert.match(ours[2] as string, /^event: message\nid: \S+\ndata: /);
       const upstreamList = JSON.parse(dataOf(theirs[2] as string)) as {
         id: string;
@@ -370,9 +376,9 @@ describe('list responses are filtered on the wire, everything else passes as sen
         },
       });
       assert.deepEqual(toolNames(clientList.result.tools), ['echo', 'progress']);
-      // Event ids are in order and unchanged.
-      const ids = (text: string) => [...text.matchAll(/^id: (.*)$/gm)].map((m) => m[1]);
-      assert.deepEqual(ids(answer.raw), ids(sent.response));
+      // Event ids are in order, each the upstream's sealed for the key.
+      const ids = (text: string) => [...text.matchAll(/^id: (.*)$/gm)].map((m) => m[1] as string);
+      assert.deepEqual(ids(answer.raw), ids(sent.response).map(seal));
       assert.equal(ids(answer.raw).length, 3);
     } finally {
       await gateway.close(500);
@@ -477,9 +483,16 @@ describe('list responses are filtered on the wire, everything else passes as sen
         result: { tools: [{ name: 'echo' }, { name: 'progress' }], nextCursor: 'c2' },
       });
       assert.equal(heldBack, false, 'the progress event reached the client before the list was sent');
-      // Data that is not JSON is not passed on unread: it becomes an error event (id kept).
-      const unreadable = `id: e3\ndata: ${UNREADABLE}\n\n`;
-      assert.equal(text, `${COMMENT}${PROGRESS}event: message\nid: e2\ndata: ${filtered}\n\n${unreadable}`);
+      // Blocks with an id are written again with it sealed for the key (fields kept, LF line ends).
+      const progress =
+        `event: message\nid: ${seal('e1')}\nretry: 2500\n` +
+        'data: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"p1","progress":1}}\n\n';
+      // Data that is not JSON is not passed on unread: it becomes an error event (id kept, sealed).
+      const unreadable = `id: ${seal('e3')}\ndata: ${UNREADABLE}\n\n`;
+      assert.equal(
+        text,
+        `${COMMENT}${progress}event: message\nid: ${seal('e2')}\ndata: ${filtered}\n\n${unreadable}`,
+      );
     } finally {
       release();
       await gateway.close(500);

@@ -18,6 +18,7 @@ import {
   Client as ClientV2,
   StreamableHTTPClientTransport as TransportV2,
 } from '@modelcontextprotocol/client';
+import { sealerFor } from '../helpers/event-ids.ts';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { sha256Hex } from '../../src/auth/key-hash.ts';
 import type { Logger } from '../../src/log/types.ts';
@@ -30,6 +31,8 @@ import { waitFor } from '../helpers/net.ts';
 import { forwardedIds } from '../helpers/tags.ts';
 
 const KEY = mintKey(randomBytes(32));
+/** The event ids the client sees: the upstream's, sealed for KEY (the config's session secret). */
+const seal = sealerFor('r'.repeat(40), KEY);
 const UPSTREAM_TOKEN = 'upstream-credential-0123456789';
 const LIST = { tools: [{ name: 'secret_admin' }, { name: 'echo' }] };
 
@@ -294,7 +297,7 @@ describe('responses are matched to the requests the gateway forwarded', () => {
     assert.ok(!answer.text.includes('secret_admin'), answer.text);
     assert.equal(
       answer.text,
-      `id: e0\ndata: ${UNREADABLE}\n\nid: e1\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools: [] } })}\n\n`,
+      `id: ${seal('e0')}\ndata: ${UNREADABLE}\n\nid: ${seal('e1')}\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools: [] } })}\n\n`,
     );
   });
 
@@ -360,13 +363,13 @@ describe('responses are matched to the requests the gateway forwarded', () => {
       res.end(`id: p1\ndata: ${replayed}\n\n`);
     });
     const res = await fetch(gateway.mcpUrl, {
-      headers: { accept: 'text/event-stream', authorization: `Bearer ${KEY}`, 'last-event-id': 'p0' },
+      headers: { accept: 'text/event-stream', authorization: `Bearer ${KEY}`, 'last-event-id': seal('p0') },
     });
     const text = await res.text();
     assert.ok(!text.includes('secret_admin'), text);
     assert.equal(
       text,
-      `id: p1\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: 'list-9', result: { tools: [{ name: 'echo' }] } })}\n\n`,
+      `id: ${seal('p1')}\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: 'list-9', result: { tools: [{ name: 'echo' }] } })}\n\n`,
     );
   });
 });

@@ -55,13 +55,16 @@ export function answerRequests(
   };
 }
 
+/** The session secret of rawUpstreamConfig (tests seal event ids with it: event-ids.ts). */
+export const RAW_SESSION_SECRET = 's'.repeat(40);
+
 /** The gateway's config: the upstream at `url`, one API key allowed `allow`. */
 export function rawUpstreamConfig(url: string, key: string, allow: readonly string[]): string {
   return `listen: 127.0.0.1:0
 upstream:
   url: ${url}
 auth:
-  session_secret: "${'s'.repeat(40)}"
+  session_secret: "${RAW_SESSION_SECRET}"
 rate_limit:
   capacity: 100000
   refill_per_second: 100000

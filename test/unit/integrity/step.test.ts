@@ -13,13 +13,19 @@ import type { RequestContext } from '../../../src/pipeline/context.ts';
 import { createRequestTagger } from '../../../src/integrity/request-tag.ts';
 import { PendingTags } from '../../../src/integrity/cancels.ts';
 import { createIntegrityStep } from '../../../src/integrity/step.ts';
+import { createEventIds } from '../../../src/integrity/event-ids.ts';
 
 const tagger = createRequestTagger(Buffer.alloc(32, 4));
 const grants = compileGrants({ allow: ['*'], prompts: [], resources: [] });
 
 function setUp() {
   const pending = new PendingTags();
-  const step = createIntegrityStep({ tagger, tasks: new TaskOwnership({ now: () => 0 }), pending });
+  const step = createIntegrityStep({
+    tagger,
+    tasks: new TaskOwnership({ now: () => 0 }),
+    pending,
+    eventIds: createEventIds(Buffer.alloc(32, 4)),
+  });
   const post = (body: string, sessionId = 's1') => {
     const parsed = parseBody(Buffer.from(body), KNOWN_METHODS);
     const ctx = {

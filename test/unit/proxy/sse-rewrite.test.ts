@@ -176,3 +176,44 @@ describe('createSseRewriter (properties)', () => {
     );
   });
 });
+
+describe('event ids sealed for the client (eventId option)', () => {
+  const seal = (id: string) => `${id}.SEALED`;
+  const pass = () => undefined;
+
+  it('writes every block with a non-empty id again, with the sealed id, in any cut', () => {
+    const input = Buffer.from(
+      'id: a0\ndata: \n\n' +
+        'event: message\nid: a1\ndata: {"jsonrpc":"2.0","method":"x"}\n\n' +
+        'data: {"no":"id"}\n\n' +
+        ': comment\nid:a2\r\ndata: x\r\n\r\n' +
+        'idx: not an id\ndata: y\n\n' +
+        'id\ndata: z\n\n',
+    );
+    const expected =
+      'id: a0.SEALED\ndata: \n\n' +
+      'event: message\nid: a1.SEALED\ndata: {"jsonrpc":"2.0","method":"x"}\n\n' +
+      'data: {"no":"id"}\n\n' +
+      'id: a2.SEALED\ndata: x\n\n' +
+      'idx: not an id\ndata: y\n\n' +
+      'id\ndata: z\n\n';
+    for (let at = 1; at < input.length; at += 7) {
+      const r = run(createSseRewriter(pass, { eventId: seal }), cut(input, [at, at + 3]));
+      assert.equal(all(r), expected, `cut at ${at}`);
+    }
+  });
+
+  it('seals the id of a block whose data is rewritten, and of the first block after a BOM', () => {
+    const input = Buffer.from('\ufeffid: b0\ndata: old\n\nid: b1\ndata: old\n\n');
+    const r = run(
+      createSseRewriter((data) => (data === 'old' ? 'new' : undefined), { eventId: seal }),
+      [input],
+    );
+    assert.equal(all(r), 'id: b0.SEALED\ndata: new\n\nid: b1.SEALED\ndata: new\n\n');
+  });
+
+  it('leaves blocks as they are without the option', () => {
+    const input = Buffer.from('id: a0\ndata: x\n\n');
+    assert.equal(all(run(createSseRewriter(pass), [input])), 'id: a0\ndata: x\n\n');
+  });
+});
