@@ -34,6 +34,16 @@ export function plainDataStart(raw: Uint8Array): number {
   return raw.indexOf(LF, start) === n - 2 ? start : -1;
 }
 
+/**
+ * Where the value of a plain block's `id:` line starts (after `id: `), or -1 when the block is not
+ * plain or has no id line. The value ends at the next LF.
+ */
+export function plainIdStart(raw: Uint8Array): number {
+  if (plainDataStart(raw) === -1) return -1;
+  const at = startsWith(raw, 0, EVENT) ? raw.indexOf(LF) + 1 : 0;
+  return startsWith(raw, at, ID) ? at + ID.length : -1;
+}
+
 function startsWith(raw: Uint8Array, at: number, prefix: Buffer): boolean {
   if (at + prefix.length > raw.length) return false;
   for (let k = 0; k < prefix.length; k++) if (raw[at + k] !== prefix[k]) return false;

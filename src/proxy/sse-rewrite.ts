@@ -15,6 +15,7 @@
 import { isUtf8 } from 'node:buffer';
 import { GatewayError } from '../jsonrpc/errors.ts';
 import { BlockScanner, parseBlock, serializeEvent } from './sse.ts';
+import { plainIdStart } from './sse-plain.ts';
 import { BodyBuffer, BufferBudget } from './body-buffer.ts';
 
 /** Largest single event the rewriter holds (a list of thousands of tools is far smaller). */
@@ -64,9 +65,31 @@ export function createSseRewriter(
     return raw;
   }
 
+  /**
+   * A plain block's replacement with its id sealed, when its bytes settle it (sse-plain.ts): the
+   * sealed id spliced into the block as it is or as `bytes` rewrote it, with no parse. Undefined
+   * when the parse must decide (nothing was settled, so nothing was answered).
+   */
+  function sealedPlain(raw: Buffer, seal: (id: string) => string): Buffer | undefined {
+    if (bytes === undefined) return undefined;
+    const idAt = plainIdStart(raw);
+    if (idAt === -1) return undefined;
+    const idEnd = raw.indexOf(LF, idAt);
+    if (idEnd === idAt) return undefined;
+    const settled = bytes(raw);
+    if (settled === undefined) return undefined;
+    first = false;
+    // The id line comes before the data: a rewritten block keeps it where the raw one has it.
+    const block = settled ?? raw;
+    const sealed = Buffer.from(seal(raw.toString('utf8', idAt, idEnd)));
+    return Buffer.concat([block.subarray(0, idAt), sealed, block.subarray(idEnd)]);
+  }
+
   /** The replacement for a block, or undefined to pass it on as is. */
   function replacement(raw: Buffer): Buffer | undefined {
     if (eventId !== undefined && mayHoldId(raw)) {
+      const plain = sealedPlain(raw, eventId);
+      if (plain !== undefined) return plain;
       const fields = parseBlock(raw, first);
       if (fields.id !== undefined && fields.id !== '') {
         first = false;
@@ -152,5 +175,6 @@ function mayHoldId(raw: Buffer): boolean {
   return raw.indexOf(NL_ID) !== -1 || raw.indexOf(CR_ID) !== -1;
 }
 
+const LF = 0x0a;
 const NL_ID = Buffer.from('\nid');
 const CR_ID = Buffer.from('\rid');

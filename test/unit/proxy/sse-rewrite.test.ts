@@ -212,6 +212,32 @@ describe('event ids sealed for the client (eventId option)', () => {
     assert.equal(all(r), 'id: b0.SEALED\ndata: new\n\nid: b1.SEALED\ndata: new\n\n');
   });
 
+  it('splices the sealed id into a plain block its bytes settle, as the parse would write it', () => {
+    // `bytes` settles plain blocks: PASS for data "keep", its own replacement for data "old".
+    const bytes = (raw: Buffer) => {
+      const text = raw.toString();
+      if (text.endsWith('data: keep\n\n')) return null;
+      if (text.endsWith('data: old\n\n')) return Buffer.from(text.replace('data: old', 'data: new'));
+      return undefined;
+    };
+    const rewrite = (data: string) => (data === 'old' ? 'new' : undefined);
+    const input = Buffer.from(
+      'event: message\nid: c1\ndata: keep\n\n' +
+        'id: c2\ndata: old\n\n' +
+        'event: message\nid: c3\ndata: other\n\n' +
+        'id: é.4\ndata: keep\n\n',
+    );
+    const expected =
+      'event: message\nid: c1.SEALED\ndata: keep\n\n' +
+      'id: c2.SEALED\ndata: new\n\n' +
+      'event: message\nid: c3.SEALED\ndata: other\n\n' +
+      'id: é.4.SEALED\ndata: keep\n\n';
+    const fast = all(run(createSseRewriter(rewrite, { eventId: seal, bytes }), [input]));
+    const parsed = all(run(createSseRewriter(rewrite, { eventId: seal }), [input]));
+    assert.equal(fast, expected);
+    assert.equal(parsed, expected);
+  });
+
   it('leaves blocks as they are without the option', () => {
     const input = Buffer.from('id: a0\ndata: x\n\n');
     assert.equal(all(run(createSseRewriter(pass), [input])), 'id: a0\ndata: x\n\n');
