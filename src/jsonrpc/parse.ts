@@ -256,6 +256,15 @@ function isSpace(c: number): boolean {
   return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 }
 
+const MESSAGE_MEMBERS: ReadonlySet<string> = new Set([
+  'jsonrpc',
+  'id',
+  'method',
+  'params',
+  'result',
+  'error',
+]);
+
 function invalid(id: JsonRpcId | null, why: string): GatewayError {
   return new GatewayError('ERR_INVALID_REQUEST', { message: `invalid request: ${why}`, rpcId: id });
 }
@@ -276,6 +285,11 @@ function validateMessage(
   }
   const rid = hasId ? (id as JsonRpcId) : null;
   if (m.jsonrpc !== '2.0') throw invalid(rid, 'jsonrpc must be "2.0"');
+  // The members JSON-RPC 2.0 defines, and no other: an upstream that matches keys by case (Go's
+  // encoding/json) reads `"Method"` or `"Params"` beside a `result` as a request the judge never
+  // saw (policy/case-variants.ts guards the members inside params).
+  for (const key in m)
+    if (!MESSAGE_MEMBERS.has(key)) throw invalid(rid, `unknown member ${JSON.stringify(key)}`);
   if (Object.hasOwn(m, 'method')) {
     if (typeof m.method !== 'string' || m.method.length === 0) throw invalid(rid, 'method must be a string');
     // A method that differs from a known one only by case would be judged unknown here but could

@@ -15,6 +15,7 @@ import type { ErrorCode } from '../jsonrpc/errors.ts';
 import { ALLOW_ALL } from './grants.ts';
 import type { Grants } from './grants.ts';
 import { METHODS } from './methods.ts';
+import { caseVariant, memberNames } from './case-variants.ts';
 import type { ListKind, MethodSpec, Revision } from './methods.ts';
 import type { TaskScope } from './tasks.ts';
 
@@ -67,6 +68,8 @@ export function judge(
     if (options.unknownMethods === 'allow') return allow(method, id, undefined, undefined, undefined);
     return deny(method, id, 'ERR_METHOD_DENIED', 'Method not found', undefined, undefined, params);
   }
+  const variant = params === undefined ? undefined : caseVariant(params, PARAMS_READ);
+  if (variant !== undefined) return caseInvalid(method, id, 'params', variant);
   if (removedIn(spec, params)) {
     // What that revision's server answers (HTTP 404, -32601), whoever asks: the upstream would too.
     return deny(method, id, 'ERR_METHOD_DENIED', 'Method not found', undefined, undefined, params);
@@ -132,6 +135,8 @@ function judgeCompletion(
 ): Verdict {
   const ref = params?.ref;
   if (typeof ref !== 'object' || ref === null) return invalid(method, id, 'params.ref must be an object');
+  const variant = caseVariant(ref, REF_READ);
+  if (variant !== undefined) return caseInvalid(method, id, 'params.ref', variant);
   const { type, name, uri } = ref as { type?: unknown; name?: unknown; uri?: unknown };
   if (type === 'ref/prompt') {
     if (!isName(name)) return invalid(method, id, 'params.ref.name must be a well-formed string');
@@ -175,6 +180,8 @@ function judgeListen(
   if (typeof filter !== 'object' || filter === null || Array.isArray(filter)) {
     return invalid(method, id, 'params.notifications must be an object');
   }
+  const variant = caseVariant(filter, NOTIFICATIONS_READ);
+  if (variant !== undefined) return caseInvalid(method, id, 'params.notifications', variant);
   const { resourceSubscriptions: uris, taskIds } = filter as {
     resourceSubscriptions?: unknown;
     taskIds?: unknown;
@@ -277,6 +284,25 @@ function deny(
   const status = code === 'ERR_METHOD_DENIED' && isModern(params) ? 404 : undefined;
   const error = new GatewayError(code, { message, rpcId: id, ...(status === undefined ? {} : { status }) });
   return { allowed: false, record, error, filter: undefined, recordTask: false };
+}
+
+/** The params members any rule reads (judge, task recording, audit, Mcp-Param-* checks). */
+const PARAMS_READ = memberNames([
+  'name',
+  'uri',
+  'taskId',
+  'ref',
+  'notifications',
+  'task',
+  '_meta',
+  'arguments',
+]);
+const REF_READ = memberNames(['type', 'name', 'uri']);
+const NOTIFICATIONS_READ = memberNames(['resourceSubscriptions', 'taskIds']);
+
+/** A key that only differs by case from a member the judge reads (case-variants.ts). */
+function caseInvalid(method: string, id: JsonRpcId | null, where: string, key: string): Verdict {
+  return invalid(method, id, `${where}.${key} differs from a member the gateway reads only by case`);
 }
 
 function invalid(method: string, id: JsonRpcId | null, why: string): Verdict {

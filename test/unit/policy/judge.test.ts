@@ -418,3 +418,42 @@ describe('judge: subscriptions/listen (2026-07-28)', () => {
     assertInvalid(judge(req('subscriptions/listen', { notifications: { taskIds: [1] } }), grants, deny, a));
   });
 });
+
+describe('members spelled in another case (an upstream matching keys by case folding)', () => {
+  const invalidFor = (message: JsonRpcMessage) => {
+    const v = judge(message, grants, deny);
+    assert.equal(v.allowed, false);
+    assert.equal(v.record.decision, 'invalid');
+    assert.equal(v.record.reason, 'ERR_INVALID_PARAMS');
+    assert.match(v.error?.message ?? '', /differs from a member the gateway reads only by case/);
+  };
+  it('refuses a lone variant of a params member the judge reads, for every rule', () => {
+    invalidFor(req('tools/call', { Name: 'rm_rf' }));
+    invalidFor(req('tools/call', { name: 'echo', Arguments: { cmd: 'x' } }));
+    invalidFor(req('tools/call', { naMe: 'rm_rf' }));
+    invalidFor(req('tasks/get', { taſkId: 't1' }));
+    invalidFor(req('resources/read', { URI: 'file:///etc/shadow' }));
+    invalidFor(req('prompts/get', { NAME: 'admin' }));
+    invalidFor(req('tasks/get', { taskid: 't1' }));
+    invalidFor(req('tools/call', { name: 'echo', _Meta: {} }));
+  });
+  it('refuses a variant inside ref and notifications, lower-case ones included', () => {
+    invalidFor(req('completion/complete', { ref: { type: 'ref/prompt', Name: 'admin' }, argument: {} }));
+    invalidFor(req('completion/complete', { ref: { Type: 'ref/resource', uri: 'file:///public/a' } }));
+    invalidFor(
+      req('subscriptions/listen', {
+        _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' },
+        notifications: { resourcesubscriptions: ['file:///etc/shadow'] },
+      }),
+    );
+  });
+  it('lets exact members and other keys through', () => {
+    assertAllowed(
+      judge(
+        req('tools/call', { name: 'echo', arguments: { Name: 'x' }, cursor: 'c', extra: 1 }),
+        grants,
+        deny,
+      ),
+    );
+  });
+});
