@@ -31,12 +31,19 @@ export function hasCredentialInQueryString(query: string, names: ReadonlySet<str
  * echoes or forwards (X-Request-Id, User-Agent), so the common text (no key prefix, no base64url
  * segment of 8 characters before two dots) is answered by two regular expressions, without
  * allocating.
+ *
+ * A JWT may follow other base64url characters (`?state=x-<jwt>`, `client-<jwt>`), so a header is
+ * looked for at each `ey`/`ew` in a segment (base64url of `{` and then `"` or white space), and
+ * only text whose decoding is braced `{...}` is handed to JSON.parse. The work is bounded: a
+ * text that needs more than MAX_DECODES decodings or MAX_PARSES parses (crafted, never a real
+ * header) is taken for a credential, so it is refused (a query) or not passed on (a header).
  */
 export function looksLikeCredential(text: string): boolean {
   if (text.length < KEY_PREFIX.length) return false;
   if (KEY_ANYWHERE.test(text)) return true;
   if (text.indexOf('.') === -1 || !JWT_CANDIDATE.test(text)) return false;
-  for (const run of text.split(NOT_TOKEN)) if (holdsJwt(run)) return true;
+  const budget: Budget = { decodes: MAX_DECODES, parses: MAX_PARSES };
+  for (const run of text.split(NOT_TOKEN)) if (holdsJwt(run, budget)) return true;
   return false;
 }
 
@@ -44,25 +51,58 @@ export function looksLikeCredential(text: string): boolean {
 const KEY_ANYWHERE = /mcpg_/i;
 /** Where a JWT may be: the last 8 characters of a header segment, and two dots after them. */
 const JWT_CANDIDATE = /[A-Za-z0-9_-]{8}\.[A-Za-z0-9_-]*\./;
+/** Characters that cannot be part of a JWT: they split the text into runs to search. */
+const NOT_TOKEN = /[^A-Za-z0-9_.-]+/;
+/** Most decodings and JSON.parse calls one text may take before it is taken for a credential. */
+const MAX_DECODES = 64;
+const MAX_PARSES = 8;
 
-/**
- * Whether a run of base64url characters and dots holds a JWT: a JOSE header segment with at least
- * two segments after it. Each segment is decoded at most once, so the cost is linear in the run.
- */
-function holdsJwt(run: string): boolean {
+interface Budget {
+  decodes: number;
+  parses: number;
+}
+
+/** Whether a run of base64url characters and dots holds a JOSE header with two segments after it. */
+function holdsJwt(run: string, budget: Budget): boolean {
   if (run.indexOf('.') === -1) return false;
   const parts = run.split('.');
-  for (let i = 0; i + 2 < parts.length; i++) if (isJoseHeader(parts[i] as string)) return true;
+  for (let i = 0; i + 2 < parts.length; i++) {
+    const part = parts[i] as string;
+    // A header starts the segment (its JSON may start with white space) or follows other
+    // base64url characters, at an `ey`/`ew`.
+    if (part.length >= 8 && mayStartSegment(part) && isJoseHeader(part, 0, budget)) return true;
+    for (let at = nextStart(part, 1); at !== -1 && part.length - at >= 8; at = nextStart(part, at + 1))
+      if (isJoseHeader(part, at, budget)) return true;
+  }
   return false;
 }
 
-/** Characters that cannot be part of a JWT: they split the text into runs to search. */
-const NOT_TOKEN = /[^A-Za-z0-9_.-]+/;
+/** The next index from `from` where a header's base64url may start (`ey` or `ew`), or -1. */
+function nextStart(part: string, from: number): number {
+  for (let i = from; i + 1 < part.length; i++) if (isBraceStart(part, i)) return i;
+  return -1;
+}
 
-function isJoseHeader(header: string): boolean {
-  if (header.length < 8) return false;
+/** base64url of `{` and then `"` or white space. */
+function isBraceStart(part: string, i: number): boolean {
+  if (part.charCodeAt(i) !== 0x65 /* e */) return false;
+  const next = part.charCodeAt(i + 1);
+  return next === 0x79 /* y */ || next === 0x77; /* w */
+}
+
+/** A segment's first character as base64url of `{` or of JSON white space (I: space, C: tab or LF, D: CR). */
+function mayStartSegment(part: string): boolean {
+  const c = part.charCodeAt(0);
+  return isBraceStart(part, 0) || c === 0x49 || c === 0x43 || c === 0x44;
+}
+
+/** true: a JOSE header at `at` (or the budget ran out); false: not one. */
+function isJoseHeader(part: string, at: number, budget: Budget): boolean {
+  if (--budget.decodes < 0) return true;
+  const json = Buffer.from(at === 0 ? part : part.slice(at), 'base64url').toString('utf8');
+  if (!braced(json)) return false;
+  if (--budget.parses < 0) return true;
   try {
-    const json = Buffer.from(header, 'base64url').toString('utf8');
     const decoded: unknown = JSON.parse(json);
     if (typeof decoded !== 'object' || decoded === null) return false;
     // V8's JSON.parse can read a key spelled with an escape as an earlier one holding a backslash
@@ -73,4 +113,17 @@ function isJoseHeader(header: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Whether text is `{`...`}` once JSON's white space around it is set aside. */
+function braced(text: string): boolean {
+  let first = 0;
+  let last = text.length - 1;
+  while (first <= last && isSpace(text.charCodeAt(first))) first++;
+  while (last >= first && isSpace(text.charCodeAt(last))) last--;
+  return first < last && text.charCodeAt(first) === 0x7b && text.charCodeAt(last) === 0x7d;
+}
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 }

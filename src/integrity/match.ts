@@ -21,7 +21,7 @@
  *   // forward forwarded.bytes; read responses with:
  *   createMatchRewrite(exchangeIds(forwarded.tags), filters)   // or signedIds(tagger, bindingId)
  */
-import { GatewayError } from '../jsonrpc/errors.ts';
+import { GatewayError, RPC } from '../jsonrpc/errors.ts';
 import type { ResponseRewrite } from '../proxy/relay.ts';
 import type { SseRewriterLike } from '../proxy/relay-api.ts';
 import type { BufferBudget } from '../proxy/body-buffer.ts';
@@ -107,6 +107,10 @@ class SoleIds<T extends Untagged> implements ResponseIds {
   awaited(): boolean {
     return !this.#answered;
   }
+
+  unanswered(): readonly T[] {
+    return this.#answered ? [] : [this.#entry];
+  }
 }
 
 /** One object per exchange, nothing copied: the tags answered so far are kept beside the map. */
@@ -150,6 +154,15 @@ class ExchangeIds<T extends Untagged> implements ResponseIds {
     return count < this.#tags.size;
   }
 
+  unanswered(): readonly T[] {
+    const answered = this.#answered;
+    const out: T[] = [];
+    for (const [tag, untagged] of this.#tags)
+      if (answered === undefined || (typeof answered === 'string' ? answered !== tag : !answered.has(tag)))
+        out.push(untagged);
+    return out;
+  }
+
   sole(): string | undefined {
     if (this.#answered !== undefined || this.#tags.size !== 1) return undefined;
     const tag = this.#sole ?? (this.#tags.keys().next().value as string);
@@ -182,6 +195,7 @@ class SignedIds implements ResponseIds {
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
+const NOTHING_OWED: readonly string[] = Object.freeze([]);
 
 export function createMatchRewrite(ids: ResponseIds, filters: Filters): ResponseRewrite {
   return new MatchRewrite(ids, filters);
@@ -241,11 +255,12 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
   }
 
   /**
-   * An empty JSON body answers nothing: with a 2xx (but 202 and 204, which carry none by
-   * definition, as the HTTP+SSE transport's POSTs are answered) it is refused while a request of
-   * the exchange awaits its answer, so the client gets a 502 rather than a request never answered.
+   * A JSON body must answer every request of the exchange: with a 2xx (but 202 and 204, which carry
+   * none by definition, as the HTTP+SSE transport's POSTs are answered) one that leaves a request
+   * unanswered (empty, a lone notification, part of a batch) is refused, so the client gets a 502
+   * rather than a request never answered.
    */
-  empty(status: number): void {
+  settle(status: number): void {
     if (this.bodyless || status < 200 || status >= 300 || status === 202 || status === 204) return;
     if (this.#ids.awaited?.() === true) throw unanswerable();
   }
@@ -293,11 +308,33 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
 
   sse(budget?: BufferBudget): SseRewriterLike {
     const ids = this.#ids;
+    const eventId = this.#options?.eventIds?.(this.#arg as A);
     return createSseRewriter((data) => this.#judged(matchEventData(data, ids, this.filters())), {
       budget,
       bytes: (raw) => matchEventBytes(raw, ids),
-      eventId: this.#options?.eventIds?.(this.#arg as A),
+      eventId,
+      onEnd: (empty) => this.#owed(empty),
     });
+  }
+
+  /**
+   * A stream that ended empty (no event, so no id to resume at) with requests of the exchange
+   * unanswered: an error for each, so no client waits for an answer that cannot come. A stream
+   * with events is left as the upstream ended it (it may have cancelled the request, or expect the
+   * client to resume it).
+   */
+  #owed(empty: boolean): readonly string[] {
+    if (!empty) return NOTHING_OWED;
+    const unanswered = this.#ids.unanswered?.();
+    if (unanswered === undefined || unanswered.length === 0) return NOTHING_OWED;
+    this.#judged(UNREADABLE);
+    return unanswered.map((u) =>
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: u.clientId,
+        error: { code: RPC.UPSTREAM, message: 'upstream ended the stream without an answer' },
+      }),
+    );
   }
 }
 

@@ -235,6 +235,8 @@ export interface ResponseIds {
   sole?(): string | undefined;
   /** Whether a request this exchange forwarded is still unanswered (GET streams: never said). */
   awaited?(): boolean;
+  /** The requests this exchange forwarded that are still unanswered (GET streams: never said). */
+  unanswered?(): readonly Untagged[];
 }
 
 /** The text with the client's ids back, and the plan of each response it holds. */

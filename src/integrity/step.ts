@@ -72,6 +72,8 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
     return (id) => eventIds.seal(bindingId, id);
   }
   const streaming: MatchOptions<RequestContext> = { onRefused: refusedEvent, eventIds: sealFor };
+  // A DELETE forwards no request; an SSE answer to it has its event ids sealed all the same.
+  const closing: MatchOptions<RequestContext> = { ...streaming, bodyless: true };
   return {
     forward(ctx, bytes, plans, sessionId) {
       const bindingId = principalOf(ctx).bindingId;
@@ -86,7 +88,7 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
     },
     closing(ctx) {
       principalOf(ctx); // the filters are built later: fail here, as the other paths do, without a principal
-      return new MatchRewrite(exchangeIds(new Map()), filtersFor, ctx, CLOSING);
+      return new MatchRewrite(exchangeIds(new Map()), filtersFor, ctx, closing);
     },
     resume(ctx) {
       const presented = ctx.req.headers['last-event-id'];
@@ -113,5 +115,3 @@ function refusedEvent(ctx: RequestContext): void {
   if (ctx.decision === 'allow') ctx.decision = 'upstream_error';
   ctx.reason ??= 'ERR_UPSTREAM_PROTOCOL';
 }
-
-const CLOSING: MatchOptions<RequestContext> = { bodyless: true };

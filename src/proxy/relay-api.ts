@@ -22,10 +22,11 @@ export interface ResponseRewrite {
    */
   pieces?(body: Buffer): readonly Buffer[];
   /**
-   * Called before an empty application/json body is passed on with `status`: throws when that
-   * cannot be (a 2xx other than 202 and 204 that leaves a forwarded request unanswered).
+   * Called once a held application/json body was rewritten, before it is passed on with `status`:
+   * throws when that cannot be (a 2xx other than 202 and 204 that leaves a request the exchange
+   * forwarded unanswered: an empty body, a lone notification, part of a batch).
    */
-  empty?(status: number): void;
+  settle?(status: number): void;
   /** An SSE stream: an incremental rewriter, holding its unfinished event within `budget`. */
   sse(budget?: BufferBudget): SseRewriterLike;
   /** The exchange answers no request (DELETE): a 2xx body of no readable type is dropped, not refused. */

@@ -248,8 +248,8 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
         const held = this.held ? this.held.bytes() : (this.whole ?? EMPTY);
         let pieces: readonly Buffer[];
         try {
-          if (held.length === 0) rewrite.empty?.(this.heldStatus);
           pieces = rewrite.pieces ? rewrite.pieces(held) : [rewrite.json(held)];
+          rewrite.settle?.(this.heldStatus);
         } catch (err) {
           // Nothing was written yet: the client gets a clean 502 instead of an unfiltered list.
           this.finish(err as Error);
@@ -274,6 +274,9 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
           this.res.end();
         }
       } else {
+        // A rewritten stream that carried no bytes still ends through its rewriter (it may owe the
+        // client an answer: match.ts).
+        if (this.sseRewrite) this.sseRewriter ??= this.rewrite!.sse(this.options.budget);
         if (this.sseRewriter) for (const out of this.sseRewriter.end()) this.write(undefined, out);
         if (this.replacement !== undefined) {
           this.hooks.onBytes(this.replacement.length);

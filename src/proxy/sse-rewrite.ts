@@ -14,7 +14,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { GatewayError } from '../jsonrpc/errors.ts';
-import { BlockScanner, parseBlock, serializeEvent } from './sse.ts';
+import { BlockScanner, parseBlock, serializeEvent, startsWithLatin1Bom } from './sse.ts';
 import { plainIdStart } from './sse-plain.ts';
 import { BodyBuffer, BufferBudget } from './body-buffer.ts';
 
@@ -43,6 +43,11 @@ export interface SseRewriterOptions {
    * always written again, with its data rewritten as any block's and this id.
    */
   readonly eventId?: ((id: string) => string) | undefined;
+  /**
+   * At the stream's end: the data of events to add, told whether the stream carried no block at all
+   * (then no event and no id: nothing the client could read, nothing to resume at).
+   */
+  readonly onEnd?: ((empty: boolean) => readonly string[]) | undefined;
 }
 
 export function createSseRewriter(
@@ -53,6 +58,10 @@ export function createSseRewriter(
   const budget = options.budget ?? UNBOUNDED;
   const bytes = options.bytes;
   const eventId = options.eventId;
+  const onEnd = options.onEnd;
+  const seal = eventId as (id: string) => string;
+  /** A block was read (each complete block, and an unfinished last one, goes through replacement). */
+  let sawBlock = false;
   const scanner = new BlockScanner();
   // The unfinished block, copied into one buffer (a block in tiny chunks costs its bytes, no more).
   let held: BodyBuffer | undefined;
@@ -87,14 +96,24 @@ export function createSseRewriter(
 
   /** The replacement for a block, or undefined to pass it on as is. */
   function replacement(raw: Buffer): Buffer | undefined {
+    sawBlock = true;
+    // A first block after `ï»¿` is written as the gateway read it (sse.ts parseBlock).
+    if (first && startsWithLatin1Bom(raw)) {
+      const fields = parseBlock(raw, true);
+      first = false;
+      const data = fields.data === undefined ? undefined : (rewrite(fields.data) ?? fields.data);
+      const id =
+        fields.id !== undefined && fields.id !== '' && eventId !== undefined ? seal(fields.id) : fields.id;
+      return Buffer.from(serializeEvent({ ...fields, id, data }));
+    }
     if (eventId !== undefined && mayHoldId(raw)) {
-      const plain = sealedPlain(raw, eventId);
+      const plain = sealedPlain(raw, seal);
       if (plain !== undefined) return plain;
       const fields = parseBlock(raw, first);
       if (fields.id !== undefined && fields.id !== '') {
         first = false;
         const data = fields.data === undefined ? undefined : (rewrite(fields.data) ?? fields.data);
-        return Buffer.from(serializeEvent({ ...fields, id: eventId(fields.id), data }));
+        return Buffer.from(serializeEvent({ ...fields, id: seal(fields.id), data }));
       }
     }
     // A block that starts with a byte order mark is the parse's (it drops it from the first block).
@@ -155,10 +174,15 @@ export function createSseRewriter(
       return out;
     },
     end() {
-      if (held === undefined) return [];
-      const raw = take();
-      // An unfinished event is dropped by a conforming client, but is filtered all the same.
-      return [replacement(raw) ?? raw];
+      const out: Buffer[] = [];
+      if (held !== undefined) {
+        const raw = take();
+        // An unfinished event is dropped by a conforming client, but is filtered all the same.
+        out.push(replacement(raw) ?? raw);
+      }
+      if (onEnd !== undefined)
+        for (const data of onEnd(!sawBlock)) out.push(Buffer.from(serializeEvent({ data })));
+      return out;
     },
     release() {
       held?.release();

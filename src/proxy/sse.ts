@@ -82,11 +82,36 @@ export class BlockScanner {
 }
 
 const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
+const LATIN1_BOM = '\u00ef\u00bb\u00bf';
+const LATIN1_BOM_BYTES = Buffer.from(LATIN1_BOM, 'utf8');
+const BOM_BYTES = Buffer.from([0xef, 0xbb, 0xbf]);
 
-/** Parses the fields of one block (its raw bytes or text); `stripBom` for the stream's first block. */
+/**
+ * Whether a stream's first block starts (after a byte order mark, if any) with `ï»¿`, which a
+ * client drops and parseBlock(raw, true) too: such a block is written again from its parse, so that
+ * no client reads it with its own rule.
+ */
+export function startsWithLatin1Bom(raw: Uint8Array): boolean {
+  const at = startsWithBytes(raw, 0, BOM_BYTES) ? BOM_BYTES.length : 0;
+  return startsWithBytes(raw, at, LATIN1_BOM_BYTES);
+}
+
+function startsWithBytes(raw: Uint8Array, at: number, prefix: Uint8Array): boolean {
+  if (raw.length < at + prefix.length) return false;
+  for (let k = 0; k < prefix.length; k++) if (raw[at + k] !== prefix[k]) return false;
+  return true;
+}
+
+/**
+ * Parses the fields of one block (its raw bytes or text); `stripBom` for the stream's first block,
+ * which drops a byte order mark and then the characters `ï»¿` (a BOM read as Latin-1), as the
+ * official SDK clients read a stream: TextDecoderStream drops the first, eventsource-parser the
+ * second. Read otherwise, a `data:` after them would reach such a client unjudged.
+ */
 export function parseBlock(raw: Buffer | string, stripBom = false): SseFields {
   let text = typeof raw === 'string' ? raw : decoder.decode(raw);
   if (stripBom && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  if (stripBom && text.startsWith(LATIN1_BOM)) text = text.slice(LATIN1_BOM.length);
   let data: string | undefined;
   let event: string | undefined;
   let id: string | undefined;

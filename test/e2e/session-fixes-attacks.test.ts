@@ -170,29 +170,8 @@ describe('attacks on the session fixes', () => {
     assert.notEqual(upstream.seen.at(-1)!.headers['x-request-id'], id, 'sent upstream');
   });
 
-  it('an unauthenticated request with a 16 KiB User-Agent costs no more than one with a plain one', async () => {
-    // Every request's audit line reads the User-Agent (loggedUserAgent), before any key is checked.
-    const plain = 'a'.repeat(15_000);
-    const segments = 'aaaaaaaa.'.repeat(1666); // 15 KB: a JOSE-header candidate every 9 bytes
-    const timeOf = async (ua: string) => {
-      const t0 = performance.now();
-      for (let i = 0; i < 40; i++) {
-        const r = await send('POST', undefined, '{"jsonrpc":"2.0","id":1,"method":"ping"}', {
-          'user-agent': ua,
-        });
-        assert.equal(r.status, 401);
-      }
-      return (performance.now() - t0) / 40;
-    };
-    await timeOf(plain); // warm up
-    const base = await timeOf(plain);
-    const slow = await timeOf(segments);
-    // Seen on the review machine: ~1 ms per request plain, ~25-30 ms with the segments.
-    assert.ok(
-      slow < base * 4 + 2,
-      `plain ${base.toFixed(2)} ms/request, segmented ${slow.toFixed(2)} ms/request`,
-    );
-  });
+  // (The cost of checking a crafted User-Agent is bounded by count, not timed:
+  // test/unit/auth/credential-scan-attacks.test.ts.)
 
   // ---- a090bd0: sealed event ids ----
 

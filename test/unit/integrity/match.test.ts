@@ -13,6 +13,7 @@ import { createRequestTagger } from '../../../src/integrity/request-tag.ts';
 import type { Plan } from '../../../src/integrity/request-tag.ts';
 import {
   createMatchRewrite,
+  MatchRewrite,
   exchangeIds,
   exchangeIdsOf,
   matchEventData,
@@ -321,5 +322,56 @@ describe('the ids of a one-request exchange', () => {
       assert.deepEqual(toldA, toldB);
       assert.deepEqual(toldA, [[tag, 3]]);
     }
+  });
+});
+
+describe('what a stream owes at its end', () => {
+  /** An exchange whose rewrite seals event ids (as the pipeline's does) and records refusals. */
+  function sealedExchange(requests: [JsonRpcId, string, Plan][]) {
+    const messages = requests.map(([id, method]) => ({ jsonrpc: '2.0' as const, id, method }));
+    const bytes = Buffer.from(JSON.stringify(messages.length === 1 ? messages[0] : messages));
+    const forwarded = tagRequests(bytes, messages, new Map(requests.map(([id, , p]) => [id, p])), {
+      tagger,
+      bindingId: 'key-a',
+      sessionId: undefined,
+      pending: undefined,
+    });
+    const sent = JSON.parse(forwarded.bytes.toString()) as { id: string } | { id: string }[];
+    const tags = (Array.isArray(sent) ? sent : [sent]).map((m) => m.id);
+    const ctx = { refused: 0 };
+    const rewrite = new MatchRewrite(exchangeIds(forwarded.tags), () => filters, ctx, {
+      onRefused: (c) => c.refused++,
+      eventIds: () => (id) => `${id}.sealed`,
+    });
+    return { rewrite, tags, ctx };
+  }
+  const run = (rewrite: MatchRewrite<{ refused: number }>, input: string) => {
+    const sse = rewrite.sse();
+    return Buffer.concat([...sse.push(Buffer.from(input)), ...sse.end()]).toString();
+  };
+  const owed = (id: JsonRpcId) =>
+    `data: {"jsonrpc":"2.0","id":${JSON.stringify(id)},"error":{"code":-32002,"message":"upstream ended the stream without an answer"}}\n\n`;
+
+  it('answers each request left unanswered by a stream that ended empty, and says so', () => {
+    const { rewrite, ctx } = sealedExchange([
+      ['a', 'tools/call', 'none'],
+      [2, 'ping', 'none'],
+    ]);
+    assert.equal(run(rewrite, ''), owed('a') + owed(2));
+    assert.equal(ctx.refused, 1);
+  });
+
+  it('owes nothing once every request is answered, nor after any event (a cancellation, a priming event)', () => {
+    const answered = sealedExchange([['a', 'tools/call', 'none']]);
+    const result = `data: {"jsonrpc":"2.0","id":"${answered.tags[0]}","result":{}}\n\n`;
+    assert.equal(run(answered.rewrite, result), 'data: {"jsonrpc":"2.0","id":"a","result":{}}\n\n');
+    assert.equal(answered.ctx.refused, 0);
+    const polled = sealedExchange([['b', 'tools/call', 'none']]);
+    assert.equal(run(polled.rewrite, 'id: p0\ndata: \n\n'), 'id: p0.sealed\ndata: \n\n');
+    assert.equal(polled.ctx.refused, 0);
+    const progress =
+      'data: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}\n\n';
+    const busy = sealedExchange([['c', 'tools/call', 'none']]);
+    assert.equal(run(busy.rewrite, progress), progress);
   });
 });

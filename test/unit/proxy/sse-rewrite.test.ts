@@ -243,3 +243,27 @@ describe('event ids sealed for the client (eventId option)', () => {
     assert.equal(all(run(createSseRewriter(pass), [input])), 'id: a0\ndata: x\n\n');
   });
 });
+
+describe('a first block after the characters a BOM read as Latin-1 (ï»¿)', () => {
+  // The SDK client's eventsource-parser drops them from the stream's start: the gateway reads the
+  // block as that client does and writes it again, so every client reads what was judged.
+  for (const [name, prefix] of [
+    ['alone', '\u00ef\u00bb\u00bf'],
+    ['after a byte order mark', '\ufeff\u00ef\u00bb\u00bf'],
+  ] as const) {
+    it(`judges its data and writes it without them (${name})`, () => {
+      const seen: string[] = [];
+      const rewriter = createSseRewriter(
+        (data) => (seen.push(data), data === 'secret' ? 'hidden' : undefined),
+      );
+      const input = Buffer.from(`${prefix}data: secret\n\ndata: later\n\n`);
+      assert.equal(all(run(rewriter, [input])), 'data: hidden\n\ndata: later\n\n');
+      assert.deepEqual(seen, ['secret', 'later']);
+    });
+  }
+  it('leaves those characters alone after the first block', () => {
+    const rewriter = createSseRewriter(() => undefined);
+    const input = Buffer.from('data: a\n\n\u00ef\u00bb\u00bfdata: b\n\n');
+    assert.equal(all(run(rewriter, [input])), 'data: a\n\n\u00ef\u00bb\u00bfdata: b\n\n');
+  });
+});
