@@ -215,11 +215,19 @@ export function createHandler(deps: HandlerDeps): Handler {
         // A tool call may take minutes before its headers; quick methods keep the pool's timeout.
         if (deps.headersTimeout !== undefined) headersTimeout = deps.headersTimeout(ctx.messages);
       } else if (method === 'GET') {
+        // A client that left while it was authenticated (an OAuth token's verification is
+        // awaited) was settled already: a stream slot taken now would never be given back.
+        if (res.destroyed || ctx.finished) return;
         rewrite = transport ? transport.stream(ctx) : steps.integrity.stream(ctx);
         ex.release = steps.rateLimit.openStream(ctx);
         streams.set(ctx, ex);
         observer.streamOpened();
       } else if (method === 'DELETE') {
+        // A DELETE reaches the upstream like a message: it takes a token like one (GET streams take
+        // none; they are capped by max_streams instead).
+        steps.rateLimit.admit(ctx);
+        const taken = steps.rateLimit.chargeRefused(ctx);
+        if (taken !== undefined) await taken;
         rewrite = steps.integrity.closing(ctx);
       }
       if (res.destroyed) return;

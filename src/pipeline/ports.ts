@@ -67,7 +67,10 @@ export interface RateLimitStep {
   admit(ctx: RequestContext): void;
   /** Takes tokens for the requests in ctx.messages, or throws ERR_RATE_LIMITED. */
   consume(ctx: RequestContext): void | Promise<void>;
-  /** Takes one token from the key's bucket for a body refused as unparsable or invalid. */
+  /**
+   * Takes one token from the key's bucket for a request that carries no message: a body refused as
+   * unparsable or invalid, a refused session, a DELETE.
+   */
   chargeRefused(ctx: RequestContext): void | Promise<void>;
   /** Opens a GET stream slot, or throws ERR_TOO_MANY_STREAMS; returns its release. */
   openStream(ctx: RequestContext): () => void;

@@ -8,6 +8,7 @@ import type { Config } from '../config/schema.ts';
 import { parseListen } from '../config/schema.ts';
 import { createUpstream } from '../proxy/upstream.ts';
 import { createHandler } from '../pipeline/handler.ts';
+import { auditClientErrors } from './client-error.ts';
 import type { Handler } from '../pipeline/handler.ts';
 import { createReadBody } from '../pipeline/read-body.ts';
 import { createResponseHead } from '../proxy/response-headers.ts';
@@ -137,6 +138,8 @@ export async function startGateway(
     address.port,
   );
   if (publicUrl === undefined) forwardedHost = new URL(url).host;
+  // Requests Node's parser refuses get their answer and their audit line too.
+  auditClientErrors(server, deps.observer, deps.clock);
 
   // Say so at start when the upstream does not answer (requests would get 502 until it does).
   void probeConnect(config.upstream.url).then((err) => {

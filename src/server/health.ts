@@ -24,14 +24,21 @@ const PROBE_TIMEOUT_MS = 2000;
  * unready: tokens whose keys are cached keep validating while the authorization server is down, and
  * an outage there must not take every replica out of the load balancer.
  */
-/** Sends the upstream an OPTIONS request; resolves to the error when it does not answer. */
+/**
+ * Sends the upstream an OPTIONS request; resolves to the error when it does not answer within
+ * PROBE_TIMEOUT_MS, all told. It goes through the streams' pool, which has no connection cap: in
+ * the requests' pool it would wait behind calls holding every connection (a key's long tool calls
+ * could keep the probe, and so the replica's readiness, waiting for minutes), and the headers
+ * timeout starts only once a connection is found.
+ */
 export async function probeUpstream(upstream: Upstream): Promise<Error | undefined> {
   try {
-    const { body } = await upstream.pool.request({
+    const { body } = await upstream.streams.request({
       path: upstream.path,
       method: 'OPTIONS',
       headersTimeout: PROBE_TIMEOUT_MS,
       bodyTimeout: PROBE_TIMEOUT_MS,
+      signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
     });
     await body.dump();
     return undefined;

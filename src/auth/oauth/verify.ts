@@ -50,6 +50,10 @@ export function createVerifier(options: VerifierOptions): (token: string) => Pro
       if (typeof payload.iat === 'number' && payload.iat > currentDate.getTime() / 1000 + tolerance)
         return fail('ERR_AUTH_TOKEN_NOT_YET_VALID');
       if (typeof payload.sub !== 'string' || payload.sub === '') return fail('ERR_AUTH_TOKEN_CLAIMS');
+      // The subject names its sessions, buckets and tags (bound by HMACs and Redis keys written as
+      // UTF-8): a lone surrogate would be written as U+FFFD, so two subjects could share them.
+      if (!wellFormed(payload.sub) || !wellFormed(payload.iss as string))
+        return fail('ERR_AUTH_TOKEN_CLAIMS');
       return { ok: true, payload: payload as JWTPayload & { iss: string; sub: string } };
     } catch (err) {
       return fail(reasonFor(err));
@@ -85,4 +89,9 @@ export function reasonFor(err: unknown): ErrorCode {
   if (err instanceof TypeError || (err instanceof errors.JOSEError && err.code === 'ERR_JOSE_GENERIC'))
     return 'ERR_AUTH_TOKEN_KEYS_UNAVAILABLE';
   return 'ERR_AUTH_TOKEN_MALFORMED';
+}
+
+/** ES2024 `String.prototype.isWellFormed` (the project's lib is es2023): no lone surrogate. */
+function wellFormed(value: string): boolean {
+  return (value as string & { isWellFormed(): boolean }).isWellFormed();
 }
