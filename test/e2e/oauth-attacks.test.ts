@@ -18,6 +18,7 @@ import type { SdkUpstream } from '../helpers/sdk-upstream.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { freePort, waitFor } from '../helpers/net.ts';
+import { oauthGatewayConfig, startOAuthGateway } from '../helpers/auth-server.ts';
 
 const JSON_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 const INIT = JSON.stringify({
@@ -90,31 +91,6 @@ function sign(key: Key, issuer: string, claims: JWTPayload): Promise<string> {
     .sign(key.privateKey);
 }
 
-function oauthConfig(
-  port: number,
-  upstreamUrl: string,
-  issuer: string,
-  jwksUri: string,
-  extra: string[] = [],
-) {
-  return [
-    `listen: 127.0.0.1:${port}`,
-    `public_url: http://127.0.0.1:${port}/mcp`,
-    'upstream:',
-    `  url: ${upstreamUrl}`,
-    'auth:',
-    '  session_secret: "0123456789abcdef0123456789abcdef-attack"',
-    '  oauth:',
-    `    issuer: ${issuer}`,
-    `    jwks_uri: ${jwksUri}`,
-    '    grants:',
-    '      - name: all',
-    '        when: { scope: mcp:tools }',
-    '        allow: ["*"]',
-    ...extra,
-  ].join('\n');
-}
-
 interface Warn {
   readonly obj: unknown;
   readonly msg: string | undefined;
@@ -158,7 +134,7 @@ describe('attack: a JWK set answering 200 with garbage, and tokens with unknown 
     upstream = await startSdkUpstream();
     const port = await freePort();
     gateway = await startTestGateway(
-      oauthConfig(port, upstream.url, jwks.issuer, jwks.url),
+      oauthGatewayConfig(port, upstream.url, jwks.issuer, jwks.url),
       {},
       {
         listen: `127.0.0.1:${port}`,
@@ -234,7 +210,7 @@ describe('attack: a JWK set whose 200 body stalls, and tokens with unknown kids'
     upstream = await startSdkUpstream();
     const port = await freePort();
     gateway = await startTestGateway(
-      oauthConfig(port, upstream.url, jwks.issuer, jwks.url),
+      oauthGatewayConfig(port, upstream.url, jwks.issuer, jwks.url),
       {},
       {
         listen: `127.0.0.1:${port}`,
@@ -287,7 +263,7 @@ describe('attack: rate_limit lowered by a reload, OAuth subjects keep the old li
   const API_KEY = 'opaque-api-key-for-the-reload-attack-0123456789';
 
   const config = (capacity: number, refill: number) =>
-    oauthConfig(port, upstream.url, jwks.issuer, jwks.url, [
+    oauthGatewayConfig(port, upstream.url, jwks.issuer, jwks.url, [
       'rate_limit:',
       `  capacity: ${capacity}`,
       `  refill_per_second: ${refill}`,
@@ -350,7 +326,7 @@ describe('attacks on credential placement and principals', () => {
     upstream = await startSdkUpstream();
     const port = await freePort();
     gateway = await startTestGateway(
-      oauthConfig(port, upstream.url, jwks.issuer, jwks.url, [
+      oauthGatewayConfig(port, upstream.url, jwks.issuer, jwks.url, [
         'rate_limit:',
         '  capacity: 1000',
         '  refill_per_second: 1000',
@@ -530,14 +506,7 @@ describe('(holds) token forms the verifier must refuse', () => {
     jwks = await startJwks([key]);
     attackerJwks = await startJwks([attacker]);
     upstream = await startSdkUpstream();
-    const port = await freePort();
-    gateway = await startTestGateway(
-      oauthConfig(port, upstream.url, jwks.issuer, jwks.url),
-      {},
-      {
-        listen: `127.0.0.1:${port}`,
-      },
-    );
+    gateway = await startOAuthGateway(upstream.url, jwks.issuer, jwks.url);
   });
   after(async () => {
     await gateway.close(500);
@@ -631,14 +600,7 @@ describe('attack: a JWK set that has answered only garbage, and a flood of beare
     jwks = await startJwks([]);
     jwks.setMode('garbage');
     upstream = await startSdkUpstream();
-    const port = await freePort();
-    gateway = await startTestGateway(
-      oauthConfig(port, upstream.url, jwks.issuer, jwks.url),
-      {},
-      {
-        listen: `127.0.0.1:${port}`,
-      },
-    );
+    gateway = await startOAuthGateway(upstream.url, jwks.issuer, jwks.url);
   });
   after(async () => {
     await gateway.close(500);

@@ -17,9 +17,8 @@ import { startRedisServer } from '../helpers/redis-server.ts';
 import type { RedisServer } from '../helpers/redis-server.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
-import { startAuthServer } from '../helpers/auth-server.ts';
+import { startAuthServer, startOAuthGateway } from '../helpers/auth-server.ts';
 import type { TestAuthServer } from '../helpers/auth-server.ts';
-import { freePort } from '../helpers/net.ts';
 
 /** An upstream that answers every JSON-RPC request with an empty result. */
 async function startUpstream(): Promise<{ url: string; posts: () => number; close(): Promise<void> }> {
@@ -69,33 +68,15 @@ describe('attack: OAuth subjects that differ only by a lone surrogate share a Re
   let gateway: TestGateway;
   before(async () => {
     [redis, auth, upstream] = await Promise.all([startRedisServer(), startAuthServer(), startUpstream()]);
-    const port = await freePort();
-    gateway = await startTestGateway(
-      [
-        `listen: 127.0.0.1:${port}`,
-        `public_url: http://127.0.0.1:${port}/mcp`,
-        'upstream:',
-        `  url: ${upstream.url}`,
-        'auth:',
-        '  session_secret: "0123456789abcdef0123456789abcdef-ops"',
-        '  oauth:',
-        `    issuer: ${auth.issuer}`,
-        `    jwks_uri: ${auth.jwksUri}`,
-        '    grants:',
-        '      - name: all',
-        '        when: { scope: mcp:tools }',
-        '        allow: ["*"]',
-        'rate_limit:',
-        '  capacity: 1',
-        '  refill_per_second: 0.001',
-        '  backend: redis',
-        '  redis:',
-        `    url: ${redis.url}`,
-        '    timeout: 2s',
-      ].join('\n'),
-      {},
-      { listen: `127.0.0.1:${port}` },
-    );
+    gateway = await startOAuthGateway(upstream.url, auth.issuer, auth.jwksUri, [
+      'rate_limit:',
+      '  capacity: 1',
+      '  refill_per_second: 0.001',
+      '  backend: redis',
+      '  redis:',
+      `    url: ${redis.url}`,
+      '    timeout: 2s',
+    ]);
   });
   after(async () => {
     await gateway?.close(100);

@@ -15,9 +15,9 @@ import { mintKey } from '../../src/auth/key-format.ts';
 import { sha256Hex } from '../../src/auth/key-hash.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
-import { startAuthServer } from '../helpers/auth-server.ts';
+import { startAuthServer, startOAuthGateway } from '../helpers/auth-server.ts';
 import type { TestAuthServer } from '../helpers/auth-server.ts';
-import { freePort, waitFor } from '../helpers/net.ts';
+import { waitFor } from '../helpers/net.ts';
 
 const pbkdf2Async = promisify(pbkdf2);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -119,28 +119,10 @@ describe('attack: a GET whose client leaves during token verification leaks its 
   before(async () => {
     auth = await startAuthServer();
     upstream = await startStreamingUpstream();
-    const port = await freePort();
-    gateway = await startTestGateway(
-      [
-        `listen: 127.0.0.1:${port}`,
-        `public_url: http://127.0.0.1:${port}/mcp`,
-        'upstream:',
-        `  url: ${upstream.url}`,
-        'auth:',
-        '  session_secret: "0123456789abcdef0123456789abcdef-ops"',
-        '  oauth:',
-        `    issuer: ${auth.issuer}`,
-        `    jwks_uri: ${auth.jwksUri}`,
-        '    grants:',
-        '      - name: all',
-        '        when: { scope: mcp:tools }',
-        '        allow: ["*"]',
-        'rate_limit:',
-        '  max_streams: 2',
-      ].join('\n'),
-      {},
-      { listen: `127.0.0.1:${port}` },
-    );
+    gateway = await startOAuthGateway(upstream.url, auth.issuer, auth.jwksUri, [
+      'rate_limit:',
+      '  max_streams: 2',
+    ]);
   });
   after(async () => {
     await gateway?.close(100);

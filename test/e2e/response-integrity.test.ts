@@ -8,9 +8,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -29,53 +26,14 @@ import { startSdkUpstream } from '../helpers/sdk-upstream.ts';
 import type { SdkUpstream } from '../helpers/sdk-upstream.ts';
 import { waitFor } from '../helpers/net.ts';
 import { forwardedIds } from '../helpers/tags.ts';
+import { startScriptedUpstream } from '../helpers/scripted-upstream.ts';
+import type { ScriptedUpstream, Seen } from '../helpers/scripted-upstream.ts';
 
 const KEY = mintKey(randomBytes(32));
 /** The event ids the client sees: the upstream's, sealed for KEY (the config's session secret). */
 const seal = sealerFor('r'.repeat(40), KEY);
 const UPSTREAM_TOKEN = 'upstream-credential-0123456789';
 const LIST = { tools: [{ name: 'secret_admin' }, { name: 'echo' }] };
-
-interface Seen {
-  readonly method: string;
-  readonly headers: IncomingMessage['headers'];
-  readonly body: unknown;
-}
-type Script = (seen: Seen, res: ServerResponse) => void;
-
-/** An upstream whose every answer the test writes by hand (`script`), recording what it got. */
-async function startScripted(): Promise<{
-  url: string;
-  seen: Seen[];
-  set(s: Script): void;
-  close(): Promise<void>;
-}> {
-  let script: Script = (_seen, res) => void res.writeHead(500).end();
-  const seen: Seen[] = [];
-  const http: HttpServer = createServer((req, res) => {
-    let raw = '';
-    req.on('data', (chunk: Buffer) => (raw += chunk.toString()));
-    req.on('end', () => {
-      const entry = {
-        method: req.method ?? '',
-        headers: req.headers,
-        body: raw ? JSON.parse(raw) : undefined,
-      };
-      seen.push(entry);
-      script(entry, res);
-    });
-  });
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`,
-    seen,
-    set: (s) => void (script = s),
-    close: async () => {
-      http.closeAllConnections();
-      await new Promise<void>((resolve) => http.close(() => resolve()));
-    },
-  };
-}
 
 function config(url: string, allow: string[] = ['echo']): string {
   return `listen: 127.0.0.1:0
@@ -130,11 +88,11 @@ function capturingLog(): { log: Logger; warnings: string[] } {
 }
 
 describe('upstream response heads', () => {
-  let upstream: Awaited<ReturnType<typeof startScripted>>;
+  let upstream: ScriptedUpstream;
   let gateway: TestGateway;
   const { log, warnings } = capturingLog();
   before(async () => {
-    upstream = await startScripted();
+    upstream = await startScriptedUpstream();
     gateway = await startTestGateway(config(upstream.url), {}, { log });
   });
   after(async () => {
@@ -260,10 +218,10 @@ describe('upstream response heads', () => {
 });
 
 describe('responses are matched to the requests the gateway forwarded', () => {
-  let upstream: Awaited<ReturnType<typeof startScripted>>;
+  let upstream: ScriptedUpstream;
   let gateway: TestGateway;
   before(async () => {
-    upstream = await startScripted();
+    upstream = await startScriptedUpstream();
     gateway = await startTestGateway(config(upstream.url));
   });
   after(async () => {

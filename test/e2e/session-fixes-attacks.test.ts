@@ -6,58 +6,18 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { sha256Hex } from '../../src/auth/key-hash.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { waitFor } from '../helpers/net.ts';
 import { sealerFor } from '../helpers/event-ids.ts';
+import { startScriptedUpstream } from '../helpers/scripted-upstream.ts';
+import type { ScriptedUpstream, Seen } from '../helpers/scripted-upstream.ts';
 
 const ALICE = mintKey(randomBytes(32));
 const BOB = mintKey(randomBytes(32));
 const SECRET = 'q'.repeat(40);
-
-interface Seen {
-  readonly method: string;
-  readonly url: string;
-  readonly headers: IncomingMessage['headers'];
-  readonly raw: string;
-  readonly body: unknown;
-}
-type Script = (seen: Seen, res: ServerResponse) => void;
-
-async function startScripted() {
-  let script: Script = (_seen, res) => void res.writeHead(500).end();
-  const seen: Seen[] = [];
-  const http: HttpServer = createServer((req, res) => {
-    let raw = '';
-    req.on('data', (chunk: Buffer) => (raw += chunk.toString()));
-    req.on('end', () => {
-      const entry = {
-        method: req.method ?? '',
-        url: req.url ?? '',
-        headers: req.headers,
-        raw,
-        body: raw ? (JSON.parse(raw) as unknown) : undefined,
-      };
-      seen.push(entry);
-      script(entry, res);
-    });
-  });
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`,
-    seen,
-    set: (s: Script) => void (script = s),
-    close: async () => {
-      http.closeAllConnections();
-      await new Promise<void>((resolve) => http.close(() => resolve()));
-    },
-  };
-}
 
 function config(url: string): string {
   return `listen: 127.0.0.1:0
@@ -85,10 +45,10 @@ const SHORT_JWT = `${b64({ alg: 'HS256' })}.${b64({ s: 1 })}.${'S'.repeat(43)}`;
 const tagOf = (seen: Seen) => (seen.body as { id: string }).id;
 
 describe('attacks on the session fixes', () => {
-  let upstream: Awaited<ReturnType<typeof startScripted>>;
+  let upstream: ScriptedUpstream;
   let gateway: TestGateway;
   before(async () => {
-    upstream = await startScripted();
+    upstream = await startScriptedUpstream();
     gateway = await startTestGateway(config(upstream.url));
   });
   after(async () => {

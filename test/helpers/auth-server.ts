@@ -9,6 +9,9 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import type { CryptoKey, JWK, JWTPayload } from 'jose';
+import { startTestGateway } from './gateway.ts';
+import type { TestGateway } from './gateway.ts';
+import { freePort } from './net.ts';
 
 export interface TestClient {
   readonly secret: string;
@@ -197,4 +200,51 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/**
+ * A gateway config with OAuth on: one grant allowing every tool to tokens with scope mcp:tools,
+ * the gateway on `port` (public_url is its MCP endpoint). `extra` lines are appended (e.g. a
+ * `rate_limit:` block).
+ */
+export function oauthGatewayConfig(
+  port: number,
+  upstreamUrl: string,
+  issuer: string,
+  jwksUri: string,
+  extra: readonly string[] = [],
+): string {
+  return [
+    `listen: 127.0.0.1:${port}`,
+    `public_url: http://127.0.0.1:${port}/mcp`,
+    'upstream:',
+    `  url: ${upstreamUrl}`,
+    'auth:',
+    '  session_secret: "0123456789abcdef0123456789abcdef-oauth"',
+    '  oauth:',
+    `    issuer: ${issuer}`,
+    `    jwks_uri: ${jwksUri}`,
+    '    grants:',
+    '      - name: all',
+    '        when: { scope: mcp:tools }',
+    '        allow: ["*"]',
+    ...extra,
+  ].join('\n');
+}
+
+/** A gateway with oauthGatewayConfig on a free port (its listen address is that port). */
+export async function startOAuthGateway(
+  upstreamUrl: string,
+  issuer: string,
+  jwksUri: string,
+  extra: readonly string[] = [],
+): Promise<TestGateway> {
+  const port = await freePort();
+  return startTestGateway(
+    oauthGatewayConfig(port, upstreamUrl, issuer, jwksUri, extra),
+    {},
+    {
+      listen: `127.0.0.1:${port}`,
+    },
+  );
 }
