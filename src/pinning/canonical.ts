@@ -2,7 +2,8 @@
  * The canonical form of a tool or prompt definition, and its SHA-256: what a pin holds.
  *
  * The definition is the list entry itself, minus its top-level `_meta` (machine metadata that
- * servers may vary freely; a `_meta` inside a schema is kept, it is a property the model reads).
+ * servers may vary freely) but for the members of it hosts render (definitionOf); a `_meta` inside
+ * a schema is kept, it is a property the model reads.
  * Every other field is pinned, not only the ones named today (name, title, description,
  * inputSchema, outputSchema, annotations for tools; name, title, description, arguments for
  * prompts): a client may show its model or its user any field, including `icons` (shown to the
@@ -38,21 +39,40 @@ function sortKeys(value: unknown): unknown {
   return out;
 }
 
-/** The pinned part of a list entry: everything but its top-level `_meta`. */
+/**
+ * The pinned part of a list entry: everything but its top-level `_meta`, of which only the members
+ * hosts render are kept (RENDERED_META: MCP Apps' `ui` and `ui/…`, the Apps SDK's `openai/…`: the
+ * page a host shows for a tool, the text it shows the user while it runs). The rest of `_meta` is
+ * machine metadata servers may vary freely (build ids, timestamps).
+ */
 export function definitionOf(entry: Readonly<Record<string, unknown>>): Definition {
   if (!Object.hasOwn(entry, '_meta')) return entry;
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(entry)) {
-    if (key === '_meta') continue;
-    Object.defineProperty(out, key, {
-      value: entry[key],
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
+    const value = key === '_meta' ? renderedMeta(entry[key]) : entry[key];
+    if (value === undefined) continue;
+    Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
   }
   return out;
 }
+
+/** The members of a `_meta` a host renders, or undefined when it has none (or is not an object). */
+function renderedMeta(meta: unknown): Record<string, unknown> | undefined {
+  if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) return undefined;
+  let kept: Record<string, unknown> | undefined;
+  for (const key of Object.keys(meta))
+    if (RENDERED_META.test(key))
+      Object.defineProperty((kept ??= {}), key, {
+        value: (meta as Record<string, unknown>)[key],
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+  return kept;
+}
+
+/** `_meta` members hosts render: MCP Apps (`ui`, `ui/resourceUri`), the OpenAI Apps SDK (`openai/…`). */
+const RENDERED_META = /^(?:ui|ui\/.*|openai\/.*)$/;
 
 /** SHA-256 (hex) of the canonical JSON of a definition. */
 export function definitionHash(definition: Definition): string {
@@ -94,8 +114,36 @@ export function readEntry(bytes: Uint8Array): Readonly<Record<string, unknown>> 
   // The entry's bytes pass on and the hash is of the value: a key V8 read as another (a pinned
   // definition's key holding a backslash, from the lockfile's own parse, can prime it) is unreadable.
   if (!parsedAsSpelled(text, value)) return undefined;
+  if (holdsLossyNumber(text)) return undefined;
   return repeatsKey(text) ? undefined : (value as Record<string, unknown>);
 }
+
+/**
+ * Whether a JSON text (valid) spells a number a double does not hold: out of its range (`1e400` is
+ * Infinity, which the hash writes as null, so `-1e400` would hash the same and reach a client as
+ * another number), or an integer past 2^53 it rounds (`9007199254740993`). Clients differ on such
+ * numbers (some keep them exact), so a definition holding one is not the one hashed. `1.0`, `-0`
+ * and other spellings of a double's value are not lossy. Only text with a long digit run or an
+ * exponent is parsed again (with its numbers' spelling: JSON.parse source text access).
+ */
+export function holdsLossyNumber(text: string): boolean {
+  if (!MAY_BE_LOSSY.test(text)) return false;
+  let lossy = false;
+  JSON.parse(text, (_key, value: unknown, context?: { source?: string }) => {
+    if (typeof value === 'number' && !lossy) {
+      const source = context?.source;
+      if (!Number.isFinite(value)) lossy = true;
+      else if (source !== undefined && INTEGER.test(source) && !Number.isSafeInteger(value))
+        lossy = BigInt(source) !== BigInt(value);
+    }
+    return value;
+  });
+  return lossy;
+}
+
+/** An exponent, or 16 digits in a row (the shortest integer past 2^53 has 16). */
+const MAY_BE_LOSSY = /\d[eE]|\d{16}/;
+const INTEGER = /^-?\d+$/;
 
 /** Whether any object in a valid JSON text has the same key twice (after unescaping). */
 export function repeatsKey(text: string): boolean {

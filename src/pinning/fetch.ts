@@ -9,7 +9,7 @@
  */
 import { request } from 'undici';
 import type { Dispatcher } from 'undici';
-import { definitionOf, repeatsKey } from './canonical.ts';
+import { definitionOf, holdsLossyNumber, repeatsKey } from './canonical.ts';
 import type { Definition } from './canonical.ts';
 import type { PinKind } from './lockfile.ts';
 import { SseParser } from '../proxy/sse.ts';
@@ -47,6 +47,10 @@ export async function fetchDefinitions(
     const res = await send({ jsonrpc: '2.0', id, method, params });
     const text = await readAnswer(res, id);
     if (repeatsKey(text)) throw new PinFetchError(`${method}: the response repeats a key; not pinned`);
+    if (holdsLossyNumber(text))
+      throw new PinFetchError(
+        `${method}: the response holds a number a double does not hold exactly; not pinned`,
+      );
     // A key V8's JSON.parse misread here (jsonrpc/key-check.ts) would pin a definition no client
     // reads; serving never matches it (canonical.ts readEntry reads entries as spelled): fail closed.
     const message = JSON.parse(text) as { result?: unknown; error?: { code?: unknown; message?: unknown } };

@@ -7,9 +7,10 @@
  * (`on_change: hide`) or passed (`warn`); either way it is reported once per new definition.
  *
  * Calls. The gateway knows a tool's current definition only from the lists it read, so it keeps,
- * per process, the pinned names whose latest definition seen in any list violates its pin. A call
+ * per process and across reloads (PinSightings), the hash of the latest definition of each pinned
+ * name seen in any list. A call
  * (tools/call, prompts/get, a prompt completion) is refused, as if the name did not exist, when the
- * name is not in the lockfile (fail closed, seen or not) or is in that set. A pinned name not seen
+ * name is not in the lockfile (fail closed, seen or not) or its latest definition seen is not its pin. A pinned name not seen
  * since start is callable: no list the gateway passed can have shown a client another definition
  * of it (every list is judged entry by entry, on every replica). The set follows the latest list:
  * a definition restored to its pin is listed and callable again. An upstream that changes a
@@ -20,6 +21,7 @@
  * Cost: verdicts are remembered by the bytes they were taken on (memory.ts), so only a new or
  * changed entry is parsed and hashed.
  */
+import { hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { changedFields, definitionHash, definitionOf, readEntry } from './canonical.ts';
 import { LockfileError, parseLockfile } from './lockfile.ts';
@@ -70,6 +72,8 @@ export interface PinningDeps {
   /** Told each change once per new definition (operational warning and metric). */
   readonly report: (report: PinReport) => void;
   readonly readFile?: (path: string) => string;
+  /** What lists showed, shared by every pinning built since start (reloads). */
+  readonly sightings?: PinSightings;
 }
 
 /** Reported definitions remembered (so each is reported once); beyond, the memory starts over. */
@@ -93,13 +97,39 @@ export function createPinning(options: PinningOptions, deps: PinningDeps): Pinni
     if (err instanceof LockfileError) throw new LockfileError(err.problems, options.lockfile);
     throw err;
   }
-  return pinningFor(lock, options.on_change, deps.report);
+  return pinningFor(lock, options.on_change, deps.report, deps.sightings);
 }
 
-export function pinningFor(lock: Lockfile, mode: PinMode, report: (r: PinReport) => void): Pinning {
+/**
+ * What lists showed, kept across config reloads (one per process, in the durable state): a reload
+ * builds pinning again from the lockfile, but the definitions lists showed do not change with it,
+ * so a tool last listed as changed stays uncallable, and a change already reported is not
+ * reported again (nor is one a list still in flight across the reload reported to the old one).
+ */
+export class PinSightings {
+  /** Per pinned name: the hash of the latest definition a list showed (UNREADABLE when none could be read). */
+  readonly seen: Record<PinKind, Map<string, string>> = { tools: new Map(), prompts: new Map() };
+  /** The changes reported so far (each once). */
+  readonly reported = new Set<string>();
+}
+
+/** The latest definition of a name could not be read (a repeated key, a lossy number). */
+const UNREADABLE = '';
+
+export function pinningFor(
+  lock: Lockfile,
+  mode: PinMode,
+  report: (r: PinReport) => void,
+  sightings: PinSightings = new PinSightings(),
+): Pinning {
   const memory = new PinMemory<PinReport>();
-  const refused: Record<PinKind, Set<string>> = { tools: new Set(), prompts: new Set() };
-  const reported = new Set<string>();
+  const { seen, reported } = sightings;
+  // The pinned names whose latest definition is not their pin, under this lockfile: a list whose
+  // every entry passes from memory skips recording only while there are none (see startList).
+  const violating: Record<PinKind, Set<string>> = { tools: new Set(), prompts: new Set() };
+  for (const kind of ['tools', 'prompts'] as const)
+    for (const [name, latest] of seen[kind])
+      if (lock[kind].get(name)?.sha256 !== latest) violating[kind].add(name);
 
   function judge(kind: PinKind, name: string, bytes: Uint8Array): Verdict<PinReport> {
     const known = memory.entry(kind, name, bytes);
@@ -130,13 +160,19 @@ export function pinningFor(lock: Lockfile, mode: PinMode, report: (r: PinReport)
     verdict: Verdict<PinReport>,
     onReport?: (r: PinReport) => void,
   ) {
-    const names = refused[kind];
-    if (verdict.ok) {
-      if (names.size > 0) names.delete(name);
-    } else if (lock[kind].has(name)) names.add(name);
+    // Only pinned names are remembered (the memory is bounded by the lockfile); any other is
+    // refused whatever was seen.
+    const pin = lock[kind].get(name);
+    if (pin !== undefined) {
+      seen[kind].set(name, verdict.ok ? pin.sha256 : (verdict.report?.sha256 ?? UNREADABLE));
+      if (verdict.ok) {
+        if (violating[kind].size > 0) violating[kind].delete(name);
+      } else violating[kind].add(name);
+    }
     const change = verdict.report;
     if (change === undefined) return;
-    const key = `${kind}\n${name}\n${change.sha256 ?? ''}`;
+    // An unreadable definition has no hash: its bytes tell one from another.
+    const key = `${kind}\n${name}\n${change.sha256 ?? `raw:${hash('sha256', verdict.raw, 'hex')}`}`;
     if (reported.has(key)) return;
     if (reported.size >= MAX_REPORTED) reported.clear();
     reported.add(key);
@@ -161,7 +197,7 @@ export function pinningFor(lock: Lockfile, mode: PinMode, report: (r: PinReport)
             verdicts !== undefined &&
             verdicts.bad === 0 &&
             verdicts.byOffset.size === count &&
-            refused[kind].size === 0;
+            violating[kind].size === 0;
         },
         pass(kind, name, body, start, end) {
           let verdict: Verdict<PinReport> | undefined;
@@ -182,7 +218,12 @@ export function pinningFor(lock: Lockfile, mode: PinMode, report: (r: PinReport)
       };
     },
     callable(kind, name) {
-      return mode === 'warn' || (lock[kind].has(name) && !refused[kind].has(name));
+      if (mode === 'warn') return true;
+      const pin = lock[kind].get(name);
+      if (pin === undefined) return false;
+      // Not listed since start: callable; else as its latest definition compares with the pin.
+      const latest = seen[kind].get(name);
+      return latest === undefined || latest === pin.sha256;
     },
   };
 }

@@ -34,7 +34,7 @@ import type { OAuth } from '../auth/oauth/authenticator.ts';
 import { createEndpointSessions } from '../transport/sse/endpoint.ts';
 import { createStreamMatcher } from '../transport/sse/responses.ts';
 import { createSseTransport } from '../transport/sse/transport.ts';
-import { createPinning } from '../pinning/pins.ts';
+import { createPinning, PinSightings } from '../pinning/pins.ts';
 import type { Pinning } from '../pinning/pins.ts';
 import { logPinReport } from '../pinning/report.ts';
 
@@ -67,6 +67,8 @@ export interface Durable {
   readonly pending: PendingTags;
   /** Pinning shared with the HTTP+SSE transport (built once); undefined: each reload builds its own. */
   readonly pinning: Pinning | undefined;
+  /** What pinned lists showed since start, which every pinning built on a reload reads on. */
+  readonly pinSightings: PinSightings;
   readonly rateLimit: RateLimitStep;
   readonly tasks: TaskOwnership;
   /** The OAuth resource server (metadata routes, readiness), when `auth.oauth` is set. */
@@ -117,7 +119,10 @@ export async function createDurable(config: Config, deps: GatewayDeps): Promise<
   const pending = new PendingTags();
   // The HTTP+SSE transport's stream matcher is built once, so it and the steps share one pinning,
   // read at start (with this transport, pinning changes need a restart).
-  const pinning = config.upstream.transport === 'sse' ? createPinningStep(config, deps) : undefined;
+  // What pinned lists showed outlives reloads (a reload reads the lockfile again, not the lists).
+  const pinSightings = new PinSightings();
+  const pinning =
+    config.upstream.transport === 'sse' ? createPinningStep(config, deps, pinSightings) : undefined;
   // The older HTTP+SSE transport: its own endpoint sessions; its GET stream matched by request tags.
   const transport =
     config.upstream.transport === 'sse'
@@ -142,6 +147,7 @@ export async function createDurable(config: Config, deps: GatewayDeps): Promise<
     eventIds,
     pending,
     pinning,
+    pinSightings,
     rateLimit,
     tasks,
     oauth,
@@ -156,7 +162,8 @@ export async function createDurable(config: Config, deps: GatewayDeps): Promise<
 /** Builds the steps from a validated config; called at start and on each reload. */
 export async function createSteps(config: Config, deps: GatewayDeps, durable: Durable): Promise<Steps> {
   // First: a lockfile that cannot be used stops the start (or the reload) before anything changes.
-  const pinning = durable.transport !== undefined ? durable.pinning : createPinningStep(config, deps);
+  const pinning =
+    durable.transport !== undefined ? durable.pinning : createPinningStep(config, deps, durable.pinSightings);
   const authenticate = createAuthentication(config, deps, durable.oauth);
   const inspect: InspectStep = createInspect({
     unknownMethods: config.policy.unknown_methods,
@@ -186,10 +193,11 @@ export async function createSteps(config: Config, deps: GatewayDeps, durable: Du
  * that rebuilds the steps from a fresh config reads the lockfile again (and starts a fresh memory
  * of what was seen). Throws when the lockfile is missing or invalid: the gateway does not start.
  */
-function createPinningStep(config: Config, deps: GatewayDeps): Pinning | undefined {
+function createPinningStep(config: Config, deps: GatewayDeps, sightings: PinSightings): Pinning | undefined {
   const options = config.pinning;
   if (options === undefined) return undefined;
   return createPinning(options, {
+    sightings,
     report(report) {
       logPinReport(deps.log, report, options.on_change);
       deps.pinViolation?.(report.kind, report.name);
