@@ -5,8 +5,9 @@
  * that fails to parse or is invalid, or is refused for its envelope or its size, and any request
  * refused for a session id the gateway did not issue, takes one token from the key's bucket too:
  * the gateway did the work of reading it (failure.ts's charged). While a key's bucket is known to
- * be empty, its POSTs are refused before their body is read (admission.ts). GET streams take no
- * token but count against the key's cap on open streams. A refusal never reaches the upstream.
+ * be empty, its POSTs are refused before their body is read (admission.ts). A DELETE takes one
+ * token (handler.ts). GET streams take no token but count against the key's cap on open streams. A
+ * refusal never reaches the upstream.
  */
 import type { RateLimitStep } from './ports.ts';
 import type { RateLimitStore, Decision } from '../ratelimit/store.ts';

@@ -1,11 +1,13 @@
 /**
  * A streaming SSE rewriter for responses the gateway must read (list filtering, task ownership).
  * Pure: chunks in, chunks out, so the relay keeps its backpressure. Every block (see sse.ts) is
- * passed on untouched, in order, as soon as it is complete; only the current unfinished block is
- * held. A block with data is offered to `rewrite`; when it returns a string, the block is replaced by
- * an event with that data and the block's `event:`, `id:` and `retry:` fields (comments in it go).
- * A block with data whose bytes are not UTF-8 is always written again so: it was read with U+FFFD
- * in place of each bad sequence, and the client gets what was read.
+ * passed on in order as soon as it is complete, untouched unless it must be written again; only the
+ * current unfinished block is held. A block with data is offered to `rewrite`; when it returns a
+ * string, the block is replaced by an event with that data and the block's `event:`, `id:` and
+ * `retry:` fields (comments in it go). Written again as well: a block with data whose bytes are not
+ * UTF-8 (it was read with U+FFFD in place of each bad sequence, and the client gets what was read),
+ * a block with an id when ids are sealed (`eventId`), and a first block after the characters `ï»¿`
+ * (sse.ts parseBlock). `onEnd` may add events when the stream ends.
  *
  * Cost when nothing is rewritten: a memchr-style scan for line ends, plus decoding the data of each
  * event for `rewrite`; untouched blocks leave as slices of the input chunk, not copies. A `bytes`
@@ -60,7 +62,10 @@ export function createSseRewriter(
   const eventId = options.eventId;
   const onEnd = options.onEnd;
   const seal = eventId as (id: string) => string;
-  /** A block was read (each complete block, and an unfinished last one, goes through replacement). */
+  /**
+   * A block with a field was read (each complete block, and an unfinished last one, goes through
+   * replacement; a keepalive comment is no event).
+   */
   let sawBlock = false;
   const scanner = new BlockScanner();
   // The unfinished block, copied into one buffer (a block in tiny chunks costs its bytes, no more).
@@ -96,7 +101,7 @@ export function createSseRewriter(
 
   /** The replacement for a block, or undefined to pass it on as is. */
   function replacement(raw: Buffer): Buffer | undefined {
-    sawBlock = true;
+    if (!sawBlock && !commentsOnly(raw)) sawBlock = true;
     // A first block after `ï»¿` is written as the gateway read it (sse.ts parseBlock).
     if (first && startsWithLatin1Bom(raw)) {
       const fields = parseBlock(raw, true);
@@ -202,3 +207,17 @@ function mayHoldId(raw: Buffer): boolean {
 const LF = 0x0a;
 const NL_ID = Buffer.from('\nid');
 const CR_ID = Buffer.from('\rid');
+
+/** Whether every line of a block is a comment (`:` first) or empty: no field, so no event. */
+function commentsOnly(raw: Buffer): boolean {
+  let start = 0;
+  while (start < raw.length) {
+    let end = start;
+    while (end < raw.length && raw[end] !== LF && raw[end] !== CR) end++;
+    if (end > start && raw[start] !== 0x3a /* : */) return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+const CR = 0x0d;

@@ -36,10 +36,14 @@ export function auditClientErrors(server: Server, observer: Observer, clock: Clo
     }
     const status =
       err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    // Answered as Node answers it: only on a connection that has had no response written yet.
-    if (socket.writable && socket.bytesWritten === 0)
+    // No response is in flight on the socket (checked above): the answer may go out, on a kept-alive
+    // connection too.
+    if (socket.writable)
       socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     else socket.destroy();
+    // A connection that never sent a byte (a preconnect, a probe, a port scan timing out) made no
+    // request: it is answered, not recorded.
+    if (socket.bytesRead === 0) return;
     // The request as far as anything is known of it: who sent it, nothing it held.
     const req = { method: undefined, url: undefined, headers: {}, socket } as unknown as IncomingMessage;
     const ctx = createContext(randomId(), req, {} as ServerResponse, clock.now(), clock.mono());

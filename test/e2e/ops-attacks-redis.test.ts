@@ -173,7 +173,6 @@ describe('held: a Redis that answers the script with garbage', () => {
   });
 
   it('deny answers 503 at once and forwards nothing', async () => {
-    const started = performance.now();
     const res = await fetch(gateway.mcpUrl, {
       method: 'POST',
       headers: { ...JSON_HEADERS, authorization: `Bearer ${secret}` },
@@ -183,7 +182,6 @@ describe('held: a Redis that answers the script with garbage', () => {
     assert.equal(res.status, 503);
     assert.equal(res.headers.get('retry-after'), '1');
     await res.text();
-    assert.ok(performance.now() - started < 1500);
     assert.equal(upstream.posts(), 0);
     assert.equal(gateway.finished[0]?.reason, 'ERR_RATE_LIMIT_STORE');
     assert.equal(gateway.finished[0]?.rateLimitFallback, 'store_error');

@@ -190,7 +190,7 @@ describe('stream and method policy attacks', () => {
     const gets = () => upstream.seen.filter((s) => s.method === 'GET').length;
     const before = gets();
     // Bob presents the upstream's id (guessed or leaked), then alice's sealed one.
-    for (const presented of ['a0', sealed, `${sealed.slice(0, -1)}A`]) {
+    for (const presented of ['a0', sealed, `${sealed.slice(0, -1)}${sealed.endsWith('A') ? 'B' : 'A'}`]) {
       const stolen = await fetch(gateway.mcpUrl, {
         headers: { accept: 'text/event-stream', authorization: `Bearer ${BOB}`, 'last-event-id': presented },
       });
