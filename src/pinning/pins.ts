@@ -107,11 +107,29 @@ export function createPinning(options: PinningOptions, deps: PinningDeps): Pinni
  * reported again (nor is one a list still in flight across the reload reported to the old one).
  */
 export class PinSightings {
-  /** Per pinned name: the hash of the latest definition a list showed (UNREADABLE when none could be read). */
+  /**
+   * Per name: the hash of the latest definition a list showed (UNREADABLE when none could be read);
+   * names pinned or not, so a name a reload pins is judged by what was listed before it (at most
+   * MAX_SEEN names; past that, new names are not remembered and a reload-pinned one is judged from
+   * its next list).
+   */
   readonly seen: Record<PinKind, Map<string, string>> = { tools: new Map(), prompts: new Map() };
   /** The changes reported so far (each once). */
   readonly reported = new Set<string>();
+  /** Bumped whenever a `seen` value changes (any pinning, old generations included). */
+  version = 0;
+
+  note(kind: PinKind, name: string, hash: string): void {
+    const map = this.seen[kind];
+    if (map.get(name) === hash) return;
+    if (!map.has(name) && map.size >= MAX_SEEN) return;
+    map.set(name, hash);
+    this.version++;
+  }
 }
+
+/** Names remembered per kind by PinSightings. */
+const MAX_SEEN = 10_000;
 
 /** The latest definition of a name could not be read (a repeated key, a lossy number). */
 const UNREADABLE = '';
@@ -126,10 +144,23 @@ export function pinningFor(
   const { seen, reported } = sightings;
   // The pinned names whose latest definition is not their pin, under this lockfile: a list whose
   // every entry passes from memory skips recording only while there are none (see startList).
+  // Counted again from `seen` whenever it changed since (a list of an older pinning, in flight
+  // across a reload, records there too).
   const violating: Record<PinKind, Set<string>> = { tools: new Set(), prompts: new Set() };
-  for (const kind of ['tools', 'prompts'] as const)
-    for (const [name, latest] of seen[kind])
-      if (lock[kind].get(name)?.sha256 !== latest) violating[kind].add(name);
+  let countedAt = -1;
+  function violations(kind: PinKind): number {
+    if (countedAt !== sightings.version) {
+      countedAt = sightings.version;
+      for (const k of ['tools', 'prompts'] as const) {
+        violating[k].clear();
+        for (const [name, pin] of lock[k]) {
+          const latest = seen[k].get(name);
+          if (latest !== undefined && latest !== pin.sha256) violating[k].add(name);
+        }
+      }
+    }
+    return violating[kind].size;
+  }
 
   function judge(kind: PinKind, name: string, bytes: Uint8Array): Verdict<PinReport> {
     const known = memory.entry(kind, name, bytes);
@@ -160,15 +191,12 @@ export function pinningFor(
     verdict: Verdict<PinReport>,
     onReport?: (r: PinReport) => void,
   ) {
-    // Only pinned names are remembered (the memory is bounded by the lockfile); any other is
-    // refused whatever was seen.
     const pin = lock[kind].get(name);
-    if (pin !== undefined) {
-      seen[kind].set(name, verdict.ok ? pin.sha256 : (verdict.report?.sha256 ?? UNREADABLE));
-      if (verdict.ok) {
-        if (violating[kind].size > 0) violating[kind].delete(name);
-      } else violating[kind].add(name);
-    }
+    sightings.note(
+      kind,
+      name,
+      verdict.ok && pin !== undefined ? pin.sha256 : (verdict.report?.sha256 ?? UNREADABLE),
+    );
     const change = verdict.report;
     if (change === undefined) return;
     // An unreadable definition has no hash: its bytes tell one from another.
@@ -197,7 +225,7 @@ export function pinningFor(
             verdicts !== undefined &&
             verdicts.bad === 0 &&
             verdicts.byOffset.size === count &&
-            violating[kind].size === 0;
+            violations(kind) === 0;
         },
         pass(kind, name, body, start, end) {
           let verdict: Verdict<PinReport> | undefined;

@@ -63,8 +63,8 @@ export function createSseRewriter(
   const onEnd = options.onEnd;
   const seal = eventId as (id: string) => string;
   /**
-   * A block with a field was read (each complete block, and an unfinished last one, goes through
-   * replacement; a keepalive comment is no event).
+   * A block with an event was read (each complete block, and an unfinished last one, goes through
+   * replacement; a keepalive comment or a lone `retry:` is no event).
    */
   let sawBlock = false;
   const scanner = new BlockScanner();
@@ -101,7 +101,7 @@ export function createSseRewriter(
 
   /** The replacement for a block, or undefined to pass it on as is. */
   function replacement(raw: Buffer): Buffer | undefined {
-    if (!sawBlock && !commentsOnly(raw)) sawBlock = true;
+    if (!sawBlock && carriesEvent(raw)) sawBlock = true;
     // A first block after `ï»¿` is written as the gateway read it (sse.ts parseBlock).
     if (first && startsWithLatin1Bom(raw)) {
       const fields = parseBlock(raw, true);
@@ -208,16 +208,37 @@ const LF = 0x0a;
 const NL_ID = Buffer.from('\nid');
 const CR_ID = Buffer.from('\rid');
 
-/** Whether every line of a block is a comment (`:` first) or empty: no field, so no event. */
-function commentsOnly(raw: Buffer): boolean {
+/**
+ * Whether a block dispatches anything a client reads: a `data` field, or a non-empty `id` (a
+ * point to resume at). Comments, `retry:`, an `event:` without data are no event.
+ */
+function carriesEvent(raw: Buffer): boolean {
   let start = 0;
   while (start < raw.length) {
     let end = start;
-    while (end < raw.length && raw[end] !== LF && raw[end] !== CR) end++;
-    if (end > start && raw[start] !== 0x3a /* : */) return false;
+    let colon = -1;
+    while (end < raw.length && raw[end] !== LF && raw[end] !== CR) {
+      if (colon === -1 && raw[end] === 0x3a) colon = end;
+      end++;
+    }
+    const fieldEnd = colon === -1 ? end : colon;
+    if (fieldIs(raw, start, fieldEnd, DATA_FIELD)) return true;
+    if (fieldIs(raw, start, fieldEnd, ID_FIELD)) {
+      // The value after the colon and one optional space.
+      const value = colon === -1 ? end : raw[colon + 1] === 0x20 ? colon + 2 : colon + 1;
+      if (value < end) return true;
+    }
     start = end + 1;
   }
+  return false;
+}
+
+function fieldIs(raw: Buffer, start: number, end: number, name: Buffer): boolean {
+  if (end - start !== name.length) return false;
+  for (let k = 0; k < name.length; k++) if (raw[start + k] !== name[k]) return false;
   return true;
 }
 
+const DATA_FIELD = Buffer.from('data');
+const ID_FIELD = Buffer.from('id');
 const CR = 0x0d;

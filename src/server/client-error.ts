@@ -13,7 +13,7 @@ import type { Observer } from '../pipeline/ports.ts';
 import { randomId } from '../pipeline/request-id.ts';
 
 /** Node's field for the response a socket is carrying (set while the handler has a request). */
-type Carrier = Socket & { _httpMessage?: unknown };
+type Carrier = Socket & { _httpMessage?: { req?: { complete?: boolean } } | null };
 
 interface Clock {
   now(): number;
@@ -28,17 +28,24 @@ const REASONS: Readonly<Record<number, string>> = {
 
 export function auditClientErrors(server: Server, observer: Observer, clock: Clock): void {
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    // A request the handler has (its response is the socket's message: a body cut short, a
-    // request timing out) is answered and recorded there; a reset connection carries nothing.
-    if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || (socket as Carrier)._httpMessage != null) {
+    // A reset connection carries nothing. A request the handler has and is still reading (a body
+    // cut short, a request timing out) is answered and recorded there. A response in flight for a
+    // request read whole means the error is a request pipelined behind it, which the handler never
+    // had: it is recorded here, and the connection closed without an answer written into that
+    // response.
+    if (err.code === 'ECONNRESET' || err.code === 'EPIPE') {
+      socket.destroy();
+      return;
+    }
+    const inFlight = (socket as Carrier)._httpMessage;
+    if (inFlight != null && inFlight.req?.complete !== true) {
       socket.destroy();
       return;
     }
     const status =
       err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    // No response is in flight on the socket (checked above): the answer may go out, on a kept-alive
-    // connection too.
-    if (socket.writable)
+    // No response in flight on the socket: the answer may go out, on a kept-alive connection too.
+    if (inFlight == null && socket.writable)
       socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     else socket.destroy();
     // A connection that never sent a byte (a preconnect, a probe, a port scan timing out) made no
