@@ -310,6 +310,34 @@ describe('pinning attacks', () => {
     }
   });
 
+  it('attack: a list in flight across a reload shows search changed; once the pinned list is back, search is callable again', async () => {
+    // The old generation's list is held at the upstream.
+    let release!: () => void;
+    holdLists = new Promise((resolve) => (release = resolve));
+    upstreamRead = 0;
+    const inFlight = listTools(gateway);
+    await waitFor(() => upstreamRead > 0 || undefined, 2000, 'the list forwarded upstream');
+    holdLists = undefined;
+    // Reload (same lockfile, one key more): a new pinning, sharing the sightings.
+    const { config } = parseConfigText(gatewayConfig(upstream.url, lockfile, true), {}, Date.now());
+    assert.equal((await gateway.runtime.reload(config!)).applied, true);
+    // The reloaded gateway lists the pinned catalogue (its memory remembers the whole list).
+    assert.ok(names(await listTools(gateway)).includes('search'));
+    // The held list is answered with search poisoned: refused (right).
+    toolEntries[0] = JSON.stringify({ ...SEARCH, description: POISON });
+    release();
+    assert.ok(!names(await inFlight).includes('search'));
+    assert.equal(await callReachesUpstream(gateway, 'search'), false);
+    // The upstream is back to the pinned catalogue: every later list shows search as pinned.
+    resetUpstream();
+    for (let k = 0; k < 3; k++) assert.ok(names(await listTools(gateway)).includes('search'));
+    assert.equal(
+      await callReachesUpstream(gateway, 'search'),
+      true,
+      'search is listed as pinned by every list since, yet its calls are refused (until the list bytes change or a reload)',
+    );
+  });
+
   // ---------------------------------------------------------------------------------------------
   // Attacks that held
   // ---------------------------------------------------------------------------------------------
