@@ -7,16 +7,16 @@
  * (`on_change: hide`) or passed (`warn`); either way it is reported once per new definition.
  *
  * Calls. The gateway knows a tool's current definition only from the lists it read, so it keeps,
- * per process and across reloads (PinSightings), the hash of the latest definition of each pinned
- * name seen in any list. A call
- * (tools/call, prompts/get, a prompt completion) is refused, as if the name did not exist, when the
- * name is not in the lockfile (fail closed, seen or not) or its latest definition seen is not its pin. A pinned name not seen
- * since start is callable: no list the gateway passed can have shown a client another definition
- * of it (every list is judged entry by entry, on every replica). The set follows the latest list:
- * a definition restored to its pin is listed and callable again. An upstream that changes a
- * definition only for some requests gets each of those lists judged on its own (what is listed is
- * always right); only the call check follows whichever list came last. Replicas each keep their
- * own set and may disagree for a moment about a name they have not all seen listed.
+ * per process and across reloads (PinSightings), the hash of the latest definition of each name
+ * seen in any list. A call (tools/call, prompts/get, a prompt completion) is refused, as if the
+ * name did not exist, when the name is not in the lockfile (fail closed, seen or not) or its latest
+ * definition seen is not its pin. A pinned name not seen since start is callable: no list the
+ * gateway passed can have shown a client another definition of it (every list is judged entry by
+ * entry, on every replica). The memory follows the latest list: a definition restored to its pin is
+ * listed and callable again. An upstream that changes a definition only for some requests gets
+ * each of those lists judged on its own (what is listed is always right); only the call check
+ * follows whichever list came last. Replicas each keep their own memory and may disagree for a
+ * moment about a name they have not all seen listed.
  *
  * Cost: verdicts are remembered by the bytes they were taken on (memory.ts), so only a new or
  * changed entry is parsed and hashed.
@@ -142,24 +142,25 @@ export function pinningFor(
 ): Pinning {
   const memory = new PinMemory<PinReport>();
   const { seen, reported } = sightings;
-  // The pinned names whose latest definition is not their pin, under this lockfile: a list whose
-  // every entry passes from memory skips recording only while there are none (see startList).
-  // Counted again from `seen` whenever it changed since (a list of an older pinning, in flight
-  // across a reload, records there too).
-  const violating: Record<PinKind, Set<string>> = { tools: new Set(), prompts: new Set() };
+  // How many pinned names have a latest definition that is not their pin, under this lockfile: a
+  // list whose every entry passes from memory skips recording only while there are none (see
+  // startList). Counted again from `seen` whenever it changed since (a list of an older pinning,
+  // in flight across a reload, records there too).
+  const violating: Record<PinKind, number> = { tools: 0, prompts: 0 };
   let countedAt = -1;
   function violations(kind: PinKind): number {
     if (countedAt !== sightings.version) {
       countedAt = sightings.version;
       for (const k of ['tools', 'prompts'] as const) {
-        violating[k].clear();
+        let count = 0;
         for (const [name, pin] of lock[k]) {
           const latest = seen[k].get(name);
-          if (latest !== undefined && latest !== pin.sha256) violating[k].add(name);
+          if (latest !== undefined && latest !== pin.sha256) count++;
         }
+        violating[k] = count;
       }
     }
-    return violating[kind].size;
+    return violating[kind];
   }
 
   function judge(kind: PinKind, name: string, bytes: Uint8Array): Verdict<PinReport> {

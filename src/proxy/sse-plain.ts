@@ -6,6 +6,8 @@
  * the data in place of parsing the block and writing it again.
  */
 
+import { bytesAt } from './sse.ts';
+
 const LF = 0x0a;
 const CR = 0x0d;
 const EVENT = Buffer.from('event: ');
@@ -21,14 +23,14 @@ export function plainDataStart(raw: Uint8Array): number {
   // The data line's LF and the blank line's; no CR anywhere (a CR ends a line too).
   if (n < DATA.length + 2 || raw[n - 1] !== LF || raw[n - 2] !== LF || raw.indexOf(CR) !== -1) return -1;
   let at = 0;
-  if (startsWith(raw, at, EVENT)) at = raw.indexOf(LF, at) + 1;
-  if (startsWith(raw, at, ID)) {
+  if (bytesAt(raw, at, EVENT)) at = raw.indexOf(LF, at) + 1;
+  if (bytesAt(raw, at, ID)) {
     const end = raw.indexOf(LF, at);
     // An id with NUL is ignored by a parse (and dropped by the writer): not plain.
     if (raw.subarray(at, end).indexOf(0) !== -1) return -1;
     at = end + 1;
   }
-  if (!startsWith(raw, at, DATA)) return -1;
+  if (!bytesAt(raw, at, DATA)) return -1;
   const start = at + DATA.length;
   // One data line, ending where the block's blank line starts.
   return raw.indexOf(LF, start) === n - 2 ? start : -1;
@@ -40,12 +42,6 @@ export function plainDataStart(raw: Uint8Array): number {
  */
 export function plainIdStart(raw: Uint8Array): number {
   if (plainDataStart(raw) === -1) return -1;
-  const at = startsWith(raw, 0, EVENT) ? raw.indexOf(LF) + 1 : 0;
-  return startsWith(raw, at, ID) ? at + ID.length : -1;
-}
-
-function startsWith(raw: Uint8Array, at: number, prefix: Buffer): boolean {
-  if (at + prefix.length > raw.length) return false;
-  for (let k = 0; k < prefix.length; k++) if (raw[at + k] !== prefix[k]) return false;
-  return true;
+  const at = bytesAt(raw, 0, EVENT) ? raw.indexOf(LF) + 1 : 0;
+  return bytesAt(raw, at, ID) ? at + ID.length : -1;
 }

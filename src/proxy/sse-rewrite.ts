@@ -16,7 +16,8 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { GatewayError } from '../jsonrpc/errors.ts';
-import { BlockScanner, parseBlock, serializeEvent, startsWithLatin1Bom } from './sse.ts';
+import { BlockScanner, bytesAt, parseBlock, serializeEvent, startsWithLatin1Bom } from './sse.ts';
+import type { SseFields } from './sse.ts';
 import { plainIdStart } from './sse-plain.ts';
 import { BodyBuffer, BufferBudget } from './body-buffer.ts';
 
@@ -61,7 +62,6 @@ export function createSseRewriter(
   const bytes = options.bytes;
   const eventId = options.eventId;
   const onEnd = options.onEnd;
-  const seal = eventId as (id: string) => string;
   /**
    * A block with an event was read (each complete block, and an unfinished last one, goes through
    * replacement; a keepalive comment or a lone `retry:` is no event).
@@ -99,27 +99,25 @@ export function createSseRewriter(
     return Buffer.concat([block.subarray(0, idAt), sealed, block.subarray(idEnd)]);
   }
 
+  /** A block written again from its parse: its data rewritten as any block's, its id sealed. */
+  function writtenAgain(fields: SseFields): Buffer {
+    first = false;
+    const data = fields.data === undefined ? undefined : (rewrite(fields.data) ?? fields.data);
+    const id =
+      fields.id !== undefined && fields.id !== '' && eventId !== undefined ? eventId(fields.id) : fields.id;
+    return Buffer.from(serializeEvent({ ...fields, id, data }));
+  }
+
   /** The replacement for a block, or undefined to pass it on as is. */
   function replacement(raw: Buffer): Buffer | undefined {
     if (!sawBlock && carriesEvent(raw)) sawBlock = true;
     // A first block after `ï»¿` is written as the gateway read it (sse.ts parseBlock).
-    if (first && startsWithLatin1Bom(raw)) {
-      const fields = parseBlock(raw, true);
-      first = false;
-      const data = fields.data === undefined ? undefined : (rewrite(fields.data) ?? fields.data);
-      const id =
-        fields.id !== undefined && fields.id !== '' && eventId !== undefined ? seal(fields.id) : fields.id;
-      return Buffer.from(serializeEvent({ ...fields, id, data }));
-    }
+    if (first && startsWithLatin1Bom(raw)) return writtenAgain(parseBlock(raw, true));
     if (eventId !== undefined && mayHoldId(raw)) {
-      const plain = sealedPlain(raw, seal);
+      const plain = sealedPlain(raw, eventId);
       if (plain !== undefined) return plain;
       const fields = parseBlock(raw, first);
-      if (fields.id !== undefined && fields.id !== '') {
-        first = false;
-        const data = fields.data === undefined ? undefined : (rewrite(fields.data) ?? fields.data);
-        return Buffer.from(serializeEvent({ ...fields, id: seal(fields.id), data }));
-      }
+      if (fields.id !== undefined && fields.id !== '') return writtenAgain(fields);
     }
     // A block that starts with a byte order mark is the parse's (it drops it from the first block).
     if (bytes !== undefined && raw[0] !== 0xef) {
@@ -234,9 +232,7 @@ function carriesEvent(raw: Buffer): boolean {
 }
 
 function fieldIs(raw: Buffer, start: number, end: number, name: Buffer): boolean {
-  if (end - start !== name.length) return false;
-  for (let k = 0; k < name.length; k++) if (raw[start + k] !== name[k]) return false;
-  return true;
+  return end - start === name.length && bytesAt(raw, start, name);
 }
 
 const DATA_FIELD = Buffer.from('data');

@@ -92,11 +92,12 @@ const BOM_BYTES = Buffer.from([0xef, 0xbb, 0xbf]);
  * no client reads it with its own rule.
  */
 export function startsWithLatin1Bom(raw: Uint8Array): boolean {
-  const at = startsWithBytes(raw, 0, BOM_BYTES) ? BOM_BYTES.length : 0;
-  return startsWithBytes(raw, at, LATIN1_BOM_BYTES);
+  const at = bytesAt(raw, 0, BOM_BYTES) ? BOM_BYTES.length : 0;
+  return bytesAt(raw, at, LATIN1_BOM_BYTES);
 }
 
-function startsWithBytes(raw: Uint8Array, at: number, prefix: Uint8Array): boolean {
+/** Whether `raw` holds `prefix` at `at`. */
+export function bytesAt(raw: Uint8Array, at: number, prefix: Uint8Array): boolean {
   if (raw.length < at + prefix.length) return false;
   for (let k = 0; k < prefix.length; k++) if (raw[at + k] !== prefix[k]) return false;
   return true;
