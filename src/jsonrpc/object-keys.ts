@@ -1,5 +1,5 @@
 /**
- * The keys of the objects the arguments walk (arguments-span.ts) reads, as the walk over the parsed
+ * The keys of the objects the arguments walk (unread-spans.ts) reads, as the walk over the parsed
  * value would see them (tree.ts): a repeated key, two keys equal under case folding, `__proto__`
  * however spelled. A key spelled with an escape is decoded on its own (unescape.ts, as a string
  * value: JSON.parse never takes a string value for an earlier one, key-check.ts).
@@ -166,11 +166,7 @@ function decode(b: Buffer, start: number, end: number): string {
   }
   const slot = (length * 31 + (b[start] as number) * 7 + (b[end - 1] as number)) & (MEMO - 1);
   const at = memoStart[slot] as number;
-  if (
-    at !== -1 &&
-    (memoEnd[slot] as number) - at === length &&
-    b.compare(b, start, end, at, at + length) === 0
-  ) {
+  if (at !== -1 && (memoEnd[slot] as number) - at === length && sameRun(b, start, at, length)) {
     decodedFolds = memoFolds[slot] === 1;
     return memoText[slot] as string;
   }
@@ -183,12 +179,24 @@ function decode(b: Buffer, start: number, end: number): string {
   return text;
 }
 
+/**
+ * Whether the `length` bytes at `a` and at `c` are the same, read in JavaScript: the keys compared
+ * here are short, and a call to Buffer#compare costs more than reading them (the last bytes
+ * first: keys of records often share a prefix and differ at their end).
+ */
+function sameRun(b: Buffer, a: number, c: number, length: number): boolean {
+  if (length === 0) return true;
+  if (b[a + length - 1] !== b[c + length - 1]) return false;
+  for (let k = 0; k < length; k++) if (b[a + k] !== b[c + k]) return false;
+  return true;
+}
+
 /** The entry of the object's key spelled with the same bytes, or -1. */
 function sameBytes(b: Buffer, keys: Keys, start: number, end: number): number {
   const length = end - start;
   for (let e = keys.base; e < keys.base + keys.count; e++) {
     const s = keyStart[e] as number;
-    if ((keyEnd[e] as number) - s === length && b.compare(b, start, end, s, s + length) === 0) return e;
+    if ((keyEnd[e] as number) - s === length && sameRun(b, start, s, length)) return e;
   }
   return -1;
 }

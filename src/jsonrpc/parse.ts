@@ -21,7 +21,7 @@
  * escape also pays for a pass over its bytes and a copy of them (splice.ts), and, if it also holds
  * such a number and a repeated key, for the placing pass to the end of the body
  * (bench/parse-fuzz.ts reports the slowest shapes). What JSON.parse reads leaves out long strings
- * and, when nothing reads them, large arguments (skeleton.ts): building a large string or tree costs
+ * and, when nothing reads them, large parts of params (skeleton.ts): building a large string or tree costs
  * a page fault per 4 KiB of it, more than parsing it.
  */
 import { isAscii, isUtf8 } from 'node:buffer';
@@ -37,21 +37,19 @@ import { walkTree } from './tree.ts';
 import { keysAsSpelled } from './key-check.ts';
 import { BODY_LIMITS } from './limits.ts';
 import {
-  argumentsLeftOut,
   cutOf,
   restoreStrings,
   skeletonOf,
   unicodeSkeleton,
   validStrings,
-  walksArguments,
+  valuesLeftOut,
+  walksUnread,
 } from './skeleton.ts';
 import type { Cut } from './skeleton.ts';
 
 export { BODY_LIMITS, MAX_DEPTH, MAX_VALUES } from './limits.ts';
 
 const PROTO = Buffer.from('__proto__');
-/** The arguments walk takes no other spelling for them (arguments-span.ts). */
-const ARGUMENTS = Buffer.from('"arguments"');
 /**
  * Long strings covering this many bytes or more are left out of JSON.parse (skeleton.ts). Below it,
  * building them costs less than the skeleton's copy and walk (a tools/call with a 1 KiB string
@@ -99,7 +97,7 @@ export function parseBody(
 ): ParsedBody {
   // A body whose arguments may be walked (cutOf) has the pre-scan note its short valid strings, so
   // the walk need not read them again.
-  const scan = scanJson(body, limits, !argumentsRead && walksArguments(body, skeletonFrom));
+  const scan = scanJson(body, limits, !argumentsRead && walksUnread(body, skeletonFrom));
   if (!scan.ok) {
     const message =
       scan.limit === 'depth'
@@ -119,17 +117,16 @@ export function parseBody(
   const small = body.length < skeletonFrom;
   const protoSpelled = !small && body.indexOf(PROTO) !== -1;
   let findProto = scan.keyEscape || protoSpelled;
-  // Long strings, and arguments nothing reads, are left out of what JSON.parse reads and given
-  // back where a reader reads them (skeleton.ts). `__proto__` spelled plainly keeps the arguments
-  // (the walk must see it); escapes do not: arguments-span.ts reads the arguments as the walk over
-  // the parsed value would (it decodes a key spelled with an escape on its own, and keeps the
-  // arguments when one is `__proto__`), and their strings and keys are forwarded as the client
-  // spelled them, as the long strings nothing reads are (splice.ts). A `\u` escape keeps
+  // Long strings, and the parts of params nothing reads (its arguments among them), are left out of
+  // what JSON.parse reads and given back where a reader reads them (skeleton.ts). `__proto__`
+  // spelled plainly keeps them all (the walk must see it); escapes do not: unread-spans.ts reads
+  // each part as the walk over the parsed value would (it decodes a key spelled with an escape on
+  // its own, and keeps the part when one is `__proto__`), and their strings and keys are forwarded
+  // as the client spelled them, as the long strings nothing reads are (splice.ts). A `\u` escape keeps
   // everything unless no string JSON.parse builds can be taken for a placeholder (skeleton.ts:
   // unicodeSkeleton).
-  const withArguments =
-    !argumentsRead && !protoSpelled && walksArguments(body, skeletonFrom) && body.indexOf(ARGUMENTS) !== -1;
-  let cut = small ? undefined : cutOf(body, scan.long, withArguments, skeletonFrom, scan.plain);
+  const withUnread = !argumentsRead && !protoSpelled && walksUnread(body, skeletonFrom);
+  let cut = small ? undefined : cutOf(body, scan.long, withUnread, skeletonFrom, scan.plain);
   let skeleton =
     cut === undefined ? body : scan.unicodeEscape ? unicodeSkeleton(body, cut) : skeletonOf(body, cut.spans);
   if (skeleton === undefined) {
@@ -195,7 +192,7 @@ export function parseBody(
     value,
     scan.lossy,
     repeatedKeys,
-    shape.values + (cut === undefined ? 0 : argumentsLeftOut(value, cut)),
+    shape.values + (cut === undefined ? 0 : valuesLeftOut(value, cut)),
     bodyText(body, text, cut),
     cut?.spans,
     cut?.repeats === false ? cut.counts : undefined,

@@ -29,6 +29,34 @@
  * forwarded byte equal to placing every number.
  */
 
+/**
+ * The members of a message's `params` some rule reads (the judge, task recording, request tags,
+ * header checks, the rate limit, timeouts, the audit): every other member's object or array value is
+ * left out of JSON.parse (unread-spans.ts) and reaches the parsed value as a placeholder string, and
+ * a key that only differs from one of these by case is refused (policy/case-variants.ts).
+ * `arguments` is left out too when the caller does not read them.
+ */
+export const PARAMS_READ: readonly string[] = Object.freeze([
+  'name',
+  'uri',
+  'taskId',
+  'ref',
+  'notifications',
+  'task',
+  '_meta',
+  'arguments',
+  'requestId',
+  'protocolVersion',
+]);
+
+/** The members of `params._meta` some rule reads (the judge, header checks, request tags). */
+export const META_READ: readonly string[] = Object.freeze([
+  'io.modelcontextprotocol/protocolVersion',
+  'io.modelcontextprotocol/clientCapabilities',
+  'io.modelcontextprotocol/subscriptionId',
+  'progressToken',
+]);
+
 /** Depth (within a message) down to which kept numbers are always placed. */
 export const READ_DEPTH = 2;
 

@@ -87,7 +87,7 @@ export type ScanResult =
 
 /**
  * @param plainStrings whether to report the plain strings (`plain`), for a walk of the arguments
- *   (arguments-span.ts) that follows
+ *   (unread-spans.ts) that follows
  */
 export function scanJson(b: Buffer, limits: ScanLimits, plainStrings = false): ScanResult {
   const { maxDepth, maxValues } = limits;

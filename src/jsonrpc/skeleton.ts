@@ -17,20 +17,22 @@
  * walk over the parsed value checks is in the skeleton: every key (long strings that are keys are
  * kept), every value counted alike (a placeholder is a string), repeated keys, `__proto__`.
  *
- * When nothing reads the arguments (only the audit of arguments and `Mcp-Param-*` checks do:
- * read-depth.ts), a large body's `params.arguments` can be left out whole, once arguments-span.ts
- * has read them as JSON.parse and the walk over the parsed value would; their values are counted,
- * so a key repeated elsewhere is still found.
+ * A large body's parts that no rule reads (unread-spans.ts: the object and array values of the
+ * members of `params` and `params._meta` no rule reads, and `params.arguments` when nothing reads
+ * the arguments, as only the audit of arguments and `Mcp-Param-*` checks do: read-depth.ts) can be
+ * left out whole, once unread-spans.ts has read them as JSON.parse and the walk over the parsed
+ * value would; their values are counted, so a key repeated elsewhere is still found.
  *
- * Then each placeholder is given its string back, except inside a message's `params.arguments`
- * when nothing reads the arguments: there it stays (or the arguments are one), and the forwarded
- * bytes, the client's own or spliced from them, still hold what it stands for, as the client spelled
- * it (splice.ts re-spells `\u` escapes only in strings that were built). A string given back is the body's own bytes as a one-byte string when they
- * are ASCII without an escape (Node copies one of 1 MiB or more into memory of its own, outside V8's
- * heap), else decoded by JSON.parse.
+ * Then each placeholder of a long string is given its string back, except inside a message's
+ * `params.arguments` when nothing reads the arguments: there it stays, as a part's placeholder
+ * always does, and the forwarded bytes, the client's own or spliced from them, still hold what it
+ * stands for, as the client spelled it (splice.ts re-spells `\u` escapes only in strings that were
+ * built). A string given back is the body's own bytes as a one-byte string when they are ASCII
+ * without an escape (Node copies one of 1 MiB or more into memory of its own, outside V8's heap),
+ * else decoded by JSON.parse.
  */
 import { isAscii } from 'node:buffer';
-import { argumentsSpans, repeated } from './arguments-span.ts';
+import { repeated, unreadSpans } from './unread-spans.ts';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -59,18 +61,19 @@ export interface Cut {
 
 /**
  * What to leave out of JSON.parse: the long strings (`long`, from the pre-scan), and, when
- * `withArguments` (the caller looks for them: walksArguments, and only in a body that spells them),
- * each message's `params.arguments` (arguments-span.ts) with the long strings in them; nothing
- * (undefined) when that would cover fewer than `from` bytes.
+ * `withUnread` (the caller looks for them: walksUnread), the parts no rule reads (unread-spans.ts:
+ * the members of each message's `params` and `params._meta` nothing reads, its arguments among
+ * them) with the long strings in them; nothing (undefined) when that would cover fewer than `from`
+ * bytes.
  */
 export function cutOf(
   body: Buffer,
   long: readonly number[],
-  withArguments: boolean,
+  withUnread: boolean,
   from: number,
   plain?: ArrayLike<number>,
 ): Cut | undefined {
-  const args = withArguments ? argumentsSpans(body, long, plain) : undefined;
+  const args = withUnread ? unreadSpans(body, long, plain) : undefined;
   if (args === undefined || args.length === 0) {
     if (long.length === 0 || spanBytes(long) < from) return undefined;
     return { spans: long, strings: long, counts: undefined, missing: 0, repeats: false };
@@ -91,7 +94,7 @@ export function cutOf(
   for (let k = 0; k < long.length; k += 2) {
     const start = long[k] as number;
     flush(start);
-    // A long string inside the arguments just passed goes with them (validated all the same).
+    // A long string inside the part just passed goes with it (validated all the same).
     strings.push(start, long[k + 1] as number);
     if (a > 0 && start < (args[a - 3] as number)) continue;
     spans.push(start, long[k + 1] as number);
@@ -102,8 +105,8 @@ export function cutOf(
   return { spans, strings, counts, missing, repeats: repeated };
 }
 
-/** Whether the arguments are looked for in a body of this size (they cost a walk over the bytes). */
-export function walksArguments(body: Buffer, from: number): boolean {
+/** Whether unread parts are looked for in a body of this size (they cost a walk over the bytes). */
+export function walksUnread(body: Buffer, from: number): boolean {
   return body.length >= 8 * from;
 }
 
@@ -115,21 +118,37 @@ function spanBytes(spans: readonly number[]): number {
 }
 
 /**
- * How many values the arguments left out in `value` (parsed from the skeleton) hold beyond their
- * placeholders: with it, the value counts what the whole body's parse would hold.
+ * How many values the parts left out in `value` (parsed from the skeleton) hold beyond their
+ * placeholders: with it, the value counts what the whole body's parse would hold. Parts stand only
+ * as members of a message's `params` or `params._meta` (unread-spans.ts); a placeholder there that
+ * stands for a long string counts 1, as the string does.
  */
-export function argumentsLeftOut(value: unknown, cut: Cut): number {
+export function valuesLeftOut(value: unknown, cut: Cut): number {
   const counts = cut.counts;
   if (counts === undefined) return 0;
   let n = 0;
   for (const m of Array.isArray(value) ? (value as unknown[]) : [value]) {
-    if (typeof m !== 'object' || m === null || Array.isArray(m)) continue;
-    const params = (m as { params?: unknown }).params;
-    if (typeof params !== 'object' || params === null || Array.isArray(params)) continue;
-    const args = (params as { arguments?: unknown }).arguments;
-    if (isPlaceholder(args)) n += (counts[Number(args.slice(1))] as number) - 1;
+    if (!isRecord(m)) continue;
+    const params = m.params;
+    if (!isRecord(params)) continue;
+    n += placeheld(params, counts);
+    if (isRecord(params._meta)) n += placeheld(params._meta, counts);
   }
   return n;
+}
+
+/** The values beyond their placeholders that the members of `o` stand for. */
+function placeheld(o: Record<string, unknown>, counts: readonly number[]): number {
+  let n = 0;
+  for (const key in o) {
+    const v = o[key];
+    if (isPlaceholder(v)) n += (counts[Number(v.slice(1))] as number) - 1;
+  }
+  return n;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /**
@@ -220,7 +239,8 @@ const PARAMS = 2;
 
 /**
  * Puts back each placeholder's string in the value parsed from the skeleton (the value itself
- * when it is one), except inside messages' `params.arguments` when `argumentsRead` is false.
+ * when it is one), except inside messages' `params.arguments` when `argumentsRead` is false; a
+ * placeholder of a part no rule reads stays.
  */
 export function restoreStrings(
   value: unknown,
@@ -228,7 +248,7 @@ export function restoreStrings(
   long: readonly number[],
   argumentsRead: boolean,
 ): unknown {
-  if (isPlaceholder(value)) return stringAt(body, long, value);
+  if (isPlaceholder(value)) return stringAt(body, long, value) ?? value;
   if (typeof value !== 'object' || value === null) return value;
   const stack: (object | number)[] = [value, Array.isArray(value) ? OTHER : MESSAGE];
   const batch = Array.isArray(value);
@@ -240,7 +260,7 @@ export function restoreStrings(
       const itemRole = batch && v === value ? MESSAGE : OTHER;
       for (let i = 0; i < items.length; i++) {
         const item = items[i];
-        if (isPlaceholder(item)) items[i] = stringAt(body, long, item);
+        if (isPlaceholder(item)) items[i] = stringAt(body, long, item) ?? item;
         else if (typeof item === 'object' && item !== null) stack.push(item, itemRole);
       }
       continue;
@@ -249,7 +269,7 @@ export function restoreStrings(
     for (const key in o) {
       const item = o[key];
       if (role === PARAMS && key === 'arguments' && !argumentsRead) continue;
-      if (isPlaceholder(item)) o[key] = stringAt(body, long, item);
+      if (isPlaceholder(item)) o[key] = stringAt(body, long, item) ?? item;
       else if (typeof item === 'object' && item !== null)
         stack.push(item, role === MESSAGE && key === 'params' && !Array.isArray(item) ? PARAMS : OTHER);
     }
@@ -257,11 +277,15 @@ export function restoreStrings(
   return value;
 }
 
-/** The string a placeholder stands for. */
-function stringAt(body: Buffer, long: readonly number[], placeholder: string): string {
+/**
+ * The string a placeholder stands for; undefined when it stands for an object or array no rule
+ * reads (unread-spans.ts), which stays a placeholder.
+ */
+function stringAt(body: Buffer, long: readonly number[], placeholder: string): string | undefined {
   const k = 2 * Number(placeholder.slice(1));
   const start = long[k] as number;
   const end = long[k + 1] as number;
+  if (body[start] !== QUOTE) return undefined;
   const inner = body.subarray(start + 1, end - 1);
   if (inner.indexOf(BACKSLASH) === -1 && isAscii(inner)) return inner.toString('latin1');
   return JSON.parse(body.toString('utf8', start, end)) as string;

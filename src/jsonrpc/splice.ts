@@ -71,8 +71,8 @@ interface Frame {
  *   client wrote it, `\u` escapes and all, and jumped over (its extent is the pre-scan's, which
  *   validated it)
  * @param unbuiltValues for each part left out, the values the parsed value would hold there, when
- *   no key repeats inside any of them: an object or array left out (a message's arguments nothing
- *   reads, arguments-span.ts) whose place still holds its placeholder is then kept as the client
+ *   no key repeats inside any of them: an object or array left out (a part of params nothing
+ *   reads, unread-spans.ts) whose place still holds its placeholder is then kept as the client
  *   wrote it too, and jumped over; undefined: such parts are walked (their members may need
  *   leaving out)
  */

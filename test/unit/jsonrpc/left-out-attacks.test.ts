@@ -17,7 +17,7 @@ import { walkTree } from '../../../src/jsonrpc/tree.ts';
 import { isGatewayError } from '../../../src/jsonrpc/errors.ts';
 import { KNOWN_METHODS } from '../../../src/policy/methods.ts';
 import { applyEdits } from '../../helpers/break-body.ts';
-import { withoutArguments } from '../../helpers/reader-view.ts';
+import { readersView } from '../../helpers/reader-view.ts';
 
 type Outcome =
   | { readonly code: string; readonly id: unknown }
@@ -39,7 +39,7 @@ function outcome(body: Buffer, skeletonFrom: number, argumentsRead = false): Out
     const parsed = parseBody(body, KNOWN_METHODS, BODY_LIMITS, argumentsRead, skeletonFrom);
     return {
       meaning: JSON.parse(parsed.bytes.toString('utf8')),
-      messages: parsed.messages.map(withoutArguments),
+      messages: parsed.messages.map(readersView),
       repeats: repeatsAKey(parsed.bytes),
     };
   } catch (err) {

@@ -14,6 +14,7 @@ import { BODY_LIMITS, parseBody } from '../../../src/jsonrpc/parse.ts';
 import { LONG_STRING } from '../../../src/jsonrpc/scan.ts';
 import { isGatewayError } from '../../../src/jsonrpc/errors.ts';
 import { KNOWN_METHODS } from '../../../src/policy/methods.ts';
+import { readersView } from '../../helpers/reader-view.ts';
 
 /** A parse's whole outcome: the refusal, or the forwarded bytes and messages. */
 function outcome(
@@ -24,21 +25,12 @@ function outcome(
 ): unknown {
   try {
     const parsed = parseBody(body, KNOWN_METHODS, BODY_LIMITS, argumentsRead, skeletonFrom);
-    const messages = withArguments ? parsed.messages : parsed.messages.map(withoutArguments);
+    const messages = withArguments ? parsed.messages : parsed.messages.map(readersView);
     return { bytes: parsed.bytes.toString('latin1'), batch: parsed.batch, messages };
   } catch (err) {
     if (!isGatewayError(err)) throw err;
     return { code: err.code, message: err.message, id: err.rpcId };
   }
-}
-
-/** A message without `params.arguments` (a copy). */
-function withoutArguments(m: object): object {
-  const params = (m as { params?: unknown }).params;
-  if (typeof params !== 'object' || params === null) return m;
-  const rest: Record<string, unknown> = { ...(params as Record<string, unknown>) };
-  delete rest.arguments;
-  return { ...m, params: rest };
 }
 
 /**
@@ -364,6 +356,49 @@ describe('the skeleton parse: by name', () => {
     assert.equal(parsed.bytes.toString('utf8'), call(`{"n":${big},"cmd":"ls"}`));
   });
 
+  it('leaves unbuilt the members of params and params._meta no rule reads, escaped keys and all, and forwards the client bytes', () => {
+    // The slowest shape of bench/parse-fuzz.ts: objects whose keys hold a \u escape and a backslash,
+    // in a member of `_meta` (before, JSON.parse built them, and the key check and the splice read
+    // and re-spelled every key).
+    const records = `[${`{"${'a'.repeat(104)}\\u0061":1,"${'b'.repeat(104)}\\\\":2},`.repeat(1_000)}0]`;
+    for (const params of [
+      `{"name":"echo","_meta":{"progressToken":7,"k":${records}},"arguments":{}}`,
+      `{"name":"echo","extra":${records},"arguments":{}}`,
+      `{"extra":{"nested":${records}},"name":"echo"}`,
+    ]) {
+      const text = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":${params}}`;
+      const parsed = parseBody(bytes(text), KNOWN_METHODS, BODY_LIMITS, false);
+      const got = (parsed.messages[0] as unknown as { params: Record<string, unknown> }).params;
+      const unread = got.extra ?? (got._meta as Record<string, unknown>).k;
+      assert.equal(typeof unread, 'string', 'a placeholder, not the 220 KB of records');
+      assert.equal(got.name, 'echo');
+      if (got._meta !== undefined) assert.equal((got._meta as Record<string, unknown>).progressToken, 7);
+      // The client's bytes, escapes as spelled: nothing reads them, so nothing re-spells them.
+      assert.equal(parsed.bytes.toString('utf8'), text);
+      // Read, the same body is built whole and its escapes re-spelled.
+      const read = parseBody(bytes(text), KNOWN_METHODS, BODY_LIMITS, true);
+      assert.deepEqual(read.messages[0], JSON.parse(text));
+      assert.notEqual(read.bytes.toString('utf8'), text);
+    }
+  });
+
+  it('builds every member a rule reads as an object, beside members left out', () => {
+    const pad = `[${'1,"abc",{"k":true},'.repeat(8_000)}0]`;
+    const text = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"x":${pad},"name":"echo","task":{"ttl":1},"ref":{"type":"ref/prompt"},"notifications":{"taskIds":[]},"_meta":{"io.modelcontextprotocol/clientCapabilities":{"extensions":{}},"k":${pad}}}}`;
+    const parsed = parseBody(bytes(text), KNOWN_METHODS, BODY_LIMITS, false);
+    const got = (parsed.messages[0] as unknown as { params: Record<string, unknown> }).params;
+    const whole = (JSON.parse(text) as { params: Record<string, unknown> }).params;
+    assert.equal(typeof got.x, 'string');
+    assert.deepEqual([got.task, got.ref, got.notifications], [whole.task, whole.ref, whole.notifications]);
+    const meta = got._meta as Record<string, unknown>;
+    assert.equal(typeof meta.k, 'string');
+    assert.deepEqual(
+      meta['io.modelcontextprotocol/clientCapabilities'],
+      (whole._meta as Record<string, unknown>)['io.modelcontextprotocol/clientCapabilities'],
+    );
+    assert.equal(parsed.bytes.toString('utf8'), text);
+  });
+
   it('gives a long argument back when the arguments are read', () => {
     const text = call(`{"data":"${long}","q":"é${long}"}`);
     const parsed = parseBody(bytes(text), KNOWN_METHODS, BODY_LIMITS, true);
@@ -373,10 +408,7 @@ describe('the skeleton parse: by name', () => {
   it('gives back every long string a reader reads: id, tool name, _meta, in a batch too', () => {
     const text = `[${call('{}', `"${long}"`, `"${long}"`)},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","_meta":{"k":"${long}\\n"},"arguments":{}}}]`;
     const parsed = parseBody(bytes(text), KNOWN_METHODS, BODY_LIMITS, false);
-    assert.deepEqual(
-      parsed.messages.map(withoutArguments),
-      (JSON.parse(text) as object[]).map(withoutArguments),
-    );
+    assert.deepEqual(parsed.messages.map(readersView), (JSON.parse(text) as object[]).map(readersView));
   });
 
   it('refuses a raw control byte or an unknown escape inside a long string nobody reads', () => {

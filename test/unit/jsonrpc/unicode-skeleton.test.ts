@@ -12,7 +12,7 @@ import { BODY_LIMITS, parseBody } from '../../../src/jsonrpc/parse.ts';
 import { isGatewayError } from '../../../src/jsonrpc/errors.ts';
 import { KNOWN_METHODS } from '../../../src/policy/methods.ts';
 import { applyEdits } from '../../helpers/break-body.ts';
-import { withoutArguments } from '../../helpers/reader-view.ts';
+import { readersView } from '../../helpers/reader-view.ts';
 
 type Outcome =
   { readonly code: string; readonly id: unknown } | { readonly bytes: string; readonly read: unknown };
@@ -22,7 +22,7 @@ function outcome(text: string, skeletonFrom: number, argumentsRead = false): Out
     const parsed = parseBody(Buffer.from(text), KNOWN_METHODS, BODY_LIMITS, argumentsRead, skeletonFrom);
     return {
       bytes: parsed.bytes.toString('utf8'),
-      read: argumentsRead ? parsed.messages : parsed.messages.map(withoutArguments),
+      read: argumentsRead ? parsed.messages : parsed.messages.map(readersView),
     };
   } catch (err) {
     if (!isGatewayError(err)) throw err;

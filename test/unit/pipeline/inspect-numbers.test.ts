@@ -241,3 +241,110 @@ describe('placing only the kept numbers the gateway reads (differential)', () =>
     assert.deepEqual(placed(placingRead, ['Mcp-Param-X', '1.0']), { task: true, x: true });
   });
 });
+
+/**
+ * The members of params and params._meta no rule reads are left out of JSON.parse in a large body
+ * (jsonrpc/unread-spans.ts: 128 KiB and up, when nothing reads the arguments), and reach the parsed
+ * value as placeholders. Differential: bodies of the generator above with such a member added (a
+ * large array under a key no rule reads, in params or in its `_meta`, next to every member the
+ * gateway reads) are decided, answered and forwarded exactly as when the whole body is built. Should
+ * a rule read a member unread-spans.ts leaves out, a decision here would differ.
+ */
+const PAD = `[${Array.from({ length: 8 }, () => long('pad')).join(',')},{"a":[1.0,-0,"x"]}]`;
+const padded = fc
+  .tuple(
+    fc.constantFrom(
+      `"x":${PAD}`,
+      `"cursor":${PAD}`,
+      `"_meta":{"k":${PAD},"progressToken":1}`,
+      `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","k":${PAD}}`,
+      `"x":{"name":"secret","task":{},"nested":${PAD}}`,
+    ),
+    fc.boolean(),
+  )
+  .chain(([pad, first]) =>
+    message.map((m) => {
+      const at = m.indexOf('"params":{');
+      if (at === -1) return m;
+      const open = at + '"params":{'.length;
+      return first ? `${m.slice(0, open)}${pad},${m.slice(open)}` : `${m.slice(0, -2)},${pad}}}`;
+    }),
+  )
+  .filter((m) => m.length > 128 * 1024);
+
+/** Each member the gateway reads as an object, in a request whose decision depends on it. */
+const READ_OBJECTS = [
+  '"method":"tools/call","params":{"name":"echo","task":{"ttl":1000}}',
+  '"method":"tools/call","params":{"name":"echo","_meta":{"io.modelcontextprotocol/clientCapabilities":{"extensions":{"io.modelcontextprotocol/tasks":{}}}}}',
+  '"method":"tools/call","params":{"name":"echo","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}',
+  '"method":"logging/setLevel","params":{"level":"info","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}',
+  '"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"secret"},"argument":{"name":"a","value":""}}',
+  '"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"greeting"},"argument":{"name":"a","value":""}}',
+  '"method":"subscriptions/listen","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"},"notifications":{"resourceSubscriptions":["file:///secret"]}}',
+  '"method":"subscriptions/listen","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"},"notifications":{"resourceSubscriptions":["file:///public/a"]}}',
+];
+
+describe('leaving out the params members no rule reads (differential)', () => {
+  it('decides, answers and forwards exactly as building the whole body', () => {
+    let allowed = 0;
+    let leftOut = 0;
+    fc.assert(
+      fc.property(padded, headers, (text, raw) => {
+        const all = outcome(placingAll, text, raw);
+        assert.deepStrictEqual(outcome(placingRead, text, raw), all);
+        const result = all as { bytes?: string; answer?: unknown };
+        if (result.bytes !== undefined && result.answer === undefined) allowed++;
+        if (unbuilt(text)) leftOut++;
+      }),
+      { numRuns: 400 },
+    );
+    assert.ok(allowed > 20, `${allowed} bodies allowed`);
+    assert.ok(leftOut > 100, `${leftOut} bodies had a member left out`);
+  });
+
+  it('each member the gateway reads as an object is judged alike beside a member left out, before or after it', () => {
+    const at = (text: string, i: number, insert: string) => `${text.slice(0, i)}${insert}${text.slice(i)}`;
+    for (const request of READ_OBJECTS) {
+      const params = request.indexOf('{', request.indexOf('"params"')) + 1;
+      const meta = request.indexOf('"_meta":{');
+      const texts = [
+        at(request, params, `"x":${PAD},`),
+        at(request, request.length - 1, `,"x":${PAD}`),
+        meta === -1
+          ? at(request, params, `"_meta":{"k":${PAD}},`)
+          : at(request, meta + '"_meta":{'.length, `"k":${PAD},`),
+      ];
+      if (meta !== -1) {
+        // The brace that closes `_meta` (no string in these requests holds a brace).
+        let close = meta + '"_meta":'.length;
+        for (let depth = 0; ; close++) {
+          if (request[close] === '{') depth++;
+          else if (request[close] === '}' && --depth === 0) break;
+        }
+        texts.push(at(request, close, `,"k":${PAD}`));
+      }
+      for (const inner of texts) {
+        const text = `{"jsonrpc":"2.0","id":1,${inner}}`;
+        assert.ok(unbuilt(text), `nothing left out of ${inner.slice(0, 120)}`);
+        assert.deepStrictEqual(outcome(placingRead, text, []), outcome(placingAll, text, []), request);
+      }
+    }
+  });
+});
+
+/** Whether the inspect step that reads no arguments left some member of params unbuilt. */
+function unbuilt(text: string): boolean {
+  const ctx = context([]);
+  try {
+    placingRead(ctx, Buffer.from(text));
+  } catch {
+    return false;
+  }
+  return (ctx.messages ?? []).some((m) => {
+    const params = (m as { params?: Record<string, unknown> }).params;
+    if (typeof params !== 'object' || params === null) return false;
+    const meta = params._meta as Record<string, unknown> | undefined;
+    const placeholders = [params.x, params.cursor, typeof meta === 'object' && meta !== null ? meta.k : 0];
+    return placeholders.some((v) => typeof v === 'string' && v.charCodeAt(0) === 0);
+  });
+}

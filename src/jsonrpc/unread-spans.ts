@@ -1,31 +1,38 @@
 /**
- * Where each message's `params.arguments` lies in a body, for a parse that leaves them out of
- * JSON.parse when nothing reads them (skeleton.ts; only the audit of arguments and `Mcp-Param-*`
- * checks read them: read-depth.ts). A body of many small arguments (numbers, short strings, keys)
- * is otherwise one 4 MiB text for JSON.parse and a tree of 100,000 values, fresh memory the size of
- * the body each time.
+ * Where the parts of a body that no rule reads lie, for a parse that leaves them out of JSON.parse
+ * (skeleton.ts). A body of many small values (numbers, short strings, keys) in such a part is
+ * otherwise one 4 MiB text for JSON.parse and a tree of 100,000 values, fresh memory the size of the
+ * body each time, and then a walk over it, a key check and a splice that re-spells its escapes.
  *
- * Each arguments object or array is read here as JSON.parse would read it (strict-skip.ts: the
- * grammar, string escapes, numbers, the depth limit; its long strings are jumped over and validated
- * by the caller with the others), and it is left out only if the walk over the parsed value would
- * find nothing in it: no two keys that differ only by case, no key `__proto__` (however spelled: a
- * key with an escape is decoded on its own: object-keys.ts; the caller leaves out nothing when the body
- * spells `__proto__` plainly). Such keys never reach JSON.parse, so V8 cannot misread them
- * (key-check.ts), and they go upstream as the client spelled them, since no rule reads them. A key
- * repeated in an object is noted (the forwarded bytes then need a splice: splice.ts reads the keys
- * from the bytes), and the values are counted twice: as the pre-scan counts them (so the caller
- * still knows whether a key repeats elsewhere), and as the parsed value would hold them, without the
- * members a repeated key replaced (so the splice can check its count).
+ * What no rule reads (read-depth.ts lists the readers): the object or array value of a message's
+ * `params` member other than those PARAMS_READ names, and of a `params._meta` member other than those
+ * META_READ names, and `params.arguments` (the caller looks for parts only when nothing reads the
+ * arguments: the audit of arguments and `Mcp-Param-*` checks read them, and every number in them). Only a member whose key is spelled plainly (no backslash) is left out: a
+ * key spelled with an escape may be one of those names to JSON.parse, and is left to it.
+ *
+ * Each part is read here as JSON.parse would read it (strict-skip.ts: the grammar, string escapes,
+ * numbers, the depth limit; its long strings are jumped over and validated by the caller with the
+ * others), and it is left out only if the walk over the parsed value would find nothing in it: no
+ * two keys that differ only by case, no key `__proto__` (however spelled: a key with an escape is
+ * decoded on its own: object-keys.ts; the caller leaves out nothing when the body spells
+ * `__proto__` plainly). Such keys never reach JSON.parse, so V8 cannot misread them (key-check.ts),
+ * and they go upstream as the client spelled them, since no rule reads them. A key repeated in an
+ * object is noted (the forwarded bytes then need a splice: splice.ts reads the keys from the
+ * bytes), and the values are counted twice: as the pre-scan counts them (so the caller still knows
+ * whether a key repeats elsewhere), and as the parsed value would hold them, without the members a
+ * repeated key replaced (so the splice can check its count).
  *
  * The messages are the top-level object, or each object of a top-level array; their members are
- * found byte by byte (keys compared as bytes: a `"params"` or `"arguments"` spelled with an escape
- * is not taken for one, and what it holds is left to JSON.parse). Anything else, or bytes that are
+ * found byte by byte (keys compared as bytes: a `"params"` or `"_meta"` spelled with an escape is
+ * not taken for one, and what it holds is left to JSON.parse). Anything else, or bytes that are
  * not JSON, leave out nothing: undefined.
  */
 import {
   afterKey,
+  BACKSLASH,
   CLOSE_ARRAY,
   CLOSE_OBJECT,
+  COLON,
   COMMA,
   escaped,
   NOT_JSON,
@@ -39,6 +46,7 @@ import {
   ws,
 } from './strict-skip.ts';
 import { MAX_DEPTH } from './limits.ts';
+import { META_READ, PARAMS_READ } from './read-depth.ts';
 import { addKey, closeKeys, endKeys, heldBy, KEEP, keysAt, setHeld, startKeys } from './object-keys.ts';
 import type { Keys } from './object-keys.ts';
 
@@ -47,13 +55,18 @@ const DONE = Symbol('done');
 
 const PARAMS = Buffer.from('"params"');
 const ARGUMENTS = Buffer.from('"arguments"');
+const META = Buffer.from('"_meta"');
+/** The names, quoted as keys are spelled in the bytes. */
+const quoted = (names: readonly string[]): Buffer[] => names.map((n) => Buffer.from(JSON.stringify(n)));
+const PARAMS_KEYS = quoted(PARAMS_READ);
+const META_KEYS = quoted(META_READ);
 
 /**
- * Start, end and the two value counts (the pre-scan's, the parsed value's) of each message's
- * `params.arguments` object or array that can be left out, in order (`repeated` tells whether a
- * key repeats in them); undefined when the body is not made of messages that can be read here.
+ * Start, end and the two value counts (the pre-scan's, the parsed value's) of each part no rule
+ * reads that can be left out, in order (`repeated` tells whether a key repeats in them); undefined
+ * when the body is not made of messages that can be read here.
  */
-export function argumentsSpans(
+export function unreadSpans(
   b: Buffer,
   long: readonly number[],
   plain: ArrayLike<number> = NONE,
@@ -131,8 +144,12 @@ function message(b: Buffer, i: number, enclosing: number, out: number[]): number
   for (;;) {
     const key = i;
     const at = afterKey(b, i);
-    if (isKey(b, key, PARAMS) && b[at] === OPEN_OBJECT) i = params(b, at, enclosing + 1, out);
-    else i = walk(b, at, enclosing + 1, false);
+    if (isKey(b, key, PARAMS) && b[at] === OPEN_OBJECT) {
+      const before = out.length;
+      i = params(b, at, enclosing + 1, out);
+      // A lone message's parts are found: what follows is JSON.parse's to read.
+      if (enclosing === 0 && out.length > before) throw DONE;
+    } else i = walk(b, at, enclosing + 1, false);
     i = ws(b, i);
     if (b[i] === CLOSE_OBJECT) return i + 1;
     if (b[i] !== COMMA) throw NOT_JSON;
@@ -140,25 +157,41 @@ function message(b: Buffer, i: number, enclosing: number, out: number[]): number
   }
 }
 
-/** The index after the params object at `i`; its arguments' span goes to `out`. */
-function params(b: Buffer, i: number, enclosing: number, out: number[]): number {
+/**
+ * The index after the params object (or `params._meta` object, `meta`) at `i`; the spans of its
+ * members' values no rule reads go to `out`.
+ */
+function params(b: Buffer, i: number, enclosing: number, out: number[], meta = false): number {
   i = ws(b, i + 1);
   if (b[i] === CLOSE_OBJECT) return i + 1;
   for (;;) {
     const key = i;
     const at = afterKey(b, i);
-    if (isKey(b, key, ARGUMENTS) && (b[at] === OPEN_OBJECT || b[at] === OPEN_ARRAY)) {
+    const c = b[at];
+    if (c !== OPEN_OBJECT && c !== OPEN_ARRAY) i = walk(b, at, enclosing + 1, false);
+    else if (!meta && c === OPEN_OBJECT && isKey(b, key, META)) i = params(b, at, enclosing + 1, out, true);
+    else if (unread(b, key, at, meta ? META_KEYS : PARAMS_KEYS) || (!meta && isKey(b, key, ARGUMENTS))) {
       counted = 0;
       dropped = 0;
       i = walk(b, at, enclosing + 1, true);
       out.push(at, i, counted, counted - dropped);
-      if (enclosing === 1) throw DONE;
     } else i = walk(b, at, enclosing + 1, false);
     i = ws(b, i);
     if (b[i] === CLOSE_OBJECT) return i + 1;
     if (b[i] !== COMMA) throw NOT_JSON;
     i = ws(b, i + 1);
   }
+}
+
+/**
+ * Whether the key whose opening quote is at `i` (its value at `at`) is spelled plainly and is none
+ * of `read` (quoted names).
+ */
+function unread(b: Buffer, i: number, at: number, read: readonly Buffer[]): boolean {
+  const end = b.lastIndexOf(QUOTE, at - 1) + 1;
+  for (let j = i + 1; j < end; j++) if (b[j] === BACKSLASH) return false;
+  for (const name of read) if (name.length === end - i && isKey(b, i, name)) return false;
+  return true;
 }
 
 /** Whether the key whose opening quote is at `i` is spelled `name` (quotes included). */
@@ -223,12 +256,11 @@ function walk(b: Buffer, i: number, enclosing: number, checkKeys: boolean): numb
  * are not checked. Returns its value's index.
  */
 function key(b: Buffer, i: number, keys: Keys): number {
-  if (b[i] !== QUOTE) throw NOT_JSON;
-  const at = afterKey(b, i);
+  const at = afterPlainKey(b, i);
   if (!keys.checked) return at;
   // The member before this key ends here: what it holds, net of what was dropped inside it.
   if (keys.count > 0) setHeld(keys.current, counted - keys.countedAt - (dropped - keys.droppedAt));
-  const earlier = addKey(b, keys, i + 1, b.lastIndexOf(QUOTE, at - 1), escaped);
+  const earlier = addKey(b, keys, i + 1, keyEnd - 1, keyEscaped);
   if (earlier !== -1) {
     repeated = true;
     dropped += heldBy(earlier);
@@ -237,4 +269,28 @@ function key(b: Buffer, i: number, keys: Keys): number {
   keys.droppedAt = dropped;
   counted++;
   return at;
+}
+
+/** The key afterPlainKey read last: the index after its closing quote, and whether it holds an escape. */
+let keyEnd = 0;
+let keyEscaped = false;
+
+/**
+ * afterKey (strict-skip.ts), but a key the pre-scan read whole and found valid (plainSpans: no
+ * escape) is not read again.
+ */
+function afterPlainKey(b: Buffer, i: number): number {
+  if (b[i] !== QUOTE) throw NOT_JSON;
+  const plain = plainSpans;
+  while (nextPlain < plain.length && (plain[nextPlain] as number) < i) nextPlain += 2;
+  if (nextPlain < plain.length && plain[nextPlain] === i) {
+    keyEnd = plain[nextPlain + 1] as number;
+    keyEscaped = false;
+  } else {
+    keyEnd = string(b, i);
+    keyEscaped = escaped;
+  }
+  const colon = ws(b, keyEnd);
+  if (b[colon] !== COLON) throw NOT_JSON;
+  return ws(b, colon + 1);
 }
