@@ -94,14 +94,13 @@ function writeTime(out: LineSink, ms: number): void {
 function clipped(out: LineSink, key: Uint8Array, value: string | undefined, max: number): void {
   if (typeof value !== 'string') return;
   writeRaw(out, key);
-  writeString(out, value.length <= max ? value : (clip(value, max) as string));
+  writeString(out, clip(value, max) as string);
 }
 
 function rpcId(out: LineSink, value: JsonRpcId | null | undefined): void {
   if (value === null || value === undefined) return;
   writeRaw(out, K.rpc_id);
-  if (typeof value === 'string')
-    writeString(out, value.length <= MAX_NAME ? value : (clip(value, MAX_NAME) as string));
+  if (typeof value === 'string') writeString(out, clip(value, MAX_NAME) as string);
   else writeNumber(out, value);
 }
 

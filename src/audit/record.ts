@@ -10,8 +10,9 @@
  * Authorization / Cookie / X-API-Key values therefore cannot reach the audit line.
  *
  * Client-supplied strings (method, tool, prompt, resource, ids, user agent, protocol version) are
- * clipped so a 4 MiB method name cannot become a 4 MiB log line; JSON encoding escapes control
- * characters, so no value can start a second line.
+ * clipped so a 4 MiB method name cannot become a 4 MiB log line, and written as REDACTED when they
+ * look like a key or token (clip); JSON encoding escapes control characters, so no value can start
+ * a second line.
  */
 import type { CallRecord, Decision, RequestContext } from '../pipeline/context.ts';
 import type { ErrorCode } from '../jsonrpc/errors.ts';
@@ -20,7 +21,8 @@ import { createArgumentSanitizer, DEFAULT_ARGUMENT_LIMITS } from './arguments.ts
 import type { ArgumentLimits, Budget, SanitizeArguments } from './arguments.ts';
 import { requestDecision, requestReason } from './outcome.ts';
 import { isoTime } from './iso-time.ts';
-import { loggedUserAgent } from '../auth/user-agent.ts';
+import { loggedUserAgent, REDACTED } from '../auth/user-agent.ts';
+import { looksLikeCredential } from '../auth/query-credential.ts';
 
 /** Longest kept value of a client-supplied name (method, tool, prompt, id, user agent). */
 export const MAX_NAME = 256;
@@ -225,10 +227,17 @@ export function pinViolations(ctx: RequestContext): PinViolation[] | undefined {
   })) as PinViolation[];
 }
 
+/**
+ * A client-supplied string as the audit keeps it: clipped to `max` characters, and REDACTED in its
+ * place when what would be written looks like a key or token (auth/query-credential.ts): a client
+ * that put its credential in an id, a method or tool name, a resource URI or a header the audit
+ * records. A key cut by the clip still shows its prefix and is caught; a JWT cut before its
+ * signature is no credential.
+ */
 export function clip(value: string | undefined, max: number): string | undefined {
   if (typeof value !== 'string') return undefined;
-  if (value.length <= max) return value;
-  return value.slice(0, max) + '…';
+  const kept = value.length <= max ? value : value.slice(0, max) + '…';
+  return looksLikeCredential(kept) ? REDACTED : kept;
 }
 
 function id(value: JsonRpcId | null | undefined): JsonRpcId | undefined {

@@ -3,6 +3,7 @@
  * it once, when the response has finished, whatever happened. That is how "exactly one audit line
  * per request" stays true without effort.
  */
+import { headerRevision } from './protocol-version.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorCode } from '../jsonrpc/errors.ts';
 import type { JsonRpcId, JsonRpcMessage } from '../jsonrpc/message.ts';
@@ -67,7 +68,6 @@ export function createContext(
   now: number,
   mono: number,
 ): RequestContext {
-  const version = req.headers['mcp-protocol-version'];
   return {
     requestId,
     startedAt: now,
@@ -87,7 +87,7 @@ export function createContext(
     bytesIn: 0,
     bytesOut: 0,
     session: undefined,
-    protocolVersion: typeof version === 'string' ? version : undefined,
+    protocolVersion: headerRevision(req.headers),
     aborted: false,
     cutByShutdown: false,
     rateLimitFallback: undefined,

@@ -28,6 +28,7 @@ import { GatewayError } from '../jsonrpc/errors.ts';
 import type { Upstream } from '../proxy/upstream.ts';
 import type { RequestHeaders } from '../proxy/request-headers.ts';
 import { checkBodyEnvelope } from './envelope.ts';
+import { checkProtocolVersion } from './protocol-version.ts';
 import type { SiteCheck } from './site.ts';
 import type { Cors } from '../server/cors.ts';
 import { Relay } from '../proxy/relay.ts';
@@ -151,6 +152,7 @@ export function createHandler(deps: HandlerDeps): Handler {
       let lastEventId: string | undefined;
       let route;
       try {
+        checkProtocolVersion(req.headers);
         if (clientSession !== undefined) {
           if (typeof clientSession !== 'string') throw new GatewayError('ERR_SESSION_NOT_FOUND');
           sessionId = steps.sessions ? steps.sessions.inbound(ctx, clientSession) : clientSession;
@@ -159,8 +161,8 @@ export function createHandler(deps: HandlerDeps): Handler {
         // A stream resumed after an event: only at a point of this key's own streams.
         if (method === 'GET' && transport === undefined) lastEventId = steps.integrity.resume(ctx);
       } catch (err) {
-        // A session id the gateway did not issue (or one gone), or an event id it did not seal for
-        // this key, takes a token like any refusal.
+        // A protocol version that is none, a session id the gateway did not issue (or one gone), or
+        // an event id it did not seal for this key, takes a token like any refusal.
         throw await chargedWithPeekedId(ctx, err, steps.rateLimit, deps.budget);
       }
       let body: Buffer | undefined;

@@ -4,6 +4,7 @@
  * bytes that were judged. A denied call is answered by the gateway as if the tool did not exist;
  * a batch with any denied element is refused whole (no element is forwarded).
  */
+import { isRevision } from './protocol-version.ts';
 import type { InspectStep } from './ports.ts';
 import { BODY_LIMITS, parseBody } from '../jsonrpc/parse.ts';
 import { errorBody, isRequest } from '../jsonrpc/message.ts';
@@ -126,5 +127,5 @@ function offeredVersion(
 ): string | undefined {
   if (message === undefined || !('method' in message) || message.method !== 'initialize') return undefined;
   const version = message.params?.protocolVersion;
-  return typeof version === 'string' ? version : undefined;
+  return isRevision(version) ? version : undefined;
 }

@@ -16,6 +16,7 @@ import { ALLOW_ALL } from './grants.ts';
 import type { Grants } from './grants.ts';
 import { METHODS } from './methods.ts';
 import { caseVariant, memberNames } from './case-variants.ts';
+import { PARAMS_READ as PARAMS_MEMBERS_READ } from '../jsonrpc/read-depth.ts';
 import type { ListKind, MethodSpec, Revision } from './methods.ts';
 import type { TaskScope } from './tasks.ts';
 
@@ -286,23 +287,14 @@ function deny(
   return { allowed: false, record, error, filter: undefined, recordTask: false };
 }
 
-/** The params members any rule reads (judge, task recording, audit, Mcp-Param-* checks). */
-const PARAMS_READ = memberNames([
-  'name',
-  'uri',
-  'taskId',
-  'ref',
-  'notifications',
-  'task',
-  '_meta',
-  'arguments',
-]);
+/** The params members any rule reads (read-depth.ts). */
+const PARAMS_READ = memberNames(PARAMS_MEMBERS_READ);
 const REF_READ = memberNames(['type', 'name', 'uri']);
 const NOTIFICATIONS_READ = memberNames(['resourceSubscriptions', 'taskIds']);
 
-/** A key that only differs by case from a member the judge reads (case-variants.ts). */
+/** A key an upstream may read as a member the judge reads (case-variants.ts: case, underscores). */
 function caseInvalid(method: string, id: JsonRpcId | null, where: string, key: string): Verdict {
-  return invalid(method, id, `${where}.${key} differs from a member the gateway reads only by case`);
+  return invalid(method, id, `${where}.${key} is another spelling of a member the gateway reads`);
 }
 
 function invalid(method: string, id: JsonRpcId | null, why: string): Verdict {

@@ -425,7 +425,7 @@ describe('members spelled in another case (an upstream matching keys by case fol
     assert.equal(v.allowed, false);
     assert.equal(v.record.decision, 'invalid');
     assert.equal(v.record.reason, 'ERR_INVALID_PARAMS');
-    assert.match(v.error?.message ?? '', /differs from a member the gateway reads only by case/);
+    assert.match(v.error?.message ?? '', /is another spelling of a member the gateway reads/);
   };
   it('refuses a lone variant of a params member the judge reads, for every rule', () => {
     invalidFor(req('tools/call', { Name: 'rm_rf' }));
