@@ -152,7 +152,7 @@ export function createHandler(deps: HandlerDeps): Handler {
       let lastEventId: string | undefined;
       let route;
       try {
-        checkProtocolVersion(req.headers);
+        checkProtocolVersion(req.headers, ctx.protocolVersion);
         if (clientSession !== undefined) {
           if (typeof clientSession !== 'string') throw new GatewayError('ERR_SESSION_NOT_FOUND');
           sessionId = steps.sessions ? steps.sessions.inbound(ctx, clientSession) : clientSession;

@@ -17,10 +17,12 @@ export function isRevision(value: unknown): value is string {
   return typeof value === 'string' && REVISION.test(value);
 }
 
-/** Throws ERR_INVALID_REQUEST when the header is present and is not one protocol revision. */
-export function checkProtocolVersion(headers: IncomingHttpHeaders): void {
-  const value = headers['mcp-protocol-version'];
-  if (value === undefined || (typeof value === 'string' && REVISION_HEADER.test(value))) return;
+/**
+ * Throws ERR_INVALID_REQUEST when the header is present and is not one protocol revision;
+ * `revision` is headerRevision's answer for the same headers (createContext keeps it).
+ */
+export function checkProtocolVersion(headers: IncomingHttpHeaders, revision: string | undefined): void {
+  if (revision !== undefined || headers['mcp-protocol-version'] === undefined) return;
   throw new GatewayError('ERR_INVALID_REQUEST', {
     message: 'invalid request: MCP-Protocol-Version must be one protocol revision (YYYY-MM-DD)',
   });

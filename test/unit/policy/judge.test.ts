@@ -447,6 +447,46 @@ describe('members spelled in another case (an upstream matching keys by case fol
       }),
     );
   });
+  it('refuses the snake_case and unprefixed spellings a pydantic upstream reads as the member', () => {
+    invalidFor(req('tasks/get', { task_id: 't1' }));
+    invalidFor(req('tasks/get', { taskId: 't1', task_id: 't2' }));
+    invalidFor(req('notifications/cancelled', { request_id: 'c-7' }));
+    invalidFor(req('notifications/cancelled', { RequestId: 'c-8' }));
+    invalidFor(req('initialize', { protocol_version: '2026-07-28', capabilities: {}, clientInfo: {} }));
+    invalidFor(req('tools/call', { name: 'echo', meta: { progressToken: 1 } }));
+    invalidFor(
+      req('subscriptions/listen', {
+        _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' },
+        notifications: { resource_subscriptions: ['file:///etc/shadow'] },
+      }),
+    );
+    invalidFor(
+      req('subscriptions/listen', {
+        _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' },
+        notifications: { task_ids: ['t1'] },
+      }),
+    );
+  });
+  it('lets every params member the specification defines through, spelled as it spells it', () => {
+    for (const [method, params] of [
+      [
+        'initialize',
+        { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'c', version: '1' } },
+      ],
+      [
+        'completion/complete',
+        { ref: { type: 'ref/prompt', name: 'greeting' }, argument: { name: 'a', value: '' }, context: {} },
+      ],
+      ['logging/setLevel', { level: 'info' }],
+      ['tools/list', { cursor: 'c' }],
+      ['notifications/cancelled', { requestId: 1, reason: 'r' }],
+      ['notifications/progress', { progressToken: 1, progress: 1, total: 2, message: 'm' }],
+      ['tools/call', { name: 'echo', arguments: {}, task: { ttl: 1 }, _meta: { progressToken: 1 } }],
+    ] as const) {
+      const v = judge(req(method, params as Record<string, unknown>), grants, allowUnknown);
+      assert.notEqual(v.record.decision, 'invalid', `${method}: ${v.error?.message}`);
+    }
+  });
   it('lets exact members and other keys through', () => {
     assertAllowed(
       judge(
