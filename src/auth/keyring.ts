@@ -19,7 +19,9 @@ import { parseKeyHash } from './key-hash.ts';
 import { MAX_KEY_LENGTH, hasValidChecksum, looksLikeMintedKey } from './key-format.ts';
 
 export type AuthResult =
-  { readonly ok: true; readonly principal: Principal } | { readonly ok: false; readonly code: ErrorCode };
+  | { readonly ok: true; readonly principal: Principal }
+  /** `principal`: who was refused, when the credential was valid but not enough (for the audit line). */
+  | { readonly ok: false; readonly code: ErrorCode; readonly principal?: Principal };
 
 export interface KeyringOptions {
   /** Wall clock in ms since the epoch, for `expires`. */

@@ -34,6 +34,8 @@ export function createAuthenticate(
     ctx.reason = result.code;
     if (result.code === 'ERR_INSUFFICIENT_SCOPE') {
       ctx.decision = 'deny';
+      // Who was refused, for the audit line (`sub`, `client_id`); nothing after this reads it.
+      ctx.principal = result.principal;
       throw new GatewayError(result.code, { headers: challenges?.insufficientScope });
     }
     const headers =

@@ -214,8 +214,8 @@ describe('OAuth resource server', () => {
     assert.match(metrics, /mcpgate_token_failures_total\{reason="algorithm"\} 2/);
   });
 
-  it('answers 403 insufficient_scope to a valid token without the required scope', async () => {
-    const token = await as.sign({ aud: aud(), scope: 'mcp:read' });
+  it('answers 403 insufficient_scope to a valid token without the required scope, and audits who it was', async () => {
+    const token = await as.sign({ aud: aud(), scope: 'mcp:read', sub: 'carol', azp: 'cli' });
     const answer = await post(mcpUrl, token, 3);
     assert.equal(answer.status, 403);
     assert.equal(
@@ -225,6 +225,10 @@ describe('OAuth resource server', () => {
     assert.equal((JSON.parse(answer.body) as { id: unknown }).id, 3);
     const line = await auditFor(answer.headers.get('x-request-id'));
     assert.equal(line.reason, 'ERR_INSUFFICIENT_SCOPE');
+    assert.equal(line.decision, 'deny');
+    assert.equal(line.sub, 'carol');
+    assert.equal(line.client_id, 'cli');
+    assert.equal(line.grant, undefined);
   });
 
   it('gives two tokens with different claims different tools and call permissions; no grant, nothing', async () => {

@@ -69,8 +69,7 @@ export type OAuthTuning = Partial<
   Pick<KeySourceOptions, 'timeoutMs' | 'refreshMs' | 'cooldownMs' | 'failureCooldownMs'>
 >;
 
-const refuse = (code: ErrorCode): AuthResult => Object.freeze({ ok: false as const, code });
-const INSUFFICIENT_SCOPE = refuse('ERR_INSUFFICIENT_SCOPE');
+const INSUFFICIENT_SCOPE: ErrorCode = 'ERR_INSUFFICIENT_SCOPE';
 
 /** Returns undefined when `auth.oauth` is not configured. */
 export function createOAuth(config: Config, deps: OAuthDeps): OAuth | undefined {
@@ -104,12 +103,27 @@ export function createOAuth(config: Config, deps: OAuthDeps): OAuth | undefined 
 
     function accept(payload: Awaited<ReturnType<typeof verify>> & { ok: true }): AuthResult {
       const claims = payload.payload;
+      const identity = `${claims.iss} ${claims.sub}`;
+      const clientId = text(claims.client_id) ?? text(claims.azp);
       if (required.length > 0) {
         const scopes = scopesOf(claims);
-        for (const scope of required) if (!scopes.includes(scope)) return INSUFFICIENT_SCOPE;
+        for (const scope of required)
+          if (!scopes.includes(scope)) {
+            // Refused (403), with who was refused for the audit line: no grants, no limits.
+            const refused: Principal = Object.freeze({
+              kind: 'oauth' as const,
+              name: claims.sub,
+              keyId: undefined,
+              bindingId: `o:${identity}`,
+              grants: NO_GRANTS,
+              limits: undefined,
+              clientId,
+              grant: undefined,
+            });
+            return Object.freeze({ ok: false as const, code: INSUFFICIENT_SCOPE, principal: refused });
+          }
       }
       const grant = matchGrant(grants, claims);
-      const identity = `${claims.iss} ${claims.sub}`;
       const principal: Principal = Object.freeze({
         kind: 'oauth' as const,
         name: claims.sub,
@@ -117,7 +131,7 @@ export function createOAuth(config: Config, deps: OAuthDeps): OAuth | undefined 
         bindingId: `o:${identity}`,
         grants: grant?.grants ?? NO_GRANTS,
         limits: compileLimits(`oauth:${identity}`, rateLimit, grant?.config.rate_limit),
-        clientId: text(claims.client_id) ?? text(claims.azp),
+        clientId,
         grant: grant?.name,
       });
       return Object.freeze({ ok: true as const, principal });
