@@ -11,10 +11,8 @@
  * compared with the tag the exchange sent), a large body (list-match.ts), and an SSE event that is
  * such a small response or a notification naming no request (event-match.ts).
  *
- * Which ids are answerable:
- * - exchangeIds: a POST's own requests, each once (exact tags forwarded in this exchange; no MAC).
- * - signedIds: a GET stream, which replays responses of earlier POSTs (`Last-Event-ID`) on any
- *   replica: any tag signed for the principal, with the plan it carries.
+ * Which ids are answerable is response-ids.ts's: exchangeIds (a POST's own requests, each once) or
+ * signedIds (a GET stream: any tag signed for the principal).
  *
  * Stable API for other transports (the HTTP+SSE transport matches its GET stream with this):
  *   const forwarded = tagRequests(bytes, messages, plans, { tagger, bindingId, sessionId, pending });
@@ -31,7 +29,6 @@ import type { Grants } from '../policy/grants.ts';
 import type { TaskScope } from '../policy/tasks.ts';
 import type { ListPins } from '../pinning/pins.ts';
 import { UNREADABLE } from '../policy/unreadable.ts';
-import type { RequestTagger, Untagged } from './request-tag.ts';
 import { restoreEdits, restoreIds } from './restore.ts';
 import { applyEdits, applyEditsToAscii } from './json-spans.ts';
 import { LIST_MIN_BYTES, matchListResponse, NOT_JSON, REFUSED } from './list-match.ts';
@@ -41,157 +38,14 @@ import { matchEventBytes } from './event-match.ts';
 import { parsedAsSpelled } from '../jsonrpc/key-check.ts';
 
 export { tagRequests } from './restore.ts';
+export { exchangeIds, exchangeIdsOf, signedIds } from './response-ids.ts';
 export type { ForwardedRequests, ForwardedTag, ResponseIds, TagContext } from './restore.ts';
-import type { ForwardedRequests, ForwardedTag } from './restore.ts';
 
 /** What the plans are applied with: the principal's grants and task scope, and pinning when on. */
 export interface Filters {
   readonly grants: Grants;
   readonly tasks: TaskScope | undefined;
   readonly pins?: ListPins | undefined;
-}
-
-/**
- * The ids of one exchange's requests, each answerable once. `onAnswer` is told each one answered
- * (the pipeline forgets its pending cancellation then).
- */
-export function exchangeIds<T extends Untagged>(
-  tags: ReadonlyMap<string, T>,
-  onAnswer?: (tag: string, untagged: T) => void,
-  sole?: string,
-): ResponseIds {
-  return new ExchangeIds(tags, onAnswer, sole);
-}
-
-/**
- * The ids of the requests `forwarded` (tagRequests) names, each answerable once: a body of one
- * request is answered from its entry, without a map.
- */
-export function exchangeIdsOf(
-  forwarded: ForwardedRequests,
-  onAnswer?: (tag: string, untagged: ForwardedTag) => void,
-): ResponseIds {
-  const { sole, soleEntry } = forwarded;
-  if (sole !== undefined && soleEntry !== undefined) return new SoleIds(sole, soleEntry, onAnswer);
-  return new ExchangeIds(forwarded.tags, onAnswer, sole);
-}
-
-/** An exchange of one request: ExchangeIds with its one tag, without the map. */
-class SoleIds<T extends Untagged> implements ResponseIds {
-  readonly #tag: string;
-  readonly #entry: T;
-  readonly #onAnswer: ((tag: string, untagged: T) => void) | undefined;
-  #answered = false;
-
-  constructor(tag: string, entry: T, onAnswer?: (tag: string, untagged: T) => void) {
-    this.#tag = tag;
-    this.#entry = entry;
-    this.#onAnswer = onAnswer;
-  }
-
-  answer(id: string): T | undefined {
-    if (this.#answered || id !== this.#tag) return undefined;
-    this.#answered = true;
-    this.#onAnswer?.(id, this.#entry);
-    return this.#entry;
-  }
-
-  name(id: string): T | undefined {
-    return id === this.#tag ? this.#entry : undefined;
-  }
-
-  sole(): string | undefined {
-    return !this.#answered && this.#entry.plan === 'none' ? this.#tag : undefined;
-  }
-
-  awaited(): boolean {
-    return !this.#answered;
-  }
-
-  unanswered(): readonly T[] {
-    return this.#answered ? [] : [this.#entry];
-  }
-}
-
-/** One object per exchange, nothing copied: the tags answered so far are kept beside the map. */
-class ExchangeIds<T extends Untagged> implements ResponseIds {
-  readonly #tags: ReadonlyMap<string, T>;
-  readonly #onAnswer: ((tag: string, untagged: T) => void) | undefined;
-  /** The first tag answered (most exchanges have one request), then every one in a set. */
-  #answered: string | Set<string> | undefined;
-  /** The one tag, when the caller knows it (ForwardedRequests.sole). */
-  readonly #sole: string | undefined;
-
-  constructor(tags: ReadonlyMap<string, T>, onAnswer?: (tag: string, untagged: T) => void, sole?: string) {
-    this.#tags = tags;
-    this.#onAnswer = onAnswer;
-    this.#sole = sole;
-  }
-
-  answer(id: string): T | undefined {
-    const untagged = this.#tags.get(id);
-    if (untagged === undefined) return undefined;
-    const answered = this.#answered;
-    if (answered === undefined) this.#answered = id;
-    else if (typeof answered === 'string') {
-      if (answered === id) return undefined;
-      this.#answered = new Set([answered, id]);
-    } else {
-      if (answered.has(id)) return undefined;
-      answered.add(id);
-    }
-    this.#onAnswer?.(id, untagged);
-    return untagged;
-  }
-
-  name(id: string): T | undefined {
-    return this.#tags.get(id);
-  }
-
-  awaited(): boolean {
-    const answered = this.#answered;
-    const count = answered === undefined ? 0 : typeof answered === 'string' ? 1 : answered.size;
-    return count < this.#tags.size;
-  }
-
-  unanswered(): readonly T[] {
-    const answered = this.#answered;
-    const out: T[] = [];
-    for (const [tag, untagged] of this.#tags)
-      if (answered === undefined || (typeof answered === 'string' ? answered !== tag : !answered.has(tag)))
-        out.push(untagged);
-    return out;
-  }
-
-  sole(): string | undefined {
-    if (this.#answered !== undefined || this.#tags.size !== 1) return undefined;
-    const tag = this.#sole ?? (this.#tags.keys().next().value as string);
-    return this.#tags.get(tag)?.plan === 'none' ? tag : undefined;
-  }
-}
-
-/** Any tag signed for this principal (GET streams: replays of earlier exchanges). */
-export function signedIds(tagger: RequestTagger, bindingId: string): ResponseIds {
-  return new SignedIds(tagger, bindingId);
-}
-
-/** One object, no closures: a GET stream holds it for as long as it is open. */
-class SignedIds implements ResponseIds {
-  private readonly tagger: RequestTagger;
-  private readonly bindingId: string;
-
-  constructor(tagger: RequestTagger, bindingId: string) {
-    this.tagger = tagger;
-    this.bindingId = bindingId;
-  }
-
-  answer(id: string): Untagged | undefined {
-    return this.tagger.untag(this.bindingId, id);
-  }
-
-  name(id: string): Untagged | undefined {
-    return this.tagger.untag(this.bindingId, id);
-  }
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true });

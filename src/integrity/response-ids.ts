@@ -1,0 +1,152 @@
+/**
+ * Which response ids an exchange may answer (match.ts reads responses with one of these):
+ * - exchangeIds / exchangeIdsOf: a POST's own requests, each once (the exact tags forwarded in this
+ *   exchange; no MAC to check);
+ * - signedIds: a GET stream, which replays responses of earlier POSTs (`Last-Event-ID`) on any
+ *   replica: any tag signed for the principal, with the plan it carries.
+ */
+import type { RequestTagger, Untagged } from './request-tag.ts';
+import type { ForwardedRequests, ForwardedTag, ResponseIds } from './restore.ts';
+
+/**
+ * The ids of one exchange's requests, each answerable once. `onAnswer` is told each one answered
+ * (the pipeline forgets its pending cancellation then).
+ */
+export function exchangeIds<T extends Untagged>(
+  tags: ReadonlyMap<string, T>,
+  onAnswer?: (tag: string, untagged: T) => void,
+  sole?: string,
+): ResponseIds {
+  return new ExchangeIds(tags, onAnswer, sole);
+}
+
+/**
+ * The ids of the requests `forwarded` (tagRequests) names, each answerable once: a body of one
+ * request is answered from its entry, without a map.
+ */
+export function exchangeIdsOf(
+  forwarded: ForwardedRequests,
+  onAnswer?: (tag: string, untagged: ForwardedTag) => void,
+): ResponseIds {
+  const { sole, soleEntry } = forwarded;
+  if (sole !== undefined && soleEntry !== undefined) return new SoleIds(sole, soleEntry, onAnswer);
+  return new ExchangeIds(forwarded.tags, onAnswer, sole);
+}
+
+/** An exchange of one request: ExchangeIds with its one tag, without the map. */
+class SoleIds<T extends Untagged> implements ResponseIds {
+  readonly #tag: string;
+  readonly #entry: T;
+  readonly #onAnswer: ((tag: string, untagged: T) => void) | undefined;
+  #answered = false;
+
+  constructor(tag: string, entry: T, onAnswer?: (tag: string, untagged: T) => void) {
+    this.#tag = tag;
+    this.#entry = entry;
+    this.#onAnswer = onAnswer;
+  }
+
+  answer(id: string): T | undefined {
+    if (this.#answered || id !== this.#tag) return undefined;
+    this.#answered = true;
+    this.#onAnswer?.(id, this.#entry);
+    return this.#entry;
+  }
+
+  name(id: string): T | undefined {
+    return id === this.#tag ? this.#entry : undefined;
+  }
+
+  sole(): string | undefined {
+    return !this.#answered && this.#entry.plan === 'none' ? this.#tag : undefined;
+  }
+
+  awaited(): boolean {
+    return !this.#answered;
+  }
+
+  unanswered(): readonly T[] {
+    return this.#answered ? [] : [this.#entry];
+  }
+}
+
+/** One object per exchange, nothing copied: the tags answered so far are kept beside the map. */
+class ExchangeIds<T extends Untagged> implements ResponseIds {
+  readonly #tags: ReadonlyMap<string, T>;
+  readonly #onAnswer: ((tag: string, untagged: T) => void) | undefined;
+  /** The first tag answered (most exchanges have one request), then every one in a set. */
+  #answered: string | Set<string> | undefined;
+  /** The one tag, when the caller knows it (ForwardedRequests.sole). */
+  readonly #sole: string | undefined;
+
+  constructor(tags: ReadonlyMap<string, T>, onAnswer?: (tag: string, untagged: T) => void, sole?: string) {
+    this.#tags = tags;
+    this.#onAnswer = onAnswer;
+    this.#sole = sole;
+  }
+
+  answer(id: string): T | undefined {
+    const untagged = this.#tags.get(id);
+    if (untagged === undefined) return undefined;
+    const answered = this.#answered;
+    if (answered === undefined) this.#answered = id;
+    else if (typeof answered === 'string') {
+      if (answered === id) return undefined;
+      this.#answered = new Set([answered, id]);
+    } else {
+      if (answered.has(id)) return undefined;
+      answered.add(id);
+    }
+    this.#onAnswer?.(id, untagged);
+    return untagged;
+  }
+
+  name(id: string): T | undefined {
+    return this.#tags.get(id);
+  }
+
+  awaited(): boolean {
+    const answered = this.#answered;
+    const count = answered === undefined ? 0 : typeof answered === 'string' ? 1 : answered.size;
+    return count < this.#tags.size;
+  }
+
+  unanswered(): readonly T[] {
+    const answered = this.#answered;
+    const out: T[] = [];
+    for (const [tag, untagged] of this.#tags)
+      if (answered === undefined || (typeof answered === 'string' ? answered !== tag : !answered.has(tag)))
+        out.push(untagged);
+    return out;
+  }
+
+  sole(): string | undefined {
+    if (this.#answered !== undefined || this.#tags.size !== 1) return undefined;
+    const tag = this.#sole ?? (this.#tags.keys().next().value as string);
+    return this.#tags.get(tag)?.plan === 'none' ? tag : undefined;
+  }
+}
+
+/** Any tag signed for this principal (GET streams: replays of earlier exchanges). */
+export function signedIds(tagger: RequestTagger, bindingId: string): ResponseIds {
+  return new SignedIds(tagger, bindingId);
+}
+
+/** One object, no closures: a GET stream holds it for as long as it is open. */
+class SignedIds implements ResponseIds {
+  private readonly tagger: RequestTagger;
+  private readonly bindingId: string;
+
+  constructor(tagger: RequestTagger, bindingId: string) {
+    this.tagger = tagger;
+    this.bindingId = bindingId;
+  }
+
+  answer(id: string): Untagged | undefined {
+    return this.tagger.untag(this.bindingId, id);
+  }
+
+  name(id: string): Untagged | undefined {
+    return this.tagger.untag(this.bindingId, id);
+  }
+}
