@@ -32,7 +32,7 @@
  * else decoded by JSON.parse.
  */
 import { isAscii } from 'node:buffer';
-import { repeated, unreadSpans } from './unread-spans.ts';
+import { backslashKey, repeated, unreadSpans } from './unread-spans.ts';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -57,6 +57,8 @@ export interface Cut {
   readonly missing: number;
   /** Whether a key repeats inside arguments left out (the bytes forwarded then need a splice). */
   readonly repeats: boolean;
+  /** Whether a key inside a part left out holds a backslash once decoded. */
+  readonly backslash: boolean;
 }
 
 /**
@@ -76,7 +78,7 @@ export function cutOf(
   const args = withUnread ? unreadSpans(body, long, plain) : undefined;
   if (args === undefined || args.length === 0) {
     if (long.length === 0 || spanBytes(long) < from) return undefined;
-    return { spans: long, strings: long, counts: undefined, missing: 0, repeats: false };
+    return { spans: long, strings: long, counts: undefined, missing: 0, repeats: false, backslash: false };
   }
   const spans: number[] = [];
   const strings: number[] = [];
@@ -102,7 +104,7 @@ export function cutOf(
   }
   flush(Infinity);
   if (spanBytes(spans) < from) return undefined;
-  return { spans, strings, counts, missing, repeats: repeated };
+  return { spans, strings, counts, missing, repeats: repeated, backslash: backslashKey };
 }
 
 /** Whether unread parts are looked for in a body of this size (they cost a walk over the bytes). */

@@ -7,8 +7,9 @@
  * - a member that a later member with the same key (compared after unescaping) replaced is left
  *   out, from its key to the next member's key (its comma and the whitespace after it go with it;
  *   the last member of an object is never replaced, so the commas left stay well placed);
- * - each string, key or value, that holds a `\u` escape is written as JSON.stringify writes it
- *   (which spells only control characters and lone surrogates as `\u` escapes), except a long
+ * - each string, key or value, that holds a `\u` escape, and each key spelled with any escape, is
+ *   written as JSON.stringify writes it (which spells only control characters and lone surrogates
+ *   as `\u` escapes, and escapes only `"`, `\` and those), except a long
  *   value string in arguments nothing reads, and the strings and keys of such arguments left out
  *   of JSON.parse whole (skeleton.ts): no rule reads them, and what they mean to the upstream is
  *   what the client wrote (re-spelling changes no character: a lone surrogate is spelled `\uXXXX`
@@ -129,7 +130,9 @@ export function spliceBody(
       const escaped = strings.escaped;
       i = end + 1;
       last = i;
-      if (unicode) respell.push(start, i);
+      // A key spelled with any escape is written plainly too: V8's JSON.parse can misread such a
+      // key as one an earlier body planted (key-check.ts), in the upstream's process as in ours.
+      if (unicode || (isKey && escaped)) respell.push(start, i);
       if (isKey) {
         top.expectKey = false;
         top.keyStart = start;

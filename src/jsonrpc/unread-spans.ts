@@ -76,6 +76,7 @@ export function unreadSpans(
   plainSpans = plain;
   nextPlain = 0;
   repeated = false;
+  backslashKey = false;
   useWords(b);
   startKeys(b);
   try {
@@ -205,6 +206,12 @@ let counted = 0;
 let dropped = 0;
 /** Whether walk found a key repeated in an object. */
 export let repeated = false;
+/**
+ * Whether walk found a key that holds a backslash once decoded (spelled `\\` or `\u005c`): the
+ * caller then checks the keys JSON.parse read as the whole parse does (key-check.ts), so both
+ * paths refuse alike.
+ */
+export let backslashKey = false;
 
 /**
  * The index after the value at `i` (which `enclosing` containers enclose), read as JSON.parse
@@ -260,6 +267,7 @@ function key(b: Buffer, i: number, keys: Keys): number {
   if (!keys.checked) return at;
   // The member before this key ends here: what it holds, net of what was dropped inside it.
   if (keys.count > 0) setHeld(keys.current, counted - keys.countedAt - (dropped - keys.droppedAt));
+  if (keyEscaped && !backslashKey && holdsBackslash(b, i + 1, keyEnd - 1)) backslashKey = true;
   const earlier = addKey(b, keys, i + 1, keyEnd - 1, keyEscaped);
   if (earlier !== -1) {
     repeated = true;
@@ -293,4 +301,23 @@ function afterPlainKey(b: Buffer, i: number): number {
   const colon = ws(b, keyEnd);
   if (b[colon] !== COLON) throw NOT_JSON;
   return ws(b, colon + 1);
+}
+
+/** Whether the escaped string between [start, end) decodes to text holding a backslash. */
+function holdsBackslash(b: Buffer, start: number, end: number): boolean {
+  for (let j = start; j < end; j++) {
+    if (b[j] !== BACKSLASH) continue;
+    const e = b[j + 1];
+    if (e === BACKSLASH) return true;
+    if (
+      e === 0x75 &&
+      b[j + 2] === 0x30 &&
+      b[j + 3] === 0x30 &&
+      b[j + 4] === 0x35 &&
+      (b[j + 5] === 0x63 || b[j + 5] === 0x43)
+    )
+      return true;
+    j++;
+  }
+  return false;
 }

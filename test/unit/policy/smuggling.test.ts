@@ -307,7 +307,9 @@ describe('smuggling: a key V8 misreads', () => {
     rejects(args(String.raw`"path\n"`), 'ERR_INVALID_REQUEST');
     // Read as spelled, the earlier key still passes, and so does the escaped one in another place.
     assert.equal(inspect(args(String.raw`"path\\"`)).forwarded, args(String.raw`"path\\"`));
+    // Forwarded spelled plainly: no key reaches the upstream spelled with an escape (but inside a
+    // part no rule reads), so no V8 upstream can misread it, whatever it parsed before.
     const elsewhere = call(String.raw`{"name":"echo","arguments":{"q3":1,"path\/":"a"}}`);
-    assert.equal(inspect(elsewhere).forwarded, elsewhere);
+    assert.equal(inspect(elsewhere).forwarded, call(`{"name":"echo","arguments":{"q3":1,"path/":"a"}}`));
   });
 });
