@@ -1,5 +1,5 @@
 /**
- * Per-replica memory of keys whose own bucket is known to be empty, so their next POST is refused
+ * Per-replica memory of keys whose own bucket is known to be empty, so their next request is refused
  * before its body is read or parsed: a key with an empty bucket costs the gateway a header parse,
  * not a 4 MiB parse. A bucket only refills with time, so "empty until T" (learned from a refusal of
  * a one-token request on the key's own bucket) is exact until T, with either store. Bounded: at

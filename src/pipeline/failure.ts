@@ -1,8 +1,8 @@
 /**
  * What a failed request gets: the error's answer (or a cut connection when the client left) and
  * its audit decision; for a POST refused before its body was read, the request's id, read from a
- * small bounded peek of the body so the error still carries it; and for a POST refused for its
- * envelope or its body, a token taken all the same.
+ * small bounded peek of the body so the error still carries it (and, for one refused for its
+ * bucket, the line its method); for a request refused before it prepaid its token, that token.
  */
 import type { RequestContext } from './context.ts';
 import { sendError, toGatewayError } from './respond.ts';
@@ -10,7 +10,6 @@ import { peekRequestId } from './peek-id.ts';
 import { GatewayError, isGatewayError } from '../jsonrpc/errors.ts';
 import type { BufferBudget } from '../proxy/body-buffer.ts';
 import type { RateLimitStep } from './ports.ts';
-import { bodyBytesRead } from './read-body.ts';
 
 /** How much of an unauthenticated body is read to answer with its id. */
 const AUTH_PEEK_BYTES = 16 * 1024;
@@ -40,6 +39,20 @@ export async function withPeekedId(
   if (ctx.req.method !== 'POST' || !isGatewayError(err) || err.rpcId !== undefined) return err;
   const peeked = await peekRequestId(ctx.req, AUTH_PEEK_BYTES, budget);
   ctx.bytesIn = peeked.bytes;
+  // A key's request refused for its bucket before its body was read: the line and the metrics say
+  // what it was, when a small body says (a method the gateway knows, else none is recorded).
+  const call = peeked.call;
+  if (ctx.decision === 'rate_limited' && ctx.calls.length === 0 && call !== undefined) {
+    ctx.calls.push({
+      rpc_method: call.method,
+      rpc_id: peeked.id,
+      ...(call.tool === undefined ? {} : { tool: call.tool }),
+      ...(call.prompt === undefined ? {} : { prompt: call.prompt }),
+      ...(call.resource === undefined ? {} : { resource: call.resource }),
+      decision: 'rate_limited',
+      reason: err.code,
+    });
+  }
   return new GatewayError(err.code, {
     message: err.message,
     status: err.status,
@@ -49,23 +62,10 @@ export async function withPeekedId(
 }
 
 /**
- * A POST refused for its envelope or its body (415, 413) takes a token like any request (429 once
- * the bucket is empty, rate-limit.ts's chargeRefused), so a key that sends only these empties its
- * own bucket; its audit line says how many body bytes were read. Not charged: a client that left
- * mid-body (its decision stays `aborted`, as the audit promises), and a body refused because the
- * gateway holds too many (503 over the buffer budget): that is other clients' load, not this key's.
- */
-export async function charged(ctx: RequestContext, err: unknown, rateLimit: RateLimitStep): Promise<unknown> {
-  ctx.bytesIn = bodyBytesRead(ctx.req);
-  const code = isGatewayError(err) ? err.code : undefined;
-  if (code !== 'ERR_CLIENT_ABORTED' && code !== 'ERR_OVERLOADED') await rateLimit.chargeRefused(ctx);
-  return err;
-}
-
-/**
- * A POST refused before its body was read (a forged session id, its envelope) takes its token
- * (charged), then answers with the id a small body holds, as a 401 does (withPeekedId); a 429 in
- * its place when the bucket was empty carries it too.
+ * A request refused before it prepaid its token (rate-limit.ts: a session id or an event id the
+ * gateway did not issue, a protocol version that is none) takes one all the same, then answers with
+ * the id a small body holds, as a 401 does (withPeekedId); a 429 in its place when the bucket was
+ * empty carries it too.
  */
 export async function chargedWithPeekedId(
   ctx: RequestContext,
@@ -73,9 +73,9 @@ export async function chargedWithPeekedId(
   rateLimit: RateLimitStep,
   budget: BufferBudget,
 ): Promise<unknown> {
-  let refusal: unknown;
+  let refusal: unknown = err;
   try {
-    refusal = await charged(ctx, err, rateLimit);
+    await rateLimit.chargeRefused(ctx);
   } catch (limited) {
     refusal = limited;
   }

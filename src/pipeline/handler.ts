@@ -44,7 +44,8 @@ import type { ResponseHead } from '../proxy/response-headers.ts';
 import { InflightList } from './inflight.ts';
 import { Exchange } from './exchange.ts';
 import type { Shared } from './exchange.ts';
-import { charged, chargedWithPeekedId, fail, withPeekedId } from './failure.ts';
+import { chargedWithPeekedId, fail, withPeekedId } from './failure.ts';
+import { bodyBytesRead } from './read-body.ts';
 
 export interface HandlerDeps {
   readonly upstream: Upstream;
@@ -169,24 +170,22 @@ export function createHandler(deps: HandlerDeps): Handler {
       let rewrite: ResponseRewrite | undefined;
       let headersTimeout: number | undefined;
       if (method === 'POST') {
-        // A key whose bucket is known to be empty is refused before its body is read.
+        // Paid for before its body is read: with an empty bucket the body is never read.
         try {
-          steps.rateLimit.admit(ctx);
-        } catch (err) {
-          throw await withPeekedId(ctx, err, deps.budget);
-        }
-        try {
+          const paid = steps.rateLimit.prepay(ctx);
+          if (paid !== undefined) await paid;
+          // Refused for its envelope (415) before its body is read (its token taken all the same).
           checkBodyEnvelope(req.headers);
         } catch (err) {
-          // Refused for its envelope (415) before its body was read: a token is taken all the same.
-          throw await chargedWithPeekedId(ctx, err, steps.rateLimit, deps.budget);
+          throw await withPeekedId(ctx, err, deps.budget);
         }
         let raw: Buffer;
         try {
           raw = await deps.readBody(req, res);
         } catch (err) {
-          // Refused for its body (413, 503 over the buffer budget): a token is taken all the same.
-          throw await charged(ctx, err, steps.rateLimit);
+          // Refused for its body (413, 503 over the buffer budget) or dropped by its client.
+          ctx.bytesIn = bodyBytesRead(req);
+          throw err;
         }
         ctx.bytesIn = raw.length;
         // A large body waits its turn, so other keys' requests are served between large parses.
@@ -194,13 +193,8 @@ export function createHandler(deps: HandlerDeps): Handler {
         if (turn !== undefined) await turn;
         if (res.destroyed) return;
         let inspection;
-        try {
-          inspection = steps.inspect(ctx, raw);
-        } catch (err) {
-          // An unparsable or invalid body takes a token like any request (429 once the bucket is empty).
-          await steps.rateLimit.chargeRefused(ctx);
-          throw err;
-        }
+        // An unparsable or invalid body was paid for like any request.
+        inspection = steps.inspect(ctx, raw);
         const taken = steps.rateLimit.consume(ctx);
         if (taken !== undefined) await taken;
         if (route) inspection = route.judged(inspection);
@@ -217,19 +211,20 @@ export function createHandler(deps: HandlerDeps): Handler {
         // A tool call may take minutes before its headers; quick methods keep the pool's timeout.
         if (deps.headersTimeout !== undefined) headersTimeout = deps.headersTimeout(ctx.messages);
       } else if (method === 'GET') {
+        // A stream opened takes a token, as a request does (and a slot of the key's max_streams).
+        const paid = steps.rateLimit.prepay(ctx);
+        if (paid !== undefined) await paid;
         // A client that left while it was authenticated (an OAuth token's verification is
-        // awaited) was settled already: a stream slot taken now would never be given back.
+        // awaited) or paying was settled already: a stream slot taken now would never be given back.
         if (res.destroyed || ctx.finished) return;
         rewrite = transport ? transport.stream(ctx) : steps.integrity.stream(ctx);
         ex.release = steps.rateLimit.openStream(ctx);
         streams.set(ctx, ex);
         observer.streamOpened();
       } else if (method === 'DELETE') {
-        // A DELETE reaches the upstream like a message: it takes a token like one (GET streams take
-        // none; they are capped by max_streams instead).
-        steps.rateLimit.admit(ctx);
-        const taken = steps.rateLimit.chargeRefused(ctx);
-        if (taken !== undefined) await taken;
+        // A DELETE reaches the upstream like a message: it takes a token like one.
+        const paid = steps.rateLimit.prepay(ctx);
+        if (paid !== undefined) await paid;
         rewrite = steps.integrity.closing(ctx);
       }
       if (res.destroyed) return;

@@ -7,6 +7,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { JsonRpcId } from '../jsonrpc/message.ts';
 import { peekId } from '../jsonrpc/parse.ts';
+import { KNOWN_METHODS } from '../policy/methods.ts';
 import { BodyBuffer } from '../proxy/body-buffer.ts';
 import type { BufferBudget } from '../proxy/body-buffer.ts';
 
@@ -14,6 +15,8 @@ const PEEK_TIMEOUT_MS = 1000;
 
 export interface Peeked {
   readonly id: JsonRpcId | null;
+  /** A lone message's method, when it is one the gateway knows, and what it names (for the audit line). */
+  readonly call?: PeekedCall | undefined;
   /** Body bytes read (for the audit line's bytes_in). */
   readonly bytes: number;
 }
@@ -25,7 +28,7 @@ export function peekRequestId(req: IncomingMessage, limit: number, budget: Buffe
     const held = new BodyBuffer(budget, limit);
     let total = 0;
     let done = false;
-    const finish = (id: JsonRpcId | null) => {
+    const finish = (id: JsonRpcId | null, call?: PeekedCall) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
@@ -33,7 +36,7 @@ export function peekRequestId(req: IncomingMessage, limit: number, budget: Buffe
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onEnd);
-      resolve({ id, bytes: total });
+      resolve({ id, bytes: total, call });
     };
     const onData = (chunk: Buffer) => {
       total += chunk.length;
@@ -41,16 +44,43 @@ export function peekRequestId(req: IncomingMessage, limit: number, budget: Buffe
     };
     const onEnd = () => {
       let id: JsonRpcId | null = null;
+      let call: PeekedCall | undefined;
       try {
-        id = peekId(JSON.parse(held.bytes().toString('utf8')));
+        const value: unknown = JSON.parse(held.bytes().toString('utf8'));
+        id = peekId(value);
+        call = peekedCall(value);
       } catch {
         // not JSON: answer with a null id
       }
-      finish(id);
+      finish(id, call);
     };
     const timer = setTimeout(() => finish(null), PEEK_TIMEOUT_MS);
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onEnd);
   });
+}
+
+export interface PeekedCall {
+  readonly method: string;
+  readonly tool?: string | undefined;
+  readonly prompt?: string | undefined;
+  readonly resource?: string | undefined;
+}
+
+/**
+ * A lone message's method when it is spelled as a method the gateway knows, with the tool, prompt
+ * or resource it names (a string), else undefined. Nothing here is judged: it only tells the audit
+ * line of a refused request what the request said it was.
+ */
+function peekedCall(value: unknown): PeekedCall | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const { method, params } = value as { method?: unknown; params?: unknown };
+  if (typeof method !== 'string' || KNOWN_METHODS.get(method) !== method) return undefined;
+  const p = typeof params === 'object' && params !== null ? (params as Record<string, unknown>) : {};
+  const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  if (method === 'tools/call') return { method, tool: text(p.name) };
+  if (method === 'prompts/get') return { method, prompt: text(p.name) };
+  if (method === 'resources/read') return { method, resource: text(p.uri) };
+  return { method };
 }

@@ -63,13 +63,20 @@ export interface PostRoute {
 }
 
 export interface RateLimitStep {
-  /** Throws ERR_RATE_LIMITED before a body is read when the key's bucket is known to be empty. */
-  admit(ctx: RequestContext): void;
-  /** Takes tokens for the requests in ctx.messages, or throws ERR_RATE_LIMITED. */
+  /**
+   * Takes one token from the key's bucket before a POST's body is read, a GET stream is opened or a
+   * DELETE is forwarded, or throws ERR_RATE_LIMITED (at once, without the store, when the bucket is
+   * known to be empty).
+   */
+  prepay(ctx: RequestContext): void | Promise<void>;
+  /**
+   * Takes the rest of what the messages in ctx.messages cost (a POST prepaid one token of its key's
+   * bucket), or throws ERR_RATE_LIMITED; the token prepaid stays taken.
+   */
   consume(ctx: RequestContext): void | Promise<void>;
   /**
-   * Takes one token from the key's bucket for a request that carries no message: a body refused as
-   * unparsable or invalid, a refused session, a DELETE.
+   * Takes one token from the key's bucket for a request refused before it prepaid: a session id or
+   * an event id the gateway did not issue, a protocol version that is none.
    */
   chargeRefused(ctx: RequestContext): void | Promise<void>;
   /** Opens a GET stream slot, or throws ERR_TOO_MANY_STREAMS; returns its release. */

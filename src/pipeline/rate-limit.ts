@@ -1,13 +1,16 @@
 /**
- * Step: rate limit. Each JSON-RPC message in the body takes a token from its key's bucket (and a
- * tools/call from its tool's bucket too): requests, notifications and responses alike, so every POST
- * takes at least one and a key cannot flood the gateway or the upstream with free messages. A body
- * that fails to parse or is invalid, or is refused for its envelope or its size, and any request
- * refused for a session id the gateway did not issue, takes one token from the key's bucket too:
- * the gateway did the work of reading it (failure.ts's charged). While a key's bucket is known to
- * be empty, its POSTs are refused before their body is read (admission.ts). A DELETE takes one
- * token (handler.ts). GET streams take no token but count against the key's cap on open streams. A
- * refusal never reaches the upstream.
+ * Step: rate limit. Every request to the MCP endpoint pays before the gateway works for it: a POST
+ * takes one token from its key's bucket before its body is read (prepay), so a body that is refused
+ * (unparsable, invalid, too large, its envelope), dropped by its client or never sent has been paid
+ * for, and a key cannot make the gateway read more bodies than its bucket pays for, however many it
+ * sends at once. Once parsed, each JSON-RPC message in the body costs a token of the key's bucket
+ * (the first one prepaid) and a tools/call one of its tool's bucket too: requests, notifications
+ * and responses alike; when those cannot be taken the request is refused (429) and its prepaid
+ * token stays taken. A GET stream and a DELETE take one token each (and a GET counts against the
+ * key's cap on open streams). A request refused before it prepaid (a session id or an event id the
+ * gateway did not issue) takes one too (failure.ts's charged). While a key's bucket is known to be
+ * empty, its requests are refused without asking the store (admission.ts). A refusal never reaches
+ * the upstream.
  */
 import type { RateLimitStep } from './ports.ts';
 import type { RateLimitStore, Decision } from '../ratelimit/store.ts';
@@ -60,18 +63,19 @@ export function createRateLimit(
   }
 
   return {
-    admit(ctx) {
+    prepay(ctx) {
       const limits = ctx.principal?.limits;
       if (limits === undefined) return;
       const known = admission.refused(limits);
-      if (known === undefined) return;
       // The body is never read: the answer closes the connection rather than drain it (respond.ts).
-      refuse(ctx, known);
+      if (known !== undefined) refuse(ctx, known);
+      return take(ctx, limits.plan());
     },
     consume(ctx) {
       const limits = ctx.principal?.limits;
       if (limits === undefined || ctx.messages === undefined) return;
-      return take(ctx, limits.planMessages(ctx.messages));
+      const rest = afterPrepaid(limits.planMessages(ctx.messages));
+      return rest === undefined ? undefined : take(ctx, rest);
     },
     chargeRefused(ctx) {
       const limits = ctx.principal?.limits;
@@ -94,3 +98,21 @@ export function createRateLimit(
 }
 
 const noop = () => {};
+
+/**
+ * What a POST's messages cost beyond the token it prepaid on its key's bucket (the plan's first):
+ * nothing for one message without a tool bucket (no second call to the store), else the plan with
+ * one token less there (a tool's bucket keeps the key's beside it, at no cost, so that a refusal
+ * names every policy the request is under). A plan that can never fit, some bucket's cost above its
+ * capacity, is asked whole: the store refuses it as too large for the bucket, not for the time.
+ */
+export function afterPrepaid(plan: Plan): Plan | undefined {
+  const { buckets, costs } = plan;
+  for (let i = 0; i < buckets.length; i++)
+    if (costAt(costs, i) > (buckets[i] as Plan['buckets'][number]).capacity) return plan;
+  const key = costAt(costs, 0) - 1;
+  if (buckets.length === 1) return key > 0 ? { buckets, costs: key } : undefined;
+  const each = buckets.map((_, i) => costAt(costs, i));
+  each[0] = key;
+  return { buckets, costs: each };
+}

@@ -2,8 +2,9 @@
  * Reads a request body up to a cap (policy must read it; nothing else is buffered). Past the cap
  * the client gets 413 at once and the connection is closed after the answer (respond.ts), so a
  * huge upload is never read. The body is copied into one buffer (sized from Content-Length when
- * given) reserved against the process-wide budget until the response has finished; when the budget
- * is spent the request gets 503 (ERR_OVERLOADED) and is not read further.
+ * its first bytes arrive); its bytes are reserved against the process-wide budget as they arrive,
+ * until the response has finished; when the budget is spent the request gets 503 (ERR_OVERLOADED)
+ * and is not read further.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../jsonrpc/errors.ts';

@@ -1,10 +1,14 @@
 /**
  * Bodies the gateway must hold whole (a request body the policy reads, a list response being
  * filtered, the one SSE event being read) cost about their byte size however they arrive: chunks
- * are copied into one buffer that grows geometrically (or is sized once from Content-Length), never
- * kept as one Buffer per chunk (a 10-byte chunk can pin a 64 KiB socket read). Every such buffer is
- * reserved against one process-wide budget (`limits.max_buffered_bytes`); a body that would go over
- * it is refused, so the gateway degrades by refusing, never by running out of memory.
+ * are copied into one buffer that grows geometrically (or is sized once from Content-Length, when
+ * its first bytes arrive), never kept as one Buffer per chunk (a 10-byte chunk can pin a 64 KiB
+ * socket read). What a body holds is reserved against one process-wide budget
+ * (`limits.max_buffered_bytes`) as its bytes arrive (at most about twice what came), never from
+ * what its Content-Length announces: a body announced and not sent holds nothing, and the pages of
+ * a buffer sized from an announcement are only made resident by the bytes written into them. A
+ * body that would go over the budget is refused, so the gateway degrades by refusing, never by
+ * running out of memory.
  */
 
 /** The process-wide ceiling on bytes held for bodies. */
@@ -95,20 +99,24 @@ export function dropSpares(): number {
 export class BodyBuffer {
   private readonly budget: BufferBudget;
   private readonly max: number;
+  /** The announced length, when within `max`: the buffer is sized to it once. */
+  private readonly expected: number | undefined;
   private buffer: Buffer | undefined;
   private size = 0;
+  /** Bytes of the budget this body holds (at least `size`, at most about twice it). */
   private reserved = 0;
 
   /**
    * `max`: largest body accepted; `expected`: its announced length (Content-Length), used to size
-   * the buffer once when it is within `max`.
+   * the buffer once, when its first bytes arrive, if it is within `max`.
    */
   constructor(budget: BufferBudget, max: number, expected?: number) {
     this.budget = budget;
     this.max = max;
-    if (expected !== undefined && Number.isSafeInteger(expected) && expected > 0 && expected <= max) {
-      this.grow(expected);
-    }
+    this.expected =
+      expected !== undefined && Number.isSafeInteger(expected) && expected > 0 && expected <= max
+        ? expected
+        : undefined;
   }
 
   /** Copies a chunk in; returns why it was refused (and holds nothing more), or undefined. */
@@ -116,9 +124,12 @@ export class BodyBuffer {
     const needed = this.size + chunk.length;
     if (needed > this.max) return 'too-large';
     if (needed > this.reserved) {
-      const target = Math.min(this.max, Math.max(needed, MIN_CAPACITY, this.reserved * 2));
-      if (!this.grow(target) && !this.grow(needed)) return 'over-budget';
+      const cap = this.expected ?? this.max;
+      const target = Math.max(needed, Math.min(cap, Math.max(MIN_CAPACITY, this.reserved * 2)));
+      if (!this.reserve(target) && !this.reserve(needed)) return 'over-budget';
     }
+    if (this.buffer === undefined || needed > this.buffer.length)
+      this.allocate(this.expected !== undefined && needed <= this.expected ? this.expected : this.reserved);
     (this.buffer as Buffer).set(chunk, this.size);
     this.size = needed;
     return undefined;
@@ -160,8 +171,15 @@ export class BodyBuffer {
     return this.buffer !== undefined && view.buffer === this.buffer.buffer;
   }
 
-  private grow(capacity: number): boolean {
+  /** Holds `capacity` bytes of the budget in all, or nothing more (false). */
+  private reserve(capacity: number): boolean {
     if (!this.budget.tryReserve(capacity - this.reserved)) return false;
+    this.reserved = capacity;
+    return true;
+  }
+
+  /** Moves the bytes held into a buffer of `capacity` bytes. */
+  private allocate(capacity: number): void {
     const next =
       capacity < POOLED_BYTES
         ? Buffer.allocUnsafe(capacity)
@@ -169,7 +187,5 @@ export class BodyBuffer {
           Buffer.allocUnsafeSlow(capacity));
     if (this.buffer !== undefined && this.size > 0) this.buffer.copy(next, 0, 0, this.size);
     this.buffer = next;
-    this.reserved = capacity;
-    return true;
   }
 }

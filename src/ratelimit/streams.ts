@@ -1,5 +1,5 @@
 /**
- * Open GET streams per key. A GET stream takes no token, but a key may hold at most `max` of them
+ * Open GET streams per key. Besides the token a GET takes (rate-limit.ts), a key may hold at most `max` of them
  * open at once. The count lives in this process: with several replicas each one enforces `max` on
  * its own (a key may hold up to replicas × max streams in total). That is deliberate: a stream's
  * slot must be given back when the socket closes, and a shared counter would leak slots whenever a

@@ -392,9 +392,9 @@ describe('bounds under hostile clients (memory store, SDK upstream)', () => {
 });
 
 describe('request bodies count in the buffer budget (limits.max_buffered_bytes: 64KiB)', () => {
-  // One token, never refilled in the test's time: a refusal that charged it would make the call
-  // after the budget is free a 429.
-  const key = makeKey('budget', { capacity: 1, refill_per_second: 0.0001 });
+  // Three tokens, never refilled in the test's time: one for the slow client's body, one for the
+  // body refused over the budget (paid before it was read), one for the call after.
+  const key = makeKey('budget', { capacity: 3, refill_per_second: 0.0001 });
   let upstream: SdkUpstream;
   let gateway: TestGateway;
   before(async () => {
@@ -414,16 +414,17 @@ describe('request bodies count in the buffer budget (limits.max_buffered_bytes: 
   });
 
   it('refuses a body that would go over the budget with 503 and one audit line, and serves on', async () => {
-    // A slow client holds most of the budget: 60 KiB announced, 40 KiB sent, the rest never.
+    // A slow client holds most of the budget: 60 KiB announced, 56 KiB sent, the rest never (what
+    // a body holds of the budget is what has arrived, not what was announced).
     const url = new URL(gateway.mcpUrl);
     const holder = connect(Number(url.port), url.hostname);
     holder.on('error', () => {});
     holder.write(
       `POST /mcp HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${key.secret}\r\n` +
-        `Content-Type: application/json\r\nContent-Length: ${60 * 1024}\r\n\r\n${' '.repeat(40 * 1024)}`,
+        `Content-Type: application/json\r\nContent-Length: ${60 * 1024}\r\n\r\n${' '.repeat(56 * 1024)}`,
     );
     await waitFor(
-      () => gateway.budget.used >= 60 * 1024 || undefined,
+      () => gateway.budget.used >= 56 * 1024 || undefined,
       2000,
       'the slow body counted in the budget',
     );
@@ -451,8 +452,7 @@ describe('request bodies count in the buffer budget (limits.max_buffered_bytes: 
     assert.equal(gateway.auditLines.length, before + 2, 'exactly one line for the refused request');
     assert.equal(gateway.auditLines[before + 1]?.decision, 'aborted');
     await waitFor(() => gateway.budget.used === 0 || undefined, 2000, 'budget given back');
-    // The gateway serves on: the same call now fits, with the key's one token (the 503 was the
-    // other client's load, not charged to this key).
+    // The gateway serves on: the same call now fits, with the key's last token.
     const again = await post(gateway, key, call);
     assert.equal(again.status, 200);
     assert.match(await again.text(), /Echo: over-budget/);

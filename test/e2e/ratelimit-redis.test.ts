@@ -102,7 +102,10 @@ function recordOf(gateway: TestGateway, id: string): Promise<RequestContext> {
   return waitFor(
     () =>
       gateway.finished.find(
-        (ctx) => ctx.messages?.[0] !== undefined && 'id' in ctx.messages[0] && ctx.messages[0].id === id,
+        (ctx) =>
+          (ctx.messages?.[0] !== undefined && 'id' in ctx.messages[0] && ctx.messages[0].id === id) ||
+          // Refused before its body was parsed (it could not prepay): the id its peek found.
+          (ctx.messages === undefined && ctx.calls[0]?.rpc_id === id),
       ),
     3000,
     `the record of ${id}`,

@@ -36,3 +36,24 @@ it('a body without a Content-Length grows from 4 KiB in buffers of its own and i
   held.release();
   assert.equal(budget.used, 0);
 });
+
+it('an announced body holds nothing of the budget until its bytes arrive, then about what arrived', () => {
+  const MIB = 1 << 20;
+  const budget = new BufferBudget(64 * MIB);
+  const announced = Array.from({ length: 10 }, () => new BodyBuffer(budget, 4 * MIB, 4 * MIB));
+  assert.equal(budget.used, 0, 'announced, nothing sent');
+  const held = announced[0]!;
+  assert.equal(held.push(Buffer.alloc(1)), undefined);
+  assert.equal(budget.used, 4096);
+  let sent = 1;
+  for (const size of [64 * 1024, 512 * 1024, MIB]) {
+    assert.equal(held.push(Buffer.alloc(size - sent, 0x61)), undefined);
+    sent = size;
+    assert.ok(budget.used >= sent && budget.used <= 2 * sent, `${budget.used} reserved for ${sent} bytes`);
+  }
+  assert.equal(held.push(Buffer.alloc(4 * MIB - sent, 0x62)), undefined);
+  assert.equal(budget.used, 4 * MIB, 'never more than announced');
+  assert.equal(held.bytes().length, 4 * MIB);
+  for (const b of announced) b.release();
+  assert.equal(budget.used, 0);
+});
