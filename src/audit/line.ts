@@ -57,6 +57,7 @@ const K = {
   aborted_true: asciiBytes(',"aborted":true'),
   aborted_false: asciiBytes(',"aborted":false'),
   events_filtered: asciiBytes(',"events_filtered":'),
+  rate_limit_fallback: asciiBytes(',"rate_limit_fallback":'),
   user_agent: asciiBytes(',"user_agent":'),
   end: asciiBytes('}\n'),
 };
@@ -209,6 +210,10 @@ export function writeAuditLine(
   if (ctx.eventsFiltered !== undefined) {
     writeRaw(out, K.events_filtered);
     writeNumber(out, ctx.eventsFiltered);
+  }
+  if (ctx.rateLimitFallback !== undefined) {
+    writeRaw(out, K.rate_limit_fallback);
+    writeString(out, ctx.rateLimitFallback);
   }
   clipped(out, K.user_agent, loggedUserAgent(ctx.req.headers), MAX_NAME);
   writeRaw(out, K.end);

@@ -65,6 +65,8 @@ export interface AuditRecord extends AuditCall {
   protocol_version?: string | undefined;
   aborted: boolean;
   events_filtered?: number | undefined;
+  /** Why the rate-limit store could not decide, when `on_store_error` did. */
+  rate_limit_fallback?: string | undefined;
   user_agent?: string | undefined;
 }
 
@@ -162,6 +164,7 @@ export function buildAuditRecord(
     protocol_version: clip(ctx.protocolVersion, 64),
     aborted: ctx.aborted,
     events_filtered: ctx.eventsFiltered,
+    rate_limit_fallback: ctx.rateLimitFallback,
     user_agent: ua === undefined ? undefined : clip(ua, MAX_NAME),
   };
 }

@@ -13,6 +13,8 @@ const MAX_ENTRIES = 10_000;
 interface Empty {
   readonly untilMs: number;
   readonly decision: Decision;
+  /** The bucket it was learned of: a reload compiles new ones, and what was learned is dropped. */
+  readonly bucket: Limits['bucket'];
 }
 
 export interface Admission {
@@ -29,7 +31,8 @@ export function createAdmission(now: () => number): Admission {
       const entry = empty.get(limits.id);
       if (entry === undefined) return undefined;
       const left = entry.untilMs - now();
-      if (left <= 0) {
+      // A reload may have given the bucket another capacity or refill: ask the store again.
+      if (left <= 0 || entry.bucket !== limits.bucket) {
         empty.delete(limits.id);
         return undefined;
       }
@@ -43,7 +46,7 @@ export function createAdmission(now: () => number): Admission {
         if (oldest !== undefined) empty.delete(oldest);
       }
       empty.delete(limits.id);
-      empty.set(limits.id, { untilMs: now() + decision.retryAfterMs, decision });
+      empty.set(limits.id, { untilMs: now() + decision.retryAfterMs, decision, bucket: limits.bucket });
     },
   };
 }

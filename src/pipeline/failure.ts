@@ -7,6 +7,7 @@
 import type { RequestContext } from './context.ts';
 import { sendError, toGatewayError } from './respond.ts';
 import { peekRequestId } from './peek-id.ts';
+import { expectsContinue } from './read-body.ts';
 import { GatewayError, isGatewayError } from '../jsonrpc/errors.ts';
 import type { BufferBudget } from '../proxy/body-buffer.ts';
 import type { RateLimitStep } from './ports.ts';
@@ -37,6 +38,8 @@ export async function withPeekedId(
   budget: BufferBudget,
 ): Promise<unknown> {
   if (ctx.req.method !== 'POST' || !isGatewayError(err) || err.rpcId !== undefined) return err;
+  // A client waiting for `100 Continue` sends no body to peek at: it was never invited to.
+  if (expectsContinue(ctx.req)) return err;
   const peeked = await peekRequestId(ctx.req, AUTH_PEEK_BYTES, budget);
   ctx.bytesIn = peeked.bytes;
   // A key's request refused for its bucket before its body was read: the line and the metrics say

@@ -62,26 +62,25 @@ export function createRateLimit(
     settle(ctx, plan, decision);
   }
 
+  /** One token of the key's bucket; refused without the store while it is known to be empty. */
+  function payOne(ctx: RequestContext): void | Promise<void> {
+    const limits = ctx.principal?.limits;
+    if (limits === undefined) return;
+    const known = admission.refused(limits);
+    // The body is never read: the answer closes the connection rather than drain it (respond.ts).
+    if (known !== undefined) refuse(ctx, known);
+    return take(ctx, limits.plan());
+  }
+
   return {
-    prepay(ctx) {
-      const limits = ctx.principal?.limits;
-      if (limits === undefined) return;
-      const known = admission.refused(limits);
-      // The body is never read: the answer closes the connection rather than drain it (respond.ts).
-      if (known !== undefined) refuse(ctx, known);
-      return take(ctx, limits.plan());
-    },
+    prepay: payOne,
     consume(ctx) {
       const limits = ctx.principal?.limits;
       if (limits === undefined || ctx.messages === undefined) return;
       const rest = afterPrepaid(limits.planMessages(ctx.messages));
       return rest === undefined ? undefined : take(ctx, rest);
     },
-    chargeRefused(ctx) {
-      const limits = ctx.principal?.limits;
-      if (limits === undefined) return;
-      return take(ctx, limits.plan());
-    },
+    chargeRefused: payOne,
     openStream(ctx) {
       const limits = ctx.principal?.limits;
       if (limits === undefined) return noop;

@@ -138,3 +138,12 @@ function tooLarge(): GatewayError {
 function overloaded(): GatewayError {
   return new GatewayError('ERR_OVERLOADED', { headers: { 'retry-after': '1' } });
 }
+
+/**
+ * Whether the client waits for `100 Continue` before it sends its body (the server's
+ * `checkContinue` goes to the route: nothing invites the body before the pipeline does).
+ */
+export function expectsContinue(req: IncomingMessage): boolean {
+  const expect = req.headers.expect;
+  return typeof expect === 'string' && expect.toLowerCase() === '100-continue';
+}

@@ -20,6 +20,9 @@ export async function listen(
     },
     route,
   );
+  // `Expect: 100-continue` is the route's to answer (Node would send 100 Continue at once): the MCP
+  // pipeline invites a body only once the request has been authenticated and has paid for it.
+  server.on('checkContinue', route);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

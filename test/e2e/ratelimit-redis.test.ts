@@ -226,6 +226,15 @@ describe('Redis killed mid-test', () => {
     assert.equal(allowed.decision, 'allow');
     assert.equal(allowed.reason, undefined);
     assert.ok(FALLBACK_REASONS.includes(allowed.rateLimitFallback ?? ''), String(allowed.rateLimitFallback));
+    // Each such decision is on the audit line, as the README says.
+    for (const [gateway, ctx, decision] of [
+      [deny, denied, 'rate_limited'],
+      [allow, allowed, 'allow'],
+    ] as const) {
+      const line = await waitFor(() => gateway.auditLines.find((l) => l.request_id === ctx.requestId));
+      assert.equal(line.decision, decision);
+      assert.equal(line.rate_limit_fallback, ctx.rateLimitFallback);
+    }
   });
 
   it('both recover when Redis returns on the same port', async () => {
