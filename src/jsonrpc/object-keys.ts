@@ -153,8 +153,11 @@ const memoStart = new Int32Array(MEMO).fill(-1);
 const memoEnd = new Int32Array(MEMO);
 const memoText: (string | undefined)[] = new Array<string | undefined>(MEMO).fill(undefined);
 const memoFolds = new Uint8Array(MEMO);
+const memoBackslash = new Uint8Array(MEMO);
 /** mayFold's answer for the key decode() returned last. */
 let decodedFolds = false;
+/** Whether the key decode() returned last holds a backslash (read by unread-spans.ts). */
+export let decodedBackslash = false;
 
 /** The text of the escaped key whose bytes between its quotes are [start, end); sets decodedFolds. */
 function decode(b: Buffer, start: number, end: number): string {
@@ -162,20 +165,24 @@ function decode(b: Buffer, start: number, end: number): string {
   if (length < LONG_KEY) {
     const text = unescapeString(b, start, end);
     decodedFolds = mayFold(text);
+    decodedBackslash = text.includes('\\');
     return text;
   }
   const slot = (length * 31 + (b[start] as number) * 7 + (b[end - 1] as number)) & (MEMO - 1);
   const at = memoStart[slot] as number;
   if (at !== -1 && (memoEnd[slot] as number) - at === length && sameRun(b, start, at, length)) {
     decodedFolds = memoFolds[slot] === 1;
+    decodedBackslash = memoBackslash[slot] === 1;
     return memoText[slot] as string;
   }
   const text = unescapeString(b, start, end);
   decodedFolds = mayFold(text);
+  decodedBackslash = text.includes('\\');
   memoStart[slot] = start;
   memoEnd[slot] = end;
   memoText[slot] = text;
   memoFolds[slot] = decodedFolds ? 1 : 0;
+  memoBackslash[slot] = decodedBackslash ? 1 : 0;
   return text;
 }
 

@@ -47,7 +47,17 @@ import {
 } from './strict-skip.ts';
 import { MAX_DEPTH } from './limits.ts';
 import { META_READ, PARAMS_READ } from './read-depth.ts';
-import { addKey, closeKeys, endKeys, heldBy, KEEP, keysAt, setHeld, startKeys } from './object-keys.ts';
+import {
+  addKey,
+  closeKeys,
+  decodedBackslash,
+  endKeys,
+  heldBy,
+  KEEP,
+  keysAt,
+  setHeld,
+  startKeys,
+} from './object-keys.ts';
 import type { Keys } from './object-keys.ts';
 
 /** A lone message's arguments are found: what follows is JSON.parse's to read. */
@@ -267,8 +277,9 @@ function key(b: Buffer, i: number, keys: Keys): number {
   if (!keys.checked) return at;
   // The member before this key ends here: what it holds, net of what was dropped inside it.
   if (keys.count > 0) setHeld(keys.current, counted - keys.countedAt - (dropped - keys.droppedAt));
-  if (keyEscaped && !backslashKey && holdsBackslash(b, i + 1, keyEnd - 1)) backslashKey = true;
   const earlier = addKey(b, keys, i + 1, keyEnd - 1, keyEscaped);
+  // addKey decoded an escaped key (object-keys.ts decode): whether it holds a backslash.
+  if (keyEscaped && decodedBackslash) backslashKey = true;
   if (earlier !== -1) {
     repeated = true;
     dropped += heldBy(earlier);
@@ -301,23 +312,4 @@ function afterPlainKey(b: Buffer, i: number): number {
   const colon = ws(b, keyEnd);
   if (b[colon] !== COLON) throw NOT_JSON;
   return ws(b, colon + 1);
-}
-
-/** Whether the escaped string between [start, end) decodes to text holding a backslash. */
-function holdsBackslash(b: Buffer, start: number, end: number): boolean {
-  for (let j = start; j < end; j++) {
-    if (b[j] !== BACKSLASH) continue;
-    const e = b[j + 1];
-    if (e === BACKSLASH) return true;
-    if (
-      e === 0x75 &&
-      b[j + 2] === 0x30 &&
-      b[j + 3] === 0x30 &&
-      b[j + 4] === 0x35 &&
-      (b[j + 5] === 0x63 || b[j + 5] === 0x43)
-    )
-      return true;
-    j++;
-  }
-  return false;
 }
