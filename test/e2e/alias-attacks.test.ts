@@ -170,7 +170,7 @@ keys:
     assert.equal(received.length, before);
   });
 
-  it('holds: "resourceSubscriptions" (allowed) beside "resource_subscriptions" (denied): pydantic reads the alias first', async () => {
+  it('refused: "resourceSubscriptions" (allowed) beside "resource_subscriptions" (denied): the variant is refused, not left to the decoder\'s order', async () => {
     const before = received.length;
     const body = `{"jsonrpc":"2.0","id":3,"method":"subscriptions/listen","params":{${MODERN_META},"notifications":{"resource_subscriptions":["${DENIED_URI}"],"resourceSubscriptions":["file:///public/a.txt"]}}}`;
     const a = await answer(await post(body));
@@ -182,6 +182,9 @@ keys:
         `a Python SDK upstream reads ${DENIED_URI} from ${raw} (answer ${a.status} ${a.text})`,
       );
     }
+    assert.equal(a.id, 3, a.text);
+    assert.equal(a.code, -32602, a.text);
+    assert.equal(received.length, before);
   });
 
   // ---------------------------------------------------------------------------------------------

@@ -6,14 +6,11 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { Server, ServerResponse } from 'node:http';
 import { connect } from 'node:net';
-import type { AddressInfo, Socket } from 'node:net';
-import { mintKey } from '../../src/auth/key-format.ts';
-import { sha256Hex } from '../../src/auth/key-hash.ts';
+import type { Socket } from 'node:net';
 import { parseConfigText } from '../../src/config/load.ts';
+import { HEADERS, makeKey, postAs, startCountingUpstream } from '../helpers/counting-upstream.ts';
+import type { CountingUpstream, TestKey } from '../helpers/counting-upstream.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { waitFor } from '../helpers/net.ts';
@@ -23,68 +20,6 @@ import { startRawSseUpstream } from '../helpers/raw-sse-upstream.ts';
 import { BodyBuffer, BufferBudget } from '../../src/proxy/body-buffer.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function makeKey(label: string, rateLimit: Record<string, unknown>) {
-  const secret = mintKey(randomBytes(32));
-  return {
-    label,
-    secret,
-    config: { label, hash: `sha256:${sha256Hex(secret)}`, allow: ['*'], rate_limit: rateLimit },
-  };
-}
-type TestKey = ReturnType<typeof makeKey>;
-
-/** Counts what reaches it; every request with an id gets `{}`. */
-async function startCountingUpstream() {
-  const counts = { posts: 0, messages: 0, gets: 0, deletes: 0, other: 0 };
-  const open = new Set<ServerResponse>();
-  const server: Server = createServer((req, res) => {
-    if (req.method === 'OPTIONS') return void res.writeHead(204).end();
-    if (req.method === 'DELETE') {
-      counts.deletes++;
-      return void res.writeHead(200).end();
-    }
-    if (req.method === 'GET') {
-      counts.gets++;
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-      res.write(': open\n\n');
-      open.add(res);
-      res.on('close', () => open.delete(res));
-      return;
-    }
-    if (req.method !== 'POST') {
-      counts.other++;
-      return void res.writeHead(200).end();
-    }
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      counts.posts++;
-      const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as unknown;
-      const list = (Array.isArray(parsed) ? parsed : [parsed]) as { id?: unknown }[];
-      counts.messages += list.length;
-      const answers = list
-        .filter((m) => m.id !== undefined)
-        .map((m) => ({ jsonrpc: '2.0', id: m.id, result: {} }));
-      if (answers.length === 0) return void res.writeHead(202).end();
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(Array.isArray(parsed) ? answers : answers[0]));
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
-    counts,
-    get openStreams() {
-      return open.size;
-    },
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
-type CountingUpstream = Awaited<ReturnType<typeof startCountingUpstream>>;
 
 function configObject(upstreamUrl: string, keys: TestKey[], extra: Record<string, unknown> = {}) {
   return {
@@ -98,25 +33,7 @@ function configObject(upstreamUrl: string, keys: TestKey[], extra: Record<string
 const configText = (u: string, k: TestKey[], e: Record<string, unknown> = {}) =>
   JSON.stringify(configObject(u, k, e));
 
-const HEADERS = {
-  'content-type': 'application/json',
-  accept: 'application/json, text/event-stream',
-  'mcp-protocol-version': '2025-06-18',
-};
-
-async function post(
-  url: string,
-  key: TestKey | undefined,
-  body: string,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; headers: Headers; text: string }> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { ...HEADERS, ...(key ? { authorization: `Bearer ${key.secret}` } : {}), ...headers },
-    body,
-  });
-  return { status: res.status, headers: res.headers, text: await res.text() };
-}
+const post = postAs;
 
 const ping = (id: number | string) => JSON.stringify({ jsonrpc: '2.0', id, method: 'ping' });
 const call = (id: number | string, name: string) =>

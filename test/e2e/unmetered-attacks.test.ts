@@ -14,13 +14,10 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { Server, ServerResponse } from 'node:http';
 import { connect } from 'node:net';
-import type { AddressInfo, Socket } from 'node:net';
-import { mintKey } from '../../src/auth/key-format.ts';
-import { sha256Hex } from '../../src/auth/key-hash.ts';
+import type { Socket } from 'node:net';
+import { HEADERS, makeKey, postAs, startCountingUpstream } from '../helpers/counting-upstream.ts';
+import type { CountingUpstream, TestKey } from '../helpers/counting-upstream.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { waitFor } from '../helpers/net.ts';
@@ -30,70 +27,6 @@ import type { TestAuthServer } from '../helpers/auth-server.ts';
 
 const MIB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function makeKey(label: string, rateLimit: Record<string, unknown>) {
-  const secret = mintKey(randomBytes(32));
-  return {
-    label,
-    secret,
-    config: { label, hash: `sha256:${sha256Hex(secret)}`, allow: ['*'], rate_limit: rateLimit },
-  };
-}
-type TestKey = ReturnType<typeof makeKey>;
-
-/**
- * An upstream that counts what reaches it: POST messages (a batch counts each), GETs (an SSE
- * stream kept open), DELETEs, OPTIONS (the readiness probe). Every request gets `{}` as its result.
- */
-async function startCountingUpstream() {
-  const counts = { posts: 0, messages: 0, gets: 0, deletes: 0, options: 0 };
-  const open = new Set<ServerResponse>();
-  const server: Server = createServer((req, res) => {
-    if (req.method === 'OPTIONS') {
-      counts.options++;
-      return void res.writeHead(204).end();
-    }
-    if (req.method === 'DELETE') {
-      counts.deletes++;
-      return void res.writeHead(200).end();
-    }
-    if (req.method === 'GET') {
-      counts.gets++;
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-      res.write(': open\n\n');
-      open.add(res);
-      res.on('close', () => open.delete(res));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      counts.posts++;
-      const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as unknown;
-      const list = (Array.isArray(parsed) ? parsed : [parsed]) as { id?: unknown; method?: string }[];
-      counts.messages += list.length;
-      const answers = list
-        .filter((m) => m.id !== undefined)
-        .map((m) => ({ jsonrpc: '2.0', id: m.id, result: {} }));
-      if (answers.length === 0) return void res.writeHead(202).end();
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(Array.isArray(parsed) ? answers : answers[0]));
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
-    counts,
-    get openStreams() {
-      return open.size;
-    },
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
-type CountingUpstream = Awaited<ReturnType<typeof startCountingUpstream>>;
 
 function gatewayConfig(upstreamUrl: string, keys: TestKey[], extra: Record<string, unknown> = {}): string {
   return JSON.stringify({
@@ -105,25 +38,13 @@ function gatewayConfig(upstreamUrl: string, keys: TestKey[], extra: Record<strin
   });
 }
 
-const HEADERS = {
-  'content-type': 'application/json',
-  accept: 'application/json, text/event-stream',
-  'mcp-protocol-version': '2025-06-18',
-};
-
-async function post(
+/** A POST to the gateway's MCP endpoint (counting-upstream.ts postAs). */
+const post = (
   gateway: TestGateway,
   key: TestKey | undefined,
   body: string,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; headers: Headers; text: string }> {
-  const res = await fetch(gateway.mcpUrl, {
-    method: 'POST',
-    headers: { ...HEADERS, ...(key ? { authorization: `Bearer ${key.secret}` } : {}), ...headers },
-    body,
-  });
-  return { status: res.status, headers: res.headers, text: await res.text() };
-}
+  headers?: Record<string, string>,
+) => postAs(gateway.mcpUrl, key, body, headers);
 
 const ping = (id: number | string) => JSON.stringify({ jsonrpc: '2.0', id, method: 'ping' });
 
