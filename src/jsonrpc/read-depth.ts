@@ -49,7 +49,10 @@ export const PARAMS_READ: readonly string[] = Object.freeze([
   'protocolVersion',
 ]);
 
-/** The members of `params._meta` some rule reads (the judge, header checks, request tags). */
+/**
+ * The members of `params._meta` some rule reads (the judge, header checks, request tags), and
+ * `progressToken`, which none reads but is kept built so that the audit or a later rule may.
+ */
 export const META_READ: readonly string[] = Object.freeze([
   'io.modelcontextprotocol/protocolVersion',
   'io.modelcontextprotocol/clientCapabilities',

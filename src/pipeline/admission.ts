@@ -13,7 +13,10 @@ const MAX_ENTRIES = 10_000;
 interface Empty {
   readonly untilMs: number;
   readonly decision: Decision;
-  /** The bucket it was learned of: a reload compiles new ones, and what was learned is dropped. */
+  /**
+   * The bucket it was learned of: a reload that gives the key another capacity or refill drops
+   * what was learned (compared by value: an OAuth subject's limits are compiled per token).
+   */
   readonly bucket: Limits['bucket'];
 }
 
@@ -32,7 +35,7 @@ export function createAdmission(now: () => number): Admission {
       if (entry === undefined) return undefined;
       const left = entry.untilMs - now();
       // A reload may have given the bucket another capacity or refill: ask the store again.
-      if (left <= 0 || entry.bucket !== limits.bucket) {
+      if (left <= 0 || !sameBucket(entry.bucket, limits.bucket)) {
         empty.delete(limits.id);
         return undefined;
       }
@@ -49,4 +52,8 @@ export function createAdmission(now: () => number): Admission {
       empty.set(limits.id, { untilMs: now() + decision.retryAfterMs, decision, bucket: limits.bucket });
     },
   };
+}
+
+function sameBucket(a: Limits['bucket'], b: Limits['bucket']): boolean {
+  return a === b || (a.key === b.key && a.capacity === b.capacity && a.refillPerSecond === b.refillPerSecond);
 }

@@ -45,7 +45,7 @@ import { InflightList } from './inflight.ts';
 import { Exchange } from './exchange.ts';
 import type { Shared } from './exchange.ts';
 import { chargedWithPeekedId, fail, withPeekedId } from './failure.ts';
-import { bodyBytesRead, expectsContinue } from './read-body.ts';
+import { bodyBytesRead } from './read-body.ts';
 
 export interface HandlerDeps {
   readonly upstream: Upstream;
@@ -181,8 +181,6 @@ export function createHandler(deps: HandlerDeps): Handler {
         }
         let raw: Buffer;
         try {
-          // Paid for and its envelope accepted: a client waiting on `Expect: 100-continue` may send.
-          if (expectsContinue(req)) res.writeContinue();
           raw = await deps.readBody(req, res);
         } catch (err) {
           // Refused for its body (413, 503 over the buffer budget) or dropped by its client.

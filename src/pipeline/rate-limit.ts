@@ -8,7 +8,7 @@
  * and responses alike; when those cannot be taken the request is refused (429) and its prepaid
  * token stays taken. A GET stream and a DELETE take one token each (and a GET counts against the
  * key's cap on open streams). A request refused before it prepaid (a session id or an event id the
- * gateway did not issue) takes one too (failure.ts's charged). While a key's bucket is known to be
+ * gateway did not issue) takes one too (failure.ts's chargedWithPeekedId). While a key's bucket is known to be
  * empty, its requests are refused without asking the store (admission.ts). A refusal never reaches
  * the upstream.
  */
@@ -67,7 +67,8 @@ export function createRateLimit(
     const limits = ctx.principal?.limits;
     if (limits === undefined) return;
     const known = admission.refused(limits);
-    // The body is never read: the answer closes the connection rather than drain it (respond.ts).
+    // The body is not read (but for the bounded peek for its id): the answer closes the connection
+    // rather than drain it (respond.ts).
     if (known !== undefined) refuse(ctx, known);
     return take(ctx, limits.plan());
   }

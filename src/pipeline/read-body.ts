@@ -29,6 +29,9 @@ export function createReadBody(
     if (declared !== undefined && Number(declared) > maxBytes) {
       return Promise.reject(tooLarge());
     }
+    // A client waiting on `Expect: 100-continue` is invited only now: paid for, its envelope and
+    // its announced size accepted.
+    if (expectsContinue(req)) res.writeContinue();
     const read = new BodyRead(
       new BodyBuffer(budget, maxBytes, declared === undefined ? undefined : Number(declared)),
       sweep,
@@ -145,5 +148,8 @@ function overloaded(): GatewayError {
  */
 export function expectsContinue(req: IncomingMessage): boolean {
   const expect = req.headers.expect;
-  return typeof expect === 'string' && expect.toLowerCase() === '100-continue';
+  return typeof expect === 'string' && CONTINUE.test(expect);
 }
+
+/** What Node's server routes to `checkContinue` (node:_http_server's continueExpression). */
+const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;

@@ -1,7 +1,7 @@
 /**
  * Review of 164f377 ("every request pays before the gateway works for it"). Each `defect:` test
- * asserts the promised behaviour and fails on the gateway as it is; each `held:` test is a guard
- * that passes. No timing asserts: statuses, RateLimit headers, 429 onset, audit lines, the budget
+ * asserts the promised behaviour and failed on the gateway as reviewed (fixed in 5e6701b); each
+ * `held:` test is a guard that passed. No timing asserts: statuses, RateLimit headers, 429 onset, audit lines, the budget
  * and what the upstream received.
  */
 import { after, before, describe, it } from 'node:test';
@@ -117,8 +117,8 @@ describe('memory store', () => {
       const outcome = await g.runtime.reload(next);
       assert.equal(outcome.applied, true);
       await sleep(50); // the store has refilled the bucket (1000 tokens a second)
-      // The store has tokens: a request that pays through chargeRefused (which skips the memory of
-      // empty keys) passes its charge and gets the 404 of its forged session, not 429.
+      // The store has tokens: a request refused for a forged session pays its token (the reload's
+      // new bucket dropped the memory of empty keys) and gets its 404, not 429.
       const forged = await post(g.mcpUrl, quota, ping(4), { 'mcp-session-id': 'forged' });
       assert.equal(forged.status, 404, `the store itself: ${forged.status}`);
       const res = await post(g.mcpUrl, quota, ping(3));

@@ -1,6 +1,6 @@
 /**
  * Attacks on the parse that leaves arguments nobody reads, and long strings, out of JSON.parse
- * (skeleton.ts, arguments-span.ts). Each body is parsed with the fast path forced on (skeletonFrom
+ * (skeleton.ts, unread-spans.ts). Each body is parsed with the fast path forced on (skeletonFrom
  * 0, arguments not read) and with the whole body given to JSON.parse (skeleton off, arguments read
  * or not). All must refuse alike (code and id), or all accept with forwarded bytes that mean the
  * same value and the same messages where a reader reads them, and those bytes must hold no

@@ -1,5 +1,5 @@
 /**
- * The arguments walk (arguments-span.ts) does not read again a short string the pre-scan read whole
+ * The arguments walk (unread-spans.ts) does not read again a short string the pre-scan read whole
  * and found valid (scan.ts `plain`): it takes the end the pre-scan found. A body of many short
  * strings in unread arguments, one of them flawed anywhere (a raw control byte in a word read four
  * bytes at a time or in the bytes read one by one, an escape), must be refused exactly when

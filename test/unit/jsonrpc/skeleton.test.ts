@@ -220,7 +220,7 @@ describe('the skeleton parse: arguments left out (differential)', () => {
 });
 
 /**
- * Wide argument objects: past the few keys compared as bytes (arguments-span.ts), keys are looked up
+ * Wide argument objects: past the few keys compared as bytes (unread-spans.ts), keys are looked up
  * decoded; a repeat or a fold far from its twin, either spelled with an escape, must be found alike.
  */
 const wideKey = fc.oneof(
