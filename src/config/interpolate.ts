@@ -4,6 +4,8 @@
  */
 import type { Issue } from './spec.ts';
 
+/** How environment variables are named (upper case): only such a name is quoted in an error. */
+const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
 const PATTERN = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-((?:[^}\\]|\\.)*))?\}|\$\{([^}]*)\}?/g;
 
 export function interpolate(
@@ -35,13 +37,26 @@ function interpolateString(
     (whole, name: string | undefined, fallback: string | undefined, bad: string | undefined) => {
       if (whole === '$${') return '${';
       if (name === undefined) {
-        issues.push({ path, message: `invalid interpolation \${${bad ?? ''}}`, severity: 'error' });
+        // What follows `${` is not quoted: it may be a secret's own text that holds `${`.
+        void bad;
+        issues.push({
+          path,
+          message: 'invalid interpolation: write ${NAME} or ${NAME:-default}, or $${ for a literal ${',
+          severity: 'error',
+        });
         return '';
       }
       const found = env[name];
       if (found !== undefined && found !== '') return found;
       if (fallback !== undefined) return fallback.replace(/\\(.)/g, '$1');
-      issues.push({ path, message: `environment variable ${name} is not set`, severity: 'error' });
+      issues.push({
+        path,
+        // Only a name spelled as environment variables are is shown: `${Tk3f}` may be a secret's text.
+        message: ENV_NAME.test(name)
+          ? `environment variable ${name} is not set`
+          : 'names an environment variable that is not set (its name is not shown: it may be part of a secret; write $${ for a literal ${)',
+        severity: 'error',
+      });
       return '';
     },
   );

@@ -3,7 +3,7 @@
  * Config or every problem at once. `MCPGATE_<PATH>` variables are laid over the file's values.
  */
 import { readFile } from 'node:fs/promises';
-import { parseDocument } from 'yaml';
+import { isPair, isScalar, isSeq, parseDocument, visit } from 'yaml';
 import { interpolate } from './interpolate.ts';
 import { configSpec } from './schema.ts';
 import type { Config } from './schema.ts';
@@ -51,8 +51,23 @@ export function parseConfigText(
       severity: 'error',
     });
   }
+  // A `__proto__` key is dropped by the conversion below: reported as the unknown field it is.
+  visit(doc, {
+    Pair(_, pair, ancestors) {
+      if (isScalar(pair.key) && pair.key.value === '__proto__')
+        issues.push({ path: pathOf([...ancestors, pair]), message: 'unknown field', severity: 'error' });
+    },
+  });
   if (issues.length > 0) return { config: undefined, issues };
-  const raw = interpolate(doc.toJS({ maxAliasCount: 100 }) ?? {}, env, issues);
+  let tree: unknown;
+  try {
+    tree = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    // The library's message quotes the alias, which may be a secret written unquoted (`*A1b...`).
+    issues.push({ path: '(yaml)', message: aliasProblem(err), severity: 'error' });
+    return { config: undefined, issues };
+  }
+  const raw = interpolate(tree ?? {}, env, issues);
   return parseConfigTree(raw, env, now, issues);
 }
 
@@ -105,4 +120,24 @@ export function loadConfigFrom(
   now: number,
 ): Promise<LoadResult> {
   return path === undefined ? Promise.resolve(parseConfigEnv(env, now)) : loadConfig(path, env, now);
+}
+
+/** The config path (`keys[0].__proto__`) of the last of `nodes`, a YAML node and its ancestors. */
+function pathOf(nodes: readonly unknown[]): string {
+  let path = '';
+  for (let i = 0; i < nodes.length; i++) {
+    const node = nodes[i];
+    if (isPair(node) && isScalar(node.key)) path += `${path === '' ? '' : '.'}${String(node.key.value)}`;
+    else if (isSeq(node) && i + 1 < nodes.length) path += `[${node.items.indexOf(nodes[i + 1] as never)}]`;
+  }
+  return path;
+}
+
+/** What a failed conversion of the YAML says, without quoting any of it. */
+function aliasProblem(err: unknown): string {
+  const message = err instanceof Error ? err.message : '';
+  if (/alias count/i.test(message)) return 'too many alias expansions (an alias bomb?)';
+  if (/alias/i.test(message))
+    return 'an alias (`*name`) names no anchor: a value that starts with `*` must be quoted ("*...")';
+  return 'invalid YAML';
 }

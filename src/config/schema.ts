@@ -215,7 +215,12 @@ export const keySpec = object(
   {
     label: string('A unique name for the key, shown in the audit log.', {
       check: (v) =>
-        /^[A-Za-z0-9._@-]{1,64}$/.test(v) ? undefined : 'must be 1-64 characters of A-Z a-z 0-9 . _ @ -',
+        // A key pasted here would be written to every audit line (said without quoting it).
+        v.toLowerCase().includes('mcpg_')
+          ? 'this looks like a key, not a label: a label is a name written to every audit line (never put the key itself in the config)'
+          : /^[A-Za-z0-9._@-]{1,64}$/.test(v)
+            ? undefined
+            : 'must be 1-64 characters of A-Z a-z 0-9 . _ @ -',
     }),
     hash: string('The SHA-256 of the key: `sha256:<64 hex>` or bare hex (as printed by `mcpgate keygen`).'),
     allow: names('tool name'),
@@ -246,7 +251,10 @@ const rateLimit = object(
     }),
     redis: object(
       {
-        url: string('Redis URL, e.g. `redis://127.0.0.1:6379/0`.'),
+        url: string('Redis URL, e.g. `redis://127.0.0.1:6379/0` (`rediss://` for TLS).', {
+          // Said without quoting the value: it may hold the password.
+          check: (v) => redisUrlProblem(v),
+        }),
         prefix: string('Prefix of the Redis keys.', { default: 'mcpgate:' }),
         timeout: duration('Time allowed for one Redis decision before `on_store_error` applies.', {
           default: '250ms',
@@ -376,4 +384,18 @@ export function parseListen(value: string): { host: string; port: number } | und
   const port = Number(match[3]);
   if (port > 65535) return undefined;
   return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
+}
+
+/** Why a Redis URL is not one the client can use, without quoting it (it may hold a password). */
+function redisUrlProblem(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return 'not a URL: expected redis://[user:password@]host[:port][/db] or rediss://...';
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') return 'expected a redis:// or rediss:// URL';
+  if (url.hostname === '') return 'a redis:// URL needs a host (redis://host:6379/0)';
+  if (!/^\/?\d*$/.test(url.pathname)) return 'the path of a redis:// URL is a database number (/0)';
+  return undefined;
 }
