@@ -232,16 +232,20 @@ export function pinViolations(ctx: RequestContext): PinViolation[] | undefined {
 
 /**
  * A client-supplied string as the audit keeps it: clipped to `max` characters, and REDACTED in its
- * place when what would be written looks like a key or token (auth/query-credential.ts): a client
- * that put its credential in an id, a method or tool name, a resource URI or a header the audit
- * records. A key cut by the clip still shows its prefix and is caught; a JWT cut before its
- * signature is no credential.
+ * place when it holds a key or token (auth/query-credential.ts): a client that put its credential
+ * in an id, a method or tool name, a resource URI or a header the audit records.
  */
 export function clip(value: string | undefined, max: number): string | undefined {
   if (typeof value !== 'string') return undefined;
-  const kept = value.length <= max ? value : value.slice(0, max) + '…';
-  return looksLikeCredential(kept) ? REDACTED : kept;
+  // Looked at beyond the cut (a JWT cut before its signature is no longer one to the check), but
+  // bounded: a token starting in the part kept and up to 16 KiB long is found whole.
+  const looked = value.length <= max + CREDENTIAL_REACH ? value : value.slice(0, max + CREDENTIAL_REACH);
+  if (looksLikeCredential(looked)) return REDACTED;
+  return value.length <= max ? value : value.slice(0, max) + '…';
 }
+
+/** How far past the cut a value is looked at for a credential. */
+const CREDENTIAL_REACH = 16 * 1024;
 
 function id(value: JsonRpcId | null | undefined): JsonRpcId | undefined {
   if (value === null || value === undefined) return undefined;

@@ -81,6 +81,12 @@ const SPECS = {
   ERR_INVALID_REQUEST: { status: 400, rpc: RPC.INVALID_REQUEST, message: 'invalid request' },
   ERR_HEADER_MISMATCH: { status: 400, rpc: RPC.HEADER_MISMATCH, message: 'header mismatch' },
   ERR_BODY_TOO_LARGE: { status: 413, rpc: RPC.INVALID_REQUEST, message: 'request body too large' },
+  /** An `Expect` other than 100-continue (RFC 9110 §10.1.1), answered before anything is read. */
+  ERR_EXPECTATION_FAILED: {
+    status: 417,
+    rpc: RPC.INVALID_REQUEST,
+    message: 'expectation failed: only Expect: 100-continue is supported',
+  },
   ERR_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     rpc: RPC.INVALID_REQUEST,

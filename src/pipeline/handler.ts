@@ -45,7 +45,7 @@ import { InflightList } from './inflight.ts';
 import { Exchange } from './exchange.ts';
 import type { Shared } from './exchange.ts';
 import { chargedWithPeekedId, fail, withPeekedId } from './failure.ts';
-import { bodyBytesRead } from './read-body.ts';
+import { bodyBytesRead, unsupportedExpectation } from './read-body.ts';
 
 export interface HandlerDeps {
   readonly upstream: Upstream;
@@ -142,6 +142,7 @@ export function createHandler(deps: HandlerDeps): Handler {
         if (method === undefined || !methods.has(method)) {
           throw new GatewayError('ERR_METHOD_NOT_ALLOWED', { headers: { allow } });
         }
+        if (unsupportedExpectation(req)) throw new GatewayError('ERR_EXPECTATION_FAILED');
         const pending = steps.authenticate(ctx);
         if (pending !== undefined) await pending;
       } catch (err) {

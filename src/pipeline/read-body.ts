@@ -153,3 +153,9 @@ export function expectsContinue(req: IncomingMessage): boolean {
 
 /** What Node's server routes to `checkContinue` (node:_http_server's continueExpression). */
 const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
+
+/** Whether the request carries an `Expect` the gateway does not meet (anything but 100-continue). */
+export function unsupportedExpectation(req: IncomingMessage): boolean {
+  const expect = req.headers.expect;
+  return expect !== undefined && !expectsContinue(req);
+}

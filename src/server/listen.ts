@@ -23,6 +23,9 @@ export async function listen(
   // `Expect: 100-continue` is the route's to answer (Node would send 100 Continue at once): the MCP
   // pipeline invites a body only once the request has been authenticated and has paid for it.
   server.on('checkContinue', route);
+  // So is any other `Expect` (Node would answer 417 itself, unaudited, and keep the connection):
+  // the MCP endpoint refuses it with an audit line, other paths answer as if it were absent.
+  server.on('checkExpectation', route);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
