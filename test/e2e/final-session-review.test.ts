@@ -2,12 +2,12 @@
  * Final review of 190cc1c..f87e7a7. Each `defect:` test asserts the promised behaviour and fails on
  * the gateway as it is. No timing asserts: what the gateway wrote on a raw socket.
  */
+import { rawExchange } from '../helpers/net.ts';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
-import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { sha256Hex } from '../../src/auth/key-hash.ts';
@@ -16,26 +16,6 @@ import { startTestGateway } from '../helpers/gateway.ts';
 function makeKey(label: string) {
   const secret = mintKey(randomBytes(32));
   return { label, secret, config: { label, hash: `sha256:${sha256Hex(secret)}`, allow: ['*'] } };
-}
-
-/** Everything the gateway wrote on one raw socket until it closed or `ms` passed. */
-function rawExchange(url: string, head: string, ms = 1500): Promise<string> {
-  const u = new URL(url);
-  return new Promise((resolve) => {
-    const socket = connect(Number(u.port), u.hostname);
-    let answer = '';
-    socket.on('error', () => {});
-    socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve(answer);
-    }, ms);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(answer);
-    });
-    socket.write(head);
-  });
 }
 
 describe('final session review: Expect: 100-continue', () => {

@@ -6,14 +6,12 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
-import type { Socket } from 'node:net';
 import { parseConfigText } from '../../src/config/load.ts';
 import { HEADERS, makeKey, postAs, startCountingUpstream } from '../helpers/counting-upstream.ts';
 import type { CountingUpstream, TestKey } from '../helpers/counting-upstream.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
-import { waitFor } from '../helpers/net.ts';
+import { rawExchange, waitFor } from '../helpers/net.ts';
 import { startRedisServer } from '../helpers/redis-server.ts';
 import type { RedisServer } from '../helpers/redis-server.ts';
 import { startRawSseUpstream } from '../helpers/raw-sse-upstream.ts';
@@ -38,32 +36,6 @@ const post = postAs;
 const ping = (id: number | string) => JSON.stringify({ jsonrpc: '2.0', id, method: 'ping' });
 const call = (id: number | string, name: string) =>
   JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } });
-
-/** A raw request on its own socket; resolves with everything the gateway wrote until it closed or `ms`. */
-function rawExchange(
-  url: string,
-  head: string,
-  body: Buffer | string | undefined,
-  ms = 1500,
-): Promise<string> {
-  const u = new URL(url);
-  return new Promise((resolve) => {
-    const socket: Socket = connect(Number(u.port), u.hostname);
-    let answer = '';
-    socket.on('error', () => {});
-    socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve(answer);
-    }, ms);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(answer);
-    });
-    socket.write(head);
-    if (body !== undefined) socket.write(body);
-  });
-}
 
 function linesOf(gateway: TestGateway, key: TestKey) {
   return gateway.auditLines.filter((l) => l.key === key.label);
@@ -309,7 +281,7 @@ describe('memory store', () => {
           `Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n` +
           `MCP-Protocol-Version: 2025-06-18\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`,
         chunked,
-        3000,
+        { ms: 3000 },
       );
       assert.match(answer, /^HTTP\/1\.1 200 /);
       const empty = await post(g.mcpUrl, k, '');

@@ -7,10 +7,9 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
-import { freePort, waitFor } from '../helpers/net.ts';
+import { freePort, rawExchange, waitFor } from '../helpers/net.ts';
 import { startRawSseUpstream } from '../helpers/raw-sse-upstream.ts';
 import type { RawSseUpstream } from '../helpers/raw-sse-upstream.ts';
 import { startAuthServer } from '../helpers/auth-server.ts';
@@ -29,33 +28,6 @@ const JSON_HEADERS = {
   'content-type': 'application/json',
   accept: 'application/json, text/event-stream',
 };
-
-/** Everything the gateway wrote on one raw socket until it closed or `ms` passed. */
-function rawExchange(url: string, head: string, body?: string, ms = 1500): Promise<string> {
-  const u = new URL(url);
-  return new Promise((resolve) => {
-    const socket = connect(Number(u.port), u.hostname);
-    let answer = '';
-    socket.on('error', () => {});
-    socket.on('data', (d: Buffer) => {
-      answer += d.toString('latin1');
-      // Sends the body only once invited (as a client waiting on 100-continue does).
-      if (body !== undefined && answer.includes('100 Continue\r\n\r\n')) {
-        socket.write(body);
-        body = undefined;
-      }
-    });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve(answer);
-    }, ms);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(answer);
-    });
-    socket.write(head);
-  });
-}
 
 function sseOAuthConfig(port: number, upstreamUrl: string, as: TestAuthServer, extra: string[] = []) {
   return [
@@ -238,15 +210,19 @@ describe('HTTP+SSE transport behind OAuth', () => {
       `POST ${path} HTTP/1.1\r\nHost: ${u.host}\r\nAuthorization: Bearer ${bearer}\r\nContent-Type: application/json\r\n` +
       `Accept: application/json, text/event-stream\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`;
     const n = upstream.posts.length;
-    const ok = await rawExchange(endpoint, head(u.pathname + u.search, t), body); // 2
+    const ok = await rawExchange(endpoint, head(u.pathname + u.search, t), body, { afterContinue: true }); // 2
     assert.match(ok, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 202 /);
-    const forged = await rawExchange(endpoint, head(`${u.pathname}?session=abc.${'A'.repeat(22)}`, t), body); // 3
+    const forged = await rawExchange(endpoint, head(`${u.pathname}?session=abc.${'A'.repeat(22)}`, t), body, {
+      afterContinue: true,
+    }); // 3
     assert.match(forged, /^HTTP\/1\.1 404 /);
     const bad = await token('cont', 'mcp:tools');
-    const scope = await rawExchange(endpoint, head(u.pathname + u.search, bad), body);
+    const scope = await rawExchange(endpoint, head(u.pathname + u.search, bad), body, {
+      afterContinue: true,
+    });
     assert.match(scope, /^HTTP\/1\.1 403 /);
     for (let i = 0; i < 3; i++) assert.equal((await postTo(endpoint, t, ping(i))).status, 202); // 4..6
-    const empty = await rawExchange(endpoint, head(u.pathname + u.search, t), body);
+    const empty = await rawExchange(endpoint, head(u.pathname + u.search, t), body, { afterContinue: true });
     assert.match(empty, /^HTTP\/1\.1 429 /);
     assert.equal(upstream.posts.length - n, 4);
   });

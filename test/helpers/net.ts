@@ -1,5 +1,5 @@
 /** Loopback helpers for tests: a free port, and waiting for a condition. */
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { request as httpRequest } from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
@@ -48,5 +48,42 @@ export function rawHttp(url: string, method: string, headers: string[], body?: s
       res.on('error', reject);
     });
     req.end(body);
+  });
+}
+
+/**
+ * Everything the gateway writes on one raw socket until it closes it or `ms` pass: `head` is
+ * written at once; `body`, when given, at once too, or (`afterContinue`) only once the gateway has
+ * written `100 Continue`, as a client waiting on `Expect: 100-continue` sends it.
+ */
+export function rawExchange(
+  url: string,
+  head: string,
+  body?: Buffer | string,
+  { ms = 1500, afterContinue = false }: { ms?: number; afterContinue?: boolean } = {},
+): Promise<string> {
+  const u = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect(Number(u.port), u.hostname);
+    let answer = '';
+    let pending = afterContinue ? body : undefined;
+    socket.on('error', () => {});
+    socket.on('data', (d: Buffer) => {
+      answer += d.toString('latin1');
+      if (pending !== undefined && answer.includes('100 Continue\r\n\r\n')) {
+        socket.write(pending);
+        pending = undefined;
+      }
+    });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(answer);
+    }, ms);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(answer);
+    });
+    socket.write(head);
+    if (body !== undefined && !afterContinue) socket.write(body);
   });
 }
