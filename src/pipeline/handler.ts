@@ -171,7 +171,8 @@ export function createHandler(deps: HandlerDeps): Handler {
       let rewrite: ResponseRewrite | undefined;
       let headersTimeout: number | undefined;
       if (method === 'POST') {
-        // Paid for before its body is read: with an empty bucket the body is never read.
+        // Paid for before its body is read: with an empty bucket it gets 429 unread (but for the
+        // bounded peek for its id).
         try {
           const paid = steps.rateLimit.prepay(ctx);
           if (paid !== undefined) await paid;

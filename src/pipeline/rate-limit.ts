@@ -8,9 +8,9 @@
  * and responses alike; when those cannot be taken the request is refused (429) and its prepaid
  * token stays taken. A GET stream and a DELETE take one token each (and a GET counts against the
  * key's cap on open streams). A request refused before it prepaid (a session id or an event id the
- * gateway did not issue) takes one too (failure.ts's chargedWithPeekedId). While a key's bucket is known to be
- * empty, its requests are refused without asking the store (admission.ts). A refusal never reaches
- * the upstream.
+ * gateway did not issue, a protocol version that is none) takes one too (failure.ts's
+ * chargedWithPeekedId). While a key's bucket is known to be empty, its requests are refused without
+ * asking the store (admission.ts). A refusal never reaches the upstream.
  */
 import type { RateLimitStep } from './ports.ts';
 import type { RateLimitStore, Decision } from '../ratelimit/store.ts';
