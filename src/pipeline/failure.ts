@@ -5,12 +5,12 @@
  * bucket, the line its method); for a request refused before it prepaid its token, that token.
  */
 import type { RequestContext } from './context.ts';
-import { sendError, toGatewayError } from './respond.ts';
+import { errorAnswer, sendError, sendJson, toGatewayError } from './respond.ts';
 import { peekRequestId } from './peek-id.ts';
 import { expectsContinue } from './read-body.ts';
 import { GatewayError, isGatewayError } from '../jsonrpc/errors.ts';
 import type { BufferBudget } from '../proxy/body-buffer.ts';
-import type { RateLimitStep } from './ports.ts';
+import type { PostRoute, RateLimitStep } from './ports.ts';
 
 /** How much of an unauthenticated body is read to answer with its id. */
 const AUTH_PEEK_BYTES = 16 * 1024;
@@ -27,6 +27,27 @@ export function fail(ctx: RequestContext, err: unknown): void {
   }
   sendError(ctx, error);
 }
+
+/**
+ * On the HTTP+SSE transport a request's answer goes on the client's GET stream (the POST gets 202):
+ * a refusal after the body was read (invalid, unparsable with an id, rate limited) goes there too,
+ * as a denial does (transport.ts judged), or a client waiting on that id would wait forever. False
+ * when it cannot (no id to answer, no stream, its backlog full): the caller answers in the POST.
+ */
+export function failOnStream(ctx: RequestContext, err: unknown, route: PostRoute): boolean {
+  const error = toGatewayError(err);
+  if (error.code === 'ERR_CLIENT_ABORTED') return false;
+  const body = errorAnswer(ctx, error);
+  if (body === undefined) return false;
+  const routed = route.judged({ bytes: EMPTY, answer: { status: error.status, body }, plans: undefined });
+  if (routed.answer === undefined || routed.answer.body === body) return false;
+  if (ctx.decision === 'allow') ctx.decision = decisionFor(error.code);
+  ctx.reason ??= error.code;
+  sendJson(ctx, routed.answer.status, routed.answer.body);
+  return true;
+}
+
+const EMPTY = Buffer.alloc(0);
 
 /**
  * A refusal before the body is read still answers with the request's id: read a small body

@@ -44,7 +44,7 @@ import type { ResponseHead } from '../proxy/response-headers.ts';
 import { InflightList } from './inflight.ts';
 import { Exchange } from './exchange.ts';
 import type { Shared } from './exchange.ts';
-import { chargedWithPeekedId, fail, withPeekedId } from './failure.ts';
+import { chargedWithPeekedId, fail, failOnStream, withPeekedId } from './failure.ts';
 import { bodyBytesRead, unsupportedExpectation } from './read-body.ts';
 
 export interface HandlerDeps {
@@ -195,10 +195,16 @@ export function createHandler(deps: HandlerDeps): Handler {
         if (turn !== undefined) await turn;
         if (res.destroyed) return;
         let inspection;
-        // An unparsable or invalid body was paid for like any request.
-        inspection = steps.inspect(ctx, raw);
-        const taken = steps.rateLimit.consume(ctx);
-        if (taken !== undefined) await taken;
+        try {
+          // An unparsable or invalid body was paid for like any request.
+          inspection = steps.inspect(ctx, raw);
+          const taken = steps.rateLimit.consume(ctx);
+          if (taken !== undefined) await taken;
+        } catch (err) {
+          // On the HTTP+SSE transport the refusal goes on the stream, where the client waits for it.
+          if (route !== undefined && failOnStream(ctx, err, route)) return;
+          throw err;
+        }
         if (route) inspection = route.judged(inspection);
         if (inspection.answer) {
           sendJson(ctx, inspection.answer.status, inspection.answer.body);

@@ -37,11 +37,21 @@ export function sendError(ctx: RequestContext, err: GatewayError): void {
   }
   setOwnHeaders(ctx);
   ctx.status = err.status;
-  const body =
-    ctx.batch && ctx.messages
-      ? batchErrorBody(ctx, err)
-      : errorBody(responseId(ctx, err), err.rpcCode, err.message);
+  const body = errorAnswer(ctx, err) ?? errorBody(null, err.rpcCode, err.message);
   ctx.bytesOut += writeJson(res, err.status, body, NO_STORE, err.headers);
+}
+
+/**
+ * The JSON-RPC error body answering the request's messages (one error per request of a batch), or
+ * undefined when it names no request (the client cannot match it to one).
+ */
+export function errorAnswer(ctx: RequestContext, err: GatewayError): string | undefined {
+  if (ctx.batch && ctx.messages) {
+    const body = batchErrorBody(ctx, err);
+    return body.startsWith('[') ? body : undefined;
+  }
+  const id = responseId(ctx, err);
+  return id === null ? undefined : errorBody(id, err.rpcCode, err.message);
 }
 
 /** A refused batch gets one error per request, so the client can match every id. */

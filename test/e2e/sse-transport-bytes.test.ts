@@ -136,6 +136,41 @@ describe('HTTP+SSE transport, byte by byte', () => {
     assert.ok(!stream!.raw().includes('secret') && !stream!.raw().includes('hidden'));
   });
 
+  it('answers a request refused while parsing on the stream too; one with no id to answer in the POST', async () => {
+    const { endpoint } = await open();
+    const sent = upstream.posts.length;
+    // Two keys that differ only by case: refused by the parse (with the request's id), not the judge.
+    const res = await fetch(endpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+      body: '{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"echo","Name":"x","arguments":{}}}',
+    });
+    assert.equal(res.status, 202, 'the answer goes on the stream, where the client waits for it');
+    await res.text();
+    const answer = JSON.parse((await stream!.next()).data) as { id: number; error: { code: number } };
+    assert.equal(answer.id, 6);
+    assert.equal(answer.error.code, -32600);
+    // Bytes that name no request: nothing to match on the stream, so the POST says it.
+    const garbage = await fetch(endpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+      body: '{"jsonrpc":',
+    });
+    assert.equal(garbage.status, 400);
+    assert.equal(((await garbage.json()) as { id: unknown }).id, null);
+    assert.equal(upstream.posts.length, sent, 'nothing reached the upstream');
+    // One line each: the refusal answered on the stream (202, invalid), the one in the POST (400).
+    await waitFor(() =>
+      gateway.auditLines.some((l) => l.status === 202 && l.reason === 'ERR_INVALID_REQUEST') &&
+      gateway.auditLines.some((l) => l.status === 400 && l.reason === 'ERR_PARSE')
+        ? true
+        : undefined,
+    );
+    const onStream = gateway.auditLines.filter((l) => l.status === 202 && l.reason === 'ERR_INVALID_REQUEST');
+    assert.equal(onStream.length, 1);
+    assert.equal(onStream[0]!.decision, 'invalid');
+  });
+
   it('answers a denied call on the stream and never forwards it', async () => {
     const { endpoint } = await open();
     const sent = upstream.posts.length;
