@@ -237,15 +237,37 @@ export function pinViolations(ctx: RequestContext): PinViolation[] | undefined {
  */
 export function clip(value: string | undefined, max: number): string | undefined {
   if (typeof value !== 'string') return undefined;
-  // Looked at beyond the cut (a JWT cut before its signature is no longer one to the check), but
-  // bounded: a token starting in the part kept and up to 16 KiB long is found whole.
-  const looked = value.length <= max + CREDENTIAL_REACH ? value : value.slice(0, max + CREDENTIAL_REACH);
-  if (looksLikeCredential(looked)) return REDACTED;
-  return value.length <= max ? value : value.slice(0, max) + '…';
+  if (value.length <= max) return looksLikeCredential(value) ? REDACTED : value;
+  // Cut: what is kept is checked, and a cut that falls inside something shaped like a JWT (its
+  // signature, which the check needs, lies past the cut) is redacted too. Nothing past the cut is
+  // read: a crafted value cannot make this cost more than its kept part.
+  const kept = value.slice(0, max);
+  return looksLikeCredential(kept) || cutInsideToken(kept) ? REDACTED : kept + '…';
 }
 
-/** How far past the cut a value is looked at for a credential. */
-const CREDENTIAL_REACH = 16 * 1024;
+/**
+ * Whether `kept` ends in a run of base64url characters and dots that holds a dot and a segment
+ * starting `ey` or `ew` (how a JWT's header and claims begin): a token cut before its signature.
+ */
+function cutInsideToken(kept: string): boolean {
+  let i = kept.length;
+  while (i > 0 && isTokenChar(kept.charCodeAt(i - 1))) i--;
+  const run = kept.slice(i);
+  return run.includes('.') && JWT_SEGMENT.test(run);
+}
+
+const JWT_SEGMENT = /(?:^|\.)e[yw]/;
+
+function isTokenChar(c: number): boolean {
+  return (
+    (c >= 0x30 && c <= 0x39) ||
+    (c >= 0x41 && c <= 0x5a) ||
+    (c >= 0x61 && c <= 0x7a) ||
+    c === 0x2d ||
+    c === 0x5f ||
+    c === 0x2e
+  );
+}
 
 function id(value: JsonRpcId | null | undefined): JsonRpcId | undefined {
   if (value === null || value === undefined) return undefined;
