@@ -29,7 +29,6 @@
  */
 import {
   afterKey,
-  BACKSLASH,
   CLOSE_ARRAY,
   CLOSE_OBJECT,
   COLON,
@@ -177,11 +176,11 @@ function params(b: Buffer, i: number, enclosing: number, out: number[], meta = f
   if (b[i] === CLOSE_OBJECT) return i + 1;
   for (;;) {
     const key = i;
-    const at = afterKey(b, i);
+    const at = afterPlainKey(b, i);
     const c = b[at];
     if (c !== OPEN_OBJECT && c !== OPEN_ARRAY) i = walk(b, at, enclosing + 1, false);
     else if (!meta && c === OPEN_OBJECT && isKey(b, key, META)) i = params(b, at, enclosing + 1, out, true);
-    else if (unread(b, key, at, meta ? META_KEYS : PARAMS_KEYS) || (!meta && isKey(b, key, ARGUMENTS))) {
+    else if (unread(b, key, meta ? META_KEYS : PARAMS_KEYS) || (!meta && isKey(b, key, ARGUMENTS))) {
       counted = 0;
       dropped = 0;
       i = walk(b, at, enclosing + 1, true);
@@ -195,13 +194,12 @@ function params(b: Buffer, i: number, enclosing: number, out: number[], meta = f
 }
 
 /**
- * Whether the key whose opening quote is at `i` (its value at `at`) is spelled plainly and is none
- * of `read` (quoted names).
+ * Whether the key whose opening quote is at `i`, just read by afterPlainKey, is spelled plainly and
+ * is none of `read` (quoted names).
  */
-function unread(b: Buffer, i: number, at: number, read: readonly Buffer[]): boolean {
-  const end = b.lastIndexOf(QUOTE, at - 1) + 1;
-  for (let j = i + 1; j < end; j++) if (b[j] === BACKSLASH) return false;
-  for (const name of read) if (name.length === end - i && isKey(b, i, name)) return false;
+function unread(b: Buffer, i: number, read: readonly Buffer[]): boolean {
+  if (keyEscaped) return false;
+  for (const name of read) if (name.length === keyEnd - i && isKey(b, i, name)) return false;
   return true;
 }
 

@@ -9,6 +9,7 @@ import { errorAnswer, sendError, sendJson, toGatewayError } from './respond.ts';
 import { peekRequestId } from './peek-id.ts';
 import { expectsContinue } from './read-body.ts';
 import { GatewayError, isGatewayError } from '../jsonrpc/errors.ts';
+import type { ErrorCode } from '../jsonrpc/errors.ts';
 import type { BufferBudget } from '../proxy/body-buffer.ts';
 import type { PostRoute, RateLimitStep } from './ports.ts';
 
@@ -18,14 +19,19 @@ const AUTH_PEEK_BYTES = 16 * 1024;
 /** Turns a failure of the request's steps into its answer (or a cut connection). */
 export function fail(ctx: RequestContext, err: unknown): void {
   const error = toGatewayError(err);
-  if (ctx.decision === 'allow') ctx.decision = decisionFor(error.code);
+  recordFailure(ctx, error.code);
   if (error.code === 'ERR_CLIENT_ABORTED') {
     ctx.aborted = true;
-    ctx.reason ??= error.code;
     ctx.res.destroy();
     return;
   }
   sendError(ctx, error);
+}
+
+/** The audit's decision and reason for a failure (a decision already taken stands). */
+function recordFailure(ctx: RequestContext, code: ErrorCode): void {
+  if (ctx.decision === 'allow') ctx.decision = decisionFor(code);
+  ctx.reason ??= code;
 }
 
 /**
@@ -41,8 +47,7 @@ export function failOnStream(ctx: RequestContext, err: unknown, route: PostRoute
   if (body === undefined) return false;
   const routed = route.judged({ bytes: EMPTY, answer: { status: error.status, body }, plans: undefined });
   if (routed.answer === undefined || routed.answer.body === body) return false;
-  if (ctx.decision === 'allow') ctx.decision = decisionFor(error.code);
-  ctx.reason ??= error.code;
+  recordFailure(ctx, error.code);
   sendJson(ctx, routed.answer.status, routed.answer.body);
   return true;
 }
