@@ -32,32 +32,28 @@ function interpolateString(
   path: string,
 ): string {
   if (!text.includes('$')) return text;
-  return text.replace(
-    PATTERN,
-    (whole, name: string | undefined, fallback: string | undefined, bad: string | undefined) => {
-      if (whole === '$${') return '${';
-      if (name === undefined) {
-        // What follows `${` is not quoted: it may be a secret's own text that holds `${`.
-        void bad;
-        issues.push({
-          path,
-          message: 'invalid interpolation: write ${NAME} or ${NAME:-default}, or $${ for a literal ${',
-          severity: 'error',
-        });
-        return '';
-      }
-      const found = env[name];
-      if (found !== undefined && found !== '') return found;
-      if (fallback !== undefined) return fallback.replace(/\\(.)/g, '$1');
+  return text.replace(PATTERN, (whole, name: string | undefined, fallback: string | undefined) => {
+    if (whole === '$${') return '${';
+    if (name === undefined) {
+      // What follows `${` is not quoted: it may be a secret's own text that holds `${`.
       issues.push({
         path,
-        // Only a name spelled as environment variables are is shown: `${Tk3f}` may be a secret's text.
-        message: ENV_NAME.test(name)
-          ? `environment variable ${name} is not set`
-          : 'names an environment variable that is not set (its name is not shown: it may be part of a secret; write $${ for a literal ${)',
+        message: 'invalid interpolation: write ${NAME} or ${NAME:-default}, or $${ for a literal ${',
         severity: 'error',
       });
       return '';
-    },
-  );
+    }
+    const found = env[name];
+    if (found !== undefined && found !== '') return found;
+    if (fallback !== undefined) return fallback.replace(/\\(.)/g, '$1');
+    issues.push({
+      path,
+      // Only a name spelled as environment variables are is shown: `${Tk3f}` may be a secret's text.
+      message: ENV_NAME.test(name)
+        ? `environment variable ${name} is not set`
+        : 'names an environment variable that is not set (its name is not shown: it may be part of a secret; write $${ for a literal ${)',
+      severity: 'error',
+    });
+    return '';
+  });
 }
