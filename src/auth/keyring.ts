@@ -83,6 +83,7 @@ export function createKeyring(
       bindingId: `k:${hex}`,
       grants: compileGrants(key),
       limits: resolveLimits?.(key),
+      expiresAt: expiresAt === Infinity ? undefined : expiresAt,
     });
     const entry: Entry = {
       digest,

@@ -18,4 +18,9 @@ export interface Principal {
   readonly clientId?: string | undefined;
   /** OAuth: the name of the grant that matched (none when no grant matched). */
   readonly grant?: string | undefined;
+  /**
+   * When the credential stops being valid (ms since the epoch): a key's `expires`, a token's `exp`.
+   * Undefined when it never does. A stream the principal holds open ends then (stream-expiry.ts).
+   */
+  readonly expiresAt?: number | undefined;
 }

@@ -19,6 +19,7 @@ export const DEFAULTS = Object.freeze({
   rateRefill: 1,
   maxStreams: 10,
   idleReclaim: '10s',
+  sendTimeout: '60s',
 });
 
 const listen = string('Address the gateway listens on, `host:port`.', {
@@ -135,11 +136,14 @@ const upstream = object(
         'Access-Control-*), hop-by-hop headers and headers the gateway writes are refused.',
       { default: [] },
     ),
-    connections: number('Maximum keep-alive connections to the upstream.', {
-      default: DEFAULTS.upstreamConnections,
-      min: 1,
-      integer: true,
-    }),
+    connections: number(
+      'Maximum keep-alive connections to the upstream for requests (streams, capped by `max_streams` per key, have connections of their own).',
+      {
+        default: DEFAULTS.upstreamConnections,
+        min: 1,
+        integer: true,
+      },
+    ),
   },
   'The one MCP server behind the gateway.',
   { required: ['url'] },
@@ -152,6 +156,10 @@ const limits = object(
     }),
     max_buffered_bytes: size(
       'Ceiling on the bytes held at once for all bodies the gateway must read whole (request bodies, list responses being filtered, the SSE event being read). Over it a request gets 503 and a response 502. Default: a quarter of the V8 heap limit (`--max-old-space-size`), e.g. 1 GiB of a 4 GiB heap.',
+    ),
+    send_timeout: duration(
+      "Time a response may wait for its client to take any of its bytes while the gateway has some for it (the upstream's side is paused meanwhile). A client that takes nothing for this long is cut, its upstream request cancelled and its audit line written (reason `ERR_CLIENT_STALLED`): a client that stops reading cannot hold an upstream connection, which other keys' requests need.",
+      { default: DEFAULTS.sendTimeout, min: 100 },
     ),
     idle_reclaim: duration(
       'Memory given back after a burst: once the gateway has been all but idle for this long (its event loop busy under 1% of the time), it drops its list caches and, when V8 holds 32 MiB more than it uses, runs one memory-reducing collection (one pause per quiet period: about 0.1 s for a small heap, longer with many open streams). `0s` turns it off: the process then keeps the heap its busiest moment grew.',
@@ -191,7 +199,10 @@ const ownRateLimit = (who: string, description: string) =>
   object(
     {
       ...bucket,
-      max_streams: number(`Concurrently open GET streams for ${who}.`, { min: 0, integer: true }),
+      max_streams: number(`Concurrently open streams (GET, 2026-07-28 subscriptions/listen) for ${who}.`, {
+        min: 0,
+        integer: true,
+      }),
       tools: record(
         object(bucket, 'A bucket for one tool name or wildcard.', {
           required: ['capacity', 'refill_per_second'],
@@ -227,7 +238,7 @@ export const keySpec = object(
     prompts: names('prompt name'),
     resources: names('resource URI'),
     disabled: boolean('A disabled key is refused.', { default: false }),
-    expires: string('Expiry date or time (ISO 8601); refused after it.'),
+    expires: string('Expiry date or time (ISO 8601); refused after it, and its open streams end then.'),
     rate_limit: keyRateLimit,
   },
   'An API key.',
@@ -241,11 +252,14 @@ const rateLimit = object(
       default: DEFAULTS.rateRefill,
       min: 0,
     }),
-    max_streams: number('Default cap on concurrently open GET streams per key.', {
-      default: DEFAULTS.maxStreams,
-      min: 0,
-      integer: true,
-    }),
+    max_streams: number(
+      'Default cap on concurrently open streams (GET, 2026-07-28 subscriptions/listen) per key.',
+      {
+        default: DEFAULTS.maxStreams,
+        min: 0,
+        integer: true,
+      },
+    ),
     backend: oneOf(['memory', 'redis'], 'Where buckets live: `redis` shares them across replicas.', {
       default: 'memory',
     }),

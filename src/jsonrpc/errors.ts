@@ -108,6 +108,14 @@ const SPECS = {
     message: "upstream refused the gateway's credentials",
   },
   ERR_CLIENT_ABORTED: { status: 499, rpc: RPC.INTERNAL_ERROR, message: 'client closed the request' },
+  /** An open stream's key or token expired: the gateway ended it (a request would now get 401). */
+  ERR_STREAM_EXPIRED: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
+  /** The client took none of the response's bytes for `limits.send_timeout`: the gateway cut it. */
+  ERR_CLIENT_STALLED: {
+    status: 499,
+    rpc: RPC.INTERNAL_ERROR,
+    message: 'client stopped reading the response',
+  },
   ERR_SHUTTING_DOWN: { status: 503, rpc: RPC.SHUTTING_DOWN, message: 'gateway is shutting down' },
   /**
    * `limits.max_buffered_bytes` is spent: a request body is refused with 503 (retry shortly); a

@@ -14,6 +14,7 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RequestContext } from '../pipeline/context.ts';
+import { isListen } from '../pipeline/listen.ts';
 import type { UpstreamErrorKind } from '../proxy/upstream-error.ts';
 import { callDecision, requestDecision } from '../audit/outcome.ts';
 import { LabelSet, OTHER } from './labels.ts';
@@ -99,7 +100,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   ).register(registry);
   const requestDuration = new HistogramFamily(
     'mcpgate_request_duration_seconds',
-    'Time from request arrival to response close, by decision (POST and DELETE; GET streams are not timed).',
+    'Time from request arrival to response close, by decision (POST and DELETE; streams are not timed: GET, subscriptions/listen).',
     ['decision'],
     DURATION_BUCKETS,
   ).register(registry);
@@ -129,7 +130,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   const openStreams = new Gauge({
     name: 'mcpgate_open_streams',
-    help: 'Open GET (SSE) streams.',
+    help: 'Open streams (GET, and 2026-07-28 subscriptions/listen).',
     registers: [registry],
   });
   /** By error code (a closed set), so the label is not rebuilt per refusal. */
@@ -161,7 +162,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     observe(ctx, mono) {
       const decision = requestDecision(ctx);
       requests.cell(decision, methodLabel(ctx)).value++;
-      if (ctx.req.method !== 'GET') {
+      if (ctx.req.method !== 'GET' && !isListen(ctx)) {
         requestDuration.observe(requestDuration.cell(decision), Math.max(0, mono - ctx.startedMono) / 1000);
       }
       if (ctx.upstreamMs !== undefined)

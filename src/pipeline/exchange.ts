@@ -11,6 +11,7 @@ import type { InflightList } from './inflight.ts';
 import { sendError } from './respond.ts';
 import type { Relay, RelayHooks } from '../proxy/relay.ts';
 import { mapUpstreamError, upstreamErrorKind } from '../proxy/upstream-error.ts';
+import type { ExpiryWatch } from './stream-expiry.ts';
 
 /** What every request of one handler shares. */
 export interface Shared {
@@ -33,8 +34,10 @@ export class Exchange implements RelayHooks {
   /** The steps this request runs with (set when it starts). */
   steps: PipelineSteps | undefined = undefined;
   relay: Relay | undefined = undefined;
-  /** A GET stream's slot. */
+  /** A held stream's slot (GET, subscriptions/listen). */
   release: (() => void) | undefined = undefined;
+  /** Ends a held stream when its credential expires. */
+  expiry: ExpiryWatch | undefined = undefined;
   /** The request was handed to the upstream client. */
   forwarded = false;
   /** Links of the handler's list of requests not yet finished (inflight.ts). */
@@ -75,6 +78,10 @@ export class Exchange implements RelayHooks {
     this.ctx.bytesOut += n;
   }
 
+  onStalled(): void {
+    this.ctx.reason ??= 'ERR_CLIENT_STALLED';
+  }
+
   onDone(error: Error | undefined): void {
     if (error === undefined) return;
     const ctx = this.ctx;
@@ -104,6 +111,7 @@ export class Exchange implements RelayHooks {
       }
     }
     if (this.release) {
+      this.expiry?.cancel();
       this.release();
       streams.delete(ctx);
       deps.observer.streamClosed();

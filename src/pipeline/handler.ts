@@ -29,6 +29,7 @@ import type { Upstream } from '../proxy/upstream.ts';
 import type { RequestHeaders } from '../proxy/request-headers.ts';
 import { checkBodyEnvelope } from './envelope.ts';
 import { checkProtocolVersion } from './protocol-version.ts';
+import { checkBodylessHeaders } from '../policy/headers.ts';
 import type { SiteCheck } from './site.ts';
 import type { Cors } from '../server/cors.ts';
 import { Relay } from '../proxy/relay.ts';
@@ -46,6 +47,8 @@ import { Exchange } from './exchange.ts';
 import type { Shared } from './exchange.ts';
 import { chargedWithPeekedId, fail, failOnStream, withPeekedId } from './failure.ts';
 import { bodyBytesRead, unsupportedExpectation } from './read-body.ts';
+import { ExpiryWatch } from './stream-expiry.ts';
+import { isListen } from './listen.ts';
 
 export interface HandlerDeps {
   readonly upstream: Upstream;
@@ -57,6 +60,8 @@ export interface HandlerDeps {
   /** Which upstream responses are refused, and which of their headers the client sees. */
   readonly responseHead: ResponseHead;
   readonly keepaliveMs: number;
+  /** limits.send_timeout: how long a response may wait for its client to take bytes (none: forever). */
+  readonly sendTimeoutMs?: number | undefined;
   /** Headers timeout for a request's messages (quick methods vs tool calls; see proxy/timeouts.ts). */
   readonly headersTimeout?: HeadersTimeout;
   readonly readBody: ReadBody;
@@ -92,11 +97,14 @@ export interface Handler {
   readonly inflight: Inflight;
   /** Refuse new requests with 503 from now on. */
   drain(): void;
-  /** Open GET streams (a reload ends those whose principal it refuses). */
+  /**
+   * Open streams: GET streams and 2026-07-28 subscriptions/listen answers (a reload ends those whose
+   * principal it refuses).
+   */
   readonly streams: ReadonlyMap<RequestContext, unknown>;
-  /** Ends one open GET stream and cancels its upstream request. */
+  /** Ends one open stream and cancels its upstream request. */
   endStream(ctx: RequestContext): void;
-  /** Ends every open GET stream (they carry no pending result; clients reconnect elsewhere). */
+  /** Ends every open stream (they carry no pending result; clients reconnect elsewhere). */
   endStreams(): void;
 }
 
@@ -111,12 +119,14 @@ export function createHandler(deps: HandlerDeps): Handler {
   const streams = new Map<RequestContext, Exchange>();
   let draining = false;
   const heavyTurn = createHeavyGate();
+  const now = () => clock.now();
   const shared: Shared = { deps, streams, inflight };
   const relayConfig: RelayConfig = {
     keepalive: new KeepaliveWheel(deps.keepaliveMs),
     budget: deps.budget,
     head: deps.responseHead,
     ...(deps.sweep ? { sweep: deps.sweep } : {}),
+    ...(deps.sendTimeoutMs !== undefined ? { sendTimeoutMs: deps.sendTimeoutMs } : {}),
   };
 
   /**
@@ -155,6 +165,10 @@ export function createHandler(deps: HandlerDeps): Handler {
       let route;
       try {
         checkProtocolVersion(req.headers, ctx.protocolVersion);
+        if (method !== 'POST') {
+          const mirrored = checkBodylessHeaders(req.headers);
+          if (mirrored !== undefined) throw mirrored;
+        }
         if (clientSession !== undefined) {
           if (typeof clientSession !== 'string') throw new GatewayError('ERR_SESSION_NOT_FOUND');
           sessionId = steps.sessions ? steps.sessions.inbound(ctx, clientSession) : clientSession;
@@ -170,6 +184,7 @@ export function createHandler(deps: HandlerDeps): Handler {
       let body: Buffer | undefined;
       let rewrite: ResponseRewrite | undefined;
       let headersTimeout: number | undefined;
+      let listen = false;
       if (method === 'POST') {
         // Paid for before its body is read: with an empty bucket it gets 429 unread (but for the
         // bounded peek for its id).
@@ -210,6 +225,12 @@ export function createHandler(deps: HandlerDeps): Handler {
           sendJson(ctx, inspection.answer.status, inspection.answer.body);
           return;
         }
+        // A 2026-07-28 notification stream: held like a GET stream (its own pool, a slot of the
+        // key's max_streams, ended by a reload that refuses its key or when its credential expires).
+        if (route === undefined && isListen(ctx)) {
+          listen = true;
+          holdStream(ex, steps);
+        }
         ({ bytes: body, rewrite } = steps.integrity.forward(
           ctx,
           inspection.bytes,
@@ -226,16 +247,15 @@ export function createHandler(deps: HandlerDeps): Handler {
         // awaited) or paying was settled already: a stream slot taken now would never be given back.
         if (res.destroyed || ctx.finished) return;
         rewrite = transport ? transport.stream(ctx) : steps.integrity.stream(ctx);
-        ex.release = steps.rateLimit.openStream(ctx);
-        streams.set(ctx, ex);
-        observer.streamOpened();
+        holdStream(ex, steps);
       } else if (method === 'DELETE') {
         // A DELETE reaches the upstream like a message: it takes a token like one.
         const paid = steps.rateLimit.prepay(ctx);
         if (paid !== undefined) await paid;
         rewrite = steps.integrity.closing(ctx);
       }
-      if (res.destroyed) return;
+      // (A stream whose credential expired meanwhile was ended by holdStream's watch.)
+      if (res.destroyed || res.writableEnded) return;
 
       const relay = new Relay(res, relayConfig, rewrite, ex);
       ex.relay = relay;
@@ -249,7 +269,7 @@ export function createHandler(deps: HandlerDeps): Handler {
         body !== undefined,
         lastEventId,
       );
-      (method === 'GET' ? upstream.streams : upstream.pool).dispatch(
+      (method === 'GET' || listen ? upstream.streams : upstream.pool).dispatch(
         {
           origin: upstream.origin,
           path: route?.path ?? upstream.path,
@@ -278,7 +298,19 @@ export function createHandler(deps: HandlerDeps): Handler {
     void run(ex);
   }
 
-  /** Ends an open GET stream cleanly and cancels its upstream side. */
+  /**
+   * A stream held open (a GET, a subscriptions/listen POST): a slot of the key's max_streams (429
+   * beyond), listed for reloads and shutdown, and ended when its credential expires.
+   */
+  function holdStream(ex: Exchange, steps: PipelineSteps): void {
+    const ctx = ex.ctx;
+    ex.release = steps.rateLimit.openStream(ctx);
+    streams.set(ctx, ex);
+    observer.streamOpened();
+    ex.expiry = ExpiryWatch.start(ctx, now, endStream);
+  }
+
+  /** Ends an open stream cleanly and cancels its upstream side. */
   function endStream(ctx: RequestContext): void {
     const ex = streams.get(ctx);
     if (ex === undefined) return;

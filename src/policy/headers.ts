@@ -151,6 +151,21 @@ export function checkMcpHeaders(
 
 const PARAM_PREFIX = 'mcp-param-';
 
+/**
+ * A request without a body (GET, DELETE) has nothing `Mcp-Method`, `Mcp-Name` or `Mcp-Param-*` could
+ * mirror (the spec defines them on POSTs only): a component behind the gateway routing on one would
+ * act on a call the gateway never judged, so such a request is refused (400, -32020).
+ */
+export function checkBodylessHeaders(headers: IncomingHttpHeaders): GatewayError | undefined {
+  if (headers[METHOD] !== undefined || headers[NAME] !== undefined || hasParamHeaders(headers)) {
+    return mismatch(
+      null,
+      'Mcp-Method, Mcp-Name and Mcp-Param headers describe a POST body, and this request has none',
+    );
+  }
+  return undefined;
+}
+
 /** Whether the request has an `Mcp-Param-*` header (checked against every number in the arguments). */
 export function hasParamHeaders(headers: HeaderSource): boolean {
   for (const name in headers) if (name.startsWith(PARAM_PREFIX)) return true;

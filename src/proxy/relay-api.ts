@@ -47,6 +47,8 @@ export interface RelayHooks {
   onDone(error: Error | undefined): void;
   /** Bytes written to the client. */
   onBytes(n: number): void;
+  /** The client took no bytes for `sendTimeoutMs`: the relay cuts the response after this. */
+  onStalled?(): void;
 }
 
 /** What every relay of a handler shares (built once). */
@@ -59,4 +61,9 @@ export interface RelayConfig {
   readonly budget?: BufferBudget;
   /** Told the size of every upstream body chunk (server/young-sweep.ts frees their buffers). */
   readonly sweep?: { add(bytes: number): void };
+  /**
+   * limits.send_timeout: a response paused this long for its client (which takes none of its bytes)
+   * is cut, so a client that stops reading cannot hold the upstream connection. None: no limit.
+   */
+  readonly sendTimeoutMs?: number;
 }

@@ -30,6 +30,10 @@ function flushHead(relay: Relay): void {
   relay.flushHead();
 }
 
+function onStall(relay: Relay): void {
+  relay.stalled();
+}
+
 /**
  * The head as Node's writeHead takes it fastest: a flat `[name, value, ...]` list, on a response
  * with nothing set on it before (no setHeader: Node then merges no header map). A held body's
@@ -99,6 +103,8 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
   private headPending = false;
   /** Resumes the upstream once the client drained (made on the first pause only). */
   private onDrain: (() => void) | undefined = undefined;
+  /** Cuts the response if the client takes nothing for `sendTimeoutMs` (armed while paused). */
+  private stall: NodeJS.Timeout | undefined = undefined;
 
   constructor(
     res: ServerResponse,
@@ -317,9 +323,34 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     }
     if (!this.res.write(chunk) && controller && !controller.paused) {
       controller.pause();
-      this.onDrain ??= () => this.controller?.resume();
+      this.onDrain ??= () => {
+        this.clearStall();
+        this.controller?.resume();
+      };
       this.res.once('drain', this.onDrain);
+      const ms = this.options.sendTimeoutMs;
+      if (ms !== undefined && this.stall === undefined) {
+        this.stall = setTimeout(onStall, ms, this);
+        this.stall.unref();
+      }
     }
+  }
+
+  /**
+   * The client took none of the bytes for `sendTimeoutMs` while the upstream waited: the response is
+   * cut (its 'close' aborts the upstream request and settles the audit line).
+   */
+  stalled(): void {
+    this.stall = undefined;
+    if (this.done || this.res.destroyed) return;
+    this.hooks.onStalled?.();
+    this.res.destroy();
+  }
+
+  private clearStall(): void {
+    if (this.stall === undefined) return;
+    clearTimeout(this.stall);
+    this.stall = undefined;
   }
 
   /** Idle for the keepalive period (KeepaliveWheel): a comment, if it falls between events. */
@@ -392,6 +423,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     if (error !== undefined) this.flushHead();
     this.done = true;
     this.releaseHeld();
+    this.clearStall();
     if (this.onDrain !== undefined) this.res.off('drain', this.onDrain);
     this.hooks.onDone(error);
   }

@@ -105,6 +105,7 @@ export async function startGateway(
       now: deps.clock.mono,
     }),
     keepaliveMs: config.streams.keepalive,
+    sendTimeoutMs: config.limits.send_timeout,
     readBody: createReadBody(config.limits.max_body_bytes, budget, sweep),
     budget,
     sweep,

@@ -6,9 +6,10 @@
  *
  * Which settings apply live is one list (LIVE, minus RESTART below it). Every other changed setting
  * (listen, upstream.*, audit.*, ...) keeps its running value and is reported as needing a restart.
- * After the swap, every open GET stream is authenticated again: a stream whose key was removed,
- * disabled or changed (its grants may have shrunk) is ended; the client reconnects and is judged by
- * the new config. In-flight POSTs finish with the steps they started with.
+ * After the swap, every open stream (GET, subscriptions/listen) is authenticated again: a stream
+ * whose key was removed, disabled or changed (its grants may have shrunk) is ended; the client
+ * reconnects and is judged by the new config. Other in-flight POSTs finish with the steps they
+ * started with.
  */
 import type { Config } from '../config/schema.ts';
 import { isPlainObject } from '../config/spec.ts';

@@ -133,6 +133,8 @@ export function createOAuth(config: Config, deps: OAuthDeps): OAuth | undefined 
         limits: compileLimits(`oauth:${identity}`, rateLimit, grant?.config.rate_limit),
         clientId,
         grant: grant?.name,
+        // When the same token would be refused: `exp` (verify.ts requires it) plus the tolerance.
+        expiresAt: (claims.exp as number) * 1000 + oauth.clock_tolerance,
       });
       return Object.freeze({ ok: true as const, principal });
     }

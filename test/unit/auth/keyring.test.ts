@@ -147,6 +147,22 @@ describe('keyring', () => {
     assert.throws(() => createKeyring([{ ...base, expires: 'next week' }], grantsFor, opts), TypeError);
   });
 
+  it("gives the principal its key's expiry: the first instant the key is refused (streams end then)", () => {
+    let now = T0 - 86_400_000;
+    const keyring = ring(() => now);
+    const r = keyring.authenticate(legacy);
+    assert.ok(r.ok);
+    const at = r.principal.expiresAt;
+    assert.equal(typeof at, 'number');
+    now = (at as number) - 1;
+    assert.equal(code(keyring.authenticate(legacy)), 'ok');
+    now = at as number;
+    assert.equal(code(keyring.authenticate(legacy)), 'ERR_AUTH_KEY_EXPIRED');
+    const never = keyring.authenticate(alice);
+    assert.ok(never.ok);
+    assert.equal(never.principal.expiresAt, undefined);
+  });
+
   it('with no keys, everything is unknown', () => {
     const keyring = createKeyring([], grantsFor, { now: () => T0 });
     assert.equal(keyring.size, 0);
