@@ -203,6 +203,10 @@ const ownRateLimit = (who: string, description: string) =>
         min: 0,
         integer: true,
       }),
+      max_in_flight: number(`Requests (POST, DELETE) at the upstream at once for ${who}.`, {
+        min: 1,
+        integer: true,
+      }),
       tools: record(
         object(bucket, 'A bucket for one tool name or wildcard.', {
           required: ['capacity', 'refill_per_second'],
@@ -259,6 +263,10 @@ const rateLimit = object(
         min: 0,
         integer: true,
       },
+    ),
+    max_in_flight: number(
+      "Default cap on the requests (POST, DELETE) a key may have at the upstream at once (429 beyond): one key's slow answers (a tool call waiting on the client's reply to a question, a large answer read slowly) cannot take every one of `upstream.connections`, which every key's requests share. Default: a quarter of `upstream.connections` (64 of 256), at least 1.",
+      { min: 1, integer: true },
     ),
     backend: oneOf(['memory', 'redis'], 'Where buckets live: `redis` shares them across replicas.', {
       default: 'memory',

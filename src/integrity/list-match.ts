@@ -59,6 +59,8 @@ export function matchListResponse(
   if (named === undefined) return REFUSED;
   const kind = named.plan;
   if (kind !== 'tools' && kind !== 'prompts' && kind !== 'none') return undefined;
+  // The other kind's list beside the one asked for: the parsed path drops it (filter-list.ts).
+  if (kind !== 'none' && scan[kind === 'tools' ? 'prompts' : 'tools'] !== undefined) return undefined;
   const untagged = ids.answer(id);
   if (untagged === undefined) return REFUSED;
   const clientId = Buffer.from(JSON.stringify(untagged.clientId));

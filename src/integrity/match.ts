@@ -36,6 +36,7 @@ import type { ResponseIds } from './restore.ts';
 import { matchSmallResponse } from './small-match.ts';
 import { matchEventBytes } from './event-match.ts';
 import { parsedAsSpelled } from '../jsonrpc/key-check.ts';
+import type { CursorSealer } from './cursors.ts';
 
 export { tagRequests } from './restore.ts';
 export { exchangeIds, exchangeIdsOf, signedIds } from './response-ids.ts';
@@ -46,6 +47,8 @@ export interface Filters {
   readonly grants: Grants;
   readonly tasks: TaskScope | undefined;
   readonly pins?: ListPins | undefined;
+  /** Seals list cursors for the principal (cursors.ts). */
+  readonly cursors?: CursorSealer | undefined;
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -150,7 +153,16 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
         : Buffer.from(applyEdits(text, restored.edits));
     if (restored.plans === undefined) return [out];
     const filters = this.filters();
-    return [filterJsonResponseBody(out, restored.plans, filters.grants, filters.tasks, filters.pins)];
+    return [
+      filterJsonResponseBody(
+        out,
+        restored.plans,
+        filters.grants,
+        filters.tasks,
+        filters.pins,
+        filters.cursors,
+      ),
+    ];
   }
 
   /** An event's outcome, told to onRefused when it was refused. */
@@ -231,6 +243,7 @@ export function matchEventData(data: string, ids: ResponseIds, filters: Filters)
       filters.grants,
       filters.tasks,
       filters.pins,
+      filters.cursors,
     );
     if (filtered !== undefined) return filtered;
   }

@@ -23,11 +23,11 @@ each other's.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { JsonRpcId } from '../jsonrpc/message.ts';
-import type { ListKind } from '../policy/methods.ts';
+import type { ResultFilter } from '../policy/methods.ts';
 import { createBindingMac } from './hmac.ts';
 
 /** What a response needs: a list to filter, a task id to record for the principal, or nothing. */
-export type Plan = 'none' | 'task' | ListKind;
+export type Plan = 'none' | 'task' | ResultFilter;
 
 /** What a valid tag carries. */
 export interface Untagged {
@@ -58,6 +58,7 @@ const PLAN_LETTERS: Readonly<Record<Plan, string>> = {
   resources: 'r',
   resourceTemplates: 'm',
   tasks: 'k',
+  contents: 'd',
 };
 const PLANS = new Map<string, Plan>(
   Object.entries(PLAN_LETTERS).map(([plan, letter]) => [letter, plan as Plan]),

@@ -14,6 +14,7 @@ import type { PendingTags } from './cancels.ts';
 import { exchangeIds, exchangeIdsOf, MatchRewrite, signedIds, tagRequests } from './match.ts';
 import type { Filters, ForwardedTag, MatchOptions } from './match.ts';
 import type { EventIds } from './event-ids.ts';
+import type { Cursors } from './cursors.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
 import type { Plan, RequestTagger } from './request-tag.ts';
 import type { Pinning } from '../pinning/pins.ts';
@@ -45,10 +46,12 @@ export interface IntegrityOptions {
   readonly pinning?: Pinning | undefined;
   /** Seals event ids for the client and opens them again (keyed by the session secret). */
   readonly eventIds: EventIds;
+  /** Seals list cursors for the client (keyed by the session secret). */
+  readonly cursors: Cursors;
 }
 
 export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
-  const { tagger, tasks, pending, pinning, eventIds } = options;
+  const { tagger, tasks, pending, pinning, eventIds, cursors } = options;
   // One function for every exchange: the key its cancellation waits under travels with the tag.
   const forgetAnswered = (tag: string, forwarded: ForwardedTag) => {
     if (forwarded.pending !== undefined) pending.forget(forwarded.pending, tag);
@@ -64,6 +67,7 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
       grants: principal.grants,
       tasks: tasks.scope(principal.bindingId),
       pins: pinning?.forList((report) => (ctx.pinReports ??= []).push(report)),
+      cursors: cursors.sealerFor(principal.bindingId),
     };
   }
   /** Each stream's event ids are sealed for its principal (a function made when an SSE stream starts). */

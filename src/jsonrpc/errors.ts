@@ -76,6 +76,12 @@ const SPECS = {
   },
   ERR_RATE_LIMITED: { status: 429, rpc: RPC.RATE_LIMITED, message: 'rate limit exceeded for this key' },
   ERR_TOO_MANY_STREAMS: { status: 429, rpc: RPC.RATE_LIMITED, message: 'too many open streams for this key' },
+  /** The key has `max_in_flight` requests at the upstream already. */
+  ERR_TOO_MANY_IN_FLIGHT: {
+    status: 429,
+    rpc: RPC.RATE_LIMITED,
+    message: 'too many requests in flight for this key',
+  },
   ERR_RATE_LIMIT_STORE: { status: 503, rpc: RPC.INTERNAL_ERROR, message: 'rate limit store unavailable' },
   ERR_PARSE: { status: 400, rpc: RPC.PARSE_ERROR, message: 'parse error' },
   ERR_INVALID_REQUEST: { status: 400, rpc: RPC.INVALID_REQUEST, message: 'invalid request' },
@@ -108,6 +114,15 @@ const SPECS = {
     message: "upstream refused the gateway's credentials",
   },
   ERR_CLIENT_ABORTED: { status: 499, rpc: RPC.INTERNAL_ERROR, message: 'client closed the request' },
+  /**
+   * A stream (GET, subscriptions/listen) was opening while a reload swapped the config: refused, the
+   * client opens it again under the new one.
+   */
+  ERR_CONFIG_RELOADED: {
+    status: 503,
+    rpc: RPC.INTERNAL_ERROR,
+    message: 'the configuration changed while this stream opened: retry',
+  },
   /** An open stream's key or token expired: the gateway ended it (a request would now get 401). */
   ERR_STREAM_EXPIRED: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },
   /** The client took none of the response's bytes for `limits.send_timeout`: the gateway cut it. */

@@ -38,6 +38,8 @@ export class Exchange implements RelayHooks {
   release: (() => void) | undefined = undefined;
   /** Ends a held stream when its credential expires. */
   expiry: ExpiryWatch | undefined = undefined;
+  /** The key's max_in_flight slot this request holds while at the upstream (rate-limit.ts). */
+  upstreamSlot: string | undefined = undefined;
   /** The request was handed to the upstream client. */
   forwarded = false;
   /** Links of the handler's list of requests not yet finished (inflight.ts). */
@@ -109,6 +111,10 @@ export class Exchange implements RelayHooks {
         ctx.decision = ctx.cutByShutdown ? 'deny' : 'aborted';
         ctx.reason ??= 'ERR_CLIENT_ABORTED';
       }
+    }
+    if (this.upstreamSlot !== undefined) {
+      this.steps?.rateLimit.leaveUpstream(this.upstreamSlot);
+      this.upstreamSlot = undefined;
     }
     if (this.release) {
       this.expiry?.cancel();

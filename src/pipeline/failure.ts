@@ -115,11 +115,12 @@ function decisionFor(code: string): RequestContext['decision'] {
   if (code === 'ERR_CLIENT_ABORTED') return 'aborted';
   if (code === 'ERR_OVERLOADED') return 'rate_limited';
   if (code.startsWith('ERR_AUTH_')) return 'unauthenticated';
-  if (code === 'ERR_RATE_LIMITED' || code === 'ERR_TOO_MANY_STREAMS') return 'rate_limited';
+  if (code === 'ERR_RATE_LIMITED' || code === 'ERR_TOO_MANY_STREAMS' || code === 'ERR_TOO_MANY_IN_FLIGHT')
+    return 'rate_limited';
   if (code.startsWith('ERR_UPSTREAM_')) return 'upstream_error';
   if (code.endsWith('_DENIED') || code.endsWith('_UNPINNED') || code === 'ERR_SESSION_NOT_FOUND')
     return 'deny';
   if (code === 'ERR_RATE_LIMIT_STORE') return 'rate_limited';
-  if (code === 'ERR_SHUTTING_DOWN') return 'deny';
+  if (code === 'ERR_SHUTTING_DOWN' || code === 'ERR_CONFIG_RELOADED') return 'deny';
   return 'invalid';
 }

@@ -48,7 +48,8 @@ import type { Shared } from './exchange.ts';
 import { chargedWithPeekedId, fail, failOnStream, withPeekedId } from './failure.ts';
 import { bodyBytesRead, unsupportedExpectation } from './read-body.ts';
 import { ExpiryWatch } from './stream-expiry.ts';
-import { isListen } from './listen.ts';
+import { opensListen } from './listen.ts';
+import { admitStream } from './stream-admission.ts';
 
 export interface HandlerDeps {
   readonly upstream: Upstream;
@@ -227,8 +228,11 @@ export function createHandler(deps: HandlerDeps): Handler {
         }
         // A 2026-07-28 notification stream: held like a GET stream (its own pool, a slot of the
         // key's max_streams, ended by a reload that refuses its key or when its credential expires).
-        if (route === undefined && isListen(ctx)) {
+        if (route === undefined && opensListen(ctx)) {
           listen = true;
+          const admitted = admitStream(ctx, steps, deps.steps.current, clock.now());
+          if (admitted !== undefined) await admitted;
+          if (res.destroyed || ctx.finished) return;
           holdStream(ex, steps);
         }
         ({ bytes: body, rewrite } = steps.integrity.forward(
@@ -246,6 +250,9 @@ export function createHandler(deps: HandlerDeps): Handler {
         // A client that left while it was authenticated (an OAuth token's verification is
         // awaited) or paying was settled already: a stream slot taken now would never be given back.
         if (res.destroyed || ctx.finished) return;
+        const admitted = admitStream(ctx, steps, deps.steps.current, clock.now());
+        if (admitted !== undefined) await admitted;
+        if (res.destroyed || ctx.finished) return;
         rewrite = transport ? transport.stream(ctx) : steps.integrity.stream(ctx);
         holdStream(ex, steps);
       } else if (method === 'DELETE') {
@@ -254,8 +261,11 @@ export function createHandler(deps: HandlerDeps): Handler {
         if (paid !== undefined) await paid;
         rewrite = steps.integrity.closing(ctx);
       }
-      // (A stream whose credential expired meanwhile was ended by holdStream's watch.)
+      // (holdStream's expiry watch may have ended a stream whose credential ran out just now.)
       if (res.destroyed || res.writableEnded) return;
+      // A request (not a stream) holds one of the shared upstream connections until its answer ends:
+      // one of its key's max_in_flight slots too.
+      if (method !== 'GET' && !listen) ex.upstreamSlot = steps.rateLimit.enterUpstream(ctx);
 
       const relay = new Relay(res, relayConfig, rewrite, ex);
       ex.relay = relay;

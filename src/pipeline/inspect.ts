@@ -18,6 +18,8 @@ import type { JudgeOptions } from '../policy/judge.ts';
 import type { TaskOwnership } from '../policy/tasks.ts';
 import type { ResponseAction } from '../policy/filter-list.ts';
 import type { Pinning } from '../pinning/pins.ts';
+import { openRequestCursors } from '../integrity/cursors.ts';
+import type { Cursors } from '../integrity/cursors.ts';
 
 export interface InspectOptions extends JudgeOptions {
   readonly tasks: TaskOwnership;
@@ -25,12 +27,14 @@ export interface InspectOptions extends JudgeOptions {
   readonly auditArguments?: boolean | undefined;
   /** Tool-definition pinning, when on (judge reads it as `pins`). */
   readonly pinning?: Pinning | undefined;
+  /** Opens the sealed cursors of list requests (integrity/cursors.ts); none: cursors pass as sent. */
+  readonly cursors?: Cursors | undefined;
 }
 
 const BATCH_REFUSED = new GatewayError('ERR_BATCH_DENIED');
 
 export function createInspect(options: InspectOptions): InspectStep {
-  const { tasks, pinning } = options;
+  const { tasks, pinning, cursors } = options;
   const auditArguments = options.auditArguments ?? true;
   const judgeOptions: JudgeOptions = { ...options, pins: pinning };
   return function inspect(ctx, body) {
@@ -74,7 +78,12 @@ export function createInspect(options: InspectOptions): InspectStep {
       ctx.reason = batch ? 'ERR_BATCH_DENIED' : firstDenial;
       return { bytes: parsed.bytes, answer: denialAnswer(messages, batch, denied), plans: undefined };
     }
-    return { bytes: parsed.bytes, answer: undefined, plans: plan };
+    // A list request's cursor reaches the upstream as the upstream wrote it, or not at all.
+    const bytes =
+      cursors === undefined || plan === undefined
+        ? parsed.bytes
+        : openRequestCursors(parsed.bytes, messages, plan, principal.bindingId, cursors);
+    return { bytes, answer: undefined, plans: plan };
   };
 }
 

@@ -81,6 +81,14 @@ export interface RateLimitStep {
   chargeRefused(ctx: RequestContext): void | Promise<void>;
   /** Opens a GET stream slot, or throws ERR_TOO_MANY_STREAMS; returns its release. */
   openStream(ctx: RequestContext): () => void;
+  /**
+   * Takes one of the key's `max_in_flight` slots for a request about to reach the upstream (POST,
+   * DELETE), or throws ERR_TOO_MANY_IN_FLIGHT; returns the id to give it back with, undefined when
+   * the principal has no limits.
+   */
+  enterUpstream(ctx: RequestContext): string | undefined;
+  /** Gives back a slot enterUpstream took. */
+  leaveUpstream(id: string): void;
 }
 
 export interface Observer {

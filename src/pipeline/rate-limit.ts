@@ -21,12 +21,15 @@ import { rateLimitError } from '../ratelimit/headers.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
 import type { RequestContext } from './context.ts';
 import { createAdmission } from './admission.ts';
+import { InFlightCounter } from '../ratelimit/in-flight.ts';
 
 export interface RateLimitHooks {
   /** A store failure was decided by `on_store_error` (for logs and metrics). */
   onFallback?(ctx: RequestContext, decision: Decision): void;
   onRefused?(ctx: RequestContext): void;
 }
+
+const RETRY_SOON = Object.freeze({ 'retry-after': '1' });
 
 export function createRateLimit(
   store: RateLimitStore,
@@ -35,6 +38,7 @@ export function createRateLimit(
   now: () => number = () => performance.now(),
 ): RateLimitStep {
   const admission = createAdmission(now);
+  const inFlight = new InFlightCounter();
 
   function refuse(ctx: RequestContext, decision: Decision): never {
     const error = rateLimitError(decision);
@@ -82,6 +86,20 @@ export function createRateLimit(
       return rest === undefined ? undefined : take(ctx, rest);
     },
     chargeRefused: payOne,
+    enterUpstream(ctx) {
+      const limits = ctx.principal?.limits;
+      if (limits === undefined) return undefined;
+      if (!inFlight.enter(limits.id, limits.maxInFlight)) {
+        ctx.reason = 'ERR_TOO_MANY_IN_FLIGHT';
+        ctx.decision = 'rate_limited';
+        hooks.onRefused?.(ctx);
+        throw new GatewayError('ERR_TOO_MANY_IN_FLIGHT', { headers: RETRY_SOON });
+      }
+      return limits.id;
+    },
+    leaveUpstream(id) {
+      inFlight.leave(id);
+    },
     openStream(ctx) {
       const limits = ctx.principal?.limits;
       if (limits === undefined) return noop;

@@ -73,6 +73,11 @@ const KEY_KIND: Readonly<Record<FastKind, Buffer>> = {
   tools: Buffer.from('tools'),
   prompts: Buffer.from('prompts'),
 };
+/**
+ * Result members the parsed path rewrites (a cursor it seals, another kind's list it drops): a
+ * result holding one is left to it.
+ */
+const KEYS_REWRITTEN = ['nextCursor', 'resources', 'resourceTemplates', 'tasks'].map((k) => Buffer.from(k));
 
 /** Whether the key whose text (without quotes) is b[start, end) is `key`. */
 function keyIs(b: Uint8Array, start: number, end: number, key: Buffer): boolean {
@@ -122,6 +127,7 @@ function scan(b: Uint8Array, options: FastListOptions): Uint8Array | undefined {
       prompts = entries(b, vs);
       return prompts.end;
     }
+    for (const key of KEYS_REWRITTEN) if (keyIs(b, ks, ke, key)) throw GIVE_UP;
     return skipValue(b, vs);
   };
   const end = members(b, i, (ks, ke, vs) => {
@@ -147,6 +153,8 @@ function scan(b: Uint8Array, options: FastListOptions): Uint8Array | undefined {
   if (kind === undefined) return b;
   if (kind !== 'tools' && kind !== 'prompts') return undefined;
   if (b[resultStart] !== OPEN_OBJECT) return undefined;
+  // The other kind's list beside this one: the parsed path drops it.
+  if ((kind === 'tools' ? prompts : tools) !== undefined) return undefined;
   const list = kind === 'tools' ? tools : prompts;
   // The result has no such list: nothing to filter (the parsed path returns it as it is too).
   if (list === undefined) return b;

@@ -1,10 +1,14 @@
 /**
  * Rewrites the upstream's answers to the requests a verdict marked: list results keep only the
  * entries the key may use (tools, prompts, resources, resource templates, its own tasks), and the
- * task a task-creating request produced is recorded for the principal. Everything else in a result
- * is left as it is, including `nextCursor` (kept when a page ends up empty: the client then asks for
- * the next page, as it would after any page). Fail closed: an entry that is not an object with a
- * string name/uri/taskId is dropped, and a list field that is not an array becomes empty.
+ * task a task-creating request produced is recorded for the principal. A list result carries only
+ * the list that was asked for: another kind's list beside it (an upstream answering every list
+ * method with its whole catalogue) is dropped. `nextCursor` is sealed for the principal
+ * (integrity/cursors.ts: its text may name the page's last, hidden, entry), or dropped when it
+ * cannot be; it is kept when a page ends up empty (the client then asks for the next page, as it
+ * would after any page). Everything else in a result is left as it is. Fail closed: an entry that is
+ * not an object with a string name/uri/taskId is dropped, and a list field that is not an array
+ * becomes empty.
  */
 import { filterListFast } from './fast-list.ts';
 import { UNREADABLE } from './unreadable.ts';
@@ -13,28 +17,47 @@ import { GatewayError } from '../jsonrpc/errors.ts';
 import type { JsonRpcId } from '../jsonrpc/message.ts';
 import type { Grants } from './grants.ts';
 import { resourceAllowed } from './judge.ts';
-import type { ListKind } from './methods.ts';
+import type { ListKind, ResultFilter } from './methods.ts';
 import { createdTaskId } from './tasks.ts';
 import type { TaskScope } from './tasks.ts';
 import type { ListPins } from '../pinning/pins.ts';
 import { parsedAsSpelled } from '../jsonrpc/key-check.ts';
+import type { CursorSealer } from '../integrity/cursors.ts';
 
 /** What to do with the response to one request id: filter a list, or record the task it creates. */
-export type ResponseAction = ListKind | 'task';
+export type ResponseAction = ResultFilter | 'task';
 /** Request id → action, built by the pipeline from the verdicts (`filter`, `recordTask`). */
 export type ResponsePlan = ReadonlyMap<JsonRpcId, ResponseAction>;
 
-/** Returns `result` itself when nothing had to go, else a shallow copy with the array filtered. */
+const LIST_KINDS: readonly ListKind[] = ['tools', 'prompts', 'resources', 'resourceTemplates', 'tasks'];
+
+/**
+ * Returns `result` itself when nothing had to change, else a shallow copy with the list filtered,
+ * other kinds' lists dropped and `nextCursor` sealed by `seal` (left as it is without one: tests).
+ */
 export function filterListResult(
   kind: ListKind,
   result: unknown,
   grants: Grants,
   tasks?: TaskScope,
   pins?: ListPins,
+  seal?: CursorSealer,
 ): unknown {
   if (typeof result !== 'object' || result === null || Array.isArray(result)) return result;
-  const record = result as Record<string, unknown>;
-  if (!Object.hasOwn(record, kind)) return result;
+  let record = result as Record<string, unknown>;
+  for (const other of LIST_KINDS) {
+    if (other === kind || !Object.hasOwn(record, other)) continue;
+    if (record === result) record = { ...record };
+    delete record[other];
+  }
+  if (seal !== undefined && Object.hasOwn(record, 'nextCursor')) {
+    const next = record.nextCursor;
+    const sealed = typeof next === 'string' ? seal(kind, next) : undefined;
+    if (record === result) record = { ...record };
+    if (sealed === undefined) delete record.nextCursor;
+    else record.nextCursor = sealed;
+  }
+  if (!Object.hasOwn(record, kind)) return record;
   const list = record[kind];
   if (!Array.isArray(list)) return { ...record, [kind]: [] };
   const keep = keeper(kind, grants, tasks, pins);
@@ -45,7 +68,21 @@ export function filterListResult(
     if (ok && kept !== undefined) kept.push(entry);
     else if (!ok && kept === undefined) kept = list.slice(0, i);
   }
-  return kept === undefined ? result : { ...record, [kind]: kept };
+  return kept === undefined ? record : { ...record, [kind]: kept };
+}
+
+/**
+ * A resources/read result keeps the contents of URIs the key may read; an entry without a string
+ * `uri` goes, and a `contents` that is not an array becomes empty (fail closed).
+ */
+export function filterContents(result: unknown, grants: Grants): unknown {
+  if (!isObject(result) || !Object.hasOwn(result, 'contents')) return result;
+  const contents = result.contents;
+  if (!Array.isArray(contents)) return { ...result, contents: [] };
+  const kept = contents.filter(
+    (e: unknown) => isObject(e) && typeof e.uri === 'string' && resourceAllowed(grants, e.uri),
+  );
+  return kept.length === contents.length ? result : { ...result, contents: kept };
 }
 
 function keeper(
@@ -101,6 +138,7 @@ function applyPlan(
   grants: Grants,
   tasks: TaskScope | undefined,
   pins: ListPins | undefined,
+  seal: CursorSealer | undefined,
 ): unknown {
   if (!isObject(message) || !Object.hasOwn(message, 'result') || Object.hasOwn(message, 'method'))
     return undefined;
@@ -113,10 +151,11 @@ function applyPlan(
     if (taskId !== undefined && tasks !== undefined) tasks.record(taskId);
     return undefined;
   }
+  if (action === 'contents') return { ...message, result: filterContents(message.result, grants) };
   // Always re-serialised, even when nothing was removed: the raw bytes may hold what JSON.parse
   // did not keep (a duplicate key, first-wins parsers read differently), and the client must get
   // exactly the list that was judged.
-  return { ...message, result: filterListResult(action, message.result, grants, tasks, pins) };
+  return { ...message, result: filterListResult(action, message.result, grants, tasks, pins, seal) };
 }
 
 /**
@@ -130,6 +169,7 @@ export function filterJsonResponseBody(
   grants: Grants,
   tasks?: TaskScope,
   pins?: ListPins,
+  seal?: CursorSealer,
 ): Buffer {
   const fast = filterListFast(body, fastOptions(plan, grants, pins));
   if (fast !== undefined) return fast;
@@ -139,7 +179,7 @@ export function filterJsonResponseBody(
   } catch (cause) {
     throw new GatewayError('ERR_UPSTREAM_PROTOCOL', { cause });
   }
-  const out = mapMessages(value, (m) => applyPlan(m, plan, grants, tasks, pins));
+  const out = mapMessages(value, (m) => applyPlan(m, plan, grants, tasks, pins, seal));
   if (out !== undefined) return Buffer.from(JSON.stringify(out));
   // The body passes as it is only when it holds nothing to filter as the client reads it. This
   // parse is checked on its own: the caller's parse of the same bytes may have read them as spelled
@@ -162,6 +202,7 @@ export function rewriteEventData(
   grants: Grants,
   tasks?: TaskScope,
   pins?: ListPins,
+  seal?: CursorSealer,
 ): string | undefined {
   if (data.length > FAST_PATH_MIN_CHARS) {
     const bytes = Buffer.from(data);
@@ -176,7 +217,7 @@ export function rewriteEventData(
     // response and cannot be read is not passed on (a looser client parser might read a list).
     return data.includes('"result"') ? UNREADABLE : undefined;
   }
-  const out = mapMessages(value, (m) => applyPlan(m, plan, grants, tasks, pins));
+  const out = mapMessages(value, (m) => applyPlan(m, plan, grants, tasks, pins, seal));
   if (out !== undefined) return JSON.stringify(out);
   // Passed as it is: checked as filterJsonResponseBody checks it.
   return parsedAsSpelled(data, value) ? undefined : UNREADABLE;

@@ -17,7 +17,7 @@ import type { Grants } from './grants.ts';
 import { METHODS } from './methods.ts';
 import { caseVariant, memberNames } from './case-variants.ts';
 import { PARAMS_READ as PARAMS_MEMBERS_READ } from '../jsonrpc/read-depth.ts';
-import type { ListKind, MethodSpec, Revision } from './methods.ts';
+import type { MethodSpec, ResultFilter, Revision } from './methods.ts';
 import type { TaskScope } from './tasks.ts';
 
 export interface JudgeOptions {
@@ -37,7 +37,7 @@ export interface Verdict {
   /** The error to answer with when denied (its rpcId is the message's id). */
   readonly error: GatewayError | undefined;
   /** For an allowed list request (unless the grants allow everything): the array to filter. */
-  readonly filter: ListKind | undefined;
+  readonly filter: ResultFilter | undefined;
   /**
    * The response may create a task (2025-11-25 `params.task`; 2026-07-28 a request declaring the
    * tasks extension): the pipeline records its task id for this principal (filter-list.ts does it).
@@ -80,15 +80,11 @@ export function judge(
     case 'allow':
       return allow(method, id, undefined, undefined, undefined);
     case 'list': {
-      // Nothing to hide: the list streams through untouched (resources are still filtered, for
-      // their dot-segment rule).
+      // Every key's list is planned, even one allowed every tool: its cursor is sealed for it, and
+      // another kind's list an upstream adds beside it is dropped (filter-list.ts). Only without
+      // authentication (one principal, every grant) does the list stream through untouched.
       const pinned = options.pins !== undefined && (spec.list === 'tools' || spec.list === 'prompts');
-      const everything =
-        !pinned &&
-        (all ||
-          (spec.list === 'tools' && grants.everyTool === true) ||
-          (spec.list === 'prompts' && grants.everyPrompt === true));
-      return allow(method, id, undefined, undefined, everything ? undefined : spec.list);
+      return allow(method, id, undefined, undefined, all && !pinned ? undefined : spec.list);
     }
     case 'server-only':
       return deny(method, id, 'ERR_METHOD_DENIED', 'Method not found', undefined, undefined, params);
@@ -110,7 +106,10 @@ export function judge(
     case 'resource': {
       const uri = params?.uri;
       if (!isName(uri)) return invalid(method, id, 'params.uri must be a well-formed string');
-      if (all || resourceAllowed(grants, uri)) return allow(method, id, 'resource', uri, undefined);
+      // A read's result may carry the contents of other URIs (a directory, a followed link): only
+      // those the key may read reach it (filter-list.ts).
+      const contents = !all && method === 'resources/read' ? 'contents' : undefined;
+      if (all || resourceAllowed(grants, uri)) return allow(method, id, 'resource', uri, contents);
       return deny(method, id, 'ERR_RESOURCE_DENIED', `Resource ${uri} not found`, 'resource', uri);
     }
     case 'completion':
@@ -262,7 +261,7 @@ function allow(
   id: JsonRpcId | null,
   target: Target | undefined,
   name: string | undefined,
-  filter: ListKind | undefined,
+  filter: ResultFilter | undefined,
   recordTask = false,
 ): Verdict {
   const record: CallRecord = { rpc_method: method, rpc_id: id, decision: 'allow' };

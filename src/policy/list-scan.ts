@@ -110,6 +110,9 @@ function scan(b: Uint8Array): ListResponse | typeof OTHER {
           else prompts = list;
           return list.end;
         }
+        // A cursor the parsed path seals, another kind's list it drops (filter-list.ts).
+        if (k === 'nextCursor' || k === 'resources' || k === 'resourceTemplates' || k === 'tasks')
+          other = true;
         if (k === '_meta' && b[v] === OPEN_OBJECT) {
           return members(b, v, (mk, mv) => {
             if (mk === SUBSCRIPTION_ID) other = true;
@@ -181,7 +184,21 @@ function members(
   }
 }
 
-const KEYS = ['id', 'result', 'method', 'error', 'tools', 'prompts', '_meta', 'name', SUBSCRIPTION_ID];
+const KEYS = [
+  'id',
+  'result',
+  'method',
+  'error',
+  'tools',
+  'prompts',
+  '_meta',
+  'name',
+  SUBSCRIPTION_ID,
+  'nextCursor',
+  'resources',
+  'resourceTemplates',
+  'tasks',
+];
 const KEY_BYTES = KEYS.map((k) => Buffer.from(k));
 /** Longest raw text of a key this scanner looks for (each character escaped as `\uXXXX`). */
 const LONGEST_KEY = SUBSCRIPTION_ID.length * 6;

@@ -10,6 +10,11 @@ export const REVISIONS: readonly Revision[] = ['2025-03-26', '2025-06-18', '2025
 
 /** The list responses the gateway filters, named after the array they hold. */
 export type ListKind = 'tools' | 'prompts' | 'resources' | 'resourceTemplates' | 'tasks';
+/**
+ * What a result is filtered by: a list, or `contents` (a resources/read result keeps only the
+ * contents of URIs the key may read).
+ */
+export type ResultFilter = ListKind | 'contents';
 
 export type Rule =
   /** Forwarded: lifecycle, ping, logging level, client notifications. */

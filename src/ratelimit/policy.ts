@@ -14,6 +14,13 @@ export interface LimitDefaults {
   readonly capacity: number;
   readonly refill_per_second: number;
   readonly max_streams: number;
+  /** Unset: inFlightDefault(upstream.connections), resolved by the caller (steps.ts). */
+  readonly max_in_flight?: number | undefined;
+}
+
+/** The default `max_in_flight`: a quarter of the upstream connections, at least one. */
+export function inFlightDefault(connections: number): number {
+  return Math.max(1, Math.floor(connections / 4));
 }
 
 export interface ToolLimit {
@@ -26,6 +33,7 @@ export interface KeyLimits {
   readonly capacity?: number | undefined;
   readonly refill_per_second?: number | undefined;
   readonly max_streams?: number | undefined;
+  readonly max_in_flight?: number | undefined;
   readonly tools?: Readonly<Record<string, ToolLimit>> | undefined;
 }
 
@@ -38,8 +46,10 @@ export interface Plan {
 export interface Limits {
   /** The identity the buckets belong to. */
   readonly id: string;
-  /** Cap on concurrently open GET streams. */
+  /** Cap on concurrently open streams (GET, subscriptions/listen). */
   readonly maxStreams: number;
+  /** Cap on requests (POST, DELETE) at the upstream at once. */
+  readonly maxInFlight: number;
   /** The key's own bucket. */
   readonly bucket: BucketSpec;
   /** The plan for one request (pass the tool name for a tools/call). Never allocates. */
@@ -105,6 +115,7 @@ export function compileLimits(id: string, defaults: LimitDefaults, key?: KeyLimi
   return Object.freeze({
     id,
     maxStreams: key?.max_streams ?? defaults.max_streams,
+    maxInFlight: key?.max_in_flight ?? defaults.max_in_flight ?? inFlightDefault(256),
     bucket,
     plan: planFor,
     toolBucket(tool: string) {

@@ -27,6 +27,7 @@ export const LIVE: readonly string[] = Object.freeze([
   'rate_limit.capacity',
   'rate_limit.refill_per_second',
   'rate_limit.max_streams',
+  'rate_limit.max_in_flight',
   // The lockfile is read again (a reload after `mcpgate pin` applies the new pins).
   'pinning',
 ]);

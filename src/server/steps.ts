@@ -15,7 +15,8 @@ import { createKeyring } from '../auth/keyring.ts';
 import { createSessionBinder, MIN_SESSION_SECRET_BYTES, sessionSecret } from '../auth/session-binding.ts';
 import { createAnonymous, createAuthenticate, WWW_AUTHENTICATE } from '../pipeline/authenticate.ts';
 import { createSessionStep } from '../pipeline/session.ts';
-import { compileLimits } from '../ratelimit/policy.ts';
+import { compileLimits, inFlightDefault } from '../ratelimit/policy.ts';
+import type { LimitDefaults } from '../ratelimit/policy.ts';
 import { createRateLimitStore } from '../ratelimit/create.ts';
 import { createStreamCounter } from '../ratelimit/streams.ts';
 import { createRateLimit } from '../pipeline/rate-limit.ts';
@@ -26,6 +27,8 @@ import { createRequestTagger } from '../integrity/request-tag.ts';
 import type { RequestTagger } from '../integrity/request-tag.ts';
 import { PendingTags } from '../integrity/cancels.ts';
 import { createEventIds } from '../integrity/event-ids.ts';
+import { createCursors } from '../integrity/cursors.ts';
+import type { Cursors } from '../integrity/cursors.ts';
 import type { EventIds } from '../integrity/event-ids.ts';
 import { createIntegrityStep } from '../integrity/step.ts';
 import type { IntegrityStep } from '../integrity/step.ts';
@@ -64,6 +67,7 @@ export interface Durable {
   readonly tagger: RequestTagger;
   /** Event ids sealed for each principal (keyed by the session secret). */
   readonly eventIds: EventIds;
+  readonly cursors: Cursors;
   readonly pending: PendingTags;
   /** Pinning shared with the HTTP+SSE transport (built once); undefined: each reload builds its own. */
   readonly pinning: Pinning | undefined;
@@ -116,6 +120,7 @@ export async function createDurable(config: Config, deps: GatewayDeps): Promise<
   const tasks = new TaskOwnership({ now: deps.clock.mono });
   const tagger = createRequestTagger(secret);
   const eventIds = createEventIds(secret);
+  const cursors = createCursors(secret);
   const pending = new PendingTags();
   // The HTTP+SSE transport's stream matcher is built once, so it and the steps share one pinning,
   // read at start (with this transport, pinning changes need a restart).
@@ -133,7 +138,7 @@ export async function createDurable(config: Config, deps: GatewayDeps): Promise<
             config.upstream.url,
             new URL(config.public_url ?? config.upstream.url).pathname,
           ),
-          responses: createStreamMatcher(tagger, tasks, pinning),
+          responses: createStreamMatcher(tagger, tasks, cursors, pinning),
         })
       : undefined;
   if (oauth !== undefined && !(await oauth.ready(KEYS_READY_WAIT_MS)))
@@ -145,6 +150,7 @@ export async function createDurable(config: Config, deps: GatewayDeps): Promise<
     sessions,
     tagger,
     eventIds,
+    cursors,
     pending,
     pinning,
     pinSightings,
@@ -171,6 +177,7 @@ export async function createSteps(config: Config, deps: GatewayDeps, durable: Du
     pinning,
     // audit.* is not reloaded: this is the running audit's setting.
     auditArguments: config.audit.log_arguments,
+    cursors: durable.cursors,
   });
   const integrity = createIntegrityStep({
     tagger: durable.tagger,
@@ -178,6 +185,7 @@ export async function createSteps(config: Config, deps: GatewayDeps, durable: Du
     pending: durable.pending,
     pinning,
     eventIds: durable.eventIds,
+    cursors: durable.cursors,
   });
   return Object.freeze({
     authenticate,
@@ -214,7 +222,7 @@ function createAuthentication(config: Config, deps: GatewayDeps, oauth: OAuth | 
     return createAnonymous(ANONYMOUS);
   }
   // Tokens take this generation's default rate limits (a reload makes a new authenticator).
-  const tokens = oauth?.tokens(config.rate_limit);
+  const tokens = oauth?.tokens(limitDefaults(config));
   if (config.keys.length === 0 && tokens !== undefined) return createAuthenticate(undefined, tokens);
   if (config.keys.length === 0) {
     deps.log.warn({}, 'no keys configured: every request is refused (run `mcpgate keygen`)');
@@ -227,9 +235,17 @@ function createAuthentication(config: Config, deps: GatewayDeps, oauth: OAuth | 
   }
   const keyring = createKeyring(config.keys, compileGrants, {
     now: deps.clock.now,
-    resolveLimits: (key) => compileLimits(`key:${key.label}`, config.rate_limit, key.rate_limit),
+    resolveLimits: (key) => compileLimits(`key:${key.label}`, limitDefaults(config), key.rate_limit),
   });
   return createAuthenticate(keyring, tokens);
+}
+
+/** `rate_limit` with `max_in_flight` resolved against `upstream.connections` when unset. */
+function limitDefaults(config: Config): LimitDefaults {
+  const { rate_limit } = config;
+  return rate_limit.max_in_flight !== undefined
+    ? rate_limit
+    : { ...rate_limit, max_in_flight: inFlightDefault(config.upstream.connections) };
 }
 
 function secretFor(config: Config, env: GatewayDeps['env'], log: GatewayDeps['log']): Buffer {

@@ -175,9 +175,15 @@ describe('review10: long-lived POST streams (2026-07-28 subscriptions/listen)', 
       if ((seen.body as { id?: unknown }).id === undefined) return void res.writeHead(202).end();
       answerJson(seen, res);
     });
-    // A short send timeout: a client that stops reading is cut after it (60 s by default).
+    // A short send timeout: a client that stops reading is cut after it (60 s by default). Each key
+    // may have both connections (max_in_flight defaults to a quarter of them, here 1): the send
+    // timeout alone must free them.
     gateway = await startTestGateway(
-      configFor(upstreamUrl, [mallory, alice], '  connections: 2\nlimits:\n  send_timeout: 1s\n'),
+      configFor(
+        upstreamUrl,
+        [mallory, alice],
+        '  connections: 2\nlimits:\n  send_timeout: 1s\nrate_limit:\n  max_in_flight: 2\n',
+      ),
     );
   });
   after(async () => {

@@ -14,6 +14,7 @@ import type { RequestTagger } from '../../integrity/request-tag.ts';
 import { restoreIds } from '../../integrity/restore.ts';
 import { rewriteEventData } from '../../policy/filter-list.ts';
 import type { TaskOwnership } from '../../policy/tasks.ts';
+import type { Cursors } from '../../integrity/cursors.ts';
 import { UNREADABLE } from '../../policy/unreadable.ts';
 import type { Pinning, PinReport } from '../../pinning/pins.ts';
 import { parsedAsSpelled } from '../../jsonrpc/key-check.ts';
@@ -43,12 +44,14 @@ export type StreamMatcher = (principal: Principal, onPinReport?: (report: PinRep
 export function createStreamMatcher(
   tagger: RequestTagger,
   tasks: TaskOwnership,
+  cursors: Cursors,
   pinning?: Pinning,
 ): StreamMatcher {
   return (principal, onPinReport) => {
     const ids = signedIds(tagger, principal.bindingId);
     const scope = tasks.scope(principal.bindingId);
     const pins = pinning?.forList(onPinReport);
+    const seal = cursors.sealerFor(principal.bindingId);
     return (data) => {
       let value: unknown;
       try {
@@ -61,7 +64,7 @@ export function createStreamMatcher(
       const restored = restoreIds(data, value, ids);
       if (restored === undefined) return undefined;
       if (restored.plans === undefined) return { data: restored.text, filtered: false };
-      const out = rewriteEventData(restored.text, restored.plans, principal.grants, scope, pins);
+      const out = rewriteEventData(restored.text, restored.plans, principal.grants, scope, pins, seal);
       if (out === UNREADABLE) return undefined;
       return out === undefined
         ? { data: restored.text, filtered: false }

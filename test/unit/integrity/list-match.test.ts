@@ -54,7 +54,7 @@ function parsedPath(text: string, ids: ResponseIds, grants: Grants): Buffer {
   return restored.plans === undefined ? out : filterJsonResponseBody(out, restored.plans, grants);
 }
 const idFirst = (id: string, list = listText(TOOLS), kind = 'tools') =>
-  `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"${kind}":${list},"nextCursor":"c2"}}`;
+  `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"${kind}":${list},"note":"c2"}}`;
 const idLast = (id: string, list = listText(TOOLS)) =>
   `{"result":{"tools":${list}},"jsonrpc":"2.0","id":${JSON.stringify(id)}}`;
 
@@ -85,7 +85,7 @@ describe('list path: filtering and the client id', () => {
     const kept = TOOLS.filter((t) => t.includes('"echo_'));
     assert.equal(
       viaList((tag) => idFirst(tag)),
-      `{"jsonrpc":"2.0","id":"list-1","result":{"tools":${listText(kept)},"nextCursor":"c2"}}`,
+      `{"jsonrpc":"2.0","id":"list-1","result":{"tools":${listText(kept)},"note":"c2"}}`,
     );
     assert.equal(
       viaList((tag) => idLast(tag)),

@@ -14,6 +14,7 @@ import { createRequestTagger } from '../../../src/integrity/request-tag.ts';
 import { PendingTags } from '../../../src/integrity/cancels.ts';
 import { createIntegrityStep } from '../../../src/integrity/step.ts';
 import { createEventIds } from '../../../src/integrity/event-ids.ts';
+import { createCursors } from '../../../src/integrity/cursors.ts';
 
 const tagger = createRequestTagger(Buffer.alloc(32, 4));
 const grants = compileGrants({ allow: ['*'], prompts: [], resources: [] });
@@ -25,6 +26,7 @@ function setUp() {
     tasks: new TaskOwnership({ now: () => 0 }),
     pending,
     eventIds: createEventIds(Buffer.alloc(32, 4)),
+    cursors: createCursors(Buffer.alloc(32, 4)),
   });
   const post = (body: string, sessionId = 's1') => {
     const parsed = parseBody(Buffer.from(body), KNOWN_METHODS);

@@ -29,19 +29,32 @@ describe('list fast path', () => {
           { name: 'rm_rf', description: '{"name":"echo"}' },
           { name: 'search_web' },
         ],
-        nextCursor: 'abc',
+        note: 'abc',
       },
     });
     const out = fast(body);
     assert.ok(out);
     const parsed = JSON.parse(out.toString()) as {
-      result: { tools: { name: string }[]; nextCursor: string };
+      result: { tools: { name: string }[]; note: string };
     };
     assert.deepEqual(
       parsed.result.tools.map((t) => t.name),
       ['echo', 'search_web'],
     );
-    assert.equal(parsed.result.nextCursor, 'abc');
+    assert.equal(parsed.result.note, 'abc');
+  });
+
+  it("leaves to the parsed path a result with a cursor (it seals it) or another kind's list (it drops it)", () => {
+    for (const extra of [
+      { nextCursor: 'abc' },
+      { prompts: [] },
+      { resources: [] },
+      { resourceTemplates: [] },
+      { tasks: [] },
+    ]) {
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools: [{ name: 'echo' }], ...extra } });
+      assert.equal(fast(body), undefined, JSON.stringify(extra));
+    }
   });
 
   it('returns the very same bytes when nothing has to go, or when the id is not planned', () => {
@@ -166,6 +179,10 @@ describe('list fast path', () => {
           const top: Record<string, unknown> = { id: 1, result, jsonrpc: '2.0', x: { tools: [] } };
           const text = JSON.stringify(Object.fromEntries(topKeys.map((k) => [k, top[k]])));
           const out = fast(text, { '1': kind });
+          if (resultKeys.some((k) => k !== kind)) {
+            assert.equal(out, undefined, "a cursor or another kind's list is the parsed path's");
+            return;
+          }
           assert.ok(out, 'a plain response takes the fast path');
           const expected = filterListResult(kind, result, grants);
           assert.deepEqual(JSON.parse(out.toString()).result, JSON.parse(JSON.stringify(expected)));

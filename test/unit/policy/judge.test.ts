@@ -180,13 +180,14 @@ describe('judge: listing', () => {
 });
 
 describe('judge: lists a key may see whole', () => {
-  it('leaves tools/list and prompts/list unfiltered for `*`, and filters anything narrower', () => {
+  it("plans every key's lists, `*` included (cursors sealed, other kinds' lists dropped); none without authentication", () => {
     const star = compileGrants({ allow: ['*'], prompts: ['*'], resources: ['*'] });
     const list = (method: string): JsonRpcMessage => ({ jsonrpc: '2.0', id: 1, method });
-    assert.equal(judge(list('tools/list'), star, deny).filter, undefined);
-    assert.equal(judge(list('prompts/list'), star, deny).filter, undefined);
-    // Resources keep their filter: a listed URI with a dot segment must still be hidden.
+    assert.equal(judge(list('tools/list'), star, deny).filter, 'tools');
+    assert.equal(judge(list('prompts/list'), star, deny).filter, 'prompts');
     assert.equal(judge(list('resources/list'), star, deny).filter, 'resources');
+    assert.equal(judge(list('tools/list'), ALLOW_ALL, deny).filter, undefined);
+    assert.equal(judge(list('resources/list'), ALLOW_ALL, deny).filter, undefined);
     const narrow = compileGrants({ allow: ['search_*'], prompts: ['a'], resources: [] });
     assert.equal(judge(list('tools/list'), narrow, deny).filter, 'tools');
     assert.equal(judge(list('prompts/list'), narrow, deny).filter, 'prompts');

@@ -22,7 +22,7 @@ const TOOLS = Array.from(
   (_, i) => `{"name":"${i % 2 === 0 ? 'echo' : 'secret'}_${i}","description":"${PAD}"}`,
 ).join(',');
 const idFirst = (id: string, tools = TOOLS) =>
-  `{"jsonrpc":"2.0","id":${id},"result":{"tools":[${tools}],"nextCursor":"c2"}}`;
+  `{"jsonrpc":"2.0","id":${id},"result":{"tools":[${tools}],"note":"c2"}}`;
 const idLast = (id: string, tools = TOOLS) => `{"result":{"tools":[${tools}]},"jsonrpc":"2.0","id":${id}}`;
 
 /** What a scan says, without the names cache a reader fills. */

@@ -9,6 +9,7 @@ import type { Principal } from '../../../../src/auth/principal.ts';
 import { createRequestTagger } from '../../../../src/integrity/request-tag.ts';
 import { compileGrants } from '../../../../src/policy/grants.ts';
 import { TaskOwnership } from '../../../../src/policy/tasks.ts';
+import { createCursors } from '../../../../src/integrity/cursors.ts';
 import { createStreamMatcher } from '../../../../src/transport/sse/responses.ts';
 
 const tagger = createRequestTagger(Buffer.alloc(32, 7));
@@ -21,7 +22,11 @@ const principal = (bindingId: string): Principal => ({
   limits: undefined,
 });
 const alice = principal('alice');
-const matcher = createStreamMatcher(tagger, new TaskOwnership({ now: () => 0 }));
+const matcher = createStreamMatcher(
+  tagger,
+  new TaskOwnership({ now: () => 0 }),
+  createCursors(Buffer.alloc(32, 9)),
+);
 const TOOLS = [{ name: 'echo' }, { name: 'secret' }];
 const answer = (id: unknown, result: unknown = { tools: TOOLS }) =>
   JSON.stringify({ jsonrpc: '2.0', id, result });

@@ -1,0 +1,46 @@
+/**
+ * The last checks before a stream is held open. A stream outlives its request, so it must be
+ * allowed by the config and the credential that hold when it opens, not only by those its request
+ * started with: a client can hold back the last bytes of a listen's body (or an OAuth verification
+ * or a Redis prepay can be awaited) across a reload that removes its key, or across its credential's
+ * expiry, and the reload ends only the streams already open (reload.ts), the expiry watch only
+ * streams it watches (stream-expiry.ts).
+ *
+ * - The steps were swapped by a reload meanwhile: 503 with `Retry-After: 1`
+ *   (`ERR_CONFIG_RELOADED`); the client opens the stream again and is judged by the new config.
+ * - The credential has expired meanwhile: the refusal a request would get now (401, its challenge),
+ *   made by authenticating again.
+ */
+import type { RequestContext } from './context.ts';
+import type { PipelineSteps } from './handler.ts';
+import { GatewayError } from '../jsonrpc/errors.ts';
+
+const RELOADED = Object.freeze({ 'retry-after': '1' });
+
+/** Undefined when the stream may open now; a promise that rejects with the refusal otherwise. */
+export function admitStream(
+  ctx: RequestContext,
+  started: PipelineSteps,
+  current: PipelineSteps,
+  now: number,
+): Promise<void> | undefined {
+  if (current !== started) {
+    ctx.reason = 'ERR_CONFIG_RELOADED';
+    throw new GatewayError('ERR_CONFIG_RELOADED', { headers: RELOADED });
+  }
+  const at = ctx.principal?.expiresAt;
+  if (at === undefined || now < at) return undefined;
+  return refusedNow(ctx, current);
+}
+
+async function refusedNow(ctx: RequestContext, steps: PipelineSteps): Promise<void> {
+  const probe: RequestContext = { ...ctx, principal: undefined, reason: undefined };
+  try {
+    await steps.authenticate(probe);
+  } catch (err) {
+    ctx.reason = probe.reason;
+    throw err;
+  }
+  // Accepted after all (the wall clock stepped back): the stream opens under what it found now.
+  ctx.principal = probe.principal;
+}
