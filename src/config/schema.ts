@@ -155,7 +155,7 @@ const limits = object(
       default: DEFAULTS.maxBodyBytes,
     }),
     max_buffered_bytes: size(
-      'Ceiling on the bytes held at once for all bodies the gateway must read whole (request bodies, list responses being filtered, the SSE event being read). Over it a request gets 503 and a response 502. Default: a quarter of the V8 heap limit (`--max-old-space-size`), e.g. 1 GiB of a 4 GiB heap.',
+      "Ceiling on the bytes held at once for all bodies the gateway must read whole (request bodies, list responses being filtered, the SSE event being read). Over it a request gets 503 and a response 502. One key's request bodies being read may take a quarter of it (at least one body of `max_body_bytes`; 429 beyond); the peeks for refused requests' ids get a sixteenth of it apart. Default: a quarter of the V8 heap limit (`--max-old-space-size`), e.g. 1 GiB of a 4 GiB heap.",
     ),
     send_timeout: duration(
       "Time a response may wait for its client to take any of its bytes while the gateway has some for it (the upstream's side is paused meanwhile). A client that takes nothing for this long is cut, its upstream request cancelled and its audit line written (reason `ERR_CLIENT_STALLED`): a client that stops reading cannot hold an upstream connection, which other keys' requests need.",
@@ -203,7 +203,7 @@ const ownRateLimit = (who: string, description: string) =>
         min: 0,
         integer: true,
       }),
-      max_in_flight: number(`Requests (POST, DELETE) at the upstream at once for ${who}.`, {
+      max_in_flight: number(`Requests (POSTs holding one) at the upstream at once for ${who}.`, {
         min: 1,
         integer: true,
       }),
@@ -265,7 +265,7 @@ const rateLimit = object(
       },
     ),
     max_in_flight: number(
-      "Default cap on the requests (POST, DELETE) a key may have at the upstream at once (429 beyond): one key's slow answers (a tool call waiting on the client's reply to a question, a large answer read slowly) cannot take every one of `upstream.connections`, which every key's requests share. Default: a quarter of `upstream.connections` (64 of 256), at least 1.",
+      "Default cap on the requests (POSTs holding one; not replies, notifications or DELETEs, which the upstream takes at once) a key may have at the upstream at once (429 beyond): one key's slow answers (a tool call waiting on the client's reply to a question, a large answer read slowly) cannot take every one of `upstream.connections`, which every key's requests share. Default: a quarter of `upstream.connections` (64 of 256), at least 1.",
       { min: 1, integer: true },
     ),
     backend: oneOf(['memory', 'redis'], 'Where buckets live: `redis` shares them across replicas.', {

@@ -5,8 +5,13 @@
  * per-process map, bounded (the oldest entry goes first) and scoped by principal and upstream
  * session. An entry is forgotten when the request's response passes.
  *
+ * Each principal keeps at most MAX_PENDING_PER_PRINCIPAL entries (its own oldest go first), so one
+ * key's flood of requests that are never answered (aborted, failed, or on the HTTP+SSE transport,
+ * answered on the GET stream) cannot push another key's pending requests out.
+ *
  * Trade-off (documented in the README): a cancellation that reaches another replica than the one
- * that forwarded the request, or arrives after MAX_PENDING newer requests, finds no entry; it is then
+ * that forwarded the request, or arrives after MAX_PENDING newer requests (of its principal:
+ * MAX_PENDING_PER_PRINCIPAL), finds no entry; it is then
  * forwarded naming a fresh tag no request has, which the upstream ignores, as the protocol lets a
  * receiver ignore a cancellation of a request it does not know. The request runs to its end; its
  * response is still matched and passed.
@@ -15,6 +20,8 @@ import type { JsonRpcId } from '../jsonrpc/message.ts';
 
 /** Requests remembered at most (about 200 bytes each). */
 export const MAX_PENDING = 10_000;
+/** Requests remembered at most for one principal. */
+export const MAX_PENDING_PER_PRINCIPAL = 1_000;
 
 /** The client ids of one (principal, session) pair. */
 type Ids = Map<JsonRpcId, Pending>;
@@ -35,6 +42,11 @@ export class Pending {
   readonly sessions: Sessions;
   prev: Pending | undefined = undefined;
   next: Pending | undefined = undefined;
+  /** Links in its principal's list, oldest first. */
+  prevOwn: Pending | undefined = undefined;
+  nextOwn: Pending | undefined = undefined;
+  /** Its principal's list. */
+  readonly owner: Owner;
   linked = true;
 
   constructor(
@@ -44,7 +56,9 @@ export class Pending {
     tag: string,
     ids: Ids,
     sessions: Sessions,
+    owner: Owner,
   ) {
+    this.owner = owner;
     this.bindingId = bindingId;
     this.session = session;
     this.clientId = clientId;
@@ -52,6 +66,13 @@ export class Pending {
     this.ids = ids;
     this.sessions = sessions;
   }
+}
+
+/** One principal's entries: how many, and its oldest and newest. */
+class Owner {
+  count = 0;
+  oldest: Pending | undefined = undefined;
+  newest: Pending | undefined = undefined;
 }
 
 /**
@@ -62,15 +83,20 @@ export class Pending {
  */
 export class PendingTags {
   readonly #scopes = new Map<string, Sessions>();
+  readonly #owners = new Map<string, Owner>();
   readonly #max: number;
+  readonly #maxPerPrincipal: number;
   #size = 0;
   #oldest: Pending | undefined = undefined;
   #newest: Pending | undefined = undefined;
 
-  constructor(max: number = MAX_PENDING) {
+  constructor(max: number = MAX_PENDING, maxPerPrincipal: number = Math.min(max, MAX_PENDING_PER_PRINCIPAL)) {
     if (!Number.isInteger(max) || max <= 0)
       throw new TypeError('PendingTags: max must be a positive integer');
+    if (!Number.isInteger(maxPerPrincipal) || maxPerPrincipal <= 0)
+      throw new TypeError('PendingTags: maxPerPrincipal must be a positive integer');
     this.#max = max;
+    this.#maxPerPrincipal = maxPerPrincipal;
   }
 
   get size(): number {
@@ -89,7 +115,9 @@ export class PendingTags {
     if (ids === undefined) sessions.set(session, (ids = new Map()));
     const replaced = ids.get(clientId);
     if (replaced !== undefined) this.#unlink(replaced);
-    const entry = new Pending(bindingId, session, clientId, tag, ids, sessions);
+    let owner = this.#owners.get(bindingId);
+    if (owner === undefined) this.#owners.set(bindingId, (owner = new Owner()));
+    const entry = new Pending(bindingId, session, clientId, tag, ids, sessions, owner);
     ids.set(clientId, entry);
     if (this.#newest === undefined) this.#oldest = entry;
     else {
@@ -97,8 +125,16 @@ export class PendingTags {
       entry.prev = this.#newest;
     }
     this.#newest = entry;
+    if (owner.newest === undefined) owner.oldest = entry;
+    else {
+      owner.newest.nextOwn = entry;
+      entry.prevOwn = owner.newest;
+    }
+    owner.newest = entry;
+    owner.count++;
     this.#size++;
-    if (this.#size > this.#max) this.#drop(this.#oldest as Pending);
+    if (owner.count > this.#maxPerPrincipal) this.#drop(owner.oldest as Pending);
+    else if (this.#size > this.#max) this.#drop(this.#oldest as Pending);
     return entry;
   }
 
@@ -141,5 +177,15 @@ export class PendingTags {
     entry.prev = undefined;
     entry.next = undefined;
     this.#size--;
+    const owner = entry.owner;
+    const { prevOwn, nextOwn } = entry;
+    if (prevOwn === undefined) owner.oldest = nextOwn;
+    else prevOwn.nextOwn = nextOwn;
+    if (nextOwn === undefined) owner.newest = prevOwn;
+    else nextOwn.prevOwn = prevOwn;
+    entry.prevOwn = undefined;
+    entry.nextOwn = undefined;
+    if (--owner.count === 0 && this.#owners.get(entry.bindingId) === owner)
+      this.#owners.delete(entry.bindingId);
   }
 }

@@ -6,12 +6,14 @@
  * the upstream answer differently for a hidden entry and a missing one. So a client never sees the
  * upstream's cursor, and the upstream never reads one the client wrote:
  *
- *   sealed = "c1." + base64url(iv || AES-256-GCM(k, iv, upstream cursor; aad = bindingId "\n" kind) || tag)
+ *   sealed = "c1." + base64url(iv || AES-256-GCM(k, iv, padded; aad = bindingId "\n" kind) || tag)
+ *   padded = u16 length || UTF-8 of the upstream cursor || zeros, to a multiple of PAD_BYTES
  *
  * with a random 96-bit iv and k = HMAC-SHA256(session secret, LABEL), so replicas that share
  * `auth.session_secret` open each other's cursors. A seal opens only for the principal and the list
  * kind it was made for (the additional data): a key cannot replay another key's cursor, nor a tools
- * cursor on prompts/list. Encrypted rather than signed, since the content is what must not be seen.
+ * cursor on prompts/list. Encrypted rather than signed, since the content is what must not be seen;
+ * padded, since its length would tell the length of a hidden name it spells.
  */
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import type { ListKind } from '../policy/methods.ts';
@@ -26,12 +28,18 @@ const PREFIX = 'c1.';
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const LONE_SURROGATE = /\p{Surrogate}/u;
-/** Longest cursor sealed or opened (an upstream's cursor is a short token; this bounds the work). */
-export const MAX_CURSOR_CHARS = 4096;
+/** Longest upstream cursor sealed, in UTF-8 bytes (an upstream's cursor is a short token). */
+export const MAX_CURSOR_BYTES = 8192;
+/** Cursors are padded to a multiple of this: a seal tells the length only to this grain. */
+const PAD_BYTES = 256;
+const LENGTH_BYTES = 2;
+const MAX_PADDED = Math.ceil((MAX_CURSOR_BYTES + LENGTH_BYTES) / PAD_BYTES) * PAD_BYTES;
+/** The longest seal open() reads. */
+const MAX_SEAL_CHARS = 3 + Math.ceil(((IV_BYTES + MAX_PADDED + TAG_BYTES) * 4) / 3);
 
 /**
  * Seals an upstream cursor for one principal (bound once per exchange, by its binding id); undefined
- * for one that cannot be sealed (not well-formed UTF-16, longer than MAX_CURSOR_CHARS): the client
+ * for one that cannot be sealed (not well-formed UTF-16, longer than MAX_CURSOR_BYTES): the client
  * then gets no cursor.
  */
 export type CursorSealer = (kind: ListKind, cursor: string) => string | undefined;
@@ -52,11 +60,16 @@ export function createCursors(secret: Buffer): Cursors {
 
   function seal(bindingId: string, kind: ListKind, cursor: string): string | undefined {
     // What cannot come back as it went (a lone surrogate, a cursor past the bound) is not passed on.
-    if (cursor.length > MAX_CURSOR_CHARS || LONE_SURROGATE.test(cursor)) return undefined;
+    if (cursor.length > MAX_CURSOR_BYTES || LONE_SURROGATE.test(cursor)) return undefined;
+    const length = Buffer.byteLength(cursor, 'utf8');
+    if (length > MAX_CURSOR_BYTES) return undefined;
+    const padded = Buffer.alloc(Math.ceil((length + LENGTH_BYTES) / PAD_BYTES) * PAD_BYTES);
+    padded.writeUInt16BE(length, 0);
+    padded.write(cursor, LENGTH_BYTES, 'utf8');
     const iv = randomBytes(IV_BYTES);
     const cipher = createCipheriv('aes-256-gcm', key, iv);
     cipher.setAAD(aad(bindingId, kind));
-    const body = Buffer.concat([cipher.update(cursor, 'utf8'), cipher.final()]);
+    const body = Buffer.concat([cipher.update(padded), cipher.final()]);
     return PREFIX + Buffer.concat([iv, body, cipher.getAuthTag()]).toString('base64url');
   }
 
@@ -65,7 +78,7 @@ export function createCursors(secret: Buffer): Cursors {
       return (kind, cursor) => seal(bindingId, kind, cursor);
     },
     open(bindingId, kind, presented) {
-      if (presented.length > MAX_CURSOR_CHARS * 2 || !presented.startsWith(PREFIX)) return undefined;
+      if (presented.length > MAX_SEAL_CHARS || !presented.startsWith(PREFIX)) return undefined;
       const text = presented.slice(PREFIX.length);
       if (!/^[A-Za-z0-9_-]+$/.test(text)) return undefined;
       const raw = Buffer.from(text, 'base64url');
@@ -81,7 +94,9 @@ export function createCursors(secret: Buffer): Cursors {
           decipher.update(raw.subarray(IV_BYTES, raw.length - TAG_BYTES)),
           decipher.final(),
         ]);
-        return plain.toString('utf8');
+        const length = plain.readUInt16BE(0);
+        if (LENGTH_BYTES + length > plain.length) return undefined;
+        return plain.toString('utf8', LENGTH_BYTES, LENGTH_BYTES + length);
       } catch {
         return undefined;
       }

@@ -47,6 +47,9 @@ export const PARAMS_READ: readonly string[] = Object.freeze([
   'arguments',
   'requestId',
   'protocolVersion',
+  // A list request's cursor: opened and replaced (integrity/cursors.ts), so a variant such as
+  // `Cursor` must not reach an upstream that matches keys by case.
+  'cursor',
 ]);
 
 /**

@@ -50,6 +50,18 @@ import { bodyBytesRead, unsupportedExpectation } from './read-body.ts';
 import { ExpiryWatch } from './stream-expiry.ts';
 import { opensListen } from './listen.ts';
 import { admitStream } from './stream-admission.ts';
+import { InFlightCounter } from '../ratelimit/in-flight.ts';
+
+const RETRY_SOON = Object.freeze({ 'retry-after': '1' });
+
+/** The POST holds a request (a message with a method and an id): the upstream answers it later. */
+function holdsRequest(ctx: RequestContext): boolean {
+  for (const m of ctx.messages ?? []) {
+    const message = m as { method?: unknown; id?: unknown };
+    if (message.method !== undefined && message.id !== undefined) return true;
+  }
+  return false;
+}
 
 export interface HandlerDeps {
   readonly upstream: Upstream;
@@ -68,6 +80,16 @@ export interface HandlerDeps {
   readonly readBody: ReadBody;
   /** The process-wide budget for held bodies (limits.max_buffered_bytes). */
   readonly budget: BufferBudget;
+  /**
+   * The smaller budget the bounded peeks for a refused request's id are read against (failure.ts):
+   * refused requests, unauthenticated ones included, never take what keys' bodies need.
+   */
+  readonly peekBudget?: BufferBudget | undefined;
+  /**
+   * Bodies one key may have being read at once (a share of the budget: bodies held back a byte short
+   * of their end must not hold all of it); none: no cap.
+   */
+  readonly maxBodiesPerKey?: number | undefined;
   /** Told the size of every upstream body chunk (server/young-sweep.ts), when there is one. */
   readonly sweep?: { add(bytes: number): void } | undefined;
   /** The steps built from the config; read once per request, swapped whole by a reload. */
@@ -121,6 +143,9 @@ export function createHandler(deps: HandlerDeps): Handler {
   let draining = false;
   const heavyTurn = createHeavyGate();
   const now = () => clock.now();
+  const peekBudget = deps.peekBudget ?? deps.budget;
+  /** Bodies being read, per key (maxBodiesPerKey). */
+  const reading = new InFlightCounter();
   const shared: Shared = { deps, streams, inflight };
   const relayConfig: RelayConfig = {
     keepalive: new KeepaliveWheel(deps.keepaliveMs),
@@ -157,7 +182,7 @@ export function createHandler(deps: HandlerDeps): Handler {
         const pending = steps.authenticate(ctx);
         if (pending !== undefined) await pending;
       } catch (err) {
-        throw await withPeekedId(ctx, err, deps.budget);
+        throw await withPeekedId(ctx, err, peekBudget);
       }
 
       const clientSession = req.headers['mcp-session-id'];
@@ -180,7 +205,7 @@ export function createHandler(deps: HandlerDeps): Handler {
       } catch (err) {
         // A protocol version that is none, a session id the gateway did not issue (or one gone), or
         // an event id it did not seal for this key, takes a token like any refusal.
-        throw await chargedWithPeekedId(ctx, err, steps.rateLimit, deps.budget);
+        throw await chargedWithPeekedId(ctx, err, steps.rateLimit, peekBudget);
       }
       let body: Buffer | undefined;
       let rewrite: ResponseRewrite | undefined;
@@ -195,7 +220,17 @@ export function createHandler(deps: HandlerDeps): Handler {
           // Refused for its envelope (415) before its body is read (its token taken all the same).
           checkBodyEnvelope(req.headers);
         } catch (err) {
-          throw await withPeekedId(ctx, err, deps.budget);
+          throw await withPeekedId(ctx, err, peekBudget);
+        }
+        // One of the key's bodies being read (a share of the budget), given back once it is read.
+        const reader = deps.maxBodiesPerKey === undefined ? undefined : ctx.principal?.limits?.id;
+        if (reader !== undefined && !reading.enter(reader, deps.maxBodiesPerKey as number)) {
+          ctx.reason = 'ERR_TOO_MANY_IN_FLIGHT';
+          throw await withPeekedId(
+            ctx,
+            new GatewayError('ERR_TOO_MANY_IN_FLIGHT', { headers: RETRY_SOON }),
+            peekBudget,
+          );
         }
         let raw: Buffer;
         try {
@@ -204,6 +239,8 @@ export function createHandler(deps: HandlerDeps): Handler {
           // Refused for its body (413, 503 over the buffer budget) or dropped by its client.
           ctx.bytesIn = bodyBytesRead(req);
           throw err;
+        } finally {
+          if (reader !== undefined) reading.leave(reader);
         }
         ctx.bytesIn = raw.length;
         // A large body waits its turn, so other keys' requests are served between large parses.
@@ -234,6 +271,15 @@ export function createHandler(deps: HandlerDeps): Handler {
           if (admitted !== undefined) await admitted;
           if (res.destroyed || ctx.finished) return;
           holdStream(ex, steps);
+        } else {
+          // A request (not a stream) holds one of the shared upstream connections until its answer
+          // ends: one of its key's max_in_flight slots too. Taken before its ids are tagged, so a
+          // refused request leaves nothing in the map of pending cancellations (cancels.ts). Not for a
+          // request whose response already closed (its slot would never be given back), nor for a
+          // body of responses and notifications only: the upstream takes it at once (202), and a
+          // client's reply to an elicitation must reach the call waiting on it whatever it holds.
+          if (ctx.finished) return;
+          if (holdsRequest(ctx)) ex.upstreamSlot = steps.rateLimit.enterUpstream(ctx);
         }
         ({ bytes: body, rewrite } = steps.integrity.forward(
           ctx,
@@ -263,9 +309,6 @@ export function createHandler(deps: HandlerDeps): Handler {
       }
       // (holdStream's expiry watch may have ended a stream whose credential ran out just now.)
       if (res.destroyed || res.writableEnded) return;
-      // A request (not a stream) holds one of the shared upstream connections until its answer ends:
-      // one of its key's max_in_flight slots too.
-      if (method !== 'GET' && !listen) ex.upstreamSlot = steps.rateLimit.enterUpstream(ctx);
 
       const relay = new Relay(res, relayConfig, rewrite, ex);
       ex.relay = relay;

@@ -80,6 +80,9 @@ export function judge(
     case 'allow':
       return allow(method, id, undefined, undefined, undefined);
     case 'list': {
+      // A list asked for as a notification gets no answer, yet its cursor would reach the upstream
+      // unopened (cursors.ts opens only a request's): not a list request at all.
+      if (id === null) return invalid(method, id, `${method} is a request: it needs an id`);
       // Every key's list is planned, even one allowed every tool: its cursor is sealed for it, and
       // another kind's list an upstream adds beside it is dropped (filter-list.ts). Only without
       // authentication (one principal, every grant) does the list stream through untouched.

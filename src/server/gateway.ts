@@ -52,6 +52,8 @@ export interface Gateway {
   readonly server: Server;
   readonly handler: Handler;
   /** Bytes held for bodies now, and the ceiling (limits.max_buffered_bytes). */
+  /** The peeks for refused requests' ids read against this one (failure.ts). */
+  readonly peekBudget: BufferBudget;
   readonly budget: BufferBudget;
   /** The config the gateway runs with (settings that need a restart keep their value from start). */
   currentConfig(): Config;
@@ -83,6 +85,10 @@ export async function startGateway(
   if (!address) throw new TypeError('invalid listen address');
   const cors = createCors(config.cors.allowed_origins, config.upstream.forward_headers);
   const budget = new BufferBudget(config.limits.max_buffered_bytes ?? defaultBufferedBytes());
+  // A sixteenth of the budget (16 KiB to 16 MiB) for the peeks of refused requests' ids.
+  const peekBudget = new BufferBudget(
+    Math.max(16 * 1024, Math.min(Math.floor(budget.limit / 16), 16 * 1024 * 1024)),
+  );
   const sweep = createYoungSweep();
   const handler = createHandler({
     upstream,
@@ -108,6 +114,9 @@ export async function startGateway(
     sendTimeoutMs: config.limits.send_timeout,
     readBody: createReadBody(config.limits.max_body_bytes, budget, sweep),
     budget,
+    peekBudget,
+    // A key's bodies being read may take a quarter of the budget, at least one body of the largest size.
+    maxBodiesPerKey: Math.max(1, Math.floor(budget.limit / 4 / config.limits.max_body_bytes)),
     sweep,
     steps: holder,
     headersTimeout: compileTimeouts(config.upstream),
@@ -195,6 +204,7 @@ export async function startGateway(
       return outcome;
     },
     budget,
+    peekBudget,
     close: (graceMs) => (closing ??= close(graceMs)),
   };
 }

@@ -392,9 +392,12 @@ describe('bounds under hostile clients (memory store, SDK upstream)', () => {
 });
 
 describe('request bodies count in the buffer budget (limits.max_buffered_bytes: 64KiB)', () => {
-  // Three tokens, never refilled in the test's time: one for the slow client's body, one for the
-  // body refused over the budget (paid before it was read), one for the call after.
+  // Tokens never refilled in the test's time: one for the body refused over the budget (paid
+  // before it was read), one for the call after.
   const key = makeKey('budget', { capacity: 3, refill_per_second: 0.0001 });
+  // The slow body is another key's: a key's own bodies being read are capped apart (a quarter of
+  // the budget, at least one body), and this is about the budget they all share.
+  const slow = makeKey('slow', { capacity: 3, refill_per_second: 0.0001 });
   let upstream: SdkUpstream;
   let gateway: TestGateway;
   before(async () => {
@@ -404,7 +407,7 @@ describe('request bodies count in the buffer budget (limits.max_buffered_bytes: 
         listen: '127.0.0.1:0',
         upstream: { url: upstream.url },
         limits: { max_buffered_bytes: '64KiB' },
-        keys: [key.config],
+        keys: [key.config, slow.config],
       }),
     );
   });
@@ -420,7 +423,7 @@ describe('request bodies count in the buffer budget (limits.max_buffered_bytes: 
     const holder = connect(Number(url.port), url.hostname);
     holder.on('error', () => {});
     holder.write(
-      `POST /mcp HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${key.secret}\r\n` +
+      `POST /mcp HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${slow.secret}\r\n` +
         `Content-Type: application/json\r\nContent-Length: ${60 * 1024}\r\n\r\n${' '.repeat(56 * 1024)}`,
     );
     await waitFor(

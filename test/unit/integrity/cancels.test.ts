@@ -27,6 +27,27 @@ describe('pending cancellations', () => {
     assert.equal(pending.tagFor('o:x\n', 's', 5), 'theirs');
   });
 
+  it("drop a principal's own oldest past its share: one key's flood never pushes another's out", () => {
+    const pending = new PendingTags(100, 3);
+    pending.remember('k:b', 's', 7, 'B7');
+    for (let i = 0; i < 50; i++) pending.remember('k:a', 's', i, `A${i}`);
+    assert.equal(pending.tagFor('k:b', 's', 7), 'B7');
+    assert.equal(pending.size, 4);
+    assert.deepEqual(
+      [46, 47, 48, 49].map((i) => pending.tagFor('k:a', 's', i)),
+      [undefined, 'A47', 'A48', 'A49'],
+    );
+    // Forgotten and replaced entries give their place back.
+    const entry = pending.remember('k:a', 's', 60, 'A60');
+    pending.forget(entry, 'A60');
+    pending.remember('k:a', 's', 49, 'A49b');
+    assert.equal(pending.size, 3);
+    assert.equal(pending.tagFor('k:a', 's', 47), undefined);
+    assert.equal(pending.tagFor('k:a', 's', 48), 'A48');
+    assert.equal(pending.tagFor('k:a', 's', 49), 'A49b');
+    assert.equal(pending.tagFor('k:b', 's', 7), 'B7');
+  });
+
   it('forget an answered request only under the tag it was remembered with; drop the oldest past the bound', () => {
     const pending = new PendingTags(2);
     const key = pending.remember('k:a', undefined, 1, 'T1');

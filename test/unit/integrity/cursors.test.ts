@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createCursors, MAX_CURSOR_CHARS, openRequestCursors } from '../../../src/integrity/cursors.ts';
+import { createCursors, MAX_CURSOR_BYTES, openRequestCursors } from '../../../src/integrity/cursors.ts';
 import { parseBody } from '../../../src/jsonrpc/parse.ts';
 import { KNOWN_METHODS } from '../../../src/policy/methods.ts';
 import { isGatewayError } from '../../../src/jsonrpc/errors.ts';
@@ -24,6 +24,17 @@ describe('sealed list cursors', () => {
     assert.notEqual(cursors.sealerFor('k:alice')('tools', 'after:secret_admin'), sealed);
   });
 
+  it('gives seals of cursors up to 254 bytes one length: a seal does not tell how long a hidden name is', () => {
+    const seal = cursors.sealerFor('k:a');
+    const lengths = new Set(
+      ['s', 'secret_admin_rotate_all_credentials', 'x'.repeat(254)].map(
+        (c) => seal('tools', `after:${c}`.slice(0, 254))?.length,
+      ),
+    );
+    assert.equal(lengths.size, 1);
+    assert.notEqual(seal('tools', 'x'.repeat(300))?.length, [...lengths][0]);
+  });
+
   it('refuses a seal changed in any character, cut, padded or spelled another way', () => {
     const sealed = cursors.sealerFor('k:a')('tools', 'p2') as string;
     for (let i = 0; i < sealed.length; i++) {
@@ -39,7 +50,11 @@ describe('sealed list cursors', () => {
   it('seals nothing it could not give back as it was: a lone surrogate, a cursor past the bound', () => {
     const seal = cursors.sealerFor('k:a');
     assert.equal(seal('tools', 'a\ud800b'), undefined);
-    assert.equal(seal('tools', 'x'.repeat(MAX_CURSOR_CHARS + 1)), undefined);
+    assert.equal(seal('tools', 'x'.repeat(MAX_CURSOR_BYTES + 1)), undefined);
+    // Counted in UTF-8 bytes, as sealed: a cursor of many multi-byte characters under the bound opens.
+    const euros = '\u20ac'.repeat(Math.floor(MAX_CURSOR_BYTES / 3));
+    assert.equal(cursors.open('k:a', 'tools', seal('tools', euros) as string), euros);
+    assert.equal(seal('tools', `${euros}\u20ac`), undefined);
     const emoji = seal('tools', 'p\u{1f600}');
     assert.equal(cursors.open('k:a', 'tools', emoji as string), 'p\u{1f600}');
   });
