@@ -9,7 +9,8 @@
  *                         tool named `stream`, a text/event-stream: a notifications/progress event,
  *                         `arguments.delay_ms` (default 50) of silence, then the result event; for
  *                         the tool named `reset`, response headers and then a reset connection
- *   tools/list         -> with params.cursor "tiny-chunks": the same catalogue, chunked, 64 bytes
+ *   tools/list         -> with params._meta.chunks "tiny": the same catalogue, chunked, 64 bytes
+ *                         (not a cursor: the gateway forwards only cursors it sealed)
  *                         a chunk (the soak's hostile upstream)
  *   ping               -> {}
  *   notifications      -> 202
@@ -111,7 +112,7 @@ function onPost(req: IncomingMessage, res: ServerResponse, text: string): void {
   if (
     !Array.isArray(parsed) &&
     parsed?.method === 'tools/list' &&
-    (parsed.params as { cursor?: unknown } | undefined)?.cursor === 'tiny-chunks'
+    (parsed.params as { _meta?: { chunks?: unknown } } | undefined)?._meta?.chunks === 'tiny'
   ) {
     tinyChunks(res, Buffer.from(reply(parsed.id, toolsJson)));
     return;

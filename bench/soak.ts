@@ -123,7 +123,7 @@ async function main(): Promise<void> {
                         jsonrpc: '2.0',
                         id,
                         method: 'tools/list',
-                        params: { cursor: 'tiny-chunks' },
+                        params: { _meta: { chunks: 'tiny' } },
                       });
         const res = await request(url, {
           method: 'POST',

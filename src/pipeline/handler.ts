@@ -50,9 +50,7 @@ import { bodyBytesRead, unsupportedExpectation } from './read-body.ts';
 import { ExpiryWatch } from './stream-expiry.ts';
 import { opensListen } from './listen.ts';
 import { admitStream } from './stream-admission.ts';
-import { InFlightCounter } from '../ratelimit/in-flight.ts';
-
-const RETRY_SOON = Object.freeze({ 'retry-after': '1' });
+import type { KeyShares } from '../proxy/key-shares.ts';
 
 /** The POST holds a request (a message with a method and an id): the upstream answers it later. */
 function holdsRequest(ctx: RequestContext): boolean {
@@ -86,10 +84,10 @@ export interface HandlerDeps {
    */
   readonly peekBudget?: BufferBudget | undefined;
   /**
-   * Bodies one key may have being read at once (a share of the budget: bodies held back a byte short
-   * of their end must not hold all of it); none: no cap.
+   * Each key's share of the body budget (key-shares.ts): one key's bodies, held back a byte short of
+   * their end or waiting on their answers, cannot take all of it; none: the budget alone.
    */
-  readonly maxBodiesPerKey?: number | undefined;
+  readonly shares?: KeyShares | undefined;
   /** Told the size of every upstream body chunk (server/young-sweep.ts), when there is one. */
   readonly sweep?: { add(bytes: number): void } | undefined;
   /** The steps built from the config; read once per request, swapped whole by a reload. */
@@ -144,8 +142,6 @@ export function createHandler(deps: HandlerDeps): Handler {
   const heavyTurn = createHeavyGate();
   const now = () => clock.now();
   const peekBudget = deps.peekBudget ?? deps.budget;
-  /** Bodies being read, per key (maxBodiesPerKey). */
-  const reading = new InFlightCounter();
   const shared: Shared = { deps, streams, inflight };
   const relayConfig: RelayConfig = {
     keepalive: new KeepaliveWheel(deps.keepaliveMs),
@@ -222,25 +218,18 @@ export function createHandler(deps: HandlerDeps): Handler {
         } catch (err) {
           throw await withPeekedId(ctx, err, peekBudget);
         }
-        // One of the key's bodies being read (a share of the budget), given back once it is read.
-        const reader = deps.maxBodiesPerKey === undefined ? undefined : ctx.principal?.limits?.id;
-        if (reader !== undefined && !reading.enter(reader, deps.maxBodiesPerKey as number)) {
-          ctx.reason = 'ERR_TOO_MANY_IN_FLIGHT';
-          throw await withPeekedId(
-            ctx,
-            new GatewayError('ERR_TOO_MANY_IN_FLIGHT', { headers: RETRY_SOON }),
-            peekBudget,
-          );
-        }
+        // A client that left while it was authenticated or paying was settled already.
+        if (res.destroyed || ctx.finished) return;
+        // The body holds the key's share of the budget, as its bytes arrive, until its response ends.
+        const owner = deps.shares === undefined ? undefined : ctx.principal?.limits?.id;
         let raw: Buffer;
         try {
-          raw = await deps.readBody(req, res);
+          raw = await deps.readBody(req, res, owner === undefined ? undefined : deps.shares?.for(owner));
         } catch (err) {
-          // Refused for its body (413, 503 over the buffer budget) or dropped by its client.
+          // Refused for its body (413, 503 over the buffer budget or the key's share of it) or
+          // dropped by its client.
           ctx.bytesIn = bodyBytesRead(req);
           throw err;
-        } finally {
-          if (reader !== undefined) reading.leave(reader);
         }
         ctx.bytesIn = raw.length;
         // A large body waits its turn, so other keys' requests are served between large parses.

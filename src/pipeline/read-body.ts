@@ -9,9 +9,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../jsonrpc/errors.ts';
 import { BodyBuffer } from '../proxy/body-buffer.ts';
+import type { Budget } from '../proxy/body-buffer.ts';
 import type { BufferBudget } from '../proxy/body-buffer.ts';
 
-export type ReadBody = (req: IncomingMessage, res: ServerResponse) => Promise<Buffer>;
+/** `budget`: what the body reserves against (a key's share, key-shares.ts); the process-wide one if none. */
+export type ReadBody = (req: IncomingMessage, res: ServerResponse, budget?: Budget) => Promise<Buffer>;
 
 /**
  * `sweep`, when given, is told the size of every chunk read (server/young-sweep.ts: their buffers
@@ -24,7 +26,9 @@ export function createReadBody(
 ): ReadBody {
   if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0)
     throw new TypeError('maxBytes must be a positive integer');
-  return function readBody(req, res) {
+  return function readBody(req, res, own) {
+    // A client that left while the request was authenticated or paid for: nothing will come.
+    if (req.destroyed || res.destroyed) return Promise.reject(new GatewayError('ERR_CLIENT_ABORTED'));
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > maxBytes) {
       return Promise.reject(tooLarge());
@@ -33,7 +37,7 @@ export function createReadBody(
     // its announced size accepted.
     if (expectsContinue(req)) res.writeContinue();
     const read = new BodyRead(
-      new BodyBuffer(budget, maxBytes, declared === undefined ? undefined : Number(declared)),
+      new BodyBuffer(own ?? budget, maxBytes, declared === undefined ? undefined : Number(declared)),
       sweep,
     );
     // The bytes (and what is parsed from them) live until the response has finished.

@@ -52,7 +52,8 @@ export function filterListResult(
   }
   if (seal !== undefined && Object.hasOwn(record, 'nextCursor')) {
     const next = record.nextCursor;
-    const sealed = typeof next === 'string' ? seal(kind, next) : undefined;
+    // An empty cursor names no next page (a client paging while it has one would loop): dropped.
+    const sealed = typeof next === 'string' && next !== '' ? seal(kind, next) : undefined;
     if (record === result) record = { ...record };
     if (sealed === undefined) delete record.nextCursor;
     else record.nextCursor = sealed;

@@ -11,8 +11,15 @@
  * running out of memory.
  */
 
+/** What a body reserves its bytes against: the process-wide budget, or a key's share of it. */
+export interface Budget {
+  /** Takes `n` bytes, or nothing (false) when that would go over. */
+  tryReserve(n: number): boolean;
+  release(n: number): void;
+}
+
 /** The process-wide ceiling on bytes held for bodies. */
-export class BufferBudget {
+export class BufferBudget implements Budget {
   readonly limit: number;
   private usedBytes = 0;
   private peakBytes = 0;
@@ -97,7 +104,7 @@ export function dropSpares(): number {
 
 /** One body being held: append chunks, read the bytes, release once. */
 export class BodyBuffer {
-  private readonly budget: BufferBudget;
+  private readonly budget: Budget;
   private readonly max: number;
   /** The announced length, when within `max`: the buffer is sized to it once. */
   private readonly expected: number | undefined;
@@ -110,7 +117,7 @@ export class BodyBuffer {
    * `max`: largest body accepted; `expected`: its announced length (Content-Length), used to size
    * the buffer once, when its first bytes arrive, if it is within `max`.
    */
-  constructor(budget: BufferBudget, max: number, expected?: number) {
+  constructor(budget: Budget, max: number, expected?: number) {
     this.budget = budget;
     this.max = max;
     this.expected =

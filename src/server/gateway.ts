@@ -15,6 +15,7 @@ import { createResponseHead } from '../proxy/response-headers.ts';
 import { createRequestHeaders } from '../proxy/request-headers.ts';
 import { createHostRule, createSiteCheck } from '../pipeline/site.ts';
 import { createCors } from './cors.ts';
+import { KeyShares } from '../proxy/key-shares.ts';
 import { BufferBudget } from '../proxy/body-buffer.ts';
 import { defaultBufferedBytes } from './buffer-default.ts';
 import type { Clock, Observer } from '../pipeline/ports.ts';
@@ -115,8 +116,8 @@ export async function startGateway(
     readBody: createReadBody(config.limits.max_body_bytes, budget, sweep),
     budget,
     peekBudget,
-    // A key's bodies being read may take a quarter of the budget, at least one body of the largest size.
-    maxBodiesPerKey: Math.max(1, Math.floor(budget.limit / 4 / config.limits.max_body_bytes)),
+    // A key's bodies may hold a quarter of the budget, at least one body of the largest size.
+    shares: new KeyShares(budget, Math.max(config.limits.max_body_bytes, Math.floor(budget.limit / 4))),
     sweep,
     steps: holder,
     headersTimeout: compileTimeouts(config.upstream),

@@ -6,18 +6,18 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { mintKey } from '../../src/auth/key-format.ts';
-import { sha256Hex } from '../../src/auth/key-hash.ts';
+import type { ServerResponse } from 'node:http';
 import { parseConfigText } from '../../src/config/load.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { startScriptedUpstream } from '../helpers/scripted-upstream.ts';
-import type { ScriptedUpstream, Seen } from '../helpers/scripted-upstream.ts';
+import type { ScriptedUpstream } from '../helpers/scripted-upstream.ts';
 import { waitFor } from '../helpers/net.ts';
+import { newKey, reviewConfig } from '../helpers/review-config.ts';
+import type { KeySpec } from '../helpers/review-config.ts';
+import { ACCEPT, answerJson, bearer, openRequest, postJson } from '../helpers/open-request.ts';
 import { startAuthServer, startOAuthGateway } from '../helpers/auth-server.ts';
 import type { TestAuthServer } from '../helpers/auth-server.ts';
 
@@ -25,105 +25,8 @@ const SECRET = 'r'.repeat(40);
 const MODERN = '2026-07-28';
 const META = `"_meta":{"io.modelcontextprotocol/protocolVersion":"${MODERN}"}`;
 
-interface KeySpec {
-  readonly label: string;
-  readonly key: string;
-  readonly allow?: readonly string[];
-  readonly resources?: readonly string[];
-  readonly expires?: string;
-  readonly capacity?: number;
-  readonly maxStreams?: number;
-}
-
-function configFor(upstreamUrl: string, keys: readonly KeySpec[], extra = ''): string {
-  const keyText = keys
-    .map(
-      (k) => `  - label: ${k.label}
-    hash: "sha256:${sha256Hex(k.key)}"
-    allow: ${JSON.stringify(k.allow ?? ['echo'])}
-    resources: ${JSON.stringify(k.resources ?? [])}
-${k.expires ? `    expires: "${k.expires}"\n` : ''}    rate_limit: { capacity: ${k.capacity ?? 1000}, refill_per_second: 1000${k.maxStreams ? `, max_streams: ${k.maxStreams}` : ''} }
-`,
-    )
-    .join('');
-  return `listen: 127.0.0.1:0
-upstream:
-  url: ${upstreamUrl}
-${extra}auth:
-  session_secret: "${SECRET}"
-keys:
-${keyText}`;
-}
-
-const newKey = () => mintKey(randomBytes(32));
-
-/** An open streamed response: its status, the text received so far, and a way to end it. */
-interface OpenStream {
-  readonly status: number;
-  readonly headers: IncomingMessage['headers'];
-  text(): string;
-  ended(): boolean;
-  close(): void;
-}
-
-/** Sends a request and resolves once the response head arrives; the body keeps accumulating. */
-function openRequest(
-  url: string,
-  method: string,
-  headers: Record<string, string>,
-  body?: string,
-): Promise<OpenStream> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method, headers, agent: false });
-    req.on('error', reject);
-    req.on('response', (res) => {
-      let text = '';
-      let done = false;
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => (done = true));
-      res.on('close', () => (done = true));
-      res.on('error', () => (done = true));
-      resolve({
-        status: res.statusCode ?? 0,
-        headers: res.headers,
-        text: () => text,
-        ended: () => done,
-        close: () => req.destroy(),
-      });
-    });
-    req.end(body);
-  });
-}
-
-const ACCEPT = 'application/json, text/event-stream';
-
-function bearer(key: string): Record<string, string> {
-  return { authorization: `Bearer ${key}`, accept: ACCEPT };
-}
-
-async function postJson(
-  url: string,
-  key: string,
-  body: string,
-  extra: Record<string, string> = {},
-  signal?: AbortSignal,
-): Promise<{ status: number; text: string }> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { ...bearer(key), 'content-type': 'application/json', ...extra },
-    body,
-    ...(signal ? { signal } : {}),
-  });
-  return { status: res.status, text: await res.text() };
-}
-
-/** Answers a request as a JSON body with the id the upstream received (the gateway's tag). */
-function answerJson(seen: Seen, res: ServerResponse, result: unknown = {}): void {
-  const id = (seen.body as { id?: unknown } | undefined)?.id;
-  res.writeHead(200, { 'content-type': 'application/json' });
-  res.end(JSON.stringify({ jsonrpc: '2.0', id, result }));
-}
+const configFor = (upstreamUrl: string, keys: readonly KeySpec[], extra = '') =>
+  reviewConfig(upstreamUrl, keys, extra, { secret: SECRET, resources: [] });
 
 // -----------------------------------------------------------------------------------------------
 // Long-lived POST streams

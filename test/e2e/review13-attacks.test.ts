@@ -9,8 +9,10 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { waitFor } from '../helpers/net.ts';
+import { ACCEPT, openRequest } from '../helpers/open-request.ts';
+import type { OpenStream } from '../helpers/open-request.ts';
 import { openStream } from '../helpers/sse-stream.ts';
 import { startRawSseUpstream } from '../helpers/raw-sse-upstream.ts';
 import type { RawSseUpstream } from '../helpers/raw-sse-upstream.ts';
@@ -359,46 +361,6 @@ describe('review 13: list cursors and list results', () => {
 // -----------------------------------------------------------------------------------------------
 // max_in_flight
 // -----------------------------------------------------------------------------------------------
-
-interface OpenStream {
-  readonly status: number;
-  readonly headers: IncomingMessage['headers'];
-  text(): string;
-  ended(): boolean;
-  close(): void;
-}
-
-/** A request whose answer is read as it comes (the head is awaited, the body is not). */
-function openRequest(
-  url: string,
-  method: string,
-  headers: Record<string, string>,
-  body?: string,
-): Promise<OpenStream> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method, headers, agent: false });
-    req.on('error', reject);
-    req.on('response', (res) => {
-      let text = '';
-      let done = false;
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => (done = true));
-      res.on('close', () => (done = true));
-      res.on('error', () => (done = true));
-      resolve({
-        status: res.statusCode ?? 0,
-        headers: res.headers,
-        text: () => text,
-        ended: () => done,
-        close: () => req.destroy(),
-      });
-    });
-    req.end(body);
-  });
-}
-
-const ACCEPT = 'application/json, text/event-stream';
 
 async function postRaw(url: string, key: string, body: string): Promise<{ status: number; text: string }> {
   const res = await fetch(url, {

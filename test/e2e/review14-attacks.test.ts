@@ -255,21 +255,21 @@ describe('review14: the process-wide buffer budget', () => {
       );
     }
     const g = gateway;
-    // Now: a key's bodies being read may take a quarter of the budget, at least one body of the
-    // largest size (here one): A's first body is held, the other two get 429 unread.
+    // Now: a key's bodies may hold a quarter of the budget, at least one body of the largest size
+    // (here 1 MiB): A's first body is held, the other two are refused (503) past A's share.
     await waitFor(() => g.budget.used >= body.length - 10 || undefined, 10_000, "A's first body held");
     const res = await post(gateway.mcpUrl, b.key, '{"jsonrpc":"2.0","id":9,"method":"ping"}');
     assert.equal(res.status, 200, `B's ping while A holds ${g.budget.used} bytes: ${res.status} ${res.text}`);
     assert.ok(g.budget.used < 2 * MIB, `A holds ${g.budget.used} bytes`);
     const refused = await waitFor(
       () => {
-        const lines = g.auditLines.filter((l) => l.key === 'a' && l.reason === 'ERR_TOO_MANY_IN_FLIGHT');
+        const lines = g.auditLines.filter((l) => l.key === 'a' && l.reason === 'ERR_OVERLOADED');
         return lines.length >= 2 ? lines : undefined;
       },
       5000,
       "A's other bodies refused",
     );
-    for (const line of refused) assert.equal(line.status, 429);
+    for (const line of refused) assert.equal(line.status, 503);
   });
 });
 
