@@ -25,6 +25,7 @@ import type {
 } from './ports.ts';
 import { sendJson, setOwnHeaders } from './respond.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
+import { isRequest } from '../jsonrpc/message.ts';
 import type { Upstream } from '../proxy/upstream.ts';
 import type { RequestHeaders } from '../proxy/request-headers.ts';
 import { checkBodyEnvelope } from './envelope.ts';
@@ -54,11 +55,7 @@ import type { KeyShares } from '../proxy/key-shares.ts';
 
 /** The POST holds a request (a message with a method and an id): the upstream answers it later. */
 function holdsRequest(ctx: RequestContext): boolean {
-  for (const m of ctx.messages ?? []) {
-    const message = m as { method?: unknown; id?: unknown };
-    if (message.method !== undefined && message.id !== undefined) return true;
-  }
-  return false;
+  return ctx.messages?.some(isRequest) === true;
 }
 
 export interface HandlerDeps {
