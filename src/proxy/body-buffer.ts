@@ -2,13 +2,13 @@
  * Bodies the gateway must hold whole (a request body the policy reads, a list response being
  * filtered, the one SSE event being read) cost about their byte size however they arrive: chunks
  * are copied into one buffer that grows geometrically (or is sized once from Content-Length, when
- * its first bytes arrive), never kept as one Buffer per chunk (a 10-byte chunk can pin a 64 KiB
- * socket read). What a body holds is reserved against one process-wide budget
+ * its first bytes reserve a fair part of it), never kept as one Buffer per chunk (a 10-byte chunk
+ * can pin a 64 KiB socket read). What a body holds is reserved against one process-wide budget
  * (`limits.max_buffered_bytes`) as its bytes arrive (at most about twice what came), never from
  * what its Content-Length announces: a body announced and not sent holds nothing, and the pages of
- * a buffer sized from an announcement are only made resident by the bytes written into them. A
- * body that would go over the budget is refused, so the gateway degrades by refusing, never by
- * running out of memory.
+ * a buffer sized from an announcement are only made resident by the bytes written into them. A body
+ * that would go over the budget is refused, so the gateway degrades by refusing, never by running
+ * out of memory.
  */
 
 /** What a body reserves its bytes against: the process-wide budget, or a key's share of it. */
@@ -60,12 +60,19 @@ export type HoldRefusal = 'too-large' | 'over-budget';
 const MIN_CAPACITY = 4096;
 
 /**
- * Capacities below this are cut from Node's shared 8 KiB pool (`Buffer.allocUnsafe`; Node pools
- * nothing of 4 KiB or more), as a request body sized from its Content-Length mostly is: a buffer
- * of its own is an ArrayBuffer and a backing store per body, several times the cost of copying a
- * tools/call of a few hundred bytes (bench/body-micro.ts). A held slice pins at most its 8 KiB
- * slab, shared with whatever else was cut from it, which is less than the request's own socket and
- * objects; the budget counts the bytes asked for, as before. A body growing without a
+ * A buffer is sized from its Content-Length at once only while that is at most this many times
+ * what the body has reserved: the pages of an unwritten buffer are not resident, but V8 counts its
+ * whole size as external memory (more collections), and an address space has limits too.
+ */
+const AHEAD = 16;
+
+/**
+ * Capacities below this are cut from Node's shared pool (`Buffer.allocUnsafe`, which pools what is
+ * under half of `Buffer.poolSize`), as a request body sized from its Content-Length mostly is: a
+ * buffer of its own is an ArrayBuffer and a backing store per body, several times the cost of
+ * copying a tools/call of a few hundred bytes (bench/body-micro.ts). A held slice pins at most its
+ * pool slab, shared with whatever else was cut from it, which is less than the request's own socket
+ * and objects; the budget counts the bytes asked for, as before. A body growing without a
  * Content-Length starts at MIN_CAPACITY and gets buffers of its own.
  */
 const POOLED_BYTES = 4096;
@@ -82,16 +89,20 @@ const SPARES = 2;
 const SPARE_MIN_BYTES = 256 * 1024;
 const SPARE_MAX_BYTES = 8 * 1024 * 1024;
 
+/** Where a spare of `capacity` to twice `capacity` bytes is among the spares, or -1. */
+function spareIndex(capacity: number): number {
+  if (capacity < SPARE_MIN_BYTES) return -1;
+  for (let k = 0; k < spares.length; k++) {
+    const length = (spares[k] as Buffer).length;
+    if (length >= capacity && length <= capacity * 2) return k;
+  }
+  return -1;
+}
+
 /** A spare of at least `capacity` bytes (removed from the spares), or undefined. */
 function takeSpare(capacity: number): Buffer | undefined {
-  for (let k = 0; k < spares.length; k++) {
-    const spare = spares[k] as Buffer;
-    if (spare.length >= capacity && spare.length <= capacity * 2) {
-      spares.splice(k, 1);
-      return spare;
-    }
-  }
-  return undefined;
+  const k = spareIndex(capacity);
+  return k < 0 ? undefined : spares.splice(k, 1)[0];
 }
 
 /** Drops the spare buffers (an idle gateway gives their memory back); returns the bytes dropped. */
@@ -135,8 +146,7 @@ export class BodyBuffer {
       const target = Math.max(needed, Math.min(cap, Math.max(MIN_CAPACITY, this.reserved * 2)));
       if (!this.reserve(target) && !this.reserve(needed)) return 'over-budget';
     }
-    if (this.buffer === undefined || needed > this.buffer.length)
-      this.allocate(this.expected !== undefined && needed <= this.expected ? this.expected : this.reserved);
+    if (this.buffer === undefined || needed > this.buffer.length) this.allocate(this.capacityFor(needed));
     (this.buffer as Buffer).set(chunk, this.size);
     this.size = needed;
     return undefined;
@@ -185,13 +195,33 @@ export class BodyBuffer {
     return true;
   }
 
+  /**
+   * The buffer to hold `needed` bytes in. The announced length, when the bytes reserved are a fair
+   * part of it (a list response's first 64 KiB read of 300 KiB) or an idle spare fits it: one
+   * buffer, never moved. Otherwise what is reserved, and never less than twice the buffer it
+   * replaces: a body whose reservations come one chunk at a time (its key near its share) still
+   * moves a logarithmic number of times, and a body past its share never gets its announced size
+   * for a few bytes counted. What is newly allocated stays within AHEAD times what is reserved
+   * (twice, past a share).
+   */
+  private capacityFor(needed: number): number {
+    const expected = this.expected;
+    if (
+      expected !== undefined &&
+      needed <= expected &&
+      (expected <= this.reserved * AHEAD || spareIndex(expected) >= 0)
+    )
+      return expected;
+    const grown = Math.max(this.reserved, 2 * (this.buffer?.length ?? 0));
+    return Math.max(needed, Math.min(expected ?? this.max, grown));
+  }
+
   /** Moves the bytes held into a buffer of `capacity` bytes. */
   private allocate(capacity: number): void {
     const next =
       capacity < POOLED_BYTES
         ? Buffer.allocUnsafe(capacity)
-        : ((capacity >= SPARE_MIN_BYTES ? takeSpare(capacity)?.subarray(0, capacity) : undefined) ??
-          Buffer.allocUnsafeSlow(capacity));
+        : (takeSpare(capacity)?.subarray(0, capacity) ?? Buffer.allocUnsafeSlow(capacity));
     if (this.buffer !== undefined && this.size > 0) this.buffer.copy(next, 0, 0, this.size);
     this.buffer = next;
   }

@@ -57,3 +57,55 @@ it('an announced body holds nothing of the budget until its bytes arrive, then a
   for (const b of announced) b.release();
   assert.equal(budget.used, 0);
 });
+
+/** A budget with `room` bytes left, as a key's share near its end looks to one body. */
+function tightBudget(room: number): BufferBudget {
+  const budget = new BufferBudget(64 << 20);
+  assert.ok(budget.tryReserve(64 * (1 << 20) - room));
+  return budget;
+}
+
+it('failed before: a body near its share trickled one byte per chunk is copied a logarithmic number of times, not once per chunk', () => {
+  // The share leaves room for the body and no more than a few bytes: every chunk's geometric
+  // reservation fails and the exact one succeeds. The buffer must still grow geometrically.
+  const budget = tightBudget(90_000 + 5_000);
+  const held = new BodyBuffer(budget, 1 << 20);
+  assert.equal(held.push(Buffer.alloc(90_000, 0x61)), undefined);
+  const buffers = new Set<ArrayBufferLike>([held.bytes().buffer]);
+  for (let i = 0; i < 3_000; i++) {
+    assert.equal(held.push(Buffer.of(0x62)), undefined);
+    buffers.add(held.bytes().buffer);
+  }
+  assert.equal(held.length, 93_000);
+  assert.ok(buffers.size <= 3, `${buffers.size} buffers for 3,000 one-byte chunks`);
+  assert.equal(held.bytes().toString('latin1'), 'a'.repeat(90_000) + 'b'.repeat(3_000));
+  held.release();
+});
+
+it('failed before: a body past its share with a large Content-Length gets a buffer about the size it reserved, not the announced size', () => {
+  const MIB = 1 << 20;
+  const budget = tightBudget(40);
+  const held = new BodyBuffer(budget, 64 * MIB, 40 * MIB);
+  assert.equal(held.push(Buffer.of(0x7b)), undefined);
+  // At most Node's shared pool slab it was cut from (before: 40 MiB of its own).
+  const allocated = (): number => held.bytes().buffer.byteLength;
+  assert.ok(allocated() <= Buffer.poolSize, `${allocated()} bytes allocated for 1 reserved`);
+  for (let i = 0; i < 39; i++) assert.equal(held.push(Buffer.of(0x20)), undefined);
+  assert.equal(held.push(Buffer.of(0x7d)), 'over-budget');
+  assert.ok(allocated() <= Buffer.poolSize, `${allocated()} bytes allocated for 40 reserved`);
+  held.release();
+});
+
+it('an announced body whose first chunk reserves a fair part of it is sized once from its Content-Length', () => {
+  const MIB = 1 << 20;
+  const budget = new BufferBudget(64 * MIB);
+  const held = new BodyBuffer(budget, 4 * MIB, 300 * 1024);
+  assert.equal(held.push(Buffer.alloc(64 * 1024, 0x61)), undefined);
+  const first = held.bytes().buffer;
+  assert.equal(first.byteLength >= 300 * 1024, true);
+  for (let sent = 64 * 1024; sent < 300 * 1024; sent += 16 * 1024)
+    assert.equal(held.push(Buffer.alloc(Math.min(16 * 1024, 300 * 1024 - sent), 0x62)), undefined);
+  assert.equal(held.bytes().buffer, first, 'never moved');
+  assert.equal(budget.used, 300 * 1024);
+  held.release();
+});
