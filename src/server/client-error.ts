@@ -9,16 +9,14 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { createContext } from '../pipeline/context.ts';
-import type { Observer } from '../pipeline/ports.ts';
-import { randomId } from '../pipeline/request-id.ts';
+import type { Clock, Observer } from '../pipeline/ports.ts';
+import { randomId, requestIdFor } from '../pipeline/request-id.ts';
+import { GatewayError } from '../jsonrpc/errors.ts';
+import { plainError } from './routes.ts';
+import type { Route } from './routes.ts';
 
 /** Node's field for the response a socket is carrying (set while the handler has a request). */
 type Carrier = Socket & { _httpMessage?: { req?: { complete?: boolean } } | null };
-
-interface Clock {
-  now(): number;
-  mono(): number;
-}
 
 const REASONS: Readonly<Record<number, string>> = {
   400: 'Bad Request',
@@ -53,11 +51,48 @@ export function auditClientErrors(server: Server, observer: Observer, clock: Clo
     if (socket.bytesRead === 0) return;
     // The request as far as anything is known of it: who sent it, nothing it held.
     const req = { method: undefined, url: undefined, headers: {}, socket } as unknown as IncomingMessage;
-    const ctx = createContext(randomId(), req, {} as ServerResponse, clock.now(), clock.mono());
-    ctx.decision = 'invalid';
-    ctx.reason = 'ERR_INVALID_REQUEST';
-    ctx.status = status;
-    ctx.finished = true;
-    observer.finish(ctx);
+    recordInvalid(observer, clock, randomId(), req, status);
   });
+}
+
+/**
+ * Hands the observer the audit record of a request refused as `invalid` (ERR_INVALID_REQUEST)
+ * before the pipeline had it: `req` gives the method, the client's address and the protocol
+ * revision header, nothing else of it is read.
+ */
+export function recordInvalid(
+  observer: Observer,
+  clock: Clock,
+  requestId: string,
+  req: IncomingMessage,
+  status: number,
+): void {
+  const ctx = createContext(requestId, req, {} as ServerResponse, clock.now(), clock.mono());
+  ctx.decision = 'invalid';
+  ctx.reason = 'ERR_INVALID_REQUEST';
+  ctx.status = status;
+  ctx.finished = true;
+  observer.finish(ctx);
+}
+
+/**
+ * The route for a request whose target is not a path: the absolute-form (`POST http://host/mcp`, as
+ * a client sends to a forward proxy) or the asterisk-form (`OPTIONS *`). The gateway serves paths
+ * only; judging an absolute target would mean taking the authority in it instead of Host (RFC 9112
+ * section 3.2.2), a second spelling of the name the Host rule reads. It is refused (400, -32600),
+ * its body never read, and recorded like any request the gateway refuses as invalid, since it may
+ * have been meant for the MCP endpoint.
+ */
+export function refuseNotAPath(observer: Observer, clock: Clock): Route {
+  return (req, res) => {
+    const requestId = requestIdFor(req);
+    res.setHeader('x-request-id', requestId);
+    plainError(
+      res,
+      new GatewayError('ERR_INVALID_REQUEST', {
+        message: 'invalid request: the request target must be a path (origin-form), not a URL',
+      }),
+    );
+    recordInvalid(observer, clock, requestId, req, 400);
+  };
 }

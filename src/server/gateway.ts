@@ -8,7 +8,7 @@ import type { Config } from '../config/schema.ts';
 import { parseListen } from '../config/schema.ts';
 import { createUpstream } from '../proxy/upstream.ts';
 import { createHandler } from '../pipeline/handler.ts';
-import { auditClientErrors } from './client-error.ts';
+import { auditClientErrors, refuseNotAPath } from './client-error.ts';
 import type { Handler } from '../pipeline/handler.ts';
 import { createReadBody } from '../pipeline/read-body.ts';
 import { createResponseHead } from '../proxy/response-headers.ts';
@@ -144,6 +144,7 @@ export async function startGateway(
       reserved,
       hostAllowed: createHostRule(address.host, config.server.allowed_hosts, publicUrl),
       probes: PROBES,
+      notAPath: refuseNotAPath(deps.observer, deps.clock),
     }),
     address.host,
     address.port,

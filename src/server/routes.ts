@@ -19,14 +19,23 @@ export interface Routes {
   readonly hostAllowed?: HostRule | undefined;
   /** Reserved paths served to any Host (health probes arrive with an IP address as Host). */
   readonly probes?: ReadonlySet<string>;
+  /**
+   * A request whose target is not a path (the absolute-form `POST http://host/mcp`, the
+   * asterisk-form `OPTIONS *`): the gateway serves paths only. Absent: 404 like any unknown path.
+   */
+  readonly notAPath?: Route;
 }
 
 export function createRouter(routes: Routes): Route {
-  const { reserved, hostAllowed, probes } = routes;
+  const { reserved, hostAllowed, probes, notAPath } = routes;
   const mcpPath = routes.mcp?.path;
   const mcp = routes.mcp?.route;
   return function route(req, res) {
     const url = req.url ?? '/';
+    if (notAPath !== undefined && url.charCodeAt(0) !== 0x2f) {
+      closeIfBodyUnread(res);
+      return notAPath(req, res);
+    }
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     // Only a POST to the MCP path reads a body; any other answer would leave one unread, and

@@ -396,8 +396,8 @@ function rawRequest(url: string, head: string): Promise<{ status: number; text: 
  * the request line; each of these is refused (403, or 404 for a target that is not the MCP path) and
  * none reaches the upstream: a trailing dot, an IPv4-mapped IPv6 literal, an empty or bad port, a
  * userinfo-like suffix, two Host headers, `Origin: null`, an upper-case Origin, and the absolute-form
- * targets `POST http://evil.example/mcp` and `GET http://127.0.0.1/metrics` (the path is then the
- * whole URL, which matches no route).
+ * targets `POST http://evil.example/mcp` and `GET http://127.0.0.1/metrics` (the gateway serves
+ * paths only: 400, and an audit line on a listener with the MCP endpoint).
  */
 describe('held: Host, Origin and request-target spellings on a loopback listener', () => {
   const secret = mintKey(randomBytes(32));
@@ -459,6 +459,46 @@ describe('held: Host, Origin and request-target spellings on a loopback listener
     // And the loopback names themselves are served.
     const ok = await post('/mcp', [`Host: LOCALHOST:${port}`]);
     assert.equal(ok.status, 200);
+  });
+
+  it('failed before: a target that is a URL or `*` gets 400 and its one audit line, and is never forwarded', async () => {
+    const port = new URL(gateway.url).port;
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'x' } });
+    const posts = upstream.posts;
+    const cases: [string, string][] = [
+      ['absolute-form MCP path', `POST http://127.0.0.1:${port}/mcp HTTP/1.1\r\nHost: 127.0.0.1:${port}`],
+      ['absolute-form, no path', `POST http://127.0.0.1:${port} HTTP/1.1\r\nHost: 127.0.0.1:${port}`],
+      ['asterisk-form', `OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1:${port}`],
+    ];
+    for (const [what, head] of cases) {
+      const lines = gateway.auditLines.length;
+      const answer = await rawRequest(
+        gateway.mcpUrl,
+        `${head}\r\nAuthorization: Bearer ${secret}\r\nX-Request-Id: probe-${lines}\r\n` +
+          `Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n` +
+          `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+      );
+      assert.equal(answer.status, 400, what);
+      assert.match(answer.text, new RegExp(`x-request-id: probe-${lines}`, 'i'), what);
+      const error = JSON.parse(answer.text.slice(answer.text.indexOf('\r\n\r\n') + 4)) as {
+        id: unknown;
+        error: { code: number; message: string };
+      };
+      assert.equal(error.id, null, what);
+      assert.equal(error.error.code, -32600, what);
+      assert.match(error.error.message, /origin-form/, what);
+      await waitFor(() => gateway.auditLines.length > lines);
+      const added = gateway.auditLines.slice(lines);
+      assert.equal(added.length, 1, what);
+      const line = added[0]!;
+      assert.equal(line.decision, 'invalid', what);
+      assert.equal(line.reason, 'ERR_INVALID_REQUEST', what);
+      assert.equal(line.status, 400, what);
+      assert.equal(line.request_id, `probe-${lines}`, what);
+      assert.equal(line.http_method, head.slice(0, head.indexOf(' ')), what);
+      assert.doesNotMatch(JSON.stringify(line), new RegExp(secret), what);
+    }
+    assert.equal(upstream.posts, posts, 'nothing reached the upstream');
   });
 });
 
