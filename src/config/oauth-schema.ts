@@ -2,6 +2,7 @@
  * The `auth.oauth` section: bearer JWTs from the operator's authorization server, and the grants
  * that map their claims to what a token may use. Field names are a stable contract (issue 13).
  */
+import { checkHttpUrl } from './http-url.ts';
 import { array, duration, object, oneOf, string } from './spec.ts';
 import type { Spec } from './spec.ts';
 
@@ -28,19 +29,6 @@ export const OAUTH_DEFAULTS = Object.freeze({
 
 /** RFC 6749 section 3.3 scope-token: printable ASCII except space, `"` and `\`. */
 const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
-
-export function checkHttpUrl(v: string): string | undefined {
-  let u: URL;
-  try {
-    u = new URL(v);
-  } catch {
-    return 'must be an absolute http or https URL';
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') return 'must be an http or https URL';
-  if (u.username || u.password) return 'must not contain credentials';
-  if (u.hash || v.includes('#')) return 'must not contain a fragment';
-  return undefined;
-}
 
 const names = (what: string) =>
   array(string(`A ${what} or a wildcard (\`*\`).`), `${what}s a token matching this grant may use.`, {
@@ -79,10 +67,10 @@ export function oauthSpec<R>(rateLimit: Spec<R>) {
     {
       issuer: string(
         "The authorization server's issuer; discovery reads `<issuer>/.well-known/openid-configuration`, else `oauth-authorization-server`. Tokens must carry exactly this `iss`.",
-        { check: checkHttpUrl },
+        { check: (v) => checkHttpUrl(v) },
       ),
       audience: string('The `aud` a token must carry (RFC 8707). Default: `public_url`.'),
-      jwks_uri: string('The JWK set URL; overrides discovery.', { check: checkHttpUrl }),
+      jwks_uri: string('The JWK set URL; overrides discovery.', { check: (v) => checkHttpUrl(v) }),
       algorithms: array(
         oneOf(OAUTH_ALGORITHMS, 'A JWS algorithm.'),
         'Accepted signature algorithms (never `none`, never HMAC).',
@@ -102,7 +90,7 @@ export function oauthSpec<R>(rateLimit: Spec<R>) {
         { default: [] },
       ),
       authorization_servers: array(
-        string('An issuer URL.', { check: checkHttpUrl }),
+        string('An issuer URL.', { check: (v) => checkHttpUrl(v) }),
         'Published in the protected-resource metadata. Default: `[issuer]`.',
       ),
       resource_name: string('`resource_name` in the protected-resource metadata.', {

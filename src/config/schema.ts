@@ -2,6 +2,7 @@
  * The configuration schema: the one place that says which fields exist, their types, defaults and
  * meaning. The README's config reference is generated from it (scripts/config-reference.ts).
  */
+import { checkHttpUrl } from './http-url.ts';
 import { array, boolean, duration, number, object, oneOf, record, size, string } from './spec.ts';
 import type { Spec } from './spec.ts';
 import { normalizeOrigin } from '../server/cors.ts';
@@ -27,28 +28,11 @@ const listen = string('Address the gateway listens on, `host:port`.', {
   check: (v) => (parseListen(v) ? undefined : 'must be host:port with a port from 0 to 65535'),
 });
 
-/** An absolute http(s) URL without credentials; `credentials` is the message when it has some. */
-function checkHttpUrl(value: string, credentials: string): string | undefined {
-  let u: URL;
-  try {
-    u = new URL(value);
-  } catch {
-    return 'must be an absolute http or https URL';
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') return 'must be an http or https URL';
-  if (u.username || u.password) return credentials;
-  return undefined;
-}
-
 const publicUrl = string(
   'The URL clients use for the MCP endpoint (absolute http or https), when it differs from the listen address ' +
     '(a reverse proxy, a DNS name); used for X-Forwarded-Host, allowed hosts, and the OAuth resource identifier.',
   {
-    check: (v) => {
-      const problem = checkHttpUrl(v, 'must not contain credentials');
-      if (problem) return problem;
-      return v.includes('#') ? 'must not contain a fragment' : undefined;
-    },
+    check: (v) => checkHttpUrl(v),
   },
 );
 
@@ -92,7 +76,11 @@ const cors = object(
 const upstream = object(
   {
     url: string('The upstream MCP endpoint (http or https). The gateway serves MCP on the same path.', {
-      check: (v) => checkHttpUrl(v, 'must not contain credentials (use upstream.headers)'),
+      check: (v) =>
+        checkHttpUrl(v, {
+          credentials: 'must not contain credentials (use upstream.headers)',
+          fragment: true,
+        }),
     }),
     transport: oneOf(
       ['streamable-http', 'sse'],
