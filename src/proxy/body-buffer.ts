@@ -89,20 +89,17 @@ const SPARES = 2;
 const SPARE_MIN_BYTES = 256 * 1024;
 const SPARE_MAX_BYTES = 8 * 1024 * 1024;
 
-/** Where a spare of `capacity` to twice `capacity` bytes is among the spares, or -1. */
-function spareIndex(capacity: number): number {
-  if (capacity < SPARE_MIN_BYTES) return -1;
-  for (let k = 0; k < spares.length; k++) {
-    const length = (spares[k] as Buffer).length;
-    if (length >= capacity && length <= capacity * 2) return k;
-  }
-  return -1;
-}
-
-/** A spare of at least `capacity` bytes (removed from the spares), or undefined. */
+/** A spare of `capacity` to twice `capacity` bytes (removed from the spares), or undefined. */
 function takeSpare(capacity: number): Buffer | undefined {
-  const k = spareIndex(capacity);
-  return k < 0 ? undefined : spares.splice(k, 1)[0];
+  if (capacity < SPARE_MIN_BYTES) return undefined;
+  for (let k = 0; k < spares.length; k++) {
+    const spare = spares[k] as Buffer;
+    if (spare.length >= capacity && spare.length <= capacity * 2) {
+      spares.splice(k, 1);
+      return spare;
+    }
+  }
+  return undefined;
 }
 
 /** Drops the spare buffers (an idle gateway gives their memory back); returns the bytes dropped. */
@@ -196,24 +193,21 @@ export class BodyBuffer {
   }
 
   /**
-   * The buffer to hold `needed` bytes in. The announced length, when the bytes reserved are a fair
-   * part of it (a list response's first 64 KiB read of 300 KiB) or an idle spare fits it: one
-   * buffer, never moved. Otherwise what is reserved, and never less than twice the buffer it
-   * replaces: a body whose reservations come one chunk at a time (its key near its share) still
-   * moves a logarithmic number of times, and a body past its share never gets its announced size
-   * for a few bytes counted. What is newly allocated stays within AHEAD times what is reserved
-   * (twice, past a share).
+   * The buffer to hold `needed` bytes in: what is reserved, and never less than twice the buffer it
+   * replaces, so a body whose reservations come one chunk at a time (its key near its share) still
+   * moves a logarithmic number of times. The announced length instead when it is at most AHEAD times
+   * what is reserved (a list response's first 64 KiB read of 300 KiB: one buffer, never moved) or at
+   * most twice that step (the last move goes straight to the final size, an idle spare of it
+   * included). So a body past its share never gets its announced size for a few bytes counted, and
+   * what a body allocates or takes from the spares stays within AHEAD times what it reserves. A
+   * body longer than announced (the parsers refuse that framing first) grows towards `max`.
    */
   private capacityFor(needed: number): number {
     const expected = this.expected;
-    if (
-      expected !== undefined &&
-      needed <= expected &&
-      (expected <= this.reserved * AHEAD || spareIndex(expected) >= 0)
-    )
-      return expected;
-    const grown = Math.max(this.reserved, 2 * (this.buffer?.length ?? 0));
-    return Math.max(needed, Math.min(expected ?? this.max, grown));
+    const cap = expected !== undefined && needed <= expected ? expected : this.max;
+    const grown = Math.max(needed, Math.min(cap, Math.max(this.reserved, 2 * (this.buffer?.length ?? 0))));
+    if (cap === expected && (expected <= this.reserved * AHEAD || expected <= grown * 2)) return expected;
+    return grown;
   }
 
   /** Moves the bytes held into a buffer of `capacity` bytes. */
