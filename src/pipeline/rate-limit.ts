@@ -21,7 +21,7 @@ import { rateLimitError } from '../ratelimit/headers.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
 import type { RequestContext } from './context.ts';
 import { createAdmission } from './admission.ts';
-import { InFlightCounter } from '../ratelimit/in-flight.ts';
+import { KeyCounter } from '../ratelimit/key-counter.ts';
 
 export interface RateLimitHooks {
   /** A store failure was decided by `on_store_error` (for logs and metrics). */
@@ -38,7 +38,7 @@ export function createRateLimit(
   now: () => number = () => performance.now(),
 ): RateLimitStep {
   const admission = createAdmission(now);
-  const inFlight = new InFlightCounter();
+  const inFlight = new KeyCounter();
 
   function refuse(ctx: RequestContext, decision: Decision): never {
     const error = rateLimitError(decision);

@@ -5,6 +5,7 @@
  * slot must be given back when the socket closes, and a shared counter would leak slots whenever a
  * replica dies with streams open.
  */
+import { KeyCounter } from './key-counter.ts';
 
 export interface StreamCounter {
   /** Takes a slot for `id`, or returns undefined when `max` are open. The release is idempotent. */
@@ -16,29 +17,20 @@ export interface StreamCounter {
 }
 
 export function createStreamCounter(): StreamCounter {
-  const counts = new Map<string, number>();
-  let total = 0;
+  const counter = new KeyCounter();
   return {
     acquire(id, max) {
-      const n = counts.get(id) ?? 0;
-      if (n >= max) return undefined;
-      counts.set(id, n + 1);
-      total++;
+      if (!counter.enter(id, max)) return undefined;
       let released = false;
       return () => {
         if (released) return;
         released = true;
-        total--;
-        const left = (counts.get(id) ?? 1) - 1;
-        if (left > 0) counts.set(id, left);
-        else counts.delete(id);
+        counter.leave(id);
       };
     },
-    open(id) {
-      return counts.get(id) ?? 0;
-    },
+    open: (id) => counter.of(id),
     get total() {
-      return total;
+      return counter.total;
     },
   };
 }

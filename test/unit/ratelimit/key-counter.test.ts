@@ -1,11 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { InFlightCounter } from '../../../src/ratelimit/in-flight.ts';
+import { KeyCounter } from '../../../src/ratelimit/key-counter.ts';
 import { compileLimits, inFlightDefault } from '../../../src/ratelimit/policy.ts';
 
 describe('requests in flight per key (max_in_flight)', () => {
   it('gives each key its own slots, and a slot back when its request leaves', () => {
-    const counter = new InFlightCounter();
+    const counter = new KeyCounter();
     assert.equal(counter.enter('a', 2), true);
     assert.equal(counter.enter('a', 2), true);
     assert.equal(counter.enter('a', 2), false);
@@ -18,6 +18,18 @@ describe('requests in flight per key (max_in_flight)', () => {
     counter.leave('b');
     assert.equal(counter.of('a'), 0);
     assert.equal(counter.of('b'), 0);
+  });
+
+  it('counts every key together too', () => {
+    const counter = new KeyCounter();
+    assert.equal(counter.enter('a', 2), true);
+    assert.equal(counter.enter('b', 2), true);
+    assert.equal(counter.enter('b', 2), true);
+    assert.equal(counter.enter('b', 2), false, 'a refusal takes nothing');
+    assert.equal(counter.total, 3);
+    counter.leave('b');
+    counter.leave('a');
+    assert.equal(counter.total, 1);
   });
 
   it('defaults to a quarter of upstream.connections, at least one; a key or the defaults may set it', () => {
