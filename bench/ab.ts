@@ -26,6 +26,9 @@
  * 5 ms pause upstream between the two events, timed to the first event and to the end (the direct
  * origin beside them; the floor buffers a response whole, so its first-event time is its total).
  *
+ * `--floor LABEL` (repeatable) adds another floor proxy, with the node flags given for LABEL (an
+ * `--import` preload: is a cost of mcpgate's in its code, or in what loading it does to the process?).
+ *
  * `--minimal` (pipeline only) adds bench/minimal-gateway.ts as the target `minimal`: the floor with
  * the pipeline's promised work done the shortest way a hand-written proxy would (no strict parse,
  * envelope rules or error paths), with the first gateway's key. It tells how much of the gap to the
@@ -72,6 +75,7 @@ const { values } = parseArgs({
     gc: { type: 'boolean', default: false },
     'sse-samples': { type: 'string', default: '200' },
     minimal: { type: 'boolean', default: false },
+    floor: { type: 'string', multiple: true, default: [] },
     'minimal-skip': { type: 'string', multiple: true, default: [] },
   },
 });
@@ -102,6 +106,10 @@ const argsFor = (label: string) => [
 ];
 const floor = await startFloorProxy(dir, originUrl, argsFor('floor'));
 targets.push(await sessionAt(floor, 'floor'));
+// More floors, each with its own node flags (`--floor f2 --node-arg f2:--import=PRELOAD`): what a
+// preload (mcpgate's modules, an idle gateway in the same process) costs the bare two hops.
+for (const label of values.floor)
+  targets.push(await sessionAt(await startFloorProxy(dir, originUrl, argsFor(label), label), label));
 
 for (const spec of values.gw) {
   const eq = spec.indexOf('=');
