@@ -7,13 +7,13 @@
  * client's address; nothing of the refused bytes (they may hold a key) is kept.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { errorBody } from '../jsonrpc/message.ts';
+import { RPC } from '../jsonrpc/errors.ts';
+import { writeJson } from '../pipeline/respond.ts';
 import type { Socket } from 'node:net';
 import { createContext } from '../pipeline/context.ts';
 import type { Clock, Observer } from '../pipeline/ports.ts';
 import { randomId, requestIdFor } from '../pipeline/request-id.ts';
-import { GatewayError } from '../jsonrpc/errors.ts';
-import { plainError } from './routes.ts';
-import type { Route } from './routes.ts';
 
 /** Node's field for the response a socket is carrying (set while the handler has a request). */
 type Carrier = Socket & { _httpMessage?: { req?: { complete?: boolean } } | null };
@@ -58,7 +58,8 @@ export function auditClientErrors(server: Server, observer: Observer, clock: Clo
 /**
  * Hands the observer the audit record of a request refused as `invalid` (ERR_INVALID_REQUEST)
  * before the pipeline had it: `req` gives the method, the client's address and the protocol
- * revision header, nothing else of it is read.
+ * revision header, nothing else of it is read. `bytesOut`: the answer's size when it went out; a
+ * refusal whose answer never went out is recorded as 499, aborted.
  */
 export function recordInvalid(
   observer: Observer,
@@ -66,33 +67,88 @@ export function recordInvalid(
   requestId: string,
   req: IncomingMessage,
   status: number,
+  { startedAt = clock.now(), startedMono = clock.mono(), bytesOut = 0, sent = true } = {},
 ): void {
-  const ctx = createContext(requestId, req, {} as ServerResponse, clock.now(), clock.mono());
+  const ctx = createContext(requestId, req, {} as ServerResponse, startedAt, startedMono);
   ctx.decision = 'invalid';
   ctx.reason = 'ERR_INVALID_REQUEST';
-  ctx.status = status;
+  ctx.status = sent ? status : 499;
+  ctx.aborted = !sent;
+  ctx.bytesOut = sent ? bytesOut : 0;
   ctx.finished = true;
   observer.finish(ctx);
 }
 
+/** Refuses a request the router will not route (400, -32600, `message`), with its audit line. */
+export type Refuse = (req: IncomingMessage, res: ServerResponse, message: string) => void;
+
 /**
- * The route for a request whose target is not a path: the absolute-form (`POST http://host/mcp`, as
- * a client sends to a forward proxy) or the asterisk-form (`OPTIONS *`). The gateway serves paths
- * only; judging an absolute target would mean taking the authority in it instead of Host (RFC 9112
- * section 3.2.2), a second spelling of the name the Host rule reads. It is refused (400, -32600),
- * its body never read, and recorded like any request the gateway refuses as invalid, since it may
- * have been meant for the MCP endpoint.
+ * The router's refusal of a request that cannot be judged: a target that is not a path (the
+ * absolute-form `POST http://host/mcp`, as a client sends to a forward proxy, or the asterisk-form
+ * `OPTIONS *`), or an HTTP/1.1 request without Host (RFC 9112 section 3.2: 400). The gateway serves
+ * paths only; judging an absolute target would mean taking the authority in it instead of Host
+ * (RFC 9112 section 3.2.2), a second spelling of the name the Host rule reads. The body is never
+ * read. The line is written when the answer has gone out (or could not), in its turn behind a
+ * response still going out on the same connection.
  */
-export function refuseNotAPath(observer: Observer, clock: Clock): Route {
-  return (req, res) => {
+export function createRefusal(observer: Observer, clock: Clock): Refuse {
+  return (req, res, message) => {
+    const startedAt = clock.now();
+    const startedMono = clock.mono();
     const requestId = requestIdFor(req);
     res.setHeader('x-request-id', requestId);
-    plainError(
-      res,
-      new GatewayError('ERR_INVALID_REQUEST', {
-        message: 'invalid request: the request target must be a path (origin-form), not a URL',
+    const body = errorBody(null, RPC.INVALID_REQUEST, `invalid request: ${message}`);
+    const bytesOut = writeJson(res, 400, body);
+    res.once('close', () =>
+      recordInvalid(observer, clock, requestId, req, 400, {
+        startedAt,
+        startedMono,
+        bytesOut,
+        sent: res.writableFinished,
       }),
     );
-    recordInvalid(observer, clock, requestId, req, 400);
   };
+}
+
+/**
+ * CONNECT (`CONNECT host:port`, the authority-form, or `CONNECT /mcp`): the gateway tunnels nothing.
+ * Node hands such a request to the server's 'connect' listeners with its socket, and with none it
+ * destroys the socket: no answer, no audit line, and a response still going out on the connection
+ * (a request pipelined before it) cut. The CONNECT gets 400 and its line once that response has
+ * gone out, and the connection is closed.
+ */
+export function refuseConnect(server: Server, observer: Observer, clock: Clock): void {
+  server.on('connect', (req: IncomingMessage, socket: Socket) => {
+    const startedAt = clock.now();
+    const startedMono = clock.mono();
+    const requestId = requestIdFor(req);
+    const body = errorBody(
+      null,
+      RPC.INVALID_REQUEST,
+      'invalid request: CONNECT is not served; the request target must be a path',
+    );
+    const head =
+      `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}` +
+      `\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n`;
+    let bytesOut = 0;
+    const answer = () => {
+      if (!socket.writable) return;
+      socket.end(head + body, () => {
+        bytesOut = Buffer.byteLength(body);
+      });
+    };
+    socket.once('close', () =>
+      recordInvalid(observer, clock, requestId, req, 400, {
+        startedAt,
+        startedMono,
+        bytesOut,
+        sent: bytesOut > 0,
+      }),
+    );
+    socket.on('error', () => socket.destroy());
+    // A response still going out for a request read before this one goes first.
+    const inFlight = (socket as Carrier)._httpMessage as ServerResponse | null | undefined;
+    if (inFlight != null && !inFlight.writableFinished) inFlight.once('close', answer);
+    else answer();
+  });
 }

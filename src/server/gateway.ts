@@ -8,7 +8,7 @@ import type { Config } from '../config/schema.ts';
 import { parseListen } from '../config/schema.ts';
 import { createUpstream } from '../proxy/upstream.ts';
 import { createHandler } from '../pipeline/handler.ts';
-import { auditClientErrors, refuseNotAPath } from './client-error.ts';
+import { auditClientErrors, createRefusal, refuseConnect } from './client-error.ts';
 import type { Handler } from '../pipeline/handler.ts';
 import { createReadBody } from '../pipeline/read-body.ts';
 import { createResponseHead } from '../proxy/response-headers.ts';
@@ -144,14 +144,16 @@ export async function startGateway(
       reserved,
       hostAllowed: createHostRule(address.host, config.server.allowed_hosts, publicUrl),
       probes: PROBES,
-      notAPath: refuseNotAPath(deps.observer, deps.clock),
+      refuse: createRefusal(deps.observer, deps.clock),
     }),
     address.host,
     address.port,
+    true,
   );
   if (publicUrl === undefined) forwardedHost = new URL(url).host;
   // Requests Node's parser refuses get their answer and their audit line too.
   auditClientErrors(server, deps.observer, deps.clock);
+  refuseConnect(server, deps.observer, deps.clock);
 
   // Say so at start when the upstream does not answer (requests would get 502 until it does).
   void probeConnect(config.upstream.url).then((err) => {

@@ -4,10 +4,15 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Route } from './routes.ts';
 
+/**
+ * `routerChecksHost`: the route refuses an HTTP/1.1 request without Host itself, with an audit line
+ * (routes.ts `refuse`); otherwise Node answers it 400.
+ */
 export async function listen(
   route: Route,
   host: string,
   port: number,
+  routerChecksHost = false,
 ): Promise<{ server: Server; url: string }> {
   const server = createServer(
     {
@@ -17,6 +22,7 @@ export async function listen(
       requestTimeout: 60_000,
       maxHeaderSize: 16 * 1024,
       noDelay: true,
+      requireHostHeader: !routerChecksHost,
     },
     route,
   );

@@ -7,6 +7,7 @@ import { errorBody } from '../jsonrpc/message.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
 import { closeIfBodyUnread, NO_STORE, writeJson } from '../pipeline/respond.ts';
 import type { HostRule } from '../pipeline/site.ts';
+import type { Refuse } from './client-error.ts';
 
 export type Route = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -20,21 +21,24 @@ export interface Routes {
   /** Reserved paths served to any Host (health probes arrive with an IP address as Host). */
   readonly probes?: ReadonlySet<string>;
   /**
-   * A request whose target is not a path (the absolute-form `POST http://host/mcp`, the
-   * asterisk-form `OPTIONS *`): the gateway serves paths only. Absent: 404 like any unknown path.
+   * Refuses what cannot be routed: a target that is not a path (the absolute-form
+   * `POST http://host/mcp`, the asterisk-form `OPTIONS *`), an HTTP/1.1 request without Host.
+   * Absent (a listener of reserved paths only): 404, and Node's own 400 for a missing Host.
    */
-  readonly notAPath?: Route;
+  readonly refuse?: Refuse;
 }
 
 export function createRouter(routes: Routes): Route {
-  const { reserved, hostAllowed, probes, notAPath } = routes;
+  const { reserved, hostAllowed, probes, refuse } = routes;
   const mcpPath = routes.mcp?.path;
   const mcp = routes.mcp?.route;
   return function route(req, res) {
     const url = req.url ?? '/';
-    if (notAPath !== undefined && url.charCodeAt(0) !== 0x2f) {
-      closeIfBodyUnread(res);
-      return notAPath(req, res);
+    if (refuse !== undefined) {
+      if (url.charCodeAt(0) !== 0x2f)
+        return refuse(req, res, 'the request target must be a path (origin-form), not a URL');
+      if (req.headers.host === undefined && req.httpVersionMinor === 1 && req.httpVersionMajor === 1)
+        return refuse(req, res, 'an HTTP/1.1 request needs a Host header');
     }
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
