@@ -37,7 +37,8 @@ function recordFailure(ctx: RequestContext, code: ErrorCode): void {
 /**
  * On the HTTP+SSE transport a request's answer goes on the client's GET stream (the POST gets 202):
  * a refusal after the body was read (invalid, unparsable with an id, rate limited) goes there too,
- * as a denial does (transport.ts judged), or a client waiting on that id would wait forever. False
+ * as a denial does (transport.ts judged), or a client waiting on that id would wait forever; the
+ * POST's 202 carries the refusal's headers (Retry-After on a 429). False
  * when it cannot (no id to answer, no stream, its backlog full): the caller answers in the POST.
  */
 export function failOnStream(ctx: RequestContext, err: unknown, route: PostRoute): boolean {
@@ -48,7 +49,9 @@ export function failOnStream(ctx: RequestContext, err: unknown, route: PostRoute
   const routed = route.judged({ bytes: EMPTY, answer: { status: error.status, body }, plans: undefined });
   if (routed.answer === undefined || routed.answer.body === body) return false;
   recordFailure(ctx, error.code);
-  sendJson(ctx, routed.answer.status, routed.answer.body);
+  // The POST's answer keeps the refusal's headers (Retry-After, RateLimit): a client that reads
+  // them backs off as it would from the 429 itself.
+  sendJson(ctx, routed.answer.status, routed.answer.body, error.headers);
   return true;
 }
 

@@ -65,15 +65,17 @@ function batchErrorBody(ctx: RequestContext, err: GatewayError): string {
 }
 
 /** A JSON body sent by the gateway itself (a denied call answered like the upstream would). */
-export function sendJson(ctx: RequestContext, status: number, body: string): void {
+/** `headers`: more of the gateway's own (a refusal's Retry-After on the 202 that stands for it). */
+export function sendJson(ctx: RequestContext, status: number, body: string, headers?: Headers): void {
   setOwnHeaders(ctx);
   ctx.status = status;
   if (body === '') {
+    if (headers) for (const name in headers) ctx.res.setHeader(name, headers[name] as string);
     ctx.res.statusCode = status;
     ctx.res.end();
     return;
   }
-  ctx.bytesOut += writeJson(ctx.res, status, body);
+  ctx.bytesOut += writeJson(ctx.res, status, body, headers);
 }
 
 type Headers = Readonly<Record<string, string>>;

@@ -239,3 +239,71 @@ keys:
     );
   });
 });
+
+describe('HTTP+SSE transport: a rate-limited POST', () => {
+  let everything: Everything;
+  let gateway: TestGateway;
+  const CAROL = mintKey(randomBytes(32));
+
+  before(async () => {
+    everything = await startEverything('sse');
+    // Three tokens and (for the test's length) no refill: the GET, initialize and one more.
+    gateway = await startTestGateway(`listen: 127.0.0.1:0
+upstream:
+  url: ${everything.url}
+  transport: sse
+auth:
+  session_secret: "${'e'.repeat(40)}"
+keys:
+  - label: carol
+    hash: "sha256:${sha256Hex(CAROL)}"
+    allow: [echo]
+    rate_limit: { capacity: 3, refill_per_second: 0.001 }
+`);
+  });
+  after(async () => {
+    await gateway.close(200);
+    await everything.close();
+  });
+
+  it('failed before: a batch refused for its bucket after its body was read gets a 202 with the Retry-After the 429 would have, and its errors on the stream', async () => {
+    const stream = await openStream(gateway.mcpUrl, CAROL);
+    try {
+      const { data: endpoint } = await stream.next();
+      const url = new URL(endpoint, gateway.url).href;
+      const initialized = await post(url, CAROL, initialize(1));
+      assert.equal(initialized.status, 202);
+      assert.equal(initialized.headers.get('retry-after'), null, 'an answered request carries none');
+      assert.equal((JSON.parse((await stream.next()).data) as { id: number }).id, 1);
+      // One token left: the batch's first is paid before its body is read, its second is not.
+      const batch = JSON.stringify([
+        { jsonrpc: '2.0', id: 2, method: 'ping' },
+        { jsonrpc: '2.0', id: 3, method: 'ping' },
+      ]);
+      const refused = await post(url, CAROL, batch);
+      assert.equal(refused.status, 202, 'a client of this transport reads its answers on the stream');
+      const retryAfter = Number(refused.headers.get('retry-after'));
+      assert.ok(
+        Number.isInteger(retryAfter) && retryAfter >= 1,
+        `Retry-After ${refused.headers.get('retry-after')}`,
+      );
+      const errors = JSON.parse((await stream.next()).data) as { id: number; error: { code: number } }[];
+      assert.deepEqual(
+        errors.map((e) => [e.id, e.error.code]),
+        [
+          [2, -32029],
+          [3, -32029],
+        ],
+      );
+      const line = await waitFor(
+        () => gateway.auditLines.find((l) => l.http_method === 'POST' && l.decision === 'rate_limited'),
+        2000,
+        'the refused batch in the audit log',
+      );
+      assert.equal(line.reason, 'ERR_RATE_LIMITED');
+      assert.equal(line.status, 202);
+    } finally {
+      stream.close();
+    }
+  });
+});
