@@ -10,7 +10,6 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { errorBody } from '../jsonrpc/message.ts';
 import { RPC } from '../jsonrpc/errors.ts';
 import { writeJson } from '../pipeline/respond.ts';
-import { LINGER_MS } from '../pipeline/linger.ts';
 import type { Socket } from 'node:net';
 import { createContext } from '../pipeline/context.ts';
 import type { Clock, Observer } from '../pipeline/ports.ts';
@@ -109,71 +108,4 @@ export function createRefusal(observer: Observer, clock: Clock): Refuse {
       }),
     );
   };
-}
-
-/**
- * CONNECT (`CONNECT host:port`, the authority-form, or `CONNECT /mcp`): the gateway tunnels nothing.
- * Node hands such a request to the server's 'connect' listeners with its socket, and with none it
- * destroys the socket: no answer, no audit line, and the answers still due on the connection (to
- * requests pipelined before it) cut. Once handed over, the socket is no longer read, nor watched
- * for the client leaving, nor closed by the server's shutdown. So here it is read and what comes is
- * dropped; the client's end (or an error) closes it, cutting what is still due, as Node does on a
- * connection it reads; the CONNECT gets 400 once the last answer due before it (`lastDue`) has
- * gone out, its line when that answer has been written (499, aborted, if it never was), and the
- * socket is destroyed LINGER_MS after the answer whatever the client does.
- */
-export function refuseConnect(
-  server: Server,
-  observer: Observer,
-  clock: Clock,
-  lastDue: (socket: Socket) => ServerResponse | undefined,
-): void {
-  server.on('connect', (req: IncomingMessage, socket: Socket) => {
-    const startedAt = clock.now();
-    const startedMono = clock.mono();
-    const requestId = requestIdFor(req);
-    const body = errorBody(
-      null,
-      RPC.INVALID_REQUEST,
-      'invalid request: CONNECT is not served; the request target must be a path',
-    );
-    const bodyBytes = Buffer.byteLength(body);
-    const head =
-      `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${bodyBytes}` +
-      `\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n`;
-    let recorded = false;
-    const record = (sent: boolean) => {
-      if (recorded) return;
-      recorded = true;
-      recordInvalid(observer, clock, requestId, req, 400, {
-        startedAt,
-        startedMono,
-        bytesOut: sent ? bodyBytes : 0,
-        sent,
-      });
-    };
-    socket.on('data', drop);
-    socket.on('end', destroySocket);
-    socket.on('error', destroySocket);
-    socket.once('close', () => record(false));
-    socket.resume();
-    const answer = () => {
-      if (socket.destroyed || !socket.writable) return;
-      socket.end(head + body, () => record(true));
-      setTimeout(destroy, LINGER_MS, socket).unref();
-    };
-    const due = lastDue(socket);
-    if (due !== undefined && !due.destroyed && !due.writableFinished) due.once('close', answer);
-    else answer();
-  });
-}
-
-function drop(): void {}
-
-function destroySocket(this: Socket): void {
-  this.destroy();
-}
-
-function destroy(socket: Socket): void {
-  socket.destroy();
 }

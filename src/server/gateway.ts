@@ -3,12 +3,13 @@
  * listener(s), and offers a graceful close. Side effects (clock, logs, audit sink) come in from
  * the command that starts it.
  */
-import type { Server, ServerResponse } from 'node:http';
+import type { Server } from 'node:http';
 import type { Config } from '../config/schema.ts';
 import { parseListen } from '../config/schema.ts';
 import { createUpstream } from '../proxy/upstream.ts';
 import { createHandler } from '../pipeline/handler.ts';
-import { auditClientErrors, createRefusal, refuseConnect } from './client-error.ts';
+import { auditClientErrors, createRefusal } from './client-error.ts';
+import { refuseConnect } from './connect.ts';
 import type { Handler } from '../pipeline/handler.ts';
 import { createReadBody } from '../pipeline/read-body.ts';
 import { createResponseHead } from '../proxy/response-headers.ts';
@@ -153,12 +154,7 @@ export async function startGateway(
   if (publicUrl === undefined) forwardedHost = new URL(url).host;
   // Requests Node's parser refuses get their answer and their audit line too.
   auditClientErrors(server, deps.observer, deps.clock);
-  refuseConnect(server, deps.observer, deps.clock, (socket) => {
-    // The answer due last on this connection: requests are added in the order they came.
-    let last: ServerResponse | undefined;
-    for (const ctx of handler.inflight) if (ctx.req.socket === socket) last = ctx.res;
-    return last;
-  });
+  refuseConnect(server, deps.clock, deps.observer);
 
   // Say so at start when the upstream does not answer (requests would get 502 until it does).
   void probeConnect(config.upstream.url).then((err) => {

@@ -8,6 +8,7 @@ import { GatewayError } from '../jsonrpc/errors.ts';
 import { closeIfBodyUnread, NO_STORE, writeJson } from '../pipeline/respond.ts';
 import type { HostRule } from '../pipeline/site.ts';
 import type { Refuse } from './client-error.ts';
+import { trackQueued } from './connect.ts';
 
 export type Route = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -33,6 +34,7 @@ export function createRouter(routes: Routes): Route {
   const mcpPath = routes.mcp?.path;
   const mcp = routes.mcp?.route;
   return function route(req, res) {
+    trackQueued(req, res);
     const url = req.url ?? '/';
     if (refuse !== undefined) {
       if (url.charCodeAt(0) !== 0x2f)

@@ -2,6 +2,7 @@
  * Everything `mcpgate serve` runs, assembled from a config: operational logger, audit log,
  * metrics, the gateway, and their orderly shutdown. The CLI adds signals; tests call it directly.
  */
+import { refuseConnect } from './connect.ts';
 import type { Config } from '../config/schema.ts';
 import { startGateway } from './gateway.ts';
 import type { Gateway } from './gateway.ts';
@@ -119,6 +120,7 @@ export async function startRuntime(config: Config, deps: RuntimeDeps): Promise<R
         address.port,
       );
       metricsServer = started.server;
+      refuseConnect(metricsServer, deps.clock);
       metricsUrl = `${started.url}/metrics`;
     }
   }
