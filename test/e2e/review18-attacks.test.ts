@@ -11,110 +11,16 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { IncomingHttpHeaders, Server, ServerResponse } from 'node:http';
 import { connect } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { sha256Hex } from '../../src/auth/key-hash.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
+import { startRawUpstream, raw, statuses } from '../helpers/raw-http.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { waitFor } from '../helpers/net.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Seen {
-  readonly method: string;
-  readonly url: string;
-  readonly headers: IncomingHttpHeaders;
-}
-
-/**
- * An upstream that records every request it gets (and any CONNECT or Upgrade event), answers a POST
- * by echoing its ids, and holds a GET open as an SSE stream.
- */
-async function startRecordingUpstream() {
-  const seen: Seen[] = [];
-  const events: string[] = [];
-  const open = new Set<ServerResponse>();
-  const server: Server = createServer((req, res) => {
-    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
-    if (req.method === 'GET') {
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-      res.write(': open\n\n');
-      open.add(res);
-      res.on('close', () => open.delete(res));
-      return;
-    }
-    if (req.method !== 'POST') return void res.writeHead(200).end();
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as { id?: unknown };
-      if (parsed.id === undefined) return void res.writeHead(202).end();
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ jsonrpc: '2.0', id: parsed.id, result: {} }));
-    });
-  });
-  server.on('connect', (req, socket) => {
-    events.push(`connect ${req.url}`);
-    socket.destroy();
-  });
-  server.on('upgrade', (req, socket) => {
-    events.push(`upgrade ${req.url}`);
-    socket.destroy();
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
-    seen,
-    events,
-    async close() {
-      for (const res of open) res.destroy();
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
-
-interface RawResult {
-  /** Everything the gateway sent, as latin1 text. */
-  readonly text: string;
-  /** The gateway closed (or reset) the connection before the wait ended. */
-  readonly closed: boolean;
-  readonly ms: number;
-}
-
-/**
- * Writes `data` on a fresh connection and collects what comes back until the gateway closes the
- * connection or `waitMs` passes (then the client destroys its socket).
- */
-function raw(port: number, data: string, waitMs = 2500): Promise<RawResult> {
-  return new Promise((resolve) => {
-    const t0 = Date.now();
-    let text = '';
-    let closed = false;
-    const socket = connect(port, '127.0.0.1', () => socket.write(data));
-    const timer = setTimeout(() => finish(false), waitMs);
-    function finish(byServer: boolean) {
-      if (closed) return;
-      closed = true;
-      clearTimeout(timer);
-      socket.destroy();
-      resolve({ text, closed: byServer, ms: Date.now() - t0 });
-    }
-    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
-    socket.on('end', () => finish(true));
-    socket.on('error', () => finish(true));
-    socket.on('close', () => finish(true));
-  });
-}
-
-/** The status codes of every response in `text`, in order. */
-function statuses(text: string): number[] {
-  return [...text.matchAll(/HTTP\/1\.[01] (\d{3}) /g)].map((m) => Number(m[1]));
-}
 
 /** The body of the first response in `text` (Content-Length framed). */
 function firstBody(text: string): string {
@@ -126,7 +32,7 @@ function firstBody(text: string): string {
 describe('review 18: requests aimed at the MCP endpoint and their audit lines', () => {
   const secret = mintKey(randomBytes(32));
   const logLines: string[] = [];
-  let upstream: Awaited<ReturnType<typeof startRecordingUpstream>>;
+  let upstream: Awaited<ReturnType<typeof startRawUpstream>>;
   let gateway: TestGateway;
   let port: number;
   const body = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'ping' });
@@ -134,7 +40,7 @@ describe('review 18: requests aimed at the MCP endpoint and their audit lines', 
   let good: string;
 
   before(async () => {
-    upstream = await startRecordingUpstream();
+    upstream = await startRawUpstream();
     gateway = await startTestGateway(
       JSON.stringify({
         listen: '127.0.0.1:0',

@@ -14,132 +14,26 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { IncomingHttpHeaders, Server, ServerResponse } from 'node:http';
-import { connect } from 'node:net';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { sha256Hex } from '../../src/auth/key-hash.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
+import { startRawUpstream, raw, openSocket, statuses, short } from '../helpers/raw-http.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { freePort, waitFor } from '../helpers/net.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Seen {
-  readonly method: string;
-  readonly url: string;
-  readonly headers: IncomingHttpHeaders;
-}
-
-/**
- * An upstream that records every request, answers a POST by echoing its id after `params.delay` ms,
- * holds a GET open as an SSE stream, and records any CONNECT or Upgrade.
- */
-async function startRecordingUpstream() {
-  const seen: Seen[] = [];
-  const events: string[] = [];
-  const open = new Set<ServerResponse>();
-  const server: Server = createServer((req, res) => {
-    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
-    if (req.method === 'GET') {
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-      res.write(': open\n\n');
-      open.add(res);
-      res.on('close', () => open.delete(res));
-      return;
-    }
-    if (req.method !== 'POST') return void res.writeHead(200).end();
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as {
-        id?: unknown;
-        params?: { delay?: number };
-      };
-      if (parsed.id === undefined) return void res.writeHead(202).end();
-      setTimeout(() => {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ jsonrpc: '2.0', id: parsed.id, result: {} }));
-      }, parsed.params?.delay ?? 0);
-    });
-  });
-  server.on('connect', (req, socket) => {
-    events.push(`connect ${req.url}`);
-    socket.destroy();
-  });
-  server.on('upgrade', (req, socket) => {
-    events.push(`upgrade ${req.url}`);
-    socket.destroy();
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
-    seen,
-    events,
-    async close() {
-      for (const res of open) res.destroy();
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
-
-interface RawResult {
-  readonly text: string;
-  readonly closed: boolean;
-  readonly ms: number;
-}
-
-/** Writes `data` on a fresh connection; collects until the gateway closes it or `waitMs` passes. */
-function raw(port: number, data: string, waitMs = 2500): Promise<RawResult> {
-  return new Promise((resolve) => {
-    const t0 = Date.now();
-    let text = '';
-    let closed = false;
-    const socket = connect(port, '127.0.0.1', () => socket.write(data, 'latin1'));
-    const timer = setTimeout(() => finish(false), waitMs);
-    function finish(byServer: boolean) {
-      if (closed) return;
-      closed = true;
-      clearTimeout(timer);
-      socket.destroy();
-      resolve({ text, closed: byServer, ms: Date.now() - t0 });
-    }
-    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
-    socket.on('end', () => finish(true));
-    socket.on('error', () => finish(true));
-    socket.on('close', () => finish(true));
-  });
-}
-
-/** An open client socket whose received text is readable at any time. */
-async function openSocket(port: number, allowHalfOpen = false) {
-  const socket = connect({ port, host: '127.0.0.1', allowHalfOpen });
-  const state = { text: '', closed: false, socket };
-  socket.on('data', (d: Buffer) => (state.text += d.toString('latin1')));
-  socket.on('error', () => {});
-  socket.on('close', () => (state.closed = true));
-  await new Promise<void>((r) => socket.once('connect', () => r()));
-  return state;
-}
-
-function statuses(text: string): number[] {
-  return [...text.matchAll(/HTTP\/1\.[01] (\d{3}) /g)].map((m) => Number(m[1]));
-}
-
 function connections(server: Server): Promise<number> {
   return new Promise((r) => server.getConnections((_e, n) => r(n)));
 }
 
-const short = (l: Record<string, unknown>) =>
-  `${String(l.request_id)} ${String(l.http_method)} ${String(l.status)} ${String(l.decision)}${l.aborted === true ? ' aborted' : ''}`;
-
 describe('review 19: refusals, CONNECT and a missing Host', () => {
   const secret = mintKey(randomBytes(32));
   const logLines: string[] = [];
-  let upstream: Awaited<ReturnType<typeof startRecordingUpstream>>;
+  let upstream: Awaited<ReturnType<typeof startRawUpstream>>;
   let gateway: TestGateway;
   let port: number;
   let good: string;
@@ -150,7 +44,7 @@ describe('review 19: refusals, CONNECT and a missing Host', () => {
   };
 
   before(async () => {
-    upstream = await startRecordingUpstream();
+    upstream = await startRawUpstream();
     gateway = await startTestGateway(
       JSON.stringify({
         listen: '127.0.0.1:0',

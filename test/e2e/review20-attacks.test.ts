@@ -11,99 +11,22 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { Server, ServerResponse } from 'node:http';
-import { connect } from 'node:net';
 import { readdirSync } from 'node:fs';
-import type { AddressInfo, Socket } from 'node:net';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { sha256Hex } from '../../src/auth/key-hash.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
+import { startRawUpstream, openSocket, statuses, short } from '../helpers/raw-http.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { freePort, waitFor } from '../helpers/net.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * An upstream: a POST is answered after `params.delay` ms (its id echoed), a GET is held open as an
- * SSE stream, an OPTIONS (the readiness probe) is answered after `optionsDelay` ms.
- */
-async function startUpstream() {
-  const state = { optionsDelay: 0, posts: 0, options: 0 };
-  const open = new Set<ServerResponse>();
-  const server: Server = createServer((req, res) => {
-    if (req.method === 'OPTIONS') {
-      state.options++;
-      setTimeout(() => res.writeHead(200).end(), state.optionsDelay);
-      return;
-    }
-    if (req.method === 'GET') {
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-      res.write(': open\n\n');
-      open.add(res);
-      res.on('close', () => open.delete(res));
-      return;
-    }
-    if (req.method !== 'POST') return void res.writeHead(200).end();
-    state.posts++;
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as {
-        id?: unknown;
-        params?: { delay?: number };
-      };
-      if (parsed.id === undefined) return void res.writeHead(202).end();
-      if ((parsed.params?.delay ?? 0) < 0) {
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
-        res.write('{"jsonrpc":"2.0"');
-        setTimeout(() => res.socket?.destroy(), -(parsed.params?.delay ?? 0));
-        return;
-      }
-      setTimeout(() => {
-        if (res.destroyed) return;
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ jsonrpc: '2.0', id: parsed.id, result: {} }));
-      }, parsed.params?.delay ?? 0);
-    });
-  });
-  server.on('connect', (_req, socket: Socket) => socket.destroy());
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
-    state,
-    async close() {
-      for (const res of open) res.destroy();
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
-
-/** An open client socket whose received text is readable at any time. */
-async function openSocket(port: number, allowHalfOpen = false) {
-  const socket = connect({ port, host: '127.0.0.1', allowHalfOpen });
-  const state = { text: '', closed: false, socket };
-  socket.on('data', (d: Buffer) => (state.text += d.toString('latin1')));
-  socket.on('error', () => {});
-  socket.on('close', () => (state.closed = true));
-  await new Promise<void>((r) => socket.once('connect', () => r()));
-  return state;
-}
-
-function statuses(text: string): number[] {
-  return [...text.matchAll(/HTTP\/1\.[01] (\d{3}) /g)].map((m) => Number(m[1]));
-}
-
-const short = (l: Record<string, unknown>) =>
-  `${String(l.request_id)} ${String(l.http_method)} ${String(l.status)} ${String(l.decision)}${l.aborted === true ? ' aborted' : ''}`;
 
 const uncaught: unknown[] = [];
 const onUncaught = (err: unknown) => void uncaught.push(err);
 
 describe('review 20: the CONNECT socket handed over, and the answers due before it', () => {
   const secret = mintKey(randomBytes(32));
-  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let upstream: Awaited<ReturnType<typeof startRawUpstream>>;
   let gateway: TestGateway;
   let port: number;
   let good: string;
@@ -117,7 +40,7 @@ describe('review 20: the CONNECT socket handed over, and the answers due before 
 
   before(async () => {
     process.on('uncaughtException', onUncaught);
-    upstream = await startUpstream();
+    upstream = await startRawUpstream();
     gateway = await startTestGateway(
       JSON.stringify({
         listen: '127.0.0.1:0',
