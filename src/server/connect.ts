@@ -11,8 +11,8 @@
  * - the 400 is written once the last answer due before it has gone out, so answers keep their
  *   order; the router tells which answers Node queued behind another on a connection (`trackQueued`:
  *   pipelining, rare, so nothing is kept for a connection that does not pipeline);
- * - when the socket closes, the requests still queued on it are destroyed and their answers closed,
- *   as Node does on a connection it still owns, so each gets its line (499, aborted);
+ * - when the socket closes, the requests still queued on it are destroyed with their answers, as
+ *   Node does on a connection it still owns, so each gets its line (499, aborted);
  * - the CONNECT's own line is written when its answer has been (499, aborted, if it never was), and
  *   the socket is destroyed LINGER_MS after the answer whatever the client does.
  */
@@ -92,9 +92,14 @@ export function refuseConnect(server: Server, clock: Clock, observer?: Observer)
       socket.end(head + body, () => record(true));
       setTimeout(destroySocket.bind(socket), LINGER_MS).unref();
     };
-    const due = lastDue(socket);
-    if (due === undefined) answer();
-    else due.once('close', answer);
+    // Each time an answer due before it closes (in its turn, or cut early while still queued),
+    // look again: the 400 goes out only once nothing is due before it.
+    const answerWhenDue = () => {
+      const due = lastDue(socket);
+      if (due === undefined) answer();
+      else due.once('close', answerWhenDue);
+    };
+    answerWhenDue();
   });
 }
 
@@ -108,15 +113,18 @@ function lastDue(socket: Connection): ServerResponse | undefined {
   return last;
 }
 
-/** What Node does for the requests queued on a connection it owns when it closes. */
+/**
+ * What Node does for the requests queued on a connection it owns when it closes: each request and
+ * answer still waiting for its turn is destroyed (Node then emits the answer's 'close' itself). An
+ * answer that already has the socket is closed by Node with it.
+ */
 function closeQueued(socket: Connection): void {
   const queued = socket[QUEUED];
   if (queued === undefined) return;
   for (const res of [...queued]) {
-    if (res.writableFinished) continue;
+    if (res.socket !== null || res.writableFinished) continue;
     res.req.destroy();
     res.destroy();
-    res.emit('close');
   }
 }
 
