@@ -64,8 +64,10 @@ function batchErrorBody(ctx: RequestContext, err: GatewayError): string {
   return parts.length === 0 ? errorBody(null, err.rpcCode, err.message) : `[${parts.join(',')}]`;
 }
 
-/** A JSON body sent by the gateway itself (a denied call answered like the upstream would). */
-/** `headers`: more of the gateway's own (a refusal's Retry-After on the 202 that stands for it). */
+/**
+ * A JSON body sent by the gateway itself (a denied call answered like the upstream would);
+ * `headers`: more of the gateway's own (a refusal's Retry-After on the 202 that stands for it).
+ */
 export function sendJson(ctx: RequestContext, status: number, body: string, headers?: Headers): void {
   setOwnHeaders(ctx);
   ctx.status = status;

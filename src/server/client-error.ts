@@ -4,7 +4,8 @@
  * would answer them itself, and no audit line would record the attempt (a 20 KiB `Authorization`,
  * a smuggling attempt). The listener's `clientError` answers them the same way and hands a record
  * of the refusal to the observer: decision `invalid`, `ERR_INVALID_REQUEST`, the status and the
- * client's address; nothing of the refused bytes (they may hold a key) is kept.
+ * client's address; nothing of the refused bytes (they may hold a key) is kept. The router's own
+ * refusals (createRefusal) and CONNECT (connect.ts) are recorded the same way (recordInvalid).
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { errorBody } from '../jsonrpc/message.ts';

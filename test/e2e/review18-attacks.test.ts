@@ -13,10 +13,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { mintKey } from '../../src/auth/key-format.ts';
-import { sha256Hex } from '../../src/auth/key-hash.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
-import { startRawUpstream, raw, statuses } from '../helpers/raw-http.ts';
+import { startRawUpstream, raw, statuses, keyedConfig, clientHeaders } from '../helpers/raw-http.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { waitFor } from '../helpers/net.ts';
 
@@ -42,19 +41,12 @@ describe('review 18: requests aimed at the MCP endpoint and their audit lines', 
   before(async () => {
     upstream = await startRawUpstream();
     gateway = await startTestGateway(
-      JSON.stringify({
-        listen: '127.0.0.1:0',
-        upstream: { url: upstream.url },
-        auth: { session_secret: 'x'.repeat(40) },
-        keys: [{ label: 'k', hash: `sha256:${sha256Hex(secret)}`, allow: ['*'] }],
-      }),
+      keyedConfig(upstream.url, secret),
       {},
       { log: createLogger({ level: 'debug', destination: { write: (l: string) => void logLines.push(l) } }) },
     );
     port = Number(new URL(gateway.url).port);
-    good =
-      `Host: 127.0.0.1:${port}\r\nAuthorization: Bearer ${secret}\r\n` +
-      `Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n`;
+    good = clientHeaders(port, secret);
   });
   after(async () => {
     await gateway?.close(100);

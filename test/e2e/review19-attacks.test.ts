@@ -17,10 +17,18 @@ import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { mintKey } from '../../src/auth/key-format.ts';
-import { sha256Hex } from '../../src/auth/key-hash.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
-import { startRawUpstream, raw, openSocket, statuses, short } from '../helpers/raw-http.ts';
+import {
+  startRawUpstream,
+  raw,
+  openSocket,
+  statuses,
+  short,
+  keyedConfig,
+  clientHeaders,
+  pingPost,
+} from '../helpers/raw-http.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { freePort, waitFor } from '../helpers/net.ts';
 
@@ -37,28 +45,17 @@ describe('review 19: refusals, CONNECT and a missing Host', () => {
   let gateway: TestGateway;
   let port: number;
   let good: string;
-  const keyConfig = () => ({ label: 'k', hash: `sha256:${sha256Hex(secret)}`, allow: ['*'] });
-  const post = (id: number | string, delay = 0, rid = `p${id}`) => {
-    const b = JSON.stringify({ jsonrpc: '2.0', id, method: 'ping', params: { delay } });
-    return `POST /mcp HTTP/1.1\r\n${good}X-Request-Id: ${rid}\r\nContent-Length: ${b.length}\r\n\r\n${b}`;
-  };
+  const post = (id: number | string, delay = 0, rid = `p${id}`) => pingPost(good, id, delay, rid);
 
   before(async () => {
     upstream = await startRawUpstream();
     gateway = await startTestGateway(
-      JSON.stringify({
-        listen: '127.0.0.1:0',
-        upstream: { url: upstream.url },
-        auth: { session_secret: 'x'.repeat(40) },
-        keys: [keyConfig()],
-      }),
+      keyedConfig(upstream.url, secret),
       {},
       { log: createLogger({ level: 'debug', destination: { write: (l: string) => void logLines.push(l) } }) },
     );
     port = Number(new URL(gateway.url).port);
-    good =
-      `Host: 127.0.0.1:${port}\r\nAuthorization: Bearer ${secret}\r\n` +
-      `Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n`;
+    good = clientHeaders(port, secret);
   });
   after(async () => {
     await gateway?.close(100);
@@ -72,17 +69,7 @@ describe('review 19: refusals, CONNECT and a missing Host', () => {
 
   /** A gateway of its own (for tests that close it or leave sockets behind). */
   async function ownGateway(extra: Record<string, unknown> = {}, listen = '127.0.0.1:0') {
-    const gw = await startTestGateway(
-      JSON.stringify({
-        listen,
-        upstream: { url: upstream.url },
-        auth: { session_secret: 'x'.repeat(40) },
-        keys: [keyConfig()],
-        ...extra,
-      }),
-      {},
-      { listen },
-    );
+    const gw = await startTestGateway(keyedConfig(upstream.url, secret, { extra, listen }), {}, { listen });
     // The gateway's side of every CONNECT, so the test can clean up what the gateway never closes.
     const tunnels: Socket[] = [];
     gw.server.on('connect', (_req, socket: Socket) => void tunnels.push(socket));

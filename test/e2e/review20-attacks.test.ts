@@ -13,9 +13,16 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { mintKey } from '../../src/auth/key-format.ts';
-import { sha256Hex } from '../../src/auth/key-hash.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
-import { startRawUpstream, openSocket, statuses, short } from '../helpers/raw-http.ts';
+import {
+  startRawUpstream,
+  openSocket,
+  statuses,
+  short,
+  keyedConfig,
+  clientHeaders,
+  pingPost,
+} from '../helpers/raw-http.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { freePort, waitFor } from '../helpers/net.ts';
 
@@ -30,29 +37,16 @@ describe('review 20: the CONNECT socket handed over, and the answers due before 
   let gateway: TestGateway;
   let port: number;
   let good: string;
-  const keyConfig = () => ({ label: 'k', hash: `sha256:${sha256Hex(secret)}`, allow: ['*'] });
-  const post = (id: number | string, delay = 0, rid = `p${id}`) => {
-    const b = JSON.stringify({ jsonrpc: '2.0', id, method: 'ping', params: { delay } });
-    return `POST /mcp HTTP/1.1\r\n${good}X-Request-Id: ${rid}\r\nContent-Length: ${b.length}\r\n\r\n${b}`;
-  };
+  const post = (id: number | string, delay = 0, rid = `p${id}`) => pingPost(good, id, delay, rid);
   const connectReq = (rid: string, p = port) =>
     `CONNECT /mcp HTTP/1.1\r\nHost: 127.0.0.1:${p}\r\nX-Request-Id: ${rid}\r\n\r\n`;
 
   before(async () => {
     process.on('uncaughtException', onUncaught);
     upstream = await startRawUpstream();
-    gateway = await startTestGateway(
-      JSON.stringify({
-        listen: '127.0.0.1:0',
-        upstream: { url: upstream.url },
-        auth: { session_secret: 'x'.repeat(40) },
-        keys: [keyConfig()],
-      }),
-    );
+    gateway = await startTestGateway(keyedConfig(upstream.url, secret));
     port = Number(new URL(gateway.url).port);
-    good =
-      `Host: 127.0.0.1:${port}\r\nAuthorization: Bearer ${secret}\r\n` +
-      `Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n`;
+    good = clientHeaders(port, secret);
   });
   after(async () => {
     await gateway?.close(100);
@@ -61,15 +55,7 @@ describe('review 20: the CONNECT socket handed over, and the answers due before 
   });
 
   async function ownGateway(extra: Record<string, unknown> = {}) {
-    const gw = await startTestGateway(
-      JSON.stringify({
-        listen: '127.0.0.1:0',
-        upstream: { url: upstream.url },
-        auth: { session_secret: 'x'.repeat(40) },
-        keys: [keyConfig()],
-        ...extra,
-      }),
-    );
+    const gw = await startTestGateway(keyedConfig(upstream.url, secret, { extra }));
     return { gw, port: Number(new URL(gw.url).port) };
   }
 

@@ -12,9 +12,15 @@ import { randomBytes } from 'node:crypto';
 import { createServer, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { mintKey } from '../../src/auth/key-format.ts';
-import { sha256Hex } from '../../src/auth/key-hash.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
-import { startRawUpstream, openSocket, statuses, short } from '../helpers/raw-http.ts';
+import {
+  startRawUpstream,
+  openSocket,
+  statuses,
+  short,
+  keyedConfig,
+  clientHeaders,
+} from '../helpers/raw-http.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { freePort, waitFor } from '../helpers/net.ts';
 
@@ -45,12 +51,6 @@ function queuedSet(socket: Socket): Set<unknown> | undefined {
 describe('review 21: trackQueued and closeQueued (connect.ts)', () => {
   const secret = mintKey(randomBytes(32));
   let upstream: Awaited<ReturnType<typeof startRawUpstream>>;
-  const keyConfig = (extra: Record<string, unknown> = {}) => ({
-    label: 'k',
-    hash: `sha256:${sha256Hex(secret)}`,
-    allow: ['*'],
-    ...extra,
-  });
 
   before(async () => {
     process.on('uncaughtException', onUncaught);
@@ -64,20 +64,10 @@ describe('review 21: trackQueued and closeQueued (connect.ts)', () => {
   });
 
   async function ownGateway(extra: Record<string, unknown> = {}, key: Record<string, unknown> = {}) {
-    const gw: TestGateway = await startTestGateway(
-      JSON.stringify({
-        listen: '127.0.0.1:0',
-        upstream: { url: upstream.url },
-        auth: { session_secret: 'x'.repeat(40) },
-        keys: [keyConfig(key)],
-        ...extra,
-      }),
-    );
+    const gw: TestGateway = await startTestGateway(keyedConfig(upstream.url, secret, { extra, key }));
     const p = Number(new URL(gw.url).port);
     gatewayHosts.add(`127.0.0.1:${p}`);
-    const good =
-      `Host: 127.0.0.1:${p}\r\nAuthorization: Bearer ${secret}\r\n` +
-      `Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n`;
+    const good = clientHeaders(p, secret);
     const post = (rid: string, delay = 0, id: number | string = 1, pad = '') => {
       const b = JSON.stringify({ jsonrpc: '2.0', id, method: 'ping', params: { delay, pad } });
       return `POST /mcp HTTP/1.1\r\n${good}X-Request-Id: ${rid}\r\nContent-Length: ${b.length}\r\n\r\n${b}`;

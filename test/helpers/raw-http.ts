@@ -7,6 +7,7 @@ import { createServer } from 'node:http';
 import type { IncomingHttpHeaders, Server, ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { sha256Hex } from '../../src/auth/key-hash.ts';
 
 export interface Seen {
   readonly method: string;
@@ -139,3 +140,35 @@ export function statuses(text: string): number[] {
 /** An audit line in short: request id, method, status, decision, and whether it was aborted. */
 export const short = (l: Record<string, unknown>) =>
   `${String(l.request_id)} ${String(l.http_method)} ${String(l.status)} ${String(l.decision)}${l.aborted === true ? ' aborted' : ''}`;
+
+/**
+ * The config of a gateway on `listen` in front of `upstreamUrl` with one key, `k`, for `secret`
+ * (allowed `*`, `key` merged into it), and `extra` top-level sections.
+ */
+export function keyedConfig(
+  upstreamUrl: string,
+  secret: string,
+  { extra = {}, key = {}, listen = '127.0.0.1:0' }: { extra?: object; key?: object; listen?: string } = {},
+): string {
+  return JSON.stringify({
+    listen,
+    upstream: { url: upstreamUrl },
+    auth: { session_secret: 'x'.repeat(40) },
+    keys: [{ label: 'k', hash: `sha256:${sha256Hex(secret)}`, allow: ['*'], ...key }],
+    ...extra,
+  });
+}
+
+/** The header lines (each ending in CRLF) a client that is let in sends to the gateway on `port`. */
+export function clientHeaders(port: number, secret: string): string {
+  return (
+    `Host: 127.0.0.1:${port}\r\nAuthorization: Bearer ${secret}\r\n` +
+    `Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n`
+  );
+}
+
+/** A ping POST with `headers`, which the raw upstream answers after `delay` ms. */
+export function pingPost(headers: string, id: number | string, delay = 0, rid = `p${id}`): string {
+  const b = JSON.stringify({ jsonrpc: '2.0', id, method: 'ping', params: { delay } });
+  return `POST /mcp HTTP/1.1\r\n${headers}X-Request-Id: ${rid}\r\nContent-Length: ${b.length}\r\n\r\n${b}`;
+}
