@@ -35,6 +35,10 @@
  * floor the promises themselves take on this stack, and how much is mcpgate's way of keeping them.
  * `--minimal-skip audit,tag` (repeatable) adds one with those steps left out, as `minimal-audit-tag`.
  *
+ * `--header-orders N` (default 1) sends the client's headers in N different orders, round `r` in order
+ * `r mod N` (every target warmed up with each): N kinds of client in turn, where one order is one
+ * kind of client (bench/README.md, "One header order per client").
+ *
  * Prints one line per target: median req/s, p50, p99, user µs/req, system µs/req, total vs floor.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -59,6 +63,7 @@ import {
 } from './processes.ts';
 import { percentile, us } from './report.ts';
 import { envFor, forLabel } from './target-args.ts';
+import { headerOrder } from './header-order.ts';
 
 steadyLoadOnly();
 const { values } = parseArgs({
@@ -77,6 +82,7 @@ const { values } = parseArgs({
     minimal: { type: 'boolean', default: false },
     floor: { type: 'string', multiple: true, default: [] },
     'minimal-skip': { type: 'string', multiple: true, default: [] },
+    'header-orders': { type: 'string', default: '1' },
   },
 });
 const minimals = [...(values.minimal ? [''] : []), ...values['minimal-skip']];
@@ -149,14 +155,18 @@ if (list || sse) {
 }
 const connections = Number(values.connections);
 const seconds = Number(values.duration);
-const spec = (t: Target, s: number) => ({
+const orders = Number(values['header-orders']);
+const spec = (t: Target, s: number, order = 0) => ({
   url: t.url,
   body: list ? LIST : sse ? SSE_CALL : CALL,
-  headers: t.headers,
+  headers: headerOrder(t.headers, order),
   connections,
   seconds: s,
 });
-for (const t of targets) await load.run(spec(t, Number(values.warmup)));
+// With --header-orders N, each target is warmed up with every order (1 s each after the first).
+for (const t of targets)
+  for (let order = 0; order < orders; order++)
+    await load.run(spec(t, order === 0 ? Number(values.warmup) : 1, order));
 const runs = targets.map(() => [] as LoadResult[]);
 const used = targets.map(() => ({ user: 0, sys: 0, faults: 0, switches: 0, requests: 0 }));
 const gcs = targets.map(() => emptyGc());
@@ -168,7 +178,7 @@ for (let round = 0; round < Number(values.rounds); round++) {
   for (const [i, t] of order) {
     const before = await cpuTimes(t.proc.pid);
     const logFrom = logBytes(t.proc.log);
-    const r = await load.run(spec(t, seconds));
+    const r = await load.run(spec(t, seconds, round % orders));
     const after = await cpuTimes(t.proc.pid);
     addGcLines(gcs[i]!, t.proc.log, logFrom, logBytes(t.proc.log));
     runs[i]!.push(r);
