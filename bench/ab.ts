@@ -156,6 +156,7 @@ if (list || sse) {
 const connections = Number(values.connections);
 const seconds = Number(values.duration);
 const orders = Number(values['header-orders']);
+if (!Number.isInteger(orders) || orders < 1) throw new Error('--header-orders takes a whole number from 1');
 const spec = (t: Target, s: number, order = 0) => ({
   url: t.url,
   body: list ? LIST : sse ? SSE_CALL : CALL,
