@@ -89,6 +89,8 @@ const minimals = [...(values.minimal ? [''] : []), ...values['minimal-skip']];
 if (minimals.length > 0 && values.config !== 'pipeline')
   throw new Error('--minimal and --minimal-skip need --config pipeline');
 const sse = values.config === 'sse';
+const orders = Number(values['header-orders']);
+if (!Number.isInteger(orders) || orders < 1) throw new Error('--header-orders takes a whole number from 1');
 if (values.gw.length === 0)
   values.gw.push(`mcpgate=${new URL('../bin/mcpgate.js', import.meta.url).pathname}`);
 
@@ -155,8 +157,6 @@ if (list || sse) {
 }
 const connections = Number(values.connections);
 const seconds = Number(values.duration);
-const orders = Number(values['header-orders']);
-if (!Number.isInteger(orders) || orders < 1) throw new Error('--header-orders takes a whole number from 1');
 const spec = (t: Target, s: number, order = 0) => ({
   url: t.url,
   body: list ? LIST : sse ? SSE_CALL : CALL,
