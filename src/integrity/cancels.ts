@@ -22,6 +22,11 @@ import type { JsonRpcId } from '../jsonrpc/message.ts';
 export const MAX_PENDING = 10_000;
 /** Requests remembered at most for one principal. */
 export const MAX_PENDING_PER_PRINCIPAL = 1_000;
+/**
+ * Maps and principal lists left empty that are kept for reuse, at most, before a sweep drops those
+ * still empty (a few hundred KB at worst).
+ */
+export const SWEEP_AFTER = 1_024;
 
 /** The client ids of one (principal, session) pair. */
 type Ids = Map<JsonRpcId, Pending>;
@@ -35,11 +40,8 @@ type Sessions = Map<string, Ids>;
 export class Pending {
   readonly tag: string;
   readonly clientId: JsonRpcId;
-  readonly session: string;
-  readonly bindingId: string;
-  /** The maps holding it (live for as long as it is linked: a map is dropped only once empty). */
+  /** The map holding it (live for as long as it is linked: a map is dropped only once empty). */
   readonly ids: Ids;
-  readonly sessions: Sessions;
   prev: Pending | undefined = undefined;
   next: Pending | undefined = undefined;
   /** Links in its principal's list, oldest first. */
@@ -49,22 +51,11 @@ export class Pending {
   readonly owner: Owner;
   linked = true;
 
-  constructor(
-    bindingId: string,
-    session: string,
-    clientId: JsonRpcId,
-    tag: string,
-    ids: Ids,
-    sessions: Sessions,
-    owner: Owner,
-  ) {
+  constructor(clientId: JsonRpcId, tag: string, ids: Ids, owner: Owner) {
     this.owner = owner;
-    this.bindingId = bindingId;
-    this.session = session;
     this.clientId = clientId;
     this.tag = tag;
     this.ids = ids;
-    this.sessions = sessions;
   }
 }
 
@@ -80,6 +71,12 @@ class Owner {
  * three: no key string is built, flattened and hashed per request (the binding id is the principal's
  * own string, its hash computed once; a number id is its own key). A Map tells 5 from "5", and a
  * binding id or a session id is a key of its own, so no spelling of one can be read as another.
+ *
+ * A map or a principal's list left empty stays, for the next request of the same session to use:
+ * a client that waits for each answer before its next request would otherwise have two maps and a
+ * list made and dropped per request. Every SWEEP_AFTER of them left empty, one sweep drops those
+ * still empty, so at most that many empty ones are held whatever the clients do; the sweep walks
+ * the maps held (at most MAX_PENDING in use and SWEEP_AFTER empty), a few of them per request.
  */
 export class PendingTags {
   readonly #scopes = new Map<string, Sessions>();
@@ -87,6 +84,8 @@ export class PendingTags {
   readonly #max: number;
   readonly #maxPerPrincipal: number;
   #size = 0;
+  /** Maps and lists left empty since the last sweep. */
+  #emptied = 0;
   #oldest: Pending | undefined = undefined;
   #newest: Pending | undefined = undefined;
 
@@ -117,7 +116,7 @@ export class PendingTags {
     if (replaced !== undefined) this.#unlink(replaced);
     let owner = this.#owners.get(bindingId);
     if (owner === undefined) this.#owners.set(bindingId, (owner = new Owner()));
-    const entry = new Pending(bindingId, session, clientId, tag, ids, sessions, owner);
+    const entry = new Pending(clientId, tag, ids, owner);
     ids.set(clientId, entry);
     if (this.#newest === undefined) this.#oldest = entry;
     else {
@@ -154,14 +153,10 @@ export class PendingTags {
     if (entry.linked && entry.tag === tag) this.#drop(entry);
   }
 
-  /** Takes `entry` out of its maps (dropping maps left empty) and out of the list. */
+  /** Takes `entry` out of its map (kept when left empty: #leftEmpty) and out of the list. */
   #drop(entry: Pending): void {
-    const { ids, sessions } = entry;
-    ids.delete(entry.clientId);
-    if (ids.size === 0) {
-      sessions.delete(entry.session);
-      if (sessions.size === 0) this.#scopes.delete(entry.bindingId);
-    }
+    entry.ids.delete(entry.clientId);
+    if (entry.ids.size === 0) this.#leftEmpty();
     this.#unlink(entry);
   }
 
@@ -185,7 +180,28 @@ export class PendingTags {
     else nextOwn.prevOwn = prevOwn;
     entry.prevOwn = undefined;
     entry.nextOwn = undefined;
-    if (--owner.count === 0 && this.#owners.get(entry.bindingId) === owner)
-      this.#owners.delete(entry.bindingId);
+    if (--owner.count === 0) this.#leftEmpty();
+  }
+
+  /** A map or a principal's list was left empty: kept, until SWEEP_AFTER of them were. */
+  #leftEmpty(): void {
+    if (++this.#emptied < SWEEP_AFTER) return;
+    this.#emptied = 0;
+    // (A Map's iterator goes on past the entries deleted behind it.)
+    for (const [bindingId, sessions] of this.#scopes) {
+      for (const [session, ids] of sessions) if (ids.size === 0) sessions.delete(session);
+      if (sessions.size === 0) this.#scopes.delete(bindingId);
+    }
+    for (const [bindingId, owner] of this.#owners) if (owner.count === 0) this.#owners.delete(bindingId);
+  }
+
+  /**
+   * How many (principal, session) maps and principals' lists are held, empty ones included (for
+   * tests and diagnostics).
+   */
+  held(): { scopes: number; principals: number } {
+    let scopes = 0;
+    for (const sessions of this.#scopes.values()) scopes += sessions.size;
+    return { scopes, principals: this.#owners.size };
   }
 }

@@ -4,7 +4,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { PendingTags } from '../../../src/integrity/cancels.ts';
+import { PendingTags, SWEEP_AFTER } from '../../../src/integrity/cancels.ts';
 
 describe('pending cancellations', () => {
   it('find the tag for the same principal, session and client id only', () => {
@@ -74,7 +74,7 @@ describe('pending cancellations', () => {
     pending.forget(a, 'TA');
     pending.forget(b, 'TB');
     assert.equal(pending.size, 0);
-    // The principal's maps were dropped with their last entry; these are new ones.
+    // The session's emptied map is used again: the old entry is still not in it.
     const c = pending.remember('k:a', 's1', 1, 'TA');
     pending.forget(a, 'TA');
     assert.equal(pending.tagFor('k:a', 's1', 1), 'TA');
@@ -89,5 +89,34 @@ describe('pending cancellations', () => {
     assert.equal(bounded.tagFor('k:b', undefined, 1), 'T2');
     bounded.forget(second, 'T2');
     assert.equal(bounded.size, 0);
+  });
+
+  it("keep a session's emptied map for its next request, and never more than SWEEP_AFTER emptied ones", () => {
+    const pending = new PendingTags();
+    for (let i = 0; i < 10; i++) pending.forget(pending.remember('k:a', 's1', i, `T${i}`), `T${i}`);
+    assert.deepEqual(pending.held(), { scopes: 1, principals: 1 });
+    // Requests still waiting, in sessions and principals of their own, across the sweeps below.
+    const waiting = Array.from({ length: 10 }, (_, i) => pending.remember(`k:w${i}`, `w${i}`, i, `W${i}`));
+    // Three sweeps' worth of sessions and principals, each used for one request and left empty.
+    let most = { scopes: 0, principals: 0 };
+    for (let i = 0; i < 3 * SWEEP_AFTER; i++) {
+      pending.forget(pending.remember(`k:${i % 7}`, `s${i}`, 1, 'T'), 'T');
+      pending.forget(pending.remember(`k:p${i}`, undefined, 1, 'P'), 'P');
+      const held = pending.held();
+      most = {
+        scopes: Math.max(most.scopes, held.scopes),
+        principals: Math.max(most.principals, held.principals),
+      };
+    }
+    // Each sweep comes after SWEEP_AFTER maps or lists were left empty: the 10 waiting, and at most
+    // that many empty ones, are held at any time.
+    assert.ok(most.scopes <= 10 + SWEEP_AFTER, `scopes held: ${most.scopes}`);
+    assert.ok(most.principals <= 10 + SWEEP_AFTER, `principals held: ${most.principals}`);
+    assert.ok(most.scopes > 10 + SWEEP_AFTER / 4, 'emptied maps are kept between sweeps');
+    waiting.forEach((_, i) => assert.equal(pending.tagFor(`k:w${i}`, `w${i}`, i), `W${i}`));
+    assert.equal(pending.size, 10);
+    waiting.forEach((entry, i) => pending.forget(entry, `W${i}`));
+    assert.equal(pending.size, 0);
+    waiting.forEach((_, i) => assert.equal(pending.tagFor(`k:w${i}`, `w${i}`, i), undefined));
   });
 });
