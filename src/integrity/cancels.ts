@@ -24,9 +24,11 @@ export const MAX_PENDING = 10_000;
 export const MAX_PENDING_PER_PRINCIPAL = 1_000;
 /**
  * Maps and principal lists left empty that are kept for reuse, at most, before a sweep drops those
- * still empty (a few hundred KB at worst).
+ * still empty (a few hundred KB at worst, the keys they keep alive included: KEY_SHIFT).
  */
 export const SWEEP_AFTER = 1_024;
+/** A map or list left empty counts once more for each 2 ** KEY_SHIFT characters of its key. */
+const KEY_SHIFT = 8;
 
 /** The client ids of one (principal, session) pair. */
 type Ids = Map<JsonRpcId, Pending>;
@@ -49,10 +51,13 @@ export class Pending {
   nextOwn: Pending | undefined = undefined;
   /** Its principal's list. */
   readonly owner: Owner;
+  /** What its map counts for once left empty (1, and 1 per 2 ** KEY_SHIFT characters of its session id). */
+  readonly weight: number;
   linked = true;
 
-  constructor(clientId: JsonRpcId, tag: string, ids: Ids, owner: Owner) {
+  constructor(clientId: JsonRpcId, tag: string, ids: Ids, owner: Owner, weight: number) {
     this.owner = owner;
+    this.weight = weight;
     this.clientId = clientId;
     this.tag = tag;
     this.ids = ids;
@@ -61,9 +66,15 @@ export class Pending {
 
 /** One principal's entries: how many, and its oldest and newest. */
 class Owner {
+  /** What the list counts for once left empty (as Pending.weight, of the binding id). */
+  readonly weight: number;
   count = 0;
   oldest: Pending | undefined = undefined;
   newest: Pending | undefined = undefined;
+
+  constructor(weight: number) {
+    this.weight = weight;
+  }
 }
 
 /**
@@ -75,9 +86,11 @@ class Owner {
  * A map or a principal's list left empty stays, for the next request of the same session to use:
  * a client that waits for each answer before its next request would otherwise have two maps and a
  * list made and dropped per request. Every SWEEP_AFTER of them left empty, one sweep drops those
- * still empty, so at most that many empty ones are held whatever the clients do; the sweep walks
- * the maps held (at most MAX_PENDING in use and SWEEP_AFTER empty): at worst about eleven for each
- * map or list left empty, fewer the fewer requests wait.
+ * still empty, so at most that many empty ones are held whatever the clients do (one with a long
+ * key counts for one more per 2 ** KEY_SHIFT characters of it, so the keys they keep alive stay
+ * under SWEEP_AFTER << KEY_SHIFT characters); the sweep walks the principals, maps and lists held
+ * (each at most MAX_PENDING in use and SWEEP_AFTER empty): at worst about thirty for each map or
+ * list left empty, fewer the fewer requests wait.
  */
 export class PendingTags {
   readonly #scopes = new Map<string, Sessions>();
@@ -115,9 +128,11 @@ export class PendingTags {
     if (ids === undefined) sessions.set(session, (ids = new Map()));
     const replaced = ids.get(clientId);
     if (replaced !== undefined) this.#unlink(replaced);
+    // Looked up after that unlink: it may have left the list empty and swept it.
     let owner = this.#owners.get(bindingId);
-    if (owner === undefined) this.#owners.set(bindingId, (owner = new Owner()));
-    const entry = new Pending(clientId, tag, ids, owner);
+    if (owner === undefined)
+      this.#owners.set(bindingId, (owner = new Owner(1 + (bindingId.length >>> KEY_SHIFT))));
+    const entry = new Pending(clientId, tag, ids, owner, 1 + (session.length >>> KEY_SHIFT));
     ids.set(clientId, entry);
     if (this.#newest === undefined) this.#oldest = entry;
     else {
@@ -157,7 +172,7 @@ export class PendingTags {
   /** Takes `entry` out of its map (kept when left empty: #leftEmpty) and out of the list. */
   #drop(entry: Pending): void {
     entry.ids.delete(entry.clientId);
-    if (entry.ids.size === 0) this.#leftEmpty();
+    if (entry.ids.size === 0) this.#leftEmpty(entry.weight);
     this.#unlink(entry);
   }
 
@@ -181,12 +196,12 @@ export class PendingTags {
     else nextOwn.prevOwn = prevOwn;
     entry.prevOwn = undefined;
     entry.nextOwn = undefined;
-    if (--owner.count === 0) this.#leftEmpty();
+    if (--owner.count === 0) this.#leftEmpty(owner.weight);
   }
 
   /** A map or a principal's list was left empty: kept, until SWEEP_AFTER of them were. */
-  #leftEmpty(): void {
-    if (++this.#emptied < SWEEP_AFTER) return;
+  #leftEmpty(weight: number): void {
+    if ((this.#emptied += weight) < SWEEP_AFTER) return;
     this.#emptied = 0;
     // (A Map's iterator goes on past the entries deleted behind it.)
     for (const [bindingId, sessions] of this.#scopes) {
