@@ -51,7 +51,7 @@ export class Pending {
   nextOwn: Pending | undefined = undefined;
   /** Its principal's list. */
   readonly owner: Owner;
-  /** What its map counts for once left empty (1, and 1 per 2 ** KEY_SHIFT characters of its session id). */
+  /** What its map counts for once left empty: 1, and 1 per 2 ** KEY_SHIFT characters of its session. */
   readonly weight: number;
   linked = true;
 
@@ -98,7 +98,7 @@ export class PendingTags {
   readonly #max: number;
   readonly #maxPerPrincipal: number;
   #size = 0;
-  /** Maps and lists left empty since the last sweep. */
+  /** What the maps and lists left empty since the last sweep count for (their weights). */
   #emptied = 0;
   #oldest: Pending | undefined = undefined;
   #newest: Pending | undefined = undefined;
@@ -199,7 +199,7 @@ export class PendingTags {
     if (--owner.count === 0) this.#leftEmpty(owner.weight);
   }
 
-  /** A map or a principal's list was left empty: kept, until SWEEP_AFTER of them were. */
+  /** A map or a principal's list was left empty: kept, until those left empty count for SWEEP_AFTER. */
   #leftEmpty(weight: number): void {
     if ((this.#emptied += weight) < SWEEP_AFTER) return;
     this.#emptied = 0;
