@@ -4,8 +4,8 @@
  * is loaded alone by wrk (the `ab.ts` configurations and headers), `perf record -g -e cpu-clock`
  * samples its main thread for `--seconds` in the middle of the load, and the samples are split by
  * owner (the innermost JavaScript function on the stack, charged with the builtins, C++ and kernel
- * code it called: perf-samples.ts). Requests are the origin's count over the sampled window, so a row is
- * microseconds per request forwarded.
+ * code it called: perf-samples.ts). Requests are the origin's count over the sampled window, so a
+ * row is microseconds per request forwarded.
  *
  *   node bench/perf-split.ts [--gw bin/mcpgate.js] [--config passthrough|pipeline] [--seconds 6]
  *     [--connections 32] [--top 40] [--keep]

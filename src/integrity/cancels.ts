@@ -30,6 +30,11 @@ export const SWEEP_AFTER = 1_024;
 /** A map or list left empty counts once more for each 2 ** KEY_SHIFT characters of its key. */
 const KEY_SHIFT = 8;
 
+/** What a map or list keyed by `key` counts for once left empty (toward SWEEP_AFTER). */
+function weightOf(key: string): number {
+  return 1 + (key.length >>> KEY_SHIFT);
+}
+
 /** The client ids of one (principal, session) pair. */
 type Ids = Map<JsonRpcId, Pending>;
 /** A principal's sessions ('' for requests outside one). */
@@ -51,7 +56,7 @@ export class Pending {
   nextOwn: Pending | undefined = undefined;
   /** Its principal's list. */
   readonly owner: Owner;
-  /** What its map counts for once left empty: 1, and 1 per 2 ** KEY_SHIFT characters of its session. */
+  /** What its map counts for once left empty: weightOf its session. */
   readonly weight: number;
   linked = true;
 
@@ -66,7 +71,7 @@ export class Pending {
 
 /** One principal's entries: how many, and its oldest and newest. */
 class Owner {
-  /** What the list counts for once left empty (as Pending.weight, of the binding id). */
+  /** What the list counts for once left empty: weightOf its binding id. */
   readonly weight: number;
   count = 0;
   oldest: Pending | undefined = undefined;
@@ -130,9 +135,8 @@ export class PendingTags {
     if (replaced !== undefined) this.#unlink(replaced);
     // Looked up after that unlink: it may have left the list empty and swept it.
     let owner = this.#owners.get(bindingId);
-    if (owner === undefined)
-      this.#owners.set(bindingId, (owner = new Owner(1 + (bindingId.length >>> KEY_SHIFT))));
-    const entry = new Pending(clientId, tag, ids, owner, 1 + (session.length >>> KEY_SHIFT));
+    if (owner === undefined) this.#owners.set(bindingId, (owner = new Owner(weightOf(bindingId))));
+    const entry = new Pending(clientId, tag, ids, owner, weightOf(session));
     ids.set(clientId, entry);
     if (this.#newest === undefined) this.#oldest = entry;
     else {
