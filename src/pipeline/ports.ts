@@ -58,6 +58,11 @@ export interface TransportStep {
 export interface PostRoute {
   /** Path (with query) of the upstream request. */
   readonly path: string;
+  /**
+   * The upstream session the POST belongs to, which scopes its requests' pending cancellations
+   * (integrity/cancels.ts) as Mcp-Session-Id does on Streamable HTTP; never forwarded as a header.
+   */
+  readonly session: string;
   /** The judged, rate-limited POST: what to do with it (an answer may be sent elsewhere). */
   judged(inspection: Inspection): Inspection;
 }

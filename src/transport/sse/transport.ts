@@ -100,6 +100,9 @@ export function createSseTransport(options: SseTransportOptions): TransportStep 
       }
       return {
         path,
+        // One upstream session per endpoint: two clients of one key (each numbering its requests
+        // from 0) must not cancel each other's requests.
+        session: path,
         judged(inspection: Inspection): Inspection {
           const stream = open.get(session as string);
           if (inspection.answer === undefined || stream === undefined) return inspection;
