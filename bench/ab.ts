@@ -39,7 +39,8 @@
  * `r mod N` (every target warmed up with each): N kinds of client in turn, where one order is one
  * kind of client (bench/README.md, "One header order per client").
  *
- * Prints one line per target: median req/s, p50, p99, user µs/req, system µs/req, total vs floor.
+ * Prints one line per target: median req/s, p50, p99, user µs/req, system µs/req, total vs floor,
+ * and the main thread's share (user + system µs/req; the rest ran on V8's and libuv's workers).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -169,7 +170,7 @@ for (const t of targets)
   for (let order = 0; order < orders; order++)
     await load.run(spec(t, order === 0 ? Number(values.warmup) : 1, order));
 const runs = targets.map(() => [] as LoadResult[]);
-const used = targets.map(() => ({ user: 0, sys: 0, faults: 0, switches: 0, requests: 0 }));
+const used = targets.map(() => ({ user: 0, sys: 0, main: 0, faults: 0, switches: 0, requests: 0 }));
 const gcs = targets.map(() => emptyGc());
 for (let round = 0; round < Number(values.rounds); round++) {
   // The order flips every round: the target measured last in a round was seen to pay 10-15 µs more
@@ -185,6 +186,7 @@ for (let round = 0; round < Number(values.rounds); round++) {
     runs[i]!.push(r);
     used[i]!.user += after.user - before.user;
     used[i]!.sys += after.system - before.system;
+    used[i]!.main += after.main - before.main;
     used[i]!.faults += after.faults - before.faults;
     used[i]!.switches += after.switches - before.switches;
     used[i]!.requests += r.requests;
@@ -223,6 +225,7 @@ for (const [i, t] of targets.entries()) {
         ),
       ).padStart(8)}  p99 ${us(p99).padStart(8)} (${(p99 / floorP99).toFixed(2)}×)  ` +
       `user ${us(user).padStart(6)}  sys ${us(sys).padStart(6)}  total ${((user + sys) / floorTotal).toFixed(2)}× floor  ` +
+      `main thread ${us(u.main / u.requests).padStart(6)}  ` +
       `faults ${(u.faults / u.requests).toFixed(2)}/req  switches ${(u.switches / u.requests).toFixed(2)}/req`,
   );
 }
