@@ -46,7 +46,7 @@ export interface RequestTagger {
 export const TAG_PREFIX = 'g1';
 const LABEL = 'mcpgate request tag v1';
 const MAC_BYTES = 12;
-const MAC_CHARS = 16; // base64url of 12 bytes
+export const MAC_CHARS = 16; // base64url of 12 bytes
 /** Longest tag untag() looks at (a client id is bounded by the body limit; tags of huge ids fail). */
 export const MAX_TAG_CHARS = 16 * 1024;
 

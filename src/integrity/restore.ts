@@ -69,7 +69,13 @@ export interface ForwardedTag extends Untagged {
 
 export interface TagContext {
   readonly tagger: RequestTagger;
+  /** The principal's binding: scopes cancellations. */
   readonly bindingId: string;
+  /**
+   * What the tags are signed for, when not `bindingId`: one that also names the upstream session
+   * (the HTTP+SSE transport, transport/sse/session-ids.ts).
+   */
+  readonly signedFor?: string | undefined;
   /** The upstream session the requests belong to (scopes cancellations). */
   readonly sessionId: string | undefined;
   /** Where tags wait for a cancellation; none: cancellations name a tag no request has. */
@@ -106,7 +112,7 @@ export function tagRequests(
       path = ['params', 'requestId'];
       replacement =
         context.pending?.tagFor(context.bindingId, context.sessionId, clientId) ??
-        context.tagger.tag(context.bindingId, clientId, 'none');
+        context.tagger.tag(context.signedFor ?? context.bindingId, clientId, 'none');
     } else continue;
     text ??= bytes.toString('utf8');
     starts ??= messageStarts(text);
@@ -132,7 +138,7 @@ function tagRequest(
   tags: Map<string, ForwardedTag>,
 ): string {
   const plan = plans?.get(clientId) ?? 'none';
-  const tag = context.tagger.tag(context.bindingId, clientId, plan);
+  const tag = context.tagger.tag(context.signedFor ?? context.bindingId, clientId, plan);
   const pending = context.pending?.remember(context.bindingId, context.sessionId, clientId, tag);
   tags.set(tag, { clientId, plan, pending });
   return tag;
@@ -159,7 +165,7 @@ function tagOne(
   if (start === -1) return undefined;
   const end = start + value.length;
   const plan = plans?.get(id) ?? 'none';
-  const tag = context.tagger.tag(context.bindingId, id, plan);
+  const tag = context.tagger.tag(context.signedFor ?? context.bindingId, id, plan);
   const pending = context.pending?.remember(context.bindingId, context.sessionId, id, tag);
   // A tag is ASCII that JSON writes as it is (request-tag.ts), so its JSON is the tag in quotes.
   const out = Buffer.allocUnsafe(bytes.length - value.length + tag.length + 2);

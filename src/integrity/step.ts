@@ -26,6 +26,8 @@ export interface IntegrityStep {
     bytes: Buffer,
     plans: ReadonlyMap<JsonRpcId, Plan> | undefined,
     sessionId: string | undefined,
+    /** What the tags are signed for, when not the principal's binding (transport/sse/session-ids.ts). */
+    signedFor?: string,
   ): { readonly bytes: Buffer; readonly rewrite: ResponseRewrite };
   /** The rewrite for a GET stream (it may replay responses of earlier POSTs). */
   stream(ctx: RequestContext): ResponseRewrite;
@@ -79,10 +81,11 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
   // A DELETE forwards no request; an SSE answer to it has its event ids sealed all the same.
   const closing: MatchOptions<RequestContext> = { ...streaming, bodyless: true };
   return {
-    forward(ctx, bytes, plans, sessionId) {
+    forward(ctx, bytes, plans, sessionId, signedFor) {
       const bindingId = principalOf(ctx).bindingId;
       const messages = ctx.messages ?? [];
-      const forwarded = tagRequests(bytes, messages, plans, { tagger, bindingId, sessionId, pending });
+      const context = { tagger, bindingId, signedFor, sessionId, pending };
+      const forwarded = tagRequests(bytes, messages, plans, context);
       const ids = exchangeIdsOf(forwarded, forgetAnswered);
       // The filters are built when a response first needs them (never for the common small answer).
       return { bytes: forwarded.bytes, rewrite: new MatchRewrite(ids, filtersFor, ctx, streaming) };

@@ -267,12 +267,14 @@ export function createHandler(deps: HandlerDeps): Handler {
           if (ctx.finished) return;
           if (holdsRequest(ctx)) ex.upstreamSlot = steps.rateLimit.enterUpstream(ctx);
         }
-        // On the HTTP+SSE transport the route names the upstream session (there is no Mcp-Session-Id).
+        // On the HTTP+SSE transport the route names the upstream session (there is no Mcp-Session-Id)
+        // and what the tags are signed for.
         ({ bytes: body, rewrite } = steps.integrity.forward(
           ctx,
           inspection.bytes,
           inspection.plans,
           route?.session ?? sessionId,
+          route?.signedFor,
         ));
         // A tool call may take minutes before its headers; quick methods keep the pool's timeout.
         if (deps.headersTimeout !== undefined) headersTimeout = deps.headersTimeout(ctx.messages);

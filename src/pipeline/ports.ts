@@ -63,6 +63,11 @@ export interface PostRoute {
    * (integrity/cancels.ts) as Mcp-Session-Id does on Streamable HTTP; never forwarded as a header.
    */
   readonly session: string;
+  /**
+   * What its requests' tags are signed for instead of the principal alone: the principal and the
+   * upstream session, so only that session's GET stream takes their answers.
+   */
+  readonly signedFor: string;
   /** The judged, rate-limited POST: what to do with it (an answer may be sent elsewhere). */
   judged(inspection: Inspection): Inspection;
 }

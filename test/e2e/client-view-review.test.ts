@@ -127,4 +127,33 @@ describe('client view over the HTTP+SSE transport, two keys on one upstream', ()
     })) as unknown as { params: { requestId: string } };
     assert.equal(other.params.requestId, second.id);
   });
+
+  const ids = async (stream: OpenedStream, up: { res: { write(b: string): unknown } }) =>
+    ((await drain(stream, up)) as { id?: unknown }[]).map((m) => m.id);
+
+  it('failed before: one answer the upstream writes twice reaches the client once', async () => {
+    const a = await open(ALICE);
+    const { id } = await forwarded(ALICE, a.endpoint, { jsonrpc: '2.0', id: 7, method: 'ping' });
+    a.up.res.write(event({ jsonrpc: '2.0', id, result: {} }));
+    a.up.res.write(event({ jsonrpc: '2.0', id, result: {} }));
+    assert.deepEqual(await ids(a.stream, a.up), [7]);
+    // Nor later, after other answers.
+    const { id: next } = await forwarded(ALICE, a.endpoint, { jsonrpc: '2.0', id: 8, method: 'ping' });
+    a.up.res.write(event({ jsonrpc: '2.0', id: next, result: {} }));
+    a.up.res.write(event({ jsonrpc: '2.0', id, result: {} }));
+    assert.deepEqual(await ids(a.stream, a.up), [8]);
+  });
+
+  it("failed before: an answer to one of a key's sessions does not pass on its other session", async () => {
+    // Both clients number from 0: client 2 would take client 1's answer for its own request 0.
+    const a1 = await open(ALICE);
+    const a2 = await open(ALICE);
+    const { id } = await forwarded(ALICE, a1.endpoint, { jsonrpc: '2.0', id: 0, method: 'ping' });
+    await forwarded(ALICE, a2.endpoint, { jsonrpc: '2.0', id: 0, method: 'ping' });
+    a2.up.res.write(event({ jsonrpc: '2.0', id, result: { crossed: true } }));
+    assert.deepEqual(await ids(a2.stream, a2.up), []);
+    // On its own session's stream it passes (once).
+    a1.up.res.write(event({ jsonrpc: '2.0', id, result: {} }));
+    assert.deepEqual(await ids(a1.stream, a1.up), [0]);
+  });
 });

@@ -19,6 +19,8 @@ export interface IssuedEndpoint {
   /** The `endpoint` event's data for the client: the gateway's path and the session. */
   readonly endpoint: string;
   readonly session: string;
+  /** The upstream path (with query) the session stands for, as `resolve` gives it back. */
+  readonly path: string;
 }
 
 export interface EndpointSessions {
@@ -55,7 +57,7 @@ export function createEndpointSessions(
       const path = target.pathname + target.search;
       if (Buffer.byteLength(path) > MAX_ENDPOINT_BYTES) return undefined;
       const session = binder.wrap(Buffer.from(path).toString('base64url'), bindingId);
-      return { endpoint: `${gatewayPath}?${SESSION_PARAM}=${session}`, session };
+      return { endpoint: `${gatewayPath}?${SESSION_PARAM}=${session}`, session, path };
     },
     resolve(session, bindingId) {
       const encoded = binder.unwrap(session, bindingId);

@@ -1,15 +1,16 @@
 /**
  * Responses on an HTTP+SSE transport GET stream, judged by the request they answer. On this
  * transport every response comes back on the GET stream, none on the POST that asked. Each request
- * the gateway forwarded carries a tag signed for the principal (src/integrity/request-tag.ts: the
- * client's id and what its response needs), so a response is matched statelessly, on whichever
- * replica holds the stream: it passes only with a tag signed for this stream's principal, gets the
+ * the gateway forwarded carries a tag signed for the principal and the upstream session it was
+ * POSTed to (src/integrity/request-tag.ts: the client's id and what its response needs;
+ * session-ids.ts), so a response is matched statelessly, on whichever replica holds the stream: it
+ * passes only with a tag signed for this stream's principal and session, answered once, gets the
  * client's id back, and has its list filtered by the plan the tag carries. Anything else (a response
- * to a request the gateway never forwarded, a denied one, another key's, data that is not JSON) is
- * dropped: on this transport there is no POST whose answer could carry an error instead.
+ * to a request the gateway never forwarded, a denied one, another key's or another session's, a
+ * second answer, data that is not JSON) is dropped: on this transport there is no POST whose answer
+ * could carry an error instead.
  */
 import type { Principal } from '../../auth/principal.ts';
-import { signedIds } from '../../integrity/match.ts';
 import type { RequestTagger } from '../../integrity/request-tag.ts';
 import { restoreIds } from '../../integrity/restore.ts';
 import { rewriteEventData } from '../../policy/filter-list.ts';
@@ -18,6 +19,7 @@ import type { Cursors } from '../../integrity/cursors.ts';
 import { UNREADABLE } from '../../policy/unreadable.ts';
 import type { Pinning, PinReport } from '../../pinning/pins.ts';
 import { parsedAsSpelled } from '../../jsonrpc/key-check.ts';
+import { SessionIds } from './session-ids.ts';
 
 export interface Matched {
   /** The data to send on. */
@@ -30,10 +32,15 @@ export interface Matched {
 export type EventMatcher = (data: string) => Matched | undefined;
 
 /**
- * Makes the matcher of each stream, for the principal that opened it; `onPinReport` hears each
- * definition a list on it showed not as pinned (for the stream's audit line).
+ * Makes the matcher of each stream, for the principal that opened it and the upstream endpoints
+ * its `endpoint` events named (a live list, oldest first); `onPinReport` hears each definition a
+ * list on it showed not as pinned (for the stream's audit line).
  */
-export type StreamMatcher = (principal: Principal, onPinReport?: (report: PinReport) => void) => EventMatcher;
+export type StreamMatcher = (
+  principal: Principal,
+  paths: readonly string[],
+  onPinReport?: (report: PinReport) => void,
+) => EventMatcher;
 
 /**
  * `pinning`, when on: tools and prompts lists are judged against the lockfile too (changes are
@@ -47,12 +54,13 @@ export function createStreamMatcher(
   cursors: Cursors,
   pinning?: Pinning,
 ): StreamMatcher {
-  return (principal, onPinReport) => {
-    const ids = signedIds(tagger, principal.bindingId);
+  return (principal, paths, onPinReport) => {
+    const ids = new SessionIds(tagger, principal.bindingId, paths);
     const scope = tasks.scope(principal.bindingId);
     const pins = pinning?.forList(onPinReport);
     const seal = cursors.sealerFor(principal.bindingId);
-    return (data) => {
+    /** What passes of one event's data; undefined drops it. */
+    const match = (data: string): Matched | undefined => {
       let value: unknown;
       try {
         value = JSON.parse(data);
@@ -69,6 +77,13 @@ export function createStreamMatcher(
       return out === undefined
         ? { data: restored.text, filtered: false }
         : { data: out, filtered: out !== restored.text };
+    };
+    return (data) => {
+      ids.begin();
+      const matched = match(data);
+      // Only an event passed on answers its requests (session-ids.ts).
+      if (matched !== undefined) ids.commit();
+      return matched;
     };
   };
 }

@@ -23,6 +23,7 @@ import type { EndpointSessions } from './endpoint.ts';
 import { sessionParam } from './endpoint.ts';
 import type { StreamMatcher } from './responses.ts';
 import { createStreamRewriter } from './stream.ts';
+import { sessionBinding } from './session-ids.ts';
 import { MAX_PIN_VIOLATIONS } from '../../audit/record.ts';
 
 export interface SseTransportOptions {
@@ -49,6 +50,8 @@ export function createSseTransport(options: SseTransportOptions): TransportStep 
     stream(ctx): ResponseRewrite {
       const principal = principalOf(ctx);
       const issued: string[] = [];
+      /** The upstream endpoints those sessions stand for: answers to requests POSTed there pass. */
+      const paths: string[] = [];
       ctx.eventsFiltered = 0;
       const filtered = () => void (ctx.eventsFiltered = (ctx.eventsFiltered ?? 0) + 1);
       ctx.res.once('close', () => {
@@ -62,7 +65,7 @@ export function createSseTransport(options: SseTransportOptions): TransportStep 
         sse(budget) {
           // Definitions not as pinned go on this stream's audit line (the first MAX_PIN_VIOLATIONS:
           // a stream may live for days).
-          const match = responses(principal, (report) => {
+          const match = responses(principal, paths, (report) => {
             const reports = (ctx.pinReports ??= []);
             if (reports.length < MAX_PIN_VIOLATIONS) reports.push(report);
           });
@@ -72,6 +75,7 @@ export function createSseTransport(options: SseTransportOptions): TransportStep 
                 const endpoint = sessions.issue(data, principal.bindingId);
                 if (endpoint === undefined) return undefined;
                 issued.push(endpoint.session);
+                paths.push(endpoint.path);
                 open.set(endpoint.session, ctx);
                 ctx.session = sessionTag(endpoint.session);
                 return endpoint.endpoint;
@@ -93,7 +97,8 @@ export function createSseTransport(options: SseTransportOptions): TransportStep 
     post(ctx): PostRoute {
       const session = sessionParam(ctx.req.url);
       ctx.session = session === undefined ? undefined : sessionTag(session);
-      const path = session === undefined ? undefined : sessions.resolve(session, principalOf(ctx).bindingId);
+      const principal = principalOf(ctx);
+      const path = session === undefined ? undefined : sessions.resolve(session, principal.bindingId);
       if (path === undefined) {
         ctx.reason = 'ERR_SESSION_NOT_FOUND';
         throw new GatewayError('ERR_SESSION_NOT_FOUND');
@@ -101,8 +106,9 @@ export function createSseTransport(options: SseTransportOptions): TransportStep 
       return {
         path,
         // One upstream session per endpoint: two clients of one key (each numbering its requests
-        // from 0) must not cancel each other's requests.
+        // from 0) must not cancel each other's requests, nor take each other's answers.
         session: path,
+        signedFor: sessionBinding(path, principal.bindingId),
         judged(inspection: Inspection): Inspection {
           const stream = open.get(session as string);
           if (inspection.answer === undefined || stream === undefined) return inspection;
