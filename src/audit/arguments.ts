@@ -1,9 +1,14 @@
 /**
  * Tool arguments for the audit line (`audit.log_arguments: true`): a copy with configured field
  * names redacted at any depth (case-insensitive) and bounded in size, so one request cannot blow up
- * the log. The input is parsed JSON (no cycles, no getters); the output is plain JSON values.
+ * the log. A string or member name that holds a key or a token (auth/query-credential.ts), under
+ * whatever name, is redacted too, as in every other client-supplied value the line records: a key
+ * pasted into a `query`, a token in a `url`. The input is parsed JSON (no cycles, no getters); the
+ * output is plain JSON values.
  */
 import { isRawNumber, rawNumberText } from '../jsonrpc/lossless.ts';
+import { endsInsideToken, looksLikeCredential } from '../auth/query-credential.ts';
+import { REDACTED as CREDENTIAL } from '../auth/user-agent.ts';
 
 export const REDACTED = '[redacted]';
 export const TRUNCATED = '[truncated]';
@@ -56,12 +61,18 @@ export function createArgumentSanitizer(
 
   function clipString(s: string, budget: Budget): string {
     const room = Math.min(maxString, Math.max(budget.left, 0));
-    if (s.length <= room) {
+    // Only what is kept is read: a cut inside a token (its signature past the cut) counts as one.
+    const kept = s.length <= room ? s : s.slice(0, room);
+    if (looksLikeCredential(kept) || (kept !== s && endsInsideToken(kept))) {
+      budget.left -= CREDENTIAL.length + 2;
+      return CREDENTIAL;
+    }
+    if (kept === s) {
       budget.left -= s.length + 2;
       return s;
     }
     budget.left -= room + 3;
-    return s.slice(0, room) + '…';
+    return kept + '…';
   }
 
   function copy(value: unknown, depth: number, budget: Budget): unknown {
@@ -110,7 +121,7 @@ export function createArgumentSanitizer(
       total++;
       if (kept >= maxEntries || budget.left <= 0) continue;
       kept++;
-      const name = key.length > 128 ? key.slice(0, 128) + '…' : key;
+      const name = memberName(key);
       budget.left -= name.length + 3;
       let item: unknown;
       if (isSecret(key)) {
@@ -129,6 +140,16 @@ export function createArgumentSanitizer(
   }
 
   return (value, budget) => copy(value, 0, budget);
+}
+
+/**
+ * A member name as logged: cut at 128 characters, and CREDENTIAL in place of one holding a key or a
+ * token (two such members in one object are logged as one: the name is all that differs).
+ */
+function memberName(key: string): string {
+  const kept = key.length > 128 ? key.slice(0, 128) : key;
+  if (looksLikeCredential(kept) || (kept !== key && endsInsideToken(kept))) return CREDENTIAL;
+  return kept === key ? key : kept + '…';
 }
 
 function normalizeName(name: string): string {

@@ -22,7 +22,7 @@ import type { ArgumentLimits, Budget, SanitizeArguments } from './arguments.ts';
 import { requestDecision, requestReason } from './outcome.ts';
 import { isoTime } from './iso-time.ts';
 import { loggedUserAgent, REDACTED } from '../auth/user-agent.ts';
-import { looksLikeCredential } from '../auth/query-credential.ts';
+import { endsInsideToken, looksLikeCredential } from '../auth/query-credential.ts';
 
 /** Longest kept value of a client-supplied name (method, tool, prompt, id, user agent). */
 export const MAX_NAME = 256;
@@ -242,31 +242,7 @@ export function clip(value: string | undefined, max: number): string | undefined
   // signature, which the check needs, lies past the cut) is redacted too. Nothing past the cut is
   // read: a crafted value cannot make this cost more than its kept part.
   const kept = value.slice(0, max);
-  return looksLikeCredential(kept) || cutInsideToken(kept) ? REDACTED : kept + '…';
-}
-
-/**
- * Whether `kept` ends in a run of base64url characters and dots that holds a dot and a segment
- * starting `ey` or `ew` (how a JWT's header and claims begin): a token cut before its signature.
- */
-function cutInsideToken(kept: string): boolean {
-  let i = kept.length;
-  while (i > 0 && isTokenChar(kept.charCodeAt(i - 1))) i--;
-  const run = kept.slice(i);
-  return run.includes('.') && JWT_SEGMENT.test(run);
-}
-
-const JWT_SEGMENT = /(?:^|\.)e[yw]/;
-
-function isTokenChar(c: number): boolean {
-  return (
-    (c >= 0x30 && c <= 0x39) ||
-    (c >= 0x41 && c <= 0x5a) ||
-    (c >= 0x61 && c <= 0x7a) ||
-    c === 0x2d ||
-    c === 0x5f ||
-    c === 0x2e
-  );
+  return looksLikeCredential(kept) || endsInsideToken(kept) ? REDACTED : kept + '…';
 }
 
 function id(value: JsonRpcId | null | undefined): JsonRpcId | undefined {

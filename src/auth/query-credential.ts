@@ -127,3 +127,28 @@ function braced(text: string): boolean {
 function isSpace(c: number): boolean {
   return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 }
+
+/**
+ * Whether `kept`, a text cut short, ends in a run of base64url characters and dots that holds a dot
+ * and a segment starting `ey` or `ew` (how a JWT's header and claims begin): a token cut before its
+ * signature, which looksLikeCredential needs to see. What is logged of a cut text is checked with both.
+ */
+export function endsInsideToken(kept: string): boolean {
+  let i = kept.length;
+  while (i > 0 && isTokenChar(kept.charCodeAt(i - 1))) i--;
+  const run = kept.slice(i);
+  return run.includes('.') && JWT_SEGMENT.test(run);
+}
+
+const JWT_SEGMENT = /(?:^|\.)e[yw]/;
+
+function isTokenChar(c: number): boolean {
+  return (
+    (c >= 0x30 && c <= 0x39) ||
+    (c >= 0x41 && c <= 0x5a) ||
+    (c >= 0x61 && c <= 0x7a) ||
+    c === 0x2d ||
+    c === 0x5f ||
+    c === 0x2e
+  );
+}
