@@ -9,10 +9,14 @@
  *           bucket refilled to now, before this cost, as a %.17g string (exact double round trip)
  *
  * A taken bucket expires (PEXPIRE) when it would be full again, since a full bucket and no bucket
- * are the same; a bucket that never refills (rate 0) is kept (PERSIST). A refusal writes nothing.
+ * are the same; a bucket that never refills (rate 0), or would be full only after MAX_TTL ms (2^53 - 1,
+ * about 285,000 years: a tiny rate or a huge capacity), is kept (PERSIST). Past that, `%d` cannot
+ * spell the time (past 2^63 it wrapped to a negative one, which deleted the bucket after every
+ * take: a key with refill_per_second 1e-16 was never limited). A refusal writes nothing.
  */
 export const TAKE_SCRIPT = `
 local EPSILON = 1e-9
+local MAX_TTL = 9007199254740991
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local n = #KEYS
@@ -47,9 +51,10 @@ if allowed == 1 then
     local left = levels[i] - tonumber(ARGV[3 * i])
     if left < 0 then left = 0 end
     redis.call('HSET', KEYS[i], 'tk', string.format('%.17g', left), 'ts', string.format('%.17g', stamps[i]))
-    if rate > 0 then
-      local ttl = math.ceil(stamps[i] - now + ((capacity - left) * 1000) / rate)
-      if ttl < 1 then ttl = 1 end
+    local ttl = MAX_TTL + 1
+    if rate > 0 then ttl = math.ceil(stamps[i] - now + ((capacity - left) * 1000) / rate) end
+    if ttl < 1 then ttl = 1 end
+    if ttl <= MAX_TTL then
       redis.call('PEXPIRE', KEYS[i], string.format('%d', ttl))
     else
       redis.call('PERSIST', KEYS[i])

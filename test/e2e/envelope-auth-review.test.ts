@@ -13,6 +13,9 @@ import { startRawUpstream, raw, statuses, keyedConfig, clientHeaders } from '../
 import type { RawUpstream } from '../helpers/raw-http.ts';
 import { newKey } from '../helpers/review-config.ts';
 import { waitFor } from '../helpers/net.ts';
+import { startRedisServer } from '../helpers/redis-server.ts';
+import type { RedisServer } from '../helpers/redis-server.ts';
+import { sha256Hex } from '../../src/auth/key-hash.ts';
 
 const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 /** A JWT-shaped string (a JOSE header, claims, a signature segment): what a token looks like. */
@@ -73,6 +76,64 @@ describe('review: tool arguments in the audit line (audit.log_arguments: true)',
     assert.ok(
       !text.includes(token.split('.')[1] as string),
       'a token in an argument value is not in the audit line',
+    );
+  });
+});
+
+describe('review: a bucket that refills slower than Redis can spell its expiry (rate_limit.backend: redis)', () => {
+  const secret = newKey();
+  const warm = newKey();
+  let redis: RedisServer;
+  let upstream: RawUpstream;
+  const gateways: TestGateway[] = [];
+
+  before(async () => {
+    [redis, upstream] = await Promise.all([startRedisServer(), startRawUpstream()]);
+  });
+  after(async () => {
+    for (const g of gateways) await g.close(100);
+    await upstream?.close();
+    await redis?.close();
+  });
+
+  /** A gateway whose key `k` has 2 tokens refilled at `refill` per second; `w` has plenty. */
+  async function gatewayWith(backend: 'memory' | 'redis', refill: number): Promise<TestGateway> {
+    const config = JSON.parse(keyedConfig(upstream.url, secret)) as Record<string, unknown>;
+    const keys = config.keys as Record<string, unknown>[];
+    keys[0]!.rate_limit = { capacity: 2, refill_per_second: refill };
+    keys.push({ label: 'w', hash: `sha256:${sha256Hex(warm)}`, allow: ['*'] });
+    config.rate_limit =
+      backend === 'redis'
+        ? { backend, redis: { url: redis.url, prefix: `r${gateways.length}:`, timeout: '2s' } }
+        : { backend };
+    const gateway = await startTestGateway(JSON.stringify(config));
+    gateways.push(gateway);
+    const port = Number(new URL(gateway.url).port);
+    // A decision before the connection to Redis is up is an on_store_error fallback: wait it out.
+    await waitFor(async () => statuses((await raw(port, post(port, warm, ping(0)), 1000)).text)[0] === 200);
+    return gateway;
+  }
+  const ping = (id: number) => JSON.stringify({ jsonrpc: '2.0', id, method: 'ping' });
+
+  async function fivePings(gateway: TestGateway): Promise<number[]> {
+    const port = Number(new URL(gateway.url).port);
+    const out: number[] = [];
+    for (let i = 1; i <= 5; i++)
+      out.push(...statuses((await raw(port, post(port, secret, ping(i)), 1000)).text));
+    return out;
+  }
+
+  it('holds (control): with one token a year (3.2e-8/s) Redis refuses the third request, as memory does', async () => {
+    assert.deepEqual(await fivePings(await gatewayWith('memory', 3.2e-8)), [200, 200, 429, 429, 429]);
+    assert.deepEqual(await fivePings(await gatewayWith('redis', 3.2e-8)), [200, 200, 429, 429, 429]);
+  });
+
+  it('hole: with refill_per_second 1e-16 (valid: min 0) the Redis bucket is deleted after every take, so it never empties', async () => {
+    assert.deepEqual(await fivePings(await gatewayWith('memory', 1e-16)), [200, 200, 429, 429, 429]);
+    assert.deepEqual(
+      await fivePings(await gatewayWith('redis', 1e-16)),
+      [200, 200, 429, 429, 429],
+      'the key gets no more than its capacity from Redis either',
     );
   });
 });
