@@ -148,9 +148,15 @@ function overloaded(): GatewayError {
 
 /**
  * Whether the client waits for `100 Continue` before it sends its body (the server's
- * `checkContinue` goes to the route: nothing invites the body before the pipeline does).
+ * `checkContinue` goes to the route: nothing invites the body before the pipeline does). Only an
+ * HTTP/1.1 client does: an HTTP/1.0 request's expectation is ignored (RFC 9110 section 10.1.1, as
+ * Node's server does), since an HTTP/1.0 client or proxy would read the 100 as the answer.
  */
 export function expectsContinue(req: IncomingMessage): boolean {
+  return asksContinue(req) && (req.httpVersionMajor > 1 || req.httpVersionMinor >= 1);
+}
+
+function asksContinue(req: IncomingMessage): boolean {
   const expect = req.headers.expect;
   return typeof expect === 'string' && CONTINUE.test(expect);
 }
@@ -161,5 +167,5 @@ const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
 /** Whether the request carries an `Expect` the gateway does not meet (anything but 100-continue). */
 export function unsupportedExpectation(req: IncomingMessage): boolean {
   const expect = req.headers.expect;
-  return expect !== undefined && !expectsContinue(req);
+  return expect !== undefined && !asksContinue(req);
 }

@@ -137,3 +137,49 @@ describe('review: a bucket that refills slower than Redis can spell its expiry (
     );
   });
 });
+
+describe('review: Expect: 100-continue on an HTTP/1.0 request', () => {
+  const secret = newKey();
+  let upstream: RawUpstream;
+  let gateway: TestGateway;
+  let port: number;
+
+  before(async () => {
+    upstream = await startRawUpstream();
+    gateway = await startTestGateway(keyedConfig(upstream.url, secret));
+    port = Number(new URL(gateway.url).port);
+  });
+  after(async () => {
+    await gateway?.close(100);
+    await upstream?.close();
+  });
+
+  it('hole: the gateway answers it "HTTP/1.1 100 Continue" before the response (RFC 9110 10.1.1: a server MUST ignore it); an HTTP/1.0 client or proxy reads that as the answer', async () => {
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'ping' });
+    const mark = gateway.auditLines.length;
+    const seen = upstream.seen.length;
+    const r = await raw(
+      port,
+      `POST /mcp HTTP/1.0\r\n${clientHeaders(port, secret)}Expect: 100-continue\r\n` +
+        `Content-Length: ${body.length}\r\n\r\n${body}`,
+      1500,
+    );
+    assert.deepEqual(statuses(r.text), [200], 'one answer, and no interim 100');
+    assert.ok(r.text.endsWith('{"jsonrpc":"2.0","id":5,"result":{}}'));
+    assert.equal(upstream.seen.length, seen + 1);
+    await waitFor(() => (gateway.auditLines.length > mark ? true : undefined), 2000);
+    assert.equal(gateway.auditLines.length, mark + 1);
+    assert.equal(gateway.auditLines[mark]?.decision, 'allow');
+  });
+
+  it('holds: the same on HTTP/1.1 is invited with one 100 Continue, then answered', async () => {
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 6, method: 'ping' });
+    const r = await raw(
+      port,
+      `POST /mcp HTTP/1.1\r\n${clientHeaders(port, secret)}Expect: 100-continue\r\nConnection: close\r\n` +
+        `Content-Length: ${body.length}\r\n\r\n${body}`,
+      1500,
+    );
+    assert.deepEqual(statuses(r.text), [100, 200]);
+  });
+});
