@@ -183,3 +183,68 @@ describe('review: Expect: 100-continue on an HTTP/1.0 request', () => {
     assert.deepEqual(statuses(r.text), [100, 200]);
   });
 });
+
+describe('review: request trailers and folded header lines', () => {
+  const secret = newKey();
+  let upstream: RawUpstream;
+  let gateway: TestGateway;
+  let port: number;
+
+  before(async () => {
+    upstream = await startRawUpstream();
+    gateway = await startTestGateway(keyedConfig(upstream.url, secret, { key: { allow: ['echo'] } }));
+    port = Number(new URL(gateway.url).port);
+  });
+  after(async () => {
+    await gateway?.close(100);
+    await upstream?.close();
+  });
+
+  const call = (name: string) =>
+    JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name, arguments: {} } });
+
+  it('holds: a chunked body whose trailers name a denied tool (Mcp-Method, Mcp-Name, Mcp-Param-*) reaches the upstream without them, length-framed', async () => {
+    const body = call('echo');
+    const seen = upstream.seen.length;
+    const r = await raw(
+      port,
+      `POST /mcp HTTP/1.1\r\n${clientHeaders(port, secret)}Transfer-Encoding: chunked\r\n` +
+        `Trailer: Mcp-Method, Mcp-Name, Mcp-Param-Path\r\nConnection: close\r\n\r\n` +
+        `${body.length.toString(16)};ext=1\r\n${body}\r\n0\r\n` +
+        `Mcp-Method: tools/call\r\nMcp-Name: secret_admin\r\nMcp-Param-Path: /etc/shadow\r\n\r\n`,
+      1500,
+    );
+    assert.deepEqual(statuses(r.text), [200]);
+    const forwarded = upstream.seen.slice(seen);
+    assert.equal(forwarded.length, 1);
+    const headers = forwarded[0]!.headers;
+    // Length-framed (the id is the gateway's tag, so the length is not the client's).
+    assert.match(String(headers['content-length']), /^\d+$/);
+    for (const name of ['transfer-encoding', 'trailer', 'mcp-method', 'mcp-name', 'mcp-param-path'])
+      assert.equal(headers[name], undefined, name);
+  });
+
+  it('holds: a folded (obs-fold) Mcp-Name or User-Agent line is refused 400 by the parser with one audit line and no key in it; nothing is forwarded', async () => {
+    const body = call('echo');
+    for (const folded of [
+      'Mcp-Method: tools/call\r\nMcp-Name: echo\r\n secret_admin\r\n',
+      'User-Agent: a\r\n\tb\r\n',
+    ]) {
+      const mark = gateway.auditLines.length;
+      const seen = upstream.seen.length;
+      const r = await raw(
+        port,
+        `POST /mcp HTTP/1.1\r\n${clientHeaders(port, secret)}${folded}Content-Length: ${body.length}\r\n\r\n${body}`,
+        1500,
+      );
+      assert.deepEqual(statuses(r.text), [400]);
+      await waitFor(() => (gateway.auditLines.length > mark ? true : undefined), 2000);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const lines = gateway.auditLines.slice(mark);
+      assert.equal(lines.length, 1);
+      assert.equal(lines[0]?.decision, 'invalid');
+      assert.ok(!JSON.stringify(lines[0]).includes(secret));
+      assert.equal(upstream.seen.length, seen);
+    }
+  });
+});
