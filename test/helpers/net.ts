@@ -1,15 +1,55 @@
 /** Loopback helpers for tests: a free port, and waiting for a condition. */
+import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { request as httpRequest } from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 
+/**
+ * A loopback port nothing listens on, for a server whose address must be known before it starts
+ * (a config naming its own URL). It is chosen below the kernel's ephemeral range, where neither a
+ * `listen(0)` nor an outgoing connection takes one: a port from that range, free when checked, was
+ * seen taken by another test's connection before the gateway bound it ("already in use").
+ */
 export async function freePort(): Promise<number> {
+  const below = ephemeralLow();
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = LOWEST + Math.floor(Math.random() * (below - LOWEST));
+    if (await bindable(port)) return port;
+  }
+  return bound(0);
+}
+
+/** The lowest port freePort picks (under it: well-known and registered services). */
+const LOWEST = 10_000;
+
+/** The first port of the ephemeral range (Linux: ip_local_port_range), 32768 where unknown. */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > LOWEST + 1000 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+function bindable(port: number): Promise<boolean> {
+  return bound(port).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Listens on `port` (0: any) on 127.0.0.1, closes, and gives the port. */
+async function bound(port: number): Promise<number> {
   const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+  const { port: got } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  return got;
 }
 
 export async function waitFor<T>(
