@@ -23,8 +23,9 @@ import type { ResponseIds } from '../../integrity/restore.ts';
 export const MAX_ANSWERED = 1024;
 /**
  * Upstream endpoints a stream takes answers for: the protocol sends one `endpoint` event per stream,
- * and an upstream that sends more cannot make every answer cost a MAC per endpoint. Answers to
- * requests POSTed to an older endpoint than the last MAX_ENDPOINTS are dropped.
+ * and an upstream that sends more cannot make every answer cost a MAC per endpoint, nor the stream
+ * keep every endpoint it named (transport.ts forgets older ones). Answers to requests POSTed to an
+ * older endpoint than the last MAX_ENDPOINTS are dropped.
  */
 export const MAX_ENDPOINTS = 4;
 
@@ -45,8 +46,8 @@ export class SessionIds implements ResponseIds {
   private readonly paths: readonly string[];
   /** The MACs of the tags answered on this stream, oldest first (a Set keeps insertion order). */
   private answered: Set<string> | undefined;
-  /** The MACs of the tags the event being read answers. */
-  private readonly taken: string[] = [];
+  /** The MACs of the tags the event being read answers (a Set: a batch may answer thousands). */
+  private readonly taken = new Set<string>();
 
   constructor(tagger: RequestTagger, bindingId: string, paths: readonly string[]) {
     this.tagger = tagger;
@@ -56,19 +57,19 @@ export class SessionIds implements ResponseIds {
 
   /** Before reading an event: forgets what a dropped one took. */
   begin(): void {
-    this.taken.length = 0;
+    this.taken.clear();
   }
 
   /** The event read since begin() is passed on: its answers are remembered. */
   commit(): void {
     const taken = this.taken;
-    if (taken.length === 0) return;
+    if (taken.size === 0) return;
     const answered = (this.answered ??= new Set());
     for (const mac of taken) {
       if (answered.size >= MAX_ANSWERED) answered.delete(answered.values().next().value as string);
       answered.add(mac);
     }
-    taken.length = 0;
+    taken.clear();
   }
 
   answer(id: string): Untagged | undefined {
@@ -76,8 +77,8 @@ export class SessionIds implements ResponseIds {
     if (untagged === undefined) return undefined;
     // A tag's MAC names it (a tag is up to MAX_TAG_CHARS long, its client id inside).
     const mac = id.slice(-MAC_CHARS);
-    if (this.answered?.has(mac) || this.taken.includes(mac)) return undefined;
-    this.taken.push(mac);
+    if (this.answered?.has(mac) || this.taken.has(mac)) return undefined;
+    this.taken.add(mac);
     return untagged;
   }
 
