@@ -23,7 +23,7 @@ import type { EndpointSessions } from './endpoint.ts';
 import { sessionParam } from './endpoint.ts';
 import type { StreamMatcher } from './responses.ts';
 import { createStreamRewriter } from './stream.ts';
-import { sessionBinding } from './session-ids.ts';
+import { MAX_ENDPOINTS, sessionBinding } from './session-ids.ts';
 import { MAX_PIN_VIOLATIONS } from '../../audit/record.ts';
 
 export interface SseTransportOptions {
@@ -49,6 +49,7 @@ export function createSseTransport(options: SseTransportOptions): TransportStep 
 
     stream(ctx): ResponseRewrite {
       const principal = principalOf(ctx);
+      /** The sessions handed out on this stream, its last MAX_ENDPOINTS, oldest first. */
       const issued: string[] = [];
       /** The upstream endpoints those sessions stand for: answers to requests POSTed there pass. */
       const paths: string[] = [];
@@ -77,6 +78,13 @@ export function createSseTransport(options: SseTransportOptions): TransportStep 
                 issued.push(endpoint.session);
                 paths.push(endpoint.path);
                 open.set(endpoint.session, ctx);
+                // Only the last MAX_ENDPOINTS are kept (answers to older ones are dropped anyway):
+                // an upstream sending endpoint events cannot grow a stream that lives for days.
+                if (issued.length > MAX_ENDPOINTS) {
+                  const old = issued.shift() as string;
+                  paths.shift();
+                  if (!issued.includes(old) && open.get(old) === ctx) open.delete(old);
+                }
                 ctx.session = sessionTag(endpoint.session);
                 return endpoint.endpoint;
               },
