@@ -24,6 +24,7 @@ import { TAG_PREFIX } from './request-tag.ts';
 import { mayNameBelow, readOnce } from './read-once.ts';
 import type { ReadKeys } from './read-once.ts';
 import type { Plan, RequestTagger, Untagged } from './request-tag.ts';
+import { caseVariant, MESSAGE_MEMBERS } from '../policy/case-variants.ts';
 
 export const SUBSCRIPTION_ID = 'io.modelcontextprotocol/subscriptionId';
 const CANCELLED = 'notifications/cancelled';
@@ -285,6 +286,8 @@ export function restoreEdits(text: string, value: unknown, ids: ResponseIds): Re
     const item: unknown = batch ? (value as unknown[])[i] : value;
     if (typeof item !== 'object' || item === null || Array.isArray(item)) return undefined;
     const m = item as Record<string, unknown>;
+    // `"Result"` beside (or instead of) `result`: a case-folding client reads what was not judged.
+    if (caseVariant(m, MESSAGE_MEMBERS) !== undefined) return undefined;
     const start = batch ? ((starts ??= messageStarts(text))[i] as number) : skipSpace(text, 0);
     const hasResult = Object.hasOwn(m, 'result');
     if (Object.hasOwn(m, 'method')) {

@@ -110,8 +110,8 @@ export class PinSightings {
   /**
    * Per name: the hash of the latest definition a list showed (UNREADABLE when none could be read);
    * names pinned or not, so a name a reload pins is judged by what was listed before it (at most
-   * MAX_SEEN names; past that, new names are not remembered and a reload-pinned one is judged from
-   * its next list).
+   * MAX_SEEN names not pinned; past that, new ones are not remembered and a reload-pinned one is
+   * judged from its next list; a name the running lockfile pins is always remembered).
    */
   readonly seen: Record<PinKind, Map<string, string>> = { tools: new Map(), prompts: new Map() };
   /** The changes reported so far (each once). */
@@ -119,10 +119,15 @@ export class PinSightings {
   /** Bumped whenever a `seen` value changes (any pinning, old generations included). */
   version = 0;
 
-  note(kind: PinKind, name: string, hash: string): void {
+  /**
+   * `pinned`: the name is in the running lockfile. Such a name is always remembered, past MAX_SEEN
+   * too (the lockfile bounds them): else an upstream listing MAX_SEEN other names first would have
+   * a changed pinned tool go unremembered, and so stay callable.
+   */
+  note(kind: PinKind, name: string, hash: string, pinned = false): void {
     const map = this.seen[kind];
     if (map.get(name) === hash) return;
-    if (!map.has(name) && map.size >= MAX_SEEN) return;
+    if (!pinned && !map.has(name) && map.size >= MAX_SEEN) return;
     map.set(name, hash);
     this.version++;
   }
@@ -197,6 +202,7 @@ export function pinningFor(
       kind,
       name,
       verdict.ok && pin !== undefined ? pin.sha256 : (verdict.report?.sha256 ?? UNREADABLE),
+      pin !== undefined,
     );
     const change = verdict.report;
     if (change === undefined) return;

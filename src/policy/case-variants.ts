@@ -40,3 +40,44 @@ function variantKey(key: string): string {
   const folded = mayFold(key) ? foldKey(key) : key;
   return folded.includes('_') ? folded.replaceAll('_', '') : folded;
 }
+
+/** Whether `key` is not one of `names` but a decoder that folds case or underscores reads it as one. */
+export function isVariant(key: string, names: MemberNames): boolean {
+  return !names.exact.has(key) && names.folded.has(variantKey(key));
+}
+
+/**
+ * isVariant of the key whose JSON text, quotes included, is b[start, end): no string is made for a
+ * key of lower-case ASCII without an underscore or an escape (it is its own).
+ */
+export function isVariantAt(b: Uint8Array, start: number, end: number, names: MemberNames): boolean {
+  let plain = true;
+  for (let k = start + 1; k < end - 1 && plain; k++) {
+    const c = b[k] as number;
+    if ((c >= 0x41 && c <= 0x5a) || c >= 0x80 || c === 0x5f || c === 0x5c) plain = false;
+  }
+  if (plain) return false;
+  const text = Buffer.from(b.buffer, b.byteOffset + start, end - start).toString('utf8');
+  let key: unknown;
+  try {
+    key = JSON.parse(text);
+  } catch {
+    return true;
+  }
+  return typeof key !== 'string' || isVariant(key, names);
+}
+
+/**
+ * Members of a JSON-RPC message, and of a list result, that a client reads: in an upstream's answer,
+ * a key another client's decoder reads as one of them (`"Result"`, `"Tools"`, `"toolſ"`,
+ * `"next_cursor"`) would carry what the gateway never judged (an unfiltered, unpinned list).
+ */
+export const MESSAGE_MEMBERS = memberNames(['jsonrpc', 'id', 'method', 'params', 'result', 'error']);
+export const LIST_RESULT_MEMBERS = memberNames([
+  'tools',
+  'prompts',
+  'resources',
+  'resourceTemplates',
+  'tasks',
+  'nextCursor',
+]);

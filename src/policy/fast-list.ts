@@ -13,6 +13,7 @@
  */
 import type { JsonRpcId } from '../jsonrpc/message.ts';
 import { ws } from '../jsonrpc/strict-skip.ts';
+import { isVariantAt, LIST_RESULT_MEMBERS, MESSAGE_MEMBERS } from './case-variants.ts';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -128,6 +129,8 @@ function scan(b: Uint8Array, options: FastListOptions): Uint8Array | undefined {
       return prompts.end;
     }
     for (const key of KEYS_REWRITTEN) if (keyIs(b, ks, ke, key)) throw GIVE_UP;
+    // A key a case-folding client reads as a list (`"Tools"`): the parsed path drops it.
+    if (isVariantAt(b, ks - 1, ke + 1, LIST_RESULT_MEMBERS)) throw GIVE_UP;
     return skipValue(b, vs);
   };
   const end = members(b, i, (ks, ke, vs) => {
@@ -142,6 +145,8 @@ function scan(b: Uint8Array, options: FastListOptions): Uint8Array | undefined {
       return b[vs] === OPEN_OBJECT ? members(b, vs, visitResult) : skipValue(b, vs);
     }
     if (keyIs(b, ks, ke, KEY_METHOD)) throw GIVE_UP;
+    // `"Result"`: the parsed path refuses the message (integrity/restore.ts).
+    if (isVariantAt(b, ks - 1, ke + 1, MESSAGE_MEMBERS)) throw GIVE_UP;
     return skipValue(b, vs);
   });
   if (ws(b, end) !== b.length) return undefined;

@@ -22,6 +22,7 @@ import { createdTaskId } from './tasks.ts';
 import type { TaskScope } from './tasks.ts';
 import type { ListPins } from '../pinning/pins.ts';
 import { parsedAsSpelled } from '../jsonrpc/key-check.ts';
+import { isVariant, LIST_RESULT_MEMBERS } from './case-variants.ts';
 import type { CursorSealer } from '../integrity/cursors.ts';
 
 /** What to do with the response to one request id: filter a list, or record the task it creates. */
@@ -49,6 +50,13 @@ export function filterListResult(
     if (other === kind || !Object.hasOwn(record, other)) continue;
     if (record === result) record = { ...record };
     delete record[other];
+  }
+  // A key a case-folding client reads as a list or the cursor (`"Tools"`, `"next_cursor"`): dropped,
+  // as another kind's list is (it was not judged).
+  for (const key in record) {
+    if (!isVariant(key, LIST_RESULT_MEMBERS)) continue;
+    if (record === result) record = { ...record };
+    delete record[key];
   }
   if (seal !== undefined && Object.hasOwn(record, 'nextCursor')) {
     const next = record.nextCursor;

@@ -27,6 +27,7 @@ import {
   value,
   ws,
 } from '../jsonrpc/strict-skip.ts';
+import { isVariantAt, LIST_RESULT_MEMBERS, MESSAGE_MEMBERS } from './case-variants.ts';
 
 export { NOT_JSON } from '../jsonrpc/strict-skip.ts';
 /** Valid JSON, but not the plain shape this scanner answers for. */
@@ -91,7 +92,7 @@ function scan(b: Uint8Array): ListResponse | typeof OTHER {
   let tools: ScannedList | undefined;
   let prompts: ScannedList | undefined;
   let other = false;
-  const end = members(b, start, (key, vs) => {
+  const end = members(b, start, (key, vs, ks) => {
     if (key === 'id') {
       if (idStart !== -1) other = true;
       idStart = vs;
@@ -101,7 +102,9 @@ function scan(b: Uint8Array): ListResponse | typeof OTHER {
       if (result !== -1 || b[vs] !== OPEN_OBJECT) other = true;
       result = vs;
       if (b[vs] !== OPEN_OBJECT) return value(b, vs, 1);
-      return members(b, vs, (k, v) => {
+      return members(b, vs, (k, v, ks) => {
+        // A key a case-folding client reads as a list (`"Tools"`): the parsed path drops it.
+        if (k === undefined && isVariantAt(b, ks, string(b, ks), LIST_RESULT_MEMBERS)) other = true;
         if (k === 'tools' || k === 'prompts') {
           if ((k === 'tools' ? tools : prompts) !== undefined || b[v] !== OPEN_ARRAY) other = true;
           if (b[v] !== OPEN_ARRAY) return value(b, v, 2);
@@ -123,6 +126,8 @@ function scan(b: Uint8Array): ListResponse | typeof OTHER {
       });
     }
     if (key === 'method' || key === 'error') other = true;
+    // `"Result"`: the parsed path refuses the message (integrity/restore.ts).
+    if (key === undefined && isVariantAt(b, ks, string(b, ks), MESSAGE_MEMBERS)) other = true;
     return value(b, vs, 1);
   });
   if (ws(b, end) !== b.length) throw NOT_JSON;
@@ -162,19 +167,19 @@ function entries(b: Uint8Array, open: number): ScannedList {
 
 /**
  * Walks the members of the object whose `{` is at `start`; `visit` gets each key (undefined when
- * it cannot be one the caller looks for) and its value's start, and returns the index after the
- * value. Returns the index after the `}`.
+ * it cannot be one the caller looks for), its value's start and where the key's quote is, and
+ * returns the index after the value. Returns the index after the `}`.
  */
 function members(
   b: Uint8Array,
   start: number,
-  visit: (key: string | undefined, vs: number) => number,
+  visit: (key: string | undefined, vs: number, ks: number) => number,
 ): number {
   let i = ws(b, start + 1);
   if (b[i] === CLOSE_OBJECT) return i + 1;
   for (;;) {
     const vs = afterKey(b, i);
-    i = ws(b, visit(keyOf(b, i), vs));
+    i = ws(b, visit(keyOf(b, i), vs, i));
     if (b[i] === COMMA) {
       i = ws(b, i + 1);
       continue;
