@@ -6,25 +6,20 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
-import { openStream } from '../helpers/sse-stream.ts';
 import type { OpenedStream } from '../helpers/sse-stream.ts';
 import { startRawSseUpstream } from '../helpers/raw-sse-upstream.ts';
 import type { RawSseUpstream } from '../helpers/raw-sse-upstream.ts';
 import { newKey, reviewConfig } from '../helpers/review-config.ts';
 import { TOOLS } from '../helpers/sse-fixtures.ts';
+import {
+  idsBefore as ids,
+  legacyClients,
+  messageEvent as event,
+  messagesBefore as drain,
+} from '../helpers/legacy-session.ts';
 
 const ALICE = newKey();
 const BOB = newKey();
-
-function postAs(key: string, url: string, body: unknown): Promise<Response> {
-  return fetch(url, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-}
-
-const event = (message: unknown) => `event: message\ndata: ${JSON.stringify(message)}\n\n`;
 
 describe('client view over the HTTP+SSE transport, two keys on one upstream', () => {
   let upstream: RawSseUpstream;
@@ -53,37 +48,7 @@ describe('client view over the HTTP+SSE transport, two keys on one upstream', ()
     await upstream.close();
   });
 
-  /** Opens a stream for `key`; returns it, its endpoint, and the upstream stream it rides on. */
-  async function open(key: string) {
-    const stream = await openStream(gateway.mcpUrl, key);
-    opened.push(stream);
-    const first = await stream.next();
-    assert.equal(first.event, 'endpoint');
-    const up = upstream.streams.at(-1)!;
-    return { stream, endpoint: new URL(first.data, gateway.url).href, up };
-  }
-
-  async function forwarded(key: string, endpoint: string, body: unknown): Promise<{ id: string }> {
-    const arrived = upstream.nextPost();
-    const res = await postAs(key, endpoint, body);
-    assert.equal(res.status, 202);
-    await res.text();
-    return (await arrived) as { id: string };
-  }
-
-  /** Writes a marker notification and returns every event before it. */
-  async function drain(stream: OpenedStream, up: { res: { write(b: string): unknown } }): Promise<unknown[]> {
-    const marker = `m${Math.random()}`;
-    up.res.write(
-      event({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: marker } }),
-    );
-    const seen: unknown[] = [];
-    for (;;) {
-      const e = JSON.parse((await stream.next()).data) as { params?: { data?: string } };
-      if (e.params?.data === marker) return seen;
-      seen.push(e);
-    }
-  }
+  const { open, forwarded } = legacyClients(() => ({ gateway, upstream }), opened);
 
   // Not covered before: sse-transport-bytes.test.ts writes forged and unsigned tags only; this is a
   // tag the gateway really signed, for another key.
@@ -127,9 +92,6 @@ describe('client view over the HTTP+SSE transport, two keys on one upstream', ()
     })) as unknown as { params: { requestId: string } };
     assert.equal(other.params.requestId, second.id);
   });
-
-  const ids = async (stream: OpenedStream, up: { res: { write(b: string): unknown } }) =>
-    ((await drain(stream, up)) as { id?: unknown }[]).map((m) => m.id);
 
   it('failed before: one answer the upstream writes twice reaches the client once', async () => {
     const a = await open(ALICE);
