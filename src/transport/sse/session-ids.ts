@@ -9,11 +9,11 @@
  *
  * This transport never replays a stream (no `Last-Event-ID` reaches the upstream), so a tag answered
  * once on a stream is never answered there again: the stream remembers the last MAX_ANSWERED it
- * passed and drops a second answer to any of them. An event that is dropped (a batch holding one
- * answer it may not pass, a list that cannot be read) answers nothing: its tags are remembered only
- * once it passes (`begin` before reading an event, `commit` once it is passed on). Older ones are forgotten, so a repeat with more
+ * passed and drops a second answer to any of them. Older ones are forgotten, so a repeat with more
  * than that many answers between the two copies passes; what it could carry is the same request's
- * answer, already filtered for this stream's principal.
+ * answer, already filtered for this stream's principal. An event that is dropped (a batch holding
+ * one answer it may not pass, a list that cannot be read) answers nothing: its tags are remembered
+ * only once it passes (`begin` before reading an event, `commit` once it is passed on).
  */
 import { MAC_CHARS } from '../../integrity/request-tag.ts';
 import type { RequestTagger, Untagged } from '../../integrity/request-tag.ts';
