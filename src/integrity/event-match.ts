@@ -7,8 +7,9 @@
  * - A notification that names no request: it passes as it is, as the parse would pass it. Named
  *   here strictly: one object whose keys hold no escape, with `"method"`, no `"id"`, `"result"` or
  *   `"error"`, and `"params"` (at most once) absent, not an object, or an object whose own keys
- *   hold no escape and include neither `"requestId"` (a cancellation names its request there) nor
- *   `"_meta"` (where a subscription id would be); valid JSON to the last byte; the block valid UTF-8.
+ *   hold no escape and include none of `"requestId"` (a cancellation names its request there),
+ *   `"_meta"` (where a subscription id would be) and `"uri"` (a resource an update names, which the
+ *   key may not use: policy/hidden-updates.ts); valid JSON to the last byte; the block valid UTF-8.
  *
  * Anything else, valid or not, is left to the parse before anything is answered (undefined).
  * test/unit/integrity/event-match-differential.test.ts compares the two on generated streams.
@@ -109,7 +110,10 @@ function topKey(b: Uint8Array, from: number, to: number): number {
   }
 }
 
-/** Whether the unescaped key in b[from, to) is one a notification names a request or subscription by. */
+/**
+ * Whether the unescaped key in b[from, to) is one a notification names a request, a subscription or
+ * a resource by.
+ */
 function isNamingKey(b: Uint8Array, from: number, to: number): boolean {
-  return bytesAre(b, from, to, 'requestId') || bytesAre(b, from, to, '_meta');
+  return bytesAre(b, from, to, 'requestId') || bytesAre(b, from, to, '_meta') || bytesAre(b, from, to, 'uri');
 }

@@ -23,12 +23,13 @@ import { GatewayError, RPC } from '../jsonrpc/errors.ts';
 import type { ResponseRewrite } from '../proxy/relay.ts';
 import type { SseRewriterLike } from '../proxy/relay-api.ts';
 import type { BufferBudget } from '../proxy/body-buffer.ts';
-import { createSseRewriter } from '../proxy/sse-rewrite.ts';
+import { createSseRewriter, DROP } from '../proxy/sse-rewrite.ts';
 import { filterJsonResponseBody, rewriteEventData } from '../policy/filter-list.ts';
 import type { Grants } from '../policy/grants.ts';
 import type { TaskScope } from '../policy/tasks.ts';
 import type { ListPins } from '../pinning/pins.ts';
 import { UNREADABLE } from '../policy/unreadable.ts';
+import { hidesUpdate } from '../policy/hidden-updates.ts';
 import { restoreEdits, restoreIds } from './restore.ts';
 import { applyEdits, applyEditsToAscii } from './json-spans.ts';
 import { LIST_MIN_BYTES, matchListResponse, NOT_JSON, REFUSED } from './list-match.ts';
@@ -144,6 +145,8 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
     // The ids go back into these bytes, judged by what JSON.parse read: it must be what they spell
     // (V8 can read a key as another the same bytes primed, `result` as `r\u006`: key-check.ts).
     if (!parsedAsSpelled(text, value)) throw misread();
+    // Not an answer, and no JSON body can leave a message out: the body is refused.
+    if (hidesUpdate(value, this.filters().grants)) throw unanswerable();
     const restored = restoreEdits(text, value, ids);
     if (restored === undefined) throw unanswerable();
     // ASCII text (as long as its bytes): the ids are spliced into the bytes, nothing re-encoded.
@@ -218,7 +221,8 @@ function unanswerable(): GatewayError {
 
 /**
  * One SSE event's data: its replacement (the client's ids back, lists filtered), undefined when it
- * passes as it is (no data, or a message naming no request), or UNREADABLE.
+ * passes as it is (no data, or a message naming no request), UNREADABLE, or DROP (an update of a
+ * resource the key may not use: policy/hidden-updates.ts).
  */
 export function matchEventData(data: string, ids: ResponseIds, filters: Filters): string | undefined {
   if (data.trim() === '') return undefined;
@@ -234,6 +238,7 @@ export function matchEventData(data: string, ids: ResponseIds, filters: Filters)
     return UNREADABLE;
   }
   if (!parsedAsSpelled(data, value)) return UNREADABLE;
+  if (hidesUpdate(value, filters.grants)) return DROP;
   const restored = restoreIds(data, value, ids);
   if (restored === undefined) return UNREADABLE;
   if (restored.plans !== undefined) {

@@ -7,7 +7,8 @@
  * `retry:` fields (comments in it go). Written again as well: a block with data whose bytes are not
  * UTF-8 (it was read with U+FFFD in place of each bad sequence, and the client gets what was read),
  * a block with an id when ids are sealed (`eventId`), and a first block after the characters `ï»¿`
- * (sse.ts parseBlock). `onEnd` may add events when the stream ends.
+ * (sse.ts parseBlock). `onEnd` may add events when the stream ends. When `rewrite` returns DROP, the
+ * event is not passed on: only its `id:` (sealed as any), so the client's resume point still moves.
  *
  * Cost when nothing is rewritten: a memchr-style scan for line ends, plus decoding the data of each
  * event for `rewrite`; untouched blocks leave as slices of the input chunk, not copies. A `bytes`
@@ -20,6 +21,9 @@ import { BlockScanner, bytesAt, parseBlock, serializeEvent, startsWithLatin1Bom 
 import type { SseFields } from './sse.ts';
 import { plainIdStart } from './sse-plain.ts';
 import { BodyBuffer, BufferBudget } from './body-buffer.ts';
+
+/** What `rewrite` returns for an event that must not reach the client (no JSON text is this). */
+export const DROP = '\u0000drop';
 
 /** Largest single event the rewriter holds (a list of thousands of tools is far smaller). */
 export const MAX_EVENT_BYTES = 64 * 1024 * 1024;
@@ -105,6 +109,7 @@ export function createSseRewriter(
     const data = fields.data === undefined ? undefined : (rewrite(fields.data) ?? fields.data);
     const id =
       fields.id !== undefined && fields.id !== '' && eventId !== undefined ? eventId(fields.id) : fields.id;
+    if (data === DROP) return dropped(id);
     return Buffer.from(serializeEvent({ ...fields, id, data }));
   }
 
@@ -134,7 +139,13 @@ export function createSseRewriter(
     // Bytes that are not UTF-8 were read as U+FFFD: the client gets what was read, not bytes a
     // lenient decoder could read as something else.
     if (data === undefined) return isUtf8(raw) ? undefined : Buffer.from(serializeEvent(fields));
+    if (data === DROP) return dropped(fields.id);
     return Buffer.from(serializeEvent({ ...fields, data }));
+  }
+
+  /** What is left of a dropped event: its id alone (a client then dispatches nothing), or nothing. */
+  function dropped(id: string | undefined): Buffer {
+    return id === undefined || id === '' ? EMPTY : Buffer.from(serializeEvent({ id }));
   }
 
   function hold(piece: Buffer): void {
@@ -193,6 +204,8 @@ export function createSseRewriter(
     },
   };
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** Whether a line of the block may start with `id` (the parse then says whether it is the field). */
 function mayHoldId(raw: Buffer): boolean {

@@ -15,9 +15,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { sha256Hex } from '../../src/auth/key-hash.ts';
+import { parseConfigText } from '../../src/config/load.ts';
 import { lockfileOf, serializeLockfile } from '../../src/pinning/lockfile.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
+import { waitFor } from '../helpers/net.ts';
 
 const ALICE = mintKey(randomBytes(32));
 const BOB = mintKey(randomBytes(32));
@@ -180,6 +182,32 @@ function reached(method: string, match: (m: Message) => boolean = () => true): n
   return received.filter((m) => m.method === method && match(m)).length;
 }
 
+async function reload(gateway: TestGateway, text: string): Promise<void> {
+  const { config: next, issues } = parseConfigText(text, {}, Date.now());
+  assert.ok(next, JSON.stringify(issues));
+  const outcome = await gateway.runtime.reload(next);
+  assert.equal(outcome.applied, true);
+}
+
+/** Reads an SSE body as it arrives; `seen()` is what came so far. */
+function readStream(res: Response): { seen: () => string; stop: () => void } {
+  let text = '';
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  void (async () => {
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        text += decoder.decode(value, { stream: true });
+      }
+    } catch {
+      // ended
+    }
+  })();
+  return { seen: () => text, stop: () => void reader.cancel().catch(() => {}) };
+}
+
 describe('state review: tasks, subscriptions, pins and reloads', () => {
   let dir: string;
   let lockfile: string;
@@ -295,5 +323,53 @@ describe('state review: tasks, subscriptions, pins and reloads', () => {
     // The owner still may.
     const mine = await post(gateway, ALICE, 'tasks/result', { taskId });
     assert.match(mine.text, new RegExp(`result of ${taskId}`));
+  });
+
+  // ---------------------------------------------------------------------------------------------
+  // Subscriptions across a reload
+  // ---------------------------------------------------------------------------------------------
+
+  it('failed before: a 2025 resources/subscribe made before a reload narrowed the key kept delivering updates of the resource on its new GET stream', async () => {
+    // README: a changed key's "open streams ... are ended: the client reconnects and is judged by
+    // the new config". The subscription is upstream session state the reconnect does not re-judge.
+    gateway = await startTestGateway(config(upstream.url, { resources: ['file:///docs/*'] }));
+    const init = await post(gateway, ALICE, 'initialize', {
+      protocolVersion: '2025-11-25',
+      capabilities: {},
+      clientInfo: { name: 't', version: '1' },
+    });
+    const session = init.headers.get('mcp-session-id')!;
+    assert.ok(session);
+    const sub = await post(
+      gateway,
+      ALICE,
+      'resources/subscribe',
+      { uri: 'file:///docs/secret.txt' },
+      session,
+    );
+    assert.equal(sub.status, 200, sub.text);
+    await reload(gateway, config(upstream.url, { resources: ['file:///docs/public.txt'] }));
+    // Now refused: the key may not use it any more.
+    const again = await post(gateway, ALICE, 'resources/read', { uri: 'file:///docs/secret.txt' }, session);
+    assert.match(again.text, /not found/);
+    const heldBefore = held.length;
+    const res = await fetch(gateway.mcpUrl, {
+      headers: { accept: 'text/event-stream', authorization: `Bearer ${ALICE}`, 'mcp-session-id': session },
+    });
+    assert.equal(res.status, 200);
+    const stream = readStream(res);
+    const upstreamSide = await waitFor(() => held[heldBefore], 2000, 'the GET stream upstream');
+    upstreamSide.write(
+      `data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/resources/updated', params: { uri: 'file:///docs/secret.txt' } })}\n\n`,
+    );
+    upstreamSide.write(
+      `data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/resources/updated', params: { uri: 'file:///docs/public.txt' } })}\n\n`,
+    );
+    await waitFor(() => stream.seen().includes('public.txt'), 2000, 'the allowed update');
+    stream.stop();
+    assert.ok(
+      !stream.seen().includes('secret.txt'),
+      `an update of a resource the key may no longer use reached it: ${stream.seen()}`,
+    );
   });
 });

@@ -20,6 +20,7 @@ import { UNREADABLE } from '../../policy/unreadable.ts';
 import type { Pinning, PinReport } from '../../pinning/pins.ts';
 import { parsedAsSpelled } from '../../jsonrpc/key-check.ts';
 import { SessionIds } from './session-ids.ts';
+import { hidesUpdate } from '../../policy/hidden-updates.ts';
 
 export interface Matched {
   /** The data to send on. */
@@ -69,6 +70,8 @@ export function createStreamMatcher(
       }
       // What passes is these bytes with ids restored: they must spell what was read (key-check.ts).
       if (!parsedAsSpelled(data, value)) return undefined;
+      // An update of a resource the key may not use (policy/hidden-updates.ts).
+      if (hidesUpdate(value, principal.grants)) return undefined;
       const restored = restoreIds(data, value, ids);
       if (restored === undefined) return undefined;
       if (restored.plans === undefined) return { data: restored.text, filtered: false };

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { createSseRewriter } from '../../../src/proxy/sse-rewrite.ts';
+import { createSseRewriter, DROP } from '../../../src/proxy/sse-rewrite.ts';
 import { SseParser } from '../../../src/proxy/sse.ts';
 import { isGatewayError } from '../../../src/jsonrpc/errors.ts';
 
@@ -265,5 +265,15 @@ describe('a first block after the characters a BOM read as Latin-1 (ï»¿)', ()
     const rewriter = createSseRewriter(() => undefined);
     const input = Buffer.from('data: a\n\n\u00ef\u00bb\u00bfdata: b\n\n');
     assert.equal(all(run(rewriter, [input])), 'data: a\n\n\u00ef\u00bb\u00bfdata: b\n\n');
+  });
+
+  it('drops an event rewrite says DROP: its id alone is left (sealed when ids are), nothing without one', () => {
+    const drop = (data: string) => (data === 'hidden' ? DROP : undefined);
+    const input = 'id: 1\nevent: message\ndata: hidden\n\ndata: hidden\n\nid: 3\ndata: shown\n\n';
+    for (const chunks of [[Buffer.from(input)], cut(Buffer.from(input), [5, 20, 33, 40])]) {
+      assert.equal(all(run(createSseRewriter(drop), chunks)), 'id: 1\n\nid: 3\ndata: shown\n\n');
+      const sealed = createSseRewriter(drop, { eventId: (id) => `s${id}` });
+      assert.equal(all(run(sealed, chunks)), 'id: s1\n\nid: s3\ndata: shown\n\n');
+    }
   });
 });
