@@ -8,8 +8,10 @@
  *   here strictly: one object whose keys hold no escape, with `"method"`, no `"id"`, `"result"` or
  *   `"error"`, and `"params"` (at most once) absent, not an object, or an object whose own keys
  *   hold no escape and include none of `"requestId"` (a cancellation names its request there),
- *   `"_meta"` (where a subscription id would be) and `"uri"` (a resource an update names, which the
- *   key may not use: policy/hidden-updates.ts); valid JSON to the last byte; the block valid UTF-8.
+ *   `"_meta"` (where a subscription id would be) and `"uri"` or a key a case-folding client reads as
+ *   it (a resource an update names, which the key may not use: policy/hidden-updates.ts); `"method"`
+ *   once, and no top-level key such a client reads as a member of the message (`"Params"`); valid
+ *   JSON to the last byte; the block valid UTF-8.
  *
  * Anything else, valid or not, is left to the parse before anything is answered (undefined).
  * test/unit/integrity/event-match-differential.test.ts compares the two on generated streams.
@@ -30,6 +32,8 @@ import type { ResponseIds } from './restore.ts';
 import { LIST_MIN_BYTES } from './list-match.ts';
 import { matchSmallSpan } from './small-match.ts';
 import { bytesAre, plainObjectEnd, valueStart } from './plain-members.ts';
+import { isVariantAt, MESSAGE_MEMBERS } from '../policy/case-variants.ts';
+import { UPDATE_PARAMS } from '../policy/hidden-updates.ts';
 
 /** The block passes as it is. */
 export const PASS = null;
@@ -82,7 +86,11 @@ function scan(b: Uint8Array): boolean {
       ve = plainObjectEnd(b, vs, isNamingKey);
       if (ve === -1) return false;
     } else ve = value(b, vs, 1);
-    if (kind === METHOD) method = true;
+    if (kind === METHOD) {
+      // A repeated method is the parse's to judge (a first-wins client reads the first).
+      if (method) return false;
+      method = true;
+    }
     i = ws(b, ve);
     if (b[i] === COMMA) {
       i = ws(b, i + 1);
@@ -94,8 +102,12 @@ function scan(b: Uint8Array): boolean {
   return method && ws(b, i + 1) === b.length;
 }
 
-/** Which top-level key the unescaped key in b[from, to) is (0: another). */
+/**
+ * Which top-level key the unescaped key in b[from, to) is (0: another). One a case-folding client
+ * reads as a member of the message (`"Params"`) is refused, as the parse refuses it (restore.ts).
+ */
 function topKey(b: Uint8Array, from: number, to: number): number {
+  if (isVariantAt(b, from - 1, to + 1, MESSAGE_MEMBERS)) return REFUSED;
   switch (to - from) {
     case 2:
       return bytesAre(b, from, to, 'id') ? REFUSED : 0;
@@ -115,5 +127,10 @@ function topKey(b: Uint8Array, from: number, to: number): number {
  * a resource by.
  */
 function isNamingKey(b: Uint8Array, from: number, to: number): boolean {
-  return bytesAre(b, from, to, 'requestId') || bytesAre(b, from, to, '_meta') || bytesAre(b, from, to, 'uri');
+  return (
+    bytesAre(b, from, to, 'requestId') ||
+    bytesAre(b, from, to, '_meta') ||
+    bytesAre(b, from, to, 'uri') ||
+    isVariantAt(b, from - 1, to + 1, UPDATE_PARAMS)
+  );
 }

@@ -29,7 +29,7 @@ import type { Grants } from '../policy/grants.ts';
 import type { TaskScope } from '../policy/tasks.ts';
 import type { ListPins } from '../pinning/pins.ts';
 import { UNREADABLE } from '../policy/unreadable.ts';
-import { hidesUpdate } from '../policy/hidden-updates.ts';
+import { hidesUpdate, withoutHiddenUpdates } from '../policy/hidden-updates.ts';
 import { restoreEdits, restoreIds } from './restore.ts';
 import { applyEdits, applyEditsToAscii } from './json-spans.ts';
 import { LIST_MIN_BYTES, matchListResponse, NOT_JSON, REFUSED } from './list-match.ts';
@@ -222,7 +222,7 @@ function unanswerable(): GatewayError {
 /**
  * One SSE event's data: its replacement (the client's ids back, lists filtered), undefined when it
  * passes as it is (no data, or a message naming no request), UNREADABLE, or DROP (an update of a
- * resource the key may not use: policy/hidden-updates.ts).
+ * resource the key may not use: policy/hidden-updates.ts; a batch loses only such updates).
  */
 export function matchEventData(data: string, ids: ResponseIds, filters: Filters): string | undefined {
   if (data.trim() === '') return undefined;
@@ -238,7 +238,11 @@ export function matchEventData(data: string, ids: ResponseIds, filters: Filters)
     return UNREADABLE;
   }
   if (!parsedAsSpelled(data, value)) return UNREADABLE;
-  if (hidesUpdate(value, filters.grants)) return DROP;
+  if (hidesUpdate(value, filters.grants)) {
+    // In a batch only the updates go: a response beside them still answers its request.
+    const rest = Array.isArray(value) ? withoutHiddenUpdates(data, value, filters.grants) : undefined;
+    return rest === undefined ? DROP : (matchEventData(rest, ids, filters) ?? rest);
+  }
   const restored = restoreIds(data, value, ids);
   if (restored === undefined) return UNREADABLE;
   if (restored.plans !== undefined) {

@@ -30,3 +30,12 @@ export function readOnce(text: string, objectStart: number, keys: ReadKeys): boo
 export function mayNameBelow(text: string): boolean {
   return text.includes('_meta') || text.includes('requestId') || text.includes('\\u');
 }
+
+/**
+ * Whether `text` may hold a notification that repeats its `method` or an update's `uri`: the key
+ * `"method"` written more than once, or `uri` anywhere (escaped spellings hold `\u`: mayNameBelow).
+ * A first-wins client would read the first, the gateway (JSON.parse) the last.
+ */
+export function mayRepeatUpdate(text: string): boolean {
+  return text.includes('uri') || text.indexOf('"method"') !== text.lastIndexOf('"method"');
+}

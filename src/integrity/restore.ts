@@ -21,7 +21,7 @@ import { applyEdits, DUPLICATE, messageStarts, pathSpan, skipSpace } from './jso
 import type { Edit } from './json-spans.ts';
 import type { Pending, PendingTags } from './cancels.ts';
 import { TAG_PREFIX } from './request-tag.ts';
-import { mayNameBelow, readOnce } from './read-once.ts';
+import { mayNameBelow, mayRepeatUpdate, readOnce } from './read-once.ts';
 import type { ReadKeys } from './read-once.ts';
 import type { Plan, RequestTagger, Untagged } from './request-tag.ts';
 import { caseVariant, MESSAGE_MEMBERS } from '../policy/case-variants.ts';
@@ -282,6 +282,8 @@ export function restoreEdits(text: string, value: unknown, ids: ResponseIds): Re
   let answered: Set<JsonRpcId> | undefined;
   /** Whether the text may name something below a message's top level (read-once.ts). */
   let naming: boolean | undefined;
+  /** ...or may repeat what names a notification or the resource an update names (read-once.ts). */
+  let notifying: boolean | undefined;
   for (let i = 0; i < count; i++) {
     const item: unknown = batch ? (value as unknown[])[i] : value;
     if (typeof item !== 'object' || item === null || Array.isArray(item)) return undefined;
@@ -293,8 +295,13 @@ export function restoreEdits(text: string, value: unknown, ids: ResponseIds): Re
     if (Object.hasOwn(m, 'method')) {
       if (hasResult || Object.hasOwn(m, 'error')) return undefined;
       if (Object.hasOwn(m, 'id')) continue; // a request from the upstream: its id is its own
-      // A repeated params, requestId, _meta or subscription id: a first-wins client reads another.
-      if ((naming ??= mayNameBelow(text)) && !readOnce(text, start, NOTIFICATION_READS)) return undefined;
+      // A repeated method, params, requestId, _meta, subscription id or uri (the resource an update
+      // names: policy/hidden-updates.ts): a first-wins client reads another.
+      if (
+        (notifying ??= mayNameBelow(text) || mayRepeatUpdate(text)) &&
+        !readOnce(text, start, NOTIFICATION_READS)
+      )
+        return undefined;
       const params = m.params;
       if (typeof params !== 'object' || params === null) continue;
       const p = params as Record<string, unknown>;
@@ -349,11 +356,13 @@ export function restoreEdits(text: string, value: unknown, ids: ResponseIds): Re
 const ID_PATH = ['id'];
 const META_READS: ReadKeys = new Map([[SUBSCRIPTION_ID, undefined]]);
 const NOTIFICATION_READS: ReadKeys = new Map([
+  ['method', undefined],
   [
     'params',
     new Map<string, ReadKeys | undefined>([
       ['requestId', undefined],
       ['_meta', META_READS],
+      ['uri', undefined],
     ]),
   ],
 ]);

@@ -234,7 +234,7 @@ const DOT_SEGMENT = /(?:^|[/\\]|%2f|%5c)(?:\.|%2e){1,2}(?:[/\\?#]|%2f|%5c|$)/i;
  * drop) and without control characters (which C-string upstreams truncate at), so that the name the
  * upstream acts on is the one judged.
  */
-function isName(value: unknown): value is string {
+export function isName(value: unknown): value is string {
   return typeof value === 'string' && (value as WellFormed).isWellFormed() && !CONTROL.test(value);
 }
 

@@ -8,7 +8,8 @@
  * UTF-8 (it was read with U+FFFD in place of each bad sequence, and the client gets what was read),
  * a block with an id when ids are sealed (`eventId`), and a first block after the characters `ï»¿`
  * (sse.ts parseBlock). `onEnd` may add events when the stream ends. When `rewrite` returns DROP, the
- * event is not passed on: only its `id:` (sealed as any), so the client's resume point still moves.
+ * event is not passed on: only its `id:` (sealed as any) and `retry:`, so the client's resume point
+ * still moves.
  *
  * Cost when nothing is rewritten: a memchr-style scan for line ends, plus decoding the data of each
  * event for `rewrite`; untouched blocks leave as slices of the input chunk, not copies. A `bytes`
@@ -109,7 +110,7 @@ export function createSseRewriter(
     const data = fields.data === undefined ? undefined : (rewrite(fields.data) ?? fields.data);
     const id =
       fields.id !== undefined && fields.id !== '' && eventId !== undefined ? eventId(fields.id) : fields.id;
-    if (data === DROP) return dropped(id);
+    if (data === DROP) return dropped(id, fields.retry);
     return Buffer.from(serializeEvent({ ...fields, id, data }));
   }
 
@@ -139,13 +140,16 @@ export function createSseRewriter(
     // Bytes that are not UTF-8 were read as U+FFFD: the client gets what was read, not bytes a
     // lenient decoder could read as something else.
     if (data === undefined) return isUtf8(raw) ? undefined : Buffer.from(serializeEvent(fields));
-    if (data === DROP) return dropped(fields.id);
+    if (data === DROP) return dropped(fields.id, fields.retry);
     return Buffer.from(serializeEvent({ ...fields, data }));
   }
 
-  /** What is left of a dropped event: its id alone (a client then dispatches nothing), or nothing. */
-  function dropped(id: string | undefined): Buffer {
-    return id === undefined || id === '' ? EMPTY : Buffer.from(serializeEvent({ id }));
+  /**
+   * What is left of a dropped event: its `id:` (an empty one too: it resets the client's resume
+   * point) and `retry:`, which a client applies though it dispatches nothing; or nothing.
+   */
+  function dropped(id: string | undefined, retry: number | undefined): Buffer {
+    return id === undefined && retry === undefined ? EMPTY : Buffer.from(serializeEvent({ id, retry }));
   }
 
   function hold(piece: Buffer): void {
