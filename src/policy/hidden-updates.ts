@@ -5,7 +5,7 @@
  * `resources/subscribe` outlives a reload that narrowed the key: the subscription is the upstream's
  * state), or the upstream may send it for resources nobody subscribed to. Either would show the key
  * the name of a resource its lists hide, and when it changes. Such an event is dropped from the
- * stream (an id it carries still moves the client's resume point; in a batch, only the update goes),
+ * stream (its id is kept: see sse-rewrite.ts DROP; in a batch, only the update goes),
  * and a JSON body holding one is refused, as a response to nothing would be.
  *
  * The URI is judged as `resources/read` judges one (policy/judge.ts: a well-formed name the key's

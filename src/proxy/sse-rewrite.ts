@@ -8,8 +8,10 @@
  * UTF-8 (it was read with U+FFFD in place of each bad sequence, and the client gets what was read),
  * a block with an id when ids are sealed (`eventId`), and a first block after the characters `ï»¿`
  * (sse.ts parseBlock). `onEnd` may add events when the stream ends. When `rewrite` returns DROP, the
- * event is not passed on: only its `id:` (sealed as any) and `retry:`, so the client's resume point
- * still moves.
+ * event is not passed on: only its `id:` (sealed as any) and `retry:`. A client that takes the id of
+ * an event without data (browsers' EventSource, httpx-sse) resumes after it; one that ignores such
+ * blocks (eventsource-parser, under the TypeScript SDK) resumes from an earlier id, and the event is
+ * dropped again.
  *
  * Cost when nothing is rewritten: a memchr-style scan for line ends, plus decoding the data of each
  * event for `rewrite`; untouched blocks leave as slices of the input chunk, not copies. A `bytes`
