@@ -163,4 +163,18 @@ describe('updates of resources the key may not use, over the HTTP+SSE transport'
     a.up.res.write(messageEvent(updated(PUBLIC)));
     assert.deepEqual(await messagesBefore(a.stream, a.up), [updated(PUBLIC)]);
   });
+
+  // From the attack review of this filtering (hidden-updates-review.test.ts covers Streamable HTTP).
+  it('hole: repeated uri, params or method, and a case variant of uri, passed the stream', async () => {
+    const a = await open(KEY);
+    const raw = [
+      `{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"${SECRET_URI}","uri":"${PUBLIC}"}}`,
+      `{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"${SECRET_URI}"},"params":{"uri":"${PUBLIC}"}}`,
+      `{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"${SECRET_URI}"},"method":"notifications/message"}`,
+      `{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"URI":"${SECRET_URI}"}}`,
+    ];
+    for (const data of raw) a.up.res.write(`event: message\ndata: ${data}\n\n`);
+    a.up.res.write(messageEvent(updated(PUBLIC)));
+    assert.deepEqual(await messagesBefore(a.stream, a.up), [updated(PUBLIC)]);
+  });
 });
