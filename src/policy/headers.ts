@@ -235,9 +235,12 @@ function checkVersion(version: string | undefined, message: JsonRpcMessage): Gat
 
 /** Decodes a header value that may use the Base64 sentinel; undefined when malformed. */
 export function decodeValue(value: string): string | undefined {
-  if (!(value.startsWith(SENTINEL_PREFIX) && value.endsWith(SENTINEL_SUFFIX) && value.length >= 11)) {
+  if (!(value.startsWith(SENTINEL_PREFIX) && value.endsWith(SENTINEL_SUFFIX))) {
     return PLAIN.test(value) ? value : undefined;
   }
+  // `=?base64?=`: prefix and suffix overlap. The SDKs decode it (an empty payload: ""), a reader
+  // that wants them apart takes it as plain text; both cannot be right, so neither is.
+  if (value.length < SENTINEL_PREFIX.length + SENTINEL_SUFFIX.length) return undefined;
   const b64 = value.slice(SENTINEL_PREFIX.length, value.length - SENTINEL_SUFFIX.length);
   if (!BASE64.test(b64)) return undefined;
   try {

@@ -95,6 +95,9 @@ describe('checkMcpHeaders', () => {
     assertMismatch(checkMcpHeaders({ 'mcp-name': 'café' }, m));
     assert.equal(decodeValue(b64('get_weather')), 'get_weather');
     assert.equal(decodeValue('=?base64?Z2V0X3dlYXRoZXI=?='), 'get_weather');
+    // Prefix and suffix overlap: the SDKs read "", a stricter reader the plain text.
+    assert.equal(decodeValue('=?base64?='), undefined);
+    assert.equal(decodeValue('=?base64??='), '');
   });
 
   it('refuses Mcp-Name on a method without a name, and when the body has no name', () => {
