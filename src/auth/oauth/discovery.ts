@@ -3,7 +3,8 @@
  * (`<issuer>/.well-known/openid-configuration`), else RFC 8414
  * (`<origin>/.well-known/oauth-authorization-server<path>`). Each fetch is bounded by a timeout; the
  * document must name exactly the configured issuer (RFC 8414 section 3.3), so a document served for
- * another issuer cannot point the gateway at someone else's keys.
+ * another issuer cannot point the gateway at someone else's keys, and an https issuer's must name an
+ * https `jwks_uri`.
  */
 
 export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
@@ -63,5 +64,9 @@ async function fromDocument(
   const parsed = new URL(jwksUri);
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')
     throw new DiscoveryError('jwks_uri is not an http(s) URL');
+  // The keys decide who gets in: an https issuer's keys are never fetched in cleartext, where anyone
+  // on the path could answer with their own (a server behind a TLS proxy often writes http URLs).
+  if (new URL(issuer).protocol === 'https:' && parsed.protocol !== 'https:')
+    throw new DiscoveryError('jwks_uri is not https, but the issuer is');
   return parsed.href;
 }

@@ -1,0 +1,714 @@
+/**
+ * Hands-on attack review of the OAuth resource server: real tokens, a real JWK set over HTTP, real
+ * requests. "holds: ..." tests are attacks the gateway withstands that no other test covered;
+ * "hole: ..." tests showed an attack that worked (each is fixed in src/ in the same commit).
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import type { CryptoKey, JWK, JWTPayload } from 'jose';
+import { startSdkUpstream } from '../helpers/sdk-upstream.ts';
+import type { SdkUpstream } from '../helpers/sdk-upstream.ts';
+import { startTestGateway } from '../helpers/gateway.ts';
+import type { TestGateway } from '../helpers/gateway.ts';
+import { freePort, rawHttp, waitFor } from '../helpers/net.ts';
+import { oauthGatewayConfig, startAuthServer } from '../helpers/auth-server.ts';
+import type { TestAuthServer } from '../helpers/auth-server.ts';
+import { createLogger } from '../../src/log/logger.ts';
+import { compileClaimGrants, matchGrant } from '../../src/auth/oauth/claim-grants.ts';
+import { discoverJwksUri } from '../../src/auth/oauth/discovery.ts';
+import type { GrantConfig } from '../../src/config/schema.ts';
+
+const JSON_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+const INIT = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'rv', version: '1' } },
+});
+const nowS = () => Math.floor(Date.now() / 1000);
+
+async function post(url: string, headers: Record<string, string>) {
+  const res = await fetch(url, { method: 'POST', headers: { ...JSON_HEADERS, ...headers }, body: INIT });
+  return { status: res.status, headers: res.headers, body: await res.text() };
+}
+
+interface Key {
+  readonly kid: string;
+  readonly alg: 'RS256' | 'ES256';
+  readonly privateKey: CryptoKey;
+  readonly jwk: JWK;
+  readonly privateJwk: JWK;
+}
+
+async function newKey(kid: string, alg: 'RS256' | 'ES256' = 'RS256'): Promise<Key> {
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+  return {
+    kid,
+    alg,
+    privateKey,
+    jwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' },
+    privateJwk: { ...(await exportJWK(privateKey)), kid, alg, use: 'sig' },
+  };
+}
+
+function signWith(
+  key: Key,
+  claims: JWTPayload,
+  header: Record<string, unknown> = {},
+  crit?: Record<string, boolean>,
+): Promise<string> {
+  const t = nowS();
+  const body: JWTPayload = { sub: 'subject-1', iat: t, exp: t + 300, ...claims };
+  for (const [k, v] of Object.entries(body)) if (v === undefined) delete body[k];
+  return new SignJWT(body)
+    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt', ...header })
+    .sign(key.privateKey, crit ? { crit } : undefined);
+}
+
+const b64url = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+
+/** Every operational log line (trace and up), as written. */
+function capturingLog() {
+  const lines: string[] = [];
+  const log = createLogger({ level: 'trace', destination: { write: (l: string) => void lines.push(l) } });
+  return { log, lines };
+}
+
+/** The parts of a token long enough to recognise anywhere: its three segments and the whole. */
+function tokenParts(token: string): string[] {
+  return [token, ...token.split('.')].filter((p) => p.length >= 16);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Token validation, credential placement, and (6) what the logs say about each refused token.
+// ---------------------------------------------------------------------------------------------
+describe('attacks on token validation and credential placement (and the logs of each)', () => {
+  let as: TestAuthServer;
+  let upstream: SdkUpstream;
+  let gateway: TestGateway;
+  let attacker: Key;
+  let attackerEc: Key;
+  let attackerServer: Server;
+  let attackerUrl: string;
+  let attackerHits = 0;
+  const logged = capturingLog();
+  const presented: string[] = [];
+
+  before(async () => {
+    as = await startAuthServer();
+    attacker = await newKey('k-attacker');
+    attackerEc = await newKey('k1', 'ES256');
+    attackerServer = createServer((_req, res) => {
+      attackerHits++;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ keys: [attacker.jwk, attackerEc.jwk] }));
+    });
+    await new Promise<void>((r) => attackerServer.listen(0, '127.0.0.1', r));
+    attackerUrl = `http://127.0.0.1:${(attackerServer.address() as AddressInfo).port}/jwks`;
+    upstream = await startSdkUpstream();
+    const port = await freePort();
+    gateway = await startTestGateway(
+      oauthGatewayConfig(port, upstream.url, as.issuer, as.jwksUri, [
+        '    required_scopes: [mcp:tools]',
+        'rate_limit:',
+        '  capacity: 1000',
+        '  refill_per_second: 1000',
+      ]),
+      {},
+      // No unknown-kid cooldown: an unknown kid refetches the set, so an outage reaches the log.
+      { listen: `127.0.0.1:${port}`, log: logged.log, oauthTuning: { cooldownMs: 0 } },
+    );
+  });
+  after(async () => {
+    await gateway.close(500);
+    await upstream.close();
+    await as.close();
+    attackerServer.closeAllConnections();
+    await new Promise<void>((r) => attackerServer.close(() => r()));
+  });
+
+  const auditFor = (answer: { headers: Headers | Record<string, unknown> }) => {
+    const id =
+      answer.headers instanceof Headers
+        ? answer.headers.get('x-request-id')
+        : (answer.headers['x-request-id'] as string);
+    return waitFor(() => gateway.auditLines.find((l) => l.request_id === id), 2000, 'audit line');
+  };
+
+  /** Signs with the authorization server's published key k1 (RS256), iss and a good aud. */
+  const good = (claims: JWTPayload = {}, header?: Record<string, unknown>) =>
+    as.sign({ aud: gateway.mcpUrl, scope: 'mcp:tools', ...claims }, { header });
+
+  it('holds: alg confusion, foreign key headers, typ, aud, the skew edges and odd claims', async () => {
+    const aud = gateway.mcpUrl;
+    const base = { iss: as.issuer, aud, scope: 'mcp:tools' };
+    const t = nowS();
+    // HS256 keyed with the published JWK (as JSON, and its modulus), the other key-confusion spellings.
+    const jwks = (await (await fetch(as.jwksUri)).json()) as { keys: JWK[] };
+    const pub = jwks.keys[0]!;
+    const hs = (secret: string) =>
+      new SignJWT({ ...base, sub: 's', iat: t, exp: t + 300 })
+        .setProtectedHeader({ alg: 'HS256', kid: 'k1', typ: 'at+jwt' })
+        .sign(new TextEncoder().encode(secret));
+    const none = `${b64url({ alg: 'none', kid: 'k1', typ: 'at+jwt' })}.${b64url({ ...base, sub: 's', iat: t, exp: t + 300 })}.`;
+    const noneUpper = `${b64url({ alg: 'NONE', kid: 'k1' })}.${b64url({ ...base, sub: 's', iat: t, exp: t + 300 })}.`;
+    const cases: [string, string, number, string | undefined][] = [
+      // [name, token, status, audit reason]
+      ['control: a good token', await good(), 200, undefined],
+      ['alg none', none, 401, 'ERR_AUTH_TOKEN_ALGORITHM'],
+      ['alg NONE', noneUpper, 401, 'ERR_AUTH_TOKEN_ALGORITHM'],
+      [
+        'HS256 keyed with the public JWK JSON',
+        await hs(JSON.stringify(pub)),
+        401,
+        'ERR_AUTH_TOKEN_ALGORITHM',
+      ],
+      ['HS256 keyed with the modulus', await hs(pub.n!), 401, 'ERR_AUTH_TOKEN_ALGORITHM'],
+      ['HS256 keyed with the PEM', await as.hmacWithPublicKey(base), 401, 'ERR_AUTH_TOKEN_ALGORITHM'],
+      ['ES256 under the RSA kid k1', await signWith(attackerEc, base), 401, 'ERR_AUTH_TOKEN_UNKNOWN_KEY'],
+      [
+        'x5u to the attacker keys',
+        await signWith(attacker, base, { x5u: attackerUrl }),
+        401,
+        'ERR_AUTH_TOKEN_UNKNOWN_KEY',
+      ],
+      [
+        'jku + jwk + kid k1, attacker-signed',
+        await signWith({ ...attacker, kid: 'k1' }, base, {
+          jku: attackerUrl,
+          jwk: { kty: 'RSA', n: attacker.jwk.n, e: attacker.jwk.e },
+        }),
+        401,
+        'ERR_AUTH_TOKEN_SIGNATURE',
+      ],
+      ['kid missing (the one RSA key is used)', await good({}, { kid: undefined }), 200, undefined],
+      ['typ JWT', await good({}, { typ: 'JWT' }), 200, undefined],
+      ['typ AT+JWT', await good({}, { typ: 'AT+JWT' }), 200, undefined],
+      ['typ application/at+jwt', await good({}, { typ: 'application/at+jwt' }), 200, undefined],
+      ['typ dpop+jwt', await good({}, { typ: 'dpop+jwt' }), 401, 'ERR_AUTH_TOKEN_CLAIMS'],
+      ['typ logout+jwt', await good({}, { typ: 'logout+jwt' }), 401, 'ERR_AUTH_TOKEN_CLAIMS'],
+      [
+        'aud array with the resource among others',
+        await good({ aud: ['https://other.example', aud] }),
+        200,
+        undefined,
+      ],
+      [
+        'aud only the origin (a prefix)',
+        await good({ aud: new URL(aud).origin }),
+        401,
+        'ERR_AUTH_TOKEN_AUDIENCE',
+      ],
+      ['aud with a trailing slash', await good({ aud: `${aud}/` }), 401, 'ERR_AUTH_TOKEN_AUDIENCE'],
+      ['aud a longer path', await good({ aud: `${aud}/x` }), 401, 'ERR_AUTH_TOKEN_AUDIENCE'],
+      [
+        'aud upper-case path',
+        await good({ aud: aud.replace('/mcp', '/MCP') }),
+        401,
+        'ERR_AUTH_TOKEN_AUDIENCE',
+      ],
+      [
+        'aud array of arrays',
+        await good({ aud: [[aud]] as unknown as string[] }),
+        401,
+        'ERR_AUTH_TOKEN_AUDIENCE',
+      ],
+      ['aud missing', await good({ aud: undefined }), 401, 'ERR_AUTH_TOKEN_AUDIENCE'],
+      [
+        'aud the issuer (an ID-token-like aud)',
+        await good({ aud: as.issuer }),
+        401,
+        'ERR_AUTH_TOKEN_AUDIENCE',
+      ],
+      ['exp 25 s ago (inside 30 s skew)', await good({ exp: t - 25 }), 200, undefined],
+      ['exp 35 s ago', await good({ exp: t - 35 }), 401, 'ERR_AUTH_TOKEN_EXPIRED'],
+      ['exp missing', await good({ exp: undefined }), 401, 'ERR_AUTH_TOKEN_CLAIMS'],
+      [
+        'exp a string',
+        await good({ exp: String(t + 300) as unknown as number }),
+        401,
+        'ERR_AUTH_TOKEN_CLAIMS',
+      ],
+      ['nbf in 25 s', await good({ nbf: t + 25 }), 200, undefined],
+      ['nbf in 35 s', await good({ nbf: t + 35 }), 401, 'ERR_AUTH_TOKEN_NOT_YET_VALID'],
+      ['iat in 25 s', await good({ iat: t + 25 }), 200, undefined],
+      ['iat in 35 s', await good({ iat: t + 35 }), 401, 'ERR_AUTH_TOKEN_NOT_YET_VALID'],
+      ['iat a string', await good({ iat: 'now' as unknown as number }), 401, 'ERR_AUTH_TOKEN_CLAIMS'],
+      ['sub missing', await good({ sub: undefined }), 401, 'ERR_AUTH_TOKEN_CLAIMS'],
+      [
+        'required scope only as a substring',
+        await good({ scope: 'mcp:toolsx xmcp:tools' }),
+        403,
+        'ERR_INSUFFICIENT_SCOPE',
+      ],
+      ['required scope in another case', await good({ scope: 'MCP:TOOLS' }), 403, 'ERR_INSUFFICIENT_SCOPE'],
+      ['required scope tab-joined', await good({ scope: 'read\tmcp:tools' }), 403, 'ERR_INSUFFICIENT_SCOPE'],
+      ['required scope comma-joined', await good({ scope: 'read,mcp:tools' }), 403, 'ERR_INSUFFICIENT_SCOPE'],
+      ['scope as a number', await good({ scope: 7 as unknown as string }), 403, 'ERR_INSUFFICIENT_SCOPE'],
+      [
+        'scope as an object',
+        await good({ scope: { 'mcp:tools': true } as unknown as string }),
+        403,
+        'ERR_INSUFFICIENT_SCOPE',
+      ],
+      [
+        'scp nested array',
+        await good({ scope: undefined, scp: [['mcp:tools']] }),
+        403,
+        'ERR_INSUFFICIENT_SCOPE',
+      ],
+      ['scp as an array (Okta)', await good({ scope: undefined, scp: ['mcp:tools'] }), 200, undefined],
+      ['an unpublished key', await as.signUnpublished(base), 401, 'ERR_AUTH_TOKEN_UNKNOWN_KEY'],
+      ['signature cut off', (await good()).replace(/\.[^.]+$/, '.'), 401, 'ERR_AUTH_TOKEN_SIGNATURE'],
+      [
+        'payload swapped, signature kept',
+        (await good()).replace(/\.[^.]+\./, `.${b64url({ ...base, sub: 'admin', exp: t + 300 })}.`),
+        401,
+        'ERR_AUTH_TOKEN_SIGNATURE',
+      ],
+    ];
+    const before = upstream.received.length;
+    let allowed = 0;
+    const got: Record<string, unknown> = {};
+    const want: Record<string, unknown> = {};
+    for (const [name, token, status, reason] of cases) {
+      presented.push(token);
+      const answer = await post(aud, { authorization: `Bearer ${token}` });
+      const line = await auditFor(answer);
+      got[name] = [answer.status, status === 200 ? undefined : line.reason];
+      want[name] = [status, reason ?? (status === 200 ? undefined : line.reason)];
+      if (answer.status === 200) allowed++;
+      if (answer.status === 401)
+        assert.match(answer.headers.get('www-authenticate') ?? '', /error="invalid_token"/, name);
+      if (answer.status === 403)
+        assert.match(answer.headers.get('www-authenticate') ?? '', /error="insufficient_scope"/, name);
+    }
+    assert.deepEqual(got, want);
+    assert.equal(upstream.received.length - before, allowed, 'only accepted tokens reached the upstream');
+    assert.equal(attackerHits, 0, 'the gateway fetched keys from an x5u or jku');
+  });
+
+  it('holds: credential placement (query, cookie, two headers, scheme spellings, length)', async () => {
+    const aud = gateway.mcpUrl;
+    const token = await good();
+    presented.push(token);
+    const long = await good({ pad: 'x'.repeat(9000) });
+    presented.push(long);
+    const cases: [string, string, string[], number, string | undefined][] = [
+      ['bearer lower-case', aud, ['Authorization', `bearer ${token}`], 200, undefined],
+      ['BEARER upper-case', aud, ['Authorization', `BEARER ${token}`], 200, undefined],
+      ['Bearer + tab', aud, ['Authorization', `Bearer\t${token}`], 200, undefined],
+      ['Bearer + two spaces', aud, ['Authorization', `Bearer  ${token}`], 200, undefined],
+      ['no space after Bearer', aud, ['Authorization', `Bearer${token}`], 401, 'ERR_AUTH_MALFORMED'],
+      ['no scheme', aud, ['Authorization', token], 401, 'ERR_AUTH_MALFORMED'],
+      ['DPoP scheme', aud, ['Authorization', `DPoP ${token}`], 401, 'ERR_AUTH_MALFORMED'],
+      [
+        'two tokens in one header',
+        aud,
+        ['Authorization', `Bearer ${token}, Bearer ${token}`],
+        401,
+        'ERR_AUTH_MALFORMED',
+      ],
+      [
+        'two Authorization headers',
+        aud,
+        ['Authorization', `Bearer ${token}`, 'authorization', `Bearer ${token}`],
+        401,
+        'ERR_AUTH_DUPLICATE',
+      ],
+      [
+        'cookie only',
+        aud,
+        ['Cookie', `access_token=${token}; Authorization=Bearer ${token}`],
+        401,
+        'ERR_AUTH_MISSING',
+      ],
+      ['query access_token', `${aud}?access_token=${token}`, [], 401, undefined],
+      ['form-style query', `${aud}?x=1&token=${token}`, [], 401, undefined],
+      ['over 8 KiB', aud, ['Authorization', `Bearer ${long}`], 401, 'ERR_AUTH_MALFORMED'],
+    ];
+    const got: Record<string, unknown> = {};
+    const want: Record<string, unknown> = {};
+    for (const [name, url, headers, status, reason] of cases) {
+      const answer = await rawHttp(
+        url,
+        'POST',
+        ['Content-Type', 'application/json', 'Accept', 'application/json, text/event-stream', ...headers],
+        INIT,
+      );
+      const line = await auditFor(answer);
+      got[name] = [answer.status, status === 200 ? undefined : line.reason];
+      want[name] = [status, reason ?? (status === 200 ? undefined : line.reason)];
+      if (status === 401)
+        assert.match(String(answer.headers['www-authenticate']), /resource_metadata=/, name);
+    }
+    assert.deepEqual(got, want);
+  });
+
+  it('holds: no token, nor any segment of one, in an audit line or the operational log', async () => {
+    // A JWT as the request id, user agent and JSON-RPC id too, on a refused request.
+    const token = await good({ exp: nowS() - 600 });
+    presented.push(token);
+    await rawHttp(
+      gateway.mcpUrl,
+      'POST',
+      [
+        'Content-Type',
+        'application/json',
+        'Accept',
+        'application/json, text/event-stream',
+        'Authorization',
+        `Bearer ${token}`,
+        'X-Request-Id',
+        token,
+        'User-Agent',
+        token,
+      ],
+      INIT.replace('"id":1', `"id":"${token}"`),
+    );
+    // The authorization server down: an unknown kid is refused with a warning in the log.
+    as.setDown(true);
+    const unknown = await signWith(attacker, { iss: as.issuer, aud: gateway.mcpUrl, scope: 'mcp:tools' });
+    presented.push(unknown);
+    const answer = await post(gateway.mcpUrl, { authorization: `Bearer ${unknown}` });
+    as.setDown(false);
+    assert.equal(answer.status, 401);
+    await waitFor(() => logged.lines.some((l) => l.includes('JWK set fetch failed')), 5000, 'warning');
+    const text = JSON.stringify(gateway.auditLines) + logged.lines.join('');
+    for (const t of presented)
+      for (const part of tokenParts(t))
+        assert.ok(!text.includes(part), `a token part was written: ${part.slice(0, 24)}…`);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// 2. The JWK set: odd members, redirects, and discovery.
+// ---------------------------------------------------------------------------------------------
+describe('attacks on the JWK set', () => {
+  let rsa: Key;
+  let ec: Key;
+  let dupA: Key;
+  let dupB: Key;
+  let leaked: Key;
+  let attacker: Key;
+  let server: Server;
+  let origin: string;
+  let attackerHits = 0;
+  let upstream: SdkUpstream;
+  let gateway: TestGateway;
+  let redirected: TestGateway;
+
+  before(async () => {
+    rsa = await newKey('k1');
+    ec = await newKey('k1', 'ES256');
+    dupA = await newKey('kd');
+    dupB = await newKey('kd');
+    leaked = await newKey('kp');
+    attacker = await newKey('ka');
+    server = createServer((req, res) => {
+      const json = (body: unknown) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body));
+      };
+      if (req.url === '/jwks')
+        return json({ keys: [rsa.jwk, ec.jwk, dupA.jwk, dupB.jwk, leaked.privateJwk] });
+      if (req.url === '/redirect') {
+        res.writeHead(302, { location: '/attacker' });
+        return res.end();
+      }
+      if (req.url === '/attacker') {
+        attackerHits++;
+        return json({ keys: [attacker.jwk] });
+      }
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    upstream = await startSdkUpstream();
+    const port = await freePort();
+    gateway = await startTestGateway(
+      oauthGatewayConfig(port, upstream.url, `${origin}/realm`, `${origin}/jwks`),
+      {},
+      {
+        listen: `127.0.0.1:${port}`,
+      },
+    );
+    const port2 = await freePort();
+    redirected = await startTestGateway(
+      oauthGatewayConfig(port2, upstream.url, `${origin}/realm`, `${origin}/redirect`),
+      {},
+      { listen: `127.0.0.1:${port2}` },
+    );
+  });
+  after(async () => {
+    await gateway.close(500);
+    await redirected.close(500);
+    await upstream.close();
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+
+  it('holds: same kid for an RSA and an EC key, a duplicated kid, a private key in the set', async () => {
+    const claims = (g: TestGateway) => ({ iss: `${origin}/realm`, aud: g.mcpUrl, scope: 'mcp:tools' });
+    const cases: [string, string, number][] = [
+      ['RS256, kid k1', await signWith(rsa, claims(gateway)), 200],
+      ['ES256, kid k1 (the EC key of the same kid)', await signWith(ec, claims(gateway)), 200],
+      [
+        'ES256 under kid k1 signed by the RSA key (alg swapped)',
+        await signWith({ ...rsa, alg: 'ES256' } as Key, claims(gateway)).catch(() => 'x.y.z'),
+        401,
+      ],
+      ['kid kd shared by two keys, either signer', await signWith(dupA, claims(gateway)), 401],
+      ['kid kd, the other signer', await signWith(dupB, claims(gateway)), 401],
+      ['no kid, two RSA keys match', await signWith(rsa, claims(gateway), { kid: undefined }), 401],
+      ['kid kp, whose JWK is a private key', await signWith(leaked, claims(gateway)), 401],
+    ];
+    const got: Record<string, number> = {};
+    for (const [name, token] of cases)
+      got[name] = (await post(gateway.mcpUrl, { authorization: `Bearer ${token}` })).status;
+    assert.deepEqual(got, Object.fromEntries(cases.map(([n, , s]) => [n, s])));
+  });
+
+  it('holds: a JWK set URL that redirects is not followed (no keys from the redirect target)', async () => {
+    const token = await signWith(attacker, {
+      iss: `${origin}/realm`,
+      aud: redirected.mcpUrl,
+      scope: 'mcp:tools',
+    });
+    const answer = await post(redirected.mcpUrl, { authorization: `Bearer ${token}` });
+    assert.equal(answer.status, 401);
+    assert.equal(attackerHits, 0);
+    const ready = (await (await fetch(`${redirected.url}/readyz`)).json()) as { oauth?: { jwks?: string } };
+    assert.equal(ready.oauth?.jwks, 'unavailable');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// 2b. Discovery: an https issuer whose document names a cleartext jwks_uri.
+// ---------------------------------------------------------------------------------------------
+describe('attacks on discovery', () => {
+  const doc = (issuer: string, jwksUri: string) => (url: string) => {
+    void url;
+    return Promise.resolve(
+      new Response(JSON.stringify({ issuer, jwks_uri: jwksUri }), {
+        status: 200,
+        headers: { 'content-type': 'application/json' },
+      }),
+    );
+  };
+
+  it('hole: an https issuer whose discovery document names an http jwks_uri is refused (no keys over cleartext)', async () => {
+    const issuer = 'https://auth.example.com/realms/main';
+    await assert.rejects(
+      discoverJwksUri(issuer, {
+        fetch: doc(issuer, 'http://auth.example.com/realms/main/certs'),
+        timeoutMs: 1000,
+      }),
+      /jwks_uri/,
+    );
+  });
+
+  it('holds: an https issuer may name an https jwks_uri on another origin (Google does); an http issuer, http', async () => {
+    const issuer = 'https://accounts.example.com';
+    assert.equal(
+      await discoverJwksUri(issuer, {
+        fetch: doc(issuer, 'https://keys.example.net/oauth2/v3/certs'),
+        timeoutMs: 1000,
+      }),
+      'https://keys.example.net/oauth2/v3/certs',
+    );
+    const local = 'http://127.0.0.1:8080/realms/dev';
+    assert.equal(
+      await discoverJwksUri(local, {
+        fetch: doc(local, 'http://127.0.0.1:8080/realms/dev/certs'),
+        timeoutMs: 1000,
+      }),
+      'http://127.0.0.1:8080/realms/dev/certs',
+    );
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// 3. Grants: claims of unexpected types.
+// ---------------------------------------------------------------------------------------------
+describe('attacks on claim grants', () => {
+  const grant = (when: Partial<GrantConfig['when']>, name: string) =>
+    ({ name, when, allow: ['*'], prompts: [], resources: [] }) as unknown as GrantConfig;
+  const grants = compileClaimGrants([
+    grant({ claim: 'groups', includes: 'admins' }, 'admins'),
+    grant({ claim: 'realm_access.roles', includes: 'ops' }, 'ops'),
+    grant({ scope: 'mcp:tools' }, 'tools'),
+  ]);
+  const who = (payload: Record<string, unknown>) => matchGrant(grants, payload)?.name;
+
+  it('holds: only the exact value matches, whatever type the claim has', () => {
+    const cases: [string, Record<string, unknown>, string | undefined][] = [
+      ['string equal', { groups: 'admins' }, 'admins'],
+      ['array includes', { groups: ['x', 'admins'] }, 'admins'],
+      ['string containing it', { groups: 'admins,ops' }, undefined],
+      ['space-joined string', { groups: 'users admins' }, undefined],
+      ['prefix', { groups: 'admins-not' }, undefined],
+      ['case', { groups: ['Admins'] }, undefined],
+      ['array of arrays', { groups: [['admins']] }, undefined],
+      ['object with the key', { groups: { admins: true } }, undefined],
+      ['number', { groups: 7 }, undefined],
+      ['boolean', { groups: true }, undefined],
+      ['null', { groups: null }, undefined],
+      ['fullwidth unicode', { groups: ['ａｄｍｉｎｓ'] }, undefined],
+      ['trailing NUL', { groups: ['admins\u0000'] }, undefined],
+      ['zero-width joiner', { groups: ['ad\u200dmins'] }, undefined],
+      ['dotted path', { realm_access: { roles: ['ops'] } }, 'ops'],
+      ['dotted path through an array', { realm_access: [{ roles: ['ops'] }] }, undefined],
+      [
+        'dotted path through the prototype',
+        { realm_access: JSON.parse('{"__proto__":{"roles":["ops"]}}') },
+        undefined,
+      ],
+      ['scope substring', { scope: 'mcp:toolsx' }, undefined],
+      ['scope among others', { scope: 'a mcp:tools b' }, 'tools'],
+      ['scope tab-joined', { scope: 'a\tmcp:tools' }, undefined],
+      ['scope an object', { scope: { 'mcp:tools': 1 } }, undefined],
+      ['scp string (Entra)', { scp: 'mcp:tools' }, 'tools'],
+      ['scp nested', { scp: [['mcp:tools']] }, undefined],
+      ['scope number', { scope: 1 }, undefined],
+    ];
+    const got = Object.fromEntries(cases.map(([n, p]) => [n, who(p)]));
+    assert.deepEqual(got, Object.fromEntries(cases.map(([n, , w]) => [n, w])));
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// 4. The metadata behind a path prefix, and whether a request can change where it points.
+// ---------------------------------------------------------------------------------------------
+describe('attacks on the protected-resource metadata (public_url behind a path prefix)', () => {
+  let as: TestAuthServer;
+  let upstream: SdkUpstream;
+  let gateway: TestGateway;
+  let publicUrl: string;
+  let base: string;
+
+  before(async () => {
+    as = await startAuthServer();
+    upstream = await startSdkUpstream();
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    publicUrl = `${base}/tenant-a/mcp`;
+    const yaml = oauthGatewayConfig(port, upstream.url, as.issuer, as.jwksUri, [
+      '    required_scopes: [mcp:tools]',
+    ]).replace(`public_url: ${base}/mcp`, `public_url: ${publicUrl}`);
+    gateway = await startTestGateway(yaml, {}, { listen: `127.0.0.1:${port}` });
+  });
+  after(async () => {
+    await gateway.close(500);
+    await upstream.close();
+    await as.close();
+  });
+
+  it('holds: every variant names exactly public_url and the issuer; Host and X-Forwarded-* change nothing', async () => {
+    const metadata = `${base}/.well-known/oauth-protected-resource/tenant-a/mcp`;
+    const paths = [
+      '/.well-known/oauth-protected-resource',
+      '/.well-known/oauth-protected-resource/tenant-a/mcp',
+      '/.well-known/oauth-protected-resource/mcp',
+      '/.well-known/oauth-protected-resource?resource=https://evil.example',
+    ];
+    for (const path of paths) {
+      const answer = await rawHttp(`${base}${path}`, 'GET', [
+        'X-Forwarded-Host',
+        'evil.example',
+        'X-Forwarded-Proto',
+        'https',
+      ]);
+      assert.equal(answer.status, 200, path);
+      const doc = JSON.parse(answer.body) as Record<string, unknown>;
+      assert.equal(doc.resource, publicUrl, path);
+      assert.deepEqual(doc.authorization_servers, [as.issuer], path);
+    }
+    for (const path of [
+      '/.well-known/oauth-protected-resource/other',
+      '/.well-known/oauth-protected-resource/tenant-a/mcp/',
+    ]) {
+      const answer = await rawHttp(`${base}${path}`, 'GET', []);
+      assert.notEqual(answer.status, 200, path);
+    }
+    const refused = await rawHttp(
+      gateway.mcpUrl,
+      'POST',
+      [
+        'Content-Type',
+        'application/json',
+        'Accept',
+        'application/json, text/event-stream',
+        'X-Forwarded-Host',
+        'evil.example',
+        'X-Forwarded-Prefix',
+        '/evil',
+        'Forwarded',
+        'host=evil.example;proto=https',
+      ],
+      INIT,
+    );
+    assert.equal(refused.status, 401);
+    assert.equal(
+      refused.headers['www-authenticate'],
+      `Bearer resource_metadata="${metadata}", scope="mcp:tools"`,
+    );
+    // The gateway's own path is not the resource: a token for it is refused; one for public_url accepted.
+    const inner = await as.sign({ aud: gateway.mcpUrl, scope: 'mcp:tools' });
+    assert.equal((await post(gateway.mcpUrl, { authorization: `Bearer ${inner}` })).status, 401);
+    const outer = await as.sign({ aud: publicUrl, scope: 'mcp:tools' });
+    assert.equal((await post(gateway.mcpUrl, { authorization: `Bearer ${outer}` })).status, 200);
+    const narrow = await as.sign({ aud: publicUrl, scope: 'mcp:read' });
+    const denied = await post(gateway.mcpUrl, { authorization: `Bearer ${narrow}` });
+    assert.equal(denied.status, 403);
+    assert.equal(
+      denied.headers.get('www-authenticate'),
+      `Bearer resource_metadata="${metadata}", error="insufficient_scope", scope="mcp:tools"`,
+    );
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// 5. Token caching at the exp edge (clock_tolerance 0).
+// ---------------------------------------------------------------------------------------------
+describe('attacks on the token cache', () => {
+  let as: TestAuthServer;
+  let upstream: SdkUpstream;
+  let gateway: TestGateway;
+
+  before(async () => {
+    as = await startAuthServer();
+    upstream = await startSdkUpstream();
+    const port = await freePort();
+    gateway = await startTestGateway(
+      oauthGatewayConfig(port, upstream.url, as.issuer, as.jwksUri, ['    clock_tolerance: 0s']),
+      {},
+      { listen: `127.0.0.1:${port}` },
+    );
+  });
+  after(async () => {
+    await gateway.close(500);
+    await upstream.close();
+    await as.close();
+  });
+
+  it('holds: a token remembered as valid is refused once its exp passes', async () => {
+    const exp = nowS() + 2;
+    const token = await as.sign({ aud: gateway.mcpUrl, scope: 'mcp:tools', exp });
+    assert.equal((await post(gateway.mcpUrl, { authorization: `Bearer ${token}` })).status, 200);
+    assert.equal((await post(gateway.mcpUrl, { authorization: `Bearer ${token}` })).status, 200);
+    await new Promise((r) => setTimeout(r, exp * 1000 - Date.now() + 50));
+    const late = await post(gateway.mcpUrl, { authorization: `Bearer ${token}` });
+    assert.equal(late.status, 401);
+    const line = await waitFor(
+      () => gateway.auditLines.find((l) => l.request_id === late.headers.get('x-request-id')),
+      2000,
+      'audit line',
+    );
+    assert.equal(line.reason, 'ERR_AUTH_TOKEN_EXPIRED');
+  });
+});
