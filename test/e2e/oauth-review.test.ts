@@ -512,6 +512,26 @@ describe('attacks on discovery', () => {
     );
   });
 
+  it('hole: a discovery document is read only up to a cap, not whole (a huge or endless answer fails)', async () => {
+    const issuer = 'https://auth.example.com';
+    let pulled = 0;
+    const huge = () =>
+      Promise.resolve(
+        new Response(
+          new ReadableStream<Uint8Array>({
+            pull(controller) {
+              pulled += 64 * 1024;
+              if (pulled > 64 * 1024 * 1024) return controller.close();
+              controller.enqueue(new Uint8Array(64 * 1024).fill(0x20));
+            },
+          }),
+          { status: 200, headers: { 'content-type': 'application/json' } },
+        ),
+      );
+    await assert.rejects(discoverJwksUri(issuer, { fetch: huge, timeoutMs: 5000 }));
+    assert.ok(pulled <= 2 * 2 * 1024 * 1024, `read ${pulled} bytes of the discovery answers`);
+  });
+
   it('holds: an https issuer may name an https jwks_uri on another origin (Google does); an http issuer, http', async () => {
     const issuer = 'https://accounts.example.com';
     assert.equal(
@@ -710,5 +730,42 @@ describe('attacks on the token cache', () => {
       'audit line',
     );
     assert.equal(line.reason, 'ERR_AUTH_TOKEN_EXPIRED');
+  });
+
+  it('holds: a GET stream opened with a token ends when the token expires, with ERR_STREAM_EXPIRED', async () => {
+    const exp = nowS() + 2;
+    const token = await as.sign({ aud: gateway.mcpUrl, scope: 'mcp:tools', exp });
+    const auth = { authorization: `Bearer ${token}` };
+    const init = await post(gateway.mcpUrl, auth);
+    assert.equal(init.status, 200);
+    const session = init.headers.get('mcp-session-id')!;
+    const common = { ...auth, 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' };
+    const notified = await fetch(gateway.mcpUrl, {
+      method: 'POST',
+      headers: { ...JSON_HEADERS, ...common },
+      body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+    });
+    await notified.text();
+    const stream = await fetch(gateway.mcpUrl, { headers: { accept: 'text/event-stream', ...common } });
+    assert.equal(stream.status, 200);
+    const started = Date.now();
+    let ended = false;
+    const reader = stream.body!.getReader();
+    const done = (async () => {
+      for (;;) {
+        const { done: finished } = await reader.read().catch(() => ({ done: true }));
+        if (finished) break;
+      }
+      ended = true;
+    })();
+    await Promise.race([done, new Promise((r) => setTimeout(r, exp * 1000 - started + 3000))]);
+    assert.ok(ended, 'the stream outlived its token');
+    assert.ok(Date.now() >= exp * 1000 - 50, 'the stream ended before its token expired');
+    const line = await waitFor(
+      () => gateway.auditLines.find((l) => l.http_method === 'GET'),
+      2000,
+      'the stream audit line',
+    );
+    assert.equal(line.reason, 'ERR_STREAM_EXPIRED');
   });
 });

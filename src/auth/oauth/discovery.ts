@@ -6,6 +6,10 @@
  * another issuer cannot point the gateway at someone else's keys, and an https issuer's must name an
  * https `jwks_uri`.
  */
+import { readCapped } from './read-capped.ts';
+
+/** Largest discovery document read (real ones are a few KiB). */
+export const MAX_DISCOVERY_BYTES = 256 * 1024;
 
 export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
 
@@ -56,7 +60,7 @@ async function fromDocument(
     await response.body?.cancel();
     throw new DiscoveryError(`status ${response.status}`);
   }
-  const doc = (await response.json()) as unknown;
+  const doc = JSON.parse(await readCapped(response, MAX_DISCOVERY_BYTES)) as unknown;
   if (typeof doc !== 'object' || doc === null) throw new DiscoveryError('not a JSON object');
   const { issuer: named, jwks_uri: jwksUri } = doc as Record<string, unknown>;
   if (named !== issuer) throw new DiscoveryError('the document names another issuer');

@@ -15,6 +15,7 @@ import { createRemoteJWKSet, customFetch } from 'jose';
 import type { CryptoKey, FlattenedJWSInput, JWSHeaderParameters, RemoteJWKSet } from 'jose';
 import type { Logger } from '../../log/types.ts';
 import { discoverJwksUri } from './discovery.ts';
+import { readCapped } from './read-capped.ts';
 import type { FetchLike } from './discovery.ts';
 
 export const FETCH_TIMEOUT_MS = 5000;
@@ -189,24 +190,6 @@ export function createKeySource(options: KeySourceOptions): KeySource {
       timers.clear();
     },
   };
-}
-
-/** The body as text, or a throw once it passes `max` bytes (the rest is not read). */
-async function readCapped(response: Response, max: number): Promise<string> {
-  const declared = Number(response.headers.get('content-length'));
-  if (declared > max) {
-    void response.body?.cancel().catch(() => {});
-    throw new Error(`the JWK set is larger than ${max} bytes`);
-  }
-  if (response.body === null) return '';
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-    size += chunk.byteLength;
-    if (size > max) throw new Error(`the JWK set is larger than ${max} bytes`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** What jose will take as a JWK set: a JSON object whose `keys` is an array of objects. */
