@@ -18,6 +18,7 @@ import { freePort, rawHttp, waitFor } from '../helpers/net.ts';
 import { oauthGatewayConfig, startAuthServer } from '../helpers/auth-server.ts';
 import type { TestAuthServer } from '../helpers/auth-server.ts';
 import { createLogger } from '../../src/log/logger.ts';
+import { parseConfigText } from '../../src/config/load.ts';
 import { compileClaimGrants, matchGrant } from '../../src/auth/oauth/claim-grants.ts';
 import { discoverJwksUri } from '../../src/auth/oauth/discovery.ts';
 import type { GrantConfig } from '../../src/config/schema.ts';
@@ -76,6 +77,39 @@ function capturingLog() {
   const lines: string[] = [];
   const log = createLogger({ level: 'trace', destination: { write: (l: string) => void lines.push(l) } });
   return { log, lines };
+}
+
+/** A session opened with `token` and its GET stream, read until it ends. */
+async function openStream(mcpUrl: string, token: string) {
+  const auth = { authorization: `Bearer ${token}` };
+  const init = await post(mcpUrl, auth);
+  assert.equal(init.status, 200, init.body);
+  const common = {
+    ...auth,
+    'mcp-session-id': init.headers.get('mcp-session-id')!,
+    'mcp-protocol-version': '2025-06-18',
+  };
+  await fetch(mcpUrl, {
+    method: 'POST',
+    headers: { ...JSON_HEADERS, ...common },
+    body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+  }).then((r) => r.text());
+  const controller = new AbortController();
+  const stream = await fetch(mcpUrl, {
+    headers: { accept: 'text/event-stream', ...common },
+    signal: controller.signal,
+  });
+  assert.equal(stream.status, 200);
+  let ended = false;
+  const reader = stream.body!.getReader();
+  const done = (async () => {
+    for (;;) {
+      const { done: finished } = await reader.read().catch(() => ({ done: true }));
+      if (finished) break;
+    }
+    ended = true;
+  })();
+  return { ended: () => ended, done, close: () => controller.abort() };
 }
 
 /** The parts of a token long enough to recognise anywhere: its three segments and the whole. */
@@ -347,6 +381,22 @@ describe('attacks on token validation and credential placement (and the logs of 
         assert.match(String(answer.headers['www-authenticate']), /resource_metadata=/, name);
     }
     assert.deepEqual(got, want);
+  });
+
+  it('holds: GET and DELETE without or with a bad token get the same 401 challenge as a POST', async () => {
+    const bad = await good({ aud: 'https://other.example/mcp' });
+    presented.push(bad);
+    for (const method of ['GET', 'DELETE'])
+      for (const headers of [[], ['Authorization', `Bearer ${bad}`]]) {
+        const answer = await rawHttp(gateway.mcpUrl, method, ['Accept', 'text/event-stream', ...headers]);
+        assert.equal(answer.status, 401, `${method} ${headers.length}`);
+        const challenge = String(answer.headers['www-authenticate']);
+        assert.match(
+          challenge,
+          /^Bearer resource_metadata="http:\/\/127\.0\.0\.1:\d+\/\.well-known\/oauth-protected-resource\/mcp"/,
+        );
+        assert.equal(challenge.includes('invalid_token'), headers.length > 0, `${method}: ${challenge}`);
+      }
   });
 
   it('holds: no token, nor any segment of one, in an audit line or the operational log', async () => {
@@ -767,5 +817,232 @@ describe('attacks on the token cache', () => {
       'the stream audit line',
     );
     assert.equal(line.reason, 'ERR_STREAM_EXPIRED');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// 3b. Grants within one session: a subject's narrower token must not ride on its wider one.
+// ---------------------------------------------------------------------------------------------
+describe('attacks on grants within one session', () => {
+  let as: TestAuthServer;
+  let upstream: SdkUpstream;
+  let gateway: TestGateway;
+
+  before(async () => {
+    as = await startAuthServer();
+    upstream = await startSdkUpstream();
+    const port = await freePort();
+    const yaml = oauthGatewayConfig(port, upstream.url, as.issuer, as.jwksUri).replace(
+      '      - name: all\n        when: { scope: mcp:tools }\n        allow: ["*"]',
+      [
+        '      - name: admins',
+        '        when: { claim: groups, includes: admins }',
+        '        allow: ["*"]',
+        '      - name: readers',
+        '        when: { scope: mcp:read }',
+        '        allow: [echo]',
+      ].join('\n'),
+    );
+    assert.ok(yaml.includes('name: readers'));
+    gateway = await startTestGateway(yaml, {}, { listen: `127.0.0.1:${port}` });
+  });
+  after(async () => {
+    await gateway.close(500);
+    await upstream.close();
+    await as.close();
+  });
+
+  async function rpc(token: string, session: string | undefined, method: string, params: unknown, id = 2) {
+    const res = await fetch(gateway.mcpUrl, {
+      method: 'POST',
+      headers: {
+        ...JSON_HEADERS,
+        authorization: `Bearer ${token}`,
+        'mcp-protocol-version': '2025-06-18',
+        ...(session === undefined ? {} : { 'mcp-session-id': session }),
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) }),
+    });
+    const text = await res.text();
+    const data = text.startsWith('{') ? text : (/^data: (.*)$/m.exec(text)?.[1] ?? '{}');
+    return { status: res.status, session: res.headers.get('mcp-session-id'), body: JSON.parse(data) };
+  }
+
+  it('holds: a narrower token of the same subject, in the wide token’s session, sees and calls only its own tools', async () => {
+    const wide = await as.sign({ sub: 'erin', aud: gateway.mcpUrl, groups: ['admins'], scope: 'mcp:read' });
+    const narrow = await as.sign({ sub: 'erin', aud: gateway.mcpUrl, scope: 'mcp:read' });
+    const init = await rpc(wide, undefined, 'initialize', JSON.parse(INIT).params, 1);
+    const session = init.session!;
+    assert.ok(session);
+    await fetch(gateway.mcpUrl, {
+      method: 'POST',
+      headers: { ...JSON_HEADERS, authorization: `Bearer ${wide}`, 'mcp-session-id': session },
+      body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+    }).then((r) => r.text());
+    const names = (r: { body: { result?: { tools?: { name: string }[] } } }) =>
+      (r.body.result?.tools ?? []).map((t) => t.name).sort();
+    const wideList = await rpc(wide, session, 'tools/list', undefined, 3);
+    assert.ok(names(wideList).includes('secret_admin'), JSON.stringify(wideList.body));
+    const narrowList = await rpc(narrow, session, 'tools/list', undefined, 4);
+    assert.deepEqual(names(narrowList), ['echo']);
+    const before = upstream.received.length;
+    const call = await rpc(narrow, session, 'tools/call', { name: 'secret_admin', arguments: {} }, 5);
+    assert.ok(call.body.error, JSON.stringify(call.body));
+    assert.equal(
+      upstream.received.slice(before).some((m) => JSON.stringify(m).includes('secret_admin')),
+      false,
+    );
+    // And the reverse order: the wide token again sees everything.
+    assert.ok(names(await rpc(wide, session, 'tools/list', undefined, 6)).includes('secret_admin'));
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// 5b. A key removed from the JWK set (revoked), with the background refresh.
+// ---------------------------------------------------------------------------------------------
+describe('attacks on a revoked signing key', () => {
+  let k1: Key;
+  let k2: Key;
+  let keys: Key[];
+  let server: Server;
+  let origin: string;
+  let upstream: SdkUpstream;
+  let gateway: TestGateway;
+
+  before(async () => {
+    k1 = await newKey('k1');
+    k2 = await newKey('k2');
+    keys = [k1];
+    server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ keys: keys.map((k) => k.jwk) }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    upstream = await startSdkUpstream();
+    const port = await freePort();
+    gateway = await startTestGateway(
+      oauthGatewayConfig(port, upstream.url, `${origin}/realm`, `${origin}/jwks`),
+      {},
+      { listen: `127.0.0.1:${port}`, oauthTuning: { refreshMs: 300 } },
+    );
+  });
+  after(async () => {
+    await gateway.close(500);
+    await upstream.close();
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+
+  it('holds: once the set no longer has a key, no token of it is accepted that was not already remembered', async () => {
+    const claims = { iss: `${origin}/realm`, aud: gateway.mcpUrl, scope: 'mcp:tools' };
+    const first = await signWith(k1, claims);
+    assert.equal((await post(gateway.mcpUrl, { authorization: `Bearer ${first}` })).status, 200);
+    keys = [k2];
+    await new Promise((r) => setTimeout(r, 800));
+    const fresh = await signWith(k1, { ...claims, sub: 'subject-2' });
+    const refused = await post(gateway.mcpUrl, { authorization: `Bearer ${fresh}` });
+    assert.equal(refused.status, 401);
+    const line = await waitFor(
+      () => gateway.auditLines.find((l) => l.request_id === refused.headers.get('x-request-id')),
+      2000,
+      'audit line',
+    );
+    assert.equal(line.reason, 'ERR_AUTH_TOKEN_UNKNOWN_KEY');
+    assert.equal(
+      (await post(gateway.mcpUrl, { authorization: `Bearer ${await signWith(k2, claims)}` })).status,
+      200,
+    );
+    // An empty set (a misconfigured server) refuses everything, and is not a way back for k1.
+    keys = [];
+    await new Promise((r) => setTimeout(r, 800));
+    const again = await signWith(k1, { ...claims, sub: 'subject-3' });
+    assert.equal((await post(gateway.mcpUrl, { authorization: `Bearer ${again}` })).status, 401);
+  });
+
+  it('holds: a reload ends a GET stream whose token’s key left the set, and keeps one whose key is there', async () => {
+    keys = [k1, k2];
+    await new Promise((r) => setTimeout(r, 800));
+    const claims = { iss: `${origin}/realm`, aud: gateway.mcpUrl, scope: 'mcp:tools' };
+    const revoked = await openStream(gateway.mcpUrl, await signWith(k1, { ...claims, sub: 'stream-1' }));
+    const kept = await openStream(gateway.mcpUrl, await signWith(k2, { ...claims, sub: 'stream-2' }));
+    try {
+      keys = [k2];
+      await new Promise((r) => setTimeout(r, 800));
+      const yaml = oauthGatewayConfig(
+        Number(new URL(gateway.mcpUrl).port),
+        upstream.url,
+        `${origin}/realm`,
+        `${origin}/jwks`,
+        ['rate_limit:', '  capacity: 500', '  refill_per_second: 500'],
+      );
+      const { config: next, issues } = parseConfigText(yaml, {}, Date.now());
+      assert.ok(next, JSON.stringify(issues));
+      const outcome = await gateway.runtime.reload(next);
+      assert.equal(outcome.applied, true);
+      await Promise.race([revoked.done, new Promise((r) => setTimeout(r, 2000))]);
+      assert.ok(revoked.ended(), 'the stream of the revoked key outlived the reload');
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(kept.ended(), false, 'the stream of a key still published was ended');
+    } finally {
+      revoked.close();
+      kept.close();
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// 2c. A JWK set past 1 MiB, its key at the end: read only up to the cap.
+// ---------------------------------------------------------------------------------------------
+describe('attacks on the JWK set size', () => {
+  let key: Key;
+  let server: Server;
+  let origin: string;
+  let upstream: SdkUpstream;
+  let gateway: TestGateway;
+  const logged = capturingLog();
+
+  before(async () => {
+    key = await newKey('k1');
+    server = createServer((_req, res) => {
+      // Chunked (no content-length): 2 MiB of filler keys, then the real key.
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"keys":[');
+      const filler = `${JSON.stringify({ kty: 'oct', kid: 'f', k: 'A'.repeat(1000) })},`;
+      let sent = 0;
+      const pump = () => {
+        while (sent < 2 * 1024 * 1024) {
+          sent += filler.length;
+          if (!res.write(filler)) return void res.once('drain', pump);
+        }
+        res.end(`${JSON.stringify(key.jwk)}]}`);
+      };
+      res.on('error', () => {});
+      pump();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    upstream = await startSdkUpstream();
+    const port = await freePort();
+    gateway = await startTestGateway(
+      oauthGatewayConfig(port, upstream.url, `${origin}/realm`, `${origin}/jwks`),
+      {},
+      { listen: `127.0.0.1:${port}`, log: logged.log },
+    );
+  });
+  after(async () => {
+    await gateway.close(500);
+    await upstream.close();
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+
+  it('holds: a 2 MiB JWK set is a failed fetch, so the key after the first MiB never validates', async () => {
+    await waitFor(() => logged.lines.some((l) => l.includes('JWK set fetch failed')), 5000, 'warning');
+    assert.ok(logged.lines.some((l) => l.includes('larger than 1048576 bytes')));
+    const token = await signWith(key, { iss: `${origin}/realm`, aud: gateway.mcpUrl, scope: 'mcp:tools' });
+    assert.equal((await post(gateway.mcpUrl, { authorization: `Bearer ${token}` })).status, 401);
+    const ready = (await (await fetch(`${gateway.url}/readyz`)).json()) as { oauth?: { jwks?: string } };
+    assert.equal(ready.oauth?.jwks, 'unavailable');
   });
 });
