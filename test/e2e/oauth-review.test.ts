@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { exportJWK, generateKeyPair, importJWK, SignJWT } from 'jose';
 import type { CryptoKey, JWK, JWTPayload } from 'jose';
 import { startSdkUpstream } from '../helpers/sdk-upstream.ts';
 import type { SdkUpstream } from '../helpers/sdk-upstream.ts';
@@ -21,6 +21,7 @@ import { createLogger } from '../../src/log/logger.ts';
 import { parseConfigText } from '../../src/config/load.ts';
 import { compileClaimGrants, matchGrant } from '../../src/auth/oauth/claim-grants.ts';
 import { discoverJwksUri } from '../../src/auth/oauth/discovery.ts';
+import { createVerifier } from '../../src/auth/oauth/verify.ts';
 import type { GrantConfig } from '../../src/config/schema.ts';
 
 const JSON_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
@@ -599,6 +600,35 @@ describe('attacks on discovery', () => {
       }),
       'http://127.0.0.1:8080/realms/dev/certs',
     );
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// 1b. A header `typ` that is not a string (signed by the authorization server itself).
+// ---------------------------------------------------------------------------------------------
+describe('attacks on the typ header', () => {
+  it('hole: a non-string typ is refused as a bad claim, not blamed on the JWK set (ERR_AUTH_TOKEN_KEYS_UNAVAILABLE)', async () => {
+    const key = await newKey('k1');
+    const verify = createVerifier({
+      getKey: async () => (await importJWK(key.jwk, 'RS256')) as CryptoKey,
+      issuer: 'https://as.example',
+      audience: 'https://mcp.example/mcp',
+      algorithms: ['RS256'],
+      clockToleranceMs: 30_000,
+      now: Date.now,
+    });
+    const claims = { iss: 'https://as.example', aud: 'https://mcp.example/mcp' };
+    const got: Record<string, unknown> = {};
+    for (const typ of [5, ['at+jwt'], null, { v: 'at+jwt' }]) {
+      const result = await verify(await signWith(key, claims, { typ }));
+      got[JSON.stringify(typ)] = result.ok ? 'accepted' : result.code;
+    }
+    assert.deepEqual(got, {
+      '5': 'ERR_AUTH_TOKEN_CLAIMS',
+      '["at+jwt"]': 'ERR_AUTH_TOKEN_CLAIMS',
+      null: 'ERR_AUTH_TOKEN_CLAIMS',
+      '{"v":"at+jwt"}': 'ERR_AUTH_TOKEN_CLAIMS',
+    });
   });
 });
 

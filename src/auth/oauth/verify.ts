@@ -44,8 +44,9 @@ export function createVerifier(options: VerifierOptions): (token: string) => Pro
         currentDate,
         requiredClaims: ['exp', 'sub'],
       });
-      const typ = protectedHeader.typ;
-      if (typ !== undefined && !ACCESS_TOKEN_TYPES.has(typ.toLowerCase()))
+      // jose does not check the type of `typ`: a number or an array is a bad claim, not a TypeError.
+      const typ: unknown = protectedHeader.typ;
+      if (typ !== undefined && (typeof typ !== 'string' || !ACCESS_TOKEN_TYPES.has(typ.toLowerCase())))
         return fail('ERR_AUTH_TOKEN_CLAIMS');
       if (typeof payload.iat === 'number' && payload.iat > currentDate.getTime() / 1000 + tolerance)
         return fail('ERR_AUTH_TOKEN_NOT_YET_VALID');
