@@ -964,15 +964,31 @@ describe('attacks on a revoked signing key', () => {
     await new Promise<void>((r) => server.close(() => r()));
   });
 
+  /**
+   * Polls with fresh tokens of `key` (a new subject each, so none is answered from the token cache)
+   * until one gets `status`: the background refresh (every 300 ms here) has read the changed set. A
+   * fixed wait would be a timing bound a loaded machine could miss.
+   */
+  async function untilKeyAnswers(key: Key, status: number): Promise<{ status: number; headers: Headers }> {
+    const claims = { iss: `${origin}/realm`, aud: gateway.mcpUrl, scope: 'mcp:tools' };
+    let n = 0;
+    return waitFor(
+      async () => {
+        const token = await signWith(key, { ...claims, sub: `poll-${key.kid}-${++n}` });
+        const res = await post(gateway.mcpUrl, { authorization: `Bearer ${token}` });
+        return res.status === status ? res : undefined;
+      },
+      20_000,
+      `a fresh token of ${key.kid} answered ${status}`,
+    );
+  }
+
   it('holds: once the set no longer has a key, no token of it is accepted that was not already remembered', async () => {
     const claims = { iss: `${origin}/realm`, aud: gateway.mcpUrl, scope: 'mcp:tools' };
     const first = await signWith(k1, claims);
     assert.equal((await post(gateway.mcpUrl, { authorization: `Bearer ${first}` })).status, 200);
     keys = [k2];
-    await new Promise((r) => setTimeout(r, 800));
-    const fresh = await signWith(k1, { ...claims, sub: 'subject-2' });
-    const refused = await post(gateway.mcpUrl, { authorization: `Bearer ${fresh}` });
-    assert.equal(refused.status, 401);
+    const refused = await untilKeyAnswers(k1, 401);
     const line = await waitFor(
       () => gateway.auditLines.find((l) => l.request_id === refused.headers.get('x-request-id')),
       2000,
@@ -992,13 +1008,13 @@ describe('attacks on a revoked signing key', () => {
 
   it('holds: a reload ends a GET stream whose token’s key left the set, and keeps one whose key is there', async () => {
     keys = [k1, k2];
-    await new Promise((r) => setTimeout(r, 800));
+    await untilKeyAnswers(k1, 200);
     const claims = { iss: `${origin}/realm`, aud: gateway.mcpUrl, scope: 'mcp:tools' };
     const revoked = await openStream(gateway.mcpUrl, await signWith(k1, { ...claims, sub: 'stream-1' }));
     const kept = await openStream(gateway.mcpUrl, await signWith(k2, { ...claims, sub: 'stream-2' }));
     try {
       keys = [k2];
-      await new Promise((r) => setTimeout(r, 800));
+      await untilKeyAnswers(k1, 401);
       const yaml = oauthGatewayConfig(
         Number(new URL(gateway.mcpUrl).port),
         upstream.url,
