@@ -7,8 +7,7 @@
  * output is plain JSON values.
  */
 import { isRawNumber, rawNumberText } from '../jsonrpc/lossless.ts';
-import { endsInsideToken, looksLikeCredential } from '../auth/query-credential.ts';
-import { REDACTED as CREDENTIAL } from '../auth/user-agent.ts';
+import { clip } from './clip.ts';
 
 export const REDACTED = '[redacted]';
 export const TRUNCATED = '[truncated]';
@@ -60,19 +59,9 @@ export function createArgumentSanitizer(
   const { maxDepth, maxString, maxEntries } = limits;
 
   function clipString(s: string, budget: Budget): string {
-    const room = Math.min(maxString, Math.max(budget.left, 0));
-    // Only what is kept is read: a cut inside a token (its signature past the cut) counts as one.
-    const kept = s.length <= room ? s : s.slice(0, room);
-    if (looksLikeCredential(kept) || (kept !== s && endsInsideToken(kept))) {
-      budget.left -= CREDENTIAL.length + 2;
-      return CREDENTIAL;
-    }
-    if (kept === s) {
-      budget.left -= s.length + 2;
-      return s;
-    }
-    budget.left -= room + 3;
-    return kept + '…';
+    const out = clip(s, Math.min(maxString, Math.max(budget.left, 0))) as string;
+    budget.left -= out.length + 2; // and its quotes
+    return out;
   }
 
   function copy(value: unknown, depth: number, budget: Budget): unknown {
@@ -121,7 +110,9 @@ export function createArgumentSanitizer(
       total++;
       if (kept >= maxEntries || budget.left <= 0) continue;
       kept++;
-      const name = memberName(key);
+      // Cut at 128 characters; one holding a key or token is redacted (two such members in one
+      // object are logged as one: the name is all that differs).
+      const name = clip(key, 128) as string;
       budget.left -= name.length + 3;
       let item: unknown;
       if (isSecret(key)) {
@@ -140,16 +131,6 @@ export function createArgumentSanitizer(
   }
 
   return (value, budget) => copy(value, 0, budget);
-}
-
-/**
- * A member name as logged: cut at 128 characters, and CREDENTIAL in place of one holding a key or a
- * token (two such members in one object are logged as one: the name is all that differs).
- */
-function memberName(key: string): string {
-  const kept = key.length > 128 ? key.slice(0, 128) : key;
-  if (looksLikeCredential(kept) || (kept !== key && endsInsideToken(kept))) return CREDENTIAL;
-  return kept === key ? key : kept + '…';
 }
 
 function normalizeName(name: string): string {

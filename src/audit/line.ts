@@ -14,9 +14,9 @@ import type { LineSink, LineSource } from './line-buffer.ts';
 import { requestDecision, requestReason } from './outcome.ts';
 import { isoTime } from './iso-time.ts';
 import { loggedUserAgent } from '../auth/user-agent.ts';
+import { clip } from './clip.ts';
 import {
   batchCalls,
-  clip,
   MAX_NAME,
   MAX_URI,
   messageCall,

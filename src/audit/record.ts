@@ -11,7 +11,7 @@
  *
  * Client-supplied strings (method, tool, prompt, resource, ids, user agent, protocol version) are
  * clipped so a 4 MiB method name cannot become a 4 MiB log line, and written as REDACTED when they
- * look like a key or token (clip); JSON encoding escapes control characters, so no value can start
+ * look like a key or token (clip.ts); JSON encoding escapes control characters, so no value can start
  * a second line.
  */
 import type { CallRecord, Decision, RequestContext } from '../pipeline/context.ts';
@@ -21,8 +21,8 @@ import { createArgumentSanitizer, DEFAULT_ARGUMENT_LIMITS } from './arguments.ts
 import type { ArgumentLimits, Budget, SanitizeArguments } from './arguments.ts';
 import { requestDecision, requestReason } from './outcome.ts';
 import { isoTime } from './iso-time.ts';
-import { loggedUserAgent, REDACTED } from '../auth/user-agent.ts';
-import { endsInsideToken, looksLikeCredential } from '../auth/query-credential.ts';
+import { loggedUserAgent } from '../auth/user-agent.ts';
+import { clip } from './clip.ts';
 
 /** Longest kept value of a client-supplied name (method, tool, prompt, id, user agent). */
 export const MAX_NAME = 256;
@@ -228,21 +228,6 @@ export function pinViolations(ctx: RequestContext): PinViolation[] | undefined {
     change: r.change,
     fields: r.fields.length > 0 ? r.fields.slice(0, 20).map((f) => clip(f, 64) as string) : undefined,
   })) as PinViolation[];
-}
-
-/**
- * A client-supplied string as the audit keeps it: clipped to `max` characters, and REDACTED in its
- * place when it holds a key or token (auth/query-credential.ts): a client that put its credential
- * in an id, a method or tool name, a resource URI or a header the audit records.
- */
-export function clip(value: string | undefined, max: number): string | undefined {
-  if (typeof value !== 'string') return undefined;
-  if (value.length <= max) return looksLikeCredential(value) ? REDACTED : value;
-  // Cut: what is kept is checked, and a cut that falls inside something shaped like a JWT (its
-  // signature, which the check needs, lies past the cut) is redacted too. Nothing past the cut is
-  // read: a crafted value cannot make this cost more than its kept part.
-  const kept = value.slice(0, max);
-  return looksLikeCredential(kept) || endsInsideToken(kept) ? REDACTED : kept + '…';
 }
 
 function id(value: JsonRpcId | null | undefined): JsonRpcId | undefined {

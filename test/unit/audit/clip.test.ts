@@ -5,7 +5,8 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { clip, MAX_NAME } from '../../../src/audit/record.ts';
+import { clip } from '../../../src/audit/clip.ts';
+import { MAX_NAME } from '../../../src/audit/record.ts';
 import { REDACTED } from '../../../src/auth/user-agent.ts';
 import { mintKey } from '../../../src/auth/key-format.ts';
 
