@@ -298,7 +298,7 @@ export function restoreEdits(text: string, value: unknown, ids: ResponseIds): Re
       // A repeated method, params, requestId, _meta, subscription id or uri (the resource an update
       // names: policy/hidden-updates.ts): a first-wins client reads another.
       if (
-        (notifying ??= mayNameBelow(text) || mayRepeatUpdate(text)) &&
+        (notifying ??= (naming ??= mayNameBelow(text)) || mayRepeatUpdate(text)) &&
         !readOnce(text, start, NOTIFICATION_READS)
       )
         return undefined;

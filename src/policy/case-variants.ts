@@ -27,10 +27,7 @@ export function memberNames(names: readonly string[]): MemberNames {
 
 /** The first key of `o` that folds to one of `names` without being it, or undefined. */
 export function caseVariant(o: object, names: MemberNames): string | undefined {
-  for (const key in o) {
-    if (names.exact.has(key)) continue;
-    if (names.folded.has(variantKey(key))) return key;
-  }
+  for (const key in o) if (isVariant(key, names)) return key;
   return undefined;
 }
 

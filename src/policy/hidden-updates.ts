@@ -18,7 +18,7 @@
 import type { Grants } from './grants.ts';
 import { ALLOW_ALL } from './grants.ts';
 import { isName, resourceAllowed } from './judge.ts';
-import { isVariant, memberNames } from './case-variants.ts';
+import { caseVariant, memberNames } from './case-variants.ts';
 import { messageStarts, skipValue } from '../integrity/json-spans.ts';
 
 const UPDATED = 'notifications/resources/updated';
@@ -57,8 +57,7 @@ function hiddenUpdate(message: unknown, grants: Grants): boolean {
   if (typeof message !== 'object' || message === null) return false;
   const m = message as { method?: unknown; params?: unknown };
   if (m.method !== UPDATED || typeof m.params !== 'object' || m.params === null) return false;
-  const params = m.params as Record<string, unknown>;
-  for (const key in params) if (isVariant(key, UPDATE_PARAMS)) return true;
-  const uri = params.uri;
+  if (caseVariant(m.params, UPDATE_PARAMS) !== undefined) return true;
+  const uri = (m.params as { uri?: unknown }).uri;
   return typeof uri === 'string' && !(isName(uri) && resourceAllowed(grants, uri));
 }
