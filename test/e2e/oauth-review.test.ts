@@ -15,7 +15,7 @@ import type { SdkUpstream } from '../helpers/sdk-upstream.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { freePort, rawHttp, waitFor } from '../helpers/net.ts';
-import { oauthGatewayConfig, startAuthServer } from '../helpers/auth-server.ts';
+import { oauthGatewayConfig, startAuthServer, startOAuthGateway } from '../helpers/auth-server.ts';
 import type { TestAuthServer } from '../helpers/auth-server.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { parseConfigText } from '../../src/config/load.ts';
@@ -145,17 +145,13 @@ describe('attacks on token validation and credential placement (and the logs of 
     await new Promise<void>((r) => attackerServer.listen(0, '127.0.0.1', r));
     attackerUrl = `http://127.0.0.1:${(attackerServer.address() as AddressInfo).port}/jwks`;
     upstream = await startSdkUpstream();
-    const port = await freePort();
-    gateway = await startTestGateway(
-      oauthGatewayConfig(port, upstream.url, as.issuer, as.jwksUri, [
-        '    required_scopes: [mcp:tools]',
-        'rate_limit:',
-        '  capacity: 1000',
-        '  refill_per_second: 1000',
-      ]),
-      {},
+    gateway = await startOAuthGateway(
+      upstream.url,
+      as.issuer,
+      as.jwksUri,
+      ['    required_scopes: [mcp:tools]', 'rate_limit:', '  capacity: 1000', '  refill_per_second: 1000'],
       // No unknown-kid cooldown: an unknown kid refetches the set, so an outage reaches the log.
-      { listen: `127.0.0.1:${port}`, log: logged.log, oauthTuning: { cooldownMs: 0 } },
+      { log: logged.log, oauthTuning: { cooldownMs: 0 } },
     );
   });
   after(async () => {
@@ -480,20 +476,8 @@ describe('attacks on the JWK set', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     upstream = await startSdkUpstream();
-    const port = await freePort();
-    gateway = await startTestGateway(
-      oauthGatewayConfig(port, upstream.url, `${origin}/realm`, `${origin}/jwks`),
-      {},
-      {
-        listen: `127.0.0.1:${port}`,
-      },
-    );
-    const port2 = await freePort();
-    redirected = await startTestGateway(
-      oauthGatewayConfig(port2, upstream.url, `${origin}/realm`, `${origin}/redirect`),
-      {},
-      { listen: `127.0.0.1:${port2}` },
-    );
+    gateway = await startOAuthGateway(upstream.url, `${origin}/realm`, `${origin}/jwks`);
+    redirected = await startOAuthGateway(upstream.url, `${origin}/realm`, `${origin}/redirect`);
   });
   after(async () => {
     await gateway.close(500);
@@ -783,12 +767,7 @@ describe('attacks on the token cache', () => {
   before(async () => {
     as = await startAuthServer();
     upstream = await startSdkUpstream();
-    const port = await freePort();
-    gateway = await startTestGateway(
-      oauthGatewayConfig(port, upstream.url, as.issuer, as.jwksUri, ['    clock_tolerance: 0s']),
-      {},
-      { listen: `127.0.0.1:${port}` },
-    );
+    gateway = await startOAuthGateway(upstream.url, as.issuer, as.jwksUri, ['    clock_tolerance: 0s']);
   });
   after(async () => {
     await gateway.close(500);
@@ -950,12 +929,9 @@ describe('attacks on a revoked signing key', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     upstream = await startSdkUpstream();
-    const port = await freePort();
-    gateway = await startTestGateway(
-      oauthGatewayConfig(port, upstream.url, `${origin}/realm`, `${origin}/jwks`),
-      {},
-      { listen: `127.0.0.1:${port}`, oauthTuning: { refreshMs: 300 } },
-    );
+    gateway = await startOAuthGateway(upstream.url, `${origin}/realm`, `${origin}/jwks`, [], {
+      oauthTuning: { refreshMs: 300 },
+    });
   });
   after(async () => {
     await gateway.close(500);
@@ -1069,12 +1045,9 @@ describe('attacks on the JWK set size', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     upstream = await startSdkUpstream();
-    const port = await freePort();
-    gateway = await startTestGateway(
-      oauthGatewayConfig(port, upstream.url, `${origin}/realm`, `${origin}/jwks`),
-      {},
-      { listen: `127.0.0.1:${port}`, log: logged.log },
-    );
+    gateway = await startOAuthGateway(upstream.url, `${origin}/realm`, `${origin}/jwks`, [], {
+      log: logged.log,
+    });
   });
   after(async () => {
     await gateway.close(500);

@@ -31,22 +31,24 @@ interface Answer {
   text: string;
 }
 
+/** The gateway of both describes: `little` may use echo and the public readme, `other` everything. */
+const twoKeys = (upstreamUrl: string) =>
+  reviewConfig(
+    upstreamUrl,
+    [
+      { label: 'little', key, allow: ['echo'], resources: [V2_RESOURCE_URI] },
+      { label: 'other', key: other, allow: ['*'], resources: ['file:///*'] },
+    ],
+    '',
+    { secret: 's'.repeat(40), resources: [V2_RESOURCE_URI] },
+  );
+
 describe('2026-07-28 attack review (v2 upstream, a key that may use echo and the public readme)', () => {
   let upstream: V2Upstream;
   let gateway: TestGateway;
   before(async () => {
     upstream = await startV2Upstream();
-    gateway = await startTestGateway(
-      reviewConfig(
-        upstream.url,
-        [
-          { label: 'little', key, allow: ['echo'], resources: [V2_RESOURCE_URI] },
-          { label: 'other', key: other, allow: ['*'], resources: ['file:///*'] },
-        ],
-        '',
-        { secret: 's'.repeat(40), resources: [V2_RESOURCE_URI] },
-      ),
-    );
+    gateway = await startTestGateway(twoKeys(upstream.url));
   });
   after(async () => {
     await gateway.close(1000);
@@ -358,17 +360,7 @@ describe('2026-07-28 attack review: what an upstream writes on a listen stream',
   let gateway: TestGateway;
   before(async () => {
     upstream = await startListenUpstream();
-    gateway = await startTestGateway(
-      reviewConfig(
-        upstream.url,
-        [
-          { label: 'little', key, allow: ['echo'], resources: [V2_RESOURCE_URI] },
-          { label: 'other', key: other, allow: ['*'], resources: ['file:///*'] },
-        ],
-        '',
-        { secret: 's'.repeat(40), resources: [V2_RESOURCE_URI] },
-      ),
-    );
+    gateway = await startTestGateway(twoKeys(upstream.url));
   });
   after(async () => {
     await gateway.close(500);

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import type { CryptoKey, JWK, JWTPayload } from 'jose';
 import { startTestGateway } from './gateway.ts';
-import type { TestGateway } from './gateway.ts';
+import type { TestGateway, TestGatewayOptions } from './gateway.ts';
 import { freePort } from './net.ts';
 
 export interface TestClient {
@@ -232,18 +232,23 @@ export function oauthGatewayConfig(
   ].join('\n');
 }
 
-/** A gateway with oauthGatewayConfig on a free port (its listen address is that port). */
+/**
+ * A gateway with oauthGatewayConfig on a free port (its listen address is that port), with the
+ * test logger and OAuth tuning of `options`.
+ */
 export async function startOAuthGateway(
   upstreamUrl: string,
   issuer: string,
   jwksUri: string,
   extra: readonly string[] = [],
+  options: Omit<TestGatewayOptions, 'listen'> = {},
 ): Promise<TestGateway> {
   const port = await freePort();
   return startTestGateway(
     oauthGatewayConfig(port, upstreamUrl, issuer, jwksUri, extra),
     {},
     {
+      ...options,
       listen: `127.0.0.1:${port}`,
     },
   );
