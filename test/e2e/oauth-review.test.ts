@@ -794,31 +794,11 @@ describe('attacks on the token cache', () => {
   it('holds: a GET stream opened with a token ends when the token expires, with ERR_STREAM_EXPIRED', async () => {
     const exp = nowS() + 2;
     const token = await as.sign({ aud: gateway.mcpUrl, scope: 'mcp:tools', exp });
-    const auth = { authorization: `Bearer ${token}` };
-    const init = await post(gateway.mcpUrl, auth);
-    assert.equal(init.status, 200);
-    const session = init.headers.get('mcp-session-id')!;
-    const common = { ...auth, 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' };
-    const notified = await fetch(gateway.mcpUrl, {
-      method: 'POST',
-      headers: { ...JSON_HEADERS, ...common },
-      body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
-    });
-    await notified.text();
-    const stream = await fetch(gateway.mcpUrl, { headers: { accept: 'text/event-stream', ...common } });
-    assert.equal(stream.status, 200);
+    const stream = await openStream(gateway.mcpUrl, token);
     const started = Date.now();
-    let ended = false;
-    const reader = stream.body!.getReader();
-    const done = (async () => {
-      for (;;) {
-        const { done: finished } = await reader.read().catch(() => ({ done: true }));
-        if (finished) break;
-      }
-      ended = true;
-    })();
-    await Promise.race([done, new Promise((r) => setTimeout(r, exp * 1000 - started + 3000))]);
-    assert.ok(ended, 'the stream outlived its token');
+    await Promise.race([stream.done, new Promise((r) => setTimeout(r, exp * 1000 - started + 3000))]);
+    assert.ok(stream.ended(), 'the stream outlived its token');
+    stream.close();
     assert.ok(Date.now() >= exp * 1000 - 50, 'the stream ended before its token expired');
     const line = await waitFor(
       () => gateway.auditLines.find((l) => l.http_method === 'GET'),
