@@ -547,6 +547,28 @@ describe('attacks on discovery', () => {
     );
   });
 
+  it('failed before: a discovered jwks_uri is held to the check a configured one passes (no credentials, which the log would show; no fragment; http(s))', async () => {
+    const issuer = 'https://auth.example.com/realms/main';
+    for (const jwksUri of [
+      'https://reader:s3cret@auth.example.com/realms/main/certs',
+      'https://auth.example.com/realms/main/certs#keys',
+      'ftp://auth.example.com/certs',
+      'not a url',
+    ])
+      await assert.rejects(
+        discoverJwksUri(issuer, { fetch: doc(issuer, jwksUri), timeoutMs: 1000 }),
+        /jwks_uri (must|must not)/,
+        jwksUri,
+      );
+    assert.equal(
+      await discoverJwksUri(issuer, {
+        fetch: doc(issuer, 'https://keys.example.net/certs'),
+        timeoutMs: 1000,
+      }),
+      'https://keys.example.net/certs',
+    );
+  });
+
   it('hole: a discovery document is read only up to a cap, not whole (a huge or endless answer fails)', async () => {
     const issuer = 'https://auth.example.com';
     let pulled = 0;

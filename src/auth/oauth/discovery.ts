@@ -7,6 +7,7 @@
  * https `jwks_uri`.
  */
 import { readCapped } from './read-capped.ts';
+import { checkHttpUrl } from '../../config/http-url.ts';
 
 /** Largest discovery document read (real ones are a few KiB). */
 export const MAX_DISCOVERY_BYTES = 256 * 1024;
@@ -65,9 +66,11 @@ async function fromDocument(
   const { issuer: named, jwks_uri: jwksUri } = doc as Record<string, unknown>;
   if (named !== issuer) throw new DiscoveryError('the document names another issuer');
   if (typeof jwksUri !== 'string') throw new DiscoveryError('no jwks_uri');
+  // Held to the check every URL the config names passes (an http(s) URL, no credentials, which the
+  // log line naming the URL found would show: keys.ts, no fragment), as a configured jwks_uri is.
+  const problem = checkHttpUrl(jwksUri);
+  if (problem !== undefined) throw new DiscoveryError(`jwks_uri ${problem}`);
   const parsed = new URL(jwksUri);
-  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')
-    throw new DiscoveryError('jwks_uri is not an http(s) URL');
   // The keys decide who gets in: an https issuer's keys are never fetched in cleartext, where anyone
   // on the path could answer with their own (a server behind a TLS proxy often writes http URLs).
   if (new URL(issuer).protocol === 'https:' && parsed.protocol !== 'https:')
