@@ -139,14 +139,26 @@ export function valuesLeftOut(value: unknown, cut: Cut): number {
   return n;
 }
 
-/** The values beyond their placeholders that the members of `o` stand for. */
+/**
+ * The values beyond their placeholders that the members of `o` stand for. `o` is read after
+ * restoreStrings gave the long strings back, and a client's long string may itself begin with
+ * U+0000: only a string spelled exactly as a placeholder (`"\u0000k"`, k a part's index) is one.
+ */
 function placeheld(o: Record<string, unknown>, counts: readonly number[]): number {
   let n = 0;
   for (const key in o) {
-    const v = o[key];
-    if (isPlaceholder(v)) n += (counts[Number(v.slice(1))] as number) - 1;
+    const k = placeholderIndex(o[key], counts.length);
+    if (k !== -1) n += (counts[k] as number) - 1;
   }
   return n;
+}
+
+/** k when `v` is exactly placeholder k (`"\u0000k"`, k below `parts`), else -1. */
+function placeholderIndex(v: unknown, parts: number): number {
+  if (!isPlaceholder(v)) return -1;
+  const digits = v.slice(1);
+  const k = Number(digits);
+  return Number.isInteger(k) && k < parts && String(k) === digits ? k : -1;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
