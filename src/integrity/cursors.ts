@@ -126,7 +126,7 @@ export function openRequestCursors(
     const m = messages[i] as { id?: JsonRpcId; method?: string; params?: Record<string, unknown> };
     if (m.id === undefined || m.method === undefined) continue;
     const kind = plans.get(m.id);
-    if (kind === undefined || kind === 'task' || kind === 'contents') continue;
+    if (kind === undefined || typeof kind === 'object' || kind === 'contents') continue;
     const params = m.params;
     if (params === undefined || !Object.hasOwn(params, 'cursor')) continue;
     const presented = params.cursor;

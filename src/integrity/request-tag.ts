@@ -7,9 +7,11 @@
  * stream replayed with `Last-Event-ID`. An id the gateway did not sign for this principal, or one
  * that was changed, does not untag.
  *
- *   tag = "g1" + plan + nonce + "." + client id + "." + base64url(HMAC-SHA256(k, bindingId "\n" body)[0..12])
+ *   tag = "g1" + plan + nonce + "." + client id [+ "." + tool] + "." + base64url(HMAC-SHA256(k, bindingId "\n" body)[0..12])
  *
- * where body is everything before the last ".", the plan is one letter (PLAN_LETTERS), the nonce is
+ * where body is everything before the last ".", the plan is one letter (PLAN_LETTERS, and `a` for a
+ * task-creating call, which adds base64url(UTF-8) of its tool's name: task ownership judges the task
+ * by that tool, policy/tasks.ts; `c`, a task without its tool, is what builds before wrote), the nonce is
  * a per-process random prefix plus a counter (two requests with the same client id never share a
  * tag, so their responses cannot cross), and the client id is `n` + its decimal digits for a number,
  * `s` + base64url(UTF-8) for a well-formed string, `u` + base64url(UTF-16LE) for a string with a
@@ -26,8 +28,16 @@ import type { JsonRpcId } from '../jsonrpc/message.ts';
 import type { ResultFilter } from '../policy/methods.ts';
 import { createBindingMac } from './hmac.ts';
 
-/** What a response needs: a list to filter, a task id to record for the principal, or nothing. */
-export type Plan = 'none' | 'task' | ResultFilter;
+/**
+ * What a response needs: a list to filter, a task id to record for the principal (with the tool
+ * whose call creates it), or nothing.
+ */
+export type Plan = 'none' | ResultFilter | TaskPlan;
+
+/** A task-creating call's plan. `tool` is undefined only in a tag of a build that did not carry it. */
+export interface TaskPlan {
+  readonly tool: string | undefined;
+}
 
 /** What a valid tag carries. */
 export interface Untagged {
@@ -50,9 +60,8 @@ export const MAC_CHARS = 16; // base64url of 12 bytes
 /** Longest tag untag() looks at (a client id is bounded by the body limit; tags of huge ids fail). */
 export const MAX_TAG_CHARS = 16 * 1024;
 
-const PLAN_LETTERS: Readonly<Record<Plan, string>> = {
+const PLAN_LETTERS: Readonly<Record<Exclude<Plan, TaskPlan>, string>> = {
   none: 'n',
-  task: 'c',
   tools: 't',
   prompts: 'p',
   resources: 'r',
@@ -63,6 +72,11 @@ const PLAN_LETTERS: Readonly<Record<Plan, string>> = {
 const PLANS = new Map<string, Plan>(
   Object.entries(PLAN_LETTERS).map(([plan, letter]) => [letter, plan as Plan]),
 );
+/** A task-creating call's tag, with its tool after the client id. */
+const TASK_TOOL = 'a';
+/** A task-creating call's tag without its tool (builds before TASK_TOOL; still read). */
+const TASK_LEGACY = 'c';
+const UNKNOWN_TOOL: TaskPlan = Object.freeze({ tool: undefined });
 
 export interface TaggerOptions {
   /** Randomness for the per-process nonce prefix (tests pass a fixed one). */
@@ -83,10 +97,18 @@ export function createRequestTagger(secret: Buffer, options: TaggerOptions = {})
 
   return {
     tag(bindingId, clientId, plan) {
-      const letter = PLAN_LETTERS[plan];
+      let letter: string | undefined;
+      let tool = '';
+      if (typeof plan === 'object') {
+        if (plan.tool === undefined) letter = TASK_LEGACY;
+        else {
+          letter = TASK_TOOL;
+          tool = `.${Buffer.from(plan.tool, 'utf8').toString('base64url')}`;
+        }
+      } else letter = PLAN_LETTERS[plan];
       if (letter === undefined) throw new TypeError(`unknown plan ${String(plan)}`);
       counter = counter >= Number.MAX_SAFE_INTEGER ? 0 : counter + 1;
-      const body = `${TAG_PREFIX}${letter}${prefix}${counter.toString(36)}.${encodeId(clientId)}`;
+      const body = `${TAG_PREFIX}${letter}${prefix}${counter.toString(36)}.${encodeId(clientId)}${tool}`;
       return `${body}.${mac(bindingId, body)}`;
     },
     untag(bindingId, id) {
@@ -125,11 +147,19 @@ function encodeId(id: JsonRpcId): string {
 
 /** Decodes a body the MAC vouched for (so it is one tag() wrote). */
 function decodeBody(body: string): Untagged | undefined {
-  const plan = PLANS.get(body.charAt(TAG_PREFIX.length));
+  const letter = body.charAt(TAG_PREFIX.length);
   const dot = body.indexOf('.');
-  if (plan === undefined || dot === -1) return undefined;
+  if (dot === -1) return undefined;
+  let plan: Plan | undefined;
+  let end = body.length;
+  if (letter === TASK_TOOL) {
+    end = body.indexOf('.', dot + 1);
+    if (end === -1) return undefined;
+    plan = { tool: Buffer.from(body.slice(end + 1), 'base64url').toString('utf8') };
+  } else plan = letter === TASK_LEGACY ? UNKNOWN_TOOL : PLANS.get(letter);
+  if (plan === undefined) return undefined;
   const kind = body.charAt(dot + 1);
-  const text = body.slice(dot + 2);
+  const text = body.slice(dot + 2, end);
   let clientId: JsonRpcId;
   if (kind === 'n') clientId = Number(text);
   else if (kind === 's') clientId = Buffer.from(text, 'base64url').toString('utf8');

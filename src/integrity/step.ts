@@ -67,7 +67,7 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
     const principal = principalOf(ctx);
     return {
       grants: principal.grants,
-      tasks: tasks.scope(principal.bindingId),
+      tasks: tasks.scope(principal.bindingId, principal.grants),
       pins: pinning?.forList((report) => (ctx.pinReports ??= []).push(report)),
       cursors: cursors.sealerFor(principal.bindingId),
     };

@@ -56,7 +56,7 @@ export function createInspect(options: InspectOptions): InspectStep {
     if (batch) refuseRepeatedIds(messages);
     const principal = ctx.principal;
     if (principal === undefined) throw new TypeError('inspect before authenticate');
-    const scope = tasks.scope(principal.bindingId);
+    const scope = tasks.scope(principal.bindingId, principal.grants);
     let plan: Map<JsonRpcId, ResponseAction> | undefined;
     let denied: Map<JsonRpcId | null, GatewayError> | undefined;
     let firstDenial: ErrorCode | undefined;
@@ -70,7 +70,7 @@ export function createInspect(options: InspectOptions): InspectStep {
         continue;
       }
       if (id !== null && (verdict.filter !== undefined || verdict.recordTask)) {
-        (plan ??= new Map()).set(id, verdict.filter ?? 'task');
+        (plan ??= new Map()).set(id, verdict.filter ?? { tool: verdict.record.tool });
       }
     }
     if (denied !== undefined) {

@@ -24,9 +24,10 @@ import type { ListPins } from '../pinning/pins.ts';
 import { parsedAsSpelled } from '../jsonrpc/key-check.ts';
 import { isVariant, LIST_RESULT_MEMBERS } from './case-variants.ts';
 import type { CursorSealer } from '../integrity/cursors.ts';
+import type { TaskPlan } from '../integrity/request-tag.ts';
 
 /** What to do with the response to one request id: filter a list, or record the task it creates. */
-export type ResponseAction = ResultFilter | 'task';
+export type ResponseAction = ResultFilter | TaskPlan;
 /** Request id → action, built by the pipeline from the verdicts (`filter`, `recordTask`). */
 export type ResponsePlan = ReadonlyMap<JsonRpcId, ResponseAction>;
 
@@ -155,9 +156,9 @@ function applyPlan(
   if (typeof id !== 'string' && typeof id !== 'number') return undefined;
   const action = plan.get(id);
   if (action === undefined) return undefined;
-  if (action === 'task') {
+  if (typeof action === 'object') {
     const taskId = createdTaskId(message.result);
-    if (taskId !== undefined && tasks !== undefined) tasks.record(taskId);
+    if (taskId !== undefined && tasks !== undefined) tasks.record(taskId, action.tool);
     return undefined;
   }
   if (action === 'contents') return { ...message, result: filterContents(message.result, grants) };
@@ -252,14 +253,19 @@ export function mapMessages(value: unknown, replace: (message: unknown) => unkno
 const FAST_PATH_MIN_CHARS = 4096;
 
 function fastOptions(plan: ResponsePlan, grants: Grants, pins: ListPins | undefined): FastListOptions {
+  // A task to record is no list: the parsed path records it.
+  const kindFor = (id: JsonRpcId): string | undefined => {
+    const action = plan.get(id);
+    return typeof action === 'object' ? 'task' : action;
+  };
   if (pins === undefined) {
     return {
-      kindFor: (id) => plan.get(id),
+      kindFor,
       keep: (kind, name) => (kind === 'tools' ? grants.tool(name) : grants.prompt(name)),
     };
   }
   return {
-    kindFor: (id) => plan.get(id),
+    kindFor,
     keep: (kind, name, body, start, end) =>
       (kind === 'tools' ? grants.tool(name) : grants.prompt(name)) && pins.pass(kind, name, body, start, end),
     startList: (kind, body, open, end, count) => pins.startList(kind, body, open, end, count),

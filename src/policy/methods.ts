@@ -132,13 +132,13 @@ const RULE_TEXT: Record<Rule, string> = {
     '`params.ref`: a `ref/prompt` name must match `prompts`, a `ref/resource` URI must match `resources`',
   listen:
     'every `resourceSubscriptions` URI must match `resources`; every `taskIds` entry must be the key\u2019s own task',
-  task: '`params.taskId` must be a task created by the same key (else: unknown task)',
+  task: '`params.taskId` must be a task created by the same key, with a tool the key may still use (else: unknown task)',
   'server-only': 'denied (only servers send it)',
 };
 
 function ruleText(m: MethodSpec): string {
   if (m.rule === 'list' && m.list === 'tasks')
-    return 'allowed; the response lists only the key\u2019s own tasks';
+    return 'allowed; the response lists only the key\u2019s own tasks (of tools it may still use)';
   return RULE_TEXT[m.rule];
 }
 

@@ -1,9 +1,13 @@
 /**
- * Task ownership: a key may only see and act on tasks it created. The gateway never invents task
- * ids; it learns them from the upstream's answers to the principal's own task-creating requests
- * (2025-11-25: `result.task.taskId` after a request with `params.task`; 2026-07-28 tasks extension:
- * `result.resultType === "task"` with `result.taskId`). tasks/get, tasks/result, tasks/update,
- * tasks/cancel for any other id are answered like an unknown task, and tasks/list is filtered.
+ * Task ownership: a key may only see and act on tasks it created, with a tool it may still use. The
+ * gateway never invents task ids; it learns them from the upstream's answers to the principal's own
+ * task-creating requests (2025-11-25: `result.task.taskId` after a request with `params.task`;
+ * 2026-07-28 tasks extension: `result.resultType === "task"` with `result.taskId`), with the name of
+ * the tool whose call created each (the request's tag carries it: integrity/request-tag.ts).
+ * tasks/get, tasks/result, tasks/update, tasks/cancel for any other id are answered like an unknown
+ * task, and tasks/list is filtered. A task whose tool a reload took from the key is unknown to it
+ * from then on (a task's result is its tool's output); it is kept, and known again if the tool is
+ * given back.
  *
  * Memory is bounded: at most `maxPerOwner` tasks per principal (its oldest is forgotten first) and
  * `maxTasks` in all (the least recently active principal's oldest task goes first). An entry expires
@@ -27,8 +31,20 @@ export interface TaskOwnershipOptions {
 
 /** One principal's view of the registry: what the pipeline passes to judge and the list filter. */
 export interface TaskScope {
+  /** The principal created `taskId` (not expired) with a tool its grants still allow. */
   owns(taskId: string): boolean;
-  record(taskId: string): void;
+  /** `tool`: the tool whose call created the task (undefined: a tag of a build that did not say). */
+  record(taskId: string, tool: string | undefined): void;
+}
+
+/** The one grant a task needs: its tool's (policy/grants.ts). */
+export interface ToolGrant {
+  readonly tool: (name: string) => boolean;
+}
+
+interface Entry {
+  expiry: number;
+  readonly tool: string | undefined;
 }
 
 export class TaskOwnership {
@@ -36,8 +52,8 @@ export class TaskOwnership {
   private readonly maxPerOwner: number;
   private readonly ttlMs: number;
   private readonly now: () => number;
-  /** owner → (taskId → expiry); both maps kept in least-recently-used order. */
-  private readonly owners = new Map<string, Map<string, number>>();
+  /** owner → (taskId → its entry); both maps kept in least-recently-used order. */
+  private readonly owners = new Map<string, Map<string, Entry>>();
   private count = 0;
 
   constructor(options: TaskOwnershipOptions) {
@@ -53,7 +69,7 @@ export class TaskOwnership {
     return this.count;
   }
 
-  record(owner: string, taskId: string): void {
+  record(owner: string, taskId: string, tool?: string): void {
     let tasks = this.owners.get(owner);
     if (tasks === undefined) {
       tasks = new Map();
@@ -62,28 +78,33 @@ export class TaskOwnership {
       if (tasks.delete(taskId)) this.count--;
     }
     this.owners.set(owner, tasks);
-    tasks.set(taskId, this.now() + this.ttlMs);
+    tasks.set(taskId, { expiry: this.now() + this.ttlMs, tool });
     this.count++;
     while (tasks.size > this.maxPerOwner) this.dropOldest(owner, tasks);
     while (this.count > this.maxTasks) {
-      const [oldestOwner, oldestTasks] = this.owners.entries().next().value as [string, Map<string, number>];
+      const [oldestOwner, oldestTasks] = this.owners.entries().next().value as [string, Map<string, Entry>];
       this.dropOldest(oldestOwner, oldestTasks);
     }
   }
 
-  /** True when `owner` created `taskId` and it has not expired; a hit extends its life. */
-  owns(owner: string, taskId: string): boolean {
+  /**
+   * True when `owner` created `taskId`, it has not expired and `grants` (when given) allow the tool
+   * that created it; a hit extends its life. A task whose tool is not allowed is left as it is.
+   */
+  owns(owner: string, taskId: string, grants?: ToolGrant): boolean {
     const tasks = this.owners.get(owner);
     if (tasks === undefined) return false;
-    const expiry = tasks.get(taskId);
-    if (expiry === undefined) return false;
+    const entry = tasks.get(taskId);
+    if (entry === undefined) return false;
     const now = this.now();
-    if (expiry <= now) {
+    if (entry.expiry <= now) {
       this.forget(owner, taskId);
       return false;
     }
+    if (grants !== undefined && entry.tool !== undefined && !grants.tool(entry.tool)) return false;
     tasks.delete(taskId);
-    tasks.set(taskId, now + this.ttlMs);
+    entry.expiry = now + this.ttlMs;
+    tasks.set(taskId, entry);
     return true;
   }
 
@@ -94,11 +115,12 @@ export class TaskOwnership {
     if (tasks.size === 0) this.owners.delete(owner);
   }
 
-  scope(owner: string): TaskScope {
-    return new OwnerScope(this, owner);
+  /** `grants`: the principal's, judged by the request the scope serves. */
+  scope(owner: string, grants: ToolGrant): TaskScope {
+    return new OwnerScope(this, owner, grants);
   }
 
-  private dropOldest(owner: string, tasks: Map<string, number>): void {
+  private dropOldest(owner: string, tasks: Map<string, Entry>): void {
     const oldest = tasks.keys().next().value as string;
     tasks.delete(oldest);
     this.count--;
@@ -109,15 +131,17 @@ export class TaskOwnership {
 class OwnerScope implements TaskScope {
   private readonly registry: TaskOwnership;
   private readonly owner: string;
-  constructor(registry: TaskOwnership, owner: string) {
+  private readonly grants: ToolGrant;
+  constructor(registry: TaskOwnership, owner: string, grants: ToolGrant) {
     this.registry = registry;
     this.owner = owner;
+    this.grants = grants;
   }
   owns(taskId: string): boolean {
-    return this.registry.owns(this.owner, taskId);
+    return this.registry.owns(this.owner, taskId, this.grants);
   }
-  record(taskId: string): void {
-    this.registry.record(this.owner, taskId);
+  record(taskId: string, tool: string | undefined): void {
+    this.registry.record(this.owner, taskId, tool);
   }
 }
 

@@ -325,6 +325,44 @@ describe('state review: tasks, subscriptions, pins and reloads', () => {
     assert.match(mine.text, new RegExp(`result of ${taskId}`));
   });
 
+  it('failed before: a task created with a tool a reload took from the key stayed readable (tasks/get, tasks/result, tasks/list, listen)', async () => {
+    // A task's result is its tool's output: once the operator takes the tool from the key, the key
+    // must not get it through tasks/result any more than through tools/call.
+    gateway = await startTestGateway(config(upstream.url, { allow: ['slow', 'echo'] }));
+    const create = async (name: string) => {
+      const created = await post(gateway!, ALICE, 'tools/call', {
+        name,
+        arguments: {},
+        task: { ttl: 60000 },
+      });
+      assert.equal(created.status, 200, created.text);
+      return (JSON.parse(created.text) as { result: { task: { taskId: string } } }).result.task.taskId;
+    };
+    const slowTask = await create('slow');
+    const echoTask = await create('echo');
+    assert.match((await post(gateway, ALICE, 'tasks/result', { taskId: slowTask })).text, /result of/);
+    await reload(gateway, config(upstream.url, { allow: ['echo'] }));
+    const before = received.length;
+    for (const method of ['tasks/get', 'tasks/result', 'tasks/cancel']) {
+      const reply = await post(gateway, ALICE, method, { taskId: slowTask });
+      assert.match(reply.text, /Task not found/, `${method}: ${reply.text}`);
+    }
+    const listen = await post(gateway, ALICE, 'subscriptions/listen', {
+      notifications: { taskIds: [slowTask] },
+      _meta: { 'io.modelcontextprotocol/protocolVersion': MODERN },
+    });
+    assert.match(listen.text, /Task not found/, listen.text);
+    assert.equal(received.length, before, 'nothing reached the upstream');
+    const list = await post(gateway, ALICE, 'tasks/list');
+    assert.ok(!list.text.includes(`"${slowTask}"`), list.text);
+    assert.ok(list.text.includes(`"${echoTask}"`), list.text);
+    // The task of a tool the key still has is its own as before.
+    assert.match((await post(gateway, ALICE, 'tasks/result', { taskId: echoTask })).text, /result of/);
+    // Given the tool back, the key has the task again (it was kept, not forgotten).
+    await reload(gateway, config(upstream.url, { allow: ['slow', 'echo'] }));
+    assert.match((await post(gateway, ALICE, 'tasks/result', { taskId: slowTask })).text, /result of/);
+  });
+
   // ---------------------------------------------------------------------------------------------
   // Subscriptions across a reload
   // ---------------------------------------------------------------------------------------------

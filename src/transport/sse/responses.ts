@@ -57,7 +57,7 @@ export function createStreamMatcher(
 ): StreamMatcher {
   return (principal, paths, onPinReport) => {
     const ids = new SessionIds(tagger, principal.bindingId, paths);
-    const scope = tasks.scope(principal.bindingId);
+    const scope = tasks.scope(principal.bindingId, principal.grants);
     const pins = pinning?.forList(onPinReport);
     const seal = cursors.sealerFor(principal.bindingId);
     /** What passes of one event's data; undefined drops it. */

@@ -273,13 +273,13 @@ function exchange(clientId: JsonRpcId) {
   const tag = tagger.tag('key-a', clientId, 'tools');
   const prompts = tagger.tag('key-a', 'p-1', 'prompts');
   const none = tagger.tag('key-a', 'c-1', 'none');
-  const task = tagger.tag('key-a', 't-1', 'task');
+  const task = tagger.tag('key-a', 't-1', { tool: 'echo' });
   const forged = tagger.tag('key-b', clientId, 'tools');
   const tags = new Map<string, Untagged>([
     [tag, { clientId, plan: 'tools' }],
     [prompts, { clientId: 'p-1', plan: 'prompts' }],
     [none, { clientId: 'c-1', plan: 'none' }],
-    [task, { clientId: 't-1', plan: 'task' }],
+    [task, { clientId: 't-1', plan: { tool: 'echo' } }],
   ]);
   return { tag, prompts, none, task, forged, tags };
 }

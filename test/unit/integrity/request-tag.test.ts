@@ -7,7 +7,18 @@ import type { JsonRpcId } from '../../../src/jsonrpc/message.ts';
 
 const SECRET = Buffer.alloc(32, 7);
 const tagger = createRequestTagger(SECRET);
-const PLANS: Plan[] = ['none', 'task', 'tools', 'prompts', 'resources', 'resourceTemplates', 'tasks'];
+const PLANS: Plan[] = [
+  'none',
+  { tool: 'echo' },
+  { tool: 'a.b \u00e9 \ud83d\ude00' },
+  { tool: '' },
+  { tool: undefined },
+  'tools',
+  'prompts',
+  'resources',
+  'resourceTemplates',
+  'tasks',
+];
 const IDS: JsonRpcId[] = [
   0,
   1,

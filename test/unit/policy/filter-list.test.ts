@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { isGatewayError } from '../../../src/jsonrpc/errors.ts';
 import type { JsonRpcId } from '../../../src/jsonrpc/message.ts';
-import { compileGrants } from '../../../src/policy/grants.ts';
+import { ALLOW_ALL, compileGrants } from '../../../src/policy/grants.ts';
 import {
   filterJsonResponseBody,
   filterListResult,
@@ -97,7 +97,7 @@ describe('filterListResult', () => {
       ],
       nextCursor: 'n',
     };
-    assert.deepEqual(filterListResult('tasks', result, grants, registry.scope('a')), {
+    assert.deepEqual(filterListResult('tasks', result, grants, registry.scope('a', ALLOW_ALL)), {
       tasks: [{ taskId: 't1', status: 'working' }],
       nextCursor: 'n',
     });
@@ -187,7 +187,7 @@ describe('filterJsonResponseBody', () => {
 
   it('records the task a task-creating call returns, so the principal may poll it', () => {
     const registry = new TaskOwnership({ now: () => 0 });
-    const a = registry.scope('key-a');
+    const a = registry.scope('key-a', ALLOW_ALL);
     const created2025 = { jsonrpc: '2.0', id: 1, result: { task: { taskId: 'old-1', status: 'working' } } };
     const created2026 = {
       jsonrpc: '2.0',
@@ -198,8 +198,8 @@ describe('filterJsonResponseBody', () => {
     const out = filterJsonResponseBody(
       body,
       plan([
-        [1, 'task'],
-        [2, 'task'],
+        [1, { tool: 'echo' }],
+        [2, { tool: 'echo' }],
       ]),
       grants,
       a,
@@ -207,10 +207,13 @@ describe('filterJsonResponseBody', () => {
     assert.equal(out, body, 'the response itself is untouched');
     assert.equal(a.owns('old-1'), true);
     assert.equal(a.owns('new-1'), true);
-    assert.equal(registry.scope('key-b').owns('new-1'), false);
+    assert.equal(registry.scope('key-b', ALLOW_ALL).owns('new-1'), false);
     const poll = { jsonrpc: '2.0' as const, id: 3, method: 'tasks/get', params: { taskId: 'new-1' } };
     assert.equal(judge(poll, grants, { unknownMethods: 'deny' }, a).allowed, true);
-    assert.equal(judge(poll, grants, { unknownMethods: 'deny' }, registry.scope('key-b')).allowed, false);
+    assert.equal(
+      judge(poll, grants, { unknownMethods: 'deny' }, registry.scope('key-b', ALLOW_ALL)).allowed,
+      false,
+    );
   });
 });
 
@@ -296,8 +299,8 @@ describe('list filtering over SSE', () => {
 describe('task recording over SSE', () => {
   it('records the task from the result event of a long tool call stream', () => {
     const registry = new TaskOwnership({ now: () => 0 });
-    const scope = registry.scope('key-a');
-    const rewrite = sseFilter(plan([[9, 'task']]), grants, scope);
+    const scope = registry.scope('key-a', ALLOW_ALL);
+    const rewrite = sseFilter(plan([[9, { tool: 'echo' }]]), grants, scope);
     const progress =
       'data: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}\n\n';
     const created =

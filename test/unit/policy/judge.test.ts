@@ -339,8 +339,8 @@ describe('judge: completion/complete', () => {
 describe('judge: tasks (only the key\u2019s own)', () => {
   const registry = new TaskOwnership({ now: () => 0 });
   registry.record('key-a', 'task-1');
-  const a = registry.scope('key-a');
-  const b = registry.scope('key-b');
+  const a = registry.scope('key-a', ALLOW_ALL);
+  const b = registry.scope('key-b', ALLOW_ALL);
 
   for (const method of ['tasks/get', 'tasks/result', 'tasks/cancel', 'tasks/update']) {
     it(`${method}: allowed for the owner, an unknown task for anyone else`, () => {
@@ -382,7 +382,7 @@ describe('judge: tasks (only the key\u2019s own)', () => {
 describe('judge: subscriptions/listen (2026-07-28)', () => {
   const registry = new TaskOwnership({ now: () => 0 });
   registry.record('key-a', 't1');
-  const a = registry.scope('key-a');
+  const a = registry.scope('key-a', ALLOW_ALL);
 
   it('allows list-changed subscriptions and allowed resources', () => {
     const notifications = {

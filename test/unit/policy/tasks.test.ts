@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { TaskOwnership, createdTaskId } from '../../../src/policy/tasks.ts';
+import { ALLOW_ALL, compileGrants } from '../../../src/policy/grants.ts';
 
 function clock(start = 1_000) {
   let t = start;
@@ -68,13 +69,30 @@ describe('TaskOwnership', () => {
 
   it('forgets on request, and scopes bind a principal', () => {
     const r = new TaskOwnership({ now: () => 0 });
-    const a = r.scope('a');
-    a.record('t1');
+    const a = r.scope('a', ALLOW_ALL);
+    a.record('t1', 'echo');
     assert.equal(a.owns('t1'), true);
-    assert.equal(r.scope('b').owns('t1'), false);
+    assert.equal(r.scope('b', ALLOW_ALL).owns('t1'), false);
     r.forget('a', 't1');
     assert.equal(a.owns('t1'), false);
     assert.equal(r.size, 0);
+  });
+
+  it('a task is its key\u2019s only while the key may use the tool that created it', () => {
+    const r = new TaskOwnership({ now: () => 0 });
+    const before = compileGrants({ allow: ['echo', 'search'], prompts: [], resources: [] });
+    // A reload compiles new grants: the same key, without `search`.
+    const after = compileGrants({ allow: ['echo'], prompts: [], resources: [] });
+    r.scope('a', before).record('t-search', 'search');
+    r.scope('a', before).record('t-echo', 'echo');
+    assert.equal(r.scope('a', before).owns('t-search'), true);
+    assert.equal(r.scope('a', after).owns('t-search'), false, 'its tool left the key');
+    assert.equal(r.scope('a', after).owns('t-echo'), true);
+    assert.equal(r.size, 2, 'kept, not forgotten: a reload may give the tool back');
+    assert.equal(r.scope('a', before).owns('t-search'), true);
+    // A tag of a build that did not carry the tool: ownership alone, as it was judged then.
+    r.scope('a', before).record('t-old', undefined);
+    assert.equal(r.scope('a', after).owns('t-old'), true);
   });
 
   it('refuses nonsense options (programmer error)', () => {
