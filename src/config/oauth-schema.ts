@@ -76,9 +76,10 @@ export function oauthSpec<R>(rateLimit: Spec<R>) {
         'Accepted signature algorithms (never `none`, never HMAC).',
         { default: OAUTH_DEFAULTS.algorithms },
       ),
-      clock_tolerance: duration('Allowed clock skew for `exp`, `nbf` and `iat`.', {
-        default: OAUTH_DEFAULTS.clockTolerance,
-      }),
+      clock_tolerance: duration(
+        'Allowed clock skew for `exp`, `nbf` and `iat`; at most `5m` (more would accept expired tokens for that long: fix the clocks instead).',
+        { default: OAUTH_DEFAULTS.clockTolerance, max: '5m' },
+      ),
       required_scopes: array(
         string('A scope.', {
           check: (v) =>

@@ -103,14 +103,29 @@ export const number = (
   );
 };
 
-export const duration = (description: string, options: { default?: string; min?: number } = {}) =>
-  leaf<number>('duration', description, parseDuration, 'must be a duration such as 250ms, 30s, 5m or 1h', {
-    ...(options.default !== undefined
-      ? { default: parseDuration(options.default) as number, shown: options.default }
-      : {}),
-    check: (ms) =>
-      options.min !== undefined && ms < options.min ? `must be at least ${options.min}ms` : undefined,
-  });
+/** `max`: the longest allowed, spelled as a duration (it is shown in the error). */
+export const duration = (
+  description: string,
+  options: { default?: string; min?: number; max?: string } = {},
+) => {
+  const max = options.max === undefined ? undefined : (parseDuration(options.max) as number);
+  return leaf<number>(
+    'duration',
+    description,
+    parseDuration,
+    'must be a duration such as 250ms, 30s, 5m or 1h',
+    {
+      ...(options.default !== undefined
+        ? { default: parseDuration(options.default) as number, shown: options.default }
+        : {}),
+      check: (ms) => {
+        if (options.min !== undefined && ms < options.min) return `must be at least ${options.min}ms`;
+        if (max !== undefined && ms > max) return `must be at most ${options.max}`;
+        return undefined;
+      },
+    },
+  );
+};
 
 export const size = (description: string, options: { default?: string } = {}) =>
   leaf<number>('size', description, parseSize, 'must be a size such as 4MiB, 512KiB or a number of bytes', {

@@ -32,6 +32,21 @@ describe('auth.oauth config', () => {
     );
   });
 
+  it('refuses a clock_tolerance over 5m (an expired token would pass for that long)', () => {
+    const at = (tolerance: string) =>
+      errors(
+        'public_url: https://mcp.example.com/mcp',
+        'auth:',
+        '  oauth:',
+        '    issuer: https://auth.example.com',
+        `    clock_tolerance: ${tolerance}`,
+      );
+    assert.deepEqual(at('5m'), []);
+    assert.deepEqual(at('0s'), []);
+    assert.deepEqual(at('301s'), ['auth.oauth.clock_tolerance: must be at most 5m']);
+    assert.deepEqual(at('24h'), ['auth.oauth.clock_tolerance: must be at most 5m']);
+  });
+
   it('refuses none and HMAC algorithms', () => {
     const out = errors(
       'public_url: https://mcp.example.com/mcp',
