@@ -79,6 +79,9 @@ const KEY_KIND: Readonly<Record<FastKind, Buffer>> = {
  * result holding one is left to it.
  */
 const KEYS_REWRITTEN = ['nextCursor', 'resources', 'resourceTemplates', 'tasks'].map((k) => Buffer.from(k));
+/** A caching scope the parsed path makes `"private"` unless it is spelled so (filter-list.ts). */
+const KEY_CACHE_SCOPE = Buffer.from('cacheScope');
+const PRIVATE_SCOPE = Buffer.from('"private"');
 
 /** Whether the key whose text (without quotes) is b[start, end) is `key`. */
 function keyIs(b: Uint8Array, start: number, end: number, key: Buffer): boolean {
@@ -129,6 +132,11 @@ function scan(b: Uint8Array, options: FastListOptions): Uint8Array | undefined {
       return prompts.end;
     }
     for (const key of KEYS_REWRITTEN) if (keyIs(b, ks, ke, key)) throw GIVE_UP;
+    if (keyIs(b, ks, ke, KEY_CACHE_SCOPE)) {
+      const end = skipValue(b, vs);
+      if (!keyIs(b, vs, end, PRIVATE_SCOPE)) throw GIVE_UP;
+      return end;
+    }
     // A key a case-folding client reads as a list (`"Tools"`): the parsed path drops it.
     if (isVariantAt(b, ks - 1, ke + 1, LIST_RESULT_MEMBERS)) throw GIVE_UP;
     return skipValue(b, vs);

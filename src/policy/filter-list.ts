@@ -6,7 +6,8 @@
  * method with its whole catalogue) is dropped. `nextCursor` is sealed for the principal
  * (integrity/cursors.ts: its text may name the page's last, hidden, entry), or dropped when it
  * cannot be; it is kept when a page ends up empty (the client then asks for the next page, as it
- * would after any page). Everything else in a result is left as it is. Fail closed: an entry that is
+ * would after any page). A 2026-07-28 caching scope other than `"private"` becomes `"private"`
+ * (privateScope). Everything else in a result is left as it is. Fail closed: an entry that is
  * not an object with a string name/uri/taskId is dropped, and a list field that is not an array
  * becomes empty.
  */
@@ -22,7 +23,7 @@ import { createdTaskId } from './tasks.ts';
 import type { TaskScope } from './tasks.ts';
 import type { ListPins } from '../pinning/pins.ts';
 import { parsedAsSpelled } from '../jsonrpc/key-check.ts';
-import { isVariant, LIST_RESULT_MEMBERS } from './case-variants.ts';
+import { isVariant, LIST_RESULT_MEMBERS, memberNames } from './case-variants.ts';
 import type { CursorSealer } from '../integrity/cursors.ts';
 import type { TaskPlan } from '../integrity/request-tag.ts';
 
@@ -59,6 +60,7 @@ export function filterListResult(
     if (record === result) record = { ...record };
     delete record[key];
   }
+  record = privateScope(record, result);
   if (seal !== undefined && Object.hasOwn(record, 'nextCursor')) {
     const next = record.nextCursor;
     // An empty cursor names no next page (a client paging while it has one would loop): dropped.
@@ -83,17 +85,47 @@ export function filterListResult(
 
 /**
  * A resources/read result keeps the contents of URIs the key may read; an entry without a string
- * `uri` goes, and a `contents` that is not an array becomes empty (fail closed).
+ * `uri` goes, and a `contents` that is not an array becomes empty (fail closed). Its caching scope
+ * becomes the key's (privateScope).
  */
 export function filterContents(result: unknown, grants: Grants): unknown {
-  if (!isObject(result) || !Object.hasOwn(result, 'contents')) return result;
-  const contents = result.contents;
-  if (!Array.isArray(contents)) return { ...result, contents: [] };
+  if (!isObject(result)) return result;
+  let record = result;
+  for (const key in record) {
+    if (!isVariant(key, SCOPE_MEMBER)) continue;
+    if (record === result) record = { ...record };
+    delete record[key];
+  }
+  record = privateScope(record, result);
+  if (!Object.hasOwn(record, 'contents')) return record;
+  const contents = record.contents;
+  if (!Array.isArray(contents)) return { ...record, contents: [] };
   const kept = contents.filter(
     (e: unknown) => isObject(e) && typeof e.uri === 'string' && resourceAllowed(grants, e.uri),
   );
-  return kept.length === contents.length ? result : { ...result, contents: kept };
+  return kept.length === contents.length ? record : { ...record, contents: kept };
 }
+
+/**
+ * 2026-07-28 results carry caching hints, and `cacheScope: "public"` (the Go SDK's default) lets any
+ * client or intermediary (a shared gateway, a multi-user host) serve the result to every caller.
+ * What the gateway filtered for a key holds what that key may see (its tools, the contents it may
+ * read): reused for another key, it would show that key what its lists hide, and answer a read the
+ * gateway refuses it without the request ever reaching the gateway. So its scope is the key's alone:
+ * any value but `"private"` becomes `"private"`. A result without one (2025-era) gets none.
+ * `record` is `result` or already a copy of it.
+ */
+function privateScope(record: Record<string, unknown>, result: object): Record<string, unknown> {
+  if (!Object.hasOwn(record, CACHE_SCOPE) || record[CACHE_SCOPE] === PRIVATE) return record;
+  const out = record === result ? { ...record } : record;
+  out[CACHE_SCOPE] = PRIVATE;
+  return out;
+}
+
+// The byte paths (fast-list.ts, list-scan.ts) answer only a result whose scope is spelled `"private"`.
+const CACHE_SCOPE = 'cacheScope';
+const PRIVATE = 'private';
+const SCOPE_MEMBER = memberNames([CACHE_SCOPE]);
 
 function keeper(
   kind: ListKind,

@@ -116,6 +116,12 @@ function scan(b: Uint8Array): ListResponse | typeof OTHER {
         // A cursor the parsed path seals, another kind's list it drops (filter-list.ts).
         if (k === 'nextCursor' || k === 'resources' || k === 'resourceTemplates' || k === 'tasks')
           other = true;
+        // A caching scope it makes "private", unless it is spelled so.
+        if (k === 'cacheScope') {
+          const end = value(b, v, 2);
+          if (!isPrivateScope(b, v, end)) other = true;
+          return end;
+        }
         if (k === '_meta' && b[v] === OPEN_OBJECT) {
           return members(b, v, (mk, mv) => {
             if (mk === SUBSCRIPTION_ID) other = true;
@@ -133,6 +139,15 @@ function scan(b: Uint8Array): ListResponse | typeof OTHER {
   if (ws(b, end) !== b.length) throw NOT_JSON;
   if (other || result === -1 || idStart === -1 || b[idStart] !== QUOTE) return OTHER;
   return { idStart, idEnd, tools, prompts };
+}
+
+const PRIVATE_SCOPE = Buffer.from('"private"');
+
+/** Whether b[start, end) is the JSON `"private"`, spelled without an escape. */
+function isPrivateScope(b: Uint8Array, start: number, end: number): boolean {
+  if (end - start !== PRIVATE_SCOPE.length) return false;
+  for (let k = 0; k < PRIVATE_SCOPE.length; k++) if (b[start + k] !== PRIVATE_SCOPE[k]) return false;
+  return true;
 }
 
 /** Walks the list array whose `[` is at `open`, recording each entry. */
@@ -203,6 +218,7 @@ const KEYS = [
   'resources',
   'resourceTemplates',
   'tasks',
+  'cacheScope',
 ];
 const KEY_BYTES = KEYS.map((k) => Buffer.from(k));
 /** Longest raw text of a key this scanner looks for (each character escaped as `\uXXXX`). */
