@@ -46,6 +46,8 @@ export interface Verdict {
 }
 
 const TASKS_EXTENSION = 'io.modelcontextprotocol/tasks';
+/** The prefix of every notification's method in the table (and in MCP). */
+const NOTIFICATION = 'notifications/';
 const CLIENT_CAPABILITIES = 'io.modelcontextprotocol/clientCapabilities';
 const PROTOCOL_VERSION = 'io.modelcontextprotocol/protocolVersion';
 
@@ -74,6 +76,13 @@ export function judge(
   if (removedIn(spec, params)) {
     // What that revision's server answers (HTTP 404, -32601), whoever asks: the upstream would too.
     return deny(method, id, 'ERR_METHOD_DENIED', 'Method not found', undefined, undefined, params);
+  }
+  // A notification sent with an id is a request to the gateway, which replaces only its id
+  // (integrity/restore.ts): a `notifications/cancelled` would reach the upstream with the
+  // `requestId` the client wrote, untranslated, and an upstream that acts on a cancellation
+  // whatever its id would cancel the request that id names (another key's, if its tag ever leaked).
+  if (m.id !== undefined && spec.rule !== 'server-only' && method.startsWith(NOTIFICATION)) {
+    return invalid(method, id, `${method} is a notification: it takes no id`);
   }
   const all = grants === ALLOW_ALL;
   switch (spec.rule) {

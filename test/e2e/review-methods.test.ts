@@ -21,6 +21,8 @@ type Answer = (method: string) => Record<string, unknown>;
 
 describe('review: methods', () => {
   const key = newKey();
+  /** Another key with the same lists. */
+  const other = newKey();
   let upstream: ScriptedUpstream;
   let gw: TestGateway;
   /** How the upstream answers: a JSON body, or one SSE event; `pad` makes the body large. */
@@ -56,6 +58,9 @@ keys:
     allow: ["echo"]
     prompts: ["greet"]
     resources: ["file:///public/*"]
+  - label: other
+    hash: "sha256:${sha256Hex(other)}"
+    allow: ["echo"]
 `);
   });
   after(async () => {
@@ -63,11 +68,11 @@ keys:
     await upstream?.close();
   });
 
-  async function post(body: unknown): Promise<{ status: number; text: string }> {
+  async function post(body: unknown, as = key): Promise<{ status: number; text: string }> {
     const r = await fetch(`${gw.url}/mcp`, {
       method: 'POST',
       headers: {
-        authorization: `Bearer ${key}`,
+        authorization: `Bearer ${as}`,
         'content-type': 'application/json',
         accept: 'application/json, text/event-stream',
       },
@@ -222,5 +227,64 @@ keys:
       ['echo'],
     );
     mode.pad = 0;
+  });
+
+  // ---------------------------------------------------------------------------------------------
+  // Client notifications
+  // ---------------------------------------------------------------------------------------------
+
+  /**
+   * A `notifications/cancelled` names the request it cancels by the gateway's tag for it, looked up
+   * for the same key and session (integrity/cancels.ts); one that names no pending request of the key
+   * gets a fresh tag no request has. Sent with an id, it was a request to the gateway: only the id
+   * was replaced, and `params.requestId` reached the upstream as the client wrote it. An upstream that
+   * acts on a cancellation whatever its id (a hand-written dispatch on the method) then cancels the
+   * request that id names: here another key's, whose tag leaked. Fixed in src/policy/judge.ts: a
+   * notification with an id is invalid, and nothing of it reaches the upstream.
+   */
+  it('failed before: a notifications/cancelled sent with an id passed its requestId (another key\u2019s tag) to the upstream untranslated', async () => {
+    mode.answer = () => ({ content: [] });
+    await post(
+      { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: {} } },
+      other,
+    );
+    const theirs = (upstream.seen.at(-1)?.body as { id: string }).id;
+    assert.match(theirs, /^g1/);
+    // As a notification: the tag is not one of this key's pending requests, so a fresh one goes.
+    const before = upstream.seen.length;
+    const plain = await post({
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: theirs },
+    });
+    assert.equal(plain.status, 202);
+    const sent = upstream.seen.at(-1)?.body as { params: { requestId: string } };
+    assert.equal(upstream.seen.length, before + 1);
+    assert.notEqual(sent.params.requestId, theirs);
+    // With an id: refused, nothing forwarded, one line saying so.
+    const lines = gw.auditLines.length;
+    const withId = await post({
+      jsonrpc: '2.0',
+      id: 9,
+      method: 'notifications/cancelled',
+      params: { requestId: theirs },
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(upstream.seen.length, before + 1, 'nothing more reached the upstream');
+    assert.equal(withId.status, 200);
+    const answer = JSON.parse(withId.text) as { id: unknown; error?: { code: number } };
+    assert.equal(answer.id, 9);
+    assert.equal(answer.error?.code, -32602);
+    assert.equal(gw.auditLines.length, lines + 1);
+    const line = gw.auditLines.at(-1) as Record<string, unknown>;
+    assert.equal(line.rpc_method, 'notifications/cancelled');
+    assert.equal(line.reason, 'ERR_INVALID_PARAMS');
+    // In a batch beside an allowed request: the batch is refused whole.
+    const batch = await post([
+      { jsonrpc: '2.0', id: 10, method: 'ping' },
+      { jsonrpc: '2.0', id: 11, method: 'notifications/progress', params: { progressToken: 1, progress: 1 } },
+    ]);
+    assert.equal(upstream.seen.length, before + 1, 'nothing of the batch reached the upstream');
+    assert.equal((JSON.parse(batch.text) as unknown[]).length, 2);
   });
 });

@@ -71,6 +71,15 @@ describe('judge: lifecycle, notifications and responses', () => {
     });
   }
 
+  it('refuses a client notification sent with an id (its requestId would go untranslated)', () => {
+    for (const method of ['notifications/cancelled', 'notifications/progress', 'notifications/initialized']) {
+      const v = judge(req(method, { requestId: 'g1x' }), grants, deny);
+      assert.equal(v.allowed, false);
+      assert.equal(v.record.decision, 'invalid');
+      assert.equal(v.error?.code, 'ERR_INVALID_PARAMS');
+    }
+  });
+
   it('allows a response from the client (to a server request)', () => {
     const v = judge({ jsonrpc: '2.0', id: 'srv-1', result: { roots: [] } }, grants, deny);
     assertAllowed(v);
@@ -484,7 +493,10 @@ describe('members spelled in another case (an upstream matching keys by case fol
       ['notifications/progress', { progressToken: 1, progress: 1, total: 2, message: 'm' }],
       ['tools/call', { name: 'echo', arguments: {}, task: { ttl: 1 }, _meta: { progressToken: 1 } }],
     ] as const) {
-      const v = judge(req(method, params as Record<string, unknown>), grants, allowUnknown);
+      const message = method.startsWith('notifications/')
+        ? { jsonrpc: '2.0' as const, method, params: params as Record<string, unknown> }
+        : req(method, params as Record<string, unknown>);
+      const v = judge(message, grants, allowUnknown);
       assert.notEqual(v.record.decision, 'invalid', `${method}: ${v.error?.message}`);
     }
   });
