@@ -60,12 +60,15 @@ export function createInspect(options: InspectOptions): InspectStep {
     let plan: Map<JsonRpcId, ResponseAction> | undefined;
     let denied: Map<JsonRpcId | null, GatewayError> | undefined;
     let firstDenial: ErrorCode | undefined;
+    // Whether a refusal was a denial, not only a message the judge could not read (`invalid`).
+    let policyDenied = false;
     for (const message of messages) {
       const verdict = judge(message, principal.grants, judgeOptions, scope);
       ctx.calls.push(verdict.record);
       const id = isRequest(message) ? message.id : null;
       if (!verdict.allowed) {
         firstDenial ??= verdict.error?.code ?? 'ERR_METHOD_DENIED';
+        if (verdict.record.decision !== 'invalid') policyDenied = true;
         (denied ??= new Map()).set(id, verdict.error ?? new GatewayError('ERR_METHOD_DENIED'));
         continue;
       }
@@ -74,7 +77,9 @@ export function createInspect(options: InspectOptions): InspectStep {
       }
     }
     if (denied !== undefined) {
-      ctx.decision = 'deny';
+      // As the audit records a message the parse refused: a malformed `params` (a `"Name"` beside no
+      // name, a ref that is not an object) is `invalid`, not a denial by the key's lists.
+      ctx.decision = policyDenied ? 'deny' : 'invalid';
       ctx.reason = batch ? 'ERR_BATCH_DENIED' : firstDenial;
       return { bytes: parsed.bytes, answer: denialAnswer(messages, batch, denied), plans: undefined };
     }

@@ -287,4 +287,49 @@ keys:
     assert.equal(upstream.seen.length, before + 1, 'nothing of the batch reached the upstream');
     assert.equal((JSON.parse(batch.text) as unknown[]).length, 2);
   });
+
+  // ---------------------------------------------------------------------------------------------
+  // The audit line of a message the judge cannot read
+  // ---------------------------------------------------------------------------------------------
+
+  /**
+   * The parse records a malformed message as `decision: invalid` (so does a cursor the gateway did not
+   * seal, -32602), but a message the judge found malformed (a `"Name"` beside no `name`, a `ref` that
+   * is not an object, a notification with an id) was recorded `decision: deny`, as if the key's lists
+   * had refused it: the line said something false, and `mcpgate_requests_total{decision}` with it.
+   * Fixed in src/pipeline/inspect.ts: such a request is `invalid`; a denial among them keeps `deny`.
+   */
+  it('failed before: a message the judge could not read was recorded as a denial by the key\u2019s lists', async () => {
+    const bodies: [unknown, string][] = [
+      [{ jsonrpc: '2.0', id: 20, method: 'tools/call', params: { Name: 'echo' } }, 'invalid'],
+      [{ jsonrpc: '2.0', id: 21, method: 'completion/complete', params: { ref: ['ref/prompt'] } }, 'invalid'],
+      [{ jsonrpc: '2.0', id: 22, method: 'prompts/get', params: { name: 7 } }, 'invalid'],
+      [
+        [
+          { jsonrpc: '2.0', id: 23, method: 'ping' },
+          { jsonrpc: '2.0', id: 24, method: 'tools/call', params: {} },
+        ],
+        'invalid',
+      ],
+      // Control: a denial, alone or beside an invalid message, is a denial.
+      [{ jsonrpc: '2.0', id: 25, method: 'tools/call', params: { name: 'drop_db' } }, 'deny'],
+      [
+        [
+          { jsonrpc: '2.0', id: 26, method: 'tools/call', params: {} },
+          { jsonrpc: '2.0', id: 27, method: 'tools/call', params: { name: 'drop_db' } },
+        ],
+        'deny',
+      ],
+    ];
+    const before = upstream.seen.length;
+    for (const [body, decision] of bodies) {
+      const lines = gw.auditLines.length;
+      const { text } = await post(body);
+      await new Promise((r) => setTimeout(r, 30));
+      assert.match(text, /"error"/);
+      assert.equal(gw.auditLines.length, lines + 1);
+      assert.equal((gw.auditLines.at(-1) as { decision: string }).decision, decision, JSON.stringify(body));
+    }
+    assert.equal(upstream.seen.length, before, 'nothing reached the upstream');
+  });
 });
