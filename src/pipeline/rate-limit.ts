@@ -6,7 +6,7 @@
  * sends at once. Once parsed, each JSON-RPC message in the body costs a token of the key's bucket
  * (the first one prepaid) and a tools/call one of its tool's bucket too: requests, notifications
  * and responses alike; when those cannot be taken the request is refused (429) and its prepaid
- * token stays taken. A GET stream and a DELETE take one token each (and a GET counts against the
+ * token stays taken (its Retry-After is when the whole request fits again, that token included). A GET stream and a DELETE take one token each (and a GET counts against the
  * key's cap on open streams). A request refused before it prepaid (a session id or an event id the
  * gateway did not issue, a protocol version that is none) takes one too (failure.ts's
  * chargedWithPeekedId). While a key's bucket is known to be empty, its requests are refused without
@@ -48,22 +48,27 @@ export function createRateLimit(
     throw error;
   }
 
-  function settle(ctx: RequestContext, plan: Plan, decision: Decision): void {
+  /** `retry`: the costs of the whole request, which a refusal's wait is measured for. */
+  function settle(ctx: RequestContext, retry: Plan['costs'], decision: Decision): void {
     if (decision.fallback !== undefined) {
       ctx.rateLimitFallback = decision.reason;
       hooks.onFallback?.(ctx, decision);
     }
     if (!decision.allowed) {
       const limits = ctx.principal?.limits;
-      if (limits !== undefined) admission.learn(limits, decision, costAt(plan.costs, 0));
+      if (limits !== undefined) admission.learn(limits, decision, costAt(retry, 0));
       refuse(ctx, decision);
     }
   }
 
-  function take(ctx: RequestContext, plan: Plan): void | Promise<void> {
-    const decision = store.consume(plan.buckets, plan.costs);
-    if (decision instanceof Promise) return decision.then((d) => settle(ctx, plan, d));
-    settle(ctx, plan, decision);
+  /**
+   * Takes `plan`; `whole` is the request's whole plan when part of it was prepaid, so that a refusal
+   * says when the request can be sent again (its prepay included), not when the rest would fit.
+   */
+  function take(ctx: RequestContext, plan: Plan, whole: Plan = plan): void | Promise<void> {
+    const decision = store.consume(plan.buckets, plan.costs, whole.costs);
+    if (decision instanceof Promise) return decision.then((d) => settle(ctx, whole.costs, d));
+    settle(ctx, whole.costs, decision);
   }
 
   /** One token of the key's bucket; refused without the store while it is known to be empty. */
@@ -82,8 +87,9 @@ export function createRateLimit(
     consume(ctx) {
       const limits = ctx.principal?.limits;
       if (limits === undefined || ctx.messages === undefined) return;
-      const rest = afterPrepaid(limits.planMessages(ctx.messages));
-      return rest === undefined ? undefined : take(ctx, rest);
+      const whole = limits.planMessages(ctx.messages);
+      const rest = afterPrepaid(whole);
+      return rest === undefined ? undefined : take(ctx, rest, whole);
     },
     chargeRefused: payOne,
     enterUpstream(ctx) {

@@ -21,7 +21,7 @@ export interface MemoryStoreOptions {
 }
 
 export interface MemoryStore extends RateLimitStore {
-  consume(buckets: readonly BucketSpec[], costs: Costs): Decision;
+  consume(buckets: readonly BucketSpec[], costs: Costs, retry?: Costs): Decision;
   /** Drops the buckets that are full again; returns how many remain. */
   sweep(): number;
   /** Number of buckets held. */
@@ -67,7 +67,7 @@ export function createMemoryStore(options: MemoryStoreOptions): MemoryStore {
   timer?.unref();
 
   return {
-    consume(buckets, costs) {
+    consume(buckets, costs, retry) {
       const n = buckets.length;
       if (n === 0) throw new TypeError('consume: at least one bucket is required');
       if (levels.length < n) {
@@ -102,7 +102,7 @@ export function createMemoryStore(options: MemoryStoreOptions): MemoryStore {
         }
       }
       // A refusal changes nothing: the stored state refilled to now is the same bucket.
-      const result = summarize(buckets, costs, levels, allowed);
+      const result = summarize(buckets, costs, levels, allowed, retry);
       found.fill(undefined);
       return result;
     },

@@ -36,7 +36,7 @@ export interface RedisStoreOptions {
 }
 
 export interface RedisStore extends RateLimitStore {
-  consume(buckets: readonly BucketSpec[], costs: Costs): Promise<Decision>;
+  consume(buckets: readonly BucketSpec[], costs: Costs, retry?: Costs): Promise<Decision>;
   /** Whether the connection is up (decisions come from Redis, not the fallback). */
   readonly connected: boolean;
   /** Resolves true once connected, or false after `waitMs`. */
@@ -107,7 +107,7 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RedisS
   };
 
   return {
-    async consume(buckets, costs) {
+    async consume(buckets, costs, retry) {
       const n = buckets.length;
       if (n === 0) throw new TypeError('consume: at least one bucket is required');
       if (closed || client.status !== 'ready') return fail(buckets, 'store_unavailable');
@@ -131,7 +131,7 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RedisS
         if (reply === TIMEOUT) return fail(buckets, 'store_timeout', new Error('no answer in time'));
         const levels = parseReply(reply, n);
         if (levels === undefined) return fail(buckets, 'store_error', new Error('unexpected script reply'));
-        return summarize(buckets, costs, levels, (reply as unknown[])[0] === 1);
+        return summarize(buckets, costs, levels, (reply as unknown[])[0] === 1, retry);
       } catch (err) {
         return fail(buckets, classify(err), err);
       } finally {

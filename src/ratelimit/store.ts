@@ -44,8 +44,12 @@ export interface Decision {
 }
 
 export interface RateLimitStore {
-  /** Takes `costs` tokens from every bucket, or from none. Never throws for a store failure. */
-  consume(buckets: readonly BucketSpec[], costs: Costs): Decision | Promise<Decision>;
+  /**
+   * Takes `costs` tokens from every bucket, or from none. Never throws for a store failure. A
+   * refusal's wait is measured for `retry` (default `costs`): what the whole request will cost when
+   * it is sent again, when part of it was paid for already (rate-limit.ts's prepay).
+   */
+  consume(buckets: readonly BucketSpec[], costs: Costs, retry?: Costs): Decision | Promise<Decision>;
   close(): Promise<void>;
 }
 
@@ -61,13 +65,16 @@ export function allCover(buckets: readonly BucketSpec[], costs: Costs, levels: A
 
 /**
  * The decision, from each bucket's level refilled to now and before this cost was taken. Used by
- * both stores so that they report alike.
+ * both stores so that they report alike. A refusal says when every bucket covers `retry`, the cost
+ * of the request sent again (a wait for `costs` alone, when a token of it was prepaid and stays
+ * taken, sent the client back a token short: refused again, and its prepaid token lost again).
  */
 export function summarize(
   buckets: readonly BucketSpec[],
   costs: Costs,
   levels: ArrayLike<number>,
   allowed: boolean,
+  retry: Costs = costs,
 ): Decision {
   let index = 0;
   if (allowed) {
@@ -85,7 +92,7 @@ export function summarize(
   }
   let longest = -1;
   for (let i = 0; i < buckets.length; i++) {
-    const wait = waitMs(levels[i] as number, costAt(costs, i), buckets[i] as BucketSpec);
+    const wait = waitMs(levels[i] as number, costAt(retry, i), buckets[i] as BucketSpec);
     if (wait > longest) {
       longest = wait;
       index = i;

@@ -276,7 +276,8 @@ describe('rate limits (memory store) with a stateless upstream', () => {
     const key = keys.four;
     for (let i = 1; i <= 2; i++)
       assert.equal((await post(gateway, key, call(i, 'echo', { message: `four-${i}` }))).status, 200);
-    // Two tokens left, the batch needs three: the third comes back in 1000 s.
+    // Two tokens left, the batch needs three. Its prepaid token stays taken, so one is left, and the
+    // batch sent again needs three: two more, back in 2000 s.
     const batch = [
       call('d1', 'echo', { message: 'four-batch-a' }),
       call('d2', 'echo', { message: 'four-batch-b' }),
@@ -284,15 +285,15 @@ describe('rate limits (memory store) with a stateless upstream', () => {
     ];
     const res = await post(gateway, key, batch);
     assert.equal(res.status, 429);
-    assert.equal(res.headers.get('retry-after'), '1000');
+    assert.equal(res.headers.get('retry-after'), '2000');
     // Its first token prepaid, one was left for the two it still needed.
-    assert.equal(res.headers.get('ratelimit'), '"default";r=1;t=1000');
+    assert.equal(res.headers.get('ratelimit'), '"default";r=1;t=2000');
     assert.deepEqual(
       (await res.json()) as RpcError[],
       ['d1', 'd2', 'd3'].map((id) => ({
         jsonrpc: '2.0',
         id,
-        error: { code: -32029, message: 'rate limit exceeded for this key; retry after 1000 s' },
+        error: { code: -32029, message: 'rate limit exceeded for this key; retry after 2000 s' },
       })),
     );
     assert.equal(receivedWith(upstream, 'four-batch-'), 0);

@@ -1,0 +1,149 @@
+/**
+ * Review of rate limiting (src/ratelimit/, src/pipeline/rate-limit.ts, admission.ts): attacks on
+ * the rate a key gets, on what its refusals tell it, and on the store's failures.
+ *
+ * "failed before: ..." tests failed on the code they were written against (879b211) and pass with
+ * the fix of their commit; "holds: ..." tests passed there and guard a defence.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { makeKey, postAs, startCountingUpstream } from '../helpers/counting-upstream.ts';
+import type { CountingUpstream, TestKey } from '../helpers/counting-upstream.ts';
+import { startTestGateway } from '../helpers/gateway.ts';
+import type { TestGateway } from '../helpers/gateway.ts';
+import { waitFor } from '../helpers/net.ts';
+import { startRedisServer } from '../helpers/redis-server.ts';
+import type { RedisServer } from '../helpers/redis-server.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function configText(upstreamUrl: string, keys: TestKey[], extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({
+    listen: '127.0.0.1:0',
+    upstream: { url: upstreamUrl },
+    auth: { session_secret: 'r'.repeat(40) },
+    keys: keys.map((k) => k.config),
+    ...extra,
+  });
+}
+
+const ping = (id: number | string) => ({ jsonrpc: '2.0', id, method: 'ping' });
+const call = (id: number | string, name: string) => ({
+  jsonrpc: '2.0',
+  id,
+  method: 'tools/call',
+  params: { name, arguments: {} },
+});
+const batch = (...messages: unknown[]) => JSON.stringify(messages);
+
+type Answer = Awaited<ReturnType<typeof postAs>>;
+
+/** Seconds in Retry-After, in the RateLimit field's `t` and in the error message: all must agree. */
+function waits(res: Answer): { header: number; t: number; message: number } {
+  const t = /;t=(\d+)/.exec(res.headers.get('ratelimit') ?? '')?.[1];
+  const message = /retry after (\d+) s/.exec(res.text)?.[1];
+  return { header: Number(res.headers.get('retry-after')), t: Number(t), message: Number(message) };
+}
+
+/**
+ * A client that does what a 429 says: waits Retry-After seconds and sends the same request again,
+ * up to `tries` times. Returns the statuses it saw.
+ */
+async function obedient(
+  url: string,
+  key: TestKey,
+  body: string,
+  tries: number,
+): Promise<{ statuses: number[]; waited: number[]; first: Answer | undefined }> {
+  const statuses: number[] = [];
+  const waited: number[] = [];
+  let first: Answer | undefined;
+  for (let i = 0; i < tries; i++) {
+    const res = await postAs(url, key, body);
+    first ??= res;
+    statuses.push(res.status);
+    if (res.status !== 429) break;
+    const seconds = Number(res.headers.get('retry-after'));
+    waited.push(seconds);
+    await sleep(seconds * 1000 + 50);
+  }
+  return { statuses, waited, first };
+}
+
+for (const backend of ['memory', 'redis'] as const) {
+  describe(`Retry-After of a request refused after its prepaid token (${backend})`, () => {
+    let upstream: CountingUpstream;
+    let redis: RedisServer | undefined;
+    const gateways: TestGateway[] = [];
+    before(async () => {
+      upstream = await startCountingUpstream();
+      if (backend === 'redis') redis = await startRedisServer();
+    });
+    after(async () => {
+      for (const g of gateways) await g.close(100);
+      await upstream?.close();
+      await redis?.close();
+    });
+
+    async function gatewayFor(keys: TestKey[]): Promise<TestGateway> {
+      const rateLimit =
+        backend === 'redis'
+          ? { backend, redis: { url: redis!.url, prefix: `p${gateways.length}:`, timeout: '2s' } }
+          : { backend };
+      const warm = makeKey('warm', { capacity: 1000, refill_per_second: 1000 });
+      const g = await startTestGateway(configText(upstream.url, [...keys, warm], { rate_limit: rateLimit }));
+      gateways.push(g);
+      // A decision before the connection to Redis is up is an on_store_error fallback: wait it out.
+      await waitFor(async () =>
+        (await postAs(g.mcpUrl, warm, JSON.stringify(ping(0)))).status === 200 ? true : undefined,
+      );
+      return g;
+    }
+
+    /**
+     * A batch of 3 with 2 tokens left: the prepay takes one (1 left), the other two cannot be paid
+     * (429), and Retry-After said 1 s: the time until the bucket holds the 2 the rest needed, not
+     * the 3 the batch needs when it is sent again. A client that obeys it is refused again, and
+     * loses another prepaid token each time: with refill 1/s it never gets its batch through.
+     */
+    it('failed before: a batch refused after its prepay gets the Retry-After of the whole batch; an obedient client gets through', async () => {
+      const key = makeKey('batcher', { capacity: 3, refill_per_second: 1 });
+      const g = await gatewayFor([key]);
+      assert.equal((await postAs(g.mcpUrl, key, JSON.stringify(ping(1)))).status, 200); // 2 left
+      const seen = upstream.counts.messages;
+      const run = await obedient(g.mcpUrl, key, batch(ping(2), ping(3), ping(4)), 3);
+      assert.deepEqual(
+        run.statuses,
+        [429, 200],
+        `obeying Retry-After (${run.waited.join(', ')} s): refused once, then through`,
+      );
+      assert.deepEqual(
+        run.first && waits(run.first),
+        { header: 2, t: 2, message: 2 },
+        'the 3 are there in 2 s',
+      );
+      assert.equal(upstream.counts.messages, seen + 3, 'only the batch that passed reached the upstream');
+    });
+
+    /**
+     * A tools/call whose tool bucket is empty: its key token prepaid, the tool refused. Retry-After
+     * said when the tool bucket has a token again, and nothing of the key's bucket, which the retry's
+     * prepay needs a token of as well: the retry was refused once more.
+     */
+    it("failed before: a tools/call refused for its tool's bucket waits for the key's token too", async () => {
+      const key = makeKey('caller', {
+        capacity: 2,
+        refill_per_second: 0.5,
+        tools: { slow: { capacity: 1, refill_per_second: 1 } },
+      });
+      const g = await gatewayFor([key]);
+      assert.equal((await postAs(g.mcpUrl, key, JSON.stringify(call(1, 'slow')))).status, 200);
+      // Key: 1 left, the next prepay takes it; tool: empty for 1 s. The retry needs a key token: 2 s.
+      const refused = await postAs(g.mcpUrl, key, JSON.stringify(call(2, 'slow')));
+      assert.equal(refused.status, 429);
+      assert.deepEqual(waits(refused), { header: 2, t: 2, message: 2 });
+      await sleep(2050);
+      assert.equal((await postAs(g.mcpUrl, key, JSON.stringify(call(3, 'slow')))).status, 200);
+    });
+  });
+}
