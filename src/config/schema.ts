@@ -294,7 +294,7 @@ const auth = object(
     oauth: oauthSpec(
       ownRateLimit(
         'each subject',
-        'Limits for the tokens matching this grant, overriding `rate_limit` (each `iss` + `sub` has its own buckets).',
+        'Limits for the tokens matching this grant, overriding `rate_limit` (each `iss` + `sub` has its own buckets for this grant, apart from those its tokens of other grants draw on).',
       ),
     ),
   },

@@ -4,6 +4,7 @@
  * not a 4 MiB parse. A bucket only refills with time, so "empty until T" (learned from a refusal of
  * a one-token request on the key's own bucket) is exact until T, with either store. Bounded: at
  * most MAX_ENTRIES keys are remembered (the oldest are forgotten first, which only costs a parse).
+ * Remembered by bucket, not by identity: an OAuth subject's grants may each have a bucket of its own.
  */
 import type { Decision } from '../ratelimit/store.ts';
 import type { Limits } from '../ratelimit/policy.ts';
@@ -31,12 +32,12 @@ export function createAdmission(now: () => number): Admission {
   const empty = new Map<string, Empty>();
   return {
     refused(limits) {
-      const entry = empty.get(limits.id);
+      const entry = empty.get(limits.bucket.key);
       if (entry === undefined) return undefined;
       const left = entry.untilMs - now();
       // A reload may have given the bucket another capacity or refill: ask the store again.
       if (left <= 0 || !sameBucket(entry.bucket, limits.bucket)) {
-        empty.delete(limits.id);
+        empty.delete(limits.bucket.key);
         return undefined;
       }
       return { ...entry.decision, retryAfterMs: left, remaining: 0 };
@@ -48,8 +49,12 @@ export function createAdmission(now: () => number): Admission {
         const oldest = empty.keys().next().value;
         if (oldest !== undefined) empty.delete(oldest);
       }
-      empty.delete(limits.id);
-      empty.set(limits.id, { untilMs: now() + decision.retryAfterMs, decision, bucket: limits.bucket });
+      empty.delete(limits.bucket.key);
+      empty.set(limits.bucket.key, {
+        untilMs: now() + decision.retryAfterMs,
+        decision,
+        bucket: limits.bucket,
+      });
     },
   };
 }

@@ -70,10 +70,19 @@ export const KEY_POLICY_NAME = 'default';
  * `id` must be unique across principals (e.g. `key:<label>` and `oauth:<issuer> <subject>`); it is
  * part of the store keys (Redis: `<prefix>{<id>}` and `<prefix>{<id>}:tool:<pattern>`, the braces
  * keeping one key's buckets in one Redis Cluster slot).
+ *
+ * `scope` names limits of their own among several an identity may have at once (an OAuth subject's
+ * grant with its own `rate_limit`: the subject's tokens match one grant or another by their
+ * scopes): its buckets are `{<id>}:grant:<scope>` and `{<id>}:grant:<scope>:tool:<pattern>`. A
+ * bucket is refilled and capped by the limits of the request that asks, so limits that differ must
+ * never share one: a token of a generous grant would refill the strict grant's bucket at its own
+ * rate (and, on Redis, set it to expire when it is full by the generous capacity, debt and all).
  */
-export function compileLimits(id: string, defaults: LimitDefaults, key?: KeyLimits): Limits {
+export function compileLimits(id: string, defaults: LimitDefaults, key?: KeyLimits, scope?: string): Limits {
   if (typeof id !== 'string' || id === '') throw new TypeError('compileLimits: id is required');
-  const base = `{${escapeId(id)}}`;
+  // Encoded, so that no scope holds the `:tool:` that begins a tool bucket's part.
+  const base =
+    scope === undefined ? `{${escapeId(id)}}` : `{${escapeId(id)}}:grant:${encodeURIComponent(scope)}`;
   const bucket: BucketSpec = Object.freeze({
     key: base,
     name: KEY_POLICY_NAME,

@@ -7,7 +7,9 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeKey, postAs, startCountingUpstream } from '../helpers/counting-upstream.ts';
+import { HEADERS, makeKey, postAs, startCountingUpstream } from '../helpers/counting-upstream.ts';
+import { startAuthServer, startOAuthGateway } from '../helpers/auth-server.ts';
+import type { TestAuthServer } from '../helpers/auth-server.ts';
 import type { CountingUpstream, TestKey } from '../helpers/counting-upstream.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
@@ -146,4 +148,85 @@ for (const backend of ['memory', 'redis'] as const) {
       assert.equal((await postAs(g.mcpUrl, key, JSON.stringify(call(3, 'slow')))).status, 200);
     });
   });
+}
+
+for (const backend of ['memory', 'redis'] as const) {
+  /**
+   * An OAuth subject's limits come from the grant its token matches, but its buckets were keyed by
+   * the subject alone, and each request refilled and capped the shared bucket with its own token's
+   * capacity and rate. A subject allowed a strict grant (`admin`: 2 calls, one token per 1000 s) and
+   * a generous one (`reader`: 100, 100 a second), by asking its authorization server for a token
+   * with fewer scopes, refilled the strict bucket with the generous token's rate: one reader ping and
+   * the admin token had its 2 calls back. With Redis the reader's take even set the bucket to
+   * expire when it would be full under the reader's limits, dropping the admin's debt with it.
+   */
+  describe(`OAuth grants with different rate limits (${backend})`, () => {
+    let as: TestAuthServer;
+    let upstream: CountingUpstream;
+    let redis: RedisServer | undefined;
+    let gateway: TestGateway;
+    before(async () => {
+      as = await startAuthServer();
+      upstream = await startCountingUpstream();
+      if (backend === 'redis') redis = await startRedisServer();
+      const store =
+        backend === 'redis'
+          ? ['rate_limit:', '  backend: redis', '  redis:', `    url: ${redis!.url}`, '    timeout: 2s']
+          : [];
+      gateway = await startOAuthGateway(upstream.url, as.issuer, as.jwksUri, [
+        '      - name: admin',
+        '        when: { scope: mcp:admin }',
+        '        allow: ["*"]',
+        '        rate_limit: { capacity: 2, refill_per_second: 0.001 }',
+        '      - name: reader',
+        '        when: { scope: mcp:read }',
+        '        allow: [search]',
+        '        rate_limit: { capacity: 100, refill_per_second: 100 }',
+        ...store,
+      ]);
+      if (redis !== undefined) {
+        const warm = await as.sign({ aud: gateway.mcpUrl, sub: 'warm', scope: 'mcp:read' });
+        await waitFor(async () =>
+          (await bearerPost(gateway.mcpUrl, warm, JSON.stringify(ping(0)))).status === 200 ? true : undefined,
+        );
+      }
+    });
+    after(async () => {
+      await gateway?.close(100);
+      await upstream?.close();
+      await redis?.close();
+      await as?.close();
+    });
+
+    it("failed before: a subject's token of a generous grant does not refill its strict grant's bucket", async () => {
+      const admin = await as.sign({ aud: gateway.mcpUrl, sub: 'alice', scope: 'mcp:admin' });
+      const reader = await as.sign({ aud: gateway.mcpUrl, sub: 'alice', scope: 'mcp:read' });
+      const adminCall = (id: number) => bearerPost(gateway.mcpUrl, admin, JSON.stringify(call(id, 'danger')));
+      const first = await adminCall(1);
+      assert.equal(first.status, 200, first.text);
+      assert.equal((await adminCall(2)).status, 200);
+      assert.equal((await adminCall(3)).status, 429, 'the admin grant: 2 calls, then one per 1000 s');
+      for (let i = 0; i < 5; i++) {
+        await sleep(30); // (the shared bucket had 3 tokens of the reader's rate back by then)
+        assert.equal((await bearerPost(gateway.mcpUrl, reader, JSON.stringify(ping(10 + i)))).status, 200);
+      }
+      const seen = upstream.counts.messages;
+      const after = [(await adminCall(4)).status, (await adminCall(5)).status];
+      assert.deepEqual(
+        after,
+        [429, 429],
+        'the reader token has its own bucket: the admin one is still empty',
+      );
+      assert.equal(upstream.counts.messages, seen);
+    });
+  });
+}
+
+async function bearerPost(url: string, token: string, body: string): Promise<Answer> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { ...HEADERS, authorization: `Bearer ${token}` },
+    body,
+  });
+  return { status: res.status, headers: res.headers, text: await res.text() };
 }

@@ -130,7 +130,13 @@ export function createOAuth(config: Config, deps: OAuthDeps): OAuth | undefined 
         keyId: undefined,
         bindingId: `o:${identity}`,
         grants: grant?.grants ?? NO_GRANTS,
-        limits: compileLimits(`oauth:${identity}`, rateLimit, grant?.config.rate_limit),
+        // A grant with limits of its own has buckets of its own: a subject may hold tokens of several.
+        limits: compileLimits(
+          `oauth:${identity}`,
+          rateLimit,
+          grant?.config.rate_limit,
+          grant?.config.rate_limit === undefined ? undefined : grant.name,
+        ),
         clientId,
         grant: grant?.name,
         // When the same token would be refused: `exp` (verify.ts requires it) plus the tolerance.
