@@ -20,10 +20,10 @@ export function rateLimitHeaders(decision: Decision): RateLimitHeaders {
   const spec = decision.buckets[decision.index];
   if (spec === undefined) return {};
   const t = decision.allowed ? decision.resetMs : decision.retryAfterMs;
-  const reset = Number.isFinite(t) ? `;t=${Math.ceil(t / 1000)}` : '';
+  const reset = Number.isFinite(t) ? `;t=${sfInteger(Math.ceil(t / 1000))}` : '';
   const headers: RateLimitHeaders = {
     'ratelimit-policy': policyField(decision.buckets),
-    ratelimit: `${sfString(spec.name)};r=${decision.remaining}${reset}`,
+    ratelimit: `${sfString(spec.name)};r=${sfInteger(decision.remaining)}${reset}`,
   };
   if (!decision.allowed && Number.isFinite(decision.retryAfterMs)) {
     headers['retry-after'] = String(retryAfterSeconds(decision));
@@ -31,9 +31,24 @@ export function rateLimitHeaders(decision: Decision): RateLimitHeaders {
   return headers;
 }
 
-/** Seconds to wait, rounded up, at least 1 (a refusal never says "retry now"). */
+/**
+ * Seconds to wait, rounded up, at least 1 (a refusal never says "retry now"), at most MAX_INTEGER (a
+ * refill of 1e-22 a second is valid config: String() would spell its wait `1e+22`, not a number of
+ * seconds).
+ */
 export function retryAfterSeconds(decision: Decision): number {
-  return Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+  return Math.min(MAX_INTEGER, Math.max(1, Math.ceil(decision.retryAfterMs / 1000)));
+}
+
+/**
+ * The largest Structured Fields integer (RFC 9651: 15 digits; a parser drops a field holding a
+ * longer one). About 31.7 million years in seconds: a wait or a size past it is as good as forever.
+ */
+const MAX_INTEGER = 999_999_999_999_999;
+
+/** A whole, non-negative number as an sf-integer, capped at MAX_INTEGER. */
+function sfInteger(n: number): string {
+  return n < MAX_INTEGER ? String(n) : String(MAX_INTEGER);
 }
 
 /** The JSON-RPC error message for a refusal. */
@@ -67,8 +82,9 @@ export function policyField(buckets: readonly BucketSpec[]): string {
 }
 
 function policyItem(spec: BucketSpec): string {
-  const window = spec.refillPerSecond > 0 ? `;w=${Math.ceil(spec.capacity / spec.refillPerSecond)}` : '';
-  return `${sfString(spec.name)};q=${Math.floor(spec.capacity)}${window}`;
+  const window =
+    spec.refillPerSecond > 0 ? `;w=${sfInteger(Math.ceil(spec.capacity / spec.refillPerSecond))}` : '';
+  return `${sfString(spec.name)};q=${sfInteger(Math.floor(spec.capacity))}${window}`;
 }
 
 /** A Structured Fields sf-string: printable ASCII, with `"` and `\` escaped. */

@@ -230,3 +230,53 @@ async function bearerPost(url: string, token: string, body: string): Promise<Ans
   });
   return { status: res.status, headers: res.headers, text: await res.text() };
 }
+
+/**
+ * The schema takes any finite capacity >= 1 and refill >= 0. The headers printed the numbers with
+ * String(): past 10^15 a Structured Field integer has too many digits (RFC 9651 allows 15, and a
+ * parser then drops the whole field), and past 10^21 they came out as `1e+22`, which is neither an
+ * sf-integer nor HTTP delay-seconds: a client could not read when to come back.
+ */
+describe('RateLimit and Retry-After with extreme limits', () => {
+  let upstream: CountingUpstream;
+  let gateway: TestGateway;
+  const huge = makeKey('huge', {
+    capacity: 1e16,
+    refill_per_second: 1,
+    tools: { x: { capacity: 1, refill_per_second: 1 } },
+  });
+  const glacial = makeKey('glacial', { capacity: 1, refill_per_second: 1e-22 });
+  before(async () => {
+    upstream = await startCountingUpstream();
+    gateway = await startTestGateway(configText(upstream.url, [huge, glacial]));
+  });
+  after(async () => {
+    await gateway?.close(100);
+    await upstream?.close();
+  });
+
+  const SF_INTEGER = /^-?\d{1,15}$/;
+  /** Every number in the RateLimit and RateLimit-Policy fields, and Retry-After. */
+  function numbers(res: Answer): string[] {
+    const fields = `${res.headers.get('ratelimit') ?? ''},${res.headers.get('ratelimit-policy') ?? ''}`;
+    return [...fields.matchAll(/;[a-z]+=([^;,\s]*)/g)].map((m) => m[1]!);
+  }
+
+  it('failed before: every parameter is an sf-integer and Retry-After is delay-seconds', async () => {
+    assert.equal((await postAs(gateway.mcpUrl, glacial, JSON.stringify(ping(1)))).status, 200);
+    const refused = await postAs(gateway.mcpUrl, glacial, JSON.stringify(ping(2)));
+    assert.equal(refused.status, 429);
+    // A key bucket of 10^16 (q= would have 17 digits) whose tool bucket refuses the second call.
+    assert.equal((await postAs(gateway.mcpUrl, huge, JSON.stringify(call(3, 'x')))).status, 200);
+    const more = await postAs(gateway.mcpUrl, huge, JSON.stringify(call(4, 'x')));
+    assert.equal(more.status, 429);
+    for (const res of [refused, more]) {
+      const found = numbers(res);
+      assert.ok(found.length > 0);
+      for (const n of found)
+        assert.match(n, SF_INTEGER, `${res.headers.get('ratelimit')} ${res.headers.get('ratelimit-policy')}`);
+    }
+    assert.match(refused.headers.get('retry-after') ?? '', /^\d+$/);
+    assert.match(refused.text, /retry after \d+ s/);
+  });
+});
