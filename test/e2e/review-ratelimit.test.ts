@@ -14,6 +14,17 @@ import type { CountingUpstream, TestKey } from '../helpers/counting-upstream.ts'
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { waitFor } from '../helpers/net.ts';
+import { randomBytes } from 'node:crypto';
+import { mintKey } from '../../src/auth/key-format.ts';
+import {
+  clientHeaders,
+  keyedConfig,
+  pingPost,
+  raw,
+  short,
+  startRawUpstream,
+  statuses,
+} from '../helpers/raw-http.ts';
 import { startRedisServer } from '../helpers/redis-server.ts';
 import type { RedisServer } from '../helpers/redis-server.ts';
 
@@ -278,5 +289,32 @@ describe('RateLimit and Retry-After with extreme limits', () => {
     }
     assert.match(refused.headers.get('retry-after') ?? '', /^\d+$/);
     assert.match(refused.text, /retry after \d+ s/);
+  });
+});
+
+describe('pipelined requests on one connection', () => {
+  it('holds: each pays its token; past the bucket they get 429, never reach the upstream, and have one line each', async () => {
+    const upstream = await startRawUpstream();
+    const secret = mintKey(randomBytes(32));
+    const g = await startTestGateway(
+      keyedConfig(upstream.url, secret, { key: { rate_limit: { capacity: 2, refill_per_second: 0.01 } } }),
+    );
+    try {
+      const port = Number(new URL(g.url).port);
+      const headers = clientHeaders(port, secret);
+      const send = (ids: number[]) => raw(port, ids.map((i) => pingPost(headers, i)).join(''), 1500);
+      assert.deepEqual(statuses((await send([1, 2, 3, 4, 5, 6])).text), [200, 200, 429, 429, 429, 429]);
+      // Known empty now: refused without the store, on a fresh connection, every one answered.
+      assert.deepEqual(statuses((await send([7, 8, 9])).text), [429, 429, 429]);
+      assert.equal(upstream.seen.length, 2);
+      await waitFor(() => (g.auditLines.length >= 9 ? true : undefined), 2000, 'nine lines');
+      assert.deepEqual(
+        g.auditLines.map(short),
+        [1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => `p${i} POST ${i <= 2 ? '200 allow' : '429 rate_limited'}`),
+      );
+    } finally {
+      await g.close(100);
+      await upstream.close();
+    }
   });
 });
