@@ -117,6 +117,18 @@ describe('rate limit policy', () => {
     assert.equal(limits.toolBucket('t')?.key, '{oauth:x%7d:tool:y%7b}:tool:t');
     assert.notEqual(compileLimits('a%7d', defaults).bucket.key, compileLimits('a}', defaults).bucket.key);
   });
+
+  it("gives a scope (an OAuth grant with its own limits) buckets of its own, in the identity's hash tag", () => {
+    const tools = { tools: { x: { capacity: 1, refill_per_second: 1 } } };
+    const strict = compileLimits('oauth:i s', defaults, { capacity: 2, ...tools }, 'a');
+    assert.equal(strict.id, 'oauth:i s');
+    assert.equal(strict.bucket.key, '{oauth:i s}:grant:a');
+    assert.equal(strict.toolBucket('x')?.key, '{oauth:i s}:grant:a:tool:x');
+    assert.notEqual(strict.bucket.key, compileLimits('oauth:i s', defaults).bucket.key);
+    // Grant names may hold `:`: encoded, no grant's bucket is another grant's tool bucket.
+    const named = compileLimits('oauth:i s', defaults, { capacity: 9 }, 'a:tool:x');
+    assert.equal(named.bucket.key, '{oauth:i s}:grant:a%3Atool%3Ax');
+  });
 });
 
 describe('wildcard matching', () => {
