@@ -117,7 +117,8 @@ export async function chargedWithPeekedId(
 function decisionFor(code: string): RequestContext['decision'] {
   if (code === 'ERR_CLIENT_ABORTED') return 'aborted';
   if (code === 'ERR_OVERLOADED') return 'rate_limited';
-  if (code.startsWith('ERR_AUTH_')) return 'unauthenticated';
+  // A stream whose key or token expired before its upstream answered: refused as a request now is.
+  if (code.startsWith('ERR_AUTH_') || code === 'ERR_STREAM_EXPIRED') return 'unauthenticated';
   if (code === 'ERR_RATE_LIMITED' || code === 'ERR_TOO_MANY_STREAMS' || code === 'ERR_TOO_MANY_IN_FLIGHT')
     return 'rate_limited';
   if (code.startsWith('ERR_UPSTREAM_')) return 'upstream_error';

@@ -120,8 +120,11 @@ export interface Handler {
    * principal it refuses).
    */
   readonly streams: ReadonlyMap<RequestContext, unknown>;
-  /** Ends one open stream and cancels its upstream request. */
-  endStream(ctx: RequestContext): void;
+  /**
+   * Ends one open stream and cancels its upstream request; one the upstream has not answered yet
+   * gets `refusal` (the error a request made now would get).
+   */
+  endStream(ctx: RequestContext, refusal: unknown): void;
   /** Ends every open stream (they carry no pending result; clients reconnect elsewhere). */
   endStreams(): void;
 }
@@ -349,16 +352,44 @@ export function createHandler(deps: HandlerDeps): Handler {
     ex.release = steps.rateLimit.openStream(ctx);
     streams.set(ctx, ex);
     observer.streamOpened();
-    ex.expiry = ExpiryWatch.start(ctx, now, endStream);
+    ex.expiry = ExpiryWatch.start(ctx, now, expire);
   }
 
-  /** Ends an open stream cleanly and cancels its upstream side. */
-  function endStream(ctx: RequestContext): void {
+  /**
+   * Ends an open stream cleanly and cancels its upstream side. A stream the upstream has not answered
+   * yet (no head sent: its headers are late, or a listen's JSON answer is held whole) gets `refusal`,
+   * its status and JSON-RPC error: ended as it is, it was a bare 200 with no body, which a client
+   * reads as an empty stream or a listen with no answer, and its audit line said `allow`.
+   */
+  function endStream(ctx: RequestContext, refusal: unknown): void {
     const ex = streams.get(ctx);
     if (ex === undefined) return;
-    if (!ctx.res.headersSent) setOwnHeaders(ctx);
-    ctx.res.end();
+    if (ctx.res.headersSent) ctx.res.end();
+    else fail(ctx, refusal);
     ex.relay?.abort(new Error('stream ended by the gateway'));
+  }
+
+  /**
+   * The expiry watch ends a stream. One not answered yet gets the refusal a request made now gets
+   * (401 and its challenge), from authenticating it again as admitStream does: at once when that is
+   * known at once (an API key), so a stream that expires as it opens is not forwarded.
+   */
+  function expire(ctx: RequestContext): void {
+    if (ctx.res.headersSent) return endStream(ctx, undefined);
+    const expired = new GatewayError('ERR_STREAM_EXPIRED');
+    const probe: RequestContext = { ...ctx, principal: undefined, reason: undefined };
+    let pending: void | Promise<void>;
+    try {
+      pending = deps.steps.current.authenticate(probe);
+    } catch (err) {
+      return endStream(ctx, err);
+    }
+    // Accepted after all (the wall clock stepped back): it ends all the same, as the watch decided.
+    if (pending === undefined) return endStream(ctx, expired);
+    pending.then(
+      () => endStream(ctx, expired),
+      (err: unknown) => endStream(ctx, err),
+    );
   }
 
   return Object.assign(handle, {
@@ -374,7 +405,8 @@ export function createHandler(deps: HandlerDeps): Handler {
       draining = true;
     },
     endStreams() {
-      for (const ctx of [...streams.keys()]) endStream(ctx);
+      const refusal = new GatewayError('ERR_SHUTTING_DOWN', { headers: { connection: 'close' } });
+      for (const ctx of [...streams.keys()]) endStream(ctx, refusal);
     },
   });
 }

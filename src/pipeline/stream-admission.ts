@@ -17,6 +17,11 @@ import { GatewayError } from '../jsonrpc/errors.ts';
 
 const RELOADED = Object.freeze({ 'retry-after': '1' });
 
+/** A stream refused (or ended before its answer) because a reload swapped the config: open it again. */
+export function configReloaded(): GatewayError {
+  return new GatewayError('ERR_CONFIG_RELOADED', { headers: RELOADED });
+}
+
 /** Undefined when the stream may open now; a promise that rejects with the refusal otherwise. */
 export function admitStream(
   ctx: RequestContext,
@@ -26,7 +31,7 @@ export function admitStream(
 ): Promise<void> | undefined {
   if (current !== started) {
     ctx.reason = 'ERR_CONFIG_RELOADED';
-    throw new GatewayError('ERR_CONFIG_RELOADED', { headers: RELOADED });
+    throw configReloaded();
   }
   const at = ctx.principal?.expiresAt;
   if (at === undefined || now < at) return undefined;

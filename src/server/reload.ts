@@ -18,6 +18,7 @@ import { crossChecks } from '../config/checks.ts';
 import { parseKeyHash } from '../auth/key-hash.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import type { PipelineSteps } from '../pipeline/handler.ts';
+import { configReloaded } from '../pipeline/stream-admission.ts';
 
 /** Settings applied live (with everything below them). A new capability adds its path here. */
 export const LIVE: readonly string[] = Object.freeze([
@@ -63,7 +64,7 @@ export interface ReloadParts<S extends PipelineSteps> {
   readonly holder: StepsHolder<S>;
   readonly handler: {
     readonly streams: ReadonlyMap<RequestContext, unknown>;
-    endStream(ctx: RequestContext): void;
+    endStream(ctx: RequestContext, refusal: unknown): void;
   };
   readonly build: (config: Config) => Promise<S>;
   /** Wall clock (for key expiry checks). */
@@ -148,10 +149,14 @@ async function endRefusedStreams(
     const before = ctx.principal;
     const probe: RequestContext = { ...ctx, principal: undefined, reason: undefined };
     let refused = false;
+    // A stream its upstream has not answered yet is answered with this: the refusal its key now
+    // gets, or (a changed key) 503 with Retry-After, to be opened again under the new config.
+    let refusal: unknown = configReloaded();
     try {
       await steps.authenticate(probe);
-    } catch {
+    } catch (err) {
       refused = true;
+      refusal = err;
     }
     const keep =
       !refused &&
@@ -160,7 +165,7 @@ async function endRefusedStreams(
       !changed.has(before.bindingId);
     if (keep || ctx.res.writableEnded) continue;
     if (probe.reason !== undefined) ctx.reason ??= probe.reason;
-    handler.endStream(ctx);
+    handler.endStream(ctx, refusal);
     ended++;
   }
   return ended;
