@@ -144,3 +144,105 @@ describe('sessions review: a stream ended by the gateway before the upstream ans
     assert.equal(line.reason, 'ERR_SHUTTING_DOWN');
   });
 });
+
+describe('sessions review: what a session id and an event id carry to the upstream', () => {
+  let upstream: ScriptedUpstream;
+  let gw: TestGateway;
+  const alice = newKey();
+  const bob = newKey();
+  before(async () => {
+    upstream = await startScriptedUpstream();
+    // Each POST is answered as SSE, in a new upstream session, with an event id holding a non-ASCII
+    // character.
+    let n = 0;
+    upstream.set((seen, res) => {
+      if (seen.method !== 'POST')
+        return void res.writeHead(200, { 'content-type': 'text/event-stream' }).end();
+      const id = (seen.body as { id?: unknown }).id;
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'mcp-session-id': `up-${++n}` });
+      res.end(`id: é-${n}\ndata: ${JSON.stringify({ jsonrpc: '2.0', id, result: {} })}\n\n`);
+    });
+    gw = await startTestGateway(
+      configFor(upstream.url, [
+        { label: 'alice', key: alice },
+        { label: 'bob', key: bob },
+      ]),
+    );
+  });
+  after(async () => {
+    await gw.close(200);
+    await upstream.close();
+  });
+
+  async function initialize(key: string): Promise<{ session: string; eventId: string }> {
+    const res = await fetch(gw.mcpUrl, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${key}`,
+      },
+      body: '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"r","version":"1"}}}',
+    });
+    const text = await res.text();
+    return { session: res.headers.get('mcp-session-id') ?? '', eventId: /^id: (.*)$/m.exec(text)?.[1] ?? '' };
+  }
+  async function request(method: string, key: string, headers: Record<string, string>, body?: string) {
+    const res = await fetch(gw.mcpUrl, {
+      method,
+      headers: {
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${key}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...headers,
+      },
+      ...(body === undefined ? {} : { body }),
+    });
+    return { status: res.status, text: await res.text() };
+  }
+
+  it('holds: a sealed Last-Event-ID reaches the upstream only on a GET, opened; never on a DELETE, never for another key', async () => {
+    const a = await initialize(alice);
+    const b = await initialize(bob);
+    assert.match(a.session, /^up-\d+\.[\w-]{22}$/);
+    assert.match(a.eventId, /^é-\d+\.[\w-]{16}$/);
+    const mark = upstream.seen.length;
+    // The GET resumes at the upstream's own id (fetch sends é as its latin1 byte, which is how the
+    // gateway reads it).
+    const resumed = await request('GET', alice, { 'mcp-session-id': a.session, 'last-event-id': a.eventId });
+    assert.equal(resumed.status, 200);
+    assert.equal(upstream.seen.at(-1)?.headers['last-event-id'], a.eventId.slice(0, -17));
+    assert.equal(upstream.seen.at(-1)?.headers['mcp-session-id'], a.session.slice(0, -23));
+    // A DELETE carrying one forwards none.
+    const deleted = await request('DELETE', alice, {
+      'mcp-session-id': a.session,
+      'last-event-id': a.eventId,
+    });
+    assert.equal(deleted.status, 200);
+    assert.equal(upstream.seen.at(-1)?.method, 'DELETE');
+    assert.equal(upstream.seen.at(-1)?.headers['last-event-id'], undefined);
+    // Bob, in his own session, with alice's seal: refused before the upstream.
+    const seen = upstream.seen.length;
+    const stolen = await request('GET', bob, { 'mcp-session-id': b.session, 'last-event-id': a.eventId });
+    assert.equal(stolen.status, 400);
+    assert.equal(upstream.seen.length, seen);
+    assert.equal(upstream.seen.length, mark + 2);
+  });
+
+  it("holds: a 2026-07-28 request or listen carrying another key's session id never reaches the upstream", async () => {
+    const a = await initialize(alice);
+    const seen = upstream.seen.length;
+    const call =
+      '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}';
+    for (const body of [call, LISTEN(4)]) {
+      const answer = await request(
+        'POST',
+        bob,
+        { 'mcp-session-id': a.session, 'mcp-protocol-version': '2026-07-28' },
+        body,
+      );
+      assert.equal(answer.status, 404, answer.text);
+    }
+    assert.equal(upstream.seen.length, seen);
+  });
+});
