@@ -42,12 +42,15 @@ async function open(url: string, key: string, body?: string): Promise<Answer> {
   return { status: res.status, headers: res.headers, text: await res.text() };
 }
 
-const lineOf = (gw: TestGateway, answer: Answer) =>
-  waitFor(
-    () => gw.auditLines.find((l) => l.request_id === answer.headers.get('x-request-id')),
-    3000,
-    'the audit line',
-  );
+/** The request's audit line, once it is written, and checked to be its only one. */
+async function lineOf(gw: TestGateway, answer: Answer) {
+  const id = answer.headers.get('x-request-id');
+  const line = await waitFor(() => gw.auditLines.find((l) => l.request_id === id), 3000, 'the audit line');
+  // The upstream side is given up after the refusal: its end must not write a second line.
+  await new Promise((r) => setTimeout(r, 150));
+  assert.equal(gw.auditLines.filter((l) => l.request_id === id).length, 1, 'one audit line per request');
+  return line;
+}
 
 describe('sessions review: a stream ended by the gateway before the upstream answered it', () => {
   let upstream: ScriptedUpstream;
