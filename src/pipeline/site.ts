@@ -13,6 +13,7 @@
  * - `Origin`: a request that carries one (a browser) is served only when it is in
  *   `cors.allowed_origins` or is the origin of `public_url`; else 403 ERR_ORIGIN_DENIED.
  */
+import { BlockList, isIP } from 'node:net';
 import type { RequestContext } from './context.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
 import type { Cors } from '../server/cors.ts';
@@ -30,9 +31,22 @@ export interface SiteOptions {
 
 export type SiteCheck = (ctx: RequestContext) => void;
 
+/** 127.0.0.0/8 and ::1, whatever their spelling (`0:0:0:0:0:0:0:1`, `::ffff:127.0.0.1`). */
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/**
+ * Whether a listener on `host` takes only loopback connections. `host` is the address it binds
+ * (listen.ts bindAddress): the configured spelling alone would miss `127.1` or `[0:0:0:0:0:0:0:1]`,
+ * which bind loopback too, and leave the Host check off there.
+ */
 export function isLoopbackListener(host: string): boolean {
   const h = host.toLowerCase();
-  return h === 'localhost' || h === '::1' || h === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+  if (h === 'localhost') return true;
+  const ip = h.startsWith('[') && h.endsWith(']') ? h.slice(1, -1) : h;
+  const family = isIP(ip);
+  return family !== 0 && LOOPBACK.check(ip, family === 4 ? 'ipv4' : 'ipv6');
 }
 
 /** A host name as the Host header carries it: lower case, IPv6 in brackets. */

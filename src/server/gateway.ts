@@ -24,7 +24,7 @@ import { createRouter } from './routes.ts';
 import type { Route } from './routes.ts';
 import { createReadiness, healthz, probeConnect } from './health.ts';
 import { compileTimeouts } from '../proxy/timeouts.ts';
-import { listen } from './listen.ts';
+import { bindAddress, listen } from './listen.ts';
 import { createDurable, createSteps } from './steps.ts';
 import { createStepsHolder, reloadSteps } from './reload.ts';
 import type { ReloadOutcome } from './reload.ts';
@@ -85,6 +85,8 @@ export async function startGateway(
   let forwardedHost = publicUrl?.host ?? '';
   const address = parseListen(listenOverride ?? config.listen);
   if (!address) throw new TypeError('invalid listen address');
+  // What is bound decides the Host rule, not how the address was spelled.
+  const bindHost = await bindAddress(address.host);
   const cors = createCors(config.cors.allowed_origins, config.upstream.forward_headers);
   const budget = new BufferBudget(config.limits.max_buffered_bytes ?? defaultBufferedBytes());
   // A sixteenth of the budget (16 KiB to 16 MiB) for the peeks of refused requests' ids.
@@ -101,7 +103,7 @@ export async function startGateway(
       forwardedProto: publicUrl?.protocol === 'https:' ? 'https' : 'http',
     }),
     checkSite: createSiteCheck({
-      listenHost: address.host,
+      listenHost: bindHost,
       publicUrl,
       allowedHosts: config.server.allowed_hosts,
       cors,
@@ -143,11 +145,11 @@ export async function startGateway(
     createRouter({
       mcp: { path: mcpPath, route: handler },
       reserved,
-      hostAllowed: createHostRule(address.host, config.server.allowed_hosts, publicUrl),
+      hostAllowed: createHostRule(bindHost, config.server.allowed_hosts, publicUrl),
       probes: PROBES,
       refuse: createRefusal(deps.observer, deps.clock),
     }),
-    address.host,
+    bindHost,
     address.port,
     true,
   );

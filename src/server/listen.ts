@@ -1,8 +1,19 @@
 /** Starts an HTTP listener tuned for a proxy: long keep-alive, no request timeout on streams. */
+import { lookup } from 'node:dns/promises';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
+import { isIP } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Route } from './routes.ts';
+
+/**
+ * The address a listener on `host` binds, looked up as Node's listen() would look it up (an IP
+ * literal is kept). The Host rule (DNS rebinding) is decided on it, and the listener is started on
+ * it: `127.1`, `0x7f.0.0.1` or a name in /etc/hosts bind loopback as surely as `127.0.0.1` does.
+ */
+export async function bindAddress(host: string): Promise<string> {
+  return isIP(host) !== 0 ? host : (await lookup(host)).address;
+}
 
 /**
  * `routerChecksHost`: the route refuses an HTTP/1.1 request without Host itself, with an audit line

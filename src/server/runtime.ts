@@ -7,7 +7,7 @@ import type { Config } from '../config/schema.ts';
 import { startGateway } from './gateway.ts';
 import type { Gateway } from './gateway.ts';
 import type { ReloadOutcome } from './reload.ts';
-import { listen } from './listen.ts';
+import { bindAddress, listen } from './listen.ts';
 import { createHostRule } from '../pipeline/site.ts';
 import { createRouter } from './routes.ts';
 import type { Route } from './routes.ts';
@@ -107,16 +107,17 @@ export async function startRuntime(config: Config, deps: RuntimeDeps): Promise<R
     else {
       const address = parseListen(config.metrics.listen);
       if (!address) throw new TypeError('invalid metrics.listen');
+      const bindHost = await bindAddress(address.host);
       const started = await listen(
         createRouter({
           reserved: new Map([['/metrics', route]]),
           hostAllowed: createHostRule(
-            address.host,
+            bindHost,
             config.server.allowed_hosts,
             config.public_url === undefined ? undefined : new URL(config.public_url),
           ),
         }),
-        address.host,
+        bindHost,
         address.port,
       );
       metricsServer = started.server;

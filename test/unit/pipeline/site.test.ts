@@ -33,6 +33,11 @@ describe('site check', () => {
     assert.equal(hostCheckEnabled('127.0.0.53', []), true);
     assert.equal(hostCheckEnabled('::1', []), true);
     assert.equal(hostCheckEnabled('localhost', []), true);
+    // Loopback however spelled (listen.ts resolves a name, or `127.1`, to the address it binds).
+    assert.equal(hostCheckEnabled('0:0:0:0:0:0:0:1', []), true);
+    assert.equal(hostCheckEnabled('[::1]', []), true);
+    assert.equal(hostCheckEnabled('::ffff:127.0.0.1', []), true);
+    assert.equal(hostCheckEnabled('::ffff:10.0.0.1', []), false);
     assert.equal(hostCheckEnabled('0.0.0.0', []), false);
     assert.equal(hostCheckEnabled('::', []), false);
     assert.equal(hostCheckEnabled('10.0.0.5', []), false);
