@@ -103,7 +103,13 @@ export const number = (
   );
 };
 
-/** `max`: the longest allowed, spelled as a duration (it is shown in the error). */
+/**
+ * The longest duration: Node's timers hold a signed 32-bit count of ms, and a longer one is run
+ * after 1 ms instead (a `send_timeout: 600h` cut every client that paused for 1 ms).
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
+/** `max`: the longest allowed for this setting, spelled as a duration (it is shown in the error). */
 export const duration = (
   description: string,
   options: { default?: string; min?: number; max?: string } = {},
@@ -121,6 +127,8 @@ export const duration = (
       check: (ms) => {
         if (options.min !== undefined && ms < options.min) return `must be at least ${options.min}ms`;
         if (max !== undefined && ms > max) return `must be at most ${options.max}`;
+        if (ms > MAX_DURATION_MS)
+          return `must be at most ${MAX_DURATION_MS}ms (about 596h, the longest timer Node can run)`;
         return undefined;
       },
     },

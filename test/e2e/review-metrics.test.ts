@@ -8,12 +8,17 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { keyedConfig, startRawUpstream } from '../helpers/raw-http.ts';
 import type { RawUpstream } from '../helpers/raw-http.ts';
 import { freePort } from '../helpers/net.ts';
+import { parseConfigText } from '../../src/config/load.ts';
+import { runCli } from '../helpers/cli.ts';
 
 interface Answer {
   readonly status: number;
@@ -105,4 +110,60 @@ describe('the Host rule follows the address a listener binds, not its spelling',
       }
     });
   }
+});
+
+/**
+ * Node's timers hold a signed 32-bit count of milliseconds: a longer delay is run after 1 ms (with a
+ * TimeoutOverflowWarning on stderr). The config took any duration, so `limits.send_timeout: 600h`
+ * (meant as "practically never") cut every client whose socket filled for 1 ms (ERR_CLIENT_STALLED,
+ * 4 MB of a 26 MB stream delivered), `limits.idle_reclaim: 600h` ran its idle check every 1 ms,
+ * and a keepalive that long spun its wheel every few ms. Every duration is now refused above
+ * 2^31-1 ms with its path, by `mcpgate validate` and on a reload alike.
+ */
+describe('durations a Node timer cannot hold', () => {
+  const DURATIONS: [string, object][] = [
+    ['limits.send_timeout', { limits: { send_timeout: '600h' } }],
+    ['limits.idle_reclaim', { limits: { idle_reclaim: '600h' } }],
+    ['streams.keepalive', { streams: { keepalive: '600h' } }],
+    ['shutdown.grace', { shutdown: { grace: '600h' } }],
+    ['upstream.timeout', { upstream: { url: 'http://127.0.0.1:1/mcp', timeout: '600h' } }],
+    ['upstream.call_timeout', { upstream: { url: 'http://127.0.0.1:1/mcp', call_timeout: '600h' } }],
+    [
+      'upstream.tool_timeouts.build_*',
+      { upstream: { url: 'http://127.0.0.1:1/mcp', tool_timeouts: { 'build_*': '600h' } } },
+    ],
+    [
+      'rate_limit.redis.timeout',
+      { rate_limit: { backend: 'redis', redis: { url: 'redis://127.0.0.1:1/0', timeout: '600h' } } },
+    ],
+  ];
+
+  it('failed before: a duration over 2^31-1 ms (600h) is refused with its path, 596h is taken', () => {
+    for (const [path, section] of DURATIONS) {
+      const config = { upstream: { url: 'http://127.0.0.1:1/mcp' }, ...section };
+      const { config: parsed, issues } = parseConfigText(JSON.stringify(config), {}, Date.now());
+      assert.equal(parsed, undefined, `${path}: refused`);
+      const issue = issues.find((i) => i.path === path);
+      assert.ok(issue, `${path}: reported at its path (${issues.map((i) => i.path).join(', ')})`);
+      assert.match(issue.message, /at most 2147483647ms/);
+      const fits = JSON.stringify(config).replace('600h', '596h');
+      assert.ok(parseConfigText(fits, {}, Date.now()).config, `${path}: 596h is taken`);
+    }
+  });
+
+  it('failed before: `mcpgate validate` refuses MCPGATE_LIMITS_SEND_TIMEOUT=600h and names the variable', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'mcpgate-durations-'));
+    const result = await runCli(['validate'], {
+      cwd,
+      env: {
+        MCPGATE_UPSTREAM_URL: 'http://127.0.0.1:1/mcp',
+        MCPGATE_LIMITS_SEND_TIMEOUT: '600h',
+      },
+    });
+    assert.equal(result.code, 1);
+    assert.match(
+      result.stderr,
+      /limits\.send_timeout: must be at most .*\(from MCPGATE_LIMITS_SEND_TIMEOUT\)/,
+    );
+  });
 });
