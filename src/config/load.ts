@@ -4,6 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { isPair, isScalar, isSeq, parseDocument, visit } from 'yaml';
+import type { YAMLError } from 'yaml';
 import { interpolate } from './interpolate.ts';
 import { configSpec } from './schema.ts';
 import type { Config } from './schema.ts';
@@ -47,7 +48,7 @@ export function parseConfigText(
     const line = err.linePos?.[0];
     issues.push({
       path: line ? `line ${line.line}:${line.col}` : '(yaml)',
-      message: (err.message.split('\n')[0] ?? 'invalid YAML').replace(/ at line \d+, column \d+:?$/, ''),
+      message: yamlMessage(err, text),
       severity: 'error',
     });
   }
@@ -131,6 +132,31 @@ function pathOf(nodes: readonly unknown[]): string {
     else if (isSeq(node) && i + 1 < nodes.length) path += `[${node.items.indexOf(nodes[i + 1] as never)}]`;
   }
   return path;
+}
+
+/** The shortest run of the text's characters that a YAML message may not repeat. */
+const QUOTE_RUN = 6;
+
+/**
+ * The first line of a YAML error's message, unless it quotes the text it points at. Some do (`Block
+ * scalar header includes extra characters: <it>`, `Could not resolve tag: <it>`, `Invalid escape
+ * sequence <it>`): a secret written unquoted that starts with `|`, `>` or `!` would be printed by
+ * `validate` and logged by a reload. Whatever the library's wording, a message that holds
+ * QUOTE_RUN characters in a row of the line(s) it points at is replaced by one that quotes nothing.
+ */
+function yamlMessage(err: YAMLError, text: string): string {
+  const message = (err.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+  const [start, end] = err.pos;
+  const from = text.lastIndexOf('\n', Math.max(0, start - 1)) + 1;
+  const to = text.indexOf('\n', Math.max(start, end));
+  const around = text.slice(from, to === -1 ? text.length : to);
+  const escape = /^(Invalid escape sequence) /.exec(message);
+  if (escape) return `${escape[1]} in a double-quoted value (a backslash is written \\\\ there)`;
+  for (let i = 0; i + QUOTE_RUN <= message.length; i++) {
+    if (around.includes(message.slice(i, i + QUOTE_RUN)))
+      return `invalid YAML here (${err.code}; the message is not shown: it quotes the text, which may be a secret: quote the value)`;
+  }
+  return message || 'invalid YAML';
 }
 
 /** What a failed conversion of the YAML says, without quoting any of it. */

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mintKey } from '../../src/auth/key-format.ts';
@@ -165,5 +165,53 @@ describe('durations a Node timer cannot hold', () => {
       result.stderr,
       /limits\.send_timeout: must be at most .*\(from MCPGATE_LIMITS_SEND_TIMEOUT\)/,
     );
+  });
+});
+
+/**
+ * Some of the YAML library's messages quote the text they point at: `Block scalar header includes
+ * extra characters: |<it>`, `Could not resolve tag: !<it>`, `Invalid escape sequence \x<it>`. A
+ * secret written unquoted that starts with `|`, `>` or `!` (a generated password may), or a
+ * double-quoted one holding a backslash, was printed whole by `mcpgate validate` and `serve`, and
+ * logged at error level by a refused reload (the same loader), as the `*` of an alias was before.
+ */
+describe('YAML errors that quote a secret', () => {
+  const SECRET = 'Zq9vR3kLm8TnW2xY5bC7dF1gH4jK6pS0';
+  const VALUES = [
+    `|${SECRET}`,
+    `>${SECRET}`,
+    `>-${SECRET}`,
+    `!${SECRET}!x y`,
+    `"${SECRET.slice(0, 8)}\\xY5${SECRET}"`,
+  ];
+
+  /** Any six characters of the secret in a row. */
+  function quotes(text: string): boolean {
+    for (let i = 0; i + 6 <= SECRET.length; i++) if (text.includes(SECRET.slice(i, i + 6))) return true;
+    return false;
+  }
+
+  it('failed before: validate says where each one is and quotes none of it', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'mcpgate-yaml-'));
+    for (const [i, value] of VALUES.entries()) {
+      for (const at of [
+        'auth:\n  session_secret',
+        'upstream:\n  url: http://127.0.0.1:1/mcp\n  headers:\n    x-api-key',
+      ]) {
+        const file = join(cwd, `c${i}.yaml`);
+        const head = at.startsWith('auth') ? 'upstream:\n  url: http://127.0.0.1:1/mcp\n' : '';
+        writeFileSync(file, `${head}${at}: ${value}\n`);
+        const run = await runCli(['validate', '--config', file], { cwd });
+        assert.equal(run.code, 1, `${value}: refused`);
+        assert.match(run.stderr, /^line \d+:\d+: /m, `${value}: the line is named`);
+        assert.ok(!quotes(run.stdout + run.stderr), `${value} quoted: ${run.stderr}`);
+      }
+    }
+  });
+
+  it('holds: messages that quote nothing keep their words', () => {
+    const text = 'upstream:\n  url: http://127.0.0.1:1/mcp\nupstream:\n  url: x\n';
+    const { issues } = parseConfigText(text, {}, Date.now());
+    assert.match(issues[0]?.message ?? '', /Map keys must be unique/);
   });
 });
