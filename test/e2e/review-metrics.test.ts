@@ -215,3 +215,74 @@ describe('YAML errors that quote a secret', () => {
     assert.match(issues[0]?.message ?? '', /Map keys must be unique/);
   });
 });
+
+/**
+ * Held: the reserved routes answer their exact paths only, and the Host rule comes before the
+ * method: no spelling of /metrics gives a rebound page the metrics, and no answer (reserved route or
+ * MCP endpoint, preflight or not) reflects a foreign Origin or allows credentials.
+ */
+describe('holds: /metrics spellings, methods and Origins', () => {
+  const secret = mintKey(randomBytes(32));
+  let upstream: RawUpstream;
+  let gateway: TestGateway;
+  before(async () => {
+    upstream = await startRawUpstream();
+    gateway = await startTestGateway(
+      keyedConfig(upstream.url, secret, {
+        extra: { cors: { allowed_origins: ['https://app.example.com'] } },
+      }),
+    );
+  });
+  after(async () => {
+    await gateway?.close(100);
+    await upstream?.close();
+  });
+
+  it('holds: no path, method or Host spelling reads /metrics from a rebound name; no Origin is reflected', async () => {
+    const paths = [
+      '/metrics',
+      '/metrics/',
+      '//metrics',
+      '/metrics;x',
+      '/%6Detrics',
+      '/METRICS',
+      '/./metrics',
+      '/mcp/../metrics',
+      '/metrics%00',
+      '/metrics?x=1',
+    ];
+    for (const path of paths) {
+      for (const method of ['GET', 'HEAD', 'OPTIONS', 'POST']) {
+        const answer = await send(gateway.url, method, path, {
+          host: 'attacker.example',
+          origin: 'https://attacker.example',
+        });
+        assert.ok([403, 404].includes(answer.status), `${method} ${path}: ${answer.status}`);
+        assert.doesNotMatch(answer.body, /mcpgate_/, `${method} ${path}`);
+        assert.equal(answer.headers['access-control-allow-origin'], undefined, `${method} ${path}`);
+      }
+    }
+    const own = await send(gateway.url, 'GET', '/metrics', {
+      host: 'localhost',
+      origin: 'https://app.example.com',
+    });
+    assert.equal(own.status, 200);
+    assert.equal(own.headers['access-control-allow-origin'], undefined, 'metrics are not offered to pages');
+    const preflight = await send(gateway.url, 'OPTIONS', '/mcp', {
+      host: 'localhost',
+      origin: 'https://app.example.com',
+      'access-control-request-method': 'POST',
+    });
+    assert.equal(preflight.status, 204);
+    assert.equal(preflight.headers['access-control-allow-origin'], 'https://app.example.com');
+    assert.equal(preflight.headers['access-control-allow-credentials'], undefined);
+    const foreign = await send(gateway.url, 'OPTIONS', '/mcp', {
+      host: 'localhost',
+      origin: 'https://attacker.example',
+      'access-control-request-method': 'POST',
+    });
+    assert.equal(foreign.status, 403);
+    assert.equal(foreign.headers['access-control-allow-origin'], undefined);
+    assert.equal(upstream.seen.length, 0, 'nothing reached the upstream');
+  });
+});
