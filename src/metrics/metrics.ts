@@ -4,7 +4,7 @@
  *
  * Every label value is bounded: decisions are a closed set; rpc_method is a known MCP method,
  * `batch`, `none` (no JSON-RPC message: GET stream, DELETE, unparsable body) or `other`; tool is an
- * exact name from the allowlists, else `other` (never a name learned from the upstream, which could
+ * exact name from the allowlists (keys' and OAuth grants'), else `other` (never a name learned from the upstream, which could
  * show a scraper a tool some key may not see); the
  * rate-limit key is a configured key label, `oauth` for every OAuth subject, `anonymous`, or `other`.
  *
@@ -34,7 +34,7 @@ export const UPSTREAM_ERROR_KINDS: readonly UpstreamErrorKind[] = Object.freeze(
 ]);
 
 export interface MetricsOptions {
-  /** Exact tool names from the allowlists (wildcards are ignored). */
+  /** Exact tool names from the allowlists, keys' and grants' (wildcards are ignored). */
   readonly knownTools?: Iterable<string>;
   /** Known MCP method names, or policy's KNOWN_METHODS map (lowercase -> canonical; its values are used). */
   readonly knownMethods: Iterable<string> | ReadonlyMap<string, string>;
@@ -95,7 +95,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   ).register(registry);
   const upstreamErrors = new CounterFamily(
     'mcpgate_upstream_errors_total',
-    'Upstream failures, by kind: refused, reset, timeout, protocol, other.',
+    'Upstream failures, by kind: refused, reset, timeout, protocol, auth, other.',
     ['kind'],
   ).register(registry);
   const requestDuration = new HistogramFamily(

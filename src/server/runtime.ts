@@ -183,11 +183,16 @@ export async function startRuntime(config: Config, deps: RuntimeDeps): Promise<R
   };
 }
 
-/** Bounded label sets: the configured key labels and exact tool names. */
+/**
+ * Bounded label sets: the configured key labels, and the exact tool and prompt names of every
+ * allowlist (the keys' and the OAuth grants': behind OAuth alone, every call was `other`).
+ */
 function metricLabels(config: Config): { knownTools: string[]; knownPrompts: string[]; keyLabels: string[] } {
+  const lists = [...config.keys, ...(config.auth.oauth?.grants ?? [])];
+  const exact = (names: readonly string[]) => names.filter((name) => !name.includes('*'));
   return {
-    knownTools: config.keys.flatMap((k) => k.allow.filter((name) => !name.includes('*'))),
-    knownPrompts: config.keys.flatMap((k) => k.prompts.filter((name) => !name.includes('*'))),
+    knownTools: lists.flatMap((list) => exact(list.allow)),
+    knownPrompts: lists.flatMap((list) => exact(list.prompts)),
     keyLabels: config.keys.map((k) => k.label),
   };
 }

@@ -16,7 +16,9 @@ import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { keyedConfig, startRawUpstream } from '../helpers/raw-http.ts';
 import type { RawUpstream } from '../helpers/raw-http.ts';
-import { freePort } from '../helpers/net.ts';
+import { freePort, waitFor } from '../helpers/net.ts';
+import { startAuthServer } from '../helpers/auth-server.ts';
+import type { TestAuthServer } from '../helpers/auth-server.ts';
 import { parseConfigText } from '../../src/config/load.ts';
 import { runCli } from '../helpers/cli.ts';
 
@@ -284,5 +286,80 @@ describe('holds: /metrics spellings, methods and Origins', () => {
     assert.equal(foreign.status, 403);
     assert.equal(foreign.headers['access-control-allow-origin'], undefined);
     assert.equal(upstream.seen.length, 0, 'nothing reached the upstream');
+  });
+});
+
+/**
+ * `mcpgate_tool_calls_total{tool}` names "a name written in an allowlist, else other". The label set
+ * was built from the keys' `allow` lists only: behind OAuth (keys: []) every call was `other`, even
+ * to a tool a grant's `allow` names exactly, and so was every pin violation. Grants' exact names are
+ * now labels too (wildcards still are not, and a name no allowlist spells still is `other`).
+ */
+describe('metric labels behind OAuth', () => {
+  let as: TestAuthServer;
+  let upstream: RawUpstream;
+  let gateway: TestGateway;
+  before(async () => {
+    as = await startAuthServer();
+    upstream = await startRawUpstream();
+    const port = await freePort();
+    gateway = await startTestGateway(
+      JSON.stringify({
+        listen: `127.0.0.1:${port}`,
+        public_url: `http://127.0.0.1:${port}/mcp`,
+        upstream: { url: upstream.url },
+        auth: {
+          session_secret: 'x'.repeat(40),
+          oauth: {
+            issuer: as.issuer,
+            grants: [{ name: 'tools', when: { scope: 'mcp:tools' }, allow: ['search', 'db_*'] }],
+          },
+        },
+      }),
+      {},
+      { listen: `127.0.0.1:${port}` },
+    );
+  });
+  after(async () => {
+    await gateway?.close(100);
+    await upstream?.close();
+    await as?.close();
+  });
+
+  it("failed before: a call to a tool a grant's allowlist spells is counted under its name", async () => {
+    const token = await as.sign({ aud: gateway.mcpUrl, scope: 'mcp:tools', sub: 'alice' });
+    for (const [id, name] of [
+      [1, 'search'],
+      [2, 'db_read'],
+      [3, 'not_listed'],
+    ] as const) {
+      const body = JSON.stringify({
+        jsonrpc: '2.0',
+        id,
+        method: 'tools/call',
+        params: { name, arguments: {} },
+      });
+      const headers = {
+        ...mcpHeaders('localhost', token),
+        'content-length': String(Buffer.byteLength(body)),
+      };
+      await send(gateway.url, 'POST', '/mcp', headers, body);
+    }
+    await waitFor(() => gateway.finished.length >= 3 || undefined, 5000, 'three calls');
+    const text = (await send(gateway.runtime.metricsUrl!, 'GET', '/metrics', { host: 'localhost' })).body;
+    const series = text.split('\n').filter((l) => l.startsWith('mcpgate_tool_calls_total{'));
+    assert.ok(
+      series.some((l) => l.includes('tool="search",decision="allow"')),
+      series.join('\n'),
+    );
+    assert.ok(
+      series.some((l) => l.includes('tool="other",decision="allow"')),
+      'db_read: a wildcard is no label',
+    );
+    assert.ok(
+      series.some((l) => l.includes('tool="other",decision="deny"')),
+      'not_listed',
+    );
+    assert.ok(!text.includes('db_read') && !text.includes('not_listed'));
   });
 });
