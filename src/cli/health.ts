@@ -8,13 +8,24 @@ export function registerHealth(program: Command, io: CliIo): void {
     .command('health')
     .description('probe a running gateway (for container health checks)')
     .option('--url <url>', 'URL to probe (default: /healthz on $MCPGATE_LISTEN, else 127.0.0.1:8080)')
-    .option('--timeout <ms>', 'time allowed', '2000')
+    .option('--timeout <ms>', 'time allowed, all told (connecting included)', '2000')
     .action(async (options: { url?: string; timeout: string }) => {
       const url = options.url ?? defaultUrl(io.env.MCPGATE_LISTEN);
+      // undici reads 0 as "no timeout": `--timeout 0` waited forever on a gateway that never answered.
+      const ms = /^\d{1,9}$/.test(options.timeout) ? Number(options.timeout) : 0;
+      if (ms === 0) {
+        io.stderr('health: --timeout must be a whole number of milliseconds above 0\n');
+        io.exit(1);
+        return;
+      }
       try {
         const { request } = await import('undici');
-        const ms = Number(options.timeout);
-        const { statusCode, body } = await request(url, { headersTimeout: ms, bodyTimeout: ms });
+        const { statusCode, body } = await request(url, {
+          headersTimeout: ms,
+          bodyTimeout: ms,
+          // Connecting too (undici's own connect timeout is 10 s).
+          signal: AbortSignal.timeout(ms),
+        });
         await body.dump();
         if (statusCode === 200) {
           io.stdout('ok\n');

@@ -20,7 +20,10 @@ import { freePort, waitFor } from '../helpers/net.ts';
 import { startAuthServer } from '../helpers/auth-server.ts';
 import type { TestAuthServer } from '../helpers/auth-server.ts';
 import { parseConfigText } from '../../src/config/load.ts';
-import { runCli } from '../helpers/cli.ts';
+import { BIN, runCli } from '../helpers/cli.ts';
+import { spawn } from 'node:child_process';
+import { createServer as createTcpServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 
 interface Answer {
   readonly status: number;
@@ -361,5 +364,51 @@ describe('metric labels behind OAuth', () => {
       'not_listed',
     );
     assert.ok(!text.includes('db_read') && !text.includes('not_listed'));
+  });
+});
+
+/**
+ * `mcpgate health` (the image's HEALTHCHECK) passed `--timeout` to undici as is, which reads 0 as
+ * "no timeout": `--timeout 0` against a gateway that accepted the connection and never answered
+ * waited forever, and `--timeout abc` said "unhealthy: invalid headersTimeout" as if the gateway
+ * were at fault. A timeout that is not a whole number of ms above 0 is now a usage error, and the
+ * timeout bounds connecting too.
+ */
+describe('mcpgate health --timeout', () => {
+  /** Exit code, stderr and time taken, or `hung` after `limitMs` (the child is then killed). */
+  function health(args: string[], limitMs: number) {
+    return new Promise<{ code: number | null; stderr: string; ms: number; hung: boolean }>((resolve) => {
+      const t0 = Date.now();
+      const child = spawn(process.execPath, [BIN, 'health', ...args], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        const ms = Date.now() - t0;
+        resolve({ code, stderr, ms, hung: ms >= limitMs });
+      });
+    });
+  }
+
+  it('failed before: `--timeout 0` against a gateway that never answers exits at once with a usage error, not never', async () => {
+    const silent = createTcpServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/healthz`;
+    try {
+      for (const timeout of ['0', 'abc', '1e3', '-5']) {
+        const run = await health(['--url', url, '--timeout', timeout], 6000);
+        assert.equal(run.hung, false, `--timeout ${timeout}: hung`);
+        assert.equal(run.code, 1, `--timeout ${timeout}`);
+        assert.match(run.stderr, /^health: --timeout must be a whole number of milliseconds above 0\n$/);
+      }
+      const bounded = await health(['--url', url, '--timeout', '300'], 6000);
+      assert.equal(bounded.code, 1);
+      assert.match(bounded.stderr, /^unhealthy: /);
+    } finally {
+      silent.close();
+    }
   });
 });
