@@ -6,6 +6,7 @@
  * string, the block is replaced by an event with that data and the block's `event:`, `id:` and
  * `retry:` fields (comments in it go). Written again as well: a block with data whose bytes are not
  * UTF-8 (it was read with U+FFFD in place of each bad sequence, and the client gets what was read),
+ * a block with data and a line ended by a lone CR (an LF-only client would read other data),
  * a block with an id when ids are sealed (`eventId`), and a first block after the characters `ï»¿`
  * (sse.ts parseBlock). `onEnd` may add events when the stream ends. When `rewrite` returns DROP, the
  * event is not passed on: only its `id:` (sealed as any) and `retry:`. A client that takes the id of
@@ -140,8 +141,12 @@ export function createSseRewriter(
     if (fields.data === undefined) return undefined;
     const data = rewrite(fields.data);
     // Bytes that are not UTF-8 were read as U+FFFD: the client gets what was read, not bytes a
-    // lenient decoder could read as something else.
-    if (data === undefined) return isUtf8(raw) ? undefined : Buffer.from(serializeEvent(fields));
+    // lenient decoder could read as something else. A line ended by a lone CR is written again too,
+    // with LF: clients that split lines at LF only (the Go SDK's scanEvents, mcp-go) read it and the
+    // lines after it as one, and would join into their data the lines the gateway read as others
+    // (`data: {"params":{` CR `"uri":"<hidden>"` LF `data: }}` is an update naming no URI here).
+    if (data === undefined)
+      return isUtf8(raw) && !endsLineAtCr(raw) ? undefined : Buffer.from(serializeEvent(fields));
     if (data === DROP) return dropped(fields.id, fields.retry);
     return Buffer.from(serializeEvent({ ...fields, data }));
   }
@@ -222,6 +227,18 @@ function mayHoldId(raw: Buffer): boolean {
 }
 
 const LF = 0x0a;
+
+/**
+ * Whether a CR in `raw` ends a line on its own (a byte other than LF follows it). A CR that is the
+ * block's last byte is not counted: its LF may come with the next chunk, and if another byte comes,
+ * that line starts with a CR, which no LF-only reader takes for a field it reads.
+ */
+function endsLineAtCr(raw: Buffer): boolean {
+  for (let at = raw.indexOf(CR); at !== -1 && at < raw.length - 1; at = raw.indexOf(CR, at + 1))
+    if (raw[at + 1] !== LF) return true;
+  return false;
+}
+
 const NL_ID = Buffer.from('\nid');
 const CR_ID = Buffer.from('\rid');
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { createSseRewriter, DROP } from '../../../src/proxy/sse-rewrite.ts';
 import { SseParser } from '../../../src/proxy/sse.ts';
+import type { SseEvent } from '../../../src/proxy/sse.ts';
 import { isGatewayError } from '../../../src/jsonrpc/errors.ts';
 
 function run(
@@ -115,22 +116,27 @@ const line = fc.string({
   unit: fc.constantFrom('a', '"', ':', ' ', '{', '}', '\u00e9', '\ud83d\ude00'),
   maxLength: 10,
 });
-const block = fc
-  .tuple(
-    fc.constantFrom('data', 'event', 'id', ':', 'retry'),
-    fc.array(line, { minLength: 1, maxLength: 3 }),
-    fc.constantFrom('\n', '\r\n', '\r'),
-  )
-  .map(
-    ([field, lines, eol]) =>
-      lines.map((l) => `${field === ':' ? ':' : `${field}: `}${l}${eol}`).join('') + eol,
-  );
-const stream = fc.array(block, { maxLength: 10 }).map((blocks) => Buffer.from(blocks.join('')));
+const blockWith = (eols: readonly string[]) =>
+  fc
+    .tuple(
+      fc.constantFrom('data', 'event', 'id', ':', 'retry'),
+      fc.array(line, { minLength: 1, maxLength: 3 }),
+      fc.constantFrom(...eols),
+    )
+    .map(
+      ([field, lines, eol]) =>
+        lines.map((l) => `${field === ':' ? ':' : `${field}: `}${l}${eol}`).join('') + eol,
+    );
+const streamOf = (eols: readonly string[]) =>
+  fc.array(blockWith(eols), { maxLength: 10 }).map((blocks) => Buffer.from(blocks.join('')));
+const stream = streamOf(['\n', '\r\n', '\r']);
+/** Without lone CRs: a block with data and a line ended by one is written again with LF (below). */
+const lfStream = streamOf(['\n', '\r\n']);
 
 describe('createSseRewriter (properties)', () => {
   it('with nothing to rewrite, the output is the input, byte for byte, however it is cut', () => {
     fc.assert(
-      fc.property(stream, fc.array(fc.nat({ max: 300 }), { maxLength: 10 }), (input, cuts) => {
+      fc.property(lfStream, fc.array(fc.nat({ max: 300 }), { maxLength: 10 }), (input, cuts) => {
         // Where each block ends in the whole stream.
         const ends: number[] = [];
         let offset = 0;
@@ -154,6 +160,26 @@ describe('createSseRewriter (properties)', () => {
         }
         out.push(...rewriter.end());
         assert.deepEqual(Buffer.concat(out), input);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('with nothing to rewrite, a block with data and a line ended by a lone CR leaves with LF, the same event', () => {
+    fc.assert(
+      fc.property(stream, fc.array(fc.nat({ max: 300 }), { maxLength: 10 }), (input, cuts) => {
+        const rewriter = createSseRewriter(() => undefined);
+        const out = Buffer.concat([...cut(input, cuts).flatMap((c) => rewriter.push(c)), ...rewriter.end()]);
+        const parse = (b: Buffer) => {
+          const p = new SseParser();
+          return [...p.push(b), ...p.end()];
+        };
+        const fields = (e: SseEvent) => ({ data: e.data, event: e.event, id: e.id, retry: e.retry });
+        const events = parse(out);
+        const withData = (e: SseEvent) => e.data !== undefined;
+        assert.deepEqual(events.filter(withData).map(fields), parse(input).filter(withData).map(fields));
+        // (A CR that is a block's last byte may have its LF in the next block.)
+        for (const e of events.filter(withData)) assert.doesNotMatch(e.raw.toString(), /\r(?=[^\n])/);
       }),
       { numRuns: 1000 },
     );

@@ -1,0 +1,101 @@
+/**
+ * Attack review of the response envelope from a hostile upstream (src/proxy/relay.ts, sse-rewrite.ts,
+ * integrity/match.ts): what a client reads of an answer the gateway judged. "hole:" tests failed
+ * before their fix; "holds:" tests pin what already held.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ServerResponse } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { mintKey } from '../../src/auth/key-format.ts';
+import { answerTagged, callTool, startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
+import type { RawUpstreamGateway } from '../helpers/raw-upstream.ts';
+
+const KEY = mintKey(randomBytes(32));
+const HIDDEN = 'file:///secret.txt';
+const UPDATED = 'notifications/resources/updated';
+
+interface ReadEvent {
+  readonly event: string;
+  readonly data: string;
+}
+
+/**
+ * An SSE stream as a client that splits lines at LF only reads it: the official Go SDK's scanEvents
+ * (modelcontextprotocol/go-sdk mcp/event.go: ReadBytes('\n'), the line's trailing CR and LF trimmed,
+ * the field cut at its first colon, each value trimmed, consecutive data lines joined with LF; a
+ * pending event is dispatched at the end). mcp-go's readSSE splits its lines the same way.
+ */
+function lfOnlyEvents(text: string): ReadEvent[] {
+  const events: ReadEvent[] = [];
+  let event = '';
+  let data: string[] | undefined;
+  const dispatch = () => {
+    if (data !== undefined) events.push({ event, data: data.join('\n') });
+    event = '';
+    data = undefined;
+  };
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/[\r\n]+$/, '');
+    if (line === '') {
+      dispatch();
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon === -1) continue;
+    const field = line.slice(0, colon);
+    const value = line.slice(colon + 1).trim();
+    if (field === 'event') event = value;
+    else if (field === 'data') (data ??= []).push(value);
+  }
+  dispatch();
+  return events;
+}
+
+/** The upstream answers each request with an SSE stream of `body` (`TAG` replaced by the request's tag). */
+function sseAnswer(body: () => string) {
+  return answerTagged((tag: string, res: ServerResponse) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.end(body().replaceAll('TAG', tag));
+  });
+}
+
+describe('response envelope review: SSE line ends', () => {
+  let raw: RawUpstreamGateway;
+  let body = '';
+  before(async () => {
+    raw = await startRawUpstreamGateway(
+      sseAnswer(() => body),
+      KEY,
+      ['echo'],
+    );
+  });
+  after(async () => {
+    await raw.close();
+  });
+
+  const RESULT = 'data: {"jsonrpc":"2.0","id":"TAG","result":{"content":[]}}\n\n';
+
+  it('hole: a lone CR hid a line from the gateway that an LF-only client (the Go SDK) joins into its data: a hidden resource\u2019s update reached it', async () => {
+    // The gateway reads `data: {..."params":{`, a line `"uri":...` (an unknown field) and `data: }}`:
+    // an update naming no URI, which passes. A client splitting at LF reads one data line up to the
+    // LF, CR and all: `{..."params":{\r"uri":"file:///secret.txt"\n}}`, valid JSON.
+    body =
+      `data: {"jsonrpc":"2.0","method":"${UPDATED}","params":{\r"uri":"${HIDDEN}"\ndata: }}\n\n` + RESULT;
+    const res = await callTool(raw, KEY, 7);
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    const events = lfOnlyEvents(text);
+    for (const e of events) {
+      const message = JSON.parse(e.data) as { method?: string; params?: { uri?: string } };
+      assert.notEqual(message.params?.uri, HIDDEN, `an LF-only client read ${e.data}`);
+    }
+    assert.doesNotMatch(text, /\r(?!\n)/);
+    // The answer still reaches the client, with its own id.
+    assert.deepEqual(JSON.parse(events.at(-1)?.data ?? ''), {
+      jsonrpc: '2.0',
+      id: 7,
+      result: { content: [] },
+    });
+  });
+});
