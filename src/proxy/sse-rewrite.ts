@@ -8,7 +8,8 @@
  * UTF-8 (it was read with U+FFFD in place of each bad sequence, and the client gets what was read),
  * a block with data and a line ended by a lone CR (an LF-only client would read other data),
  * a block with an id when ids are sealed (`eventId`), and a first block after the characters `ï»¿`
- * (sse.ts parseBlock). `onEnd` may add events when the stream ends. When `rewrite` returns DROP, the
+ * (sse.ts parseBlock). `onEnd` may add events when the stream ends (after a blank line that ends an
+ * unfinished block left as it is, which counts as no event). When `rewrite` returns DROP, the
  * event is not passed on: only its `id:` (sealed as any) and `retry:`. A client that takes the id of
  * an event without data (browsers' EventSource, httpx-sse) resumes after it; one that ignores such
  * blocks (eventsource-parser, under the TypeScript SDK) resumes from an earlier id, and the event is
@@ -200,13 +201,28 @@ export function createSseRewriter(
     },
     end() {
       const out: Buffer[] = [];
+      /** The unfinished last block, when it leaves as it is. */
+      let open: Buffer | undefined;
       if (held !== undefined) {
         const raw = take();
+        const before = sawBlock;
         // An unfinished event is dropped by a conforming client, but is filtered all the same.
-        out.push(replacement(raw) ?? raw);
+        const replaced = replacement(raw);
+        if (replaced === undefined) {
+          // As it is, it dispatches nothing (a rewritten one leaves whole): no event for a client.
+          open = raw;
+          sawBlock = before;
+        }
+        out.push(replaced ?? raw);
       }
-      if (onEnd !== undefined)
-        for (const data of onEnd(!sawBlock)) out.push(Buffer.from(serializeEvent({ data })));
+      if (onEnd !== undefined) {
+        const added = onEnd(!sawBlock);
+        // What is added starts after a blank line, not on the open block's last line (where
+        // `: c` would make it a comment, `id:` an id, and the client would wait on).
+        if (added.length > 0 && open !== undefined)
+          out.push(open[open.length - 1] === LF ? LF_END : LINE_END);
+        for (const data of added) out.push(Buffer.from(serializeEvent({ data })));
+      }
       return out;
     },
     release() {
@@ -217,6 +233,9 @@ export function createSseRewriter(
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Ends an open block whose last line ended (with LF) / did not, or ended with a CR (CRLF, then LF). */
+const LF_END = Buffer.from('\n');
+const LINE_END = Buffer.from('\n\n');
 
 /** Whether a line of the block may start with `id` (the parse then says whether it is the field). */
 function mayHoldId(raw: Buffer): boolean {

@@ -8,12 +8,21 @@ import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { mintKey } from '../../src/auth/key-format.ts';
-import { answerTagged, callTool, startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { answerRequests, answerTagged, callTool, startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
 import type { RawUpstreamGateway } from '../helpers/raw-upstream.ts';
 
 const KEY = mintKey(randomBytes(32));
 const HIDDEN = 'file:///secret.txt';
 const UPDATED = 'notifications/resources/updated';
+const INFO = { name: 'review-respenv', version: '1.0.0' };
+const NOTICE = JSON.stringify({
+  jsonrpc: '2.0',
+  method: 'notifications/message',
+  params: { level: 'info', data: 'x' },
+});
 
 interface ReadEvent {
   readonly event: string;
@@ -97,5 +106,81 @@ describe('response envelope review: SSE line ends', () => {
       id: 7,
       result: { content: [] },
     });
+  });
+});
+
+/** The audit line of the `n`th tools/call (from 0), once it is written. */
+async function callLine(raw: RawUpstreamGateway, n: number): Promise<Record<string, unknown>> {
+  for (let waited = 0; waited < 2000; waited += 10) {
+    const lines = raw.gateway.auditLines.filter((l) => l.rpc_method === 'tools/call');
+    if (lines[n] !== undefined) return lines[n];
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`no audit line for tools/call ${n}`);
+}
+
+describe('response envelope review: a stream that ends without an answer', () => {
+  let raw: RawUpstreamGateway;
+  /** What the upstream writes on the tools/call stream before it ends it. */
+  let tail = '';
+  before(async () => {
+    const answer = answerRequests((m, res) => {
+      if (m.method === 'initialize') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({
+            jsonrpc: '2.0',
+            id: m.id,
+            result: { protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: INFO },
+          }),
+        );
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(tail);
+    });
+    // No GET stream; the client's DELETE at close is answered.
+    raw = await startRawUpstreamGateway(
+      (req, res) => (req.method === 'POST' ? answer(req, res) : res.writeHead(405).end()),
+      KEY,
+      ['echo'],
+    );
+  });
+  after(async () => {
+    await raw.close();
+  });
+
+  it('hole: the error owed for an unanswered call was written onto the upstream\u2019s unfinished last line (a comment, an empty id): the SDK client waited', async () => {
+    const client = new Client(INFO);
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(raw.gateway.mcpUrl), {
+        requestInit: { headers: { authorization: `Bearer ${KEY}` } },
+      }),
+    );
+    let calls = 0;
+    try {
+      // `: c` (a comment), `id:` (an empty id), `data: {...}` of a notification: none dispatches an
+      // event for a conforming client when the stream ends in it.
+      for (const unfinished of [': c', 'id:', 'retry: 10\r', `data: ${NOTICE}`]) {
+        tail = unfinished;
+        const started = Date.now();
+        await assert.rejects(
+          client.callTool({ name: 'echo', arguments: {} }, undefined, { timeout: 3000 }),
+          (err: unknown) => {
+            assert.ok(err instanceof McpError, String(err));
+            assert.equal(err.code, -32002, `${JSON.stringify(unfinished)}: ${err.message}`);
+            assert.match(err.message, /upstream ended the stream without an answer/);
+            return true;
+          },
+        );
+        assert.ok(Date.now() - started < 2000);
+        // (The client has the error before the gateway ends the stream and writes the line.)
+        const line = await callLine(raw, calls++);
+        assert.equal(line.decision, 'upstream_error');
+        assert.equal(line.reason, 'ERR_UPSTREAM_PROTOCOL');
+      }
+    } finally {
+      await client.close();
+    }
   });
 });

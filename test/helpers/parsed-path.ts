@@ -4,7 +4,7 @@
  * plan's list filter). A body it cannot read or answer throws ERR_UPSTREAM_PROTOCOL, as match.ts does.
  * And an SSE response's: each event framed, parsed and matched, without event-match.ts's byte path.
  */
-import { GatewayError } from '../../src/jsonrpc/errors.ts';
+import { GatewayError, RPC } from '../../src/jsonrpc/errors.ts';
 import { restoreIds } from '../../src/integrity/restore.ts';
 import { matchEventData } from '../../src/integrity/match.ts';
 import type { Filters, ResponseIds } from '../../src/integrity/match.ts';
@@ -31,12 +31,23 @@ export function parsedJsonPath(bytes: Buffer, ids: ResponseIds, grants: Grants):
 
 /**
  * The parsed path of an SSE response (match.ts without its byte path): every block framed and
- * parsed (proxy/sse.ts), its data given to matchEventData, the block written again when it changed.
+ * parsed (proxy/sse.ts), its data given to matchEventData, the block written again when it changed;
+ * a stream that ends with no event owes an error to each request left unanswered.
  */
 export function parsedSsePath(chunks: readonly Buffer[], ids: ResponseIds, filters: Filters): Buffer {
-  const rewriter = createSseRewriter((data) => matchEventData(data, ids, filters));
+  const rewriter = createSseRewriter((data) => matchEventData(data, ids, filters), {
+    onEnd: (empty) => (empty ? (ids.unanswered?.() ?? []).map((u) => owed(u.clientId)) : []),
+  });
   const out: Buffer[] = [];
   for (const chunk of chunks) out.push(...rewriter.push(chunk));
   out.push(...rewriter.end());
   return Buffer.concat(out);
+}
+
+function owed(id: unknown): string {
+  return JSON.stringify({
+    jsonrpc: '2.0',
+    id,
+    error: { code: RPC.UPSTREAM, message: 'upstream ended the stream without an answer' },
+  });
 }
