@@ -146,7 +146,11 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     }
     const headers = this.options.head.headers(statusCode, upstreamHeaders);
     const contentType = upstreamHeaders['content-type'];
-    this.sse = isEventStream(contentType);
+    // A 204 has no body (Node sends none, whatever is written to it): whatever its type says, it is
+    // no stream and no JSON, and gets the gateway's own empty answer. Read as a stream, it reached
+    // the client as one, which then waited on it for events it cannot carry (an error owed included).
+    const bodyless = statusCode === 204;
+    this.sse = !bodyless && isEventStream(contentType);
     // The body is known to be whole when one chunk of this length arrives (not for SSE: its events
     // are written as they come).
     const length = this.sse ? -1 : usableLength(upstreamHeaders['content-length']);
@@ -160,7 +164,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
       if (this.sse) {
         this.sseRewrite = true;
         headers['content-type'] = 'text/event-stream';
-      } else if (isJson(contentType)) {
+      } else if (!bodyless && isJson(contentType)) {
         this.holding = true;
         this.heldLength = length;
         headers['content-type'] = 'application/json';

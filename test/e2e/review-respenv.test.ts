@@ -121,8 +121,10 @@ async function callLine(raw: RawUpstreamGateway, n: number): Promise<Record<stri
 
 describe('response envelope review: a stream that ends without an answer', () => {
   let raw: RawUpstreamGateway;
-  /** What the upstream writes on the tools/call stream before it ends it. */
+  /** What the upstream writes on the tools/call stream before it ends it, with what status and type. */
   let tail = '';
+  let status = 200;
+  let type = 'text/event-stream';
   before(async () => {
     const answer = answerRequests((m, res) => {
       if (m.method === 'initialize') {
@@ -136,7 +138,7 @@ describe('response envelope review: a stream that ends without an answer', () =>
         );
         return;
       }
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.writeHead(status, { 'content-type': type });
       res.end(tail);
     });
     // No GET stream; the client's DELETE at close is answered.
@@ -180,6 +182,41 @@ describe('response envelope review: a stream that ends without an answer', () =>
         assert.equal(line.reason, 'ERR_UPSTREAM_PROTOCOL');
       }
     } finally {
+      await client.close();
+    }
+  });
+
+  it('hole: a 204 with an SSE type reached the SDK client as a stream: it waited for an answer a 204 cannot carry (and the audit line counted an error event never sent)', async () => {
+    const client = new Client(INFO);
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(raw.gateway.mcpUrl), {
+        requestInit: { headers: { authorization: `Bearer ${KEY}` } },
+      }),
+    );
+    const before = raw.gateway.auditLines.filter((l) => l.rpc_method === 'tools/call').length;
+    try {
+      for (const t of ['text/event-stream', 'application/json']) {
+        [status, type, tail] = [204, t, ''];
+        const started = Date.now();
+        await assert.rejects(
+          client.callTool({ name: 'echo', arguments: {} }, undefined, { timeout: 3000 }),
+          (err: unknown) => {
+            // The client gives up at once (no body of either type), not at its own timeout.
+            assert.doesNotMatch(String(err), /timed out/i, t);
+            return true;
+          },
+        );
+        assert.ok(Date.now() - started < 2000, t);
+      }
+      const res = await callTool(raw, KEY, 9);
+      assert.equal(res.status, 204);
+      assert.equal(res.headers.get('content-type'), null);
+      assert.equal(await res.text(), '');
+      const line = await callLine(raw, before + 2);
+      assert.equal(line.status, 204);
+      assert.equal(line.reason, undefined);
+    } finally {
+      [status, type, tail] = [200, 'text/event-stream', ''];
       await client.close();
     }
   });
