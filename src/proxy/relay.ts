@@ -258,7 +258,11 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
         const held = this.held ? this.held.bytes() : (this.whole ?? EMPTY);
         let pieces: readonly Buffer[];
         try {
-          pieces = rewrite.pieces ? rewrite.pieces(held) : [rewrite.json(held)];
+          // An error status with an empty body said JSON and holds none: like any body the gateway
+          // cannot read, it keeps its status with an error of the gateway's own (not an empty
+          // "JSON" body no client can read as an error).
+          if (held.length === 0 && this.heldStatus >= 300) pieces = [unreadBody(this.heldStatus).body];
+          else pieces = rewrite.pieces ? rewrite.pieces(held) : [rewrite.json(held)];
           rewrite.settle?.(this.heldStatus);
         } catch (err) {
           // Nothing was written yet: the client gets a clean 502 instead of an unfiltered list.

@@ -221,3 +221,43 @@ describe('response envelope review: a stream that ends without an answer', () =>
     }
   });
 });
+
+describe('response envelope review: error statuses', () => {
+  let raw: RawUpstreamGateway;
+  let answer: (tag: string, res: ServerResponse) => void = () => {};
+  before(async () => {
+    raw = await startRawUpstreamGateway(
+      answerTagged((tag, res) => answer(tag, res)),
+      KEY,
+      ['echo'],
+    );
+  });
+  after(async () => {
+    await raw.close();
+  });
+
+  it('hole: an error status with an empty body typed JSON reached the client as an empty "JSON" body, no JSON-RPC error in it', async () => {
+    for (const status of [400, 404, 500]) {
+      answer = (_tag, res) => void res.writeHead(status, { 'content-type': 'application/json' }).end();
+      const res = await callTool(raw, KEY, 11);
+      assert.equal(res.status, status);
+      assert.equal(res.headers.get('content-type'), 'application/json');
+      assert.deepEqual(await res.json(), {
+        jsonrpc: '2.0',
+        id: null,
+        error: { code: -32002, message: `upstream answered ${status}` },
+      });
+      assert.equal(raw.gateway.auditLines.at(-1)?.status, status);
+    }
+  });
+
+  it('holds: an error status whose JSON body answers the call passes with the client id', async () => {
+    answer = (tag, res) => {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: tag, error: { code: -32602, message: 'bad' } }));
+    };
+    const res = await callTool(raw, KEY, 12);
+    assert.equal(res.status, 400);
+    assert.deepEqual(await res.json(), { jsonrpc: '2.0', id: 12, error: { code: -32602, message: 'bad' } });
+  });
+});
