@@ -164,7 +164,8 @@ async function endRefusedStreams(
       probe.principal?.bindingId === before.bindingId &&
       !changed.has(before.bindingId);
     if (keep || ctx.res.writableEnded) continue;
-    if (probe.reason !== undefined) ctx.reason ??= probe.reason;
+    // Why its line ends it: the key's refusal now, or (a changed key) the reload itself.
+    ctx.reason ??= probe.reason ?? 'ERR_CONFIG_RELOADED';
     handler.endStream(ctx, refusal);
     ended++;
   }

@@ -107,6 +107,12 @@ describe('reload on SIGHUP (mcpgate serve)', () => {
 
   let alice: Client;
   let bob: Client;
+  const auditLines = () =>
+    gw
+      .stdout()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { http_method: string; key?: string; reason?: string });
 
   it('a key added works at once; an open session of an unchanged key goes on', async () => {
     alice = await connect('alice');
@@ -154,7 +160,15 @@ describe('reload on SIGHUP (mcpgate serve)', () => {
   });
 
   it('an allowlist change applies to the next call of an open session', async () => {
+    const streamsBefore = auditLines().filter((a) => a.http_method === 'GET' && a.key === 'alice').length;
     await reload(configText([{ label: 'alice', allow: ['progress'] }]));
+    // Alice's GET stream was ended (her key changed): its line says why.
+    const ended = await waitFor(
+      () => auditLines().filter((a) => a.http_method === 'GET' && a.key === 'alice')[streamsBefore],
+      3000,
+      "the audit line of alice's GET stream, ended by the reload",
+    );
+    assert.equal(ended.reason, 'ERR_CONFIG_RELOADED');
     const denied = await echo(alice, 'denied now').catch((err: Error) => err);
     assert.ok(
       denied instanceof Error ? /not found/i.test(denied.message) : denied.isError === true,
