@@ -15,6 +15,7 @@ import {
   staticHeaderProblem,
 } from '../proxy/request-headers.ts';
 import { oauthChecks } from './oauth-checks.ts';
+import { RESERVED_KEY_LABELS } from '../metrics/labels.ts';
 
 export function crossChecks(raw: unknown, now: number, issues: Issue[]): void {
   const root = isPlainObject(raw) ? raw : {};
@@ -30,6 +31,12 @@ export function crossChecks(raw: unknown, now: number, issues: Issue[]): void {
       const first = labels.get(key.label);
       if (first !== undefined) error(issues, `${at}.label`, `duplicate label (also keys[${first}])`);
       else labels.set(key.label, i);
+      if (RESERVED_KEY_LABELS.includes(key.label))
+        issues.push({
+          path: `${at}.label`,
+          message: `"${key.label}" is also what metrics call requests of no configured key: this key's are counted with them (choose another label)`,
+          severity: 'warning',
+        });
     }
     if (typeof key.hash === 'string') {
       const digest = parseKeyHash(key.hash);
@@ -61,6 +68,7 @@ export function crossChecks(raw: unknown, now: number, issues: Issue[]): void {
     error(issues, 'rate_limit.redis.url', 'is required when backend is redis');
   }
   transportCheck(isPlainObject(root.upstream) ? root.upstream : {}, issues);
+  reservedPathCheck(isPlainObject(root.upstream) ? root.upstream : {}, issues);
   const unauthenticated = auth.allow_unauthenticated === true;
   if (Array.isArray(root.keys) || root.keys === undefined || root.keys === null) {
     if (keys.length === 0 && !unauthenticated && !isPlainObject(auth.oauth))
@@ -87,6 +95,22 @@ function transportCheck(upstream: Record<string, unknown>, issues: Issue[]): voi
       looksLike === 'sse'
         ? 'looks like an HTTP+SSE (2024-11-05) stream URL: set upstream.transport: sse if the server speaks that transport'
         : 'looks like a Streamable HTTP endpoint, but upstream.transport is sse (its SSE stream is usually /sse)',
+    severity: 'warning',
+  });
+}
+
+/** The gateway's own paths on its listener (routes.ts): the MCP endpoint, at upstream.url's path, wins. */
+const RESERVED_PATHS = ['/healthz', '/readyz', '/metrics'];
+const WELL_KNOWN = '/.well-known/';
+
+/** Says when the MCP endpoint (upstream.url's path) takes a path the gateway serves itself. */
+function reservedPathCheck(upstream: Record<string, unknown>, issues: Issue[]): void {
+  if (typeof upstream.url !== 'string' || !URL.canParse(upstream.url)) return;
+  const path = new URL(upstream.url).pathname;
+  if (!RESERVED_PATHS.includes(path) && !path.startsWith(WELL_KNOWN)) return;
+  issues.push({
+    path: 'upstream.url',
+    message: `its path ${path} is the MCP endpoint's, so the gateway's own ${path} is not served (health probes, metrics or OAuth discovery reach the upstream's MCP endpoint instead)`,
     severity: 'warning',
   });
 }

@@ -6,6 +6,12 @@
 
 export const OTHER = 'other';
 
+/**
+ * The `key` label's values that are no configured key: no principal, every OAuth subject, the
+ * unauthenticated principal, a label not known. A key labelled so is counted with them.
+ */
+export const RESERVED_KEY_LABELS: readonly string[] = Object.freeze(['none', 'oauth', 'anonymous', OTHER]);
+
 /** Longest name used as a label (longer ones are `other`). */
 export const MAX_LABEL_LENGTH = 128;
 

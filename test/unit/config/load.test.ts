@@ -287,6 +287,30 @@ describe('config loading', () => {
     ]);
   });
 
+  it('warns when the MCP endpoint takes a path the gateway serves itself (health, metrics, discovery)', () => {
+    const base = 'auth:\n  allow_unauthenticated: true\n';
+    const warnings = (url: string) => parse(`upstream:\n  url: ${url}\n${base}`).issues.map(formatIssue);
+    for (const path of ['/healthz', '/readyz', '/metrics', '/.well-known/oauth-protected-resource'])
+      assert.deepEqual(warnings(`http://x${path}`), [
+        `warning: upstream.url: its path ${path} is the MCP endpoint's, so the gateway's own ${path} is not served (health probes, metrics or OAuth discovery reach the upstream's MCP endpoint instead)`,
+      ]);
+    assert.deepEqual(warnings('http://x/metrics/mcp'), []);
+    assert.deepEqual(warnings('http://x/mcp'), []);
+  });
+
+  it('warns when a key label is one metrics use for requests of no configured key', () => {
+    const hash = `sha256:${'a'.repeat(64)}`;
+    const config = (label: string) =>
+      parse(`upstream:\n  url: http://x/mcp\nkeys:\n  - label: ${label}\n    hash: "${hash}"\n`).issues.map(
+        formatIssue,
+      );
+    for (const label of ['oauth', 'anonymous', 'other', 'none'])
+      assert.deepEqual(config(label), [
+        `warning: keys[0].label: "${label}" is also what metrics call requests of no configured key: this key's are counted with them (choose another label)`,
+      ]);
+    assert.deepEqual(config('ci-bot'), []);
+  });
+
   it('says which transport an upstream URL looks like when upstream.transport probably does not match', () => {
     const base = 'auth:\n  allow_unauthenticated: true\n';
     const warnings = (upstream: string) => parse(`upstream:\n${upstream}${base}`).issues.map(formatIssue);
