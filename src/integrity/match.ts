@@ -64,6 +64,12 @@ export interface MatchOptions<A> {
   /** The exchange answers no request (DELETE). */
   readonly bodyless?: boolean;
   /**
+   * The upstream answers the exchange's requests in the response's body (Streamable HTTP: a POST
+   * holding a request MUST get JSON or an SSE stream), so a 202 or 204 leaves them unanswered. Not
+   * on the HTTP+SSE transport, whose POSTs are answered 202 and their responses sent on the stream.
+   */
+  readonly answersInBody?: boolean;
+  /**
    * An SSE event was refused (replaced by the UNREADABLE error event), so the caller can record it;
    * a refused JSON body throws instead.
    */
@@ -84,6 +90,7 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
   readonly #arg: A | undefined;
   readonly #options: MatchOptions<A> | undefined;
   readonly bodyless: boolean;
+  readonly #answersInBody: boolean;
 
   constructor(ids: ResponseIds, filters: Filters);
   constructor(ids: ResponseIds, make: (arg: A) => Filters, arg: A, options?: MatchOptions<A>);
@@ -100,6 +107,7 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
     } else this.#filters = filters;
     this.#options = options;
     this.bodyless = options?.bodyless === true;
+    this.#answersInBody = options?.answersInBody === true;
   }
 
   /** The filters, built on first use when they were given as a function. */
@@ -113,14 +121,16 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
   }
 
   /**
-   * A JSON body must answer every request of the exchange: with a 2xx (but 202 and 204, which carry
-   * none by definition, as the HTTP+SSE transport's POSTs are answered) one that leaves a request
-   * unanswered (empty, a lone notification, part of a batch) is refused, so the client gets a 502
-   * rather than a request never answered.
+   * A 2xx must answer every request of the exchange: one that leaves a request unanswered (an empty
+   * body, a lone notification, part of a batch) is refused, so the client gets a 502 rather than a
+   * request never answered. A 202 or 204 carries no answer by definition: refused the same way when
+   * the requests are answered in the body (`answersInBody`), passed on the HTTP+SSE transport.
    */
   settle(status: number): void {
-    if (this.bodyless || status < 200 || status >= 300 || status === 202 || status === 204) return;
-    if (this.#ids.awaited?.() === true) throw unanswerable();
+    if (this.bodyless || status < 200 || status >= 300) return;
+    const accepted = status === 202 || status === 204;
+    if (accepted && !this.#answersInBody) return;
+    if (this.#ids.awaited?.() === true) throw accepted ? acceptedUnanswered(status) : unanswerable();
   }
 
   pieces(body: Buffer): readonly Buffer[] {
@@ -210,6 +220,12 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
 function misread(): GatewayError {
   return new GatewayError('ERR_UPSTREAM_PROTOCOL', {
     message: 'upstream sent an object key the gateway did not read as spelled',
+  });
+}
+
+function acceptedUnanswered(status: number): GatewayError {
+  return new GatewayError('ERR_UPSTREAM_PROTOCOL', {
+    message: `upstream answered ${status} to a request it must answer`,
   });
 }
 

@@ -78,6 +78,9 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
     return (id) => eventIds.seal(bindingId, id);
   }
   const streaming: MatchOptions<RequestContext> = { onRefused: refusedEvent, eventIds: sealFor };
+  // Streamable HTTP answers a POST's requests in its body; the HTTP+SSE transport (its tags signed
+  // for the upstream session: `signedFor`) on its stream, after a 202.
+  const answering: MatchOptions<RequestContext> = { ...streaming, answersInBody: true };
   // A DELETE forwards no request; an SSE answer to it has its event ids sealed all the same.
   const closing: MatchOptions<RequestContext> = { ...streaming, bodyless: true };
   return {
@@ -88,7 +91,8 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
       const forwarded = tagRequests(bytes, messages, plans, context);
       const ids = exchangeIdsOf(forwarded, forgetAnswered);
       // The filters are built when a response first needs them (never for the common small answer).
-      return { bytes: forwarded.bytes, rewrite: new MatchRewrite(ids, filtersFor, ctx, streaming) };
+      const options = signedFor === undefined ? answering : streaming;
+      return { bytes: forwarded.bytes, rewrite: new MatchRewrite(ids, filtersFor, ctx, options) };
     },
     stream(ctx) {
       return new MatchRewrite(signedIds(tagger, principalOf(ctx).bindingId), filtersFor, ctx, streaming);

@@ -22,9 +22,10 @@ export interface ResponseRewrite {
    */
   pieces?(body: Buffer): readonly Buffer[];
   /**
-   * Called once a held application/json body was rewritten, before it is passed on with `status`:
-   * throws when that cannot be (a 2xx other than 202 and 204 that leaves a request the exchange
-   * forwarded unanswered: an empty body, a lone notification, part of a batch).
+   * Called once a held application/json body was rewritten, before it is passed on with `status`,
+   * and for a 2xx with no body to read (202, 204): throws when that cannot be (a 2xx that leaves a
+   * request the exchange forwarded unanswered: an empty body, a lone notification, part of a batch;
+   * a 202 or 204 where requests are answered in the body).
    */
   settle?(status: number): void;
   /** An SSE stream: an incremental rewriter, holding its unfinished event within `budget`. */

@@ -174,6 +174,15 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
         );
         return;
       } else {
+        // A 202 or 204 (no body to read): the exchange's requests may be owed an answer in it.
+        if (statusCode < 300) {
+          try {
+            rewrite.settle?.(statusCode);
+          } catch (err) {
+            controller.abort(err as Error);
+            return;
+          }
+        }
         this.sse = false;
         const own = unreadBody(statusCode);
         this.replacement = own.body;

@@ -113,14 +113,28 @@ keys:
     assert.equal(gateway.auditLines.at(-1)!.status, 400);
   });
 
-  it("a 202 whose body is neither JSON nor SSE carries the gateway's own words, not the body", async () => {
-    answer = (id, res) => {
-      res.writeHead(202, { 'content-type': 'text/plain' });
-      res.end(listWithHidden(id));
-    };
-    const got = await listTools(16);
-    assert.equal(got.status, 202);
-    assert.equal(got.body, 'Accepted');
+  it("failed before: a 202 or 204 answering a request (Streamable HTTP owes its answer in the body) is a 502 with the request's error, never its body", async () => {
+    // It passed as 202 "Accepted" (or an empty 204): the client then waited for an answer that
+    // could never come, until its own timeout.
+    for (const [status, type] of [
+      [202, 'text/plain'],
+      [202, 'application/json'],
+      [204, 'application/json'],
+    ] as const) {
+      answer = (id, res) => {
+        res.writeHead(status, { 'content-type': type });
+        res.end(status === 204 ? undefined : type === 'text/plain' ? listWithHidden(id) : '');
+      };
+      const got = await listTools(16);
+      assert.equal(got.status, 502, `${status} ${type}: ${got.body}`);
+      assert.ok(!got.body.includes('hidden'), got.body);
+      assert.deepEqual(JSON.parse(got.body), {
+        jsonrpc: '2.0',
+        id: 16,
+        error: { code: -32002, message: `upstream answered ${status} to a request it must answer` },
+      });
+      assert.equal(gateway.auditLines.at(-1)!.reason, 'ERR_UPSTREAM_PROTOCOL');
+    }
   });
 
   it('upstream headers outside the allowlist never reach the client; the gateway keeps its own', async () => {

@@ -208,13 +208,18 @@ describe('response envelope review: a stream that ends without an answer', () =>
         );
         assert.ok(Date.now() - started < 2000, t);
       }
+      // A 204 carries no answer, and Streamable HTTP owes the call one in the body: 502 with the
+      // call's error (no stream, no error event written to a response that has no body).
       const res = await callTool(raw, KEY, 9);
-      assert.equal(res.status, 204);
-      assert.equal(res.headers.get('content-type'), null);
-      assert.equal(await res.text(), '');
+      assert.equal(res.status, 502);
+      assert.deepEqual(await res.json(), {
+        jsonrpc: '2.0',
+        id: 9,
+        error: { code: -32002, message: 'upstream answered 204 to a request it must answer' },
+      });
       const line = await callLine(raw, before + 2);
-      assert.equal(line.status, 204);
-      assert.equal(line.reason, undefined);
+      assert.equal(line.status, 502);
+      assert.equal(line.reason, 'ERR_UPSTREAM_PROTOCOL');
     } finally {
       [status, type, tail] = [200, 'text/event-stream', ''];
       await client.close();
