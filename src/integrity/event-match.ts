@@ -8,8 +8,9 @@
  *   here strictly: one object whose keys hold no escape, with `"method"`, no `"id"`, `"result"` or
  *   `"error"`, and `"params"` (at most once) absent, not an object, or an object whose own keys
  *   hold no escape and include none of `"requestId"` (a cancellation names its request there),
- *   `"_meta"` (where a subscription id would be) and `"uri"` or a key a case-folding client reads as
- *   it (a resource an update names, which the key may not use: policy/hidden-updates.ts); `"method"`
+ *   `"_meta"` (where a subscription id would be), `"uri"` and `"taskId"` or a key a case-folding
+ *   client reads as one (a resource an update names, a task a status names, which the key may not
+ *   use: policy/hidden-updates.ts); `"method"`
  *   once, and no top-level key such a client reads as a member of the message (`"Params"`); valid
  *   JSON to the last byte; the block valid UTF-8.
  *
@@ -33,7 +34,7 @@ import { LIST_MIN_BYTES } from './list-match.ts';
 import { matchSmallSpan } from './small-match.ts';
 import { bytesAre, plainObjectEnd, valueStart } from './plain-members.ts';
 import { isVariantAt, MESSAGE_MEMBERS } from '../policy/case-variants.ts';
-import { UPDATE_PARAMS } from '../policy/hidden-updates.ts';
+import { STATUS_PARAMS, UPDATE_PARAMS } from '../policy/hidden-updates.ts';
 
 /** The block passes as it is. */
 export const PASS = null;
@@ -123,14 +124,16 @@ function topKey(b: Uint8Array, from: number, to: number): number {
 }
 
 /**
- * Whether the unescaped key in b[from, to) is one a notification names a request, a subscription or
- * a resource by.
+ * Whether the unescaped key in b[from, to) is one a notification names a request, a subscription, a
+ * resource or a task by.
  */
 function isNamingKey(b: Uint8Array, from: number, to: number): boolean {
   return (
     bytesAre(b, from, to, 'requestId') ||
     bytesAre(b, from, to, '_meta') ||
     bytesAre(b, from, to, 'uri') ||
-    isVariantAt(b, from - 1, to + 1, UPDATE_PARAMS)
+    bytesAre(b, from, to, 'taskId') ||
+    isVariantAt(b, from - 1, to + 1, UPDATE_PARAMS) ||
+    isVariantAt(b, from - 1, to + 1, STATUS_PARAMS)
   );
 }

@@ -156,7 +156,8 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
     // (V8 can read a key as another the same bytes primed, `result` as `r\u006`: key-check.ts).
     if (!parsedAsSpelled(text, value)) throw misread();
     // Not an answer, and no JSON body can leave a message out: the body is refused.
-    if (hidesUpdate(value, this.filters().grants)) throw unanswerable();
+    const filters = this.filters();
+    if (hidesUpdate(value, filters.grants, filters.tasks)) throw unanswerable();
     const restored = restoreEdits(text, value, ids);
     if (restored === undefined) throw unanswerable();
     // ASCII text (as long as its bytes): the ids are spliced into the bytes, nothing re-encoded.
@@ -165,7 +166,6 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
         ? applyEditsToAscii(body, restored.edits)
         : Buffer.from(applyEdits(text, restored.edits));
     if (restored.plans === undefined) return [out];
-    const filters = this.filters();
     return [
       filterJsonResponseBody(
         out,
@@ -254,9 +254,11 @@ export function matchEventData(data: string, ids: ResponseIds, filters: Filters)
     return UNREADABLE;
   }
   if (!parsedAsSpelled(data, value)) return UNREADABLE;
-  if (hidesUpdate(value, filters.grants)) {
+  if (hidesUpdate(value, filters.grants, filters.tasks)) {
     // In a batch only the updates go: a response beside them still answers its request.
-    const rest = Array.isArray(value) ? withoutHiddenUpdates(data, value, filters.grants) : undefined;
+    const rest = Array.isArray(value)
+      ? withoutHiddenUpdates(data, value, filters.grants, filters.tasks)
+      : undefined;
     return rest === undefined ? DROP : (matchEventData(rest, ids, filters) ?? rest);
   }
   const restored = restoreIds(data, value, ids);

@@ -14,23 +14,38 @@
  * the gateway cannot judge: the update is dropped. A message whose `uri` is not a string names no
  * resource and passes, as before. A repeated `method`, `params` or `uri` is refused by the response
  * matching (integrity/restore.ts), as a first-wins client would read another.
+ *
+ * A `notifications/tasks/status` (its `params.taskId`) is judged the same way by the key's task
+ * scope (policy/tasks.ts): it carries the task tasks/get answers with (its status message, and in
+ * the 2026-07-28 tasks extension a completed task's result, the tool's output), so a status of a
+ * task that tasks/get answers "Task not found" for (another key's, one whose tool a reload took from
+ * the key, one another replica recorded) is dropped too; a variant of `taskId` (`TaskId`,
+ * `task_id`) is dropped as a variant of `uri` is. Status notifications are optional: a client
+ * polls tasks/get for its tasks whether or not they come.
  */
 import type { Grants } from './grants.ts';
+import type { TaskScope } from './tasks.ts';
 import { ALLOW_ALL } from './grants.ts';
 import { isName, resourceAllowed } from './judge.ts';
 import { caseVariant, memberNames } from './case-variants.ts';
 import { messageStarts, skipValue } from '../integrity/json-spans.ts';
 
 const UPDATED = 'notifications/resources/updated';
+const STATUS = 'notifications/tasks/status';
 
 /** The member of an update's params the gateway judges. */
 export const UPDATE_PARAMS = memberNames(['uri']);
+/** The member of a task status's params the gateway judges. */
+export const STATUS_PARAMS = memberNames(['taskId']);
 
-/** Whether `value` (a message, or a batch of them) holds an update of a resource `grants` hide. */
-export function hidesUpdate(value: unknown, grants: Grants): boolean {
+/**
+ * Whether `value` (a message, or a batch of them) holds an update of a resource `grants` hide, or
+ * the status of a task `tasks` does not hold (without a scope, every task's: fail closed).
+ */
+export function hidesUpdate(value: unknown, grants: Grants, tasks: TaskScope | undefined): boolean {
   if (grants === ALLOW_ALL) return false;
-  if (!Array.isArray(value)) return hiddenUpdate(value, grants);
-  for (const item of value) if (hiddenUpdate(item, grants)) return true;
+  if (!Array.isArray(value)) return hiddenUpdate(value, grants, tasks);
+  for (const item of value) if (hiddenUpdate(item, grants, tasks)) return true;
   return false;
 }
 
@@ -42,21 +57,28 @@ export function withoutHiddenUpdates(
   text: string,
   value: readonly unknown[],
   grants: Grants,
+  tasks: TaskScope | undefined,
 ): string | undefined {
   const starts = messageStarts(text);
   const kept: string[] = [];
   for (let i = 0; i < value.length; i++) {
-    if (hiddenUpdate(value[i], grants)) continue;
+    if (hiddenUpdate(value[i], grants, tasks)) continue;
     const start = starts[i] as number;
     kept.push(text.slice(start, skipValue(text, start)));
   }
   return kept.length === 0 ? undefined : `[${kept.join(',')}]`;
 }
 
-function hiddenUpdate(message: unknown, grants: Grants): boolean {
+function hiddenUpdate(message: unknown, grants: Grants, tasks: TaskScope | undefined): boolean {
   if (typeof message !== 'object' || message === null) return false;
   const m = message as { method?: unknown; params?: unknown };
-  if (m.method !== UPDATED || typeof m.params !== 'object' || m.params === null) return false;
+  if (typeof m.params !== 'object' || m.params === null) return false;
+  if (m.method === STATUS) {
+    if (caseVariant(m.params, STATUS_PARAMS) !== undefined) return true;
+    const taskId = (m.params as { taskId?: unknown }).taskId;
+    return typeof taskId === 'string' && !(tasks !== undefined && tasks.owns(taskId));
+  }
+  if (m.method !== UPDATED) return false;
   if (caseVariant(m.params, UPDATE_PARAMS) !== undefined) return true;
   const uri = (m.params as { uri?: unknown }).uri;
   return typeof uri === 'string' && !(isName(uri) && resourceAllowed(grants, uri));

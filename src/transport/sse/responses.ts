@@ -70,8 +70,9 @@ export function createStreamMatcher(
       }
       // What passes is these bytes with ids restored: they must spell what was read (key-check.ts).
       if (!parsedAsSpelled(data, value)) return undefined;
-      // An update of a resource the key may not use (policy/hidden-updates.ts).
-      if (hidesUpdate(value, principal.grants)) return undefined;
+      // An update of a resource the key may not use, a status of a task it does not hold
+      // (policy/hidden-updates.ts).
+      if (hidesUpdate(value, principal.grants, scope)) return undefined;
       const restored = restoreIds(data, value, ids);
       if (restored === undefined) return undefined;
       if (restored.plans === undefined) return { data: restored.text, filtered: false };

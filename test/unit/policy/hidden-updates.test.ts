@@ -1,11 +1,13 @@
 /**
  * Updates of resources a key may not use (src/policy/hidden-updates.ts): found in a message or a
- * batch, judged as resources/read judges a URI; anything else is not an update that hides.
+ * batch, judged as resources/read judges a URI; statuses of tasks the key's scope does not hold;
+ * anything else is not an update that hides.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileGrants } from '../../../src/policy/grants.ts';
 import { hidesUpdate } from '../../../src/policy/hidden-updates.ts';
+import { TaskOwnership } from '../../../src/policy/tasks.ts';
 
 const grants = compileGrants({ allow: [], prompts: [], resources: ['file:///docs/public/*'] });
 const updated = (uri: unknown) => ({
@@ -16,17 +18,21 @@ const updated = (uri: unknown) => ({
 
 describe('hidesUpdate', () => {
   it('finds an update of a resource the grants do not allow, alone or in a batch', () => {
-    assert.equal(hidesUpdate(updated('file:///docs/secret.txt'), grants), true);
+    assert.equal(hidesUpdate(updated('file:///docs/secret.txt'), grants, undefined), true);
     assert.equal(
-      hidesUpdate([{ jsonrpc: '2.0', id: 1, result: {} }, updated('file:///etc/passwd')], grants),
+      hidesUpdate([{ jsonrpc: '2.0', id: 1, result: {} }, updated('file:///etc/passwd')], grants, undefined),
       true,
     );
-    assert.equal(hidesUpdate(updated('file:///docs/public/../secret.txt'), grants), true, 'a dot segment');
+    assert.equal(
+      hidesUpdate(updated('file:///docs/public/../secret.txt'), grants, undefined),
+      true,
+      'a dot segment',
+    );
   });
 
   it('passes updates of allowed resources, other notifications and messages naming no string URI', () => {
-    assert.equal(hidesUpdate(updated('file:///docs/public/a.txt'), grants), false);
-    assert.equal(hidesUpdate([updated('file:///docs/public/a.txt')], grants), false);
+    assert.equal(hidesUpdate(updated('file:///docs/public/a.txt'), grants, undefined), false);
+    assert.equal(hidesUpdate([updated('file:///docs/public/a.txt')], grants, undefined), false);
     for (const other of [
       updated(42),
       { jsonrpc: '2.0', method: 'notifications/resources/updated' },
@@ -36,6 +42,32 @@ describe('hidesUpdate', () => {
       'text',
       [],
     ])
-      assert.equal(hidesUpdate(other, grants), false, JSON.stringify(other));
+      assert.equal(hidesUpdate(other, grants, undefined), false, JSON.stringify(other));
+  });
+
+  it("finds the status of a task the key does not hold (another key's, its tool taken away, a variant)", () => {
+    const registry = new TaskOwnership({ now: () => 0 });
+    const withEcho = compileGrants({ allow: ['echo'], prompts: [], resources: [] });
+    const mine = registry.scope('k:a', withEcho);
+    mine.record('echo-task', 'echo');
+    mine.record('slow-task', 'slow');
+    registry.scope('k:b', withEcho).record('other-task', 'echo');
+    const status = (params: Record<string, unknown>) => ({
+      jsonrpc: '2.0',
+      method: 'notifications/tasks/status',
+      params: { status: 'completed', ...params },
+    });
+    assert.equal(hidesUpdate(status({ taskId: 'echo-task' }), withEcho, mine), false);
+    assert.equal(hidesUpdate(status({ taskId: 42 }), withEcho, mine), false, 'names no task');
+    for (const hidden of [
+      status({ taskId: 'slow-task' }),
+      status({ taskId: 'other-task' }),
+      status({ taskId: 'unknown' }),
+      status({ TaskId: 'slow-task' }),
+      status({ task_id: 'echo-task' }),
+      [status({ taskId: 'echo-task' }), status({ taskId: 'slow-task' })],
+    ])
+      assert.equal(hidesUpdate(hidden, withEcho, mine), true, JSON.stringify(hidden));
+    assert.equal(hidesUpdate(status({ taskId: 'echo-task' }), withEcho, undefined), true, 'no scope');
   });
 });

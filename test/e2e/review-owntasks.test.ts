@@ -1,0 +1,184 @@
+/**
+ * Attack review of this session's own changes: tasks bound to the tool that created them (the
+ * request tag's plan `a`, policy/tasks.ts), `cacheScope` of filtered results, client notifications
+ * with an id, invalid vs deny in the audit, rate-limit refusals and OAuth grants with limits of
+ * their own. Through the real gateway in front of a scripted upstream. "failed before:" tests
+ * failed on the code they were written against; "holds:" tests are attacks that held.
+ */
+import { after, before, beforeEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ServerResponse } from 'node:http';
+import { parseConfigText } from '../../src/config/load.ts';
+import { startTestGateway } from '../helpers/gateway.ts';
+import type { TestGateway } from '../helpers/gateway.ts';
+import { startScriptedUpstream } from '../helpers/scripted-upstream.ts';
+import type { ScriptedUpstream, Seen } from '../helpers/scripted-upstream.ts';
+import { newKey, reviewConfig } from '../helpers/review-config.ts';
+
+const ALICE = newKey();
+const BOB = newKey();
+const SECRET = 'r'.repeat(40);
+const STATUS = 'notifications/tasks/status';
+/** What the `slow` tool returns: the key must not see it once the tool is taken from it. */
+const SLOW_OUTPUT = 'slow tool output: the payroll';
+
+type Rpc = { id?: string | number; method?: string; params?: Record<string, unknown> };
+
+function config(upstreamUrl: string, aliceAllow: readonly string[]): string {
+  return reviewConfig(
+    upstreamUrl,
+    [
+      { label: 'alice', key: ALICE, allow: aliceAllow },
+      { label: 'bob', key: BOB, allow: ['*'] },
+    ],
+    '',
+    { secret: SECRET, resources: [] },
+  );
+}
+
+async function reload(gateway: TestGateway, text: string): Promise<void> {
+  const { config: next, issues } = parseConfigText(text, {}, Date.now());
+  assert.ok(next, JSON.stringify(issues));
+  const outcome = await gateway.runtime.reload(next);
+  assert.equal(outcome.applied, true);
+}
+
+const headers = (key: string) => ({
+  authorization: `Bearer ${key}`,
+  'content-type': 'application/json',
+  accept: 'application/json, text/event-stream',
+  'mcp-protocol-version': '2025-11-25',
+});
+
+let nextId = 1;
+async function call(
+  gateway: TestGateway,
+  key: string,
+  method: string,
+  params?: Record<string, unknown>,
+): Promise<{ status: number; text: string }> {
+  const res = await fetch(gateway.mcpUrl, {
+    method: 'POST',
+    headers: headers(key),
+    body: JSON.stringify({ jsonrpc: '2.0', id: nextId++, method, ...(params ? { params } : {}) }),
+  });
+  return { status: res.status, text: await res.text() };
+}
+
+/** A plain SSE block. */
+const block = (message: unknown) => `data: ${JSON.stringify(message)}\n\n`;
+const json = (res: ServerResponse, body: unknown) => {
+  const bytes = Buffer.from(JSON.stringify(body));
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': bytes.length });
+  res.end(bytes);
+};
+
+/** A 2026-07-28 tasks-extension status notification of a completed task: it carries the result. */
+const completed = (taskId: string, key = 'taskId') => ({
+  jsonrpc: '2.0',
+  method: STATUS,
+  params: {
+    [key]: taskId,
+    status: 'completed',
+    result: { content: [{ type: 'text', text: SLOW_OUTPUT }] },
+  },
+});
+
+describe('owntasks review: tasks bound to their tool', () => {
+  let upstream: ScriptedUpstream;
+  let gateway: TestGateway | undefined;
+  let taskCounter = 0;
+  /** Events the upstream writes before its answer when a POST is answered as a stream. */
+  let preamble: string[] = [];
+  /** Events the upstream writes on a GET stream. */
+  let onGet: string[] = [];
+
+  function script(seen: Seen, res: ServerResponse): void {
+    if (seen.method === 'GET') {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(onGet.join(''));
+      return;
+    }
+    const m = seen.body as Rpc;
+    if (m.id === undefined) return void res.writeHead(202).end();
+    const params = m.params ?? {};
+    let result: unknown = {};
+    if (m.method === 'tools/call' && typeof params.task === 'object')
+      result = { task: { taskId: `${String(params.name)}-task-${++taskCounter}`, status: 'working' } };
+    else if (m.method === 'tools/call') result = { content: [{ type: 'text', text: 'called' }] };
+    const answer = { jsonrpc: '2.0', id: m.id, result };
+    if (preamble.length === 0) return json(res, answer);
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.end(preamble.join('') + block(answer));
+  }
+
+  before(async () => {
+    upstream = await startScriptedUpstream();
+    upstream.set(script);
+  });
+  beforeEach(async () => {
+    await gateway?.close(200);
+    gateway = undefined;
+    preamble = [];
+    onGet = [];
+  });
+  after(async () => {
+    await gateway?.close(200);
+    await upstream.close();
+  });
+
+  async function createTask(key: string, tool: string): Promise<string> {
+    const created = await call(gateway!, key, 'tools/call', { name: tool, arguments: {}, task: {} });
+    assert.equal(created.status, 200, created.text);
+    return (JSON.parse(created.text) as { result: { task: { taskId: string } } }).result.task.taskId;
+  }
+
+  it('failed before: a status notification of a task whose tool a reload took away (or of another key) reached the key, result and all', async () => {
+    // tasks/get and tasks/result of such a task are answered "Task not found"; a status
+    // notification carries the same task (in the 2026-07-28 tasks extension, its result too), so
+    // it must not reach the key either, on a POST's stream or a GET stream, in any spelling.
+    gateway = await startTestGateway(config(upstream.url, ['slow', 'echo']));
+    const slowTask = await createTask(ALICE, 'slow');
+    const echoTask = await createTask(ALICE, 'echo');
+    const bobTask = await createTask(BOB, 'slow');
+    await reload(gateway, config(upstream.url, ['echo']));
+    assert.match((await call(gateway, ALICE, 'tasks/result', { taskId: slowTask })).text, /Task not found/);
+    const hidden = [
+      block(completed(slowTask)),
+      block(completed(bobTask)),
+      // A case-folding client (Go encoding/json) reads "TaskId" as taskId; pydantic reads task_id.
+      block(completed(slowTask, 'TaskId')),
+      block(completed(slowTask, 'task_id')),
+      // In a batch only the hidden one goes.
+      block([
+        completed(slowTask),
+        { ...completed(echoTask), params: { taskId: echoTask, status: 'working' } },
+      ]),
+    ];
+    // The status of the key's own task of a tool it still has passes (the sentinel).
+    const sentinel = block({
+      jsonrpc: '2.0',
+      method: STATUS,
+      params: { taskId: echoTask, status: 'working' },
+    });
+    preamble = [...hidden, sentinel];
+    const post = await call(gateway, ALICE, 'tools/call', { name: 'echo', arguments: {} });
+    assert.equal(post.status, 200, post.text);
+    assert.match(post.text, /called/);
+    assert.ok(!post.text.includes(SLOW_OUTPUT), `on the POST stream: ${post.text}`);
+    assert.ok(!post.text.includes(slowTask) && !post.text.includes(bobTask), post.text);
+    assert.equal(
+      post.text.split(echoTask).length - 1,
+      2,
+      `the sentinel and the batch's own task: ${post.text}`,
+    );
+
+    onGet = [...hidden, sentinel];
+    const res = await fetch(gateway.mcpUrl, { headers: { ...headers(ALICE), accept: 'text/event-stream' } });
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    assert.ok(!text.includes(SLOW_OUTPUT), `on the GET stream: ${text}`);
+    assert.ok(!text.includes(slowTask) && !text.includes(bobTask), text);
+    assert.ok(text.includes(echoTask), text);
+  });
+});
