@@ -44,8 +44,20 @@ export interface ToolGrant {
 
 interface Entry {
   expiry: number;
-  readonly tool: string | undefined;
+  /**
+   * The tools whose calls answered with this task id (undefined: a tag that did not say). Usually
+   * one; an upstream that numbers tasks per session (`task-1` in each) gives one key the same id
+   * for calls of two tools, and `tasks/result` in one session then reads the task the other tool
+   * made: the id is the key's only while it may use every tool that created it.
+   */
+  readonly tools: readonly (string | undefined)[] | typeof TOO_MANY;
 }
+
+/** Entry.tools of an id more than MAX_TOOLS_PER_TASK tools answered with: no task of one, unknown. */
+const TOO_MANY = null;
+
+/** The most tools one task id may be recorded with (Entry.tools). */
+const MAX_TOOLS_PER_TASK = 16;
 
 export class TaskOwnership {
   private readonly maxTasks: number;
@@ -71,14 +83,21 @@ export class TaskOwnership {
 
   record(owner: string, taskId: string, tool?: string): void {
     let tasks = this.owners.get(owner);
+    let tools: Entry['tools'] = [tool];
     if (tasks === undefined) {
       tasks = new Map();
     } else {
       this.owners.delete(owner);
-      if (tasks.delete(taskId)) this.count--;
+      const known = tasks.get(taskId);
+      if (known !== undefined) {
+        tasks.delete(taskId);
+        this.count--;
+        // Still live: the tools that created it before keep their say (see Entry).
+        if (known.expiry > this.now()) tools = withTool(known.tools, tool);
+      }
     }
     this.owners.set(owner, tasks);
-    tasks.set(taskId, { expiry: this.now() + this.ttlMs, tool });
+    tasks.set(taskId, { expiry: this.now() + this.ttlMs, tools });
     this.count++;
     while (tasks.size > this.maxPerOwner) this.dropOldest(owner, tasks);
     while (this.count > this.maxTasks) {
@@ -88,8 +107,8 @@ export class TaskOwnership {
   }
 
   /**
-   * True when `owner` created `taskId`, it has not expired and `grants` (when given) allow the tool
-   * that created it; a hit extends its life. A task whose tool is not allowed is left as it is.
+   * True when `owner` created `taskId`, it has not expired and `grants` (when given) allow every
+   * tool that created it; a hit extends its life. A task whose tool is not allowed is left as it is.
    */
   owns(owner: string, taskId: string, grants?: ToolGrant): boolean {
     const tasks = this.owners.get(owner);
@@ -101,7 +120,9 @@ export class TaskOwnership {
       this.forget(owner, taskId);
       return false;
     }
-    if (grants !== undefined && entry.tool !== undefined && !grants.tool(entry.tool)) return false;
+    if (entry.tools === TOO_MANY) return false;
+    if (grants !== undefined && !entry.tools.every((tool) => tool === undefined || grants.tool(tool)))
+      return false;
     tasks.delete(taskId);
     entry.expiry = now + this.ttlMs;
     tasks.set(taskId, entry);
@@ -143,6 +164,15 @@ class OwnerScope implements TaskScope {
   record(taskId: string, tool: string | undefined): void {
     this.registry.record(this.owner, taskId, tool);
   }
+}
+
+/**
+ * `tools` and `tool`; TOO_MANY past MAX_TOOLS_PER_TASK, which stays so (a list an upstream could grow
+ * without end, and an id that many tools answered with is no one tool's task).
+ */
+function withTool(tools: Entry['tools'], tool: string | undefined): Entry['tools'] {
+  if (tools === TOO_MANY || tools.includes(tool)) return tools;
+  return tools.length >= MAX_TOOLS_PER_TASK ? TOO_MANY : [...tools, tool];
 }
 
 /**

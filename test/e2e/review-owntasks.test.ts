@@ -56,13 +56,25 @@ async function call(
   key: string,
   method: string,
   params?: Record<string, unknown>,
-): Promise<{ status: number; text: string }> {
+  session?: string,
+): Promise<{ status: number; text: string; session: string | null }> {
   const res = await fetch(gateway.mcpUrl, {
     method: 'POST',
-    headers: headers(key),
+    headers: { ...headers(key), ...(session === undefined ? {} : { 'mcp-session-id': session }) },
     body: JSON.stringify({ jsonrpc: '2.0', id: nextId++, method, ...(params ? { params } : {}) }),
   });
-  return { status: res.status, text: await res.text() };
+  return { status: res.status, text: await res.text(), session: res.headers.get('mcp-session-id') };
+}
+
+async function open(gateway: TestGateway, key: string): Promise<string> {
+  const init = await call(gateway, key, 'initialize', {
+    protocolVersion: '2025-11-25',
+    capabilities: {},
+    clientInfo: { name: 'c', version: '1' },
+  });
+  assert.equal(init.status, 200, init.text);
+  assert.ok(init.session !== null);
+  return init.session;
 }
 
 /** A plain SSE block. */
@@ -88,10 +100,15 @@ describe('owntasks review: tasks bound to their tool', () => {
   let upstream: ScriptedUpstream;
   let gateway: TestGateway | undefined;
   let taskCounter = 0;
+  /** Tasks made in per-session numbering: which session, which id, which tool. */
+  const tasksMade: { session: string; taskId: string; tool: string }[] = [];
   /** Events the upstream writes before its answer when a POST is answered as a stream. */
   let preamble: string[] = [];
   /** Events the upstream writes on a GET stream. */
   let onGet: string[] = [];
+  /** Task ids numbered per upstream session (`task-1` in each), as some servers number them. */
+  let perSession = false;
+  const sessionCounters = new Map<string, number>();
 
   function script(seen: Seen, res: ServerResponse): void {
     if (seen.method === 'GET') {
@@ -103,9 +120,38 @@ describe('owntasks review: tasks bound to their tool', () => {
     if (m.id === undefined) return void res.writeHead(202).end();
     const params = m.params ?? {};
     let result: unknown = {};
-    if (m.method === 'tools/call' && typeof params.task === 'object')
+    const session = String(seen.headers['mcp-session-id'] ?? '');
+    if (m.method === 'initialize') {
+      const id = `upstream-session-${++taskCounter}`;
+      const bytes = Buffer.from(
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: m.id,
+          result: {
+            protocolVersion: '2025-11-25',
+            capabilities: { tasks: {} },
+            serverInfo: { name: 'u', version: '1' },
+          },
+        }),
+      );
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'mcp-session-id': id,
+        'content-length': bytes.length,
+      });
+      return void res.end(bytes);
+    }
+    if (m.method === 'tools/call' && typeof params.task === 'object' && perSession) {
+      const n = (sessionCounters.get(session) ?? 0) + 1;
+      sessionCounters.set(session, n);
+      tasksMade.push({ session, taskId: `task-${n}`, tool: String(params.name) });
+      result = { task: { taskId: `task-${n}`, status: 'working' } };
+    } else if (m.method === 'tools/call' && typeof params.task === 'object')
       result = { task: { taskId: `${String(params.name)}-task-${++taskCounter}`, status: 'working' } };
-    else if (m.method === 'tools/call') result = { content: [{ type: 'text', text: 'called' }] };
+    else if (m.method === 'tasks/result') {
+      const made = tasksMade.find((t) => t.session === session && t.taskId === params.taskId);
+      result = { content: [{ type: 'text', text: made?.tool === 'slow' ? SLOW_OUTPUT : 'other output' }] };
+    } else if (m.method === 'tools/call') result = { content: [{ type: 'text', text: 'called' }] };
     const answer = { jsonrpc: '2.0', id: m.id, result };
     if (preamble.length === 0) return json(res, answer);
     res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -121,6 +167,9 @@ describe('owntasks review: tasks bound to their tool', () => {
     gateway = undefined;
     preamble = [];
     onGet = [];
+    perSession = false;
+    sessionCounters.clear();
+    tasksMade.length = 0;
   });
   after(async () => {
     await gateway?.close(200);
@@ -180,5 +229,35 @@ describe('owntasks review: tasks bound to their tool', () => {
     assert.ok(!text.includes(SLOW_OUTPUT), `on the GET stream: ${text}`);
     assert.ok(!text.includes(slowTask) && !text.includes(bobTask), text);
     assert.ok(text.includes(echoTask), text);
+  });
+
+  it("failed before: a task id an upstream numbers per session, recorded again by another tool, gave back the first tool's result", async () => {
+    // Servers that number tasks per session answer `task-1` in each. The registry holds one entry
+    // per (key, id), so the second call's tool replaced the first's: after a reload took `slow`
+    // from the key, tasks/result of `task-1` in the first session read slow's output.
+    perSession = true;
+    gateway = await startTestGateway(config(upstream.url, ['slow', 'echo']));
+    const first = await open(gateway, ALICE);
+    const second = await open(gateway, ALICE);
+    const slowTask = await call(
+      gateway,
+      ALICE,
+      'tools/call',
+      { name: 'slow', arguments: {}, task: {} },
+      first,
+    );
+    const echoTask = await call(
+      gateway,
+      ALICE,
+      'tools/call',
+      { name: 'echo', arguments: {}, task: {} },
+      second,
+    );
+    assert.match(slowTask.text, /"task-1"/);
+    assert.match(echoTask.text, /"task-1"/);
+    await reload(gateway, config(upstream.url, ['echo']));
+    const read = await call(gateway, ALICE, 'tasks/result', { taskId: 'task-1' }, first);
+    assert.ok(!read.text.includes(SLOW_OUTPUT), read.text);
+    assert.match(read.text, /Task not found/);
   });
 });

@@ -95,6 +95,27 @@ describe('TaskOwnership', () => {
     assert.equal(r.scope('a', after).owns('t-old'), true);
   });
 
+  it('a task id two tools answered with is the key\u2019s only while it may use both (ids numbered per session)', () => {
+    let now = 0;
+    const r = new TaskOwnership({ now: () => now, ttlMs: 1000 });
+    const both = compileGrants({ allow: ['echo', 'search'], prompts: [], resources: [] });
+    const echo = compileGrants({ allow: ['echo'], prompts: [], resources: [] });
+    r.scope('a', both).record('task-1', 'search');
+    r.scope('a', both).record('task-1', 'echo');
+    assert.equal(r.size, 1);
+    assert.equal(r.scope('a', both).owns('task-1'), true);
+    assert.equal(r.scope('a', echo).owns('task-1'), false, 'search also answered with it');
+    // Once expired, what created it before has no say.
+    now = 5000;
+    r.scope('a', both).record('task-1', 'echo');
+    assert.equal(r.scope('a', echo).owns('task-1'), true);
+    // An id that more than 16 tools answered with is unknown, whatever tool records it next.
+    const all = compileGrants({ allow: ['*'], prompts: [], resources: [] });
+    for (let i = 0; i < 17; i++) r.scope('a', all).record('task-2', `tool_${i}`);
+    r.scope('a', all).record('task-2', 'echo');
+    assert.equal(r.scope('a', all).owns('task-2'), false);
+  });
+
   it('refuses nonsense options (programmer error)', () => {
     assert.throws(() => new TaskOwnership({ now: () => 0, ttlMs: 0 }), TypeError);
     assert.throws(() => new TaskOwnership({ now: () => 0, maxTasks: -1 }), TypeError);
