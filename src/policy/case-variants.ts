@@ -67,8 +67,9 @@ export function isVariantAt(b: Uint8Array, start: number, end: number, names: Me
 /**
  * Members of a JSON-RPC message, and of a list result, that a client reads: in an upstream's answer,
  * a key another client's decoder reads as one of them (`"Result"`, `"Tools"`, `"toolſ"`,
- * `"next_cursor"`, `"CacheScope"`) would carry what the gateway never judged (an unfiltered,
- * unpinned list, a caching scope wider than the key's: policy/filter-list.ts).
+ * `"next_cursor"`, `"CacheScope"`, `"TTLMs"`) would carry what the gateway never judged (an
+ * unfiltered, unpinned list, a caching scope wider than the key's, a ttl without the scope the
+ * gateway gives one: policy/filter-list.ts).
  */
 export const MESSAGE_MEMBERS = memberNames(['jsonrpc', 'id', 'method', 'params', 'result', 'error']);
 export const LIST_RESULT_MEMBERS = memberNames([
@@ -79,4 +80,5 @@ export const LIST_RESULT_MEMBERS = memberNames([
   'tasks',
   'nextCursor',
   'cacheScope',
+  'ttlMs',
 ]);

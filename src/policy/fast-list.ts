@@ -79,8 +79,12 @@ const KEY_KIND: Readonly<Record<FastKind, Buffer>> = {
  * result holding one is left to it.
  */
 const KEYS_REWRITTEN = ['nextCursor', 'resources', 'resourceTemplates', 'tasks'].map((k) => Buffer.from(k));
-/** A caching scope the parsed path makes `"private"` unless it is spelled so (filter-list.ts). */
+/**
+ * A caching scope the parsed path makes `"private"` unless it is spelled so, and adds beside a ttl
+ * (filter-list.ts).
+ */
 const KEY_CACHE_SCOPE = Buffer.from('cacheScope');
+const KEY_TTL = Buffer.from('ttlMs');
 const PRIVATE_SCOPE = Buffer.from('"private"');
 
 /** Whether the key whose text (without quotes) is b[start, end) is `key`. */
@@ -120,6 +124,8 @@ function scan(b: Uint8Array, options: FastListOptions): Uint8Array | undefined {
   let resultStart = -1;
   let tools: ListScan | undefined;
   let prompts: ListScan | undefined;
+  let scoped = false;
+  let ttl = false;
   const visitResult: Visit = (ks, ke, vs) => {
     if (keyIs(b, ks, ke, KEY_KIND.tools)) {
       if (tools !== undefined) throw GIVE_UP;
@@ -135,8 +141,10 @@ function scan(b: Uint8Array, options: FastListOptions): Uint8Array | undefined {
     if (keyIs(b, ks, ke, KEY_CACHE_SCOPE)) {
       const end = skipValue(b, vs);
       if (!keyIs(b, vs, end, PRIVATE_SCOPE)) throw GIVE_UP;
+      scoped = true;
       return end;
     }
+    if (keyIs(b, ks, ke, KEY_TTL)) ttl = true;
     // A key a case-folding client reads as a list (`"Tools"`): the parsed path drops it.
     if (isVariantAt(b, ks - 1, ke + 1, LIST_RESULT_MEMBERS)) throw GIVE_UP;
     return skipValue(b, vs);
@@ -160,11 +168,14 @@ function scan(b: Uint8Array, options: FastListOptions): Uint8Array | undefined {
   if (ws(b, end) !== b.length) return undefined;
   // Not a response with a result and an id: nothing the plan filters.
   if (resultStart === -1 || idStart === -1) return b;
+  // A ttl without a scope: if the plan filters it, the parsed path adds "private".
+  const unscoped = ttl && !scoped;
   const id = parseId(b, idStart, idEnd);
   if (id === null) return b;
   const kind = options.kindFor(id);
   if (kind === undefined) return b;
   if (kind !== 'tools' && kind !== 'prompts') return undefined;
+  if (unscoped) return undefined;
   if (b[resultStart] !== OPEN_OBJECT) return undefined;
   // The other kind's list beside this one: the parsed path drops it.
   if ((kind === 'tools' ? prompts : tools) !== undefined) return undefined;

@@ -112,20 +112,26 @@ export function filterContents(result: unknown, grants: Grants): unknown {
  * What the gateway filtered for a key holds what that key may see (its tools, the contents it may
  * read): reused for another key, it would show that key what its lists hide, and answer a read the
  * gateway refuses it without the request ever reaching the gateway. So its scope is the key's alone:
- * any value but `"private"` becomes `"private"`. A result without one (2025-era) gets none.
- * `record` is `result` or already a copy of it.
+ * any value but `"private"` becomes `"private"`, and so does a missing one beside a `ttlMs` (the
+ * schema's comment makes an absent scope `"public"`, and the C# SDK reads it so: a ttl with no scope
+ * is a result any cache may share for that long). A result with neither (2025-era) gets none: with
+ * no ttl it is stale at once, and no cache serves it again. `record` is `result` or already a copy.
  */
 function privateScope(record: Record<string, unknown>, result: object): Record<string, unknown> {
-  if (!Object.hasOwn(record, CACHE_SCOPE) || record[CACHE_SCOPE] === PRIVATE) return record;
+  if (Object.hasOwn(record, CACHE_SCOPE) ? record[CACHE_SCOPE] === PRIVATE : !Object.hasOwn(record, TTL))
+    return record;
   const out = record === result ? { ...record } : record;
   out[CACHE_SCOPE] = PRIVATE;
   return out;
 }
 
-// The byte paths (fast-list.ts, list-scan.ts) answer only a result whose scope is spelled `"private"`.
+// The byte paths (fast-list.ts, list-scan.ts) answer only a result whose scope is spelled `"private"`,
+// or one with neither a scope nor a ttl.
 const CACHE_SCOPE = 'cacheScope';
+const TTL = 'ttlMs';
 const PRIVATE = 'private';
-const SCOPE_MEMBER = memberNames([CACHE_SCOPE]);
+/** The caching hints: a key a case-folding client reads as one of them is dropped. */
+const SCOPE_MEMBER = memberNames([CACHE_SCOPE, TTL]);
 
 function keeper(
   kind: ListKind,

@@ -92,6 +92,8 @@ function scan(b: Uint8Array): ListResponse | typeof OTHER {
   let tools: ScannedList | undefined;
   let prompts: ScannedList | undefined;
   let other = false;
+  let scoped = false;
+  let ttl = false;
   const end = members(b, start, (key, vs, ks) => {
     if (key === 'id') {
       if (idStart !== -1) other = true;
@@ -120,8 +122,11 @@ function scan(b: Uint8Array): ListResponse | typeof OTHER {
         if (k === 'cacheScope') {
           const end = value(b, v, 2);
           if (!isPrivateScope(b, v, end)) other = true;
+          scoped = true;
           return end;
         }
+        // A ttl without a scope: the parsed path adds "private".
+        if (k === 'ttlMs') ttl = true;
         if (k === '_meta' && b[v] === OPEN_OBJECT) {
           return members(b, v, (mk, mv) => {
             if (mk === SUBSCRIPTION_ID) other = true;
@@ -137,6 +142,7 @@ function scan(b: Uint8Array): ListResponse | typeof OTHER {
     return value(b, vs, 1);
   });
   if (ws(b, end) !== b.length) throw NOT_JSON;
+  if (ttl && !scoped) other = true;
   if (other || result === -1 || idStart === -1 || b[idStart] !== QUOTE) return OTHER;
   return { idStart, idEnd, tools, prompts };
 }
@@ -219,6 +225,7 @@ const KEYS = [
   'resourceTemplates',
   'tasks',
   'cacheScope',
+  'ttlMs',
 ];
 const KEY_BYTES = KEYS.map((k) => Buffer.from(k));
 /** Longest raw text of a key this scanner looks for (each character escaped as `\uXXXX`). */

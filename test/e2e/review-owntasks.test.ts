@@ -261,3 +261,111 @@ describe('owntasks review: tasks bound to their tool', () => {
     assert.match(read.text, /Task not found/);
   });
 });
+
+describe('owntasks review: cacheScope of results filtered for a key', () => {
+  let upstream: ScriptedUpstream;
+  let gateway: TestGateway;
+  /** How the upstream answers: a JSON body or one SSE event; `pad` makes it large (byte paths). */
+  const mode = { sse: false, pad: 0, hints: {} as Record<string, unknown> };
+
+  before(async () => {
+    upstream = await startScriptedUpstream();
+    upstream.set((seen, res) => {
+      const m = seen.body as Rpc;
+      if (m.id === undefined) return void res.writeHead(202).end();
+      const lists: Record<string, Record<string, unknown>> = {
+        'tools/list': {
+          tools: [
+            { name: 'echo', inputSchema: { type: 'object' } },
+            { name: 'drop_db', inputSchema: { type: 'object' } },
+          ],
+        },
+        'resources/read': {
+          contents: [
+            { uri: 'file:///public/a', text: 'a' },
+            { uri: 'file:///secret/b', text: 'secret' },
+          ],
+        },
+      };
+      const result = {
+        ...(lists[m.method ?? ''] ?? {}),
+        ...mode.hints,
+        ...(mode.pad > 0 ? { pad: 'p'.repeat(mode.pad) } : {}),
+      };
+      const text = JSON.stringify({ jsonrpc: '2.0', id: m.id, result });
+      res.writeHead(200, { 'content-type': mode.sse ? 'text/event-stream' : 'application/json' });
+      res.end(mode.sse ? `event: message\ndata: ${text}\n\n` : text);
+    });
+    gateway = await startTestGateway(
+      reviewConfig(upstream.url, [{ label: 'alice', key: ALICE, allow: ['echo'] }], '', {
+        secret: SECRET,
+        resources: ['file:///public/*'],
+      }),
+    );
+  });
+  after(async () => {
+    await gateway.close(200);
+    await upstream.close();
+  });
+
+  /** The result of the one message of a JSON body or of the last SSE event. */
+  function resultOf(text: string): Record<string, unknown> {
+    const data = text.startsWith('{')
+      ? text
+      : (text
+          .split('\n')
+          .filter((l) => l.startsWith('data:'))
+          .map((l) => l.slice(5).trim())
+          .at(-1) as string);
+    return (JSON.parse(data) as { result: Record<string, unknown> }).result;
+  }
+
+  it('failed before: a filtered 2026-07-28 result with a ttlMs but no cacheScope (which SDKs read as "public") reached the client without one', async () => {
+    // The C# SDK treats an absent cacheScope as public, and the schema's comment says it defaults
+    // to "public": a result cut for one key, with an hour's ttl, could then be served to another.
+    mode.hints = { ttlMs: 3_600_000, resultType: 'complete' };
+    for (const [sse, pad] of [
+      [false, 0],
+      [false, 8192],
+      [true, 0],
+      [true, 8192],
+    ] as const) {
+      mode.sse = sse;
+      mode.pad = pad;
+      for (const [method, params] of [
+        ['tools/list', {}],
+        ['resources/read', { uri: 'file:///public/a' }],
+      ] as const) {
+        const reply = await call(gateway, ALICE, method, params);
+        const where = `${method} (${sse ? 'SSE' : 'JSON'}, pad ${pad})`;
+        assert.equal(reply.status, 200, `${where}: ${reply.text}`);
+        const result = resultOf(reply.text);
+        assert.doesNotMatch(JSON.stringify(result), /drop_db|secret/, where);
+        assert.equal(result.cacheScope, 'private', where);
+        assert.equal(result.ttlMs, 3_600_000, where);
+      }
+    }
+    // A key a case-folding client (Go encoding/json) reads as ttlMs is dropped, as "CacheScope" is.
+    for (const variant of ['TTLMs', 'ttl_ms']) {
+      mode.hints = { [variant]: 3_600_000, resultType: 'complete' };
+      for (const [sse, pad] of [
+        [false, 0],
+        [true, 8192],
+      ] as const) {
+        mode.sse = sse;
+        mode.pad = pad;
+        for (const [method, params] of [
+          ['tools/list', {}],
+          ['resources/read', { uri: 'file:///public/a' }],
+        ] as const) {
+          const result = resultOf((await call(gateway, ALICE, method, params)).text);
+          const where = `${variant}: ${method} (${sse ? 'SSE' : 'JSON'}, pad ${pad})`;
+          assert.ok(!Object.hasOwn(result, variant) || result.cacheScope === 'private', where);
+        }
+      }
+    }
+    mode.sse = false;
+    mode.pad = 0;
+    mode.hints = {};
+  });
+});
