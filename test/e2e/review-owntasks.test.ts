@@ -5,7 +5,7 @@
  * their own. Through the real gateway in front of a scripted upstream. "failed before:" tests
  * failed on the code they were written against; "holds:" tests are attacks that held.
  */
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
 import { parseConfigText } from '../../src/config/load.ts';
@@ -14,6 +14,10 @@ import type { TestGateway } from '../helpers/gateway.ts';
 import { startScriptedUpstream } from '../helpers/scripted-upstream.ts';
 import type { ScriptedUpstream, Seen } from '../helpers/scripted-upstream.ts';
 import { newKey, reviewConfig } from '../helpers/review-config.ts';
+import { startRawSseUpstream } from '../helpers/raw-sse-upstream.ts';
+import type { RawSseUpstream } from '../helpers/raw-sse-upstream.ts';
+import type { OpenedStream } from '../helpers/sse-stream.ts';
+import { legacyClients, messageEvent, messagesBefore } from '../helpers/legacy-session.ts';
 
 const ALICE = newKey();
 const BOB = newKey();
@@ -367,5 +371,60 @@ describe('owntasks review: cacheScope of results filtered for a key', () => {
     mode.sse = false;
     mode.pad = 0;
     mode.hints = {};
+  });
+});
+
+describe('owntasks review: task statuses on the HTTP+SSE transport', () => {
+  let upstream: RawSseUpstream;
+  let gateway: TestGateway;
+  const opened: OpenedStream[] = [];
+  let sid = 0;
+  before(async () => {
+    upstream = await startRawSseUpstream(() => `/legacy/messages?sid=S${++sid}`);
+    gateway = await startTestGateway(
+      reviewConfig(
+        upstream.url,
+        [
+          { label: 'alice', key: ALICE, allow: ['echo'] },
+          { label: 'bob', key: BOB, allow: ['echo'] },
+        ],
+        '  transport: sse\n',
+        { secret: SECRET, resources: [] },
+      ),
+    );
+  });
+  afterEach(() => {
+    for (const s of opened.splice(0)) s.close();
+  });
+  after(async () => {
+    await gateway.close(200);
+    await upstream.close();
+  });
+  const { open, forwarded } = legacyClients(() => ({ gateway, upstream }), opened);
+
+  it("failed before: another key's task status (with its result) written on a key's stream reached it", async () => {
+    const a = await open(ALICE);
+    const b = await open(BOB);
+    const create = async (key: string, side: typeof a, taskId: string) => {
+      const { id } = await forwarded(key, side.endpoint, {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: { name: 'echo', arguments: {}, task: {} },
+      });
+      side.up.res.write(
+        messageEvent({ jsonrpc: '2.0', id, result: { task: { taskId, status: 'working' } } }),
+      );
+      assert.equal((await messagesBefore(side.stream, side.up)).length, 1, 'the task was created');
+    };
+    await create(ALICE, a, 'alice-task');
+    await create(BOB, b, 'bob-task');
+    a.up.res.write(messageEvent(completed('bob-task')));
+    a.up.res.write(
+      messageEvent({ jsonrpc: '2.0', method: STATUS, params: { taskId: 'alice-task', status: 'working' } }),
+    );
+    const seen = JSON.stringify(await messagesBefore(a.stream, a.up));
+    assert.ok(!seen.includes('bob-task') && !seen.includes(SLOW_OUTPUT), seen);
+    assert.ok(seen.includes('alice-task'), `the key's own task status passes: ${seen}`);
   });
 });
