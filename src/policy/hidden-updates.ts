@@ -15,13 +15,14 @@
  * resource and passes, as before. A repeated `method`, `params` or `uri` is refused by the response
  * matching (integrity/restore.ts), as a first-wins client would read another.
  *
- * A `notifications/tasks/status` (its `params.taskId`) is judged the same way by the key's task
- * scope (policy/tasks.ts): it carries the task tasks/get answers with (its status message, and in
- * the 2026-07-28 tasks extension a completed task's result, the tool's output), so a status of a
- * task that tasks/get answers "Task not found" for (another key's, one whose tool a reload took from
- * the key, one another replica recorded) is dropped too; a variant of `taskId` (`TaskId`,
- * `task_id`) is dropped as a variant of `uri` is. Status notifications are optional: a client
- * polls tasks/get for its tasks whether or not they come.
+ * A `notifications/tasks/status` (the 2026-07-28 tasks extension's `notifications/tasks`; its
+ * `params.taskId`) is judged the same way by the key's task scope (policy/tasks.ts): it carries the
+ * task tasks/get answers with (its status message, and in the tasks extension a completed task's
+ * result, the tool's output), so a status of a task that tasks/get answers "Task not found" for
+ * (another key's, one whose tool a reload took from the key, one another replica recorded) is
+ * dropped too; a variant of `taskId` (`TaskId`, `task_id`) is dropped as a variant of `uri` is.
+ * Status notifications are optional: a client polls tasks/get for its tasks whether or not they
+ * come.
  */
 import type { Grants } from './grants.ts';
 import type { TaskScope } from './tasks.ts';
@@ -31,7 +32,8 @@ import { caseVariant, memberNames } from './case-variants.ts';
 import { messageStarts, skipValue } from '../integrity/json-spans.ts';
 
 const UPDATED = 'notifications/resources/updated';
-const STATUS = 'notifications/tasks/status';
+/** A task's status: 2025-11-25's method, and the 2026-07-28 tasks extension's. */
+const STATUS = new Set(['notifications/tasks/status', 'notifications/tasks']);
 
 /** The member of an update's params the gateway judges. */
 export const UPDATE_PARAMS = memberNames(['uri']);
@@ -73,7 +75,7 @@ function hiddenUpdate(message: unknown, grants: Grants, tasks: TaskScope | undef
   if (typeof message !== 'object' || message === null) return false;
   const m = message as { method?: unknown; params?: unknown };
   if (typeof m.params !== 'object' || m.params === null) return false;
-  if (m.method === STATUS) {
+  if (typeof m.method === 'string' && STATUS.has(m.method)) {
     if (caseVariant(m.params, STATUS_PARAMS) !== undefined) return true;
     const taskId = (m.params as { taskId?: unknown }).taskId;
     return typeof taskId === 'string' && !(tasks !== undefined && tasks.owns(taskId));

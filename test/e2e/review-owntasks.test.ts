@@ -428,3 +428,72 @@ describe('owntasks review: task statuses on the HTTP+SSE transport', () => {
     assert.ok(seen.includes('alice-task'), `the key's own task status passes: ${seen}`);
   });
 });
+
+describe('owntasks review: 2026-07-28 task notifications', () => {
+  let upstream: ScriptedUpstream;
+  let gateway: TestGateway;
+  let counter = 0;
+  /** Events the upstream writes on a subscriptions/listen stream, after its acknowledgement. */
+  let onListen: unknown[] = [];
+
+  before(async () => {
+    upstream = await startScriptedUpstream();
+    upstream.set((seen, res) => {
+      const m = seen.body as Rpc;
+      if (m.id === undefined) return void res.writeHead(202).end();
+      if (m.method === 'subscriptions/listen') {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        const meta = { 'io.modelcontextprotocol/subscriptionId': m.id };
+        const ack = {
+          jsonrpc: '2.0',
+          method: 'notifications/subscriptions/acknowledged',
+          params: { notifications: (m.params ?? {}).notifications, _meta: meta },
+        };
+        const events = [ack, ...onListen].map((e) => {
+          const n = e as { params?: Record<string, unknown> };
+          return block({ ...n, params: { ...n.params, _meta: meta } });
+        });
+        return void res.end(events.join(''));
+      }
+      const params = m.params ?? {};
+      const result =
+        m.method === 'tools/call'
+          ? { resultType: 'task', taskId: `${String(params.name)}-${++counter}`, status: 'working' }
+          : { resultType: 'complete' };
+      json(res, { jsonrpc: '2.0', id: m.id, result });
+    });
+    gateway = await startTestGateway(config(upstream.url, ['slow', 'echo']));
+  });
+  after(async () => {
+    await gateway.close(200);
+    await upstream.close();
+  });
+
+  const MODERN = {
+    'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+    'io.modelcontextprotocol/clientCapabilities': { extensions: { 'io.modelcontextprotocol/tasks': {} } },
+  };
+  async function modern(key: string, method: string, params: Record<string, unknown>) {
+    const res = await fetch(gateway.mcpUrl, {
+      method: 'POST',
+      headers: { ...headers(key), 'mcp-protocol-version': '2026-07-28' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: nextId++, method, params: { ...params, _meta: MODERN } }),
+    });
+    return { status: res.status, text: await res.text() };
+  }
+
+  it("failed before: the tasks extension's notifications/tasks (a completed task's result) of another key's task reached a listen stream", async () => {
+    // 2026-07-28 names the status notification `notifications/tasks` (2025-11-25:
+    // `notifications/tasks/status`); an upstream may push it to listen streams beyond their taskIds.
+    const created = await modern(BOB, 'tools/call', { name: 'slow', arguments: {} });
+    const bobTask = (JSON.parse(created.text) as { result: { taskId: string } }).result.taskId;
+    const mine = await modern(ALICE, 'tools/call', { name: 'echo', arguments: {} });
+    const aliceTask = (JSON.parse(mine.text) as { result: { taskId: string } }).result.taskId;
+    const completedOf = (taskId: string) => ({ ...completed(taskId), method: 'notifications/tasks' });
+    onListen = [completedOf(bobTask), completedOf(aliceTask)];
+    const listen = await modern(ALICE, 'subscriptions/listen', { notifications: { taskIds: [aliceTask] } });
+    assert.equal(listen.status, 200, listen.text);
+    assert.ok(!listen.text.includes(bobTask), listen.text);
+    assert.ok(listen.text.includes(aliceTask), `the key's own task passes: ${listen.text}`);
+  });
+});

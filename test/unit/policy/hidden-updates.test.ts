@@ -66,6 +66,8 @@ describe('hidesUpdate', () => {
       status({ TaskId: 'slow-task' }),
       status({ task_id: 'echo-task' }),
       [status({ taskId: 'echo-task' }), status({ taskId: 'slow-task' })],
+      // The 2026-07-28 tasks extension's name for it.
+      { ...status({ taskId: 'slow-task' }), method: 'notifications/tasks' },
     ])
       assert.equal(hidesUpdate(hidden, withEcho, mine), true, JSON.stringify(hidden));
     assert.equal(hidesUpdate(status({ taskId: 'echo-task' }), withEcho, undefined), true, 'no scope');
