@@ -120,6 +120,14 @@ describe('owntasks review: tasks bound to their tool', () => {
       res.end(onGet.join(''));
       return;
     }
+    if (Array.isArray(seen.body)) {
+      const bodies = (seen.body as Rpc[]).map((m) => ({
+        jsonrpc: '2.0',
+        id: m.id,
+        result: { task: { taskId: `${String(m.params?.name)}-task-${++taskCounter}`, status: 'working' } },
+      }));
+      return json(res, bodies);
+    }
     const m = seen.body as Rpc;
     if (m.id === undefined) return void res.writeHead(202).end();
     const params = m.params ?? {};
@@ -233,6 +241,40 @@ describe('owntasks review: tasks bound to their tool', () => {
     assert.ok(!text.includes(SLOW_OUTPUT), `on the GET stream: ${text}`);
     assert.ok(!text.includes(slowTask) && !text.includes(bobTask), text);
     assert.ok(text.includes(echoTask), text);
+  });
+
+  it('holds: tools with dots, "=", unicode, an empty or a long name, created in one batch, are bound each to its own task', async () => {
+    gateway = await startTestGateway(config(upstream.url, ['*']));
+    const names = ['a.b', 'x=y', 'ünï.🙂', '', 'n'.repeat(3000), 'echo'];
+    const res = await fetch(gateway.mcpUrl, {
+      method: 'POST',
+      headers: headers(ALICE),
+      body: JSON.stringify(
+        names.map((name, i) => ({
+          jsonrpc: '2.0',
+          // Client ids that look like tags change nothing: the upstream sees the gateway's own.
+          id: `g1a.${i}.AAAA`,
+          method: 'tools/call',
+          params: { name, arguments: {}, task: {} },
+        })),
+      ),
+    });
+    const text = await res.text();
+    assert.equal(res.status, 200, text);
+    const tasks = (JSON.parse(text) as { id: string; result: { task: { taskId: string } } }[]).map(
+      (r) => [Number(r.id.split('.')[1]), r.result.task.taskId] as const,
+    );
+    assert.equal(tasks.length, names.length);
+    await reload(gateway, config(upstream.url, ['echo']));
+    for (const [i, taskId] of tasks) {
+      const reply = await call(gateway, ALICE, 'tasks/get', { taskId });
+      const name = names[i] as string;
+      if (name === 'echo') assert.doesNotMatch(reply.text, /Task not found/, reply.text);
+      else assert.match(reply.text, /Task not found/, `${name.slice(0, 20)}: ${reply.text}`);
+    }
+    await reload(gateway, config(upstream.url, ['*']));
+    for (const [, taskId] of tasks)
+      assert.doesNotMatch((await call(gateway, ALICE, 'tasks/get', { taskId })).text, /Task not found/);
   });
 
   it("failed before: a task id an upstream numbers per session, recorded again by another tool, gave back the first tool's result", async () => {
