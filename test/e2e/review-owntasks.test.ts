@@ -469,6 +469,29 @@ describe('owntasks review: task statuses on the HTTP+SSE transport', () => {
     assert.ok(!seen.includes('bob-task') && !seen.includes(SLOW_OUTPUT), seen);
     assert.ok(seen.includes('alice-task'), `the key's own task status passes: ${seen}`);
   });
+  it('failed before: a response batched in one event with a hidden update or task status vanished unanswered (the client waits forever)', async () => {
+    // Streamable HTTP drops only the hidden message of a batch (integrity/match.ts); this transport
+    // dropped the whole event, the response to a request beside it too: on the HTTP+SSE transport
+    // the POST was answered 202 long before, so nothing ever answers the client's request.
+    const a = await open(ALICE);
+    const hiddenOnes = [
+      completed('bob-task'),
+      { jsonrpc: '2.0', method: 'notifications/resources/updated', params: { uri: 'file:///secret' } },
+    ];
+    for (const hidden of hiddenOnes) {
+      const { id } = await forwarded(ALICE, a.endpoint, {
+        jsonrpc: '2.0',
+        id: 7,
+        method: 'tools/call',
+        params: { name: 'echo', arguments: {} },
+      });
+      a.up.res.write(messageEvent([hidden, { jsonrpc: '2.0', id, result: { content: [] } }]));
+      const seen = await messagesBefore(a.stream, a.up);
+      const text = JSON.stringify(seen);
+      assert.ok(!text.includes('bob-task') && !text.includes('secret'), text);
+      assert.match(text, /"id":7/, `the response reached the client: ${text}`);
+    }
+  });
 });
 
 describe('owntasks review: 2026-07-28 task notifications', () => {

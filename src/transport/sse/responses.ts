@@ -20,7 +20,7 @@ import { UNREADABLE } from '../../policy/unreadable.ts';
 import type { Pinning, PinReport } from '../../pinning/pins.ts';
 import { parsedAsSpelled } from '../../jsonrpc/key-check.ts';
 import { SessionIds } from './session-ids.ts';
-import { hidesUpdate } from '../../policy/hidden-updates.ts';
+import { hidesUpdate, withoutHiddenUpdates } from '../../policy/hidden-updates.ts';
 
 export interface Matched {
   /** The data to send on. */
@@ -71,8 +71,14 @@ export function createStreamMatcher(
       // What passes is these bytes with ids restored: they must spell what was read (key-check.ts).
       if (!parsedAsSpelled(data, value)) return undefined;
       // An update of a resource the key may not use, a status of a task it does not hold
-      // (policy/hidden-updates.ts).
-      if (hidesUpdate(value, principal.grants, scope)) return undefined;
+      // (policy/hidden-updates.ts). In a batch only those go, as on Streamable HTTP (match.ts): a
+      // response beside them must still answer its request, whose POST was answered 202 long ago.
+      if (hidesUpdate(value, principal.grants, scope)) {
+        const rest = Array.isArray(value)
+          ? withoutHiddenUpdates(data, value, principal.grants, scope)
+          : undefined;
+        return rest === undefined ? undefined : match(rest);
+      }
       const restored = restoreIds(data, value, ids);
       if (restored === undefined) return undefined;
       if (restored.plans === undefined) return { data: restored.text, filtered: false };
