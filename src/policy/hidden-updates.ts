@@ -23,6 +23,13 @@
  * dropped too; a variant of `taskId` (`TaskId`, `task_id`) is dropped as a variant of `uri` is.
  * Status notifications are optional: a client polls tasks/get for its tasks whether or not they
  * come.
+ *
+ * Any other request or notification about a task (2025-11-25: `params._meta` names it under
+ * `io.modelcontextprotocol/related-task`: an elicitation the task's tool asks, its progress and log
+ * messages) is dropped when the key created that task with a tool it may no longer use: the
+ * question shows what the tool asks and the key's answer would steer it. One about a task the
+ * registry does not hold for the key passes: the answer that created it may not have been read yet
+ * (it races on another stream), and such a request the client must see.
  */
 import type { Grants } from './grants.ts';
 import type { TaskScope } from './tasks.ts';
@@ -32,6 +39,7 @@ import { caseVariant, memberNames } from './case-variants.ts';
 import { messageStarts, skipValue } from '../integrity/json-spans.ts';
 
 const UPDATED = 'notifications/resources/updated';
+const RELATED_TASK = 'io.modelcontextprotocol/related-task';
 /** A task's status: 2025-11-25's method, and the 2026-07-28 tasks extension's. */
 const STATUS = new Set(['notifications/tasks/status', 'notifications/tasks']);
 
@@ -75,6 +83,7 @@ function hiddenUpdate(message: unknown, grants: Grants, tasks: TaskScope | undef
   if (typeof message !== 'object' || message === null) return false;
   const m = message as { method?: unknown; params?: unknown };
   if (typeof m.params !== 'object' || m.params === null) return false;
+  if (typeof m.method === 'string' && tasks !== undefined && aboutLostTask(m.params, tasks)) return true;
   if (typeof m.method === 'string' && STATUS.has(m.method)) {
     if (caseVariant(m.params, STATUS_PARAMS) !== undefined) return true;
     const taskId = (m.params as { taskId?: unknown }).taskId;
@@ -84,4 +93,14 @@ function hiddenUpdate(message: unknown, grants: Grants, tasks: TaskScope | undef
   if (caseVariant(m.params, UPDATE_PARAMS) !== undefined) return true;
   const uri = (m.params as { uri?: unknown }).uri;
   return typeof uri === 'string' && !(isName(uri) && resourceAllowed(grants, uri));
+}
+
+/** Whether `params._meta` names a related task the key created with a tool it may no longer use. */
+function aboutLostTask(params: object, tasks: TaskScope): boolean {
+  const meta = (params as { _meta?: unknown })._meta;
+  if (typeof meta !== 'object' || meta === null) return false;
+  const related = (meta as Record<string, unknown>)[RELATED_TASK];
+  if (typeof related !== 'object' || related === null) return false;
+  const taskId = (related as { taskId?: unknown }).taskId;
+  return typeof taskId === 'string' && tasks.disowns(taskId);
 }

@@ -35,6 +35,11 @@ export interface TaskScope {
   owns(taskId: string): boolean;
   /** `tool`: the tool whose call created the task (undefined: a tag of a build that did not say). */
   record(taskId: string, tool: string | undefined): void;
+  /**
+   * The principal created `taskId` (not expired) with a tool its grants no longer allow: a task it
+   * is known to have lost, not merely one this replica never saw.
+   */
+  disowns(taskId: string): boolean;
 }
 
 /** The one grant a task needs: its tool's (policy/grants.ts). */
@@ -129,6 +134,13 @@ export class TaskOwnership {
     return true;
   }
 
+  /** True when `owner` created `taskId`, it has not expired, and `grants` deny a tool that created it. */
+  disowns(owner: string, taskId: string, grants: ToolGrant): boolean {
+    const entry = this.owners.get(owner)?.get(taskId);
+    if (entry === undefined || entry.expiry <= this.now()) return false;
+    return entry.tools === TOO_MANY || entry.tools.some((tool) => tool !== undefined && !grants.tool(tool));
+  }
+
   forget(owner: string, taskId: string): void {
     const tasks = this.owners.get(owner);
     if (tasks === undefined || !tasks.delete(taskId)) return;
@@ -163,6 +175,9 @@ class OwnerScope implements TaskScope {
   }
   record(taskId: string, tool: string | undefined): void {
     this.registry.record(this.owner, taskId, tool);
+  }
+  disowns(taskId: string): boolean {
+    return this.registry.disowns(this.owner, taskId, this.grants);
   }
 }
 

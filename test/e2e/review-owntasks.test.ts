@@ -243,6 +243,49 @@ describe('owntasks review: tasks bound to their tool', () => {
     assert.ok(text.includes(echoTask), text);
   });
 
+  it('failed before: a server request or notification about a task whose tool a reload took away (related-task) reached the key', async () => {
+    // 2025-11-25: every request and notification about a task carries
+    // `_meta["io.modelcontextprotocol/related-task"]`. An elicitation for the task of a tool the key
+    // lost shows it the tool's question and lets its answer steer that tool; a progress or log
+    // message shows its output. They go as its status does; those of a task the key still holds,
+    // and those naming a task this replica never recorded (the gateway may not have read the answer
+    // that created it yet), pass.
+    gateway = await startTestGateway(config(upstream.url, ['slow', 'echo']));
+    const slowTask = await createTask(ALICE, 'slow');
+    const echoTask = await createTask(ALICE, 'echo');
+    await reload(gateway, config(upstream.url, ['echo']));
+    const related = (taskId: string) => ({ 'io.modelcontextprotocol/related-task': { taskId } });
+    const elicit = (taskId: string, id: number) => ({
+      jsonrpc: '2.0',
+      id,
+      method: 'elicitation/create',
+      params: {
+        message: `question for ${taskId}`,
+        requestedSchema: { type: 'object' },
+        _meta: related(taskId),
+      },
+    });
+    const log = (taskId: string) => ({
+      jsonrpc: '2.0',
+      method: 'notifications/message',
+      params: { level: 'info', data: `output of ${taskId}`, _meta: related(taskId) },
+    });
+    onGet = [
+      elicit(slowTask, 901),
+      log(slowTask),
+      elicit(echoTask, 902),
+      log(echoTask),
+      log('unseen-task'),
+    ].map(block);
+    const res = await fetch(gateway.mcpUrl, { headers: { ...headers(ALICE), accept: 'text/event-stream' } });
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    assert.ok(!text.includes(slowTask), `on the GET stream: ${text}`);
+    assert.match(text, /question for echo-task/);
+    assert.match(text, /output of echo-task/);
+    assert.match(text, /output of unseen-task/);
+  });
+
   it('holds: tools with dots, "=", unicode, an empty or a long name, created in one batch, are bound each to its own task', async () => {
     gateway = await startTestGateway(config(upstream.url, ['*']));
     const names = ['a.b', 'x=y', 'ünï.🙂', '', 'n'.repeat(3000), 'echo'];

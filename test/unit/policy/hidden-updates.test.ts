@@ -72,4 +72,27 @@ describe('hidesUpdate', () => {
       assert.equal(hidesUpdate(hidden, withEcho, mine), true, JSON.stringify(hidden));
     assert.equal(hidesUpdate(status({ taskId: 'echo-task' }), withEcho, undefined), true, 'no scope');
   });
+
+  it('finds a message about a task the key created with a tool it lost (related-task), and only that', () => {
+    const registry = new TaskOwnership({ now: () => 0 });
+    const withEcho = compileGrants({ allow: ['echo'], prompts: [], resources: [] });
+    const mine = registry.scope('k:a', withEcho);
+    mine.record('echo-task', 'echo');
+    mine.record('slow-task', 'slow');
+    const about = (taskId: unknown, id?: number) => ({
+      jsonrpc: '2.0',
+      ...(id === undefined ? {} : { id }),
+      method: id === undefined ? 'notifications/message' : 'elicitation/create',
+      params: { _meta: { 'io.modelcontextprotocol/related-task': { taskId } } },
+    });
+    assert.equal(hidesUpdate(about('slow-task'), withEcho, mine), true);
+    assert.equal(hidesUpdate(about('slow-task', 3), withEcho, mine), true, 'a server request');
+    assert.equal(hidesUpdate([about('echo-task'), about('slow-task')], withEcho, mine), true);
+    for (const passes of [about('echo-task'), about('never-seen'), about(7)])
+      assert.equal(hidesUpdate(passes, withEcho, mine), false, JSON.stringify(passes));
+    assert.equal(hidesUpdate(about('slow-task'), withEcho, undefined), false, 'no scope: nothing known lost');
+    // A response naming it is the answer to a request the key made: judged by that request.
+    const response = { jsonrpc: '2.0', id: 1, result: { _meta: about('slow-task').params._meta } };
+    assert.equal(hidesUpdate(response, withEcho, mine), false);
+  });
 });

@@ -93,6 +93,12 @@ describe('TaskOwnership', () => {
     // A tag of a build that did not carry the tool: ownership alone, as it was judged then.
     r.scope('a', before).record('t-old', undefined);
     assert.equal(r.scope('a', after).owns('t-old'), true);
+    // Disowned: known to have been lost, as opposed to never seen.
+    assert.equal(r.scope('a', after).disowns('t-search'), true);
+    assert.equal(r.scope('a', after).disowns('t-echo'), false);
+    assert.equal(r.scope('a', after).disowns('t-old'), false);
+    assert.equal(r.scope('a', after).disowns('never-seen'), false);
+    assert.equal(r.scope('b', after).disowns('t-search'), false, 'another key never held it');
   });
 
   it('a task id two tools answered with is the key\u2019s only while it may use both (ids numbered per session)', () => {
