@@ -355,7 +355,7 @@ describe('owntasks review: cacheScope of results filtered for a key', () => {
   let upstream: ScriptedUpstream;
   let gateway: TestGateway;
   /** How the upstream answers: a JSON body or one SSE event; `pad` makes it large (byte paths). */
-  const mode = { sse: false, pad: 0, hints: {} as Record<string, unknown> };
+  const mode = { sse: false, pad: 0, hints: {} as Record<string, unknown>, raw: '' };
 
   before(async () => {
     upstream = await startScriptedUpstream();
@@ -381,7 +381,9 @@ describe('owntasks review: cacheScope of results filtered for a key', () => {
         ...mode.hints,
         ...(mode.pad > 0 ? { pad: 'p'.repeat(mode.pad) } : {}),
       };
-      const text = JSON.stringify({ jsonrpc: '2.0', id: m.id, result });
+      let text = JSON.stringify({ jsonrpc: '2.0', id: m.id, result });
+      // Members spelled by hand, first in the result.
+      if (mode.raw !== '') text = text.replace('"result":{', `"result":{${mode.raw},`);
       res.writeHead(200, { 'content-type': mode.sse ? 'text/event-stream' : 'application/json' });
       res.end(mode.sse ? `event: message\ndata: ${text}\n\n` : text);
     });
@@ -456,6 +458,37 @@ describe('owntasks review: cacheScope of results filtered for a key', () => {
     mode.sse = false;
     mode.pad = 0;
     mode.hints = {};
+  });
+
+  it('holds: cacheScope and its value spelled with escapes ("cache\\u0053cope", "\\u0070ublic"), and repeated, are read as the client reads them', async () => {
+    // The byte paths compare keys and the value as bytes; every other spelling goes to the parse.
+    const spellings = [
+      '"cache\\u0053cope":"public"',
+      '"cacheScope":"\\u0070ublic"',
+      '"cacheScope":"private","cacheScope":"public"',
+      '"cacheScope":"public","cacheScope":"private"',
+      '"ttl\\u004ds":60000',
+    ];
+    for (const spelling of spellings) {
+      for (const [sse, pad] of [
+        [false, 0],
+        [false, 8192],
+        [true, 8192],
+      ] as const) {
+        mode.sse = sse;
+        mode.pad = pad;
+        mode.raw = spelling;
+        const reply = await call(gateway, ALICE, 'tools/list');
+        const where = `${spelling} (${sse ? 'SSE' : 'JSON'}, pad ${pad})`;
+        assert.equal(reply.status, 200, `${where}: ${reply.text}`);
+        const result = resultOf(reply.text);
+        assert.equal(result.cacheScope, 'private', where);
+        assert.doesNotMatch(JSON.stringify(result), /drop_db/, where);
+      }
+    }
+    mode.sse = false;
+    mode.pad = 0;
+    mode.raw = '';
   });
 });
 
