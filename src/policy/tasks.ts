@@ -53,7 +53,10 @@ interface Entry {
    * The tools whose calls answered with this task id (undefined: a tag that did not say). Usually
    * one; an upstream that numbers tasks per session (`task-1` in each) gives one key the same id
    * for calls of two tools, and `tasks/result` in one session then reads the task the other tool
-   * made: the id is the key's only while it may use every tool that created it.
+   * made: the id is the key's only while it may use every tool that created it. Once the entry is
+   * forgotten (expired, or pushed out by the key's newer tasks) so are its tools: the next answer
+   * with the id starts afresh (binding ids to sessions would close that, but would also make a
+   * task unknown to the key's next session, where a client polls it after a reconnect).
    */
   readonly tools: readonly (string | undefined)[] | typeof TOO_MANY;
 }
