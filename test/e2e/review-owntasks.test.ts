@@ -18,6 +18,9 @@ import { startRawSseUpstream } from '../helpers/raw-sse-upstream.ts';
 import type { RawSseUpstream } from '../helpers/raw-sse-upstream.ts';
 import type { OpenedStream } from '../helpers/sse-stream.ts';
 import { legacyClients, messageEvent, messagesBefore } from '../helpers/legacy-session.ts';
+import { oauthGatewayConfig, startAuthServer } from '../helpers/auth-server.ts';
+import type { TestAuthServer } from '../helpers/auth-server.ts';
+import { freePort } from '../helpers/net.ts';
 
 const ALICE = newKey();
 const BOB = newKey();
@@ -636,5 +639,62 @@ describe('owntasks review: 2026-07-28 task notifications', () => {
     assert.equal(listen.status, 200, listen.text);
     assert.ok(!listen.text.includes(bobTask), listen.text);
     assert.ok(listen.text.includes(aliceTask), `the key's own task passes: ${listen.text}`);
+  });
+});
+
+describe('owntasks review: tasks of an OAuth subject holding tokens of two grants', () => {
+  let as: TestAuthServer;
+  let upstream: ScriptedUpstream;
+  let gateway: TestGateway;
+  let counter = 0;
+
+  before(async () => {
+    as = await startAuthServer();
+    upstream = await startScriptedUpstream();
+    upstream.set((seen, res) => {
+      const m = seen.body as Rpc;
+      if (m.id === undefined) return void res.writeHead(202).end();
+      const params = m.params ?? {};
+      const result =
+        m.method === 'tools/call'
+          ? { task: { taskId: `${String(params.name)}-${++counter}`, status: 'working' } }
+          : m.method === 'tasks/result'
+            ? { content: [{ type: 'text', text: SLOW_OUTPUT }] }
+            : {};
+      json(res, { jsonrpc: '2.0', id: m.id, result });
+    });
+    const port = await freePort();
+    const yaml = oauthGatewayConfig(port, upstream.url, as.issuer, as.jwksUri).replace(
+      '      - name: all\n        when: { scope: mcp:tools }\n        allow: ["*"]',
+      [
+        '      - name: wide',
+        '        when: { scope: mcp:wide }',
+        '        allow: [slow, echo]',
+        '      - name: narrow',
+        '        when: { scope: mcp:narrow }',
+        '        allow: [echo]',
+      ].join('\n'),
+    );
+    assert.ok(yaml.includes('name: narrow'));
+    gateway = await startTestGateway(yaml, {}, { listen: `127.0.0.1:${port}` });
+  });
+  after(async () => {
+    await gateway.close(200);
+    await upstream.close();
+    await as.close();
+  });
+
+  it("holds: the subject's narrower token does not reach the task its wider token created with a tool only that one allows", async () => {
+    const wide = await as.sign({ sub: 'erin', aud: gateway.mcpUrl, scope: 'mcp:wide' });
+    const narrow = await as.sign({ sub: 'erin', aud: gateway.mcpUrl, scope: 'mcp:narrow' });
+    const created = await call(gateway, wide, 'tools/call', { name: 'slow', arguments: {}, task: {} });
+    const taskId = (JSON.parse(created.text) as { result: { task: { taskId: string } } }).result.task.taskId;
+    for (const method of ['tasks/get', 'tasks/result', 'tasks/cancel']) {
+      const reply = await call(gateway, narrow, method, { taskId });
+      assert.match(reply.text, /Task not found/, `${method}: ${reply.text}`);
+    }
+    assert.ok(!(await call(gateway, narrow, 'tasks/list')).text.includes(taskId));
+    // The token whose grant allows the tool still has it.
+    assert.match((await call(gateway, wide, 'tasks/result', { taskId })).text, /slow tool output/);
   });
 });
