@@ -49,8 +49,9 @@ export const UPDATE_PARAMS = memberNames(['uri']);
 export const STATUS_PARAMS = memberNames(['taskId']);
 
 /**
- * Whether `value` (a message, or a batch of them) holds an update of a resource `grants` hide, or
- * the status of a task `tasks` does not hold (without a scope, every task's: fail closed).
+ * Whether `value` (a message, or a batch of them) holds an update of a resource `grants` hide, the
+ * status of a task `tasks` does not hold (without a scope, every task's: fail closed), or a message
+ * about a task the key lost (tasks.disowns).
  */
 export function hidesUpdate(value: unknown, grants: Grants, tasks: TaskScope | undefined): boolean {
   if (grants === ALLOW_ALL) return false;
