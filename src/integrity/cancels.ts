@@ -18,8 +18,23 @@
  */
 import type { JsonRpcId } from '../jsonrpc/message.ts';
 
-/** Requests remembered at most (about 200 bytes each). */
+/** Requests remembered at most (about 200 bytes each; a few KB at most: MAX_REMEMBERED_ID_CHARS). */
 export const MAX_PENDING = 10_000;
+/**
+ * Longest string id remembered. An entry holds the client's id and its tag (which spells the id
+ * again, in base64url), and a client id may be as long as a body (`limits.max_body_bytes`): bounded
+ * only in number, one key's 1,000 entries of 4 MiB ids held about 10 GB, and the process ran out
+ * of heap. A request with a longer id is not remembered (rememberable): its cancellation names a
+ * tag no request has, which the upstream ignores, as when it comes too late (see above). Real
+ * clients' ids (numbers, UUIDs, `req-17`) are far shorter.
+ */
+export const MAX_REMEMBERED_ID_CHARS = 256;
+
+/** Whether a request with this id is remembered for its cancellation (MAX_REMEMBERED_ID_CHARS). */
+export function rememberable(clientId: JsonRpcId): boolean {
+  return typeof clientId !== 'string' || clientId.length <= MAX_REMEMBERED_ID_CHARS;
+}
+
 /** Requests remembered at most for one principal. */
 export const MAX_PENDING_PER_PRINCIPAL = 1_000;
 /**

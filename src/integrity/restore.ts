@@ -20,6 +20,7 @@ import type { JsonRpcId, JsonRpcMessage } from '../jsonrpc/message.ts';
 import { applyEdits, DUPLICATE, messageStarts, pathSpan, skipSpace } from './json-spans.ts';
 import type { Edit } from './json-spans.ts';
 import type { Pending, PendingTags } from './cancels.ts';
+import { rememberable } from './cancels.ts';
 import { TAG_PREFIX } from './request-tag.ts';
 import { mayNameBelow, mayRepeatUpdate, readOnce } from './read-once.ts';
 import type { ReadKeys } from './read-once.ts';
@@ -140,7 +141,9 @@ function tagRequest(
 ): string {
   const plan = plans?.get(clientId) ?? 'none';
   const tag = context.tagger.tag(context.signedFor ?? context.bindingId, clientId, plan);
-  const pending = context.pending?.remember(context.bindingId, context.sessionId, clientId, tag);
+  const pending = rememberable(clientId)
+    ? context.pending?.remember(context.bindingId, context.sessionId, clientId, tag)
+    : undefined;
   tags.set(tag, { clientId, plan, pending });
   return tag;
 }
@@ -167,7 +170,9 @@ function tagOne(
   const end = start + value.length;
   const plan = plans?.get(id) ?? 'none';
   const tag = context.tagger.tag(context.signedFor ?? context.bindingId, id, plan);
-  const pending = context.pending?.remember(context.bindingId, context.sessionId, id, tag);
+  const pending = rememberable(id)
+    ? context.pending?.remember(context.bindingId, context.sessionId, id, tag)
+    : undefined;
   // A tag is ASCII that JSON writes as it is (request-tag.ts), so its JSON is the tag in quotes.
   const out = Buffer.allocUnsafe(bytes.length - value.length + tag.length + 2);
   let at = bytes.copy(out, 0, 0, start);
