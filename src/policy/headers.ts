@@ -260,9 +260,21 @@ function isBatch(message: JsonRpcMessage | readonly JsonRpcMessage[]): message i
   return Array.isArray(message);
 }
 
-/** RFC 9110 optional whitespace around a field value. */
+/**
+ * RFC 9110 optional whitespace around a field value, found by a scan from each end: the RegExp
+ * `[ \t]+$` retried its run of blanks from each blank in it, so a value with blanks inside (`x`,
+ * 16,000 spaces, `x`: Node's parser trims only the ends) held the event loop for 0.4 s a request.
+ */
 function trimOws(value: string): string {
-  return value.replace(/^[ \t]+|[ \t]+$/g, '');
+  let start = 0;
+  let end = value.length;
+  while (start < end && isOws(value.charCodeAt(start))) start++;
+  while (end > start && isOws(value.charCodeAt(end - 1))) end--;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
+}
+
+function isOws(code: number): boolean {
+  return code === 0x20 || code === 0x09;
 }
 
 function mismatch(id: JsonRpcId | null, why: string): GatewayError {
