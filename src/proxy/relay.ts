@@ -34,6 +34,17 @@ function onStall(relay: Relay): void {
   relay.stalled();
 }
 
+function onEndStall(relay: Relay): void {
+  relay.endStalled();
+}
+
+function onEndTaken(this: ServerResponse): void {
+  (this as ServerResponse & { [END_WATCH]?: Relay })[END_WATCH]?.endTaken();
+}
+
+/** The relay watching an ended response's unsent bytes (so one shared 'finish' listener serves all). */
+const END_WATCH = Symbol('mcpgate.endWatch');
+
 /**
  * The head as Node's writeHead takes it fastest: a flat `[name, value, ...]` list, on a response
  * with nothing set on it before (no setHeader: Node then merges no header map). A held body's
@@ -61,6 +72,9 @@ function usableLength(value: string | string[] | undefined): number {
   }
   return n;
 }
+
+/** A held body larger than this is written in slices of this size as the client takes them. */
+const TAIL_SLICE = 64 * 1024;
 
 /** Upper bound for a JSON list body the gateway holds to filter (a page of tools is far smaller). */
 const MAX_REWRITE_BYTES = 64 * 1024 * 1024;
@@ -105,6 +119,12 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
   private onDrain: (() => void) | undefined = undefined;
   /** Cuts the response if the client takes nothing for `sendTimeoutMs` (armed while paused). */
   private stall: NodeJS.Timeout | undefined = undefined;
+  /** Bytes of the ended response not yet taken by the client when the end watch last looked. */
+  private unsent = 0;
+  /** A large held body being written as the client takes it (pumpTail): its pieces, and where. */
+  private tail: readonly Buffer[] | undefined = undefined;
+  private tailIndex = 0;
+  private tailOffset = 0;
 
   constructor(
     res: ServerResponse,
@@ -121,6 +141,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
   /** The client went away: abort the upstream request at once. */
   abort(reason: Error): void {
     this.stopKeepalive();
+    this.clearStall();
     if (this.controller && !this.controller.aborted) this.controller.abort(reason);
   }
 
@@ -289,7 +310,9 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
         this.reuseHeld = this.held !== undefined && !viewsHeld;
         this.res.writeHead(this.heldStatus, flatHead(heldHeaders, size));
         this.hooks.onBytes(size);
-        if (pieces.length === 1) this.res.end(pieces[0]);
+        // A large body goes out as the client takes it (pumpTail), under send_timeout as a stream.
+        if (size > TAIL_SLICE) this.tail = pieces;
+        else if (pieces.length === 1) this.res.end(pieces[0]);
         else {
           // One writev with the head: the pieces of a remembered list are views, never copied.
           this.res.cork();
@@ -312,6 +335,8 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
       }
     }
     this.finish(undefined);
+    if (this.tail !== undefined) this.pumpTail();
+    else this.watchEnd();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
@@ -359,9 +384,88 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
    */
   stalled(): void {
     this.stall = undefined;
-    if (this.done || this.res.destroyed) return;
+    if ((this.done && this.tail === undefined) || this.res.destroyed) return;
     this.hooks.onStalled?.();
     this.res.destroy();
+  }
+
+  /**
+   * Writes the held body's pieces in slices, each once the client took the one before ('drain'),
+   * then ends the response. Written at once, a body of tens of MB sat whole in the socket's queue,
+   * where no 'drain' says whether the client takes any of it; this way a client that takes nothing
+   * for `sendTimeoutMs` is cut as on a stream (stalled), and a slow one that reads on is not.
+   */
+  private pumpTail(): void {
+    const res = this.res;
+    // (The gateway may end the response meanwhile: a stream ended at its credential's expiry.)
+    for (let tail = this.tail; tail !== undefined && !res.destroyed && !res.writableEnded; tail = this.tail) {
+      const piece = tail[this.tailIndex];
+      if (piece === undefined) {
+        this.tail = undefined;
+        res.end();
+        this.watchEnd();
+        return;
+      }
+      const end = Math.min(piece.length, this.tailOffset + TAIL_SLICE);
+      const slice = piece.subarray(this.tailOffset, end);
+      if (end === piece.length) {
+        this.tailIndex++;
+        this.tailOffset = 0;
+      } else this.tailOffset = end;
+      if (!res.write(slice)) {
+        res.once('drain', () => {
+          this.clearStall();
+          this.pumpTail();
+        });
+        const ms = this.options.sendTimeoutMs;
+        if (ms !== undefined) {
+          this.stall = setTimeout(onStall, ms, this);
+          this.stall.unref();
+        }
+        return;
+      }
+    }
+    this.tail = undefined;
+  }
+
+  /**
+   * The response was ended with bytes the client has not taken (a small held body written with its
+   * end, the last slice of a large one, an SSE stream's last bytes): no 'drain' comes after the
+   * end, so write()'s stall timer is not armed there, and a client that read nothing kept the bytes,
+   * its key's in-flight slot and its audit line for as long as it kept the connection. The same
+   * `sendTimeoutMs` applies: each time it passes with none of the bytes taken since it last looked
+   * (Node's count of them drops only as its writes complete), the response is cut.
+   */
+  private watchEnd(): void {
+    const ms = this.options.sendTimeoutMs;
+    const res = this.res;
+    if (ms === undefined || res.destroyed || res.writableLength === 0) return;
+    this.unsent = res.writableLength;
+    (res as ServerResponse & { [END_WATCH]?: Relay })[END_WATCH] = this;
+    res.once('finish', onEndTaken);
+    this.stall = setTimeout(onEndStall, ms, this);
+    this.stall.unref();
+  }
+
+  /** The end watch's period passed: cut the response unless the client took some of its bytes. */
+  endStalled(): void {
+    this.stall = undefined;
+    const res = this.res;
+    if (res.destroyed || res.writableFinished) return;
+    const unsent = res.writableLength;
+    if (unsent < this.unsent) {
+      this.unsent = unsent;
+      this.stall = setTimeout(onEndStall, this.options.sendTimeoutMs, this);
+      this.stall.unref();
+      return;
+    }
+    this.hooks.onStalled?.();
+    res.destroy();
+  }
+
+  /** Every byte of the ended response was handed to the client's connection. */
+  endTaken(): void {
+    this.clearStall();
   }
 
   private clearStall(): void {

@@ -5,13 +5,25 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
+import { connect } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { mintKey } from '../../src/auth/key-format.ts';
-import { answerTagged, postBody, startRawUpstreamGateway } from '../helpers/raw-upstream.ts';
+import {
+  answerTagged,
+  postBody,
+  rawUpstreamConfig,
+  startRawUpstreamGateway,
+  withBody,
+} from '../helpers/raw-upstream.ts';
+import { startTestGateway } from '../helpers/gateway.ts';
+import type { TestGateway } from '../helpers/gateway.ts';
+import { waitFor } from '../helpers/net.ts';
 import type { RawUpstreamGateway } from '../helpers/raw-upstream.ts';
 
 const KEY = mintKey(randomBytes(32));
@@ -47,7 +59,7 @@ describe('dos review: what the memory of pending requests holds', () => {
     await raw.close();
   });
 
-  it('failed before: a request whose 1 MiB id was never answered (its client left) kept its id and tag in memory: 1,000 per key, 10,000 in all', async () => {
+  it('hole: a request whose 1 MiB id was never answered (its client left) kept its id and tag in memory: 1,000 per key, 10,000 in all', async () => {
     // The map that lets a client's notifications/cancelled name the tag its request was forwarded
     // under keeps each pending request's client id and tag until the answer passes: about 2.4 MB
     // for an id of 1 MiB (base64url in the tag), 9.6 MB for one of 4 MiB (max_body_bytes). A key
@@ -144,5 +156,98 @@ describe('dos review: the event loop and request headers', () => {
     assert.ok(elapsed < 300, `three refusals took ${Math.round(elapsed)} ms`);
     const lines = raw.gateway.auditLines.filter((l) => l.reason === 'ERR_HEADER_MISMATCH');
     assert.equal(lines.length, 3);
+  });
+});
+
+describe('dos review: a client that reads nothing of a JSON answer', () => {
+  /** Size of the upstream's answer: more than the loopback socket buffers take. */
+  const BIG = 16 * 1024 * 1024;
+  let upstream: Server;
+  let gateway: TestGateway;
+  before(async () => {
+    upstream = createServer(
+      withBody((raw, res) => {
+        const { id, method } = JSON.parse(raw.toString()) as { id: string; method: string };
+        const result = method === 'ping' ? {} : { content: [{ type: 'text', text: 'x'.repeat(BIG) }] };
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ jsonrpc: '2.0', id, result }));
+      }),
+    );
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/mcp`;
+    const yaml = rawUpstreamConfig(url, KEY, ['echo'])
+      .replace('refill_per_second: 100000\n', 'refill_per_second: 100000\n  max_in_flight: 1\n')
+      .concat('limits:\n  send_timeout: 500ms\n');
+    gateway = await startTestGateway(yaml);
+  });
+  after(async () => {
+    await gateway.close(200);
+    upstream.closeAllConnections();
+    await new Promise<void>((resolve) => upstream.close(() => resolve()));
+  });
+
+  it('hole: a JSON answer written whole was never cut by send_timeout: its bytes, its in-flight slot and its audit line waited on the client forever', async () => {
+    // A response the gateway holds to match (every JSON answer) is written at its end with
+    // res.end(): write() never saw it fail, so the stall timer was never armed. The client that
+    // read nothing kept 16 MB in the process (outside limits.max_buffered_bytes: the relay had
+    // given its reservation back), its key's max_in_flight slot (here 1: the key was locked out)
+    // and no line was ever written while it kept the connection.
+    const u = new URL(gateway.mcpUrl);
+    const body = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: { name: 'echo', arguments: {} },
+    });
+    const socket = connect(Number(u.port), u.hostname);
+    socket.on('error', () => {});
+    socket.pause(); // reads nothing
+    socket.write(
+      `POST ${u.pathname} HTTP/1.1\r\nHost: ${u.host}\r\nAuthorization: Bearer ${KEY}\r\n` +
+        `Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${body.length}\r\n\r\n${body}`,
+    );
+    try {
+      const line = await waitFor(
+        () => gateway.auditLines.find((l) => l.rpc_method === 'tools/call'),
+        4000,
+        "the stalled call's line",
+      );
+      assert.equal(line.reason, 'ERR_CLIENT_STALLED');
+      assert.equal(line.aborted, true);
+      // The key's one in-flight slot is back.
+      const res = await postBody(
+        { gateway } as RawUpstreamGateway,
+        KEY,
+        JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }),
+      );
+      assert.equal(res.status, 200, await res.text());
+    } finally {
+      socket.destroy();
+    }
+  });
+
+  it('holds: a client that reads gets the whole 16 MB answer, byte for byte, and its line says so', async () => {
+    const res = await postBody(
+      { gateway } as RawUpstreamGateway,
+      KEY,
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: 3,
+        method: 'tools/call',
+        params: { name: 'echo', arguments: {} },
+      }),
+    );
+    assert.equal(res.status, 200);
+    const answer = (await res.json()) as { id: number; result: { content: { text: string }[] } };
+    assert.equal(answer.id, 3);
+    assert.equal(answer.result.content[0]?.text.length, BIG);
+    const line = await waitFor(
+      () => gateway.auditLines.find((l) => l.rpc_id === 3),
+      3000,
+      "the read call's line",
+    );
+    assert.equal(line.aborted, false);
+    assert.equal(line.reason, undefined);
   });
 });
