@@ -251,3 +251,99 @@ describe('dos review: a client that reads nothing of a JSON answer', () => {
     assert.equal(line.reason, undefined);
   });
 });
+
+describe('dos review: a body sent in one-byte pieces', () => {
+  let raw: RawUpstreamGateway;
+  before(async () => {
+    raw = await startRawUpstreamGateway(
+      answerTagged((tag, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ jsonrpc: '2.0', id: tag, result: { content: [] } }));
+      }),
+      KEY,
+      ['echo'],
+    );
+  });
+  after(async () => {
+    await raw.close();
+  });
+
+  it('hole: a 1 MB body in one-byte chunks held the event loop for about a second, for one token', async () => {
+    // Node's parser hands the handler every chunk of a chunked body as a Buffer and a 'data' event:
+    // a body of 1 MB in 1-byte chunks (6 MB on the wire) is a million of them, about 2.5 s of the
+    // event loop, in stretches of a second, while every other key's requests waited. The gateway
+    // read on to the end (4 MiB: 7 s). A body that comes in more than one piece per 64 bytes (past
+    // its first 1,024 pieces) is now refused and the rest of it never read.
+    const u = new URL(raw.gateway.mcpUrl);
+    const body = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: { name: 'echo', arguments: { a: 'x'.repeat(1_000_000) } },
+    });
+    const wire = Buffer.from(`${[...body].map((c) => `1\r\n${c}\r\n`).join('')}0\r\n\r\n`);
+    const delay = monitorEventLoopDelay({ resolution: 5 });
+    delay.enable();
+    const started = performance.now();
+    const socket = connect(Number(u.port), u.hostname);
+    socket.on('error', () => {});
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    socket.write(
+      `POST ${u.pathname} HTTP/1.1\r\nHost: ${u.host}\r\nAuthorization: Bearer ${KEY}\r\n` +
+        `Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n` +
+        `Transfer-Encoding: chunked\r\n\r\n`,
+    );
+    socket.write(wire);
+    try {
+      await waitFor(() => (answer.includes('"jsonrpc"') ? true : undefined), 10_000, 'the answer');
+      const elapsed = performance.now() - started;
+      delay.disable();
+      assert.match(answer, /^HTTP\/1\.1 400 /);
+      assert.match(answer, /"code":-32600/);
+      assert.ok(elapsed < 1000, `answered after ${Math.round(elapsed)} ms`);
+      assert.ok(delay.max < 200e6, `the event loop was held ${Math.round(delay.max / 1e6)} ms`);
+      const line = await waitFor(
+        () => raw.gateway.auditLines.find((l) => l.http_method === 'POST'),
+        3000,
+        "the request's line",
+      );
+      assert.equal(line.reason, 'ERR_INVALID_REQUEST');
+      assert.equal(line.decision, 'invalid');
+      // Nothing reached the upstream: the answer is the gateway's own.
+      assert.equal(line.upstream_ms, undefined);
+    } finally {
+      socket.destroy();
+    }
+  });
+
+  it('holds: a body in chunks of 100 bytes and a Content-Length body read in small socket reads pass', async () => {
+    const body = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'tools/call',
+      params: { name: 'echo', arguments: { a: 'x'.repeat(300_000) } },
+    });
+    const pieces: Uint8Array[] = [];
+    const bytes = Buffer.from(body);
+    for (let at = 0; at < bytes.length; at += 100) pieces.push(bytes.subarray(at, at + 100));
+    const res = await fetch(raw.gateway.mcpUrl, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${KEY}`,
+      },
+      body: new ReadableStream<Uint8Array>({
+        pull(controller) {
+          const next = pieces.shift();
+          if (next === undefined) controller.close();
+          else controller.enqueue(next);
+        },
+      }),
+      duplex: 'half',
+    } as RequestInit);
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.equal(((await res.json()) as { id: number }).id, 2);
+  });
+});
