@@ -398,21 +398,32 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
   private pumpTail(): void {
     const res = this.res;
     // (The gateway may end the response meanwhile: a stream ended at its credential's expiry.)
-    for (let tail = this.tail; tail !== undefined && !res.destroyed && !res.writableEnded; tail = this.tail) {
-      const piece = tail[this.tailIndex];
-      if (piece === undefined) {
+    while (this.tail !== undefined && !res.destroyed && !res.writableEnded) {
+      const tail = this.tail;
+      // One writev for each slice, however many pieces (a remembered list's views) it spans: one
+      // write call per piece costs more than the slicing saves.
+      res.cork();
+      let batch = 0;
+      while (batch < TAIL_SLICE && this.tailIndex < tail.length) {
+        const piece = tail[this.tailIndex] as Buffer;
+        const start = this.tailOffset;
+        const end = Math.min(piece.length, start + TAIL_SLICE - batch);
+        res.write(start === 0 && end === piece.length ? piece : piece.subarray(start, end));
+        batch += end - start;
+        if (end === piece.length) {
+          this.tailIndex++;
+          this.tailOffset = 0;
+        } else this.tailOffset = end;
+      }
+      if (this.tailIndex === tail.length) {
         this.tail = undefined;
+        // (end() uncorks: the last slice goes with it.)
         res.end();
         this.watchEnd();
         return;
       }
-      const end = Math.min(piece.length, this.tailOffset + TAIL_SLICE);
-      const slice = piece.subarray(this.tailOffset, end);
-      if (end === piece.length) {
-        this.tailIndex++;
-        this.tailOffset = 0;
-      } else this.tailOffset = end;
-      if (!res.write(slice)) {
+      res.uncork();
+      if (res.writableNeedDrain) {
         res.once('drain', () => {
           this.clearStall();
           this.pumpTail();
