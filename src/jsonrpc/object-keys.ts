@@ -104,11 +104,18 @@ export function heldBy(entry: number): number {
 /**
  * Adds the key whose bytes between its quotes are [start, end) (`escaped`: spelled with an escape)
  * to `keys`, and makes its entry the current one: the entry of the same key met before in the
- * object, or -1 for a new key. Throws KEEP on a key `__proto__`.
+ * object, or -1 for a new key. Throws KEEP on a key `__proto__` or `prototype`.
  */
 export function addKey(b: Buffer, keys: Keys, start: number, end: number, escaped: boolean): number {
   let text = escaped ? decode(b, start, end) : undefined;
-  if (text !== undefined ? text === '__proto__' : isBytes(b, start, end, PROTO)) throw KEEP;
+  // A part with a `prototype` key is kept too: the walk over the parsed value refuses a `constructor`
+  // object holding one (tree.ts), which a part left out would hide from it.
+  if (
+    text !== undefined
+      ? text === '__proto__' || text === 'prototype'
+      : isBytes(b, start, end, PROTO) || isBytes(b, start, end, PROTOTYPE)
+  )
+    throw KEEP;
   if (!keys.foldable && (text !== undefined ? decodedFolds : mayFoldBytes(b, start, end)))
     keys.foldable = true;
   // Compared decoded from the first escaped key on, and looked up past a few keys.
@@ -269,6 +276,7 @@ export function closeKeys(b: Buffer, keys: Keys): void {
 }
 
 const PROTO = Buffer.from('__proto__');
+const PROTOTYPE = Buffer.from('prototype');
 
 /** Whether the bytes [start, end) are `name`. */
 function isBytes(b: Buffer, start: number, end: number, name: Buffer): boolean {

@@ -50,6 +50,7 @@ import type { Cut } from './skeleton.ts';
 export { BODY_LIMITS, MAX_DEPTH, MAX_VALUES } from './limits.ts';
 
 const PROTO = Buffer.from('__proto__');
+const PROTOTYPE = Buffer.from('prototype');
 /**
  * Long strings covering this many bytes or more are left out of JSON.parse (skeleton.ts). Below it,
  * building them costs less than the skeleton's copy and walk (a tools/call with a 1 KiB string
@@ -109,14 +110,18 @@ export function parseBody(
   if (!isUtf8(body)) throw new GatewayError('ERR_PARSE', { message: 'parse error: body is not valid UTF-8' });
   // JSON.parse makes `"__proto__"` an ordinary own key, but an upstream that copies objects with
   // assignment (Object.assign, a naive deep merge) turns it into a prototype, and then reads
-  // properties the gateway never saw. A key can only be `__proto__` if the bytes spell it or it is
-  // spelled with an escape (scan.ts keyEscape), so the walk looks for it only then. A body shorter
-  // than `skeletonFrom` has nothing left out (cutOf), so only the walk needs the answer: it is looked
-  // for in the body's text, V8's own string search, since Buffer#indexOf's call into C++ costs a
-  // small body more than the search itself (UTF-8 puts ASCII bytes only where the text has them).
+  // properties the gateway never saw. A naive deep merge does the same with a `"constructor"` object
+  // holding a `"prototype"`: it follows the inherited `constructor` to a class (`Object`) and merges
+  // into what every instance inherits, for every later request of every key (fastify's parser refuses
+  // both). A key can only be `__proto__` or `prototype` if the bytes spell it or it is spelled with an
+  // escape (scan.ts keyEscape), so the walk looks for them only then (a part left out that holds a key
+  // `prototype` is kept for it: object-keys.ts). A body shorter than `skeletonFrom` has nothing left
+  // out (cutOf), so only the walk needs the answer: it is looked for in the body's text, V8's own
+  // string search, since Buffer#indexOf's call into C++ costs a small body more than the search
+  // itself (UTF-8 puts ASCII bytes only where the text has them).
   const small = body.length < skeletonFrom;
   const protoSpelled = !small && body.indexOf(PROTO) !== -1;
-  let findProto = scan.keyEscape || protoSpelled;
+  let findProto = scan.keyEscape || protoSpelled || (!small && body.indexOf(PROTOTYPE) !== -1);
   // Long strings, and the parts of params nothing reads (its arguments among them), are left out of
   // what JSON.parse reads and given back where a reader reads them (skeleton.ts). `__proto__`
   // spelled plainly keeps them all (the walk must see it); escapes do not: unread-spans.ts reads
@@ -134,7 +139,7 @@ export function parseBody(
     skeleton = body;
   }
   const text = skeleton.toString('utf8');
-  if (small && !findProto) findProto = text.includes('__proto__');
+  if (small && !findProto) findProto = text.includes('__proto__') || text.includes('prototype');
   if (text.charCodeAt(0) === 0xfeff)
     throw new GatewayError('ERR_PARSE', { message: 'parse error: byte order mark' });
   let value: unknown;
@@ -173,7 +178,11 @@ export function parseBody(
       ? scan.lossy
       : numbersRead(scan.lossy, scan.depths, Array.isArray(value));
   if (kept.length > 0) value = keepNumbers(body, bodyText(body, text, cut), value, kept, repeatedKeys);
-  if (shape.protoKey) throw invalid(peekId(value), 'a "__proto__" key is not allowed');
+  if (shape.protoKey)
+    throw invalid(
+      peekId(value),
+      'a "__proto__" key, or a "constructor" holding a "prototype", is not allowed',
+    );
   if (shape.caseTwins) throw invalid(peekId(value), 'an object has keys that differ only by case');
   const batch = Array.isArray(value);
   // Only kept numbers are RawNumbers: with none, no params can be one.

@@ -13,7 +13,10 @@
  */
 export interface TreeShape {
   readonly values: number;
-  /** An object with an own `__proto__` key was found (the walk stops there). */
+  /**
+   * An object with an own `__proto__` key, or an own `constructor` object holding a `prototype`, was
+   * found (the walk stops there).
+   */
   readonly protoKey: boolean;
   /** An object with two keys that differ only by case was found (the walk stops there). */
   readonly caseTwins: boolean;
@@ -23,8 +26,8 @@ export interface TreeShape {
 
 /**
  * @param value what JSON.parse returned (before any number is kept as its lexeme)
- * @param findProto look for own `__proto__` keys (only a body that spells `__proto__` or holds a
- *   `\u` escape can have one)
+ * @param findProto look for own `__proto__` keys and `constructor` objects holding a `prototype`
+ *   (only a body that spells `__proto__` or `prototype`, or holds a `\u` escape, can have one)
  * @param findBackslash look for keys holding a backslash (only a body with a key spelled with an
  *   escape can have one, and only such a key can be one V8 misread: key-check.ts)
  */
@@ -71,7 +74,7 @@ function walk(value: unknown, findProto: boolean, findBackslash: boolean): TreeS
       }
       continue;
     }
-    if (findProto && Object.hasOwn(v, '__proto__'))
+    if (findProto && (Object.hasOwn(v, '__proto__') || holdsPrototype(v)))
       return { values, protoKey: true, caseTwins: false, backslashKey };
     const o = v as Record<string, unknown>;
     let keys = 0;
@@ -88,6 +91,17 @@ function walk(value: unknown, findProto: boolean, findBackslash: boolean): TreeS
       return { values, protoKey: false, caseTwins: true, backslashKey };
   }
   return { values, protoKey: false, caseTwins: false, backslashKey };
+}
+
+/**
+ * Whether an object has an own `constructor` that is an object with an own `prototype`: a naive deep
+ * merge follows an object's inherited `constructor` to `Object` and merges such a value into
+ * `Object.prototype` (secure-json-parse, fastify's parser, refuses the same shape).
+ */
+function holdsPrototype(o: object): boolean {
+  if (!Object.hasOwn(o, 'constructor')) return false;
+  const c: unknown = (o as { constructor: unknown }).constructor;
+  return typeof c === 'object' && c !== null && Object.hasOwn(c, 'prototype');
 }
 
 /**
