@@ -120,10 +120,13 @@ export function mayFold(key: string): boolean {
 /**
  * A key as case folding compares it. Upper-casing first folds the characters that lower-casing
  * alone leaves apart (`ſ` upper-cases to S); it also equates a few that simple folding does not
- * (`ß` and `ss`), which only refuses more.
+ * (`ß` and `ss`), which only refuses more. It would keep one pair of simple folding apart: `ẞ`
+ * (U+1E9E) comes out as `ß`, `ß` as `ss`, where Go's encoding/json folds both to `ß`
+ * (unicode.SimpleFold): so an `ß` left is spelled `ss` too.
  */
 export function foldKey(key: string): string {
-  return key.toUpperCase().toLowerCase();
+  const folded = key.toUpperCase().toLowerCase();
+  return folded.includes('ß') ? folded.replaceAll('ß', 'ss') : folded;
 }
 
 /** Two keys equal under case folding (foldKey). */

@@ -144,3 +144,73 @@ describe('review: request integrity (reqint)', () => {
     }
   });
 });
+
+/**
+ * Go's encoding/json (v1; mark3labs/mcp-go, hand-written Go servers) matches a key to a struct field
+ * by fold.go's foldName: each rune folded to the smallest of its unicode.SimpleFold orbit. The orbit
+ * of `ß` (U+00DF) holds `ẞ` (U+1E9E, CaseFolding.txt `1E9E; S; 00DF`), so `straße` and `STRAẞE`
+ * fill one field, the last winning. JavaScript's `/iu` matching folds by the same simple folding.
+ */
+function goFoldsAlike(a: string, b: string): boolean {
+  const pattern = a.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&');
+  return new RegExp(`^${pattern}$`, 'iu').test(b);
+}
+
+describe('review: keys a case-folding decoder reads as one (reqint)', () => {
+  const key = newKey();
+  let upstream: ScriptedUpstream;
+  let gw: TestGateway;
+
+  before(async () => {
+    upstream = await startScriptedUpstream();
+    upstream.set((seen: Seen, res: ServerResponse) => {
+      const m = seen.body as { id?: unknown };
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { content: [] } }));
+    });
+    gw = await startTestGateway(
+      reviewConfig(upstream.url, [{ label: 'k', key }], '', { secret: 's'.repeat(40), resources: [] }),
+    );
+  });
+  after(async () => {
+    await gw?.close(100);
+    await upstream?.close();
+  });
+
+  it('failed before: keys that differ by ß and ẞ only (one field to Go) are refused as case twins', async () => {
+    assert.ok(goFoldsAlike('straße', 'STRAẞE'));
+    for (const args of ['{"straße":"a","STRAẞE":"b"}', '{"ẞ":"a","ß":2}', '{"o":{"ßx":"a","ẞX":2}}']) {
+      const r = await fetch(`${gw.url}/mcp`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${key}`,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-param-street': 'a',
+        },
+        body: `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":${args}}}`,
+      });
+      // Judged (and its Mcp-Param header checked) against both values, read by Go as the last one.
+      assert.equal(r.status, 400, args);
+      const json = (await r.json()) as { id: unknown; error: { code: number } };
+      assert.equal(json.error.code, -32600);
+      assert.equal(json.id, 3);
+    }
+    assert.equal(upstream.seen.length, 0);
+  });
+
+  it('holds: a key spelled with ß beside keys it does not fold with is forwarded', async () => {
+    const seen = upstream.seen.length;
+    const r = await fetch(`${gw.url}/mcp`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${key}`,
+        'content-type': 'application/json',
+        accept: 'application/json',
+      },
+      body: '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","arguments":{"ß":1,"x":2}}}',
+    });
+    assert.equal(r.status, 200);
+    assert.equal(upstream.seen.length, seen + 1);
+  });
+});
