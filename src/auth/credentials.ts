@@ -16,6 +16,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { ErrorCode } from '../jsonrpc/errors.ts';
 import { MAX_KEY_LENGTH, isVisibleAscii } from './key-format.ts';
 import { hasCredentialInQueryString } from './query-credential.ts';
+import { trimOws } from '../proxy/field-value.ts';
 
 export type CredentialResult =
   | { readonly ok: true; readonly secret: string; readonly scheme: 'bearer' | 'x-api-key' }
@@ -130,19 +131,6 @@ function startsWithAsciiLower(value: string, lower: string): boolean {
     if (c !== l && !(l >= 0x61 && l <= 0x7a && c === l - 0x20)) return false;
   }
   return true;
-}
-
-/** Trims spaces and tabs only: String#trim would also eat U+00A0, hiding a non-ASCII byte. */
-function trimOws(value: string): string {
-  let start = 0;
-  let end = value.length;
-  while (start < end && isOws(value.charCodeAt(start))) start++;
-  while (end > start && isOws(value.charCodeAt(end - 1))) end--;
-  return start === 0 && end === value.length ? value : value.slice(start, end);
-}
-
-function isOws(c: number): boolean {
-  return c === 0x20 || c === 0x09;
 }
 
 /** A known credential name, or a key or JWT under any name or bare (see query-credential.ts). */

@@ -21,6 +21,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from '../jsonrpc/errors.ts';
 import type { JsonRpcId, JsonRpcMessage } from '../jsonrpc/message.ts';
 import { isRawNumber, rawNumberText } from '../jsonrpc/lossless.ts';
+import { trimOws } from '../proxy/field-value.ts';
 
 /** `req.headers`, or better `req.headersDistinct` (which shows duplicated headers as arrays). */
 export type HeaderSource =
@@ -258,23 +259,6 @@ function single(value: string | readonly string[] | undefined): string | typeof 
 
 function isBatch(message: JsonRpcMessage | readonly JsonRpcMessage[]): message is readonly JsonRpcMessage[] {
   return Array.isArray(message);
-}
-
-/**
- * RFC 9110 optional whitespace around a field value, found by a scan from each end: the RegExp
- * `[ \t]+$` retried its run of blanks from each blank in it, so a value with blanks inside (`x`,
- * 16,000 spaces, `x`: Node's parser trims only the ends) held the event loop for 0.4 s a request.
- */
-function trimOws(value: string): string {
-  let start = 0;
-  let end = value.length;
-  while (start < end && isOws(value.charCodeAt(start))) start++;
-  while (end > start && isOws(value.charCodeAt(end - 1))) end--;
-  return start === 0 && end === value.length ? value : value.slice(start, end);
-}
-
-function isOws(code: number): boolean {
-  return code === 0x20 || code === 0x09;
 }
 
 function mismatch(id: JsonRpcId | null, why: string): GatewayError {
