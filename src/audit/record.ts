@@ -174,9 +174,15 @@ export function batchCalls(ctx: RequestContext, options: AuditRecordOptions): Au
   const sanitize = options.sanitizeArguments;
   const budget: Budget = { left: options.argumentBudget };
   // Calls are recorded in body order; fall back to the parsed messages if the pipeline stopped first.
-  const source: readonly CallRecord[] =
-    ctx.calls.length > 0 ? ctx.calls : (messages.map(messageCall).filter(Boolean) as CallRecord[]);
+  const judged = ctx.calls.length > 0;
+  const source: readonly CallRecord[] = judged
+    ? ctx.calls
+    : (messages.map(messageCall).filter(Boolean) as CallRecord[]);
   const aligned = source.length === messages.length;
+  // A message never judged (the request was refused first: rate limited, a bad header) was not
+  // allowed: it shares its request's decision and reason.
+  const decision = judged ? undefined : requestDecision(ctx);
+  const reason = judged ? undefined : requestReason(ctx);
   const out: AuditCall[] = new Array(source.length);
   for (let i = 0; i < source.length; i++) {
     const call = source[i] as CallRecord;
@@ -188,8 +194,8 @@ export function batchCalls(ctx: RequestContext, options: AuditRecordOptions): Au
       resource: clip(call.resource, MAX_URI),
       arguments:
         sanitize !== undefined && aligned ? toolArguments(call, messages[i], sanitize, budget) : undefined,
-      decision: call.decision,
-      reason: call.reason,
+      decision: decision ?? call.decision,
+      reason: judged ? call.reason : reason,
     };
   }
   return out;

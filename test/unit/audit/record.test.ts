@@ -238,7 +238,7 @@ describe('buildAuditRecord', () => {
     ]);
   });
 
-  it('batch the pipeline stopped before judging: calls come from the parsed messages', () => {
+  it('failed before: a batch the pipeline stopped before judging: calls come from the parsed messages, with the request\u2019s decision (they said allow)', () => {
     const ctx = fakeContext({
       batch: true,
       messages: [toolCall(1, 'echo'), { jsonrpc: '2.0', id: 2, method: 'tools/list' }],
@@ -247,8 +247,8 @@ describe('buildAuditRecord', () => {
       status: 429,
     });
     assert.deepEqual(line(ctx).calls, [
-      { rpc_method: 'tools/call', rpc_id: 1, decision: 'allow' },
-      { rpc_method: 'tools/list', rpc_id: 2, decision: 'allow' },
+      { rpc_method: 'tools/call', rpc_id: 1, decision: 'rate_limited', reason: 'ERR_RATE_LIMITED' },
+      { rpc_method: 'tools/list', rpc_id: 2, decision: 'rate_limited', reason: 'ERR_RATE_LIMITED' },
     ]);
   });
 
