@@ -364,9 +364,15 @@ export function createHandler(deps: HandlerDeps): Handler {
   function endStream(ctx: RequestContext, refusal: unknown): void {
     const ex = streams.get(ctx);
     if (ex === undefined) return;
-    if (ctx.res.headersSent) ctx.res.end();
-    else fail(ctx, refusal);
-    ex.relay?.abort(new Error('stream ended by the gateway'));
+    const reason = new Error('stream ended by the gateway');
+    // (The relay ends what it relays: it watches the end, or cuts a body its head gave a length.)
+    if (ctx.res.headersSent) {
+      if (ex.relay !== undefined) ex.relay.end(reason);
+      else ctx.res.end();
+      return;
+    }
+    fail(ctx, refusal);
+    ex.relay?.abort(reason);
   }
 
   /**

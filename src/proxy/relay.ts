@@ -145,6 +145,27 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     if (this.controller && !this.controller.aborted) this.controller.abort(reason);
   }
 
+  /**
+   * The gateway ends the response itself, after its head went out (a reload refused its key, its
+   * credential expired, shutdown), and aborts the upstream request. Ending it clears the timers that
+   * would cut a client taking nothing, so the end is watched as the upstream's end is (watchEnd): a
+   * client that read nothing kept its stream's slot and its audit line for as long as it kept the
+   * connection. A held body being pumped is cut instead: its head said a length this end falls short
+   * of, and the client would wait for the rest on a connection Node keeps open.
+   */
+  end(reason: Error): void {
+    const res = this.res;
+    // Ended by its upstream already: its end watch (if any) stays armed.
+    if (res.writableEnded || res.destroyed) return;
+    // Ended before the abort: the upstream's error it causes finds nothing more to send (onDone).
+    if (this.tail !== undefined) {
+      this.tail = undefined;
+      res.destroy();
+    } else res.end();
+    this.abort(reason);
+    this.watchEnd();
+  }
+
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
     if (this.res.destroyed) controller.abort(new Error('client closed the request'));
@@ -309,15 +330,18 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
         // checked here): the buffer may hold the next list body.
         this.reuseHeld = this.held !== undefined && !viewsHeld;
         this.res.writeHead(this.heldStatus, flatHead(heldHeaders, size));
-        this.hooks.onBytes(size);
-        // A large body goes out as the client takes it (pumpTail), under send_timeout as a stream.
+        // A large body goes out as the client takes it (pumpTail), under send_timeout as a stream;
+        // its bytes are counted as they are written (a cut one did not send them all).
         if (size > TAIL_SLICE) this.tail = pieces;
-        else if (pieces.length === 1) this.res.end(pieces[0]);
         else {
-          // One writev with the head: the pieces of a remembered list are views, never copied.
-          this.res.cork();
-          for (const piece of pieces) this.res.write(piece);
-          this.res.end();
+          this.hooks.onBytes(size);
+          if (pieces.length === 1) this.res.end(pieces[0]);
+          else {
+            // One writev with the head: the pieces of a remembered list are views, never copied.
+            this.res.cork();
+            for (const piece of pieces) this.res.write(piece);
+            this.res.end();
+          }
         }
       } else {
         // A rewritten stream that carried no bytes still ends through its rewriter (it may owe the
@@ -415,6 +439,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
           this.tailOffset = 0;
         } else this.tailOffset = end;
       }
+      this.hooks.onBytes(batch);
       if (this.tailIndex === tail.length) {
         this.tail = undefined;
         // (end() uncorks: the last slice goes with it.)
