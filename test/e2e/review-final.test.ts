@@ -18,6 +18,13 @@ import { waitFor } from '../helpers/net.ts';
 import { newKey, reviewConfig } from '../helpers/review-config.ts';
 import type { KeySpec } from '../helpers/review-config.ts';
 import { ACCEPT, answerJson } from '../helpers/open-request.ts';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { Client as Client2, StreamableHTTPClientTransport as Transport2 } from '@modelcontextprotocol/client';
+import { startEverything } from '../helpers/everything.ts';
+import { startSdkUpstream } from '../helpers/sdk-upstream.ts';
+import type { Everything } from '../helpers/everything.ts';
 
 const SECRET = 's'.repeat(40);
 const MODERN = '2026-07-28';
@@ -194,6 +201,147 @@ describe('final review: a stream the gateway ends while its client takes nothing
       endAfter = 0;
       client.socket.destroy();
       await gateway.close(200);
+    }
+  });
+});
+
+/** What a real client does with server-everything, through the gateway: its results, in order. */
+interface Flows {
+  listTools(): Promise<{ tools: { name: string }[] }>;
+  listResources(): Promise<{ resources: { uri: string }[] }>;
+  readResource(uri: string): Promise<unknown>;
+  call(name: string, args: Record<string, unknown>, onProgress?: (p: number) => void): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+async function runFlows(flows: Flows): Promise<void> {
+  const tools = (await flows.listTools()).tools.map((t) => t.name);
+  for (const name of ['echo', 'trigger-long-running-operation', 'trigger-sampling-request'])
+    assert.ok(tools.includes(name), `${name} in ${tools.join(', ')}`);
+  assert.ok(tools.includes('trigger-elicitation-request'), tools.join(', '));
+  const progress: number[] = [];
+  const long = await flows.call('trigger-long-running-operation', { duration: 0.4, steps: 2 }, (p) =>
+    progress.push(p),
+  );
+  assert.match(JSON.stringify(long), /Long running operation completed/);
+  assert.deepEqual(progress, [1, 2]);
+  assert.match(
+    JSON.stringify(await flows.call('trigger-sampling-request', { prompt: 'hi' })),
+    /sampled-here/,
+  );
+  assert.match(JSON.stringify(await flows.call('trigger-elicitation-request', {})), /decline/);
+  const big = 'ß'.repeat(60_000); // 120 KB of UTF-8: more than a 64 KiB slice
+  const echoed = (await flows.call('echo', { message: big })) as { content: { text: string }[] };
+  assert.equal(echoed.content[0]?.text, `Echo: ${big}`);
+  const resources = (await flows.listResources()).resources;
+  assert.ok(resources.length > 0);
+  assert.match(JSON.stringify(await flows.readResource(resources[0]!.uri)), /contents/);
+  await flows.close();
+}
+
+describe('final review: real clients against server-everything through the gateway', () => {
+  let everything: Everything;
+  let gateway: TestGateway;
+  const alice: KeySpec = {
+    label: 'alice',
+    key: newKey(),
+    allow: ['*'],
+    resources: ['*'],
+  };
+  before(async () => {
+    everything = await startEverything();
+    gateway = await startTestGateway(configFor(everything.url, [alice]));
+  });
+  after(async () => {
+    await gateway.close(300);
+    await everything.close();
+  });
+  const headers = () => ({ authorization: `Bearer ${alice.key}` });
+  const sampled = { role: 'assistant', content: { type: 'text', text: 'sampled-here' }, model: 'm' } as const;
+
+  it('holds: the v1 SDK client lists, calls with progress, answers sampling and elicitation, echoes 120 KB, reads a resource: nothing refused', async () => {
+    const client = new Client(
+      { name: 'final-v1', version: '1' },
+      { capabilities: { sampling: {}, elicitation: {} } },
+    );
+    client.setRequestHandler(CreateMessageRequestSchema, async () => sampled);
+    client.setRequestHandler(ElicitRequestSchema, async () => ({ action: 'decline' as const }));
+    const transport = new StreamableHTTPClientTransport(new URL(gateway.mcpUrl), {
+      requestInit: { headers: headers() },
+    });
+    await client.connect(transport);
+    await runFlows({
+      listTools: () => client.listTools(),
+      listResources: () => client.listResources(),
+      readResource: (uri) => client.readResource({ uri }),
+      call: (name, args, onProgress) =>
+        client.callTool({ name, arguments: args }, undefined, {
+          ...(onProgress ? { onprogress: (p: { progress: number }) => onProgress(p.progress) } : {}),
+        }),
+      close: async () => {
+        await transport.terminateSession();
+        await client.close();
+      },
+    });
+    const refused = gateway.auditLines.filter((l) => l.decision !== 'allow' && l.decision !== 'aborted');
+    assert.deepEqual(refused, []);
+  });
+
+  it('holds: the 2.x client does the same: nothing refused', async () => {
+    const client = new Client2(
+      { name: 'final-v2', version: '1' },
+      { capabilities: { sampling: {}, elicitation: {} }, versionNegotiation: { mode: 'auto' } },
+    );
+    client.setRequestHandler('sampling/createMessage', async () => sampled);
+    client.setRequestHandler('elicitation/create', async () => ({ action: 'decline' as const }));
+    await client.connect(new Transport2(new URL(gateway.mcpUrl), { requestInit: { headers: headers() } }));
+    await runFlows({
+      listTools: () => client.listTools(),
+      listResources: () => client.listResources(),
+      readResource: (uri) => client.readResource({ uri }),
+      call: (name, args, onProgress) =>
+        client.callTool(
+          { name, arguments: args },
+          onProgress ? { onprogress: (p: { progress: number }) => onProgress(p.progress) } : undefined,
+        ),
+      close: () => client.close(),
+    });
+    const refused = gateway.auditLines.filter((l) => l.decision !== 'allow' && l.decision !== 'aborted');
+    assert.deepEqual(refused, []);
+  });
+});
+
+describe('final review: a JSON-answering SDK upstream, large answers pumped in slices', () => {
+  it('holds: the v1 SDK client gets a 400 KB echo and a list of 2,000 tools (both over 64 KiB, JSON) whole; the lines count every byte', async () => {
+    const upstream = await startSdkUpstream({ jsonResponse: true, extraTools: 2000 });
+    const alice: KeySpec = { label: 'alice', key: newKey(), allow: ['echo', 'tool_1*'] };
+    const gateway = await startTestGateway(configFor(upstream.url, [alice], 'limits:\n  send_timeout: 2s\n'));
+    try {
+      const client = new Client({ name: 'final-json', version: '1' });
+      const transport = new StreamableHTTPClientTransport(new URL(gateway.mcpUrl), {
+        requestInit: { headers: { authorization: `Bearer ${alice.key}` } },
+      });
+      await client.connect(transport);
+      const names = (await client.listTools()).tools.map((t) => t.name);
+      // The list is filtered: echo and tool_1000..tool_1999 (and tool_1, tool_10.., tool_100..).
+      assert.ok(names.includes('echo') && names.includes('tool_1999') && !names.includes('tool_0999'));
+      assert.ok(
+        names.every((n) => n === 'echo' || n.startsWith('tool_1')),
+        names.join(','),
+      );
+      const big = 'ü'.repeat(200_000);
+      const echoed = (await client.callTool({ name: 'echo', arguments: { message: big } })) as {
+        content: { text: string }[];
+      };
+      assert.ok(echoed.content[0]?.text.includes(big));
+      await client.close();
+      const lines = gateway.auditLines.filter((l) => l.rpc_method === 'tools/call');
+      assert.equal(lines.length, 1);
+      assert.ok((lines[0]!.bytes_out as number) > 400_000, String(lines[0]!.bytes_out));
+      assert.equal(lines[0]!.aborted, false);
+    } finally {
+      await gateway.close(300);
+      await upstream.close();
     }
   });
 });
