@@ -73,6 +73,8 @@ describe('final review: a stream the gateway ends while its client takes nothing
   /** The GET stream ends after this many events (0: never). */
   let endAfter = 0;
   const BIG_JSON = 8 * 1024 * 1024;
+  /** A call's answer: more than the loopback socket buffers take. */
+  const CALL_JSON = 40 * 1024 * 1024;
   before(async () => {
     upstream = await startScriptedUpstream();
     upstream.set((seen: Seen, res: ServerResponse) => {
@@ -100,6 +102,7 @@ describe('final review: a stream the gateway ends while its client takes nothing
         return answerJson(seen, res, { pad: 'y'.repeat(BIG_JSON) });
       }
       if (body?.id === undefined) return void res.writeHead(202).end();
+      if (body.method === 'tools/call') return answerJson(seen, res, { pad: 'z'.repeat(CALL_JSON) });
       answerJson(seen, res);
     });
   });
@@ -171,6 +174,42 @@ describe('final review: a stream the gateway ends while its client takes nothing
       );
       assert.equal(line.aborted, true);
       assert.ok((line.bytes_out as number) < length, `bytes_out ${String(line.bytes_out)} of ${length}`);
+    } finally {
+      client.socket.destroy();
+      await gateway.close(200);
+    }
+  });
+
+  it('holds: a client that leaves mid-pump of a 40 MB JSON answer: one line, aborted, bytes_out what was written, no stall timer left', async () => {
+    const alice: KeySpec = { label: 'alice', key: newKey() };
+    const gateway = await startTestGateway(configFor(upstream.url, [alice], 'limits:\n  send_timeout: 5s\n'));
+    const u = new URL(gateway.mcpUrl);
+    const client = pausedClient(u);
+    try {
+      const call = '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{}}}';
+      client.socket.write(rawRequest(u, 'POST', alice.key, call));
+      client.socket.resume();
+      await waitFor(() => client.text().length > 1_000_000 || undefined, 3000, 'a first MB');
+      client.socket.pause();
+      await new Promise((r) => setTimeout(r, 100));
+      // The relay of the call, through its response (the exchange it carries).
+      const ctx = [...gateway.handler.inflight][0]!;
+      const exchange = Object.getOwnPropertySymbols(ctx.res)
+        .map((s) => (ctx.res as unknown as Record<symbol, unknown>)[s])
+        .find((v) => (v as { relay?: unknown } | undefined)?.relay !== undefined) as {
+        relay: { stall: unknown; tail: unknown };
+      };
+      assert.notEqual(exchange.relay.tail, undefined, 'still pumping');
+      assert.notEqual(exchange.relay.stall, undefined, 'waiting on a drain');
+      client.socket.destroy();
+      const line = await waitFor(() => gateway.auditLines.find((l) => l.rpc_id === 3), 3000, 'the line');
+      assert.equal(line.aborted, true);
+      const received = client.text().length - client.text().indexOf('\r\n\r\n') - 4;
+      const out = line.bytes_out as number;
+      assert.ok(out >= received && out < CALL_JSON, `bytes_out ${out}, received ${received}`);
+      assert.equal(exchange.relay.stall, undefined);
+      assert.equal(ctx.res.listenerCount('drain') <= 1, true);
+      assert.equal(gateway.auditLines.filter((l) => l.rpc_id === 3).length, 1);
     } finally {
       client.socket.destroy();
       await gateway.close(200);
