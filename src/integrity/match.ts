@@ -91,6 +91,8 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
   readonly #options: MatchOptions<A> | undefined;
   readonly bodyless: boolean;
   readonly #answersInBody: boolean;
+  /** The error owed requests get when the gateway ended the stream (endedBy). */
+  #endedBy: { readonly rpcCode: number; readonly message: string } | undefined = undefined;
 
   constructor(ids: ResponseIds, filters: Filters);
   constructor(ids: ResponseIds, make: (arg: A) => Filters, arg: A, options?: MatchOptions<A>);
@@ -185,6 +187,10 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
     return out;
   }
 
+  endedBy(error: { readonly rpcCode: number; readonly message: string }): void {
+    this.#endedBy = error;
+  }
+
   sse(budget?: BufferBudget): SseRewriterLike {
     const ids = this.#ids;
     const eventId = this.#options?.eventIds?.(this.#arg as A);
@@ -206,14 +212,14 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
     if (!empty) return NOTHING_OWED;
     const unanswered = this.#ids.unanswered?.();
     if (unanswered === undefined || unanswered.length === 0) return NOTHING_OWED;
-    this.#judged(UNREADABLE);
-    return unanswered.map((u) =>
-      JSON.stringify({
-        jsonrpc: '2.0',
-        id: u.clientId,
-        error: { code: RPC.UPSTREAM, message: 'upstream ended the stream without an answer' },
-      }),
-    );
+    // Ended by the gateway: its refusal, and the upstream failed in nothing.
+    const ended = this.#endedBy;
+    if (ended === undefined) this.#judged(UNREADABLE);
+    const error =
+      ended === undefined
+        ? { code: RPC.UPSTREAM, message: 'upstream ended the stream without an answer' }
+        : { code: ended.rpcCode, message: ended.message };
+    return unanswered.map((u) => JSON.stringify({ jsonrpc: '2.0', id: u.clientId, error }));
   }
 }
 

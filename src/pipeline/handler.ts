@@ -23,7 +23,7 @@ import type {
   SessionStep,
   TransportStep,
 } from './ports.ts';
-import { sendJson, setOwnHeaders } from './respond.ts';
+import { sendJson, setOwnHeaders, toGatewayError } from './respond.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
 import { isRequest } from '../jsonrpc/message.ts';
 import type { Upstream } from '../proxy/upstream.ts';
@@ -365,9 +365,10 @@ export function createHandler(deps: HandlerDeps): Handler {
     const ex = streams.get(ctx);
     if (ex === undefined) return;
     const reason = new Error('stream ended by the gateway');
-    // (The relay ends what it relays: it watches the end, or cuts a body its head gave a length.)
+    // (The relay ends what it relays: a stream through its rewriter, whose owed answers get the
+    // refusal, then watched; a body its head gave a length is cut.)
     if (ctx.res.headersSent) {
-      if (ex.relay !== undefined) ex.relay.end(reason);
+      if (ex.relay !== undefined) ex.relay.end(reason, toGatewayError(refusal));
       else ctx.res.end();
       return;
     }
@@ -381,8 +382,8 @@ export function createHandler(deps: HandlerDeps): Handler {
    * known at once (an API key), so a stream that expires as it opens is not forwarded.
    */
   function expire(ctx: RequestContext): void {
-    if (ctx.res.headersSent) return endStream(ctx, undefined);
     const expired = new GatewayError('ERR_STREAM_EXPIRED');
+    if (ctx.res.headersSent) return endStream(ctx, expired);
     const probe: RequestContext = { ...ctx, principal: undefined, reason: undefined };
     let pending: void | Promise<void>;
     try {

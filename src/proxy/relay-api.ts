@@ -28,6 +28,11 @@ export interface ResponseRewrite {
    * a 202 or 204 where requests are answered in the body).
    */
   settle?(status: number): void;
+  /**
+   * The gateway ends the stream itself (a reload refused its key, its credential expired, shutdown):
+   * a request still owed an answer when the stream ends gets `error`, not an upstream's failure.
+   */
+  endedBy?(error: { readonly rpcCode: number; readonly message: string }): void;
   /** An SSE stream: an incremental rewriter, holding its unfinished event within `budget`. */
   sse(budget?: BufferBudget): SseRewriterLike;
   /** The exchange answers no request (DELETE): a 2xx body of no readable type is dropped, not refused. */

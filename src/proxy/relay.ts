@@ -147,13 +147,15 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
 
   /**
    * The gateway ends the response itself, after its head went out (a reload refused its key, its
-   * credential expired, shutdown), and aborts the upstream request. Ending it clears the timers that
-   * would cut a client taking nothing, so the end is watched as the upstream's end is (watchEnd): a
-   * client that read nothing kept its stream's slot and its audit line for as long as it kept the
-   * connection. A held body being pumped is cut instead: its head said a length this end falls short
-   * of, and the client would wait for the rest on a connection Node keeps open.
+   * credential expired, shutdown: `refusal`), and aborts the upstream request. A stream ends as when
+   * its upstream ends it, through its rewriter: one that carried no event answers the requests it
+   * owes, here with the refusal (it ended bare: a listen got no answer). Ending it clears the timers
+   * that would cut a client taking nothing, so the end is watched as the upstream's end is
+   * (watchEnd): a client that read nothing kept its stream's slot and its audit line for as long as
+   * it kept the connection. A held body being pumped is cut instead: its head said a length this end
+   * falls short of, and the client would wait for the rest on a connection Node keeps open.
    */
-  end(reason: Error): void {
+  end(reason: Error, refusal: GatewayError): void {
     const res = this.res;
     // Ended by its upstream already: its end watch (if any) stays armed.
     if (res.writableEnded || res.destroyed) return;
@@ -161,7 +163,14 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     if (this.tail !== undefined) {
       this.tail = undefined;
       res.destroy();
-    } else res.end();
+    } else {
+      if (this.sseRewrite) {
+        this.rewrite!.endedBy?.(refusal);
+        this.sseRewriter ??= this.rewrite!.sse(this.options.budget);
+        for (const out of this.sseRewriter.end()) this.write(undefined, out);
+      }
+      res.end();
+    }
     this.abort(reason);
     this.watchEnd();
   }

@@ -17,7 +17,7 @@ import type { ScriptedUpstream, Seen } from '../helpers/scripted-upstream.ts';
 import { waitFor } from '../helpers/net.ts';
 import { newKey, reviewConfig } from '../helpers/review-config.ts';
 import type { KeySpec } from '../helpers/review-config.ts';
-import { ACCEPT, answerJson } from '../helpers/open-request.ts';
+import { ACCEPT, answerJson, bearer, openRequest } from '../helpers/open-request.ts';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
@@ -381,6 +381,58 @@ describe('final review: a JSON-answering SDK upstream, large answers pumped in s
     } finally {
       await gateway.close(300);
       await upstream.close();
+    }
+  });
+});
+
+describe('final review: a listen stream the gateway ends before it carried an event', () => {
+  let upstream: ScriptedUpstream;
+  const open: ServerResponse[] = [];
+  before(async () => {
+    upstream = await startScriptedUpstream();
+    upstream.set((_seen, res) => {
+      // The stream opens (its head only) and carries nothing yet.
+      open.push(res);
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.flushHeaders();
+    });
+  });
+  after(async () => {
+    for (const r of open) r.destroy();
+    await upstream.close();
+  });
+
+  it("hole: a listen whose stream had opened but carried no event, ended at its key's expiry, ended bare: 200, an empty stream, no answer to the listen", async () => {
+    // failed before: endStream answers a stream not yet answered with its refusal (401), but a
+    // stream whose upstream had sent its head (headersSent) was just ended: the client read an empty
+    // event stream and its listen (id 6) never got an answer, while the same stream ended by its
+    // upstream gets an error for it (match.ts #owed). The gateway's end now goes through the
+    // stream's rewriter, and the owed answer carries the refusal.
+    const expiresAt = Date.now() + 800;
+    const temp: KeySpec = { label: 'temp', key: newKey(), expires: new Date(expiresAt).toISOString() };
+    const gateway = await startTestGateway(configFor(upstream.url, [temp]));
+    const stream = await openRequest(
+      gateway.mcpUrl,
+      'POST',
+      { ...bearer(temp.key), 'content-type': 'application/json' },
+      listenBody(6),
+    );
+    try {
+      assert.equal(stream.status, 200);
+      await waitFor(() => stream.ended() || undefined, 4000, 'the stream ended at expiry');
+      const data = /^data: (.*)$/m.exec(stream.text())?.[1];
+      assert.ok(data !== undefined, `the stream: ${JSON.stringify(stream.text())}`);
+      assert.deepEqual(JSON.parse(data), {
+        jsonrpc: '2.0',
+        id: 6,
+        error: { code: -32001, message: 'unauthorized' },
+      });
+      const line = await waitFor(() => gateway.auditLines.find((l) => l.key === 'temp'), 3000, 'the line');
+      assert.equal(line.reason, 'ERR_STREAM_EXPIRED');
+      assert.notEqual(line.decision, 'upstream_error');
+    } finally {
+      stream.close();
+      await gateway.close(200);
     }
   });
 });
