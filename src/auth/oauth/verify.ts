@@ -50,6 +50,12 @@ export function createVerifier(options: VerifierOptions): (token: string) => Pro
         return fail('ERR_AUTH_TOKEN_CLAIMS');
       if (typeof payload.iat === 'number' && payload.iat > currentDate.getTime() / 1000 + tolerance)
         return fail('ERR_AUTH_TOKEN_NOT_YET_VALID');
+      // jose compares `exp` with the time in whole seconds: with a tolerance that is not (`500ms`),
+      // or an `exp` that is not, it accepts a token for up to a second past `exp` plus the
+      // tolerance, the instant an open stream of it is ended (stream-expiry.ts). Refused from that
+      // instant on, as the stream is, a GET or listen then is not forwarded, nor a request.
+      if ((payload.exp as number) * 1000 + options.clockToleranceMs <= currentDate.getTime())
+        return fail('ERR_AUTH_TOKEN_EXPIRED');
       if (typeof payload.sub !== 'string' || payload.sub === '') return fail('ERR_AUTH_TOKEN_CLAIMS');
       // The subject names its sessions, buckets and tags (bound by HMACs and Redis keys written as
       // UTF-8): a lone surrogate would be written as U+FFFD, so two subjects could share them.

@@ -1,0 +1,232 @@
+/**
+ * Attack review of today's fixes (tasks bound to their tool, dropped task statuses and related-task
+ * messages, 202/204, per-grant buckets, stream expiry, cacheScope) under OAuth tokens and the older
+ * HTTP+SSE upstream transport (`upstream.transport: sse`).
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestGateway } from '../helpers/gateway.ts';
+import type { TestGateway } from '../helpers/gateway.ts';
+import { freePort, waitFor } from '../helpers/net.ts';
+import { startRawSseUpstream } from '../helpers/raw-sse-upstream.ts';
+import type { RawSseUpstream } from '../helpers/raw-sse-upstream.ts';
+import { startAuthServer } from '../helpers/auth-server.ts';
+import type { TestAuthServer } from '../helpers/auth-server.ts';
+import { openStream } from '../helpers/sse-stream.ts';
+import type { OpenedStream } from '../helpers/sse-stream.ts';
+
+const JSON_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+
+function config(port: number, upstreamUrl: string, as: TestAuthServer, tolerance = '0s'): string {
+  return [
+    `listen: 127.0.0.1:${port}`,
+    `public_url: http://127.0.0.1:${port}/legacy/sse`,
+    'upstream:',
+    `  url: ${upstreamUrl}`,
+    '  transport: sse',
+    'auth:',
+    '  session_secret: "0123456789abcdef0123456789abcdef-oauthsse"',
+    '  oauth:',
+    `    issuer: ${as.issuer}`,
+    `    jwks_uri: ${as.jwksUri}`,
+    `    clock_tolerance: ${tolerance}`,
+    '    grants:',
+    '      - name: big',
+    '        when: { scope: mcp:all }',
+    '        allow: [echo, secret]',
+    '      - name: small',
+    '        when: { scope: mcp:small }',
+    '        allow: [echo]',
+  ].join('\n');
+}
+
+describe('OAuth subject with two grants, HTTP+SSE upstream', () => {
+  let as: TestAuthServer;
+  let upstream: RawSseUpstream;
+  let gateway: TestGateway;
+  let mcpUrl: string;
+  const streams: OpenedStream[] = [];
+
+  before(async () => {
+    as = await startAuthServer();
+    upstream = await startRawSseUpstream(() => '/legacy/messages?sid=S1');
+    const port = await freePort();
+    gateway = await startTestGateway(config(port, upstream.url, as), {}, { listen: `127.0.0.1:${port}` });
+    mcpUrl = gateway.mcpUrl;
+  });
+  after(async () => {
+    for (const s of streams) s.close();
+    await gateway.close(200);
+    await upstream.close();
+    await as.close();
+  });
+
+  const token = (scope: string, extra: Record<string, unknown> = {}) =>
+    as.sign({ aud: mcpUrl, sub: 'alice', scope, ...extra });
+
+  async function open(bearer: string) {
+    const stream = await openStream(mcpUrl, bearer);
+    streams.push(stream);
+    assert.equal(stream.status, 200);
+    const first = await stream.next();
+    assert.equal(first.event, 'endpoint');
+    return { stream, endpoint: new URL(first.data, gateway.url).href };
+  }
+  const post = async (url: string, bearer: string, body: unknown) => {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { ...JSON_HEADERS, authorization: `Bearer ${bearer}` },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, text: await res.text() };
+  };
+  const event = (message: unknown) => `event: message\ndata: ${JSON.stringify(message)}\n\n`;
+
+  it('holds: a task another token of the subject made with a tool this token lacks: its status and its question are dropped on this token\'s stream, tasks/result is "not found"', async () => {
+    const big = await token('mcp:all');
+    const small = await token('mcp:small');
+    const b = await open(big);
+    const next = upstream.nextPost();
+    const r = await post(b.endpoint, big, {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: { name: 'secret', arguments: {}, task: { ttl: 60000 } },
+    });
+    assert.equal(r.status, 202, r.text);
+    const forwarded = (await next) as { id: string };
+    upstream.write(
+      event({
+        jsonrpc: '2.0',
+        id: forwarded.id,
+        result: { task: { taskId: 'T-secret', status: 'working' } },
+      }),
+    );
+    assert.deepEqual(JSON.parse((await b.stream.next()).data), {
+      jsonrpc: '2.0',
+      id: 1,
+      result: { task: { taskId: 'T-secret', status: 'working' } },
+    });
+    // The small token's stream (the upstream writes on its latest stream).
+    const s = await open(small);
+    const related = { 'io.modelcontextprotocol/related-task': { taskId: 'T-secret' } };
+    upstream.write(
+      event({
+        jsonrpc: '2.0',
+        method: 'notifications/tasks/status',
+        params: { taskId: 'T-secret', status: 'completed' },
+      }),
+    );
+    upstream.write(
+      event({
+        jsonrpc: '2.0',
+        method: 'notifications/tasks',
+        params: { taskId: 'T-secret', status: 'completed', result: { content: [] } },
+      }),
+    );
+    upstream.write(
+      event({
+        jsonrpc: '2.0',
+        id: 7,
+        method: 'elicitation/create',
+        params: { message: 'q', requestedSchema: { type: 'object' }, _meta: related },
+      }),
+    );
+    upstream.write(
+      event({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'marker' } }),
+    );
+    assert.equal(JSON.parse((await s.stream.next()).data).params.data, 'marker');
+    const t = await post(s.endpoint, small, {
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'tasks/result',
+      params: { taskId: 'T-secret' },
+    });
+    assert.equal(t.status, 202);
+    const denied = JSON.parse((await s.stream.next()).data);
+    assert.equal(denied.error.message, 'Failed to retrieve task: Task not found');
+    assert.equal(upstream.posts.length, 1);
+  });
+
+  it('holds: a stream ended at exp with half an event held has one line, ERR_STREAM_EXPIRED, and the half never reaches the client', async () => {
+    const exp = Date.now() / 1000 + 1;
+    const short = await token('mcp:all', { exp });
+    const b = await open(short);
+    const lines = gateway.auditLines.length;
+    upstream.write(
+      'event: message\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{"data":"half',
+    );
+    await assert.rejects(b.stream.next(5000));
+    assert.ok(!b.stream.raw().includes('half'));
+    await waitFor(() => upstream.streams.at(-1)?.closed === true);
+    const mine = gateway.auditLines.slice(lines).filter((l) => l.http_method === 'GET');
+    assert.equal(mine.length, 1);
+    assert.equal(mine[0]?.reason, 'ERR_STREAM_EXPIRED');
+  });
+});
+
+describe('exp + a clock_tolerance that is not whole seconds', () => {
+  let as: TestAuthServer;
+  let upstream: RawSseUpstream;
+  let gateway: TestGateway;
+  let mcpUrl: string;
+  before(async () => {
+    as = await startAuthServer();
+    upstream = await startRawSseUpstream(() => '/legacy/messages?sid=S9');
+    const port = await freePort();
+    gateway = await startTestGateway(
+      config(port, upstream.url, as, '10ms'),
+      {},
+      { listen: `127.0.0.1:${port}` },
+    );
+    mcpUrl = gateway.mcpUrl;
+  });
+  after(async () => {
+    await gateway.close(200);
+    await upstream.close();
+    await as.close();
+  });
+
+  it('hole: past exp + a clock_tolerance that is not whole seconds, a request and a stream were still let through for up to a second', async () => {
+    // failed before: jose compares exp with whole seconds, so at exp + 150 ms (clock_tolerance 10ms)
+    // the POST was forwarded (202) and the GET reached the upstream and gave its client an endpoint,
+    // though a stream of that token is ended at exp + 10 ms.
+    const exp = Math.floor(Date.now() / 1000) + 2;
+    const t = await as.sign({ aud: mcpUrl, sub: 'bob', scope: 'mcp:all', exp });
+    const s = await openStream(mcpUrl, t);
+    const endpoint = new URL((await s.next()).data, gateway.url).href;
+    await new Promise((r) => setTimeout(r, exp * 1000 + 150 - Date.now()));
+    const streams = upstream.streams.length;
+    const lines = gateway.auditLines.length;
+    const get = await fetch(mcpUrl, {
+      headers: { authorization: `Bearer ${t}`, accept: 'text/event-stream' },
+    });
+    const getBody = await get.text();
+    const p = await fetch(endpoint, {
+      method: 'POST',
+      headers: { ...JSON_HEADERS, authorization: `Bearer ${t}` },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: { name: 'echo', arguments: {} },
+      }),
+    });
+    const postBody = await p.text();
+    s.close();
+    assert.ok(Date.now() < exp * 1000 + 1000, 'the test ran late: jose refuses from here on anyway');
+    assert.equal(get.status, 401, getBody);
+    assert.match(get.headers.get('www-authenticate') ?? '', /invalid_token/);
+    assert.equal(p.status, 401, postBody);
+    assert.equal(upstream.streams.length, streams);
+    assert.equal(upstream.posts.length, 0);
+    const refused = gateway.auditLines.slice(lines).filter((l) => l.status === 401);
+    assert.deepEqual(
+      refused.map((l) => [l.http_method, l.reason]),
+      [
+        ['GET', 'ERR_AUTH_TOKEN_EXPIRED'],
+        ['POST', 'ERR_AUTH_TOKEN_EXPIRED'],
+      ],
+    );
+  });
+});
