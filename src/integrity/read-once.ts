@@ -32,10 +32,15 @@ export function mayNameBelow(text: string): boolean {
 }
 
 /**
- * Whether `text` may hold a notification that repeats its `method` or an update's `uri`: the key
- * `"method"` written more than once, or `uri` anywhere (escaped spellings hold `\u`: mayNameBelow).
- * A first-wins client would read the first, the gateway (JSON.parse) the last.
+ * Whether `text` may hold a notification that repeats its `method`, an update's `uri` or a task
+ * status's `taskId`: the key `"method"` written more than once, or `uri` or `taskId` anywhere
+ * (escaped spellings hold `\u`: mayNameBelow). A first-wins client would read the first, the
+ * gateway (JSON.parse) the last.
  */
 export function mayRepeatUpdate(text: string): boolean {
-  return text.includes('uri') || text.indexOf('"method"') !== text.lastIndexOf('"method"');
+  return (
+    text.includes('uri') ||
+    text.includes('taskId') ||
+    text.indexOf('"method"') !== text.lastIndexOf('"method"')
+  );
 }

@@ -300,8 +300,9 @@ export function restoreEdits(text: string, value: unknown, ids: ResponseIds): Re
     if (Object.hasOwn(m, 'method')) {
       if (hasResult || Object.hasOwn(m, 'error')) return undefined;
       if (Object.hasOwn(m, 'id')) continue; // a request from the upstream: its id is its own
-      // A repeated method, params, requestId, _meta, subscription id or uri (the resource an update
-      // names: policy/hidden-updates.ts): a first-wins client reads another.
+      // A repeated method, params, requestId, _meta, subscription id, uri or taskId (the resource an
+      // update names, the task a status names: policy/hidden-updates.ts): a first-wins client reads
+      // another.
       if (
         (notifying ??= (naming ??= mayNameBelow(text)) || mayRepeatUpdate(text)) &&
         !readOnce(text, start, NOTIFICATION_READS)
@@ -368,6 +369,9 @@ const NOTIFICATION_READS: ReadKeys = new Map([
       ['requestId', undefined],
       ['_meta', META_READS],
       ['uri', undefined],
+      // The task a status names (policy/hidden-updates.ts): a first-wins client would read a task
+      // the key does not hold behind one it does.
+      ['taskId', undefined],
     ]),
   ],
 ]);

@@ -20,7 +20,8 @@
  * task tasks/get answers with (its status message, and in the tasks extension a completed task's
  * result, the tool's output), so a status of a task that tasks/get answers "Task not found" for
  * (another key's, one whose tool a reload took from the key, one another replica recorded) is
- * dropped too; a variant of `taskId` (`TaskId`, `task_id`) is dropped as a variant of `uri` is.
+ * dropped too; a variant of `taskId` (`TaskId`, `task_id`) is dropped as a variant of `uri` is, and
+ * a repeated `taskId` is refused by the response matching as a repeated `uri` is.
  * Status notifications are optional: a client polls tasks/get for its tasks whether or not they
  * come.
  *

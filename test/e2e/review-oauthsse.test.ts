@@ -14,6 +14,8 @@ import { startAuthServer } from '../helpers/auth-server.ts';
 import type { TestAuthServer } from '../helpers/auth-server.ts';
 import { openStream } from '../helpers/sse-stream.ts';
 import type { OpenedStream } from '../helpers/sse-stream.ts';
+import { startScriptedUpstream } from '../helpers/scripted-upstream.ts';
+import type { ScriptedUpstream } from '../helpers/scripted-upstream.ts';
 
 const JSON_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 
@@ -148,6 +150,35 @@ describe('OAuth subject with two grants, HTTP+SSE upstream', () => {
     assert.equal(upstream.posts.length, 1);
   });
 
+  it("hole: a task status repeating taskId (first another token's task, last this token's) passed the stream", async () => {
+    // failed before: both events reached the client; a first-wins client reads T-secret's status.
+    const small = await token('mcp:small');
+    const s = await open(small);
+    const next = upstream.nextPost();
+    const r = await post(s.endpoint, small, {
+      jsonrpc: '2.0',
+      id: 3,
+      method: 'tools/call',
+      params: { name: 'echo', arguments: {}, task: {} },
+    });
+    assert.equal(r.status, 202);
+    const fwd = (await next) as { id: string };
+    upstream.write(
+      event({ jsonrpc: '2.0', id: fwd.id, result: { task: { taskId: 'mine', status: 'working' } } }),
+    );
+    assert.equal(JSON.parse((await s.stream.next()).data).result.task.taskId, 'mine');
+    const status = (params: string) =>
+      `event: message\ndata: {"jsonrpc":"2.0","method":"notifications/tasks","params":${params}}\n\n`;
+    upstream.write(
+      status('{"taskId":"T-secret","status":"completed","result":{"content":[]},"taskId":"mine"}'),
+    );
+    upstream.write(status('{"taskId":"T-secret","status":"completed","task\\u0049d":"mine"}'));
+    upstream.write(status('{"taskId":"mine","status":"working"}'));
+    const got = JSON.parse((await s.stream.next()).data);
+    assert.deepEqual(got.params, { taskId: 'mine', status: 'working' });
+    assert.ok(!s.stream.raw().includes('T-secret'));
+  });
+
   it('holds: a stream ended at exp with half an event held has one line, ERR_STREAM_EXPIRED, and the half never reaches the client', async () => {
     const exp = Date.now() / 1000 + 1;
     const short = await token('mcp:all', { exp });
@@ -228,5 +259,63 @@ describe('exp + a clock_tolerance that is not whole seconds', () => {
         ['POST', 'ERR_AUTH_TOKEN_EXPIRED'],
       ],
     );
+  });
+});
+
+describe('Streamable HTTP behind OAuth: scripted upstream', () => {
+  let as: TestAuthServer;
+  let upstream: ScriptedUpstream;
+  let gateway: TestGateway;
+  let mcpUrl: string;
+  before(async () => {
+    as = await startAuthServer();
+    upstream = await startScriptedUpstream();
+    const port = await freePort();
+    const yaml = config(port, upstream.url, as)
+      .replace('  transport: sse\n', '')
+      .replace(`public_url: http://127.0.0.1:${port}/legacy/sse`, `public_url: http://127.0.0.1:${port}/mcp`);
+    gateway = await startTestGateway(yaml, {}, { listen: `127.0.0.1:${port}` });
+    mcpUrl = gateway.mcpUrl;
+  });
+  after(async () => {
+    await gateway.close(200);
+    await upstream.close();
+    await as.close();
+  });
+
+  it('hole: the same repeated taskId on a Streamable HTTP GET stream', async () => {
+    // failed before: the status reached the client.
+    const t = await as.sign({ aud: mcpUrl, sub: 'carol', scope: 'mcp:small' });
+    upstream.set((seen, res) => {
+      const id = (seen.body as { id: string }).id;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({ jsonrpc: '2.0', id, result: { task: { taskId: 'mine', status: 'working' } } }),
+      );
+    });
+    const headers = { authorization: `Bearer ${t}`, 'mcp-protocol-version': '2025-11-25' };
+    const p = await fetch(mcpUrl, {
+      method: 'POST',
+      headers: { ...JSON_HEADERS, ...headers },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 5,
+        method: 'tools/call',
+        params: { name: 'echo', arguments: {}, task: {} },
+      }),
+    });
+    assert.equal(p.status, 200, await p.text());
+    upstream.set((_seen, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const status = (params: string) =>
+        `data: {"jsonrpc":"2.0","method":"notifications/tasks/status","params":${params}}\n\n`;
+      res.write(status('{"taskId":"T-other","status":"completed","taskId":"mine"}'));
+      res.end(status('{"taskId":"mine","status":"working"}'));
+    });
+    const get = await fetch(mcpUrl, { headers: { ...headers, accept: 'text/event-stream' } });
+    const text = await get.text();
+    assert.equal(get.status, 200);
+    assert.ok(!text.includes('T-other'), text);
+    assert.ok(text.includes('{"taskId":"mine","status":"working"}'), text);
   });
 });
