@@ -125,12 +125,14 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
   /**
    * A 2xx must answer every request of the exchange: one that leaves a request unanswered (an empty
    * body, a lone notification, part of a batch) is refused, so the client gets a 502 rather than a
-   * request never answered. A 202 or 204 carries no answer by definition: refused the same way when
-   * the requests are answered in the body (`answersInBody`), passed on the HTTP+SSE transport.
+   * request never answered. A 202 or 204 carries no answer by definition, nor does a 2xx whose head
+   * says its body is empty (`empty`: how the Java SDK's HTTP+SSE servlet accepts a POST, 200 with
+   * Content-Length 0): refused the same way when the requests are answered in the body
+   * (`answersInBody`), passed on the HTTP+SSE transport.
    */
-  settle(status: number): void {
+  settle(status: number, empty = false): void {
     if (this.bodyless || status < 200 || status >= 300) return;
-    const accepted = status === 202 || status === 204;
+    const accepted = status === 202 || status === 204 || empty;
     if (accepted && !this.#answersInBody) return;
     if (this.#ids.awaited?.() === true) throw accepted ? acceptedUnanswered(status) : unanswerable();
   }

@@ -23,11 +23,11 @@ export interface ResponseRewrite {
   pieces?(body: Buffer): readonly Buffer[];
   /**
    * Called once a held application/json body was rewritten, before it is passed on with `status`,
-   * and for a 2xx with no body to read (202, 204): throws when that cannot be (a 2xx that leaves a
-   * request the exchange forwarded unanswered: an empty body, a lone notification, part of a batch;
-   * a 202 or 204 where requests are answered in the body).
+   * and for a 2xx with no body to read (202, 204, or `empty`: a Content-Length of 0): throws when
+   * that cannot be (a 2xx that leaves a request the exchange forwarded unanswered: an empty body, a
+   * lone notification, part of a batch; no body where requests are answered in the body).
    */
-  settle?(status: number): void;
+  settle?(status: number, empty?: boolean): void;
   /**
    * The gateway ends the stream itself (a reload refused its key, its credential expired, shutdown):
    * a request still owed an answer when the stream ends gets `error`, not an upstream's failure.

@@ -219,16 +219,24 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
         this.holding = true;
         this.heldLength = length;
         headers['content-type'] = 'application/json';
-      } else if (statusCode < 300 && statusCode !== 202 && statusCode !== 204 && rewrite.bodyless !== true) {
+      } else if (
+        statusCode < 300 &&
+        statusCode !== 202 &&
+        statusCode !== 204 &&
+        length !== 0 &&
+        rewrite.bodyless !== true
+      ) {
         controller.abort(
           new GatewayError('ERR_UPSTREAM_PROTOCOL', { message: 'upstream sent an invalid response' }),
         );
         return;
       } else {
-        // A 202 or 204 (no body to read): the exchange's requests may be owed an answer in it.
+        // A 202 or 204, or a 2xx whose head says it has no body (an HTTP+SSE server's acceptance:
+        // the Java SDK's is a 200 with Content-Length 0): the exchange's requests may be owed an
+        // answer in it.
         if (statusCode < 300) {
           try {
-            rewrite.settle?.(statusCode);
+            rewrite.settle?.(statusCode, length === 0);
           } catch (err) {
             controller.abort(err as Error);
             return;

@@ -5,6 +5,9 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { freePort, waitFor } from '../helpers/net.ts';
@@ -317,5 +320,74 @@ describe('Streamable HTTP behind OAuth: scripted upstream', () => {
     assert.equal(get.status, 200);
     assert.ok(!text.includes('T-other'), text);
     assert.ok(text.includes('{"taskId":"mine","status":"working"}'), text);
+  });
+});
+
+describe('HTTP+SSE upstream that accepts a POST with 200 and an empty body (the Java SDK servlet)', () => {
+  let as: TestAuthServer;
+  let gateway: TestGateway;
+  let mcpUrl: string;
+  let stream: ServerResponse | undefined;
+  const posts: string[] = [];
+  const server = createServer((req, res) => {
+    if (req.method === 'GET') {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('event: endpoint\ndata: /legacy/message?sessionId=J1\n\n');
+      stream = res;
+      return;
+    }
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      posts.push(body);
+      const id = (JSON.parse(body) as { id: string }).id;
+      // As HttpServletSseServerTransportProvider does: the answer on the stream, then 200, no body.
+      stream?.write(
+        `event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id, result: { content: [] } })}\n\n`,
+      );
+      res.writeHead(200, { 'content-length': '0' }).end();
+    });
+  });
+  before(async () => {
+    as = await startAuthServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const upstreamUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/legacy/sse`;
+    const port = await freePort();
+    gateway = await startTestGateway(config(port, upstreamUrl, as), {}, { listen: `127.0.0.1:${port}` });
+    mcpUrl = gateway.mcpUrl;
+  });
+  after(async () => {
+    await gateway.close(200);
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await as.close();
+  });
+
+  it('hole: the POST the upstream accepted and answered on the stream got a 502 and an upstream_error line', async () => {
+    // failed before: 502 "upstream sent an invalid response" (a client retries a call that ran).
+    const t = await as.sign({ aud: mcpUrl, sub: 'dave', scope: 'mcp:small' });
+    const s = await openStream(mcpUrl, t);
+    const endpoint = new URL((await s.next()).data, gateway.url).href;
+    const lines = gateway.auditLines.length;
+    const res = await fetch(endpoint, {
+      method: 'POST',
+      headers: { ...JSON_HEADERS, authorization: `Bearer ${t}` },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 4,
+        method: 'tools/call',
+        params: { name: 'echo', arguments: {} },
+      }),
+    });
+    const text = await res.text();
+    const answer = JSON.parse((await s.next()).data);
+    s.close();
+    assert.equal(res.status, 200, text);
+    assert.equal(text, '');
+    assert.equal(posts.length, 1);
+    assert.deepEqual(answer, { jsonrpc: '2.0', id: 4, result: { content: [] } });
+    const line = gateway.auditLines.slice(lines).find((l) => l.http_method === 'POST');
+    assert.equal(line?.decision, 'allow');
+    assert.equal(line?.status, 200);
   });
 });
