@@ -163,6 +163,11 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     if (this.tail !== undefined) {
       this.tail = undefined;
       res.destroy();
+    } else if (this.replacement !== undefined) {
+      // The gateway's own body in place of an unreadable one its upstream had not finished: its head
+      // went with its length, and ended bare the client waited on the connection for those bytes.
+      this.hooks.onBytes(this.replacement.length);
+      res.end(this.replacement);
     } else {
       if (this.sseRewrite) {
         this.rewrite!.endedBy?.(refusal);

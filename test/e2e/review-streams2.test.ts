@@ -1,0 +1,127 @@
+/**
+ * A second attack review of how responses end (src/proxy/relay.ts: end, pumpTail, watchEnd, settle;
+ * src/pipeline/handler.ts endStream/expire; src/server/reload.ts): every way a response ends crossed
+ * with the state it is in. "hole:" tests failed before their fix ("failed before: ..."); "holds:"
+ * tests pin what already held.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import type { Socket } from 'node:net';
+import type { ServerResponse } from 'node:http';
+import { parseConfigText } from '../../src/config/load.ts';
+import { startTestGateway } from '../helpers/gateway.ts';
+import type { TestGateway } from '../helpers/gateway.ts';
+import { startScriptedUpstream } from '../helpers/scripted-upstream.ts';
+import type { ScriptedUpstream, Seen } from '../helpers/scripted-upstream.ts';
+import { waitFor } from '../helpers/net.ts';
+import { newKey, reviewConfig } from '../helpers/review-config.ts';
+import type { KeySpec } from '../helpers/review-config.ts';
+import { ACCEPT } from '../helpers/open-request.ts';
+
+const SECRET = 's'.repeat(40);
+
+const configFor = (upstreamUrl: string, keys: readonly KeySpec[], extra = '') =>
+  reviewConfig(upstreamUrl, keys, extra, { secret: SECRET, resources: ['file:///public/*'] });
+
+function rawRequest(u: URL, method: string, key: string, body?: string): string {
+  return (
+    `${method} ${u.pathname} HTTP/1.1\r\nHost: ${u.host}\r\nAuthorization: Bearer ${key}\r\n` +
+    `Accept: ${method === 'GET' ? 'text/event-stream' : ACCEPT}\r\n` +
+    (body !== undefined
+      ? `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`
+      : '') +
+    `\r\n${body ?? ''}`
+  );
+}
+
+/** A raw client socket (its bytes are kept as they come). */
+function rawClient(u: URL): { socket: Socket; text(): string; closed(): boolean } {
+  const socket = connect(Number(u.port), u.hostname);
+  let text = '';
+  let closed = false;
+  socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+  socket.on('error', () => {});
+  socket.on('close', () => (closed = true));
+  return { socket, text: () => text, closed: () => closed };
+}
+
+/** The body of a raw response with a Content-Length: its declared length and the bytes received. */
+function bodyOf(text: string): { length: number; got: number } {
+  const length = Number(/content-length: (\d+)/i.exec(text)?.[1]);
+  return { length, got: text.length - text.indexOf('\r\n\r\n') - 4 };
+}
+
+async function reloadWith(gateway: TestGateway, yaml: string): Promise<void> {
+  const outcome = parseConfigText(yaml, {}, Date.now());
+  assert.ok(outcome.config, JSON.stringify(outcome.issues));
+  assert.equal((await gateway.runtime.reload(outcome.config)).applied, true);
+}
+
+describe('streams2 review: a response the gateway ends in each state', () => {
+  let upstream: ScriptedUpstream;
+  const open: ServerResponse[] = [];
+  before(async () => {
+    upstream = await startScriptedUpstream();
+    upstream.set((seen: Seen, res: ServerResponse) => {
+      res.on('error', () => {});
+      open.push(res);
+      if (seen.method === 'GET') {
+        // An error whose body the gateway cannot read (not JSON): it sends its own in its place.
+        // The upstream sends the head and the first bytes, then nothing more.
+        res.writeHead(503, { 'content-type': 'text/html', 'content-length': '1000' });
+        res.write('<html>');
+        return;
+      }
+      res.writeHead(500).end();
+    });
+  });
+  after(async () => {
+    for (const r of open) r.destroy();
+    await upstream.close();
+  });
+
+  it("hole: a stream whose unreadable error body was replaced, ended by a reload before the upstream's body ended, was sent short of its Content-Length: the client waited on a connection that carried nothing", async () => {
+    // failed before: the relay wrote the head of the gateway's own body in place of the upstream's
+    // (its Content-Length) and waited for the upstream's end to send it; the reload's endStream
+    // called relay.end, whose res.end() sent that head with no body. Node kept the connection open
+    // (it does not check the length), so the client waited for bytes that never came, and the line
+    // said the answer went out whole (not aborted).
+    const mallory: KeySpec = { label: 'mallory', key: newKey() };
+    const alice: KeySpec = { label: 'alice', key: newKey() };
+    const gateway = await startTestGateway(configFor(upstream.url, [mallory, alice]));
+    const u = new URL(gateway.mcpUrl);
+    const client = rawClient(u);
+    try {
+      client.socket.write(rawRequest(u, 'GET', mallory.key));
+      await waitFor(() => gateway.handler.streams.size === 1 || undefined, 3000, 'the stream open');
+      await waitFor(() => upstream.seen.some((s) => s.method === 'GET') || undefined, 3000, 'the GET');
+      await new Promise((r) => setTimeout(r, 200));
+      await reloadWith(gateway, configFor(upstream.url, [alice]));
+      await waitFor(() => client.text().includes('\r\n\r\n') || undefined, 3000, 'the head');
+      // The client gets every byte its head promised, or sees the connection cut.
+      await waitFor(
+        () => {
+          const { length, got } = bodyOf(client.text());
+          return got >= length || client.closed() || undefined;
+        },
+        3000,
+        `the body or the cut: ${JSON.stringify(client.text())}`,
+      );
+      assert.match(client.text(), /^HTTP\/1\.1 503 /);
+      const { length, got } = bodyOf(client.text());
+      const line = await waitFor(() => gateway.auditLines.find((l) => l.key === 'mallory'), 3000, 'the line');
+      assert.equal(line.reason, 'ERR_AUTH_UNKNOWN_KEY');
+      assert.equal(line.status, 503);
+      if (got >= length) {
+        assert.equal(got, length);
+        assert.match(client.text(), /"error":\{"code":-32\d+/);
+        assert.equal(line.bytes_out, length);
+      } else assert.equal(line.aborted, true);
+      assert.equal(gateway.handler.streams.size, 0);
+    } finally {
+      client.socket.destroy();
+      await gateway.close(200);
+    }
+  });
+});
