@@ -182,7 +182,11 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
+    // The client left, or the gateway answered it already (a stream refused by a reload or at its
+    // credential's expiry), while its connection was being made: abort() found nothing to abort.
+    // A refusal queued behind another answer on the client's connection is ended, not destroyed.
     if (this.res.destroyed) controller.abort(new Error('client closed the request'));
+    else if (this.res.writableEnded) controller.abort(new Error('answered by the gateway'));
   }
 
   onResponseStart(

@@ -18,6 +18,7 @@ import { waitFor } from '../helpers/net.ts';
 import { newKey, reviewConfig } from '../helpers/review-config.ts';
 import type { KeySpec } from '../helpers/review-config.ts';
 import { ACCEPT } from '../helpers/open-request.ts';
+import { Pool } from 'undici';
 
 const SECRET = 's'.repeat(40);
 
@@ -120,6 +121,106 @@ describe('streams2 review: a response the gateway ends in each state', () => {
       } else assert.equal(line.aborted, true);
       assert.equal(gateway.handler.streams.size, 0);
     } finally {
+      client.socket.destroy();
+      await gateway.close(200);
+    }
+  });
+});
+
+describe('streams2 review: a stream the gateway refuses before its upstream request started', () => {
+  let upstream: ScriptedUpstream;
+  const open: ServerResponse[] = [];
+  before(async () => {
+    upstream = await startScriptedUpstream();
+    upstream.set((seen: Seen, res: ServerResponse) => {
+      res.on('error', () => {});
+      open.push(res);
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(': open\n\n');
+    });
+  });
+  after(async () => {
+    for (const r of open) r.destroy();
+    await upstream.close();
+  });
+
+  it('holds: a stream refused by a reload while its upstream connection was still being made is not forwarded once it is made', async () => {
+    // The relay learns its upstream request's controller only when the request is written to a
+    // connection (onRequestStart), after a new stream connection's connect (and TLS handshake):
+    // relay.abort finds none to abort. onRequestStart aborts a request whose response is over.
+    const mallory: KeySpec = { label: 'mallory', key: newKey() };
+    const alice: KeySpec = { label: 'alice', key: newKey() };
+    const gateway = await startTestGateway(configFor(upstream.url, [mallory, alice]));
+    const u = new URL(gateway.mcpUrl);
+    // A slow connection to the upstream (a far upstream's connect and TLS handshake), for GETs.
+    const dispatch = Pool.prototype.dispatch;
+    Pool.prototype.dispatch = function (this: Pool, options, handler) {
+      if (options.method !== 'GET') return dispatch.call(this, options, handler);
+      setTimeout(() => dispatch.call(this, options, handler), 600);
+      return true;
+    };
+    const client = rawClient(u);
+    try {
+      client.socket.write(rawRequest(u, 'GET', mallory.key));
+      await waitFor(() => gateway.handler.streams.size === 1 || undefined, 3000, 'the stream open');
+      await reloadWith(gateway, configFor(upstream.url, [alice]));
+      await waitFor(() => /^HTTP\/1\.1 401 /.test(client.text()) || undefined, 3000, 'the 401');
+      const line = await waitFor(() => gateway.auditLines.find((l) => l.key === 'mallory'), 3000, 'the line');
+      assert.equal(line.status, 401);
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.deepEqual(
+        upstream.seen.filter((s) => s.method === 'GET').map((s) => s.method),
+        [],
+        'the refused stream never reaches the upstream',
+      );
+      assert.equal(gateway.auditLines.filter((l) => l.key === 'mallory').length, 1);
+    } finally {
+      Pool.prototype.dispatch = dispatch;
+      client.socket.destroy();
+      await gateway.close(200);
+    }
+  });
+
+  it('hole: a stream pipelined behind an open answer, refused by a reload while its upstream connection was being made, was forwarded all the same', async () => {
+    // failed before: relay.abort found no controller (the request not yet on a connection), and
+    // onRequestStart aborted only a request whose response was destroyed (its client gone). A
+    // refusal written behind another answer on the same connection waits in the response's queue:
+    // not destroyed, so the upstream received the GET of the key the reload had refused (a key
+    // whose expiry fell in that window too), and held a stream for it nobody would read.
+    const mallory: KeySpec = { label: 'mallory', key: newKey() };
+    const alice: KeySpec = { label: 'alice', key: newKey() };
+    const gateway = await startTestGateway(configFor(upstream.url, [mallory, alice]));
+    const u = new URL(gateway.mcpUrl);
+    const dispatch = Pool.prototype.dispatch;
+    Pool.prototype.dispatch = function (this: Pool, options, handler) {
+      if (options.method !== 'GET') return dispatch.call(this, options, handler);
+      setTimeout(() => dispatch.call(this, options, handler), 600);
+      return true;
+    };
+    const client = rawClient(u);
+    // A call answered on an event stream that stays open, and a GET pipelined behind it.
+    const call = '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{}}}';
+    try {
+      client.socket.write(rawRequest(u, 'POST', mallory.key, call) + rawRequest(u, 'GET', mallory.key));
+      await waitFor(() => gateway.handler.streams.size === 1 || undefined, 3000, 'the stream open');
+      await reloadWith(gateway, configFor(upstream.url, [alice]));
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.deepEqual(
+        upstream.seen.map((s) => s.method),
+        ['POST'],
+        'the refused stream never reaches the upstream',
+      );
+      client.socket.destroy();
+      const lines = await waitFor(
+        () => (gateway.auditLines.length === 2 ? gateway.auditLines : undefined),
+        3000,
+        'the two lines',
+      );
+      const get = lines.find((l) => l.http_method === 'GET')!;
+      assert.equal(get.status, 401);
+      assert.equal(get.reason, 'ERR_AUTH_UNKNOWN_KEY');
+    } finally {
+      Pool.prototype.dispatch = dispatch;
       client.socket.destroy();
       await gateway.close(200);
     }
