@@ -391,6 +391,14 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     this.stopKeepalive();
+    // A body the gateway drops for its own (its head written with that body's length): the upstream
+    // failing before its end takes nothing from the client's answer. Cut, the client got no answer
+    // at all (the head was not sent yet), where it gets the status and the gateway's error.
+    const res = this.res;
+    if (this.replacement !== undefined && res.headersSent && !res.writableEnded && !res.destroyed) {
+      this.hooks.onBytes(this.replacement.length);
+      res.end(this.replacement);
+    }
     this.finish(error);
   }
 

@@ -62,6 +62,7 @@ async function reloadWith(gateway: TestGateway, yaml: string): Promise<void> {
 describe('streams2 review: a response the gateway ends in each state', () => {
   let upstream: ScriptedUpstream;
   const open: ServerResponse[] = [];
+  let breaking = false;
   before(async () => {
     upstream = await startScriptedUpstream();
     upstream.set((seen: Seen, res: ServerResponse) => {
@@ -72,6 +73,8 @@ describe('streams2 review: a response the gateway ends in each state', () => {
         // The upstream sends the head and the first bytes, then nothing more.
         res.writeHead(503, { 'content-type': 'text/html', 'content-length': '1000' });
         res.write('<html>');
+        // A broken upstream drops the connection before the rest (when told).
+        if (breaking) setTimeout(() => res.socket?.destroy(), 100);
         return;
       }
       res.writeHead(500).end();
@@ -121,6 +124,41 @@ describe('streams2 review: a response the gateway ends in each state', () => {
       } else assert.equal(line.aborted, true);
       assert.equal(gateway.handler.streams.size, 0);
     } finally {
+      client.socket.destroy();
+      await gateway.close(200);
+    }
+  });
+  it("hole: a stream whose unreadable error body the gateway replaces, its upstream failing before that body's end, was cut before its head: no answer at all", async () => {
+    // failed before: the head of the gateway's own body was written (not yet sent) when the upstream
+    // answered; the upstream's connection then failed mid-body, and onDone's sendError found the
+    // head "sent" and destroyed the response. The client, whose answer (the status and the gateway's
+    // own error) needed nothing of the dropped body, got an empty reply instead of a JSON-RPC error.
+    const alice: KeySpec = { label: 'alice', key: newKey() };
+    const gateway = await startTestGateway(configFor(upstream.url, [alice]));
+    const u = new URL(gateway.mcpUrl);
+    const client = rawClient(u);
+    try {
+      breaking = true;
+      client.socket.write(rawRequest(u, 'GET', alice.key));
+      await waitFor(
+        () => {
+          const { length, got } = bodyOf(client.text());
+          return (client.text().includes('\r\n\r\n') && got >= length) || client.closed() || undefined;
+        },
+        3000,
+        'the answer or the cut',
+      );
+      assert.match(client.text(), /^HTTP\/1\.1 503 /, `got ${JSON.stringify(client.text())}`);
+      const { length, got } = bodyOf(client.text());
+      assert.equal(got, length);
+      assert.match(client.text(), /"error":\{"code":-32\d+/);
+      const line = await waitFor(() => gateway.auditLines.find((l) => l.key === 'alice'), 3000, 'the line');
+      assert.equal(line.status, 503);
+      assert.equal(line.decision, 'upstream_error');
+      assert.equal(line.bytes_out, length);
+      assert.equal(line.aborted, false);
+    } finally {
+      breaking = false;
       client.socket.destroy();
       await gateway.close(200);
     }
