@@ -122,7 +122,9 @@ export class Exchange implements RelayHooks {
       streams.delete(ctx);
       deps.observer.streamClosed();
     }
-    if (ctx.status === 0) ctx.status = res.headersSent ? res.statusCode : 499;
+    // The status the client received: none when no head went out, though the upstream's status was
+    // taken when its head arrived (a JSON answer is held whole, its head written only then).
+    if (ctx.status === 0 || !res.headersSent) ctx.status = res.headersSent ? res.statusCode : 499;
     inflight.delete(this);
     ctx.finished = true;
     deps.observer.finish(ctx);

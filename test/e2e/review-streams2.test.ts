@@ -77,7 +77,9 @@ describe('streams2 review: a response the gateway ends in each state', () => {
         if (breaking) setTimeout(() => res.socket?.destroy(), 100);
         return;
       }
-      res.writeHead(500).end();
+      // A call's JSON answer: the head and its first bytes, then the rest later (never, here).
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
+      res.write('{"jsonrpc":"2.0",');
     });
   });
   after(async () => {
@@ -159,6 +161,31 @@ describe('streams2 review: a response the gateway ends in each state', () => {
       assert.equal(line.aborted, false);
     } finally {
       breaking = false;
+      client.socket.destroy();
+      await gateway.close(200);
+    }
+  });
+  it('hole: a client that left while the gateway held its JSON answer (its head not sent) was recorded as having received a 200', async () => {
+    // failed before: the exchange took the upstream's status when its head arrived, though a body the
+    // gateway must read is held whole and its head written only then. The client left with nothing
+    // received, and its line said status 200 (aborted), where README's fields say 499 for a client
+    // that left before a response, and the status is otherwise always the one the client received.
+    const alice: KeySpec = { label: 'alice', key: newKey() };
+    const gateway = await startTestGateway(configFor(upstream.url, [alice]));
+    const u = new URL(gateway.mcpUrl);
+    const client = rawClient(u);
+    try {
+      const call = '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","arguments":{}}}';
+      client.socket.write(rawRequest(u, 'POST', alice.key, call));
+      await waitFor(() => upstream.seen.some((s) => s.method === 'POST') || undefined, 3000, 'the call');
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(client.text(), '');
+      client.socket.destroy();
+      const line = await waitFor(() => gateway.auditLines.find((l) => l.key === 'alice'), 3000, 'the line');
+      assert.equal(line.aborted, true);
+      assert.equal(line.status, 499);
+      assert.equal(line.bytes_out, 0);
+    } finally {
       client.socket.destroy();
       await gateway.close(200);
     }
