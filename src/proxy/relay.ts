@@ -142,6 +142,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
   abort(reason: Error): void {
     this.stopKeepalive();
     this.clearStall();
+    this.endTail();
     if (this.controller && !this.controller.aborted) this.controller.abort(reason);
   }
 
@@ -161,7 +162,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     if (res.writableEnded || res.destroyed) return;
     // Ended before the abort: the upstream's error it causes finds nothing more to send (onDone).
     if (this.tail !== undefined) {
-      this.tail = undefined;
+      this.endTail();
       res.destroy();
     } else if (this.replacement !== undefined) {
       // The gateway's own body in place of an unreadable one its upstream had not finished: its head
@@ -475,7 +476,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
       }
       this.hooks.onBytes(batch);
       if (this.tailIndex === tail.length) {
-        this.tail = undefined;
+        this.endTail();
         // (end() uncorks: the last slice goes with it.)
         res.end();
         this.watchEnd();
@@ -495,7 +496,17 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
         return;
       }
     }
+    this.endTail();
+  }
+
+  /**
+   * The pump is over (sent, cut, or its client gone): the held body's reservation, kept while its
+   * pieces waited in memory for the client (finish leaves it), is given back.
+   */
+  private endTail(): void {
+    if (this.tail === undefined) return;
     this.tail = undefined;
+    this.releaseHeld();
   }
 
   /**
@@ -613,7 +624,9 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     // A stream that fails before its first event still opened (the client sees it cut, as later).
     if (error !== undefined) this.flushHead();
     this.done = true;
-    this.releaseHeld();
+    // A large body about to be pumped keeps its reservation: its bytes (or the rewritten ones, about
+    // as many) stay in memory until the client took them (endTail), which a slow client makes hours.
+    if (this.tail === undefined) this.releaseHeld();
     this.clearStall();
     if (this.onDrain !== undefined) this.res.off('drain', this.onDrain);
     this.hooks.onDone(error);

@@ -291,3 +291,81 @@ describe('streams2 review: a stream the gateway refuses before its upstream requ
     }
   });
 });
+
+describe('streams2 review: a large answer sent as its client takes it', () => {
+  let upstream: ScriptedUpstream;
+  const open: ServerResponse[] = [];
+  /** A call's JSON answer: more than the loopback socket buffers take. */
+  const CALL_JSON = 12 * 1024 * 1024;
+  before(async () => {
+    upstream = await startScriptedUpstream();
+    upstream.set((seen: Seen, res: ServerResponse) => {
+      res.on('error', () => {});
+      open.push(res);
+      const body = seen.body as { id?: unknown };
+      const text = JSON.stringify({ jsonrpc: '2.0', id: body.id, result: { pad: 'z'.repeat(CALL_JSON) } });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(text.length) });
+      res.end(text);
+    });
+  });
+  after(async () => {
+    for (const r of open) r.destroy();
+    await upstream.close();
+  });
+
+  it('hole: a 12 MB answer pumped to a client that reads it slowly kept its 12 MB in memory outside the buffer budget, which said it was free', async () => {
+    // failed before: the held body's reservation was given back when the upstream's answer ended
+    // (finish), before pumpTail sent it: the answer's bytes stayed in memory until the client took
+    // the last slice (a client taking 64 KiB per send_timeout keeps a 12 MB answer for hours), while
+    // limits.max_buffered_bytes counted none of them. One key's max_in_flight slow answers could hold
+    // that many bodies past the ceiling. The reservation now lasts until the pump ends or is cut.
+    const slow: KeySpec = { label: 'slow', key: newKey() };
+    const gateway = await startTestGateway(
+      configFor(upstream.url, [slow], 'limits:\n  send_timeout: 5s\n  max_buffered_bytes: 64MiB\n'),
+    );
+    const u = new URL(gateway.mcpUrl);
+    const client = rawClient(u);
+    client.socket.pause();
+    try {
+      const call = '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{}}}';
+      client.socket.write(rawRequest(u, 'POST', slow.key, call));
+      await waitFor(() => upstream.seen.length > 0 || undefined, 3000, 'the call');
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(gateway.auditLines.length, 0, 'still sending');
+      assert.ok(
+        gateway.budget.used >= CALL_JSON,
+        `budget used ${gateway.budget.used} while the answer is held`,
+      );
+      // The client reads it all: the answer whole, its reservation given back.
+      client.socket.resume();
+      const line = await waitFor(() => gateway.auditLines[0], 5000, 'the line');
+      assert.equal(line.aborted, false);
+      assert.ok((line.bytes_out as number) > CALL_JSON);
+      assert.equal(gateway.budget.used, 0);
+    } finally {
+      client.socket.destroy();
+      await gateway.close(200);
+    }
+  });
+
+  it('holds: a client that leaves mid-pump gives the reservation back', async () => {
+    const slow: KeySpec = { label: 'slow', key: newKey() };
+    const gateway = await startTestGateway(configFor(upstream.url, [slow], 'limits:\n  send_timeout: 5s\n'));
+    const u = new URL(gateway.mcpUrl);
+    const client = rawClient(u);
+    client.socket.pause();
+    try {
+      const call = '{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"echo","arguments":{}}}';
+      client.socket.write(rawRequest(u, 'POST', slow.key, call));
+      await waitFor(() => upstream.seen.length > 1 || undefined, 3000, 'the call');
+      await new Promise((r) => setTimeout(r, 500));
+      client.socket.destroy();
+      const line = await waitFor(() => gateway.auditLines[0], 3000, 'the line');
+      assert.equal(line.aborted, true);
+      assert.equal(gateway.budget.used, 0);
+    } finally {
+      client.socket.destroy();
+      await gateway.close(200);
+    }
+  });
+});
