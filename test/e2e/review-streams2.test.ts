@@ -17,7 +17,7 @@ import type { ScriptedUpstream, Seen } from '../helpers/scripted-upstream.ts';
 import { waitFor } from '../helpers/net.ts';
 import { newKey, reviewConfig } from '../helpers/review-config.ts';
 import type { KeySpec } from '../helpers/review-config.ts';
-import { ACCEPT } from '../helpers/open-request.ts';
+import { ACCEPT, postJson } from '../helpers/open-request.ts';
 import { Pool } from 'undici';
 
 const SECRET = 's'.repeat(40);
@@ -365,6 +365,34 @@ describe('streams2 review: a large answer sent as its client takes it', () => {
       const line = await waitFor(() => gateway.auditLines[0], 3000, 'the line');
       assert.equal(line.aborted, true);
       assert.equal(gateway.budget.used, 0);
+    } finally {
+      client.socket.destroy();
+      await gateway.close(200);
+    }
+  });
+  it('holds: a pump cut by send_timeout gives back its max_in_flight slot and its reservation: the next call is admitted', async () => {
+    const one: KeySpec = { label: 'one', key: newKey() };
+    const yaml = configFor(upstream.url, [one], 'limits:\n  send_timeout: 1s\n').replace(
+      'refill_per_second: 1000',
+      'refill_per_second: 1000, max_in_flight: 1',
+    );
+    const gateway = await startTestGateway(yaml);
+    const u = new URL(gateway.mcpUrl);
+    const client = rawClient(u);
+    client.socket.pause();
+    try {
+      const call = (id: number) =>
+        `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":"echo","arguments":{}}}`;
+      client.socket.write(rawRequest(u, 'POST', one.key, call(7)));
+      await waitFor(() => gateway.budget.used > CALL_JSON || undefined, 3000, 'the pump');
+      // While it is pumped the slot is taken.
+      assert.equal((await postJson(gateway.mcpUrl, one.key, call(9))).status, 429);
+      const line = await waitFor(() => gateway.auditLines.find((l) => l.rpc_id === 7), 5000, 'the cut');
+      assert.equal(line.reason, 'ERR_CLIENT_STALLED');
+      assert.equal(line.aborted, true);
+      assert.equal(gateway.budget.used, 0);
+      const next = await postJson(gateway.mcpUrl, one.key, call(8));
+      assert.equal(next.status, 200);
     } finally {
       client.socket.destroy();
       await gateway.close(200);
