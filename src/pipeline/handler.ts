@@ -368,8 +368,12 @@ export function createHandler(deps: HandlerDeps): Handler {
     // (The relay ends what it relays: a stream through its rewriter, whose owed answers get the
     // refusal, then watched; a body its head gave a length is cut.)
     if (ctx.res.headersSent) {
-      if (ex.relay !== undefined) ex.relay.end(reason, toGatewayError(refusal));
+      const error = toGatewayError(refusal);
+      if (ex.relay !== undefined) ex.relay.end(reason, error);
       else ctx.res.end();
+      // Cut (a pumped body): its line names why, or it reads as a client that left. (A stream ended
+      // whole at shutdown was delivered as it was: no reason; a reload's and an expiry's set theirs.)
+      if (ctx.res.destroyed) ctx.reason ??= error.code;
       return;
     }
     fail(ctx, refusal);

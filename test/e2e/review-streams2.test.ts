@@ -398,4 +398,33 @@ describe('streams2 review: a large answer sent as its client takes it', () => {
       await gateway.close(200);
     }
   });
+  it('hole: a large listen answer cut mid-pump at shutdown was recorded as its client leaving: aborted, no reason', async () => {
+    // failed before: endStreams ends every stream with ERR_SHUTTING_DOWN but sets no reason (a stream
+    // it ends cleanly was allowed and delivered whole); a listen whose JSON answer was being pumped
+    // is cut instead (relay.end), and its line said allow, 200, aborted, no reason: what a client
+    // that leaves gets. A reload's and an expiry's cuts name theirs; the grace period's too.
+    const slow: KeySpec = { label: 'slow', key: newKey() };
+    const gateway = await startTestGateway(configFor(upstream.url, [slow], 'limits:\n  send_timeout: 5s\n'));
+    const u = new URL(gateway.mcpUrl);
+    const client = rawClient(u);
+    client.socket.pause();
+    const meta = '"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}';
+    const listen = `{"jsonrpc":"2.0","id":11,"method":"subscriptions/listen","params":{${meta},"notifications":{"resourceSubscriptions":["file:///public/a.txt"]}}}`;
+    try {
+      client.socket.write(rawRequest(u, 'POST', slow.key, listen));
+      // Held whole, then its head written and its slices pumped.
+      await waitFor(
+        () => [...gateway.handler.streams.keys()][0]?.res.headersSent || undefined,
+        3000,
+        'the pump',
+      );
+      await gateway.close(1000);
+      const line = await waitFor(() => gateway.auditLines.find((l) => l.rpc_id === 11), 3000, 'the line');
+      assert.equal(line.aborted, true);
+      assert.equal(line.reason, 'ERR_SHUTTING_DOWN');
+    } finally {
+      client.socket.destroy();
+      await gateway.close(200);
+    }
+  });
 });
