@@ -143,7 +143,7 @@ const limits = object(
       default: DEFAULTS.maxBodyBytes,
     }),
     max_buffered_bytes: size(
-      "Ceiling on the bytes held at once for all bodies the gateway must read whole (request bodies, list responses being filtered, the SSE event being read). Over it a request gets 503 and a response 502. One key's request bodies (until their answers end) may hold a quarter of it (at least one body of `max_body_bytes`; 503 beyond); the peeks for refused requests' ids get a sixteenth of it apart. Default: a quarter of the V8 heap limit (`--max-old-space-size`), e.g. 1 GiB of a 4 GiB heap.",
+      "Ceiling on the bytes held at once for all bodies the gateway must read whole (request bodies, list responses being filtered, the SSE event being read; a JSON answer over 64 KiB until its client took it). Over it a request gets 503 and a response 502. One key's request bodies (until their answers end) may hold a quarter of it (at least one body of `max_body_bytes`; 503 beyond); the peeks for refused requests' ids get a sixteenth of it apart. Default: a quarter of the V8 heap limit (`--max-old-space-size`), e.g. 1 GiB of a 4 GiB heap.",
     ),
     send_timeout: duration(
       "Time a response may wait for its client to take any of its bytes while the gateway has some for it (the upstream's side is paused meanwhile). A client that takes nothing for this long is cut, its upstream request cancelled and its audit line written (reason `ERR_CLIENT_STALLED`): a client that stops reading cannot hold an upstream connection, which other keys' requests need.",
