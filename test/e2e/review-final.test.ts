@@ -6,8 +6,6 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
-import type { Socket } from 'node:net';
 import type { ServerResponse } from 'node:http';
 import { parseConfigText } from '../../src/config/load.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
@@ -15,9 +13,10 @@ import type { TestGateway } from '../helpers/gateway.ts';
 import { startScriptedUpstream } from '../helpers/scripted-upstream.ts';
 import type { ScriptedUpstream, Seen } from '../helpers/scripted-upstream.ts';
 import { waitFor } from '../helpers/net.ts';
+import { rawClient, rawRequest } from '../helpers/raw-client.ts';
 import { newKey, reviewConfig } from '../helpers/review-config.ts';
 import type { KeySpec } from '../helpers/review-config.ts';
-import { ACCEPT, answerJson, bearer, openRequest } from '../helpers/open-request.ts';
+import { answerJson, bearer, openRequest } from '../helpers/open-request.ts';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
@@ -35,29 +34,6 @@ const configFor = (upstreamUrl: string, keys: readonly KeySpec[], extra = '') =>
 
 const listenBody = (id: number) =>
   `{"jsonrpc":"2.0","id":${id},"method":"subscriptions/listen","params":{${META},"notifications":{"resourceSubscriptions":["file:///public/a.txt"]}}}`;
-
-function rawRequest(u: URL, method: string, key: string, body?: string): string {
-  return (
-    `${method} ${u.pathname} HTTP/1.1\r\nHost: ${u.host}\r\nAuthorization: Bearer ${key}\r\n` +
-    `Accept: ${method === 'GET' ? 'text/event-stream' : ACCEPT}\r\n` +
-    (body !== undefined
-      ? `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`
-      : '') +
-    `\r\n${body ?? ''}`
-  );
-}
-
-/** A raw client socket that reads nothing until told (its bytes are kept as they come). */
-function pausedClient(u: URL): { socket: Socket; text(): string; closed(): boolean } {
-  const socket = connect(Number(u.port), u.hostname);
-  let text = '';
-  let closed = false;
-  socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
-  socket.on('error', () => {});
-  socket.on('close', () => (closed = true));
-  socket.pause();
-  return { socket, text: () => text, closed: () => closed };
-}
 
 async function reloadWith(gateway: TestGateway, yaml: string): Promise<void> {
   const outcome = parseConfigText(yaml, {}, Date.now());
@@ -122,7 +98,7 @@ describe('final review: a stream the gateway ends while its client takes nothing
     const extra = 'limits:\n  send_timeout: 1500ms\n';
     const gateway = await startTestGateway(configFor(upstream.url, [mallory, alice], extra));
     const u = new URL(gateway.mcpUrl);
-    const client = pausedClient(u);
+    const client = rawClient(u, { paused: true });
     try {
       lastWrite = Date.now();
       client.socket.write(rawRequest(u, 'GET', mallory.key));
@@ -154,7 +130,7 @@ describe('final review: a stream the gateway ends while its client takes nothing
     const extra = 'limits:\n  send_timeout: 5s\n';
     const gateway = await startTestGateway(configFor(upstream.url, [mallory, alice], extra));
     const u = new URL(gateway.mcpUrl);
-    const client = pausedClient(u);
+    const client = rawClient(u, { paused: true });
     try {
       client.socket.write(rawRequest(u, 'POST', mallory.key, listenBody(7)));
       await waitFor(() => open.length > 0 || undefined, 3000, 'the listen answered');
@@ -184,7 +160,7 @@ describe('final review: a stream the gateway ends while its client takes nothing
     const alice: KeySpec = { label: 'alice', key: newKey() };
     const gateway = await startTestGateway(configFor(upstream.url, [alice], 'limits:\n  send_timeout: 5s\n'));
     const u = new URL(gateway.mcpUrl);
-    const client = pausedClient(u);
+    const client = rawClient(u, { paused: true });
     try {
       const call = '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{}}}';
       client.socket.write(rawRequest(u, 'POST', alice.key, call));
@@ -226,7 +202,7 @@ describe('final review: a stream the gateway ends while its client takes nothing
     const temp: KeySpec = { label: 'temp', key: newKey(), expires: new Date(expiresAt).toISOString() };
     const gateway = await startTestGateway(configFor(upstream.url, [temp], 'limits:\n  send_timeout: 2s\n'));
     const u = new URL(gateway.mcpUrl);
-    const client = pausedClient(u);
+    const client = rawClient(u, { paused: true });
     endAfter = 140; // about 8.4 MB
     try {
       client.socket.write(rawRequest(u, 'GET', temp.key));

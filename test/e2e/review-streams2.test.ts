@@ -6,8 +6,6 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
-import type { Socket } from 'node:net';
 import type { ServerResponse } from 'node:http';
 import { parseConfigText } from '../../src/config/load.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
@@ -15,37 +13,16 @@ import type { TestGateway } from '../helpers/gateway.ts';
 import { startScriptedUpstream } from '../helpers/scripted-upstream.ts';
 import type { ScriptedUpstream, Seen } from '../helpers/scripted-upstream.ts';
 import { waitFor } from '../helpers/net.ts';
+import { rawClient, rawRequest } from '../helpers/raw-client.ts';
 import { newKey, reviewConfig } from '../helpers/review-config.ts';
 import type { KeySpec } from '../helpers/review-config.ts';
-import { ACCEPT, postJson } from '../helpers/open-request.ts';
+import { postJson } from '../helpers/open-request.ts';
 import { Pool } from 'undici';
 
 const SECRET = 's'.repeat(40);
 
 const configFor = (upstreamUrl: string, keys: readonly KeySpec[], extra = '') =>
   reviewConfig(upstreamUrl, keys, extra, { secret: SECRET, resources: ['file:///public/*'] });
-
-function rawRequest(u: URL, method: string, key: string, body?: string): string {
-  return (
-    `${method} ${u.pathname} HTTP/1.1\r\nHost: ${u.host}\r\nAuthorization: Bearer ${key}\r\n` +
-    `Accept: ${method === 'GET' ? 'text/event-stream' : ACCEPT}\r\n` +
-    (body !== undefined
-      ? `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`
-      : '') +
-    `\r\n${body ?? ''}`
-  );
-}
-
-/** A raw client socket (its bytes are kept as they come). */
-function rawClient(u: URL): { socket: Socket; text(): string; closed(): boolean } {
-  const socket = connect(Number(u.port), u.hostname);
-  let text = '';
-  let closed = false;
-  socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
-  socket.on('error', () => {});
-  socket.on('close', () => (closed = true));
-  return { socket, text: () => text, closed: () => closed };
-}
 
 /** The body of a raw response with a Content-Length: its declared length and the bytes received. */
 function bodyOf(text: string): { length: number; got: number } {
