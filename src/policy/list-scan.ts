@@ -28,6 +28,7 @@ import {
   ws,
 } from '../jsonrpc/strict-skip.ts';
 import { isVariantAt, LIST_RESULT_MEMBERS, MESSAGE_MEMBERS } from './case-variants.ts';
+import { bytesAre } from '../integrity/plain-members.ts';
 
 export { NOT_JSON } from '../jsonrpc/strict-skip.ts';
 /** Valid JSON, but not the plain shape this scanner answers for. */
@@ -121,7 +122,8 @@ function scan(b: Uint8Array): ListResponse | typeof OTHER {
         // A caching scope it makes "private", unless it is spelled so.
         if (k === 'cacheScope') {
           const end = value(b, v, 2);
-          if (!isPrivateScope(b, v, end)) other = true;
+          // (Only `"private"` spelled without an escape.)
+          if (!bytesAre(b, v, end, '"private"')) other = true;
           scoped = true;
           return end;
         }
@@ -145,15 +147,6 @@ function scan(b: Uint8Array): ListResponse | typeof OTHER {
   if (ttl && !scoped) other = true;
   if (other || result === -1 || idStart === -1 || b[idStart] !== QUOTE) return OTHER;
   return { idStart, idEnd, tools, prompts };
-}
-
-const PRIVATE_SCOPE = Buffer.from('"private"');
-
-/** Whether b[start, end) is the JSON `"private"`, spelled without an escape. */
-function isPrivateScope(b: Uint8Array, start: number, end: number): boolean {
-  if (end - start !== PRIVATE_SCOPE.length) return false;
-  for (let k = 0; k < PRIVATE_SCOPE.length; k++) if (b[start + k] !== PRIVATE_SCOPE[k]) return false;
-  return true;
 }
 
 /** Walks the list array whose `[` is at `open`, recording each entry. */
