@@ -6,11 +6,21 @@
 
 export const OTHER = 'other';
 
+/** The `key` label of a request with no principal, of every OAuth subject, of the unauthenticated one. */
+export const NO_KEY = 'none';
+export const OAUTH_KEY = 'oauth';
+export const ANONYMOUS_KEY = 'anonymous';
+
 /**
- * The `key` label's values that are no configured key: no principal, every OAuth subject, the
- * unauthenticated principal, a label not known. A key labelled so is counted with them.
+ * The `key` label's values that are no configured key (those above, and a label not known): a key
+ * labelled so is counted with them.
  */
-export const RESERVED_KEY_LABELS: readonly string[] = Object.freeze(['none', 'oauth', 'anonymous', OTHER]);
+export const RESERVED_KEY_LABELS: readonly string[] = Object.freeze([
+  NO_KEY,
+  OAUTH_KEY,
+  ANONYMOUS_KEY,
+  OTHER,
+]);
 
 /** Longest name used as a label (longer ones are `other`). */
 export const MAX_LABEL_LENGTH = 128;

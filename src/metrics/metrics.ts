@@ -17,7 +17,7 @@ import type { RequestContext } from '../pipeline/context.ts';
 import { isListen } from '../pipeline/listen.ts';
 import type { UpstreamErrorKind } from '../proxy/upstream-error.ts';
 import { callDecision, requestDecision } from '../audit/outcome.ts';
-import { LabelSet, OTHER } from './labels.ts';
+import { ANONYMOUS_KEY, LabelSet, NO_KEY, OAUTH_KEY, OTHER } from './labels.ts';
 import { CounterFamily, HistogramFamily } from './table.ts';
 import type { CounterCell } from './table.ts';
 
@@ -151,9 +151,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
   function keyLabel(ctx: RequestContext): string {
     const principal = ctx.principal;
-    if (principal === undefined) return 'none';
-    if (principal.kind === 'oauth') return 'oauth';
-    if (principal.kind === 'anonymous') return 'anonymous';
+    if (principal === undefined) return NO_KEY;
+    if (principal.kind === 'oauth') return OAUTH_KEY;
+    if (principal.kind === 'anonymous') return ANONYMOUS_KEY;
     return keys.label(principal.name);
   }
 
