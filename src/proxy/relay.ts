@@ -167,8 +167,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     } else if (this.replacement !== undefined) {
       // The gateway's own body in place of an unreadable one its upstream had not finished: its head
       // went with its length, and ended bare the client waited on the connection for those bytes.
-      this.hooks.onBytes(this.replacement.length);
-      res.end(this.replacement);
+      this.endWith(this.replacement);
     } else {
       if (this.sseRewrite) {
         this.rewrite!.endedBy?.(refusal);
@@ -376,12 +375,10 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
         if (this.sseRewrite) this.sseRewriter ??= this.rewrite!.sse(this.options.budget);
         if (this.sseRewriter) for (const out of this.sseRewriter.end()) this.write(undefined, out);
         if (this.replacement !== undefined) {
-          this.hooks.onBytes(this.replacement.length);
-          this.res.end(this.replacement);
+          this.endWith(this.replacement);
         } else if (this.whole !== undefined && !this.holding) {
           // (A held body is never written unrewritten.)
-          this.hooks.onBytes(this.whole.length);
-          this.res.end(this.whole);
+          this.endWith(this.whole);
         } else this.res.end();
       }
     }
@@ -397,10 +394,15 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     // at all (the head was not sent yet), where it gets the status and the gateway's error.
     const res = this.res;
     if (this.replacement !== undefined && res.headersSent && !res.writableEnded && !res.destroyed) {
-      this.hooks.onBytes(this.replacement.length);
-      res.end(this.replacement);
+      this.endWith(this.replacement);
     }
     this.finish(error);
+  }
+
+  /** Ends the response with `body` (the gateway's own, or a whole small answer), counted as sent. */
+  private endWith(body: Buffer): void {
+    this.hooks.onBytes(body.length);
+    this.res.end(body);
   }
 
   /** The SSE headers, unless bytes written since carried them (or the response is over). */
