@@ -39,7 +39,7 @@
  * continues in a fresh file at the same path: lines written before the call may still land in the
  * old file, lines written after it go to the new one.
  */
-import { fstatSync } from 'node:fs';
+import { fstatSync, writeSync } from 'node:fs';
 import { pino } from 'pino';
 import { LineBuffer } from './line-buffer.ts';
 import type { LineSource } from './line-buffer.ts';
@@ -50,9 +50,16 @@ type Destination = ReturnType<typeof pino.destination> & {
   destroyed: boolean;
   sync: boolean;
   readonly fd: number;
-  /** SonicBoom internals: a write is under way, and the bytes it was given. */
+  /** SonicBoom internals: a write is under way, and the bytes it was given (kept after a failure). */
   readonly _writing: boolean;
-  readonly _writingBuf: Buffer;
+  _writingBuf: Buffer;
+  /** SonicBoom internals: the backlog after the write under way, in groups, and its byte count. */
+  _bufs: Buffer[][];
+  _lens: number[];
+  _len: number;
+  /** SonicBoom internals: a reopen waits for the write under way; the file is being opened. */
+  readonly _reopening: boolean;
+  readonly _opening: boolean;
 };
 
 export interface AuditWriterOptions {
@@ -195,6 +202,9 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   dest.on('error', (err: NodeJS.ErrnoException) => {
     // On EPIPE pino's own listener turns write/end/flushSync into no-ops: end() would never finish.
     if (err.code === 'EPIPE') broken = true;
+    // A reopen whose open failed (the directory gone or read-only) never says 'ready': close()
+    // waited for it until its timeout, and the process exited in the middle of the shutdown.
+    if (!dest._reopening && !dest._opening) reopening = false;
     // A failed write leaves its data buffered and no 'drain' follows: do not let flush() hang.
     idle = true;
     settle();
@@ -219,6 +229,15 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       clearTimeout(timer);
       resolve();
     });
+    // A write that fails now (a full disk) is not tried again and 'close' never comes: waiting for
+    // it on an unref'd timer, the process ran out of work and exited in the middle of the shutdown
+    // (exit code 0, no "stopped", the pid file left). One more synchronous try, then close the fd.
+    dest.once('error', () => {
+      clearTimeout(timer);
+      flushSync();
+      dest.destroy();
+      resolve();
+    });
     // SonicBoom drops a reopen that is still waiting for an in-flight write when end() comes in
     // between, and then never finishes: let the reopen complete first.
     if (reopening) dest.once('ready', () => dest.end());
@@ -226,11 +245,11 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   }
 
   /**
-   * Writes the pending lines and SonicBoom's backlog before returning. The pending lines go through
-   * SonicBoom's synchronous path: handed over as usual, they would start an async write that the
-   * process exit this often serves could cut off. A write already in flight is SonicBoom's to
-   * finish (libuv still runs it at exit, even one still queued): the newer lines wait until it has
-   * landed (up to `waitMs`; only a regular file is written asynchronously, and it can be read back).
+   * Writes SonicBoom's backlog and the pending lines before returning, with write(2) on this
+   * thread: handed over as usual, they would start an async write that the process exit this often
+   * serves could cut off. A write already in flight is SonicBoom's to finish (libuv still runs it at
+   * exit, even one still queued): the newer lines wait until it has landed (up to `waitMs`; only a
+   * regular file is written asynchronously, and it can be read back).
    */
   function flushSync(waitMs = closeTimeoutMs): void {
     try {
@@ -238,23 +257,51 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
         handOver();
         return;
       }
+      const deadline = performance.now() + waitMs;
       const text = pending.take();
       scheduled = false;
       turnScheduled = false;
       // Newer lines must not land before the batch still being written.
       if (dest._writing && dest._writingBuf.length > 0)
         waitForWriteInFlight(dest.fd, dest._writingBuf, waitMs);
-      if (text !== undefined) {
-        dest.sync = true;
-        try {
-          (dest as unknown as { write(data: Buffer): boolean }).write(text);
-        } finally {
-          dest.sync = !regular;
-        }
-      }
-      dest.flushSync();
+      writeBacklogSync(text, deadline);
     } catch (err) {
       report(err as Error, 'EFLUSHSYNC');
+    }
+  }
+
+  /**
+   * SonicBoom's backlog (a batch whose write failed first), then `text`, written synchronously.
+   * Not SonicBoom's flushSync(): it retries a failed write every 100 ms for as long as it fails,
+   * whatever the error, so on a full disk (ENOSPC, EFBIG, EIO) the exit path never returned and a
+   * gateway that crashed hung instead of exiting. Only EAGAIN (a full non-blocking pipe) is tried
+   * again here, until `deadline`; any other failure gives up (reported as any failed write).
+   */
+  function writeBacklogSync(text: Buffer | undefined, deadline: number): void {
+    const parts: Buffer[] = [];
+    if (!dest._writing && dest._writingBuf.length > 0) {
+      parts.push(dest._writingBuf);
+      dest._writingBuf = Buffer.alloc(0);
+    }
+    for (const group of dest._bufs) parts.push(...group);
+    if (text !== undefined) parts.push(text);
+    dest._bufs = [];
+    dest._lens = [];
+    dest._len = dest._writing ? dest._writingBuf.length : 0;
+    let rest = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+    const sleeper = new Int32Array(new SharedArrayBuffer(4));
+    while (rest.length > 0) {
+      try {
+        rest = rest.subarray(writeSync(dest.fd, rest));
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if ((code === 'EAGAIN' || code === 'EBUSY') && performance.now() < deadline) {
+          Atomics.wait(sleeper, 0, 0, 10);
+          continue;
+        }
+        report(err as Error, code ?? (err as Error).message);
+        return;
+      }
     }
   }
 

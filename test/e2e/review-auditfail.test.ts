@@ -1,0 +1,179 @@
+/**
+ * Review (auditfail): the audit log and the operator's signals when the audit destination fails.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startSdkUpstream } from '../helpers/sdk-upstream.ts';
+import type { SdkUpstream } from '../helpers/sdk-upstream.ts';
+import { BIN } from '../helpers/cli.ts';
+import { waitFor } from '../helpers/net.ts';
+
+const HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+
+let upstream: SdkUpstream;
+let dir: string;
+before(async () => {
+  upstream = await startSdkUpstream({ stateless: true, jsonResponse: true });
+  dir = await mkdtemp(join(tmpdir(), 'mcpgate-auditfail-'));
+});
+after(async () => {
+  await upstream.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function configText(output: string): string {
+  return [
+    'listen: 127.0.0.1:0',
+    'upstream:',
+    `  url: ${upstream.url}`,
+    'auth:',
+    '  allow_unauthenticated: true',
+    'audit:',
+    `  output: ${output}`,
+    'shutdown:',
+    '  grace: 1s',
+    '',
+  ].join('\n');
+}
+
+function call(url: string, n: number): Promise<number | 'failed'> {
+  const body = JSON.stringify({
+    jsonrpc: '2.0',
+    id: n,
+    method: 'tools/call',
+    params: { name: 'echo', arguments: { text: 'x'.repeat(600) } },
+  });
+  return fetch(url, { method: 'POST', headers: { ...HEADERS, 'x-request-id': randomUUID() }, body }).then(
+    async (res) => {
+      await res.arrayBuffer();
+      return res.status;
+    },
+    () => 'failed' as const,
+  );
+}
+
+/** `mcpgate serve` with files limited to `fileKiB` KiB (RLIMIT_FSIZE: writes past it fail with EFBIG). */
+async function serveLimited(name: string, output: string, fileKiB: number, extra: string[] = []) {
+  const path = join(dir, `${name}.yaml`);
+  await writeFile(path, configText(output));
+  const child = spawn(
+    'sh',
+    [
+      '-c',
+      `ulimit -f ${fileKiB}; exec "$0" "$@"`,
+      process.execPath,
+      BIN,
+      'serve',
+      '--config',
+      path,
+      ...extra,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  child.stdout.resume();
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  after(() => void child.kill('SIGKILL'));
+  const url = await waitFor(() => /listening on (http:\/\/[^\s"]+)/.exec(err)?.[1], 20_000, 'listen');
+  return { child, url, stderr: () => err, exit };
+}
+
+/** A node child running `script` (ESM, the writer imported as W), under `ulimit -f fileKiB` when given. */
+function child(script: string, fileKiB?: number) {
+  const writer = new URL('../../src/audit/writer.ts', import.meta.url).href;
+  const code = `import * as W from ${JSON.stringify(writer)};\n${script}`;
+  const args = ['--input-type=module', '-e', code];
+  const proc =
+    fileKiB === undefined
+      ? spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('sh', ['-c', `ulimit -f ${fileKiB}; exec "$0" "$@"`, process.execPath, ...args], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+  let err = '';
+  proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  proc.stdout.resume();
+  after(() => void proc.kill('SIGKILL'));
+  const exit = new Promise<number | null | 'hung'>((resolve) => {
+    const timer = setTimeout(() => resolve('hung'), 8000);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+  });
+  return { exit, stderr: () => err };
+}
+
+describe('the exit path when the audit destination fails (an uncaught error)', () => {
+  // A line longer than the file may grow (ulimit -f 1: 512 bytes), a batch later another, then a crash.
+  const crash = (output: string) => `
+    const w = W.createAuditWriter({ output: ${JSON.stringify(output)}, onError: (e) => console.error('audit write failed', e.code) });
+    w.write({ first: 'x'.repeat(2000) });
+    setTimeout(() => { w.write({ second: 1 }); setTimeout(() => { throw new Error('boom'); }, 1); }, 50);
+  `;
+
+  it('hole: a regular file past its size limit (EFBIG, as a full disk): the crashed process exits', async () => {
+    const run = child(crash(join(dir, 'crash-efbig.log')), 1);
+    const code = await run.exit;
+    assert.notEqual(code, 'hung', `the process hung in its exit hook: ${run.stderr()}`);
+    assert.notEqual(code, 0);
+    assert.match(run.stderr(), /boom/);
+    assert.match(run.stderr(), /audit write failed EFBIG/);
+  });
+
+  it('hole: /dev/full (ENOSPC on every write): the crashed process exits', async (t) => {
+    if (!existsSync('/dev/full')) return t.skip('no /dev/full on this system');
+    const run = child(crash('/dev/full'));
+    const code = await run.exit;
+    assert.notEqual(code, 'hung', `the process hung in its exit hook: ${run.stderr()}`);
+    assert.notEqual(code, 0);
+    assert.match(run.stderr(), /boom/);
+  });
+});
+
+describe('SIGTERM when the audit file cannot be written (real mcpgate serve)', () => {
+  it('hole: a full audit file: the shutdown finishes ("stopped", the pid file removed)', async () => {
+    const pid = join(dir, 'full.pid');
+    const gw = await serveLimited('full', join(dir, 'full.log'), 1, ['--pid-file', pid]);
+    for (let i = 0; i < 3; i++) {
+      assert.equal(await call(gw.url, i), 200);
+      await new Promise((r) => setTimeout(r, 30)); // a batch each: the first fills the file
+    }
+    await waitFor(() => /audit write failed/.test(gw.stderr()) || undefined, 5000, 'the failed write');
+    gw.child.kill('SIGTERM');
+    assert.equal(await gw.exit, 0, gw.stderr());
+    assert.match(gw.stderr(), /"msg":"stopped"/, 'the shutdown ran to its end');
+    assert.equal(existsSync(pid), false, 'the pid file is removed');
+    assert.equal(gw.stderr().split('audit write failed').length - 1, 1, 'said once');
+  });
+
+  it('hole: a SIGHUP whose reopen failed (the directory moved away): SIGTERM still finishes, no line lost', async () => {
+    const sub = join(dir, 'rotated');
+    await mkdir(sub);
+    const pid = join(dir, 'rotated.pid');
+    const gw = await serveLimited('rotated', join(sub, 'audit.log'), 100_000, ['--pid-file', pid]);
+    assert.equal(await call(gw.url, 1), 200);
+    await rename(sub, `${sub}.old`);
+    gw.child.kill('SIGHUP');
+    await waitFor(() => /config reloaded/.test(gw.stderr()) || undefined, 5000, 'the reload');
+    assert.match(gw.stderr(), /audit write failed.*|"code":"ENOENT"/);
+    assert.equal(await call(gw.url, 2), 200);
+    gw.child.kill('SIGTERM');
+    assert.equal(await gw.exit, 0, gw.stderr());
+    assert.match(gw.stderr(), /"msg":"stopped"/, 'the shutdown ran to its end');
+    assert.equal(existsSync(pid), false, 'the pid file is removed');
+    const lines = (await readFile(join(`${sub}.old`, 'audit.log'), 'utf8')).trim().split('\n');
+    assert.deepEqual(
+      lines.map((l) => (JSON.parse(l) as { rpc_id: number }).rpc_id),
+      [1, 2],
+    );
+  });
+});
