@@ -101,6 +101,13 @@ export const DEFAULT_FILE_MODE = 0o640;
 export const MAX_WRITE_BYTES = 1024 * 1024;
 
 const DESTINATION = { sync: true, contentMode: 'buffer', maxWrite: MAX_WRITE_BYTES } as const;
+/**
+ * Most bytes handed to the destination and not yet written. Past it (a full disk, a stuck one) newer
+ * lines are dropped and counted: held, they grew outside the heap, where no heap limit stops them,
+ * until the OOM killer did (and took every line still waiting with it).
+ */
+export const MAX_BACKLOG_BYTES = 64 * 1024 * 1024;
+const NOTHING = Buffer.alloc(0);
 /** Lines wait at most this long (ms) before they are written... */
 export const BATCH_MS = 10;
 /** ...or until this many bytes wait (written at the end of the event-loop turn). */
@@ -152,6 +159,8 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   let broken = false;
   let lastErrorCode: string | undefined;
   let waiters: (() => void)[] = [];
+  /** Lines dropped since the last successful write: the backlog was full (MAX_BACKLOG_BYTES). */
+  let dropped = 0;
   /** Lines not yet written nor handed to the destination. */
   const pending = new LineBuffer();
   /** A timer (BATCH_MS) or the end of the turn (BATCH_BYTES) will hand the pending lines over. */
@@ -167,6 +176,18 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     if (dest.destroyed || broken) {
       idle = true;
       settle();
+      return;
+    }
+    if (dest._len + text.length > MAX_BACKLOG_BYTES) {
+      // Said once (the first line dropped), and the count once lines are written again.
+      if (dropped === 0) onError(new Error('audit lines dropped: the audit destination is not taking them'));
+      dropped += countLines(text);
+      // SonicBoom tries a failed write again only when it is given another: an empty one, so the
+      // lines resume once the destination takes them again.
+      if (!dest._writing) {
+        idle = false;
+        (dest as unknown as { write(data: Buffer): boolean }).write(NOTHING);
+      }
       return;
     }
     idle = false;
@@ -194,6 +215,12 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   });
   dest.on('write', () => {
     lastErrorCode = undefined;
+    if (dropped > 0) {
+      onError(
+        new Error(`${dropped} audit lines were dropped while the audit destination was not taking them`),
+      );
+      dropped = 0;
+    }
   });
   dest.on('drain', () => {
     idle = true;
@@ -373,4 +400,11 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       return closing;
     },
   };
+}
+
+/** How many lines (newlines) `bytes` holds. */
+function countLines(bytes: Buffer): number {
+  let n = 0;
+  for (let at = bytes.indexOf(0x0a); at !== -1; at = bytes.indexOf(0x0a, at + 1)) n++;
+  return n;
 }

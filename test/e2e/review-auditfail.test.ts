@@ -139,6 +139,38 @@ describe('the exit path when the audit destination fails (an uncaught error)', (
   });
 });
 
+describe('memory while the audit destination fails', () => {
+  it('hole: /dev/full under load: the lines waiting for it stay bounded (they grew without bound, off the heap)', async (t) => {
+    if (!existsSync('/dev/full')) return t.skip('no /dev/full on this system');
+    // 3 * MAX_BACKLOG_BYTES of lines, a batch at a time, none of which the destination takes.
+    const run = child(`
+      const lines = [];
+      const w = W.createAuditWriter({ output: '/dev/full', onError: (e) => lines.push(e.message) });
+      const line = { pad: 'x'.repeat(400) };
+      const max = 64 * 1024 * 1024; // MAX_BACKLOG_BYTES
+      const total = 3 * max;
+      for (let sent = 0; sent < total; sent += 5000 * 412) {
+        for (let i = 0; i < 5000; i++) w.write(line);
+        await new Promise((r) => setTimeout(r, 12));
+      }
+      console.error(JSON.stringify({ held: process.memoryUsage().arrayBuffers, max, lines }));
+      process.exit(0);
+    `);
+    assert.equal(await run.exit, 0, run.stderr());
+    const out = JSON.parse(run.stderr().trim().split('\n').at(-1)!) as {
+      held: number;
+      max: number;
+      lines: string[];
+    };
+    assert.ok(out.held < 2.5 * out.max, `${out.held} bytes held for ${out.max} allowed`);
+    assert.deepEqual(
+      out.lines.filter((l) => l.startsWith('audit lines dropped')),
+      ['audit lines dropped: the audit destination is not taking them'],
+      'said once',
+    );
+  });
+});
+
 describe('SIGTERM when the audit file cannot be written (real mcpgate serve)', () => {
   it('hole: a full audit file: the shutdown finishes ("stopped", the pid file removed)', async () => {
     const pid = join(dir, 'full.pid');
