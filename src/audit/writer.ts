@@ -150,6 +150,8 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   // handled by the exit path (waitForWriteInFlight).
   const regular = fstatSync(dest.fd).isFile();
   dest.sync = !regular;
+  /** What pino's EPIPE listener turns into no-ops (restored for a named pipe: see the 'error' listener). */
+  const methods = { write: dest.write, end: dest.end, flushSync: dest.flushSync, destroy: dest.destroy };
 
   let idle = true;
   let closed = false;
@@ -228,7 +230,14 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   });
   dest.on('error', (err: NodeJS.ErrnoException) => {
     // On EPIPE pino's own listener turns write/end/flushSync into no-ops: end() would never finish.
-    if (err.code === 'EPIPE') broken = true;
+    // A file path that is a named pipe whose reader went away (a log shipper restarting) takes lines
+    // again as soon as a reader opens it: there EPIPE is a failed write like any other, the lines
+    // wait and go to the next reader (with pino's no-ops every later line was dropped, silently,
+    // SIGHUP or not).
+    if (err.code === 'EPIPE') {
+      if (file === undefined) broken = true;
+      else Object.assign(dest, methods);
+    }
     // A reopen whose open failed (the directory gone or read-only) never says 'ready': close()
     // waited for it until its timeout, and the process exited in the middle of the shutdown.
     if (!dest._reopening && !dest._opening) reopening = false;

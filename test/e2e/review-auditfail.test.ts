@@ -209,3 +209,41 @@ describe('SIGTERM when the audit file cannot be written (real mcpgate serve)', (
     );
   });
 });
+
+describe('a named pipe as the audit output (real mcpgate serve)', () => {
+  /** A reader of the pipe (`cat`), and what it has read. */
+  function reader(fifo: string) {
+    const cat = spawn('cat', [fifo], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let text = '';
+    cat.stdout.on('data', (d: Buffer) => (text += d.toString()));
+    after(() => void cat.kill('SIGKILL'));
+    const ids = () =>
+      text
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => (JSON.parse(l) as { rpc_id: number }).rpc_id);
+    return { cat, ids, exit: new Promise((r) => cat.once('exit', r)) };
+  }
+
+  it('hole: its reader restarts (EPIPE): the lines go to the next reader, none dropped for good', async (t) => {
+    const fifo = join(dir, 'audit.fifo');
+    const made = spawn('mkfifo', [fifo]);
+    if ((await new Promise((r) => made.once('exit', r))) !== 0) return t.skip('no mkfifo');
+    const first = reader(fifo);
+    const gw = await serveLimited('fifo', fifo, 100_000);
+    assert.equal(await call(gw.url, 1), 200);
+    await waitFor(() => first.ids().length === 1 || undefined, 5000, 'the first line');
+    first.cat.kill('SIGKILL');
+    await first.exit;
+    assert.equal(await call(gw.url, 2), 200);
+    await waitFor(() => /"code":"EPIPE"/.test(gw.stderr()) || undefined, 5000, 'the failed write');
+    const second = reader(fifo);
+    await new Promise((r) => setTimeout(r, 100)); // the reader has opened the pipe
+    assert.equal(await call(gw.url, 3), 200);
+    await waitFor(() => second.ids().length === 2 || undefined, 5000, `the next lines: ${second.ids()}`);
+    gw.child.kill('SIGTERM');
+    assert.equal(await gw.exit, 0, gw.stderr());
+    assert.match(gw.stderr(), /"msg":"stopped"/);
+    assert.deepEqual([...first.ids(), ...second.ids()], [1, 2, 3]);
+  });
+});
