@@ -90,7 +90,7 @@ export interface AuditWriter {
    * process 'exit' hook).
    */
   flushSync(waitMs?: number): void;
-  /** Reopens the file at the same path (logrotate); a no-op for stdout/stderr. */
+  /** Reopens the file at the same path (logrotate); a no-op for stdout/stderr, a pipe or a device. */
   reopen(): void;
   /** Flushes, then closes (stdout/stderr stay open). Idempotent. */
   close(): Promise<void>;
@@ -387,7 +387,10 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     },
     flushSync,
     reopen() {
-      if (file === undefined || closed || dest.destroyed) return;
+      // Only a regular file is rotated. A named pipe or a device stays where it is, and opening a
+      // pipe no reader holds (its log shipper restarting) blocks until one does: on this thread
+      // (it is written synchronously), so a SIGHUP, a config reload's too, froze the whole gateway.
+      if (file === undefined || !regular || closed || dest.destroyed) return;
       handOver();
       try {
         reopening = true;

@@ -225,6 +225,32 @@ describe('a named pipe as the audit output (real mcpgate serve)', () => {
     return { cat, ids, exit: new Promise((r) => cat.once('exit', r)) };
   }
 
+  it('hole: a SIGHUP while no reader has it open does not freeze the gateway', async (t) => {
+    const fifo = join(dir, 'hup.fifo');
+    const made = spawn('mkfifo', [fifo]);
+    if ((await new Promise((r) => made.once('exit', r))) !== 0) return t.skip('no mkfifo');
+    const first = reader(fifo);
+    const gw = await serveLimited('hup-fifo', fifo, 100_000);
+    assert.equal(await call(gw.url, 1), 200);
+    await waitFor(() => first.ids().length === 1 || undefined, 5000, 'the first line');
+    first.cat.kill('SIGKILL');
+    await first.exit;
+    gw.child.kill('SIGHUP'); // a config reload (`mcpgate reload`), or logrotate's postrotate
+    const answered = await Promise.race([
+      call(gw.url, 2),
+      new Promise((r) => setTimeout(() => r('no answer in 3 s'), 3000)),
+    ]);
+    assert.equal(answered, 200, gw.stderr());
+    await waitFor(() => /config reloaded/.test(gw.stderr()) || undefined, 5000, 'the reload');
+    const second = reader(fifo);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await call(gw.url, 3), 200);
+    await waitFor(() => second.ids().length === 2 || undefined, 5000, `the next lines: ${second.ids()}`);
+    gw.child.kill('SIGTERM');
+    assert.equal(await gw.exit, 0, gw.stderr());
+    assert.deepEqual([...first.ids(), ...second.ids()], [1, 2, 3]);
+  });
+
   it('hole: its reader restarts (EPIPE): the lines go to the next reader, none dropped for good', async (t) => {
     const fifo = join(dir, 'audit.fifo');
     const made = spawn('mkfifo', [fifo]);
