@@ -301,6 +301,11 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       if (dest._writing && dest._writingBuf.length > 0)
         waitForWriteInFlight(dest.fd, dest._writingBuf, waitMs);
       writeBacklogSync(text, deadline);
+      // Nothing left for SonicBoom to write, and no 'drain' will say so: flush() waits no longer.
+      if (!dest._writing) {
+        idle = true;
+        settle();
+      }
     } catch (err) {
       report(err as Error, 'EFLUSHSYNC');
     }
