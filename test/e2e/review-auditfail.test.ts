@@ -1,5 +1,10 @@
 /**
  * Review (auditfail): the audit log and the operator's signals when the audit destination fails.
+ * A destination that refuses every write (a file past RLIMIT_FSIZE, as a full disk: EFBIG; /dev/full:
+ * ENOSPC) hung a crashed gateway in its exit hook, cut a SIGTERM shutdown short (no "stopped", the
+ * pid file left) and held every line it refused without bound; a failed SIGHUP reopen cut the
+ * shutdown short too; a named pipe whose reader restarted lost every later line for good, and a
+ * SIGHUP while it had no reader froze the gateway.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -58,15 +63,15 @@ function call(url: string, n: number): Promise<number | 'failed'> {
   );
 }
 
-/** `mcpgate serve` with files limited to `fileKiB` KiB (RLIMIT_FSIZE: writes past it fail with EFBIG). */
-async function serveLimited(name: string, output: string, fileKiB: number, extra: string[] = []) {
+/** `mcpgate serve` with files limited to `fileBlocks` blocks of ulimit -f (RLIMIT_FSIZE: writes past it fail with EFBIG). */
+async function serveLimited(name: string, output: string, fileBlocks: number, extra: string[] = []) {
   const path = join(dir, `${name}.yaml`);
   await writeFile(path, configText(output));
   const child = spawn(
     'sh',
     [
       '-c',
-      `ulimit -f ${fileKiB}; exec "$0" "$@"`,
+      `ulimit -f ${fileBlocks}; exec "$0" "$@"`,
       process.execPath,
       BIN,
       'serve',
@@ -87,15 +92,15 @@ async function serveLimited(name: string, output: string, fileKiB: number, extra
   return { child, url, stderr: () => err, exit };
 }
 
-/** A node child running `script` (ESM, the writer imported as W), under `ulimit -f fileKiB` when given. */
-function child(script: string, fileKiB?: number) {
+/** A node child running `script` (ESM, the writer imported as W), under `ulimit -f fileBlocks` when given. */
+function child(script: string, fileBlocks?: number) {
   const writer = new URL('../../src/audit/writer.ts', import.meta.url).href;
   const code = `import * as W from ${JSON.stringify(writer)};\n${script}`;
   const args = ['--input-type=module', '-e', code];
   const proc =
-    fileKiB === undefined
+    fileBlocks === undefined
       ? spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn('sh', ['-c', `ulimit -f ${fileKiB}; exec "$0" "$@"`, process.execPath, ...args], {
+      : spawn('sh', ['-c', `ulimit -f ${fileBlocks}; exec "$0" "$@"`, process.execPath, ...args], {
           stdio: ['ignore', 'pipe', 'pipe'],
         });
   let err = '';
@@ -113,14 +118,14 @@ function child(script: string, fileKiB?: number) {
 }
 
 describe('the exit path when the audit destination fails (an uncaught error)', () => {
-  // A line longer than the file may grow (ulimit -f 1: 512 bytes), a batch later another, then a crash.
+  // A line longer than the file may grow (ulimit -f 1: one block), a batch later another, then a crash.
   const crash = (output: string) => `
     const w = W.createAuditWriter({ output: ${JSON.stringify(output)}, onError: (e) => console.error('audit write failed', e.code) });
     w.write({ first: 'x'.repeat(2000) });
     setTimeout(() => { w.write({ second: 1 }); setTimeout(() => { throw new Error('boom'); }, 1); }, 50);
   `;
 
-  it('hole: a regular file past its size limit (EFBIG, as a full disk): the crashed process exits', async () => {
+  it('failed before: a regular file past its size limit (EFBIG, as a full disk): the crashed process exits', async () => {
     const run = child(crash(join(dir, 'crash-efbig.log')), 1);
     const code = await run.exit;
     assert.notEqual(code, 'hung', `the process hung in its exit hook: ${run.stderr()}`);
@@ -129,7 +134,7 @@ describe('the exit path when the audit destination fails (an uncaught error)', (
     assert.match(run.stderr(), /audit write failed EFBIG/);
   });
 
-  it('hole: /dev/full (ENOSPC on every write): the crashed process exits', async (t) => {
+  it('failed before: /dev/full (ENOSPC on every write): the crashed process exits', async (t) => {
     if (!existsSync('/dev/full')) return t.skip('no /dev/full on this system');
     const run = child(crash('/dev/full'));
     const code = await run.exit;
@@ -140,7 +145,7 @@ describe('the exit path when the audit destination fails (an uncaught error)', (
 });
 
 describe('memory while the audit destination fails', () => {
-  it('hole: /dev/full under load: the lines waiting for it stay bounded (they grew without bound, off the heap)', async (t) => {
+  it('failed before: /dev/full under load: the lines waiting for it stay bounded (they grew without bound, off the heap)', async (t) => {
     if (!existsSync('/dev/full')) return t.skip('no /dev/full on this system');
     // 3 * MAX_BACKLOG_BYTES of lines, a batch at a time, none of which the destination takes.
     const run = child(`
@@ -172,7 +177,7 @@ describe('memory while the audit destination fails', () => {
 });
 
 describe('SIGTERM when the audit file cannot be written (real mcpgate serve)', () => {
-  it('hole: a full audit file: the shutdown finishes ("stopped", the pid file removed)', async () => {
+  it('failed before: a full audit file: the shutdown finishes ("stopped", the pid file removed)', async () => {
     const pid = join(dir, 'full.pid');
     const gw = await serveLimited('full', join(dir, 'full.log'), 1, ['--pid-file', pid]);
     for (let i = 0; i < 3; i++) {
@@ -187,7 +192,7 @@ describe('SIGTERM when the audit file cannot be written (real mcpgate serve)', (
     assert.equal(gw.stderr().split('audit write failed').length - 1, 1, 'said once');
   });
 
-  it('hole: a SIGHUP whose reopen failed (the directory moved away): SIGTERM still finishes, no line lost', async () => {
+  it('failed before: a SIGHUP whose reopen failed (the directory moved away): SIGTERM still finishes, no line lost', async () => {
     const sub = join(dir, 'rotated');
     await mkdir(sub);
     const pid = join(dir, 'rotated.pid');
@@ -225,7 +230,7 @@ describe('a named pipe as the audit output (real mcpgate serve)', () => {
     return { cat, ids, exit: new Promise((r) => cat.once('exit', r)) };
   }
 
-  it('hole: a SIGHUP while no reader has it open does not freeze the gateway', async (t) => {
+  it('failed before: a SIGHUP while no reader has it open does not freeze the gateway', async (t) => {
     const fifo = join(dir, 'hup.fifo');
     const made = spawn('mkfifo', [fifo]);
     if ((await new Promise((r) => made.once('exit', r))) !== 0) return t.skip('no mkfifo');
@@ -251,7 +256,7 @@ describe('a named pipe as the audit output (real mcpgate serve)', () => {
     assert.deepEqual([...first.ids(), ...second.ids()], [1, 2, 3]);
   });
 
-  it('hole: its reader restarts (EPIPE): the lines go to the next reader, none dropped for good', async (t) => {
+  it('failed before: its reader restarts (EPIPE): the lines go to the next reader, none dropped for good', async (t) => {
     const fifo = join(dir, 'audit.fifo');
     const made = spawn('mkfifo', [fifo]);
     if ((await new Promise((r) => made.once('exit', r))) !== 0) return t.skip('no mkfifo');
