@@ -161,7 +161,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   let broken = false;
   let lastErrorCode: string | undefined;
   let waiters: (() => void)[] = [];
-  /** Lines dropped since the last successful write: the backlog was full (MAX_BACKLOG_BYTES). */
+  /** Lines dropped since the backlog was last written whole: it was full (MAX_BACKLOG_BYTES). */
   let dropped = 0;
   /** Lines not yet written nor handed to the destination. */
   const pending = new LineBuffer();
@@ -217,16 +217,11 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   });
   dest.on('write', () => {
     lastErrorCode = undefined;
-    if (dropped > 0) {
-      onError(
-        new Error(`${dropped} audit lines were dropped while the audit destination was not taking them`),
-      );
-      dropped = 0;
-    }
   });
   dest.on('drain', () => {
     idle = true;
     settle();
+    reportDropped();
   });
   dest.on('error', (err: NodeJS.ErrnoException) => {
     // On EPIPE pino's own listener turns write/end/flushSync into no-ops: end() would never finish.
@@ -249,7 +244,17 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   dest.on('close', () => {
     idle = true;
     settle();
+    reportDropped();
   });
+  /**
+   * The count of dropped lines, once the backlog is written (at each write, a disk that keeps
+   * falling behind had the two lines logged for every batch) or the destination closed.
+   */
+  function reportDropped(): void {
+    if (dropped === 0) return;
+    onError(new Error(`${dropped} audit lines were dropped while the audit destination was not taking them`));
+    dropped = 0;
+  }
 
   function end(resolve: () => void): void {
     const timer = setTimeout(() => {
@@ -272,6 +277,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       clearTimeout(timer);
       flushSync();
       dest.destroy();
+      reportDropped();
       resolve();
     });
     // SonicBoom drops a reopen that is still waiting for an in-flight write when end() comes in

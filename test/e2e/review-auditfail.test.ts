@@ -158,7 +158,9 @@ describe('memory while the audit destination fails', () => {
         for (let i = 0; i < 5000; i++) w.write(line);
         await new Promise((r) => setTimeout(r, 12));
       }
-      console.error(JSON.stringify({ held: process.memoryUsage().arrayBuffers, max, lines }));
+      const held = process.memoryUsage().arrayBuffers;
+      await w.close();
+      console.error(JSON.stringify({ held, max, lines }));
       process.exit(0);
     `);
     assert.equal(await run.exit, 0, run.stderr());
@@ -173,6 +175,9 @@ describe('memory while the audit destination fails', () => {
       ['audit lines dropped: the audit destination is not taking them'],
       'said once',
     );
+    const counted = out.lines.filter((l) => / audit lines were dropped /.test(l));
+    assert.equal(counted.length, 1, 'counted when the log closed');
+    assert.ok(Number(counted[0]!.split(' ')[0]) > 100_000, counted[0]);
   });
 });
 
