@@ -181,7 +181,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       return;
     }
     if (dest._len + text.length > MAX_BACKLOG_BYTES) {
-      // Said once (the first line dropped), and the count once lines are written again.
+      // Said once (the first line dropped); the count once the backlog has caught up (reportDropped).
       if (dropped === 0) onError(new Error('audit lines dropped: the audit destination is not taking them'));
       dropped += countLines(text);
       // SonicBoom tries a failed write again only when it is given another: an empty one, so the
