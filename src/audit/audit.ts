@@ -24,6 +24,7 @@ export interface AuditLog extends Omit<AuditWriter, 'write' | 'append'> {
 
 export interface AuditLogOptions {
   readonly onError?: (err: Error) => void;
+  readonly onRefusing?: (refusing: boolean) => void;
   readonly limits?: ArgumentLimits;
   /** For tests: a writer other than the configured output. */
   readonly writer?: AuditWriter;
@@ -31,7 +32,9 @@ export interface AuditLogOptions {
 
 export function createAuditLog(config: AuditConfig, options: AuditLogOptions = {}): AuditLog {
   const recordOptions = auditRecordOptions(config, options.limits ?? DEFAULT_ARGUMENT_LIMITS);
-  const writer = options.writer ?? createAuditWriter({ output: config.output, onError: options.onError });
+  const writer =
+    options.writer ??
+    createAuditWriter({ output: config.output, onError: options.onError, onRefusing: options.onRefusing });
   // One source for every line: the line is written in place (line.ts), no record object per request.
   const line = new AuditLineSource(recordOptions);
   return {
@@ -46,6 +49,7 @@ export function createAuditLog(config: AuditConfig, options: AuditLogOptions = {
         line.ctx = undefined;
       }
     },
+    accepting: () => writer.accepting(),
     ready: () => writer.ready(),
     flush: () => writer.flush(),
     flushSync: () => writer.flushSync(),

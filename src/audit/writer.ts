@@ -67,10 +67,16 @@ export interface AuditWriterOptions {
   readonly output: string;
   /** Write failures (disk full, unopenable file). Repeats are reported once until a write succeeds. */
   readonly onError?: (err: Error) => void;
+  /** accepting() turned false (true) or back to true (false): for the operational log. */
+  readonly onRefusing?: (refusing: boolean) => void;
   /** Permissions of a created audit file. */
   readonly fileMode?: number;
   /** close() gives up waiting after this long (a wedged disk must not hang shutdown). */
   readonly closeTimeoutMs?: number;
+  /** accepting() turns false from this many bytes waiting (REFUSE_AT_BYTES)... */
+  readonly refuseAtBytes?: number;
+  /** ...and true again below this many (RESUME_AT_BYTES). */
+  readonly resumeAtBytes?: number;
 }
 
 export interface AuditWriter {
@@ -80,6 +86,12 @@ export interface AuditWriter {
   write(record: object): void;
   /** Appends the line `source` writes (its bytes, newline included), as write() does. */
   append(source: LineSource): void;
+  /**
+   * Whether a new request's line can be kept: false while REFUSE_AT_BYTES or more wait for a
+   * destination that does not take them (until fewer than RESUME_AT_BYTES wait), and for good once
+   * stdout or stderr lost its reader. The gateway refuses requests meanwhile (fail closed).
+   */
+  accepting(): boolean;
   /** Resolves once the destination is open (it is from creation on; kept for callers). */
   ready(): Promise<void>;
   /** Resolves when every line written so far has reached the fd (or the destination failed). */
@@ -107,6 +119,18 @@ const DESTINATION = { sync: true, contentMode: 'buffer', maxWrite: MAX_WRITE_BYT
  * until the OOM killer did (and took every line still waiting with it).
  */
 export const MAX_BACKLOG_BYTES = 64 * 1024 * 1024;
+/**
+ * From this many bytes waiting, the gateway refuses new requests: a request whose line could be
+ * dropped must not run (nothing it did may go unrecorded). The room left below MAX_BACKLOG_BYTES is
+ * for the lines of requests already running, and of the refusals.
+ */
+export const REFUSE_AT_BYTES = 48 * 1024 * 1024;
+/**
+ * Requests are served again once fewer bytes than this wait; not as soon as fewer than
+ * REFUSE_AT_BYTES do, or a disk that barely keeps up would switch the gateway (and the log lines
+ * saying so) on and off with every write.
+ */
+export const RESUME_AT_BYTES = 32 * 1024 * 1024;
 const NOTHING = Buffer.alloc(0);
 /** Lines wait at most this long (ms) before they are written... */
 export const BATCH_MS = 10;
@@ -129,7 +153,10 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   if (typeof output !== 'string' || output === '')
     throw new TypeError('audit output must be a non-empty string');
   const onError = options.onError ?? (() => {});
+  const onRefusing = options.onRefusing ?? (() => {});
   const closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+  const refuseAt = options.refuseAtBytes ?? REFUSE_AT_BYTES;
+  const resumeAt = options.resumeAtBytes ?? RESUME_AT_BYTES;
   const file = output === 'stdout' || output === 'stderr' ? undefined : output;
   const mode = options.fileMode ?? DEFAULT_FILE_MODE;
   // Built with `sync: true` so the file is opened here, synchronously (a wrong path or permission
@@ -163,6 +190,8 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
   let waiters: (() => void)[] = [];
   /** Lines dropped since the backlog was last written whole: it was full (MAX_BACKLOG_BYTES). */
   let dropped = 0;
+  /** REFUSE_AT_BYTES were waiting, and RESUME_AT_BYTES not yet reached again: see accepting(). */
+  let refusing = false;
   /** Lines not yet written nor handed to the destination. */
   const pending = new LineBuffer();
   /** A timer (BATCH_MS) or the end of the turn (BATCH_BYTES) will hand the pending lines over. */
@@ -230,8 +259,11 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
     // wait and go to the next reader (with pino's no-ops every later line was dropped, silently,
     // SIGHUP or not).
     if (err.code === 'EPIPE') {
-      if (file === undefined) broken = true;
-      else Object.assign(dest, methods);
+      if (file !== undefined) Object.assign(dest, methods);
+      else if (!broken) {
+        broken = true;
+        onRefusing(true);
+      }
     }
     // A reopen whose open failed (the directory gone or read-only) never says 'ready': close()
     // waited for it until its timeout, and the process exited in the middle of the shutdown.
@@ -387,6 +419,20 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       pending.append(source);
       idle = false;
       schedule();
+    },
+    accepting() {
+      if (broken) return false;
+      const waiting = dest._len + pending.length;
+      if (refusing) {
+        if (waiting >= resumeAt) return false;
+        refusing = false;
+        onRefusing(false);
+      } else if (waiting >= refuseAt) {
+        refusing = true;
+        onRefusing(true);
+        return false;
+      }
+      return true;
     },
     // Opened at creation (a failure threw there).
     ready: () => Promise.resolve(),

@@ -133,6 +133,15 @@ const SPECS = {
   },
   ERR_SHUTTING_DOWN: { status: 503, rpc: RPC.SHUTTING_DOWN, message: 'gateway is shutting down' },
   /**
+   * The audit destination is not taking lines (a full disk, a reader gone): a request whose line
+   * could be lost is not run (see audit/writer.ts accepting()).
+   */
+  ERR_AUDIT_UNAVAILABLE: {
+    status: 503,
+    rpc: RPC.INTERNAL_ERROR,
+    message: 'audit log unavailable: retry shortly',
+  },
+  /**
    * `limits.max_buffered_bytes` is spent: a request body is refused with 503 (retry shortly); a
    * response the gateway must hold to filter is refused with 502.
    */

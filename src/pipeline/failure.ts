@@ -125,6 +125,7 @@ function decisionFor(code: string): RequestContext['decision'] {
   if (code.endsWith('_DENIED') || code.endsWith('_UNPINNED') || code === 'ERR_SESSION_NOT_FOUND')
     return 'deny';
   if (code === 'ERR_RATE_LIMIT_STORE') return 'rate_limited';
-  if (code === 'ERR_SHUTTING_DOWN' || code === 'ERR_CONFIG_RELOADED') return 'deny';
+  if (code === 'ERR_SHUTTING_DOWN' || code === 'ERR_CONFIG_RELOADED' || code === 'ERR_AUDIT_UNAVAILABLE')
+    return 'deny';
   return 'invalid';
 }

@@ -130,6 +130,7 @@ export interface Handler {
 }
 
 const ALLOW = 'GET, POST, DELETE';
+const RETRY_SOON = Object.freeze({ 'retry-after': '1' });
 
 export function createHandler(deps: HandlerDeps): Handler {
   const { upstream, clock, observer, transport } = deps;
@@ -175,6 +176,9 @@ export function createHandler(deps: HandlerDeps): Handler {
           throw new GatewayError('ERR_METHOD_NOT_ALLOWED', { headers: { allow } });
         }
         if (unsupportedExpectation(req)) throw new GatewayError('ERR_EXPECTATION_FAILED');
+        // Fail closed: a request whose audit line could be lost does not run.
+        if (observer.accepting?.() === false)
+          throw new GatewayError('ERR_AUDIT_UNAVAILABLE', { headers: RETRY_SOON });
         const pending = steps.authenticate(ctx);
         if (pending !== undefined) await pending;
       } catch (err) {

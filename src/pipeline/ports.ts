@@ -108,6 +108,11 @@ export interface Observer {
   upstreamError(kind: UpstreamErrorKind, error?: unknown): void;
   streamOpened(): void;
   streamClosed(): void;
+  /**
+   * Whether a new request's audit line can be kept now (the audit destination takes lines). While it
+   * cannot, requests are refused: nothing runs that would go unrecorded. Absent: always.
+   */
+  accepting?(): boolean;
 }
 
 export interface Clock {

@@ -133,6 +133,7 @@ export async function startGateway(
     upstream,
     deps.clock.mono,
     oauth ? () => ({ oauth: oauth.status() }) : undefined,
+    () => (deps.observer.accepting?.() === false ? 'audit log unavailable' : undefined),
   );
   const reserved = new Map<string, Route>([
     ['/healthz', healthz],

@@ -73,6 +73,8 @@ export function createReadiness(
   upstream: Upstream,
   mono: () => number,
   details?: () => Record<string, unknown>,
+  /** A reason the gateway refuses every request now (the audit log not taking lines), else undefined. */
+  blocked?: () => string | undefined,
 ): Readiness {
   let draining = false;
   let cached: { at: number; ok: boolean } | undefined;
@@ -82,6 +84,8 @@ export function createReadiness(
 
   const route: Route = (_req, res) => {
     if (draining) return sendPlainJson(res, 503, { status: 'draining' });
+    const reason = blocked?.();
+    if (reason !== undefined) return sendPlainJson(res, 503, { status: reason, ...details?.() });
     const now = mono();
     if (cached && now - cached.at < CACHE_MS) {
       return sendPlainJson(res, cached.ok ? 200 : 503, {

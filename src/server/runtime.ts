@@ -64,6 +64,10 @@ export async function startRuntime(config: Config, deps: RuntimeDeps): Promise<R
         { err: { message: err.message, code: (err as NodeJS.ErrnoException).code } },
         'audit write failed',
       ),
+    onRefusing: (refusing) =>
+      refusing
+        ? log.error('audit output is not taking lines: MCP requests are refused (503) until it does')
+        : log.warn('audit backlog written: MCP requests are served again'),
     ...(deps.auditWriter ? { writer: deps.auditWriter } : {}),
   });
   const metrics = config.metrics.enabled

@@ -29,6 +29,8 @@ export interface TestGatewayOptions {
   /** The operational logger (default silent). */
   readonly log?: Logger;
   readonly oauthTuning?: OAuthTuning;
+  /** What the audit writer's accepting() answers (always true when absent). */
+  readonly auditAccepting?: () => boolean;
 }
 
 export async function startTestGateway(
@@ -51,6 +53,7 @@ export async function startTestGateway(
       if (text.indexOf('\n') !== text.length - 1) throw new Error(`not one audit line: ${text}`);
       auditLines.push(JSON.parse(text) as Record<string, unknown>);
     },
+    accepting: () => options.auditAccepting?.() ?? true,
     ready: async () => {},
     flush: async () => {},
     flushSync() {},

@@ -13,7 +13,7 @@ describe('observer', () => {
     const metrics = createMetrics({ knownMethods: ['tools/call'], knownTools: ['echo'] });
     const observer = createObserver({
       clock,
-      audit: { record: (ctx, now, mono) => records.push([ctx, now, mono]) },
+      audit: { record: (ctx, now, mono) => records.push([ctx, now, mono]), accepting: () => true },
       metrics,
       onError: (err) => assert.fail(String(err)),
     });
@@ -36,6 +36,7 @@ describe('observer', () => {
         record: () => {
           throw new Error('disk on fire');
         },
+        accepting: () => true,
       },
       metrics,
       onError: (err, where) => errors.push(`${where}: ${(err as Error).message}`),

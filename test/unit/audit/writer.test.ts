@@ -247,19 +247,20 @@ describe('audit writer', () => {
     assert.equal((JSON.parse(got[1999]!) as { i: number }).i, 1999);
   });
 
-  it('a closed stdout pipe (EPIPE) is reported, and close() still returns promptly', async () => {
+  it('a closed stdout pipe (EPIPE) is reported, refuses requests from then on, and close() still returns promptly', async () => {
     const script = `
       import { createAuditWriter } from ${JSON.stringify(new URL('../../../src/audit/writer.ts', import.meta.url).href)};
       let failed = false;
       const w = createAuditWriter({ output: 'stdout', closeTimeoutMs: 60000, onError: (e) => {
         failed = true;
         process.stderr.write('audit error ' + e.code + '\\n');
-      } });
+      }, onRefusing: (refusing) => process.stderr.write('refusing ' + refusing + '\\n') });
       const deadline = Date.now() + 5000;
       while (!failed && Date.now() < deadline) {
         w.write({ pad: 'z'.repeat(1000) });
         await new Promise((r) => setImmediate(r));
       }
+      process.stderr.write('accepting ' + w.accepting() + '\\n');
       const t = Date.now();
       await w.close();
       process.stderr.write('closed in ' + (Date.now() - t < 2000 ? 'time' : 'too long') + '\\n');
@@ -273,7 +274,10 @@ describe('audit writer', () => {
     child.stderr.on('data', (d: string) => (err += d));
     const code = await new Promise((resolve) => child.on('close', resolve));
     assert.equal(code, 0, err);
-    assert.match(err, /^audit error EPIPE\nclosed in time\n$/);
+    assert.match(
+      err,
+      /^(refusing true\naudit error EPIPE|audit error EPIPE\nrefusing true)\naccepting false\nclosed in time\n$/,
+    );
   });
 
   it('a process that ends without close() (nothing left to run) loses no line', async () => {
