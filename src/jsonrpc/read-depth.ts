@@ -12,9 +12,9 @@
  * - the judge (policy/judge.ts): `params.name`, `uri`, `taskId`, `ref`, `notifications`, `task`,
  *   `_meta` (depth 2), where a kept number is an object and a double is not (`params.task: 1e400`
  *   asks for a task); below them only strings are looked for (`ref.type`, `_meta`'s protocol
- *   version, `notifications.taskIds`), or an object's members (client capabilities), which a kept
- *   number, an object without members, does not have either: a number there decides alike placed
- *   or not;
+ *   version and related task's id, `notifications.taskIds`), or an object's members (client
+ *   capabilities), which a kept number, an object without members, does not have either: a number
+ *   there decides alike placed or not;
  * - request tags (integrity/restore.ts): `id`, `params.requestId` (depth 2);
  * - header checks (policy/headers.ts): `params.name`/`uri`/`taskId`, `_meta`'s version (strings);
  *   `Mcp-Param-*` headers against every number in `params.arguments`, at any depth;
@@ -60,6 +60,7 @@ export const META_READ: readonly string[] = Object.freeze([
   'io.modelcontextprotocol/protocolVersion',
   'io.modelcontextprotocol/clientCapabilities',
   'io.modelcontextprotocol/subscriptionId',
+  'io.modelcontextprotocol/related-task',
   'progressToken',
 ]);
 

@@ -50,6 +50,7 @@ const TASKS_EXTENSION = 'io.modelcontextprotocol/tasks';
 const NOTIFICATION = 'notifications/';
 const CLIENT_CAPABILITIES = 'io.modelcontextprotocol/clientCapabilities';
 const PROTOCOL_VERSION = 'io.modelcontextprotocol/protocolVersion';
+const RELATED_TASK = 'io.modelcontextprotocol/related-task';
 
 /**
  * @param tasks the principal's view of the task registry; without it every task method is denied
@@ -68,7 +69,11 @@ export function judge(
   const spec = METHODS.get(method);
   const params = m.params;
   if (spec === undefined) {
-    if (options.unknownMethods === 'allow') return allow(method, id, undefined, undefined, undefined);
+    if (options.unknownMethods === 'allow') {
+      return (
+        relatedTask(method, m.id, params, grants, tasks) ?? allow(method, id, undefined, undefined, undefined)
+      );
+    }
     return deny(method, id, 'ERR_METHOD_DENIED', 'Method not found', undefined, undefined, params);
   }
   const variant = params === undefined ? undefined : caseVariant(params, PARAMS_READ);
@@ -83,6 +88,10 @@ export function judge(
   // whatever its id would cancel the request that id names (another key's, if its tag ever leaked).
   if (m.id !== undefined && spec.rule !== 'server-only' && method.startsWith(NOTIFICATION)) {
     return invalid(method, id, `${method} is a notification: it takes no id`);
+  }
+  if (spec.rule !== 'server-only') {
+    const related = relatedTask(method, m.id, params, grants, tasks);
+    if (related !== undefined) return related;
   }
   const all = grants === ALLOW_ALL;
   switch (spec.rule) {
@@ -217,6 +226,39 @@ function judgeListen(
   return allow(method, id, undefined, undefined, undefined);
 }
 
+/**
+ * 2025-11-25: a request whose `_meta["io.modelcontextprotocol/related-task"]` names a task is part of
+ * that task, and the v1 SDK's server acts on it: the tool gets the task id (`extra.taskId`), the task
+ * becomes `input_required` when the tool asks the client something, and the call's answer and the
+ * requests and notifications it sends are queued for the task, delivered by its `tasks/result`.
+ * Without a session (a stateless server sharing its task store) it does not check whose task it is.
+ * So the task a request names there is judged as `tasks/get` judges one: the key's own, of a tool
+ * it may still use, else the task does not exist for it. A value that names no task plainly (not an
+ * object with a string `taskId`: a store keyed by text reads `1` as `"1"`) is invalid. Requests only:
+ * a client's notification about a task names one the client runs itself (a sampling task the server
+ * asked for), which the gateway never records, and servers read no task from a notification.
+ */
+function relatedTask(
+  method: string,
+  id: JsonRpcId | undefined,
+  params: Record<string, unknown> | undefined,
+  grants: Grants,
+  tasks: TaskScope | undefined,
+): Verdict | undefined {
+  if (id === undefined || grants === ALLOW_ALL) return undefined;
+  const meta = params?._meta;
+  if (typeof meta !== 'object' || meta === null || !Object.hasOwn(meta, RELATED_TASK)) return undefined;
+  const related = (meta as Record<string, unknown>)[RELATED_TASK];
+  const taskId =
+    typeof related === 'object' && related !== null && !Array.isArray(related)
+      ? (related as { taskId?: unknown }).taskId
+      : undefined;
+  if (!isName(taskId) || caseVariant(related as object, TASK_READ) !== undefined) {
+    return invalid(method, id, `params._meta["${RELATED_TASK}"].taskId must be a well-formed string`);
+  }
+  return ownsTask(tasks, taskId) ? undefined : taskDenied(method, id);
+}
+
 function ownsTask(tasks: TaskScope | undefined, taskId: string): boolean {
   return tasks !== undefined && tasks.owns(taskId);
 }
@@ -302,6 +344,7 @@ function deny(
 const PARAMS_READ = memberNames(PARAMS_MEMBERS_READ);
 const REF_READ = memberNames(['type', 'name', 'uri']);
 const NOTIFICATIONS_READ = memberNames(['resourceSubscriptions', 'taskIds']);
+const TASK_READ = memberNames(['taskId']);
 
 /** A key an upstream may read as a member the judge reads (case-variants.ts: case, underscores). */
 function caseInvalid(method: string, id: JsonRpcId | null, where: string, key: string): Verdict {
