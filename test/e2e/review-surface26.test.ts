@@ -296,3 +296,66 @@ describe('surface26 review: related-task against a stateless v1 SDK server with 
     }
   });
 });
+
+describe('surface26 review: a 2026-07-28 listen subscription and another key\u2019s cancellation', () => {
+  let upstream: ScriptedUpstream;
+  let gateway: TestGateway;
+  const open: ServerResponse[] = [];
+  before(async () => {
+    upstream = await startScriptedUpstream();
+    // A listen is held open (its stream); anything else is a notification, taken at once.
+    upstream.set((seen, res) => {
+      if ((seen.body as Rpc).method === 'subscriptions/listen') {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(': open\n\n');
+        open.push(res);
+        return;
+      }
+      res.writeHead(202).end();
+    });
+    gateway = await startTestGateway(config(upstream.url, ['echo']));
+  });
+  after(async () => {
+    for (const res of open) res.end();
+    await gateway.close(200);
+    await upstream.close();
+  });
+
+  const modern = (key: string) => ({ ...headers(key), 'mcp-protocol-version': '2026-07-28' });
+  const claim = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' };
+
+  it('holds: a key naming another key\u2019s listen id in notifications/cancelled never names that subscription to the upstream', async () => {
+    // The v2 SDK's listen router tears a subscription down on an inbound cancellation of its id
+    // (the listen request's id, which the upstream knows as the gateway's tag).
+    const aborted = new AbortController();
+    const listen = await fetch(gateway.mcpUrl, {
+      method: 'POST',
+      headers: { ...modern(ALICE), 'mcp-method': 'subscriptions/listen' },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 'L1',
+        method: 'subscriptions/listen',
+        params: { notifications: { toolsListChanged: true }, _meta: claim },
+      }),
+      signal: aborted.signal,
+    });
+    assert.equal(listen.status, 200);
+    const aliceTag = (upstream.seen.at(-1)!.body as Rpc).id;
+    assert.ok(typeof aliceTag === 'string' && aliceTag !== 'L1');
+    const cancel = await fetch(gateway.mcpUrl, {
+      method: 'POST',
+      headers: modern(BOB),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        method: 'notifications/cancelled',
+        params: { requestId: 'L1', _meta: claim },
+      }),
+    });
+    assert.equal(cancel.status, 202);
+    const forwarded = upstream.seen.at(-1)!.body as Rpc;
+    assert.equal(forwarded.method, 'notifications/cancelled');
+    assert.notEqual(forwarded.params?.requestId, aliceTag);
+    assert.notEqual(forwarded.params?.requestId, 'L1');
+    aborted.abort();
+  });
+});
