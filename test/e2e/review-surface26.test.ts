@@ -14,7 +14,15 @@ import {
   InMemoryTaskMessageQueue,
   InMemoryTaskStore,
 } from '@modelcontextprotocol/sdk/experimental/tasks/stores/in-memory.js';
-import { ElicitResultSchema } from '@modelcontextprotocol/sdk/types.js';
+import {
+  CallToolResultSchema,
+  ElicitRequestSchema,
+  ElicitResultSchema,
+} from '@modelcontextprotocol/sdk/types.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { startEverything } from '../helpers/everything.ts';
+import type { Everything } from '../helpers/everything.ts';
 import { parseConfigText } from '../../src/config/load.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
@@ -357,5 +365,71 @@ describe('surface26 review: a 2026-07-28 listen subscription and another key\u20
     assert.notEqual(forwarded.params?.requestId, aliceTag);
     assert.notEqual(forwarded.params?.requestId, 'L1');
     aborted.abort();
+  });
+});
+
+describe('surface26 review: a task that asks the user, through the v1 SDK client and server-everything', () => {
+  let everything: Everything;
+  let gateway: TestGateway;
+  before(async () => {
+    everything = await startEverything();
+    gateway = await startTestGateway(
+      reviewConfig(
+        everything.url,
+        [{ label: 'researcher', key: ALICE, allow: ['simulate-research-query'] }],
+        '',
+        {
+          secret: SECRET,
+          resources: [],
+        },
+      ),
+    );
+  });
+  after(async () => {
+    await gateway.close(200);
+    await everything.close();
+  });
+
+  /** What the client saw of one ambiguous research task: its statuses, the question, the report. */
+  async function research(url: string, headers: Record<string, string>) {
+    const client = new Client({ name: 'c', version: '1' }, { capabilities: { elicitation: {}, tasks: {} } });
+    const questions: unknown[] = [];
+    client.setRequestHandler(ElicitRequestSchema, (req) => {
+      questions.push(req.params._meta?.[RELATED]);
+      return Promise.resolve({ action: 'accept' as const, content: { interpretation: 'the language' } });
+    });
+    await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } }));
+    // server-everything registers the tool once `notifications/initialized` has been handled.
+    await new Promise((r) => setTimeout(r, 300));
+    const statuses = new Set<string>();
+    let report = '';
+    let taskId: string | undefined;
+    const stream = client.experimental.tasks.callToolStream(
+      { name: 'simulate-research-query', arguments: { topic: 'python', ambiguous: true } },
+      CallToolResultSchema,
+      { task: { ttl: 60_000 } },
+    );
+    for await (const m of stream) {
+      if (m.type === 'taskCreated') taskId = m.task.taskId;
+      if (m.type === 'taskStatus') statuses.add(m.task.status);
+      if (m.type === 'result') report = JSON.stringify(m.result.content);
+      if (m.type === 'error') report = `error: ${m.error.message}`;
+    }
+    await client.close();
+    return { statuses: [...statuses].sort(), questions, taskId, report };
+  }
+
+  it('holds: the client answers the task\u2019s question (related-task) and gets its report, as directly', async () => {
+    const direct = await research(everything.url, {});
+    const through = await research(gateway.mcpUrl, { authorization: `Bearer ${ALICE}` });
+    assert.ok(direct.statuses.includes('input_required'), JSON.stringify(direct.statuses));
+    assert.ok(through.statuses.includes('input_required'), JSON.stringify(through.statuses));
+    assert.deepEqual(through.questions, [{ taskId: through.taskId }]);
+    assert.match(through.report, /Clarification\*\*: the language/);
+    assert.equal(
+      through.report.replace(through.taskId ?? '', ''),
+      direct.report.replace(direct.taskId ?? '', ''),
+    );
+    assert.ok(!gateway.auditLines.some((l) => l.decision !== 'allow'), 'nothing refused');
   });
 });
