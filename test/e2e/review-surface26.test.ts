@@ -1,7 +1,9 @@
 /**
- * Attack review (surface26): the seams between protocol revisions and the less-used surface.
- * Through the real gateway in front of a scripted upstream. "failed before:" tests failed on the
- * code they were written against; "holds:" tests are attacks that held.
+ * Attack review (surface26): the seams between protocol revisions and the less-used surface (tasks
+ * named in `_meta`, 2026-07-28 listen subscriptions, a task that asks the user). Through the real
+ * gateway in front of a scripted upstream, a stateless v1 SDK server with a task store, and
+ * server-everything with the v1 SDK client. "failed before:" tests failed on the code they were
+ * written against; "holds:" tests are attacks that held.
  */
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
