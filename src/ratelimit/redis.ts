@@ -66,6 +66,12 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RedisS
     commandTimeout: timeoutMs,
     connectTimeout: Math.max(1000, timeoutMs * 4),
     disconnectTimeout: Math.max(100, timeoutMs),
+    // A Redis that stops answering (hung, frozen, a partition that drops packets) keeps its socket
+    // open for as long as TCP lets it: each decision would still be written to it after its own
+    // timeout, held in memory without bound, and run when Redis woke, charging the buckets for
+    // requests already refused. Silence while a decision waits ends the connection instead: the
+    // waiting decisions fail, and the next ones fail at once (not ready) until it is back.
+    socketTimeout: Math.max(1000, timeoutMs * 4),
     retryStrategy: (times) => Math.min(times * 100, maxDelay),
     protocol: 2,
     scripts: { mcpgateTake: { lua: TAKE_SCRIPT } },

@@ -1,0 +1,172 @@
+/**
+ * Review: several replicas behind one balancer, sharing one real redis-server (`backend: redis`),
+ * one upstream and one `auth.session_secret`.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mintKey } from '../../src/auth/key-format.ts';
+import { sha256Hex } from '../../src/auth/key-hash.ts';
+import { startRedisServer } from '../helpers/redis-server.ts';
+import type { RedisServer } from '../helpers/redis-server.ts';
+import { startSdkUpstream } from '../helpers/sdk-upstream.ts';
+import type { SdkUpstream } from '../helpers/sdk-upstream.ts';
+import { startTestGateway } from '../helpers/gateway.ts';
+import type { TestGateway } from '../helpers/gateway.ts';
+import { waitFor } from '../helpers/net.ts';
+import { connect } from 'node:net';
+
+const HEADERS = {
+  'content-type': 'application/json',
+  accept: 'application/json, text/event-stream',
+  'mcp-protocol-version': '2025-06-18',
+};
+const SECRET = 'review-replicas-shared-session-secret-0123456789';
+
+interface TestKey {
+  readonly secret: string;
+  readonly config: Record<string, unknown>;
+}
+
+function makeKey(label: string, capacity: number, refill = 0.001): TestKey {
+  const secret = mintKey(randomBytes(32));
+  return {
+    secret,
+    config: {
+      label,
+      hash: `sha256:${sha256Hex(secret)}`,
+      allow: ['*'],
+      rate_limit: { capacity, refill_per_second: refill },
+    },
+  };
+}
+
+function configFor(
+  upstreamUrl: string,
+  redisUrl: string,
+  keys: readonly TestKey[],
+  timeout = '200ms',
+  onStoreError: 'deny' | 'allow' = 'deny',
+): string {
+  return JSON.stringify({
+    listen: '127.0.0.1:0',
+    upstream: { url: upstreamUrl },
+    auth: { session_secret: SECRET },
+    keys: keys.map((k) => k.config),
+    rate_limit: { backend: 'redis', redis: { url: redisUrl, timeout }, on_store_error: onStoreError },
+  });
+}
+
+let nextId = 0;
+
+async function echo(
+  url: string,
+  key: TestKey,
+): Promise<{ id: string; status: number; headers: Headers; body: string }> {
+  const id = `rep-${++nextId}`;
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { ...HEADERS, authorization: `Bearer ${key.secret}` },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id,
+      method: 'tools/call',
+      params: { name: 'echo', arguments: { message: id } },
+    }),
+  });
+  return { id, status: res.status, headers: res.headers, body: await res.text() };
+}
+
+/** One Redis command over a raw socket (RESP), its reply as text. */
+function redisCommand(port: number, ...args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ port, host: '127.0.0.1' });
+    let reply = '';
+    socket.on('data', (chunk: Buffer) => {
+      reply += chunk.toString('utf8');
+      if (
+        reply.endsWith('\r\n') &&
+        (reply[0] !== '$' || reply.startsWith('$-1') || reply.split('\r\n').length >= 3)
+      ) {
+        socket.destroy();
+        resolve(reply);
+      }
+    });
+    socket.once('error', reject);
+    socket.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`);
+  });
+}
+
+/** Tokens a key's own bucket holds in Redis (as of its last take). */
+async function tokensOf(label: string): Promise<number> {
+  const reply = await redisCommand(redis.port, 'HGET', `mcpgate:{key:${label}}`, 'tk');
+  return Number(reply.split('\r\n')[1]);
+}
+
+let redis: RedisServer;
+let upstream: SdkUpstream;
+before(async () => {
+  [redis, upstream] = await Promise.all([
+    startRedisServer(),
+    startSdkUpstream({ stateless: true, jsonResponse: true }),
+  ]);
+});
+after(async () => {
+  await upstream?.close();
+  await redis?.close();
+});
+
+describe('replicas review: a Redis that stops answering (hung, frozen, partitioned)', () => {
+  const key = makeKey('stalled', 1000);
+  let a: TestGateway;
+  let b: TestGateway;
+  before(async () => {
+    const yaml = configFor(upstream.url, redis.url, [key]);
+    [a, b] = await Promise.all([startTestGateway(yaml), startTestGateway(yaml)]);
+  });
+  after(async () => {
+    redis.resume();
+    await a?.close(200);
+    await b?.close(200);
+  });
+
+  it('failed before: every decision was queued on the silent connection and charged when Redis woke', async () => {
+    const first = await echo(a.mcpUrl, key);
+    assert.equal(first.status, 200, first.body);
+    const before = await tokensOf('stalled');
+    redis.pause();
+    // 25 waves of 12 concurrent calls over both replicas: each decision times out (503).
+    const lines = a.auditLines.length + b.auditLines.length;
+    let sent = 0;
+    for (let wave = 0; wave < 25; wave++) {
+      const answers = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => echo((i % 2 === 0 ? a : b).mcpUrl, key)),
+      );
+      for (const r of answers) {
+        assert.equal(r.status, 503, r.body);
+        assert.equal(r.headers.get('retry-after'), '1');
+        assert.equal((JSON.parse(r.body) as { error: { code: number } }).error.code, -32603);
+      }
+      sent += answers.length;
+    }
+    await waitFor(
+      () => a.auditLines.length + b.auditLines.length - lines === sent || undefined,
+      3000,
+      'lines',
+    );
+    redis.resume();
+    const after = await waitFor(
+      async () => {
+        const r = await echo(a.mcpUrl, key);
+        return r.status === 200 ? r : undefined;
+      },
+      10_000,
+      'a decision from Redis again',
+    );
+    assert.ok(after.status === 200);
+    const charged = before - (await tokensOf('stalled')) - 1;
+    // Refused (503) without Redis, so not charged: at most those written before the gateway gave the
+    // silent connection up (about a second's worth) may still run when Redis wakes.
+    assert.ok(charged < sent / 2, `charged ${charged} tokens for ${sent} refused calls`);
+  });
+});
