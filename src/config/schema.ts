@@ -268,6 +268,7 @@ const rateLimit = object(
         prefix: string('Prefix of the Redis keys.', { default: 'mcpgate:' }),
         timeout: duration('Time allowed for one Redis decision before `on_store_error` applies.', {
           default: '250ms',
+          min: 1,
         }),
       },
       'Redis settings for `backend: redis`.',

@@ -48,6 +48,8 @@ interface Scripted {
 }
 
 const TIMEOUT = Symbol('timeout');
+/** The longest delay a Node timer runs as asked. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** The store, its client connecting in the background (ioredis is loaded on the first call). */
 export async function openRedisStore(options: RedisStoreOptions): Promise<RedisStore> {
@@ -57,6 +59,9 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RedisS
   if (onStoreError !== 'deny' && onStoreError !== 'allow')
     throw new TypeError('openRedisStore: onStoreError');
   const maxDelay = options.reconnectMaxDelayMs ?? REDIS_DEFAULTS.reconnectMaxDelayMs;
+  // Node runs a timer longer than 2^31 - 1 ms after 1 ms: a long `timeout` (the config allows up to
+  // about 596 h) must not turn these into 1 ms, which would cut every connection and decision.
+  const patience = Math.min(MAX_TIMER_MS, Math.max(1000, timeoutMs * 4));
   const Redis = await loadIoredis();
 
   const client = new Redis(url, {
@@ -64,14 +69,14 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RedisS
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
     commandTimeout: timeoutMs,
-    connectTimeout: Math.max(1000, timeoutMs * 4),
+    connectTimeout: patience,
     disconnectTimeout: Math.max(100, timeoutMs),
     // A Redis that stops answering (hung, frozen, a partition that drops packets) keeps its socket
     // open for as long as TCP lets it: each decision would still be written to it after its own
     // timeout, held in memory without bound, and run when Redis woke, charging the buckets for
     // requests already refused. Silence while a decision waits ends the connection instead: the
     // waiting decisions fail, and the next ones fail at once (not ready) until it is back.
-    socketTimeout: Math.max(1000, timeoutMs * 4),
+    socketTimeout: patience,
     retryStrategy: (times) => Math.min(times * 100, maxDelay),
     protocol: 2,
     scripts: { mcpgateTake: { lua: TAKE_SCRIPT } },

@@ -14,7 +14,10 @@ import type { SdkUpstream } from '../helpers/sdk-upstream.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { waitFor } from '../helpers/net.ts';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
+import type { Socket } from 'node:net';
+import { parseConfigText } from '../../src/config/load.ts';
+import { request as httpRequest } from 'node:http';
 
 const HEADERS = {
   'content-type': 'application/json',
@@ -56,6 +59,8 @@ function configFor(
     rate_limit: { backend: 'redis', redis: { url: redisUrl, timeout }, on_store_error: onStoreError },
   });
 }
+
+const FALLBACKS = ['store_unavailable', 'store_error', 'store_timeout'];
 
 let nextId = 0;
 
@@ -168,5 +173,147 @@ describe('replicas review: a Redis that stops answering (hung, frozen, partition
     // Refused (503) without Redis, so not charged: at most those written before the gateway gave the
     // silent connection up (about a second's worth) may still run when Redis wakes.
     assert.ok(charged < sent / 2, `charged ${charged} tokens for ${sent} refused calls`);
+  });
+});
+
+describe('replicas review: a full Redis (maxmemory, noeviction)', () => {
+  const key = makeKey('full', 1000);
+  let a: TestGateway;
+  before(async () => {
+    a = await startTestGateway(configFor(upstream.url, redis.url, [key], '1s'));
+  });
+  after(async () => {
+    await redisCommand(redis.port, 'CONFIG', 'SET', 'maxmemory', '0');
+    await a?.close(200);
+  });
+
+  it('holds: a take Redis refuses for memory is refused (503, store_error) and audited, never passed', async () => {
+    const first = await echo(a.mcpUrl, key);
+    assert.equal(first.status, 200, first.body);
+    await redisCommand(redis.port, 'CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+    await redisCommand(redis.port, 'CONFIG', 'SET', 'maxmemory', '1');
+    const calls = upstream.received.length;
+    const r = await echo(a.mcpUrl, key);
+    assert.equal(r.status, 503, r.body);
+    assert.equal(upstream.received.length, calls);
+    const line = await waitFor(() => a.auditLines.find((l) => l.rpc_id === r.id), 2000, 'its line');
+    assert.equal(line.reason, 'ERR_RATE_LIMIT_STORE');
+    assert.equal(line.rate_limit_fallback, 'store_error');
+  });
+});
+
+describe("replicas review: Redis gone between a POST's prepaid token and its body", () => {
+  const key = makeKey('midway', 1000);
+  let a: TestGateway;
+  before(async () => {
+    a = await startTestGateway(configFor(upstream.url, redis.url, [key], '1s'));
+  });
+  after(async () => {
+    if (!redis.running) await redis.start();
+    await a?.close(200);
+  });
+
+  it("holds: the batch's other messages cannot be paid for: 503, nothing forwarded, one line", async () => {
+    const first = await echo(a.mcpUrl, key);
+    assert.equal(first.status, 200, first.body);
+    const tokens = await tokensOf('midway');
+    const calls = upstream.received.length;
+    const seen = a.auditLines.length;
+    const body = JSON.stringify(
+      [1, 2, 3].map((n) => ({
+        jsonrpc: '2.0',
+        id: `mid-${n}`,
+        method: 'tools/call',
+        params: { name: 'echo', arguments: { message: 'x' } },
+      })),
+    );
+    const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = httpRequest(a.mcpUrl, {
+        method: 'POST',
+        headers: {
+          ...HEADERS,
+          authorization: `Bearer ${key.secret}`,
+          'content-length': String(Buffer.byteLength(body)),
+        },
+        agent: false,
+      });
+      req.on('error', reject);
+      req.on('response', (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      });
+      req.write(body.slice(0, 10));
+      void waitFor(async () => ((await tokensOf('midway')) < tokens - 0.5 ? true : undefined), 3000, 'prepay')
+        .then(() => redis.stop())
+        .then(() => req.end(body.slice(10)), reject);
+    });
+    const got = await answer;
+    assert.equal(got.status, 503, got.text);
+    assert.equal(upstream.received.length, calls);
+    await new Promise((r) => setTimeout(r, 200));
+    const lines = a.auditLines.slice(seen);
+    assert.equal(lines.length, 1, JSON.stringify(lines));
+    assert.equal(lines[0]?.reason, 'ERR_RATE_LIMIT_STORE');
+    assert.equal(lines[0]?.status, 503);
+    assert.ok(FALLBACKS.includes(String(lines[0]?.rate_limit_fallback)));
+  });
+});
+
+/** A TCP proxy to Redis whose replies arrive `delayMs` late. */
+async function slowProxy(port: number, delayMs: number): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstreamSocket = connect({ port, host: '127.0.0.1' });
+    sockets.add(client).add(upstreamSocket);
+    client.on('data', (d) => upstreamSocket.write(d));
+    upstreamSocket.on('data', (d) => setTimeout(() => client.writable && client.write(d), delayMs));
+    const end = () => {
+      client.destroy();
+      upstreamSocket.destroy();
+    };
+    client.on('close', end).on('error', end);
+    upstreamSocket.on('close', end).on('error', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const proxyPort = typeof address === 'object' && address ? address.port : 0;
+  return {
+    url: `redis://127.0.0.1:${proxyPort}`,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe('replicas review: rate_limit.redis.timeout at its edges', () => {
+  it('failed before: a zero timeout passed validation, then the gateway could not start', () => {
+    const yaml = configFor('http://127.0.0.1:9/mcp', 'redis://127.0.0.1:6379', [], '0ms');
+    const { config, issues } = parseConfigText(yaml, {}, Date.now());
+    assert.equal(config, undefined);
+    assert.deepEqual(
+      issues.filter((i) => i.severity === 'error').map((i) => i.path),
+      ['rate_limit.redis.timeout'],
+    );
+  });
+
+  it("holds: a timeout of 200h does not turn the connection's own timers into 1 ms", async () => {
+    const key = makeKey('patient', 1000);
+    const proxy = await slowProxy(redis.port, 20);
+    const a = await startTestGateway(configFor(upstream.url, proxy.url, [key], '200h', 'allow'));
+    try {
+      const seen = a.auditLines.length;
+      for (let i = 0; i < 3; i++) assert.equal((await echo(a.mcpUrl, key)).status, 200);
+      const lines = a.auditLines.slice(seen);
+      assert.deepEqual(
+        lines.map((l) => l.rate_limit_fallback),
+        [undefined, undefined, undefined],
+      );
+    } finally {
+      await a.close(200);
+      await proxy.close();
+    }
   });
 });
