@@ -2,17 +2,25 @@
  * Per-replica memory of keys whose own bucket is known to be empty, so their next request is refused
  * before its body is read or parsed: a key with an empty bucket costs the gateway a header parse,
  * not a 4 MiB parse. A bucket only refills with time, so "empty until T" (learned from a refusal of
- * a one-token request on the key's own bucket) is exact until T, with either store. Bounded: at
- * most MAX_ENTRIES keys are remembered (the oldest are forgotten first, which only costs a parse).
+ * a one-token request on the key's own bucket) is exact until T, as far as this gateway's requests
+ * go; but a shared store's bucket can come back sooner from outside (a Redis restart or eviction,
+ * an operator deleting a used-up quota's key, a replica refilling it by other limits), so what is
+ * learned is asked again after RECHECK_MS at most: a quota (T = never) would otherwise stay refused on
+ * this replica until it restarts, while the others allow it. Bounded: at most MAX_ENTRIES keys are
+ * remembered (the oldest are forgotten first, which only costs a parse).
  * Remembered by bucket, not by identity: an OAuth subject's grants may each have a bucket of its own.
  */
 import type { Decision } from '../ratelimit/store.ts';
 import type { Limits } from '../ratelimit/policy.ts';
 
 const MAX_ENTRIES = 10_000;
+/** Longest a learned refusal stands without asking the store: one store call a second per empty key. */
+const RECHECK_MS = 1000;
 
 interface Empty {
   readonly untilMs: number;
+  /** When to ask the store again (at most RECHECK_MS after learning, at most untilMs). */
+  readonly recheckMs: number;
   readonly decision: Decision;
   /**
    * The bucket it was learned of: a reload that gives the key another capacity or refill drops
@@ -34,9 +42,10 @@ export function createAdmission(now: () => number): Admission {
     refused(limits) {
       const entry = empty.get(limits.bucket.key);
       if (entry === undefined) return undefined;
-      const left = entry.untilMs - now();
+      const t = now();
+      const left = entry.untilMs - t;
       // A reload may have given the bucket another capacity or refill: ask the store again.
-      if (left <= 0 || !sameBucket(entry.bucket, limits.bucket)) {
+      if (left <= 0 || t >= entry.recheckMs || !sameBucket(entry.bucket, limits.bucket)) {
         empty.delete(limits.bucket.key);
         return undefined;
       }
@@ -50,8 +59,10 @@ export function createAdmission(now: () => number): Admission {
         if (oldest !== undefined) empty.delete(oldest);
       }
       empty.delete(limits.bucket.key);
+      const t = now();
       empty.set(limits.bucket.key, {
-        untilMs: now() + decision.retryAfterMs,
+        untilMs: t + decision.retryAfterMs,
+        recheckMs: t + Math.min(decision.retryAfterMs, RECHECK_MS),
         decision,
         bucket: limits.bucket,
       });

@@ -317,3 +317,34 @@ describe('replicas review: rate_limit.redis.timeout at its edges', () => {
     }
   });
 });
+
+describe('replicas review: a used-up quota given back in Redis', () => {
+  const key = makeKey('quota', 2, 0);
+  let a: TestGateway;
+  let b: TestGateway;
+  before(async () => {
+    const yaml = configFor(upstream.url, redis.url, [key], '1s');
+    [a, b] = await Promise.all([startTestGateway(yaml), startTestGateway(yaml)]);
+  });
+  after(async () => {
+    await a?.close(200);
+    await b?.close(200);
+  });
+
+  it('failed before: a replica that had seen the quota refused kept refusing it until it restarted', async () => {
+    assert.equal((await echo(a.mcpUrl, key)).status, 200);
+    assert.equal((await echo(b.mcpUrl, key)).status, 200);
+    // Both replicas learn that the quota is used up (it never refills).
+    for (const gateway of [a, b, a, b]) {
+      const refused = await echo(gateway.mcpUrl, key);
+      assert.equal(refused.status, 429, refused.body);
+      assert.match(refused.body, /quota is used up/);
+    }
+    // The operator gives the quota back (as a Redis restart without persistence would).
+    assert.equal(await redisCommand(redis.port, 'DEL', 'mcpgate:{key:quota}'), ':1\r\n');
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    assert.equal((await echo(a.mcpUrl, key)).status, 200);
+    assert.equal((await echo(b.mcpUrl, key)).status, 200);
+    assert.equal((await echo(a.mcpUrl, key)).status, 429);
+  });
+});
