@@ -7,7 +7,11 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { sha256Hex } from '../../src/auth/key-hash.ts';
-import { startRedisServer } from '../helpers/redis-server.ts';
+import { REDIS_SERVER_PATH, startRedisServer } from '../helpers/redis-server.ts';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { RedisServer } from '../helpers/redis-server.ts';
 import { startSdkUpstream } from '../helpers/sdk-upstream.ts';
 import type { SdkUpstream } from '../helpers/sdk-upstream.ts';
@@ -346,5 +350,90 @@ describe('replicas review: a used-up quota given back in Redis', () => {
     assert.equal((await echo(a.mcpUrl, key)).status, 200);
     assert.equal((await echo(b.mcpUrl, key)).status, 200);
     assert.equal((await echo(a.mcpUrl, key)).status, 429);
+  });
+});
+
+/** A redis-server started with `args`, on a free port, in its own directory. */
+async function spawnRedis(args: string[]): Promise<{ port: number; stop(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'mcpgate-replicas-'));
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const address = probe.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  await new Promise((resolve) => probe.close(resolve));
+  const child = spawn(
+    REDIS_SERVER_PATH,
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+      ...args,
+    ],
+    { stdio: 'ignore' },
+  );
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  await waitFor(
+    async () => ((await redisCommand(port, 'PING').catch(() => '')) === '+PONG\r\n' ? true : undefined),
+    10_000,
+    'redis-server',
+  );
+  return {
+    port,
+    async stop() {
+      child.kill('SIGKILL');
+      await exited;
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+describe('replicas review: a Redis Cluster node as the store', () => {
+  const nodes: { port: number; stop(): Promise<void> }[] = [];
+  after(async () => {
+    for (const node of nodes) await node.stop();
+  });
+
+  it('holds: a bucket whose slot another node serves is a store error (MOVED), refused by deny', async () => {
+    for (let i = 0; i < 2; i++) nodes.push(await spawnRedis(['--cluster-enabled', 'yes']));
+    const one = nodes[0] as { port: number };
+    const two = nodes[1] as { port: number };
+    await redisCommand(one.port, 'CLUSTER', 'ADDSLOTSRANGE', '0', '8191');
+    await redisCommand(two.port, 'CLUSTER', 'ADDSLOTSRANGE', '8192', '16383');
+    await redisCommand(one.port, 'CLUSTER', 'MEET', '127.0.0.1', String(two.port));
+    await waitFor(
+      async () =>
+        (await redisCommand(one.port, 'CLUSTER', 'INFO')).includes('cluster_state:ok') ? true : undefined,
+      10_000,
+      'the cluster',
+    );
+    // Two labels: one whose slot the first node serves, one the second serves.
+    const slotOf = async (label: string) =>
+      Number(
+        /:(\d+)/.exec(await redisCommand(one.port, 'CLUSTER', 'KEYSLOT', `mcpgate:{key:${label}}`))?.[1],
+      );
+    const labels = ['c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7'];
+    const slots = await Promise.all(labels.map(slotOf));
+    const here = labels[slots.findIndex((s) => s < 8192)] as string;
+    const there = labels[slots.findIndex((s) => s >= 8192)] as string;
+    const near = makeKey(here, 100);
+    const far = makeKey(there, 100);
+    const a = await startTestGateway(
+      configFor(upstream.url, `redis://127.0.0.1:${one.port}`, [near, far], '1s'),
+    );
+    try {
+      assert.equal((await echo(a.mcpUrl, near)).status, 200);
+      const refused = await echo(a.mcpUrl, far);
+      assert.equal(refused.status, 503, refused.body);
+      assert.equal(a.auditLines.at(-1)?.rate_limit_fallback, 'store_error');
+    } finally {
+      await a.close(200);
+    }
   });
 });
