@@ -68,7 +68,9 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RedisS
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
-    commandTimeout: timeoutMs,
+    // A backstop only: the decision's own deadline is the race in consume(), which reads a reply
+    // that arrived while the event loop was busy (this timer would have failed the command first).
+    commandTimeout: patience,
     connectTimeout: patience,
     disconnectTimeout: Math.max(100, timeoutMs),
     // A Redis that stops answering (hung, frozen, a partition that drops packets) keeps its socket
@@ -136,7 +138,10 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RedisS
         const reply = await Promise.race([
           scripted.mcpgateTake(...args),
           new Promise<typeof TIMEOUT>((resolve) => {
-            timer = setTimeout(resolve, timeoutMs, TIMEOUT);
+            // After the event loop was held past the deadline (a large parse, a GC pause), timers run
+            // before the sockets are read: one round of I/O first, so a reply Redis sent meanwhile
+            // decides (its tokens were taken) rather than on_store_error (503, or unmetered).
+            timer = setTimeout(() => setImmediate(resolve, TIMEOUT), timeoutMs);
           }),
         ]);
         if (reply === TIMEOUT) return fail(buckets, 'store_timeout', new Error('no answer in time'));

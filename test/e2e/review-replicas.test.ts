@@ -437,3 +437,31 @@ describe('replicas review: a Redis Cluster node as the store', () => {
     }
   });
 });
+
+describe('replicas review: a decision Redis answered in time, read late (the event loop was busy)', () => {
+  const key = makeKey('busy', 1000);
+  let a: TestGateway;
+  before(async () => {
+    a = await startTestGateway(configFor(upstream.url, redis.url, [key], '100ms'));
+  });
+  after(async () => {
+    await a?.close(200);
+  });
+
+  it('failed before: the timer ran before the reply waiting in the socket was read: 503, and the token taken', async () => {
+    assert.equal((await echo(a.mcpUrl, key)).status, 200);
+    const before = await tokensOf('busy');
+    // Right after the gateway has asked Redis (synchronously in its request handler), the event loop
+    // is held for 300 ms (a large parse, a GC pause): Redis answers within a millisecond meanwhile.
+    const hold = () =>
+      setImmediate(() => {
+        const until = performance.now() + 300;
+        while (performance.now() < until);
+      });
+    a.server.once('request', hold);
+    const r = await echo(a.mcpUrl, key);
+    assert.equal(r.status, 200, r.body);
+    assert.equal(a.auditLines.at(-1)?.rate_limit_fallback, undefined);
+    assert.ok(before - (await tokensOf('busy')) > 0.99);
+  });
+});
