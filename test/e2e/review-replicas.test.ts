@@ -18,6 +18,8 @@ import type { SdkUpstream } from '../helpers/sdk-upstream.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { waitFor } from '../helpers/net.ts';
+import { startScriptedUpstream } from '../helpers/scripted-upstream.ts';
+import type { ScriptedUpstream } from '../helpers/scripted-upstream.ts';
 import { connect, createServer } from 'node:net';
 import type { Socket } from 'node:net';
 import { parseConfigText } from '../../src/config/load.ts';
@@ -463,5 +465,84 @@ describe('replicas review: a decision Redis answered in time, read late (the eve
     assert.equal(r.status, 200, r.body);
     assert.equal(a.auditLines.at(-1)?.rate_limit_fallback, undefined);
     assert.ok(before - (await tokensOf('busy')) > 0.99);
+  });
+});
+
+describe("replicas review: a session opened on one replica, another key's requests on the other", () => {
+  let scripted: ScriptedUpstream;
+  let a: TestGateway;
+  let b: TestGateway;
+  const alice = makeKey('alice', 1000);
+  const bob = makeKey('bob', 1000);
+  before(async () => {
+    scripted = await startScriptedUpstream();
+    let n = 0;
+    scripted.set((seen, res) => {
+      if (seen.method !== 'POST')
+        return void res.writeHead(200, { 'content-type': 'text/event-stream' }).end();
+      const id = (seen.body as { id?: unknown }).id;
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'mcp-session-id': `up-${++n}` });
+      res.end(`id: ev-${n}\ndata: ${JSON.stringify({ jsonrpc: '2.0', id, result: {} })}\n\n`);
+    });
+    const yaml = configFor(scripted.url, redis.url, [alice, bob], '1s');
+    [a, b] = await Promise.all([startTestGateway(yaml), startTestGateway(yaml)]);
+  });
+  after(async () => {
+    await a?.close(200);
+    await b?.close(200);
+    await scripted?.close();
+  });
+
+  const send = async (
+    gw: TestGateway,
+    method: string,
+    key: TestKey,
+    headers: Record<string, string>,
+    body?: string,
+  ) => {
+    const res = await fetch(gw.mcpUrl, {
+      method,
+      headers: { ...HEADERS, authorization: `Bearer ${key.secret}`, ...headers },
+      ...(body === undefined ? {} : { body }),
+    });
+    return { status: res.status, headers: res.headers, text: await res.text() };
+  };
+
+  it('holds: used, cancelled, resumed or deleted on B by another key, it never reaches the upstream', async () => {
+    const init = await send(
+      a,
+      'POST',
+      alice,
+      {},
+      '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"r","version":"1"}}}',
+    );
+    const session = init.headers.get('mcp-session-id') ?? '';
+    const eventId = /^id: (.*)$/m.exec(init.text)?.[1] ?? '';
+    assert.match(session, /^up-\d+\./);
+    assert.match(eventId, /^ev-\d+\./);
+    const seen = scripted.seen.length;
+    const sid = { 'mcp-session-id': session };
+    const refused = [
+      await send(b, 'POST', bob, sid, '{"jsonrpc":"2.0","id":2,"method":"tools/list"}'),
+      await send(
+        b,
+        'POST',
+        bob,
+        sid,
+        '{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}',
+      ),
+      await send(b, 'GET', bob, { ...sid, 'last-event-id': eventId }),
+      await send(b, 'DELETE', bob, sid),
+    ];
+    assert.deepEqual(
+      refused.map((r) => r.status),
+      [404, 404, 404, 404],
+    );
+    assert.equal(scripted.seen.length, seen);
+    // Alice on B: her session and her seal work there (the secret is shared).
+    const resumed = await send(b, 'GET', alice, { ...sid, 'last-event-id': eventId });
+    assert.equal(resumed.status, 200);
+    assert.equal(scripted.seen.at(-1)?.headers['last-event-id'], eventId.slice(0, eventId.lastIndexOf('.')));
+    assert.equal(scripted.seen.at(-1)?.headers['mcp-session-id'], session.slice(0, session.lastIndexOf('.')));
   });
 });
