@@ -4,9 +4,16 @@
  * bucket.ts's arithmetic line for line; keep the two in step.
  *
  * KEYS[i]   one hash per bucket: tk = tokens held, ts = when (ms, server clock)
- * ARGV      for bucket i: capacity, refill per second, cost at 3i-2, 3i-1, 3i
- * returns   { allowed (1 or 0), level of bucket 1, ..., level of bucket N }: each level is the
- *           bucket refilled to now, before this cost, as a %.17g string (exact double round trip)
+ * ARGV      for bucket i: capacity, refill per second, cost at 3i-2, 3i-1, 3i; then at 3N+1 the
+ *           deadline (ms, server clock; 0: none): the moment the gateway stops waiting
+ * returns   { allowed (1 or 0), level of bucket 1, ..., level of bucket N, now }: each level is the
+ *           bucket refilled to now, before this cost, as a %.17g string (exact double round trip);
+ *           now is the server clock (ms, %.17g). Past the deadline: { -1, now }, nothing written.
+ *
+ * The deadline: a decision that reaches Redis after the gateway answered without it (on_store_error,
+ * a slow or stalled Redis) must not take tokens for a request that was refused or let through
+ * unmetered; a slow Redis would otherwise charge every request it made wait, and the client again
+ * for each retry.
  *
  * A taken bucket expires (PEXPIRE) when it would be full again, since a full bucket and no bucket
  * are the same; a bucket that never refills (rate 0), or would be full only after MAX_TTL ms (2^53 - 1,
@@ -20,6 +27,8 @@ local MAX_TTL = 9007199254740991
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local n = #KEYS
+local deadline = tonumber(ARGV[3 * n + 1])
+if deadline ~= nil and deadline > 0 and now > deadline then return { -1, string.format('%.17g', now) } end
 local levels = {}
 local stamps = {}
 local allowed = 1
@@ -63,5 +72,6 @@ if allowed == 1 then
 end
 local out = { allowed }
 for i = 1, n do out[i + 1] = string.format('%.17g', levels[i]) end
+out[n + 2] = string.format('%.17g', now)
 return out
 `;

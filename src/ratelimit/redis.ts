@@ -108,6 +108,11 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RedisS
     }
   });
 
+  // Redis's clock minus performance.now(), measured on a quick reply (within a quarter of the timeout,
+  // so off by at most an eighth of it): what turns "the gateway stops waiting" into the script's
+  // deadline. Until one is measured (or after a clock's jump, until the next), decisions go without.
+  let skew: number | undefined;
+
   const fail = (buckets: readonly BucketSpec[], reason: StoreErrorReason, err?: unknown): Decision => {
     if (err !== undefined && performance.now() - lastFailureLog > REDIS_DEFAULTS.logEveryMs) {
       lastFailureLog = performance.now();
@@ -124,8 +129,10 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RedisS
       const n = buckets.length;
       if (n === 0) throw new TypeError('consume: at least one bucket is required');
       if (closed || client.status !== 'ready') return fail(buckets, 'store_unavailable');
-      const args: (string | number)[] = new Array(1 + 4 * n);
+      const args: (string | number)[] = new Array(2 + 4 * n);
       args[0] = n;
+      const sent = performance.now();
+      args[1 + 4 * n] = skew === undefined ? 0 : sent + skew + timeoutMs;
       for (let i = 0; i < n; i++) {
         const spec = buckets[i] as BucketSpec;
         args[1 + i] = prefix + spec.key;
@@ -145,9 +152,15 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RedisS
           }),
         ]);
         if (reply === TIMEOUT) return fail(buckets, 'store_timeout', new Error('no answer in time'));
-        const levels = parseReply(reply, n);
-        if (levels === undefined) return fail(buckets, 'store_error', new Error('unexpected script reply'));
-        return summarize(buckets, costs, levels, (reply as unknown[])[0] === 1, retry);
+        const parsed = parseReply(reply, n);
+        if (parsed === undefined) return fail(buckets, 'store_error', new Error('unexpected script reply'));
+        const back = performance.now();
+        if (back - sent <= timeoutMs / 4) skew = parsed.now - (sent + back) / 2;
+        // Past its deadline by Redis's clock: the gateway had stopped waiting (by the measured skew,
+        // give or take an eighth of the timeout); nothing was taken.
+        if (parsed.levels === undefined)
+          return fail(buckets, 'store_timeout', new Error('past its deadline'));
+        return summarize(buckets, costs, parsed.levels, (reply as unknown[])[0] === 1, retry);
       } catch (err) {
         return fail(buckets, classify(err), err);
       } finally {
@@ -178,15 +191,22 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RedisS
   };
 }
 
-function parseReply(reply: unknown, n: number): number[] | undefined {
-  if (!Array.isArray(reply) || reply.length !== n + 1) return undefined;
+/** The script's reply: the levels (undefined: past its deadline, nothing taken) and Redis's clock. */
+function parseReply(reply: unknown, n: number): { levels: number[] | undefined; now: number } | undefined {
+  if (!Array.isArray(reply)) return undefined;
+  if (reply.length === 2 && reply[0] === -1) {
+    const now = Number(reply[1]);
+    return Number.isFinite(now) ? { levels: undefined, now } : undefined;
+  }
+  if (reply.length !== n + 2 || (reply[0] !== 0 && reply[0] !== 1)) return undefined;
   const levels = new Array<number>(n);
   for (let i = 0; i < n; i++) {
     const value = Number(reply[i + 1]);
     if (!Number.isFinite(value)) return undefined;
     levels[i] = value;
   }
-  return levels;
+  const now = Number(reply[n + 1]);
+  return Number.isFinite(now) ? { levels, now } : undefined;
 }
 
 function classify(err: unknown): StoreErrorReason {

@@ -267,14 +267,24 @@ describe("replicas review: Redis gone between a POST's prepaid token and its bod
   });
 });
 
-/** A TCP proxy to Redis whose replies arrive `delayMs` late. */
-async function slowProxy(port: number, delayMs: number): Promise<{ url: string; close(): Promise<void> }> {
+/** A TCP proxy to Redis that delays what crosses it: replies by `delayMs`, commands as set later. */
+async function slowProxy(
+  port: number,
+  delayMs: number,
+): Promise<{ url: string; delayCommands(ms: number): void; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
+  let commandDelay = 0;
   const server = createServer((client) => {
     const upstreamSocket = connect({ port, host: '127.0.0.1' });
     sockets.add(client).add(upstreamSocket);
-    client.on('data', (d) => upstreamSocket.write(d));
-    upstreamSocket.on('data', (d) => setTimeout(() => client.writable && client.write(d), delayMs));
+    client.on('data', (d) =>
+      commandDelay === 0
+        ? upstreamSocket.write(d)
+        : setTimeout(() => upstreamSocket.writable && upstreamSocket.write(d), commandDelay),
+    );
+    upstreamSocket.on('data', (d) =>
+      delayMs === 0 ? client.write(d) : setTimeout(() => client.writable && client.write(d), delayMs),
+    );
     const end = () => {
       client.destroy();
       upstreamSocket.destroy();
@@ -287,6 +297,9 @@ async function slowProxy(port: number, delayMs: number): Promise<{ url: string; 
   const proxyPort = typeof address === 'object' && address ? address.port : 0;
   return {
     url: `redis://127.0.0.1:${proxyPort}`,
+    delayCommands(ms) {
+      commandDelay = ms;
+    },
     close: () => {
       for (const s of sockets) s.destroy();
       return new Promise((resolve) => server.close(() => resolve()));
@@ -544,5 +557,32 @@ describe("replicas review: a session opened on one replica, another key's reques
     assert.equal(resumed.status, 200);
     assert.equal(scripted.seen.at(-1)?.headers['last-event-id'], eventId.slice(0, eventId.lastIndexOf('.')));
     assert.equal(scripted.seen.at(-1)?.headers['mcp-session-id'], session.slice(0, session.lastIndexOf('.')));
+  });
+});
+
+describe('replicas review: a Redis that is slow, not silent', () => {
+  it('failed before: a decision that reached Redis after the gateway gave up on it still took its tokens', async () => {
+    const key = makeKey('slow', 1000);
+    const proxy = await slowProxy(redis.port, 0);
+    const a = await startTestGateway(configFor(upstream.url, proxy.url, [key], '100ms'));
+    try {
+      for (let i = 0; i < 3; i++) assert.equal((await echo(a.mcpUrl, key)).status, 200);
+      const before = await tokensOf('slow');
+      proxy.delayCommands(300);
+      const answers = await Promise.all(Array.from({ length: 10 }, () => echo(a.mcpUrl, key)));
+      assert.deepEqual(
+        answers.map((r) => r.status),
+        Array.from({ length: 10 }, () => 503),
+      );
+      proxy.delayCommands(0);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      // Answered by on_store_error (503): none of them may have taken a token when it got there.
+      const charged = before - (await tokensOf('slow'));
+      assert.ok(charged < 0.5, `charged ${charged} tokens for 10 calls refused as timed out`);
+      assert.equal((await echo(a.mcpUrl, key)).status, 200);
+    } finally {
+      await a.close(200);
+      await proxy.close();
+    }
   });
 });
