@@ -564,18 +564,18 @@ describe('replicas review: a Redis that is slow, not silent', () => {
   it('failed before: a decision that reached Redis after the gateway gave up on it still took its tokens', async () => {
     const key = makeKey('slow', 1000);
     const proxy = await slowProxy(redis.port, 0);
-    const a = await startTestGateway(configFor(upstream.url, proxy.url, [key], '100ms'));
+    const a = await startTestGateway(configFor(upstream.url, proxy.url, [key], '400ms'));
     try {
       for (let i = 0; i < 3; i++) assert.equal((await echo(a.mcpUrl, key)).status, 200);
       const before = await tokensOf('slow');
-      proxy.delayCommands(300);
+      proxy.delayCommands(800);
       const answers = await Promise.all(Array.from({ length: 10 }, () => echo(a.mcpUrl, key)));
       assert.deepEqual(
         answers.map((r) => r.status),
         Array.from({ length: 10 }, () => 503),
       );
       proxy.delayCommands(0);
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await new Promise((resolve) => setTimeout(resolve, 1000));
       // Answered by on_store_error (503): none of them may have taken a token when it got there.
       const charged = before - (await tokensOf('slow'));
       assert.ok(charged < 0.5, `charged ${charged} tokens for 10 calls refused as timed out`);
