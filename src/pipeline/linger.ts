@@ -19,6 +19,11 @@ export function lingerOnClose(socket: Socket): void {
   socket.destroySoon = lingeringClose;
 }
 
+/** Closes `socket` the same way now, after what has been written to it (an answer of its own). */
+export function closeLingering(socket: Socket): void {
+  lingeringClose.call(socket);
+}
+
 function lingeringClose(this: Socket): void {
   this.end();
   // Node has just resumed the request to discard the rest of its body, and starts reading again

@@ -15,6 +15,7 @@ import type { Socket } from 'node:net';
 import { createContext } from '../pipeline/context.ts';
 import type { Clock, Observer } from '../pipeline/ports.ts';
 import { randomId, requestIdFor } from '../pipeline/request-id.ts';
+import { closeLingering } from '../pipeline/linger.ts';
 
 /** Node's field for the response a socket is carrying (set while the handler has a request). */
 type Carrier = Socket & { _httpMessage?: { req?: { complete?: boolean } } | null };
@@ -44,9 +45,14 @@ export function auditClientErrors(server: Server, observer: Observer, clock: Clo
     const status =
       err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     // No response in flight on the socket: the answer may go out, on a kept-alive connection too.
-    if (inFlight == null && socket.writable)
-      socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-    else socket.destroy();
+    // The socket is then read no more: Node hands every later read of it to the parser that has
+    // failed, which fails again, so a body arriving in several reads behind a refused head made a
+    // second refusal, a second audit line for one request, and a destroy that reset the connection
+    // before the client read the answer. Closed as any refusal with its body unread is (linger.ts).
+    if (inFlight == null && socket.writable) {
+      socket.write(`HTTP/1.1 ${status} ${REASONS[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      closeLingering(socket);
+    } else socket.destroy();
     // A connection that never sent a byte (a preconnect, a probe, a port scan timing out) made no
     // request: it is answered, not recorded.
     if (socket.bytesRead === 0) return;
