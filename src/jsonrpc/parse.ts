@@ -166,7 +166,7 @@ export function parseBody(
   // refused; a key that does hold a backslash, read as spelled, passes.
   // (A key holding a backslash inside a part left out is checked for alike: cut.backslash.)
   if ((shape.backslashKey || cut?.backslash === true) && !keysAsSpelled(skeleton, value))
-    throw invalid(peekId(value), 'an object key was not read as it is spelled');
+    throw invalid(peekSpelledId(value), 'an object key was not read as it is spelled');
   // Every value the scan counted is in the parsed value (or left out with the arguments) exactly
   // when no key was repeated outside the arguments left out; inside them, their walk tells.
   const repeatedKeys = cut?.repeats === true || shape.values + (cut?.missing ?? 0) !== scan.values;
@@ -245,8 +245,28 @@ function keepNumbers(
  */
 function reparse(body: Buffer, lossy: ArrayLike<number>, value: unknown): unknown {
   const again = parseKeepingNumbers(body, lossy);
-  if (again === undefined) throw invalid(peekId(value), 'an object key was not read as it is spelled');
+  if (again === undefined) throw invalid(peekSpelledId(value), 'an object key was not read as it is spelled');
   return again;
+}
+
+/**
+ * peekId, or null when a key beside the id holds a backslash: for a body refused for a misread key,
+ * or read by a lone JSON.parse (pipeline/peek-id.ts). V8's JSON.parse, primed by an earlier body,
+ * reads a key spelled with an escape as an earlier key holding a backslash (key-check.ts), and the
+ * key it hides may be the id's own repeat: `"id":8,"i\u0064":99` is read as `"id":8,"i\\":99`
+ * after a body with a key `i\`, and 8 is not the id the client's message means (99, the last of
+ * repeated members). Null is JSON-RPC's answer for an id that cannot be read.
+ */
+export function peekSpelledId(value: unknown): JsonRpcId | null {
+  const first: unknown = Array.isArray(value) ? value[0] : value;
+  return holdsBackslashKey(first) ? null : peekId(value);
+}
+
+/** Whether `value` is an object with an own key holding a backslash. */
+export function holdsBackslashKey(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  for (const key of Object.keys(value)) if (key.includes('\\')) return true;
+  return false;
 }
 
 /** The text, when its offsets are the body's bytes (the passes that read keys take them from it). */

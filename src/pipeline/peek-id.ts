@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { JsonRpcId } from '../jsonrpc/message.ts';
-import { peekId } from '../jsonrpc/parse.ts';
+import { holdsBackslashKey, peekSpelledId } from '../jsonrpc/parse.ts';
 import { KNOWN_METHODS } from '../policy/methods.ts';
 import { BodyBuffer } from '../proxy/body-buffer.ts';
 import type { BufferBudget } from '../proxy/body-buffer.ts';
@@ -54,7 +54,7 @@ export function peekRequestId(req: IncomingMessage, limit: number, budget: Buffe
       let call: PeekedCall | undefined;
       try {
         const value: unknown = JSON.parse(held.bytes().toString('utf8'));
-        id = peekId(value);
+        id = peekSpelledId(value);
         call = peekedCall(value);
       } catch {
         // not JSON: answer with a null id
@@ -85,6 +85,10 @@ function peekedCall(value: unknown): PeekedCall | undefined {
   const { method, params } = value as { method?: unknown; params?: unknown };
   if (typeof method !== 'string' || KNOWN_METHODS.get(method) !== method) return undefined;
   const p = typeof params === 'object' && params !== null ? (params as Record<string, unknown>) : {};
+  // Beside a key holding a backslash, a member read may not be the one the bytes mean: JSON.parse,
+  // primed by an earlier body, hides a repeat spelled with an escape (`"n\u0061me":"secret"` read as
+  // `n\u0`), and the line would record a name the request did not call (parse.ts peekSpelledId).
+  if (holdsBackslashKey(value) || holdsBackslashKey(p)) return undefined;
   const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
   if (method === 'tools/call') return { method, tool: text(p.name) };
   if (method === 'prompts/get') return { method, prompt: text(p.name) };

@@ -26,7 +26,7 @@ import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { newKey, reviewConfig } from '../helpers/review-config.ts';
 import { clip } from '../../src/audit/clip.ts';
-import { caseTwins, makeCase, parseFirstWins } from '../helpers/request-fuzz.ts';
+import { caseTwins, makeCase, parseFirstWins, parseJson } from '../helpers/request-fuzz.ts';
 import type { Case } from '../helpers/request-fuzz.ts';
 
 interface Received {
@@ -253,7 +253,8 @@ function judgeCase(c: Case, reply: Reply, lines: Line[], received: Received[]): 
   const calls = (Array.isArray(line.calls) ? line.calls : [line]) as Line[];
   let sent: unknown;
   try {
-    sent = JSON.parse(c.body.toString('utf8'));
+    JSON.parse(c.body.toString('utf8'));
+    sent = parseJson(c.body.toString('utf8'), 'last');
   } catch {
     sent = undefined;
   }
@@ -266,7 +267,8 @@ function judgeCase(c: Case, reply: Reply, lines: Line[], received: Received[]): 
   for (const r of received) {
     let parsed: unknown;
     try {
-      parsed = JSON.parse(r.raw);
+      JSON.parse(r.raw);
+      parsed = parseJson(r.raw, 'last');
     } catch {
       bad.push(`upstream got a body JSON.parse refuses: ${r.raw.slice(0, 200)}`);
       continue;
@@ -452,6 +454,19 @@ describe('review: a differential fuzzer of the request side (fuzzreq)', () => {
   });
 
   async function run(c: Case, gw: TestGateway): Promise<string[]> {
+    if (c.pre !== undefined) {
+      const port = Number(new URL(gw.url).port);
+      const pre: Case = {
+        ...c,
+        pre: undefined,
+        body: c.pre,
+        envelope: { ...c.envelope, headers: [], chunks: undefined, writes: [] },
+      };
+      const before = gw.auditLines.length;
+      await send(port, request(port, key, pre), []);
+      for (let i = 0; i < 100 && gw.auditLines.length === before; i++)
+        await new Promise((r) => setTimeout(r, 5));
+    }
     const lines0 = gw.auditLines.length;
     if (process.env.FUZZREQ_ONLY !== undefined)
       console.log(
@@ -519,6 +534,87 @@ describe('review: a differential fuzzer of the request side (fuzzreq)', () => {
       const lines = gw.auditLines.slice(before);
       assert.equal(lines.length, 1, `${lines.length} audit lines for one request: ${head}`);
       assert.equal(lines[0]?.reason, 'ERR_INVALID_REQUEST');
+    }
+  });
+
+  /** Sends `body` (ASCII, as written) as the fuzzer's plain case would, with `headers` replacing its own. */
+  async function sendBody(body: string, headers: [string, string][] = []): Promise<Reply> {
+    const port = Number(new URL(gw.url).port);
+    const c: Case = {
+      n: 0,
+      body: Buffer.from(body),
+      envelope: { headers, chunks: undefined, writes: [], tags: [] },
+      tags: [],
+    };
+    return send(port, request(port, key, c), []);
+  }
+
+  // V8's JSON.parse reads a key spelled with an escape as an earlier key, in the same place of an
+  // object, that spells the escape's first characters (key-check.ts). The place is the keys before
+  // it; the tests below start their objects with a key nothing else in this process spells, so
+  // the one earlier body primes it.
+
+  it('failed before: a body whose repeated id JSON.parse was primed to misread is refused with id null', async () => {
+    // Found by the fuzzer. After a body with a key `i\` beside `id`, JSON.parse reads the key of
+    // `"i\u0064":99` in the next body as `i\`, not as a second `id`; the gateway sees the misread
+    // and refuses the body, but answered with the id of the value it misread (8), which is not the
+    // id the client's message means (99: the last of repeated members, as JSON.parse reads it
+    // unprimed). JSON-RPC's answer for an id that cannot be read is null.
+    await sendBody('{"fzq1":1,"id":8,"i\\\\":0,"jsonrpc":"2.0","method":"ping"}');
+    const reply = await sendBody('{"fzq1":1,"id":8,"i\\u0064":99,"jsonrpc":"2.0","method":"ping"}');
+    assert.equal(reply.status, 400);
+    const body = JSON.parse(reply.body) as { id: unknown; error: { code: number; message: string } };
+    assert.equal(body.error.code, -32600);
+    assert.match(body.error.message, /not read as it is spelled/, 'the harness did not prime the misread');
+    assert.equal(body.id, null);
+  });
+
+  it('failed before: a body refused before it is inspected gets no id a primed misread read', async () => {
+    // The same misread in the lone JSON.parse that peeks at a body refused before it is judged (a
+    // 415, a 401, a 429): the answer carried the id 8.
+    await sendBody('{"fzq2":1,"id":8,"i\\\\":0,"jsonrpc":"2.0","method":"ping"}');
+    const reply = await sendBody('{"fzq2":1,"id":8,"i\\u0064":99,"jsonrpc":"2.0","method":"ping"}', [
+      ['Content-Type', 'text/plain'],
+    ]);
+    assert.equal(reply.status, 415);
+    assert.equal((JSON.parse(reply.body) as { id: unknown }).id, null);
+  });
+
+  it('failed before: the audit line of a 429 names no call a primed misread read', async () => {
+    // withPeekedId records what a small body says it is on the line of a request refused for its
+    // bucket; read by the same lone JSON.parse, `"n\u0061me":"secret"` beside `"name":"echo"` was
+    // recorded as a call of echo (the bytes call secret: the last of two `name` members).
+    const limited = await startTestGateway(
+      reviewConfig(upstream.url, [{ label: 'k', key, allow: ['echo'], capacity: 1 }], '', {
+        secret: 's'.repeat(40),
+        resources: [],
+      }).replace('refill_per_second: 1000', 'refill_per_second: 0.001'),
+    );
+    try {
+      const port = Number(new URL(limited.url).port);
+      const call = (name: string): Case => ({
+        n: 0,
+        body: Buffer.from(
+          `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"fzq3":1,"name":"echo",${name},"arguments":{}}}`,
+        ),
+        envelope: { headers: [], chunks: undefined, writes: [], tags: [] },
+        tags: [],
+      });
+      // The bucket's one token goes to the body that primes the misread.
+      await send(port, request(port, key, call('"n\\\\u0":1')), []);
+      const reply = await send(port, request(port, key, call('"n\\u0061me":"secret"')), []);
+      assert.equal(reply.status, 429);
+      for (let i = 0; i < 100 && limited.auditLines.length < 2; i++)
+        await new Promise((r) => setTimeout(r, 5));
+      const line = limited.auditLines.at(-1) as Line;
+      assert.equal(line.decision, 'rate_limited');
+      assert.notEqual(
+        line.tool,
+        'echo',
+        `the line names a tool the request did not call: ${JSON.stringify(line)}`,
+      );
+    } finally {
+      await limited.close(100);
     }
   });
 });

@@ -497,9 +497,91 @@ export function envelope(r: Rand, body: Buffer, message: unknown): Envelope {
 
 export interface Case {
   readonly n: number;
+  /** A body sent (and parsed by the gateway) just before this one, to prime its JSON.parse. */
+  readonly pre?: Buffer | undefined;
   readonly body: Buffer;
   readonly envelope: Envelope;
   readonly tags: string[];
+}
+
+/**
+ * JSON text of `value` with one extra member, spelled `rawKey` (as it stands between the quotes)
+ * with the value text `valueText`, inserted right after the member `after` of the object at `path`.
+ */
+function spellWith(
+  value: unknown,
+  path: readonly string[],
+  after: string,
+  rawKey: string,
+  valueText: string,
+): string {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return JSON.stringify(value);
+  const members: string[] = [];
+  for (const [k, x] of Object.entries(value as Record<string, unknown>)) {
+    const inside = path.length > 0 && path[0] === k;
+    members.push(
+      `${JSON.stringify(k)}:${inside ? spellWith(x, path.slice(1), after, rawKey, valueText) : JSON.stringify(x)}`,
+    );
+    if (path.length === 0 && k === after) members.push(`"${rawKey}":${valueText}`);
+  }
+  return `{${members.join(',')}}`;
+}
+
+/** What a repeated member may carry instead of the judged one. */
+const EVIL: Readonly<Record<string, string>> = {
+  name: '"secret"',
+  uri: '"file:///private/key"',
+  method: '"sampling/createMessage"',
+  arguments: '{"q":"evil"}',
+  params: '{"name":"secret","uri":"file:///private/key"}',
+  id: '99',
+  jsonrpc: '"1.0"',
+  _meta: '{"progressToken":"evil"}',
+};
+
+/**
+ * A misread primed by an earlier body (key-check.ts): V8's JSON.parse can read a key spelled with
+ * an escape as an earlier key, after the same keys, that spells the escape's first characters. So
+ * the earlier body (`pre`) has that key and this one a repeat of a judged member spelled with the
+ * escape, carrying another value.
+ */
+function primed(r: Rand, text: string): { pre: string; body: string } | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const message = Array.isArray(value) ? value[0] : value;
+  if (message === null || typeof message !== 'object') return undefined;
+  const paths: string[][] = [[]];
+  const params = (message as { params?: unknown }).params;
+  if (params !== null && typeof params === 'object') {
+    paths.push(['params']);
+    if ((params as { arguments?: unknown }).arguments !== undefined) paths.push(['params', 'arguments']);
+  }
+  const path = pick(r, paths);
+  let o: unknown = message;
+  for (const k of path) o = (o as Record<string, unknown>)[k];
+  const keys = Object.keys(o as Record<string, unknown>);
+  if (keys.length === 0) return undefined;
+  const after = pick(r, keys);
+  const key = pick(r, [after, ...keys]);
+  const i = int(r, key.length);
+  const c = key[i] as string;
+  const escape = pick(r, [
+    `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+    `\\u${c.charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()}`,
+  ]);
+  // The key as JSON source text: one character spelled as a `\u` escape.
+  const source = key.slice(0, i) + escape + key.slice(i + 1);
+  // The earlier key: the first characters of the escaped spelling, as many as the key has.
+  const earlier = source.slice(0, key.length);
+  const earlierJson = JSON.stringify(earlier).slice(1, -1);
+  const pre = spellWith(message, path, after, earlierJson, '0');
+  const evil = EVIL[key] ?? pick(r, ['"secret"', '{}', '1']);
+  const body = spellWith(message, path, after, source, evil);
+  return { pre, body: Array.isArray(value) ? `[${body}]` : body };
 }
 
 /** Case `n` of the fuzzer for `seed`: one seed, one to three mutations, maybe a byte mutation. */
@@ -507,6 +589,15 @@ export function makeCase(seed: number, n: number): Case {
   const r = prng(seed * 1_000_003 + n);
   let text = pick(r, SEEDS);
   const tags: string[] = [`seed#${SEEDS.indexOf(text)}`];
+  let pre: Buffer | undefined;
+  if (r() < 0.15) {
+    const p = primed(r, text);
+    if (p !== undefined) {
+      pre = Buffer.from(p.pre);
+      text = p.body;
+      tags.push('primed');
+    }
+  }
   if (r() < 0.3) {
     text = pick(r, PADS)(r, text);
     tags.push('pad');
@@ -530,7 +621,7 @@ export function makeCase(seed: number, n: number): Case {
     message = undefined;
   }
   const env = envelope(r, body, Array.isArray(message) ? message[0] : message);
-  return { n, body, envelope: env, tags: [...tags, ...env.tags] };
+  return { n, pre, body, envelope: env, tags: [...tags, ...env.tags] };
 }
 
 /**
@@ -539,6 +630,16 @@ export function makeCase(seed: number, n: number): Case {
  * readers stop at the first). A forwarded body it reads differently from JSON.parse is ambiguous.
  */
 export function parseFirstWins(text: string): unknown {
+  return parseJson(text, 'first');
+}
+
+/**
+ * JSON.parse's reading of valid JSON `text` (`last`), or the first-wins one, built by hand: V8's
+ * JSON.parse can be primed by an earlier parse to misread a key (key-check.ts), and the harness
+ * parses in the gateway's process, so its own reading of what crossed must not depend on that.
+ * Strings are decoded by JSON.parse of each string token alone (no keys, nothing to misread).
+ */
+export function parseJson(text: string, repeated: 'first' | 'last'): unknown {
   let i = 0;
   const ws = () => {
     while (i < text.length && ' \t\n\r'.includes(text[i] as string)) i++;
@@ -557,7 +658,7 @@ export function parseFirstWins(text: string): unknown {
         ws();
         i++; // :
         const v = value();
-        if (!Object.prototype.hasOwnProperty.call(out, k))
+        if (repeated === 'last' || !Object.prototype.hasOwnProperty.call(out, k))
           Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
         ws();
         if (text[i++] === '}') return out;
