@@ -37,6 +37,11 @@ export const SEEDS: readonly string[] = [
   '[{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"echo","arguments":{}}},{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"secret","arguments":{}}}]',
   '[{"jsonrpc":"2.0","id":11,"method":"prompts/get","params":{"name":"greet"}},{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","id":12,"method":"resources/read","params":{"uri":"file:///public/b"}}]',
   '{"jsonrpc":"2.0","id":13,"method":"tools/call","params":{"name":"echo","arguments":{"deep":{"a":[1,{"b":"c"}]}},"_meta":{"progressToken":1}}}',
+  '{"jsonrpc":"2.0","id":14,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"greet"},"argument":{"name":"who","value":"m"}}}',
+  '{"jsonrpc":"2.0","id":15,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"file:///public/{x}"},"argument":{"name":"x","value":"a"}}}',
+  '{"jsonrpc":"2.0","id":16,"method":"resources/subscribe","params":{"uri":"file:///public/a.txt"}}',
+  '{"jsonrpc":"2.0","id":17,"method":"tools/list","params":{}}',
+  '{"jsonrpc":"2.0","id":18,"method":"logging/setLevel","params":{"level":"info"}}',
 ];
 
 /** Names a mutation may put where a name was: denied ones, case and normalisation variants. */
@@ -248,28 +253,30 @@ const MUTATORS: readonly [string, Mutator][] = [
   [
     'name',
     (r, t) => {
-      const re = /"(name|uri|method)":"([^"\\]*)"/g;
+      const re = /"(name|uri|method|type)":"([^"\\]*)"/g;
       const all = [...t.matchAll(re)];
       if (all.length === 0) return t;
       const m = pick(r, all);
       const v =
-        m[1] === 'method'
-          ? pick(r, [
-              'Tools/call',
-              'tools/Call',
-              'tools/call ',
-              'tools/call\u0000',
-              'tools\\/call',
-              'tools/list',
-              'prompts/get',
-              'resources/read',
-              'completion/complete',
-              'notifications/cancelled',
-              'tasks/get',
-              'sampling/createMessage',
-              'x/unknown',
-            ])
-          : pick(r, NAME_VARIANTS).replace(/\\/g, '\\\\').replaceAll('\u0000', '\\u0000');
+        m[1] === 'type'
+          ? pick(r, ['ref/prompt', 'ref/resource', 'ref/Prompt', 'ref/tool', 'prompt'])
+          : m[1] === 'method'
+            ? pick(r, [
+                'Tools/call',
+                'tools/Call',
+                'tools/call ',
+                'tools/call\u0000',
+                'tools\\/call',
+                'tools/list',
+                'prompts/get',
+                'resources/read',
+                'completion/complete',
+                'notifications/cancelled',
+                'tasks/get',
+                'sampling/createMessage',
+                'x/unknown',
+              ])
+            : pick(r, NAME_VARIANTS).replace(/\\/g, '\\\\').replaceAll('\u0000', '\\u0000');
       return t.slice(0, m.index) + `"${m[1]}":"${v}"` + t.slice((m.index ?? 0) + m[0].length);
     },
   ],
