@@ -26,6 +26,13 @@ const REASONS: Readonly<Record<number, string>> = {
   431: 'Request Header Fields Too Large',
 };
 
+/** What the JSON-RPC error of each answer says. */
+const WHY: Readonly<Record<number, string>> = {
+  400: 'malformed HTTP request',
+  408: 'request headers not received in time',
+  431: 'request headers too large',
+};
+
 export function auditClientErrors(server: Server, observer: Observer, clock: Clock): void {
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     // A reset connection carries nothing. A request the handler has and is still reading (a body
@@ -49,8 +56,14 @@ export function auditClientErrors(server: Server, observer: Observer, clock: Clo
     // failed, which fails again, so a body arriving in several reads behind a refused head made a
     // second refusal, a second audit line for one request, and a destroy that reset the connection
     // before the client read the answer. Closed as any refusal with its body unread is (linger.ts).
+    // The answer says why in a JSON-RPC error, as every other refusal does (id null: nothing of
+    // the request was read).
     if (inFlight == null && socket.writable) {
-      socket.write(`HTTP/1.1 ${status} ${REASONS[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      const body = errorBody(null, RPC.INVALID_REQUEST, `invalid request: ${WHY[status]}`);
+      socket.write(
+        `HTTP/1.1 ${status} ${REASONS[status]}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+          `Cache-Control: no-store\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
       closeLingering(socket);
     } else socket.destroy();
     // A connection that never sent a byte (a preconnect, a probe, a port scan timing out) made no

@@ -304,6 +304,22 @@ function judgeCase(c: Case, reply: Reply, lines: Line[], received: Received[]): 
       if (hn !== named && decoded !== named)
         bad.push(`upstream got Mcp-Name ${String(hn)} for ${JSON.stringify(named)}`);
     }
+    // An Mcp-Param-* header names a value the call's arguments hold (a component behind the gateway
+    // may route on it).
+    for (const [name, value] of Object.entries(r.headers)) {
+      if (!name.startsWith('mcp-param-')) continue;
+      const v = String(value);
+      const decoded = v.startsWith('=?base64?') ? Buffer.from(v.slice(9, -2), 'base64').toString('utf8') : v;
+      const args = (list.length === 1 ? list[0]?.params?.arguments : undefined) as unknown;
+      const scalars: string[] = [];
+      const collect = (x: unknown): void => {
+        if (Array.isArray(x)) return x.forEach(collect);
+        if (x !== null && typeof x === 'object') return Object.values(x).forEach(collect);
+        if (x !== null && x !== undefined) scalars.push(String(x));
+      };
+      collect(args);
+      if (!scalars.includes(decoded)) bad.push(`upstream got ${name}: ${v}, which no argument holds`);
+    }
     if (r.headers['content-type'] !== 'application/json' || r.headers['content-encoding'] !== undefined)
       bad.push(
         `upstream got Content-Type ${String(r.headers['content-type'])}, Content-Encoding ${String(r.headers['content-encoding'])}`,
@@ -422,10 +438,7 @@ function judgeCase(c: Case, reply: Reply, lines: Line[], received: Received[]): 
       // A refused notification has no answer to carry an error (JSON-RPC): its line says why.
       if (upstreamMessages.length === 0 && line.decision === 'allow')
         bad.push(`202 with nothing forwarded (audit: ${JSON.stringify(line)})`);
-    } else if (reply.status === 400 && reply.body === '' && line.http_method === undefined)
-      // Node's HTTP parser refused the head or the framing (client-error.ts answers as Node does).
-      void 0;
-    else if (answers.length === 0 || codes.some((code) => typeof code !== 'number'))
+    } else if (answers.length === 0 || codes.some((code) => typeof code !== 'number'))
       bad.push(`refused without a JSON-RPC error: ${reply.status} ${reply.body.slice(0, 200)}`);
     else if (
       reply.status < 400 &&
@@ -549,6 +562,24 @@ describe('review: a differential fuzzer of the request side (fuzzreq)', () => {
       const lines = gw.auditLines.slice(before);
       assert.equal(lines.length, 1, `${lines.length} audit lines for one request: ${head}`);
       assert.equal(lines[0]?.reason, 'ERR_INVALID_REQUEST');
+    }
+  });
+
+  it("failed before: a request Node's parser refuses gets a JSON-RPC error, not an empty answer", async () => {
+    // Found by the fuzzer (a NUL in an Mcp-Name header, a doubled Transfer-Encoding): clientError
+    // answered 400, 431 or 408 with no body, where every other refusal says why in a JSON-RPC error.
+    const port = Number(new URL(gw.url).port);
+    for (const [head, status] of [
+      ['POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nMcp-Name: a\u0000b\r\nContent-Length: 2\r\n\r\n{}', 400],
+      ['POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n', 400],
+      [`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+    ] as const) {
+      const reply = await send(port, Buffer.from(head, 'latin1'), []);
+      assert.equal(reply.status, status);
+      assert.equal(reply.headers.get('content-type'), 'application/json');
+      const body = JSON.parse(reply.body) as { id: unknown; error: { code: number; message: string } };
+      assert.equal(body.id, null);
+      assert.equal(body.error.code, -32600);
     }
   });
 

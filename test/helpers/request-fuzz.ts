@@ -460,7 +460,23 @@ export function envelope(r: Rand, body: Buffer, message: unknown): Envelope {
         'Mcp-Name',
         pick(r, [uriOrSelf(name), `=?base64?${Buffer.from(name).toString('base64')}?=`, name, 'echo']),
       ]);
-    if (r() < 0.3) headers.push(['Mcp-Param-Text', pick(r, ['hi', 'x', '=?base64?aGk=?='])]);
+    if (r() < 0.3)
+      headers.push([
+        pick(r, ['Mcp-Param-Text', 'Mcp-Param-City', 'mcp-param-n', 'Mcp-Param-Q']),
+        pick(r, [
+          'hi',
+          'x',
+          '=?base64?aGk=?=',
+          'Oslo',
+          '1',
+          '1.0',
+          ' hi',
+          'hi ',
+          'HI',
+          '=?base64?T3Nsbw==?=',
+          '',
+        ]),
+      ]);
     tags.push('mcp-headers');
   }
   if (r() < 0.08) {
