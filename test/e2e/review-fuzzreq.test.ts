@@ -329,8 +329,13 @@ function judgeCase(c: Case, reply: Reply, lines: Line[], received: Received[]): 
   // client's (as JSON.parse reads both), but for the id the gateway puts in place of the client's.
   const clientMessages = (Array.isArray(sent) ? sent : [sent]) as Msg[];
   const takenClient = new Set<Msg>();
+  // (A cancellation's requestId names the gateway's tag of the request it cancels: translated.)
   const withoutId = (m: Msg) => {
     const { id: _id, ...rest } = m;
+    if (m.method === 'notifications/cancelled' && m.params !== null && typeof m.params === 'object') {
+      const { requestId: _r, ...params } = m.params;
+      return { ...rest, params };
+    }
     return rest;
   };
   for (const m of upstreamMessages) {
@@ -403,6 +408,31 @@ function judgeCase(c: Case, reply: Reply, lines: Line[], received: Received[]): 
       ].includes(m.method)
     )
       bad.push(`upstream got method ${m.method}`);
+  }
+
+  // What the audit line says each call was: what the client's message says (as JSON.parse reads it
+  // unprimed), never a name or id it does not hold.
+  if (sent !== undefined) {
+    const said = clientMessages.filter((m) => m !== null && typeof m === 'object');
+    for (const call of calls) {
+      const named = call.tool ?? call.prompt ?? call.resource;
+      if (typeof call.rpc_method !== 'string' || named === undefined) continue;
+      const max = call.resource !== undefined ? 1024 : 256;
+      const holds = said.some((m) => {
+        if (m.method !== call.rpc_method) return false;
+        const p = m.params ?? {};
+        const ref = (p.ref ?? {}) as { name?: unknown; uri?: unknown };
+        return [p.name, p.uri, ref.name, ref.uri].some(
+          (v) => typeof v === 'string' && clip(v, max) === named,
+        );
+      });
+      if (!holds)
+        bad.push(
+          `the audit line says ${call.rpc_method} of ${JSON.stringify(named)}, which the body does not`,
+        );
+      if ('rpc_id' in call && !sentIds.has(JSON.stringify(call.rpc_id)) && call.rpc_id !== null)
+        bad.push(`the audit line says id ${JSON.stringify(call.rpc_id)}, which the body does not`);
+    }
   }
 
   // What the client read.

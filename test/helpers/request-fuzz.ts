@@ -42,6 +42,10 @@ export const SEEDS: readonly string[] = [
   '{"jsonrpc":"2.0","id":16,"method":"resources/subscribe","params":{"uri":"file:///public/a.txt"}}',
   '{"jsonrpc":"2.0","id":17,"method":"tools/list","params":{}}',
   '{"jsonrpc":"2.0","id":18,"method":"logging/setLevel","params":{"level":"info"}}',
+  '{"jsonrpc":"2.0","id":19,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}',
+  '{"jsonrpc":"2.0","id":20,"method":"tasks/get","params":{"taskId":"t1"}}',
+  '{"jsonrpc":"2.0","id":21,"method":"tools/call","params":{"name":"echo","arguments":{},"task":{"ttl":1000}}}',
+  '{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1,"reason":"x"}}',
 ];
 
 /** Names a mutation may put where a name was: denied ones, case and normalisation variants. */
@@ -253,7 +257,7 @@ const MUTATORS: readonly [string, Mutator][] = [
   [
     'name',
     (r, t) => {
-      const re = /"(name|uri|method|type)":"([^"\\]*)"/g;
+      const re = /"(name|uri|method|type|taskId)":"([^"\\]*)"/g;
       const all = [...t.matchAll(re)];
       if (all.length === 0) return t;
       const m = pick(r, all);
