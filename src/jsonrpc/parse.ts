@@ -157,8 +157,9 @@ export function parseBody(
   // key it met before that ends in a backslash: after `{"\\":1}`, the key of `{"\"":2}` comes out
   // as `\`, so the gateway would judge a key the upstream does not read. No MCP key holds a quote, so
   // such a body is refused.
+  // (Refused before the misread check below, so its id is read as for a misread: peekSpelledId.)
   if (scan.keyQuote)
-    throw invalid(peekId(value), 'an object key holding an escaped quote (\\") is not accepted');
+    throw invalid(peekSpelledId(value), 'an object key holding an escaped quote (\\") is not accepted');
   const shape = walkTree(value, findProto, scan.keyEscape);
   // The same JSON.parse can read a key spelled with any escape as an earlier key that holds a
   // backslash where the escape begins (`n\u0061me` as `n\u0`): the gateway would judge a key the

@@ -511,6 +511,9 @@ describe('review: a differential fuzzer of the request side (fuzzreq)', () => {
     await upstream?.close();
   });
 
+  /** The body of the last answer run() read (for the fuzzer's counts). */
+  let lastReply = '';
+
   async function run(c: Case, gw: TestGateway): Promise<string[]> {
     if (c.pre !== undefined) {
       const port = Number(new URL(gw.url).port);
@@ -536,6 +539,7 @@ describe('review: a differential fuzzer of the request side (fuzzreq)', () => {
     const seen0 = upstream.seen.length;
     const port = Number(new URL(gw.url).port);
     const reply = await send(port, request(port, key, c), c.envelope.writes);
+    lastReply = reply.body;
     for (let i = 0; i < 100 && gw.auditLines.length === lines0; i++)
       await new Promise((r) => setTimeout(r, 5));
     await new Promise((r) => setImmediate(r));
@@ -558,6 +562,9 @@ describe('review: a differential fuzzer of the request side (fuzzreq)', () => {
       const bad = await run(c, on);
       const o = `${on.auditLines.at(-1)?.status}`;
       outcomes.set(o, (outcomes.get(o) ?? 0) + 1);
+      if (c.pre !== undefined) outcomes.set('primed', (outcomes.get('primed') ?? 0) + 1);
+      if (lastReply.includes('not read as it is spelled'))
+        outcomes.set('misread seen', (outcomes.get('misread seen') ?? 0) + 1);
       if (bad.length > 0)
         failures.push(
           `case ${n}${n % 2 === 0 ? '' : ' (unread arguments)'} [${c.tags.join(' ')}] ${JSON.stringify(c.body.toString('latin1').slice(0, 400))}: ${bad.join('; ')}`,
@@ -686,6 +693,19 @@ describe('review: a differential fuzzer of the request side (fuzzreq)', () => {
     const body = JSON.parse(reply.body) as { id: unknown; error: { code: number; message: string } };
     assert.equal(body.error.code, -32600);
     assert.match(body.error.message, /not read as it is spelled/, 'the harness did not prime the misread');
+    assert.equal(body.id, null);
+  });
+
+  it('failed before: a body refused for an escaped quote in a key gets no id a primed misread read', async () => {
+    // Found by the fuzzer (seed 36): the refusal of a key holding `\"` comes before the misread
+    // check, and answered with the misread value's id too.
+    await sendBody('{"fzq4":1,"id":8,"i\\\\":0,"jsonrpc":"2.0","method":"ping","params":{"q":1}}');
+    const reply = await sendBody(
+      '{"fzq4":1,"id":8,"i\\u0064":99,"jsonrpc":"2.0","method":"ping","params":{"a\\"b":1}}',
+    );
+    assert.equal(reply.status, 400);
+    const body = JSON.parse(reply.body) as { id: unknown; error: { code: number; message: string } };
+    assert.match(body.error.message, /escaped quote/);
     assert.equal(body.id, null);
   });
 
