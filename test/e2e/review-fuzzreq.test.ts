@@ -676,85 +676,111 @@ describe('review: a differential fuzzer of the request side (fuzzreq)', () => {
     return send(port, request(port, key, c), []);
   }
 
+  /**
+   * Whether this process's JSON.parse has the misread at all (V8 of Node 24 and 26, not Node 22):
+   * the tests that need it say why they are skipped rather than fail on a V8 without it.
+   */
+  const MISREAD = (() => {
+    JSON.parse('{"fzq0":1,"n\\\\u0":1}');
+    return !('name' in (JSON.parse('{"fzq0":1,"n\\u0061me":2}') as object));
+  })();
+  const NO_MISREAD = "this Node's JSON.parse does not misread a primed key";
+
   // V8's JSON.parse reads a key spelled with an escape as an earlier key, in the same place of an
   // object, that spells the escape's first characters (key-check.ts). The place is the keys before
   // it; the tests below start their objects with a key nothing else in this process spells, so
   // the one earlier body primes it.
 
-  it('failed before: a body whose repeated id JSON.parse was primed to misread is refused with id null', async () => {
-    // Found by the fuzzer. After a body with a key `i\` beside `id`, JSON.parse reads the key of
-    // `"i\u0064":99` in the next body as `i\`, not as a second `id`; the gateway sees the misread
-    // and refuses the body, but answered with the id of the value it misread (8), which is not the
-    // id the client's message means (99: the last of repeated members, as JSON.parse reads it
-    // unprimed). JSON-RPC's answer for an id that cannot be read is null.
-    await sendBody('{"fzq1":1,"id":8,"i\\\\":0,"jsonrpc":"2.0","method":"ping"}');
-    const reply = await sendBody('{"fzq1":1,"id":8,"i\\u0064":99,"jsonrpc":"2.0","method":"ping"}');
-    assert.equal(reply.status, 400);
-    const body = JSON.parse(reply.body) as { id: unknown; error: { code: number; message: string } };
-    assert.equal(body.error.code, -32600);
-    assert.match(body.error.message, /not read as it is spelled/, 'the harness did not prime the misread');
-    assert.equal(body.id, null);
-  });
+  it(
+    'failed before: a body whose repeated id JSON.parse was primed to misread is refused with id null',
+    { skip: MISREAD ? false : NO_MISREAD },
+    async () => {
+      // Found by the fuzzer. After a body with a key `i\` beside `id`, JSON.parse reads the key of
+      // `"i\u0064":99` in the next body as `i\`, not as a second `id`; the gateway sees the misread
+      // and refuses the body, but answered with the id of the value it misread (8), which is not the
+      // id the client's message means (99: the last of repeated members, as JSON.parse reads it
+      // unprimed). JSON-RPC's answer for an id that cannot be read is null.
+      await sendBody('{"fzq1":1,"id":8,"i\\\\":0,"jsonrpc":"2.0","method":"ping"}');
+      const reply = await sendBody('{"fzq1":1,"id":8,"i\\u0064":99,"jsonrpc":"2.0","method":"ping"}');
+      assert.equal(reply.status, 400);
+      const body = JSON.parse(reply.body) as { id: unknown; error: { code: number; message: string } };
+      assert.equal(body.error.code, -32600);
+      assert.match(body.error.message, /not read as it is spelled/, 'the harness did not prime the misread');
+      assert.equal(body.id, null);
+    },
+  );
 
-  it('failed before: a body refused for an escaped quote in a key gets no id a primed misread read', async () => {
-    // Found by the fuzzer (seed 36): the refusal of a key holding `\"` comes before the misread
-    // check, and answered with the misread value's id too.
-    await sendBody('{"fzq4":1,"id":8,"i\\\\":0,"jsonrpc":"2.0","method":"ping","params":{"q":1}}');
-    const reply = await sendBody(
-      '{"fzq4":1,"id":8,"i\\u0064":99,"jsonrpc":"2.0","method":"ping","params":{"a\\"b":1}}',
-    );
-    assert.equal(reply.status, 400);
-    const body = JSON.parse(reply.body) as { id: unknown; error: { code: number; message: string } };
-    assert.match(body.error.message, /escaped quote/);
-    assert.equal(body.id, null);
-  });
-
-  it('failed before: a body refused before it is inspected gets no id a primed misread read', async () => {
-    // The same misread in the lone JSON.parse that peeks at a body refused before it is judged (a
-    // 415, a 401, a 429): the answer carried the id 8.
-    await sendBody('{"fzq2":1,"id":8,"i\\\\":0,"jsonrpc":"2.0","method":"ping"}');
-    const reply = await sendBody('{"fzq2":1,"id":8,"i\\u0064":99,"jsonrpc":"2.0","method":"ping"}', [
-      ['Content-Type', 'text/plain'],
-    ]);
-    assert.equal(reply.status, 415);
-    assert.equal((JSON.parse(reply.body) as { id: unknown }).id, null);
-  });
-
-  it('failed before: the audit line of a 429 names no call a primed misread read', async () => {
-    // withPeekedId records what a small body says it is on the line of a request refused for its
-    // bucket; read by the same lone JSON.parse, `"n\u0061me":"secret"` beside `"name":"echo"` was
-    // recorded as a call of echo (the bytes call secret: the last of two `name` members).
-    const limited = await startTestGateway(
-      reviewConfig(upstream.url, [{ label: 'k', key, allow: ['echo'], capacity: 1 }], '', {
-        secret: 's'.repeat(40),
-        resources: [],
-      }).replace('refill_per_second: 1000', 'refill_per_second: 0.001'),
-    );
-    try {
-      const port = Number(new URL(limited.url).port);
-      const call = (name: string): Case => ({
-        n: 0,
-        body: Buffer.from(
-          `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"fzq3":1,"name":"echo",${name},"arguments":{}}}`,
-        ),
-        envelope: { headers: [], chunks: undefined, writes: [], tags: [] },
-        tags: [],
-      });
-      // The bucket's one token goes to the body that primes the misread.
-      await send(port, request(port, key, call('"n\\\\u0":1')), []);
-      const reply = await send(port, request(port, key, call('"n\\u0061me":"secret"')), []);
-      assert.equal(reply.status, 429);
-      for (let i = 0; i < 100 && limited.auditLines.length < 2; i++)
-        await new Promise((r) => setTimeout(r, 5));
-      const line = limited.auditLines.at(-1) as Line;
-      assert.equal(line.decision, 'rate_limited');
-      assert.notEqual(
-        line.tool,
-        'echo',
-        `the line names a tool the request did not call: ${JSON.stringify(line)}`,
+  it(
+    'failed before: a body refused for an escaped quote in a key gets no id a primed misread read',
+    { skip: MISREAD ? false : NO_MISREAD },
+    async () => {
+      // Found by the fuzzer (seed 36): the refusal of a key holding `\"` comes before the misread
+      // check, and answered with the misread value's id too.
+      await sendBody('{"fzq4":1,"id":8,"i\\\\":0,"jsonrpc":"2.0","method":"ping","params":{"q":1}}');
+      const reply = await sendBody(
+        '{"fzq4":1,"id":8,"i\\u0064":99,"jsonrpc":"2.0","method":"ping","params":{"a\\"b":1}}',
       );
-    } finally {
-      await limited.close(100);
-    }
-  });
+      assert.equal(reply.status, 400);
+      const body = JSON.parse(reply.body) as { id: unknown; error: { code: number; message: string } };
+      assert.match(body.error.message, /escaped quote/);
+      assert.equal(body.id, null);
+    },
+  );
+
+  it(
+    'failed before: a body refused before it is inspected gets no id a primed misread read',
+    { skip: MISREAD ? false : NO_MISREAD },
+    async () => {
+      // The same misread in the lone JSON.parse that peeks at a body refused before it is judged (a
+      // 415, a 401, a 429): the answer carried the id 8.
+      await sendBody('{"fzq2":1,"id":8,"i\\\\":0,"jsonrpc":"2.0","method":"ping"}');
+      const reply = await sendBody('{"fzq2":1,"id":8,"i\\u0064":99,"jsonrpc":"2.0","method":"ping"}', [
+        ['Content-Type', 'text/plain'],
+      ]);
+      assert.equal(reply.status, 415);
+      assert.equal((JSON.parse(reply.body) as { id: unknown }).id, null);
+    },
+  );
+
+  it(
+    'failed before: the audit line of a 429 names no call a primed misread read',
+    { skip: MISREAD ? false : NO_MISREAD },
+    async () => {
+      // withPeekedId records what a small body says it is on the line of a request refused for its
+      // bucket; read by the same lone JSON.parse, `"n\u0061me":"secret"` beside `"name":"echo"` was
+      // recorded as a call of echo (the bytes call secret: the last of two `name` members).
+      const limited = await startTestGateway(
+        reviewConfig(upstream.url, [{ label: 'k', key, allow: ['echo'], capacity: 1 }], '', {
+          secret: 's'.repeat(40),
+          resources: [],
+        }).replace('refill_per_second: 1000', 'refill_per_second: 0.001'),
+      );
+      try {
+        const port = Number(new URL(limited.url).port);
+        const call = (name: string): Case => ({
+          n: 0,
+          body: Buffer.from(
+            `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"fzq3":1,"name":"echo",${name},"arguments":{}}}`,
+          ),
+          envelope: { headers: [], chunks: undefined, writes: [], tags: [] },
+          tags: [],
+        });
+        // The bucket's one token goes to the body that primes the misread.
+        await send(port, request(port, key, call('"n\\\\u0":1')), []);
+        const reply = await send(port, request(port, key, call('"n\\u0061me":"secret"')), []);
+        assert.equal(reply.status, 429);
+        for (let i = 0; i < 100 && limited.auditLines.length < 2; i++)
+          await new Promise((r) => setTimeout(r, 5));
+        const line = limited.auditLines.at(-1) as Line;
+        assert.equal(line.decision, 'rate_limited');
+        assert.notEqual(
+          line.tool,
+          'echo',
+          `the line names a tool the request did not call: ${JSON.stringify(line)}`,
+        );
+      } finally {
+        await limited.close(100);
+      }
+    },
+  );
 });
