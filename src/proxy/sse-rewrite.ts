@@ -80,6 +80,8 @@ export function createSseRewriter(
   // The unfinished block, copied into one buffer (a block in tiny chunks costs its bytes, no more).
   let held: BodyBuffer | undefined;
   let first = true;
+  /** The last block left with an LF after its final CR (replacement). */
+  let lfSent = false;
 
   function take(): Buffer {
     const raw = (held as BodyBuffer).bytes();
@@ -118,11 +120,34 @@ export function createSseRewriter(
     return Buffer.from(serializeEvent({ ...fields, id, data }));
   }
 
-  /** The replacement for a block, or undefined to pass it on as is. */
-  function replacement(raw: Buffer): Buffer | undefined {
+  /**
+   * The replacement for a block, or undefined to pass it on as is. A complete block that leaves
+   * ending with a CR (its blank line a lone CR, `data: x\n\r`, or a CRLF cut between its CR and LF)
+   * leaves with an LF after it: to an LF-only reader (mcp-go, the Go SDK) a lone CR is no line end,
+   * so `\r` + the next block's `event: message` was no blank line and the next event's data joined
+   * this one's. When the LF of a CRLF then arrives, it goes no further (`lfSent`): the bytes the
+   * client gets are the upstream's own in that case.
+   */
+  function replacement(raw: Buffer, complete = true): Buffer | undefined {
+    if (lfSent) {
+      lfSent = false;
+      if (raw.length === 1 && raw[0] === LF) return EMPTY;
+    }
+    const out = judged(raw);
+    const block = out ?? raw;
+    if (!complete || block[block.length - 1] !== CR) return out;
+    lfSent = true;
+    return Buffer.concat([block, LF_END]);
+  }
+
+  /** The replacement for a block as the gateway judged it, or undefined to pass it on as is. */
+  function judged(raw: Buffer): Buffer | undefined {
     if (!sawBlock && carriesEvent(raw)) sawBlock = true;
-    // A first block after `ï»¿` is written as the gateway read it (sse.ts parseBlock).
-    if (first && startsWithLatin1Bom(raw)) return writtenAgain(parseBlock(raw, true));
+    // A first block after `ï»¿` is written as the gateway read it (sse.ts parseBlock); so is one
+    // after a byte order mark, which the gateway and the SDK drop but clients that read lines as
+    // they come (mcp-go, the Go SDK) keep as part of the first field's name: its data was lost.
+    if (first && (startsWithLatin1Bom(raw) || bytesAt(raw, 0, BOM)))
+      return writtenAgain(parseBlock(raw, true));
     if (eventId !== undefined && mayHoldId(raw)) {
       const plain = sealedPlain(raw, eventId);
       if (plain !== undefined) return plain;
@@ -139,7 +164,11 @@ export function createSseRewriter(
     }
     const fields = parseBlock(raw, first);
     first = false;
-    if (fields.data === undefined) return undefined;
+    // A block without data with a line ended by a lone CR (`: keepalive\r\r`) made an LF-only client
+    // read the lines after it as the rest of that line (a comment, an `event:` value): the next
+    // event, an answer or the gateway's own error, never reached it. Its lone CRs become LFs, which
+    // every other reader takes for the same line ends (a last CR is replacement's).
+    if (fields.data === undefined) return endsLineAtCr(raw) ? lfLineEnds(raw) : undefined;
     const data = rewrite(fields.data);
     // Bytes that are not UTF-8 were read as U+FFFD: the client gets what was read, not bytes a
     // lenient decoder could read as something else. A line ended by a lone CR is written again too,
@@ -207,7 +236,7 @@ export function createSseRewriter(
         const raw = take();
         const before = sawBlock;
         // An unfinished event is dropped by a conforming client, but is filtered all the same.
-        const replaced = replacement(raw);
+        const replaced = replacement(raw, false);
         if (replaced === undefined) {
           // As it is, it dispatches nothing (a rewritten one leaves whole): no event for a client.
           open = raw;
@@ -249,14 +278,24 @@ const LF = 0x0a;
 
 /**
  * Whether a CR in `raw` ends a line on its own (a byte other than LF follows it). A CR that is the
- * block's last byte is not counted: its LF may come with the next chunk, and if another byte comes,
- * that line starts with a CR, which no LF-only reader takes for a field it reads.
+ * block's last byte is not counted: its LF may come with the next chunk, and replacement sends one
+ * after it if not.
  */
 function endsLineAtCr(raw: Buffer): boolean {
   for (let at = raw.indexOf(CR); at !== -1 && at < raw.length - 1; at = raw.indexOf(CR, at + 1))
     if (raw[at + 1] !== LF) return true;
   return false;
 }
+
+/** `raw` with each CR endsLineAtCr counts made an LF (a CRLF and a last CR stay). */
+function lfLineEnds(raw: Buffer): Buffer {
+  const out = Buffer.from(raw);
+  for (let at = out.indexOf(CR); at !== -1 && at < out.length - 1; at = out.indexOf(CR, at + 1))
+    if (out[at + 1] !== LF) out[at] = LF;
+  return out;
+}
+
+const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 
 const NL_ID = Buffer.from('\nid');
 const CR_ID = Buffer.from('\rid');
