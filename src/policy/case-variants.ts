@@ -82,3 +82,16 @@ export const LIST_RESULT_MEMBERS = memberNames([
   'cacheScope',
   'ttlMs',
 ]);
+
+/**
+ * The member a list entry, or a resources/read content, is judged by (`name`, `uri`, `uriTemplate`,
+ * `taskId`). An entry that also holds a key a case-folding client reads as that member
+ * (`{"name":"echo","namE":"<hidden>"}`: Go's encoding/json v1 fills the field from the last key that
+ * folds to it) would show that client a name the gateway never judged: such an entry is dropped.
+ */
+export const ENTRY_MEMBERS = {
+  name: memberNames(['name']),
+  uri: memberNames(['uri']),
+  uriTemplate: memberNames(['uriTemplate']),
+  taskId: memberNames(['taskId']),
+} as const;

@@ -13,7 +13,7 @@
  */
 import type { JsonRpcId } from '../jsonrpc/message.ts';
 import { ws } from '../jsonrpc/strict-skip.ts';
-import { isVariantAt, LIST_RESULT_MEMBERS, MESSAGE_MEMBERS } from './case-variants.ts';
+import { ENTRY_MEMBERS, isVariantAt, LIST_RESULT_MEMBERS, MESSAGE_MEMBERS } from './case-variants.ts';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -231,6 +231,8 @@ function entries(b: Uint8Array, start: number): ListScan {
       nameStart = vs;
       nameEnd = ve;
     }
+    // `"namE"`: the parsed path drops the entry (a case-folding client reads it as the name).
+    else if (isVariantAt(b, ks - 1, ke + 1, ENTRY_MEMBERS.name)) throw GIVE_UP;
     return ve;
   };
   let i = ws(b, start + 1);

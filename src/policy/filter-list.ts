@@ -23,7 +23,7 @@ import { createdTaskId } from './tasks.ts';
 import type { TaskScope } from './tasks.ts';
 import type { ListPins } from '../pinning/pins.ts';
 import { parsedAsSpelled } from '../jsonrpc/key-check.ts';
-import { isVariant, LIST_RESULT_MEMBERS, memberNames } from './case-variants.ts';
+import { caseVariant, ENTRY_MEMBERS, isVariant, LIST_RESULT_MEMBERS, memberNames } from './case-variants.ts';
 import type { CursorSealer } from '../integrity/cursors.ts';
 import type { TaskPlan } from '../integrity/request-tag.ts';
 
@@ -100,9 +100,7 @@ export function filterContents(result: unknown, grants: Grants): unknown {
   if (!Object.hasOwn(record, 'contents')) return record;
   const contents = record.contents;
   if (!Array.isArray(contents)) return { ...record, contents: [] };
-  const kept = contents.filter(
-    (e: unknown) => isObject(e) && typeof e.uri === 'string' && resourceAllowed(grants, e.uri),
-  );
+  const kept = contents.filter((e: unknown) => isEntry(e, 'uri') && resourceAllowed(grants, e.uri as string));
   return kept.length === contents.length ? record : { ...record, contents: kept };
 }
 
@@ -142,22 +140,28 @@ function keeper(
   switch (kind) {
     case 'tools':
       return (e) =>
-        isObject(e) && typeof e.name === 'string' && grants.tool(e.name) && pinned(pins, kind, e.name, e);
+        isEntry(e, 'name') && grants.tool(e.name as string) && pinned(pins, kind, e.name as string, e);
     case 'prompts':
       return (e) =>
-        isObject(e) && typeof e.name === 'string' && grants.prompt(e.name) && pinned(pins, kind, e.name, e);
+        isEntry(e, 'name') && grants.prompt(e.name as string) && pinned(pins, kind, e.name as string, e);
     case 'resources':
-      return (e) => isObject(e) && typeof e.uri === 'string' && resourceAllowed(grants, e.uri);
+      return (e) => isEntry(e, 'uri') && resourceAllowed(grants, e.uri as string);
     case 'resourceTemplates':
       // Judged as resources/list and completion judge a URI: a template spelled with a dot segment
       // (`file:///public/../private/{name}`) matches a glob its every read is refused by, so it is
       // not shown.
-      return (e) =>
-        isObject(e) && typeof e.uriTemplate === 'string' && resourceAllowed(grants, e.uriTemplate);
+      return (e) => isEntry(e, 'uriTemplate') && resourceAllowed(grants, e.uriTemplate as string);
     case 'tasks':
-      return (e) =>
-        tasks !== undefined && isObject(e) && typeof e.taskId === 'string' && tasks.owns(e.taskId);
+      return (e) => tasks !== undefined && isEntry(e, 'taskId') && tasks.owns(e.taskId as string);
   }
+}
+
+/**
+ * An object whose `member` is a string, with no other key a case-folding client reads as it
+ * (case-variants.ts ENTRY_MEMBERS): what the client reads is what is judged.
+ */
+function isEntry(e: unknown, member: keyof typeof ENTRY_MEMBERS): e is Record<string, unknown> {
+  return isObject(e) && typeof e[member] === 'string' && caseVariant(e, ENTRY_MEMBERS[member]) === undefined;
 }
 
 /** A parsed entry is judged by the bytes the client will receive: its re-serialisation. */

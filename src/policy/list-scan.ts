@@ -27,7 +27,7 @@ import {
   value,
   ws,
 } from '../jsonrpc/strict-skip.ts';
-import { isVariantAt, LIST_RESULT_MEMBERS, MESSAGE_MEMBERS } from './case-variants.ts';
+import { ENTRY_MEMBERS, isVariantAt, LIST_RESULT_MEMBERS, MESSAGE_MEMBERS } from './case-variants.ts';
 import { bytesAre } from '../integrity/plain-members.ts';
 
 export { NOT_JSON } from '../jsonrpc/strict-skip.ts';
@@ -154,7 +154,9 @@ function entries(b: Uint8Array, open: number): ScannedList {
   const items: number[] = [];
   let nameStart = -1;
   let nameEnd = -1;
-  const visit = (key: string | undefined, vs: number): number => {
+  const visit = (key: string | undefined, vs: number, ks: number): number => {
+    // `"namE"`: the parsed path drops the entry (a case-folding client reads it as the name).
+    if (key === undefined && isVariantAt(b, ks, string(b, ks), ENTRY_MEMBERS.name)) throw GIVE_UP;
     const ve = value(b, vs, 4);
     if (key === 'name') {
       if (nameStart !== -1) throw GIVE_UP;

@@ -448,7 +448,8 @@ describe('list path: differential fuzz against the parsed path and JSON.parse', 
       ),
       { seed: SEED, numRuns: RUNS },
     );
-    assert.ok(scannedPlain > RUNS / 5, `enough bodies take the list path (${scannedPlain})`);
+    // (An entry holding `Name` beside its name is left to the parsed path, which drops it.)
+    assert.ok(scannedPlain > RUNS / 6, `enough bodies take the list path (${scannedPlain})`);
     assert.ok(accepted > RUNS / 5, `enough bodies are accepted (${accepted})`);
     assert.ok(listed > RUNS / 10, `enough accepted bodies answer a list request (${listed})`);
     assert.ok(remembered > RUNS / 10, `enough bodies are answered by the scan memo (${remembered})`);
