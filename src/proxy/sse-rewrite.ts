@@ -135,6 +135,9 @@ export function createSseRewriter(
     }
     const out = judged(raw);
     const block = out ?? raw;
+    // What the client gets decides whether it got an event: a dropped update without an id, or a
+    // first block that is nothing but byte order marks, gives it none to resume at.
+    if (!sawBlock && carriesEvent(block)) sawBlock = true;
     if (!complete || block[block.length - 1] !== CR) return out;
     lfSent = true;
     return Buffer.concat([block, LF_END]);
@@ -142,7 +145,6 @@ export function createSseRewriter(
 
   /** The replacement for a block as the gateway judged it, or undefined to pass it on as is. */
   function judged(raw: Buffer): Buffer | undefined {
-    if (!sawBlock && carriesEvent(raw)) sawBlock = true;
     // A first block after `ï»¿` is written as the gateway read it (sse.ts parseBlock); so is one
     // after a byte order mark, which the gateway and the SDK drop but clients that read lines as
     // they come (mcp-go, the Go SDK) keep as part of the first field's name: its data was lost.
