@@ -60,6 +60,13 @@ describe('review fuzzresp: the response side, fuzzed', () => {
   let http: HttpServer;
   let gateway: TestGateway;
   let answer: Answer = (_tags, res) => void res.writeHead(500).end();
+  let answerGet: (res: ServerResponse) => void = (res) => void res.writeHead(405).end();
+  /** What each tag of this key's answered requests asked (a GET stream may replay their answers). */
+  const tagAsked = new Map<string, Sent>();
+  /** Every id this key has sent: a replayed answer on a GET stream carries one of them. */
+  const everSent = new Set<unknown>();
+  /** How often each mutation ran, and each status the client got (FUZZRESP_STATS prints it). */
+  const tally = new Map<string, number>();
   const pastTags: string[] = [];
   /** Tags of the other key's requests: an honest upstream answering another session with them. */
   const otherTags: string[] = [];
@@ -69,6 +76,7 @@ describe('review fuzzresp: the response side, fuzzed', () => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
+        if (req.method === 'GET') return void answerGet(res);
         const body = JSON.parse(Buffer.concat(chunks).toString()) as unknown;
         const tags = (Array.isArray(body) ? body : [body])
           .map((m) => (m as { id?: unknown }).id)
@@ -110,10 +118,17 @@ keys:
   function result(d: Dice, kind: Kind | undefined, odd: boolean, notes: string[]): string {
     if (kind === undefined) return '{"content":[{"type":"text","text":"ok"}]}';
     const items = [allowedEntry(d, kind, odd)];
+    // Past 4 KiB the byte paths read the list (fast-list.ts, list-scan.ts, list-match.ts).
+    if (d.chance(0.25)) {
+      notes.push('large list');
+      const pad = 'd'.repeat(300 + d.int(600));
+      for (let i = 0, n = 6 + d.int(10); i < n; i++)
+        items.push(allowedEntry(d, kind, odd).replace(/}$/, `,"description":"${pad}"}`));
+    }
     if (d.chance(0.8)) {
       const h = hiddenEntry(d, kind, odd);
       notes.push(`hidden entry: ${h.how}`);
-      items.splice(d.int(2), 0, h.text);
+      items.splice(d.int(items.length + 1), 0, h.text);
     }
     const listKey = d.chance(0.15) ? str(d, kind.list, 1) : JSON.stringify(kind.list);
     const members: [string, string][] = [[listKey, arr(d, odd, items)]];
@@ -139,11 +154,15 @@ keys:
     return obj(d, odd, members);
   }
 
-  /** One response message for `tag`, its id perhaps hostile. */
-  function response(d: Dice, tag: string, sent: Sent, odd: boolean, notes: string[]): string {
+  /**
+   * One response message for `tag`, its id perhaps hostile. `replay`: on a GET stream, where any tag
+   * signed for the key passes, filtered by its own plan (another request's tag would carry a result
+   * its plan does not filter: reported, left), so only the other key's tags are tried.
+   */
+  function response(d: Dice, tag: string, sent: Sent, odd: boolean, notes: string[], replay = false): string {
     const id = d.chance(0.05)
       ? { text: JSON.stringify(d.pick(otherTags)), how: "the other key's tag" }
-      : d.chance(0.3)
+      : d.chance(0.3) && !replay
         ? answerId(d, tag, pastTags, sent.id)
         : { text: JSON.stringify(tag), how: 'tag' };
     if (id.how !== 'tag') notes.push(`id: ${id.how}`);
@@ -318,7 +337,19 @@ keys:
     return d.pick(['', ' ', '\n', '\r\n\t']);
   }
 
-  function sseBytes(d: Dice, messages: readonly string[], notes: string[]): Buffer {
+  function sseBytes(d: Dice, given: readonly string[], notes: string[]): Buffer {
+    let messages = given;
+    // Several messages batched in one event (a JSON array as its data).
+    if (messages.length > 1 && d.chance(0.15)) {
+      notes.push('batched in one event');
+      const at = d.int(messages.length - 1);
+      const k = 2 + d.int(messages.length - at - 1);
+      messages = [
+        ...messages.slice(0, at),
+        arr(d, false, messages.slice(at, at + k)),
+        ...messages.slice(at + k),
+      ];
+    }
     const endings = d.pick([['\n'], ['\r\n'], ['\r'], ['\n', '\r\n', '\r']]);
     if (endings.length > 1) notes.push('mixed line ends');
     else notes.push(`line end ${JSON.stringify(endings[0])}`);
@@ -372,9 +403,101 @@ keys:
     res.end();
   }
 
+  /**
+   * A GET stream case: the upstream replays answers to this key's earlier requests (each must be
+   * filtered by the plan its tag carries), answers under the other key's tags, and notifications.
+   */
+  async function runGetCase(d: Dice, seed: number): Promise<string[]> {
+    const notes: string[] = ['GET stream'];
+    const odd = d.chance(0.3);
+    const messages: string[] = [];
+    const asked = [...tagAsked.entries()];
+    for (let i = 0, n = 1 + d.int(4); i < n; i++) {
+      const roll = d.int(3);
+      if (roll === 0 && asked.length > 0) {
+        const [tag, s] = d.pick(asked);
+        notes.push(`replay of ${s.kind?.method ?? 'tools/call'}`);
+        messages.push(response(d, tag, s, odd, notes, true));
+      } else if (roll === 1) {
+        notes.push("the other key's list");
+        messages.push(response(d, d.pick(otherTags), { id: 1, kind: KINDS[0] }, odd, notes, true));
+      } else messages.push(extra(d, notes));
+    }
+    const body = sseBytes(d, messages, notes);
+    answerGet = (res) =>
+      void write(
+        res,
+        {
+          status: 200,
+          headers: { 'content-type': 'text/event-stream' },
+          bytes: body,
+          pieces: d.chance(0.5) ? 'whole' : 'cuts',
+          notes,
+        },
+        d,
+      );
+    const linesBefore = gateway.auditLines.length;
+    const broken: string[] = [];
+    let status = 0;
+    let bytes = Buffer.alloc(0);
+    try {
+      const res = await fetch(gateway.mcpUrl, {
+        signal: AbortSignal.timeout(5000),
+        headers: { accept: 'text/event-stream', authorization: `Bearer ${KEY}` },
+      });
+      status = res.status;
+      bytes = Buffer.from(await res.arrayBuffer());
+    } catch (e) {
+      broken.push(`GET failed: ${(e as Error).message}`);
+    }
+    if (process.env.FUZZRESP_DUMP)
+      console.log(
+        seed,
+        status,
+        JSON.stringify(bytes.toString('latin1')),
+        JSON.stringify(body.toString('latin1')),
+      );
+    const readings = [readSdk(bytes), readWhatwg(bytes), readLfOnly(bytes)];
+    for (const r of readings) {
+      for (const payload of r.payloads) {
+        let value: unknown;
+        try {
+          value = JSON.parse(payload);
+        } catch {
+          broken.push(`${r.reader}: unparseable ${JSON.stringify(payload.slice(0, 80))}`);
+          continue;
+        }
+        if (jsonStrings(payload).some((x) => x.includes(MARK)))
+          broken.push(`${r.reader}: hidden name shown: ${payload.slice(0, 300)}`);
+        for (const m of Array.isArray(value) ? value : [value]) {
+          const msg = m as Record<string, unknown>;
+          if (typeof m !== 'object' || m === null || 'method' in msg) continue;
+          if (msg.id === null && 'error' in msg) continue;
+          if (!everSent.has(msg.id))
+            broken.push(`${r.reader}: answer under an id never sent: ${JSON.stringify(msg.id)}`);
+        }
+      }
+    }
+    if (
+      !notes.includes('event: other') &&
+      JSON.stringify(readings[0]!.payloads) !== JSON.stringify(readings[2]!.payloads)
+    )
+      broken.push(
+        `readers differ: ${JSON.stringify(readings[0]!.payloads)} vs ${JSON.stringify(readings[2]!.payloads)}`,
+      );
+    for (let i = 0; i < 500 && gateway.auditLines.length === linesBefore; i++) await sleep(2);
+    const lines = gateway.auditLines.slice(linesBefore);
+    if (lines.length !== 1) broken.push(`${lines.length} audit lines`);
+    else if (lines[0]!.status !== status)
+      broken.push(`audit status ${String(lines[0]!.status)}, client got ${status}`);
+    for (const n of notes) tally.set(n, (tally.get(n) ?? 0) + 1);
+    return broken.length === 0 ? [] : [`case ${seed} [${notes.join('; ')}]`, ...broken];
+  }
+
   /** One case: returns the invariants it broke (empty when it held), with its plan's notes. */
   async function runCase(seed: number): Promise<string[]> {
     const d = new Dice(rng(seed));
+    if (tagAsked.size > 0 && d.chance(0.15)) return runGetCase(d, seed);
     const count = d.chance(0.15) ? 2 : 1;
     const sent: Sent[] = [];
     for (let i = 0; i < count; i++) {
@@ -393,7 +516,12 @@ keys:
     let notes: string[] = [];
     const cutUpstream = () => notes.includes('fault: connection cut');
     let sentBytes: Buffer | undefined;
+    for (const s of sent) everSent.add(s.id);
     answer = (tags, res) => {
+      tags.forEach((t, i) => {
+        const s = sent[i];
+        if (s !== undefined) tagAsked.set(t, s);
+      });
       const p = plan(d, tags, sent);
       notes = p.notes;
       sentBytes = p.bytes;
@@ -521,11 +649,14 @@ keys:
       )
         broken.push('audit allow, a request unanswered');
     }
+    for (const n of notes) tally.set(n, (tally.get(n) ?? 0) + 1);
+    tally.set(`client status ${status}`, (tally.get(`client status ${status}`) ?? 0) + 1);
     return broken.length === 0 ? [] : [`case ${seed} [${notes.join('; ')}]`, ...broken];
   }
 
   /** Asks `method` with id `id`; the upstream answers with `type` and the bytes `body(tag)` writes. */
   async function ask(method: string, id: unknown, type: string, body: (tag: string) => string | Buffer) {
+    everSent.add(id);
     answer = (tags, res) => void res.writeHead(200, { 'content-type': type }).end(body(tags[0]!));
     const before = gateway.auditLines.length;
     const res = await fetch(gateway.mcpUrl, {
@@ -702,6 +833,13 @@ keys:
       if (broken.length > 0) failures.push(broken);
     }
     await sleep(50);
+    if (process.env.FUZZRESP_STATS)
+      console.log(
+        [...tally]
+          .sort((a, b) => b[1] - a[1])
+          .map(([k, v]) => `${v}\t${k}`)
+          .join('\n'),
+      );
     const ran = only ? 1 : cases;
     assert.equal(gateway.auditLines.length - linesBefore, ran, 'one audit line per request, no more later');
     assert.deepEqual(failures.slice(0, 8), [], `${failures.length} of ${cases} cases failed`);

@@ -147,6 +147,50 @@ export function hiddenEntry(d: Dice, kind: Kind, odd: boolean): { text: string; 
       'dot segment',
       [[JSON.stringify(f), str(d, kind.allowed.replace('/pub/', '/pub/../secret/'), 0.3)]],
     ],
+    // A key ending in a backslash, then the member escaped: V8's JSON.parse can read the second as
+    // the first (key-check.ts).
+    () => [
+      'key primed by a backslash key',
+      [
+        [JSON.stringify(`${f}\\`), JSON.stringify(kind.allowed)],
+        [str(d, f, 1), JSON.stringify(hidden)],
+        [JSON.stringify(`${f.slice(0, 1)}\\`), '1'],
+      ],
+    ],
+    () => [
+      // (`name"` is no member any reader takes for `name`: the value holds no marker.)
+      'escaped quote in key',
+      [
+        [`"${f}\\""`, JSON.stringify(hidden.replace(MARK, 'sekret'))],
+        [JSON.stringify(f), JSON.stringify(kind.allowed)],
+      ],
+    ],
+    () => [
+      'member as another type',
+      [
+        [
+          JSON.stringify(f),
+          d.pick([`[${JSON.stringify(hidden)}]`, `{"v":${JSON.stringify(hidden)}}`, 'null']),
+        ],
+      ],
+    ],
+    () => [
+      'folded key (long s, Kelvin, snake)',
+      [
+        [JSON.stringify(f), JSON.stringify(kind.allowed)],
+        [
+          JSON.stringify(
+            d.pick([
+              f.replace('s', 'ſ'),
+              f.replace('k', 'K'),
+              f.replace(/([A-Z])/, '_$1').toLowerCase(),
+              f.toUpperCase(),
+            ]),
+          ),
+          JSON.stringify(hidden),
+        ],
+      ],
+    ],
   ];
   const [how, members] = d.pick(variants)();
   const all: [string, string][] = [...members, ...extra];
