@@ -132,7 +132,8 @@ keys:
     }
     const listKey = d.chance(0.15) ? str(d, kind.list, 1) : JSON.stringify(kind.list);
     const members: [string, string][] = [[listKey, arr(d, odd, items)]];
-    const roll = d.int(10);
+    // (A read result's other members are no list a client reads: only its contents are judged.)
+    const roll = kind.list === 'contents' ? 9 : d.int(10);
     if (roll === 0) {
       notes.push('list repeated');
       const again = arr(d, odd, [hiddenEntry(d, kind, odd).text]);
@@ -144,7 +145,7 @@ keys:
         arr(d, odd, [hiddenEntry(d, kind, odd).text]),
       ]);
     } else if (roll === 2) {
-      const other = d.pick(KINDS.filter((k) => k !== kind));
+      const other = d.pick(KINDS.filter((k) => k !== kind && k.list !== 'contents'));
       notes.push(`another list beside: ${other.list}`);
       members.push([JSON.stringify(other.list), arr(d, odd, [hiddenEntry(d, other, odd).text])]);
     } else if (roll === 3) {
@@ -497,7 +498,8 @@ keys:
   /** One case: returns the invariants it broke (empty when it held), with its plan's notes. */
   async function runCase(seed: number): Promise<string[]> {
     const d = new Dice(rng(seed));
-    if (tagAsked.size > 0 && d.chance(0.15)) return runGetCase(d, seed);
+    // (The roll is taken whatever the state, so FUZZRESP_ONLY replays a case's choices.)
+    if (d.chance(0.15) && tagAsked.size > 0) return runGetCase(d, seed);
     const count = d.chance(0.15) ? 2 : 1;
     const sent: Sent[] = [];
     for (let i = 0; i < count; i++) {
@@ -511,6 +513,7 @@ keys:
       id: s.id,
       method: s.kind?.method ?? 'tools/call',
       ...(s.kind === undefined ? { params: { name: 'echo', arguments: {} } } : {}),
+      ...(s.kind?.method === 'resources/read' ? { params: { uri: 'file:///pub/a.txt' } } : {}),
     }));
     const batch = requests.length > 1;
     let notes: string[] = [];

@@ -45,7 +45,12 @@ export class Dice {
 export const MARK = 'secret';
 
 export type ListMethod =
-  'tools/list' | 'prompts/list' | 'resources/list' | 'resources/templates/list' | 'tasks/list';
+  | 'tools/list'
+  | 'prompts/list'
+  | 'resources/list'
+  | 'resources/templates/list'
+  | 'tasks/list'
+  | 'resources/read';
 
 export interface Kind {
   readonly method: ListMethod;
@@ -74,6 +79,14 @@ export const KINDS: readonly Kind[] = [
   },
   // No task is the key's: every entry goes, the "allowed" one too (it holds no marker).
   { method: 'tasks/list', list: 'tasks', field: 'taskId', allowed: 'task-a', hidden: 'secret-task' },
+  // A read of an allowed URI whose contents name others (a directory): only readable ones stay.
+  {
+    method: 'resources/read',
+    list: 'contents',
+    field: 'uri',
+    allowed: 'file:///pub/a.txt',
+    hidden: 'file:///secret/b.txt',
+  },
 ];
 
 /** A JSON string literal for `s`, some characters escaped at random (`\uXXXX`, `\/`). */
