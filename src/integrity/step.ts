@@ -29,8 +29,11 @@ export interface IntegrityStep {
     /** What the tags are signed for, when not the principal's binding (transport/sse/session-ids.ts). */
     signedFor?: string,
   ): { readonly bytes: Buffer; readonly rewrite: ResponseRewrite };
-  /** The rewrite for a GET stream (it may replay responses of earlier POSTs). */
-  stream(ctx: RequestContext): ResponseRewrite;
+  /**
+   * The rewrite for a GET stream (it may replay responses of earlier POSTs of the same upstream
+   * session, `sessionId`).
+   */
+  stream(ctx: RequestContext, sessionId: string | undefined): ResponseRewrite;
   /** The rewrite for a DELETE: it forwards no request, so no response in its body may pass. */
   closing(ctx: RequestContext): ResponseRewrite;
   /**
@@ -87,15 +90,23 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
     forward(ctx, bytes, plans, sessionId, signedFor) {
       const bindingId = principalOf(ctx).bindingId;
       const messages = ctx.messages ?? [];
-      const context = { tagger, bindingId, signedFor, sessionId, pending };
+      const context = {
+        tagger,
+        bindingId,
+        signedFor: signedFor ?? inSession(bindingId, sessionId),
+        sessionId,
+        pending,
+      };
       const forwarded = tagRequests(bytes, messages, plans, context);
       const ids = exchangeIdsOf(forwarded, forgetAnswered);
       // The filters are built when a response first needs them (never for the common small answer).
       const options = signedFor === undefined ? answering : streaming;
       return { bytes: forwarded.bytes, rewrite: new MatchRewrite(ids, filtersFor, ctx, options) };
     },
-    stream(ctx) {
-      return new MatchRewrite(signedIds(tagger, principalOf(ctx).bindingId), filtersFor, ctx, streaming);
+    stream(ctx, sessionId) {
+      const bindingId = principalOf(ctx).bindingId;
+      const ids = signedIds(tagger, inSession(bindingId, sessionId) ?? bindingId);
+      return new MatchRewrite(ids, filtersFor, ctx, streaming);
     },
     closing(ctx) {
       principalOf(ctx); // the filters are built later: fail here, as the other paths do, without a principal
@@ -115,6 +126,21 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
       return id;
     },
   };
+}
+
+/**
+ * What a Streamable HTTP request's tags are signed for in an upstream session: the principal and
+ * the session, so a GET stream of one session takes no answer tagged in another. Signed for the
+ * principal alone, a tag of a call answered long ago in one session untagged on the GET stream of
+ * another, whose client (SDK clients number their requests from 0 in each session) could take it
+ * for the answer to a request of its own with that id: a list-shaped result under a call's tag
+ * passed unfiltered. The session id (an upstream's header value: no newline) comes first, after
+ * its length, so the pair reads back one way only; a principal's binding starts with a letter
+ * (`k:`, `o:`, `anonymous`) and the HTTP+SSE transport's with `/` (transport/sse/session-ids.ts).
+ * Without a session (initialize, the stateless revision) tags are signed for the principal.
+ */
+export function inSession(bindingId: string, sessionId: string | undefined): string | undefined {
+  return sessionId === undefined ? undefined : `${sessionId.length}:${sessionId}\n${bindingId}`;
 }
 
 /**

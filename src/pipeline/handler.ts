@@ -295,7 +295,7 @@ export function createHandler(deps: HandlerDeps): Handler {
         const admitted = admitStream(ctx, steps, deps.steps.current, clock.now());
         if (admitted !== undefined) await admitted;
         if (res.destroyed || ctx.finished) return;
-        rewrite = transport ? transport.stream(ctx) : steps.integrity.stream(ctx);
+        rewrite = transport ? transport.stream(ctx) : steps.integrity.stream(ctx, sessionId);
         holdStream(ex, steps);
       } else if (method === 'DELETE') {
         // A DELETE reaches the upstream like a message: it takes a token like one.

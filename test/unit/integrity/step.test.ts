@@ -12,7 +12,7 @@ import { TaskOwnership } from '../../../src/policy/tasks.ts';
 import type { RequestContext } from '../../../src/pipeline/context.ts';
 import { createRequestTagger } from '../../../src/integrity/request-tag.ts';
 import { PendingTags } from '../../../src/integrity/cancels.ts';
-import { createIntegrityStep } from '../../../src/integrity/step.ts';
+import { createIntegrityStep, inSession } from '../../../src/integrity/step.ts';
 import { createEventIds } from '../../../src/integrity/event-ids.ts';
 import { createCursors } from '../../../src/integrity/cursors.ts';
 
@@ -69,7 +69,9 @@ describe('integrity step', () => {
     // Answered: a late cancellation names a fresh tag no request has (the upstream ignores it).
     const late = namedBy(post(cancel('c1')).bytes);
     assert.notEqual(late, tag);
-    assert.equal(tagger.untag('k:a', late)?.clientId, 'c1');
+    // Signed for the key in its upstream session (step.ts inSession), not for the key alone.
+    assert.equal(tagger.untag(inSession('k:a', 's1') as string, late)?.clientId, 'c1');
+    assert.equal(tagger.untag('k:a', late), undefined);
     // And the same response again is refused.
     assert.throws(
       () => call.rewrite.json(Buffer.from(answer)),
