@@ -16,7 +16,8 @@ import type { Filters, ForwardedTag, MatchOptions } from './match.ts';
 import type { EventIds } from './event-ids.ts';
 import type { Cursors } from './cursors.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
-import type { Plan, RequestTagger } from './request-tag.ts';
+import type { Plan, RequestTagger, Untagged } from './request-tag.ts';
+import type { ResponseIds } from './match.ts';
 import type { Pinning } from '../pinning/pins.ts';
 
 export interface IntegrityStep {
@@ -28,7 +29,15 @@ export interface IntegrityStep {
     sessionId: string | undefined,
     /** What the tags are signed for, when not the principal's binding (transport/sse/session-ids.ts). */
     signedFor?: string,
-  ): { readonly bytes: Buffer; readonly rewrite: ResponseRewrite };
+  ): {
+    readonly bytes: Buffer;
+    readonly rewrite: ResponseRewrite;
+    /**
+     * For requests sent without a session (initialize): told the session the upstream opened in its
+     * answer's headers, so a GET stream of that session may replay their answers (opened() below).
+     */
+    readonly opened?: ((upstreamSessionId: string) => void) | undefined;
+  };
   /**
    * The rewrite for a GET stream (it may replay responses of earlier POSTs of the same upstream
    * session, `sessionId`).
@@ -55,8 +64,25 @@ export interface IntegrityOptions {
   readonly cursors: Cursors;
 }
 
+/** Most tags of requests sent without a session remembered with the session their answer opened. */
+export const MAX_OPENED = 10_000;
+
 export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
   const { tagger, tasks, pending, pinning, eventIds, cursors } = options;
+  /**
+   * Tag of a request sent without a session (signed for the principal alone) → the upstream session
+   * its answer opened. An initialize is tagged before its session exists, and a client whose POST
+   * stream ends after the server's priming event (SEP-1699; the SDK client does this) resumes it with
+   * a GET of the new session: that stream takes the answer's tag as one of its session's, and only
+   * that session's (inSession). Bounded: the oldest are forgotten first (their replay is then refused).
+   */
+  const opened = new Map<string, string>();
+  function remember(tags: Iterable<string>, upstreamSessionId: string): void {
+    for (const tag of tags) {
+      if (opened.size >= MAX_OPENED) opened.delete(opened.keys().next().value as string);
+      opened.set(tag, upstreamSessionId);
+    }
+  }
   // One function for every exchange: the key its cancellation waits under travels with the tag.
   const forgetAnswered = (tag: string, forwarded: ForwardedTag) => {
     if (forwarded.pending !== undefined) pending.forget(forwarded.pending, tag);
@@ -101,11 +127,23 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
       const ids = exchangeIdsOf(forwarded, forgetAnswered);
       // The filters are built when a response first needs them (never for the common small answer).
       const options = signedFor === undefined ? answering : streaming;
-      return { bytes: forwarded.bytes, rewrite: new MatchRewrite(ids, filtersFor, ctx, options) };
+      const rewrite = new MatchRewrite(ids, filtersFor, ctx, options);
+      if (sessionId !== undefined || signedFor !== undefined || forwarded.tags.size === 0)
+        return { bytes: forwarded.bytes, rewrite };
+      const tags = forwarded.tags;
+      return {
+        bytes: forwarded.bytes,
+        rewrite,
+        opened: (upstreamSessionId: string) => remember(tags.keys(), upstreamSessionId),
+      };
     },
     stream(ctx, sessionId) {
       const bindingId = principalOf(ctx).bindingId;
-      const ids = signedIds(tagger, inSession(bindingId, sessionId) ?? bindingId);
+      const signed = inSession(bindingId, sessionId);
+      const ids =
+        signed === undefined
+          ? signedIds(tagger, bindingId)
+          : new SessionIds(tagger, signed, bindingId, sessionId as string, opened);
       return new MatchRewrite(ids, filtersFor, ctx, streaming);
     },
     closing(ctx) {
@@ -126,6 +164,42 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
       return id;
     },
   };
+}
+
+/**
+ * A GET stream's ids in an upstream session: tags signed for the session (inSession), and tags of
+ * requests sent before it existed whose answer opened it (the initialize that started it).
+ */
+class SessionIds implements ResponseIds {
+  private readonly tagger: RequestTagger;
+  private readonly signed: string;
+  private readonly bindingId: string;
+  private readonly sessionId: string;
+  private readonly opened: ReadonlyMap<string, string>;
+
+  constructor(
+    tagger: RequestTagger,
+    signed: string,
+    bindingId: string,
+    sessionId: string,
+    opened: ReadonlyMap<string, string>,
+  ) {
+    this.tagger = tagger;
+    this.signed = signed;
+    this.bindingId = bindingId;
+    this.sessionId = sessionId;
+    this.opened = opened;
+  }
+
+  answer(id: string): Untagged | undefined {
+    return this.name(id);
+  }
+
+  name(id: string): Untagged | undefined {
+    const untagged = this.tagger.untag(this.signed, id);
+    if (untagged !== undefined || this.opened.get(id) !== this.sessionId) return untagged;
+    return this.tagger.untag(this.bindingId, id);
+  }
 }
 
 /**

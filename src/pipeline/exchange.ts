@@ -40,6 +40,8 @@ export class Exchange implements RelayHooks {
   expiry: ExpiryWatch | undefined = undefined;
   /** The key's max_in_flight slot this request holds while at the upstream (rate-limit.ts). */
   upstreamSlot: string | undefined = undefined;
+  /** Told the session the upstream's answer opens, for requests sent without one (integrity/step.ts). */
+  opened: ((upstreamSessionId: string) => void) | undefined = undefined;
   /** The request was handed to the upstream client. */
   forwarded = false;
   /** Links of the handler's list of requests not yet finished (inflight.ts). */
@@ -68,6 +70,7 @@ export class Exchange implements RelayHooks {
     deps.cors.decorate(headers, ctx.req.headers.origin);
     const issued = upstream['mcp-session-id'];
     if (typeof issued === 'string') {
+      this.opened?.(issued);
       const sessions = this.steps?.sessions;
       headers['mcp-session-id'] = sessions ? sessions.outbound(ctx, issued) : issued;
     }

@@ -276,13 +276,19 @@ export function createHandler(deps: HandlerDeps): Handler {
         }
         // On the HTTP+SSE transport the route names the upstream session (there is no Mcp-Session-Id)
         // and what the tags are signed for.
-        ({ bytes: body, rewrite } = steps.integrity.forward(
+        let opened;
+        ({
+          bytes: body,
+          rewrite,
+          opened,
+        } = steps.integrity.forward(
           ctx,
           inspection.bytes,
           inspection.plans,
           route?.session ?? sessionId,
           route?.signedFor,
         ));
+        ex.opened = opened;
         // A tool call may take minutes before its headers; quick methods keep the pool's timeout.
         if (deps.headersTimeout !== undefined) headersTimeout = deps.headersTimeout(ctx.messages);
       } else if (method === 'GET') {

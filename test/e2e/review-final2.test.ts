@@ -1,0 +1,106 @@
+/**
+ * Review final2: attacks on this session's own changes (fb9d64a..c016b5c): request tags signed for
+ * the upstream session, the fail-closed audit log, related-task judging, Node parser refusals, the
+ * Redis deadline, the SSE rewriter's line ends and list entries holding a case variant.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestGateway } from '../helpers/gateway.ts';
+import type { TestGateway } from '../helpers/gateway.ts';
+import { startScriptedUpstream } from '../helpers/scripted-upstream.ts';
+import type { ScriptedUpstream } from '../helpers/scripted-upstream.ts';
+import { newKey, reviewConfig } from '../helpers/review-config.ts';
+
+const HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+const INITIALIZE =
+  '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}';
+const INIT_RESULT = {
+  protocolVersion: '2025-11-25',
+  capabilities: {},
+  serverInfo: { name: 'u', version: '1' },
+};
+
+describe('review final2: an initialize resumed on a GET stream (SEP-1699 priming event)', () => {
+  let upstream: ScriptedUpstream;
+  let gw: TestGateway;
+  const alice = newKey();
+  let sessions = 0;
+  /** The tag of each initialize, by the session its answer opened. */
+  const initTags = new Map<string, unknown>();
+  /** Which session's initialize tag the next GET stream replays. */
+  let replayOf = '';
+  before(async () => {
+    upstream = await startScriptedUpstream();
+    upstream.set((seen, res) => {
+      if (seen.method === 'GET') {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        const answer = { jsonrpc: '2.0', id: initTags.get(replayOf), result: INIT_RESULT };
+        return void res.end(`id: p1\ndata: ${JSON.stringify(answer)}\n\n`);
+      }
+      const body = seen.body as { id?: unknown; method?: string };
+      if (body.id === undefined) return void res.writeHead(202).end();
+      // The SDK's server with an event store: a priming event, then the stream ends before the
+      // answer (a proxy's idle timeout, or the server's closeSSEStream); the client resumes it.
+      const session = `up-${++sessions}`;
+      initTags.set(session, body.id);
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'mcp-session-id': session });
+      res.end('id: p0\ndata: \n\n');
+    });
+    gw = await startTestGateway(
+      reviewConfig(upstream.url, [{ label: 'alice', key: alice }], '', {
+        secret: 's'.repeat(40),
+        resources: [],
+      }),
+    );
+  });
+  after(async () => {
+    await gw.close(100);
+    await upstream.close();
+  });
+
+  /** An initialize whose POST stream ends after its priming event: its session and event id. */
+  async function initialize(): Promise<{ session: string; eventId: string }> {
+    const res = await fetch(gw.mcpUrl, {
+      method: 'POST',
+      headers: { ...HEADERS, authorization: `Bearer ${alice}` },
+      body: INITIALIZE,
+    });
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    const eventId = /^id: (.+)$/m.exec(text)?.[1];
+    assert.ok(eventId !== undefined, text);
+    return { session: res.headers.get('mcp-session-id') ?? '', eventId };
+  }
+  async function resume(session: string, eventId: string): Promise<string> {
+    const res = await fetch(gw.mcpUrl, {
+      headers: {
+        accept: 'text/event-stream',
+        authorization: `Bearer ${alice}`,
+        'mcp-session-id': session,
+        'last-event-id': eventId,
+      },
+    });
+    assert.equal(res.status, 200);
+    return res.text();
+  }
+
+  it("hole: failed before: the initialize's answer, replayed on the GET stream that resumes its POST stream, was refused", async () => {
+    const a = await initialize();
+    replayOf = `up-${sessions}`;
+    const text = await resume(a.session, a.eventId);
+    // The SDK client reconnects so (its transport's _handleSseStream): it got an error event with
+    // id null, and its connect() waited for an answer that never came.
+    assert.match(text, /data: \{"jsonrpc":"2\.0","id":0,"result":\{"protocolVersion":"2025-11-25"/);
+    assert.doesNotMatch(text, /"error"/);
+  });
+
+  it("holds: another session's initialize answer, replayed on this session's GET stream, is still refused", async () => {
+    await initialize();
+    const other = `up-${sessions}`;
+    const b = await initialize();
+    replayOf = other;
+    const text = await resume(b.session, b.eventId);
+    assert.doesNotMatch(text, /"result"/);
+    assert.match(text, /"id":null,"error"/);
+  });
+});
