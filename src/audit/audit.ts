@@ -50,6 +50,7 @@ export function createAuditLog(config: AuditConfig, options: AuditLogOptions = {
       }
     },
     accepting: () => writer.accepting(),
+    lost: () => writer.lost(),
     ready: () => writer.ready(),
     flush: () => writer.flush(),
     flushSync: () => writer.flushSync(),

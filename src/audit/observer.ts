@@ -9,7 +9,7 @@ import type { Metrics } from '../metrics/metrics.ts';
 
 export interface ObserverDeps {
   readonly clock: Clock;
-  readonly audit: Pick<AuditLog, 'record' | 'accepting'> | undefined;
+  readonly audit: (Pick<AuditLog, 'record' | 'accepting'> & Partial<Pick<AuditLog, 'lost'>>) | undefined;
   readonly metrics: Pick<Metrics, 'observe' | 'upstreamError' | 'streamOpened' | 'streamClosed'> | undefined;
   readonly onError: (err: unknown, where: 'audit' | 'metrics') => void;
 }
@@ -45,5 +45,6 @@ export function createObserver(deps: ObserverDeps): Observer {
       metrics?.streamClosed();
     },
     accepting: audit === undefined ? () => true : () => audit.accepting(),
+    auditLost: () => audit?.lost?.() === true,
   };
 }

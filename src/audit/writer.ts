@@ -92,6 +92,11 @@ export interface AuditWriter {
    * stdout or stderr lost its reader. The gateway refuses requests meanwhile (fail closed).
    */
   accepting(): boolean;
+  /**
+   * Whether stdout or stderr lost its reader (EPIPE): no line can be written again, and only a
+   * restart gives the gateway an output (/healthz says so, for the liveness probe).
+   */
+  lost(): boolean;
   /** Resolves once the destination is open (it is from creation on; kept for callers). */
   ready(): Promise<void>;
   /** Resolves when every line written so far has reached the fd (or the destination failed). */
@@ -434,6 +439,7 @@ export function createAuditWriter(options: AuditWriterOptions): AuditWriter {
       }
       return true;
     },
+    lost: () => broken,
     // Opened at creation (a failure threw there).
     ready: () => Promise.resolve(),
     flush() {

@@ -113,6 +113,8 @@ export interface Observer {
    * cannot, requests are refused: nothing runs that would go unrecorded. Absent: always.
    */
   accepting?(): boolean;
+  /** The audit output is gone for good (audit/writer.ts lost()): the process can serve no request. */
+  auditLost?(): boolean;
 }
 
 export interface Clock {

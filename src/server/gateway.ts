@@ -22,7 +22,7 @@ import { defaultBufferedBytes } from './buffer-default.ts';
 import type { Clock, Observer } from '../pipeline/ports.ts';
 import { createRouter } from './routes.ts';
 import type { Route } from './routes.ts';
-import { createReadiness, healthz, probeConnect } from './health.ts';
+import { createReadiness, liveness, probeConnect } from './health.ts';
 import { compileTimeouts } from '../proxy/timeouts.ts';
 import { bindAddress, listen } from './listen.ts';
 import { createDurable, createSteps } from './steps.ts';
@@ -136,7 +136,8 @@ export async function startGateway(
     () => (deps.observer.accepting?.() === false ? 'audit log unavailable' : undefined),
   );
   const reserved = new Map<string, Route>([
-    ['/healthz', healthz],
+    // Past EPIPE on stdout or stderr every request is refused until a restart: the probe asks for one.
+    ['/healthz', liveness(() => (deps.observer.auditLost?.() === true ? 'audit output lost' : undefined))],
     ['/readyz', readiness.route],
     ...(oauth?.routes ?? []),
   ]);

@@ -10,6 +10,19 @@ import type { Upstream } from '../proxy/upstream.ts';
 
 export const healthz: Route = (_req, res) => sendPlainJson(res, 200, { status: 'ok' });
 
+/**
+ * `/healthz` of a process that may be unable to serve for good (`down` gives the reason): 503 then,
+ * so that the liveness probe restarts it. Nothing that passes (an upstream outage, a full disk that
+ * will drain) makes it fail: a restart would not help there, and would drop the lines waiting.
+ */
+export function liveness(down: () => string | undefined): Route {
+  return (req, res) => {
+    const reason = down();
+    if (reason === undefined) return healthz(req, res);
+    sendPlainJson(res, 503, { status: reason });
+  };
+}
+
 export interface Readiness {
   readonly route: Route;
   /** Reports not-ready from now on (shutdown). */

@@ -5,6 +5,11 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServe } from '../helpers/cli.ts';
+import { startSdkUpstream } from '../helpers/sdk-upstream.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { startScriptedUpstream } from '../helpers/scripted-upstream.ts';
@@ -102,5 +107,43 @@ describe('review final2: an initialize resumed on a GET stream (SEP-1699 priming
     const text = await resume(b.session, b.eventId);
     assert.doesNotMatch(text, /"result"/);
     assert.match(text, /"id":null,"error"/);
+  });
+});
+
+describe('review final2: stdout lost its reader (EPIPE)', () => {
+  it('hole: failed before: every request was refused until a restart, and /healthz (the liveness probe) still said ok', async () => {
+    const upstream = await startSdkUpstream({ stateless: true, jsonResponse: true });
+    const dir = await mkdtemp(join(tmpdir(), 'mcpgate-final2-'));
+    try {
+      const config = join(dir, 'mcpgate.yaml');
+      const yaml = `listen: 127.0.0.1:0\nupstream:\n  url: ${upstream.url}\nauth:\n  allow_unauthenticated: true\n`;
+      await writeFile(config, yaml);
+      // The audit log goes to stdout (the default), a pipe: its reader goes away.
+      const gw = await startServe(['--config', config]);
+      const mcp = new URL('/mcp', gw.url).href;
+      const ping = async () => {
+        const res = await fetch(mcp, {
+          method: 'POST',
+          headers: HEADERS,
+          body: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
+        });
+        await res.arrayBuffer();
+        return res.status;
+      };
+      const health = async () => (await fetch(new URL('/healthz', gw.url))).status;
+      assert.equal(await ping(), 200);
+      assert.equal(await health(), 200);
+      gw.child.stdout!.destroy();
+      // The first line written after it meets EPIPE; from then on every request is refused.
+      let status = 200;
+      for (let i = 0; i < 50 && status === 200; i++) status = await ping();
+      assert.equal(status, 503);
+      assert.equal(await ping(), 503);
+      assert.equal(await health(), 503, 'the liveness probe asks for the restart that alone helps');
+      await gw.stop();
+    } finally {
+      await upstream.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -54,6 +54,7 @@ export async function startTestGateway(
       auditLines.push(JSON.parse(text) as Record<string, unknown>);
     },
     accepting: () => options.auditAccepting?.() ?? true,
+    lost: () => false,
     ready: async () => {},
     flush: async () => {},
     flushSync() {},
