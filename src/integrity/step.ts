@@ -70,8 +70,8 @@ export const MAX_OPENED = 10_000;
 export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
   const { tagger, tasks, pending, pinning, eventIds, cursors } = options;
   /**
-   * Tag of a request sent without a session (signed for the principal alone) → the upstream session
-   * its answer opened. An initialize is tagged before its session exists, and a client whose POST
+   * Tag of an initialize (sent without a session: signed for the principal alone) → the upstream
+   * session its answer opened. An initialize is tagged before its session exists, and a client whose POST
    * stream ends after the server's priming event (SEP-1699; the SDK client does this) resumes it with
    * a GET of the new session: that stream takes the answer's tag as one of its session's, and only
    * that session's (inSession). Bounded: the oldest are forgotten first (their replay is then refused).
@@ -128,7 +128,10 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
       // The filters are built when a response first needs them (never for the common small answer).
       const options = signedFor === undefined ? answering : streaming;
       const rewrite = new MatchRewrite(ids, filtersFor, ctx, options);
-      if (sessionId !== undefined || signedFor !== undefined || forwarded.tags.size === 0)
+      // An initialize only: another request sent without a session (a stateless one) opens none,
+      // and an upstream naming a session in its answer would let that session's GET stream take a
+      // tag of a request made outside it.
+      if (sessionId !== undefined || signedFor !== undefined || !opensSession(messages))
         return { bytes: forwarded.bytes, rewrite };
       const tags = forwarded.tags;
       return {
@@ -164,6 +167,12 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
       return id;
     },
   };
+}
+
+/** Whether the body is one initialize request (what opens an upstream session). */
+function opensSession(messages: readonly { method?: string; id?: unknown }[]): boolean {
+  const only = messages.length === 1 ? messages[0] : undefined;
+  return only !== undefined && only.method === 'initialize' && only.id !== undefined;
 }
 
 /**

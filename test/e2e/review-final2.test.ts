@@ -64,11 +64,11 @@ describe('review final2: an initialize resumed on a GET stream (SEP-1699 priming
   });
 
   /** An initialize whose POST stream ends after its priming event: its session and event id. */
-  async function initialize(): Promise<{ session: string; eventId: string }> {
+  async function initialize(body = INITIALIZE): Promise<{ session: string; eventId: string }> {
     const res = await fetch(gw.mcpUrl, {
       method: 'POST',
       headers: { ...HEADERS, authorization: `Bearer ${alice}` },
-      body: INITIALIZE,
+      body,
     });
     assert.equal(res.status, 200);
     const text = await res.text();
@@ -105,6 +105,14 @@ describe('review final2: an initialize resumed on a GET stream (SEP-1699 priming
     const b = await initialize();
     replayOf = other;
     const text = await resume(b.session, b.eventId);
+    assert.doesNotMatch(text, /"result"/);
+    assert.match(text, /"id":null,"error"/);
+  });
+
+  it('holds: a request other than initialize, sent without a session, is not taken on the GET stream of a session its answer names', async () => {
+    const call = await initialize('{"jsonrpc":"2.0","id":0,"method":"tools/call","params":{"name":"echo"}}');
+    replayOf = `up-${sessions}`;
+    const text = await resume(call.session, call.eventId);
     assert.doesNotMatch(text, /"result"/);
     assert.match(text, /"id":null,"error"/);
   });
