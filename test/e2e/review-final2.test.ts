@@ -15,6 +15,8 @@ import type { TestGateway } from '../helpers/gateway.ts';
 import { startScriptedUpstream } from '../helpers/scripted-upstream.ts';
 import type { ScriptedUpstream } from '../helpers/scripted-upstream.ts';
 import { newKey, reviewConfig } from '../helpers/review-config.ts';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
 const HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 const INITIALIZE =
@@ -39,6 +41,8 @@ describe('review final2: an initialize resumed on a GET stream (SEP-1699 priming
     upstream.set((seen, res) => {
       if (seen.method === 'GET') {
         res.writeHead(200, { 'content-type': 'text/event-stream' });
+        // A GET that resumes nothing (the SDK client's own stream): nothing to replay on it.
+        if (seen.headers['last-event-id'] === undefined) return void res.end();
         const answer = { jsonrpc: '2.0', id: initTags.get(replayOf), result: INIT_RESULT };
         return void res.end(`id: p1\ndata: ${JSON.stringify(answer)}\n\n`);
       }
@@ -107,6 +111,27 @@ describe('review final2: an initialize resumed on a GET stream (SEP-1699 priming
     const text = await resume(b.session, b.eventId);
     assert.doesNotMatch(text, /"result"/);
     assert.match(text, /"id":null,"error"/);
+  });
+
+  it('hole: failed before: the SDK client connects when its initialize POST stream ends after the priming event', async () => {
+    const client = new Client({ name: 'sdk', version: '1' });
+    const transport = new StreamableHTTPClientTransport(new URL(gw.mcpUrl), {
+      requestInit: { headers: { authorization: `Bearer ${alice}` } },
+      reconnectionOptions: {
+        initialReconnectionDelay: 10,
+        maxReconnectionDelay: 50,
+        reconnectionDelayGrowFactor: 1,
+        maxRetries: 1,
+      },
+    });
+    const connected = client.connect(transport, { timeout: 3000 });
+    replayOf = `up-${sessions + 1}`;
+    try {
+      await connected;
+      assert.equal(client.getServerVersion()?.name, 'u');
+    } finally {
+      await client.close();
+    }
   });
 
   it('holds: a request other than initialize, sent without a session, is not taken on the GET stream of a session its answer names', async () => {
