@@ -84,15 +84,15 @@ export function filterListResult(
 }
 
 /**
- * A resources/read result keeps the contents of URIs the key may read; an entry without a string
- * `uri` goes, and a `contents` that is not an array becomes empty (fail closed). Its caching scope
- * becomes the key's (privateScope).
+ * A resources/read result keeps the contents of URIs the key may read (and no other key read as
+ * `contents`: CONTENTS_RESULT); an entry without a string `uri` goes, and a `contents` that is not
+ * an array becomes empty (fail closed). Its caching scope becomes the key's (privateScope).
  */
 export function filterContents(result: unknown, grants: Grants): unknown {
   if (!isObject(result)) return result;
   let record = result;
   for (const key in record) {
-    if (!isVariant(key, SCOPE_MEMBER)) continue;
+    if (!isVariant(key, CONTENTS_RESULT)) continue;
     if (record === result) record = { ...record };
     delete record[key];
   }
@@ -128,8 +128,12 @@ function privateScope(record: Record<string, unknown>, result: object): Record<s
 const CACHE_SCOPE = 'cacheScope';
 const TTL = 'ttlMs';
 const PRIVATE = 'private';
-/** The caching hints: a key a case-folding client reads as one of them is dropped. */
-const SCOPE_MEMBER = memberNames([CACHE_SCOPE, TTL]);
+/**
+ * A resources/read result's members that are judged: its contents and the caching hints. A key a
+ * case-folding client reads as one of them is dropped: `"Contents"` (or `"contentſ"`) holding another
+ * URI's contents reached such a client (Go's encoding/json v1, mcp-go) unfiltered, as the contents.
+ */
+const CONTENTS_RESULT = memberNames(['contents', CACHE_SCOPE, TTL]);
 
 function keeper(
   kind: ListKind,

@@ -180,3 +180,53 @@ describe('review final2: stdout lost its reader (EPIPE)', () => {
     }
   });
 });
+
+describe('review final2: a resources/read result holding a case variant of contents', () => {
+  let upstream: ScriptedUpstream;
+  let gw: TestGateway;
+  const alice = newKey();
+  let result: object = {};
+  before(async () => {
+    upstream = await startScriptedUpstream();
+    upstream.set((seen, res) => {
+      const body = seen.body as { id?: unknown };
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: body.id, result }));
+    });
+    gw = await startTestGateway(
+      reviewConfig(upstream.url, [{ label: 'alice', key: alice }], '', {
+        secret: 's'.repeat(40),
+        resources: ['file:///public/*'],
+      }),
+    );
+  });
+  after(async () => {
+    await gw.close(100);
+    await upstream.close();
+  });
+
+  async function read(): Promise<string> {
+    const res = await fetch(gw.mcpUrl, {
+      method: 'POST',
+      headers: { ...HEADERS, authorization: `Bearer ${alice}` },
+      body: '{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"file:///public/a"}}',
+    });
+    return `${res.status} ${await res.text()}`;
+  }
+
+  it('hole: failed before: a "Contents" (or "CONTENTS", "contentſ") holding a URI the key may not read reached the client unfiltered', async () => {
+    // Go's encoding/json v1 (mcp-go) fills ReadResourceResult.Contents from any key that folds to
+    // it, the last one when there are two: the gateway filtered `contents` and passed the other.
+    for (const key of ['Contents', 'CONTENTS', 'contentſ']) {
+      const hidden = { uri: 'file:///private/key', text: 'SECRET' };
+      result = { [key]: [hidden] };
+      const alone = await read();
+      assert.match(alone, /^200 /);
+      assert.doesNotMatch(alone, /SECRET|private/, key);
+      result = { contents: [{ uri: 'file:///public/a', text: 'ok' }], [key]: [hidden] };
+      const both = await read();
+      assert.match(both, /"contents":\[\{"uri":"file:\/\/\/public\/a","text":"ok"\}\]/);
+      assert.doesNotMatch(both, /SECRET|private/, key);
+    }
+  });
+});
