@@ -52,6 +52,7 @@ import { ExpiryWatch } from './stream-expiry.ts';
 import { opensListen } from './listen.ts';
 import { admitStream } from './stream-admission.ts';
 import type { KeyShares } from '../proxy/key-shares.ts';
+import { closedBeforeTurn } from '../server/connect.ts';
 
 /** The POST holds a request (a message with a method and an id): the upstream answers it later. */
 function holdsRequest(ctx: RequestContext): boolean {
@@ -184,6 +185,9 @@ export function createHandler(deps: HandlerDeps): Handler {
       } catch (err) {
         throw await withPeekedId(ctx, err, peekBudget);
       }
+      // Pipelined behind an answer that closes the connection: never answered, so never processed
+      // (its line names the key, and says 499).
+      if (closedBeforeTurn(res)) throw new GatewayError('ERR_CLIENT_ABORTED');
 
       const clientSession = req.headers['mcp-session-id'];
       let sessionId: string | undefined;
@@ -311,6 +315,8 @@ export function createHandler(deps: HandlerDeps): Handler {
       }
       // (holdStream's expiry watch may have ended a stream whose credential ran out just now.)
       if (res.destroyed || res.writableEnded) return;
+      // An answer due before this one may have closed the connection while this request was read.
+      if (closedBeforeTurn(res)) throw new GatewayError('ERR_CLIENT_ABORTED');
 
       const relay = new Relay(res, relayConfig, rewrite, ex);
       ex.relay = relay;

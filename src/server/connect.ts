@@ -45,6 +45,32 @@ export function trackQueued(req: IncomingMessage, res: ServerResponse): void {
   res.once('close', untrack);
 }
 
+/**
+ * Whether `res`, queued behind another answer on its connection, can never be sent: an answer due
+ * before it closes the connection (`Connection: close`, as one sent before its request's body was
+ * read does: pipeline/respond.ts closeIfBodyUnread), or the connection is closing already. Node
+ * parses every request in what it has read, also those behind a body the gateway left unread, and
+ * hands each to the router at once; such a request must not be processed (RFC 9112 section 9.6: a
+ * server that sends `close` processes no further request on that connection), or it reaches the
+ * upstream while its client, told the connection closes, never reads its answer (and may send it
+ * again).
+ */
+export function closedBeforeTurn(res: ServerResponse): boolean {
+  const socket = res.req.socket as Connection;
+  // (A request parsed once the answer before it has gone out gets the socket that answer ended.)
+  if (socket.destroyed || socket.writableEnded) return true;
+  if (res.socket !== null) return false;
+  const current = socket._httpMessage;
+  if (current != null && current !== res && !current.shouldKeepAlive) return true;
+  const queued = socket[QUEUED];
+  if (queued !== undefined)
+    for (const ahead of queued) {
+      if (ahead === res) break;
+      if (!ahead.shouldKeepAlive) return true;
+    }
+  return false;
+}
+
 function untrack(this: ServerResponse): void {
   (this.req.socket as Connection)[QUEUED]?.delete(this);
 }
