@@ -221,6 +221,8 @@ interface Sent {
   readonly mirrors: boolean;
   /** A second request (PIPELINED) follows on the same connection. */
   readonly pipelined?: boolean;
+  /** MCP-Protocol-Version as read (repeated lines joined), undefined: none. */
+  readonly version?: string | undefined;
 }
 
 /** The request pipelined behind a case's: a key's ping, outside a session. */
@@ -379,6 +381,25 @@ describe('review: the request fuzzer on sessions, GET, DELETE and cancellations 
         lastEventId = `${lastEventId}, ${sealed}`;
       }
     }
+    let version: string | undefined;
+    if (r() < 0.2) {
+      const v = pick(r, [
+        '2025-06-18',
+        '2025-11-25',
+        '2026-07-28',
+        '2025-03-26',
+        '2024-11-05',
+        '2099-01-01',
+        'x',
+        '',
+      ]);
+      headers.push(['MCP-Protocol-Version', v]);
+      version = v;
+      if (r() < 0.2) {
+        headers.push(['Mcp-Protocol-Version', '2025-06-18']);
+        version = `${v}, 2025-06-18`;
+      }
+    }
     let mirrors = false;
     if (method !== 'POST' && r() < 0.15) {
       headers.push(
@@ -433,7 +454,7 @@ describe('review: the request fuzzer on sessions, GET, DELETE and cancellations 
           PIPELINED,
         ),
       ]);
-    return { port, bytes, sent: { key, method, session, lastEventId, body, mirrors, pipelined } };
+    return { port, bytes, sent: { key, method, session, lastEventId, body, mirrors, pipelined, version } };
   }
 
   /** What is wrong with one case's outcome (empty: the invariants held). */
@@ -487,6 +508,10 @@ describe('review: the request fuzzer on sessions, GET, DELETE and cancellations 
           bad.push(`upstream got session ${String(upSession)}, the client named ${String(sent.session)}`);
       } else if (sent.session !== undefined && sent.session !== '')
         bad.push(`the client named session ${sent.session}, the upstream got none`);
+      // The protocol version the request was judged by is the one the upstream reads.
+      const upVersion = got.headers['mcp-protocol-version'];
+      if (upVersion !== sent.version && !(upVersion === undefined && sent.version === ''))
+        bad.push(`upstream got MCP-Protocol-Version ${String(upVersion)} for ${String(sent.version)}`);
       // Last-Event-ID: only the upstream id inside the sender's own seal.
       const upEvent = got.headers['last-event-id'];
       if (
