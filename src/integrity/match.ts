@@ -200,18 +200,19 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
       budget,
       bytes: (raw) => matchEventBytes(raw, ids),
       eventId,
-      onEnd: (empty) => this.#owed(empty),
+      onEnd: (resumable) => this.#owed(resumable),
     });
   }
 
   /**
-   * A stream that ended empty (no event, so no id to resume at) with requests of the exchange
-   * unanswered: an error for each, so no client waits for an answer that cannot come. A stream
-   * with events is left as the upstream ended it (it may have cancelled the request, or expect the
-   * client to resume it).
+   * A stream that ended with requests of the exchange unanswered and no event id for the client to
+   * resume it at: an error for each, so no client waits for an answer that cannot come. Events
+   * without an id (progress, a log message) promise nothing: an SDK client resumes only at an event
+   * id, and waited on such a stream until its own timeout. One that gave an id is left as the
+   * upstream ended it (the client resumes it, with Last-Event-ID, to get the answers).
    */
-  #owed(empty: boolean): readonly string[] {
-    if (!empty) return NOTHING_OWED;
+  #owed(resumable: boolean): readonly string[] {
+    if (resumable) return NOTHING_OWED;
     const unanswered = this.#ids.unanswered?.();
     if (unanswered === undefined || unanswered.length === 0) return NOTHING_OWED;
     // Ended by the gateway: its refusal, and the upstream failed in nothing.

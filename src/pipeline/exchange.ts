@@ -87,17 +87,20 @@ export class Exchange implements RelayHooks {
     this.ctx.reason ??= 'ERR_CLIENT_STALLED';
   }
 
-  onDone(error: Error | undefined): void {
+  onDone(error: Error | undefined, answered = false): void {
     if (error === undefined) return;
     const ctx = this.ctx;
     const res = ctx.res;
     // The client left, or the shutdown cut the response: not the upstream's failure.
     // The gateway itself ended the response (shutdown, reload): nothing more to send.
-    if (ctx.aborted || ctx.cutByShutdown || res.destroyed || res.writableEnded) return;
+    if (ctx.aborted || ctx.cutByShutdown || res.destroyed || (res.writableEnded && !answered)) return;
     const kind = upstreamErrorKind(error);
     this.shared.deps.observer.upstreamError(kind, error);
     ctx.decision = 'upstream_error';
-    sendError(ctx, mapUpstreamError(error));
+    const failure = mapUpstreamError(error);
+    // The relay answered the client with the failure (errors on its stream, the gateway's own body).
+    if (answered) ctx.reason ??= failure.code;
+    else sendError(ctx, failure);
   }
 
   /** The response closed (finished or cut): settle the context and hand it to the observer, once. */

@@ -29,8 +29,10 @@ export interface ResponseRewrite {
    */
   settle?(status: number, empty?: boolean): void;
   /**
-   * The gateway ends the stream itself (a reload refused its key, its credential expired, shutdown):
-   * a request still owed an answer when the stream ends gets `error`, not an upstream's failure.
+   * The stream ends with `error`: the gateway ends it itself (a reload refused its key, its
+   * credential expired, shutdown), or its upstream failed mid-stream (the relay records that
+   * failure). A request still owed an answer when the stream ends gets `error`, not the error of an
+   * upstream that ended the stream unanswered.
    */
   endedBy?(error: { readonly rpcCode: number; readonly message: string }): void;
   /** An SSE stream: an incremental rewriter, holding its unfinished event within `budget`. */
@@ -49,8 +51,12 @@ export interface SseRewriterLike {
 export interface RelayHooks {
   /** Response status and headers arrived (before anything is written to the client). */
   onStart(status: number, headers: Record<string, string | string[]>, upstream: IncomingHttpHeaders): void;
-  /** The exchange is over: `error` is set when the upstream failed (before or after headers). */
-  onDone(error: Error | undefined): void;
+  /**
+   * The exchange is over: `error` is set when the upstream failed (before or after headers).
+   * `answered`: the relay ended the response itself on that failure (the gateway's own body, a
+   * stream's owed errors), so the failure is recorded and nothing more is sent.
+   */
+  onDone(error: Error | undefined, answered?: boolean): void;
   /** Bytes written to the client. */
   onBytes(n: number): void;
   /** The client took no bytes for `sendTimeoutMs`: the relay cuts the response after this. */

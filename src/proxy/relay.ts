@@ -14,6 +14,7 @@ import type { HoldRefusal } from './body-buffer.ts';
 import type { KeepaliveStream } from './keepalive.ts';
 import type { RelayConfig, RelayHooks, ResponseRewrite, SseRewriterLike } from './relay-api.ts';
 import { unreadBody } from './unread-body.ts';
+import { mapUpstreamError } from './upstream-error.ts';
 
 export type { RelayConfig, RelayHooks, ResponseRewrite } from './relay-api.ts';
 
@@ -389,14 +390,29 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     this.stopKeepalive();
-    // A body the gateway drops for its own (its head written with that body's length): the upstream
-    // failing before its end takes nothing from the client's answer. Cut, the client got no answer
-    // at all (the head was not sent yet), where it gets the status and the gateway's error.
     const res = this.res;
-    if (this.replacement !== undefined && res.headersSent && !res.writableEnded && !res.destroyed) {
-      this.endWith(this.replacement);
+    let answered = false;
+    if (res.headersSent && !res.writableEnded && !res.destroyed) {
+      if (this.replacement !== undefined) {
+        // A body the gateway drops for its own (its head written with that body's length): the
+        // upstream failing before its end takes nothing from the client's answer. Cut, the client got
+        // no answer at all (the head was not sent yet), where it gets the status and the gateway's error.
+        this.endWith(this.replacement);
+        answered = true;
+      } else if (this.sseRewrite) {
+        // A stream whose upstream failed (its connection dropped, an event too large to hold) ends
+        // as one its upstream ended, with an error for each request it still owes (match.ts): cut, a
+        // client that had no event id to resume at waited for those answers until its own timeout.
+        this.rewrite!.endedBy?.(mapUpstreamError(error));
+        this.sseRewriter ??= this.rewrite!.sse(this.options.budget);
+        for (const out of this.sseRewriter.end()) this.write(undefined, out);
+        res.end();
+        answered = true;
+      }
     }
-    this.finish(error);
+    this.finish(error, answered);
+    // (After finish, which clears the stall timer this arms.)
+    if (answered) this.watchEnd();
   }
 
   /** Ends the response with `body` (the gateway's own, or a whole small answer), counted as sent. */
@@ -621,7 +637,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     this.sseRewriter?.release?.();
   }
 
-  private finish(error: Error | undefined): void {
+  private finish(error: Error | undefined, answered = false): void {
     if (this.done) return;
     // A stream that fails before its first event still opened (the client sees it cut, as later).
     if (error !== undefined) this.flushHead();
@@ -631,6 +647,6 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     if (this.tail === undefined) this.releaseHeld();
     this.clearStall();
     if (this.onDrain !== undefined) this.res.off('drain', this.onDrain);
-    this.hooks.onDone(error);
+    this.hooks.onDone(error, answered);
   }
 }

@@ -56,10 +56,11 @@ export interface SseRewriterOptions {
    */
   readonly eventId?: ((id: string) => string) | undefined;
   /**
-   * At the stream's end: the data of events to add, told whether the stream carried no block at all
-   * (then no event and no id: nothing the client could read, nothing to resume at).
+   * At the stream's end: the data of events to add, told whether the client got a point to resume
+   * the stream at (an event with data and a non-empty id, resumesAt): without one, a client waiting
+   * on a request of the stream has nothing to wait on.
    */
-  readonly onEnd?: ((empty: boolean) => readonly string[]) | undefined;
+  readonly onEnd?: ((resumable: boolean) => readonly string[]) | undefined;
 }
 
 export function createSseRewriter(
@@ -72,16 +73,22 @@ export function createSseRewriter(
   const eventId = options.eventId;
   const onEnd = options.onEnd;
   /**
-   * A block with an event was read (each complete block, and an unfinished last one, goes through
-   * replacement; a keepalive comment or a lone `retry:` is no event).
+   * The client got an event it can resume the stream at (each complete block, and an unfinished last
+   * one, goes through replacement): one with data and a non-empty id.
    */
-  let sawBlock = false;
+  let resumable = false;
   const scanner = new BlockScanner();
   // The unfinished block, copied into one buffer (a block in tiny chunks costs its bytes, no more).
   let held: BodyBuffer | undefined;
   let first = true;
   /** The last block left with an LF after its final CR (replacement). */
   let lfSent = false;
+  /**
+   * The bytes a push judged before it threw (the chunk's last, unfinished block could not be held):
+   * end() sends them first, since the answers in them were taken as given (the stream's end must
+   * not owe an error for a request whose answer the client never got).
+   */
+  let unsent: Buffer[] | undefined;
 
   function take(): Buffer {
     const raw = (held as BodyBuffer).bytes();
@@ -135,9 +142,9 @@ export function createSseRewriter(
     }
     const out = judged(raw);
     const block = out ?? raw;
-    // What the client gets decides whether it got an event: a dropped update without an id, or a
-    // first block that is nothing but byte order marks, gives it none to resume at.
-    if (!sawBlock && carriesEvent(block)) sawBlock = true;
+    // What the client gets decides whether it can resume: a dropped update leaves at most its id,
+    // which a client reading events (eventsource-parser, under the SDKs) never sees without data.
+    if (!resumable && mayHoldId(block) && resumesAt(block)) resumable = true;
     if (!complete || block[block.length - 1] !== CR) return out;
     lfSent = true;
     return Buffer.concat([block, LF_END]);
@@ -227,27 +234,35 @@ export function createSseRewriter(
         start = end;
       }
       if (start > runStart) out.push(chunk.subarray(runStart, start));
-      if (start < chunk.length) hold(chunk.subarray(start));
+      if (start < chunk.length) {
+        try {
+          hold(chunk.subarray(start));
+        } catch (err) {
+          unsent = out;
+          throw err;
+        }
+      }
       return out;
     },
     end() {
-      const out: Buffer[] = [];
+      const out: Buffer[] = unsent ?? [];
+      unsent = undefined;
       /** The unfinished last block, when it leaves as it is. */
       let open: Buffer | undefined;
       if (held !== undefined) {
         const raw = take();
-        const before = sawBlock;
+        const before = resumable;
         // An unfinished event is dropped by a conforming client, but is filtered all the same.
         const replaced = replacement(raw, false);
         if (replaced === undefined) {
           // As it is, it dispatches nothing (a rewritten one leaves whole): no event for a client.
           open = raw;
-          sawBlock = before;
+          resumable = before;
         }
         out.push(replaced ?? raw);
       }
       if (onEnd !== undefined) {
-        const added = onEnd(!sawBlock);
+        const added = onEnd(resumable);
         // What is added starts after a blank line, not on the open block's last line (where
         // `: c` would make it a comment, `id:` an id, and the client would wait on).
         if (added.length > 0 && open !== undefined)
@@ -303,10 +318,13 @@ const NL_ID = Buffer.from('\nid');
 const CR_ID = Buffer.from('\rid');
 
 /**
- * Whether a block dispatches anything a client reads: a `data` field, or a non-empty `id` (a
- * point to resume at). Comments, `retry:`, an `event:` without data are no event.
+ * Whether a block gives a client a point to resume the stream at: a `data` field (an event the
+ * client dispatches: eventsource-parser, under the SDKs, dispatches none without) and a non-empty
+ * `id` (the SDKs resume at the last such id). Comments, `retry:`, an id without data are none.
  */
-function carriesEvent(raw: Buffer): boolean {
+function resumesAt(raw: Buffer): boolean {
+  let data = false;
+  let id = false;
   let start = 0;
   while (start < raw.length) {
     let end = start;
@@ -316,15 +334,15 @@ function carriesEvent(raw: Buffer): boolean {
       end++;
     }
     const fieldEnd = colon === -1 ? end : colon;
-    if (fieldIs(raw, start, fieldEnd, DATA_FIELD)) return true;
-    if (fieldIs(raw, start, fieldEnd, ID_FIELD)) {
-      // The value after the colon and one optional space.
+    if (fieldIs(raw, start, fieldEnd, DATA_FIELD)) data = true;
+    else if (fieldIs(raw, start, fieldEnd, ID_FIELD)) {
+      // The value after the colon and one optional space (the last id line is the block's id).
       const value = colon === -1 ? end : raw[colon + 1] === 0x20 ? colon + 2 : colon + 1;
-      if (value < end) return true;
+      id = value < end;
     }
     start = end + 1;
   }
-  return false;
+  return data && id;
 }
 
 function fieldIs(raw: Buffer, start: number, end: number, name: Buffer): boolean {

@@ -141,9 +141,15 @@ describe('last fixes: a POST stream owed an answer', () => {
     });
   }
 
-  it('held: an id-only block (a point to resume at) is left as the upstream ended it', async () => {
+  it('held: an id-only block is no point to resume at for an SDK client: the client gets its error', async () => {
+    // (Changed with review-owed: eventsource-parser, under the TypeScript SDKs, dispatches no block
+    // without data, so an SDK client never saw this id and waited for its timeout. A priming event
+    // as the MCP spec words it has an empty data field, and is left for the client to resume at.)
     body = 'id: 7\n\n';
     const text = await (await call(43)).text();
-    assert.doesNotMatch(text, /"id":43/, JSON.stringify(text));
+    assert.match(text, /"id":43,"error"/, JSON.stringify(text));
+    body = 'id: 7\ndata: \n\n';
+    const primed = await (await call(44)).text();
+    assert.doesNotMatch(primed, /"id":44/, JSON.stringify(primed));
   });
 });

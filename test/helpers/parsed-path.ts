@@ -32,11 +32,18 @@ export function parsedJsonPath(bytes: Buffer, ids: ResponseIds, grants: Grants):
 /**
  * The parsed path of an SSE response (match.ts without its byte path): every block framed and
  * parsed (proxy/sse.ts), its data given to matchEventData, the block written again when it changed;
- * a stream that ends with no event owes an error to each request left unanswered.
+ * a stream that ends with no event id for the client to resume at owes an error to each request
+ * left unanswered (unless `owing` is false: the blocks alone, as one block of a stream is judged).
  */
-export function parsedSsePath(chunks: readonly Buffer[], ids: ResponseIds, filters: Filters): Buffer {
+export function parsedSsePath(
+  chunks: readonly Buffer[],
+  ids: ResponseIds,
+  filters: Filters,
+  owing = true,
+): Buffer {
   const rewriter = createSseRewriter((data) => matchEventData(data, ids, filters), {
-    onEnd: (empty) => (empty ? (ids.unanswered?.() ?? []).map((u) => owed(u.clientId)) : []),
+    onEnd: (resumable) =>
+      resumable || !owing ? [] : (ids.unanswered?.() ?? []).map((u) => owed(u.clientId)),
   });
   const out: Buffer[] = [];
   for (const chunk of chunks) out.push(...rewriter.push(chunk));

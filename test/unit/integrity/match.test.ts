@@ -361,7 +361,7 @@ describe('what a stream owes at its end', () => {
     assert.equal(ctx.refused, 1);
   });
 
-  it('owes nothing once every request is answered, nor after any event (a cancellation, a priming event)', () => {
+  it('owes nothing once every request is answered, nor after an event id the client resumes at (a priming event)', () => {
     const answered = sealedExchange([['a', 'tools/call', 'none']]);
     const result = `data: {"jsonrpc":"2.0","id":"${answered.tags[0]}","result":{}}\n\n`;
     assert.equal(run(answered.rewrite, result), 'data: {"jsonrpc":"2.0","id":"a","result":{}}\n\n');
@@ -372,6 +372,25 @@ describe('what a stream owes at its end', () => {
     const progress =
       'data: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}\n\n';
     const busy = sealedExchange([['c', 'tools/call', 'none']]);
-    assert.equal(run(busy.rewrite, progress), progress);
+    assert.equal(run(busy.rewrite, `id: p1\ndata: \n\n${progress}`), `id: p1.sealed\ndata: \n\n${progress}`);
+    assert.equal(busy.ctx.refused, 0);
+  });
+
+  it('owes an error after events that gave the client no id to resume at (progress, an id without data)', () => {
+    // An SDK client resumes only at the id of an event with data (eventsource-parser dispatches no
+    // other): ended after these, it waited for its answer until its own timeout.
+    const progress =
+      'data: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}\n\n';
+    const busy = sealedExchange([['c', 'tools/call', 'none']]);
+    assert.equal(run(busy.rewrite, progress), progress + owed('c'));
+    assert.equal(busy.ctx.refused, 1);
+    const bare = sealedExchange([['d', 'tools/call', 'none']]);
+    assert.equal(run(bare.rewrite, `id: p2\n\n${progress}`), `id: p2.sealed\n\n${progress}${owed('d')}`);
+    const batch = sealedExchange([
+      ['e', 'tools/call', 'none'],
+      [5, 'ping', 'none'],
+    ]);
+    const first = `data: {"jsonrpc":"2.0","id":"${batch.tags[0]}","result":{}}\n\n`;
+    assert.equal(run(batch.rewrite, first), 'data: {"jsonrpc":"2.0","id":"e","result":{}}\n\n' + owed(5));
   });
 });

@@ -1,0 +1,275 @@
+/**
+ * Attack review "owed": every request gets an answer, and its audit line tells the truth, when the
+ * upstream fails it (src/proxy/relay.ts, sse-rewrite.ts, integrity/match.ts). The upstream ends an
+ * SSE answer, or its connection drops, before every request in it was answered; it answers an
+ * error status with a body that holds no response, or one the gateway cannot read. "hole:" tests
+ * failed before their fix; "holds:" tests pin what already held.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ServerResponse } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { mintKey } from '../../src/auth/key-format.ts';
+import { sha256Hex } from '../../src/auth/key-hash.ts';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import {
+  Client as Client2,
+  ProtocolError,
+  StreamableHTTPClientTransport as Transport2,
+} from '@modelcontextprotocol/client';
+import {
+  answerRequests,
+  callTool,
+  postBody,
+  startRawUpstreamGateway,
+  withBody,
+} from '../helpers/raw-upstream.ts';
+import type { RawUpstreamGateway } from '../helpers/raw-upstream.ts';
+import { startTestGateway } from '../helpers/gateway.ts';
+
+const KEY = mintKey(randomBytes(32));
+const INFO = { name: 'review-owed', version: '1.0.0' };
+const NOTICE = JSON.stringify({
+  jsonrpc: '2.0',
+  method: 'notifications/message',
+  params: { level: 'info', data: 'working' },
+});
+
+/** How the upstream answers a tools/call (initialize is answered as JSON). */
+type Answer = (tag: string, res: ServerResponse) => void;
+
+/** The audit line of the `n`th tools/call (from 0), once it is written. */
+async function callLine(raw: RawUpstreamGateway, n: number): Promise<Record<string, unknown>> {
+  for (let waited = 0; waited < 3000; waited += 10) {
+    const lines = raw.gateway.auditLines.filter((l) => l.rpc_method === 'tools/call');
+    if (lines[n] !== undefined) return lines[n];
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`no audit line for tools/call ${n}`);
+}
+
+/** The data of each event of an SSE body, as JSON. */
+function events(text: string): unknown[] {
+  return text
+    .split('\n\n')
+    .filter((block) => block.includes('data: '))
+    .map((block) => JSON.parse(block.slice(block.indexOf('data: ') + 6)) as unknown);
+}
+
+describe('owed review: an SSE answer that ends before it answered', () => {
+  let raw: RawUpstreamGateway;
+  let answer: Answer = () => {};
+  let calls = 0;
+  before(async () => {
+    const listener = answerRequests((m, res) => {
+      if (m.method === 'initialize') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({
+            jsonrpc: '2.0',
+            id: m.id,
+            result: { protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: INFO },
+          }),
+        );
+        return;
+      }
+      answer(m.id, res);
+    });
+    // No GET stream; the client's DELETE at close is answered.
+    raw = await startRawUpstreamGateway(
+      (req, res) => (req.method === 'POST' ? listener(req, res) : res.writeHead(405).end()),
+      KEY,
+      ['echo'],
+    );
+  });
+  after(async () => {
+    await raw.close();
+  });
+
+  /** A call through the SDK v1 client: what it rejected with, and how long it waited. */
+  async function sdkCall(): Promise<{ err: unknown; ms: number }> {
+    const client = new Client(INFO);
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(raw.gateway.mcpUrl), {
+        requestInit: { headers: { authorization: `Bearer ${KEY}` } },
+      }),
+    );
+    const started = Date.now();
+    try {
+      await client.callTool({ name: 'echo', arguments: {} }, undefined, { timeout: 2000 });
+      return { err: undefined, ms: Date.now() - started };
+    } catch (err) {
+      return { err, ms: Date.now() - started };
+    } finally {
+      await client.close().catch(() => {});
+    }
+  }
+
+  it('hole: a stream of a log message, then its end: the SDK client waited for its answer until its own timeout, and the line said allow', async () => {
+    // failed before: the rewriter owed errors only to a stream that carried no event at all; after
+    // any event (a log message, progress) it added none. The SDK client resumes only at an event id,
+    // so it had nothing to wait on but its timeout (-32001 after 2 s); the line said `allow`.
+    answer = (_tag, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(`event: message\ndata: ${NOTICE}\n\n`);
+    };
+    const { err, ms } = await sdkCall();
+    assert.ok(err instanceof McpError, String(err));
+    assert.equal(err.code, -32002, err.message);
+    assert.match(err.message, /upstream ended the stream without an answer/);
+    assert.ok(ms < 1500, `answered after ${ms} ms`);
+    const line = await callLine(raw, calls++);
+    assert.equal(line.decision, 'upstream_error');
+    assert.equal(line.reason, 'ERR_UPSTREAM_PROTOCOL');
+  });
+
+  it('hole: the same stream through the 2.x client (@modelcontextprotocol/client): it waited for its timeout too', async () => {
+    // failed before: ProtocolError -32001 (request timed out) after 2 s.
+    answer = (_tag, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${NOTICE}\n\n`);
+      setTimeout(() => res.end(`data: ${NOTICE}\n\n`), 20);
+    };
+    const client = new Client2(INFO);
+    await client.connect(
+      new Transport2(new URL(raw.gateway.mcpUrl), {
+        requestInit: { headers: { authorization: `Bearer ${KEY}` } },
+      }),
+    );
+    const started = Date.now();
+    try {
+      await assert.rejects(
+        client.callTool({ name: 'echo', arguments: {} }, { timeout: 2000 }),
+        (err: unknown) => {
+          assert.ok(err instanceof ProtocolError, String(err));
+          assert.equal(err.code, -32002, err.message);
+          return true;
+        },
+      );
+      assert.ok(Date.now() - started < 1500);
+    } finally {
+      await client.close().catch(() => {});
+    }
+    const line = await callLine(raw, calls++);
+    assert.equal(line.decision, 'upstream_error');
+  });
+
+  it('hole: the upstream\u2019s connection dropped mid-stream: the client\u2019s stream was cut with no error, and the SDK client waited for its timeout', async () => {
+    // failed before: onDone's sendError found the head sent and destroyed the response: the SDK
+    // client (no event id to resume at) saw a disconnect and waited 2 s for -32001.
+    answer = (_tag, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`event: message\ndata: ${NOTICE}\n\n`);
+      setTimeout(() => res.socket?.destroy(), 30);
+    };
+    const { err, ms } = await sdkCall();
+    assert.ok(err instanceof McpError, String(err));
+    assert.equal(err.code, -32002, err.message);
+    assert.ok(ms < 1500, `answered after ${ms} ms`);
+    const line = await callLine(raw, calls++);
+    assert.equal(line.decision, 'upstream_error');
+    assert.equal(line.reason, 'ERR_UPSTREAM_UNAVAILABLE');
+    assert.equal(line.aborted, false);
+    assert.equal(line.status, 200);
+  });
+
+  it('hole: a batch whose stream answered one request, then dropped mid-event: the other id got nothing', async () => {
+    // failed before: the stream was cut (fetch: "terminated"); the answer to `a` arrived, `b` none.
+    answer = () => {};
+    const batch = [
+      { jsonrpc: '2.0', id: 'a', method: 'tools/call', params: { name: 'echo', arguments: {} } },
+      { jsonrpc: '2.0', id: 'b', method: 'tools/call', params: { name: 'echo', arguments: {} } },
+    ];
+    const upstream = withBody((body, res) => {
+      const tags = (JSON.parse(body.toString()) as { id: string }[]).map((m) => m.id);
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      // The answer to `a`, then an event cut before its data (the client dispatches none of it).
+      res.write(`data: {"jsonrpc":"2.0","id":"${tags[0]}","result":{"content":[]}}\n\nevent: message\n`);
+      setTimeout(() => res.socket?.destroy(), 30);
+    });
+    const own = await startRawUpstreamGateway(upstream, KEY, ['echo']);
+    try {
+      const res = await postBody(own, KEY, JSON.stringify(batch));
+      assert.equal(res.status, 200);
+      const got = events(await res.text());
+      assert.deepEqual(got, [
+        { jsonrpc: '2.0', id: 'a', result: { content: [] } },
+        { jsonrpc: '2.0', id: 'b', error: { code: -32002, message: 'upstream unavailable' } },
+      ]);
+      const line = own.gateway.auditLines.at(-1);
+      assert.equal(line?.decision, 'upstream_error');
+      assert.equal(line?.reason, 'ERR_UPSTREAM_UNAVAILABLE');
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('holds: a stream that gave the client an event id (a priming event) and ended owes nothing: the client resumes it', async () => {
+    answer = (_tag, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(`id: p0\ndata: \n\nevent: message\ndata: ${NOTICE}\n\n`);
+    };
+    const res = await callTool(raw, KEY, 5);
+    const text = await res.text();
+    assert.doesNotMatch(text, /"error"/);
+    assert.match(text, /^id: \S+\ndata: \n\n/);
+    const line = await callLine(raw, calls++);
+    assert.equal(line.decision, 'allow');
+  });
+});
+
+describe('owed review: an event the gateway cannot hold, after an answer in the same chunk', () => {
+  it('hole: the answer judged in that chunk was lost with the refused event: the client got a cut stream and no answer', async () => {
+    // failed before: push() judged the answer, then threw on the chunk's unfinished event (over
+    // limits.max_buffered_bytes): its output, the answer included, was dropped, and the stream cut.
+    // The answer was taken as given, so the stream's end owed no error for it either.
+    const big = 'x'.repeat(40 * 1024);
+    const upstream = withBody((body, res) => {
+      const tag = (JSON.parse(body.toString()) as { id: string }).id;
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: {"jsonrpc":"2.0","id":"${tag}","result":{"content":[]}}\n\ndata: "${big}`);
+      // (The gateway aborts the exchange; nothing more comes.)
+    });
+    const http = await startRawUpstreamGateway(upstream, KEY, ['echo']);
+    await http.gateway.close(100);
+    const gateway = await startTestGateway(`listen: 127.0.0.1:0
+upstream:
+  url: ${http.upstreamUrl}
+limits:
+  max_buffered_bytes: 16KiB
+auth:
+  session_secret: "${'s'.repeat(40)}"
+keys:
+  - label: echo-only
+    hash: "sha256:${sha256Hex(KEY)}"
+    allow: ["echo"]
+`);
+    try {
+      const res = await fetch(gateway.mcpUrl, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          authorization: `Bearer ${KEY}`,
+        },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 3,
+          method: 'tools/call',
+          params: { name: 'echo', arguments: {} },
+        }),
+      });
+      assert.equal(res.status, 200);
+      const got = events(await res.text());
+      assert.deepEqual(got, [{ jsonrpc: '2.0', id: 3, result: { content: [] } }]);
+      const line = gateway.auditLines.at(-1);
+      assert.equal(line?.decision, 'upstream_error');
+      assert.equal(line?.reason, 'ERR_OVERLOADED');
+    } finally {
+      await gateway.close(100);
+      await http.close();
+    }
+  });
+});
