@@ -91,6 +91,8 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
   readonly #options: MatchOptions<A> | undefined;
   readonly bodyless: boolean;
   readonly #answersInBody: boolean;
+  /** The JSON body read last holds no response at all (only requests or notifications). */
+  #noResponse = false;
   /** The error owed requests get when the gateway ended the stream (endedBy). */
   #endedBy: { readonly rpcCode: number; readonly message: string } | undefined = undefined;
 
@@ -131,7 +133,14 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
    * (`answersInBody`), passed on the HTTP+SSE transport.
    */
   settle(status: number, empty = false): void {
-    if (this.bodyless || status < 200 || status >= 300) return;
+    if (this.bodyless || status < 200) return;
+    if (status >= 300) {
+      // An error status whose body holds no response (a server's ping, a log message): the client
+      // got no JSON-RPC error for its request, only a message it has no use for under an error. It
+      // gets the gateway's error for each request, with the upstream's status.
+      if (this.#noResponse && this.#ids.awaited?.() === true) throw noAnswerUnder(status);
+      return;
+    }
     const accepted = status === 202 || status === 204 || empty;
     if (accepted && !this.#answersInBody) return;
     if (this.#ids.awaited?.() === true) throw accepted ? acceptedUnanswered(status) : unanswerable();
@@ -159,6 +168,7 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
     // The ids go back into these bytes, judged by what JSON.parse read: it must be what they spell
     // (V8 can read a key as another the same bytes primed, `result` as `r\u006`: key-check.ts).
     if (!parsedAsSpelled(text, value)) throw misread();
+    this.#noResponse = !holdsResponse(value);
     // Not an answer, and no JSON body can leave a message out: the body is refused.
     const filters = this.filters();
     if (hidesUpdate(value, filters.grants, filters.tasks)) throw unanswerable();
@@ -236,6 +246,19 @@ function acceptedUnanswered(status: number): GatewayError {
   return new GatewayError('ERR_UPSTREAM_PROTOCOL', {
     message: `upstream answered ${status} to a request it must answer`,
   });
+}
+
+function noAnswerUnder(status: number): GatewayError {
+  return new GatewayError('ERR_UPSTREAM_PROTOCOL', {
+    message: `upstream answered ${status} with no response to the request`,
+    status,
+  });
+}
+
+/** Whether a parsed body is, or a batch holds, a response (a member `result` or `error`). */
+function holdsResponse(value: unknown): boolean {
+  if (Array.isArray(value)) return value.some(holdsResponse);
+  return typeof value === 'object' && value !== null && ('result' in value || 'error' in value);
 }
 
 function unanswerable(): GatewayError {

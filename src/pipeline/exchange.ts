@@ -83,6 +83,12 @@ export class Exchange implements RelayHooks {
     this.ctx.bytesOut += n;
   }
 
+  /** The client got the gateway's error for an upstream error it could not read: its line says so. */
+  onUnreadable(): void {
+    this.ctx.decision = 'upstream_error';
+    this.ctx.reason ??= 'ERR_UPSTREAM_PROTOCOL';
+  }
+
   onStalled(): void {
     this.ctx.reason ??= 'ERR_CLIENT_STALLED';
   }

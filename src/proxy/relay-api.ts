@@ -59,6 +59,11 @@ export interface RelayHooks {
   onDone(error: Error | undefined, answered?: boolean): void;
   /** Bytes written to the client. */
   onBytes(n: number): void;
+  /**
+   * The upstream's error status came with a body the gateway could not read (not JSON where a rule
+   * must read it, or none): the client gets the gateway's own error in its place.
+   */
+  onUnreadable?(): void;
   /** The client took no bytes for `sendTimeoutMs`: the relay cuts the response after this. */
   onStalled?(): void;
 }

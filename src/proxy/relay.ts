@@ -339,8 +339,10 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
           // An error status with an empty body said JSON and holds none: like any body the gateway
           // cannot read, it keeps its status with an error of the gateway's own (not an empty
           // "JSON" body no client can read as an error).
-          if (held.length === 0 && this.heldStatus >= 300) pieces = [unreadBody(this.heldStatus).body];
-          else pieces = rewrite.pieces ? rewrite.pieces(held) : [rewrite.json(held)];
+          if (held.length === 0 && this.heldStatus >= 300) {
+            pieces = [unreadBody(this.heldStatus).body];
+            this.hooks.onUnreadable?.();
+          } else pieces = rewrite.pieces ? rewrite.pieces(held) : [rewrite.json(held)];
           rewrite.settle?.(this.heldStatus);
         } catch (err) {
           // Nothing was written yet: the client gets a clean 502 instead of an unfiltered list.
@@ -376,6 +378,8 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
         if (this.sseRewrite) this.sseRewriter ??= this.rewrite!.sse(this.options.budget);
         if (this.sseRewriter) for (const out of this.sseRewriter.end()) this.write(undefined, out);
         if (this.replacement !== undefined) {
+          // (Told here, not when the head came: a gateway that ends the response first says why.)
+          if (this.res.statusCode >= 300) this.hooks.onUnreadable?.();
           this.endWith(this.replacement);
         } else if (this.whole !== undefined && !this.holding) {
           // (A held body is never written unrewritten.)

@@ -273,3 +273,94 @@ keys:
     }
   });
 });
+
+describe('owed review: an error status whose body answers nothing', () => {
+  let raw: RawUpstreamGateway;
+  let answer: Answer = () => {};
+  before(async () => {
+    raw = await startRawUpstreamGateway(
+      withBody((body, res) => answer((JSON.parse(body.toString()) as { id: string }).id, res)),
+      KEY,
+      ['echo'],
+    );
+  });
+  after(async () => {
+    await raw.close();
+  });
+
+  it('hole: a server\u2019s ping (or a log message) under a 500 or a 400 passed as it is: no JSON-RPC error for the client\u2019s id', async () => {
+    // failed before: the body passed untouched ({"id":"srv-1","method":"ping"}); the client got no
+    // error for id 7, and the line of the 400 said `allow`.
+    const bodies = [
+      JSON.stringify({ jsonrpc: '2.0', id: 'srv-1', method: 'ping' }),
+      NOTICE,
+      // Large enough for the list path (list-match.ts).
+      JSON.stringify({
+        jsonrpc: '2.0',
+        method: 'notifications/message',
+        params: { data: 'y'.repeat(70000) },
+      }),
+    ];
+    for (const status of [500, 400]) {
+      for (const body of bodies) {
+        answer = (_tag, res) => {
+          res.writeHead(status, { 'content-type': 'application/json' });
+          res.end(body);
+        };
+        const res = await callTool(raw, KEY, 7);
+        assert.equal(res.status, status);
+        assert.deepEqual(await res.json(), {
+          jsonrpc: '2.0',
+          id: 7,
+          error: { code: -32002, message: `upstream answered ${status} with no response to the request` },
+        });
+        const line = raw.gateway.auditLines.at(-1);
+        assert.equal(line?.decision, 'upstream_error');
+        assert.equal(line?.reason, 'ERR_UPSTREAM_PROTOCOL');
+      }
+    }
+  });
+
+  it('holds: the upstream\u2019s own error under a 400 (id null, or the request\u2019s) passes as it is', async () => {
+    for (const id of ['null', 'TAG']) {
+      answer = (tag, res) => {
+        res.writeHead(400, { 'content-type': 'application/json' });
+        const named = id === 'null' ? 'null' : JSON.stringify(tag);
+        res.end(`{"jsonrpc":"2.0","id":${named},"error":{"code":-32000,"message":"Bad Request: nope"}}`);
+      };
+      const res = await callTool(raw, KEY, 8);
+      assert.equal(res.status, 400);
+      assert.deepEqual(await res.json(), {
+        jsonrpc: '2.0',
+        id: id === 'null' ? null : 8,
+        error: { code: -32000, message: 'Bad Request: nope' },
+      });
+    }
+  });
+
+  it('hole: a 404 with a body the gateway cannot read (HTML) got the gateway\u2019s own error, but its line said allow with no reason', async () => {
+    // failed before: decision "allow", no reason: the line said nothing of the body dropped for the
+    // gateway's own error (a 5xx said upstream_error, from its status alone, with no reason either).
+    for (const [status, type, body] of [
+      [404, 'text/html', '<h1>Not here</h1>'],
+      [503, 'text/html', '<h1>Busy</h1>'],
+      // An empty body that says JSON (held, then replaced).
+      [400, 'application/json', ''],
+    ] as const) {
+      answer = (_tag, res) => {
+        res.writeHead(status, { 'content-type': type });
+        res.end(body);
+      };
+      const res = await callTool(raw, KEY, 9);
+      assert.equal(res.status, status);
+      assert.deepEqual(await res.json(), {
+        jsonrpc: '2.0',
+        id: null,
+        error: { code: -32002, message: `upstream answered ${status}` },
+      });
+      const line = raw.gateway.auditLines.at(-1);
+      assert.equal(line?.decision, 'upstream_error');
+      assert.equal(line?.reason, 'ERR_UPSTREAM_PROTOCOL');
+    }
+  });
+});
