@@ -137,7 +137,7 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
     if (status >= 300) {
       // An error status whose body holds no response (a server's ping, a log message): the client
       // got no JSON-RPC error for its request, only a message it has no use for under an error. It
-      // gets the gateway's error for each request, with the upstream's status.
+      // gets the gateway's error for each request (with the upstream's status: relay.ts).
       if (this.#noResponse && this.#ids.awaited?.() === true) throw noAnswerUnder(status);
       return;
     }
@@ -251,7 +251,6 @@ function acceptedUnanswered(status: number): GatewayError {
 function noAnswerUnder(status: number): GatewayError {
   return new GatewayError('ERR_UPSTREAM_PROTOCOL', {
     message: `upstream answered ${status} with no response to the request`,
-    status,
   });
 }
 

@@ -8,7 +8,7 @@ import type { ServerResponse } from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { isEventStream, isJson } from './headers.ts';
-import { GatewayError } from '../jsonrpc/errors.ts';
+import { GatewayError, isGatewayError } from '../jsonrpc/errors.ts';
 import { BodyBuffer, BufferBudget } from './body-buffer.ts';
 import type { HoldRefusal } from './body-buffer.ts';
 import type { KeepaliveStream } from './keepalive.ts';
@@ -72,6 +72,17 @@ function usableLength(value: string | string[] | undefined): number {
     n = n * 10 + d;
   }
   return n;
+}
+
+/**
+ * A body refused under an error status (not JSON, a response to no request, no response at all) is
+ * one the gateway cannot read: it keeps that status, as an unreadable body of another type does
+ * (unreadBody), with the gateway's error for each request. Answered 502, a client lost what the
+ * status said: a 404 that its session is gone, which a client must answer with a new one.
+ */
+function errorStatusKept(err: Error, status: number): Error {
+  if (!isGatewayError(err) || err.code !== 'ERR_UPSTREAM_PROTOCOL') return err;
+  return new GatewayError('ERR_UPSTREAM_PROTOCOL', { message: err.message, cause: err, status });
 }
 
 /** A held body larger than this is written in slices of this size as the client takes them. */
@@ -345,8 +356,11 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
           } else pieces = rewrite.pieces ? rewrite.pieces(held) : [rewrite.json(held)];
           rewrite.settle?.(this.heldStatus);
         } catch (err) {
-          // Nothing was written yet: the client gets a clean 502 instead of an unfiltered list.
-          this.finish(err as Error);
+          // Nothing was written yet: the client gets a clean 502 instead of an unfiltered list; an
+          // error status keeps its status (errorStatusKept).
+          this.finish(
+            this.heldStatus >= 400 ? errorStatusKept(err as Error, this.heldStatus) : (err as Error),
+          );
           return;
         }
         let size = 0;

@@ -364,3 +364,51 @@ describe('owed review: an error status whose body answers nothing', () => {
     }
   });
 });
+
+describe('owed review: an error status whose JSON body the gateway refuses', () => {
+  let raw: RawUpstreamGateway;
+  let answer: Answer = () => {};
+  before(async () => {
+    raw = await startRawUpstreamGateway(
+      withBody((body, res) => answer((JSON.parse(body.toString()) as { id: string }).id, res)),
+      KEY,
+      ['echo'],
+    );
+  });
+  after(async () => {
+    await raw.close();
+  });
+
+  it('hole: a 404 whose body says JSON but is none (or answers no request) became a 502: the client lost the status that says its session is gone', async () => {
+    // failed before: 502 with the refusal, where the same body typed text/html kept its 404. A
+    // client must start a new session on a 404 (Streamable HTTP); told 502, it never does.
+    for (const body of [
+      'Session not found',
+      '"Session not found"',
+      '{"jsonrpc":"2.0","id":"x1","result":{}}',
+    ]) {
+      answer = (_tag, res) => {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end(body);
+      };
+      const res = await callTool(raw, KEY, 11);
+      assert.equal(res.status, 404, body);
+      const got = (await res.json()) as { id: unknown; error: { code: number } };
+      assert.equal(got.id, 11);
+      assert.equal(got.error.code, -32002);
+      const line = raw.gateway.auditLines.at(-1);
+      assert.equal(line?.status, 404);
+      assert.equal(line?.decision, 'upstream_error');
+      assert.equal(line?.reason, 'ERR_UPSTREAM_PROTOCOL');
+    }
+  });
+
+  it('holds: a 2xx body the gateway refuses is still answered 502', async () => {
+    answer = (_tag, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"jsonrpc":"2.0","id":"x1","result":{}}');
+    };
+    const res = await callTool(raw, KEY, 12);
+    assert.equal(res.status, 502);
+  });
+});
