@@ -285,6 +285,12 @@ export function restoreEdits(text: string, value: unknown, ids: ResponseIds): Re
   let plans: Map<JsonRpcId, Exclude<Plan, 'none'>> | undefined;
   // Client ids answered so far (a batch only: one response cannot repeat itself).
   let answered: Set<JsonRpcId> | undefined;
+  // The tags the responses answer, taken as answered only once every message passed: a response
+  // refused after its tag was taken (a repeated result, a later message of its batch) left its
+  // request answered though the client got only the gateway's error naming no request, and a stream
+  // owed it nothing at its end (match.ts): the client waited for its own timeout.
+  let tag: string | undefined;
+  let moreTags: string[] | undefined;
   /** Whether the text may name something below a message's top level (read-once.ts). */
   let naming: boolean | undefined;
   /** ...or may repeat what names a notification or the resource an update names (read-once.ts). */
@@ -337,8 +343,10 @@ export function restoreEdits(text: string, value: unknown, ids: ResponseIds): Re
       if (!readOnce(text, start, ID_READS)) return undefined;
       continue;
     }
-    const untagged = typeof id === 'string' ? ids.answer(id) : undefined;
+    const untagged = typeof id === 'string' ? ids.name(id) : undefined;
     if (untagged === undefined) return undefined;
+    if (tag === undefined) tag = id as string;
+    else (moreTags ??= []).push(id as string);
     if (batch) {
       if ((answered ??= new Set()).has(untagged.clientId)) return undefined;
       answered.add(untagged.clientId);
@@ -356,6 +364,10 @@ export function restoreEdits(text: string, value: unknown, ids: ResponseIds): Re
     }
     if (untagged.plan !== 'none') (plans ??= new Map()).set(untagged.clientId, untagged.plan);
   }
+  // (Not this exchange's to answer again: answered by an earlier response.)
+  if (tag !== undefined && ids.answer(tag) === undefined) return undefined;
+  if (moreTags !== undefined)
+    for (const more of moreTags) if (ids.answer(more) === undefined) return undefined;
   return { edits, plans };
 }
 

@@ -206,6 +206,25 @@ describe('owed review: an SSE answer that ends before it answered', () => {
     }
   });
 
+  it('hole: a result event refused after its request was taken as answered (a repeated result) left the call owed nothing: the SDK client waited for its timeout', async () => {
+    // failed before: restoreEdits took the tag as answered, then refused the message (a first-wins
+    // client reads the other `result`): the client got the gateway's error naming no request (id
+    // null, which the SDK matches to no call), and the stream's end owed the call nothing.
+    answer = (tag, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const sub = 'io.modelcontextprotocol/subscriptionId';
+      res.end(
+        `event: message\ndata: {"jsonrpc":"2.0","id":"${tag}","result":{"_meta":{"${sub}":"${tag}"}},"result":{"content":[]}}\n\n`,
+      );
+    };
+    const { err, ms } = await sdkCall();
+    assert.ok(err instanceof McpError, String(err));
+    assert.equal(err.code, -32002, err.message);
+    assert.ok(ms < 1500, `answered after ${ms} ms`);
+    const line = await callLine(raw, calls++);
+    assert.equal(line.decision, 'upstream_error');
+  });
+
   it('holds: a stream that gave the client an event id (a priming event) and ended owes nothing: the client resumes it', async () => {
     answer = (_tag, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
