@@ -84,9 +84,9 @@ export function createSseRewriter(
   /** The last block left with an LF after its final CR (replacement). */
   let lfSent = false;
   /**
-   * The bytes a push judged before it threw (the chunk's last, unfinished block could not be held):
-   * end() sends them first, since the answers in them were taken as given (the stream's end must
-   * not owe an error for a request whose answer the client never got).
+   * The bytes a push judged before it threw (a block, or the chunk's unfinished last one, could not
+   * be held): end() sends them first, since the answers in them were taken as given (the stream's
+   * end must not owe an error for a request whose answer the client never got).
    */
   let unsent: Buffer[] | undefined;
 
@@ -217,30 +217,31 @@ export function createSseRewriter(
       const out: Buffer[] = [];
       let runStart = 0;
       let start = 0;
-      for (const end of scanner.scan(chunk)) {
-        if (held !== undefined) {
-          hold(chunk.subarray(0, end));
-          const raw = take();
-          out.push(replacement(raw) ?? raw);
-          runStart = end;
-        } else {
-          const replaced = replacement(chunk.subarray(start, end));
-          if (replaced !== undefined) {
-            if (start > runStart) out.push(chunk.subarray(runStart, start));
-            out.push(replaced);
+      try {
+        for (const end of scanner.scan(chunk)) {
+          if (held !== undefined) {
+            hold(chunk.subarray(0, end));
+            const raw = take();
+            out.push(replacement(raw) ?? raw);
             runStart = end;
+          } else {
+            const replaced = replacement(chunk.subarray(start, end));
+            if (replaced !== undefined) {
+              if (start > runStart) out.push(chunk.subarray(runStart, start));
+              out.push(replaced);
+              runStart = end;
+            }
           }
+          start = end;
         }
-        start = end;
-      }
-      if (start > runStart) out.push(chunk.subarray(runStart, start));
-      if (start < chunk.length) {
-        try {
-          hold(chunk.subarray(start));
-        } catch (err) {
-          unsent = out;
-          throw err;
-        }
+        if (start > runStart) out.push(chunk.subarray(runStart, start));
+        runStart = start;
+        if (start < chunk.length) hold(chunk.subarray(start));
+      } catch (err) {
+        // What was judged before the throw (the blocks before the one that threw) goes first at end().
+        if (start > runStart) out.push(chunk.subarray(runStart, start));
+        unsent = out;
+        throw err;
       }
       return out;
     },

@@ -304,3 +304,23 @@ describe('a first block after the characters a BOM read as Latin-1 (ï»¿)', ()
     }
   });
 });
+
+describe('SSE rewriter: a push that throws', () => {
+  it('keeps what it judged before the throw for end(): an answer in that chunk is not lost', () => {
+    // An unfinished last block too large to hold.
+    const big = createSseRewriter(() => undefined, { maxEventBytes: 64 });
+    assert.throws(() => big.push(Buffer.from(`data: answer\n\ndata: ${'x'.repeat(100)}`)));
+    assert.equal(Buffer.concat(big.end()).toString(), 'data: answer\n\n');
+    // A block the rewrite throws on, after one passed as it is and one written again.
+    const seen: string[] = [];
+    const rewrite = (data: string) => {
+      seen.push(data);
+      if (data === 'bad') throw new Error('cannot judge');
+      return data === 'b' ? 'B' : undefined;
+    };
+    const mid = createSseRewriter(rewrite, { onEnd: (resumable) => (resumable ? [] : ['owed']) });
+    assert.throws(() => mid.push(Buffer.from('data: a\n\ndata: b\n\ndata: c\n\ndata: bad\n\ndata: d\n\n')));
+    assert.deepEqual(seen, ['a', 'b', 'c', 'bad']);
+    assert.equal(Buffer.concat(mid.end()).toString(), 'data: a\n\ndata: B\n\ndata: c\n\ndata: owed\n\n');
+  });
+});
