@@ -114,6 +114,8 @@ export function createSseRewriter(
     // The id line comes before the data: a rewritten block keeps it where the raw one has it.
     const block = settled ?? raw;
     const sealed = Buffer.from(seal(raw.toString('utf8', idAt, idEnd)));
+    // (A plain block has data: with its non-empty id, a point to resume at.)
+    resumable = true;
     return Buffer.concat([block.subarray(0, idAt), sealed, block.subarray(idEnd)]);
   }
 
@@ -124,6 +126,7 @@ export function createSseRewriter(
     const id =
       fields.id !== undefined && fields.id !== '' && eventId !== undefined ? eventId(fields.id) : fields.id;
     if (data === DROP) return dropped(id, fields.retry);
+    if (id !== undefined && id !== '' && data !== undefined) resumable = true;
     return Buffer.from(serializeEvent({ ...fields, id, data }));
   }
 
@@ -144,7 +147,9 @@ export function createSseRewriter(
     const block = out ?? raw;
     // What the client gets decides whether it can resume: a dropped update leaves at most its id,
     // which a client reading events (eventsource-parser, under the SDKs) never sees without data.
-    if (!resumable && mayHoldId(block) && resumesAt(block)) resumable = true;
+    // With ids sealed, every block with one is written again (sealedPlain, writtenAgain), which tell
+    // it without a scan; without, the block leaving is read for one.
+    if (!resumable && eventId === undefined && mayHoldId(block) && resumesAt(block)) resumable = true;
     if (!complete || block[block.length - 1] !== CR) return out;
     lfSent = true;
     return Buffer.concat([block, LF_END]);
