@@ -74,6 +74,12 @@ export class Pending {
   /** What its map counts for once left empty: weightOf its session. */
   readonly weight: number;
   linked = true;
+  /**
+   * The client cancelled the request (cancel): a stream that then ends without its answer owes it
+   * no error (the upstream should not answer it), and the exchange's line does not blame the
+   * upstream.
+   */
+  cancelled = false;
 
   constructor(clientId: JsonRpcId, tag: string, ids: Ids, owner: Owner, weight: number) {
     this.owner = owner;
@@ -178,6 +184,17 @@ export class PendingTags {
       .get(bindingId)
       ?.get(sessionId ?? '')
       ?.get(clientId)?.tag;
+  }
+
+  /** tagFor, for the client's cancellation of that request: the entry is marked cancelled. */
+  cancel(bindingId: string, sessionId: string | undefined, clientId: JsonRpcId): string | undefined {
+    const entry = this.#scopes
+      .get(bindingId)
+      ?.get(sessionId ?? '')
+      ?.get(clientId);
+    if (entry === undefined) return undefined;
+    entry.cancelled = true;
+    return entry.tag;
   }
 
   /**

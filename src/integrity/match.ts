@@ -33,7 +33,7 @@ import { hidesUpdate, withoutHiddenUpdates } from '../policy/hidden-updates.ts';
 import { restoreEdits, restoreIds } from './restore.ts';
 import { applyEdits, applyEditsToAscii } from './json-spans.ts';
 import { LIST_MIN_BYTES, matchListResponse, NOT_JSON, REFUSED } from './list-match.ts';
-import type { ResponseIds } from './restore.ts';
+import type { ForwardedTag, ResponseIds } from './restore.ts';
 import { matchSmallResponse } from './small-match.ts';
 import { matchEventBytes } from './event-match.ts';
 import { parsedAsSpelled } from '../jsonrpc/key-check.ts';
@@ -223,7 +223,10 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
    */
   #owed(resumable: boolean): readonly string[] {
     if (resumable) return NOTHING_OWED;
-    const unanswered = this.#ids.unanswered?.();
+    // A request its client cancelled is owed nothing: the upstream rightly leaves it unanswered.
+    const unanswered = this.#ids
+      .unanswered?.()
+      ?.filter((u) => (u as ForwardedTag).pending?.cancelled !== true);
     if (unanswered === undefined || unanswered.length === 0) return NOTHING_OWED;
     // Ended by the gateway: its refusal, and the upstream failed in nothing.
     const ended = this.#endedBy;

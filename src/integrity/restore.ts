@@ -113,7 +113,7 @@ export function tagRequests(
       const clientId = m.params.requestId;
       path = ['params', 'requestId'];
       replacement =
-        context.pending?.tagFor(context.bindingId, context.sessionId, clientId) ??
+        context.pending?.cancel(context.bindingId, context.sessionId, clientId) ??
         context.tagger.tag(context.signedFor ?? context.bindingId, clientId, 'none');
     } else continue;
     text ??= bytes.toString('utf8');

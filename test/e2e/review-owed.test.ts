@@ -239,6 +239,54 @@ describe('owed review: an SSE answer that ends before it answered', () => {
   });
 });
 
+describe('owed review: a call its client cancelled', () => {
+  it('holds: the upstream that ends its stream unanswered (as it should) is owed nothing, and the line says allow', async () => {
+    // Guards the first review-owed fix: a stream without an answer owes its requests an error, but
+    // not one the client cancelled (the upstream SHOULD NOT answer it, and the client waits no more).
+    const held = new Map<string, ServerResponse>();
+    const upstream = withBody((body, res) => {
+      const m = JSON.parse(body.toString()) as {
+        id?: string;
+        method: string;
+        params?: { requestId?: string };
+      };
+      if (m.id === undefined) {
+        res.writeHead(202).end();
+        if (m.method === 'notifications/cancelled') held.get(m.params?.requestId ?? '')?.end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`event: message\ndata: ${NOTICE}\n\n`);
+      held.set(m.id, res);
+    });
+    const own = await startRawUpstreamGateway(upstream, KEY, ['echo']);
+    try {
+      const call = await callTool(own, KEY, 21);
+      const reader = call.body!.getReader();
+      let text = Buffer.from((await reader.read()).value ?? []).toString();
+      const cancel = await postBody(
+        own,
+        KEY,
+        JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 21 } }),
+      );
+      assert.equal(cancel.status, 202);
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += Buffer.from(value).toString();
+      }
+      assert.equal(text, `event: message\ndata: ${NOTICE}\n\n`);
+      for (let waited = 0; waited < 2000 && own.gateway.auditLines.length < 2; waited += 10)
+        await new Promise((r) => setTimeout(r, 10));
+      const line = own.gateway.auditLines.find((l) => l.rpc_method === 'tools/call');
+      assert.equal(line?.decision, 'allow');
+      assert.equal(line?.reason, undefined);
+    } finally {
+      await own.close();
+    }
+  });
+});
+
 describe('owed review: an event the gateway cannot hold, after an answer in the same chunk', () => {
   it('hole: the answer judged in that chunk was lost with the refused event: the client got a cut stream and no answer', async () => {
     // failed before: push() judged the answer, then threw on the chunk's unfinished event (over
