@@ -13,17 +13,8 @@
  */
 import { createParser } from 'eventsource-parser';
 
-/** mulberry32: small, fast, and the same sequence for the same seed on every machine. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The request fuzzer's seeded generator (mulberry32): the same sequence on every machine. */
+export { prng as rng } from './request-fuzz.ts';
 
 export class Dice {
   readonly next: () => number;
