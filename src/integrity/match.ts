@@ -137,8 +137,12 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
     if (status >= 300) {
       // An error status whose body holds no response (a server's ping, a log message): the client
       // got no JSON-RPC error for its request, only a message it has no use for under an error. It
-      // gets the gateway's error for each request (with the upstream's status: relay.ts).
-      if (this.#noResponse && this.#ids.awaited?.() === true) throw noAnswerUnder(status);
+      // gets the gateway's error for each request (with the upstream's status: relay.ts). So does a
+      // batch the body answered in part: the requests it left out waited for ever, as a 2xx's would.
+      // (An error with a null id answers none: the upstream's word on a body it could not read.)
+      if (this.#ids.awaited?.() !== true) return;
+      if (this.#noResponse) throw noAnswerUnder(status);
+      if (this.#ids.answeredAny?.() === true) throw partlyUnder(status);
       return;
     }
     const accepted = status === 202 || status === 204 || empty;
@@ -248,6 +252,12 @@ function misread(): GatewayError {
 function acceptedUnanswered(status: number): GatewayError {
   return new GatewayError('ERR_UPSTREAM_PROTOCOL', {
     message: `upstream answered ${status} to a request it must answer`,
+  });
+}
+
+function partlyUnder(status: number): GatewayError {
+  return new GatewayError('ERR_UPSTREAM_PROTOCOL', {
+    message: `upstream answered ${status} with no response to a request of the batch`,
   });
 }
 

@@ -65,6 +65,10 @@ class SoleIds<T extends Untagged> implements ResponseIds {
     return !this.#answered;
   }
 
+  answeredAny(): boolean {
+    return this.#answered;
+  }
+
   unanswered(): readonly T[] {
     return this.#answered ? [] : [this.#entry];
   }
@@ -109,6 +113,10 @@ class ExchangeIds<T extends Untagged> implements ResponseIds {
     const answered = this.#answered;
     const count = answered === undefined ? 0 : typeof answered === 'string' ? 1 : answered.size;
     return count < this.#tags.size;
+  }
+
+  answeredAny(): boolean {
+    return this.#answered !== undefined;
   }
 
   unanswered(): readonly T[] {

@@ -247,6 +247,8 @@ export interface ResponseIds {
   sole?(): string | undefined;
   /** Whether a request this exchange forwarded is still unanswered (GET streams: never said). */
   awaited?(): boolean;
+  /** Whether a request this exchange forwarded was answered (GET streams: never said). */
+  answeredAny?(): boolean;
   /** The requests this exchange forwarded that are still unanswered (GET streams: never said). */
   unanswered?(): readonly Untagged[];
 }

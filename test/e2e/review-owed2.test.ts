@@ -1,0 +1,84 @@
+/**
+ * Attack review "owed2": the newest change to how responses end (an error per request a stream or
+ * an error status leaves unanswered: src/proxy/relay.ts, sse-rewrite.ts, integrity/match.ts). Can a
+ * client get two answers, none, or an answer for an id it never sent; does the audit line still
+ * tell the truth. "hole:" tests failed before their fix; "holds:" tests pin what already held.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ServerResponse } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { mintKey } from '../../src/auth/key-format.ts';
+import { postBody, startRawUpstreamGateway, withBody } from '../helpers/raw-upstream.ts';
+
+const KEY = mintKey(randomBytes(32));
+
+/** The tags of the requests in a forwarded body (one message or a batch). */
+function tagsOf(body: Buffer): string[] {
+  const value = JSON.parse(body.toString()) as { id?: string } | { id?: string }[];
+  return (Array.isArray(value) ? value : [value]).map((m) => m.id as string);
+}
+
+const BATCH = JSON.stringify([
+  { jsonrpc: '2.0', id: 'a', method: 'tools/call', params: { name: 'echo', arguments: {} } },
+  { jsonrpc: '2.0', id: 'b', method: 'tools/call', params: { name: 'echo', arguments: {} } },
+]);
+
+describe('owed2 review: an error status that answers a batch in part', () => {
+  it('hole: a 400 or 500 whose JSON body answered one request of two passed as it was: the other got nothing, and the 400\u2019s line said allow', async () => {
+    // failed before: the client got [{"id":"a","error":...}] and nothing for `b` (a 2xx answering
+    // part of a batch is refused: 502 with an error for each), the 400's line said allow.
+    let status = 400;
+    const own = await startRawUpstreamGateway(
+      withBody((body, res: ServerResponse) => {
+        const tag = tagsOf(body)[0] as string;
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(`[{"jsonrpc":"2.0","id":${JSON.stringify(tag)},"error":{"code":-32000,"message":"x"}}]`);
+      }),
+      KEY,
+      ['echo'],
+    );
+    try {
+      for (status of [400, 500]) {
+        const res = await postBody(own, KEY, BATCH);
+        assert.equal(res.status, status);
+        const error = {
+          code: -32002,
+          message: `upstream answered ${status} with no response to a request of the batch`,
+        };
+        assert.deepEqual(await res.json(), [
+          { jsonrpc: '2.0', id: 'a', error },
+          { jsonrpc: '2.0', id: 'b', error },
+        ]);
+        const line = own.gateway.auditLines.at(-1);
+        assert.equal(line?.decision, 'upstream_error');
+        assert.equal(line?.reason, 'ERR_UPSTREAM_PROTOCOL');
+        assert.equal(line?.status, status);
+      }
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('holds: the upstream\u2019s one error with a null id under a 400 (it could not read the batch) passes as it is', async () => {
+    const own = await startRawUpstreamGateway(
+      withBody((_body, res: ServerResponse) => {
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end('{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid Request"}}');
+      }),
+      KEY,
+      ['echo'],
+    );
+    try {
+      const res = await postBody(own, KEY, BATCH);
+      assert.equal(res.status, 400);
+      assert.deepEqual(await res.json(), {
+        jsonrpc: '2.0',
+        id: null,
+        error: { code: -32600, message: 'Invalid Request' },
+      });
+    } finally {
+      await own.close();
+    }
+  });
+});
