@@ -20,6 +20,7 @@
  *   createMatchRewrite(exchangeIds(forwarded.tags), filters)   // or signedIds(tagger, bindingId)
  */
 import { GatewayError, RPC } from '../jsonrpc/errors.ts';
+import type { ErrorCode } from '../jsonrpc/errors.ts';
 import type { ResponseRewrite } from '../proxy/relay.ts';
 import type { SseRewriterLike } from '../proxy/relay-api.ts';
 import type { BufferBudget } from '../proxy/body-buffer.ts';
@@ -74,6 +75,11 @@ export interface MatchOptions<A> {
    * a refused JSON body throws instead.
    */
   readonly onRefused?: (arg: A) => void;
+  /**
+   * The stream was ended with an error (endedBy) that its requests still owed an answer got, so the
+   * caller can record why: a stream the gateway ends at shutdown is otherwise taken as delivered.
+   */
+  readonly onEndedOwing?: (arg: A, code: ErrorCode) => void;
   /** How the stream's event ids are sealed for the client (event-ids.ts), asked when one starts. */
   readonly eventIds?: (arg: A) => ((id: string) => string) | undefined;
 }
@@ -94,7 +100,7 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
   /** The JSON body read last holds no response at all (only requests or notifications). */
   #noResponse = false;
   /** The error owed requests get when the gateway ended the stream (endedBy). */
-  #endedBy: { readonly rpcCode: number; readonly message: string } | undefined = undefined;
+  #endedBy: GatewayError | undefined = undefined;
 
   constructor(ids: ResponseIds, filters: Filters);
   constructor(ids: ResponseIds, make: (arg: A) => Filters, arg: A, options?: MatchOptions<A>);
@@ -203,7 +209,7 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
     return out;
   }
 
-  endedBy(error: { readonly rpcCode: number; readonly message: string }): void {
+  endedBy(error: GatewayError): void {
     this.#endedBy = error;
   }
 
@@ -235,6 +241,7 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
     // Ended by the gateway: its refusal, and the upstream failed in nothing.
     const ended = this.#endedBy;
     if (ended === undefined) this.#judged(UNREADABLE);
+    else this.#options?.onEndedOwing?.(this.#arg as A, ended.code);
     const error =
       ended === undefined
         ? { code: RPC.UPSTREAM, message: 'upstream ended the stream without an answer' }

@@ -16,6 +16,7 @@ import type { Filters, ForwardedTag, MatchOptions } from './match.ts';
 import type { EventIds } from './event-ids.ts';
 import type { Cursors } from './cursors.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
+import type { ErrorCode } from '../jsonrpc/errors.ts';
 import type { Plan, RequestTagger, Untagged } from './request-tag.ts';
 import type { ResponseIds } from './match.ts';
 import type { Pinning } from '../pinning/pins.ts';
@@ -106,7 +107,11 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
     const bindingId = principalOf(ctx).bindingId;
     return (id) => eventIds.seal(bindingId, id);
   }
-  const streaming: MatchOptions<RequestContext> = { onRefused: refusedEvent, eventIds: sealFor };
+  const streaming: MatchOptions<RequestContext> = {
+    onRefused: refusedEvent,
+    onEndedOwing: endedOwing,
+    eventIds: sealFor,
+  };
   // Streamable HTTP answers a POST's requests in its body; the HTTP+SSE transport (its tags signed
   // for the upstream session: `signedFor`) on its stream, after a 202.
   const answering: MatchOptions<RequestContext> = { ...streaming, answersInBody: true };
@@ -224,6 +229,16 @@ class SessionIds implements ResponseIds {
  */
 export function inSession(bindingId: string, sessionId: string | undefined): string | undefined {
   return sessionId === undefined ? undefined : `${sessionId.length}:${sessionId}\n${bindingId}`;
+}
+
+/**
+ * The stream's requests still owed got the error it was ended with (a reload's, an expiry's, a
+ * shutdown's, its upstream's failure): the line names it. A stream the gateway ends at shutdown
+ * sets no reason of its own (one delivered whole was delivered as it was), and its line said
+ * `allow` with none while the client got `gateway is shutting down` for its request.
+ */
+function endedOwing(ctx: RequestContext, code: ErrorCode): void {
+  ctx.reason ??= code;
 }
 
 /**

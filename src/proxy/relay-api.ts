@@ -5,6 +5,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { BufferBudget } from './body-buffer.ts';
+import type { GatewayError } from '../jsonrpc/errors.ts';
 import type { ResponseHead } from './response-headers.ts';
 import type { KeepaliveWheel } from './keepalive.ts';
 
@@ -34,7 +35,7 @@ export interface ResponseRewrite {
    * failure). A request still owed an answer when the stream ends gets `error`, not the error of an
    * upstream that ended the stream unanswered.
    */
-  endedBy?(error: { readonly rpcCode: number; readonly message: string }): void;
+  endedBy?(error: GatewayError): void;
   /** An SSE stream: an incremental rewriter, holding its unfinished event within `budget`. */
   sse(budget?: BufferBudget): SseRewriterLike;
   /** The exchange answers no request (DELETE): a 2xx body of no readable type is dropped, not refused. */

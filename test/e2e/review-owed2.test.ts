@@ -82,3 +82,64 @@ describe('owed2 review: an error status that answers a batch in part', () => {
     }
   });
 });
+
+describe('owed2 review: a stream the gateway ends at shutdown', () => {
+  const meta = '"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}';
+  const listen = `{"jsonrpc":"2.0","id":11,"method":"subscriptions/listen","params":{${meta},"notifications":{"toolsListChanged":true}}}`;
+  const NOTICE =
+    'data: {"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"x"}}\n\n';
+
+  it('hole: a listen that carried a log message got `gateway is shutting down` for its request, and its line said allow with no reason', async () => {
+    // failed before: since a stream without an event id owes its requests an error (not only one
+    // without any event), the client got the error, but the line read as a stream delivered whole.
+    const own = await startRawUpstreamGateway(
+      withBody((_body, res: ServerResponse) => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(NOTICE);
+      }),
+      KEY,
+      ['echo'],
+    );
+    try {
+      const res = await postBody(own, KEY, listen);
+      assert.equal(res.status, 200);
+      const text = res.text();
+      await new Promise((r) => setTimeout(r, 200));
+      await own.gateway.close(200);
+      assert.equal(
+        await text,
+        NOTICE +
+          'data: {"jsonrpc":"2.0","id":11,"error":{"code":-32003,"message":"gateway is shutting down"}}\n\n',
+      );
+      const line = own.gateway.auditLines.find((l) => l.rpc_id === 11);
+      assert.equal(line?.reason, 'ERR_SHUTTING_DOWN');
+      assert.equal(line?.aborted, false);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('holds: one that gave its client an event id to resume at owes nothing, and its line names no reason', async () => {
+    const own = await startRawUpstreamGateway(
+      withBody((_body, res: ServerResponse) => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write('id: 1\ndata: \n\n');
+      }),
+      KEY,
+      ['echo'],
+    );
+    try {
+      const res = await postBody(own, KEY, listen);
+      const text = res.text();
+      await new Promise((r) => setTimeout(r, 200));
+      await own.gateway.close(200);
+      const got = await text;
+      assert.ok(!got.includes('error'), got);
+      assert.match(got, /^id: .+\ndata: \n\n$/);
+      const line = own.gateway.auditLines.find((l) => l.rpc_id === 11);
+      assert.equal(line?.reason, undefined);
+    } finally {
+      await own.close();
+    }
+  });
+});
