@@ -75,9 +75,9 @@ export class Pending {
   readonly weight: number;
   linked = true;
   /**
-   * The client cancelled the request (cancel): a stream that then ends without its answer owes it
-   * no error (the upstream should not answer it), and the exchange's line does not blame the
-   * upstream.
+   * A cancellation named the request (cancel): a stream that then ends without its answer owes it
+   * `request cancelled` (match.ts), and the exchange's line does not blame the upstream, which
+   * should not answer it.
    */
   cancelled = false;
 

@@ -233,22 +233,34 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
    */
   #owed(resumable: boolean): readonly string[] {
     if (resumable) return NOTHING_OWED;
-    // A request its client cancelled is owed nothing: the upstream rightly leaves it unanswered.
-    const unanswered = this.#ids
-      .unanswered?.()
-      ?.filter((u) => (u as ForwardedTag).pending?.cancelled !== true);
+    const unanswered = this.#ids.unanswered?.();
     if (unanswered === undefined || unanswered.length === 0) return NOTHING_OWED;
     // Ended by the gateway: its refusal, and the upstream failed in nothing.
     const ended = this.#endedBy;
-    if (ended === undefined) this.#judged(UNREADABLE);
-    else this.#options?.onEndedOwing?.(this.#arg as A, ended.code);
-    const error =
-      ended === undefined
-        ? { code: RPC.UPSTREAM, message: 'upstream ended the stream without an answer' }
-        : { code: ended.rpcCode, message: ended.message };
-    return unanswered.map((u) => JSON.stringify({ jsonrpc: '2.0', id: u.clientId, error }));
+    if (ended !== undefined) {
+      this.#options?.onEndedOwing?.(this.#arg as A, ended.code);
+      const error = { code: ended.rpcCode, message: ended.message };
+      return unanswered.map((u) => JSON.stringify({ jsonrpc: '2.0', id: u.clientId, error }));
+    }
+    // A request a cancellation named is owed an error all the same, one that blames no upstream (it
+    // rightly leaves it unanswered): without a session, two clients of one key share their ids, so
+    // one's cancellation of its request 1 names the other's request 1 (cancels.ts) and the upstream
+    // cancels that one, whose client, owed nothing, waited for its own timeout. The client that
+    // cancelled ignores an answer after its cancellation, as the protocol has it.
+    let blamed = false;
+    const out = unanswered.map((u) => {
+      const cancelled = (u as ForwardedTag).pending?.cancelled === true;
+      if (!cancelled) blamed = true;
+      const error = cancelled ? CANCELLED : UNANSWERED;
+      return JSON.stringify({ jsonrpc: '2.0', id: u.clientId, error });
+    });
+    if (blamed) this.#judged(UNREADABLE);
+    return out;
   }
 }
+
+const UNANSWERED = { code: RPC.UPSTREAM, message: 'upstream ended the stream without an answer' };
+const CANCELLED = { code: RPC.UPSTREAM, message: 'request cancelled' };
 
 function misread(): GatewayError {
   return new GatewayError('ERR_UPSTREAM_PROTOCOL', {

@@ -12,6 +12,9 @@ import { mintKey } from '../../src/auth/key-format.ts';
 import { postBody, startRawUpstreamGateway, withBody } from '../helpers/raw-upstream.ts';
 
 const KEY = mintKey(randomBytes(32));
+/** A log message event (no id: nothing to resume at). */
+const NOTICE =
+  'data: {"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"x"}}\n\n';
 
 /** The tags of the requests in a forwarded body (one message or a batch). */
 function tagsOf(body: Buffer): string[] {
@@ -86,8 +89,6 @@ describe('owed2 review: an error status that answers a batch in part', () => {
 describe('owed2 review: a stream the gateway ends at shutdown', () => {
   const meta = '"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}';
   const listen = `{"jsonrpc":"2.0","id":11,"method":"subscriptions/listen","params":{${meta},"notifications":{"toolsListChanged":true}}}`;
-  const NOTICE =
-    'data: {"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"x"}}\n\n';
 
   it('hole: a listen that carried a log message got `gateway is shutting down` for its request, and its line said allow with no reason', async () => {
     // failed before: since a stream without an event id owes its requests an error (not only one
@@ -138,6 +139,55 @@ describe('owed2 review: a stream the gateway ends at shutdown', () => {
       assert.match(got, /^id: .+\ndata: \n\n$/);
       const line = own.gateway.auditLines.find((l) => l.rpc_id === 11);
       assert.equal(line?.reason, undefined);
+    } finally {
+      await own.close();
+    }
+  });
+});
+
+describe('owed2 review: a cancellation without a session', () => {
+  it('hole: one client\u2019s cancellation of its request 1 ended another client\u2019s request 1 (same key, no session) with no answer: that client waited for its timeout', async () => {
+    // failed before: B's stream ended with its log message and nothing more (its request was marked
+    // cancelled by A's notification, so owed nothing), and B's line said allow.
+    const open = new Map<string, ServerResponse>();
+    const own = await startRawUpstreamGateway(
+      withBody((body, res: ServerResponse) => {
+        const m = JSON.parse(body.toString()) as { id?: string; params?: { requestId?: string } };
+        if (m.id === undefined) {
+          res.writeHead(202).end();
+          // The upstream does as the protocol asks: a cancelled request gets no answer.
+          open.get(m.params?.requestId ?? '')?.end();
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(NOTICE);
+        open.set(m.id, res);
+      }),
+      KEY,
+      ['echo'],
+    );
+    try {
+      const call = JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: { name: 'echo', arguments: {} },
+      });
+      // Two SDK clients of one key, each numbering its requests from 0 (no session: stateless).
+      const a = await postBody(own, KEY, call);
+      const b = await postBody(own, KEY, call);
+      const bText = b.text();
+      const cancel = { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 1 } };
+      assert.equal((await postBody(own, KEY, JSON.stringify(cancel))).status, 202);
+      assert.equal(
+        await bText,
+        NOTICE + 'data: {"jsonrpc":"2.0","id":1,"error":{"code":-32002,"message":"request cancelled"}}\n\n',
+      );
+      for (const res of open.values()) res.end();
+      await a.text();
+      const lines = own.gateway.auditLines.filter((l) => l.rpc_method === 'tools/call');
+      // B's upstream did as asked: not blamed.
+      assert.equal(lines[0]?.decision, 'allow');
     } finally {
       await own.close();
     }
