@@ -71,6 +71,11 @@ export interface MatchOptions<A> {
    */
   readonly answersInBody?: boolean;
   /**
+   * The upstream answers the exchange's requests on another stream (the HTTP+SSE transport's GET
+   * stream): the end of the response's own stream owes them nothing.
+   */
+  readonly answersOnStream?: boolean;
+  /**
    * An SSE event was refused (replaced by the UNREADABLE error event), so the caller can record it;
    * a refused JSON body throws instead.
    */
@@ -97,6 +102,7 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
   readonly #options: MatchOptions<A> | undefined;
   readonly bodyless: boolean;
   readonly #answersInBody: boolean;
+  readonly #answersOnStream: boolean;
   /** The JSON body read last holds no response at all (only requests or notifications). */
   #noResponse = false;
   /** The error owed requests get when the gateway ended the stream (endedBy). */
@@ -118,6 +124,7 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
     this.#options = options;
     this.bodyless = options?.bodyless === true;
     this.#answersInBody = options?.answersInBody === true;
+    this.#answersOnStream = options?.answersOnStream === true;
   }
 
   /** The filters, built on first use when they were given as a function. */
@@ -232,7 +239,10 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
    * upstream ended it (the client resumes it, with Last-Event-ID, to get the answers).
    */
   #owed(resumable: boolean): readonly string[] {
-    if (resumable) return NOTHING_OWED;
+    // On the HTTP+SSE transport a POST's answers come on the GET stream, whatever its own body was
+    // (a stream ending empty included): owed an error here, a request got two answers, and the
+    // POST's line blamed an upstream that did as that transport has it.
+    if (resumable || this.#answersOnStream) return NOTHING_OWED;
     const unanswered = this.#ids.unanswered?.();
     if (unanswered === undefined || unanswered.length === 0) return NOTHING_OWED;
     // Ended by the gateway: its refusal, and the upstream failed in nothing.

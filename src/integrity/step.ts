@@ -115,6 +115,7 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
   // Streamable HTTP answers a POST's requests in its body; the HTTP+SSE transport (its tags signed
   // for the upstream session: `signedFor`) on its stream, after a 202.
   const answering: MatchOptions<RequestContext> = { ...streaming, answersInBody: true };
+  const onStream: MatchOptions<RequestContext> = { ...streaming, answersOnStream: true };
   // A DELETE forwards no request; an SSE answer to it has its event ids sealed all the same.
   const closing: MatchOptions<RequestContext> = { ...streaming, bodyless: true };
   return {
@@ -131,7 +132,7 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
       const forwarded = tagRequests(bytes, messages, plans, context);
       const ids = exchangeIdsOf(forwarded, forgetAnswered);
       // The filters are built when a response first needs them (never for the common small answer).
-      const options = signedFor === undefined ? answering : streaming;
+      const options = signedFor === undefined ? answering : onStream;
       const rewrite = new MatchRewrite(ids, filtersFor, ctx, options);
       // An initialize only: another request sent without a session (a stateless one) opens none,
       // and an upstream naming a session in its answer would let that session's GET stream take a

@@ -8,8 +8,14 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { postBody, startRawUpstreamGateway, withBody } from '../helpers/raw-upstream.ts';
+import { startTestGateway } from '../helpers/gateway.ts';
+import { reviewConfig } from '../helpers/review-config.ts';
+import { openStream } from '../helpers/sse-stream.ts';
+import { postAs } from '../helpers/legacy-session.ts';
 
 const KEY = mintKey(randomBytes(32));
 /** A log message event (no id: nothing to resume at). */
@@ -190,6 +196,62 @@ describe('owed2 review: a cancellation without a session', () => {
       assert.equal(lines[0]?.decision, 'allow');
     } finally {
       await own.close();
+    }
+  });
+});
+
+describe('owed2 review: the HTTP+SSE transport', () => {
+  it('hole: a POST accepted with an empty event stream got `upstream ended the stream without an answer` in its body, then its answer on the GET stream: two answers, and the POST\u2019s line blamed the upstream', async () => {
+    // failed before: the POST's body held the owed error for id 5 and its line said upstream_error /
+    // ERR_UPSTREAM_PROTOCOL, while the answer came on the GET stream as that transport has it.
+    let stream: ServerResponse | undefined;
+    const upstream = createServer((req, res) => {
+      if (req.method === 'GET') {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write('event: endpoint\ndata: /legacy/messages?sid=1\n\n');
+        stream = res;
+        return;
+      }
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const tag = (JSON.parse(Buffer.concat(chunks).toString()) as { id: string }).id;
+        // Accepted as an event stream with nothing in it; the answer goes on the GET stream.
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.end();
+        setTimeout(() => {
+          const answer = { jsonrpc: '2.0', id: tag, result: { content: [] } };
+          stream?.write(`event: message\ndata: ${JSON.stringify(answer)}\n\n`);
+        }, 50);
+      });
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/legacy/sse`;
+    const gateway = await startTestGateway(
+      reviewConfig(url, [{ label: 'k', key: KEY }], '  transport: sse\n', {
+        secret: 's'.repeat(40),
+        resources: [],
+      }),
+    );
+    const client = await openStream(gateway.mcpUrl, KEY);
+    try {
+      const first = await client.next();
+      assert.equal(first.event, 'endpoint');
+      const endpoint = new URL(first.data, gateway.url).href;
+      const call = { jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'echo', arguments: {} } };
+      const res = await postAs(KEY, endpoint, call);
+      assert.equal(res.status, 200);
+      assert.equal(await res.text(), '');
+      const answer = await client.next(3000);
+      assert.deepEqual(JSON.parse(answer.data), { jsonrpc: '2.0', id: 5, result: { content: [] } });
+      const line = gateway.auditLines.find((l) => l.http_method === 'POST');
+      assert.equal(line?.decision, 'allow');
+      assert.equal(line?.reason, undefined);
+    } finally {
+      client.close();
+      await gateway.close(200);
+      upstream.closeAllConnections();
+      await new Promise<void>((resolve) => upstream.close(() => resolve()));
     }
   });
 });
