@@ -5,6 +5,7 @@
  * - signedIds: a GET stream, which replays responses of earlier POSTs (`Last-Event-ID`) on any
  *   replica: any tag signed for the principal, with the plan it carries.
  */
+import { MAC_CHARS } from './request-tag.ts';
 import type { RequestTagger, Untagged } from './request-tag.ts';
 import type { ForwardedRequests, ForwardedTag, ResponseIds } from './restore.ts';
 
@@ -135,7 +136,34 @@ class ExchangeIds<T extends Untagged> implements ResponseIds {
   }
 }
 
-/** Any tag signed for this principal (GET streams: replays of earlier exchanges). */
+/**
+ * Tags a GET stream remembers having passed an answer to (by their MAC, 16 characters: about 50
+ * bytes each), as the HTTP+SSE transport's stream does (transport/sse/session-ids.ts).
+ */
+export const MAX_STREAM_ANSWERED = 1024;
+
+/**
+ * The tags one GET stream has answered. A stream is no exchange (it may replay any earlier
+ * request's answer), but it replays each at most once: an upstream sending a second copy on the same
+ * stream would hand the client a second answer to one of its ids, which a client that reuses an id
+ * once its request is done takes for the answer to its new request. The oldest are forgotten first,
+ * so a repeat with more than MAX_STREAM_ANSWERED answers between the copies passes.
+ */
+export class StreamAnswers {
+  #macs: Set<string> | undefined;
+
+  /** True the first time the stream answers `tag` (a tag that verified: its MAC ends it). */
+  first(tag: string): boolean {
+    const mac = tag.slice(-MAC_CHARS);
+    const macs = (this.#macs ??= new Set());
+    if (macs.has(mac)) return false;
+    if (macs.size >= MAX_STREAM_ANSWERED) macs.delete(macs.values().next().value as string);
+    macs.add(mac);
+    return true;
+  }
+}
+
+/** Any tag signed for this principal (GET streams: replays of earlier exchanges), each answered once. */
 export function signedIds(tagger: RequestTagger, bindingId: string): ResponseIds {
   return new SignedIds(tagger, bindingId);
 }
@@ -144,6 +172,7 @@ export function signedIds(tagger: RequestTagger, bindingId: string): ResponseIds
 class SignedIds implements ResponseIds {
   private readonly tagger: RequestTagger;
   private readonly bindingId: string;
+  private readonly answered = new StreamAnswers();
 
   constructor(tagger: RequestTagger, bindingId: string) {
     this.tagger = tagger;
@@ -151,7 +180,8 @@ class SignedIds implements ResponseIds {
   }
 
   answer(id: string): Untagged | undefined {
-    return this.tagger.untag(this.bindingId, id);
+    const untagged = this.tagger.untag(this.bindingId, id);
+    return untagged !== undefined && this.answered.first(id) ? untagged : undefined;
   }
 
   name(id: string): Untagged | undefined {

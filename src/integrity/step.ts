@@ -19,6 +19,7 @@ import { GatewayError } from '../jsonrpc/errors.ts';
 import type { ErrorCode } from '../jsonrpc/errors.ts';
 import type { Plan, RequestTagger, Untagged } from './request-tag.ts';
 import type { ResponseIds } from './match.ts';
+import { StreamAnswers } from './response-ids.ts';
 import type { Pinning } from '../pinning/pins.ts';
 
 export interface IntegrityStep {
@@ -191,6 +192,7 @@ class SessionIds implements ResponseIds {
   private readonly bindingId: string;
   private readonly sessionId: string;
   private readonly opened: ReadonlyMap<string, string>;
+  private readonly answered = new StreamAnswers();
 
   constructor(
     tagger: RequestTagger,
@@ -207,7 +209,8 @@ class SessionIds implements ResponseIds {
   }
 
   answer(id: string): Untagged | undefined {
-    return this.name(id);
+    const untagged = this.name(id);
+    return untagged !== undefined && this.answered.first(id) ? untagged : undefined;
   }
 
   name(id: string): Untagged | undefined {
