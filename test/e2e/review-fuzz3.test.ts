@@ -66,13 +66,15 @@ keys:
 interface Sent {
   readonly id: unknown;
   readonly kind: Kind | undefined;
+  /** A call of a tool the key may not use: the gateway answers it, the upstream never sees it. */
+  readonly denied?: boolean;
 }
 
 const requestOf = (s: Sent) => ({
   jsonrpc: '2.0',
   id: s.id,
   method: s.kind?.method ?? 'tools/call',
-  ...(s.kind === undefined ? { params: { name: 'echo', arguments: {} } } : {}),
+  ...(s.kind === undefined ? { params: { name: s.denied ? 'forbidden_tool' : 'echo', arguments: {} } } : {}),
   ...(s.kind?.method === 'resources/read' ? { params: { uri: 'file:///pub/a.txt' } } : {}),
 });
 
@@ -182,6 +184,12 @@ function sseBytes(d: Dice, messages: readonly string[], notes: string[], ids?: (
   for (const m of list) {
     const lines: string[] = [];
     if (d.chance(0.15)) lines.push(': comment');
+    // A priming event (SEP-1699): an id and no data, or empty data. No event to a client, but its
+    // Last-Event-ID moves there.
+    if (ids !== undefined && d.chance(0.15)) {
+      notes.push('priming event');
+      out += `id: ${ids()}${eol()}${d.pick(['', `data:${eol()}`, `data: ${eol()}`])}${eol()}`;
+    }
     const id = ids?.();
     if (id !== undefined) lines.push(`id: ${id}`);
     else if (d.chance(0.2)) lines.push(`id: ${d.pick(['e1', '', '42'])}`);
@@ -209,6 +217,7 @@ function check(bytes: Buffer, allowed: readonly unknown[], answered: Map<unknown
     const seen = (answered[i] ??= new Map());
     for (const payload of r.payloads) {
       let value: unknown;
+      if (payload === '') continue; // (a priming event: no message)
       try {
         value = JSON.parse(payload);
       } catch {
@@ -325,12 +334,17 @@ ${keys}`);
       const d = new Dice(rng(seed));
       const notes: string[] = [];
       const sent: Sent[] = [];
-      for (let i = 0, n = d.chance(0.2) ? 2 : 1; i < n; i++)
+      for (let i = 0, n = d.chance(0.2) ? 2 : 1; i < n; i++) {
+        const denied = d.chance(0.1);
         sent.push({
           id: d.pick([`c${seed}-${i}`, seed * 10 + i]),
-          kind: d.chance(0.85) ? d.pick(KINDS) : undefined,
+          kind: !denied && d.chance(0.85) ? d.pick(KINDS) : undefined,
+          denied,
         });
+        if (denied) notes.push('denied call');
+      }
       const batch = sent.length > 1 && d.chance(0.5);
+      const forwarded = batch && sent.some((s) => s.denied) ? [] : sent.filter((s) => !s.denied);
       // An old tag may be answered late (its first answer was dropped): any id this client sent.
       everSent.push(...sent.map((s) => s.id));
       const linesBefore = gateway.auditLines.length;
@@ -344,7 +358,7 @@ ${keys}`);
       const odd = d.chance(0.3);
       const messages: string[] = [];
       tags.forEach((tag, i) => {
-        const s = sent[i]!;
+        const s = forwarded[i]!;
         const id = d.chance(0.35)
           ? d.chance(0.5)
             ? { text: JSON.stringify(d.pick([...siblingTags, ...otherTags])), how: 'a crossing tag' }
@@ -377,21 +391,29 @@ ${keys}`);
           if (d.chance(0.3)) await sleep(1);
         }
       pastTags.push(...tags);
-      tags.forEach((t, i) => kindOf.set(t, sent[i]?.kind));
+      tags.forEach((t, i) => kindOf.set(t, forwarded[i]?.kind));
       const seen = await upTo(mine.stream, from, m);
       if (seen === undefined) broken.push('marker never arrived');
       else {
         if (process.env.FUZZ3_DUMP)
           console.log(seed, JSON.stringify(seen.toString()), JSON.stringify(all.toString()));
         broken.push(...check(seen, everSent, answered));
+        // The gateway's own answer to a denied call comes on the stream, once.
+        const batchDenied = batch && sent.some((s) => s.denied);
+        for (const s of sent)
+          if ((s.denied || batchDenied) && answered[0]?.get(s.id) !== 1)
+            broken.push(`denied ${JSON.stringify(s.id)} not answered`);
         from = mine.stream.raw().indexOf(m, from) + m.length;
       }
       await waitLines(gateway, linesBefore + (batch ? 1 : sent.length));
       const lines = gateway.auditLines.slice(linesBefore);
       if (lines.length !== (batch ? 1 : sent.length)) broken.push(`${lines.length} audit lines`);
-      for (const line of lines)
-        if (line.status !== 202 || line.decision !== 'allow')
-          broken.push(`audit ${String(line.status)} ${String(line.decision)}`);
+      lines.forEach((line, i) => {
+        // A batch holding a denied call is denied whole (ERR_BATCH_DENIED).
+        const denied = batch ? sent.some((s) => s.denied) : sent[i]!.denied;
+        if (line.status !== 202 || line.decision !== (denied ? 'deny' : 'allow'))
+          broken.push(`audit ${String(line.status)} ${String(line.decision)} ${String(line.reason)}`);
+      });
       for (const n of notes) tally.set(n, (tally.get(n) ?? 0) + 1);
       if (broken.length > 0) failures.push([`case ${seed} [${notes.join('; ')}]`, ...broken]);
     }
@@ -637,7 +659,7 @@ ${keys}`);
       if (process.env.FUZZ3_DUMP) console.log(seed, JSON.stringify(bytes.toString()), JSON.stringify(body));
       broken.push(...check(bytes, mine.sent, []));
       // An initialize answer names the session it opened: only this one's may pass here.
-      for (const p of readSdk(bytes).payloads) {
+      for (const p of readSdk(bytes).payloads.filter((x) => x !== '')) {
         const name = (JSON.parse(p) as { result?: { serverInfo?: { name?: string } } }).result?.serverInfo
           ?.name;
         if (name !== undefined && name !== mine.upstream)
