@@ -315,6 +315,9 @@ ${keys}`);
     const cases = Number(process.env.FUZZ3_SSE_CASES ?? 300);
     const base = Number(process.env.FUZZ3_SEED ?? 20261204);
     const mine = await open(KEY);
+    let upstreamEvents = 0;
+    let clientEvents = 0;
+    let injected = 0;
     const sibling = await open(KEY);
     const other = await open(OTHER);
     // Tags the upstream may cross: the same key's other client's, another key's.
@@ -382,11 +385,23 @@ ${keys}`);
       const bytes = Buffer.from(sseBytes(d, messages, notes));
       const m = `mark-${seed}`;
       const all = Buffer.concat([bytes, Buffer.from(marker(m))]);
-      if (d.chance(0.5)) mine.up.res.write(all);
+      // A denied call POSTed while an upstream event is half written: the gateway's answer must go
+      // between two whole events.
+      const midway = d.chance(0.15) ? { id: `mid-${seed}`, kind: undefined, denied: true } : undefined;
+      if (midway !== undefined) {
+        notes.push('denied midway');
+        everSent.push(midway.id);
+      }
+      if (d.chance(0.5) && midway === undefined) mine.up.res.write(all);
       else
         for (let at = 0; at < all.length;) {
           const next = Math.min(all.length, at + 1 + d.int(64));
           mine.up.res.write(all.subarray(at, next));
+          if (at === 0 && midway !== undefined) {
+            await sleep(2);
+            const got = await post(KEY, mine.endpoint, requestOf(midway));
+            if (got.status !== 202) broken.push(`midway POST status ${got.status}`);
+          }
           at = next;
           if (d.chance(0.3)) await sleep(1);
         }
@@ -398,25 +413,48 @@ ${keys}`);
         if (process.env.FUZZ3_DUMP)
           console.log(seed, JSON.stringify(seen.toString()), JSON.stringify(all.toString()));
         broken.push(...check(seen, everSent, answered));
+        // For the stream's line: each event the upstream sent (the marker's too) either reached the
+        // client or was dropped; the gateway's answers to denied calls are its own.
+        upstreamEvents += readWhatwg(all).payloads.length;
+        clientEvents += readWhatwg(seen).payloads.length + 1;
+        injected += batch && sent.some((s) => s.denied) ? 1 : sent.filter((s) => s.denied).length;
+        if (midway !== undefined) injected++;
         // The gateway's own answer to a denied call comes on the stream, once.
         const batchDenied = batch && sent.some((s) => s.denied);
-        for (const s of sent)
+        for (const s of midway === undefined ? sent : [...sent, midway])
           if ((s.denied || batchDenied) && answered[0]?.get(s.id) !== 1)
             broken.push(`denied ${JSON.stringify(s.id)} not answered`);
         from = mine.stream.raw().indexOf(m, from) + m.length;
       }
-      await waitLines(gateway, linesBefore + (batch ? 1 : sent.length));
+      const posts = (batch ? 1 : sent.length) + (midway === undefined ? 0 : 1);
+      await waitLines(gateway, linesBefore + posts);
       const lines = gateway.auditLines.slice(linesBefore);
-      if (lines.length !== (batch ? 1 : sent.length)) broken.push(`${lines.length} audit lines`);
+      if (lines.length !== posts) broken.push(`${lines.length} audit lines`);
       lines.forEach((line, i) => {
         // A batch holding a denied call is denied whole (ERR_BATCH_DENIED).
-        const denied = batch ? sent.some((s) => s.denied) : sent[i]!.denied;
+        const denied = batch ? i > 0 || sent.some((s) => s.denied) : (sent[i]?.denied ?? true);
         if (line.status !== 202 || line.decision !== (denied ? 'deny' : 'allow'))
           broken.push(`audit ${String(line.status)} ${String(line.decision)} ${String(line.reason)}`);
       });
       for (const n of notes) tally.set(n, (tally.get(n) ?? 0) + 1);
       if (broken.length > 0) failures.push([`case ${seed} [${notes.join('; ')}]`, ...broken]);
     }
+    // The stream's own line, once it ends: it counts at least every event it dropped, and no more
+    // than the upstream sent.
+    const linesNow = gateway.auditLines.length;
+    mine.stream.close();
+    await waitLines(gateway, linesNow + 1);
+    const line = gateway.auditLines
+      .slice(linesNow)
+      .find((l) => l.http_method === 'GET' && l.events_filtered !== undefined);
+    const dropped = upstreamEvents - (clientEvents - injected);
+    if (process.env.FUZZ3_DUMP) console.log(gateway.auditLines.slice(linesNow));
+    assert.ok(line !== undefined, 'the stream has its line');
+    const filtered = Number(line.events_filtered);
+    assert.ok(
+      filtered >= dropped && filtered <= upstreamEvents,
+      `events_filtered ${filtered}, dropped ${dropped} of ${upstreamEvents}`,
+    );
     if (process.env.FUZZ3_STATS)
       console.log(
         [...tally]
