@@ -663,7 +663,14 @@ ${keys}`);
         upIds.push(id);
         return id;
       });
+      // Now and then a GET answered with a JSON body (no stream: the transport has none there).
+      const json = d.chance(0.1) && messages.length > 0;
+      if (json) notes.push('GET answered with JSON');
       onGet = (_s, _l, res) => {
+        if (json) {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          return void res.end(messages.length === 1 ? messages[0] : `[${messages.join(',')}]`);
+        }
         res.writeHead(200, { 'content-type': 'text/event-stream' });
         res.end(body);
       };
@@ -675,6 +682,7 @@ ${keys}`);
       const linesBefore = gateway.auditLines.length;
       const seenBefore = lastSeen.length;
       let status = 0;
+      let type = '';
       let bytes = Buffer.alloc(0);
       try {
         const res = await fetch(gateway.mcpUrl, {
@@ -687,14 +695,25 @@ ${keys}`);
           },
         });
         status = res.status;
+        type = res.headers.get('content-type') ?? '';
         bytes = Buffer.from(await res.arrayBuffer());
       } catch (e) {
         broken.push(`GET failed: ${(e as Error).message}`);
       }
-      if (status !== 200) broken.push(`GET status ${status}`);
+      if (status !== 200 && !json) broken.push(`GET status ${status}`);
       if (resume && lastSeen[seenBefore] !== resume[1])
         broken.push(`upstream resumed at ${String(lastSeen[seenBefore])}, client asked ${resume[1]}`);
       if (process.env.FUZZ3_DUMP) console.log(seed, JSON.stringify(bytes.toString()), JSON.stringify(body));
+      if (!type.startsWith('text/event-stream')) {
+        // Whatever the gateway made of it: its own error, or a body holding nothing hidden.
+        if (bytes.toString().includes(MARK)) broken.push(`hidden name in ${type}: ${bytes.toString()}`);
+        notes.push(`client got ${status} ${type}`);
+        // A body the gateway passed holds messages like any event (CR and LF in JSON are whitespace).
+        bytes =
+          status === 200
+            ? Buffer.from(`data: ${bytes.toString().replace(/[\r\n]/g, ' ')}\n\n`)
+            : Buffer.alloc(0);
+      }
       broken.push(...check(bytes, mine.sent, []));
       // An initialize answer names the session it opened: only this one's may pass here.
       for (const p of readSdk(bytes).payloads.filter((x) => x !== '')) {
