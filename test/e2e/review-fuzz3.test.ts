@@ -315,6 +315,9 @@ ${keys}`);
     const cases = Number(process.env.FUZZ3_SSE_CASES ?? 300);
     const base = Number(process.env.FUZZ3_SEED ?? 20261204);
     const mine = await open(KEY);
+    /** Where the client POSTs: the last endpoint its stream named. */
+    let endpoint = mine.endpoint;
+    let moved = 0;
     let upstreamEvents = 0;
     let clientEvents = 0;
     let injected = 0;
@@ -354,7 +357,7 @@ ${keys}`);
       const tags: string[] = [];
       const broken: string[] = [];
       for (const body of batch ? [sent.map(requestOf)] : sent.map(requestOf)) {
-        const got = await post(KEY, mine.endpoint, body);
+        const got = await post(KEY, endpoint, body);
         if (got.status !== 202) broken.push(`POST status ${got.status}`);
         tags.push(...got.tags);
       }
@@ -382,7 +385,15 @@ ${keys}`);
       }
       for (let i = 0, n = d.chance(0.35) ? 1 + d.int(2) : 0; i < n; i++)
         messages.splice(d.int(messages.length + 1), 0, extra(d, notes));
-      const bytes = Buffer.from(sseBytes(d, messages, notes));
+      let bytes = Buffer.from(sseBytes(d, messages, notes));
+      // The upstream names another endpoint for this stream (a new upstream session), now and then.
+      if (d.chance(0.05)) {
+        notes.push('new endpoint');
+        const again = `event: endpoint\ndata: /legacy/messages?sid=M${++moved}\n\n`;
+        bytes = d.chance(0.5)
+          ? Buffer.concat([Buffer.from(again), bytes])
+          : Buffer.concat([bytes, Buffer.from(again)]);
+      }
       const m = `mark-${seed}`;
       const all = Buffer.concat([bytes, Buffer.from(marker(m))]);
       // A denied call POSTed while an upstream event is half written: the gateway's answer must go
@@ -399,7 +410,7 @@ ${keys}`);
           mine.up.res.write(all.subarray(at, next));
           if (at === 0 && midway !== undefined) {
             await sleep(2);
-            const got = await post(KEY, mine.endpoint, requestOf(midway));
+            const got = await post(KEY, endpoint, requestOf(midway));
             if (got.status !== 202) broken.push(`midway POST status ${got.status}`);
           }
           at = next;
@@ -407,15 +418,24 @@ ${keys}`);
         }
       pastTags.push(...tags);
       tags.forEach((t, i) => kindOf.set(t, forwarded[i]?.kind));
-      const seen = await upTo(mine.stream, from, m);
+      let seen = await upTo(mine.stream, from, m);
       if (seen === undefined) broken.push('marker never arrived');
       else {
         if (process.env.FUZZ3_DUMP)
           console.log(seed, JSON.stringify(seen.toString()), JSON.stringify(all.toString()));
+        // Endpoint events: the gateway's own path, and where the client POSTs from now on.
+        const endpoints = [...seen.toString().matchAll(/event: endpoint\ndata: ([^\n]*)\n\n/g)];
+        for (const e of endpoints) {
+          if (!e[1]!.startsWith(`${new URL(gateway.mcpUrl).pathname}?session=`))
+            broken.push(`endpoint ${e[1]} is not the gateway's`);
+          endpoint = new URL(e[1]!, gateway.url).href;
+        }
+        if (endpoints.length > 0)
+          seen = Buffer.from(seen.toString().replace(/event: endpoint\ndata: [^\n]*\n\n/g, ''));
         broken.push(...check(seen, everSent, answered));
         // For the stream's line: each event the upstream sent (the marker's too) either reached the
         // client or was dropped; the gateway's answers to denied calls are its own.
-        upstreamEvents += readWhatwg(all).payloads.length;
+        upstreamEvents += readWhatwg(all).payloads.length - endpoints.length;
         clientEvents += readWhatwg(seen).payloads.length + 1;
         injected += batch && sent.some((s) => s.denied) ? 1 : sent.filter((s) => s.denied).length;
         if (midway !== undefined) injected++;
