@@ -137,6 +137,7 @@ export async function createDurable(config: Config, deps: GatewayDeps): Promise<
             secret,
             config.upstream.url,
             new URL(config.public_url ?? config.upstream.url).pathname,
+            randomBytes,
           ),
           responses: createStreamMatcher(tagger, tasks, cursors, pinning),
         })

@@ -768,3 +768,58 @@ ${keys}`);
     assert.deepEqual(failures.slice(0, 6), [], `${failures.length} of ${cases} cases failed`);
   });
 });
+
+describe('review fuzz3: an HTTP+SSE upstream naming one endpoint on every stream', () => {
+  let upstream: RawSseUpstream;
+  let gateway: TestGateway;
+  const opened: OpenedStream[] = [];
+  before(async () => {
+    upstream = await startRawSseUpstream(() => '/legacy/messages');
+    gateway = await startTestGateway(`listen: 127.0.0.1:0
+upstream:
+  url: ${upstream.url}
+  transport: sse
+auth:
+  session_secret: "${'f'.repeat(40)}"
+${keys}`);
+  });
+  after(async () => {
+    for (const s of opened) s.close();
+    await gateway.close(200);
+    await upstream.close();
+  });
+
+  it("hole: one client's denied call was answered on another client's stream (same key, same upstream endpoint), then in a POST body it never reads", async () => {
+    // failed before: the session handed out was the upstream endpoint signed for the key, the same
+    // for both streams; the gateway wrote a denial on the stream last handed that session: B's. Once
+    // B left, A's denials went in the POST's body (200), which a client of this transport ignores.
+    const a = await openStream(gateway.mcpUrl, KEY);
+    const b = await openStream(gateway.mcpUrl, KEY);
+    opened.push(a, b);
+    const endpointA = new URL((await a.next()).data, gateway.url).href;
+    await b.next();
+    const deny = (id: string) =>
+      fetch(endpointA, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id,
+          method: 'tools/call',
+          params: { name: 'nope', arguments: {} },
+        }),
+      });
+    const first = await deny('from-a');
+    assert.equal(first.status, 202, await first.text());
+    const got = JSON.parse((await a.next()).data) as { id: unknown; error?: { code: number } };
+    assert.equal(got.id, 'from-a');
+    assert.equal(got.error?.code, -32602);
+    b.close();
+    await sleep(50);
+    const second = await deny('from-a-2');
+    assert.equal(second.status, 202, await second.text());
+    assert.equal((JSON.parse((await a.next()).data) as { id: unknown }).id, 'from-a-2');
+    assert.ok(!b.raw().includes('from-a'), b.raw());
+    assert.equal(upstream.posts.length, 0, 'denied calls never reach the upstream');
+  });
+});

@@ -60,7 +60,7 @@ describe('HTTP+SSE transport: shutdown and public_url', () => {
     const stream = await openStream(gateway.mcpUrl, KEY);
     try {
       const endpoint = await stream.next();
-      assert.match(endpoint.data, /^\/tenant-a\/legacy\/sse\?session=[A-Za-z0-9_.-]+$/);
+      assert.match(endpoint.data, /^\/tenant-a\/legacy\/sse\?session=[A-Za-z0-9_.~-]+$/);
       const closing = gateway.close(2000);
       await assert.rejects(stream.next(2000), /the stream ended/);
       await closing;

@@ -131,7 +131,7 @@ keys:
     try {
       const endpoint = await stream.next();
       assert.equal(endpoint.event, 'endpoint');
-      assert.match(endpoint.data, /^\/sse\?session=[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}$/);
+      assert.match(endpoint.data, /^\/sse\?session=[A-Za-z0-9_-]+~[A-Za-z0-9_-]{12}\.[A-Za-z0-9_-]{22}$/);
       assert.ok(!endpoint.data.includes('message'), 'not the upstream path');
       assert.ok(!endpoint.data.includes(new URL(recorder.url).port), 'not the upstream port');
       const upstreamGet = recorder.received.findLast((r) => r.method === 'GET')!;

@@ -14,7 +14,7 @@ const bob = `k:${'b'.repeat(64)}`;
 const UPSTREAM = 'http://10.0.0.7:3001/sse';
 
 describe('HTTP+SSE endpoint sessions', () => {
-  const sessions = createEndpointSessions(secret, UPSTREAM, '/sse');
+  const sessions = createEndpointSessions(secret, UPSTREAM, '/sse', randomBytes);
 
   it("hands out the gateway's own path and a session that resolves to the upstream's endpoint", () => {
     const issued = sessions.issue('/message?sessionId=1f0e', alice);
@@ -23,6 +23,14 @@ describe('HTTP+SSE endpoint sessions', () => {
     assert.ok(!issued.endpoint.includes('message') && !issued.endpoint.includes('10.0.0.7'));
     assert.equal(sessionParam(issued.endpoint), issued.session);
     assert.equal(sessions.resolve(issued.session, alice), '/message?sessionId=1f0e');
+  });
+
+  it('hands each stream its own session for the same endpoint (the gateway answers on the one it was handed)', () => {
+    const one = sessions.issue('/message', alice)!;
+    const two = sessions.issue('/message', alice)!;
+    assert.notEqual(one.session, two.session);
+    assert.equal(sessions.resolve(one.session, alice), '/message');
+    assert.equal(sessions.resolve(two.session, alice), '/message');
   });
 
   it('takes relative and same-origin absolute endpoints, resolved against the SSE URL', () => {
@@ -52,7 +60,7 @@ describe('HTTP+SSE endpoint sessions', () => {
     const other = Buffer.from('/admin?sessionId=1').toString('base64url');
     assert.equal(sessions.resolve(`${other}.${mac}`, alice), undefined);
     assert.equal(sessions.resolve(encoded, alice), undefined);
-    const elsewhere = createEndpointSessions(randomBytes(32), UPSTREAM, '/sse');
+    const elsewhere = createEndpointSessions(randomBytes(32), UPSTREAM, '/sse', randomBytes);
     assert.equal(elsewhere.resolve(session, alice), undefined);
   });
 
