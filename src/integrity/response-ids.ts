@@ -138,7 +138,7 @@ class ExchangeIds<T extends Untagged> implements ResponseIds {
 
 /**
  * Tags a GET stream remembers having passed an answer to (by their MAC, 16 characters: about 50
- * bytes each), as the HTTP+SSE transport's stream does (transport/sse/session-ids.ts).
+ * bytes each), on either transport (the HTTP+SSE stream: transport/sse/session-ids.ts).
  */
 export const MAX_STREAM_ANSWERED = 1024;
 
@@ -155,11 +155,21 @@ export class StreamAnswers {
   /** True the first time the stream answers `tag` (a tag that verified: its MAC ends it). */
   first(tag: string): boolean {
     const mac = tag.slice(-MAC_CHARS);
+    if (this.has(mac)) return false;
+    this.add(mac);
+    return true;
+  }
+
+  /** Whether the tag with this MAC was answered on the stream. */
+  has(mac: string): boolean {
+    return this.#macs?.has(mac) === true;
+  }
+
+  /** Remembers the tag with this MAC as answered (the oldest forgotten past MAX_STREAM_ANSWERED). */
+  add(mac: string): void {
     const macs = (this.#macs ??= new Set());
-    if (macs.has(mac)) return false;
     if (macs.size >= MAX_STREAM_ANSWERED) macs.delete(macs.values().next().value as string);
     macs.add(mac);
-    return true;
   }
 }
 

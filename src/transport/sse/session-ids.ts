@@ -18,9 +18,10 @@
 import { MAC_CHARS } from '../../integrity/request-tag.ts';
 import type { RequestTagger, Untagged } from '../../integrity/request-tag.ts';
 import type { ResponseIds } from '../../integrity/restore.ts';
+import { StreamAnswers } from '../../integrity/response-ids.ts';
 
-/** Answered tags a stream remembers (by their MAC, 16 characters: about 50 bytes each). */
-export const MAX_ANSWERED = 1024;
+/** Answered tags a stream remembers: the same memory as a Streamable HTTP GET stream's. */
+export { MAX_STREAM_ANSWERED as MAX_ANSWERED } from '../../integrity/response-ids.ts';
 /**
  * Upstream endpoints a stream takes answers for: the protocol sends one `endpoint` event per stream,
  * and an upstream that sends more cannot make every answer cost a MAC per endpoint, nor the stream
@@ -44,8 +45,8 @@ export class SessionIds implements ResponseIds {
   private readonly tagger: RequestTagger;
   private readonly bindingId: string;
   private readonly paths: readonly string[];
-  /** The MACs of the tags answered on this stream, oldest first (a Set keeps insertion order). */
-  private answered: Set<string> | undefined;
+  /** The tags answered on this stream (by their MACs, the oldest forgotten first). */
+  private readonly answered = new StreamAnswers();
   /** The MACs of the tags the event being read answers (a Set: a batch may answer thousands). */
   private readonly taken = new Set<string>();
 
@@ -64,11 +65,7 @@ export class SessionIds implements ResponseIds {
   commit(): void {
     const taken = this.taken;
     if (taken.size === 0) return;
-    const answered = (this.answered ??= new Set());
-    for (const mac of taken) {
-      if (answered.size >= MAX_ANSWERED) answered.delete(answered.values().next().value as string);
-      answered.add(mac);
-    }
+    for (const mac of taken) this.answered.add(mac);
     taken.clear();
   }
 
@@ -77,7 +74,7 @@ export class SessionIds implements ResponseIds {
     if (untagged === undefined) return undefined;
     // A tag's MAC names it (a tag is up to MAX_TAG_CHARS long, its client id inside).
     const mac = id.slice(-MAC_CHARS);
-    if (this.answered?.has(mac) || this.taken.has(mac)) return undefined;
+    if (this.answered.has(mac) || this.taken.has(mac)) return undefined;
     this.taken.add(mac);
     return untagged;
   }
