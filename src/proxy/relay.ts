@@ -181,11 +181,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
       // went with its length, and ended bare the client waited on the connection for those bytes.
       this.endWith(this.replacement);
     } else {
-      if (this.sseRewrite) {
-        this.rewrite!.endedBy?.(refusal);
-        this.sseRewriter ??= this.rewrite!.sse(this.options.budget);
-        for (const out of this.sseRewriter.end()) this.write(undefined, out);
-      }
+      if (this.sseRewrite) this.endStreamOwing(refusal);
       res.end();
     }
     this.abort(reason);
@@ -421,9 +417,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
         // A stream whose upstream failed (its connection dropped, an event too large to hold) ends
         // as one its upstream ended, with an error for each request it still owes (match.ts): cut, a
         // client that had no event id to resume at waited for those answers until its own timeout.
-        this.rewrite!.endedBy?.(mapUpstreamError(error));
-        this.sseRewriter ??= this.rewrite!.sse(this.options.budget);
-        for (const out of this.sseRewriter.end()) this.write(undefined, out);
+        this.endStreamOwing(mapUpstreamError(error));
         res.end();
         answered = true;
       }
@@ -431,6 +425,16 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     this.finish(error, answered);
     // (After finish, which clears the stall timer this arms.)
     if (answered) this.watchEnd();
+  }
+
+  /**
+   * Writes a stream's end as its rewriter gives it, the requests it still owes answered with
+   * `error` (the gateway's refusal, or the upstream's failure), before the response is ended.
+   */
+  private endStreamOwing(error: GatewayError): void {
+    this.rewrite!.endedBy?.(error);
+    this.sseRewriter ??= this.rewrite!.sse(this.options.budget);
+    for (const out of this.sseRewriter.end()) this.write(undefined, out);
   }
 
   /** Ends the response with `body` (the gateway's own, or a whole small answer), counted as sent. */
