@@ -260,11 +260,14 @@ function reparse(body: Buffer, lossy: ArrayLike<number>, value: unknown): unknow
  */
 export function peekSpelledId(value: unknown): JsonRpcId | null {
   const first: unknown = Array.isArray(value) ? value[0] : value;
-  return holdsBackslashKey(first) ? null : peekId(value);
+  return ownKeyHoldsBackslash(first) ? null : peekId(value);
 }
 
-/** Whether `value` is an object with an own key holding a backslash. */
-export function holdsBackslashKey(value: unknown): boolean {
+/**
+ * Whether `value` is an object with an own key holding a backslash: one level only (key-check.ts
+ * holdsBackslashKey walks every depth, for the parse it checks).
+ */
+export function ownKeyHoldsBackslash(value: unknown): boolean {
   if (typeof value !== 'object' || value === null) return false;
   for (const key of Object.keys(value)) if (key.includes('\\')) return true;
   return false;

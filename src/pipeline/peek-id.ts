@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { JsonRpcId } from '../jsonrpc/message.ts';
-import { holdsBackslashKey, peekSpelledId } from '../jsonrpc/parse.ts';
+import { ownKeyHoldsBackslash, peekSpelledId } from '../jsonrpc/parse.ts';
 import { KNOWN_METHODS } from '../policy/methods.ts';
 import { BodyBuffer } from '../proxy/body-buffer.ts';
 import type { BufferBudget } from '../proxy/body-buffer.ts';
@@ -88,7 +88,7 @@ function peekedCall(value: unknown): PeekedCall | undefined {
   // Beside a key holding a backslash, a member read may not be the one the bytes mean: JSON.parse,
   // primed by an earlier body, hides a repeat spelled with an escape (`"n\u0061me":"secret"` read as
   // `n\u0`), and the line would record a name the request did not call (parse.ts peekSpelledId).
-  if (holdsBackslashKey(value) || holdsBackslashKey(p)) return undefined;
+  if (ownKeyHoldsBackslash(value) || ownKeyHoldsBackslash(p)) return undefined;
   const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
   if (method === 'tools/call') return { method, tool: text(p.name) };
   if (method === 'prompts/get') return { method, prompt: text(p.name) };
