@@ -1,8 +1,10 @@
 /**
- * JSON values written as UTF-8 bytes into a LineSink, exactly as JSON.stringify writes them, for
+ * JSON values written as UTF-8 bytes into a LineSink as JSON.stringify writes them, for
  * the audit line (line.ts). Each either copies bytes it has proven need no escape, or hands the
- * value to JSON.stringify and encodes its output: the escaping is always JSON.stringify's own.
- * test/unit/audit/json-bytes.test.ts compares each with JSON.stringify on generated values.
+ * value to JSON.stringify and encodes its output: the escaping is always JSON.stringify's own, and
+ * three characters more (writeJson).
+ * test/unit/audit/json-bytes.test.ts compares each with JSON.stringify (those three escaped) on
+ * generated values.
  */
 import type { LineSink } from './line-buffer.ts';
 
@@ -47,8 +49,23 @@ export function writeString(out: LineSink, s: string): void {
   out.at = at;
 }
 
-/** Text that is JSON already (JSON.stringify's output), UTF-8. */
+/**
+ * U+0085, U+2028 and U+2029, which JSON.stringify leaves as they are but other readers end a line
+ * at (Python's `str.splitlines`, Java's `\R`, Unicode's line breaking): one request's line must be
+ * one line to any reader, so they are written as `\u` escapes. JSON only allows them inside a
+ * string, where the escape means the same character. The control characters such readers also split
+ * at are below U+0020, which JSON.stringify escapes itself.
+ */
+const LINE_BREAK = /[\u0085\u2028\u2029]/;
+const LINE_BREAKS = /[\u0085\u2028\u2029]/g;
+
+function escapeBreak(c: string): string {
+  return c === '\u0085' ? '\\u0085' : c === '\u2028' ? '\\u2028' : '\\u2029';
+}
+
+/** Text that is JSON already (JSON.stringify's output), UTF-8, with its line breaks escaped. */
 export function writeJson(out: LineSink, text: string): void {
+  if (LINE_BREAK.test(text)) text = text.replace(LINE_BREAKS, escapeBreak);
   // UTF-8 takes at most 3 bytes per UTF-16 unit.
   const b = out.room(text.length * 3);
   out.at += b.write(text, out.at, 'utf8');

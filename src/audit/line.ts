@@ -1,12 +1,13 @@
 /**
  * The audit line written in place: the bytes of `JSON.stringify(buildAuditRecord(...))` and a
- * newline, without the record object, without JSON.stringify walking it property by property, and
- * without a string of the line (record.ts defines the record; this writes it). The field set is
- * closed, so each field is written in the record's order after its key, quoted and encoded at
- * start-up; a field with no value is left out, as JSON.stringify leaves out an undefined property.
- * Values are written by json-bytes.ts, whose escaping is JSON.stringify's; the rare parts (a
- * batch's calls, tool arguments, pin violations) are JSON.stringify's output itself.
- * test/unit/audit/line.test.ts compares the two on generated contexts, hostile strings included.
+ * newline (with U+0085, U+2028 and U+2029 escaped: json-bytes.ts writeJson), without the record
+ * object, without JSON.stringify walking it property by property, and without a string of the line
+ * (record.ts defines the record; this writes it). The field set is closed, so each field is written
+ * in the record's order after its key, quoted and encoded at start-up; a field with no value is left
+ * out, as JSON.stringify leaves out an undefined property. Values are written by json-bytes.ts, whose
+ * escaping is JSON.stringify's; the rare parts (a batch's calls, tool arguments, pin violations) are
+ * JSON.stringify's output itself. test/unit/audit/line.test.ts compares the two on generated
+ * contexts, hostile strings included.
  */
 import type { CallRecord, RequestContext } from '../pipeline/context.ts';
 import type { JsonRpcId } from '../jsonrpc/message.ts';

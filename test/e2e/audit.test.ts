@@ -241,6 +241,7 @@ function assertLine(line: AuditLine, exp: Sent, startedAt: number): void {
 /** Parses JSON lines; every line must be one JSON object. */
 function parseLines(text: string, what: string): AuditLine[] {
   assert.ok(text === '' || text.endsWith('\n'), `${what} ends with a newline`);
+  assert.doesNotMatch(text, /[\u0085\u2028\u2029]/, `${what}: a line break other readers split at`);
   return text
     .split('\n')
     .filter((l) => l !== '')
@@ -549,6 +550,50 @@ describe('audit file, metrics listener, SIGHUP and SIGTERM (real mcpgate serve, 
     assert.equal(upstream.toolCalls().length, seen);
   });
 
+  it('writes a tool name holding U+2028, U+2029 and U+0085 on one line to any reader', async () => {
+    // Python's str.splitlines and Java's \R end a line at each (failed before: JSON.stringify leaves
+    // them as they are, so such a reader saw three lines, one of them a forged record).
+    const name = 'secret\u2028{"decision":"allow"}\u0085x\u2029';
+    const answer = await ledger.send(
+      {
+        headers: {
+          'content-type': 'application/json',
+          accept: ACCEPT_BOTH,
+          'x-api-key': limited.secret,
+          'mcp-protocol-version': PROTOCOL,
+        },
+        body: toolCall(55, name),
+      },
+      {
+        key: limited,
+        rpc_method: 'tools/call',
+        rpc_id: 55,
+        tool: name,
+        decision: 'deny',
+        reason: 'ERR_TOOL_DENIED',
+        status: 200,
+        upstream: false,
+        protocolVersion: PROTOCOL,
+        metricMethod: 'tools/call',
+      },
+    );
+    assert.equal((JSON.parse(answer.body) as { error: { code: number } }).error.code, -32602);
+    const text = await waitFor(
+      async () => {
+        const t = await readFile(auditPath, 'utf8');
+        return t.includes('"rpc_id":55,') ? t : undefined;
+      },
+      5000,
+      'the line of rpc_id 55',
+    );
+    // Every request's line is one line to Python: as many as the file's newlines.
+    assert.equal(
+      // eslint-disable-next-line no-control-regex -- the control characters Python's splitlines ends lines at
+      text.slice(0, -1).split(/\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]/).length,
+      text.split('\n').length - 1,
+    );
+  });
+
   it('records a rate-limited call (capacity 2)', async () => {
     const base = {
       'content-type': 'application/json',
@@ -788,7 +833,7 @@ describe('audit file, metrics listener, SIGHUP and SIGTERM (real mcpgate serve, 
     const configured = new Set(['echo']);
     const expected = expectedCounters(ledger.sent, (name) => (configured.has(name) ? name : 'other'));
     assert.equal(expected.tools.get('mcpgate_tool_calls_total{decision="allow",tool="other"}'), 2);
-    assert.equal(expected.tools.get('mcpgate_tool_calls_total{decision="deny",tool="other"}'), 1);
+    assert.equal(expected.tools.get('mcpgate_tool_calls_total{decision="deny",tool="other"}'), 2);
     assertDeltas(metricsBefore, metricsAfter, 'mcpgate_requests_total', expected.requests);
     assertDeltas(metricsBefore, metricsAfter, 'mcpgate_tool_calls_total', expected.tools);
     assertDeltas(metricsBefore, metricsAfter, 'mcpgate_rate_limited_total', expected.rateLimited);
@@ -887,7 +932,7 @@ describe('audit file, metrics listener, SIGHUP and SIGTERM (real mcpgate serve, 
     const current = await fileLines(auditPath);
     assertExactly(rotated, ledger.sent.slice(0, beforeRotation), startedAt, 'the rotated file');
     assertExactly(current, ledger.sent.slice(beforeRotation), startedAt, 'the new file');
-    assert.equal(rotated.length + current.length, 24, 'the 24 requests this test made');
+    assert.equal(rotated.length + current.length, 25, 'the 25 requests this test made');
     assert.equal(gw.stdout(), '', 'nothing on stdout when auditing to a file');
     // The operational log (stderr) is JSON lines, and none of them is an audit line.
     for (const line of parseLines(gw.stderr(), 'stderr')) {

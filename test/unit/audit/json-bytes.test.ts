@@ -13,8 +13,23 @@ function bytesOf(write: (out: LineSink) => void): string {
   return out.take()?.toString('utf8') ?? '';
 }
 
+/** JSON.stringify's output with the three line breaks it leaves as they are written as escapes. */
+function escapeBreaks(json: string): string {
+  return json.replace(/[\u0085\u2028\u2029]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
+}
+
 describe('JSON values as bytes', () => {
-  it('a string: the UTF-8 of JSON.stringify, for any UTF-16 units (property)', () => {
+  it('a string holding a character other readers end a line at is still one line, and reads back the same', () => {
+    // Python's str.splitlines, Java's \R and Unicode's line breaking end a line at each of these;
+    // JSON.stringify leaves U+0085, U+2028 and U+2029 as they are (failed before: three lines).
+    const s = 'tool\u2028{"forged":1}\u0085x\u2029\u000b\u000c\u001c\u001d\u001e\r\n';
+    const line = bytesOf((out) => writeString(out, s));
+    // eslint-disable-next-line no-control-regex -- the control characters Python's splitlines ends lines at
+    assert.doesNotMatch(line, /[\n\r\u000b\u000c\u001c-\u001e\u0085\u2028\u2029]/);
+    assert.equal(JSON.parse(line), s);
+  });
+
+  it('a string: the UTF-8 of JSON.stringify with U+0085, U+2028 and U+2029 escaped, for any UTF-16 units (property)', () => {
     fc.assert(
       fc.property(
         fc.oneof(
@@ -22,11 +37,12 @@ describe('JSON values as bytes', () => {
           fc.string({ unit: 'binary-ascii' }),
           fc.string({ unit: 'grapheme' }),
           fc.string({ unit: fc.integer({ min: 0, max: 0x9f }).map((c) => String.fromCharCode(c)) }),
+          fc.string({ unit: fc.integer({ min: 0x2020, max: 0x202f }).map((c) => String.fromCharCode(c)) }),
         ),
         (s) =>
           assert.equal(
             bytesOf((out) => writeString(out, s)),
-            JSON.stringify(s),
+            escapeBreaks(JSON.stringify(s)),
           ),
       ),
       { numRuns: 5000 },

@@ -31,7 +31,10 @@ function written(
   return out.take()!.toString('utf8');
 }
 
-/** What the line must be: JSON.stringify of the record, and its newline. */
+/**
+ * What the line must be: JSON.stringify of the record, with the three line breaks JSON.stringify
+ * leaves as they are escaped, and its newline.
+ */
 function expected(
   ctx: RequestContext,
   now: number,
@@ -39,10 +42,14 @@ function expected(
   options: AuditRecordOptions,
 ): string | Error {
   try {
-    return JSON.stringify(buildAuditRecord(ctx, now, mono, options)) + '\n';
+    return escapeBreaks(JSON.stringify(buildAuditRecord(ctx, now, mono, options))) + '\n';
   } catch (err) {
     return err as Error;
   }
+}
+
+function escapeBreaks(json: string): string {
+  return json.replace(/[\u0085\u2028\u2029]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
 }
 
 function same(ctx: RequestContext, now: number, mono: number, options: AuditRecordOptions = NO_ARGUMENTS) {
@@ -58,6 +65,7 @@ function same(ctx: RequestContext, now: number, mono: number, options: AuditReco
 // surrogates; and plain ones, the common case.
 const text = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 40 }),
+  fc.string({ unit: fc.constantFrom('a', '"', '\u0085', '\u2028', '\u2029', '\u00e9'), maxLength: 8 }),
   fc.string({ unit: 'grapheme', maxLength: 40 }),
   fc.string({ unit: 'binary-ascii', maxLength: 40 }),
   fc.stringMatching(/^[a-z0-9_./-]{0,30}$/),
