@@ -66,7 +66,12 @@ export async function startRuntime(config: Config, deps: RuntimeDeps): Promise<R
       ),
     onRefusing: (refusing) =>
       refusing
-        ? log.error('audit output is not taking lines: MCP requests are refused (503) until it does')
+        ? log.error(
+            // stdout or stderr whose reader went away takes no line again (the writer's lost()).
+            audit.lost()
+              ? 'audit output lost its reader: MCP requests are refused (503) until a restart'
+              : 'audit output is not taking lines: MCP requests are refused (503) until it does',
+          )
         : log.warn('audit backlog written: MCP requests are served again'),
     ...(deps.auditWriter ? { writer: deps.auditWriter } : {}),
   });

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { waitFor } from '../helpers/net.ts';
 import { startServe } from '../helpers/cli.ts';
 import { startSdkUpstream } from '../helpers/sdk-upstream.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
@@ -173,6 +174,15 @@ describe('review final2: stdout lost its reader (EPIPE)', () => {
       assert.equal(status, 503);
       assert.equal(await ping(), 503);
       assert.equal(await health(), 503, 'the liveness probe asks for the restart that alone helps');
+      // The log says what helps (it said "until it does" before).
+      await waitFor(
+        () =>
+          /lost its reader: MCP requests are refused \(503\) until a restart/.test(gw.stderr())
+            ? true
+            : undefined,
+        5000,
+        'the log line',
+      );
       await gw.stop();
     } finally {
       await upstream.close();
