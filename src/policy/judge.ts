@@ -270,15 +270,19 @@ function taskDenied(method: string, id: JsonRpcId | null): Verdict {
 
 /**
  * A resource URI is allowed when it matches the key's patterns as a string and has no `.` or `..`
- * path segment (plain or percent-encoded, between `/`, `\`, `%2f` or `%5c`). `*` matches `/`, and
+ * segment (plain or percent-encoded, between `/`, `\`, `%2f` or `%5c`). `*` matches `/`, and
  * upstreams resolve dot segments (`new URL()` does, and so do file servers), so without this
- * `file:///public/../private/key` would match `file:///public/*` and read outside it.
+ * `file:///public/../private/key` would match `file:///public/*` and read outside it. A template
+ * variable need not be a path segment: a query value (`file:///public/doc{?path}`, which the SDKs
+ * match and FastMCP percent-decodes), a path-style parameter (`{;path}`) or a list item (`{path*}`)
+ * is a name the upstream's handler may join to a directory just the same, so a dot run after `?`,
+ * `#`, `=`, `&`, `;` or `,` and ending at one of them is refused too (`?path=../secret`).
  */
 export function resourceAllowed(grants: Grants, uri: string): boolean {
   return grants.resource(uri) && !DOT_SEGMENT.test(uri);
 }
 
-const DOT_SEGMENT = /(?:^|[/\\]|%2f|%5c)(?:\.|%2e){1,2}(?:[/\\?#]|%2f|%5c|$)/i;
+const DOT_SEGMENT = /(?:^|[/\\?#=&;,]|%2f|%5c)(?:\.|%2e){1,2}(?:[/\\?#&;,]|%2f|%5c|$)/i;
 
 /**
  * A name the policy can judge: a string without a lone surrogate (which UTF-8 encoders replace or

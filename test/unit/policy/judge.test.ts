@@ -276,6 +276,13 @@ describe('judge: prompts and resources', () => {
     'file:///public/..%2fprivate/keys.txt',
     'file:///public/..\\private\\keys.txt',
     'file:///public/sub/..',
+    // A template variable outside the path: a query value, a path-style parameter, a list item.
+    'file:///public/doc?path=../private/keys.txt',
+    'file:///public/doc?path=..%2Fprivate%2Fkeys.txt',
+    'file:///public/doc?v=1&path=..',
+    'file:///public/doc;path=../private',
+    'file:///public/doc#../private',
+    'file:///public/a,..',
   ]) {
     it(`refuses a path that climbs out of a wildcard: ${uri}`, () => {
       assert.equal(grants.resource(uri), true, 'the pattern alone would allow it');
@@ -291,6 +298,7 @@ describe('judge: prompts and resources', () => {
   it('keeps dots that are not path segments', () => {
     assert.equal(resourceAllowed(grants, 'file:///public/.hidden'), true);
     assert.equal(resourceAllowed(grants, 'file:///public/a..b/c...d'), true);
+    assert.equal(resourceAllowed(grants, 'file:///public/doc?path=a..b&v=..c'), true);
   });
 
   it('compares URIs as strings otherwise', () => {
