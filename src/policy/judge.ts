@@ -277,12 +277,26 @@ function taskDenied(method: string, id: JsonRpcId | null): Verdict {
  * match and FastMCP percent-decodes), a path-style parameter (`{;path}`) or a list item (`{path*}`)
  * is a name the upstream's handler may join to a directory just the same, so a dot run after `?`,
  * `#`, `=`, `&`, `;` or `,` and ending at one of them is refused too (`?path=../secret`).
+ *
+ * So is a name that starts at the root: a separator right after another one or after those
+ * characters but `#`, past the scheme and authority (`file:///public/tree//etc/passwd`, `/%2Fetc`,
+ * `?path=/etc`). Python's pathlib (`Path(base) / name`, FastMCP's `{path*}` file templates) and
+ * Node's `path.resolve` drop the base for a rooted name, as they would climb out for a `..`.
  */
 export function resourceAllowed(grants: Grants, uri: string): boolean {
-  return grants.resource(uri) && !DOT_SEGMENT.test(uri);
+  return grants.resource(uri) && !DOT_SEGMENT.test(uri) && !ROOTED.test(uri.slice(authorityEnd(uri)));
 }
 
 const DOT_SEGMENT = /(?:^|[/\\?#=&;,]|%2f|%5c)(?:\.|%2e){1,2}(?:[/\\?#&;,]|%2f|%5c|$)/i;
+// Not after `#`: a fragment route (`#/home`) is common, and no SDK's template hands a fragment over
+// without its `#`.
+const ROOTED = /(?:[/\\?=&;,]|%2f|%5c)(?:[/\\]|%2f|%5c)/i;
+/** `scheme:` and, after `//`, the authority: `file:///` is no empty segment. */
+const AUTHORITY = /^[a-z][a-z0-9+.-]*:(?:[/\\]{2}[^/\\?#]*)?/i;
+
+function authorityEnd(uri: string): number {
+  return AUTHORITY.exec(uri)?.[0].length ?? 0;
+}
 
 /**
  * A name the policy can judge: a string without a lone surrogate (which UTF-8 encoders replace or

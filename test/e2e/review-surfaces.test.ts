@@ -30,9 +30,10 @@ const FILES: Record<string, string> = {
 
 /**
  * A stateless v1 SDK server with resource templates whose variables are a query value
- * (`{?path}`, `{&path}`) or a path-style parameter (`{;path}`) naming a file under /public, resolved
- * as a file server resolves a relative name (`path.join`; FastMCP's `parse_qs` also percent-decodes
- * a query value). `reads` records every URI the upstream was asked to read.
+ * (`{?path}`, `{&path}`), a path-style parameter (`{;path}`) or the rest of a path (`{+path}`, as
+ * FastMCP's `{path*}`) naming a file under /public, resolved as a file server resolves a relative
+ * name (FastMCP's `parse_qs` also percent-decodes a query value). `reads` records every URI the
+ * upstream was asked to read.
  */
 async function startFileServer(reads: string[]) {
   const build = () => {
@@ -41,10 +42,13 @@ async function startFileServer(reads: string[]) {
       ['query', 'file:///public/doc{?path}'],
       ['continued', 'file:///public/doc?v=1{&path}'],
       ['matrix', 'file:///public/doc{;path}'],
+      ['tree', 'file:///public/tree/{+path}'],
     ] as const) {
       server.registerResource(name, new ResourceTemplate(template, { list: undefined }), {}, (uri, vars) => {
         reads.push(uri.href);
-        const path = posix.join('/public', decodeURIComponent(String(vars.path)));
+        // As Python's pathlib (`Path(base) / name`) and Node's path.resolve join: a rooted name
+        // replaces the base.
+        const path = posix.resolve('/public', decodeURIComponent(String(vars.path)));
         return { contents: [{ uri: uri.href, text: FILES[path] ?? `no file ${path}` }] };
       });
     }
@@ -133,6 +137,34 @@ describe('surfaces review: a resource template variable outside the URI path', (
       assert.equal(line?.decision, 'deny', uri);
       assert.equal(line?.reason, 'ERR_RESOURCE_DENIED', uri);
       assert.equal(line?.resource, uri, uri);
+    }
+  });
+
+  it('holds: a file under /public named by the rest of the path is read', async () => {
+    const result = await client.readResource({ uri: 'file:///public/tree/readme' });
+    assert.deepEqual(
+      result.contents.map((c) => (c as { text: string }).text),
+      ['public text'],
+    );
+  });
+
+  it('hole: failed before: an empty segment starting a rooted name ("/public/tree//secret", "?path=/secret") read outside the grant', async () => {
+    for (const uri of [
+      'file:///public/tree//secret',
+      'file:///public/tree/%2Fsecret',
+      'file:///public/tree/\\secret',
+      'file:///public/doc?path=/secret',
+      'file:///public/doc?path=%2Fsecret',
+      'file:///public/doc;path=/secret',
+    ]) {
+      const before = reads.length;
+      await assert.rejects(
+        client.readResource({ uri }),
+        (err: Error & { code?: number }) =>
+          err.code === -32602 && err.message.includes(`Resource ${uri} not found`),
+        uri,
+      );
+      assert.deepEqual(reads.slice(before), [], `${uri} never reaches the upstream`);
     }
   });
 });

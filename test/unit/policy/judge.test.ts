@@ -283,6 +283,12 @@ describe('judge: prompts and resources', () => {
     'file:///public/doc;path=../private',
     'file:///public/doc#../private',
     'file:///public/a,..',
+    // A rooted name, which pathlib and path.resolve put in place of the base.
+    'file:///public//etc/passwd',
+    'file:///public/%2Fetc/passwd',
+    'file:///public/\\etc',
+    'file:///public/doc?path=/etc/passwd',
+    'file:///public/doc?path=%2fetc',
   ]) {
     it(`refuses a path that climbs out of a wildcard: ${uri}`, () => {
       assert.equal(grants.resource(uri), true, 'the pattern alone would allow it');
@@ -299,6 +305,14 @@ describe('judge: prompts and resources', () => {
     assert.equal(resourceAllowed(grants, 'file:///public/.hidden'), true);
     assert.equal(resourceAllowed(grants, 'file:///public/a..b/c...d'), true);
     assert.equal(resourceAllowed(grants, 'file:///public/doc?path=a..b&v=..c'), true);
+    assert.equal(resourceAllowed(grants, 'file:///public/doc?path=a/b&v=c%2Fd'), true);
+    const any = compileGrants({ allow: [], prompts: [], resources: ['*'] });
+    // The empty authority of `file:///` and the `//` of any authority are no empty segment.
+    assert.equal(resourceAllowed(any, 'file:///etc'), true);
+    assert.equal(resourceAllowed(any, 'https://example.com/a'), true);
+    assert.equal(resourceAllowed(any, 'FILE:\\\\host\\share'), true);
+    assert.equal(resourceAllowed(any, '/public//x'), false);
+    assert.equal(resourceAllowed(any, 'ui://app/index.html#/home'), true);
   });
 
   it('compares URIs as strings otherwise', () => {
