@@ -11,8 +11,8 @@
  * new fetch is attempted for FAILURE_COOLDOWN_MS, so a flood of tokens with unknown `kid`s cannot
  * make the gateway hammer a struggling authorization server or wait on it per request.
  */
-import { createRemoteJWKSet, customFetch } from 'jose';
-import type { CryptoKey, FlattenedJWSInput, JWSHeaderParameters, RemoteJWKSet } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, customFetch } from 'jose';
+import type { CryptoKey, FlattenedJWSInput, JSONWebKeySet, JWSHeaderParameters, RemoteJWKSet } from 'jose';
 import type { Logger } from '../../log/types.ts';
 import { discoverJwksUri } from './discovery.ts';
 import { readCapped } from './read-capped.ts';
@@ -192,17 +192,18 @@ export function createKeySource(options: KeySourceOptions): KeySource {
   };
 }
 
-/** What jose will take as a JWK set: a JSON object whose `keys` is an array of objects. */
+/**
+ * What jose will take as a JWK set: JSON that jose's createLocalJWKSet, which jose calls on the
+ * answer, accepts (an object whose `keys` is an array of objects, copied with structuredClone). The
+ * shape alone is not enough: structuredClone refuses a set with a member nested too deep (`[[[…]]]`,
+ * 20 KiB), and a set jose then refused would be a success here, starting no failure cooldown, while
+ * jose, whose own cooldown moves only when a set loads, would fetch again for every unknown `kid`.
+ */
 function isJwkSet(text: string): boolean {
-  let value: unknown;
   try {
-    value = JSON.parse(text);
+    createLocalJWKSet(JSON.parse(text) as JSONWebKeySet);
+    return true;
   } catch {
     return false;
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  const keys = (value as { keys?: unknown }).keys;
-  return (
-    Array.isArray(keys) && keys.every((key) => typeof key === 'object' && key !== null && !Array.isArray(key))
-  );
 }

@@ -1,0 +1,181 @@
+/**
+ * Attack review (oauth3): bearer JWTs against a hostile or failing authorization server. The JWK set
+ * is served by a test server whose answer each test switches. "hole: ..." tests showed an attack
+ * that worked (fixed in src/ in the same commit; "failed before" says how); "holds: ..." tests are
+ * defences that no other test pinned.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import type { CryptoKey, JWK, JWTPayload } from 'jose';
+import { startSdkUpstream } from '../helpers/sdk-upstream.ts';
+import type { SdkUpstream } from '../helpers/sdk-upstream.ts';
+import type { TestGateway } from '../helpers/gateway.ts';
+import { waitFor } from '../helpers/net.ts';
+import { startOAuthGateway } from '../helpers/auth-server.ts';
+import type { Logger } from '../../src/log/types.ts';
+
+const JSON_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+const INIT = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'oauth3', version: '1' } },
+});
+
+async function post(url: string, token: string) {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { ...JSON_HEADERS, authorization: `Bearer ${token}` },
+    body: INIT,
+  });
+  return { status: res.status, headers: res.headers, body: await res.text() };
+}
+
+interface Key {
+  readonly kid: string;
+  readonly alg: string;
+  readonly privateKey: CryptoKey;
+  readonly jwk: JWK;
+}
+
+async function newKey(kid: string, alg = 'RS256', options: { modulusLength?: number } = {}): Promise<Key> {
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true, ...options });
+  return { kid, alg, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' } };
+}
+
+function sign(key: Key, issuer: string, claims: JWTPayload): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({
+    iss: issuer,
+    sub: 'subject-1',
+    iat: now,
+    exp: now + 300,
+    scope: 'mcp:tools',
+    ...claims,
+  })
+    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt' })
+    .sign(key.privateKey);
+}
+
+/** A JWK set server answering whatever body `answer()` gives (a JSON value, or raw text). */
+async function startJwks(answer: () => unknown) {
+  let hits = 0;
+  const server: Server = createServer((_req, res) => {
+    hits++;
+    const body = answer();
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(typeof body === 'string' ? body : JSON.stringify(body));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url: `${origin}/jwks`,
+    issuer: `${origin}/realm`,
+    get hits() {
+      return hits;
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+function recordingLog(warnings: string[]): Logger {
+  const none = () => {};
+  return {
+    trace: none,
+    debug: none,
+    info: none,
+    warn: (_obj, msg) => void warnings.push(msg ?? ''),
+    error: none,
+    fatal: none,
+  };
+}
+
+/**
+ * A JWK set JSON.parse reads and whose shape is right (`keys`, an array of objects), but with a
+ * member nested deeper than structuredClone can copy: jose's createLocalJWKSet copies the set it is
+ * given, so it refuses this one (JWKSInvalid), though the gateway's own check let it through.
+ */
+function deepJwkSet(keys: readonly JWK[]): string {
+  const depth = 20_000;
+  const keysText = keys.map((k) => JSON.stringify(k)).join(',');
+  const deep = `{"kty":"RSA","kid":"deep","x5c":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+  return `{"keys":[${keysText}${keysText === '' ? '' : ','}${deep}]}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. A JWK set the gateway's check takes but jose cannot: no failure, no cooldown, no warning.
+// ---------------------------------------------------------------------------------------------
+describe('a JWK set jose refuses after the gateway took it (a member nested too deep to copy)', () => {
+  let known: Key;
+  let stranger: Key;
+  let mode: 'good' | 'deep' = 'good';
+  let jwks: Awaited<ReturnType<typeof startJwks>>;
+  let fromStart: Awaited<ReturnType<typeof startJwks>>;
+  let upstream: SdkUpstream;
+  let gateway: TestGateway;
+  let gatewayFromStart: TestGateway;
+  const warnings: string[] = [];
+  const KID_COOLDOWN = 200;
+
+  before(async () => {
+    known = await newKey('k1');
+    stranger = await newKey('k-stranger');
+    jwks = await startJwks(() => (mode === 'good' ? { keys: [known.jwk] } : deepJwkSet([known.jwk])));
+    fromStart = await startJwks(() => deepJwkSet([]));
+    upstream = await startSdkUpstream();
+    gateway = await startOAuthGateway(upstream.url, jwks.issuer, jwks.url, [], {
+      log: recordingLog(warnings),
+      oauthTuning: { cooldownMs: KID_COOLDOWN },
+    });
+    gatewayFromStart = await startOAuthGateway(upstream.url, fromStart.issuer, fromStart.url, [], {
+      oauthTuning: { cooldownMs: KID_COOLDOWN },
+    });
+  });
+  after(async () => {
+    await gateway.close(500);
+    await gatewayFromStart.close(500);
+    await upstream.close();
+    await jwks.close();
+    await fromStart.close();
+  });
+
+  it('hole: tokens with unknown kids each fetched such a set again (no failure cooldown), with no warning and /readyz "ok"', async () => {
+    // failed before: 20 tokens made 20 fetches, nothing was warned and /readyz said "ok".
+    const aud = gateway.mcpUrl;
+    assert.equal((await post(aud, await sign(known, jwks.issuer, { aud }))).status, 200);
+    mode = 'deep';
+    await new Promise((r) => setTimeout(r, KID_COOLDOWN + 50));
+    const before = jwks.hits;
+    for (let i = 0; i < 20; i++) {
+      const token = await sign(stranger, jwks.issuer, { aud, jti: String(i) });
+      assert.equal((await post(aud, token)).status, 401);
+    }
+    const fetches = jwks.hits - before;
+    assert.ok(fetches <= 1, `20 tokens with an unknown kid made ${fetches} JWK set fetches`);
+    await waitFor(() => warnings.some((w) => /JWK set fetch failed/.test(w)), 2000, 'a warning');
+    const ready = (await (await fetch(`${gateway.url}/readyz`)).json()) as { oauth: { jwks: string } };
+    assert.equal(ready.oauth.jwks, 'stale');
+    // The cached key still validates (an outage refuses no token whose key is cached).
+    const again = await sign(known, jwks.issuer, { aud, jti: 'after' });
+    assert.equal((await post(aud, again)).status, 200);
+  });
+
+  it('hole: served from the start, every bearer token (anyone’s, any kid) made a JWK set fetch', async () => {
+    // failed before: 20 requests made 20 fetches of the authorization server.
+    const aud = gatewayFromStart.mcpUrl;
+    const before = fromStart.hits;
+    for (let i = 0; i < 20; i++) {
+      const token = await sign(stranger, fromStart.issuer, { aud, jti: String(i) });
+      assert.equal((await post(aud, token)).status, 401);
+    }
+    const fetches = fromStart.hits - before;
+    assert.ok(fetches <= 1, `20 requests made ${fetches} JWK set fetches`);
+  });
+});
