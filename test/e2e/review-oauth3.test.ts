@@ -6,6 +6,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createSign, generateKeyPairSync } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -84,6 +86,8 @@ async function startJwks(answer: () => unknown) {
     },
   };
 }
+
+const b64url = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
 
 function recordingLog(warnings: string[]): Logger {
   const none = () => {};
@@ -177,5 +181,89 @@ describe('a JWK set jose refuses after the gateway took it (a member nested too 
     }
     const fetches = fromStart.hits - before;
     assert.ok(fetches <= 1, `20 requests made ${fetches} JWK set fetches`);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// 2. What the audit line blames: the token, the keys it names, or the JWK set fetch.
+// ---------------------------------------------------------------------------------------------
+describe('the audit reason of a token refused for the JWK set’s fault', () => {
+  let good: Key;
+  let stranger: Key;
+  let weak: { kid: string; privateKey: KeyObject; jwk: JWK };
+  let broken: Key;
+  let huge = false;
+  let jwks: Awaited<ReturnType<typeof startJwks>>;
+  let upstream: SdkUpstream;
+  let gateway: TestGateway;
+
+  before(async () => {
+    good = await newKey('k1');
+    stranger = await newKey('k-stranger');
+    // jose will not mint with an RSA key under 2048 bits, so node:crypto makes and signs with it.
+    const pair = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    weak = { kid: 'k-weak', privateKey: pair.privateKey, jwk: pair.publicKey.export({ format: 'jwk' }) };
+    broken = await newKey('k-broken');
+    jwks = await startJwks(() =>
+      huge
+        ? { keys: [good.jwk], pad: 'x'.repeat(2 * 1024 * 1024) }
+        : {
+            keys: [
+              good.jwk,
+              { ...weak.jwk, kid: weak.kid, alg: 'RS256', use: 'sig' },
+              // A modulus that does not import.
+              { ...broken.jwk, n: 'AAAA' },
+            ],
+          },
+    );
+    upstream = await startSdkUpstream();
+    gateway = await startOAuthGateway(upstream.url, jwks.issuer, jwks.url, [], {
+      oauthTuning: { cooldownMs: 0 },
+    });
+  });
+  after(async () => {
+    await gateway.close(500);
+    await upstream.close();
+    await jwks.close();
+  });
+
+  const reasonOf = async (token: string) => {
+    const answer = await post(gateway.mcpUrl, token);
+    const id = answer.headers.get('x-request-id');
+    const line = await waitFor(() => gateway.auditLines.find((l) => l.request_id === id), 2000, 'line');
+    return [answer.status, line.reason];
+  };
+
+  it('hole: a token whose key is in the set but unusable (RSA under 2048 bits, a modulus that does not import) was blamed on an unreachable JWK set', async () => {
+    // failed before: both were ERR_AUTH_TOKEN_KEYS_UNAVAILABLE, which says the set could not be
+    // fetched (README: "its warning in the operational log says why"), though it was and no
+    // warning came: jose's TypeError for the short key was read as fetch's own TypeError.
+    const aud = gateway.mcpUrl;
+    const claims = { iss: jwks.issuer, aud, sub: 'subject-1', exp: Math.floor(Date.now() / 1000) + 300 };
+    const input = `${b64url({ alg: 'RS256', kid: weak.kid, typ: 'at+jwt' })}.${b64url(claims)}`;
+    const weakToken = `${input}.${createSign('RSA-SHA256').update(input).sign(weak.privateKey).toString('base64url')}`;
+    assert.deepEqual(await reasonOf(await sign(good, jwks.issuer, { aud })), [200, undefined]);
+    assert.deepEqual(await reasonOf(weakToken), [401, 'ERR_AUTH_TOKEN_UNKNOWN_KEY']);
+    assert.deepEqual(await reasonOf(await sign(broken, jwks.issuer, { aud })), [
+      401,
+      'ERR_AUTH_TOKEN_UNKNOWN_KEY',
+    ]);
+  });
+
+  it('hole: the token whose unknown kid made the gateway fetch a JWK set over 1 MiB was blamed as malformed', async () => {
+    // failed before: ERR_AUTH_TOKEN_MALFORMED (readCapped's plain Error fell through every mapping),
+    // while the next token, refused by the failure cooldown, said ERR_AUTH_TOKEN_KEYS_UNAVAILABLE.
+    huge = true;
+    const aud = gateway.mcpUrl;
+    assert.deepEqual(await reasonOf(await sign(stranger, jwks.issuer, { aud })), [
+      401,
+      'ERR_AUTH_TOKEN_KEYS_UNAVAILABLE',
+    ]);
+    assert.deepEqual(await reasonOf(await sign(stranger, jwks.issuer, { aud, jti: '2' })), [
+      401,
+      'ERR_AUTH_TOKEN_KEYS_UNAVAILABLE',
+    ]);
+    // The cached key still validates.
+    assert.deepEqual(await reasonOf(await sign(good, jwks.issuer, { aud, jti: '3' })), [200, undefined]);
   });
 });

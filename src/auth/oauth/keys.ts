@@ -102,8 +102,11 @@ export function createKeySource(options: KeySourceOptions): KeySource {
       }
       text = await readCapped(response, MAX_JWKS_BYTES);
     } catch (err) {
-      fail((err as Error).name === 'TimeoutError' ? 'timed out' : (err as Error).message);
-      throw err;
+      const why = (err as Error).name === 'TimeoutError' ? 'timed out' : (err as Error).message;
+      fail(why);
+      // Said as what it is: fetch's own error (a TypeError) or readCapped's (a plain Error) says
+      // nothing of whose fault it was, and verify.ts must not blame the token, or a key, for it.
+      throw new KeysUnavailable(`JWK set fetch failed: ${why}`);
     }
     if (!isJwkSet(text)) {
       fail('the answer is not a JWK set');

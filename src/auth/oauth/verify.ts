@@ -92,9 +92,13 @@ export function reasonFor(err: unknown): ErrorCode {
     return 'ERR_AUTH_TOKEN_KEYS_UNAVAILABLE';
   if (err instanceof errors.JOSENotSupported) return 'ERR_AUTH_TOKEN_ALGORITHM';
   if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) return 'ERR_AUTH_TOKEN_MALFORMED';
-  // A JWK set fetch that failed (refused, reset, not 200): jose passes fetch's own error through.
-  if (err instanceof TypeError || (err instanceof errors.JOSEError && err.code === 'ERR_JOSE_GENERIC'))
+  // A JWK set answer that was not 200 (a failed fetch is KeysUnavailable: keys.ts).
+  if (err instanceof errors.JOSEError && err.code === 'ERR_JOSE_GENERIC')
     return 'ERR_AUTH_TOKEN_KEYS_UNAVAILABLE';
+  // The set has the key the token names, but it cannot verify: an RSA key under 2048 bits (jose's
+  // TypeError), a JWK WebCrypto will not import (a DOMException). No key the gateway can use, as
+  // for a key jose passes over (`use: enc`, another curve); the set itself was fetched.
+  if (err instanceof TypeError || err instanceof DOMException) return 'ERR_AUTH_TOKEN_UNKNOWN_KEY';
   return 'ERR_AUTH_TOKEN_MALFORMED';
 }
 
