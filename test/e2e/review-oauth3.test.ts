@@ -267,3 +267,80 @@ describe('the audit reason of a token refused for the JWK set’s fault', () => 
     assert.deepEqual(await reasonOf(await sign(good, jwks.issuer, { aud, jti: '3' })), [200, undefined]);
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// 3. Keys of the set that must never verify a token, whoever signs it.
+// ---------------------------------------------------------------------------------------------
+describe('keys of the JWK set that are not signing keys for these tokens', () => {
+  let upstream: SdkUpstream;
+  let gateway: TestGateway;
+  let jwks: Awaited<ReturnType<typeof startJwks>>;
+  const signers: Record<string, Key> = {};
+  const OCT_SECRET = Buffer.from('a published oct key is no secret at all, 32+ bytes').toString('base64url');
+
+  before(async () => {
+    signers.enc = await newKey('k-enc');
+    signers.ops = await newKey('k-ops');
+    signers.p384 = await newKey('k-p384', 'ES384');
+    jwks = await startJwks(() => ({
+      keys: [
+        { ...signers.enc!.jwk, use: 'enc' },
+        { ...signers.ops!.jwk, use: undefined, key_ops: ['encrypt', 'wrapKey'] },
+        // A P-384 key labelled ES256 (and one unlabelled, for a token that says ES256).
+        { ...signers.p384!.jwk, alg: 'ES256' },
+        { ...signers.p384!.jwk, kid: 'k-p384-bare', alg: undefined },
+        { kty: 'oct', kid: 'k-oct', k: OCT_SECRET },
+        { kty: 'oct', kid: 'k-oct-rs', alg: 'RS256', k: OCT_SECRET },
+      ],
+    }));
+    upstream = await startSdkUpstream();
+    gateway = await startOAuthGateway(
+      upstream.url,
+      jwks.issuer,
+      jwks.url,
+      ['    algorithms: [RS256, ES256, ES384, PS256, EdDSA]'],
+      { oauthTuning: { cooldownMs: 0 } },
+    );
+  });
+  after(async () => {
+    await gateway.close(500);
+    await upstream.close();
+    await jwks.close();
+  });
+
+  it('holds: use enc, key_ops without verify, a key on another curve, oct keys (HS256 with the published k)', async () => {
+    const aud = gateway.mcpUrl;
+    const claims = { iss: jwks.issuer, aud, scope: 'mcp:tools' };
+    const hs = (kid: string, alg: 'HS256' = 'HS256') =>
+      new SignJWT({ ...claims, sub: 's', exp: Math.floor(Date.now() / 1000) + 300 })
+        .setProtectedHeader({ alg, kid, typ: 'at+jwt' })
+        .sign(Buffer.from(OCT_SECRET, 'base64url'));
+    const p384As256 = async (kid: string) => {
+      // An ES384 signature presented as ES256 under the P-384 key's kid.
+      const t = await sign({ ...signers.p384!, kid }, jwks.issuer, claims);
+      const [, payload, signature] = t.split('.');
+      return `${b64url({ alg: 'ES256', kid, typ: 'at+jwt' })}.${payload}.${signature}`;
+    };
+    const cases: [string, string][] = [
+      ['use: enc', await sign(signers.enc!, jwks.issuer, claims)],
+      ['key_ops without verify', await sign(signers.ops!, jwks.issuer, claims)],
+      ['P-384 key labelled ES256, token ES256', await p384As256('k-p384')],
+      ['P-384 key labelled ES256, token ES384', await sign(signers.p384!, jwks.issuer, claims)],
+      ['P-384 key unlabelled, token ES256', await p384As256('k-p384-bare')],
+      ['oct key, HS256 with its published k', await hs('k-oct')],
+      ['oct key labelled RS256, HS256 with its k', await hs('k-oct-rs')],
+      [
+        'oct key, alg RS256 claimed, HMAC signature',
+        (await hs('k-oct')).replace(/^[^.]+/, b64url({ alg: 'RS256', kid: 'k-oct' })),
+      ],
+    ];
+    // Control: the unlabelled P-384 key verifies the ES384 token it signed.
+    const control = await sign({ ...signers.p384!, kid: 'k-p384-bare' }, jwks.issuer, claims);
+    assert.equal((await post(aud, control)).status, 200);
+    const before = upstream.received.length;
+    const got: Record<string, number> = {};
+    for (const [name, token] of cases) got[name] = (await post(aud, token)).status;
+    assert.deepEqual(got, Object.fromEntries(cases.map(([name]) => [name, 401])));
+    assert.equal(upstream.received.length, before, 'a refused token reached the upstream');
+  });
+});
