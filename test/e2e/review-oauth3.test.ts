@@ -344,3 +344,66 @@ describe('keys of the JWK set that are not signing keys for these tokens', () =>
     assert.equal(upstream.received.length, before, 'a refused token reached the upstream');
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// 4. A JWK set that hangs, and a flood of unknown kids beside a client with a good token.
+// ---------------------------------------------------------------------------------------------
+describe('a hanging JWK set, a flood of unknown kids, and a good token beside them', () => {
+  let known: Key;
+  let stranger: Key;
+  let hang = false;
+  let hits = 0;
+  let server: Server;
+  let origin: string;
+  let upstream: SdkUpstream;
+  let gateway: TestGateway;
+  const TIMEOUT = 1500;
+
+  before(async () => {
+    known = await newKey('k1');
+    stranger = await newKey('k-stranger');
+    server = createServer((_req, res) => {
+      hits++;
+      if (hang) return; // accepted, never answered
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ keys: [known.jwk] }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    upstream = await startSdkUpstream();
+    gateway = await startOAuthGateway(upstream.url, `${origin}/realm`, `${origin}/jwks`, [], {
+      oauthTuning: { cooldownMs: 0, timeoutMs: TIMEOUT },
+    });
+  });
+  after(async () => {
+    await gateway.close(500);
+    await upstream.close();
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+
+  it('holds: 20 concurrent unknown kids make one fetch and wait at most its timeout; the good token is not held behind it', async () => {
+    const aud = gateway.mcpUrl;
+    const issuer = `${origin}/realm`;
+    hang = true;
+    const before = hits;
+    const started = Date.now();
+    const flood = Array.from({ length: 20 }, async (_, i) => {
+      const answer = await post(aud, await sign(stranger, issuer, { aud, jti: String(i) }));
+      return [answer.status, Date.now() - started];
+    });
+    // Once the flood's fetch is pending, a token of the cached key.
+    await waitFor(() => hits > before || undefined, 2000, 'the fetch');
+    const goodAt = Date.now();
+    const good = await post(aud, await sign(known, issuer, { aud }));
+    const goodMs = Date.now() - goodAt;
+    const results = await Promise.all(flood);
+    assert.equal(good.status, 200);
+    assert.ok(goodMs < TIMEOUT / 2, `the good token waited ${goodMs} ms behind the hanging fetch`);
+    assert.ok(
+      results.every(([status, ms]) => status === 401 && ms! < TIMEOUT + 1000),
+      JSON.stringify(results),
+    );
+    assert.equal(hits - before, 1, 'fetches');
+  });
+});
