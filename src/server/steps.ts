@@ -94,6 +94,7 @@ export async function createDurable(config: Config, deps: GatewayDeps): Promise<
   const { log, env } = deps;
   const oauth = createOAuth(config, {
     now: deps.clock.now,
+    mono: deps.clock.mono,
     log,
     ...(deps.oauthTuning ? { tuning: deps.oauthTuning } : {}),
   });

@@ -407,3 +407,54 @@ describe('a hanging JWK set, a flood of unknown kids, and a good token beside th
     assert.equal(hits - before, 1, 'fetches');
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// 5. The wall clock stepping back (NTP correcting a fast clock) after a failed JWK set fetch.
+// ---------------------------------------------------------------------------------------------
+describe('the wall clock steps back an hour after a failed JWK set fetch', () => {
+  let key: Key;
+  let failing = true;
+  let offset = 0;
+  let server: Server;
+  let origin: string;
+  let upstream: SdkUpstream;
+  let gateway: TestGateway;
+  const COOLDOWN = 300;
+
+  before(async () => {
+    key = await newKey('k1');
+    server = createServer((_req, res) => {
+      if (failing) return void res.writeHead(500).end();
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ keys: [key.jwk] }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    upstream = await startSdkUpstream();
+    gateway = await startOAuthGateway(upstream.url, `${origin}/realm`, `${origin}/jwks`, [], {
+      oauthTuning: { failureCooldownMs: COOLDOWN },
+      clock: { now: () => Date.now() + offset, mono: () => performance.now() },
+    });
+  });
+  after(async () => {
+    await gateway.close(500);
+    await upstream.close();
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+
+  it('hole: no JWK set was fetched again until the wall clock was back where the failure was (an hour of refused tokens)', async () => {
+    // failed before: 401 ERR_AUTH_TOKEN_KEYS_UNAVAILABLE ("fetch failed recently"): the failure
+    // cooldown, a duration, was measured on the wall clock, now an hour before the failure.
+    offset = -3_600_000;
+    failing = false;
+    await new Promise((r) => setTimeout(r, COOLDOWN + 100));
+    const aud = gateway.mcpUrl;
+    const iat = Math.floor((Date.now() + offset) / 1000);
+    const token = await sign(key, `${origin}/realm`, { aud, iat, exp: iat + 300 });
+    const answer = await post(aud, token);
+    const id = answer.headers.get('x-request-id');
+    const line = await waitFor(() => gateway.auditLines.find((l) => l.request_id === id), 2000, 'line');
+    assert.deepEqual([answer.status, line.reason], [200, undefined]);
+  });
+});

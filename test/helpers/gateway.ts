@@ -13,6 +13,7 @@ import { LineBuffer } from '../../src/audit/line-buffer.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import type { Logger } from '../../src/log/types.ts';
 import type { OAuthTuning } from '../../src/auth/oauth/authenticator.ts';
+import type { Clock } from '../../src/pipeline/ports.ts';
 
 export interface TestGateway extends Gateway {
   readonly runtime: Runtime;
@@ -31,6 +32,8 @@ export interface TestGatewayOptions {
   readonly oauthTuning?: OAuthTuning;
   /** What the audit writer's accepting() answers (always true when absent). */
   readonly auditAccepting?: () => boolean;
+  /** The gateway's clocks (default Date.now and performance.now). */
+  readonly clock?: Clock;
 }
 
 export async function startTestGateway(
@@ -64,7 +67,7 @@ export async function startTestGateway(
   const finished: RequestContext[] = [];
   const upstreamErrors: string[] = [];
   const runtime = await startRuntime(config, {
-    clock: { now: Date.now, mono: () => performance.now() },
+    clock: options.clock ?? { now: Date.now, mono: () => performance.now() },
     log: options.log ?? createLogger({ level: 'silent' }),
     env,
     listen: options.listen ?? '127.0.0.1:0',

@@ -59,7 +59,10 @@ export interface OAuth {
 }
 
 export interface OAuthDeps {
+  /** Wall clock, ms since the epoch: `exp`, `nbf`, `iat` and the token cache. */
   readonly now: () => number;
+  /** Monotonic ms: the key source's failure cooldown. */
+  readonly mono: () => number;
   readonly log: Logger;
   /** Shorter key-fetch timings (tests); the defaults are in keys.ts. */
   readonly tuning?: OAuthTuning;
@@ -82,7 +85,7 @@ export function createOAuth(config: Config, deps: OAuthDeps): OAuth | undefined 
     issuer: oauth.issuer,
     jwksUri: oauth.jwks_uri,
     log: deps.log,
-    now,
+    mono: deps.mono,
     ...deps.tuning,
   });
   const verify = createVerifier({

@@ -56,7 +56,11 @@ export interface KeySourceOptions {
   readonly refreshMs?: number;
   readonly cooldownMs?: number;
   readonly failureCooldownMs?: number;
-  readonly now?: () => number;
+  /**
+   * Monotonic ms, for the failure cooldown: a duration. On the wall clock, one stepped back (NTP
+   * correcting a fast clock) after a failure would refuse every fetch until it was back there.
+   */
+  readonly mono?: () => number;
 }
 
 export function createKeySource(options: KeySourceOptions): KeySource {
@@ -64,7 +68,7 @@ export function createKeySource(options: KeySourceOptions): KeySource {
   const doFetch: FetchLike = options.fetch ?? ((url, init) => fetch(url, init));
   const timeoutMs = options.timeoutMs ?? FETCH_TIMEOUT_MS;
   const failureCooldown = options.failureCooldownMs ?? FAILURE_COOLDOWN_MS;
-  const now = options.now ?? Date.now;
+  const now = options.mono ?? (() => performance.now());
   let jwks: RemoteJWKSet | undefined;
   let lastOk: boolean | undefined;
   let failedAt = -Infinity;
