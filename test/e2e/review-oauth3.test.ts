@@ -11,7 +11,15 @@ import type { KeyObject } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import {
+  CompactSign,
+  exportJWK,
+  FlattenedSign,
+  flattenedVerify,
+  generateKeyPair,
+  importJWK,
+  SignJWT,
+} from 'jose';
 import type { CryptoKey, JWK, JWTPayload } from 'jose';
 import { startSdkUpstream } from '../helpers/sdk-upstream.ts';
 import type { SdkUpstream } from '../helpers/sdk-upstream.ts';
@@ -456,5 +464,69 @@ describe('the wall clock steps back an hour after a failed JWK set fetch', () =>
     const id = answer.headers.get('x-request-id');
     const line = await waitFor(() => gateway.auditLines.find((l) => l.request_id === id), 2000, 'line');
     assert.deepEqual([answer.status, line.reason], [200, undefined]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// 6. Token forms signed by the real key that are still no access token.
+// ---------------------------------------------------------------------------------------------
+describe('token forms signed by the published key that must still be refused', () => {
+  let key: Key;
+  let jwks: Awaited<ReturnType<typeof startJwks>>;
+  let upstream: SdkUpstream;
+  let gateway: TestGateway;
+  // No dot in iss or aud, so an unencoded (b64: false) payload still makes a three-part token.
+  const AUD = 'urn:mcpgate:oauth3';
+  let issuer: string;
+
+  before(async () => {
+    key = await newKey('k1');
+    jwks = await startJwks(() => ({ keys: [key.jwk] }));
+    issuer = `http://localhost:${new URL(jwks.url).port}/realm`;
+    upstream = await startSdkUpstream();
+    gateway = await startOAuthGateway(upstream.url, issuer, jwks.url, [`    audience: "${AUD}"`]);
+  });
+  after(async () => {
+    await gateway.close(500);
+    await upstream.close();
+    await jwks.close();
+  });
+
+  it('holds: an unencoded payload (b64: false), a nested JWT (cty: JWT), a JWE-shaped token, each refused', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const claims = { iss: issuer, aud: AUD, sub: 's', exp: now + 300, scope: 'mcp:tools' };
+    const control = await sign(key, issuer, { aud: AUD });
+    const raw = JSON.stringify(claims);
+    assert.ok(!raw.includes('.'));
+    const flat = await new FlattenedSign(new TextEncoder().encode(raw))
+      .setProtectedHeader({ alg: 'RS256', kid: 'k1', b64: false, crit: ['b64'] })
+      .sign(key.privateKey);
+    const unencoded = `${flat.protected}.${raw}.${flat.signature}`;
+    // A good signature (over the raw payload): what refuses it is the rule that a JWT is encoded.
+    await flattenedVerify({ ...flat, payload: raw }, await importJWK(key.jwk, 'RS256'));
+    assert.equal(unencoded.split('.').length, 3);
+    const nested = await new CompactSign(new TextEncoder().encode(control))
+      .setProtectedHeader({ alg: 'RS256', kid: 'k1', cty: 'JWT', typ: 'at+jwt' })
+      .sign(key.privateKey);
+    const [h, p, s] = control.split('.');
+    const cases: [string, string, number][] = [
+      ['control', control, 200],
+      ['b64: false, crit b64, signed by the published key', unencoded, 401],
+      ['cty JWT around a good token', nested, 401],
+      ['five parts (JWE-shaped) around a good token', `${h}..${p}.${s}.${b64url('tag')}`, 401],
+    ];
+    const got: Record<string, [number, unknown]> = {};
+    for (const [name, token] of cases) {
+      const answer = await post(gateway.mcpUrl, token);
+      const id = answer.headers.get('x-request-id');
+      const line = await waitFor(() => gateway.auditLines.find((l) => l.request_id === id), 2000, 'line');
+      got[name] = [answer.status, line.reason];
+    }
+    assert.deepEqual(got, {
+      control: [200, undefined],
+      'b64: false, crit b64, signed by the published key': [401, 'ERR_AUTH_TOKEN_MALFORMED'],
+      'cty JWT around a good token': [401, 'ERR_AUTH_TOKEN_MALFORMED'],
+      'five parts (JWE-shaped) around a good token': [401, 'ERR_AUTH_TOKEN_MALFORMED'],
+    });
   });
 });
