@@ -115,13 +115,13 @@ const SPECS = {
   },
   ERR_CLIENT_ABORTED: { status: 499, rpc: RPC.INTERNAL_ERROR, message: 'client closed the request' },
   /**
-   * A stream (GET, subscriptions/listen) was opening while a reload swapped the config: refused, the
-   * client opens it again under the new one.
+   * A request was read or a stream (GET, subscriptions/listen) was opening while a reload swapped the
+   * config: refused, the client sends it again and is judged by the new one.
    */
   ERR_CONFIG_RELOADED: {
     status: 503,
     rpc: RPC.INTERNAL_ERROR,
-    message: 'the configuration changed while this stream opened: retry',
+    message: 'the configuration changed while this request was received: retry',
   },
   /** An open stream's key or token expired: the gateway ended it (a request would now get 401). */
   ERR_STREAM_EXPIRED: { status: 401, rpc: RPC.UNAUTHORIZED, message: 'unauthorized' },

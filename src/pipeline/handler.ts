@@ -50,7 +50,7 @@ import { chargedWithPeekedId, fail, failOnStream, withPeekedId } from './failure
 import { bodyBytesRead, unsupportedExpectation } from './read-body.ts';
 import { ExpiryWatch } from './stream-expiry.ts';
 import { opensListen } from './listen.ts';
-import { admitStream } from './stream-admission.ts';
+import { admitStream, refuseIfReloaded } from './stream-admission.ts';
 import type { KeyShares } from '../proxy/key-shares.ts';
 import { closedBeforeTurn } from '../server/connect.ts';
 
@@ -250,6 +250,8 @@ export function createHandler(deps: HandlerDeps): Handler {
           inspection = steps.inspect(ctx, raw);
           const taken = steps.rateLimit.consume(ctx);
           if (taken !== undefined) await taken;
+          // Judged by the config still running when its body ended, not one a reload replaced.
+          refuseIfReloaded(ctx, steps, deps.steps.current);
         } catch (err) {
           // On the HTTP+SSE transport the refusal goes on the stream, where the client waits for it.
           if (route !== undefined && failOnStream(ctx, err, route)) return;
@@ -311,6 +313,7 @@ export function createHandler(deps: HandlerDeps): Handler {
         // A DELETE reaches the upstream like a message: it takes a token like one.
         const paid = steps.rateLimit.prepay(ctx);
         if (paid !== undefined) await paid;
+        refuseIfReloaded(ctx, steps, deps.steps.current);
         rewrite = steps.integrity.closing(ctx);
       }
       // (holdStream's expiry watch may have ended a stream whose credential ran out just now.)

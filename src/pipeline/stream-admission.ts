@@ -22,6 +22,19 @@ export function configReloaded(): GatewayError {
   return new GatewayError('ERR_CONFIG_RELOADED', { headers: RELOADED });
 }
 
+/**
+ * Throws 503 `ERR_CONFIG_RELOADED` when a reload swapped the steps since the request took them. A
+ * request is judged by the steps it started with, but a client decides when its body ends (or an
+ * OAuth verification, a Redis decision is awaited): judged after the reload was done, it would reach
+ * the upstream under a key the running config removed or narrowed. Checked after the last wait
+ * before a request is forwarded or a stream held; the client sends it again and is judged anew.
+ */
+export function refuseIfReloaded(ctx: RequestContext, started: PipelineSteps, current: PipelineSteps): void {
+  if (current === started) return;
+  ctx.reason = 'ERR_CONFIG_RELOADED';
+  throw configReloaded();
+}
+
 /** Undefined when the stream may open now; a promise that rejects with the refusal otherwise. */
 export function admitStream(
   ctx: RequestContext,
@@ -29,10 +42,7 @@ export function admitStream(
   current: PipelineSteps,
   now: number,
 ): Promise<void> | undefined {
-  if (current !== started) {
-    ctx.reason = 'ERR_CONFIG_RELOADED';
-    throw configReloaded();
-  }
+  refuseIfReloaded(ctx, started, current);
   const at = ctx.principal?.expiresAt;
   if (at === undefined || now < at) return undefined;
   return refusedNow(ctx, current);

@@ -9,7 +9,7 @@
  * After the swap, every open stream (GET, subscriptions/listen) is authenticated again: a stream
  * whose key was removed, disabled or changed (its grants may have shrunk) is ended; the client
  * reconnects and is judged by the new config. Other in-flight POSTs finish with the steps they
- * started with.
+ * started with; one whose body had not ended when the swap came is refused (stream-admission.ts).
  */
 import type { Config } from '../config/schema.ts';
 import { isPlainObject } from '../config/spec.ts';

@@ -1,0 +1,105 @@
+/**
+ * Attack review of config reload (SIGHUP, src/server/reload.ts) under live traffic, through a real
+ * gateway in front of a hand-scripted upstream. `hole:` tests assert the secure behaviour and say
+ * what happened before their fix ("failed before: ..."); `holds:` tests are attacks that did not
+ * get through.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import type { ServerResponse } from 'node:http';
+import { parseConfigText } from '../../src/config/load.ts';
+import { startTestGateway } from '../helpers/gateway.ts';
+import type { TestGateway } from '../helpers/gateway.ts';
+import { startScriptedUpstream } from '../helpers/scripted-upstream.ts';
+import type { ScriptedUpstream, Seen } from '../helpers/scripted-upstream.ts';
+import { waitFor } from '../helpers/net.ts';
+import { newKey, reviewConfig } from '../helpers/review-config.ts';
+import type { KeySpec } from '../helpers/review-config.ts';
+import { ACCEPT, answerJson } from '../helpers/open-request.ts';
+
+const SECRET = 'r'.repeat(40);
+
+const configFor = (upstreamUrl: string, keys: readonly KeySpec[], extra = '') =>
+  reviewConfig(upstreamUrl, keys, extra, { secret: SECRET, resources: ['file:///public/*'] });
+
+async function reload(gateway: TestGateway, yaml: string): Promise<void> {
+  const outcome = parseConfigText(yaml, {}, Date.now());
+  assert.ok(outcome.config, outcome.issues.map((i) => `${i.path}: ${i.message}`).join('\n'));
+  assert.equal((await gateway.runtime.reload(outcome.config)).applied, true);
+}
+
+function rawRequest(u: URL, method: string, key: string, body?: string): string {
+  return (
+    `${method} ${u.pathname} HTTP/1.1\r\nHost: ${u.host}\r\nAuthorization: Bearer ${key}\r\n` +
+    `Accept: ${method === 'GET' ? 'text/event-stream' : ACCEPT}\r\n` +
+    (body !== undefined
+      ? `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`
+      : '') +
+    `\r\n${body ?? ''}`
+  );
+}
+
+const callOf = (seen: Seen) =>
+  (seen.body as { method?: string; params?: { name?: string } } | undefined) ?? {};
+
+describe('review-reload2: a request whose body arrives across a reload', () => {
+  let upstream: ScriptedUpstream;
+  before(async () => {
+    upstream = await startScriptedUpstream();
+    upstream.set((seen, res: ServerResponse) => {
+      res.on('error', () => {});
+      if (seen.method !== 'POST') return void res.writeHead(405).end();
+      answerJson(seen, res, { content: [{ type: 'text', text: 'ran' }] });
+    });
+  });
+  after(async () => {
+    await upstream.close();
+  });
+
+  for (const [what, next] of [
+    ['its key removed', (_m: KeySpec, a: KeySpec) => [a]],
+    ['its tool taken from its allowlist', (m: KeySpec, a: KeySpec) => [{ ...m, allow: ['other'] }, a]],
+  ] as const) {
+    it(`hole: a tools/call whose last body bytes come after a reload (${what}) reached the upstream`, async () => {
+      // failed before: the request keeps the steps read when its headers came (handler.ts run), and
+      // was judged by them once its body was read, however long after the reload: the client held
+      // back its last bytes (up to the listener's requestTimeout) and its call ran under a key the
+      // running config had removed or narrowed.
+      const mallory: KeySpec = { label: 'mallory', key: newKey(), allow: ['echo'] };
+      const alice: KeySpec = { label: 'alice', key: newKey() };
+      const gateway = await startTestGateway(configFor(upstream.url, [mallory, alice]));
+      const u = new URL(gateway.mcpUrl);
+      const socket = connect(Number(u.port), u.hostname);
+      let answer = '';
+      socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+      socket.on('error', () => {});
+      try {
+        const body = '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{}}}';
+        const req = rawRequest(u, 'POST', mallory.key, body);
+        socket.write(req.slice(0, req.length - 5));
+        await waitFor(() => gateway.handler.inflight.size > 0 || undefined, 3000, 'the request in flight');
+        await new Promise((r) => setTimeout(r, 100));
+        await reload(gateway, configFor(upstream.url, next(mallory, alice)));
+        const before = upstream.seen.length;
+        socket.write(req.slice(req.length - 5));
+        await waitFor(() => /\r\n\r\n/.test(answer) || undefined, 3000, 'the answer');
+        await new Promise((r) => setTimeout(r, 100));
+        const calls = upstream.seen.slice(before).filter((s) => callOf(s).method === 'tools/call');
+        assert.equal(calls.length, 0, `the call reached the upstream: ${answer.slice(0, 300)}`);
+        assert.match(answer, /^HTTP\/1\.1 503 [^]*retry-after: 1[^]*"id":7,"error":\{"code":-32603,/i);
+        const lines = await waitFor(
+          () => (gateway.auditLines.length > 0 ? gateway.auditLines : undefined),
+          3000,
+          'its line',
+        );
+        assert.equal(lines.length, 1);
+        assert.equal(lines[0]!.reason, 'ERR_CONFIG_RELOADED');
+        assert.equal(lines[0]!.status, 503);
+      } finally {
+        socket.destroy();
+        await gateway.close(200);
+      }
+    });
+  }
+});
