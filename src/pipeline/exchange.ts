@@ -28,6 +28,11 @@ function onResponseClose(this: ServerResponse): void {
   (this as Carrier)[EXCHANGE]?.closed();
 }
 
+/** The exchange a response belongs to (set when the request entered the list in flight). */
+export function exchangeOf(res: ServerResponse): Exchange | undefined {
+  return (res as Carrier)[EXCHANGE];
+}
+
 export class Exchange implements RelayHooks {
   readonly ctx: RequestContext;
   private readonly shared: Shared;

@@ -44,7 +44,7 @@ import { createHeavyGate } from './heavy-gate.ts';
 import type { BufferBudget } from '../proxy/body-buffer.ts';
 import type { ResponseHead } from '../proxy/response-headers.ts';
 import { InflightList } from './inflight.ts';
-import { Exchange } from './exchange.ts';
+import { Exchange, exchangeOf } from './exchange.ts';
 import type { Shared } from './exchange.ts';
 import { chargedWithPeekedId, fail, failOnStream, withPeekedId } from './failure.ts';
 import { bodyBytesRead, unsupportedExpectation } from './read-body.ts';
@@ -121,6 +121,11 @@ export interface Handler {
    * principal it refuses).
    */
   readonly streams: ReadonlyMap<RequestContext, unknown>;
+  /**
+   * What the gateway still judges as it comes: the open streams, and the forwarded requests whose
+   * answer has not begun or is an SSE stream (a reload ends those of a key it refuses or changed).
+   */
+  answering(): RequestContext[];
   /**
    * Ends one open stream and cancels its upstream request; one the upstream has not answered yet
    * gets `refusal` (the error a request made now would get).
@@ -381,8 +386,8 @@ export function createHandler(deps: HandlerDeps): Handler {
    * reads as an empty stream or a listen with no answer, and its audit line said `allow`.
    */
   function endStream(ctx: RequestContext, refusal: unknown): void {
-    const ex = streams.get(ctx);
-    if (ex === undefined) return;
+    const ex = streams.get(ctx) ?? exchangeOf(ctx.res);
+    if (ex === undefined || ctx.finished) return;
     const reason = new Error('stream ended by the gateway');
     // (The relay ends what it relays: a stream through its rewriter, whose owed answers get the
     // refusal, then watched; a body its head gave a length is cut.)
@@ -430,6 +435,16 @@ export function createHandler(deps: HandlerDeps): Handler {
       [Symbol.iterator]: () => contextsOf(inflight.entries()),
     },
     streams: streams as ReadonlyMap<RequestContext, unknown>,
+    answering() {
+      const open = [...streams.keys()];
+      for (const ex of inflight.entries()) {
+        const res = ex.ctx.res;
+        // An answer written whole (a JSON body judged before it went out) has nothing left to judge.
+        if (streams.has(ex.ctx) || !ex.forwarded || res.writableEnded) continue;
+        if (!res.headersSent || ex.relay?.streaming === true) open.push(ex.ctx);
+      }
+      return open;
+    },
     endStream,
     drain() {
       draining = true;

@@ -150,6 +150,11 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     this.hooks = hooks;
   }
 
+  /** The upstream's answer is an SSE stream (its events are judged as they come). */
+  get streaming(): boolean {
+    return this.sse;
+  }
+
   /** The client went away: abort the upstream request at once. */
   abort(reason: Error): void {
     this.stopKeepalive();

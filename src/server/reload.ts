@@ -8,8 +8,10 @@
  * (listen, upstream.*, audit.*, ...) keeps its running value and is reported as needing a restart.
  * After the swap, every open stream (GET, subscriptions/listen) is authenticated again: a stream
  * whose key was removed, disabled or changed (its grants may have shrunk) is ended; the client
- * reconnects and is judged by the new config. Other in-flight POSTs finish with the steps they
- * started with; one whose body had not ended when the swap came is refused (stream-admission.ts).
+ * reconnects and is judged by the new config. So is a forwarded POST's answer not begun yet or
+ * streaming (SSE): its events would be filtered by the grants its key had, after the reload said it
+ * was done. An answer written whole was judged whole before; it goes on. A POST whose body had not
+ * ended when the swap came is refused (stream-admission.ts).
  */
 import type { Config } from '../config/schema.ts';
 import { isPlainObject } from '../config/spec.ts';
@@ -55,7 +57,7 @@ export type ReloadOutcome =
       readonly config: Config;
       /** Changed settings that keep their running value until a restart. */
       readonly restart: readonly string[];
-      /** Open GET streams ended because the new config refuses or changed their principal. */
+      /** Open streams and answers ended because the new config refuses or changed their principal. */
       readonly endedStreams: number;
     }
   | { readonly applied: false; readonly problems: readonly Issue[]; readonly restart: readonly string[] };
@@ -63,7 +65,7 @@ export type ReloadOutcome =
 export interface ReloadParts<S extends PipelineSteps> {
   readonly holder: StepsHolder<S>;
   readonly handler: {
-    readonly streams: ReadonlyMap<RequestContext, unknown>;
+    answering(): RequestContext[];
     endStream(ctx: RequestContext, refusal: unknown): void;
   };
   readonly build: (config: Config) => Promise<S>;
@@ -136,8 +138,8 @@ function changedKeys(before: Config, after: Config): Set<string> {
 }
 
 /**
- * Authenticates each open GET stream again with the new steps and ends those refused, those that
- * now authenticate as someone else, and those of a changed key. Returns how many were ended.
+ * Authenticates each open stream and answer again with the new steps and ends those refused, those
+ * that now authenticate as someone else, and those of a changed key. Returns how many were ended.
  */
 async function endRefusedStreams(
   handler: ReloadParts<PipelineSteps>['handler'],
@@ -145,7 +147,7 @@ async function endRefusedStreams(
   changed: ReadonlySet<string>,
 ): Promise<number> {
   let ended = 0;
-  for (const ctx of [...handler.streams.keys()]) {
+  for (const ctx of handler.answering()) {
     const before = ctx.principal;
     const probe: RequestContext = { ...ctx, principal: undefined, reason: undefined };
     let refused = false;

@@ -16,7 +16,7 @@ import type { ScriptedUpstream, Seen } from '../helpers/scripted-upstream.ts';
 import { waitFor } from '../helpers/net.ts';
 import { newKey, reviewConfig } from '../helpers/review-config.ts';
 import type { KeySpec } from '../helpers/review-config.ts';
-import { ACCEPT, answerJson } from '../helpers/open-request.ts';
+import { ACCEPT, answerJson, postJson } from '../helpers/open-request.ts';
 
 const SECRET = 'r'.repeat(40);
 
@@ -102,4 +102,152 @@ describe('review-reload2: a request whose body arrives across a reload', () => {
       }
     });
   }
+});
+
+describe('review-reload2: a POST answer streaming across a reload', () => {
+  let upstream: ScriptedUpstream;
+  const calls: ServerResponse[] = [];
+  const held: (() => void)[] = [];
+  before(async () => {
+    upstream = await startScriptedUpstream();
+    upstream.set((seen, res: ServerResponse) => {
+      res.on('error', () => {});
+      if (seen.method !== 'POST') return void res.writeHead(405).end();
+      const body = seen.body as { method?: string; id?: unknown } | undefined;
+      if (body?.method === 'tools/call') {
+        // A long tool: its answer is an SSE stream the test writes to.
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(': working\n\n');
+        calls.push(res);
+        return;
+      }
+      if (body?.method === 'tools/list') {
+        // A slow list: answered when the test says.
+        held.push(() =>
+          answerJson(seen, res, { tools: [{ name: 'echo', inputSchema: { type: 'object' } }] }),
+        );
+        return;
+      }
+      if (body?.id === undefined) return void res.writeHead(202).end();
+      answerJson(seen, res);
+    });
+  });
+  after(async () => {
+    for (const r of calls) r.destroy();
+    await upstream.close();
+  });
+
+  const updated = (uri: string) =>
+    `data: {"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"${uri}"}}\n\n`;
+
+  for (const [what, next, rpc, reason] of [
+    [
+      'its resources narrowed',
+      (m: KeySpec, a: KeySpec) => [{ ...m, resources: ['file:///public/ok/*'] }, a],
+      -32603,
+      'ERR_CONFIG_RELOADED',
+    ],
+    ['its key removed', (_m: KeySpec, a: KeySpec) => [a], -32001, 'ERR_AUTH_UNKNOWN_KEY'],
+  ] as const) {
+    it(`hole: a tools/call answer streaming when a reload changed its key (${what}) went on under the old grants`, async () => {
+      // failed before: a reload ended the key's GET and listen streams only; a POST's SSE answer
+      // kept the filters of the principal it started with, so after "config reloaded" the client
+      // was still sent updates of resources the running config hides from it (and, its key removed,
+      // whatever the upstream wrote, for as long as the call lasted).
+      const mallory: KeySpec = { label: 'mallory', key: newKey() };
+      const alice: KeySpec = { label: 'alice', key: newKey() };
+      const gateway = await startTestGateway(configFor(upstream.url, [mallory, alice]));
+      const u = new URL(gateway.mcpUrl);
+      const socket = connect(Number(u.port), u.hostname);
+      let answer = '';
+      socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+      socket.on('error', () => {});
+      try {
+        const before = calls.length;
+        socket.write(
+          rawRequest(
+            u,
+            'POST',
+            mallory.key,
+            '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{}}}',
+          ),
+        );
+        const up = await waitFor(() => calls[before], 3000, 'the call at the upstream');
+        up.write(updated('file:///public/secret-before.txt'));
+        await waitFor(() => answer.includes('secret-before') || undefined, 3000, 'the update before');
+        await reload(gateway, configFor(upstream.url, next(mallory, alice)));
+        if (!up.destroyed) up.write(updated('file:///public/secret-after.txt'));
+        await new Promise((r) => setTimeout(r, 300));
+        assert.ok(!answer.includes('secret-after'), `after the reload: ${answer.slice(-300)}`);
+        // The call it owes an answer to gets the refusal on its stream (its key's now, or the
+        // reload's for a changed key), and the stream ends.
+        assert.ok(answer.includes(`"id":3,"error":{"code":${rpc},`), answer.slice(-200));
+        const line = await waitFor(() => gateway.auditLines[0], 3000, 'its line');
+        assert.equal(gateway.auditLines.length, 1);
+        assert.equal(line.key, 'mallory');
+        assert.equal(line.reason, reason);
+      } finally {
+        socket.destroy();
+        await gateway.close(200);
+      }
+    });
+  }
+
+  it('hole: a tools/list the upstream answered after a reload took the tool from its key listed it', async () => {
+    // failed before: the answer was filtered by the grants the key had when the request started.
+    const mallory: KeySpec = { label: 'mallory', key: newKey() };
+    const gateway = await startTestGateway(configFor(upstream.url, [mallory]));
+    try {
+      const before = held.length;
+      const pending = postJson(gateway.mcpUrl, mallory.key, '{"jsonrpc":"2.0","id":5,"method":"tools/list"}');
+      await waitFor(() => held[before], 3000, 'the list at the upstream');
+      await reload(gateway, configFor(upstream.url, [{ ...mallory, allow: ['other'] }]));
+      held[before]!();
+      const res = await pending;
+      assert.ok(!res.text.includes('echo'), res.text);
+      assert.equal(res.status, 503, res.text);
+      const line = await waitFor(() => gateway.auditLines[0], 3000, 'its line');
+      assert.equal(line.reason, 'ERR_CONFIG_RELOADED');
+    } finally {
+      await gateway.close(200);
+    }
+  });
+
+  it('holds: a tools/call answer of an unchanged key streams on across a reload', async () => {
+    const mallory: KeySpec = { label: 'mallory', key: newKey() };
+    const alice: KeySpec = { label: 'alice', key: newKey() };
+    const gateway = await startTestGateway(configFor(upstream.url, [mallory, alice]));
+    const u = new URL(gateway.mcpUrl);
+    const socket = connect(Number(u.port), u.hostname);
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    socket.on('error', () => {});
+    try {
+      const before = calls.length;
+      socket.write(
+        rawRequest(
+          u,
+          'POST',
+          alice.key,
+          '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","arguments":{}}}',
+        ),
+      );
+      const up = await waitFor(() => calls[before], 3000, 'the call at the upstream');
+      await reload(gateway, configFor(upstream.url, [alice]));
+      up.write(updated('file:///public/still.txt'));
+      up.end(
+        'data: {"jsonrpc":"2.0","id":' +
+          JSON.stringify((upstream.seen.at(-1)!.body as { id: unknown }).id) +
+          ',"result":{"content":[]}}\n\n',
+      );
+      await waitFor(() => answer.includes('"id":4,"result"') || undefined, 3000, 'its answer');
+      assert.ok(answer.includes('still.txt'));
+      const line = await waitFor(() => gateway.auditLines[0], 3000, 'its line');
+      assert.equal(line.reason, undefined);
+      assert.equal(line.decision, 'allow');
+    } finally {
+      socket.destroy();
+      await gateway.close(200);
+    }
+  });
 });
