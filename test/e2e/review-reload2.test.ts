@@ -251,3 +251,45 @@ describe('review-reload2: a POST answer streaming across a reload', () => {
     }
   });
 });
+
+describe('review-reload2: a reload racing shutdown', () => {
+  it('holds: a reload that removes the key of an open stream while the gateway shuts down ends it once, with one line', async () => {
+    const upstream = await startScriptedUpstream();
+    const open: ServerResponse[] = [];
+    upstream.set((seen, res) => {
+      res.on('error', () => {});
+      if (seen.method === 'GET') {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(': open\n\n');
+        open.push(res);
+        return;
+      }
+      answerJson(seen, res);
+    });
+    const mallory: KeySpec = { label: 'mallory', key: newKey() };
+    const alice: KeySpec = { label: 'alice', key: newKey() };
+    const gateway = await startTestGateway(configFor(upstream.url, [mallory, alice]));
+    const u = new URL(gateway.mcpUrl);
+    const socket = connect(Number(u.port), u.hostname);
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    socket.on('error', () => {});
+    try {
+      socket.write(rawRequest(u, 'GET', mallory.key));
+      await waitFor(() => open[0], 3000, 'the stream at the upstream');
+      await waitFor(() => answer.includes(': open') || undefined, 3000, 'the stream open');
+      const next = parseConfigText(configFor(upstream.url, [alice]), {}, Date.now()).config!;
+      const [closed, reloaded] = await Promise.all([gateway.close(300), gateway.runtime.reload(next)]);
+      assert.equal(closed.forced, 0);
+      assert.equal(reloaded.applied, true);
+      assert.equal(gateway.handler.inflight.size, 0);
+      const lines = gateway.auditLines.filter((l) => l.key === 'mallory');
+      assert.equal(lines.length, 1, JSON.stringify(gateway.auditLines));
+    } finally {
+      socket.destroy();
+      for (const r of open) r.destroy();
+      await gateway.close(200);
+      await upstream.close();
+    }
+  });
+});
