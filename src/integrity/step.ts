@@ -13,7 +13,8 @@ import type { TaskOwnership } from '../policy/tasks.ts';
 import type { PendingTags } from './cancels.ts';
 import { exchangeIds, exchangeIdsOf, MatchRewrite, signedIds, tagRequests } from './match.ts';
 import type { Filters, ForwardedTag, MatchOptions } from './match.ts';
-import type { EventIds } from './event-ids.ts';
+import { answerDigest } from './event-ids.ts';
+import type { EventIds, Opened } from './event-ids.ts';
 import type { Cursors } from './cursors.ts';
 import { GatewayError } from '../jsonrpc/errors.ts';
 import type { ErrorCode } from '../jsonrpc/errors.ts';
@@ -35,23 +36,25 @@ export interface IntegrityStep {
     readonly bytes: Buffer;
     readonly rewrite: ResponseRewrite;
     /**
-     * For requests sent without a session (initialize): told the session the upstream opened in its
-     * answer's headers, so a GET stream of that session may replay their answers (opened() below).
+     * For an initialize (sent without a session): told the session the upstream opened in its
+     * answer's headers, so its stream's event ids carry its answer to a GET of that session that
+     * resumes it (event-ids.ts sealOpening).
      */
     readonly opened?: ((upstreamSessionId: string) => void) | undefined;
   };
   /**
    * The rewrite for a GET stream (it may replay responses of earlier POSTs of the same upstream
-   * session, `sessionId`).
+   * session, `sessionId`, and, `resumed` at an initialize's event, that initialize's answer).
    */
-  stream(ctx: RequestContext, sessionId: string | undefined): ResponseRewrite;
+  stream(ctx: RequestContext, sessionId: string | undefined, resumed?: Opened): ResponseRewrite;
   /** The rewrite for a DELETE: it forwards no request, so no response in its body may pass. */
   closing(ctx: RequestContext): ResponseRewrite;
   /**
-   * The upstream event id to resume a GET stream after: the one in the `Last-Event-ID` the
-   * gateway sealed for this principal, undefined without one; a GatewayError for any other.
+   * Where a GET stream of the upstream session `sessionId` resumes: the upstream event id in the
+   * `Last-Event-ID` the gateway sealed for this principal (and, sealed on an initialize's stream
+   * for this session, the answer it may take), undefined without one; a GatewayError for any other.
    */
-  resume(ctx: RequestContext): string | undefined;
+  resume(ctx: RequestContext, sessionId: string | undefined): Opened | undefined;
 }
 
 export interface IntegrityOptions {
@@ -66,25 +69,8 @@ export interface IntegrityOptions {
   readonly cursors: Cursors;
 }
 
-/** Most tags of requests sent without a session remembered with the session their answer opened. */
-export const MAX_OPENED = 10_000;
-
 export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
   const { tagger, tasks, pending, pinning, eventIds, cursors } = options;
-  /**
-   * Tag of an initialize (sent without a session: signed for the principal alone) → the upstream
-   * session its answer opened. An initialize is tagged before its session exists, and a client whose POST
-   * stream ends after the server's priming event (SEP-1699; the SDK client does this) resumes it with
-   * a GET of the new session: that stream takes the answer's tag as one of its session's, and only
-   * that session's (inSession). Bounded: the oldest are forgotten first (their replay is then refused).
-   */
-  const opened = new Map<string, string>();
-  function remember(tags: Iterable<string>, upstreamSessionId: string): void {
-    for (const tag of tags) {
-      if (opened.size >= MAX_OPENED) opened.delete(opened.keys().next().value as string);
-      opened.set(tag, upstreamSessionId);
-    }
-  }
   // One function for every exchange: the key its cancellation waits under travels with the tag.
   const forgetAnswered = (tag: string, forwarded: ForwardedTag) => {
     if (forwarded.pending !== undefined) pending.forget(forwarded.pending, tag);
@@ -134,37 +120,50 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
       const ids = exchangeIdsOf(forwarded, forgetAnswered);
       // The filters are built when a response first needs them (never for the common small answer).
       const options = signedFor === undefined ? answering : onStream;
-      const rewrite = new MatchRewrite(ids, filtersFor, ctx, options);
       // An initialize only: another request sent without a session (a stateless one) opens none,
       // and an upstream naming a session in its answer would let that session's GET stream take a
       // tag of a request made outside it.
-      if (sessionId !== undefined || signedFor !== undefined || !opensSession(messages))
-        return { bytes: forwarded.bytes, rewrite };
-      const tags = forwarded.tags;
+      const tag = forwarded.tags.size === 1 ? forwarded.tags.keys().next().value : undefined;
+      if (sessionId !== undefined || signedFor !== undefined || tag === undefined || !opensSession(messages))
+        return { bytes: forwarded.bytes, rewrite: new MatchRewrite(ids, filtersFor, ctx, options) };
+      // An initialize is tagged before its session exists, for the principal alone, and a GET stream
+      // of a session takes only tags signed for it: a client whose POST stream ends after the
+      // server's priming event (SEP-1699; the SDK client does this) resumes it with a GET of the new
+      // session, on any replica or after a restart. The stream's event ids, once the answer's headers
+      // named the session, carry the tag's digest to that GET, sealed for the session and principal.
+      const opening = new Opening(eventIds, bindingId, answerDigest(tag));
+      const sealing: MatchOptions<RequestContext> = { ...options, eventIds: () => opening.seal };
       return {
         bytes: forwarded.bytes,
-        rewrite,
-        opened: (upstreamSessionId: string) => remember(tags.keys(), upstreamSessionId),
+        rewrite: new MatchRewrite(ids, filtersFor, ctx, sealing),
+        opened: opening.opened,
       };
     },
-    stream(ctx, sessionId) {
+    stream(ctx, sessionId, resumed) {
       const bindingId = principalOf(ctx).bindingId;
       const signed = inSession(bindingId, sessionId);
-      const ids =
-        signed === undefined
-          ? signedIds(tagger, bindingId)
-          : new SessionIds(tagger, signed, bindingId, sessionId as string, opened);
-      return new MatchRewrite(ids, filtersFor, ctx, streaming);
+      if (signed === undefined)
+        return new MatchRewrite(signedIds(tagger, bindingId), filtersFor, ctx, streaming);
+      const answer = resumed?.answer;
+      const ids = new SessionIds(tagger, signed, bindingId, answer);
+      if (answer === undefined) return new MatchRewrite(ids, filtersFor, ctx, streaming);
+      // Resumed at an initialize's event: this stream's ids carry its answer on, so the client may
+      // resume it again if it is cut before the answer.
+      const seal = (id: string) => eventIds.sealOpening(signed, answer, id);
+      return new MatchRewrite(ids, filtersFor, ctx, { ...streaming, eventIds: () => seal });
     },
     closing(ctx) {
       principalOf(ctx); // the filters are built later: fail here, as the other paths do, without a principal
       return new MatchRewrite(exchangeIds(new Map()), filtersFor, ctx, closing);
     },
-    resume(ctx) {
+    resume(ctx, sessionId) {
       const presented = ctx.req.headers['last-event-id'];
       if (presented === undefined || presented === '') return undefined;
+      const bindingId = principalOf(ctx).bindingId;
       const id =
-        typeof presented === 'string' ? eventIds.open(principalOf(ctx).bindingId, presented) : undefined;
+        typeof presented === 'string'
+          ? eventIds.resume(bindingId, inSession(bindingId, sessionId), presented)
+          : undefined;
       if (id === undefined) {
         ctx.reason = 'ERR_INVALID_REQUEST';
         throw new GatewayError('ERR_INVALID_REQUEST', {
@@ -183,29 +182,49 @@ function opensSession(messages: readonly { method?: string; id?: unknown }[]): b
 }
 
 /**
- * A GET stream's ids in an upstream session: tags signed for the session (inSession), and tags of
- * requests sent before it existed whose answer opened it (the initialize that started it).
+ * The event ids of an initialize's stream: sealed as any until its answer's headers name the session
+ * it opened, then as openings of that session that carry the initialize's answer (event-ids.ts).
+ */
+class Opening {
+  private session: string | undefined = undefined;
+  private readonly eventIds: EventIds;
+  private readonly bindingId: string;
+  private readonly answer: string;
+
+  constructor(eventIds: EventIds, bindingId: string, answer: string) {
+    this.eventIds = eventIds;
+    this.bindingId = bindingId;
+    this.answer = answer;
+  }
+
+  readonly opened = (upstreamSessionId: string): void => {
+    this.session = inSession(this.bindingId, upstreamSessionId);
+  };
+
+  readonly seal = (id: string): string =>
+    this.session === undefined
+      ? this.eventIds.seal(this.bindingId, id)
+      : this.eventIds.sealOpening(this.session, this.answer, id);
+}
+
+/**
+ * A GET stream's ids in an upstream session: tags signed for the session (inSession), and, on a
+ * stream resumed at an initialize's event (event-ids.ts sealOpening), that initialize's tag, signed
+ * before the session existed, whose digest the event id carried.
  */
 class SessionIds implements ResponseIds {
   private readonly tagger: RequestTagger;
   private readonly signed: string;
   private readonly bindingId: string;
-  private readonly sessionId: string;
-  private readonly opened: ReadonlyMap<string, string>;
+  /** The digest of the initialize's tag this stream may take (answerDigest), if any. */
+  private readonly initialize: string | undefined;
   private readonly answered = new StreamAnswers();
 
-  constructor(
-    tagger: RequestTagger,
-    signed: string,
-    bindingId: string,
-    sessionId: string,
-    opened: ReadonlyMap<string, string>,
-  ) {
+  constructor(tagger: RequestTagger, signed: string, bindingId: string, initialize: string | undefined) {
     this.tagger = tagger;
     this.signed = signed;
     this.bindingId = bindingId;
-    this.sessionId = sessionId;
-    this.opened = opened;
+    this.initialize = initialize;
   }
 
   answer(id: string): Untagged | undefined {
@@ -215,7 +234,8 @@ class SessionIds implements ResponseIds {
 
   name(id: string): Untagged | undefined {
     const untagged = this.tagger.untag(this.signed, id);
-    if (untagged !== undefined || this.opened.get(id) !== this.sessionId) return untagged;
+    if (untagged !== undefined || this.initialize === undefined || answerDigest(id) !== this.initialize)
+      return untagged;
     return this.tagger.untag(this.bindingId, id);
   }
 }

@@ -53,6 +53,7 @@ import { opensListen } from './listen.ts';
 import { admitStream, refuseIfReloaded } from './stream-admission.ts';
 import type { KeyShares } from '../proxy/key-shares.ts';
 import { closedBeforeTurn } from '../server/connect.ts';
+import type { Opened } from '../integrity/event-ids.ts';
 
 /** The POST holds a request (a message with a method and an id): the upstream answers it later. */
 function holdsRequest(ctx: RequestContext): boolean {
@@ -196,7 +197,7 @@ export function createHandler(deps: HandlerDeps): Handler {
 
       const clientSession = req.headers['mcp-session-id'];
       let sessionId: string | undefined;
-      let lastEventId: string | undefined;
+      let resumed: Opened | undefined;
       let route;
       try {
         checkProtocolVersion(req.headers, ctx.protocolVersion);
@@ -210,7 +211,7 @@ export function createHandler(deps: HandlerDeps): Handler {
         }
         route = method === 'POST' ? transport?.post(ctx) : undefined;
         // A stream resumed after an event: only at a point of this key's own streams.
-        if (method === 'GET' && transport === undefined) lastEventId = steps.integrity.resume(ctx);
+        if (method === 'GET' && transport === undefined) resumed = steps.integrity.resume(ctx, sessionId);
       } catch (err) {
         // A protocol version that is none, a session id the gateway did not issue (or one gone), or
         // an event id it did not seal for this key, takes a token like any refusal.
@@ -312,7 +313,7 @@ export function createHandler(deps: HandlerDeps): Handler {
         const admitted = admitStream(ctx, steps, deps.steps.current, clock.now());
         if (admitted !== undefined) await admitted;
         if (res.destroyed || ctx.finished) return;
-        rewrite = transport ? transport.stream(ctx) : steps.integrity.stream(ctx, sessionId);
+        rewrite = transport ? transport.stream(ctx) : steps.integrity.stream(ctx, sessionId, resumed);
         holdStream(ex, steps);
       } else if (method === 'DELETE') {
         // A DELETE reaches the upstream like a message: it takes a token like one.
@@ -336,7 +337,7 @@ export function createHandler(deps: HandlerDeps): Handler {
         ctx.requestId,
         sessionId,
         body !== undefined,
-        lastEventId,
+        resumed?.id,
       );
       (method === 'GET' || listen ? upstream.streams : upstream.pool).dispatch(
         {

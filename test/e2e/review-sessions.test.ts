@@ -208,13 +208,14 @@ describe('sessions review: what a session id and an event id carry to the upstre
     const a = await initialize(alice);
     const b = await initialize(bob);
     assert.match(a.session, /^up-\d+\.[\w-]{22}$/);
-    assert.match(a.eventId, /^é-\d+\.[\w-]{16}$/);
+    // An initialize's stream: its ids carry its answer's digest too (event-ids.ts sealOpening).
+    assert.match(a.eventId, /^é-\d+\.[\w-]{22}\.[\w-]{16}$/);
     const mark = upstream.seen.length;
     // The GET resumes at the upstream's own id (fetch sends é as its latin1 byte, which is how the
     // gateway reads it).
     const resumed = await request('GET', alice, { 'mcp-session-id': a.session, 'last-event-id': a.eventId });
     assert.equal(resumed.status, 200);
-    assert.equal(upstream.seen.at(-1)?.headers['last-event-id'], a.eventId.slice(0, -17));
+    assert.equal(upstream.seen.at(-1)?.headers['last-event-id'], a.eventId.slice(0, -40));
     assert.equal(upstream.seen.at(-1)?.headers['mcp-session-id'], a.session.slice(0, -23));
     // A DELETE carrying one forwards none.
     const deleted = await request('DELETE', alice, {

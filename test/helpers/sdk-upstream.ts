@@ -20,7 +20,9 @@ import {
   McpError,
   ErrorCode,
   ReadResourceRequestSchema,
+  InitializeRequestSchema,
 } from '@modelcontextprotocol/sdk/types.js';
+import type { InitializeRequest, InitializeResult } from '@modelcontextprotocol/sdk/types.js';
 
 export interface Received {
   readonly method: string;
@@ -45,6 +47,12 @@ export interface UpstreamOptions {
   readonly eventIds?: boolean;
   /** A real event store: a GET with `Last-Event-ID` replays the events of a cut stream. */
   readonly replay?: boolean;
+  /**
+   * With `replay`: an initialize's POST stream ends after the SDK's priming event, before its
+   * answer (the server's closeSSEStream, as a proxy's idle timeout would), so the client resumes it
+   * with a GET of the new session and `Last-Event-ID` (SEP-1699).
+   */
+  readonly cutInitialize?: boolean;
   /**
    * Adds a tool `announce`: it appends the tools named in `arguments.add` (strings) to this
    * server's list and sends `notifications/tools/list_changed`, on the call's own stream when
@@ -144,6 +152,15 @@ function buildServer(options: UpstreamOptions, cancelled: string[] = []): Server
     { name: 'test-upstream', version: '1.0.0' },
     { capabilities: { tools: { listChanged: true }, prompts: {}, resources: {}, logging: {} } },
   );
+  if (options.cutInitialize) {
+    // The SDK's own initialize handling (a private method), after the stream is cut.
+    const own = server as unknown as { _oninitialize(request: InitializeRequest): Promise<InitializeResult> };
+    server.setRequestHandler(InitializeRequestSchema, async (request, ctx) => {
+      ctx.closeSSEStream?.();
+      await sleep(20);
+      return own._oninitialize(request);
+    });
+  }
   const extra = Array.from({ length: options.extraTools ?? 0 }, (_, i) => ({
     name: `tool_${String(i).padStart(4, '0')}`,
     description: `generated tool ${i}`,
