@@ -259,10 +259,12 @@ export function inSession(bindingId: string, sessionId: string | undefined): str
  * The stream's requests still owed got the error it was ended with (a reload's, an expiry's, a
  * shutdown's, its upstream's failure): the line names it. A stream the gateway ends at shutdown
  * sets no reason of its own (one delivered whole was delivered as it was), and its line said
- * `allow` with none while the client got `gateway is shutting down` for its request.
+ * `allow` with none while the client got `gateway is shutting down` for its request; it says
+ * `deny` now, as for a request refused at shutdown: the gateway answered it with its refusal.
  */
 function endedOwing(ctx: RequestContext, code: ErrorCode): void {
   ctx.reason ??= code;
+  if (code === 'ERR_SHUTTING_DOWN' && ctx.decision === 'allow') ctx.decision = 'deny';
 }
 
 /**

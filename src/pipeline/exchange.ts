@@ -123,9 +123,11 @@ export class Exchange implements RelayHooks {
     if (!res.writableFinished) {
       ctx.aborted = true;
       this.relay?.abort(new Error('client closed the request'));
-      // Gone before the request was judged or forwarded: never recorded as allowed.
-      if (!this.forwarded && ctx.decision === 'allow') {
-        ctx.decision = ctx.cutByShutdown ? 'deny' : 'aborted';
+      // Gone before the request was judged or forwarded: never recorded as allowed. Cut by the
+      // shutdown, forwarded or not: its client did not get all of its answer.
+      if (ctx.cutByShutdown && ctx.decision === 'allow') ctx.decision = 'deny';
+      else if (!this.forwarded && ctx.decision === 'allow') {
+        ctx.decision = 'aborted';
         ctx.reason ??= 'ERR_CLIENT_ABORTED';
       }
     }

@@ -134,6 +134,13 @@ export interface Handler {
   endStream(ctx: RequestContext, refusal: unknown): void;
   /** Ends every open stream (they carry no pending result; clients reconnect elsewhere). */
   endStreams(): void;
+  /**
+   * The shutdown's grace ended: ends every response the upstream is still answering as endStream
+   * ends a stream (each request a stream still owes an answer gets `gateway is shutting down`, one
+   * not answered yet gets 503 and that error), and marks every request in flight cut by the
+   * shutdown. What cannot be ended so (not forwarded yet, a body being pumped) is left to be cut.
+   */
+  endInflight(): void;
 }
 
 const ALLOW = 'GET, POST, DELETE';
@@ -388,7 +395,11 @@ export function createHandler(deps: HandlerDeps): Handler {
    */
   function endStream(ctx: RequestContext, refusal: unknown): void {
     const ex = streams.get(ctx) ?? exchangeOf(ctx.res);
-    if (ex === undefined || ctx.finished) return;
+    if (ex !== undefined && !ctx.finished) endExchange(ex, refusal);
+  }
+
+  function endExchange(ex: Exchange, refusal: unknown): void {
+    const ctx = ex.ctx;
     const reason = new Error('stream ended by the gateway');
     // (The relay ends what it relays: a stream through its rewriter, whose owed answers get the
     // refusal, then watched; a body its head gave a length is cut.)
@@ -453,6 +464,20 @@ export function createHandler(deps: HandlerDeps): Handler {
     endStreams() {
       const refusal = new GatewayError('ERR_SHUTTING_DOWN', { headers: { connection: 'close' } });
       for (const ctx of [...streams.keys()]) endStream(ctx, refusal);
+    },
+    endInflight() {
+      const refusal = new GatewayError('ERR_SHUTTING_DOWN', { headers: { connection: 'close' } });
+      for (const ex of inflight.entries()) {
+        const ctx = ex.ctx;
+        ctx.cutByShutdown = true;
+        // A response still going when the grace ends was cut short, whatever it owed.
+        ctx.reason ??= 'ERR_SHUTTING_DOWN';
+        const res = ctx.res;
+        // Not at the upstream yet (its body still coming, or waiting its turn): cut, as before.
+        if (ex.relay === undefined || res.destroyed || res.writableEnded) continue;
+        // Cut bare, a POST stream's client waited for the answers it was owed until its own timeout.
+        endExchange(ex, refusal);
+      }
     },
   });
 }

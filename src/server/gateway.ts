@@ -34,6 +34,11 @@ import { createYoungSweep } from './young-sweep.ts';
 
 /** Reserved paths answered whatever the Host (load balancers probe by IP address). */
 const PROBES: ReadonlySet<string> = new Set(['/healthz', '/readyz']);
+/**
+ * How long, after the shutdown's grace, the responses it ended have to reach their clients (an error
+ * event or a 503: a few hundred bytes) before their connections are cut.
+ */
+export const FLUSH_MS = 250;
 
 export interface GatewayDeps {
   readonly clock: Clock;
@@ -182,11 +187,14 @@ export async function startGateway(
       server.closeIdleConnections();
     }
     const forced = handler.inflight.size;
-    for (const ctx of handler.inflight) {
-      ctx.reason ??= 'ERR_SHUTTING_DOWN';
-      ctx.cutByShutdown = true;
-      ctx.res.destroy();
+    // What the upstream is still answering ends as a stream the gateway ends: an error for each
+    // request it owes (or 503 before its head), given a moment to reach its client and finish.
+    handler.endInflight();
+    const flushed = deps.clock.mono() + FLUSH_MS;
+    while (handler.inflight.size > 0 && deps.clock.mono() < flushed) {
+      await new Promise((r) => setTimeout(r, 10));
     }
+    for (const ctx of handler.inflight) ctx.res.destroy();
     server.closeAllConnections();
     // Let the 'close' events (and their audit lines) run before the pools go.
     await new Promise((r) => setImmediate(r));

@@ -875,7 +875,8 @@ describe('audit file, metrics listener, SIGHUP and SIGTERM (real mcpgate serve, 
 
   it('writes the lines of what is open at SIGTERM; after exit the files hold exactly one line per request', async () => {
     // Open when SIGTERM arrives: a GET stream (ended by the gateway at once), a slow call (finishes
-    // within the grace period) and a long progress stream (cut when the grace period ends).
+    // within the grace period) and a long progress stream (ended when the grace period ends, with
+    // the error its request is owed).
     const stream = await fetch(ledger.url, {
       headers: { 'user-agent': UA, ...aliceHeaders({ accept: 'text/event-stream' }) },
     });
@@ -900,10 +901,11 @@ describe('audit file, metrics listener, SIGHUP and SIGTERM (real mcpgate serve, 
     const slowText = await res.text();
     assert.match(slowText, /slow done/);
     const streamed = await streamText; // the gateway ends the GET stream cleanly at shutdown
-    assert.equal(await long.rest, 'cut');
+    // (failed before: cut, with no answer for its request.)
+    assert.equal(await long.rest, 'ended');
     assert.equal(await gw.exited(), 0);
     assert.match(gw.stderr(), /"forced":1/);
-    ledger.record({ ...long.sent, outcomeCheckedElsewhere: true });
+    ledger.record({ ...long.sent, aborted: false, outcomeCheckedElsewhere: true });
     ledger.record({
       ...slow,
       http_method: 'POST',
@@ -942,10 +944,10 @@ describe('audit file, metrics listener, SIGHUP and SIGTERM (real mcpgate serve, 
     cutLine = current.find((l) => l.request_id === long.sent.id);
   });
 
-  it('records a call cut when the grace period ends as allowed, cut by the shutdown, not as an upstream failure', () => {
+  it('hole: failed before: records a call whose stream the grace period ended as refused by the shutdown (not allowed with no answer), not as an upstream failure', () => {
     assert.ok(cutLine, 'the line of the cut call');
-    assert.equal(cutLine.aborted, true, 'the response did not complete');
-    assert.equal(cutLine.decision, 'allow');
+    assert.equal(cutLine.aborted, false, 'the stream was ended, with the error its request was owed');
+    assert.equal(cutLine.decision, 'deny');
     assert.equal(cutLine.reason, 'ERR_SHUTTING_DOWN');
     assert.equal(cutLine.status, 200, 'the status the client received');
   });

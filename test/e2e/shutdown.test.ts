@@ -65,7 +65,7 @@ describe('SIGTERM', () => {
     assert.match(gw.stderr(), /shutting down/);
   });
 
-  it('cuts what is still running when the grace period ends, and still exits 0', async () => {
+  it('hole: failed before: a request its upstream has not answered when the grace ends gets 503 and its id, not a cut, and the process still exits 0', async () => {
     const gw = await serve('200ms');
     const body = JSON.stringify({
       jsonrpc: '2.0',
@@ -74,7 +74,7 @@ describe('SIGTERM', () => {
       params: { name: 'slow', arguments: { ms: 5000 } },
     });
     const inflight = fetch(gw.url, { method: 'POST', headers: HEADERS, body }).then(
-      (r) => r.text().then(() => 'completed'),
+      async (r) => ({ status: r.status, body: await r.json() }),
       () => 'cut',
     );
     await waitFor(
@@ -86,6 +86,69 @@ describe('SIGTERM', () => {
     gw.child.kill('SIGTERM');
     assert.equal(await gw.exited(), 0);
     assert.ok(Date.now() - started < 3000);
-    assert.equal(await inflight, 'cut');
+    // failed before: cut bare (a socket hang up). Its upstream had not answered: 503, with its id.
+    assert.deepEqual(await inflight, {
+      status: 503,
+      body: { jsonrpc: '2.0', id: 8, error: { code: -32003, message: 'gateway is shutting down' } },
+    });
+    const line = auditLines(gw.stdout()).find((l) => l.rpc_id === 8);
+    assert.equal(line?.decision, 'deny');
+    assert.equal(line?.reason, 'ERR_SHUTTING_DOWN');
+  });
+});
+
+/** The audit lines a `serve` process wrote to stdout. */
+function auditLines(stdout: string): Record<string, unknown>[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => 'decision' in l);
+}
+
+describe('SIGTERM with an event stream open when the grace ends', () => {
+  let upstream: SdkUpstream;
+  let dir: string;
+  before(async () => {
+    upstream = await startSdkUpstream({ stateless: true });
+    dir = await mkdtemp(join(tmpdir(), 'mcpgate-shutdown-sse-'));
+  });
+  after(async () => upstream.close());
+
+  it('hole: failed before: a POST stream still owed its answer was cut without an error, and its line said allow', async () => {
+    const path = join(dir, 'sse.yaml');
+    await writeFile(
+      path,
+      `listen: 127.0.0.1:0\nupstream:\n  url: ${upstream.url}\nauth:\n  allow_unauthenticated: true\nshutdown:\n  grace: 200ms\n`,
+    );
+    const gw = await startServe(['--config', path, '--log-level', 'info']);
+    const body = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 9,
+      method: 'tools/call',
+      params: { name: 'progress', arguments: { steps: 50, delayMs: 100 }, _meta: { progressToken: 'p' } },
+    });
+    const res = await fetch(gw.url, { method: 'POST', headers: HEADERS, body });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /text\/event-stream/);
+    const text = res.text().catch(() => 'cut');
+    await waitFor(() => upstream.received.find((r) => forwards(r.body, 9)), 3000, 'the call upstream');
+    await new Promise((r) => setTimeout(r, 150));
+    gw.child.kill('SIGTERM');
+    assert.equal(await gw.exited(), 0);
+    const got = await text;
+    // Its progress events, then the error owed to its request, and the stream's end.
+    assert.match(got, /"method":"notifications\/progress"/);
+    assert.ok(
+      got.endsWith(
+        'data: {"jsonrpc":"2.0","id":9,"error":{"code":-32003,"message":"gateway is shutting down"}}\n\n',
+      ),
+      got,
+    );
+    // Its line, written before the process exited: not `allow`, and why.
+    const line = auditLines(gw.stdout()).find((l) => l.rpc_id === 9);
+    assert.equal(line?.decision, 'deny');
+    assert.equal(line?.reason, 'ERR_SHUTTING_DOWN');
+    assert.equal(line?.status, 200);
   });
 });
