@@ -41,6 +41,8 @@ export interface IntegrityStep {
      * resumes it (event-ids.ts sealOpening).
      */
     readonly opened?: ((upstreamSessionId: string) => void) | undefined;
+    /** With `signedFor` (HTTP+SSE): the requests forwarded, answered on the session's stream. */
+    readonly tags?: ReadonlyMap<string, Untagged> | undefined;
   };
   /**
    * The rewrite for a GET stream (it may replay responses of earlier POSTs of the same upstream
@@ -124,7 +126,13 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
       // and an upstream naming a session in its answer would let that session's GET stream take a
       // tag of a request made outside it.
       const tag = forwarded.tags.size === 1 ? forwarded.tags.keys().next().value : undefined;
-      if (sessionId !== undefined || signedFor !== undefined || tag === undefined || !opensSession(messages))
+      if (signedFor !== undefined)
+        return {
+          bytes: forwarded.bytes,
+          rewrite: new MatchRewrite(ids, filtersFor, ctx, options),
+          tags: forwarded.tags,
+        };
+      if (sessionId !== undefined || tag === undefined || !opensSession(messages))
         return { bytes: forwarded.bytes, rewrite: new MatchRewrite(ids, filtersFor, ctx, options) };
       // An initialize is tagged before its session exists, for the principal alone, and a GET stream
       // of a session takes only tags signed for it: a client whose POST stream ends after the

@@ -47,6 +47,8 @@ export class Exchange implements RelayHooks {
   upstreamSlot: string | undefined = undefined;
   /** Told the session the upstream's answer opens, for requests sent without one (integrity/step.ts). */
   opened: ((upstreamSessionId: string) => void) | undefined = undefined;
+  /** HTTP+SSE: told its upstream accepted the POST, whose answers then come on the GET stream. */
+  accepted: (() => void) | undefined = undefined;
   /** The request was handed to the upstream client. */
   forwarded = false;
   /** Links of the handler's list of requests not yet finished (inflight.ts). */
@@ -73,6 +75,12 @@ export class Exchange implements RelayHooks {
     ctx.upstreamMs = deps.clock.mono() - (ctx.upstreamStartMono as number);
     headers['x-request-id'] = ctx.requestId;
     deps.cors.decorate(headers, ctx.req.headers.origin);
+    // (A 202, or a 2xx without a body: the Java SDK's acceptance is a 200 with Content-Length 0.)
+    if (
+      this.accepted !== undefined &&
+      (status === 202 || (status < 300 && upstream['content-length'] === '0'))
+    )
+      this.accepted();
     const issued = upstream['mcp-session-id'];
     if (typeof issued === 'string') {
       this.opened?.(issued);

@@ -295,11 +295,12 @@ export function createHandler(deps: HandlerDeps): Handler {
         }
         // On the HTTP+SSE transport the route names the upstream session (there is no Mcp-Session-Id)
         // and what the tags are signed for.
-        let opened;
+        let opened, tags;
         ({
           bytes: body,
           rewrite,
           opened,
+          tags,
         } = steps.integrity.forward(
           ctx,
           inspection.bytes,
@@ -308,6 +309,12 @@ export function createHandler(deps: HandlerDeps): Handler {
           route?.signedFor,
         ));
         ex.opened = opened;
+        // HTTP+SSE: accepted, its requests are owed on the session's GET stream (transport/sse/owed.ts).
+        if (route?.accepted !== undefined && tags !== undefined) {
+          const accepted = route.accepted;
+          const forwarded = tags;
+          ex.accepted = () => accepted(forwarded);
+        }
         // A tool call may take minutes before its headers; quick methods keep the pool's timeout.
         if (deps.headersTimeout !== undefined) headersTimeout = deps.headersTimeout(ctx.messages);
       } else if (method === 'GET') {
@@ -463,7 +470,12 @@ export function createHandler(deps: HandlerDeps): Handler {
     },
     endStreams() {
       const refusal = new GatewayError('ERR_SHUTTING_DOWN', { headers: { connection: 'close' } });
-      for (const ctx of [...streams.keys()]) endStream(ctx, refusal);
+      for (const ctx of [...streams.keys()]) {
+        // An HTTP+SSE stream carries the answers to its session's requests in flight: it is given
+        // the grace they are, and ends once it owes none (or when the grace ends, endInflight).
+        if (transport?.owes?.(ctx, () => endStream(ctx, refusal)) === true) continue;
+        endStream(ctx, refusal);
+      }
     },
     endInflight() {
       const refusal = new GatewayError('ERR_SHUTTING_DOWN', { headers: { connection: 'close' } });

@@ -6,7 +6,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { RequestContext } from './context.ts';
 import type { GatewayError } from '../jsonrpc/errors.ts';
 import type { JsonRpcId } from '../jsonrpc/message.ts';
-import type { Plan } from '../integrity/request-tag.ts';
+import type { Plan, Untagged } from '../integrity/request-tag.ts';
 import type { ResponseRewrite } from '../proxy/relay.ts';
 import type { UpstreamErrorKind } from '../proxy/upstream-error.ts';
 
@@ -53,6 +53,11 @@ export interface TransportStep {
    * a session the gateway did not hand out to this principal (it never reaches the upstream).
    */
   post(ctx: RequestContext): PostRoute;
+  /**
+   * Whether the GET stream of `ctx` still owes answers to requests POSTed on its session (the
+   * shutdown then leaves it open); if so, `settled` is called once it owes none.
+   */
+  owes?(ctx: RequestContext, settled: () => void): boolean;
 }
 
 export interface PostRoute {
@@ -70,6 +75,11 @@ export interface PostRoute {
   readonly signedFor: string;
   /** The judged, rate-limited POST: what to do with it (an answer may be sent elsewhere). */
   judged(inspection: Inspection): Inspection;
+  /**
+   * Its upstream accepted it (202, or a 2xx with no body): these requests (tag → what it carries)
+   * are answered on the session's GET stream, which owes them.
+   */
+  accepted?(tags: ReadonlyMap<string, Untagged>): void;
 }
 
 export interface RateLimitStep {

@@ -41,6 +41,8 @@ export type StreamMatcher = (
   principal: Principal,
   paths: readonly string[],
   onPinReport?: (report: PinReport) => void,
+  /** Told the MAC of each request tag whose answer passed (owed.ts). */
+  onAnswered?: (mac: string) => void,
 ) => EventMatcher;
 
 /**
@@ -55,8 +57,8 @@ export function createStreamMatcher(
   cursors: Cursors,
   pinning?: Pinning,
 ): StreamMatcher {
-  return (principal, paths, onPinReport) => {
-    const ids = new SessionIds(tagger, principal.bindingId, paths);
+  return (principal, paths, onPinReport, onAnswered) => {
+    const ids = new SessionIds(tagger, principal.bindingId, paths, onAnswered);
     const scope = tasks.scope(principal.bindingId, principal.grants);
     const pins = pinning?.forList(onPinReport);
     const seal = cursors.sealerFor(principal.bindingId);

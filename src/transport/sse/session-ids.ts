@@ -49,11 +49,19 @@ export class SessionIds implements ResponseIds {
   private readonly answered = new StreamAnswers();
   /** The MACs of the tags the event being read answers (a Set: a batch may answer thousands). */
   private readonly taken = new Set<string>();
+  /** Told each answer passed (owed.ts: what the stream still owes at shutdown). */
+  private readonly onAnswered: ((mac: string) => void) | undefined;
 
-  constructor(tagger: RequestTagger, bindingId: string, paths: readonly string[]) {
+  constructor(
+    tagger: RequestTagger,
+    bindingId: string,
+    paths: readonly string[],
+    onAnswered?: (mac: string) => void,
+  ) {
     this.tagger = tagger;
     this.bindingId = bindingId;
     this.paths = paths;
+    this.onAnswered = onAnswered;
   }
 
   /** Before reading an event: forgets what a dropped one took. */
@@ -65,7 +73,10 @@ export class SessionIds implements ResponseIds {
   commit(): void {
     const taken = this.taken;
     if (taken.size === 0) return;
-    for (const mac of taken) this.answered.add(mac);
+    for (const mac of taken) {
+      this.answered.add(mac);
+      this.onAnswered?.(mac);
+    }
     taken.clear();
   }
 

@@ -25,6 +25,8 @@ import type { StreamMatcher } from './responses.ts';
 import { createStreamRewriter } from './stream.ts';
 import { MAX_ENDPOINTS, sessionBinding } from './session-ids.ts';
 import { MAX_PIN_VIOLATIONS } from '../../audit/record.ts';
+import { OwedAnswers } from './owed.ts';
+import type { Untagged } from '../../integrity/request-tag.ts';
 
 export interface SseTransportOptions {
   readonly sessions: EndpointSessions;
@@ -37,6 +39,8 @@ export function createSseTransport(options: SseTransportOptions): TransportStep 
   const { sessions, responses } = options;
   /** The GET streams this process holds, by the session it handed out on each. */
   const open = new Map<string, RequestContext>();
+  /** What each GET stream owes: answers to the requests of POSTs its upstream accepted (owed.ts). */
+  const owing = new WeakMap<RequestContext, OwedAnswers>();
 
   function principalOf(ctx: RequestContext): Principal {
     const principal = ctx.principal;
@@ -55,6 +59,11 @@ export function createSseTransport(options: SseTransportOptions): TransportStep 
       const paths: string[] = [];
       ctx.eventsFiltered = 0;
       const filtered = () => void (ctx.eventsFiltered = (ctx.eventsFiltered ?? 0) + 1);
+      const owed = new OwedAnswers();
+      owing.set(ctx, owed);
+      const answered = (mac: string) => owed.answered(mac);
+      /** The error the gateway ended the stream with (the shutdown's, a reload's, an expiry's). */
+      let endedBy: GatewayError | undefined;
       ctx.res.once('close', () => {
         for (const session of issued) if (open.get(session) === ctx) open.delete(session);
       });
@@ -63,14 +72,22 @@ export function createSseTransport(options: SseTransportOptions): TransportStep 
         json() {
           throw new GatewayError('ERR_UPSTREAM_PROTOCOL');
         },
+        endedBy(error) {
+          endedBy = error;
+        },
         sse(budget) {
           // Definitions not as pinned go on this stream's audit line (the first MAX_PIN_VIOLATIONS:
           // a stream may live for days).
-          const match = responses(principal, paths, (report) => {
-            const reports = (ctx.pinReports ??= []);
-            if (reports.length < MAX_PIN_VIOLATIONS) reports.push(report);
-          });
-          return createStreamRewriter(
+          const match = responses(
+            principal,
+            paths,
+            (report) => {
+              const reports = (ctx.pinReports ??= []);
+              if (reports.length < MAX_PIN_VIOLATIONS) reports.push(report);
+            },
+            answered,
+          );
+          const rewriter = createStreamRewriter(
             {
               onEndpoint(data) {
                 const endpoint = sessions.issue(data, principal.bindingId);
@@ -98,8 +115,24 @@ export function createSseTransport(options: SseTransportOptions): TransportStep 
             undefined,
             budget,
           );
+          return {
+            push: (chunk) => rewriter.push(chunk),
+            release: () => rewriter.release(),
+            // Ended by the gateway: each request still owed gets its error, and the line says why.
+            end() {
+              const out = rewriter.end();
+              if (endedBy === undefined || owed.size === 0) return out;
+              ctx.reason ??= endedBy.code;
+              if (endedBy.code === 'ERR_SHUTTING_DOWN' && ctx.decision === 'allow') ctx.decision = 'deny';
+              return [...out, ...owed.errors(endedBy)];
+            },
+          };
         },
       };
+    },
+
+    owes(ctx, settled) {
+      return owing.get(ctx)?.whenSettled(settled) === true;
     },
 
     post(ctx): PostRoute {
@@ -117,6 +150,10 @@ export function createSseTransport(options: SseTransportOptions): TransportStep 
         // from 0) must not cancel each other's requests, nor take each other's answers.
         session: path,
         signedFor: sessionBinding(path, principal.bindingId),
+        accepted(tags: ReadonlyMap<string, Untagged>): void {
+          const stream = open.get(session as string);
+          if (stream !== undefined) owing.get(stream)?.accepted(tags);
+        },
         judged(inspection: Inspection): Inspection {
           const stream = open.get(session as string);
           if (inspection.answer === undefined || stream === undefined) return inspection;

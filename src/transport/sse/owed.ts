@@ -1,0 +1,83 @@
+/**
+ * The requests an HTTP+SSE GET stream owes an answer. On this transport a POST is accepted (202) and
+ * its requests are answered on the GET stream of its session, so at shutdown that stream, not the
+ * POST, holds them: ended at once when the shutdown began, its requests in flight were given no
+ * grace, and ended bare, no answer at all (an SDK client rejects them only when it notices the
+ * stream closed; a client that reopens its stream elsewhere waited for them until its timeout).
+ *
+ * The stream remembers (per process: the POST must reach the replica holding the stream, as the
+ * gateway's own answers must, transport.ts) the requests of each POST its upstream accepted, and
+ * forgets each as its answer passes. The shutdown lets a stream that owes answers run until it owes
+ * none (`whenSettled`) or the grace ends, when each still owed gets the shutdown's error (`errors`).
+ * Bounded: the oldest owed are forgotten first past MAX_OWED, as is a request whose id is longer
+ * than cancels.ts remembers (they get no error), and an answer that arrives before its POST's
+ * acceptance is remembered (the last MAX_OWED) so it is not owed again.
+ */
+import { MAC_CHARS } from '../../integrity/request-tag.ts';
+import type { Untagged } from '../../integrity/request-tag.ts';
+import type { JsonRpcId } from '../../jsonrpc/message.ts';
+import type { GatewayError } from '../../jsonrpc/errors.ts';
+import { serializeEvent } from '../../proxy/sse.ts';
+import { rememberable } from '../../integrity/cancels.ts';
+
+/** Requests a stream owes at most (and early answers it remembers at most). */
+export const MAX_OWED = 1024;
+
+export class OwedAnswers {
+  /** Client ids by the MAC of their tag, oldest first. */
+  private readonly owed = new Map<string, JsonRpcId>();
+  /** MACs answered while not owed (the answer passed before its POST's 202 was read), oldest first. */
+  private readonly early = new Set<string>();
+  private settled: (() => void) | undefined = undefined;
+
+  get size(): number {
+    return this.owed.size;
+  }
+
+  /** The upstream accepted a POST of these requests (tag → what it carries): their answers are owed. */
+  accepted(tags: ReadonlyMap<string, Untagged>): void {
+    for (const [tag, untagged] of tags) {
+      const mac = tag.slice(-MAC_CHARS);
+      // An id as long as a body is not held (cancels.ts): that request gets no error at shutdown.
+      if (this.early.delete(mac) || !rememberable(untagged.clientId)) continue;
+      if (this.owed.size >= MAX_OWED) this.owed.delete(this.owed.keys().next().value as string);
+      this.owed.set(mac, untagged.clientId);
+    }
+  }
+
+  /** The answer to the request whose tag ends with `mac` passed on the stream. */
+  answered(mac: string): void {
+    if (!this.owed.delete(mac)) {
+      if (this.early.size >= MAX_OWED) this.early.delete(this.early.values().next().value as string);
+      this.early.add(mac);
+      return;
+    }
+    if (this.owed.size === 0 && this.settled !== undefined) {
+      const settled = this.settled;
+      this.settled = undefined;
+      // Not from inside the rewriter that passed the answer: the stream is ended after it.
+      setImmediate(settled);
+    }
+  }
+
+  /** Calls `settled` once the stream owes nothing (false, and no call, when it owes nothing now). */
+  whenSettled(settled: () => void): boolean {
+    if (this.owed.size === 0) return false;
+    this.settled = settled;
+    return true;
+  }
+
+  /** The events answering every request still owed with `error`, which are then owed no more. */
+  errors(error: GatewayError): Buffer[] {
+    if (this.owed.size === 0) return [];
+    const body = { code: error.rpcCode, message: error.message };
+    const out: Buffer[] = [];
+    for (const id of this.owed.values()) {
+      const data = JSON.stringify({ jsonrpc: '2.0', id, error: body });
+      out.push(Buffer.from(serializeEvent({ event: 'message', data })));
+    }
+    this.owed.clear();
+    this.settled = undefined;
+    return out;
+  }
+}
