@@ -65,6 +65,8 @@ export type ReloadOutcome =
 export interface ReloadParts<S extends PipelineSteps> {
   readonly holder: StepsHolder<S>;
   readonly handler: {
+    /** The open GET and listen streams. */
+    readonly streams: ReadonlyMap<RequestContext, unknown>;
     answering(): RequestContext[];
     endStream(ctx: RequestContext, refusal: unknown): void;
   };
@@ -127,24 +129,51 @@ function isLive(path: string): boolean {
   return !RESTART.some((r) => under(r) || r.startsWith(`${path}.`));
 }
 
-/** Binding ids of keys removed or changed (their grants or limits may differ now). */
-function changedKeys(before: Config, after: Config): Set<string> {
-  const entries = (config: Config) =>
-    new Map(config.keys.map((key) => [`k:${parseKeyHash(key.hash) ?? ''}`, JSON.stringify(key)]));
-  const now = entries(after);
-  const changed = new Set<string>();
-  for (const [binding, entry] of entries(before)) if (now.get(binding) !== entry) changed.add(binding);
-  return changed;
+/**
+ * The fields of a key's entry that decide neither what it may use nor what it is shown: its name in
+ * the audit log, its limits (which admit requests, and have admitted those running) and its expiry
+ * (a key past it is refused by authenticating again). Any other field, one added later included,
+ * counts as a change of its grants.
+ */
+const NOT_GRANTS: ReadonlySet<string> = new Set(['label', 'rate_limit', 'expires']);
+
+interface ChangedKeys {
+  /** Binding ids of keys removed or changed in any way (their grants or limits may differ now). */
+  readonly any: ReadonlySet<string>;
+  /** Those removed or changed in what they may use or are shown. */
+  readonly grants: ReadonlySet<string>;
+}
+
+function changedKeys(before: Config, after: Config): ChangedKeys {
+  const entries = (config: Config, skip: ReadonlySet<string>) =>
+    new Map(
+      config.keys.map((key) => [
+        `k:${parseKeyHash(key.hash) ?? ''}`,
+        JSON.stringify(Object.entries(key).filter(([field]) => !skip.has(field))),
+      ]),
+    );
+  const differ = (skip: ReadonlySet<string>) => {
+    const now = entries(after, skip);
+    const changed = new Set<string>();
+    for (const [binding, entry] of entries(before, skip))
+      if (now.get(binding) !== entry) changed.add(binding);
+    return changed;
+  };
+  return { any: differ(new Set()), grants: differ(NOT_GRANTS) };
 }
 
 /**
  * Authenticates each open stream and answer again with the new steps and ends those refused, those
- * that now authenticate as someone else, and those of a changed key. Returns how many were ended.
+ * that now authenticate as someone else, and those of a changed key: a GET or listen stream for any
+ * change (it reconnects at once, and is admitted by the new limits), a POST's answer only for a
+ * change of what the key may use or see. A tool call running upstream under a key whose limits
+ * alone changed goes on: cutting it would lose an answer whose tool has run, and invite the client
+ * to run it again. Returns how many were ended.
  */
 async function endRefusedStreams(
   handler: ReloadParts<PipelineSteps>['handler'],
   steps: PipelineSteps,
-  changed: ReadonlySet<string>,
+  changed: ChangedKeys,
 ): Promise<number> {
   let ended = 0;
   for (const ctx of handler.answering()) {
@@ -164,7 +193,7 @@ async function endRefusedStreams(
       !refused &&
       before !== undefined &&
       probe.principal?.bindingId === before.bindingId &&
-      !changed.has(before.bindingId);
+      !(handler.streams.has(ctx) ? changed.any : changed.grants).has(before.bindingId);
     if (keep || ctx.res.writableEnded) continue;
     // Why its line ends it: the key's refusal now, or (a changed key) the reload itself.
     ctx.reason ??= probe.reason ?? 'ERR_CONFIG_RELOADED';

@@ -213,43 +213,53 @@ describe('review-reload2: a POST answer streaming across a reload', () => {
     }
   });
 
-  it('holds: a tools/call answer of an unchanged key streams on across a reload', async () => {
-    const mallory: KeySpec = { label: 'mallory', key: newKey() };
-    const alice: KeySpec = { label: 'alice', key: newKey() };
-    const gateway = await startTestGateway(configFor(upstream.url, [mallory, alice]));
-    const u = new URL(gateway.mcpUrl);
-    const socket = connect(Number(u.port), u.hostname);
-    let answer = '';
-    socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
-    socket.on('error', () => {});
-    try {
-      const before = calls.length;
-      socket.write(
-        rawRequest(
-          u,
-          'POST',
-          alice.key,
-          '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","arguments":{}}}',
-        ),
-      );
-      const up = await waitFor(() => calls[before], 3000, 'the call at the upstream');
-      await reload(gateway, configFor(upstream.url, [alice]));
-      up.write(updated('file:///public/still.txt'));
-      up.end(
-        'data: {"jsonrpc":"2.0","id":' +
-          JSON.stringify((upstream.seen.at(-1)!.body as { id: unknown }).id) +
-          ',"result":{"content":[]}}\n\n',
-      );
-      await waitFor(() => answer.includes('"id":4,"result"') || undefined, 3000, 'its answer');
-      assert.ok(answer.includes('still.txt'));
-      const line = await waitFor(() => gateway.auditLines[0], 3000, 'its line');
-      assert.equal(line.reason, undefined);
-      assert.equal(line.decision, 'allow');
-    } finally {
-      socket.destroy();
-      await gateway.close(200);
-    }
-  });
+  for (const [what, next] of [
+    ['of an unchanged key', (a: KeySpec) => a],
+    // Cutting it would lose the answer of a tool that has run, and invite the client to run it
+    // again (failed before the reload told grants from limits: 503 ERR_CONFIG_RELOADED).
+    [
+      'of a key whose rate limit and label alone changed',
+      (a: KeySpec) => ({ ...a, label: 'alice2', capacity: 7 }),
+    ],
+  ] as const) {
+    it(`holds: a tools/call answer ${what} streams on across a reload`, async () => {
+      const mallory: KeySpec = { label: 'mallory', key: newKey() };
+      const alice: KeySpec = { label: 'alice', key: newKey() };
+      const gateway = await startTestGateway(configFor(upstream.url, [mallory, alice]));
+      const u = new URL(gateway.mcpUrl);
+      const socket = connect(Number(u.port), u.hostname);
+      let answer = '';
+      socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+      socket.on('error', () => {});
+      try {
+        const before = calls.length;
+        socket.write(
+          rawRequest(
+            u,
+            'POST',
+            alice.key,
+            '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","arguments":{}}}',
+          ),
+        );
+        const up = await waitFor(() => calls[before], 3000, 'the call at the upstream');
+        await reload(gateway, configFor(upstream.url, [next(alice)]));
+        up.write(updated('file:///public/still.txt'));
+        up.end(
+          'data: {"jsonrpc":"2.0","id":' +
+            JSON.stringify((upstream.seen.at(-1)!.body as { id: unknown }).id) +
+            ',"result":{"content":[]}}\n\n',
+        );
+        await waitFor(() => answer.includes('"id":4,"result"') || undefined, 3000, 'its answer');
+        assert.ok(answer.includes('still.txt'));
+        const line = await waitFor(() => gateway.auditLines[0], 3000, 'its line');
+        assert.equal(line.reason, undefined);
+        assert.equal(line.decision, 'allow');
+      } finally {
+        socket.destroy();
+        await gateway.close(200);
+      }
+    });
+  }
 });
 
 describe('review-reload2: a reload racing shutdown', () => {
