@@ -17,6 +17,14 @@ import { newKey, reviewConfig } from '../helpers/review-config.ts';
 
 const KEY = newKey();
 
+/** ES2024 `String.prototype.isWellFormed` (the project's lib is es2023). */
+type WellFormed = string & { isWellFormed(): boolean };
+
+async function waitFor(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !done(); i++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(done(), 'timed out');
+}
+
 describe('decoders: a Python upstream behind the gateway', { skip: pythonSkip }, () => {
   let py: PythonUpstream;
   let gw: TestGateway;
@@ -90,5 +98,35 @@ describe('decoders: a Python upstream behind the gateway', { skip: pythonSkip },
       assert.deepEqual(uris, [JSON.parse(shown).uri ?? JSON.parse(shown).uriTemplate], `${method}: ${text}`);
     }
     await py.answer(undefined);
+  });
+  it('hole: a lone surrogate reached the audit line (a client id, a method, or a cut through an emoji): strict JSON readers (serde_json, pydantic) refuse the whole line', async () => {
+    // failed before: rpc_id, rpc_method and tool held lone surrogates, written as `\ud800` escapes.
+    // JSON.parse, Python's json and Go's encoding/json read such a line; Rust's serde_json (under
+    // Vector, a common log shipper) and pydantic's jiter refuse it whole, so every line of a client
+    // that sends such an id was lost to them. The gateway made one itself: a well-formed tool name
+    // of 255 letters and an emoji was cut to 256 UTF-16 units, between the emoji's two halves.
+    const cases = [
+      `{"jsonrpc":"2.0","id":"\\ud800","method":"tools/call","params":{"name":"echo","arguments":{}}}`,
+      `{"jsonrpc":"2.0","id":1,"method":"x\\udc00","params":{}}`,
+      `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"${'a'.repeat(255)}\\ud83d\\ude00"}}`,
+      `{"jsonrpc":"2.0","id":"${'b'.repeat(255)}\\ud83d\\ude00","method":"tools/call","params":{"name":"echo"}}`,
+    ];
+    for (const body of cases) {
+      const lines = gw.auditLines.length;
+      const { status, text } = await post(body);
+      assert.equal(status, 200, text);
+      await waitFor(() => gw.auditLines.length > lines);
+      const line = gw.auditLines[lines]!;
+      for (const [field, value] of Object.entries(line)) {
+        if (typeof value === 'string')
+          assert.ok(
+            (value as WellFormed).isWellFormed(),
+            `${field} holds a lone surrogate: ${JSON.stringify(line)}`,
+          );
+      }
+    }
+    // What was kept reads as it was sent, up to the replacement (U+FFFD, as Go reads it).
+    assert.equal(gw.auditLines.at(-4)!.rpc_id, '\ufffd');
+    assert.equal(gw.auditLines.at(-2)!.tool, `${'a'.repeat(255)}…`);
   });
 });

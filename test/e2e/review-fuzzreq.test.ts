@@ -249,6 +249,9 @@ function sameArguments(logged: unknown, forwarded: unknown): boolean {
 }
 
 /** What is wrong with one case's outcome (empty: the invariant held). */
+/** A client id as the audit line writes it (audit/record.ts: clipped as a name). */
+const clipId = (id: unknown): unknown => (typeof id === 'string' ? clip(id, 256) : id);
+
 function judgeCase(c: Case, reply: Reply, lines: Line[], received: Received[]): string[] {
   const bad: string[] = [];
   if (reply.hung) bad.push('hung: no answer within 4 s');
@@ -265,6 +268,8 @@ function judgeCase(c: Case, reply: Reply, lines: Line[], received: Received[]): 
   const sentIds = new Set<string>();
   for (const m of (Array.isArray(sent) ? sent : [sent]) as Msg[])
     if (m && typeof m === 'object' && m.id !== undefined) sentIds.add(JSON.stringify(m.id));
+  // The ids as the audit line writes them (clipped, a lone surrogate as U+FFFD: audit/clip.ts).
+  const auditIds = new Set([...sentIds].map((t) => JSON.stringify(clipId(JSON.parse(t) as unknown))));
 
   // What the upstream read.
   const upstreamMessages: Msg[] = [];
@@ -430,7 +435,7 @@ function judgeCase(c: Case, reply: Reply, lines: Line[], received: Received[]): 
         bad.push(
           `the audit line says ${call.rpc_method} of ${JSON.stringify(named)}, which the body does not`,
         );
-      if ('rpc_id' in call && !sentIds.has(JSON.stringify(call.rpc_id)) && call.rpc_id !== null)
+      if ('rpc_id' in call && !auditIds.has(JSON.stringify(call.rpc_id)) && call.rpc_id !== null)
         bad.push(`the audit line says id ${JSON.stringify(call.rpc_id)}, which the body does not`);
     }
   }
