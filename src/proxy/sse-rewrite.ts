@@ -157,6 +157,23 @@ export function createSseRewriter(
 
   /** The replacement for a block as the gateway judged it, or undefined to pass it on as is. */
   function judged(raw: Buffer): Buffer | undefined {
+    // An event with data of a type other than `message` (`event: other`, `event: message ` with a
+    // space) is one the SDK clients never dispatch (the TypeScript SDK's reads only events without a
+    // type or of type `message`, the Python SDK's only type `message`, which httpx-sse gives one
+    // without), while mcp-go reads every event's data whatever its type. An answer in one was taken
+    // as given: those clients waited for ever, and no error was owed. Dropped, as the HTTP+SSE
+    // transport drops one (transport/sse/stream.ts), so its request is owed its error at the end.
+    if (first || mayNameEvent(raw)) {
+      const fields = parseBlock(raw, first);
+      if (fields.data !== undefined && fields.event !== undefined && !isMessageType(fields.event)) {
+        first = false;
+        const id =
+          fields.id !== undefined && fields.id !== '' && eventId !== undefined
+            ? eventId(fields.id)
+            : fields.id;
+        return dropped(id, fields.retry);
+      }
+    }
     // A first block after `ï»¿` is written as the gateway read it (sse.ts parseBlock); so is one
     // after a byte order mark, which the gateway and the SDK drop but clients that read lines as
     // they come (mcp-go, the Go SDK) keep as part of the first field's name: its data was lost.
@@ -319,6 +336,25 @@ function lfLineEnds(raw: Buffer): Buffer {
 }
 
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+
+/** The event type every client dispatches: `message`, which an event without one, or with an empty one, has. */
+const isMessageType = (type: string): boolean => type === '' || type === 'message';
+/** The SDK servers' event line: a block that starts with it and holds no other is of that type. */
+const MESSAGE_LINE = Buffer.from('event: message\n');
+const EVENT_NAME = Buffer.from('event');
+const NL_EVENT = Buffer.from('\nevent');
+const CR_EVENT = Buffer.from('\revent');
+
+/**
+ * Whether a line of a block (not the stream's first, which is parsed) may name an event type other
+ * than `message` (the parse then says): one starts with `event` and is not the SDK servers' line.
+ */
+function mayNameEvent(raw: Buffer): boolean {
+  // From that line's LF on: a second `event:` line would start after it.
+  const from = bytesAt(raw, 0, MESSAGE_LINE) ? MESSAGE_LINE.length - 1 : 0;
+  if (from === 0 && bytesAt(raw, 0, EVENT_NAME)) return true;
+  return raw.indexOf(NL_EVENT, from) !== -1 || raw.indexOf(CR_EVENT, from) !== -1;
+}
 
 const NL_ID = Buffer.from('\nid');
 const CR_ID = Buffer.from('\rid');

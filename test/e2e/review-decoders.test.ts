@@ -20,6 +20,27 @@ const KEY = newKey();
 /** ES2024 `String.prototype.isWellFormed` (the project's lib is es2023). */
 type WellFormed = string & { isWellFormed(): boolean };
 
+/**
+ * The data of the events a client of the TypeScript SDK dispatches (eventsource-parser: the type
+ * as written after one space; only none or `message`), in order.
+ */
+function sdkEvents(stream: string): string[] {
+  const out: string[] = [];
+  for (const block of stream.split(/\n\n/)) {
+    let type: string | undefined;
+    const data: string[] = [];
+    for (const line of block.split('\n')) {
+      const colon = line.indexOf(':');
+      if (colon <= 0) continue;
+      const value = line.slice(colon + 1).replace(/^ /, '');
+      if (line.slice(0, colon) === 'event') type = value;
+      else if (line.slice(0, colon) === 'data') data.push(value);
+    }
+    if (data.length > 0 && (type === undefined || type === 'message')) out.push(data.join('\n'));
+  }
+  return out;
+}
+
 async function waitFor(done: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !done(); i++) await new Promise((r) => setTimeout(r, 5));
   assert.ok(done(), 'timed out');
@@ -128,5 +149,30 @@ describe('decoders: a Python upstream behind the gateway', { skip: pythonSkip },
     // What was kept reads as it was sent, up to the replacement (U+FFFD, as Go reads it).
     assert.equal(gw.auditLines.at(-4)!.rpc_id, '\ufffd');
     assert.equal(gw.auditLines.at(-2)!.tool, `${'a'.repeat(255)}…`);
+  });
+  it('hole: an answer in an event of another type ("event: other") passed as the answer: the TS and Python SDK clients ignore such an event and waited for ever, mcp-go read it', async () => {
+    // failed before: the client got `event: other` with the (filtered) answer, and the line said
+    // allow. The TypeScript SDK's client dispatches only events without a type or of type `message`
+    // (so does the Python SDK's, httpx-sse giving `message` for none), and so ignores it; mcp-go
+    // reads every event's data whatever its type. The gateway took the request as answered, so no
+    // error came either. Now such an event is dropped, as the HTTP+SSE transport drops one, and the
+    // request is owed its error.
+    const answer = `{"jsonrpc":"2.0","id":@ID@,"result":{"tools":[{"name":"echo","inputSchema":{}}]}}`;
+    for (const type of ['other', 'message ', 'Message']) {
+      await py.answer(`SSE:event: ${type}\ndata: ${answer}\n\n`);
+      const lines = gw.auditLines.length;
+      const { status, text } = await post(request(7, 'tools/list', '{}'));
+      assert.equal(status, 200, text);
+      const read = sdkEvents(text);
+      assert.equal(read.length, 1, `${JSON.stringify(type)}: ${text}`);
+      const message = JSON.parse(read[0]!) as { id: unknown; error?: { message: string } };
+      assert.equal(message.id, 7);
+      assert.equal(message.error?.message, 'upstream ended the stream without an answer', text);
+      // No event of another type with data is left for an mcp-go client to read as the answer.
+      assert.doesNotMatch(text, /^event: (?!message$)/m, text);
+      await waitFor(() => gw.auditLines.length > lines);
+      assert.equal(gw.auditLines[lines]!.decision, 'upstream_error');
+    }
+    await py.answer(undefined);
   });
 });

@@ -3,7 +3,8 @@ A recording MCP upstream in Python (stdlib only), for the decoder reviews: it re
 body with json.loads, as a Python upstream's transport does, and reports what it read (one JSON
 line on stdout per POST: the method, params.name, params.uri, the arguments, the id and _meta as
 Python read them, plus the raw body). Its answer is the last template POSTed to /_answer (the text
-"@ID@" stands for the request's id, written back with json.dumps), else an empty result.
+"@ID@" stands for the request's id, written back with json.dumps; one that starts with "SSE:" is
+sent as an event stream without that prefix), else an empty result.
 The first line on stdout is the port it listens on (127.0.0.1, port 0).
 """
 import json
@@ -63,6 +64,8 @@ class Handler(BaseHTTPRequestHandler):
         if not answers:
             return self.send(202)
         body = answers[0] if not isinstance(message, list) else "[" + ",".join(answers) + "]"
+        if body.startswith("SSE:"):
+            return self.send(200, body[4:].encode("utf-8"), "text/event-stream")
         self.send(200, body.encode("utf-8"))
 
 
