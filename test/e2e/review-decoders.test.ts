@@ -175,4 +175,38 @@ describe('decoders: a Python upstream behind the gateway', { skip: pythonSkip },
     }
     await py.answer(undefined);
   });
+  it('holds: duplicate, escaped and case-twin keys at every depth reach Python as the gateway judged them, or not at all', async () => {
+    // Each body is a tools/call of the allowed echo spelled to make a decoder read another name (the
+    // key may not call rm_rf). Forwarded, Python's json.loads must read the name the audit line
+    // says was judged, and no rm_rf anywhere in params; refused, Python must get nothing.
+    const bodies = [
+      `{"name":"rm_rf","name":"echo"}`,
+      `{"name":"echo","n\\u0061me":"rm_rf"}`,
+      `{"n\\u0061me":"echo","name":"rm_rf"}`,
+      `{"name":"echo","Name":"rm_rf"}`,
+      `{"name":"echo","nam\\u0065":"rm_rf","arguments":{"a":1,"a":2}}`,
+      `{"name":"echo","_meta":{"x":{"name":"rm_rf","name":"e"}},"arguments":{"\\u006e":"x"}}`,
+      `{"name":"ech\\u006f","arguments":{"k":"\\ud800","K":1}}`,
+      `{"name":"echo","arguments":{"deep":${'['.repeat(60)}${']'.repeat(60)},"n":1e400,"m":-0}}`,
+    ];
+    let id = 100;
+    for (const params of bodies) {
+      const before = py.reports.length;
+      const lines = gw.auditLines.length;
+      const { text } = await post(request(++id, 'tools/call', params));
+      await waitFor(() => gw.auditLines.length > lines);
+      const line = gw.auditLines[lines]!;
+      await new Promise((r) => setTimeout(r, 20));
+      const reads = py.reports.slice(before);
+      if (line.decision !== 'allow') {
+        assert.equal(reads.length, 0, `${params}: refused (${text}) but forwarded`);
+        continue;
+      }
+      assert.equal(reads.length, 1, `${params}: ${text}`);
+      const read = reads[0]!.read![0]!;
+      assert.equal(read.name, `'${String(line.tool)}'`, `${params}: judged ${String(line.tool)}`);
+      assert.equal(line.tool, 'echo');
+      assert.doesNotMatch(`${read.keys?.join()} ${read.arguments} ${read.meta}`, /rm_rf/, params);
+    }
+  });
 });
