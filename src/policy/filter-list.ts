@@ -9,7 +9,7 @@
  * would after any page). A 2026-07-28 caching scope other than `"private"` becomes `"private"`
  * (privateScope). Everything else in a result is left as it is. Fail closed: an entry that is
  * not an object with a string name/uri/taskId is dropped, and a list field that is not an array
- * becomes empty.
+ * becomes empty, as does a result that is an array.
  */
 import { filterListFast } from './fast-list.ts';
 import { UNREADABLE } from './unreadable.ts';
@@ -46,7 +46,11 @@ export function filterListResult(
   pins?: ListPins,
   seal?: CursorSealer,
 ): unknown {
-  if (typeof result !== 'object' || result === null || Array.isArray(result)) return result;
+  // A result that is an array holds no list the filter can read, but a client that unwraps a
+  // one-element array (Jackson's UNWRAP_SINGLE_VALUE_ARRAYS) reads its first entry as the result:
+  // an empty list in its place (fail closed). A scalar or null names nothing.
+  if (Array.isArray(result)) return { [kind]: [] };
+  if (typeof result !== 'object' || result === null) return result;
   let record = result as Record<string, unknown>;
   for (const other of LIST_KINDS) {
     if (other === kind || !Object.hasOwn(record, other)) continue;
@@ -89,6 +93,8 @@ export function filterListResult(
  * an array becomes empty (fail closed). Its caching scope becomes the key's (privateScope).
  */
 export function filterContents(result: unknown, grants: Grants): unknown {
+  // An array holds no contents the filter can read (filterListResult says why it is emptied).
+  if (Array.isArray(result)) return { contents: [] };
   if (!isObject(result)) return result;
   let record = result;
   for (const key in record) {

@@ -120,6 +120,30 @@ describe('decoders: a Python upstream behind the gateway', { skip: pythonSkip },
     }
     await py.answer(undefined);
   });
+  it('hole: a list or read result that is an array ("result":[{"tools":[...]}]) passed unfiltered: a client unwrapping one-element arrays (Jackson) read the hidden entries', async () => {
+    // failed before: a result that is not an object was passed as it was, hidden entries and all.
+    const cases: [string, string, string, string][] = [
+      ['tools/list', '{}', 'tools', '{"name":"admin_delete","inputSchema":{"type":"object"}}'],
+      ['prompts/list', '{}', 'prompts', '{"name":"hidden_prompt"}'],
+      ['resources/list', '{}', 'resources', '{"uri":"file:///private/key","name":"k"}'],
+      [
+        'resources/read',
+        '{"uri":"file:///public/a"}',
+        'contents',
+        '{"uri":"file:///private/key","text":"k"}',
+      ],
+    ];
+    let id = 100;
+    for (const [method, params, member, hidden] of cases) {
+      await py.answer(`{"jsonrpc":"2.0","id":@ID@,"result":[{"${member}":[${hidden}]}]}`);
+      const { status, text } = await post(request(++id, method, params));
+      assert.equal(status, 200, text);
+      assert.doesNotMatch(text, /admin_delete|hidden_prompt|private/, `${method}: ${text}`);
+      assert.deepEqual((JSON.parse(text) as { result: unknown }).result, { [member]: [] }, method);
+    }
+    await py.answer(undefined);
+  });
+
   it('hole: a lone surrogate reached the audit line (a client id, a method, or a cut through an emoji): strict JSON readers (serde_json, pydantic) refuse the whole line', async () => {
     // failed before: rpc_id, rpc_method and tool held lone surrogates, written as `\ud800` escapes.
     // JSON.parse, Python's json and Go's encoding/json read such a line; Rust's serde_json (under
