@@ -340,6 +340,10 @@ export function createHandler(deps: HandlerDeps): Handler {
       if (res.destroyed || res.writableEnded) return;
       // An answer due before this one may have closed the connection while this request was read.
       if (closedBeforeTurn(res)) throw new GatewayError('ERR_CLIENT_ABORTED');
+      // The shutdown's grace ended while its body came (or a Redis decision was awaited): it was
+      // told cut (endInflight), and its clients' 250 ms to take their errors is no time to start it.
+      if (ctx.cutByShutdown)
+        throw new GatewayError('ERR_SHUTTING_DOWN', { headers: { connection: 'close' } });
 
       const relay = new Relay(res, relayConfig, rewrite, ex);
       ex.relay = relay;
