@@ -11,6 +11,10 @@ import { clientHeaders, keyedConfig, openSocket, startRawUpstream, statuses } fr
 import type { RawUpstream } from '../helpers/raw-http.ts';
 import { waitFor } from '../helpers/net.ts';
 import { newKey } from '../helpers/review-config.ts';
+import { startRawSseUpstream } from '../helpers/raw-sse-upstream.ts';
+import type { RawSseUpstream } from '../helpers/raw-sse-upstream.ts';
+import { config as sseConfig, KEY as SSE_KEY } from '../helpers/sse-fixtures.ts';
+import { openStream } from '../helpers/sse-stream.ts';
 
 const KEY = newKey();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -51,5 +55,47 @@ describe('review17: the shutdown after its grace', () => {
     const line = gateway.auditLines.find((l) => l.rpc_id === 'late');
     assert.equal(line?.decision, 'deny');
     assert.equal(line?.reason, 'ERR_SHUTTING_DOWN');
+  });
+});
+
+describe('review17: an HTTP+SSE stream at shutdown, a POST of its session still being received', () => {
+  let upstream: RawSseUpstream;
+  before(async () => {
+    upstream = await startRawSseUpstream(() => '/legacy/messages?sid=R17');
+  });
+  after(async () => upstream.close());
+
+  it('hole: failed before: the stream is given the grace for a POST of its session whose body was still coming', async () => {
+    const gateway = await startTestGateway(sseConfig(upstream.url));
+    const stream = await openStream(gateway.mcpUrl, SSE_KEY);
+    const endpoint = new URL((await stream.next()).data, gateway.url);
+    const port = Number(endpoint.port);
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'echo' } });
+    const client = await openSocket(port);
+    client.socket.write(
+      `POST ${endpoint.pathname}${endpoint.search} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n` +
+        `Authorization: Bearer ${SSE_KEY}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`,
+    );
+    await sleep(100);
+    const closing = gateway.close(1500);
+    await sleep(100);
+    const arrived = upstream.nextPost();
+    client.socket.write(body.slice(10));
+    const tag = ((await arrived) as { id: string }).id;
+    await waitFor(() => statuses(client.text)[0], 2000, "the POST's answer");
+    assert.deepEqual(statuses(client.text), [202]);
+    upstream.write(`data: ${JSON.stringify({ jsonrpc: '2.0', id: tag, result: { content: [] } })}\n\n`);
+    // failed before: the stream was ended when the shutdown began (it owed nothing yet): the call the
+    // upstream accepted in the grace was answered to nobody, its client got no answer and no error.
+    assert.deepEqual(JSON.parse((await stream.next(2000)).data), {
+      jsonrpc: '2.0',
+      id: 9,
+      result: { content: [] },
+    });
+    await assert.rejects(stream.next(2000), /the stream ended/);
+    await closing;
+    stream.close();
+    client.socket.destroy();
   });
 });

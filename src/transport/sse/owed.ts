@@ -29,9 +29,25 @@ export class OwedAnswers {
   /** MACs answered while not owed (the answer passed before its POST's 202 was read), oldest first. */
   private readonly early = new Set<string>();
   private settled: (() => void) | undefined = undefined;
+  /**
+   * POSTs of the stream's session this process is receiving or forwarding, not yet closed: the
+   * stream may yet owe their requests (a body still coming when the shutdown began is forwarded in
+   * its grace, and its answer, or the gateway's own refusal, comes on this stream).
+   */
+  private posts = 0;
 
   get size(): number {
     return this.owed.size;
+  }
+
+  /** A POST of the stream's session began; `left` once it closed (after its acceptance, if any). */
+  entered(): void {
+    this.posts++;
+  }
+
+  left(): void {
+    this.posts--;
+    this.settle();
   }
 
   /** The upstream accepted a POST of these requests (tag → what it carries): their answers are owed. */
@@ -52,17 +68,23 @@ export class OwedAnswers {
       this.early.add(mac);
       return;
     }
-    if (this.owed.size === 0 && this.settled !== undefined) {
-      const settled = this.settled;
-      this.settled = undefined;
-      // Not from inside the rewriter that passed the answer: the stream is ended after it.
-      setImmediate(settled);
-    }
+    this.settle();
   }
 
-  /** Calls `settled` once the stream owes nothing (false, and no call, when it owes nothing now). */
+  private settle(): void {
+    if (this.owed.size > 0 || this.posts > 0 || this.settled === undefined) return;
+    const settled = this.settled;
+    this.settled = undefined;
+    // Not from inside the rewriter that passed the answer: the stream is ended after it.
+    setImmediate(settled);
+  }
+
+  /**
+   * Calls `settled` once the stream owes nothing and no POST of its session is open (false, and no
+   * call, when that is so now).
+   */
   whenSettled(settled: () => void): boolean {
-    if (this.owed.size === 0) return false;
+    if (this.owed.size === 0 && this.posts === 0) return false;
     this.settled = settled;
     return true;
   }

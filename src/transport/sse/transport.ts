@@ -144,6 +144,14 @@ export function createSseTransport(options: SseTransportOptions): TransportStep 
         ctx.reason = 'ERR_SESSION_NOT_FOUND';
         throw new GatewayError('ERR_SESSION_NOT_FOUND');
       }
+      // Counted by its session's stream until it closes: the shutdown leaves that stream open for
+      // the answer it may yet owe (owed.ts), as for the requests of POSTs already accepted.
+      const owedBy = open.get(session as string);
+      const owed = owedBy === undefined ? undefined : owing.get(owedBy);
+      if (owed !== undefined) {
+        owed.entered();
+        ctx.res.once('close', () => owed.left());
+      }
       return {
         path,
         // One upstream session per endpoint: two clients of one key (each numbering its requests

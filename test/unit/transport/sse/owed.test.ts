@@ -34,6 +34,23 @@ describe('OwedAnswers', () => {
     assert.deepEqual(owed.errors(SHUTDOWN), []);
   });
 
+  it('a POST of its session still open keeps it unsettled until it closes and its answer passes', async () => {
+    const owed = new OwedAnswers();
+    owed.entered();
+    let settled = 0;
+    assert.equal(
+      owed.whenSettled(() => settled++),
+      true,
+    );
+    owed.accepted(tags(['a', 1]));
+    owed.left();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(settled, 0);
+    owed.answered(macOf('a'));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(settled, 1);
+  });
+
   it('an answer that passed before its POST was accepted is not owed again', () => {
     const owed = new OwedAnswers();
     owed.answered(macOf('a'));
