@@ -72,6 +72,24 @@ describe('HTTP+SSE endpoint sessions', () => {
     assert.equal(createSessionBinder(secret).unwrap(session, alice), undefined);
   });
 
+  it("security: the session is sealed: the client cannot read the upstream's endpoint in it", () => {
+    const { session } = sessions.issue('/message?sessionId=1f0e&token=upstream-secret', alice)!;
+    for (const part of session.split(/[.~]/))
+      assert.ok(!Buffer.from(part, 'base64url').toString('latin1').includes('upstream-secret'));
+    assert.equal(sessions.resolve(session, alice), '/message?sessionId=1f0e&token=upstream-secret');
+  });
+
+  it('a session signed before endpoints were sealed still resolves (a rolling upgrade)', () => {
+    const binder = createSessionBinder(secret, 'mcpgate sse endpoint v1');
+    const encoded = Buffer.from('/message?sessionId=1').toString('base64url');
+    assert.equal(
+      sessions.resolve(binder.wrap(`${encoded}~AAAAAAAAAAAA`, alice), alice),
+      '/message?sessionId=1',
+    );
+    assert.equal(sessions.resolve(binder.wrap(encoded, alice), alice), '/message?sessionId=1');
+    assert.equal(sessions.resolve(binder.wrap(`${encoded}~AAAAAAAAAAAA`, alice), bob), undefined);
+  });
+
   it('reads the session parameter only when it is given once', () => {
     assert.equal(sessionParam('/sse?session=abc'), 'abc');
     assert.equal(sessionParam('/sse?x=1&session=abc'), 'abc');
