@@ -120,7 +120,7 @@ describe('HTTP+SSE session-bound answers: a hand-driven upstream, two replicas s
     const reader = (res.body as ReadableStream<Uint8Array>).getReader();
     const a = { up, controller };
     const count = 20_000;
-    const long = (i: number) => `/legacy/messages?sid=${String(i).padStart(8, '0')}&pad=${'p'.repeat(330)}`;
+    const long = (i: number) => `/legacy/messages?sid=${String(i).padStart(8, '0')}&pad=${'p'.repeat(320)}`;
     assert.ok(Buffer.byteLength(long(0)) <= MAX_ENDPOINT_BYTES);
     const burst = async (from: number, to: number) => {
       for (let i = from; i < to; i += 500) {

@@ -131,12 +131,18 @@ keys:
     try {
       const endpoint = await stream.next();
       assert.equal(endpoint.event, 'endpoint');
-      assert.match(endpoint.data, /^\/sse\?session=[A-Za-z0-9_-]+~[A-Za-z0-9_-]{12}\.[A-Za-z0-9_-]{22}$/);
+      // `~`, then the sealed endpoint (iv, ciphertext, tag), then the MAC.
+      assert.match(endpoint.data, /^\/sse\?session=~[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}$/);
       assert.ok(!endpoint.data.includes('message'), 'not the upstream path');
       assert.ok(!endpoint.data.includes(new URL(recorder.url).port), 'not the upstream port');
       const upstreamGet = recorder.received.findLast((r) => r.method === 'GET')!;
       const upstreamSession = /sessionId=([0-9a-f-]+)/.exec(upstreamGet.response)![1]!;
       assert.ok(!endpoint.data.includes(upstreamSession), "not the upstream's session id in clear");
+      const sealed = endpoint.data.slice(endpoint.data.indexOf('~') + 1, endpoint.data.lastIndexOf('.'));
+      for (let i = 0; i < 4; i++) {
+        const decoded = Buffer.from(sealed.slice(i), 'base64url').toString('latin1');
+        assert.ok(!decoded.includes(upstreamSession) && !decoded.includes('message'), 'nor in base64url');
+      }
     } finally {
       stream.close();
     }
