@@ -9,6 +9,7 @@ import { registerHash } from './hash.ts';
 import { registerPin } from './pin.ts';
 import { registerReload } from './reload.ts';
 import { VERSION } from '../version.ts';
+import { withoutSecrets } from './output.ts';
 
 export function buildProgram(io: CliIo): Command {
   const program = new Command('mcpgate')
@@ -16,7 +17,11 @@ export function buildProgram(io: CliIo): Command {
       'A lock for self-hosted MCP servers: keys, allowlists, rate limits and an audit line per request.',
     )
     .version(VERSION, '-V, --version')
-    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .configureOutput({
+      writeOut: io.stdout,
+      writeErr: io.stderr,
+      outputError: (text, write) => write(withoutSecrets(text)),
+    })
     .showHelpAfterError();
   registerServe(program, io);
   registerValidate(program, io);

@@ -12,6 +12,8 @@ import { startRawSseUpstream } from '../helpers/raw-sse-upstream.ts';
 import type { RawSseUpstream } from '../helpers/raw-sse-upstream.ts';
 import { newKey, reviewConfig } from '../helpers/review-config.ts';
 import { legacyClients } from '../helpers/legacy-session.ts';
+import { runCli } from '../helpers/cli.ts';
+import { mintKey } from '../../src/auth/key-format.ts';
 
 const hex = (n: number) => randomBytes(n).toString('hex');
 
@@ -90,5 +92,36 @@ describe('the HTTP+SSE endpoint handed to clients (README: "The client never lea
     assert.equal(tampered.status, 404);
     await tampered.text();
     assert.equal(upstream.posts.length, posts, 'nothing reached the upstream');
+  });
+});
+
+describe('command-line mistakes (brief: never echo a key or token, in any CLI output)', () => {
+  it('hole: commander quoted a secret given as an unknown option value or as a word', async () => {
+    const key = mintKey(randomBytes(32));
+    const secret = `s3cr3t${hex(16)}`;
+    const runs: [string[], RegExp][] = [
+      [['serve', `--key=${key}`], /unknown option '--key=/],
+      [['serve', `--session-secret=${secret}`], /unknown option '--session-secret=/],
+      [['keygen', '--label', 'a', `--token=${secret}`], /unknown option '--token=/],
+      [[key], /unknown command/],
+      [[`sk-live-${secret}`], /unknown command/],
+    ];
+    for (const [args, said] of runs) {
+      const { code, stdout, stderr } = await runCli(args);
+      assert.equal(code, 1, args[0]);
+      assert.match(stderr, said);
+      // failed before: "error: unknown option '--key=mcpg_...'", "error: unknown command 'mcpg_...'"
+      for (const s of [key, secret, key.slice(5, 25), secret.slice(6)])
+        assert.ok(!(stdout + stderr).includes(s), `${said.source}: the secret is echoed`);
+    }
+  });
+
+  it("holds: commander's own words and a mistyped command are still shown", async () => {
+    const typo = await runCli(['serv']);
+    assert.match(typo.stderr, /unknown command 'serv'[^]*Did you mean serve\?/);
+    const missing = await runCli(['keygen', '--label']);
+    assert.match(missing.stderr, /option '--label <name>' argument missing/);
+    const unknown = await runCli(['serve', '--bogus']);
+    assert.match(unknown.stderr, /unknown option '--bogus'/);
   });
 });
