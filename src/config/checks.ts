@@ -15,6 +15,7 @@ import {
   staticHeaderProblem,
 } from '../proxy/request-headers.ts';
 import { oauthChecks } from './oauth-checks.ts';
+import { HEADER_NAME } from '../proxy/header-names.ts';
 import { RESERVED_KEY_LABELS } from '../metrics/labels.ts';
 
 export function crossChecks(raw: unknown, now: number, issues: Issue[]): void {
@@ -136,7 +137,7 @@ function headerChecks(upstream: Record<string, unknown>, issues: Issue[]): void 
   forward.forEach((name, i) => {
     if (typeof name !== 'string') return;
     const problem = forwardHeaderProblem(name);
-    if (problem !== undefined) error(issues, `upstream.forward_headers[${i}]`, `${name} ${problem}`);
+    if (problem !== undefined) error(issues, `upstream.forward_headers[${i}]`, said(name, problem));
     else if (
       FORWARDED_CLIENT_HEADERS.includes(name.toLowerCase()) ||
       name.toLowerCase().startsWith(PARAM_PREFIX)
@@ -151,7 +152,7 @@ function headerChecks(upstream: Record<string, unknown>, issues: Issue[]): void 
   pass.forEach((name, i) => {
     if (typeof name !== 'string') return;
     const problem = passHeaderProblem(name);
-    if (problem !== undefined) error(issues, `upstream.pass_headers[${i}]`, `${name} ${problem}`);
+    if (problem !== undefined) error(issues, `upstream.pass_headers[${i}]`, said(name, problem));
     else if (PASSED_RESPONSE_HEADERS.includes(name.toLowerCase()))
       issues.push({
         path: `upstream.pass_headers[${i}]`,
@@ -160,10 +161,23 @@ function headerChecks(upstream: Record<string, unknown>, issues: Issue[]): void 
       });
   });
   const fixed = isPlainObject(upstream.headers) ? upstream.headers : {};
-  for (const name of Object.keys(fixed)) {
+  Object.keys(fixed).forEach((name, i) => {
     const problem = staticHeaderProblem(name);
-    if (problem !== undefined) error(issues, `upstream.headers.${name}`, problem);
-  }
+    if (problem === undefined) return;
+    if (HEADER_NAME.test(name)) error(issues, `upstream.headers.${name}`, problem);
+    else error(issues, 'upstream.headers', `entry ${i + 1}: ${said(name, problem)}`);
+  });
+}
+
+/**
+ * A problem with a configured header name, quoting the name only when it is a valid one. What is not
+ * a header name may be a whole header line, its value a credential (`Authorization: Bearer ...` in
+ * forward_headers), which `validate` would print and a reload would log.
+ */
+function said(name: string, problem: string): string {
+  return HEADER_NAME.test(name)
+    ? `${name} ${problem}`
+    : `${problem} (not shown: it may hold a header value, such as a credential)`;
 }
 
 /** The transport a URL's last path segment suggests (`/sse`, `/mcp`), if any. */

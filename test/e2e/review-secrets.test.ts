@@ -5,6 +5,9 @@
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import type { OpenedStream } from '../helpers/sse-stream.ts';
@@ -123,5 +126,42 @@ describe('command-line mistakes (brief: never echo a key or token, in any CLI ou
     assert.match(missing.stderr, /option '--label <name>' argument missing/);
     const unknown = await runCli(['serve', '--bogus']);
     assert.match(unknown.stderr, /unknown option '--bogus'/);
+  });
+});
+
+describe('a header line written where a header name goes (brief: a token in the wrong field is never echoed)', () => {
+  it('hole: validate quoted the whole line, credential included, of forward_headers, pass_headers and headers', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mcpgate-review-secrets-'));
+    try {
+      const forward = `fwd${hex(12)}`;
+      const pass = `pass${hex(12)}`;
+      const fixed = `hdr${hex(12)}`;
+      const path = join(dir, 'mcpgate.yaml');
+      await writeFile(
+        path,
+        [
+          'listen: 127.0.0.1:0',
+          'upstream:',
+          '  url: http://127.0.0.1:9/mcp',
+          `  forward_headers: ["Authorization: Bearer ${forward}"]`,
+          `  pass_headers: ["X-Upstream-Token: ${pass}"]`,
+          '  headers:',
+          `    "Authorization: Bearer ${fixed}": ""`,
+          'auth:',
+          `  session_secret: "${hex(24)}"`,
+          '',
+        ].join('\n'),
+      );
+      const { code, stdout, stderr } = await runCli(['validate', '--config', path]);
+      assert.equal(code, 1, 'refused');
+      assert.match(stderr, /upstream\.forward_headers\[0\]: is not a valid header name/);
+      assert.match(stderr, /upstream\.pass_headers\[0\]: is not a valid header name/);
+      assert.match(stderr, /upstream\.headers: entry 1: is not a valid header name/);
+      // failed before: "upstream.forward_headers[0]: Authorization: Bearer fwd... is not a valid header name"
+      for (const secret of [forward, pass, fixed])
+        assert.ok(!(stdout + stderr).includes(secret), 'a credential is echoed');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -135,7 +135,7 @@ describe('config loading', () => {
         'upstream.forward_headers[4]: Content-Type is written by the gateway itself',
         'upstream.forward_headers[5]: X-HTTP-Method-Override would let a client change the method or URL the gateway judged',
         'upstream.forward_headers[6]: X-Original-URL would let a client change the method or URL the gateway judged',
-        'upstream.forward_headers[7]: bad name is not a valid header name',
+        'upstream.forward_headers[7]: is not a valid header name (not shown: it may hold a header value, such as a credential)',
       ],
     ],
     [
