@@ -16,6 +16,7 @@ import { ALLOW_ALL } from './grants.ts';
 import type { Grants } from './grants.ts';
 import { METHODS } from './methods.ts';
 import { caseVariant, memberNames } from './case-variants.ts';
+import { plainResourceUri } from './resource-uri.ts';
 import { PARAMS_READ as PARAMS_MEMBERS_READ } from '../jsonrpc/read-depth.ts';
 import type { MethodSpec, ResultFilter, Revision } from './methods.ts';
 import type { TaskScope } from './tasks.ts';
@@ -269,43 +270,17 @@ function taskDenied(method: string, id: JsonRpcId | null): Verdict {
 }
 
 /**
- * A resource URI is allowed when it matches the key's patterns as a string and has no `.` or `..`
- * segment (plain or percent-encoded, between `/`, `\`, `%2f` or `%5c`). `*` matches `/`, and
- * upstreams resolve dot segments (`new URL()` does, and so do file servers), so without this
- * `file:///public/../private/key` would match `file:///public/*` and read outside it. It must also
- * be a name (isName): the WHATWG URL parser (`new URL()`, rust-url under pydantic's `AnyUrl`) drops
- * every tab and newline before it parses, so `file:///public/.\t./key` is `file:///key` to it. A
- * request is refused such a URI before this is asked; a listed or read one an upstream sends is
- * dropped here, or a client would be shown the hidden resource it resolves to.
- *
- * A template variable need not be a path segment: a query value (`file:///public/doc{?path}`, which
- * the SDKs match and FastMCP percent-decodes), a path-style parameter (`{;path}`) or a list item
- * (`{path*}`) is a name the upstream's handler may join to a directory just the same, so a dot run
- * after `?`, `#`, `=`, `&`, `;` or `,` and ending at one of them is refused too (`?path=../secret`).
- *
- * So is a name that starts at the root: a separator right after another one or after those
- * characters but `#`, past the scheme and authority (`file:///public/tree//etc/passwd`, `/%2Fetc`,
- * `?path=/etc`). Python's pathlib (`Path(base) / name`, FastMCP's `{path*}` file templates) and
- * Node's `path.resolve` drop the base for a rooted name, as they would climb out for a `..`.
+ * A resource URI is allowed when it matches the key's patterns as a string and is spelled plainly
+ * (resource-uri.ts): `*` matches `/`, and upstreams resolve what a URI spells (dot segments, rooted
+ * names, percent-encodings, Unicode compatibility forms), so without it `file:///public/../key`
+ * would match `file:///public/*` and read outside it. It must also be a name (isName: no lone
+ * surrogate, no control character; the WHATWG URL parser drops every tab and newline before it
+ * parses, so `file:///public/.\t./key` is `file:///key` to it). A request is refused such a URI
+ * before this is asked; a listed or read one an upstream sends is dropped here, or a client would
+ * be shown the hidden resource it resolves to.
  */
 export function resourceAllowed(grants: Grants, uri: string): boolean {
-  return (
-    isName(uri) &&
-    grants.resource(uri) &&
-    !DOT_SEGMENT.test(uri) &&
-    !ROOTED.test(uri.slice(authorityEnd(uri)))
-  );
-}
-
-const DOT_SEGMENT = /(?:^|[/\\?#=&;,]|%2f|%5c)(?:\.|%2e){1,2}(?:[/\\?#&;,]|%2f|%5c|$)/i;
-// Not after `#`: a fragment route (`#/home`) is common, and no SDK's template hands a fragment over
-// without its `#`.
-const ROOTED = /(?:[/\\?=&;,]|%2f|%5c)(?:[/\\]|%2f|%5c)/i;
-/** `scheme:` and, after `//`, the authority: `file:///` is no empty segment. */
-const AUTHORITY = /^[a-z][a-z0-9+.-]*:(?:[/\\]{2}[^/\\?#]*)?/i;
-
-function authorityEnd(uri: string): number {
-  return AUTHORITY.exec(uri)?.[0].length ?? 0;
+  return isName(uri) && grants.resource(uri) && plainResourceUri(uri);
 }
 
 /**

@@ -127,8 +127,7 @@ const RULE_TEXT: Record<Rule, string> = {
   list: 'allowed; the response lists only what the key may use',
   tool: '`params.name` must match the key\u2019s `allow`',
   prompt: '`params.name` must match the key\u2019s `prompts`',
-  resource:
-    '`params.uri` must match the key\u2019s `resources` and have no `.`, `..` or empty segment (in its path, or as a query or parameter value)',
+  resource: '`params.uri` must match the key\u2019s `resources` and be [spelled plainly](#resource-uris)',
   completion:
     '`params.ref`: a `ref/prompt` name must match `prompts`, a `ref/resource` URI must match `resources`',
   listen:

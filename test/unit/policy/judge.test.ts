@@ -310,7 +310,9 @@ describe('judge: prompts and resources', () => {
     // The empty authority of `file:///` and the `//` of any authority are no empty segment.
     assert.equal(resourceAllowed(any, 'file:///etc'), true);
     assert.equal(resourceAllowed(any, 'https://example.com/a'), true);
-    assert.equal(resourceAllowed(any, 'FILE:\\\\host\\share'), true);
+    assert.equal(resourceAllowed(any, 'FILE://host/share'), true);
+    // A backslash is no URI character (new URL() reads it as `/` in a file: URI): not plain.
+    assert.equal(resourceAllowed(any, 'FILE:\\\\host\\share'), false);
     assert.equal(resourceAllowed(any, '/public//x'), false);
     assert.equal(resourceAllowed(any, 'ui://app/index.html#/home'), true);
   });
