@@ -5,6 +5,7 @@
 import { checkHttpUrl } from './http-url.ts';
 import { array, duration, object, oneOf, string } from './spec.ts';
 import type { Spec } from './spec.ts';
+import { resourcePatternProblem } from '../policy/resource-uri.ts';
 
 /** Asymmetric JWS algorithms only: never `none`, never HMAC (a JWKS holds public keys). */
 export const OAUTH_ALGORITHMS = [
@@ -57,7 +58,11 @@ export function oauthSpec<R>(rateLimit: Spec<R>) {
       ),
       allow: names('Tool name'),
       prompts: names('Prompt name'),
-      resources: names('Resource URI'),
+      resources: array(
+        string('A Resource URI or a wildcard (`*`).', { check: resourcePatternProblem }),
+        'Resource URIs a token matching this grant may use.',
+        { default: [] },
+      ),
       rate_limit: rateLimit,
     },
     'A grant: the first whose `when` matches a token decides what it may use.',

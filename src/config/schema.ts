@@ -7,6 +7,7 @@ import { array, boolean, duration, number, object, oneOf, record, size, string }
 import type { Spec } from './spec.ts';
 import { normalizeOrigin } from '../server/cors.ts';
 import { oauthSpec } from './oauth-schema.ts';
+import { resourcePatternProblem } from '../policy/resource-uri.ts';
 
 export const DEFAULTS = Object.freeze({
   listen: '127.0.0.1:8080',
@@ -214,6 +215,14 @@ const names = (what: string) =>
     { default: [] },
   );
 
+/** Resource URI patterns: a wildcard in a host would match other hosts (resource-uri.ts). */
+export const resourcePatterns = (what: string) =>
+  array(
+    string(`A ${what} or a wildcard (\`*\`).`, { check: resourcePatternProblem }),
+    `${what[0]!.toUpperCase()}${what.slice(1)}s this key may use (deny by default).`,
+    { default: [] },
+  );
+
 export const keySpec = object(
   {
     label: string('A unique name for the key, shown in the audit log.', {
@@ -228,7 +237,7 @@ export const keySpec = object(
     hash: string('The SHA-256 of the key: `sha256:<64 hex>` or bare hex (as printed by `mcpgate keygen`).'),
     allow: names('tool name'),
     prompts: names('prompt name'),
-    resources: names('resource URI'),
+    resources: resourcePatterns('resource URI'),
     disabled: boolean('A disabled key is refused.', { default: false }),
     expires: string('Expiry date or time (ISO 8601); refused after it, and its open streams end then.'),
     rate_limit: keyRateLimit,

@@ -54,3 +54,21 @@ function nfkcStable(name: string): boolean {
   for (const [c] of name.matchAll(NON_ASCII)) if (c.normalize('NFKC') !== c) return false;
   return true;
 }
+
+/**
+ * A config problem with a resource pattern (else undefined). A `*` matches any run of characters, so
+ * one in a pattern's scheme or host, or after its host with no `/` between, also matches the `/`,
+ * `?`, `#` or `@` that ends the host: `https://*.example.com/*` matches
+ * `https://evil.example/.example.com/`, and `https://api.example.com*` matches
+ * `https://api.example.com@evil.example/`, whose host is another. `scheme://*` (any host) is kept.
+ */
+export function resourcePatternProblem(pattern: string): string | undefined {
+  const start = pattern.indexOf('://');
+  if (start === -1) return undefined;
+  const rest = pattern.slice(start + 3);
+  const end = rest.search(/[/?#]/);
+  const authority = end === -1 ? rest : rest.slice(0, end);
+  if (!pattern.slice(0, start).includes('*') && (!authority.includes('*') || authority === '*'))
+    return undefined;
+  return 'a wildcard in the scheme or host also matches other hosts (`https://*.example.com/*` matches `https://evil.example/.example.com/`): write the scheme and host out, wildcards after the `/` that ends the host';
+}

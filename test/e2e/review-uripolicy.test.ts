@@ -23,6 +23,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { UriTemplate } from '@modelcontextprotocol/sdk/shared/uriTemplate.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { parseConfigText } from '../../src/config/load.ts';
 import { compileGrants } from '../../src/policy/grants.ts';
 import { resourceAllowed } from '../../src/policy/judge.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
@@ -211,6 +212,52 @@ describe('uripolicy review: differential fuzzing of resource URI patterns', () =
     ]) {
       assert.equal(resourceAllowed(grants, uri), true, uri);
     }
+  });
+});
+
+describe("uripolicy review: a wildcard in a pattern's host", () => {
+  const HASH = 'a'.repeat(64);
+  const problems = (patterns: readonly string[]) =>
+    parseConfigText(
+      `upstream:\n  url: http://x/mcp\nkeys:\n  - label: a\n    hash: "${HASH}"\n    resources: ${JSON.stringify(patterns)}\n`,
+      {},
+      Date.parse('2026-06-01T00:00:00Z'),
+    ).issues.map((i) => i.path);
+
+  it('hole: failed before: "https://*.example.com/*" and "https://api.example.com*" matched URIs of another host, and the config was accepted', () => {
+    const grants = compileGrants({
+      allow: [],
+      prompts: [],
+      resources: ['https://*.example.com/*', 'https://api.example.com*'],
+    });
+    for (const uri of [
+      'https://evil.example/.example.com/x',
+      'https://evil.example?.example.com/x',
+      'https://api.example.com@evil.example/x',
+      'https://api.example.com.evil.example/x',
+    ]) {
+      // What the key is allowed is the operator's: the gateway cannot judge such a pattern, so the
+      // config names it instead of serving it.
+      assert.notEqual(new URL(uri).hostname.endsWith('.example.com'), true, uri);
+      assert.equal(grants.resource(uri), true, `${uri}: the glob alone matches it`);
+    }
+    assert.deepEqual(problems(['https://*.example.com/*']), ['keys[0].resources[0]']);
+    assert.deepEqual(problems(['https://api.example.com*']), ['keys[0].resources[0]']);
+    assert.deepEqual(problems(['*://files.example/*']), ['keys[0].resources[0]']);
+  });
+
+  it('holds: patterns with the host written out, or any host, are accepted', () => {
+    assert.deepEqual(
+      problems([
+        'file:///public/*',
+        'https://files.example/*',
+        'https://*',
+        'ui://*',
+        'demo://resource/*',
+        '*',
+      ]),
+      [],
+    );
   });
 });
 
