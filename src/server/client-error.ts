@@ -20,6 +20,9 @@ import { closeLingering } from '../pipeline/linger.ts';
 /** Node's field for the response a socket is carrying (set while the handler has a request). */
 type Carrier = Socket & { _httpMessage?: { req?: { complete?: boolean } } | null };
 
+/** Set on a socket whose bytes after a request that closes it were recorded and are ignored. */
+const AFTER_CLOSE = Symbol('mcpgate.afterClose');
+
 const REASONS: Readonly<Record<number, string>> = {
   400: 'Bad Request',
   408: 'Request Timeout',
@@ -45,6 +48,21 @@ export function auditClientErrors(server: Server, observer: Observer, clock: Clo
       return;
     }
     const inFlight = (socket as Carrier)._httpMessage;
+    // Bytes after a request that closes the connection (`Connection: close`, HTTP/1.0 without
+    // keep-alive): whatever follows is no request to process (RFC 9112 section 9.6), but the answers
+    // to the requests read whole before it are still owed. Destroyed here, they were lost (a call the
+    // upstream ran, an answer the client never got, a line saying the client left). So the rest is
+    // recorded once as never processed and dropped: Node's parser, failed, fails again on each later
+    // read, which comes back here and is ignored; the socket is still read, so a client that leaves
+    // is seen and its requests aborted. Node closes the connection after the last answer.
+    if (err.code === 'HPE_CLOSED_CONNECTION' && inFlight != null) {
+      const marked = socket as Socket & { [AFTER_CLOSE]?: true };
+      if (marked[AFTER_CLOSE] === true) return;
+      marked[AFTER_CLOSE] = true;
+      const req = { method: undefined, url: undefined, headers: {}, socket } as unknown as IncomingMessage;
+      recordInvalid(observer, clock, randomId(), req, 400, { sent: false });
+      return;
+    }
     if (inFlight != null && inFlight.req?.complete !== true) {
       socket.destroy();
       return;
