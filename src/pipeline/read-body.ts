@@ -29,6 +29,8 @@ export function createReadBody(
   return function readBody(req, res, own) {
     // A client that left while the request was authenticated or paid for: nothing will come.
     if (req.destroyed || res.destroyed) return Promise.reject(new GatewayError('ERR_CLIENT_ABORTED'));
+    // Node's parser failed in the body meanwhile (bodyMalformed): nothing more of it will come.
+    if ((req as Carrier<IncomingMessage>)[MALFORMED] === true) return Promise.reject(malformed());
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > maxBytes) {
       return Promise.reject(tooLarge());
@@ -107,6 +109,15 @@ class BodyRead {
     this.resolve(this.held.bytes());
   }
 
+  /** Node's parser failed in the body: no more of it comes, and the client is told why (400). */
+  malformed(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.dropped = this.held.length;
+    this.held.release();
+    this.reject(malformed());
+  }
+
   fail(err: Error): void {
     if (this.settled) return;
     this.settled = true;
@@ -122,7 +133,21 @@ class BodyRead {
 }
 
 const READ = Symbol('mcpgate.body');
-type Carrier<T> = T & { [READ]?: BodyRead };
+/** Set on a request whose body Node's parser could not read (bodyMalformed). */
+const MALFORMED = Symbol('mcpgate.bodyMalformed');
+type Carrier<T> = T & { [READ]?: BodyRead; [MALFORMED]?: true };
+
+/**
+ * Node's parser failed in the body of `req` (a malformed chunk or chunk size, a bad transfer
+ * coding): it says so only to the server's clientError listener (client-error.ts), and hands the
+ * request nothing more, neither data nor an end. The body read, under way or still to come, is
+ * refused as invalid (400, -32600), where a destroyed socket left the client without an answer and
+ * its line saying the client had left.
+ */
+export function bodyMalformed(req: IncomingMessage): void {
+  (req as Carrier<IncomingMessage>)[MALFORMED] = true;
+  (req as Carrier<IncomingMessage>)[READ]?.malformed();
+}
 
 /** How many body bytes readBody read for this request (0 when it read none), refused or not. */
 export function bodyBytesRead(req: IncomingMessage): number {
@@ -159,6 +184,10 @@ function releaseOnClose(this: ServerResponse): void {
  */
 const FREE_PIECES = 1024;
 const MIN_PIECE_BYTES = 64;
+
+function malformed(): GatewayError {
+  return new GatewayError('ERR_INVALID_REQUEST', { message: 'invalid request: malformed HTTP request body' });
+}
 
 function scattered(): GatewayError {
   return new GatewayError('ERR_INVALID_REQUEST', {

@@ -16,12 +16,16 @@ import { createContext } from '../pipeline/context.ts';
 import type { Clock, Observer } from '../pipeline/ports.ts';
 import { randomId, requestIdFor } from '../pipeline/request-id.ts';
 import { closeLingering } from '../pipeline/linger.ts';
+import { bodyMalformed } from '../pipeline/read-body.ts';
 
 /** Node's field for the response a socket is carrying (set while the handler has a request). */
-type Carrier = Socket & { _httpMessage?: { req?: { complete?: boolean } } | null };
+type Carrier = Socket & { _httpMessage?: { req?: IncomingMessage } | null; [FAILED]?: true };
 
-/** Set on a socket whose bytes after a request that closes it were recorded and are ignored. */
-const AFTER_CLOSE = Symbol('mcpgate.afterClose');
+/**
+ * Set on a socket whose parser failed where the handler still owes answers: the failure was dealt
+ * with once, and the parser's failures on later reads of the socket are ignored.
+ */
+const FAILED = Symbol('mcpgate.parserFailed');
 
 const REASONS: Readonly<Record<number, string>> = {
   400: 'Bad Request',
@@ -36,10 +40,18 @@ const WHY: Readonly<Record<number, string>> = {
   431: 'request headers too large',
 };
 
+/**
+ * Whether Node's parser failed on the bytes of a body (an HPE_ code), not at the connection's end
+ * (HPE_INVALID_EOF_STATE: the client left mid-body, which the handler sees as an abort).
+ */
+function malformedBody(code: string | undefined): boolean {
+  return code !== undefined && code.startsWith('HPE_') && code !== 'HPE_INVALID_EOF_STATE';
+}
+
 export function auditClientErrors(server: Server, observer: Observer, clock: Clock): void {
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     // A reset connection carries nothing. A request the handler has and is still reading (a body
-    // cut short, a request timing out) is answered and recorded there. A response in flight for a
+    // cut short, a request timing out, a POST's malformed body) is answered and recorded there. A response in flight for a
     // request read whole means the error is a request pipelined behind it, which the handler never
     // had: it is recorded here, and the connection closed without an answer written into that
     // response.
@@ -48,22 +60,33 @@ export function auditClientErrors(server: Server, observer: Observer, clock: Clo
       return;
     }
     const inFlight = (socket as Carrier)._httpMessage;
+    // A failure dealt with already (below): the parser, failed, fails again on each later read of
+    // the socket, which is still read (so a client that leaves is seen and its requests aborted).
+    // The connection closes after the answers owed on it.
+    if ((socket as Carrier)[FAILED] === true) return;
     // Bytes after a request that closes the connection (`Connection: close`, HTTP/1.0 without
     // keep-alive): whatever follows is no request to process (RFC 9112 section 9.6), but the answers
     // to the requests read whole before it are still owed. Destroyed here, they were lost (a call the
     // upstream ran, an answer the client never got, a line saying the client left). So the rest is
-    // recorded once as never processed and dropped: Node's parser, failed, fails again on each later
-    // read, which comes back here and is ignored; the socket is still read, so a client that leaves
-    // is seen and its requests aborted. Node closes the connection after the last answer.
+    // recorded once as never processed and dropped, and Node closes the connection after the last
+    // answer.
     if (err.code === 'HPE_CLOSED_CONNECTION' && inFlight != null) {
-      const marked = socket as Socket & { [AFTER_CLOSE]?: true };
-      if (marked[AFTER_CLOSE] === true) return;
-      marked[AFTER_CLOSE] = true;
+      (socket as Carrier)[FAILED] = true;
       const req = { method: undefined, url: undefined, headers: {}, socket } as unknown as IncomingMessage;
       recordInvalid(observer, clock, randomId(), req, 400, { sent: false });
       return;
     }
-    if (inFlight != null && inFlight.req?.complete !== true) {
+    // The parser failed in the body of a POST the handler has (a malformed chunk, a bad transfer
+    // coding): the body read gets the failure (read-body.ts bodyMalformed) and the client its 400,
+    // with the connection closed after it, as any answer with a body unread is. Destroyed here, the
+    // client got no answer at all, and the line said it had left.
+    const inFlightReq = inFlight?.req;
+    if (inFlight != null && inFlightReq?.complete !== true) {
+      if (inFlightReq?.method === 'POST' && malformedBody(err.code)) {
+        (socket as Carrier)[FAILED] = true;
+        bodyMalformed(inFlightReq);
+        return;
+      }
       socket.destroy();
       return;
     }
