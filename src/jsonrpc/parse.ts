@@ -70,10 +70,15 @@ export interface ParsedBody {
   readonly bytes: Buffer;
 }
 
-/** The id of the first request in a body, for error responses; never throws. */
+/**
+ * The id of the first message in a body when it is a request, for error responses; never throws.
+ * A response's id (a client's answer to the upstream's sampling, elicitation or roots request) is
+ * the upstream's, not one of the client's own requests: an error carrying it reads to the client as
+ * the answer to its own request of that number (SDK peers both number from 0), so it gets null.
+ */
 export function peekId(value: unknown): JsonRpcId | null {
   const first = Array.isArray(value) ? value[0] : value;
-  if (typeof first === 'object' && first !== null && 'id' in first) {
+  if (typeof first === 'object' && first !== null && 'id' in first && 'method' in first) {
     const id = (first as { id: unknown }).id;
     if (typeof id === 'string' || (typeof id === 'number' && Number.isSafeInteger(id))) return id;
   }
@@ -318,7 +323,8 @@ function validateMessage(
     // client could not tell its response's id from another.
     throw invalid(null, 'id must be a string or a safe integer');
   }
-  const rid = hasId ? (id as JsonRpcId) : null;
+  // A refusal answers a request by its id; a response's id names the upstream's request (peekId).
+  const rid = hasId && Object.hasOwn(m, 'method') ? (id as JsonRpcId) : null;
   if (m.jsonrpc !== '2.0') throw invalid(rid, 'jsonrpc must be "2.0"');
   // The members JSON-RPC 2.0 defines, and no other: an upstream that matches keys by case (Go's
   // encoding/json) reads `"Method"` or `"Params"` beside a `result` as a request the judge never

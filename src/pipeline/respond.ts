@@ -10,11 +10,14 @@ export function toGatewayError(err: unknown): GatewayError {
   return isGatewayError(err) ? err : new GatewayError('ERR_INTERNAL', { cause: err });
 }
 
-/** The id to answer with: the thrower's, else the first request's in the body, else null. */
+/**
+ * The id to answer with: the thrower's, else the first message's in the body when it is a request
+ * (a response's id is the upstream's: jsonrpc/parse.ts peekId), else null.
+ */
 function responseId(ctx: RequestContext, err: GatewayError): JsonRpcId | null {
   if (err.rpcId !== undefined) return err.rpcId;
   const first = ctx.messages?.[0];
-  if (first && 'id' in first && first.id !== undefined) return first.id;
+  if (first && 'method' in first && 'id' in first && first.id !== undefined) return first.id;
   return null;
 }
 
