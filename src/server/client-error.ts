@@ -18,8 +18,15 @@ import { randomId, requestIdFor } from '../pipeline/request-id.ts';
 import { closeLingering } from '../pipeline/linger.ts';
 import { bodyMalformed } from '../pipeline/read-body.ts';
 
-/** Node's field for the response a socket is carrying (set while the handler has a request). */
-type Carrier = Socket & { _httpMessage?: { req?: IncomingMessage } | null; [FAILED]?: true };
+/**
+ * Node's fields for the response a socket is carrying (set while the handler has a request) and for
+ * its parser, whose `incoming` is the request it parses last (pipelined behind that response's).
+ */
+type Carrier = Socket & {
+  _httpMessage?: { req?: IncomingMessage } | null;
+  parser?: { incoming?: IncomingMessage | null } | null;
+  [FAILED]?: true;
+};
 
 /**
  * Set on a socket whose parser failed where the handler still owes answers: the failure was dealt
@@ -80,11 +87,15 @@ export function auditClientErrors(server: Server, observer: Observer, clock: Clo
     // coding): the body read gets the failure (read-body.ts bodyMalformed) and the client its 400,
     // with the connection closed after it, as any answer with a body unread is. Destroyed here, the
     // client got no answer at all, and the line said it had left.
-    const inFlightReq = inFlight?.req;
-    if (inFlight != null && inFlightReq?.complete !== true) {
-      if (inFlightReq?.method === 'POST' && malformedBody(err.code)) {
+    // The request whose body it is may be pipelined behind a response still owed (a call still
+    // running): the parser's request, not the one in flight, whose answer is still sent before it.
+    // Taken as a request pipelined behind, never had, it destroyed the connection: the call's answer
+    // was lost, and a line said 400 for a request that has a line of its own.
+    const parsing = (socket as Carrier).parser?.incoming ?? inFlight?.req;
+    if (inFlight != null && parsing != null && parsing.complete !== true) {
+      if (parsing.method === 'POST' && malformedBody(err.code)) {
         (socket as Carrier)[FAILED] = true;
-        bodyMalformed(inFlightReq);
+        bodyMalformed(parsing);
         return;
       }
       socket.destroy();
