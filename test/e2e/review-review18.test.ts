@@ -20,6 +20,7 @@ import {
 } from '../helpers/raw-http.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { waitFor } from '../helpers/net.ts';
+import { runCli } from '../helpers/cli.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -70,5 +71,36 @@ describe('review review18: a malformed chunked body pipelined behind a request s
       'm1 POST 400 invalid',
       'p1 POST 200 allow',
     ]);
+  });
+});
+
+describe('review review18: the CLI hiding refused arguments (src/cli/output.ts)', () => {
+  /**
+   * 043e591 shows a quoted text when it looks like an option's name, and hides an option's value
+   * after `=`. But a short option's value is written in the same word (`-pPassw0rd`, as a MySQL
+   * client takes a password), which the option pattern took whole for a name; and a value holding
+   * a quote ended the quoted text early, so what followed the quote was shown.
+   */
+  it('hole: failed before: a short option with its value attached, or a value holding a quote, was echoed', async () => {
+    const secret = `S3cr${randomBytes(8).toString('hex')}`;
+    const runs: [string[], RegExp][] = [
+      [['serve', `-p${secret}`], /unknown option '-p\[not shown: it may be a secret\]'/],
+      [['keygen', '--label', 'a', `-a${secret}`], /unknown option '-a\[not shown/],
+      [
+        ['serve', `--password=it's${secret}`],
+        /unknown option '--password=\[not shown: it may be a secret\]'\n/,
+      ],
+      [['serve', `--x=a'b'${secret}'`], /unknown option '--x=\[not shown/],
+    ];
+    for (const [args, said] of runs) {
+      const { code, stdout, stderr } = await runCli(args);
+      assert.equal(code, 1, args.join(' '));
+      assert.match(stderr, said, args.join(' '));
+      // failed before: "error: unknown option '-pS3cr...'", "unknown option '--password=[not shown...]'sS3cr...'"
+      assert.ok(!(stdout + stderr).includes(secret.slice(4)), `${args.join(' ')}: the secret is echoed`);
+    }
+    // The program's own words are still shown.
+    assert.match((await runCli(['serve', '-p'])).stderr, /unknown option '-p'/);
+    assert.match((await runCli(['keygen', '--label'])).stderr, /option '--label <name>' argument missing/);
   });
 });
