@@ -16,6 +16,9 @@
  * no conforming client sends: one on anything but a single `tools/call`, a repeated one, a malformed
  * value, or a value that no string, number or boolean in `params.arguments` has (a header a
  * component behind the gateway routes on then always names something the body carries).
+ * "Has" is read as every reader reads it: a number only in a spelling that denotes exactly its value
+ * and that the 2.x SDK server compares equal (plain decimal, or the double's own spelling, as clients
+ * write it), and Base64 only in its canonical form.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from '../jsonrpc/errors.ts';
@@ -194,33 +197,120 @@ function checkParams(
     if (raw === DUPLICATE) return mismatch(id, `the ${name} header is repeated`);
     const decoded = raw === undefined ? undefined : decodeValue(trimOws(raw));
     if (decoded === undefined) return mismatch(id, `the ${name} header is malformed`);
-    if (!values.has(decoded)) return mismatch(id, `the ${name} header matches no argument`);
+    if (!values.strings.has(decoded) && !mirrorsNumber(decoded, values.numbers))
+      return mismatch(id, `the ${name} header matches no argument`);
   }
   return undefined;
 }
 
+interface ArgumentValues {
+  /** Every string, and every boolean as `true` / `false`. */
+  readonly strings: Set<string>;
+  /** Every number as exactKey of its spelling, with the spelling its double prints. */
+  readonly numbers: Map<string, string[]>;
+}
+
 /**
- * The header spellings of every string, number and boolean reachable through object members of the
- * arguments (what `x-mcp-header` may annotate). A number counts in every spelling that denotes it.
+ * The strings, numbers and booleans reachable through object members of the arguments (what
+ * `x-mcp-header` may annotate).
  */
-function argumentValues(args: unknown): Set<string> {
-  const out = new Set<string>();
+function argumentValues(args: unknown): ArgumentValues {
+  const strings = new Set<string>();
+  const numbers = new Map<string, string[]>();
+  const addNumber = (text: string) => {
+    const key = exactKey(text);
+    if (key === undefined) return;
+    const printed = numbers.get(key);
+    if (printed === undefined) numbers.set(key, [String(Number(text))]);
+    else printed.push(String(Number(text)));
+  };
   const stack: unknown[] = [args];
   while (stack.length > 0) {
     const v = stack.pop();
-    if (typeof v === 'string') out.add(v);
-    else if (typeof v === 'boolean') out.add(String(v));
-    else if (typeof v === 'number') out.add(String(v));
-    else if (isRawNumber(v)) {
-      const text = rawNumberText(v);
-      out.add(text);
-      const n = Number(text);
-      if (Number.isSafeInteger(n)) out.add(String(n));
-    } else if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+    if (typeof v === 'string') strings.add(v);
+    else if (typeof v === 'boolean') strings.add(String(v));
+    // A plain number is one whose double prints its spelling (lossless.ts).
+    else if (typeof v === 'number') addNumber(String(v));
+    else if (isRawNumber(v)) addNumber(rawNumberText(v));
+    else if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
       for (const key in v) stack.push((v as Record<string, unknown>)[key]);
     }
   }
-  return out;
+  return { strings, numbers };
+}
+
+const DECIMAL = /^-?\d+(?:\.\d+)?$/;
+
+/**
+ * Whether a header value mirrors a number of the arguments. It must denote exactly that number:
+ * `1` mirrors `1.0` (the same value to every reader), but not `1.00000000000000001`, which a
+ * double reads as 1 and Go's `json.Number`, Java's BigDecimal or Python's Decimal do not. And it
+ * must be a spelling the 2.x SDK server compares equal: a plain decimal (compared as a number), or
+ * the spelling the number's double prints (compared as a string: `1e-7`, what clients write), not
+ * `1e0` or `1E2`, which it reads as another string than `1` or `100` while a router may read them
+ * as the number.
+ */
+function mirrorsNumber(value: string, numbers: ReadonlyMap<string, readonly string[]>): boolean {
+  if (numbers.size === 0) return false;
+  const key = exactKey(value);
+  if (key === undefined) return false;
+  const printed = numbers.get(key);
+  return printed !== undefined && (DECIMAL.test(value) || printed.includes(value));
+}
+
+/**
+ * A JSON number's exact value as a string: equal for equal values (`1`, `1.0`, `10e-1`, `-0`
+ * and `0` too), whatever their spelling; undefined for what is not a JSON number, or one whose
+ * exponent is so large that no header (at most a few KiB) can spell its value in decimal.
+ */
+export function exactKey(text: string): string | undefined {
+  let i = 0;
+  const n = text.length;
+  const negative = text.charCodeAt(0) === 0x2d;
+  if (negative) i++;
+  const intStart = i;
+  while (i < n && isDigit(text.charCodeAt(i))) i++;
+  const intEnd = i;
+  if (intEnd === intStart) return undefined;
+  let fracStart = i;
+  let fracEnd = i;
+  if (i < n && text.charCodeAt(i) === 0x2e) {
+    fracStart = ++i;
+    while (i < n && isDigit(text.charCodeAt(i))) i++;
+    fracEnd = i;
+    if (fracEnd === fracStart) return undefined;
+  }
+  let exponent = 0;
+  if (i < n && (text.charCodeAt(i) | 0x20) === 0x65) {
+    i++;
+    let sign = 1;
+    if (i < n && (text.charCodeAt(i) === 0x2b || text.charCodeAt(i) === 0x2d)) {
+      if (text.charCodeAt(i) === 0x2d) sign = -1;
+      i++;
+    }
+    const expStart = i;
+    while (i < n && text.charCodeAt(i) === 0x30) i++;
+    const digitsStart = i;
+    while (i < n && isDigit(text.charCodeAt(i))) i++;
+    if (i === expStart) return undefined;
+    if (i - digitsStart > 6) return undefined;
+    exponent = sign * Number(text.slice(digitsStart, i) || '0');
+  }
+  if (i !== n) return undefined;
+  let digits = text.slice(intStart, intEnd) + text.slice(fracStart, fracEnd);
+  exponent -= fracEnd - fracStart;
+  let lead = 0;
+  while (lead < digits.length && digits.charCodeAt(lead) === 0x30) lead++;
+  let trail = digits.length;
+  while (trail > lead && digits.charCodeAt(trail - 1) === 0x30) trail--;
+  if (trail === lead) return '0';
+  exponent += digits.length - trail;
+  digits = digits.slice(lead, trail);
+  return `${negative ? '-' : ''}${digits}e${exponent}`;
+}
+
+function isDigit(code: number): boolean {
+  return code >= 0x30 && code <= 0x39;
 }
 
 function checkVersion(version: string | undefined, message: JsonRpcMessage): GatewayError | undefined {
@@ -244,8 +334,13 @@ export function decodeValue(value: string): string | undefined {
   if (value.length < SENTINEL_PREFIX.length + SENTINEL_SUFFIX.length) return undefined;
   const b64 = value.slice(SENTINEL_PREFIX.length, value.length - SENTINEL_SUFFIX.length);
   if (!BASE64.test(b64)) return undefined;
+  const bytes = Buffer.from(b64, 'base64');
+  // Canonical only (RFC 4648 3.5): the bits after the last byte are zero. atob, and so the SDKs,
+  // ignore them (`ZXV=` is `eu`); Go's StdEncoding.Strict() and Rust's base64 refuse the value, so
+  // a router written with them would not read the name the upstream reads.
+  if (bytes.toString('base64') !== b64) return undefined;
   try {
-    return utf8.decode(Buffer.from(b64, 'base64'));
+    return utf8.decode(bytes);
   } catch {
     return undefined;
   }
