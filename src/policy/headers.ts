@@ -14,8 +14,8 @@
  * `Mcp-Param-*` headers mirror tool arguments named by the tool's schema (`x-mcp-header`), which the
  * gateway does not hold, so the upstream checks which argument each mirrors. The gateway refuses what
  * no conforming client sends: one on anything but a single `tools/call`, a repeated one, a malformed
- * value, or a value that no string, number or boolean in `params.arguments` has (a header a
- * component behind the gateway routes on then always names something the body carries).
+ * value, or a value that no string, number or boolean among the members of `params.arguments` has
+ * (a header a component behind the gateway routes on then always names something the body carries).
  * "Has" is read as every reader reads it: a number only in a spelling that denotes exactly its value
  * and that the 2.x SDK server compares equal (plain decimal, or the double's own spelling, as clients
  * write it), and Base64 only in its canonical form.
@@ -224,6 +224,10 @@ function argumentValues(args: unknown): ArgumentValues {
     if (printed === undefined) numbers.set(key, [String(Number(text))]);
     else printed.push(String(Number(text)));
   };
+  // Only members: `x-mcp-header` annotates a property, never the arguments themselves (a string
+  // `arguments`, which no tool takes, mirrors nothing).
+  if (typeof args !== 'object' || args === null || Array.isArray(args) || isRawNumber(args))
+    return { strings, numbers };
   const stack: unknown[] = [args];
   while (stack.length > 0) {
     const v = stack.pop();

@@ -191,6 +191,7 @@ function primitives(argsText: string | undefined): { value: unknown; text?: stri
       return value;
     },
   ) as unknown;
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return [];
   const walk = (v: unknown, holder?: object, key?: string): void => {
     if (v !== null && typeof v === 'object') {
       if (Array.isArray(v)) return;
@@ -478,7 +479,13 @@ function makeCase(r: Gen, i: number): Case {
     named = pick(r, ['echo', 'echo', 'grüße', 'secret_admin']);
     dup = r() < 0.1;
     const again = dup ? `,"arguments":${objectText(r, 0, leaves)}` : '';
-    params = `{"name":${JSON.stringify(named)},"arguments":${argsText}${again},"_meta":${ENVELOPE}}`;
+    // Now and then arguments that are no object: a header can mirror nothing in them.
+    const bare = r() < 0.03 ? valueText(r, 3, []) : undefined;
+    if (bare !== undefined) {
+      leaves.push(bare.startsWith('{') ? '"x"' : bare);
+      dup = true; // no client writes these (nor the headers below for them)
+    }
+    params = `{"name":${JSON.stringify(named)},"arguments":${bare ?? argsText}${again},"_meta":${ENVELOPE}}`;
   } else if (method === 'prompts/get') {
     named = pick(r, ['greet', 'grüße']);
     params = `{"name":${JSON.stringify(named)},"_meta":${ENVELOPE}}`;
@@ -632,6 +639,13 @@ describe('review-mirror: the 2026-07-28 header mirror', () => {
       await call('{"n":1.00000000000000001}', ['Mcp-Param-N', '1.00000000000000001']),
       'forwarded',
     );
+  });
+
+  it('hole: Mcp-Param "eu" passed for a call whose arguments are the string "eu", which no x-mcp-header can mirror', async () => {
+    // failed before: forwarded. `x-mcp-header` annotates a property (the SDKs refuse one on the
+    // schema's root), so a header naming the arguments themselves mirrors nothing the upstream reads.
+    assert.equal(await call('"eu"', ['Mcp-Param-Region', 'eu']), 'refused');
+    assert.equal(await call('{"region":"eu"}', ['Mcp-Param-Region', 'eu']), 'forwarded');
   });
 
   it('holds: Mcp-Param 1 for the argument 1.0 (and 0 for -0): the same value to every reader', async () => {
