@@ -28,7 +28,7 @@ import { GatewayError } from '../jsonrpc/errors.ts';
 import { isRequest } from '../jsonrpc/message.ts';
 import type { Upstream } from '../proxy/upstream.ts';
 import type { RequestHeaders } from '../proxy/request-headers.ts';
-import { checkBodyEnvelope } from './envelope.ts';
+import { checkBodyEnvelope, checkNoBody } from './envelope.ts';
 import { checkProtocolVersion } from './protocol-version.ts';
 import { checkBodylessHeaders } from '../policy/headers.ts';
 import type { SiteCheck } from './site.ts';
@@ -209,6 +209,7 @@ export function createHandler(deps: HandlerDeps): Handler {
       try {
         checkProtocolVersion(req.headers, ctx.protocolVersion);
         if (method !== 'POST') {
+          checkNoBody(req.headers);
           const mirrored = checkBodylessHeaders(req.headers);
           if (mirrored !== undefined) throw mirrored;
         }

@@ -20,7 +20,7 @@ import { bodyMalformed } from '../pipeline/read-body.ts';
 
 /**
  * Node's fields for the response a socket is carrying (set while the handler has a request) and for
- * its parser, whose `incoming` is the request it parses last (pipelined behind that response's).
+ * the request its parser is reading (the last one whose head it read).
  */
 type Carrier = Socket & {
   _httpMessage?: { req?: IncomingMessage } | null;
@@ -83,21 +83,21 @@ export function auditClientErrors(server: Server, observer: Observer, clock: Clo
       recordInvalid(observer, clock, randomId(), req, 400, { sent: false });
       return;
     }
-    // The parser failed in the body of a POST the handler has (a malformed chunk, a bad transfer
-    // coding): the body read gets the failure (read-body.ts bodyMalformed) and the client its 400,
-    // with the connection closed after it, as any answer with a body unread is. Destroyed here, the
-    // client got no answer at all, and the line said it had left.
-    // The request whose body it is may be pipelined behind a response still owed (a call still
-    // running): the parser's request, not the one in flight, whose answer is still sent before it.
-    // Taken as a request pipelined behind, never had, it destroyed the connection: the call's answer
-    // was lost, and a line said 400 for a request that has a line of its own.
-    const parsing = (socket as Carrier).parser?.incoming ?? inFlight?.req;
-    if (inFlight != null && parsing != null && parsing.complete !== true) {
-      if (parsing.method === 'POST' && malformedBody(err.code)) {
-        (socket as Carrier)[FAILED] = true;
-        bodyMalformed(parsing);
-        return;
-      }
+    // The parser failed in the body of a request the handler has (a malformed chunk, a bad transfer
+    // coding): a POST's body read gets the failure (read-body.ts bodyMalformed) and the client its
+    // 400; any other request is answered without its body (a GET or DELETE that has one gets 400,
+    // envelope.ts checkNoBody), with the connection closed after the answer, as any answer with a
+    // body unread is. Destroyed here, the client got no answer at all, and the line said it had
+    // left. The request is the one the parser is reading, which may be pipelined behind answers
+    // still owed (the response on the socket is then an earlier request's): those go out first.
+    const parsing = (socket as Carrier).parser?.incoming;
+    if (parsing != null && !parsing.complete && malformedBody(err.code)) {
+      (socket as Carrier)[FAILED] = true;
+      bodyMalformed(parsing);
+      return;
+    }
+    const inFlightReq = inFlight?.req;
+    if (inFlight != null && inFlightReq?.complete !== true) {
       socket.destroy();
       return;
     }

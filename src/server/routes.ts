@@ -23,8 +23,9 @@ export interface Routes {
   readonly probes?: ReadonlySet<string>;
   /**
    * Refuses what cannot be routed: a target that is not a path (the absolute-form
-   * `POST http://host/mcp`, the asterisk-form `OPTIONS *`), an HTTP/1.1 request without Host.
-   * Absent (a listener of reserved paths only): 404, and Node's own 400 for a missing Host.
+   * `POST http://host/mcp`, the asterisk-form `OPTIONS *`), an HTTP/1.1 request without Host, one
+   * with several Host lines. Absent (a listener of reserved paths only): 404, Node's own 400 for a
+   * missing Host, and a plain 400 for several.
    */
   readonly refuse?: Refuse;
 }
@@ -41,6 +42,17 @@ export function createRouter(routes: Routes): Route {
         return refuse(req, res, 'the request target must be a path (origin-form), not a URL');
       if (req.headers.host === undefined && req.httpVersionMinor === 1 && req.httpVersionMajor === 1)
         return refuse(req, res, 'an HTTP/1.1 request needs a Host header');
+    }
+    // Node keeps the first of several Host lines and drops the rest: the Host rule judged one name
+    // while a component in front of the gateway may have taken another. RFC 9112 section 3.2: a
+    // request with more than one Host line gets 400 (on a listener of reserved paths too).
+    if (hostLines(req.rawHeaders) > 1) {
+      const message = 'a request carries one Host header';
+      if (refuse !== undefined) return refuse(req, res, message);
+      return plainError(
+        res,
+        new GatewayError('ERR_INVALID_REQUEST', { message: `invalid request: ${message}` }),
+      );
     }
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
@@ -65,6 +77,16 @@ export function createRouter(routes: Routes): Route {
     }
     plainError(res, new GatewayError('ERR_NOT_FOUND'));
   };
+}
+
+/** How many header lines are named Host (any case). */
+function hostLines(raw: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host') n++;
+  }
+  return n;
 }
 
 export function plainError(res: ServerResponse, err: GatewayError): void {

@@ -311,7 +311,8 @@ describe('review 19: refusals, CONNECT and a missing Host', () => {
     assert.equal(upstream.seen.length, seen);
   });
 
-  it('holds: two Host headers (foreign first) are judged by the first: 403, one line, nothing forwarded', async () => {
+  // (It was judged by the first Host line, 403; RFC 9112 section 3.2 asks 400 for several: review getdel.)
+  it('holds: two Host headers (foreign first) get 400, one line, nothing forwarded', async () => {
     const mark = gateway.auditLines.length;
     const seen = upstream.seen.length;
     const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
@@ -320,10 +321,10 @@ describe('review 19: refusals, CONNECT and a missing Host', () => {
       `POST /mcp HTTP/1.1\r\nHost: evil.example\r\n${good}Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
     );
     const lines = await linesSince(mark);
-    assert.equal(statuses(answer.text)[0], 403);
+    assert.equal(statuses(answer.text)[0], 400);
     assert.deepEqual(
       lines.map((l) => l.reason),
-      ['ERR_HOST_DENIED'],
+      ['ERR_INVALID_REQUEST'],
     );
     assert.equal(upstream.seen.length, seen);
   });
