@@ -13,6 +13,7 @@ import { startTestGateway } from '../helpers/gateway.ts';
 import { startRawUpstream, raw, statuses, short, keyedConfig, pingPost } from '../helpers/raw-http.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { waitFor } from '../helpers/net.ts';
+import { startScriptedUpstream } from '../helpers/scripted-upstream.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -203,5 +204,64 @@ describe('review getdel: HTTP framing on the MCP path', () => {
     assert.deepEqual(statuses(r.text), [200]);
     assert.match(r.text, /"id":4,"result"/);
     assert.deepEqual(r.lines, ['t2 POST 200 allow']);
+  });
+});
+
+describe('review getdel: GET streams and DELETE', () => {
+  const secret = mintKey(randomBytes(32));
+  let upstream: Awaited<ReturnType<typeof startScriptedUpstream>>;
+  let gateway: TestGateway;
+  let port: number;
+  let h: string;
+
+  before(async () => {
+    upstream = await startScriptedUpstream();
+    upstream.set((_seen, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(
+        'id: e1\ndata: {"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"x"}}\n\n',
+      );
+    });
+    gateway = await startTestGateway(keyedConfig(upstream.url, secret));
+    port = Number(new URL(gateway.url).port);
+    h = `Host: 127.0.0.1:${port}\r\nAuthorization: Bearer ${secret}\r\nAccept: text/event-stream\r\nConnection: close\r\n`;
+  });
+  after(async () => {
+    await gateway?.close(100);
+    await upstream?.close();
+  });
+
+  /**
+   * Node joins repeated Last-Event-ID lines with ", ": a seal twice, or a seal beside an empty line,
+   * is no seal, and never reaches the upstream; the client's query string never does either.
+   */
+  it('holds: a Last-Event-ID is forwarded only as one whole seal of this key (not repeated, not beside an empty line), and a query string on the MCP path never reaches the upstream', async () => {
+    const first = await raw(
+      port,
+      `GET /mcp?resume=e0&last-event-id=e0 HTTP/1.1\r\n${h}X-Request-Id: l0\r\n\r\n`,
+    );
+    const sealed = /\nid: ([^\n]+)\n/.exec(first.text)?.[1];
+    assert.ok(sealed !== undefined && sealed.startsWith('e1.'), first.text);
+    assert.equal(upstream.seen.at(-1)?.url, '/mcp');
+    const seen = upstream.seen.length;
+    for (const lines of [
+      `Last-Event-ID: ${sealed}\r\nLast-Event-ID: ${sealed}\r\n`,
+      `Last-Event-ID: ${sealed}, ${sealed}\r\n`,
+      `Last-Event-ID: \r\nLast-Event-ID: ${sealed}\r\n`,
+      `Last-Event-ID: ${sealed}\r\nLast-Event-ID: \r\n`,
+      `Last-Event-ID: e1\r\n`,
+      `Last-Event-ID: ${sealed.slice(0, -1)}${sealed.endsWith('A') ? 'B' : 'A'}\r\n`,
+    ]) {
+      const r = await raw(port, `GET /mcp HTTP/1.1\r\n${h}${lines}X-Request-Id: l1\r\n\r\n`);
+      assert.deepEqual(statuses(r.text), [400], lines);
+      assert.match(lastError(r.text).error.message, /Last-Event-ID names no event/, lines);
+    }
+    assert.equal(upstream.seen.length, seen, 'none reached the upstream');
+    const r = await raw(
+      port,
+      `GET /mcp HTTP/1.1\r\n${h}Last-Event-ID: ${sealed}\r\nX-Request-Id: l2\r\n\r\n`,
+    );
+    assert.deepEqual(statuses(r.text), [200]);
+    assert.equal(upstream.seen.at(-1)?.headers['last-event-id'], 'e1');
   });
 });
