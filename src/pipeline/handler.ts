@@ -132,6 +132,11 @@ export interface Handler {
    * gets `refusal` (the error a request made now would get).
    */
   endStream(ctx: RequestContext, refusal: unknown): void;
+  /**
+   * Whether the open stream of `ctx` still owes answers to requests POSTed on its session (an
+   * HTTP+SSE session's stream); if so, `settled` is called once it owes none.
+   */
+  owes(ctx: RequestContext, settled: () => void): boolean;
   /** Ends every open stream (they carry no pending result; clients reconnect elsewhere). */
   endStreams(): void;
   /**
@@ -470,6 +475,7 @@ export function createHandler(deps: HandlerDeps): Handler {
       return open;
     },
     endStream,
+    owes: (ctx: RequestContext, settled: () => void) => transport?.owes?.(ctx, settled) === true,
     drain() {
       draining = true;
     },

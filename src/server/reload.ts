@@ -69,6 +69,7 @@ export interface ReloadParts<S extends PipelineSteps> {
     readonly streams: ReadonlyMap<RequestContext, unknown>;
     answering(): RequestContext[];
     endStream(ctx: RequestContext, refusal: unknown): void;
+    owes(ctx: RequestContext, settled: () => void): boolean;
   };
   readonly build: (config: Config) => Promise<S>;
   /** Wall clock (for key expiry checks). */
@@ -189,12 +190,24 @@ async function endRefusedStreams(
       refused = true;
       refusal = err;
     }
-    const keep =
+    const grantsKept =
       !refused &&
       before !== undefined &&
       probe.principal?.bindingId === before.bindingId &&
-      !(handler.streams.has(ctx) ? changed.any : changed.grants).has(before.bindingId);
+      !changed.grants.has(before.bindingId);
+    const keep = grantsKept && !(handler.streams.has(ctx) && changed.any.has(before.bindingId));
     if (keep || ctx.res.writableEnded) continue;
+    // An HTTP+SSE session's stream carries the answers to the requests of its POSTs: ended now, a
+    // key whose label, limits or expiry alone changed lost the answers of tools that ran (told to
+    // retry them), which a Streamable HTTP POST's answer keeps. It ends once it owes none.
+    const later = () => {
+      ctx.reason ??= 'ERR_CONFIG_RELOADED';
+      handler.endStream(ctx, refusal);
+    };
+    if (grantsKept && handler.owes(ctx, later)) {
+      ended++;
+      continue;
+    }
     // Why its line ends it: the key's refusal now, or (a changed key) the reload itself.
     ctx.reason ??= probe.reason ?? 'ERR_CONFIG_RELOADED';
     handler.endStream(ctx, refusal);
