@@ -543,4 +543,38 @@ describe('review-fuzzreload: an HTTP+SSE session across a reload', () => {
       }
     });
   }
+
+  it('holds: an HTTP+SSE stream kept for the answer it owes is ended at once by a reload that then removes its key', async () => {
+    const upstream = await startRawSseUpstream(() => `/legacy/messages?sid=S1`);
+    const alice: KeySpec = { label: 'alice', key: newKey() };
+    const bob: KeySpec = { label: 'bob', key: newKey() };
+    const conf = (keys: KeySpec[]) =>
+      reviewConfig(upstream.url, keys, '  transport: sse\n', { secret: SECRET, resources: [] });
+    const reload = async (keys: KeySpec[]) =>
+      gateway.runtime.reload(parseConfigText(conf(keys), {}, Date.now()).config!);
+    const gateway = await startTestGateway(conf([alice, bob]));
+    const opened: OpenedStream[] = [];
+    try {
+      const { open, forwarded } = legacyClients(() => ({ gateway, upstream }), opened);
+      const a = await open(alice.key);
+      await forwarded(alice.key, a.endpoint, call);
+      await reload([{ ...alice, label: 'alice2' }, bob]);
+      assert.equal(upstream.streams[0]!.closed, false);
+      await reload([bob]);
+      const event = await a.stream.next(3000);
+      assert.equal((JSON.parse(event.data) as { error?: { code: number } }).error?.code, -32001);
+      await waitFor(() => upstream.streams[0]!.closed || undefined, 3000, 'the stream ended');
+      assert.ok(!a.stream.raw().includes('"ran"'));
+      const get = await waitFor(
+        () => gateway.auditLines.find((l) => l.http_method === 'GET'),
+        3000,
+        'its line',
+      );
+      assert.equal(get.reason, 'ERR_AUTH_UNKNOWN_KEY');
+    } finally {
+      for (const s of opened) s.close();
+      await gateway.close(200);
+      await upstream.close();
+    }
+  });
 });
