@@ -126,8 +126,10 @@ describe('checkMcpHeaders', () => {
     assert.equal(checkMcpHeaders({ 'mcp-protocol-version': '2025-03-26' }, legacy), undefined);
   });
 
-  it('refuses Mcp-Method on a response', () => {
-    assertMismatch(checkMcpHeaders({ 'mcp-method': 'tools/call' }, { jsonrpc: '2.0', id: 5, result: {} }), 5);
+  it('refuses Mcp-Method on a response, with id null (its id is the upstream request\u2019s)', () => {
+    const answer: JsonRpcMessage = { jsonrpc: '2.0', id: 5, result: {} };
+    assertMismatch(checkMcpHeaders({ 'mcp-method': 'tools/call' }, answer), null);
+    assertMismatch(checkMcpHeaders({ 'mcp-param-a': 'b' }, answer), null);
   });
 
   it('MCP-Protocol-Version must equal the body\u2019s version claim when there is one', () => {
