@@ -19,8 +19,20 @@ const WORD = /^[a-z][a-z-]{0,23}$/;
 /** The program's own option flags, quoted in its messages: `--label <name>`, `-c, --config <path>`. */
 const FLAGS = /^-[-A-Za-z, ]* [<[][a-z:-]+[>\]](?:\.\.\.)?$/;
 
-export function withoutSecrets(message: string): string {
-  return message.split('\n').map(withoutSecretsIn).join('\n');
+/** What a quoted text cannot be told by: a quote ends it early, a line break splits its line. */
+const UNDELIMITED = /['\r\n]/;
+
+/**
+ * `args`: the command line as given. An argument holding a quote or a line break is hidden wherever
+ * it is quoted before the quoted texts are read: its quotes and lines are not the message's, and
+ * read as theirs, a piece before its first quote that looks like a word (`ab'mcpg_…`) was shown
+ * with the rest after it, and a line break left both halves of it unquoted, shown whole.
+ */
+export function withoutSecrets(message: string, args: readonly string[] = []): string {
+  let text = message;
+  for (const arg of args)
+    if (arg.length > 1 && UNDELIMITED.test(arg)) text = text.replaceAll(arg, hidden(arg));
+  return text.split('\n').map(withoutSecretsIn).join('\n');
 }
 
 /**

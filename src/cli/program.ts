@@ -11,6 +11,9 @@ import { registerReload } from './reload.ts';
 import { VERSION } from '../version.ts';
 import { withoutSecrets } from './output.ts';
 
+/** A command after `parse`: commander keeps the arguments it was given (not in its types). */
+type Parsed = Command & { rawArgs?: readonly string[] };
+
 export function buildProgram(io: CliIo): Command {
   const program = new Command('mcpgate')
     .description(
@@ -20,7 +23,8 @@ export function buildProgram(io: CliIo): Command {
     .configureOutput({
       writeOut: io.stdout,
       writeErr: io.stderr,
-      outputError: (text, write) => write(withoutSecrets(text)),
+      // The command line as parsed (commander's `rawArgs`, untyped): its arguments are hidden whole.
+      outputError: (text, write) => write(withoutSecrets(text, (program as Parsed).rawArgs ?? [])),
     })
     .showHelpAfterError();
   registerServe(program, io);

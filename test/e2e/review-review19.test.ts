@@ -21,6 +21,7 @@ import type { RawUpstream } from '../helpers/raw-http.ts';
 import { newKey, reviewConfig } from '../helpers/review-config.ts';
 import type { RawSseUpstream } from '../helpers/raw-sse-upstream.ts';
 import { openStream } from '../helpers/sse-stream.ts';
+import { runCli } from '../helpers/cli.ts';
 
 /** A JWK set whose answers the test can hold back (an authorization server slow to answer). */
 async function startJwks() {
@@ -216,5 +217,33 @@ describe("review19: Mcp-* headers on a client's answer to the upstream's request
     assert.equal(((await res.json()) as { id: unknown }).id, 4);
     const line = gateway.auditLines.findLast((l) => l.http_method === 'POST')!;
     assert.equal(line.reason, 'ERR_HEADER_MISMATCH');
+  });
+});
+
+describe('review19: the CLI hiding refused arguments (src/cli/output.ts)', () => {
+  /**
+   * c0d7189 hides, from the first quoted text that is not the program's own words, up to the line's
+   * last quote. But it read the argument's own quotes and lines as the message's: an argument whose
+   * piece before its first quote looks like a command word (`ab'mcpg_...`) made that piece a quoted
+   * word of the program's, shown, and the rest after it; an argument holding a line break split the
+   * quoted text over two lines, each with one quote, so neither was read as quoted: shown whole.
+   */
+  it('hole: failed before: a refused argument holding a quote after a word, or a line break, was echoed whole', async () => {
+    const secret = `mcpg_${'S3cr'.repeat(12)}x`;
+    const runs: [string[], RegExp][] = [
+      [[`ab'${secret}`], /unknown command '\[not shown: it may be a secret\]'\n/],
+      [['serve', `--token=abc\n${secret}`], /unknown option '--token=\[not shown: it may be a secret\]'\n/],
+      [['serve', `-xab\r\n${secret}`], /unknown option '-x\[not shown: it may be a secret\]'\n/],
+      [['keygen', '--label', 'a', `it's ${secret}`], /too many arguments for 'keygen'/],
+    ];
+    for (const [args, said] of runs) {
+      const { code, stdout, stderr } = await runCli(args);
+      assert.equal(code, 1, JSON.stringify(args));
+      assert.match(stderr, said, JSON.stringify(args));
+      // failed before: "unknown command 'ab'mcpg_S3cr...'", "unknown option '--token=abc\nmcpg_S3cr...'"
+      assert.ok(!(stdout + stderr).includes('S3cr'), `${JSON.stringify(args)}: the secret is echoed`);
+    }
+    // The program's own words are still shown.
+    assert.match((await runCli(['seve'])).stderr, /unknown command 'seve'\n\(Did you mean serve\?\)/);
   });
 });
