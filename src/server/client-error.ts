@@ -17,6 +17,7 @@ import type { Clock, Observer } from '../pipeline/ports.ts';
 import { randomId, requestIdFor } from '../pipeline/request-id.ts';
 import { closeLingering } from '../pipeline/linger.ts';
 import { bodyMalformed } from '../pipeline/read-body.ts';
+import { lastDue } from './connect.ts';
 
 /**
  * Node's fields for the response a socket is carrying (set while the handler has a request) and for
@@ -58,10 +59,9 @@ function malformedBody(code: string | undefined): boolean {
 export function auditClientErrors(server: Server, observer: Observer, clock: Clock): void {
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     // A reset connection carries nothing. A request the handler has and is still reading (a body
-    // cut short, a request timing out, a POST's malformed body) is answered and recorded there. A response in flight for a
-    // request read whole means the error is a request pipelined behind it, which the handler never
-    // had: it is recorded here, and the connection closed without an answer written into that
-    // response.
+    // cut short, a request timing out, a malformed body) is answered and recorded there. A response
+    // in flight for a request read whole means the error is a request pipelined behind it, which the
+    // handler never had: it is answered and recorded here, after the answers owed before it.
     if (err.code === 'ECONNRESET' || err.code === 'EPIPE') {
       socket.destroy();
       return;
@@ -103,27 +103,49 @@ export function auditClientErrors(server: Server, observer: Observer, clock: Clo
     }
     const status =
       err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    // The request as far as anything is known of it: who sent it, nothing it held.
+    const req = { method: undefined, url: undefined, headers: {}, socket } as unknown as IncomingMessage;
+    // The answer says why in a JSON-RPC error, as every other refusal does (id null: nothing of
+    // the request was read).
+    const body = errorBody(null, RPC.INVALID_REQUEST, `invalid request: ${WHY[status]}`);
+    const answer =
+      `HTTP/1.1 ${status} ${REASONS[status]}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+      `Cache-Control: no-store\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    // Behind answers still owed (the request in flight, and any queued behind it, read whole): the
+    // refused bytes are a request pipelined behind them, and those answers go out first, then this
+    // one, and the connection closes. Destroyed here, a call the upstream was running lost its
+    // answer (its line said the client left), the refused request got none, and its line said 400.
+    if (inFlight != null) {
+      (socket as Carrier)[FAILED] = true;
+      const startedAt = clock.now();
+      const startedMono = clock.mono();
+      const record = (sent: boolean) =>
+        recordInvalid(observer, clock, randomId(), req, status, { startedAt, startedMono, sent });
+      const answerWhenDue = (): void => {
+        const due = lastDue(socket);
+        if (due !== undefined) return void due.once('close', answerWhenDue);
+        if (socket.destroyed || !socket.writable) return record(false);
+        socket.write(answer);
+        closeLingering(socket);
+        record(true);
+      };
+      answerWhenDue();
+      return;
+    }
     // No response in flight on the socket: the answer may go out, on a kept-alive connection too.
     // The socket is then read no more: Node hands every later read of it to the parser that has
     // failed, which fails again, so a body arriving in several reads behind a refused head made a
     // second refusal, a second audit line for one request, and a destroy that reset the connection
     // before the client read the answer. Closed as any refusal with its body unread is (linger.ts).
-    // The answer says why in a JSON-RPC error, as every other refusal does (id null: nothing of
-    // the request was read).
-    if (inFlight == null && socket.writable) {
-      const body = errorBody(null, RPC.INVALID_REQUEST, `invalid request: ${WHY[status]}`);
-      socket.write(
-        `HTTP/1.1 ${status} ${REASONS[status]}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
-          `Cache-Control: no-store\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-      );
+    const sent = socket.writable;
+    if (sent) {
+      socket.write(answer);
       closeLingering(socket);
     } else socket.destroy();
     // A connection that never sent a byte (a preconnect, a probe, a port scan timing out) made no
     // request: it is answered, not recorded.
     if (socket.bytesRead === 0) return;
-    // The request as far as anything is known of it: who sent it, nothing it held.
-    const req = { method: undefined, url: undefined, headers: {}, socket } as unknown as IncomingMessage;
-    recordInvalid(observer, clock, randomId(), req, status);
+    recordInvalid(observer, clock, randomId(), req, status, { sent });
   });
 }
 

@@ -129,8 +129,11 @@ export function refuseConnect(server: Server, clock: Clock, observer?: Observer)
   });
 }
 
-/** The answer due last on the connection before the CONNECT, when one has not gone out. */
-function lastDue(socket: Connection): ServerResponse | undefined {
+/**
+ * The answer due last on the connection, when one has not gone out (before a CONNECT, or before a
+ * request the parser refused: client-error.ts).
+ */
+export function lastDue(socket: Connection): ServerResponse | undefined {
   let last: ServerResponse | undefined;
   const current = socket._httpMessage;
   if (current != null && !current.writableFinished && !current.destroyed) last = current;

@@ -16,7 +16,17 @@ import type { TestGateway } from '../helpers/gateway.ts';
 import { freePort, waitFor } from '../helpers/net.ts';
 import { openSocket } from '../helpers/raw-http.ts';
 import { startRawSseUpstream } from '../helpers/raw-sse-upstream.ts';
-import { startRawUpstream } from '../helpers/raw-http.ts';
+import {
+  startRawUpstream,
+  raw,
+  statuses,
+  short,
+  keyedConfig,
+  clientHeaders,
+  pingPost,
+} from '../helpers/raw-http.ts';
+import { mintKey } from '../../src/auth/key-format.ts';
+import { randomBytes } from 'node:crypto';
 import type { RawUpstream } from '../helpers/raw-http.ts';
 import { newKey, reviewConfig } from '../helpers/review-config.ts';
 import type { RawSseUpstream } from '../helpers/raw-sse-upstream.ts';
@@ -245,5 +255,76 @@ describe('review19: the CLI hiding refused arguments (src/cli/output.ts)', () =>
     }
     // The program's own words are still shown.
     assert.match((await runCli(['seve'])).stderr, /unknown command 'seve'\n\(Did you mean serve\?\)/);
+  });
+});
+
+describe('review19: a malformed request head pipelined behind a call still answered (src/server/client-error.ts)', () => {
+  const secret = mintKey(randomBytes(32));
+  let upstream: RawUpstream;
+  let gateway: TestGateway;
+  let port: number;
+  let good: string;
+  before(async () => {
+    upstream = await startRawUpstream();
+    gateway = await startTestGateway(keyedConfig(upstream.url, secret));
+    port = Number(new URL(gateway.url).port);
+    good = clientHeaders(port, secret);
+  });
+  after(async () => {
+    await gateway.close(100);
+    await upstream.close();
+  });
+
+  /**
+   * ae63077 answers a malformed body pipelined behind a call in order, after the call's answer. A
+   * malformed head (a header line without a colon, a request line that is none, two
+   * Content-Lengths) behind it still destroyed the connection: the call was cut before it reached
+   * the upstream (or, arriving later, lost the answer the upstream gave), the client got no answer
+   * at all, and two false lines were written: 400 for an answer never sent, and 499 for the call.
+   */
+  it("hole: failed before: the call and the refusal were both lost to a reset, and the refusal's line said 400", async () => {
+    const tails = [
+      'GET /mcp HTTP/1.1\r\nBad Header\r\n\r\n',
+      'GARBAGE\r\n\r\n',
+      `POST /mcp HTTP/1.1\r\n${good}Content-Length: 5\r\nContent-Length: 6\r\n\r\n`,
+    ];
+    for (const [i, tail] of tails.entries()) {
+      const from = gateway.auditLines.length;
+      const seen = upstream.seen.length;
+      const r = await raw(port, pingPost(good, i, 200, `q${i}`) + tail, 3000);
+      // failed before: [] (a reset), the call never forwarded
+      assert.deepEqual(statuses(r.text), [200, 400], JSON.stringify(tail));
+      assert.match(r.text, new RegExp(`\\{"jsonrpc":"2\\.0","id":${i},"result":\\{\\}\\}HTTP/1\\.1 400 `));
+      assert.match(
+        r.text,
+        /"id":null,"error":\{"code":-32600,"message":"invalid request: malformed HTTP request"\}\}$/,
+      );
+      assert.equal(r.closed, true);
+      assert.equal(upstream.seen.length - seen, 1, 'the call, and nothing of the refused bytes');
+      await waitFor(() => (gateway.auditLines.length - from >= 2 ? true : undefined));
+      const lines = gateway.auditLines.slice(from).map(short);
+      assert.equal(lines.length, 2, lines.join('\n'));
+      assert.equal(lines[0], `q${i} POST 200 allow`);
+      assert.match(lines[1]!, / undefined 400 invalid$/);
+    }
+  });
+
+  it('hole: failed before (the call was never forwarded): a client that leaves before the call is answered gets no refusal written, and both lines say 499', async () => {
+    const from = gateway.auditLines.length;
+    const client = await openSocket(port);
+    client.socket.write(pingPost(good, 9, 300, 'q9') + 'GARBAGE\r\n\r\n');
+    await waitFor(() => (upstream.seen.length > 0 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 50));
+    client.socket.destroy();
+    await waitFor(() => (gateway.auditLines.length - from >= 2 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(
+      gateway.auditLines
+        .slice(from)
+        .map(short)
+        .map((l) => l.replace(/^\S+ undefined/, 'x undefined'))
+        .sort(),
+      ['q9 POST 499 allow aborted', 'x undefined 499 invalid aborted'],
+    );
   });
 });
