@@ -137,6 +137,8 @@ export function auditClientErrors(server: Server, observer: Observer, clock: Clo
     // failed, which fails again, so a body arriving in several reads behind a refused head made a
     // second refusal, a second audit line for one request, and a destroy that reset the connection
     // before the client read the answer. Closed as any refusal with its body unread is (linger.ts).
+    // Answered here, once: the shutdown's sweep of requests cut mid-head (recordCutHeads) passes it.
+    (socket as Carrier)[FAILED] = true;
     const sent = socket.writable;
     if (sent) {
       socket.write(answer);
@@ -202,4 +204,56 @@ export function createRefusal(observer: Observer, clock: Clock): Refuse {
       }),
     );
   };
+}
+
+/** Node's list of a server's connections: `active()`, the parsers inside a request's bytes. */
+type Connections = { active(): { socket?: Socket | null; incoming?: IncomingMessage | null }[] };
+
+function connectionsOf(server: Server): Connections | undefined {
+  const key = Object.getOwnPropertySymbols(server).find((s) => s.description === 'http.server.connections');
+  const list = key === undefined ? undefined : (server as unknown as Record<symbol, unknown>)[key];
+  return typeof (list as Connections | undefined)?.active === 'function' ? (list as Connections) : undefined;
+}
+
+/**
+ * At the end of a shutdown, before every connection is closed: a request whose head was still
+ * coming in (a slow client, one writing its head in pieces, one pipelined behind a response) had no
+ * handler yet, so nothing recorded it, and closing the connection cut it without an answer or a
+ * line. Each such connection (Node's parser inside a message, no request of it handed over; one that
+ * never sent a byte made no request) gets its 503 (-32003, id null: nothing of it was read) where no
+ * response is going out on it, and one line: `deny`, `ERR_SHUTTING_DOWN`, as a request received
+ * while draining, with 499 and `aborted` if the answer could not go out.
+ */
+export function recordCutHeads(server: Server, observer: Observer, clock: Clock): void {
+  for (const parser of connectionsOf(server)?.active() ?? []) {
+    const socket = parser.socket as Carrier | null | undefined;
+    if (socket == null || socket.destroyed || socket.bytesRead === 0 || socket[FAILED] === true) continue;
+    // A request whose head was read is the handler's (it records it), its body still coming or not.
+    if (parser.incoming != null && parser.incoming.complete !== true) continue;
+    socket[FAILED] = true;
+    const startedAt = clock.now();
+    const startedMono = clock.mono();
+    let bytesOut = 0;
+    if (socket._httpMessage == null && socket.writable) {
+      const body = errorBody(null, RPC.SHUTTING_DOWN, 'gateway is shutting down');
+      const answer =
+        'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: application/json\r\n' +
+        `Cache-Control: no-store\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+      socket.write(answer, (err) => {
+        if (err == null) bytesOut = Buffer.byteLength(body);
+      });
+      socket.end();
+    }
+    socket.once('close', () => {
+      const req = { method: undefined, url: undefined, headers: {}, socket } as unknown as IncomingMessage;
+      const ctx = createContext(randomId(), req, {} as ServerResponse, startedAt, startedMono);
+      ctx.decision = 'deny';
+      ctx.reason = 'ERR_SHUTTING_DOWN';
+      ctx.status = bytesOut > 0 ? 503 : 499;
+      ctx.aborted = bytesOut === 0;
+      ctx.bytesOut = bytesOut;
+      ctx.finished = true;
+      observer.finish(ctx);
+    });
+  }
 }

@@ -8,7 +8,7 @@ import type { Config } from '../config/schema.ts';
 import { parseListen } from '../config/schema.ts';
 import { createUpstream } from '../proxy/upstream.ts';
 import { createHandler } from '../pipeline/handler.ts';
-import { auditClientErrors, createRefusal } from './client-error.ts';
+import { auditClientErrors, createRefusal, recordCutHeads } from './client-error.ts';
 import { refuseConnect } from './connect.ts';
 import type { Handler } from '../pipeline/handler.ts';
 import { createReadBody } from '../pipeline/read-body.ts';
@@ -195,6 +195,7 @@ export async function startGateway(
       await new Promise((r) => setTimeout(r, 10));
     }
     for (const ctx of handler.inflight) ctx.res.destroy();
+    recordCutHeads(server, deps.observer, deps.clock);
     server.closeAllConnections();
     // Let the 'close' events (and their audit lines) run before the pools go.
     await new Promise((r) => setImmediate(r));
