@@ -37,7 +37,7 @@ export function createReadBody(
     }
     // A client waiting on `Expect: 100-continue` is invited only now: paid for, its envelope and
     // its announced size accepted.
-    if (expectsContinue(req)) res.writeContinue();
+    if (expectsContinue(req)) inviteBody(res);
     const read = new BodyRead(
       new BodyBuffer(own ?? budget, maxBytes, declared === undefined ? undefined : Number(declared)),
       sweep,
@@ -201,6 +201,22 @@ function tooLarge(): GatewayError {
 
 function overloaded(): GatewayError {
   return new GatewayError('ERR_OVERLOADED', { headers: { 'retry-after': '1' } });
+}
+
+/**
+ * Sends `100 Continue` in its place on the connection. A response pipelined behind another one still
+ * going out has no socket yet: Node queues an interim response written then, and puts the final
+ * head in front of the queue when the answer comes (OutgoingMessage._send), so the client read
+ * `HTTP/1.1 100 Continue` as the first bytes of the answer's body and the rest of the connection
+ * out of step (a line saying 200 for an answer no client could read). So the 100 goes out when the
+ * response gets the connection, unless its final head is there already: that answer meets the
+ * expectation (RFC 9110 section 10.1.1).
+ */
+function inviteBody(res: ServerResponse): void {
+  if (res.socket != null) return void res.writeContinue();
+  res.once('socket', () => {
+    if (!res.headersSent && !res.destroyed) res.writeContinue();
+  });
 }
 
 /**

@@ -344,7 +344,9 @@ describe('review (lines): one truthful audit line per request, fuzzed on both si
           /* not JSON */
         }
         upstreamSeen.push(String(m.id));
-        if (m.id === undefined) return void res.writeHead(202).end();
+        // A notification cancelling 'slow' is accepted 200 ms later.
+        const slow = (m as { params?: { requestId?: unknown } }).params?.requestId === 'slow';
+        if (m.id === undefined) return void setTimeout(() => res.writeHead(202).end(), slow ? 200 : 0);
         answer(String(m.id), res);
       });
     });
@@ -536,5 +538,64 @@ describe('review (lines): one truthful audit line per request, fuzzed on both si
         assert.match(text, /^HTTP\/1\.1 503 [^]*"code":-32003/);
       }
     }
+  });
+  it("hole: a pipelined request's 100 Continue went out between its answer's head and body: the client read it as the body", async () => {
+    // failed before: "HTTP/1.1 200 OK ... content-length: 38\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n{...}": the
+    // answer's body was the interim response, and the connection out of step; the line said 200 allow.
+    const up = createServer((req, res) => {
+      let t = '';
+      req.on('data', (c: Buffer) => (t += c.toString()));
+      req.on('end', () => {
+        const m = JSON.parse(t) as { id?: string };
+        if (m.id === undefined) return void setTimeout(() => res.writeHead(202).end(), 300);
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: {} }));
+      });
+    });
+    await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(up.address() as AddressInfo).port}/mcp`;
+    const gw = await startTestGateway(configOf(url, { keyed: false, sendTimeout: true } as Setting));
+    const port = (gw.server.address() as AddressInfo).port;
+    const s = connect(port, '127.0.0.1');
+    let text = '';
+    s.on('data', (b: Buffer) => (text += b.toString('latin1')));
+    s.on('error', () => {});
+    await new Promise((r) => s.once('connect', r));
+    const h = `Host: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n`;
+    const b0 = JSON.stringify({
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: 'zz' },
+    });
+    const b1 = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 'a',
+      method: 'tools/call',
+      params: { name: 'echo', arguments: {} },
+    });
+    s.write(
+      `POST /mcp HTTP/1.1\r\n${h}Content-Length: ${b0.length}\r\n\r\n${b0}` +
+        `POST /mcp HTTP/1.1\r\n${h}Expect: 100-continue\r\nContent-Length: ${b1.length}\r\n\r\n${b1}`,
+    );
+    for (let i = 0; i < 100 && !text.includes('"result"'); i++) await sleep(10);
+    await sleep(50);
+    s.destroy();
+    await gw.close(50);
+    up.closeAllConnections();
+    await new Promise<void>((r) => up.close(() => r()));
+    const got = responses(text);
+    assert.deepEqual(
+      got.map((g) => [g.status, g.complete, g.body]),
+      [
+        [202, true, 'Accepted'],
+        [200, true, b1.length > 0 ? '{"jsonrpc":"2.0","id":"a","result":{}}' : ''],
+      ],
+      text,
+    );
+    assert.deepEqual(gw.auditLines.map((l) => `${String(l.status)} ${String(l.decision)}`).sort(), [
+      '200 allow',
+      '202 allow',
+    ]);
   });
 });
