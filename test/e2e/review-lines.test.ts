@@ -25,7 +25,7 @@ import type { TestGateway } from '../helpers/gateway.ts';
 import { Dice, rng } from '../helpers/response-fuzz.ts';
 
 const SEED = Number(process.env.LINES_SEED ?? 1717);
-const CASES = Number(process.env.LINES_CASES ?? 60);
+const CASES = Number(process.env.LINES_CASES ?? 50);
 const KEY = mintKey(randomBytes(32));
 
 type Upstream =
