@@ -214,8 +214,17 @@ function overloaded(): GatewayError {
  */
 function inviteBody(res: ServerResponse): void {
   if (res.socket != null) return void res.writeContinue();
-  res.once('socket', () => {
+  const invite = (): void => {
     if (!res.headersSent && !res.destroyed) res.writeContinue();
+  };
+  res.once('socket', invite);
+  // A client may send its body without waiting for the 100 (the pipelining client does): once the
+  // body is in whole, no 100 is owed (RFC 9110 section 10.1.1 lets the server omit it). Node closes
+  // the connection after an answer whose expected 100 never went out, since the body might still
+  // come after it; here it has been read, so the requests pipelined behind are answered too.
+  res.req.once('end', () => {
+    res.off('socket', invite);
+    (res as ServerResponse & { _expect_continue?: boolean })._expect_continue = false;
   });
 }
 

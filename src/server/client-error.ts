@@ -96,8 +96,12 @@ export function auditClientErrors(server: Server, observer: Observer, clock: Clo
       bodyMalformed(parsing);
       return;
     }
+    // The request the parser is reading is the handler's, its body cut short (the client closed,
+    // the request timed out): the handler records it (499, aborted). It may be pipelined behind an
+    // answer still going out, which is then the response on the socket: taken for bytes behind
+    // that answer, it got a second line, a refusal of a request that has one of its own.
     const inFlightReq = inFlight?.req;
-    if (inFlight != null && inFlightReq?.complete !== true) {
+    if ((parsing != null && !parsing.complete) || (inFlight != null && inFlightReq?.complete !== true)) {
       socket.destroy();
       return;
     }

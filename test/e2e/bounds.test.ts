@@ -301,16 +301,16 @@ describe('bounds under hostile clients (memory store, SDK upstream)', () => {
     }
   });
 
-  it('closes the connection of an answer to a route that never reads a body: /metrics, /healthz, a DELETE relayed', async () => {
+  it('closes the connection of an answer to a route that never reads a body: /metrics, /healthz, a DELETE refused', async () => {
     const cases = [
       { path: '/metrics', headers: '', status: 200 },
       { path: '/healthz', headers: '', status: 200 },
-      // Relayed to the upstream (a stateless one answers DELETE at once): never a writeJson answer.
+      // A DELETE announcing a body is refused 400 (it has none in MCP; review-getdel), its body unread.
       {
         path: '/mcp',
         method: 'DELETE',
         headers: `Authorization: Bearer ${keys.other.secret}\r\n`,
-        status: 200,
+        status: 400,
       },
     ];
     for (const { path, headers, status, method } of cases) {
