@@ -11,7 +11,8 @@
  *   `"_meta"` (where a subscription id would be), `"uri"` and `"taskId"` or a key a case-folding
  *   client reads as one (a resource an update names, a task a status names, which the key may not
  *   use: policy/hidden-updates.ts); `"method"`
- *   once, and no top-level key such a client reads as a member of the message (`"Params"`); valid
+ *   once, its value neither a task status's method (one without a `taskId` is dropped too) nor a
+ *   string with an escape, and no top-level key such a client reads as a member of the message (`"Params"`); valid
  *   JSON to the last byte; the block valid UTF-8.
  *
  * Anything else, valid or not, is left to the parse before anything is answered (undefined).
@@ -91,6 +92,8 @@ function scan(b: Uint8Array): boolean {
       // A repeated method is the parse's to judge (a first-wins client reads the first).
       if (method) return false;
       method = true;
+      // So is a task's status: one naming no task by a `taskId` is dropped (hidden-updates.ts).
+      if (mayBeStatus(b, vs)) return false;
     }
     i = ws(b, ve);
     if (b[i] === COMMA) {
@@ -101,6 +104,17 @@ function scan(b: Uint8Array): boolean {
     break;
   }
   return method && ws(b, i + 1) === b.length;
+}
+
+/** Whether the value at b[at] is a method a task's status is sent with, or a string with an escape. */
+function mayBeStatus(b: Uint8Array, at: number): boolean {
+  if (b[at] !== QUOTE) return false;
+  const end = string(b, at);
+  return (
+    escaped ||
+    bytesAre(b, at + 1, end - 1, 'notifications/tasks/status') ||
+    bytesAre(b, at + 1, end - 1, 'notifications/tasks')
+  );
 }
 
 /**

@@ -19,8 +19,8 @@
  * `params.taskId`) is judged the same way by the key's task scope (policy/tasks.ts): it carries the
  * task tasks/get answers with (its status message, and in the tasks extension a completed task's
  * result, the tool's output), so a status of a task that tasks/get answers "Task not found" for
- * (another key's, one whose tool a reload took from the key, one another replica recorded) is
- * dropped too; a variant of `taskId` (`TaskId`, `task_id`) is dropped as a variant of `uri` is, and
+ * (another key's, one whose tool a reload took from the key, one another replica recorded), or
+ * whose `taskId` is absent or not a string (it names no task a key holds), is dropped too; a variant of `taskId` (`TaskId`, `task_id`) is dropped as a variant of `uri` is, and
  * a repeated `taskId` is refused by the response matching as a repeated `uri` is.
  * Status notifications are optional: a client polls tasks/get for its tasks whether or not they
  * come.
@@ -89,7 +89,9 @@ function hiddenUpdate(message: unknown, grants: Grants, tasks: TaskScope | undef
   if (typeof m.method === 'string' && STATUS.has(m.method)) {
     if (caseVariant(m.params, STATUS_PARAMS) !== undefined) return true;
     const taskId = (m.params as { taskId?: unknown }).taskId;
-    return typeof taskId === 'string' && !(tasks !== undefined && tasks.owns(taskId));
+    // A status whose taskId is absent or not a string names no task the key could hold (the gateway
+    // records string ids only) yet carries a task's status message, or its result: dropped.
+    return typeof taskId !== 'string' || !(tasks !== undefined && tasks.owns(taskId));
   }
   if (m.method !== UPDATED) return false;
   if (caseVariant(m.params, UPDATE_PARAMS) !== undefined) return true;

@@ -58,8 +58,12 @@ describe('hidesUpdate', () => {
       params: { status: 'completed', ...params },
     });
     assert.equal(hidesUpdate(status({ taskId: 'echo-task' }), withEcho, mine), false);
-    assert.equal(hidesUpdate(status({ taskId: 42 }), withEcho, mine), false, 'names no task');
     for (const hidden of [
+      // A status naming no task by a string id carries a task's status all the same.
+      status({ taskId: 42 }),
+      status({}),
+      status({ taskId: null }),
+      status({ taskId: ['echo-task'] }),
       status({ taskId: 'slow-task' }),
       status({ taskId: 'other-task' }),
       status({ taskId: 'unknown' }),
