@@ -227,8 +227,13 @@ function connectionsOf(server: Server): Connections | undefined {
  * never sent a byte made no request) gets its 503 (-32003, id null: nothing of it was read) where no
  * response is going out on it, and one line: `deny`, `ERR_SHUTTING_DOWN`, as a request received
  * while draining, with 499 and `aborted` if the answer could not go out.
+ *
+ * Resolves when every such line is written (each once its connection has closed, which the caller's
+ * closeAllConnections does): the audit log is closed next, and a line handed over after that is
+ * dropped, which is what became of every one of them outside the tests.
  */
-export function recordCutHeads(server: Server, observer: Observer, clock: Clock): void {
+export function recordCutHeads(server: Server, observer: Observer, clock: Clock): Promise<void> {
+  const recorded: Promise<void>[] = [];
   for (const parser of connectionsOf(server)?.active() ?? []) {
     const socket = parser.socket as Carrier | null | undefined;
     if (socket == null || socket.destroyed || socket.bytesRead === 0 || socket[FAILED] === true) continue;
@@ -248,6 +253,8 @@ export function recordCutHeads(server: Server, observer: Observer, clock: Clock)
       });
       socket.end();
     }
+    let written!: () => void;
+    recorded.push(new Promise((r) => (written = r)));
     socket.once('close', () => {
       const req = { method: undefined, url: undefined, headers: {}, socket } as unknown as IncomingMessage;
       const ctx = createContext(randomId(), req, {} as ServerResponse, startedAt, startedMono);
@@ -258,6 +265,8 @@ export function recordCutHeads(server: Server, observer: Observer, clock: Clock)
       ctx.bytesOut = bytesOut;
       ctx.finished = true;
       observer.finish(ctx);
+      written();
     });
   }
+  return Promise.all(recorded).then(() => undefined);
 }

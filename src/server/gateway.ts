@@ -194,11 +194,13 @@ export async function startGateway(
     while (handler.inflight.size > 0 && deps.clock.mono() < flushed) {
       await new Promise((r) => setTimeout(r, 10));
     }
+    // Before the answers still going out are cut: destroying one destroys its connection, and a
+    // head pipelined behind it, half read, was then passed over as already closed (no line).
+    const cutHeads = recordCutHeads(server, deps.observer, deps.clock);
     for (const ctx of handler.inflight) ctx.res.destroy();
-    recordCutHeads(server, deps.observer, deps.clock);
     server.closeAllConnections();
     // Let the 'close' events (and their audit lines) run before the pools go.
-    await new Promise((r) => setImmediate(r));
+    await Promise.all([cutHeads, new Promise((r) => setImmediate(r))]);
     // Everything still open was given its grace period: destroy, don't wait.
     await Promise.allSettled([upstream.destroy(), durable.close()]);
     return { forced };
