@@ -16,6 +16,12 @@ import { parseConfigText } from '../../src/config/load.ts';
 import { startRuntime } from '../../src/server/runtime.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
+import { newKey, reviewConfig } from '../helpers/review-config.ts';
+import type { KeySpec } from '../helpers/review-config.ts';
+import { startRawSseUpstream } from '../helpers/raw-sse-upstream.ts';
+import { legacyClients } from '../helpers/legacy-session.ts';
+import type { OpenedStream } from '../helpers/sse-stream.ts';
+import { waitFor } from '../helpers/net.ts';
 import { openSocket, short } from '../helpers/raw-http.ts';
 
 /** An upstream that answers every POST with an SSE stream that never ends, as fast as it is read. */
@@ -121,5 +127,41 @@ describe('review20: the newest code', () => {
       lines.map((l) => [l.status, l.decision, l.reason, l.aborted]),
       [[503, 'deny', 'ERR_SHUTTING_DOWN', false]],
     );
+  });
+
+  it('hole: an HTTP+SSE stream a reload kept for its owed answers stayed open for good once the client cancelled one', async () => {
+    // failed before: the upstream (rightly) never answers a cancelled request, so the stream still
+    // "owed" it and was never ended: open for good under the key as it was before the reload.
+    const upstream = await startRawSseUpstream(() => `/legacy/messages?sid=S1`);
+    const alice: KeySpec = { label: 'alice', key: newKey() };
+    const conf = (a: KeySpec) =>
+      reviewConfig(upstream.url, [a], '  transport: sse\n', { secret: 'f'.repeat(40), resources: [] });
+    const gateway = await startTestGateway(conf(alice));
+    const opened: OpenedStream[] = [];
+    try {
+      const { open, forwarded } = legacyClients(() => ({ gateway, upstream }), opened);
+      const a = await open(alice.key);
+      const call = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: {} } };
+      const { id } = await forwarded(alice.key, a.endpoint, call);
+      const cancel = (await forwarded(alice.key, a.endpoint, {
+        jsonrpc: '2.0',
+        method: 'notifications/cancelled',
+        params: { requestId: 1 },
+      })) as unknown as { params: { requestId: string } };
+      assert.equal(cancel.params.requestId, id);
+      const next = parseConfigText(conf({ ...alice, label: 'alice2' }), {}, Date.now()).config!;
+      await gateway.runtime.reload(next);
+      await waitFor(() => upstream.streams[0]!.closed || undefined, 3000, 'the stream ended');
+      const get = await waitFor(
+        () => gateway.auditLines.find((l) => l.http_method === 'GET'),
+        3000,
+        'its line',
+      );
+      assert.equal(get.reason, 'ERR_CONFIG_RELOADED');
+    } finally {
+      for (const s of opened) s.close();
+      await gateway.close(200);
+      await upstream.close();
+    }
   });
 });

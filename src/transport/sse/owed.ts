@@ -61,6 +61,21 @@ export class OwedAnswers {
     }
   }
 
+  /**
+   * The upstream accepted the client's `notifications/cancelled` of the request with this id: its
+   * receiver sends no answer (the MCP cancellation utility), so none is owed. Still owed, it held a
+   * stream a reload keeps for its answers open for good, under the key as it was before the reload.
+   */
+  cancelled(clientId: JsonRpcId): void {
+    let forgot = false;
+    for (const [mac, id] of this.owed) {
+      if (id !== clientId) continue;
+      this.owed.delete(mac);
+      forgot = true;
+    }
+    if (forgot) this.settle();
+  }
+
   /** The answer to the request whose tag ends with `mac` passed on the stream. */
   answered(mac: string): void {
     if (!this.owed.delete(mac)) {

@@ -160,7 +160,15 @@ export function createSseTransport(options: SseTransportOptions): TransportStep 
         signedFor: sessionBinding(path, principal.bindingId),
         accepted(tags: ReadonlyMap<string, Untagged>): void {
           const stream = open.get(session as string);
-          if (stream !== undefined) owing.get(stream)?.accepted(tags);
+          const owed = stream === undefined ? undefined : owing.get(stream);
+          if (owed === undefined) return;
+          owed.accepted(tags);
+          // The requests it cancels are answered no more (owed.ts cancelled).
+          for (const m of ctx.messages ?? [])
+            if ('method' in m && m.method === 'notifications/cancelled' && !('id' in m)) {
+              const named = m.params?.requestId;
+              if (typeof named === 'string' || typeof named === 'number') owed.cancelled(named);
+            }
         },
         judged(inspection: Inspection): Inspection {
           const stream = open.get(session as string);
