@@ -434,8 +434,15 @@ describe('review (lines): one truthful audit line per request, fuzzed on both si
         const line = lines.find((l) => l.request_id === r.rid);
         // A head cut short is a request without its X-Request-Id read: counted, not matched.
         if (surely && whole && line === undefined) {
-          // Pipelined behind a refusal that closed the connection, its bytes may have met a closed socket.
-          const refusedBefore = got.some((g) => g.status >= 400) && i > 0;
+          // Pipelined behind a refusal that closed the connection, its bytes may have met a closed
+          // socket, or sat unread while the gateway read no more (a 413 with its body unread): a
+          // refusal the client got, or one the line of an earlier request shows (a client that never
+          // reads got nothing). The gateway never read such a request, so it cannot record it.
+          const earlier = new Set(reqs.slice(0, i).map((p) => p.rid));
+          const refusedBefore =
+            i > 0 &&
+            (got.some((g) => g.status >= 400) ||
+              lines.some((l) => earlier.has(String(l.request_id)) && Number(l.status) >= 400));
           if (!refusedBefore) problems.push(`no line for ${r.rid}: ${desc}`);
         }
       }
