@@ -119,12 +119,16 @@ export function createSseRewriter(
     return Buffer.concat([block.subarray(0, idAt), sealed, block.subarray(idEnd)]);
   }
 
+  /** A block's id as the client gets it: sealed when ids are (an empty one, a reset, as it is). */
+  function sealedId(id: string | undefined): string | undefined {
+    return id !== undefined && id !== '' && eventId !== undefined ? eventId(id) : id;
+  }
+
   /** A block written again from its parse: its data rewritten as any block's, its id sealed. */
   function writtenAgain(fields: SseFields): Buffer {
     first = false;
     const data = fields.data === undefined ? undefined : (rewrite(fields.data) ?? fields.data);
-    const id =
-      fields.id !== undefined && fields.id !== '' && eventId !== undefined ? eventId(fields.id) : fields.id;
+    const id = sealedId(fields.id);
     if (data === DROP) return dropped(id, fields.retry);
     if (id !== undefined && id !== '' && data !== undefined) resumable = true;
     return Buffer.from(serializeEvent({ ...fields, id, data }));
@@ -167,11 +171,7 @@ export function createSseRewriter(
       const fields = parseBlock(raw, first);
       if (fields.data !== undefined && fields.event !== undefined && !isMessageType(fields.event)) {
         first = false;
-        const id =
-          fields.id !== undefined && fields.id !== '' && eventId !== undefined
-            ? eventId(fields.id)
-            : fields.id;
-        return dropped(id, fields.retry);
+        return dropped(sealedId(fields.id), fields.retry);
       }
     }
     // A first block after `ï»¿` is written as the gateway read it (sse.ts parseBlock); so is one
