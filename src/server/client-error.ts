@@ -39,6 +39,7 @@ const REASONS: Readonly<Record<number, string>> = {
   400: 'Bad Request',
   408: 'Request Timeout',
   431: 'Request Header Fields Too Large',
+  503: 'Service Unavailable',
 };
 
 /** What the JSON-RPC error of each answer says. */
@@ -47,6 +48,22 @@ const WHY: Readonly<Record<number, string>> = {
   408: 'request headers not received in time',
   431: 'request headers too large',
 };
+
+/**
+ * A whole answer written on the socket itself (no response object: Node's parser failed, or the
+ * request never reached the handler): the status, a JSON-RPC error body, and the connection closed.
+ */
+function rawAnswer(status: number, body: string): string {
+  return (
+    `HTTP/1.1 ${status} ${REASONS[status]}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+    `Cache-Control: no-store\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+  );
+}
+
+/** The request as far as anything is known of it: who sent it (its socket), nothing it held. */
+function unknownRequest(socket: Socket): IncomingMessage {
+  return { method: undefined, url: undefined, headers: {}, socket } as unknown as IncomingMessage;
+}
 
 /**
  * Whether Node's parser failed on the bytes of a body (an HPE_ code), not at the connection's end
@@ -79,8 +96,7 @@ export function auditClientErrors(server: Server, observer: Observer, clock: Clo
     // answer.
     if (err.code === 'HPE_CLOSED_CONNECTION' && inFlight != null) {
       (socket as Carrier)[FAILED] = true;
-      const req = { method: undefined, url: undefined, headers: {}, socket } as unknown as IncomingMessage;
-      recordInvalid(observer, clock, randomId(), req, 400, { sent: false });
+      recordInvalid(observer, clock, randomId(), unknownRequest(socket), 400, { sent: false });
       return;
     }
     // The parser failed in the body of a request the handler has (a malformed chunk, a bad transfer
@@ -107,14 +123,10 @@ export function auditClientErrors(server: Server, observer: Observer, clock: Clo
     }
     const status =
       err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    // The request as far as anything is known of it: who sent it, nothing it held.
-    const req = { method: undefined, url: undefined, headers: {}, socket } as unknown as IncomingMessage;
+    const req = unknownRequest(socket);
     // The answer says why in a JSON-RPC error, as every other refusal does (id null: nothing of
     // the request was read).
-    const body = errorBody(null, RPC.INVALID_REQUEST, `invalid request: ${WHY[status]}`);
-    const answer =
-      `HTTP/1.1 ${status} ${REASONS[status]}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
-      `Cache-Control: no-store\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    const answer = rawAnswer(status, errorBody(null, RPC.INVALID_REQUEST, `invalid request: ${WHY[status]}`));
     // Behind answers still owed (the request in flight, and any queued behind it, read whole): the
     // refused bytes are a request pipelined behind them, and those answers go out first, then this
     // one, and the connection closes. Destroyed here, a call the upstream was running lost its
@@ -245,10 +257,7 @@ export function recordCutHeads(server: Server, observer: Observer, clock: Clock)
     let bytesOut = 0;
     if (socket._httpMessage == null && socket.writable) {
       const body = errorBody(null, RPC.SHUTTING_DOWN, 'gateway is shutting down');
-      const answer =
-        'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: application/json\r\n' +
-        `Cache-Control: no-store\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-      socket.write(answer, (err) => {
+      socket.write(rawAnswer(503, body), (err) => {
         if (err == null) bytesOut = Buffer.byteLength(body);
       });
       socket.end();
@@ -256,8 +265,13 @@ export function recordCutHeads(server: Server, observer: Observer, clock: Clock)
     let written!: () => void;
     recorded.push(new Promise((r) => (written = r)));
     socket.once('close', () => {
-      const req = { method: undefined, url: undefined, headers: {}, socket } as unknown as IncomingMessage;
-      const ctx = createContext(randomId(), req, {} as ServerResponse, startedAt, startedMono);
+      const ctx = createContext(
+        randomId(),
+        unknownRequest(socket),
+        {} as ServerResponse,
+        startedAt,
+        startedMono,
+      );
       ctx.decision = 'deny';
       ctx.reason = 'ERR_SHUTTING_DOWN';
       ctx.status = bytesOut > 0 ? 503 : 499;
