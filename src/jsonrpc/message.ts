@@ -27,6 +27,16 @@ export function isRequest(m: JsonRpcMessage): m is JsonRpcRequest {
   return 'method' in m && 'id' in m;
 }
 
+/**
+ * The id a refusal of `m` answers with: a request's own, else null. A response's id (a client's
+ * answer to the upstream's sampling, elicitation or roots request) is the upstream's, which the
+ * client would read as the answer to its own request of that number (parse.ts peekId says the same
+ * of a body not yet validated).
+ */
+export function refusalId(m: JsonRpcMessage | undefined): JsonRpcId | null {
+  return m !== undefined && isRequest(m) ? (m.id ?? null) : null;
+}
+
 export function isNotification(m: JsonRpcMessage): m is JsonRpcNotification {
   return 'method' in m && !('id' in m);
 }

@@ -4,7 +4,7 @@ import type { RequestContext } from './context.ts';
 import { lingerOnClose } from './linger.ts';
 import { GatewayError, isGatewayError } from '../jsonrpc/errors.ts';
 import type { JsonRpcId } from '../jsonrpc/message.ts';
-import { errorBody } from '../jsonrpc/message.ts';
+import { errorBody, refusalId } from '../jsonrpc/message.ts';
 
 export function toGatewayError(err: unknown): GatewayError {
   return isGatewayError(err) ? err : new GatewayError('ERR_INTERNAL', { cause: err });
@@ -15,10 +15,7 @@ export function toGatewayError(err: unknown): GatewayError {
  * (a response's id is the upstream's: jsonrpc/parse.ts peekId), else null.
  */
 function responseId(ctx: RequestContext, err: GatewayError): JsonRpcId | null {
-  if (err.rpcId !== undefined) return err.rpcId;
-  const first = ctx.messages?.[0];
-  if (first && 'method' in first && 'id' in first && first.id !== undefined) return first.id;
-  return null;
+  return err.rpcId !== undefined ? err.rpcId : refusalId(ctx.messages?.[0]);
 }
 
 /**

@@ -23,6 +23,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from '../jsonrpc/errors.ts';
 import type { JsonRpcId, JsonRpcMessage } from '../jsonrpc/message.ts';
+import { refusalId } from '../jsonrpc/message.ts';
 import { isRawNumber, rawNumberText } from '../jsonrpc/lossless.ts';
 import { trimOws } from '../proxy/field-value.ts';
 
@@ -136,7 +137,7 @@ export function checkMcpHeaders(
     return undefined;
   }
   const m = message as { id?: JsonRpcId; method?: string; params?: Record<string, unknown> };
-  const id = requestId(message);
+  const id = refusalId(message);
   const versionFailure = checkVersion(version, message);
   if (versionFailure !== undefined) return versionFailure;
   if (method !== undefined && (m.method === undefined || trimOws(method) !== m.method)) {
@@ -190,7 +191,7 @@ function checkParams(
 ): GatewayError | undefined {
   if (isBatch(message)) return mismatch(null, 'Mcp-Param headers cannot describe a batch');
   const m = message as { id?: JsonRpcId; method?: string; params?: Record<string, unknown> };
-  const id = requestId(message);
+  const id = refusalId(message);
   if (m.method !== 'tools/call') return mismatch(id, 'Mcp-Param headers are defined only for tools/call');
   const values = argumentValues(m.params?.arguments);
   for (const [name, raw] of params) {
@@ -325,7 +326,7 @@ function checkVersion(version: string | undefined, message: JsonRpcMessage): Gat
   const claimed = (meta as Record<string, unknown>)[PROTOCOL_VERSION_META];
   if (claimed === undefined || claimed === trimOws(version)) return undefined;
   return mismatch(
-    requestId(message),
+    refusalId(message),
     "the MCP-Protocol-Version header does not match the body's protocol version",
   );
 }
@@ -360,15 +361,6 @@ function single(value: string | readonly string[] | undefined): string | typeof 
 
 function isBatch(message: JsonRpcMessage | readonly JsonRpcMessage[]): message is readonly JsonRpcMessage[] {
   return Array.isArray(message);
-}
-
-/**
- * The id a refusal of `message` answers with: a request's own. A response's id (a client's answer to
- * the upstream's sampling, elicitation or roots request) is the upstream's, which the client reads as
- * its own request's of that number (jsonrpc/parse.ts peekId): null.
- */
-function requestId(message: JsonRpcMessage): JsonRpcId | null {
-  return 'method' in message ? ((message as { id?: JsonRpcId }).id ?? null) : null;
 }
 
 function mismatch(id: JsonRpcId | null, why: string): GatewayError {
