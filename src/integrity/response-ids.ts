@@ -165,6 +165,11 @@ export class StreamAnswers {
     return this.#macs?.has(mac) === true;
   }
 
+  /** Forgets the tag with this MAC; whether it was remembered. */
+  forget(mac: string): boolean {
+    return this.#macs?.delete(mac) === true;
+  }
+
   /** Remembers the tag with this MAC as answered (the oldest forgotten past MAX_STREAM_ANSWERED). */
   add(mac: string): void {
     const macs = (this.#macs ??= new Set());

@@ -11,7 +11,8 @@
  * none (`whenSettled`) or the grace ends, when each still owed gets the shutdown's error (`errors`).
  * Bounded: the oldest owed are forgotten first past MAX_OWED, as is a request whose id is longer
  * than cancels.ts remembers (they get no error), and an answer that arrives before its POST's
- * acceptance is remembered (the last MAX_OWED) so it is not owed again.
+ * acceptance is remembered (the last 1,024, as a stream remembers its answers) so it is not owed
+ * again.
  */
 import { MAC_CHARS } from '../../integrity/request-tag.ts';
 import type { Untagged } from '../../integrity/request-tag.ts';
@@ -19,15 +20,19 @@ import type { JsonRpcId } from '../../jsonrpc/message.ts';
 import type { GatewayError } from '../../jsonrpc/errors.ts';
 import { serializeEvent } from '../../proxy/sse.ts';
 import { rememberable } from '../../integrity/cancels.ts';
+import { StreamAnswers } from '../../integrity/response-ids.ts';
 
-/** Requests a stream owes at most (and early answers it remembers at most). */
+/** Requests a stream owes at most (early answers: as many as a stream remembers, StreamAnswers). */
 export const MAX_OWED = 1024;
 
 export class OwedAnswers {
   /** Client ids by the MAC of their tag, oldest first. */
   private readonly owed = new Map<string, JsonRpcId>();
-  /** MACs answered while not owed (the answer passed before its POST's 202 was read), oldest first. */
-  private readonly early = new Set<string>();
+  /**
+   * MACs answered while not owed (the answer passed before its POST's 202 was read), the last
+   * MAX_STREAM_ANSWERED.
+   */
+  private readonly early = new StreamAnswers();
   private settled: (() => void) | undefined = undefined;
   /**
    * POSTs of the stream's session this process is receiving or forwarding, not yet closed: the
@@ -55,7 +60,7 @@ export class OwedAnswers {
     for (const [tag, untagged] of tags) {
       const mac = tag.slice(-MAC_CHARS);
       // An id as long as a body is not held (cancels.ts): that request gets no error at shutdown.
-      if (this.early.delete(mac) || !rememberable(untagged.clientId)) continue;
+      if (this.early.forget(mac) || !rememberable(untagged.clientId)) continue;
       if (this.owed.size >= MAX_OWED) this.owed.delete(this.owed.keys().next().value as string);
       this.owed.set(mac, untagged.clientId);
     }
@@ -79,7 +84,6 @@ export class OwedAnswers {
   /** The answer to the request whose tag ends with `mac` passed on the stream. */
   answered(mac: string): void {
     if (!this.owed.delete(mac)) {
-      if (this.early.size >= MAX_OWED) this.early.delete(this.early.values().next().value as string);
       this.early.add(mac);
       return;
     }
