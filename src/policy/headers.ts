@@ -244,7 +244,8 @@ function argumentValues(args: unknown): ArgumentValues {
   return { strings, numbers };
 }
 
-const DECIMAL = /^-?\d+(?:\.\d+)?$/;
+/** A plain decimal as JSON spells one: no leading zero (`010` is 8 to a reader of C or octal literals). */
+const DECIMAL = /^-?(?:0|[1-9]\d*)(?:\.\d+)?$/;
 
 /**
  * Whether a header value mirrors a number of the arguments. It must denote exactly that number:
@@ -253,7 +254,8 @@ const DECIMAL = /^-?\d+(?:\.\d+)?$/;
  * must be a spelling the 2.x SDK server compares equal: a plain decimal (compared as a number), or
  * the spelling the number's double prints (compared as a string: `1e-7`, what clients write), not
  * `1e0` or `1E2`, which it reads as another string than `1` or `100` while a router may read them
- * as the number.
+ * as the number. Nor `010`: JSON allows no leading zero, and a reader of C literals (`strtol` with
+ * base 0, Python 2's `int(x, 0)`) reads it as 8.
  */
 function mirrorsNumber(value: string, numbers: ReadonlyMap<string, readonly string[]>): boolean {
   if (numbers.size === 0) return false;

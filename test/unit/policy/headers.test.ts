@@ -170,6 +170,13 @@ describe('checkMcpHeaders: Mcp-Param-*', () => {
     assertMismatch(checkMcpHeaders({ 'mcp-param-region': 'us' }, call({ regions: ['us'] })));
   });
 
+  it('hole: a number with a leading zero mirrored 10 (an octal reader reads 010 as 8); failed before: passed', () => {
+    for (const value of ['010', '-010', '00', '01.5', '0010'])
+      assertMismatch(checkMcpHeaders({ 'mcp-param-days': value }, call({ days: Number(value) })));
+    for (const value of ['0', '-0', '0.5', '10', '-10.25'])
+      assert.equal(checkMcpHeaders({ 'mcp-param-days': value }, call({ days: Number(value) })), undefined);
+  });
+
   it('refuses a repeated or malformed one, and one on a batch or on another method', () => {
     assertMismatch(checkMcpHeaders({ 'mcp-param-region': ['eu', 'us'] }, call({ region: 'eu' })));
     assertMismatch(checkMcpHeaders({ 'mcp-param-region': '=?base64?***?=' }, call({ region: 'eu' })));
