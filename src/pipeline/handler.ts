@@ -134,9 +134,10 @@ export interface Handler {
   endStream(ctx: RequestContext, refusal: unknown): void;
   /**
    * Whether the open stream of `ctx` still owes answers to requests POSTed on its session (an
-   * HTTP+SSE session's stream); if so, `settled` is called once it owes none.
+   * HTTP+SSE session's stream); if so, `settled` is called once it owes none, and a POST of its
+   * session that comes meanwhile gets `refuseNew` when given (ports.ts).
    */
-  owes(ctx: RequestContext, settled: () => void): boolean;
+  owes(ctx: RequestContext, settled: () => void, refuseNew?: GatewayError): boolean;
   /** Ends every open stream (they carry no pending result; clients reconnect elsewhere). */
   endStreams(): void;
   /**
@@ -475,7 +476,8 @@ export function createHandler(deps: HandlerDeps): Handler {
       return open;
     },
     endStream,
-    owes: (ctx: RequestContext, settled: () => void) => transport?.owes?.(ctx, settled) === true,
+    owes: (ctx: RequestContext, settled: () => void, refuseNew?: GatewayError) =>
+      transport?.owes?.(ctx, settled, refuseNew) === true,
     drain() {
       draining = true;
     },

@@ -55,9 +55,11 @@ export interface TransportStep {
   post(ctx: RequestContext): PostRoute;
   /**
    * Whether the GET stream of `ctx` still owes answers to requests POSTed on its session (the
-   * shutdown then leaves it open); if so, `settled` is called once it owes none.
+   * shutdown then leaves it open); if so, `settled` is called once it owes none. With `refuseNew`, a
+   * POST of its session that reaches `post` meanwhile is refused with it: the stream is kept only to
+   * deliver what it owes, and new requests would keep it open for good.
    */
-  owes?(ctx: RequestContext, settled: () => void): boolean;
+  owes?(ctx: RequestContext, settled: () => void, refuseNew?: GatewayError): boolean;
 }
 
 export interface PostRoute {

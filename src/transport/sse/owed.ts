@@ -34,6 +34,8 @@ export class OwedAnswers {
    */
   private readonly early = new StreamAnswers();
   private settled: (() => void) | undefined = undefined;
+  /** What a POST of the session gets while the stream waits to owe nothing (whenSettled). */
+  private refuseNew: GatewayError | undefined = undefined;
   /**
    * POSTs of the stream's session this process is receiving or forwarding, not yet closed: the
    * stream may yet owe their requests (a body still coming when the shutdown began is forwarded in
@@ -43,6 +45,11 @@ export class OwedAnswers {
 
   get size(): number {
     return this.owed.size;
+  }
+
+  /** The refusal a new POST of the session gets: the stream only delivers what it owes, then ends. */
+  get refusingNew(): GatewayError | undefined {
+    return this.settled === undefined ? undefined : this.refuseNew;
   }
 
   /** A POST of the stream's session began; `left` once it closed (after its acceptance, if any). */
@@ -94,17 +101,19 @@ export class OwedAnswers {
     if (this.owed.size > 0 || this.posts > 0 || this.settled === undefined) return;
     const settled = this.settled;
     this.settled = undefined;
+    this.refuseNew = undefined;
     // Not from inside the rewriter that passed the answer: the stream is ended after it.
     setImmediate(settled);
   }
 
   /**
    * Calls `settled` once the stream owes nothing and no POST of its session is open (false, and no
-   * call, when that is so now).
+   * call, when that is so now). Meanwhile a new POST of the session gets `refuseNew`, when given.
    */
-  whenSettled(settled: () => void): boolean {
+  whenSettled(settled: () => void, refuseNew?: GatewayError): boolean {
     if (this.owed.size === 0 && this.posts === 0) return false;
     this.settled = settled;
+    this.refuseNew = refuseNew;
     return true;
   }
 
@@ -119,6 +128,7 @@ export class OwedAnswers {
     }
     this.owed.clear();
     this.settled = undefined;
+    this.refuseNew = undefined;
     return out;
   }
 }

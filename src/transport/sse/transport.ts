@@ -131,8 +131,8 @@ export function createSseTransport(options: SseTransportOptions): TransportStep 
       };
     },
 
-    owes(ctx, settled) {
-      return owing.get(ctx)?.whenSettled(settled) === true;
+    owes(ctx, settled, refuseNew) {
+      return owing.get(ctx)?.whenSettled(settled, refuseNew) === true;
     },
 
     post(ctx): PostRoute {
@@ -148,6 +148,11 @@ export function createSseTransport(options: SseTransportOptions): TransportStep 
       // the answer it may yet owe (owed.ts), as for the requests of POSTs already accepted.
       const owedBy = open.get(session as string);
       const owed = owedBy === undefined ? undefined : owing.get(owedBy);
+      const refused = owed?.refusingNew;
+      if (refused !== undefined) {
+        ctx.reason = refused.code;
+        throw refused;
+      }
       if (owed !== undefined) {
         owed.entered();
         ctx.res.once('close', () => owed.left());
