@@ -34,6 +34,13 @@
  * envelope rules or error paths), with the first gateway's key. It tells how much of the gap to the
  * floor the promises themselves take on this stack, and how much is mcpgate's way of keeping them.
  * `--minimal-skip audit,tag` (repeatable) adds one with those steps left out, as `minimal-audit-tag`.
+ * With `--config passthrough` a minimal gateway must skip `auth` (the configuration has no key) and
+ * audits to /dev/null, as the pass-through gateway does: `--minimal-skip auth,ratelimit,metrics`
+ * is pass-through's promised work done plainly.
+ *
+ * `--direct` measures the origin itself in the same rounds for any configuration (`tools-list` and
+ * `sse` always do), and prints each target's p50 and p99 added over it: the one-connection latency
+ * target (`--connections 1`).
  *
  * `--header-orders N` (default 1) sends the client's headers in N different orders, round `r` in order
  * `r mod N` (every target warmed up with each): N kinds of client in turn, where one order is one
@@ -81,14 +88,19 @@ const { values } = parseArgs({
     gc: { type: 'boolean', default: false },
     'sse-samples': { type: 'string', default: '200' },
     minimal: { type: 'boolean', default: false },
+    direct: { type: 'boolean', default: false },
     floor: { type: 'string', multiple: true, default: [] },
     'minimal-skip': { type: 'string', multiple: true, default: [] },
     'header-orders': { type: 'string', default: '1' },
   },
 });
 const minimals = [...(values.minimal ? [''] : []), ...values['minimal-skip']];
-if (minimals.length > 0 && values.config !== 'pipeline')
-  throw new Error('--minimal and --minimal-skip need --config pipeline');
+const passthrough = values.config === 'passthrough';
+if (values.minimal && values.config !== 'pipeline') throw new Error('--minimal needs --config pipeline');
+if (minimals.length > 0 && values.config !== 'pipeline' && !passthrough)
+  throw new Error('--minimal-skip needs --config pipeline or passthrough');
+if (passthrough && minimals.some((skip) => !skip.split(',').includes('auth')))
+  throw new Error('with --config passthrough, --minimal-skip must include auth (no key is configured)');
 const sse = values.config === 'sse';
 const orders = Number(values['header-orders']);
 if (!Number.isInteger(orders) || orders < 1) throw new Error('--header-orders takes a whole number from 1');
@@ -135,14 +147,15 @@ for (const spec of values.gw) {
   targets.push(await sessionAt(proc, label, base));
   // The minimal gateways take the first gateway's key.
   if (targets.length === 2 && minimals.length > 0) {
-    const keyHash = ((config.keys as { hash: string }[])[0] as { hash: string }).hash;
+    // Pass-through has no key (every minimal skips auth there): any hash does.
+    const keyHash = passthrough ? '0'.repeat(64) : (config.keys as { hash: string }[])[0]!.hash;
     for (const skip of minimals) {
       const name = skip === '' ? 'minimal' : `minimal-${skip.replaceAll(',', '-')}`;
       const minimal = await startMinimalGateway(
         dir,
         originUrl,
         keyHash.replace(/^sha256:/, ''),
-        auditFileFor(dir, name),
+        passthrough ? '/dev/null' : auditFileFor(dir, name),
         argsFor(name),
         name,
         skip,
@@ -153,7 +166,8 @@ for (const spec of values.gw) {
 }
 
 const list = values.config === 'tools-list';
-if (list || sse) {
+const direct = list || sse || values.direct;
+if (direct) {
   targets.push(await sessionAt(origin, 'direct'));
 }
 const connections = Number(values.connections);
@@ -258,7 +272,7 @@ if (sse) {
     );
   }
 }
-if (list) {
+if (list || values.direct) {
   const median = (i: number, f: (r: LoadResult) => number) => percentile(runs[i]!.map(f), 50);
   const d = targets.findIndex((t) => t.label === 'direct');
   for (const [i, t] of targets.entries()) {
