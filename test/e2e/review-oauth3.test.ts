@@ -468,6 +468,58 @@ describe('the wall clock steps back an hour after a failed JWK set fetch', () =>
 });
 
 // ---------------------------------------------------------------------------------------------
+// 5b. The wall clock stepping back while a verified token is remembered.
+// ---------------------------------------------------------------------------------------------
+describe('the wall clock steps back while a verified token is remembered', () => {
+  let k1: Key;
+  let k2: Key;
+  let published: Key[];
+  let jwks: Awaited<ReturnType<typeof startJwks>>;
+  let issuer: string;
+  let wall = 0;
+  let mono = 0;
+  let upstream: SdkUpstream;
+  let gateway: TestGateway;
+
+  before(async () => {
+    k1 = await newKey('k1');
+    k2 = await newKey('k2');
+    published = [k1];
+    jwks = await startJwks(() => ({ keys: published.map((k) => k.jwk) }));
+    issuer = `http://localhost:${new URL(jwks.url).port}/realm`;
+    upstream = await startSdkUpstream();
+    gateway = await startOAuthGateway(upstream.url, issuer, jwks.url, [], {
+      // The set is fetched again every 100 ms, so a key taken out of it is soon gone from the cache.
+      oauthTuning: { refreshMs: 100, cooldownMs: 0 },
+      clock: { now: () => Date.now() + wall, mono: () => performance.now() + mono },
+    });
+  });
+  after(async () => {
+    await gateway.close(500);
+    await upstream.close();
+    await jwks.close();
+  });
+
+  it('hole: a token whose key left the JWK set was still accepted after a 60 s step back of the wall clock', async () => {
+    // failed before: 200. The remembered token was good until its verification time + 30 s on the
+    // wall clock, which the step back put a minute further away: a key taken out of the set (a
+    // compromised key rotated out) went on validating its tokens for as long as the step.
+    const iat = Math.floor(Date.now() / 1000) - 120;
+    const token = await sign(k1, issuer, { aud: gateway.mcpUrl, iat, exp: iat + 3600 });
+    assert.equal((await post(gateway.mcpUrl, token)).status, 200);
+    published = [k2];
+    await new Promise((r) => setTimeout(r, 400));
+    wall = -60_000;
+    mono = 31_000;
+    const answer = await post(gateway.mcpUrl, token);
+    assert.equal(answer.status, 401, answer.body);
+    // A token of the key still published is accepted on the stepped clock.
+    const fresh = await sign(k2, issuer, { aud: gateway.mcpUrl, iat: iat - 60, exp: iat + 3600 });
+    assert.equal((await post(gateway.mcpUrl, fresh)).status, 200);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
 // 6. Token forms signed by the real key that are still no access token.
 // ---------------------------------------------------------------------------------------------
 describe('token forms signed by the published key that must still be refused', () => {

@@ -14,7 +14,9 @@
  * Each authenticator has its own memory, so a reload starts afresh. A JWT cannot be revoked at a
  * resource server that does not ask the authorization server anyway (no introspection); the cache
  * only means that a key removed from the JWK set stops validating the tokens it signed up to
- * TOKEN_CACHE_MS later. Refusals are never cached.
+ * TOKEN_CACHE_MS later. Refusals are never cached. That bound is measured on the monotonic clock
+ * (`exp` on the wall clock, as verification reads it): timed by the wall clock, a step back (NTP
+ * correcting a fast clock) kept a token remembered for as long as the step, its removed key with it.
  */
 import { hash } from 'node:crypto';
 import type { Config } from '../../config/schema.ts';
@@ -59,9 +61,9 @@ export interface OAuth {
 }
 
 export interface OAuthDeps {
-  /** Wall clock, ms since the epoch: `exp`, `nbf`, `iat` and the token cache. */
+  /** Wall clock, ms since the epoch: `exp`, `nbf`, `iat` (a remembered token's `exp` too). */
   readonly now: () => number;
-  /** Monotonic ms: the key source's failure cooldown. */
+  /** Monotonic ms: the key source's failure cooldown and how long a verified token is remembered. */
   readonly mono: () => number;
   readonly log: Logger;
   /** Shorter key-fetch timings (tests); the defaults are in keys.ts. */
@@ -80,7 +82,7 @@ export function createOAuth(config: Config, deps: OAuthDeps): OAuth | undefined 
   if (oauth === undefined) return undefined;
   const publicUrl = config.public_url;
   if (publicUrl === undefined) throw new TypeError('auth.oauth needs public_url');
-  const { now } = deps;
+  const { now, mono } = deps;
   const keys = createKeySource({
     issuer: oauth.issuer,
     jwksUri: oauth.jwks_uri,
@@ -102,7 +104,11 @@ export function createOAuth(config: Config, deps: OAuthDeps): OAuth | undefined 
   const challenges = createChallenges(metadata.url, required);
 
   function tokens(rateLimit: LimitDefaults): TokenAuthentication {
-    const cache = new Map<string, { readonly result: AuthResult; readonly until: number }>();
+    /** `exp`: wall ms; `fresh`: monotonic ms (TOKEN_CACHE_MS after it was verified). */
+    const cache = new Map<
+      string,
+      { readonly result: AuthResult; readonly exp: number; readonly fresh: number }
+    >();
 
     function accept(payload: Awaited<ReturnType<typeof verify>> & { ok: true }): AuthResult {
       const claims = payload.payload;
@@ -152,7 +158,7 @@ export function createOAuth(config: Config, deps: OAuthDeps): OAuth | undefined 
       const digest = hash('sha256', token, 'base64');
       const hit = cache.get(digest);
       if (hit !== undefined) {
-        if (now() < hit.until) return hit.result;
+        if (now() < hit.exp && mono() < hit.fresh) return hit.result;
         cache.delete(digest);
       }
       return verify(token).then((verified) => {
@@ -161,7 +167,7 @@ export function createOAuth(config: Config, deps: OAuthDeps): OAuth | undefined 
         if (result.ok) {
           const exp = (verified.payload.exp as number) * 1000;
           if (cache.size >= TOKEN_CACHE_ENTRIES) cache.delete(cache.keys().next().value as string);
-          cache.set(digest, { result, until: Math.min(exp, now() + TOKEN_CACHE_MS) });
+          cache.set(digest, { result, exp, fresh: mono() + TOKEN_CACHE_MS });
         }
         return result;
       });
