@@ -2,7 +2,9 @@
  * Relays one upstream response to the client, chunk by chunk, with backpressure both ways:
  * a slow client pauses the upstream socket; a client that leaves aborts the upstream request.
  * Only list responses that a rule rewrites are held (a JSON body whole, an SSE stream one event
- * at a time); everything else is written as it arrives.
+ * at a time); everything else is written as it arrives. A client that takes nothing for
+ * `send_timeout` is cut (send-watch.ts); a large held body goes out as the client takes it
+ * (tail-pump.ts).
  */
 import type { ServerResponse } from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -15,6 +17,10 @@ import type { KeepaliveStream } from './keepalive.ts';
 import type { RelayConfig, RelayHooks, ResponseRewrite, SseRewriterLike } from './relay-api.ts';
 import { unreadBody } from './unread-body.ts';
 import { mapUpstreamError } from './upstream-error.ts';
+import { SendWatch } from './send-watch.ts';
+import type { StallOwner } from './send-watch.ts';
+import { TAIL_SLICE, TailPump } from './tail-pump.ts';
+import type { TailOwner } from './tail-pump.ts';
 
 export type { RelayConfig, RelayHooks, ResponseRewrite } from './relay-api.ts';
 
@@ -30,21 +36,6 @@ const EMPTY = Buffer.alloc(0);
 function flushHead(relay: Relay): void {
   relay.flushHead();
 }
-
-function onStall(relay: Relay): void {
-  relay.stalled();
-}
-
-function onEndStall(relay: Relay): void {
-  relay.endStalled();
-}
-
-function onEndTaken(this: ServerResponse): void {
-  (this as ServerResponse & { [END_WATCH]?: Relay })[END_WATCH]?.endTaken();
-}
-
-/** The relay watching an ended response's unsent bytes (so one shared 'finish' listener serves all). */
-const END_WATCH = Symbol('mcpgate.endWatch');
 
 /**
  * The head as Node's writeHead takes it fastest: a flat `[name, value, ...]` list, on a response
@@ -85,13 +76,10 @@ function errorStatusKept(err: Error, status: number): Error {
   return new GatewayError('ERR_UPSTREAM_PROTOCOL', { message: err.message, cause: err, status });
 }
 
-/** A held body larger than this is written in slices of this size as the client takes them. */
-const TAIL_SLICE = 64 * 1024;
-
 /** Upper bound for a JSON list body the gateway holds to filter (a page of tools is far smaller). */
 const MAX_REWRITE_BYTES = 64 * 1024 * 1024;
 
-export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
+export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream, StallOwner, TailOwner {
   private readonly res: ServerResponse;
   private readonly options: RelayConfig;
   /** How the response is rewritten, when a rule must read it. */
@@ -129,14 +117,10 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
   private headPending = false;
   /** Resumes the upstream once the client drained (made on the first pause only). */
   private onDrain: (() => void) | undefined = undefined;
-  /** Cuts the response if the client takes nothing for `sendTimeoutMs` (armed while paused). */
-  private stall: NodeJS.Timeout | undefined = undefined;
-  /** Bytes of the ended response not yet taken by the client when the end watch last looked. */
-  private unsent = 0;
-  /** A large held body being written as the client takes it (pumpTail): its pieces, and where. */
-  private tail: readonly Buffer[] | undefined = undefined;
-  private tailIndex = 0;
-  private tailOffset = 0;
+  /** Cuts the response if the client takes nothing for `sendTimeoutMs` (made when first needed). */
+  private watch: SendWatch | undefined = undefined;
+  /** A large held body being written as the client takes it. */
+  private tail: TailPump | undefined = undefined;
 
   constructor(
     res: ServerResponse,
@@ -158,8 +142,8 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
   /** The client went away: abort the upstream request at once. */
   abort(reason: Error): void {
     this.stopKeepalive();
-    this.clearStall();
-    this.endTail();
+    this.watch?.clear();
+    this.tail?.stop();
     if (this.controller && !this.controller.aborted) this.controller.abort(reason);
   }
 
@@ -179,7 +163,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     if (res.writableEnded || res.destroyed) return;
     // Ended before the abort: the upstream's error it causes finds nothing more to send (onDone).
     if (this.tail !== undefined) {
-      this.endTail();
+      this.tail.stop();
       res.destroy();
     } else if (this.replacement !== undefined) {
       // The gateway's own body in place of an unreadable one its upstream had not finished: its head
@@ -374,9 +358,9 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
         // checked here): the buffer may hold the next list body.
         this.reuseHeld = this.held !== undefined && !viewsHeld;
         this.res.writeHead(this.heldStatus, flatHead(heldHeaders, size));
-        // A large body goes out as the client takes it (pumpTail), under send_timeout as a stream;
+        // A large body goes out as the client takes it (tail-pump.ts), under send_timeout as a stream;
         // its bytes are counted as they are written (a cut one did not send them all).
-        if (size > TAIL_SLICE) this.tail = pieces;
+        if (size > TAIL_SLICE) this.tail = new TailPump(this.res, pieces, this);
         else {
           this.hooks.onBytes(size);
           if (pieces.length === 1) this.res.end(pieces[0]);
@@ -403,7 +387,7 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
       }
     }
     this.finish(undefined);
-    if (this.tail !== undefined) this.pumpTail();
+    if (this.tail !== undefined) this.tail.pump();
     else this.watchEnd();
   }
 
@@ -470,134 +454,52 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     if (!this.res.write(chunk) && controller && !controller.paused) {
       controller.pause();
       this.onDrain ??= () => {
-        this.clearStall();
+        this.watch?.clear();
         this.controller?.resume();
       };
       this.res.once('drain', this.onDrain);
-      const ms = this.options.sendTimeoutMs;
-      if (ms !== undefined && this.stall === undefined) {
-        this.stall = setTimeout(onStall, ms, this);
-        this.stall.unref();
-      }
+      this.sendWatch()?.paused();
     }
   }
 
   /**
-   * The client took none of the bytes for `sendTimeoutMs` while the upstream waited: the response is
-   * cut (its 'close' aborts the upstream request and settles the audit line).
+   * The client took none of the bytes for `sendTimeoutMs` while the upstream waited (or a large held
+   * body's slice waited): the response is cut, unless it is over.
    */
   stalled(): void {
-    this.stall = undefined;
     if ((this.done && this.tail === undefined) || this.res.destroyed) return;
+    this.cut();
+  }
+
+  /** Cuts the response (its 'close' aborts the upstream request and settles the audit line). */
+  cut(): void {
     this.hooks.onStalled?.();
     this.res.destroy();
   }
 
-  /**
-   * Writes the held body's pieces in slices, each once the client took the one before ('drain'),
-   * then ends the response. Written at once, a body of tens of MB sat whole in the socket's queue,
-   * where no 'drain' says whether the client takes any of it; this way a client that takes nothing
-   * for `sendTimeoutMs` is cut as on a stream (stalled), and a slow one that reads on is not.
-   */
-  private pumpTail(): void {
-    const res = this.res;
-    // (The gateway may end the response meanwhile: a stream ended at its credential's expiry.)
-    while (this.tail !== undefined && !res.destroyed && !res.writableEnded) {
-      const tail = this.tail;
-      // One writev for each slice, however many pieces (a remembered list's views) it spans: one
-      // write call per piece costs more than the slicing saves.
-      res.cork();
-      let batch = 0;
-      while (batch < TAIL_SLICE && this.tailIndex < tail.length) {
-        const piece = tail[this.tailIndex] as Buffer;
-        const start = this.tailOffset;
-        const end = Math.min(piece.length, start + TAIL_SLICE - batch);
-        res.write(start === 0 && end === piece.length ? piece : piece.subarray(start, end));
-        batch += end - start;
-        if (end === piece.length) {
-          this.tailIndex++;
-          this.tailOffset = 0;
-        } else this.tailOffset = end;
-      }
-      this.hooks.onBytes(batch);
-      if (this.tailIndex === tail.length) {
-        this.endTail();
-        // (end() uncorks: the last slice goes with it.)
-        res.end();
-        this.watchEnd();
-        return;
-      }
-      res.uncork();
-      if (res.writableNeedDrain) {
-        res.once('drain', () => {
-          this.clearStall();
-          this.pumpTail();
-        });
-        const ms = this.options.sendTimeoutMs;
-        if (ms !== undefined) {
-          this.stall = setTimeout(onStall, ms, this);
-          this.stall.unref();
-        }
-        return;
-      }
-    }
-    this.endTail();
+  sendWatch(): SendWatch | undefined {
+    const ms = this.options.sendTimeoutMs;
+    return ms === undefined ? undefined : (this.watch ??= new SendWatch(this.res, ms, this));
+  }
+
+  sent(bytes: number): void {
+    this.hooks.onBytes(bytes);
   }
 
   /**
    * The pump is over (sent, cut, or its client gone): the held body's reservation, kept while its
    * pieces waited in memory for the client (finish leaves it), is given back.
    */
-  private endTail(): void {
-    if (this.tail === undefined) return;
+  pumped(): void {
     this.tail = undefined;
     this.releaseHeld();
   }
 
-  /**
-   * The response was ended with bytes the client has not taken (a small held body written with its
-   * end, the last slice of a large one, an SSE stream's last bytes): no 'drain' comes after the
-   * end, so write()'s stall timer is not armed there, and a client that read nothing kept the bytes,
-   * its key's in-flight slot and its audit line for as long as it kept the connection. The same
-   * `sendTimeoutMs` applies: each time it passes with none of the bytes taken since it last looked
-   * (Node's count of them drops only as its writes complete), the response is cut.
-   */
-  private watchEnd(): void {
-    const ms = this.options.sendTimeoutMs;
-    const res = this.res;
-    if (ms === undefined || res.destroyed || res.writableLength === 0) return;
-    this.unsent = res.writableLength;
-    (res as ServerResponse & { [END_WATCH]?: Relay })[END_WATCH] = this;
-    res.once('finish', onEndTaken);
-    this.stall = setTimeout(onEndStall, ms, this);
-    this.stall.unref();
-  }
-
-  /** The end watch's period passed: cut the response unless the client took some of its bytes. */
-  endStalled(): void {
-    this.stall = undefined;
-    const res = this.res;
-    if (res.destroyed || res.writableFinished) return;
-    const unsent = res.writableLength;
-    if (unsent < this.unsent) {
-      this.unsent = unsent;
-      this.stall = setTimeout(onEndStall, this.options.sendTimeoutMs, this);
-      this.stall.unref();
-      return;
-    }
-    this.hooks.onStalled?.();
-    res.destroy();
-  }
-
-  /** Every byte of the ended response was handed to the client's connection. */
-  endTaken(): void {
-    this.clearStall();
-  }
-
-  private clearStall(): void {
-    if (this.stall === undefined) return;
-    clearTimeout(this.stall);
-    this.stall = undefined;
+  /** The response was ended: a client that takes none of its unsent bytes is cut (send-watch.ts). */
+  watchEnd(): void {
+    // (Most responses are taken at once: no watch is made for them.)
+    if (this.res.destroyed || this.res.writableLength === 0) return;
+    this.sendWatch()?.ended();
   }
 
   /** Idle for the keepalive period (KeepaliveWheel): a comment, if it falls between events. */
@@ -670,9 +572,9 @@ export class Relay implements Dispatcher.DispatchHandler, KeepaliveStream {
     if (error !== undefined) this.flushHead();
     this.done = true;
     // A large body about to be pumped keeps its reservation: its bytes (or the rewritten ones, about
-    // as many) stay in memory until the client took them (endTail), which a slow client makes hours.
+    // as many) stay in memory until the client took them (pumped), which a slow client makes hours.
     if (this.tail === undefined) this.releaseHeld();
-    this.clearStall();
+    this.watch?.clear();
     if (this.onDrain !== undefined) this.res.off('drain', this.onDrain);
     this.hooks.onDone(error, answered);
   }

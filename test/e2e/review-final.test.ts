@@ -121,7 +121,7 @@ describe('final review: a stream the gateway ends while its client takes nothing
 
   it('hole: a large JSON listen answer ended by a reload mid-pump was ended short of its Content-Length: the client waited for the rest, the line said every byte went out', async () => {
     // failed before: the relay had sent the head with the body's length and was writing it in 64 KiB
-    // slices as the client took them (pumpTail); endStream's res.end() ended the response there.
+    // slices as the client took them (tail-pump.ts); endStream's res.end() ended the response there.
     // Node sent no more and kept the connection (a response whose length it does not check): the
     // client waited for bytes that never come (until the 65 s keep-alive timeout), the line said
     // status 200, not aborted, bytes_out the whole length.
@@ -173,17 +173,17 @@ describe('final review: a stream the gateway ends while its client takes nothing
       const exchange = Object.getOwnPropertySymbols(ctx.res)
         .map((s) => (ctx.res as unknown as Record<symbol, unknown>)[s])
         .find((v) => (v as { relay?: unknown } | undefined)?.relay !== undefined) as {
-        relay: { stall: unknown; tail: unknown };
+        relay: { watch?: { timer: unknown }; tail: unknown };
       };
       assert.notEqual(exchange.relay.tail, undefined, 'still pumping');
-      assert.notEqual(exchange.relay.stall, undefined, 'waiting on a drain');
+      assert.notEqual(exchange.relay.watch?.timer, undefined, 'waiting on a drain');
       client.socket.destroy();
       const line = await waitFor(() => gateway.auditLines.find((l) => l.rpc_id === 3), 3000, 'the line');
       assert.equal(line.aborted, true);
       const received = client.text().length - client.text().indexOf('\r\n\r\n') - 4;
       const out = line.bytes_out as number;
       assert.ok(out >= received && out < CALL_JSON, `bytes_out ${out}, received ${received}`);
-      assert.equal(exchange.relay.stall, undefined);
+      assert.equal(exchange.relay.watch?.timer, undefined);
       assert.equal(ctx.res.listenerCount('drain') <= 1, true);
       assert.equal(gateway.auditLines.filter((l) => l.rpc_id === 3).length, 1);
     } finally {

@@ -293,7 +293,7 @@ describe('streams2 review: a large answer sent as its client takes it', () => {
 
   it('hole: a 12 MB answer pumped to a client that reads it slowly kept its 12 MB in memory outside the buffer budget, which said it was free', async () => {
     // failed before: the held body's reservation was given back when the upstream's answer ended
-    // (finish), before pumpTail sent it: the answer's bytes stayed in memory until the client took
+    // (finish), before the tail pump sent it: the answer's bytes stayed in memory until the client took
     // the last slice (a client taking 64 KiB per send_timeout keeps a 12 MB answer for hours), while
     // limits.max_buffered_bytes counted none of them. One key's max_in_flight slow answers could hold
     // that many bodies past the ceiling. The reservation now lasts until the pump ends or is cut.
