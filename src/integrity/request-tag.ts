@@ -37,6 +37,11 @@ export type Plan = 'none' | ResultFilter | TaskPlan;
 /** A task-creating call's plan. `tool` is undefined only in a tag of a build that did not carry it. */
 export interface TaskPlan {
   readonly tool: string | undefined;
+  /**
+   * On a plan untag() read: the call the tag names (callOf), so the answer that carries it settles
+   * that call's unread answer (policy/unread-tasks.ts). Unset on a plan given to tag().
+   */
+  readonly call?: string | undefined;
 }
 
 /** What a valid tag carries. */
@@ -76,7 +81,6 @@ const PLANS = new Map<string, Plan>(
 const TASK_TOOL = 'a';
 /** A task-creating call's tag without its tool (builds before TASK_TOOL; still read). */
 const TASK_LEGACY = 'c';
-const UNKNOWN_TOOL: TaskPlan = Object.freeze({ tool: undefined });
 
 export interface TaggerOptions {
   /** Randomness for the per-process nonce prefix (tests pass a fixed one). */
@@ -125,6 +129,16 @@ export function createRequestTagger(secret: Buffer, options: TaggerOptions = {})
 }
 
 /**
+ * The call a tag names: its nonce (everything before the first "."), unique to one forwarded request
+ * of one process (the per-process prefix and a counter) and short whatever the client's id. A string
+ * that is no tag names itself.
+ */
+export function callOf(tag: string): string {
+  const dot = tag.indexOf('.');
+  return dot === -1 ? tag : tag.slice(0, dot);
+}
+
+/**
  * What a tag says it carries, WITHOUT checking its MAC: for logs and tests only, never to decide
  * anything (use untag()).
  */
@@ -155,8 +169,8 @@ function decodeBody(body: string): Untagged | undefined {
   if (letter === TASK_TOOL) {
     end = body.indexOf('.', dot + 1);
     if (end === -1) return undefined;
-    plan = { tool: Buffer.from(body.slice(end + 1), 'base64url').toString('utf8') };
-  } else plan = letter === TASK_LEGACY ? UNKNOWN_TOOL : PLANS.get(letter);
+    plan = { tool: Buffer.from(body.slice(end + 1), 'base64url').toString('utf8'), call: body.slice(0, dot) };
+  } else plan = letter === TASK_LEGACY ? { tool: undefined, call: body.slice(0, dot) } : PLANS.get(letter);
   if (plan === undefined) return undefined;
   const kind = body.charAt(dot + 1);
   const text = body.slice(dot + 2, end);

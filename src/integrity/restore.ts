@@ -21,7 +21,7 @@ import { applyEdits, DUPLICATE, messageStarts, pathSpan, skipSpace } from './jso
 import type { Edit } from './json-spans.ts';
 import type { Pending, PendingTags } from './cancels.ts';
 import { rememberable } from './cancels.ts';
-import { TAG_PREFIX } from './request-tag.ts';
+import { callOf, TAG_PREFIX } from './request-tag.ts';
 import { mayNameBelow, mayRepeatUpdate, readOnce } from './read-once.ts';
 import type { ReadKeys } from './read-once.ts';
 import type { Plan, RequestTagger, Untagged } from './request-tag.ts';
@@ -144,7 +144,7 @@ function tagRequest(
   const pending = rememberable(clientId)
     ? context.pending?.remember(context.bindingId, context.sessionId, clientId, tag)
     : undefined;
-  tags.set(tag, { clientId, plan, pending });
+  tags.set(tag, { clientId, plan: withCall(plan, tag), pending });
   return tag;
 }
 
@@ -180,7 +180,15 @@ function tagOne(
   at += out.write(tag, at, 'latin1');
   out[at++] = QUOTE;
   bytes.copy(out, at, end);
-  return new OneForwarded(out, tag, { clientId: id, plan, pending });
+  return new OneForwarded(out, tag, { clientId: id, plan: withCall(plan, tag), pending });
+}
+
+/**
+ * A task-creating call's plan names its call (request-tag.ts callOf), as untag() reads it: the
+ * answer that carries it settles the call (policy/unread-tasks.ts). Any other plan is as it is.
+ */
+function withCall(plan: Plan, tag: string): Plan {
+  return typeof plan === 'object' ? { tool: plan.tool, call: callOf(tag) } : plan;
 }
 
 const QUOTE = 0x22;

@@ -12,7 +12,7 @@ import type { ResponseRewrite } from '../proxy/relay.ts';
 import type { TaskOwnership } from '../policy/tasks.ts';
 import type { PendingTags } from './cancels.ts';
 import { exchangeIds, exchangeIdsOf, MatchRewrite, signedIds, tagRequests } from './match.ts';
-import type { Filters, ForwardedTag, MatchOptions } from './match.ts';
+import type { Filters, ForwardedRequests, ForwardedTag, MatchOptions } from './match.ts';
 import { answerDigest } from './event-ids.ts';
 import type { EventIds, Opened } from './event-ids.ts';
 import type { Cursors } from './cursors.ts';
@@ -119,6 +119,8 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
         pending,
       };
       const forwarded = tagRequests(bytes, messages, plans, context);
+      // A plain call plans nothing: only a body with a plan may hold a task-creating call.
+      if (plans !== undefined) countUnread(tasks, bindingId, forwarded);
       const ids = exchangeIdsOf(forwarded, forgetAnswered);
       // The filters are built when a response first needs them (never for the common small answer).
       const options = signedFor === undefined ? answering : onStream;
@@ -181,6 +183,21 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
       return id;
     },
   };
+}
+
+/**
+ * Each task-creating call forwarded is unread until an answer carrying its tag is read
+ * (policy/unread-tasks.ts): counted before its bytes leave, so no answer can come first.
+ */
+function countUnread(tasks: TaskOwnership, bindingId: string, forwarded: ForwardedRequests): void {
+  const { soleEntry } = forwarded;
+  if (soleEntry !== undefined) return countCall(tasks, bindingId, soleEntry.plan);
+  for (const entry of forwarded.tags.values()) countCall(tasks, bindingId, entry.plan);
+}
+
+function countCall(tasks: TaskOwnership, bindingId: string, plan: Plan): void {
+  if (typeof plan === 'object' && plan.call !== undefined)
+    tasks.unread.forwarded(bindingId, plan.call, plan.tool);
 }
 
 /** Whether the body is one initialize request (what opens an upstream session). */

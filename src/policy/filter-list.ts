@@ -190,9 +190,20 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** What the answer to a task-creating call said: told to the task scope once the answer passes. */
+interface TaskAnswer {
+  readonly plan: TaskPlan;
+  /** The task it created, if any. */
+  readonly taskId: string | undefined;
+  /** It holds no task the registry would not hear of (plainlyCreated): its call is answered. */
+  readonly settles: boolean;
+}
+
 /**
  * Applies the plan to one parsed JSON-RPC response (or anything else, which is left alone);
- * returns the replacement message, or undefined when it is unchanged.
+ * returns the replacement message, or undefined when it is unchanged. What a task-creating call's
+ * answer said is added to `answers`, for the caller to tell the task scope (tellTasks) once the
+ * body is known to pass as it was read.
  */
 function applyPlan(
   message: unknown,
@@ -201,24 +212,60 @@ function applyPlan(
   tasks: TaskScope | undefined,
   pins: ListPins | undefined,
   seal: CursorSealer | undefined,
+  answers: TaskAnswer[],
 ): unknown {
-  if (!isObject(message) || !Object.hasOwn(message, 'result') || Object.hasOwn(message, 'method'))
-    return undefined;
+  if (!isObject(message) || Object.hasOwn(message, 'method')) return undefined;
+  const hasResult = Object.hasOwn(message, 'result');
+  if (!hasResult && !Object.hasOwn(message, 'error')) return undefined;
   const id = message.id;
   if (typeof id !== 'string' && typeof id !== 'number') return undefined;
   const action = plan.get(id);
   if (action === undefined) return undefined;
   if (typeof action === 'object') {
-    const taskId = createdTaskId(message.result);
-    if (taskId !== undefined && tasks !== undefined) tasks.record(taskId, action.tool);
+    if (tasks === undefined) return undefined;
+    const taskId = hasResult ? createdTaskId(message.result) : undefined;
+    answers.push({ plan: action, taskId, settles: !hasResult || plainlyCreated(message.result, taskId) });
     return undefined;
   }
+  if (!hasResult) return undefined;
   if (action === 'contents') return { ...message, result: filterContents(message.result, grants) };
   // Always re-serialised, even when nothing was removed: the raw bytes may hold what JSON.parse
   // did not keep (a duplicate key, first-wins parsers read differently), and the client must get
   // exactly the list that was judged.
   return { ...message, result: filterListResult(action, message.result, grants, tasks, pins, seal) };
 }
+
+/**
+ * Tells the task scope what the answers to task-creating calls said: each task created is recorded
+ * (with its call's tool) before its call is settled, so the id is known either way (a call whose
+ * answer is never read keeps the key's tasks to its tool: unread-tasks.ts).
+ */
+function tellTasks(answers: readonly TaskAnswer[], tasks: TaskScope | undefined): void {
+  if (tasks === undefined) return;
+  for (const { plan, taskId, settles } of answers) {
+    if (taskId !== undefined) tasks.record(taskId, plan.tool);
+    if (settles && plan.call !== undefined) tasks.answered(plan.call);
+  }
+}
+
+/**
+ * Whether a task-creating call's result names at most the one task `taskId` (undefined: none), as
+ * every client reads it: one revision's shape (`task`, or `resultType` with `taskId`), or neither,
+ * and no key a case-folding client reads as one of them. Anything else (`"Task"` beside a plain
+ * result, both shapes naming two ids) may hold a task the registry did not record: its call stays
+ * unread (unread-tasks.ts), so the key's tasks stay bound to its tool.
+ */
+function plainlyCreated(result: unknown, taskId: string | undefined): boolean {
+  if (!isObject(result) || caseVariant(result, TASK_RESULT) !== undefined) return false;
+  const nested = Object.hasOwn(result, 'task');
+  // (`resultType` names other kinds of result too: only "task" is one.)
+  const flat = result.resultType === 'task' || Object.hasOwn(result, 'taskId');
+  if (taskId === undefined) return !nested && !flat;
+  return nested !== flat;
+}
+
+/** A CreateTaskResult's members (tasks.ts createdTaskId), whose case variants a client may read. */
+const TASK_RESULT = memberNames(['task', 'taskId', 'resultType']);
 
 /**
  * An application/json response body: one response or a batch of them. Returns `body` itself when
@@ -233,7 +280,7 @@ export function filterJsonResponseBody(
   pins?: ListPins,
   seal?: CursorSealer,
 ): Buffer {
-  const fast = filterListFast(body, fastOptions(plan, grants, pins));
+  const fast = recordsTask(plan) ? undefined : filterListFast(body, fastOptions(plan, grants, pins));
   if (fast !== undefined) return fast;
   let value: unknown;
   try {
@@ -241,16 +288,17 @@ export function filterJsonResponseBody(
   } catch (cause) {
     throw new GatewayError('ERR_UPSTREAM_PROTOCOL', { cause });
   }
-  const out = mapMessages(value, (m) => applyPlan(m, plan, grants, tasks, pins, seal));
-  if (out !== undefined) return Buffer.from(JSON.stringify(out));
+  const answers: TaskAnswer[] = [];
+  const out = mapMessages(value, (m) => applyPlan(m, plan, grants, tasks, pins, seal, answers));
   // The body passes as it is only when it holds nothing to filter as the client reads it. This
   // parse is checked on its own: the caller's parse of the same bytes may have read them as spelled
   // and still built what makes this one misread (key-check.ts parsedAsSpelled).
-  if (!parsedAsSpelled(body, value))
+  if (out === undefined && !parsedAsSpelled(body, value))
     throw new GatewayError('ERR_UPSTREAM_PROTOCOL', {
       message: 'upstream sent an object key the gateway did not read as spelled',
     });
-  return body;
+  tellTasks(answers, tasks);
+  return out === undefined ? body : Buffer.from(JSON.stringify(out));
 }
 
 /**
@@ -266,7 +314,7 @@ export function rewriteEventData(
   pins?: ListPins,
   seal?: CursorSealer,
 ): string | undefined {
-  if (data.length > FAST_PATH_MIN_CHARS) {
+  if (data.length > FAST_PATH_MIN_CHARS && !recordsTask(plan)) {
     const bytes = Buffer.from(data);
     const fast = filterListFast(bytes, fastOptions(plan, grants, pins));
     if (fast !== undefined) return fast === bytes ? undefined : fast.toString('utf8');
@@ -279,10 +327,12 @@ export function rewriteEventData(
     // response and cannot be read is not passed on (a looser client parser might read a list).
     return data.includes('"result"') ? UNREADABLE : undefined;
   }
-  const out = mapMessages(value, (m) => applyPlan(m, plan, grants, tasks, pins, seal));
-  if (out !== undefined) return JSON.stringify(out);
+  const answers: TaskAnswer[] = [];
+  const out = mapMessages(value, (m) => applyPlan(m, plan, grants, tasks, pins, seal, answers));
   // Passed as it is: checked as filterJsonResponseBody checks it.
-  return parsedAsSpelled(data, value) ? undefined : UNREADABLE;
+  if (out === undefined && !parsedAsSpelled(data, value)) return UNREADABLE;
+  tellTasks(answers, tasks);
+  return out === undefined ? undefined : JSON.stringify(out);
 }
 
 /**
@@ -301,11 +351,21 @@ export function mapMessages(value: unknown, replace: (message: unknown) => unkno
   return changed ? out : undefined;
 }
 
+/**
+ * Whether a response the plan covers may answer a task-creating call: every message then takes the
+ * parsed path (applyPlan), which settles the call an error answers too, where the byte path passes
+ * anything but a list's result as it is.
+ */
+function recordsTask(plan: ResponsePlan): boolean {
+  for (const action of plan.values()) if (typeof action === 'object') return true;
+  return false;
+}
+
 /** Below this, parsing is as cheap as scanning (and progress events stay on the simple path). */
 const FAST_PATH_MIN_CHARS = 4096;
 
 function fastOptions(plan: ResponsePlan, grants: Grants, pins: ListPins | undefined): FastListOptions {
-  // A task to record is no list: the parsed path records it.
+  // A task to record is no list: the parsed path records it (recordsTask keeps such plans off it).
   const kindFor = (id: JsonRpcId): string | undefined => {
     const action = plan.get(id);
     return typeof action === 'object' ? 'task' : action;

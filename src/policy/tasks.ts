@@ -13,7 +13,11 @@
  * `maxTasks` in all (the least recently active principal's oldest task goes first). An entry expires
  * `ttlMs` after it was recorded or last used. A forgotten task simply becomes unknown to its key.
  * Ids are per principal, so two principals may own the same id (servers that number tasks per session).
+ *
+ * An answer the gateway never read (unread-tasks.ts) may have held any of the key's ids: while a
+ * task-creating call of a tool is unread, the key holds its tasks only while it may use that tool too.
  */
+import { UnreadTaskCalls } from './unread-tasks.ts';
 
 export const TASK_DEFAULTS = Object.freeze({
   maxTasks: 100_000,
@@ -31,15 +35,23 @@ export interface TaskOwnershipOptions {
 
 /** One principal's view of the registry: what the pipeline passes to judge and the list filter. */
 export interface TaskScope {
-  /** The principal created `taskId` (not expired) with a tool its grants still allow. */
+  /**
+   * The principal created `taskId` (not expired) with a tool its grants still allow, and they allow
+   * the tool of each of its task-creating calls whose answer went unread.
+   */
   owns(taskId: string): boolean;
   /** `tool`: the tool whose call created the task (undefined: a tag of a build that did not say). */
   record(taskId: string, tool: string | undefined): void;
   /**
-   * The principal created `taskId` (not expired) with a tool its grants no longer allow: a task it
-   * is known to have lost, not merely one this replica never saw.
+   * The principal created `taskId` (not expired) with a tool its grants no longer allow, or an
+   * unread answer of a tool they no longer allow may have held it: a task it is known to have
+   * lost, not merely one this replica never saw.
    */
   disowns(taskId: string): boolean;
+  /** A task-creating call of `tool`, tagged as `call` (request-tag.ts callOf), is forwarded. */
+  forwarded(call: string, tool: string | undefined): void;
+  /** An answer to `call` was read (a result, a task or not, or an error): it holds no unknown task. */
+  answered(call: string): void;
 }
 
 /** The one grant a task needs: its tool's (policy/grants.ts). */
@@ -75,6 +87,8 @@ export class TaskOwnership {
   /** owner → (taskId → its entry); both maps kept in least-recently-used order. */
   private readonly owners = new Map<string, Map<string, Entry>>();
   private count = 0;
+  /** Task-creating calls forwarded whose answers were not read (yet), per principal. */
+  readonly unread: UnreadTaskCalls;
 
   constructor(options: TaskOwnershipOptions) {
     this.maxTasks = positive(options.maxTasks ?? TASK_DEFAULTS.maxTasks, 'maxTasks');
@@ -82,6 +96,13 @@ export class TaskOwnership {
     this.ttlMs = positive(options.ttlMs ?? TASK_DEFAULTS.ttlMs, 'ttlMs');
     if (typeof options.now !== 'function') throw new TypeError('TaskOwnership: now must be a function');
     this.now = options.now;
+    this.unread = new UnreadTaskCalls({
+      maxPerOwner: this.maxPerOwner,
+      maxCalls: this.maxTasks,
+      maxOwners: this.maxTasks,
+      ttlMs: this.ttlMs,
+      now: this.now,
+    });
   }
 
   /** Number of tasks held. */
@@ -116,7 +137,8 @@ export class TaskOwnership {
 
   /**
    * True when `owner` created `taskId`, it has not expired and `grants` (when given) allow every
-   * tool that created it; a hit extends its life. A task whose tool is not allowed is left as it is.
+   * tool that created it and every tool of its unread task-creating calls (unread-tasks.ts); a hit
+   * extends its life. A task whose tool is not allowed is left as it is.
    */
   owns(owner: string, taskId: string, grants?: ToolGrant): boolean {
     const tasks = this.owners.get(owner);
@@ -131,14 +153,20 @@ export class TaskOwnership {
     if (entry.tools === TOO_MANY) return false;
     if (grants !== undefined && !entry.tools.every((tool) => tool === undefined || grants.tool(tool)))
       return false;
+    if (!this.unread.allows(owner, grants)) return false;
     tasks.delete(taskId);
     entry.expiry = now + this.ttlMs;
     tasks.set(taskId, entry);
     return true;
   }
 
-  /** True when `owner` created `taskId`, it has not expired, and `grants` deny a tool that created it. */
+  /**
+   * True when `owner` created `taskId`, it has not expired, and `grants` deny a tool that created
+   * it; or when they deny the tool of an unread task-creating call of `owner`, which may have
+   * created any id (unread-tasks.ts).
+   */
   disowns(owner: string, taskId: string, grants: ToolGrant): boolean {
+    if (!this.unread.allows(owner, grants)) return true;
     const entry = this.owners.get(owner)?.get(taskId);
     if (entry === undefined || entry.expiry <= this.now()) return false;
     return entry.tools === TOO_MANY || entry.tools.some((tool) => tool !== undefined && !grants.tool(tool));
@@ -181,6 +209,12 @@ class OwnerScope implements TaskScope {
   }
   disowns(taskId: string): boolean {
     return this.registry.disowns(this.owner, taskId, this.grants);
+  }
+  forwarded(call: string, tool: string | undefined): void {
+    this.registry.unread.forwarded(this.owner, call, tool);
+  }
+  answered(call: string): void {
+    this.registry.unread.answered(this.owner, call);
   }
 }
 

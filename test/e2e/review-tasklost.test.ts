@@ -1,0 +1,301 @@
+/**
+ * Attack review of task ownership when the answer to a task-creating call is never read (tasklost).
+ * The gateway learns a task id only from that answer. An upstream that numbers tasks per session
+ * (`task-1` in each) made `slow`'s task in one session; its answer never reached the gateway (the
+ * client aborted, the stream was cut, the upstream failed, the answer was refused, it timed out),
+ * so the registry held nothing for it. The key's later `echo` call in another session got
+ * `task-1` too, recorded under `echo` alone; after a reload took `slow` from the key, `tasks/result`
+ * of `task-1` in the first session read slow's output. Through the real gateway in front of a
+ * scripted upstream. "hole: ... failed before:" tests failed on the code they were written against;
+ * "holds:" tests pass and would fail if the fix overreached.
+ */
+import { after, before, beforeEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ServerResponse } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseConfigText } from '../../src/config/load.ts';
+import { startTestGateway } from '../helpers/gateway.ts';
+import type { TestGateway } from '../helpers/gateway.ts';
+import { startScriptedUpstream } from '../helpers/scripted-upstream.ts';
+import type { ScriptedUpstream, Seen } from '../helpers/scripted-upstream.ts';
+import { newKey, reviewConfig } from '../helpers/review-config.ts';
+
+const ALICE = newKey();
+const SECRET = 'l'.repeat(40);
+/** What the `slow` tool's task returns: the key must not see it once the tool is taken from it. */
+const SLOW_OUTPUT = 'slow tool output: the payroll';
+
+type Rpc = { id?: string | number; method?: string; params?: Record<string, unknown> };
+
+/** How the upstream answers a call of `slow` with a task (every other request: plainly). */
+type SlowAnswer =
+  | 'json' // a plain JSON answer
+  | 'late-json' // a JSON answer after 400 ms
+  | 'cut-sse' // an SSE stream cut before the answer's event
+  | 'error-502' // a 502 with a body that is no JSON-RPC
+  | 'refused' // a JSON answer the gateway refuses (a result written twice)
+  | 'error-rpc'; // a JSON-RPC error (no task made)
+
+function config(upstreamUrl: string, allow: readonly string[], extra = ''): string {
+  return reviewConfig(upstreamUrl, [{ label: 'alice', key: ALICE, allow }], extra, {
+    secret: SECRET,
+    resources: [],
+  });
+}
+
+async function reload(gateway: TestGateway, text: string): Promise<void> {
+  const { config: next, issues } = parseConfigText(text, {}, Date.now());
+  assert.ok(next, JSON.stringify(issues));
+  const outcome = await gateway.runtime.reload(next);
+  assert.equal(outcome.applied, true);
+}
+
+const headers = (session?: string) => ({
+  authorization: `Bearer ${ALICE}`,
+  'content-type': 'application/json',
+  accept: 'application/json, text/event-stream',
+  'mcp-protocol-version': '2025-11-25',
+  ...(session === undefined ? {} : { 'mcp-session-id': session }),
+});
+
+let nextId = 1;
+async function call(
+  gateway: TestGateway,
+  method: string,
+  params: Record<string, unknown> | undefined,
+  session: string | undefined,
+  signal?: AbortSignal,
+): Promise<{ status: number; text: string; session: string | null }> {
+  const res = await fetch(gateway.mcpUrl, {
+    method: 'POST',
+    headers: headers(session),
+    body: JSON.stringify({ jsonrpc: '2.0', id: nextId++, method, ...(params ? { params } : {}) }),
+    ...(signal ? { signal } : {}),
+  });
+  return { status: res.status, text: await res.text(), session: res.headers.get('mcp-session-id') };
+}
+
+async function open(gateway: TestGateway): Promise<string> {
+  const init = await call(
+    gateway,
+    'initialize',
+    { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'c', version: '1' } },
+    undefined,
+  );
+  assert.equal(init.status, 200, init.text);
+  assert.ok(init.session !== null);
+  return init.session;
+}
+
+const json = (res: ServerResponse, body: unknown, status = 200) => {
+  const bytes = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': bytes.length });
+  res.end(bytes);
+};
+
+describe('tasklost review: tasks whose creating answer the gateway never read', () => {
+  let upstream: ScriptedUpstream;
+  let gateway: TestGateway | undefined;
+  let sessions = 0;
+  /** Tasks made, numbered per upstream session: which session, which id, which tool. */
+  const made: { session: string; taskId: string; tool: string }[] = [];
+  const counters = new Map<string, number>();
+  let slowAnswer: SlowAnswer = 'json';
+  /** How long a `late-json` answer waits. */
+  let lateMs = 400;
+  /** Resolved when the upstream has made the slow task (its answer may not have left yet). */
+  let slowMade: (() => void) | undefined;
+
+  function script(seen: Seen, res: ServerResponse): void {
+    if (seen.method !== 'POST') return void res.writeHead(405).end();
+    const m = seen.body as Rpc;
+    if (m.id === undefined) return void res.writeHead(202).end();
+    const params = m.params ?? {};
+    const session = String(seen.headers['mcp-session-id'] ?? '');
+    if (m.method === 'initialize') {
+      const bytes = Buffer.from(
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: m.id,
+          result: {
+            protocolVersion: '2025-11-25',
+            capabilities: { tasks: {} },
+            serverInfo: { name: 'u', version: '1' },
+          },
+        }),
+      );
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'mcp-session-id': `upstream-session-${++sessions}`,
+        'content-length': bytes.length,
+      });
+      return void res.end(bytes);
+    }
+    if (m.method === 'tools/call' && typeof params.task === 'object') {
+      const tool = String(params.name);
+      const how = tool === 'slow' ? slowAnswer : 'json';
+      if (how === 'error-rpc')
+        return json(res, { jsonrpc: '2.0', id: m.id, error: { code: -32603, message: 'no' } });
+      const n = (counters.get(session) ?? 0) + 1;
+      counters.set(session, n);
+      made.push({ session, taskId: `task-${n}`, tool });
+      const answer = {
+        jsonrpc: '2.0',
+        id: m.id,
+        result: { task: { taskId: `task-${n}`, status: 'working' } },
+      };
+      if (tool === 'slow') slowMade?.();
+      switch (how) {
+        case 'json':
+          return json(res, answer);
+        case 'late-json':
+          setTimeout(() => {
+            if (!res.destroyed) json(res, answer);
+          }, lateMs);
+          return;
+        case 'cut-sse':
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.write(': the answer is coming\n\n');
+          setTimeout(() => res.destroy(), 50);
+          return;
+        case 'error-502':
+          return json(res, 'bad gateway', 502);
+        case 'refused': {
+          // The result written twice: a first-wins client would read another, so it is refused.
+          const text = JSON.stringify(answer).replace(/}$/, ',"result":{}}');
+          return json(res, text);
+        }
+      }
+    }
+    let result: unknown = { content: [{ type: 'text', text: 'called' }] };
+    if (m.method === 'tasks/result') {
+      const task = made.find((t) => t.session === session && t.taskId === params.taskId);
+      result = { content: [{ type: 'text', text: task?.tool === 'slow' ? SLOW_OUTPUT : 'echo output' }] };
+    } else if (m.method === 'tasks/get') {
+      result = { taskId: params.taskId, status: 'completed' };
+    }
+    json(res, { jsonrpc: '2.0', id: m.id, result });
+  }
+
+  before(async () => {
+    upstream = await startScriptedUpstream();
+    upstream.set(script);
+  });
+  beforeEach(async () => {
+    await gateway?.close(200);
+    gateway = undefined;
+    made.length = 0;
+    counters.clear();
+    slowAnswer = 'json';
+    lateMs = 400;
+    slowMade = undefined;
+  });
+  after(async () => {
+    await gateway?.close(200);
+    await upstream.close();
+  });
+
+  /**
+   * The attack: `slow`'s task made in one session with its answer never read (`lose` makes the call
+   * and returns once the gateway is done with it), `echo`'s in another with the same id, then a
+   * reload takes `slow` from the key. Returns what `tasks/result` of the id reads in each session.
+   */
+  async function attack(
+    how: SlowAnswer,
+    lose: (first: string) => Promise<void>,
+    extra = '',
+  ): Promise<{ first: string; second: string }> {
+    gateway = await startTestGateway(config(upstream.url, ['slow', 'echo'], extra));
+    const first = await open(gateway);
+    const second = await open(gateway);
+    slowAnswer = how;
+    await lose(first);
+    assert.deepEqual(
+      made.map((t) => [t.session, t.taskId, t.tool]),
+      [[upstream.seen.at(-1)?.headers['mcp-session-id'], 'task-1', 'slow']],
+      'the upstream made the slow task',
+    );
+    const echo = await call(gateway, 'tools/call', { name: 'echo', arguments: {}, task: {} }, second);
+    assert.match(echo.text, /"task-1"/);
+    await reload(gateway, config(upstream.url, ['echo'], extra));
+    const read = (session: string) => call(gateway!, 'tasks/result', { taskId: 'task-1' }, session);
+    return { first: (await read(first)).text, second: (await read(second)).text };
+  }
+
+  /** What the client got for the slow call (checked after the attack: see refused). */
+  let slowText = '';
+  /** The slow call, answered as `slowAnswer` says; the client reads whatever comes. */
+  const plainly = async (first: string): Promise<void> => {
+    slowText = (await call(gateway!, 'tools/call', { name: 'slow', arguments: {}, task: {} }, first)).text;
+  };
+
+  function refused(read: { first: string; second: string }, slowGot?: RegExp): void {
+    assert.ok(!read.first.includes(SLOW_OUTPUT), read.first);
+    assert.match(read.first, /Task not found/);
+    // Any of the key's ids may be the unread task: the echo task is unknown too (fail closed).
+    assert.match(read.second, /Task not found/);
+    // The client got an error for its call, not the task the gateway never read.
+    if (slowGot !== undefined) {
+      assert.match(slowText, slowGot);
+      assert.doesNotMatch(slowText, /task-1/);
+    }
+  }
+
+  it("hole: client abort before a JSON answer; failed before: the lost tool's task output reached the key", async () => {
+    const read = await attack('late-json', async (first) => {
+      const abort = new AbortController();
+      const made = new Promise<void>((resolve) => (slowMade = resolve));
+      const pending = call(
+        gateway!,
+        'tools/call',
+        { name: 'slow', arguments: {}, task: {} },
+        first,
+        abort.signal,
+      ).catch((e: unknown) => e);
+      await made;
+      abort.abort();
+      assert.ok((await pending) instanceof Error);
+      // The gateway's line for the aborted call is written once it let go of the exchange.
+      const lines = gateway!.auditLines.length;
+      for (let i = 0; i < 100 && gateway!.auditLines.length === lines; i++) await sleep(10);
+      await sleep(500); // past the upstream's late answer, which nobody reads
+    });
+    refused(read);
+  });
+
+  it("hole: an SSE answer cut before its event; failed before: the lost tool's task output reached the key", async () => {
+    refused(await attack('cut-sse', plainly), /"error"/);
+  });
+
+  it("hole: an upstream error (502) in place of the answer; failed before: the lost tool's task output reached the key", async () => {
+    refused(await attack('error-502', plainly), /"error"/);
+  });
+
+  it("hole: an answer past upstream.call_timeout; failed before: the lost tool's task output reached the key", async () => {
+    // undici checks timeouts on a coarse timer (about 0.5-1 s late): the answer comes well after.
+    lateMs = 2500;
+    refused(await attack('late-json', plainly, '  call_timeout: 200ms\n'), /"error"/);
+  });
+
+  it('holds: an answer read (a task, or an error) settles its call: the key keeps the tasks of the tools it still has', async () => {
+    gateway = await startTestGateway(config(upstream.url, ['slow', 'echo']));
+    const first = await open(gateway);
+    const second = await open(gateway);
+    slowAnswer = 'error-rpc';
+    await plainly(first);
+    assert.match(slowText, /"error"/);
+    slowAnswer = 'json';
+    const slow = await call(gateway, 'tools/call', { name: 'slow', arguments: {}, task: {} }, first);
+    assert.match(slow.text, /"task-1"/);
+    const echo = await call(gateway, 'tools/call', { name: 'echo', arguments: {}, task: {} }, second);
+    assert.match(echo.text, /"task-1"/);
+    const echo2 = await call(gateway, 'tools/call', { name: 'echo', arguments: {}, task: {} }, second);
+    assert.match(echo2.text, /"task-2"/);
+    await reload(gateway, config(upstream.url, ['echo']));
+    // task-1 was answered to both tools' calls: unknown (as before); task-2 is echo's alone.
+    assert.match((await call(gateway, 'tasks/result', { taskId: 'task-1' }, first)).text, /Task not found/);
+    const kept = await call(gateway, 'tasks/result', { taskId: 'task-2' }, second);
+    // (Were either slow call's answer taken as unread, task-2 would be unknown too.)
+    assert.match(kept.text, /echo output/);
+  });
+});
