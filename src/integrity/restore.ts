@@ -362,8 +362,12 @@ export function restoreEdits(text: string, value: unknown, ids: ResponseIds): Re
       answered.add(untagged.clientId);
     }
     if (!edit(edits, text, start, ID_PATH, untagged.clientId)) return undefined;
-    // A repeated result, result._meta or subscription id: a first-wins client reads another.
-    if (hasResult && (naming ??= mayNameBelow(text)) && !readOnce(text, start, RESULT_READS))
+    // A repeated result, result._meta or subscription id: a first-wins client reads another. A
+    // task-creating call's answer, whatever it holds: a result written twice may make a task the
+    // registry never hears of (JSON.parse keeps the other), so its call would pass as answered.
+    if (hasResult && typeof untagged.plan === 'object') {
+      if (!readOnce(text, start, TASK_RESULT_READS)) return undefined;
+    } else if (hasResult && (naming ??= mayNameBelow(text)) && !readOnce(text, start, RESULT_READS))
       return undefined;
     if (hasResult && typeof m.result === 'object' && m.result !== null) {
       const subscription = subscriptionOf((m.result as Record<string, unknown>)._meta);
@@ -399,6 +403,18 @@ const NOTIFICATION_READS: ReadKeys = new Map([
 ]);
 const RESULT_READS: ReadKeys = new Map([['result', new Map([['_meta', META_READS]])]]);
 const ID_READS: ReadKeys = new Map([['id', undefined]]);
+/** RESULT_READS and what a CreateTaskResult names its task by (policy/tasks.ts createdTaskId). */
+const TASK_RESULT_READS: ReadKeys = new Map([
+  [
+    'result',
+    new Map<string, ReadKeys | undefined>([
+      ['_meta', META_READS],
+      ['task', new Map([['taskId', undefined]])],
+      ['taskId', undefined],
+      ['resultType', undefined],
+    ]),
+  ],
+]);
 const REQUEST_ID_PATH = ['params', 'requestId'];
 const PARAMS_SUBSCRIPTION_PATH = ['params', '_meta', SUBSCRIPTION_ID];
 const RESULT_SUBSCRIPTION_PATH = ['result', '_meta', SUBSCRIPTION_ID];

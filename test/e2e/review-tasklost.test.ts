@@ -33,7 +33,7 @@ type SlowAnswer =
   | 'late-json' // a JSON answer after 400 ms
   | 'cut-sse' // an SSE stream cut before the answer's event
   | 'error-502' // a 502 with a body that is no JSON-RPC
-  | 'refused' // a JSON answer the gateway refuses (a result written twice)
+  | 'refused' // a JSON answer with its result written twice (the gateway refuses it)
   | 'error-rpc'; // a JSON-RPC error (no task made)
 
 function config(upstreamUrl: string, allow: readonly string[], extra = ''): string {
@@ -269,6 +269,10 @@ describe('tasklost review: tasks whose creating answer the gateway never read', 
 
   it("hole: an upstream error (502) in place of the answer; failed before: the lost tool's task output reached the key", async () => {
     refused(await attack('error-502', plainly), /"error"/);
+  });
+
+  it("hole: an answer with its result written twice (a first-wins client reads the task, the gateway the other), now refused; failed before: the lost tool's task output reached the key", async () => {
+    refused(await attack('refused', plainly), /"error"/);
   });
 
   it("hole: an answer past upstream.call_timeout; failed before: the lost tool's task output reached the key", async () => {
