@@ -30,6 +30,7 @@ type Rpc = { id?: string | number; method?: string; params?: Record<string, unkn
 /** How the upstream answers a call of `slow` with a task (every other request: plainly). */
 type SlowAnswer =
   | 'json' // a plain JSON answer
+  | 'sse' // the answer as an SSE event after a progress notification
   | 'late-json' // a JSON answer after 400 ms
   | 'cut-sse' // an SSE stream cut before the answer's event
   | 'error-502' // a 502 with a body that is no JSON-RPC
@@ -148,6 +149,16 @@ describe('tasklost review: tasks whose creating answer the gateway never read', 
       switch (how) {
         case 'json':
           return json(res, answer);
+        case 'sse': {
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          const progress = {
+            jsonrpc: '2.0',
+            method: 'notifications/message',
+            params: { level: 'info', data: 1 },
+          };
+          res.end(`data: ${JSON.stringify(progress)}\n\ndata: ${JSON.stringify(answer)}\n\n`);
+          return;
+        }
         case 'late-json':
           setTimeout(() => {
             if (!res.destroyed) json(res, answer);
@@ -281,25 +292,31 @@ describe('tasklost review: tasks whose creating answer the gateway never read', 
     refused(await attack('late-json', plainly, '  call_timeout: 200ms\n'), /"error"/);
   });
 
-  it('holds: an answer read (a task, or an error) settles its call: the key keeps the tasks of the tools it still has', async () => {
+  it('holds: an answer read (a task as JSON or on a stream, or an error) settles its call: the key keeps the tasks of the tools it still has', async () => {
     gateway = await startTestGateway(config(upstream.url, ['slow', 'echo']));
     const first = await open(gateway);
     const second = await open(gateway);
     slowAnswer = 'error-rpc';
     await plainly(first);
     assert.match(slowText, /"error"/);
+    slowAnswer = 'sse';
+    await plainly(first);
+    assert.match(slowText, /"task-1"/);
     slowAnswer = 'json';
     const slow = await call(gateway, 'tools/call', { name: 'slow', arguments: {}, task: {} }, first);
-    assert.match(slow.text, /"task-1"/);
+    assert.match(slow.text, /"task-2"/);
     const echo = await call(gateway, 'tools/call', { name: 'echo', arguments: {}, task: {} }, second);
     assert.match(echo.text, /"task-1"/);
     const echo2 = await call(gateway, 'tools/call', { name: 'echo', arguments: {}, task: {} }, second);
     assert.match(echo2.text, /"task-2"/);
     await reload(gateway, config(upstream.url, ['echo']));
-    // task-1 was answered to both tools' calls: unknown (as before); task-2 is echo's alone.
+    const echo3 = await call(gateway, 'tools/call', { name: 'echo', arguments: {}, task: {} }, second);
+    assert.match(echo3.text, /"task-3"/);
+    // task-1 and task-2 were answered to both tools' calls: unknown (as before); task-3 is echo's alone.
     assert.match((await call(gateway, 'tasks/result', { taskId: 'task-1' }, first)).text, /Task not found/);
-    const kept = await call(gateway, 'tasks/result', { taskId: 'task-2' }, second);
-    // (Were either slow call's answer taken as unread, task-2 would be unknown too.)
+    assert.match((await call(gateway, 'tasks/result', { taskId: 'task-2' }, first)).text, /Task not found/);
+    const kept = await call(gateway, 'tasks/result', { taskId: 'task-3' }, second);
+    // (Were any slow call's answer taken as unread, task-3 would be unknown too.)
     assert.match(kept.text, /echo output/);
   });
 });
