@@ -11,7 +11,8 @@
  *
  * Memory is bounded: at most `maxPerOwner` tasks per principal (its oldest is forgotten first) and
  * `maxTasks` in all (the least recently active principal's oldest task goes first). An entry expires
- * `ttlMs` after it was recorded or last used. A forgotten task simply becomes unknown to its key.
+ * `ttlMs` after it was recorded or last used. A forgotten task becomes unknown to its key, and one
+ * forgotten before it expired keeps the key's tasks bound to its tools until then (unread-tasks.ts).
  * Ids are per principal, so two principals may own the same id (servers that number tasks per session).
  *
  * An answer the gateway never read (unread-tasks.ts) may have held any of the key's ids: while a
@@ -65,10 +66,12 @@ interface Entry {
    * The tools whose calls answered with this task id (undefined: a tag that did not say). Usually
    * one; an upstream that numbers tasks per session (`task-1` in each) gives one key the same id
    * for calls of two tools, and `tasks/result` in one session then reads the task the other tool
-   * made: the id is the key's only while it may use every tool that created it. Once the entry is
-   * forgotten (expired, or pushed out by the key's newer tasks) so are its tools: the next answer
-   * with the id starts afresh (binding ids to sessions would close that, but would also make a
-   * task unknown to the key's next session, where a client polls it after a reconnect).
+   * made: the id is the key's only while it may use every tool that created it. Once the entry
+   * expires so do its tools: the next answer with the id starts afresh (binding ids to sessions
+   * would close that, but would also make a task unknown to the key's next session, where a client
+   * polls it after a reconnect). One pushed out before it expires (by the key's newer tasks, or the
+   * registry's bound) leaves its tools with the key's unread calls (unread-tasks.ts lost) until it
+   * would have: any id of the key may be it.
    */
   readonly tools: readonly (string | undefined)[] | typeof TOO_MANY;
 }
@@ -184,8 +187,13 @@ export class TaskOwnership {
     return new OwnerScope(this, owner, grants);
   }
 
+  /**
+   * Forgets the owner's oldest task. Its tools are held as unread (unread-tasks.ts lost) until it
+   * would have expired: its id is no longer known, and the next answer with it would start afresh.
+   */
   private dropOldest(owner: string, tasks: Map<string, Entry>): void {
-    const oldest = tasks.keys().next().value as string;
+    const [oldest, entry] = tasks.entries().next().value as [string, Entry];
+    this.unread.lost(owner, entry.tools, entry.expiry);
     tasks.delete(oldest);
     this.count--;
     if (tasks.size === 0) this.owners.delete(owner);

@@ -16,6 +16,11 @@
  * (an SSE stream replayed with Last-Event-ID) must not settle another call of the same tool. A call
  * never answered is forgotten `ttlMs` after it was forwarded (the tasks' own lifetime, tasks.ts).
  *
+ * A task the registry forgot before it expired (pushed out by the key's newer tasks, or by the
+ * registry's bound: tasks.ts) is lost the same way: its id is no longer known, and the next answer
+ * with it starts afresh. Its tools are held as an unread call each (`lost`), until it would have
+ * expired: one entry per tool, however many tasks of it went.
+ *
  * Bounded: at most `maxPerOwner` unread calls and MAX_TOOLS tools per principal, and `maxCalls` in
  * all. Past a bound the principal is closed instead (every task of it is unknown to it for `ttlMs`,
  * and its calls are dropped: it fails closed, for that principal only). Past `maxOwners` principals
@@ -26,6 +31,9 @@ import type { ToolGrant } from './tasks.ts';
 
 /** The most tools one principal's unread calls are held for; past it, the principal is closed. */
 export const MAX_TOOLS = 16;
+
+/** The calls `lost` holds start with this (a tag's call starts with `g1`: request-tag.ts). */
+const LOST = '\0lost\0';
 
 export interface UnreadOptions {
   readonly maxPerOwner: number;
@@ -76,38 +84,32 @@ export class UnreadTaskCalls {
   /** A task-creating call of `tool` was forwarded for `owner`, tagged as `call`. */
   forwarded(owner: string, call: string, tool: string | undefined): void {
     const now = this.options.now();
-    let record = this.owners.get(owner);
-    if (record === undefined) {
-      if (this.owners.size >= this.options.maxOwners) this.dropExpiredOwners(now);
-      if (this.owners.size >= this.options.maxOwners) {
-        this.saturatedUntil = now + this.options.ttlMs;
-        return;
+    this.hold(owner, call, tool, now, now + this.options.ttlMs);
+  }
+
+  /**
+   * A task of `owner` made by `tools` was forgotten before `expiry` (tasks.ts): held as one unread
+   * call per tool until then. `null` (an id too many tools answered with): the principal is closed.
+   */
+  lost(owner: string, tools: readonly (string | undefined)[] | null, expiry: number): void {
+    const now = this.options.now();
+    if (expiry <= now) return;
+    if (tools === null) {
+      const record = this.record(owner, now);
+      if (record !== undefined) this.close(record, expiry);
+      return;
+    }
+    for (const tool of tools) {
+      const call = `${LOST}${tool ?? ''}`;
+      const held = this.owners.get(owner)?.calls.get(call);
+      // Held until the latest of its tasks would have expired. Appended, it may sit behind calls that
+      // expire after it: expire() then keeps it a little longer, and never drops anything early.
+      if (held !== undefined) {
+        if (held.expiry >= expiry) continue;
+        this.answered(owner, call);
       }
-      record = { calls: new Map(), tools: new Map(), closedUntil: 0, lastExpiry: 0 };
-    } else {
-      this.owners.delete(owner);
-      this.expire(record, now);
+      this.hold(owner, call, tool, now, expiry);
     }
-    this.owners.set(owner, record);
-    const expiry = now + this.options.ttlMs;
-    record.lastExpiry = Math.max(record.lastExpiry, expiry);
-    if (record.closedUntil > now) {
-      // Closed: its calls are not told apart; it stays closed while any may be unread.
-      record.closedUntil = expiry;
-      return;
-    }
-    const count = record.tools.get(tool);
-    if (
-      record.calls.size >= this.options.maxPerOwner ||
-      this.calls >= this.options.maxCalls ||
-      (count === undefined && record.tools.size >= MAX_TOOLS)
-    ) {
-      this.close(record, expiry);
-      return;
-    }
-    record.calls.set(call, { tool, expiry });
-    record.tools.set(tool, (count ?? 0) + 1);
-    this.calls++;
   }
 
   /** An answer carrying `call`'s tag was read for `owner` (again, or one of another replica's: nothing). */
@@ -140,17 +142,64 @@ export class UnreadTaskCalls {
     return true;
   }
 
+  /** `call` of `tool`, unread until `expiry`; past a bound the principal is closed instead. */
+  private hold(owner: string, call: string, tool: string | undefined, now: number, expiry: number): void {
+    const record = this.record(owner, now);
+    if (record === undefined) return;
+    if (record.closedUntil > now) {
+      // Closed: its calls are not told apart; it stays closed while any may be unread.
+      this.close(record, expiry);
+      return;
+    }
+    const count = record.tools.get(tool);
+    if (
+      record.calls.size >= this.options.maxPerOwner ||
+      this.calls >= this.options.maxCalls ||
+      (count === undefined && record.tools.size >= MAX_TOOLS)
+    ) {
+      this.close(record, expiry);
+      return;
+    }
+    record.calls.set(call, { tool, expiry });
+    record.tools.set(tool, (count ?? 0) + 1);
+    record.lastExpiry = Math.max(record.lastExpiry, expiry);
+    this.calls++;
+  }
+
+  /**
+   * The record of `owner`, made if need be and moved to the end (its expired calls dropped);
+   * undefined when there is no room for another principal (saturated: it is closed as one not held).
+   */
+  private record(owner: string, now: number): Owner | undefined {
+    let record = this.owners.get(owner);
+    if (record === undefined) {
+      if (this.owners.size >= this.options.maxOwners) this.dropExpiredOwners(now);
+      if (this.owners.size >= this.options.maxOwners) {
+        this.saturatedUntil = Math.max(this.saturatedUntil, now + this.options.ttlMs);
+        return undefined;
+      }
+      record = { calls: new Map(), tools: new Map(), closedUntil: 0, lastExpiry: 0 };
+    } else {
+      this.owners.delete(owner);
+      this.expire(record, now);
+    }
+    this.owners.set(owner, record);
+    return record;
+  }
+
   private saturated(): boolean {
     if (this.saturatedUntil > this.options.now()) return true;
     this.saturatedUntil = 0;
     return false;
   }
 
+  /** Closes `record` until at least `until`, dropping its calls (they are no longer told apart). */
   private close(record: Owner, until: number): void {
     this.calls -= record.calls.size;
     record.calls.clear();
     record.tools.clear();
-    record.closedUntil = until;
+    record.closedUntil = Math.max(record.closedUntil, until);
+    record.lastExpiry = Math.max(record.lastExpiry, record.closedUntil);
   }
 
   private settle(record: Owner, tool: string | undefined): void {
@@ -160,7 +209,10 @@ export class UnreadTaskCalls {
     else record.tools.set(tool, left);
   }
 
-  /** Drops the calls of `record` that expired (the oldest first: forwarded order is expiry order). */
+  /**
+   * Drops the calls of `record` that expired, the oldest first: the order they were held in is their
+   * expiry order (but for one lost() appended early, which waits for those before it).
+   */
   private expire(record: Owner, now: number): void {
     for (const [call, entry] of record.calls) {
       if (entry.expiry > now) break;

@@ -109,6 +109,17 @@ describe('tasklost review: tasks whose creating answer the gateway never read', 
 
   function script(seen: Seen, res: ServerResponse): void {
     if (seen.method !== 'POST') return void res.writeHead(405).end();
+    if (Array.isArray(seen.body)) {
+      // A batch of task-creating calls (numbered per session as the single ones are).
+      const session = String(seen.headers['mcp-session-id'] ?? '');
+      const answers = (seen.body as Rpc[]).map((m) => {
+        const n = (counters.get(session) ?? 0) + 1;
+        counters.set(session, n);
+        made.push({ session, taskId: `task-${n}`, tool: String(m.params?.name) });
+        return { jsonrpc: '2.0', id: m.id, result: { task: { taskId: `task-${n}`, status: 'working' } } };
+      });
+      return json(res, answers);
+    }
     const m = seen.body as Rpc;
     if (m.id === undefined) return void res.writeHead(202).end();
     const params = m.params ?? {};
@@ -318,5 +329,38 @@ describe('tasklost review: tasks whose creating answer the gateway never read', 
     const kept = await call(gateway, 'tasks/result', { taskId: 'task-3' }, second);
     // (Were any slow call's answer taken as unread, task-3 would be unknown too.)
     assert.match(kept.text, /echo output/);
+  });
+
+  it("hole: a task pushed out of the registry by the key's newer tasks; failed before: the lost tool's task output reached the key", async () => {
+    // Not an unread answer, the same loss: once the key's 1,000 newer tasks (TASK_DEFAULTS.maxPerOwner)
+    // pushed slow's task-1 out, the registry forgot its tool, and echo's task-1 of a new session was
+    // recorded under echo alone.
+    gateway = await startTestGateway(config(upstream.url, ['slow', 'echo']));
+    const first = await open(gateway);
+    const churn = await open(gateway);
+    await plainly(first);
+    assert.match(slowText, /"task-1"/);
+    for (let i = 0; i < 10; i++) {
+      const batch = Array.from({ length: 101 }, (_, j) => ({
+        jsonrpc: '2.0',
+        id: `b${i}-${j}`,
+        method: 'tools/call',
+        params: { name: 'echo', arguments: {}, task: {} },
+      }));
+      const res = await fetch(gateway.mcpUrl, {
+        method: 'POST',
+        headers: headers(churn),
+        body: JSON.stringify(batch),
+      });
+      assert.equal(res.status, 200, await res.clone().text());
+      await res.text();
+    }
+    const third = await open(gateway);
+    const echo = await call(gateway, 'tools/call', { name: 'echo', arguments: {}, task: {} }, third);
+    assert.match(echo.text, /"task-1"/);
+    await reload(gateway, config(upstream.url, ['echo']));
+    const read = await call(gateway, 'tasks/result', { taskId: 'task-1' }, first);
+    assert.ok(!read.text.includes(SLOW_OUTPUT), read.text);
+    assert.match(read.text, /Task not found/);
   });
 });

@@ -133,7 +133,63 @@ describe('UnreadTaskCalls', () => {
   });
 });
 
+describe('UnreadTaskCalls.lost: tasks forgotten before they expired', () => {
+  it('holds one entry per tool until the latest of its tasks would have expired', () => {
+    const c = clock();
+    const u = unread(c.now);
+    u.lost('a', ['slow'], c.now() + 300);
+    u.lost('a', ['slow', 'other'], c.now() + 600);
+    u.lost('a', ['slow'], c.now() + 100);
+    u.lost('a', ['gone'], c.now());
+    assert.equal(u.size, 2, 'slow once, other once; an expired task adds nothing');
+    c.advance(599);
+    assert.equal(u.allows('a', only('echo', 'other')), false, 'slow is held until its latest task');
+    assert.equal(u.allows('a', only('echo', 'slow')), false);
+    c.advance(1);
+    assert.equal(u.allows('a', only('echo')), true);
+    assert.equal(u.size, 0);
+  });
+
+  it('an id too many tools answered with closes the principal until it would have expired', () => {
+    const c = clock();
+    const u = unread(c.now);
+    u.lost('a', null, c.now() + 300);
+    assert.equal(u.allows('a', every), false);
+    assert.equal(u.allows('b', every), true);
+    c.advance(300);
+    assert.equal(u.allows('a', every), true);
+  });
+});
+
 describe('TaskOwnership with unread task-creating calls', () => {
+  it("a task pushed out by newer ones keeps the key's tasks bound to its tool until it would have expired", () => {
+    const c = clock();
+    const r = new TaskOwnership({ now: c.now, maxPerOwner: 2, ttlMs: 1000 });
+    r.record('a', 'task-1', 'slow');
+    c.advance(100);
+    r.record('a', 'task-2', 'echo');
+    r.record('a', 'task-3', 'echo');
+    assert.equal(r.owns('a', 'task-1', only('slow', 'echo')), false, 'forgotten');
+    // The next answer with task-1 starts afresh, under echo alone; slow's task may be it.
+    r.record('a', 'task-1', 'echo');
+    assert.equal(r.owns('a', 'task-1', only('echo')), false);
+    assert.equal(r.owns('a', 'task-3', only('echo')), false);
+    assert.equal(r.owns('a', 'task-3', only('echo', 'slow')), true);
+    c.advance(900);
+    assert.equal(r.owns('a', 'task-1', only('echo')), true, "slow's task would have expired by now");
+  });
+
+  it("the bound in all pushes out the least recently active principal's task: its tools are held for it", () => {
+    const r = new TaskOwnership({ now: () => 0, maxTasks: 2 });
+    r.record('a', 'task-1', 'slow');
+    r.record('b', 'task-1', 'echo');
+    r.record('b', 'task-2', 'echo');
+    assert.equal(r.size, 2);
+    r.record('a', 'task-1', 'echo');
+    assert.equal(r.owns('a', 'task-1', only('echo')), false);
+    assert.equal(r.owns('b', 'task-2', only('echo')), true, 'b lost none of its tools');
+  });
+
   it('a key holds no task (and disowns every id) while a call of a tool it lost is unread', () => {
     const r = new TaskOwnership({ now: () => 0 });
     r.record('a', 'task-1', 'echo');
