@@ -277,6 +277,8 @@ export function createHandler(deps: HandlerDeps): Handler {
           if (route !== undefined && failOnStream(ctx, err, route)) return;
           throw err;
         }
+        // (Not on the stream, as the refusals above: it is the stream that no longer takes requests.)
+        if (route?.refusesRequests !== undefined && holdsRequest(ctx)) throw route.refusesRequests;
         if (route) inspection = route.judged(inspection);
         if (inspection.answer) {
           sendJson(ctx, inspection.answer.status, inspection.answer.body);
