@@ -17,6 +17,17 @@ import type { RawSseUpstream } from '../helpers/raw-sse-upstream.ts';
 import { legacyClients, messageEvent, postAs } from '../helpers/legacy-session.ts';
 import type { OpenedStream } from '../helpers/sse-stream.ts';
 import { waitFor } from '../helpers/net.ts';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { ServerResponse } from 'node:http';
+import { connect } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import { Relay } from '../../src/proxy/relay.ts';
+import type { ResponseRewrite } from '../../src/proxy/relay.ts';
+import { BufferBudget } from '../../src/proxy/body-buffer.ts';
+import { createResponseHead } from '../../src/proxy/response-headers.ts';
+import { KeepaliveWheel } from '../../src/proxy/keepalive.ts';
+import { startOrigin } from '../helpers/relay-harness.ts';
 
 const SECRET = 'r'.repeat(40);
 const call = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: {} } };
@@ -125,5 +136,149 @@ describe('review-review21: an HTTP+SSE stream a reload keeps for its owed answer
       await a.stream.next(3000);
       await waitFor(() => upstream.streams[0]!.closed || undefined, 3000, 'the stream ended');
     });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The relay's send watch and tail pump (send-watch.ts, tail-pump.ts), split out of relay.ts.
+// ---------------------------------------------------------------------------------------------
+
+const LARGE = 6 * 1024 * 1024;
+
+interface Relayed {
+  readonly relay: Relay;
+  readonly res: ServerResponse;
+  stalls: number;
+  done: (Error | undefined)[];
+  /** The most 'drain' listeners the response had at once while it was written. */
+  maxDrain: number;
+}
+
+/**
+ * A front server whose one request is relayed from an origin answering a JSON body of `size`
+ * bytes, held and rewritten (as a filtered list is), under a send_timeout of `sendTimeoutMs`.
+ */
+async function relayFront(size: number, sendTimeoutMs: number, budget: BufferBudget) {
+  const body = Buffer.alloc(size, 0x61);
+  body.write('{"a":"', 0);
+  body.write('"}', size - 2);
+  const origin = await startOrigin((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': size });
+    res.end(body);
+  });
+  const rewrite: ResponseRewrite = {
+    json: (held) => Buffer.from(held),
+    sse: () => {
+      throw new Error('not an SSE test');
+    },
+  };
+  const head = createResponseHead({ pass: [], warn: () => {}, now: () => 0 });
+  const keepalive = new KeepaliveWheel(1000);
+  let relayed: Relayed | undefined;
+  const front = createServer((_req, res) => {
+    const state: Relayed = {
+      relay: undefined as unknown as Relay,
+      res,
+      stalls: 0,
+      done: [],
+      maxDrain: 0,
+    };
+    const relay = new Relay(res, { keepalive, head, budget, sendTimeoutMs }, rewrite, {
+      onStart: () => {},
+      onBytes: () => {
+        state.maxDrain = Math.max(state.maxDrain, res.listenerCount('drain'));
+      },
+      onDone: (error) => state.done.push(error),
+      onStalled: () => state.stalls++,
+    });
+    (state as { relay: Relay }).relay = relay;
+    res.on('close', () => relay.abort(new Error('client closed')));
+    relayed = state;
+    origin.pool.dispatch({ path: '/', method: 'GET', headers: [] }, relay);
+  });
+  front.listen(0, '127.0.0.1');
+  await once(front, 'listening');
+  const port = (front.address() as AddressInfo).port;
+  return {
+    port,
+    relayed: () => relayed,
+    async close() {
+      front.closeAllConnections();
+      front.close();
+      await origin.close();
+    },
+  };
+}
+
+/** A raw client of `port` that sends one GET and reads nothing until told. */
+async function rawGet(port: number): Promise<Socket> {
+  const socket = connect({ port, host: '127.0.0.1' });
+  await once(socket, 'connect');
+  socket.pause();
+  socket.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n');
+  return socket;
+}
+
+describe('review-review21: the send watch and the tail pump', () => {
+  it('holds: a small answer taken at once makes no send watch, and leaves no listener behind', async () => {
+    const budget = new BufferBudget(64 << 20);
+    const front = await relayFront(300, 500, budget);
+    try {
+      const res = await fetch(`http://127.0.0.1:${front.port}/`);
+      assert.equal((await res.text()).length, 300);
+      const r = front.relayed()!;
+      await waitFor(() => r.done.length === 1 || undefined, 2000, 'done');
+      assert.equal((r.relay as unknown as { watch?: unknown }).watch, undefined, 'no watch on the hot path');
+      assert.equal(r.res.listenerCount('drain'), 0);
+      assert.equal(budget.used, 0);
+    } finally {
+      await front.close();
+    }
+  });
+
+  it('holds: a large held body goes to a slow reader whole, one drain listener at a time, never cut', async () => {
+    const budget = new BufferBudget(64 << 20);
+    const front = await relayFront(LARGE, 400, budget);
+    try {
+      const socket = await rawGet(front.port);
+      let got = 0;
+      socket.on('data', (c: Buffer) => {
+        got += c.length;
+        socket.pause();
+      });
+      // A read every 15 ms, for over a second: well inside send_timeout each time, but not all of it.
+      const reader = setInterval(() => socket.resume(), 15);
+      const r = await waitFor(() => front.relayed(), 5000, 'relayed');
+      await waitFor(() => got > LARGE || r.stalls > 0 || undefined, 30_000, 'the whole body');
+      clearInterval(reader);
+      socket.destroy();
+      assert.equal(r.stalls, 0, 'a reader that reads on is not cut');
+      assert.ok(got > LARGE);
+      assert.ok(r.maxDrain <= 1, `${r.maxDrain} drain listeners at once`);
+      await waitFor(() => (budget.used === 0 ? true : undefined), 2000, 'the reservation given back');
+      assert.equal(r.res.listenerCount('drain'), 0);
+    } finally {
+      await front.close();
+    }
+  });
+
+  it('holds: a large held body to a client that reads nothing is cut once after send_timeout, its reservation given back', async () => {
+    const budget = new BufferBudget(64 << 20);
+    const front = await relayFront(LARGE, 300, budget);
+    try {
+      const socket = await rawGet(front.port);
+      const closed = once(socket, 'close');
+      const started = performance.now();
+      await waitFor(() => front.relayed()?.res.destroyed || undefined, 5000, 'cut');
+      const took = performance.now() - started;
+      const r = front.relayed()!;
+      assert.equal(r.stalls, 1);
+      assert.ok(took >= 250, `cut after ${took} ms`);
+      assert.equal(budget.used, 0);
+      socket.destroy();
+      await closed;
+    } finally {
+      await front.close();
+    }
   });
 });
