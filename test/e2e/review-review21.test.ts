@@ -28,6 +28,9 @@ import { BufferBudget } from '../../src/proxy/body-buffer.ts';
 import { createResponseHead } from '../../src/proxy/response-headers.ts';
 import { KeepaliveWheel } from '../../src/proxy/keepalive.ts';
 import { startOrigin } from '../helpers/relay-harness.ts';
+import { OwedAnswers } from '../../src/transport/sse/owed.ts';
+import { configReloaded } from '../../src/pipeline/stream-admission.ts';
+import type { Untagged } from '../../src/integrity/request-tag.ts';
 
 const SECRET = 'r'.repeat(40);
 const call = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: {} } };
@@ -114,6 +117,24 @@ describe('review-review21: an HTTP+SSE stream a reload keeps for its owed answer
       assert.equal(((await arrived) as { method: string }).method, 'notifications/cancelled');
       await waitFor(() => upstream.streams[0]!.closed || undefined, 3000, 'the stream ended');
     });
+  });
+
+  it('hole: a POST that came between the last owed answer and the end of its stream was accepted, its answer lost failed before: not refused', async () => {
+    // failed before: the last owed answer settled the stream and stopped the refusal at once, but the
+    // stream is ended only on the next turn (setImmediate, after the answer is written): a POST of
+    // its session reaching the transport in that turn was counted, forwarded and told 202, and the
+    // answer to its request went to a stream that was ending (none, or none that reached the client).
+    const owed = new OwedAnswers();
+    const mac = 'q'.repeat(16);
+    owed.accepted(new Map<string, Untagged>([[`g1nXYZ.n1.${mac}`, { clientId: 1, plan: 'none' }]]));
+    let ended = false;
+    assert.ok(owed.whenSettled(() => (ended = true), configReloaded()));
+    assert.equal(owed.refusingNew?.code, 'ERR_CONFIG_RELOADED');
+    owed.answered(mac);
+    assert.equal(ended, false, 'ended on the next turn');
+    assert.equal(owed.refusingNew?.code, 'ERR_CONFIG_RELOADED', 'still refusing until it ended');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(ended, true);
   });
 
   it('holds: a new request of the kept session is still refused (503, retry), a batch hiding one among answers too', async () => {

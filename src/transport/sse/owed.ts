@@ -34,7 +34,7 @@ export class OwedAnswers {
    */
   private readonly early = new StreamAnswers();
   private settled: (() => void) | undefined = undefined;
-  /** What a POST of the session gets while the stream waits to owe nothing (whenSettled). */
+  /** What a POST of the session gets while the stream waits to owe nothing (whenSettled), and ends. */
   private refuseNew: GatewayError | undefined = undefined;
   /**
    * POSTs of the stream's session this process is receiving or forwarding, not yet closed: the
@@ -49,7 +49,7 @@ export class OwedAnswers {
 
   /** The refusal a new POST of the session gets: the stream only delivers what it owes, then ends. */
   get refusingNew(): GatewayError | undefined {
-    return this.settled === undefined ? undefined : this.refuseNew;
+    return this.refuseNew;
   }
 
   /** A POST of the stream's session began; `left` once it closed (after its acceptance, if any). */
@@ -101,8 +101,9 @@ export class OwedAnswers {
     if (this.owed.size > 0 || this.posts > 0 || this.settled === undefined) return;
     const settled = this.settled;
     this.settled = undefined;
-    this.refuseNew = undefined;
-    // Not from inside the rewriter that passed the answer: the stream is ended after it.
+    // Not from inside the rewriter that passed the answer: the stream is ended after it. The refusal
+    // stays until then: a POST of the session let in on this turn was counted, forwarded and told
+    // 202, and the answer to its request was owed on a stream being ended.
     setImmediate(settled);
   }
 
