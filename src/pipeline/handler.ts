@@ -134,8 +134,8 @@ export interface Handler {
   endStream(ctx: RequestContext, refusal: unknown): void;
   /**
    * Whether the open stream of `ctx` still owes answers to requests POSTed on its session (an
-   * HTTP+SSE session's stream); if so, `settled` is called once it owes none, and a POST of its
-   * session that comes meanwhile gets `refuseNew` when given (ports.ts).
+   * HTTP+SSE session's stream); if so, `settled` is called once it owes none, and a request POSTed
+   * on its session meanwhile gets `refuseNew` when given (ports.ts).
    */
   owes(ctx: RequestContext, settled: () => void, refuseNew?: GatewayError): boolean;
   /** Ends every open stream (they carry no pending result; clients reconnect elsewhere). */

@@ -201,8 +201,9 @@ async function endRefusedStreams(
     // An HTTP+SSE session's stream carries the answers to the requests of its POSTs: ended now, a
     // key whose label, limits or expiry alone changed lost the answers of tools that ran (told to
     // retry them), which a Streamable HTTP POST's answer keeps. It ends once it owes none; the
-    // session's new POSTs are refused meanwhile (503, retry), or a client that kept sending kept
-    // it open for good, past a newly earlier `expires` and outside a lower `max_streams`.
+    // session's new requests are refused meanwhile (503, retry), or a client that kept sending kept
+    // it open for good, past a newly earlier `expires` and outside a lower `max_streams` (its
+    // answers to the upstream's requests and its cancellations pass: the owed answers wait on them).
     const later = () => {
       ctx.reason ??= 'ERR_CONFIG_RELOADED';
       handler.endStream(ctx, refusal);

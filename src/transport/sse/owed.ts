@@ -109,7 +109,8 @@ export class OwedAnswers {
 
   /**
    * Calls `settled` once the stream owes nothing and no POST of its session is open (false, and no
-   * call, when that is so now). Meanwhile a new POST of the session gets `refuseNew`, when given.
+   * call, when that is so now). Meanwhile, and until the stream ended, a new request POSTed on the
+   * session gets `refuseNew`, when given (transport.ts).
    */
   whenSettled(settled: () => void, refuseNew?: GatewayError): boolean {
     if (this.owed.size === 0 && this.posts === 0) return false;
