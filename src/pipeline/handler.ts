@@ -134,10 +134,14 @@ export interface Handler {
   endStream(ctx: RequestContext, refusal: unknown): void;
   /**
    * Whether the open stream of `ctx` still owes answers to requests POSTed on its session (an
-   * HTTP+SSE session's stream); if so, `settled` is called once it owes none, and a request POSTed
-   * on its session meanwhile gets `refuseNew` when given (ports.ts).
+   * HTTP+SSE session's stream); if so, `settled` is called once it owes none.
    */
-  owes(ctx: RequestContext, settled: () => void, refuseNew?: GatewayError): boolean;
+  owes(ctx: RequestContext, settled: () => void): boolean;
+  /**
+   * An open stream a reload kept, whose key's expiry changed (`expiresAt`, undefined: none): it ends
+   * when the new one passes, as a stream opened now would, not when the old one does.
+   */
+  rewatch(ctx: RequestContext, expiresAt: number | undefined): void;
   /** Ends every open stream (they carry no pending result; clients reconnect elsewhere). */
   endStreams(): void;
   /**
@@ -277,8 +281,6 @@ export function createHandler(deps: HandlerDeps): Handler {
           if (route !== undefined && failOnStream(ctx, err, route)) return;
           throw err;
         }
-        // (Not on the stream, as the refusals above: it is the stream that no longer takes requests.)
-        if (route?.refusesRequests !== undefined && holdsRequest(ctx)) throw route.refusesRequests;
         if (route) inspection = route.judged(inspection);
         if (inspection.answer) {
           sendJson(ctx, inspection.answer.status, inspection.answer.body);
@@ -478,8 +480,13 @@ export function createHandler(deps: HandlerDeps): Handler {
       return open;
     },
     endStream,
-    owes: (ctx: RequestContext, settled: () => void, refuseNew?: GatewayError) =>
-      transport?.owes?.(ctx, settled, refuseNew) === true,
+    owes: (ctx: RequestContext, settled: () => void) => transport?.owes?.(ctx, settled) === true,
+    rewatch(ctx: RequestContext, expiresAt: number | undefined) {
+      const ex = streams.get(ctx);
+      if (ex === undefined || ctx.finished) return;
+      ex.expiry?.cancel();
+      ex.expiry = ExpiryWatch.start(ctx, now, expire, expiresAt);
+    },
     drain() {
       draining = true;
     },

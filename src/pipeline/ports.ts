@@ -55,12 +55,9 @@ export interface TransportStep {
   post(ctx: RequestContext): PostRoute;
   /**
    * Whether the GET stream of `ctx` still owes answers to requests POSTed on its session (the
-   * shutdown then leaves it open); if so, `settled` is called once it owes none. With `refuseNew`, a
-   * POST of its session that reaches `post` meanwhile has its requests refused with it
-   * (`PostRoute.refusesRequests`): the stream is kept only to deliver what it owes, and new requests
-   * would keep it open for good.
+   * shutdown then leaves it open); if so, `settled` is called once it owes none.
    */
-  owes?(ctx: RequestContext, settled: () => void, refuseNew?: GatewayError): boolean;
+  owes?(ctx: RequestContext, settled: () => void): boolean;
 }
 
 export interface PostRoute {
@@ -76,11 +73,6 @@ export interface PostRoute {
    * upstream session, so only that session's GET stream takes their answers.
    */
   readonly signedFor: string;
-  /**
-   * A POST holding a request gets this (before it is judged): its session's stream only delivers
-   * what it owes. One of answers and notifications only passes (the call owed may wait on it).
-   */
-  readonly refusesRequests?: GatewayError | undefined;
   /** The judged, rate-limited POST: what to do with it (an answer may be sent elsewhere). */
   judged(inspection: Inspection): Inspection;
   /**

@@ -34,13 +34,16 @@ export class ExpiryWatch {
     this.end = end;
   }
 
-  /** A watch for `ctx`'s stream, or undefined when its principal never expires. */
+  /**
+   * A watch for `ctx`'s stream, or undefined when its principal never expires. `at`: when its
+   * credential expires (its principal's, unless a reload kept the stream under a changed expiry).
+   */
   static start(
     ctx: RequestContext,
     now: () => number,
     end: (ctx: RequestContext) => void,
+    at = ctx.principal?.expiresAt,
   ): ExpiryWatch | undefined {
-    const at = ctx.principal?.expiresAt;
     if (at === undefined) return undefined;
     const watch = new ExpiryWatch(ctx, at, now, end);
     watch.check();

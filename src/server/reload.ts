@@ -21,7 +21,6 @@ import { parseKeyHash } from '../auth/key-hash.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import type { PipelineSteps } from '../pipeline/handler.ts';
 import { configReloaded } from '../pipeline/stream-admission.ts';
-import type { GatewayError } from '../jsonrpc/errors.ts';
 
 /** Settings applied live (with everything below them). A new capability adds its path here. */
 export const LIVE: readonly string[] = Object.freeze([
@@ -70,7 +69,8 @@ export interface ReloadParts<S extends PipelineSteps> {
     readonly streams: ReadonlyMap<RequestContext, unknown>;
     answering(): RequestContext[];
     endStream(ctx: RequestContext, refusal: unknown): void;
-    owes(ctx: RequestContext, settled: () => void, refuseNew?: GatewayError): boolean;
+    owes(ctx: RequestContext, settled: () => void): boolean;
+    rewatch(ctx: RequestContext, expiresAt: number | undefined): void;
   };
   readonly build: (config: Config) => Promise<S>;
   /** Wall clock (for key expiry checks). */
@@ -200,15 +200,15 @@ async function endRefusedStreams(
     if (keep || ctx.res.writableEnded) continue;
     // An HTTP+SSE session's stream carries the answers to the requests of its POSTs: ended now, a
     // key whose label, limits or expiry alone changed lost the answers of tools that ran (told to
-    // retry them), which a Streamable HTTP POST's answer keeps. It ends once it owes none; the
-    // session's new requests are refused meanwhile (503, retry), or a client that kept sending kept
-    // it open for good, past a newly earlier `expires` and outside a lower `max_streams` (its
-    // answers to the upstream's requests and its cancellations pass: the owed answers wait on them).
+    // retry them), which a Streamable HTTP POST's answer keeps. It ends once it owes none, and at
+    // the key's new expiry if that comes first: its client may go on using its session meanwhile
+    // (refused, its running tool calls would lose their elicitations and its new calls would wait).
     const later = () => {
       ctx.reason ??= 'ERR_CONFIG_RELOADED';
       handler.endStream(ctx, refusal);
     };
-    if (grantsKept && handler.owes(ctx, later, configReloaded())) {
+    if (grantsKept && handler.owes(ctx, later)) {
+      if (probe.principal?.expiresAt !== before.expiresAt) handler.rewatch(ctx, probe.principal?.expiresAt);
       ended++;
       continue;
     }

@@ -1,6 +1,7 @@
 /**
  * Attack review of the session that made an HTTP+SSE stream a reload keeps for its owed answers
- * refuse its session's new POSTs, split the relay's send watch and tail pump into files of their
+ * end at its key's new expiry (after a build that refused its session's new POSTs instead, which
+ * this review found locked sessions up), split the relay's send watch and tail pump into files of their
  * own, timed the OAuth token cache on the monotonic clock and refused Mcp-Param numbers with a
  * leading zero. `hole:` tests say what failed before their fix; `holds:` tests are attacks that did
  * not get through, kept so a regression shows.
@@ -31,9 +32,6 @@ import { startOrigin } from '../helpers/relay-harness.ts';
 import { SendWatch } from '../../src/proxy/send-watch.ts';
 import type { StallOwner } from '../../src/proxy/send-watch.ts';
 import { TAIL_SLICE, TailPump } from '../../src/proxy/tail-pump.ts';
-import { OwedAnswers } from '../../src/transport/sse/owed.ts';
-import { configReloaded } from '../../src/pipeline/stream-admission.ts';
-import type { Untagged } from '../../src/integrity/request-tag.ts';
 
 const SECRET = 'r'.repeat(40);
 const call = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: {} } };
@@ -77,11 +75,9 @@ async function keptSession(
 }
 
 describe('review-review21: an HTTP+SSE stream a reload keeps for its owed answers', () => {
-  it("hole: the client's answer to the upstream's elicitation was refused, so the owed call never ended and the stream stayed for good failed before: 503", async () => {
-    // failed before: the POST carrying the client's answer to the elicitation the running tool asked
-    // got 503 ERR_CONFIG_RELOADED like a new request (and again on every retry): the tool waited for
-    // it, so the answer the stream owed never came, and the stream (and its session, every POST of
-    // it refused) stayed open for good. An answer or a notification adds nothing the stream owes.
+  it("holds: the client's answer to the upstream's elicitation reaches it, so the owed call ends and the stream with it", async () => {
+    // (A kept stream that refused its session's POSTs, as one build of this session did, refused this
+    // answer too: the tool waited for it, the owed answer never came, and the stream stayed for good.)
     await keptSession(async ({ upstream, alice, a, id }) => {
       const ask = { jsonrpc: '2.0', id: 'el-1', method: 'elicitation/create', params: { message: 'sure?' } };
       a.up.res.write(messageEvent(ask));
@@ -105,10 +101,8 @@ describe('review-review21: an HTTP+SSE stream a reload keeps for its owed answer
     });
   });
 
-  it('hole: a client could not cancel the owed call whose answer never came, so the stream stayed for good failed before: 503', async () => {
-    // failed before: the client's notifications/cancelled of the call (what an SDK client sends when
-    // its request times out) got 503, so the stream went on owing an answer the upstream would never
-    // send, and refused every POST of its session for as long as the client kept the connection.
+  it('holds: a client cancels the owed call whose answer never came, and the stream ends', async () => {
+    // (What an SDK client sends when its request times out: the stream owes that call nothing more.)
     await keptSession(async ({ upstream, alice, a }) => {
       const arrived = upstream.nextPost();
       const cancel = await postAs(alice.key, a.endpoint, {
@@ -120,24 +114,6 @@ describe('review-review21: an HTTP+SSE stream a reload keeps for its owed answer
       assert.equal(((await arrived) as { method: string }).method, 'notifications/cancelled');
       await waitFor(() => upstream.streams[0]!.closed || undefined, 3000, 'the stream ended');
     });
-  });
-
-  it('hole: a POST that came between the last owed answer and the end of its stream was accepted, its answer lost failed before: not refused', async () => {
-    // failed before: the last owed answer settled the stream and stopped the refusal at once, but the
-    // stream is ended only on the next turn (setImmediate, after the answer is written): a POST of
-    // its session reaching the transport in that turn was counted, forwarded and told 202, and the
-    // answer to its request went to a stream that was ending (none, or none that reached the client).
-    const owed = new OwedAnswers();
-    const mac = 'q'.repeat(16);
-    owed.accepted(new Map<string, Untagged>([[`g1nXYZ.n1.${mac}`, { clientId: 1, plan: 'none' }]]));
-    let ended = false;
-    assert.ok(owed.whenSettled(() => (ended = true), configReloaded()));
-    assert.equal(owed.refusingNew?.code, 'ERR_CONFIG_RELOADED');
-    owed.answered(mac);
-    assert.equal(ended, false, 'ended on the next turn');
-    assert.equal(owed.refusingNew?.code, 'ERR_CONFIG_RELOADED', 'still refusing until it ended');
-    await new Promise((r) => setImmediate(r));
-    assert.equal(ended, true);
   });
 
   it('holds: a shutdown during the wait ends the kept stream at its grace, the owed call answered with its error', async () => {
@@ -154,26 +130,50 @@ describe('review-review21: an HTTP+SSE stream a reload keeps for its owed answer
     });
   });
 
-  it('holds: a new request of the kept session is still refused (503, retry), a batch hiding one among answers too', async () => {
-    await keptSession(async ({ upstream, alice, a, id }) => {
-      for (const body of [
-        { ...call, id: 2 },
-        [
-          { jsonrpc: '2.0', id: 'el-9', result: {} },
-          { ...call, id: 3 },
-        ],
-      ]) {
-        const res = await postAs(alice.key, a.endpoint, body);
-        const text = await res.text();
-        assert.equal(res.status, 503, text);
-        assert.equal(res.headers.get('retry-after'), '1');
-        if (!Array.isArray(body)) assert.equal((JSON.parse(text) as { id: unknown }).id, 2);
+  it("hole: a stream kept for its owed answers outlived the key's new, earlier expiry failed before: still open", async () => {
+    // failed before: the stream's expiry watch kept the key's old expiry (none here), so a reload
+    // that set the key to expire in a second left the session's stream open, and its client kept
+    // using it, for as long as it went on owing answers. Now it ends at the new expiry, as a stream
+    // opened under the new config would; its session takes requests until then.
+    const upstream = await startRawSseUpstream(() => `/legacy/messages?sid=S1`);
+    const alice: KeySpec = { label: 'alice', key: newKey() };
+    const conf = (a: KeySpec) =>
+      reviewConfig(upstream.url, [a], '  transport: sse\n', { secret: SECRET, resources: [] });
+    const gateway = await startTestGateway(conf(alice));
+    const opened: OpenedStream[] = [];
+    try {
+      const { open, forwarded } = legacyClients(() => ({ gateway, upstream }), opened);
+      const a = await open(alice.key);
+      await forwarded(alice.key, a.endpoint, call);
+      const expires = new Date(Date.now() + 1500).toISOString();
+      const outcome = await gateway.runtime.reload(
+        parseConfigText(conf({ ...alice, expires }), {}, Date.now()).config!,
+      );
+      assert.ok(outcome.applied && outcome.endedStreams === 1);
+      // Still usable meanwhile: a second call is accepted and forwarded.
+      await forwarded(alice.key, a.endpoint, { ...call, id: 2 });
+      const started = Date.now();
+      const errors: number[] = [];
+      for (let i = 0; i < 2; i++) {
+        const event = await a.stream.next(5000);
+        const message = JSON.parse(event.data) as { id: number; error?: { code: number } };
+        assert.ok(message.error !== undefined, event.data);
+        errors.push(message.id);
       }
-      assert.equal(upstream.posts.length, 1, 'the refused calls never reached the upstream');
-      a.up.res.write(answer(id));
-      await a.stream.next(3000);
+      assert.deepEqual(errors.sort(), [1, 2], 'each owed call gets an error');
+      assert.ok(Date.now() - started < 4000);
       await waitFor(() => upstream.streams[0]!.closed || undefined, 3000, 'the stream ended');
-    });
+      const get = await waitFor(
+        () => gateway.auditLines.find((l) => l.http_method === 'GET'),
+        3000,
+        'its line',
+      );
+      assert.equal(get.reason, 'ERR_STREAM_EXPIRED');
+    } finally {
+      for (const s of opened) s.close();
+      await gateway.close(200);
+      await upstream.close();
+    }
   });
 });
 

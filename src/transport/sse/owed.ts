@@ -34,8 +34,6 @@ export class OwedAnswers {
    */
   private readonly early = new StreamAnswers();
   private settled: (() => void) | undefined = undefined;
-  /** What a POST of the session gets while the stream waits to owe nothing (whenSettled), and ends. */
-  private refuseNew: GatewayError | undefined = undefined;
   /**
    * POSTs of the stream's session this process is receiving or forwarding, not yet closed: the
    * stream may yet owe their requests (a body still coming when the shutdown began is forwarded in
@@ -45,11 +43,6 @@ export class OwedAnswers {
 
   get size(): number {
     return this.owed.size;
-  }
-
-  /** The refusal a new POST of the session gets: the stream only delivers what it owes, then ends. */
-  get refusingNew(): GatewayError | undefined {
-    return this.refuseNew;
   }
 
   /** A POST of the stream's session began; `left` once it closed (after its acceptance, if any). */
@@ -101,21 +94,17 @@ export class OwedAnswers {
     if (this.owed.size > 0 || this.posts > 0 || this.settled === undefined) return;
     const settled = this.settled;
     this.settled = undefined;
-    // Not from inside the rewriter that passed the answer: the stream is ended after it. The refusal
-    // stays until then: a POST of the session let in on this turn was counted, forwarded and told
-    // 202, and the answer to its request was owed on a stream being ended.
+    // Not from inside the rewriter that passed the answer: the stream is ended after it.
     setImmediate(settled);
   }
 
   /**
    * Calls `settled` once the stream owes nothing and no POST of its session is open (false, and no
-   * call, when that is so now). Meanwhile, and until the stream ended, a new request POSTed on the
-   * session gets `refuseNew`, when given (transport.ts).
+   * call, when that is so now).
    */
-  whenSettled(settled: () => void, refuseNew?: GatewayError): boolean {
+  whenSettled(settled: () => void): boolean {
     if (this.owed.size === 0 && this.posts === 0) return false;
     this.settled = settled;
-    this.refuseNew = refuseNew;
     return true;
   }
 
@@ -130,7 +119,6 @@ export class OwedAnswers {
     }
     this.owed.clear();
     this.settled = undefined;
-    this.refuseNew = undefined;
     return out;
   }
 }

@@ -131,8 +131,8 @@ export function createSseTransport(options: SseTransportOptions): TransportStep 
       };
     },
 
-    owes(ctx, settled, refuseNew) {
-      return owing.get(ctx)?.whenSettled(settled, refuseNew) === true;
+    owes(ctx, settled) {
+      return owing.get(ctx)?.whenSettled(settled) === true;
     },
 
     post(ctx): PostRoute {
@@ -148,19 +148,12 @@ export function createSseTransport(options: SseTransportOptions): TransportStep 
       // the answer it may yet owe (owed.ts), as for the requests of POSTs already accepted.
       const owedBy = open.get(session as string);
       const owed = owedBy === undefined ? undefined : owing.get(owedBy);
-      // A stream kept only to deliver what it owes (a reload, owed.ts) takes no new request of its
-      // session: refused once the body shows one (the handler). Its client's answers to the upstream's
-      // requests (an elicitation the running tool waits on) and its notifications (the cancellation of
-      // a call whose answer never comes) still pass: refused, the answer owed might never come, and
-      // the stream and its session stayed for good. They add nothing owed, so are not counted either.
-      const refusesRequests = owed?.refusingNew;
-      if (owed !== undefined && refusesRequests === undefined) {
+      if (owed !== undefined) {
         owed.entered();
         ctx.res.once('close', () => owed.left());
       }
       return {
         path,
-        refusesRequests,
         // One upstream session per endpoint: two clients of one key (each numbering its requests
         // from 0) must not cancel each other's requests, nor take each other's answers.
         session: path,
