@@ -106,16 +106,25 @@ export async function reloadSteps<S extends PipelineSteps>(
 /** The new file's live settings over the running config; the paths of other settings that differ. */
 export function effectiveConfig(running: Config, next: Config): { config: Config; restart: string[] } {
   const restart: string[] = [];
-  const config = merge(running, next, '', restart) as Config;
+  // The HTTP+SSE transport's stream matcher holds the pinning read at start (steps.ts): there it is
+  // a restart setting, kept and reported as one, not "reloaded" while the old pins go on judging.
+  const restartOnly = running.upstream.transport === 'sse' ? [...RESTART, 'pinning'] : RESTART;
+  const config = merge(running, next, '', restart, restartOnly) as Config;
   return { config, restart };
 }
 
-function merge(current: unknown, next: unknown, path: string, restart: string[]): unknown {
-  if (path !== '' && isLive(path)) return next;
+function merge(
+  current: unknown,
+  next: unknown,
+  path: string,
+  restart: string[],
+  restartOnly: readonly string[],
+): unknown {
+  if (path !== '' && isLive(path, restartOnly)) return next;
   if (isPlainObject(current) && isPlainObject(next)) {
     const out: Record<string, unknown> = {};
     for (const key of new Set([...Object.keys(current), ...Object.keys(next)])) {
-      const value = merge(current[key], next[key], path ? `${path}.${key}` : key, restart);
+      const value = merge(current[key], next[key], path ? `${path}.${key}` : key, restart, restartOnly);
       if (value !== undefined) out[key] = value;
     }
     return Object.freeze(out);
@@ -124,11 +133,11 @@ function merge(current: unknown, next: unknown, path: string, restart: string[])
   return current;
 }
 
-function isLive(path: string): boolean {
+function isLive(path: string, restartOnly: readonly string[]): boolean {
   const under = (p: string) => path === p || path.startsWith(`${p}.`);
   if (!LIVE.some(under)) return false;
   // A live mapping with a restart-only setting inside is walked field by field.
-  return !RESTART.some((r) => under(r) || r.startsWith(`${path}.`));
+  return !restartOnly.some((r) => under(r) || r.startsWith(`${path}.`));
 }
 
 /**
