@@ -126,7 +126,10 @@ export function auditClientErrors(server: Server, observer: Observer, clock: Clo
     const req = unknownRequest(socket);
     // The answer says why in a JSON-RPC error, as every other refusal does (id null: nothing of
     // the request was read).
-    const answer = rawAnswer(status, errorBody(null, RPC.INVALID_REQUEST, `invalid request: ${WHY[status]}`));
+    const body = errorBody(null, RPC.INVALID_REQUEST, `invalid request: ${WHY[status]}`);
+    const answer = rawAnswer(status, body);
+    // The line's bytes_out is the answer's body, as on every other line (it said 0 for a sent answer).
+    const bytesOut = Buffer.byteLength(body);
     // Behind answers still owed (the request in flight, and any queued behind it, read whole): the
     // refused bytes are a request pipelined behind them, and those answers go out first, then this
     // one, and the connection closes. Destroyed here, a call the upstream was running lost its
@@ -136,7 +139,7 @@ export function auditClientErrors(server: Server, observer: Observer, clock: Clo
       const startedAt = clock.now();
       const startedMono = clock.mono();
       const record = (sent: boolean) =>
-        recordInvalid(observer, clock, randomId(), req, status, { startedAt, startedMono, sent });
+        recordInvalid(observer, clock, randomId(), req, status, { startedAt, startedMono, bytesOut, sent });
       const answerWhenDue = (): void => {
         const due = lastDue(socket);
         if (due !== undefined) return void due.once('close', answerWhenDue);
@@ -163,7 +166,7 @@ export function auditClientErrors(server: Server, observer: Observer, clock: Clo
     // A connection that never sent a byte (a preconnect, a probe, a port scan timing out) made no
     // request: it is answered, not recorded.
     if (socket.bytesRead === 0) return;
-    recordInvalid(observer, clock, randomId(), req, status, { sent });
+    recordInvalid(observer, clock, randomId(), req, status, { bytesOut, sent });
   });
 }
 

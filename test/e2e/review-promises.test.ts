@@ -15,7 +15,8 @@ import type { Config } from '../../src/config/schema.ts';
 import { lockfileOf, serializeLockfile } from '../../src/pinning/lockfile.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
-import { keyedConfig } from '../helpers/raw-http.ts';
+import { keyedConfig, raw, startRawUpstream } from '../helpers/raw-http.ts';
+import type { RawUpstream } from '../helpers/raw-http.ts';
 
 const SECRET = mintKey(randomBytes(32));
 
@@ -69,5 +70,44 @@ describe('a reload with the HTTP+SSE upstream transport and pinning', () => {
     // The running config says what runs: the pinning read at start.
     assert.equal(g.currentConfig().pinning?.on_change, 'warn');
     assert.equal(g.currentConfig().pinning?.lockfile, join(dir, 'a.json'));
+  });
+});
+
+/**
+ * README, Audit log: `bytes_out` is present "always": "response bytes sent" (the body's, as every
+ * line counts it). A request Node's parser refuses (a malformed request line or header: 400;
+ * headers over 16 KiB: 431) is answered with a JSON-RPC error body, yet its line said
+ * `bytes_out: 0`, as if nothing had gone out: a log reader telling sent answers from ones that never
+ * left (499, aborted) by their bytes read these as unsent.
+ */
+describe('the line of a request the HTTP parser refuses', () => {
+  let upstream: RawUpstream;
+  let g: TestGateway;
+  before(async () => {
+    upstream = await startRawUpstream();
+    g = await startTestGateway(keyedConfig(upstream.url, SECRET));
+  });
+  after(async () => {
+    await g.close(100);
+    await upstream.close();
+  });
+
+  it('hole: its bytes_out is the answer it was sent, failed before: 0', async () => {
+    const port = Number(new URL(g.url).port);
+    for (const [head, status] of [
+      ['GARBAGE\r\n\r\n', 400],
+      [`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+    ] as const) {
+      const before = g.auditLines.length;
+      const { text } = await raw(port, head, 2000);
+      const body = text.slice(text.indexOf('\r\n\r\n') + 4);
+      assert.match(text, new RegExp(`^HTTP/1\\.1 ${status} `));
+      assert.match(body, /^\{"jsonrpc":"2\.0","id":null,"error":\{"code":-32600,/);
+      const lines = g.auditLines.slice(before);
+      assert.equal(lines.length, 1);
+      assert.equal(lines[0]!.status, status);
+      assert.equal(lines[0]!.aborted, false);
+      assert.equal(lines[0]!.bytes_out, Buffer.byteLength(body));
+    }
   });
 });
