@@ -6,6 +6,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,9 +16,12 @@ import { parseConfigText } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { lockfileOf, serializeLockfile } from '../../src/pinning/lockfile.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
+import { waitFor } from '../helpers/net.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { keyedConfig, raw, startRawUpstream } from '../helpers/raw-http.ts';
 import type { RawUpstream } from '../helpers/raw-http.ts';
+import { startRawSseUpstream } from '../helpers/raw-sse-upstream.ts';
+import type { RawSseUpstream } from '../helpers/raw-sse-upstream.ts';
 
 const SECRET = mintKey(randomBytes(32));
 
@@ -109,5 +114,69 @@ describe('the line of a request the HTTP parser refuses', () => {
       assert.equal(lines[0]!.aborted, false);
       assert.equal(lines[0]!.bytes_out, Buffer.byteLength(body));
     }
+  });
+});
+
+/**
+ * README, Rate limiting: "a key may keep at most `max_streams` (default 10) streams open at once
+ * (429 beyond)", and the HTTP+SSE transport's POSTs are "authenticated, read, judged and rate
+ * limited exactly like a Streamable HTTP POST". Its GET streams hold an upstream connection each,
+ * outside `upstream.connections`: without the cap one key could open them without bound.
+ */
+describe('the HTTP+SSE transport and max_streams', () => {
+  let upstream: RawSseUpstream;
+  let g: TestGateway;
+  const open: IncomingMessage[] = [];
+  before(async () => {
+    upstream = await startRawSseUpstream((origin) => `${origin}/legacy/messages?sessionId=s1`);
+    g = await startTestGateway(
+      keyedConfig(upstream.url, SECRET, {
+        extra: { upstream: { url: upstream.url, transport: 'sse' } },
+        key: { rate_limit: { max_streams: 1 } },
+      }),
+    );
+  });
+  after(async () => {
+    for (const res of open) res.destroy();
+    await g.close(100);
+    await upstream.close();
+  });
+
+  function get(): Promise<{ status: number; res: IncomingMessage; first: string }> {
+    const { port } = new URL(g.url);
+    return new Promise((resolve, reject) => {
+      const req = httpRequest({
+        host: '127.0.0.1',
+        port: Number(port),
+        path: new URL(upstream.url).pathname,
+        headers: {
+          host: `127.0.0.1:${port}`,
+          authorization: `Bearer ${SECRET}`,
+          accept: 'text/event-stream',
+        },
+        agent: false,
+      });
+      req.on('error', reject);
+      req.on('response', (res) => {
+        open.push(res);
+        res.once('data', (d: Buffer) => resolve({ status: res.statusCode ?? 0, res, first: d.toString() }));
+      });
+      req.end();
+    });
+  }
+
+  it('holds: a second stream of a key with max_streams 1 gets 429 and never reaches the upstream', async () => {
+    const first = await get();
+    assert.equal(first.status, 200);
+    assert.match(first.first, /^event: endpoint\ndata: \/legacy\/sse\?session=/);
+    const second = await get();
+    assert.equal(second.status, 429);
+    assert.equal(
+      second.first,
+      '{"jsonrpc":"2.0","id":null,"error":{"code":-32029,"message":"too many open streams for this key"}}',
+    );
+    assert.equal(upstream.streams.length, 1);
+    await waitFor(() => g.auditLines.find((l) => l.status === 429), 2000, "the refusal's line");
+    assert.equal(g.auditLines.find((l) => l.status === 429)!.reason, 'ERR_TOO_MANY_STREAMS');
   });
 });
