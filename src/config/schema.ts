@@ -298,7 +298,7 @@ const auth = object(
       { check: (v) => (v.length >= 32 ? undefined : 'must be at least 32 characters') },
     ),
     allow_unauthenticated: boolean(
-      'Run without authentication and without allowlists (for local trials only; every request is allowed).',
+      'Run without authentication and without allowlists (for local trials only; every request is allowed, and none is rate limited: `rate_limit` meters keys and OAuth subjects, and there are none).',
       { default: false },
     ),
     oauth: oauthSpec(
