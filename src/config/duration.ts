@@ -1,9 +1,12 @@
-/** Parses durations such as `250ms`, `30s`, `5m`, `1h` (or a plain number of milliseconds). */
+/**
+ * Parses durations such as `250ms`, `30s`, `5m`, `1h`: always with a unit. A bare number was read
+ * as milliseconds, so `shutdown.grace: 30` (or MCPGATE_SHUTDOWN_GRACE=30) meant 30 ms to the
+ * gateway and 30 s to whoever wrote it, and validate said ok: it is refused, as `'30'` was.
+ */
 const UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 const PATTERN = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/;
 
 export function parseDuration(value: unknown): number | undefined {
-  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value : undefined;
   if (typeof value !== 'string') return undefined;
   const match = PATTERN.exec(value.trim());
   if (!match) return undefined;

@@ -16,6 +16,7 @@ import { parseConfigText } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { lockfileOf, serializeLockfile } from '../../src/pinning/lockfile.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
+import { runCli } from '../helpers/cli.ts';
 import { waitFor } from '../helpers/net.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { keyedConfig, raw, startRawUpstream } from '../helpers/raw-http.ts';
@@ -178,5 +179,66 @@ describe('the HTTP+SSE transport and max_streams', () => {
     assert.equal(upstream.streams.length, 1);
     await waitFor(() => g.auditLines.find((l) => l.status === 429), 2000, "the refusal's line");
     assert.equal(g.auditLines.find((l) => l.status === 429)!.reason, 'ERR_TOO_MANY_STREAMS');
+  });
+});
+
+/**
+ * README, Configuration reference: "Durations: `250ms`, `30s`, `5m`, `1h`", and "a typo in a
+ * security config must not silently disable a rule". A duration written without its unit was read
+ * as milliseconds: `shutdown.grace: 30` (meant as 30 s) cut every call in flight 30 ms into a
+ * rollout, `auth.oauth.clock_tolerance: 300` allowed 0.3 s of skew, `MCPGATE_UPSTREAM_CALL_TIMEOUT=600`
+ * gave tool calls 0.6 s; `validate` said ok. The same number quoted (`'30'`) was refused.
+ */
+describe('a duration without its unit', () => {
+  it('hole: is refused with its path, failed before: read as milliseconds, validate ok', async () => {
+    for (const [yaml, path] of [
+      ['shutdown: { grace: 30 }', 'shutdown.grace'],
+      ['upstream: { url: "http://127.0.0.1:9/mcp", call_timeout: 600 }', 'upstream.call_timeout'],
+      [
+        'upstream: { url: "http://127.0.0.1:9/mcp", tool_timeouts: { build: 3600 } }',
+        'upstream.tool_timeouts.build',
+      ],
+      ['limits: { idle_reclaim: 0 }', 'limits.idle_reclaim'],
+    ] as const) {
+      const text = `${yaml.startsWith('upstream') ? '' : 'upstream: { url: "http://127.0.0.1:9/mcp" }\n'}${yaml}\n`;
+      const { config, issues } = parseConfigText(text, {}, Date.now());
+      assert.equal(config, undefined, yaml);
+      assert.deepEqual(
+        issues.filter((i) => i.severity === 'error').map((i) => `${i.path}: ${i.message}`),
+        [`${path}: must be a duration such as 250ms, 30s, 5m or 1h`],
+      );
+    }
+    // From the environment alone, as a sidecar is configured: the variable is named.
+    const cwd = mkdtempSync(join(tmpdir(), 'mcpgate-promises-env-'));
+    try {
+      const { code, stderr } = await runCli(['validate'], {
+        cwd,
+        env: {
+          MCPGATE_UPSTREAM_URL: 'http://127.0.0.1:9/mcp',
+          MCPGATE_SHUTDOWN_GRACE: '30',
+          MCPGATE_KEYS: '[]',
+        },
+      });
+      assert.equal(code, 1);
+      assert.match(
+        stderr,
+        /^shutdown\.grace: must be a duration such as 250ms, 30s, 5m or 1h \(from MCPGATE_SHUTDOWN_GRACE\)$/m,
+      );
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
+  });
+
+  it('holds: every spelling the README shows, 0s included', () => {
+    const text =
+      'upstream: { url: "http://127.0.0.1:9/mcp", timeout: 250ms, call_timeout: 5m, tool_timeouts: { build: 1h } }\n' +
+      'shutdown: { grace: 30s }\nlimits: { idle_reclaim: 0s }\n';
+    const { config, issues } = parseConfigText(text, {}, Date.now());
+    assert.ok(config, JSON.stringify(issues));
+    assert.equal(config.upstream.timeout, 250);
+    assert.equal(config.upstream.call_timeout, 300_000);
+    assert.equal(config.upstream.tool_timeouts.build, 3_600_000);
+    assert.equal(config.shutdown.grace, 30_000);
+    assert.equal(config.limits.idle_reclaim, 0);
   });
 });
