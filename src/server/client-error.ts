@@ -51,12 +51,15 @@ const WHY: Readonly<Record<number, string>> = {
 
 /**
  * A whole answer written on the socket itself (no response object: Node's parser failed, or the
- * request never reached the handler): the status, a JSON-RPC error body, and the connection closed.
+ * request never reached the handler): the status, a JSON-RPC error body, the request id of its audit
+ * line (as every other answer carries, CONNECT's included: without it a client's report of a refusal
+ * could not be matched to its line), and the connection closed.
  */
-function rawAnswer(status: number, body: string): string {
+function rawAnswer(status: number, body: string, requestId: string): string {
   return (
     `HTTP/1.1 ${status} ${REASONS[status]}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
-    `Cache-Control: no-store\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+    `Cache-Control: no-store\r\nX-Request-Id: ${requestId}\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
   );
 }
 
@@ -127,7 +130,8 @@ export function auditClientErrors(server: Server, observer: Observer, clock: Clo
     // The answer says why in a JSON-RPC error, as every other refusal does (id null: nothing of
     // the request was read).
     const body = errorBody(null, RPC.INVALID_REQUEST, `invalid request: ${WHY[status]}`);
-    const answer = rawAnswer(status, body);
+    const requestId = randomId();
+    const answer = rawAnswer(status, body, requestId);
     // The line's bytes_out is the answer's body, as on every other line (it said 0 for a sent answer).
     const bytesOut = Buffer.byteLength(body);
     // Behind answers still owed (the request in flight, and any queued behind it, read whole): the
@@ -139,7 +143,7 @@ export function auditClientErrors(server: Server, observer: Observer, clock: Clo
       const startedAt = clock.now();
       const startedMono = clock.mono();
       const record = (sent: boolean) =>
-        recordInvalid(observer, clock, randomId(), req, status, { startedAt, startedMono, bytesOut, sent });
+        recordInvalid(observer, clock, requestId, req, status, { startedAt, startedMono, bytesOut, sent });
       const answerWhenDue = (): void => {
         const due = lastDue(socket);
         if (due !== undefined) return void due.once('close', answerWhenDue);
@@ -166,7 +170,7 @@ export function auditClientErrors(server: Server, observer: Observer, clock: Clo
     // A connection that never sent a byte (a preconnect, a probe, a port scan timing out) made no
     // request: it is answered, not recorded.
     if (socket.bytesRead === 0) return;
-    recordInvalid(observer, clock, randomId(), req, status, { bytesOut, sent });
+    recordInvalid(observer, clock, requestId, req, status, { bytesOut, sent });
   });
 }
 
@@ -258,9 +262,10 @@ export function recordCutHeads(server: Server, observer: Observer, clock: Clock)
     const startedAt = clock.now();
     const startedMono = clock.mono();
     let bytesOut = 0;
+    const requestId = randomId();
     if (socket._httpMessage == null && socket.writable) {
       const body = errorBody(null, RPC.SHUTTING_DOWN, 'gateway is shutting down');
-      socket.write(rawAnswer(503, body), (err) => {
+      socket.write(rawAnswer(503, body, requestId), (err) => {
         if (err == null) bytesOut = Buffer.byteLength(body);
       });
       socket.end();
@@ -269,7 +274,7 @@ export function recordCutHeads(server: Server, observer: Observer, clock: Clock)
     recorded.push(new Promise((r) => (written = r)));
     socket.once('close', () => {
       const ctx = createContext(
-        randomId(),
+        requestId,
         unknownRequest(socket),
         {} as ServerResponse,
         startedAt,

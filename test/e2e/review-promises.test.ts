@@ -116,6 +116,26 @@ describe('the line of a request the HTTP parser refuses', () => {
       assert.equal(lines[0]!.bytes_out, Buffer.byteLength(body));
     }
   });
+
+  /**
+   * README, Audit log: `request_id` is "returned in X-Request-Id". Every answer carries the id of its
+   * line (a 401, a 405, the router's 400 for an absolute-form target, CONNECT's 400), but the parser's
+   * own refusals (400, 431) went out without it: a client reporting one could not be matched to it.
+   */
+  it('hole: its answer carries the request id of its line, failed before: no X-Request-Id', async () => {
+    const port = Number(new URL(g.url).port);
+    for (const head of [
+      'GARBAGE\r\n\r\n',
+      `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: ${'a'.repeat(20_000)}\r\n\r\n`,
+    ]) {
+      const before = g.auditLines.length;
+      const { text } = await raw(port, head, 2000);
+      const lines = g.auditLines.slice(before);
+      assert.equal(lines.length, 1);
+      const id = /\r\nX-Request-Id: ([^\r]+)\r\n/i.exec(text.slice(0, text.indexOf('\r\n\r\n') + 2))?.[1];
+      assert.equal(id, lines[0]!.request_id);
+    }
+  });
 });
 
 /**
