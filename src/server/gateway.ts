@@ -214,12 +214,17 @@ export async function startGateway(
     handler,
     currentConfig: () => running,
     async reload(next) {
-      const outcome = await reloadSteps(running, next, {
+      let outcome = await reloadSteps(running, next, {
         holder,
         handler,
         build: (effective) => createSteps(effective, deps, durable),
         now: deps.clock.now,
       });
+      // The HTTP+SSE transport keeps the pins read at start: a lockfile written since (`mcpgate pin`
+      // against the server over Streamable HTTP) is not read, and the reload says so, as it says of
+      // a changed pinning setting (reload.ts), rather than "config reloaded" alone.
+      if (!outcome.restart.some((p) => p.startsWith('pinning')) && durable.lockfileChanged?.() === true)
+        outcome = { ...outcome, restart: [...outcome.restart, 'pinning.lockfile'] };
       if (outcome.applied) running = outcome.config;
       return outcome;
     },

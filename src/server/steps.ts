@@ -1,5 +1,6 @@
 /** Builds the pipeline's steps from the config, once: nothing is re-validated per request. */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Config } from '../config/schema.ts';
 import type {
   AuthenticateStep,
@@ -71,6 +72,11 @@ export interface Durable {
   readonly pending: PendingTags;
   /** Pinning shared with the HTTP+SSE transport (built once); undefined: each reload builds its own. */
   readonly pinning: Pinning | undefined;
+  /**
+   * With that shared pinning: whether its lockfile now holds other text than it was read with (a
+   * reload cannot apply it, and says so). Undefined when each reload reads the lockfile itself.
+   */
+  readonly lockfileChanged: (() => boolean) | undefined;
   /** What pinned lists showed since start, which every pinning built on a reload reads on. */
   readonly pinSightings: PinSightings;
   readonly rateLimit: RateLimitStep;
@@ -127,8 +133,22 @@ export async function createDurable(config: Config, deps: GatewayDeps): Promise<
   // read at start (with this transport, pinning changes need a restart).
   // What pinned lists showed outlives reloads (a reload reads the lockfile again, not the lists).
   const pinSightings = new PinSightings();
+  let lockfileText: string | undefined;
   const pinning =
-    config.upstream.transport === 'sse' ? createPinningStep(config, deps, pinSightings) : undefined;
+    config.upstream.transport === 'sse'
+      ? createPinningStep(config, deps, pinSightings, (text) => (lockfileText = text))
+      : undefined;
+  const lockfile = pinning === undefined ? undefined : config.pinning?.lockfile;
+  const lockfileChanged =
+    lockfile === undefined
+      ? undefined
+      : () => {
+          try {
+            return readFileSync(lockfile, 'utf8') !== lockfileText;
+          } catch {
+            return true;
+          }
+        };
   // The older HTTP+SSE transport: its own endpoint sessions; its GET stream matched by request tags.
   const transport =
     config.upstream.transport === 'sse'
@@ -155,6 +175,7 @@ export async function createDurable(config: Config, deps: GatewayDeps): Promise<
     cursors,
     pending,
     pinning,
+    lockfileChanged,
     pinSightings,
     rateLimit,
     tasks,
@@ -203,11 +224,26 @@ export async function createSteps(config: Config, deps: GatewayDeps, durable: Du
  * that rebuilds the steps from a fresh config reads the lockfile again (and starts a fresh memory
  * of what was seen). Throws when the lockfile is missing or invalid: the gateway does not start.
  */
-function createPinningStep(config: Config, deps: GatewayDeps, sightings: PinSightings): Pinning | undefined {
+function createPinningStep(
+  config: Config,
+  deps: GatewayDeps,
+  sightings: PinSightings,
+  /** Told the lockfile's text as it was read. */
+  read?: (text: string) => void,
+): Pinning | undefined {
   const options = config.pinning;
   if (options === undefined) return undefined;
   return createPinning(options, {
     sightings,
+    ...(read === undefined
+      ? {}
+      : {
+          readFile: (path: string) => {
+            const text = readFileSync(path, 'utf8');
+            read(text);
+            return text;
+          },
+        }),
     report(report) {
       logPinReport(deps.log, report, options.on_change);
       deps.pinViolation?.(report.kind, report.name);

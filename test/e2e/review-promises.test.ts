@@ -77,6 +77,20 @@ describe('a reload with the HTTP+SSE upstream transport and pinning', () => {
     assert.equal(g.currentConfig().pinning?.on_change, 'warn');
     assert.equal(g.currentConfig().pinning?.lockfile, join(dir, 'a.json'));
   });
+
+  it('hole: a lockfile written again since start is reported as needing a restart, failed before: "config reloaded" alone', async () => {
+    const same = configOf(yaml('warn', join(dir, 'a.json')));
+    assert.deepEqual((await g.runtime.reload(same)).restart, [], 'nothing changed, nothing reported');
+    // `mcpgate pin` run again: the file now pins another definition.
+    const repinned = lockfileOf({
+      tools: [{ name: 'search', description: 'new', inputSchema: { type: 'object' } }],
+      prompts: [],
+    });
+    writeFileSync(join(dir, 'a.json'), serializeLockfile(repinned));
+    const outcome = await g.runtime.reload(same);
+    assert.equal(outcome.applied, true);
+    assert.deepEqual(outcome.restart, ['pinning.lockfile']);
+  });
 });
 
 /**
