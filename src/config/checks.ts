@@ -190,13 +190,22 @@ function transportOfPath(url: string): 'sse' | 'streamable-http' | undefined {
   return undefined;
 }
 
-/** Dates without a time (2027-01-31) expire at the end of that day, UTC. */
+/**
+ * Dates without a time (2027-01-31) expire at the end of that day, UTC. A day its month does not
+ * have is refused: Date.parse rolls `2026-04-31` over to May 1 and `2027-02-29` to March 1, so a
+ * key meant to end with April was let in a day longer, and validate said ok.
+ */
 export function parseExpiry(value: string): number | undefined {
-  if (/^\d{4}-\d{2}-\d{2}$/.test(value)) {
+  const date = /^(\d{4})-(\d{2})-(\d{2})/.exec(value);
+  if (date === null) return undefined;
+  const [year, month, day] = [Number(date[1]), Number(date[2]), Number(date[3])];
+  if (month < 1 || month > 12 || day < 1 || day > new Date(Date.UTC(year, month, 0)).getUTCDate())
+    return undefined;
+  if (value.length === 10) {
     const start = Date.parse(`${value}T00:00:00Z`);
     return Number.isNaN(start) ? undefined : start + 86_400_000;
   }
-  if (!/^\d{4}-\d{2}-\d{2}T/.test(value)) return undefined;
+  if (value[10] !== 'T') return undefined;
   const t = Date.parse(value);
   return Number.isNaN(t) ? undefined : t;
 }

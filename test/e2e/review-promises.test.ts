@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mintKey } from '../../src/auth/key-format.ts';
 import { parseConfigText } from '../../src/config/load.ts';
+import { parseExpiry } from '../../src/config/checks.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { lockfileOf, serializeLockfile } from '../../src/pinning/lockfile.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
@@ -274,5 +275,35 @@ describe('a duration without its unit', () => {
     assert.equal(config.upstream.tool_timeouts.build, 3_600_000);
     assert.equal(config.shutdown.grace, 30_000);
     assert.equal(config.limits.idle_reclaim, 0);
+  });
+});
+
+/**
+ * README, Configuration reference: `keys[].expires` is an "Expiry date or time (ISO 8601); refused
+ * after it". A day its month does not have was taken: Date.parse rolls `2026-04-31` over to May 1
+ * (and `2027-02-29` to March 1), so a key meant to end with April worked a day longer, and validate
+ * said ok.
+ */
+describe('a key expiry on a day its month does not have', () => {
+  const key = (expires: string) =>
+    `upstream: { url: "http://127.0.0.1:9/mcp" }\nkeys:\n  - { label: a, hash: "${'a'.repeat(64)}", expires: "${expires}" }\n`;
+
+  it('hole: is refused with its path, failed before: rolled over into the next month', () => {
+    for (const expires of ['2026-04-31', '2027-02-29', '2026-06-31T12:00:00Z']) {
+      const { config, issues } = parseConfigText(key(expires), {}, Date.parse('2026-01-01T00:00:00Z'));
+      assert.equal(config, undefined, expires);
+      assert.deepEqual(
+        issues.filter((i) => i.severity === 'error').map((i) => i.path),
+        ['keys[0].expires'],
+        expires,
+      );
+    }
+  });
+
+  it('holds: a date ends with its day (UTC), a leap day included', () => {
+    const { config, issues } = parseConfigText(key('2028-02-29'), {}, Date.parse('2026-01-01T00:00:00Z'));
+    assert.ok(config, JSON.stringify(issues));
+    assert.equal(parseExpiry('2028-02-29'), Date.parse('2028-03-01T00:00:00Z'));
+    assert.equal(parseExpiry('2026-04-30T18:00:00Z'), Date.parse('2026-04-30T18:00:00Z'));
   });
 });
