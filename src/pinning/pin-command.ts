@@ -62,12 +62,31 @@ async function readPrevious(path: string, io: PinIo): Promise<Lockfile | undefin
 
 const SINGULAR: Record<PinKind, string> = { tools: 'tool', prompts: 'prompt' };
 
+/** A name written as it is: visible ASCII, nothing a reader could take for the line's syntax. */
+const PLAIN = /^[A-Za-z0-9_./@:+-]+$/;
+/**
+ * What JSON.stringify leaves as it is but a terminal or a reader acts on: DEL and C1 controls (CSI is
+ * U+009B), line and paragraph separators, bidirectional and invisible formatting characters.
+ */
+const UNSEEN = /[\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]/g;
+
+/**
+ * A name or field as the upstream spelled it, safe to print: the summary is what the operator reviews
+ * (a compromised upstream is what pinning guards against), and a name holding a line break forged
+ * lines of it (`x\n  - tool search`), one holding terminal escapes erased the line announcing it.
+ * Anything but a plain name is printed as a JSON string with those characters escaped too.
+ */
+function shown(name: string): string {
+  if (PLAIN.test(name)) return name;
+  return JSON.stringify(name).replace(UNSEEN, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 function describe(diff: LockfileDiff, next: Lockfile, path: string, fresh: boolean): string {
   const lines: string[] = [];
-  for (const { kind, name } of diff.added) lines.push(`  + ${SINGULAR[kind]} ${name}`);
+  for (const { kind, name } of diff.added) lines.push(`  + ${SINGULAR[kind]} ${shown(name)}`);
   for (const { kind, name, fields } of diff.changed)
-    lines.push(`  ~ ${SINGULAR[kind]} ${name}: ${fields.join(', ')}`);
-  for (const { kind, name } of diff.removed) lines.push(`  - ${SINGULAR[kind]} ${name}`);
+    lines.push(`  ~ ${SINGULAR[kind]} ${shown(name)}: ${fields.map(shown).join(', ')}`);
+  for (const { kind, name } of diff.removed) lines.push(`  - ${SINGULAR[kind]} ${shown(name)}`);
   const counts = `${next.tools.size} tool(s), ${next.prompts.size} prompt(s)`;
   if (lines.length === 0) return `${path}: up to date (${counts})\n`;
   const head = fresh

@@ -6,7 +6,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { request as httpRequest } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -305,5 +306,74 @@ describe('a key expiry on a day its month does not have', () => {
     assert.ok(config, JSON.stringify(issues));
     assert.equal(parseExpiry('2028-02-29'), Date.parse('2028-03-01T00:00:00Z'));
     assert.equal(parseExpiry('2026-04-30T18:00:00Z'), Date.parse('2026-04-30T18:00:00Z'));
+  });
+});
+
+/**
+ * README, Tool-definition pinning: `mcpgate pin` "prints the change against the previous lockfile"
+ * (`+ tool export_csv`, `~ tool search: description, inputSchema`), for the operator to review; its
+ * threat is a compromised upstream, and "the first approval: `mcpgate pin` trusts what the upstream
+ * says when you run it. Read the diff." The names it printed were the upstream's, raw: a tool named
+ * with a line break forged lines of the summary, and one holding terminal escapes (ESC [1A ESC [2K:
+ * up a line, erase it) erased the line that announced it, so the operator read less than was pinned.
+ * The gateway's own log escapes control characters "so a logged value cannot drive the terminal".
+ */
+describe('mcpgate pin and the names the upstream chose', () => {
+  const tools = [
+    { name: 'search', inputSchema: { type: 'object' } },
+    { name: 'exfiltrate\x1b[1A\x1b[2K', inputSchema: { type: 'object' } },
+    { name: 'x\n  - tool search', inputSchema: { type: 'object' } },
+    { name: 'rtl\u202etxt.exe\u2028', inputSchema: { type: 'object' }, ['\x1b]0;title\x07']: 1 },
+  ];
+  let dir: string;
+  let url = '';
+  const server = createServer((req, res) => {
+    let text = '';
+    req.on('data', (d: Buffer) => (text += d.toString()));
+    req.on('end', () => {
+      if (req.method !== 'POST') return void res.writeHead(405).end();
+      const m = JSON.parse(text) as { id?: number; method: string };
+      if (m.id === undefined) return void res.writeHead(202).end();
+      const result =
+        m.method === 'initialize'
+          ? {
+              protocolVersion: '2025-06-18',
+              capabilities: { tools: {} },
+              serverInfo: { name: 's', version: '1' },
+            }
+          : { tools };
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result }));
+    });
+  });
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'mcpgate-promises-pin-'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`;
+  });
+  after(async () => {
+    await new Promise<void>((r) => server.close(() => r()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('hole: every name is printed on its own line, escaped, failed before: raw (forged lines, terminal escapes)', async () => {
+    const lock = join(dir, 'lock.json');
+    const config = join(dir, 'mcpgate.yaml');
+    writeFileSync(config, `upstream:\n  url: ${url}\npinning:\n  lockfile: ${lock}\nkeys: []\n`);
+    // A previous lockfile pinning `search` alone, so the others are announced as added.
+    writeFileSync(lock, serializeLockfile(lockfileOf({ tools: [tools[0]!], prompts: [] })));
+    const { code, stdout, stderr } = await runCli(['pin', '--config', config]);
+    assert.equal(code, 0, stderr);
+    // eslint-disable-next-line no-control-regex
+    assert.doesNotMatch(stdout, /[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/);
+    const lines = stdout.split('\n').filter((l) => l !== '');
+    assert.equal(lines[0], `${lock}: 3 added, 0 changed, 0 removed (4 tool(s), 0 prompt(s))`);
+    assert.deepEqual(lines.slice(1, 4).sort(), [
+      '  + tool "exfiltrate\\u001b[1A\\u001b[2K"',
+      '  + tool "rtl\\u202etxt.exe\\u2028"',
+      '  + tool "x\\n  - tool search"',
+    ]);
+    assert.match(lines[4]!, /^wrote /);
+    assert.equal(lines.length, 5);
   });
 });
