@@ -24,7 +24,8 @@ export async function runPin(run: PinRun, io: PinIo): Promise<number> {
     definitions = await fetchDefinitions(run.upstream, 'mcpgate-pin', run.version);
   } catch (err) {
     if (!(err instanceof PinFetchError)) throw err;
-    io.stderr(`mcpgate pin: ${err.message}\n`);
+    // The message may quote the upstream (its error's text): one line, nothing that drives a terminal.
+    io.stderr(`mcpgate pin: ${escapeUnseen(err.message.replace(CONTROLS, escapeChar))}\n`);
     return 1;
   }
   const next = lockfileOf(definitions);
@@ -77,9 +78,13 @@ const UNSEEN = /[\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060
  * Anything but a plain name is printed as a JSON string with those characters escaped too.
  */
 function shown(name: string): string {
-  if (PLAIN.test(name)) return name;
-  return JSON.stringify(name).replace(UNSEEN, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return PLAIN.test(name) ? name : escapeUnseen(JSON.stringify(name));
 }
+
+// eslint-disable-next-line no-control-regex
+const CONTROLS = /[\u0000-\u001f]/g;
+const escapeChar = (c: string): string => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+const escapeUnseen = (text: string): string => text.replace(UNSEEN, escapeChar);
 
 function describe(diff: LockfileDiff, next: Lockfile, path: string, fresh: boolean): string {
   const lines: string[] = [];

@@ -327,6 +327,7 @@ describe('mcpgate pin and the names the upstream chose', () => {
   ];
   let dir: string;
   let url = '';
+  let failWith: string | undefined;
   const server = createServer((req, res) => {
     let text = '';
     req.on('data', (d: Buffer) => (text += d.toString()));
@@ -334,6 +335,12 @@ describe('mcpgate pin and the names the upstream chose', () => {
       if (req.method !== 'POST') return void res.writeHead(405).end();
       const m = JSON.parse(text) as { id?: number; method: string };
       if (m.id === undefined) return void res.writeHead(202).end();
+      if (failWith !== undefined && m.method === 'tools/list') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return void res.end(
+          JSON.stringify({ jsonrpc: '2.0', id: m.id, error: { code: -32603, message: failWith } }),
+        );
+      }
       const result =
         m.method === 'initialize'
           ? {
@@ -375,5 +382,26 @@ describe('mcpgate pin and the names the upstream chose', () => {
     ]);
     assert.match(lines[4]!, /^wrote /);
     assert.equal(lines.length, 5);
+  });
+
+  it('hole: an upstream error it quotes is one line, escaped, failed before: raw', async () => {
+    const config = join(dir, 'mcpgate.yaml');
+    writeFileSync(
+      config,
+      `upstream:\n  url: ${url}\npinning:\n  lockfile: ${join(dir, 'x.json')}\nkeys: []\n`,
+    );
+    failWith = 'boom\x1b[2J\nmcpgate pin: wrote x.json \u202e';
+    try {
+      const { code, stderr } = await runCli(['pin', '--config', config]);
+      assert.equal(code, 1);
+      // eslint-disable-next-line no-control-regex
+      assert.doesNotMatch(stderr, /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e]/);
+      assert.equal(
+        stderr.split('\n').find((l) => l.startsWith('mcpgate pin:')) + '\n',
+        'mcpgate pin: tools/list: upstream error -32603 boom\\u001b[2J\\u000amcpgate pin: wrote x.json \\u202e\n',
+      );
+    } finally {
+      failWith = undefined;
+    }
   });
 });
