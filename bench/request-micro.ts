@@ -74,7 +74,7 @@ const { config } = parseConfigText(
   Date.now(),
 );
 if (config === undefined) throw new Error('bench config did not load');
-const grants = { tool: () => true, prompt: () => true, resource: () => true };
+const grants = { tool: () => true, prompt: () => true, resource: () => true, root: () => false };
 
 /** The headers of the pipeline bench's request, as Node gives them. */
 const rawHeaders = [

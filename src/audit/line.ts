@@ -24,6 +24,7 @@ import {
   NO_ARGUMENTS,
   pinViolations,
   toolArguments,
+  withheldUris,
 } from './record.ts';
 import type { AuditRecordOptions } from './record.ts';
 import { asciiBytes, writeJson, writeMillis, writeNumber, writeRaw, writeString } from './json-bytes.ts';
@@ -58,6 +59,8 @@ const K = {
   aborted_true: asciiBytes(',"aborted":true'),
   aborted_false: asciiBytes(',"aborted":false'),
   events_filtered: asciiBytes(',"events_filtered":'),
+  roots_withheld: asciiBytes(',"roots_withheld":'),
+  roots_withheld_uris: asciiBytes(',"roots_withheld_uris":'),
   rate_limit_fallback: asciiBytes(',"rate_limit_fallback":'),
   user_agent: asciiBytes(',"user_agent":'),
   end: asciiBytes('}\n'),
@@ -211,6 +214,15 @@ export function writeAuditLine(
   if (ctx.eventsFiltered !== undefined) {
     writeRaw(out, K.events_filtered);
     writeNumber(out, ctx.eventsFiltered);
+  }
+  if (ctx.rootsWithheld !== undefined) {
+    writeRaw(out, K.roots_withheld);
+    writeNumber(out, ctx.rootsWithheld.count);
+    const uris = withheldUris(ctx);
+    if (uris !== undefined) {
+      writeRaw(out, K.roots_withheld_uris);
+      writeJson(out, JSON.stringify(uris));
+    }
   }
   if (ctx.rateLimitFallback !== undefined) {
     writeRaw(out, K.rate_limit_fallback);

@@ -65,6 +65,10 @@ export interface AuditRecord extends AuditCall {
   protocol_version?: string | undefined;
   aborted: boolean;
   events_filtered?: number | undefined;
+  /** Roots a client's roots answers named that its key may not lend (left out of what the upstream got). */
+  roots_withheld?: number | undefined;
+  /** The first of them (at most MAX_WITHHELD_LISTED), each clipped to MAX_URI. */
+  roots_withheld_uris?: string[] | undefined;
   /** Why the rate-limit store could not decide, when `on_store_error` did. */
   rate_limit_fallback?: string | undefined;
   user_agent?: string | undefined;
@@ -164,6 +168,8 @@ export function buildAuditRecord(
     protocol_version: clip(ctx.protocolVersion, 64),
     aborted: ctx.aborted,
     events_filtered: ctx.eventsFiltered,
+    roots_withheld: ctx.rootsWithheld?.count,
+    roots_withheld_uris: withheldUris(ctx),
     rate_limit_fallback: ctx.rateLimitFallback,
     user_agent: ua === undefined ? undefined : clip(ua, MAX_NAME),
   };
@@ -234,6 +240,13 @@ export function pinViolations(ctx: RequestContext): PinViolation[] | undefined {
     change: r.change,
     fields: r.fields.length > 0 ? r.fields.slice(0, 20).map((f) => clip(f, 64) as string) : undefined,
   })) as PinViolation[];
+}
+
+/** The withheld roots the line names, clipped (a URI may hold a token: clip redacts it). */
+export function withheldUris(ctx: RequestContext): string[] | undefined {
+  const withheld = ctx.rootsWithheld;
+  if (withheld === undefined || withheld.uris.length === 0) return undefined;
+  return withheld.uris.map((uri) => clip(uri, MAX_URI) as string);
 }
 
 function id(value: JsonRpcId | null | undefined): JsonRpcId | undefined {

@@ -6,6 +6,7 @@ import { checkHttpUrl } from './http-url.ts';
 import { array, duration, object, oneOf, string } from './spec.ts';
 import type { Spec } from './spec.ts';
 import { resourcePatternProblem } from '../policy/resource-uri.ts';
+import { rootPatterns } from './root-patterns.ts';
 
 /** Asymmetric JWS algorithms only: never `none`, never HMAC (a JWKS holds public keys). */
 export const OAUTH_ALGORITHMS = [
@@ -63,6 +64,7 @@ export function oauthSpec<R>(rateLimit: Spec<R>) {
         'Resource URIs a token matching this grant may use.',
         { default: [] },
       ),
+      roots: rootPatterns('a token matching this grant'),
       rate_limit: rateLimit,
     },
     'A grant: the first whose `when` matches a token decides what it may use.',

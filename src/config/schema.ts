@@ -8,6 +8,7 @@ import type { Spec } from './spec.ts';
 import { normalizeOrigin } from '../server/cors.ts';
 import { oauthSpec } from './oauth-schema.ts';
 import { resourcePatternProblem } from '../policy/resource-uri.ts';
+import { rootPatterns } from './root-patterns.ts';
 
 export const DEFAULTS = Object.freeze({
   listen: '127.0.0.1:8080',
@@ -238,6 +239,7 @@ export const keySpec = object(
     allow: names('tool name'),
     prompts: names('prompt name'),
     resources: resourcePatterns('resource URI'),
+    roots: rootPatterns('this key'),
     disabled: boolean('A disabled key is refused.', { default: false }),
     expires: string('Expiry date or time (ISO 8601); refused after it, and its open streams end then.'),
     rate_limit: keyRateLimit,

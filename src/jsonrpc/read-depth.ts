@@ -50,6 +50,9 @@ export const PARAMS_READ: readonly string[] = Object.freeze([
   // A list request's cursor: opened and replaced (integrity/cursors.ts), so a variant such as
   // `Cursor` must not reach an upstream that matches keys by case.
   'cursor',
+  // 2026-07-28: a retried request's answers to the server's input requests, roots among them
+  // (policy/roots.ts), so a variant such as `input_responses` must not reach a pydantic upstream.
+  'inputResponses',
 ]);
 
 /**

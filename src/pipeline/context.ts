@@ -9,6 +9,7 @@ import type { ErrorCode } from '../jsonrpc/errors.ts';
 import type { JsonRpcId, JsonRpcMessage } from '../jsonrpc/message.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { PinReport } from '../pinning/pins.ts';
+import type { Withheld } from '../policy/roots.ts';
 
 /** `aborted`: the client left before its request was judged or forwarded (never `allow`). */
 export type Decision =
@@ -55,6 +56,8 @@ export interface RequestContext {
   rateLimitFallback: string | undefined;
   /** Events of a GET stream the gateway did not pass on (HTTP+SSE transport streams). */
   eventsFiltered: number | undefined;
+  /** The roots a client's roots answers in this request were not allowed to lend (policy/roots.ts). */
+  rootsWithheld: Withheld | undefined;
   /** Set once the response has been handed to the audit writer. */
   finished: boolean;
   /** Tool and prompt definitions first seen not as pinned in this request's responses. */
@@ -92,6 +95,7 @@ export function createContext(
     cutByShutdown: false,
     rateLimitFallback: undefined,
     eventsFiltered: undefined,
+    rootsWithheld: undefined,
     finished: false,
     pinReports: undefined,
   };

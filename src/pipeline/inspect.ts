@@ -20,6 +20,9 @@ import type { ResponseAction } from '../policy/filter-list.ts';
 import type { Pinning } from '../pinning/pins.ts';
 import { openRequestCursors } from '../integrity/cursors.ts';
 import type { Cursors } from '../integrity/cursors.ts';
+import { ALLOW_ALL } from '../policy/grants.ts';
+import { carriesRoots, lendRoots } from '../policy/roots.ts';
+import type { Withheld } from '../policy/roots.ts';
 
 export interface InspectOptions extends JudgeOptions {
   readonly tasks: TaskOwnership;
@@ -62,9 +65,15 @@ export function createInspect(options: InspectOptions): InspectStep {
     let firstDenial: ErrorCode | undefined;
     // Whether a refusal was a denial, not only a message the judge could not read (`invalid`).
     let policyDenied = false;
+    // Whether a message hands the upstream roots (policy/roots.ts): only a response, or a request
+    // holding `inputResponses`, is looked at; without authentication every root is lent as sent.
+    let roots = false;
+    const lends = principal.grants !== ALLOW_ALL;
     for (const message of messages) {
       const verdict = judge(message, principal.grants, judgeOptions, scope);
       ctx.calls.push(verdict.record);
+      if (lends && !roots && (verdict.record.rpc_method === undefined || mayCarryRoots(message)))
+        roots = carriesRoots(message);
       const id = isRequest(message) ? message.id : null;
       if (!verdict.allowed) {
         firstDenial ??= verdict.error?.code ?? 'ERR_METHOD_DENIED';
@@ -83,13 +92,26 @@ export function createInspect(options: InspectOptions): InspectStep {
       ctx.reason = batch ? 'ERR_BATCH_DENIED' : firstDenial;
       return { bytes: parsed.bytes, answer: denialAnswer(messages, batch, denied), plans: undefined };
     }
+    // A roots answer reaches the upstream with only the roots the key may lend, re-serialised.
+    let judged = parsed.bytes;
+    if (roots) {
+      const withheld: Withheld = { count: 0, uris: [] };
+      judged = lendRoots(judged, principal.grants, withheld);
+      if (withheld.count > 0) ctx.rootsWithheld = withheld;
+    }
     // A list request's cursor reaches the upstream as the upstream wrote it, or not at all.
     const bytes =
       cursors === undefined || plan === undefined
-        ? parsed.bytes
-        : openRequestCursors(parsed.bytes, messages, plan, principal.bindingId, cursors);
+        ? judged
+        : openRequestCursors(judged, messages, plan, principal.bindingId, cursors);
     return { bytes, answer: undefined, plans: plan };
   };
+}
+
+/** A request or notification that may hold 2026-07-28 `inputResponses` (carriesRoots reads them). */
+function mayCarryRoots(message: ReturnType<typeof parseBody>['messages'][number]): boolean {
+  const params = (message as { params?: Record<string, unknown> }).params;
+  return params !== undefined && params.inputResponses !== undefined;
 }
 
 /**

@@ -165,7 +165,9 @@ export function renderMethodTable(): string {
   for (const m of METHOD_TABLE) {
     lines.push(`| \`${m.method}\` | ${m.from} | ${revisionText(m)} | ${ruleText(m)} |`);
   }
-  lines.push('| a response (to a server request) | client | all | allowed |');
+  lines.push(
+    '| a response (to a server request) | client | all | allowed; a roots answer (a `result` holding `roots`) reaches the upstream with only the roots the key\u2019s `roots` allow ([roots](#what-a-key-protects-and-what-it-does-not)) |',
+  );
   lines.push(
     '| a method above that the request\u2019s revision does not have (a 2026-07-28 request, by its `_meta` protocol version) | client | \u2013 | `Method not found` (-32601, HTTP 404), as a server of that revision answers |',
   );

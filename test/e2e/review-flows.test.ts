@@ -93,7 +93,7 @@ describe('flows review: the v1 SDK client on server-everything, directly and thr
       reviewConfig(everything.url, [{ label: 'alice', key: KEY, allow: ['*'], resources: ['*'] }], '', {
         secret: SECRET,
         resources: [],
-      }).replace(/(resources: \["\*"\])/, '$1\n    prompts: ["*"]'),
+      }).replace(/(resources: \["\*"\])/, '$1\n    prompts: ["*"]\n    roots: ["file:///work"]'),
     );
   });
   after(async () => {

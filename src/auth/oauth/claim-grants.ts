@@ -18,7 +18,7 @@ export interface ClaimGrant {
 }
 
 /** Grants nothing: a token that matched no grant. */
-export const NO_GRANTS: Grants = compileGrants({ allow: [], prompts: [], resources: [] });
+export const NO_GRANTS: Grants = compileGrants({ allow: [], prompts: [], resources: [], roots: [] });
 
 export function compileClaimGrants(list: readonly GrantConfig[]): readonly ClaimGrant[] {
   return Object.freeze(

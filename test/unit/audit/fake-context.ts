@@ -62,6 +62,7 @@ export function fakeContext(overrides: Partial<RequestContext> = {}, method = 'P
     cutByShutdown: false,
     rateLimitFallback: undefined,
     eventsFiltered: undefined,
+    rootsWithheld: undefined,
     finished: true,
     pinReports: undefined,
     ...overrides,

@@ -199,6 +199,7 @@ const context: fc.Arbitrary<RequestContext> = fc
     protocolVersion: optional(longText),
     aborted: fc.boolean(),
     eventsFiltered: optional(number),
+    rootsWithheld: optional(fc.record({ count: fc.nat(), uris: fc.array(longText, { maxLength: 3 }) })),
     pinReports: optional(fc.array(pinReport, { maxLength: 2 })),
   })
   .map((r) => {
@@ -220,6 +221,7 @@ const context: fc.Arbitrary<RequestContext> = fc
       protocolVersion: r.protocolVersion,
       aborted: r.aborted,
       eventsFiltered: r.eventsFiltered,
+      rootsWithheld: r.rootsWithheld,
       pinReports: r.pinReports,
     });
     const headers = { ...ctx.req.headers, 'user-agent': r.userAgent };

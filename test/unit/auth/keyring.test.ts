@@ -27,6 +27,7 @@ const grantsFor = (key: KeyConfig): Grants => ({
   tool: (name) => key.allow.includes(name),
   prompt: () => false,
   resource: () => false,
+  root: () => false,
 });
 
 const code = (r: AuthResult) => (r.ok ? 'ok' : r.code);

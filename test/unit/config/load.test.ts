@@ -227,7 +227,7 @@ describe('config loading', () => {
       'unknown key field',
       `upstream:\n  url: http://x/mcp\nkeys:\n  - label: a\n    hash: "${HASH}"\n    allowed: [x]\n`,
       [
-        'keys[0].allowed: unknown field (expected one of: label, hash, allow, prompts, resources, disabled, expires, rate_limit)',
+        'keys[0].allowed: unknown field (expected one of: label, hash, allow, prompts, resources, roots, disabled, expires, rate_limit)',
       ],
     ],
     [
