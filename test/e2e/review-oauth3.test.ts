@@ -520,6 +520,55 @@ describe('the wall clock steps back while a verified token is remembered', () =>
 });
 
 // ---------------------------------------------------------------------------------------------
+// 5c. The wall clock stepping back after a JWK set was loaded, then a key rotation.
+// ---------------------------------------------------------------------------------------------
+describe('the wall clock steps back an hour after the JWK set was loaded, then a key is published', () => {
+  let k1: Key;
+  let k2: Key;
+  let published: Key[];
+  let jwks: Awaited<ReturnType<typeof startJwks>>;
+  let issuer: string;
+  let upstream: SdkUpstream;
+  let gateway: TestGateway;
+  const COOLDOWN = 200;
+
+  before(async () => {
+    k1 = await newKey('k1');
+    k2 = await newKey('k2');
+    published = [k1];
+    jwks = await startJwks(() => ({ keys: published.map((k) => k.jwk) }));
+    issuer = `http://localhost:${new URL(jwks.url).port}/realm`;
+    upstream = await startSdkUpstream();
+    gateway = await startOAuthGateway(upstream.url, issuer, jwks.url, [], {
+      oauthTuning: { cooldownMs: COOLDOWN },
+      // Read at each call, so the step below reaches the gateway's wall clock as it reaches jose's.
+      clock: { now: () => Date.now(), mono: () => performance.now() },
+    });
+  });
+  after(async () => {
+    await gateway.close(500);
+    await upstream.close();
+    await jwks.close();
+  });
+
+  it('hole: a newly published key was refused until the wall clock was back past the last load failed before: 401', async (t) => {
+    // failed before: 401. jose timed its unknown-kid cooldown on the wall clock from the last load,
+    // so with the clock an hour back it was still "cooling down": the token of the key just published
+    // was refused, and every other token of it, until the background refresh (10 minutes).
+    const first = await sign(k1, issuer, { aud: gateway.mcpUrl });
+    assert.equal((await post(gateway.mcpUrl, first)).status, 200);
+    const real = Date.now.bind(Date);
+    t.mock.method(Date, 'now', () => real() - 3_600_000);
+    published = [k1, k2];
+    await new Promise((r) => setTimeout(r, COOLDOWN + 100));
+    const iat = Math.floor(Date.now() / 1000) - 60;
+    const rotated = await sign(k2, issuer, { aud: gateway.mcpUrl, iat, exp: iat + 600 });
+    const answer = await post(gateway.mcpUrl, rotated);
+    assert.equal(answer.status, 200, answer.body);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
 // 6. Token forms signed by the real key that are still no access token.
 // ---------------------------------------------------------------------------------------------
 describe('token forms signed by the published key that must still be refused', () => {

@@ -10,8 +10,14 @@
  * succeeds every token is refused with ERR_AUTH_TOKEN_KEYS_UNAVAILABLE. After a failed fetch, no
  * new fetch is attempted for FAILURE_COOLDOWN_MS, so a flood of tokens with unknown `kid`s cannot
  * make the gateway hammer a struggling authorization server or wait on it per request.
+ *
+ * Both cooldowns are durations on the monotonic clock. jose times its own unknown-`kid` cooldown
+ * on the wall clock (from the last load), so a clock stepped back an hour after a load kept it
+ * cooling down for that hour: a key the authorization server had just published was refused until
+ * the background refresh. jose's cooldown is therefore set to never end, and the unknown-`kid`
+ * refetch is made here (getKey) once the monotonic cooldown since the last load has passed.
  */
-import { createLocalJWKSet, createRemoteJWKSet, customFetch } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, errors } from 'jose';
 import type { CryptoKey, FlattenedJWSInput, JSONWebKeySet, JWSHeaderParameters, RemoteJWKSet } from 'jose';
 import type { Logger } from '../../log/types.ts';
 import { discoverJwksUri } from './discovery.ts';
@@ -72,6 +78,9 @@ export function createKeySource(options: KeySourceOptions): KeySource {
   let jwks: RemoteJWKSet | undefined;
   let lastOk: boolean | undefined;
   let failedAt = -Infinity;
+  /** Monotonic ms of the last fetch that loaded a JWK set (the unknown-`kid` cooldown runs from it). */
+  let loadedAt = -Infinity;
+  const unknownKidCooldown = options.cooldownMs ?? UNKNOWN_KID_COOLDOWN_MS;
   let discoveryProblem = 'issuer discovery has not finished';
   let closed = false;
   const timers = new Set<NodeJS.Timeout>();
@@ -117,6 +126,7 @@ export function createKeySource(options: KeySourceOptions): KeySource {
       throw new KeysUnavailable('the JWK set answer is not a JWK set');
     }
     lastOk = true;
+    loadedAt = now();
     return new Response(text, { status: 200, headers: response.headers });
   };
 
@@ -132,7 +142,8 @@ export function createKeySource(options: KeySourceOptions): KeySource {
   function useJwks(uri: string): void {
     jwks = createRemoteJWKSet(new URL(uri), {
       timeoutDuration: timeoutMs,
-      cooldownDuration: options.cooldownMs ?? UNKNOWN_KID_COOLDOWN_MS,
+      // Never over on jose's wall clock: getKey refetches on an unknown `kid` by the monotonic one.
+      cooldownDuration: Infinity,
       cacheMaxAge: Infinity,
       [customFetch]: tracked,
     });
@@ -170,8 +181,16 @@ export function createKeySource(options: KeySourceOptions): KeySource {
 
   return {
     async getKey(header, token) {
-      if (jwks === undefined) throw new KeysUnavailable(discoveryProblem);
-      return jwks(header, token);
+      const set = jwks;
+      if (set === undefined) throw new KeysUnavailable(discoveryProblem);
+      try {
+        return await set(header, token);
+      } catch (err) {
+        // An unknown `kid` (key rotation): the set is fetched again, at most once per cooldown.
+        if (!(err instanceof errors.JWKSNoMatchingKey) || now() - loadedAt < unknownKidCooldown) throw err;
+        await set.reload();
+        return set(header, token);
+      }
     },
     status() {
       if (jwks === undefined || jwks.jwks() === undefined) return 'unavailable';
