@@ -485,7 +485,9 @@ export function createHandler(deps: HandlerDeps): Handler {
       const ex = streams.get(ctx);
       if (ex === undefined || ctx.finished) return;
       ex.expiry?.cancel();
-      ex.expiry = ExpiryWatch.start(ctx, now, expire, expiresAt);
+      // No expiry now is no watch: start's default (undefined) is the principal's old expiry, which a
+      // reload that lifted it would have kept.
+      ex.expiry = expiresAt === undefined ? undefined : ExpiryWatch.start(ctx, now, expire, expiresAt);
     },
     drain() {
       draining = true;

@@ -217,7 +217,10 @@ async function endRefusedStreams(
       handler.endStream(ctx, refusal);
     };
     if (grantsKept && handler.owes(ctx, later)) {
-      if (probe.principal?.expiresAt !== before.expiresAt) handler.rewatch(ctx, probe.principal?.expiresAt);
+      // Re-armed whatever the expiry it opened with: an earlier reload may have re-armed it already
+      // (lifted or extended), and a key set back to its first expiry was taken for no change, so the
+      // stream outlived it.
+      handler.rewatch(ctx, probe.principal?.expiresAt);
       ended++;
       continue;
     }
