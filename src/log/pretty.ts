@@ -18,9 +18,13 @@ const LEVEL_COLORS: Readonly<Record<string, string>> = {
 const RESET = '\x1b[0m';
 const DIM = '\x1b[2m';
 
-// C0 and C1 controls and DEL. Newlines too: one entry must not look like two.
+// C0 and C1 controls and DEL. Newlines too: one entry must not look like two. And what a terminal or
+// a reader acts on though it is no control: line and paragraph separators, bidirectional and
+// invisible formatting characters. A pin warning quotes the upstream's tool names (pinning's threat
+// is a compromised upstream): U+202E turned the rest of its line around. `mcpgate pin` escapes the
+// same set (pin-command.ts).
 // eslint-disable-next-line no-control-regex
-const CONTROL = /[\x00-\x1f\x7f-\x9f]/g;
+const CONTROL = /[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]/g;
 const BARE = /^[\x21-\x7e]+$/;
 
 function escapeControls(text: string): string {

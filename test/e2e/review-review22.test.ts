@@ -15,6 +15,8 @@ import { startRawSseUpstream } from '../helpers/raw-sse-upstream.ts';
 import { legacyClients, messageEvent } from '../helpers/legacy-session.ts';
 import type { OpenedStream } from '../helpers/sse-stream.ts';
 import { waitFor } from '../helpers/net.ts';
+import { createLogger } from '../../src/log/logger.ts';
+import { logPinReport } from '../../src/pinning/report.ts';
 
 const SECRET = 'r'.repeat(40);
 const call = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: {} } };
@@ -92,5 +94,32 @@ describe('review-review22: a kept HTTP+SSE stream across two reloads', () => {
       await gateway.close(200);
       await upstream.close();
     }
+  });
+});
+
+describe("review-review22: serve's pretty log of what the upstream named", () => {
+  it('hole: a tool name with bidi overrides reordered its pin warning on a terminal failed before: U+202E printed raw', () => {
+    // failed before: the pretty lines (serve on a terminal) escaped C0 and C1 controls only. A pin
+    // warning quotes the upstream's tool name and changed fields (pinning's threat is a compromised
+    // upstream): U+202E turned the rest of the line around, U+2028 broke it for a reader that takes
+    // it as a line break, and zero-width characters hid what the name was. `mcpgate pin` escapes
+    // them (pin-command.ts); the log now does too.
+    let written = '';
+    const log = createLogger({
+      level: 'info',
+      pretty: true,
+      color: false,
+      destination: { write: (l) => (written += l) },
+    });
+    const name = 'search\u202e deifitou ton si\u2028\u200b';
+    logPinReport(
+      log,
+      { kind: 'tools', name, change: 'changed', fields: ['desc\u2066ription'], sha256: undefined },
+      'warn',
+    );
+    assert.equal(written.split('\n').length, 2, written);
+    assert.doesNotMatch(written, /[\u200b-\u200f\u2028-\u202e\u2060-\u206f]/u, written);
+    assert.match(written, /search\\u202e deifitou/);
+    assert.match(written, /desc\\u2066ription/);
   });
 });
