@@ -11,8 +11,9 @@
  * A roots answer is known by its shape, not by the request it answers (the gateway does not know the
  * upstream's request ids): a response whose `result` holds `roots`, as the strict parse reads keys
  * (escapes decoded, the last of repeated keys), or a key a case-folding decoder reads as it
- * (`Roots`, `rootſ`: Go's encoding/json), whose roots are withheld whole. An entry that is not an
- * object with a string `uri`, or that holds another spelling of `uri` (`URI`), is withheld; a
+ * (`Roots`, `rootſ`: Go's encoding/json), whose roots are withheld whole; in an `inputResponses`
+ * entry, under `result` or another spelling of it (`Result`), left out the same way. An entry that
+ * is not an object with a string `uri`, or that holds another spelling of `uri` (`URI`), is withheld; a
  * `roots` that is not an array becomes `[]`. The message is re-serialised from a parse that keeps
  * every number's spelling and builds every string, so the upstream gets exactly the judged list.
  */
@@ -36,6 +37,7 @@ export interface Withheld {
 }
 
 const ROOTS = memberNames(['roots']);
+const RESULT = memberNames(['result']);
 
 /** A root the principal may lend: its patterns match the URI, and it is spelled plainly. */
 export function rootAllowed(grants: Grants, uri: unknown): boolean {
@@ -58,9 +60,20 @@ export function carriesRoots(message: JsonRpcMessage): boolean {
   if (m.method === undefined) return holdsRoots(m.result);
   const responses = isObject(m.params) ? m.params.inputResponses : undefined;
   if (typeof responses !== 'object' || responses === null) return false;
-  for (const value of Object.values(responses)) {
-    if (holdsRoots(value) || (isObject(value) && holdsRoots(value.result))) return true;
-  }
+  for (const value of Object.values(responses)) if (entryHoldsRoots(value)) return true;
+  return false;
+}
+
+/**
+ * Whether an `inputResponses` entry holds a roots answer: bare, under `result`, or under another
+ * spelling of `result` (`Result`, `reſult`), which a case-folding decoder (Go's encoding/json) reading
+ * the wrapped shape takes for `result`.
+ */
+function entryHoldsRoots(value: unknown): boolean {
+  if (holdsRoots(value)) return true;
+  if (!isObject(value)) return false;
+  if (holdsRoots(value.result)) return true;
+  for (const key of Object.keys(value)) if (isVariant(key, RESULT) && holdsRoots(value[key])) return true;
   return false;
 }
 
@@ -88,17 +101,32 @@ function lendIn(message: Record<string, unknown>, grants: Grants, withheld: With
   for (const key of Object.keys(map)) {
     let value = map[key];
     if (holdsRoots(value)) value = map[key] = lent(value, grants, withheld);
-    if (isObject(value) && holdsRoots(value.result)) value.result = lent(value.result, grants, withheld);
+    if (!isObject(value)) continue;
+    if (holdsRoots(value.result)) value.result = lent(value.result, grants, withheld);
+    // Another spelling of `result` holding roots is left out, its roots withheld, as one of `roots` is.
+    for (const other of Object.keys(value)) {
+      const wrapped = value[other];
+      if (!isVariant(other, RESULT) || !holdsRoots(wrapped)) continue;
+      lent(wrapped, NONE, withheld);
+      delete value[other];
+    }
   }
 }
 
+/** Lends nothing: what a spelling no rule reads holds is withheld whole. */
+const NONE = (): boolean => false;
+
 /** A roots answer as the upstream may get it: its members, `roots` judged, other spellings of it left out. */
-function lent(result: Record<string, unknown>, grants: Grants, withheld: Withheld): Record<string, unknown> {
+function lent(
+  result: Record<string, unknown>,
+  grants: Grants | ((uri: string) => boolean),
+  withheld: Withheld,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(result)) {
     const value = result[key];
     if (key === 'roots') out.roots = judgeRoots(value, grants, withheld);
-    else if (isVariant(key, ROOTS)) judgeRoots(value, () => false, withheld);
+    else if (isVariant(key, ROOTS)) judgeRoots(value, NONE, withheld);
     else out[key] = value;
   }
   return out;
