@@ -15,6 +15,7 @@ import {
   staticHeaderProblem,
 } from '../proxy/request-headers.ts';
 import { oauthChecks } from './oauth-checks.ts';
+import { rootPatternWarnings } from './root-patterns.ts';
 import { HEADER_NAME } from '../proxy/header-names.ts';
 import { RESERVED_KEY_LABELS } from '../metrics/labels.ts';
 
@@ -48,6 +49,7 @@ export function crossChecks(raw: unknown, now: number, issues: Issue[]): void {
         else hashes.set(digest, i);
       }
     }
+    rootPatternWarnings(key.roots, `${at}.roots`, issues);
     if (typeof key.expires === 'string') {
       const when = parseExpiry(key.expires);
       if (when === undefined)

@@ -5,6 +5,7 @@
  */
 import type { Issue } from './spec.ts';
 import { isPlainObject } from './spec.ts';
+import { rootPatternWarnings } from './root-patterns.ts';
 
 export function oauthChecks(root: Record<string, unknown>, issues: Issue[]): void {
   const auth = isPlainObject(root.auth) ? root.auth : {};
@@ -19,6 +20,7 @@ export function oauthChecks(root: Record<string, unknown>, issues: Issue[]): voi
   const names = new Map<string, number>();
   grants.forEach((grant, i) => {
     if (!isPlainObject(grant)) return;
+    rootPatternWarnings(grant.roots, `auth.oauth.grants[${i}].roots`, issues);
     if (isPlainObject(grant.when)) {
       const { claim, includes, scope } = grant.when;
       const at = `auth.oauth.grants[${i}].when`;

@@ -102,6 +102,44 @@ describe('roots: which roots a key may lend', () => {
     assert.match(issues.map((i) => i.path).join(','), /keys\[0\]\.roots\[0\]/);
   });
 
+  it('the config warns of a root pattern that also lends the siblings of its folder (`/work/project*`)', () => {
+    const text = (roots: string) =>
+      'upstream: {url: "http://127.0.0.1:1/mcp"}\nkeys:\n  - {label: a, hash: "' +
+      'a'.repeat(64) +
+      `", roots: ${roots}}\n`;
+    const warned = parseConfigText(
+      text('["file:///work/project*", "file:///work/app/*", "*"]'),
+      {},
+      Date.now(),
+    );
+    assert.ok(warned.config !== undefined, 'a warning, not an error');
+    const warnings = warned.issues.filter((i) => i.severity === 'warning');
+    assert.deepEqual(
+      warnings.map((i) => i.path),
+      ['keys[0].roots[0]'],
+    );
+    assert.match(warnings[0]!.message, /file:\/\/\/work\/project-old/);
+    const grant = parseConfigText(
+      [
+        'public_url: "https://gw.example.com"',
+        'upstream: {url: "http://127.0.0.1:1/mcp"}',
+        'auth:',
+        '  oauth:',
+        '    issuer: "https://as.example.com"',
+        '    jwks_uri: "https://as.example.com/jwks"',
+        '    grants:',
+        '      - {name: all, when: {scope: mcp}, allow: ["*"], roots: ["file:///home/team*"]}',
+        '',
+      ].join('\n'),
+      {},
+      Date.now(),
+    );
+    assert.deepEqual(
+      grant.issues.filter((i) => i.severity === 'warning').map((i) => i.path),
+      ['auth.oauth.grants[0].roots[0]'],
+    );
+  });
+
   it('judgeRoots keeps the allowed entries whole and in order, and notes the others', () => {
     const withheld = fresh();
     const kept = judgeRoots(
