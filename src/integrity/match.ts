@@ -25,7 +25,7 @@ import type { ResponseRewrite } from '../proxy/relay.ts';
 import type { SseRewriterLike } from '../proxy/relay-api.ts';
 import type { BufferBudget } from '../proxy/body-buffer.ts';
 import { createSseRewriter, DROP } from '../proxy/sse-rewrite.ts';
-import { filterJsonResponseBody, rewriteEventData } from '../policy/filter-list.ts';
+import { filterJsonResponseBody, rewriteEventData, unreadAgain } from '../policy/filter-list.ts';
 import type { Grants } from '../policy/grants.ts';
 import type { TaskScope } from '../policy/tasks.ts';
 import type { ListPins } from '../pinning/pins.ts';
@@ -184,13 +184,20 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
     }
     // The ids go back into these bytes, judged by what JSON.parse read: it must be what they spell
     // (V8 can read a key as another the same bytes primed, `result` as `r\u006`: key-check.ts).
-    if (!parsedAsSpelled(text, value)) throw misread();
+    const filters = this.filters();
+    if (!parsedAsSpelled(text, value)) {
+      unreadAgain(value, ids, filters.tasks);
+      throw misread();
+    }
     this.#noResponse = !holdsResponse(value);
     // Not an answer, and no JSON body can leave a message out: the body is refused.
-    const filters = this.filters();
     if (hidesUpdate(value, filters.grants, filters.tasks)) throw unanswerable();
     const restored = restoreEdits(text, value, ids);
-    if (restored === undefined) throw unanswerable();
+    if (restored === undefined) {
+      // A refused answer to a task-creating call leaves it unread (filter-list.ts).
+      unreadAgain(value, ids, filters.tasks);
+      throw unanswerable();
+    }
     // ASCII text (as long as its bytes): the ids are spliced into the bytes, nothing re-encoded.
     const out =
       text.length === body.length
@@ -326,7 +333,10 @@ export function matchEventData(data: string, ids: ResponseIds, filters: Filters)
   } catch {
     return UNREADABLE;
   }
-  if (!parsedAsSpelled(data, value)) return UNREADABLE;
+  if (!parsedAsSpelled(data, value)) {
+    unreadAgain(value, ids, filters.tasks);
+    return UNREADABLE;
+  }
   if (hidesUpdate(value, filters.grants, filters.tasks)) {
     // In a batch only the updates go: a response beside them still answers its request.
     const rest = Array.isArray(value)
@@ -335,7 +345,11 @@ export function matchEventData(data: string, ids: ResponseIds, filters: Filters)
     return rest === undefined ? DROP : (matchEventData(rest, ids, filters) ?? rest);
   }
   const restored = restoreIds(data, value, ids);
-  if (restored === undefined) return UNREADABLE;
+  if (restored === undefined) {
+    // A refused answer to a task-creating call leaves it unread (filter-list.ts).
+    unreadAgain(value, ids, filters.tasks);
+    return UNREADABLE;
+  }
   if (restored.plans !== undefined) {
     const filtered = rewriteEventData(
       restored.text,

@@ -139,6 +139,17 @@ export function callOf(tag: string): string {
 }
 
 /**
+ * Whether `id` may be a task-creating call's tag, by its plan letter alone (no MAC checked: a filter
+ * before untag(), which decides).
+ */
+export function mayBeTaskTag(id: string): boolean {
+  return (
+    id.startsWith(TAG_PREFIX) &&
+    (id[TAG_PREFIX.length] === TASK_TOOL || id[TAG_PREFIX.length] === TASK_LEGACY)
+  );
+}
+
+/**
  * What a tag says it carries, WITHOUT checking its MAC: for logs and tests only, never to decide
  * anything (use untag()).
  */

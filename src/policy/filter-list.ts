@@ -25,7 +25,9 @@ import type { ListPins } from '../pinning/pins.ts';
 import { parsedAsSpelled } from '../jsonrpc/key-check.ts';
 import { caseVariant, ENTRY_MEMBERS, isVariant, LIST_RESULT_MEMBERS, memberNames } from './case-variants.ts';
 import type { CursorSealer } from '../integrity/cursors.ts';
+import { mayBeTaskTag } from '../integrity/request-tag.ts';
 import type { TaskPlan } from '../integrity/request-tag.ts';
+import type { ResponseIds } from '../integrity/restore.ts';
 
 /** What to do with the response to one request id: filter a list, or record the task it creates. */
 export type ResponseAction = ResultFilter | TaskPlan;
@@ -245,6 +247,24 @@ function tellTasks(answers: readonly TaskAnswer[], tasks: TaskScope | undefined)
   for (const { plan, taskId, settles } of answers) {
     if (taskId !== undefined) tasks.record(taskId, plan.tool);
     if (settles && plan.call !== undefined) tasks.answered(plan.call);
+  }
+}
+
+/**
+ * A refused response (restore.ts: a second answer to a request, a key not read as spelled) that
+ * names a task-creating call: its call is unread again. An upstream that answers a call with an
+ * error and then with the task it made after all had the error settle the call and the task refused
+ * unread, so the registry never heard of a task the upstream holds: the key's next task of another
+ * tool with the same id (an upstream numbering per session) was recorded under that tool alone, and
+ * once a reload took the first tool, the id read its output. Only on refusal, and only for an id
+ * spelled as a task call's tag: `ids.name` costs an HMAC.
+ */
+export function unreadAgain(value: unknown, ids: ResponseIds, tasks: TaskScope | undefined): void {
+  if (tasks === undefined) return;
+  for (const message of Array.isArray(value) ? (value as unknown[]) : [value]) {
+    if (!isObject(message) || typeof message.id !== 'string' || !mayBeTaskTag(message.id)) continue;
+    const plan = ids.name(message.id)?.plan;
+    if (typeof plan === 'object' && plan.call !== undefined) tasks.forwarded(plan.call, plan.tool);
   }
 }
 

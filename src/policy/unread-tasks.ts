@@ -81,7 +81,10 @@ export class UnreadTaskCalls {
     return this.owners.size;
   }
 
-  /** A task-creating call of `tool` was forwarded for `owner`, tagged as `call`. */
+  /**
+   * A task-creating call of `tool` was forwarded for `owner`, tagged as `call`; or an answer to it was
+   * refused after another settled it (filter-list.ts unreadAgain). Nothing while it is held.
+   */
   forwarded(owner: string, call: string, tool: string | undefined): void {
     const now = this.options.now();
     this.hold(owner, call, tool, now, now + this.options.ttlMs);
@@ -146,6 +149,8 @@ export class UnreadTaskCalls {
   private hold(owner: string, call: string, tool: string | undefined, now: number, expiry: number): void {
     const record = this.record(owner, now);
     if (record === undefined) return;
+    // Held already (an answer refused after its call was settled: filter-list.ts): counted once.
+    if (record.calls.has(call)) return;
     if (record.closedUntil > now) {
       // Closed: its calls are not told apart; it stays closed while any may be unread.
       this.close(record, expiry);

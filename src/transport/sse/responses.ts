@@ -13,7 +13,7 @@
 import type { Principal } from '../../auth/principal.ts';
 import type { RequestTagger } from '../../integrity/request-tag.ts';
 import { restoreIds } from '../../integrity/restore.ts';
-import { rewriteEventData } from '../../policy/filter-list.ts';
+import { rewriteEventData, unreadAgain } from '../../policy/filter-list.ts';
 import type { TaskOwnership } from '../../policy/tasks.ts';
 import type { Cursors } from '../../integrity/cursors.ts';
 import { UNREADABLE } from '../../policy/unreadable.ts';
@@ -71,7 +71,10 @@ export function createStreamMatcher(
         return undefined;
       }
       // What passes is these bytes with ids restored: they must spell what was read (key-check.ts).
-      if (!parsedAsSpelled(data, value)) return undefined;
+      if (!parsedAsSpelled(data, value)) {
+        unreadAgain(value, ids, scope);
+        return undefined;
+      }
       // An update of a resource the key may not use, a status of a task it does not hold
       // (policy/hidden-updates.ts). In a batch only those go, as on Streamable HTTP (match.ts): a
       // response beside them must still answer its request, whose POST was answered 202 long ago.
@@ -82,7 +85,11 @@ export function createStreamMatcher(
         return rest === undefined ? undefined : match(rest);
       }
       const restored = restoreIds(data, value, ids);
-      if (restored === undefined) return undefined;
+      if (restored === undefined) {
+        // A refused answer to a task-creating call leaves it unread (filter-list.ts).
+        unreadAgain(value, ids, scope);
+        return undefined;
+      }
       if (restored.plans === undefined) return { data: restored.text, filtered: false };
       const out = rewriteEventData(restored.text, restored.plans, principal.grants, scope, pins, seal);
       if (out === UNREADABLE) return undefined;

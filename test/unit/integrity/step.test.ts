@@ -189,11 +189,13 @@ describe('integrity step: task-creating calls whose answers are not read (policy
     const read = answer(forwarded.bytes, '{"task":{"taskId":"t"}}');
     assert.ok(match(read));
     assert.equal(tasks.unread.size, 1);
-    assert.equal(match(read), undefined, 'a repeat is dropped');
-    // Even were a replayed answer read again, it names its own call, not the other call of the tool.
-    tasks.unread.answered('k:a', JSON.parse(read).id as string);
-    assert.equal(tasks.unread.size, 1);
     assert.ok(match(answer(again.bytes, '{"content":[]}')), 'a result without a task settles its call');
     assert.equal(tasks.unread.size, 0);
+    // A repeat is dropped, and its call is unread again: the upstream may have made a task with it
+    // (an error first, then the task: filter-list.ts unreadAgain). It names its own call only.
+    assert.equal(match(read), undefined, 'a repeat is dropped');
+    assert.equal(tasks.unread.size, 1);
+    assert.equal(match(read), undefined);
+    assert.equal(tasks.unread.size, 1, 'held once');
   });
 });

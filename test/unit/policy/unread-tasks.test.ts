@@ -116,6 +116,16 @@ describe('UnreadTaskCalls', () => {
     assert.equal(u.allows('a', every), true);
   });
 
+  it('a call held already is counted once', () => {
+    const u = unread(() => 0, {});
+    u.forwarded('a', 'a0', 'echo');
+    u.forwarded('a', 'a0', 'echo');
+    assert.equal(u.size, 1);
+    u.answered('a', 'a0');
+    assert.equal(u.size, 0);
+    assert.equal(u.allows('a', only('x')), true);
+  });
+
   it('past maxOwners principals, one not held is closed until held ones expire', () => {
     const c = clock();
     const u = unread(c.now, { maxOwners: 2 });

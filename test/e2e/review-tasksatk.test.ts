@@ -1,0 +1,186 @@
+/**
+ * Attack review of the unread-task bookkeeping (policy/unread-tasks.ts): a key sees a task only while
+ * it may use every tool of its task-creating calls whose answers the gateway never read. An upstream
+ * that numbers tasks per session (`task-1` in each) made `slow`'s task in one session; if the call
+ * is settled without that task being recorded, the key's later `echo` call in another session gets
+ * `task-1` too, recorded under `echo` alone, and after a reload took `slow` from the key,
+ * `tasks/result` of `task-1` in the first session reads slow's output. Both ways: a way around (a
+ * call settled by an answer that was not the one that made the task) and denial (a key made to lose
+ * its tasks by others). Through the real gateway in front of a scripted upstream where it can be;
+ * "hole: ... failed before:" tests failed on the code they were written against, "holds:" tests
+ * pass and would fail if a defence went.
+ */
+import { after, before, beforeEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ServerResponse } from 'node:http';
+import { parseConfigText } from '../../src/config/load.ts';
+import { startTestGateway } from '../helpers/gateway.ts';
+import type { TestGateway } from '../helpers/gateway.ts';
+import { startScriptedUpstream } from '../helpers/scripted-upstream.ts';
+import type { ScriptedUpstream, Seen } from '../helpers/scripted-upstream.ts';
+import { newKey, reviewConfig } from '../helpers/review-config.ts';
+
+const ALICE = newKey();
+const SECRET = 't'.repeat(40);
+/** What the `slow` tool's task returns: the key must not see it once the tool is taken from it. */
+const SLOW_OUTPUT = 'slow tool output: the payroll';
+
+type Rpc = { id?: string | number; method?: string; params?: Record<string, unknown> };
+
+/** How the upstream answers a call of `slow` with a task (every other request: plainly). */
+type SlowAnswer =
+  | 'json' // a plain JSON answer
+  | 'error-then-task'; // on one SSE stream: a JSON-RPC error for the call, then the task it made
+
+function config(upstreamUrl: string, allow: readonly string[]): string {
+  return reviewConfig(upstreamUrl, [{ label: 'alice', key: ALICE, allow }], '', {
+    secret: SECRET,
+    resources: [],
+  });
+}
+
+async function reload(gateway: TestGateway, text: string): Promise<void> {
+  const { config: next, issues } = parseConfigText(text, {}, Date.now());
+  assert.ok(next, JSON.stringify(issues));
+  const outcome = await gateway.runtime.reload(next);
+  assert.equal(outcome.applied, true);
+}
+
+const headers = (session?: string) => ({
+  authorization: `Bearer ${ALICE}`,
+  'content-type': 'application/json',
+  accept: 'application/json, text/event-stream',
+  'mcp-protocol-version': '2025-11-25',
+  ...(session === undefined ? {} : { 'mcp-session-id': session }),
+});
+
+let nextId = 1;
+async function call(
+  gateway: TestGateway,
+  method: string,
+  params: Record<string, unknown> | undefined,
+  session: string | undefined,
+): Promise<{ status: number; text: string; session: string | null }> {
+  const res = await fetch(gateway.mcpUrl, {
+    method: 'POST',
+    headers: headers(session),
+    body: JSON.stringify({ jsonrpc: '2.0', id: nextId++, method, ...(params ? { params } : {}) }),
+  });
+  return { status: res.status, text: await res.text(), session: res.headers.get('mcp-session-id') };
+}
+
+async function open(gateway: TestGateway): Promise<string> {
+  const init = await call(
+    gateway,
+    'initialize',
+    { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'c', version: '1' } },
+    undefined,
+  );
+  assert.equal(init.status, 200, init.text);
+  assert.ok(init.session !== null);
+  return init.session;
+}
+
+const json = (res: ServerResponse, body: unknown, status = 200) => {
+  const bytes = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': bytes.length });
+  res.end(bytes);
+};
+
+describe('tasksatk review: the unread-task bookkeeping, attacked', () => {
+  let upstream: ScriptedUpstream;
+  let gateway: TestGateway | undefined;
+  let sessions = 0;
+  /** Tasks made, numbered per upstream session: which session, which id, which tool. */
+  const made: { session: string; taskId: string; tool: string }[] = [];
+  const counters = new Map<string, number>();
+  let slowAnswer: SlowAnswer = 'json';
+
+  function script(seen: Seen, res: ServerResponse): void {
+    if (seen.method !== 'POST') return void res.writeHead(405).end();
+    const m = seen.body as Rpc;
+    if (m.id === undefined) return void res.writeHead(202).end();
+    const params = m.params ?? {};
+    const session = String(seen.headers['mcp-session-id'] ?? '');
+    if (m.method === 'initialize') {
+      const bytes = Buffer.from(
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: m.id,
+          result: {
+            protocolVersion: '2025-11-25',
+            capabilities: { tasks: {} },
+            serverInfo: { name: 'u', version: '1' },
+          },
+        }),
+      );
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'mcp-session-id': `upstream-session-${++sessions}`,
+        'content-length': bytes.length,
+      });
+      return void res.end(bytes);
+    }
+    if (m.method === 'tools/call' && typeof params.task === 'object') {
+      const tool = String(params.name);
+      const how = tool === 'slow' ? slowAnswer : 'json';
+      const n = (counters.get(session) ?? 0) + 1;
+      counters.set(session, n);
+      made.push({ session, taskId: `task-${n}`, tool });
+      const answer = {
+        jsonrpc: '2.0',
+        id: m.id,
+        result: { task: { taskId: `task-${n}`, status: 'working' } },
+      };
+      if (how === 'json') return json(res, answer);
+      // An upstream that answers one request twice: an error first, then the task it made anyway.
+      const error = { jsonrpc: '2.0', id: m.id, error: { code: -32603, message: 'store slow' } };
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(`data: ${JSON.stringify(error)}\n\ndata: ${JSON.stringify(answer)}\n\n`);
+      return;
+    }
+    let result: unknown = { content: [{ type: 'text', text: 'called' }] };
+    if (m.method === 'tasks/result') {
+      const task = made.find((t) => t.session === session && t.taskId === params.taskId);
+      result = { content: [{ type: 'text', text: task?.tool === 'slow' ? SLOW_OUTPUT : 'echo output' }] };
+    }
+    json(res, { jsonrpc: '2.0', id: m.id, result });
+  }
+
+  before(async () => {
+    upstream = await startScriptedUpstream();
+    upstream.set(script);
+  });
+  beforeEach(async () => {
+    await gateway?.close(200);
+    gateway = undefined;
+    made.length = 0;
+    counters.clear();
+    slowAnswer = 'json';
+  });
+  after(async () => {
+    await gateway?.close(200);
+    await upstream.close();
+  });
+
+  it("hole: an error answer, then the task the upstream made after all; failed before: the lost tool's task output reached the key", async () => {
+    gateway = await startTestGateway(config(upstream.url, ['slow', 'echo']));
+    const first = await open(gateway);
+    const second = await open(gateway);
+    slowAnswer = 'error-then-task';
+    const slow = await call(gateway, 'tools/call', { name: 'slow', arguments: {}, task: {} }, first);
+    // The client got the error for its call, and the gateway's refusal in place of the second answer.
+    assert.match(slow.text, /store slow/);
+    assert.doesNotMatch(slow.text, /task-1/);
+    assert.deepEqual(
+      made.map((t) => t.tool),
+      ['slow'],
+    );
+    const echo = await call(gateway, 'tools/call', { name: 'echo', arguments: {}, task: {} }, second);
+    assert.match(echo.text, /"task-1"/);
+    await reload(gateway, config(upstream.url, ['echo']));
+    const read = await call(gateway, 'tasks/result', { taskId: 'task-1' }, first);
+    assert.ok(!read.text.includes(SLOW_OUTPUT), read.text);
+    assert.match(read.text, /Task not found/);
+  });
+});
