@@ -22,10 +22,13 @@
  * expired: one entry per tool, however many tasks of it went.
  *
  * Bounded: at most `maxPerOwner` unread calls and MAX_TOOLS tools per principal, and `maxCalls` in
- * all. Past a bound the principal is closed instead (every task of it is unknown to it for `ttlMs`,
- * and its calls are dropped: it fails closed, for that principal only). Past `maxOwners` principals
- * (after expired ones are dropped) every principal not yet held is closed until the oldest held one
- * expires: that needs as many principals with credentials, each with an unread task call.
+ * all. Past a principal's bound it is closed instead (every task of it is unknown to it for `ttlMs`,
+ * and its calls are dropped: it fails closed, for that principal only). Past `maxCalls` the principal
+ * holding the most unread calls is closed, which makes room: closing the one adding a call let 100
+ * principals with 1,000 unread calls each close every other principal's tasks for a day, each time
+ * one made a task call. Past `maxOwners` principals (after expired ones are dropped) every principal
+ * not yet held is closed until the oldest held one expires: that needs as many principals with
+ * credentials, each with an unread task call.
  */
 import type { ToolGrant } from './tasks.ts';
 
@@ -151,6 +154,7 @@ export class UnreadTaskCalls {
     if (record === undefined) return;
     // Held already (an answer refused after its call was settled: filter-list.ts): counted once.
     if (record.calls.has(call)) return;
+    if (record.closedUntil <= now && this.calls >= this.options.maxCalls) this.closeLargest();
     if (record.closedUntil > now) {
       // Closed: its calls are not told apart; it stays closed while any may be unread.
       this.close(record, expiry);
@@ -190,6 +194,19 @@ export class UnreadTaskCalls {
     }
     this.owners.set(owner, record);
     return record;
+  }
+
+  /**
+   * Closes the principal holding the most unread calls (the least recently forwarded of equals)
+   * until its last would have expired: the registry is full, and the one filling it pays, not
+   * whichever principal adds the next call. Scans every principal, once per call past the bound,
+   * and frees the room of the largest.
+   */
+  private closeLargest(): void {
+    let largest: Owner | undefined;
+    for (const record of this.owners.values())
+      if (record.calls.size > (largest?.calls.size ?? 0)) largest = record;
+    if (largest !== undefined) this.close(largest, largest.lastExpiry);
   }
 
   private saturated(): boolean {

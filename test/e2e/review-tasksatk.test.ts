@@ -14,6 +14,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
 import { parseConfigText } from '../../src/config/load.ts';
+import { TaskOwnership } from '../../src/policy/tasks.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { startScriptedUpstream } from '../helpers/scripted-upstream.ts';
@@ -182,5 +183,31 @@ describe('tasksatk review: the unread-task bookkeeping, attacked', () => {
     const read = await call(gateway, 'tasks/result', { taskId: 'task-1' }, first);
     assert.ok(!read.text.includes(SLOW_OUTPUT), read.text);
     assert.match(read.text, /Task not found/);
+  });
+});
+
+describe('tasksatk review: the registry bounds, attacked', () => {
+  const grants = (tools: readonly string[]) => ({ tool: (name: string) => tools.includes(name) });
+
+  it("hole: other principals' unread calls filling the registry's bound in calls; failed before: a key that keeps every tool lost all its tasks", () => {
+    // The registry holds maxTasks unread calls in all (100,000 by default: 100 principals with
+    // 1,000 calls each, the most one may hold). Past it, the principal adding one was closed: every
+    // task of it unknown for the TTL. Scaled down: 4 calls a principal, 8 in all.
+    let now = 0;
+    const registry = new TaskOwnership({ maxTasks: 8, maxPerOwner: 4, ttlMs: 1000, now: () => now });
+    const victim = registry.scope('k:victim', grants(['echo']));
+    victim.record('task-1', 'echo');
+    assert.equal(victim.owns('task-1'), true);
+    for (const attacker of ['k:a', 'k:b'])
+      for (let i = 0; i < 4; i++) registry.unread.forwarded(attacker, `${attacker}-call-${i}`, 'echo');
+    now = 1;
+    // The victim's own call, of a tool it keeps: its tasks stay its own.
+    victim.forwarded('victim-call', 'echo');
+    assert.equal(victim.owns('task-1'), true, 'the victim lost its task to others filling the bound');
+    // The principal holding the most (the first of equals) pays: closed, its calls dropped.
+    assert.equal(registry.unread.allows('k:a', undefined), false);
+    assert.equal(registry.unread.size, 5);
+    victim.answered('victim-call');
+    assert.equal(victim.owns('task-1'), true);
   });
 });

@@ -107,13 +107,23 @@ describe('UnreadTaskCalls', () => {
     assert.equal(u.size, 0);
   });
 
-  it('past maxCalls in all, the principal adding one is closed, and the total stays bounded', () => {
+  it('past maxCalls in all, the principal holding the most is closed, and the total stays bounded', () => {
     const u = unread(() => 0, { maxCalls: 4 });
-    for (let i = 0; i < 4; i++) u.forwarded('a', `a${i}`, 'echo');
+    for (let i = 0; i < 3; i++) u.forwarded('a', `a${i}`, 'echo');
     u.forwarded('b', 'b0', 'echo');
-    assert.equal(u.size, 4);
-    assert.equal(u.allows('b', every), false);
-    assert.equal(u.allows('a', every), true);
+    u.forwarded('c', 'c0', 'echo');
+    assert.equal(u.size, 2);
+    assert.equal(u.allows('a', every), false, 'a held the most: closed');
+    assert.equal(u.allows('b', every), true);
+    assert.equal(u.allows('c', only('x')), false, "c's call is held");
+    assert.equal(u.allows('c', every), true);
+    // One principal filling the bound alone closes itself.
+    const v = unread(() => 0, { maxCalls: 2 });
+    v.forwarded('a', 'a0', 'echo');
+    v.forwarded('a', 'a1', 'echo');
+    v.forwarded('a', 'a2', 'echo');
+    assert.equal(v.size, 0);
+    assert.equal(v.allows('a', every), false);
   });
 
   it('a call held already is counted once', () => {
