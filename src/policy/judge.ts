@@ -307,6 +307,10 @@ function createsTask(params: Record<string, unknown> | undefined): boolean {
   if (typeof meta !== 'object' || meta === null) return false;
   const caps = (meta as Record<string, unknown>)[CLIENT_CAPABILITIES];
   if (typeof caps !== 'object' || caps === null) return false;
+  // A key a case-folding upstream reads as `extensions` (Go's encoding/json v1: `"Extensions"`) may
+  // declare the extension there, and its task was never counted (policy/unread-tasks.ts): the call
+  // is taken as one that may create a task, whatever it holds.
+  if (caseVariant(caps, EXTENSIONS) !== undefined) return true;
   const extensions = (caps as { extensions?: unknown }).extensions;
   return typeof extensions === 'object' && extensions !== null && Object.hasOwn(extensions, TASKS_EXTENSION);
 }
@@ -348,6 +352,7 @@ const PARAMS_READ = memberNames(PARAMS_MEMBERS_READ);
 const REF_READ = memberNames(['type', 'name', 'uri']);
 const NOTIFICATIONS_READ = memberNames(['resourceSubscriptions', 'taskIds']);
 const TASK_READ = memberNames(['taskId']);
+const EXTENSIONS = memberNames(['extensions']);
 
 /** A key an upstream may read as a member the judge reads (case-variants.ts: case, underscores). */
 function caseInvalid(method: string, id: JsonRpcId | null, where: string, key: string): Verdict {

@@ -88,6 +88,20 @@ const json = (res: ServerResponse, body: unknown, status = 200) => {
   res.end(bytes);
 };
 
+/**
+ * Whether a request's `_meta` declares the tasks extension as Go's encoding/json reads the client
+ * capabilities into a struct: its field `extensions` matched whatever the case of the key.
+ */
+function goDeclaresTasks(params: Record<string, unknown>): boolean {
+  const meta = params._meta as Record<string, unknown> | undefined;
+  const caps = meta?.['io.modelcontextprotocol/clientCapabilities'];
+  if (typeof caps !== 'object' || caps === null) return false;
+  for (const [key, value] of Object.entries(caps))
+    if (key.toLowerCase() === 'extensions' && typeof value === 'object' && value !== null)
+      if (Object.hasOwn(value, 'io.modelcontextprotocol/tasks')) return true;
+  return false;
+}
+
 describe('tasksatk review: the unread-task bookkeeping, attacked', () => {
   let upstream: ScriptedUpstream;
   let gateway: TestGateway | undefined;
@@ -121,6 +135,17 @@ describe('tasksatk review: the unread-task bookkeeping, attacked', () => {
         'content-length': bytes.length,
       });
       return void res.end(bytes);
+    }
+    if (m.method === 'tools/call' && goDeclaresTasks(params)) {
+      // The tasks extension (2026-07-28 shape), declared as a Go server reads it.
+      const n = (counters.get(session) ?? 0) + 1;
+      counters.set(session, n);
+      made.push({ session, taskId: `task-${n}`, tool: String(params.name) });
+      return json(res, {
+        jsonrpc: '2.0',
+        id: m.id,
+        result: { resultType: 'task', taskId: `task-${n}`, status: 'working' },
+      });
     }
     if (m.method === 'tools/call' && typeof params.task === 'object') {
       const tool = String(params.name);
@@ -176,6 +201,31 @@ describe('tasksatk review: the unread-task bookkeeping, attacked', () => {
     assert.deepEqual(
       made.map((t) => t.tool),
       ['slow'],
+    );
+    const echo = await call(gateway, 'tools/call', { name: 'echo', arguments: {}, task: {} }, second);
+    assert.match(echo.text, /"task-1"/);
+    await reload(gateway, config(upstream.url, ['echo']));
+    const read = await call(gateway, 'tasks/result', { taskId: 'task-1' }, first);
+    assert.ok(!read.text.includes(SLOW_OUTPUT), read.text);
+    assert.match(read.text, /Task not found/);
+  });
+
+  it("hole: the tasks extension declared under `Extensions` (Go reads it as `extensions`); failed before: the lost tool's task output reached the key", async () => {
+    gateway = await startTestGateway(config(upstream.url, ['slow', 'echo']));
+    const first = await open(gateway);
+    const second = await open(gateway);
+    // No `params.task`: the gateway read no extension either, and counted no task call.
+    const caps = { Extensions: { 'io.modelcontextprotocol/tasks': {} } };
+    const slow = await call(
+      gateway,
+      'tools/call',
+      { name: 'slow', arguments: {}, _meta: { 'io.modelcontextprotocol/clientCapabilities': caps } },
+      first,
+    );
+    assert.equal(slow.status, 200, slow.text);
+    assert.deepEqual(
+      made.map((t) => [t.tool, t.taskId]),
+      [['slow', 'task-1']],
     );
     const echo = await call(gateway, 'tools/call', { name: 'echo', arguments: {}, task: {} }, second);
     assert.match(echo.text, /"task-1"/);
