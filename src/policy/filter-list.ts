@@ -271,13 +271,17 @@ export function unreadAgain(value: unknown, ids: ResponseIds, tasks: TaskScope |
 /**
  * Whether a task-creating call's result names at most the one task `taskId` (undefined: none), as
  * every client reads it: one revision's shape (`task`, or `resultType` with `taskId`), or neither,
- * and no key a case-folding client reads as one of them. Anything else (`"Task"` beside a plain
- * result, both shapes naming two ids) may hold a task the registry did not record: its call stays
- * unread (unread-tasks.ts), so the key's tasks stay bound to its tool.
+ * and no key a case-folding client reads as one of them (nor as the task's `taskId`). Anything else
+ * (`"Task"` beside a plain result, both shapes naming two ids) may hold a task the registry did not
+ * record: its call stays unread (unread-tasks.ts), so the key's tasks stay bound to its tool.
  */
 function plainlyCreated(result: unknown, taskId: string | undefined): boolean {
   if (!isObject(result) || caseVariant(result, TASK_RESULT) !== undefined) return false;
   const nested = Object.hasOwn(result, 'task');
+  // `"TaskId"` beside the task's `taskId`: a case-folding client (Go's encoding/json v1) reads that
+  // one, an id the registry did not record for this call.
+  const task = result.task;
+  if (nested && isObject(task) && caseVariant(task, ENTRY_MEMBERS.taskId) !== undefined) return false;
   // (`resultType` names other kinds of result too: only "task" is one.)
   const flat = result.resultType === 'task' || Object.hasOwn(result, 'taskId');
   if (taskId === undefined) return !nested && !flat;

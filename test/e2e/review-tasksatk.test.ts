@@ -31,7 +31,8 @@ type Rpc = { id?: string | number; method?: string; params?: Record<string, unkn
 /** How the upstream answers a call of `slow` with a task (every other request: plainly). */
 type SlowAnswer =
   | 'json' // a plain JSON answer
-  | 'error-then-task'; // on one SSE stream: a JSON-RPC error for the call, then the task it made
+  | 'error-then-task' // on one SSE stream: a JSON-RPC error for the call, then the task it made
+  | 'variant-id'; // the task's id written twice, as `taskId` and as `TaskId` (the one it made)
 
 function config(upstreamUrl: string, allow: readonly string[]): string {
   return reviewConfig(upstreamUrl, [{ label: 'alice', key: ALICE, allow }], '', {
@@ -159,6 +160,11 @@ describe('tasksatk review: the unread-task bookkeeping, attacked', () => {
         result: { task: { taskId: `task-${n}`, status: 'working' } },
       };
       if (how === 'json') return json(res, answer);
+      if (how === 'variant-id')
+        return json(
+          res,
+          `{"jsonrpc":"2.0","id":${JSON.stringify(m.id)},"result":{"task":{"taskId":"task-9","status":"working","TaskId":"task-${n}"}}}`,
+        );
       // An upstream that answers one request twice: an error first, then the task it made anyway.
       const error = { jsonrpc: '2.0', id: m.id, error: { code: -32603, message: 'store slow' } };
       res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -202,6 +208,21 @@ describe('tasksatk review: the unread-task bookkeeping, attacked', () => {
       made.map((t) => t.tool),
       ['slow'],
     );
+    const echo = await call(gateway, 'tools/call', { name: 'echo', arguments: {}, task: {} }, second);
+    assert.match(echo.text, /"task-1"/);
+    await reload(gateway, config(upstream.url, ['echo']));
+    const read = await call(gateway, 'tasks/result', { taskId: 'task-1' }, first);
+    assert.ok(!read.text.includes(SLOW_OUTPUT), read.text);
+    assert.match(read.text, /Task not found/);
+  });
+
+  it("hole: a task's id written again as `TaskId` (what a case-folding client reads); failed before: the lost tool's task output reached the key", async () => {
+    gateway = await startTestGateway(config(upstream.url, ['slow', 'echo']));
+    const first = await open(gateway);
+    const second = await open(gateway);
+    slowAnswer = 'variant-id';
+    const slow = await call(gateway, 'tools/call', { name: 'slow', arguments: {}, task: {} }, first);
+    assert.equal(slow.status, 200, slow.text);
     const echo = await call(gateway, 'tools/call', { name: 'echo', arguments: {}, task: {} }, second);
     assert.match(echo.text, /"task-1"/);
     await reload(gateway, config(upstream.url, ['echo']));
