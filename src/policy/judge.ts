@@ -113,7 +113,13 @@ export function judge(
     case 'tool': {
       const name = params?.name;
       if (!isName(name)) return invalid(method, id, 'params.name must be a well-formed string');
-      const task = tasks !== undefined && createsTask(params);
+      const creates = createsTask(params);
+      const task = tasks !== undefined && creates;
+      // A task is known only from the answer to the call that made it (policy/unread-tasks.ts): a
+      // call sent as a notification gets none, and a server running a notification's method (a
+      // generic JSON-RPC library does) made a task the gateway could not count.
+      if (id === null && creates)
+        return invalid(method, id, `${method} with a task is a request: it needs an id`);
       if (!(all || grants.tool(name)))
         return deny(method, id, 'ERR_TOOL_DENIED', `Tool ${name} not found`, 'tool', name);
       if (options.pins !== undefined && !options.pins.callable('tools', name))

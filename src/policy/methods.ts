@@ -125,7 +125,7 @@ export const KNOWN_METHODS: ReadonlyMap<string, string> = new Map(
 const RULE_TEXT: Record<Rule, string> = {
   allow: 'allowed',
   list: 'allowed; the response lists only what the key may use',
-  tool: '`params.name` must match the key\u2019s `allow`',
+  tool: '`params.name` must match the key\u2019s `allow`; one that may create a task (`params.task`, or the tasks extension declared) needs an id',
   prompt: '`params.name` must match the key\u2019s `prompts`',
   resource: '`params.uri` must match the key\u2019s `resources` and be [spelled plainly](#resource-uris)',
   completion:

@@ -115,7 +115,16 @@ describe('tasksatk review: the unread-task bookkeeping, attacked', () => {
   function script(seen: Seen, res: ServerResponse): void {
     if (seen.method !== 'POST') return void res.writeHead(405).end();
     const m = seen.body as Rpc;
-    if (m.id === undefined) return void res.writeHead(202).end();
+    if (m.id === undefined) {
+      // A server on a generic JSON-RPC library runs a notification's method, and answers nothing.
+      if (m.method === 'tools/call' && typeof m.params?.task === 'object') {
+        const session = String(seen.headers['mcp-session-id'] ?? '');
+        const n = (counters.get(session) ?? 0) + 1;
+        counters.set(session, n);
+        made.push({ session, taskId: `task-${n}`, tool: String(m.params.name) });
+      }
+      return void res.writeHead(202).end();
+    }
     const params = m.params ?? {};
     const session = String(seen.headers['mcp-session-id'] ?? '');
     if (m.method === 'initialize') {
@@ -229,6 +238,44 @@ describe('tasksatk review: the unread-task bookkeeping, attacked', () => {
     const read = await call(gateway, 'tasks/result', { taskId: 'task-1' }, first);
     assert.ok(!read.text.includes(SLOW_OUTPUT), read.text);
     assert.match(read.text, /Task not found/);
+  });
+
+  it("hole: a task-creating tools/call sent as a notification (no id, so no answer to read); failed before: the lost tool's task output reached the key", async () => {
+    gateway = await startTestGateway(config(upstream.url, ['slow', 'echo']));
+    const first = await open(gateway);
+    const second = await open(gateway);
+    const res = await fetch(gateway.mcpUrl, {
+      method: 'POST',
+      headers: headers(first),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        method: 'tools/call',
+        params: { name: 'slow', arguments: {}, task: {} },
+      }),
+    });
+    const text = await res.text();
+    const line = gateway.auditLines.at(-1);
+    const echo = await call(gateway, 'tools/call', { name: 'echo', arguments: {}, task: {} }, second);
+    assert.match(echo.text, /"task-1"/);
+    await reload(gateway, config(upstream.url, ['echo']));
+    const read = await call(gateway, 'tasks/result', { taskId: 'task-1' }, first);
+    assert.ok(!read.text.includes(SLOW_OUTPUT), read.text);
+    // Refused (a task is known only from the answer to the call that made it), and, a notification,
+    // dropped as a server ignores one it cannot take: 202 and no body, never forwarded.
+    assert.equal(res.status, 202, text);
+    assert.equal(text, '');
+    assert.ok(
+      !upstream.seen.some(
+        (seen) =>
+          (seen.body as Rpc | undefined)?.id === undefined &&
+          (seen.body as Rpc | undefined)?.method === 'tools/call',
+      ),
+    );
+    assert.deepEqual(
+      made.map((t) => t.tool),
+      ['echo'],
+    );
+    assert.equal(line?.decision, 'invalid');
   });
 
   it("hole: the tasks extension declared under `Extensions` (Go reads it as `extensions`); failed before: the lost tool's task output reached the key", async () => {
