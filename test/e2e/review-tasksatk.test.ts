@@ -13,13 +13,13 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
-import { parseConfigText } from '../../src/config/load.ts';
 import { TaskOwnership } from '../../src/policy/tasks.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { startScriptedUpstream } from '../helpers/scripted-upstream.ts';
 import type { ScriptedUpstream, Seen } from '../helpers/scripted-upstream.ts';
 import { newKey, reviewConfig } from '../helpers/review-config.ts';
+import { answerInitialize, jsonAnswer, reloadTo, SessionTasks, taskClient } from '../helpers/task-client.ts';
 
 const ALICE = newKey();
 const SECRET = 't'.repeat(40);
@@ -41,53 +41,9 @@ function config(upstreamUrl: string, allow: readonly string[]): string {
   });
 }
 
-async function reload(gateway: TestGateway, text: string): Promise<void> {
-  const { config: next, issues } = parseConfigText(text, {}, Date.now());
-  assert.ok(next, JSON.stringify(issues));
-  const outcome = await gateway.runtime.reload(next);
-  assert.equal(outcome.applied, true);
-}
-
-const headers = (session?: string) => ({
-  authorization: `Bearer ${ALICE}`,
-  'content-type': 'application/json',
-  accept: 'application/json, text/event-stream',
-  'mcp-protocol-version': '2025-11-25',
-  ...(session === undefined ? {} : { 'mcp-session-id': session }),
-});
-
-let nextId = 1;
-async function call(
-  gateway: TestGateway,
-  method: string,
-  params: Record<string, unknown> | undefined,
-  session: string | undefined,
-): Promise<{ status: number; text: string; session: string | null }> {
-  const res = await fetch(gateway.mcpUrl, {
-    method: 'POST',
-    headers: headers(session),
-    body: JSON.stringify({ jsonrpc: '2.0', id: nextId++, method, ...(params ? { params } : {}) }),
-  });
-  return { status: res.status, text: await res.text(), session: res.headers.get('mcp-session-id') };
-}
-
-async function open(gateway: TestGateway): Promise<string> {
-  const init = await call(
-    gateway,
-    'initialize',
-    { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'c', version: '1' } },
-    undefined,
-  );
-  assert.equal(init.status, 200, init.text);
-  assert.ok(init.session !== null);
-  return init.session;
-}
-
-const json = (res: ServerResponse, body: unknown, status = 200) => {
-  const bytes = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': bytes.length });
-  res.end(bytes);
-};
+const { headers, call, open } = taskClient(ALICE);
+const reload = reloadTo;
+const json = jsonAnswer;
 
 /**
  * Whether a request's `_meta` declares the tasks extension as Go's encoding/json reads the client
@@ -108,8 +64,8 @@ describe('tasksatk review: the unread-task bookkeeping, attacked', () => {
   let gateway: TestGateway | undefined;
   let sessions = 0;
   /** Tasks made, numbered per upstream session: which session, which id, which tool. */
-  const made: { session: string; taskId: string; tool: string }[] = [];
-  const counters = new Map<string, number>();
+  const tasks = new SessionTasks();
+  const made = tasks.made;
   let slowAnswer: SlowAnswer = 'json';
 
   function script(seen: Seen, res: ServerResponse): void {
@@ -119,60 +75,36 @@ describe('tasksatk review: the unread-task bookkeeping, attacked', () => {
       // A server on a generic JSON-RPC library runs a notification's method, and answers nothing.
       if (m.method === 'tools/call' && typeof m.params?.task === 'object') {
         const session = String(seen.headers['mcp-session-id'] ?? '');
-        const n = (counters.get(session) ?? 0) + 1;
-        counters.set(session, n);
-        made.push({ session, taskId: `task-${n}`, tool: String(m.params.name) });
+        tasks.make(session, String(m.params.name));
       }
       return void res.writeHead(202).end();
     }
     const params = m.params ?? {};
     const session = String(seen.headers['mcp-session-id'] ?? '');
-    if (m.method === 'initialize') {
-      const bytes = Buffer.from(
-        JSON.stringify({
-          jsonrpc: '2.0',
-          id: m.id,
-          result: {
-            protocolVersion: '2025-11-25',
-            capabilities: { tasks: {} },
-            serverInfo: { name: 'u', version: '1' },
-          },
-        }),
-      );
-      res.writeHead(200, {
-        'content-type': 'application/json',
-        'mcp-session-id': `upstream-session-${++sessions}`,
-        'content-length': bytes.length,
-      });
-      return void res.end(bytes);
-    }
+    if (m.method === 'initialize') return answerInitialize(res, m.id, `upstream-session-${++sessions}`);
     if (m.method === 'tools/call' && goDeclaresTasks(params)) {
       // The tasks extension (2026-07-28 shape), declared as a Go server reads it.
-      const n = (counters.get(session) ?? 0) + 1;
-      counters.set(session, n);
-      made.push({ session, taskId: `task-${n}`, tool: String(params.name) });
+      const taskId = tasks.make(session, String(params.name));
       return json(res, {
         jsonrpc: '2.0',
         id: m.id,
-        result: { resultType: 'task', taskId: `task-${n}`, status: 'working' },
+        result: { resultType: 'task', taskId, status: 'working' },
       });
     }
     if (m.method === 'tools/call' && typeof params.task === 'object') {
       const tool = String(params.name);
       const how = tool === 'slow' ? slowAnswer : 'json';
-      const n = (counters.get(session) ?? 0) + 1;
-      counters.set(session, n);
-      made.push({ session, taskId: `task-${n}`, tool });
+      const taskId = tasks.make(session, tool);
       const answer = {
         jsonrpc: '2.0',
         id: m.id,
-        result: { task: { taskId: `task-${n}`, status: 'working' } },
+        result: { task: { taskId, status: 'working' } },
       };
       if (how === 'json') return json(res, answer);
       if (how === 'variant-id')
         return json(
           res,
-          `{"jsonrpc":"2.0","id":${JSON.stringify(m.id)},"result":{"task":{"taskId":"task-9","status":"working","TaskId":"task-${n}"}}}`,
+          `{"jsonrpc":"2.0","id":${JSON.stringify(m.id)},"result":{"task":{"taskId":"task-9","status":"working","TaskId":"${taskId}"}}}`,
         );
       // An upstream that answers one request twice: an error first, then the task it made anyway.
       const error = { jsonrpc: '2.0', id: m.id, error: { code: -32603, message: 'store slow' } };
@@ -182,7 +114,7 @@ describe('tasksatk review: the unread-task bookkeeping, attacked', () => {
     }
     let result: unknown = { content: [{ type: 'text', text: 'called' }] };
     if (m.method === 'tasks/result') {
-      const task = made.find((t) => t.session === session && t.taskId === params.taskId);
+      const task = tasks.find(session, params.taskId);
       result = { content: [{ type: 'text', text: task?.tool === 'slow' ? SLOW_OUTPUT : 'echo output' }] };
     }
     json(res, { jsonrpc: '2.0', id: m.id, result });
@@ -195,8 +127,7 @@ describe('tasksatk review: the unread-task bookkeeping, attacked', () => {
   beforeEach(async () => {
     await gateway?.close(200);
     gateway = undefined;
-    made.length = 0;
-    counters.clear();
+    tasks.clear();
     slowAnswer = 'json';
   });
   after(async () => {
