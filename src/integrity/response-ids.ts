@@ -28,14 +28,22 @@ export function exchangeIds<T extends Untagged>(
 export function exchangeIdsOf(
   forwarded: ForwardedRequests,
   onAnswer?: (tag: string, untagged: ForwardedTag) => void,
+  signed?: (id: string) => Untagged | undefined,
 ): ResponseIds {
   const { sole, soleEntry } = forwarded;
-  if (sole !== undefined && soleEntry !== undefined) return new SoleIds(sole, soleEntry, onAnswer);
-  return new ExchangeIds(forwarded.tags, onAnswer, sole);
+  const ids =
+    sole !== undefined && soleEntry !== undefined
+      ? new SoleIds(sole, soleEntry, onAnswer)
+      : new ExchangeIds(forwarded.tags, onAnswer, sole);
+  // An upstream may send an answer to another exchange's request on this one's stream, refused here:
+  // a task-creating call's must still make its call unread again (filter-list.ts unreadAgain).
+  if (signed !== undefined) ids.signedTag = signed;
+  return ids;
 }
 
 /** An exchange of one request: ExchangeIds with its one tag, without the map. */
 class SoleIds<T extends Untagged> implements ResponseIds {
+  signedTag?: (id: string) => Untagged | undefined;
   readonly #tag: string;
   readonly #entry: T;
   readonly #onAnswer: ((tag: string, untagged: T) => void) | undefined;
@@ -77,6 +85,7 @@ class SoleIds<T extends Untagged> implements ResponseIds {
 
 /** One object per exchange, nothing copied: the tags answered so far are kept beside the map. */
 class ExchangeIds<T extends Untagged> implements ResponseIds {
+  signedTag?: (id: string) => Untagged | undefined;
   readonly #tags: ReadonlyMap<string, T>;
   readonly #onAnswer: ((tag: string, untagged: T) => void) | undefined;
   /** The first tag answered (most exchanges have one request), then every one in a set. */

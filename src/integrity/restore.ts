@@ -249,6 +249,12 @@ export interface ResponseIds {
   /** An id a notification names (a subscription, a cancelled request): what it stands for. */
   name(id: string): Untagged | undefined;
   /**
+   * What a tag signed for this exchange's principal (and session) carries, whichever exchange
+   * forwarded it (a POST's: `name` knows only its own). Checks a MAC: for refused responses only
+   * (filter-list.ts unreadAgain), never to let one pass.
+   */
+  signedTag?(id: string): Untagged | undefined;
+  /**
    * The tag of the one request an exchange forwarded, while it is unanswered and its plan is
    * 'none' (small-match.ts compares a response's id bytes with it); undefined otherwise.
    */

@@ -251,8 +251,8 @@ function tellTasks(answers: readonly TaskAnswer[], tasks: TaskScope | undefined)
 }
 
 /**
- * A refused response (restore.ts: a second answer to a request, a key not read as spelled) that
- * names a task-creating call: its call is unread again. An upstream that answers a call with an
+ * A refused response (restore.ts: a second answer to a request, an answer on another request's
+ * stream, a key not read as spelled) that names a task-creating call: its call is unread again. An upstream that answers a call with an
  * error and then with the task it made after all had the error settle the call and the task refused
  * unread, so the registry never heard of a task the upstream holds: the key's next task of another
  * tool with the same id (an upstream numbering per session) was recorded under that tool alone, and
@@ -263,7 +263,8 @@ export function unreadAgain(value: unknown, ids: ResponseIds, tasks: TaskScope |
   if (tasks === undefined) return;
   for (const message of Array.isArray(value) ? (value as unknown[]) : [value]) {
     if (!isObject(message) || typeof message.id !== 'string' || !mayBeTaskTag(message.id)) continue;
-    const plan = ids.name(message.id)?.plan;
+    // Another exchange's call too (an upstream answering it on this request's stream): ids.signedTag.
+    const plan = (ids.name(message.id) ?? ids.signedTag?.(message.id))?.plan;
     if (typeof plan === 'object' && plan.call !== undefined) tasks.forwarded(plan.call, plan.tool);
   }
 }

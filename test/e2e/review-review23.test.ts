@@ -1,0 +1,183 @@
+/**
+ * Attack review of the last hour's fixes (review23): the unknown-`kid` refetch (auth/oauth/keys.ts),
+ * the reload's re-armed stream expiry, the pretty log's escaping, the roots spellings, the sibling
+ * warning of root patterns and the task fixes (judge.ts, unread-tasks.ts, filter-list.ts
+ * unreadAgain). An upstream that numbers tasks per session (`task-1` in each) made `slow`'s task in
+ * one session; if the registry never hears of it, the key's later `echo` task in another session
+ * gets `task-1` too, recorded under `echo` alone, and once a reload took `slow` from the key,
+ * `tasks/result` of `task-1` in the first session reads slow's output. "hole: ... failed before:"
+ * tests failed on the code they were written against; "holds:" tests pass and would fail if a
+ * defence went.
+ */
+import { after, before, beforeEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ServerResponse } from 'node:http';
+import { parseConfigText } from '../../src/config/load.ts';
+import { startTestGateway } from '../helpers/gateway.ts';
+import type { TestGateway } from '../helpers/gateway.ts';
+import { startScriptedUpstream } from '../helpers/scripted-upstream.ts';
+import type { ScriptedUpstream, Seen } from '../helpers/scripted-upstream.ts';
+import { newKey, reviewConfig } from '../helpers/review-config.ts';
+
+const ALICE = newKey();
+const SECRET = 'r'.repeat(40);
+/** What the `slow` tool's task returns: the key must not see it once the tool is taken from it. */
+const SLOW_OUTPUT = 'slow tool output: the payroll';
+
+type Rpc = { id?: string | number; method?: string; params?: Record<string, unknown> };
+
+function config(upstreamUrl: string, allow: readonly string[]): string {
+  return reviewConfig(upstreamUrl, [{ label: 'alice', key: ALICE, allow }], '', {
+    secret: SECRET,
+    resources: [],
+  });
+}
+
+async function reload(gateway: TestGateway, text: string): Promise<void> {
+  const { config: next, issues } = parseConfigText(text, {}, Date.now());
+  assert.ok(next, JSON.stringify(issues));
+  const outcome = await gateway.runtime.reload(next);
+  assert.equal(outcome.applied, true);
+}
+
+const headers = (session?: string) => ({
+  authorization: `Bearer ${ALICE}`,
+  'content-type': 'application/json',
+  accept: 'application/json, text/event-stream',
+  'mcp-protocol-version': '2025-11-25',
+  ...(session === undefined ? {} : { 'mcp-session-id': session }),
+});
+
+let nextId = 1;
+async function call(
+  gateway: TestGateway,
+  method: string,
+  params: Record<string, unknown> | undefined,
+  session: string | undefined,
+): Promise<{ status: number; text: string; session: string | null }> {
+  const res = await fetch(gateway.mcpUrl, {
+    method: 'POST',
+    headers: headers(session),
+    body: JSON.stringify({ jsonrpc: '2.0', id: nextId++, method, ...(params ? { params } : {}) }),
+  });
+  return { status: res.status, text: await res.text(), session: res.headers.get('mcp-session-id') };
+}
+
+async function open(gateway: TestGateway): Promise<string> {
+  const init = await call(
+    gateway,
+    'initialize',
+    { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'c', version: '1' } },
+    undefined,
+  );
+  assert.equal(init.status, 200, init.text);
+  assert.ok(init.session !== null);
+  return init.session;
+}
+
+const json = (res: ServerResponse, body: unknown, status = 200) => {
+  const bytes = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': bytes.length });
+  res.end(bytes);
+};
+
+describe('review23: the task fixes, attacked', () => {
+  let upstream: ScriptedUpstream;
+  let gateway: TestGateway | undefined;
+  let sessions = 0;
+  /** Tasks made, numbered per upstream session: which session, which id, which tool. */
+  const made: { session: string; taskId: string; tool: string }[] = [];
+  const counters = new Map<string, number>();
+  /** `slow`'s task answer, held back (its call was answered with an error), per session. */
+  const held = new Map<string, unknown>();
+
+  function script(seen: Seen, res: ServerResponse): void {
+    if (seen.method !== 'POST') return void res.writeHead(405).end();
+    const m = seen.body as Rpc;
+    if (m.id === undefined) return void res.writeHead(202).end();
+    const params = m.params ?? {};
+    const session = String(seen.headers['mcp-session-id'] ?? '');
+    if (m.method === 'initialize') {
+      const bytes = Buffer.from(
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: m.id,
+          result: {
+            protocolVersion: '2025-11-25',
+            capabilities: { tasks: {} },
+            serverInfo: { name: 'u', version: '1' },
+          },
+        }),
+      );
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'mcp-session-id': `upstream-session-${++sessions}`,
+        'content-length': bytes.length,
+      });
+      return void res.end(bytes);
+    }
+    if (m.method === 'tools/call' && typeof params.task === 'object') {
+      const tool = String(params.name);
+      const n = (counters.get(session) ?? 0) + 1;
+      counters.set(session, n);
+      made.push({ session, taskId: `task-${n}`, tool });
+      const answer = {
+        jsonrpc: '2.0',
+        id: m.id,
+        result: { task: { taskId: `task-${n}`, status: 'working' } },
+      };
+      if (tool !== 'slow') return json(res, answer);
+      // An error for the call now; the task it made after all goes out with the session's next answer.
+      held.set(session, answer);
+      return json(res, { jsonrpc: '2.0', id: m.id, error: { code: -32603, message: 'store slow' } });
+    }
+    let result: unknown = { content: [{ type: 'text', text: 'called' }] };
+    if (m.method === 'tasks/result') {
+      const task = made.find((t) => t.session === session && t.taskId === params.taskId);
+      result = { content: [{ type: 'text', text: task?.tool === 'slow' ? SLOW_OUTPUT : 'echo output' }] };
+    }
+    const own = { jsonrpc: '2.0', id: m.id, result };
+    const late = held.get(session);
+    if (late === undefined) return json(res, own);
+    held.delete(session);
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.end(`data: ${JSON.stringify(late)}\n\ndata: ${JSON.stringify(own)}\n\n`);
+  }
+
+  before(async () => {
+    upstream = await startScriptedUpstream();
+    upstream.set(script);
+  });
+  beforeEach(async () => {
+    await gateway?.close(200);
+    gateway = undefined;
+    made.length = 0;
+    counters.clear();
+    held.clear();
+  });
+  after(async () => {
+    await gateway?.close(200);
+    await upstream.close();
+  });
+
+  it("hole: an error answer, then the task the upstream made after all on another request's stream; failed before: the lost tool's task output reached the key", async () => {
+    gateway = await startTestGateway(config(upstream.url, ['slow', 'echo']));
+    const first = await open(gateway);
+    const second = await open(gateway);
+    const slow = await call(gateway, 'tools/call', { name: 'slow', arguments: {}, task: {} }, first);
+    assert.match(slow.text, /store slow/);
+    // The session's next request: its stream carries slow's task answer, then its own.
+    const ping = await call(gateway, 'ping', {}, first);
+    assert.doesNotMatch(ping.text, /task-1/);
+    assert.deepEqual(
+      made.map((t) => t.tool),
+      ['slow'],
+    );
+    const echo = await call(gateway, 'tools/call', { name: 'echo', arguments: {}, task: {} }, second);
+    assert.match(echo.text, /"task-1"/);
+    await reload(gateway, config(upstream.url, ['echo']));
+    const read = await call(gateway, 'tasks/result', { taskId: 'task-1' }, first);
+    assert.ok(!read.text.includes(SLOW_OUTPUT), read.text);
+    assert.match(read.text, /Task not found/);
+  });
+});
