@@ -5,6 +5,7 @@ import { fetchDefinitions, PinFetchError } from './fetch.ts';
 import type { UpstreamTarget } from './fetch.ts';
 import { diffLockfiles, LockfileError, lockfileOf, parseLockfile, serializeLockfile } from './lockfile.ts';
 import type { Lockfile, LockfileDiff, PinKind } from './lockfile.ts';
+import { escapeUnseen } from '../log/unseen.ts';
 
 export interface PinRun {
   readonly upstream: UpstreamTarget;
@@ -25,7 +26,7 @@ export async function runPin(run: PinRun, io: PinIo): Promise<number> {
   } catch (err) {
     if (!(err instanceof PinFetchError)) throw err;
     // The message may quote the upstream (its error's text): one line, nothing that drives a terminal.
-    io.stderr(`mcpgate pin: ${escapeUnseen(err.message.replace(CONTROLS, escapeChar))}\n`);
+    io.stderr(`mcpgate pin: ${escapeUnseen(err.message)}\n`);
     return 1;
   }
   const next = lockfileOf(definitions);
@@ -65,11 +66,6 @@ const SINGULAR: Record<PinKind, string> = { tools: 'tool', prompts: 'prompt' };
 
 /** A name written as it is: visible ASCII, nothing a reader could take for the line's syntax. */
 const PLAIN = /^[A-Za-z0-9_./@:+-]+$/;
-/**
- * What JSON.stringify leaves as it is but a terminal or a reader acts on: DEL and C1 controls (CSI is
- * U+009B), line and paragraph separators, bidirectional and invisible formatting characters.
- */
-const UNSEEN = /[\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]/g;
 
 /**
  * A name or field as the upstream spelled it, safe to print: the summary is what the operator reviews
@@ -80,11 +76,6 @@ const UNSEEN = /[\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060
 function shown(name: string): string {
   return PLAIN.test(name) ? name : escapeUnseen(JSON.stringify(name));
 }
-
-// eslint-disable-next-line no-control-regex
-const CONTROLS = /[\u0000-\u001f]/g;
-const escapeChar = (c: string): string => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
-const escapeUnseen = (text: string): string => text.replace(UNSEEN, escapeChar);
 
 function describe(diff: LockfileDiff, next: Lockfile, path: string, fresh: boolean): string {
   const lines: string[] = [];
