@@ -190,8 +190,12 @@ export class MatchRewrite<A = undefined> implements ResponseRewrite {
       throw misread();
     }
     this.#noResponse = !holdsResponse(value);
-    // Not an answer, and no JSON body can leave a message out: the body is refused.
-    if (hidesUpdate(value, filters.grants, filters.tasks)) throw unanswerable();
+    // Not an answer, and no JSON body can leave a message out: the body is refused, and with it any
+    // answer to a task-creating call it holds (filter-list.ts unreadAgain).
+    if (hidesUpdate(value, filters.grants, filters.tasks)) {
+      unreadAgain(value, ids, filters.tasks);
+      throw unanswerable();
+    }
     const restored = restoreEdits(text, value, ids);
     if (restored === undefined) {
       // A refused answer to a task-creating call leaves it unread (filter-list.ts).

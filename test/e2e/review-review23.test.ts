@@ -92,6 +92,8 @@ describe('review23: the task fixes, attacked', () => {
   const counters = new Map<string, number>();
   /** `slow`'s task answer, held back (its call was answered with an error), per session. */
   const held = new Map<string, unknown>();
+  /** How the held answer goes out: an SSE event before the next answer, or in a refused JSON body. */
+  let lateIn: 'sse' | 'json-with-status' = 'sse';
 
   function script(seen: Seen, res: ServerResponse): void {
     if (seen.method !== 'POST') return void res.writeHead(405).end();
@@ -142,6 +144,16 @@ describe('review23: the task fixes, attacked', () => {
     const late = held.get(session);
     if (late === undefined) return json(res, own);
     held.delete(session);
+    if (lateIn === 'json-with-status') {
+      // One JSON body: a task's status the key does not hold (the body is refused for it), the task
+      // answer and the request's own.
+      const status = {
+        jsonrpc: '2.0',
+        method: 'notifications/tasks/status',
+        params: { taskId: 'someone-elses', status: 'working' },
+      };
+      return json(res, [status, late, own]);
+    }
     res.writeHead(200, { 'content-type': 'text/event-stream' });
     res.end(`data: ${JSON.stringify(late)}\n\ndata: ${JSON.stringify(own)}\n\n`);
   }
@@ -156,6 +168,7 @@ describe('review23: the task fixes, attacked', () => {
     made.length = 0;
     counters.clear();
     held.clear();
+    lateIn = 'sse';
   });
   after(async () => {
     await gateway?.close(200);
@@ -175,6 +188,23 @@ describe('review23: the task fixes, attacked', () => {
       made.map((t) => t.tool),
       ['slow'],
     );
+    const echo = await call(gateway, 'tools/call', { name: 'echo', arguments: {}, task: {} }, second);
+    assert.match(echo.text, /"task-1"/);
+    await reload(gateway, config(upstream.url, ['echo']));
+    const read = await call(gateway, 'tasks/result', { taskId: 'task-1' }, first);
+    assert.ok(!read.text.includes(SLOW_OUTPUT), read.text);
+    assert.match(read.text, /Task not found/);
+  });
+
+  it("hole: the task the upstream made after all, in a JSON body refused for a task status the key does not hold; failed before: the lost tool's task output reached the key", async () => {
+    gateway = await startTestGateway(config(upstream.url, ['slow', 'echo']));
+    const first = await open(gateway);
+    const second = await open(gateway);
+    lateIn = 'json-with-status';
+    const slow = await call(gateway, 'tools/call', { name: 'slow', arguments: {}, task: {} }, first);
+    assert.match(slow.text, /store slow/);
+    const ping = await call(gateway, 'ping', {}, first);
+    assert.equal(ping.status, 502, ping.text);
     const echo = await call(gateway, 'tools/call', { name: 'echo', arguments: {}, task: {} }, second);
     assert.match(echo.text, /"task-1"/);
     await reload(gateway, config(upstream.url, ['echo']));
