@@ -28,31 +28,45 @@ export function exchangeIds<T extends Untagged>(
 export function exchangeIdsOf(
   forwarded: ForwardedRequests,
   onAnswer?: (tag: string, untagged: ForwardedTag) => void,
-  signed?: (id: string) => Untagged | undefined,
+  signer?: Signer,
 ): ResponseIds {
   const { sole, soleEntry } = forwarded;
-  const ids =
-    sole !== undefined && soleEntry !== undefined
-      ? new SoleIds(sole, soleEntry, onAnswer)
-      : new ExchangeIds(forwarded.tags, onAnswer, sole);
-  // An upstream may send an answer to another exchange's request on this one's stream, refused here:
-  // a task-creating call's must still make its call unread again (filter-list.ts unreadAgain).
-  if (signed !== undefined) ids.signedTag = signed;
-  return ids;
+  if (sole !== undefined && soleEntry !== undefined) return new SoleIds(sole, soleEntry, onAnswer, signer);
+  return new ExchangeIds(forwarded.tags, onAnswer, sole, signer);
+}
+
+/**
+ * What an exchange's tags were signed for (tagRequests' context, no object made): an upstream may send
+ * an answer to another exchange's request on this one's stream, refused here, and a task-creating
+ * call's must still make its call unread again (filter-list.ts unreadAgain: ResponseIds.signedTag).
+ */
+export interface Signer {
+  readonly tagger: RequestTagger;
+  readonly bindingId: string;
+  readonly signedFor?: string | undefined;
+}
+
+function untagSigned(signer: Signer | undefined, id: string): Untagged | undefined {
+  return signer?.tagger.untag(signer.signedFor ?? signer.bindingId, id);
 }
 
 /** An exchange of one request: ExchangeIds with its one tag, without the map. */
 class SoleIds<T extends Untagged> implements ResponseIds {
-  signedTag?: (id: string) => Untagged | undefined;
   readonly #tag: string;
   readonly #entry: T;
   readonly #onAnswer: ((tag: string, untagged: T) => void) | undefined;
+  readonly #signer: Signer | undefined;
   #answered = false;
 
-  constructor(tag: string, entry: T, onAnswer?: (tag: string, untagged: T) => void) {
+  constructor(tag: string, entry: T, onAnswer?: (tag: string, untagged: T) => void, signer?: Signer) {
     this.#tag = tag;
     this.#entry = entry;
     this.#onAnswer = onAnswer;
+    this.#signer = signer;
+  }
+
+  signedTag(id: string): Untagged | undefined {
+    return untagSigned(this.#signer, id);
   }
 
   answer(id: string): T | undefined {
@@ -85,18 +99,28 @@ class SoleIds<T extends Untagged> implements ResponseIds {
 
 /** One object per exchange, nothing copied: the tags answered so far are kept beside the map. */
 class ExchangeIds<T extends Untagged> implements ResponseIds {
-  signedTag?: (id: string) => Untagged | undefined;
   readonly #tags: ReadonlyMap<string, T>;
   readonly #onAnswer: ((tag: string, untagged: T) => void) | undefined;
   /** The first tag answered (most exchanges have one request), then every one in a set. */
   #answered: string | Set<string> | undefined;
   /** The one tag, when the caller knows it (ForwardedRequests.sole). */
   readonly #sole: string | undefined;
+  readonly #signer: Signer | undefined;
 
-  constructor(tags: ReadonlyMap<string, T>, onAnswer?: (tag: string, untagged: T) => void, sole?: string) {
+  constructor(
+    tags: ReadonlyMap<string, T>,
+    onAnswer?: (tag: string, untagged: T) => void,
+    sole?: string,
+    signer?: Signer,
+  ) {
     this.#tags = tags;
     this.#onAnswer = onAnswer;
     this.#sole = sole;
+    this.#signer = signer;
+  }
+
+  signedTag(id: string): Untagged | undefined {
+    return untagSigned(this.#signer, id);
   }
 
   answer(id: string): T | undefined {

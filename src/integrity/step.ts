@@ -121,8 +121,7 @@ export function createIntegrityStep(options: IntegrityOptions): IntegrityStep {
       const forwarded = tagRequests(bytes, messages, plans, context);
       // A plain call plans nothing: only a body with a plan may hold a task-creating call.
       if (plans !== undefined) countUnread(tasks, bindingId, forwarded);
-      const signer = context.signedFor ?? bindingId;
-      const ids = exchangeIdsOf(forwarded, forgetAnswered, (id) => tagger.untag(signer, id));
+      const ids = exchangeIdsOf(forwarded, forgetAnswered, context);
       // The filters are built when a response first needs them (never for the common small answer).
       const options = signedFor === undefined ? answering : onStream;
       // An initialize only: another request sent without a session (a stateless one) opens none,
