@@ -20,6 +20,9 @@ import type { ScriptedUpstream, Seen } from '../helpers/scripted-upstream.ts';
 import { newKey, reviewConfig } from '../helpers/review-config.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { logPinReport } from '../../src/pinning/report.ts';
+import { exportJWK, generateKeyPair } from 'jose';
+import { createKeySource } from '../../src/auth/oauth/keys.ts';
+import type { Logger } from '../../src/log/types.ts';
 
 const ALICE = newKey();
 const SECRET = 'r'.repeat(40);
@@ -236,5 +239,74 @@ describe("review23: serve's pretty log of what the upstream named", () => {
     assert.doesNotMatch(written, /[\p{Cf}\u{e0100}-\u{e01ef}\ufe00-\ufe0f\u3164]/u, written);
     assert.match(written, /search\\udb40\\udc01\\udb40\\udc69/);
     assert.match(written, /\\u3164\\u0605\\ufffb/);
+  });
+});
+
+describe('review23: the unknown-kid refetch on the monotonic clock (keys.ts)', () => {
+  it('holds: a flood of unknown kids fetches once per cooldown, a failed fetch starts the failure cooldown, a kid-less token matching two keys is refused as before', async () => {
+    const { publicKey: one } = await generateKeyPair('RS256');
+    const { publicKey: two } = await generateKeyPair('RS256');
+    const k1 = { ...(await exportJWK(one)), kid: 'k1', alg: 'RS256' };
+    const k2 = { ...(await exportJWK(two)), kid: 'k2', alg: 'RS256' };
+    let mono = 0;
+    let fetches = 0;
+    let failing = false;
+    let keys = [k1];
+    const quiet = () => {};
+    const log = { warn: quiet, info: quiet, error: quiet, debug: quiet } as unknown as Logger;
+    const source = createKeySource({
+      issuer: 'http://as.test',
+      jwksUri: 'http://as.test/jwks',
+      log,
+      fetch: async () => {
+        fetches++;
+        if (failing) throw new TypeError('connection refused');
+        return new Response(JSON.stringify({ keys }), { status: 200 });
+      },
+      mono: () => mono,
+      cooldownMs: 1000,
+      failureCooldownMs: 500,
+    });
+    try {
+      assert.equal(await source.ready(1000), true);
+      const token = { payload: '', signature: '', protected: '' };
+      const outcome = (kid: string | undefined) =>
+        source.getKey({ alg: 'RS256', ...(kid === undefined ? {} : { kid }) }, token).then(
+          () => 'ok',
+          (err: Error) => err.constructor.name,
+        );
+      const flood = (n: number, kid: (i: number) => string) =>
+        Promise.all(Array.from({ length: n }, (_, i) => outcome(kid(i))));
+      assert.equal(fetches, 1);
+      // Within the cooldown: no fetch, however many unknown kids.
+      assert.deepEqual(new Set(await flood(50, (i) => `x${i}`)), new Set(['JWKSNoMatchingKey']));
+      assert.equal(fetches, 1);
+      // Past it: one fetch for the whole flood, then none until the next cooldown has passed.
+      mono = 2000;
+      await flood(50, (i) => `y${i}`);
+      assert.equal(fetches, 2);
+      assert.equal(await outcome('z'), 'JWKSNoMatchingKey');
+      assert.equal(fetches, 2);
+      // A failed fetch starts the failure cooldown: the flood waits on no authorization server.
+      mono = 4000;
+      failing = true;
+      assert.deepEqual(new Set(await flood(20, () => 'w')), new Set(['KeysUnavailable']));
+      assert.equal(fetches, 3);
+      mono = 4100;
+      assert.equal(await outcome('w'), 'KeysUnavailable');
+      assert.equal(fetches, 3);
+      // Past it, a key just published is fetched and taken.
+      mono = 4600;
+      failing = false;
+      keys = [k1, k2];
+      assert.equal(await outcome('k2'), 'ok');
+      assert.equal(fetches, 4);
+      // No kid and two keys it may be: refused, and no fetch for it (jose's own behaviour, kept).
+      mono = 10_000;
+      assert.equal(await outcome(undefined), 'JWKSMultipleMatchingKeys');
+      assert.equal(fetches, 4);
+    } finally {
+      source.close();
+    }
   });
 });
