@@ -71,10 +71,11 @@ export function judge(
   const params = m.params;
   if (spec === undefined) {
     if (options.unknownMethods === 'allow') {
-      // Passed unjudged, but its `inputResponses` is read all the same (a roots answer there is cut:
-      // roots.ts): another spelling of it (`input_responses`, `InputResponses`) would hand all its
-      // roots to an upstream whose decoder (pydantic, Go's encoding/json) takes it for that member.
-      const unread = params === undefined ? undefined : caseVariant(params, INPUT_RESPONSES);
+      // Passed unjudged, but its `inputResponses` (a roots answer there is cut: roots.ts) and its
+      // `_meta` (the task it names: relatedTask) are read all the same: another spelling of either
+      // (`input_responses`, `InputResponses`, `meta`) would hand roots, or a task, no rule read to an
+      // upstream whose decoder (pydantic, Go's encoding/json) takes it for that member.
+      const unread = params === undefined ? undefined : caseVariant(params, UNKNOWN_METHOD_READ);
       if (unread !== undefined) return caseInvalid(method, id, 'params', unread);
       return (
         relatedTask(method, m.id, params, grants, tasks) ?? allow(method, id, undefined, undefined, undefined)
@@ -360,7 +361,8 @@ function deny(
 
 /** The params members any rule reads (read-depth.ts). */
 const PARAMS_READ = memberNames(PARAMS_MEMBERS_READ);
-const INPUT_RESPONSES = memberNames(['inputResponses']);
+/** The members of a method the table does not know that are read (under `unknown_methods: allow`). */
+const UNKNOWN_METHOD_READ = memberNames(['inputResponses', '_meta']);
 const REF_READ = memberNames(['type', 'name', 'uri']);
 const NOTIFICATIONS_READ = memberNames(['resourceSubscriptions', 'taskIds']);
 const TASK_READ = memberNames(['taskId']);

@@ -702,6 +702,20 @@ describe('review-fuzzroots: a seeded differential fuzzer of the roots a key lend
     assert.equal(line.roots_withheld, 1);
   });
 
+  it('hole: under `unknown_methods: allow`, a method the table does not know names a task the key does not own under `meta`; failed before: reached the upstream as sent', async () => {
+    // Under `_meta` it is refused (Task not found); pydantic (populate_by_name) reads `meta` as `_meta`.
+    const target = targets.find((t) => t.name === 'lenient')!.target;
+    const related = '{"io.modelcontextprotocol/related-task":{"taskId":"another-keys-task"}}';
+    for (const key of ['_meta', 'meta', '_Meta']) {
+      const body = `{"jsonrpc":"2.0","id":43,"method":"x/custom","params":{${JSON.stringify(key)}:${related}}}`;
+      const sent = await target.send({ body, headers: {} });
+      assert.equal(sent.got, undefined, `the upstream got ${sent.got}`);
+      const answer = JSON.parse(sent.text) as { id: unknown; error: { code: number } };
+      assert.equal(answer.id, 43);
+      assert.equal(answer.error.code, -32602);
+    }
+  });
+
   it(`fuzz: ${CASES} cases per transport, seed ${SEED}: no reader upstream finds a root the key may not lend`, async () => {
     const found: string[] = [];
     for (const { name, target } of targets) {
