@@ -94,16 +94,16 @@ export function createInspect(options: InspectOptions): InspectStep {
     }
     // A roots answer reaches the upstream with only the roots the key may lend, re-serialised.
     let judged = parsed.bytes;
-    if (roots) {
-      const withheld: Withheld = { count: 0, uris: [] };
-      judged = lendRoots(judged, principal.grants, withheld);
-      if (withheld.count > 0) ctx.rootsWithheld = withheld;
-    }
+    const withheld: Withheld = { count: 0, uris: [] };
+    if (roots) judged = lendRoots(judged, principal.grants, withheld);
     // A list request's cursor reaches the upstream as the upstream wrote it, or not at all.
     const bytes =
       cursors === undefined || plan === undefined
         ? judged
         : openRequestCursors(judged, messages, plan, principal.bindingId, cursors);
+    // Noted only once the body is let through: the line says what was left out of what the upstream
+    // got, and a body refused for a cursor (as one refused for a denial) gave it nothing.
+    if (withheld.count > 0) ctx.rootsWithheld = withheld;
     return { bytes, answer: undefined, plans: plan };
   };
 }

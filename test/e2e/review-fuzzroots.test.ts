@@ -593,7 +593,16 @@ async function streamable(extra = ''): Promise<Target & { close(): Promise<void>
   };
 }
 
-/** An HTTP+SSE gateway: one stream open, each case POSTed to its endpoint. */
+/** Whether a body (valid JSON) holds a request: an answer is owed for it. */
+function holdsRequest(body: string): boolean {
+  const value = JSON.parse(body) as unknown;
+  return (Array.isArray(value) ? value : [value]).some((m) => isObject(m) && 'method' in m && 'id' in m);
+}
+
+/**
+ * An HTTP+SSE gateway: one stream open, each case POSTed to its endpoint. A request it refuses is
+ * answered 202 and its error owed on the stream: given as a 400 with that error (the first, for a batch).
+ */
 async function legacy(): Promise<Target & { close(): Promise<void> }> {
   const upstream: RawSseUpstream = await startRawSseUpstream((origin) => `${origin}/legacy/messages?s=1`);
   const gateway = await startTestGateway(config(upstream.url, 'sse'));
@@ -611,8 +620,19 @@ async function legacy(): Promise<Target & { close(): Promise<void> }> {
         body: c.body,
         signal: AbortSignal.timeout(5000),
       });
-      const text = await response.text();
-      return { status: response.status, text, got: upstream.posts[before]?.body };
+      let text = await response.text();
+      const got = upstream.posts[before]?.body;
+      // Refused with 202: the answer to each request it holds is owed on the stream.
+      if (response.status === 202 && got === undefined && holdsRequest(c.body)) {
+        try {
+          const owed = JSON.parse((await stream.next(3000)).data) as unknown;
+          return { status: 400, text: JSON.stringify(Array.isArray(owed) ? owed[0] : owed), got };
+        } catch {
+          text = 'no answer on the stream';
+          return { status: 599, text, got };
+        }
+      }
+      return { status: response.status, text, got };
     },
     async close() {
       stream.close();
@@ -714,6 +734,23 @@ describe('review-fuzzroots: a seeded differential fuzzer of the roots a key lend
       assert.equal(answer.id, 43);
       assert.equal(answer.error.code, -32602);
     }
+  });
+
+  it('hole: a batch refused for its tools/list cursor says roots_withheld though the upstream got nothing; failed before: roots_withheld 1', async () => {
+    // A batch refused for a denial has no roots_withheld: nothing was lent, nothing withheld from the upstream.
+    const { target } = targets[0]!;
+    const lines = target.gateway.auditLines;
+    const sent = await target.send({
+      body: '[{"jsonrpc":"2.0","id":"s1","result":{"roots":[{"uri":"file:///"}]}},{"jsonrpc":"2.0","id":44,"method":"tools/list","params":{"cursor":"not-one-of-ours"}}]',
+      headers: {},
+    });
+    assert.equal(sent.got, undefined, `the upstream got ${sent.got}`);
+    assert.equal((JSON.parse(sent.text) as { error: { code: number } }[])[0]?.error.code, -32602);
+    const line = await waitFor(() =>
+      lines.findLast((l) => l.rpc_id === undefined && l.reason === 'ERR_INVALID_PARAMS'),
+    );
+    assert.equal(line.roots_withheld, undefined);
+    assert.equal(line.roots_withheld_uris, undefined);
   });
 
   it(`fuzz: ${CASES} cases per transport, seed ${SEED}: no reader upstream finds a root the key may not lend`, async () => {
