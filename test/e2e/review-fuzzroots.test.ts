@@ -1,8 +1,10 @@
 /**
  * Attack review of the roots policy (src/policy/roots.ts), fuzzed (fuzzroots). A seeded differential
  * fuzzer sends client messages carrying roots through the real gateway, on both transports
- * (Streamable HTTP POSTs, and the HTTP+SSE endpoint's POSTs), to a recording upstream: responses whose
- * `result` holds `roots`, batches mixing answers and requests, 2026-07-28 `params.inputResponses`
+ * (Streamable HTTP POSTs, and the HTTP+SSE endpoint's POSTs; and a third gateway with
+ * `policy.unknown_methods: allow` and arguments unread, where large bodies leave unread parts out of
+ * the parse), to a recording upstream: responses whose `result` holds `roots`, batches mixing
+ * answers and requests, 2026-07-28 `params.inputResponses`
  * (bare and wrapped under `result`), with keys spelled with escapes, repeated, as case variants
  * (`Roots`, `rootſ`, `URI`, `urı`, `Result`, `input_responses`), nested copies, values that are
  * not arrays or objects, URIs mutated (percent-encoding, dot segments, separators, Unicode, hosts,
@@ -12,9 +14,11 @@
  * case-folding decoder (Go's encoding/json v1), a pydantic-like reader (camelCase or snake_case), and
  * the MCP SDK's ListRootsResultSchema; every root any of them finds must be one the key may lend,
  * judged by a matcher written here (not the gateway's): `file:///srv/data` exactly, or a `file:` URI
- * under `/work/project/` that `new URL()` and a path resolver read as written. Every request gets a
- * JSON-RPC answer (or a 202) with a status below 500 and within the timeout, and exactly one audit
- * line, whose `roots_withheld` is the number of roots sent less the number the upstream got.
+ * whose path stays under `/work/project/` however a server reads it (`new URL()`, the text after
+ * `file://`, decoded or not, NFKC or not, `\` as `/`, resolved). Every request gets a JSON-RPC
+ * answer (or a 202; on HTTP+SSE a refused request's error on the stream) with a status below 500 and
+ * within the timeout, and exactly one audit line, whose `roots_withheld` is the number of roots sent
+ * less the number the upstream got (none when the upstream got nothing).
  *
  * "failed before: ..." tests failed on the code they were written against; "holds: ..." tests pass
  * and would fail if the defence went.
