@@ -12,12 +12,12 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
-import { parseConfigText } from '../../src/config/load.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { startScriptedUpstream } from '../helpers/scripted-upstream.ts';
 import type { ScriptedUpstream, Seen } from '../helpers/scripted-upstream.ts';
 import { newKey, reviewConfig } from '../helpers/review-config.ts';
+import { answerInitialize, jsonAnswer, reloadTo, SessionTasks, taskClient } from '../helpers/task-client.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { logPinReport } from '../../src/pinning/report.ts';
 import { exportJWK, generateKeyPair } from 'jose';
@@ -38,61 +38,17 @@ function config(upstreamUrl: string, allow: readonly string[]): string {
   });
 }
 
-async function reload(gateway: TestGateway, text: string): Promise<void> {
-  const { config: next, issues } = parseConfigText(text, {}, Date.now());
-  assert.ok(next, JSON.stringify(issues));
-  const outcome = await gateway.runtime.reload(next);
-  assert.equal(outcome.applied, true);
-}
-
-const headers = (session?: string) => ({
-  authorization: `Bearer ${ALICE}`,
-  'content-type': 'application/json',
-  accept: 'application/json, text/event-stream',
-  'mcp-protocol-version': '2025-11-25',
-  ...(session === undefined ? {} : { 'mcp-session-id': session }),
-});
-
-let nextId = 1;
-async function call(
-  gateway: TestGateway,
-  method: string,
-  params: Record<string, unknown> | undefined,
-  session: string | undefined,
-): Promise<{ status: number; text: string; session: string | null }> {
-  const res = await fetch(gateway.mcpUrl, {
-    method: 'POST',
-    headers: headers(session),
-    body: JSON.stringify({ jsonrpc: '2.0', id: nextId++, method, ...(params ? { params } : {}) }),
-  });
-  return { status: res.status, text: await res.text(), session: res.headers.get('mcp-session-id') };
-}
-
-async function open(gateway: TestGateway): Promise<string> {
-  const init = await call(
-    gateway,
-    'initialize',
-    { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'c', version: '1' } },
-    undefined,
-  );
-  assert.equal(init.status, 200, init.text);
-  assert.ok(init.session !== null);
-  return init.session;
-}
-
-const json = (res: ServerResponse, body: unknown, status = 200) => {
-  const bytes = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': bytes.length });
-  res.end(bytes);
-};
+const { call, open } = taskClient(ALICE);
+const reload = reloadTo;
+const json = jsonAnswer;
 
 describe('review23: the task fixes, attacked', () => {
   let upstream: ScriptedUpstream;
   let gateway: TestGateway | undefined;
   let sessions = 0;
   /** Tasks made, numbered per upstream session: which session, which id, which tool. */
-  const made: { session: string; taskId: string; tool: string }[] = [];
-  const counters = new Map<string, number>();
+  const tasks = new SessionTasks();
+  const made = tasks.made;
   /** `slow`'s task answer, held back (its call was answered with an error), per session. */
   const held = new Map<string, unknown>();
   /** How the held answer goes out: an SSE event before the next answer, or in a refused JSON body. */
@@ -104,34 +60,14 @@ describe('review23: the task fixes, attacked', () => {
     if (m.id === undefined) return void res.writeHead(202).end();
     const params = m.params ?? {};
     const session = String(seen.headers['mcp-session-id'] ?? '');
-    if (m.method === 'initialize') {
-      const bytes = Buffer.from(
-        JSON.stringify({
-          jsonrpc: '2.0',
-          id: m.id,
-          result: {
-            protocolVersion: '2025-11-25',
-            capabilities: { tasks: {} },
-            serverInfo: { name: 'u', version: '1' },
-          },
-        }),
-      );
-      res.writeHead(200, {
-        'content-type': 'application/json',
-        'mcp-session-id': `upstream-session-${++sessions}`,
-        'content-length': bytes.length,
-      });
-      return void res.end(bytes);
-    }
+    if (m.method === 'initialize') return answerInitialize(res, m.id, `upstream-session-${++sessions}`);
     if (m.method === 'tools/call' && typeof params.task === 'object') {
       const tool = String(params.name);
-      const n = (counters.get(session) ?? 0) + 1;
-      counters.set(session, n);
-      made.push({ session, taskId: `task-${n}`, tool });
+      const taskId = tasks.make(session, tool);
       const answer = {
         jsonrpc: '2.0',
         id: m.id,
-        result: { task: { taskId: `task-${n}`, status: 'working' } },
+        result: { task: { taskId, status: 'working' } },
       };
       if (tool !== 'slow') return json(res, answer);
       // An error for the call now; the task it made after all goes out with the session's next answer.
@@ -140,7 +76,7 @@ describe('review23: the task fixes, attacked', () => {
     }
     let result: unknown = { content: [{ type: 'text', text: 'called' }] };
     if (m.method === 'tasks/result') {
-      const task = made.find((t) => t.session === session && t.taskId === params.taskId);
+      const task = tasks.find(session, params.taskId);
       result = { content: [{ type: 'text', text: task?.tool === 'slow' ? SLOW_OUTPUT : 'echo output' }] };
     }
     const own = { jsonrpc: '2.0', id: m.id, result };
@@ -168,8 +104,7 @@ describe('review23: the task fixes, attacked', () => {
   beforeEach(async () => {
     await gateway?.close(200);
     gateway = undefined;
-    made.length = 0;
-    counters.clear();
+    tasks.clear();
     held.clear();
     lateIn = 'sse';
   });
