@@ -5,7 +5,7 @@
  * Values of the wrong type are left to the schema (it reports them); these checks skip them.
  */
 import type { Issue } from './spec.ts';
-import { isPlainObject } from './spec.ts';
+import { isPlainObject } from '../jsonrpc/plain-object.ts';
 import { parseKeyHash } from '../auth/key-hash.ts';
 import { passHeaderProblem, PASSED_RESPONSE_HEADERS } from '../proxy/response-headers.ts';
 import {

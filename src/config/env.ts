@@ -11,7 +11,7 @@
  */
 import { configSpec } from './schema.ts';
 import type { Issue, Spec } from './spec.ts';
-import { isPlainObject } from './spec.ts';
+import { isPlainObject } from '../jsonrpc/plain-object.ts';
 
 export const ENV_PREFIX = 'MCPGATE_';
 

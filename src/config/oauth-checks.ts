@@ -4,7 +4,7 @@
  * left to the schema.
  */
 import type { Issue } from './spec.ts';
-import { isPlainObject } from './spec.ts';
+import { isPlainObject } from '../jsonrpc/plain-object.ts';
 import { rootPatternWarnings } from './root-patterns.ts';
 
 export function oauthChecks(root: Record<string, unknown>, issues: Issue[]): void {

@@ -3,6 +3,7 @@
  * its path, and carries the text the README's config reference is generated from.
  */
 import { parseDuration, parseSize } from './duration.ts';
+import { isPlainObject } from '../jsonrpc/plain-object.ts';
 
 export interface Issue {
   readonly path: string;
@@ -243,8 +244,4 @@ export function object<F extends Fields>(
     },
   };
   return spec;
-}
-
-export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -13,6 +13,7 @@ import { definitionOf, holdsLossyNumber, repeatsKey } from './canonical.ts';
 import type { Definition } from './canonical.ts';
 import type { PinKind } from './lockfile.ts';
 import { SseParser } from '../proxy/sse.ts';
+import { isPlainObject } from '../jsonrpc/plain-object.ts';
 
 /** The protocol version offered; the server answers with the one it speaks. */
 export const OFFERED_VERSION = '2025-11-25';
@@ -58,7 +59,8 @@ export async function fetchDefinitions(
       throw new PinFetchError(
         `${method}: upstream error ${String(message.error.code)} ${String(message.error.message)}`,
       );
-    if (!isObject(message.result)) throw new PinFetchError(`${method}: the response has no result object`);
+    if (!isPlainObject(message.result))
+      throw new PinFetchError(`${method}: the response has no result object`);
     return message.result;
   }
   async function send(body: unknown): Promise<Dispatcher.ResponseData> {
@@ -82,12 +84,12 @@ export async function fetchDefinitions(
   });
   const version = init.protocolVersion;
   if (typeof version === 'string') headers['mcp-protocol-version'] = version;
-  const capabilities = isObject(init.capabilities) ? init.capabilities : {};
+  const capabilities = isPlainObject(init.capabilities) ? init.capabilities : {};
   try {
     const initialized = await send({ jsonrpc: '2.0', method: 'notifications/initialized' });
     await initialized.body.dump();
-    const tools = isObject(capabilities.tools) ? await listAll('tools', call) : [];
-    const prompts = isObject(capabilities.prompts) ? await listAll('prompts', call) : [];
+    const tools = isPlainObject(capabilities.tools) ? await listAll('tools', call) : [];
+    const prompts = isPlainObject(capabilities.prompts) ? await listAll('prompts', call) : [];
     return { tools, prompts };
   } finally {
     if (headers['mcp-session-id'] !== undefined) {
@@ -126,7 +128,7 @@ export async function fetchDefinitions(
         } catch {
           continue;
         }
-        if (isObject(message) && message.id === id && !Object.hasOwn(message, 'method')) {
+        if (isPlainObject(message) && message.id === id && !Object.hasOwn(message, 'method')) {
           res.body.destroy();
           return data;
         }
@@ -149,7 +151,7 @@ async function listAll(
     const list = result[kind];
     if (!Array.isArray(list)) throw new PinFetchError(`${kind}/list: result.${kind} is not an array`);
     for (const entry of list) {
-      if (!isObject(entry) || typeof entry.name !== 'string')
+      if (!isPlainObject(entry) || typeof entry.name !== 'string')
         throw new PinFetchError(`${kind}/list: an entry is not an object with a string name`);
       if (names.has(entry.name))
         throw new PinFetchError(`${kind}/list: ${JSON.stringify(entry.name)} is listed twice`);
@@ -168,8 +170,4 @@ async function listAll(
 function bounded(text: string): string {
   if (text.length > MAX_RESPONSE_BYTES) throw new PinFetchError('upstream response too large');
   return text;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

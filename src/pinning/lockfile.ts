@@ -15,6 +15,7 @@
  */
 import { canonicalJson, definitionHash } from './canonical.ts';
 import type { Definition } from './canonical.ts';
+import { isPlainObject } from '../jsonrpc/plain-object.ts';
 
 export const LOCKFILE_VERSION = 1;
 
@@ -80,7 +81,7 @@ export function parseLockfile(text: string): Lockfile {
   } catch (err) {
     throw new LockfileError([`not JSON (${(err as Error).message})`]);
   }
-  if (!isObject(doc)) throw new LockfileError(['must be a JSON object']);
+  if (!isPlainObject(doc)) throw new LockfileError(['must be a JSON object']);
   const problems: string[] = [];
   for (const key of Object.keys(doc)) {
     if (key !== 'mcpgate_lockfile' && key !== 'tools' && key !== 'prompts')
@@ -93,13 +94,13 @@ export function parseLockfile(text: string): Lockfile {
     const value = doc[kind];
     // Absent is empty: fail closed, every such entry is unpinned.
     if (value === undefined) return pins;
-    if (!isObject(value)) {
+    if (!isPlainObject(value)) {
       problems.push(`${kind}: must be an object of name -> pin`);
       return pins;
     }
     for (const [name, pin] of Object.entries(value)) {
       const at = `${kind}.${name}`;
-      if (!isObject(pin) || typeof pin.sha256 !== 'string' || !isObject(pin.definition)) {
+      if (!isPlainObject(pin) || typeof pin.sha256 !== 'string' || !isPlainObject(pin.definition)) {
         problems.push(`${at}: must be { "sha256": "<64 hex>", "definition": { … } }`);
         continue;
       }
@@ -156,8 +157,4 @@ export function diffLockfiles(
     for (const name of [...before.keys()].sort()) if (!after.has(name)) removed.push({ kind, name });
   }
   return { added, changed, removed };
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -28,6 +28,7 @@ import type { CursorSealer } from '../integrity/cursors.ts';
 import { mayBeTaskTag } from '../integrity/request-tag.ts';
 import type { TaskPlan } from '../integrity/request-tag.ts';
 import type { ResponseIds } from '../integrity/restore.ts';
+import { isPlainObject } from '../jsonrpc/plain-object.ts';
 
 /** What to do with the response to one request id: filter a list, or record the task it creates. */
 export type ResponseAction = ResultFilter | TaskPlan;
@@ -97,7 +98,7 @@ export function filterListResult(
 export function filterContents(result: unknown, grants: Grants): unknown {
   // An array holds no contents the filter can read (filterListResult says why it is emptied).
   if (Array.isArray(result)) return { contents: [] };
-  if (!isObject(result)) return result;
+  if (!isPlainObject(result)) return result;
   let record = result;
   for (const key in record) {
     if (!isVariant(key, CONTENTS_RESULT)) continue;
@@ -173,7 +174,9 @@ function keeper(
  * (case-variants.ts ENTRY_MEMBERS): what the client reads is what is judged.
  */
 function isEntry(e: unknown, member: keyof typeof ENTRY_MEMBERS): e is Record<string, unknown> {
-  return isObject(e) && typeof e[member] === 'string' && caseVariant(e, ENTRY_MEMBERS[member]) === undefined;
+  return (
+    isPlainObject(e) && typeof e[member] === 'string' && caseVariant(e, ENTRY_MEMBERS[member]) === undefined
+  );
 }
 
 /** A parsed entry is judged by the bytes the client will receive: its re-serialisation. */
@@ -186,10 +189,6 @@ function pinned(
   if (pins === undefined) return true;
   const bytes = Buffer.from(JSON.stringify(entry));
   return pins.pass(kind, name, bytes, 0, bytes.length);
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** What the answer to a task-creating call said: told to the task scope once the answer passes. */
@@ -216,7 +215,7 @@ function applyPlan(
   seal: CursorSealer | undefined,
   answers: TaskAnswer[],
 ): unknown {
-  if (!isObject(message) || Object.hasOwn(message, 'method')) return undefined;
+  if (!isPlainObject(message) || Object.hasOwn(message, 'method')) return undefined;
   const hasResult = Object.hasOwn(message, 'result');
   if (!hasResult && !Object.hasOwn(message, 'error')) return undefined;
   const id = message.id;
@@ -262,7 +261,7 @@ function tellTasks(answers: readonly TaskAnswer[], tasks: TaskScope | undefined)
 export function unreadAgain(value: unknown, ids: ResponseIds, tasks: TaskScope | undefined): void {
   if (tasks === undefined) return;
   for (const message of Array.isArray(value) ? (value as unknown[]) : [value]) {
-    if (!isObject(message) || typeof message.id !== 'string' || !mayBeTaskTag(message.id)) continue;
+    if (!isPlainObject(message) || typeof message.id !== 'string' || !mayBeTaskTag(message.id)) continue;
     // Another exchange's call too (an upstream answering it on this request's stream): ids.signedTag.
     const plan = (ids.name(message.id) ?? ids.signedTag?.(message.id))?.plan;
     if (typeof plan === 'object' && plan.call !== undefined) tasks.forwarded(plan.call, plan.tool);
@@ -277,12 +276,12 @@ export function unreadAgain(value: unknown, ids: ResponseIds, tasks: TaskScope |
  * record: its call stays unread (unread-tasks.ts), so the key's tasks stay bound to its tool.
  */
 function plainlyCreated(result: unknown, taskId: string | undefined): boolean {
-  if (!isObject(result) || caseVariant(result, TASK_RESULT) !== undefined) return false;
+  if (!isPlainObject(result) || caseVariant(result, TASK_RESULT) !== undefined) return false;
   const nested = Object.hasOwn(result, 'task');
   // `"TaskId"` beside the task's `taskId`: a case-folding client (Go's encoding/json v1) reads that
   // one, an id the registry did not record for this call.
   const task = result.task;
-  if (nested && isObject(task) && caseVariant(task, ENTRY_MEMBERS.taskId) !== undefined) return false;
+  if (nested && isPlainObject(task) && caseVariant(task, ENTRY_MEMBERS.taskId) !== undefined) return false;
   // (`resultType` names other kinds of result too: only "task" is one.)
   const flat = result.resultType === 'task' || Object.hasOwn(result, 'taskId');
   if (taskId === undefined) return !nested && !flat;

@@ -24,6 +24,7 @@ import { caseVariant, ENTRY_MEMBERS, isVariant, memberNames } from './case-varia
 import { KNOWN_METHODS } from './methods.ts';
 import { BODY_LIMITS, parseBody } from '../jsonrpc/parse.ts';
 import type { JsonRpcMessage } from '../jsonrpc/message.ts';
+import { isPlainObject } from '../jsonrpc/plain-object.ts';
 
 /** Most withheld roots one audit line names (the count is always exact). */
 export const MAX_WITHHELD_LISTED = 20;
@@ -46,7 +47,7 @@ export function rootAllowed(grants: Grants, uri: unknown): boolean {
 
 /** Whether `result` is a roots answer: an object holding `roots`, or another spelling of it. */
 export function holdsRoots(result: unknown): result is Record<string, unknown> {
-  if (!isObject(result)) return false;
+  if (!isPlainObject(result)) return false;
   return Object.hasOwn(result, 'roots') || caseVariant(result, ROOTS) !== undefined;
 }
 
@@ -58,7 +59,7 @@ export function holdsRoots(result: unknown): result is Record<string, unknown> {
 export function carriesRoots(message: JsonRpcMessage): boolean {
   const m = message as { method?: unknown; params?: unknown; result?: unknown };
   if (m.method === undefined) return holdsRoots(m.result);
-  const responses = isObject(m.params) ? m.params.inputResponses : undefined;
+  const responses = isPlainObject(m.params) ? m.params.inputResponses : undefined;
   if (typeof responses !== 'object' || responses === null) return false;
   for (const value of Object.values(responses)) if (entryHoldsRoots(value)) return true;
   return false;
@@ -71,7 +72,7 @@ export function carriesRoots(message: JsonRpcMessage): boolean {
  */
 function entryHoldsRoots(value: unknown): boolean {
   if (holdsRoots(value)) return true;
-  if (!isObject(value)) return false;
+  if (!isPlainObject(value)) return false;
   if (holdsRoots(value.result)) return true;
   for (const key of Object.keys(value)) if (isVariant(key, RESULT) && holdsRoots(value[key])) return true;
   return false;
@@ -95,13 +96,13 @@ function lendIn(message: Record<string, unknown>, grants: Grants, withheld: With
     return;
   }
   const params = message.params;
-  const responses = isObject(params) ? params.inputResponses : undefined;
+  const responses = isPlainObject(params) ? params.inputResponses : undefined;
   if (typeof responses !== 'object' || responses === null) return;
   const map = responses as Record<string, unknown>;
   for (const key of Object.keys(map)) {
     let value = map[key];
     if (holdsRoots(value)) value = map[key] = lent(value, grants, withheld);
-    if (!isObject(value)) continue;
+    if (!isPlainObject(value)) continue;
     if (holdsRoots(value.result)) value.result = lent(value.result, grants, withheld);
     // Another spelling of `result` holding roots is left out, its roots withheld, as one of `roots` is.
     for (const other of Object.keys(value)) {
@@ -145,7 +146,7 @@ export function judgeRoots(
   const allowed = typeof grants === 'function' ? grants : (uri: string) => rootAllowed(grants, uri);
   const kept: unknown[] = [];
   for (const entry of roots) {
-    const uri = isObject(entry) ? entry.uri : undefined;
+    const uri = isPlainObject(entry) ? entry.uri : undefined;
     const named = typeof uri === 'string' && caseVariant(entry as object, ENTRY_MEMBERS.uri) === undefined;
     if (named && allowed(uri)) kept.push(entry);
     else note(withheld, typeof uri === 'string' ? uri : undefined);
@@ -156,8 +157,4 @@ export function judgeRoots(
 function note(withheld: Withheld, uri: string | undefined): void {
   withheld.count++;
   if (withheld.uris.length < MAX_WITHHELD_LISTED) withheld.uris.push(uri ?? NOT_A_ROOT);
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -14,7 +14,7 @@
  * ended when the swap came is refused (stream-admission.ts).
  */
 import type { Config } from '../config/schema.ts';
-import { isPlainObject } from '../config/spec.ts';
+import { isPlainObject } from '../jsonrpc/plain-object.ts';
 import type { Issue } from '../config/spec.ts';
 import { crossChecks } from '../config/checks.ts';
 import { parseKeyHash } from '../auth/key-hash.ts';
