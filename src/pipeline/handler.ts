@@ -406,7 +406,7 @@ export function createHandler(deps: HandlerDeps): Handler {
     ex.release = steps.rateLimit.openStream(ctx);
     streams.set(ctx, ex);
     observer.streamOpened();
-    ex.expiry = ExpiryWatch.start(ctx, now, expire);
+    ex.expiry = ExpiryWatch.start(ctx, ctx.principal?.expiresAt, now, expire);
   }
 
   /**
@@ -485,9 +485,7 @@ export function createHandler(deps: HandlerDeps): Handler {
       const ex = streams.get(ctx);
       if (ex === undefined || ctx.finished) return;
       ex.expiry?.cancel();
-      // No expiry now is no watch: start's default (undefined) is the principal's old expiry, which a
-      // reload that lifted it would have kept.
-      ex.expiry = expiresAt === undefined ? undefined : ExpiryWatch.start(ctx, now, expire, expiresAt);
+      ex.expiry = ExpiryWatch.start(ctx, expiresAt, now, expire);
     },
     drain() {
       draining = true;

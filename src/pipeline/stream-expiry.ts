@@ -35,14 +35,15 @@ export class ExpiryWatch {
   }
 
   /**
-   * A watch for `ctx`'s stream, or undefined when its principal never expires. `at`: when its
-   * credential expires (its principal's, unless a reload kept the stream under a changed expiry).
+   * A watch for `ctx`'s stream, or undefined when its credential never expires. `at`: when it
+   * expires (its principal's, or the key's new expiry when a reload kept the stream), always given:
+   * undefined is no expiry, never a fallback to the principal's.
    */
   static start(
     ctx: RequestContext,
+    at: number | undefined,
     now: () => number,
     end: (ctx: RequestContext) => void,
-    at = ctx.principal?.expiresAt,
   ): ExpiryWatch | undefined {
     if (at === undefined) return undefined;
     const watch = new ExpiryWatch(ctx, at, now, end);

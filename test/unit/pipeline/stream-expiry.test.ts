@@ -17,13 +17,17 @@ function contextFor(kind: Principal['kind'], expiresAt: number | undefined): Req
 }
 
 describe('ExpiryWatch', () => {
+  /** A stream's watch at its principal's expiry, as the handler starts one. */
+  const watchOf = (ctx: RequestContext, now: () => number, end: (ctx: RequestContext) => void) =>
+    ExpiryWatch.start(ctx, ctx.principal?.expiresAt, now, end);
+
   beforeEach(() => mock.timers.enable({ apis: ['setTimeout', 'Date'], now: T0 }));
   afterEach(() => mock.timers.reset());
 
   it('ends the stream when the key expires, not a millisecond before, with its own reason', () => {
     const ctx = contextFor('key', T0 + 5000);
     const ended: RequestContext[] = [];
-    const watch = ExpiryWatch.start(ctx, Date.now, (c) => ended.push(c));
+    const watch = watchOf(ctx, Date.now, (c) => ended.push(c));
     assert.ok(watch);
     mock.timers.tick(4999);
     assert.equal(ended.length, 0);
@@ -34,12 +38,12 @@ describe('ExpiryWatch', () => {
 
   it("ends an OAuth subject's stream the same way, and keeps a reason already set", () => {
     const oauth = contextFor('oauth', T0 + 10);
-    ExpiryWatch.start(oauth, Date.now, () => {});
+    watchOf(oauth, Date.now, () => {});
     mock.timers.tick(10);
     assert.equal(oauth.reason, 'ERR_STREAM_EXPIRED');
     const set = contextFor('key', T0 + 10);
     set.reason = 'ERR_CLIENT_STALLED';
-    ExpiryWatch.start(set, Date.now, () => {});
+    watchOf(set, Date.now, () => {});
     mock.timers.tick(10);
     assert.equal(set.reason, 'ERR_CLIENT_STALLED');
   });
@@ -47,7 +51,7 @@ describe('ExpiryWatch', () => {
   it("waits past setTimeout's longest delay (about 24.8 days) for an expiry 60 days away", () => {
     const ctx = contextFor('key', T0 + 60 * DAY);
     let ended = 0;
-    ExpiryWatch.start(ctx, Date.now, () => ended++);
+    watchOf(ctx, Date.now, () => ended++);
     mock.timers.tick(25 * DAY);
     mock.timers.tick(25 * DAY);
     assert.equal(ended, 0);
@@ -59,7 +63,7 @@ describe('ExpiryWatch', () => {
 
   it('does nothing once cancelled (the stream closed first)', () => {
     let ended = 0;
-    const watch = ExpiryWatch.start(contextFor('key', T0 + 1000), Date.now, () => ended++);
+    const watch = watchOf(contextFor('key', T0 + 1000), Date.now, () => ended++);
     watch?.cancel();
     mock.timers.tick(2000);
     assert.equal(ended, 0);
@@ -67,11 +71,11 @@ describe('ExpiryWatch', () => {
 
   it('needs no timer for a principal that never expires, and ends at once one already expired', () => {
     assert.equal(
-      ExpiryWatch.start(contextFor('key', undefined), Date.now, () => assert.fail('ended')),
+      watchOf(contextFor('key', undefined), Date.now, () => assert.fail('ended')),
       undefined,
     );
     let ended = 0;
-    ExpiryWatch.start(contextFor('key', T0 - 1), Date.now, () => ended++);
+    watchOf(contextFor('key', T0 - 1), Date.now, () => ended++);
     assert.equal(ended, 1);
   });
 });
